@@ -1,0 +1,56 @@
+//! What a client asks the hub to do, whatever wire format it spoke.
+
+use super::names::{Nick, RoomName};
+use super::text::MessageText;
+
+/// One request from a session. Every request gets exactly one direct reply (its result or
+/// an error); `reference` is the client's own tag for it, echoed in that reply.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    pub reference: Option<String>,
+}
+
+impl From<Command> for Request {
+    fn from(command: Command) -> Request {
+        Request {
+            command,
+            reference: None,
+        }
+    }
+}
+
+/// The commands of the chat; `room: None` means the room the session is talking in now.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A message to a room; `action` for `/me` (shown as `* nick waves`).
+    Say {
+        room: Option<RoomName>,
+        text: MessageText,
+        action: bool,
+    },
+    /// A private message to one user wherever they are.
+    Msg {
+        to: Nick,
+        text: MessageText,
+    },
+    Nick(Nick),
+    /// Join a room (if not yet a member) and talk in it from now on.
+    Join(RoomName),
+    Leave {
+        room: Option<RoomName>,
+        message: Option<MessageText>,
+    },
+    Users {
+        room: Option<RoomName>,
+    },
+    Rooms,
+    History {
+        room: Option<RoomName>,
+        limit: Option<usize>,
+    },
+    Help,
+    Quit {
+        message: Option<MessageText>,
+    },
+}

@@ -1,0 +1,223 @@
+//! What the hub tells sessions, and the wrapper that lets each wire format encode an event
+//! once however many recipients share it.
+
+use std::cell::OnceCell;
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::names::{Nick, RoomName};
+use super::text::MessageText;
+
+/// A message said in a room, live or replayed from history.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// Unique in this server's lifetime, increasing.
+    pub id: u64,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub room: RoomName,
+    pub from: Nick,
+    pub text: MessageText,
+    /// Said with `/me`.
+    pub action: bool,
+}
+
+/// Everything a session can be told.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// First thing a session hears: its nick and rooms.
+    Welcome {
+        nick: Nick,
+        rooms: Vec<RoomName>,
+    },
+    Message(Said),
+    Private {
+        id: u64,
+        ts: u64,
+        from: Nick,
+        to: Nick,
+        text: MessageText,
+    },
+    /// `you`: the recipient is the one who joined; `members` lists who is there.
+    Joined {
+        room: RoomName,
+        nick: Nick,
+        you: bool,
+        members: Vec<Nick>,
+    },
+    Left {
+        room: RoomName,
+        nick: Nick,
+        you: bool,
+        reason: LeaveReason,
+    },
+    NickChanged {
+        old: Nick,
+        new: Nick,
+        you: bool,
+    },
+    /// Replayed messages, oldest first; sent on joining a room and for `/history`.
+    History {
+        room: RoomName,
+        messages: Vec<Said>,
+    },
+    Users {
+        room: RoomName,
+        nicks: Vec<Nick>,
+    },
+    Rooms {
+        rooms: Vec<(RoomName, usize)>,
+    },
+    /// The server accepted a message: its id and timestamp.
+    Ack {
+        id: u64,
+        ts: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Help,
+    /// The last event of a session: why it ends.
+    Bye {
+        reason: LeaveReason,
+    },
+}
+
+/// Why someone left a room or the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// `/leave`, with an optional parting message.
+    Left(Option<MessageText>),
+    /// `/quit`, with an optional parting message.
+    Quit(Option<MessageText>),
+    ConnectionLost,
+    TimedOut,
+    Flooding,
+    SendQueueExceeded,
+    ServerShutdown,
+}
+
+impl LeaveReason {
+    /// A stable word for programs (JSON `reason`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            LeaveReason::Left(_) => "left",
+            LeaveReason::Quit(_) => "quit",
+            LeaveReason::ConnectionLost => "connection_lost",
+            LeaveReason::TimedOut => "timed_out",
+            LeaveReason::Flooding => "flooding",
+            LeaveReason::SendQueueExceeded => "send_queue_exceeded",
+            LeaveReason::ServerShutdown => "server_shutdown",
+        }
+    }
+
+    /// The user's own parting words, if any.
+    pub fn message(&self) -> Option<&MessageText> {
+        match self {
+            LeaveReason::Left(m) | LeaveReason::Quit(m) => m.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LeaveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words = match self {
+            LeaveReason::Left(_) => "left",
+            LeaveReason::Quit(_) => "quit",
+            LeaveReason::ConnectionLost => "connection lost",
+            LeaveReason::TimedOut => "timed out",
+            LeaveReason::Flooding => "flooding",
+            LeaveReason::SendQueueExceeded => "send queue exceeded",
+            LeaveReason::ServerShutdown => "server shutdown",
+        };
+        match self.message() {
+            Some(m) => write!(f, "{words}: {m}"),
+            None => f.write_str(words),
+        }
+    }
+}
+
+/// Stable error codes; the text protocol prints them after `ERROR `, JSON puts them in
+/// `code`. docs/protocol.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    UnknownCommand,
+    MissingArgument,
+    InvalidArgument,
+    InvalidNick,
+    NickTaken,
+    InvalidRoom,
+    NotInRoom,
+    NoSuchNick,
+    EmptyMessage,
+    LineTooLong,
+    InvalidUtf8,
+    InvalidJson,
+    InvalidRequest,
+    Flood,
+    ServerFull,
+    TooManyConnections,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::MissingArgument => "missing_argument",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::InvalidNick => "invalid_nick",
+            ErrorCode::NickTaken => "nick_taken",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::NoSuchNick => "no_such_nick",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::InvalidUtf8 => "invalid_utf8",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Flood => "flood",
+            ErrorCode::ServerFull => "server_full",
+            ErrorCode::TooManyConnections => "too_many_connections",
+        }
+    }
+}
+
+/// How many wire formats can cache an encoding in an [`Outgoing`]; the protocol module
+/// gives each format its slot.
+pub const WIRE_SLOTS: usize = 2;
+
+/// An event on its way to one or many sessions. Each wire format encodes it at most once
+/// (the first recipient speaking that format pays) and every other recipient shares the
+/// bytes, so a message to a thousand members is formatted once or twice, not a thousand
+/// times.
+pub struct Outgoing {
+    pub event: Event,
+    /// The client's tag of the request this event answers, for a direct reply.
+    pub reference: Option<String>,
+    encoded: [OnceCell<Bytes>; WIRE_SLOTS],
+}
+
+impl Outgoing {
+    pub fn new(event: Event) -> Outgoing {
+        Outgoing {
+            event,
+            reference: None,
+            encoded: Default::default(),
+        }
+    }
+
+    pub fn reply(event: Event, reference: Option<String>) -> Outgoing {
+        Outgoing {
+            reference,
+            ..Outgoing::new(event)
+        }
+    }
+
+    /// The bytes in the format of `slot`, encoded by `encode` only the first time.
+    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Outgoing) -> Bytes) -> Bytes {
+        self.encoded[slot].get_or_init(|| encode(self)).clone()
+    }
+}

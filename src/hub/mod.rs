@@ -1,0 +1,493 @@
+//! Rooms, members, nicks, history and fan-out.
+//!
+//! The hub knows nothing of sockets or wire formats: a session is a [`Recipient`] to queue
+//! [`Outgoing`] events on, and a [`Command`] is what it asks for. One `std::sync::Mutex`
+//! guards the state and is held only inside the short, non-async methods below, never
+//! across an `.await`. Queuing never blocks: a recipient whose queue is full is
+//! disconnected ("send queue exceeded") before the lock is released.
+
+mod command;
+mod event;
+mod names;
+mod recipient;
+mod room;
+mod text;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use command::{Command, Request};
+pub use event::{ErrorCode, Event, LeaveReason, Outgoing, Said, WIRE_SLOTS};
+pub use names::{NameError, Nick, RoomName};
+pub use recipient::{Overflow, Recipient};
+pub use text::{MessageText, sanitize};
+
+use room::Room;
+
+/// Identifies a connected session for as long as this server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+/// A cheap-to-clone handle on the shared chat state.
+#[derive(Clone)]
+pub struct Hub {
+    state: Arc<Mutex<State>>,
+}
+
+struct Session {
+    nick: Nick,
+    /// Rooms joined, in the order the session chose them; the last is where its plain
+    /// messages go.
+    rooms: Vec<RoomName>,
+    recipient: Arc<dyn Recipient>,
+}
+
+struct State {
+    sessions: HashMap<SessionId, Session>,
+    nicks: HashMap<Nick, SessionId>,
+    rooms: HashMap<RoomName, Room>,
+    history_per_room: usize,
+    next_session: u64,
+    next_message: u64,
+    next_guest: u64,
+    /// Sessions whose queue overflowed during the current operation; each public method
+    /// disconnects them before it releases the lock.
+    overflowed: Vec<SessionId>,
+}
+
+impl Hub {
+    /// A hub whose rooms each remember `history_per_room` messages.
+    pub fn new(history_per_room: usize) -> Hub {
+        Hub {
+            state: Arc::new(Mutex::new(State {
+                sessions: HashMap::new(),
+                nicks: HashMap::new(),
+                rooms: HashMap::new(),
+                history_per_room,
+                next_session: 1,
+                next_message: 1,
+                next_guest: 1,
+                overflowed: Vec::new(),
+            })),
+        }
+    }
+
+    /// Admits a new session under a guest nick, greets it and puts it in `#lobby`.
+    pub fn connect(&self, recipient: Arc<dyn Recipient>) -> SessionId {
+        self.with_state(|state| {
+            let id = SessionId(state.next_session);
+            state.next_session += 1;
+            let nick = state.guest_nick();
+            state.nicks.insert(nick.clone(), id);
+            let lobby = RoomName::lobby();
+            state.sessions.insert(
+                id,
+                Session {
+                    nick: nick.clone(),
+                    rooms: Vec::new(),
+                    recipient,
+                },
+            );
+            let welcome = Event::Welcome {
+                nick,
+                rooms: vec![lobby.clone()],
+            };
+            state.send(id, &Outgoing::new(welcome));
+            state.join(id, lobby, None);
+            id
+        })
+    }
+
+    /// Carries out one request of session `id`.
+    pub fn apply(&self, id: SessionId, request: Request) {
+        self.with_state(|state| state.apply(id, request));
+    }
+
+    /// Sends `event` to session `id` alone, as the answer to `reference`.
+    pub fn reply(&self, id: SessionId, event: Event, reference: Option<String>) {
+        self.with_state(|state| state.send(id, &Outgoing::reply(event, reference)));
+    }
+
+    /// Tells session `id` its nick and rooms again, as the answer to `reference` (a JSON
+    /// client's `hello`).
+    pub fn welcome(&self, id: SessionId, reference: Option<String>) {
+        self.with_state(|state| {
+            let Some(session) = state.sessions.get(&id) else {
+                return;
+            };
+            let welcome = Event::Welcome {
+                nick: session.nick.clone(),
+                rooms: session.rooms.clone(),
+            };
+            state.send(id, &Outgoing::reply(welcome, reference));
+        });
+    }
+
+    /// Removes session `id`, telling its rooms why; does nothing if it is already gone.
+    pub fn disconnect(&self, id: SessionId, reason: LeaveReason) {
+        self.with_state(|state| state.remove(id, reason));
+    }
+
+    /// Says goodbye to every session and forgets them all.
+    pub fn shutdown(&self) {
+        self.with_state(|state| {
+            let bye = Outgoing::new(Event::Bye {
+                reason: LeaveReason::ServerShutdown,
+            });
+            for (_, session) in state.sessions.drain() {
+                session.recipient.close(&bye);
+            }
+            state.nicks.clear();
+            state.rooms.clear();
+        });
+    }
+
+    /// Sessions connected now.
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.lock();
+        let result = f(&mut state);
+        state.settle();
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves state that is still consistent enough to
+        // keep chatting; refusing service to everyone would be worse.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl State {
+    fn apply(&mut self, id: SessionId, request: Request) {
+        let Request { command, reference } = request;
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let result = match command {
+            Command::Say { room, text, action } => self.say(id, room, text, action),
+            Command::Msg { to, text } => self.private(id, to, text),
+            Command::Nick(nick) => self.rename(id, nick),
+            Command::Join(room) => {
+                self.join(id, room, reference.clone());
+                Ok(None)
+            }
+            Command::Leave { room, message } => self.leave(id, room, message),
+            Command::Users { room } => self.users(id, room),
+            Command::Rooms => Ok(Some(self.rooms())),
+            Command::History { room, limit } => self.room_of(id, room).map(|room| {
+                let messages = self.rooms[&room].recent(limit);
+                Some(Event::History { room, messages })
+            }),
+            Command::Help => Ok(Some(Event::Help)),
+            Command::Quit { message } => {
+                self.remove(id, LeaveReason::Quit(message));
+                Ok(None)
+            }
+        };
+        let answer = match result {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err((code, message)) => Event::Error { code, message },
+        };
+        self.send(id, &Outgoing::reply(answer, reference));
+    }
+
+    fn guest_nick(&mut self) -> Nick {
+        loop {
+            let n = self.next_guest;
+            self.next_guest += 1;
+            let nick = Nick::parse(&format!("guest-{n}")).expect("guest nicks are valid");
+            if !self.nicks.contains_key(&nick) {
+                return nick;
+            }
+        }
+    }
+
+    /// The room a command is about: the one named, which the session must be in, or else
+    /// the one it talks in now.
+    fn room_of(&self, id: SessionId, room: Option<RoomName>) -> Result<RoomName, Failure> {
+        let session = &self.sessions[&id];
+        match room {
+            Some(room) if session.rooms.contains(&room) => Ok(room),
+            Some(room) => Err((
+                ErrorCode::NotInRoom,
+                format!("you are not in {room}; /join {room} first"),
+            )),
+            None => session.rooms.last().cloned().ok_or_else(|| {
+                (
+                    ErrorCode::NotInRoom,
+                    "you are in no room; /join #room first".to_string(),
+                )
+            }),
+        }
+    }
+
+    fn say(
+        &mut self,
+        id: SessionId,
+        room: Option<RoomName>,
+        text: MessageText,
+        action: bool,
+    ) -> Reply {
+        let room = self.room_of(id, room)?;
+        let said = Said {
+            id: self.next_message_id(),
+            ts: now_ms(),
+            room: room.clone(),
+            from: self.sessions[&id].nick.clone(),
+            text,
+            action,
+        };
+        let ack = Event::Ack {
+            id: said.id,
+            ts: said.ts,
+        };
+        let bound = self.history_per_room;
+        let target = self.rooms.get_mut(&room).expect("a joined room exists");
+        target.remember(said.clone(), bound);
+        self.broadcast(&room, &Outgoing::new(Event::Message(said)), Some(id));
+        Ok(Some(ack))
+    }
+
+    fn private(&mut self, id: SessionId, to: Nick, text: MessageText) -> Reply {
+        let Some(&target) = self.nicks.get(&to) else {
+            return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
+        };
+        let (msg_id, ts) = (self.next_message_id(), now_ms());
+        let private = Event::Private {
+            id: msg_id,
+            ts,
+            from: self.sessions[&id].nick.clone(),
+            to: self.sessions[&target].nick.clone(),
+            text,
+        };
+        self.send(target, &Outgoing::new(private));
+        Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
+    fn rename(&mut self, id: SessionId, new: Nick) -> Reply {
+        let old = self.sessions[&id].nick.clone();
+        if let Some(&holder) = self.nicks.get(&new)
+            && holder != id
+        {
+            return Err((
+                ErrorCode::NickTaken,
+                format!("{new} is taken; you are still {old}"),
+            ));
+        }
+        self.nicks.remove(&old);
+        self.nicks.insert(new.clone(), id);
+        self.sessions.get_mut(&id).expect("session exists").nick = new.clone();
+        // Everyone sharing a room hears it once, however many rooms they share.
+        let mut told = HashSet::from([id]);
+        let notice = Outgoing::new(Event::NickChanged {
+            old: old.clone(),
+            new: new.clone(),
+            you: false,
+        });
+        let rooms = self.sessions[&id].rooms.clone();
+        for room in rooms {
+            let members: Vec<_> = self.rooms[&room]
+                .members
+                .iter()
+                .filter(|(member, _)| told.insert(**member))
+                .map(|(member, recipient)| (*member, recipient.clone()))
+                .collect();
+            for (member, recipient) in members {
+                self.deliver(member, &*recipient, &notice);
+            }
+        }
+        Ok(Some(Event::NickChanged {
+            old,
+            new,
+            you: true,
+        }))
+    }
+
+    fn join(&mut self, id: SessionId, room: RoomName, reference: Option<String>) {
+        let session = self.sessions.get_mut(&id).expect("session exists");
+        let already = session.rooms.contains(&room);
+        session.rooms.retain(|r| r != &room);
+        session.rooms.push(room.clone());
+        let nick = session.nick.clone();
+        let recipient = session.recipient.clone();
+        let target = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room.clone()));
+        if !already {
+            let messages = target.recent(None);
+            target.members.insert(id, recipient);
+            if !messages.is_empty() {
+                let history = Event::History {
+                    room: target.name.clone(),
+                    messages,
+                };
+                self.send(id, &Outgoing::reply(history, reference.clone()));
+            }
+            let joined = Event::Joined {
+                room: room.clone(),
+                nick: nick.clone(),
+                you: false,
+                members: Vec::new(),
+            };
+            self.broadcast(&room, &Outgoing::new(joined), Some(id));
+        }
+        let joined = Event::Joined {
+            members: self.member_nicks(&room),
+            room: self.rooms[&room].name.clone(),
+            nick,
+            you: true,
+        };
+        self.send(id, &Outgoing::reply(joined, reference));
+    }
+
+    fn leave(
+        &mut self,
+        id: SessionId,
+        room: Option<RoomName>,
+        message: Option<MessageText>,
+    ) -> Reply {
+        let room = self.room_of(id, room)?;
+        let reason = LeaveReason::Left(message);
+        self.part(id, &room, &reason);
+        let nick = self.sessions[&id].nick.clone();
+        Ok(Some(Event::Left {
+            room,
+            nick,
+            you: true,
+            reason,
+        }))
+    }
+
+    fn users(&self, id: SessionId, room: Option<RoomName>) -> Reply {
+        let room = match room {
+            // Anyone may look into an existing room before joining it.
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            None => self.room_of(id, None)?,
+        };
+        Ok(Some(Event::Users {
+            nicks: self.member_nicks(&room),
+            room: self.rooms[&room].name.clone(),
+        }))
+    }
+
+    fn rooms(&self) -> Event {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .map(|room| (room.name.clone(), room.members.len()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.key().cmp(b.0.key()));
+        Event::Rooms { rooms }
+    }
+
+    fn member_nicks(&self, room: &RoomName) -> Vec<Nick> {
+        let mut nicks: Vec<Nick> = self.rooms[room]
+            .members
+            .keys()
+            .map(|member| self.sessions[member].nick.clone())
+            .collect();
+        nicks.sort_by(|a, b| a.key().cmp(b.key()));
+        nicks
+    }
+
+    /// Takes session `id` out of `room` and tells the members left behind.
+    fn part(&mut self, id: SessionId, room: &RoomName, reason: &LeaveReason) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.rooms.retain(|r| r != room);
+        let nick = session.nick.clone();
+        let Some(target) = self.rooms.get_mut(room) else {
+            return;
+        };
+        target.members.remove(&id);
+        if target.members.is_empty() && *room != RoomName::lobby() {
+            // A room lives while someone is in it; #lobby always does.
+            self.rooms.remove(room);
+            return;
+        }
+        let left = Event::Left {
+            room: target.name.clone(),
+            nick,
+            you: false,
+            reason: reason.clone(),
+        };
+        self.broadcast(room, &Outgoing::new(left), None);
+    }
+
+    fn remove(&mut self, id: SessionId, reason: LeaveReason) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        for room in session.rooms.clone() {
+            self.part(id, &room, &reason);
+        }
+        let session = self.sessions.remove(&id).expect("session exists");
+        self.nicks.remove(&session.nick);
+        session
+            .recipient
+            .close(&Outgoing::new(Event::Bye { reason }));
+    }
+
+    fn send(&mut self, id: SessionId, event: &Outgoing) {
+        if let Some(session) = self.sessions.get(&id) {
+            let recipient = session.recipient.clone();
+            self.deliver(id, &*recipient, event);
+        }
+    }
+
+    fn broadcast(&mut self, room: &RoomName, event: &Outgoing, except: Option<SessionId>) {
+        let Some(target) = self.rooms.get(room) else {
+            return;
+        };
+        for (&member, recipient) in &target.members {
+            if Some(member) != except && recipient.deliver(event).is_err() {
+                self.overflowed.push(member);
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: SessionId, recipient: &dyn Recipient, event: &Outgoing) {
+        if recipient.deliver(event).is_err() {
+            self.overflowed.push(id);
+        }
+    }
+
+    /// Disconnects every session that could not keep up. Telling their rooms may overflow
+    /// more queues, so this runs until none is left.
+    fn settle(&mut self) {
+        while let Some(id) = self.overflowed.pop() {
+            self.remove(id, LeaveReason::SendQueueExceeded);
+        }
+    }
+
+    fn next_message_id(&mut self) -> u64 {
+        let id = self.next_message;
+        self.next_message += 1;
+        id
+    }
+}
+
+/// A command's direct answer, if it has one besides what it broadcasts.
+type Reply = Result<Option<Event>, Failure>;
+/// An error code and a sentence for the user.
+type Failure = (ErrorCode, String);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! charla: a chat and live-alert server over plain sockets.
+//!
+//! The one data path: socket bytes → [`protocol::framing`] → [`protocol::parse`] →
+//! [`hub::Command`] → [`hub::Hub::apply`] → [`hub::Event`] encoded once per format →
+//! each connection's bounded queue → coalesced writes. See ../shared/ARCHITECTURE.md.
+
+pub mod hub;
+pub mod limits;
+pub mod port;
+pub mod protocol;
+pub mod server;

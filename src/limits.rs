@@ -1,0 +1,101 @@
+//! Every bound charla enforces, with its default, in one place.
+//!
+//! Each constant is the default of a `charla serve` option of the same meaning; `Limits`
+//! carries the values in force so tests and the command line can change them.
+
+use std::time::Duration;
+
+/// Longest line a client may send, in bytes, line ending excluded. Enforced while reading:
+/// the bytes past the bound are discarded up to the next newline, the sender gets a
+/// `line_too_long` error and stays connected. Default 4096 (`--max-line`).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Messages each room remembers and replays to a newcomer. Older ones are forgotten.
+/// Default 100 (`--history`); 0 keeps no history.
+pub const HISTORY_PER_ROOM: usize = 100;
+
+/// Bytes that may wait in one connection's outgoing queue. A client that stops reading
+/// until its queue passes this bound is disconnected with the reason "send queue exceeded";
+/// no sender ever waits for it. Default 256 KiB (`--send-queue`).
+pub const SEND_QUEUE_BYTES: usize = 256 * 1024;
+
+/// Connections served at once. The next one is told `server_full` and closed.
+/// Default 10,000 (`--max-connections`).
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Connections served at once from one IP address (Unix-socket clients are not counted).
+/// The next one is told `too_many_connections` and closed. Default 100 (`--max-per-ip`);
+/// 0 means no per-address bound.
+pub const MAX_CONNECTIONS_PER_IP: usize = 100;
+
+/// Lines a client may send in a burst before flood control refuses them. Default 20
+/// (`--flood-burst`).
+pub const FLOOD_BURST: u32 = 20;
+
+/// Lines per second a client's burst allowance refills at. Default 5 (`--flood-rate`);
+/// 0 turns flood control off.
+pub const FLOOD_RATE: u32 = 5;
+
+/// Lines refused in a row for flooding after which the client is disconnected with the
+/// reason "flooding". Default 20 (`--flood-kick`).
+pub const FLOOD_KICK_AFTER: u32 = 20;
+
+/// Time without a single byte from a client after which it is disconnected with the reason
+/// "timed out". Default 0, meaning never: an idle `nc` user may lurk for ever; dead peers are
+/// found by TCP keepalive instead (`--idle-timeout`, in seconds).
+pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
+
+/// Idle time before the kernel starts probing a silent TCP peer, the interval between probes,
+/// and how many unanswered probes mean the peer is gone ("timed out"): a vanished peer is
+/// found in about 60 + 3 × 10 = 90 seconds.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// See [`KEEPALIVE_IDLE`].
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`KEEPALIVE_IDLE`].
+pub const KEEPALIVE_PROBES: u32 = 3;
+
+/// Length of the kernel's queue of connections not yet accepted, so a storm of connects is
+/// queued rather than refused. The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long a shutting-down server waits for goodbyes to be written before it exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Longest nick, in characters (not bytes): `Begoña` is 6.
+pub const MAX_NICK_CHARS: usize = 24;
+
+/// Longest room name, in characters, including the leading `#`.
+pub const MAX_ROOM_CHARS: usize = 32;
+
+/// Queued byte buffers written with one `writev` call; Linux allows 1024.
+pub const MAX_WRITE_BATCH: usize = 64;
+
+/// The bounds a running server applies; `Default` gives the constants above.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_line_bytes: usize,
+    pub history_per_room: usize,
+    pub send_queue_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub flood_burst: u32,
+    pub flood_rate: u32,
+    pub flood_kick_after: u32,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: MAX_LINE_BYTES,
+            history_per_room: HISTORY_PER_ROOM,
+            send_queue_bytes: SEND_QUEUE_BYTES,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            flood_burst: FLOOD_BURST,
+            flood_rate: FLOOD_RATE,
+            flood_kick_after: FLOOD_KICK_AFTER,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}

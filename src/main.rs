@@ -1,0 +1,74 @@
+//! The `charla` binary: parses arguments, sets up logging, runs the library, maps errors to
+//! exit codes.
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use charla::server;
+use cli::{Cli, Command, Serve};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("charla: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "charla=info",
+        1 => "charla=debug",
+        _ => "charla=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+#[tokio::main]
+async fn serve(args: Serve) -> anyhow::Result<()> {
+    let addrs = args.addresses().map_err(anyhow::Error::msg)?;
+    // Each client is a file descriptor; the default soft limit (often 1024) would cap the
+    // server far below --max-connections.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-files limit");
+    }
+    let listeners = server::bind(&addrs)?;
+    let mut stdout = std::io::stdout().lock();
+    for bound in &listeners {
+        writeln!(stdout, "listening on {}", bound.local_addr())?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+
+    let shutdown = CancellationToken::new();
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        on_signal.cancel();
+    });
+    server::run(listeners, args.limits(), shutdown).await;
+    Ok(())
+}

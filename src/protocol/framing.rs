@@ -1,0 +1,169 @@
+//! Splitting a byte stream into bounded lines.
+//!
+//! TCP delivers bytes, not messages: one read may hold half a line or several lines. The
+//! framer keeps only the unfinished tail of a line between reads, and refuses a line as soon
+//! as it passes the bound, before its end has arrived, so no client can make the server
+//! buffer an unbounded line. When the stream is idle with no unfinished line, it holds no
+//! allocation at all.
+
+/// One unit the framer found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete line without its `\n` or `\r\n`.
+    Line(&'a [u8]),
+    /// A line passed the bound; its bytes up to the next `\n` are being discarded.
+    TooLong,
+}
+
+/// Incremental line splitter with a maximum line length in bytes.
+#[derive(Debug)]
+pub struct Framer {
+    max: usize,
+    /// The unfinished line so far.
+    partial: Vec<u8>,
+    /// Inside an overlong line: drop bytes until the next `\n`.
+    discarding: bool,
+}
+
+impl Framer {
+    pub fn new(max_line_bytes: usize) -> Framer {
+        Framer {
+            max: max_line_bytes,
+            partial: Vec::new(),
+            discarding: false,
+        }
+    }
+
+    /// Feeds bytes just read, calling `on_frame` for each line they complete.
+    pub fn feed(&mut self, mut data: &[u8], mut on_frame: impl FnMut(Frame<'_>)) {
+        while !data.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', data) else {
+                self.keep_unfinished(data, &mut on_frame);
+                break;
+            };
+            let segment = &data[..end];
+            data = &data[end + 1..];
+            if self.discarding {
+                self.discarding = false;
+                continue;
+            }
+            let line = if self.partial.is_empty() {
+                segment
+            } else {
+                self.partial.extend_from_slice(segment);
+                &self.partial[..]
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > self.max {
+                on_frame(Frame::TooLong);
+            } else {
+                on_frame(Frame::Line(line));
+            }
+            self.partial.clear();
+        }
+        if self.partial.is_empty() && self.partial.capacity() > 0 {
+            // Between lines an idle connection keeps no buffer.
+            self.partial = Vec::new();
+        }
+    }
+
+    /// The stream ended: an unfinished line still counts (`printf 'hi' | nc …`).
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        let mut line = std::mem::take(&mut self.partial);
+        if self.discarding || line.is_empty() {
+            return None;
+        }
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+        Some(line)
+    }
+
+    fn keep_unfinished(&mut self, data: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) {
+        if self.discarding {
+            return;
+        }
+        // One byte of slack for the `\r` of a CRLF ending that has not arrived yet.
+        if self.partial.len() + data.len() > self.max + 1 {
+            on_frame(Frame::TooLong);
+            self.discarding = true;
+            self.partial = Vec::new();
+        } else {
+            self.partial.extend_from_slice(data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(framer: &mut Framer, chunks: &[&[u8]]) -> Vec<Result<String, ()>> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            framer.feed(chunk, |f| {
+                out.push(match f {
+                    Frame::Line(l) => Ok(String::from_utf8(l.to_vec()).unwrap()),
+                    Frame::TooLong => Err(()),
+                })
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_joined() {
+        let mut f = Framer::new(100);
+        let got = frames(&mut f, &[b"he", b"llo\r", b"\nwor", b"ld\nx"]);
+        assert_eq!(got, vec![Ok("hello".into()), Ok("world".into())]);
+        assert_eq!(f.finish(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn several_lines_in_one_read() {
+        let mut f = Framer::new(100);
+        let got = frames(&mut f, &[b"a\nb\r\n\nc\n"]);
+        assert_eq!(
+            got,
+            vec![
+                Ok("a".into()),
+                Ok("b".into()),
+                Ok("".into()),
+                Ok("c".into())
+            ]
+        );
+        assert_eq!(f.partial.capacity(), 0, "no buffer kept between lines");
+    }
+
+    #[test]
+    fn overlong_line_is_refused_early_and_the_rest_discarded() {
+        let mut f = Framer::new(8);
+        // The bound is passed before any newline arrives: refused at once.
+        let got = frames(&mut f, &[b"0123456789"]);
+        assert_eq!(got, vec![Err(())]);
+        assert_eq!(f.partial.capacity(), 0);
+        let got = frames(&mut f, &[b"more junk", b" still\nok\n"]);
+        assert_eq!(got, vec![Ok("ok".into())]);
+    }
+
+    #[test]
+    fn bound_is_exact_and_crlf_does_not_count() {
+        let mut f = Framer::new(5);
+        let got = frames(&mut f, &[b"12345\r\n", b"123", b"45\r", b"\n123456\n"]);
+        assert_eq!(got, vec![Ok("12345".into()), Ok("12345".into()), Err(())]);
+    }
+
+    #[test]
+    fn overlong_complete_line_in_one_read() {
+        let mut f = Framer::new(3);
+        let got = frames(&mut f, &[b"abcdef\nxy\n"]);
+        assert_eq!(got, vec![Err(()), Ok("xy".into())]);
+    }
+
+    #[test]
+    fn unfinished_overlong_line_is_not_returned_at_eof() {
+        let mut f = Framer::new(3);
+        frames(&mut f, &[b"abcdef"]);
+        assert_eq!(f.finish(), None);
+    }
+}

@@ -1,0 +1,407 @@
+//! JSON lines: one object per line, `type` naming what it is (docs/protocol.md).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::help::COMMANDS;
+use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
+use crate::hub::{Command, ErrorCode, Event, MessageText, Nick, Outgoing, RoomName, Said};
+
+/// A request with the client's optional `ref`, echoed on its reply.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "ref", default)]
+    reference: Option<Value>,
+    #[serde(flatten)]
+    request: JsonRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum JsonRequest {
+    Hello {
+        nick: Option<String>,
+        #[serde(default)]
+        rooms: Vec<String>,
+    },
+    Say {
+        room: Option<String>,
+        text: String,
+    },
+    Me {
+        room: Option<String>,
+        text: String,
+    },
+    Msg {
+        to: String,
+        text: String,
+    },
+    Nick {
+        nick: String,
+    },
+    Join {
+        room: String,
+    },
+    Leave {
+        room: Option<String>,
+        message: Option<String>,
+    },
+    Users {
+        room: Option<String>,
+    },
+    Rooms,
+    History {
+        room: Option<String>,
+        limit: Option<usize>,
+    },
+    Help,
+    Quit {
+        message: Option<String>,
+    },
+}
+
+/// Just the `ref` of a request that failed to parse, so the error can still carry it.
+#[derive(Deserialize)]
+struct RefOnly {
+    #[serde(rename = "ref", default)]
+    reference: Option<Value>,
+}
+
+pub fn parse(line: &str) -> Result<Incoming, Refusal> {
+    let envelope: Envelope = serde_json::from_str(line).map_err(|e| {
+        let code = if e.is_data() {
+            ErrorCode::InvalidRequest
+        } else {
+            ErrorCode::InvalidJson
+        };
+        let reference = serde_json::from_str::<RefOnly>(line)
+            .ok()
+            .and_then(|r| reference_text(r.reference));
+        Refusal {
+            reference,
+            ..Refusal::new(code, e.to_string())
+        }
+    })?;
+    let reference = reference_text(envelope.reference);
+    let with_ref = |mut refusal: Refusal| {
+        refusal.reference = reference.clone();
+        refusal
+    };
+    let room = |r: Option<String>| r.as_deref().map(room_arg).transpose();
+    let optional_text = |m: Option<String>| m.as_deref().and_then(MessageText::new);
+    let parsed = (|| {
+        let command = match envelope.request {
+            JsonRequest::Hello { nick, rooms } => {
+                return Ok(Incoming::Hello {
+                    nick: nick.as_deref().map(nick_arg).transpose()?,
+                    rooms: rooms
+                        .iter()
+                        .map(|r| room_arg(r))
+                        .collect::<Result<_, _>>()?,
+                    reference: reference.clone(),
+                });
+            }
+            JsonRequest::Say { room: r, text } => Command::Say {
+                room: room(r)?,
+                text: text_arg(&text)?,
+                action: false,
+            },
+            JsonRequest::Me { room: r, text } => Command::Say {
+                room: room(r)?,
+                text: text_arg(&text)?,
+                action: true,
+            },
+            JsonRequest::Msg { to, text } => Command::Msg {
+                to: nick_arg(&to)?,
+                text: text_arg(&text)?,
+            },
+            JsonRequest::Nick { nick } => Command::Nick(nick_arg(&nick)?),
+            JsonRequest::Join { room } => Command::Join(room_arg(&room)?),
+            JsonRequest::Leave { room: r, message } => Command::Leave {
+                room: room(r)?,
+                message: optional_text(message),
+            },
+            JsonRequest::Users { room: r } => Command::Users { room: room(r)? },
+            JsonRequest::Rooms => Command::Rooms,
+            JsonRequest::History { room: r, limit } => Command::History {
+                room: room(r)?,
+                limit,
+            },
+            JsonRequest::Help => Command::Help,
+            JsonRequest::Quit { message } => Command::Quit {
+                message: optional_text(message),
+            },
+        };
+        Ok(Incoming::Request(crate::hub::Request {
+            command,
+            reference: reference.clone(),
+        }))
+    })();
+    parsed.map_err(with_ref)
+}
+
+/// The `ref` as the JSON text to echo back verbatim; `null` counts as absent.
+fn reference_text(value: Option<Value>) -> Option<String> {
+    value.filter(|v| !v.is_null()).map(|v| v.to_string())
+}
+
+/// A message, the hot path of fan-out: serialised straight from borrowed fields.
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u64,
+    ts: u64,
+    room: &'a str,
+    from: &'a str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "is_false")]
+    action: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+impl<'a> MessageOut<'a> {
+    fn new(said: &'a Said) -> MessageOut<'a> {
+        MessageOut {
+            kind: "message",
+            id: said.id,
+            ts: said.ts,
+            room: said.room.as_str(),
+            from: said.from.as_str(),
+            text: said.text.as_str(),
+            action: said.action,
+        }
+    }
+}
+
+pub fn encode(out: &Outgoing) -> Bytes {
+    let mut line = match &out.event {
+        Event::Message(said) if out.reference.is_none() => {
+            serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
+        }
+        event => {
+            let mut value = to_value(event);
+            if let (Some(reference), Value::Object(map)) = (&out.reference, &mut value) {
+                let reference = serde_json::from_str(reference).unwrap_or(Value::Null);
+                map.insert("ref".to_string(), reference);
+            }
+            serde_json::to_vec(&value).expect("a JSON value serialises")
+        }
+    };
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn names<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> Value {
+    items
+        .into_iter()
+        .map(|n| Value::String(n.as_ref().to_string()))
+        .collect()
+}
+
+impl AsRef<str> for Nick {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for RoomName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+fn to_value(event: &Event) -> Value {
+    match event {
+        Event::Welcome { nick, rooms } => json!({
+            "type": "welcome",
+            "nick": nick.as_str(),
+            "rooms": names(rooms),
+            "server": concat!("charla ", env!("CARGO_PKG_VERSION")),
+        }),
+        Event::Message(said) => {
+            serde_json::to_value(MessageOut::new(said)).expect("a message serialises")
+        }
+        Event::Private {
+            id,
+            ts,
+            from,
+            to,
+            text,
+        } => json!({
+            "type": "private", "id": id, "ts": ts,
+            "from": from.as_str(), "to": to.as_str(), "text": text.as_str(),
+        }),
+        Event::Joined {
+            room,
+            nick,
+            you,
+            members,
+        } => {
+            let mut v =
+                json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
+            if *you {
+                v["members"] = names(members);
+            }
+            v
+        }
+        Event::Left {
+            room,
+            nick,
+            you,
+            reason,
+        } => {
+            let mut v = json!({
+                "type": "leave", "room": room.as_str(), "nick": nick.as_str(), "you": you,
+                "reason": reason.code(),
+            });
+            if let Some(m) = reason.message() {
+                v["message"] = m.as_str().into();
+            }
+            v
+        }
+        Event::NickChanged { old, new, you } => json!({
+            "type": "nick", "old": old.as_str(), "new": new.as_str(), "you": you,
+        }),
+        Event::History { room, messages } => json!({
+            "type": "history",
+            "room": room.as_str(),
+            "messages": messages.iter().map(|m| {
+                let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.as_str()});
+                if m.action {
+                    v["action"] = true.into();
+                }
+                v
+            }).collect::<Vec<_>>(),
+        }),
+        Event::Users { room, nicks } => json!({
+            "type": "users", "room": room.as_str(), "users": names(nicks),
+        }),
+        Event::Rooms { rooms } => json!({
+            "type": "rooms",
+            "rooms": rooms.iter().map(|(name, members)| json!({"name": name.as_str(), "members": members})).collect::<Vec<_>>(),
+        }),
+        Event::Ack { id, ts } => json!({"type": "ack", "id": id, "ts": ts}),
+        Event::Error { code, message } => json!({
+            "type": "error", "code": code.as_str(), "message": message,
+        }),
+        Event::Help => json!({
+            "type": "help",
+            "commands": COMMANDS.iter().map(|(usage, about)| json!({"usage": usage, "about": about})).collect::<Vec<_>>(),
+        }),
+        Event::Bye { reason } => {
+            let mut v = json!({"type": "bye", "reason": reason.code()});
+            if let Some(m) = reason.message() {
+                v["message"] = m.as_str().into();
+            }
+            v
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{LeaveReason, Request};
+
+    fn request(line: &str) -> Request {
+        match parse(line) {
+            Ok(Incoming::Request(r)) => r,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn json_of(out: Outgoing) -> Value {
+        let bytes = encode(&out);
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn requests_parse_with_their_ref() {
+        let r = request(r#"{"type":"say","text":"olá 😀","ref":"a1"}"#);
+        assert_eq!(r.reference.as_deref(), Some(r#""a1""#));
+        assert!(
+            matches!(r.command, Command::Say { text, action: false, room: None } if text.as_str() == "olá 😀")
+        );
+        let r = request(r#"{"type":"join","room":"ops","ref":7}"#);
+        assert_eq!(r.reference.as_deref(), Some("7"));
+        assert!(matches!(r.command, Command::Join(room) if room.as_str() == "#ops"));
+        assert!(matches!(
+            request(r#"{"type":"rooms"}"#).command,
+            Command::Rooms
+        ));
+        assert!(matches!(
+            request(r#"{"type":"help"}"#).command,
+            Command::Help
+        ));
+        assert!(matches!(
+            request(r#"{"type":"history","limit":3}"#).command,
+            Command::History {
+                limit: Some(3),
+                room: None
+            }
+        ));
+        assert!(matches!(
+            request(r##"{"type":"me","room":"#x","text":"waves"}"##).command,
+            Command::Say {
+                action: true,
+                room: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_code_and_the_ref() {
+        let e = parse(r#"{"type":"say","text":"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        let e = parse(r#"{"type":"shout","text":"x","ref":"r9"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert_eq!(e.reference.as_deref(), Some(r#""r9""#));
+        let e = parse(r#"{"type":"say","ref":1}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = parse(r#"{"type":"nick","nick":"a b","ref":2}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::InvalidNick, Some("2"))
+        );
+        // Escaped control characters are sanitised like typed ones.
+        let r = request(r#"{"type":"say","text":"a\u001b[31mb\u0007"}"#);
+        assert!(matches!(r.command, Command::Say { text, .. } if text.as_str() == "ab"));
+    }
+
+    #[test]
+    fn events_encode_as_one_typed_object_per_line() {
+        let said = Said {
+            id: 4,
+            ts: 99,
+            room: RoomName::lobby(),
+            from: Nick::parse("Begoña").unwrap(),
+            text: MessageText::new("¡hola!").unwrap(),
+            action: false,
+        };
+        assert_eq!(
+            json_of(Outgoing::new(Event::Message(said))),
+            json!({"type":"message","id":4,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
+        );
+        assert_eq!(
+            json_of(Outgoing::reply(
+                Event::Ack { id: 4, ts: 99 },
+                Some(r#""a1""#.into())
+            )),
+            json!({"type":"ack","id":4,"ts":99,"ref":"a1"})
+        );
+        assert_eq!(
+            json_of(Outgoing::new(Event::Bye {
+                reason: LeaveReason::SendQueueExceeded
+            })),
+            json!({"type":"bye","reason":"send_queue_exceeded"})
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The text format: what people type into `nc` or telnet, and what they read back.
+//!
+//! Every line the server writes starts with a marker a program can match on:
+//! `#room <nick> text` a message, `#room * nick text` an action, `#room *** …` a room
+//! notice, `#room [history HH:MM UTC] …` a replayed message, `(private) <nick> text` a
+//! private message, `*** …` a server notice, `ERROR code: sentence` an error.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+
+use super::help::COMMANDS;
+use super::{Incoming, Refusal, json, nick_arg, room_arg, text_arg};
+use crate::hub::{Command, ErrorCode, Event, Nick, Outgoing, Request, Said};
+
+pub fn parse(line: &str) -> Result<Incoming, Refusal> {
+    if line.trim().is_empty() {
+        return Ok(Incoming::Nothing);
+    }
+    if line.trim_start().starts_with('{')
+        && let Ok(hello @ Incoming::Hello { .. }) = json::parse(line)
+    {
+        return Ok(hello);
+    }
+    let Some(command_line) = line.strip_prefix('/') else {
+        return say(line);
+    };
+    if command_line.starts_with('/') {
+        return say(command_line);
+    }
+    let (word, rest) = command_line
+        .split_once(char::is_whitespace)
+        .unwrap_or((command_line, ""));
+    let rest = rest.trim();
+    let command = match word.to_lowercase().as_str() {
+        "nick" => Command::Nick(nick_arg(required(rest, "/nick NAME")?)?),
+        "join" => Command::Join(room_arg(required(rest, "/join #room")?)?),
+        "leave" | "part" => {
+            let (room, message) = match rest.strip_prefix('#') {
+                Some(_) => {
+                    let (room, message) = rest.split_once(' ').unwrap_or((rest, ""));
+                    (Some(room_arg(room)?), message)
+                }
+                None => (None, rest),
+            };
+            Command::Leave {
+                room,
+                message: crate::hub::MessageText::new(message),
+            }
+        }
+        "users" | "who" | "names" => Command::Users {
+            room: optional(rest).map(room_arg).transpose()?,
+        },
+        "rooms" | "list" => Command::Rooms,
+        "msg" => {
+            let usage = "/msg NAME text";
+            let (to, text) = required(rest, usage)?
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| missing(usage))?;
+            Command::Msg {
+                to: nick_arg(to)?,
+                text: text_arg(text)?,
+            }
+        }
+        "me" => Command::Say {
+            room: None,
+            text: text_arg(required(rest, "/me action")?)?,
+            action: true,
+        },
+        "history" => Command::History {
+            room: None,
+            limit: optional(rest)
+                .map(|n| {
+                    n.parse().map_err(|_| {
+                        Refusal::new(
+                            ErrorCode::InvalidArgument,
+                            format!("{n:?} is not a count; try /history 20"),
+                        )
+                    })
+                })
+                .transpose()?,
+        },
+        "quit" | "exit" => Command::Quit {
+            message: crate::hub::MessageText::new(rest),
+        },
+        "help" | "?" => Command::Help,
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownCommand,
+                format!(
+                    "/{word} is not a command; /help lists them (//text sends a line starting with /)"
+                ),
+            ));
+        }
+    };
+    Ok(Incoming::Request(command.into()))
+}
+
+fn say(text: &str) -> Result<Incoming, Refusal> {
+    let command = Command::Say {
+        room: None,
+        text: text_arg(text)?,
+        action: false,
+    };
+    Ok(Incoming::Request(Request::from(command)))
+}
+
+fn optional(rest: &str) -> Option<&str> {
+    (!rest.is_empty()).then_some(rest)
+}
+
+fn required<'a>(rest: &'a str, usage: &str) -> Result<&'a str, Refusal> {
+    optional(rest).ok_or_else(|| missing(usage))
+}
+
+fn missing(usage: &str) -> Refusal {
+    Refusal::new(ErrorCode::MissingArgument, format!("usage: {usage}"))
+}
+
+pub fn encode(out: &Outgoing) -> Bytes {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_event(&mut s, &out.event);
+    Bytes::from(s)
+}
+
+fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
+    match event {
+        Event::Welcome { nick, .. } => writeln!(
+            s,
+            "*** Welcome to charla, {nick}! Type /help for commands, /nick NAME to choose your name."
+        ),
+        Event::Message(said) => write_said(s, said, None),
+        Event::Private { from, text, .. } => writeln!(s, "(private) <{from}> {text}"),
+        Event::Joined {
+            room,
+            you: true,
+            members,
+            ..
+        } => writeln!(s, "{room} *** you joined; here now: {}", list(members)),
+        Event::Joined { room, nick, .. } => writeln!(s, "{room} *** {nick} joined"),
+        Event::Left {
+            room, you: true, ..
+        } => writeln!(s, "{room} *** you left"),
+        Event::Left {
+            room, nick, reason, ..
+        } => writeln!(s, "{room} *** {nick} left ({reason})"),
+        Event::NickChanged { new, you: true, .. } => {
+            writeln!(s, "*** you are now known as {new}")
+        }
+        Event::NickChanged { old, new, .. } => writeln!(s, "*** {old} is now known as {new}"),
+        Event::History { room, messages } if messages.is_empty() => {
+            writeln!(s, "{room} *** no history yet")
+        }
+        Event::History { messages, .. } => {
+            for said in messages {
+                write_said(s, said, Some(said.ts))?;
+            }
+            Ok(())
+        }
+        Event::Users { room, nicks } => {
+            writeln!(s, "{room} *** {} here: {}", nicks.len(), list(nicks))
+        }
+        Event::Rooms { rooms } => {
+            s.push_str("*** rooms:");
+            for (i, (room, members)) in rooms.iter().enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                write!(s, "{sep}{room} ({members})")?;
+            }
+            s.push('\n');
+            Ok(())
+        }
+        // The text format does not echo what a person typed.
+        Event::Ack { .. } => Ok(()),
+        Event::Error { code, message } => writeln!(s, "ERROR {}: {message}", code.as_str()),
+        Event::Help => {
+            s.push_str("*** commands (a line without / goes to the room you are in):\n");
+            for (usage, about) in COMMANDS {
+                writeln!(s, "***   {usage:<26} {about}")?;
+            }
+            Ok(())
+        }
+        Event::Bye { reason } => writeln!(s, "*** goodbye ({reason})"),
+    }
+}
+
+fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
+    write!(s, "{} ", said.room)?;
+    if let Some(ts) = history {
+        let minutes = ts / 60_000;
+        write!(
+            s,
+            "[history {:02}:{:02} UTC] ",
+            minutes / 60 % 24,
+            minutes % 60
+        )?;
+    }
+    if said.action {
+        writeln!(s, "* {} {}", said.from, said.text)
+    } else {
+        writeln!(s, "<{}> {}", said.from, said.text)
+    }
+}
+
+fn list(nicks: &[Nick]) -> String {
+    let names: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{LeaveReason, MessageText, RoomName};
+
+    fn request(line: &str) -> Command {
+        match parse(line) {
+            Ok(Incoming::Request(r)) => r.command,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn refusal(line: &str) -> ErrorCode {
+        parse(line).unwrap_err().code
+    }
+
+    #[test]
+    fn plain_lines_are_messages_to_the_current_room() {
+        match request("hola, ¿qué tal? 😀") {
+            Command::Say {
+                room: None,
+                text,
+                action: false,
+            } => assert_eq!(text.as_str(), "hola, ¿qué tal? 😀"),
+            other => panic!("{other:?}"),
+        }
+        match request("//etc/passwd is a path") {
+            Command::Say { text, .. } => assert_eq!(text.as_str(), "/etc/passwd is a path"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse("   "), Ok(Incoming::Nothing)));
+    }
+
+    #[test]
+    fn commands_parse_with_their_arguments() {
+        assert!(matches!(request("/nick Begoña"), Command::Nick(n) if n.as_str() == "Begoña"));
+        assert!(matches!(request("/JOIN ops"), Command::Join(r) if r.as_str() == "#ops"));
+        assert!(matches!(request("/msg ana hi there"),
+            Command::Msg { to, text } if to.as_str() == "ana" && text.as_str() == "hi there"));
+        assert!(matches!(
+            request("/me waves"),
+            Command::Say { action: true, .. }
+        ));
+        assert!(matches!(
+            request("/history 5"),
+            Command::History { limit: Some(5), .. }
+        ));
+        assert!(matches!(request("/users"), Command::Users { room: None }));
+        assert!(matches!(request("/rooms"), Command::Rooms));
+        assert!(matches!(request("/help"), Command::Help));
+        match request("/leave #ops see you") {
+            Command::Leave {
+                room: Some(r),
+                message: Some(m),
+            } => assert_eq!((r.as_str(), m.as_str()), ("#ops", "see you")),
+            other => panic!("{other:?}"),
+        }
+        match request("/quit off to lunch") {
+            Command::Quit { message: Some(m) } => assert_eq!(m.as_str(), "off to lunch"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mistakes_get_recognisable_refusals() {
+        assert_eq!(refusal("/frobnicate"), ErrorCode::UnknownCommand);
+        assert_eq!(refusal("/nick"), ErrorCode::MissingArgument);
+        assert_eq!(refusal("/nick two words"), ErrorCode::InvalidNick);
+        assert_eq!(refusal("/join #a b"), ErrorCode::InvalidRoom);
+        assert_eq!(refusal("/msg ana"), ErrorCode::MissingArgument);
+        assert_eq!(refusal("/history lots"), ErrorCode::InvalidArgument);
+        assert_eq!(refusal("\u{1b}[2J"), ErrorCode::EmptyMessage);
+    }
+
+    #[test]
+    fn a_json_hello_switches_format() {
+        assert!(matches!(
+            parse(r#"{"type":"hello","nick":"bot"}"#),
+            Ok(Incoming::Hello { nick: Some(_), .. })
+        ));
+        // Other braces are just chat.
+        assert!(matches!(
+            parse("{not json}"),
+            Ok(Incoming::Request(Request {
+                command: Command::Say { .. },
+                ..
+            }))
+        ));
+    }
+
+    fn said(text: &str, action: bool) -> Said {
+        Said {
+            id: 1,
+            ts: 13 * 3_600_000 + 5 * 60_000,
+            room: RoomName::lobby(),
+            from: Nick::parse("João").unwrap(),
+            text: MessageText::new(text).unwrap(),
+            action,
+        }
+    }
+
+    fn text_of(event: Event) -> String {
+        String::from_utf8(encode(&Outgoing::new(event)).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn events_are_single_prefixed_lines() {
+        assert_eq!(
+            text_of(Event::Message(said("olá", false))),
+            "#lobby <João> olá\n"
+        );
+        assert_eq!(
+            text_of(Event::Message(said("acena", true))),
+            "#lobby * João acena\n"
+        );
+        assert_eq!(
+            text_of(Event::History {
+                room: RoomName::lobby(),
+                messages: vec![said("antes", false)]
+            }),
+            "#lobby [history 13:05 UTC] <João> antes\n"
+        );
+        assert_eq!(
+            text_of(Event::Left {
+                room: RoomName::lobby(),
+                nick: Nick::parse("ana").unwrap(),
+                you: false,
+                reason: LeaveReason::Quit(MessageText::new("bye")),
+            }),
+            "#lobby *** ana left (quit: bye)\n"
+        );
+        assert_eq!(
+            text_of(Event::Error {
+                code: ErrorCode::NickTaken,
+                message: "ana is taken; you are still guest-1".into()
+            }),
+            "ERROR nick_taken: ana is taken; you are still guest-1\n"
+        );
+        assert_eq!(text_of(Event::Ack { id: 1, ts: 2 }), "");
+    }
+}

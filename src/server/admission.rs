@@ -1,0 +1,91 @@
+//! Connection caps: in total and per IP address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::hub::ErrorCode;
+use crate::limits::Limits;
+
+use super::listen::Peer;
+
+/// Counts admitted connections; each holds a [`Ticket`] that gives its place back on drop.
+pub struct Admission {
+    max_total: usize,
+    max_per_ip: usize,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A place taken by one connection.
+pub struct Ticket {
+    admission: Arc<Admission>,
+    ip: Option<IpAddr>,
+}
+
+impl Admission {
+    pub fn new(limits: &Limits) -> Arc<Admission> {
+        Arc::new(Admission {
+            max_total: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            counts: Mutex::default(),
+        })
+    }
+
+    /// A ticket for `peer`, or the error code and sentence to refuse it with.
+    pub fn admit(self: &Arc<Self>, peer: &Peer) -> Result<Ticket, (ErrorCode, String)> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= self.max_total {
+            return Err((
+                ErrorCode::ServerFull,
+                format!(
+                    "the server is full ({} connections); try again later",
+                    self.max_total
+                ),
+            ));
+        }
+        let ip = peer.ip();
+        if let Some(ip) = ip {
+            let n = counts.per_ip.entry(ip).or_default();
+            if self.max_per_ip > 0 && *n >= self.max_per_ip {
+                return Err((
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "{ip} already has {} connections, the most one address may have",
+                        self.max_per_ip
+                    ),
+                ));
+            }
+            *n += 1;
+        }
+        counts.total += 1;
+        Ok(Ticket {
+            admission: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut counts = self
+            .admission
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        counts.total -= 1;
+        if let Some(ip) = self.ip
+            && let Some(n) = counts.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&ip);
+            }
+        }
+    }
+}

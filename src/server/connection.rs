@@ -1,0 +1,330 @@
+//! One task per connection: read lines, apply them, write what the hub queued.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tracing::{debug, instrument};
+
+use super::Context;
+use super::admission::Ticket;
+use super::flood::{FloodGate, Verdict};
+use super::listen::Peer;
+use super::outbox::Outbox;
+use super::transport::Transport;
+use crate::hub::{Command, ErrorCode, Event, LeaveReason, Request, SessionId};
+use crate::limits::{MAX_WRITE_BATCH, SHUTDOWN_GRACE};
+use crate::protocol::framing::{Frame, Framer};
+use crate::protocol::{self, Format, Incoming, Refusal};
+
+/// Bytes read from the socket at a time, into a buffer that lives only during the read.
+const READ_CHUNK_BYTES: usize = 4096;
+
+/// Reads per wake-up before the task yields to others, so one fast sender cannot hog a
+/// worker thread.
+const READS_PER_WAKE: usize = 4;
+
+/// Serves one accepted connection until it ends, then gives its place back.
+#[instrument(name = "conn", skip_all, fields(peer = %peer))]
+pub async fn serve<T: Transport>(io: T, peer: Peer, ctx: Arc<Context>, ticket: Ticket) {
+    let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes));
+    let id = ctx.hub.connect(outbox.clone());
+    debug!(?id, "connected");
+    let mut conn = Connection {
+        session: Session {
+            id,
+            ctx: ctx.clone(),
+            outbox,
+            format: Format::Text,
+            flood: FloodGate::new(
+                ctx.limits.flood_burst,
+                ctx.limits.flood_rate,
+                ctx.limits.flood_kick_after,
+                Instant::now().into_std(),
+            ),
+            ending: None,
+        },
+        framer: Framer::new(ctx.limits.max_line_bytes),
+        pending: VecDeque::new(),
+        io,
+    };
+    let reason = conn.run().await;
+    debug!(?id, %reason, "disconnected");
+    drop(ticket);
+}
+
+struct Connection<T> {
+    io: T,
+    framer: Framer,
+    session: Session,
+    /// Taken from the outbox, not yet written.
+    pending: VecDeque<Bytes>,
+}
+
+/// What a line is applied to; apart from the framer so both can be borrowed at once.
+struct Session {
+    id: SessionId,
+    ctx: Arc<Context>,
+    outbox: Arc<Outbox>,
+    format: Format,
+    flood: FloodGate,
+    /// Set when this side decided to end the session.
+    ending: Option<LeaveReason>,
+}
+
+impl<T: Transport> Connection<T> {
+    async fn run(&mut self) -> LeaveReason {
+        let reason = self.converse().await;
+        // Gone from the hub (a no-op if the hub already removed it); this queues the
+        // goodbye line, which the flush below writes if the peer still listens.
+        self.session
+            .ctx
+            .hub
+            .disconnect(self.session.id, reason.clone());
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        if tokio::time::timeout_at(deadline, self.flush())
+            .await
+            .is_ok()
+        {
+            let _ = self.io.shutdown_write();
+            // Reading what the peer still sends until it closes lets it read our last
+            // lines: closing with unread input would reset the connection and could
+            // destroy them.
+            let _ = tokio::time::timeout_at(deadline, self.drain_input()).await;
+        }
+        reason
+    }
+
+    /// The conversation proper; returns why it ended.
+    async fn converse(&mut self) -> LeaveReason {
+        let idle_timeout = self.session.ctx.limits.idle_timeout;
+        let mut idle: Option<Pin<Box<Sleep>>> =
+            (!idle_timeout.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + idle_timeout)));
+        let shutdown = self.session.ctx.shutdown.clone();
+        loop {
+            let closed = match self.write_ready() {
+                Ok(closed) => closed,
+                Err(e) => return lost(&e),
+            };
+            if closed && self.pending.is_empty() {
+                // The hub ended the session (quit, overflow, shutdown) and all is written.
+                return LeaveReason::ConnectionLost;
+            }
+            if let Some(reason) = self.session.ending.take() {
+                return reason;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return LeaveReason::ServerShutdown,
+                r = self.io.writable(), if !self.pending.is_empty() => {
+                    if let Err(e) = r {
+                        return lost(&e);
+                    }
+                }
+                () = self.session.outbox.changed(), if self.pending.is_empty() => {}
+                r = self.io.readable(), if !closed => {
+                    match r.and_then(|()| self.read()) {
+                        Ok(true) => {
+                            if let Some(sleep) = idle.as_mut() {
+                                sleep.as_mut().reset(Instant::now() + idle_timeout);
+                            }
+                        }
+                        Ok(false) => return LeaveReason::ConnectionLost,
+                        Err(e) => return lost(&e),
+                    }
+                }
+                () = async { idle.as_mut().expect("guarded").await }, if idle.is_some() && !closed => {
+                    return LeaveReason::TimedOut;
+                }
+            }
+        }
+    }
+
+    /// Takes what the hub queued and writes as much as the socket accepts now, many
+    /// lines per system call. Returns whether the session is closed by the hub.
+    fn write_ready(&mut self) -> io::Result<bool> {
+        let closed = self.session.outbox.take(&mut self.pending);
+        while !self.pending.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .pending
+                .iter()
+                .take(MAX_WRITE_BATCH)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            let written = match self.io.try_write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
+            self.session.outbox.written(written);
+            let mut left = written;
+            while left > 0 {
+                let front = self
+                    .pending
+                    .front_mut()
+                    .expect("written bytes were pending");
+                if front.len() <= left {
+                    left -= front.len();
+                    self.pending.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = VecDeque::new();
+        }
+        Ok(closed)
+    }
+
+    /// Writes everything queued, waiting for the socket as needed.
+    async fn flush(&mut self) -> io::Result<()> {
+        loop {
+            self.write_ready()?;
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            self.io.writable().await?;
+        }
+    }
+
+    async fn drain_input(&mut self) {
+        let mut sink = [0u8; 512];
+        loop {
+            if self.io.readable().await.is_err() {
+                return;
+            }
+            match self.io.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads what has arrived and applies every complete line. `Ok(false)` at end of
+    /// stream.
+    fn read(&mut self) -> io::Result<bool> {
+        let mut chunk = [0u8; READ_CHUNK_BYTES];
+        for _ in 0..READS_PER_WAKE {
+            let n = match self.io.try_read(&mut chunk) {
+                Ok(0) => {
+                    if let Some(line) = self.framer.finish() {
+                        self.session.frame(Frame::Line(&line));
+                    }
+                    return Ok(false);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
+            let session = &mut self.session;
+            self.framer.feed(&chunk[..n], |frame| session.frame(frame));
+            if session.ending.is_some() || n < chunk.len() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn lost(error: &io::Error) -> LeaveReason {
+    if error.kind() == io::ErrorKind::TimedOut {
+        LeaveReason::TimedOut
+    } else {
+        LeaveReason::ConnectionLost
+    }
+}
+
+impl Session {
+    fn frame(&mut self, frame: Frame<'_>) {
+        if self.ending.is_some() {
+            return;
+        }
+        let line = match frame {
+            Frame::TooLong => {
+                let max = self.ctx.limits.max_line_bytes;
+                return self.refuse(Refusal::new(
+                    ErrorCode::LineTooLong,
+                    format!(
+                        "lines are limited to {max} bytes; the rest of that line was discarded"
+                    ),
+                ));
+            }
+            Frame::Line(line) => line,
+        };
+        let Ok(line) = std::str::from_utf8(line) else {
+            return self.refuse(Refusal::new(
+                ErrorCode::InvalidUtf8,
+                "that line is not valid UTF-8 and was dropped; set your terminal to UTF-8",
+            ));
+        };
+        if line.trim().is_empty() {
+            return;
+        }
+        match self.flood.check(Instant::now().into_std()) {
+            Verdict::Pass => {}
+            Verdict::Refuse => {
+                let limits = &self.ctx.limits;
+                return self.refuse(Refusal::new(
+                    ErrorCode::Flood,
+                    format!(
+                        "too fast: at most {} lines at once and {} a second; that line was not sent",
+                        limits.flood_burst, limits.flood_rate
+                    ),
+                ));
+            }
+            Verdict::Kick => {
+                self.ending = Some(LeaveReason::Flooding);
+                return;
+            }
+        }
+        match protocol::parse(self.format, line) {
+            Ok(Incoming::Request(request)) => self.ctx.hub.apply(self.id, request),
+            Ok(Incoming::Hello {
+                nick,
+                rooms,
+                reference,
+            }) => self.hello(nick, rooms, reference),
+            Ok(Incoming::Nothing) => {}
+            Err(refusal) => self.refuse(refusal),
+        }
+    }
+
+    /// Switches to JSON lines, takes the nick and rooms asked for, then confirms with a
+    /// welcome carrying the resulting nick and rooms.
+    fn hello(
+        &mut self,
+        nick: Option<crate::hub::Nick>,
+        rooms: Vec<crate::hub::RoomName>,
+        reference: Option<String>,
+    ) {
+        self.format = Format::Json;
+        self.outbox.set_format(Format::Json);
+        let hub = &self.ctx.hub;
+        let commands = nick
+            .map(Command::Nick)
+            .into_iter()
+            .chain(rooms.into_iter().map(Command::Join));
+        for command in commands {
+            hub.apply(
+                self.id,
+                Request {
+                    command,
+                    reference: reference.clone(),
+                },
+            );
+        }
+        hub.welcome(self.id, reference);
+    }
+
+    fn refuse(&mut self, refusal: Refusal) {
+        let (event, reference): (Event, _) = refusal.into_reply();
+        self.ctx.hub.reply(self.id, event, reference);
+    }
+}

@@ -1,0 +1,125 @@
+//! Listeners, connection tasks, limits and shutdown: thin adapters around the hub.
+
+mod admission;
+mod connection;
+mod flood;
+mod listen;
+mod outbox;
+mod transport;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use listen::{
+    BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
+};
+pub use transport::Transport;
+
+use crate::hub::Hub;
+use crate::limits::{Limits, SHUTDOWN_GRACE};
+use admission::Admission;
+
+/// What every connection task shares.
+struct Context {
+    hub: Hub,
+    limits: Limits,
+    admission: Arc<Admission>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Serves the bound listeners until `shutdown` is cancelled, then says goodbye to every
+/// client and returns once they are gone or [`SHUTDOWN_GRACE`] has passed.
+pub async fn run(listeners: Vec<Bound>, limits: Limits, shutdown: CancellationToken) {
+    let ctx = Arc::new(Context {
+        hub: Hub::new(limits.history_per_room),
+        admission: Admission::new(&limits),
+        limits,
+        shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
+    });
+    for bound in listeners {
+        info!(addr = %bound.local_addr(), "listening");
+        match bound {
+            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, ctx.clone())),
+            Bound::Unix(l, file) => ctx.tasks.spawn(accept_loop(l, Some(file), ctx.clone())),
+        };
+    }
+    shutdown.cancelled().await;
+    info!(clients = ctx.hub.session_count(), "shutting down");
+    ctx.hub.shutdown();
+    ctx.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("some clients did not take their goodbye in time; leaving anyway");
+    }
+}
+
+/// Longest pause after an accept error such as running out of file descriptors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+async fn accept_loop<L: Listener>(
+    mut listener: L,
+    socket_file: Option<listen::SocketFile>,
+    ctx: Arc<Context>,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((io, peer)) => {
+                backoff = Duration::from_millis(5);
+                match ctx.admission.admit(&peer) {
+                    Ok(ticket) => {
+                        ctx.tasks
+                            .spawn(connection::serve(io, peer, ctx.clone(), ticket));
+                    }
+                    Err((code, message)) => {
+                        info!(%peer, code = code.as_str(), "refused");
+                        ctx.tasks.spawn(refuse(io, code, message));
+                    }
+                }
+            }
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                // Out of file descriptors or memory: wait for some to be freed rather
+                // than give up serving.
+                warn!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+    drop(socket_file);
+}
+
+/// Errors that concern one connection that is already gone, not the listener.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Tells a connection it cannot be served, then closes it.
+async fn refuse<T: Transport>(io: T, code: crate::hub::ErrorCode, message: String) {
+    let line = format!("ERROR {}: {message}\n", code.as_str());
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.writable().await?;
+        io.try_write_vectored(&[io::IoSlice::new(line.as_bytes())])?;
+        io.shutdown_write()
+    })
+    .await;
+}

@@ -1,0 +1,111 @@
+//! A connection's outgoing queue, bounded in bytes.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::hub::{Outgoing, Overflow, Recipient};
+use crate::protocol::{self, Format};
+
+/// Encoded events waiting to be written to one connection. The hub fills it without ever
+/// waiting; the connection task drains it. Bytes count against the bound from the moment
+/// they are queued until they are written, so a client that stops reading fills it and is
+/// disconnected ([`crate::limits::SEND_QUEUE_BYTES`]).
+pub struct Outbox {
+    bound: usize,
+    json: AtomicBool,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    /// Queued or taken, and not yet written.
+    unwritten: usize,
+    closed: bool,
+}
+
+impl Outbox {
+    pub fn new(bound: usize) -> Outbox {
+        Outbox {
+            bound,
+            json: AtomicBool::new(false),
+            state: Mutex::default(),
+            notify: Notify::new(),
+        }
+    }
+
+    pub fn set_format(&self, format: Format) {
+        self.json.store(format == Format::Json, Ordering::Relaxed);
+    }
+
+    fn format(&self) -> Format {
+        if self.json.load(Ordering::Relaxed) {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    }
+
+    /// Moves everything queued to `into`; true once the session is closed (nothing more
+    /// will come after what was taken).
+    pub fn take(&self, into: &mut VecDeque<Bytes>) -> bool {
+        let mut state = self.lock();
+        if into.is_empty() {
+            std::mem::swap(into, &mut state.queue);
+        } else {
+            into.extend(state.queue.drain(..));
+        }
+        state.closed
+    }
+
+    /// `n` taken bytes reached the socket.
+    pub fn written(&self, n: usize) {
+        let mut state = self.lock();
+        state.unwritten = state.unwritten.saturating_sub(n);
+    }
+
+    /// Waits until something is queued or the session is closed.
+    pub async fn changed(&self) {
+        self.notify.notified().await
+    }
+
+    fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
+        let mut state = self.lock();
+        if state.closed {
+            return Ok(());
+        }
+        if bounded && state.unwritten + bytes.len() > self.bound {
+            return Err(Overflow);
+        }
+        state.unwritten += bytes.len();
+        state.queue.push_back(bytes);
+        state.closed = !bounded;
+        drop(state);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Recipient for Outbox {
+    fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
+        let bytes = protocol::encode(self.format(), event);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.push(bytes, true)
+    }
+
+    fn close(&self, last: &Outgoing) {
+        let bytes = protocol::encode(self.format(), last);
+        let _ = self.push(bytes, false);
+    }
+}
