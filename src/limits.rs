@@ -16,8 +16,10 @@ pub const HISTORY_PER_ROOM: usize = 100;
 
 /// Bytes that may wait in one connection's outgoing queue. A client that stops reading
 /// until its queue passes this bound is disconnected with the reason "send queue exceeded";
-/// no sender ever waits for it. Default 256 KiB (`--send-queue`).
-pub const SEND_QUEUE_BYTES: usize = 256 * 1024;
+/// no sender ever waits for it. Default 1 MiB (`--send-queue`): room for a full history
+/// replay (100 lines of up to 4 KiB) on top of live traffic. The bytes of a broadcast are
+/// shared by all its recipients, so the memory this bounds is mostly not per client.
+pub const SEND_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Connections served at once. The next one is told `server_full` and closed.
 /// Default 10,000 (`--max-connections`).

@@ -1,1 +1,322 @@
+//! The hub without sockets: recipients that record what they are told.
 
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// Records events; refuses them once `capacity` are queued, like a full send queue.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+    closed: Mutex<Option<Event>>,
+    capacity: Option<usize>,
+}
+
+impl Recipient for Recorder {
+    fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
+        let mut events = self.events.lock().unwrap();
+        if self.capacity.is_some_and(|c| events.len() >= c) {
+            return Err(Overflow);
+        }
+        events.push(event.event.clone());
+        Ok(())
+    }
+
+    fn close(&self, last: &Outgoing) {
+        *self.closed.lock().unwrap() = Some(last.event.clone());
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+struct Member {
+    id: SessionId,
+    inbox: Arc<Recorder>,
+}
+
+fn join(hub: &Hub) -> Member {
+    join_with(hub, Recorder::default())
+}
+
+fn join_with(hub: &Hub, recorder: Recorder) -> Member {
+    let inbox = Arc::new(recorder);
+    let id = hub.connect(inbox.clone());
+    Member { id, inbox }
+}
+
+fn named(hub: &Hub, nick: &str) -> Member {
+    let m = join(hub);
+    hub.apply(m.id, Command::Nick(Nick::parse(nick).unwrap()).into());
+    m.inbox.take();
+    m
+}
+
+fn say(text: &str) -> Request {
+    Command::Say {
+        room: None,
+        text: MessageText::new(text).unwrap(),
+        action: false,
+    }
+    .into()
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(said) => Some(format!("{}:{}", said.from, said.text)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_newcomer_is_welcomed_into_the_lobby_and_announced() {
+    let hub = Hub::new(10);
+    let ana = named(&hub, "ana");
+    let guest = join(&hub);
+    let events = guest.inbox.take();
+    assert!(matches!(&events[0], Event::Welcome { nick, rooms }
+        if nick.as_str().starts_with("guest-") && rooms == &vec![RoomName::lobby()]));
+    assert!(matches!(&events[1], Event::Joined { you: true, members, .. } if members.len() == 2));
+    assert!(matches!(&ana.inbox.take()[..], [Event::Joined { you: false, nick, .. }]
+        if nick.as_str().starts_with("guest-")));
+}
+
+#[test]
+fn messages_reach_every_other_member_once_and_are_acknowledged() {
+    let hub = Hub::new(10);
+    let (ana, bob, eve) = (named(&hub, "ana"), named(&hub, "bob"), named(&hub, "eve"));
+    ana.inbox.take();
+    bob.inbox.take();
+    hub.apply(ana.id, say("hola"));
+    assert!(matches!(&ana.inbox.take()[..], [Event::Ack { .. }]));
+    assert_eq!(texts(&bob.inbox.take()), ["ana:hola"]);
+    assert_eq!(texts(&eve.inbox.take()), ["ana:hola"]);
+}
+
+#[test]
+fn rooms_keep_their_messages_to_themselves() {
+    let hub = Hub::new(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    hub.apply(ana.id, Command::Join(room("#ops")).into());
+    bob.inbox.take();
+    hub.apply(ana.id, say("only ops"));
+    assert!(texts(&bob.inbox.take()).is_empty());
+    // Named room takes precedence over the current one.
+    hub.apply(
+        ana.id,
+        Command::Say {
+            room: Some(RoomName::lobby()),
+            text: MessageText::new("lobby again").unwrap(),
+            action: false,
+        }
+        .into(),
+    );
+    assert_eq!(texts(&bob.inbox.take()), ["ana:lobby again"]);
+}
+
+#[test]
+fn nicks_are_unique_regardless_of_case() {
+    let hub = Hub::new(10);
+    let _ana = named(&hub, "Begoña");
+    let bob = named(&hub, "bob");
+    hub.apply(bob.id, Command::Nick(Nick::parse("BEGOÑA").unwrap()).into());
+    assert!(matches!(&bob.inbox.take()[..],
+        [Event::Error { code: ErrorCode::NickTaken, message }] if message.contains("still bob")));
+    // Changing only the case of one's own nick is allowed.
+    hub.apply(bob.id, Command::Nick(Nick::parse("Bob").unwrap()).into());
+    assert!(matches!(&bob.inbox.take()[..],
+        [Event::NickChanged { new, you: true, .. }] if new.as_str() == "Bob"));
+}
+
+#[test]
+fn a_nick_change_is_told_once_to_each_room_mate() {
+    let hub = Hub::new(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    for m in [&ana, &bob] {
+        hub.apply(m.id, Command::Join(room("#ops")).into());
+    }
+    bob.inbox.take();
+    hub.apply(ana.id, Command::Nick(Nick::parse("anita").unwrap()).into());
+    let changes: Vec<_> = bob
+        .inbox
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e, Event::NickChanged { .. }))
+        .collect();
+    assert_eq!(changes.len(), 1, "two shared rooms, one notice");
+}
+
+#[test]
+fn private_messages_reach_only_their_target() {
+    let hub = Hub::new(10);
+    let (ana, bob, eve) = (named(&hub, "ana"), named(&hub, "bob"), named(&hub, "eve"));
+    ana.inbox.take();
+    bob.inbox.take();
+    let to_bob = Command::Msg {
+        to: Nick::parse("BOB").unwrap(),
+        text: MessageText::new("psst").unwrap(),
+    };
+    hub.apply(ana.id, to_bob.into());
+    assert!(matches!(&bob.inbox.take()[..], [Event::Private { from, text, .. }]
+        if from.as_str() == "ana" && text.as_str() == "psst"));
+    assert!(eve.inbox.take().is_empty());
+    let to_nobody = Command::Msg {
+        to: Nick::parse("nobody").unwrap(),
+        text: MessageText::new("?").unwrap(),
+    };
+    hub.apply(ana.id, to_nobody.into());
+    assert!(
+        ana.inbox
+            .take()
+            .iter()
+            .any(|e| matches!(e, Event::Error { code: ErrorCode::NoSuchNick, .. }))
+    );
+}
+
+#[test]
+fn history_is_bounded_and_replayed_to_newcomers() {
+    let hub = Hub::new(3);
+    let ana = named(&hub, "ana");
+    for i in 1..=5 {
+        hub.apply(ana.id, say(&format!("m{i}")));
+    }
+    let late = join(&hub);
+    let replayed: Vec<String> = late
+        .inbox
+        .take()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::History { messages, .. } => {
+                Some(messages.iter().map(|m| m.text.to_string()).collect())
+            }
+            _ => None,
+        })
+        .expect("history on joining");
+    assert_eq!(replayed, ["m3", "m4", "m5"]);
+    hub.apply(
+        late.id,
+        Command::History {
+            room: None,
+            limit: Some(2),
+        }
+        .into(),
+    );
+    assert!(matches!(&late.inbox.take()[..], [Event::History { messages, .. }]
+        if messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>() == ["m4", "m5"]));
+}
+
+#[test]
+fn leaving_and_quitting_tell_the_room_why() {
+    let hub = Hub::new(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    hub.apply(
+        ana.id,
+        Command::Quit {
+            message: MessageText::new("lunch"),
+        }
+        .into(),
+    );
+    assert!(matches!(&bob.inbox.take()[..], [Event::Left { reason: LeaveReason::Quit(Some(m)), .. }]
+        if m.as_str() == "lunch"));
+    assert!(matches!(
+        ana.inbox.closed.lock().unwrap().as_ref(),
+        Some(Event::Bye {
+            reason: LeaveReason::Quit(_)
+        })
+    ));
+    assert_eq!(hub.session_count(), 1);
+    // The nick is free again.
+    let again = named(&hub, "ana");
+    assert!(again.inbox.take().is_empty());
+}
+
+#[test]
+fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
+    let hub = Hub::new(10);
+    let ana = named(&hub, "ana");
+    let slow = join_with(
+        &hub,
+        Recorder {
+            capacity: Some(5),
+            ..Recorder::default()
+        },
+    );
+    let bob = named(&hub, "bob");
+    bob.inbox.take();
+    for i in 0..10 {
+        hub.apply(ana.id, say(&format!("m{i}")));
+    }
+    let bob_events = bob.inbox.take();
+    assert_eq!(texts(&bob_events).len(), 10, "bob got every message");
+    assert!(bob_events.iter().any(|e| matches!(e,
+        Event::Left { reason: LeaveReason::SendQueueExceeded, .. })));
+    assert!(matches!(
+        slow.inbox.closed.lock().unwrap().as_ref(),
+        Some(Event::Bye {
+            reason: LeaveReason::SendQueueExceeded
+        })
+    ));
+    assert_eq!(hub.session_count(), 2);
+}
+
+#[test]
+fn empty_rooms_vanish_but_the_lobby_stays() {
+    let hub = Hub::new(10);
+    let ana = named(&hub, "ana");
+    hub.apply(ana.id, Command::Join(room("#tmp")).into());
+    hub.apply(
+        ana.id,
+        Command::Leave {
+            room: None,
+            message: None,
+        }
+        .into(),
+    );
+    hub.apply(
+        ana.id,
+        Command::Leave {
+            room: None,
+            message: None,
+        }
+        .into(),
+    );
+    ana.inbox.take();
+    hub.apply(ana.id, Command::Rooms.into());
+    assert!(matches!(&ana.inbox.take()[..], [Event::Rooms { rooms }]
+        if rooms.len() == 1 && rooms[0] == (RoomName::lobby(), 0)));
+    // In no room at all, plain messages have nowhere to go.
+    hub.apply(ana.id, say("hello?"));
+    assert!(matches!(
+        &ana.inbox.take()[..],
+        [Event::Error {
+            code: ErrorCode::NotInRoom,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn shutdown_says_goodbye_to_everyone() {
+    let hub = Hub::new(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    hub.shutdown();
+    for m in [ana, bob] {
+        assert!(matches!(
+            m.inbox.closed.lock().unwrap().as_ref(),
+            Some(Event::Bye {
+                reason: LeaveReason::ServerShutdown
+            })
+        ));
+    }
+    assert_eq!(hub.session_count(), 0);
+}
