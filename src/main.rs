@@ -52,6 +52,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not raise the open-files limit");
     }
     let listeners = server::bind(&addrs)?;
+    // Handled from before the `listening on` lines: a supervisor may signal as soon as it
+    // reads them, and the default action would kill the server without goodbyes.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut stdout = std::io::stdout().lock();
     for bound in &listeners {
         writeln!(stdout, "listening on {}", bound.local_addr())?;
@@ -60,11 +64,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     drop(stdout);
 
     let shutdown = CancellationToken::new();
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         on_signal.cancel();

@@ -39,12 +39,14 @@ pub enum Event {
         to: Nick,
         text: MessageText,
     },
-    /// `you`: the recipient is the one who joined; `members` lists who is there.
+    /// `you`: the recipient is the one who joined; then `members` names who is there (the
+    /// first [`super::MEMBERS_SHOWN_ON_JOIN`] in alphabetical order). `count`: members now.
     Joined {
         room: RoomName,
         nick: Nick,
         you: bool,
         members: Vec<Nick>,
+        count: usize,
     },
     Left {
         room: RoomName,

@@ -25,6 +25,10 @@ pub use text::{MessageText, sanitize};
 
 use room::Room;
 
+/// Members named to someone joining a room; the rest are counted. `/users` names them
+/// all. Keeps a join into a crowded room from costing a line as long as the room.
+pub const MEMBERS_SHOWN_ON_JOIN: usize = 20;
+
 /// Identifies a connected session for as long as this server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u64);
@@ -331,6 +335,7 @@ impl State {
         if !already {
             let messages = target.recent(None);
             target.members.insert(id, recipient);
+            let count = target.members.len();
             if !messages.is_empty() {
                 let history = Event::History {
                     room: target.name.clone(),
@@ -343,11 +348,13 @@ impl State {
                 nick: nick.clone(),
                 you: false,
                 members: Vec::new(),
+                count,
             };
             self.broadcast(&room, &Outgoing::new(joined), Some(id));
         }
         let joined = Event::Joined {
-            members: self.member_nicks(&room),
+            members: self.member_nicks(&room, Some(MEMBERS_SHOWN_ON_JOIN)),
+            count: self.rooms[&room].members.len(),
             room: self.rooms[&room].name.clone(),
             nick,
             you: true,
@@ -381,7 +388,7 @@ impl State {
             None => self.room_of(id, None)?,
         };
         Ok(Some(Event::Users {
-            nicks: self.member_nicks(&room),
+            nicks: self.member_nicks(&room, None),
             room: self.rooms[&room].name.clone(),
         }))
     }
@@ -396,14 +403,20 @@ impl State {
         Event::Rooms { rooms }
     }
 
-    fn member_nicks(&self, room: &RoomName) -> Vec<Nick> {
-        let mut nicks: Vec<Nick> = self.rooms[room]
+    /// The members' nicks in alphabetical order; only the first `limit` when given.
+    fn member_nicks(&self, room: &RoomName, limit: Option<usize>) -> Vec<Nick> {
+        let mut nicks: Vec<&Nick> = self.rooms[room]
             .members
             .keys()
-            .map(|member| self.sessions[member].nick.clone())
+            .map(|member| &self.sessions[member].nick)
             .collect();
+        if let Some(limit) = limit.filter(|&l| l < nicks.len()) {
+            // Linear selection, so joining a crowded room costs no full sort.
+            nicks.select_nth_unstable_by(limit, |a, b| a.key().cmp(b.key()));
+            nicks.truncate(limit);
+        }
         nicks.sort_by(|a, b| a.key().cmp(b.key()));
-        nicks
+        nicks.into_iter().cloned().collect()
     }
 
     /// Takes session `id` out of `room` and tells the members left behind.

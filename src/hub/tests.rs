@@ -87,8 +87,10 @@ fn a_newcomer_is_welcomed_into_the_lobby_and_announced() {
     assert!(matches!(&events[0], Event::Welcome { nick, rooms }
         if nick.as_str().starts_with("guest-") && rooms == &vec![RoomName::lobby()]));
     assert!(matches!(&events[1], Event::Joined { you: true, members, .. } if members.len() == 2));
-    assert!(matches!(&ana.inbox.take()[..], [Event::Joined { you: false, nick, .. }]
-        if nick.as_str().starts_with("guest-")));
+    assert!(
+        matches!(&ana.inbox.take()[..], [Event::Joined { you: false, nick, .. }]
+        if nick.as_str().starts_with("guest-"))
+    );
 }
 
 #[test]
@@ -167,20 +169,23 @@ fn private_messages_reach_only_their_target() {
         text: MessageText::new("psst").unwrap(),
     };
     hub.apply(ana.id, to_bob.into());
-    assert!(matches!(&bob.inbox.take()[..], [Event::Private { from, text, .. }]
-        if from.as_str() == "ana" && text.as_str() == "psst"));
+    assert!(
+        matches!(&bob.inbox.take()[..], [Event::Private { from, text, .. }]
+        if from.as_str() == "ana" && text.as_str() == "psst")
+    );
     assert!(eve.inbox.take().is_empty());
     let to_nobody = Command::Msg {
         to: Nick::parse("nobody").unwrap(),
         text: MessageText::new("?").unwrap(),
     };
     hub.apply(ana.id, to_nobody.into());
-    assert!(
-        ana.inbox
-            .take()
-            .iter()
-            .any(|e| matches!(e, Event::Error { code: ErrorCode::NoSuchNick, .. }))
-    );
+    assert!(ana.inbox.take().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            code: ErrorCode::NoSuchNick,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -211,8 +216,10 @@ fn history_is_bounded_and_replayed_to_newcomers() {
         }
         .into(),
     );
-    assert!(matches!(&late.inbox.take()[..], [Event::History { messages, .. }]
-        if messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>() == ["m4", "m5"]));
+    assert!(
+        matches!(&late.inbox.take()[..], [Event::History { messages, .. }]
+        if messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>() == ["m4", "m5"])
+    );
 }
 
 #[test]
@@ -226,8 +233,10 @@ fn leaving_and_quitting_tell_the_room_why() {
         }
         .into(),
     );
-    assert!(matches!(&bob.inbox.take()[..], [Event::Left { reason: LeaveReason::Quit(Some(m)), .. }]
-        if m.as_str() == "lunch"));
+    assert!(
+        matches!(&bob.inbox.take()[..], [Event::Left { reason: LeaveReason::Quit(Some(m)), .. }]
+        if m.as_str() == "lunch")
+    );
     assert!(matches!(
         ana.inbox.closed.lock().unwrap().as_ref(),
         Some(Event::Bye {
@@ -258,8 +267,13 @@ fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
     }
     let bob_events = bob.inbox.take();
     assert_eq!(texts(&bob_events).len(), 10, "bob got every message");
-    assert!(bob_events.iter().any(|e| matches!(e,
-        Event::Left { reason: LeaveReason::SendQueueExceeded, .. })));
+    assert!(bob_events.iter().any(|e| matches!(
+        e,
+        Event::Left {
+            reason: LeaveReason::SendQueueExceeded,
+            ..
+        }
+    )));
     assert!(matches!(
         slow.inbox.closed.lock().unwrap().as_ref(),
         Some(Event::Bye {

@@ -241,11 +241,13 @@ fn to_value(event: &Event) -> Value {
             nick,
             you,
             members,
+            count,
         } => {
             let mut v =
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
             if *you {
                 v["members"] = names(members);
+                v["count"] = (*count).into();
             }
             v
         }

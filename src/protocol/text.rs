@@ -17,10 +17,13 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     if line.trim().is_empty() {
         return Ok(Incoming::Nothing);
     }
-    if line.trim_start().starts_with('{')
-        && let Ok(hello @ Incoming::Hello { .. }) = json::parse(line)
-    {
-        return Ok(hello);
+    if line.trim_start().starts_with('{') {
+        match json::parse(line) {
+            Ok(hello @ Incoming::Hello { .. }) => return Ok(hello),
+            // A hello asking for a bad nick or room is refused, not said to the room.
+            Err(refusal) if is_hello(line) => return Err(refusal),
+            _ => {}
+        }
     }
     let Some(command_line) = line.strip_prefix('/') else {
         return say(line);
@@ -96,6 +99,11 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     Ok(Incoming::Request(command.into()))
 }
 
+/// Whether `line` is a JSON object of type `hello`, valid or not.
+fn is_hello(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == "hello")
+}
+
 fn say(text: &str) -> Result<Incoming, Refusal> {
     let command = Command::Say {
         room: None,
@@ -136,8 +144,16 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             room,
             you: true,
             members,
+            count,
             ..
-        } => writeln!(s, "{room} *** you joined; here now: {}", list(members)),
+        } => {
+            write!(s, "{room} *** you joined; here now: {}", list(members))?;
+            match count.saturating_sub(members.len()) {
+                0 => s.push('\n'),
+                more => writeln!(s, " and {more} more (/users lists all)")?,
+            }
+            Ok(())
+        }
         Event::Joined { room, nick, .. } => writeln!(s, "{room} *** {nick} joined"),
         Event::Left {
             room, you: true, ..

@@ -52,7 +52,7 @@ pub async fn serve<T: Transport>(io: T, peer: Peer, ctx: Arc<Context>, ticket: T
         io,
     };
     let reason = conn.run().await;
-    debug!(?id, %reason, "disconnected");
+    debug!(?id, ?reason, "disconnected");
     drop(ticket);
 }
 
@@ -76,14 +76,15 @@ struct Session {
 }
 
 impl<T: Transport> Connection<T> {
-    async fn run(&mut self) -> LeaveReason {
+    /// Returns why the session ended, when this side ended it rather than the hub.
+    async fn run(&mut self) -> Option<LeaveReason> {
         let reason = self.converse().await;
-        // Gone from the hub (a no-op if the hub already removed it); this queues the
-        // goodbye line, which the flush below writes if the peer still listens.
-        self.session
-            .ctx
-            .hub
-            .disconnect(self.session.id, reason.clone());
+        if let Some(reason) = &reason {
+            // This queues the goodbye line, which the flush below writes if the peer
+            // still listens.
+            let hub = &self.session.ctx.hub;
+            hub.disconnect(self.session.id, reason.clone());
+        }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         if tokio::time::timeout_at(deadline, self.flush())
             .await
@@ -98,45 +99,52 @@ impl<T: Transport> Connection<T> {
         reason
     }
 
-    /// The conversation proper; returns why it ended.
-    async fn converse(&mut self) -> LeaveReason {
+    /// The conversation proper; returns why it ended, or `None` when the hub ended it
+    /// (quit, send queue overflow, server shutdown) and has already queued the goodbye.
+    async fn converse(&mut self) -> Option<LeaveReason> {
         let idle_timeout = self.session.ctx.limits.idle_timeout;
         let mut idle: Option<Pin<Box<Sleep>>> =
             (!idle_timeout.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + idle_timeout)));
         let shutdown = self.session.ctx.shutdown.clone();
         loop {
-            let closed = match self.write_ready() {
-                Ok(closed) => closed,
-                Err(e) => return lost(&e),
-            };
-            if closed && self.pending.is_empty() {
-                // The hub ended the session (quit, overflow, shutdown) and all is written.
-                return LeaveReason::ConnectionLost;
+            match self.write_ready() {
+                // What is still pending is flushed, under a deadline, by `run`.
+                Ok(true) => return None,
+                Ok(false) => {}
+                Err(e) => return Some(lost(&e)),
             }
             if let Some(reason) = self.session.ending.take() {
-                return reason;
+                return Some(reason);
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return LeaveReason::ServerShutdown,
+                _ = shutdown.cancelled() => {
+                    // Everyone's goodbye at once, whichever task notices first: leaving one
+                    // by one would tell every remaining member of each departure.
+                    self.session.ctx.hub.shutdown();
+                    return None;
+                }
                 r = self.io.writable(), if !self.pending.is_empty() => {
                     if let Err(e) = r {
-                        return lost(&e);
+                        return Some(lost(&e));
                     }
                 }
                 () = self.session.outbox.changed(), if self.pending.is_empty() => {}
-                r = self.io.readable(), if !closed => {
+                // The hub may end the session while the peer is not reading (send queue
+                // exceeded): stop waiting for the socket and let `run` bound the goodbye.
+                () = self.session.outbox.closed(), if !self.pending.is_empty() => {}
+                r = self.io.readable() => {
                     match r.and_then(|()| self.read()) {
                         Ok(true) => {
                             if let Some(sleep) = idle.as_mut() {
                                 sleep.as_mut().reset(Instant::now() + idle_timeout);
                             }
                         }
-                        Ok(false) => return LeaveReason::ConnectionLost,
-                        Err(e) => return lost(&e),
+                        Ok(false) => return Some(LeaveReason::ConnectionLost),
+                        Err(e) => return Some(lost(&e)),
                     }
                 }
-                () = async { idle.as_mut().expect("guarded").await }, if idle.is_some() && !closed => {
-                    return LeaveReason::TimedOut;
+                () = async { idle.as_mut().expect("guarded").await }, if idle.is_some() => {
+                    return Some(LeaveReason::TimedOut);
                 }
             }
         }

@@ -19,6 +19,9 @@ pub struct Outbox {
     json: AtomicBool,
     state: Mutex<State>,
     notify: Notify,
+    /// Signalled once, when the session is closed: the connection may be waiting for the
+    /// socket rather than for `notify` then.
+    closing: Notify,
 }
 
 #[derive(Default)]
@@ -36,6 +39,7 @@ impl Outbox {
             json: AtomicBool::new(false),
             state: Mutex::default(),
             notify: Notify::new(),
+            closing: Notify::new(),
         }
     }
 
@@ -74,6 +78,11 @@ impl Outbox {
         self.notify.notified().await
     }
 
+    /// Waits until the session is closed (at once if it was closed since the last call).
+    pub async fn closed(&self) {
+        self.closing.notified().await
+    }
+
     fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
         let mut state = self.lock();
         if state.closed {
@@ -87,6 +96,9 @@ impl Outbox {
         state.closed = !bounded;
         drop(state);
         self.notify.notify_one();
+        if !bounded {
+            self.closing.notify_one();
+        }
         Ok(())
     }
 

@@ -1,1 +1,395 @@
-//! (being written)
+//! The `charla` binary itself: what it prints, how it refuses an address it cannot have,
+//! how it stops, and where its options come from.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use charla::server::ListenAddr;
+
+use crate::support::{Client, PATIENCE};
+
+/// A running `charla`, killed when the test ends however it ends.
+struct Charla {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Charla {
+    /// Starts `charla ARGS` with `env` added to an environment cleared of `CHARLA_*`.
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Charla {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CHARLA_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Charla {
+            child,
+            stdout,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// `charla serve --listen A --listen B …`
+    fn serve(listen: &[&str]) -> Charla {
+        let mut args = vec!["serve"];
+        for addr in listen {
+            args.extend(["--listen", addr]);
+        }
+        Charla::spawn(&args, &[])
+    }
+
+    /// The next `n` addresses printed as `listening on ADDR`.
+    fn listening(&self, n: usize) -> Vec<ListenAddr> {
+        (0..n)
+            .map(|_| {
+                let line = self
+                    .stdout
+                    .recv_timeout(PATIENCE)
+                    .expect("a `listening on` line");
+                let addr = line
+                    .strip_prefix("listening on ")
+                    .filter(|a| a.starts_with("tcp://") || a.starts_with("unix://"))
+                    .unwrap_or_else(|| panic!("unexpected output {line:?}"));
+                addr.parse()
+                    .unwrap_or_else(|e| panic!("{line:?} names no address: {e}"))
+            })
+            .collect()
+    }
+
+    /// Sends `signal` (TERM, INT) with kill(1).
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, at most `PATIENCE`.
+    fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "charla is still running");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for a failure exit; returns what it said on stderr, after checking it never
+    /// claimed to listen.
+    fn failure(&mut self) -> String {
+        let status = self.exit_status();
+        let stderr = self.stderr();
+        assert!(!status.success(), "{status}; stderr: {stderr}");
+        let stdout: Vec<String> = self.stdout.iter().collect();
+        assert!(stdout.is_empty(), "printed {stdout:?}");
+        stderr
+    }
+
+    /// Everything written on stderr; waits for the process to close it (exit).
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .expect("stderr read once")
+            .join()
+            .unwrap()
+    }
+}
+
+impl Drop for Charla {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `charla ARGS` run to completion: status and stdout.
+fn run(args: &[&str]) -> (ExitStatus, String) {
+    let mut charla = Charla::spawn(args, &[]);
+    let status = charla.exit_status();
+    let stdout: Vec<String> = charla.stdout.iter().collect();
+    (status, stdout.join("\n"))
+}
+
+fn tcp(addr: &ListenAddr) -> std::net::SocketAddr {
+    match addr {
+        ListenAddr::Tcp(sa) => *sa,
+        ListenAddr::Unix(path) => panic!("expected TCP, got {}", path.display()),
+    }
+}
+
+fn unix(addr: &ListenAddr) -> PathBuf {
+    match addr {
+        ListenAddr::Unix(path) => path.clone(),
+        ListenAddr::Tcp(sa) => panic!("expected a Unix socket, got {sa}"),
+    }
+}
+
+fn spec(path: &Path) -> String {
+    format!("unix://{}", path.display())
+}
+
+async fn greeted(mut client: Client) -> Client {
+    client.expect("*** Welcome to charla").await;
+    client.expect("you joined").await;
+    client
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prints_each_listening_address_and_serves_on_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let charla = Charla::serve(&["127.0.0.1:0", &spec(&path)]);
+    let addrs = charla.listening(2);
+
+    let tcp_addr = tcp(&addrs[0]);
+    assert!(
+        tcp_addr.ip().is_loopback() && tcp_addr.port() != 0,
+        "{tcp_addr}"
+    );
+    assert_eq!(unix(&addrs[1]), path);
+
+    let mut over_tcp = greeted(Client::tcp(tcp_addr).await).await;
+    let mut over_unix = greeted(Client::unix(&path).await).await;
+    over_unix.send("/nick local").await;
+    over_unix.expect("you are now known as local").await;
+    over_unix.send("hello over a Unix socket").await;
+    assert_eq!(
+        over_tcp.expect("<local>").await,
+        "#lobby <local> hello over a Unix socket"
+    );
+}
+
+#[test]
+fn a_port_in_use_names_its_holder() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
+    let mut charla = Charla::serve(&[&addr.to_string()]);
+    let stderr = charla.failure();
+
+    let pid = std::process::id();
+    let program = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let program = program.trim_end();
+    assert!(
+        stderr.contains(&format!(
+            "{addr} is already in use by pid {pid} ({program})"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("`kill {pid}`")), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+    // The holder keeps its port.
+    assert_eq!(holder.local_addr().unwrap(), addr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_unix_socket_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    // A server that died leaves its socket file behind.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let charla = Charla::serve(&[&spec(&path)]);
+    assert_eq!(unix(&charla.listening(1)[0]), path);
+    greeted(Client::unix(&path).await).await;
+}
+
+#[test]
+fn a_unix_socket_someone_listens_on_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    // Not accepting, but alive: connections complete into its backlog.
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+
+    let stderr = Charla::serve(&[&spec(&path)]).failure();
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+
+    // The file and the listener are untouched.
+    assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
+    std::os::unix::net::UnixStream::connect(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener.accept().expect("our listener still owns the path");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unix_socket_another_charla_serves_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let first = Charla::serve(&[&spec(&path)]);
+    first.listening(1);
+
+    let stderr = Charla::serve(&[&spec(&path)]).failure();
+    assert!(stderr.contains("already in use"), "{stderr}");
+
+    // The first one still serves, on the same file.
+    greeted(Client::unix(&path).await).await;
+    drop(first);
+}
+
+#[test]
+fn a_regular_file_in_the_way_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    std::fs::write(&path, "precious\n").unwrap();
+
+    let stderr = Charla::serve(&[&spec(&path)]).failure();
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious\n");
+}
+
+/// Two clients (TCP and Unix) connected; `signal` must say goodbye to both, close their
+/// connections, remove the socket file and exit successfully.
+async fn shuts_down_gracefully_on(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let mut charla = Charla::serve(&["127.0.0.1:0", &spec(&path)]);
+    let addrs = charla.listening(2);
+    let mut over_tcp = greeted(Client::tcp(tcp(&addrs[0])).await).await;
+    let over_unix = greeted(Client::unix(&path).await).await;
+    over_tcp.expect("joined").await;
+
+    charla.signal(signal);
+    for mut client in [over_tcp, over_unix] {
+        let seen = client.until_closed().await;
+        assert_eq!(seen, ["*** goodbye (server shutdown)"], "after SIG{signal}");
+        // Hanging up in turn, as a client does at end of stream, lets it exit at once.
+    }
+    let status = charla.exit_status();
+    assert!(
+        status.success(),
+        "SIG{signal}: {status}; {}",
+        charla.stderr()
+    );
+    assert!(!path.exists(), "the socket file is left behind");
+    let stdout: Vec<String> = charla.stdout.iter().collect();
+    assert!(stdout.is_empty(), "printed {stdout:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_says_goodbye_and_exits() {
+    shuts_down_gracefully_on("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_says_goodbye_and_exits() {
+    shuts_down_gracefully_on("INT").await;
+}
+
+/// A `kill` started in advance, so that a signal can follow an event within microseconds
+/// (spawning `kill` then takes milliseconds).
+struct Killer(Child);
+
+impl Killer {
+    fn ready() -> Killer {
+        let mut shell = Command::new("sh")
+            .args(["-c", r#"echo ready; read sig pid && kill -"$sig" "$pid""#])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(shell.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        Killer(shell)
+    }
+
+    fn fire(mut self, signal: &str, charla: &Charla) {
+        let mut stdin = self.0.stdin.take().unwrap();
+        writeln!(stdin, "{signal} {}", charla.child.id()).unwrap();
+        assert!(self.0.wait().unwrap().success(), "kill -{signal} failed");
+    }
+}
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Once it has said where it listens, a signal stops it gracefully however soon it comes.
+#[test]
+fn a_signal_right_after_start_is_handled() {
+    for signal in ["INT", "TERM", "INT", "TERM", "INT", "TERM"] {
+        let killer = Killer::ready();
+        let mut charla = Charla::serve(&["127.0.0.1:0"]);
+        charla.listening(1);
+        killer.fire(signal, &charla);
+        let status = charla.exit_status();
+        assert!(status.success(), "SIG{signal}: {status}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let (status, out) = run(&["--help"]);
+    assert!(status.success(), "{status}");
+    assert!(out.contains("serve"), "{out}");
+
+    let (status, out) = run(&["serve", "--help"]);
+    assert!(status.success(), "{status}");
+    assert!(out.contains("--listen"), "{out}");
+    assert!(out.contains("CHARLA_LISTEN"), "{out}");
+
+    let (status, out) = run(&["--version"]);
+    assert!(status.success(), "{status}");
+    assert_eq!(out, format!("charla {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn options_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let listen = format!("127.0.0.1:0,{}", spec(&path));
+    let charla = Charla::spawn(
+        &["serve"],
+        &[("CHARLA_LISTEN", &listen), ("CHARLA_MAX_LINE", "16")],
+    );
+    let addrs = charla.listening(2);
+    assert_eq!(unix(&addrs[1]), path);
+
+    let mut client = greeted(Client::tcp(tcp(&addrs[0])).await).await;
+    client.send("this line is longer than sixteen bytes").await;
+    let error = client.next().await.unwrap();
+    assert!(error.starts_with("ERROR line_too_long: "), "{error:?}");
+    greeted(Client::unix(&path).await).await;
+}

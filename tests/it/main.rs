@@ -1,8 +1,8 @@
 //! Integration tests: a real server, real sockets, real clients.
 
-mod support;
 mod chat;
+mod cli;
 mod json;
 mod limits;
 mod slow;
-mod cli;
+mod support;

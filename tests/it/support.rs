@@ -8,7 +8,7 @@ use charla::limits::Limits;
 use charla::server::{self, ListenAddr};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{TcpSocket, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 /// How long any expected line may take before the test fails.
@@ -87,6 +87,26 @@ impl TestServer {
         c
     }
 
+    /// A new TCP client, retrying while the server refuses it for being full (a place
+    /// is given back a moment after its connection ends).
+    pub async fn client_once_admitted(&self) -> Client {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let mut c = Client::tcp(self.tcp()).await;
+            let first = c.next().await.expect("a greeting or a refusal");
+            if first.starts_with("*** Welcome to charla") {
+                c.expect("you joined").await;
+                return c;
+            }
+            assert!(first.starts_with("ERROR server_full: "), "{first:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still refused: {first:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A new TCP client that took `nick`.
     pub async fn named(&self, nick: &str) -> Client {
         let mut c = self.client().await;
@@ -115,7 +135,17 @@ pub struct Client {
 
 impl Client {
     pub async fn tcp(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        Client::tcp_via(socket.unwrap(), addr).await
+    }
+
+    /// Connects from a socket the test prepared (bound to another loopback address, say).
+    pub async fn tcp_via(socket: TcpSocket, addr: SocketAddr) -> Client {
+        let stream = socket.connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let (r, w) = stream.into_split();
         Client::from_parts(Box::new(r), Box::new(w))
@@ -171,7 +201,9 @@ impl Client {
                     return Ok(None);
                 }
                 assert_eq!(buf.pop(), Some(b'\n'), "a line ends with a newline");
-                Ok(Some(String::from_utf8(buf).expect("the server sends UTF-8")))
+                Ok(Some(
+                    String::from_utf8(buf).expect("the server sends UTF-8"),
+                ))
             }
         }
     }
@@ -228,5 +260,35 @@ impl Client {
                 _ => seen.push(line),
             }
         }
+    }
+}
+
+/// Long enough a wait that a line the server was going to send would have arrived; used
+/// only to prove absence (no echo, no leak to another room).
+pub const QUIET: Duration = Duration::from_millis(250);
+
+impl TestServer {
+    /// Text clients named `nicks`, all in `#lobby`. Each earlier client has read every later
+    /// one's rename notice, so every client's next line is whatever the test does next.
+    /// (No nick may contain another's, as `ana` and `anabel`.)
+    pub async fn crowd(&self, nicks: &[&str]) -> Vec<Client> {
+        let mut clients: Vec<Client> = Vec::new();
+        for nick in nicks {
+            let newcomer = self.named(nick).await;
+            for earlier in &mut clients {
+                earlier.expect(&format!("is now known as {nick}")).await;
+            }
+            clients.push(newcomer);
+        }
+        clients
+    }
+}
+
+impl Client {
+    /// The next line, which must exist (the connection is still open).
+    pub async fn line(&mut self) -> String {
+        self.next()
+            .await
+            .expect("a line, not the end of the stream")
     }
 }
