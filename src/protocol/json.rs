@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::help::COMMANDS;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
-use crate::hub::{Command, ErrorCode, Event, MessageText, Nick, Outgoing, RoomName, Said};
+use crate::hub::{Command, ErrorCode, Event, MessageText, Nick, Outgoing, Request, RoomName, Said};
 
 /// A request with the client's optional `ref`, echoed on its reply.
 #[derive(Deserialize)]
@@ -93,12 +93,19 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     let parsed = (|| {
         let command = match envelope.request {
             JsonRequest::Hello { nick, rooms } => {
+                let request = |command| Request {
+                    command,
+                    reference: reference.clone(),
+                };
+                let nick = nick.map(|n| nick_arg(&n).map(Command::Nick));
+                let joins = rooms.iter().map(|r| room_arg(r).map(Command::Join));
+                let steps = nick
+                    .into_iter()
+                    .chain(joins)
+                    .map(|step| step.map(request).map_err(with_ref))
+                    .collect();
                 return Ok(Incoming::Hello {
-                    nick: nick.as_deref().map(nick_arg).transpose()?,
-                    rooms: rooms
-                        .iter()
-                        .map(|r| room_arg(r))
-                        .collect::<Result<_, _>>()?,
+                    steps,
                     reference: reference.clone(),
                 });
             }
@@ -133,7 +140,7 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
                 message: optional_text(message),
             },
         };
-        Ok(Incoming::Request(crate::hub::Request {
+        Ok(Incoming::Request(Request {
             command,
             reference: reference.clone(),
         }))

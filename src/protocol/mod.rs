@@ -32,10 +32,10 @@ impl Format {
 #[derive(Debug)]
 pub enum Incoming {
     Request(Request),
-    /// Switch to JSON lines, then take a nick and join rooms.
+    /// Switch to JSON lines, then carry out each step (the nick change, then the joins
+    /// asked for) or answer its refusal, in order.
     Hello {
-        nick: Option<Nick>,
-        rooms: Vec<RoomName>,
+        steps: Vec<Result<Request, Refusal>>,
         reference: Option<String>,
     },
     /// Nothing to do (an empty line).

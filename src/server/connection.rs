@@ -15,7 +15,7 @@ use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::outbox::Outbox;
 use super::transport::Transport;
-use crate::hub::{Command, ErrorCode, Event, LeaveReason, Request, SessionId};
+use crate::hub::{ErrorCode, Event, LeaveReason, Request, SessionId};
 use crate::limits::{MAX_WRITE_BATCH, SHUTDOWN_GRACE};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::{self, Format, Incoming, Refusal};
@@ -294,41 +294,24 @@ impl Session {
         }
         match protocol::parse(self.format, line) {
             Ok(Incoming::Request(request)) => self.ctx.hub.apply(self.id, request),
-            Ok(Incoming::Hello {
-                nick,
-                rooms,
-                reference,
-            }) => self.hello(nick, rooms, reference),
+            Ok(Incoming::Hello { steps, reference }) => self.hello(steps, reference),
             Ok(Incoming::Nothing) => {}
             Err(refusal) => self.refuse(refusal),
         }
     }
 
-    /// Switches to JSON lines, takes the nick and rooms asked for, then confirms with a
+    /// Switches to JSON lines, carries out the hello's steps, then confirms with a
     /// welcome carrying the resulting nick and rooms.
-    fn hello(
-        &mut self,
-        nick: Option<crate::hub::Nick>,
-        rooms: Vec<crate::hub::RoomName>,
-        reference: Option<String>,
-    ) {
+    fn hello(&mut self, steps: Vec<Result<Request, Refusal>>, reference: Option<String>) {
         self.format = Format::Json;
         self.outbox.set_format(Format::Json);
-        let hub = &self.ctx.hub;
-        let commands = nick
-            .map(Command::Nick)
-            .into_iter()
-            .chain(rooms.into_iter().map(Command::Join));
-        for command in commands {
-            hub.apply(
-                self.id,
-                Request {
-                    command,
-                    reference: reference.clone(),
-                },
-            );
+        for step in steps {
+            match step {
+                Ok(request) => self.ctx.hub.apply(self.id, request),
+                Err(refusal) => self.refuse(refusal),
+            }
         }
-        hub.welcome(self.id, reference);
+        self.ctx.hub.welcome(self.id, reference);
     }
 
     fn refuse(&mut self, refusal: Refusal) {

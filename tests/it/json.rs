@@ -166,13 +166,22 @@ async fn hello_with_an_invalid_nick_is_refused_not_said() {
     let mut c = Client::tcp(server.tcp()).await;
     c.expect("you joined").await;
     ana.expect(" joined").await;
-    c.send(r#"{"type":"hello","nick":"my bot"}"#).await;
-    let error = c.line().await;
-    assert!(error.contains("invalid_nick"), "{error:?}");
-    c.send(r##"{"type":"hello","rooms":["#a b"]}"##).await;
-    let error = c.line().await;
-    assert!(error.contains("invalid_room"), "{error:?}");
-    // Neither went to the room as chat.
+    // The client asked for JSON: it gets JSON, the refusal first, then its welcome under
+    // the guest nick it still has.
+    c.send(r#"{"type":"hello","nick":"my bot","ref":"h1"}"#)
+        .await;
+    let error = c.json().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "invalid_nick");
+    assert_eq!(error["ref"], "h1");
+    let welcome = c.json().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert!(welcome["nick"].as_str().unwrap().starts_with("guest-"));
+    c.send(r##"{"type":"hello","rooms":["#ok","#a b"]}"##).await;
+    assert_eq!(c.expect_json("join").await["room"], "#ok");
+    assert_eq!(c.json().await["code"], "invalid_room");
+    assert_eq!(c.json().await["rooms"], json!(["#lobby", "#ok"]));
+    // None of it went to the room as chat.
     ana.silent_for(QUIET).await;
 }
 
