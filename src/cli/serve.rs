@@ -1,33 +1,12 @@
-//! Command-line arguments. Every option can also come from the environment variable named
-//! in its help (`CHARLA_LISTEN`, …).
+//! `charla serve`: its options. Every option can also come from the environment variable
+//! named in its help (`CHARLA_LISTEN`, …).
 
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::Args;
 
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, ListenAddr};
-
-#[derive(Parser)]
-#[command(
-    name = "charla",
-    version,
-    about = "A chat and live-alert server over plain sockets: nc, telnet, JSON lines."
-)]
-pub struct Cli {
-    /// More log output on stderr: -v debug, -vv trace. RUST_LOG overrides.
-    #[arg(short, long, action = ArgAction::Count, global = true)]
-    pub verbose: u8,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand)]
-pub enum Command {
-    /// Run the chat server.
-    Serve(Serve),
-}
 
 #[derive(Args)]
 pub struct Serve {
