@@ -1,5 +1,6 @@
 //! Command-line arguments: one file per subcommand.
 
+pub mod bench;
 mod serve;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -25,4 +26,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the chat server.
     Serve(Serve),
+    /// Measure a chat server under load: charla, ncat --chat, IRC servers.
+    Bench(bench::Bench),
 }

@@ -1,0 +1,327 @@
+//! The fan-out and rooms scenarios: clients in rooms, some of them sending at a fixed
+//! aggregate rate, open loop, every message stamped with the time it was meant to leave.
+//!
+//! Open loop means a sender never waits for the server: if it falls behind schedule it
+//! sends what is due at once, and each message still carries its *intended* time, so a
+//! stalled server shows up as latency rather than as a politely lowered rate
+//! (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::adapter::{Protocol, Registered};
+use super::payload::Stamp;
+use super::probe::Probe;
+use super::report::Step;
+use super::tally::Tally;
+
+/// Clients registering at once; more would overflow listen backlogs of the peers.
+const REGISTER_CONCURRENCY: usize = 64;
+
+/// After the senders stop, how long deliveries may keep arriving before the rest count as
+/// lost.
+const DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// Deliveries stop counting as in flight once no new one arrived for this long.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+
+/// The shape of a load run.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    pub clients: usize,
+    pub rooms: usize,
+    pub senders: usize,
+    /// Bytes of message text.
+    pub size: usize,
+    pub duration: Duration,
+}
+
+struct Client {
+    room: usize,
+    tally: Arc<Mutex<Tally>>,
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+}
+
+/// Connected, registered clients with their receivers running.
+pub struct Crowd {
+    shape: Shape,
+    clients: Vec<Client>,
+    step: Arc<AtomicU32>,
+    epoch: Instant,
+    receivers: JoinSet<()>,
+}
+
+fn room_name(shape: &Shape, room: usize) -> String {
+    if shape.rooms <= 1 {
+        "#bench".to_string()
+    } else {
+        format!("#bench{room}")
+    }
+}
+
+impl Crowd {
+    /// Connects and registers every client, `REGISTER_CONCURRENCY` at a time.
+    pub async fn gather(shape: Shape, progress: &ProgressBar) -> anyhow::Result<Crowd> {
+        let gate = Arc::new(Semaphore::new(REGISTER_CONCURRENCY));
+        let mut joins = JoinSet::new();
+        for id in 0..shape.clients {
+            let gate = gate.clone();
+            let room = id % shape.rooms.max(1);
+            let name = room_name(&shape, room);
+            let (protocol, addr) = (shape.protocol, shape.addr);
+            joins.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let registered = protocol.register(addr, id, &name).await;
+                (id, room, registered)
+            });
+        }
+        let mut slots: Vec<Option<(usize, Registered)>> =
+            (0..shape.clients).map(|_| None).collect();
+        progress.set_length(shape.clients as u64);
+        progress.set_message("registering clients");
+        while let Some(joined) = joins.join_next().await {
+            let (id, room, registered) = joined?;
+            slots[id] = Some((room, registered?));
+            progress.inc(1);
+        }
+        let step = Arc::new(AtomicU32::new(u32::MAX));
+        let epoch = Instant::now();
+        let mut receivers = JoinSet::new();
+        let mut clients = Vec::with_capacity(shape.clients);
+        for slot in slots {
+            let (room, Registered { mut reader, writer }) = slot.expect("every client joined");
+            let tally = Arc::new(Mutex::new(Tally::new()));
+            let writer = Arc::new(tokio::sync::Mutex::new(writer));
+            let (t, w, s, protocol) = (tally.clone(), writer.clone(), step.clone(), shape.protocol);
+            receivers.spawn(async move {
+                let mut line = Vec::with_capacity(256);
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if let Some(stamp) = Stamp::find(&line) {
+                        if stamp.step == s.load(Ordering::Relaxed) {
+                            let now = epoch.elapsed().as_micros() as u64;
+                            t.lock().expect("tally lock").record(stamp, now);
+                        }
+                    } else if let Some(reply) = protocol.answer(&line) {
+                        let _ = w.lock().await.write_all(&reply).await;
+                    }
+                }
+            });
+            clients.push(Client {
+                room,
+                tally,
+                writer,
+            });
+        }
+        Ok(Crowd {
+            shape,
+            clients,
+            step,
+            epoch,
+            receivers,
+        })
+    }
+
+    /// Runs one step at `deliveries_per_s` offered.
+    pub async fn step(
+        &mut self,
+        number: u32,
+        deliveries_per_s: u64,
+        server: Option<&Probe>,
+        progress: &ProgressBar,
+    ) -> anyhow::Result<Step> {
+        let shape = self.shape.clone();
+        let members = self.members_per_room();
+        let senders: Vec<usize> = (0..shape.senders.min(shape.clients)).collect();
+        // Each message reaches its room but the sender.
+        let fanout: f64 = senders
+            .iter()
+            .map(|&s| (members[self.clients[s].room] - 1) as f64)
+            .sum::<f64>()
+            / senders.len() as f64;
+        let messages_per_s = deliveries_per_s as f64 / fanout.max(1.0);
+        let interval = Duration::from_secs_f64(senders.len() as f64 / messages_per_s);
+
+        for c in &self.clients {
+            *c.tally.lock().expect("tally lock") = Tally::new();
+        }
+        self.step.store(number, Ordering::Relaxed);
+        let me = Probe::myself()?;
+        let (server_before, me_before) = (server.map(Probe::sample).transpose()?, me.sample()?);
+
+        progress.reset();
+        progress.set_length(shape.duration.as_millis() as u64);
+        progress.set_message(format!("{deliveries_per_s} deliveries/s offered"));
+        let start = Instant::now() + Duration::from_millis(50);
+        let mut sending = JoinSet::new();
+        for (i, &s) in senders.iter().enumerate() {
+            let writer = self.clients[s].writer.clone();
+            let room = room_name(&shape, self.clients[s].room);
+            let (epoch, size, protocol) = (self.epoch, shape.size, shape.protocol);
+            // Senders are spread evenly over one interval so the load is smooth.
+            let first = start + interval.mul_f64(i as f64 / senders.len() as f64);
+            let end = start + shape.duration;
+            sending.spawn(async move {
+                send_schedule(
+                    writer, protocol, &room, epoch, first, interval, end, number, s as u32, size,
+                )
+                .await
+            });
+        }
+        let ticker = {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    progress.set_position(start.elapsed().as_millis() as u64);
+                }
+            })
+        };
+        let mut sent_by = vec![0u64; self.clients.len()];
+        while let Some(done) = sending.join_next().await {
+            let (sender, sent) = done??;
+            sent_by[sender as usize] = sent;
+        }
+        ticker.abort();
+        let sent_at = Instant::now();
+        let expected: u64 = senders
+            .iter()
+            .map(|&s| sent_by[s] * (members[self.clients[s].room] as u64 - 1))
+            .sum();
+        progress.set_message("draining");
+        let mut last = (self.unique(), Instant::now());
+        while last.0 < expected && sent_at.elapsed() < DRAIN_MAX {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.unique();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= DRAIN_QUIET {
+                break;
+            }
+        }
+        let mut total = Tally::new();
+        for c in &self.clients {
+            total.merge(&c.tally.lock().expect("tally lock"));
+        }
+        let server_after = server.map(Probe::sample).transpose()?;
+        let me_after = me.sample()?;
+        let seconds = shape.duration.as_secs_f64();
+        let quantile_ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        Ok(Step {
+            offered_deliveries_per_s: deliveries_per_s,
+            messages_sent: sent_by.iter().sum(),
+            expected_deliveries: expected,
+            delivered: total.unique,
+            delivered_per_s: total.unique as f64 / seconds,
+            lost: expected.saturating_sub(total.unique),
+            duplicates: total.duplicates,
+            reordered: total.reordered,
+            p50_ms: quantile_ms(0.5),
+            p90_ms: quantile_ms(0.9),
+            p99_ms: quantile_ms(0.99),
+            p999_ms: quantile_ms(0.999),
+            max_ms: total.latency_us.max() as f64 / 1000.0,
+            server_cpu_percent: server_before
+                .zip(server_after)
+                .map(|(b, a)| a.cpu_percent_since(&b)),
+            server_rss_bytes: server_after.map(|s| s.rss_bytes),
+            generator_cpu_percent: me_after.cpu_percent_since(&me_before),
+        })
+    }
+
+    fn members_per_room(&self) -> Vec<usize> {
+        let mut members = vec![0; self.shape.rooms.max(1)];
+        for c in &self.clients {
+            members[c.room] += 1;
+        }
+        members
+    }
+
+    fn unique(&self) -> u64 {
+        self.clients
+            .iter()
+            .map(|c| c.tally.lock().expect("tally lock").unique)
+            .sum()
+    }
+
+    /// Disconnects everyone.
+    pub async fn disperse(mut self) {
+        self.receivers.abort_all();
+        while self.receivers.join_next().await.is_some() {}
+    }
+}
+
+/// Sends `sender`'s messages on schedule from `first` until `end`; returns how many.
+#[allow(clippy::too_many_arguments)]
+async fn send_schedule(
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    protocol: Protocol,
+    room: &str,
+    epoch: Instant,
+    first: Instant,
+    interval: Duration,
+    end: Instant,
+    step: u32,
+    sender: u32,
+    size: usize,
+) -> anyhow::Result<(u32, u64)> {
+    let mut seq = 0u64;
+    let mut batch = Vec::new();
+    loop {
+        let intended = first + interval.mul_f64(seq as f64);
+        if intended >= end {
+            return Ok((sender, seq));
+        }
+        tokio::time::sleep_until(intended).await;
+        // Everything due by now goes in one write, each with its own intended time.
+        let now = Instant::now();
+        batch.clear();
+        loop {
+            let intended = first + interval.mul_f64(seq as f64);
+            if intended > now || intended >= end {
+                break;
+            }
+            let stamp = Stamp {
+                step,
+                sender,
+                seq,
+                intended_us: intended.duration_since(epoch).as_micros() as u64,
+            };
+            protocol.message(room, &stamp.text(size), &mut batch);
+            seq += 1;
+        }
+        writer
+            .lock()
+            .await
+            .write_all(&batch)
+            .await
+            .with_context(|| format!("sender {sender} lost its connection"))?;
+    }
+}
+
+/// A progress bar for long runs (hidden when stderr is not a terminal).
+pub fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,145 @@
+//! `charla bench`: a load generator for charla and the servers people would use instead.
+//!
+//! Scenarios: **fanout** (everyone in one room, some sending), **rooms** (clients spread
+//! over many rooms), **idle** (connections doing nothing: memory per connection) and
+//! **churn** (connect/disconnect cycles: speed and leaks). Results go to stdout as a
+//! Markdown table and, with `--json`, to a file that `charla bench report` merges with
+//! other servers' runs into docs/benchmarks.md and an SVG chart.
+
+mod adapter;
+mod churn;
+mod idle;
+mod load;
+mod payload;
+mod probe;
+mod report;
+mod tally;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use adapter::Protocol;
+pub use report::Report;
+
+use load::{Crowd, Shape};
+use probe::Probe;
+
+/// Which measurement to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Fanout,
+    Rooms,
+    Idle,
+    Churn,
+}
+
+/// A run against one server.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: Scenario,
+    pub label: String,
+    pub shape: Shape,
+    pub server_pid: Option<i32>,
+    /// Offered deliveries per second, one step each.
+    pub rates: Vec<u64>,
+    /// Keep raising the rate (×1.5) after the last one until a bound breaks.
+    pub saturate: bool,
+    pub p99_limit: Duration,
+    pub churn_cycles: usize,
+    pub json: Option<PathBuf>,
+}
+
+pub use load::Shape as LoadShape;
+
+/// Runs `plan` and returns its report (also written as JSON when asked).
+pub async fn run(plan: Plan) -> anyhow::Result<Report> {
+    let server = plan
+        .server_pid
+        .map(Probe::pid)
+        .transpose()
+        .context("cannot watch the server process")?;
+    let progress = load::progress_bar();
+    let shape = plan.shape.clone();
+    let mut report = Report {
+        label: plan.label.clone(),
+        scenario: format!("{:?}", plan.scenario).to_lowercase(),
+        protocol: format!("{:?}", shape.protocol).to_lowercase(),
+        clients: shape.clients,
+        rooms: shape.rooms,
+        senders: shape.senders,
+        size: shape.size,
+        duration_s: shape.duration.as_secs_f64(),
+        steps: Vec::new(),
+        max_sustained_deliveries_per_s: None,
+        idle: None,
+        churn: None,
+    };
+    match plan.scenario {
+        Scenario::Fanout | Scenario::Rooms => {
+            let mut crowd = Crowd::gather(shape, &progress).await?;
+            let mut rate = *plan.rates.first().context("no rate to offer")?;
+            let mut index = 0;
+            loop {
+                let step = crowd
+                    .step(index as u32, rate, server.as_ref(), &progress)
+                    .await?;
+                let held = step.lost == 0 && step.p99_ms <= plan.p99_limit.as_secs_f64() * 1000.0;
+                progress.println(format!(
+                    "{}: {rate} offered: p99 {:.2} ms, lost {}",
+                    plan.label, step.p99_ms, step.lost
+                ));
+                report.steps.push(step);
+                if held && plan.saturate {
+                    report.max_sustained_deliveries_per_s = Some(rate);
+                }
+                index += 1;
+                rate = match plan.rates.get(index) {
+                    Some(&next) => next,
+                    None if plan.saturate && held => rate * 3 / 2,
+                    None => break,
+                };
+            }
+            crowd.disperse().await;
+        }
+        Scenario::Idle => {
+            let server = server
+                .as_ref()
+                .context("the idle scenario needs --server-pid to read the server's memory")?;
+            report.idle = Some(idle::measure(shape, server, &progress).await?);
+        }
+        Scenario::Churn => {
+            let churn = churn::measure(shape, plan.churn_cycles, server.as_ref(), &progress);
+            report.churn = Some(churn.await?);
+        }
+    }
+    progress.finish_and_clear();
+    if let Some(path) = &plan.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+/// Merges saved reports into Markdown (returned) and, when asked, an SVG chart.
+pub fn merge(files: &[PathBuf], svg: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let mut reports = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        reports.push(
+            serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not a bench report", file.display()))?,
+        );
+    }
+    if let Some(svg) = svg {
+        report::svg(&reports, svg)?;
+    }
+    Ok(report::markdown(&reports))
+}
+
+/// The Markdown table of one report.
+pub fn markdown(report: &Report) -> String {
+    report::markdown(std::slice::from_ref(report))
+}

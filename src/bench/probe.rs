@@ -1,0 +1,57 @@
+//! CPU, memory and file descriptors of a process, read from /proc.
+
+use std::time::Instant;
+
+use procfs::process::Process;
+
+/// A reading of one process at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    at: Instant,
+    /// User + system CPU time, in clock ticks.
+    cpu_ticks: u64,
+    pub rss_bytes: u64,
+    pub fds: usize,
+}
+
+/// Watches a process: the server under test (by pid) or the generator itself.
+pub struct Probe {
+    process: Process,
+}
+
+impl Probe {
+    pub fn pid(pid: i32) -> anyhow::Result<Probe> {
+        Ok(Probe {
+            process: Process::new(pid)?,
+        })
+    }
+
+    pub fn myself() -> anyhow::Result<Probe> {
+        Ok(Probe {
+            process: Process::myself()?,
+        })
+    }
+
+    pub fn sample(&self) -> anyhow::Result<Sample> {
+        let stat = self.process.stat()?;
+        let page = procfs::page_size();
+        Ok(Sample {
+            at: Instant::now(),
+            cpu_ticks: stat.utime + stat.stime,
+            rss_bytes: stat.rss * page,
+            fds: self.process.fd_count()?,
+        })
+    }
+}
+
+impl Sample {
+    /// CPU used between two samples, in percent of one core.
+    pub fn cpu_percent_since(&self, earlier: &Sample) -> f64 {
+        let seconds = self.at.duration_since(earlier.at).as_secs_f64();
+        let ticks = self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64;
+        if seconds == 0.0 {
+            return 0.0;
+        }
+        100.0 * ticks / procfs::ticks_per_second() as f64 / seconds
+    }
+}

@@ -1,0 +1,215 @@
+//! Results: JSON for machines, Markdown tables and an SVG chart for people.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One measured rate of a fan-out or rooms run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub offered_deliveries_per_s: u64,
+    pub messages_sent: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub delivered_per_s: f64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub server_cpu_percent: Option<f64>,
+    pub server_rss_bytes: Option<u64>,
+    pub generator_cpu_percent: f64,
+}
+
+/// Idle connections: what each costs the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Idle {
+    pub connections: usize,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+    pub bytes_per_connection: f64,
+    pub fds_after: usize,
+}
+
+/// Connect/disconnect cycles: speed, and whether anything leaked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Churn {
+    pub cycles: usize,
+    pub seconds: f64,
+    pub connections_per_s: f64,
+    pub failures: usize,
+    pub fds_before: Option<usize>,
+    pub fds_after: Option<usize>,
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
+}
+
+/// Everything one `charla bench` run measured against one server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The server's name in tables and charts (`charla`, `ncat`, `ngircd`, …).
+    pub label: String,
+    pub scenario: String,
+    pub protocol: String,
+    pub clients: usize,
+    pub rooms: usize,
+    pub senders: usize,
+    pub size: usize,
+    pub duration_s: f64,
+    pub steps: Vec<Step>,
+    /// Saturation mode: the highest offered rate that met the bounds.
+    pub max_sustained_deliveries_per_s: Option<u64>,
+    pub idle: Option<Idle>,
+    pub churn: Option<Churn>,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("–".to_string(), |v| v.to_string())
+}
+
+/// Markdown tables for any mix of reports, grouped by scenario.
+pub fn markdown(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let load: Vec<&Report> = reports.iter().filter(|r| !r.steps.is_empty()).collect();
+    if !load.is_empty() {
+        s.push_str("| server | scenario | clients/rooms/senders | offered deliveries/s | delivered/s | lost | dup | reord | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU % | server RSS MiB | generator CPU % |\n");
+        s.push_str(
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &load {
+            for st in &r.steps {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} |",
+                    r.label,
+                    r.scenario,
+                    r.clients,
+                    r.rooms,
+                    r.senders,
+                    st.offered_deliveries_per_s,
+                    st.delivered_per_s,
+                    st.lost,
+                    st.duplicates,
+                    st.reordered,
+                    st.p50_ms,
+                    st.p90_ms,
+                    st.p99_ms,
+                    st.p999_ms,
+                    st.max_ms,
+                    opt(st.server_cpu_percent.map(|c| format!("{c:.0}"))),
+                    opt(st.server_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
+                    st.generator_cpu_percent,
+                );
+            }
+        }
+        for r in &load {
+            if let Some(max) = r.max_sustained_deliveries_per_s {
+                let _ = writeln!(
+                    s,
+                    "\n{} ({}): highest sustained rate meeting the bounds: **{max} deliveries/s**",
+                    r.label, r.scenario
+                );
+            }
+        }
+    }
+    let idle: Vec<&Report> = reports.iter().filter(|r| r.idle.is_some()).collect();
+    if !idle.is_empty() {
+        s.push_str("\n| server | idle connections | RSS before MiB | RSS after MiB | bytes per connection | fds |\n|---|---:|---:|---:|---:|---:|\n");
+        for r in idle {
+            let i = r.idle.as_ref().expect("filtered");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {:.1} | {:.0} | {} |",
+                r.label,
+                i.connections,
+                mib(i.rss_before_bytes),
+                mib(i.rss_after_bytes),
+                i.bytes_per_connection,
+                i.fds_after
+            );
+        }
+    }
+    let churn: Vec<&Report> = reports.iter().filter(|r| r.churn.is_some()).collect();
+    if !churn.is_empty() {
+        s.push_str("\n| server | cycles | connections/s | failures | fds before → after | RSS before → after MiB |\n|---|---:|---:|---:|---|---|\n");
+        for r in churn {
+            let c = r.churn.as_ref().expect("filtered");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {} | {} → {} | {} → {} |",
+                r.label,
+                c.cycles,
+                c.connections_per_s,
+                c.failures,
+                opt(c.fds_before),
+                opt(c.fds_after),
+                opt(c.rss_before_bytes.map(|b| format!("{:.1}", mib(b)))),
+                opt(c.rss_after_bytes.map(|b| format!("{:.1}", mib(b)))),
+            );
+        }
+    }
+    s
+}
+
+/// p99 latency against offered rate, one line per server, log–log.
+pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
+    let series: Vec<&Report> = reports.iter().filter(|r| r.steps.len() > 1).collect();
+    let points = series.iter().flat_map(|r| r.steps.iter());
+    let (mut x_max, mut y_max, mut y_min) = (1.0f64, 1.0f64, f64::MAX);
+    let mut x_min = f64::MAX;
+    for st in points {
+        x_max = x_max.max(st.offered_deliveries_per_s as f64);
+        x_min = x_min.min(st.offered_deliveries_per_s as f64);
+        y_max = y_max.max(st.p99_ms);
+        y_min = y_min.min(st.p99_ms.max(0.01));
+    }
+    if series.is_empty() {
+        anyhow::bail!("no fan-out sweep (two or more rates) to chart");
+    }
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("p99 delivery latency vs offered load", ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            (x_min * 0.8..x_max * 1.25).log_scale(),
+            (y_min * 0.8..y_max * 1.5).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("offered deliveries/s")
+        .y_desc("p99 latency (ms)")
+        .draw()?;
+    for (i, r) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let data: Vec<(f64, f64)> = r
+            .steps
+            .iter()
+            .map(|st| (st.offered_deliveries_per_s as f64, st.p99_ms.max(0.01)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
+            .label(r.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(data.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
