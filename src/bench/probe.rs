@@ -12,6 +12,9 @@ pub struct Sample {
     cpu_ticks: u64,
     pub rss_bytes: u64,
     pub fds: usize,
+    /// Write-type system calls so far (`syscw` in /proc/PID/io): with the deliveries, tells
+    /// how many messages each write carried.
+    pub write_calls: Option<u64>,
 }
 
 /// Watches a process: the server under test (by pid) or the generator itself.
@@ -40,11 +43,17 @@ impl Probe {
             cpu_ticks: stat.utime + stat.stime,
             rss_bytes: stat.rss * page,
             fds: self.process.fd_count()?,
+            write_calls: self.process.io().ok().map(|io| io.syscw),
         })
     }
 }
 
 impl Sample {
+    /// Write system calls between two samples, when /proc shows them.
+    pub fn writes_since(&self, earlier: &Sample) -> Option<u64> {
+        Some(self.write_calls?.saturating_sub(earlier.write_calls?))
+    }
+
     /// CPU used between two samples, in percent of one core.
     pub fn cpu_percent_since(&self, earlier: &Sample) -> f64 {
         let seconds = self.at.duration_since(earlier.at).as_secs_f64();

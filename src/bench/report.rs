@@ -24,6 +24,8 @@ pub struct Step {
     pub max_ms: f64,
     pub server_cpu_percent: Option<f64>,
     pub server_rss_bytes: Option<u64>,
+    /// Deliveries per write system call of the server: how well it batches.
+    pub deliveries_per_server_write: Option<f64>,
     pub generator_cpu_percent: f64,
 }
 
@@ -90,7 +92,7 @@ pub fn markdown(reports: &[Report]) -> String {
             for st in &r.steps {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} |",
+                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.0} |",
                     r.label,
                     r.scenario,
                     r.clients,
@@ -108,6 +110,7 @@ pub fn markdown(reports: &[Report]) -> String {
                     st.max_ms,
                     opt(st.server_cpu_percent.map(|c| format!("{c:.0}"))),
                     opt(st.server_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
+                    opt(st.deliveries_per_server_write.map(|d| format!("{d:.1}"))),
                     st.generator_cpu_percent,
                 );
             }
