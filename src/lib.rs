@@ -5,6 +5,8 @@
 //! each connection's bounded queue → coalesced writes. See ../shared/ARCHITECTURE.md.
 
 pub mod bench;
+pub mod client;
+pub mod feeds;
 pub mod hub;
 pub mod limits;
 pub mod port;

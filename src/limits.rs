@@ -72,7 +72,60 @@ pub const MAX_ROOM_CHARS: usize = 32;
 /// Queued byte buffers written with one `writev` call; Linux allows 1024.
 pub const MAX_WRITE_BATCH: usize = 64;
 
-/// The bounds a running server applies; `Default` gives the constants above.
+// ---- Feeds: file watcher, checks, UDP alerts, `charla port` ---------------------------------
+
+/// How long the file watcher gathers the events of one watched path before it posts one
+/// notice for all of them: an editor's save (write a temporary file, rename it over the
+/// old one) or `truncate` + `write` is one notice, not five. The window opens at the
+/// first event, so a notice is posted at most this long after the change (plus the
+/// kernel's own delay); a writer slower than that gets one notice per window.
+pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// File-system events waiting for the watcher's task. Past it further events are dropped,
+/// which loses nothing but detail: the path is already due for a notice, and the notice
+/// describes the file as it then is.
+pub const WATCH_EVENT_QUEUE: usize = 1024;
+
+/// Time between two runs of each `--check`. Default 10 s (`--check-interval`).
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Time a check may take (a TCP connect, a command) before it counts as failed ("timed
+/// out") and, for a command, its process group is killed. Default 5 s
+/// (`--check-timeout`), and never more than the interval.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes of a check command's output kept to explain a failure; the rest is discarded.
+pub const CHECK_OUTPUT_BYTES: usize = 4096;
+
+/// Characters of a failure's reason shown in an alert.
+pub const CHECK_REASON_CHARS: usize = 200;
+
+/// Largest UDP datagram posted, in bytes. A bigger one is dropped whole (and counted in
+/// the log), never cut. Default 4096 (`--udp-max-bytes`), the same as a chat line.
+pub const UDP_MAX_DATAGRAM: usize = 4096;
+
+/// Datagrams one source address may have posted in a burst. Default 20 (`--udp-burst`).
+pub const UDP_BURST: u32 = 20;
+
+/// Datagrams per second a source's burst refills at; a datagram over the allowance is
+/// dropped and counted. Default 5 (`--udp-rate`); 0 turns the limit off.
+pub const UDP_RATE: u32 = 5;
+
+/// Source addresses whose allowance is tracked at once. When full, sources whose allowance
+/// is whole again are forgotten; if none is, datagrams from new sources are dropped until
+/// one is.
+pub const UDP_MAX_SOURCES: usize = 1024;
+
+/// Shortest time between two log lines that count dropped datagrams; drops in between are
+/// added up into the next one.
+pub const UDP_DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// How long `charla port PORT --kill` waits after SIGTERM before it sends SIGKILL to the
+/// processes still running. Default 3 s (`--grace`).
+pub const PORT_KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// The bounds a running server applies to connections; `Default` gives the constants above.
+/// (The feeds' bounds travel in `feeds::FeedOptions` and `feeds::udp::IngestOptions`.)
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_line_bytes: usize,

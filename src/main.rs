@@ -11,7 +11,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use charla::server;
+use charla::hub::Hub;
+use charla::{feeds, server};
 use cli::{Cli, Command, Serve};
 
 fn main() -> std::process::ExitCode {
@@ -20,6 +21,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Watch(args) => serve(args.into_serve()),
+        Command::Port(args) => cli::port::run(args),
+        Command::Connect(args) => args.run(),
+        Command::Send(args) => args.run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -52,7 +57,17 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-files limit");
     }
+    let udp_addrs = args.udp_addresses().map_err(anyhow::Error::msg)?;
     let listeners = server::bind(&addrs)?;
+    let udp = udp_addrs
+        .iter()
+        .map(|addr| server::bind_udp(*addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Feeds start before the `listening on` lines, so a path that cannot be watched stops
+    // the server before it claims to serve.
+    let shutdown = CancellationToken::new();
+    let hub = Hub::new(args.history);
+    feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -61,10 +76,16 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     for bound in &listeners {
         writeln!(stdout, "listening on {}", bound.local_addr())?;
     }
+    for socket in &udp {
+        writeln!(
+            stdout,
+            "listening on {}",
+            server::UdpAddr(socket.local_addr())
+        )?;
+    }
     stdout.flush()?;
     drop(stdout);
 
-    let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -73,6 +94,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         }
         on_signal.cancel();
     });
-    server::run(listeners, args.limits(), shutdown).await;
+    let datagrams = server::Datagrams {
+        sockets: udp,
+        options: args.ingest_options(),
+    };
+    server::run_with(hub, listeners, datagrams, args.limits(), shutdown).await;
     Ok(())
 }

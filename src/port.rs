@@ -13,6 +13,10 @@ use procfs::ProcError;
 use procfs::net::{TcpNetEntry, TcpState, UdpNetEntry, UdpState};
 use procfs::process::FDTarget;
 
+mod kill;
+
+pub use kill::{Ended, Ending, end_processes, is_running};
+
 /// Transport of a socket entry.
 ///
 /// TCP and UDP ports are separate namespaces, so a holder is only meaningful
@@ -148,13 +152,25 @@ pub fn holders(port: u16) -> Result<Vec<Holder>, PortError> {
 /// port can make that bind fail. Never fails: a lookup error still leaves the
 /// user a useful sentence.
 pub fn in_use_message(addr: SocketAddr) -> String {
+    in_use_message_for(Transport::Tcp, addr)
+}
+
+/// [`in_use_message`] for a bind of `transport`: TCP counts the listeners on the port,
+/// UDP every UDP socket bound to it (UDP has no listening state).
+pub fn in_use_message_for(transport: Transport, addr: SocketAddr) -> String {
     match holders(addr.port()) {
         Ok(all) => {
             let listeners: Vec<&Holder> = all
                 .iter()
-                .filter(|h| h.transport == Transport::Tcp && h.state == "LISTEN")
+                .filter(|h| {
+                    h.transport == transport && (transport == Transport::Udp || h.state == "LISTEN")
+                })
                 .collect();
-            message_for(addr, &listeners)
+            let message = message_for(addr, &listeners);
+            match transport {
+                Transport::Tcp => message,
+                Transport::Udp => format!("udp://{message}"),
+            }
         }
         Err(e) => format!(
             "{addr} is already in use (could not look up the holder: {}). \

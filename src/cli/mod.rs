@@ -1,7 +1,11 @@
 //! Command-line arguments: one file per subcommand.
 
 pub mod bench;
+pub mod connect;
+pub mod port;
+pub mod send;
 mod serve;
+pub mod watch;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -28,4 +32,13 @@ pub enum Command {
     Serve(Serve),
     /// Measure a chat server under load: charla, ncat --chat, IRC servers.
     Bench(bench::Bench),
+    /// Watch files and tell everyone connected each change: `charla watch target.txt`, then
+    /// `nc localhost 6030`. A `charla serve` whose notices go to #lobby.
+    Watch(watch::Watch),
+    /// Show which processes hold a TCP or UDP port; --kill ends them.
+    Port(port::Port),
+    /// Chat from a terminal, or send stdin lines from a script: the console client.
+    Connect(connect::Connect),
+    /// Say a message (or each stdin line) and exit once the server acknowledged it.
+    Send(send::Send),
 }

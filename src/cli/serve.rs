@@ -5,14 +5,18 @@ use std::time::Duration;
 
 use clap::Args;
 
+use charla::feeds::udp::IngestOptions;
+use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
+use charla::hub::RoomName;
 use charla::limits::{self, Limits};
-use charla::server::{DEFAULT_LISTEN, ListenAddr};
+use charla::server::{DEFAULT_LISTEN, ListenAddr, parse_udp};
 
 #[derive(Args)]
 pub struct Serve {
     /// Where to listen (repeatable, or comma-separated in the variable): tcp://HOST:PORT,
-    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock. Port 0 picks a free port; every
-    /// bound address is printed as `listening on ADDR`.
+    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, and udp://HOST:PORT for alerts
+    /// sent as datagrams (see --udp-room). Port 0 picks a free port; every bound address is
+    /// printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",
@@ -57,15 +61,118 @@ pub struct Serve {
     /// Seconds without input after which a client is disconnected (0: never).
     #[arg(long, env = "CHARLA_IDLE_TIMEOUT", default_value_t = limits::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
+
+    /// Post a notice each time PATH changes (repeatable, or comma-separated in the
+    /// variable): PATH into #watch, or PATH=#room. PATH must exist at start-up; it may then
+    /// be modified, deleted, re-created or replaced. A directory reports its entries.
+    #[arg(
+        long = "watch",
+        value_name = "PATH[=#ROOM]",
+        env = "CHARLA_WATCH",
+        value_delimiter = ','
+    )]
+    pub watch: Vec<WatchSpec>,
+
+    /// An alarm check (repeatable, or one per line in the variable): NAME=tcp://HOST:PORT
+    /// is up when it accepts a connection, 'NAME=exec:COMMAND' when `sh -c COMMAND` exits
+    /// with status 0. Each change of state is an alert in #alerts; `/status` there lists
+    /// every check.
+    #[arg(
+        long = "check",
+        value_name = "NAME=PROBE",
+        env = "CHARLA_CHECK",
+        value_delimiter = '\n'
+    )]
+    pub check: Vec<CheckSpec>,
+
+    /// Time between two runs of each check (500ms, 10s, 1m).
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_INTERVAL",
+        default_value_t = limits::CHECK_INTERVAL.into(),
+        value_parser = positive,
+    )]
+    pub check_interval: humantime::Duration,
+
+    /// Time a check may take before it counts as down (a command is then killed); at most
+    /// the interval.
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_TIMEOUT",
+        default_value_t = limits::CHECK_TIMEOUT.into(),
+        value_parser = positive,
+    )]
+    pub check_timeout: humantime::Duration,
+
+    /// Room that UDP datagrams are posted to, unless they start with `#room ` naming a room
+    /// that exists.
+    #[arg(long, env = "CHARLA_UDP_ROOM", default_value = ALERTS_ROOM, value_parser = room)]
+    pub udp_room: RoomName,
+
+    /// Largest UDP datagram posted, in bytes; a bigger one is dropped (and counted in the
+    /// log).
+    #[arg(long, env = "CHARLA_UDP_MAX_BYTES", default_value_t = limits::UDP_MAX_DATAGRAM)]
+    pub udp_max_bytes: usize,
+
+    /// UDP datagrams one source address may send in a burst.
+    #[arg(long, env = "CHARLA_UDP_BURST", default_value_t = limits::UDP_BURST)]
+    pub udp_burst: u32,
+
+    /// UDP datagrams per second a source's burst refills at; more are dropped (0: no
+    /// limit).
+    #[arg(long, env = "CHARLA_UDP_RATE", default_value_t = limits::UDP_RATE)]
+    pub udp_rate: u32,
+}
+
+fn room(input: &str) -> Result<RoomName, String> {
+    RoomName::parse(input).map_err(|e| e.to_string())
+}
+
+/// A duration such as `500ms` or `10s`, more than zero.
+fn positive(input: &str) -> Result<humantime::Duration, String> {
+    let duration: humantime::Duration = input.parse().map_err(|e| format!("{e}"))?;
+    if duration.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(duration)
 }
 
 impl Serve {
     pub fn addresses(&self) -> Result<Vec<ListenAddr>, String> {
         let mut all = Vec::new();
         for spec in &self.listen {
-            all.extend(ListenAddr::parse_all(spec)?);
+            if parse_udp(spec).is_none() {
+                all.extend(ListenAddr::parse_all(spec)?);
+            }
         }
         Ok(all)
+    }
+
+    /// The `udp://` addresses among `--listen`.
+    pub fn udp_addresses(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+        self.listen
+            .iter()
+            .filter_map(|spec| parse_udp(spec))
+            .collect()
+    }
+
+    pub fn feed_options(&self) -> FeedOptions {
+        FeedOptions {
+            watches: self.watch.clone(),
+            checks: self.check.clone(),
+            check_interval: self.check_interval.into(),
+            check_timeout: self.check_timeout.into(),
+            ..FeedOptions::default()
+        }
+    }
+
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            room: self.udp_room.clone(),
+            max_bytes: self.udp_max_bytes,
+            rate: self.udp_rate,
+            burst: self.udp_burst,
+        }
     }
 
     pub fn limits(&self) -> Limits {

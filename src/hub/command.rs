@@ -50,6 +50,10 @@ pub enum Command {
         limit: Option<usize>,
     },
     Help,
+    /// What the feeds of a room (any existing one) are doing: watched files, checks.
+    Status {
+        room: Option<RoomName>,
+    },
     Quit {
         message: Option<MessageText>,
     },

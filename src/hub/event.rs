@@ -7,6 +7,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::names::{Nick, RoomName};
+use super::post::{Entry, Notice, Posted};
 use super::text::MessageText;
 
 /// A message said in a room, live or replayed from history.
@@ -59,10 +60,19 @@ pub enum Event {
         new: Nick,
         you: bool,
     },
-    /// Replayed messages, oldest first; sent on joining a room and for `/history`.
+    /// Replayed messages and feed notices, oldest first; sent on joining a room and for
+    /// `/history`.
     History {
         room: RoomName,
-        messages: Vec<Said>,
+        messages: Vec<Entry>,
+    },
+    /// A feed's notice or alert, posted into a room ([`super::Hub::post`]).
+    Posted(Posted),
+    /// What the room's feeds are doing: sent after joining a room that has feeds, and for
+    /// `/status` (then possibly empty).
+    Status {
+        room: RoomName,
+        items: Vec<Notice>,
     },
     Users {
         room: RoomName,

@@ -5,10 +5,15 @@
 //! guards the state and is held only inside the short, non-async methods below, never
 //! across an `.await`. Queuing never blocks: a recipient whose queue is full is
 //! disconnected ("send queue exceeded") before the lock is released.
+//!
+//! Feeds (file watcher, checks, UDP alerts) are no sessions: they [`Hub::post`] a
+//! [`Notice`] into a room and may register a [`RoomStatus`] that newcomers and `/status`
+//! hear; the hub knows nothing more of them.
 
 mod command;
 mod event;
 mod names;
+mod post;
 mod recipient;
 mod room;
 mod text;
@@ -20,6 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use command::{Command, Request};
 pub use event::{ErrorCode, Event, LeaveReason, Outgoing, Said, WIRE_SLOTS};
 pub use names::{NameError, Nick, RoomName};
+pub use post::{
+    Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
+};
 pub use recipient::{Overflow, Recipient};
 pub use text::{MessageText, sanitize};
 
@@ -147,6 +155,42 @@ impl Hub {
         });
     }
 
+    /// Creates `room` if needed and keeps it even when nobody is in it, so what feeds post
+    /// there waits in its history for newcomers. For feeds, at start-up.
+    pub fn open_room(&self, room: &RoomName) {
+        self.with_state(|state| {
+            state.open_room(room);
+        });
+    }
+
+    /// Opens `room` (see [`Hub::open_room`]) and has `status` tell everyone who joins it,
+    /// and `/status` there, what its feed is doing.
+    pub fn add_status(&self, room: &RoomName, status: Arc<dyn RoomStatus>) {
+        self.with_state(|state| state.open_room(room).status.push(status));
+    }
+
+    /// Posts a feed's notice into `room`: remembered in its history and sent to every
+    /// member. Returns the post as stamped, or [`NoSuchRoom`] when the room does not exist
+    /// (nobody is in it and no feed opened it).
+    pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, NoSuchRoom> {
+        self.with_state(|state| {
+            let Some(name) = state.rooms.get(room).map(|r| r.name.clone()) else {
+                return Err(NoSuchRoom(room.clone()));
+            };
+            let posted = Posted {
+                id: state.next_message_id(),
+                ts: now_ms(),
+                room: name,
+                notice: Arc::new(notice),
+            };
+            let bound = state.history_per_room;
+            let target = state.rooms.get_mut(room).expect("checked above");
+            target.remember(posted.clone(), bound);
+            state.broadcast(room, &Outgoing::new(Event::Posted(posted.clone())), None);
+            Ok(posted)
+        })
+    }
+
     /// Sessions connected now.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
@@ -196,6 +240,7 @@ impl State {
                 Some(Event::History { room, messages })
             }),
             Command::Help => Ok(Some(Event::Help)),
+            Command::Status { room } => self.status(id, room),
             Command::Quit { message } => {
                 self.remove(id, LeaveReason::Quit(message));
                 Ok(None)
@@ -207,6 +252,30 @@ impl State {
             Err((code, message)) => Event::Error { code, message },
         };
         self.send(id, &Outgoing::reply(answer, reference));
+    }
+
+    fn open_room(&mut self, room: &RoomName) -> &mut Room {
+        let target = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room.clone()));
+        target.kept = true;
+        target
+    }
+
+    /// What the feeds of a room report; any existing room may be looked into, like
+    /// `/users`.
+    fn status(&self, id: SessionId, room: Option<RoomName>) -> Reply {
+        let room = match room {
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            None => self.room_of(id, None)?,
+        };
+        let target = &self.rooms[&room];
+        Ok(Some(Event::Status {
+            room: target.name.clone(),
+            items: target.status.iter().flat_map(|s| s.status()).collect(),
+        }))
     }
 
     fn guest_nick(&mut self) -> Nick {
@@ -360,6 +429,14 @@ impl State {
             you: true,
         };
         self.send(id, &Outgoing::reply(joined, reference));
+        if !already && !self.rooms[&room].status.is_empty() {
+            // A room with feeds greets each newcomer with what they are doing.
+            if let Ok(Some(status @ Event::Status { .. })) = self.status(id, Some(room))
+                && !matches!(&status, Event::Status { items, .. } if items.is_empty())
+            {
+                self.send(id, &Outgoing::new(status));
+            }
+        }
     }
 
     fn leave(
@@ -430,7 +507,7 @@ impl State {
             return;
         };
         target.members.remove(&id);
-        if target.members.is_empty() && *room != RoomName::lobby() {
+        if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
             // A room lives while someone is in it; #lobby always does.
             self.rooms.remove(room);
             return;

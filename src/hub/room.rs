@@ -4,15 +4,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::SessionId;
-use super::event::Said;
 use super::names::RoomName;
+use super::post::{Entry, RoomStatus};
 use super::recipient::Recipient;
 
 pub(super) struct Room {
     pub name: RoomName,
     /// Members and their queues, so fan-out needs no look-up per recipient.
     pub members: HashMap<SessionId, Arc<dyn Recipient>>,
-    history: VecDeque<Said>,
+    history: VecDeque<Entry>,
+    /// Opened by a feed: lives on without members, so its history waits for newcomers.
+    pub kept: bool,
+    /// Feeds that tell newcomers and `/status` what they are doing here.
+    pub status: Vec<Arc<dyn RoomStatus>>,
 }
 
 impl Room {
@@ -21,11 +25,14 @@ impl Room {
             name,
             members: HashMap::new(),
             history: VecDeque::new(),
+            kept: false,
+            status: Vec::new(),
         }
     }
 
     /// Remembers `said`, forgetting the oldest message beyond `bound`.
-    pub fn remember(&mut self, said: Said, bound: usize) {
+    pub fn remember(&mut self, said: impl Into<Entry>, bound: usize) {
+        let said = said.into();
         if bound == 0 {
             return;
         }
@@ -36,7 +43,7 @@ impl Room {
     }
 
     /// The last `limit` messages (all kept when `None`), oldest first.
-    pub fn recent(&self, limit: Option<usize>) -> Vec<Said> {
+    pub fn recent(&self, limit: Option<usize>) -> Vec<Entry> {
         let n = limit.map_or(self.history.len(), |l| l.min(self.history.len()));
         self.history
             .iter()

@@ -202,7 +202,7 @@ fn history_is_bounded_and_replayed_to_newcomers() {
         .into_iter()
         .find_map(|e| match e {
             Event::History { messages, .. } => {
-                Some(messages.iter().map(|m| m.text.to_string()).collect())
+                Some(messages.iter().map(|m| m.text().to_string()).collect())
             }
             _ => None,
         })
@@ -218,7 +218,7 @@ fn history_is_bounded_and_replayed_to_newcomers() {
     );
     assert!(
         matches!(&late.inbox.take()[..], [Event::History { messages, .. }]
-        if messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>() == ["m4", "m5"])
+        if messages.iter().map(|m| m.text().as_str()).collect::<Vec<_>>() == ["m4", "m5"])
     );
 }
 
@@ -333,4 +333,116 @@ fn shutdown_says_goodbye_to_everyone() {
         ));
     }
     assert_eq!(hub.session_count(), 0);
+}
+
+// ---- Feeds: posts, kept rooms, status ----------------------------------------------------------
+
+fn notice(text: &str) -> Notice {
+    Notice::new(
+        Source::new("check:web").unwrap(),
+        PostKind::Alert,
+        MessageText::new(text).unwrap(),
+    )
+    .with("state", "down")
+}
+
+/// Says "watching x" in its room, and counts how often it was asked.
+struct Watching(Mutex<usize>);
+
+impl RoomStatus for Watching {
+    fn status(&self) -> Vec<Notice> {
+        *self.0.lock().unwrap() += 1;
+        vec![notice("watching x")]
+    }
+}
+
+#[test]
+fn posts_reach_every_member_and_wait_in_history() {
+    let hub = Hub::new(10);
+    let alerts = room("#alerts");
+    assert_eq!(
+        hub.post(&alerts, notice("nobody")).unwrap_err(),
+        NoSuchRoom(alerts.clone())
+    );
+    hub.open_room(&alerts);
+    // Posted while nobody is there: kept for whoever comes.
+    let first = hub.post(&alerts, notice("web is down")).unwrap();
+    let ana = named(&hub, "ana");
+    hub.apply(ana.id, Command::Join(alerts.clone()).into());
+    let events = ana.inbox.take();
+    assert!(
+        matches!(&events[0], Event::History { messages, .. }
+            if matches!(&messages[..], [Entry::Posted(p)] if p.id == first.id && p.notice.text.as_str() == "web is down")),
+        "{events:?}"
+    );
+    let second = hub.post(&alerts, notice("web is up")).unwrap();
+    assert!(second.id > first.id);
+    assert!(
+        matches!(&ana.inbox.take()[..], [Event::Posted(p)] if p.room == alerts && p.notice.fields == [("state", Field::from("down"))])
+    );
+    // A kept room outlives its last member; an ordinary one does not.
+    hub.apply(ana.id, Command::Join(room("#ops")).into());
+    hub.apply(
+        ana.id,
+        Command::Leave {
+            room: Some(alerts.clone()),
+            message: None,
+        }
+        .into(),
+    );
+    hub.apply(
+        ana.id,
+        Command::Leave {
+            room: Some(room("#ops")),
+            message: None,
+        }
+        .into(),
+    );
+    assert!(hub.post(&alerts, notice("still here")).is_ok());
+    assert!(hub.post(&room("#ops"), notice("gone")).is_err());
+}
+
+#[test]
+fn newcomers_and_status_hear_what_feeds_do() {
+    let hub = Hub::new(10);
+    let watch = room("#watch");
+    let status = Arc::new(Watching(Mutex::new(0)));
+    hub.add_status(&watch, status.clone());
+    let ana = named(&hub, "ana");
+    hub.apply(ana.id, Command::Join(watch.clone()).into());
+    let events = ana.inbox.take();
+    assert!(
+        matches!(&events[..], [Event::Joined { you: true, .. }, Event::Status { room, items }]
+            if *room == watch && items.len() == 1 && items[0].text.as_str() == "watching x"),
+        "{events:?}"
+    );
+    // Joining again (to talk there) is no news.
+    hub.apply(ana.id, Command::Join(watch.clone()).into());
+    assert!(matches!(&ana.inbox.take()[..], [Event::Joined { .. }]));
+    hub.apply(ana.id, Command::Status { room: None }.into());
+    assert!(matches!(&ana.inbox.take()[..], [Event::Status { items, .. }] if items.len() == 1));
+    // Any existing room may be looked into; one without feeds has nothing to say.
+    hub.apply(
+        ana.id,
+        Command::Status {
+            room: Some(RoomName::lobby()),
+        }
+        .into(),
+    );
+    assert!(matches!(&ana.inbox.take()[..], [Event::Status { items, .. }] if items.is_empty()));
+    hub.apply(
+        ana.id,
+        Command::Status {
+            room: Some(room("#nope")),
+        }
+        .into(),
+    );
+    assert!(matches!(
+        &ana.inbox.take()[..],
+        [Event::Error {
+            code: ErrorCode::InvalidRoom,
+            ..
+        }]
+    ));
+    assert_eq!(*status.0.lock().unwrap(), 2);
 }

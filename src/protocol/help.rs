@@ -16,6 +16,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/msg NAME text", "a private message to NAME only"),
     ("/me action", "say what you do: * you waves"),
     ("/history [N]", "the last N messages of the room again"),
+    (
+        "/status [#room]",
+        "what the room's feeds watch and check, and how it stands",
+    ),
     ("/quit [message]", "leave the server"),
     ("/help", "this list"),
     ("//text", "send a line that starts with /"),

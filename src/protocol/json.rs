@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use super::help::COMMANDS;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
-use crate::hub::{Command, ErrorCode, Event, MessageText, Nick, Outgoing, Request, RoomName, Said};
+use crate::hub::{
+    Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing, Posted, Request,
+    RoomName, Said,
+};
 
 /// A request with the client's optional `ref`, echoed on its reply.
 #[derive(Deserialize)]
@@ -56,6 +59,9 @@ enum JsonRequest {
         limit: Option<usize>,
     },
     Help,
+    Status {
+        room: Option<String>,
+    },
     Quit {
         message: Option<String>,
     },
@@ -136,6 +142,7 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
                 limit,
             },
             JsonRequest::Help => Command::Help,
+            JsonRequest::Status { room: r } => Command::Status { room: room(r)? },
             JsonRequest::Quit { message } => Command::Quit {
                 message: optional_text(message),
             },
@@ -279,11 +286,28 @@ fn to_value(event: &Event) -> Value {
         Event::History { room, messages } => json!({
             "type": "history",
             "room": room.as_str(),
-            "messages": messages.iter().map(|m| {
-                let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.as_str()});
-                if m.action {
-                    v["action"] = true.into();
+            "messages": messages.iter().map(|entry| match entry {
+                Entry::Said(m) => {
+                    let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.as_str()});
+                    if m.action {
+                        v["action"] = true.into();
+                    }
+                    v
                 }
+                Entry::Posted(posted) => {
+                    let mut v = posted_value(posted);
+                    v.as_object_mut().expect("an object").remove("room");
+                    v
+                }
+            }).collect::<Vec<_>>(),
+        }),
+        Event::Posted(posted) => posted_value(posted),
+        Event::Status { room, items } => json!({
+            "type": "status",
+            "room": room.as_str(),
+            "items": items.iter().map(|notice| {
+                let mut v = json!({"kind": notice.kind.as_str()});
+                add_notice(&mut v, notice);
                 v
             }).collect::<Vec<_>>(),
         }),
@@ -309,6 +333,36 @@ fn to_value(event: &Event) -> Value {
             }
             v
         }
+    }
+}
+
+/// A feed's post: typed `notice` or `alert`, with its details beside the text.
+fn posted_value(posted: &Posted) -> Value {
+    let mut v = json!({
+        "type": posted.notice.kind.as_str(),
+        "id": posted.id,
+        "ts": posted.ts,
+        "room": posted.room.as_str(),
+    });
+    add_notice(&mut v, &posted.notice);
+    v
+}
+
+/// Members every feed notice carries, so they cannot be overwritten by a detail.
+const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "ts", "room", "source", "text"];
+
+fn add_notice(v: &mut Value, notice: &Notice) {
+    v["source"] = notice.source.as_str().into();
+    v["text"] = notice.text.as_str().into();
+    for (name, field) in &notice.fields {
+        if NOTICE_RESERVED.contains(name) {
+            continue;
+        }
+        v[*name] = match field {
+            Field::Text(t) => t.as_str().into(),
+            Field::Number(n) => (*n).into(),
+            Field::Flag(b) => (*b).into(),
+        };
     }
 }
 
@@ -412,5 +466,52 @@ mod tests {
             })),
             json!({"type":"bye","reason":"send_queue_exceeded"})
         );
+    }
+
+    #[test]
+    fn feed_posts_are_typed_with_their_details() {
+        use crate::hub::{Notice, PostKind, Posted, Source};
+        let notice = Notice::new(
+            Source::new("watch").unwrap(),
+            PostKind::Notice,
+            MessageText::new("target.txt was modified (3 bytes)").unwrap(),
+        )
+        .with("file", "target.txt")
+        .with("size", 3u64)
+        // A detail may not overwrite what every notice carries.
+        .with("type", "forged");
+        let posted = Posted {
+            id: 7,
+            ts: 99,
+            room: RoomName::lobby(),
+            notice: std::sync::Arc::new(notice.clone()),
+        };
+        assert_eq!(
+            json_of(Outgoing::new(Event::Posted(posted.clone()))),
+            json!({"type":"notice","id":7,"ts":99,"room":"#lobby","source":"watch",
+                   "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3})
+        );
+        assert_eq!(
+            json_of(Outgoing::new(Event::History {
+                room: RoomName::lobby(),
+                messages: vec![posted.into()],
+            })),
+            json!({"type":"history","room":"#lobby","messages":[
+                {"type":"notice","id":7,"ts":99,"source":"watch",
+                 "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3}]})
+        );
+        assert_eq!(
+            json_of(Outgoing::new(Event::Status {
+                room: RoomName::lobby(),
+                items: vec![notice],
+            })),
+            json!({"type":"status","room":"#lobby","items":[
+                {"kind":"notice","source":"watch","text":"target.txt was modified (3 bytes)",
+                 "file":"target.txt","size":3}]})
+        );
+        assert!(matches!(
+            request(r#"{"type":"status"}"#).command,
+            Command::Status { room: None }
+        ));
     }
 }

@@ -3,7 +3,10 @@
 //! Every line the server writes starts with a marker a program can match on:
 //! `#room <nick> text` a message, `#room * nick text` an action, `#room *** …` a room
 //! notice, `#room [history HH:MM UTC] …` a replayed message, `(private) <nick> text` a
-//! private message, `*** …` a server notice, `ERROR code: sentence` an error.
+//! private message, `*** …` a server notice, `ERROR code: sentence` an error. Feeds (file
+//! watcher, checks, UDP) speak with `#room >>> [source] text` (a notice), `#room !!! [source]
+//! text` (an alert) and `#room --- [source] text` (a status line); a nick never contains
+//! `[` or `]` and a person's line never starts with those markers, so nobody can forge one.
 
 use std::fmt::Write;
 
@@ -11,7 +14,9 @@ use bytes::Bytes;
 
 use super::help::COMMANDS;
 use super::{Incoming, Refusal, json, nick_arg, room_arg, text_arg};
-use crate::hub::{Command, ErrorCode, Event, Nick, Outgoing, Request, Said};
+use crate::hub::{
+    Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, Said,
+};
 
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     if line.trim().is_empty() {
@@ -87,6 +92,9 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             message: crate::hub::MessageText::new(rest),
         },
         "help" | "?" => Command::Help,
+        "status" => Command::Status {
+            room: optional(rest).map(room_arg).transpose()?,
+        },
         _ => {
             return Err(Refusal::new(
                 ErrorCode::UnknownCommand,
@@ -169,8 +177,21 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             writeln!(s, "{room} *** no history yet")
         }
         Event::History { messages, .. } => {
-            for said in messages {
-                write_said(s, said, Some(said.ts))?;
+            for entry in messages {
+                match entry {
+                    Entry::Said(said) => write_said(s, said, Some(said.ts))?,
+                    Entry::Posted(posted) => write_posted(s, posted, Some(posted.ts))?,
+                }
+            }
+            Ok(())
+        }
+        Event::Posted(posted) => write_posted(s, posted, None),
+        Event::Status { room, items } if items.is_empty() => {
+            writeln!(s, "{room} *** nothing to report: no feed here")
+        }
+        Event::Status { room, items } => {
+            for notice in items {
+                writeln!(s, "{room} --- [{}] {}", notice.source, notice.text)?;
             }
             Ok(())
         }
@@ -203,19 +224,38 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
 fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
     write!(s, "{} ", said.room)?;
     if let Some(ts) = history {
-        let minutes = ts / 60_000;
-        write!(
-            s,
-            "[history {:02}:{:02} UTC] ",
-            minutes / 60 % 24,
-            minutes % 60
-        )?;
+        write_history_time(s, ts)?;
     }
     if said.action {
         writeln!(s, "* {} {}", said.from, said.text)
     } else {
         writeln!(s, "<{}> {}", said.from, said.text)
     }
+}
+
+fn write_posted(s: &mut String, posted: &Posted, history: Option<u64>) -> std::fmt::Result {
+    write!(s, "{} ", posted.room)?;
+    if let Some(ts) = history {
+        write_history_time(s, ts)?;
+    }
+    let Notice {
+        source, kind, text, ..
+    } = &*posted.notice;
+    let marker = match kind {
+        PostKind::Notice => ">>>",
+        PostKind::Alert => "!!!",
+    };
+    writeln!(s, "{marker} [{source}] {text}")
+}
+
+fn write_history_time(s: &mut String, ts: u64) -> std::fmt::Result {
+    let minutes = ts / 60_000;
+    write!(
+        s,
+        "[history {:02}:{:02} UTC] ",
+        minutes / 60 % 24,
+        minutes % 60
+    )
 }
 
 fn list(nicks: &[Nick]) -> String {
@@ -341,7 +381,7 @@ mod tests {
         assert_eq!(
             text_of(Event::History {
                 room: RoomName::lobby(),
-                messages: vec![said("antes", false)]
+                messages: vec![said("antes", false).into()]
             }),
             "#lobby [history 13:05 UTC] <João> antes\n"
         );
@@ -362,5 +402,58 @@ mod tests {
             "ERROR nick_taken: ana is taken; you are still guest-1\n"
         );
         assert_eq!(text_of(Event::Ack { id: 1, ts: 2 }), "");
+    }
+
+    fn posted(kind: crate::hub::PostKind) -> crate::hub::Posted {
+        crate::hub::Posted {
+            id: 9,
+            ts: 13 * 3_600_000 + 5 * 60_000,
+            room: RoomName::parse("#alerts").unwrap(),
+            notice: std::sync::Arc::new(
+                Notice::new(
+                    crate::hub::Source::new("udp:192.0.2.7").unwrap(),
+                    kind,
+                    MessageText::new("disk full").unwrap(),
+                )
+                .with("addr", "192.0.2.7:5000"),
+            ),
+        }
+    }
+
+    #[test]
+    fn feed_posts_have_their_own_markers() {
+        assert_eq!(
+            text_of(Event::Posted(posted(PostKind::Alert))),
+            "#alerts !!! [udp:192.0.2.7] disk full\n"
+        );
+        assert_eq!(
+            text_of(Event::Posted(posted(PostKind::Notice))),
+            "#alerts >>> [udp:192.0.2.7] disk full\n"
+        );
+        assert_eq!(
+            text_of(Event::History {
+                room: RoomName::lobby(),
+                messages: vec![posted(PostKind::Alert).into(), said("after", false).into()],
+            }),
+            "#alerts [history 13:05 UTC] !!! [udp:192.0.2.7] disk full\n\
+             #lobby [history 13:05 UTC] <João> after\n"
+        );
+        let status = Event::Status {
+            room: RoomName::parse("#alerts").unwrap(),
+            items: vec![posted(PostKind::Alert).notice.as_ref().clone()],
+        };
+        assert_eq!(text_of(status), "#alerts --- [udp:192.0.2.7] disk full\n");
+        let empty = Event::Status {
+            room: RoomName::lobby(),
+            items: vec![],
+        };
+        assert_eq!(
+            text_of(empty),
+            "#lobby *** nothing to report: no feed here\n"
+        );
+        assert!(matches!(
+            request("/status #alerts"),
+            Command::Status { room: Some(r) } if r.as_str() == "#alerts"
+        ));
     }
 }

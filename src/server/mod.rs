@@ -6,6 +6,7 @@ mod flood;
 mod listen;
 mod outbox;
 mod transport;
+mod udp;
 
 use std::io;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
 };
 pub use transport::Transport;
+pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
+
+use crate::feeds::udp::IngestOptions;
 
 use crate::hub::Hub;
 use crate::limits::{Limits, SHUTDOWN_GRACE};
@@ -36,8 +40,28 @@ struct Context {
 /// Serves the bound listeners until `shutdown` is cancelled, then says goodbye to every
 /// client and returns once they are gone or [`SHUTDOWN_GRACE`] has passed.
 pub async fn run(listeners: Vec<Bound>, limits: Limits, shutdown: CancellationToken) {
+    let hub = Hub::new(limits.history_per_room);
+    run_with(hub, listeners, Datagrams::default(), limits, shutdown).await;
+}
+
+/// UDP listeners (`--listen udp://…`) and how their datagrams are taken in.
+#[derive(Default)]
+pub struct Datagrams {
+    pub sockets: Vec<UdpBound>,
+    pub options: IngestOptions,
+}
+
+/// [`run`] on a hub the caller made (so feeds can post into it: `feeds::start`), with UDP
+/// listeners too. The hub's history bound should be `limits.history_per_room`.
+pub async fn run_with(
+    hub: Hub,
+    listeners: Vec<Bound>,
+    datagrams: Datagrams,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
     let ctx = Arc::new(Context {
-        hub: Hub::new(limits.history_per_room),
+        hub,
         admission: Admission::new(&limits),
         limits,
         shutdown: shutdown.clone(),
@@ -49,6 +73,16 @@ pub async fn run(listeners: Vec<Bound>, limits: Limits, shutdown: CancellationTo
             Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, ctx.clone())),
             Bound::Unix(l, file) => ctx.tasks.spawn(accept_loop(l, Some(file), ctx.clone())),
         };
+    }
+    for socket in datagrams.sockets {
+        info!(addr = %UdpAddr(socket.local_addr()), "listening");
+        let options = datagrams.options.clone();
+        ctx.tasks.spawn(udp::receive_loop(
+            socket,
+            ctx.hub.clone(),
+            options,
+            shutdown.clone(),
+        ));
     }
     shutdown.cancelled().await;
     info!(clients = ctx.hub.session_count(), "shutting down");

@@ -2,7 +2,12 @@
 
 mod chat;
 mod cli;
+mod client;
+mod client_tty;
+mod feeds;
+mod feeds_cli;
 mod json;
 mod limits;
+mod port;
 mod slow;
 mod support;

@@ -1,0 +1,52 @@
+//! `charla connect`: the console client.
+
+use clap::Args;
+
+use charla::client::{self, Endpoint, Options};
+use charla::server::DEFAULT_LISTEN;
+
+#[derive(Args)]
+#[command(
+    after_help = "At a terminal: type to talk, /help for commands, Ctrl-D to leave. \
+    With stdin not a terminal, each line is sent and each event printed as one plain line; \
+    the exit status is 0 once the server acknowledged every line."
+)]
+pub struct Connect {
+    /// The server: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:///path/to.sock.
+    #[arg(default_value = DEFAULT_LISTEN, env = "CHARLA_SERVER")]
+    pub addr: Endpoint,
+
+    /// The nick to ask for (without one the server names you guest-N).
+    #[arg(short, long = "name", value_name = "NICK")]
+    pub name: Option<String>,
+
+    /// A room to join besides #lobby (repeatable); lines go to the last one.
+    #[arg(short, long = "room", value_name = "ROOM")]
+    pub rooms: Vec<String>,
+}
+
+impl Connect {
+    pub fn run(self) -> anyhow::Result<()> {
+        let options = Options {
+            endpoint: self.addr,
+            nick: self.name,
+            rooms: self.rooms,
+        };
+        client_runtime(client::connect(options))
+    }
+}
+
+/// Runs a client to completion on a single-threaded runtime: a client has one connection
+/// and no need for more threads than its terminal's.
+pub fn client_runtime(
+    client: impl Future<Output = Result<(), client::ClientError>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(client);
+    // Reading stdin blocks a thread that cannot be interrupted; waiting for it to finish
+    // would hang an exit until the next line arrives.
+    runtime.shutdown_background();
+    Ok(result?)
+}

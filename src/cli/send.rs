@@ -1,0 +1,54 @@
+//! `charla send`: one-shot publishing, for scripts and cron jobs.
+
+use clap::Args;
+
+use charla::client::{self, Endpoint, Options};
+use charla::server::DEFAULT_LISTEN;
+
+#[derive(Args)]
+#[command(
+    after_help = "The first argument is the server's address when it reads as one \
+    (HOST:PORT, [IPv6]:PORT, tcp://…, unix://…); otherwise --addr, CHARLA_SERVER or \
+    127.0.0.1:6030. Exits 0 once the server acknowledged every message, non-zero (with the \
+    reason on stderr) otherwise."
+)]
+pub struct Send {
+    /// The server, when not given as the first argument.
+    #[arg(long, env = "CHARLA_SERVER", value_name = "ADDR")]
+    pub addr: Option<Endpoint>,
+
+    /// The room to say it in (joined first); #lobby when not given.
+    #[arg(short, long, value_name = "ROOM")]
+    pub room: Option<String>,
+
+    /// The nick to say it as (without one the server names you guest-N).
+    #[arg(short, long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// [ADDR] then the message, its words joined by spaces. Without a message, each line
+    /// of stdin is one.
+    #[arg(value_name = "MESSAGE")]
+    pub words: Vec<String>,
+}
+
+impl Send {
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let first_is_addr = self.words.first().and_then(|w| w.parse::<Endpoint>().ok());
+        let endpoint = match first_is_addr {
+            Some(endpoint) => {
+                self.words.remove(0);
+                endpoint
+            }
+            None => match self.addr {
+                Some(endpoint) => endpoint,
+                None => DEFAULT_LISTEN.parse().map_err(anyhow::Error::msg)?,
+            },
+        };
+        let options = Options {
+            endpoint,
+            nick: self.name,
+            rooms: self.room.into_iter().collect(),
+        };
+        super::connect::client_runtime(client::send(options, self.words))
+    }
+}

@@ -1,0 +1,139 @@
+//! The client's side of a conversation, whatever drives it (a person at a terminal or a
+//! script): what it knows, what it awaits, and how what arrives is shown.
+
+use tokio::time::Instant;
+
+use super::conversation::Conversation;
+use super::link::Welcome;
+use super::tracker::{Pending, Purpose, Tracker};
+use super::view::{Mark, View};
+use super::wire::{Event, Received, Request};
+use crate::hub::RoomName;
+
+pub struct Chat {
+    pub conversation: Conversation,
+    pub tracker: Tracker,
+    pub view: View,
+}
+
+/// What one event from the server comes to.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Lines to show, in order.
+    pub lines: Vec<String>,
+    /// The request this event answered for good, if it was one of ours.
+    pub settled: Option<Pending>,
+    /// The server's refusal of that request: its code and sentence.
+    pub refusal: Option<(String, String)>,
+}
+
+impl Chat {
+    pub fn new(conversation: Conversation, view: View) -> Chat {
+        Chat {
+            conversation,
+            tracker: Tracker::default(),
+            view,
+        }
+    }
+
+    /// Records a request just sent with `reference`.
+    pub fn sent(
+        &mut self,
+        reference: u64,
+        request: Request,
+        purpose: Purpose,
+        room_before: Option<RoomName>,
+    ) {
+        let pending = Pending {
+            request,
+            purpose,
+            room_before,
+            sent: Instant::now(),
+        };
+        self.tracker.add(reference, pending);
+    }
+
+    /// Takes in a welcome: the replies to the hello come first (shown as typed on a first
+    /// connection, as catching up after a reconnect). Returns them with `#lobby` when the
+    /// user had left it and should leave it again.
+    pub fn welcome(&mut self, welcome: &Welcome, reconnect: bool) -> (Outcome, Option<RoomName>) {
+        let purpose = if reconnect {
+            Purpose::CatchUp
+        } else {
+            Purpose::Typed
+        };
+        let mut outcome = Outcome::default();
+        for reply in &welcome.replies {
+            // The nick asked for is told with the welcome; no need to say it twice.
+            if !matches!(reply.event, Event::Nick { you: true, .. }) {
+                let shown = self.show(&reply.event, purpose);
+                outcome.lines.extend(shown);
+            }
+            self.conversation.observe(&reply.event);
+            if let Event::Error { code, message } = &reply.event {
+                outcome
+                    .refusal
+                    .get_or_insert((code.clone(), message.clone()));
+            }
+        }
+        let lobby = self.conversation.welcomed(welcome, reconnect);
+        (outcome, lobby)
+    }
+
+    /// Takes in one event: updates what the client knows, settles the request it answers,
+    /// and says what to show.
+    pub fn take_in(&mut self, received: &Received) -> Outcome {
+        let event = &received.event;
+        let purpose = received
+            .reference
+            .and_then(|r| self.tracker.purpose(r))
+            .unwrap_or(Purpose::Typed);
+        let lines = self.show(event, purpose);
+        self.conversation.observe(event);
+        let settled = received
+            .reference
+            .and_then(|r| self.tracker.settle(r, event));
+        let mut refusal = None;
+        if let Some(pending) = &settled {
+            match (&pending.request, event) {
+                (Request::Say { room, .. } | Request::Me { room, .. }, Event::Ack { id, ts }) => {
+                    self.conversation.sent(room, *id, *ts)
+                }
+                (request, Event::Error { code, message }) => {
+                    if let Request::Join { .. } = request {
+                        self.conversation.join_refused(pending.room_before.clone());
+                    }
+                    refusal = Some((code.clone(), message.clone()));
+                }
+                _ => {}
+            }
+        }
+        Outcome {
+            lines,
+            settled,
+            refusal,
+        }
+    }
+
+    fn show(&mut self, event: &Event, purpose: Purpose) -> Vec<String> {
+        let me = self.conversation.nick().to_string();
+        match (event, purpose) {
+            (Event::History { room, messages }, Purpose::CatchUp) => {
+                let unseen = self.conversation.unseen(room, messages);
+                unseen
+                    .into_iter()
+                    .map(|p| self.view.post(room, p, Mark::Missed, &me))
+                    .collect()
+            }
+            (Event::History { room, messages }, Purpose::Typed) => {
+                self.conversation.unseen(room, messages);
+                messages
+                    .iter()
+                    .map(|p| self.view.post(room, p, Mark::History, &me))
+                    .collect()
+            }
+            (Event::Error { .. }, _) | (_, Purpose::Typed) => self.view.event(event, &me),
+            (_, Purpose::CatchUp) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! What the client knows of its own session: its nick, its rooms, the room lines go to,
+//! and the newest message seen in each room. It outlives connections, so a reconnect can
+//! ask for the same nick and rooms and show only what was missed.
+
+use std::collections::HashMap;
+
+use super::input::Input;
+use super::link::Welcome;
+use super::wire::{Event, Post, Request};
+use crate::hub::{Nick, RoomName};
+
+/// What a typed line comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// A request for the server. `room_before` is the room typed into before a `/join`
+    /// switched to the new room, to go back to if the server refuses it.
+    Send {
+        request: Request,
+        room_before: Option<RoomName>,
+    },
+    /// `/switch`: lines now go to this room.
+    Switched(RoomName),
+    Help,
+    Quit(Option<String>),
+}
+
+/// The newest message seen in a room. Message ids only grow for the life of one server;
+/// the timestamp still orders messages across a server restart, which starts ids afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    id: u64,
+    ts: u64,
+}
+
+impl Seen {
+    fn of(post: &Post) -> Seen {
+        Seen {
+            id: post.id,
+            ts: post.ts,
+        }
+    }
+
+    /// Whether `post` came after this one.
+    fn precedes(&self, post: &Post) -> bool {
+        post.id > self.id || post.ts > self.ts
+    }
+}
+
+#[derive(Debug)]
+pub struct Conversation {
+    /// The nick to ask for on (re)connecting: `--name`, then every nick the server
+    /// confirmed. A refused nick is not remembered.
+    wanted_nick: Option<String>,
+    /// The nick the server knows us by now.
+    nick: String,
+    /// The rooms we are in, in the order joined.
+    rooms: Vec<RoomName>,
+    /// Where plain lines go; `None` after leaving every room.
+    current: Option<RoomName>,
+    seen: HashMap<RoomName, Seen>,
+}
+
+impl Conversation {
+    /// A conversation about to ask for `nick` and `rooms`; lines will go to the last room
+    /// asked for, or `#lobby`. `Err` names a room that is not a valid room name.
+    pub fn new(nick: Option<String>, rooms: &[String]) -> Result<Conversation, String> {
+        let rooms = rooms
+            .iter()
+            .map(|r| room(r))
+            .collect::<Result<Vec<RoomName>, String>>()?;
+        let current = rooms.last().cloned().unwrap_or_else(RoomName::lobby);
+        Ok(Conversation {
+            nick: nick.clone().unwrap_or_default(),
+            wanted_nick: nick,
+            rooms,
+            current: Some(current),
+            seen: HashMap::new(),
+        })
+    }
+
+    /// What a hello restoring this conversation asks for: the nick, and every room but
+    /// `#lobby`, which every connection starts in.
+    pub fn hello(&self) -> (Option<String>, Vec<String>) {
+        let rooms = self
+            .rooms
+            .iter()
+            .filter(|r| **r != RoomName::lobby())
+            .map(|r| r.as_str().to_string())
+            .collect();
+        (self.wanted_nick.clone(), rooms)
+    }
+
+    /// Takes in the welcome. Returns `#lobby` when the user had left it before this
+    /// reconnect, so the caller can leave it again.
+    pub fn welcomed(&mut self, welcome: &Welcome, reconnect: bool) -> Option<RoomName> {
+        self.nick = welcome.nick.clone();
+        let lobby = RoomName::lobby();
+        let left_lobby = reconnect && !self.rooms.contains(&lobby);
+        let now: Vec<RoomName> = welcome
+            .rooms
+            .iter()
+            .filter_map(|r| RoomName::parse(r).ok())
+            .collect();
+        if !reconnect {
+            self.rooms = now;
+        } else {
+            // Keep the order the user joined them in; drop any the server refused.
+            self.rooms.retain(|r| now.contains(r));
+            for room in now {
+                if !self.rooms.contains(&room) && room != lobby {
+                    self.rooms.push(room);
+                }
+            }
+            if !left_lobby && !self.rooms.contains(&lobby) {
+                self.rooms.insert(0, lobby.clone());
+            }
+        }
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|c| !self.rooms.contains(c))
+        {
+            self.current = self.rooms.last().cloned();
+        }
+        left_lobby.then_some(lobby)
+    }
+
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    pub fn rooms(&self) -> &[RoomName] {
+        &self.rooms
+    }
+
+    pub fn current(&self) -> Option<&RoomName> {
+        self.current.as_ref()
+    }
+
+    /// What `input` comes to now; `Err` with a sentence for the user when it cannot be
+    /// carried out (nothing is sent then). A `/join` or `/leave` moves the room lines go
+    /// to at once, so a line typed right after goes where the user expects.
+    pub fn interpret(&mut self, input: Input) -> Result<Action, String> {
+        let send = |request| Action::Send {
+            request,
+            room_before: None,
+        };
+        Ok(match input {
+            Input::Nothing => Action::Nothing,
+            Input::Say(text) => send(Request::Say {
+                room: self.talking_in()?,
+                text,
+            }),
+            Input::Me(text) => send(Request::Me {
+                room: self.talking_in()?,
+                text,
+            }),
+            Input::Msg { to, text } => send(Request::Msg {
+                to: nick(&to)?,
+                text,
+            }),
+            Input::Nick(name) => send(Request::Nick { nick: nick(&name)? }),
+            Input::Join(name) => {
+                let room = room(&name)?;
+                let room_before = self.current.replace(room.clone());
+                Action::Send {
+                    request: Request::Join {
+                        room: room.as_str().to_string(),
+                    },
+                    room_before,
+                }
+            }
+            Input::Leave {
+                room: name,
+                message,
+            } => {
+                let room = match name {
+                    Some(name) => self.joined(&name)?,
+                    None => self.current.clone().ok_or_else(no_room)?,
+                };
+                if self.current.as_ref() == Some(&room) {
+                    self.current = self.rooms.iter().rev().find(|r| **r != room).cloned();
+                }
+                send(Request::Leave {
+                    room: room.as_str().to_string(),
+                    message,
+                })
+            }
+            Input::Users(name) => send(Request::Users {
+                room: self.named_or_current(name)?,
+            }),
+            Input::Rooms => send(Request::Rooms),
+            Input::History(limit) => send(Request::History {
+                room: self.talking_in()?,
+                limit,
+            }),
+            Input::Status(name) => send(Request::Status {
+                room: self.named_or_current(name)?,
+            }),
+            Input::Switch(name) => {
+                let room = self.joined(&name)?;
+                self.current = Some(room.clone());
+                Action::Switched(room)
+            }
+            Input::Help => Action::Help,
+            Input::Quit(message) => Action::Quit(message),
+        })
+    }
+
+    fn talking_in(&self) -> Result<String, String> {
+        self.current
+            .as_ref()
+            .map(|r| r.as_str().to_string())
+            .ok_or_else(no_room)
+    }
+
+    fn named_or_current(&self, name: Option<String>) -> Result<String, String> {
+        match name {
+            Some(name) => Ok(room(&name)?.as_str().to_string()),
+            None => self.talking_in(),
+        }
+    }
+
+    fn joined(&self, name: &str) -> Result<RoomName, String> {
+        let room = room(name)?;
+        self.rooms
+            .iter()
+            .find(|r| **r == room)
+            .cloned()
+            .ok_or_else(|| format!("you are not in {room}; /join {room} first"))
+    }
+
+    /// The server refused a `/join`: lines go back to where they went before it.
+    pub fn join_refused(&mut self, room_before: Option<RoomName>) {
+        self.current = room_before.filter(|r| self.rooms.contains(r));
+        if self.current.is_none() {
+            self.current = self.rooms.last().cloned();
+        }
+    }
+
+    /// Takes in what an event says about us: nick changes, joins and leaves, messages
+    /// seen. History is taken in by [`Conversation::unseen`].
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Nick { new, you: true, .. } => {
+                self.nick = new.clone();
+                self.wanted_nick = Some(new.clone());
+            }
+            Event::Join {
+                room, you: true, ..
+            } => {
+                let Ok(room) = RoomName::parse(room) else {
+                    return;
+                };
+                // The server's spelling wins.
+                self.rooms.retain(|r| *r != room);
+                self.rooms.push(room.clone());
+                if self.current.as_ref() == Some(&room) {
+                    self.current = Some(room);
+                }
+            }
+            Event::Leave {
+                room, you: true, ..
+            } => {
+                let Ok(room) = RoomName::parse(room) else {
+                    return;
+                };
+                self.rooms.retain(|r| *r != room);
+                if self.current.as_ref() == Some(&room) {
+                    self.current = self.rooms.last().cloned();
+                }
+            }
+            Event::Message { room, post }
+            | Event::Notice { room, post }
+            | Event::Alert { room, post } => self.saw(room, post),
+            _ => {}
+        }
+    }
+
+    /// Our own message was acknowledged with this id and time.
+    pub fn sent(&mut self, room: &str, id: u64, ts: u64) {
+        let post = Post {
+            id,
+            ts,
+            from: None,
+            source: None,
+            text: String::new(),
+            action: false,
+            kind: None,
+        };
+        self.saw(room, &post);
+    }
+
+    /// The messages of a history list not seen before, oldest first; all of them count as
+    /// seen afterwards.
+    pub fn unseen<'a>(&mut self, room: &str, messages: &'a [Post]) -> Vec<&'a Post> {
+        let seen = RoomName::parse(room)
+            .ok()
+            .and_then(|r| self.seen.get(&r).copied());
+        let fresh: Vec<&Post> = messages
+            .iter()
+            .filter(|p| seen.is_none_or(|s| s.precedes(p)))
+            .collect();
+        for post in messages {
+            self.saw(room, post);
+        }
+        fresh
+    }
+
+    fn saw(&mut self, room: &str, post: &Post) {
+        let Ok(room) = RoomName::parse(room) else {
+            return;
+        };
+        let newest = self.seen.entry(room).or_insert(Seen::of(post));
+        if newest.precedes(post) {
+            *newest = Seen::of(post);
+        }
+    }
+}
+
+fn no_room() -> String {
+    "you are in no room; /join #room first".to_string()
+}
+
+fn nick(name: &str) -> Result<String, String> {
+    Nick::parse(name)
+        .map(|n| n.as_str().to_string())
+        .map_err(|e| format!("{name:?} is not a valid nick: {e}"))
+}
+
+fn room(name: &str) -> Result<RoomName, String> {
+    RoomName::parse(name).map_err(|e| format!("{name:?} is not a valid room name: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::input::parse;
+
+    fn welcome(nick: &str, rooms: &[&str]) -> Welcome {
+        Welcome {
+            nick: nick.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            replies: Vec::new(),
+        }
+    }
+
+    fn post(id: u64, ts: u64) -> Post {
+        Post {
+            id,
+            ts,
+            from: Some("ana".into()),
+            source: None,
+            text: format!("m{id}"),
+            action: false,
+            kind: None,
+        }
+    }
+
+    fn typed(c: &mut Conversation, line: &str) -> Result<Action, String> {
+        c.interpret(parse(line).unwrap())
+    }
+
+    #[test]
+    fn lines_go_to_the_room_joined_last_or_switched_to() {
+        let mut c = Conversation::new(Some("bob".into()), &["ops".into()]).unwrap();
+        assert_eq!(c.hello(), (Some("bob".into()), vec!["#ops".into()]));
+        c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
+        assert_eq!(c.current().unwrap().as_str(), "#ops");
+        let Ok(Action::Send {
+            request: Request::Say { room, .. },
+            ..
+        }) = typed(&mut c, "hola")
+        else {
+            panic!()
+        };
+        assert_eq!(room, "#ops");
+        assert!(matches!(
+            typed(&mut c, "/switch lobby"),
+            Ok(Action::Switched(_))
+        ));
+        assert_eq!(c.current().unwrap().as_str(), "#lobby");
+        assert!(typed(&mut c, "/switch #nowhere").is_err());
+        let Ok(Action::Send { room_before, .. }) = typed(&mut c, "/join #dev") else {
+            panic!()
+        };
+        assert_eq!(c.current().unwrap().as_str(), "#dev");
+        c.join_refused(room_before);
+        assert_eq!(c.current().unwrap().as_str(), "#lobby");
+    }
+
+    #[test]
+    fn leaving_the_room_typed_into_goes_back_to_the_one_before() {
+        let mut c = Conversation::new(None, &["#a".into(), "#b".into()]).unwrap();
+        c.welcomed(&welcome("guest-1", &["#lobby", "#a", "#b"]), false);
+        typed(&mut c, "/leave").unwrap();
+        assert_eq!(c.current().unwrap().as_str(), "#a");
+        c.observe(&Event::Leave {
+            room: "#b".into(),
+            nick: "guest-1".into(),
+            you: true,
+            reason: "left".into(),
+            message: None,
+        });
+        assert_eq!(c.rooms().len(), 2);
+    }
+
+    #[test]
+    fn a_reconnect_restores_the_nick_and_rooms_and_leaves_the_lobby_again() {
+        let mut c = Conversation::new(Some("bob".into()), &[]).unwrap();
+        c.welcomed(&welcome("bob", &["#lobby"]), false);
+        c.observe(&Event::Nick {
+            old: "bob".into(),
+            new: "Roberto".into(),
+            you: true,
+        });
+        c.observe(&Event::Join {
+            room: "#ops".into(),
+            nick: "Roberto".into(),
+            you: true,
+            members: vec![],
+            count: 1,
+        });
+        c.observe(&Event::Leave {
+            room: "#lobby".into(),
+            nick: "Roberto".into(),
+            you: true,
+            reason: "left".into(),
+            message: None,
+        });
+        assert_eq!(c.hello(), (Some("Roberto".into()), vec!["#ops".into()]));
+        let lobby = c.welcomed(&welcome("Roberto", &["#lobby", "#ops"]), true);
+        assert_eq!(lobby, Some(RoomName::lobby()));
+        assert_eq!(c.rooms(), &[RoomName::parse("#ops").unwrap()]);
+    }
+
+    #[test]
+    fn only_messages_after_the_last_seen_are_unseen_even_across_a_restart() {
+        let mut c = Conversation::new(None, &[]).unwrap();
+        assert_eq!(c.unseen("#lobby", &[post(1, 100), post(2, 200)]).len(), 2);
+        c.observe(&Event::Message {
+            room: "#lobby".into(),
+            post: post(3, 300),
+        });
+        let history = [post(2, 200), post(3, 300), post(4, 400)];
+        let fresh: Vec<u64> = c.unseen("#lobby", &history).iter().map(|p| p.id).collect();
+        assert_eq!(fresh, [4]);
+        // A restarted server numbers from 1 again; its messages are newer all the same.
+        let fresh: Vec<u64> = c
+            .unseen("#LOBBY", &[post(1, 500)])
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(fresh, [1]);
+    }
+
+    #[test]
+    fn bad_names_are_caught_before_sending() {
+        let mut c = Conversation::new(None, &[]).unwrap();
+        assert!(
+            typed(&mut c, "/nick 9lives")
+                .unwrap_err()
+                .contains("not a valid nick")
+        );
+        assert!(
+            typed(&mut c, "/join #a b")
+                .unwrap_err()
+                .contains("not a valid room")
+        );
+    }
+}

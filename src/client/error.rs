@@ -1,0 +1,50 @@
+//! Why a client run failed; each becomes one line on stderr and a non-zero exit status.
+
+use std::io;
+
+use super::endpoint::Endpoint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An option the client can tell is wrong before connecting (a bad room name).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("connection refused at {0} — is charla serve running?")]
+    Refused(Endpoint),
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        endpoint: Endpoint,
+        source: io::Error,
+    },
+    #[error("{endpoint} did not answer within {seconds} s")]
+    Timeout { endpoint: Endpoint, seconds: u64 },
+    /// The server closed before welcoming us: full, or not a charla server.
+    #[error("{endpoint} closed the connection before welcoming us{}", said(.last_line))]
+    NotWelcomed {
+        endpoint: Endpoint,
+        last_line: Option<String>,
+    },
+    /// A nick or room asked for on the command line was refused (invalid or taken). A
+    /// script asked for a name on purpose, so going on as `guest-N` would be wrong.
+    #[error("the server refused the hello: {code}: {message}")]
+    HelloRefused { code: String, message: String },
+    #[error("lost the connection to {endpoint}; {unconfirmed} sent line(s) not acknowledged")]
+    Lost {
+        endpoint: Endpoint,
+        unconfirmed: usize,
+    },
+    #[error("the server did not answer a request within {seconds} s")]
+    NoReply { seconds: u64 },
+    /// Lines the server answered with an error (each was reported as it happened).
+    #[error("{0} line(s) were refused")]
+    Refusals(usize),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+fn said(line: &Option<String>) -> String {
+    match line {
+        Some(line) => format!(" (it said: {line})"),
+        None => String::new(),
+    }
+}

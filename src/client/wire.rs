@@ -1,0 +1,307 @@
+//! The JSON-lines protocol as a client sees it (docs/protocol.md): the requests it sends and
+//! the events it reads, typed. Unknown event types and unknown fields are ignored, so a newer
+//! server does not break an older client.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A request, without the `ref` that [`encode`] adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Hello {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+        rooms: Vec<String>,
+    },
+    Say {
+        room: String,
+        text: String,
+    },
+    Me {
+        room: String,
+        text: String,
+    },
+    Msg {
+        to: String,
+        text: String,
+    },
+    Nick {
+        nick: String,
+    },
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    Users {
+        room: String,
+    },
+    Rooms,
+    History {
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    Status {
+        room: String,
+    },
+    Quit {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+impl Request {
+    /// Whether `event`, carrying this request's `ref`, is its final reply. Some requests
+    /// are answered by more than one event (a join by the room's history, then the join);
+    /// an `error` always ends the exchange.
+    pub fn is_answered_by(&self, event: &Event) -> bool {
+        matches!(
+            (self, event),
+            (_, Event::Error { .. })
+                | (Request::Hello { .. }, Event::Welcome { .. })
+                | (
+                    Request::Say { .. } | Request::Me { .. } | Request::Msg { .. },
+                    Event::Ack { .. }
+                )
+                | (Request::Nick { .. }, Event::Nick { .. })
+                | (Request::Join { .. }, Event::Join { .. })
+                | (Request::Leave { .. }, Event::Leave { .. })
+                | (Request::Users { .. }, Event::Users { .. })
+                | (Request::Rooms, Event::Rooms { .. })
+                | (Request::History { .. }, Event::History { .. })
+                | (Request::Status { .. }, Event::Status { .. })
+                | (Request::Quit { .. }, Event::Bye { .. })
+        )
+    }
+}
+
+/// `request` with `ref` set to `reference`, as one line ending in `\n`.
+pub fn encode(request: &Request, reference: u64) -> String {
+    let mut value = serde_json::to_value(request).expect("a request serialises");
+    value["ref"] = reference.into();
+    let mut line = value.to_string();
+    line.push('\n');
+    line
+}
+
+/// An event and the `ref` of the request it answers, when it answers one of ours (the
+/// client's refs are numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub reference: Option<u64>,
+    pub event: Event,
+}
+
+/// Parses one line from the server; `None` for anything that is not a JSON event object
+/// (the text greeting before `welcome`, or an event of a shape this client does not know).
+pub fn decode(line: &str) -> Option<Received> {
+    let mut value: Value = serde_json::from_str(line).ok()?;
+    let object = value.as_object_mut()?;
+    let reference = object.remove("ref").and_then(|r| r.as_u64());
+    let event = Event::deserialize(value).ok()?;
+    Some(Received { reference, event })
+}
+
+/// Everything the server can say, as far as this client cares.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Welcome {
+        nick: String,
+        rooms: Vec<String>,
+    },
+    Message {
+        room: String,
+        #[serde(flatten)]
+        post: Post,
+    },
+    /// A feed's notice (a watched file changed, …).
+    Notice {
+        room: String,
+        #[serde(flatten)]
+        post: Post,
+    },
+    /// A feed's alert (a check failed, …).
+    Alert {
+        room: String,
+        #[serde(flatten)]
+        post: Post,
+    },
+    Private {
+        id: u64,
+        ts: u64,
+        from: String,
+        to: String,
+        text: String,
+    },
+    Join {
+        room: String,
+        nick: String,
+        you: bool,
+        #[serde(default)]
+        members: Vec<String>,
+        #[serde(default)]
+        count: usize,
+    },
+    Leave {
+        room: String,
+        nick: String,
+        you: bool,
+        reason: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Nick {
+        old: String,
+        new: String,
+        you: bool,
+    },
+    History {
+        room: String,
+        messages: Vec<Post>,
+    },
+    Users {
+        room: String,
+        users: Vec<String>,
+    },
+    Rooms {
+        rooms: Vec<RoomCount>,
+    },
+    Status {
+        room: String,
+        items: Vec<StatusItem>,
+    },
+    Ack {
+        id: u64,
+        ts: u64,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+    Bye {
+        reason: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// An event type this client does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// Something said in a room, live or in history: by a person (`from`) or by a feed
+/// (`source`, with `type` `notice` or `alert` inside a history list).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Post {
+    pub id: u64,
+    pub ts: u64,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub text: String,
+    /// Said with `/me`.
+    #[serde(default)]
+    pub action: bool,
+    /// In a history list: `notice` or `alert` for a feed's post.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoomCount {
+    pub name: String,
+    pub members: usize,
+}
+
+/// One line of a room's `/status`: what a feed is doing there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusItem {
+    pub kind: String,
+    pub source: String,
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_their_ref_and_only_the_fields_given() {
+        let line = encode(
+            &Request::Say {
+                room: "#ops".into(),
+                text: "olá 😀".into(),
+            },
+            7,
+        );
+        assert!(line.ends_with('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"say","room":"#ops","text":"olá 😀","ref":7})
+        );
+        let v: Value = serde_json::from_str(&encode(
+            &Request::Hello {
+                nick: None,
+                rooms: vec![],
+            },
+            1,
+        ))
+        .unwrap();
+        assert_eq!(v, serde_json::json!({"type":"hello","rooms":[],"ref":1}));
+    }
+
+    #[test]
+    fn events_decode_with_their_ref() {
+        let r = decode(r#"{"type":"ack","id":45,"ts":17,"ref":3}"#).unwrap();
+        assert_eq!(r.reference, Some(3));
+        assert_eq!(r.event, Event::Ack { id: 45, ts: 17 });
+        let r = decode(
+            r##"{"type":"message","id":42,"ts":9,"room":"#lobby","from":"ana","text":"hola"}"##,
+        )
+        .unwrap();
+        let Event::Message { room, post } = r.event else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (room.as_str(), post.from.as_deref()),
+            ("#lobby", Some("ana"))
+        );
+        assert!(!post.action);
+    }
+
+    #[test]
+    fn the_greeting_and_unknown_events_are_not_errors() {
+        assert_eq!(decode("*** Welcome to charla, guest-1!"), None);
+        assert_eq!(decode("[1,2]"), None);
+        let r = decode(r#"{"type":"weather","sunny":true,"ref":"theirs"}"#).unwrap();
+        assert_eq!(r.event, Event::Other);
+        assert_eq!(r.reference, None);
+    }
+
+    #[test]
+    fn replies_are_matched_to_their_request() {
+        let join = Request::Join { room: "#a".into() };
+        let history = Event::History {
+            room: "#a".into(),
+            messages: vec![],
+        };
+        assert!(!join.is_answered_by(&history));
+        let error = Event::Error {
+            code: "invalid_room".into(),
+            message: String::new(),
+        };
+        assert!(join.is_answered_by(&error));
+        let say = Request::Say {
+            room: "#a".into(),
+            text: "x".into(),
+        };
+        assert!(say.is_answered_by(&Event::Ack { id: 1, ts: 1 }));
+    }
+}

@@ -1,0 +1,135 @@
+//! Things that publish into rooms without being a person: the file watcher, health checks
+//! and UDP alert ingest.
+//!
+//! A feed talks to the hub through three calls and nothing else: [`Hub::open_room`] (its
+//! room lives on without members, so its history waits for newcomers), [`Hub::add_status`]
+//! (newcomers and `/status` are told what it is doing) and [`Hub::post`] (a notice or an
+//! alert, remembered and fanned out like a message). The UDP socket itself is a transport
+//! in `server/`; what a datagram becomes is decided here, in [`udp`].
+
+pub mod check;
+pub mod udp;
+pub mod watch;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, RoomName};
+use crate::limits::{CHECK_INTERVAL, CHECK_TIMEOUT};
+
+pub use check::{CheckSpec, Probe};
+pub use watch::WatchSpec;
+
+/// The room checks post their alerts to, and UDP datagrams go to by default.
+pub const ALERTS_ROOM: &str = "#alerts";
+
+/// The room `charla serve --watch PATH` posts to when no `=#room` is given.
+pub const WATCH_ROOM: &str = "#watch";
+
+/// The feeds a server runs, besides UDP ingest (which comes with its listener).
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    pub watches: Vec<WatchSpec>,
+    pub checks: Vec<CheckSpec>,
+    /// Time between two runs of each check ([`CHECK_INTERVAL`]).
+    pub check_interval: Duration,
+    /// Time a check may take ([`CHECK_TIMEOUT`]); capped at the interval.
+    pub check_timeout: Duration,
+    /// Where check alerts go ([`ALERTS_ROOM`]).
+    pub check_room: RoomName,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        FeedOptions {
+            watches: Vec::new(),
+            checks: Vec::new(),
+            check_interval: CHECK_INTERVAL,
+            check_timeout: CHECK_TIMEOUT,
+            check_room: alerts_room(),
+        }
+    }
+}
+
+/// Why the feeds could not start; said before the server claims to listen.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+}
+
+/// Starts every feed in `options` on `hub`; they run until `shutdown` is cancelled. Must be
+/// called inside a Tokio runtime.
+pub fn start(
+    hub: &Hub,
+    options: &FeedOptions,
+    shutdown: CancellationToken,
+) -> Result<(), FeedError> {
+    if !options.watches.is_empty() {
+        watch::start(hub, &options.watches, shutdown.clone())?;
+    }
+    if !options.checks.is_empty() {
+        // A zero interval would spin (and Tokio refuses it).
+        let interval = options.check_interval.max(Duration::from_millis(1));
+        let timeout = options.check_timeout.min(interval);
+        check::start(
+            hub,
+            &options.checks,
+            &options.check_room,
+            interval,
+            timeout,
+            shutdown,
+        );
+    }
+    Ok(())
+}
+
+/// [`ALERTS_ROOM`] as a room name.
+pub fn alerts_room() -> RoomName {
+    RoomName::parse(ALERTS_ROOM).expect("a valid room name")
+}
+
+/// [`WATCH_ROOM`] as a room name.
+pub fn watch_room() -> RoomName {
+    RoomName::parse(WATCH_ROOM).expect("a valid room name")
+}
+
+/// Milliseconds since the Unix epoch, as the hub stamps posts.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A duration as people say it: `850ms`, `12s`, `2m 5s`, `3h 1m`, `2days 4h`.
+pub fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    // Two units are plenty: "was up for 3h 1m", not "3h 1m 12s".
+    let rounded = match secs {
+        0..3600 => secs,
+        3600..86_400 => secs - secs % 60,
+        _ => secs - secs % 3600,
+    };
+    humantime::format_duration(Duration::from_secs(rounded)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_speech() {
+        assert_eq!(human(Duration::from_millis(850)), "850ms");
+        assert_eq!(human(Duration::from_millis(12_400)), "12s");
+        assert_eq!(human(Duration::from_secs(125)), "2m 5s");
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 65)), "3h 1m");
+        assert_eq!(
+            human(Duration::from_secs(2 * 86_400 + 4 * 3600 + 7)),
+            "2days 4h"
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! UDP alert ingest: what a datagram becomes. The socket is a transport in
+//! `server/udp.rs`; this decides, datagram by datagram, whether and where it is posted.
+//!
+//! Each datagram of UTF-8 text is one alert, posted as from `udp:IP` to the default room
+//! (`#alerts`), or to `#room` when the text starts with `#room ` and that room exists (else
+//! the whole text goes to the default room, so nothing is lost to a typo). Text is sanitised
+//! like a chat line; line breaks become spaces. Each source address has an allowance
+//! ([`UDP_BURST`] datagrams, refilled at [`UDP_RATE`] a second). A datagram over
+//! [`UDP_MAX_DATAGRAM`] bytes, not UTF-8, empty, or over the allowance is dropped and counted
+//! in the log.
+//!
+//! UDP is best-effort: nothing acknowledges a datagram, and one may be lost, duplicated or
+//! reordered on the way (or dropped here) without the sender ever knowing. Use it for alerts
+//! that may be lost; a program that needs to know its message arrived connects over TCP and
+//! waits for the `ack` (docs/protocol.md).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tracing::{debug, warn};
+
+use crate::hub::{Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source};
+use crate::limits::{
+    UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_MAX_DATAGRAM, UDP_MAX_SOURCES, UDP_RATE,
+};
+
+/// How datagrams are taken in.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Where datagrams go unless they name an existing room ([`super::ALERTS_ROOM`]).
+    pub room: RoomName,
+    /// [`UDP_MAX_DATAGRAM`].
+    pub max_bytes: usize,
+    /// [`UDP_RATE`]; 0 turns the per-source limit off.
+    pub rate: u32,
+    /// [`UDP_BURST`].
+    pub burst: u32,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            room: super::alerts_room(),
+            max_bytes: UDP_MAX_DATAGRAM,
+            rate: UDP_RATE,
+            burst: UDP_BURST,
+        }
+    }
+}
+
+/// Why a datagram was not posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    Oversize,
+    InvalidUtf8,
+    /// Nothing printable in it.
+    Empty,
+    RateLimited,
+    /// The table of source allowances is full of sources still over their allowance.
+    TooManySources,
+}
+
+impl Dropped {
+    const ALL: [Dropped; 5] = [
+        Dropped::Oversize,
+        Dropped::InvalidUtf8,
+        Dropped::Empty,
+        Dropped::RateLimited,
+        Dropped::TooManySources,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::Oversize => "oversize",
+            Dropped::InvalidUtf8 => "invalid_utf8",
+            Dropped::Empty => "empty",
+            Dropped::RateLimited => "rate_limited",
+            Dropped::TooManySources => "too_many_sources",
+        }
+    }
+}
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts for the status line.
+#[derive(Default)]
+struct Stats {
+    posted: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A source's allowance: a token bucket.
+struct Allowance {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Turns the datagrams of one listener into posts.
+pub struct Ingest {
+    hub: Hub,
+    options: IngestOptions,
+    listener: String,
+    sources: HashMap<IpAddr, Allowance>,
+    stats: Arc<Stats>,
+    /// Drops not yet in a log line, by [`Dropped`] in the order of `Dropped::ALL`.
+    unreported: [u64; 5],
+    last_report: Option<Instant>,
+}
+
+impl Ingest {
+    /// Opens the default room and tells its newcomers where alerts are accepted.
+    /// `listener` names the socket, as in `udp://127.0.0.1:6031`.
+    pub fn new(hub: &Hub, options: IngestOptions, listener: String) -> Ingest {
+        let stats = Arc::new(Stats::default());
+        hub.add_status(
+            &options.room,
+            Arc::new(UdpStatus {
+                listener: listener.clone(),
+                stats: stats.clone(),
+            }),
+        );
+        Ingest {
+            hub: hub.clone(),
+            options,
+            listener,
+            sources: HashMap::new(),
+            stats,
+            unreported: [0; 5],
+            last_report: None,
+        }
+    }
+
+    /// Bytes a receive buffer needs to tell an oversize datagram from one that fits.
+    pub fn buffer_len(&self) -> usize {
+        self.options.max_bytes + 1
+    }
+
+    /// Takes in one datagram (as received into a buffer of [`Ingest::buffer_len`]
+    /// bytes): the room it was posted to, or why it was dropped (already logged).
+    pub fn datagram(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<RoomName, Dropped> {
+        let result = self.take(from, data, now);
+        match &result {
+            Ok(room) => {
+                self.stats.posted.fetch_add(1, Ordering::Relaxed);
+                debug!(%from, %room, "udp alert posted");
+            }
+            Err(why) => self.dropped(*why, from, now),
+        }
+        result
+    }
+
+    fn take(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Result<RoomName, Dropped> {
+        let ip = from.ip().to_canonical();
+        self.allow(ip, now)?;
+        if data.len() > self.options.max_bytes {
+            return Err(Dropped::Oversize);
+        }
+        let text = std::str::from_utf8(data).map_err(|_| Dropped::InvalidUtf8)?;
+        let (room, body) = match text.strip_prefix('#').and_then(|_| {
+            let (name, rest) = text.split_once(char::is_whitespace)?;
+            Some((RoomName::parse(name).ok()?, rest))
+        }) {
+            Some((room, rest)) => (Some(room), rest),
+            None => (None, text),
+        };
+        let one_line = |t: &str| -> Option<MessageText> {
+            let joined: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            MessageText::new(&joined.join(" "))
+        };
+        let source = Source::new(&format!("udp:{ip}")).expect("a valid source");
+        let notice = |text| {
+            Notice::new(source.clone(), PostKind::Alert, text).with("addr", from.to_string())
+        };
+        if let Some(room) = room {
+            let text = one_line(body).ok_or(Dropped::Empty)?;
+            if let Ok(posted) = self.hub.post(&room, notice(text)) {
+                return Ok(posted.room);
+            }
+        }
+        // No room named, or no such room: the whole text to the default room.
+        let text = one_line(text).ok_or(Dropped::Empty)?;
+        let room = self.options.room.clone();
+        // Fails only once the server is shutting down; nobody is left to tell.
+        let _ = self.hub.post(&room, notice(text));
+        Ok(room)
+    }
+
+    /// Spends one datagram of `ip`'s allowance.
+    fn allow(&mut self, ip: IpAddr, now: Instant) -> Result<(), Dropped> {
+        if self.options.rate == 0 {
+            return Ok(());
+        }
+        let (rate, burst) = (
+            f64::from(self.options.rate),
+            f64::from(self.options.burst.max(1)),
+        );
+        if !self.sources.contains_key(&ip) && self.sources.len() >= UDP_MAX_SOURCES {
+            // Forget the sources whose allowance is whole again: they lose nothing.
+            self.sources.retain(|_, a| {
+                a.tokens + now.saturating_duration_since(a.last).as_secs_f64() * rate < burst
+            });
+            if self.sources.len() >= UDP_MAX_SOURCES {
+                return Err(Dropped::TooManySources);
+            }
+        }
+        let allowance = self.sources.entry(ip).or_insert(Allowance {
+            tokens: burst,
+            last: now,
+        });
+        let refill = now.saturating_duration_since(allowance.last).as_secs_f64() * rate;
+        allowance.tokens = (allowance.tokens + refill).min(burst);
+        allowance.last = now;
+        if allowance.tokens < 1.0 {
+            return Err(Dropped::RateLimited);
+        }
+        allowance.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Counts a drop; logs the drops so far at most every [`UDP_DROP_REPORT_EVERY`].
+    fn dropped(&mut self, why: Dropped, from: SocketAddr, now: Instant) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        let index = Dropped::ALL.iter().position(|d| *d == why).expect("listed");
+        self.unreported[index] += 1;
+        debug!(%from, reason = %why, "udp datagram dropped");
+        if self
+            .last_report
+            .is_some_and(|t| now.saturating_duration_since(t) < UDP_DROP_REPORT_EVERY)
+        {
+            return;
+        }
+        self.last_report = Some(now);
+        self.report();
+    }
+
+    /// Logs the drops not yet logged, by reason.
+    fn report(&mut self) {
+        let since = self.unreported.iter().sum::<u64>();
+        if since == 0 {
+            return;
+        }
+        let counts: Vec<String> = Dropped::ALL
+            .iter()
+            .zip(self.unreported)
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        self.unreported = [0; 5];
+        warn!(
+            listener = %self.listener,
+            dropped = since,
+            reasons = %counts.join(", "),
+            total_dropped = self.stats.dropped.load(Ordering::Relaxed),
+            "udp datagrams dropped (counts since the last such line)"
+        );
+    }
+}
+
+impl Drop for Ingest {
+    /// Drops not yet in a log line are told when the listener stops.
+    fn drop(&mut self) {
+        self.report();
+    }
+}
+
+/// "UDP alerts are accepted on udp://…", for newcomers of the default room.
+struct UdpStatus {
+    listener: String,
+    stats: Arc<Stats>,
+}
+
+impl RoomStatus for UdpStatus {
+    fn status(&self) -> Vec<Notice> {
+        let posted = self.stats.posted.load(Ordering::Relaxed);
+        let dropped = self.stats.dropped.load(Ordering::Relaxed);
+        let text = format!(
+            "UDP alerts are accepted on {} (best-effort): {posted} posted, {dropped} dropped so far",
+            self.listener
+        );
+        vec![
+            Notice::new(
+                Source::new("udp").expect("a valid source"),
+                PostKind::Notice,
+                MessageText::new(&text).expect("printable"),
+            )
+            .with("listener", self.listener.clone())
+            .with("posted", posted)
+            .with("dropped", dropped),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Event, Outgoing, Overflow, Recipient};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Inbox(Mutex<Vec<Event>>);
+
+    impl Recipient for Inbox {
+        fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
+            self.0.lock().unwrap().push(event.event.clone());
+            Ok(())
+        }
+        fn close(&self, _: &Outgoing) {}
+    }
+
+    impl Inbox {
+        fn posts(&self) -> Vec<(String, String, String)> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Posted(p) => Some((
+                        p.room.to_string(),
+                        p.notice.source.to_string(),
+                        p.notice.text.to_string(),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn setup(options: IngestOptions) -> (Ingest, Arc<Inbox>) {
+        let hub = Hub::new(10);
+        let ingest = Ingest::new(&hub, options, "udp://127.0.0.1:9".into());
+        let inbox = Arc::new(Inbox::default());
+        let id = hub.connect(inbox.clone());
+        hub.apply(
+            id,
+            crate::hub::Command::Join(super::super::alerts_room()).into(),
+        );
+        hub.apply(
+            id,
+            crate::hub::Command::Join(RoomName::parse("#ops").unwrap()).into(),
+        );
+        (ingest, inbox)
+    }
+
+    /// How long a source over its allowance waits for one more datagram, at `rate`.
+    fn refill_time(rate: u32) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / f64::from(rate))
+    }
+
+    fn from() -> SocketAddr {
+        "192.0.2.7:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn datagrams_become_alerts_in_their_room() {
+        let (mut ingest, inbox) = setup(IngestOptions::default());
+        let now = Instant::now();
+        assert_eq!(
+            ingest
+                .datagram(from(), b"disk full\n", now)
+                .unwrap()
+                .as_str(),
+            "#alerts"
+        );
+        assert_eq!(
+            ingest
+                .datagram(from(), b"#ops deploy done", now)
+                .unwrap()
+                .as_str(),
+            "#ops"
+        );
+        // A room nobody is in: the whole text goes to the default room.
+        assert_eq!(
+            ingest
+                .datagram(from(), b"#nowhere hi", now)
+                .unwrap()
+                .as_str(),
+            "#alerts"
+        );
+        ingest
+            .datagram(from(), b"two\nlines \x1b[31mred\x07\n", now)
+            .unwrap();
+        assert_eq!(
+            inbox.posts(),
+            [
+                ("#alerts".into(), "udp:192.0.2.7".into(), "disk full".into()),
+                ("#ops".into(), "udp:192.0.2.7".into(), "deploy done".into()),
+                (
+                    "#alerts".into(),
+                    "udp:192.0.2.7".into(),
+                    "#nowhere hi".into()
+                ),
+                (
+                    "#alerts".into(),
+                    "udp:192.0.2.7".into(),
+                    "two lines red".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_datagrams_are_dropped() {
+        let (mut ingest, inbox) = setup(IngestOptions {
+            max_bytes: 8,
+            ..IngestOptions::default()
+        });
+        let now = Instant::now();
+        assert_eq!(
+            ingest.datagram(from(), b"123456789", now),
+            Err(Dropped::Oversize)
+        );
+        assert_eq!(
+            ingest.datagram(from(), b"\xff\xfe", now),
+            Err(Dropped::InvalidUtf8)
+        );
+        assert_eq!(
+            ingest.datagram(from(), b" \n\x1b[2J", now),
+            Err(Dropped::Empty)
+        );
+        assert_eq!(
+            ingest.datagram(from(), b"12345678", now).map(|_| ()),
+            Ok(())
+        );
+        assert_eq!(inbox.posts().len(), 1);
+    }
+
+    #[test]
+    fn each_source_has_an_allowance() {
+        let (mut ingest, inbox) = setup(IngestOptions {
+            rate: 2,
+            burst: 3,
+            ..IngestOptions::default()
+        });
+        let now = Instant::now();
+        for _ in 0..3 {
+            ingest.datagram(from(), b"x", now).unwrap();
+        }
+        assert_eq!(
+            ingest.datagram(from(), b"x", now),
+            Err(Dropped::RateLimited)
+        );
+        // Another source is not held back by the first.
+        let other: SocketAddr = "192.0.2.8:1".parse().unwrap();
+        assert!(ingest.datagram(other, b"y", now).is_ok());
+        // Half a second later one more is allowed.
+        let later = now + refill_time(2);
+        assert!(ingest.datagram(from(), b"x", later).is_ok());
+        assert_eq!(
+            ingest.datagram(from(), b"x", later),
+            Err(Dropped::RateLimited)
+        );
+        assert_eq!(inbox.posts().len(), 5);
+    }
+}

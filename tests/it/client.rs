@@ -1,0 +1,379 @@
+//! `charla connect` with stdin not a terminal, and `charla send`: the real binary against a
+//! real server, checked by what a text client receives and by the client's output and exit
+//! status.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use charla::limits::Limits;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::TcpListener;
+
+use crate::support::{PATIENCE, TestServer};
+
+/// A running client: stdin to write to, stdout read line by line.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// How a client run ended.
+struct Ended {
+    status: ExitStatus,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl Client {
+    /// `charla ARGS` with nothing from the environment that could change its behaviour.
+    fn spawn(args: &[&str]) -> Client {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CHARLA_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Client {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for a stdout line containing `needle`; returns it.
+    fn expect_stdout(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no {needle:?} on stdout; saw {seen:#?}");
+    }
+
+    /// Closes stdin and waits for the exit, at most `PATIENCE`.
+    fn finish(mut self) -> Ended {
+        self.stdin = None;
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            thread::sleep(Duration::from_millis(20));
+        };
+        Ended {
+            status,
+            stdout: self.stdout.try_iter().collect(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `charla ARGS` with `input` on stdin to completion, off the async runtime.
+async fn run(args: &[&str], input: &str) -> Ended {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let input = input.to_string();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut client = Client::spawn(&args);
+        client.write(&input);
+        client.finish()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_lines_are_sent_and_the_client_exits_once_all_are_acknowledged() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let mut ops = server.named("opsie").await;
+    ana.expect("opsie").await;
+    ops.send("/join #ops").await;
+    ops.expect("you joined").await;
+    let addr = server.tcp().to_string();
+
+    let ended = run(
+        &["connect", &addr, "--name", "bot"],
+        "hello, ñandú 😀\n/join #ops\ndeploy 日本 done\n//slash\n",
+    )
+    .await;
+
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert_eq!(ana.expect("<bot>").await, "#lobby <bot> hello, ñandú 😀");
+    assert_eq!(
+        ops.expect("#ops <bot>").await,
+        "#ops <bot> deploy 日本 done"
+    );
+    assert_eq!(ops.expect("#ops <bot>").await, "#ops <bot> /slash");
+    // It said goodbye rather than dropping the connection.
+    assert_eq!(
+        ops.expect("#ops *** bot left").await,
+        "#ops *** bot left (quit)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_event_is_printed_as_one_plain_line() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let addr = server.tcp().to_string();
+    let mut bot = tokio::task::spawn_blocking(move || {
+        Client::spawn(&["connect", &addr, "--name", "bot", "--room", "#ops"])
+    })
+    .await
+    .unwrap();
+    ana.expect("is now known as bot").await;
+    ana.send("hola bot, ¿qué tal?").await;
+    ana.send("/msg bot psst").await;
+    ana.send("/join #ops").await;
+    ana.send("/me waves").await;
+
+    let lines = tokio::task::spawn_blocking(move || {
+        let lines = [
+            bot.expect_stdout("<ana>"),
+            bot.expect_stdout("(private)"),
+            bot.expect_stdout("ana joined"),
+            bot.expect_stdout("* ana"),
+        ];
+        bot.write("/users\n");
+        let users = bot.expect_stdout("here:");
+        (lines, users, bot.finish())
+    })
+    .await
+    .unwrap();
+    let (lines, users, ended) = lines;
+    let bodies: Vec<&str> = lines.iter().map(|l| without_clock(l)).collect();
+    assert_eq!(
+        bodies,
+        [
+            "#lobby <ana> hola bot, ¿qué tal?",
+            "(private) <ana> psst",
+            "#ops *** ana joined",
+            "#ops * ana waves",
+        ]
+    );
+    assert_eq!(without_clock(&users), "#ops *** 2 here: ana, bot");
+    for line in lines.iter().chain(&ended.stdout) {
+        assert!(!line.contains('\x1b'), "an escape code in {line:?}");
+    }
+    assert!(ended.status.success(), "{}", ended.stderr);
+}
+
+/// `HH:MM rest` → `rest`.
+fn without_clock(line: &str) -> &str {
+    let (clock, rest) = line.split_once(' ').expect("a clock, then the line");
+    assert!(
+        clock.len() == 5 && clock.as_bytes()[2] == b':',
+        "{line:?} starts with no clock"
+    );
+    rest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_is_explained_and_fails() {
+    let port = {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        holder.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    for args in [vec!["connect", &addr], vec!["send", &addr, "hi"]] {
+        let ended = run(&args, "hello\n").await;
+        assert!(!ended.status.success());
+        assert_eq!(
+            ended.stderr.trim(),
+            format!("charla: connection refused at 127.0.0.1:{port} — is charla serve running?")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_or_invalid_nick_or_room_fails_the_script() {
+    let server = TestServer::start().await;
+    let _ana = server.named("ana").await;
+    let addr = server.tcp().to_string();
+    let ended = run(&["send", &addr, "--name", "ANA", "hi"], "").await;
+    assert!(!ended.status.success());
+    assert!(ended.stderr.contains("nick_taken"), "{}", ended.stderr);
+    let ended = run(&["connect", &addr, "--name", "9lives"], "hi\n").await;
+    assert!(!ended.status.success());
+    assert!(ended.stderr.contains("invalid_nick"), "{}", ended.stderr);
+    let ended = run(&["send", &addr, "--room", "no spaces", "hi"], "").await;
+    assert!(!ended.status.success());
+    assert!(
+        ended.stderr.contains("is not a valid room name"),
+        "{}",
+        ended.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_line_makes_the_exit_status_fail_but_the_rest_is_sent() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let addr = server.tcp().to_string();
+    let ended = run(
+        &["connect", &addr, "--name", "bot"],
+        "/msg nobody psst\n/bogus\nstill sent\n",
+    )
+    .await;
+    assert!(!ended.status.success());
+    assert!(ended.stderr.contains("no_such_nick"), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains("/bogus is not a command"),
+        "{}",
+        ended.stderr
+    );
+    assert!(
+        ended.stderr.contains("2 line(s) were refused"),
+        "{}",
+        ended.stderr
+    );
+    assert_eq!(ana.expect("<bot>").await, "#lobby <bot> still sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_publishes_its_arguments_or_each_stdin_line_in_a_room() {
+    let server = TestServer::start().await;
+    let mut ops = server.named("opsie").await;
+    ops.send("/join #ops").await;
+    ops.expect("you joined").await;
+    let addr = server.tcp().to_string();
+
+    let ended = run(
+        &[
+            "send", &addr, "--room", "ops", "--name", "cron", "build", "1234", "passed",
+        ],
+        "",
+    )
+    .await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert!(ended.stdout.is_empty(), "{:?}", ended.stdout);
+    assert_eq!(ops.expect("<cron>").await, "#ops <cron> build 1234 passed");
+
+    let ended = run(
+        &["send", "--addr", &addr, "--room", "#ops"],
+        "one\n\n/not a command\n",
+    )
+    .await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert!(ops.expect("> one").await.ends_with("> one"));
+    assert!(ops.expect("> /not").await.ends_with("> /not a command"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_works_over_a_unix_socket() {
+    let server = TestServer::on(
+        &["tcp://127.0.0.1:0", "unix://c.sock"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    let spec = format!("unix://{}", server.unix().display());
+    let ended = run(&["send", &spec, "--name", "local", "hola"], "").await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert_eq!(ana.expect("<local>").await, "#lobby <local> hola");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_beyond_the_flood_allowance_are_paced_not_refused() {
+    // Flood control as shipped: 20 lines at once, then 5 a second.
+    let server = TestServer::with(Limits::default()).await;
+    let mut ana = server.named("ana").await;
+    let addr = server.tcp().to_string();
+    let input: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    let ended = run(&["send", &addr, "--name", "chatty"], &input).await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    for i in 1..=30 {
+        assert_eq!(
+            ana.expect("<chatty>").await,
+            format!("#lobby <chatty> line {i}")
+        );
+    }
+}
+
+/// A server that welcomes, reads one line, and hangs up without acknowledging it.
+async fn hang_up_after_the_first_line() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = AsyncBufReader::new(r).lines();
+        w.write_all(b"*** Welcome to charla, guest-1!\n")
+            .await
+            .unwrap();
+        let _hello = lines.next_line().await.unwrap();
+        w.write_all(
+            b"{\"type\":\"welcome\",\"nick\":\"guest-1\",\"rooms\":[\"#lobby\"],\"ref\":1}\n",
+        )
+        .await
+        .unwrap();
+        let _say = lines.next_line().await.unwrap();
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_never_acknowledged_fails() {
+    let addr = hang_up_after_the_first_line().await;
+    let ended = run(&["send", &addr, "lost in transit"], "").await;
+    assert!(!ended.status.success());
+    assert!(
+        ended.stderr.contains("lost the connection to 127.0.0.1:")
+            && ended.stderr.contains("1 sent line(s) not acknowledged"),
+        "{}",
+        ended.stderr
+    );
+}

@@ -1,0 +1,286 @@
+//! `charla connect` in a real terminal: tmux runs it, `send-keys` types, `capture-pane`
+//! reads the screen as a person would see it.
+//!
+//! tmux rather than a pty crate: what matters is the screen after the terminal has
+//! interpreted every escape sequence (is the half-typed line still whole under the
+//! messages that arrived?), and tmux is a real terminal emulator whose screen can be read
+//! back. It must be installed (.ci/run installs it); without it these tests fail with a
+//! message saying so rather than passing unseen.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use charla::limits::Limits;
+
+use crate::support::{PATIENCE, TestServer};
+
+/// One tmux server with one window, on a socket of its own so tests can run in parallel;
+/// killed with everything in it when dropped.
+struct Tmux {
+    socket: String,
+    /// The socket's file, which tmux leaves behind.
+    socket_path: Option<std::path::PathBuf>,
+}
+
+impl Tmux {
+    /// Runs `shell_command` in a 100×30 window.
+    fn start(shell_command: &str) -> Tmux {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "charla-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut tmux = Tmux {
+            socket,
+            socket_path: None,
+        };
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "-s",
+            "t",
+            shell_command,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = tmux
+            .run(&["display-message", "-p", "#{socket_path}"])
+            .stdout;
+        tmux.socket_path = Some(String::from_utf8_lossy(&path).trim().into());
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "these tests need tmux ({e}): install it with \
+                     `apt-get install tmux` (.ci/run does)"
+                )
+            })
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    /// Presses keys by tmux name: `Enter`, `BSpace`, `Up`, `C-d`, …
+    fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// The screen, one string per row, trailing blanks trimmed.
+    fn screen(&self) -> Vec<String> {
+        let out = self.run(&["capture-pane", "-p", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect()
+    }
+
+    /// Waits until some row contains `needle`; returns the screen.
+    fn wait_for(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if screen.iter().any(|row| row.contains(needle)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on screen:\n{}",
+                screen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// The last row with anything on it: where the prompt is.
+    fn last_row(&self) -> String {
+        self.screen()
+            .into_iter()
+            .rev()
+            .find(|row| !row.is_empty())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The shell command that runs `charla connect ARGS` with a known clock and colours on.
+fn connect(args: &str) -> String {
+    format!(
+        "env -u NO_COLOR -u CHARLA_SERVER TZ=UTC TERM=xterm-256color {} connect {args}",
+        env!("CARGO_BIN_EXE_charla")
+    )
+}
+
+/// Waits, off the async runtime, for `needle` on the screen.
+async fn wait_for(tmux: &Tmux, needle: &str) -> Vec<String> {
+    tokio::task::block_in_place(|| tmux.wait_for(needle))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_while_messages_arrive_leaves_the_input_line_intact() {
+    let server = TestServer::start().await;
+    let mut bob = server.named("bob").await;
+    let tmux = Tmux::start(&connect(&format!("{} --name ana", server.tcp())));
+    wait_for(&tmux, "connected to").await;
+    bob.expect("is now known as ana").await;
+
+    let typed = "half-typed ñandú 日本語 😀";
+    tmux.type_text(typed);
+    wait_for(&tmux, typed).await;
+    for i in 1..=8 {
+        bob.send(&format!("message {i} while you type")).await;
+    }
+    bob.send("/msg ana psst, ana").await;
+    let screen = wait_for(&tmux, "(private) <bob> psst").await;
+    for i in 1..=8 {
+        assert!(
+            screen
+                .iter()
+                .any(|row| row.ends_with(&format!("#lobby <bob> message {i} while you type"))),
+            "message {i} missing:\n{}",
+            screen.join("\n")
+        );
+    }
+    assert_eq!(tmux.last_row(), format!("#lobby> {typed}"));
+
+    // Edit it: delete the emoji and 語 (wide characters go whole), then finish the line.
+    tmux.press(&["BSpace", "BSpace", "BSpace"]);
+    tmux.type_text(" ok");
+    tmux.press(&["Enter"]);
+    assert_eq!(
+        bob.expect("<ana>").await,
+        "#lobby <ana> half-typed ñandú 日本 ok"
+    );
+    // The typed line became a transcript line, and the prompt is empty again.
+    let screen = wait_for(&tmux, "<ana> half-typed ñandú 日本 ok").await;
+    assert!(
+        !screen.iter().any(|row| row.starts_with("#lobby> half")),
+        "the typed line was left behind:\n{}",
+        screen.join("\n")
+    );
+    assert_eq!(tmux.last_row(), "#lobby>");
+
+    // Up recalls it.
+    tmux.press(&["Up"]);
+    wait_for(&tmux, "#lobby> half-typed ñandú 日本 ok").await;
+    tmux.press(&["C-u"]);
+
+    // /join moves the prompt to the new room, and lines go there.
+    tmux.type_text("/join #ops");
+    tmux.press(&["Enter"]);
+    wait_for(&tmux, "#ops *** you joined").await;
+    assert_eq!(tmux.last_row(), "#ops>");
+    bob.send("/join #ops").await;
+    tmux.type_text("hola ops");
+    tmux.press(&["Enter"]);
+    assert_eq!(bob.expect("<ana>").await, "#ops <ana> hola ops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_server_restart_it_reconnects_with_its_nick_and_room_and_shows_what_it_missed() {
+    let server = TestServer::start().await;
+    let addr = server.tcp();
+    let tmux = Tmux::start(&connect(&format!("{addr} --name ana --room ops")));
+    wait_for(&tmux, "connected to").await;
+
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+    wait_for(&tmux, "disconnected from").await;
+    // One attempt fails while the server is down; the next waits at least 0.75 s.
+    wait_for(&tmux, "cannot reconnect").await;
+
+    let server = TestServer::on(
+        &[&format!("tcp://{addr}")],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    bob.send("said while you were away").await;
+    bob.expect("ana joined").await;
+    wait_for(&tmux, "reconnected to").await;
+    wait_for(&tmux, "[missed] <bob> said while you were away").await;
+
+    bob.send("/users").await;
+    assert_eq!(bob.expect("here:").await, "#ops *** 2 here: ana, bob");
+    assert_eq!(tmux.last_row(), "#ops>");
+    tmux.type_text("back again");
+    tmux.press(&["Enter"]);
+    assert_eq!(bob.expect("<ana>").await, "#ops <ana> back again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_d_and_ctrl_c_exit_and_leave_the_terminal_as_it_was() {
+    let server = TestServer::start().await;
+    let mut bob = server.named("bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    for (key, nick) in [("C-d", "ana"), ("C-c", "eva")] {
+        let before = dir.path().join(format!("{nick}-before"));
+        let after = dir.path().join(format!("{nick}-after"));
+        let script = format!(
+            "stty -g > {before}; {connect}; echo \"exited $?\"; stty -g > {after}; sleep 60",
+            before = before.display(),
+            after = after.display(),
+            connect = connect(&format!("{} --name {nick}", server.tcp())),
+        );
+        let tmux = Tmux::start(&script);
+        wait_for(&tmux, "connected to").await;
+        tmux.type_text("unfinished");
+        if key == "C-d" {
+            // Ctrl-D ends the input on an empty line only.
+            tmux.press(&["C-u"]);
+        }
+        tmux.press(&[key]);
+        wait_for(&tmux, "exited 0").await;
+        assert_eq!(
+            bob.expect(&format!("{nick} left")).await,
+            format!("#lobby *** {nick} left (quit)")
+        );
+        let settings = |path: &Path| {
+            tokio::task::block_in_place(|| {
+                let deadline = Instant::now() + PATIENCE;
+                loop {
+                    if let Ok(text) = std::fs::read_to_string(path)
+                        && !text.is_empty()
+                    {
+                        return text;
+                    }
+                    assert!(Instant::now() < deadline, "no {}", path.display());
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        assert_eq!(settings(&after), settings(&before), "after {key}");
+    }
+}

@@ -1,0 +1,609 @@
+//! Feeds over real sockets and real files: the file watcher, alarm checks and UDP alerts,
+//! each seen by subscribers connected over TCP or a Unix socket, in text and in JSON.
+
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use charla::feeds::udp::IngestOptions;
+use charla::feeds::{self, CheckSpec, FeedOptions, WatchSpec};
+use charla::hub::{Hub, RoomName};
+use charla::limits::Limits;
+use charla::server::{self, Datagrams, ListenAddr};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Client, QUIET};
+
+/// A server in this process with feeds, on system-chosen ports; stopped when dropped.
+struct FeedServer {
+    addrs: Vec<ListenAddr>,
+    udp: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl FeedServer {
+    /// Listens on `specs` (`unix://NAME` in a fresh directory), on `udp` if given, and runs
+    /// the feeds `options` asks for.
+    async fn start(specs: &[&str], udp: Option<IngestOptions>, options: FeedOptions) -> FeedServer {
+        let dir = tempfile::tempdir().unwrap();
+        let addrs: Vec<ListenAddr> = specs
+            .iter()
+            .map(|s| match s.strip_prefix("unix://") {
+                Some(name) => ListenAddr::Unix(dir.path().join(name)),
+                None => s.parse().unwrap(),
+            })
+            .collect();
+        let bound = server::bind(&addrs).unwrap();
+        let addrs = bound.iter().map(|b| b.local_addr()).collect();
+        let mut datagrams = Datagrams::default();
+        if let Some(options) = udp {
+            datagrams.sockets = vec![server::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap()];
+            datagrams.options = options;
+        }
+        let udp = datagrams.sockets.iter().map(|s| s.local_addr()).collect();
+        let limits = Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        };
+        let shutdown = CancellationToken::new();
+        let hub = Hub::new(limits.history_per_room);
+        feeds::start(&hub, &options, shutdown.clone()).unwrap();
+        tokio::spawn(server::run_with(
+            hub,
+            bound,
+            datagrams,
+            limits,
+            shutdown.clone(),
+        ));
+        FeedServer {
+            addrs,
+            udp,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    fn tcp(&self) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find_map(|a| match a {
+                ListenAddr::Tcp(sa) => Some(*sa),
+                _ => None,
+            })
+            .expect("a TCP listener")
+    }
+
+    fn unix(&self) -> PathBuf {
+        self.addrs
+            .iter()
+            .find_map(|a| match a {
+                ListenAddr::Unix(p) => Some(p.clone()),
+                _ => None,
+            })
+            .expect("a Unix listener")
+    }
+
+    /// A text client over TCP in `room` (joined unless it is #lobby), greeting read up to
+    /// its own join line.
+    async fn client_in(&self, room: &str) -> Client {
+        let mut c = Client::tcp(self.tcp()).await;
+        c.expect("*** Welcome to charla").await;
+        c.expect("#lobby *** you joined").await;
+        if room != "#lobby" {
+            c.send(&format!("/join {room}")).await;
+            c.expect(&format!("{room} *** you joined")).await;
+        }
+        c
+    }
+}
+
+impl Drop for FeedServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn watching(path: &Path, room_name: &str) -> FeedOptions {
+    FeedOptions {
+        watches: vec![WatchSpec {
+            path: path.to_path_buf(),
+            room: room(room_name),
+        }],
+        ..FeedOptions::default()
+    }
+}
+
+// ---- File watcher -----------------------------------------------------------------------------
+
+/// The seed's net-watcher: subscribers over TCP and a Unix socket are told what is
+/// watched, then get exactly one notice per edit, however the file is edited.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_file_edited_three_ways_gives_one_notice_each() {
+    let files = tempfile::tempdir().unwrap();
+    let target = files.path().join("target.txt");
+    std::fs::write(&target, "one\n").unwrap();
+    let shown = target.display().to_string();
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0", "unix://w.sock"],
+        None,
+        watching(&target, "#lobby"),
+    )
+    .await;
+
+    let mut over_tcp = Client::tcp(server.tcp()).await;
+    greeted_with_status(
+        &mut over_tcp,
+        format!("#lobby --- [watch] now watching {shown} for changes"),
+    )
+    .await;
+    let mut over_unix = Client::unix(&server.unix()).await;
+    greeted_with_status(
+        &mut over_unix,
+        format!("#lobby --- [watch] now watching {shown} for changes"),
+    )
+    .await;
+    // The first sees the second arrive; then nothing else is pending.
+    over_tcp.expect("joined").await;
+
+    // 1. Append.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&target)
+        .unwrap();
+    file.write_all(b"two\n").unwrap();
+    drop(file);
+    for c in [&mut over_tcp, &mut over_unix] {
+        assert_eq!(
+            c.line().await,
+            format!("#lobby >>> [watch] {shown} was modified (8 bytes)")
+        );
+    }
+
+    // 2. Truncate and write.
+    std::fs::write(&target, "fresh\n").unwrap();
+    for c in [&mut over_tcp, &mut over_unix] {
+        assert_eq!(
+            c.line().await,
+            format!("#lobby >>> [watch] {shown} was modified (6 bytes)")
+        );
+    }
+
+    // 3. An editor's atomic save: a new file renamed over the old one.
+    let temporary = files.path().join(".target.txt.swp");
+    std::fs::write(&temporary, "saved by an editor\n").unwrap();
+    std::fs::rename(&temporary, &target).unwrap();
+    for c in [&mut over_tcp, &mut over_unix] {
+        assert_eq!(
+            c.line().await,
+            format!("#lobby >>> [watch] {shown} was replaced by a new file (19 bytes)")
+        );
+    }
+
+    // One save, one notice: nothing follows.
+    over_tcp.silent_for(QUIET).await;
+    over_unix.silent_for(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_subscribers_get_typed_notices_with_the_file_and_time() {
+    let files = tempfile::tempdir().unwrap();
+    let target = files.path().join("target.txt");
+    std::fs::write(&target, "").unwrap();
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, watching(&target, "#watch")).await;
+
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#watch"]}"##)
+        .await;
+    let status = bot.expect_json("status").await;
+    assert_eq!(status["room"], "#watch");
+    assert_eq!(status["items"][0]["source"], "watch");
+    assert_eq!(status["items"][0]["file"], target.display().to_string());
+    assert_eq!(status["items"][0]["exists"], true);
+    bot.expect_json("welcome").await;
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    std::fs::write(&target, "x").unwrap();
+    let notice = bot.json().await;
+    assert_eq!(notice["type"], "notice", "{notice}");
+    assert_eq!(notice["room"], "#watch");
+    assert_eq!(notice["source"], "watch");
+    assert_eq!(notice["file"], target.display().to_string());
+    assert_eq!(notice["change"], "modified");
+    assert_eq!(notice["size"], 1);
+    let ts = notice["ts"].as_u64().expect("a timestamp");
+    assert!(ts + 1000 >= before, "{ts} is long before {before}");
+    assert!(notice["id"].as_u64().is_some());
+
+    // A person cannot pass for the watcher: their line is a message from them.
+    bot.send(r##"{"type":"say","room":"#watch","text":">>> [watch] fake"}"##)
+        .await;
+    bot.expect_json("ack").await;
+    // A newcomer sees the notice and the message in history, each for what it is.
+    let mut person = server.client_in("#lobby").await;
+    person.send("/join #watch").await;
+    let notice = person.line().await;
+    assert!(
+        notice.starts_with("#watch [history ")
+            && notice.ends_with(&format!(
+                "] >>> [watch] {} was modified (1 byte)",
+                target.display()
+            )),
+        "{notice:?}"
+    );
+    let typed = person.line().await;
+    assert!(typed.ends_with("] <bot> >>> [watch] fake"), "{typed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_and_recreating_a_watched_file_is_followed() {
+    let files = tempfile::tempdir().unwrap();
+    let target = files.path().join("target.txt");
+    std::fs::write(&target, "x").unwrap();
+    let shown = target.display().to_string();
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, watching(&target, "#watch")).await;
+    let mut c = server.client_in("#watch").await;
+    c.expect("now watching").await;
+
+    std::fs::remove_file(&target).unwrap();
+    assert_eq!(
+        c.line().await,
+        format!("#watch >>> [watch] {shown} was deleted")
+    );
+
+    // Newcomers are told it is missing, and see the deletion in the history.
+    let mut late = server.client_in("#lobby").await;
+    late.send("/join #watch").await;
+    late.expect("was deleted").await;
+    late.expect("#watch *** you joined").await;
+    assert_eq!(
+        late.line().await,
+        format!("#watch --- [watch] now watching {shown} for changes (missing now)")
+    );
+    c.expect("#watch *** guest-2 joined").await;
+
+    std::fs::write(&target, "back").unwrap();
+    assert_eq!(
+        c.line().await,
+        format!("#watch >>> [watch] {shown} was created (4 bytes)")
+    );
+    // Moved away is told apart from deleted.
+    std::fs::rename(&target, files.path().join("elsewhere.txt")).unwrap();
+    assert_eq!(
+        c.line().await,
+        format!("#watch >>> [watch] {shown} was renamed away")
+    );
+    // Other files in the same directory are not the watcher's business.
+    std::fs::write(files.path().join("other.txt"), "y").unwrap();
+    c.silent_for(QUIET).await;
+    assert_eq!(
+        late.expect(">>> [watch]").await,
+        format!("#watch >>> [watch] {shown} was created (4 bytes)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_directory_reports_its_entries() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    let shown = dir.display().to_string();
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, watching(&dir, "#watch")).await;
+    let mut c = server.client_in("#watch").await;
+    assert_eq!(
+        c.line().await,
+        format!("#watch --- [watch] now watching the directory {shown} for changes")
+    );
+    std::fs::write(dir.join("a.log"), "hello").unwrap();
+    assert_eq!(
+        c.line().await,
+        format!("#watch >>> [watch] {shown}/a.log was created (5 bytes)")
+    );
+    std::fs::remove_file(dir.join("a.log")).unwrap();
+    assert_eq!(
+        c.line().await,
+        format!("#watch >>> [watch] {shown}/a.log was deleted")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_path_is_refused_at_start_up() {
+    let files = tempfile::tempdir().unwrap();
+    let missing = files.path().join("nope.txt");
+    let hub = Hub::new(10);
+    let error = feeds::start(
+        &hub,
+        &watching(&missing, "#watch"),
+        CancellationToken::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains("nope.txt"), "{error}");
+}
+
+// ---- Alarm checks ---------------------------------------------------------------------------
+
+/// A TCP service the test starts and stops on a port it keeps: stopped, a socket stays
+/// bound to the port without listening (connections are refused), so no other test can take
+/// the port in between.
+struct Service {
+    addr: SocketAddr,
+    listening: Option<tokio::task::JoinHandle<()>>,
+    idle: Option<tokio::net::TcpSocket>,
+}
+
+impl Service {
+    fn socket(addr: SocketAddr) -> tokio::net::TcpSocket {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseport(true).unwrap();
+        socket.bind(addr).unwrap();
+        socket
+    }
+
+    fn start() -> Service {
+        let socket = Service::socket("127.0.0.1:0".parse().unwrap());
+        let mut service = Service {
+            addr: socket.local_addr().unwrap(),
+            listening: None,
+            idle: Some(socket),
+        };
+        service.resume();
+        service
+    }
+
+    /// Listens (again) on the kept port.
+    fn resume(&mut self) {
+        let listener = self.idle.take().unwrap().listen(64).unwrap();
+        self.listening = Some(tokio::spawn(async move {
+            loop {
+                let _ = listener.accept().await;
+            }
+        }));
+    }
+
+    /// Stops listening, keeping the port.
+    async fn stop(&mut self) {
+        self.idle = Some(Service::socket(self.addr));
+        let task = self.listening.take().unwrap();
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+fn checking(spec: &str) -> FeedOptions {
+    FeedOptions {
+        checks: vec![spec.parse::<CheckSpec>().unwrap()],
+        check_interval: Duration::from_millis(100),
+        check_timeout: Duration::from_secs(2),
+        ..FeedOptions::default()
+    }
+}
+
+/// `/status` until `needle` shows: the checks have run at least once.
+async fn status_until(c: &mut Client, needle: &str) {
+    for _ in 0..100 {
+        c.send("/status").await;
+        loop {
+            let line = c.line().await;
+            assert!(line.starts_with("#alerts --- ["), "{line:?}");
+            if line.contains(needle) {
+                return;
+            }
+            if line.contains("[check:") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{needle:?} never showed in /status");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_that_stops_and_starts_gives_one_down_and_one_up_alert() {
+    let mut service = Service::start();
+    let addr = service.addr;
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0"],
+        None,
+        checking(&format!("web=tcp://{addr}")),
+    )
+    .await;
+    let mut c = server.client_in("#alerts").await;
+    c.expect("[check:web]").await;
+    status_until(&mut c, "web is up").await;
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#alerts"]}"##)
+        .await;
+    bot.expect_json("welcome").await;
+    c.expect("bot joined").await;
+
+    service.stop().await;
+    let down = c.line().await;
+    assert!(
+        down.starts_with(&format!(
+            "#alerts !!! [check:web] web is DOWN: cannot connect to {addr}: Connection refused (was up for "
+        )),
+        "{down:?}"
+    );
+    let alert = bot.expect_json("alert").await;
+    assert_eq!(alert["source"], "check:web");
+    assert_eq!(alert["check"], "web");
+    assert_eq!(alert["state"], "down");
+    assert_eq!(alert["previous"], "up");
+    assert!(alert["lasted_ms"].as_u64().is_some(), "{alert}");
+    assert!(alert["reason"].as_str().unwrap().contains("refused"));
+
+    // Several more checks fail: no repeat while the state holds.
+    c.silent_for(Duration::from_millis(500)).await;
+
+    service.resume();
+    let up = c.line().await;
+    assert!(
+        up.starts_with(&format!(
+            "#alerts !!! [check:web] web is UP again: connected to {addr} (was down for "
+        )),
+        "{up:?}"
+    );
+    let alert = bot.expect_json("alert").await;
+    assert_eq!(alert["state"], "up");
+    assert_eq!(alert["previous"], "down");
+    c.silent_for(Duration::from_millis(500)).await;
+
+    // Newcomers see both alerts in history and the state now.
+    let mut late = server.client_in("#lobby").await;
+    late.send("/join #alerts").await;
+    late.expect("web is DOWN").await;
+    late.expect("web is UP again").await;
+    late.expect("#alerts *** you joined").await;
+    let status = late.line().await;
+    assert!(
+        status.starts_with("#alerts --- [check:web] web is up (for "),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_check_follows_its_exit_status() {
+    let files = tempfile::tempdir().unwrap();
+    let flag = files.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let spec = format!(
+        "disk=exec:test -e '{}' || {{ echo 'disk 97% full' >&2; exit 1; }}",
+        flag.display()
+    );
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, checking(&spec)).await;
+    let mut c = server.client_in("#alerts").await;
+    c.expect("[check:disk]").await;
+    status_until(&mut c, "disk is up").await;
+
+    std::fs::remove_file(&flag).unwrap();
+    let down = c.line().await;
+    assert!(
+        down.starts_with(
+            "#alerts !!! [check:disk] disk is DOWN: exit status 1: disk 97% full (was up for "
+        ),
+        "{down:?}"
+    );
+    std::fs::write(&flag, "").unwrap();
+    let up = c.line().await;
+    assert!(
+        up.starts_with("#alerts !!! [check:disk] disk is UP again: exit status 0 (was down for "),
+        "{up:?}"
+    );
+    c.silent_for(QUIET).await;
+}
+
+// ---- UDP alerts -------------------------------------------------------------------------------
+
+/// What `echo "$1" | nc -u -w0 HOST PORT` does: one datagram from a fresh port.
+fn nc_u(to: SocketAddr, payload: &[u8]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(payload, to).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_datagram_reaches_everyone_in_alerts() {
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0"],
+        Some(IngestOptions {
+            max_bytes: 64,
+            ..IngestOptions::default()
+        }),
+        FeedOptions::default(),
+    )
+    .await;
+    let udp = server.udp[0];
+    let mut ana = server.client_in("#alerts").await;
+    let status = ana.line().await;
+    assert_eq!(
+        status,
+        format!(
+            "#alerts --- [udp] UDP alerts are accepted on udp://{udp} (best-effort): 0 posted, 0 dropped so far"
+        )
+    );
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#alerts"]}"##)
+        .await;
+    bot.expect_json("welcome").await;
+    ana.expect("bot joined").await;
+    let mut lobby = server.client_in("#lobby").await;
+    ana.expect("joined").await;
+
+    nc_u(udp, b"disk full\n");
+    assert_eq!(ana.line().await, "#alerts !!! [udp:127.0.0.1] disk full");
+    let alert = bot.expect_json("alert").await;
+    assert_eq!(alert["room"], "#alerts");
+    assert_eq!(alert["source"], "udp:127.0.0.1");
+    assert_eq!(alert["text"], "disk full");
+    assert!(alert["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    // Oversize, not UTF-8, or nothing printable: dropped.
+    nc_u(udp, &[b'x'; 65]);
+    nc_u(udp, b"\xff\xfe\n");
+    nc_u(udp, b"\x1b[2J\x07\n");
+    // A room that exists, and control characters removed as from chat.
+    nc_u(udp, b"#lobby deploy \x1b[31mdone\x1b[0m\n");
+    assert_eq!(lobby.line().await, "#lobby !!! [udp:127.0.0.1] deploy done");
+    // Ana is in #lobby too; the dropped datagrams showed nowhere.
+    assert_eq!(ana.line().await, "#lobby !!! [udp:127.0.0.1] deploy done");
+    ana.silent_for(QUIET).await;
+
+    // Nobody can forge an alert by typing one.
+    ana.send("!!! [udp:127.0.0.1] fake").await;
+    let forged = bot.expect_json("message").await;
+    assert_eq!(forged["from"], "guest-1");
+    let mut late = server.client_in("#lobby").await;
+    late.send("/join #alerts").await;
+    assert_eq!(
+        late.expect("disk full").await.split_once("] ").unwrap().1,
+        "!!! [udp:127.0.0.1] disk full"
+    );
+    let typed = late.expect("fake").await;
+    assert!(typed.contains("] <guest-1> !!! [udp"), "{typed:?}");
+    late.expect("#alerts *** you joined").await;
+    let status = late.line().await;
+    assert!(status.ends_with("2 posted, 3 dropped so far"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_udp_source_is_rate_limited() {
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0"],
+        Some(IngestOptions {
+            burst: 2,
+            rate: 1,
+            ..IngestOptions::default()
+        }),
+        FeedOptions::default(),
+    )
+    .await;
+    let udp = server.udp[0];
+    let mut c = server.client_in("#alerts").await;
+    c.expect("UDP alerts are accepted").await;
+    for i in 1..=5 {
+        nc_u(udp, format!("alert {i}").as_bytes());
+    }
+    assert_eq!(c.line().await, "#alerts !!! [udp:127.0.0.1] alert 1");
+    assert_eq!(c.line().await, "#alerts !!! [udp:127.0.0.1] alert 2");
+    c.silent_for(QUIET).await;
+}
+
+/// Reads the greeting of a client that lands in a room with a watcher: the welcome, the
+/// join, then the watcher's status line, which must be `status`.
+async fn greeted_with_status(c: &mut Client, status: impl AsRef<str>) {
+    c.expect("*** Welcome to charla").await;
+    c.expect("#lobby *** you joined").await;
+    assert_eq!(c.line().await, status.as_ref());
+}

@@ -1,0 +1,236 @@
+//! Feeds through the `charla` binary, as a user runs them: `charla watch FILE` with `nc`
+//! (here a Rust socket) in another terminal, `charla serve --listen udp://… --check …`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, PATIENCE, QUIET};
+
+/// A `charla` the test started, killed when the test ends however it ends.
+pub struct Spawned {
+    pub child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// `charla ARGS` in `dir`, without any `CHARLA_*` or `RUST_LOG` from the test's environment.
+fn command(args: &[&str], dir: Option<&Path>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CHARLA_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env_remove("RUST_LOG")
+        .args(args)
+        .stdin(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command
+}
+
+/// Runs `charla ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    command(args, None).output().unwrap()
+}
+
+impl Spawned {
+    pub fn start(args: &[&str], dir: Option<&Path>) -> Spawned {
+        let mut child = command(args, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Spawned {
+            child,
+            stdout,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The address of the next `listening on SCHEME://ADDR` line.
+    pub fn listening(&self, scheme: &str) -> String {
+        let line = self
+            .stdout
+            .recv_timeout(PATIENCE)
+            .expect("a `listening on` line");
+        line.strip_prefix(&format!("listening on {scheme}://"))
+            .unwrap_or_else(|| panic!("expected a {scheme} address, got {line:?}"))
+            .to_string()
+    }
+
+    /// Waits for the process to exit, at most `PATIENCE`.
+    pub fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "charla is still running");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything written on stderr; waits for the process to close it (exit).
+    pub fn stderr(&mut self) -> String {
+        self.stderr.take().expect("read once").join().unwrap()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The seed's three terminals: `charla watch target.txt`, `nc localhost PORT` (and `nc -U`
+/// on a Unix socket), and edits to the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn charla_watch_reproduces_the_net_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "").unwrap();
+    let charla = Spawned::start(
+        &[
+            "watch",
+            "target.txt",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "unix://w.sock",
+        ],
+        Some(dir.path()),
+    );
+    let tcp: SocketAddr = charla.listening("tcp").parse().unwrap();
+    assert_eq!(charla.listening("unix"), "w.sock");
+
+    let mut over_tcp = Client::tcp(tcp).await;
+    greeted_with_status(
+        &mut over_tcp,
+        "#lobby --- [watch] now watching target.txt for changes",
+    )
+    .await;
+    let mut over_unix = Client::unix(&dir.path().join("w.sock")).await;
+    greeted_with_status(
+        &mut over_unix,
+        "#lobby --- [watch] now watching target.txt for changes",
+    )
+    .await;
+    // The first sees the second arrive; then nothing else is pending.
+    over_tcp.expect("joined").await;
+
+    // `touch target.txt`, as the seed's `watch -n 1 touch target.txt` does every second.
+    let file = std::fs::File::options().write(true).open(&target).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    for c in [&mut over_tcp, &mut over_unix] {
+        assert_eq!(
+            c.line().await,
+            "#lobby >>> [watch] target.txt was modified (0 bytes)"
+        );
+    }
+    std::fs::write(&target, "hello\n").unwrap();
+    for c in [&mut over_tcp, &mut over_unix] {
+        assert_eq!(
+            c.line().await,
+            "#lobby >>> [watch] target.txt was modified (6 bytes)"
+        );
+    }
+    over_tcp.silent_for(QUIET).await;
+}
+
+#[test]
+fn watching_a_missing_file_fails_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut charla = Spawned::start(
+        &["watch", "target.txt", "--listen", "127.0.0.1:0"],
+        Some(dir.path()),
+    );
+    let status = charla.exit_status();
+    assert!(!status.success());
+    let stderr = charla.stderr();
+    assert!(
+        stderr.contains("cannot watch target.txt: it does not exist"),
+        "{stderr}"
+    );
+    assert!(charla.stdout.try_recv().is_err(), "it claimed to listen");
+}
+
+/// `echo "disk full" | nc -u -w0 127.0.0.1 PORT` reaches everyone in #alerts, next to the
+/// checks' alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_takes_udp_alerts_and_runs_checks() {
+    // A port bound but not listening: connection refused, every time.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = reserved.local_addr().unwrap();
+    let check = format!("db=tcp://{closed}");
+    let charla = Spawned::start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "udp://127.0.0.1:0",
+            "--check",
+            &check,
+            "--check-interval",
+            "200ms",
+        ],
+        None,
+    );
+    let tcp: SocketAddr = charla.listening("tcp").parse().unwrap();
+    let udp: SocketAddr = charla.listening("udp").parse().unwrap();
+
+    let mut c = Client::tcp(tcp).await;
+    c.expect("#lobby *** you joined").await;
+    c.send("/join #alerts").await;
+    c.expect("#alerts *** you joined").await;
+    c.expect("db is DOWN").await;
+
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"disk full\n", udp)
+        .unwrap();
+    assert_eq!(
+        c.expect("disk full").await,
+        "#alerts !!! [udp:127.0.0.1] disk full"
+    );
+
+    c.send("/status").await;
+    assert!(c.expect("[check:db]").await.contains("db is DOWN (for "));
+    assert!(c.line().await.ends_with("1 posted, 0 dropped so far"));
+}
+
+/// Reads the greeting of a client that lands in a room with a watcher: the welcome, the
+/// join, then the watcher's status line, which must be `status`.
+async fn greeted_with_status(c: &mut Client, status: impl AsRef<str>) {
+    c.expect("*** Welcome to charla").await;
+    c.expect("#lobby *** you joined").await;
+    assert_eq!(c.line().await, status.as_ref());
+}
