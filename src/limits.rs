@@ -63,6 +63,12 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// How long a shutting-down server waits for goodbyes to be written before it exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// Members above which a room stops announcing joins, leaves and nick changes. In a crowd
+/// they are noise, and each costs a line to every member: a thousand people joining a
+/// thousand-member room would be half a million lines. Whoever joins still gets their own
+/// join with the member count, and `/users` names everyone. Default 100.
+pub const ANNOUNCE_MAX_MEMBERS: usize = 100;
+
 /// Longest nick, in characters (not bytes): `Begoña` is 6.
 pub const MAX_NICK_CHARS: usize = 24;
 

@@ -31,6 +31,7 @@ pub use post::{
 pub use recipient::{Overflow, Recipient};
 pub use text::{MessageText, sanitize};
 
+use crate::limits::ANNOUNCE_MAX_MEMBERS;
 use room::Room;
 
 /// Members named to someone joining a room; the rest are counted. `/users` names them
@@ -373,6 +374,9 @@ impl State {
         });
         let rooms = self.sessions[&id].rooms.clone();
         for room in rooms {
+            if !announced(self.rooms[&room].members.len()) {
+                continue;
+            }
             let members: Vec<_> = self.rooms[&room]
                 .members
                 .iter()
@@ -412,14 +416,16 @@ impl State {
                 };
                 self.send(id, &Outgoing::reply(history, reference.clone()));
             }
-            let joined = Event::Joined {
-                room: room.clone(),
-                nick: nick.clone(),
-                you: false,
-                members: Vec::new(),
-                count,
-            };
-            self.broadcast(&room, &Outgoing::new(joined), Some(id));
+            if announced(count) {
+                let joined = Event::Joined {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                    you: false,
+                    members: Vec::new(),
+                    count,
+                };
+                self.broadcast(&room, &Outgoing::new(joined), Some(id));
+            }
         }
         let joined = Event::Joined {
             members: self.member_nicks(&room, Some(MEMBERS_SHOWN_ON_JOIN)),
@@ -512,6 +518,9 @@ impl State {
             self.rooms.remove(room);
             return;
         }
+        if !announced(target.members.len() + 1) {
+            return;
+        }
         let left = Event::Left {
             room: target.name.clone(),
             nick,
@@ -572,6 +581,12 @@ impl State {
         self.next_message += 1;
         id
     }
+}
+
+/// Whether a room of `members` (the one arriving or leaving included) hears of joins,
+/// leaves and nick changes; see [`ANNOUNCE_MAX_MEMBERS`].
+fn announced(members: usize) -> bool {
+    members <= ANNOUNCE_MAX_MEMBERS
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.

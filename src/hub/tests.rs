@@ -446,3 +446,29 @@ fn newcomers_and_status_hear_what_feeds_do() {
     ));
     assert_eq!(*status.0.lock().unwrap(), 2);
 }
+
+#[test]
+fn crowded_rooms_do_not_announce_comings_and_goings() {
+    use crate::limits::ANNOUNCE_MAX_MEMBERS;
+    let hub = Hub::new(10);
+    let first = named(&hub, "first");
+    let crowd: Vec<Member> = (1..ANNOUNCE_MAX_MEMBERS).map(|_| join(&hub)).collect();
+    // Up to the bound, every arrival was announced.
+    let joins = |events: Vec<Event>| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Joined { you: false, .. }))
+            .count()
+    };
+    assert_eq!(joins(first.inbox.take()), ANNOUNCE_MAX_MEMBERS - 1);
+    // One more makes the room a crowd: its arrival, a nick change and a departure are quiet.
+    let late = join(&hub);
+    assert!(matches!(late.inbox.take().last(),
+        Some(Event::Joined { you: true, count, .. }) if *count == ANNOUNCE_MAX_MEMBERS + 1));
+    hub.apply(late.id, Command::Nick(Nick::parse("late").unwrap()).into());
+    hub.disconnect(late.id, LeaveReason::ConnectionLost);
+    assert!(first.inbox.take().is_empty());
+    // Back at the bound, leaving is announced again.
+    hub.disconnect(crowd[0].id, LeaveReason::ConnectionLost);
+    assert!(matches!(&first.inbox.take()[..], [Event::Left { .. }]));
+}
