@@ -64,6 +64,8 @@ struct State {
     next_session: u64,
     next_message: u64,
     next_guest: u64,
+    /// Set by [`Hub::shutdown`]: later arrivals are sent away.
+    shut_down: bool,
     /// Sessions whose queue overflowed during the current operation; each public method
     /// disconnects them before it releases the lock.
     overflowed: Vec<SessionId>,
@@ -82,6 +84,7 @@ impl Hub {
                 next_message: 1,
                 next_guest: 1,
                 overflowed: Vec::new(),
+                shut_down: false,
             })),
         }
     }
@@ -91,6 +94,13 @@ impl Hub {
         self.with_state(|state| {
             let id = SessionId(state.next_session);
             state.next_session += 1;
+            if state.shut_down {
+                // Accepted just as the server began shutting down: goodbye at once.
+                recipient.close(&Outgoing::new(Event::Bye {
+                    reason: LeaveReason::ServerShutdown,
+                }));
+                return id;
+            }
             let nick = state.guest_nick();
             state.nicks.insert(nick.clone(), id);
             let lobby = RoomName::lobby();
@@ -142,12 +152,14 @@ impl Hub {
         self.with_state(|state| state.remove(id, reason));
     }
 
-    /// Says goodbye to every session and forgets them all.
+    /// Says goodbye to every session and forgets them all; sessions that connect later are
+    /// sent away at once.
     pub fn shutdown(&self) {
         self.with_state(|state| {
             let bye = Outgoing::new(Event::Bye {
                 reason: LeaveReason::ServerShutdown,
             });
+            state.shut_down = true;
             for (_, session) in state.sessions.drain() {
                 session.recipient.close(&bye);
             }

@@ -28,7 +28,7 @@ const READ_CHUNK_BYTES: usize = 4096;
 const READS_PER_WAKE: usize = 4;
 
 /// Serves one accepted connection until it ends, then gives its place back.
-#[instrument(name = "conn", skip_all, fields(peer = %peer))]
+#[instrument(name = "conn", level = "debug", skip_all, fields(peer = %peer))]
 pub async fn serve<T: Transport>(io: T, peer: Peer, ctx: Arc<Context>, ticket: Ticket) {
     let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes));
     let id = ctx.hub.connect(outbox.clone());
@@ -105,7 +105,6 @@ impl<T: Transport> Connection<T> {
         let idle_timeout = self.session.ctx.limits.idle_timeout;
         let mut idle: Option<Pin<Box<Sleep>>> =
             (!idle_timeout.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + idle_timeout)));
-        let shutdown = self.session.ctx.shutdown.clone();
         loop {
             match self.write_ready() {
                 // What is still pending is flushed, under a deadline, by `run`.
@@ -117,21 +116,15 @@ impl<T: Transport> Connection<T> {
                 return Some(reason);
             }
             tokio::select! {
-                _ = shutdown.cancelled() => {
-                    // Everyone's goodbye at once, whichever task notices first: leaving one
-                    // by one would tell every remaining member of each departure.
-                    self.session.ctx.hub.shutdown();
-                    return None;
-                }
                 r = self.io.writable(), if !self.pending.is_empty() => {
                     if let Err(e) = r {
                         return Some(lost(&e));
                     }
                 }
-                () = self.session.outbox.changed(), if self.pending.is_empty() => {}
-                // The hub may end the session while the peer is not reading (send queue
-                // exceeded): stop waiting for the socket and let `run` bound the goodbye.
-                () = self.session.outbox.closed(), if !self.pending.is_empty() => {}
+                // New lines, or the hub ended the session (quit, send queue exceeded, server
+                // shutdown): the top of the loop writes or returns. Also while waiting to
+                // write, so a session ended while its peer is not reading is noticed.
+                () = self.session.outbox.changed() => {}
                 r = self.io.readable() => {
                     match r.and_then(|()| self.read()) {
                         Ok(true) => {
@@ -201,16 +194,9 @@ impl<T: Transport> Connection<T> {
     }
 
     async fn drain_input(&mut self) {
-        let mut sink = [0u8; 512];
-        loop {
-            if self.io.readable().await.is_err() {
+        while self.io.readable().await.is_ok() {
+            if !discard_input(&self.io) {
                 return;
-            }
-            match self.io.try_read(&mut sink) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
             }
         }
     }
@@ -238,6 +224,19 @@ impl<T: Transport> Connection<T> {
             }
         }
         Ok(true)
+    }
+}
+
+/// Reads and drops what has arrived; false at end of stream or on error. Not async, so its
+/// buffer never becomes part of the connection task's state.
+fn discard_input<T: Transport>(io: &T) -> bool {
+    let mut sink = [0u8; 512];
+    loop {
+        match io.try_read(&mut sink) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+        }
     }
 }
 

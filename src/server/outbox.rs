@@ -19,9 +19,6 @@ pub struct Outbox {
     json: AtomicBool,
     state: Mutex<State>,
     notify: Notify,
-    /// Signalled once, when the session is closed: the connection may be waiting for the
-    /// socket rather than for `notify` then.
-    closing: Notify,
 }
 
 #[derive(Default)]
@@ -39,7 +36,6 @@ impl Outbox {
             json: AtomicBool::new(false),
             state: Mutex::default(),
             notify: Notify::new(),
-            closing: Notify::new(),
         }
     }
 
@@ -78,11 +74,6 @@ impl Outbox {
         self.notify.notified().await
     }
 
-    /// Waits until the session is closed (at once if it was closed since the last call).
-    pub async fn closed(&self) {
-        self.closing.notified().await
-    }
-
     fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
         let mut state = self.lock();
         if state.closed {
@@ -96,9 +87,6 @@ impl Outbox {
         state.closed = !bounded;
         drop(state);
         self.notify.notify_one();
-        if !bounded {
-            self.closing.notify_one();
-        }
         Ok(())
     }
 
