@@ -27,6 +27,9 @@ pub struct Step {
     /// Deliveries per write system call of the server: how well it batches.
     pub deliveries_per_server_write: Option<f64>,
     pub generator_cpu_percent: f64,
+    /// Clients the server had hung up on by the end of this rate (all rates so far).
+    #[serde(default)]
+    pub clients_disconnected: usize,
 }
 
 /// Idle connections: what each costs the server.
@@ -84,15 +87,13 @@ pub fn markdown(reports: &[Report]) -> String {
     let mut s = String::new();
     let load: Vec<&Report> = reports.iter().filter(|r| !r.steps.is_empty()).collect();
     if !load.is_empty() {
-        s.push_str("| server | scenario | clients/rooms/senders | offered deliveries/s | delivered/s | lost | dup | reord | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU % | server RSS MiB | generator CPU % |\n");
-        s.push_str(
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
+        s.push_str("| server | scenario | clients/rooms/senders | offered deliveries/s | delivered/s | lost | dup | reord | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU % | server RSS MiB | deliveries per server write | generator CPU % | clients dropped |\n");
+        s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &load {
             for st in &r.steps {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.0} |",
+                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.0} | {} |",
                     r.label,
                     r.scenario,
                     r.clients,
@@ -112,6 +113,7 @@ pub fn markdown(reports: &[Report]) -> String {
                     opt(st.server_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
                     opt(st.deliveries_per_server_write.map(|d| format!("{d:.1}"))),
                     st.generator_cpu_percent,
+                    st.clients_disconnected,
                 );
             }
         }
@@ -215,4 +217,72 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(offered: u64) -> Step {
+        Step {
+            offered_deliveries_per_s: offered,
+            messages_sent: 10,
+            expected_deliveries: 90,
+            delivered: 90,
+            delivered_per_s: 90.0,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            p50_ms: 1.0,
+            p90_ms: 2.0,
+            p99_ms: 3.0,
+            p999_ms: 4.0,
+            max_ms: 5.0,
+            server_cpu_percent: Some(50.0),
+            server_rss_bytes: Some(1 << 20),
+            deliveries_per_server_write: Some(3.0),
+            generator_cpu_percent: 40.0,
+            clients_disconnected: 0,
+        }
+    }
+
+    #[test]
+    fn every_table_row_has_as_many_cells_as_its_header() {
+        let report = Report {
+            label: "charla".into(),
+            scenario: "fanout".into(),
+            protocol: "charla".into(),
+            clients: 10,
+            rooms: 1,
+            senders: 2,
+            size: 100,
+            duration_s: 1.0,
+            steps: vec![step(100), step(1000)],
+            max_sustained_deliveries_per_s: None,
+            idle: Some(Idle {
+                connections: 10,
+                rss_before_bytes: 1,
+                rss_after_bytes: 2,
+                bytes_per_connection: 0.1,
+                fds_after: 12,
+            }),
+            churn: Some(Churn {
+                cycles: 5,
+                seconds: 1.0,
+                connections_per_s: 5.0,
+                failures: 0,
+                fds_before: Some(1),
+                fds_after: Some(1),
+                rss_before_bytes: None,
+                rss_after_bytes: None,
+            }),
+        };
+        let md = markdown(&[report]);
+        for table in md.split("\n\n") {
+            let rows: Vec<&str> = table.lines().filter(|l| l.starts_with('|')).collect();
+            let cells = |l: &str| l.matches('|').count();
+            assert!(rows.len() >= 3, "{table}");
+            assert!(rows.iter().all(|r| cells(r) == cells(rows[0])), "{table}");
+        }
+    }
 }

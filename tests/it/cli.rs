@@ -1,64 +1,25 @@
 //! The `charla` binary itself: what it prints, how it refuses an address it cannot have,
 //! how it stops, and where its options come from.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use charla::server::ListenAddr;
 
+use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE};
 
 /// A running `charla`, killed when the test ends however it ends.
-struct Charla {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
+type Charla = Binary;
 
-impl Charla {
+impl Binary {
     /// Starts `charla ARGS` with `env` added to an environment cleared of `CHARLA_*`.
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Charla {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CHARLA_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, stdout) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        Charla {
-            child,
-            stdout,
-            stderr: Some(stderr),
-        }
+        let mut command = binary::command(args);
+        command.envs(env.iter().copied());
+        Binary::start(command)
     }
 
     /// `charla serve --listen A --listen B …`
@@ -97,18 +58,6 @@ impl Charla {
         assert!(status.success(), "kill -{signal} failed");
     }
 
-    /// Waits for the process to exit, at most `PATIENCE`.
-    fn exit_status(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "charla is still running");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Waits for a failure exit; returns what it said on stderr, after checking it never
     /// claimed to listen.
     fn failure(&mut self) -> String {
@@ -118,22 +67,6 @@ impl Charla {
         let stdout: Vec<String> = self.stdout.iter().collect();
         assert!(stdout.is_empty(), "printed {stdout:?}");
         stderr
-    }
-
-    /// Everything written on stderr; waits for the process to close it (exit).
-    fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .expect("stderr read once")
-            .join()
-            .unwrap()
-    }
-}
-
-impl Drop for Charla {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,9 +2,8 @@
 //! real server, checked by what a text client receives and by the client's output and exit
 //! status.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::{ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,15 +11,11 @@ use charla::limits::Limits;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::TcpListener;
 
+use crate::binary::{self, Binary};
 use crate::support::{PATIENCE, TestServer};
 
 /// A running client: stdin to write to, stdout read line by line.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
+type Client = Binary;
 
 /// How a client run ended.
 struct Ended {
@@ -29,46 +24,12 @@ struct Ended {
     stderr: String,
 }
 
-impl Client {
-    /// `charla ARGS` with nothing from the environment that could change its behaviour.
-    fn spawn(args: &[&str]) -> Client {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CHARLA_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .env_remove("RUST_LOG")
-            .env_remove("NO_COLOR")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, stdout) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        Client {
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr: Some(stderr),
-        }
+impl Binary {
+    /// `charla ARGS` with stdin to write to.
+    fn piped(args: &[&str]) -> Client {
+        let mut command = binary::command(args);
+        command.stdin(Stdio::piped());
+        Binary::start(command)
     }
 
     fn write(&mut self, text: &str) {
@@ -105,15 +66,8 @@ impl Client {
         Ended {
             status,
             stdout: self.stdout.try_iter().collect(),
-            stderr: self.stderr.take().unwrap().join().unwrap(),
+            stderr: self.stderr(),
         }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -123,7 +77,7 @@ async fn run(args: &[&str], input: &str) -> Ended {
     let input = input.to_string();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut client = Client::spawn(&args);
+        let mut client = Client::piped(&args);
         client.write(&input);
         client.finish()
     })
@@ -167,7 +121,7 @@ async fn each_event_is_printed_as_one_plain_line() {
     let mut ana = server.named("ana").await;
     let addr = server.tcp().to_string();
     let mut bot = tokio::task::spawn_blocking(move || {
-        Client::spawn(&["connect", &addr, "--name", "bot", "--room", "#ops"])
+        Client::piped(&["connect", &addr, "--name", "bot", "--room", "#ops"])
     })
     .await
     .unwrap();

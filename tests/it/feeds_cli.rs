@@ -1,35 +1,20 @@
 //! Feeds through the `charla` binary, as a user runs them: `charla watch FILE` with `nc`
 //! (here a Rust socket) in another terminal, `charla serve --listen udp://… --check …`.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE, QUIET};
 
 /// A `charla` the test started, killed when the test ends however it ends.
-pub struct Spawned {
-    pub child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
+pub type Spawned = Binary;
 
-/// `charla ARGS` in `dir`, without any `CHARLA_*` or `RUST_LOG` from the test's environment.
+/// `charla ARGS` in `dir`.
 fn command(args: &[&str], dir: Option<&Path>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CHARLA_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env_remove("RUST_LOG")
-        .args(args)
-        .stdin(Stdio::null());
+    let mut command = binary::command(args);
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
@@ -41,38 +26,14 @@ pub fn run(args: &[&str]) -> Output {
     command(args, None).output().unwrap()
 }
 
-impl Spawned {
-    pub fn start(args: &[&str], dir: Option<&Path>) -> Spawned {
-        let mut child = command(args, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, stdout) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        Spawned {
-            child,
-            stdout,
-            stderr: Some(stderr),
-        }
+impl Binary {
+    /// `charla ARGS` in `dir`, running.
+    pub fn launch(args: &[&str], dir: Option<&Path>) -> Spawned {
+        Binary::start(command(args, dir))
     }
 
     /// The address of the next `listening on SCHEME://ADDR` line.
-    pub fn listening(&self, scheme: &str) -> String {
+    pub fn listening_on(&self, scheme: &str) -> String {
         let line = self
             .stdout
             .recv_timeout(PATIENCE)
@@ -80,30 +41,6 @@ impl Spawned {
         line.strip_prefix(&format!("listening on {scheme}://"))
             .unwrap_or_else(|| panic!("expected a {scheme} address, got {line:?}"))
             .to_string()
-    }
-
-    /// Waits for the process to exit, at most `PATIENCE`.
-    pub fn exit_status(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "charla is still running");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Everything written on stderr; waits for the process to close it (exit).
-    pub fn stderr(&mut self) -> String {
-        self.stderr.take().expect("read once").join().unwrap()
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -114,7 +51,7 @@ async fn charla_watch_reproduces_the_net_watcher() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target.txt");
     std::fs::write(&target, "").unwrap();
-    let charla = Spawned::start(
+    let charla = Spawned::launch(
         &[
             "watch",
             "target.txt",
@@ -125,8 +62,8 @@ async fn charla_watch_reproduces_the_net_watcher() {
         ],
         Some(dir.path()),
     );
-    let tcp: SocketAddr = charla.listening("tcp").parse().unwrap();
-    assert_eq!(charla.listening("unix"), "w.sock");
+    let tcp: SocketAddr = charla.listening_on("tcp").parse().unwrap();
+    assert_eq!(charla.listening_on("unix"), "w.sock");
 
     let mut over_tcp = Client::tcp(tcp).await;
     greeted_with_status(
@@ -167,7 +104,7 @@ async fn charla_watch_reproduces_the_net_watcher() {
 #[test]
 fn watching_a_missing_file_fails_before_listening() {
     let dir = tempfile::tempdir().unwrap();
-    let mut charla = Spawned::start(
+    let mut charla = Spawned::launch(
         &["watch", "target.txt", "--listen", "127.0.0.1:0"],
         Some(dir.path()),
     );
@@ -190,7 +127,7 @@ async fn serve_takes_udp_alerts_and_runs_checks() {
     reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let closed = reserved.local_addr().unwrap();
     let check = format!("db=tcp://{closed}");
-    let charla = Spawned::start(
+    let charla = Spawned::launch(
         &[
             "serve",
             "--listen",
@@ -204,8 +141,8 @@ async fn serve_takes_udp_alerts_and_runs_checks() {
         ],
         None,
     );
-    let tcp: SocketAddr = charla.listening("tcp").parse().unwrap();
-    let udp: SocketAddr = charla.listening("udp").parse().unwrap();
+    let tcp: SocketAddr = charla.listening_on("tcp").parse().unwrap();
+    let udp: SocketAddr = charla.listening_on("udp").parse().unwrap();
 
     let mut c = Client::tcp(tcp).await;
     c.expect("#lobby *** you joined").await;

@@ -12,7 +12,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn port_finds_a_listener_and_kill_ends_it() {
-    let mut server = Spawned::start(
+    let mut server = Spawned::launch(
         &[
             "serve",
             "--listen",
@@ -22,8 +22,8 @@ async fn port_finds_a_listener_and_kill_ends_it() {
         ],
         None,
     );
-    let tcp: SocketAddr = server.listening("tcp").parse().unwrap();
-    let udp: SocketAddr = server.listening("udp").parse().unwrap();
+    let tcp: SocketAddr = server.listening_on("tcp").parse().unwrap();
+    let udp: SocketAddr = server.listening_on("udp").parse().unwrap();
     let pid = server.child.id();
     let port = tcp.port().to_string();
 
