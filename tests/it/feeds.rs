@@ -13,7 +13,7 @@ use charla::limits::Limits;
 use charla::server::{self, Datagrams, ListenAddr};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Client, QUIET};
+use crate::support::{self, Client, QUIET};
 
 /// A server in this process with feeds, on system-chosen ports; stopped when dropped.
 struct FeedServer {
@@ -28,13 +28,7 @@ impl FeedServer {
     /// the feeds `options` asks for.
     async fn start(specs: &[&str], udp: Option<IngestOptions>, options: FeedOptions) -> FeedServer {
         let dir = tempfile::tempdir().unwrap();
-        let addrs: Vec<ListenAddr> = specs
-            .iter()
-            .map(|s| match s.strip_prefix("unix://") {
-                Some(name) => ListenAddr::Unix(dir.path().join(name)),
-                None => s.parse().unwrap(),
-            })
-            .collect();
+        let addrs = support::listen_addrs(specs, dir.path());
         let bound = server::bind(&addrs).unwrap();
         let addrs = bound.iter().map(|b| b.local_addr()).collect();
         let mut datagrams = Datagrams::default();

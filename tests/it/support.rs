@@ -39,13 +39,7 @@ impl TestServer {
     /// Listens on `specs`; `unix://` entries are put in a fresh temporary directory.
     pub async fn on(specs: &[&str], limits: Limits) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let addrs: Vec<ListenAddr> = specs
-            .iter()
-            .map(|s| match s.strip_prefix("unix://") {
-                Some(name) => ListenAddr::Unix(dir.path().join(name)),
-                None => s.parse().unwrap(),
-            })
-            .collect();
+        let addrs = listen_addrs(specs, dir.path());
         let bound = server::bind(&addrs).unwrap();
         let addrs = bound.iter().map(|b| b.local_addr()).collect();
         let shutdown = CancellationToken::new();
@@ -125,6 +119,17 @@ impl TestServer {
         assert_eq!(welcome["nick"], nick);
         c
     }
+}
+
+/// `specs` as addresses; a `unix://NAME` one becomes a socket named NAME in `dir`.
+pub fn listen_addrs(specs: &[&str], dir: &std::path::Path) -> Vec<ListenAddr> {
+    specs
+        .iter()
+        .map(|s| match s.strip_prefix("unix://") {
+            Some(name) => ListenAddr::Unix(dir.join(name)),
+            None => s.parse().unwrap(),
+        })
+        .collect()
 }
 
 /// One connection, read line by line.
