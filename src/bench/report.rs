@@ -168,8 +168,21 @@ pub fn markdown(reports: &[Report]) -> String {
 
 /// p99 latency against offered rate, one line per server, log–log.
 pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
-    let series: Vec<&Report> = reports.iter().filter(|r| r.steps.len() > 1).collect();
-    let points = series.iter().flat_map(|r| r.steps.iter());
+    let series: Vec<&Report> = reports
+        .iter()
+        .filter(|r| r.scenario == "fanout" && r.steps.len() > 1)
+        .collect();
+    // A rate at which nothing arrived has no latency to draw.
+    let drawn = |r: &'_ Report| -> Vec<(f64, f64)> {
+        r.steps
+            .iter()
+            .filter(|st| st.delivered > 0)
+            .map(|st| (st.offered_deliveries_per_s as f64, st.p99_ms.max(0.01)))
+            .collect()
+    };
+    let points = series
+        .iter()
+        .flat_map(|r| r.steps.iter().filter(|st| st.delivered > 0));
     let (mut x_max, mut y_max, mut y_min) = (1.0f64, 1.0f64, f64::MAX);
     let mut x_min = f64::MAX;
     for st in points {
@@ -184,7 +197,7 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("p99 delivery latency vs offered load", ("sans-serif", 22))
+        .caption("fan-out: p99 delivery latency vs offered load", ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
@@ -199,14 +212,15 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
         .draw()?;
     for (i, r) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let data: Vec<(f64, f64)> = r
-            .steps
-            .iter()
-            .map(|st| (st.offered_deliveries_per_s as f64, st.p99_ms.max(0.01)))
-            .collect();
+        let data = drawn(r);
+        let lossy = if r.steps.iter().any(|st| st.lost > 0) {
+            ", some lost"
+        } else {
+            ""
+        };
         chart
             .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
-            .label(r.label.clone())
+            .label(format!("{} ({} clients{lossy})", r.label, r.clients))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(data.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
