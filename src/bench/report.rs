@@ -197,7 +197,10 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("fan-out: p99 delivery latency vs offered load", ("sans-serif", 22))
+        .caption(
+            "fan-out: p99 delivery latency vs offered load",
+            ("sans-serif", 22),
+        )
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
