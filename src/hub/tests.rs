@@ -288,22 +288,14 @@ fn empty_rooms_vanish_but_the_lobby_stays() {
     let hub = Hub::new(10);
     let ana = named(&hub, "ana");
     hub.apply(ana.id, Command::Join(room("#tmp")).into());
-    hub.apply(
-        ana.id,
-        Command::Leave {
+    // Leave #tmp, then #lobby.
+    for _ in 0..2 {
+        let leave = Command::Leave {
             room: None,
             message: None,
-        }
-        .into(),
-    );
-    hub.apply(
-        ana.id,
-        Command::Leave {
-            room: None,
-            message: None,
-        }
-        .into(),
-    );
+        };
+        hub.apply(ana.id, leave.into());
+    }
     ana.inbox.take();
     hub.apply(ana.id, Command::Rooms.into());
     assert!(matches!(&ana.inbox.take()[..], [Event::Rooms { rooms }]
