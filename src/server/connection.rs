@@ -148,13 +148,14 @@ impl<T: Transport> Connection<T> {
     fn write_ready(&mut self) -> io::Result<bool> {
         let closed = self.session.outbox.take(&mut self.pending);
         while !self.pending.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .pending
-                .iter()
-                .take(MAX_WRITE_BATCH)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            let written = match self.io.try_write_vectored(&slices) {
+            // On the stack: no allocation per write on the hottest path.
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
+            let mut count = 0;
+            for (slot, bytes) in slices.iter_mut().zip(&self.pending) {
+                *slot = IoSlice::new(bytes);
+                count += 1;
+            }
+            let written = match self.io.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
