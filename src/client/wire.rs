@@ -304,4 +304,99 @@ mod tests {
         };
         assert!(say.is_answered_by(&Event::Ack { id: 1, ts: 1 }));
     }
+
+    /// The client's request types and the server's parser describe one wire format in two
+    /// places (the client always names its room; the server takes it as optional): every
+    /// request the client can send must parse on the server as the command it means.
+    #[test]
+    fn every_request_parses_on_the_server_as_meant() {
+        use crate::hub::Command;
+        use crate::protocol::{self, Format, Incoming};
+        let room = || "#ops".to_string();
+        let text = || "olá".to_string();
+        let cases = [
+            Request::Say {
+                room: room(),
+                text: text(),
+            },
+            Request::Me {
+                room: room(),
+                text: text(),
+            },
+            Request::Msg {
+                to: "ana".into(),
+                text: text(),
+            },
+            Request::Nick { nick: "bob".into() },
+            Request::Join { room: room() },
+            Request::Leave {
+                room: room(),
+                message: Some("bye".into()),
+            },
+            Request::Users { room: room() },
+            Request::Rooms,
+            Request::History {
+                room: room(),
+                limit: Some(5),
+            },
+            Request::Status { room: room() },
+            Request::Quit { message: None },
+        ];
+        for request in cases {
+            let line = encode(&request, 9);
+            let Ok(Incoming::Request(parsed)) = protocol::parse(Format::Json, line.trim_end())
+            else {
+                panic!("the server refused {line:?}");
+            };
+            assert_eq!(parsed.reference.as_deref(), Some("9"));
+            let named = |r: &Option<crate::hub::RoomName>| r.as_ref().map(|r| r.to_string());
+            let ok = match (&request, &parsed.command) {
+                (
+                    Request::Say { .. },
+                    Command::Say {
+                        room,
+                        action: false,
+                        text,
+                    },
+                )
+                | (
+                    Request::Me { .. },
+                    Command::Say {
+                        room,
+                        action: true,
+                        text,
+                    },
+                ) => named(room).as_deref() == Some("#ops") && text.as_str() == "olá",
+                (Request::Msg { .. }, Command::Msg { to, .. }) => to.as_str() == "ana",
+                (Request::Nick { .. }, Command::Nick(n)) => n.as_str() == "bob",
+                (Request::Join { .. }, Command::Join(r)) => r.as_str() == "#ops",
+                (Request::Leave { .. }, Command::Leave { room, message }) => {
+                    named(room).as_deref() == Some("#ops")
+                        && message.as_ref().map(|m| m.as_str()) == Some("bye")
+                }
+                (Request::Users { .. }, Command::Users { room })
+                | (Request::Status { .. }, Command::Status { room }) => {
+                    named(room).as_deref() == Some("#ops")
+                }
+                (Request::Rooms, Command::Rooms) => true,
+                (Request::History { .. }, Command::History { room, limit }) => {
+                    named(room).as_deref() == Some("#ops") && *limit == Some(5)
+                }
+                (Request::Quit { .. }, Command::Quit { message: None }) => true,
+                _ => false,
+            };
+            assert!(ok, "{line:?} parsed as {:?}", parsed.command);
+        }
+        let hello = encode(
+            &Request::Hello {
+                nick: Some("bot".into()),
+                rooms: vec![room()],
+            },
+            1,
+        );
+        assert!(matches!(
+            protocol::parse(Format::Json, hello.trim_end()),
+            Ok(Incoming::Hello { steps, .. }) if steps.len() == 2 && steps.iter().all(Result::is_ok)
+        ));
+    }
 }
