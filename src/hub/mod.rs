@@ -10,6 +10,23 @@
 //! [`Notice`] into a room and may register a [`RoomStatus`] that newcomers and `/status`
 //! hear; the hub knows nothing more of them.
 
+/// `Display` and `Debug` for string newtypes, through their `as_str()`: displayed as the
+/// text itself, debugged as a quoted string. Defined before the modules that use it.
+macro_rules! str_formatting {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+    )+};
+}
+
 mod command;
 mod event;
 mod names;

@@ -4,7 +4,6 @@
 //! `Begoña` and `BEGOÑA` are the same person and `#Ops` is `#ops`. Input is NFC-normalised
 //! first, so `João` typed with a combining tilde is the same nick as with a precomposed `ã`.
 
-use std::fmt;
 use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
@@ -140,20 +139,11 @@ macro_rules! name_traits {
                 self.key().hash(state)
             }
         }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl fmt::Debug for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(self.as_str(), f)
-            }
-        }
     };
 }
 name_traits!(Nick);
 name_traits!(RoomName);
+str_formatting!(Nick, RoomName);
 
 #[cfg(test)]
 mod tests {

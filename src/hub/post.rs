@@ -7,7 +7,6 @@
 //! fans it out. A feed that wants newcomers told what it is doing registers a
 //! [`RoomStatus`], which the hub asks whenever someone joins the room or types `/status`.
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::event::Said;
@@ -48,17 +47,7 @@ impl Source {
     }
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
+str_formatting!(Source);
 
 /// How loudly a notice speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

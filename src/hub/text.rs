@@ -7,7 +7,6 @@
 //! and an escape sequence goes whole (`ESC [ 3 1 m`, not just its ESC). A tab becomes a
 //! space. Every other character, ñ, ã, €, emoji and CJK included, passes intact.
 
-use std::fmt;
 use std::sync::Arc;
 
 /// Sanitised, non-empty message text.
@@ -30,17 +29,7 @@ impl MessageText {
     }
 }
 
-impl fmt::Display for MessageText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for MessageText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
+str_formatting!(MessageText);
 
 /// Removes control characters and escape sequences; see the module documentation.
 pub fn sanitize(raw: &str) -> String {
