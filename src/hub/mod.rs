@@ -427,6 +427,9 @@ impl State {
         let session = self.sessions.get_mut(&id).expect("session exists");
         let already = session.rooms.contains(&room);
         session.rooms.retain(|r| r != &room);
+        // Exactly one more: a session is in a room or two, and `push` alone would reserve
+        // four at once on every connection (idle memory is a target: docs/benchmarks.md).
+        session.rooms.reserve_exact(1);
         session.rooms.push(room.clone());
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();

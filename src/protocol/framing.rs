@@ -18,7 +18,8 @@ pub enum Frame<'a> {
 /// Incremental line splitter with a maximum line length in bytes.
 #[derive(Debug)]
 pub struct Framer {
-    max: usize,
+    /// u32, not usize: a framer lives in every connection's task (idle memory counts).
+    max: u32,
     /// The unfinished line so far.
     partial: Vec<u8>,
     /// Inside an overlong line: drop bytes until the next `\n`.
@@ -28,7 +29,7 @@ pub struct Framer {
 impl Framer {
     pub fn new(max_line_bytes: usize) -> Framer {
         Framer {
-            max: max_line_bytes,
+            max: u32::try_from(max_line_bytes).unwrap_or(u32::MAX),
             partial: Vec::new(),
             discarding: false,
         }
@@ -54,7 +55,7 @@ impl Framer {
                 &self.partial[..]
             };
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.len() > self.max {
+            if line.len() > self.max as usize {
                 on_frame(Frame::TooLong);
             } else {
                 on_frame(Frame::Line(line));
@@ -84,7 +85,7 @@ impl Framer {
             return;
         }
         // One byte of slack for the `\r` of a CRLF ending that has not arrived yet.
-        if self.partial.len() + data.len() > self.max + 1 {
+        if self.partial.len() + data.len() > self.max as usize + 1 {
             on_frame(Frame::TooLong);
             self.discarding = true;
             self.partial = Vec::new();

@@ -18,10 +18,12 @@ pub enum Verdict {
 
 #[derive(Debug)]
 pub struct FloodGate {
-    burst: f64,
-    rate: f64,
+    // f32, not f64: one of these lives in every connection's task, and its size counts
+    // against the idle-memory target; a lines-per-second allowance needs no more.
+    burst: f32,
+    rate: f32,
     kick_after: u32,
-    tokens: f64,
+    tokens: f32,
     last: Instant,
     refused_in_row: u32,
 }
@@ -30,10 +32,10 @@ impl FloodGate {
     /// `rate` 0 lets everything through.
     pub fn new(burst: u32, rate: u32, kick_after: u32, now: Instant) -> FloodGate {
         FloodGate {
-            burst: f64::from(burst.max(1)),
-            rate: f64::from(rate),
+            burst: burst.max(1) as f32,
+            rate: rate as f32,
             kick_after,
-            tokens: f64::from(burst.max(1)),
+            tokens: burst.max(1) as f32,
             last: now,
             refused_in_row: 0,
         }
@@ -43,7 +45,7 @@ impl FloodGate {
         if self.rate == 0.0 {
             return Verdict::Pass;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         if self.tokens >= 1.0 {
