@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{self, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::time::{Instant, Sleep, sleep_until};
-use tracing::{debug, instrument};
+use tracing::debug;
 
 use super::Context;
 use super::admission::Ticket;
@@ -27,12 +28,26 @@ const READ_CHUNK_BYTES: usize = 4096;
 /// worker thread.
 const READS_PER_WAKE: usize = 4;
 
+/// Rounds of write-and-read in one poll of [`Converse`] before it yields, for the same
+/// reason.
+const ROUNDS_PER_POLL: usize = 8;
+
 /// Serves one accepted connection until it ends, then gives its place back.
-#[instrument(name = "conn", level = "debug", skip_all, fields(peer = %peer))]
-pub async fn serve<T: Transport>(io: T, peer: Peer, ctx: Arc<Context>, ticket: Ticket) {
+///
+/// Not an `async fn`: the session is set up here, and the future returned holds only what
+/// it needs (an `async fn` would also keep its arguments, moved or not, for its whole life —
+/// hundreds of bytes on every idle connection).
+pub fn serve<T: Transport>(
+    io: T,
+    peer: Peer,
+    ctx: &Arc<Context>,
+    ticket: Ticket,
+) -> impl Future<Output = ()> + Send + use<T> {
     let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes));
     let id = ctx.hub.connect(outbox.clone());
-    debug!(?id, "connected");
+    // No span carried into the task (it would cost every connection its size): the id
+    // ties the later events to this peer.
+    debug!(?id, %peer, "connected");
     let mut conn = Connection {
         session: Session {
             id,
@@ -51,9 +66,13 @@ pub async fn serve<T: Transport>(io: T, peer: Peer, ctx: Arc<Context>, ticket: T
         pending: VecDeque::new(),
         io,
     };
-    let reason = conn.run().await;
-    debug!(?id, ?reason, "disconnected");
-    drop(ticket);
+    async move {
+        let reason = Converse::new(&mut conn).await;
+        // Rare, and it holds timers: boxed, so it does not enlarge every idle connection.
+        Box::pin(conn.finish(reason.as_ref())).await;
+        debug!(id = ?conn.session.id, ?reason, "disconnected");
+        drop(ticket);
+    }
 }
 
 struct Connection<T> {
@@ -75,11 +94,88 @@ struct Session {
     ending: Option<LeaveReason>,
 }
 
+/// The conversation proper, as a hand-written future: it polls the socket's readiness and
+/// the outbox's waker directly instead of holding a future for each in a `select!`, which
+/// keeps the task of an idle connection small (idle memory is a target: docs/benchmarks.md).
+/// Resolves to why the session ended, or `None` when the hub ended it (quit, send queue
+/// overflow, server shutdown) and has already queued the goodbye.
+struct Converse<'a, T> {
+    conn: &'a mut Connection<T>,
+    /// Disconnects a client silent for the idle timeout; `None` when there is no such
+    /// limit.
+    idle: Option<Pin<Box<Sleep>>>,
+}
+
+impl<'a, T: Transport> Converse<'a, T> {
+    fn new(conn: &'a mut Connection<T>) -> Self {
+        let idle_timeout = conn.session.ctx.limits.idle_timeout;
+        Converse {
+            conn,
+            idle: (!idle_timeout.is_zero())
+                .then(|| Box::pin(sleep_until(Instant::now() + idle_timeout))),
+        }
+    }
+}
+
+impl<T: Transport> Future for Converse<'_, T> {
+    type Output = Option<LeaveReason>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let conn = &mut *this.conn;
+        for _ in 0..ROUNDS_PER_POLL {
+            // Registered before taking, so a line queued in between still wakes us.
+            conn.session.outbox.register(cx.waker());
+            match conn.write_ready() {
+                // What is still pending is flushed, under a deadline, by `finish`.
+                Ok(true) => return Poll::Ready(None),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Some(lost(&e))),
+            }
+            if let Some(reason) = conn.session.ending.take() {
+                return Poll::Ready(Some(reason));
+            }
+            if !conn.pending.is_empty() {
+                match conn.io.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(lost(&e))),
+                    Poll::Pending => {}
+                }
+            }
+            match conn.io.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => match conn.read() {
+                    Ok(true) => {
+                        if let Some(sleep) = this.idle.as_mut() {
+                            let timeout = conn.session.ctx.limits.idle_timeout;
+                            sleep.as_mut().reset(Instant::now() + timeout);
+                        }
+                        // Back to the top: write the replies, read again.
+                        continue;
+                    }
+                    Ok(false) => return Poll::Ready(Some(LeaveReason::ConnectionLost)),
+                    Err(e) => return Poll::Ready(Some(lost(&e))),
+                },
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(lost(&e))),
+                Poll::Pending => {}
+            }
+            if let Some(sleep) = this.idle.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Some(LeaveReason::TimedOut));
+            }
+            return Poll::Pending;
+        }
+        // Busy for a while: let the other connections have the thread, then come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 impl<T: Transport> Connection<T> {
-    /// Returns why the session ended, when this side ended it rather than the hub.
-    async fn run(&mut self) -> Option<LeaveReason> {
-        let reason = self.converse().await;
-        if let Some(reason) = &reason {
+    /// Ends the session: tells the hub why (when this side ended it), then writes what is
+    /// queued — the goodbye among it — and closes, all under [`SHUTDOWN_GRACE`].
+    async fn finish(&mut self, reason: Option<&LeaveReason>) {
+        if let Some(reason) = reason {
             // This queues the goodbye line, which the flush below writes if the peer
             // still listens.
             let hub = &self.session.ctx.hub;
@@ -95,51 +191,6 @@ impl<T: Transport> Connection<T> {
             // lines: closing with unread input would reset the connection and could
             // destroy them.
             let _ = tokio::time::timeout_at(deadline, self.drain_input()).await;
-        }
-        reason
-    }
-
-    /// The conversation proper; returns why it ended, or `None` when the hub ended it
-    /// (quit, send queue overflow, server shutdown) and has already queued the goodbye.
-    async fn converse(&mut self) -> Option<LeaveReason> {
-        let idle_timeout = self.session.ctx.limits.idle_timeout;
-        let mut idle: Option<Pin<Box<Sleep>>> =
-            (!idle_timeout.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + idle_timeout)));
-        loop {
-            match self.write_ready() {
-                // What is still pending is flushed, under a deadline, by `run`.
-                Ok(true) => return None,
-                Ok(false) => {}
-                Err(e) => return Some(lost(&e)),
-            }
-            if let Some(reason) = self.session.ending.take() {
-                return Some(reason);
-            }
-            tokio::select! {
-                r = self.io.writable(), if !self.pending.is_empty() => {
-                    if let Err(e) = r {
-                        return Some(lost(&e));
-                    }
-                }
-                // New lines, or the hub ended the session (quit, send queue exceeded, server
-                // shutdown): the top of the loop writes or returns. Also while waiting to
-                // write, so a session ended while its peer is not reading is noticed.
-                () = self.session.outbox.changed() => {}
-                r = self.io.readable() => {
-                    match r.and_then(|()| self.read()) {
-                        Ok(true) => {
-                            if let Some(sleep) = idle.as_mut() {
-                                sleep.as_mut().reset(Instant::now() + idle_timeout);
-                            }
-                        }
-                        Ok(false) => return Some(LeaveReason::ConnectionLost),
-                        Err(e) => return Some(lost(&e)),
-                    }
-                }
-                () = async { idle.as_mut().expect("guarded").await }, if idle.is_some() => {
-                    return Some(LeaveReason::TimedOut);
-                }
-            }
         }
     }
 

@@ -115,8 +115,7 @@ async fn accept_loop<L: Listener>(
                 backoff = Duration::from_millis(5);
                 match ctx.admission.admit(&peer) {
                     Ok(ticket) => {
-                        ctx.tasks
-                            .spawn(connection::serve(io, peer, ctx.clone(), ticket));
+                        ctx.tasks.spawn(connection::serve(io, peer, &ctx, ticket));
                     }
                     Err((code, message)) => {
                         info!(%peer, code = code.as_str(), "refused");

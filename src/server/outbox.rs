@@ -3,9 +3,10 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use crate::hub::{Outgoing, Overflow, Recipient};
 use crate::protocol::{self, Format};
@@ -14,11 +15,16 @@ use crate::protocol::{self, Format};
 /// waiting; the connection task drains it. Bytes count against the bound from the moment
 /// they are queued until they are written, so a client that stops reading fills it and is
 /// disconnected ([`crate::limits::SEND_QUEUE_BYTES`]).
+///
+/// The task is woken only when the queue goes from empty to not empty (or closes): it
+/// always takes everything, so later lines ride on the same wake-up. A message to a room
+/// of a thousand thus costs a thousand pushes but only as many wake-ups as there are
+/// connections that had nothing waiting.
 pub struct Outbox {
     bound: usize,
     json: AtomicBool,
     state: Mutex<State>,
-    notify: Notify,
+    task: AtomicWaker,
 }
 
 #[derive(Default)]
@@ -35,7 +41,7 @@ impl Outbox {
             bound,
             json: AtomicBool::new(false),
             state: Mutex::default(),
-            notify: Notify::new(),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -69,9 +75,10 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_sub(n);
     }
 
-    /// Waits until something is queued or the session is closed.
-    pub async fn changed(&self) {
-        self.notify.notified().await
+    /// Wakes `waker` when something is queued to an empty queue or the session closes.
+    /// Register before [`Outbox::take`], so nothing pushed in between goes unnoticed.
+    pub fn register(&self, waker: &Waker) {
+        self.task.register(waker);
     }
 
     fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
@@ -83,10 +90,13 @@ impl Outbox {
             return Err(Overflow);
         }
         state.unwritten += bytes.len();
+        let was_empty = state.queue.is_empty();
         state.queue.push_back(bytes);
         state.closed = !bounded;
         drop(state);
-        self.notify.notify_one();
+        if was_empty || !bounded {
+            self.task.wake();
+        }
         Ok(())
     }
 
