@@ -22,7 +22,9 @@ use super::adapter::{Protocol, Registered};
 use super::payload::Stamp;
 use super::probe::Probe;
 use super::report::Step;
-use super::tally::Tally;
+use hdrhistogram::Histogram;
+
+use super::tally::{self, Tally};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
 const REGISTER_CONCURRENCY: usize = 64;
@@ -57,6 +59,8 @@ struct Client {
 pub struct Crowd {
     shape: Shape,
     clients: Vec<Client>,
+    /// Every receiver's latencies of the current step.
+    latencies: Arc<Mutex<Histogram<u64>>>,
     step: Arc<AtomicU32>,
     epoch: Instant,
     receivers: JoinSet<()>,
@@ -98,15 +102,21 @@ impl Crowd {
             progress.inc(1);
         }
         let step = Arc::new(AtomicU32::new(u32::MAX));
+        let latencies = Arc::new(Mutex::new(tally::latencies()));
         let epoch = Instant::now();
         let mut receivers = JoinSet::new();
         let mut clients = Vec::with_capacity(shape.clients);
         for slot in slots {
             let (room, Registered { reader, writer }) = slot.expect("every client joined");
-            let tally = Arc::new(Mutex::new(Tally::new()));
+            let tally = Arc::new(Mutex::new(Tally::default()));
             let writer = Arc::new(tokio::sync::Mutex::new(writer));
-            let (t, w, s, protocol) = (tally.clone(), writer.clone(), step.clone(), shape.protocol);
-            receivers.spawn(receive(reader, t, w, s, protocol, epoch));
+            let record = Record {
+                tally: tally.clone(),
+                latencies: latencies.clone(),
+                step: step.clone(),
+                epoch,
+            };
+            receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
             clients.push(Client {
                 room,
                 tally,
@@ -116,6 +126,7 @@ impl Crowd {
         Ok(Crowd {
             shape,
             clients,
+            latencies,
             step,
             epoch,
             receivers,
@@ -144,8 +155,9 @@ impl Crowd {
         let interval = Duration::from_secs_f64(senders.len() as f64 / messages_per_s);
 
         for c in &self.clients {
-            *c.tally.lock().expect("tally lock") = Tally::new();
+            *c.tally.lock().expect("tally lock") = Tally::default();
         }
+        self.latencies.lock().expect("latencies lock").reset();
         self.step.store(number, Ordering::Relaxed);
         let me = Probe::myself()?;
         let (server_before, me_before) = (server.map(Probe::sample).transpose()?, me.sample()?);
@@ -200,17 +212,18 @@ impl Crowd {
                 break;
             }
         }
-        let mut total = Tally::new();
+        let mut total = Tally::default();
         for c in &self.clients {
             total.merge(&c.tally.lock().expect("tally lock"));
         }
+        let latency_us = self.latencies.lock().expect("latencies lock").clone();
         while self.receivers.try_join_next().is_some() {
             self.disconnected += 1;
         }
         let server_after = server.map(Probe::sample).transpose()?;
         let me_after = me.sample()?;
         let seconds = shape.duration.as_secs_f64();
-        let quantile_ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        let quantile_ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
         Ok(Step {
             offered_deliveries_per_s: deliveries_per_s,
             messages_sent: sent_by.iter().sum(),
@@ -224,7 +237,7 @@ impl Crowd {
             p90_ms: quantile_ms(0.9),
             p99_ms: quantile_ms(0.99),
             p999_ms: quantile_ms(0.999),
-            max_ms: total.latency_us.max() as f64 / 1000.0,
+            max_ms: latency_us.max() as f64 / 1000.0,
             server_cpu_percent: server_before
                 .zip(server_after)
                 .map(|(b, a)| a.cpu_percent_since(&b)),
@@ -261,16 +274,23 @@ impl Crowd {
     }
 }
 
+/// Where a receiver records what it sees.
+struct Record {
+    tally: Arc<Mutex<Tally>>,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+    /// Stamps of other steps (late arrivals) are not counted.
+    step: Arc<AtomicU32>,
+    epoch: Instant,
+}
+
 /// Reads everything a client receives, recording stamped messages of the current step.
 /// Works a read at a time, not a line at a time (one clock reading and one lock per read),
 /// so the generator's own cost per delivery stays small next to the server's.
 async fn receive(
     mut reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
-    tally: Arc<Mutex<Tally>>,
+    record: Record,
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
-    step: Arc<AtomicU32>,
     protocol: Protocol,
-    epoch: Instant,
 ) {
     // The start of a line whose end has not arrived yet.
     let mut carry: Vec<u8> = Vec::new();
@@ -280,17 +300,7 @@ async fn receive(
             Ok(chunk) if !chunk.is_empty() => chunk,
             _ => return,
         };
-        let now = epoch.elapsed().as_micros() as u64;
-        let current = step.load(Ordering::Relaxed);
-        scan(
-            chunk,
-            &mut carry,
-            &tally,
-            current,
-            now,
-            protocol,
-            &mut replies,
-        );
+        scan(chunk, &mut carry, &record, protocol, &mut replies);
         let consumed = chunk.len();
         reader.consume(consumed);
         for reply in replies.drain(..) {
@@ -303,13 +313,14 @@ async fn receive(
 fn scan(
     chunk: &[u8],
     carry: &mut Vec<u8>,
-    tally: &Mutex<Tally>,
-    current: u32,
-    now: u64,
+    record: &Record,
     protocol: Protocol,
     replies: &mut Vec<Vec<u8>>,
 ) {
-    let mut tally = tally.lock().expect("tally lock");
+    let now = record.epoch.elapsed().as_micros() as u64;
+    let current = record.step.load(Ordering::Relaxed);
+    let mut tally = record.tally.lock().expect("tally lock");
+    let mut latencies = record.latencies.lock().expect("latencies lock");
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', chunk) {
         let line = if carry.is_empty() {
@@ -319,7 +330,10 @@ fn scan(
             &carry[..]
         };
         match Stamp::find(line) {
-            Some(stamp) if stamp.step == current => tally.record(stamp, now),
+            Some(stamp) if stamp.step == current => {
+                tally.record(&stamp);
+                tally::record_latency(&mut latencies, &stamp, now);
+            }
             Some(_) => {}
             None => replies.extend(protocol.answer(line)),
         }
