@@ -33,6 +33,9 @@ str_formatting!(MessageText);
 
 /// Removes control characters and escape sequences; see the module documentation.
 pub fn sanitize(raw: &str) -> String {
+    if is_clean(raw) {
+        return raw.to_owned();
+    }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
@@ -46,6 +49,17 @@ pub fn sanitize(raw: &str) -> String {
         }
     }
     out
+}
+
+/// Whether `raw` holds no control character at all (C0, DEL or C1), the usual case: checked
+/// a byte at a time, which is much cheaper than decoding characters, and every message
+/// passes through here.
+fn is_clean(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    !bytes.iter().enumerate().any(|(i, &b)| {
+        // C1 controls (U+0080–U+009F) are 0xC2 0x80–0x9F in UTF-8.
+        b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+    })
 }
 
 /// After an ESC: `ESC [ params final` (CSI), `ESC ] … BEL|ESC \` (OSC), or ESC plus one char.
@@ -85,6 +99,9 @@ mod tests {
     fn unicode_passes_intact() {
         let s = "ñandú, ação, 12 €, 😀👩‍👩‍👧, 漢字かな, Ελληνικά";
         assert_eq!(sanitize(s), s);
+        // U+00A0 shares its first UTF-8 byte (0xC2) with the C1 controls.
+        assert!(is_clean("no\u{a0}break ÿ\u{a1}"));
+        assert!(!is_clean("c1\u{9f}") && !is_clean("del\u{7f}") && !is_clean("tab\t"));
     }
 
     #[test]
