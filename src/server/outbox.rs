@@ -119,3 +119,64 @@ impl Recipient for Outbox {
         let _ = self.push(bytes, false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn line(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    #[test]
+    fn wakes_once_per_empty_queue_and_counts_bytes_until_written() {
+        let outbox = Outbox::new(10);
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let wakes = || counter.0.load(Ordering::Relaxed);
+
+        outbox.register(&waker);
+        outbox.push(line("ab\n"), true).unwrap();
+        outbox.push(line("cd\n"), true).unwrap();
+        assert_eq!(wakes(), 1, "the second line rides on the first wake-up");
+
+        let mut taken = VecDeque::new();
+        outbox.register(&waker);
+        assert!(!outbox.take(&mut taken));
+        assert_eq!(taken, [line("ab\n"), line("cd\n")]);
+        // Taken but not written still counts against the bound.
+        assert_eq!(outbox.push(line("efghi\n"), true), Err(Overflow));
+        outbox.written(6);
+        outbox.push(line("efghi\n"), true).unwrap();
+        assert_eq!(wakes(), 2, "an empty queue wakes again");
+    }
+
+    #[test]
+    fn closing_wakes_even_a_busy_queue_and_takes_nothing_more() {
+        let outbox = Outbox::new(100);
+        let counter = Arc::new(Counter::default());
+        outbox.register(&Waker::from(counter.clone()));
+        outbox.push(line("a\n"), true).unwrap();
+        outbox.register(&Waker::from(counter.clone()));
+        outbox.push(line("bye\n"), false).unwrap();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 2);
+        outbox.push(line("late\n"), true).unwrap();
+        let mut taken = VecDeque::new();
+        assert!(outbox.take(&mut taken), "closed");
+        assert_eq!(taken, [line("a\n"), line("bye\n")]);
+    }
+}
