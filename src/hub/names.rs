@@ -35,30 +35,36 @@ pub struct Nick(Name);
 #[derive(Clone)]
 pub struct RoomName(Name);
 
-/// Display spelling plus comparison key; cheap to clone because both are shared.
+/// Display spelling plus comparison key, cheap to clone: one shared string, `display` alone
+/// when it is its own key (most names are lower case already), else `display\0key` (no
+/// name contains NUL). One pointer-and-length, not two: a name sits in several of the hub's
+/// tables for every session, and idle memory per connection is a target
+/// (docs/benchmarks.md).
 #[derive(Clone)]
-struct Name {
-    display: Arc<str>,
-    key: Arc<str>,
-}
+struct Name(Arc<str>);
+
+/// Separates the display spelling from the key when they differ.
+const KEY_SEPARATOR: char = '\0';
 
 impl Name {
     fn new(display: String) -> Name {
-        let key: String = display.to_lowercase();
-        let key: Arc<str> = if key == display {
-            // Most names are already lower case: share one allocation.
-            let shared: Arc<str> = display.into();
-            return Name {
-                display: shared.clone(),
-                key: shared,
-            };
-        } else {
-            key.into()
-        };
-        Name {
-            display: display.into(),
-            key,
+        let key = display.to_lowercase();
+        if key == display {
+            return Name(display.into());
         }
+        Name(format!("{display}{KEY_SEPARATOR}{key}").into())
+    }
+
+    fn display(&self) -> &str {
+        self.0
+            .split_once(KEY_SEPARATOR)
+            .map_or(&self.0, |(display, _)| display)
+    }
+
+    fn key(&self) -> &str {
+        self.0
+            .split_once(KEY_SEPARATOR)
+            .map_or(&self.0, |(_, key)| key)
     }
 }
 
@@ -88,12 +94,12 @@ impl Nick {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0.display
+        self.0.display()
     }
 
     /// The case-folded form two nicks are compared by.
     pub fn key(&self) -> &str {
-        &self.0.key
+        self.0.key()
     }
 }
 
@@ -118,11 +124,11 @@ impl RoomName {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0.display
+        self.0.display()
     }
 
     pub fn key(&self) -> &str {
-        &self.0.key
+        self.0.key()
     }
 }
 
