@@ -424,19 +424,22 @@ impl State {
     }
 
     fn join(&mut self, id: SessionId, room: RoomName, reference: Option<String>) {
+        let target = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room));
+        // The room's own name from here on: its spelling, and its one shared string rather
+        // than a copy per member (idle memory is a target: docs/benchmarks.md).
+        let room = target.name.clone();
         let session = self.sessions.get_mut(&id).expect("session exists");
         let already = session.rooms.contains(&room);
         session.rooms.retain(|r| r != &room);
         // Exactly one more: a session is in a room or two, and `push` alone would reserve
-        // four at once on every connection (idle memory is a target: docs/benchmarks.md).
+        // four at once on every connection.
         session.rooms.reserve_exact(1);
         session.rooms.push(room.clone());
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room.clone()));
         if !already {
             let messages = target.recent(None);
             target.members.insert(id, recipient);
