@@ -62,6 +62,11 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_IDLE_TIMEOUT", default_value_t = limits::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
 
+    /// Worker threads (0: one per CPU this process may run on). With one, the server runs
+    /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
+    #[arg(long, env = "CHARLA_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
     /// Post a notice each time PATH changes (repeatable, or comma-separated in the
     /// variable): PATH into #watch, or PATH=#room. PATH must exist at start-up; it may then
     /// be modified, deleted, re-created or replaced. A directory reports its entries.

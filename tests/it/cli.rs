@@ -127,6 +127,31 @@ async fn prints_each_listening_address_and_serves_on_each() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_alike_on_one_thread_and_on_several() {
+    for threads in ["1", "3"] {
+        let mut charla = Charla::spawn(
+            &["serve", "--listen", "127.0.0.1:0", "--threads", threads],
+            &[],
+        );
+        let addr = tcp(&charla.listening(1)[0]);
+        let mut ana = greeted(Client::tcp(addr).await).await;
+        let mut bea = greeted(Client::tcp(addr).await).await;
+        bea.send("/nick bea").await;
+        bea.expect("you are now known as bea").await;
+        bea.send("hola desde ñandú").await;
+        assert_eq!(
+            ana.expect("hola").await,
+            "#lobby <bea> hola desde ñandú",
+            "--threads {threads}"
+        );
+        charla.signal("TERM");
+        assert_eq!(ana.until_closed().await, ["*** goodbye (server shutdown)"]);
+        drop(bea);
+        assert!(charla.exit_status().success(), "--threads {threads}");
+    }
+}
+
 #[test]
 fn a_port_in_use_names_its_holder() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
