@@ -50,28 +50,9 @@ fn init_logging(verbose: u8) {
 }
 
 fn serve(args: Serve) -> anyhow::Result<()> {
-    runtime(args.threads)
+    cli::runtime(args.threads)
         .context("cannot start the runtime")?
         .block_on(serve_on_runtime(args))
-}
-
-/// A runtime with `threads` workers (0: one per CPU this process may run on). With one, the
-/// single-threaded runtime: on one core it does the same work without the multi-threaded
-/// scheduler's hand-offs, and measured 1.3–2× lower p99 latency in the fan-out benchmark
-/// (docs/benchmarks.md).
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        n => n,
-    };
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads);
-        builder
-    };
-    builder.enable_all().build()
 }
 
 async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {

@@ -110,8 +110,11 @@ impl Run {
 }
 
 /// Runs the subcommand; prints Markdown to stdout.
-#[tokio::main]
-pub async fn run(args: Bench) -> anyhow::Result<()> {
+pub fn run(args: Bench) -> anyhow::Result<()> {
+    super::runtime(0)?.block_on(run_on_runtime(args))
+}
+
+async fn run_on_runtime(args: Bench) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Run(run) => {
             let report = bench::run(run.plan()).await?;

@@ -42,3 +42,22 @@ pub enum Command {
     /// Say a message (or each stdin line) and exit once the server acknowledged it.
     Send(send::Send),
 }
+
+/// A runtime with `threads` workers (0: one per CPU this process may run on). With one, the
+/// single-threaded runtime: on one core it does the same work without the multi-threaded
+/// scheduler's hand-offs, and measured 1.3–2× lower p99 latency in the fan-out benchmark
+/// (docs/benchmarks.md). The load generator picks its runtime the same way.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
+}
