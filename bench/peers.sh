@@ -125,6 +125,8 @@ for s in $SERVERS; do
     charla)
       start "$s"; bench charla-1000 fanout --clients 1000 --senders 50 --duration "$DURATION" --rates "$RATES"; stop
       start "$s"; bench charla-10k idle --clients 10000; stop
+      # Connections that do nothing at all: each a guest in #lobby, as an nc user is.
+      start "$s"; PROTO=lines bench charla-10k-bare idle --clients 10000; stop
       cycles=$CYCLES ;;
     ngircd) cycles=$((CYCLES / 10)) ;;
     inspircd) cycles=1000 ;;  # it accepts about 60 connections a second
