@@ -1,6 +1,8 @@
 //! Untrusted input hurts no one: overlong lines, bad bytes, terminal escapes, floods,
 //! too many connections and silent clients each cost only the one who sent them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use charla::limits::Limits;
@@ -229,6 +231,44 @@ async fn a_flooder_is_refused_then_disconnected_and_no_one_else_suffers() {
     assert_eq!(bea.next().await.unwrap(), "#lobby <cid> still works");
     bea.send("/users").await;
     assert_eq!(bea.next().await.unwrap(), "#lobby *** 2 here: bea, cid");
+}
+
+/// On one thread (this test's runtime), a connection whose input never runs dry must still
+/// yield: the others' lines get through while it streams.
+#[tokio::test]
+async fn a_client_that_never_pauses_does_not_starve_the_others() {
+    let server = TestServer::with(no_flood_control(Limits::default())).await;
+    let mut bea = server.named("bea").await;
+    let mut cid = server.named("cid").await;
+    bea.expect("now known as cid").await;
+
+    // A thread of its own with a blocking socket: its lines keep coming whatever this
+    // runtime does, until told to stop.
+    let addr = server.tcp();
+    let stop = Arc::new(AtomicBool::new(false));
+    let streaming = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            use std::io::Write;
+            let mut hose = std::net::TcpStream::connect(addr).unwrap();
+            hose.set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            hose.write_all(b"/join #hose\n").unwrap();
+            let chunk: Vec<u8> = (0..1000)
+                .flat_map(|i| format!("line {i} of a stream that never pauses\n").into_bytes())
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                // A timeout (the server not reading for a moment) just means try again.
+                let _ = hose.write_all(&chunk);
+            }
+        }
+    });
+
+    cid.send("still here").await;
+    assert_eq!(bea.expect("still here").await, "#lobby <cid> still here");
+    assert!(!streaming.is_finished(), "the stream was still flowing");
+    stop.store(true, Ordering::Relaxed);
+    streaming.join().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
