@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, and integration tests that start real servers on free
 # ports. Installs what the tests need besides Rust when it is missing: tmux, in which the
-# console client's terminal tests type and read the screen.
+# console client's terminal tests type and read the screen; a C compiler and make, with
+# which the jemalloc allocator is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v tmux >/dev/null; then
-    echo "== installing tmux (the console client's terminal tests run in it)"
+missing=()
+command -v tmux >/dev/null || missing+=(tmux)
+command -v cc >/dev/null || missing+=(gcc)
+command -v make >/dev/null || missing+=(make)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 exec cargo test --all-targets "$@"
