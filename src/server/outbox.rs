@@ -22,7 +22,8 @@ use crate::protocol::{self, Format};
 /// connections that had nothing waiting.
 pub struct Outbox {
     /// u32, beside `json`: with a `Vec` for the queue this keeps the whole outbox, counts
-    /// included, in a 96-byte block (idle memory is a target: docs/benchmarks.md).
+    /// included, in a 96-byte block (idle memory is a target: docs/benchmarks.md). A
+    /// `--send-queue` over 4 GiB counts as 4 GiB.
     bound: u32,
     json: AtomicBool,
     state: Mutex<State>,
