@@ -3,12 +3,6 @@
 
 mod cli;
 
-/// jemalloc rather than the system allocator: in the benchmarks it cut idle memory per
-/// connection by ~95 bytes (fewer bytes lost around tokio's 128-byte-aligned blocks) and
-/// p99 latency in the rooms scenario by ~15 % (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context as _;
@@ -20,6 +14,12 @@ use tracing_subscriber::EnvFilter;
 use charla::hub::Hub;
 use charla::{feeds, server};
 use cli::{Cli, Command, Serve};
+
+/// jemalloc rather than the system allocator: in the benchmarks it cut idle memory per
+/// connection by ~95 bytes (fewer bytes lost around tokio's 128-byte-aligned blocks) and
+/// p99 latency in the rooms scenario by ~15 % (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -41,9 +41,7 @@ impl Connect {
 pub fn client_runtime(
     client: impl Future<Output = Result<(), client::ClientError>>,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime(1)?;
     let result = runtime.block_on(client);
     // Reading stdin blocks a thread that cannot be interrupted; waiting for it to finish
     // would hang an exit until the next line arrives.

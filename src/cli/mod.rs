@@ -46,7 +46,8 @@ pub enum Command {
 /// A runtime with `threads` workers (0: one per CPU this process may run on). With one, the
 /// single-threaded runtime: on one core it does the same work without the multi-threaded
 /// scheduler's hand-offs, and measured 1.3–2× lower p99 latency in the fan-out benchmark
-/// (docs/benchmarks.md). The load generator picks its runtime the same way.
+/// (docs/benchmarks.md). The load generator picks its runtime the same way; the console
+/// client asks for one thread.
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
