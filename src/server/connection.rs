@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{self, Poll};
+use std::task::{self, Poll, Waker};
 
 use bytes::{Buf, Bytes};
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -124,9 +124,7 @@ impl<T: Transport> Future for Converse<'_, T> {
         let this = &mut *self;
         let conn = &mut *this.conn;
         for _ in 0..ROUNDS_PER_POLL {
-            // Registered before taking, so a line queued in between still wakes us.
-            conn.session.outbox.register(cx.waker());
-            match conn.write_ready() {
+            match conn.write_ready(Some(cx.waker())) {
                 // What is still pending is flushed, under a deadline, by `finish`.
                 Ok(true) => return Poll::Ready(None),
                 Ok(false) => {}
@@ -195,9 +193,10 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Takes what the hub queued and writes as much as the socket accepts now, many
-    /// lines per system call. Returns whether the session is closed by the hub.
-    fn write_ready(&mut self) -> io::Result<bool> {
-        let closed = self.session.outbox.take(&mut self.pending);
+    /// lines per system call; `waker` is woken when more is queued. Returns whether the
+    /// session is closed by the hub.
+    fn write_ready(&mut self, waker: Option<&Waker>) -> io::Result<bool> {
+        let closed = self.session.outbox.take(&mut self.pending, waker);
         while !self.pending.is_empty() {
             // On the stack: no allocation per write on the hottest path.
             let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
@@ -237,7 +236,8 @@ impl<T: Transport> Connection<T> {
     /// Writes everything queued, waiting for the socket as needed.
     async fn flush(&mut self) -> io::Result<()> {
         loop {
-            self.write_ready()?;
+            // The session is over: nothing more will be queued, nobody to wake.
+            self.write_ready(None)?;
             if self.pending.is_empty() {
                 return Ok(());
             }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 
 use crate::hub::{Outgoing, Overflow, Recipient};
 use crate::protocol::{self, Format};
@@ -20,21 +19,25 @@ use crate::protocol::{self, Format};
 /// always takes everything, so later lines ride on the same wake-up. A message to a room
 /// of a thousand thus costs a thousand pushes but only as many wake-ups as there are
 /// connections that had nothing waiting.
+///
+/// The task's waker is kept under the same lock as the queue: the task hands it over as it
+/// takes, and a push to an empty queue takes it back out to wake the task — one lock for
+/// both, and a smaller block than a separate `AtomicWaker`.
 pub struct Outbox {
-    /// u32, beside `json`: with a `Vec` for the queue this keeps the whole outbox, counts
-    /// included, in a 96-byte block (idle memory is a target: docs/benchmarks.md). A
-    /// `--send-queue` over 4 GiB counts as 4 GiB.
+    /// u32, like the count: this keeps the whole outbox in an 80-byte block (idle memory is
+    /// a target: docs/benchmarks.md). A `--send-queue` over 4 GiB counts as 4 GiB.
     bound: u32,
     json: AtomicBool,
     state: Mutex<State>,
-    task: AtomicWaker,
 }
 
 #[derive(Default)]
 struct State {
     queue: Vec<Bytes>,
-    /// Queued or taken, and not yet written.
-    unwritten: usize,
+    /// Woken when something is queued to an empty queue, or on close.
+    task: Option<Waker>,
+    /// Queued or taken, and not yet written; saturates at `u32::MAX`.
+    unwritten: u32,
     closed: bool,
 }
 
@@ -44,7 +47,6 @@ impl Outbox {
             bound: u32::try_from(bound).unwrap_or(u32::MAX),
             json: AtomicBool::new(false),
             state: Mutex::default(),
-            task: AtomicWaker::new(),
         }
     }
 
@@ -61,9 +63,16 @@ impl Outbox {
     }
 
     /// Moves everything queued to `into`; true once the session is closed (nothing more
-    /// will come after what was taken).
-    pub fn take(&self, into: &mut VecDeque<Bytes>) -> bool {
+    /// will come after what was taken). `waker`, when given, is woken when something more
+    /// is queued (or the session closes); nothing pushed after this call goes unnoticed.
+    pub fn take(&self, into: &mut VecDeque<Bytes>, waker: Option<&Waker>) -> bool {
         let mut state = self.lock();
+        if let Some(waker) = waker {
+            match &mut state.task {
+                Some(kept) if kept.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            }
+        }
         if into.is_empty() {
             // Reuses the queue's buffer: no copy, no allocation.
             *into = VecDeque::from(std::mem::take(&mut state.queue));
@@ -76,13 +85,8 @@ impl Outbox {
     /// `n` taken bytes reached the socket.
     pub fn written(&self, n: usize) {
         let mut state = self.lock();
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
         state.unwritten = state.unwritten.saturating_sub(n);
-    }
-
-    /// Wakes `waker` when something is queued to an empty queue or the session closes.
-    /// Register before [`Outbox::take`], so nothing pushed in between goes unnoticed.
-    pub fn register(&self, waker: &Waker) {
-        self.task.register(waker);
     }
 
     fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
@@ -90,16 +94,22 @@ impl Outbox {
         if state.closed {
             return Ok(());
         }
-        if bounded && state.unwritten + bytes.len() > self.bound as usize {
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        if bounded && u64::from(state.unwritten) + u64::from(len) > u64::from(self.bound) {
             return Err(Overflow);
         }
-        state.unwritten += bytes.len();
+        state.unwritten = state.unwritten.saturating_add(len);
         let was_empty = state.queue.is_empty();
         state.queue.push(bytes);
         state.closed = !bounded;
+        let task = if was_empty || !bounded {
+            state.task.take()
+        } else {
+            None
+        };
         drop(state);
-        if was_empty || !bounded {
-            self.task.wake();
+        if let Some(task) = task {
+            task.wake();
         }
         Ok(())
     }
@@ -153,14 +163,13 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let wakes = || counter.0.load(Ordering::Relaxed);
 
-        outbox.register(&waker);
+        let mut taken = VecDeque::new();
+        assert!(!outbox.take(&mut taken, Some(&waker)));
         outbox.push(line("ab\n"), true).unwrap();
         outbox.push(line("cd\n"), true).unwrap();
         assert_eq!(wakes(), 1, "the second line rides on the first wake-up");
 
-        let mut taken = VecDeque::new();
-        outbox.register(&waker);
-        assert!(!outbox.take(&mut taken));
+        assert!(!outbox.take(&mut taken, Some(&waker)));
         assert_eq!(taken, [line("ab\n"), line("cd\n")]);
         // Taken but not written still counts against the bound.
         assert_eq!(outbox.push(line("efghi\n"), true), Err(Overflow));
@@ -173,14 +182,20 @@ mod tests {
     fn closing_wakes_even_a_busy_queue_and_takes_nothing_more() {
         let outbox = Outbox::new(100);
         let counter = Arc::new(Counter::default());
-        outbox.register(&Waker::from(counter.clone()));
-        outbox.push(line("a\n"), true).unwrap();
-        outbox.register(&Waker::from(counter.clone()));
-        outbox.push(line("bye\n"), false).unwrap();
-        assert_eq!(counter.0.load(Ordering::Relaxed), 2);
-        outbox.push(line("late\n"), true).unwrap();
+        let waker = Waker::from(counter.clone());
         let mut taken = VecDeque::new();
-        assert!(outbox.take(&mut taken), "closed");
-        assert_eq!(taken, [line("a\n"), line("bye\n")]);
+        outbox.take(&mut taken, Some(&waker));
+        outbox.push(line("a\n"), true).unwrap();
+        outbox.take(&mut taken, Some(&waker));
+        outbox.push(line("b\n"), true).unwrap();
+        outbox.push(line("bye\n"), false).unwrap();
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            2,
+            "the push to a busy queue did not wake"
+        );
+        outbox.push(line("late\n"), true).unwrap();
+        assert!(outbox.take(&mut taken, None), "closed");
+        assert_eq!(taken, [line("a\n"), line("b\n"), line("bye\n")]);
     }
 }
