@@ -30,6 +30,7 @@ macro_rules! str_formatting {
 mod command;
 mod event;
 mod names;
+mod nicks;
 mod post;
 mod recipient;
 mod room;
@@ -49,6 +50,7 @@ pub use recipient::{Overflow, Recipient};
 pub use text::{MessageText, sanitize};
 
 use crate::limits::ANNOUNCE_MAX_MEMBERS;
+use nicks::NickTable;
 use room::Room;
 
 /// Members named to someone joining a room; the rest are counted. `/users` names them
@@ -68,14 +70,15 @@ pub struct Hub {
 struct Session {
     nick: Nick,
     /// Rooms joined, in the order the session chose them; the last is where its plain
-    /// messages go.
-    rooms: Vec<RoomName>,
+    /// messages go. A boxed slice of exactly that many: a `Vec` would cost every session
+    /// a capacity it never uses (idle memory is a target: docs/benchmarks.md).
+    rooms: Box<[RoomName]>,
     recipient: Arc<dyn Recipient>,
 }
 
 struct State {
     sessions: HashMap<SessionId, Session>,
-    nicks: HashMap<Nick, SessionId>,
+    nicks: NickTable,
     rooms: HashMap<RoomName, Room>,
     history_per_room: usize,
     next_session: u64,
@@ -94,7 +97,7 @@ impl Hub {
         Hub {
             state: Arc::new(Mutex::new(State {
                 sessions: HashMap::new(),
-                nicks: HashMap::new(),
+                nicks: NickTable::default(),
                 rooms: HashMap::new(),
                 history_per_room,
                 next_session: 1,
@@ -119,16 +122,16 @@ impl Hub {
                 return id;
             }
             let nick = state.guest_nick();
-            state.nicks.insert(nick.clone(), id);
             let lobby = RoomName::lobby();
             state.sessions.insert(
                 id,
                 Session {
                     nick: nick.clone(),
-                    rooms: Vec::new(),
+                    rooms: Box::default(),
                     recipient,
                 },
             );
+            state.nicks.insert(id, &state.sessions);
             let welcome = Event::Welcome {
                 nick,
                 rooms: vec![lobby.clone()],
@@ -158,7 +161,7 @@ impl Hub {
             };
             let welcome = Event::Welcome {
                 nick: session.nick.clone(),
-                rooms: session.rooms.clone(),
+                rooms: session.rooms.to_vec(),
             };
             state.send(id, &Outgoing::reply(welcome, reference));
         });
@@ -313,7 +316,7 @@ impl State {
             let n = self.next_guest;
             self.next_guest += 1;
             let nick = Nick::parse(&format!("guest-{n}")).expect("guest nicks are valid");
-            if !self.nicks.contains_key(&nick) {
+            if self.nicks.get(&nick, &self.sessions).is_none() {
                 return nick;
             }
         }
@@ -366,7 +369,7 @@ impl State {
     }
 
     fn private(&mut self, id: SessionId, to: Nick, text: MessageText) -> Reply {
-        let Some(&target) = self.nicks.get(&to) else {
+        let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
         };
         let (msg_id, ts) = (self.next_message_id(), now_ms());
@@ -383,7 +386,7 @@ impl State {
 
     fn rename(&mut self, id: SessionId, new: Nick) -> Reply {
         let old = self.sessions[&id].nick.clone();
-        if let Some(&holder) = self.nicks.get(&new)
+        if let Some(holder) = self.nicks.get(&new, &self.sessions)
             && holder != id
         {
             return Err((
@@ -391,9 +394,9 @@ impl State {
                 format!("{new} is taken; you are still {old}"),
             ));
         }
-        self.nicks.remove(&old);
-        self.nicks.insert(new.clone(), id);
+        self.nicks.remove(id, &old);
         self.sessions.get_mut(&id).expect("session exists").nick = new.clone();
+        self.nicks.insert(id, &self.sessions);
         // Everyone sharing a room hears it once, however many rooms they share.
         let mut told = HashSet::from([id]);
         let notice = Outgoing::new(Event::NickChanged {
@@ -433,11 +436,10 @@ impl State {
         let room = target.name.clone();
         let session = self.sessions.get_mut(&id).expect("session exists");
         let already = session.rooms.contains(&room);
-        session.rooms.retain(|r| r != &room);
-        // Exactly one more: a session is in a room or two, and `push` alone would reserve
-        // four at once on every connection.
-        session.rooms.reserve_exact(1);
-        session.rooms.push(room.clone());
+        let mut rooms = std::mem::take(&mut session.rooms).into_vec();
+        rooms.retain(|r| r != &room);
+        rooms.push(room.clone());
+        session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
         if !already {
@@ -542,7 +544,9 @@ impl State {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        session.rooms.retain(|r| r != room);
+        let mut rooms = std::mem::take(&mut session.rooms).into_vec();
+        rooms.retain(|r| r != room);
+        session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let Some(target) = self.rooms.get_mut(room) else {
             return;
@@ -573,7 +577,7 @@ impl State {
             self.part(id, &room, &reason);
         }
         let session = self.sessions.remove(&id).expect("session exists");
-        self.nicks.remove(&session.nick);
+        self.nicks.remove(id, &session.nick);
         session
             .recipient
             .close(&Outgoing::new(Event::Bye { reason }));

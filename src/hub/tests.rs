@@ -140,6 +140,65 @@ fn nicks_are_unique_regardless_of_case() {
         [Event::NickChanged { new, you: true, .. }] if new.as_str() == "Bob"));
 }
 
+/// The nick table keeps only session ids and finds them through their sessions' nicks:
+/// lookups must survive the table growing, renames and departures.
+#[test]
+fn nicks_are_found_after_many_arrivals_renames_and_departures() {
+    let hub = Hub::new(10);
+    let members: Vec<_> = (0..300).map(|i| named(&hub, &format!("u{i}"))).collect();
+    for (i, m) in members.iter().enumerate().take(150) {
+        hub.apply(
+            m.id,
+            Command::Nick(Nick::parse(&format!("V{i}")).unwrap()).into(),
+        );
+    }
+    hub.apply(members[200].id, Command::Quit { message: None }.into());
+    let newcomer = named(&hub, "probe");
+    // Freed by a rename, and by a departure: both may be taken again.
+    for free in ["U7", "u200"] {
+        hub.apply(
+            newcomer.id,
+            Command::Nick(Nick::parse(free).unwrap()).into(),
+        );
+        assert!(
+            matches!(
+                &newcomer.inbox.take()[..],
+                [Event::NickChanged { you: true, .. }]
+            ),
+            "{free} should be free"
+        );
+    }
+    // Held: a renamed nick in another case, and one never renamed.
+    for held in ["v7", "U250"] {
+        hub.apply(
+            newcomer.id,
+            Command::Nick(Nick::parse(held).unwrap()).into(),
+        );
+        assert!(
+            matches!(
+                &newcomer.inbox.take()[..],
+                [Event::Error {
+                    code: ErrorCode::NickTaken,
+                    ..
+                }]
+            ),
+            "{held} should be taken"
+        );
+    }
+    for (to, target) in [("v149", 149), ("U299", 299)] {
+        members[target].inbox.take();
+        let message = Command::Msg {
+            to: Nick::parse(to).unwrap(),
+            text: MessageText::new("hi").unwrap(),
+        };
+        hub.apply(newcomer.id, message.into());
+        assert!(
+            matches!(&members[target].inbox.take()[..], [Event::Private { .. }]),
+            "a message to {to} reaches member {target}"
+        );
+    }
+}
+
 #[test]
 fn a_nick_change_is_told_once_to_each_room_mate() {
     let hub = Hub::new(10);
