@@ -9,22 +9,22 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::adapter::{Protocol, Registered};
+use super::arrival;
 use super::payload::Stamp;
 use super::probe::Probe;
 use super::report::Step;
-use hdrhistogram::Histogram;
-
-use super::tally::{self, Tally};
+use super::send;
+use super::tally::{Latencies, Tally};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
 const REGISTER_CONCURRENCY: usize = 64;
@@ -32,6 +32,9 @@ const REGISTER_CONCURRENCY: usize = 64;
 /// After the senders stop, how long deliveries may keep arriving before the rest count as
 /// lost.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// Bytes a receiver reads at a time.
+const READ_BYTES: usize = 64 * 1024;
 
 /// Deliveries stop counting as in flight once no new one arrived for this long.
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
@@ -60,7 +63,7 @@ pub struct Crowd {
     shape: Shape,
     clients: Vec<Client>,
     /// Every receiver's latencies of the current step.
-    latencies: Arc<Mutex<Histogram<u64>>>,
+    latencies: Arc<Mutex<Latencies>>,
     step: Arc<AtomicU32>,
     epoch: Instant,
     receivers: JoinSet<()>,
@@ -102,8 +105,8 @@ impl Crowd {
             progress.inc(1);
         }
         let step = Arc::new(AtomicU32::new(u32::MAX));
-        let latencies = Arc::new(Mutex::new(tally::latencies()));
-        let epoch = Instant::now();
+        let latencies = Arc::new(Mutex::new(Latencies::new()));
+        let (epoch, wall_epoch) = (Instant::now(), SystemTime::now());
         let mut receivers = JoinSet::new();
         let mut clients = Vec::with_capacity(shape.clients);
         for slot in slots {
@@ -115,6 +118,7 @@ impl Crowd {
                 latencies: latencies.clone(),
                 step: step.clone(),
                 epoch,
+                wall_epoch,
             };
             receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
             clients.push(Client {
@@ -166,21 +170,27 @@ impl Crowd {
         progress.set_length(shape.duration.as_millis() as u64);
         progress.set_message(format!("{deliveries_per_s} deliveries/s offered"));
         let start = Instant::now() + Duration::from_millis(50);
-        let mut sending = JoinSet::new();
-        for (i, &s) in senders.iter().enumerate() {
-            let writer = self.clients[s].writer.clone();
-            let room = room_name(&shape, self.clients[s].room);
-            let (epoch, size, protocol) = (self.epoch, shape.size, shape.protocol);
-            // Senders are spread evenly over one interval so the load is smooth.
-            let first = start + interval.mul_f64(i as f64 / senders.len() as f64);
-            let end = start + shape.duration;
-            sending.spawn(async move {
-                send_schedule(
-                    writer, protocol, &room, epoch, first, interval, end, number, s as u32, size,
-                )
-                .await
-            });
-        }
+        let end = start + shape.duration;
+        let plans = senders
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| send::Sender {
+                id: s as u32,
+                writer: self.clients[s].writer.clone(),
+                room: room_name(&shape, self.clients[s].room),
+                // Spread evenly over one interval so the load is smooth.
+                first: (start + interval.mul_f64(i as f64 / senders.len() as f64)).into_std(),
+            })
+            .collect();
+        let schedule = send::Schedule {
+            protocol: shape.protocol,
+            step: number,
+            epoch: self.epoch.into_std(),
+            interval,
+            end: end.into_std(),
+            size: shape.size,
+        };
+        let sending = send::run(tokio::runtime::Handle::current(), plans, schedule);
         let ticker = {
             let progress = progress.clone();
             tokio::spawn(async move {
@@ -190,10 +200,10 @@ impl Crowd {
                 }
             })
         };
+        let sent = sending.await;
         let mut sent_by = vec![0u64; self.clients.len()];
-        while let Some(done) = sending.join_next().await {
-            let (sender, sent) = done??;
-            sent_by[sender as usize] = sent;
+        for &(sender, count) in &sent.by {
+            sent_by[sender as usize] = count;
         }
         ticker.abort();
         let sent_at = Instant::now();
@@ -216,7 +226,10 @@ impl Crowd {
         for c in &self.clients {
             total.merge(&c.tally.lock().expect("tally lock"));
         }
-        let latency_us = self.latencies.lock().expect("latencies lock").clone();
+        let (latency_us, socket_us) = {
+            let latencies = self.latencies.lock().expect("latencies lock");
+            (latencies.read.clone(), latencies.socket.clone())
+        };
         while self.receivers.try_join_next().is_some() {
             self.disconnected += 1;
         }
@@ -224,6 +237,10 @@ impl Crowd {
         let me_after = me.sample()?;
         let seconds = shape.duration.as_secs_f64();
         let quantile_ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
+        // Absent when the kernel stamped nothing (or nothing arrived).
+        let socket_ms = |q: f64| {
+            (!socket_us.is_empty()).then(|| socket_us.value_at_quantile(q) as f64 / 1000.0)
+        };
         Ok(Step {
             offered_deliveries_per_s: deliveries_per_s,
             messages_sent: sent_by.iter().sum(),
@@ -238,6 +255,10 @@ impl Crowd {
             p99_ms: quantile_ms(0.99),
             p999_ms: quantile_ms(0.999),
             max_ms: latency_us.max() as f64 / 1000.0,
+            socket_p50_ms: socket_ms(0.5),
+            socket_p99_ms: socket_ms(0.99),
+            send_lag_p50_ms: Some(sent.lag.value_at_quantile(0.5) as f64 / 1000.0),
+            send_lag_p99_ms: Some(sent.lag.value_at_quantile(0.99) as f64 / 1000.0),
             server_cpu_percent: server_before
                 .zip(server_after)
                 .map(|(b, a)| a.cpu_percent_since(&b)),
@@ -277,17 +298,19 @@ impl Crowd {
 /// Where a receiver records what it sees.
 struct Record {
     tally: Arc<Mutex<Tally>>,
-    latencies: Arc<Mutex<Histogram<u64>>>,
+    latencies: Arc<Mutex<Latencies>>,
     /// Stamps of other steps (late arrivals) are not counted.
     step: Arc<AtomicU32>,
     epoch: Instant,
+    /// The wall-clock time at `epoch`: the kernel stamps arrivals in wall-clock time.
+    wall_epoch: SystemTime,
 }
 
 /// Reads everything a client receives, recording stamped messages of the current step.
 /// Works a read at a time, not a line at a time (one clock reading and one lock per read),
 /// so the generator's own cost per delivery stays small next to the server's.
 async fn receive(
-    mut reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: tokio::io::BufReader<OwnedReadHalf>,
     record: Record,
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     protocol: Protocol,
@@ -295,14 +318,33 @@ async fn receive(
     // The start of a line whose end has not arrived yet.
     let mut carry: Vec<u8> = Vec::new();
     let mut replies: Vec<Vec<u8>> = Vec::new();
+    // Registration may have read ahead; that much came before any step.
+    scan(
+        reader.buffer(),
+        None,
+        &mut carry,
+        &record,
+        protocol,
+        &mut replies,
+    );
+    let reader = reader.into_inner();
+    let stream = reader.as_ref();
+    // Should the kernel refuse, only the read latency is measured.
+    let _ = arrival::enable(stream);
+    let mut buf = vec![0u8; READ_BYTES];
     loop {
-        let chunk = match reader.fill_buf().await {
-            Ok(chunk) if !chunk.is_empty() => chunk,
+        let (n, arrived) = match arrival::read(stream, &mut buf).await {
+            Ok((n, arrived)) if n > 0 => (n, arrived),
             _ => return,
         };
-        scan(chunk, &mut carry, &record, protocol, &mut replies);
-        let consumed = chunk.len();
-        reader.consume(consumed);
+        scan(
+            &buf[..n],
+            arrived,
+            &mut carry,
+            &record,
+            protocol,
+            &mut replies,
+        );
         for reply in replies.drain(..) {
             let _ = writer.lock().await.write_all(&reply).await;
         }
@@ -312,12 +354,16 @@ async fn receive(
 /// Records every complete line of `chunk`; keeps an unfinished tail in `carry`.
 fn scan(
     chunk: &[u8],
+    arrived: Option<SystemTime>,
     carry: &mut Vec<u8>,
     record: &Record,
     protocol: Protocol,
     replies: &mut Vec<Vec<u8>>,
 ) {
     let now = record.epoch.elapsed().as_micros() as u64;
+    let arrived = arrived
+        .and_then(|at| at.duration_since(record.wall_epoch).ok())
+        .map(|since| since.as_micros() as u64);
     let current = record.step.load(Ordering::Relaxed);
     let mut tally = record.tally.lock().expect("tally lock");
     let mut latencies = record.latencies.lock().expect("latencies lock");
@@ -332,7 +378,7 @@ fn scan(
         match Stamp::find(line) {
             Some(stamp) if stamp.step == current => {
                 tally.record(&stamp);
-                tally::record_latency(&mut latencies, &stamp, now);
+                latencies.record(&stamp, now, arrived);
             }
             Some(_) => {}
             None => replies.extend(protocol.answer(line)),
@@ -341,53 +387,6 @@ fn scan(
         start = end + 1;
     }
     carry.extend_from_slice(&chunk[start..]);
-}
-
-/// Sends `sender`'s messages on schedule from `first` until `end`; returns how many.
-#[allow(clippy::too_many_arguments)]
-async fn send_schedule(
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
-    protocol: Protocol,
-    room: &str,
-    epoch: Instant,
-    first: Instant,
-    interval: Duration,
-    end: Instant,
-    step: u32,
-    sender: u32,
-    size: usize,
-) -> anyhow::Result<(u32, u64)> {
-    let mut seq = 0u64;
-    let mut batch = Vec::new();
-    loop {
-        let intended = first + interval.mul_f64(seq as f64);
-        if intended >= end {
-            return Ok((sender, seq));
-        }
-        tokio::time::sleep_until(intended).await;
-        // Everything due by now goes in one write, each with its own intended time.
-        let now = Instant::now();
-        batch.clear();
-        loop {
-            let intended = first + interval.mul_f64(seq as f64);
-            if intended > now || intended >= end {
-                break;
-            }
-            let stamp = Stamp {
-                step,
-                sender,
-                seq,
-                intended_us: intended.duration_since(epoch).as_micros() as u64,
-            };
-            protocol.message(room, &stamp.text(size), &mut batch);
-            seq += 1;
-        }
-        if writer.lock().await.write_all(&batch).await.is_err() {
-            // The server dropped this client (it could not keep up reading, say): what it
-            // did not send is not offered; what it was owed counts as lost.
-            return Ok((sender, seq));
-        }
-    }
 }
 
 /// A progress bar for long runs (hidden when stderr is not a terminal).

@@ -7,12 +7,14 @@
 //! other servers' runs into docs/benchmarks.md and an SVG chart.
 
 mod adapter;
+mod arrival;
 mod churn;
 mod idle;
 mod load;
 mod payload;
 mod probe;
 mod report;
+mod send;
 mod tally;
 
 use std::path::PathBuf;

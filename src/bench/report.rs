@@ -22,6 +22,19 @@ pub struct Step {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Latency up to the moment each line reached the client's socket (the kernel's
+    /// receive stamp), not counting how late the generator read it; absent when the
+    /// kernel gave no stamps.
+    #[serde(default)]
+    pub socket_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub socket_p99_ms: Option<f64>,
+    /// How late the generator's writes left after their messages were due: what of the
+    /// latency is the generator's own (absent in results from before it was measured).
+    #[serde(default)]
+    pub send_lag_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub send_lag_p99_ms: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub server_rss_bytes: Option<u64>,
     /// Deliveries per write system call of the server: how well it batches.
@@ -82,18 +95,26 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("–".to_string(), |v| v.to_string())
 }
 
+/// `p50 / p99`, or a dash when not measured.
+fn pair(p50: Option<f64>, p99: Option<f64>) -> String {
+    match (p50, p99) {
+        (Some(p50), Some(p99)) => format!("{p50:.2} / {p99:.2}"),
+        _ => "–".to_string(),
+    }
+}
+
 /// Markdown tables for any mix of reports, grouped by scenario.
 pub fn markdown(reports: &[Report]) -> String {
     let mut s = String::new();
     let load: Vec<&Report> = reports.iter().filter(|r| !r.steps.is_empty()).collect();
     if !load.is_empty() {
-        s.push_str("| server | scenario | clients/rooms/senders | offered deliveries/s | delivered/s | lost | dup | reord | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU % | server RSS MiB | deliveries per server write | generator CPU % | clients dropped |\n");
-        s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| server | scenario | clients/rooms/senders | offered deliveries/s | delivered/s | lost | dup | reord | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | at socket p50 / p99 ms | send lag p50 / p99 ms | server CPU % | server RSS MiB | deliveries per server write | generator CPU % | clients dropped |\n");
+        s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &load {
             for st in &r.steps {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.0} | {} |",
+                    "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {} |",
                     r.label,
                     r.scenario,
                     r.clients,
@@ -109,6 +130,8 @@ pub fn markdown(reports: &[Report]) -> String {
                     st.p99_ms,
                     st.p999_ms,
                     st.max_ms,
+                    pair(st.socket_p50_ms, st.socket_p99_ms),
+                    pair(st.send_lag_p50_ms, st.send_lag_p99_ms),
                     opt(st.server_cpu_percent.map(|c| format!("{c:.0}"))),
                     opt(st.server_rss_bytes.map(|b| format!("{:.1}", mib(b)))),
                     opt(st.deliveries_per_server_write.map(|d| format!("{d:.1}"))),
@@ -255,6 +278,10 @@ mod tests {
             p99_ms: 3.0,
             p999_ms: 4.0,
             max_ms: 5.0,
+            socket_p50_ms: Some(0.5),
+            socket_p99_ms: None,
+            send_lag_p50_ms: Some(0.1),
+            send_lag_p99_ms: Some(0.3),
             server_cpu_percent: Some(50.0),
             server_rss_bytes: Some(1 << 20),
             deliveries_per_server_write: Some(3.0),

@@ -9,20 +9,46 @@ use super::payload::Stamp;
 /// Highest latency the histogram records, in microseconds; slower deliveries count as this.
 const MAX_LATENCY_US: u64 = 600_000_000;
 
-/// The latencies of every delivery of a step, all receivers together. One histogram for
-/// all, not one each: at three significant digits a histogram is ~300 KB, and a thousand of
-/// them made every record a cache miss (a quarter of the generator's CPU) and 3 GB at
-/// 10,000 clients.
-pub fn latencies() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+/// The latencies of every delivery of a step, all receivers together: up to the moment
+/// the generator read each line, and up to the moment it reached the client's socket
+/// (see `arrival`). One histogram of each for all receivers, not one each: at three
+/// significant digits a histogram is ~300 KB, and a thousand of them made every record a
+/// cache miss (a quarter of the generator's CPU) and 3 GB at 10,000 clients.
+pub struct Latencies {
+    pub read: Histogram<u64>,
+    pub socket: Histogram<u64>,
 }
 
-/// Records one delivery's latency: from when it was meant to be sent until `now_us`.
-pub fn record_latency(latencies: &mut Histogram<u64>, stamp: &Stamp, now_us: u64) {
-    let latency = now_us
+impl Latencies {
+    pub fn new() -> Latencies {
+        let histogram =
+            || Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds");
+        Latencies {
+            read: histogram(),
+            socket: histogram(),
+        }
+    }
+
+    /// Records one delivery: from when it was meant to be sent until it was read at
+    /// `read_us`, and until it reached the socket at `arrived_us` when the kernel said.
+    pub fn record(&mut self, stamp: &Stamp, read_us: u64, arrived_us: Option<u64>) {
+        record(&mut self.read, stamp, read_us);
+        if let Some(arrived_us) = arrived_us {
+            record(&mut self.socket, stamp, arrived_us);
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.read.reset();
+        self.socket.reset();
+    }
+}
+
+fn record(histogram: &mut Histogram<u64>, stamp: &Stamp, at_us: u64) {
+    let latency = at_us
         .saturating_sub(stamp.intended_us)
         .clamp(1, MAX_LATENCY_US);
-    latencies.saturating_record(latency);
+    histogram.saturating_record(latency);
 }
 
 /// One receiver's record of a step (merged into one for the report).
@@ -131,15 +157,16 @@ mod tests {
     #[test]
     fn counts_duplicates_and_reorders() {
         let mut t = Tally::default();
-        let mut latency = latencies();
+        let mut latency = Latencies::new();
         for (s, q) in [(0, 0), (0, 2), (0, 1), (0, 2), (1, 0), (1, 200)] {
             t.record(&stamp(s, q));
-            record_latency(&mut latency, &stamp(s, q), 3_000);
+            latency.record(&stamp(s, q), 3_000, (s == 0).then_some(1_500));
         }
         assert_eq!(t.unique, 5);
         assert_eq!(t.duplicates, 1);
         assert_eq!(t.reordered, 1);
-        assert_eq!(latency.len(), 6);
+        assert_eq!(latency.read.len(), 6);
+        assert_eq!(latency.socket.len(), 4, "only stamped arrivals");
         // Far ahead of the window, then the gap filled in: all counted once.
         let mut t = Tally::default();
         for q in [0, 500, 70, 1, 500] {
@@ -160,6 +187,7 @@ mod tests {
             t.record(&stamp(3, q));
         }
         assert_eq!((t.unique, t.duplicates), (5, 1));
-        assert!((latency.value_at_quantile(0.5) as i64 - 2_000).abs() < 5);
+        assert!((latency.read.value_at_quantile(0.5) as i64 - 2_000).abs() < 5);
+        assert!((latency.socket.value_at_quantile(0.5) as i64 - 500).abs() < 5);
     }
 }

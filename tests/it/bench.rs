@@ -1,0 +1,77 @@
+//! `charla bench` against a real server: the generator counts every delivery once, and
+//! says how late it sent and when lines reached the sockets. Correctness only; how fast is
+//! the benchmark's business (docs/benchmarks.md), never a test's.
+
+use charla::limits::Limits;
+use serde_json::Value;
+
+use crate::binary;
+use crate::support::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
+    let server = TestServer::with(Limits {
+        flood_rate: 0,
+        max_connections_per_ip: 0,
+        ..Limits::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("fanout.json");
+    let (addr, out) = (server.tcp().to_string(), json.display().to_string());
+    let args = [
+        "bench",
+        "run",
+        "fanout",
+        "--addr",
+        &addr,
+        "--clients",
+        "20",
+        "--senders",
+        "5",
+        "--duration",
+        "1",
+        "--rates",
+        "2000,6000",
+        "--json",
+        &out,
+    ];
+    let mut command = binary::command(&args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let markdown = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        markdown.contains("| charla | fanout | 20/1/5 | 2000 |"),
+        "{markdown}"
+    );
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for step in steps {
+        let sent = step["messages_sent"].as_u64().unwrap();
+        // Every message of the room reaches the 19 others, once each, none lost.
+        assert!(sent > 0, "{step}");
+        assert_eq!(step["expected_deliveries"].as_u64().unwrap(), sent * 19);
+        assert_eq!(step["delivered"], step["expected_deliveries"], "{step}");
+        assert_eq!(step["lost"], 0);
+        assert_eq!(step["duplicates"], 0);
+        assert_eq!(step["reordered"], 0);
+        // A line reaches the socket before the generator reads it.
+        let at_socket = step["socket_p99_ms"].as_f64().expect("kernel stamps");
+        assert!(at_socket <= step["p99_ms"].as_f64().unwrap(), "{step}");
+        assert!(step["send_lag_p99_ms"].as_f64().is_some(), "{step}");
+    }
+    // Three times the rate, three times the messages (the schedule is exact).
+    let (slow, fast) = (
+        steps[0]["messages_sent"].as_u64().unwrap(),
+        steps[1]["messages_sent"].as_u64().unwrap(),
+    );
+    assert!(fast.abs_diff(3 * slow) <= 10, "{slow} then {fast} messages");
+}
