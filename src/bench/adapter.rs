@@ -54,7 +54,8 @@ impl Protocol {
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (r, mut writer) = stream.into_split();
-        let mut reader = BufReader::with_capacity(64 * 1024, r);
+        // Only for the lines of registration; the receiver reads through `arrival` after.
+        let mut reader = BufReader::new(r);
         let nick = format!("b{id}");
         match self {
             Protocol::Lines => {}

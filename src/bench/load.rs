@@ -33,9 +33,6 @@ const REGISTER_CONCURRENCY: usize = 64;
 /// lost.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
-/// Bytes a receiver reads at a time.
-const READ_BYTES: usize = 64 * 1024;
-
 /// Deliveries stop counting as in flight once no new one arrived for this long.
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
@@ -331,20 +328,14 @@ async fn receive(
     let stream = reader.as_ref();
     // Should the kernel refuse, only the read latency is measured.
     let _ = arrival::enable(stream);
-    let mut buf = vec![0u8; READ_BYTES];
     loop {
-        let (n, arrived) = match arrival::read(stream, &mut buf).await {
-            Ok((n, arrived)) if n > 0 => (n, arrived),
-            _ => return,
-        };
-        scan(
-            &buf[..n],
-            arrived,
-            &mut carry,
-            &record,
-            protocol,
-            &mut replies,
-        );
+        let read = arrival::read(stream, |bytes, arrived| {
+            scan(bytes, arrived, &mut carry, &record, protocol, &mut replies);
+            !bytes.is_empty()
+        });
+        if !matches!(read.await, Ok(true)) {
+            return;
+        }
         for reply in replies.drain(..) {
             let _ = writer.lock().await.write_all(&reply).await;
         }
