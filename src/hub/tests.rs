@@ -154,36 +154,22 @@ fn nicks_are_found_after_many_arrivals_renames_and_departures() {
     }
     hub.apply(members[200].id, Command::Quit { message: None }.into());
     let newcomer = named(&hub, "probe");
-    // Freed by a rename, and by a departure: both may be taken again.
-    for free in ["U7", "u200"] {
+    // Freed by a rename and by a departure; held under another case, and never renamed.
+    for (nick, free) in [("U7", true), ("u200", true), ("v7", false), ("U250", false)] {
         hub.apply(
             newcomer.id,
-            Command::Nick(Nick::parse(free).unwrap()).into(),
+            Command::Nick(Nick::parse(nick).unwrap()).into(),
         );
-        assert!(
-            matches!(
-                &newcomer.inbox.take()[..],
-                [Event::NickChanged { you: true, .. }]
-            ),
-            "{free} should be free"
+        let answer = newcomer.inbox.take();
+        let took = matches!(&answer[..], [Event::NickChanged { you: true, .. }]);
+        let refused = matches!(
+            &answer[..],
+            [Event::Error {
+                code: ErrorCode::NickTaken,
+                ..
+            }]
         );
-    }
-    // Held: a renamed nick in another case, and one never renamed.
-    for held in ["v7", "U250"] {
-        hub.apply(
-            newcomer.id,
-            Command::Nick(Nick::parse(held).unwrap()).into(),
-        );
-        assert!(
-            matches!(
-                &newcomer.inbox.take()[..],
-                [Event::Error {
-                    code: ErrorCode::NickTaken,
-                    ..
-                }]
-            ),
-            "{held} should be taken"
-        );
+        assert!(if free { took } else { refused }, "{nick}: {answer:?}");
     }
     for (to, target) in [("v149", 149), ("U299", 299)] {
         members[target].inbox.take();
