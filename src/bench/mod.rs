@@ -75,6 +75,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         duration_s: shape.duration.as_secs_f64(),
         steps: Vec::new(),
         max_sustained_deliveries_per_s: None,
+        saturation_p99_limit_ms: plan.saturate.then_some(plan.p99_limit.as_millis() as u64),
         idle: None,
         churn: None,
     };
