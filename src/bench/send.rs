@@ -20,9 +20,7 @@ use tokio::runtime::Handle;
 
 use super::adapter::Protocol;
 use super::payload::Stamp;
-
-/// Highest send lag recorded, in microseconds.
-const MAX_LAG_US: u64 = 600_000_000;
+use super::tally;
 
 /// One client's share of the sending.
 pub struct Sender {
@@ -69,7 +67,7 @@ pub async fn run(runtime: Handle, senders: Vec<Sender>, schedule: Schedule) -> S
 }
 
 fn send_all(runtime: &Handle, senders: Vec<Sender>, schedule: &Schedule) -> Sent {
-    let mut lag = Histogram::new_with_bounds(1, MAX_LAG_US, 3).expect("valid histogram bounds");
+    let mut lag = tally::histogram();
     // Next sequence number per sender: how many it has sent.
     let mut next = vec![0u64; senders.len()];
     let due = |i: usize, seq: u64| senders[i].first + schedule.interval.mul_f64(seq as f64);
@@ -99,8 +97,7 @@ fn send_all(runtime: &Handle, senders: Vec<Sender>, schedule: &Schedule) -> Sent
                 .message(&sender.room, &stamp.text(schedule.size), &mut batch);
             seq += 1;
         }
-        let late = now.duration_since(at).as_micros() as u64;
-        lag.saturating_record(late.clamp(1, MAX_LAG_US));
+        tally::record_delay(&mut lag, now.duration_since(at).as_micros() as u64);
         next[i] = seq;
         let written =
             runtime.block_on(async { sender.writer.lock().await.write_all(&batch).await });

@@ -6,8 +6,18 @@ use hdrhistogram::Histogram;
 
 use super::payload::Stamp;
 
-/// Highest latency the histogram records, in microseconds; slower deliveries count as this.
+/// Highest delay a histogram records, in microseconds; anything slower counts as this.
 const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// A histogram of delays in microseconds, three significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// Records a delay of `us` microseconds (at least 1, at most [`MAX_LATENCY_US`]).
+pub fn record_delay(histogram: &mut Histogram<u64>, us: u64) {
+    histogram.saturating_record(us.clamp(1, MAX_LATENCY_US));
+}
 
 /// The latencies of every delivery of a step, all receivers together: up to the moment
 /// the generator read each line, and up to the moment it reached the client's socket
@@ -21,8 +31,6 @@ pub struct Latencies {
 
 impl Latencies {
     pub fn new() -> Latencies {
-        let histogram =
-            || Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds");
         Latencies {
             read: histogram(),
             socket: histogram(),
@@ -45,10 +53,7 @@ impl Latencies {
 }
 
 fn record(histogram: &mut Histogram<u64>, stamp: &Stamp, at_us: u64) {
-    let latency = at_us
-        .saturating_sub(stamp.intended_us)
-        .clamp(1, MAX_LATENCY_US);
-    histogram.saturating_record(latency);
+    record_delay(histogram, at_us.saturating_sub(stamp.intended_us));
 }
 
 /// One receiver's record of a step (merged into one for the report).
