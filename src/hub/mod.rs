@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, Request};
-pub use event::{ErrorCode, Event, LeaveReason, Outgoing, Said, WIRE_SLOTS};
+pub use event::{Encoded, ErrorCode, Event, LeaveReason, Outgoing, Said, WIRE_SLOTS};
 pub use names::{NameError, Nick, RoomName};
 pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,

@@ -8,9 +8,7 @@ mod help;
 mod json;
 mod text;
 
-use bytes::Bytes;
-
-use crate::hub::{ErrorCode, Event, NameError, Nick, Outgoing, Request, RoomName};
+use crate::hub::{Encoded, ErrorCode, Event, NameError, Nick, Outgoing, Request, RoomName};
 
 /// How a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +79,7 @@ pub fn parse(format: Format, line: &str) -> Result<Incoming, Refusal> {
 /// The bytes of `event` in `format`, one or more complete lines (none for an event the
 /// format does not show, such as an acknowledgement in text). Encoded once per format and
 /// shared by every recipient of the same `Outgoing`.
-pub fn encode(format: Format, event: &Outgoing) -> Bytes {
+pub fn encode(format: Format, event: &Outgoing) -> Encoded {
     event.encoded(format.slot(), |event| match format {
         Format::Text => text::encode(event),
         Format::Json => json::encode(event),

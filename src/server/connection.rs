@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{self, Poll, Waker};
 
-use bytes::{Buf, Bytes};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
@@ -16,7 +15,7 @@ use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::outbox::Outbox;
 use super::transport::Transport;
-use crate::hub::{ErrorCode, Event, LeaveReason, Request, SessionId};
+use crate::hub::{Encoded, ErrorCode, Event, LeaveReason, Request, SessionId};
 use crate::limits::{MAX_WRITE_BATCH, SHUTDOWN_GRACE};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::{self, Format, Incoming, Refusal};
@@ -80,7 +79,7 @@ struct Connection<T> {
     framer: Framer,
     session: Session,
     /// Taken from the outbox, not yet written.
-    pending: VecDeque<Bytes>,
+    pending: VecDeque<Encoded>,
 }
 
 /// What a line is applied to; apart from the framer so both can be borrowed at once.
@@ -222,7 +221,9 @@ impl<T: Transport> Connection<T> {
                     left -= front.len();
                     self.pending.pop_front();
                 } else {
-                    front.advance(left);
+                    // Shared with the other recipients: the rest gets a handle of its own
+                    // (rare: only a socket that took part of a write).
+                    *front = Arc::new(front.slice(left..));
                     left = 0;
                 }
             }

@@ -5,9 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 
-use bytes::Bytes;
-
-use crate::hub::{Outgoing, Overflow, Recipient};
+use crate::hub::{Encoded, Outgoing, Overflow, Recipient};
 use crate::protocol::{self, Format};
 
 /// Encoded events waiting to be written to one connection. The hub fills it without ever
@@ -33,7 +31,7 @@ pub struct Outbox {
 
 #[derive(Default)]
 struct State {
-    queue: Vec<Bytes>,
+    queue: Vec<Encoded>,
     /// Woken when something is queued to an empty queue, or on close.
     task: Option<Waker>,
     /// Queued or taken, and not yet written; saturates at `u32::MAX`.
@@ -65,7 +63,7 @@ impl Outbox {
     /// Moves everything queued to `into`; true once the session is closed (nothing more
     /// will come after what was taken). `waker`, when given, is woken when something more
     /// is queued (or the session closes); nothing pushed after this call goes unnoticed.
-    pub fn take(&self, into: &mut VecDeque<Bytes>, waker: Option<&Waker>) -> bool {
+    pub fn take(&self, into: &mut VecDeque<Encoded>, waker: Option<&Waker>) -> bool {
         let mut state = self.lock();
         if let Some(waker) = waker {
             match &mut state.task {
@@ -89,7 +87,7 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_sub(n);
     }
 
-    fn push(&self, bytes: Bytes, bounded: bool) -> Result<(), Overflow> {
+    fn push(&self, bytes: Encoded, bounded: bool) -> Result<(), Overflow> {
         let mut state = self.lock();
         if state.closed {
             return Ok(());
@@ -152,8 +150,8 @@ mod tests {
         }
     }
 
-    fn line(text: &'static str) -> Bytes {
-        Bytes::from_static(text.as_bytes())
+    fn line(text: &'static str) -> Encoded {
+        Arc::new(bytes::Bytes::from_static(text.as_bytes()))
     }
 
     #[test]

@@ -115,6 +115,45 @@ async fn a_client_that_stops_reading_is_cut_off_and_no_one_waits_for_it() {
     drop(slow);
 }
 
+/// Lines the server could write only in part, the reader's buffers being full, arrive
+/// whole and in order once it reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_falls_behind_gets_every_line_whole_once_it_reads() {
+    let server = TestServer::with(Limits {
+        send_queue_bytes: 16 * 1024 * 1024,
+        flood_rate: 0,
+        ..Limits::default()
+    })
+    .await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut reader = Client::tcp_via(socket, server.tcp()).await;
+    reader.send("/nick reader").await;
+    reader.expect("*** you are now known as reader").await;
+    let mut sender = server.named("sender").await;
+
+    // 8 MB while the reader reads nothing: more than the kernel buffers between the server
+    // and the reader hold, so the server writes into a full socket, a part of a line at a
+    // time. Long lines, so each write offers more than the socket has room for.
+    const LINES: usize = 2_700;
+    let long = |i: usize| format!("{} {}", message(i), "~".repeat(3_000));
+    let all: String = (0..LINES).map(|i| format!("{}\n", long(i))).collect();
+    sender.send_raw(all.as_bytes()).await;
+    // An answer to a later line means every message before it was handled.
+    sender.send("/rooms").await;
+    sender.expect("*** rooms: ").await;
+
+    let mut received = 0;
+    while received < LINES {
+        let line = reader.next().await.expect("the reader is still connected");
+        if line.starts_with("#lobby *** ") || line.starts_with("*** ") {
+            continue; // the sender's arrival and new nick
+        }
+        assert_eq!(line, format!("#lobby <sender> {}", long(received)));
+        received += 1;
+    }
+}
+
 /// The nick in the reader's notice of the newcomer.
 async fn newcomer_nick(reader: &mut Client) -> String {
     let line = reader.expect(" joined").await;
