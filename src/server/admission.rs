@@ -9,7 +9,8 @@ use crate::limits::Limits;
 
 use super::listen::Peer;
 
-/// Counts admitted connections; each holds a [`Ticket`] that gives its place back on drop.
+/// Counts admitted connections; each holds a [`Ticket`] until it gives its place back with
+/// [`Admission::release`].
 pub struct Admission {
     max_total: usize,
     max_per_ip: usize,
@@ -22,9 +23,11 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// A place taken by one connection.
+/// A place taken by one connection. It does not hold the admission itself (the connection
+/// reaches it through the server's context, and 8 bytes more on every idle connection would
+/// cost it a larger task: docs/benchmarks.md); the connection releases it when it ends.
+#[must_use = "a ticket's place is given back only by Admission::release"]
 pub struct Ticket {
-    admission: Arc<Admission>,
     ip: Option<IpAddr>,
 }
 
@@ -38,7 +41,7 @@ impl Admission {
     }
 
     /// A ticket for `peer`, or the error code and sentence to refuse it with.
-    pub fn admit(self: &Arc<Self>, peer: &Peer) -> Result<Ticket, (ErrorCode, String)> {
+    pub fn admit(&self, peer: &Peer) -> Result<Ticket, (ErrorCode, String)> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if counts.total >= self.max_total {
             return Err((
@@ -64,22 +67,14 @@ impl Admission {
             *n += 1;
         }
         counts.total += 1;
-        Ok(Ticket {
-            admission: self.clone(),
-            ip,
-        })
+        Ok(Ticket { ip })
     }
-}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut counts = self
-            .admission
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+    /// Gives back the place `ticket` took.
+    pub fn release(&self, ticket: &Ticket) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.total -= 1;
-        if let Some(ip) = self.ip
+        if let Some(ip) = ticket.ip
             && let Some(n) = counts.per_ip.get_mut(&ip)
         {
             *n -= 1;

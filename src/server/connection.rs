@@ -1,6 +1,5 @@
 //! One task per connection: read lines, apply them, write what the hub queued.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::outbox::Outbox;
 use super::transport::Transport;
-use crate::hub::{Encoded, ErrorCode, Event, LeaveReason, Request, SessionId};
+use crate::hub::{ErrorCode, Event, LeaveReason, Request, SessionId};
 use crate::limits::{MAX_WRITE_BATCH, SHUTDOWN_GRACE};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::{self, Format, Incoming, Refusal};
@@ -53,24 +52,18 @@ pub fn serve<T: Transport>(
             ctx: ctx.clone(),
             outbox,
             format: Format::Text,
-            flood: FloodGate::new(
-                ctx.limits.flood_burst,
-                ctx.limits.flood_rate,
-                ctx.limits.flood_kick_after,
-                Instant::now().into_std(),
-            ),
-            ending: None,
+            flood: FloodGate::new(&ctx.limits, Instant::now().into_std()),
+            flooded: false,
+            ticket,
         },
         framer: Framer::new(ctx.limits.max_line_bytes),
-        pending: VecDeque::new(),
         io,
     };
     async move {
         let reason = Converse::new(&mut conn).await;
-        // Rare, and it holds timers: boxed, so it does not enlarge every idle connection.
-        Box::pin(conn.finish(reason.as_ref())).await;
-        debug!(id = ?conn.session.id, ?reason, "disconnected");
-        drop(ticket);
+        // Rare, and it holds timers and the reason: boxed, so it does not enlarge every
+        // idle connection.
+        Box::pin(conn.finish(reason)).await;
     }
 }
 
@@ -78,8 +71,14 @@ struct Connection<T> {
     io: T,
     framer: Framer,
     session: Session,
-    /// Taken from the outbox, not yet written.
-    pending: VecDeque<Encoded>,
+}
+
+/// What a round of writing left.
+struct Wrote {
+    /// The hub closed the session: nothing more will be queued.
+    closed: bool,
+    /// The socket had no room for everything; the rest is back in the outbox.
+    blocked: bool,
 }
 
 /// What a line is applied to; apart from the framer so both can be borrowed at once.
@@ -89,8 +88,19 @@ struct Session {
     outbox: Arc<Outbox>,
     format: Format,
     flood: FloodGate,
-    /// Set when this side decided to end the session.
-    ending: Option<LeaveReason>,
+    /// Set when flood control decided to end the session (the only reason this side ends
+    /// it while reading: a flag, not a `LeaveReason`, which would take 24 bytes of every
+    /// idle connection).
+    flooded: bool,
+    /// This connection's place among those admitted, given back when the session is
+    /// dropped (however the task ends).
+    ticket: Ticket,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.ctx.admission.release(&self.ticket);
+    }
 }
 
 /// The conversation proper, as a hand-written future: it polls the socket's readiness and
@@ -123,16 +133,16 @@ impl<T: Transport> Future for Converse<'_, T> {
         let this = &mut *self;
         let conn = &mut *this.conn;
         for _ in 0..ROUNDS_PER_POLL {
-            match conn.write_ready(Some(cx.waker())) {
-                // What is still pending is flushed, under a deadline, by `finish`.
-                Ok(true) => return Poll::Ready(None),
-                Ok(false) => {}
+            let blocked = match conn.write_ready(Some(cx.waker())) {
+                // What is still queued is flushed, under a deadline, by `finish`.
+                Ok(Wrote { closed: true, .. }) => return Poll::Ready(None),
+                Ok(wrote) => wrote.blocked,
                 Err(e) => return Poll::Ready(Some(lost(&e))),
+            };
+            if conn.session.flooded {
+                return Poll::Ready(Some(LeaveReason::Flooding));
             }
-            if let Some(reason) = conn.session.ending.take() {
-                return Poll::Ready(Some(reason));
-            }
-            if !conn.pending.is_empty() {
+            if blocked {
                 match conn.io.poll_write_ready(cx) {
                     Poll::Ready(Ok(())) => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Some(lost(&e))),
@@ -171,8 +181,8 @@ impl<T: Transport> Future for Converse<'_, T> {
 impl<T: Transport> Connection<T> {
     /// Ends the session: tells the hub why (when this side ended it), then writes what is
     /// queued — the goodbye among it — and closes, all under [`SHUTDOWN_GRACE`].
-    async fn finish(&mut self, reason: Option<&LeaveReason>) {
-        if let Some(reason) = reason {
+    async fn finish(&mut self, reason: Option<LeaveReason>) {
+        if let Some(reason) = &reason {
             // This queues the goodbye line, which the flush below writes if the peer
             // still listens.
             let hub = &self.session.ctx.hub;
@@ -189,18 +199,20 @@ impl<T: Transport> Connection<T> {
             // destroy them.
             let _ = tokio::time::timeout_at(deadline, self.drain_input()).await;
         }
+        debug!(id = ?self.session.id, ?reason, "disconnected");
     }
 
     /// Takes what the hub queued and writes as much as the socket accepts now, many
-    /// lines per system call; `waker` is woken when more is queued. Returns whether the
-    /// session is closed by the hub.
-    fn write_ready(&mut self, waker: Option<&Waker>) -> io::Result<bool> {
-        let closed = self.session.outbox.take(&mut self.pending, waker);
-        while !self.pending.is_empty() {
+    /// lines per system call; `waker` is woken when more is queued. What the socket has no
+    /// room for goes back to the outbox, so a connection keeps no queue of its own between
+    /// writes (idle memory is a target: docs/benchmarks.md).
+    fn write_ready(&mut self, waker: Option<&Waker>) -> io::Result<Wrote> {
+        let (mut pending, closed) = self.session.outbox.take(waker);
+        while !pending.is_empty() {
             // On the stack: no allocation per write on the hottest path.
             let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
             let mut count = 0;
-            for (slot, bytes) in slices.iter_mut().zip(&self.pending) {
+            for (slot, bytes) in slices.iter_mut().zip(&pending) {
                 *slot = IoSlice::new(bytes);
                 count += 1;
             }
@@ -213,13 +225,10 @@ impl<T: Transport> Connection<T> {
             self.session.outbox.written(written);
             let mut left = written;
             while left > 0 {
-                let front = self
-                    .pending
-                    .front_mut()
-                    .expect("written bytes were pending");
+                let front = pending.front_mut().expect("written bytes were pending");
                 if front.len() <= left {
                     left -= front.len();
-                    self.pending.pop_front();
+                    pending.pop_front();
                 } else {
                     // Shared with the other recipients: the rest gets a handle of its own
                     // (rare: only a socket that took part of a write).
@@ -228,18 +237,18 @@ impl<T: Transport> Connection<T> {
                 }
             }
         }
-        if self.pending.is_empty() && self.pending.capacity() > 0 {
-            self.pending = VecDeque::new();
+        let blocked = !pending.is_empty();
+        if blocked {
+            self.session.outbox.give_back(pending);
         }
-        Ok(closed)
+        Ok(Wrote { closed, blocked })
     }
 
     /// Writes everything queued, waiting for the socket as needed.
     async fn flush(&mut self) -> io::Result<()> {
         loop {
             // The session is over: nothing more will be queued, nobody to wake.
-            self.write_ready(None)?;
-            if self.pending.is_empty() {
+            if !self.write_ready(None)?.blocked {
                 return Ok(());
             }
             self.io.writable().await?;
@@ -272,7 +281,7 @@ impl<T: Transport> Connection<T> {
             };
             let session = &mut self.session;
             self.framer.feed(&chunk[..n], |frame| session.frame(frame));
-            if session.ending.is_some() || n < chunk.len() {
+            if session.flooded || n < chunk.len() {
                 break;
             }
         }
@@ -303,7 +312,7 @@ fn lost(error: &io::Error) -> LeaveReason {
 
 impl Session {
     fn frame(&mut self, frame: Frame<'_>) {
-        if self.ending.is_some() {
+        if self.flooded {
             return;
         }
         let line = match frame {
@@ -327,7 +336,10 @@ impl Session {
         if line.trim().is_empty() {
             return;
         }
-        match self.flood.check(Instant::now().into_std()) {
+        match self
+            .flood
+            .check(&self.ctx.limits, Instant::now().into_std())
+        {
             Verdict::Pass => {}
             Verdict::Refuse => {
                 let limits = &self.ctx.limits;
@@ -340,7 +352,7 @@ impl Session {
                 ));
             }
             Verdict::Kick => {
-                self.ending = Some(LeaveReason::Flooding);
+                self.flooded = true;
                 return;
             }
         }

@@ -60,10 +60,10 @@ impl Outbox {
         }
     }
 
-    /// Moves everything queued to `into`; true once the session is closed (nothing more
-    /// will come after what was taken). `waker`, when given, is woken when something more
-    /// is queued (or the session closes); nothing pushed after this call goes unnoticed.
-    pub fn take(&self, into: &mut VecDeque<Encoded>, waker: Option<&Waker>) -> bool {
+    /// Everything queued, and whether the session is closed (nothing more will come after
+    /// what was taken). `waker`, when given, is woken when something more is queued to an
+    /// empty queue (or the session closes); nothing pushed after this call goes unnoticed.
+    pub fn take(&self, waker: Option<&Waker>) -> (VecDeque<Encoded>, bool) {
         let mut state = self.lock();
         if let Some(waker) = waker {
             match &mut state.task {
@@ -71,13 +71,19 @@ impl Outbox {
                 slot => *slot = Some(waker.clone()),
             }
         }
-        if into.is_empty() {
-            // Reuses the queue's buffer: no copy, no allocation.
-            *into = VecDeque::from(std::mem::take(&mut state.queue));
-        } else {
-            into.extend(state.queue.drain(..));
-        }
-        state.closed
+        // Reuses the queue's buffer: no copy, no allocation.
+        let taken = VecDeque::from(std::mem::take(&mut state.queue));
+        (taken, state.closed)
+    }
+
+    /// Puts back, ahead of anything queued since, what was taken and could not be written
+    /// yet. Only a connection whose socket is full does this; the task then waits for room
+    /// in the socket rather than for this queue, which is no longer empty.
+    pub fn give_back(&self, rest: VecDeque<Encoded>) {
+        let mut state = self.lock();
+        let mut queue = Vec::from(rest);
+        queue.append(&mut state.queue);
+        state.queue = queue;
     }
 
     /// `n` taken bytes reached the socket.
@@ -161,13 +167,14 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let wakes = || counter.0.load(Ordering::Relaxed);
 
-        let mut taken = VecDeque::new();
-        assert!(!outbox.take(&mut taken, Some(&waker)));
+        let (taken, closed) = outbox.take(Some(&waker));
+        assert!(taken.is_empty() && !closed);
         outbox.push(line("ab\n"), true).unwrap();
         outbox.push(line("cd\n"), true).unwrap();
         assert_eq!(wakes(), 1, "the second line rides on the first wake-up");
 
-        assert!(!outbox.take(&mut taken, Some(&waker)));
+        let (taken, closed) = outbox.take(Some(&waker));
+        assert!(!closed);
         assert_eq!(taken, [line("ab\n"), line("cd\n")]);
         // Taken but not written still counts against the bound.
         assert_eq!(outbox.push(line("efghi\n"), true), Err(Overflow));
@@ -181,10 +188,10 @@ mod tests {
         let outbox = Outbox::new(100);
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
-        let mut taken = VecDeque::new();
-        outbox.take(&mut taken, Some(&waker));
+        let mut taken = Vec::new();
+        taken.extend(outbox.take(Some(&waker)).0);
         outbox.push(line("a\n"), true).unwrap();
-        outbox.take(&mut taken, Some(&waker));
+        taken.extend(outbox.take(Some(&waker)).0);
         outbox.push(line("b\n"), true).unwrap();
         outbox.push(line("bye\n"), false).unwrap();
         assert_eq!(
@@ -193,7 +200,35 @@ mod tests {
             "the push to a busy queue did not wake"
         );
         outbox.push(line("late\n"), true).unwrap();
-        assert!(outbox.take(&mut taken, None), "closed");
+        let (last, closed) = outbox.take(None);
+        assert!(closed, "closed");
+        taken.extend(last);
         assert_eq!(taken, [line("a\n"), line("b\n"), line("bye\n")]);
+    }
+
+    #[test]
+    fn what_was_given_back_goes_out_first_and_no_one_is_woken_for_it() {
+        let outbox = Outbox::new(100);
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        outbox.take(Some(&waker));
+        outbox.push(line("a\n"), true).unwrap();
+        outbox.push(line("b\n"), true).unwrap();
+        let (mut taken, _) = outbox.take(Some(&waker));
+        // The socket took "a\n" only.
+        taken.pop_front();
+        outbox.written(2);
+        outbox.give_back(taken);
+        outbox.push(line("c\n"), true).unwrap();
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            1,
+            "a queue holding what was given back is not empty: the task waits for the socket"
+        );
+        let (taken, _) = outbox.take(None);
+        assert_eq!(taken, [line("b\n"), line("c\n")]);
+        // The bytes given back still count against the bound until written.
+        let long = Arc::new(bytes::Bytes::from("x".repeat(97)));
+        assert_eq!(outbox.push(long, true), Err(Overflow));
     }
 }
