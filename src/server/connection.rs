@@ -67,6 +67,10 @@ pub fn serve<T: Transport>(
     }
 }
 
+/// Everything an idle connection's task holds. Its size counts: tokio allocates tasks in
+/// steps of 128 bytes, and a future of 144 bytes or less (release build) keeps the task in
+/// a 256-byte block instead of 384 — 128 bytes on every connection (docs/benchmarks.md,
+/// idle memory). `charla bench run idle` shows what a new field costs.
 struct Connection<T> {
     io: T,
     framer: Framer,
