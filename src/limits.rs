@@ -82,6 +82,13 @@ pub const MAX_ROOM_CHARS: usize = 32;
 /// stalled them (docs/benchmarks.md).
 pub const MAX_WRITE_BATCH: usize = 256;
 
+/// Messages appended to a room's log between two checks of its members' places: the log
+/// then drops what everyone has read, and a member whose unread part of it plus its own
+/// queue is over its send queue bound ([`SEND_QUEUE_BYTES`]) is disconnected. A member
+/// that stops reading is thus noticed within this many messages, and a log keeps at most
+/// this many entries beyond what its slowest member still has to read.
+pub const LOG_CHECK_EVERY: usize = 64;
+
 // ---- Feeds: file watcher, checks, UDP alerts, `charla port` ---------------------------------
 
 /// How long the file watcher gathers the events of one watched path before it posts one

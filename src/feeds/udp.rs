@@ -306,42 +306,29 @@ impl RoomStatus for UdpStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{Event, Outgoing, Overflow, Recipient};
-    use std::sync::Mutex;
+    use crate::hub::Event;
+    use crate::hub::recorder::Recorder;
 
-    #[derive(Default)]
-    struct Inbox(Mutex<Vec<Event>>);
-
-    impl Recipient for Inbox {
-        fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
-            self.0.lock().unwrap().push(event.event.clone());
-            Ok(())
-        }
-        fn close(&self, _: &Outgoing) {}
+    /// The room notices among what `inbox` was sent: (room, source, text).
+    fn posts(inbox: &Recorder) -> Vec<(String, String, String)> {
+        inbox
+            .take()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Posted(p) => Some((
+                    p.room.to_string(),
+                    p.notice.source.to_string(),
+                    p.notice.text.to_string(),
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
-    impl Inbox {
-        fn posts(&self) -> Vec<(String, String, String)> {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Posted(p) => Some((
-                        p.room.to_string(),
-                        p.notice.source.to_string(),
-                        p.notice.text.to_string(),
-                    )),
-                    _ => None,
-                })
-                .collect()
-        }
-    }
-
-    fn setup(options: IngestOptions) -> (Ingest, Arc<Inbox>) {
+    fn setup(options: IngestOptions) -> (Ingest, Arc<Recorder>) {
         let hub = Hub::new(10);
         let ingest = Ingest::new(&hub, options, "udp://127.0.0.1:9".into());
-        let inbox = Arc::new(Inbox::default());
+        let inbox = Arc::new(Recorder::default());
         let id = hub.connect(inbox.clone());
         hub.apply(
             id,
@@ -393,7 +380,7 @@ mod tests {
             .datagram(from(), b"two\nlines \x1b[31mred\x07\n", now)
             .unwrap();
         assert_eq!(
-            inbox.posts(),
+            posts(&inbox),
             [
                 ("#alerts".into(), "udp:192.0.2.7".into(), "disk full".into()),
                 ("#ops".into(), "udp:192.0.2.7".into(), "deploy done".into()),
@@ -434,7 +421,7 @@ mod tests {
             ingest.datagram(from(), b"12345678", now).map(|_| ()),
             Ok(())
         );
-        assert_eq!(inbox.posts().len(), 1);
+        assert_eq!(posts(&inbox).len(), 1);
     }
 
     #[test]
@@ -462,6 +449,6 @@ mod tests {
             ingest.datagram(from(), b"x", later),
             Err(Dropped::RateLimited)
         );
-        assert_eq!(inbox.posts().len(), 5);
+        assert_eq!(posts(&inbox).len(), 5);
     }
 }

@@ -1,9 +1,8 @@
 //! What the hub tells sessions, and the wrapper that lets each wire format encode an event
 //! once however many recipients share it.
 
-use std::cell::OnceCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -211,12 +210,13 @@ pub const WIRE_SLOTS: usize = 2;
 /// An event on its way to one or many sessions. Each wire format encodes it at most once
 /// (the first recipient speaking that format pays) and every other recipient shares the
 /// bytes, so a message to a thousand members is formatted once or twice, not a thousand
-/// times.
+/// times. Shared between threads in a room's log, hence `OnceLock`: members are written
+/// from whichever worker runs their connection.
 pub struct Outgoing {
     pub event: Event,
     /// The client's tag of the request this event answers, for a direct reply.
     pub reference: Option<String>,
-    encoded: [OnceCell<Encoded>; WIRE_SLOTS],
+    encoded: [OnceLock<Encoded>; WIRE_SLOTS],
 }
 
 impl Outgoing {
@@ -236,9 +236,7 @@ impl Outgoing {
     }
 
     /// The bytes in the format of `slot`, encoded by `encode` only the first time.
-    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Outgoing) -> Bytes) -> Encoded {
-        self.encoded[slot]
-            .get_or_init(|| Arc::new(encode(self)))
-            .clone()
+    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Outgoing) -> Bytes) -> &Encoded {
+        self.encoded[slot].get_or_init(|| Arc::new(encode(self)))
     }
 }

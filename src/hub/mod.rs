@@ -1,9 +1,10 @@
 //! Rooms, members, nicks, history and fan-out.
 //!
 //! The hub knows nothing of sockets or wire formats: a session is a [`Recipient`] to queue
-//! [`Outgoing`] events on, and a [`Command`] is what it asks for. One `std::sync::Mutex`
-//! guards the state and is held only inside the short, non-async methods below, never
-//! across an `.await`. Queuing never blocks: a recipient whose queue is full is
+//! [`Outgoing`] events on, and a [`Command`] is what it asks for. What is said in a room is
+//! appended once to the room's [`RoomLog`], which every member reads from its own place.
+//! One `std::sync::Mutex` guards the state and is held only inside the short, non-async
+//! methods below, never across an `.await`. Queuing never blocks: a recipient whose queue is full is
 //! disconnected ("send queue exceeded") before the lock is released.
 //!
 //! Feeds (file watcher, checks, UDP alerts) are no sessions: they [`Hub::post`] a
@@ -33,7 +34,10 @@ mod names;
 mod nicks;
 mod post;
 mod recipient;
+#[cfg(test)]
+pub(crate) mod recorder;
 mod room;
+mod room_log;
 mod text;
 
 use std::collections::{HashMap, HashSet};
@@ -47,6 +51,7 @@ pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
 };
 pub use recipient::{Overflow, Recipient};
+pub use room_log::{Reading, RoomLog};
 pub use text::{MessageText, sanitize};
 
 use crate::limits::ANNOUNCE_MAX_MEMBERS;
@@ -83,6 +88,9 @@ struct State {
     history_per_room: usize,
     next_session: u64,
     next_message: u64,
+    /// Stamps everything sent, to a room's log or to one session, so each connection can
+    /// put what it has from both back in the hub's order ([`RoomLog`]).
+    next_order: u64,
     next_guest: u64,
     /// Set by [`Hub::shutdown`]: later arrivals are sent away.
     shut_down: bool,
@@ -102,6 +110,7 @@ impl Hub {
                 history_per_room,
                 next_session: 1,
                 next_message: 1,
+                next_order: 1,
                 next_guest: 1,
                 overflowed: Vec::new(),
                 shut_down: false,
@@ -116,9 +125,12 @@ impl Hub {
             state.next_session += 1;
             if state.shut_down {
                 // Accepted just as the server began shutting down: goodbye at once.
-                recipient.close(&Outgoing::new(Event::Bye {
-                    reason: LeaveReason::ServerShutdown,
-                }));
+                recipient.close(
+                    state.next_order(),
+                    &Outgoing::new(Event::Bye {
+                        reason: LeaveReason::ServerShutdown,
+                    }),
+                );
                 return id;
             }
             let nick = state.guest_nick();
@@ -180,8 +192,14 @@ impl Hub {
                 reason: LeaveReason::ServerShutdown,
             });
             state.shut_down = true;
-            for (_, session) in state.sessions.drain() {
-                session.recipient.close(&bye);
+            let ids: Vec<SessionId> = state.sessions.keys().copied().collect();
+            for id in ids {
+                let rooms = state.sessions[&id].rooms.clone();
+                for room in &rooms {
+                    state.stop_reading(id, room, true);
+                }
+                let session = state.sessions.remove(&id).expect("listed above");
+                session.recipient.close(state.next_order(), &bye);
             }
             state.nicks.clear();
             state.rooms.clear();
@@ -219,7 +237,7 @@ impl Hub {
             let bound = state.history_per_room;
             let target = state.rooms.get_mut(room).expect("checked above");
             target.remember(posted.clone(), bound);
-            state.broadcast(room, &Outgoing::new(Event::Posted(posted.clone())), None);
+            state.broadcast(room, Outgoing::new(Event::Posted(posted.clone())), None);
             Ok(posted)
         })
     }
@@ -364,7 +382,7 @@ impl State {
         let bound = self.history_per_room;
         let target = self.rooms.get_mut(&room).expect("a joined room exists");
         target.remember(said.clone(), bound);
-        self.broadcast(&room, &Outgoing::new(Event::Message(said)), Some(id));
+        self.broadcast(&room, Outgoing::new(Event::Message(said)), Some(id));
         Ok(Some(ack))
     }
 
@@ -444,6 +462,7 @@ impl State {
         let recipient = session.recipient.clone();
         if !already {
             let messages = target.recent(None);
+            recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
             let count = target.members.len();
             if !messages.is_empty() {
@@ -461,7 +480,7 @@ impl State {
                     members: Vec::new(),
                     count,
                 };
-                self.broadcast(&room, &Outgoing::new(joined), Some(id));
+                self.broadcast(&room, Outgoing::new(joined), Some(id));
             }
         }
         let joined = Event::Joined {
@@ -548,6 +567,9 @@ impl State {
         rooms.retain(|r| r != room);
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
+        // What it was sent in the room before it left still reaches it; not when it is
+        // being disconnected for falling behind.
+        self.stop_reading(id, room, *reason != LeaveReason::SendQueueExceeded);
         let Some(target) = self.rooms.get_mut(room) else {
             return;
         };
@@ -566,7 +588,7 @@ impl State {
             you: false,
             reason: reason.clone(),
         };
-        self.broadcast(room, &Outgoing::new(left), None);
+        self.broadcast(room, Outgoing::new(left), None);
     }
 
     fn remove(&mut self, id: SessionId, reason: LeaveReason) {
@@ -580,7 +602,7 @@ impl State {
         self.nicks.remove(id, &session.nick);
         session
             .recipient
-            .close(&Outgoing::new(Event::Bye { reason }));
+            .close(self.next_order(), &Outgoing::new(Event::Bye { reason }));
     }
 
     fn send(&mut self, id: SessionId, event: &Outgoing) {
@@ -590,21 +612,67 @@ impl State {
         }
     }
 
-    fn broadcast(&mut self, room: &RoomName, event: &Outgoing, except: Option<SessionId>) {
+    /// Appends `event` to the room's log for every member but `except`, and wakes the
+    /// members whose connections wait for more. Every
+    /// [`LOG_CHECK_EVERY`](crate::limits::LOG_CHECK_EVERY) messages the log drops what all
+    /// have read, and whoever has fallen too far behind is disconnected.
+    fn broadcast(&mut self, room: &RoomName, event: Outgoing, except: Option<SessionId>) {
+        let order = self.next_order();
         let Some(target) = self.rooms.get(room) else {
             return;
         };
+        let due = target.log.append(order, except, event);
         for (&member, recipient) in &target.members {
-            if Some(member) != except && recipient.deliver(event).is_err() {
-                self.overflowed.push(member);
+            if Some(member) != except {
+                recipient.notify();
+            }
+        }
+        if due {
+            let mut keep_from = target.log.end();
+            for (&member, recipient) in &target.members {
+                match recipient.check(&target.log) {
+                    Ok(Some(next)) => keep_from = keep_from.min(next),
+                    Ok(None) => {}
+                    Err(Overflow) => self.overflowed.push(member),
+                }
+            }
+            target.log.trim(keep_from);
+        }
+    }
+
+    /// Session `id` stops reading `room`'s log; with `hand_over`, what it had not read
+    /// there yet is queued to it directly, in its place in the hub's order.
+    fn stop_reading(&mut self, id: SessionId, room: &RoomName, hand_over: bool) {
+        let (Some(session), Some(target)) = (self.sessions.get(&id), self.rooms.get(room)) else {
+            return;
+        };
+        let Some(mut reading) = session.recipient.unfollow(&target.log) else {
+            return;
+        };
+        if !hand_over {
+            return;
+        }
+        let mut unread = Vec::new();
+        reading.read(|order, event| unread.push((order, event.clone())));
+        let recipient = session.recipient.clone();
+        for (order, event) in unread {
+            if recipient.deliver(order, &event).is_err() {
+                self.overflowed.push(id);
+                return;
             }
         }
     }
 
     fn deliver(&mut self, id: SessionId, recipient: &dyn Recipient, event: &Outgoing) {
-        if recipient.deliver(event).is_err() {
+        if recipient.deliver(self.next_order(), event).is_err() {
             self.overflowed.push(id);
         }
+    }
+
+    fn next_order(&mut self) -> u64 {
+        let order = self.next_order;
+        self.next_order += 1;
+        order
     }
 
     /// Disconnects every session that could not keep up. Telling their rooms may overflow

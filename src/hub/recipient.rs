@@ -1,6 +1,10 @@
-//! The hub's only view of a connection: somewhere to queue events.
+//! The hub's only view of a connection: somewhere to queue events, and a reader of its
+//! rooms' logs.
+
+use std::sync::Arc;
 
 use super::event::Outgoing;
+use super::room_log::{Reading, RoomLog};
 
 /// The recipient's queue is full: it is not keeping up, and the hub disconnects it rather
 /// than wait for it or queue without bound.
@@ -9,11 +13,32 @@ pub struct Overflow;
 
 /// A session's outgoing queue. Implementations must not block: the hub calls them while it
 /// holds its lock.
+///
+/// What is said in a room reaches a member through the room's log, which it follows from
+/// joining to leaving; everything else is delivered to it alone. Both are stamped from one
+/// counter (`order`), and a recipient hands its connection what it has in that order.
 pub trait Recipient: Send + Sync {
-    /// Queues `event`, or refuses it because the queue is full.
-    fn deliver(&self, event: &Outgoing) -> Result<(), Overflow>;
+    /// Queues `event`, or refuses it because the queue is full. `order` is usually newer
+    /// than anything queued, but not always: what a member had not read yet when it left
+    /// a room is handed over this way.
+    fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow>;
 
     /// Queues `last` whatever the bound, and accepts nothing more: the connection writes
-    /// what is queued and hangs up.
-    fn close(&self, last: &Outgoing);
+    /// what is queued and hangs up. It reads no log after this.
+    fn close(&self, order: u64, last: &Outgoing);
+
+    /// Starts reading a room's log from `reading`.
+    fn follow(&self, reading: Reading);
+
+    /// Stops reading `log`, giving back its place so the hub can hand over what was not
+    /// read yet; `None` if it was not reading it.
+    fn unfollow(&self, log: &Arc<RoomLog>) -> Option<Reading>;
+
+    /// Where it reads `log` now, so the log can drop what everyone has read; `Overflow`
+    /// when what it has not read there, with what is queued, is over its bound.
+    fn check(&self, log: &Arc<RoomLog>) -> Result<Option<u64>, Overflow>;
+
+    /// Something was appended to a log it reads. Called for every member on every
+    /// message: it must cost next to nothing when the connection is already awake.
+    fn notify(&self);
 }

@@ -1,4 +1,5 @@
-//! A room: its members and the recent messages it replays to newcomers.
+//! A room: its members, the log they read what is said from, and the recent messages it
+//! replays to newcomers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -7,11 +8,14 @@ use super::SessionId;
 use super::names::RoomName;
 use super::post::{Entry, RoomStatus};
 use super::recipient::Recipient;
+use super::room_log::RoomLog;
 
 pub(super) struct Room {
     pub name: RoomName,
     /// Members and their queues, so fan-out needs no look-up per recipient.
     pub members: HashMap<SessionId, Arc<dyn Recipient>>,
+    /// What is said here, appended once and read by every member from its own place.
+    pub log: Arc<RoomLog>,
     history: VecDeque<Entry>,
     /// Opened by a feed: lives on without members, so its history waits for newcomers.
     pub kept: bool,
@@ -24,6 +28,7 @@ impl Room {
         Room {
             name,
             members: HashMap::new(),
+            log: RoomLog::new(),
             history: VecDeque::new(),
             kept: false,
             status: Vec::new(),

@@ -1,37 +1,9 @@
 //! The hub without sockets: recipients that record what they are told.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::recorder::Recorder;
 use super::*;
-
-/// Records events; refuses them once `capacity` are queued, like a full send queue.
-#[derive(Default)]
-struct Recorder {
-    events: Mutex<Vec<Event>>,
-    closed: Mutex<Option<Event>>,
-    capacity: Option<usize>,
-}
-
-impl Recipient for Recorder {
-    fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
-        let mut events = self.events.lock().unwrap();
-        if self.capacity.is_some_and(|c| events.len() >= c) {
-            return Err(Overflow);
-        }
-        events.push(event.event.clone());
-        Ok(())
-    }
-
-    fn close(&self, last: &Outgoing) {
-        *self.closed.lock().unwrap() = Some(last.event.clone());
-    }
-}
-
-impl Recorder {
-    fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.events.lock().unwrap())
-    }
-}
 
 struct Member {
     id: SessionId,
@@ -283,7 +255,7 @@ fn leaving_and_quitting_tell_the_room_why() {
         if m.as_str() == "lunch")
     );
     assert!(matches!(
-        ana.inbox.closed.lock().unwrap().as_ref(),
+        ana.inbox.closed().as_ref(),
         Some(Event::Bye {
             reason: LeaveReason::Quit(_)
         })
@@ -295,23 +267,47 @@ fn leaving_and_quitting_tell_the_room_why() {
 }
 
 #[test]
+fn what_was_said_before_leaving_still_arrives_and_in_order() {
+    let hub = Hub::new(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    bob.inbox.take();
+    hub.apply(ana.id, say("one"));
+    hub.apply(ana.id, say("two"));
+    // bob has not read the room yet when he leaves it.
+    let leave = Command::Leave {
+        room: None,
+        message: None,
+    };
+    hub.apply(bob.id, leave.into());
+    hub.apply(ana.id, say("after"));
+    let events = bob.inbox.take();
+    assert_eq!(texts(&events), ["ana:one", "ana:two"]);
+    assert!(
+        matches!(events.last(), Some(Event::Left { you: true, .. })),
+        "{events:?}"
+    );
+    // The same at shutdown: what was said before it reaches everyone.
+    hub.apply(bob.id, Command::Join(RoomName::lobby()).into());
+    bob.inbox.take();
+    hub.apply(ana.id, say("last words"));
+    hub.shutdown();
+    assert_eq!(texts(&bob.inbox.take()), ["ana:last words"]);
+}
+
+#[test]
 fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
     let hub = Hub::new(10);
     let ana = named(&hub, "ana");
-    let slow = join_with(
-        &hub,
-        Recorder {
-            capacity: Some(5),
-            ..Recorder::default()
-        },
-    );
+    let slow = join_with(&hub, Recorder::with_capacity(5));
     let bob = named(&hub, "bob");
     bob.inbox.take();
-    for i in 0..10 {
+    // The room's log checks how far behind its readers are every so many messages.
+    let sent = 2 * crate::limits::LOG_CHECK_EVERY;
+    for i in 0..sent {
         hub.apply(ana.id, say(&format!("m{i}")));
     }
     let bob_events = bob.inbox.take();
-    assert_eq!(texts(&bob_events).len(), 10, "bob got every message");
+    assert_eq!(texts(&bob_events).len(), sent, "bob got every message");
     assert!(bob_events.iter().any(|e| matches!(
         e,
         Event::Left {
@@ -320,7 +316,7 @@ fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
         }
     )));
     assert!(matches!(
-        slow.inbox.closed.lock().unwrap().as_ref(),
+        slow.inbox.closed().as_ref(),
         Some(Event::Bye {
             reason: LeaveReason::SendQueueExceeded
         })
@@ -363,7 +359,7 @@ fn shutdown_says_goodbye_to_everyone() {
     hub.shutdown();
     for m in [ana, bob] {
         assert!(matches!(
-            m.inbox.closed.lock().unwrap().as_ref(),
+            m.inbox.closed().as_ref(),
             Some(Event::Bye {
                 reason: LeaveReason::ServerShutdown
             })

@@ -80,6 +80,16 @@ pub fn parse(format: Format, line: &str) -> Result<Incoming, Refusal> {
 /// format does not show, such as an acknowledgement in text). Encoded once per format and
 /// shared by every recipient of the same `Outgoing`.
 pub fn encode(format: Format, event: &Outgoing) -> Encoded {
+    encoded(format, event).clone()
+}
+
+/// How long `event` is in `format` (encoding it, once, if no one has yet), without taking
+/// a share of the bytes.
+pub fn encoded_len(format: Format, event: &Outgoing) -> usize {
+    encoded(format, event).len()
+}
+
+fn encoded(format: Format, event: &Outgoing) -> &Encoded {
     event.encoded(format.slot(), |event| match format {
         Format::Text => text::encode(event),
         Format::Json => json::encode(event),

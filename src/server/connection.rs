@@ -216,7 +216,7 @@ impl<T: Transport> Connection<T> {
             // On the stack: no allocation per write on the hottest path.
             let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
             let mut count = 0;
-            for (slot, bytes) in slices.iter_mut().zip(&pending) {
+            for (slot, (_, bytes)) in slices.iter_mut().zip(&pending) {
                 *slot = IoSlice::new(bytes);
                 count += 1;
             }
@@ -229,7 +229,7 @@ impl<T: Transport> Connection<T> {
             self.session.outbox.written(written);
             let mut left = written;
             while left > 0 {
-                let front = pending.front_mut().expect("written bytes were pending");
+                let (_, front) = pending.front_mut().expect("written bytes were pending");
                 if front.len() <= left {
                     left -= front.len();
                     pending.pop_front();

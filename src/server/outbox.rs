@@ -1,38 +1,48 @@
-//! A connection's outgoing queue, bounded in bytes.
+//! A connection's outgoing queue, bounded in bytes, and its places in its rooms' logs.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
-use crate::hub::{Encoded, Outgoing, Overflow, Recipient};
+use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
 use crate::protocol::{self, Format};
 
-/// Encoded events waiting to be written to one connection. The hub fills it without ever
-/// waiting; the connection task drains it. Bytes count against the bound from the moment
-/// they are queued until they are written, so a client that stops reading fills it and is
-/// disconnected ([`crate::limits::SEND_QUEUE_BYTES`]).
+/// A line ready to write, with the hub's stamp that orders it among the others.
+pub type Line = (u64, Encoded);
+
+/// What waits to be written to one connection: events sent to it alone, queued here, and
+/// whatever is new in the logs of the rooms it is in, taken when it writes. The hub never
+/// waits on it. Bytes count against the bound from the moment they are queued (or, for a
+/// room's log, appended) until they are written, so a client that stops reading passes it
+/// and is disconnected ([`crate::limits::SEND_QUEUE_BYTES`]).
 ///
-/// The task is woken only when the queue goes from empty to not empty (or closes): it
-/// always takes everything, so later lines ride on the same wake-up. A message to a room
-/// of a thousand thus costs a thousand pushes but only as many wake-ups as there are
-/// connections that had nothing waiting.
+/// The task is woken once a round: taking arms the outbox, and the first message or line
+/// after that wakes the task and disarms it. Every later message rides on that wake-up, so
+/// while a connection is busy writing, a message to its room costs it one load of a flag.
 ///
 /// The task's waker is kept under the same lock as the queue: the task hands it over as it
-/// takes, and a push to an empty queue takes it back out to wake the task — one lock for
-/// both, and a smaller block than a separate `AtomicWaker`.
+/// takes, one lock for both.
 pub struct Outbox {
-    /// u32, like the count: this keeps the whole outbox in an 80-byte block (idle memory is
-    /// a target: docs/benchmarks.md). A `--send-queue` over 4 GiB counts as 4 GiB.
+    /// u32, like the count, to keep the outbox small (idle memory is a target:
+    /// docs/benchmarks.md). A `--send-queue` over 4 GiB counts as 4 GiB.
     bound: u32,
     json: AtomicBool,
+    /// The task took what there was and wants to hear of anything new.
+    armed: AtomicBool,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    queue: Vec<Encoded>,
-    /// Woken when something is queued to an empty queue, or on close.
+    /// In the hub's order.
+    queue: Vec<Line>,
+    /// A place in the log of each room the session is in. A boxed slice of exactly that
+    /// many: it changes only on joining and leaving, and a `Vec` would cost every idle
+    /// connection its spare capacity and a word (idle memory is a target:
+    /// docs/benchmarks.md).
+    readings: Box<[Reading]>,
+    /// Woken when something new comes after the task armed the outbox, or on close.
     task: Option<Waker>,
     /// Queued or taken, and not yet written; saturates at `u32::MAX`.
     unwritten: u32,
@@ -44,6 +54,7 @@ impl Outbox {
         Outbox {
             bound: u32::try_from(bound).unwrap_or(u32::MAX),
             json: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
             state: Mutex::default(),
         }
     }
@@ -60,10 +71,11 @@ impl Outbox {
         }
     }
 
-    /// Everything queued, and whether the session is closed (nothing more will come after
-    /// what was taken). `waker`, when given, is woken when something more is queued to an
-    /// empty queue (or the session closes); nothing pushed after this call goes unnoticed.
-    pub fn take(&self, waker: Option<&Waker>) -> (VecDeque<Encoded>, bool) {
+    /// Everything queued and everything new in the rooms' logs, in the hub's order, and
+    /// whether the session is closed (nothing more will come after what was taken).
+    /// `waker`, when given, is woken when anything more comes (or the session closes);
+    /// nothing that comes after this call goes unnoticed.
+    pub fn take(&self, waker: Option<&Waker>) -> (VecDeque<Line>, bool) {
         let mut state = self.lock();
         if let Some(waker) = waker {
             match &mut state.task {
@@ -71,16 +83,43 @@ impl Outbox {
                 slot => *slot = Some(waker.clone()),
             }
         }
-        // Reuses the queue's buffer: no copy, no allocation.
-        let taken = VecDeque::from(std::mem::take(&mut state.queue));
-        (taken, state.closed)
+        // Before reading the logs: an append they do not show yet notifies after it.
+        self.armed.store(true, Ordering::SeqCst);
+        let format = self.format();
+        let State {
+            queue, readings, ..
+        } = &mut *state;
+        // Reuses the queue's buffer: no copy, no allocation when only it has lines.
+        let mut lines = std::mem::take(queue);
+        let mut sources = usize::from(!lines.is_empty());
+        let mut taken = 0usize;
+        for reading in readings.iter_mut() {
+            let before = lines.len();
+            lines.reserve(reading.unread_count());
+            reading.read(|order, event| {
+                let bytes = protocol::encode(format, event);
+                if !bytes.is_empty() {
+                    taken += bytes.len();
+                    lines.push((order, bytes));
+                }
+            });
+            sources += usize::from(lines.len() > before);
+        }
+        if sources > 1 {
+            // Stamps are unique: the merge is a plain sort.
+            lines.sort_unstable_by_key(|&(order, _)| order);
+        }
+        let taken = u32::try_from(taken).unwrap_or(u32::MAX);
+        state.unwritten = state.unwritten.saturating_add(taken);
+        (VecDeque::from(lines), state.closed)
     }
 
     /// Puts back, ahead of anything queued since, what was taken and could not be written
     /// yet. Only a connection whose socket is full does this; the task then waits for room
-    /// in the socket rather than for this queue, which is no longer empty.
-    pub fn give_back(&self, rest: VecDeque<Encoded>) {
+    /// in the socket rather than for this outbox.
+    pub fn give_back(&self, rest: VecDeque<Line>) {
         let mut state = self.lock();
+        self.armed.store(false, Ordering::SeqCst);
         let mut queue = Vec::from(rest);
         queue.append(&mut state.queue);
         state.queue = queue;
@@ -93,7 +132,7 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_sub(n);
     }
 
-    fn push(&self, bytes: Encoded, bounded: bool) -> Result<(), Overflow> {
+    fn push(&self, order: u64, bytes: Encoded, bounded: bool) -> Result<(), Overflow> {
         let mut state = self.lock();
         if state.closed {
             return Ok(());
@@ -103,11 +142,20 @@ impl Outbox {
             return Err(Overflow);
         }
         state.unwritten = state.unwritten.saturating_add(len);
-        let was_empty = state.queue.is_empty();
-        state.queue.push(bytes);
-        state.closed = !bounded;
-        let task = if was_empty || !bounded {
-            state.task.take()
+        // Usually the newest; what a room's log hands over when its reader leaves may not be.
+        let at = match state.queue.last() {
+            Some(&(last, _)) if last > order => {
+                state.queue.partition_point(|&(queued, _)| queued < order)
+            }
+            _ => state.queue.len(),
+        };
+        state.queue.insert(at, (order, bytes));
+        if !bounded {
+            state.closed = true;
+            state.readings = Box::default();
+        }
+        let task = if self.armed.swap(false, Ordering::SeqCst) || !bounded {
+            state.task.clone()
         } else {
             None
         };
@@ -124,27 +172,69 @@ impl Outbox {
 }
 
 impl Recipient for Outbox {
-    fn deliver(&self, event: &Outgoing) -> Result<(), Overflow> {
+    fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow> {
         let bytes = protocol::encode(self.format(), event);
         if bytes.is_empty() {
             return Ok(());
         }
-        self.push(bytes, true)
+        self.push(order, bytes, true)
     }
 
-    fn close(&self, last: &Outgoing) {
+    fn close(&self, order: u64, last: &Outgoing) {
         let bytes = protocol::encode(self.format(), last);
-        let _ = self.push(bytes, false);
+        let _ = self.push(order, bytes, false);
+    }
+
+    fn follow(&self, reading: Reading) {
+        let mut state = self.lock();
+        if !state.closed {
+            let mut readings = std::mem::take(&mut state.readings).into_vec();
+            readings.push(reading);
+            state.readings = readings.into_boxed_slice();
+        }
+    }
+
+    fn unfollow(&self, log: &Arc<RoomLog>) -> Option<Reading> {
+        let mut state = self.lock();
+        let at = state.readings.iter().position(|r| r.is_in(log))?;
+        let mut readings = std::mem::take(&mut state.readings).into_vec();
+        let reading = readings.swap_remove(at);
+        state.readings = readings.into_boxed_slice();
+        Some(reading)
+    }
+
+    fn check(&self, log: &Arc<RoomLog>) -> Result<Option<u64>, Overflow> {
+        let state = self.lock();
+        let Some(reading) = state.readings.iter().find(|r| r.is_in(log)) else {
+            return Ok(None);
+        };
+        let format = self.format();
+        let mut behind = u64::from(state.unwritten);
+        reading.unread(|_, event| behind += protocol::encoded_len(format, event) as u64);
+        if behind > u64::from(self.bound) {
+            return Err(Overflow);
+        }
+        Ok(Some(reading.next()))
+    }
+
+    fn notify(&self) {
+        // A plain load first: a busy connection, already woken this round, costs no write.
+        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::SeqCst) {
+            let task = self.lock().task.clone();
+            if let Some(task) = task {
+                task.wake();
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
     use super::*;
+    use crate::hub::{Event, Hub, Request};
 
     /// Counts its wake-ups.
     #[derive(Default)]
@@ -156,12 +246,19 @@ mod tests {
         }
     }
 
-    fn line(text: &'static str) -> Encoded {
-        Arc::new(bytes::Bytes::from_static(text.as_bytes()))
+    fn line(text: &str) -> Encoded {
+        Arc::new(bytes::Bytes::from(text.to_string()))
+    }
+
+    fn text(lines: &VecDeque<Line>) -> String {
+        lines
+            .iter()
+            .map(|(_, bytes)| std::str::from_utf8(bytes).unwrap())
+            .collect()
     }
 
     #[test]
-    fn wakes_once_per_empty_queue_and_counts_bytes_until_written() {
+    fn wakes_once_a_round_and_counts_bytes_until_written() {
         let outbox = Outbox::new(10);
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
@@ -169,41 +266,42 @@ mod tests {
 
         let (taken, closed) = outbox.take(Some(&waker));
         assert!(taken.is_empty() && !closed);
-        outbox.push(line("ab\n"), true).unwrap();
-        outbox.push(line("cd\n"), true).unwrap();
-        assert_eq!(wakes(), 1, "the second line rides on the first wake-up");
+        outbox.push(1, line("ab\n"), true).unwrap();
+        outbox.push(2, line("cd\n"), true).unwrap();
+        outbox.notify();
+        assert_eq!(wakes(), 1, "what came later rides on the first wake-up");
 
         let (taken, closed) = outbox.take(Some(&waker));
         assert!(!closed);
-        assert_eq!(taken, [line("ab\n"), line("cd\n")]);
+        assert_eq!(text(&taken), "ab\ncd\n");
         // Taken but not written still counts against the bound.
-        assert_eq!(outbox.push(line("efghi\n"), true), Err(Overflow));
+        assert_eq!(outbox.push(3, line("efghi\n"), true), Err(Overflow));
         outbox.written(6);
-        outbox.push(line("efghi\n"), true).unwrap();
-        assert_eq!(wakes(), 2, "an empty queue wakes again");
+        outbox.notify();
+        assert_eq!(wakes(), 2, "taking armed it again");
+        outbox.push(3, line("efghi\n"), true).unwrap();
+        assert_eq!(wakes(), 2);
     }
 
     #[test]
-    fn closing_wakes_even_a_busy_queue_and_takes_nothing_more() {
+    fn closing_wakes_even_a_busy_outbox_and_takes_nothing_more() {
         let outbox = Outbox::new(100);
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
-        let mut taken = Vec::new();
-        taken.extend(outbox.take(Some(&waker)).0);
-        outbox.push(line("a\n"), true).unwrap();
-        taken.extend(outbox.take(Some(&waker)).0);
-        outbox.push(line("b\n"), true).unwrap();
-        outbox.push(line("bye\n"), false).unwrap();
-        assert_eq!(
-            counter.0.load(Ordering::Relaxed),
-            2,
-            "the push to a busy queue did not wake"
-        );
-        outbox.push(line("late\n"), true).unwrap();
+        let mut taken = String::new();
+        taken += &text(&outbox.take(Some(&waker)).0);
+        outbox.push(1, line("a\n"), true).unwrap();
+        taken += &text(&outbox.take(Some(&waker)).0);
+        outbox.push(2, line("b\n"), true).unwrap();
+        outbox.push(3, line("bye\n"), false).unwrap();
+        // "a" woke the task; "b", after it took again, woke it again; the close wakes it
+        // even though it was woken already.
+        assert_eq!(counter.0.load(Ordering::Relaxed), 3);
+        outbox.push(4, line("late\n"), true).unwrap();
         let (last, closed) = outbox.take(None);
         assert!(closed, "closed");
-        taken.extend(last);
-        assert_eq!(taken, [line("a\n"), line("b\n"), line("bye\n")]);
+        taken += &text(&last);
+        assert_eq!(taken, "a\nb\nbye\n");
     }
 
     #[test]
@@ -212,23 +310,93 @@ mod tests {
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
         outbox.take(Some(&waker));
-        outbox.push(line("a\n"), true).unwrap();
-        outbox.push(line("b\n"), true).unwrap();
+        outbox.push(1, line("a\n"), true).unwrap();
+        outbox.push(2, line("b\n"), true).unwrap();
         let (mut taken, _) = outbox.take(Some(&waker));
         // The socket took "a\n" only.
         taken.pop_front();
         outbox.written(2);
         outbox.give_back(taken);
-        outbox.push(line("c\n"), true).unwrap();
+        outbox.push(3, line("c\n"), true).unwrap();
+        outbox.notify();
         assert_eq!(
             counter.0.load(Ordering::Relaxed),
             1,
-            "a queue holding what was given back is not empty: the task waits for the socket"
+            "an outbox holding what was given back is not armed: the task waits for the socket"
         );
         let (taken, _) = outbox.take(None);
-        assert_eq!(taken, [line("b\n"), line("c\n")]);
+        assert_eq!(text(&taken), "b\nc\n");
         // The bytes given back still count against the bound until written.
-        let long = Arc::new(bytes::Bytes::from("x".repeat(97)));
-        assert_eq!(outbox.push(long, true), Err(Overflow));
+        assert_eq!(outbox.push(4, line(&"x".repeat(97)), true), Err(Overflow));
+    }
+
+    #[test]
+    fn an_older_line_handed_over_takes_its_place_in_the_order() {
+        let outbox = Outbox::new(100);
+        outbox.push(5, line("reply\n"), true).unwrap();
+        outbox.push(9, line("later\n"), true).unwrap();
+        outbox.push(7, line("from the room\n"), true).unwrap();
+        assert_eq!(text(&outbox.take(None).0), "reply\nfrom the room\nlater\n");
+    }
+
+    /// Through a hub: what two rooms' logs hold and the replies queued to the connection
+    /// come out in the order the hub sent them.
+    #[test]
+    fn rooms_and_replies_come_out_in_the_hubs_order() {
+        use crate::hub::{Command, MessageText, RoomName};
+        let hub = Hub::new(0);
+        let ana = Arc::new(Outbox::new(1 << 20));
+        let bob = Arc::new(Outbox::new(1 << 20));
+        let a = hub.connect(ana.clone());
+        let b = hub.connect(bob.clone());
+        let say = |room: &str, text: &str| -> Request {
+            Command::Say {
+                room: Some(RoomName::parse(room).unwrap()),
+                text: MessageText::new(text).unwrap(),
+                action: false,
+            }
+            .into()
+        };
+        for id in [a, b] {
+            hub.apply(id, Command::Join(RoomName::parse("#two").unwrap()).into());
+        }
+        bob.take(None);
+        hub.apply(a, say("#lobby", "one"));
+        hub.apply(a, say("#two", "two"));
+        hub.reply(b, Event::Help, None);
+        hub.apply(a, say("#lobby", "three"));
+        let said = text(&bob.take(None).0);
+        let order: Vec<usize> = ["one", "two", "*** commands", "three"]
+            .iter()
+            .map(|word| {
+                said.find(word)
+                    .unwrap_or_else(|| panic!("{word} in {said}"))
+            })
+            .collect();
+        assert!(order.is_sorted(), "{said}");
+    }
+
+    #[test]
+    fn a_member_far_behind_its_rooms_log_is_over_its_bound() {
+        let hub = Hub::new(0);
+        let ana = Arc::new(Outbox::new(1 << 20));
+        let slow = Arc::new(Outbox::new(4096));
+        let a = hub.connect(ana.clone());
+        hub.connect(slow.clone());
+        let long = crate::hub::MessageText::new(&"x".repeat(100)).unwrap();
+        for _ in 0..2 * crate::limits::LOG_CHECK_EVERY {
+            let say = crate::hub::Command::Say {
+                room: None,
+                text: long.clone(),
+                action: false,
+            };
+            hub.apply(a, say.into());
+            ana.take(None);
+        }
+        assert_eq!(hub.session_count(), 1, "the slow reader was disconnected");
+        let (last, closed) = slow.take(None);
+        assert!(closed);
+        let last = text(&last);
+        assert!(last.ends_with("(send queue exceeded)\n"), "{last}");
     }
 }

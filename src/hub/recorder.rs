@@ -1,0 +1,102 @@
+//! A recipient for tests: records the events it is sent, in the hub's order, as a
+//! connection would write them.
+
+use std::sync::{Arc, Mutex};
+
+use super::event::{Event, Outgoing};
+use super::recipient::{Overflow, Recipient};
+use super::room_log::{Reading, RoomLog};
+
+/// Records events; refuses more once `capacity` are waiting (taken or unread), like a full
+/// send queue.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    capacity: Option<usize>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    queued: Vec<(u64, Event)>,
+    readings: Vec<Reading>,
+    closed: Option<Event>,
+}
+
+impl State {
+    fn waiting(&self) -> usize {
+        let mut n = self.queued.len();
+        for reading in &self.readings {
+            reading.unread(|_, _| n += 1);
+        }
+        n
+    }
+}
+
+impl Recorder {
+    /// One that refuses more once `capacity` events wait.
+    pub fn with_capacity(capacity: usize) -> Recorder {
+        Recorder {
+            capacity: Some(capacity),
+            ..Recorder::default()
+        }
+    }
+
+    /// What it was sent since the last call, in order, its rooms' logs included.
+    pub fn take(&self) -> Vec<Event> {
+        let mut state = self.state.lock().unwrap();
+        let State {
+            queued, readings, ..
+        } = &mut *state;
+        let mut events = std::mem::take(queued);
+        for reading in readings.iter_mut() {
+            reading.read(|order, event| events.push((order, event.event.clone())));
+        }
+        events.sort_by_key(|&(order, _)| order);
+        events.into_iter().map(|(_, event)| event).collect()
+    }
+
+    /// The goodbye, once the hub closed it.
+    pub fn closed(&self) -> Option<Event> {
+        self.state.lock().unwrap().closed.clone()
+    }
+}
+
+impl Recipient for Recorder {
+    fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow> {
+        let mut state = self.state.lock().unwrap();
+        if self.capacity.is_some_and(|c| state.waiting() >= c) {
+            return Err(Overflow);
+        }
+        state.queued.push((order, event.event.clone()));
+        Ok(())
+    }
+
+    fn close(&self, _: u64, last: &Outgoing) {
+        let mut state = self.state.lock().unwrap();
+        state.closed = Some(last.event.clone());
+        state.readings.clear();
+    }
+
+    fn follow(&self, reading: Reading) {
+        self.state.lock().unwrap().readings.push(reading);
+    }
+
+    fn unfollow(&self, log: &Arc<RoomLog>) -> Option<Reading> {
+        let mut state = self.state.lock().unwrap();
+        let at = state.readings.iter().position(|r| r.is_in(log))?;
+        Some(state.readings.swap_remove(at))
+    }
+
+    fn check(&self, log: &Arc<RoomLog>) -> Result<Option<u64>, Overflow> {
+        let state = self.state.lock().unwrap();
+        let Some(reading) = state.readings.iter().find(|r| r.is_in(log)) else {
+            return Ok(None);
+        };
+        if self.capacity.is_some_and(|c| state.waiting() > c) {
+            return Err(Overflow);
+        }
+        Ok(Some(reading.next()))
+    }
+
+    fn notify(&self) {}
+}
