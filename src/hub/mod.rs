@@ -42,6 +42,7 @@ mod text;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, Request};
@@ -97,7 +98,15 @@ struct State {
     /// Sessions whose queue overflowed during the current operation; each public method
     /// disconnects them before it releases the lock.
     overflowed: Vec<SessionId>,
+    /// Connections the current operation gave new lines to read in a room's log, and who
+    /// wakes them ([`Hub::set_wake`]).
+    woken: Vec<Waker>,
+    wake: Arc<WakeAll>,
 }
+
+/// Wakes the connections a message gave something to write; it drains the list it is given.
+/// Called with the hub's lock held: it must be short.
+pub type WakeAll = dyn Fn(&mut Vec<Waker>) + Send + Sync;
 
 impl Hub {
     /// A hub whose rooms each remember `history_per_room` messages.
@@ -113,6 +122,8 @@ impl Hub {
                 next_order: 1,
                 next_guest: 1,
                 overflowed: Vec::new(),
+                woken: Vec::new(),
+                wake: Arc::new(|woken: &mut Vec<Waker>| woken.drain(..).for_each(Waker::wake)),
                 shut_down: false,
             })),
         }
@@ -242,6 +253,13 @@ impl Hub {
         })
     }
 
+    /// Has `wake` wake the connections that a message in their room gave something to
+    /// write, instead of waking them at once (the server wakes them in batches, reading
+    /// input in between: `server/dispatch.rs`).
+    pub fn set_wake(&self, wake: Arc<WakeAll>) {
+        self.lock().wake = wake;
+    }
+
     /// Sessions connected now.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
@@ -251,6 +269,10 @@ impl Hub {
         let mut state = self.lock();
         let result = f(&mut state);
         state.settle();
+        if !state.woken.is_empty() {
+            let State { woken, wake, .. } = &mut *state;
+            wake(woken);
+        }
         result
     }
 
@@ -623,8 +645,10 @@ impl State {
         };
         let due = target.log.append(order, except, event);
         for (&member, recipient) in &target.members {
-            if Some(member) != except {
-                recipient.notify();
+            if Some(member) != except
+                && let Some(waker) = recipient.notify()
+            {
+                self.woken.push(waker);
             }
         }
         if due {

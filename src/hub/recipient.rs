@@ -2,6 +2,7 @@
 //! rooms' logs.
 
 use std::sync::Arc;
+use std::task::Waker;
 
 use super::event::Outgoing;
 use super::room_log::{Reading, RoomLog};
@@ -38,7 +39,9 @@ pub trait Recipient: Send + Sync {
     /// when what it has not read there, with what is queued, is over its bound.
     fn check(&self, log: &Arc<RoomLog>) -> Result<Option<u64>, Overflow>;
 
-    /// Something was appended to a log it reads. Called for every member on every
-    /// message: it must cost next to nothing when the connection is already awake.
-    fn notify(&self);
+    /// Something was appended to a log it reads: the waker of its connection if that waits
+    /// for more (the hub wakes it as [`super::Hub::set_wake`] says), else `None`. Called for
+    /// every member on every message: it must cost next to nothing when the connection is
+    /// already awake.
+    fn notify(&self) -> Option<Waker>;
 }

@@ -98,5 +98,7 @@ impl Recipient for Recorder {
         Ok(Some(reading.next()))
     }
 
-    fn notify(&self) {}
+    fn notify(&self) -> Option<std::task::Waker> {
+        None
+    }
 }

@@ -2,6 +2,7 @@
 
 mod admission;
 mod connection;
+mod dispatch;
 mod flood;
 mod listen;
 mod outbox;
@@ -27,6 +28,7 @@ use crate::feeds::udp::IngestOptions;
 use crate::hub::Hub;
 use crate::limits::{Limits, SHUTDOWN_GRACE};
 use admission::Admission;
+use dispatch::Dispatcher;
 
 /// What every connection task shares.
 struct Context {
@@ -67,6 +69,12 @@ pub async fn run_with(
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
     });
+    let dispatcher = Arc::new(Dispatcher::default());
+    let hand_over = dispatcher.clone();
+    ctx.hub.set_wake(Arc::new(move |woken: &mut Vec<_>| {
+        hand_over.hand_over(woken)
+    }));
+    ctx.tasks.spawn(dispatcher.run(shutdown.clone()));
     for bound in listeners {
         info!(addr = %bound.local_addr(), "listening");
         match bound {

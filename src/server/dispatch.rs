@@ -1,0 +1,139 @@
+//! Reading first: the connections a message has new lines for are woken a batch at a time,
+//! and the runtime reads the sockets between batches.
+//!
+//! Woken all at once, a thousand writers go ahead of everything in the runtime's queue, and
+//! a sender whose next message has arrived is read only after all of them — a whole round
+//! of writes later (docs/benchmarks.md, "What limits it"). Here, between two batches, the
+//! dispatcher yields, and a task that yields runs again only after the runtime has polled
+//! the sockets; so input is read and fanned out (one append to a room's log) before the
+//! writes it would otherwise wait for, and each write carries more of it. Under overload a
+//! batch is never under an eighth of what waits, so output is never starved by input.
+
+use std::future::poll_fn;
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+use tokio_util::sync::CancellationToken;
+
+/// Connections woken between two polls of the sockets, at least.
+const WAKE_BATCH: usize = 32;
+
+/// What waits is woken in at most this many batches: when many connections wait, batches
+/// grow, so a busy server does not give input a turn per 32 writers.
+const WAKE_SLICES: usize = 8;
+
+/// The connections waiting for their turn to write, and the dispatcher's task.
+#[derive(Default)]
+pub struct Dispatcher {
+    state: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    wakers: Vec<Waker>,
+    task: Option<Waker>,
+    /// The dispatcher has stopped (shutdown): what is handed over is woken at once.
+    stopped: bool,
+}
+
+impl Dispatcher {
+    /// Takes the wakers of connections that have new lines; they are woken in turn.
+    pub fn hand_over(&self, woken: &mut Vec<Waker>) {
+        let mut state = self.lock();
+        if state.stopped {
+            drop(state);
+            woken.drain(..).for_each(Waker::wake);
+            return;
+        }
+        state.wakers.append(woken);
+        let task = state.task.take();
+        drop(state);
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+
+    /// Wakes what is handed over, batch by batch, until `shutdown`; then wakes the rest, and
+    /// whatever is handed over later at once.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let batch = tokio::select! {
+                batch = self.next_batch() => batch,
+                () = shutdown.cancelled() => break,
+            };
+            let size = (batch.len() / WAKE_SLICES).max(WAKE_BATCH);
+            for chunk in batch.chunks(size) {
+                chunk.iter().for_each(Waker::wake_by_ref);
+                // Runs again after the runtime has polled the sockets.
+                tokio::task::yield_now().await;
+            }
+        }
+        let rest = {
+            let mut state = self.lock();
+            state.stopped = true;
+            mem::take(&mut state.wakers)
+        };
+        rest.into_iter().for_each(Waker::wake);
+    }
+
+    async fn next_batch(&self) -> Vec<Waker> {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.wakers.is_empty() {
+                state.task = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(mem::take(&mut state.wakers))
+            }
+        })
+        .await
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn wakes_everything_handed_over_in_batches_with_turns_between() {
+        let dispatcher = Arc::new(Dispatcher::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(dispatcher.clone().run(shutdown.clone()));
+        let counter = Arc::new(Counter::default());
+        let woken = || counter.0.load(Ordering::Relaxed);
+        let mut wakers = vec![Waker::from(counter.clone()); 3 * WAKE_BATCH];
+        dispatcher.hand_over(&mut wakers);
+        assert!(wakers.is_empty(), "taken");
+        // The dispatcher's first turn wakes one batch, then yields.
+        tokio::task::yield_now().await;
+        assert_eq!(woken(), WAKE_BATCH);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(woken(), 3 * WAKE_BATCH);
+        // What is handed over at shutdown is woken too, and later at once.
+        dispatcher.hand_over(&mut vec![Waker::from(counter.clone())]);
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(woken(), 3 * WAKE_BATCH + 1);
+        dispatcher.hand_over(&mut vec![Waker::from(counter.clone())]);
+        assert_eq!(woken(), 3 * WAKE_BATCH + 2);
+    }
+}
