@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::event::{Event, Outgoing};
 use super::recipient::{Overflow, Recipient};
-use super::room_log::{Reading, RoomLog};
+use super::room_log::{Reading, RoomLog, take_in_order};
 
 /// Records events; refuses more once `capacity` are waiting (taken or unread), like a full
 /// send queue.
@@ -48,10 +48,7 @@ impl Recorder {
             queued, readings, ..
         } = &mut *state;
         let mut events = std::mem::take(queued);
-        for reading in readings.iter_mut() {
-            reading.read(|order, event| events.push((order, event.event.clone())));
-        }
-        events.sort_by_key(|&(order, _)| order);
+        take_in_order(&mut events, readings, |event| Some(event.event.clone()));
         events.into_iter().map(|(_, event)| event).collect()
     }
 
@@ -67,7 +64,9 @@ impl Recipient for Recorder {
         if self.capacity.is_some_and(|c| state.waiting() >= c) {
             return Err(Overflow);
         }
-        state.queued.push((order, event.event.clone()));
+        // In order, like a connection's queue: what a log hands over may be older.
+        let at = state.queued.partition_point(|&(queued, _)| queued < order);
+        state.queued.insert(at, (order, event.event.clone()));
         Ok(())
     }
 

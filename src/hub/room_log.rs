@@ -101,6 +101,31 @@ impl RoomLog {
     }
 }
 
+/// Adds to `lines` what each of `readings` has not read yet, as `line` makes it (`None`:
+/// nothing to write for that event), and puts them all in the hub's order: how a
+/// connection merges its rooms' logs with what was queued to it alone.
+pub fn take_in_order<T>(
+    lines: &mut Vec<(u64, T)>,
+    readings: &mut [Reading],
+    mut line: impl FnMut(&Arc<Outgoing>) -> Option<T>,
+) {
+    let mut sources = usize::from(!lines.is_empty());
+    for reading in readings {
+        let before = lines.len();
+        lines.reserve(reading.unread_count());
+        reading.read(|order, event| {
+            if let Some(made) = line(event) {
+                lines.push((order, made));
+            }
+        });
+        sources += usize::from(lines.len() > before);
+    }
+    if sources > 1 {
+        // Stamps are unique: the merge is a plain sort.
+        lines.sort_unstable_by_key(|&(order, _)| order);
+    }
+}
+
 /// A member's place in a room's log: the next entry it reads.
 pub struct Reading {
     log: Arc<RoomLog>,

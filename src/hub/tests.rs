@@ -273,6 +273,11 @@ fn what_was_said_before_leaving_still_arrives_and_in_order() {
     bob.inbox.take();
     hub.apply(ana.id, say("one"));
     hub.apply(ana.id, say("two"));
+    let private = Command::Msg {
+        to: Nick::parse("bob").unwrap(),
+        text: MessageText::new("psst").unwrap(),
+    };
+    hub.apply(ana.id, private.into());
     // bob has not read the room yet when he leaves it.
     let leave = Command::Leave {
         room: None,
@@ -283,7 +288,10 @@ fn what_was_said_before_leaving_still_arrives_and_in_order() {
     let events = bob.inbox.take();
     assert_eq!(texts(&events), ["ana:one", "ana:two"]);
     assert!(
-        matches!(events.last(), Some(Event::Left { you: true, .. })),
+        matches!(
+            &events[2..],
+            [Event::Private { .. }, Event::Left { you: true, .. }]
+        ),
         "{events:?}"
     );
     // The same at shutdown: what was said before it reaches everyone.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
-use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
+use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog, take_in_order};
 use crate::protocol::{self, Format};
 
 /// A line ready to write, with the hub's stamp that orders it among the others.
@@ -91,24 +91,12 @@ impl Outbox {
         } = &mut *state;
         // Reuses the queue's buffer: no copy, no allocation when only it has lines.
         let mut lines = std::mem::take(queue);
-        let mut sources = usize::from(!lines.is_empty());
         let mut taken = 0usize;
-        for reading in readings.iter_mut() {
-            let before = lines.len();
-            lines.reserve(reading.unread_count());
-            reading.read(|order, event| {
-                let bytes = protocol::encode(format, event);
-                if !bytes.is_empty() {
-                    taken += bytes.len();
-                    lines.push((order, bytes));
-                }
-            });
-            sources += usize::from(lines.len() > before);
-        }
-        if sources > 1 {
-            // Stamps are unique: the merge is a plain sort.
-            lines.sort_unstable_by_key(|&(order, _)| order);
-        }
+        take_in_order(&mut lines, readings, |event| {
+            let bytes = protocol::encode(format, event);
+            taken += bytes.len();
+            (!bytes.is_empty()).then_some(bytes)
+        });
         let taken = u32::try_from(taken).unwrap_or(u32::MAX);
         state.unwritten = state.unwritten.saturating_add(taken);
         (VecDeque::from(lines), state.closed)
