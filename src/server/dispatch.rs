@@ -97,28 +97,17 @@ impl Dispatcher {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
+    use super::super::wake_counter::WakeCounter;
     use super::*;
-
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn wakes_everything_handed_over_in_batches_with_turns_between() {
         let dispatcher = Arc::new(Dispatcher::default());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(dispatcher.clone().run(shutdown.clone()));
-        let counter = Arc::new(Counter::default());
-        let woken = || counter.0.load(Ordering::Relaxed);
-        let mut wakers = vec![Waker::from(counter.clone()); 3 * WAKE_BATCH];
+        let counter = WakeCounter::new();
+        let woken = || counter.count();
+        let mut wakers = vec![counter.waker(); 3 * WAKE_BATCH];
         dispatcher.hand_over(&mut wakers);
         assert!(wakers.is_empty(), "taken");
         // The dispatcher's first turn wakes one batch, then yields.
@@ -129,11 +118,11 @@ mod tests {
         }
         assert_eq!(woken(), 3 * WAKE_BATCH);
         // What is handed over at shutdown is woken too, and later at once.
-        dispatcher.hand_over(&mut vec![Waker::from(counter.clone())]);
+        dispatcher.hand_over(&mut vec![counter.waker()]);
         shutdown.cancel();
         task.await.unwrap();
         assert_eq!(woken(), 3 * WAKE_BATCH + 1);
-        dispatcher.hand_over(&mut vec![Waker::from(counter.clone())]);
+        dispatcher.hand_over(&mut vec![counter.waker()]);
         assert_eq!(woken(), 3 * WAKE_BATCH + 2);
     }
 }

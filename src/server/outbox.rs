@@ -217,21 +217,9 @@ impl Recipient for Outbox {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
+    use super::super::wake_counter::WakeCounter;
     use super::*;
     use crate::hub::{Event, Hub, Request};
-
-    /// Counts its wake-ups.
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     fn line(text: &str) -> Encoded {
         Arc::new(bytes::Bytes::from(text.to_string()))
@@ -247,9 +235,9 @@ mod tests {
     #[test]
     fn wakes_once_a_round_and_counts_bytes_until_written() {
         let outbox = Outbox::new(10);
-        let counter = Arc::new(Counter::default());
-        let waker = Waker::from(counter.clone());
-        let wakes = || counter.0.load(Ordering::Relaxed);
+        let counter = WakeCounter::new();
+        let waker = counter.waker();
+        let wakes = || counter.count();
 
         let (taken, closed) = outbox.take(Some(&waker));
         assert!(taken.is_empty() && !closed);
@@ -274,8 +262,8 @@ mod tests {
     #[test]
     fn closing_wakes_even_a_busy_outbox_and_takes_nothing_more() {
         let outbox = Outbox::new(100);
-        let counter = Arc::new(Counter::default());
-        let waker = Waker::from(counter.clone());
+        let counter = WakeCounter::new();
+        let waker = counter.waker();
         let mut taken = String::new();
         taken += &text(&outbox.take(Some(&waker)).0);
         outbox.push(1, line("a\n"), true).unwrap();
@@ -284,7 +272,7 @@ mod tests {
         outbox.push(3, line("bye\n"), false).unwrap();
         // "a" woke the task; "b", after it took again, woke it again; the close wakes it
         // even though it was woken already.
-        assert_eq!(counter.0.load(Ordering::Relaxed), 3);
+        assert_eq!(counter.count(), 3);
         outbox.push(4, line("late\n"), true).unwrap();
         let (last, closed) = outbox.take(None);
         assert!(closed, "closed");
@@ -295,8 +283,8 @@ mod tests {
     #[test]
     fn what_was_given_back_goes_out_first_and_no_one_is_woken_for_it() {
         let outbox = Outbox::new(100);
-        let counter = Arc::new(Counter::default());
-        let waker = Waker::from(counter.clone());
+        let counter = WakeCounter::new();
+        let waker = counter.waker();
         outbox.take(Some(&waker));
         outbox.push(1, line("a\n"), true).unwrap();
         outbox.push(2, line("b\n"), true).unwrap();
@@ -308,7 +296,7 @@ mod tests {
         outbox.push(3, line("c\n"), true).unwrap();
         assert!(outbox.notify().is_none());
         assert_eq!(
-            counter.0.load(Ordering::Relaxed),
+            counter.count(),
             1,
             "an outbox holding what was given back is not armed: the task waits for the socket"
         );
