@@ -112,12 +112,14 @@ pub fn take_in_order<T>(
     let mut sources = usize::from(!lines.is_empty());
     for reading in readings {
         let before = lines.len();
-        lines.reserve(reading.unread_count());
-        reading.read(|order, event| {
-            if let Some(made) = line(event) {
-                lines.push((order, made));
-            }
-        });
+        let state = reading.log.lock();
+        let unread = reading.unread_in(&state);
+        // One lock for both: room for all of it, then all of it.
+        lines.reserve(unread.size_hint().1.unwrap_or(0));
+        lines.extend(unread.filter_map(|entry| Some((entry.order, line(&entry.event)?))));
+        let end = state.end();
+        drop(state);
+        reading.next = end;
         sources += usize::from(lines.len() > before);
     }
     if sources > 1 {
@@ -146,13 +148,6 @@ impl Reading {
         self.visit(each);
     }
 
-    /// How many entries are after this place (its own messages included): room to make
-    /// before reading them.
-    pub fn unread_count(&self) -> usize {
-        let end = self.log.lock().end();
-        usize::try_from(end.saturating_sub(self.next)).unwrap_or(usize::MAX)
-    }
-
     /// Whether this is a place in `log`.
     pub fn is_in(&self, log: &Arc<RoomLog>) -> bool {
         Arc::ptr_eq(&self.log, log)
@@ -165,16 +160,25 @@ impl Reading {
 
     fn visit(&self, mut each: impl FnMut(u64, &Arc<Outgoing>)) -> u64 {
         let state = self.log.lock();
+        for entry in self.unread_in(&state) {
+            each(entry.order, &entry.event);
+        }
+        state.end()
+    }
+
+    /// The entries of `state` (this place's log, locked) after this place, but for the
+    /// reader's own.
+    fn unread_in<'a>(&self, state: &'a Entries) -> impl Iterator<Item = &'a Entry> + use<'a> {
         // A place before the log's start belongs to a member the hub is disconnecting for
         // falling behind: what it missed is gone, and so is it.
         let skip = self.next.saturating_sub(state.first);
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        for entry in state.entries.iter().skip(skip) {
-            if entry.except != Some(self.reader) {
-                each(entry.order, &entry.event);
-            }
-        }
-        state.end()
+        let reader = Some(self.reader);
+        state
+            .entries
+            .iter()
+            .skip(skip)
+            .filter(move |entry| entry.except != reader)
     }
 }
 

@@ -131,12 +131,7 @@ impl Outbox {
         }
         state.unwritten = state.unwritten.saturating_add(len);
         // Usually the newest; what a room's log hands over when its reader leaves may not be.
-        let at = match state.queue.last() {
-            Some(&(last, _)) if last > order => {
-                state.queue.partition_point(|&(queued, _)| queued < order)
-            }
-            _ => state.queue.len(),
-        };
+        let at = state.queue.partition_point(|&(queued, _)| queued < order);
         state.queue.insert(at, (order, bytes));
         if !bounded {
             state.closed = true;
