@@ -2,13 +2,15 @@
 //!
 //! Scenarios: **fanout** (everyone in one room, some sending), **rooms** (clients spread
 //! over many rooms), **idle** (connections doing nothing: memory per connection) and
-//! **churn** (connect/disconnect cycles: speed and leaks). Results go to stdout as a
+//! **churn** (connect/disconnect cycles: speed and leaks); and the **floor**, no server at
+//! all: how long this machine takes to write to every member of a room. Results go to stdout as a
 //! Markdown table and, with `--json`, to a file that `charla bench report` merges with
 //! other servers' runs into docs/benchmarks.md and an SVG chart.
 
 mod adapter;
 mod arrival;
 mod churn;
+mod floor;
 mod idle;
 mod load;
 mod payload;
@@ -35,6 +37,7 @@ pub enum Scenario {
     Rooms,
     Idle,
     Churn,
+    Floor,
 }
 
 /// A run against one server.
@@ -50,6 +53,8 @@ pub struct Plan {
     pub saturate: bool,
     pub p99_limit: Duration,
     pub churn_cycles: usize,
+    /// The floor's writer runs on this CPU (the server's, in a side-by-side run).
+    pub writer_cpu: Option<usize>,
     pub json: Option<PathBuf>,
 }
 
@@ -78,6 +83,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         saturation_p99_limit_ms: plan.saturate.then_some(plan.p99_limit.as_millis() as u64),
         idle: None,
         churn: None,
+        floor: None,
     };
     match plan.scenario {
         Scenario::Fanout | Scenario::Rooms => {
@@ -115,6 +121,16 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         Scenario::Churn => {
             let churn = churn::measure(shape, plan.churn_cycles, server.as_ref(), &progress);
             report.churn = Some(churn.await?);
+        }
+        Scenario::Floor => {
+            let floor = floor::measure(
+                shape.clients,
+                shape.size,
+                shape.duration,
+                plan.writer_cpu,
+                &progress,
+            );
+            report.floor = Some(floor.await?);
         }
     }
     progress.finish_and_clear();

@@ -68,6 +68,41 @@ pub struct Churn {
     pub rss_after_bytes: Option<u64>,
 }
 
+/// The floor (see `floor`): a bare writer's round of writes, one socket per member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Floor {
+    /// Sockets written in turn: the members of one room.
+    pub sockets: usize,
+    /// The CPU the writer was pinned to, when it was.
+    pub writer_cpu: Option<usize>,
+    pub rows: Vec<FloorRow>,
+    /// What the writer wrote and the readers read, all rows together: equal unless
+    /// something went wrong.
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+}
+
+/// One size of write in the floor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FloorRow {
+    pub lines_per_write: usize,
+    pub writes: u64,
+    pub writes_per_s: f64,
+    /// Wall-clock time per write.
+    pub us_per_write: f64,
+    /// The writer thread's CPU time per write (on loopback it includes the receiving
+    /// socket's kernel work).
+    pub cpu_us_per_write: f64,
+    /// A round: one write to every socket.
+    pub round_p50_ms: f64,
+    pub round_p99_ms: f64,
+    /// From the start of a round to each write's end: the latency of a message read as
+    /// the round began, at each member.
+    pub delivery_p50_ms: f64,
+    pub delivery_p99_ms: f64,
+    pub bytes_written: u64,
+}
+
 /// Everything one `charla bench` run measured against one server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -88,6 +123,8 @@ pub struct Report {
     pub saturation_p99_limit_ms: Option<u64>,
     pub idle: Option<Idle>,
     pub churn: Option<Churn>,
+    #[serde(default)]
+    pub floor: Option<Floor>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -192,6 +229,30 @@ pub fn markdown(reports: &[Report]) -> String {
                 opt(c.rss_before_bytes.map(|b| format!("{:.1}", mib(b)))),
                 opt(c.rss_after_bytes.map(|b| format!("{:.1}", mib(b)))),
             );
+        }
+    }
+    let floors: Vec<&Report> = reports.iter().filter(|r| r.floor.is_some()).collect();
+    if !floors.is_empty() {
+        s.push_str("\n| floor: a bare writer | sockets | writer CPU | lines per write | writes/s | µs per write | CPU µs per write | round p50 / p99 ms | delivery p50 / p99 ms (message read as a round began) | bytes written / read |\n|---|---:|---:|---:|---:|---:|---:|---|---|---|\n");
+        for r in floors {
+            let f = r.floor.as_ref().expect("filtered");
+            for row in &f.rows {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} / {} |",
+                    r.label,
+                    f.sockets,
+                    opt(f.writer_cpu),
+                    row.lines_per_write,
+                    row.writes_per_s,
+                    row.us_per_write,
+                    row.cpu_us_per_write,
+                    pair(Some(row.round_p50_ms), Some(row.round_p99_ms)),
+                    pair(Some(row.delivery_p50_ms), Some(row.delivery_p99_ms)),
+                    f.bytes_written,
+                    f.bytes_read,
+                );
+            }
         }
     }
     s
@@ -331,6 +392,24 @@ mod tests {
                 fds_after: Some(1),
                 rss_before_bytes: None,
                 rss_after_bytes: None,
+            }),
+            floor: Some(Floor {
+                sockets: 10,
+                writer_cpu: Some(0),
+                rows: vec![FloorRow {
+                    lines_per_write: 1,
+                    writes: 100,
+                    writes_per_s: 100.0,
+                    us_per_write: 5.0,
+                    cpu_us_per_write: 4.5,
+                    round_p50_ms: 0.05,
+                    round_p99_ms: 0.08,
+                    delivery_p50_ms: 0.03,
+                    delivery_p99_ms: 0.05,
+                    bytes_written: 10_100,
+                }],
+                bytes_written: 10_100,
+                bytes_read: 10_100,
             }),
         };
         let md = markdown(&[report]);

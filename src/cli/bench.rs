@@ -31,7 +31,9 @@ pub enum BenchCommand {
 #[derive(Args)]
 pub struct Run {
     /// fanout: everyone in one room; rooms: spread over --rooms; idle: memory per
-    /// connection (needs --server-pid); churn: connect/disconnect cycles.
+    /// connection (needs --server-pid); churn: connect/disconnect cycles; floor: no
+    /// server, a bare writer's round of writes to --clients loopback sockets (a lower
+    /// bound on any server's fan-out latency here).
     #[arg(value_enum)]
     pub scenario: Scenario,
     /// The server to load.
@@ -75,6 +77,10 @@ pub struct Run {
     /// Cycles for the churn scenario.
     #[arg(long, default_value_t = 50_000)]
     pub cycles: usize,
+    /// floor: run the writer on this CPU (the one the server gets in a side-by-side run);
+    /// the readers stay where the process runs.
+    #[arg(long)]
+    pub writer_cpu: Option<usize>,
     /// Also save the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -104,6 +110,7 @@ impl Run {
             saturate: self.saturate,
             p99_limit: Duration::from_millis(self.p99_limit_ms),
             churn_cycles: self.cycles,
+            writer_cpu: self.writer_cpu,
             json: self.json,
         }
     }

@@ -75,3 +75,69 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
     );
     assert!(fast.abs_diff(3 * slow) <= 10, "{slow} then {fast} messages");
 }
+
+/// The floor needs no server: a writer thread writes to every socket in turn, and every
+/// byte it wrote is read at the other end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("floor.json");
+    let out = json.display().to_string();
+    let args = [
+        "bench",
+        "run",
+        "floor",
+        "--clients",
+        "8",
+        "--size",
+        "20",
+        "--duration",
+        "1",
+        "--writer-cpu",
+        "0",
+        "--label",
+        "floor",
+        "--json",
+        &out,
+    ];
+    let mut command = binary::command(&args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let markdown = String::from_utf8(output.stdout).unwrap();
+    assert!(markdown.contains("| floor | 8 | 0 | 40 |"), "{markdown}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let floor = &report["floor"];
+    let rows = floor["rows"].as_array().unwrap();
+    let lines: Vec<u64> = rows
+        .iter()
+        .map(|r| r["lines_per_write"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [1, 10, 40]);
+    let mut expected = 0;
+    for row in rows {
+        let writes = row["writes"].as_u64().unwrap();
+        // Whole rounds only: each one writes all eight sockets.
+        assert!(writes > 0 && writes % 8 == 0, "{row}");
+        // 20 bytes of text and a newline a line.
+        let bytes = writes * 21 * row["lines_per_write"].as_u64().unwrap();
+        assert_eq!(row["bytes_written"].as_u64().unwrap(), bytes, "{row}");
+        expected += bytes;
+        let ms = |key: &str| row[key].as_f64().unwrap();
+        assert!(0.0 < ms("round_p50_ms") && ms("round_p50_ms") <= ms("round_p99_ms"));
+        assert!(0.0 < ms("delivery_p50_ms") && ms("delivery_p50_ms") <= ms("delivery_p99_ms"));
+        assert!(
+            ms("us_per_write") > 0.0 && ms("cpu_us_per_write") > 0.0,
+            "{row}"
+        );
+    }
+    assert_eq!(floor["bytes_written"].as_u64().unwrap(), expected);
+    assert_eq!(floor["bytes_read"], floor["bytes_written"]);
+    assert_eq!(floor["writer_cpu"], 0);
+}
