@@ -117,6 +117,16 @@ bench() { # server scenario extra-args...
     || echo "   ($name $scenario failed; see above)"
 }
 
+# The floor first: no server, a bare writer on the servers' CPU writing to 500 and 1,000
+# loopback sockets in turn, the readers on the generator's (src/bench/floor.rs) — what
+# this machine allows any server today.
+for n in 500 1000; do
+  echo "== floor: $n sockets"
+  taskset -c $GEN_CPU "$CHARLA" bench run floor --clients $n --duration "$DURATION" \
+    --writer-cpu $SERVER_CPU --label floor-$n --json "$OUT/floor-$n.json" \
+    || echo "   (floor $n failed; see above)"
+done
+
 for s in $SERVERS; do
   # 500 clients: the peers' own comparison (ncat's select() loop tops out below 1000).
   start "$s"; bench "$s" fanout --clients 500 --senders 50 --duration "$DURATION" --rates "$RATES"; stop
