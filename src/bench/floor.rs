@@ -33,7 +33,7 @@ use super::tally;
 /// Lines per write measured, a row each: one line is the quietest room (charla's rounds at
 /// 20k deliveries/s to 1,000 clients carry one line a write), about 10 and 40 what its
 /// rounds carry at 2M and 5M.
-pub const LINES_PER_WRITE: [usize; 3] = [1, 10, 40];
+const LINES_PER_WRITE: [usize; 3] = [1, 10, 40];
 
 /// Pause between two rows, for the readers to drain what the last one wrote.
 const SETTLE: Duration = Duration::from_millis(300);
