@@ -1,6 +1,7 @@
 //! `charla bench` against a real server: the generator counts every delivery once, and
-//! says how late it sent and when lines reached the sockets. Correctness only; how fast is
-//! the benchmark's business (docs/benchmarks.md), never a test's.
+//! says how late it sent and when lines reached the sockets; the floor, which needs no
+//! server, has every byte it wrote read. Correctness only; how fast is the benchmark's
+//! business (docs/benchmarks.md), never a test's.
 
 use charla::limits::Limits;
 use serde_json::Value;
@@ -16,12 +17,8 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
         ..Limits::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("fanout.json");
-    let (addr, out) = (server.tcp().to_string(), json.display().to_string());
-    let args = [
-        "bench",
-        "run",
+    let addr = server.tcp().to_string();
+    let (markdown, report) = run_bench(&[
         "fanout",
         "--addr",
         &addr,
@@ -33,25 +30,12 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
         "1",
         "--rates",
         "2000,6000",
-        "--json",
-        &out,
-    ];
-    let mut command = binary::command(&args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let markdown = String::from_utf8(output.stdout).unwrap();
+    ])
+    .await;
     assert!(
         markdown.contains("| charla | fanout | 20/1/5 | 2000 |"),
         "{markdown}"
     );
-
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2);
     for step in steps {
@@ -80,12 +64,7 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
 /// byte it wrote is read at the other end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("floor.json");
-    let out = json.display().to_string();
-    let args = [
-        "bench",
-        "run",
+    let (markdown, report) = run_bench(&[
         "floor",
         "--clients",
         "8",
@@ -97,22 +76,9 @@ async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
         "0",
         "--label",
         "floor",
-        "--json",
-        &out,
-    ];
-    let mut command = binary::command(&args);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let markdown = String::from_utf8(output.stdout).unwrap();
+    ])
+    .await;
     assert!(markdown.contains("| floor | 8 | 0 | 40 |"), "{markdown}");
-
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let floor = &report["floor"];
     let rows = floor["rows"].as_array().unwrap();
     let lines: Vec<u64> = rows
@@ -140,4 +106,25 @@ async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
     assert_eq!(floor["bytes_written"].as_u64().unwrap(), expected);
     assert_eq!(floor["bytes_read"], floor["bytes_written"]);
     assert_eq!(floor["writer_cpu"], 0);
+}
+
+/// Runs `charla bench run ARGS --json FILE`; returns what it printed and the JSON report.
+async fn run_bench(args: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = json.display().to_string();
+    let mut all = vec!["bench", "run"];
+    all.extend_from_slice(args);
+    all.extend(["--json", &out]);
+    let mut command = binary::command(&all);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (String::from_utf8(output.stdout).unwrap(), report)
 }
