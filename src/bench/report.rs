@@ -195,6 +195,7 @@ pub fn markdown(reports: &[Report]) -> String {
             );
         }
     }
+    s.push_str(&against_the_floor(reports));
     let idle: Vec<&Report> = reports.iter().filter(|r| r.idle.is_some()).collect();
     if !idle.is_empty() {
         s.push_str("\n| server | idle connections | RSS before MiB | RSS after MiB | bytes per connection | fds |\n|---|---:|---:|---:|---:|---:|\n");
@@ -253,6 +254,41 @@ pub fn markdown(reports: &[Report]) -> String {
                     f.bytes_read,
                 );
             }
+        }
+    }
+    s
+}
+
+/// Each fan-out step's p99 as a multiple of the floor's for as many clients (the lowest
+/// p99 of a bare writer's rows to as many sockets, from the same reports): how far a
+/// server is from what the machine allows. Empty without a floor to compare with.
+fn against_the_floor(reports: &[Report]) -> String {
+    let floor_p99 = |members: usize| {
+        reports
+            .iter()
+            .filter_map(|r| r.floor.as_ref())
+            .filter(|f| f.sockets == members)
+            .flat_map(|f| f.rows.iter().map(|row| row.delivery_p99_ms))
+            .min_by(f64::total_cmp)
+    };
+    let mut s = String::new();
+    for r in reports.iter().filter(|r| r.scenario == "fanout") {
+        let Some(floor) = floor_p99(r.clients) else {
+            continue;
+        };
+        if s.is_empty() {
+            s.push_str("\n| server | clients | offered deliveries/s | p99 ms | the floor's p99 ms | × the floor |\n|---|---:|---:|---:|---:|---:|\n");
+        }
+        for st in r.steps.iter().filter(|st| st.delivered > 0) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {floor:.2} | {:.1} |",
+                r.label,
+                r.clients,
+                st.offered_deliveries_per_s,
+                st.p99_ms,
+                st.p99_ms / floor,
+            );
         }
     }
     s
@@ -416,6 +452,11 @@ mod tests {
         assert!(md.contains(
             "charla (fanout, 10 clients): highest rate sustained with nothing lost and p99 ≤ 50 ms: **1000 deliveries/s**"
         ), "{md}");
+        // 3 ms against the floor's 0.05 ms to as many sockets.
+        assert!(
+            md.contains("| charla | 10 | 100 | 3.00 | 0.05 | 60.0 |"),
+            "{md}"
+        );
         for table in md.split("\n\n").filter(|t| t.starts_with('|')) {
             let rows: Vec<&str> = table.lines().filter(|l| l.starts_with('|')).collect();
             let cells = |l: &str| l.matches('|').count();
