@@ -197,10 +197,9 @@ impl ErrorCode {
     }
 }
 
-/// An event encoded for one wire format, shared by every recipient. A thin pointer: a
-/// queued line costs each member's queue 8 bytes rather than `Bytes`' 32, so a message to a
-/// thousand members writes a quarter as many fresh cache lines, and the reference count
-/// touched per delivery is this one `Arc`'s (docs/benchmarks.md, "What limits it").
+/// An event encoded for one wire format, shared by every recipient. A thin pointer: a line
+/// queued to one session costs its queue 8 bytes rather than `Bytes`' 32. (What is said in
+/// a room is not queued per member at all: connections write it from the room's log.)
 pub type Encoded = Arc<Bytes>;
 
 /// How many wire formats can cache an encoding in an [`Outgoing`]; the protocol module

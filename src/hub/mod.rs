@@ -52,7 +52,7 @@ pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
 };
 pub use recipient::{Overflow, Recipient};
-pub use room_log::{Reading, RoomLog, take_in_order};
+pub use room_log::{Chunk, Logged, Reading, RoomLog, take_in_order};
 pub use text::{MessageText, sanitize};
 
 use crate::limits::ANNOUNCE_MAX_MEMBERS;

@@ -48,7 +48,9 @@ impl Recorder {
             queued, readings, ..
         } = &mut *state;
         let mut events = std::mem::take(queued);
-        take_in_order(&mut events, readings, |event| Some(event.event.clone()));
+        take_in_order(&mut events, readings, |logged| {
+            Some(logged.event().event.clone())
+        });
         events.into_iter().map(|(_, event)| event).collect()
     }
 

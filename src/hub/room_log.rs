@@ -12,11 +12,16 @@
 //! own replies queued merges them back into the order the hub decided.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::SessionId;
 use super::event::Outgoing;
 use crate::limits::LOG_CHECK_EVERY;
+
+/// Entries a [`Chunk`] holds. A reader takes a reference to each chunk its unread part
+/// spans, not to each line, so this is how many lines share one reference count; a room
+/// with anything in its log keeps at least one chunk (about 40 bytes an entry).
+const CHUNK_ENTRIES: usize = 32;
 
 /// A room's recent events, kept until every member has read them.
 #[derive(Default)]
@@ -26,12 +31,26 @@ pub struct RoomLog {
 
 #[derive(Default)]
 struct Entries {
-    /// Position of `entries[0]` in the room's life: the entries before it were read by
-    /// every member and dropped.
+    /// Position of the first entry kept: the entries before it were read by every member
+    /// and dropped.
     first: u64,
-    entries: VecDeque<Entry>,
+    /// Position of the first slot of `chunks[0]`: a multiple of [`CHUNK_ENTRIES`], at or
+    /// before `first`.
+    base: u64,
+    /// Position of the next entry appended.
+    end: u64,
+    chunks: VecDeque<Arc<Chunk>>,
     /// Appended since the members' places were last checked.
     unchecked: usize,
+}
+
+/// A stretch of a log. Its slots are filled once, in order, under the log's lock, and
+/// never change after: a reader that holds the chunk reads every slot before the end it
+/// saw without the lock, and without a reference count per line — at 5M deliveries a
+/// second, one per line taken and one per line written were a tenth of the server's core
+/// (docs/benchmarks.md, "What limits it").
+pub struct Chunk {
+    slots: [OnceLock<Entry>; CHUNK_ENTRIES],
 }
 
 struct Entry {
@@ -42,9 +61,35 @@ struct Entry {
     event: Arc<Outgoing>,
 }
 
+impl Chunk {
+    /// The event in `slot`, which a reader was handed by [`take_in_order`].
+    pub fn event(&self, slot: usize) -> &Arc<Outgoing> {
+        &self.slots[slot]
+            .get()
+            .expect("a reader is handed only filled slots")
+            .event
+    }
+}
+
 impl Entries {
-    fn end(&self) -> u64 {
-        self.first + self.entries.len() as u64
+    /// The entries from `from` (or the first kept, if later) to the end, with the chunk
+    /// and slot each is in.
+    fn from(&self, from: u64) -> impl Iterator<Item = (&Arc<Chunk>, usize, &Entry)> {
+        let from = from.max(self.first);
+        (from..self.end).map(move |position| {
+            let at = usize::try_from(position - self.base).expect("a log fits in memory");
+            let chunk = &self.chunks[at / CHUNK_ENTRIES];
+            let slot = at % CHUNK_ENTRIES;
+            let entry = chunk.slots[slot]
+                .get()
+                .expect("slots before the end are filled");
+            (chunk, slot, entry)
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.end - self.first
     }
 }
 
@@ -58,11 +103,20 @@ impl RoomLog {
     /// and what everyone has read.
     pub(super) fn append(&self, order: u64, except: Option<SessionId>, event: Outgoing) -> bool {
         let mut state = self.lock();
-        state.entries.push_back(Entry {
+        let at = usize::try_from(state.end - state.base).expect("a log fits in memory");
+        if at / CHUNK_ENTRIES == state.chunks.len() {
+            state.chunks.push_back(Arc::new(Chunk {
+                slots: Default::default(),
+            }));
+        }
+        let entry = Entry {
             order,
             except,
             event: Arc::new(event),
-        });
+        };
+        let filled = state.chunks[at / CHUNK_ENTRIES].slots[at % CHUNK_ENTRIES].set(entry);
+        debug_assert!(filled.is_ok(), "each slot is filled once");
+        state.end += 1;
         state.unchecked += 1;
         if state.unchecked >= LOG_CHECK_EVERY {
             state.unchecked = 0;
@@ -75,7 +129,7 @@ impl RoomLog {
     /// A place for `reader` at the end of the log: it reads what is appended from now on.
     pub(super) fn follow(self: &Arc<Self>, reader: SessionId) -> Reading {
         Reading {
-            next: self.lock().end(),
+            next: self.lock().end,
             log: self.clone(),
             reader,
         }
@@ -83,17 +137,18 @@ impl RoomLog {
 
     /// Where the log ends now: a member whose place is here has read everything.
     pub(super) fn end(&self) -> u64 {
-        self.lock().end()
+        self.lock().end
     }
 
-    /// Drops the entries before `keep_from`, which every member has read.
+    /// Drops the entries before `keep_from`, which every member has read: the chunks
+    /// wholly before it go (readers still writing from one keep it alive).
     pub(super) fn trim(&self, keep_from: u64) {
         let mut state = self.lock();
-        let drop = keep_from.saturating_sub(state.first);
-        let drop =
-            usize::try_from(drop).map_or(state.entries.len(), |d| d.min(state.entries.len()));
-        state.entries.drain(..drop);
-        state.first += drop as u64;
+        state.first = state.first.max(keep_from.min(state.end));
+        while state.first - state.base >= CHUNK_ENTRIES as u64 {
+            state.chunks.pop_front();
+            state.base += CHUNK_ENTRIES as u64;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -101,25 +156,45 @@ impl RoomLog {
     }
 }
 
+/// One of the lines [`take_in_order`] hands over from a log: the chunk it is in and its
+/// slot there. Holding the chunk (a clone of the `Arc`, once for many lines) keeps the
+/// event alive after the log's lock is released.
+pub struct Logged<'a> {
+    pub chunk: &'a Arc<Chunk>,
+    pub slot: usize,
+}
+
+impl Logged<'_> {
+    pub fn event(&self) -> &Arc<Outgoing> {
+        self.chunk.event(self.slot)
+    }
+}
+
 /// Adds to `lines` what each of `readings` has not read yet, as `line` makes it (`None`:
 /// nothing to write for that event), and puts them all in the hub's order: how a
-/// connection merges its rooms' logs with what was queued to it alone.
+/// connection merges its rooms' logs with what was queued to it alone. `line` is called
+/// under the log's lock, oldest first: it must be short.
 pub fn take_in_order<T>(
     lines: &mut Vec<(u64, T)>,
     readings: &mut [Reading],
-    mut line: impl FnMut(&Arc<Outgoing>) -> Option<T>,
+    mut line: impl FnMut(Logged<'_>) -> Option<T>,
 ) {
     let mut sources = usize::from(!lines.is_empty());
     for reading in readings {
         let before = lines.len();
         let state = reading.log.lock();
-        let unread = reading.unread_in(&state);
         // One lock for both: room for all of it, then all of it.
-        lines.reserve(unread.size_hint().1.unwrap_or(0));
-        lines.extend(unread.filter_map(|entry| Some((entry.order, line(&entry.event)?))));
-        let end = state.end();
+        lines.reserve(usize::try_from(state.end.saturating_sub(reading.next)).unwrap_or(0));
+        let reader = Some(reading.reader);
+        for (chunk, slot, entry) in state.from(reading.next) {
+            if entry.except != reader
+                && let Some(made) = line(Logged { chunk, slot })
+            {
+                lines.push((entry.order, made));
+            }
+        }
+        reading.next = state.end;
         drop(state);
-        reading.next = end;
         sources += usize::from(lines.len() > before);
     }
     if sources > 1 {
@@ -158,27 +233,18 @@ impl Reading {
         self.next
     }
 
+    /// A place before the log's start belongs to a member the hub is disconnecting for
+    /// falling behind: what it missed is gone, and so is it; it reads from the start of
+    /// what is kept.
     fn visit(&self, mut each: impl FnMut(u64, &Arc<Outgoing>)) -> u64 {
         let state = self.log.lock();
-        for entry in self.unread_in(&state) {
-            each(entry.order, &entry.event);
-        }
-        state.end()
-    }
-
-    /// The entries of `state` (this place's log, locked) after this place, but for the
-    /// reader's own.
-    fn unread_in<'a>(&self, state: &'a Entries) -> impl Iterator<Item = &'a Entry> + use<'a> {
-        // A place before the log's start belongs to a member the hub is disconnecting for
-        // falling behind: what it missed is gone, and so is it.
-        let skip = self.next.saturating_sub(state.first);
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
         let reader = Some(self.reader);
-        state
-            .entries
-            .iter()
-            .skip(skip)
-            .filter(move |entry| entry.except != reader)
+        for (_, _, entry) in state.from(self.next) {
+            if entry.except != reader {
+                each(entry.order, &entry.event);
+            }
+        }
+        state.end
     }
 }
 
@@ -230,10 +296,10 @@ mod tests {
         assert_eq!(ids(&mut reading).len(), 3);
         log.append(3, None, event(3));
         log.trim(reading.next());
-        assert_eq!(log.lock().entries.len(), 1);
+        assert_eq!(log.lock().len(), 1);
         assert_eq!(ids(&mut reading), [(3, 3)]);
         log.trim(log.end());
-        assert!(log.lock().entries.is_empty());
+        assert_eq!(log.lock().len(), 0);
         // A place left behind by trimming reads from the start of what is kept.
         let mut behind = Reading {
             log: log.clone(),
@@ -252,5 +318,53 @@ mod tests {
             .collect();
         assert_eq!(due.iter().filter(|&&d| d).count(), 2);
         assert!(due[LOG_CHECK_EVERY - 1] && due[2 * LOG_CHECK_EVERY - 1]);
+    }
+
+    #[test]
+    fn lines_taken_across_chunks_outlive_trimming() {
+        let log = RoomLog::new();
+        let (ana, bob) = (SessionId(1), SessionId(2));
+        let mut readings = [log.follow(bob)];
+        let total = 3 * CHUNK_ENTRIES as u64 + 5;
+        for n in 0..total {
+            let except = (n % 7 == 0).then_some(bob);
+            log.append(100 + n, except.or(Some(ana)), event(n));
+        }
+        // Held like a connection holds them: each chunk once, lines by slot.
+        let mut held: Vec<Arc<Chunk>> = Vec::new();
+        let mut lines = Vec::new();
+        take_in_order(&mut lines, &mut readings, |logged| {
+            if !held.last().is_some_and(|c| Arc::ptr_eq(c, logged.chunk)) {
+                held.push(logged.chunk.clone());
+            }
+            Some((held.len() - 1, logged.slot))
+        });
+        assert_eq!(held.len(), 4, "one reference per chunk, not per line");
+        // Everything is read: the log lets go of every whole chunk.
+        log.trim(readings[0].next());
+        assert_eq!(log.lock().len(), 0);
+        assert_eq!(
+            log.lock().chunks.len(),
+            1,
+            "the chunk still being filled stays"
+        );
+        let seen: Vec<u64> = lines
+            .iter()
+            .map(|&(_, (chunk, slot))| match held[chunk].event(slot).event {
+                Event::Ack { id, .. } => id,
+                _ => unreachable!(),
+            })
+            .collect();
+        let expected: Vec<u64> = (0..total).filter(|n| n % 7 != 0).collect();
+        assert_eq!(seen, expected, "in order, and not bob's own");
+        assert!(lines.iter().map(|(order, _)| order).is_sorted());
+        // The log goes on filling its last chunk and the next.
+        for n in total..total + CHUNK_ENTRIES as u64 {
+            log.append(100 + n, None, event(n));
+        }
+        let mut reading = log.follow(ana);
+        log.append(999, None, event(999));
+        assert_eq!(ids(&mut reading), [(999, 999)]);
+        assert_eq!(ids(&mut readings[0]).len(), CHUNK_ENTRIES + 1);
     }
 }

@@ -83,13 +83,10 @@ pub fn encode(format: Format, event: &Outgoing) -> Encoded {
     encoded(format, event).clone()
 }
 
-/// How long `event` is in `format` (encoding it, once, if no one has yet), without taking
-/// a share of the bytes.
-pub fn encoded_len(format: Format, event: &Outgoing) -> usize {
-    encoded(format, event).len()
-}
-
-fn encoded(format: Format, event: &Outgoing) -> &Encoded {
+/// The bytes of `event` in `format`, borrowed from the event (encoding it, once, if no
+/// one has yet): for a connection writing straight from a room's log, and to measure a
+/// line without taking a share of it.
+pub fn encoded(format: Format, event: &Outgoing) -> &Encoded {
     event.encoded(format.slot(), |event| match format {
         Format::Text => text::encode(event),
         Format::Json => json::encode(event),

@@ -215,11 +215,7 @@ impl<T: Transport> Connection<T> {
         while !pending.is_empty() {
             // On the stack: no allocation per write on the hottest path.
             let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
-            let mut count = 0;
-            for (slot, (_, bytes)) in slices.iter_mut().zip(&pending) {
-                *slot = IoSlice::new(bytes);
-                count += 1;
-            }
+            let count = pending.fill(&mut slices);
             let written = match self.io.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
@@ -227,19 +223,7 @@ impl<T: Transport> Connection<T> {
                 Err(e) => return Err(e),
             };
             self.session.outbox.written(written);
-            let mut left = written;
-            while left > 0 {
-                let (_, front) = pending.front_mut().expect("written bytes were pending");
-                if front.len() <= left {
-                    left -= front.len();
-                    pending.pop_front();
-                } else {
-                    // Shared with the other recipients: the rest gets a handle of its own
-                    // (rare: only a socket that took part of a write).
-                    *front = Arc::new(front.slice(left..));
-                    left = 0;
-                }
-            }
+            pending.advance(written);
         }
         let blocked = !pending.is_empty();
         if blocked {

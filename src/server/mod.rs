@@ -6,6 +6,7 @@ mod dispatch;
 mod flood;
 mod listen;
 mod outbox;
+mod pending;
 mod transport;
 mod udp;
 

@@ -1,15 +1,12 @@
 //! A connection's outgoing queue, bounded in bytes, and its places in its rooms' logs.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
-use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog, take_in_order};
+use super::pending::{Line, Pending};
+use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
 use crate::protocol::{self, Format};
-
-/// A line ready to write, with the hub's stamp that orders it among the others.
-pub type Line = (u64, Encoded);
 
 /// What waits to be written to one connection: events sent to it alone, queued here, and
 /// whatever is new in the logs of the rooms it is in, taken when it writes. The hub never
@@ -75,7 +72,7 @@ impl Outbox {
     /// whether the session is closed (nothing more will come after what was taken).
     /// `waker`, when given, is woken when anything more comes (or the session closes);
     /// nothing that comes after this call goes unnoticed.
-    pub fn take(&self, waker: Option<&Waker>) -> (VecDeque<Line>, bool) {
+    pub fn take(&self, waker: Option<&Waker>) -> (Pending, bool) {
         let mut state = self.lock();
         if let Some(waker) = waker {
             match &mut state.task {
@@ -85,30 +82,20 @@ impl Outbox {
         }
         // Before reading the logs: an append they do not show yet notifies after it.
         self.armed.store(true, Ordering::SeqCst);
-        let format = self.format();
-        let State {
-            queue, readings, ..
-        } = &mut *state;
-        // Reuses the queue's buffer: no copy, no allocation when only it has lines.
-        let mut lines = std::mem::take(queue);
-        let mut taken = 0usize;
-        take_in_order(&mut lines, readings, |event| {
-            let bytes = protocol::encode(format, event);
-            taken += bytes.len();
-            (!bytes.is_empty()).then_some(bytes)
-        });
+        let mut pending = Pending::new(self.format(), std::mem::take(&mut state.queue));
+        let taken = pending.read_logs(&mut state.readings);
         let taken = u32::try_from(taken).unwrap_or(u32::MAX);
         state.unwritten = state.unwritten.saturating_add(taken);
-        (VecDeque::from(lines), state.closed)
+        (pending, state.closed)
     }
 
     /// Puts back, ahead of anything queued since, what was taken and could not be written
     /// yet. Only a connection whose socket is full does this; the task then waits for room
     /// in the socket rather than for this outbox.
-    pub fn give_back(&self, rest: VecDeque<Line>) {
+    pub fn give_back(&self, rest: Pending) {
+        let mut queue = rest.into_lines();
         let mut state = self.lock();
         self.armed.store(false, Ordering::SeqCst);
-        let mut queue = Vec::from(rest);
         queue.append(&mut state.queue);
         state.queue = queue;
     }
@@ -193,7 +180,7 @@ impl Recipient for Outbox {
         };
         let format = self.format();
         let mut behind = u64::from(state.unwritten);
-        reading.unread(|_, event| behind += protocol::encoded_len(format, event) as u64);
+        reading.unread(|_, event| behind += protocol::encoded(format, event).len() as u64);
         if behind > u64::from(self.bound) {
             return Err(Overflow);
         }
@@ -220,8 +207,9 @@ mod tests {
         Arc::new(bytes::Bytes::from(text.to_string()))
     }
 
-    fn text(lines: &VecDeque<Line>) -> String {
-        lines
+    fn text(pending: Pending) -> String {
+        pending
+            .into_lines()
             .iter()
             .map(|(_, bytes)| std::str::from_utf8(bytes).unwrap())
             .collect()
@@ -243,7 +231,7 @@ mod tests {
 
         let (taken, closed) = outbox.take(Some(&waker));
         assert!(!closed);
-        assert_eq!(text(&taken), "ab\ncd\n");
+        assert_eq!(text(taken), "ab\ncd\n");
         // Taken but not written still counts against the bound.
         assert_eq!(outbox.push(3, line("efghi\n"), true), Err(Overflow));
         outbox.written(6);
@@ -260,9 +248,9 @@ mod tests {
         let counter = WakeCounter::new();
         let waker = counter.waker();
         let mut taken = String::new();
-        taken += &text(&outbox.take(Some(&waker)).0);
+        taken += &text(outbox.take(Some(&waker)).0);
         outbox.push(1, line("a\n"), true).unwrap();
-        taken += &text(&outbox.take(Some(&waker)).0);
+        taken += &text(outbox.take(Some(&waker)).0);
         outbox.push(2, line("b\n"), true).unwrap();
         outbox.push(3, line("bye\n"), false).unwrap();
         // "a" woke the task; "b", after it took again, woke it again; the close wakes it
@@ -271,7 +259,7 @@ mod tests {
         outbox.push(4, line("late\n"), true).unwrap();
         let (last, closed) = outbox.take(None);
         assert!(closed, "closed");
-        taken += &text(&last);
+        taken += &text(last);
         assert_eq!(taken, "a\nb\nbye\n");
     }
 
@@ -285,7 +273,7 @@ mod tests {
         outbox.push(2, line("b\n"), true).unwrap();
         let (mut taken, _) = outbox.take(Some(&waker));
         // The socket took "a\n" only.
-        taken.pop_front();
+        taken.advance(2);
         outbox.written(2);
         outbox.give_back(taken);
         outbox.push(3, line("c\n"), true).unwrap();
@@ -296,7 +284,7 @@ mod tests {
             "an outbox holding what was given back is not armed: the task waits for the socket"
         );
         let (taken, _) = outbox.take(None);
-        assert_eq!(text(&taken), "b\nc\n");
+        assert_eq!(text(taken), "b\nc\n");
         // The bytes given back still count against the bound until written.
         assert_eq!(outbox.push(4, line(&"x".repeat(97)), true), Err(Overflow));
     }
@@ -307,7 +295,7 @@ mod tests {
         outbox.push(5, line("reply\n"), true).unwrap();
         outbox.push(9, line("later\n"), true).unwrap();
         outbox.push(7, line("from the room\n"), true).unwrap();
-        assert_eq!(text(&outbox.take(None).0), "reply\nfrom the room\nlater\n");
+        assert_eq!(text(outbox.take(None).0), "reply\nfrom the room\nlater\n");
     }
 
     /// Through a hub: what two rooms' logs hold and the replies queued to the connection
@@ -336,7 +324,7 @@ mod tests {
         hub.apply(a, say("#two", "two"));
         hub.reply(b, Event::Help, None);
         hub.apply(a, say("#lobby", "three"));
-        let said = text(&bob.take(None).0);
+        let said = text(bob.take(None).0);
         let order: Vec<usize> = ["one", "two", "*** commands", "three"]
             .iter()
             .map(|word| {
@@ -367,7 +355,7 @@ mod tests {
         assert_eq!(hub.session_count(), 1, "the slow reader was disconnected");
         let (last, closed) = slow.take(None);
         assert!(closed);
-        let last = text(&last);
+        let last = text(last);
         assert!(last.ends_with("(send queue exceeded)\n"), "{last}");
     }
 }
