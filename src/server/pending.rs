@@ -148,16 +148,16 @@ mod tests {
     use crate::hub::{Command, Hub, MessageText};
     use crate::server::outbox::Outbox;
 
-    /// A batch mixing a room's lines and a line queued alone, written a few bytes at a
-    /// time as a full socket would take them.
-    fn batch() -> (Pending, String) {
+    /// What bob takes after ana says `línea N ✓` in #lobby for each N of `lines`, with a
+    /// reply queued to bob alone right after line `reply_after`.
+    fn taken(lines: std::ops::Range<usize>, reply_after: Option<usize>) -> Pending {
         let hub = Hub::new(0);
         let ana = Arc::new(Outbox::new(1 << 20));
         let bob = Arc::new(Outbox::new(1 << 20));
         let a = hub.connect(ana.clone());
         let b = hub.connect(bob.clone());
         bob.take(None);
-        for n in 0..40 {
+        for n in lines {
             let text = MessageText::new(&format!("línea {n} ✓")).unwrap();
             let say = Command::Say {
                 room: None,
@@ -165,54 +165,44 @@ mod tests {
                 action: false,
             };
             hub.apply(a, say.into());
-            if n == 20 {
+            if reply_after == Some(n) {
                 hub.reply(b, crate::hub::Event::Help, None);
             }
         }
-        let whole: String = {
-            let (pending, _) = bob.take(None);
-            let mut slices = [IoSlice::new(&[]); 64];
-            let count = pending.fill(&mut slices);
-            assert_eq!(count, 41, "40 lines said and one reply");
-            slices[..count]
-                .iter()
-                .map(|s| std::str::from_utf8(s).unwrap())
-                .collect()
-        };
-        for n in 40..80 {
-            let text = MessageText::new(&format!("línea {n} ✓")).unwrap();
-            let say = Command::Say {
-                room: None,
-                text,
-                action: false,
-            };
-            hub.apply(a, say.into());
-        }
-        let (pending, _) = bob.take(None);
-        (pending, whole)
+        bob.take(None).0
     }
 
     #[test]
-    fn lines_written_in_parts_come_out_whole_and_in_order() {
-        let (_, whole) = batch();
+    fn a_reply_queued_alone_comes_out_among_the_rooms_lines_in_order() {
+        let pending = taken(0..40, Some(20));
+        let mut slices = [IoSlice::new(&[]); 64];
+        let count = pending.fill(&mut slices);
+        assert_eq!(count, 41, "40 lines said and one reply");
+        let whole: String = slices[..count]
+            .iter()
+            .map(|s| std::str::from_utf8(s).unwrap())
+            .collect();
         assert!(whole.contains("línea 0 ✓\n"), "{whole}");
         let help = whole.find("*** commands").expect("the reply");
         assert!(whole.find("línea 20 ✓").unwrap() < help);
         assert!(help < whole.find("línea 21 ✓").unwrap());
+    }
 
-        let (mut pending, _) = batch();
+    #[test]
+    fn lines_written_in_parts_come_out_whole_and_in_order() {
+        let mut pending = taken(40..80, None);
         let mut out = Vec::new();
         while !pending.is_empty() {
             let mut slices = [IoSlice::new(&[]); 3];
             let count = pending.fill(&mut slices);
             // The socket takes 7 bytes, wherever they end.
-            let mut taken = 0;
+            let mut took = 0;
             for slice in &slices[..count] {
-                let part = &slice[..slice.len().min(7 - taken)];
+                let part = &slice[..slice.len().min(7 - took)];
                 out.extend_from_slice(part);
-                taken += part.len();
+                took += part.len();
             }
-            pending.advance(taken);
+            pending.advance(took);
         }
         let out = String::from_utf8(out).unwrap();
         let expected: String = (40..80)
@@ -223,7 +213,7 @@ mod tests {
 
     #[test]
     fn what_is_left_after_part_of_a_line_starts_where_the_socket_stopped() {
-        let (mut pending, _) = batch();
+        let mut pending = taken(40..80, None);
         let mut slices = [IoSlice::new(&[]); 2];
         pending.fill(&mut slices);
         let first = slices[0].len();
