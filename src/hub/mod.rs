@@ -566,18 +566,24 @@ impl State {
 
     /// The members' nicks in alphabetical order; only the first `limit` when given.
     fn member_nicks(&self, room: &RoomName, limit: Option<usize>) -> Vec<Nick> {
-        let mut nicks: Vec<&Nick> = self.rooms[room]
+        // Each key found once: finding it in the nick's string for every comparison was
+        // a tenth of the server's time when clients join and leave as fast as they can.
+        let mut nicks: Vec<(&str, &Nick)> = self.rooms[room]
             .members
             .keys()
-            .map(|member| &self.sessions[member].nick)
+            .map(|member| {
+                let nick = &self.sessions[member].nick;
+                (nick.key(), nick)
+            })
             .collect();
+        // Nicks are unique: no order among equals to keep.
         if let Some(limit) = limit.filter(|&l| l < nicks.len()) {
             // Linear selection, so joining a crowded room costs no full sort.
-            nicks.select_nth_unstable_by(limit, |a, b| a.key().cmp(b.key()));
+            nicks.select_nth_unstable_by_key(limit, |&(key, _)| key);
             nicks.truncate(limit);
         }
-        nicks.sort_by(|a, b| a.key().cmp(b.key()));
-        nicks.into_iter().cloned().collect()
+        nicks.sort_unstable_by_key(|&(key, _)| key);
+        nicks.into_iter().map(|(_, nick)| nick.clone()).collect()
     }
 
     /// Takes session `id` out of `room` and tells the members left behind.
