@@ -184,7 +184,8 @@ pub fn take_in_order<T>(
         let before = lines.len();
         let state = reading.log.lock();
         // One lock for both: room for all of it, then all of it.
-        lines.reserve(usize::try_from(state.end.saturating_sub(reading.next)).unwrap_or(0));
+        let unread = state.end - reading.next.clamp(state.first, state.end);
+        lines.reserve(usize::try_from(unread).unwrap_or(0));
         let reader = Some(reading.reader);
         for (chunk, slot, entry) in state.from(reading.next) {
             if entry.except != reader
