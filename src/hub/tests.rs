@@ -513,3 +513,65 @@ fn crowded_rooms_do_not_announce_comings_and_goings() {
     hub.disconnect(crowd[0].id, LeaveReason::ConnectionLost);
     assert!(matches!(&first.inbox.take()[..], [Event::Left { .. }]));
 }
+
+#[test]
+fn a_newcomer_is_told_the_first_members_by_name_and_users_lists_them_all() {
+    use crate::limits::ANNOUNCE_MAX_MEMBERS;
+    // A room, and a crowd (kept to the first few as they come).
+    for members in [MEMBERS_SHOWN_ON_JOIN + 10, ANNOUNCE_MAX_MEMBERS + 31] {
+        first_members_and_all(members);
+    }
+}
+
+fn first_members_and_all(members: usize) {
+    let hub = Hub::new(0);
+    // Arriving in no particular order (7 is prime to both sizes), in mixed case (compared
+    // case-folded).
+    let names: Vec<String> = (0..members)
+        .map(|n| (n * 7) % members)
+        .map(|n| {
+            if n % 2 == 0 {
+                format!("m{n:03}")
+            } else {
+                format!("M{n:03}")
+            }
+        })
+        .collect();
+    for name in &names {
+        named(&hub, name);
+    }
+    let shown = |nicks: &[Nick]| {
+        nicks
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    let newcomer = join(&hub);
+    let joined = newcomer
+        .inbox
+        .take()
+        .into_iter()
+        .find_map(|event| match event {
+            Event::Joined {
+                you: true,
+                nick,
+                members,
+                count,
+                ..
+            } => Some((nick, members, count)),
+            _ => None,
+        });
+    let (nick, members, count) = joined.expect("told who is here");
+    let mut sorted = names.clone();
+    sorted.push(nick.as_str().to_string());
+    sorted.sort_by_key(|name| name.to_lowercase());
+    assert_eq!(count, sorted.len());
+    assert_eq!(shown(&members), sorted[..MEMBERS_SHOWN_ON_JOIN]);
+
+    hub.apply(newcomer.id, Command::Users { room: None }.into());
+    match &newcomer.inbox.take()[..] {
+        [Event::Users { nicks, .. }] => assert_eq!(shown(nicks), sorted),
+        other => panic!("{other:?}"),
+    }
+}
