@@ -735,18 +735,18 @@ fn announced(members: usize) -> bool {
 
 /// The `n` smallest of `items`, in no order, holding no more than `n` at a time.
 fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
-    let mut first = BinaryHeap::with_capacity(n);
+    let mut kept = BinaryHeap::with_capacity(n);
     for item in items {
-        if first.len() < n {
-            first.push(item);
-        } else if let Some(mut last) = first.peek_mut()
+        if kept.len() < n {
+            kept.push(item);
+        } else if let Some(mut last) = kept.peek_mut()
             && item < *last
         {
             // Takes the place of the greatest kept, which sinks.
             *last = item;
         }
     }
-    first.into_vec()
+    kept.into_vec()
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.

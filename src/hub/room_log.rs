@@ -72,19 +72,26 @@ impl Chunk {
 }
 
 impl Entries {
-    /// The entries from `from` (or the first kept, if later) to the end, with the chunk
-    /// and slot each is in.
-    fn from(&self, from: u64) -> impl Iterator<Item = (&Arc<Chunk>, usize, &Entry)> {
-        let from = from.max(self.first);
-        (from..self.end).map(move |position| {
-            let at = usize::try_from(position - self.base).expect("a log fits in memory");
-            let chunk = &self.chunks[at / CHUNK_ENTRIES];
-            let slot = at % CHUNK_ENTRIES;
-            let entry = chunk.slots[slot]
-                .get()
-                .expect("slots before the end are filled");
-            (chunk, slot, entry)
-        })
+    /// What `reading` has not read: the entries from its place (or the first kept, if
+    /// later) to the end but for the reader's own, with the chunk and slot each is in. A
+    /// place before the log's start belongs to a member the hub is disconnecting for
+    /// falling behind: what it missed is gone, and so is it.
+    fn unread<'a>(
+        &'a self,
+        reading: &Reading,
+    ) -> impl Iterator<Item = (&'a Arc<Chunk>, usize, &'a Entry)> + use<'a> {
+        let reader = Some(reading.reader);
+        (reading.next.max(self.first)..self.end)
+            .map(move |position| {
+                let at = usize::try_from(position - self.base).expect("a log fits in memory");
+                let chunk = &self.chunks[at / CHUNK_ENTRIES];
+                let slot = at % CHUNK_ENTRIES;
+                let entry = chunk.slots[slot]
+                    .get()
+                    .expect("slots before the end are filled");
+                (chunk, slot, entry)
+            })
+            .filter(move |(_, _, entry)| entry.except != reader)
     }
 
     #[cfg(test)]
@@ -183,14 +190,11 @@ pub fn take_in_order<T>(
     for reading in readings {
         let before = lines.len();
         let state = reading.log.lock();
+        let unread = state.unread(reading);
         // One lock for both: room for all of it, then all of it.
-        let unread = state.end - reading.next.clamp(state.first, state.end);
-        lines.reserve(usize::try_from(unread).unwrap_or(0));
-        let reader = Some(reading.reader);
-        for (chunk, slot, entry) in state.from(reading.next) {
-            if entry.except != reader
-                && let Some(made) = line(Logged { chunk, slot })
-            {
+        lines.reserve(unread.size_hint().1.unwrap_or(0));
+        for (chunk, slot, entry) in unread {
+            if let Some(made) = line(Logged { chunk, slot }) {
                 lines.push((entry.order, made));
             }
         }
@@ -234,16 +238,10 @@ impl Reading {
         self.next
     }
 
-    /// A place before the log's start belongs to a member the hub is disconnecting for
-    /// falling behind: what it missed is gone, and so is it; it reads from the start of
-    /// what is kept.
     fn visit(&self, mut each: impl FnMut(u64, &Arc<Outgoing>)) -> u64 {
         let state = self.log.lock();
-        let reader = Some(self.reader);
-        for (_, _, entry) in state.from(self.next) {
-            if entry.except != reader {
-                each(entry.order, &entry.event);
-            }
+        for (_, _, entry) in state.unread(self) {
+            each(entry.order, &entry.event);
         }
         state.end
     }

@@ -112,34 +112,41 @@ impl Pending {
     /// What is left, each line with a share of its own bytes: for the outbox to keep
     /// while the socket is full (rare: only a connection that fell behind).
     pub fn into_lines(self) -> Vec<Line> {
-        let mut rest = Vec::with_capacity(self.lines.len() - self.next);
-        for (i, (order, piece)) in self.lines.iter().enumerate().skip(self.next) {
+        let Pending {
+            format,
+            lines,
+            next,
+            offset,
+            chunks,
+        } = self;
+        let mut rest = Vec::with_capacity(lines.len() - next);
+        for (order, piece) in lines.into_iter().skip(next) {
             let bytes = match piece {
-                Piece::Own(bytes) => bytes.clone(),
-                Piece::Logged { chunk, slot } => {
-                    let event = self.chunks[*chunk as usize].event(*slot as usize);
-                    protocol::encode(self.format, event)
-                }
+                Piece::Own(bytes) => bytes,
+                Piece::Logged { chunk, slot } => logged(format, &chunks, chunk, slot).clone(),
             };
-            let bytes = if i == self.next && self.offset > 0 {
-                Arc::new(bytes.slice(self.offset..))
+            // Only the first can have been written in part.
+            let bytes = if rest.is_empty() && offset > 0 {
+                Arc::new(bytes.slice(offset..))
             } else {
                 bytes
             };
-            rest.push((*order, bytes));
+            rest.push((order, bytes));
         }
         rest
     }
 
     fn bytes<'a>(&'a self, piece: &'a Piece) -> &'a [u8] {
-        match piece {
-            Piece::Own(bytes) => bytes,
-            Piece::Logged { chunk, slot } => protocol::encoded(
-                self.format,
-                self.chunks[*chunk as usize].event(*slot as usize),
-            ),
+        match *piece {
+            Piece::Own(ref bytes) => bytes,
+            Piece::Logged { chunk, slot } => logged(self.format, &self.chunks, chunk, slot),
         }
     }
+}
+
+/// The bytes, in `format`, of the line in `slot` of the `chunk`th of `chunks`.
+fn logged(format: Format, chunks: &[Arc<Chunk>], chunk: u32, slot: u32) -> &Encoded {
+    protocol::encoded(format, chunks[chunk as usize].event(slot as usize))
 }
 
 #[cfg(test)]
