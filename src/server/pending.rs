@@ -1,7 +1,6 @@
 //! What a connection took to write, in the hub's order: lines queued to it alone, and
-//! lines still in its rooms' logs, written from where they are.
+//! lines still in its rooms' logs, copied from where they are into each write.
 
-use std::io::IoSlice;
 use std::sync::Arc;
 
 use crate::hub::{Chunk, Encoded, Reading, take_in_order};
@@ -12,10 +11,11 @@ pub type Line = (u64, Encoded);
 
 /// Lines taken from an outbox and not yet written.
 ///
-/// A line from a room's log is not copied or shared line by line: the batch holds the
-/// log's chunk once for all the lines it has there and reads each line's bytes from the
-/// event (docs/benchmarks.md, "What limits it": a reference count taken and dropped per
-/// line was a tenth of the server's core at 5M deliveries a second).
+/// A line from a room's log is not shared line by line: the batch holds the log's chunk
+/// once for all the lines it has there and reads each line's bytes from the event
+/// (docs/benchmarks.md, "What limits it": a reference count taken and dropped per line was
+/// a tenth of the server's core at 5M deliveries a second). Each write copies the lines
+/// into one buffer ([`Pending::gather`]): the kernel takes one slice faster than many.
 pub struct Pending {
     format: Format,
     lines: Vec<(u64, Piece)>,
@@ -82,19 +82,25 @@ impl Pending {
         self.next == self.lines.len()
     }
 
-    /// Points `slices` at the lines not written yet, as many as fit; how many it filled.
-    pub fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let mut count = 0;
-        for (slot, (_, piece)) in slices.iter_mut().zip(&self.lines[self.next..]) {
-            let bytes = self.bytes(piece);
-            let skip = if count == 0 { self.offset } else { 0 };
-            *slot = IoSlice::new(&bytes[skip..]);
-            count += 1;
+    /// Appends to `buf` the lines not written yet, as many whole ones as fit in `max`
+    /// bytes, or the first `max` bytes of the first should it be longer; how many bytes.
+    pub fn gather(&self, buf: &mut Vec<u8>, max: usize) -> usize {
+        let mut room = max;
+        for (i, (_, piece)) in self.lines[self.next..].iter().enumerate() {
+            let mut bytes = self.bytes(piece);
+            if i == 0 {
+                bytes = &bytes[self.offset..];
+                bytes = &bytes[..bytes.len().min(room)];
+            } else if bytes.len() > room {
+                break;
+            }
+            buf.extend_from_slice(bytes);
+            room -= bytes.len();
         }
-        count
+        max - room
     }
 
-    /// `n` bytes of what [`Pending::fill`] pointed at reached the socket.
+    /// The first `n` bytes of what [`Pending::gather`] copied reached the socket.
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
             let len = self.bytes(&self.lines[self.next].1).len() - self.offset;
@@ -179,16 +185,17 @@ mod tests {
         bob.take(None).0
     }
 
+    /// Everything `pending` holds, in one string.
+    fn gathered(pending: &Pending) -> String {
+        let mut buf = Vec::new();
+        pending.gather(&mut buf, usize::MAX);
+        String::from_utf8(buf).unwrap()
+    }
+
     #[test]
     fn a_reply_queued_alone_comes_out_among_the_rooms_lines_in_order() {
-        let pending = taken(0..40, Some(20));
-        let mut slices = [IoSlice::new(&[]); 64];
-        let count = pending.fill(&mut slices);
-        assert_eq!(count, 41, "40 lines said and one reply");
-        let whole: String = slices[..count]
-            .iter()
-            .map(|s| std::str::from_utf8(s).unwrap())
-            .collect();
+        let whole = gathered(&taken(0..40, Some(20)));
+        assert_eq!(whole.matches("línea").count(), 40, "{whole}");
         assert!(whole.contains("línea 0 ✓\n"), "{whole}");
         let help = whole.find("*** commands").expect("the reply");
         assert!(whole.find("línea 20 ✓").unwrap() < help);
@@ -196,19 +203,33 @@ mod tests {
     }
 
     #[test]
+    fn a_write_takes_whole_lines_up_to_its_size_and_cuts_only_a_longer_first_line() {
+        let mut pending = taken(0..10, None);
+        let line = "#lobby <guest-1> línea 0 ✓\n".len();
+        let mut buf = Vec::new();
+        assert_eq!(pending.gather(&mut buf, 3 * line + 5), 3 * line);
+        assert!(buf.ends_with("línea 2 ✓\n".as_bytes()));
+        // After half a line: the rest of it, then whole ones.
+        pending.advance(line + 4);
+        buf.clear();
+        assert_eq!(pending.gather(&mut buf, 2 * line), 2 * line - 4);
+        assert!(buf.starts_with("by <guest-1> línea 1 ✓\n".as_bytes()));
+        // A line longer than a write goes out in parts.
+        buf.clear();
+        assert_eq!(pending.gather(&mut buf, 10), 10);
+        assert_eq!(&buf[..], "by <guest-".as_bytes());
+    }
+
+    #[test]
     fn lines_written_in_parts_come_out_whole_and_in_order() {
         let mut pending = taken(40..80, None);
         let mut out = Vec::new();
         while !pending.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 3];
-            let count = pending.fill(&mut slices);
+            let mut buf = Vec::new();
+            pending.gather(&mut buf, 64);
             // The socket takes 7 bytes, wherever they end.
-            let mut took = 0;
-            for slice in &slices[..count] {
-                let part = &slice[..slice.len().min(7 - took)];
-                out.extend_from_slice(part);
-                took += part.len();
-            }
+            let took = buf.len().min(7);
+            out.extend_from_slice(&buf[..took]);
             pending.advance(took);
         }
         let out = String::from_utf8(out).unwrap();
@@ -221,9 +242,7 @@ mod tests {
     #[test]
     fn what_is_left_after_part_of_a_line_starts_where_the_socket_stopped() {
         let mut pending = taken(40..80, None);
-        let mut slices = [IoSlice::new(&[]); 2];
-        pending.fill(&mut slices);
-        let first = slices[0].len();
+        let first = gathered(&pending).find('\n').unwrap() + 1;
         // All of the first line and "#lobby " of the second.
         pending.advance(first + 7);
         let rest = pending.into_lines();
