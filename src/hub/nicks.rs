@@ -1,12 +1,11 @@
 //! Which session holds each nick.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
 use super::names::Nick;
-use super::{Session, SessionId};
+use super::{BySession, Session, SessionId};
 
 /// Which session holds each nick: a set of session ids, found by hashing a nick and
 /// compared through the nick their session holds. The nick itself is kept once, in the
@@ -23,7 +22,7 @@ pub(super) struct NickTable {
 
 impl NickTable {
     /// The session holding `nick`, if any.
-    pub fn get(&self, nick: &Nick, sessions: &HashMap<SessionId, Session>) -> Option<SessionId> {
+    pub fn get(&self, nick: &Nick, sessions: &BySession<Session>) -> Option<SessionId> {
         let hash = self.hasher.hash_one(nick);
         self.ids
             .find(hash, |id| sessions[id].nick == *nick)
@@ -31,7 +30,7 @@ impl NickTable {
     }
 
     /// Records that session `id`, already in `sessions`, holds its nick.
-    pub fn insert(&mut self, id: SessionId, sessions: &HashMap<SessionId, Session>) {
+    pub fn insert(&mut self, id: SessionId, sessions: &BySession<Session>) {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(&sessions[&id].nick);
         self.ids

@@ -1,10 +1,10 @@
 //! A room: its members, the log they read what is said from, and the recent messages it
 //! replays to newcomers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::SessionId;
+use super::BySession;
 use super::names::RoomName;
 use super::post::{Entry, RoomStatus};
 use super::recipient::Recipient;
@@ -13,7 +13,7 @@ use super::room_log::RoomLog;
 pub(super) struct Room {
     pub name: RoomName,
     /// Members and their queues, so fan-out needs no look-up per recipient.
-    pub members: HashMap<SessionId, Arc<dyn Recipient>>,
+    pub members: BySession<Arc<dyn Recipient>>,
     /// What is said here, appended once and read by every member from its own place.
     pub log: Arc<RoomLog>,
     history: VecDeque<Entry>,
@@ -27,7 +27,7 @@ impl Room {
     pub fn new(name: RoomName) -> Room {
         Room {
             name,
-            members: HashMap::new(),
+            members: BySession::default(),
             log: RoomLog::new(),
             history: VecDeque::new(),
             kept: false,
