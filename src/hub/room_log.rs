@@ -12,10 +12,11 @@
 //! own replies queued merges them back into the order the hub decided.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::SessionId;
-use super::event::Outgoing;
+use super::event::{Outgoing, WIRE_SLOTS};
 use crate::limits::LOG_CHECK_EVERY;
 
 /// Entries a [`Chunk`] holds. A reader takes a reference to each chunk its unread part
@@ -42,6 +43,18 @@ struct Entries {
     chunks: VecDeque<Arc<Chunk>>,
     /// Appended since the members' places were last checked.
     unchecked: usize,
+    /// For each wire format, the position up to which entries carry their
+    /// [`Entry::before`] in it, and the running total of bytes there.
+    measured: [Measured; WIRE_SLOTS],
+}
+
+/// How far a log's entries are measured in one wire format. The total starts wherever the
+/// measuring starts (entries dropped unmeasured are skipped), so only the difference of two
+/// totals means anything.
+#[derive(Default, Clone, Copy)]
+struct Measured {
+    up_to: u64,
+    total: u64,
 }
 
 /// A stretch of a log. Its slots are filled once, in order, under the log's lock, and
@@ -59,6 +72,12 @@ struct Entry {
     /// Who must not hear it (the one who said it).
     except: Option<SessionId>,
     event: Arc<Outgoing>,
+    /// For each wire format, the log's running total of bytes before this entry, set the
+    /// first time a check measures it in that format. A member's backlog is then one
+    /// subtraction instead of a walk over it (docs/benchmarks.md, "What limits it").
+    /// Atomics only because chunks are shared; they are read and written under the log's
+    /// lock.
+    before: [AtomicU64; WIRE_SLOTS],
 }
 
 impl Chunk {
@@ -72,6 +91,33 @@ impl Chunk {
 }
 
 impl Entries {
+    /// The entry at `position`, which is kept (at or after `first`, before `end`).
+    fn entry(&self, position: u64) -> &Entry {
+        let at = usize::try_from(position - self.base).expect("a log fits in memory");
+        self.chunks[at / CHUNK_ENTRIES].slots[at % CHUNK_ENTRIES]
+            .get()
+            .expect("slots before the end are filled")
+    }
+
+    /// Bytes of the entries from `from` to the end in the wire format of `slot`, as
+    /// `measure` gives each, every reader's own lines included. Measures in that format
+    /// what was appended since it last did, each entry once.
+    fn bytes_from(&mut self, from: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> u64 {
+        let mut measured = self.measured[slot];
+        for position in measured.up_to.max(self.first)..self.end {
+            let entry = self.entry(position);
+            entry.before[slot].store(measured.total, Ordering::Relaxed);
+            measured.total += measure(&entry.event);
+        }
+        measured.up_to = self.end;
+        self.measured[slot] = measured;
+        let from = from.max(self.first);
+        if from >= self.end {
+            return 0;
+        }
+        measured.total - self.entry(from).before[slot].load(Ordering::Relaxed)
+    }
+
     /// What `reading` has not read: the entries from its place (or the first kept, if
     /// later) to the end but for the reader's own, with the chunk and slot each is in. A
     /// place before the log's start belongs to a member the hub is disconnecting for
@@ -86,10 +132,7 @@ impl Entries {
                 let at = usize::try_from(position - self.base).expect("a log fits in memory");
                 let chunk = &self.chunks[at / CHUNK_ENTRIES];
                 let slot = at % CHUNK_ENTRIES;
-                let entry = chunk.slots[slot]
-                    .get()
-                    .expect("slots before the end are filled");
-                (chunk, slot, entry)
+                (chunk, slot, self.entry(position))
             })
             .filter(move |(_, _, entry)| entry.except != reader)
     }
@@ -120,6 +163,7 @@ impl RoomLog {
             order,
             except,
             event: Arc::new(event),
+            before: Default::default(),
         };
         let filled = state.chunks[at / CHUNK_ENTRIES].slots[at % CHUNK_ENTRIES].set(entry);
         debug_assert!(filled.is_ok(), "each slot is filled once");
@@ -224,8 +268,29 @@ impl Reading {
     }
 
     /// Like [`Reading::read`], without moving.
+    #[cfg(test)]
     pub fn unread(&self, each: impl FnMut(u64, &Arc<Outgoing>)) {
         self.visit(each);
+    }
+
+    /// Whether what this member has not read (not its own messages) comes to more than
+    /// `limit` bytes in the wire format of `slot`, `measure` giving each event's size.
+    ///
+    /// Checked for every member of a room every [`LOG_CHECK_EVERY`] messages: walking each
+    /// member's backlog cost up to a tenth of the server in a busy room, and a member near
+    /// its bound thousands of visits a check. The log's running totals answer at once; only
+    /// when they say "more", and the member's own lines might make the difference, are
+    /// its lines counted one by one — for a member that is about to be disconnected.
+    pub fn unread_over(&self, limit: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> bool {
+        let mut state = self.log.lock();
+        if state.bytes_from(self.next, slot, &measure) <= limit {
+            return false;
+        }
+        let mut unread = 0;
+        state.unread(self).any(|(_, _, entry)| {
+            unread += measure(&entry.event);
+            unread > limit
+        })
     }
 
     /// Whether this is a place in `log`.
@@ -307,6 +372,71 @@ mod tests {
         };
         log.append(4, None, event(4));
         assert_eq!(ids(&mut behind), [(4, 4)]);
+    }
+
+    /// Each event's size, in a test: its id, counting how often it was asked.
+    fn sizes(calls: &std::cell::Cell<usize>) -> impl Fn(&Outgoing) -> u64 + '_ {
+        move |event| {
+            calls.set(calls.get() + 1);
+            match event.event {
+                Event::Ack { id, .. } => id,
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_backlog_is_measured_once_and_without_the_members_own_lines() {
+        let log = RoomLog::new();
+        let (ana, bob) = (SessionId(1), SessionId(2));
+        let ana_reads = log.follow(ana);
+        let mut bob_reads = log.follow(bob);
+        // Sizes 10, 20, 30 and 40; ana said the 20 and the 40.
+        for (n, said_by) in [(10, None), (20, Some(ana)), (30, None), (40, Some(ana))] {
+            log.append(n, said_by, event(n));
+        }
+        let calls = std::cell::Cell::new(0);
+        assert!(!bob_reads.unread_over(100, 0, sizes(&calls)));
+        assert!(bob_reads.unread_over(99, 0, sizes(&calls)));
+        // Ana has 40 to read though the log holds 100 since her place.
+        assert!(!ana_reads.unread_over(40, 0, sizes(&calls)));
+        assert!(ana_reads.unread_over(39, 0, sizes(&calls)));
+        // 4 entries measured once each; the walks: bob's 4 once, ana's up to 2 twice.
+        assert_eq!(calls.get(), 4 + 4 + 2 * 2);
+
+        // Another wire format keeps its own totals.
+        let other = std::cell::Cell::new(0);
+        let doubled = |event: &Outgoing| 2 * sizes(&other)(event);
+        assert!(!bob_reads.unread_over(200, 1, doubled));
+        assert!(bob_reads.unread_over(199, 1, doubled));
+        assert_eq!(other.get(), 4 + 4);
+
+        // Read, then more appended: only the new part counts, and only it is measured.
+        ids(&mut bob_reads);
+        log.append(5, None, event(5));
+        calls.set(0);
+        assert!(!bob_reads.unread_over(5, 0, sizes(&calls)));
+        assert!(bob_reads.unread_over(4, 0, sizes(&calls)));
+        assert_eq!(calls.get(), 1 + 1);
+
+        // Entries dropped before they were measured: a place before the log's start
+        // counts from the start, the totals from wherever measuring picks up.
+        log.trim(log.end());
+        for n in [7, 8] {
+            log.append(n, None, event(n));
+        }
+        log.trim(log.end() - 1);
+        assert!(!ana_reads.unread_over(8, 0, sizes(&calls)));
+        assert!(ana_reads.unread_over(7, 0, sizes(&calls)));
+        assert!(!bob_reads.unread_over(8, 0, sizes(&calls)));
+        other.set(0);
+        assert!(!bob_reads.unread_over(16, 1, doubled));
+        assert!(bob_reads.unread_over(15, 1, doubled));
+        assert_eq!(
+            other.get(),
+            1 + 1,
+            "the entries dropped unmeasured are skipped"
+        );
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub enum Format {
 }
 
 impl Format {
-    /// This format's cache slot in an [`Outgoing`].
-    fn slot(self) -> usize {
+    /// This format's slot in an [`Outgoing`]'s cache and wherever else the hub keeps
+    /// something per wire format.
+    pub fn slot(self) -> usize {
         self as usize
     }
 }

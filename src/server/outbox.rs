@@ -179,9 +179,11 @@ impl Recipient for Outbox {
             return Ok(None);
         };
         let format = self.format();
-        let mut behind = u64::from(state.unwritten);
-        reading.unread(|_, event| behind += protocol::encoded(format, event).len() as u64);
-        if behind > u64::from(self.bound) {
+        let Some(room_left) = self.bound.checked_sub(state.unwritten) else {
+            return Err(Overflow);
+        };
+        let measure = |event: &Outgoing| protocol::encoded(format, event).len() as u64;
+        if reading.unread_over(room_left.into(), format.slot(), measure) {
             return Err(Overflow);
         }
         Ok(Some(reading.next()))
