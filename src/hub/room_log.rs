@@ -91,12 +91,16 @@ impl Chunk {
 }
 
 impl Entries {
-    /// The entry at `position`, which is kept (at or after `first`, before `end`).
-    fn entry(&self, position: u64) -> &Entry {
+    /// The entry at `position`, which is kept (at or after `first`, before `end`), with the
+    /// chunk and slot it is in.
+    fn locate(&self, position: u64) -> (&Arc<Chunk>, usize, &Entry) {
         let at = usize::try_from(position - self.base).expect("a log fits in memory");
-        self.chunks[at / CHUNK_ENTRIES].slots[at % CHUNK_ENTRIES]
+        let chunk = &self.chunks[at / CHUNK_ENTRIES];
+        let slot = at % CHUNK_ENTRIES;
+        let entry = chunk.slots[slot]
             .get()
-            .expect("slots before the end are filled")
+            .expect("slots before the end are filled");
+        (chunk, slot, entry)
     }
 
     /// Bytes of the entries from `from` to the end in the wire format of `slot`, as
@@ -105,7 +109,7 @@ impl Entries {
     fn bytes_from(&mut self, from: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> u64 {
         let mut measured = self.measured[slot];
         for position in measured.up_to.max(self.first)..self.end {
-            let entry = self.entry(position);
+            let (_, _, entry) = self.locate(position);
             entry.before[slot].store(measured.total, Ordering::Relaxed);
             measured.total += measure(&entry.event);
         }
@@ -115,7 +119,8 @@ impl Entries {
         if from >= self.end {
             return 0;
         }
-        measured.total - self.entry(from).before[slot].load(Ordering::Relaxed)
+        let (_, _, entry) = self.locate(from);
+        measured.total - entry.before[slot].load(Ordering::Relaxed)
     }
 
     /// What `reading` has not read: the entries from its place (or the first kept, if
@@ -128,12 +133,7 @@ impl Entries {
     ) -> impl Iterator<Item = (&'a Arc<Chunk>, usize, &'a Entry)> + use<'a> {
         let reader = Some(reading.reader);
         (reading.next.max(self.first)..self.end)
-            .map(move |position| {
-                let at = usize::try_from(position - self.base).expect("a log fits in memory");
-                let chunk = &self.chunks[at / CHUNK_ENTRIES];
-                let slot = at % CHUNK_ENTRIES;
-                (chunk, slot, self.entry(position))
-            })
+            .map(move |position| self.locate(position))
             .filter(move |(_, _, entry)| entry.except != reader)
     }
 
@@ -280,7 +280,9 @@ impl Reading {
     /// member's backlog cost up to a tenth of the server in a busy room, and a member near
     /// its bound thousands of visits a check. The log's running totals answer at once; only
     /// when they say "more", and the member's own lines might make the difference, are
-    /// its lines counted one by one — for a member that is about to be disconnected.
+    /// its lines counted one by one. That is rare: a connection moves its places past its
+    /// own lines each time it runs, so a member over by the totals is over in fact, about
+    /// to be disconnected.
     pub fn unread_over(&self, limit: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> bool {
         let mut state = self.log.lock();
         if state.bytes_from(self.next, slot, &measure) <= limit {
