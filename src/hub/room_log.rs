@@ -281,8 +281,8 @@ impl Reading {
     /// its bound thousands of visits a check. The log's running totals answer at once; only
     /// when they say "more", and the member's own lines might make the difference, are
     /// its lines counted one by one. That is rare: a connection moves its places past its
-    /// own lines each time it runs, so a member over by the totals is over in fact, about
-    /// to be disconnected.
+    /// own lines each time it runs, so a member over by the totals is nearly always over
+    /// in fact, and about to be disconnected.
     pub fn unread_over(&self, limit: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> bool {
         let mut state = self.log.lock();
         if state.bytes_from(self.next, slot, &measure) <= limit {
