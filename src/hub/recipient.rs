@@ -28,7 +28,10 @@ pub trait Recipient: Send + Sync {
     /// what is queued and hangs up. It reads no log after this.
     fn close(&self, order: u64, last: &Outgoing);
 
-    /// Starts reading a room's log from `reading`.
+    /// Starts reading a room's log from `reading`. The recipient moves it along by taking
+    /// what is new whenever its connection runs, not only when [`Recipient::notify`] woke
+    /// it: a member is not notified of its own lines, and a place left before them would
+    /// keep the log from dropping anything in a room where only that member talks.
     fn follow(&self, reading: Reading);
 
     /// Stops reading `log`, giving back its place so the hub can hand over what was not
