@@ -1,8 +1,8 @@
 //! `charla connect` at a terminal.
 //!
 //! Three parts, so that nothing typed is ever garbled and nothing waits on anything else:
-//! the line-editor thread ([`editor`]) reads what the user types; the printer thread
-//! ([`screen`]) prints above the line being edited; the [`session`], in the async runtime,
+//! the line-editor thread (`editor`) reads what the user types; the printer thread
+//! (`screen`) prints above the line being edited; the `session`, in the async runtime,
 //! talks to the server and reconnects when the connection is lost.
 
 mod backoff;
