@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn every_request_parses_on_the_server_as_meant() {
         use crate::hub::Command;
-        use crate::protocol::{self, Format, Incoming};
+        use crate::protocol::{self, Incoming};
         let room = || "#ops".to_string();
         let text = || "olá".to_string();
         let cases = [
@@ -344,8 +344,7 @@ mod tests {
         ];
         for request in cases {
             let line = encode(&request, 9);
-            let Ok(Incoming::Request(parsed)) = protocol::parse(Format::Json, line.trim_end())
-            else {
+            let Ok(Incoming::Request(parsed)) = protocol::parse_json(line.trim_end()) else {
                 panic!("the server refused {line:?}");
             };
             assert_eq!(parsed.reference.as_deref(), Some("9"));
@@ -395,7 +394,7 @@ mod tests {
             1,
         );
         assert!(matches!(
-            protocol::parse(Format::Json, hello.trim_end()),
+            protocol::parse_json(hello.trim_end()),
             Ok(Incoming::Hello { steps, .. }) if steps.len() == 2 && steps.iter().all(Result::is_ok)
         ));
     }

@@ -329,7 +329,7 @@ mod tests {
         let hub = Hub::new(10);
         let ingest = Ingest::new(&hub, options, "udp://127.0.0.1:9".into());
         let inbox = Arc::new(Recorder::default());
-        let id = hub.connect(inbox.clone());
+        let id = hub.register(inbox.clone(), None).unwrap();
         hub.apply(
             id,
             crate::hub::Command::Join(super::super::alerts_room()).into(),

@@ -1,6 +1,7 @@
 //! What the hub tells sessions, and the wrapper that lets each wire format encode an event
 //! once however many recipients share it.
 
+use std::any::TypeId;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -172,6 +173,7 @@ pub enum ErrorCode {
     Flood,
     ServerFull,
     TooManyConnections,
+    NotRegistered,
 }
 
 impl ErrorCode {
@@ -193,6 +195,7 @@ impl ErrorCode {
             ErrorCode::Flood => "flood",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::NotRegistered => "not_registered",
         }
     }
 }
@@ -202,20 +205,66 @@ impl ErrorCode {
 /// a room is not queued per member at all: connections write it from the room's log.)
 pub type Encoded = Arc<Bytes>;
 
-/// How many wire formats can cache an encoding in an [`Outgoing`]; the protocol module
-/// gives each format its slot.
-pub const WIRE_SLOTS: usize = 2;
+/// A wire format as the hub's shared encodings know it: what turns an event into the
+/// bytes its readers get. Each codec brings one (`protocol/`); the hub only keys its caches
+/// by it, so a new format touches nothing here.
+pub trait Encode: Send + Sync + 'static {
+    /// One or more complete units (lines, frames) for `event`; empty for an event this
+    /// format does not show, such as an acknowledgement in text.
+    fn encode(&self, event: &Outgoing) -> Bytes;
+
+    /// What tells this format apart in caches: its type, so two formats can never share
+    /// a key by mistake.
+    fn key(&self) -> FormatKey {
+        FormatKey(TypeId::of::<Self>())
+    }
+}
+
+/// Identifies a wire format in the caches that keep something per format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FormatKey(TypeId);
+
+/// Encodings an [`Outgoing`] keeps in place; more formats chain another block. Two: most
+/// rooms hear one or two formats, and each slot is 32 bytes of every event.
+const ENCODINGS_PER_BLOCK: usize = 2;
+
+/// An event's encodings, one per format that asked, filled in order and never changed:
+/// lock-free to read, and borrowed for as long as the event lives.
+#[derive(Default)]
+struct Encodings {
+    slots: [OnceLock<(FormatKey, Encoded)>; ENCODINGS_PER_BLOCK],
+    more: OnceLock<Box<Encodings>>,
+}
+
+impl Encodings {
+    fn get_or_encode(&self, format: &dyn Encode, event: &Outgoing) -> &Encoded {
+        let key = format.key();
+        let mut block = self;
+        loop {
+            for slot in &block.slots {
+                // Slots fill in order, so the first empty one is where this format goes
+                // unless another thread claims it first (then it is that one's and the
+                // search goes on).
+                let (found, bytes) = slot.get_or_init(|| (key, Arc::new(format.encode(event))));
+                if *found == key {
+                    return bytes;
+                }
+            }
+            block = block.more.get_or_init(Box::default);
+        }
+    }
+}
 
 /// An event on its way to one or many sessions. Each wire format encodes it at most once
 /// (the first recipient speaking that format pays) and every other recipient shares the
-/// bytes, so a message to a thousand members is formatted once or twice, not a thousand
+/// bytes, so a message to a thousand members is formatted once per format, not a thousand
 /// times. Shared between threads in a room's log, hence `OnceLock`: members are written
 /// from whichever worker runs their connection.
 pub struct Outgoing {
     pub event: Event,
     /// The client's tag of the request this event answers, for a direct reply.
     pub reference: Option<String>,
-    encoded: [OnceLock<Encoded>; WIRE_SLOTS],
+    encoded: Encodings,
 }
 
 impl Outgoing {
@@ -223,7 +272,7 @@ impl Outgoing {
         Outgoing {
             event,
             reference: None,
-            encoded: Default::default(),
+            encoded: Encodings::default(),
         }
     }
 
@@ -234,8 +283,8 @@ impl Outgoing {
         }
     }
 
-    /// The bytes in the format of `slot`, encoded by `encode` only the first time.
-    pub fn encoded(&self, slot: usize, encode: impl FnOnce(&Outgoing) -> Bytes) -> &Encoded {
-        self.encoded[slot].get_or_init(|| Arc::new(encode(self)))
+    /// The bytes in `format`, encoded only the first time any recipient asks.
+    pub fn encoded(&self, format: &dyn Encode) -> &Encoded {
+        self.encoded.get_or_encode(format, self)
     }
 }

@@ -46,7 +46,7 @@ use std::task::Waker;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, Request};
-pub use event::{Encoded, ErrorCode, Event, LeaveReason, Outgoing, Said, WIRE_SLOTS};
+pub use event::{Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said};
 pub use names::{NameError, Nick, RoomName};
 pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
@@ -135,22 +135,33 @@ impl Hub {
         }
     }
 
-    /// Admits a new session under a guest nick, greets it and puts it in `#lobby`.
-    pub fn connect(&self, recipient: Arc<dyn Recipient>) -> SessionId {
+    /// Makes an admitted connection a session: under `nick`, or a guest nick when `None`,
+    /// greeted and put in `#lobby`. Refused when `nick` is taken; the connection stays
+    /// unregistered and may try another.
+    pub fn register(
+        &self,
+        recipient: Arc<dyn Recipient>,
+        nick: Option<Nick>,
+    ) -> Result<SessionId, (ErrorCode, String)> {
         self.with_state(|state| {
+            if let Some(nick) = &nick
+                && state.nicks.get(nick, &state.sessions).is_some()
+            {
+                return Err((ErrorCode::NickTaken, format!("{nick} is taken")));
+            }
             let id = SessionId(state.next_session);
             state.next_session += 1;
             if state.shut_down {
-                // Accepted just as the server began shutting down: goodbye at once.
+                // Registered just as the server began shutting down: goodbye at once.
                 recipient.close(
                     state.next_order(),
                     &Outgoing::new(Event::Bye {
                         reason: LeaveReason::ServerShutdown,
                     }),
                 );
-                return id;
+                return Ok(id);
             }
-            let nick = state.guest_nick();
+            let nick = nick.unwrap_or_else(|| state.guest_nick());
             let lobby = RoomName::lobby();
             state.sessions.insert(
                 id,
@@ -167,7 +178,7 @@ impl Hub {
             };
             state.send(id, &Outgoing::new(welcome));
             state.join(id, lobby, None);
-            id
+            Ok(id)
         })
     }
 

@@ -16,13 +16,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::SessionId;
-use super::event::{Outgoing, WIRE_SLOTS};
+use super::event::{FormatKey, Outgoing};
 use crate::limits::LOG_CHECK_EVERY;
 
 /// Entries a [`Chunk`] holds. A reader takes a reference to each chunk its unread part
 /// spans, not to each line, so this is how many lines share one reference count; a room
 /// with anything in its log keeps at least one chunk (about 40 bytes an entry).
 const CHUNK_ENTRIES: usize = 32;
+
+/// Wire formats whose running byte totals a log keeps, for the first formats its members
+/// ask about; a member speaking yet another has its backlog walked instead (right, and
+/// dearer only in a room that mixes more formats than this). Each costs every entry 8 bytes.
+const MEASURED_FORMATS: usize = 3;
 
 /// A room's recent events, kept until every member has read them.
 #[derive(Default)]
@@ -43,9 +48,10 @@ struct Entries {
     chunks: VecDeque<Arc<Chunk>>,
     /// Appended since the members' places were last checked.
     unchecked: usize,
-    /// For each wire format, the position up to which entries carry their
-    /// [`Entry::before`] in it, and the running total of bytes there.
-    measured: [Measured; WIRE_SLOTS],
+    /// For each wire format measured, in the order first asked (its index in
+    /// [`Entry::before`]), the position up to which entries carry their total before them
+    /// in it, and the running total of bytes there.
+    measured: Vec<(FormatKey, Measured)>,
 }
 
 /// How far a log's entries are measured in one wire format. The total starts wherever the
@@ -77,7 +83,7 @@ struct Entry {
     /// subtraction instead of a walk over it (docs/benchmarks.md, "What limits it").
     /// Atomics only because chunks are shared; they are read and written under the log's
     /// lock.
-    before: [AtomicU64; WIRE_SLOTS],
+    before: [AtomicU64; MEASURED_FORMATS],
 }
 
 impl Chunk {
@@ -103,18 +109,30 @@ impl Entries {
         (chunk, slot, entry)
     }
 
+    /// Where `format`'s totals are kept, taking a place for it if there is one left.
+    fn measured_slot(&mut self, format: FormatKey) -> Option<usize> {
+        if let Some(at) = self.measured.iter().position(|(key, _)| *key == format) {
+            return Some(at);
+        }
+        if self.measured.len() == MEASURED_FORMATS {
+            return None;
+        }
+        self.measured.push((format, Measured::default()));
+        Some(self.measured.len() - 1)
+    }
+
     /// Bytes of the entries from `from` to the end in the wire format of `slot`, as
     /// `measure` gives each, every reader's own lines included. Measures in that format
     /// what was appended since it last did, each entry once.
     fn bytes_from(&mut self, from: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> u64 {
-        let mut measured = self.measured[slot];
+        let mut measured = self.measured[slot].1;
         for position in measured.up_to.max(self.first)..self.end {
             let (_, _, entry) = self.locate(position);
             entry.before[slot].store(measured.total, Ordering::Relaxed);
             measured.total += measure(&entry.event);
         }
         measured.up_to = self.end;
-        self.measured[slot] = measured;
+        self.measured[slot].1 = measured;
         let from = from.max(self.first);
         if from >= self.end {
             return 0;
@@ -274,7 +292,7 @@ impl Reading {
     }
 
     /// Whether what this member has not read (not its own messages) comes to more than
-    /// `limit` bytes in the wire format of `slot`, `measure` giving each event's size.
+    /// `limit` bytes in `format`, `measure` giving each event's size.
     ///
     /// Checked for every member of a room every [`LOG_CHECK_EVERY`] messages: walking each
     /// member's backlog cost up to a tenth of the server in a busy room, and a member near
@@ -283,9 +301,16 @@ impl Reading {
     /// its lines counted one by one. That is rare: a connection moves its places past its
     /// own lines each time it runs, so a member over by the totals is nearly always over
     /// in fact, and about to be disconnected.
-    pub fn unread_over(&self, limit: u64, slot: usize, measure: impl Fn(&Outgoing) -> u64) -> bool {
+    pub fn unread_over(
+        &self,
+        limit: u64,
+        format: FormatKey,
+        measure: impl Fn(&Outgoing) -> u64,
+    ) -> bool {
         let mut state = self.log.lock();
-        if state.bytes_from(self.next, slot, &measure) <= limit {
+        if let Some(slot) = state.measured_slot(format)
+            && state.bytes_from(self.next, slot, &measure) <= limit
+        {
             return false;
         }
         let mut unread = 0;
@@ -376,6 +401,40 @@ mod tests {
         assert_eq!(ids(&mut behind), [(4, 4)]);
     }
 
+    /// A wire format of its own for each `N`, for its key.
+    struct Format<const N: usize>;
+
+    impl<const N: usize> crate::hub::Encode for Format<N> {
+        fn encode(&self, _: &Outgoing) -> bytes::Bytes {
+            bytes::Bytes::new()
+        }
+    }
+
+    fn format<const N: usize>() -> FormatKey {
+        crate::hub::Encode::key(&Format::<N>)
+    }
+
+    #[test]
+    fn formats_past_those_measured_are_counted_by_walking() {
+        let log = RoomLog::new();
+        let ana = SessionId(1);
+        let reading = log.follow(SessionId(2));
+        for n in [10, 20, 30] {
+            log.append(n, Some(ana), event(n));
+        }
+        let calls = std::cell::Cell::new(0);
+        let keys = [format::<0>(), format::<1>(), format::<2>(), format::<3>()];
+        assert_eq!(keys.len(), MEASURED_FORMATS + 1);
+        for key in keys {
+            assert!(!reading.unread_over(60, key, sizes(&calls)));
+            assert!(reading.unread_over(59, key, sizes(&calls)));
+        }
+        // Three formats measure the 3 entries once each, then walk all 3 for the "over";
+        // the fourth walks them for both questions.
+        assert_eq!(calls.get(), MEASURED_FORMATS * (3 + 3) + 3 + 3);
+        assert_eq!(log.lock().measured.len(), MEASURED_FORMATS);
+    }
+
     /// Each event's size, in a test: its id, counting how often it was asked.
     fn sizes(calls: &std::cell::Cell<usize>) -> impl Fn(&Outgoing) -> u64 + '_ {
         move |event| {
@@ -398,27 +457,27 @@ mod tests {
             log.append(n, said_by, event(n));
         }
         let calls = std::cell::Cell::new(0);
-        assert!(!bob_reads.unread_over(100, 0, sizes(&calls)));
-        assert!(bob_reads.unread_over(99, 0, sizes(&calls)));
+        assert!(!bob_reads.unread_over(100, format::<0>(), sizes(&calls)));
+        assert!(bob_reads.unread_over(99, format::<0>(), sizes(&calls)));
         // Ana has 40 to read though the log holds 100 since her place.
-        assert!(!ana_reads.unread_over(40, 0, sizes(&calls)));
-        assert!(ana_reads.unread_over(39, 0, sizes(&calls)));
+        assert!(!ana_reads.unread_over(40, format::<0>(), sizes(&calls)));
+        assert!(ana_reads.unread_over(39, format::<0>(), sizes(&calls)));
         // 4 entries measured once each; the walks: bob's 4 once, ana's up to 2 twice.
         assert_eq!(calls.get(), 4 + 4 + 2 * 2);
 
         // Another wire format keeps its own totals.
         let other = std::cell::Cell::new(0);
         let doubled = |event: &Outgoing| 2 * sizes(&other)(event);
-        assert!(!bob_reads.unread_over(200, 1, doubled));
-        assert!(bob_reads.unread_over(199, 1, doubled));
+        assert!(!bob_reads.unread_over(200, format::<1>(), doubled));
+        assert!(bob_reads.unread_over(199, format::<1>(), doubled));
         assert_eq!(other.get(), 4 + 4);
 
         // Read, then more appended: only the new part counts, and only it is measured.
         ids(&mut bob_reads);
         log.append(5, None, event(5));
         calls.set(0);
-        assert!(!bob_reads.unread_over(5, 0, sizes(&calls)));
-        assert!(bob_reads.unread_over(4, 0, sizes(&calls)));
+        assert!(!bob_reads.unread_over(5, format::<0>(), sizes(&calls)));
+        assert!(bob_reads.unread_over(4, format::<0>(), sizes(&calls)));
         assert_eq!(calls.get(), 1 + 1);
 
         // Entries dropped before they were measured: a place before the log's start
@@ -428,12 +487,12 @@ mod tests {
             log.append(n, None, event(n));
         }
         log.trim(log.end() - 1);
-        assert!(!ana_reads.unread_over(8, 0, sizes(&calls)));
-        assert!(ana_reads.unread_over(7, 0, sizes(&calls)));
-        assert!(!bob_reads.unread_over(8, 0, sizes(&calls)));
+        assert!(!ana_reads.unread_over(8, format::<0>(), sizes(&calls)));
+        assert!(ana_reads.unread_over(7, format::<0>(), sizes(&calls)));
+        assert!(!bob_reads.unread_over(8, format::<0>(), sizes(&calls)));
         other.set(0);
-        assert!(!bob_reads.unread_over(16, 1, doubled));
-        assert!(bob_reads.unread_over(15, 1, doubled));
+        assert!(!bob_reads.unread_over(16, format::<1>(), doubled));
+        assert!(bob_reads.unread_over(15, format::<1>(), doubled));
         assert_eq!(
             other.get(),
             1 + 1,

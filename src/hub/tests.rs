@@ -16,7 +16,7 @@ fn join(hub: &Hub) -> Member {
 
 fn join_with(hub: &Hub, recorder: Recorder) -> Member {
     let inbox = Arc::new(recorder);
-    let id = hub.connect(inbox.clone());
+    let id = hub.register(inbox.clone(), None).unwrap();
     Member { id, inbox }
 }
 

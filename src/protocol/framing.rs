@@ -42,6 +42,11 @@ impl Framer {
         }
     }
 
+    /// The longest line accepted, in bytes.
+    pub fn max(&self) -> usize {
+        self.max as usize
+    }
+
     /// Feeds bytes just read, calling `on_frame` for each line they complete.
     pub fn feed(&mut self, mut data: &[u8], mut on_frame: impl FnMut(Frame<'_>)) {
         while !data.is_empty() {

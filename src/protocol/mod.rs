@@ -1,33 +1,49 @@
-//! Wire formats: lines in, typed requests out; events in, bytes out. No I/O here.
+//! Wire formats: bytes in, typed requests out; events in, bytes out. No I/O here.
 //!
-//! Every connection starts in the text format that `nc` and telnet users type; a program
-//! switches to JSON lines by sending a `hello` object (docs/protocol.md).
+//! A connection speaks through a [`Codec`]: its framing and decoding, and the [`Encode`]
+//! its events are written in. [`LineCodec`] serves `nc`, telnet and programs: it starts in
+//! the text format people type, and switches to JSON lines when a program sends a `hello`
+//! object (docs/protocol.md).
 
+mod codec;
 pub mod framing;
 mod help;
 mod json;
+mod lines;
 mod text;
 
-use crate::hub::{Encoded, ErrorCode, Event, NameError, Nick, Outgoing, Request, RoomName};
+pub use codec::{Codec, Sink};
+pub use lines::LineCodec;
 
-/// How a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Human-readable lines, one event per line (a few, such as `/help`, take several).
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use bytes::Bytes;
 
-impl Format {
-    /// This format's slot in an [`Outgoing`]'s cache and wherever else the hub keeps
-    /// something per wire format.
-    pub fn slot(self) -> usize {
-        self as usize
+use crate::hub::{Encode, ErrorCode, Event, NameError, Nick, Outgoing, Request, RoomName};
+
+/// Human-readable lines, one event per line (a few, such as `/help`, take several): what
+/// `nc` and telnet users read.
+pub struct TextFormat;
+
+/// One JSON object per line, for programs.
+pub struct JsonFormat;
+
+/// The one text format every connection shares.
+pub static TEXT: TextFormat = TextFormat;
+/// The one JSON-lines format every connection shares.
+pub static JSON: JsonFormat = JsonFormat;
+
+impl Encode for TextFormat {
+    fn encode(&self, event: &Outgoing) -> Bytes {
+        text::encode(event)
     }
 }
 
-/// What one received line asks for.
+impl Encode for JsonFormat {
+    fn encode(&self, event: &Outgoing) -> Bytes {
+        json::encode(event)
+    }
+}
+
+/// What one received unit (a line, a frame) asks for.
 #[derive(Debug)]
 pub enum Incoming {
     Request(Request),
@@ -37,6 +53,13 @@ pub enum Incoming {
         steps: Vec<Result<Request, Refusal>>,
         reference: Option<String>,
     },
+    /// A handshake is complete: make the connection a session, under `nick` (a guest
+    /// nick when `None`). Only codecs that hold registration send this.
+    Register {
+        nick: Option<Nick>,
+    },
+    /// Bytes of the codec's own to write as they are, such as a handshake's answers.
+    Answer(Bytes),
     /// Nothing to do (an empty line).
     Nothing,
 }
@@ -69,29 +92,14 @@ impl Refusal {
     }
 }
 
-/// Parses one line (already framed and valid UTF-8) spoken in `format`.
-pub fn parse(format: Format, line: &str) -> Result<Incoming, Refusal> {
-    match format {
-        Format::Text => text::parse(line),
-        Format::Json => json::parse(line),
-    }
+/// Parses one line (already framed, valid UTF-8) of the text format people type.
+pub fn parse_text(line: &str) -> Result<Incoming, Refusal> {
+    text::parse(line)
 }
 
-/// The bytes of `event` in `format`, one or more complete lines (none for an event the
-/// format does not show, such as an acknowledgement in text). Encoded once per format and
-/// shared by every recipient of the same `Outgoing`.
-pub fn encode(format: Format, event: &Outgoing) -> Encoded {
-    encoded(format, event).clone()
-}
-
-/// The bytes of `event` in `format`, borrowed from the event (encoding it, once, if no
-/// one has yet): for a connection writing straight from a room's log, and to measure a
-/// line without taking a share of it.
-pub fn encoded(format: Format, event: &Outgoing) -> &Encoded {
-    event.encoded(format.slot(), |event| match format {
-        Format::Text => text::encode(event),
-        Format::Json => json::encode(event),
-    })
+/// Parses one line (already framed, valid UTF-8) of JSON lines.
+pub fn parse_json(line: &str) -> Result<Incoming, Refusal> {
+    json::parse(line)
 }
 
 fn nick_arg(input: &str) -> Result<Nick, Refusal> {

@@ -1,11 +1,16 @@
-//! One task per connection: read lines, apply them, write what the hub queued.
+//! One task per connection: read what arrives, let its codec turn it into requests, write
+//! what the hub queued.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{self, Poll, Waker};
 
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
@@ -14,13 +19,12 @@ use super::admission::Ticket;
 use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::outbox::Outbox;
-use super::transport::Transport;
-use crate::hub::{ErrorCode, Event, LeaveReason, Request, SessionId};
+use super::stream::ByteStream;
+use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
-use crate::protocol::framing::{Frame, Framer};
-use crate::protocol::{self, Format, Incoming, Refusal};
+use crate::protocol::{Codec, Incoming, Refusal, Sink};
 
-/// Bytes read from the socket at a time, into a buffer that lives only during the read.
+/// Bytes read from the stream at a time, into a buffer that lives only during the read.
 const READ_CHUNK_BYTES: usize = 4096;
 
 /// Reads per wake-up before the task yields to others, so one fast sender cannot hog a
@@ -31,33 +35,39 @@ const READS_PER_WAKE: usize = 4;
 /// reason.
 const ROUNDS_PER_POLL: usize = 8;
 
-/// Serves one accepted connection until it ends, then gives its place back.
+/// Serves one admitted connection, speaking `codec`, until it ends, then gives its place
+/// back. A codec that registers at once (text, JSON) has its session greeted before the
+/// client sends a byte; another registers when its handshake completes.
 ///
 /// Not an `async fn`: the session is set up here, and the future returned holds only what
 /// it needs (an `async fn` would also keep its arguments, moved or not, for its whole life —
 /// hundreds of bytes on every idle connection).
-pub fn serve<T: Transport>(
-    io: T,
+pub fn serve<S: ByteStream, C: Codec>(
+    io: S,
+    codec: C,
     peer: Peer,
     ctx: &Arc<Context>,
     ticket: Ticket,
-) -> impl Future<Output = ()> + Send + use<T> {
-    let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes));
-    let id = ctx.hub.connect(outbox.clone());
+) -> impl Future<Output = ()> + Send + use<S, C> {
+    let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes, codec.format()));
+    let id = if codec.registers_at_once() {
+        ctx.hub.register(outbox.clone(), None).ok()
+    } else {
+        None
+    };
     // No span carried into the task (it would cost every connection its size): the id
     // ties the later events to this peer.
     debug!(?id, %peer, "connected");
     let mut conn = Connection {
-        session: Session {
+        client: Client {
             id,
             ctx: ctx.clone(),
             outbox,
-            format: Format::Text,
             flood: FloodGate::new(&ctx.limits, Instant::now().into_std()),
-            flooded: false,
+            ending: None,
             ticket,
         },
-        framer: Framer::new(ctx.limits.max_line_bytes),
+        codec,
         io,
     };
     async move {
@@ -68,61 +78,68 @@ pub fn serve<T: Transport>(
     }
 }
 
-/// Everything an idle connection's task holds. Its size counts: tokio allocates tasks in
-/// steps of 128 bytes, and a future of 144 bytes or less (release build) keeps the task in
-/// a 256-byte block instead of 384 — 128 bytes on every connection (docs/benchmarks.md,
-/// idle memory). `charla bench run idle` shows what a new field costs.
-struct Connection<T> {
-    io: T,
-    framer: Framer,
-    session: Session,
+/// Everything an idle connection's task holds. Its size counts (tokio allocates tasks in
+/// steps of 128 bytes: docs/benchmarks.md, idle memory); `charla bench run idle` shows what
+/// a new field costs.
+struct Connection<S, C> {
+    io: S,
+    codec: C,
+    client: Client,
 }
 
 /// What a round of writing left.
 struct Wrote {
     /// The hub closed the session: nothing more will be queued.
     closed: bool,
-    /// The socket had no room for everything; the rest is back in the outbox.
+    /// The stream has no room for everything; the rest is back in the outbox, and the
+    /// task is woken when there is room.
     blocked: bool,
 }
 
-/// What a line is applied to; apart from the framer so both can be borrowed at once.
-struct Session {
-    id: SessionId,
+/// Why this side is ending the session while it reads: one byte, not a `LeaveReason`,
+/// which would take 24 of every idle connection.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Flooding,
+    SendQueueExceeded,
+}
+
+/// The connection as its codec sees it (the [`Sink`] of its units); apart from the codec
+/// and the stream so all three can be borrowed at once.
+struct Client {
+    /// `None` until the connection is registered as a session.
+    id: Option<SessionId>,
     ctx: Arc<Context>,
     outbox: Arc<Outbox>,
-    format: Format,
     flood: FloodGate,
-    /// Set when flood control decided to end the session (the only reason this side ends
-    /// it while reading: a flag, not a `LeaveReason`, which would take 24 bytes of every
-    /// idle connection).
-    flooded: bool,
-    /// This connection's place among those admitted, given back when the session is
+    ending: Option<Ending>,
+    /// This connection's place among those admitted, given back when the client is
     /// dropped (however the task ends).
     ticket: Ticket,
 }
 
-impl Drop for Session {
+impl Drop for Client {
     fn drop(&mut self) {
         self.ctx.admission.release(&self.ticket);
     }
 }
 
-/// The conversation proper, as a hand-written future: it polls the socket's readiness and
-/// the outbox's waker directly instead of holding a future for each in a `select!`, which
-/// keeps the task of an idle connection small (idle memory is a target: docs/benchmarks.md).
-/// Resolves to why the session ended, or `None` when the hub ended it (quit, send queue
-/// overflow, server shutdown) and has already queued the goodbye.
-struct Converse<'a, T> {
-    conn: &'a mut Connection<T>,
+/// The conversation proper, as a hand-written future: it polls the stream and the
+/// outbox's waker directly instead of holding a future for each in a `select!`, which
+/// keeps the task of an idle connection small, and the read buffer lives only within one
+/// poll, so an idle connection holds none. Resolves to why the session ended, or `None`
+/// when the hub ended it (quit, send queue overflow, server shutdown) and has already
+/// queued the goodbye.
+struct Converse<'a, S, C> {
+    conn: &'a mut Connection<S, C>,
     /// Disconnects a client silent for the idle timeout; `None` when there is no such
     /// limit.
     idle: Option<Pin<Box<Sleep>>>,
 }
 
-impl<'a, T: Transport> Converse<'a, T> {
-    fn new(conn: &'a mut Connection<T>) -> Self {
-        let idle_timeout = conn.session.ctx.limits.idle_timeout;
+impl<'a, S: ByteStream, C: Codec> Converse<'a, S, C> {
+    fn new(conn: &'a mut Connection<S, C>) -> Self {
+        let idle_timeout = conn.client.ctx.limits.idle_timeout;
         Converse {
             conn,
             idle: (!idle_timeout.is_zero())
@@ -131,44 +148,44 @@ impl<'a, T: Transport> Converse<'a, T> {
     }
 }
 
-impl<T: Transport> Future for Converse<'_, T> {
+/// What a round of reading found.
+enum Read {
+    /// Something arrived (and was decoded).
+    Some,
+    /// Nothing yet; the task is woken when something comes.
+    Waiting,
+    /// The peer closed its side.
+    Ended,
+}
+
+impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
     type Output = Option<LeaveReason>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let conn = &mut *this.conn;
         for _ in 0..ROUNDS_PER_POLL {
-            let blocked = match conn.write_ready(Some(cx.waker())) {
+            match conn.write_ready(cx, Some(cx.waker())) {
                 // What is still queued is flushed, under a deadline, by `finish`.
                 Ok(Wrote { closed: true, .. }) => return Poll::Ready(None),
-                Ok(wrote) => wrote.blocked,
+                Ok(_) => {}
                 Err(e) => return Poll::Ready(Some(lost(&e))),
-            };
-            if conn.session.flooded {
-                return Poll::Ready(Some(LeaveReason::Flooding));
             }
-            if blocked {
-                match conn.io.poll_write_ready(cx) {
-                    Poll::Ready(Ok(())) => continue,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Some(lost(&e))),
-                    Poll::Pending => {}
-                }
+            if let Some(ending) = conn.client.ending {
+                return Poll::Ready(Some(ending.into()));
             }
-            match conn.io.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => match conn.read() {
-                    Ok(true) => {
-                        if let Some(sleep) = this.idle.as_mut() {
-                            let timeout = conn.session.ctx.limits.idle_timeout;
-                            sleep.as_mut().reset(Instant::now() + timeout);
-                        }
-                        // Back to the top: write the replies, read again.
-                        continue;
+            match conn.read(cx) {
+                Ok(Read::Some) => {
+                    if let Some(sleep) = this.idle.as_mut() {
+                        let timeout = conn.client.ctx.limits.idle_timeout;
+                        sleep.as_mut().reset(Instant::now() + timeout);
                     }
-                    Ok(false) => return Poll::Ready(Some(LeaveReason::ConnectionLost)),
-                    Err(e) => return Poll::Ready(Some(lost(&e))),
-                },
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(lost(&e))),
-                Poll::Pending => {}
+                    // Back to the top: write the replies, read again.
+                    continue;
+                }
+                Ok(Read::Waiting) => {}
+                Ok(Read::Ended) => return Poll::Ready(Some(LeaveReason::ConnectionLost)),
+                Err(e) => return Poll::Ready(Some(lost(&e))),
             }
             if let Some(sleep) = this.idle.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()
@@ -183,124 +200,143 @@ impl<T: Transport> Future for Converse<'_, T> {
     }
 }
 
-impl<T: Transport> Connection<T> {
+impl From<Ending> for LeaveReason {
+    fn from(ending: Ending) -> LeaveReason {
+        match ending {
+            Ending::Flooding => LeaveReason::Flooding,
+            Ending::SendQueueExceeded => LeaveReason::SendQueueExceeded,
+        }
+    }
+}
+
+impl<S: ByteStream, C: Codec> Connection<S, C> {
     /// Ends the session: tells the hub why (when this side ended it), then writes what is
     /// queued — the goodbye among it — and closes, all under [`SHUTDOWN_GRACE`].
     async fn finish(&mut self, reason: Option<LeaveReason>) {
-        if let Some(reason) = &reason {
+        match (&reason, self.client.id) {
             // This queues the goodbye line, which the flush below writes if the peer
             // still listens.
-            let hub = &self.session.ctx.hub;
-            hub.disconnect(self.session.id, reason.clone());
+            (Some(reason), Some(id)) => self.client.ctx.hub.disconnect(id, reason.clone()),
+            // Never a session: the goodbye is this side's own.
+            (Some(reason), None) => {
+                let bye = Outgoing::new(Event::Bye {
+                    reason: reason.clone(),
+                });
+                let _ = self.client.outbox.answer(&bye);
+            }
+            (None, _) => {}
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         if tokio::time::timeout_at(deadline, self.flush())
             .await
             .is_ok()
         {
-            let _ = self.io.shutdown_write();
+            let _ = tokio::time::timeout_at(deadline, self.io.shutdown()).await;
             // Reading what the peer still sends until it closes lets it read our last
             // lines: closing with unread input would reset the connection and could
             // destroy them.
             let _ = tokio::time::timeout_at(deadline, self.drain_input()).await;
         }
-        debug!(id = ?self.session.id, ?reason, "disconnected");
+        debug!(id = ?self.client.id, ?reason, "disconnected");
     }
 
-    /// Takes what the hub queued and writes as much as the socket accepts now, many
-    /// lines per system call; `waker` is woken when more is queued. What the socket has no
-    /// room for goes back to the outbox, so a connection keeps no queue of its own between
-    /// writes (idle memory is a target: docs/benchmarks.md).
-    fn write_ready(&mut self, waker: Option<&Waker>) -> io::Result<Wrote> {
-        let (mut pending, closed) = self.session.outbox.take(waker);
+    /// Takes what the hub queued and writes as much as the stream accepts now, many
+    /// lines per write; `news`, when given, is woken when more is queued. What the stream
+    /// has no room for goes back to the outbox, so a connection keeps no queue of its own
+    /// between writes.
+    fn write_ready(
+        &mut self,
+        cx: &mut task::Context<'_>,
+        news: Option<&Waker>,
+    ) -> io::Result<Wrote> {
+        let outbox = &self.client.outbox;
+        let (mut pending, closed) = outbox.take(news);
+        let mut wrote = false;
+        let mut blocked = false;
         while !pending.is_empty() {
             let result = WRITE_BUFFER.with_borrow_mut(|buf| {
                 buf.clear();
                 pending.gather(buf, MAX_WRITE_BYTES);
-                // `writev`, not `send`: /proc counts it among the process's writes, from
-                // which the benchmark reports deliveries per write.
-                self.io.try_write_vectored(&[IoSlice::new(buf)])
+                // Vectored: a socket's `writev`, which /proc counts among the process's
+                // writes (the benchmark reports deliveries per write from it).
+                Pin::new(&mut self.io).poll_write_vectored(cx, &[IoSlice::new(buf)])
             });
-            let written = match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            };
-            self.session.outbox.written(written);
-            pending.advance(written);
+            match result {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    outbox.written(n);
+                    pending.advance(n);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {
+                    blocked = true;
+                    break;
+                }
+            }
         }
-        let blocked = !pending.is_empty();
         if blocked {
-            self.session.outbox.give_back(pending);
+            outbox.give_back(pending);
+        }
+        // A socket writes at once; a TLS or WebSocket stream may hold bytes until flushed.
+        if wrote {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => blocked = true,
+            }
         }
         Ok(Wrote { closed, blocked })
     }
 
-    /// Writes everything queued, waiting for the socket as needed.
+    /// Writes everything queued, waiting for the stream as needed. The session is over:
+    /// nothing more will be queued, nobody to wake for it.
     async fn flush(&mut self) -> io::Result<()> {
-        loop {
-            // The session is over: nothing more will be queued, nobody to wake.
-            if !self.write_ready(None)?.blocked {
-                return Ok(());
-            }
-            self.io.writable().await?;
-        }
+        poll_fn(|cx| match self.write_ready(cx, None) {
+            Ok(Wrote { blocked: true, .. }) => Poll::Pending,
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e)),
+        })
+        .await
     }
 
     async fn drain_input(&mut self) {
-        while self.io.readable().await.is_ok() {
-            if !discard_input(&self.io) {
-                return;
-            }
-        }
+        let mut sink = [0u8; 512];
+        while matches!(self.io.read(&mut sink).await, Ok(n) if n > 0) {}
     }
 
-    /// Reads what has arrived and applies every complete line. `Ok(false)` at end of
-    /// stream.
-    fn read(&mut self) -> io::Result<bool> {
-        let mut chunk = [0u8; READ_CHUNK_BYTES];
+    /// Reads what has arrived and hands it to the codec, which applies every complete
+    /// unit.
+    fn read(&mut self, cx: &mut task::Context<'_>) -> io::Result<Read> {
+        let mut chunk = [const { MaybeUninit::<u8>::uninit() }; READ_CHUNK_BYTES];
+        let mut read = Read::Waiting;
         for _ in 0..READS_PER_WAKE {
-            let n = match self.io.try_read(&mut chunk) {
-                Ok(0) => {
-                    if let Some(line) = self.framer.finish() {
-                        self.session.frame(Frame::Line(&line));
-                    }
-                    return Ok(false);
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            };
-            let session = &mut self.session;
-            self.framer.feed(&chunk[..n], |frame| session.frame(frame));
-            if session.flooded || n < chunk.len() {
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+            let data = buf.filled();
+            if data.is_empty() {
+                self.codec.finish(&mut self.client);
+                return Ok(Read::Ended);
+            }
+            read = Read::Some;
+            self.codec.decode(data, &mut self.client);
+            if self.client.ending.is_some() || data.len() < READ_CHUNK_BYTES {
                 break;
             }
         }
-        Ok(true)
+        Ok(read)
     }
 }
 
 thread_local! {
     /// Where a write's lines are copied: one buffer a thread, not a connection, so an idle
-    /// connection holds none. One slice, not one per line: the kernel's copy from a
-    /// `writev` of 40 lines made a write ~1 µs (a quarter) dearer than the same bytes in
-    /// one slice, measured by the floor's writer (docs/benchmarks.md, "What limits it").
+    /// connection holds none. One slice, not one per line: the kernel copies one slice
+    /// faster than many (docs/benchmarks.md, "What limits it").
     static WRITE_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_WRITE_BYTES));
-}
-
-/// Reads and drops what has arrived; false at end of stream or on error. Not async, so its
-/// buffer never becomes part of the connection task's state.
-fn discard_input<T: Transport>(io: &T) -> bool {
-    let mut sink = [0u8; 512];
-    loop {
-        match io.try_read(&mut sink) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
-        }
-    }
 }
 
 fn lost(error: &io::Error) -> LeaveReason {
@@ -311,76 +347,110 @@ fn lost(error: &io::Error) -> LeaveReason {
     }
 }
 
-impl Session {
-    fn frame(&mut self, frame: Frame<'_>) {
-        if self.flooded {
-            return;
+impl Sink for Client {
+    fn admit(&mut self) -> bool {
+        if self.ending.is_some() {
+            return false;
         }
-        let line = match frame {
-            Frame::TooLong => {
-                let max = self.ctx.limits.max_line_bytes;
-                return self.refuse(Refusal::new(
-                    ErrorCode::LineTooLong,
-                    format!(
-                        "lines are limited to {max} bytes; the rest of that line was discarded"
-                    ),
-                ));
-            }
-            Frame::Line(line) => line,
-        };
-        let Ok(line) = std::str::from_utf8(line) else {
-            return self.refuse(Refusal::new(
-                ErrorCode::InvalidUtf8,
-                "that line is not valid UTF-8 and was dropped; set your terminal to UTF-8",
-            ));
-        };
-        if line.trim().is_empty() {
-            return;
-        }
-        match self
-            .flood
-            .check(&self.ctx.limits, Instant::now().into_std())
-        {
-            Verdict::Pass => {}
+        let limits = &self.ctx.limits;
+        match self.flood.check(limits, Instant::now().into_std()) {
+            Verdict::Pass => true,
             Verdict::Refuse => {
-                let limits = &self.ctx.limits;
-                return self.refuse(Refusal::new(
-                    ErrorCode::Flood,
-                    format!(
-                        "too fast: at most {} lines at once and {} a second; that line was not sent",
-                        limits.flood_burst, limits.flood_rate
-                    ),
-                ));
+                let message = format!(
+                    "too fast: at most {} lines at once and {} a second; that line was not sent",
+                    limits.flood_burst, limits.flood_rate
+                );
+                self.refuse(Refusal::new(ErrorCode::Flood, message));
+                false
             }
             Verdict::Kick => {
-                self.flooded = true;
-                return;
+                self.ending = Some(Ending::Flooding);
+                false
             }
-        }
-        match protocol::parse(self.format, line) {
-            Ok(Incoming::Request(request)) => self.ctx.hub.apply(self.id, request),
-            Ok(Incoming::Hello { steps, reference }) => self.hello(steps, reference),
-            Ok(Incoming::Nothing) => {}
-            Err(refusal) => self.refuse(refusal),
         }
     }
 
-    /// Switches to JSON lines, carries out the hello's steps, then confirms with a
-    /// welcome carrying the resulting nick and rooms.
-    fn hello(&mut self, steps: Vec<Result<Request, Refusal>>, reference: Option<String>) {
-        self.format = Format::Json;
-        self.outbox.set_format(Format::Json);
-        for step in steps {
-            match step {
-                Ok(request) => self.ctx.hub.apply(self.id, request),
-                Err(refusal) => self.refuse(refusal),
+    fn incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Request(request) => {
+                if let Some(id) = self.registered() {
+                    self.ctx.hub.apply(id, request);
+                }
             }
+            Incoming::Hello { steps, reference } => self.hello(steps, reference),
+            Incoming::Register { nick } => self.register(nick),
+            Incoming::Answer(bytes) => self.answer_bytes(bytes),
+            Incoming::Nothing => {}
         }
-        self.ctx.hub.welcome(self.id, reference);
     }
 
     fn refuse(&mut self, refusal: Refusal) {
         let (event, reference): (Event, _) = refusal.into_reply();
-        self.ctx.hub.reply(self.id, event, reference);
+        match self.id {
+            Some(id) => self.ctx.hub.reply(id, event, reference),
+            None => {
+                if self
+                    .outbox
+                    .answer(&Outgoing::reply(event, reference))
+                    .is_err()
+                {
+                    self.ending = Some(Ending::SendQueueExceeded);
+                }
+            }
+        }
+    }
+
+    fn speak(&mut self, format: &'static dyn Encode) {
+        self.outbox.set_format(format);
+    }
+}
+
+impl Client {
+    /// The session, or `None` after telling the client it must register first.
+    fn registered(&mut self) -> Option<SessionId> {
+        if self.id.is_none() {
+            self.refuse(Refusal::new(
+                ErrorCode::NotRegistered,
+                "register first: the connection is not a session yet",
+            ));
+        }
+        self.id
+    }
+
+    fn register(&mut self, nick: Option<crate::hub::Nick>) {
+        if self.id.is_some() {
+            return self.refuse(Refusal::new(
+                ErrorCode::InvalidRequest,
+                "this connection is registered already",
+            ));
+        }
+        match self.ctx.hub.register(self.outbox.clone(), nick) {
+            Ok(id) => {
+                debug!(?id, "registered");
+                self.id = Some(id);
+            }
+            Err((code, message)) => self.refuse(Refusal::new(code, message)),
+        }
+    }
+
+    fn answer_bytes(&mut self, bytes: Bytes) {
+        if self.outbox.answer_bytes(Arc::new(bytes)).is_err() {
+            self.ending = Some(Ending::SendQueueExceeded);
+        }
+    }
+
+    /// Carries out a hello's steps (the codec has switched to JSON lines), then confirms
+    /// with a welcome carrying the resulting nick and rooms.
+    fn hello(&mut self, steps: Vec<Result<Request, Refusal>>, reference: Option<String>) {
+        let Some(id) = self.registered() else {
+            return;
+        };
+        for step in steps {
+            match step {
+                Ok(request) => self.ctx.hub.apply(id, request),
+                Err(refusal) => self.refuse(refusal),
+            }
+        }
+        self.ctx.hub.welcome(id, reference);
     }
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::transport::Transport;
+use super::stream::ByteStream;
 use crate::limits::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, LISTEN_BACKLOG};
 
 /// The default port: in the registered range (1024–49151), unassigned in /etc/services.
@@ -231,7 +231,7 @@ fn clear_stale_socket(addr: &ListenAddr, path: &Path) -> Result<(), BindError> {
 
 /// Something that accepts connections of one kind.
 pub trait Listener: Send + 'static {
-    type Io: Transport;
+    type Io: ByteStream;
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Peer)>> + Send;
 }
 

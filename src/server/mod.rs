@@ -7,7 +7,9 @@ mod flood;
 mod listen;
 mod outbox;
 mod pending;
-mod transport;
+mod stream;
+#[cfg(test)]
+mod tests;
 mod udp;
 
 /// For tests: a waker that counts how often it is woken.
@@ -45,6 +47,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -52,13 +55,14 @@ use tracing::{info, warn};
 pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
 };
-pub use transport::Transport;
+pub use stream::ByteStream;
 pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 
 use crate::feeds::udp::IngestOptions;
 
 use crate::hub::Hub;
 use crate::limits::{Limits, SHUTDOWN_GRACE};
+use crate::protocol::LineCodec;
 use admission::Admission;
 use dispatch::Dispatcher;
 
@@ -155,7 +159,9 @@ async fn accept_loop<L: Listener>(
                 backoff = Duration::from_millis(5);
                 match ctx.admission.admit(&peer) {
                     Ok(ticket) => {
-                        ctx.tasks.spawn(connection::serve(io, peer, &ctx, ticket));
+                        let codec = LineCodec::new(ctx.limits.max_line_bytes);
+                        ctx.tasks
+                            .spawn(connection::serve(io, codec, peer, &ctx, ticket));
                     }
                     Err((code, message)) => {
                         info!(%peer, code = code.as_str(), "refused");
@@ -187,12 +193,11 @@ fn is_per_connection(e: &io::Error) -> bool {
 }
 
 /// Tells a connection it cannot be served, then closes it.
-async fn refuse<T: Transport>(io: T, code: crate::hub::ErrorCode, message: String) {
+async fn refuse<S: ByteStream>(mut io: S, code: crate::hub::ErrorCode, message: String) {
     let line = format!("ERROR {}: {message}\n", code.as_str());
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.writable().await?;
-        io.try_write_vectored(&[io::IoSlice::new(line.as_bytes())])?;
-        io.shutdown_write()
+        io.write_all(line.as_bytes()).await?;
+        io.shutdown().await
     })
     .await;
 }

@@ -1,12 +1,11 @@
 //! A connection's outgoing queue, bounded in bytes, and its places in its rooms' logs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use super::pending::{Line, Pending};
-use crate::hub::{Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
-use crate::protocol::{self, Format};
+use crate::hub::{Encode, Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
 
 /// What waits to be written to one connection: events sent to it alone, queued here, and
 /// whatever is new in the logs of the rooms it is in, taken when it writes. The hub never
@@ -24,14 +23,14 @@ pub struct Outbox {
     /// u32, like the count, to keep the outbox small (idle memory is a target:
     /// docs/benchmarks.md). A `--send-queue` over 4 GiB counts as 4 GiB.
     bound: u32,
-    json: AtomicBool,
     /// The task took what there was and wants to hear of anything new.
     armed: AtomicBool,
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
+    /// How the connection is written; under the lock, which every use takes anyway.
+    format: &'static dyn Encode,
     /// In the hub's order.
     queue: Vec<Line>,
     /// A place in the log of each room the session is in. A boxed slice of exactly that
@@ -47,25 +46,46 @@ struct State {
 }
 
 impl Outbox {
-    pub fn new(bound: usize) -> Outbox {
+    /// An outbox of `bound` bytes for a connection written in `format`.
+    pub fn new(bound: usize, format: &'static dyn Encode) -> Outbox {
         Outbox {
             bound: u32::try_from(bound).unwrap_or(u32::MAX),
-            json: AtomicBool::new(false),
             armed: AtomicBool::new(false),
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                format,
+                queue: Vec::new(),
+                readings: Box::default(),
+                task: None,
+                unwritten: 0,
+                closed: false,
+            }),
         }
     }
 
-    pub fn set_format(&self, format: Format) {
-        self.json.store(format == Format::Json, Ordering::Relaxed);
+    /// What is queued from now on is written in `format`.
+    pub fn set_format(&self, format: &'static dyn Encode) {
+        self.lock().format = format;
     }
 
-    fn format(&self) -> Format {
-        if self.json.load(Ordering::Relaxed) {
-            Format::Json
-        } else {
-            Format::Text
+    /// Queues `event` as an answer of the connection's own (before it is a session, no
+    /// hub stamps it), after everything queued.
+    pub fn answer(&self, event: &Outgoing) -> Result<(), Overflow> {
+        let state = self.lock();
+        let bytes = event.encoded(state.format).clone();
+        self.answer_locked(state, bytes)
+    }
+
+    /// Queues bytes a codec wrote itself (a handshake's answers), after everything queued.
+    pub fn answer_bytes(&self, bytes: Encoded) -> Result<(), Overflow> {
+        self.answer_locked(self.lock(), bytes)
+    }
+
+    fn answer_locked(&self, state: MutexGuard<'_, State>, bytes: Encoded) -> Result<(), Overflow> {
+        if bytes.is_empty() {
+            return Ok(());
         }
+        let order = state.queue.last().map_or(0, |&(order, _)| order);
+        self.push(state, order, bytes, true)
     }
 
     /// Everything queued and everything new in the rooms' logs, in the hub's order, and
@@ -82,7 +102,7 @@ impl Outbox {
         }
         // Before reading the logs: an append they do not show yet notifies after it.
         self.armed.store(true, Ordering::SeqCst);
-        let mut pending = Pending::new(self.format(), std::mem::take(&mut state.queue));
+        let mut pending = Pending::new(state.format, std::mem::take(&mut state.queue));
         let taken = pending.read_logs(&mut state.readings);
         let taken = u32::try_from(taken).unwrap_or(u32::MAX);
         state.unwritten = state.unwritten.saturating_add(taken);
@@ -107,8 +127,13 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_sub(n);
     }
 
-    fn push(&self, order: u64, bytes: Encoded, bounded: bool) -> Result<(), Overflow> {
-        let mut state = self.lock();
+    fn push(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        order: u64,
+        bytes: Encoded,
+        bounded: bool,
+    ) -> Result<(), Overflow> {
         if state.closed {
             return Ok(());
         }
@@ -118,7 +143,8 @@ impl Outbox {
         }
         state.unwritten = state.unwritten.saturating_add(len);
         // Usually the newest; what a room's log hands over when its reader leaves may not be.
-        let at = state.queue.partition_point(|&(queued, _)| queued < order);
+        // After any of the same order: a connection's own answers share one.
+        let at = state.queue.partition_point(|&(queued, _)| queued <= order);
         state.queue.insert(at, (order, bytes));
         if !bounded {
             state.closed = true;
@@ -136,23 +162,26 @@ impl Outbox {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Recipient for Outbox {
     fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow> {
-        let bytes = protocol::encode(self.format(), event);
+        let state = self.lock();
+        let bytes = event.encoded(state.format);
         if bytes.is_empty() {
             return Ok(());
         }
-        self.push(order, bytes, true)
+        let bytes = bytes.clone();
+        self.push(state, order, bytes, true)
     }
 
     fn close(&self, order: u64, last: &Outgoing) {
-        let bytes = protocol::encode(self.format(), last);
-        let _ = self.push(order, bytes, false);
+        let state = self.lock();
+        let bytes = last.encoded(state.format).clone();
+        let _ = self.push(state, order, bytes, false);
     }
 
     fn follow(&self, reading: Reading) {
@@ -178,12 +207,12 @@ impl Recipient for Outbox {
         let Some(reading) = state.readings.iter().find(|r| r.is_in(log)) else {
             return Ok(None);
         };
-        let format = self.format();
+        let format = state.format;
         let Some(room_left) = self.bound.checked_sub(state.unwritten) else {
             return Err(Overflow);
         };
-        let measure = |event: &Outgoing| protocol::encoded(format, event).len() as u64;
-        if reading.unread_over(room_left.into(), format.slot(), measure) {
+        let measure = |event: &Outgoing| event.encoded(format).len() as u64;
+        if reading.unread_over(room_left.into(), format.key(), measure) {
             return Err(Overflow);
         }
         Ok(Some(reading.next()))
@@ -204,6 +233,7 @@ mod tests {
     use super::super::wake_counter::WakeCounter;
     use super::*;
     use crate::hub::{Event, Hub, Request};
+    use crate::protocol::TEXT;
 
     fn line(text: &str) -> Encoded {
         Arc::new(bytes::Bytes::from(text.to_string()))
@@ -219,15 +249,15 @@ mod tests {
 
     #[test]
     fn wakes_once_a_round_and_counts_bytes_until_written() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, &TEXT);
         let counter = WakeCounter::new();
         let waker = counter.waker();
         let wakes = || counter.count();
 
         let (taken, closed) = outbox.take(Some(&waker));
         assert!(taken.is_empty() && !closed);
-        outbox.push(1, line("ab\n"), true).unwrap();
-        outbox.push(2, line("cd\n"), true).unwrap();
+        outbox.push(outbox.lock(), 1, line("ab\n"), true).unwrap();
+        outbox.push(outbox.lock(), 2, line("cd\n"), true).unwrap();
         assert!(outbox.notify().is_none(), "a room's news rides on it too");
         assert_eq!(wakes(), 1, "what came later rides on the first wake-up");
 
@@ -235,30 +265,35 @@ mod tests {
         assert!(!closed);
         assert_eq!(text(taken), "ab\ncd\n");
         // Taken but not written still counts against the bound.
-        assert_eq!(outbox.push(3, line("efghi\n"), true), Err(Overflow));
+        assert_eq!(
+            outbox.push(outbox.lock(), 3, line("efghi\n"), true),
+            Err(Overflow)
+        );
         outbox.written(6);
         // Taking armed it again: news from a room hands its waker over, once.
         outbox.notify().expect("armed").wake();
         assert!(outbox.notify().is_none());
-        outbox.push(3, line("efghi\n"), true).unwrap();
+        outbox
+            .push(outbox.lock(), 3, line("efghi\n"), true)
+            .unwrap();
         assert_eq!(wakes(), 2);
     }
 
     #[test]
     fn closing_wakes_even_a_busy_outbox_and_takes_nothing_more() {
-        let outbox = Outbox::new(100);
+        let outbox = Outbox::new(100, &TEXT);
         let counter = WakeCounter::new();
         let waker = counter.waker();
         let mut taken = String::new();
         taken += &text(outbox.take(Some(&waker)).0);
-        outbox.push(1, line("a\n"), true).unwrap();
+        outbox.push(outbox.lock(), 1, line("a\n"), true).unwrap();
         taken += &text(outbox.take(Some(&waker)).0);
-        outbox.push(2, line("b\n"), true).unwrap();
-        outbox.push(3, line("bye\n"), false).unwrap();
+        outbox.push(outbox.lock(), 2, line("b\n"), true).unwrap();
+        outbox.push(outbox.lock(), 3, line("bye\n"), false).unwrap();
         // "a" woke the task; "b", after it took again, woke it again; the close wakes it
         // even though it was woken already.
         assert_eq!(counter.count(), 3);
-        outbox.push(4, line("late\n"), true).unwrap();
+        outbox.push(outbox.lock(), 4, line("late\n"), true).unwrap();
         let (last, closed) = outbox.take(None);
         assert!(closed, "closed");
         taken += &text(last);
@@ -267,18 +302,18 @@ mod tests {
 
     #[test]
     fn what_was_given_back_goes_out_first_and_no_one_is_woken_for_it() {
-        let outbox = Outbox::new(100);
+        let outbox = Outbox::new(100, &TEXT);
         let counter = WakeCounter::new();
         let waker = counter.waker();
         outbox.take(Some(&waker));
-        outbox.push(1, line("a\n"), true).unwrap();
-        outbox.push(2, line("b\n"), true).unwrap();
+        outbox.push(outbox.lock(), 1, line("a\n"), true).unwrap();
+        outbox.push(outbox.lock(), 2, line("b\n"), true).unwrap();
         let (mut taken, _) = outbox.take(Some(&waker));
         // The socket took "a\n" only.
         taken.advance(2);
         outbox.written(2);
         outbox.give_back(taken);
-        outbox.push(3, line("c\n"), true).unwrap();
+        outbox.push(outbox.lock(), 3, line("c\n"), true).unwrap();
         assert!(outbox.notify().is_none());
         assert_eq!(
             counter.count(),
@@ -288,15 +323,24 @@ mod tests {
         let (taken, _) = outbox.take(None);
         assert_eq!(text(taken), "b\nc\n");
         // The bytes given back still count against the bound until written.
-        assert_eq!(outbox.push(4, line(&"x".repeat(97)), true), Err(Overflow));
+        assert_eq!(
+            outbox.push(outbox.lock(), 4, line(&"x".repeat(97)), true),
+            Err(Overflow)
+        );
     }
 
     #[test]
     fn an_older_line_handed_over_takes_its_place_in_the_order() {
-        let outbox = Outbox::new(100);
-        outbox.push(5, line("reply\n"), true).unwrap();
-        outbox.push(9, line("later\n"), true).unwrap();
-        outbox.push(7, line("from the room\n"), true).unwrap();
+        let outbox = Outbox::new(100, &TEXT);
+        outbox
+            .push(outbox.lock(), 5, line("reply\n"), true)
+            .unwrap();
+        outbox
+            .push(outbox.lock(), 9, line("later\n"), true)
+            .unwrap();
+        outbox
+            .push(outbox.lock(), 7, line("from the room\n"), true)
+            .unwrap();
         assert_eq!(text(outbox.take(None).0), "reply\nfrom the room\nlater\n");
     }
 
@@ -306,10 +350,10 @@ mod tests {
     fn rooms_and_replies_come_out_in_the_hubs_order() {
         use crate::hub::{Command, MessageText, RoomName};
         let hub = Hub::new(0);
-        let ana = Arc::new(Outbox::new(1 << 20));
-        let bob = Arc::new(Outbox::new(1 << 20));
-        let a = hub.connect(ana.clone());
-        let b = hub.connect(bob.clone());
+        let ana = Arc::new(Outbox::new(1 << 20, &TEXT));
+        let bob = Arc::new(Outbox::new(1 << 20, &TEXT));
+        let a = hub.register(ana.clone(), None).unwrap();
+        let b = hub.register(bob.clone(), None).unwrap();
         let say = |room: &str, text: &str| -> Request {
             Command::Say {
                 room: Some(RoomName::parse(room).unwrap()),
@@ -340,10 +384,10 @@ mod tests {
     #[test]
     fn a_member_far_behind_its_rooms_log_is_over_its_bound() {
         let hub = Hub::new(0);
-        let ana = Arc::new(Outbox::new(1 << 20));
-        let slow = Arc::new(Outbox::new(4096));
-        let a = hub.connect(ana.clone());
-        hub.connect(slow.clone());
+        let ana = Arc::new(Outbox::new(1 << 20, &TEXT));
+        let slow = Arc::new(Outbox::new(4096, &TEXT));
+        let a = hub.register(ana.clone(), None).unwrap();
+        hub.register(slow.clone(), None).unwrap();
         let long = crate::hub::MessageText::new(&"x".repeat(100)).unwrap();
         for _ in 0..2 * crate::limits::LOG_CHECK_EVERY {
             let say = crate::hub::Command::Say {

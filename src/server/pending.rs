@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::hub::{Chunk, Encoded, Reading, take_in_order};
-use crate::protocol::{self, Format};
+use crate::hub::{Chunk, Encode, Encoded, Reading, take_in_order};
 
 /// A line ready to write, with the hub's stamp that orders it among the others.
 pub type Line = (u64, Encoded);
@@ -17,7 +16,7 @@ pub type Line = (u64, Encoded);
 /// a tenth of the server's core at 5M deliveries a second). Each write copies the lines
 /// into one buffer ([`Pending::gather`]): the kernel takes one slice faster than many.
 pub struct Pending {
-    format: Format,
+    format: &'static dyn Encode,
     lines: Vec<(u64, Piece)>,
     /// The lines before this one are written.
     next: usize,
@@ -35,7 +34,7 @@ enum Piece {
 impl Pending {
     /// Lines queued to the connection alone, in order; [`Pending::read_logs`] adds its
     /// rooms'.
-    pub fn new(format: Format, queued: Vec<Line>) -> Pending {
+    pub fn new(format: &'static dyn Encode, queued: Vec<Line>) -> Pending {
         Pending {
             format,
             lines: queued
@@ -59,7 +58,7 @@ impl Pending {
         } = self;
         let mut taken = 0;
         take_in_order(lines, readings, |logged| {
-            let len = protocol::encoded(*format, logged.event()).len();
+            let len = logged.event().encoded(*format).len();
             if len == 0 {
                 return None;
             }
@@ -151,8 +150,8 @@ impl Pending {
 }
 
 /// The bytes, in `format`, of the line in `slot` of the `chunk`th of `chunks`.
-fn logged(format: Format, chunks: &[Arc<Chunk>], chunk: u32, slot: u32) -> &Encoded {
-    protocol::encoded(format, chunks[chunk as usize].event(slot as usize))
+fn logged<'a>(format: &dyn Encode, chunks: &'a [Arc<Chunk>], chunk: u32, slot: u32) -> &'a Encoded {
+    chunks[chunk as usize].event(slot as usize).encoded(format)
 }
 
 #[cfg(test)]
@@ -165,10 +164,10 @@ mod tests {
     /// reply queued to bob alone right after line `reply_after`.
     fn taken(lines: std::ops::Range<usize>, reply_after: Option<usize>) -> Pending {
         let hub = Hub::new(0);
-        let ana = Arc::new(Outbox::new(1 << 20));
-        let bob = Arc::new(Outbox::new(1 << 20));
-        let a = hub.connect(ana.clone());
-        let b = hub.connect(bob.clone());
+        let ana = Arc::new(Outbox::new(1 << 20, &crate::protocol::TEXT));
+        let bob = Arc::new(Outbox::new(1 << 20, &crate::protocol::TEXT));
+        let a = hub.register(ana.clone(), None).unwrap();
+        let b = hub.register(bob.clone(), None).unwrap();
         bob.take(None);
         for n in lines {
             let text = MessageText::new(&format!("línea {n} ✓")).unwrap();

@@ -1,0 +1,46 @@
+//! The interface between a connection and its wire protocol.
+
+use crate::hub::Encode;
+
+use super::{Incoming, Refusal};
+
+/// One connection's wire protocol: how the bytes it reads become requests (framed and
+/// bounded), and which [`Encode`] writes what it is sent. A connection holds its codec for
+/// its whole life, so a codec is small; whatever it keeps between reads counts on every
+/// idle connection.
+///
+/// Text and JSON lines are one codec ([`super::LineCodec`]); another protocol is another
+/// implementation, beside it, and the hub does not change.
+pub trait Codec: Send + 'static {
+    /// Takes bytes just read and hands `sink` what each complete unit asks for. Before
+    /// acting on a unit that asks for anything, it asks [`Sink::admit`] (flood control),
+    /// and drops the unit when refused.
+    fn decode(&mut self, bytes: &[u8], sink: &mut impl Sink);
+
+    /// The stream ended: what was left unfinished still counts (`printf 'hi' | nc …`).
+    fn finish(&mut self, sink: &mut impl Sink);
+
+    /// How what the connection is sent is written now. A codec may change it as it goes
+    /// (text becomes JSON on `hello`), and then tells [`Sink::speak`].
+    fn format(&self) -> &'static dyn Encode;
+
+    /// Whether the connection becomes a session as soon as it is admitted (text and
+    /// JSON: greeted at once), or only when the codec sends [`Incoming::Register`] after
+    /// its handshake.
+    fn registers_at_once(&self) -> bool {
+        true
+    }
+}
+
+/// What a codec hands its units to: the connection.
+pub trait Sink {
+    /// Whether one more unit may be acted on now; counts it. False drops the unit (flood
+    /// control has refused it, or is ending the connection).
+    fn admit(&mut self) -> bool;
+    /// Carries out what a unit asks for.
+    fn incoming(&mut self, incoming: Incoming);
+    /// Answers a unit that could not be understood; the connection stays.
+    fn refuse(&mut self, refusal: Refusal);
+    /// From now on the connection is written in `format`.
+    fn speak(&mut self, format: &'static dyn Encode);
+}
