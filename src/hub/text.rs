@@ -6,33 +6,94 @@
 //! control character goes — C0 (NUL, BEL, BS, CR, ESC, …), DEL and C1 (U+0080–U+009F) —
 //! and an escape sequence goes whole (`ESC [ 3 1 m`, not just its ESC). A tab becomes a
 //! space. Every other character, ñ, ã, €, emoji and CJK included, passes intact.
+//!
+//! [`MessageText`] keeps one kind of control: the formatting codes IRC clients send and
+//! show (bold, colour, italic…), which recolour nothing on a terminal by themselves. Whether
+//! a reader sees them is its codec's choice: text and JSON readers get them removed
+//! ([`without_formatting`]), an IRC reader would get them as sent.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-/// Sanitised, non-empty message text.
+/// Sanitised, non-empty message text; it may hold IRC formatting codes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MessageText(Arc<str>);
 
 impl MessageText {
-    /// Sanitises `raw`; `None` when nothing printable is left.
+    /// Sanitises `raw`, keeping formatting codes; `None` when nothing printable is left.
     pub fn new(raw: &str) -> Option<MessageText> {
-        let clean = sanitize(raw);
-        if clean.trim().is_empty() {
+        let clean = clean(raw, Keep::Formatting);
+        if without_formatting(&clean).trim().is_empty() {
             None
         } else {
             Some(MessageText(clean.into()))
         }
     }
 
+    /// The text as sent, formatting codes included.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The text without formatting codes, for readers that do not show them.
+    pub fn plain(&self) -> Cow<'_, str> {
+        without_formatting(&self.0)
+    }
 }
 
-str_formatting!(MessageText);
+/// Displayed [plain](MessageText::plain), the way text readers get it.
+impl std::fmt::Display for MessageText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.plain())
+    }
+}
+
+impl std::fmt::Debug for MessageText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Removes control characters and escape sequences; see the module documentation.
 pub fn sanitize(raw: &str) -> String {
+    clean(raw, Keep::Nothing)
+}
+
+/// `text` without IRC formatting codes, a colour code's numbers included; borrowed in the
+/// usual case of text that has none, as every message is encoded through here.
+pub fn without_formatting(text: &str) -> Cow<'_, str> {
+    if is_clean(text) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(clean(text, Keep::Nothing))
+    }
+}
+
+/// Which controls [`clean`] leaves in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Nothing,
+    Formatting,
+}
+
+/// IRC's formatting codes: bold, colour, hex colour, reset, monospace, reverse, italic,
+/// strikethrough and underline.
+fn is_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2}'
+            | '\u{3}'
+            | '\u{4}'
+            | '\u{f}'
+            | '\u{11}'
+            | '\u{16}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{1f}'
+    )
+}
+
+fn clean(raw: &str, keep: Keep) -> String {
     if is_clean(raw) {
         return raw.to_owned();
     }
@@ -44,11 +105,33 @@ pub fn sanitize(raw: &str) -> String {
             '\u{1b}' => skip_escape_sequence(&mut chars),
             // CSI as a single C1 character: its parameters follow as in `ESC [`.
             '\u{9b}' => skip_csi_tail(&mut chars),
+            c if keep == Keep::Formatting && is_formatting(c) => out.push(c),
+            '\u{3}' => skip_colour(&mut chars, |c| c.is_ascii_digit()),
+            '\u{4}' => skip_colour(&mut chars, |c| c.is_ascii_hexdigit()),
             c if c.is_control() => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// A colour code's numbers: `fg[,bg]`, each up to two digits (six hex digits for ^D).
+fn skip_colour(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, digit: fn(&char) -> bool) {
+    let width = if digit(&'a') { 6 } else { 2 };
+    let skip = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        let mut n = 0;
+        while n < width && chars.next_if(digit).is_some() {
+            n += 1;
+        }
+        n
+    };
+    if skip(chars) > 0 {
+        let mut ahead = chars.clone();
+        if ahead.next() == Some(',') && ahead.peek().is_some_and(digit) {
+            chars.next();
+            skip(chars);
+        }
+    }
 }
 
 /// Whether `raw` holds no control character at all (C0, DEL or C1), the usual case: checked
@@ -116,6 +199,25 @@ mod tests {
         assert_eq!(sanitize("st\u{1b}]8;;http://x\u{1b}\\ok"), "stok");
         assert_eq!(sanitize("tab\there"), "tab here");
         assert_eq!(sanitize("trailing esc\u{1b}"), "trailing esc");
+    }
+
+    #[test]
+    fn formatting_is_kept_in_messages_and_removed_for_plain_readers() {
+        let sent = "\u{2}bold\u{2} \u{3}4,12red\u{f} \u{4}ff00aahex \u{1d}it\u{7}";
+        let kept = MessageText::new(sent).unwrap();
+        assert_eq!(
+            kept.as_str(),
+            "\u{2}bold\u{2} \u{3}4,12red\u{f} \u{4}ff00aahex \u{1d}it"
+        );
+        assert_eq!(without_formatting(kept.as_str()), "bold red hex it");
+        assert_eq!(sanitize(sent), "bold red hex it");
+        // A comma after a colour is text unless a number follows it.
+        assert_eq!(sanitize("\u{3}3,x"), ",x");
+        assert!(matches!(
+            without_formatting("plain"),
+            Cow::Borrowed("plain")
+        ));
+        assert!(MessageText::new("\u{2}\u{3}4 \u{f}").is_none());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! JSON lines: one object per line, `type` naming what it is (docs/protocol.md).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -169,7 +171,8 @@ struct MessageOut<'a> {
     ts: u64,
     room: &'a str,
     from: &'a str,
-    text: &'a str,
+    /// Without formatting codes, which JSON readers are not expected to show.
+    text: Cow<'a, str>,
     #[serde(skip_serializing_if = "is_false")]
     action: bool,
 }
@@ -186,7 +189,7 @@ impl<'a> MessageOut<'a> {
             ts: said.ts,
             room: said.room.as_str(),
             from: said.from.as_str(),
-            text: said.text.as_str(),
+            text: said.text.plain(),
             action: said.action,
         }
     }
@@ -248,7 +251,7 @@ fn to_value(event: &Event) -> Value {
             text,
         } => json!({
             "type": "private", "id": id, "ts": ts,
-            "from": from.as_str(), "to": to.as_str(), "text": text.as_str(),
+            "from": from.as_str(), "to": to.as_str(), "text": text.plain(),
         }),
         Event::Joined {
             room,
@@ -276,7 +279,7 @@ fn to_value(event: &Event) -> Value {
                 "reason": reason.code(),
             });
             if let Some(m) = reason.message() {
-                v["message"] = m.as_str().into();
+                v["message"] = m.plain().into();
             }
             v
         }
@@ -288,7 +291,7 @@ fn to_value(event: &Event) -> Value {
             "room": room.as_str(),
             "messages": messages.iter().map(|entry| match entry {
                 Entry::Said(m) => {
-                    let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.as_str()});
+                    let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
                     if m.action {
                         v["action"] = true.into();
                     }
@@ -329,7 +332,7 @@ fn to_value(event: &Event) -> Value {
         Event::Bye { reason } => {
             let mut v = json!({"type": "bye", "reason": reason.code()});
             if let Some(m) = reason.message() {
-                v["message"] = m.as_str().into();
+                v["message"] = m.plain().into();
             }
             v
         }
@@ -353,7 +356,7 @@ const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "ts", "room", "source",
 
 fn add_notice(v: &mut Value, notice: &Notice) {
     v["source"] = notice.source.as_str().into();
-    v["text"] = notice.text.as_str().into();
+    v["text"] = notice.text.plain().into();
     for (name, field) in &notice.fields {
         if NOTICE_RESERVED.contains(name) {
             continue;
@@ -446,9 +449,10 @@ mod tests {
             ts: 99,
             room: RoomName::lobby(),
             from: Nick::parse("Begoña").unwrap(),
-            text: MessageText::new("¡hola!").unwrap(),
+            text: MessageText::new("\u{2}¡hola!\u{f}").unwrap(),
             action: false,
         };
+        // JSON readers get text without IRC formatting codes, as text readers do.
         assert_eq!(
             json_of(Outgoing::new(Event::Message(said))),
             json!({"type":"message","id":4,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})

@@ -373,6 +373,14 @@ mod tests {
     }
 
     #[test]
+    fn text_readers_get_messages_without_formatting_codes() {
+        assert_eq!(
+            text_of(Event::Message(said("\u{2}olá\u{2} \u{3}4red", false))),
+            "#lobby <João> olá red\n"
+        );
+    }
+
+    #[test]
     fn events_are_single_prefixed_lines() {
         assert_eq!(
             text_of(Event::Message(said("olá", false))),
