@@ -161,7 +161,32 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
 /// The `ref` as the JSON text to echo back verbatim. `null` deserialises to `None`, so it
 /// counts as absent.
 fn reference_text(raw: Option<&RawValue>) -> Option<String> {
-    raw.map(|raw| raw.get().to_string())
+    raw.map(|raw| without_control_whitespace(raw.get()))
+}
+
+/// `json` without the tabs, CRs and LFs it may have between tokens: valid JSON
+/// whitespace, but a reader that splits lines on a CR would see the reply cut in two. The
+/// tokens themselves are kept as spelled (a JSON string holds no raw control character).
+fn without_control_whitespace(json: &str) -> String {
+    if !json.contains(['\t', '\r', '\n']) {
+        return json.to_string();
+    }
+    let (mut in_string, mut escaped) = (false, false);
+    json.chars()
+        .filter(|&c| {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+                return true;
+            }
+            in_string = c == '"';
+            !matches!(c, '\t' | '\r' | '\n')
+        })
+        .collect()
 }
 
 /// A message, the hot path of fan-out: serialised straight from borrowed fields.
@@ -472,6 +497,10 @@ mod tests {
             assert_eq!(r.reference.as_deref(), Some(sent));
         }
         assert_eq!(request(r#"{"type":"help","ref":null}"#).reference, None);
+        // Found by the `parse_json` fuzz target (fuzz/): tabs and line breaks between a
+        // ref's tokens were echoed, cutting the reply line for a reader that splits on CR.
+        let r = request("{\"type\":\"help\",\"ref\":[1,\r\n\t\"a\\\" \\\\\" ,\r2 ]}");
+        assert_eq!(r.reference.as_deref(), Some(r#"[1,"a\" \\" ,2 ]"#));
         // A request that fails to parse still has its ref echoed exactly.
         let e = parse(&format!(r#"{{"type":"say","ref":{big}}}"#)).unwrap_err();
         assert_eq!(
