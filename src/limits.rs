@@ -129,6 +129,17 @@ pub const UDP_BURST: u32 = 20;
 /// dropped and counted. Default 5 (`--udp-rate`); 0 turns the limit off.
 pub const UDP_RATE: u32 = 5;
 
+/// Datagrams one UDP listener may post in a burst, from all sources together. Default 200
+/// (`--udp-global-burst`).
+pub const UDP_GLOBAL_BURST: u32 = 200;
+
+/// Datagrams per second one UDP listener posts at most, from all sources together, once its
+/// burst is spent: the per-source allowance alone lets a thousand source addresses post
+/// 5,000 alerts a second. A datagram within its source's allowance but over this one is
+/// dropped and counted (`global_rate_limited`). Default 100 (`--udp-global-rate`); 0 turns
+/// the limit off.
+pub const UDP_GLOBAL_RATE: u32 = 100;
+
 /// Source addresses whose allowance is tracked at once. When full, sources whose allowance
 /// is whole again are forgotten; if none is, datagrams from new sources are dropped until
 /// one is.

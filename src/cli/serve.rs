@@ -110,7 +110,8 @@ pub struct Serve {
     pub check_timeout: humantime::Duration,
 
     /// Room that UDP datagrams are posted to, unless they start with `#room ` naming a room
-    /// that exists.
+    /// that takes feed posts: this one, a room a feed posts to (#alerts, a --watch room), or
+    /// a --feed-room; never a room users made.
     #[arg(long, env = "CHARLA_UDP_ROOM", default_value = ALERTS_ROOM, value_parser = room)]
     pub udp_room: RoomName,
 
@@ -127,6 +128,27 @@ pub struct Serve {
     /// limit).
     #[arg(long, env = "CHARLA_UDP_RATE", default_value_t = limits::UDP_RATE)]
     pub udp_rate: u32,
+
+    /// UDP datagrams a listener takes in a burst from all sources together.
+    #[arg(long, env = "CHARLA_UDP_GLOBAL_BURST", default_value_t = limits::UDP_GLOBAL_BURST)]
+    pub udp_global_burst: u32,
+
+    /// UDP datagrams per second a listener takes from all sources together once that burst
+    /// is spent; more are dropped and counted, however many sources send them (0: no limit).
+    #[arg(long, env = "CHARLA_UDP_GLOBAL_RATE", default_value_t = limits::UDP_GLOBAL_RATE)]
+    pub udp_global_rate: u32,
+
+    /// A room that takes feed posts naming it, such as a UDP datagram starting with
+    /// `#room ` (repeatable, or comma-separated in the variable). Opened at start-up and
+    /// kept without members, like a feed's room.
+    #[arg(
+        long = "feed-room",
+        value_name = "#ROOM",
+        env = "CHARLA_FEED_ROOM",
+        value_delimiter = ',',
+        value_parser = room
+    )]
+    pub feed_room: Vec<RoomName>,
 }
 
 fn room(input: &str) -> Result<RoomName, String> {
@@ -167,6 +189,7 @@ impl Serve {
             checks: self.check.clone(),
             check_interval: self.check_interval.into(),
             check_timeout: self.check_timeout.into(),
+            feed_rooms: self.feed_room.clone(),
             ..FeedOptions::default()
         }
     }
@@ -177,6 +200,8 @@ impl Serve {
             max_bytes: self.udp_max_bytes,
             rate: self.udp_rate,
             burst: self.udp_burst,
+            global_rate: self.udp_global_rate,
+            global_burst: self.udp_global_burst,
         }
     }
 

@@ -50,20 +50,19 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 return Ok(None);
             }
             let n = self.inner.read(&mut chunk).await?;
-            if n == 0 {
-                self.ended = true;
-                if let Some(last) = self.framer.finish() {
-                    self.ready.push_back(Line::Bytes(last));
-                }
-                continue;
-            }
             let ready = &mut self.ready;
-            self.framer.feed(&chunk[..n], |frame| {
+            let push = |frame: Frame<'_>| {
                 ready.push_back(match frame {
                     Frame::Line(bytes) => Line::Bytes(bytes.to_vec()),
                     Frame::TooLong => Line::TooLong,
                 });
-            });
+            };
+            if n == 0 {
+                self.ended = true;
+                self.framer.finish(push);
+            } else {
+                self.framer.feed(&chunk[..n], push);
+            }
         }
     }
 }

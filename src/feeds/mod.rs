@@ -38,6 +38,9 @@ pub struct FeedOptions {
     pub check_timeout: Duration,
     /// Where check alerts go ([`ALERTS_ROOM`]).
     pub check_room: RoomName,
+    /// Rooms opened at start-up to take feed posts that name them, such as a UDP
+    /// datagram's `#room` (`--feed-room`); a room users made does not.
+    pub feed_rooms: Vec<RoomName>,
 }
 
 impl Default for FeedOptions {
@@ -48,6 +51,7 @@ impl Default for FeedOptions {
             check_interval: CHECK_INTERVAL,
             check_timeout: CHECK_TIMEOUT,
             check_room: alerts_room(),
+            feed_rooms: Vec::new(),
         }
     }
 }
@@ -66,6 +70,9 @@ pub fn start(
     options: &FeedOptions,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
+    for room in &options.feed_rooms {
+        hub.open_room(room);
+    }
     if !options.watches.is_empty() {
         watch::start(hub, &options.watches, shutdown.clone())?;
     }

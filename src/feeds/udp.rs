@@ -2,12 +2,15 @@
 //! `server/udp.rs`; this decides, datagram by datagram, whether and where it is posted.
 //!
 //! Each datagram of UTF-8 text is one alert, posted as from `udp:IP` to the default room
-//! (`#alerts`), or to `#room` when the text starts with `#room ` and that room exists (else
-//! the whole text goes to the default room, so nothing is lost to a typo). Text is sanitised
-//! like a chat line; line breaks become spaces. Each source address has an allowance
-//! ([`UDP_BURST`] datagrams, refilled at [`UDP_RATE`] a second). A datagram over
-//! [`UDP_MAX_DATAGRAM`] bytes, not UTF-8, empty, or over the allowance is dropped and counted
-//! in the log.
+//! (`#alerts`), or to `#room` when the text starts with `#room ` and that room takes feed
+//! posts: it was opened by a feed or `--feed-room` ([`Hub::is_kept`]), not merely made by a
+//! user, so a stranger on the network cannot post into any conversation (otherwise the whole
+//! text goes to the default room, so nothing is lost to a typo). Text is sanitised like a
+//! chat line; line breaks become spaces. Each source address has an allowance
+//! ([`UDP_BURST`] datagrams, refilled at [`UDP_RATE`] a second), and the listener one for all
+//! sources together ([`UDP_GLOBAL_BURST`], [`UDP_GLOBAL_RATE`]), so many sources cannot add
+//! up to a flood. A datagram over [`UDP_MAX_DATAGRAM`] bytes, not UTF-8, empty, or over
+//! either allowance is dropped and counted in the log.
 //!
 //! UDP is best-effort: nothing acknowledges a datagram, and one may be lost, duplicated or
 //! reordered on the way (or dropped here) without the sender ever knowing. Use it for alerts
@@ -25,13 +28,15 @@ use tracing::{debug, warn};
 
 use crate::hub::{Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source};
 use crate::limits::{
-    UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_MAX_DATAGRAM, UDP_MAX_SOURCES, UDP_RATE,
+    UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_GLOBAL_BURST, UDP_GLOBAL_RATE, UDP_MAX_DATAGRAM,
+    UDP_MAX_SOURCES, UDP_RATE,
 };
 
 /// How datagrams are taken in.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Where datagrams go unless they name an existing room ([`super::ALERTS_ROOM`]).
+    /// Where datagrams go unless they name a room that takes feed posts
+    /// ([`super::ALERTS_ROOM`]).
     pub room: RoomName,
     /// [`UDP_MAX_DATAGRAM`].
     pub max_bytes: usize,
@@ -39,6 +44,10 @@ pub struct IngestOptions {
     pub rate: u32,
     /// [`UDP_BURST`].
     pub burst: u32,
+    /// [`UDP_GLOBAL_RATE`]; 0 turns the limit for all sources together off.
+    pub global_rate: u32,
+    /// [`UDP_GLOBAL_BURST`].
+    pub global_burst: u32,
 }
 
 impl Default for IngestOptions {
@@ -48,6 +57,8 @@ impl Default for IngestOptions {
             max_bytes: UDP_MAX_DATAGRAM,
             rate: UDP_RATE,
             burst: UDP_BURST,
+            global_rate: UDP_GLOBAL_RATE,
+            global_burst: UDP_GLOBAL_BURST,
         }
     }
 }
@@ -60,16 +71,19 @@ pub enum Dropped {
     /// Nothing printable in it.
     Empty,
     RateLimited,
+    /// Within its source's allowance, but over the listener's for all sources together.
+    GlobalRateLimited,
     /// The table of source allowances is full of sources still over their allowance.
     TooManySources,
 }
 
 impl Dropped {
-    const ALL: [Dropped; 5] = [
+    const ALL: [Dropped; 6] = [
         Dropped::Oversize,
         Dropped::InvalidUtf8,
         Dropped::Empty,
         Dropped::RateLimited,
+        Dropped::GlobalRateLimited,
         Dropped::TooManySources,
     ];
 
@@ -79,6 +93,7 @@ impl Dropped {
             Dropped::InvalidUtf8 => "invalid_utf8",
             Dropped::Empty => "empty",
             Dropped::RateLimited => "rate_limited",
+            Dropped::GlobalRateLimited => "global_rate_limited",
             Dropped::TooManySources => "too_many_sources",
         }
     }
@@ -97,10 +112,31 @@ struct Stats {
     dropped: AtomicU64,
 }
 
-/// A source's allowance: a token bucket.
+/// An allowance (a source's, or all sources' together): a token bucket.
 struct Allowance {
     tokens: f64,
     last: Instant,
+}
+
+impl Allowance {
+    fn full(burst: f64, now: Instant) -> Allowance {
+        Allowance {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Refills at `rate` a second up to `burst`, then spends one datagram if there is one.
+    fn spend(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(burst);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// Turns the datagrams of one listener into posts.
@@ -109,9 +145,11 @@ pub struct Ingest {
     options: IngestOptions,
     listener: String,
     sources: HashMap<IpAddr, Allowance>,
+    /// All sources' allowance together; made full at the first datagram.
+    global: Option<Allowance>,
     stats: Arc<Stats>,
     /// Drops not yet in a log line, by [`Dropped`] in the order of `Dropped::ALL`.
-    unreported: [u64; 5],
+    unreported: [u64; Dropped::ALL.len()],
     last_report: Option<Instant>,
 }
 
@@ -132,8 +170,9 @@ impl Ingest {
             options,
             listener,
             sources: HashMap::new(),
+            global: None,
             stats,
-            unreported: [0; 5],
+            unreported: [0; Dropped::ALL.len()],
             last_report: None,
         }
     }
@@ -165,6 +204,7 @@ impl Ingest {
     fn take(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Result<RoomName, Dropped> {
         let ip = from.ip().to_canonical();
         self.allow(ip, now)?;
+        self.allow_globally(now)?;
         if data.len() > self.options.max_bytes {
             return Err(Dropped::Oversize);
         }
@@ -184,13 +224,14 @@ impl Ingest {
         let notice = |text| {
             Notice::new(source.clone(), PostKind::Alert, text).with("addr", from.to_string())
         };
-        if let Some(room) = room {
+        if let Some(room) = room.filter(|r| self.hub.is_kept(r)) {
             let text = one_line(body).ok_or(Dropped::Empty)?;
             if let Ok(posted) = self.hub.post(&room, notice(text)) {
                 return Ok(posted.room);
             }
         }
-        // No room named, or no such room: the whole text to the default room.
+        // No room named, or not one that takes feed posts: the whole text to the default
+        // room.
         let text = one_line(text).ok_or(Dropped::Empty)?;
         let room = self.options.room.clone();
         // Fails only once the server is shutting down; nobody is left to tell.
@@ -216,17 +257,33 @@ impl Ingest {
                 return Err(Dropped::TooManySources);
             }
         }
-        let allowance = self.sources.entry(ip).or_insert(Allowance {
-            tokens: burst,
-            last: now,
-        });
-        let refill = now.saturating_duration_since(allowance.last).as_secs_f64() * rate;
-        allowance.tokens = (allowance.tokens + refill).min(burst);
-        allowance.last = now;
-        if allowance.tokens < 1.0 {
+        let allowance = self
+            .sources
+            .entry(ip)
+            .or_insert_with(|| Allowance::full(burst, now));
+        if !allowance.spend(rate, burst, now) {
             return Err(Dropped::RateLimited);
         }
-        allowance.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Spends one datagram of the allowance of all sources together. Asked only once the
+    /// source's own allowance has let the datagram through, so a single flooding source
+    /// does not use up everyone's.
+    fn allow_globally(&mut self, now: Instant) -> Result<(), Dropped> {
+        if self.options.global_rate == 0 {
+            return Ok(());
+        }
+        let (rate, burst) = (
+            f64::from(self.options.global_rate),
+            f64::from(self.options.global_burst.max(1)),
+        );
+        let global = self
+            .global
+            .get_or_insert_with(|| Allowance::full(burst, now));
+        if !global.spend(rate, burst, now) {
+            return Err(Dropped::GlobalRateLimited);
+        }
         Ok(())
     }
 
@@ -258,7 +315,7 @@ impl Ingest {
             .filter(|(_, n)| *n > 0)
             .map(|(d, n)| format!("{d} {n}"))
             .collect();
-        self.unreported = [0; 5];
+        self.unreported = [0; Dropped::ALL.len()];
         warn!(
             listener = %self.listener,
             dropped = since,
@@ -306,6 +363,7 @@ impl RoomStatus for UdpStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feeds::ALERTS_ROOM;
     use crate::hub::Event;
     use crate::hub::recorder::Recorder;
 
@@ -328,16 +386,14 @@ mod tests {
     fn setup(options: IngestOptions) -> (Ingest, Arc<Recorder>) {
         let hub = Hub::new(10);
         let ingest = Ingest::new(&hub, options, "udp://127.0.0.1:9".into());
+        // #ops takes feed posts (as with --feed-room); #chat is only a room users made.
+        hub.open_room(&RoomName::parse("#ops").unwrap());
         let inbox = Arc::new(Recorder::default());
         let id = hub.register(inbox.clone(), None).unwrap();
-        hub.apply(
-            id,
-            crate::hub::Command::Join(super::super::alerts_room()).into(),
-        );
-        hub.apply(
-            id,
-            crate::hub::Command::Join(RoomName::parse("#ops").unwrap()).into(),
-        );
+        for room in [ALERTS_ROOM, "#ops", "#chat"] {
+            let room = RoomName::parse(room).unwrap();
+            hub.apply(id, crate::hub::Command::Join(room).into());
+        }
         (ingest, inbox)
     }
 
@@ -368,14 +424,13 @@ mod tests {
                 .as_str(),
             "#ops"
         );
-        // A room nobody is in: the whole text goes to the default room.
-        assert_eq!(
-            ingest
-                .datagram(from(), b"#nowhere hi", now)
-                .unwrap()
-                .as_str(),
-            "#alerts"
-        );
+        // A room nobody is in, or one users made: the whole text goes to the default room.
+        for text in [&b"#nowhere hi"[..], b"#chat hi"] {
+            assert_eq!(
+                ingest.datagram(from(), text, now).unwrap().as_str(),
+                "#alerts"
+            );
+        }
         ingest
             .datagram(from(), b"two\nlines \x1b[31mred\x07\n", now)
             .unwrap();
@@ -389,6 +444,7 @@ mod tests {
                     "udp:192.0.2.7".into(),
                     "#nowhere hi".into()
                 ),
+                ("#alerts".into(), "udp:192.0.2.7".into(), "#chat hi".into()),
                 (
                     "#alerts".into(),
                     "udp:192.0.2.7".into(),
@@ -450,5 +506,61 @@ mod tests {
             Err(Dropped::RateLimited)
         );
         assert_eq!(posts(&inbox).len(), 5);
+    }
+
+    #[test]
+    fn all_sources_together_have_an_allowance() {
+        let (mut ingest, inbox) = setup(IngestOptions {
+            global_rate: 2,
+            global_burst: 4,
+            ..IngestOptions::default()
+        });
+        let now = Instant::now();
+        let source = |n: u8| SocketAddr::from(([192, 0, 2, n], 5000));
+        // Six sources, each well within its own allowance: the first four get through.
+        let results: Vec<_> = (1..=6)
+            .map(|n| ingest.datagram(source(n), b"x", now).map(|_| ()))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Err(Dropped::GlobalRateLimited),
+                Err(Dropped::GlobalRateLimited)
+            ]
+        );
+        assert_eq!(posts(&inbox).len(), 4);
+        assert_eq!(ingest.stats.dropped.load(Ordering::Relaxed), 2);
+        // A source over its own allowance does not spend everyone's.
+        let (mut ingest, inbox) = setup(IngestOptions {
+            rate: 1,
+            burst: 1,
+            global_rate: 1,
+            global_burst: 2,
+            ..IngestOptions::default()
+        });
+        assert!(ingest.datagram(source(1), b"x", now).is_ok());
+        for _ in 0..5 {
+            assert_eq!(
+                ingest.datagram(source(1), b"x", now),
+                Err(Dropped::RateLimited)
+            );
+        }
+        assert!(ingest.datagram(source(2), b"y", now).is_ok());
+        assert_eq!(
+            ingest.datagram(source(3), b"z", now),
+            Err(Dropped::GlobalRateLimited)
+        );
+        // Refilled at the global rate.
+        assert!(
+            ingest
+                .datagram(source(3), b"z", now + refill_time(1))
+                .is_ok()
+        );
+        assert_eq!(posts(&inbox).len(), 3);
+        assert_eq!(ingest.stats.dropped.load(Ordering::Relaxed), 6);
     }
 }

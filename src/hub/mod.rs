@@ -242,6 +242,13 @@ impl Hub {
         });
     }
 
+    /// Whether `room` was opened by a feed or [`Hub::open_room`], and so takes posts that
+    /// name it from outside (a UDP datagram's `#room`): a room a user made does not. Such a
+    /// room stays until shutdown, so the answer does not go stale.
+    pub fn is_kept(&self, room: &RoomName) -> bool {
+        self.lock().rooms.get(room).is_some_and(|r| r.kept)
+    }
+
     /// Opens `room` (see [`Hub::open_room`]) and has `status` tell everyone who joins it,
     /// and `/status` there, what its feed is doing.
     pub fn add_status(&self, room: &RoomName, status: Arc<dyn RoomStatus>) {

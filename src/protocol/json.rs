@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::help::COMMANDS;
@@ -12,15 +13,6 @@ use crate::hub::{
     Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing, Posted, Request,
     RoomName, Said,
 };
-
-/// A request with the client's optional `ref`, echoed on its reply.
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "ref", default)]
-    reference: Option<Value>,
-    #[serde(flatten)]
-    request: JsonRequest,
-}
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -69,11 +61,22 @@ enum JsonRequest {
     },
 }
 
+/// A request with the client's optional `ref`, kept as the exact JSON text it sent (a
+/// `Value` would turn a big integer into a float) and echoed on its reply. A named field
+/// beside a `flatten` is read straight from the input, so the `RawValue` works here.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "ref", borrow, default)]
+    reference: Option<&'a RawValue>,
+    #[serde(flatten)]
+    request: JsonRequest,
+}
+
 /// Just the `ref` of a request that failed to parse, so the error can still carry it.
 #[derive(Deserialize)]
-struct RefOnly {
-    #[serde(rename = "ref", default)]
-    reference: Option<Value>,
+struct RefOnly<'a> {
+    #[serde(rename = "ref", borrow, default)]
+    reference: Option<&'a RawValue>,
 }
 
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
@@ -157,9 +160,35 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     parsed.map_err(with_ref)
 }
 
-/// The `ref` as the JSON text to echo back verbatim; `null` counts as absent.
-fn reference_text(value: Option<Value>) -> Option<String> {
-    value.filter(|v| !v.is_null()).map(|v| v.to_string())
+/// The `ref` as the JSON text to echo back verbatim. `null` deserialises to `None`, so it
+/// counts as absent.
+fn reference_text(raw: Option<&RawValue>) -> Option<String> {
+    raw.map(|raw| without_control_whitespace(raw.get()))
+}
+
+/// `json` without the tabs, CRs and LFs it may have between tokens: valid JSON
+/// whitespace, but a reader that splits lines on a CR would see the reply cut in two. The
+/// tokens themselves are kept as spelled (a JSON string holds no raw control character).
+fn without_control_whitespace(json: &str) -> String {
+    if !json.contains(['\t', '\r', '\n']) {
+        return json.to_string();
+    }
+    let (mut in_string, mut escaped) = (false, false);
+    json.chars()
+        .filter(|&c| {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+                return true;
+            }
+            in_string = c == '"';
+            !matches!(c, '\t' | '\r' | '\n')
+        })
+        .collect()
 }
 
 /// A message, the hot path of fan-out: serialised straight from borrowed fields.
@@ -197,18 +226,24 @@ impl<'a> MessageOut<'a> {
 
 pub fn encode(out: &Outgoing) -> Bytes {
     let mut line = match &out.event {
-        Event::Message(said) if out.reference.is_none() => {
+        Event::Message(said) => {
             serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
         }
-        event => {
-            let mut value = to_value(event);
-            if let (Some(reference), Value::Object(map)) = (&out.reference, &mut value) {
-                let reference = serde_json::from_str(reference).unwrap_or(Value::Null);
-                map.insert("ref".to_string(), reference);
-            }
-            serde_json::to_vec(&value).expect("a JSON value serialises")
-        }
+        event => serde_json::to_vec(&to_value(event)).expect("a JSON value serialises"),
     };
+    // The `ref` is spliced in as the text the client sent, so it comes back exactly as
+    // sent; only a valid JSON value is, so the line stays one valid object.
+    let reference = out
+        .reference
+        .as_deref()
+        .filter(|r| serde_json::from_str::<&RawValue>(r).is_ok());
+    if let Some(reference) = reference {
+        debug_assert_eq!(line.last(), Some(&b'}'), "every event is an object");
+        line.pop();
+        line.extend_from_slice(b",\"ref\":");
+        line.extend_from_slice(reference.as_bytes());
+        line.push(b'}');
+    }
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -440,6 +475,51 @@ mod tests {
         // Escaped control characters are sanitised like typed ones.
         let r = request(r#"{"type":"say","text":"a\u001b[31mb\u0007"}"#);
         assert!(matches!(r.command, Command::Say { text, .. } if text.as_str() == "ab"));
+    }
+
+    #[test]
+    fn ref_is_echoed_exactly_as_sent() {
+        let big = "123456789012345678901234567890";
+        let line = format!(r#"{{"type":"rooms","ref":{big}}}"#);
+        let r = request(&line);
+        assert_eq!(r.reference.as_deref(), Some(big));
+        let reply = encode(&Outgoing::reply(Event::Ack { id: 1, ts: 2 }, r.reference));
+        assert_eq!(
+            &reply[..],
+            format!("{{\"type\":\"ack\",\"id\":1,\"ts\":2,\"ref\":{big}}}\n").as_bytes()
+        );
+        // Every kind of value, spelled as sent; `null` is no ref.
+        for sent in [
+            "1.50",
+            "-0",
+            "1e400",
+            r#""\u00e9""#,
+            r#"{"b":[1, 2.0],"a":null}"#,
+        ] {
+            let r = request(&format!(r#"{{"type":"help","ref":{sent}}}"#));
+            assert_eq!(r.reference.as_deref(), Some(sent));
+        }
+        assert_eq!(request(r#"{"type":"help","ref":null}"#).reference, None);
+        // Found by the `parse_json` fuzz target (fuzz/): tabs and line breaks between a
+        // ref's tokens were echoed, cutting the reply line for a reader that splits on CR.
+        let r = request("{\"type\":\"help\",\"ref\":[1,\r\n\t\"a\\\" \\\\\" ,\r2 ]}");
+        assert_eq!(r.reference.as_deref(), Some(r#"[1,"a\" \\" ,2 ]"#));
+        // A request that fails to parse still has its ref echoed exactly.
+        let e = parse(&format!(r#"{{"type":"say","ref":{big}}}"#)).unwrap_err();
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::InvalidRequest, Some(big))
+        );
+        let (event, reference) = e.into_reply();
+        let reply = encode(&Outgoing::reply(event, reference));
+        let text = std::str::from_utf8(&reply).unwrap();
+        assert!(text.ends_with(&format!(",\"ref\":{big}}}\n")), "{text}");
+        // A ref that is not JSON (no codec makes one) is left out, not spliced in.
+        let reply = encode(&Outgoing::reply(
+            Event::Ack { id: 1, ts: 2 },
+            Some("}{".into()),
+        ));
+        assert_eq!(&reply[..], b"{\"type\":\"ack\",\"id\":1,\"ts\":2}\n");
     }
 
     #[test]

@@ -30,10 +30,9 @@ impl Codec for LineCodec {
     }
 
     fn finish(&mut self, sink: &mut impl Sink) {
-        let max = self.framer.max();
-        if let Some(last) = self.framer.finish() {
-            line(Frame::Line(&last), max, &mut self.json, sink);
-        }
+        let LineCodec { framer, json } = self;
+        let max = framer.max();
+        framer.finish(|frame| line(frame, max, json, sink));
     }
 
     fn format(&self) -> &'static dyn Encode {
@@ -151,5 +150,19 @@ mod tests {
             ]
         );
         assert_eq!(codec.format().key(), JSON.key());
+    }
+
+    /// Found by fuzzing the framer: an unended last line one byte over the bound was
+    /// carried out at the end of the stream instead of refused.
+    #[test]
+    fn an_unended_last_line_over_the_bound_is_refused() {
+        let mut codec = LineCodec::new(4);
+        let mut sink = Record {
+            admit: 4,
+            ..Record::default()
+        };
+        codec.decode(b"12345", &mut sink);
+        codec.finish(&mut sink);
+        assert_eq!(sink.seen, ["line_too_long"]);
     }
 }

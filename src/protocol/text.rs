@@ -213,7 +213,12 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         }
         // The text format does not echo what a person typed.
         Event::Ack { .. } => Ok(()),
-        Event::Error { code, message } => writeln!(s, "ERROR {}: {message}", code.as_str()),
+        // A refusal may quote what was typed (`/\x07x is not a command`): its control
+        // characters must not reach the terminal, even the sender's own.
+        Event::Error { code, message } => {
+            let message = crate::hub::sanitize(message);
+            writeln!(s, "ERROR {}: {message}", code.as_str())
+        }
         Event::Help => {
             s.push_str("*** commands (a line without / goes to the room you are in):\n");
             for (usage, about) in COMMANDS {
@@ -414,6 +419,17 @@ mod tests {
             "ERROR nick_taken: ana is taken; you are still guest-1\n"
         );
         assert_eq!(text_of(Event::Ack { id: 1, ts: 2 }), "");
+    }
+
+    /// Found by the `parse_text` fuzz target (fuzz/): an unknown command word was quoted
+    /// in its refusal with its control characters, which then reached the terminal.
+    #[test]
+    fn a_refusal_quoting_what_was_typed_writes_no_control_character() {
+        let (event, _) = parse("/o\x04G\x1b[2J").unwrap_err().into_reply();
+        assert_eq!(
+            text_of(event),
+            "ERROR unknown_command: /oG is not a command; /help lists them (//text sends a line starting with /)\n"
+        );
     }
 
     fn posted(kind: crate::hub::PostKind) -> crate::hub::Posted {

@@ -514,7 +514,11 @@ async fn a_datagram_reaches_everyone_in_alerts() {
             max_bytes: 64,
             ..IngestOptions::default()
         }),
-        FeedOptions::default(),
+        // #lobby takes UDP posts that name it only because it is opted in.
+        FeedOptions {
+            feed_rooms: vec![RoomName::lobby()],
+            ..FeedOptions::default()
+        },
     )
     .await;
     let udp = server.udp[0];
@@ -547,7 +551,7 @@ async fn a_datagram_reaches_everyone_in_alerts() {
     nc_u(udp, &[b'x'; 65]);
     nc_u(udp, b"\xff\xfe\n");
     nc_u(udp, b"\x1b[2J\x07\n");
-    // A room that exists, and control characters removed as from chat.
+    // A room that takes feed posts, and control characters removed as from chat.
     nc_u(udp, b"#lobby deploy \x1b[31mdone\x1b[0m\n");
     assert_eq!(lobby.line().await, "#lobby !!! [udp:127.0.0.1] deploy done");
     // Ana is in #lobby too; the dropped datagrams showed nowhere.
@@ -592,6 +596,122 @@ async fn each_udp_source_is_rate_limited() {
     assert_eq!(c.line().await, "#alerts !!! [udp:127.0.0.1] alert 1");
     assert_eq!(c.line().await, "#alerts !!! [udp:127.0.0.1] alert 2");
     c.silent_for(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_datagram_names_only_rooms_that_take_feed_posts() {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0"],
+        Some(IngestOptions::default()),
+        FeedOptions {
+            feed_rooms: vec![room("#ops")],
+            ..watching(path.path(), "#builds")
+        },
+    )
+    .await;
+    let udp = server.udp[0];
+    let mut ana = server.client_in("#alerts").await;
+    ana.expect("UDP alerts are accepted").await;
+    for name in ["#ops", "#builds", "#chat"] {
+        ana.send(&format!("/join {name}")).await;
+        ana.expect(&format!("{name} *** you joined")).await;
+        if name == "#builds" {
+            ana.expect("#builds --- [watch]").await;
+        }
+    }
+    // The --feed-room, a feed's room and the UDP room take what names them ...
+    nc_u(udp, b"#ops deploy done");
+    assert_eq!(ana.line().await, "#ops !!! [udp:127.0.0.1] deploy done");
+    nc_u(udp, b"#builds build 7 failed");
+    assert_eq!(
+        ana.line().await,
+        "#builds !!! [udp:127.0.0.1] build 7 failed"
+    );
+    nc_u(udp, b"#alerts disk full");
+    assert_eq!(ana.line().await, "#alerts !!! [udp:127.0.0.1] disk full");
+    // ... a room a user made does not, nor #lobby: the whole text goes to #alerts.
+    nc_u(udp, b"#chat you have been hacked");
+    assert_eq!(
+        ana.line().await,
+        "#alerts !!! [udp:127.0.0.1] #chat you have been hacked"
+    );
+    nc_u(udp, b"#lobby hi all");
+    assert_eq!(
+        ana.line().await,
+        "#alerts !!! [udp:127.0.0.1] #lobby hi all"
+    );
+    ana.silent_for(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_from_many_sources_is_bounded_in_all() {
+    const SOURCES: usize = 50;
+    const EACH: usize = 2;
+    let (global_burst, global_rate) = (10, 1);
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0"],
+        // Each source stays well inside its own allowance (burst 20), all of them together
+        // do not.
+        Some(IngestOptions {
+            global_burst,
+            global_rate,
+            ..IngestOptions::default()
+        }),
+        FeedOptions::default(),
+    )
+    .await;
+    let udp = server.udp[0];
+    // The one asking comes first, so ana's next lines are alerts only.
+    let mut asker = server.client_in("#lobby").await;
+    let mut ana = server.client_in("#alerts").await;
+    ana.expect("UDP alerts are accepted").await;
+    let started = std::time::Instant::now();
+    // Distinct source addresses, as the allowance is per IP: all of 127.0.0.0/8 is
+    // loopback.
+    let sockets: Vec<UdpSocket> = (0..SOURCES)
+        .map(|n| UdpSocket::bind(format!("127.0.0.{}:0", n + 2)).unwrap())
+        .collect();
+    for i in 0..EACH {
+        for (n, socket) in sockets.iter().enumerate() {
+            socket
+                .send_to(format!("alert {n}.{i}").as_bytes(), udp)
+                .unwrap();
+        }
+    }
+    // Until every datagram is accounted for, posted or dropped.
+    let sent = (SOURCES * EACH) as u64;
+    let (posted, dropped) = loop {
+        asker.send("/status #alerts").await;
+        let status = asker.expect("#alerts --- [udp]").await;
+        let counts = status.rsplit_once(": ").unwrap().1;
+        let numbers: Vec<u64> = counts
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if let [posted, dropped] = numbers[..]
+            && posted + dropped == sent
+        {
+            break (posted, dropped);
+        }
+        assert!(started.elapsed() < support::PATIENCE, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The burst, plus at most what the rate refilled while the test ran; without the
+    // global bound all of them would be posted.
+    let refilled = (started.elapsed().as_secs_f64() * f64::from(global_rate)).ceil() as u64;
+    assert!(
+        (u64::from(global_burst)..=u64::from(global_burst) + refilled).contains(&posted),
+        "{posted} posted, {dropped} dropped"
+    );
+    for _ in 0..posted {
+        let alert = ana.line().await;
+        assert!(
+            alert.starts_with("#alerts !!! [udp:127.0.0.") && alert.contains("] alert "),
+            "{alert:?}"
+        );
+    }
+    ana.silent_for(QUIET).await;
 }
 
 /// Reads the greeting of a client that lands in a room with a watcher: the welcome, the

@@ -119,7 +119,7 @@ fn watching_a_missing_file_fails_before_listening() {
 }
 
 /// `echo "disk full" | nc -u -w0 127.0.0.1 PORT` reaches everyone in #alerts, next to the
-/// checks' alerts.
+/// checks' alerts; `#ops …` reaches #ops, opted in with `--feed-room`.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_takes_udp_alerts_and_runs_checks() {
     // A port bound but not listening: connection refused, every time.
@@ -138,6 +138,8 @@ async fn serve_takes_udp_alerts_and_runs_checks() {
             &check,
             "--check-interval",
             "200ms",
+            "--feed-room",
+            "#ops",
         ],
         None,
     );
@@ -162,6 +164,17 @@ async fn serve_takes_udp_alerts_and_runs_checks() {
     c.send("/status").await;
     assert!(c.expect("[check:db]").await.contains("db is DOWN (for "));
     assert!(c.line().await.ends_with("1 posted, 0 dropped so far"));
+
+    c.send("/join #ops").await;
+    c.expect("#ops *** you joined").await;
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"#ops deploy done\n", udp)
+        .unwrap();
+    assert_eq!(
+        c.expect("deploy done").await,
+        "#ops !!! [udp:127.0.0.1] deploy done"
+    );
 }
 
 /// Reads the greeting of a client that lands in a room with a watcher: the welcome, the

@@ -250,6 +250,44 @@ async fn say_is_acked_and_reaches_text_and_json_members_in_their_format() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ref_comes_back_exactly_as_sent() {
+    let server = TestServer::start().await;
+    let mut bot = server.json("bot").await;
+    // Too big for a u64 or an f64 without loss: echoed digit for digit, on an ack, on the
+    // reply to a request refused after parsing, and on one that failed to parse.
+    let big = "123456789012345678901234567890";
+    bot.send(&format!(r#"{{"type":"say","text":"hi","ref":{big}}}"#))
+        .await;
+    let ack = bot.line().await;
+    assert!(ack.starts_with(r#"{"type":"ack","#), "{ack}");
+    assert!(ack.ends_with(&format!(r#","ref":{big}}}"#)), "{ack}");
+    bot.send(&format!(
+        r#"{{"type":"say","text":"\u0007","ref":[{big}, 1.50]}}"#
+    ))
+    .await;
+    let empty = bot.line().await;
+    assert!(empty.contains(r#""code":"empty_message""#), "{empty}");
+    assert!(
+        empty.ends_with(&format!(r#","ref":[{big}, 1.50]}}"#)),
+        "{empty}"
+    );
+    bot.send(&format!(r#"{{"type":"say","ref":{big}}}"#)).await;
+    let invalid = bot.line().await;
+    assert!(invalid.contains(r#""code":"invalid_request""#), "{invalid}");
+    assert!(
+        invalid.ends_with(&format!(r#","ref":{big}}}"#)),
+        "{invalid}"
+    );
+    // Each reply is still one valid JSON object; `null` is no ref at all.
+    for line in [&ack, &empty, &invalid] {
+        assert!(serde_json::from_str::<Value>(line).unwrap().is_object());
+    }
+    bot.send(r#"{"type":"rooms","ref":null}"#).await;
+    let rooms = bot.expect_json("rooms").await;
+    assert!(rooms.get("ref").is_none(), "{rooms}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn say_to_a_named_room() {
     let server = TestServer::start().await;
     let (mut ana, mut bot, mut rob) = company(&server).await;
