@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod fanout;
 pub mod feeds;
 pub mod hub;
 pub mod limits;

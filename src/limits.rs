@@ -14,6 +14,26 @@ pub const MAX_LINE_BYTES: usize = 4096;
 /// Default 100 (`--history`); 0 keeps no history.
 pub const HISTORY_PER_ROOM: usize = 100;
 
+/// Bytes of history one room keeps, counted as `hub::stored_bytes` estimates them (text,
+/// names, fields and the structures around them); past it the room's oldest messages are
+/// forgotten. Default 1 MiB (`--history-room-bytes`): a full history of 100 lines of 4 KiB.
+pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
+
+/// Bytes of history all rooms keep together; past it the oldest messages of any room are
+/// forgotten first. Default 64 MiB (`--history-bytes`).
+pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Rooms one connection may be in at once. A join past it is refused with
+/// `too_many_rooms`; IRC clients are told it as CHANLIMIT. Default 100
+/// (`--max-rooms-per-client`).
+pub const MAX_ROOMS_PER_CLIENT: usize = 100;
+
+/// Rooms users may have open at once (`#lobby` and rooms opened by feeds are not
+/// counted). Joining a room that does not exist yet is refused past it with
+/// `too_many_rooms`; a room ends when its last member leaves. Default 10,000
+/// (`--max-rooms`).
+pub const MAX_ROOMS: usize = 10_000;
+
 /// Bytes that may wait in one connection's outgoing queue. A client that stops reading
 /// until its queue passes this bound is disconnected with the reason "send queue exceeded";
 /// no sender ever waits for it. Default 1 MiB (`--send-queue`): room for a full history
@@ -69,6 +89,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// join with the member count, and `/users` names everyone. Default 100.
 pub const ANNOUNCE_MAX_MEMBERS: usize = 100;
 
+/// Members named to someone joining a room; the rest are counted, and `/users` names them
+/// all. Keeps a join into a crowded room from costing a line as long as the room. A room
+/// setting (`hub::RoomSettings`); default 20.
+pub const MEMBERS_SHOWN_ON_JOIN: usize = 20;
+
 /// Longest nick, in characters (not bytes): `Begoña` is 6.
 pub const MAX_NICK_CHARS: usize = 24;
 
@@ -77,10 +102,9 @@ pub const MAX_ROOM_CHARS: usize = 32;
 
 /// Bytes of queued lines copied into one write, whole lines only (a longer line goes out
 /// in parts of this size). A client that has fallen behind catches up in writes of up to
-/// this much: about 256 lines of 100-byte chat. Measured at 5M deliveries/s to 1,000
-/// clients, when this was counted in lines: 64 left the server stuck at 64 lines a write
-/// with p99 over a second; 256 kept p99 around 0.1 s; 1,024 (~130 KB) made writes so large
-/// that the sockets' buffers stalled them (docs/benchmarks.md).
+/// this much: about 256 lines of 100-byte chat. Smaller writes left an overloaded server
+/// behind for good, larger ones stalled in the sockets' buffers (docs/benchmarks.md, "What
+/// limits it").
 pub const MAX_WRITE_BYTES: usize = 32 * 1024;
 
 /// Messages appended to a room's log between two checks of its members' places: the log
@@ -159,6 +183,10 @@ pub const PORT_KILL_GRACE: Duration = Duration::from_secs(3);
 pub struct Limits {
     pub max_line_bytes: usize,
     pub history_per_room: usize,
+    pub history_room_bytes: usize,
+    pub history_bytes: usize,
+    pub max_rooms: usize,
+    pub max_rooms_per_client: usize,
     pub send_queue_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -173,6 +201,10 @@ impl Default for Limits {
         Limits {
             max_line_bytes: MAX_LINE_BYTES,
             history_per_room: HISTORY_PER_ROOM,
+            history_room_bytes: HISTORY_ROOM_BYTES,
+            history_bytes: HISTORY_BYTES,
+            max_rooms: MAX_ROOMS,
+            max_rooms_per_client: MAX_ROOMS_PER_CLIENT,
             send_queue_bytes: SEND_QUEUE_BYTES,
             max_connections: MAX_CONNECTIONS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
@@ -180,6 +212,17 @@ impl Default for Limits {
             flood_rate: FLOOD_RATE,
             flood_kick_after: FLOOD_KICK_AFTER,
             idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// How much history rooms keep in memory.
+    pub fn history_bounds(&self) -> crate::hub::HistoryBounds {
+        crate::hub::HistoryBounds {
+            per_room: self.history_per_room,
+            room_bytes: self.history_room_bytes,
+            total_bytes: self.history_bytes,
         }
     }
 }

@@ -77,7 +77,8 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // Feeds start before the `listening on` lines, so a path that cannot be watched stops
     // the server before it claims to serve.
     let shutdown = CancellationToken::new();
-    let hub = Hub::new(args.history);
+    let limits = args.limits();
+    let hub = Hub::new(&limits);
     feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.
@@ -109,6 +110,6 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         sockets: udp,
         options: args.ingest_options(),
     };
-    server::run_with(hub, listeners, datagrams, args.limits(), shutdown).await;
+    server::run_with(hub, listeners, datagrams, limits, shutdown).await;
     Ok(())
 }

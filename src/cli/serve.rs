@@ -34,6 +34,22 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY", default_value_t = limits::HISTORY_PER_ROOM)]
     pub history: usize,
 
+    /// Bytes of history one room keeps; its oldest messages go first past it.
+    #[arg(long, env = "CHARLA_HISTORY_ROOM_BYTES", default_value_t = limits::HISTORY_ROOM_BYTES)]
+    pub history_room_bytes: usize,
+
+    /// Bytes of history all rooms keep together; the oldest messages of any room go first.
+    #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
+    pub history_bytes: usize,
+
+    /// Rooms one client may be in at once.
+    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
+    pub max_rooms_per_client: usize,
+
+    /// Rooms users may have open at once (#lobby and feed rooms aside).
+    #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = limits::MAX_ROOMS)]
+    pub max_rooms: usize,
+
     /// Bytes that may wait for a client that is not reading before it is disconnected.
     #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES)]
     pub send_queue: usize,
@@ -209,6 +225,10 @@ impl Serve {
         Limits {
             max_line_bytes: self.max_line,
             history_per_room: self.history,
+            history_room_bytes: self.history_room_bytes,
+            history_bytes: self.history_bytes,
+            max_rooms: self.max_rooms,
+            max_rooms_per_client: self.max_rooms_per_client,
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,

@@ -106,7 +106,9 @@ impl Link {
 
     /// Sends `request` once the pacer allows; returns the `ref` its replies will carry.
     pub async fn send(&mut self, request: &Request) -> io::Result<u64> {
-        self.pacer.ready().await;
+        for _ in 0..request.lines() {
+            self.pacer.ready().await;
+        }
         let reference = self.next_ref;
         self.next_ref += 1;
         self.writer

@@ -5,6 +5,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+impl Request {
+    /// Lines the server's flood control counts it as: a hello, one for each of its steps
+    /// (the nick, then each room).
+    pub fn lines(&self) -> usize {
+        match self {
+            Request::Hello { nick, rooms } => (usize::from(nick.is_some()) + rooms.len()).max(1),
+            _ => 1,
+        }
+    }
+}
+
 /// A request, without the `ref` that [`encode`] adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -92,16 +92,16 @@ impl FromStr for CheckSpec {
 
 /// Up or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum Health {
     Up,
     Down,
 }
 
-impl State {
+impl Health {
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Up => "up",
-            State::Down => "down",
+            Health::Up => "up",
+            Health::Down => "down",
         }
     }
 }
@@ -110,8 +110,8 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// `None` at the first result.
-    pub from: Option<State>,
-    pub to: State,
+    pub from: Option<Health>,
+    pub to: Health,
     /// How long the previous state lasted.
     pub lasted: Option<Duration>,
     /// What the probe said: how it connected, or why it failed.
@@ -122,7 +122,7 @@ pub struct Transition {
 #[derive(Debug, Clone)]
 struct Tracker {
     spec: CheckSpec,
-    state: Option<State>,
+    state: Option<Health>,
     since: Instant,
     since_ms: u64,
     detail: String,
@@ -142,8 +142,8 @@ impl Tracker {
     /// Takes in one result; a transition when the state changed.
     fn observe(&mut self, result: Result<String, String>, now: Instant) -> Option<Transition> {
         let (to, detail) = match result {
-            Ok(detail) => (State::Up, detail),
-            Err(reason) => (State::Down, reason),
+            Ok(detail) => (Health::Up, detail),
+            Err(reason) => (Health::Down, reason),
         };
         self.detail = detail.clone();
         if self.state == Some(to) {
@@ -166,15 +166,15 @@ impl Tracker {
 fn alert(spec: &CheckSpec, t: &Transition) -> Option<Notice> {
     let name = &spec.name;
     let text = match (t.from, t.to, t.lasted) {
-        (None, State::Up, _) => return None,
-        (None, State::Down, _) => format!("{name} is DOWN: {} (at the first check)", t.detail),
-        (Some(from), State::Down, Some(lasted)) => format!(
+        (None, Health::Up, _) => return None,
+        (None, Health::Down, _) => format!("{name} is DOWN: {} (at the first check)", t.detail),
+        (Some(from), Health::Down, Some(lasted)) => format!(
             "{name} is DOWN: {} (was {} for {})",
             t.detail,
             from.as_str(),
             human(lasted)
         ),
-        (Some(from), State::Up, Some(lasted)) => format!(
+        (Some(from), Health::Up, Some(lasted)) => format!(
             "{name} is UP again: {} (was {} for {})",
             t.detail,
             from.as_str(),
@@ -187,7 +187,7 @@ fn alert(spec: &CheckSpec, t: &Transition) -> Option<Notice> {
         .with("state", t.to.as_str())
         .with("target", spec.probe.to_string())
         .with(
-            if t.to == State::Up {
+            if t.to == Health::Up {
                 "detail"
             } else {
                 "reason"
@@ -416,8 +416,8 @@ impl RoomStatus for ChecksStatus {
                     Some(state) => {
                         let lasted = human(now.saturating_duration_since(t.since));
                         let (kind, word) = match state {
-                            State::Up => (PostKind::Notice, "up"),
-                            State::Down => (PostKind::Alert, "DOWN"),
+                            Health::Up => (PostKind::Notice, "up"),
+                            Health::Down => (PostKind::Alert, "DOWN"),
                         };
                         (
                             kind,
@@ -427,7 +427,7 @@ impl RoomStatus for ChecksStatus {
                 };
                 let mut notice = Notice::new(source(name), kind, message(&text))
                     .with("check", name.clone())
-                    .with("state", t.state.map_or("unknown", State::as_str))
+                    .with("state", t.state.map_or("unknown", Health::as_str))
                     .with("target", t.spec.probe.to_string());
                 if t.state.is_some() {
                     notice = notice.with("since", t.since_ms);
@@ -483,7 +483,7 @@ mod tests {
         let first = t.observe(Ok("connected".into()), t0).unwrap();
         assert_eq!(
             (first.from, first.to, first.lasted),
-            (None, State::Up, None)
+            (None, Health::Up, None)
         );
         assert!(alert(&t.spec, &first).is_none(), "a first up is not news");
         assert_eq!(t.observe(Ok("connected".into()), t0), None);
@@ -491,7 +491,7 @@ mod tests {
         let down = t
             .observe(Err("refused".into()), t0 + Duration::from_secs(125))
             .unwrap();
-        assert_eq!(down.from, Some(State::Up));
+        assert_eq!(down.from, Some(Health::Up));
         assert_eq!(down.lasted, Some(Duration::from_secs(125)));
         let notice = alert(&t.spec, &down).unwrap();
         assert_eq!(notice.kind, PostKind::Alert);

@@ -363,9 +363,9 @@ impl RoomStatus for UdpStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fanout::recorder::Recorder;
     use crate::feeds::ALERTS_ROOM;
     use crate::hub::Event;
-    use crate::hub::recorder::Recorder;
 
     /// The room notices among what `inbox` was sent: (room, source, text).
     fn posts(inbox: &Recorder) -> Vec<(String, String, String)> {
@@ -384,7 +384,10 @@ mod tests {
     }
 
     fn setup(options: IngestOptions) -> (Ingest, Arc<Recorder>) {
-        let hub = Hub::new(10);
+        let hub = Hub::new(&crate::limits::Limits {
+            history_per_room: 10,
+            ..Default::default()
+        });
         let ingest = Ingest::new(&hub, options, "udp://127.0.0.1:9".into());
         // #ops takes feed posts (as with --feed-room); #chat is only a room users made.
         hub.open_room(&RoomName::parse("#ops").unwrap());

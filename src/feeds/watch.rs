@@ -212,9 +212,9 @@ struct Target {
     present: Arc<AtomicBool>,
 }
 
-/// Pending notices: per target and directory entry (`None`: the target itself), when the
+/// Gathering notices: per target and directory entry (`None`: the target itself), when the
 /// window closes and what was seen.
-type Pending = HashMap<(usize, Option<OsString>), (Instant, Seen)>;
+type Gathering = HashMap<(usize, Option<OsString>), (Instant, Seen)>;
 
 /// Starts watching every spec; fails before anything is watched if one path is missing.
 pub fn start(
@@ -334,7 +334,7 @@ async fn run(
 ) {
     // Watching lasts as long as this task.
     let _watcher = watcher;
-    let mut pending = Pending::new();
+    let mut pending = Gathering::new();
     loop {
         let next_due = pending.values().map(|(due, _)| *due).min();
         tokio::select! {
@@ -370,7 +370,7 @@ async fn run(
 
 /// Files an event under the targets it concerns; the first event of a path opens its
 /// window.
-fn note(targets: &[Target], pending: &mut Pending, event: &notify::Event) {
+fn note(targets: &[Target], pending: &mut Gathering, event: &notify::Event) {
     let Some(seen) = Seen::of(&event.kind) else {
         return;
     };

@@ -42,7 +42,7 @@ pub enum Event {
         text: MessageText,
     },
     /// `you`: the recipient is the one who joined; then `members` names who is there (the
-    /// first [`super::MEMBERS_SHOWN_ON_JOIN`] in alphabetical order). `count`: members now.
+    /// first [`crate::limits::MEMBERS_SHOWN_ON_JOIN`] in alphabetical order). `count`: members now.
     Joined {
         room: RoomName,
         nick: Nick,
@@ -174,6 +174,7 @@ pub enum ErrorCode {
     ServerFull,
     TooManyConnections,
     NotRegistered,
+    TooManyRooms,
 }
 
 impl ErrorCode {
@@ -196,6 +197,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server_full",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::NotRegistered => "not_registered",
+            ErrorCode::TooManyRooms => "too_many_rooms",
         }
     }
 }

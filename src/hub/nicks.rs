@@ -4,13 +4,14 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
+use super::chat::Participant as Session;
 use super::names::Nick;
-use super::{BySession, Session, SessionId};
+use super::{BySession, SessionId};
 
 /// Which session holds each nick: a set of session ids, found by hashing a nick and
 /// compared through the nick their session holds. The nick itself is kept once, in the
-/// session; a map from nick to id kept a second name and key per session, 26 bytes a
-/// connection at 10,000 (idle memory is a target: docs/benchmarks.md).
+/// session; a map from nick to id would keep a second name per
+/// session, on every idle connection.
 ///
 /// Every id here must be in the sessions map under the nick it was inserted with: remove
 /// an id before its session's nick changes, and insert it after.

@@ -155,6 +155,13 @@ impl Entry {
         }
     }
 
+    pub fn room(&self) -> &RoomName {
+        match self {
+            Entry::Said(s) => &s.room,
+            Entry::Posted(p) => &p.room,
+        }
+    }
+
     pub fn ts(&self) -> u64 {
         match self {
             Entry::Said(s) => s.ts,

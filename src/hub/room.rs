@@ -1,14 +1,12 @@
-//! A room: its members, the log they read what is said from, and the recent messages it
-//! replays to newcomers.
+//! A room: its members, the log they read what is said from, and its settings.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::BySession;
 use super::names::RoomName;
-use super::post::{Entry, RoomStatus};
-use super::recipient::Recipient;
-use super::room_log::RoomLog;
+use super::post::RoomStatus;
+use crate::fanout::{Recipient, RoomLog};
+use crate::limits::{ANNOUNCE_MAX_MEMBERS, MEMBERS_SHOWN_ON_JOIN};
 
 pub(super) struct Room {
     pub name: RoomName,
@@ -16,44 +14,48 @@ pub(super) struct Room {
     pub members: BySession<Arc<dyn Recipient>>,
     /// What is said here, appended once and read by every member from its own place.
     pub log: Arc<RoomLog>,
-    history: VecDeque<Entry>,
     /// Opened by a feed: lives on without members, so its history waits for newcomers.
     pub kept: bool,
     /// Feeds that tell newcomers and `/status` what they are doing here.
     pub status: Vec<Arc<dyn RoomStatus>>,
+    pub settings: RoomSettings,
+}
+
+/// How a room speaks to its members about itself; each room starts with the hub's.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomSettings {
+    /// Members named to someone joining; the rest are counted, and `/users` names them all.
+    pub shown_on_join: usize,
+    /// Members above which joins, leaves and nick changes are not announced.
+    pub announce_max_members: usize,
+}
+
+impl Default for RoomSettings {
+    fn default() -> RoomSettings {
+        RoomSettings {
+            shown_on_join: MEMBERS_SHOWN_ON_JOIN,
+            announce_max_members: ANNOUNCE_MAX_MEMBERS,
+        }
+    }
+}
+
+impl RoomSettings {
+    /// Whether a room of `members` (the one arriving or leaving included) hears of joins,
+    /// leaves and nick changes.
+    pub fn announces(&self, members: usize) -> bool {
+        members <= self.announce_max_members
+    }
 }
 
 impl Room {
-    pub fn new(name: RoomName) -> Room {
+    pub fn new(name: RoomName, settings: RoomSettings) -> Room {
         Room {
             name,
             members: BySession::default(),
             log: RoomLog::new(),
-            history: VecDeque::new(),
             kept: false,
             status: Vec::new(),
+            settings,
         }
-    }
-
-    /// Remembers `said`, forgetting the oldest message beyond `bound`.
-    pub fn remember(&mut self, said: impl Into<Entry>, bound: usize) {
-        let said = said.into();
-        if bound == 0 {
-            return;
-        }
-        while self.history.len() >= bound {
-            self.history.pop_front();
-        }
-        self.history.push_back(said);
-    }
-
-    /// The last `limit` messages (all kept when `None`), oldest first.
-    pub fn recent(&self, limit: Option<usize>) -> Vec<Entry> {
-        let n = limit.map_or(self.history.len(), |l| l.min(self.history.len()));
-        self.history
-            .iter()
-            .skip(self.history.len() - n)
-            .cloned()
-            .collect()
     }
 }

@@ -1,13 +1,22 @@
 //! The hub without sockets: recipients that record what they are told.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::recorder::Recorder;
 use super::*;
+use crate::fanout::recorder::Recorder;
+use crate::limits::{Limits, MEMBERS_SHOWN_ON_JOIN};
 
 struct Member {
     id: SessionId,
     inbox: Arc<Recorder>,
+}
+
+/// A hub alone whose rooms keep `history` messages.
+pub(super) fn hub_keeping(history: usize) -> Hub {
+    Hub::new(&Limits {
+        history_per_room: history,
+        ..Limits::default()
+    })
 }
 
 fn join(hub: &Hub) -> Member {
@@ -52,7 +61,7 @@ fn texts(events: &[Event]) -> Vec<String> {
 
 #[test]
 fn a_newcomer_is_welcomed_into_the_lobby_and_announced() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let ana = named(&hub, "ana");
     let guest = join(&hub);
     let events = guest.inbox.take();
@@ -67,7 +76,7 @@ fn a_newcomer_is_welcomed_into_the_lobby_and_announced() {
 
 #[test]
 fn messages_reach_every_other_member_once_and_are_acknowledged() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob, eve) = (named(&hub, "ana"), named(&hub, "bob"), named(&hub, "eve"));
     ana.inbox.take();
     bob.inbox.take();
@@ -79,7 +88,7 @@ fn messages_reach_every_other_member_once_and_are_acknowledged() {
 
 #[test]
 fn rooms_keep_their_messages_to_themselves() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
     hub.apply(ana.id, Command::Join(room("#ops")).into());
     bob.inbox.take();
@@ -100,7 +109,7 @@ fn rooms_keep_their_messages_to_themselves() {
 
 #[test]
 fn nicks_are_unique_regardless_of_case() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let _ana = named(&hub, "Begoña");
     let bob = named(&hub, "bob");
     hub.apply(bob.id, Command::Nick(Nick::parse("BEGOÑA").unwrap()).into());
@@ -116,7 +125,7 @@ fn nicks_are_unique_regardless_of_case() {
 /// lookups must survive the table growing, renames and departures.
 #[test]
 fn nicks_are_found_after_many_arrivals_renames_and_departures() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let members: Vec<_> = (0..300).map(|i| named(&hub, &format!("u{i}"))).collect();
     for (i, m) in members.iter().enumerate().take(150) {
         hub.apply(
@@ -159,7 +168,7 @@ fn nicks_are_found_after_many_arrivals_renames_and_departures() {
 
 #[test]
 fn a_nick_change_is_told_once_to_each_room_mate() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
     for m in [&ana, &bob] {
         hub.apply(m.id, Command::Join(room("#ops")).into());
@@ -177,7 +186,7 @@ fn a_nick_change_is_told_once_to_each_room_mate() {
 
 #[test]
 fn private_messages_reach_only_their_target() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob, eve) = (named(&hub, "ana"), named(&hub, "bob"), named(&hub, "eve"));
     ana.inbox.take();
     bob.inbox.take();
@@ -207,7 +216,7 @@ fn private_messages_reach_only_their_target() {
 
 #[test]
 fn history_is_bounded_and_replayed_to_newcomers() {
-    let hub = Hub::new(3);
+    let hub = hub_keeping(3);
     let ana = named(&hub, "ana");
     for i in 1..=5 {
         hub.apply(ana.id, say(&format!("m{i}")));
@@ -241,7 +250,7 @@ fn history_is_bounded_and_replayed_to_newcomers() {
 
 #[test]
 fn leaving_and_quitting_tell_the_room_why() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
     hub.apply(
         ana.id,
@@ -268,7 +277,7 @@ fn leaving_and_quitting_tell_the_room_why() {
 
 #[test]
 fn what_was_said_before_leaving_still_arrives_and_in_order() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
     bob.inbox.take();
     hub.apply(ana.id, say("one"));
@@ -304,7 +313,7 @@ fn what_was_said_before_leaving_still_arrives_and_in_order() {
 
 #[test]
 fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let ana = named(&hub, "ana");
     let slow = join_with(&hub, Recorder::with_capacity(5));
     let bob = named(&hub, "bob");
@@ -334,7 +343,7 @@ fn a_member_that_cannot_keep_up_is_disconnected_and_others_are_unaffected() {
 
 #[test]
 fn empty_rooms_vanish_but_the_lobby_stays() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let ana = named(&hub, "ana");
     hub.apply(ana.id, Command::Join(room("#tmp")).into());
     // Leave #tmp, then #lobby.
@@ -362,7 +371,7 @@ fn empty_rooms_vanish_but_the_lobby_stays() {
 
 #[test]
 fn shutdown_says_goodbye_to_everyone() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
     hub.shutdown();
     for m in [ana, bob] {
@@ -399,7 +408,7 @@ impl RoomStatus for Watching {
 
 #[test]
 fn posts_reach_every_member_and_wait_in_history() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let alerts = room("#alerts");
     assert_eq!(
         hub.post(&alerts, notice("nobody")).unwrap_err(),
@@ -445,7 +454,7 @@ fn posts_reach_every_member_and_wait_in_history() {
 
 #[test]
 fn newcomers_and_status_hear_what_feeds_do() {
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let watch = room("#watch");
     let status = Arc::new(Watching(Mutex::new(0)));
     hub.add_status(&watch, status.clone());
@@ -491,7 +500,7 @@ fn newcomers_and_status_hear_what_feeds_do() {
 #[test]
 fn crowded_rooms_do_not_announce_comings_and_goings() {
     use crate::limits::ANNOUNCE_MAX_MEMBERS;
-    let hub = Hub::new(10);
+    let hub = hub_keeping(10);
     let first = named(&hub, "first");
     let crowd: Vec<Member> = (1..ANNOUNCE_MAX_MEMBERS).map(|_| join(&hub)).collect();
     // Up to the bound, every arrival was announced.
@@ -524,7 +533,7 @@ fn a_newcomer_is_told_the_first_members_by_name_and_users_lists_them_all() {
 }
 
 fn first_members_and_all(members: usize) {
-    let hub = Hub::new(0);
+    let hub = hub_keeping(0);
     // Arriving in no particular order (7 is prime to both sizes), in mixed case (compared
     // case-folded).
     let names: Vec<String> = (0..members)

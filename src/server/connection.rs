@@ -14,12 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
-use super::Context;
+use super::Shared;
 use super::admission::Ticket;
 use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
-use super::outbox::Outbox;
 use super::stream::ByteStream;
+use crate::fanout::Outbox;
 use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::protocol::{Codec, Incoming, Refusal, Sink};
@@ -46,7 +46,7 @@ pub fn serve<S: ByteStream, C: Codec>(
     io: S,
     codec: C,
     peer: Peer,
-    ctx: &Arc<Context>,
+    ctx: &Arc<Shared>,
     ticket: Ticket,
 ) -> impl Future<Output = ()> + Send + use<S, C> {
     let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes, codec.format()));
@@ -59,7 +59,7 @@ pub fn serve<S: ByteStream, C: Codec>(
     // ties the later events to this peer.
     debug!(?id, %peer, "connected");
     let mut conn = Connection {
-        client: Client {
+        client: Talker {
             id,
             ctx: ctx.clone(),
             outbox,
@@ -84,7 +84,7 @@ pub fn serve<S: ByteStream, C: Codec>(
 struct Connection<S, C> {
     io: S,
     codec: C,
-    client: Client,
+    client: Talker,
 }
 
 /// What a round of writing left.
@@ -99,26 +99,26 @@ struct Wrote {
 /// Why this side is ending the session while it reads: one byte, not a `LeaveReason`,
 /// which would take 24 of every idle connection.
 #[derive(Debug, Clone, Copy)]
-enum Ending {
+enum HangUp {
     Flooding,
     SendQueueExceeded,
 }
 
 /// The connection as its codec sees it (the [`Sink`] of its units); apart from the codec
 /// and the stream so all three can be borrowed at once.
-struct Client {
+struct Talker {
     /// `None` until the connection is registered as a session.
     id: Option<SessionId>,
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     outbox: Arc<Outbox>,
     flood: FloodGate,
-    ending: Option<Ending>,
+    ending: Option<HangUp>,
     /// This connection's place among those admitted, given back when the client is
     /// dropped (however the task ends).
     ticket: Ticket,
 }
 
-impl Drop for Client {
+impl Drop for Talker {
     fn drop(&mut self) {
         self.ctx.admission.release(&self.ticket);
     }
@@ -200,11 +200,11 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
     }
 }
 
-impl From<Ending> for LeaveReason {
-    fn from(ending: Ending) -> LeaveReason {
+impl From<HangUp> for LeaveReason {
+    fn from(ending: HangUp) -> LeaveReason {
         match ending {
-            Ending::Flooding => LeaveReason::Flooding,
-            Ending::SendQueueExceeded => LeaveReason::SendQueueExceeded,
+            HangUp::Flooding => LeaveReason::Flooding,
+            HangUp::SendQueueExceeded => LeaveReason::SendQueueExceeded,
         }
     }
 }
@@ -347,7 +347,7 @@ fn lost(error: &io::Error) -> LeaveReason {
     }
 }
 
-impl Sink for Client {
+impl Sink for Talker {
     fn admit(&mut self) -> bool {
         if self.ending.is_some() {
             return false;
@@ -364,7 +364,7 @@ impl Sink for Client {
                 false
             }
             Verdict::Kick => {
-                self.ending = Some(Ending::Flooding);
+                self.ending = Some(HangUp::Flooding);
                 false
             }
         }
@@ -394,7 +394,7 @@ impl Sink for Client {
                     .answer(&Outgoing::reply(event, reference))
                     .is_err()
                 {
-                    self.ending = Some(Ending::SendQueueExceeded);
+                    self.ending = Some(HangUp::SendQueueExceeded);
                 }
             }
         }
@@ -405,7 +405,7 @@ impl Sink for Client {
     }
 }
 
-impl Client {
+impl Talker {
     /// The session, or `None` after telling the client it must register first.
     fn registered(&mut self) -> Option<SessionId> {
         if self.id.is_none() {
@@ -435,17 +435,41 @@ impl Client {
 
     fn answer_bytes(&mut self, bytes: Bytes) {
         if self.outbox.answer_bytes(Arc::new(bytes)).is_err() {
-            self.ending = Some(Ending::SendQueueExceeded);
+            self.ending = Some(HangUp::SendQueueExceeded);
         }
     }
 
     /// Carries out a hello's steps (the codec has switched to JSON lines), then confirms
-    /// with a welcome carrying the resulting nick and rooms.
+    /// with a welcome carrying the resulting nick and rooms. Each step after the first
+    /// counts against flood control as a line of its own, so a hello naming many rooms
+    /// joins them no faster than as many `/join` lines would.
     fn hello(&mut self, steps: Vec<Result<Request, Refusal>>, reference: Option<String>) {
         let Some(id) = self.registered() else {
             return;
         };
-        for step in steps {
+        let total = steps.len();
+        for (done, step) in steps.into_iter().enumerate() {
+            if done > 0 {
+                let limits = &self.ctx.limits;
+                match self.flood.check(limits, Instant::now().into_std()) {
+                    Verdict::Pass => {}
+                    Verdict::Refuse => {
+                        let message = format!(
+                            "too fast: each room a hello joins counts as a line (at most {} at \
+                             once and {} a second); the last {} of its steps were not carried out",
+                            limits.flood_burst,
+                            limits.flood_rate,
+                            total - done
+                        );
+                        self.refuse(Refusal::new(ErrorCode::Flood, message));
+                        break;
+                    }
+                    Verdict::Kick => {
+                        self.ending = Some(HangUp::Flooding);
+                        return;
+                    }
+                }
+            }
             match step {
                 Ok(request) => self.ctx.hub.apply(id, request),
                 Err(refusal) => self.refuse(refusal),

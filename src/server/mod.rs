@@ -2,46 +2,12 @@
 
 mod admission;
 mod connection;
-mod dispatch;
 mod flood;
 mod listen;
-mod outbox;
-mod pending;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod udp;
-
-/// For tests: a waker that counts how often it is woken.
-#[cfg(test)]
-mod wake_counter {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Wake, Waker};
-
-    #[derive(Default)]
-    pub struct WakeCounter(AtomicUsize);
-
-    impl WakeCounter {
-        pub fn new() -> Arc<WakeCounter> {
-            Arc::default()
-        }
-
-        pub fn waker(self: &Arc<Self>) -> Waker {
-            Waker::from(self.clone())
-        }
-
-        pub fn count(&self) -> usize {
-            self.0.load(Ordering::Relaxed)
-        }
-    }
-
-    impl Wake for WakeCounter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
 
 use std::io;
 use std::sync::Arc;
@@ -60,14 +26,14 @@ pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 
 use crate::feeds::udp::IngestOptions;
 
+use crate::fanout::Dispatcher;
 use crate::hub::Hub;
 use crate::limits::{Limits, SHUTDOWN_GRACE};
 use crate::protocol::LineCodec;
 use admission::Admission;
-use dispatch::Dispatcher;
 
 /// What every connection task shares.
-struct Context {
+struct Shared {
     hub: Hub,
     limits: Limits,
     admission: Arc<Admission>,
@@ -78,7 +44,7 @@ struct Context {
 /// Serves the bound listeners until `shutdown` is cancelled, then says goodbye to every
 /// client and returns once they are gone or [`SHUTDOWN_GRACE`] has passed.
 pub async fn run(listeners: Vec<Bound>, limits: Limits, shutdown: CancellationToken) {
-    let hub = Hub::new(limits.history_per_room);
+    let hub = Hub::new(&limits);
     run_with(hub, listeners, Datagrams::default(), limits, shutdown).await;
 }
 
@@ -90,7 +56,7 @@ pub struct Datagrams {
 }
 
 /// [`run`] on a hub the caller made (so feeds can post into it: `feeds::start`), with UDP
-/// listeners too. The hub's history bound should be `limits.history_per_room`.
+/// listeners too. The hub should be made with the same `limits`.
 pub async fn run_with(
     hub: Hub,
     listeners: Vec<Bound>,
@@ -98,7 +64,7 @@ pub async fn run_with(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(Shared {
         hub,
         admission: Admission::new(&limits),
         limits,
@@ -146,7 +112,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 async fn accept_loop<L: Listener>(
     mut listener: L,
     socket_file: Option<listen::SocketFile>,
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {

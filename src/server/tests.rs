@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::admission::Admission;
 use super::listen::Peer;
-use super::{Context, connection};
+use super::{Shared, connection};
 use crate::hub::{Command, Encode, Event, Hub, MessageText, Nick, Outgoing, Request};
 use crate::limits::Limits;
 use crate::protocol::{Codec, Incoming, LineCodec, Refusal, Sink};
@@ -20,9 +20,9 @@ use crate::protocol::{Codec, Incoming, LineCodec, Refusal, Sink};
 /// How long a test waits for a line before it fails.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-fn context(limits: Limits) -> Arc<Context> {
-    Arc::new(Context {
-        hub: Hub::new(limits.history_per_room),
+fn context(limits: Limits) -> Arc<Shared> {
+    Arc::new(Shared {
+        hub: Hub::new(&limits),
         admission: Admission::new(&limits),
         limits,
         shutdown: CancellationToken::new(),
@@ -73,7 +73,7 @@ impl Far {
 
 /// Serves a new connection speaking `codec` over an in-memory stream; the far end reads
 /// units ending in `delimiter`.
-fn open(ctx: &Arc<Context>, codec: impl Codec, delimiter: u8) -> Far {
+fn open(ctx: &Arc<Shared>, codec: impl Codec, delimiter: u8) -> Far {
     let (near, far) = tokio::io::duplex(64 * 1024);
     let ticket = ctx.admission.admit(&Peer::Unix).expect("admitted");
     tokio::spawn(connection::serve(near, codec, Peer::Unix, ctx, ticket));

@@ -42,7 +42,7 @@ impl FeedServer {
             ..Limits::default()
         };
         let shutdown = CancellationToken::new();
-        let hub = Hub::new(limits.history_per_room);
+        let hub = Hub::new(&limits);
         feeds::start(&hub, &options, shutdown.clone()).unwrap();
         tokio::spawn(server::run_with(
             hub,
@@ -313,7 +313,10 @@ async fn a_watched_directory_reports_its_entries() {
 async fn a_missing_path_is_refused_at_start_up() {
     let files = tempfile::tempdir().unwrap();
     let missing = files.path().join("nope.txt");
-    let hub = Hub::new(10);
+    let hub = Hub::new(&charla::limits::Limits {
+        history_per_room: 10,
+        ..Default::default()
+    });
     let error = feeds::start(
         &hub,
         &watching(&missing, "#watch"),

@@ -11,5 +11,6 @@ mod feeds_cli;
 mod json;
 mod limits;
 mod port;
+mod rooms;
 mod slow;
 mod support;

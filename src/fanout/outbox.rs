@@ -1,11 +1,14 @@
 //! A connection's outgoing queue, bounded in bytes, and its places in its rooms' logs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use super::lock_order::{Level, Ordered, OrderedGuard};
 use super::pending::{Line, Pending};
-use crate::hub::{Encode, Encoded, Outgoing, Overflow, Reading, Recipient, RoomLog};
+use super::recipient::{Overflow, Recipient};
+use super::room_log::{Reading, RoomLog};
+use crate::hub::{Encode, Encoded, Outgoing};
 
 /// What waits to be written to one connection: events sent to it alone, queued here, and
 /// whatever is new in the logs of the rooms it is in, taken when it writes. The hub never
@@ -20,23 +23,21 @@ use crate::hub::{Encode, Encoded, Outgoing, Overflow, Reading, Recipient, RoomLo
 /// The task's waker is kept under the same lock as the queue: the task hands it over as it
 /// takes, one lock for both.
 pub struct Outbox {
-    /// u32, like the count, to keep the outbox small (idle memory is a target:
-    /// docs/benchmarks.md). A `--send-queue` over 4 GiB counts as 4 GiB.
+    /// u32, like the count, to keep the outbox small: every idle connection has one. A `--send-queue` over 4 GiB counts as 4 GiB.
     bound: u32,
     /// The task took what there was and wants to hear of anything new.
     armed: AtomicBool,
-    state: Mutex<State>,
+    state: Ordered<Queued>,
 }
 
-struct State {
+struct Queued {
     /// How the connection is written; under the lock, which every use takes anyway.
     format: &'static dyn Encode,
     /// In the hub's order.
     queue: Vec<Line>,
     /// A place in the log of each room the session is in. A boxed slice of exactly that
     /// many: it changes only on joining and leaving, and a `Vec` would cost every idle
-    /// connection its spare capacity and a word (idle memory is a target:
-    /// docs/benchmarks.md).
+    /// connection its spare capacity and a word.
     readings: Box<[Reading]>,
     /// Woken when something new comes after the task armed the outbox, or on close.
     task: Option<Waker>,
@@ -51,14 +52,17 @@ impl Outbox {
         Outbox {
             bound: u32::try_from(bound).unwrap_or(u32::MAX),
             armed: AtomicBool::new(false),
-            state: Mutex::new(State {
-                format,
-                queue: Vec::new(),
-                readings: Box::default(),
-                task: None,
-                unwritten: 0,
-                closed: false,
-            }),
+            state: Ordered::new(
+                Level::Outbox,
+                Queued {
+                    format,
+                    queue: Vec::new(),
+                    readings: Box::default(),
+                    task: None,
+                    unwritten: 0,
+                    closed: false,
+                },
+            ),
         }
     }
 
@@ -80,7 +84,11 @@ impl Outbox {
         self.answer_locked(self.lock(), bytes)
     }
 
-    fn answer_locked(&self, state: MutexGuard<'_, State>, bytes: Encoded) -> Result<(), Overflow> {
+    fn answer_locked(
+        &self,
+        state: OrderedGuard<'_, Queued>,
+        bytes: Encoded,
+    ) -> Result<(), Overflow> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -129,7 +137,7 @@ impl Outbox {
 
     fn push(
         &self,
-        mut state: MutexGuard<'_, State>,
+        mut state: OrderedGuard<'_, Queued>,
         order: u64,
         bytes: Encoded,
         bounded: bool,
@@ -162,8 +170,8 @@ impl Outbox {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> OrderedGuard<'_, Queued> {
+        self.state.lock()
     }
 }
 
@@ -349,7 +357,10 @@ mod tests {
     #[test]
     fn rooms_and_replies_come_out_in_the_hubs_order() {
         use crate::hub::{Command, MessageText, RoomName};
-        let hub = Hub::new(0);
+        let hub = Hub::new(&crate::limits::Limits {
+            history_per_room: 0,
+            ..Default::default()
+        });
         let ana = Arc::new(Outbox::new(1 << 20, &TEXT));
         let bob = Arc::new(Outbox::new(1 << 20, &TEXT));
         let a = hub.register(ana.clone(), None).unwrap();
@@ -383,7 +394,10 @@ mod tests {
 
     #[test]
     fn a_member_far_behind_its_rooms_log_is_over_its_bound() {
-        let hub = Hub::new(0);
+        let hub = Hub::new(&crate::limits::Limits {
+            history_per_room: 0,
+            ..Default::default()
+        });
         let ana = Arc::new(Outbox::new(1 << 20, &TEXT));
         let slow = Arc::new(Outbox::new(4096, &TEXT));
         let a = hub.register(ana.clone(), None).unwrap();

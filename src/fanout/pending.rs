@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::hub::{Chunk, Encode, Encoded, Reading, take_in_order};
+use super::room_log::{Chunk, Reading, take_in_order};
+use crate::hub::{Encode, Encoded};
 
 /// A line ready to write, with the hub's stamp that orders it among the others.
 pub type Line = (u64, Encoded);
@@ -12,8 +13,8 @@ pub type Line = (u64, Encoded);
 ///
 /// A line from a room's log is not shared line by line: the batch holds the log's chunk
 /// once for all the lines it has there and reads each line's bytes from the event
-/// (docs/benchmarks.md, "What limits it": a reference count taken and dropped per line was
-/// a tenth of the server's core at 5M deliveries a second). Each write copies the lines
+/// (a reference count taken and dropped per line was dear: docs/benchmarks.md, "What limits
+/// it"). Each write copies the lines
 /// into one buffer ([`Pending::gather`]): the kernel takes one slice faster than many.
 pub struct Pending {
     format: &'static dyn Encode,
@@ -157,13 +158,16 @@ fn logged<'a>(format: &dyn Encode, chunks: &'a [Arc<Chunk>], chunk: u32, slot: u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fanout::Outbox;
     use crate::hub::{Command, Hub, MessageText};
-    use crate::server::outbox::Outbox;
 
     /// What bob takes after ana says `línea N ✓` in #lobby for each N of `lines`, with a
     /// reply queued to bob alone right after line `reply_after`.
     fn taken(lines: std::ops::Range<usize>, reply_after: Option<usize>) -> Pending {
-        let hub = Hub::new(0);
+        let hub = Hub::new(&crate::limits::Limits {
+            history_per_room: 0,
+            ..Default::default()
+        });
         let ana = Arc::new(Outbox::new(1 << 20, &crate::protocol::TEXT));
         let bob = Arc::new(Outbox::new(1 << 20, &crate::protocol::TEXT));
         let a = hub.register(ana.clone(), None).unwrap();

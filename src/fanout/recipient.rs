@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::event::Outgoing;
 use super::room_log::{Reading, RoomLog};
+use crate::hub::Outgoing;
 
 /// The recipient's queue is full: it is not keeping up, and the hub disconnects it rather
 /// than wait for it or queue without bound.

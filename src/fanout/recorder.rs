@@ -1,34 +1,44 @@
 //! A recipient for tests: records the events it is sent, in the hub's order, as a
 //! connection would write them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use super::event::{Event, Outgoing};
+use super::lock_order::{Level, Ordered};
+
 use super::recipient::{Overflow, Recipient};
 use super::room_log::{Reading, RoomLog, take_in_order};
+use crate::hub::{Event, Outgoing};
 
 /// Records events; refuses more once `capacity` are waiting (taken or unread), like a full
 /// send queue.
-#[derive(Default)]
 pub(crate) struct Recorder {
     capacity: Option<usize>,
-    state: Mutex<State>,
+    state: Ordered<Recorded>,
 }
 
 #[derive(Default)]
-struct State {
+struct Recorded {
     queued: Vec<(u64, Event)>,
     readings: Vec<Reading>,
     closed: Option<Event>,
 }
 
-impl State {
+impl Recorded {
     fn waiting(&self) -> usize {
         let mut n = self.queued.len();
         for reading in &self.readings {
             reading.unread(|_, _| n += 1);
         }
         n
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder {
+            capacity: None,
+            state: Ordered::with_default(Level::Outbox),
+        }
     }
 }
 
@@ -43,8 +53,8 @@ impl Recorder {
 
     /// What it was sent since the last call, in order, its rooms' logs included.
     pub fn take(&self) -> Vec<Event> {
-        let mut state = self.state.lock().unwrap();
-        let State {
+        let mut state = self.state.lock();
+        let Recorded {
             queued, readings, ..
         } = &mut *state;
         let mut events = std::mem::take(queued);
@@ -56,13 +66,13 @@ impl Recorder {
 
     /// The goodbye, once the hub closed it.
     pub fn closed(&self) -> Option<Event> {
-        self.state.lock().unwrap().closed.clone()
+        self.state.lock().closed.clone()
     }
 }
 
 impl Recipient for Recorder {
     fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if self.capacity.is_some_and(|c| state.waiting() >= c) {
             return Err(Overflow);
         }
@@ -73,23 +83,23 @@ impl Recipient for Recorder {
     }
 
     fn close(&self, _: u64, last: &Outgoing) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         state.closed = Some(last.event.clone());
         state.readings.clear();
     }
 
     fn follow(&self, reading: Reading) {
-        self.state.lock().unwrap().readings.push(reading);
+        self.state.lock().readings.push(reading);
     }
 
     fn unfollow(&self, log: &Arc<RoomLog>) -> Option<Reading> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let at = state.readings.iter().position(|r| r.is_in(log))?;
         Some(state.readings.swap_remove(at))
     }
 
     fn check(&self, log: &Arc<RoomLog>) -> Result<Option<u64>, Overflow> {
-        let state = self.state.lock().unwrap();
+        let state = self.state.lock();
         let Some(reading) = state.readings.iter().find(|r| r.is_in(log)) else {
             return Ok(None);
         };

@@ -1,10 +1,9 @@
 //! A room's fan-out: each event is appended once to the room's log, and every member reads
 //! the log from its own place.
 //!
-//! Queuing a message into each member's queue cost a lock, a reference count and a store
-//! into memory gone cold, per member per message: at 5M deliveries a second that was a
-//! fifth to a third of the server's core (docs/benchmarks.md, "What limits it"). With a log,
-//! a message costs one append, and a member's connection takes everything new in one go,
+//! Queuing a message into each member's queue costs a lock, a reference count and a store
+//! into memory gone cold, per member per message (docs/benchmarks.md, "What limits it").
+//! With a log, a message costs one append, and a member's connection takes everything new in one go,
 //! while it writes.
 //!
 //! Order: every event the hub sends is stamped from one counter, whether it goes into a
@@ -13,10 +12,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use super::SessionId;
-use super::event::{FormatKey, Outgoing};
+use super::lock_order::{Level, Ordered, OrderedGuard};
+use crate::hub::{FormatKey, Outgoing, SessionId};
 use crate::limits::LOG_CHECK_EVERY;
 
 /// Entries a [`Chunk`] holds. A reader takes a reference to each chunk its unread part
@@ -30,9 +29,8 @@ const CHUNK_ENTRIES: usize = 32;
 const MEASURED_FORMATS: usize = 3;
 
 /// A room's recent events, kept until every member has read them.
-#[derive(Default)]
 pub struct RoomLog {
-    state: Mutex<Entries>,
+    state: Ordered<Entries>,
 }
 
 #[derive(Default)]
@@ -49,7 +47,7 @@ struct Entries {
     /// Appended since the members' places were last checked.
     unchecked: usize,
     /// For each wire format measured, in the order first asked (its index in
-    /// [`Entry::before`]), the position up to which entries carry their total before them
+    /// [`LogEntry::before`]), the position up to which entries carry their total before them
     /// in it, and the running total of bytes there.
     measured: Vec<(FormatKey, Measured)>,
 }
@@ -65,14 +63,13 @@ struct Measured {
 
 /// A stretch of a log. Its slots are filled once, in order, under the log's lock, and
 /// never change after: a reader that holds the chunk reads every slot before the end it
-/// saw without the lock, and without a reference count per line — at 5M deliveries a
-/// second, one per line taken and one per line written were a tenth of the server's core
-/// (docs/benchmarks.md, "What limits it").
+/// saw without the lock, and without a reference count per line, which was among the
+/// dearest things a busy server did (docs/benchmarks.md, "What limits it").
 pub struct Chunk {
-    slots: [OnceLock<Entry>; CHUNK_ENTRIES],
+    slots: [OnceLock<LogEntry>; CHUNK_ENTRIES],
 }
 
-struct Entry {
+struct LogEntry {
     /// The hub's stamp: where this event stands among everything the hub sent.
     order: u64,
     /// Who must not hear it (the one who said it).
@@ -99,7 +96,7 @@ impl Chunk {
 impl Entries {
     /// The entry at `position`, which is kept (at or after `first`, before `end`), with the
     /// chunk and slot it is in.
-    fn locate(&self, position: u64) -> (&Arc<Chunk>, usize, &Entry) {
+    fn locate(&self, position: u64) -> (&Arc<Chunk>, usize, &LogEntry) {
         let at = usize::try_from(position - self.base).expect("a log fits in memory");
         let chunk = &self.chunks[at / CHUNK_ENTRIES];
         let slot = at % CHUNK_ENTRIES;
@@ -148,7 +145,7 @@ impl Entries {
     fn unread<'a>(
         &'a self,
         reading: &Reading,
-    ) -> impl Iterator<Item = (&'a Arc<Chunk>, usize, &'a Entry)> + use<'a> {
+    ) -> impl Iterator<Item = (&'a Arc<Chunk>, usize, &'a LogEntry)> + use<'a> {
         let reader = Some(reading.reader);
         (reading.next.max(self.first)..self.end)
             .map(move |position| self.locate(position))
@@ -162,14 +159,16 @@ impl Entries {
 }
 
 impl RoomLog {
-    pub(super) fn new() -> Arc<RoomLog> {
-        Arc::default()
+    pub fn new() -> Arc<RoomLog> {
+        Arc::new(RoomLog {
+            state: Ordered::with_default(Level::Log),
+        })
     }
 
     /// Appends `event`, stamped `order`, for every member but `except`. True when the
     /// members' places are due for a check ([`LOG_CHECK_EVERY`]): who fell too far behind,
     /// and what everyone has read.
-    pub(super) fn append(&self, order: u64, except: Option<SessionId>, event: Outgoing) -> bool {
+    pub fn append(&self, order: u64, except: Option<SessionId>, event: Outgoing) -> bool {
         let mut state = self.lock();
         let at = usize::try_from(state.end - state.base).expect("a log fits in memory");
         if at / CHUNK_ENTRIES == state.chunks.len() {
@@ -177,7 +176,7 @@ impl RoomLog {
                 slots: Default::default(),
             }));
         }
-        let entry = Entry {
+        let entry = LogEntry {
             order,
             except,
             event: Arc::new(event),
@@ -196,7 +195,7 @@ impl RoomLog {
     }
 
     /// A place for `reader` at the end of the log: it reads what is appended from now on.
-    pub(super) fn follow(self: &Arc<Self>, reader: SessionId) -> Reading {
+    pub fn follow(self: &Arc<Self>, reader: SessionId) -> Reading {
         Reading {
             next: self.lock().end,
             log: self.clone(),
@@ -205,13 +204,13 @@ impl RoomLog {
     }
 
     /// Where the log ends now: a member whose place is here has read everything.
-    pub(super) fn end(&self) -> u64 {
+    pub fn end(&self) -> u64 {
         self.lock().end
     }
 
     /// Drops the entries before `keep_from`, which every member has read: the chunks
     /// wholly before it go (readers still writing from one keep it alive).
-    pub(super) fn trim(&self, keep_from: u64) {
+    pub fn trim(&self, keep_from: u64) {
         let mut state = self.lock();
         state.first = state.first.max(keep_from.min(state.end));
         while state.first - state.base >= CHUNK_ENTRIES as u64 {
@@ -220,8 +219,14 @@ impl RoomLog {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Entries kept.
+    #[cfg(test)]
+    pub fn kept(&self) -> u64 {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> OrderedGuard<'_, Entries> {
+        self.state.lock()
     }
 }
 
@@ -342,7 +347,11 @@ impl Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::Event;
+    use crate::hub::{Event, NodeId};
+
+    fn session(serial: u64) -> SessionId {
+        SessionId::new(NodeId::default(), serial)
+    }
 
     fn event(n: u64) -> Outgoing {
         Outgoing::new(Event::Ack { id: n, ts: 0 })
@@ -360,7 +369,7 @@ mod tests {
     #[test]
     fn each_member_reads_from_its_own_place_and_not_its_own_messages() {
         let log = RoomLog::new();
-        let (ana, bob) = (SessionId(1), SessionId(2));
+        let (ana, bob) = (session(1), session(2));
         let mut early = log.follow(ana);
         log.append(10, Some(ana), event(1));
         log.append(11, None, event(2));
@@ -380,7 +389,7 @@ mod tests {
     #[test]
     fn trimming_drops_only_what_was_read() {
         let log = RoomLog::new();
-        let mut reading = log.follow(SessionId(1));
+        let mut reading = log.follow(session(1));
         for n in 0..3 {
             log.append(n, None, event(n));
         }
@@ -395,7 +404,7 @@ mod tests {
         let mut behind = Reading {
             log: log.clone(),
             next: 0,
-            reader: SessionId(2),
+            reader: session(2),
         };
         log.append(4, None, event(4));
         assert_eq!(ids(&mut behind), [(4, 4)]);
@@ -417,8 +426,8 @@ mod tests {
     #[test]
     fn formats_past_those_measured_are_counted_by_walking() {
         let log = RoomLog::new();
-        let ana = SessionId(1);
-        let reading = log.follow(SessionId(2));
+        let ana = session(1);
+        let reading = log.follow(session(2));
         for n in [10, 20, 30] {
             log.append(n, Some(ana), event(n));
         }
@@ -449,7 +458,7 @@ mod tests {
     #[test]
     fn a_backlog_is_measured_once_and_without_the_members_own_lines() {
         let log = RoomLog::new();
-        let (ana, bob) = (SessionId(1), SessionId(2));
+        let (ana, bob) = (session(1), session(2));
         let ana_reads = log.follow(ana);
         let mut bob_reads = log.follow(bob);
         // Sizes 10, 20, 30 and 40; ana said the 20 and the 40.
@@ -513,7 +522,7 @@ mod tests {
     #[test]
     fn lines_taken_across_chunks_outlive_trimming() {
         let log = RoomLog::new();
-        let (ana, bob) = (SessionId(1), SessionId(2));
+        let (ana, bob) = (session(1), session(2));
         let mut readings = [log.follow(bob)];
         let total = 3 * CHUNK_ENTRIES as u64 + 5;
         for n in 0..total {

@@ -11,15 +11,17 @@
 //!
 //! A connection is woken once however often it was handed over since the last batch. A
 //! sender is also polled for its input, and each poll arms its outbox again, so without
-//! this it was handed over again at the next message: 50 senders in a room of 1,000 had
-//! piled up ~120 extra wake-ups — 120 extra writes — in every round (docs/benchmarks.md).
+//! this it would be handed over again at the next message, and written to again and again in
+//! one round (docs/benchmarks.md).
 
 use std::future::poll_fn;
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
+
+use super::lock_order::{Level, Ordered, OrderedGuard};
 
 /// Connections woken between two polls of the sockets, at least.
 const WAKE_BATCH: usize = 32;
@@ -29,9 +31,8 @@ const WAKE_BATCH: usize = 32;
 const WAKE_SLICES: usize = 8;
 
 /// The connections waiting for their turn to write, and the dispatcher's task.
-#[derive(Default)]
 pub struct Dispatcher {
-    state: Mutex<Waiting>,
+    state: Ordered<Waiting>,
 }
 
 #[derive(Default)]
@@ -40,6 +41,14 @@ struct Waiting {
     task: Option<Waker>,
     /// The dispatcher has stopped (shutdown): what is handed over is woken at once.
     stopped: bool,
+}
+
+impl Default for Dispatcher {
+    fn default() -> Dispatcher {
+        Dispatcher {
+            state: Ordered::with_default(Level::Dispatch),
+        }
+    }
 }
 
 impl Dispatcher {
@@ -100,8 +109,8 @@ impl Dispatcher {
         .await
     }
 
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> OrderedGuard<'_, Waiting> {
+        self.state.lock()
     }
 }
 

@@ -1,0 +1,38 @@
+//! Where the hub publishes what happens in a room, so that every node's members hear it.
+//!
+//! The hub hands each room event to its [`Bus`] once, whoever and wherever the members are.
+//! A server alone has [`LocalBus`], which gives the event straight back for this node's
+//! members; a cluster's bus would carry it to the other nodes and give it back, in the
+//! room's one order, through [`super::Hub::receive`].
+
+use super::SessionId;
+use super::event::Event;
+use super::names::RoomName;
+
+/// One event for a room's members.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub room: RoomName,
+    pub event: Event,
+    /// Who must not hear it: the one who said it.
+    pub except: Option<SessionId>,
+}
+
+/// Carries room events between the nodes serving a chat. Called under the hub's lock:
+/// an implementation must not block (queue the event, and send it from a task of its own).
+pub trait Bus: Send + Sync {
+    /// Publishes `publication` to the room's members on every node. Returns it when this
+    /// node's members are to hear it at once; `None` when the bus hands it back later
+    /// through [`super::Hub::receive`].
+    fn publish(&self, publication: Publication) -> Option<Publication>;
+}
+
+/// The bus of a server alone: every member is here, so an event is heard as it is
+/// published.
+pub struct LocalBus;
+
+impl Bus for LocalBus {
+    fn publish(&self, publication: Publication) -> Option<Publication> {
+        Some(publication)
+    }
+}

@@ -1,0 +1,630 @@
+//! The chat's state and its rules: what each command does to sessions, nicks and rooms.
+//! Only [`super::Hub`] touches it, under its lock.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::bus::{Bus, Publication};
+use super::command::{Command, Request};
+use super::directory::Directory;
+use super::event::{ErrorCode, Event, LeaveReason, Outgoing, Said};
+use super::ids::Mint;
+use super::names::{Nick, RoomName};
+use super::nicks::NickTable;
+use super::post::Entry;
+use super::room::{Room, RoomSettings};
+use super::store::HistoryStore;
+use super::text::MessageText;
+use super::{BySession, SessionId, WakeAll};
+use crate::fanout::{Overflow, Recipient};
+
+/// A connected session as the hub knows it.
+pub(super) struct Participant {
+    pub nick: Nick,
+    /// Rooms joined, in the order the session chose them; the last is where its plain
+    /// messages go. A boxed slice of exactly that many: a `Vec`'s spare capacity would
+    /// cost every idle connection. At most [`Chat::max_rooms_per_session`] long, so
+    /// looking through it is bounded.
+    pub rooms: Box<[RoomName]>,
+    pub recipient: Arc<dyn Recipient>,
+}
+
+pub(super) struct Chat {
+    pub sessions: BySession<Participant>,
+    pub nicks: NickTable,
+    pub rooms: HashMap<RoomName, Room>,
+    pub mint: Mint,
+    /// Stamps everything sent, to a room's log or to one session, so each connection can
+    /// put what it has from both back in the hub's order (`fanout::RoomLog`).
+    pub next_order: u64,
+    pub next_guest: u64,
+    /// Set by [`super::Hub::shutdown`]: later arrivals are sent away.
+    pub shut_down: bool,
+    /// Sessions whose queue overflowed during the current operation; each public method
+    /// disconnects them before it releases the lock.
+    pub overflowed: Vec<SessionId>,
+    /// Connections the current operation gave new lines to read in a room's log, and who
+    /// wakes them ([`super::Hub::set_wake`]).
+    pub woken: Vec<Waker>,
+    pub wake: Arc<WakeAll>,
+    pub store: Arc<dyn HistoryStore>,
+    pub bus: Arc<dyn Bus>,
+    pub directory: Arc<dyn Directory>,
+    /// Rooms opened by feeds, which live on empty and are not counted in `max_rooms`.
+    pub kept_rooms: usize,
+    /// What every new room starts with.
+    pub room_settings: RoomSettings,
+    /// Rooms in all, kept rooms and `#lobby` aside (`--max-rooms`).
+    pub max_rooms: usize,
+    /// Rooms one session may be in at once (`--max-rooms-per-client`).
+    pub max_rooms_per_session: usize,
+}
+
+/// A command's direct answer, if it has one besides what it broadcasts.
+pub(super) type Reply = Result<Option<Event>, Failure>;
+/// An error code and a sentence for the user.
+pub(super) type Failure = (ErrorCode, String);
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Chat {
+    pub fn apply(&mut self, id: SessionId, request: Request) {
+        let Request { command, reference } = request;
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let result = match command {
+            Command::Say { room, text, action } => self.say(id, room, text, action),
+            Command::Msg { to, text } => self.private(id, to, text),
+            Command::Nick(nick) => self.rename(id, nick),
+            Command::Join(room) => self.join(id, room, reference.clone()).map(|()| None),
+            Command::Leave { room, message } => self.leave(id, room, message),
+            Command::Users { room } => self.users(id, room),
+            Command::Rooms => Ok(Some(self.rooms())),
+            Command::History { room, limit } => self.room_of(id, room).map(|room| {
+                let messages = self.store.recent(&room, limit);
+                Some(Event::History { room, messages })
+            }),
+            Command::Help => Ok(Some(Event::Help)),
+            Command::Status { room } => self.status(id, room),
+            Command::Quit { message } => {
+                self.remove(id, LeaveReason::Quit(message));
+                Ok(None)
+            }
+        };
+        self.answer(id, result, reference);
+    }
+
+    /// Sends `id` the outcome of its request: the answer, or the error.
+    pub fn answer(&mut self, id: SessionId, result: Reply, reference: Option<String>) {
+        let answer = match result {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err((code, message)) => Event::Error { code, message },
+        };
+        self.send(id, &Outgoing::reply(answer, reference));
+    }
+
+    /// Who holds `nick`, here or on another node.
+    pub fn holder(&self, nick: &Nick) -> Option<SessionId> {
+        self.nicks
+            .get(nick, &self.sessions)
+            .or_else(|| self.directory.holder(nick))
+    }
+
+    /// Makes `recipient` session `id` under `nick`, greeted and put in `#lobby`.
+    pub fn admit(&mut self, id: SessionId, recipient: Arc<dyn Recipient>, nick: Nick) {
+        let lobby = RoomName::lobby();
+        self.sessions.insert(
+            id,
+            Participant {
+                nick: nick.clone(),
+                rooms: Box::default(),
+                recipient,
+            },
+        );
+        self.nicks.insert(id, &self.sessions);
+        self.directory.claimed(&nick, id);
+        let welcome = Event::Welcome {
+            nick,
+            rooms: vec![lobby.clone()],
+        };
+        self.send(id, &Outgoing::new(welcome));
+        let joined = self.join(id, lobby, None);
+        debug_assert!(joined.is_ok(), "#lobby takes everyone");
+    }
+
+    pub fn open_room(&mut self, room: &RoomName) -> &mut Room {
+        let settings = self.room_settings;
+        let target = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room.clone(), settings));
+        if !target.kept {
+            target.kept = true;
+            self.kept_rooms += 1;
+        }
+        target
+    }
+
+    /// What the feeds of a room report; any existing room may be looked into, like
+    /// `/users`.
+    fn status(&self, id: SessionId, room: Option<RoomName>) -> Reply {
+        let room = match room {
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            None => self.room_of(id, None)?,
+        };
+        let target = &self.rooms[&room];
+        Ok(Some(Event::Status {
+            room: target.name.clone(),
+            items: target.status.iter().flat_map(|s| s.status()).collect(),
+        }))
+    }
+
+    pub fn guest_nick(&mut self) -> Nick {
+        loop {
+            let n = self.next_guest;
+            self.next_guest += 1;
+            let nick = Nick::parse(&format!("guest-{n}")).expect("guest nicks are valid");
+            if self.holder(&nick).is_none() {
+                return nick;
+            }
+        }
+    }
+
+    /// The room a command is about: the one named, which the session must be in, or else
+    /// the one it talks in now.
+    pub fn room_of(&self, id: SessionId, room: Option<RoomName>) -> Result<RoomName, Failure> {
+        let session = &self.sessions[&id];
+        match room {
+            Some(room) if session.rooms.contains(&room) => Ok(room),
+            Some(room) => Err((
+                ErrorCode::NotInRoom,
+                format!("you are not in {room}; /join {room} first"),
+            )),
+            None => session.rooms.last().cloned().ok_or_else(|| {
+                (
+                    ErrorCode::NotInRoom,
+                    "you are in no room; /join #room first".to_string(),
+                )
+            }),
+        }
+    }
+
+    fn say(
+        &mut self,
+        id: SessionId,
+        room: Option<RoomName>,
+        text: MessageText,
+        action: bool,
+    ) -> Reply {
+        let room = self.room_of(id, room)?;
+        let said = Said {
+            id: self.mint.message(),
+            ts: now_ms(),
+            room: room.clone(),
+            from: self.sessions[&id].nick.clone(),
+            text,
+            action,
+        };
+        let ack = Event::Ack {
+            id: said.id,
+            ts: said.ts,
+        };
+        self.store.append(Entry::Said(said.clone()));
+        self.publish(room, Event::Message(said), Some(id));
+        Ok(Some(ack))
+    }
+
+    fn private(&mut self, id: SessionId, to: Nick, text: MessageText) -> Reply {
+        let Some(target) = self.nicks.get(&to, &self.sessions) else {
+            return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
+        };
+        let (msg_id, ts) = (self.mint.message(), now_ms());
+        let private = Event::Private {
+            id: msg_id,
+            ts,
+            from: self.sessions[&id].nick.clone(),
+            to: self.sessions[&target].nick.clone(),
+            text,
+        };
+        self.send(target, &Outgoing::new(private));
+        Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
+    fn rename(&mut self, id: SessionId, new: Nick) -> Reply {
+        let old = self.sessions[&id].nick.clone();
+        if let Some(holder) = self.holder(&new)
+            && holder != id
+        {
+            return Err((
+                ErrorCode::NickTaken,
+                format!("{new} is taken; you are still {old}"),
+            ));
+        }
+        self.nicks.remove(id, &old);
+        self.directory.released(&old, id);
+        self.sessions.get_mut(&id).expect("session exists").nick = new.clone();
+        self.nicks.insert(id, &self.sessions);
+        self.directory.claimed(&new, id);
+        // Everyone sharing a room hears it once, however many rooms they share.
+        let mut told = HashSet::from([id]);
+        let notice = Outgoing::new(Event::NickChanged {
+            old: old.clone(),
+            new: new.clone(),
+            you: false,
+        });
+        let rooms = self.sessions[&id].rooms.clone();
+        for room in rooms {
+            let target = &self.rooms[&room];
+            if !target.settings.announces(target.members.len()) {
+                continue;
+            }
+            let members: Vec<_> = target
+                .members
+                .iter()
+                .filter(|(member, _)| told.insert(**member))
+                .map(|(member, recipient)| (*member, recipient.clone()))
+                .collect();
+            for (member, recipient) in members {
+                self.deliver(member, &*recipient, &notice);
+            }
+        }
+        Ok(Some(Event::NickChanged {
+            old,
+            new,
+            you: true,
+        }))
+    }
+
+    /// Whether session `id` may join `room`: within its own bound and, for a room that
+    /// does not exist yet, the server's.
+    fn may_join(&self, id: SessionId, room: &RoomName) -> Result<(), Failure> {
+        let held = self.sessions[&id].rooms.len();
+        if held >= self.max_rooms_per_session {
+            return Err((
+                ErrorCode::TooManyRooms,
+                format!(
+                    "you are in {held} rooms, the most one connection may be in; /leave one \
+                     before joining {room}"
+                ),
+            ));
+        }
+        // Kept rooms and #lobby are the server's own, not counted against the bound.
+        let own = self.kept_rooms + 1;
+        if !self.rooms.contains_key(room)
+            && *room != RoomName::lobby()
+            && self.rooms.len() >= self.max_rooms + own
+        {
+            return Err((
+                ErrorCode::TooManyRooms,
+                format!(
+                    "the server has {} rooms, as many as it keeps; join one that exists",
+                    self.max_rooms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn join(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        reference: Option<String>,
+    ) -> Result<(), Failure> {
+        let already = self.sessions[&id].rooms.contains(&room);
+        if !already {
+            self.may_join(id, &room)?;
+        }
+        let settings = self.room_settings;
+        let target = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room, settings));
+        // The room's own name from here on: its spelling, and its one shared string rather
+        // than a copy per member.
+        let room = target.name.clone();
+        let session = self.sessions.get_mut(&id).expect("session exists");
+        let mut rooms = std::mem::take(&mut session.rooms).into_vec();
+        rooms.retain(|r| r != &room);
+        rooms.push(room.clone());
+        session.rooms = rooms.into_boxed_slice();
+        let nick = session.nick.clone();
+        let recipient = session.recipient.clone();
+        if !already {
+            let messages = self.store.recent(&room, None);
+            recipient.follow(target.log.follow(id));
+            target.members.insert(id, recipient);
+            let count = target.members.len();
+            let announce = target.settings.announces(count);
+            if !messages.is_empty() {
+                let history = Event::History {
+                    room: room.clone(),
+                    messages,
+                };
+                self.send(id, &Outgoing::reply(history, reference.clone()));
+            }
+            if announce {
+                let joined = Event::Joined {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                    you: false,
+                    members: Vec::new(),
+                    count,
+                };
+                self.publish(room.clone(), joined, Some(id));
+            }
+        }
+        let shown = self.rooms[&room].settings.shown_on_join;
+        let joined = Event::Joined {
+            members: self.member_nicks(&room, Some(shown)),
+            count: self.rooms[&room].members.len(),
+            room: room.clone(),
+            nick,
+            you: true,
+        };
+        self.send(id, &Outgoing::reply(joined, reference));
+        if !already && !self.rooms[&room].status.is_empty() {
+            // A room with feeds greets each newcomer with what they are doing.
+            if let Ok(Some(status @ Event::Status { .. })) = self.status(id, Some(room))
+                && !matches!(&status, Event::Status { items, .. } if items.is_empty())
+            {
+                self.send(id, &Outgoing::new(status));
+            }
+        }
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        id: SessionId,
+        room: Option<RoomName>,
+        message: Option<MessageText>,
+    ) -> Reply {
+        let room = self.room_of(id, room)?;
+        let reason = LeaveReason::Left(message);
+        self.part(id, &room, &reason);
+        let nick = self.sessions[&id].nick.clone();
+        Ok(Some(Event::Left {
+            room,
+            nick,
+            you: true,
+            reason,
+        }))
+    }
+
+    fn users(&self, id: SessionId, room: Option<RoomName>) -> Reply {
+        let room = match room {
+            // Anyone may look into an existing room before joining it.
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            None => self.room_of(id, None)?,
+        };
+        Ok(Some(Event::Users {
+            nicks: self.member_nicks(&room, None),
+            room: self.rooms[&room].name.clone(),
+        }))
+    }
+
+    fn rooms(&self) -> Event {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .map(|room| (room.name.clone(), room.members.len()))
+            .collect();
+        rooms.sort_by(|a, b| a.0.key().cmp(b.0.key()));
+        Event::Rooms { rooms }
+    }
+
+    /// The members' nicks in alphabetical order; only the first `limit` when given.
+    fn member_nicks(&self, room: &RoomName, limit: Option<usize>) -> Vec<Nick> {
+        // Each key found once, not at every comparison. Keys are unique in a room, so
+        // (key, id) pairs sort as the keys do.
+        let target = &self.rooms[room];
+        let members = target
+            .members
+            .keys()
+            .map(|&member| (self.sessions[&member].nick.key(), member));
+        let mut nicks: Vec<(&str, SessionId)> = match limit {
+            // A crowd: the first `limit` kept as they come, so a join costs no list as
+            // long as the room (allocated anew at every join, such lists left the
+            // allocator holding memory on every idle connection).
+            Some(limit) if !target.settings.announces(target.members.len()) => {
+                first(members, limit)
+            }
+            _ => members.collect(),
+        };
+        if let Some(limit) = limit.filter(|&l| l < nicks.len()) {
+            // Linear selection, so a join costs no full sort.
+            nicks.select_nth_unstable(limit);
+            nicks.truncate(limit);
+        }
+        nicks.sort_unstable();
+        nicks
+            .into_iter()
+            .map(|(_, member)| self.sessions[&member].nick.clone())
+            .collect()
+    }
+
+    /// Takes session `id` out of `room` and tells the members left behind.
+    pub fn part(&mut self, id: SessionId, room: &RoomName, reason: &LeaveReason) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mut rooms = std::mem::take(&mut session.rooms).into_vec();
+        rooms.retain(|r| r != room);
+        session.rooms = rooms.into_boxed_slice();
+        let nick = session.nick.clone();
+        // What it was sent in the room before it left still reaches it; not when it is
+        // being disconnected for falling behind.
+        self.stop_reading(id, room, *reason != LeaveReason::SendQueueExceeded);
+        let Some(target) = self.rooms.get_mut(room) else {
+            return;
+        };
+        target.members.remove(&id);
+        if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
+            // A room lives while someone is in it; #lobby always does.
+            self.rooms.remove(room);
+            self.store.forget(room);
+            return;
+        }
+        if !target.settings.announces(target.members.len() + 1) {
+            return;
+        }
+        let left = Event::Left {
+            room: target.name.clone(),
+            nick,
+            you: false,
+            reason: reason.clone(),
+        };
+        self.publish(room.clone(), left, None);
+    }
+
+    /// Parts at most `most` of session `id`'s rooms, the last joined first; true once it
+    /// is in none (or gone).
+    pub fn part_some(&mut self, id: SessionId, reason: &LeaveReason, most: usize) -> bool {
+        let Some(session) = self.sessions.get(&id) else {
+            return true;
+        };
+        let rooms: Vec<RoomName> = session.rooms.iter().rev().take(most).cloned().collect();
+        for room in &rooms {
+            self.part(id, room, reason);
+        }
+        self.sessions.get(&id).is_none_or(|s| s.rooms.is_empty())
+    }
+
+    /// Removes session `id` (all its rooms at once) and says goodbye.
+    pub fn remove(&mut self, id: SessionId, reason: LeaveReason) {
+        self.part_some(id, &reason, usize::MAX);
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.nicks.remove(id, &session.nick);
+        self.directory.released(&session.nick, id);
+        session
+            .recipient
+            .close(self.next_order(), &Outgoing::new(Event::Bye { reason }));
+    }
+
+    pub fn send(&mut self, id: SessionId, event: &Outgoing) {
+        if let Some(session) = self.sessions.get(&id) {
+            let recipient = session.recipient.clone();
+            self.deliver(id, &*recipient, event);
+        }
+    }
+
+    /// Hands `event` for `room`'s members but `except` to the bus, and on to this node's
+    /// members when the bus gives it back at once.
+    pub fn publish(&mut self, room: RoomName, event: Event, except: Option<SessionId>) {
+        let publication = Publication {
+            room,
+            event,
+            except,
+        };
+        if let Some(publication) = self.bus.publish(publication) {
+            self.fan_out(publication);
+        }
+    }
+
+    /// Appends a publication to the room's log for every member here but its `except`,
+    /// and wakes the members whose connections wait for more. Every
+    /// [`LOG_CHECK_EVERY`](crate::limits::LOG_CHECK_EVERY) messages the log drops what all
+    /// have read, and whoever has fallen too far behind is disconnected.
+    pub fn fan_out(&mut self, publication: Publication) {
+        let Publication {
+            room,
+            event,
+            except,
+        } = publication;
+        let order = self.next_order();
+        let Some(target) = self.rooms.get(&room) else {
+            return;
+        };
+        let due = target.log.append(order, except, Outgoing::new(event));
+        for (&member, recipient) in &target.members {
+            if Some(member) != except
+                && let Some(waker) = recipient.notify()
+            {
+                self.woken.push(waker);
+            }
+        }
+        if due {
+            let mut keep_from = target.log.end();
+            for (&member, recipient) in &target.members {
+                match recipient.check(&target.log) {
+                    Ok(Some(next)) => keep_from = keep_from.min(next),
+                    Ok(None) => {}
+                    Err(Overflow) => self.overflowed.push(member),
+                }
+            }
+            target.log.trim(keep_from);
+        }
+    }
+
+    /// Session `id` stops reading `room`'s log; with `hand_over`, what it had not read
+    /// there yet is queued to it directly, in its place in the hub's order.
+    pub fn stop_reading(&mut self, id: SessionId, room: &RoomName, hand_over: bool) {
+        let (Some(session), Some(target)) = (self.sessions.get(&id), self.rooms.get(room)) else {
+            return;
+        };
+        let Some(mut reading) = session.recipient.unfollow(&target.log) else {
+            return;
+        };
+        if !hand_over {
+            return;
+        }
+        let mut unread = Vec::new();
+        reading.read(|order, event| unread.push((order, event.clone())));
+        let recipient = session.recipient.clone();
+        for (order, event) in unread {
+            if recipient.deliver(order, &event).is_err() {
+                self.overflowed.push(id);
+                return;
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: SessionId, recipient: &dyn Recipient, event: &Outgoing) {
+        if recipient.deliver(self.next_order(), event).is_err() {
+            self.overflowed.push(id);
+        }
+    }
+
+    pub fn next_order(&mut self) -> u64 {
+        let order = self.next_order;
+        self.next_order += 1;
+        order
+    }
+
+    /// Disconnects every session that could not keep up. Telling their rooms may overflow
+    /// more queues, so this runs until none is left.
+    pub fn settle(&mut self) {
+        while let Some(id) = self.overflowed.pop() {
+            self.remove(id, LeaveReason::SendQueueExceeded);
+        }
+    }
+}
+
+/// The `n` smallest of `items`, in no order, holding no more than `n` at a time.
+fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
+    let mut kept = BinaryHeap::with_capacity(n);
+    for item in items {
+        if kept.len() < n {
+            kept.push(item);
+        } else if let Some(mut last) = kept.peek_mut()
+            && item < *last
+        {
+            // Takes the place of the greatest kept, which sinks.
+            *last = item;
+        }
+    }
+    kept.into_vec()
+}

@@ -1,0 +1,387 @@
+//! The hub's edges: what it hands its bus, store and directory, and the bounds on rooms.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::tests::hub_keeping;
+use super::*;
+use crate::fanout::recorder::Recorder;
+use crate::limits::Limits;
+
+fn member(hub: &Hub, nick: &str) -> (SessionId, Arc<Recorder>) {
+    let inbox = Arc::new(Recorder::default());
+    let id = hub
+        .register(inbox.clone(), Some(Nick::parse(nick).unwrap()))
+        .unwrap();
+    inbox.take();
+    (id, inbox)
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn say(room_name: &str, text: &str) -> Request {
+    Command::Say {
+        room: Some(room(room_name)),
+        text: MessageText::new(text).unwrap(),
+        action: false,
+    }
+    .into()
+}
+
+fn join(name: &str) -> Request {
+    Command::Join(room(name)).into()
+}
+
+fn errors(events: &[Event]) -> Vec<ErrorCode> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn said(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(said) => Some(said.text.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Records what is published; hands it back at once (`now`) or keeps it for later.
+struct TestBus {
+    now: bool,
+    published: Mutex<Vec<Publication>>,
+}
+
+impl Bus for TestBus {
+    fn publish(&self, publication: Publication) -> Option<Publication> {
+        self.published.lock().unwrap().push(publication.clone());
+        self.now.then_some(publication)
+    }
+}
+
+fn hub_on(bus: Arc<TestBus>, directory: Arc<dyn Directory>) -> Hub {
+    let limits = Limits::default();
+    let edges = Edges {
+        bus,
+        directory,
+        ..Edges::alone(&limits)
+    };
+    Hub::with_edges(&limits, edges)
+}
+
+#[test]
+fn a_message_is_published_once_for_the_room_not_once_per_member() {
+    let bus = Arc::new(TestBus {
+        now: true,
+        published: Mutex::default(),
+    });
+    let hub = hub_on(bus.clone(), Arc::new(Alone));
+    let members: Vec<_> = ["ana", "bob", "cy"]
+        .iter()
+        .map(|nick| member(&hub, nick))
+        .collect();
+    bus.published.lock().unwrap().clear();
+    hub.apply(members[0].0, say("#lobby", "hola"));
+    let published = bus.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].room, room("#lobby"));
+    assert_eq!(published[0].except, Some(members[0].0));
+    for (_, inbox) in &members[1..] {
+        assert_eq!(said(&inbox.take()), ["hola"]);
+    }
+    assert!(said(&members[0].1.take()).is_empty(), "not to the sender");
+}
+
+#[test]
+fn what_the_bus_hands_back_later_is_heard_then() {
+    let bus = Arc::new(TestBus {
+        now: false,
+        published: Mutex::default(),
+    });
+    let hub = hub_on(bus.clone(), Arc::new(Alone));
+    let (ana, _) = member(&hub, "ana");
+    let (_, bob) = member(&hub, "bob");
+    bus.published.lock().unwrap().clear();
+    hub.apply(ana, say("#lobby", "over the wire"));
+    assert!(
+        said(&bob.take()).is_empty(),
+        "not before the bus gives it back"
+    );
+    let publication = bus.published.lock().unwrap().pop().unwrap();
+    hub.receive(publication);
+    assert_eq!(said(&bob.take()), ["over the wire"]);
+}
+
+/// Holds `ana` on another node; records what this node claims and releases.
+#[derive(Default)]
+struct Elsewhere {
+    changes: Mutex<Vec<String>>,
+}
+
+impl Directory for Elsewhere {
+    fn holder(&self, nick: &Nick) -> Option<SessionId> {
+        (nick.key() == "ana").then(|| SessionId::new(NodeId::new(1).unwrap(), 7))
+    }
+
+    fn claimed(&self, nick: &Nick, _: SessionId) {
+        self.changes.lock().unwrap().push(format!("+{nick}"));
+    }
+
+    fn released(&self, nick: &Nick, _: SessionId) {
+        self.changes.lock().unwrap().push(format!("-{nick}"));
+    }
+}
+
+#[test]
+fn a_nick_held_on_another_node_is_taken_here_too() {
+    let directory = Arc::new(Elsewhere::default());
+    let bus = Arc::new(TestBus {
+        now: true,
+        published: Mutex::default(),
+    });
+    let hub = hub_on(bus, directory.clone());
+    let refused = hub.register(
+        Arc::new(Recorder::default()),
+        Some(Nick::parse("ANA").unwrap()),
+    );
+    assert_eq!(refused.unwrap_err().0, ErrorCode::NickTaken);
+    let (bob, inbox) = member(&hub, "bob");
+    hub.apply(bob, Command::Nick(Nick::parse("ana").unwrap()).into());
+    assert_eq!(errors(&inbox.take()), [ErrorCode::NickTaken]);
+    hub.apply(bob, Command::Nick(Nick::parse("beto").unwrap()).into());
+    hub.disconnect(bob, LeaveReason::ConnectionLost);
+    assert_eq!(
+        *directory.changes.lock().unwrap(),
+        ["+bob", "-bob", "+beto", "-beto"]
+    );
+}
+
+/// A store that asks the hub something while it answers a `/history`: under the hub's lock
+/// that would deadlock (and, in debug builds, panic on the lock order).
+struct Reentrant {
+    memory: MemoryHistory,
+    hub: OnceLock<Hub>,
+}
+
+impl HistoryStore for Reentrant {
+    fn append(&self, entry: Entry) {
+        self.memory.append(entry);
+    }
+
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
+        if limit.is_some() {
+            // Only a `/history` asks with a limit; joining asks for all, under the lock.
+            assert!(self.hub.get().unwrap().session_count() > 0);
+        }
+        self.memory.recent(room, limit)
+    }
+
+    fn forget(&self, room: &RoomName) {
+        self.memory.forget(room);
+    }
+}
+
+#[test]
+fn history_is_asked_of_the_store_without_the_hubs_lock() {
+    let limits = Limits::default();
+    let store = Arc::new(Reentrant {
+        memory: MemoryHistory::new(limits.history_bounds()),
+        hub: OnceLock::new(),
+    });
+    let edges = Edges {
+        store: store.clone(),
+        ..Edges::alone(&limits)
+    };
+    let hub = Hub::with_edges(&limits, edges);
+    store.hub.set(hub.clone()).ok().unwrap();
+    let (ana, inbox) = member(&hub, "ana");
+    for n in 0..5 {
+        hub.apply(ana, say("#lobby", &format!("line {n}")));
+    }
+    inbox.take();
+    hub.apply(
+        ana,
+        Command::History {
+            room: None,
+            limit: Some(2),
+        }
+        .into(),
+    );
+    let events = inbox.take();
+    let Some(Event::History { messages, .. }) = events.last() else {
+        panic!("{events:?}");
+    };
+    let texts: Vec<_> = messages.iter().map(|m| m.text().to_string()).collect();
+    assert_eq!(texts, ["line 3", "line 4"]);
+    // Not in the room: refused, and the store is not asked.
+    hub.apply(
+        ana,
+        Command::History {
+            room: Some(room("#elsewhere")),
+            limit: Some(2),
+        }
+        .into(),
+    );
+    assert_eq!(errors(&inbox.take()), [ErrorCode::NotInRoom]);
+}
+
+fn hub_with_rooms(per_client: usize, all: usize) -> Hub {
+    Hub::new(&Limits {
+        max_rooms_per_client: per_client,
+        max_rooms: all,
+        ..Limits::default()
+    })
+}
+
+#[test]
+fn a_session_joins_at_most_its_bound_of_rooms() {
+    let hub = hub_with_rooms(3, 100);
+    let (ana, inbox) = member(&hub, "ana");
+    for name in ["#a", "#b", "#c", "#d"] {
+        hub.apply(ana, join(name));
+    }
+    // #lobby, #a and #b: the third and fourth joins are refused.
+    assert_eq!(
+        errors(&inbox.take()),
+        [ErrorCode::TooManyRooms, ErrorCode::TooManyRooms]
+    );
+    // Joining a room it is in is no new room; leaving one makes room for another.
+    hub.apply(ana, join("#a"));
+    hub.apply(
+        ana,
+        Command::Leave {
+            room: Some(room("#b")),
+            message: None,
+        }
+        .into(),
+    );
+    hub.apply(ana, join("#c"));
+    assert!(errors(&inbox.take()).is_empty());
+}
+
+#[test]
+fn rooms_in_all_are_bounded_and_existing_ones_stay_open() {
+    let hub = hub_with_rooms(100, 2);
+    hub.open_room(&room("#alerts"));
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (bob, bob_inbox) = member(&hub, "bob");
+    hub.apply(ana, join("#one"));
+    hub.apply(ana, join("#two"));
+    hub.apply(bob, join("#three"));
+    assert_eq!(errors(&bob_inbox.take()), [ErrorCode::TooManyRooms]);
+    // The lobby and feed rooms are the server's own: not counted, always open.
+    hub.apply(bob, join("#one"));
+    hub.apply(bob, join("#alerts"));
+    assert!(errors(&bob_inbox.take()).is_empty());
+    // A room ends with its last member, and a new one may be made.
+    hub.apply(
+        ana,
+        Command::Leave {
+            room: Some(room("#two")),
+            message: None,
+        }
+        .into(),
+    );
+    hub.apply(bob, join("#three"));
+    assert!(errors(&bob_inbox.take()).is_empty());
+    assert!(errors(&ana_inbox.take()).is_empty());
+}
+
+#[test]
+fn a_session_in_many_rooms_leaves_every_one_of_them() {
+    let hub = hub_with_rooms(100, 1000);
+    let (ana, _) = member(&hub, "ana");
+    let (bob, bob_inbox) = member(&hub, "bob");
+    let names: Vec<String> = (0..50).map(|n| format!("#r{n}")).collect();
+    for name in &names {
+        hub.apply(ana, join(name));
+        hub.apply(bob, join(name));
+    }
+    bob_inbox.take();
+    hub.disconnect(ana, LeaveReason::ConnectionLost);
+    let left = bob_inbox
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Left { you: false, .. }))
+        .count();
+    assert_eq!(left, names.len() + 1, "every room, #lobby included");
+    assert_eq!(hub.session_count(), 1);
+    // Its nick is free again.
+    member(&hub, "ana");
+}
+
+#[test]
+fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
+    let text = |n: usize| MessageText::new(&format!("{n:>1000}")).unwrap();
+    let entry = |room_name: &str, n: usize| {
+        Entry::Said(Said {
+            id: n as u64,
+            ts: 0,
+            room: room(room_name),
+            from: Nick::parse("ana").unwrap(),
+            text: text(n),
+            action: false,
+        })
+    };
+    let size = stored_bytes(&entry("#a", 0));
+    let store = MemoryHistory::new(HistoryBounds {
+        per_room: 100,
+        room_bytes: 3 * size,
+        total_bytes: 5 * size,
+    });
+    let ids = |room_name: &str| -> Vec<u64> {
+        store
+            .recent(&room(room_name), None)
+            .iter()
+            .map(Entry::id)
+            .collect()
+    };
+    for n in 0..5 {
+        store.append(entry("#a", n));
+    }
+    assert_eq!(
+        ids("#a"),
+        [2, 3, 4],
+        "a room keeps its bytes' worth, newest"
+    );
+    for n in 5..8 {
+        store.append(entry("#b", n));
+    }
+    // Six entries are over the bound for all: the oldest of any room went first.
+    assert_eq!(ids("#a"), [3, 4]);
+    assert_eq!(ids("#b"), [5, 6, 7]);
+    store.forget(&room("#b"));
+    for n in 8..11 {
+        store.append(entry("#c", n));
+    }
+    assert_eq!(
+        ids("#a"),
+        [3, 4],
+        "a forgotten room's bytes were given back"
+    );
+    assert_eq!(ids("#c"), [8, 9, 10]);
+    // Many entries through a small room leave the oldest-first list swept, not growing.
+    for n in 11..2000 {
+        store.append(entry("#a", n));
+    }
+    assert_eq!(ids("#a"), [1997, 1998, 1999]);
+    assert_eq!(ids("#c"), [9, 10]);
+    assert!(store.ages_len() <= 2 * 5 + 64 + 1, "{}", store.ages_len());
+}
+
+#[test]
+fn rooms_keep_no_history_when_told_to_keep_none() {
+    let hub = hub_keeping(0);
+    let (ana, _) = member(&hub, "ana");
+    hub.apply(ana, say("#lobby", "gone"));
+    let (_, bob) = member(&hub, "bob");
+    hub.apply(ana, say("#lobby", "heard"));
+    assert_eq!(said(&bob.take()), ["heard"]);
+}

@@ -1,0 +1,192 @@
+//! Where rooms' history is kept, behind an interface the hub asks without knowing where.
+//!
+//! A [`HistoryStore`] keeps what was said and posted in each room and answers for the
+//! latest of it: newcomers get it on joining, `/history` asks for it. [`MemoryHistory`]
+//! keeps it in this process, bounded in entries and bytes per room and in bytes for all
+//! rooms together; a durable store keeps it on disk.
+
+use std::collections::{HashMap, VecDeque};
+use std::mem::size_of;
+
+use crate::fanout::{Level, Ordered};
+
+use super::names::RoomName;
+use super::post::{Entry, Field};
+
+/// Keeps rooms' history. Has a lock of its own: the hub calls it under its lock to
+/// remember, and without it to answer a `/history`.
+pub trait HistoryStore: Send + Sync {
+    /// Keeps `entry` as the newest of its room's history.
+    fn append(&self, entry: Entry);
+
+    /// The last `limit` entries of `room` (as many as kept when `None`), oldest first.
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry>;
+
+    /// The room is gone (its last member left): what it kept may go too.
+    fn forget(&self, room: &RoomName);
+}
+
+/// How much history [`MemoryHistory`] keeps; the oldest goes first past any bound.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryBounds {
+    /// Entries a room keeps (`--history`); 0 keeps none.
+    pub per_room: usize,
+    /// Bytes a room's entries may take (`--history-room-bytes`).
+    pub room_bytes: usize,
+    /// Bytes all rooms' entries may take together (`--history-bytes`).
+    pub total_bytes: usize,
+}
+
+/// History in this process's memory, forgotten on restart.
+pub struct MemoryHistory {
+    bounds: HistoryBounds,
+    state: Ordered<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    rooms: HashMap<RoomName, RoomHistory>,
+    /// Every entry kept, oldest first, by room and number: the order entries go in when
+    /// all rooms together are over their bound. Holds numbers of entries a room already
+    /// dropped, skipped when met and swept when they outnumber the live ones.
+    ages: VecDeque<(RoomName, u64)>,
+    /// Entries in `ages` still kept by their room.
+    live: usize,
+    bytes: usize,
+    /// The number of the next entry kept, in any room.
+    next: u64,
+}
+
+#[derive(Default)]
+struct RoomHistory {
+    /// Oldest first, each with its number and its size.
+    entries: VecDeque<(u64, usize, Entry)>,
+    bytes: usize,
+}
+
+impl MemoryHistory {
+    pub fn new(bounds: HistoryBounds) -> MemoryHistory {
+        MemoryHistory {
+            bounds,
+            state: Ordered::with_default(Level::Store),
+        }
+    }
+}
+
+impl MemoryHistory {
+    /// Entries in the oldest-first list, dropped ones not swept yet included.
+    #[cfg(test)]
+    pub fn ages_len(&self) -> usize {
+        self.state.lock().ages.len()
+    }
+}
+
+impl HistoryStore for MemoryHistory {
+    fn append(&self, entry: Entry) {
+        let size = stored_bytes(&entry);
+        let bounds = self.bounds;
+        if bounds.per_room == 0 || size > bounds.room_bytes.min(bounds.total_bytes) {
+            return;
+        }
+        let mut kept = self.state.lock();
+        let kept = &mut *kept;
+        let number = kept.next;
+        kept.next += 1;
+        let name = entry.room().clone();
+        let room = kept.rooms.entry(name.clone()).or_default();
+        room.entries.push_back((number, size, entry));
+        room.bytes += size;
+        kept.bytes += size;
+        kept.ages.push_back((name, number));
+        kept.live += 1;
+        while room.entries.len() > bounds.per_room || room.bytes > bounds.room_bytes {
+            let (_, size, _) = room
+                .entries
+                .pop_front()
+                .expect("over a bound, so not empty");
+            room.bytes -= size;
+            kept.bytes -= size;
+            kept.live -= 1;
+        }
+        while kept.bytes > bounds.total_bytes {
+            kept.drop_oldest();
+        }
+        if kept.ages.len() > 2 * kept.live + 64 {
+            kept.sweep();
+        }
+    }
+
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
+        let kept = self.state.lock();
+        let Some(history) = kept.rooms.get(room) else {
+            return Vec::new();
+        };
+        let len = history.entries.len();
+        let n = limit.map_or(len, |l| l.min(len));
+        history
+            .entries
+            .iter()
+            .skip(len - n)
+            .map(|(_, _, entry)| entry.clone())
+            .collect()
+    }
+
+    fn forget(&self, room: &RoomName) {
+        let mut kept = self.state.lock();
+        if let Some(history) = kept.rooms.remove(room) {
+            kept.bytes -= history.bytes;
+            kept.live -= history.entries.len();
+        }
+    }
+}
+
+impl Kept {
+    /// Drops the oldest entry of all rooms.
+    fn drop_oldest(&mut self) {
+        while let Some((name, number)) = self.ages.pop_front() {
+            let Some(room) = self.rooms.get_mut(&name) else {
+                continue;
+            };
+            if room.entries.front().is_some_and(|&(n, _, _)| n == number) {
+                let (_, size, _) = room.entries.pop_front().expect("checked");
+                room.bytes -= size;
+                self.bytes -= size;
+                self.live -= 1;
+                return;
+            }
+        }
+    }
+
+    /// Keeps in `ages` only the entries rooms still hold.
+    fn sweep(&mut self) {
+        let rooms = &self.rooms;
+        self.ages.retain(|(name, number)| {
+            rooms
+                .get(name)
+                .and_then(|room| room.entries.front())
+                .is_some_and(|&(first, _, _)| *number >= first)
+        });
+    }
+}
+
+/// What keeping `entry` costs, near enough: its text and names, its fields, and the
+/// structures around them. docs/benchmarks.md compares it with what the process grows by.
+pub fn stored_bytes(entry: &Entry) -> usize {
+    const OVERHEAD: usize = size_of::<(u64, usize, Entry)>() + size_of::<(RoomName, u64)>();
+    let variable = match entry {
+        Entry::Said(said) => said.text.as_str().len() + said.from.as_str().len(),
+        Entry::Posted(posted) => {
+            let notice = &posted.notice;
+            let fields: usize = notice
+                .fields
+                .iter()
+                .map(|(_, field)| match field {
+                    Field::Text(text) => text.len() + size_of::<(&str, Field)>(),
+                    _ => size_of::<(&str, Field)>(),
+                })
+                .sum();
+            notice.text.as_str().len() + notice.source.as_str().len() + fields
+        }
+    };
+    OVERHEAD + variable
+}
