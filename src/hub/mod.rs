@@ -145,9 +145,10 @@ impl Hub {
     ) -> Result<SessionId, (ErrorCode, String)> {
         self.with_state(|state| {
             if let Some(nick) = &nick
-                && state.nicks.get(nick, &state.sessions).is_some()
+                && let Some(holder) = state.nicks.get(nick, &state.sessions)
             {
-                return Err((ErrorCode::NickTaken, format!("{nick} is taken")));
+                let taken = taken(nick, &state.sessions[&holder].nick);
+                return Err((ErrorCode::NickTaken, taken));
             }
             let id = SessionId(state.next_session);
             state.next_session += 1;
@@ -453,9 +454,10 @@ impl State {
         if let Some(holder) = self.nicks.get(&new, &self.sessions)
             && holder != id
         {
+            let taken = taken(&new, &self.sessions[&holder].nick);
             return Err((
                 ErrorCode::NickTaken,
-                format!("{new} is taken; you are still {old}"),
+                format!("{taken}; you are still {old}"),
             ));
         }
         self.nicks.remove(id, &old);
@@ -584,7 +586,7 @@ impl State {
             .values()
             .map(|room| (room.name.clone(), room.members.len()))
             .collect();
-        rooms.sort_by(|a, b| a.0.key().cmp(b.0.key()));
+        rooms.sort_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
         Event::Rooms { rooms }
     }
 
@@ -597,7 +599,7 @@ impl State {
         let members = target
             .members
             .keys()
-            .map(|&member| (self.sessions[&member].nick.key(), member));
+            .map(|&member| (self.sessions[&member].nick.sort_key(), member));
         let mut nicks: Vec<(&str, SessionId)> = match limit {
             // A crowd: the first `limit` kept as they come, so a join costs no list as
             // long as the room (allocated anew at every join, such lists left the
@@ -755,6 +757,16 @@ impl State {
 /// leaves and nick changes; see [`ANNOUNCE_MAX_MEMBERS`].
 fn announced(members: usize) -> bool {
     members <= ANNOUNCE_MAX_MEMBERS
+}
+
+/// Why `wanted` cannot be had while `holder` is online: the same nick but for case, or one
+/// that looks like it (names compare by their confusable skeleton).
+fn taken(wanted: &Nick, holder: &Nick) -> String {
+    if wanted.same_spelling(holder) {
+        format!("{wanted} is taken")
+    } else {
+        format!("{wanted} looks like {holder}, which is taken")
+    }
 }
 
 /// The `n` smallest of `items`, in no order, holding no more than `n` at a time.

@@ -13,3 +13,4 @@ mod limits;
 mod port;
 mod slow;
 mod support;
+mod unicode;
