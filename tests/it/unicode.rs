@@ -1,6 +1,8 @@
 //! Unicode that deceives: names that look like someone else's, invisible names, and text
 //! that reorders or splits itself on the reader's screen.
 
+use serde_json::json;
+
 use crate::support::{QUIET, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,4 +66,31 @@ async fn a_room_that_looks_like_another_is_that_room() {
         error.contains("mixes scripts (Cyrillic, Latin)"),
         "{error:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bidi_controls_and_line_separators_are_neutralised_in_text_and_json() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let mut bot = server.json("bot").await;
+    ana.expect("bot").await;
+    // U+202E would show "txt.exe" as "exe.txt"; U+2028 would split the line for a client
+    // that splits on it. Removed, and a space, as a tab is.
+    ana.send("file\u{202E}exe.txt\u{202C} ok\u{2028}line two\u{2029}\u{2066}x\u{2069}")
+        .await;
+    let message = bot.expect_json("message").await;
+    assert_eq!(message["text"], "fileexe.txt ok line two x", "{message}");
+
+    bot.send(
+        &json!({"type":"say","text":"\u{202A}left\u{202B}right\u{202D}\u{2067}\u{2068}\u{2028}end"})
+            .to_string(),
+    )
+    .await;
+    bot.expect_json("ack").await;
+    assert_eq!(ana.line().await, "#lobby <bot> leftright end");
+
+    // Parting words too.
+    bot.send(&json!({"type":"quit","message":"bye\u{202E}eyb\u{2029}"}).to_string())
+        .await;
+    assert_eq!(ana.line().await, "#lobby *** bot left (quit: byeeyb )");
 }
