@@ -118,6 +118,17 @@ impl Chat {
             .or_else(|| self.directory.holder(nick))
     }
 
+    /// Why `wanted` cannot be had while `holder` is online: the same nick but for case, or
+    /// one that looks like it (names compare by their confusable skeleton).
+    pub fn taken(&self, wanted: &Nick, holder: SessionId) -> String {
+        match self.sessions.get(&holder) {
+            Some(session) if !wanted.same_spelling(&session.nick) => {
+                format!("{wanted} looks like {}, which is taken", session.nick)
+            }
+            _ => format!("{wanted} is taken"),
+        }
+    }
+
     /// Makes `recipient` session `id` under `nick`, greeted and put in `#lobby`.
     pub fn admit(&mut self, id: SessionId, recipient: Arc<dyn Recipient>, nick: Nick) {
         let lobby = RoomName::lobby();
@@ -244,9 +255,10 @@ impl Chat {
         if let Some(holder) = self.holder(&new)
             && holder != id
         {
+            let taken = self.taken(&new, holder);
             return Err((
                 ErrorCode::NickTaken,
-                format!("{new} is taken; you are still {old}"),
+                format!("{taken}; you are still {old}"),
             ));
         }
         self.nicks.remove(id, &old);
@@ -420,7 +432,7 @@ impl Chat {
             .values()
             .map(|room| (room.name.clone(), room.members.len()))
             .collect();
-        rooms.sort_by(|a, b| a.0.key().cmp(b.0.key()));
+        rooms.sort_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
         Event::Rooms { rooms }
     }
 
@@ -432,7 +444,7 @@ impl Chat {
         let members = target
             .members
             .keys()
-            .map(|&member| (self.sessions[&member].nick.key(), member));
+            .map(|&member| (self.sessions[&member].nick.sort_key(), member));
         let mut nicks: Vec<(&str, SessionId)> = match limit {
             // A crowd: the first `limit` kept as they come, so a join costs no list as
             // long as the room (allocated anew at every join, such lists left the

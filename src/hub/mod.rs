@@ -152,9 +152,9 @@ impl Hub {
     ) -> Result<SessionId, (ErrorCode, String)> {
         self.with_chat(|chat| {
             if let Some(nick) = &nick
-                && chat.holder(nick).is_some()
+                && let Some(holder) = chat.holder(nick)
             {
-                return Err((ErrorCode::NickTaken, format!("{nick} is taken")));
+                return Err((ErrorCode::NickTaken, chat.taken(nick, holder)));
             }
             let id = chat.mint.session();
             if chat.shut_down {

@@ -5,7 +5,12 @@
 //! backspace or lone CR can overwrite what another user seems to have said. So every
 //! control character goes — C0 (NUL, BEL, BS, CR, ESC, …), DEL and C1 (U+0080–U+009F) —
 //! and an escape sequence goes whole (`ESC [ 3 1 m`, not just its ESC). A tab becomes a
-//! space. Every other character, ñ, ã, €, emoji and CJK included, passes intact.
+//! space. Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) go too:
+//! they make a line read differently from what was sent (`txt.exe` shown as `exe.txt`), and
+//! can run on into whatever a reader prints after them. The line and paragraph separators
+//! U+2028 and U+2029 become spaces, as a reader that splits lines on them would otherwise
+//! show one message as two. Every other character, ñ, ã, €, emoji, CJK and the marks
+//! U+200E/U+200F that right-to-left text needs, passes intact.
 //!
 //! [`MessageText`] keeps one kind of control: the formatting codes IRC clients send and
 //! show (bold, colour, italic…), which recolour nothing on a terminal by themselves. Whether
@@ -101,7 +106,10 @@ fn clean(raw: &str, keep: Keep) -> String {
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\t' => out.push(' '),
+            // A line or paragraph separator would split the line for a reader that splits
+            // on them; a tab would jump about. Each is a space.
+            '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
+            c if is_bidi_control(c) => {}
             '\u{1b}' => skip_escape_sequence(&mut chars),
             // CSI as a single C1 character: its parameters follow as in `ESC [`.
             '\u{9b}' => skip_csi_tail(&mut chars),
@@ -134,15 +142,41 @@ fn skip_colour(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, digit: fn(&
     }
 }
 
-/// Whether `raw` holds no control character at all (C0, DEL or C1), the usual case: checked
-/// a byte at a time, which is much cheaper than decoding characters, and every message
-/// passes through here.
+/// Whether `raw` holds nothing [`clean`] would change (no C0, DEL or C1 control, bidi
+/// control or line separator), the usual case: checked on bytes, which is much cheaper than
+/// decoding characters, as every message passes through here.
 fn is_clean(raw: &str) -> bool {
     let bytes = raw.as_bytes();
-    !bytes.iter().enumerate().any(|(i, &b)| {
-        // C1 controls (U+0080–U+009F) are 0xC2 0x80–0x9F in UTF-8.
-        b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
-    })
+    // Printable ASCII, most messages, settled in blocks the compiler can vectorise: no
+    // early exit inside a block.
+    let printable_ascii = bytes.chunks(ASCII_BLOCK).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f))
+    });
+    printable_ascii
+        || !bytes.iter().enumerate().any(|(i, &b)| {
+            b < 0x20
+                || b == 0x7f
+                // C1 controls (U+0080–U+009F) are 0xC2 0x80–0x9F in UTF-8.
+                || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+                // U+2028–U+202E are 0xE2 0x80 0xA8–0xAE, U+2066–U+2069 0xE2 0x81 0xA6–0xA9.
+                || (b == 0xe2
+                    && matches!(
+                        (bytes.get(i + 1), bytes.get(i + 2)),
+                        (Some(0x80), Some(0xa8..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+                    ))
+        })
+}
+
+/// Bytes [`is_clean`] checks at a time for printable ASCII: enough for the compiler to use
+/// wide registers, few enough that a long line with a control early on stops soon.
+const ASCII_BLOCK: usize = 32;
+
+/// Whether `c` is a bidi embedding, override or isolate (U+202A–U+202E, U+2066–U+2069),
+/// which make a line read in another order than it was sent.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// After an ESC: `ESC [ params final` (CSI), `ESC ] … BEL|ESC \` (OSC), or ESC plus one char.
@@ -199,6 +233,28 @@ mod tests {
         assert_eq!(sanitize("st\u{1b}]8;;http://x\u{1b}\\ok"), "stok");
         assert_eq!(sanitize("tab\there"), "tab here");
         assert_eq!(sanitize("trailing esc\u{1b}"), "trailing esc");
+    }
+
+    #[test]
+    fn bidi_controls_go_and_line_separators_become_spaces() {
+        let sent = "file\u{202e}exe.txt\u{202c} a\u{2028}b\u{2029}c \u{2066}x\u{2069}";
+        assert!(!is_clean(sent));
+        assert_eq!(sanitize(sent), "fileexe.txt a b c x");
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            assert!(!is_clean(&format!("a{c}b")), "{c:?}");
+            assert_eq!(sanitize(&format!("a{c}b")), "ab");
+        }
+        assert_eq!(
+            MessageText::new("\u{2067}\u{2069}\u{202e}").map(|t| t.as_str().to_owned()),
+            None
+        );
+        // Neighbours sharing their first bytes stay: dashes, quotes, LRM/RLM, the narrow
+        // no-break space, the per mille sign, and what right-to-left text needs.
+        let neighbours = "–—‘’“”… \u{200e}\u{200f}\u{202f}‰ \u{2060}\u{2065}\u{206a} שָׁלוֹם مرحبا";
+        assert!(is_clean(neighbours));
+        assert_eq!(sanitize(neighbours), neighbours);
+        assert!(is_clean("plain ascii, exactly thirty-two!"));
+        assert!(!is_clean(&format!("{}\u{202e}", "x".repeat(100))));
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod port;
 mod rooms;
 mod slow;
 mod support;
+mod unicode;
