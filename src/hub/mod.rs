@@ -121,7 +121,7 @@ impl Hub {
             sessions: BySession::default(),
             nicks: NickTable::default(),
             rooms: HashMap::new(),
-            mint: Mint::new(edges.node),
+            mint: Mint::after(edges.node, edges.store.last_id(edges.node)),
             next_order: 1,
             next_guest: 1,
             overflowed: Vec::new(),

@@ -393,10 +393,10 @@ fn add_notice(v: &mut Value, notice: &Notice) {
     v["source"] = notice.source.as_str().into();
     v["text"] = notice.text.plain().into();
     for (name, field) in &notice.fields {
-        if NOTICE_RESERVED.contains(name) {
+        if NOTICE_RESERVED.contains(&&**name) {
             continue;
         }
-        v[*name] = match field {
+        v[&**name] = match field {
             Field::Text(t) => t.as_str().into(),
             Field::Number(n) => (*n).into(),
             Field::Flag(b) => (*b).into(),
