@@ -1,0 +1,670 @@
+//! Rooms' history in an SQLite file, so a restart replays exactly what was said.
+//!
+//! The hub appends under its lock, so [`SqliteHistory::append`] never touches the disk: it
+//! queues the entry for one writer thread, which commits what has queued up in one
+//! transaction at a time (WAL mode, `synchronous = NORMAL`). Until its transaction commits,
+//! an entry is also held in memory as *pending*, and [`SqliteHistory::recent`] adds the
+//! pending entries of the room to what it reads from the file, so a newcomer never misses a
+//! line that was said just before it joined. Readers use connections of their own, never
+//! the writer's.
+//!
+//! What a restart keeps: a committed transaction survives the process being killed
+//! (`kill -9`); on power loss or an operating-system crash, WAL with `synchronous = NORMAL`
+//! may lose the last transactions committed before it, never the file's consistency.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use tracing::{error, warn};
+
+use crate::fanout::{Level, Ordered};
+use crate::hub::{
+    Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
+    RoomName, Said, Source, stored_bytes,
+};
+
+/// Entries waiting for the writer thread. Past it, an entry is still delivered live to the
+/// room but not written to disk: it is counted in [`StoreStats::lost`] and logged (at the
+/// 1st, 2nd, 4th, 8th… loss, so a stalled disk does not flood the log), never dropped
+/// silently. Appending never waits for the disk: it is called under the hub's lock. At the
+/// writer's usual pace (tens of thousands of entries a second) the queue fills only when
+/// the disk stalls for a second or more.
+pub const WRITE_QUEUE: usize = 65_536;
+
+/// Entries the writer commits in one transaction at most; more waiting are committed in the
+/// next one. A transaction costs one WAL append and, every few, a checkpoint, whatever its
+/// size: batching is what makes tens of thousands of entries a second cheap.
+pub const WRITE_BATCH: usize = 4_096;
+
+/// Entries each room keeps on disk; past it the writer deletes the room's oldest in the
+/// same transaction that adds the new ones. Kept for ever otherwise (also after the room
+/// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
+/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
+pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
+
+/// How long a connection waits for another that holds the file's lock (another process
+/// reading the file, a backup) before its statement fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept open for the next read; more are opened when readers
+/// overlap, and closed after use.
+const IDLE_READERS: usize = 4;
+
+/// The schema this build writes (`PRAGMA user_version`). A file of a later version is
+/// refused; an empty file is given this one.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Version 1. One row an entry, keyed by its message id (unique, and increasing on one
+/// node, so a room's rows in id order are its history in order). `room_key` is the
+/// room's comparison key (`RoomName::key`), `room` the spelling it was said under;
+/// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick or
+/// the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
+const SCHEMA: &str = "
+CREATE TABLE entries (
+    id       INTEGER PRIMARY KEY,
+    ts       INTEGER NOT NULL,
+    room_key TEXT    NOT NULL,
+    room     TEXT    NOT NULL,
+    kind     INTEGER NOT NULL,
+    author   TEXT    NOT NULL,
+    text     TEXT    NOT NULL,
+    fields   TEXT
+);
+CREATE INDEX entries_by_room ON entries (room_key, id);
+";
+
+const KIND_SAID: i64 = 0;
+const KIND_ACTION: i64 = 1;
+const KIND_NOTICE: i64 = 2;
+const KIND_ALERT: i64 = 3;
+
+/// Why the history file could not be used; `charla serve` stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the history database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --db"
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("cannot start the history writer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// How a [`SqliteHistory`] is set up; `Default` is what `charla serve` uses.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// What is replayed: `--history`, `--history-room-bytes`.
+    pub bounds: HistoryBounds,
+    /// Entries a room keeps on disk ([`DISK_HISTORY_PER_ROOM`]).
+    pub keep_per_room: usize,
+    /// [`WRITE_QUEUE`].
+    pub queue: usize,
+    /// How long the writer waits for a lock another connection holds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            bounds: crate::limits::Limits::default().history_bounds(),
+            keep_per_room: DISK_HISTORY_PER_ROOM,
+            queue: WRITE_QUEUE,
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// What the writer has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Entries committed to disk.
+    pub written: u64,
+    /// Entries accepted but not written: the queue was full, the store was closed, or
+    /// their transaction failed (disk full, I/O error). Each was delivered live.
+    pub lost: u64,
+}
+
+/// History kept in an SQLite file. See the module documentation.
+pub struct SqliteHistory {
+    path: PathBuf,
+    options: SqliteOptions,
+    shared: Arc<Shared>,
+    /// Idle reader connections.
+    readers: Ordered<Vec<Connection>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The largest id of each node in the file at start-up, read once: later ids are the
+    /// hub's own.
+    last_ids: HashMap<NodeId, Option<u64>>,
+}
+
+/// What the appending side and the writer thread share.
+struct Shared {
+    queue: Ordered<Queue>,
+    written: AtomicU64,
+    lost: AtomicU64,
+}
+
+struct Queue {
+    /// `None` once closed.
+    sender: Option<SyncSender<Job>>,
+    /// Entries sent to the writer and not yet committed (or given up), oldest first, by the
+    /// number they were sent under.
+    pending: VecDeque<(u64, Entry)>,
+    next: u64,
+}
+
+enum Job {
+    Append(u64, Entry),
+    /// Answered once everything queued before it is committed.
+    Flush(mpsc::Sender<()>),
+}
+
+impl SqliteHistory {
+    /// Opens (creating if missing) the history file at `path`, checks or creates its schema,
+    /// and starts its writer thread.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteHistory, StoreError> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        if found == 0 {
+            let tx = conn.transaction().map_err(sqlite)?;
+            tx.execute_batch(SCHEMA).map_err(sqlite)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sqlite)?;
+            tx.commit().map_err(sqlite)?;
+        }
+        let last_ids = HashMap::new();
+        let (sender, receiver) = mpsc::sync_channel(options.queue);
+        let shared = Arc::new(Shared {
+            queue: Ordered::new(
+                Level::Store,
+                Queue {
+                    sender: Some(sender),
+                    pending: VecDeque::new(),
+                    next: 1,
+                },
+            ),
+            written: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        });
+        let mut store = SqliteHistory {
+            path: path.to_owned(),
+            options: options.clone(),
+            shared: shared.clone(),
+            readers: Ordered::new(Level::Store, Vec::new()),
+            writer: Mutex::new(None),
+            last_ids,
+        };
+        let node = NodeId::default();
+        let last = store.read_last_id(node).map_err(sqlite)?;
+        store.last_ids.insert(node, last);
+        let keep = options.keep_per_room.max(1);
+        let writer = std::thread::Builder::new()
+            .name("charla-history".into())
+            .spawn(move || write_loop(conn, receiver, &shared, keep))?;
+        *store.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+        Ok(store)
+    }
+
+    /// The file this store keeps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            written: self.shared.written.load(Ordering::Relaxed),
+            lost: self.shared.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until every entry appended so far is committed (or given up and counted).
+    pub fn flush(&self) {
+        let sender = self.shared.queue.lock().sender.clone();
+        let Some(sender) = sender else { return };
+        let (done, wait) = mpsc::channel();
+        if sender.send(Job::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Commits everything queued and stops the writer; later appends are counted as lost.
+    /// Called at shutdown, after the hub has said goodbye; dropping the store does the same.
+    pub fn close(&self) {
+        let sender = self.shared.queue.lock().sender.take();
+        drop(sender);
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            error!("the history writer panicked");
+        }
+    }
+
+    /// The newest `limit` entries of `room` in the file, oldest first.
+    fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        self.with_reader(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, ts, room, kind, author, text, fields FROM entries \
+                 WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let mut names = Names::default();
+            let mut rows = statement.query(params![room.key(), limit as i64])?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let stored = Stored {
+                    id: id as u64,
+                    ts: row.get::<_, i64>(1)? as u64,
+                    room: row.get_ref(2)?.as_str()?,
+                    kind: row.get(3)?,
+                    author: row.get_ref(4)?.as_str()?,
+                    text: row.get_ref(5)?.as_str()?,
+                    fields: row.get_ref(6)?.as_str_or_null()?,
+                };
+                match stored.entry(&mut names) {
+                    Some(entry) => entries.push(entry),
+                    None => warn!(id, "a stored history entry could not be read back; skipped"),
+                }
+            }
+            entries.reverse();
+            Ok(entries)
+        })
+    }
+
+    fn read_last_id(&self, node: NodeId) -> rusqlite::Result<Option<u64>> {
+        let ids = node.message_ids();
+        self.with_reader(|conn| {
+            conn.query_row(
+                "SELECT max(id) FROM entries WHERE id BETWEEN ?1 AND ?2",
+                params![*ids.start() as i64, *ids.end() as i64],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|id| id.flatten().map(|id| id as u64))
+        })
+    }
+
+    /// Runs `read` on an idle reader connection, opening one if none is idle. The pool's
+    /// lock is held only to take and give back a connection, never while reading.
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.readers.lock().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(self.options.busy_timeout)?;
+                conn
+            }
+        };
+        let result = read(&conn);
+        let mut idle = self.readers.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl HistoryStore for SqliteHistory {
+    fn append(&self, entry: Entry) {
+        let mut queue = self.shared.queue.lock();
+        let number = queue.next;
+        let Some(sender) = &queue.sender else {
+            drop(queue);
+            return self.shared.lose(1, "the history store is closed");
+        };
+        match sender.try_send(Job::Append(number, entry.clone())) {
+            Ok(()) => {
+                queue.next += 1;
+                queue.pending.push_back((number, entry));
+            }
+            Err(TrySendError::Full(_)) => {
+                drop(queue);
+                self.shared
+                    .lose(1, "the history writer's queue is full (WRITE_QUEUE)");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                drop(queue);
+                self.shared.lose(1, "the history writer has stopped");
+            }
+        }
+    }
+
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
+        let bounds = self.options.bounds;
+        let n = limit.map_or(bounds.per_room, |l| l.min(bounds.per_room));
+        if n == 0 {
+            return Vec::new();
+        }
+        // Pending entries first, then the file: one committed in between is then in the
+        // file, as the writer commits before it stops holding an entry pending.
+        let pending: Vec<Entry> = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut entries = self.read_recent(room, n).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map(Entry::id);
+        entries.extend(
+            pending
+                .into_iter()
+                .filter(|entry| newest.is_none_or(|newest| entry.id() > newest)),
+        );
+        // The newest that fit in the room's bytes, as the memory store keeps them.
+        let mut bytes = 0;
+        let mut first = entries.len();
+        while first > 0 && entries.len() - first < n {
+            bytes += stored_bytes(&entries[first - 1]);
+            if bytes > bounds.room_bytes {
+                break;
+            }
+            first -= 1;
+        }
+        entries.drain(..first);
+        entries
+    }
+
+    /// The room emptied: its history stays on disk for whoever joins it next, bounded by
+    /// [`DISK_HISTORY_PER_ROOM`]. Nothing of it is held in memory anyway.
+    fn forget(&self, _room: &RoomName) {}
+
+    fn last_id(&self, node: NodeId) -> Option<u64> {
+        match self.last_ids.get(&node) {
+            Some(last) => *last,
+            None => self.read_last_id(node).unwrap_or_else(|e| {
+                error!(error = %e, "cannot read the last message id");
+                None
+            }),
+        }
+    }
+}
+
+impl Drop for SqliteHistory {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn lose(&self, n: u64, why: &str) {
+        let before = self.lost.fetch_add(n, Ordering::Relaxed);
+        let after = before + n;
+        // Logged when the count passes a power of two: every loss is counted, few logged.
+        if (before + 1).next_power_of_two() <= after {
+            warn!(
+                lost = after,
+                "{why}: history entries not written to disk (delivered live)"
+            );
+        }
+    }
+}
+
+fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        warn!(mode, "the history database is not in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// The writer thread: takes what has queued up, commits it in one transaction, prunes the
+/// rooms it touched, and stops holding those entries pending. Ends when the store closes.
+fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, keep: usize) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut flushes = Vec::new();
+        let mut appends = Vec::new();
+        let mut last = None;
+        for job in batch.drain(..) {
+            match job {
+                Job::Append(number, entry) => {
+                    last = Some(number);
+                    appends.push(entry);
+                }
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        if !appends.is_empty() {
+            match commit(&mut conn, &appends, keep) {
+                Ok(()) => {
+                    shared
+                        .written
+                        .fetch_add(appends.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    error!(error = %e, entries = appends.len(), "cannot write history");
+                    shared.lose(appends.len() as u64, "a history transaction failed");
+                }
+            }
+        }
+        if let Some(last) = last {
+            let mut queue = shared.queue.lock();
+            while queue.pending.front().is_some_and(|(n, _)| *n <= last) {
+                queue.pending.pop_front();
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, entries: &[Entry], keep: usize) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut rooms = HashSet::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO entries (id, ts, room_key, room, kind, author, text, fields) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for entry in entries {
+            let room = entry.room();
+            let (kind, author, fields) = match entry {
+                Entry::Said(said) => (
+                    if said.action { KIND_ACTION } else { KIND_SAID },
+                    said.from.as_str(),
+                    None,
+                ),
+                Entry::Posted(posted) => (
+                    match posted.notice.kind {
+                        PostKind::Notice => KIND_NOTICE,
+                        PostKind::Alert => KIND_ALERT,
+                    },
+                    posted.notice.source.as_str(),
+                    Some(fields_json(&posted.notice.fields)),
+                ),
+            };
+            let added = insert.execute(params![
+                entry.id() as i64,
+                entry.ts() as i64,
+                room.key(),
+                room.as_str(),
+                kind,
+                author,
+                entry.text().as_str(),
+                fields,
+            ])?;
+            if added == 0 {
+                warn!(
+                    id = entry.id(),
+                    "a history entry with this id is already stored"
+                );
+            }
+            rooms.insert(room.key());
+        }
+        let mut prune = tx.prepare_cached(
+            "DELETE FROM entries WHERE room_key = ?1 AND id < \
+             (SELECT id FROM entries WHERE room_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for room in rooms {
+            prune.execute(params![room, (keep - 1) as i64])?;
+        }
+    }
+    tx.commit()
+}
+
+fn fields_json(fields: &[(Cow<'static, str>, Field)]) -> String {
+    let list: Vec<Value> = fields
+        .iter()
+        .map(|(name, field)| {
+            let value = match field {
+                Field::Text(text) => Value::from(text.as_str()),
+                Field::Number(n) => Value::from(*n),
+                Field::Flag(b) => Value::from(*b),
+            };
+            Value::Array(vec![Value::from(&**name), value])
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+fn parse_fields(json: &str) -> Option<Vec<(Cow<'static, str>, Field)>> {
+    let Value::Array(list) = serde_json::from_str(json).ok()? else {
+        return None;
+    };
+    list.into_iter()
+        .map(|pair| {
+            let Value::Array(pair) = pair else {
+                return None;
+            };
+            let [Value::String(name), value] = <[Value; 2]>::try_from(pair).ok()? else {
+                return None;
+            };
+            let field = match value {
+                Value::String(text) => Field::Text(text),
+                Value::Bool(b) => Field::Flag(b),
+                Value::Number(n) => Field::Number(n.as_u64()?),
+                _ => return None,
+            };
+            Some((Cow::Owned(name), field))
+        })
+        .collect()
+}
+
+/// One row as read, borrowed from the statement.
+struct Stored<'a> {
+    id: u64,
+    ts: u64,
+    room: &'a str,
+    kind: i64,
+    author: &'a str,
+    text: &'a str,
+    fields: Option<&'a str>,
+}
+
+/// Names already parsed while reading one room's rows: parsing one computes its
+/// look-alike key, and a room's history names few rooms and nicks many times.
+#[derive(Default)]
+struct Names {
+    rooms: HashMap<String, RoomName>,
+    nicks: HashMap<String, Nick>,
+}
+
+impl Names {
+    fn room(&mut self, name: &str) -> Option<RoomName> {
+        if let Some(room) = self.rooms.get(name) {
+            return Some(room.clone());
+        }
+        let room = RoomName::parse(name).ok()?;
+        self.rooms.insert(name.to_owned(), room.clone());
+        Some(room)
+    }
+
+    fn nick(&mut self, name: &str) -> Option<Nick> {
+        if let Some(nick) = self.nicks.get(name) {
+            return Some(nick.clone());
+        }
+        let nick = Nick::parse(name).ok()?;
+        self.nicks.insert(name.to_owned(), nick.clone());
+        Some(nick)
+    }
+}
+
+impl Stored<'_> {
+    /// The entry this row keeps; `None` when a name or the text no longer passes the
+    /// checks it passed when it was said (a newer charla's stricter rules).
+    fn entry(&self, names: &mut Names) -> Option<Entry> {
+        let room = names.room(self.room)?;
+        let text = MessageText::new(self.text)?;
+        Some(match self.kind {
+            KIND_SAID | KIND_ACTION => Entry::Said(Said {
+                id: self.id,
+                ts: self.ts,
+                room,
+                from: names.nick(self.author)?,
+                text,
+                action: self.kind == KIND_ACTION,
+            }),
+            KIND_NOTICE | KIND_ALERT => {
+                let kind = if self.kind == KIND_ALERT {
+                    PostKind::Alert
+                } else {
+                    PostKind::Notice
+                };
+                let mut notice = Notice::new(Source::new(self.author)?, kind, text);
+                notice.fields = match self.fields {
+                    Some(json) => parse_fields(json)?,
+                    None => Vec::new(),
+                };
+                Entry::Posted(Posted {
+                    id: self.id,
+                    ts: self.ts,
+                    room,
+                    notice: Arc::new(notice),
+                })
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

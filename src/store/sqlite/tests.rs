@@ -1,0 +1,226 @@
+//! The SQLite store on real files in temporary directories.
+
+use super::*;
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn said(id: u64, room_name: &str, from: &str, text: &str, action: bool) -> Entry {
+    Entry::Said(Said {
+        id,
+        ts: 1_700_000_000_000 + id,
+        room: room(room_name),
+        from: Nick::parse(from).unwrap(),
+        text: MessageText::new(text).unwrap(),
+        action,
+    })
+}
+
+fn posted(id: u64, room_name: &str, kind: PostKind, text: &str) -> Entry {
+    let notice = Notice::new(
+        Source::new("check:web").unwrap(),
+        kind,
+        MessageText::new(text).unwrap(),
+    )
+    .with("state", "down")
+    .with("lasted_ms", 1234u64)
+    .with("exists", false);
+    Entry::Posted(Posted {
+        id,
+        ts: 1_700_000_000_000 + id,
+        room: room(room_name),
+        notice: Arc::new(notice),
+    })
+}
+
+/// Entries as text: every field, names as spelled.
+fn shown(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(|e| format!("{e:?}")).collect()
+}
+
+fn options() -> SqliteOptions {
+    SqliteOptions::default()
+}
+
+fn open(dir: &tempfile::TempDir, options: SqliteOptions) -> SqliteHistory {
+    SqliteHistory::open(&dir.path().join("charla.db"), options).unwrap()
+}
+
+#[test]
+fn a_reopened_file_gives_back_every_field_exactly_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = vec![
+        said(1, "#Ops", "Ana", "hello \u{2}bold\u{2} ñ 👋", false),
+        said(2, "#ops", "bob", "waves", true),
+        posted(3, "#ops", PostKind::Alert, "web is down"),
+        posted(4, "#Ops", PostKind::Notice, "target.txt changed"),
+    ];
+    let store = open(&dir, options());
+    assert_eq!(store.last_id(NodeId::default()), None);
+    for entry in &all {
+        store.append(entry.clone());
+    }
+    assert_eq!(shown(&store.recent(&room("#OPS"), None)), shown(&all));
+    store.close();
+    assert_eq!(
+        store.stats(),
+        StoreStats {
+            written: 4,
+            lost: 0
+        }
+    );
+    drop(store);
+
+    let store = open(&dir, options());
+    let back = store.recent(&room("#ops"), None);
+    assert_eq!(
+        shown(&back),
+        shown(&all),
+        "the same entries, fields and spellings"
+    );
+    let Entry::Posted(p) = &back[2] else { panic!() };
+    assert_eq!(
+        p.notice.fields,
+        [
+            ("state".into(), Field::from("down")),
+            ("lasted_ms".into(), Field::from(1234u64)),
+            ("exists".into(), Field::from(false)),
+        ]
+    );
+    assert!(store.recent(&room("#other"), None).is_empty());
+    assert_eq!(store.last_id(NodeId::default()), Some(4));
+    assert_eq!(store.last_id(NodeId::new(2).unwrap()), None);
+}
+
+#[test]
+fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds: HistoryBounds {
+                per_room: 3,
+                room_bytes: 1 << 20,
+                total_bytes: 1 << 30,
+            },
+            keep_per_room: 5,
+            ..options()
+        },
+    );
+    for id in 1..=8 {
+        store.append(said(id, "#a", "ana", &format!("line {id}"), false));
+        store.append(said(100 + id, "#b", "bob", &format!("b {id}"), false));
+    }
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent(&room("#a"), None)), [6, 7, 8]);
+    assert_eq!(ids(store.recent(&room("#a"), Some(2))), [7, 8]);
+    assert_eq!(ids(store.recent(&room("#a"), Some(50))), [6, 7, 8]);
+    store.close();
+    drop(store);
+    // Five a room are kept on disk, whatever is replayed.
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#a"), None)), [4, 5, 6, 7, 8]);
+    assert_eq!(
+        ids(store.recent(&room("#b"), None)),
+        [104, 105, 106, 107, 108]
+    );
+    drop(store);
+    // A room's bytes bound what is replayed, newest kept.
+    let one = stored_bytes(&said(1, "#a", "ana", "line 1", false));
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds: HistoryBounds {
+                per_room: 100,
+                room_bytes: 2 * one + 1,
+                total_bytes: 1 << 30,
+            },
+            ..options()
+        },
+    );
+    assert_eq!(ids(store.recent(&room("#a"), None)), [7, 8]);
+}
+
+#[test]
+fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir,
+        SqliteOptions {
+            queue: 2,
+            busy_timeout: Duration::from_secs(30),
+            ..options()
+        },
+    );
+    // Another connection holds the write lock: the writer waits for it.
+    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
+    let hold = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    store.append(said(1, "#a", "ana", "one", false));
+    // Time for the writer to take it and wait on the lock.
+    std::thread::sleep(Duration::from_millis(300));
+    for id in 2..=10 {
+        store.append(said(id, "#a", "ana", "more", false));
+    }
+    let waiting: Vec<u64> = store
+        .recent(&room("#a"), None)
+        .iter()
+        .map(Entry::id)
+        .collect();
+    assert_eq!(
+        waiting,
+        [1, 2, 3],
+        "pending entries are replayed before they are committed"
+    );
+    assert_eq!(
+        store.stats(),
+        StoreStats {
+            written: 0,
+            lost: 7
+        }
+    );
+    hold.rollback().unwrap();
+    store.flush();
+    let after: Vec<u64> = store
+        .recent(&room("#a"), None)
+        .iter()
+        .map(Entry::id)
+        .collect();
+    assert_eq!(after, [1, 2, 3], "once each");
+    assert_eq!(
+        store.stats(),
+        StoreStats {
+            written: 3,
+            lost: 7
+        }
+    );
+    store.close();
+    store.append(said(11, "#a", "ana", "too late", false));
+    assert_eq!(
+        store.stats().lost,
+        8,
+        "appends after closing are counted too"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    let err = SqliteHistory::open(dir.path(), options()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::Sqlite { .. }),
+        "a directory: {err}"
+    );
+}
