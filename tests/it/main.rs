@@ -13,5 +13,6 @@ mod limits;
 mod port;
 mod rooms;
 mod slow;
+mod store;
 mod support;
 mod unicode;
