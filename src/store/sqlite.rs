@@ -8,6 +8,14 @@
 //! line that was said just before it joined. Readers use connections of their own, never
 //! the writer's.
 //!
+//! Joining asks for a room's history under the hub's lock, where a read from the file
+//! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms
+//! people are in are also cached in memory, within the same bounds the memory store
+//! keeps (`--history`, `--history-room-bytes`, `--history-bytes`): a room is read from the
+//! file once, when first asked for, then kept up to date by appends, and dropped when it
+//! empties or when all rooms' cached bytes pass their bound (the rooms cached first go
+//! first).
+//!
 //! What a restart keeps: a committed transaction survives the process being killed
 //! (`kill -9`); on power loss or an operating-system crash, WAL with `synchronous = NORMAL`
 //! may lose the last transactions committed before it, never the file's consistency.
@@ -67,6 +75,8 @@ const SCHEMA_VERSION: i64 = 1;
 /// room's comparison key (`RoomName::key`), `room` the spelling it was said under;
 /// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick or
 /// the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
+/// `meta` holds `last_id`: the largest message id handed out, stored or not (an entry lost
+/// to a full queue still had its id seen live), so ids after a restart are new ones.
 const SCHEMA: &str = "
 CREATE TABLE entries (
     id       INTEGER PRIMARY KEY,
@@ -79,6 +89,10 @@ CREATE TABLE entries (
     fields   TEXT
 );
 CREATE INDEX entries_by_room ON entries (room_key, id);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 const KIND_SAID: i64 = 0;
@@ -153,6 +167,8 @@ pub struct SqliteHistory {
 /// What the appending side and the writer thread share.
 struct Shared {
     queue: Ordered<Queue>,
+    /// The largest message id appended, stored or not; 0 before any.
+    highest: AtomicU64,
     written: AtomicU64,
     lost: AtomicU64,
 }
@@ -164,6 +180,28 @@ struct Queue {
     /// number they were sent under.
     pending: VecDeque<(u64, Entry)>,
     next: u64,
+    cache: Cache,
+}
+
+/// The newest entries of rooms asked for, as a replay gives them (see the module
+/// documentation).
+#[derive(Default)]
+struct Cache {
+    rooms: HashMap<RoomName, Cached>,
+    /// Rooms in the order they were cached, oldest first: the order they go in when all
+    /// rooms' bytes pass their bound. May name rooms dropped since, skipped when met.
+    order: VecDeque<RoomName>,
+    bytes: usize,
+    /// Rooms being read from the file, and whether something was appended to one
+    /// meanwhile (what was read is then not cached: it may miss the append).
+    filling: HashMap<RoomName, bool>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// Oldest first, each with its size.
+    entries: VecDeque<(usize, Entry)>,
+    bytes: usize,
 }
 
 enum Job {
@@ -207,8 +245,10 @@ impl SqliteHistory {
                     sender: Some(sender),
                     pending: VecDeque::new(),
                     next: 1,
+                    cache: Cache::default(),
                 },
             ),
+            highest: AtomicU64::new(0),
             written: AtomicU64::new(0),
             lost: AtomicU64::new(0),
         });
@@ -301,7 +341,8 @@ impl SqliteHistory {
         let ids = node.message_ids();
         self.with_reader(|conn| {
             conn.query_row(
-                "SELECT max(id) FROM entries WHERE id BETWEEN ?1 AND ?2",
+                "SELECT max(id) FROM (SELECT max(id) AS id FROM entries WHERE id BETWEEN ?1 AND ?2 \
+                 UNION ALL SELECT value FROM meta WHERE key = 'last_id' AND value BETWEEN ?1 AND ?2)",
                 params![*ids.start() as i64, *ids.end() as i64],
                 |row| row.get::<_, Option<i64>>(0),
             )
@@ -339,6 +380,7 @@ impl SqliteHistory {
 
 impl HistoryStore for SqliteHistory {
     fn append(&self, entry: Entry) {
+        self.shared.highest.fetch_max(entry.id(), Ordering::Relaxed);
         let mut queue = self.shared.queue.lock();
         let number = queue.next;
         let Some(sender) = &queue.sender else {
@@ -348,6 +390,7 @@ impl HistoryStore for SqliteHistory {
         match sender.try_send(Job::Append(number, entry.clone())) {
             Ok(()) => {
                 queue.next += 1;
+                queue.cache.add(&entry, self.options.bounds);
                 queue.pending.push_back((number, entry));
             }
             Err(TrySendError::Full(_)) => {
@@ -370,16 +413,26 @@ impl HistoryStore for SqliteHistory {
         }
         // Pending entries first, then the file: one committed in between is then in the
         // file, as the writer commits before it stops holding an entry pending.
-        let pending: Vec<Entry> = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room)
-            .map(|(_, entry)| entry.clone())
-            .collect();
-        let mut entries = self.read_recent(room, n).unwrap_or_else(|e| {
+        let pending: Vec<Entry> = {
+            let mut queue = self.shared.queue.lock();
+            if let Some(cached) = queue.cache.rooms.get(room) {
+                let skip = cached.entries.len().saturating_sub(n);
+                return cached
+                    .entries
+                    .iter()
+                    .skip(skip)
+                    .map(|(_, entry)| entry.clone())
+                    .collect();
+            }
+            queue.cache.filling.entry(room.clone()).or_insert(false);
+            queue
+                .pending
+                .iter()
+                .filter(|(_, entry)| entry.room() == room)
+                .map(|(_, entry)| entry.clone())
+                .collect()
+        };
+        let mut entries = self.read_recent(room, bounds.per_room).unwrap_or_else(|e| {
             error!(error = %e, room = %room, "cannot read history");
             Vec::new()
         });
@@ -392,7 +445,7 @@ impl HistoryStore for SqliteHistory {
         // The newest that fit in the room's bytes, as the memory store keeps them.
         let mut bytes = 0;
         let mut first = entries.len();
-        while first > 0 && entries.len() - first < n {
+        while first > 0 && entries.len() - first < bounds.per_room {
             bytes += stored_bytes(&entries[first - 1]);
             if bytes > bounds.room_bytes {
                 break;
@@ -400,12 +453,22 @@ impl HistoryStore for SqliteHistory {
             first -= 1;
         }
         entries.drain(..first);
+        {
+            let mut queue = self.shared.queue.lock();
+            let cache = &mut queue.cache;
+            if cache.filling.remove(room) == Some(false) && !cache.rooms.contains_key(room) {
+                cache.install(room, &entries, bounds);
+            }
+        }
+        entries.drain(..entries.len().saturating_sub(n));
         entries
     }
 
     /// The room emptied: its history stays on disk for whoever joins it next, bounded by
-    /// [`DISK_HISTORY_PER_ROOM`]. Nothing of it is held in memory anyway.
-    fn forget(&self, _room: &RoomName) {}
+    /// [`DISK_HISTORY_PER_ROOM`], and leaves the cache.
+    fn forget(&self, room: &RoomName) {
+        self.shared.queue.lock().cache.remove(room);
+    }
 
     fn last_id(&self, node: NodeId) -> Option<u64> {
         match self.last_ids.get(&node) {
@@ -421,6 +484,65 @@ impl HistoryStore for SqliteHistory {
 impl Drop for SqliteHistory {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl Cache {
+    /// Adds `entry` to its room if the room is cached.
+    fn add(&mut self, entry: &Entry, bounds: HistoryBounds) {
+        let room = entry.room();
+        if let Some(appended) = self.filling.get_mut(room) {
+            *appended = true;
+        }
+        let Some(cached) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let size = stored_bytes(entry);
+        cached.entries.push_back((size, entry.clone()));
+        cached.bytes += size;
+        self.bytes += size;
+        while cached.entries.len() > bounds.per_room || cached.bytes > bounds.room_bytes {
+            let (size, _) = cached.entries.pop_front().expect("over a bound");
+            cached.bytes -= size;
+            self.bytes -= size;
+        }
+        self.shrink(bounds);
+    }
+
+    /// Caches `entries`, the newest of `room` within its bounds.
+    fn install(&mut self, room: &RoomName, entries: &[Entry], bounds: HistoryBounds) {
+        let mut cached = Cached::default();
+        for entry in entries {
+            let size = stored_bytes(entry);
+            cached.entries.push_back((size, entry.clone()));
+            cached.bytes += size;
+        }
+        self.bytes += cached.bytes;
+        self.rooms.insert(room.clone(), cached);
+        self.order.push_back(room.clone());
+        if self.order.len() > 2 * self.rooms.len() + 64 {
+            let rooms = &self.rooms;
+            let mut seen = HashSet::new();
+            self.order
+                .retain(|name| rooms.contains_key(name) && seen.insert(name.clone()));
+        }
+        self.shrink(bounds);
+    }
+
+    fn remove(&mut self, room: &RoomName) {
+        if let Some(cached) = self.rooms.remove(room) {
+            self.bytes -= cached.bytes;
+        }
+    }
+
+    /// Drops the rooms cached first until all fit in their bound.
+    fn shrink(&mut self, bounds: HistoryBounds) {
+        while self.bytes > bounds.total_bytes {
+            let Some(room) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&room);
+        }
     }
 }
 
@@ -473,7 +595,8 @@ fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, keep: 
             }
         }
         if !appends.is_empty() {
-            match commit(&mut conn, &appends, keep) {
+            let highest = shared.highest.load(Ordering::Relaxed);
+            match commit(&mut conn, &appends, keep, highest) {
                 Ok(()) => {
                     shared
                         .written
@@ -487,18 +610,44 @@ fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, keep: 
         }
         if let Some(last) = last {
             let mut queue = shared.queue.lock();
-            while queue.pending.front().is_some_and(|(n, _)| *n <= last) {
-                queue.pending.pop_front();
-            }
+            let done = queue.pending.partition_point(|(n, _)| *n <= last);
+            // Freed after the lock is let go: appends wait for it.
+            let committed: Vec<_> = queue.pending.drain(..done).collect();
+            drop(queue);
+            drop(committed);
         }
         for done in flushes {
             let _ = done.send(());
         }
     }
+    // Ids handed out to entries that never reached the writer count too.
+    if let Err(e) = record_highest(&conn, shared.highest.load(Ordering::Relaxed)) {
+        error!(error = %e, "cannot record the last message id");
+    }
 }
 
-fn commit(conn: &mut Connection, entries: &[Entry], keep: usize) -> rusqlite::Result<()> {
+/// Records `highest` as the largest message id handed out, if it is larger than the one
+/// recorded.
+fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
+    if highest == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_id', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![highest as i64])?;
+    Ok(())
+}
+
+fn commit(
+    conn: &mut Connection,
+    entries: &[Entry],
+    keep: usize,
+    highest: u64,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    record_highest(&tx, highest)?;
     let mut rooms = HashSet::new();
     {
         let mut insert = tx.prepare_cached(

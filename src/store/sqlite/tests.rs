@@ -189,6 +189,14 @@ fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
         .map(Entry::id)
         .collect();
     assert_eq!(after, [1, 2, 3], "once each");
+    // Read from the file this time, not from the cache.
+    store.forget(&room("#a"));
+    let after: Vec<u64> = store
+        .recent(&room("#a"), None)
+        .iter()
+        .map(Entry::id)
+        .collect();
+    assert_eq!(after, [1, 2, 3], "once each, from the file");
     assert_eq!(
         store.stats(),
         StoreStats {
@@ -203,6 +211,62 @@ fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
         8,
         "appends after closing are counted too"
     );
+    drop(store);
+    // Ids lost to the full queue were seen live: they are not handed out again.
+    let store = open(&dir, options());
+    assert_eq!(store.last_id(NodeId::default()), Some(10));
+}
+
+#[test]
+fn the_cache_follows_appends_and_stays_within_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = stored_bytes(&said(1, "#a", "ana", "line", false));
+    let bounds = HistoryBounds {
+        per_room: 3,
+        room_bytes: 1 << 20,
+        total_bytes: 4 * one,
+    };
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds,
+            ..options()
+        },
+    );
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    store.append(said(1, "#a", "ana", "line", false));
+    assert_eq!(ids(store.recent(&room("#a"), None)), [1]);
+    for id in 2..=5 {
+        store.append(said(id, "#a", "ana", "line", false));
+    }
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        [3, 4, 5],
+        "cached, kept up"
+    );
+    assert_eq!(ids(store.recent(&room("#A"), Some(1))), [5]);
+    store.append(said(6, "#b", "bob", "line", false));
+    store.append(said(7, "#b", "bob", "line", false));
+    assert_eq!(ids(store.recent(&room("#b"), None)), [6, 7]);
+    {
+        let queue = store.shared.queue.lock();
+        assert_eq!(queue.cache.bytes, 2 * one, "#a went first");
+        assert!(!queue.cache.rooms.contains_key(&room("#a")));
+        assert!(queue.cache.filling.is_empty());
+    }
+    // Dropped from the cache, not from the file.
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4, 5]);
+    store.forget(&room("#b"));
+    assert!(
+        !store
+            .shared
+            .queue
+            .lock()
+            .cache
+            .rooms
+            .contains_key(&room("#b"))
+    );
+    assert_eq!(ids(store.recent(&room("#b"), None)), [6, 7]);
 }
 
 #[test]
@@ -222,5 +286,97 @@ fn a_newer_schema_is_refused() {
     assert!(
         matches!(err, StoreError::Sqlite { .. }),
         "a directory: {err}"
+    );
+}
+
+/// Rough costs, printed: `cargo test --lib measure_costs -- --ignored --nocapture`. Not a
+/// benchmark (a debug build, no assertion on speed); figures go to docs/benchmarks.md.
+#[test]
+#[ignore]
+fn measure_costs() {
+    use std::time::Instant;
+
+    use crate::hub::MemoryHistory;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, options());
+    let rooms: Vec<String> = (0..100).map(|r| format!("#room{r}")).collect();
+    let entries: Vec<Entry> = (1..=100_000u64)
+        .map(|id| {
+            let room = &rooms[(id % 100) as usize];
+            said(
+                id,
+                room,
+                "ana",
+                "a line of about sixty bytes, as chat lines often are",
+                false,
+            )
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    // Every room cached, as when people are in them.
+    for room in &rooms {
+        store.recent(&RoomName::parse(room).unwrap(), None);
+    }
+    let start = Instant::now();
+    for entry in &entries {
+        let one = Instant::now();
+        store.append(entry.clone());
+        slowest = slowest.max(one.elapsed());
+    }
+    let appended = start.elapsed();
+    store.flush();
+    let committed = start.elapsed();
+    let stats = store.stats();
+    eprintln!(
+        "append: {:.2} µs each (slowest {:?}); 100,000 committed in {:?} ({:.0}/s); {stats:?}",
+        appended.as_secs_f64() * 1e6 / 1e5,
+        slowest,
+        committed,
+        1e5 / committed.as_secs_f64(),
+    );
+    let room = RoomName::parse("#room7").unwrap();
+    let rounds = 1_000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        store.forget(&room);
+        assert_eq!(store.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (a join's 100 entries, from SQLite): {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(store.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (the same, cached): {:.1} us",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let memory = MemoryHistory::new(options().bounds);
+    let start = Instant::now();
+    for entry in &entries {
+        memory.append(entry.clone());
+    }
+    eprintln!(
+        "append to memory: {:.2} us each",
+        start.elapsed().as_secs_f64() * 1e6 / 1e5
+    );
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(memory.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (the same, from memory): {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let start = Instant::now();
+    drop(store);
+    let store = open(&dir, options());
+    eprintln!(
+        "reopen with 100,000 entries: {:?}; last id {:?}",
+        start.elapsed(),
+        store.last_id(NodeId::default())
     );
 }
