@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 use tracing::{error, warn};
@@ -113,6 +115,16 @@ pub enum StoreError {
         "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --db"
     )]
     NewerSchema { path: PathBuf, found: i64 },
+    #[error(
+        "the history database {path} is in use by another charla: stop it, or give this one another --db (or --no-db)"
+    )]
+    InUse { path: PathBuf },
+    #[error("cannot open the history database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the history writer: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -162,6 +174,10 @@ pub struct SqliteHistory {
     /// The largest id of each node in the file at start-up, read once: later ids are the
     /// hub's own.
     last_ids: HashMap<NodeId, Option<u64>>,
+    /// An exclusive `flock` on the file, held while the store is open: two servers writing
+    /// one file would hand out the same ids. (SQLite's own locks are `fcntl` locks, which
+    /// do not meet `flock`'s on Linux.)
+    _lock: Flock<std::fs::File>,
 }
 
 /// What the appending side and the writer thread share.
@@ -218,6 +234,30 @@ impl SqliteHistory {
             path: path.to_owned(),
             source,
         };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(StoreError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err((_, errno)) => {
+                return Err(StoreError::Open {
+                    path: path.to_owned(),
+                    source: errno.into(),
+                });
+            }
+        };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
         let found: i64 = conn
@@ -259,6 +299,7 @@ impl SqliteHistory {
             readers: Ordered::new(Level::Store, Vec::new()),
             writer: Mutex::new(None),
             last_ids,
+            _lock: lock,
         };
         let node = NodeId::default();
         let last = store.read_last_id(node).map_err(sqlite)?;

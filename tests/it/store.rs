@@ -176,7 +176,25 @@ fn an_unusable_db_is_an_error_at_start_up() {
     assert!(!status.success());
     let stderr = charla.stderr();
     assert!(
-        stderr.contains("cannot use the history database"),
+        stderr.contains("cannot open the history database"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_db_another_charla_uses_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let (first, _, _) = serve(&db);
+    let mut second = Binary::start(binary::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert!(!second.exit_status().success());
+    let stderr = second.stderr();
+    assert!(stderr.contains("in use by another charla"), "{stderr}");
+    stop(first);
 }

@@ -283,10 +283,18 @@ fn a_newer_schema_is_refused() {
     );
     assert!(err.to_string().contains("schema version 99"), "{err}");
     let err = SqliteHistory::open(dir.path(), options()).err().unwrap();
-    assert!(
-        matches!(err, StoreError::Sqlite { .. }),
-        "a directory: {err}"
-    );
+    assert!(matches!(err, StoreError::Open { .. }), "a directory: {err}");
+}
+
+#[test]
+fn one_server_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir, options());
+    let path = dir.path().join("charla.db");
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    drop(first);
+    SqliteHistory::open(&path, options()).unwrap();
 }
 
 /// Rough costs, printed: `cargo test --lib measure_costs -- --ignored --nocapture`. Not a
