@@ -23,6 +23,15 @@ pub trait HistoryStore: Send + Sync {
     /// The last `limit` entries of `room` (as many as kept when `None`), oldest first.
     fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry>;
 
+    /// The entries of `room` after message id `after`, oldest first, at most `limit`.
+    fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        self.recent(room, None)
+            .into_iter()
+            .filter(|entry| entry.id() > after)
+            .take(limit)
+            .collect()
+    }
+
     /// The room is gone (its last member left): what it kept may go too.
     fn forget(&self, room: &RoomName);
 

@@ -349,13 +349,35 @@ impl SqliteHistory {
 
     /// The newest `limit` entries of `room` in the file, oldest first.
     fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        let mut entries = self.read(
+            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+             WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
+            params![room.key(), limit as i64],
+        )?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// The first `limit` entries of `room` in the file after id `after`, oldest first.
+    fn read_since(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Entry>> {
+        self.read(
+            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+             WHERE room_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
+        )
+    }
+
+    /// The entries `sql` selects, in its order.
+    fn read(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Entry>> {
         self.with_reader(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT id, ts, room, kind, author, text, fields FROM entries \
-                 WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
+            let mut statement = conn.prepare_cached(sql)?;
             let mut names = Names::default();
-            let mut rows = statement.query(params![room.key(), limit as i64])?;
+            let mut rows = statement.query(params)?;
             let mut entries = Vec::new();
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
@@ -373,7 +395,6 @@ impl SqliteHistory {
                     None => warn!(id, "a stored history entry could not be read back; skipped"),
                 }
             }
-            entries.reverse();
             Ok(entries)
         })
     }
@@ -502,6 +523,29 @@ impl HistoryStore for SqliteHistory {
             }
         }
         entries.drain(..entries.len().saturating_sub(n));
+        entries
+    }
+
+    /// From the file, not the cache: it holds only the newest few, and this is asked
+    /// without the hub's lock.
+    fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        // Pending entries first, then the file, as in `recent`.
+        let pending: Vec<Entry> = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room && entry.id() > after)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut entries = self.read_since(room, after, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map_or(after, Entry::id);
+        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
+        entries.truncate(limit);
         entries
     }
 

@@ -146,6 +146,15 @@ async fn history_survives_a_restart_exactly_and_ids_continue() {
     assert_eq!(join(&mut bob, "#ops").await, ops, "#ops replayed exactly");
     assert_eq!(join(&mut bob, "#dev").await, dev);
     assert_eq!(join(&mut bob, "#alerts").await, alerts, "fields and all");
+    // Exact resume: everything after an id, from the file.
+    bob.send(&json!({"type":"history","room":"#ops","since":ids[0],"ref":"r"}).to_string())
+        .await;
+    let resumed = bob.expect_json("history").await;
+    assert_eq!(resumed["ref"], "r");
+    assert_eq!(resumed["messages"].as_array().unwrap()[..], ops[1..]);
+    bob.send(&json!({"type":"history","room":"#dev","since":ids[2]}).to_string())
+        .await;
+    assert_eq!(bob.expect_json("history").await["messages"], json!([]));
     let next = said(&mut bob, json!({"type":"say","room":"#ops","text":"back"})).await;
     let last = *ids.iter().max().unwrap();
     assert!(next > last, "ids continue: {next} after {ids:?}");

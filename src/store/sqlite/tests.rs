@@ -388,3 +388,34 @@ fn measure_costs() {
         store.last_id(NodeId::default())
     );
 }
+
+#[test]
+fn since_answers_every_entry_after_an_id_in_order_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, options());
+    for id in 1..=250 {
+        store.append(said(
+            id,
+            if id % 2 == 0 { "#a" } else { "#b" },
+            "ana",
+            "x",
+            false,
+        ));
+    }
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    // Beyond what a join replays (100), from the file and what is still pending alike.
+    let all = ids(store.since(&room("#a"), 0, 1_000));
+    assert_eq!(all, (1..=125).map(|n| 2 * n).collect::<Vec<_>>());
+    assert_eq!(
+        ids(store.since(&room("#a"), 241, 1_000)),
+        [242, 244, 246, 248, 250]
+    );
+    assert_eq!(ids(store.since(&room("#a"), 10, 3)), [12, 14, 16]);
+    assert!(store.since(&room("#a"), 250, 10).is_empty());
+    store.flush();
+    assert_eq!(ids(store.since(&room("#b"), 245, 10)), [247, 249]);
+    assert_eq!(
+        ids(store.since(&room("#b"), u64::MAX, 10)),
+        Vec::<u64>::new()
+    );
+}
