@@ -207,3 +207,80 @@ fn a_db_another_charla_uses_is_refused() {
     assert!(stderr.contains("in use by another charla"), "{stderr}");
     stop(first);
 }
+
+/// `charla serve` with `env` and without `CHARLA_DB`, so the default applies unless `args`
+/// say otherwise; its TCP address.
+fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
+    let mut command = binary::command(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
+    command.env_remove("CHARLA_DB");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let charla = Binary::start(command);
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    let addr = line
+        .strip_prefix("listening on tcp://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    (charla, addr)
+}
+
+/// Says `text` in #lobby as a JSON client and returns its id.
+async fn say_in_lobby(addr: SocketAddr, text: &str) -> u64 {
+    let mut c = json_client(addr, "ana").await;
+    said(&mut c, json!({"type":"say","room":"#lobby","text":text})).await
+}
+
+/// What a newcomer is replayed in #lobby: the ids.
+async fn lobby_history(addr: SocketAddr) -> Vec<u64> {
+    let mut c = json_client(addr, "eve").await;
+    c.send(r##"{"type":"history","room":"#lobby"}"##).await;
+    let h = c.expect_json("history").await;
+    h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_file_is_in_the_xdg_state_dir_and_no_db_forgets() {
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path()), ("HOME", home.path())];
+    let (charla, addr) = serve_with(&[], &env);
+    let id = say_in_lobby(addr, "kept").await;
+    stop(charla);
+    let file = state.path().join("charla").join("charla.db");
+    assert!(
+        file.exists(),
+        "the directory is made and the file kept there"
+    );
+
+    let (charla, addr) = serve_with(&[], &env);
+    assert_eq!(lobby_history(addr).await, [id]);
+    stop(charla);
+
+    // Without XDG_STATE_HOME: under ~/.local/state.
+    let (charla, addr) = serve_with(&[], &[("HOME", home.path())]);
+    say_in_lobby(addr, "at home").await;
+    stop(charla);
+    assert!(home.path().join(".local/state/charla/charla.db").exists());
+
+    // --no-db neither reads nor writes the file.
+    for args in [&["--no-db"][..], &["--db", ":memory:"][..]] {
+        let (charla, addr) = serve_with(args, &env);
+        assert!(lobby_history(addr).await.is_empty(), "{args:?}");
+        say_in_lobby(addr, "forgotten").await;
+        stop(charla);
+    }
+    let (charla, addr) = serve_with(&[], &env);
+    assert_eq!(
+        lobby_history(addr).await,
+        [id],
+        "nothing said with --no-db was kept"
+    );
+    stop(charla);
+}
