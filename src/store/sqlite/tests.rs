@@ -287,6 +287,17 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_file_that_is_no_database_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    std::fs::write(&path, "precious notes, not a database\n".repeat(200)).unwrap();
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(matches!(err, StoreError::Sqlite { .. }), "{err}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("precious notes"));
+}
+
+#[test]
 fn one_server_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let first = open(&dir, options());
