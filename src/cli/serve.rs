@@ -60,6 +60,11 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_DB_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]
     pub db_keep: usize,
 
+    /// How long messages are kept in the --db file and replayed (30d, 12h); older ones are
+    /// deleted within a minute. Unset: kept until --db-keep newer ones push them out.
+    #[arg(long, env = "CHARLA_HISTORY_AGE", value_parser = positive)]
+    pub history_age: Option<humantime::Duration>,
+
     /// Rooms one client may be in at once.
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
     pub max_rooms_per_client: usize,

@@ -24,10 +24,10 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -59,6 +59,13 @@ pub const WRITE_BATCH: usize = 4_096;
 /// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
 /// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
+
+/// How often the writer deletes what is older than `--history-age`, when one is given:
+/// after a commit or, when nothing is said, on its own.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+
+/// Entries deleted a statement when expiring, so the write lock is held briefly.
+const EXPIRE_BATCH: i64 = 1_000;
 
 /// How long a connection waits for another that holds the file's lock (another process
 /// reading the file, a backup) before its statement fails.
@@ -136,6 +143,10 @@ pub struct SqliteOptions {
     pub bounds: HistoryBounds,
     /// Entries a room keeps on disk ([`DISK_HISTORY_PER_ROOM`]).
     pub keep_per_room: usize,
+    /// How long an entry is kept and replayed (`--history-age`); `None`: until
+    /// `keep_per_room` newer ones push it out. The writer deletes older ones every
+    /// [`EXPIRE_EVERY`]; replays leave them out at once.
+    pub max_age: Option<Duration>,
     /// [`WRITE_QUEUE`].
     pub queue: usize,
     /// How long the writer waits for a lock another connection holds.
@@ -147,6 +158,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             bounds: crate::limits::Limits::default().history_bounds(),
             keep_per_room: DISK_HISTORY_PER_ROOM,
+            max_age: None,
             queue: WRITE_QUEUE,
             busy_timeout: BUSY_TIMEOUT,
         }
@@ -305,11 +317,17 @@ impl SqliteHistory {
         let last = store.read_last_id(node).map_err(sqlite)?;
         store.last_ids.insert(node, last);
         let keep = options.keep_per_room.max(1);
+        let max_age = options.max_age;
         let writer = std::thread::Builder::new()
             .name("charla-history".into())
-            .spawn(move || write_loop(conn, receiver, &shared, keep))?;
+            .spawn(move || write_loop(conn, receiver, &shared, keep, max_age))?;
         *store.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
         Ok(store)
+    }
+
+    /// The time (ms since the epoch) of the oldest entry replayed: `--history-age` ago.
+    fn oldest_kept(&self) -> u64 {
+        self.options.max_age.map_or(0, expiry)
     }
 
     /// The file this store keeps.
@@ -479,10 +497,12 @@ impl HistoryStore for SqliteHistory {
             let mut queue = self.shared.queue.lock();
             if let Some(cached) = queue.cache.rooms.get(room) {
                 let skip = cached.entries.len().saturating_sub(n);
+                let oldest = self.oldest_kept();
                 return cached
                     .entries
                     .iter()
                     .skip(skip)
+                    .filter(|(_, entry)| entry.ts() >= oldest)
                     .map(|(_, entry)| entry.clone())
                     .collect();
             }
@@ -523,6 +543,8 @@ impl HistoryStore for SqliteHistory {
             }
         }
         entries.drain(..entries.len().saturating_sub(n));
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
         entries
     }
 
@@ -546,6 +568,8 @@ impl HistoryStore for SqliteHistory {
         let newest = entries.last().map_or(after, Entry::id);
         entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
         entries.truncate(limit);
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
         entries
     }
 
@@ -656,58 +680,116 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
 }
 
 /// The writer thread: takes what has queued up, commits it in one transaction, prunes the
-/// rooms it touched, and stops holding those entries pending. Ends when the store closes.
-fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, keep: usize) {
+/// rooms it touched, and stops holding those entries pending; every [`EXPIRE_EVERY`],
+/// deletes what is older than `max_age`, and once more when the store closes.
+fn write_loop(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    shared: &Shared,
+    keep: usize,
+    max_age: Option<Duration>,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
-        while batch.len() < WRITE_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut expired_at: Option<Instant> = None;
+    loop {
+        match jobs.recv_timeout(EXPIRE_EVERY) {
+            Ok(first) => {
+                batch.push(first);
+                write_batch(&mut conn, &jobs, &mut batch, shared, keep);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(age) = max_age
+            && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY)
+        {
+            expired_at = Some(Instant::now());
+            if let Err(e) = expire(&conn, expiry(age)) {
+                error!(error = %e, "cannot delete expired history");
             }
         }
-        let mut flushes = Vec::new();
-        let mut appends = Vec::new();
-        let mut last = None;
-        for job in batch.drain(..) {
-            match job {
-                Job::Append(number, entry) => {
-                    last = Some(number);
-                    appends.push(entry);
-                }
-                Job::Flush(done) => flushes.push(done),
-            }
-        }
-        if !appends.is_empty() {
-            let highest = shared.highest.load(Ordering::Relaxed);
-            match commit(&mut conn, &appends, keep, highest) {
-                Ok(()) => {
-                    shared
-                        .written
-                        .fetch_add(appends.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    error!(error = %e, entries = appends.len(), "cannot write history");
-                    shared.lose(appends.len() as u64, "a history transaction failed");
-                }
-            }
-        }
-        if let Some(last) = last {
-            let mut queue = shared.queue.lock();
-            let done = queue.pending.partition_point(|(n, _)| *n <= last);
-            // Freed after the lock is let go: appends wait for it.
-            let committed: Vec<_> = queue.pending.drain(..done).collect();
-            drop(queue);
-            drop(committed);
-        }
-        for done in flushes {
-            let _ = done.send(());
-        }
+    }
+    // Once more on the way out, so a file left alone is no older than the bound.
+    if let Some(age) = max_age
+        && let Err(e) = expire(&conn, expiry(age))
+    {
+        error!(error = %e, "cannot delete expired history");
     }
     // Ids handed out to entries that never reached the writer count too.
     if let Err(e) = record_highest(&conn, shared.highest.load(Ordering::Relaxed)) {
         error!(error = %e, "cannot record the last message id");
+    }
+}
+
+/// The time `age` ago, in ms since the epoch.
+fn expiry(age: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(age).as_millis() as u64
+}
+
+/// Deletes the entries said before `before` (ms since the epoch), oldest first. Ids grow
+/// with time, so the oldest by id are the ones to look at, a few at a time.
+fn expire(conn: &Connection, before: u64) -> rusqlite::Result<()> {
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1) \
+         AND ts < ?2",
+    )?;
+    while delete.execute(params![EXPIRE_BATCH, before as i64])? as i64 == EXPIRE_BATCH {}
+    Ok(())
+}
+
+/// Commits `batch`, its first job, with whatever else has queued up since.
+fn write_batch(
+    conn: &mut Connection,
+    jobs: &Receiver<Job>,
+    batch: &mut Vec<Job>,
+    shared: &Shared,
+    keep: usize,
+) {
+    while batch.len() < WRITE_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    let mut flushes = Vec::new();
+    let mut appends = Vec::new();
+    let mut last = None;
+    for job in batch.drain(..) {
+        match job {
+            Job::Append(number, entry) => {
+                last = Some(number);
+                appends.push(entry);
+            }
+            Job::Flush(done) => flushes.push(done),
+        }
+    }
+    if !appends.is_empty() {
+        let highest = shared.highest.load(Ordering::Relaxed);
+        match commit(conn, &appends, keep, highest) {
+            Ok(()) => {
+                shared
+                    .written
+                    .fetch_add(appends.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                error!(error = %e, entries = appends.len(), "cannot write history");
+                shared.lose(appends.len() as u64, "a history transaction failed");
+            }
+        }
+    }
+    if let Some(last) = last {
+        let mut queue = shared.queue.lock();
+        let done = queue.pending.partition_point(|(n, _)| *n <= last);
+        // Freed after the lock is let go: appends wait for it.
+        let committed: Vec<_> = queue.pending.drain(..done).collect();
+        drop(queue);
+        drop(committed);
+    }
+    for done in flushes {
+        let _ = done.send(());
     }
 }
 

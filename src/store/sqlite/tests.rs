@@ -294,7 +294,11 @@ fn a_file_that_is_no_database_is_refused_and_kept() {
     let err = SqliteHistory::open(&path, options()).err().unwrap();
     assert!(matches!(err, StoreError::Sqlite { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("precious notes"));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("precious notes")
+    );
 }
 
 #[test]
@@ -429,4 +433,46 @@ fn since_answers_every_entry_after_an_id_in_order_bounded() {
         ids(store.since(&room("#b"), u64::MAX, 10)),
         Vec::<u64>::new()
     );
+}
+
+#[test]
+fn what_is_older_than_the_age_bound_is_not_replayed_and_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = |entry: Entry, ts: u64| match entry {
+        Entry::Said(mut said) => {
+            said.ts = ts;
+            Entry::Said(said)
+        }
+        other => other,
+    };
+    let day = 24 * 3600 * 1000;
+    let store = open(
+        &dir,
+        SqliteOptions {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            ..options()
+        },
+    );
+    store.append(at(said(1, "#a", "ana", "old", false), now - 30 * day));
+    store.append(at(said(2, "#a", "ana", "last week", false), now - 8 * day));
+    store.append(at(said(3, "#a", "ana", "yesterday", false), now - day));
+    store.append(at(said(4, "#a", "ana", "now", false), now));
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4], "cached");
+    assert_eq!(ids(store.since(&room("#a"), 0, 10)), [3, 4]);
+    store.forget(&room("#a"));
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        [3, 4],
+        "from the file"
+    );
+    store.close();
+    drop(store);
+    // The writer deleted them: without the bound, they are gone all the same.
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4]);
 }
