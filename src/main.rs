@@ -149,6 +149,7 @@ fn open_store(args: &Serve, limits: &Limits) -> anyhow::Result<Option<Arc<Sqlite
     let options = SqliteOptions {
         bounds: limits.history_bounds(),
         keep_per_room: args.db_keep,
+        keep_total: args.db_keep_total,
         max_age: args.history_age.map(Into::into),
         ..SqliteOptions::default()
     };

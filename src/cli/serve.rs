@@ -11,7 +11,7 @@ use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, ListenAddr, parse_udp};
-use charla::store::{DISK_HISTORY_PER_ROOM, default_db_path};
+use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_db_path};
 
 #[derive(Args)]
 pub struct Serve {
@@ -59,6 +59,11 @@ pub struct Serve {
     /// restarts; the oldest are deleted past it. --history of them are replayed.
     #[arg(long, env = "CHARLA_DB_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]
     pub db_keep: usize,
+
+    /// Messages all rooms keep in the --db file together; the oldest of any room are
+    /// deleted past it.
+    #[arg(long, env = "CHARLA_DB_KEEP_TOTAL", default_value_t = DISK_HISTORY_TOTAL, value_parser = at_least_one)]
+    pub db_keep_total: usize,
 
     /// How long messages are kept in the --db file and replayed (30d, 12h); older ones are
     /// deleted within a minute. Unset: kept until --db-keep newer ones push them out.

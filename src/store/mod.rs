@@ -7,8 +7,8 @@ mod sqlite;
 use std::path::PathBuf;
 
 pub use sqlite::{
-    DISK_HISTORY_PER_ROOM, SqliteHistory, SqliteOptions, StoreError, StoreStats, WRITE_BATCH,
-    WRITE_QUEUE,
+    DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, SqliteHistory, SqliteOptions, StoreError,
+    StoreStats, WRITE_BATCH, WRITE_QUEUE,
 };
 
 /// The file `charla serve` keeps history in when `--db` is not given:

@@ -60,6 +60,12 @@ pub const WRITE_BATCH: usize = 4_096;
 /// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
 
+/// Entries the file keeps in all rooms together; past it the writer deletes the oldest of
+/// any room, after the commit that passed it. Rooms end when they empty but their history
+/// stays, so without this bound a file would grow with every room ever made. Default
+/// 10,000,000, a few GB (`--db-keep-total`).
+pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
+
 /// How often the writer deletes what is older than `--history-age`, when one is given:
 /// after a commit or, when nothing is said, on its own.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
@@ -143,6 +149,8 @@ pub struct SqliteOptions {
     pub bounds: HistoryBounds,
     /// Entries a room keeps on disk ([`DISK_HISTORY_PER_ROOM`]).
     pub keep_per_room: usize,
+    /// Entries all rooms keep on disk together ([`DISK_HISTORY_TOTAL`]).
+    pub keep_total: usize,
     /// How long an entry is kept and replayed (`--history-age`); `None`: until
     /// `keep_per_room` newer ones push it out. The writer deletes older ones every
     /// [`EXPIRE_EVERY`]; replays leave them out at once.
@@ -158,6 +166,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             bounds: crate::limits::Limits::default().history_bounds(),
             keep_per_room: DISK_HISTORY_PER_ROOM,
+            keep_total: DISK_HISTORY_TOTAL,
             max_age: None,
             queue: WRITE_QUEUE,
             busy_timeout: BUSY_TIMEOUT,
@@ -316,11 +325,14 @@ impl SqliteHistory {
         let node = NodeId::default();
         let last = store.read_last_id(node).map_err(sqlite)?;
         store.last_ids.insert(node, last);
-        let keep = options.keep_per_room.max(1);
-        let max_age = options.max_age;
+        let bounds = DiskBounds {
+            per_room: options.keep_per_room.max(1),
+            total: options.keep_total.max(1) as u64,
+            max_age: options.max_age,
+        };
         let writer = std::thread::Builder::new()
             .name("charla-history".into())
-            .spawn(move || write_loop(conn, receiver, &shared, keep, max_age))?;
+            .spawn(move || write_loop(conn, receiver, &shared, bounds))?;
         *store.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
         Ok(store)
     }
@@ -682,35 +694,48 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
 /// The writer thread: takes what has queued up, commits it in one transaction, prunes the
 /// rooms it touched, and stops holding those entries pending; every [`EXPIRE_EVERY`],
 /// deletes what is older than `max_age`, and once more when the store closes.
-fn write_loop(
-    mut conn: Connection,
-    jobs: Receiver<Job>,
-    shared: &Shared,
-    keep: usize,
-    max_age: Option<Duration>,
-) {
+fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, bounds: DiskBounds) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut expired_at: Option<Instant> = None;
+    // Rows in the file, counted once here rather than at start-up, then kept up to date.
+    let mut rows = match conn.query_row("SELECT count(*) FROM entries", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(n) => n as u64,
+        Err(e) => {
+            error!(error = %e, "cannot count the stored history");
+            0
+        }
+    };
     loop {
         match jobs.recv_timeout(EXPIRE_EVERY) {
             Ok(first) => {
                 batch.push(first);
-                write_batch(&mut conn, &jobs, &mut batch, shared, keep);
+                let (added, pruned) =
+                    write_batch(&mut conn, &jobs, &mut batch, shared, bounds.per_room);
+                rows = (rows + added).saturating_sub(pruned);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if let Some(age) = max_age
+        if rows > bounds.total {
+            match drop_oldest(&conn, rows - bounds.total) {
+                Ok(deleted) => rows = rows.saturating_sub(deleted),
+                Err(e) => error!(error = %e, "cannot delete the oldest history"),
+            }
+        }
+        if let Some(age) = bounds.max_age
             && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY)
         {
             expired_at = Some(Instant::now());
-            if let Err(e) = expire(&conn, expiry(age)) {
-                error!(error = %e, "cannot delete expired history");
+            match expire(&conn, expiry(age)) {
+                Ok(deleted) => rows = rows.saturating_sub(deleted),
+                Err(e) => error!(error = %e, "cannot delete expired history"),
             }
         }
     }
     // Once more on the way out, so a file left alone is no older than the bound.
-    if let Some(age) = max_age
+    if let Some(age) = bounds.max_age
         && let Err(e) = expire(&conn, expiry(age))
     {
         error!(error = %e, "cannot delete expired history");
@@ -731,23 +756,48 @@ fn expiry(age: Duration) -> u64 {
 
 /// Deletes the entries said before `before` (ms since the epoch), oldest first. Ids grow
 /// with time, so the oldest by id are the ones to look at, a few at a time.
-fn expire(conn: &Connection, before: u64) -> rusqlite::Result<()> {
+fn expire(conn: &Connection, before: u64) -> rusqlite::Result<u64> {
     let mut delete = conn.prepare_cached(
         "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1) \
          AND ts < ?2",
     )?;
-    while delete.execute(params![EXPIRE_BATCH, before as i64])? as i64 == EXPIRE_BATCH {}
-    Ok(())
+    let mut deleted = 0;
+    loop {
+        let n = delete.execute(params![EXPIRE_BATCH, before as i64])? as u64;
+        deleted += n;
+        if n < EXPIRE_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
 }
 
-/// Commits `batch`, its first job, with whatever else has queued up since.
+/// Deletes the `n` oldest entries of all rooms (by id, which grows with time).
+fn drop_oldest(conn: &Connection, n: u64) -> rusqlite::Result<u64> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1)",
+        )?
+        .execute(params![n.min(i64::MAX as u64) as i64])?;
+    Ok(deleted as u64)
+}
+
+/// What the writer keeps in the file.
+#[derive(Clone, Copy)]
+struct DiskBounds {
+    per_room: usize,
+    total: u64,
+    max_age: Option<Duration>,
+}
+
+/// Commits `batch`, its first job, with whatever else has queued up since; returns the
+/// rows added and the rows pruned.
 fn write_batch(
     conn: &mut Connection,
     jobs: &Receiver<Job>,
     batch: &mut Vec<Job>,
     shared: &Shared,
     keep: usize,
-) {
+) -> (u64, u64) {
     while batch.len() < WRITE_BATCH {
         match jobs.try_recv() {
             Ok(job) => batch.push(job),
@@ -766,10 +816,12 @@ fn write_batch(
             Job::Flush(done) => flushes.push(done),
         }
     }
+    let mut rows = (0, 0);
     if !appends.is_empty() {
         let highest = shared.highest.load(Ordering::Relaxed);
         match commit(conn, &appends, keep, highest) {
-            Ok(()) => {
+            Ok(changed) => {
+                rows = changed;
                 shared
                     .written
                     .fetch_add(appends.len() as u64, Ordering::Relaxed);
@@ -791,6 +843,7 @@ fn write_batch(
     for done in flushes {
         let _ = done.send(());
     }
+    rows
 }
 
 /// Records `highest` as the largest message id handed out, if it is larger than the one
@@ -812,10 +865,11 @@ fn commit(
     entries: &[Entry],
     keep: usize,
     highest: u64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     record_highest(&tx, highest)?;
     let mut rooms = HashSet::new();
+    let (mut added, mut pruned) = (0, 0);
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO entries (id, ts, room_key, room, kind, author, text, fields) \
@@ -838,7 +892,7 @@ fn commit(
                     Some(fields_json(&posted.notice.fields)),
                 ),
             };
-            let added = insert.execute(params![
+            let inserted = insert.execute(params![
                 entry.id() as i64,
                 entry.ts() as i64,
                 room.key(),
@@ -848,7 +902,8 @@ fn commit(
                 entry.text().as_str(),
                 fields,
             ])?;
-            if added == 0 {
+            added += inserted as u64;
+            if inserted == 0 {
                 warn!(
                     id = entry.id(),
                     "a history entry with this id is already stored"
@@ -861,10 +916,11 @@ fn commit(
              (SELECT id FROM entries WHERE room_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
         )?;
         for room in rooms {
-            prune.execute(params![room, (keep - 1) as i64])?;
+            pruned += prune.execute(params![room, (keep - 1) as i64])? as u64;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok((added, pruned))
 }
 
 fn fields_json(fields: &[(Cow<'static, str>, Field)]) -> String {
