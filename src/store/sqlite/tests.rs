@@ -159,56 +159,46 @@ fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
     store.append(said(1, "#a", "ana", "one", false));
-    // Time for the writer to take it and wait on the lock.
+    // Time for the writer to take it and wait on the lock; on a machine too busy for that,
+    // the queue holds it and one fewer is accepted.
     std::thread::sleep(Duration::from_millis(300));
     for id in 2..=10 {
         store.append(said(id, "#a", "ana", "more", false));
     }
-    let waiting: Vec<u64> = store
-        .recent(&room("#a"), None)
-        .iter()
-        .map(Entry::id)
-        .collect();
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    // Pending entries are replayed before they are committed: [1, 2, 3], the writer
+    // holding one and the queue two.
+    let accepted = ids(store.recent(&room("#a"), None));
+    let lost = store.stats().lost;
     assert_eq!(
-        waiting,
-        [1, 2, 3],
-        "pending entries are replayed before they are committed"
+        accepted.len() as u64 + lost,
+        10,
+        "{accepted:?}, {lost} lost"
     );
-    assert_eq!(
-        store.stats(),
-        StoreStats {
-            written: 0,
-            lost: 7
-        }
-    );
+    assert!(lost >= 6 && accepted[0] == 1, "{accepted:?}");
+    assert_eq!(store.stats().written, 0);
     hold.rollback().unwrap();
     store.flush();
-    let after: Vec<u64> = store
-        .recent(&room("#a"), None)
-        .iter()
-        .map(Entry::id)
-        .collect();
-    assert_eq!(after, [1, 2, 3], "once each");
+    assert_eq!(ids(store.recent(&room("#a"), None)), accepted, "once each");
     // Read from the file this time, not from the cache.
     store.forget(&room("#a"));
-    let after: Vec<u64> = store
-        .recent(&room("#a"), None)
-        .iter()
-        .map(Entry::id)
-        .collect();
-    assert_eq!(after, [1, 2, 3], "once each, from the file");
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        accepted,
+        "once each, from the file"
+    );
     assert_eq!(
         store.stats(),
         StoreStats {
-            written: 3,
-            lost: 7
+            written: 10 - lost,
+            lost
         }
     );
     store.close();
     store.append(said(11, "#a", "ana", "too late", false));
     assert_eq!(
         store.stats().lost,
-        8,
+        lost + 1,
         "appends after closing are counted too"
     );
     drop(store);
