@@ -23,8 +23,8 @@ use super::arrival;
 use super::payload::Stamp;
 use super::probe::Probe;
 use super::report::Step;
-use super::send;
 use super::tally::{Latencies, Tally};
+use super::{room_churn, send};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
 const REGISTER_CONCURRENCY: usize = 64;
@@ -47,6 +47,10 @@ pub struct Shape {
     /// Bytes of message text.
     pub size: usize,
     pub duration: Duration,
+    /// Room churners run beside each step's senders (see `room_churn`); 0 for none.
+    pub churners: usize,
+    /// Rooms each churner joins, then leaves, in a cycle.
+    pub churn_rooms: usize,
 }
 
 struct Client {
@@ -187,6 +191,11 @@ impl Crowd {
             end: end.into_std(),
             size: shape.size,
         };
+        // The churners run while the senders do, so what they did is what the step's
+        // latencies were measured beside.
+        let churners = (shape.churners > 0)
+            .then(|| room_churn::start(shape.addr, shape.churners, shape.churn_rooms))
+            .transpose()?;
         let sending = send::run(tokio::runtime::Handle::current(), plans, schedule);
         let ticker = {
             let progress = progress.clone();
@@ -198,6 +207,10 @@ impl Crowd {
             })
         };
         let sent = sending.await;
+        let room_churn = match churners {
+            Some(churners) => Some(churners.stop().await),
+            None => None,
+        };
         let mut sent_by = vec![0u64; self.clients.len()];
         for &(sender, count) in &sent.by {
             sent_by[sender as usize] = count;
@@ -267,6 +280,7 @@ impl Crowd {
                 .map(|w| total.unique as f64 / w as f64),
             generator_cpu_percent: me_after.cpu_percent_since(&me_before),
             clients_disconnected: self.disconnected,
+            room_churn,
         })
     }
 
