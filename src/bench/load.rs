@@ -107,7 +107,7 @@ impl Crowd {
         }
         let step = Arc::new(AtomicU32::new(u32::MAX));
         let latencies = Arc::new(Mutex::new(Latencies::new()));
-        let (epoch, wall_epoch) = (Instant::now(), SystemTime::now());
+        let epoch = Instant::now();
         let mut receivers = JoinSet::new();
         let mut clients = Vec::with_capacity(shape.clients);
         for slot in slots {
@@ -119,7 +119,6 @@ impl Crowd {
                 latencies: latencies.clone(),
                 step: step.clone(),
                 epoch,
-                wall_epoch,
             };
             receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
             clients.push(Client {
@@ -313,8 +312,6 @@ struct Record {
     /// Stamps of other steps (late arrivals) are not counted.
     step: Arc<AtomicU32>,
     epoch: Instant,
-    /// The wall-clock time at `epoch`: the kernel stamps arrivals in wall-clock time.
-    wall_epoch: SystemTime,
 }
 
 /// Reads everything a client receives, recording stamped messages of the current step.
@@ -366,9 +363,15 @@ fn scan(
     replies: &mut Vec<Vec<u8>>,
 ) {
     let now = record.epoch.elapsed().as_micros() as u64;
-    let arrived = arrived
-        .and_then(|at| at.duration_since(record.wall_epoch).ok())
-        .map(|since| since.as_micros() as u64);
+    // The kernel stamps in wall-clock time, which may be slewed or stepped during a run
+    // (on the 2-CPU VM of docs/benchmarks.md it once gained 4.7 ms a second on the
+    // monotonic clock); so only a stamp's age, a few milliseconds of wall clock, is
+    // trusted, and taken from the monotonic `now`.
+    let wall_now = SystemTime::now();
+    let arrived = arrived.map(|at| {
+        let age = wall_now.duration_since(at).unwrap_or_default();
+        now.saturating_sub(age.as_micros() as u64)
+    });
     let current = record.step.load(Ordering::Relaxed);
     let mut tally = record.tally.lock().expect("tally lock");
     let mut latencies = record.latencies.lock().expect("latencies lock");
