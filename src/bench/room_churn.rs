@@ -7,8 +7,9 @@
 //! they stop, so what a step reports they did happened while its latencies were measured.
 //!
 //! Two forms, alternating (churner 0, 2, 4… the first, 1, 3, 5… the second):
-//! - **JSON**: one `hello` line naming all K rooms (K joins in one line), then a `leave`
-//!   line for each room; again and again.
+//! - **JSON**: one `hello` line naming all K rooms (K joins in one line; up to
+//!   [`HELLO_ROOMS`] a line, more take more hellos), then a `leave` line for each room;
+//!   again and again.
 //! - **text**: `/join #room` for each of the K rooms, then `/leave #room` for each.
 //!
 //! They pace themselves: a token bucket of the server's default burst and rate
@@ -38,6 +39,11 @@ use crate::limits::{FLOOD_BURST, FLOOD_RATE, MAX_LINE_BYTES, MAX_ROOM_CHARS};
 /// a server with default flood control refuse one.
 const BURST_SLACK: u32 = 1;
 
+/// Rooms a JSON churner names in one `hello`; more rooms a cycle take more hellos. The
+/// issue's example of a client holding many rooms, and with names up to `#ch99-99999` it
+/// stays within the server's default line bound ([`MAX_LINE_BYTES`]).
+const HELLO_ROOMS: usize = 240;
+
 /// How long a churner the server hung up on (or refused) waits before connecting again:
 /// soon enough to keep churning through a step, slow enough not to hammer the listener.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
@@ -49,7 +55,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The rooms of churner `id`: its own, so no churner's joins are announced to another
 /// or to a measured client.
 fn room_names(id: usize, rooms: usize) -> Vec<String> {
-    (0..rooms).map(|j| format!("#ch{id}-{j}")).collect()
+    room_range(id, 0..rooms)
+}
+
+fn room_range(id: usize, rooms: std::ops::Range<usize>) -> Vec<String> {
+    rooms.map(|j| format!("#ch{id}-{j}")).collect()
 }
 
 /// Whose join and leave confirmations count: a churner's own rooms, not `#lobby`.
@@ -74,8 +84,9 @@ impl Form {
         let mut lines = Vec::with_capacity(2 * rooms.len());
         match self {
             Form::Json => {
-                let hello = serde_json::json!({ "type": "hello", "rooms": rooms });
-                lines.push(line(hello.to_string()));
+                lines.extend(rooms.chunks(HELLO_ROOMS).map(|some| {
+                    line(serde_json::json!({ "type": "hello", "rooms": some }).to_string())
+                }));
                 lines.extend(rooms.iter().map(|room| {
                     line(serde_json::json!({ "type": "leave", "room": room }).to_string())
                 }));
@@ -121,11 +132,12 @@ pub fn check(churners: usize, rooms: usize) -> anyhow::Result<()> {
     if rooms == 0 {
         bail!("--churn-rooms must be at least 1");
     }
-    let names = room_names(last, rooms);
-    if names.iter().any(|n| n.chars().count() > MAX_ROOM_CHARS) {
+    // The longest names are the last churner's last ones.
+    let longest = room_range(last, rooms.saturating_sub(HELLO_ROOMS)..rooms);
+    if longest.iter().any(|n| n.chars().count() > MAX_ROOM_CHARS) {
         bail!("too many churners or --churn-rooms: room names pass {MAX_ROOM_CHARS} characters");
     }
-    let hello = &Form::Json.cycle(&names)[0];
+    let hello = &Form::Json.cycle(&longest)[0];
     if hello.len() > MAX_LINE_BYTES {
         bail!(
             "--churn-rooms {rooms} makes a hello of {} bytes, over the server's default line \
@@ -346,10 +358,14 @@ mod tests {
     }
 
     #[test]
-    fn a_hello_must_fit_in_a_line() {
-        assert!(check(3, 240).is_ok());
-        assert!(check(3, 1000).is_err());
+    fn many_rooms_take_several_hellos_each_within_a_line() {
+        let lines = Form::Json.cycle(&room_names(7, 500));
+        assert_eq!(lines.len(), 3 + 500);
+        assert!(lines[2].starts_with(br##"{"type":"hello","rooms":["#ch7-480","##));
+        assert!(check(99, 99_999).is_ok());
+        assert!(check(10usize.pow(15), 10usize.pow(15)).is_err());
         assert!(check(0, 0).is_ok());
+        assert!(check(1, 0).is_err());
     }
 
     #[tokio::test(start_paused = true)]

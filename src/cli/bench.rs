@@ -81,8 +81,9 @@ pub struct Run {
     /// each room. Not counted in the latencies; the report says what they got done.
     #[arg(long, default_value_t = 0)]
     pub churners: usize,
-    /// Rooms each churner joins, then leaves, in a cycle: the 240 fills a hello
-    /// line about two thirds of the server's 4096-byte bound.
+    /// Rooms each churner joins, then leaves, in a cycle (the example: 240, one
+    /// hello line). A JSON churner names up to 240 in a hello, so more take more lines;
+    /// more rooms held make each join and leave of a server that scans them dearer.
     #[arg(long, default_value_t = 240)]
     pub churn_rooms: usize,
     /// Cycles for the churn scenario.
