@@ -23,8 +23,8 @@ use super::arrival;
 use super::payload::Stamp;
 use super::probe::Probe;
 use super::report::Step;
-use super::send;
 use super::tally::{Latencies, Tally};
+use super::{room_churn, send};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
 const REGISTER_CONCURRENCY: usize = 64;
@@ -47,6 +47,10 @@ pub struct Shape {
     /// Bytes of message text.
     pub size: usize,
     pub duration: Duration,
+    /// Room churners run beside each step's senders (see `room_churn`); 0 for none.
+    pub churners: usize,
+    /// Rooms each churner joins, then leaves, in a cycle.
+    pub churn_rooms: usize,
 }
 
 struct Client {
@@ -103,7 +107,7 @@ impl Crowd {
         }
         let step = Arc::new(AtomicU32::new(u32::MAX));
         let latencies = Arc::new(Mutex::new(Latencies::new()));
-        let (epoch, wall_epoch) = (Instant::now(), SystemTime::now());
+        let epoch = Instant::now();
         let mut receivers = JoinSet::new();
         let mut clients = Vec::with_capacity(shape.clients);
         for slot in slots {
@@ -115,7 +119,6 @@ impl Crowd {
                 latencies: latencies.clone(),
                 step: step.clone(),
                 epoch,
-                wall_epoch,
             };
             receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
             clients.push(Client {
@@ -187,6 +190,11 @@ impl Crowd {
             end: end.into_std(),
             size: shape.size,
         };
+        // The churners run while the senders do, so what they did is what the step's
+        // latencies were measured beside.
+        let churners = (shape.churners > 0)
+            .then(|| room_churn::start(shape.addr, shape.churners, shape.churn_rooms))
+            .transpose()?;
         let sending = send::run(tokio::runtime::Handle::current(), plans, schedule);
         let ticker = {
             let progress = progress.clone();
@@ -198,6 +206,10 @@ impl Crowd {
             })
         };
         let sent = sending.await;
+        let room_churn = match churners {
+            Some(churners) => Some(churners.stop().await),
+            None => None,
+        };
         let mut sent_by = vec![0u64; self.clients.len()];
         for &(sender, count) in &sent.by {
             sent_by[sender as usize] = count;
@@ -267,6 +279,7 @@ impl Crowd {
                 .map(|w| total.unique as f64 / w as f64),
             generator_cpu_percent: me_after.cpu_percent_since(&me_before),
             clients_disconnected: self.disconnected,
+            room_churn,
         })
     }
 
@@ -299,8 +312,6 @@ struct Record {
     /// Stamps of other steps (late arrivals) are not counted.
     step: Arc<AtomicU32>,
     epoch: Instant,
-    /// The wall-clock time at `epoch`: the kernel stamps arrivals in wall-clock time.
-    wall_epoch: SystemTime,
 }
 
 /// Reads everything a client receives, recording stamped messages of the current step.
@@ -352,9 +363,15 @@ fn scan(
     replies: &mut Vec<Vec<u8>>,
 ) {
     let now = record.epoch.elapsed().as_micros() as u64;
-    let arrived = arrived
-        .and_then(|at| at.duration_since(record.wall_epoch).ok())
-        .map(|since| since.as_micros() as u64);
+    // The kernel stamps in wall-clock time, which may be slewed or stepped during a run
+    // (on the 2-CPU VM of docs/benchmarks.md it once gained 4.7 ms a second on the
+    // monotonic clock); so only a stamp's age, a few milliseconds of wall clock, is
+    // trusted, and taken from the monotonic `now`.
+    let wall_now = SystemTime::now();
+    let arrived = arrived.map(|at| {
+        let age = wall_now.duration_since(at).unwrap_or_default();
+        now.saturating_sub(age.as_micros() as u64)
+    });
     let current = record.step.load(Ordering::Relaxed);
     let mut tally = record.tally.lock().expect("tally lock");
     let mut latencies = record.latencies.lock().expect("latencies lock");
