@@ -7,18 +7,17 @@
 //! they stop, so what a step reports they did happened while its latencies were measured.
 //!
 //! Two forms, alternating (churner 0, 2, 4… the first, 1, 3, 5… the second):
-//! - **JSON**: one `hello` line naming all K rooms (K joins in one line; up to
-//!   [`HELLO_ROOMS`] a line, more take more hellos), then a `leave` line for each room;
-//!   again and again.
+//! - **JSON**: `hello` lines naming the K rooms ([`HELLO_ROOMS`] a line), then a `leave`
+//!   line for each room; again and again.
 //! - **text**: `/join #room` for each of the K rooms, then `/leave #room` for each.
 //!
 //! They pace themselves: a token bucket of the server's default burst and rate
-//! ([`FLOOD_BURST`], [`FLOOD_RATE`]), one token a line, as today's flood control counts
-//! (a hello is one line however many rooms it names). So the server can run with flood
-//! control off, as the measured senders need, and still see no more from a churner than
-//! its defaults would let through. Against a server that counts differently (each join of
-//! a hello, say), what it refuses is counted by error code, and a churner that is
-//! disconnected (kicked for flooding, say) comes back after [`RECONNECT_DELAY`].
+//! ([`FLOOD_BURST`], [`FLOOD_RATE`]), one token a line and one for each room a hello joins,
+//! as the server's flood control counts them. So the server can run with flood control
+//! off, as the measured senders need, and still see no more from a churner than its
+//! defaults would let through. What the server refuses anyway (a room past
+//! `--max-rooms-per-client`, say) is counted by error code, and a churner that is
+//! disconnected comes back after [`RECONNECT_DELAY`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,10 +38,17 @@ use crate::limits::{FLOOD_BURST, FLOOD_RATE, MAX_LINE_BYTES, MAX_ROOM_CHARS};
 /// a server with default flood control refuse one.
 const BURST_SLACK: u32 = 1;
 
-/// Rooms a JSON churner names in one `hello`; more rooms a cycle take more hellos. The
-/// issue's example of a client holding many rooms, and with names up to `#ch99-99999` it
-/// stays within the server's default line bound ([`MAX_LINE_BYTES`]).
-const HELLO_ROOMS: usize = 240;
+/// Rooms a JSON churner names in one `hello`: as many as the burst its pace keeps, since
+/// the server counts each room a hello joins as a line. More rooms a cycle take more
+/// hellos; with names up to `#ch99-99999` a hello stays within the server's default line
+/// bound ([`MAX_LINE_BYTES`]).
+const HELLO_ROOMS: usize = (FLOOD_BURST - BURST_SLACK) as usize;
+
+/// One line of a churner's cycle, and how many lines of flood allowance it costs.
+struct Line {
+    bytes: Vec<u8>,
+    cost: u32,
+}
 
 /// How long a churner the server hung up on (or refused) waits before connecting again:
 /// soon enough to keep churning through a step, slow enough not to hammer the listener.
@@ -79,13 +85,17 @@ impl Form {
     }
 
     /// One cycle's lines: join every room, then leave every room.
-    fn cycle(self, rooms: &[String]) -> Vec<Vec<u8>> {
-        let line = |s: String| (s + "\n").into_bytes();
+    fn cycle(self, rooms: &[String]) -> Vec<Line> {
+        let line = |s: String| Line {
+            bytes: (s + "\n").into_bytes(),
+            cost: 1,
+        };
         let mut lines = Vec::with_capacity(2 * rooms.len());
         match self {
             Form::Json => {
-                lines.extend(rooms.chunks(HELLO_ROOMS).map(|some| {
-                    line(serde_json::json!({ "type": "hello", "rooms": some }).to_string())
+                lines.extend(rooms.chunks(HELLO_ROOMS).map(|some| Line {
+                    cost: some.len() as u32,
+                    ..line(serde_json::json!({ "type": "hello", "rooms": some }).to_string())
                 }));
                 lines.extend(rooms.iter().map(|room| {
                     line(serde_json::json!({ "type": "leave", "room": room }).to_string())
@@ -137,7 +147,7 @@ pub fn check(churners: usize, rooms: usize) -> anyhow::Result<()> {
     if longest.iter().any(|n| n.chars().count() > MAX_ROOM_CHARS) {
         bail!("too many churners or --churn-rooms: room names pass {MAX_ROOM_CHARS} characters");
     }
-    let hello = &Form::Json.cycle(&longest)[0];
+    let hello = &Form::Json.cycle(&longest)[0].bytes;
     if hello.len() > MAX_LINE_BYTES {
         bail!(
             "--churn-rooms {rooms} makes a hello of {} bytes, over the server's default line \
@@ -187,7 +197,7 @@ async fn churn(addr: SocketAddr, id: usize, rooms: usize, stop: CancellationToke
 /// One connection's churning. `None` when stopped, otherwise why the connection ended.
 async fn connection(
     addr: SocketAddr,
-    cycle: &[Vec<u8>],
+    cycle: &[Line],
     counts: &mut RoomChurn,
     stop: &CancellationToken,
 ) -> Option<String> {
@@ -218,10 +228,10 @@ async fn connection(
                     tally(&line, counts, &mut goodbye);
                     line.clear();
                 }
-                () = pace.ready() => break,
+                () = pace.ready(next.cost) => break,
             }
         }
-        let write = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(next));
+        let write = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&next.bytes));
         tokio::select! {
             _ = stop.cancelled() => return None,
             written = write => match written {
@@ -290,19 +300,21 @@ impl Pace {
         }
     }
 
-    /// Waits for a token and spends it. Cancelled before it returns, it spends nothing.
-    async fn ready(&mut self) {
+    /// Waits for `cost` tokens (at most the burst) and spends them. Cancelled before it
+    /// returns, it spends nothing.
+    async fn ready(&mut self, cost: u32) {
+        let cost = f64::from(cost).min(Pace::burst());
         let now = Instant::now();
         let refilled = now.duration_since(self.last).as_secs_f64() * f64::from(FLOOD_RATE);
         self.tokens = (self.tokens + refilled).min(Pace::burst());
         self.last = now;
-        if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / f64::from(FLOOD_RATE);
+        if self.tokens < cost {
+            let wait = (cost - self.tokens) / f64::from(FLOOD_RATE);
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-            self.tokens = 1.0;
+            self.tokens = cost;
             self.last = Instant::now();
         }
-        self.tokens -= 1.0;
+        self.tokens -= cost;
     }
 }
 
@@ -351,17 +363,21 @@ mod tests {
         let lines = Form::Json.cycle(&rooms);
         assert_eq!(lines.len(), 4);
         assert_eq!(
-            lines[0],
+            lines[0].bytes,
             b"{\"type\":\"hello\",\"rooms\":[\"#ch0-0\",\"#ch0-1\",\"#ch0-2\"]}\n"
         );
-        assert_eq!(Form::Text.cycle(&rooms)[3], b"/leave #ch0-0\n");
+        assert_eq!(lines[0].cost, 3, "each room a hello joins counts");
+        assert_eq!(lines[1].cost, 1);
+        assert_eq!(Form::Text.cycle(&rooms)[3].bytes, b"/leave #ch0-0\n");
     }
 
     #[test]
     fn many_rooms_take_several_hellos_each_within_a_line() {
         let lines = Form::Json.cycle(&room_names(7, 500));
-        assert_eq!(lines.len(), 3 + 500);
-        assert!(lines[2].starts_with(br##"{"type":"hello","rooms":["#ch7-480","##));
+        let hellos = 500usize.div_ceil(HELLO_ROOMS);
+        assert_eq!(lines.len(), hellos + 500);
+        let third = format!(r##"{{"type":"hello","rooms":["#ch7-{}","##, 2 * HELLO_ROOMS);
+        assert!(lines[2].bytes.starts_with(third.as_bytes()));
         assert!(check(99, 99_999).is_ok());
         assert!(check(10usize.pow(15), 10usize.pow(15)).is_err());
         assert!(check(0, 0).is_ok());
@@ -373,12 +389,10 @@ mod tests {
         let mut pace = Pace::new();
         let start = Instant::now();
         for _ in 0..FLOOD_BURST - BURST_SLACK {
-            pace.ready().await;
+            pace.ready(1).await;
         }
         assert_eq!(Instant::now(), start);
-        for _ in 0..FLOOD_RATE {
-            pace.ready().await;
-        }
+        pace.ready(FLOOD_RATE).await;
         let second = Instant::now().duration_since(start);
         assert!(
             second.abs_diff(Duration::from_secs(1)) < Duration::from_millis(5),

@@ -77,13 +77,13 @@ pub struct Run {
     /// fanout, rooms: clients beside the measured ones that join and leave many rooms of
     /// their own as fast as the server's default flood control allows (20 lines at once,
     /// then 5 a second; they pace themselves, so the server may run with it off). Even
-    /// ones send a JSON hello naming all their rooms, odd ones /join each; then both leave
+    /// ones send JSON hellos naming their rooms, odd ones /join each; then both leave
     /// each room. Not counted in the latencies; the report says what they got done.
     #[arg(long, default_value_t = 0)]
     pub churners: usize,
-    /// Rooms each churner joins, then leaves, in a cycle (the example: 240, one
-    /// hello line). A JSON churner names up to 240 in a hello, so more take more lines;
-    /// more rooms held make each join and leave of a server that scans them dearer.
+    /// Rooms each churner joins, then leaves, in a cycle (the example: 240). A JSON
+    /// churner names up to 19 in a hello, each counted as a line; more rooms held make each
+    /// join and leave of a server that scans them dearer.
     #[arg(long, default_value_t = 240)]
     pub churn_rooms: usize,
     /// Cycles for the churn scenario.
