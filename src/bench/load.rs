@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use super::adapter::{Protocol, Registered};
 use super::arrival;
 use super::payload::Stamp;
-use super::probe::Probe;
-use super::report::Step;
+use super::probe::Sampler;
+use super::report::StepReport;
 use super::tally::{Latencies, Tally};
 use super::{room_churn, send};
 
@@ -114,7 +114,7 @@ impl Crowd {
             let (room, Registered { reader, writer }) = slot.expect("every client joined");
             let tally = Arc::new(Mutex::new(Tally::default()));
             let writer = Arc::new(tokio::sync::Mutex::new(writer));
-            let record = Record {
+            let record = Recording {
                 tally: tally.clone(),
                 latencies: latencies.clone(),
                 step: step.clone(),
@@ -143,9 +143,9 @@ impl Crowd {
         &mut self,
         number: u32,
         deliveries_per_s: u64,
-        server: Option<&Probe>,
+        server: Option<&Sampler>,
         progress: &ProgressBar,
-    ) -> anyhow::Result<Step> {
+    ) -> anyhow::Result<StepReport> {
         let shape = self.shape.clone();
         let members = self.members_per_room();
         let senders: Vec<usize> = (0..shape.senders.min(shape.clients)).collect();
@@ -163,8 +163,8 @@ impl Crowd {
         }
         self.latencies.lock().expect("latencies lock").reset();
         self.step.store(number, Ordering::Relaxed);
-        let me = Probe::myself()?;
-        let (server_before, me_before) = (server.map(Probe::sample).transpose()?, me.sample()?);
+        let me = Sampler::myself()?;
+        let (server_before, me_before) = (server.map(Sampler::sample).transpose()?, me.sample()?);
 
         progress.reset();
         progress.set_length(shape.duration.as_millis() as u64);
@@ -242,7 +242,7 @@ impl Crowd {
         while self.receivers.try_join_next().is_some() {
             self.disconnected += 1;
         }
-        let server_after = server.map(Probe::sample).transpose()?;
+        let server_after = server.map(Sampler::sample).transpose()?;
         let me_after = me.sample()?;
         let seconds = shape.duration.as_secs_f64();
         let quantile_ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
@@ -250,7 +250,7 @@ impl Crowd {
         let socket_ms = |q: f64| {
             (!socket_us.is_empty()).then(|| socket_us.value_at_quantile(q) as f64 / 1000.0)
         };
-        Ok(Step {
+        Ok(StepReport {
             offered_deliveries_per_s: deliveries_per_s,
             messages_sent: sent_by.iter().sum(),
             expected_deliveries: expected,
@@ -306,7 +306,7 @@ impl Crowd {
 }
 
 /// Where a receiver records what it sees.
-struct Record {
+struct Recording {
     tally: Arc<Mutex<Tally>>,
     latencies: Arc<Mutex<Latencies>>,
     /// Stamps of other steps (late arrivals) are not counted.
@@ -319,7 +319,7 @@ struct Record {
 /// so the generator's own cost per delivery stays small next to the server's.
 async fn receive(
     reader: tokio::io::BufReader<OwnedReadHalf>,
-    record: Record,
+    record: Recording,
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     protocol: Protocol,
 ) {
@@ -358,7 +358,7 @@ fn scan(
     chunk: &[u8],
     arrived: Option<SystemTime>,
     carry: &mut Vec<u8>,
-    record: &Record,
+    record: &Recording,
     protocol: Protocol,
     replies: &mut Vec<Vec<u8>>,
 ) {

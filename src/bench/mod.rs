@@ -30,7 +30,7 @@ pub use adapter::Protocol;
 pub use report::Report;
 
 use load::{Crowd, Shape};
-use probe::Probe;
+use probe::Sampler;
 
 /// Which measurement to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,7 +66,7 @@ pub use load::Shape as LoadShape;
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let server = plan
         .server_pid
-        .map(Probe::pid)
+        .map(Sampler::pid)
         .transpose()
         .context("cannot watch the server process")?;
     let progress = load::progress_bar();

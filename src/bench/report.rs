@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One measured rate of a fan-out or rooms run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Step {
+pub struct StepReport {
     pub offered_deliveries_per_s: u64,
     pub messages_sent: u64,
     pub expected_deliveries: u64,
@@ -155,7 +155,7 @@ pub struct Report {
     /// Room churners run beside every step (0: none).
     #[serde(default)]
     pub churners: usize,
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepReport>,
     /// Saturation mode: the highest offered rate that met the bounds.
     pub max_sustained_deliveries_per_s: Option<u64>,
     /// Saturation mode: its p99 bound (its other bound is nothing lost); absent otherwise.
@@ -473,8 +473,8 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn step(offered: u64) -> Step {
-        Step {
+    fn step(offered: u64) -> StepReport {
+        StepReport {
             offered_deliveries_per_s: offered,
             messages_sent: 10,
             expected_deliveries: 90,

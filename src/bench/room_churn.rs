@@ -45,7 +45,7 @@ const BURST_SLACK: u32 = 1;
 const HELLO_ROOMS: usize = (FLOOD_BURST - BURST_SLACK) as usize;
 
 /// One line of a churner's cycle, and how many lines of flood allowance it costs.
-struct Line {
+struct ChurnLine {
     bytes: Vec<u8>,
     cost: u32,
 }
@@ -85,15 +85,15 @@ impl Form {
     }
 
     /// One cycle's lines: join every room, then leave every room.
-    fn cycle(self, rooms: &[String]) -> Vec<Line> {
-        let line = |s: String| Line {
+    fn cycle(self, rooms: &[String]) -> Vec<ChurnLine> {
+        let line = |s: String| ChurnLine {
             bytes: (s + "\n").into_bytes(),
             cost: 1,
         };
         let mut lines = Vec::with_capacity(2 * rooms.len());
         match self {
             Form::Json => {
-                lines.extend(rooms.chunks(HELLO_ROOMS).map(|some| Line {
+                lines.extend(rooms.chunks(HELLO_ROOMS).map(|some| ChurnLine {
                     cost: some.len() as u32,
                     ..line(serde_json::json!({ "type": "hello", "rooms": some }).to_string())
                 }));
@@ -197,7 +197,7 @@ async fn churn(addr: SocketAddr, id: usize, rooms: usize, stop: CancellationToke
 /// One connection's churning. `None` when stopped, otherwise why the connection ended.
 async fn connection(
     addr: SocketAddr,
-    cycle: &[Line],
+    cycle: &[ChurnLine],
     counts: &mut RoomChurn,
     stop: &CancellationToken,
 ) -> Option<String> {
