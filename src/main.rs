@@ -15,9 +15,9 @@ use charla::hub::Hub;
 use charla::{feeds, server};
 use cli::{Cli, CliCommand, Serve};
 
-/// jemalloc rather than the system allocator: in the benchmarks it cut idle memory per
-/// connection by ~95 bytes (fewer bytes lost around tokio's 128-byte-aligned blocks) and
-/// p99 latency in the rooms scenario by ~15 % (docs/benchmarks.md).
+/// jemalloc rather than the system allocator: fewer bytes lost around tokio's
+/// 128-byte-aligned blocks on every idle connection, and lower latency under load
+/// (docs/benchmarks.md, "Tried").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -364,9 +364,8 @@ fn scan(
 ) {
     let now = record.epoch.elapsed().as_micros() as u64;
     // The kernel stamps in wall-clock time, which may be slewed or stepped during a run
-    // (on the 2-CPU VM of docs/benchmarks.md it once gained 4.7 ms a second on the
-    // monotonic clock); so only a stamp's age, a few milliseconds of wall clock, is
-    // trusted, and taken from the monotonic `now`.
+    // (a VM's wall clock was seen to drift against the monotonic one); so only a stamp's
+    // age, a few milliseconds of wall clock, is trusted, and taken from the monotonic `now`.
     let wall_now = SystemTime::now();
     let arrived = arrived.map(|at| {
         let age = wall_now.duration_since(at).unwrap_or_default();

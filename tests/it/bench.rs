@@ -9,14 +9,19 @@ use serde_json::Value;
 use crate::binary;
 use crate::support::TestServer;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
-    let server = TestServer::with(Limits {
+/// A server as the benchmark loads it: no flood control, no bound per address.
+async fn open_server() -> TestServer {
+    TestServer::with(Limits {
         flood_rate: 0,
         max_connections_per_ip: 0,
         ..Limits::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
+    let server = open_server().await;
     let addr = server.tcp().to_string();
     let (markdown, report) = run_bench(&[
         "fanout",
@@ -64,12 +69,7 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
 /// own, in both forms, and the measured clients still get every message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_with_room_churners_reports_their_joins_and_loses_nothing() {
-    let server = TestServer::with(Limits {
-        flood_rate: 0,
-        max_connections_per_ip: 0,
-        ..Limits::default()
-    })
-    .await;
+    let server = open_server().await;
     let addr = server.tcp().to_string();
     let (markdown, report) = run_bench(&[
         "fanout",
