@@ -42,7 +42,7 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// Rooms one client may be in at once.
+    /// Rooms one client may be in at once, #lobby included (at least 1).
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
     pub max_rooms_per_client: usize,
 
@@ -228,7 +228,8 @@ impl Serve {
             history_room_bytes: self.history_room_bytes,
             history_bytes: self.history_bytes,
             max_rooms: self.max_rooms,
-            max_rooms_per_client: self.max_rooms_per_client,
+            // Every session starts in #lobby.
+            max_rooms_per_client: self.max_rooms_per_client.max(1),
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,
