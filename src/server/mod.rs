@@ -29,7 +29,7 @@ use crate::feeds::udp::IngestOptions;
 use crate::fanout::Dispatcher;
 use crate::hub::Hub;
 use crate::limits::{Limits, SHUTDOWN_GRACE};
-use crate::protocol::LineCodec;
+use crate::protocol::{Codec, IrcCodec, LineCodec};
 use admission::Admission;
 
 /// What every connection task shares.
@@ -80,8 +80,13 @@ pub async fn run_with(
     for bound in listeners {
         info!(addr = %bound.local_addr(), "listening");
         match bound {
-            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, ctx.clone())),
-            Bound::Unix(l, file) => ctx.tasks.spawn(accept_loop(l, Some(file), ctx.clone())),
+            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, lines, ctx.clone())),
+            Bound::Unix(l, file) => ctx
+                .tasks
+                .spawn(accept_loop(l, Some(file), lines, ctx.clone())),
+            Bound::Irc(l) => ctx
+                .tasks
+                .spawn(accept_loop(l, None, IrcCodec::new, ctx.clone())),
         };
     }
     for socket in datagrams.sockets {
@@ -109,9 +114,16 @@ pub async fn run_with(
 /// Longest pause after an accept error such as running out of file descriptors.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-async fn accept_loop<L: Listener>(
+/// The codec of `tcp://` and `unix://` listeners.
+fn lines(limits: &Limits) -> LineCodec {
+    LineCodec::new(limits.max_line_bytes)
+}
+
+/// Serves each connection `listener` accepts, speaking the codec `new_codec` makes.
+async fn accept_loop<L: Listener, C: Codec>(
     mut listener: L,
     socket_file: Option<listen::SocketFile>,
+    new_codec: fn(&Limits) -> C,
     ctx: Arc<Shared>,
 ) {
     let mut backoff = Duration::from_millis(5);
@@ -125,7 +137,7 @@ async fn accept_loop<L: Listener>(
                 backoff = Duration::from_millis(5);
                 match ctx.admission.admit(&peer) {
                     Ok(ticket) => {
-                        let codec = LineCodec::new(ctx.limits.max_line_bytes);
+                        let codec = new_codec(&ctx.limits);
                         ctx.tasks
                             .spawn(connection::serve(io, codec, peer, &ctx, ticket));
                     }
