@@ -255,3 +255,80 @@ async fn a_long_line_from_nc_reaches_irc_whole_in_several_lines() {
     }
     assert_eq!(got, long);
 }
+
+#[tokio::test]
+async fn history_follows_the_join_it_belongs_to() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    bob.send("earlier words").await;
+    bob.send("/me was here").await;
+    // Registered: up to #lobby's names; the history comes next, under the JOIN.
+    let mut ana = Irc::registered(&server, "ana").await;
+    let first = ana.line().await;
+    let said = first
+        .strip_prefix(":bob!bob@charla PRIVMSG #lobby :[history ")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(said.ends_with(" UTC] earlier words"), "{first}");
+    let second = ana.line().await;
+    assert!(
+        second.starts_with(":bob!bob@charla PRIVMSG #lobby :\x01ACTION [history ")
+            && second.ends_with(" UTC] was here\x01"),
+        "{second}"
+    );
+    // And again on asking, the last one only.
+    ana.send("HISTORY #lobby 1").await;
+    assert!(ana.line().await.ends_with("was here\x01"));
+}
+
+#[tokio::test]
+async fn feed_notices_and_alerts_come_from_a_source_no_user_can_take() {
+    use charla::hub::{Hub, MessageText, Notice, PostKind, RoomName, Source};
+    use charla::server::{self, Datagrams, ListenAddr};
+
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let addrs: Vec<ListenAddr> = vec!["irc://127.0.0.1:0".parse().unwrap()];
+    let bound = server::bind(&addrs).unwrap();
+    let ListenAddr::Irc(addr) = bound[0].local_addr() else {
+        panic!("an IRC listener");
+    };
+    let hub = Hub::new(&limits);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(server::run_with(
+        hub.clone(),
+        bound,
+        Datagrams::default(),
+        limits,
+        shutdown,
+    ));
+    let mut ana = Irc(Client::tcp(addr).await);
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(" 366 ").await;
+
+    let post = |kind, text| {
+        let source = Source::new("check:web").unwrap();
+        let notice = Notice::new(source, kind, MessageText::new(text).unwrap());
+        hub.post(&RoomName::lobby(), notice).unwrap();
+    };
+    post(PostKind::Alert, "web is down: connection refused");
+    assert_eq!(
+        ana.line().await,
+        ":[check:web]!feed@charla NOTICE #lobby :!!! web is down: connection refused"
+    );
+    post(PostKind::Notice, "web is up again");
+    assert_eq!(
+        ana.line().await,
+        ":[check:web]!feed@charla NOTICE #lobby :web is up again"
+    );
+    // No one may register the name feeds speak as.
+    ana.send("NICK [check:web]").await;
+    assert!(
+        ana.line()
+            .await
+            .starts_with(":charla 432 ana [check:web] :")
+    );
+}
