@@ -332,3 +332,27 @@ async fn feed_notices_and_alerts_come_from_a_source_no_user_can_take() {
             .starts_with(":charla 432 ana [check:web] :")
     );
 }
+
+#[tokio::test]
+async fn a_join_into_a_crowded_room_names_every_member() {
+    let server = server().await;
+    let mut others = Vec::new();
+    for i in 0..30 {
+        others.push(server.named(&format!("m{i:02}")).await);
+    }
+    let mut ana = Irc::connect(&server).await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(":ana!ana@charla JOIN #lobby").await;
+    let mut named = Vec::new();
+    loop {
+        let line = ana.line().await;
+        if let Some(names) = line.strip_prefix(":charla 353 ana = #lobby :") {
+            named.extend(names.split(' ').map(String::from));
+        } else {
+            assert_eq!(line, ":charla 366 ana #lobby :End of /NAMES list");
+            break;
+        }
+    }
+    assert_eq!(named.len(), 31, "{named:?}");
+}

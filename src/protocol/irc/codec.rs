@@ -207,16 +207,10 @@ impl Client {
         });
         // A taken nick was answered with 433; the client may send another.
         self.nick = sink.nick();
-        if let Some(nick) = &self.nick {
+        if self.nick.is_some() {
             self.registered = true;
-            // Everyone starts in #lobby; its history comes once the JOIN is shown.
-            let lobby = RoomName::lobby();
-            let reference = Asked::new(Some(nick.as_str()), "HISTORY", lobby.as_str());
-            let command = Command::History {
-                room: Some(lobby.clone()),
-                limit: None,
-            };
-            self.send(sink, command, reference.reference());
+            // Everyone starts in #lobby.
+            self.after_join(sink, RoomName::lobby());
         }
     }
 
@@ -241,12 +235,23 @@ impl Client {
                 continue;
             };
             self.ask(sink, "JOIN", room.as_str(), Command::Join(room.clone()));
-            let history = Command::History {
-                room: Some(room.clone()),
-                limit: None,
-            };
-            self.ask(sink, "HISTORY", room.as_str(), history);
+            self.after_join(sink, room);
         }
+    }
+
+    /// What a client expects after its JOIN: every member (`353`, `366`; the hub's join
+    /// names only the first few), then the room's history, which the hub sends before
+    /// the join, where an IRC client has no channel to show it in.
+    fn after_join(&mut self, sink: &mut impl Sink, room: RoomName) {
+        let users = Command::Users {
+            room: Some(room.clone()),
+        };
+        self.ask(sink, "JOINED", room.as_str(), users);
+        let history = Command::History {
+            room: Some(room.clone()),
+            limit: None,
+        };
+        self.ask(sink, "HISTORY", room.as_str(), history);
     }
 
     fn part(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
@@ -534,11 +539,13 @@ mod tests {
         assert_eq!(sink.seen.len(), 3, "not registered: {:?}", sink.seen);
         codec.decode(b"NICK ana\n", &mut sink);
         assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
-        assert!(sink.seen[4].starts_with("History { room: Some(\"#lobby\")"));
-        assert!(sink.seen[4].ends_with("ana HISTORY #lobby"));
+        assert!(sink.seen[4].starts_with("Users { room: Some(\"#lobby\")"));
+        assert!(sink.seen[4].ends_with("ana JOINED #lobby"));
+        assert!(sink.seen[5].starts_with("History { room: Some(\"#lobby\")"));
+        assert!(sink.seen[5].ends_with("ana HISTORY #lobby"));
         codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
-        assert_eq!(sink.seen[5], ":charla PONG charla :x y\r\n");
-        assert_eq!(sink.seen[6], ":charla 462 ana :You may not reregister\r\n");
+        assert_eq!(sink.seen[6], ":charla PONG charla :x y\r\n");
+        assert_eq!(sink.seen[7], ":charla 462 ana :You may not reregister\r\n");
     }
 
     #[test]
@@ -554,11 +561,12 @@ mod tests {
             got[0].starts_with("Join(\"#ops\") ana JOIN #ops"),
             "{got:?}"
         );
-        assert!(got[1].starts_with("History") && got[1].ends_with("ana HISTORY #ops"));
-        assert_eq!(got[2], ":charla 403 ana bad :No such channel\r\n");
-        assert!(got[3].contains("action: true") && got[3].ends_with("ana PRIVMSG #ops"));
-        assert!(got[4].starts_with("Msg") && got[4].contains("\"* ana waves\""));
-        assert_eq!(got.len(), 5, "other CTCP is dropped: {got:?}");
+        assert!(got[1].starts_with("Users") && got[1].ends_with("ana JOINED #ops"));
+        assert!(got[2].starts_with("History") && got[2].ends_with("ana HISTORY #ops"));
+        assert_eq!(got[3], ":charla 403 ana bad :No such channel\r\n");
+        assert!(got[4].contains("action: true") && got[4].ends_with("ana PRIVMSG #ops"));
+        assert!(got[5].starts_with("Msg") && got[5].contains("\"* ana waves\""));
+        assert_eq!(got.len(), 6, "other CTCP is dropped: {got:?}");
         let got = run(
             &mut codec,
             "FOO\r\nPRIVMSG\r\nNOTICE\r\nPART\r\nMODE #ops\r\n",

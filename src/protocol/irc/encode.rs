@@ -86,16 +86,8 @@ fn write_event(
         Event::Private { from, to, text, .. } => {
             write_text(s, from.as_str(), "PRIVMSG", to.as_str(), "", text, false)
         }
-        Event::Joined {
-            room,
-            nick,
-            you: true,
-            members,
-            ..
-        } => {
-            user_line(s, nick.as_str(), "JOIN", room.as_str())?;
-            names(s, nick.as_str(), room.as_str(), members)
-        }
+        // One's own join names at most the first few members (a room setting); the codec
+        // asks for all of them next, as IRC clients build their member lists from it.
         Event::Joined { room, nick, .. } => user_line(s, nick.as_str(), "JOIN", room.as_str()),
         Event::Left {
             room, nick, reason, ..
@@ -177,9 +169,10 @@ fn write_error(
     message: &str,
     asked: Asked<'_>,
 ) -> std::fmt::Result {
-    // Nothing ever answers a NOTICE automatically (RFC 2812), and a history the codec
-    // asked for on its own after a join that failed has no one to tell.
-    if asked.verb == "NOTICE" || asked.verb == "HISTORY" {
+    // Nothing ever answers a NOTICE automatically (RFC 2812), and what the codec asked for
+    // on its own after a join (its members, its history) has nothing to add when the join
+    // failed: the join's own error said it.
+    if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
         return Ok(());
     }
     let clean = crate::hub::sanitize(message);
@@ -502,14 +495,31 @@ mod tests {
             members: vec![nick("ana"), nick("bob")],
             count: 2,
         };
+        assert_eq!(lines(joined, None), [":ana!ana@charla JOIN #ops"]);
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: vec![nick("ana"), nick("bob")],
+        };
         assert_eq!(
-            lines(joined, None),
+            lines(users, Some("ana JOINED #ops")),
             [
-                ":ana!ana@charla JOIN #ops",
                 ":charla 353 ana = #ops :ana bob",
                 ":charla 366 ana #ops :End of /NAMES list"
             ]
         );
+        let many: Vec<Nick> = (0..200).map(|i| nick(&format!("member{i:03}"))).collect();
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: many,
+        };
+        let got = lines(users, Some("ana NAMES #ops"));
+        assert!(got.len() > 3 && got.iter().all(|l| l.len() + 2 <= MAX_OUT_BYTES));
+        let named: usize = got
+            .iter()
+            .filter_map(|l| l.strip_prefix(":charla 353 ana = #ops :"))
+            .map(|l| l.split(' ').count())
+            .sum();
+        assert_eq!(named, 200);
         let left = |reason| Event::Left {
             room: room("#ops"),
             nick: nick("bob"),
