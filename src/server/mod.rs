@@ -27,7 +27,7 @@ pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 use crate::feeds::udp::IngestOptions;
 
 use crate::fanout::Dispatcher;
-use crate::hub::Hub;
+use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
 use crate::protocol::{Codec, IrcCodec, LineCodec};
 use admission::Admission;
@@ -135,15 +135,18 @@ async fn accept_loop<L: Listener, C: Codec>(
         match accepted {
             Ok((io, peer)) => {
                 backoff = Duration::from_millis(5);
+                let codec = new_codec(&ctx.limits);
                 match ctx.admission.admit(&peer) {
                     Ok(ticket) => {
-                        let codec = new_codec(&ctx.limits);
                         ctx.tasks
                             .spawn(connection::serve(io, codec, peer, &ctx, ticket));
                     }
                     Err((code, message)) => {
                         info!(%peer, code = code.as_str(), "refused");
-                        ctx.tasks.spawn(refuse(io, code, message));
+                        // In the codec's own words: an IRC client reads an ERROR line.
+                        let refusal = Outgoing::new(Event::Error { code, message });
+                        let line = codec.format().encode(&refusal);
+                        ctx.tasks.spawn(refuse(io, line));
                     }
                 }
             }
@@ -170,11 +173,11 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Tells a connection it cannot be served, then closes it.
-async fn refuse<S: ByteStream>(mut io: S, code: crate::hub::ErrorCode, message: String) {
-    let line = format!("ERROR {}: {message}\n", code.as_str());
+/// Tells a connection it cannot be served (`line`, the refusal as its codec writes it),
+/// then closes it.
+async fn refuse<S: ByteStream>(mut io: S, line: bytes::Bytes) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.write_all(line.as_bytes()).await?;
+        io.write_all(&line).await?;
         io.shutdown().await
     })
     .await;

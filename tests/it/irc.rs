@@ -356,3 +356,20 @@ async fn a_join_into_a_crowded_room_names_every_member() {
     }
     assert_eq!(named.len(), 31, "{named:?}");
 }
+
+#[tokio::test]
+async fn a_full_server_turns_irc_clients_away_with_an_error_line() {
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let server = TestServer::on(&["irc://127.0.0.1:0"], limits).await;
+    let mut first = Irc::connect(&server).await;
+    // Admitted before registering: its place is held.
+    first.send("PING :here").await;
+    assert_eq!(first.line().await, ":charla PONG charla :here");
+    let mut second = Irc::connect(&server).await;
+    let refusal = second.line().await;
+    assert!(refusal.starts_with("ERROR :Closing link: "), "{refusal}");
+    assert_eq!(second.0.next().await, None);
+}

@@ -192,6 +192,10 @@ fn write_error(
         ErrorCode::LineTooLong => (ERR_INPUTTOOLONG, None),
         ErrorCode::MissingArgument => (ERR_NEEDMOREPARAMS, Some(asked.verb)),
         ErrorCode::UnknownCommand => (ERR_UNKNOWNCOMMAND, Some(asked.verb)),
+        // Refused at connect (the server is full): the connection closes after this.
+        ErrorCode::ServerFull | ErrorCode::TooManyConnections => {
+            return writeln_crlf(s, &format!("ERROR :Closing link: {message}"));
+        }
         ErrorCode::InvalidUtf8 => {
             // IRCv3's standard reply for UTF8ONLY servers.
             return writeln_crlf(
