@@ -373,3 +373,27 @@ async fn a_full_server_turns_irc_clients_away_with_an_error_line() {
     assert!(refusal.starts_with("ERROR :Closing link: "), "{refusal}");
     assert_eq!(second.0.next().await, None);
 }
+
+#[tokio::test]
+async fn each_channel_a_join_names_counts_against_flood_control() {
+    // Default flood control: a burst of 20 lines.
+    let server = TestServer::on(&["irc://127.0.0.1:0"], Limits::default()).await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(" 366 ana #lobby ").await;
+    let rooms: Vec<String> = (0..40).map(|i| format!("#r{i}")).collect();
+    ana.send(&format!("JOIN {}", rooms.join(","))).await;
+    let mut joined = 0;
+    let refusal = loop {
+        let line = ana.line().await;
+        if line.starts_with(":ana!ana@charla JOIN ") {
+            joined += 1;
+        } else if line.starts_with(":charla NOTICE * :too fast") {
+            break line;
+        }
+    };
+    // NICK, USER and the JOIN line, then 17 more of its channels fill the burst.
+    assert_eq!(joined, 18, "{refusal}");
+    ana.0.silent_for(QUIET).await;
+}

@@ -230,7 +230,10 @@ impl Client {
         let Some(list) = m.param(0) else {
             return self.need_more(sink, "JOIN");
         };
-        for name in list.split(',').filter(|n| !n.is_empty()) {
+        for (i, name) in targets(list, "JOIN") {
+            if !another(i, sink) {
+                break;
+            }
             let Some(room) = self.channel(name, sink) else {
                 continue;
             };
@@ -259,7 +262,10 @@ impl Client {
             return self.need_more(sink, "PART");
         };
         let message = m.param(1).and_then(MessageText::new);
-        for name in list.split(',').filter(|n| !n.is_empty()) {
+        for (i, name) in targets(list, "PART") {
+            if !another(i, sink) {
+                break;
+            }
             if let Some(room) = self.channel(name, sink) {
                 let leave = Command::Leave {
                     room: Some(room.clone()),
@@ -298,7 +304,10 @@ impl Client {
             }
             return;
         };
-        for target in targets.split(',').filter(|t| !t.is_empty()) {
+        for (i, target) in self::targets(targets, verb) {
+            if !another(i, sink) {
+                break;
+            }
             if target.starts_with('#') {
                 let Ok(room) = RoomName::parse(target) else {
                     if !notice {
@@ -341,7 +350,10 @@ impl Client {
         let Some(list) = m.param(0) else {
             return self.ask(sink, verb, "*", Command::Users { room: None });
         };
-        for name in list.split(',').filter(|n| !n.is_empty()) {
+        for (i, name) in targets(list, verb) {
+            if !another(i, sink) {
+                break;
+            }
             if !name.starts_with('#') && verb == "WHO" {
                 self.numeric(sink, RPL_ENDOFWHO, &format!("{name} :End of WHO list"));
                 continue;
@@ -453,6 +465,32 @@ impl Client {
         let _ = super::encode::numeric(&mut line, number, self.me(), rest);
         sink.incoming(Incoming::Answer(Bytes::from(line)));
     }
+}
+
+/// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
+pub const MAX_MESSAGE_TARGETS: usize = 4;
+
+/// The comma-separated targets of `list`; a PRIVMSG or NOTICE takes at most
+/// [`MAX_MESSAGE_TARGETS`]. Each after the first must pass [`another`] before it is acted
+/// on.
+fn targets<'a>(list: &'a str, verb: &str) -> impl Iterator<Item = (usize, &'a str)> {
+    let most = if matches!(verb, "PRIVMSG" | "NOTICE") {
+        MAX_MESSAGE_TARGETS
+    } else {
+        usize::MAX
+    };
+    list.split(',')
+        .filter(|t| !t.is_empty())
+        .take(most)
+        .enumerate()
+}
+
+/// Whether the `i`th target of a list may be acted on: each after the first counts
+/// against flood control as a line of its own, so `JOIN #a,#b,…` joins no faster than as
+/// many JOIN lines would. Once refused, the rest of the list is dropped (flood control has
+/// answered why).
+fn another(i: usize, sink: &mut impl Sink) -> bool {
+    i == 0 || sink.admit()
 }
 
 /// A CTCP message (`\x01VERB text\x01`, the closing `\x01` optional as clients send it).

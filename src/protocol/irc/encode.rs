@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use bytes::Bytes;
 
+use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
@@ -27,7 +28,8 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 fn isupport(format: &IrcFormat) -> String {
     format!(
         "CASEMAPPING=unicode-nfc-lower CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
-         CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= UTF8ONLY",
+         CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= \
+         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} UTF8ONLY",
         format.max_rooms_per_client
     )
 }
