@@ -107,9 +107,9 @@ async fn commands_before_registration_get_451_and_a_taken_nick_433() {
     irc.send("USER b 0 * :B").await;
     let taken = irc.line().await;
     assert!(taken.starts_with(":charla 433 * BOB :"), "{taken}");
-    irc.send("NICK b0b").await;
-    assert!(irc.line().await.starts_with(":charla 001 b0b :"));
-    irc.expect(":b0b!b0b@charla JOIN #lobby").await;
+    irc.send("NICK roberta").await;
+    assert!(irc.line().await.starts_with(":charla 001 roberta :"));
+    irc.expect(":roberta!roberta@charla JOIN #lobby").await;
 }
 
 #[tokio::test]

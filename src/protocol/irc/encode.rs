@@ -20,14 +20,15 @@ const MAX_OUT_BYTES: usize = 512;
 /// within [`MAX_OUT_BYTES`] with its prefix and channel name.
 const NAMES_PER_LINE_BYTES: usize = 400;
 
-/// The ISUPPORT tokens that do not depend on settings. Case: charla compares nicks and
-/// room names after Unicode NFC normalisation and Unicode lower-casing, which no
-/// registered CASEMAPPING value describes, so it names its own rule rather than claim
-/// `ascii` or `rfc1459`. No channel modes or member prefixes exist yet: `PREFIX=` and
-/// `CHANMODES=,,,` say so, where leaving them out would let clients assume the defaults.
+/// The ISUPPORT tokens. Case: charla compares nicks and room names by a key that also
+/// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
+/// lower case again: `hub::names`), the same rule in every protocol. No registered
+/// CASEMAPPING value describes that, so charla names its own rather than claim `ascii` or
+/// `rfc1459`. No channel modes or member prefixes exist yet: `PREFIX=` and `CHANMODES=,,,`
+/// say so, where leaving them out would let clients assume the defaults.
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "CASEMAPPING=unicode-nfc-lower CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
+        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
          CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} UTF8ONLY",
         format.max_rooms_per_client
