@@ -73,9 +73,9 @@ impl Client {
         };
         let Ok(line) = std::str::from_utf8(line) else {
             let fail = format!(
-                ":{SERVER_NAME} FAIL * INVALID_UTF8 :That line is not UTF-8 and was dropped\r\n"
+                ":{SERVER_NAME} FAIL * INVALID_UTF8 :That line is not UTF-8 and was dropped"
             );
-            return sink.incoming(Incoming::Answer(Bytes::from(fail)));
+            return answer(sink, &fail);
         };
         if line.trim().is_empty() || !sink.admit() {
             return;
@@ -121,8 +121,7 @@ impl Client {
         let Some(token) = m.param(0) else {
             return self.need_more(sink, "PING");
         };
-        let pong = format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}\r\n");
-        sink.incoming(Incoming::Answer(Bytes::from(pong)));
+        answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
     }
 
     /// CAP: no capability is offered yet, so LS and LIST answer an empty list and REQ is
@@ -152,8 +151,7 @@ impl Client {
                 );
             }
         };
-        let line = format!(":{SERVER_NAME} {reply}\r\n");
-        sink.incoming(Incoming::Answer(Bytes::from(line)));
+        answer(sink, &format!(":{SERVER_NAME} {reply}"));
     }
 
     fn nick(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
@@ -217,8 +215,7 @@ impl Client {
     fn quit(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         if !self.registered {
             // Not a session yet: nothing to leave. The client closes on ERROR.
-            let line = Bytes::from_static(b"ERROR :Closing link: quit\r\n");
-            return sink.incoming(Incoming::Answer(line));
+            return answer(sink, "ERROR :Closing link: quit");
         }
         let message = m.param(0).and_then(MessageText::new);
         self.ask(sink, "QUIT", "*", Command::Quit { message });
@@ -461,10 +458,26 @@ impl Client {
 
     /// Answers with a numeric of the codec's own.
     fn numeric(&mut self, sink: &mut impl Sink, number: &str, rest: &str) {
-        let mut line = String::new();
-        let _ = super::encode::numeric(&mut line, number, self.me(), rest);
-        sink.incoming(Incoming::Answer(Bytes::from(line)));
+        answer(
+            sink,
+            &format!(":{SERVER_NAME} {number} {} {rest}", self.me()),
+        );
     }
+}
+
+/// Writes a line of the codec's own. It may quote what the client sent (a command
+/// word, a nick, a PING token), so control characters are removed, as text refusals do,
+/// even a lone CR inside a line, which would end it early on the client's side; and it is
+/// cut, on a character boundary, to the 512 bytes every client accepts.
+fn answer(sink: &mut impl Sink, line: &str) {
+    let mut line = crate::hub::sanitize(line);
+    let mut end = line.len().min(super::message::MAX_LINE_BYTES - 2);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
+    line.push_str("\r\n");
+    sink.incoming(Incoming::Answer(Bytes::from(line)));
 }
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
@@ -620,6 +633,60 @@ mod tests {
         );
     }
 
+    /// Whatever arrives, the codec's own lines are single lines of at most 512 bytes,
+    /// with no control character but their CRLF.
+    #[test]
+    fn answers_to_any_input_are_bounded_clean_lines() {
+        let mut seed: u64 = 0x5eed_1dea;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let words: [&[u8]; 12] = [
+            b"PING ",
+            b"CAP ",
+            b"NICK ",
+            b"USER a 0 * :",
+            b"JOIN #",
+            b"PRIVMSG ",
+            b"MODE ",
+            b"\r",
+            b"\x07\x1b[2J",
+            b":",
+            b",",
+            "ñ😀".as_bytes(),
+        ];
+        for round in 0..300 {
+            let mut codec = IrcCodec::new(&Limits::default());
+            let mut sink = Record::default();
+            let mut input = Vec::new();
+            for _ in 0..(next() % 40) {
+                match next() % 4 {
+                    0 => input.extend_from_slice(words[(next() % 12) as usize]),
+                    1 => input.extend((0..next() % 600).map(|_| b'a' + (next() % 26) as u8)),
+                    2 => input.push((next() % 256) as u8),
+                    _ => input.extend_from_slice(b"\r\n"),
+                }
+            }
+            if round % 2 == 0 {
+                input.splice(0..0, b"NICK ana\r\nUSER a 0 * :A\r\n".iter().copied());
+            }
+            codec.decode(&input, &mut sink);
+            codec.finish(&mut sink);
+            for seen in sink
+                .seen
+                .iter()
+                .filter(|s| s.starts_with(':') || s.starts_with("ERROR"))
+            {
+                let line = seen.strip_suffix("\r\n").expect("ends in CRLF");
+                assert!(seen.len() <= 512, "{} bytes", seen.len());
+                assert!(!line.chars().any(char::is_control), "{line:?}");
+            }
+        }
+    }
+
     #[test]
     fn overlong_lines_get_417_and_the_next_line_is_served() {
         let mut codec = IrcCodec::new(&Limits::default());
@@ -634,5 +701,14 @@ mod tests {
         );
         let huge = format!("{}\r\nPING :ok\r\n", "x".repeat(MAX_FRAME_BYTES + 10));
         assert_eq!(run(&mut codec, &huge), got);
+        // An echo of what was sent is cut to the bound and loses its controls.
+        let got = run(&mut codec, &format!("PING :{}\r\n", "ñ".repeat(252)));
+        assert_eq!(got[0].len(), 511, "{:?}", got[0]);
+        assert!(got[0].ends_with("ñ\r\n"));
+        let got = run(&mut codec, "NICK F\x1b[2J\rOO\r\n");
+        assert!(
+            got[0].starts_with(":charla 432 * FOO :Erroneous nickname"),
+            "{got:?}"
+        );
     }
 }

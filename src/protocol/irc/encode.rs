@@ -313,7 +313,7 @@ fn split_lines(
 }
 
 fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::Result {
-    write!(s, ":{nick}!{nick}@{USER_HOST} {verb} {params}\r\n")
+    writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} {verb} {params}"))
 }
 
 /// `353`s naming `nicks`, as many as it takes, then `366`.
@@ -341,12 +341,19 @@ fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Resu
 }
 
 /// `:charla NUMBER to rest`.
-pub fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
-    write!(s, ":{SERVER_NAME} {number} {to} {rest}\r\n")
+fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
+    writeln_crlf(s, &format!(":{SERVER_NAME} {number} {to} {rest}"))
 }
 
+/// Writes `line` and CRLF, cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
+/// message or a refusal's sentence may be as long as any text line (4 KiB from nc), and
+/// unlike a message it is not worth several lines.
 fn writeln_crlf(s: &mut String, line: &str) -> std::fmt::Result {
-    write!(s, "{line}\r\n")
+    let mut end = line.len().min(MAX_OUT_BYTES - 2);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    write!(s, "{}\r\n", &line[..end])
 }
 
 /// Why someone left, as a QUIT's reason.
@@ -541,6 +548,10 @@ mod tests {
             lines(left(LeaveReason::ConnectionLost), None),
             [":bob!bob@charla QUIT :connection lost"]
         );
+        let long = "ñ".repeat(2000);
+        let got = lines(left(LeaveReason::Quit(MessageText::new(&long))), None);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].len() + 2 <= MAX_OUT_BYTES && got[0].ends_with('ñ'));
         let renamed = Event::NickChanged {
             old: nick("bob"),
             new: nick("Bob2"),
