@@ -14,9 +14,10 @@ use charla::server::{DEFAULT_LISTEN, ListenAddr, parse_udp};
 #[derive(Args)]
 pub struct Serve {
     /// Where to listen (repeatable, or comma-separated in the variable): tcp://HOST:PORT,
-    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, and udp://HOST:PORT for alerts
-    /// sent as datagrams (see --udp-room). Port 0 picks a free port; every bound address is
-    /// printed as `listening on ADDR`.
+    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
+    /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, and udp://HOST:PORT
+    /// for alerts sent as datagrams (see --udp-room). Port 0 picks a free port; every bound
+    /// address is printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",

@@ -312,6 +312,11 @@ impl Hub {
         self.lock().wake = wake;
     }
 
+    /// The nick session `id` goes by now; `None` once it is gone.
+    pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
+        self.lock().sessions.get(&id).map(|s| s.nick.clone())
+    }
+
     /// Sessions connected now.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
