@@ -28,8 +28,8 @@ pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 pub const HISTORY_SINCE_MAX: usize = 1_000;
 
 /// Rooms one connection may be in at once. A join past it is refused with
-/// `too_many_rooms`; IRC clients are told it as CHANLIMIT. Default 100
-/// (`--max-rooms-per-client`).
+/// `too_many_rooms`; IRC clients are told it as CHANLIMIT. `#lobby` counts, so it is at
+/// least 1. Default 100 (`--max-rooms-per-client`).
 pub const MAX_ROOMS_PER_CLIENT: usize = 100;
 
 /// Rooms users may have open at once (`#lobby` and rooms opened by feeds are not

@@ -16,9 +16,10 @@ use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_db_path};
 #[derive(Args)]
 pub struct Serve {
     /// Where to listen (repeatable, or comma-separated in the variable): tcp://HOST:PORT,
-    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, and udp://HOST:PORT for alerts
-    /// sent as datagrams (see --udp-room). Port 0 picks a free port; every bound address is
-    /// printed as `listening on ADDR`.
+    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
+    /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, and udp://HOST:PORT
+    /// for alerts sent as datagrams (see --udp-room). Port 0 picks a free port; every bound
+    /// address is printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",
@@ -70,7 +71,7 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_AGE", value_parser = positive)]
     pub history_age: Option<humantime::Duration>,
 
-    /// Rooms one client may be in at once.
+    /// Rooms one client may be in at once, #lobby included (at least 1).
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
     pub max_rooms_per_client: usize,
 
@@ -295,7 +296,8 @@ impl Serve {
             history_room_bytes: self.history_room_bytes,
             history_bytes: self.history_bytes,
             max_rooms: self.max_rooms,
-            max_rooms_per_client: self.max_rooms_per_client,
+            // Every session starts in #lobby.
+            max_rooms_per_client: self.max_rooms_per_client.max(1),
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,

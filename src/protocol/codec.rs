@@ -1,6 +1,6 @@
 //! The interface between a connection and its wire protocol.
 
-use crate::hub::Encode;
+use crate::hub::{Encode, Nick};
 
 use super::{Incoming, Refusal};
 
@@ -43,4 +43,9 @@ pub trait Sink {
     fn refuse(&mut self, refusal: Refusal);
     /// From now on the connection is written in `format`.
     fn speak(&mut self, format: &'static dyn Encode);
+    /// The session's nick as the hub has it now; `None` while the connection is not a
+    /// session. Requests are carried out as they are handed over, so a codec that keeps
+    /// its own nick (IRC numerics name their recipient) learns here whether a
+    /// registration or a nick change it asked for took.
+    fn nick(&self) -> Option<Nick>;
 }

@@ -378,7 +378,7 @@ impl Sink for Talker {
                 }
             }
             Incoming::Hello { steps, reference } => self.hello(steps, reference),
-            Incoming::Register { nick } => self.register(nick),
+            Incoming::Register { nick, reference } => self.register(nick, reference),
             Incoming::Answer(bytes) => self.answer_bytes(bytes),
             Incoming::Nothing => {}
         }
@@ -403,6 +403,10 @@ impl Sink for Talker {
     fn speak(&mut self, format: &'static dyn Encode) {
         self.outbox.set_format(format);
     }
+
+    fn nick(&self) -> Option<crate::hub::Nick> {
+        self.ctx.hub.nick_of(self.id?)
+    }
 }
 
 impl Talker {
@@ -417,19 +421,25 @@ impl Talker {
         self.id
     }
 
-    fn register(&mut self, nick: Option<crate::hub::Nick>) {
+    fn register(&mut self, nick: Option<crate::hub::Nick>, reference: Option<String>) {
         if self.id.is_some() {
-            return self.refuse(Refusal::new(
-                ErrorCode::InvalidRequest,
-                "this connection is registered already",
-            ));
+            return self.refuse(Refusal {
+                reference,
+                ..Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    "this connection is registered already",
+                )
+            });
         }
         match self.ctx.hub.register(self.outbox.clone(), nick) {
             Ok(id) => {
                 debug!(?id, "registered");
                 self.id = Some(id);
             }
-            Err((code, message)) => self.refuse(Refusal::new(code, message)),
+            Err((code, message)) => self.refuse(Refusal {
+                reference,
+                ..Refusal::new(code, message)
+            }),
         }
     }
 

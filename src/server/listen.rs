@@ -20,11 +20,13 @@ pub const DEFAULT_PORT: u16 = 6030;
 pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:6030";
 
 /// An address to listen on, as given to `--listen`: `tcp://HOST:PORT`, `tcp://[::1]:PORT`,
-/// a bare `HOST:PORT`, or `unix:///path/to.sock`.
+/// a bare `HOST:PORT`, or `unix:///path/to.sock` (text and JSON lines), or
+/// `irc://HOST:PORT` (the IRC client protocol).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    Irc(SocketAddr),
 }
 
 impl ListenAddr {
@@ -39,14 +41,24 @@ impl ListenAddr {
             }
             return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
         }
+        let irc = input.starts_with("irc://");
         if let Some((scheme, _)) = input.split_once("://")
             && scheme != "tcp"
+            && scheme != "irc"
         {
             return Err(format!(
-                "{input:?}: unknown scheme {scheme:?}; use tcp:// or unix://"
+                "{input:?}: unknown scheme {scheme:?}; use tcp://, unix:// or irc://"
             ));
         }
-        let hostport = input.strip_prefix("tcp://").unwrap_or(input);
+        let hostport = input
+            .strip_prefix("tcp://")
+            .or_else(|| input.strip_prefix("irc://"))
+            .unwrap_or(input);
+        let wrap = if irc {
+            ListenAddr::Irc
+        } else {
+            ListenAddr::Tcp
+        };
         let addrs: Vec<SocketAddr> = hostport
             .to_socket_addrs()
             .map_err(|e| {
@@ -55,8 +67,8 @@ impl ListenAddr {
             .collect();
         let mut out: Vec<ListenAddr> = Vec::new();
         for addr in addrs {
-            if !out.contains(&ListenAddr::Tcp(addr)) {
-                out.push(ListenAddr::Tcp(addr));
+            if !out.contains(&wrap(addr)) {
+                out.push(wrap(addr));
             }
         }
         Ok(out)
@@ -82,6 +94,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
             ListenAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            ListenAddr::Irc(addr) => write!(f, "irc://{addr}"),
         }
     }
 }
@@ -129,6 +142,8 @@ pub enum BindError {
 pub enum Bound {
     Tcp(TcpListener),
     Unix(UnixListener, SocketFile),
+    /// TCP serving the IRC client protocol.
+    Irc(TcpListener),
 }
 
 impl Bound {
@@ -139,6 +154,9 @@ impl Bound {
                 ListenAddr::Tcp(l.local_addr().expect("a bound socket has an address"))
             }
             Bound::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
+            Bound::Irc(l) => {
+                ListenAddr::Irc(l.local_addr().expect("a bound socket has an address"))
+            }
         }
     }
 }
@@ -164,7 +182,7 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
         source,
     };
     match addr {
-        ListenAddr::Tcp(sa) => {
+        ListenAddr::Tcp(sa) | ListenAddr::Irc(sa) => {
             let socket =
                 Socket::new(Domain::for_address(*sa), Type::STREAM, None).map_err(io_error)?;
             socket.set_reuse_address(true).map_err(io_error)?;
@@ -181,7 +199,11 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
             }
             socket.listen(LISTEN_BACKLOG).map_err(io_error)?;
             let listener = TcpListener::from_std(socket.into()).map_err(io_error)?;
-            Ok(Bound::Tcp(listener))
+            if matches!(addr, ListenAddr::Irc(_)) {
+                Ok(Bound::Irc(listener))
+            } else {
+                Ok(Bound::Tcp(listener))
+            }
         }
         ListenAddr::Unix(path) => {
             clear_stale_socket(addr, path)?;
@@ -275,6 +297,8 @@ mod tests {
             "unix:///tmp/c.sock".parse(),
             Ok(ListenAddr::Unix(PathBuf::from("/tmp/c.sock")))
         );
+        assert_eq!("irc://127.0.0.1:6030".parse(), Ok(ListenAddr::Irc(v4)));
+        assert_eq!(ListenAddr::Irc(v4).to_string(), "irc://127.0.0.1:6030");
         assert!("udp://1.2.3.4:5".parse::<ListenAddr>().is_err());
         assert!("nonsense".parse::<ListenAddr>().is_err());
         assert!("unix://".parse::<ListenAddr>().is_err());

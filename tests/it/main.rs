@@ -8,6 +8,7 @@ mod client;
 mod client_tty;
 mod feeds;
 mod feeds_cli;
+mod irc;
 mod json;
 mod limits;
 mod port;

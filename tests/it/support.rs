@@ -58,9 +58,20 @@ impl TestServer {
             .iter()
             .find_map(|a| match a {
                 ListenAddr::Tcp(sa) => Some(*sa),
-                ListenAddr::Unix(_) => None,
+                _ => None,
             })
             .expect("a TCP listener")
+    }
+
+    /// The first IRC address.
+    pub fn irc(&self) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find_map(|a| match a {
+                ListenAddr::Irc(sa) => Some(*sa),
+                _ => None,
+            })
+            .expect("an IRC listener")
     }
 
     pub fn unix(&self) -> PathBuf {
@@ -68,7 +79,7 @@ impl TestServer {
             .iter()
             .find_map(|a| match a {
                 ListenAddr::Unix(p) => Some(p.clone()),
-                ListenAddr::Tcp(_) => None,
+                _ => None,
             })
             .expect("a Unix listener")
     }
