@@ -71,6 +71,13 @@ pub const FLOOD_KICK_AFTER: u32 = 20;
 /// found by TCP keepalive instead (`--idle-timeout`, in seconds).
 pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
 
+/// Silence after which an IRC client is sent a PING; one that says nothing for as long
+/// again (a PONG is enough) is disconnected as "timed out", and one that has not
+/// registered by then is disconnected without a PING. Default 90 s (`--ping-interval`, in
+/// seconds): a vanished IRC client is found within 3 minutes. Text and JSON clients are
+/// left to TCP keepalive and `--idle-timeout`.
+pub const PING_INTERVAL: Duration = Duration::from_secs(90);
+
 /// Idle time before the kernel starts probing a silent TCP peer, the interval between probes,
 /// and how many unanswered probes mean the peer is gone ("timed out"): a vanished peer is
 /// found in about 60 + 3 × 10 = 90 seconds.
@@ -198,6 +205,7 @@ pub struct Limits {
     pub flood_rate: u32,
     pub flood_kick_after: u32,
     pub idle_timeout: Duration,
+    pub ping_interval: Duration,
 }
 
 impl Default for Limits {
@@ -216,6 +224,7 @@ impl Default for Limits {
             flood_rate: FLOOD_RATE,
             flood_kick_after: FLOOD_KICK_AFTER,
             idle_timeout: IDLE_TIMEOUT,
+            ping_interval: PING_INTERVAL,
         }
     }
 }

@@ -107,6 +107,11 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_IDLE_TIMEOUT", default_value_t = limits::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
 
+    /// Seconds of silence after which an IRC client is sent a PING; one that stays silent
+    /// as long again is disconnected (0: never).
+    #[arg(long, env = "CHARLA_PING_INTERVAL", default_value_t = limits::PING_INTERVAL.as_secs())]
+    pub ping_interval: u64,
+
     /// Worker threads (0: one per CPU this process may run on). With one, the server runs
     /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
     #[arg(long, env = "CHARLA_THREADS", default_value_t = 0)]
@@ -305,6 +310,7 @@ impl Serve {
             flood_rate: self.flood_rate,
             flood_kick_after: self.flood_kick,
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            ping_interval: Duration::from_secs(self.ping_interval),
         }
     }
 }

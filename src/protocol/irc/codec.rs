@@ -1,6 +1,8 @@
 //! The IRC codec: framing, the registration handshake, and each command as hub requests
 //! or answers of its own.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::message::{MAX_FRAME_BYTES, Malformed, Message};
@@ -17,6 +19,8 @@ use crate::protocol::{Codec, Incoming, Sink};
 pub struct IrcCodec {
     framer: Framer,
     client: Client,
+    /// Silence after which the client is PINGed (`Limits::ping_interval`).
+    keepalive: Duration,
 }
 
 /// Where the handshake stands, and who the client is.
@@ -29,6 +33,8 @@ struct Client {
     user: bool,
     /// CAP LS or REQ was sent and CAP END not yet: registration waits for it.
     negotiating: bool,
+    /// A PING was sent for the client's silence, and nothing came since.
+    pinged: bool,
 }
 
 impl IrcCodec {
@@ -41,19 +47,22 @@ impl IrcCodec {
                 registered: false,
                 user: false,
                 negotiating: false,
+                pinged: false,
             },
+            keepalive: limits.ping_interval,
         }
     }
 }
 
 impl Codec for IrcCodec {
     fn decode(&mut self, bytes: &[u8], sink: &mut impl Sink) {
-        let IrcCodec { framer, client } = self;
+        let IrcCodec { framer, client, .. } = self;
+        client.pinged = false;
         framer.feed(bytes, |frame| client.frame(frame, sink));
     }
 
     fn finish(&mut self, sink: &mut impl Sink) {
-        let IrcCodec { framer, client } = self;
+        let IrcCodec { framer, client, .. } = self;
         framer.finish(|frame| client.frame(frame, sink));
     }
 
@@ -63,6 +72,21 @@ impl Codec for IrcCodec {
 
     fn registers_at_once(&self) -> bool {
         false
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        (!self.keepalive.is_zero()).then_some(self.keepalive)
+    }
+
+    /// A PING, once; nothing for a client that has not registered in that time, or did not
+    /// answer the PING: it is dropped.
+    fn probe(&mut self) -> Option<Bytes> {
+        let client = &mut self.client;
+        if client.pinged || !client.registered {
+            return None;
+        }
+        client.pinged = true;
+        Some(Bytes::from(format!("PING :{SERVER_NAME}\r\n")))
     }
 }
 
