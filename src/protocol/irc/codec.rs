@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::message::{MAX_FRAME_BYTES, Malformed, Message};
+use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME};
+use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{Command, Encode, MessageText, Nick, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -329,6 +329,16 @@ impl Client {
             if !another(i, sink) {
                 break;
             }
+            if !notice && relayed_bytes(self.me(), target, raw) > MAX_LINE_BYTES {
+                // Within the bound as sent, but not with the sender's address before it:
+                // refused, as a line too long, rather than cut or split for IRC readers.
+                self.numeric(
+                    sink,
+                    ERR_INPUTTOOLONG,
+                    ":Input line was too long once relayed with your address",
+                );
+                continue;
+            }
             if target.starts_with('#') {
                 let Ok(room) = RoomName::parse(target) else {
                     if !notice {
@@ -502,6 +512,12 @@ fn answer(sink: &mut impl Sink, line: &str) {
     line.truncate(end);
     line.push_str("\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// Bytes of the line an IRC reader gets for `text` said by `nick` to `target`, CRLF
+/// included: the sender's address and the command before it.
+fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
+    format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
 }
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
@@ -709,6 +725,26 @@ mod tests {
                 assert!(!line.chars().any(char::is_control), "{line:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_message_too_long_once_relayed_gets_417_and_one_that_fits_goes() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        // 512 bytes as sent; `:ana!ana@charla ` before it would make 528.
+        let sent = format!("PRIVMSG #ops :{}\r\n", "x".repeat(512 - 16));
+        assert_eq!(sent.len(), 512);
+        let got = run(&mut codec, &sent);
+        assert_eq!(
+            got,
+            [":charla 417 ana :Input line was too long once relayed with your address\r\n"]
+        );
+        let fits = format!("PRIVMSG #ops :{}\r\n", "x".repeat(512 - 16 - 16));
+        let got = run(&mut codec, &fits);
+        assert!(got[0].starts_with("Say"), "{got:?}");
+        // A NOTICE is never answered: it goes, and IRC readers get it split.
+        let got = run(&mut codec, &sent.replacen("PRIVMSG", "NOTICE ", 1));
+        assert!(got[0].starts_with("Say"), "{got:?}");
     }
 
     #[test]
