@@ -9,9 +9,9 @@ use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
     Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind, Posted,
-    Said,
+    Said, Standing, describe_changes,
 };
-use crate::limits::{MAX_NICK_CHARS, MAX_ROOM_CHARS};
+use crate::limits::{MAX_BANS_PER_ROOM, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN};
 
 /// The longest line charla writes, CRLF included: what every client accepts.
 const MAX_OUT_BYTES: usize = 512;
@@ -24,13 +24,14 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
 /// lower case again: `hub::names`), the same rule in every protocol. No registered
 /// CASEMAPPING value describes that, so charla names its own rather than claim `ascii` or
-/// `rfc1459`. No channel modes or member prefixes exist yet: `PREFIX=` and `CHANMODES=,,,`
-/// say so, where leaving them out would let clients assume the defaults.
+/// `rfc1459`. CHANMODES and PREFIX list exactly the modes the hub has (`hub::Mode`).
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
-         CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= \
-         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} UTF8ONLY",
+        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
+         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} NETWORK=charla \
+         NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
+         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
+         TOPICLEN={TOPICLEN} UTF8ONLY",
         format.max_rooms_per_client
     )
 }
@@ -131,13 +132,18 @@ fn write_event(
             }
             Ok(())
         }
-        Event::Users { room, nicks } if asked.verb == "WHO" => {
-            for nick in nicks {
+        Event::Users {
+            room,
+            nicks,
+            standing,
+        } if asked.verb == "WHO" => {
+            for (nick, standing) in nicks.iter().zip(standing) {
+                let flag = standing.prefix();
                 numeric(
                     s,
                     RPL_WHOREPLY,
                     asked.nick,
-                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H :0 {nick}"),
+                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H{flag} :0 {nick}"),
                 )?;
             }
             numeric(
@@ -147,7 +153,82 @@ fn write_event(
                 &format!("{room} :End of WHO list"),
             )
         }
-        Event::Users { room, nicks } => names(s, asked.nick, room.as_str(), nicks),
+        Event::Users {
+            room,
+            nicks,
+            standing,
+        } => names(s, asked.nick, room.as_str(), nicks, standing),
+        Event::Topic {
+            room,
+            topic: Some(topic),
+        } => {
+            let text = one_line(topic.text.as_str());
+            numeric(s, RPL_TOPIC, asked.nick, &format!("{room} :{text}"))?;
+            let by = &topic.by;
+            let at = topic.at / 1000;
+            let who = format!("{room} {by}!{by}@{USER_HOST} {at}");
+            numeric(s, RPL_TOPICWHOTIME, asked.nick, &who)
+        }
+        Event::Topic { room, topic: None } => numeric(
+            s,
+            RPL_NOTOPIC,
+            asked.nick,
+            &format!("{room} :No topic is set"),
+        ),
+        Event::TopicChanged { room, by, topic } => {
+            let text = topic.as_ref().map(|t| one_line(t.text.as_str()));
+            let text = text.as_deref().unwrap_or("");
+            user_line(s, by.as_str(), "TOPIC", &format!("{room} :{text}"))
+        }
+        Event::Kicked {
+            room,
+            nick,
+            by,
+            reason,
+        } => {
+            // Servers give the kicker's nick when no reason is given.
+            let reason = reason.as_ref().map_or(by.as_str(), MessageText::as_str);
+            let reason = one_line(reason);
+            user_line(s, by.as_str(), "KICK", &format!("{room} {nick} :{reason}"))
+        }
+        // Nothing changed: IRC servers say nothing.
+        Event::ModeChanged { changes, .. } if changes.is_empty() => Ok(()),
+        Event::ModeChanged { room, by, changes } => {
+            let modes = describe_changes(changes);
+            user_line(s, by.as_str(), "MODE", &format!("{room} {modes}"))
+        }
+        Event::Modes { room, modes, .. } => numeric(
+            s,
+            RPL_CHANNELMODEIS,
+            asked.nick,
+            &format!("{room} {}", modes.describe(true)),
+        ),
+        Event::Bans { room, bans } => {
+            for ban in bans {
+                let (mask, by, at) = (&ban.mask, &ban.by, ban.at / 1000);
+                numeric(
+                    s,
+                    RPL_BANLIST,
+                    asked.nick,
+                    &format!("{room} {mask} {by} {at}"),
+                )?;
+            }
+            numeric(
+                s,
+                RPL_ENDOFBANLIST,
+                asked.nick,
+                &format!("{room} :End of channel ban list"),
+            )
+        }
+        Event::Invited {
+            room,
+            nick,
+            by,
+            you: true,
+        } => user_line(s, by.as_str(), "INVITE", &format!("{nick} {room}")),
+        Event::Invited { room, nick, .. } => {
+            numeric(s, RPL_INVITING, asked.nick, &format!("{nick} {room}"))
+        }
         Event::Rooms { rooms } => {
             numeric(s, RPL_LISTSTART, asked.nick, "Channel :Users  Name")?;
             for (room, members) in rooms {
@@ -180,13 +261,30 @@ fn write_error(
     }
     let clean = crate::hub::sanitize(message);
     let message = one_line(&clean);
+    // KICK and INVITE ask about `#room,nick`; everything else about one name.
+    let (room, nick) = asked
+        .subject
+        .split_once(',')
+        .unwrap_or((asked.subject, asked.subject));
+    let both = format!("{nick} {room}");
     let (number, subject) = match code {
-        ErrorCode::NoSuchNick => (ERR_NOSUCHNICK, Some(asked.subject)),
-        ErrorCode::InvalidRoom => (ERR_NOSUCHCHANNEL, Some(asked.subject)),
-        ErrorCode::NotInRoom if asked.verb == "PRIVMSG" => {
-            (ERR_CANNOTSENDTOCHAN, Some(asked.subject))
+        ErrorCode::NoSuchNick => (ERR_NOSUCHNICK, Some(nick)),
+        ErrorCode::InvalidRoom => (ERR_NOSUCHCHANNEL, Some(room)),
+        ErrorCode::NotInRoom if asked.verb == "PRIVMSG" => (ERR_CANNOTSENDTOCHAN, Some(room)),
+        ErrorCode::NotInRoom => (ERR_NOTONCHANNEL, Some(room)),
+        ErrorCode::NotOperator => (ERR_CHANOPRIVSNEEDED, Some(room)),
+        ErrorCode::Banned if asked.verb == "JOIN" => (ERR_BANNEDFROMCHAN, Some(room)),
+        ErrorCode::Banned | ErrorCode::Moderated => (ERR_CANNOTSENDTOCHAN, Some(room)),
+        ErrorCode::InviteOnly => (ERR_INVITEONLYCHAN, Some(room)),
+        ErrorCode::BadKey => (ERR_BADCHANNELKEY, Some(room)),
+        ErrorCode::RoomFull => (ERR_CHANNELISFULL, Some(room)),
+        ErrorCode::TargetNotInRoom if asked.verb == "KICK" => {
+            (ERR_USERNOTINCHANNEL, Some(both.as_str()))
         }
-        ErrorCode::NotInRoom => (ERR_NOTONCHANNEL, Some(asked.subject)),
+        ErrorCode::TargetNotInRoom => (ERR_USERNOTINCHANNEL, Some("*")),
+        ErrorCode::InvalidArgument if asked.verb == "INVITE" => {
+            (ERR_USERONCHANNEL, Some(both.as_str()))
+        }
         ErrorCode::TooManyRooms => (ERR_TOOMANYCHANNELS, Some(asked.subject)),
         ErrorCode::InvalidNick => (ERR_ERRONEUSNICKNAME, Some(asked.subject)),
         ErrorCode::NickTaken => (ERR_NICKNAMEINUSE, Some(asked.subject)),
@@ -316,10 +414,17 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
     writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} {verb} {params}"))
 }
 
-/// `353`s naming `nicks`, as many as it takes, then `366`.
-fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Result {
+/// `353`s naming `nicks`, `@` before operators and `+` before voiced members, as many as
+/// it takes, then `366`.
+fn names(
+    s: &mut String,
+    to: &str,
+    room: &str,
+    nicks: &[Nick],
+    standing: &[Standing],
+) -> std::fmt::Result {
     let mut line = String::new();
-    for nick in nicks {
+    for (nick, standing) in nicks.iter().zip(standing) {
         if !line.is_empty() && line.len() + nick.as_str().len() > NAMES_PER_LINE_BYTES {
             numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
             line.clear();
@@ -327,6 +432,7 @@ fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Resu
         if !line.is_empty() {
             line.push(' ');
         }
+        line.push_str(standing.prefix());
         line.push_str(nick.as_str());
     }
     if !line.is_empty() {
@@ -513,6 +619,7 @@ mod tests {
         let users = Event::Users {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
+            standing: vec![Standing::Member; 2],
         };
         assert_eq!(
             lines(users, Some("ana JOINED #ops")),
@@ -525,6 +632,7 @@ mod tests {
         let users = Event::Users {
             room: room("#ops"),
             nicks: many,
+            standing: vec![Standing::Member; 200],
         };
         let got = lines(users, Some("ana NAMES #ops"));
         assert!(got.len() > 3 && got.iter().all(|l| l.len() + 2 <= MAX_OUT_BYTES));
