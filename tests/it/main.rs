@@ -11,6 +11,7 @@ mod feeds_cli;
 mod irc;
 mod json;
 mod limits;
+mod ops;
 mod port;
 mod rooms;
 mod slow;

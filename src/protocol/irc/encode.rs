@@ -153,6 +153,13 @@ fn write_event(
                 &format!("{room} :End of WHO list"),
             )
         }
+        // The members the codec asked for after a JOIN: when the join was refused (a ban,
+        // a key, a full room), the asker is not among them and the refusal said it all.
+        Event::Users { nicks, .. }
+            if asked.verb == "JOINED" && !nicks.iter().any(|n| n.as_str() == asked.nick) =>
+        {
+            Ok(())
+        }
         Event::Users {
             room,
             nicks,
