@@ -107,11 +107,13 @@ pub enum Event {
         by: Nick,
         changes: Vec<ModeChange>,
     },
-    /// The room's modes and operators, for a query. The key is shown to members only.
+    /// The room's modes, operators and voiced members, for a query. The key is shown to
+    /// members only.
     Modes {
         room: RoomName,
         modes: Modes,
         ops: Vec<Nick>,
+        voiced: Vec<Nick>,
     },
     /// The room's ban list, for a query.
     Bans {

@@ -490,12 +490,15 @@ impl ChatState {
         if changes.is_empty() {
             let room = self.existing_room(id, room)?;
             let target = &self.rooms[&room];
-            let mut ops: Vec<Nick> = target
-                .ops
-                .keys()
-                .map(|op| self.sessions[op].nick.clone())
-                .collect();
-            ops.sort_by(|a, b| a.sort_key().cmp(b.sort_key()));
+            let sorted = |set: &super::BySession<()>| {
+                let mut nicks: Vec<Nick> = set
+                    .keys()
+                    .map(|member| self.sessions[member].nick.clone())
+                    .collect();
+                nicks.sort_by(|a, b| a.sort_key().cmp(b.sort_key()));
+                nicks
+            };
+            let (ops, voiced) = (sorted(&target.ops), sorted(&target.voiced));
             let mut modes = target.modes.clone();
             if !target.members.contains_key(&id) {
                 // The key is for members to see.
@@ -505,6 +508,7 @@ impl ChatState {
                 room: target.name.clone(),
                 modes,
                 ops,
+                voiced,
             }));
         }
         let room = self.room_of(id, room)?;

@@ -7,8 +7,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "change your nick (letters of any script, digits, - _ .)",
     ),
     (
-        "/join #room [key]",
-        "join a room (created if new, you its operator) and talk in it",
+        "/join #room",
+        "join a room (created if new: you are its operator) and talk in it; /join #room KEY if it has a key",
     ),
     (
         "/leave [#room] [message]",
@@ -26,19 +26,19 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/topic [#room] [text]", "the room's topic, or set it"),
     ("/kick NICK [reason]", "operators: put NICK out of the room"),
     (
-        "/ban NICK | /unban NICK",
+        "/ban NICK, /unban NICK",
         "operators: keep NICK (or a nick!*@* mask) out",
     ),
     (
-        "/op NICK | /deop NICK",
+        "/op NICK, /deop NICK",
         "operators: make NICK an operator, or not",
     ),
     (
-        "/voice NICK | /devoice NICK",
+        "/voice, /devoice NICK",
         "operators: let NICK speak while the room is +m",
     ),
     (
-        "/mode [#room] [+-modes args]",
+        "/mode [#room] [+-modes]",
         "the room's modes; operators change them: t n m i k l b o v",
     ),
     (

@@ -12,7 +12,7 @@ use super::modes::ModeRequest;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
 use crate::hub::{
     Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing, Posted, Request,
-    RoomName, Said, Standing, Topic, describe_changes,
+    RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -419,25 +419,11 @@ fn to_value(event: &Event) -> Value {
                 v
             }).collect::<Vec<_>>(),
         }),
-        Event::Users {
-            room,
-            nicks,
-            standing,
-        } => {
-            let with = |wanted: Standing| {
-                names(
-                    nicks
-                        .iter()
-                        .zip(standing)
-                        .filter(|(_, s)| **s == wanted)
-                        .map(|(n, _)| n),
-                )
-            };
-            json!({
-                "type": "users", "room": room.as_str(), "users": names(nicks),
-                "ops": with(Standing::Operator), "voiced": with(Standing::Voiced),
-            })
-        }
+        // Who is an operator or voiced is in `modes` (a `mode` request): these lines stay
+        // as programs already read them.
+        Event::Users { room, nicks, .. } => json!({
+            "type": "users", "room": room.as_str(), "users": names(nicks),
+        }),
         Event::Topic { room, topic } => topic_value(room, topic.as_ref(), false),
         Event::TopicChanged { room, by, topic } => {
             let mut v = topic_value(room, topic.as_ref(), true);
@@ -471,10 +457,15 @@ fn to_value(event: &Event) -> Value {
                 v
             }).collect::<Vec<_>>(),
         }),
-        Event::Modes { room, modes, ops } => {
+        Event::Modes {
+            room,
+            modes,
+            ops,
+            voiced,
+        } => {
             let mut v = json!({
                 "type": "modes", "room": room.as_str(), "modes": modes.describe(true),
-                "ops": names(ops),
+                "ops": names(ops), "voiced": names(voiced),
             });
             if let Some(key) = &modes.key {
                 v["key"] = key.as_str().into();

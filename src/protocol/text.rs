@@ -321,16 +321,22 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         Event::ModeChanged { room, by, changes } => {
             writeln!(s, "{room} *** {by} set mode {}", describe_changes(changes))
         }
-        Event::Modes { room, modes, ops } => {
-            let ops = if ops.is_empty() {
-                "none".to_string()
-            } else {
-                list(ops)
+        Event::Modes {
+            room,
+            modes,
+            ops,
+            voiced,
+        } => {
+            let some = |nicks: &[Nick]| match nicks {
+                [] => "none".to_string(),
+                nicks => list(nicks),
             };
             writeln!(
                 s,
-                "{room} *** modes {}; operators: {ops}",
-                modes.describe(true)
+                "{room} *** modes {}; operators: {}; voiced: {}",
+                modes.describe(true),
+                some(ops),
+                some(voiced)
             )
         }
         Event::Bans { room, bans } if bans.is_empty() => writeln!(s, "{room} *** no bans"),

@@ -137,7 +137,8 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
 
     ana.send("JOIN #ops,#dev").await;
     assert_eq!(ana.line().await, ":ana!ana@charla JOIN #ops");
-    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana");
+    // The first member of a new room is its operator.
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@ana");
     assert_eq!(ana.line().await, ":charla 366 ana #ops :End of /NAMES list");
     ana.expect(":charla 366 ana #dev").await;
     bob.send("/join #ops").await;
@@ -146,7 +147,7 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
     ana.send("PRIVMSG #ops :deploy at 11?").await;
     assert_eq!(bob.line().await, "#ops <ana> deploy at 11?");
     ana.send("NAMES #ops").await;
-    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana bob");
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@ana bob");
     ana.expect(" 366 ").await;
 
     bob.send("/leave #ops later").await;

@@ -132,10 +132,16 @@ async fn an_irc_operator_kicks_an_nc_user_and_a_member_may_not() {
     op.send("NAMES #ops").await;
     assert_eq!(op.line().await, ":charla 353 op = #ops :+bea carl @op");
     let mut bot = server.json("bot").await;
-    bot.send(r##"{"type":"users","room":"#ops"}"##).await;
-    let users = bot.expect_json("users").await;
-    assert_eq!(users["ops"], json!(["op"]));
-    assert_eq!(users["voiced"], json!(["bea"]));
+    bot.send(r##"{"type":"mode","room":"#ops"}"##).await;
+    let modes = bot.expect_json("modes").await;
+    assert_eq!(modes["modes"], "+nt");
+    assert_eq!(modes["ops"], json!(["op"]));
+    assert_eq!(modes["voiced"], json!(["bea"]));
+    bea.send("/mode").await;
+    assert_eq!(
+        bea.expect("#ops *** modes").await,
+        "#ops *** modes +nt; operators: op; voiced: bea"
+    );
 }
 
 #[tokio::test]
