@@ -576,6 +576,45 @@ mod tests {
     }
 
     #[test]
+    fn operator_requests_and_events() {
+        assert!(matches!(
+            request(r#"{"type":"topic"}"#).command,
+            Command::Topic { room: None }
+        ));
+        assert!(matches!(
+            request(r#"{"type":"topic","text":""}"#).command,
+            Command::SetTopic { text: None, .. }
+        ));
+        assert!(
+            matches!(request(r##"{"type":"join","room":"#a","key":"k"}"##).command,
+            Command::JoinWithKey { key, .. } if key == "k")
+        );
+        let mode = request(r#"{"type":"mode","modes":"+kl k","args":["5"],"ref":1}"#);
+        assert!(matches!(&mode.command,
+            Command::Mode { changes, .. } if describe_changes(changes) == "+kl k 5"));
+        assert_eq!(mode.reference.as_deref(), Some("1"));
+        assert!(matches!(
+            request(r#"{"type":"mode","modes":"+b"}"#).command,
+            Command::Bans { room: None }
+        ));
+        let refused = parse(r#"{"type":"mode","modes":"+q","ref":2}"#).unwrap_err();
+        assert_eq!(
+            (refused.code, refused.reference.as_deref()),
+            (ErrorCode::UnknownMode, Some("2"))
+        );
+        let kicked = Event::Kicked {
+            room: RoomName::parse("#ops").unwrap(),
+            nick: Nick::parse("bob").unwrap(),
+            by: Nick::parse("ana").unwrap(),
+            reason: MessageText::new("spam"),
+        };
+        assert_eq!(
+            json_of(Outgoing::new(kicked)),
+            json!({"type":"kick","room":"#ops","nick":"bob","by":"ana","reason":"spam"})
+        );
+    }
+
+    #[test]
     fn requests_parse_with_their_ref() {
         let r = request(r#"{"type":"say","text":"olá 😀","ref":"a1"}"#);
         assert_eq!(r.reference.as_deref(), Some(r#""a1""#));

@@ -50,7 +50,9 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
             'n' => Mode::NoOutside,
             'm' => Mode::Moderated,
             'i' => Mode::InviteOnly,
-            'k' => Mode::Key(arg("a key")?.to_string()),
+            'k' if add => Mode::Key(arg("a key")?.to_string()),
+            // IRC sends the key to remove it too; a person typing `/mode -k` need not.
+            'k' => Mode::Key(args.next().copied().unwrap_or("*").to_string()),
             'l' if add => {
                 let limit = arg("a member count")?;
                 Mode::Limit(limit.parse().map_err(|_| {

@@ -530,6 +530,40 @@ mod tests {
     }
 
     #[test]
+    fn operator_commands_parse_into_the_hubs_requests() {
+        assert!(matches!(request("/topic"), Command::Topic { room: None }));
+        assert!(matches!(
+            request("/topic #ops"),
+            Command::Topic { room: Some(_) }
+        ));
+        assert!(matches!(request("/topic #ops new one"),
+            Command::SetTopic { room: Some(_), text: Some(t) } if t.as_str() == "new one"));
+        assert!(matches!(request("/kick bob go away"),
+            Command::Kick { nick, reason: Some(r), .. } if nick.as_str() == "bob" && r.as_str() == "go away"));
+        assert!(matches!(request("/ban bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "+b bob!*@*"));
+        assert!(matches!(request("/unban bo*"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-b bo*!*@*"));
+        assert!(matches!(request("/op bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "+o bob"));
+        assert!(matches!(request("/devoice bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-v bob"));
+        assert!(
+            matches!(request("/mode"), Command::Mode { room: None, changes } if changes.is_empty())
+        );
+        assert!(matches!(
+            request("/mode #ops +b"),
+            Command::Bans { room: Some(_) }
+        ));
+        assert!(matches!(request("/mode -k+l * 5"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-k+l * 5"));
+        assert!(matches!(request("/invite bob #ops"),
+            Command::Invite { room: Some(_), nick } if nick.as_str() == "bob"));
+        assert_eq!(refusal("/mode +q"), ErrorCode::UnknownMode);
+        assert_eq!(refusal("/kick"), ErrorCode::MissingArgument);
+    }
+
+    #[test]
     fn text_readers_get_messages_without_formatting_codes() {
         assert_eq!(
             text_of(Event::Message(said("\u{2}olá\u{2} \u{3}4red", false))),

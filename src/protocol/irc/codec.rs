@@ -260,7 +260,8 @@ impl Client {
         let Some(room) = self.channel(name, sink) else {
             return;
         };
-        let command = match m.param(1) {
+        // `TOPIC #room :` (an empty parameter) clears it; only a missing one asks.
+        let command = match m.params.get(1).copied() {
             None => Command::Topic {
                 room: Some(room.clone()),
             },
@@ -825,5 +826,29 @@ mod tests {
             got[0].starts_with(":charla 432 * FOO :Erroneous nickname"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn topic_kick_invite_and_mode_become_hub_requests() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(
+            &mut codec,
+            "TOPIC #ops\r\nTOPIC #ops :\r\nKICK #ops bob,cai :bye\r\nINVITE bob #ops\r\n\
+             MODE #ops +b\r\nMODE #ops +ok bob key\r\nMODE #ops +x\r\nMODE #ops +k\r\n\
+             JOIN #a,#b k1\r\n",
+        );
+        assert!(got[0].starts_with("Topic { room: Some(\"#ops\") } ana TOPIC #ops"));
+        assert!(got[1].starts_with("SetTopic { room: Some(\"#ops\"), text: None }"));
+        assert!(got[2].starts_with("Kick") && got[2].ends_with("ana KICK #ops,bob"));
+        assert!(got[3].contains("\"bye\"") && got[3].ends_with("ana KICK #ops,cai"));
+        assert!(got[4].starts_with("Invite") && got[4].ends_with("ana INVITE #ops,bob"));
+        assert!(got[5].starts_with("Bans { room: Some(\"#ops\") }"));
+        assert!(got[6].starts_with("Mode") && got[6].contains("Op(\"bob\")"));
+        assert!(got[6].contains("Key(\"key\")"));
+        assert_eq!(got[7], ":charla 472 ana x :is unknown mode char to me\r\n");
+        assert_eq!(got[8], ":charla 461 ana MODE :Not enough parameters\r\n");
+        assert!(got[9].starts_with("JoinWithKey { room: \"#a\", key: \"k1\" }"));
+        assert!(got[12].starts_with("Join(\"#b\")"), "{got:?}");
     }
 }

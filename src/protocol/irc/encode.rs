@@ -71,7 +71,7 @@ fn write_event(
                 nick.as_str(),
                 ":This server shares its rooms with nc and JSON-lines users",
             )?;
-            // No user or channel modes exist, so none are listed.
+            // No user modes exist; the channel modes are in ISUPPORT (CHANMODES, PREFIX).
             numeric(
                 s,
                 RPL_MYINFO,
@@ -694,5 +694,100 @@ mod tests {
             [":[check:web]!feed@charla NOTICE #ops :!!! web is down"]
         );
         assert!(Nick::parse("[check:web]").is_err());
+    }
+
+    #[test]
+    fn topics_kicks_modes_bans_and_invitations_as_irc_lines() {
+        let topic = crate::hub::Topic {
+            text: MessageText::new("deploys at 15:00").unwrap(),
+            by: nick("ana"),
+            at: 1_700_000_000_123,
+        };
+        let shown = Event::Topic {
+            room: room("#ops"),
+            topic: Some(topic.clone()),
+        };
+        assert_eq!(
+            lines(shown, Some("bob JOIN #ops")),
+            [
+                ":charla 332 bob #ops :deploys at 15:00",
+                ":charla 333 bob #ops ana!ana@charla 1700000000"
+            ]
+        );
+        let none = Event::Topic {
+            room: room("#ops"),
+            topic: None,
+        };
+        assert_eq!(
+            lines(none, Some("bob TOPIC #ops")),
+            [":charla 331 bob #ops :No topic is set"]
+        );
+        let changed = Event::TopicChanged {
+            room: room("#ops"),
+            by: nick("ana"),
+            topic: None,
+        };
+        assert_eq!(lines(changed, None), [":ana!ana@charla TOPIC #ops :"]);
+        let kicked = Event::Kicked {
+            room: room("#ops"),
+            nick: nick("bob"),
+            by: nick("ana"),
+            reason: None,
+        };
+        assert_eq!(lines(kicked, None), [":ana!ana@charla KICK #ops bob :ana"]);
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: vec![nick("ana"), nick("bob"), nick("cai")],
+            standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+        };
+        assert_eq!(
+            lines(users.clone(), Some("cai NAMES #ops"))[0],
+            ":charla 353 cai = #ops :@ana +bob cai"
+        );
+        assert_eq!(
+            lines(users.clone(), Some("cai WHO #ops"))[0],
+            ":charla 352 cai #ops ana charla charla ana H@ :0 ana"
+        );
+        // After a refused JOIN the asker is not a member: no NAMES.
+        assert!(lines(users, Some("eve JOINED #ops")).is_empty());
+        let errors = [
+            (
+                ErrorCode::NotOperator,
+                "bob KICK #ops,cai",
+                "482 bob #ops :",
+            ),
+            (
+                ErrorCode::TargetNotInRoom,
+                "bob KICK #ops,cai",
+                "441 bob cai #ops :",
+            ),
+            (ErrorCode::Banned, "bob JOIN #ops", "474 bob #ops :"),
+            (ErrorCode::Banned, "bob PRIVMSG #ops", "404 bob #ops :"),
+            (ErrorCode::Moderated, "bob PRIVMSG #ops", "404 bob #ops :"),
+            (ErrorCode::InviteOnly, "bob JOIN #ops", "473 bob #ops :"),
+            (ErrorCode::BadKey, "bob JOIN #ops", "475 bob #ops :"),
+            (ErrorCode::RoomFull, "bob JOIN #ops", "471 bob #ops :"),
+            (
+                ErrorCode::NoSuchNick,
+                "bob INVITE #ops,cai",
+                "401 bob cai :",
+            ),
+            (
+                ErrorCode::InvalidArgument,
+                "bob INVITE #ops,cai",
+                "443 bob cai #ops :",
+            ),
+        ];
+        for (code, asked, want) in errors {
+            let error = Event::Error {
+                code,
+                message: "why".into(),
+            };
+            assert_eq!(
+                lines(error, Some(asked)),
+                [format!(":charla {want}why")],
+                "{code:?}"
+            );
+        }
     }
 }
