@@ -111,6 +111,24 @@ pub const MAX_NICK_CHARS: usize = 24;
 /// Longest room name, in characters, including the leading `#`.
 pub const MAX_ROOM_CHARS: usize = 32;
 
+/// Longest room topic, in bytes of UTF-8 (IRC counts TOPICLEN in bytes). A longer topic is
+/// cut on a character boundary when it is set, in every protocol; IRC clients are told it
+/// as TOPICLEN.
+pub const TOPICLEN: usize = 390;
+
+/// Ban masks one room keeps. Setting another past it is refused with `invalid_argument`
+/// (an operator lifts one first); IRC clients are told it as MAXLIST=b:50.
+pub const MAX_BANS_PER_ROOM: usize = 50;
+
+/// Invitations one room holds for people who have not used them yet. Past it, invitations
+/// whose invitee has left the server are dropped, and if none has, the invitation is
+/// refused with `invalid_argument`.
+pub const MAX_INVITES_PER_ROOM: usize = 100;
+
+/// Longest key (`+k`) a room may have, in bytes; a longer one is refused with
+/// `invalid_argument`.
+pub const MAX_KEY_BYTES: usize = 32;
+
 /// Bytes of queued lines copied into one write, whole lines only (a longer line goes out
 /// in parts of this size). A client that has fallen behind catches up in writes of up to
 /// this much: about 256 lines of 100-byte chat. Smaller writes left an overloaded server

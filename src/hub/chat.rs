@@ -13,6 +13,7 @@ use super::event::{ErrorCode, Event, LeaveReason, Outgoing, Said};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
+use super::ops::Standing;
 use super::post::Entry;
 use super::room::{Room, RoomSettings};
 use super::store::HistoryStore;
@@ -83,7 +84,10 @@ impl ChatState {
             Command::Say { room, text, action } => self.say(id, room, text, action),
             Command::Msg { to, text } => self.private(id, to, text),
             Command::Nick(nick) => self.rename(id, nick),
-            Command::Join(room) => self.join(id, room, reference.clone()).map(|()| None),
+            Command::Join(room) => self.join(id, room, None, reference.clone()).map(|()| None),
+            Command::JoinWithKey { room, key } => self
+                .join(id, room, Some(key), reference.clone())
+                .map(|()| None),
             Command::Leave { room, message } => self.leave(id, room, message),
             Command::Users { room } => self.users(id, room),
             Command::Rooms => Ok(Some(self.rooms())),
@@ -102,6 +106,12 @@ impl ChatState {
                 self.remove(id, LeaveReason::Quit(message));
                 Ok(None)
             }
+            Command::Topic { room } => self.topic(id, room),
+            Command::SetTopic { room, text } => self.set_topic(id, room, text),
+            Command::Kick { room, nick, reason } => self.kick(id, room, nick, reason),
+            Command::Mode { room, changes } => self.mode(id, room, changes),
+            Command::Bans { room } => self.bans(id, room),
+            Command::Invite { room, nick } => self.invite(id, room, nick),
         };
         self.answer(id, result, reference);
     }
@@ -152,7 +162,7 @@ impl ChatState {
             rooms: vec![lobby.clone()],
         };
         self.send(id, &Outgoing::new(welcome));
-        let joined = self.join(id, lobby, None);
+        let joined = self.join(id, lobby, None, None);
         debug_assert!(joined.is_ok(), "#lobby takes everyone");
     }
 
@@ -221,7 +231,7 @@ impl ChatState {
         text: MessageText,
         action: bool,
     ) -> Reply {
-        let room = self.room_of(id, room)?;
+        let room = self.speaking_room(id, room)?;
         let said = Said {
             id: self.mint.message(),
             ts: now_ms(),
@@ -335,11 +345,17 @@ impl ChatState {
         &mut self,
         id: SessionId,
         room: RoomName,
+        key: Option<String>,
         reference: Option<String>,
     ) -> Result<(), Failure> {
         let already = self.sessions[&id].rooms.contains(&room);
+        // The first member of a room a user makes is its operator; #lobby is the server's.
+        let founder = !self.rooms.contains_key(&room) && room != RoomName::lobby();
         if !already {
             self.may_join(id, &room)?;
+            if let Some(target) = self.rooms.get(&room) {
+                self.may_enter(id, target, key.as_deref())?;
+            }
         }
         let settings = self.room_settings;
         let target = self
@@ -360,6 +376,10 @@ impl ChatState {
             let messages = self.store.recent(&room, None);
             recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
+            target.invited.retain(|&invited| invited != id);
+            if founder {
+                target.ops.insert(id, ());
+            }
             let count = target.members.len();
             let announce = target.settings.announces(count);
             if !messages.is_empty() {
@@ -388,7 +408,15 @@ impl ChatState {
             nick,
             you: true,
         };
-        self.send(id, &Outgoing::reply(joined, reference));
+        self.send(id, &Outgoing::reply(joined, reference.clone()));
+        if let Some(topic) = &self.rooms[&room].topic {
+            // Whoever joins hears the topic, after the join (where IRC clients expect it).
+            let topic = Event::Topic {
+                room: room.clone(),
+                topic: Some(topic.clone()),
+            };
+            self.send(id, &Outgoing::reply(topic, reference));
+        }
         if !already && !self.rooms[&room].status.is_empty() {
             // A room with feeds greets each newcomer with what they are doing.
             if let Ok(Some(status @ Event::Status { .. })) = self.status(id, Some(room))
@@ -425,9 +453,24 @@ impl ChatState {
             Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
             None => self.room_of(id, None)?,
         };
+        let target = &self.rooms[&room];
+        let ids = self.member_ids(&room, None);
+        let standing = ids
+            .iter()
+            .map(|member| {
+                if target.is_op(*member) {
+                    Standing::Operator
+                } else if target.voiced.contains_key(member) {
+                    Standing::Voiced
+                } else {
+                    Standing::Member
+                }
+            })
+            .collect();
         Ok(Some(Event::Users {
-            nicks: self.member_nicks(&room, None),
-            room: self.rooms[&room].name.clone(),
+            nicks: self.nicks_of(ids),
+            standing,
+            room: target.name.clone(),
         }))
     }
 
@@ -443,6 +486,17 @@ impl ChatState {
 
     /// The members' nicks in alphabetical order; only the first `limit` when given.
     fn member_nicks(&self, room: &RoomName, limit: Option<usize>) -> Vec<Nick> {
+        self.nicks_of(self.member_ids(room, limit))
+    }
+
+    fn nicks_of(&self, ids: Vec<SessionId>) -> Vec<Nick> {
+        ids.into_iter()
+            .map(|member| self.sessions[&member].nick.clone())
+            .collect()
+    }
+
+    /// The members in their nicks' alphabetical order; only the first `limit` when given.
+    fn member_ids(&self, room: &RoomName, limit: Option<usize>) -> Vec<SessionId> {
         // Each key found once, not at every comparison. Keys are unique in a room, so
         // (key, id) pairs sort as the keys do.
         let target = &self.rooms[room];
@@ -465,14 +519,17 @@ impl ChatState {
             nicks.truncate(limit);
         }
         nicks.sort_unstable();
-        nicks
-            .into_iter()
-            .map(|(_, member)| self.sessions[&member].nick.clone())
-            .collect()
+        nicks.into_iter().map(|(_, member)| member).collect()
     }
 
     /// Takes session `id` out of `room` and tells the members left behind.
     pub fn part(&mut self, id: SessionId, room: &RoomName, reason: &LeaveReason) {
+        self.part_as(id, room, Some(reason));
+    }
+
+    /// [`ChatState::part`]; with no `reason`, the members are not told (a kick was
+    /// announced already).
+    pub fn part_as(&mut self, id: SessionId, room: &RoomName, reason: Option<&LeaveReason>) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -482,17 +539,23 @@ impl ChatState {
         let nick = session.nick.clone();
         // What it was sent in the room before it left still reaches it; not when it is
         // being disconnected for falling behind.
-        self.stop_reading(id, room, *reason != LeaveReason::SendQueueExceeded);
+        let hand_over = reason.is_none_or(|r| *r != LeaveReason::SendQueueExceeded);
+        self.stop_reading(id, room, hand_over);
         let Some(target) = self.rooms.get_mut(room) else {
             return;
         };
         target.members.remove(&id);
+        target.ops.remove(&id);
+        target.voiced.remove(&id);
         if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
             // A room lives while someone is in it; #lobby always does.
             self.rooms.remove(room);
             self.store.forget(room);
             return;
         }
+        let Some(reason) = reason else {
+            return;
+        };
         if !target.settings.announces(target.members.len() + 1) {
             return;
         }

@@ -1,6 +1,7 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
 use super::names::{Nick, RoomName};
+use super::ops::ModeChange;
 use super::text::MessageText;
 
 /// One request from a session. Every request gets exactly one direct reply (its result or
@@ -62,5 +63,39 @@ pub enum Command {
     },
     Quit {
         message: Option<MessageText>,
+    },
+    /// [`Command::Join`] with the key a `+k` room asks for.
+    JoinWithKey {
+        room: RoomName,
+        key: String,
+    },
+    /// What the room's topic is.
+    Topic {
+        room: Option<RoomName>,
+    },
+    /// Sets the room's topic, or clears it (`None`).
+    SetTopic {
+        room: Option<RoomName>,
+        text: Option<MessageText>,
+    },
+    /// An operator removes `nick` from the room.
+    Kick {
+        room: Option<RoomName>,
+        nick: Nick,
+        reason: Option<MessageText>,
+    },
+    /// Changes the room's modes, in order; with none, asks what they are.
+    Mode {
+        room: Option<RoomName>,
+        changes: Vec<ModeChange>,
+    },
+    /// The room's ban list.
+    Bans {
+        room: Option<RoomName>,
+    },
+    /// Lets `nick` into the room even while it is invite-only (`+i`), and tells them.
+    Invite {
+        room: Option<RoomName>,
+        nick: Nick,
     },
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::names::{Nick, RoomName};
+use super::ops::{Ban, ModeChange, Modes, Standing, Topic};
 use super::post::{Entry, Notice, Posted};
 use super::text::MessageText;
 
@@ -75,9 +76,57 @@ pub enum Event {
         room: RoomName,
         items: Vec<Notice>,
     },
+    /// `standing[i]` is what `nicks[i]` is in the room: operator, voiced or neither.
     Users {
         room: RoomName,
         nicks: Vec<Nick>,
+        standing: Vec<Standing>,
+    },
+    /// The room's topic: sent after joining a room that has one, and for a query (then
+    /// possibly `None`).
+    Topic {
+        room: RoomName,
+        topic: Option<Topic>,
+    },
+    /// `by` set the topic (`Some`) or cleared it: told to the whole room.
+    TopicChanged {
+        room: RoomName,
+        by: Nick,
+        topic: Option<Topic>,
+    },
+    /// `by` removed `nick` from the room: told to the whole room, `nick` included.
+    Kicked {
+        room: RoomName,
+        nick: Nick,
+        by: Nick,
+        reason: Option<MessageText>,
+    },
+    /// `by` changed the room's modes: told to the whole room.
+    ModeChanged {
+        room: RoomName,
+        by: Nick,
+        changes: Vec<ModeChange>,
+    },
+    /// The room's modes, operators and voiced members, for a query. The key is shown to
+    /// members only.
+    Modes {
+        room: RoomName,
+        modes: Modes,
+        ops: Vec<Nick>,
+        voiced: Vec<Nick>,
+    },
+    /// The room's ban list, for a query.
+    Bans {
+        room: RoomName,
+        bans: Vec<Ban>,
+    },
+    /// `by` invited `nick` into `room`: told to the invitee (`you`) and, as the answer,
+    /// to the one who invited.
+    Invited {
+        room: RoomName,
+        nick: Nick,
+        by: Nick,
+        you: bool,
     },
     Rooms {
         rooms: Vec<(RoomName, usize)>,
@@ -175,6 +224,22 @@ pub enum ErrorCode {
     TooManyConnections,
     NotRegistered,
     TooManyRooms,
+    /// Only the room's operators may do that.
+    NotOperator,
+    /// A ban mask matches the one joining or speaking.
+    Banned,
+    /// The room is `+i` and the one joining was not invited.
+    InviteOnly,
+    /// The room is `+k` and the key given is missing or wrong.
+    BadKey,
+    /// The room is `+l` and as full as its limit.
+    RoomFull,
+    /// The room is `+m` and the sender is neither operator nor voiced.
+    Moderated,
+    /// A mode letter charla does not have.
+    UnknownMode,
+    /// The nick a command is about is not in that room.
+    TargetNotInRoom,
 }
 
 impl ErrorCode {
@@ -198,6 +263,14 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::NotRegistered => "not_registered",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::NotOperator => "not_operator",
+            ErrorCode::Banned => "banned",
+            ErrorCode::InviteOnly => "invite_only",
+            ErrorCode::BadKey => "bad_key",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::Moderated => "moderated",
+            ErrorCode::UnknownMode => "unknown_mode",
+            ErrorCode::TargetNotInRoom => "target_not_in_room",
         }
     }
 }

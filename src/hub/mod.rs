@@ -38,6 +38,7 @@ mod event;
 mod ids;
 mod names;
 mod nicks;
+mod ops;
 mod post;
 mod room;
 mod store;
@@ -53,6 +54,7 @@ pub use directory::{Alone, Directory};
 pub use event::{Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said};
 pub use ids::{MAX_NODES, NodeId, SessionId};
 pub use names::{NameError, Nick, RoomName};
+pub use ops::{Ban, BanMask, Mode, ModeChange, Modes, Standing, Topic, describe_changes};
 pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
 };
@@ -351,5 +353,7 @@ impl Hub {
 
 #[cfg(test)]
 mod edge_tests;
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod tests;

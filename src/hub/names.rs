@@ -211,6 +211,21 @@ impl Nick {
     pub fn same_spelling(&self, other: &Nick) -> bool {
         self.sort_key() == other.sort_key()
     }
+
+    /// What the nick is compared by: [`fold`] of its spelling.
+    pub(crate) fn key(&self) -> &str {
+        self.0.key()
+    }
+}
+
+/// The comparison key of any text, as names get theirs (case-folded confusable skeleton):
+/// what a ban mask is folded with, so `Ana*` bans `аna` spelled in Cyrillic too.
+pub(crate) fn fold(text: &str) -> String {
+    let text: String = text.nfc().collect();
+    let key: String = skeleton(&text.to_lowercase())
+        .collect::<String>()
+        .to_lowercase();
+    key.nfc().collect()
 }
 
 impl RoomName {

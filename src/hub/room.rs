@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use super::BySession;
 use super::names::RoomName;
+use super::ops::{Ban, Modes, Topic};
 use super::post::RoomStatus;
+use super::{BySession, SessionId};
 use crate::fanout::{Recipient, RoomLog};
 use crate::limits::{ANNOUNCE_MAX_MEMBERS, MEMBERS_SHOWN_ON_JOIN};
 
@@ -19,6 +20,18 @@ pub(super) struct Room {
     /// Feeds that tell newcomers and `/status` what they are doing here.
     pub status: Vec<Arc<dyn RoomStatus>>,
     pub settings: RoomSettings,
+    /// Members who may change the topic and modes and kick: the first member of a room a
+    /// user made, and whoever an operator makes one.
+    pub ops: BySession<()>,
+    /// Members who may speak when the room is moderated (`+m`).
+    pub voiced: BySession<()>,
+    pub topic: Option<Topic>,
+    pub modes: Modes,
+    /// At most [`crate::limits::MAX_BANS_PER_ROOM`].
+    pub bans: Vec<Ban>,
+    /// Sessions invited and not yet joined, who may join while the room is `+i`; at most
+    /// [`crate::limits::MAX_INVITES_PER_ROOM`].
+    pub invited: Vec<SessionId>,
 }
 
 /// How a room speaks to its members about itself; each room starts with the hub's.
@@ -56,6 +69,21 @@ impl Room {
             kept: false,
             status: Vec::new(),
             settings,
+            ops: BySession::default(),
+            voiced: BySession::default(),
+            topic: None,
+            modes: Modes::new_room(),
+            bans: Vec::new(),
+            invited: Vec::new(),
         }
+    }
+
+    pub fn is_op(&self, id: SessionId) -> bool {
+        self.ops.contains_key(&id)
+    }
+
+    /// Whether `id` may speak here now that the room is moderated or `id` banned.
+    pub fn has_voice(&self, id: SessionId) -> bool {
+        self.is_op(id) || self.voiced.contains_key(&id)
     }
 }

@@ -6,7 +6,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/nick NAME",
         "change your nick (letters of any script, digits, - _ .)",
     ),
-    ("/join #room", "join a room (created if new) and talk in it"),
+    (
+        "/join #room",
+        "join a room (created if new: you are its operator) and talk in it; /join #room KEY if it has a key",
+    ),
     (
         "/leave [#room] [message]",
         "leave the room you talk in, or the one named",
@@ -23,6 +26,28 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "/status [#room]",
         "what the room's feeds watch and check, and how it stands",
+    ),
+    ("/topic [#room] [text]", "the room's topic, or set it"),
+    ("/kick NICK [reason]", "operators: put NICK out of the room"),
+    (
+        "/ban NICK, /unban NICK",
+        "operators: keep NICK (or a nick!*@* mask) out",
+    ),
+    (
+        "/op NICK, /deop NICK",
+        "operators: make NICK an operator, or not",
+    ),
+    (
+        "/voice, /devoice NICK",
+        "operators: let NICK speak while the room is +m",
+    ),
+    (
+        "/mode [#room] [+-modes]",
+        "the room's modes; operators change them: t n m i k l b o v",
+    ),
+    (
+        "/invite NICK [#room]",
+        "let NICK in, even while the room is +i",
     ),
     ("/quit [message]", "leave the server"),
     ("/help", "this list"),

@@ -8,10 +8,11 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::help::COMMANDS;
+use super::modes::ModeRequest;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
 use crate::hub::{
     Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing, Posted, Request,
-    RoomName, Said,
+    RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -39,6 +40,29 @@ enum JsonRequest {
     },
     Join {
         room: String,
+        key: Option<String>,
+    },
+    /// With no `text`, asks for the topic; `""` clears it.
+    Topic {
+        room: Option<String>,
+        text: Option<String>,
+    },
+    Kick {
+        room: Option<String>,
+        nick: String,
+        reason: Option<String>,
+    },
+    /// `modes` as IRC writes them (`"+kl"`, arguments in `args` or after the letters
+    /// in the same string); none asks for the modes, `"+b"` alone for the ban list.
+    Mode {
+        room: Option<String>,
+        modes: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+    Invite {
+        room: Option<String>,
+        nick: String,
     },
     Leave {
         room: Option<String>,
@@ -137,7 +161,53 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
                 text: text_arg(&text)?,
             },
             JsonRequest::Nick { nick } => Command::Nick(nick_arg(&nick)?),
-            JsonRequest::Join { room } => Command::Join(room_arg(&room)?),
+            JsonRequest::Join { room, key: None } => Command::Join(room_arg(&room)?),
+            JsonRequest::Join {
+                room,
+                key: Some(key),
+            } => Command::JoinWithKey {
+                room: room_arg(&room)?,
+                key,
+            },
+            JsonRequest::Topic { room: r, text } => match text {
+                Some(text) => Command::SetTopic {
+                    room: room(r)?,
+                    text: MessageText::new(&text),
+                },
+                None => Command::Topic { room: room(r)? },
+            },
+            JsonRequest::Kick {
+                room: r,
+                nick,
+                reason,
+            } => Command::Kick {
+                room: room(r)?,
+                nick: nick_arg(&nick)?,
+                reason: optional_text(reason),
+            },
+            JsonRequest::Mode {
+                room: r,
+                modes,
+                args,
+            } => {
+                let room = room(r)?;
+                let modes = modes.unwrap_or_default();
+                let mut words = modes.split_whitespace();
+                let letters = words.next().unwrap_or("");
+                let args: Vec<&str> = words.chain(args.iter().map(String::as_str)).collect();
+                match super::modes::parse(letters, &args)? {
+                    ModeRequest::Query => Command::Mode {
+                        room,
+                        changes: Vec::new(),
+                    },
+                    ModeRequest::Bans => Command::Bans { room },
+                    ModeRequest::Change(changes) => Command::Mode { room, changes },
+                }
+            }
+            JsonRequest::Invite { room: r, nick } => Command::Invite {
+                room: room(r)?,
+                nick: nick_arg(&nick)?,
+            },
             JsonRequest::Leave { room: r, message } => Command::Leave {
                 room: room(r)?,
                 message: optional_text(message),
@@ -363,8 +433,75 @@ fn to_value(event: &Event) -> Value {
                 v
             }).collect::<Vec<_>>(),
         }),
-        Event::Users { room, nicks } => json!({
+        // Who is an operator or voiced is in `modes` (a `mode` request): these lines stay
+        // as programs already read them.
+        Event::Users { room, nicks, .. } => json!({
             "type": "users", "room": room.as_str(), "users": names(nicks),
+        }),
+        Event::Topic { room, topic } => topic_value(room, topic.as_ref(), false),
+        Event::TopicChanged { room, by, topic } => {
+            let mut v = topic_value(room, topic.as_ref(), true);
+            v["by"] = by.as_str().into();
+            v
+        }
+        Event::Kicked {
+            room,
+            nick,
+            by,
+            reason,
+        } => {
+            let mut v = json!({
+                "type": "kick", "room": room.as_str(), "nick": nick.as_str(), "by": by.as_str(),
+            });
+            if let Some(reason) = reason {
+                v["reason"] = reason.plain().into();
+            }
+            v
+        }
+        Event::ModeChanged { room, by, changes } => json!({
+            "type": "mode",
+            "room": room.as_str(),
+            "by": by.as_str(),
+            "modes": describe_changes(changes),
+            "changes": changes.iter().map(|c| {
+                let mut v = json!({"set": c.add, "mode": c.mode.letter().to_string()});
+                if let Some(arg) = c.arg() {
+                    v["arg"] = arg.into();
+                }
+                v
+            }).collect::<Vec<_>>(),
+        }),
+        Event::Modes {
+            room,
+            modes,
+            ops,
+            voiced,
+        } => {
+            let mut v = json!({
+                "type": "modes", "room": room.as_str(), "modes": modes.describe(true),
+                "ops": names(ops), "voiced": names(voiced),
+            });
+            if let Some(key) = &modes.key {
+                v["key"] = key.as_str().into();
+            }
+            if let Some(limit) = modes.limit {
+                v["limit"] = limit.into();
+            }
+            v
+        }
+        Event::Bans { room, bans } => json!({
+            "type": "bans",
+            "room": room.as_str(),
+            "bans": bans.iter().map(|b| json!({"mask": b.mask.as_str(), "by": b.by.as_str(), "ts": b.at})).collect::<Vec<_>>(),
+        }),
+        Event::Invited {
+            room,
+            nick,
+            by,
+            you,
+        } => json!({
+            "type": "invite", "room": room.as_str(), "nick": nick.as_str(), "by": by.as_str(),
+            "you": you,
         }),
         Event::Rooms { rooms } => json!({
             "type": "rooms",
@@ -386,6 +523,21 @@ fn to_value(event: &Event) -> Value {
             v
         }
     }
+}
+
+/// `{"type":"topic"}`: `text` null when none is set; `changed` when someone just set or
+/// cleared it.
+fn topic_value(room: &RoomName, topic: Option<&Topic>, changed: bool) -> Value {
+    let mut v = json!({"type": "topic", "room": room.as_str(), "text": Value::Null});
+    if let Some(topic) = topic {
+        v["text"] = topic.text.plain().into();
+        v["by"] = topic.by.as_str().into();
+        v["ts"] = topic.at.into();
+    }
+    if changed {
+        v["changed"] = true.into();
+    }
+    v
 }
 
 /// A feed's post: typed `notice` or `alert`, with its details beside the text.
@@ -435,6 +587,45 @@ mod tests {
         assert_eq!(bytes.last(), Some(&b'\n'));
         assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn operator_requests_and_events() {
+        assert!(matches!(
+            request(r#"{"type":"topic"}"#).command,
+            Command::Topic { room: None }
+        ));
+        assert!(matches!(
+            request(r#"{"type":"topic","text":""}"#).command,
+            Command::SetTopic { text: None, .. }
+        ));
+        assert!(
+            matches!(request(r##"{"type":"join","room":"#a","key":"k"}"##).command,
+            Command::JoinWithKey { key, .. } if key == "k")
+        );
+        let mode = request(r#"{"type":"mode","modes":"+kl k","args":["5"],"ref":1}"#);
+        assert!(matches!(&mode.command,
+            Command::Mode { changes, .. } if describe_changes(changes) == "+kl k 5"));
+        assert_eq!(mode.reference.as_deref(), Some("1"));
+        assert!(matches!(
+            request(r#"{"type":"mode","modes":"+b"}"#).command,
+            Command::Bans { room: None }
+        ));
+        let refused = parse(r#"{"type":"mode","modes":"+q","ref":2}"#).unwrap_err();
+        assert_eq!(
+            (refused.code, refused.reference.as_deref()),
+            (ErrorCode::UnknownMode, Some("2"))
+        );
+        let kicked = Event::Kicked {
+            room: RoomName::parse("#ops").unwrap(),
+            nick: Nick::parse("bob").unwrap(),
+            by: Nick::parse("ana").unwrap(),
+            reason: MessageText::new("spam"),
+        };
+        assert_eq!(
+            json_of(Outgoing::new(kicked)),
+            json!({"type":"kick","room":"#ops","nick":"bob","by":"ana","reason":"spam"})
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod help;
 pub mod irc;
 mod json;
 mod lines;
+pub mod modes;
 mod text;
 
 pub use codec::{Codec, Sink};

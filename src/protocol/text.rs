@@ -13,9 +13,11 @@ use std::fmt::Write;
 use bytes::Bytes;
 
 use super::help::COMMANDS;
+use super::modes::ModeRequest;
 use super::{Incoming, Refusal, json, nick_arg, room_arg, text_arg};
 use crate::hub::{
-    Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, Said,
+    Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, RoomName,
+    Said, describe_changes,
 };
 
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
@@ -42,7 +44,62 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     let rest = rest.trim();
     let command = match word.to_lowercase().as_str() {
         "nick" => Command::Nick(nick_arg(required(rest, "/nick NAME")?)?),
-        "join" => Command::Join(room_arg(required(rest, "/join #room")?)?),
+        "join" => {
+            let (room, key) = split_word(required(rest, "/join #room [key]")?);
+            let room = room_arg(room)?;
+            match optional(key) {
+                Some(key) => Command::JoinWithKey {
+                    room,
+                    key: key.to_string(),
+                },
+                None => Command::Join(room),
+            }
+        }
+        "topic" => {
+            let (room, text) = room_first(rest)?;
+            match optional(text) {
+                Some(text) => Command::SetTopic {
+                    room,
+                    text: crate::hub::MessageText::new(text),
+                },
+                None => Command::Topic { room },
+            }
+        }
+        "kick" => {
+            let (nick, reason) = split_word(required(rest, "/kick NICK [reason]")?);
+            Command::Kick {
+                room: None,
+                nick: nick_arg(nick)?,
+                reason: crate::hub::MessageText::new(reason),
+            }
+        }
+        "ban" | "unban" | "op" | "deop" | "voice" | "devoice" => {
+            let usage = format!("/{word} NICK");
+            let (target, _) = split_word(required(rest, &usage)?);
+            let word = word.to_lowercase();
+            let add = !word.starts_with('d') && word != "unban";
+            let letter = match word.as_str() {
+                "ban" | "unban" => "b",
+                "op" | "deop" => "o",
+                _ => "v",
+            };
+            let letters = format!("{}{letter}", if add { '+' } else { '-' });
+            mode_command(None, &letters, &[target])?
+        }
+        "mode" => {
+            let (room, rest) = room_first(rest)?;
+            let mut words = rest.split_whitespace();
+            let letters = words.next().unwrap_or("");
+            let args: Vec<&str> = words.collect();
+            mode_command(room, letters, &args)?
+        }
+        "invite" => {
+            let (nick, room) = split_word(required(rest, "/invite NICK [#room]")?);
+            Command::Invite {
+                room: optional(room).map(room_arg).transpose()?,
+                nick: nick_arg(nick)?,
+            }
+        }
         "leave" | "part" => {
             let (room, message) = match rest.strip_prefix('#') {
                 Some(_) => {
@@ -114,6 +171,33 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
         }
     };
     Ok(Incoming::Request(command.into()))
+}
+
+/// The first word of `rest` and what follows it, trimmed.
+fn split_word(rest: &str) -> (&str, &str) {
+    let (word, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    (word, after.trim())
+}
+
+/// A leading `#room`, if `rest` starts with one, and the rest.
+fn room_first(rest: &str) -> Result<(Option<RoomName>, &str), Refusal> {
+    if !rest.starts_with('#') {
+        return Ok((None, rest));
+    }
+    let (room, after) = split_word(rest);
+    Ok((Some(room_arg(room)?), after))
+}
+
+/// `/mode`, `/op`, `/ban`… as the hub's command: a query, the ban list, or changes.
+fn mode_command(room: Option<RoomName>, letters: &str, args: &[&str]) -> Result<Command, Refusal> {
+    Ok(match super::modes::parse(letters, args)? {
+        ModeRequest::Query => Command::Mode {
+            room,
+            changes: Vec::new(),
+        },
+        ModeRequest::Bans => Command::Bans { room },
+        ModeRequest::Change(changes) => Command::Mode { room, changes },
+    })
 }
 
 /// Whether `line` is a JSON object of type `hello`, valid or not.
@@ -208,9 +292,74 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             }
             Ok(())
         }
-        Event::Users { room, nicks } => {
+        // Plain nicks, as before operators existed (programs match these lines); `/mode`
+        // names the operators.
+        Event::Users { room, nicks, .. } => {
             writeln!(s, "{room} *** {} here: {}", nicks.len(), list(nicks))
         }
+        Event::Topic {
+            room,
+            topic: Some(topic),
+        } => writeln!(s, "{room} *** topic: {} (set by {})", topic.text, topic.by),
+        Event::Topic { room, topic: None } => writeln!(s, "{room} *** no topic is set"),
+        Event::TopicChanged {
+            room,
+            by,
+            topic: Some(topic),
+        } => writeln!(s, "{room} *** {by} set the topic: {}", topic.text),
+        Event::TopicChanged {
+            room,
+            by,
+            topic: None,
+        } => writeln!(s, "{room} *** {by} cleared the topic"),
+        Event::Kicked {
+            room,
+            nick,
+            by,
+            reason,
+        } => {
+            write!(s, "{room} *** {nick} was kicked by {by}")?;
+            match reason {
+                Some(reason) => writeln!(s, " ({reason})"),
+                None => writeln!(s),
+            }
+        }
+        Event::ModeChanged { room, changes, .. } if changes.is_empty() => {
+            writeln!(s, "{room} *** no mode changed")
+        }
+        Event::ModeChanged { room, by, changes } => {
+            writeln!(s, "{room} *** {by} set mode {}", describe_changes(changes))
+        }
+        Event::Modes {
+            room,
+            modes,
+            ops,
+            voiced,
+        } => {
+            let some = |nicks: &[Nick]| match nicks {
+                [] => "none".to_string(),
+                nicks => list(nicks),
+            };
+            writeln!(
+                s,
+                "{room} *** modes {}; operators: {}; voiced: {}",
+                modes.describe(true),
+                some(ops),
+                some(voiced)
+            )
+        }
+        Event::Bans { room, bans } if bans.is_empty() => writeln!(s, "{room} *** no bans"),
+        Event::Bans { room, bans } => {
+            let masks: Vec<&str> = bans.iter().map(|b| b.mask.as_str()).collect();
+            writeln!(s, "{room} *** bans: {}", masks.join(", "))
+        }
+        Event::Invited {
+            room,
+            by,
+            you: true,
+            ..
+        } => writeln!(s, "*** {by} invites you to {room}: /join {room}"),
+        Event::Invited { room, nick, .. } => writeln!(s, "*** you invited {nick} to {room}"),
         Event::Rooms { rooms } => {
             s.push_str("*** rooms:");
             for (i, (room, members)) in rooms.iter().enumerate() {
@@ -356,7 +505,10 @@ mod tests {
         assert_eq!(refusal("/frobnicate"), ErrorCode::UnknownCommand);
         assert_eq!(refusal("/nick"), ErrorCode::MissingArgument);
         assert_eq!(refusal("/nick two words"), ErrorCode::InvalidNick);
-        assert_eq!(refusal("/join #a b"), ErrorCode::InvalidRoom);
+        // `/join #a b` is a join with key `b` now that rooms have keys (+k).
+        assert_eq!(refusal("/join #a!b"), ErrorCode::InvalidRoom);
+        assert!(matches!(request("/join #a b"),
+            Command::JoinWithKey { room, key } if room.as_str() == "#a" && key == "b"));
         assert_eq!(refusal("/msg ana"), ErrorCode::MissingArgument);
         assert_eq!(refusal("/history lots"), ErrorCode::InvalidArgument);
         assert_eq!(refusal("/history since"), ErrorCode::InvalidArgument);
@@ -393,6 +545,40 @@ mod tests {
 
     fn text_of(event: Event) -> String {
         String::from_utf8(encode(&Outgoing::new(event)).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn operator_commands_parse_into_the_hubs_requests() {
+        assert!(matches!(request("/topic"), Command::Topic { room: None }));
+        assert!(matches!(
+            request("/topic #ops"),
+            Command::Topic { room: Some(_) }
+        ));
+        assert!(matches!(request("/topic #ops new one"),
+            Command::SetTopic { room: Some(_), text: Some(t) } if t.as_str() == "new one"));
+        assert!(matches!(request("/kick bob go away"),
+            Command::Kick { nick, reason: Some(r), .. } if nick.as_str() == "bob" && r.as_str() == "go away"));
+        assert!(matches!(request("/ban bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "+b bob!*@*"));
+        assert!(matches!(request("/unban bo*"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-b bo*!*@*"));
+        assert!(matches!(request("/op bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "+o bob"));
+        assert!(matches!(request("/devoice bob"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-v bob"));
+        assert!(
+            matches!(request("/mode"), Command::Mode { room: None, changes } if changes.is_empty())
+        );
+        assert!(matches!(
+            request("/mode #ops +b"),
+            Command::Bans { room: Some(_) }
+        ));
+        assert!(matches!(request("/mode -k+l * 5"),
+            Command::Mode { changes, .. } if describe_changes(&changes) == "-k+l * 5"));
+        assert!(matches!(request("/invite bob #ops"),
+            Command::Invite { room: Some(_), nick } if nick.as_str() == "bob"));
+        assert_eq!(refusal("/mode +q"), ErrorCode::UnknownMode);
+        assert_eq!(refusal("/kick"), ErrorCode::MissingArgument);
     }
 
     #[test]

@@ -342,7 +342,8 @@ async fn join_tells_the_room_and_messages_then_go_to_that_room_only() {
     assert_eq!(c[1].line().await, "#lobby <ana> back in the lobby");
     c[1].silent_for(QUIET).await;
 
-    c[0].send("/join #bad room").await;
+    // (`/join #bad room` is a join with key `room` now that rooms may have keys.)
+    c[0].send("/join #bad!room").await;
     assert!(c[0].line().await.starts_with("ERROR invalid_room: "));
 }
 

@@ -6,7 +6,7 @@ use charla::limits::Limits;
 use crate::support::{Client, QUIET, TestServer};
 
 /// A server with a text listener and an IRC one, flood control off.
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     let limits = Limits {
         flood_rate: 0,
         ..Limits::default()
@@ -15,15 +15,15 @@ async fn server() -> TestServer {
 }
 
 /// An IRC connection; lines are read without their CRLF.
-struct Irc(Client);
+pub(crate) struct Irc(pub(crate) Client);
 
 impl Irc {
-    async fn connect(server: &TestServer) -> Irc {
+    pub(crate) async fn connect(server: &TestServer) -> Irc {
         Irc(Client::tcp(server.irc()).await)
     }
 
     /// Registers as `nick` the way irssi does, and reads up to the end of #lobby's names.
-    async fn registered(server: &TestServer, nick: &str) -> Irc {
+    pub(crate) async fn registered(server: &TestServer, nick: &str) -> Irc {
         let mut irc = Irc::connect(server).await;
         irc.send("CAP LS 302").await;
         irc.send(&format!("NICK {nick}")).await;
@@ -35,11 +35,11 @@ impl Irc {
         irc
     }
 
-    async fn send(&mut self, line: &str) {
+    pub(crate) async fn send(&mut self, line: &str) {
         self.0.send_raw(format!("{line}\r\n").as_bytes()).await;
     }
 
-    async fn line(&mut self) -> String {
+    pub(crate) async fn line(&mut self) -> String {
         let line = self.0.line().await;
         line.strip_suffix('\r')
             .unwrap_or_else(|| panic!("{line:?} does not end in CRLF"))
@@ -47,7 +47,7 @@ impl Irc {
     }
 
     /// Lines up to the first containing `needle`, which is returned.
-    async fn expect(&mut self, needle: &str) -> String {
+    pub(crate) async fn expect(&mut self, needle: &str) -> String {
         self.0
             .expect(needle)
             .await
@@ -137,7 +137,8 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
 
     ana.send("JOIN #ops,#dev").await;
     assert_eq!(ana.line().await, ":ana!ana@charla JOIN #ops");
-    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana");
+    // The first member of a new room is its operator.
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@ana");
     assert_eq!(ana.line().await, ":charla 366 ana #ops :End of /NAMES list");
     ana.expect(":charla 366 ana #dev").await;
     bob.send("/join #ops").await;
@@ -146,7 +147,7 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
     ana.send("PRIVMSG #ops :deploy at 11?").await;
     assert_eq!(bob.line().await, "#ops <ana> deploy at 11?");
     ana.send("NAMES #ops").await;
-    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana bob");
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@ana bob");
     ana.expect(" 366 ").await;
 
     bob.send("/leave #ops later").await;

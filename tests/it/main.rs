@@ -12,6 +12,7 @@ mod irc;
 mod irc_clients;
 mod json;
 mod limits;
+mod ops;
 mod port;
 mod rooms;
 mod slow;

@@ -8,9 +8,10 @@ use bytes::Bytes;
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
-use crate::hub::{Command, Encode, MessageText, Nick, Request, RoomName};
+use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
+use crate::protocol::modes::ModeRequest;
 use crate::protocol::{Codec, Incoming, Sink};
 
 /// One IRC connection's codec. It holds registration until the client has sent NICK and
@@ -131,6 +132,9 @@ impl Client {
             "NAMES" | "WHO" => self.names(&verb, m, sink),
             "LIST" => self.ask(sink, "LIST", "*", Command::Rooms),
             "MODE" => self.mode(m, sink),
+            "TOPIC" => self.topic(m, sink),
+            "KICK" => self.kick(m, sink),
+            "INVITE" => self.invite(m, sink),
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
             "HISTORY" => self.history(m, sink),
             _ => self.numeric(
@@ -245,22 +249,105 @@ impl Client {
         self.ask(sink, "QUIT", "*", Command::Quit { message });
     }
 
-    /// JOIN #a,#b: each room joined in turn, then its history asked for, so it comes
-    /// after the JOIN the client shows it under. Keys are ignored: rooms have none.
+    /// JOIN #a,#b k1,k2: each room joined in turn, with its key if one is given, then its
+    /// history asked for, so it comes after the JOIN the client shows it under.
     fn join(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
             return self.need_more(sink, "JOIN");
         };
+        let mut keys = m.param(1).unwrap_or("").split(',');
         for (i, name) in targets(list, "JOIN") {
+            let key = keys.next().filter(|k| !k.is_empty());
             if !another(i, sink) {
                 break;
             }
             let Some(room) = self.channel(name, sink) else {
                 continue;
             };
-            self.ask(sink, "JOIN", room.as_str(), Command::Join(room.clone()));
+            let join = match key {
+                Some(key) => Command::JoinWithKey {
+                    room: room.clone(),
+                    key: key.to_string(),
+                },
+                None => Command::Join(room.clone()),
+            };
+            self.ask(sink, "JOIN", room.as_str(), join);
             self.after_join(sink, room);
         }
+    }
+
+    /// TOPIC #room asks; TOPIC #room :text sets it, and an empty text clears it.
+    fn topic(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(name) = m.param(0) else {
+            return self.need_more(sink, "TOPIC");
+        };
+        let Some(room) = self.channel(name, sink) else {
+            return;
+        };
+        // `TOPIC #room :` (an empty parameter) clears it; only a missing one asks.
+        let command = match m.params.get(1).copied() {
+            None => Command::Topic {
+                room: Some(room.clone()),
+            },
+            Some(text) => Command::SetTopic {
+                room: Some(room.clone()),
+                text: MessageText::new(text),
+            },
+        };
+        self.ask(sink, "TOPIC", room.as_str(), command);
+    }
+
+    /// KICK #room nick[,nick…] [:reason]. The subject of each request is `#room,nick`,
+    /// so a refusal can name both.
+    fn kick(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let (Some(name), Some(list)) = (m.param(0), m.param(1)) else {
+            return self.need_more(sink, "KICK");
+        };
+        let Some(room) = self.channel(name, sink) else {
+            return;
+        };
+        let reason = m.param(2).and_then(MessageText::new);
+        for (i, target) in targets(list, "KICK") {
+            if !another(i, sink) {
+                break;
+            }
+            let Ok(nick) = Nick::parse(target) else {
+                self.numeric(
+                    sink,
+                    ERR_USERNOTINCHANNEL,
+                    &format!("{target} {room} :They aren't on that channel"),
+                );
+                continue;
+            };
+            let kick = Command::Kick {
+                room: Some(room.clone()),
+                nick,
+                reason: reason.clone(),
+            };
+            self.ask(sink, "KICK", &format!("{room},{target}"), kick);
+        }
+    }
+
+    /// INVITE nick #room; the subject is `#room,nick`, as for KICK.
+    fn invite(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let (Some(target), Some(name)) = (m.param(0), m.param(1)) else {
+            return self.need_more(sink, "INVITE");
+        };
+        let Some(room) = self.channel(name, sink) else {
+            return;
+        };
+        let Ok(nick) = Nick::parse(target) else {
+            return self.numeric(
+                sink,
+                ERR_NOSUCHNICK,
+                &format!("{target} :No such nick/channel"),
+            );
+        };
+        let invite = Command::Invite {
+            room: Some(room.clone()),
+            nick,
+        };
+        self.ask(sink, "INVITE", &format!("{room},{target}"), invite);
     }
 
     /// What a client expects after its JOIN: every member (`353`, `366`; the hub's join
@@ -399,26 +486,55 @@ impl Client {
         }
     }
 
-    /// MODE queries: no modes exist yet, so a room's and one's own are `+`, and a change
-    /// is refused.
+    /// MODE of a room: a query (324), the ban list (`+b`: 367, 368) or changes, parsed as
+    /// every protocol parses them; of oneself, no user mode exists, so `+` and changes
+    /// refused.
     fn mode(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(target) = m.param(0) else {
             return self.need_more(sink, "MODE");
         };
         let change = m.param(1);
         if target.starts_with('#') {
-            match change {
-                None => self.numeric(sink, RPL_CHANNELMODEIS, &format!("{target} +")),
-                Some(modes) => {
-                    let letter = modes.trim_start_matches(['+', '-']).chars().next();
-                    let letter = letter.unwrap_or('+');
-                    self.numeric(
+            let Some(room) = self.channel(target, sink) else {
+                return;
+            };
+            let letters = change.unwrap_or("");
+            let args: Vec<&str> = (2..m.params.len()).filter_map(|i| m.param(i)).collect();
+            let command = match crate::protocol::modes::parse(letters, &args) {
+                Ok(ModeRequest::Query) => Command::Mode {
+                    room: Some(room.clone()),
+                    changes: Vec::new(),
+                },
+                Ok(ModeRequest::Bans) => Command::Bans {
+                    room: Some(room.clone()),
+                },
+                Ok(ModeRequest::Change(changes)) => Command::Mode {
+                    room: Some(room.clone()),
+                    changes,
+                },
+                Err(refusal) if refusal.code == ErrorCode::UnknownMode => {
+                    let letter = letters
+                        .chars()
+                        .find(|c| !"+-bklimntov".contains(*c))
+                        .unwrap_or('?');
+                    return self.numeric(
                         sink,
                         ERR_UNKNOWNMODE,
                         &format!("{letter} :is unknown mode char to me"),
                     );
                 }
-            }
+                Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
+                    return self.need_more(sink, "MODE");
+                }
+                Err(refusal) => {
+                    return self.numeric(
+                        sink,
+                        ERR_INVALIDMODEPARAM,
+                        &format!("{room} {letters} * :{}", refusal.message),
+                    );
+                }
+            };
+            self.ask(sink, "MODE", room.as_str(), command);
         } else if Nick::parse(target).ok() != self.nick {
             self.numeric(
                 sink,
@@ -668,7 +784,7 @@ mod tests {
                 ":charla 421 ana FOO :Unknown command\r\n",
                 ":charla 411 ana :No recipient given (PRIVMSG)\r\n",
                 ":charla 461 ana PART :Not enough parameters\r\n",
-                ":charla 324 ana #ops +\r\n",
+                "Mode { room: Some(\"#ops\"), changes: [] } ana MODE #ops",
             ]
         );
     }
@@ -770,5 +886,29 @@ mod tests {
             got[0].starts_with(":charla 432 * FOO :Erroneous nickname"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn topic_kick_invite_and_mode_become_hub_requests() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(
+            &mut codec,
+            "TOPIC #ops\r\nTOPIC #ops :\r\nKICK #ops bob,cai :bye\r\nINVITE bob #ops\r\n\
+             MODE #ops +b\r\nMODE #ops +ok bob key\r\nMODE #ops +x\r\nMODE #ops +k\r\n\
+             JOIN #a,#b k1\r\n",
+        );
+        assert!(got[0].starts_with("Topic { room: Some(\"#ops\") } ana TOPIC #ops"));
+        assert!(got[1].starts_with("SetTopic { room: Some(\"#ops\"), text: None }"));
+        assert!(got[2].starts_with("Kick") && got[2].ends_with("ana KICK #ops,bob"));
+        assert!(got[3].contains("\"bye\"") && got[3].ends_with("ana KICK #ops,cai"));
+        assert!(got[4].starts_with("Invite") && got[4].ends_with("ana INVITE #ops,bob"));
+        assert!(got[5].starts_with("Bans { room: Some(\"#ops\") }"));
+        assert!(got[6].starts_with("Mode") && got[6].contains("Op(\"bob\")"));
+        assert!(got[6].contains("Key(\"key\")"));
+        assert_eq!(got[7], ":charla 472 ana x :is unknown mode char to me\r\n");
+        assert_eq!(got[8], ":charla 461 ana MODE :Not enough parameters\r\n");
+        assert!(got[9].starts_with("JoinWithKey { room: \"#a\", key: \"k1\" }"));
+        assert!(got[12].starts_with("Join(\"#b\")"), "{got:?}");
     }
 }

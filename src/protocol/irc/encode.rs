@@ -9,9 +9,9 @@ use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
     Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind, Posted,
-    Said,
+    Said, Standing, describe_changes,
 };
-use crate::limits::{MAX_NICK_CHARS, MAX_ROOM_CHARS};
+use crate::limits::{MAX_BANS_PER_ROOM, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN};
 
 /// The longest line charla writes, CRLF included: what every client accepts.
 const MAX_OUT_BYTES: usize = 512;
@@ -24,13 +24,14 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
 /// lower case again: `hub::names`), the same rule in every protocol. No registered
 /// CASEMAPPING value describes that, so charla names its own rather than claim `ascii` or
-/// `rfc1459`. No channel modes or member prefixes exist yet: `PREFIX=` and `CHANMODES=,,,`
-/// say so, where leaving them out would let clients assume the defaults.
+/// `rfc1459`. CHANMODES and PREFIX list exactly the modes the hub has (`hub::Mode`).
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
-         CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= \
-         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} UTF8ONLY",
+        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
+         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} NETWORK=charla \
+         NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
+         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
+         TOPICLEN={TOPICLEN} UTF8ONLY",
         format.max_rooms_per_client
     )
 }
@@ -70,7 +71,7 @@ fn write_event(
                 nick.as_str(),
                 ":This server shares its rooms with nc and JSON-lines users",
             )?;
-            // No user or channel modes exist, so none are listed.
+            // No user modes exist; the channel modes are in ISUPPORT (CHANMODES, PREFIX).
             numeric(
                 s,
                 RPL_MYINFO,
@@ -131,13 +132,18 @@ fn write_event(
             }
             Ok(())
         }
-        Event::Users { room, nicks } if asked.verb == "WHO" => {
-            for nick in nicks {
+        Event::Users {
+            room,
+            nicks,
+            standing,
+        } if asked.verb == "WHO" => {
+            for (nick, standing) in nicks.iter().zip(standing) {
+                let flag = standing.prefix();
                 numeric(
                     s,
                     RPL_WHOREPLY,
                     asked.nick,
-                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H :0 {nick}"),
+                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H{flag} :0 {nick}"),
                 )?;
             }
             numeric(
@@ -147,7 +153,89 @@ fn write_event(
                 &format!("{room} :End of WHO list"),
             )
         }
-        Event::Users { room, nicks } => names(s, asked.nick, room.as_str(), nicks),
+        // The members the codec asked for after a JOIN: when the join was refused (a ban,
+        // a key, a full room), the asker is not among them and the refusal said it all.
+        Event::Users { nicks, .. }
+            if asked.verb == "JOINED" && !nicks.iter().any(|n| n.as_str() == asked.nick) =>
+        {
+            Ok(())
+        }
+        Event::Users {
+            room,
+            nicks,
+            standing,
+        } => names(s, asked.nick, room.as_str(), nicks, standing),
+        Event::Topic {
+            room,
+            topic: Some(topic),
+        } => {
+            let text = one_line(topic.text.as_str());
+            numeric(s, RPL_TOPIC, asked.nick, &format!("{room} :{text}"))?;
+            let by = &topic.by;
+            let at = topic.at / 1000;
+            let who = format!("{room} {by}!{by}@{USER_HOST} {at}");
+            numeric(s, RPL_TOPICWHOTIME, asked.nick, &who)
+        }
+        Event::Topic { room, topic: None } => numeric(
+            s,
+            RPL_NOTOPIC,
+            asked.nick,
+            &format!("{room} :No topic is set"),
+        ),
+        Event::TopicChanged { room, by, topic } => {
+            let text = topic.as_ref().map(|t| one_line(t.text.as_str()));
+            let text = text.as_deref().unwrap_or("");
+            user_line(s, by.as_str(), "TOPIC", &format!("{room} :{text}"))
+        }
+        Event::Kicked {
+            room,
+            nick,
+            by,
+            reason,
+        } => {
+            // Servers give the kicker's nick when no reason is given.
+            let reason = reason.as_ref().map_or(by.as_str(), MessageText::as_str);
+            let reason = one_line(reason);
+            user_line(s, by.as_str(), "KICK", &format!("{room} {nick} :{reason}"))
+        }
+        // Nothing changed: IRC servers say nothing.
+        Event::ModeChanged { changes, .. } if changes.is_empty() => Ok(()),
+        Event::ModeChanged { room, by, changes } => {
+            let modes = describe_changes(changes);
+            user_line(s, by.as_str(), "MODE", &format!("{room} {modes}"))
+        }
+        Event::Modes { room, modes, .. } => numeric(
+            s,
+            RPL_CHANNELMODEIS,
+            asked.nick,
+            &format!("{room} {}", modes.describe(true)),
+        ),
+        Event::Bans { room, bans } => {
+            for ban in bans {
+                let (mask, by, at) = (&ban.mask, &ban.by, ban.at / 1000);
+                numeric(
+                    s,
+                    RPL_BANLIST,
+                    asked.nick,
+                    &format!("{room} {mask} {by} {at}"),
+                )?;
+            }
+            numeric(
+                s,
+                RPL_ENDOFBANLIST,
+                asked.nick,
+                &format!("{room} :End of channel ban list"),
+            )
+        }
+        Event::Invited {
+            room,
+            nick,
+            by,
+            you: true,
+        } => user_line(s, by.as_str(), "INVITE", &format!("{nick} {room}")),
+        Event::Invited { room, nick, .. } => {
+            numeric(s, RPL_INVITING, asked.nick, &format!("{nick} {room}"))
+        }
         Event::Rooms { rooms } => {
             numeric(s, RPL_LISTSTART, asked.nick, "Channel :Users  Name")?;
             for (room, members) in rooms {
@@ -180,13 +268,30 @@ fn write_error(
     }
     let clean = crate::hub::sanitize(message);
     let message = one_line(&clean);
+    // KICK and INVITE ask about `#room,nick`; everything else about one name.
+    let (room, nick) = asked
+        .subject
+        .split_once(',')
+        .unwrap_or((asked.subject, asked.subject));
+    let both = format!("{nick} {room}");
     let (number, subject) = match code {
-        ErrorCode::NoSuchNick => (ERR_NOSUCHNICK, Some(asked.subject)),
-        ErrorCode::InvalidRoom => (ERR_NOSUCHCHANNEL, Some(asked.subject)),
-        ErrorCode::NotInRoom if asked.verb == "PRIVMSG" => {
-            (ERR_CANNOTSENDTOCHAN, Some(asked.subject))
+        ErrorCode::NoSuchNick => (ERR_NOSUCHNICK, Some(nick)),
+        ErrorCode::InvalidRoom => (ERR_NOSUCHCHANNEL, Some(room)),
+        ErrorCode::NotInRoom if asked.verb == "PRIVMSG" => (ERR_CANNOTSENDTOCHAN, Some(room)),
+        ErrorCode::NotInRoom => (ERR_NOTONCHANNEL, Some(room)),
+        ErrorCode::NotOperator => (ERR_CHANOPRIVSNEEDED, Some(room)),
+        ErrorCode::Banned if asked.verb == "JOIN" => (ERR_BANNEDFROMCHAN, Some(room)),
+        ErrorCode::Banned | ErrorCode::Moderated => (ERR_CANNOTSENDTOCHAN, Some(room)),
+        ErrorCode::InviteOnly => (ERR_INVITEONLYCHAN, Some(room)),
+        ErrorCode::BadKey => (ERR_BADCHANNELKEY, Some(room)),
+        ErrorCode::RoomFull => (ERR_CHANNELISFULL, Some(room)),
+        ErrorCode::TargetNotInRoom if asked.verb == "KICK" => {
+            (ERR_USERNOTINCHANNEL, Some(both.as_str()))
         }
-        ErrorCode::NotInRoom => (ERR_NOTONCHANNEL, Some(asked.subject)),
+        ErrorCode::TargetNotInRoom => (ERR_USERNOTINCHANNEL, Some("*")),
+        ErrorCode::InvalidArgument if asked.verb == "INVITE" => {
+            (ERR_USERONCHANNEL, Some(both.as_str()))
+        }
         ErrorCode::TooManyRooms => (ERR_TOOMANYCHANNELS, Some(asked.subject)),
         ErrorCode::InvalidNick => (ERR_ERRONEUSNICKNAME, Some(asked.subject)),
         ErrorCode::NickTaken => (ERR_NICKNAMEINUSE, Some(asked.subject)),
@@ -316,10 +421,17 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
     writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} {verb} {params}"))
 }
 
-/// `353`s naming `nicks`, as many as it takes, then `366`.
-fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Result {
+/// `353`s naming `nicks`, `@` before operators and `+` before voiced members, as many as
+/// it takes, then `366`.
+fn names(
+    s: &mut String,
+    to: &str,
+    room: &str,
+    nicks: &[Nick],
+    standing: &[Standing],
+) -> std::fmt::Result {
     let mut line = String::new();
-    for nick in nicks {
+    for (nick, standing) in nicks.iter().zip(standing) {
         if !line.is_empty() && line.len() + nick.as_str().len() > NAMES_PER_LINE_BYTES {
             numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
             line.clear();
@@ -327,6 +439,7 @@ fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Resu
         if !line.is_empty() {
             line.push(' ');
         }
+        line.push_str(standing.prefix());
         line.push_str(nick.as_str());
     }
     if !line.is_empty() {
@@ -513,6 +626,7 @@ mod tests {
         let users = Event::Users {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
+            standing: vec![Standing::Member; 2],
         };
         assert_eq!(
             lines(users, Some("ana JOINED #ops")),
@@ -525,6 +639,7 @@ mod tests {
         let users = Event::Users {
             room: room("#ops"),
             nicks: many,
+            standing: vec![Standing::Member; 200],
         };
         let got = lines(users, Some("ana NAMES #ops"));
         assert!(got.len() > 3 && got.iter().all(|l| l.len() + 2 <= MAX_OUT_BYTES));
@@ -579,5 +694,100 @@ mod tests {
             [":[check:web]!feed@charla NOTICE #ops :!!! web is down"]
         );
         assert!(Nick::parse("[check:web]").is_err());
+    }
+
+    #[test]
+    fn topics_kicks_modes_bans_and_invitations_as_irc_lines() {
+        let topic = crate::hub::Topic {
+            text: MessageText::new("deploys at 15:00").unwrap(),
+            by: nick("ana"),
+            at: 1_700_000_000_123,
+        };
+        let shown = Event::Topic {
+            room: room("#ops"),
+            topic: Some(topic.clone()),
+        };
+        assert_eq!(
+            lines(shown, Some("bob JOIN #ops")),
+            [
+                ":charla 332 bob #ops :deploys at 15:00",
+                ":charla 333 bob #ops ana!ana@charla 1700000000"
+            ]
+        );
+        let none = Event::Topic {
+            room: room("#ops"),
+            topic: None,
+        };
+        assert_eq!(
+            lines(none, Some("bob TOPIC #ops")),
+            [":charla 331 bob #ops :No topic is set"]
+        );
+        let changed = Event::TopicChanged {
+            room: room("#ops"),
+            by: nick("ana"),
+            topic: None,
+        };
+        assert_eq!(lines(changed, None), [":ana!ana@charla TOPIC #ops :"]);
+        let kicked = Event::Kicked {
+            room: room("#ops"),
+            nick: nick("bob"),
+            by: nick("ana"),
+            reason: None,
+        };
+        assert_eq!(lines(kicked, None), [":ana!ana@charla KICK #ops bob :ana"]);
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: vec![nick("ana"), nick("bob"), nick("cai")],
+            standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+        };
+        assert_eq!(
+            lines(users.clone(), Some("cai NAMES #ops"))[0],
+            ":charla 353 cai = #ops :@ana +bob cai"
+        );
+        assert_eq!(
+            lines(users.clone(), Some("cai WHO #ops"))[0],
+            ":charla 352 cai #ops ana charla charla ana H@ :0 ana"
+        );
+        // After a refused JOIN the asker is not a member: no NAMES.
+        assert!(lines(users, Some("eve JOINED #ops")).is_empty());
+        let errors = [
+            (
+                ErrorCode::NotOperator,
+                "bob KICK #ops,cai",
+                "482 bob #ops :",
+            ),
+            (
+                ErrorCode::TargetNotInRoom,
+                "bob KICK #ops,cai",
+                "441 bob cai #ops :",
+            ),
+            (ErrorCode::Banned, "bob JOIN #ops", "474 bob #ops :"),
+            (ErrorCode::Banned, "bob PRIVMSG #ops", "404 bob #ops :"),
+            (ErrorCode::Moderated, "bob PRIVMSG #ops", "404 bob #ops :"),
+            (ErrorCode::InviteOnly, "bob JOIN #ops", "473 bob #ops :"),
+            (ErrorCode::BadKey, "bob JOIN #ops", "475 bob #ops :"),
+            (ErrorCode::RoomFull, "bob JOIN #ops", "471 bob #ops :"),
+            (
+                ErrorCode::NoSuchNick,
+                "bob INVITE #ops,cai",
+                "401 bob cai :",
+            ),
+            (
+                ErrorCode::InvalidArgument,
+                "bob INVITE #ops,cai",
+                "443 bob cai #ops :",
+            ),
+        ];
+        for (code, asked, want) in errors {
+            let error = Event::Error {
+                code,
+                message: "why".into(),
+            };
+            assert_eq!(
+                lines(error, Some(asked)),
+                [format!(":charla {want}why")],
+                "{code:?}"
+            );
+        }
     }
 }
