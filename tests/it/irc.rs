@@ -226,11 +226,19 @@ async fn ping_is_answered_and_an_overlong_line_is_refused_harming_no_one() {
     ana.0.send_raw(&huge.as_bytes()[9000..]).await;
     ana.send("").await;
     assert_eq!(ana.line().await, ":charla 417 ana :Input line was too long");
-    // At the bound exactly, it is said; tags have their own allowance.
+    // At the bound as sent but over it with `:ana!ana@charla ` before it, as IRC readers
+    // would get it: refused, rather than cut or split for them.
     let at_bound = format!("@label=x PRIVMSG #lobby :{}", "z".repeat(510 - 16));
     ana.send(&at_bound).await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 417 ana :Input line was too long once relayed with your address"
+    );
+    // At the bound as relayed, it is said; tags have their own allowance.
+    let relayed_bound = format!("@label=x PRIVMSG #lobby :{}", "z".repeat(510 - 16 - 16));
+    ana.send(&relayed_bound).await;
     let heard = bob.line().await;
-    assert_eq!(heard, format!("#lobby <ana> {}", "z".repeat(494)));
+    assert_eq!(heard, format!("#lobby <ana> {}", "z".repeat(478)));
     bob.send("still here").await;
     assert_eq!(
         ana.line().await,
