@@ -1,5 +1,9 @@
 //! The interface between a connection and its wire protocol.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+
 use crate::hub::{Encode, Nick};
 
 use super::{Incoming, Refusal};
@@ -29,6 +33,20 @@ pub trait Codec: Send + 'static {
     /// its handshake.
     fn registers_at_once(&self) -> bool {
         true
+    }
+
+    /// How long a client may be silent before this codec asks it to answer (IRC servers
+    /// PING a quiet client); `None` for codecs that leave dead peers to TCP keepalive and
+    /// `--idle-timeout` (text, JSON).
+    fn keepalive(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The client has been silent for the keepalive: the bytes that ask it to answer, or
+    /// `None` when it was asked already and said nothing since, and so is dropped as
+    /// timed out. Anything decoded counts as an answer.
+    fn probe(&mut self) -> Option<Bytes> {
+        None
     }
 }
 

@@ -398,3 +398,33 @@ async fn each_channel_a_join_names_counts_against_flood_control() {
     assert_eq!(joined, 18, "{refusal}");
     ana.0.silent_for(QUIET).await;
 }
+
+#[tokio::test]
+async fn a_silent_client_is_pinged_and_dropped_if_it_does_not_answer() {
+    let limits = Limits {
+        flood_rate: 0,
+        ping_interval: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], limits).await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+
+    // Answered twice: still here.
+    for _ in 0..2 {
+        assert_eq!(ana.expect("PING").await, "PING :charla");
+        ana.send("PONG :charla").await;
+    }
+    // Silent after the third: dropped as timed out, and the room is told.
+    assert_eq!(ana.expect("PING").await, "PING :charla");
+    ana.expect("ERROR").await;
+    assert!(ana.0.until_closed().await.is_empty());
+    assert_eq!(bob.expect("ana").await, "#lobby *** ana left (timed out)");
+
+    // A connection that never registers is dropped without a PING.
+    let mut mute = Irc::connect(&server).await;
+    mute.send("NICK mute").await;
+    let lines = mute.0.until_closed().await;
+    assert!(lines.iter().all(|l| !l.contains("PING")), "{lines:?}");
+}

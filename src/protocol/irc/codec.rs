@@ -1,11 +1,13 @@
 //! The IRC codec: framing, the registration handshake, and each command as hub requests
 //! or answers of its own.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
-use super::message::{MAX_FRAME_BYTES, Malformed, Message};
+use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME};
+use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -18,6 +20,8 @@ use crate::protocol::{Codec, Incoming, Sink};
 pub struct IrcCodec {
     framer: Framer,
     client: Client,
+    /// Silence after which the client is PINGed (`Limits::ping_interval`).
+    keepalive: Duration,
 }
 
 /// Where the handshake stands, and who the client is.
@@ -30,6 +34,8 @@ struct Client {
     user: bool,
     /// CAP LS or REQ was sent and CAP END not yet: registration waits for it.
     negotiating: bool,
+    /// A PING was sent for the client's silence, and nothing came since.
+    pinged: bool,
 }
 
 impl IrcCodec {
@@ -42,19 +48,22 @@ impl IrcCodec {
                 registered: false,
                 user: false,
                 negotiating: false,
+                pinged: false,
             },
+            keepalive: limits.ping_interval,
         }
     }
 }
 
 impl Codec for IrcCodec {
     fn decode(&mut self, bytes: &[u8], sink: &mut impl Sink) {
-        let IrcCodec { framer, client } = self;
+        let IrcCodec { framer, client, .. } = self;
+        client.pinged = false;
         framer.feed(bytes, |frame| client.frame(frame, sink));
     }
 
     fn finish(&mut self, sink: &mut impl Sink) {
-        let IrcCodec { framer, client } = self;
+        let IrcCodec { framer, client, .. } = self;
         framer.finish(|frame| client.frame(frame, sink));
     }
 
@@ -64,6 +73,21 @@ impl Codec for IrcCodec {
 
     fn registers_at_once(&self) -> bool {
         false
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        (!self.keepalive.is_zero()).then_some(self.keepalive)
+    }
+
+    /// A PING, once; nothing for a client that has not registered in that time, or did not
+    /// answer the PING: it is dropped.
+    fn probe(&mut self) -> Option<Bytes> {
+        let client = &mut self.client;
+        if client.pinged || !client.registered {
+            return None;
+        }
+        client.pinged = true;
+        Some(Bytes::from(format!("PING :{SERVER_NAME}\r\n")))
     }
 }
 
@@ -392,6 +416,16 @@ impl Client {
             if !another(i, sink) {
                 break;
             }
+            if !notice && relayed_bytes(self.me(), target, raw) > MAX_LINE_BYTES {
+                // Within the bound as sent, but not with the sender's address before it:
+                // refused, as a line too long, rather than cut or split for IRC readers.
+                self.numeric(
+                    sink,
+                    ERR_INPUTTOOLONG,
+                    ":Input line was too long once relayed with your address",
+                );
+                continue;
+            }
             if target.starts_with('#') {
                 let Ok(room) = RoomName::parse(target) else {
                     if !notice {
@@ -594,6 +628,12 @@ fn answer(sink: &mut impl Sink, line: &str) {
     line.truncate(end);
     line.push_str("\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// Bytes of the line an IRC reader gets for `text` said by `nick` to `target`, CRLF
+/// included: the sender's address and the command before it.
+fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
+    format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
 }
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
@@ -801,6 +841,26 @@ mod tests {
                 assert!(!line.chars().any(char::is_control), "{line:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_message_too_long_once_relayed_gets_417_and_one_that_fits_goes() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        // 512 bytes as sent; `:ana!ana@charla ` before it would make 528.
+        let sent = format!("PRIVMSG #ops :{}\r\n", "x".repeat(512 - 16));
+        assert_eq!(sent.len(), 512);
+        let got = run(&mut codec, &sent);
+        assert_eq!(
+            got,
+            [":charla 417 ana :Input line was too long once relayed with your address\r\n"]
+        );
+        let fits = format!("PRIVMSG #ops :{}\r\n", "x".repeat(512 - 16 - 16));
+        let got = run(&mut codec, &fits);
+        assert!(got[0].starts_with("Say"), "{got:?}");
+        // A NOTICE is never answered: it goes, and IRC readers get it split.
+        let got = run(&mut codec, &sent.replacen("PRIVMSG", "NOTICE ", 1));
+        assert!(got[0].starts_with("Say"), "{got:?}");
     }
 
     #[test]
