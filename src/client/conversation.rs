@@ -262,19 +262,23 @@ impl Conversation {
             }
             ServerEvent::Leave {
                 room, you: true, ..
-            } => {
-                let Ok(room) = RoomName::parse(room) else {
-                    return;
-                };
-                self.rooms.retain(|r| *r != room);
-                if self.current.as_ref() == Some(&room) {
-                    self.current = self.rooms.last().cloned();
-                }
-            }
+            } => self.left(room),
+            // Kicked out: as good as left.
+            ServerEvent::Kick { room, nick, .. } if *nick == self.nick => self.left(room),
             ServerEvent::Message { room, post }
             | ServerEvent::Notice { room, post }
             | ServerEvent::Alert { room, post } => self.saw(room, post),
             _ => {}
+        }
+    }
+
+    fn left(&mut self, room: &str) {
+        let Ok(room) = RoomName::parse(room) else {
+            return;
+        };
+        self.rooms.retain(|r| *r != room);
+        if self.current.as_ref() == Some(&room) {
+            self.current = self.rooms.last().cloned();
         }
     }
 
@@ -388,6 +392,23 @@ mod tests {
         assert_eq!(c.current().unwrap().as_str(), "#dev");
         c.join_refused(room_before);
         assert_eq!(c.current().unwrap().as_str(), "#lobby");
+    }
+
+    #[test]
+    fn being_kicked_is_leaving_and_someone_else_being_kicked_is_not() {
+        let mut c = Conversation::new(None, &["#a".into(), "#b".into()]).unwrap();
+        c.welcomed(&welcome("guest-1", &["#lobby", "#a", "#b"]), false);
+        let kick = |nick: &str| ServerEvent::Kick {
+            room: "#b".into(),
+            nick: nick.into(),
+            by: "ana".into(),
+            reason: None,
+        };
+        c.observe(&kick("bob"));
+        assert_eq!(c.rooms().len(), 3);
+        c.observe(&kick("guest-1"));
+        assert_eq!(c.rooms().len(), 2);
+        assert_eq!(c.current().unwrap().as_str(), "#a");
     }
 
     #[test]

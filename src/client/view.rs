@@ -324,6 +324,42 @@ impl View {
                     format!("goodbye ({})", why(reason, message.as_deref())),
                 )]
             }
+            ServerEvent::Topic {
+                room,
+                text,
+                by,
+                changed,
+            } => {
+                let by = by.as_deref().map(sanitize).unwrap_or_default();
+                let text = match (text, changed) {
+                    (Some(text), true) => format!("{by} set the topic: {}", sanitize(text)),
+                    (Some(text), false) => format!("topic: {} (set by {by})", sanitize(text)),
+                    (None, true) => format!("{by} cleared the topic"),
+                    (None, false) => "no topic is set".to_string(),
+                };
+                vec![notice(Some(room), text)]
+            }
+            ServerEvent::Kick {
+                room,
+                nick,
+                by,
+                reason,
+            } => {
+                let who = if nick == me {
+                    "you were".into()
+                } else {
+                    format!("{} was", sanitize(nick))
+                };
+                let mut text = format!("{who} kicked by {}", sanitize(by));
+                if let Some(reason) = reason {
+                    let _ = write!(text, " ({})", sanitize(reason));
+                }
+                vec![notice(Some(room), text)]
+            }
+            ServerEvent::Mode { room, by, modes } => {
+                let text = format!("{} set mode {}", sanitize(by), sanitize(modes));
+                vec![notice(Some(room), text)]
+            }
             ServerEvent::Welcome { .. } | ServerEvent::Ack { .. } | ServerEvent::Other => {
                 Vec::new()
             }
@@ -426,6 +462,40 @@ mod tests {
         );
         assert_eq!(body(&lines[0]), "#ops *** ana left (quit: lunch)");
         assert!(!lines[0].contains('\x1b'));
+    }
+
+    #[test]
+    fn topics_kicks_and_modes_read_like_the_text_protocol() {
+        let view = View::new(Styling::Plain);
+        let shown = |event: ServerEvent| body(&view.event(&event, "bob")[0]).to_string();
+        let topic = |text: Option<&str>, changed| ServerEvent::Topic {
+            room: "#ops".into(),
+            text: text.map(String::from),
+            by: Some("ana".into()),
+            changed,
+        };
+        assert_eq!(
+            shown(topic(Some("deploys"), false)),
+            "#ops *** topic: deploys (set by ana)"
+        );
+        assert_eq!(
+            shown(topic(Some("deploys"), true)),
+            "#ops *** ana set the topic: deploys"
+        );
+        assert_eq!(shown(topic(None, true)), "#ops *** ana cleared the topic");
+        let kick = ServerEvent::Kick {
+            room: "#ops".into(),
+            nick: "bob".into(),
+            by: "ana".into(),
+            reason: Some("spam".into()),
+        };
+        assert_eq!(shown(kick), "#ops *** you were kicked by ana (spam)");
+        let mode = ServerEvent::Mode {
+            room: "#ops".into(),
+            by: "ana".into(),
+            modes: "+o cai".into(),
+        };
+        assert_eq!(shown(mode), "#ops *** ana set mode +o cai");
     }
 
     #[test]

@@ -204,6 +204,30 @@ pub enum ServerEvent {
         #[serde(default)]
         message: Option<String>,
     },
+    /// A room's topic (`text` null when there is none); `changed` when `by` just set it.
+    Topic {
+        room: String,
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        by: Option<String>,
+        #[serde(default)]
+        changed: bool,
+    },
+    /// `by` put `nick` out of the room (this client's own nick: it is out).
+    Kick {
+        room: String,
+        nick: String,
+        by: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// `by` changed the room's modes (`+o ana`, `+m`…).
+    Mode {
+        room: String,
+        by: String,
+        modes: String,
+    },
     /// An event type this client does not know.
     #[serde(other)]
     Other,

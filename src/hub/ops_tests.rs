@@ -427,3 +427,81 @@ fn minus_n_lets_outsiders_send_by_name() {
     assert!(errors(&eve).is_empty());
     assert_eq!(heard(&ana), ["from outside"]);
 }
+
+#[test]
+fn a_mode_request_is_carried_out_whole_or_refused_whole() {
+    let hub = hub_keeping(10);
+    let (ana, bob) = room_of_two(&hub);
+    let eve = member(&hub, "eve");
+    bob.inbox.take();
+    // +m is fine, +o eve is not (eve is not in the room): nothing changes.
+    let changes = vec![
+        ModeChange {
+            add: true,
+            mode: Mode::Moderated,
+        },
+        ModeChange {
+            add: true,
+            mode: Mode::Op(nick("eve")),
+        },
+    ];
+    set(&hub, &ana, changes);
+    assert_eq!(errors(&ana), [ErrorCode::TargetNotInRoom]);
+    say(&hub, &bob, "not moderated");
+    assert!(errors(&bob).is_empty());
+    for bad in [
+        Mode::Key(String::new()),
+        Mode::Key("a b".into()),
+        Mode::Key("k".repeat(33)),
+    ] {
+        set(&hub, &ana, add(bad));
+        assert_eq!(errors(&ana), [ErrorCode::InvalidArgument]);
+    }
+    set(&hub, &ana, add(Mode::Limit(0)));
+    assert_eq!(errors(&ana), [ErrorCode::InvalidArgument]);
+    // Outsiders may look at the modes and bans of a room, not change them.
+    hub.apply(eve.id, Command::Bans { room: ops() }.into());
+    assert!(matches!(&eve.inbox.take()[..], [Event::Bans { bans, .. }] if bans.is_empty()));
+    set(&hub, &eve, add(Mode::Moderated));
+    assert_eq!(errors(&eve), [ErrorCode::NotInRoom]);
+}
+
+#[test]
+fn invitations_are_bounded_and_only_operators_invite_into_an_invite_only_room() {
+    use crate::limits::MAX_INVITES_PER_ROOM;
+    let hub = hub_keeping(10);
+    let (ana, bob) = room_of_two(&hub);
+    let invite = |by: &Member, who: &str| {
+        let command = Command::Invite {
+            room: ops(),
+            nick: nick(who),
+        };
+        hub.apply(by.id, command.into());
+    };
+    invite(&bob, "nobody");
+    assert_eq!(errors(&bob), [ErrorCode::NoSuchNick]);
+    invite(&bob, "ana");
+    assert_eq!(errors(&bob), [ErrorCode::InvalidArgument]);
+    set(&hub, &ana, add(Mode::InviteOnly));
+    bob.inbox.take();
+    let guests: Vec<Member> = (0..=MAX_INVITES_PER_ROOM)
+        .map(|i| member(&hub, &format!("g{i}")))
+        .collect();
+    invite(&bob, "g0");
+    assert_eq!(errors(&bob), [ErrorCode::NotOperator]);
+    for guest in &guests[..MAX_INVITES_PER_ROOM] {
+        invite(&ana, guest_nick(&hub, guest).as_str());
+    }
+    ana.inbox.take();
+    invite(&ana, &format!("g{MAX_INVITES_PER_ROOM}"));
+    assert_eq!(errors(&ana), [ErrorCode::InvalidArgument]);
+    // One who left the server frees a place.
+    hub.apply(guests[0].id, Command::Quit { message: None }.into());
+    ana.inbox.take();
+    invite(&ana, &format!("g{MAX_INVITES_PER_ROOM}"));
+    assert!(errors(&ana).is_empty());
+}
+
+fn guest_nick(hub: &Hub, m: &Member) -> Nick {
+    hub.nick_of(m.id).unwrap()
+}

@@ -79,6 +79,10 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
                 "NICKLEN=24",
                 "CHANNELLEN=32",
                 "CHANLIMIT=#:100",
+                "PREFIX=(ov)@+",
+                "CHANMODES=b,k,l,imnt",
+                "TOPICLEN=390",
+                "MAXLIST=b:50",
             ] {
                 assert!(words.contains(&token), "{token} in {line}");
             }
