@@ -299,6 +299,24 @@ impl Hub {
         })
     }
 
+    /// What `room` keeps of its history, oldest first (the last `limit` entries, or all),
+    /// under the room's own spelling; for readers that are no session (HTTP `GET
+    /// /rooms/NAME/messages`). The store is asked without the hub's lock, as for `/history`.
+    pub fn room_history(
+        &self,
+        room: &RoomName,
+        limit: Option<usize>,
+    ) -> Result<(RoomName, Vec<Entry>), NoSuchRoom> {
+        let name = self
+            .lock()
+            .rooms
+            .get(room)
+            .map(|r| r.name.clone())
+            .ok_or_else(|| NoSuchRoom(room.clone()))?;
+        let entries = self.store.recent(&name, limit);
+        Ok((name, entries))
+    }
+
     /// Hands this node's members of its room a publication the bus carried here (one its
     /// [`Bus::publish`] did not give back at once).
     pub fn receive(&self, publication: Publication) {

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use super::http::HttpOptions;
 use super::stream::ByteStream;
 use crate::limits::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, LISTEN_BACKLOG};
 
@@ -20,11 +21,13 @@ pub const DEFAULT_PORT: u16 = 6030;
 pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:6030";
 
 /// An address to listen on, as given to `--listen`: `tcp://HOST:PORT`, `tcp://[::1]:PORT`,
-/// a bare `HOST:PORT`, or `unix:///path/to.sock`.
+/// a bare `HOST:PORT`, `unix:///path/to.sock`, or `http://HOST:PORT` (the page, WebSocket
+/// and HTTP publish: `server/http/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    Http(SocketAddr),
 }
 
 impl ListenAddr {
@@ -39,14 +42,15 @@ impl ListenAddr {
             }
             return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
         }
-        if let Some((scheme, _)) = input.split_once("://")
-            && scheme != "tcp"
-        {
+        let (hostport, http) = match input.strip_prefix("http://") {
+            Some(rest) => (rest.strip_suffix('/').unwrap_or(rest), true),
+            None => (input.strip_prefix("tcp://").unwrap_or(input), false),
+        };
+        if let Some((scheme, _)) = hostport.split_once("://") {
             return Err(format!(
-                "{input:?}: unknown scheme {scheme:?}; use tcp:// or unix://"
+                "{input:?}: unknown scheme {scheme:?}; use tcp://, unix:// or http://"
             ));
         }
-        let hostport = input.strip_prefix("tcp://").unwrap_or(input);
         let addrs: Vec<SocketAddr> = hostport
             .to_socket_addrs()
             .map_err(|e| {
@@ -55,8 +59,13 @@ impl ListenAddr {
             .collect();
         let mut out: Vec<ListenAddr> = Vec::new();
         for addr in addrs {
-            if !out.contains(&ListenAddr::Tcp(addr)) {
-                out.push(ListenAddr::Tcp(addr));
+            let addr = if http {
+                ListenAddr::Http(addr)
+            } else {
+                ListenAddr::Tcp(addr)
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
             }
         }
         Ok(out)
@@ -82,6 +91,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
             ListenAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            ListenAddr::Http(addr) => write!(f, "http://{addr}"),
         }
     }
 }
@@ -129,6 +139,8 @@ pub enum BindError {
 pub enum Bound {
     Tcp(TcpListener),
     Unix(UnixListener, SocketFile),
+    /// Bound with [`HttpOptions::default`]; [`Bound::set_http_options`] changes them.
+    Http(TcpListener, HttpOptions),
 }
 
 impl Bound {
@@ -139,6 +151,17 @@ impl Bound {
                 ListenAddr::Tcp(l.local_addr().expect("a bound socket has an address"))
             }
             Bound::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
+            Bound::Http(l, _) => {
+                ListenAddr::Http(l.local_addr().expect("a bound socket has an address"))
+            }
+        }
+    }
+
+    /// Serves an `http://` listener with `options` (token, origins, publish allowance);
+    /// other listeners are left as they are.
+    pub fn set_http_options(&mut self, options: &HttpOptions) {
+        if let Bound::Http(_, current) = self {
+            *current = options.clone();
         }
     }
 }
@@ -164,7 +187,7 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
         source,
     };
     match addr {
-        ListenAddr::Tcp(sa) => {
+        ListenAddr::Tcp(sa) | ListenAddr::Http(sa) => {
             let socket =
                 Socket::new(Domain::for_address(*sa), Type::STREAM, None).map_err(io_error)?;
             socket.set_reuse_address(true).map_err(io_error)?;
@@ -181,7 +204,10 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
             }
             socket.listen(LISTEN_BACKLOG).map_err(io_error)?;
             let listener = TcpListener::from_std(socket.into()).map_err(io_error)?;
-            Ok(Bound::Tcp(listener))
+            Ok(match addr {
+                ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default()),
+                _ => Bound::Tcp(listener),
+            })
         }
         ListenAddr::Unix(path) => {
             clear_stale_socket(addr, path)?;
@@ -279,6 +305,9 @@ mod tests {
         assert!("nonsense".parse::<ListenAddr>().is_err());
         assert!("unix://".parse::<ListenAddr>().is_err());
         assert_eq!(ListenAddr::Tcp(v6).to_string(), "tcp://[::1]:0");
+        assert_eq!("http://127.0.0.1:6030/".parse(), Ok(ListenAddr::Http(v4)));
+        assert_eq!(ListenAddr::Http(v4).to_string(), "http://127.0.0.1:6030");
+        assert!("https://127.0.0.1:1".parse::<ListenAddr>().is_err());
         let default: SocketAddr = ([127, 0, 0, 1], DEFAULT_PORT).into();
         assert_eq!(DEFAULT_LISTEN.parse(), Ok(ListenAddr::Tcp(default)));
     }

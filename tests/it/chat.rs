@@ -48,7 +48,7 @@ async fn ipv4_ipv6_and_unix_clients_share_one_hub() {
         .iter()
         .filter_map(|a| match a {
             ListenAddr::Tcp(sa) => Some(*sa),
-            ListenAddr::Unix(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(tcp.len(), 2, "{:?}", server.addrs);

@@ -81,14 +81,14 @@ fn run(args: &[&str]) -> (ExitStatus, String) {
 fn tcp(addr: &ListenAddr) -> std::net::SocketAddr {
     match addr {
         ListenAddr::Tcp(sa) => *sa,
-        ListenAddr::Unix(path) => panic!("expected TCP, got {}", path.display()),
+        other => panic!("expected TCP, got {other}"),
     }
 }
 
 fn unix(addr: &ListenAddr) -> PathBuf {
     match addr {
         ListenAddr::Unix(path) => path.clone(),
-        ListenAddr::Tcp(sa) => panic!("expected a Unix socket, got {sa}"),
+        other => panic!("expected a Unix socket, got {other}"),
     }
 }
 

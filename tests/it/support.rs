@@ -58,7 +58,7 @@ impl TestServer {
             .iter()
             .find_map(|a| match a {
                 ListenAddr::Tcp(sa) => Some(*sa),
-                ListenAddr::Unix(_) => None,
+                _ => None,
             })
             .expect("a TCP listener")
     }
@@ -68,7 +68,7 @@ impl TestServer {
             .iter()
             .find_map(|a| match a {
                 ListenAddr::Unix(p) => Some(p.clone()),
-                ListenAddr::Tcp(_) => None,
+                _ => None,
             })
             .expect("a Unix listener")
     }

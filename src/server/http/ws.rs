@@ -1,0 +1,169 @@
+//! A WebSocket as a byte stream of lines, so the one connection driver
+//! (`server/connection.rs`) serves it with the same codec, flood control, send-queue bound
+//! and registration as a TCP client.
+//!
+//! Each text frame read is one line: its line breaks (JSON whitespace only, since a JSON
+//! string cannot hold a raw one) become spaces and a `\n` ends it. Each line written is one
+//! text frame, without its `\n`; the driver writes many lines at once and may cut the last
+//! one, whose start waits here for its end. A frame over the line bound is refused by
+//! tungstenite from its header, before its payload is read, and the connection is closed
+//! with 1009 (message too big); nobody else notices.
+//!
+//! An adapter rather than a codec over frames: the driver, the codec and the framer stay
+//! exactly those of TCP, and what is written is still encoded once for all JSON clients.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// A WebSocket read and written as lines.
+pub struct WsLines<S> {
+    ws: WebSocketStream<S>,
+    /// What the last frame read has still to give, its `\n` included.
+    incoming: Bytes,
+    /// The start of a line written but not yet ended.
+    partial: Vec<u8>,
+    /// Sent in the close frame on shutdown: [`CloseCode::Size`] after an oversized frame.
+    close: CloseCode,
+    /// The peer closed, or reading failed: the stream reads as ended from now on.
+    ended: bool,
+    /// The close frame has been queued.
+    closing: bool,
+}
+
+impl<S> WsLines<S> {
+    /// `first`, when given, is read before anything the peer sends (a `hello` made from
+    /// the URL's `?nick=…&room=…`), and goes through flood control like any line.
+    pub fn new(ws: WebSocketStream<S>, first: Option<String>) -> WsLines<S> {
+        WsLines {
+            ws,
+            incoming: first
+                .map(|line| frame_line(line.as_bytes()))
+                .unwrap_or_default(),
+            partial: Vec::new(),
+            close: CloseCode::Normal,
+            ended: false,
+            closing: false,
+        }
+    }
+}
+
+/// A frame's text as one line.
+fn frame_line(frame: &[u8]) -> Bytes {
+    let mut line: Vec<u8> = frame
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+        .collect();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn to_io(error: WsError) -> io::Error {
+    match error {
+        WsError::Io(e) => e,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => io::ErrorKind::BrokenPipe.into(),
+        other => io::Error::new(io::ErrorKind::InvalidData, other),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsLines<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.incoming.is_empty() {
+                let n = this.incoming.len().min(buf.remaining());
+                buf.put_slice(&this.incoming[..n]);
+                this.incoming.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.ended {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+                Some(Ok(Message::Text(text))) => this.incoming = frame_line(text.as_bytes()),
+                // The codec checks UTF-8 as it does for TCP.
+                Some(Ok(Message::Binary(data))) => this.incoming = frame_line(&data),
+                // Answered by tungstenite (a pong is queued; a close is answered in kind).
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => this.ended = true,
+                Some(Err(WsError::Capacity(_))) => {
+                    this.close = CloseCode::Size;
+                    this.ended = true;
+                }
+                Some(Err(e)) => {
+                    this.ended = true;
+                    return Poll::Ready(Err(to_io(e)));
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsLines<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        // Ready means tungstenite's write buffer is below its bound
+        // (`WebSocketConfig::write_buffer_size`); everything in `buf` is taken at once.
+        ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(to_io)?;
+        let mut rest = buf;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let line = if this.partial.is_empty() {
+                rest[..end].to_vec()
+            } else {
+                this.partial.extend_from_slice(&rest[..end]);
+                std::mem::take(&mut this.partial)
+            };
+            let text = String::from_utf8(line)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Pin::new(&mut this.ws)
+                .start_send(Message::text(text))
+                .map_err(to_io)?;
+            rest = &rest[end + 1..];
+        }
+        this.partial.extend_from_slice(rest);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(to_io)
+    }
+
+    /// Sends the close frame (1000, or 1009 after an oversized frame) and flushes it.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.closing {
+            ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(to_io)?;
+            let reason = match this.close {
+                CloseCode::Size => "message too big",
+                _ => "goodbye",
+            };
+            let frame = CloseFrame {
+                code: this.close,
+                reason: reason.into(),
+            };
+            this.closing = true;
+            // Already closed by the peer: nothing to send.
+            let _ = Pin::new(&mut this.ws).start_send(Message::Close(Some(frame)));
+        }
+        match ready!(Pin::new(&mut this.ws).poll_flush(cx)) {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
