@@ -8,6 +8,7 @@ mod client;
 mod client_tty;
 mod feeds;
 mod feeds_cli;
+mod http;
 mod json;
 mod limits;
 mod port;
