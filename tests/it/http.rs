@@ -28,8 +28,8 @@ async fn server_with(http: HttpOptions) -> TestServer {
 }
 
 /// An HTTP answer, read to the end of the connection.
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: String,
 }
@@ -87,7 +87,12 @@ fn parse(answer: &[u8]) -> Reply {
 }
 
 /// `curl -d BODY -H …  http://ADDR/rooms/ROOM`.
-async fn post(addr: SocketAddr, room: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+pub(crate) async fn post(
+    addr: SocketAddr,
+    room: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut head = format!(
         "POST /rooms/{room} HTTP/1.1\r\nContent-Length: {}",
         body.len()
@@ -494,4 +499,61 @@ async fn the_page_and_health() {
     // Not a WebSocket handshake.
     assert_eq!(get(http, "/ws", &[]).await.status, 426);
     assert_eq!(get(http, "/nothing", &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn shutdown_says_goodbye_over_the_websocket_and_closes_idle_http() {
+    let server = server().await;
+    let mut web = ws(server.http(), "?nick=wes").await;
+    expect_frame(&mut web, "welcome").await;
+    // A kept-alive HTTP connection between two requests.
+    let mut idle = TcpStream::connect(server.http()).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+
+    let TestServer { shutdown, task, .. } = server;
+    shutdown.cancel();
+    let bye = expect_frame(&mut web, "bye").await;
+    assert_eq!(bye["reason"], "server_shutdown");
+    // Reading on answers the server's close frame, as a browser does.
+    let mut code = None;
+    while let Some(Ok(message)) = tokio::time::timeout(PATIENCE, web.next())
+        .await
+        .expect("the close in time")
+    {
+        if let Message::Close(frame) = message {
+            code = frame.map(|f| f.code);
+        }
+    }
+    assert_eq!(code, Some(CloseCode::Normal));
+    let closed = tokio::time::timeout(PATIENCE, idle.read(&mut answer))
+        .await
+        .expect("the idle connection closed in time");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .expect("the server stopped in time")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn http_connections_count_against_the_connection_bounds() {
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        limits,
+        HttpOptions::default(),
+    )
+    .await;
+    let _holder = server.client().await;
+    let reply = get(server.http(), "/healthz", &[]).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.json()["code"], "server_full");
 }

@@ -153,7 +153,7 @@ pub(super) async fn accept_loop(mut listener: TcpListener, options: HttpOptions,
                     }
                     Err((code, message)) => {
                         info!(peer = %addr, code = code.as_str(), "refused");
-                        ctx.tasks.spawn(refuse(io, message));
+                        ctx.tasks.spawn(refuse(io, code, message));
                     }
                 }
             }
@@ -213,8 +213,8 @@ async fn serve_http(io: TcpStream, conn: Conn, router: Router, ctx: Arc<Shared>)
 }
 
 /// Tells an HTTP client the server cannot take its connection now.
-async fn refuse(mut io: TcpStream, message: String) {
-    let body = json!({"type": "error", "code": "server_full", "message": message}).to_string();
+async fn refuse(mut io: TcpStream, code: ErrorCode, message: String) {
+    let body = json!({"type": "error", "code": code.as_str(), "message": message}).to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
