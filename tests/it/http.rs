@@ -557,3 +557,88 @@ async fn http_connections_count_against_the_connection_bounds() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.json()["code"], "server_full");
 }
+
+#[tokio::test]
+async fn flood_control_is_the_same_over_the_websocket() {
+    let limits = Limits {
+        flood_burst: 3,
+        flood_rate: 1,
+        flood_kick_after: 100,
+        ..Limits::default()
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        limits,
+        HttpOptions::default(),
+    )
+    .await;
+    let mut web = ws(server.http(), "").await;
+    expect_frame(&mut web, "welcome").await;
+    for i in 0..4 {
+        let say = format!(r#"{{"type":"say","text":"line {i}","ref":{i}}}"#);
+        web.send(Message::text(say)).await.unwrap();
+    }
+    // Three acks, then the fourth line is refused, as it would be over TCP.
+    let mut answers = Vec::new();
+    while answers.len() < 4 {
+        let v = frame(&mut web).await;
+        match v["type"].as_str() {
+            Some("ack") => answers.push("ack".to_string()),
+            Some("error") => answers.push(v["code"].as_str().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    assert_eq!(answers, ["ack", "ack", "ack", "flood"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_websocket_that_stops_reading_is_cut_off_and_no_one_waits_for_it() {
+    let limits = Limits {
+        send_queue_bytes: 16 * 1024,
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        limits,
+        HttpOptions::default(),
+    )
+    .await;
+    let mut reader = server.named("reader").await;
+    let mut sender = server.named("sender").await;
+    reader.expect("sender").await;
+    // A small receive buffer, so the kernel's buffers fill up fast.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.http()).await.unwrap();
+    let url = format!("ws://{}/ws?nick=slow&room=%23lobby", server.http());
+    let (_slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    reader.expect("is now known as slow").await;
+
+    let line = "-".repeat(200);
+    let mut sent = 0;
+    loop {
+        assert!(sent < 100_000, "the slow WebSocket was never cut off");
+        let batch: String = (0..32).map(|i| format!("{sent} {i} {line}\n")).collect();
+        sender.send_raw(batch.as_bytes()).await;
+        sent += 1;
+        // The reader gets every line in order, whatever the slow one does.
+        let mut got = 0;
+        let mut cut_off = false;
+        while got < 32 {
+            let l = reader.line().await;
+            if l == "#lobby *** slow left (send queue exceeded)" {
+                cut_off = true;
+            } else {
+                assert!(
+                    l.starts_with(&format!("#lobby <sender> {sent_} ", sent_ = sent - 1)),
+                    "{l}"
+                );
+                got += 1;
+            }
+        }
+        if cut_off {
+            break;
+        }
+    }
+}

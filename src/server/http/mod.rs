@@ -37,7 +37,9 @@ use super::listen::{Listener, Peer};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection};
 use crate::feeds::http::{Allowances, Priority, Publish};
 use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
-use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
+use crate::limits::{
+    HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE, MAX_WRITE_BYTES,
+};
 use crate::protocol::{JSON, LineCodec};
 
 /// How an `http://` listener is served (`charla serve --http-token`, `--allowed-origin`,
@@ -567,9 +569,12 @@ async fn websocket(
             }
         };
         let max = ctx.limits.max_line_bytes;
+        // What tungstenite buffers is one write of the driver's (it flushes past this):
+        // the rest waits in the outbox, counted against the send queue.
         let config = WebSocketConfig::default()
             .max_message_size(Some(max))
-            .max_frame_size(Some(max));
+            .max_frame_size(Some(max))
+            .write_buffer_size(MAX_WRITE_BYTES);
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
