@@ -194,6 +194,11 @@ pub const HTTP_HEADER_CHARS: usize = 256;
 /// place for ever.
 pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Silence after which the server pings a WebSocket client (a frame of any kind from it
+/// resets the wait), so proxies between them, which close connections idle for a minute or
+/// so, keep it open. A dead peer is found by TCP keepalive, as for any client.
+pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Messages `GET /rooms/NAME/messages` returns when not given `limit`; the room's whole
 /// history is at most `--history`.
 pub const HTTP_HISTORY_DEFAULT: usize = 50;

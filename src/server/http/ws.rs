@@ -9,6 +9,8 @@
 //! tungstenite from its header, before its payload is read, and the connection is closed
 //! with 1009 (message too big); nobody else notices.
 //!
+//! After [`WS_PING_INTERVAL`] without a frame from the client, the server sends a ping.
+//!
 //! An adapter rather than a codec over frames: the driver, the codec and the framer stay
 //! exactly those of TCP, and what is written is still encoded once for all JSON clients.
 
@@ -19,10 +21,13 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep, sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::limits::WS_PING_INTERVAL;
 
 /// A WebSocket read and written as lines.
 pub struct WsLines<S> {
@@ -37,6 +42,8 @@ pub struct WsLines<S> {
     ended: bool,
     /// The close frame has been queued.
     closing: bool,
+    /// When to ping the client if it sends nothing until then.
+    ping: Pin<Box<Sleep>>,
 }
 
 impl<S> WsLines<S> {
@@ -52,6 +59,23 @@ impl<S> WsLines<S> {
             close: CloseCode::Normal,
             ended: false,
             closing: false,
+            ping: Box::pin(sleep(WS_PING_INTERVAL)),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsLines<S> {
+    /// Pings the client if it has been silent for [`WS_PING_INTERVAL`]; otherwise has the
+    /// task woken when it will have been.
+    fn ping_when_due(&mut self, cx: &mut Context<'_>) {
+        while self.ping.as_mut().poll(cx).is_ready() {
+            self.ping.as_mut().reset(Instant::now() + WS_PING_INTERVAL);
+            if self.closing {
+                continue;
+            }
+            // Queued whatever the write side is doing; sent with the next flush, tried now.
+            let _ = Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new()));
+            let _ = Pin::new(&mut self.ws).poll_flush(cx);
         }
     }
 }
@@ -91,7 +115,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsLines<S> {
             if this.ended {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+            let next = match Pin::new(&mut this.ws).poll_next(cx) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    this.ping_when_due(cx);
+                    return Poll::Pending;
+                }
+            };
+            this.ping.as_mut().reset(Instant::now() + WS_PING_INTERVAL);
+            match next {
                 Some(Ok(Message::Text(text))) => this.incoming = frame_line(text.as_bytes()),
                 // The codec checks UTF-8 as it does for TCP.
                 Some(Ok(Message::Binary(data))) => this.incoming = frame_line(&data),
@@ -164,6 +196,109 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsLines<S> {
         match ready!(Pin::new(&mut this.ws).poll_flush(cx)) {
             Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+    use super::*;
+
+    /// The server's side as lines (frames of at most `max` bytes), and a client.
+    async fn pair(max: usize) -> (WsLines<DuplexStream>, WebSocketStream<DuplexStream>) {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, Some(config)).await;
+        let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        (WsLines::new(server, Some("first".into())), client)
+    }
+
+    /// Reads until `want` bytes have come, or the stream ends.
+    async fn read(lines: &mut WsLines<DuplexStream>, want: usize) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7];
+        while got.len() < want {
+            let n = lines.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    async fn text(client: &mut WebSocketStream<DuplexStream>) -> String {
+        match client.next().await.unwrap().unwrap() {
+            Message::Text(t) => t.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_are_lines_and_lines_are_frames() {
+        let (mut lines, mut client) = pair(64).await;
+        client.send(Message::text("{\"a\":\r\n1}")).await.unwrap();
+        client
+            .send(Message::binary(b"bytes".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(read(&mut lines, 22).await, "first\n{\"a\":  1}\nbytes\n");
+
+        // Lines cut anywhere by the writer come out as whole frames.
+        lines.write_all(b"one\ntw").await.unwrap();
+        lines.write_all(b"o\nthr").await.unwrap();
+        lines.flush().await.unwrap();
+        assert_eq!(text(&mut client).await, "one");
+        assert_eq!(text(&mut client).await, "two");
+        lines.write_all(b"ee\n").await.unwrap();
+        lines.flush().await.unwrap();
+        assert_eq!(text(&mut client).await, "three");
+
+        lines.shutdown().await.unwrap();
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Normal),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_ends_the_stream_and_is_closed_with_1009() {
+        let (mut lines, mut client) = pair(16).await;
+        client.send(Message::text("x".repeat(16))).await.unwrap();
+        client.send(Message::text("y".repeat(17))).await.unwrap();
+        assert_eq!(
+            read(&mut lines, 100).await,
+            format!("first\n{}\n", "x".repeat(16))
+        );
+        lines.shutdown().await.unwrap();
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_pinged() {
+        let (mut lines, mut client) = pair(64).await;
+        assert_eq!(read(&mut lines, 6).await, "first\n");
+        let mut buf = [0u8; 8];
+        let wait = WS_PING_INTERVAL + Duration::from_secs(1);
+        assert!(
+            tokio::time::timeout(wait, lines.read(&mut buf))
+                .await
+                .is_err()
+        );
+        match client.next().await.unwrap().unwrap() {
+            Message::Ping(_) => {}
+            other => panic!("{other:?}"),
         }
     }
 }
