@@ -2,7 +2,8 @@
 # Runs every test: unit tests, and integration tests that start real servers on free
 # ports. Installs what the tests need besides Rust when it is missing: tmux, in which the
 # console client's terminal tests type and read the screen; a C compiler and make, with
-# which the jemalloc allocator is built.
+# which the jemalloc allocator is built; chromium and chromium-driver, in which the chat
+# page is tested (tests/it/browser.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ missing=()
 command -v tmux >/dev/null || missing+=(tmux)
 command -v cc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

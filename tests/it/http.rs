@@ -42,7 +42,7 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("{:?} is not JSON: {e}", self.body))
     }
@@ -51,16 +51,48 @@ impl Reply {
 /// One HTTP/1.1 request on its own connection, as `curl` sends it: `head` is the request
 /// line and headers (without Host and Connection), `body` follows as is.
 async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+    raw_within(addr, head, body, PATIENCE).await
+}
+
+/// [`raw`], waiting up to `wait` for the answer.
+pub(crate) async fn raw_within(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+    wait: std::time::Duration,
+) -> Reply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
     let mut answer = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .unwrap();
+    tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 8192];
+        // To the end of the connection, or of the body when its length is known (not every
+        // server closes at once, whatever `Connection: close` says).
+        while !complete(&answer) {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("an answer in time");
     parse(&answer)
+}
+
+/// Whether `answer` holds a whole response with a `Content-Length`.
+fn complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| body.len() >= n)
 }
 
 fn parse(answer: &[u8]) -> Reply {
@@ -79,11 +111,32 @@ fn parse(answer: &[u8]) -> Reply {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    Reply {
+    let mut reply = Reply {
         status,
         headers,
         body: body.to_string(),
+    };
+    if reply
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        reply.body = dechunk(&reply.body);
     }
+    reply
+}
+
+/// A chunked body's chunks, joined.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
 }
 
 /// `curl -d BODY -H …  http://ADDR/rooms/ROOM`.

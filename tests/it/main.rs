@@ -2,6 +2,7 @@
 
 mod bench;
 mod binary;
+mod browser;
 mod chat;
 mod cli;
 mod client;

@@ -29,6 +29,7 @@ function line(cls, parts) {
   const li = document.createElement("li");
   li.className = cls;
   for (const [c, text] of parts) {
+    if (li.childNodes.length) li.appendChild(document.createTextNode(" "));
     const span = document.createElement("span");
     if (c) span.className = c;
     span.textContent = text;

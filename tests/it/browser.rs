@@ -1,0 +1,244 @@
+//! The chat page in a real browser: Debian's chromium, driven through chromedriver's
+//! WebDriver HTTP interface (a few JSON requests, spoken with the HTTP tests' client),
+//! beside a text client.
+//!
+//! scripts/test.sh installs chromium and chromium-driver. Without them the test is
+//! skipped with a note, except under CI (`CI` set), where their absence is a failure.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::http::{Reply, raw_within};
+use crate::support::{PATIENCE, TestServer};
+use charla::limits::Limits;
+use charla::server::HttpOptions;
+
+/// Chromium's first start on a busy machine is slow.
+const BROWSER_PATIENCE: Duration = Duration::from_secs(60);
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The WebDriver key code of Enter.
+const ENTER: &str = "\u{E007}";
+
+/// chromedriver, killed when the test ends.
+struct Driver {
+    child: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
+        body.len()
+    );
+    let reply: Reply = raw_within(addr, &head, body.as_bytes(), BROWSER_PATIENCE).await;
+    let value = reply.json();
+    assert_eq!(reply.status, 200, "{method} {path}: {value}");
+    value["value"].clone()
+}
+
+impl Driver {
+    /// chromedriver and a headless chromium session, or `None` when they are not installed
+    /// (outside CI).
+    async fn start() -> Option<Driver> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{CHROMEDRIVER} or {CHROMIUM} is missing: scripts/test.sh installs them"
+            );
+            eprintln!("skipped: no {CHROMEDRIVER} or {CHROMIUM} (scripts/test.sh installs them)");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut driver = Driver {
+            child,
+            addr,
+            session: String::new(),
+        };
+        let deadline = tokio::time::Instant::now() + BROWSER_PATIENCE;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--no-first-run"],
+            },
+        }}});
+        let session = call(addr, "POST", "/session", Some(capabilities)).await;
+        driver.session = session["sessionId"].as_str().unwrap().to_string();
+        Some(driver)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        call(self.addr, method, &path, body).await
+    }
+
+    async fn open(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// The elements `css` selects, as WebDriver element ids.
+    async fn all(&self, css: &str) -> Vec<String> {
+        let found = self
+            .call(
+                "POST",
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_object()
+                    .unwrap()
+                    .values()
+                    .next()
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    async fn one(&self, css: &str) -> String {
+        let all = self.all(css).await;
+        assert_eq!(all.len(), 1, "{css}");
+        all.into_iter().next().unwrap()
+    }
+
+    async fn text(&self, element: &str) -> String {
+        let text = self
+            .call("GET", &format!("/element/{element}/text"), None)
+            .await;
+        text.as_str().unwrap().to_string()
+    }
+
+    /// Waits until the element's text contains `needle`.
+    async fn wait_for_text(&self, element: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let text = self.text(element).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle:?} on the page; it shows {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn type_into(&self, element: &str, keys: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({"text": keys})),
+        )
+        .await;
+    }
+
+    async fn quit(&self) {
+        let path = format!("/session/{}", self.session);
+        call(self.addr, "DELETE", &path, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_chats_with_a_text_client_and_renders_what_they_type_inert() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+
+    // The message box is found by its accessible name, as a screen reader finds it.
+    let input = driver.one("input").await;
+    let label = driver
+        .call("GET", &format!("/element/{input}/computedlabel"), None)
+        .await;
+    assert_eq!(label, "Message");
+
+    driver
+        .type_into(&input, &format!("hola desde la web{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("hola desde la web").await,
+        "#ops <webby> hola desde la web"
+    );
+    let log = driver.one("#log").await;
+    // Your own line, as sent, once the server has taken it.
+    driver
+        .wait_for_text(&log, "<webby> hola desde la web")
+        .await;
+
+    // What others type is shown as text, never run or rendered as HTML.
+    let hostile = r#"<img src=x onerror="document.title='pwned'"><b>bold</b>"#;
+    ana.send(hostile).await;
+    driver.wait_for_text(&log, hostile).await;
+    assert!(driver.all("#log img").await.is_empty());
+    assert!(driver.all("#log b").await.is_empty());
+    let title = driver.call("GET", "/title", None).await;
+    assert_eq!(title, "charla");
+
+    // A feed's alert, posted over HTTP, reaches the page too.
+    let reply = crate::http::post(server.http(), "ops", &[("Priority", "high")], "disk full").await;
+    assert_eq!(reply.status, 200);
+    driver
+        .wait_for_text(&log, "!!! [http:127.0.0.1] disk full")
+        .await;
+
+    driver.quit().await;
+}
