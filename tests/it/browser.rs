@@ -242,3 +242,60 @@ async fn the_page_chats_with_a_text_client_and_renders_what_they_type_inert() {
 
     driver.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reconnects_after_a_server_restart() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
+    let first = TestServer::with_http(&specs, limits.clone(), HttpOptions::default()).await;
+    let http = first.http();
+    let mut ana = first.named("ana").await;
+    driver
+        .open(&format!("http://{http}/?nick=webby&room=ops"))
+        .await;
+    ana.expect("is now known as webby").await;
+    let log = driver.one("#log").await;
+
+    drop(ana);
+    let TestServer { shutdown, task, .. } = first;
+    shutdown.cancel();
+    task.await.unwrap();
+    driver.wait_for_text(&log, "reconnecting").await;
+
+    // The same address again, as after a restart.
+    let again = format!("http://{http}");
+    let second = TestServer::with_http(
+        &["tcp://127.0.0.1:0", &again],
+        limits,
+        HttpOptions::default(),
+    )
+    .await;
+    let mut bob = second.named("bob").await;
+    bob.send("/join #ops").await;
+    // The page comes back by itself, as webby in #ops.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let line = bob.line().await;
+        if line.contains("webby") && line.contains("joined")
+            || line.contains("here now") && line.contains("webby")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never came back"
+        );
+    }
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("back again{ENTER}"))
+        .await;
+    assert_eq!(bob.expect("back again").await, "#ops <webby> back again");
+    driver.quit().await;
+}
