@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http::{Reply, raw_within};
+use crate::http::{HttpAnswer, raw_within};
 use crate::support::{PATIENCE, TestServer};
 use charla::limits::Limits;
 use charla::server::HttpOptions;
@@ -45,7 +45,7 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -
         "{method} {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
         body.len()
     );
-    let reply: Reply = raw_within(addr, &head, body.as_bytes(), BROWSER_PATIENCE).await;
+    let reply: HttpAnswer = raw_within(addr, &head, body.as_bytes(), BROWSER_PATIENCE).await;
     let value = reply.json();
     assert_eq!(reply.status, 200, "{method} {path}: {value}");
     value["value"].clone()

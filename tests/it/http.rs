@@ -28,13 +28,13 @@ async fn server_with(http: HttpOptions) -> TestServer {
 }
 
 /// An HTTP answer, read to the end of the connection.
-pub(crate) struct Reply {
+pub(crate) struct HttpAnswer {
     pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: String,
 }
 
-impl Reply {
+impl HttpAnswer {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -50,7 +50,7 @@ impl Reply {
 
 /// One HTTP/1.1 request on its own connection, as `curl` sends it: `head` is the request
 /// line and headers (without Host and Connection), `body` follows as is.
-async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> HttpAnswer {
     raw_within(addr, head, body, PATIENCE).await
 }
 
@@ -60,7 +60,7 @@ pub(crate) async fn raw_within(
     head: &str,
     body: &[u8],
     wait: std::time::Duration,
-) -> Reply {
+) -> HttpAnswer {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -95,7 +95,7 @@ fn complete(answer: &[u8]) -> bool {
         .is_some_and(|n| body.len() >= n)
 }
 
-fn parse(answer: &[u8]) -> Reply {
+fn parse(answer: &[u8]) -> HttpAnswer {
     let text = String::from_utf8_lossy(answer);
     let (head, body) = text.split_once("\r\n\r\n").expect("a whole HTTP answer");
     let mut lines = head.lines();
@@ -111,7 +111,7 @@ fn parse(answer: &[u8]) -> Reply {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    let mut reply = Reply {
+    let mut reply = HttpAnswer {
         status,
         headers,
         body: body.to_string(),
@@ -145,7 +145,7 @@ pub(crate) async fn post(
     room: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> Reply {
+) -> HttpAnswer {
     let mut head = format!(
         "POST /rooms/{room} HTTP/1.1\r\nContent-Length: {}",
         body.len()
@@ -156,7 +156,7 @@ pub(crate) async fn post(
     raw(addr, &head, body.as_bytes()).await
 }
 
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
     let mut head = format!("GET {path} HTTP/1.1");
     for (name, value) in headers {
         head.push_str(&format!("\r\n{name}: {value}"));
@@ -165,7 +165,7 @@ async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// The texts of a history answer's messages.
-fn texts(reply: &Reply) -> Vec<String> {
+fn texts(reply: &HttpAnswer) -> Vec<String> {
     reply.json()["messages"]
         .as_array()
         .unwrap()
