@@ -299,3 +299,50 @@ async fn the_page_reconnects_after_a_server_restart() {
     assert_eq!(bob.expect("back again").await, "#ops <webby> back again");
     driver.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    ana.send("said before").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "said before").await;
+    ana.send("hello webby").await;
+    driver.wait_for_text(&log, "hello webby").await;
+    assert_eq!(driver.all("#log li.mention").await.len(), 1);
+
+    // The network goes; the page, told not to come back yet, misses two lines.
+    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby left").await;
+    ana.send("while away 1").await;
+    ana.send("while away 2").await;
+    let script = json!({"script": "connect();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby joined").await;
+
+    let text = driver.wait_for_text(&log, "while away 2").await;
+    assert!(text.contains("missed while disconnected:"), "{text}");
+    assert!(text.contains("while away 1"), "{text}");
+    assert_eq!(text.matches("said before").count(), 1, "{text}");
+    assert_eq!(text.matches("hello webby").count(), 1, "{text}");
+    assert_eq!(driver.all("#log li.missed").await.len(), 2, "{text}");
+    driver.quit().await;
+}

@@ -12,12 +12,23 @@ const state = document.getElementById("state");
 const where = document.getElementById("where");
 const form = document.getElementById("say");
 const input = document.getElementById("text");
+// What was sent and not yet acknowledged, by ref.
 const pending = new Map();
+// Ids of the messages shown, so history replayed on a reconnect adds only what was missed.
+const seen = new Set();
+// Rooms joined, to join again after a reconnect.
+const rooms = new Set();
 const sent = [];
 let recall = 0;
 let ws = null;
 let backoff = 500;
 let nextRef = 1;
+let connectedBefore = false;
+// After a reconnect, until every room is joined again: replayed lines not seen before
+// were missed.
+let catchingUp = false;
+let rejoining = new Set();
+let missedMarked = false;
 
 function time(ts) {
   const d = ts ? new Date(ts) : new Date();
@@ -25,7 +36,8 @@ function time(ts) {
 }
 
 function line(cls, parts) {
-  const stick = log.parentElement.scrollTop + log.parentElement.clientHeight >= log.parentElement.scrollHeight - 4;
+  const box = log.parentElement;
+  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
   const li = document.createElement("li");
   li.className = cls;
   for (const [c, text] of parts) {
@@ -40,12 +52,34 @@ function line(cls, parts) {
   if (stick) li.scrollIntoView({ block: "end" });
 }
 
+// Whether message `m` is new here; marks it seen. History after a reconnect that was not
+// seen is marked as missed.
+function fresh(m, cls) {
+  if (m.id !== undefined) {
+    if (seen.has(m.id)) return null;
+    seen.add(m.id);
+  }
+  if (catchingUp && cls.includes("history")) {
+    if (!missedMarked) {
+      missedMarked = true;
+      server("missed while disconnected:", "missed-mark");
+    }
+    return cls + " missed";
+  }
+  return cls;
+}
+
 function said(m, r, cls) {
+  cls = fresh(m, cls);
+  if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
-  line(cls, [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]]);
+  const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
+  line(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]]);
 }
 
 function posted(m, r, cls) {
+  cls = fresh(m, cls);
+  if (cls === null) return;
   const mark = m.type === "alert" ? "!!!" : ">>>";
   line(cls + " " + m.type, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]]);
 }
@@ -54,33 +88,50 @@ function server(text, cls) {
   line("server " + (cls || ""), [["time", time()], ["", text]]);
 }
 
+function here() {
+  where.textContent = (nick || "guest") + " in " + room;
+}
+
 function show(e) {
   switch (e.type) {
     case "welcome":
       nick = e.nick;
-      where.textContent = nick + " in " + room;
+      for (const r of e.rooms) rooms.add(r);
+      here();
       break;
     case "message": said(e, e.room, ""); break;
     case "notice": case "alert": posted(e, e.room, ""); break;
-    case "private": line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]); break;
+    case "private":
+      if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
+      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
+      break;
     case "history":
       for (const m of e.messages) {
         if (m.type) posted(m, e.room, "history"); else said(m, e.room, "history");
       }
       break;
     case "join":
-      if (e.you) { room = e.room; where.textContent = nick + " in " + room; server("you joined " + e.room + "; here: " + e.members.join(", ")); }
-      else server(e.nick + " joined " + e.room);
+      if (e.you) {
+        room = e.room;
+        rooms.add(e.room);
+        rejoining.delete(e.room);
+        if (rejoining.size === 0) catchingUp = false;
+        here();
+        server("you joined " + e.room + "; here: " + e.members.join(", "));
+      } else server(e.nick + " joined " + e.room);
       break;
-    case "leave": server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")"); break;
+    case "leave":
+      if (e.you) rooms.delete(e.room);
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")");
+      break;
     case "nick":
-      if (e.you) { nick = e.new; where.textContent = nick + " in " + room; }
+      if (e.you) { nick = e.new; here(); }
       server(e.old + " is now known as " + e.new);
       break;
     case "ack": {
-      const text = pending.get(e.ref);
+      const mine = pending.get(e.ref);
       pending.delete(e.ref);
-      if (text !== undefined) said({ from: nick, text, ts: e.ts }, room, "me");
+      if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
     case "status": for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]]); break;
@@ -110,12 +161,27 @@ function command(text) {
   }
 }
 
+// Connects as `?nick=…&room=…` (the server turns it into a hello); after a reconnect, the
+// other rooms joined before are joined again, and what they replay fills in what was missed.
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const q = new URLSearchParams({ room });
   if (nick) q.set("nick", nick);
+  const again = connectedBefore;
+  catchingUp = again;
+  rejoining = new Set(rooms);
+  missedMarked = false;
   ws = new WebSocket(scheme + "//" + location.host + "/ws?" + q);
-  ws.onopen = () => { state.textContent = "connected"; backoff = 500; };
+  ws.onopen = () => {
+    state.textContent = "connected";
+    backoff = 500;
+    connectedBefore = true;
+    if (again) {
+      for (const r of rooms) {
+        if (r !== room && r !== "#lobby") ws.send(JSON.stringify({ type: "join", room: r }));
+      }
+    }
+  };
   ws.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (err) { console.error(err); } };
   ws.onclose = (c) => {
     state.textContent = "disconnected; reconnecting…";
@@ -134,11 +200,11 @@ form.addEventListener("submit", (ev) => {
   if (text.startsWith("/") && !text.startsWith("//")) {
     req = command(text);
     if (!req) { server("unknown command; /help lists them", "error"); return; }
-    if (req.type === "me") pending.set(ref, "* " + req.text);
+    if (req.type === "me") pending.set(ref, { text: req.text, action: true, room });
   } else {
     const t = text.startsWith("//") ? text.slice(1) : text;
     req = { type: "say", text: t, room };
-    pending.set(ref, t);
+    pending.set(ref, { text: t, action: false, room });
   }
   req.ref = ref;
   ws.send(JSON.stringify(req));
@@ -152,5 +218,5 @@ input.addEventListener("keydown", (ev) => {
   if (ev.key === "ArrowDown" && recall < sent.length) { recall++; input.value = sent[recall] || ""; ev.preventDefault(); }
 });
 
-where.textContent = (nick || "guest") + " in " + room;
+here();
 connect();
