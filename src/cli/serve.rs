@@ -169,7 +169,8 @@ pub struct Serve {
 
     /// Token that HTTP publish and history need, as `Authorization: Bearer TOKEN`. Without
     /// it, anyone who reaches an http:// listener may post into any room (a listener beyond
-    /// loopback without one is warned about at start-up).
+    /// loopback without one is warned about at start-up). Prefer the variable: a command
+    /// line is visible to every user of the machine.
     #[arg(long, env = "CHARLA_HTTP_TOKEN", hide_env_values = true)]
     pub http_token: Option<String>,
 

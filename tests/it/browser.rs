@@ -346,3 +346,72 @@ async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice(
     assert_eq!(driver.all("#log li.missed").await.len(), 2, "{text}");
     driver.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut bot = server.json("bot").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    bot.expect("webby").await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "you joined #ops").await;
+
+    bot.send(r##"{"type":"say","room":"#lobby","text":"psst in the lobby"}"##)
+        .await;
+    // #lobby, not the room on show, counts it.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut counts = Vec::new();
+        for badge in driver.all("nav .unread").await {
+            counts.push(driver.text(&badge).await);
+        }
+        if counts.contains(&"1".to_string()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no unread count: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!driver.text(&log).await.contains("psst in the lobby"));
+
+    let mut lobby = None;
+    for button in driver.all("nav button").await {
+        if driver.text(&button).await.starts_with("#lobby") {
+            lobby = Some(button);
+        }
+    }
+    let lobby = lobby.expect("a #lobby button");
+    driver
+        .call("POST", &format!("/element/{lobby}/click"), Some(json!({})))
+        .await;
+    driver.wait_for_text(&log, "psst in the lobby").await;
+    assert!(!driver.text(&log).await.contains("you joined #ops"));
+    for badge in driver.all("nav .unread").await {
+        assert_eq!(driver.text(&badge).await, "");
+    }
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola lobby{ENTER}"))
+        .await;
+    let message = bot.expect_json("message").await;
+    assert_eq!(
+        (message["room"].as_str(), message["text"].as_str()),
+        (Some("#lobby"), Some("hola lobby"))
+    );
+    driver.quit().await;
+}

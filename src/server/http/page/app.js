@@ -16,8 +16,10 @@ const input = document.getElementById("text");
 const pending = new Map();
 // Ids of the messages shown, so history replayed on a reconnect adds only what was missed.
 const seen = new Set();
-// Rooms joined, to join again after a reconnect.
+// Rooms joined (to join again after a reconnect), and what is unread in each.
 const rooms = new Set();
+const unread = new Map();
+const roomList = document.getElementById("rooms");
 const sent = [];
 let recall = 0;
 let ws = null;
@@ -35,11 +37,50 @@ function time(ts) {
   return d.toTimeString().slice(0, 5);
 }
 
-function line(cls, parts) {
+// The rooms, the one you talk in marked, each with what is unread in it.
+function drawRooms() {
+  roomList.replaceChildren();
+  for (const r of [...rooms].sort()) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-current", r === room ? "true" : "false");
+    const name = document.createElement("span");
+    name.textContent = r;
+    const count = document.createElement("span");
+    count.className = "unread";
+    const n = unread.get(r) || 0;
+    count.textContent = n ? String(n) : "";
+    if (n) count.setAttribute("aria-label", n + " unread");
+    button.append(name, count);
+    button.addEventListener("click", () => { switchTo(r); input.focus(); });
+    li.appendChild(button);
+    roomList.appendChild(li);
+  }
+}
+
+// Makes `r` the room you read and talk in: only its lines (and those of no room) show.
+function switchTo(r) {
+  room = r;
+  unread.delete(r);
+  for (const li of log.children) li.hidden = !!li.dataset.room && li.dataset.room !== r;
+  here();
+  drawRooms();
+}
+
+function line(cls, parts, r) {
   const box = log.parentElement;
   const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
   const li = document.createElement("li");
   li.className = cls;
+  if (r) {
+    li.dataset.room = r;
+    if (r !== room) {
+      li.hidden = true;
+      // Replayed history and your own lines are not news.
+      if (!/\b(history|me)\b/.test(cls)) { unread.set(r, (unread.get(r) || 0) + 1); drawRooms(); }
+    }
+  }
   for (const [c, text] of parts) {
     if (li.childNodes.length) li.appendChild(document.createTextNode(" "));
     const span = document.createElement("span");
@@ -74,18 +115,18 @@ function said(m, r, cls) {
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
   const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
-  line(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]]);
+  line(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
 }
 
 function posted(m, r, cls) {
   cls = fresh(m, cls);
   if (cls === null) return;
   const mark = m.type === "alert" ? "!!!" : ">>>";
-  line(cls + " " + m.type, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]]);
+  line(cls + " " + m.type, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
 }
 
-function server(text, cls) {
-  line("server " + (cls || ""), [["time", time()], ["", text]]);
+function server(text, cls, r) {
+  line("server " + (cls || ""), [["time", time()], ["", text]], r);
 }
 
 function here() {
@@ -98,6 +139,7 @@ function show(e) {
       nick = e.nick;
       for (const r of e.rooms) rooms.add(r);
       here();
+      drawRooms();
       break;
     case "message": said(e, e.room, ""); break;
     case "notice": case "alert": posted(e, e.room, ""); break;
@@ -112,17 +154,22 @@ function show(e) {
       break;
     case "join":
       if (e.you) {
-        room = e.room;
         rooms.add(e.room);
         rejoining.delete(e.room);
         if (rejoining.size === 0) catchingUp = false;
-        here();
-        server("you joined " + e.room + "; here: " + e.members.join(", "));
-      } else server(e.nick + " joined " + e.room);
+        // Joining again after a reconnect leaves you where you were reading.
+        if (!catchingUp || e.room === room) switchTo(e.room);
+        server("you joined " + e.room + "; here: " + e.members.join(", "), "", e.room);
+      } else server(e.nick + " joined " + e.room, "", e.room);
       break;
     case "leave":
-      if (e.you) rooms.delete(e.room);
-      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")");
+      if (e.you) {
+        rooms.delete(e.room);
+        unread.delete(e.room);
+        if (e.room === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
+        else drawRooms();
+      }
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
       break;
     case "nick":
       if (e.you) { nick = e.new; here(); }
@@ -134,7 +181,7 @@ function show(e) {
       if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
-    case "status": for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]]); break;
+    case "status": for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
     case "users": server(e.room + ": " + e.users.join(", ")); break;
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
     case "error": pending.delete(e.ref); server(e.message, "error"); break;
@@ -148,14 +195,14 @@ function command(text) {
   const arg = rest.join(" ").trim();
   switch (verb) {
     case "join": return { type: "join", room: arg };
-    case "leave": case "part": return { type: "leave" };
+    case "leave": case "part": return { type: "leave", room };
     case "nick": return { type: "nick", nick: arg };
     case "me": return { type: "me", text: arg, room };
     case "msg": { const [to, ...words] = rest; return { type: "msg", to, text: words.join(" ") }; }
-    case "users": case "who": return { type: "users" };
+    case "users": case "who": return { type: "users", room };
     case "rooms": case "list": return { type: "rooms" };
-    case "history": return { type: "history" };
-    case "status": return { type: "status" };
+    case "history": return { type: "history", room };
+    case "status": return { type: "status", room };
     case "help": return { type: "help" };
     default: return null;
   }
