@@ -42,6 +42,10 @@ pub struct WsLines<S> {
     ended: bool,
     /// The close frame has been queued.
     closing: bool,
+    /// A frame was over the bound: once the close is sent, what is left of it is read and
+    /// dropped (closing with it unread would reset the connection, and the peer could lose
+    /// the close frame).
+    overflowed: bool,
     /// When to ping the client if it sends nothing until then.
     ping: Pin<Box<Sleep>>,
 }
@@ -59,6 +63,7 @@ impl<S> WsLines<S> {
             close: CloseCode::Normal,
             ended: false,
             closing: false,
+            overflowed: false,
             ping: Box::pin(sleep(WS_PING_INTERVAL)),
         }
     }
@@ -76,6 +81,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsLines<S> {
             // Queued whatever the write side is doing; sent with the next flush, tried now.
             let _ = Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new()));
             let _ = Pin::new(&mut self.ws).poll_flush(cx);
+        }
+    }
+}
+
+/// Reads and drops what `io` has until it ends (the stream then reads as ended) or has
+/// nothing more for now.
+fn discard<S: AsyncRead + Unpin>(io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut scrap = [0u8; 1024];
+    loop {
+        let mut buf = ReadBuf::new(&mut scrap);
+        ready!(Pin::new(&mut *io).poll_read(cx, &mut buf))?;
+        if buf.filled().is_empty() {
+            return Poll::Ready(Ok(()));
         }
     }
 }
@@ -113,6 +131,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsLines<S> {
                 return Poll::Ready(Ok(()));
             }
             if this.ended {
+                if this.overflowed && this.closing {
+                    return discard(this.ws.get_mut(), cx);
+                }
                 return Poll::Ready(Ok(()));
             }
             let next = match Pin::new(&mut this.ws).poll_next(cx) {
@@ -133,6 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsLines<S> {
                 Some(Err(WsError::Capacity(_))) => {
                     this.close = CloseCode::Size;
                     this.ended = true;
+                    this.overflowed = true;
                 }
                 Some(Err(e)) => {
                     this.ended = true;
