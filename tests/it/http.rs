@@ -413,6 +413,9 @@ async fn history_is_the_json_protocols_history() {
     let texts = texts(&reply);
     assert_eq!(texts, ["two", "three", "by hand"]);
     assert_eq!(get(http, "/rooms/nowhere/messages", &[]).await.status, 404);
+    let reply = get(http, "/rooms/alerts/messages?limit=lots", &[]).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], "invalid_argument");
 }
 
 #[tokio::test]
@@ -552,7 +555,9 @@ async fn the_page_and_health() {
     }
     // Not a WebSocket handshake.
     assert_eq!(get(http, "/ws", &[]).await.status, 426);
-    assert_eq!(get(http, "/nothing", &[]).await.status, 404);
+    let nothing = get(http, "/nothing", &[]).await;
+    assert_eq!(nothing.status, 404);
+    assert_eq!(nothing.json()["code"], "not_found");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -179,6 +180,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/ws", get(websocket))
         .route("/rooms/{room}", post(publish))
         .route("/rooms/{room}/messages", get(messages))
+        .fallback(not_found)
         .with_state(web)
 }
 
@@ -265,6 +267,23 @@ impl IntoResponse for Refused {
         }
         response
     }
+}
+
+async fn not_found() -> Refused {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "nothing here: see docs/protocol.md, HTTP",
+    )
+}
+
+/// A query string that does not parse (`limit=lots`), answered like any other refusal.
+fn bad_query(rejection: QueryRejection) -> Refused {
+    error(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidArgument.as_str(),
+        rejection.body_text(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -432,10 +451,11 @@ struct HistoryQuery {
 async fn messages(
     State(web): State<Arc<Web>>,
     Path(room): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
     authorized(&web, &headers)?;
+    let Query(query) = query.map_err(bad_query)?;
     let room = room_of(&room)?;
     let limit = query.limit.unwrap_or(HTTP_HISTORY_DEFAULT);
     // With `since`, the whole kept history is asked for and cut here.
@@ -496,9 +516,10 @@ fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
 async fn websocket(
     State(web): State<Arc<Web>>,
     Extension(conn): Extension<Conn>,
-    Query(query): Query<WsQuery>,
+    query: Result<Query<WsQuery>, QueryRejection>,
     mut request: Request,
 ) -> Result<Response, Refused> {
+    let Query(query) = query.map_err(bad_query)?;
     let headers = request.headers();
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
