@@ -199,6 +199,11 @@ pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// so, keep it open. A dead peer is found by TCP keepalive, as for any client.
 pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Bytes of the read buffer each WebSocket connection keeps (tungstenite's, allocated at
+/// once and kept for the connection's life; it grows while a bigger frame is read). Its
+/// default, 128 KiB, made an idle WebSocket cost over 100 times an idle TCP client.
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
+
 /// Messages `GET /rooms/NAME/messages` returns when not given `limit`; the room's whole
 /// history is at most `--history`.
 pub const HTTP_HISTORY_DEFAULT: usize = 50;

@@ -450,6 +450,16 @@ async fn a_websocket_talks_with_a_text_client_both_ways() {
         "#ops <wes> hola from the web"
     );
 
+    // A frame of exactly the line bound, larger than the WebSocket's read buffer.
+    let max = Limits::default().max_line_bytes;
+    let head = r#"{"type":"say","text":""#;
+    let text = "é".repeat((max - head.len() - 2) / 2);
+    let frame_text = format!("{head}{text}\"}}");
+    assert!(frame_text.len() <= max && frame_text.len() > max - 2);
+    web.send(Message::text(frame_text)).await.unwrap();
+    expect_frame(&mut web, "ack").await;
+    assert!(ana.expect("<wes> éé").await.ends_with(&text));
+
     ana.send("hi wes").await;
     let message = expect_frame(&mut web, "message").await;
     assert_eq!(message["from"], "ana");

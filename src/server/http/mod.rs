@@ -40,6 +40,7 @@ use crate::feeds::http::{Allowances, Priority, Publish};
 use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
 use crate::limits::{
     HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE, MAX_WRITE_BYTES,
+    WS_READ_BUFFER_BYTES,
 };
 use crate::protocol::{JSON, LineCodec};
 
@@ -595,7 +596,8 @@ async fn websocket(
         let config = WebSocketConfig::default()
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
-            .write_buffer_size(MAX_WRITE_BYTES);
+            .write_buffer_size(MAX_WRITE_BYTES)
+            .read_buffer_size(WS_READ_BUFFER_BYTES);
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
