@@ -368,6 +368,8 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
     bot.expect("webby").await;
     let log = driver.one("#log").await;
     driver.wait_for_text(&log, "you joined #ops").await;
+    let members = driver.one("#members").await;
+    assert_eq!(driver.wait_for_text(&members, "webby").await, "webby");
 
     bot.send(r##"{"type":"say","room":"#lobby","text":"psst in the lobby"}"##)
         .await;
@@ -401,6 +403,13 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
         .await;
     driver.wait_for_text(&log, "psst in the lobby").await;
     assert!(!driver.text(&log).await.contains("you joined #ops"));
+    // The members shown are the room's on show, kept as they change.
+    assert_eq!(driver.wait_for_text(&members, "bot").await, "bot\nwebby");
+    bot.send(r#"{"type":"nick","nick":"robot"}"#).await;
+    assert_eq!(
+        driver.wait_for_text(&members, "robot").await,
+        "robot\nwebby"
+    );
     for badge in driver.all("nav .unread").await {
         assert_eq!(driver.text(&badge).await, "");
     }

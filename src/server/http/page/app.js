@@ -20,6 +20,10 @@ const seen = new Set();
 const rooms = new Set();
 const unread = new Map();
 const roomList = document.getElementById("rooms");
+// Who is in each room: filled from `users` (asked on joining), kept by joins, leaves and
+// nick changes.
+const members = new Map();
+const memberList = document.getElementById("members");
 const sent = [];
 let recall = 0;
 let ws = null;
@@ -59,6 +63,27 @@ function drawRooms() {
   }
 }
 
+function drawMembers() {
+  memberList.replaceChildren();
+  for (const n of [...(members.get(room) || [])].sort((a, b) => a.localeCompare(b))) {
+    const li = document.createElement("li");
+    li.textContent = n;
+    if (n === nick) li.className = "you";
+    memberList.appendChild(li);
+  }
+}
+
+function memberJoined(r, n) {
+  if (!members.has(r)) members.set(r, new Set());
+  members.get(r).add(n);
+  if (r === room) drawMembers();
+}
+
+function memberLeft(r, n) {
+  members.get(r)?.delete(n);
+  if (r === room) drawMembers();
+}
+
 // Makes `r` the room you read and talk in: only its lines (and those of no room) show.
 function switchTo(r) {
   room = r;
@@ -66,6 +91,7 @@ function switchTo(r) {
   for (const li of log.children) li.hidden = !!li.dataset.room && li.dataset.room !== r;
   here();
   drawRooms();
+  drawMembers();
 }
 
 function line(cls, parts, r) {
@@ -155,17 +181,25 @@ function show(e) {
     case "join":
       if (e.you) {
         rooms.add(e.room);
+        members.set(e.room, new Set(e.members));
+        // The join names the first few; `users` names everyone.
+        if (e.count > e.members.length) ws.send(JSON.stringify({ type: "users", room: e.room }));
         rejoining.delete(e.room);
         if (rejoining.size === 0) catchingUp = false;
         // Joining again after a reconnect leaves you where you were reading.
         if (!catchingUp || e.room === room) switchTo(e.room);
         server("you joined " + e.room + "; here: " + e.members.join(", "), "", e.room);
-      } else server(e.nick + " joined " + e.room, "", e.room);
+      } else {
+        memberJoined(e.room, e.nick);
+        server(e.nick + " joined " + e.room, "", e.room);
+      }
       break;
     case "leave":
+      if (!e.you) memberLeft(e.room, e.nick);
       if (e.you) {
         rooms.delete(e.room);
         unread.delete(e.room);
+        members.delete(e.room);
         if (e.room === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
         else drawRooms();
       }
@@ -173,6 +207,10 @@ function show(e) {
       break;
     case "nick":
       if (e.you) { nick = e.new; here(); }
+      for (const set of members.values()) {
+        if (set.delete(e.old)) set.add(e.new);
+      }
+      drawMembers();
       server(e.old + " is now known as " + e.new);
       break;
     case "ack": {
@@ -182,7 +220,11 @@ function show(e) {
       break;
     }
     case "status": for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
-    case "users": server(e.room + ": " + e.users.join(", ")); break;
+    case "users":
+      members.set(e.room, new Set(e.users));
+      if (e.room === room) drawMembers();
+      if (e.ref) server(e.room + ": " + e.users.join(", "), "", e.room);
+      break;
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
     case "error": pending.delete(e.ref); server(e.message, "error"); break;
     case "bye": server("goodbye (" + e.reason + ")"); break;
