@@ -541,6 +541,15 @@ async fn cross_origin_handshakes_are_refused_unless_allowed() {
     assert_eq!(handshake_from(http, "https://chat.example.org").await, 101);
     // The listener's own page.
     assert_eq!(handshake_from(http, &format!("http://{http}")).await, 101);
+
+    // Nor may another site's page post through its visitor's browser.
+    let from = |origin: &'static str| [("Origin", origin)];
+    let reply = post(http, "alerts", &from("https://evil.example"), "csrf").await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["code"], "forbidden_origin");
+    let allowed = post(http, "alerts", &from("https://chat.example.org"), "ok").await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(post(http, "alerts", &[], "curl").await.status, 200);
 }
 
 #[tokio::test]

@@ -370,6 +370,15 @@ async fn publish(
         .with("retry-after", "1"));
     }
     authorized(&web, &headers)?;
+    // A page on another site may not post here through its visitors' browsers (a form or
+    // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
+    if !origin_allowed(&web, &headers) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a page from another origin may not post here (see --allowed-origin)",
+        ));
+    }
     let room = room_of(&room)?;
     let max = web.ctx.limits.max_line_bytes;
     let too_long = || {
@@ -491,9 +500,9 @@ struct WsQuery {
     room: Option<String>,
 }
 
-/// Whether a browser page from `Origin` may open a WebSocket here: this listener's own
-/// page, or an origin `--allowed-origin` names. A request without `Origin` is not from a
-/// page (a program, `websocat`) and may.
+/// Whether a browser page from `Origin` may open a WebSocket or post here: this listener's
+/// own page, or an origin `--allowed-origin` names. A request without `Origin` is not from
+/// a page (a program, `curl`, `websocat`) and may.
 fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
