@@ -424,3 +424,50 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
     );
     driver.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_checks_shows_each_check_up_or_down() {
+    use charla::feeds::{self, CheckSpec, FeedOptions};
+    use charla::hub::Hub;
+    use charla::server::{self, Datagrams};
+
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    // What the check probes: up while this listens.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("web=tcp://{}", target.local_addr().unwrap());
+    let bound = server::bind(&["http://127.0.0.1:0".parse().unwrap()]).unwrap();
+    let http = match bound[0].local_addr() {
+        charla::server::ListenAddr::Http(sa) => sa,
+        other => panic!("{other}"),
+    };
+    let limits = Limits::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let hub = Hub::new(&limits);
+    let options = FeedOptions {
+        checks: vec![spec.parse::<CheckSpec>().unwrap()],
+        check_interval: Duration::from_millis(100),
+        check_timeout: Duration::from_secs(2),
+        ..FeedOptions::default()
+    };
+    feeds::start(&hub, &options, shutdown.clone()).unwrap();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(server::run_with(
+        hub,
+        bound,
+        Datagrams::default(),
+        limits,
+        shutdown,
+    ));
+
+    driver
+        .open(&format!("http://{http}/?nick=ops&room=alerts"))
+        .await;
+    let panel = driver.one("#checks").await;
+    driver.wait_for_text(&panel, "web up").await;
+    drop(target);
+    driver.wait_for_text(&panel, "web down since").await;
+    assert_eq!(driver.all("#checks li.down").await.len(), 1);
+    driver.quit().await;
+}

@@ -24,6 +24,9 @@ const roomList = document.getElementById("rooms");
 // nick changes.
 const members = new Map();
 const memberList = document.getElementById("members");
+// Each room's checks: name -> state and since when, from `status` and live check alerts.
+const checks = new Map();
+const checkList = document.getElementById("checks");
 const sent = [];
 let recall = 0;
 let ws = null;
@@ -73,6 +76,27 @@ function drawMembers() {
   }
 }
 
+function drawChecks() {
+  checkList.replaceChildren();
+  const ours = checks.get(room);
+  checkList.hidden = !ours || ours.size === 0;
+  if (!ours) return;
+  for (const [name, c] of [...ours].sort()) {
+    const li = document.createElement("li");
+    li.className = c.state;
+    li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "");
+    checkList.appendChild(li);
+  }
+}
+
+// A check's state as a status item or a live alert tells it.
+function checkSays(r, m, since) {
+  if (m.check === undefined || m.state === undefined) return;
+  if (!checks.has(r)) checks.set(r, new Map());
+  checks.get(r).set(m.check, { state: m.state, since });
+  if (r === room) drawChecks();
+}
+
 function memberJoined(r, n) {
   if (!members.has(r)) members.set(r, new Set());
   members.get(r).add(n);
@@ -92,6 +116,7 @@ function switchTo(r) {
   here();
   drawRooms();
   drawMembers();
+  drawChecks();
 }
 
 function line(cls, parts, r) {
@@ -168,7 +193,7 @@ function show(e) {
       drawRooms();
       break;
     case "message": said(e, e.room, ""); break;
-    case "notice": case "alert": posted(e, e.room, ""); break;
+    case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
     case "private":
       if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
       line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
@@ -219,7 +244,9 @@ function show(e) {
       if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
-    case "status": for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
+    case "status":
+      for (const item of e.items) checkSays(e.room, item, item.since);
+      for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
     case "users":
       members.set(e.room, new Set(e.users));
       if (e.room === room) drawMembers();
