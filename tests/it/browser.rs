@@ -25,11 +25,15 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// The WebDriver key code of Enter.
 const ENTER: &str = "\u{E007}";
 
+/// One browser at a time: several chromiums at once would crowd a small machine.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// chromedriver, killed when the test ends.
 struct Driver {
     child: Child,
     addr: SocketAddr,
     session: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Driver {
@@ -64,6 +68,7 @@ impl Driver {
             eprintln!("skipped: no {CHROMEDRIVER} or {CHROMIUM} (scripts/test.sh installs them)");
             return None;
         }
+        let turn = ONE_BROWSER.lock().await;
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -80,6 +85,7 @@ impl Driver {
             child,
             addr,
             session: String::new(),
+            _turn: turn,
         };
         let deadline = tokio::time::Instant::now() + BROWSER_PATIENCE;
         while tokio::net::TcpStream::connect(addr).await.is_err() {
