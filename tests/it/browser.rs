@@ -483,3 +483,45 @@ async fn a_room_with_checks_shows_each_check_up_or_down() {
     assert_eq!(driver.all("#checks li.down").await.len(), 1);
     driver.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("is now known as webby").await;
+
+    // Cut; meanwhile the nick is taken, as the old connection would hold it until the
+    // server noticed it gone.
+    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("webby left").await;
+    ana.send("/nick webby").await;
+    ana.expect("you are now known as webby").await;
+    let script = json!({"script": "connect();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    let log = driver.one("#log").await;
+    driver
+        .wait_for_text(&log, "your nick webby is still taken")
+        .await;
+
+    ana.send("/nick ana").await;
+    let line = ana.expect("is now known as webby").await;
+    assert!(line.starts_with("*** guest-"), "{line}");
+    let header = driver.one("#where").await;
+    driver.wait_for_text(&header, "webby in #ops").await;
+    driver.quit().await;
+}

@@ -4,6 +4,12 @@
 
 const params = new URLSearchParams(location.search);
 let nick = params.get("nick") || "";
+// The nick you chose. After a cut, the server may still hold it for your old connection
+// until it notices that connection is gone; the page asks for it again meanwhile.
+let wanted = nick;
+let reclaim = null;
+const RECLAIM_EVERY_MS = 3000;
+const RECLAIM_TRIES = 40;
 let room = params.get("room") || "#lobby";
 if (!room.startsWith("#")) room = "#" + room;
 
@@ -191,6 +197,7 @@ function show(e) {
       for (const r of e.rooms) rooms.add(r);
       here();
       drawRooms();
+      if (wanted && nick !== wanted && !reclaim) reclaimNick();
       break;
     case "message": said(e, e.room, ""); break;
     case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
@@ -231,7 +238,7 @@ function show(e) {
       server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
       break;
     case "nick":
-      if (e.you) { nick = e.new; here(); }
+      if (e.you) { nick = e.new; wanted = e.new; here(); }
       for (const set of members.values()) {
         if (set.delete(e.old)) set.add(e.new);
       }
@@ -253,10 +260,23 @@ function show(e) {
       if (e.ref) server(e.room + ": " + e.users.join(", "), "", e.room);
       break;
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
-    case "error": pending.delete(e.ref); server(e.message, "error"); break;
+    case "error":
+      pending.delete(e.ref);
+      if (e.ref !== "reclaim") server(e.message, "error");
+      break;
     case "bye": server("goodbye (" + e.reason + ")"); break;
     case "help": for (const c of e.commands) server(c.usage + " — " + c.about); break;
   }
+}
+
+// Asks for the nick you chose every few seconds while someone else holds it.
+function reclaimNick() {
+  server("your nick " + wanted + " is still taken (by your connection before the cut, if it was yours); you are " + nick + " until it is free", "error");
+  let tries = 0;
+  reclaim = setInterval(() => {
+    if (nick === wanted || ++tries > RECLAIM_TRIES) { clearInterval(reclaim); reclaim = null; return; }
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "nick", nick: wanted, ref: "reclaim" }));
+  }, RECLAIM_EVERY_MS);
 }
 
 function command(text) {
@@ -282,7 +302,7 @@ function command(text) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const q = new URLSearchParams({ room });
-  if (nick) q.set("nick", nick);
+  if (wanted || nick) q.set("nick", wanted || nick);
   const again = connectedBefore;
   catchingUp = again;
   rejoining = new Set(rooms);
