@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, and integration tests that start real servers on free
 # ports. Installs what the tests need besides Rust when it is missing: tmux, in which the
-# console client's terminal tests type and read the screen; a C compiler and make, with
-# which the jemalloc allocator is built; chromium and chromium-driver, in which the chat
-# page is tested (tests/it/browser.rs).
+# console client's and the IRC clients' terminal tests type and read the screen; irssi and
+# WeeChat, the IRC clients; a C compiler and make, with which the jemalloc allocator is
+# built; chromium and chromium-driver, in which the chat page is tested
+# (tests/it/browser.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
+command -v irssi >/dev/null || missing+=(irssi)
+command -v weechat >/dev/null || missing+=(weechat)
 command -v cc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
 [ -x /usr/bin/chromium ] || missing+=(chromium)

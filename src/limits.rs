@@ -24,8 +24,8 @@ pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Rooms one connection may be in at once. A join past it is refused with
-/// `too_many_rooms`; IRC clients are told it as CHANLIMIT. Default 100
-/// (`--max-rooms-per-client`).
+/// `too_many_rooms`; IRC clients are told it as CHANLIMIT. `#lobby` counts, so it is at
+/// least 1. Default 100 (`--max-rooms-per-client`).
 pub const MAX_ROOMS_PER_CLIENT: usize = 100;
 
 /// Rooms users may have open at once (`#lobby` and rooms opened by feeds are not
@@ -66,6 +66,13 @@ pub const FLOOD_KICK_AFTER: u32 = 20;
 /// "timed out". Default 0, meaning never: an idle `nc` user may lurk for ever; dead peers are
 /// found by TCP keepalive instead (`--idle-timeout`, in seconds).
 pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
+
+/// Silence after which an IRC client is sent a PING; one that says nothing for as long
+/// again (a PONG is enough) is disconnected as "timed out", and one that has not
+/// registered by then is disconnected without a PING. Default 90 s (`--ping-interval`, in
+/// seconds): a vanished IRC client is found within 3 minutes. Text and JSON clients are
+/// left to TCP keepalive and `--idle-timeout`.
+pub const PING_INTERVAL: Duration = Duration::from_secs(90);
 
 /// Idle time before the kernel starts probing a silent TCP peer, the interval between probes,
 /// and how many unanswered probes mean the peer is gone ("timed out"): a vanished peer is
@@ -229,6 +236,7 @@ pub struct Limits {
     pub flood_rate: u32,
     pub flood_kick_after: u32,
     pub idle_timeout: Duration,
+    pub ping_interval: Duration,
 }
 
 impl Default for Limits {
@@ -247,6 +255,7 @@ impl Default for Limits {
             flood_rate: FLOOD_RATE,
             flood_kick_after: FLOOD_KICK_AFTER,
             idle_timeout: IDLE_TIMEOUT,
+            ping_interval: PING_INTERVAL,
         }
     }
 }

@@ -13,11 +13,11 @@ use tracing_subscriber::EnvFilter;
 
 use charla::hub::Hub;
 use charla::{feeds, server};
-use cli::{Cli, Command, Serve};
+use cli::{Cli, CliCommand, Serve};
 
-/// jemalloc rather than the system allocator: in the benchmarks it cut idle memory per
-/// connection by ~95 bytes (fewer bytes lost around tokio's 128-byte-aligned blocks) and
-/// p99 latency in the rooms scenario by ~15 % (docs/benchmarks.md).
+/// jemalloc rather than the system allocator: fewer bytes lost around tokio's
+/// 128-byte-aligned blocks on every idle connection, and lower latency under load
+/// (docs/benchmarks.md, "Tried").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -25,12 +25,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Bench(args) => cli::bench::run(args),
-        Command::Watch(args) => serve(args.into_serve()),
-        Command::Port(args) => cli::port::run(args),
-        Command::Connect(args) => args.run(),
-        Command::Send(args) => args.run(),
+        CliCommand::Serve(args) => serve(args),
+        CliCommand::Bench(args) => cli::bench::run(args),
+        CliCommand::Watch(args) => serve(args.into_serve()),
+        CliCommand::Port(args) => cli::port::run(args),
+        CliCommand::Connect(args) => args.run(),
+        CliCommand::Send(args) => args.run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

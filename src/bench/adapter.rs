@@ -84,8 +84,14 @@ impl Protocol {
                 writer
                     .write_all(format!("JOIN {room}\r\n").as_bytes())
                     .await?;
-                // 366: end of the member list, the last reply to our own JOIN.
-                read_until(&mut reader, |l| l.split(' ').nth(1) == Some("366")).await?;
+                // 366: end of the member list, the last reply to our own JOIN — of this
+                // room: charla also puts every client in #lobby, whose 366 may come first.
+                read_until(&mut reader, |l| {
+                    let words: Vec<&str> = l.split(' ').collect();
+                    words.get(1) == Some(&"366")
+                        && words.get(3).is_some_and(|r| r.eq_ignore_ascii_case(room))
+                })
+                .await?;
             }
         }
         Ok(Registered { reader, writer })

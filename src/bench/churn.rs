@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::load::Shape;
-use super::probe::Probe;
+use super::probe::Sampler;
 use super::report::Churn;
 
 /// Cycles under way at once.
@@ -20,10 +20,10 @@ const SETTLE: Duration = Duration::from_secs(2);
 pub async fn measure(
     shape: Shape,
     cycles: usize,
-    server: Option<&Probe>,
+    server: Option<&Sampler>,
     progress: &ProgressBar,
 ) -> anyhow::Result<Churn> {
-    let before = server.map(Probe::sample).transpose()?;
+    let before = server.map(Sampler::sample).transpose()?;
     progress.set_length(cycles as u64);
     progress.set_message("connect/disconnect cycles");
     let gate = Arc::new(Semaphore::new(CONCURRENCY));
@@ -49,7 +49,7 @@ pub async fn measure(
     }
     let seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(SETTLE).await;
-    let after = server.map(Probe::sample).transpose()?;
+    let after = server.map(Sampler::sample).transpose()?;
     Ok(Churn {
         cycles,
         seconds,

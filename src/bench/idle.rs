@@ -5,13 +5,17 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use super::load::{Crowd, Shape};
-use super::probe::Probe;
+use super::probe::Sampler;
 use super::report::Idle;
 
 /// Time for the server to finish the join notices and settle before memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
 
-pub async fn measure(shape: Shape, server: &Probe, progress: &ProgressBar) -> anyhow::Result<Idle> {
+pub async fn measure(
+    shape: Shape,
+    server: &Sampler,
+    progress: &ProgressBar,
+) -> anyhow::Result<Idle> {
     let before = server.sample()?;
     let crowd = Crowd::gather(shape.clone(), progress).await?;
     progress.set_message("settling");

@@ -21,10 +21,10 @@ use tokio::time::Instant;
 use super::adapter::{Protocol, Registered};
 use super::arrival;
 use super::payload::Stamp;
-use super::probe::Probe;
-use super::report::Step;
-use super::send;
+use super::probe::Sampler;
+use super::report::StepReport;
 use super::tally::{Latencies, Tally};
+use super::{room_churn, send};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
 const REGISTER_CONCURRENCY: usize = 64;
@@ -47,6 +47,10 @@ pub struct Shape {
     /// Bytes of message text.
     pub size: usize,
     pub duration: Duration,
+    /// Room churners run beside each step's senders (see `room_churn`); 0 for none.
+    pub churners: usize,
+    /// Rooms each churner joins, then leaves, in a cycle.
+    pub churn_rooms: usize,
 }
 
 struct Client {
@@ -103,19 +107,18 @@ impl Crowd {
         }
         let step = Arc::new(AtomicU32::new(u32::MAX));
         let latencies = Arc::new(Mutex::new(Latencies::new()));
-        let (epoch, wall_epoch) = (Instant::now(), SystemTime::now());
+        let epoch = Instant::now();
         let mut receivers = JoinSet::new();
         let mut clients = Vec::with_capacity(shape.clients);
         for slot in slots {
             let (room, Registered { reader, writer }) = slot.expect("every client joined");
             let tally = Arc::new(Mutex::new(Tally::default()));
             let writer = Arc::new(tokio::sync::Mutex::new(writer));
-            let record = Record {
+            let record = Recording {
                 tally: tally.clone(),
                 latencies: latencies.clone(),
                 step: step.clone(),
                 epoch,
-                wall_epoch,
             };
             receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
             clients.push(Client {
@@ -140,9 +143,9 @@ impl Crowd {
         &mut self,
         number: u32,
         deliveries_per_s: u64,
-        server: Option<&Probe>,
+        server: Option<&Sampler>,
         progress: &ProgressBar,
-    ) -> anyhow::Result<Step> {
+    ) -> anyhow::Result<StepReport> {
         let shape = self.shape.clone();
         let members = self.members_per_room();
         let senders: Vec<usize> = (0..shape.senders.min(shape.clients)).collect();
@@ -160,8 +163,8 @@ impl Crowd {
         }
         self.latencies.lock().expect("latencies lock").reset();
         self.step.store(number, Ordering::Relaxed);
-        let me = Probe::myself()?;
-        let (server_before, me_before) = (server.map(Probe::sample).transpose()?, me.sample()?);
+        let me = Sampler::myself()?;
+        let (server_before, me_before) = (server.map(Sampler::sample).transpose()?, me.sample()?);
 
         progress.reset();
         progress.set_length(shape.duration.as_millis() as u64);
@@ -187,6 +190,11 @@ impl Crowd {
             end: end.into_std(),
             size: shape.size,
         };
+        // The churners run while the senders do, so what they did is what the step's
+        // latencies were measured beside.
+        let churners = (shape.churners > 0)
+            .then(|| room_churn::start(shape.addr, shape.churners, shape.churn_rooms))
+            .transpose()?;
         let sending = send::run(tokio::runtime::Handle::current(), plans, schedule);
         let ticker = {
             let progress = progress.clone();
@@ -198,6 +206,10 @@ impl Crowd {
             })
         };
         let sent = sending.await;
+        let room_churn = match churners {
+            Some(churners) => Some(churners.stop().await),
+            None => None,
+        };
         let mut sent_by = vec![0u64; self.clients.len()];
         for &(sender, count) in &sent.by {
             sent_by[sender as usize] = count;
@@ -230,7 +242,7 @@ impl Crowd {
         while self.receivers.try_join_next().is_some() {
             self.disconnected += 1;
         }
-        let server_after = server.map(Probe::sample).transpose()?;
+        let server_after = server.map(Sampler::sample).transpose()?;
         let me_after = me.sample()?;
         let seconds = shape.duration.as_secs_f64();
         let quantile_ms = |q: f64| latency_us.value_at_quantile(q) as f64 / 1000.0;
@@ -238,7 +250,7 @@ impl Crowd {
         let socket_ms = |q: f64| {
             (!socket_us.is_empty()).then(|| socket_us.value_at_quantile(q) as f64 / 1000.0)
         };
-        Ok(Step {
+        Ok(StepReport {
             offered_deliveries_per_s: deliveries_per_s,
             messages_sent: sent_by.iter().sum(),
             expected_deliveries: expected,
@@ -267,6 +279,7 @@ impl Crowd {
                 .map(|w| total.unique as f64 / w as f64),
             generator_cpu_percent: me_after.cpu_percent_since(&me_before),
             clients_disconnected: self.disconnected,
+            room_churn,
         })
     }
 
@@ -293,14 +306,12 @@ impl Crowd {
 }
 
 /// Where a receiver records what it sees.
-struct Record {
+struct Recording {
     tally: Arc<Mutex<Tally>>,
     latencies: Arc<Mutex<Latencies>>,
     /// Stamps of other steps (late arrivals) are not counted.
     step: Arc<AtomicU32>,
     epoch: Instant,
-    /// The wall-clock time at `epoch`: the kernel stamps arrivals in wall-clock time.
-    wall_epoch: SystemTime,
 }
 
 /// Reads everything a client receives, recording stamped messages of the current step.
@@ -308,7 +319,7 @@ struct Record {
 /// so the generator's own cost per delivery stays small next to the server's.
 async fn receive(
     reader: tokio::io::BufReader<OwnedReadHalf>,
-    record: Record,
+    record: Recording,
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     protocol: Protocol,
 ) {
@@ -347,14 +358,19 @@ fn scan(
     chunk: &[u8],
     arrived: Option<SystemTime>,
     carry: &mut Vec<u8>,
-    record: &Record,
+    record: &Recording,
     protocol: Protocol,
     replies: &mut Vec<Vec<u8>>,
 ) {
     let now = record.epoch.elapsed().as_micros() as u64;
-    let arrived = arrived
-        .and_then(|at| at.duration_since(record.wall_epoch).ok())
-        .map(|since| since.as_micros() as u64);
+    // The kernel stamps in wall-clock time, which may be slewed or stepped during a run
+    // (a VM's wall clock was seen to drift against the monotonic one); so only a stamp's
+    // age, a few milliseconds of wall clock, is trusted, and taken from the monotonic `now`.
+    let wall_now = SystemTime::now();
+    let arrived = arrived.map(|at| {
+        let age = wall_now.duration_since(at).unwrap_or_default();
+        now.saturating_sub(age.as_micros() as u64)
+    });
     let current = record.step.load(Ordering::Relaxed);
     let mut tally = record.tally.lock().expect("tally lock");
     let mut latencies = record.latencies.lock().expect("latencies lock");

@@ -1,7 +1,8 @@
 //! `charla bench`: a load generator for charla and the servers people would use instead.
 //!
 //! Scenarios: **fanout** (everyone in one room, some sending), **rooms** (clients spread
-//! over many rooms), **idle** (connections doing nothing: memory per connection) and
+//! over many rooms), either with **room churners** beside it (clients of their own joining
+//! and leaving many rooms as fast as default flood control allows), **idle** (connections doing nothing: memory per connection) and
 //! **churn** (connect/disconnect cycles: speed and leaks); and the **floor**, no server at
 //! all: how long this machine takes to write to every member of a room. Results go to stdout as a
 //! Markdown table and, with `--json`, to a file that `charla bench report` merges with
@@ -16,6 +17,7 @@ mod load;
 mod payload;
 mod probe;
 mod report;
+mod room_churn;
 mod send;
 mod tally;
 
@@ -28,7 +30,7 @@ pub use adapter::Protocol;
 pub use report::Report;
 
 use load::{Crowd, Shape};
-use probe::Probe;
+use probe::Sampler;
 
 /// Which measurement to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,7 +66,7 @@ pub use load::Shape as LoadShape;
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let server = plan
         .server_pid
-        .map(Probe::pid)
+        .map(Sampler::pid)
         .transpose()
         .context("cannot watch the server process")?;
     let progress = load::progress_bar();
@@ -78,6 +80,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         senders: shape.senders,
         size: shape.size,
         duration_s: shape.duration.as_secs_f64(),
+        churners: shape.churners,
         steps: Vec::new(),
         max_sustained_deliveries_per_s: None,
         saturation_p99_limit_ms: plan.saturate.then_some(plan.p99_limit.as_millis() as u64),
@@ -85,6 +88,11 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         churn: None,
         floor: None,
     };
+    let loads = matches!(plan.scenario, Scenario::Fanout | Scenario::Rooms);
+    if shape.churners > 0 && !(loads && shape.protocol == Protocol::Charla) {
+        anyhow::bail!("room churners run beside fanout or rooms, against charla's protocol only");
+    }
+    room_churn::check(shape.churners, shape.churn_rooms)?;
     match plan.scenario {
         Scenario::Fanout | Scenario::Rooms => {
             let mut crowd = Crowd::gather(shape, &progress).await?;

@@ -18,19 +18,19 @@ pub struct Sample {
 }
 
 /// Watches a process: the server under test (by pid) or the generator itself.
-pub struct Probe {
+pub struct Sampler {
     process: Process,
 }
 
-impl Probe {
-    pub fn pid(pid: i32) -> anyhow::Result<Probe> {
-        Ok(Probe {
+impl Sampler {
+    pub fn pid(pid: i32) -> anyhow::Result<Sampler> {
+        Ok(Sampler {
             process: Process::new(pid)?,
         })
     }
 
-    pub fn myself() -> anyhow::Result<Probe> {
-        Ok(Probe {
+    pub fn myself() -> anyhow::Result<Sampler> {
+        Ok(Sampler {
             process: Process::myself()?,
         })
     }

@@ -1,5 +1,6 @@
 //! Results: JSON for machines, Markdown tables and an SVG chart for people.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One measured rate of a fan-out or rooms run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Step {
+pub struct StepReport {
     pub offered_deliveries_per_s: u64,
     pub messages_sent: u64,
     pub expected_deliveries: u64,
@@ -43,6 +44,42 @@ pub struct Step {
     /// Clients the server had hung up on by the end of this rate (all rates so far).
     #[serde(default)]
     pub clients_disconnected: usize,
+    /// What the room churners did while this rate was offered; absent without churners.
+    #[serde(default)]
+    pub room_churn: Option<RoomChurn>,
+}
+
+/// Room churners beside a load step (see `room_churn`): how many, and what they got done.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoomChurn {
+    pub churners: usize,
+    /// Rooms each churner joins, then leaves, in a cycle.
+    pub rooms_per_cycle: usize,
+    /// Lines the churners wrote (a JSON hello naming every room is one).
+    pub lines_sent: u64,
+    /// Joins and leaves of their rooms the server confirmed.
+    pub joins: u64,
+    pub leaves: u64,
+    /// Errors the server answered them with, by code (`flood`, a bound on rooms, …).
+    pub refused: BTreeMap<String, u64>,
+    /// Times a churner's connection ended, by reason (`flooding`, `connection_lost`, …);
+    /// it connected again each time.
+    pub disconnects: BTreeMap<String, u64>,
+}
+
+impl RoomChurn {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &RoomChurn) {
+        self.lines_sent += other.lines_sent;
+        self.joins += other.joins;
+        self.leaves += other.leaves;
+        for (code, n) in &other.refused {
+            *self.refused.entry(code.clone()).or_default() += n;
+        }
+        for (reason, n) in &other.disconnects {
+            *self.disconnects.entry(reason.clone()).or_default() += n;
+        }
+    }
 }
 
 /// Idle connections: what each costs the server.
@@ -115,7 +152,10 @@ pub struct Report {
     pub senders: usize,
     pub size: usize,
     pub duration_s: f64,
-    pub steps: Vec<Step>,
+    /// Room churners run beside every step (0: none).
+    #[serde(default)]
+    pub churners: usize,
+    pub steps: Vec<StepReport>,
     /// Saturation mode: the highest offered rate that met the bounds.
     pub max_sustained_deliveries_per_s: Option<u64>,
     /// Saturation mode: its p99 bound (its other bound is nothing lost); absent otherwise.
@@ -133,6 +173,23 @@ fn mib(bytes: u64) -> f64 {
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("–".to_string(), |v| v.to_string())
+}
+
+/// `flood 3, too_many_rooms 12`, or `0`.
+fn counts(by: &BTreeMap<String, u64>) -> String {
+    if by.is_empty() {
+        return "0".to_string();
+    }
+    let each: Vec<String> = by.iter().map(|(what, n)| format!("{what} {n}")).collect();
+    each.join(", ")
+}
+
+/// The scenario as a table shows it: `fanout`, or `fanout + 3 room churners`.
+fn scenario(r: &Report) -> String {
+    match r.churners {
+        0 => r.scenario.clone(),
+        n => format!("{} + {n} room churners", r.scenario),
+    }
 }
 
 /// `p50 / p99`, or a dash when not measured.
@@ -156,7 +213,7 @@ pub fn markdown(reports: &[Report]) -> String {
                     s,
                     "| {} | {} | {}/{}/{} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {} |",
                     r.label,
-                    r.scenario,
+                    scenario(r),
                     r.clients,
                     r.rooms,
                     r.senders,
@@ -195,6 +252,7 @@ pub fn markdown(reports: &[Report]) -> String {
             );
         }
     }
+    s.push_str(&room_churn(reports));
     s.push_str(&against_the_floor(reports));
     let idle: Vec<&Report> = reports.iter().filter(|r| r.idle.is_some()).collect();
     if !idle.is_empty() {
@@ -254,6 +312,42 @@ pub fn markdown(reports: &[Report]) -> String {
                     f.bytes_read,
                 );
             }
+        }
+    }
+    s
+}
+
+/// What the room churners got done at each step, beside the p99 of the measured clients.
+/// Empty without churners.
+fn room_churn(reports: &[Report]) -> String {
+    let mut s = String::new();
+    for r in reports {
+        for st in &r.steps {
+            let Some(c) = &st.room_churn else {
+                continue;
+            };
+            if s.is_empty() {
+                s.push_str("\n| server | scenario | clients/rooms/senders | offered deliveries/s | p99 ms | lost | churners | rooms a cycle | lines sent | joins done | leaves done | refused | disconnects |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {}/{}/{} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.label,
+                r.scenario,
+                r.clients,
+                r.rooms,
+                r.senders,
+                st.offered_deliveries_per_s,
+                st.p99_ms,
+                st.lost,
+                c.churners,
+                c.rooms_per_cycle,
+                c.lines_sent,
+                c.joins,
+                c.leaves,
+                counts(&c.refused),
+                counts(&c.disconnects),
+            );
         }
     }
     s
@@ -354,7 +448,15 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
         };
         chart
             .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
-            .label(format!("{} ({} clients{lossy})", r.label, r.clients))
+            .label(format!(
+                "{} ({} clients{lossy}{})",
+                r.label,
+                r.clients,
+                match r.churners {
+                    0 => String::new(),
+                    n => format!(", {n} room churners"),
+                }
+            ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(data.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
@@ -371,8 +473,8 @@ pub fn svg(reports: &[Report], path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn step(offered: u64) -> Step {
-        Step {
+    fn step(offered: u64) -> StepReport {
+        StepReport {
             offered_deliveries_per_s: offered,
             messages_sent: 10,
             expected_deliveries: 90,
@@ -395,6 +497,15 @@ mod tests {
             deliveries_per_server_write: Some(3.0),
             generator_cpu_percent: 40.0,
             clients_disconnected: 0,
+            room_churn: Some(RoomChurn {
+                churners: 3,
+                rooms_per_cycle: 240,
+                lines_sent: 50,
+                joins: 700,
+                leaves: 30,
+                refused: BTreeMap::from([("flood".to_string(), 2)]),
+                disconnects: BTreeMap::new(),
+            }),
         }
     }
 
@@ -409,6 +520,7 @@ mod tests {
             senders: 2,
             size: 100,
             duration_s: 1.0,
+            churners: 3,
             steps: vec![step(100), step(1000)],
             max_sustained_deliveries_per_s: Some(1000),
             saturation_p99_limit_ms: Some(50),
@@ -452,6 +564,14 @@ mod tests {
         assert!(md.contains(
             "charla (fanout, 10 clients): highest rate sustained with nothing lost and p99 ≤ 50 ms: **1000 deliveries/s**"
         ), "{md}");
+        assert!(
+            md.contains("| charla | fanout + 3 room churners | 10/1/2 | 100 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3 | 240 | 50 | 700 | 30 | flood 2 | 0 |"),
+            "{md}"
+        );
         // 3 ms against the floor's 0.05 ms to as many sockets.
         assert!(
             md.contains("| charla | 10 | 100 | 3.00 | 0.05 | 60.0 |"),

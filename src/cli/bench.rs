@@ -74,6 +74,18 @@ pub struct Run {
     /// The p99 latency bound for --saturate, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub p99_limit_ms: u64,
+    /// fanout, rooms: clients beside the measured ones that join and leave many rooms of
+    /// their own as fast as the server's default flood control allows (20 lines at once,
+    /// then 5 a second; they pace themselves, so the server may run with it off). Even
+    /// ones send JSON hellos naming their rooms, odd ones /join each; then both leave
+    /// each room. Not counted in the latencies; the report says what they got done.
+    #[arg(long, default_value_t = 0)]
+    pub churners: usize,
+    /// Rooms each churner joins, then leaves, in a cycle (the example: 240). A JSON
+    /// churner names up to 19 in a hello, each counted as a line; more rooms held make each
+    /// join and leave of a server that scans them dearer.
+    #[arg(long, default_value_t = 240)]
+    pub churn_rooms: usize,
     /// Cycles for the churn scenario.
     #[arg(long, default_value_t = 50_000)]
     pub cycles: usize,
@@ -104,6 +116,8 @@ impl Run {
                 senders: self.senders,
                 size: self.size,
                 duration: Duration::from_secs(self.duration),
+                churners: self.churners,
+                churn_rooms: self.churn_rooms,
             },
             server_pid: self.server_pid,
             rates: self.rates,

@@ -23,11 +23,11 @@ pub struct Cli {
     pub verbose: u8,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: CliCommand,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Run the chat server.
     Serve(Serve),
     /// Measure a chat server under load: charla, ncat --chat, IRC servers.

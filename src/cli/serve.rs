@@ -14,10 +14,11 @@ use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, parse_udp};
 #[derive(Args)]
 pub struct Serve {
     /// Where to listen (repeatable, or comma-separated in the variable): tcp://HOST:PORT,
-    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, udp://HOST:PORT for alerts
-    /// sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page, the
-    /// WebSocket (/ws) and HTTP publish (POST /rooms/NAME). Port 0 picks a free port; every
-    /// bound address is printed as `listening on ADDR`.
+    /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
+    /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, udp://HOST:PORT for
+    /// alerts sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page,
+    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME). Port 0 picks a free port;
+    /// every bound address is printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",
@@ -43,7 +44,7 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// Rooms one client may be in at once.
+    /// Rooms one client may be in at once, #lobby included (at least 1).
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
     pub max_rooms_per_client: usize,
 
@@ -78,6 +79,11 @@ pub struct Serve {
     /// Seconds without input after which a client is disconnected (0: never).
     #[arg(long, env = "CHARLA_IDLE_TIMEOUT", default_value_t = limits::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
+
+    /// Seconds of silence after which an IRC client is sent a PING; one that stays silent
+    /// as long again is disconnected (0: never).
+    #[arg(long, env = "CHARLA_PING_INTERVAL", default_value_t = limits::PING_INTERVAL.as_secs())]
+    pub ping_interval: u64,
 
     /// Worker threads (0: one per CPU this process may run on). With one, the server runs
     /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
@@ -265,7 +271,8 @@ impl Serve {
             history_room_bytes: self.history_room_bytes,
             history_bytes: self.history_bytes,
             max_rooms: self.max_rooms,
-            max_rooms_per_client: self.max_rooms_per_client,
+            // Every session starts in #lobby.
+            max_rooms_per_client: self.max_rooms_per_client.max(1),
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,
@@ -273,6 +280,7 @@ impl Serve {
             flood_rate: self.flood_rate,
             flood_kick_after: self.flood_kick,
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            ping_interval: Duration::from_secs(self.ping_interval),
         }
     }
 }

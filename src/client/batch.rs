@@ -22,7 +22,7 @@ use super::lines::{Line, LineReader};
 use super::link::Link;
 use super::tracker::Purpose;
 use super::view::{Styling, View};
-use super::wire::{Event, Request};
+use super::wire::{ClientRequest, ServerEvent};
 use crate::limits::MAX_LINE_BYTES;
 
 /// Requests sent and not yet answered. While this many are in flight, no more input is
@@ -77,7 +77,7 @@ where
     let mut failures = 0;
     let mut line_number = 0u64;
     // Lines refused for flooding, to send again at `retry_at`.
-    let mut again: VecDeque<Request> = VecDeque::new();
+    let mut again: VecDeque<ClientRequest> = VecDeque::new();
     let mut retry_at = Instant::now();
     loop {
         if ended && chat.tracker.is_empty() && again.is_empty() {
@@ -175,9 +175,9 @@ where
 /// `quit` rather than `connection lost`. Everything the script sent was answered already.
 async fn goodbye(link: &mut Link, message: Option<String>) {
     let wait = async {
-        link.send(&Request::Quit { message }).await?;
+        link.send(&ClientRequest::Quit { message }).await?;
         while let Some(received) = link.next().await? {
-            if let Event::Bye { .. } = received.event {
+            if let ServerEvent::Bye { .. } = received.event {
                 break;
             }
         }
@@ -201,19 +201,19 @@ async fn print<W: AsyncWrite + Unpin>(
 }
 
 /// A request in a few words for an error message, as the user would have typed it.
-fn describe(request: &Request) -> String {
+fn describe(request: &ClientRequest) -> String {
     match request {
-        Request::Say { room, text } => format!("{room} {text:?}"),
-        Request::Me { room, text } => format!("{room} /me {text:?}"),
-        Request::Msg { to, text } => format!("/msg {to} {text:?}"),
-        Request::Nick { nick } => format!("/nick {nick}"),
-        Request::Join { room } => format!("/join {room}"),
-        Request::Leave { room, .. } => format!("/leave {room}"),
-        Request::Users { room } => format!("/users {room}"),
-        Request::Rooms => "/rooms".into(),
-        Request::History { room, .. } => format!("/history in {room}"),
-        Request::Status { room } => format!("/status {room}"),
-        Request::Hello { .. } => "hello".into(),
-        Request::Quit { .. } => "/quit".into(),
+        ClientRequest::Say { room, text } => format!("{room} {text:?}"),
+        ClientRequest::Me { room, text } => format!("{room} /me {text:?}"),
+        ClientRequest::Msg { to, text } => format!("/msg {to} {text:?}"),
+        ClientRequest::Nick { nick } => format!("/nick {nick}"),
+        ClientRequest::Join { room } => format!("/join {room}"),
+        ClientRequest::Leave { room, .. } => format!("/leave {room}"),
+        ClientRequest::Users { room } => format!("/users {room}"),
+        ClientRequest::Rooms => "/rooms".into(),
+        ClientRequest::History { room, .. } => format!("/history in {room}"),
+        ClientRequest::Status { room } => format!("/status {room}"),
+        ClientRequest::Hello { .. } => "hello".into(),
+        ClientRequest::Quit { .. } => "/quit".into(),
     }
 }

@@ -5,9 +5,9 @@ use tokio::time::Instant;
 
 use super::conversation::Conversation;
 use super::link::Welcome;
-use super::tracker::{Pending, Purpose, Tracker};
+use super::tracker::{Purpose, Tracker, Unacked};
 use super::view::{Mark, View};
-use super::wire::{Event, Received, Request};
+use super::wire::{ClientRequest, Received, ServerEvent};
 use crate::hub::RoomName;
 
 pub struct Chat {
@@ -22,7 +22,7 @@ pub struct Outcome {
     /// Lines to show, in order.
     pub lines: Vec<String>,
     /// The request this event answered for good, if it was one of ours.
-    pub settled: Option<Pending>,
+    pub settled: Option<Unacked>,
     /// The server's refusal of that request: its code and sentence.
     pub refusal: Option<(String, String)>,
 }
@@ -40,11 +40,11 @@ impl Chat {
     pub fn sent(
         &mut self,
         reference: u64,
-        request: Request,
+        request: ClientRequest,
         purpose: Purpose,
         room_before: Option<RoomName>,
     ) {
-        let pending = Pending {
+        let pending = Unacked {
             request,
             purpose,
             room_before,
@@ -65,12 +65,12 @@ impl Chat {
         let mut outcome = Outcome::default();
         for reply in &welcome.replies {
             // The nick asked for is told with the welcome; no need to say it twice.
-            if !matches!(reply.event, Event::Nick { you: true, .. }) {
+            if !matches!(reply.event, ServerEvent::Nick { you: true, .. }) {
                 let shown = self.show(&reply.event, purpose);
                 outcome.lines.extend(shown);
             }
             self.conversation.observe(&reply.event);
-            if let Event::Error { code, message } = &reply.event {
+            if let ServerEvent::Error { code, message } = &reply.event {
                 outcome
                     .refusal
                     .get_or_insert((code.clone(), message.clone()));
@@ -96,11 +96,12 @@ impl Chat {
         let mut refusal = None;
         if let Some(pending) = &settled {
             match (&pending.request, event) {
-                (Request::Say { room, .. } | Request::Me { room, .. }, Event::Ack { id, ts }) => {
-                    self.conversation.sent(room, *id, *ts)
-                }
-                (request, Event::Error { code, message }) => {
-                    if let Request::Join { .. } = request {
+                (
+                    ClientRequest::Say { room, .. } | ClientRequest::Me { room, .. },
+                    ServerEvent::Ack { id, ts },
+                ) => self.conversation.sent(room, *id, *ts),
+                (request, ServerEvent::Error { code, message }) => {
+                    if let ClientRequest::Join { .. } = request {
                         self.conversation.join_refused(pending.room_before.clone());
                     }
                     refusal = Some((code.clone(), message.clone()));
@@ -115,24 +116,24 @@ impl Chat {
         }
     }
 
-    fn show(&mut self, event: &Event, purpose: Purpose) -> Vec<String> {
+    fn show(&mut self, event: &ServerEvent, purpose: Purpose) -> Vec<String> {
         let me = self.conversation.nick().to_string();
         match (event, purpose) {
-            (Event::History { room, messages }, Purpose::CatchUp) => {
+            (ServerEvent::History { room, messages }, Purpose::CatchUp) => {
                 let unseen = self.conversation.unseen(room, messages);
                 unseen
                     .into_iter()
                     .map(|p| self.view.post(room, p, Mark::Missed, &me))
                     .collect()
             }
-            (Event::History { room, messages }, Purpose::Typed) => {
+            (ServerEvent::History { room, messages }, Purpose::Typed) => {
                 self.conversation.unseen(room, messages);
                 messages
                     .iter()
                     .map(|p| self.view.post(room, p, Mark::History, &me))
                     .collect()
             }
-            (Event::Error { .. }, _) | (_, Purpose::Typed) => self.view.event(event, &me),
+            (ServerEvent::Error { .. }, _) | (_, Purpose::Typed) => self.view.event(event, &me),
             (_, Purpose::CatchUp) => Vec::new(),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::input::Input;
 use super::link::Welcome;
-use super::wire::{Event, Post, Request};
+use super::wire::{ClientRequest, Post, ServerEvent};
 use crate::hub::{Nick, RoomName};
 
 /// What a typed line comes to.
@@ -16,7 +16,7 @@ pub enum Action {
     /// A request for the server. `room_before` is the room typed into before a `/join`
     /// switched to the new room, to go back to if the server refuses it.
     Send {
-        request: Request,
+        request: ClientRequest,
         room_before: Option<RoomName>,
     },
     /// `/switch`: lines now go to this room.
@@ -148,24 +148,24 @@ impl Conversation {
         };
         Ok(match input {
             Input::Nothing => Action::Nothing,
-            Input::Say(text) => send(Request::Say {
+            Input::Say(text) => send(ClientRequest::Say {
                 room: self.talking_in()?,
                 text,
             }),
-            Input::Me(text) => send(Request::Me {
+            Input::Me(text) => send(ClientRequest::Me {
                 room: self.talking_in()?,
                 text,
             }),
-            Input::Msg { to, text } => send(Request::Msg {
+            Input::Msg { to, text } => send(ClientRequest::Msg {
                 to: nick(&to)?,
                 text,
             }),
-            Input::Nick(name) => send(Request::Nick { nick: nick(&name)? }),
+            Input::Nick(name) => send(ClientRequest::Nick { nick: nick(&name)? }),
             Input::Join(name) => {
                 let room = room(&name)?;
                 let room_before = self.current.replace(room.clone());
                 Action::Send {
-                    request: Request::Join {
+                    request: ClientRequest::Join {
                         room: room.as_str().to_string(),
                     },
                     room_before,
@@ -182,20 +182,20 @@ impl Conversation {
                 if self.current.as_ref() == Some(&room) {
                     self.current = self.rooms.iter().rev().find(|r| **r != room).cloned();
                 }
-                send(Request::Leave {
+                send(ClientRequest::Leave {
                     room: room.as_str().to_string(),
                     message,
                 })
             }
-            Input::Users(name) => send(Request::Users {
+            Input::Users(name) => send(ClientRequest::Users {
                 room: self.named_or_current(name)?,
             }),
-            Input::Rooms => send(Request::Rooms),
-            Input::History(limit) => send(Request::History {
+            Input::Rooms => send(ClientRequest::Rooms),
+            Input::History(limit) => send(ClientRequest::History {
                 room: self.talking_in()?,
                 limit,
             }),
-            Input::Status(name) => send(Request::Status {
+            Input::Status(name) => send(ClientRequest::Status {
                 room: self.named_or_current(name)?,
             }),
             Input::Switch(name) => {
@@ -241,13 +241,13 @@ impl Conversation {
 
     /// Takes in what an event says about us: nick changes, joins and leaves, messages
     /// seen. History is taken in by [`Conversation::unseen`].
-    pub fn observe(&mut self, event: &Event) {
+    pub fn observe(&mut self, event: &ServerEvent) {
         match event {
-            Event::Nick { new, you: true, .. } => {
+            ServerEvent::Nick { new, you: true, .. } => {
                 self.nick = new.clone();
                 self.wanted_nick = Some(new.clone());
             }
-            Event::Join {
+            ServerEvent::Join {
                 room, you: true, ..
             } => {
                 let Ok(room) = RoomName::parse(room) else {
@@ -260,7 +260,7 @@ impl Conversation {
                     self.current = Some(room);
                 }
             }
-            Event::Leave {
+            ServerEvent::Leave {
                 room, you: true, ..
             } => {
                 let Ok(room) = RoomName::parse(room) else {
@@ -271,9 +271,9 @@ impl Conversation {
                     self.current = self.rooms.last().cloned();
                 }
             }
-            Event::Message { room, post }
-            | Event::Notice { room, post }
-            | Event::Alert { room, post } => self.saw(room, post),
+            ServerEvent::Message { room, post }
+            | ServerEvent::Notice { room, post }
+            | ServerEvent::Alert { room, post } => self.saw(room, post),
             _ => {}
         }
     }
@@ -369,7 +369,7 @@ mod tests {
         c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
         assert_eq!(c.current().unwrap().as_str(), "#ops");
         let Ok(Action::Send {
-            request: Request::Say { room, .. },
+            request: ClientRequest::Say { room, .. },
             ..
         }) = typed(&mut c, "hola")
         else {
@@ -396,7 +396,7 @@ mod tests {
         c.welcomed(&welcome("guest-1", &["#lobby", "#a", "#b"]), false);
         typed(&mut c, "/leave").unwrap();
         assert_eq!(c.current().unwrap().as_str(), "#a");
-        c.observe(&Event::Leave {
+        c.observe(&ServerEvent::Leave {
             room: "#b".into(),
             nick: "guest-1".into(),
             you: true,
@@ -410,19 +410,19 @@ mod tests {
     fn a_reconnect_restores_the_nick_and_rooms_and_leaves_the_lobby_again() {
         let mut c = Conversation::new(Some("bob".into()), &[]).unwrap();
         c.welcomed(&welcome("bob", &["#lobby"]), false);
-        c.observe(&Event::Nick {
+        c.observe(&ServerEvent::Nick {
             old: "bob".into(),
             new: "Roberto".into(),
             you: true,
         });
-        c.observe(&Event::Join {
+        c.observe(&ServerEvent::Join {
             room: "#ops".into(),
             nick: "Roberto".into(),
             you: true,
             members: vec![],
             count: 1,
         });
-        c.observe(&Event::Leave {
+        c.observe(&ServerEvent::Leave {
             room: "#lobby".into(),
             nick: "Roberto".into(),
             you: true,
@@ -439,7 +439,7 @@ mod tests {
     fn only_messages_after_the_last_seen_are_unseen_even_across_a_restart() {
         let mut c = Conversation::new(None, &[]).unwrap();
         assert_eq!(c.unseen("#lobby", &[post(1, 100), post(2, 200)]).len(), 2);
-        c.observe(&Event::Message {
+        c.observe(&ServerEvent::Message {
             room: "#lobby".into(),
             post: post(3, 300),
         });

@@ -10,7 +10,7 @@ use super::endpoint::Endpoint;
 use super::error::ClientError;
 use super::lines::{Line, LineReader};
 use super::pacer::Pacer;
-use super::wire::{self, Event, Received, Request};
+use super::wire::{self, ClientRequest, Received, ServerEvent};
 
 /// Longest line accepted from the server; a longer one is skipped. A history replay is the
 /// longest event: 100 messages of up to 4 KiB each, some characters escaped, fit easily.
@@ -60,7 +60,7 @@ impl Link {
             seconds: HANDSHAKE_TIMEOUT.as_secs(),
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            link.send(&Request::Hello { nick, rooms }).await?;
+            link.send(&ClientRequest::Hello { nick, rooms }).await?;
             let welcome = link.welcome().await?;
             Ok((link, welcome))
         })
@@ -85,7 +85,7 @@ impl Link {
             };
             match wire::decode(&line) {
                 Some(Received {
-                    event: Event::Welcome { nick, rooms },
+                    event: ServerEvent::Welcome { nick, rooms },
                     ..
                 }) => {
                     return Ok(Welcome {
@@ -105,7 +105,7 @@ impl Link {
     }
 
     /// Sends `request` once the pacer allows; returns the `ref` its replies will carry.
-    pub async fn send(&mut self, request: &Request) -> io::Result<u64> {
+    pub async fn send(&mut self, request: &ClientRequest) -> io::Result<u64> {
         for _ in 0..request.lines() {
             self.pacer.ready().await;
         }

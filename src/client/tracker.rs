@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::wire::{Event, Request};
+use super::wire::{ClientRequest, ServerEvent};
 use crate::hub::RoomName;
 
 /// How long the server may take to answer a request before the client gives up on the
@@ -23,8 +23,8 @@ pub enum Purpose {
 }
 
 #[derive(Debug, Clone)]
-pub struct Pending {
-    pub request: Request,
+pub struct Unacked {
+    pub request: ClientRequest,
     pub purpose: Purpose,
     /// For a `/join`: the room typed into before it (see [`super::conversation::Action`]).
     pub room_before: Option<RoomName>,
@@ -33,11 +33,11 @@ pub struct Pending {
 
 #[derive(Debug, Default)]
 pub struct Tracker {
-    waiting: BTreeMap<u64, Pending>,
+    waiting: BTreeMap<u64, Unacked>,
 }
 
 impl Tracker {
-    pub fn add(&mut self, reference: u64, pending: Pending) {
+    pub fn add(&mut self, reference: u64, pending: Unacked) {
         self.waiting.insert(reference, pending);
     }
 
@@ -55,7 +55,7 @@ impl Tracker {
 
     /// The request `event` answers for good, removed; `None` when `event` is not a final
     /// reply to one of ours.
-    pub fn settle(&mut self, reference: u64, event: &Event) -> Option<Pending> {
+    pub fn settle(&mut self, reference: u64, event: &ServerEvent) -> Option<Unacked> {
         let pending = self.waiting.get(&reference)?;
         if pending.request.is_answered_by(event) {
             self.waiting.remove(&reference)
@@ -70,7 +70,7 @@ impl Tracker {
     }
 
     /// Forgets every request (the connection they were sent on is gone); returns them.
-    pub fn drain(&mut self) -> Vec<Pending> {
+    pub fn drain(&mut self) -> Vec<Unacked> {
         std::mem::take(&mut self.waiting).into_values().collect()
     }
 }

@@ -11,7 +11,7 @@ use anstyle::{AnsiColor, Color, Effects, Style};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 
-use super::wire::{Event, Post, StatusItem};
+use super::wire::{Post, ServerEvent, StatusItem};
 use crate::hub::sanitize;
 
 /// How much styling lines get.
@@ -220,16 +220,16 @@ impl View {
 
     /// The lines an event shows; none for events that show nothing by themselves (acks,
     /// welcome) or that the caller shows with [`View::post`] (messages and history).
-    pub fn event(&self, event: &Event, me: &str) -> Vec<String> {
+    pub fn event(&self, event: &ServerEvent, me: &str) -> Vec<String> {
         let notice = |room: Option<&str>, text: String| {
             let text = format!("*** {text}");
             self.line(None, room, &self.paint(NOTICE, &text))
         };
         match event {
-            Event::Message { room, post } => vec![self.post(room, post, Mark::Live, me)],
-            Event::Notice { room, post } | Event::Alert { room, post } => {
+            ServerEvent::Message { room, post } => vec![self.post(room, post, Mark::Live, me)],
+            ServerEvent::Notice { room, post } | ServerEvent::Alert { room, post } => {
                 let kind = match event {
-                    Event::Alert { .. } => "alert",
+                    ServerEvent::Alert { .. } => "alert",
                     _ => "notice",
                 };
                 let post = Post {
@@ -238,11 +238,11 @@ impl View {
                 };
                 vec![self.post(room, &post, Mark::Live, me)]
             }
-            Event::History { room, messages } => messages
+            ServerEvent::History { room, messages } => messages
                 .iter()
                 .map(|p| self.post(room, p, Mark::History, me))
                 .collect(),
-            Event::Private { ts, from, text, .. } => {
+            ServerEvent::Private { ts, from, text, .. } => {
                 let marker = self.paint(PRIVATE, "(private)");
                 let text = self.paint(Style::new().bold(), &sanitize(text));
                 vec![self.line(
@@ -251,7 +251,7 @@ impl View {
                     &format!("{marker} <{}> {text}", self.nick(from)),
                 )]
             }
-            Event::Join {
+            ServerEvent::Join {
                 room,
                 you: true,
                 members,
@@ -268,10 +268,10 @@ impl View {
                 }
                 vec![notice(Some(room), format!("you joined; here now: {here}"))]
             }
-            Event::Join { room, nick, .. } => {
+            ServerEvent::Join { room, nick, .. } => {
                 vec![notice(Some(room), format!("{} joined", sanitize(nick)))]
             }
-            Event::Leave {
+            ServerEvent::Leave {
                 room,
                 nick,
                 you,
@@ -286,7 +286,7 @@ impl View {
                 };
                 vec![notice(Some(room), text)]
             }
-            Event::Nick { old, new, you } => {
+            ServerEvent::Nick { old, new, you } => {
                 let text = if *you {
                     format!("you are now known as {}", sanitize(new))
                 } else {
@@ -294,37 +294,39 @@ impl View {
                 };
                 vec![notice(None, text)]
             }
-            Event::Users { room, users } => {
+            ServerEvent::Users { room, users } => {
                 let names: Vec<String> = users.iter().map(|u| sanitize(u)).collect();
                 vec![notice(
                     Some(room),
                     format!("{} here: {}", names.len(), names.join(", ")),
                 )]
             }
-            Event::Rooms { rooms } => {
+            ServerEvent::Rooms { rooms } => {
                 let list: Vec<String> = rooms
                     .iter()
                     .map(|r| format!("{} ({})", sanitize(&r.name), r.members))
                     .collect();
                 vec![notice(None, format!("rooms: {}", list.join(", ")))]
             }
-            Event::Status { room, items } => {
+            ServerEvent::Status { room, items } => {
                 if items.is_empty() {
                     return vec![notice(Some(room), "no feed reports here".into())];
                 }
                 items.iter().map(|item| self.status(room, item)).collect()
             }
-            Event::Error { code, message } => {
+            ServerEvent::Error { code, message } => {
                 let text = format!("ERROR {}: {}", sanitize(code), sanitize(message));
                 vec![self.line(None, None, &self.paint(ERROR, &text))]
             }
-            Event::Bye { reason, message } => {
+            ServerEvent::Bye { reason, message } => {
                 vec![notice(
                     None,
                     format!("goodbye ({})", why(reason, message.as_deref())),
                 )]
             }
-            Event::Welcome { .. } | Event::Ack { .. } | Event::Other => Vec::new(),
+            ServerEvent::Welcome { .. } | ServerEvent::Ack { .. } | ServerEvent::Other => {
+                Vec::new()
+            }
         }
     }
 
@@ -413,7 +415,7 @@ mod tests {
         let line = view.post("#lobby", &post("ana", "hola"), Mark::Missed, "bob");
         assert_eq!(body(&line), "#lobby [missed] <ana> hola");
         let lines = view.event(
-            &Event::Leave {
+            &ServerEvent::Leave {
                 room: "#ops".into(),
                 nick: "ana".into(),
                 you: false,

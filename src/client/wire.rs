@@ -5,12 +5,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-impl Request {
+impl ClientRequest {
     /// Lines the server's flood control counts it as: a hello, one for each of its steps
     /// (the nick, then each room).
     pub fn lines(&self) -> usize {
         match self {
-            Request::Hello { nick, rooms } => (usize::from(nick.is_some()) + rooms.len()).max(1),
+            ClientRequest::Hello { nick, rooms } => {
+                (usize::from(nick.is_some()) + rooms.len()).max(1)
+            }
             _ => 1,
         }
     }
@@ -19,7 +21,7 @@ impl Request {
 /// A request, without the `ref` that [`encode`] adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Request {
+pub enum ClientRequest {
     Hello {
         #[serde(skip_serializing_if = "Option::is_none")]
         nick: Option<String>,
@@ -66,33 +68,35 @@ pub enum Request {
     },
 }
 
-impl Request {
+impl ClientRequest {
     /// Whether `event`, carrying this request's `ref`, is its final reply. Some requests
     /// are answered by more than one event (a join by the room's history, then the join);
     /// an `error` always ends the exchange.
-    pub fn is_answered_by(&self, event: &Event) -> bool {
+    pub fn is_answered_by(&self, event: &ServerEvent) -> bool {
         matches!(
             (self, event),
-            (_, Event::Error { .. })
-                | (Request::Hello { .. }, Event::Welcome { .. })
+            (_, ServerEvent::Error { .. })
+                | (ClientRequest::Hello { .. }, ServerEvent::Welcome { .. })
                 | (
-                    Request::Say { .. } | Request::Me { .. } | Request::Msg { .. },
-                    Event::Ack { .. }
+                    ClientRequest::Say { .. }
+                        | ClientRequest::Me { .. }
+                        | ClientRequest::Msg { .. },
+                    ServerEvent::Ack { .. }
                 )
-                | (Request::Nick { .. }, Event::Nick { .. })
-                | (Request::Join { .. }, Event::Join { .. })
-                | (Request::Leave { .. }, Event::Leave { .. })
-                | (Request::Users { .. }, Event::Users { .. })
-                | (Request::Rooms, Event::Rooms { .. })
-                | (Request::History { .. }, Event::History { .. })
-                | (Request::Status { .. }, Event::Status { .. })
-                | (Request::Quit { .. }, Event::Bye { .. })
+                | (ClientRequest::Nick { .. }, ServerEvent::Nick { .. })
+                | (ClientRequest::Join { .. }, ServerEvent::Join { .. })
+                | (ClientRequest::Leave { .. }, ServerEvent::Leave { .. })
+                | (ClientRequest::Users { .. }, ServerEvent::Users { .. })
+                | (ClientRequest::Rooms, ServerEvent::Rooms { .. })
+                | (ClientRequest::History { .. }, ServerEvent::History { .. })
+                | (ClientRequest::Status { .. }, ServerEvent::Status { .. })
+                | (ClientRequest::Quit { .. }, ServerEvent::Bye { .. })
         )
     }
 }
 
 /// `request` with `ref` set to `reference`, as one line ending in `\n`.
-pub fn encode(request: &Request, reference: u64) -> String {
+pub fn encode(request: &ClientRequest, reference: u64) -> String {
     let mut value = serde_json::to_value(request).expect("a request serialises");
     value["ref"] = reference.into();
     let mut line = value.to_string();
@@ -105,7 +109,7 @@ pub fn encode(request: &Request, reference: u64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
     pub reference: Option<u64>,
-    pub event: Event,
+    pub event: ServerEvent,
 }
 
 /// Parses one line from the server; `None` for anything that is not a JSON event object
@@ -114,14 +118,14 @@ pub fn decode(line: &str) -> Option<Received> {
     let mut value: Value = serde_json::from_str(line).ok()?;
     let object = value.as_object_mut()?;
     let reference = object.remove("ref").and_then(|r| r.as_u64());
-    let event = Event::deserialize(value).ok()?;
+    let event = ServerEvent::deserialize(value).ok()?;
     Some(Received { reference, event })
 }
 
 /// Everything the server can say, as far as this client cares.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
+pub enum ServerEvent {
     Welcome {
         nick: String,
         rooms: Vec<String>,
@@ -245,7 +249,7 @@ mod tests {
     #[test]
     fn requests_carry_their_ref_and_only_the_fields_given() {
         let line = encode(
-            &Request::Say {
+            &ClientRequest::Say {
                 room: "#ops".into(),
                 text: "olá 😀".into(),
             },
@@ -258,7 +262,7 @@ mod tests {
             serde_json::json!({"type":"say","room":"#ops","text":"olá 😀","ref":7})
         );
         let v: Value = serde_json::from_str(&encode(
-            &Request::Hello {
+            &ClientRequest::Hello {
                 nick: None,
                 rooms: vec![],
             },
@@ -272,12 +276,12 @@ mod tests {
     fn events_decode_with_their_ref() {
         let r = decode(r#"{"type":"ack","id":45,"ts":17,"ref":3}"#).unwrap();
         assert_eq!(r.reference, Some(3));
-        assert_eq!(r.event, Event::Ack { id: 45, ts: 17 });
+        assert_eq!(r.event, ServerEvent::Ack { id: 45, ts: 17 });
         let r = decode(
             r##"{"type":"message","id":42,"ts":9,"room":"#lobby","from":"ana","text":"hola"}"##,
         )
         .unwrap();
-        let Event::Message { room, post } = r.event else {
+        let ServerEvent::Message { room, post } = r.event else {
             panic!("{r:?}")
         };
         assert_eq!(
@@ -292,28 +296,28 @@ mod tests {
         assert_eq!(decode("*** Welcome to charla, guest-1!"), None);
         assert_eq!(decode("[1,2]"), None);
         let r = decode(r#"{"type":"weather","sunny":true,"ref":"theirs"}"#).unwrap();
-        assert_eq!(r.event, Event::Other);
+        assert_eq!(r.event, ServerEvent::Other);
         assert_eq!(r.reference, None);
     }
 
     #[test]
     fn replies_are_matched_to_their_request() {
-        let join = Request::Join { room: "#a".into() };
-        let history = Event::History {
+        let join = ClientRequest::Join { room: "#a".into() };
+        let history = ServerEvent::History {
             room: "#a".into(),
             messages: vec![],
         };
         assert!(!join.is_answered_by(&history));
-        let error = Event::Error {
+        let error = ServerEvent::Error {
             code: "invalid_room".into(),
             message: String::new(),
         };
         assert!(join.is_answered_by(&error));
-        let say = Request::Say {
+        let say = ClientRequest::Say {
             room: "#a".into(),
             text: "x".into(),
         };
-        assert!(say.is_answered_by(&Event::Ack { id: 1, ts: 1 }));
+        assert!(say.is_answered_by(&ServerEvent::Ack { id: 1, ts: 1 }));
     }
 
     /// The client's request types and the server's parser describe one wire format in two
@@ -326,32 +330,32 @@ mod tests {
         let room = || "#ops".to_string();
         let text = || "olá".to_string();
         let cases = [
-            Request::Say {
+            ClientRequest::Say {
                 room: room(),
                 text: text(),
             },
-            Request::Me {
+            ClientRequest::Me {
                 room: room(),
                 text: text(),
             },
-            Request::Msg {
+            ClientRequest::Msg {
                 to: "ana".into(),
                 text: text(),
             },
-            Request::Nick { nick: "bob".into() },
-            Request::Join { room: room() },
-            Request::Leave {
+            ClientRequest::Nick { nick: "bob".into() },
+            ClientRequest::Join { room: room() },
+            ClientRequest::Leave {
                 room: room(),
                 message: Some("bye".into()),
             },
-            Request::Users { room: room() },
-            Request::Rooms,
-            Request::History {
+            ClientRequest::Users { room: room() },
+            ClientRequest::Rooms,
+            ClientRequest::History {
                 room: room(),
                 limit: Some(5),
             },
-            Request::Status { room: room() },
-            Request::Quit { message: None },
+            ClientRequest::Status { room: room() },
+            ClientRequest::Quit { message: None },
         ];
         for request in cases {
             let line = encode(&request, 9);
@@ -362,7 +366,7 @@ mod tests {
             let named = |r: &Option<crate::hub::RoomName>| r.as_ref().map(|r| r.to_string());
             let ok = match (&request, &parsed.command) {
                 (
-                    Request::Say { .. },
+                    ClientRequest::Say { .. },
                     Command::Say {
                         room,
                         action: false,
@@ -370,35 +374,35 @@ mod tests {
                     },
                 )
                 | (
-                    Request::Me { .. },
+                    ClientRequest::Me { .. },
                     Command::Say {
                         room,
                         action: true,
                         text,
                     },
                 ) => named(room).as_deref() == Some("#ops") && text.as_str() == "olá",
-                (Request::Msg { .. }, Command::Msg { to, .. }) => to.as_str() == "ana",
-                (Request::Nick { .. }, Command::Nick(n)) => n.as_str() == "bob",
-                (Request::Join { .. }, Command::Join(r)) => r.as_str() == "#ops",
-                (Request::Leave { .. }, Command::Leave { room, message }) => {
+                (ClientRequest::Msg { .. }, Command::Msg { to, .. }) => to.as_str() == "ana",
+                (ClientRequest::Nick { .. }, Command::Nick(n)) => n.as_str() == "bob",
+                (ClientRequest::Join { .. }, Command::Join(r)) => r.as_str() == "#ops",
+                (ClientRequest::Leave { .. }, Command::Leave { room, message }) => {
                     named(room).as_deref() == Some("#ops")
                         && message.as_ref().map(|m| m.as_str()) == Some("bye")
                 }
-                (Request::Users { .. }, Command::Users { room })
-                | (Request::Status { .. }, Command::Status { room }) => {
+                (ClientRequest::Users { .. }, Command::Users { room })
+                | (ClientRequest::Status { .. }, Command::Status { room }) => {
                     named(room).as_deref() == Some("#ops")
                 }
-                (Request::Rooms, Command::Rooms) => true,
-                (Request::History { .. }, Command::History { room, limit }) => {
+                (ClientRequest::Rooms, Command::Rooms) => true,
+                (ClientRequest::History { .. }, Command::History { room, limit }) => {
                     named(room).as_deref() == Some("#ops") && *limit == Some(5)
                 }
-                (Request::Quit { .. }, Command::Quit { message: None }) => true,
+                (ClientRequest::Quit { .. }, Command::Quit { message: None }) => true,
                 _ => false,
             };
             assert!(ok, "{line:?} parsed as {:?}", parsed.command);
         }
         let hello = encode(
-            &Request::Hello {
+            &ClientRequest::Hello {
                 nick: Some("bot".into()),
                 rooms: vec![room()],
             },

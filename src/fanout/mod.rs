@@ -45,6 +45,6 @@ pub(crate) mod wake_counter;
 pub use dispatch::Dispatcher;
 pub use lock_order::{Level, Ordered, OrderedGuard};
 pub use outbox::Outbox;
-pub use pending::{Line, Pending};
+pub use pending::{Pending, Stamped};
 pub use recipient::{Overflow, Recipient};
 pub use room_log::{Chunk, Logged, Reading, RoomLog, take_in_order};

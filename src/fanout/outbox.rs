@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 
 use super::lock_order::{Level, Ordered, OrderedGuard};
-use super::pending::{Line, Pending};
+use super::pending::{Pending, Stamped};
 use super::recipient::{Overflow, Recipient};
 use super::room_log::{Reading, RoomLog};
 use crate::hub::{Encode, Encoded, Outgoing};
@@ -34,7 +34,7 @@ struct Queued {
     /// How the connection is written; under the lock, which every use takes anyway.
     format: &'static dyn Encode,
     /// In the hub's order.
-    queue: Vec<Line>,
+    queue: Vec<Stamped>,
     /// A place in the log of each room the session is in. A boxed slice of exactly that
     /// many: it changes only on joining and leaving, and a `Vec` would cost every idle
     /// connection its spare capacity and a word.

@@ -7,7 +7,7 @@ use super::room_log::{Chunk, Reading, take_in_order};
 use crate::hub::{Encode, Encoded};
 
 /// A line ready to write, with the hub's stamp that orders it among the others.
-pub type Line = (u64, Encoded);
+pub type Stamped = (u64, Encoded);
 
 /// Lines taken from an outbox and not yet written.
 ///
@@ -35,7 +35,7 @@ enum Piece {
 impl Pending {
     /// Lines queued to the connection alone, in order; [`Pending::read_logs`] adds its
     /// rooms'.
-    pub fn new(format: &'static dyn Encode, queued: Vec<Line>) -> Pending {
+    pub fn new(format: &'static dyn Encode, queued: Vec<Stamped>) -> Pending {
         Pending {
             format,
             lines: queued
@@ -117,7 +117,7 @@ impl Pending {
 
     /// What is left, each line with a share of its own bytes: for the outbox to keep
     /// while the socket is full (rare: only a connection that fell behind).
-    pub fn into_lines(self) -> Vec<Line> {
+    pub fn into_lines(self) -> Vec<Stamped> {
         let Pending {
             format,
             lines,

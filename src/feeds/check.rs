@@ -120,7 +120,7 @@ pub struct Transition {
 
 /// What is known of one check.
 #[derive(Debug, Clone)]
-struct Tracker {
+struct CheckTracker {
     spec: CheckSpec,
     state: Option<Health>,
     since: Instant,
@@ -128,9 +128,9 @@ struct Tracker {
     detail: String,
 }
 
-impl Tracker {
-    fn new(spec: CheckSpec) -> Tracker {
-        Tracker {
+impl CheckTracker {
+    fn new(spec: CheckSpec) -> CheckTracker {
+        CheckTracker {
             spec,
             state: None,
             since: Instant::now(),
@@ -210,7 +210,7 @@ fn message(text: &str) -> MessageText {
     MessageText::new(text).unwrap_or_else(|| MessageText::new("(unprintable)").unwrap())
 }
 
-type Shared = Arc<Mutex<Vec<Tracker>>>;
+type Trackers = Arc<Mutex<Vec<CheckTracker>>>;
 
 /// Starts one task per check, posting to `room`.
 pub fn start(
@@ -221,8 +221,8 @@ pub fn start(
     timeout: Duration,
     shutdown: CancellationToken,
 ) {
-    let shared: Shared = Arc::new(Mutex::new(
-        specs.iter().cloned().map(Tracker::new).collect(),
+    let shared: Trackers = Arc::new(Mutex::new(
+        specs.iter().cloned().map(CheckTracker::new).collect(),
     ));
     hub.add_status(
         room,
@@ -248,7 +248,7 @@ pub fn start(
 async fn run(
     hub: Hub,
     room: RoomName,
-    shared: Shared,
+    shared: Trackers,
     index: usize,
     interval: Duration,
     timeout: Duration,
@@ -278,7 +278,7 @@ async fn run(
     }
 }
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Vec<Tracker>> {
+fn lock(shared: &Trackers) -> std::sync::MutexGuard<'_, Vec<CheckTracker>> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -393,7 +393,7 @@ fn last_line(output: &[u8]) -> Option<String> {
 
 /// Every check's state, for `#alerts` newcomers and `/status`.
 struct ChecksStatus {
-    checks: Shared,
+    checks: Trackers,
     interval: Duration,
 }
 
@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn only_changes_of_state_are_transitions() {
-        let mut t = Tracker::new(spec("web=tcp://a:1"));
+        let mut t = CheckTracker::new(spec("web=tcp://a:1"));
         let t0 = Instant::now();
         let first = t.observe(Ok("connected".into()), t0).unwrap();
         assert_eq!(
@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_first_result_that_is_down_is_an_alert() {
-        let mut t = Tracker::new(spec("db=tcp://a:1"));
+        let mut t = CheckTracker::new(spec("db=tcp://a:1"));
         let first = t.observe(Err("refused".into()), Instant::now()).unwrap();
         assert_eq!(
             alert(&t.spec, &first).unwrap().text.as_str(),

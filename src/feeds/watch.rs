@@ -147,15 +147,15 @@ impl Meta {
 
 /// Kinds of event seen for a path during one debounce window.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Seen {
+struct Observed {
     created: bool,
     renamed_from: bool,
 }
 
-impl Seen {
+impl Observed {
     /// `None` for events that change nothing (opening, reading, closing).
-    fn of(kind: &EventKind) -> Option<Seen> {
-        let mut seen = Seen::default();
+    fn of(kind: &EventKind) -> Option<Observed> {
+        let mut seen = Observed::default();
         match kind {
             EventKind::Access(_) => return None,
             // Reported as From and To too; the pair adds nothing.
@@ -169,14 +169,14 @@ impl Seen {
         Some(seen)
     }
 
-    fn add(&mut self, other: Seen) {
+    fn add(&mut self, other: Observed) {
         self.created |= other.created;
         self.renamed_from |= other.renamed_from;
     }
 }
 
 /// A watched path (file or directory itself) whose state before is known.
-fn classify(before: Option<Meta>, after: Option<Meta>, seen: Seen) -> Option<Change> {
+fn classify(before: Option<Meta>, after: Option<Meta>, seen: Observed) -> Option<Change> {
     match (before, after) {
         (None, None) => None,
         (None, Some(_)) => Some(Change::Created),
@@ -189,7 +189,7 @@ fn classify(before: Option<Meta>, after: Option<Meta>, seen: Seen) -> Option<Cha
 }
 
 /// An entry of a watched directory, whose state before is not kept: told by the events.
-fn classify_entry(exists: bool, seen: Seen) -> Option<Change> {
+fn classify_entry(exists: bool, seen: Observed) -> Option<Change> {
     match (exists, seen.created) {
         (true, true) => Some(Change::Created),
         (true, false) => Some(Change::Modified),
@@ -214,7 +214,7 @@ struct Target {
 
 /// Gathering notices: per target and directory entry (`None`: the target itself), when the
 /// window closes and what was seen.
-type Gathering = HashMap<(usize, Option<OsString>), (Instant, Seen)>;
+type Gathering = HashMap<(usize, Option<OsString>), (Instant, Observed)>;
 
 /// Starts watching every spec; fails before anything is watched if one path is missing.
 pub fn start(
@@ -234,7 +234,7 @@ pub fn start(
     let wanted: Vec<(PathBuf, bool)> = targets.iter().map(|t| (t.key.clone(), t.is_dir)).collect();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(e) = &event
-            && (Seen::of(&e.kind).is_none()
+            && (Observed::of(&e.kind).is_none()
                 || !(e.need_rescan() || e.paths.iter().any(|p| concerns(&wanted, p))))
         {
             return;
@@ -371,7 +371,7 @@ async fn run(
 /// Files an event under the targets it concerns; the first event of a path opens its
 /// window.
 fn note(targets: &[Target], pending: &mut Gathering, event: &notify::Event) {
-    let Some(seen) = Seen::of(&event.kind) else {
+    let Some(seen) = Observed::of(&event.kind) else {
         return;
     };
     let due = Instant::now() + WATCH_DEBOUNCE;
@@ -381,7 +381,7 @@ fn note(targets: &[Target], pending: &mut Gathering, event: &notify::Event) {
         }
         pending
             .entry(key)
-            .or_insert((due, Seen::default()))
+            .or_insert((due, Observed::default()))
             .1
             .add(seen);
     };
@@ -404,7 +404,7 @@ fn note(targets: &[Target], pending: &mut Gathering, event: &notify::Event) {
 }
 
 /// The window of one path has closed: say what changed, if anything did.
-fn report(hub: &Hub, targets: &mut [Target], key: (usize, Option<OsString>), seen: Seen) {
+fn report(hub: &Hub, targets: &mut [Target], key: (usize, Option<OsString>), seen: Observed) {
     let (index, entry) = key;
     let t = &mut targets[index];
     let (file, change, meta) = match entry {
@@ -523,10 +523,10 @@ mod tests {
 
     #[test]
     fn changes_are_told_by_comparing_before_and_after() {
-        let seen = Seen::default();
-        let renamed = Seen {
+        let seen = Observed::default();
+        let renamed = Observed {
             renamed_from: true,
-            ..Seen::default()
+            ..Observed::default()
         };
         assert_eq!(classify(None, None, seen), None);
         assert_eq!(classify(None, meta(1, 0, 1), seen), Some(Change::Created));
@@ -553,23 +553,23 @@ mod tests {
 
     #[test]
     fn directory_entries_are_told_by_their_events() {
-        let created = Seen {
+        let created = Observed {
             created: true,
-            ..Seen::default()
+            ..Observed::default()
         };
-        let renamed = Seen {
+        let renamed = Observed {
             renamed_from: true,
-            ..Seen::default()
+            ..Observed::default()
         };
         assert_eq!(classify_entry(true, created), Some(Change::Created));
         assert_eq!(
-            classify_entry(true, Seen::default()),
+            classify_entry(true, Observed::default()),
             Some(Change::Modified)
         );
         assert_eq!(classify_entry(false, created), None);
         assert_eq!(classify_entry(false, renamed), Some(Change::Renamed));
         assert_eq!(
-            classify_entry(false, Seen::default()),
+            classify_entry(false, Observed::default()),
             Some(Change::Deleted)
         );
     }
@@ -578,9 +578,9 @@ mod tests {
     fn reading_a_file_is_no_change() {
         use notify::event::{AccessKind, AccessMode};
         assert_eq!(
-            Seen::of(&EventKind::Access(AccessKind::Close(AccessMode::Write))),
+            Observed::of(&EventKind::Access(AccessKind::Close(AccessMode::Write))),
             None
         );
-        assert!(Seen::of(&EventKind::Modify(ModifyKind::Any)).is_some());
+        assert!(Observed::of(&EventKind::Modify(ModifyKind::Any)).is_some());
     }
 }

@@ -25,13 +25,13 @@ pub(super) struct Participant {
     pub nick: Nick,
     /// Rooms joined, in the order the session chose them; the last is where its plain
     /// messages go. A boxed slice of exactly that many: a `Vec`'s spare capacity would
-    /// cost every idle connection. At most [`Chat::max_rooms_per_session`] long, so
+    /// cost every idle connection. At most [`ChatState::max_rooms_per_session`] long, so
     /// looking through it is bounded.
     pub rooms: Box<[RoomName]>,
     pub recipient: Arc<dyn Recipient>,
 }
 
-pub(super) struct Chat {
+pub(super) struct ChatState {
     pub sessions: BySession<Participant>,
     pub nicks: NickTable,
     pub rooms: HashMap<RoomName, Room>,
@@ -73,7 +73,7 @@ pub(super) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-impl Chat {
+impl ChatState {
     pub fn apply(&mut self, id: SessionId, request: Request) {
         let Request { command, reference } = request;
         if !self.sessions.contains_key(&id) {

@@ -62,7 +62,7 @@ pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
 use crate::limits::Limits;
-use chat::{Chat, now_ms};
+use chat::{ChatState, now_ms};
 use ids::Mint;
 use nicks::NickTable;
 
@@ -103,7 +103,7 @@ impl Edges {
 /// A cheap-to-clone handle on the shared chat state.
 #[derive(Clone)]
 pub struct Hub {
-    chat: Arc<Ordered<Chat>>,
+    chat: Arc<Ordered<ChatState>>,
     /// The same store the chat keeps, asked without the lock.
     store: Arc<dyn HistoryStore>,
 }
@@ -117,7 +117,7 @@ impl Hub {
     /// A hub reaching beyond this process through `edges`.
     pub fn with_edges(limits: &Limits, edges: Edges) -> Hub {
         let store = edges.store.clone();
-        let chat = Chat {
+        let chat = ChatState {
             sessions: BySession::default(),
             nicks: NickTable::default(),
             rooms: HashMap::new(),
@@ -330,23 +330,28 @@ impl Hub {
         self.lock().wake = wake;
     }
 
+    /// The nick session `id` goes by now; `None` once it is gone.
+    pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
+        self.lock().sessions.get(&id).map(|s| s.nick.clone())
+    }
+
     /// Sessions connected now.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
     }
 
-    fn with_chat<T>(&self, f: impl FnOnce(&mut Chat) -> T) -> T {
+    fn with_chat<T>(&self, f: impl FnOnce(&mut ChatState) -> T) -> T {
         let mut chat = self.lock();
         let result = f(&mut chat);
         chat.settle();
         if !chat.woken.is_empty() {
-            let Chat { woken, wake, .. } = &mut *chat;
+            let ChatState { woken, wake, .. } = &mut *chat;
             wake(woken);
         }
         result
     }
 
-    fn lock(&self) -> OrderedGuard<'_, Chat> {
+    fn lock(&self) -> OrderedGuard<'_, ChatState> {
         self.chat.lock()
     }
 }

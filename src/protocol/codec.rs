@@ -1,6 +1,10 @@
 //! The interface between a connection and its wire protocol.
 
-use crate::hub::Encode;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::hub::{Encode, Nick};
 
 use super::{Incoming, Refusal};
 
@@ -30,6 +34,20 @@ pub trait Codec: Send + 'static {
     fn registers_at_once(&self) -> bool {
         true
     }
+
+    /// How long a client may be silent before this codec asks it to answer (IRC servers
+    /// PING a quiet client); `None` for codecs that leave dead peers to TCP keepalive and
+    /// `--idle-timeout` (text, JSON).
+    fn keepalive(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The client has been silent for the keepalive: the bytes that ask it to answer, or
+    /// `None` when it was asked already and said nothing since, and so is dropped as
+    /// timed out. Anything decoded counts as an answer.
+    fn probe(&mut self) -> Option<Bytes> {
+        None
+    }
 }
 
 /// What a codec hands its units to: the connection.
@@ -43,4 +61,9 @@ pub trait Sink {
     fn refuse(&mut self, refusal: Refusal);
     /// From now on the connection is written in `format`.
     fn speak(&mut self, format: &'static dyn Encode);
+    /// The session's nick as the hub has it now; `None` while the connection is not a
+    /// session. Requests are carried out as they are handed over, so a codec that keeps
+    /// its own nick (IRC numerics name their recipient) learns here whether a
+    /// registration or a nick change it asked for took.
+    fn nick(&self) -> Option<Nick>;
 }

@@ -123,6 +123,9 @@ mod tests {
             let json = format.key() == JSON.key();
             self.seen.push(format!("speak json={json}"));
         }
+        fn nick(&self) -> Option<crate::hub::Nick> {
+            None
+        }
     }
 
     #[test]

@@ -8,11 +8,13 @@
 mod codec;
 pub mod framing;
 mod help;
+pub mod irc;
 mod json;
 mod lines;
 mod text;
 
 pub use codec::{Codec, Sink};
+pub use irc::IrcCodec;
 pub use lines::LineCodec;
 
 use bytes::Bytes;
@@ -54,9 +56,11 @@ pub enum Incoming {
         reference: Option<String>,
     },
     /// A handshake is complete: make the connection a session, under `nick` (a guest
-    /// nick when `None`). Only codecs that hold registration send this.
+    /// nick when `None`). Only codecs that hold registration send this. A refusal (the
+    /// nick is taken) carries `reference` back.
     Register {
         nick: Option<Nick>,
+        reference: Option<String>,
     },
     /// Bytes of the codec's own to write as they are, such as a handshake's answers.
     Answer(Bytes),

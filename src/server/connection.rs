@@ -8,6 +8,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{self, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -132,18 +133,17 @@ impl Drop for Talker {
 /// queued the goodbye.
 struct Converse<'a, S, C> {
     conn: &'a mut Connection<S, C>,
-    /// Disconnects a client silent for the idle timeout; `None` when there is no such
-    /// limit.
+    /// Fires when the client has been silent for [`Connection::silence`]: the codec probes
+    /// it or it is disconnected; `None` when there is no such limit.
     idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<'a, S: ByteStream, C: Codec> Converse<'a, S, C> {
     fn new(conn: &'a mut Connection<S, C>) -> Self {
-        let idle_timeout = conn.client.ctx.limits.idle_timeout;
+        let silence = conn.silence();
         Converse {
             conn,
-            idle: (!idle_timeout.is_zero())
-                .then(|| Box::pin(sleep_until(Instant::now() + idle_timeout))),
+            idle: (!silence.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + silence))),
         }
     }
 }
@@ -177,8 +177,7 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
             match conn.read(cx) {
                 Ok(Read::Some) => {
                     if let Some(sleep) = this.idle.as_mut() {
-                        let timeout = conn.client.ctx.limits.idle_timeout;
-                        sleep.as_mut().reset(Instant::now() + timeout);
+                        sleep.as_mut().reset(Instant::now() + conn.silence());
                     }
                     // Back to the top: write the replies, read again.
                     continue;
@@ -190,7 +189,13 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
             if let Some(sleep) = this.idle.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()
             {
-                return Poll::Ready(Some(LeaveReason::TimedOut));
+                let Some(probe) = conn.codec.probe() else {
+                    return Poll::Ready(Some(LeaveReason::TimedOut));
+                };
+                // Asked to answer within as long again; the probe goes out at the top.
+                conn.client.answer_bytes(probe);
+                sleep.as_mut().reset(Instant::now() + conn.silence());
+                continue;
             }
             return Poll::Pending;
         }
@@ -210,6 +215,17 @@ impl From<HangUp> for LeaveReason {
 }
 
 impl<S: ByteStream, C: Codec> Connection<S, C> {
+    /// How long the client may be silent before something is done about it: the codec's
+    /// keepalive or the idle timeout, the shorter; zero for never.
+    fn silence(&self) -> Duration {
+        let idle = self.client.ctx.limits.idle_timeout;
+        match self.codec.keepalive() {
+            Some(keepalive) if idle.is_zero() => keepalive,
+            Some(keepalive) => keepalive.min(idle),
+            None => idle,
+        }
+    }
+
     /// Ends the session: tells the hub why (when this side ended it), then writes what is
     /// queued — the goodbye among it — and closes, all under [`SHUTDOWN_GRACE`].
     async fn finish(&mut self, reason: Option<LeaveReason>) {
@@ -378,7 +394,7 @@ impl Sink for Talker {
                 }
             }
             Incoming::Hello { steps, reference } => self.hello(steps, reference),
-            Incoming::Register { nick } => self.register(nick),
+            Incoming::Register { nick, reference } => self.register(nick, reference),
             Incoming::Answer(bytes) => self.answer_bytes(bytes),
             Incoming::Nothing => {}
         }
@@ -403,6 +419,10 @@ impl Sink for Talker {
     fn speak(&mut self, format: &'static dyn Encode) {
         self.outbox.set_format(format);
     }
+
+    fn nick(&self) -> Option<crate::hub::Nick> {
+        self.ctx.hub.nick_of(self.id?)
+    }
 }
 
 impl Talker {
@@ -417,19 +437,25 @@ impl Talker {
         self.id
     }
 
-    fn register(&mut self, nick: Option<crate::hub::Nick>) {
+    fn register(&mut self, nick: Option<crate::hub::Nick>, reference: Option<String>) {
         if self.id.is_some() {
-            return self.refuse(Refusal::new(
-                ErrorCode::InvalidRequest,
-                "this connection is registered already",
-            ));
+            return self.refuse(Refusal {
+                reference,
+                ..Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    "this connection is registered already",
+                )
+            });
         }
         match self.ctx.hub.register(self.outbox.clone(), nick) {
             Ok(id) => {
                 debug!(?id, "registered");
                 self.id = Some(id);
             }
-            Err((code, message)) => self.refuse(Refusal::new(code, message)),
+            Err((code, message)) => self.refuse(Refusal {
+                reference,
+                ..Refusal::new(code, message)
+            }),
         }
     }
 

@@ -21,12 +21,14 @@ pub const DEFAULT_PORT: u16 = 6030;
 pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:6030";
 
 /// An address to listen on, as given to `--listen`: `tcp://HOST:PORT`, `tcp://[::1]:PORT`,
-/// a bare `HOST:PORT`, `unix:///path/to.sock`, or `http://HOST:PORT` (the page, WebSocket
-/// and HTTP publish: `server/http/`).
+/// a bare `HOST:PORT`, or `unix:///path/to.sock` (text and JSON lines), `irc://HOST:PORT`
+/// (the IRC client protocol), or `http://HOST:PORT` (the page, WebSocket and HTTP publish:
+/// `server/http/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    Irc(SocketAddr),
     Http(SocketAddr),
 }
 
@@ -42,15 +44,17 @@ impl ListenAddr {
             }
             return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
         }
-        let (hostport, http) = match input.strip_prefix("http://") {
-            Some(rest) => (rest.strip_suffix('/').unwrap_or(rest), true),
-            None => (input.strip_prefix("tcp://").unwrap_or(input), false),
+        let (hostport, wrap): (&str, fn(SocketAddr) -> ListenAddr) = match input.split_once("://") {
+            None => (input, ListenAddr::Tcp),
+            Some(("tcp", rest)) => (rest, ListenAddr::Tcp),
+            Some(("irc", rest)) => (rest, ListenAddr::Irc),
+            Some(("http", rest)) => (rest.strip_suffix('/').unwrap_or(rest), ListenAddr::Http),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "{input:?}: unknown scheme {scheme:?}; use tcp://, unix://, irc:// or http://"
+                ));
+            }
         };
-        if let Some((scheme, _)) = hostport.split_once("://") {
-            return Err(format!(
-                "{input:?}: unknown scheme {scheme:?}; use tcp://, unix:// or http://"
-            ));
-        }
         let addrs: Vec<SocketAddr> = hostport
             .to_socket_addrs()
             .map_err(|e| {
@@ -59,13 +63,8 @@ impl ListenAddr {
             .collect();
         let mut out: Vec<ListenAddr> = Vec::new();
         for addr in addrs {
-            let addr = if http {
-                ListenAddr::Http(addr)
-            } else {
-                ListenAddr::Tcp(addr)
-            };
-            if !out.contains(&addr) {
-                out.push(addr);
+            if !out.contains(&wrap(addr)) {
+                out.push(wrap(addr));
             }
         }
         Ok(out)
@@ -91,6 +90,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
             ListenAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            ListenAddr::Irc(addr) => write!(f, "irc://{addr}"),
             ListenAddr::Http(addr) => write!(f, "http://{addr}"),
         }
     }
@@ -139,6 +139,8 @@ pub enum BindError {
 pub enum Bound {
     Tcp(TcpListener),
     Unix(UnixListener, SocketFile),
+    /// TCP serving the IRC client protocol.
+    Irc(TcpListener),
     /// Bound with [`HttpOptions::default`]; [`Bound::set_http_options`] changes them.
     Http(TcpListener, HttpOptions),
 }
@@ -151,6 +153,9 @@ impl Bound {
                 ListenAddr::Tcp(l.local_addr().expect("a bound socket has an address"))
             }
             Bound::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
+            Bound::Irc(l) => {
+                ListenAddr::Irc(l.local_addr().expect("a bound socket has an address"))
+            }
             Bound::Http(l, _) => {
                 ListenAddr::Http(l.local_addr().expect("a bound socket has an address"))
             }
@@ -187,7 +192,7 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
         source,
     };
     match addr {
-        ListenAddr::Tcp(sa) | ListenAddr::Http(sa) => {
+        ListenAddr::Tcp(sa) | ListenAddr::Irc(sa) | ListenAddr::Http(sa) => {
             let socket =
                 Socket::new(Domain::for_address(*sa), Type::STREAM, None).map_err(io_error)?;
             socket.set_reuse_address(true).map_err(io_error)?;
@@ -205,6 +210,7 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
             socket.listen(LISTEN_BACKLOG).map_err(io_error)?;
             let listener = TcpListener::from_std(socket.into()).map_err(io_error)?;
             Ok(match addr {
+                ListenAddr::Irc(_) => Bound::Irc(listener),
                 ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default()),
                 _ => Bound::Tcp(listener),
             })
@@ -301,6 +307,8 @@ mod tests {
             "unix:///tmp/c.sock".parse(),
             Ok(ListenAddr::Unix(PathBuf::from("/tmp/c.sock")))
         );
+        assert_eq!("irc://127.0.0.1:6030".parse(), Ok(ListenAddr::Irc(v4)));
+        assert_eq!(ListenAddr::Irc(v4).to_string(), "irc://127.0.0.1:6030");
         assert!("udp://1.2.3.4:5".parse::<ListenAddr>().is_err());
         assert!("nonsense".parse::<ListenAddr>().is_err());
         assert!("unix://".parse::<ListenAddr>().is_err());

@@ -29,9 +29,9 @@ pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 use crate::feeds::udp::IngestOptions;
 
 use crate::fanout::Dispatcher;
-use crate::hub::Hub;
+use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
-use crate::protocol::LineCodec;
+use crate::protocol::{Codec, IrcCodec, LineCodec};
 use admission::Admission;
 
 /// What every connection task shares.
@@ -82,8 +82,13 @@ pub async fn run_with(
     for bound in listeners {
         info!(addr = %bound.local_addr(), "listening");
         match bound {
-            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, ctx.clone())),
-            Bound::Unix(l, file) => ctx.tasks.spawn(accept_loop(l, Some(file), ctx.clone())),
+            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, lines, ctx.clone())),
+            Bound::Unix(l, file) => ctx
+                .tasks
+                .spawn(accept_loop(l, Some(file), lines, ctx.clone())),
+            Bound::Irc(l) => ctx
+                .tasks
+                .spawn(accept_loop(l, None, IrcCodec::new, ctx.clone())),
             Bound::Http(l, options) => ctx.tasks.spawn(http::accept_loop(l, options, ctx.clone())),
         };
     }
@@ -112,9 +117,16 @@ pub async fn run_with(
 /// Longest pause after an accept error such as running out of file descriptors.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-async fn accept_loop<L: Listener>(
+/// The codec of `tcp://` and `unix://` listeners.
+fn lines(limits: &Limits) -> LineCodec {
+    LineCodec::new(limits.max_line_bytes)
+}
+
+/// Serves each connection `listener` accepts, speaking the codec `new_codec` makes.
+async fn accept_loop<L: Listener, C: Codec>(
     mut listener: L,
     socket_file: Option<listen::SocketFile>,
+    new_codec: fn(&Limits) -> C,
     ctx: Arc<Shared>,
 ) {
     let mut backoff = Duration::from_millis(5);
@@ -126,15 +138,18 @@ async fn accept_loop<L: Listener>(
         match accepted {
             Ok((io, peer)) => {
                 backoff = Duration::from_millis(5);
+                let codec = new_codec(&ctx.limits);
                 match ctx.admission.admit(&peer) {
                     Ok(ticket) => {
-                        let codec = LineCodec::new(ctx.limits.max_line_bytes);
                         ctx.tasks
                             .spawn(connection::serve(io, codec, peer, &ctx, ticket));
                     }
                     Err((code, message)) => {
                         info!(%peer, code = code.as_str(), "refused");
-                        ctx.tasks.spawn(refuse(io, code, message));
+                        // In the codec's own words: an IRC client reads an ERROR line.
+                        let refusal = Outgoing::new(Event::Error { code, message });
+                        let line = codec.format().encode(&refusal);
+                        ctx.tasks.spawn(refuse(io, line));
                     }
                 }
             }
@@ -161,11 +176,11 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Tells a connection it cannot be served, then closes it.
-async fn refuse<S: ByteStream>(mut io: S, code: crate::hub::ErrorCode, message: String) {
-    let line = format!("ERROR {}: {message}\n", code.as_str());
+/// Tells a connection it cannot be served (`line`, the refusal as its codec writes it),
+/// then closes it.
+async fn refuse<S: ByteStream>(mut io: S, line: bytes::Bytes) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.write_all(line.as_bytes()).await?;
+        io.write_all(&line).await?;
         io.shutdown().await
     })
     .await;

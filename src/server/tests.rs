@@ -162,7 +162,10 @@ impl ShoutCodec {
             Some(("IAM", nick)) => match Nick::parse(nick) {
                 Ok(nick) => {
                     sink.incoming(Incoming::Answer(Bytes::from_static(b"OK;")));
-                    sink.incoming(Incoming::Register { nick: Some(nick) });
+                    sink.incoming(Incoming::Register {
+                        nick: Some(nick),
+                        reference: None,
+                    });
                 }
                 Err(_) => sink.refuse(refusal()),
             },

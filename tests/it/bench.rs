@@ -9,14 +9,19 @@ use serde_json::Value;
 use crate::binary;
 use crate::support::TestServer;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
-    let server = TestServer::with(Limits {
+/// A server as the benchmark loads it: no flood control, no bound per address.
+async fn open_server() -> TestServer {
+    TestServer::with(Limits {
         flood_rate: 0,
         max_connections_per_ip: 0,
         ..Limits::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
+    let server = open_server().await;
     let addr = server.tcp().to_string();
     let (markdown, report) = run_bench(&[
         "fanout",
@@ -58,6 +63,58 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
         steps[1]["messages_sent"].as_u64().unwrap(),
     );
     assert!(fast.abs_diff(3 * slow) <= 10, "{slow} then {fast} messages");
+}
+
+/// Room churners beside a fan-out: they get joins and leaves done on connections of their
+/// own, in both forms, and the measured clients still get every message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_with_room_churners_reports_their_joins_and_loses_nothing() {
+    let server = open_server().await;
+    let addr = server.tcp().to_string();
+    let (markdown, report) = run_bench(&[
+        "fanout",
+        "--addr",
+        &addr,
+        "--clients",
+        "20",
+        "--senders",
+        "5",
+        "--duration",
+        "2",
+        "--rates",
+        "2000",
+        "--churners",
+        "2",
+        "--churn-rooms",
+        "10",
+    ])
+    .await;
+    assert!(
+        markdown.contains("| charla | fanout + 2 room churners | 20/1/5 | 2000 |"),
+        "{markdown}"
+    );
+    assert_eq!(report["churners"], 2);
+    let step = &report["steps"][0];
+    let sent = step["messages_sent"].as_u64().unwrap();
+    assert!(sent > 0, "{step}");
+    // Only the measured room's 19 others count: the churners are not in it.
+    assert_eq!(step["expected_deliveries"].as_u64().unwrap(), sent * 19);
+    assert_eq!(step["delivered"], step["expected_deliveries"], "{step}");
+    assert_eq!(step["lost"], 0, "{step}");
+    let churn = &step["room_churn"];
+    assert_eq!(churn["churners"], 2, "{churn}");
+    assert_eq!(churn["rooms_per_cycle"], 10, "{churn}");
+    // Each spends its burst of 19 at once: the JSON churner on a hello of its 10 rooms (each
+    // room a line of flood allowance) and 9 leaves, the text one on 10 `/join` lines and 9
+    // `/leave` ones. Whatever a server refuses (a bound on rooms held, say) is reported,
+    // not fatal.
+    let done = |key: &str| churn[key].as_u64().unwrap();
+    assert!(done("lines_sent") >= 10 + 19, "{churn}");
+    assert!(
+        done("joins") >= 2 * 10 && done("leaves") >= 2 * 9,
+        "{churn}"
+    );
+    assert!(churn["refused"].is_object() && churn["disconnects"].is_object());
 }
 
 /// The floor needs no server: a writer thread writes to every socket in turn, and every

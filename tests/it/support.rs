@@ -82,6 +82,17 @@ impl TestServer {
             .expect("an HTTP listener")
     }
 
+    /// The first IRC address.
+    pub fn irc(&self) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find_map(|a| match a {
+                ListenAddr::Irc(sa) => Some(*sa),
+                _ => None,
+            })
+            .expect("an IRC listener")
+    }
+
     pub fn unix(&self) -> PathBuf {
         self.addrs
             .iter()

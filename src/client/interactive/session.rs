@@ -23,7 +23,7 @@ use crate::client::error::ClientError;
 use crate::client::input;
 use crate::client::link::{Link, Welcome};
 use crate::client::tracker::{Purpose, REPLY_TIMEOUT};
-use crate::client::wire::{Event, Received, Request};
+use crate::client::wire::{ClientRequest, Received, ServerEvent};
 use crate::hub::RoomName;
 
 /// How long to wait for the server's goodbye when quitting.
@@ -114,11 +114,11 @@ impl Session {
         let (catch_up, purpose) = if reconnect {
             // Every room's history, to show what was missed; and out of #lobby again if
             // the user had left it.
-            let mut requests: Vec<Request> = rooms
+            let mut requests: Vec<ClientRequest> = rooms
                 .into_iter()
-                .map(|room| Request::History { room, limit: None })
+                .map(|room| ClientRequest::History { room, limit: None })
                 .collect();
-            requests.extend(lobby.map(|_| Request::Leave {
+            requests.extend(lobby.map(|_| ClientRequest::Leave {
                 room: lobby_name,
                 message: None,
             }));
@@ -126,7 +126,7 @@ impl Session {
         } else {
             // The hello's joins brought their rooms' history; #lobby's came as text before
             // the hello, so it is asked for again.
-            let history = Request::History {
+            let history = ClientRequest::History {
                 room: lobby_name,
                 limit: None,
             };
@@ -236,9 +236,9 @@ impl Session {
     }
 
     /// Sends what the user asked for, showing their own messages as sent.
-    async fn send(&mut self, request: Request, room_before: Option<crate::hub::RoomName>) {
+    async fn send(&mut self, request: ClientRequest, room_before: Option<crate::hub::RoomName>) {
         let State::Connected(link) = &mut self.state else {
-            if let Request::Join { .. } = request {
+            if let ClientRequest::Join { .. } = request {
                 self.chat.conversation.join_refused(room_before);
             }
             let why =
@@ -249,9 +249,9 @@ impl Session {
         };
         let me = self.chat.conversation.nick().to_string();
         let echo = match &request {
-            Request::Say { room, text } => Some(self.chat.view.own(room, text, false, &me)),
-            Request::Me { room, text } => Some(self.chat.view.own(room, text, true, &me)),
-            Request::Msg { to, text } => Some(self.chat.view.own_private(to, text, &me)),
+            ClientRequest::Say { room, text } => Some(self.chat.view.own(room, text, false, &me)),
+            ClientRequest::Me { room, text } => Some(self.chat.view.own(room, text, true, &me)),
+            ClientRequest::Msg { to, text } => Some(self.chat.view.own_private(to, text, &me)),
             _ => None,
         };
         self.terminal.print(echo.into_iter().collect()).await;
@@ -265,7 +265,7 @@ impl Session {
     }
 
     async fn received(&mut self, received: &Received) {
-        if let Event::Bye { reason, message } = &received.event {
+        if let ServerEvent::Bye { reason, message } = &received.event {
             let why = reason.replace('_', " ");
             self.goodbye = Some(match message {
                 Some(m) => format!("{why}: {m}"),
@@ -274,8 +274,10 @@ impl Session {
         }
         let outcome = self.chat.take_in(received);
         let prompt_changed = outcome.settled.as_ref().is_some_and(|p| {
-            matches!(p.request, Request::Join { .. } | Request::Leave { .. })
-                && outcome.refusal.is_some()
+            matches!(
+                p.request,
+                ClientRequest::Join { .. } | ClientRequest::Leave { .. }
+            ) && outcome.refusal.is_some()
         });
         self.terminal.print(outcome.lines).await;
         if prompt_changed && let Some(room) = self.chat.conversation.current() {
@@ -291,14 +293,16 @@ impl Session {
         let mut lines = Vec::new();
         for pending in unconfirmed {
             match pending.request {
-                Request::Say { text, .. }
-                | Request::Me { text, .. }
-                | Request::Msg { text, .. } => {
+                ClientRequest::Say { text, .. }
+                | ClientRequest::Me { text, .. }
+                | ClientRequest::Msg { text, .. } => {
                     let note =
                         format!("not confirmed: {text:?} (it shows as missed if it got through)");
                     lines.push(self.chat.view.client(&note));
                 }
-                Request::Join { .. } => self.chat.conversation.join_refused(pending.room_before),
+                ClientRequest::Join { .. } => {
+                    self.chat.conversation.join_refused(pending.room_before)
+                }
                 _ => {}
             }
         }
@@ -357,9 +361,9 @@ impl Session {
     async fn farewell(&mut self, message: Option<String>) {
         if let State::Connected(link) = &mut self.state {
             let farewell = async {
-                link.send(&Request::Quit { message }).await?;
+                link.send(&ClientRequest::Quit { message }).await?;
                 while let Some(received) = link.next().await? {
-                    if let Event::Bye { .. } = received.event {
+                    if let ServerEvent::Bye { .. } = received.event {
                         break;
                     }
                 }

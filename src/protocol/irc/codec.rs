@@ -1,0 +1,738 @@
+//! The IRC codec: framing, the registration handshake, and each command as hub requests
+//! or answers of its own.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::message::{MAX_FRAME_BYTES, Malformed, Message};
+use super::numeric::*;
+use super::{Asked, IrcFormat, SERVER_NAME};
+use crate::hub::{Command, Encode, MessageText, Nick, Request, RoomName};
+use crate::limits::Limits;
+use crate::protocol::framing::{Frame, Framer};
+use crate::protocol::{Codec, Incoming, Sink};
+
+/// One IRC connection's codec. It holds registration until the client has sent NICK and
+/// USER and ended any CAP negotiation, then registers under that nick; it keeps its
+/// nick to write its own numerics.
+pub struct IrcCodec {
+    framer: Framer,
+    client: Client,
+    /// Silence after which the client is PINGed (`Limits::ping_interval`).
+    keepalive: Duration,
+}
+
+/// Where the handshake stands, and who the client is.
+struct Client {
+    format: &'static IrcFormat,
+    /// The nick asked for before registration; the session's own after.
+    nick: Option<Nick>,
+    registered: bool,
+    /// USER was sent.
+    user: bool,
+    /// CAP LS or REQ was sent and CAP END not yet: registration waits for it.
+    negotiating: bool,
+    /// A PING was sent for the client's silence, and nothing came since.
+    pinged: bool,
+}
+
+impl IrcCodec {
+    pub fn new(limits: &Limits) -> IrcCodec {
+        IrcCodec {
+            framer: Framer::new(MAX_FRAME_BYTES),
+            client: Client {
+                format: IrcFormat::for_limits(limits),
+                nick: None,
+                registered: false,
+                user: false,
+                negotiating: false,
+                pinged: false,
+            },
+            keepalive: limits.ping_interval,
+        }
+    }
+}
+
+impl Codec for IrcCodec {
+    fn decode(&mut self, bytes: &[u8], sink: &mut impl Sink) {
+        let IrcCodec { framer, client, .. } = self;
+        client.pinged = false;
+        framer.feed(bytes, |frame| client.frame(frame, sink));
+    }
+
+    fn finish(&mut self, sink: &mut impl Sink) {
+        let IrcCodec { framer, client, .. } = self;
+        framer.finish(|frame| client.frame(frame, sink));
+    }
+
+    fn format(&self) -> &'static dyn Encode {
+        self.client.format
+    }
+
+    fn registers_at_once(&self) -> bool {
+        false
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        (!self.keepalive.is_zero()).then_some(self.keepalive)
+    }
+
+    /// A PING, once; nothing for a client that has not registered in that time, or did not
+    /// answer the PING: it is dropped.
+    fn probe(&mut self) -> Option<Bytes> {
+        let client = &mut self.client;
+        if client.pinged || !client.registered {
+            return None;
+        }
+        client.pinged = true;
+        Some(Bytes::from(format!("PING :{SERVER_NAME}\r\n")))
+    }
+}
+
+impl Client {
+    fn frame(&mut self, frame: Frame<'_>, sink: &mut impl Sink) {
+        let Frame::Line(line) = frame else {
+            return self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long");
+        };
+        let Ok(line) = std::str::from_utf8(line) else {
+            let fail = format!(
+                ":{SERVER_NAME} FAIL * INVALID_UTF8 :That line is not UTF-8 and was dropped"
+            );
+            return answer(sink, &fail);
+        };
+        if line.trim().is_empty() || !sink.admit() {
+            return;
+        }
+        match Message::parse(line) {
+            Ok(message) => self.message(&message, sink),
+            Err(Malformed::TooLong) => {
+                self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long")
+            }
+            Err(Malformed::NoCommand) => {}
+        }
+    }
+
+    fn message(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let verb = m.command.to_ascii_uppercase();
+        match verb.as_str() {
+            "PING" => self.ping(m, sink),
+            "PONG" => {}
+            "CAP" => self.cap(m, sink),
+            "NICK" => self.nick(m, sink),
+            "USER" => self.user(m, sink),
+            "QUIT" => self.quit(m, sink),
+            _ if !self.registered => {
+                self.numeric(sink, ERR_NOTREGISTERED, ":You have not registered")
+            }
+            "JOIN" => self.join(m, sink),
+            "PART" => self.part(m, sink),
+            "PRIVMSG" | "NOTICE" => self.privmsg(&verb, m, sink),
+            "NAMES" | "WHO" => self.names(&verb, m, sink),
+            "LIST" => self.ask(sink, "LIST", "*", Command::Rooms),
+            "MODE" => self.mode(m, sink),
+            "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
+            "HISTORY" => self.history(m, sink),
+            _ => self.numeric(
+                sink,
+                ERR_UNKNOWNCOMMAND,
+                &format!("{} :Unknown command", m.command),
+            ),
+        }
+    }
+
+    fn ping(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(token) = m.param(0) else {
+            return self.need_more(sink, "PING");
+        };
+        answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
+    }
+
+    /// CAP: no capability is offered yet, so LS and LIST answer an empty list and REQ is
+    /// refused whole. LS or REQ before registration holds it until END (IRCv3).
+    fn cap(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let me = self.me().to_string();
+        let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
+        let reply = match sub.as_str() {
+            "LS" => {
+                self.negotiating |= !self.registered;
+                format!("CAP {me} LS :")
+            }
+            "LIST" => format!("CAP {me} LIST :"),
+            "REQ" => {
+                self.negotiating |= !self.registered;
+                format!("CAP {me} NAK :{}", m.param(1).unwrap_or(""))
+            }
+            "END" => {
+                self.negotiating = false;
+                return self.try_register(sink);
+            }
+            _ => {
+                return self.numeric(
+                    sink,
+                    ERR_INVALIDCAPCMD,
+                    &format!("{} :Invalid CAP command", m.param(0).unwrap_or("*")),
+                );
+            }
+        };
+        answer(sink, &format!(":{SERVER_NAME} {reply}"));
+    }
+
+    fn nick(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(wanted) = m.param(0) else {
+            return self.numeric(sink, ERR_NONICKNAMEGIVEN, ":No nickname given");
+        };
+        let nick = match Nick::parse(wanted) {
+            Ok(nick) => nick,
+            Err(e) => {
+                let word = wanted.split(' ').next().unwrap_or("*");
+                return self.numeric(
+                    sink,
+                    ERR_ERRONEUSNICKNAME,
+                    &format!("{word} :Erroneous nickname: {e}"),
+                );
+            }
+        };
+        if !self.registered {
+            self.nick = Some(nick);
+            return self.try_register(sink);
+        }
+        self.ask(sink, "NICK", nick.as_str(), Command::Nick(nick.clone()));
+        // The hub has answered by now: the session's nick is the new one or still the old.
+        if let Some(now) = sink.nick() {
+            self.nick = Some(now);
+        }
+    }
+
+    fn user(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if self.registered {
+            return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
+        }
+        if m.params.len() < 4 || m.param(0).is_none() {
+            return self.need_more(sink, "USER");
+        }
+        self.user = true;
+        self.try_register(sink);
+    }
+
+    fn try_register(&mut self, sink: &mut impl Sink) {
+        if self.registered || self.negotiating || !self.user {
+            return;
+        }
+        let Some(nick) = self.nick.clone() else {
+            return;
+        };
+        let reference = Asked::new(None, "NICK", nick.as_str()).reference();
+        sink.incoming(Incoming::Register {
+            nick: Some(nick),
+            reference,
+        });
+        // A taken nick was answered with 433; the client may send another.
+        self.nick = sink.nick();
+        if self.nick.is_some() {
+            self.registered = true;
+            // Everyone starts in #lobby.
+            self.after_join(sink, RoomName::lobby());
+        }
+    }
+
+    fn quit(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if !self.registered {
+            // Not a session yet: nothing to leave. The client closes on ERROR.
+            return answer(sink, "ERROR :Closing link: quit");
+        }
+        let message = m.param(0).and_then(MessageText::new);
+        self.ask(sink, "QUIT", "*", Command::Quit { message });
+    }
+
+    /// JOIN #a,#b: each room joined in turn, then its history asked for, so it comes
+    /// after the JOIN the client shows it under. Keys are ignored: rooms have none.
+    fn join(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(list) = m.param(0) else {
+            return self.need_more(sink, "JOIN");
+        };
+        for (i, name) in targets(list, "JOIN") {
+            if !another(i, sink) {
+                break;
+            }
+            let Some(room) = self.channel(name, sink) else {
+                continue;
+            };
+            self.ask(sink, "JOIN", room.as_str(), Command::Join(room.clone()));
+            self.after_join(sink, room);
+        }
+    }
+
+    /// What a client expects after its JOIN: every member (`353`, `366`; the hub's join
+    /// names only the first few), then the room's history, which the hub sends before
+    /// the join, where an IRC client has no channel to show it in.
+    fn after_join(&mut self, sink: &mut impl Sink, room: RoomName) {
+        let users = Command::Users {
+            room: Some(room.clone()),
+        };
+        self.ask(sink, "JOINED", room.as_str(), users);
+        let history = Command::History {
+            room: Some(room.clone()),
+            limit: None,
+        };
+        self.ask(sink, "HISTORY", room.as_str(), history);
+    }
+
+    fn part(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(list) = m.param(0) else {
+            return self.need_more(sink, "PART");
+        };
+        let message = m.param(1).and_then(MessageText::new);
+        for (i, name) in targets(list, "PART") {
+            if !another(i, sink) {
+                break;
+            }
+            if let Some(room) = self.channel(name, sink) {
+                let leave = Command::Leave {
+                    room: Some(room.clone()),
+                    message: message.clone(),
+                };
+                self.ask(sink, "PART", room.as_str(), leave);
+            }
+        }
+    }
+
+    /// PRIVMSG and NOTICE, to rooms and nicks alike; CTCP ACTION is `/me`. NOTICE is
+    /// never answered with an error (RFC 2812).
+    fn privmsg(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
+        let notice = verb == "NOTICE";
+        let Some(targets) = m.param(0) else {
+            if !notice {
+                self.numeric(
+                    sink,
+                    ERR_NORECIPIENT,
+                    &format!(":No recipient given ({verb})"),
+                );
+            }
+            return;
+        };
+        let raw = m.param(1).unwrap_or("");
+        let (body, action) = match ctcp(raw) {
+            Some(Ctcp::Action(body)) => (body, true),
+            // Other CTCP queries (VERSION, PING…) are between clients, and charla
+            // removes the \x01 that frames them from every message: dropped.
+            Some(Ctcp::Other) => return,
+            None => (raw, false),
+        };
+        let Some(text) = MessageText::new(body) else {
+            if !notice {
+                self.numeric(sink, ERR_NOTEXTTOSEND, ":No text to send");
+            }
+            return;
+        };
+        for (i, target) in self::targets(targets, verb) {
+            if !another(i, sink) {
+                break;
+            }
+            if target.starts_with('#') {
+                let Ok(room) = RoomName::parse(target) else {
+                    if !notice {
+                        self.no_such_channel(sink, target);
+                    }
+                    continue;
+                };
+                let say = Command::Say {
+                    room: Some(room),
+                    text: text.clone(),
+                    action,
+                };
+                self.ask(sink, verb, target, say);
+            } else {
+                let Ok(to) = Nick::parse(target) else {
+                    if !notice {
+                        self.numeric(
+                            sink,
+                            ERR_NOSUCHNICK,
+                            &format!("{target} :No such nick/channel"),
+                        );
+                    }
+                    continue;
+                };
+                // A private message has no action form: it reads as one.
+                let text = if action {
+                    MessageText::new(&format!("* {} {body}", self.me()))
+                        .unwrap_or_else(|| text.clone())
+                } else {
+                    text.clone()
+                };
+                self.ask(sink, verb, target, Command::Msg { to, text });
+            }
+        }
+    }
+
+    /// NAMES and WHO of rooms (the room talked in when none is named); WHO of anything
+    /// else ends at once, as WHO of nobody does.
+    fn names(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(list) = m.param(0) else {
+            return self.ask(sink, verb, "*", Command::Users { room: None });
+        };
+        for (i, name) in targets(list, verb) {
+            if !another(i, sink) {
+                break;
+            }
+            if !name.starts_with('#') && verb == "WHO" {
+                self.numeric(sink, RPL_ENDOFWHO, &format!("{name} :End of WHO list"));
+                continue;
+            }
+            let Some(room) = self.channel(name, sink) else {
+                continue;
+            };
+            let users = Command::Users {
+                room: Some(room.clone()),
+            };
+            self.ask(sink, verb, room.as_str(), users);
+        }
+    }
+
+    /// MODE queries: no modes exist yet, so a room's and one's own are `+`, and a change
+    /// is refused.
+    fn mode(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(target) = m.param(0) else {
+            return self.need_more(sink, "MODE");
+        };
+        let change = m.param(1);
+        if target.starts_with('#') {
+            match change {
+                None => self.numeric(sink, RPL_CHANNELMODEIS, &format!("{target} +")),
+                Some(modes) => {
+                    let letter = modes.trim_start_matches(['+', '-']).chars().next();
+                    let letter = letter.unwrap_or('+');
+                    self.numeric(
+                        sink,
+                        ERR_UNKNOWNMODE,
+                        &format!("{letter} :is unknown mode char to me"),
+                    );
+                }
+            }
+        } else if Nick::parse(target).ok() != self.nick {
+            self.numeric(
+                sink,
+                ERR_USERSDONTMATCH,
+                ":Can't change mode for other users",
+            );
+        } else if change.is_some() {
+            self.numeric(sink, ERR_UMODEUNKNOWNFLAG, ":Unknown MODE flag");
+        } else {
+            self.numeric(sink, RPL_UMODEIS, "+");
+        }
+    }
+
+    /// HISTORY #room [N], as Ergo spells it: the room's recent lines again.
+    fn history(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(name) = m.param(0) else {
+            return self.need_more(sink, "HISTORY");
+        };
+        let Some(room) = self.channel(name, sink) else {
+            return;
+        };
+        let limit = m.param(1).and_then(|n| n.parse().ok());
+        let command = Command::History {
+            room: Some(room.clone()),
+            limit,
+        };
+        self.ask(sink, "HISTORY", room.as_str(), command);
+    }
+
+    /// A channel name as a room, or `None` after answering 403.
+    fn channel(&mut self, name: &str, sink: &mut impl Sink) -> Option<RoomName> {
+        let room = name
+            .starts_with('#')
+            .then(|| RoomName::parse(name).ok())
+            .flatten();
+        if room.is_none() {
+            self.no_such_channel(sink, name);
+        }
+        room
+    }
+
+    fn no_such_channel(&mut self, sink: &mut impl Sink, name: &str) {
+        self.numeric(sink, ERR_NOSUCHCHANNEL, &format!("{name} :No such channel"));
+    }
+
+    fn need_more(&mut self, sink: &mut impl Sink, verb: &str) {
+        self.numeric(
+            sink,
+            ERR_NEEDMOREPARAMS,
+            &format!("{verb} :Not enough parameters"),
+        );
+    }
+
+    /// Hands the hub `command`, tagged with what was asked so its reply can be written.
+    fn ask(&mut self, sink: &mut impl Sink, verb: &str, subject: &str, command: Command) {
+        let reference = Asked::new(Some(self.me()), verb, subject).reference();
+        self.send(sink, command, reference);
+    }
+
+    fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
+        sink.incoming(Incoming::Request(Request { command, reference }));
+    }
+
+    /// The nick numerics are addressed to: `*` before registration.
+    fn me(&self) -> &str {
+        match (&self.nick, self.registered) {
+            (Some(nick), true) => nick.as_str(),
+            _ => "*",
+        }
+    }
+
+    /// Answers with a numeric of the codec's own.
+    fn numeric(&mut self, sink: &mut impl Sink, number: &str, rest: &str) {
+        answer(
+            sink,
+            &format!(":{SERVER_NAME} {number} {} {rest}", self.me()),
+        );
+    }
+}
+
+/// Writes a line of the codec's own. It may quote what the client sent (a command
+/// word, a nick, a PING token), so control characters are removed, as text refusals do,
+/// even a lone CR inside a line, which would end it early on the client's side; and it is
+/// cut, on a character boundary, to the 512 bytes every client accepts.
+fn answer(sink: &mut impl Sink, line: &str) {
+    let mut line = crate::hub::sanitize(line);
+    let mut end = line.len().min(super::message::MAX_LINE_BYTES - 2);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
+    line.push_str("\r\n");
+    sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
+pub const MAX_MESSAGE_TARGETS: usize = 4;
+
+/// The comma-separated targets of `list`; a PRIVMSG or NOTICE takes at most
+/// [`MAX_MESSAGE_TARGETS`]. Each after the first must pass [`another`] before it is acted
+/// on.
+fn targets<'a>(list: &'a str, verb: &str) -> impl Iterator<Item = (usize, &'a str)> {
+    let most = if matches!(verb, "PRIVMSG" | "NOTICE") {
+        MAX_MESSAGE_TARGETS
+    } else {
+        usize::MAX
+    };
+    list.split(',')
+        .filter(|t| !t.is_empty())
+        .take(most)
+        .enumerate()
+}
+
+/// Whether the `i`th target of a list may be acted on: each after the first counts
+/// against flood control as a line of its own, so `JOIN #a,#b,…` joins no faster than as
+/// many JOIN lines would. Once refused, the rest of the list is dropped (flood control has
+/// answered why).
+fn another(i: usize, sink: &mut impl Sink) -> bool {
+    i == 0 || sink.admit()
+}
+
+/// A CTCP message (`\x01VERB text\x01`, the closing `\x01` optional as clients send it).
+enum Ctcp<'a> {
+    Action(&'a str),
+    Other,
+}
+
+fn ctcp(text: &str) -> Option<Ctcp<'_>> {
+    let inner = text.strip_prefix('\x01')?;
+    let inner = inner.strip_suffix('\x01').unwrap_or(inner);
+    match inner.split_once(' ') {
+        Some((verb, body)) if verb.eq_ignore_ascii_case("ACTION") => Some(Ctcp::Action(body)),
+        _ => Some(Ctcp::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Encode;
+    use crate::protocol::Refusal;
+
+    /// A connection as far as a codec sees it: registration succeeds unless the nick is
+    /// `taken`, and everything handed over is recorded as words.
+    #[derive(Default)]
+    struct Record {
+        seen: Vec<String>,
+        session: Option<Nick>,
+    }
+
+    impl Sink for Record {
+        fn admit(&mut self) -> bool {
+            true
+        }
+        fn incoming(&mut self, incoming: Incoming) {
+            let word = match incoming {
+                Incoming::Answer(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                Incoming::Register { nick, reference } => {
+                    let nick = nick.unwrap();
+                    if nick.as_str() != "taken" {
+                        self.session = Some(nick.clone());
+                    }
+                    format!("register {nick} {reference:?}")
+                }
+                Incoming::Request(Request { command, reference }) => {
+                    format!("{command:?} {}", reference.unwrap_or_default())
+                }
+                other => format!("{other:?}"),
+            };
+            self.seen.push(word);
+        }
+        fn refuse(&mut self, refusal: Refusal) {
+            self.seen.push(refusal.code.as_str().into());
+        }
+        fn speak(&mut self, _: &'static dyn Encode) {}
+        fn nick(&self) -> Option<Nick> {
+            self.session.clone()
+        }
+    }
+
+    fn run(codec: &mut IrcCodec, input: &str) -> Vec<String> {
+        let mut sink = Record {
+            session: codec
+                .client
+                .nick
+                .clone()
+                .filter(|_| codec.client.registered),
+            ..Record::default()
+        };
+        codec.decode(input.as_bytes(), &mut sink);
+        sink.seen
+    }
+
+    #[test]
+    fn registration_waits_for_cap_end_and_retries_a_taken_nick() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let mut sink = Record::default();
+        codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
+        assert_eq!(sink.seen, [":charla CAP * LS :\r\n"]);
+        codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
+        assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");
+        assert_eq!(sink.seen[2], "register taken Some(\"* NICK taken\")");
+        assert_eq!(sink.seen.len(), 3, "not registered: {:?}", sink.seen);
+        codec.decode(b"NICK ana\n", &mut sink);
+        assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
+        assert!(sink.seen[4].starts_with("Users { room: Some(\"#lobby\")"));
+        assert!(sink.seen[4].ends_with("ana JOINED #lobby"));
+        assert!(sink.seen[5].starts_with("History { room: Some(\"#lobby\")"));
+        assert!(sink.seen[5].ends_with("ana HISTORY #lobby"));
+        codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
+        assert_eq!(sink.seen[6], ":charla PONG charla :x y\r\n");
+        assert_eq!(sink.seen[7], ":charla 462 ana :You may not reregister\r\n");
+    }
+
+    #[test]
+    fn commands_become_requests_tagged_with_what_was_asked() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        assert!(codec.client.registered);
+        let got = run(
+            &mut codec,
+            "JOIN #ops,bad\r\nPRIVMSG #ops,bob :\x01ACTION waves\x01\r\nPRIVMSG bob :\x01VERSION\x01\r\n",
+        );
+        assert!(
+            got[0].starts_with("Join(\"#ops\") ana JOIN #ops"),
+            "{got:?}"
+        );
+        assert!(got[1].starts_with("Users") && got[1].ends_with("ana JOINED #ops"));
+        assert!(got[2].starts_with("History") && got[2].ends_with("ana HISTORY #ops"));
+        assert_eq!(got[3], ":charla 403 ana bad :No such channel\r\n");
+        assert!(got[4].contains("action: true") && got[4].ends_with("ana PRIVMSG #ops"));
+        assert!(got[5].starts_with("Msg") && got[5].contains("\"* ana waves\""));
+        assert_eq!(got.len(), 6, "other CTCP is dropped: {got:?}");
+        let got = run(
+            &mut codec,
+            "FOO\r\nPRIVMSG\r\nNOTICE\r\nPART\r\nMODE #ops\r\n",
+        );
+        assert_eq!(
+            got,
+            [
+                ":charla 421 ana FOO :Unknown command\r\n",
+                ":charla 411 ana :No recipient given (PRIVMSG)\r\n",
+                ":charla 461 ana PART :Not enough parameters\r\n",
+                ":charla 324 ana #ops +\r\n",
+            ]
+        );
+    }
+
+    /// Whatever arrives, the codec's own lines are single lines of at most 512 bytes,
+    /// with no control character but their CRLF.
+    #[test]
+    fn answers_to_any_input_are_bounded_clean_lines() {
+        let mut seed: u64 = 0x5eed_1dea;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let words: [&[u8]; 12] = [
+            b"PING ",
+            b"CAP ",
+            b"NICK ",
+            b"USER a 0 * :",
+            b"JOIN #",
+            b"PRIVMSG ",
+            b"MODE ",
+            b"\r",
+            b"\x07\x1b[2J",
+            b":",
+            b",",
+            "ñ😀".as_bytes(),
+        ];
+        for round in 0..300 {
+            let mut codec = IrcCodec::new(&Limits::default());
+            let mut sink = Record::default();
+            let mut input = Vec::new();
+            for _ in 0..(next() % 40) {
+                match next() % 4 {
+                    0 => input.extend_from_slice(words[(next() % 12) as usize]),
+                    1 => input.extend((0..next() % 600).map(|_| b'a' + (next() % 26) as u8)),
+                    2 => input.push((next() % 256) as u8),
+                    _ => input.extend_from_slice(b"\r\n"),
+                }
+            }
+            if round % 2 == 0 {
+                input.splice(0..0, b"NICK ana\r\nUSER a 0 * :A\r\n".iter().copied());
+            }
+            codec.decode(&input, &mut sink);
+            codec.finish(&mut sink);
+            for seen in sink
+                .seen
+                .iter()
+                .filter(|s| s.starts_with(':') || s.starts_with("ERROR"))
+            {
+                let line = seen.strip_suffix("\r\n").expect("ends in CRLF");
+                assert!(seen.len() <= 512, "{} bytes", seen.len());
+                assert!(!line.chars().any(char::is_control), "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn overlong_lines_get_417_and_the_next_line_is_served() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let long = format!("PRIVMSG #a :{}\r\nPING :ok\r\n", "x".repeat(600));
+        let got = run(&mut codec, &long);
+        assert_eq!(
+            got,
+            [
+                ":charla 417 * :Input line was too long\r\n",
+                ":charla PONG charla :ok\r\n"
+            ]
+        );
+        let huge = format!("{}\r\nPING :ok\r\n", "x".repeat(MAX_FRAME_BYTES + 10));
+        assert_eq!(run(&mut codec, &huge), got);
+        // An echo of what was sent is cut to the bound and loses its controls.
+        let got = run(&mut codec, &format!("PING :{}\r\n", "ñ".repeat(252)));
+        assert_eq!(got[0].len(), 511, "{:?}", got[0]);
+        assert!(got[0].ends_with("ñ\r\n"));
+        let got = run(&mut codec, "NICK F\x1b[2J\rOO\r\n");
+        assert!(
+            got[0].starts_with(":charla 432 * FOO :Erroneous nickname"),
+            "{got:?}"
+        );
+    }
+}

@@ -1,0 +1,583 @@
+//! Events as IRC lines.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+
+use super::codec::MAX_MESSAGE_TARGETS;
+use super::numeric::*;
+use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
+use crate::hub::{
+    Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind, Posted,
+    Said,
+};
+use crate::limits::{MAX_NICK_CHARS, MAX_ROOM_CHARS};
+
+/// The longest line charla writes, CRLF included: what every client accepts.
+const MAX_OUT_BYTES: usize = 512;
+
+/// Bytes of nicks per 353 line: a long member list goes out in several, each well
+/// within [`MAX_OUT_BYTES`] with its prefix and channel name.
+const NAMES_PER_LINE_BYTES: usize = 400;
+
+/// The ISUPPORT tokens. Case: charla compares nicks and room names by a key that also
+/// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
+/// lower case again: `hub::names`), the same rule in every protocol. No registered
+/// CASEMAPPING value describes that, so charla names its own rather than claim `ascii` or
+/// `rfc1459`. No channel modes or member prefixes exist yet: `PREFIX=` and `CHANMODES=,,,`
+/// say so, where leaving them out would let clients assume the defaults.
+fn isupport(format: &IrcFormat) -> String {
+    format!(
+        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=,,, CHANNELLEN={MAX_ROOM_CHARS} \
+         CHANTYPES=# NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX= \
+         TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} UTF8ONLY",
+        format.max_rooms_per_client
+    )
+}
+
+pub fn encode(format: &IrcFormat, out: &Outgoing) -> Bytes {
+    let mut s = String::with_capacity(256);
+    let asked = Asked::read(out.reference.as_deref());
+    // Writing to a String cannot fail.
+    let _ = write_event(&mut s, format, &out.event, asked);
+    Bytes::from(s)
+}
+
+fn write_event(
+    s: &mut String,
+    format: &IrcFormat,
+    event: &Event,
+    asked: Asked<'_>,
+) -> std::fmt::Result {
+    match event {
+        Event::Welcome { nick, .. } => {
+            let version = env!("CARGO_PKG_VERSION");
+            numeric(
+                s,
+                RPL_WELCOME,
+                nick.as_str(),
+                &format!(":Welcome to charla, {nick}"),
+            )?;
+            numeric(
+                s,
+                RPL_YOURHOST,
+                nick.as_str(),
+                &format!(":Your host is {SERVER_NAME}, running version charla-{version}"),
+            )?;
+            numeric(
+                s,
+                RPL_CREATED,
+                nick.as_str(),
+                ":This server shares its rooms with nc and JSON-lines users",
+            )?;
+            // No user or channel modes exist, so none are listed.
+            numeric(
+                s,
+                RPL_MYINFO,
+                nick.as_str(),
+                &format!("{SERVER_NAME} charla-{version}"),
+            )?;
+            numeric(
+                s,
+                RPL_ISUPPORT,
+                nick.as_str(),
+                &format!("{} :are supported by this server", isupport(format)),
+            )?;
+            numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
+        }
+        Event::Message(said) => write_said(s, said, None),
+        Event::Private { from, to, text, .. } => {
+            write_text(s, from.as_str(), "PRIVMSG", to.as_str(), "", text, false)
+        }
+        // One's own join names at most the first few members (a room setting); the codec
+        // asks for all of them next, as IRC clients build their member lists from it.
+        Event::Joined { room, nick, .. } => user_line(s, nick.as_str(), "JOIN", room.as_str()),
+        Event::Left {
+            room, nick, reason, ..
+        } => match reason {
+            LeaveReason::Left(message) => {
+                let params = match message {
+                    Some(m) => format!("{room} :{}", one_line(m.as_str())),
+                    None => room.to_string(),
+                };
+                user_line(s, nick.as_str(), "PART", &params)
+            }
+            // The leaver's own connection is ending: its goodbye says why.
+            _ if matches!(event, Event::Left { you: true, .. }) => Ok(()),
+            other => user_line(s, nick.as_str(), "QUIT", &format!(":{}", quit_words(other))),
+        },
+        Event::NickChanged { old, new, .. } => {
+            user_line(s, old.as_str(), "NICK", &format!(":{new}"))
+        }
+        Event::History { messages, .. } => {
+            // The history a join sends comes before the join itself, where a client has
+            // no channel to show it in; the codec asks for it again once joined.
+            if asked.verb != "HISTORY" {
+                return Ok(());
+            }
+            for entry in messages {
+                match entry {
+                    Entry::Said(said) => write_said(s, said, Some(said.ts))?,
+                    Entry::Posted(posted) => write_posted(s, posted, Some(posted.ts))?,
+                }
+            }
+            Ok(())
+        }
+        Event::Posted(posted) => write_posted(s, posted, None),
+        Event::Status { room, items } => {
+            for notice in items {
+                let text = format!("--- {}", notice.text.as_str());
+                write_feed(s, notice, room.as_str(), &text)?;
+            }
+            Ok(())
+        }
+        Event::Users { room, nicks } if asked.verb == "WHO" => {
+            for nick in nicks {
+                numeric(
+                    s,
+                    RPL_WHOREPLY,
+                    asked.nick,
+                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H :0 {nick}"),
+                )?;
+            }
+            numeric(
+                s,
+                RPL_ENDOFWHO,
+                asked.nick,
+                &format!("{room} :End of WHO list"),
+            )
+        }
+        Event::Users { room, nicks } => names(s, asked.nick, room.as_str(), nicks),
+        Event::Rooms { rooms } => {
+            numeric(s, RPL_LISTSTART, asked.nick, "Channel :Users  Name")?;
+            for (room, members) in rooms {
+                numeric(s, RPL_LIST, asked.nick, &format!("{room} {members} :"))?;
+            }
+            numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
+        }
+        // IRC readers know their message was taken when no error comes back.
+        Event::Ack { .. } => Ok(()),
+        Event::Error { code, message } => write_error(s, *code, message, asked),
+        // IRC clients have their own /help; the server's lists text commands.
+        Event::Help => Ok(()),
+        Event::Bye { reason } => writeln_crlf(s, &format!("ERROR :Closing link: {reason}")),
+    }
+}
+
+/// A refusal as the numeric real servers send for it; the hub's sentence, which may
+/// quote what was typed, is the trailing text with its control characters removed.
+fn write_error(
+    s: &mut String,
+    code: ErrorCode,
+    message: &str,
+    asked: Asked<'_>,
+) -> std::fmt::Result {
+    // Nothing ever answers a NOTICE automatically (RFC 2812), and what the codec asked for
+    // on its own after a join (its members, its history) has nothing to add when the join
+    // failed: the join's own error said it.
+    if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
+        return Ok(());
+    }
+    let clean = crate::hub::sanitize(message);
+    let message = one_line(&clean);
+    let (number, subject) = match code {
+        ErrorCode::NoSuchNick => (ERR_NOSUCHNICK, Some(asked.subject)),
+        ErrorCode::InvalidRoom => (ERR_NOSUCHCHANNEL, Some(asked.subject)),
+        ErrorCode::NotInRoom if asked.verb == "PRIVMSG" => {
+            (ERR_CANNOTSENDTOCHAN, Some(asked.subject))
+        }
+        ErrorCode::NotInRoom => (ERR_NOTONCHANNEL, Some(asked.subject)),
+        ErrorCode::TooManyRooms => (ERR_TOOMANYCHANNELS, Some(asked.subject)),
+        ErrorCode::InvalidNick => (ERR_ERRONEUSNICKNAME, Some(asked.subject)),
+        ErrorCode::NickTaken => (ERR_NICKNAMEINUSE, Some(asked.subject)),
+        ErrorCode::EmptyMessage => (ERR_NOTEXTTOSEND, None),
+        ErrorCode::NotRegistered => (ERR_NOTREGISTERED, None),
+        ErrorCode::LineTooLong => (ERR_INPUTTOOLONG, None),
+        ErrorCode::MissingArgument => (ERR_NEEDMOREPARAMS, Some(asked.verb)),
+        ErrorCode::UnknownCommand => (ERR_UNKNOWNCOMMAND, Some(asked.verb)),
+        // Refused at connect (the server is full): the connection closes after this.
+        ErrorCode::ServerFull | ErrorCode::TooManyConnections => {
+            return writeln_crlf(s, &format!("ERROR :Closing link: {message}"));
+        }
+        ErrorCode::InvalidUtf8 => {
+            // IRCv3's standard reply for UTF8ONLY servers.
+            return writeln_crlf(
+                s,
+                &format!(":{SERVER_NAME} FAIL {} INVALID_UTF8 :{message}", asked.verb),
+            );
+        }
+        // Flood control and the rest have no numeric: a notice from the server.
+        _ => {
+            return writeln_crlf(
+                s,
+                &format!(":{SERVER_NAME} NOTICE {} :{message}", asked.nick),
+            );
+        }
+    };
+    match subject {
+        Some(subject) => numeric(s, number, asked.nick, &format!("{subject} :{message}")),
+        None => numeric(s, number, asked.nick, &format!(":{message}")),
+    }
+}
+
+fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
+    let stamp = history.map(history_time).unwrap_or_default();
+    write_text(
+        s,
+        said.from.as_str(),
+        "PRIVMSG",
+        said.room.as_str(),
+        &stamp,
+        &said.text,
+        said.action,
+    )
+}
+
+fn write_posted(s: &mut String, posted: &Posted, history: Option<u64>) -> std::fmt::Result {
+    let stamp = history.map(history_time).unwrap_or_default();
+    let notice = &*posted.notice;
+    let marker = match notice.kind {
+        PostKind::Notice => "",
+        PostKind::Alert => "!!! ",
+    };
+    let text = format!("{stamp}{marker}{}", notice.text.as_str());
+    write_feed(s, notice, posted.room.as_str(), &text)
+}
+
+/// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
+/// person can pass for a feed (`check.feed` could be a nick: they may contain dots).
+fn write_feed(s: &mut String, notice: &Notice, room: &str, text: &str) -> std::fmt::Result {
+    let source: String = notice
+        .source
+        .as_str()
+        .chars()
+        .map(|c| if matches!(c, '!' | '@' | ' ') { '_' } else { c })
+        .collect();
+    let prefix = format!(":[{source}]!feed@{USER_HOST} NOTICE {room} :");
+    split_lines(s, &prefix, "", text, "")
+}
+
+/// `[history HH:MM UTC] `, as text readers see a replayed line.
+fn history_time(ts: u64) -> String {
+    let minutes = ts / 60_000;
+    format!(
+        "[history {:02}:{:02} UTC] ",
+        minutes / 60 % 24,
+        minutes % 60
+    )
+}
+
+/// A PRIVMSG from `from`, its formatting codes kept, split over as many lines as it
+/// takes; an action is CTCP ACTION in each.
+fn write_text(
+    s: &mut String,
+    from: &str,
+    verb: &str,
+    to: &str,
+    stamp: &str,
+    text: &MessageText,
+    action: bool,
+) -> std::fmt::Result {
+    let prefix = format!(":{from}!{from}@{USER_HOST} {verb} {to} :");
+    let text = format!("{stamp}{}", text.as_str());
+    if action {
+        split_lines(s, &prefix, "\x01ACTION ", &text, "\x01")
+    } else {
+        split_lines(s, &prefix, "", &text, "")
+    }
+}
+
+/// Writes `prefix open part close` lines, `text` cut into parts on character boundaries
+/// so no line passes [`MAX_OUT_BYTES`]: a 4 KiB line from an nc user reaches IRC whole.
+fn split_lines(
+    s: &mut String,
+    prefix: &str,
+    open: &str,
+    text: &str,
+    close: &str,
+) -> std::fmt::Result {
+    let room = MAX_OUT_BYTES
+        .saturating_sub(prefix.len() + open.len() + close.len() + 2)
+        .max(4);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(room);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (part, after) = rest.split_at(cut);
+        write!(s, "{prefix}{open}{part}{close}\r\n")?;
+        rest = after;
+    }
+    Ok(())
+}
+
+fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::Result {
+    writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} {verb} {params}"))
+}
+
+/// `353`s naming `nicks`, as many as it takes, then `366`.
+fn names(s: &mut String, to: &str, room: &str, nicks: &[Nick]) -> std::fmt::Result {
+    let mut line = String::new();
+    for nick in nicks {
+        if !line.is_empty() && line.len() + nick.as_str().len() > NAMES_PER_LINE_BYTES {
+            numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(nick.as_str());
+    }
+    if !line.is_empty() {
+        numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
+    }
+    numeric(
+        s,
+        RPL_ENDOFNAMES,
+        to,
+        &format!("{room} :End of /NAMES list"),
+    )
+}
+
+/// `:charla NUMBER to rest`.
+fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
+    writeln_crlf(s, &format!(":{SERVER_NAME} {number} {to} {rest}"))
+}
+
+/// Writes `line` and CRLF, cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
+/// message or a refusal's sentence may be as long as any text line (4 KiB from nc), and
+/// unlike a message it is not worth several lines.
+fn writeln_crlf(s: &mut String, line: &str) -> std::fmt::Result {
+    let mut end = line.len().min(MAX_OUT_BYTES - 2);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    write!(s, "{}\r\n", &line[..end])
+}
+
+/// Why someone left, as a QUIT's reason.
+fn quit_words(reason: &LeaveReason) -> String {
+    match reason {
+        LeaveReason::Quit(Some(message)) => format!("Quit: {}", one_line(message.as_str())),
+        other => one_line(&other.to_string()).into_owned(),
+    }
+}
+
+/// `text` with no line break left in it: a sanitised text has none, but a line cut in two
+/// would let a client write another command.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\r', '\n', '\0']) {
+        text.replace(['\r', '\n', '\0'], " ").into()
+    } else {
+        text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::RoomName;
+
+    fn format() -> &'static IrcFormat {
+        IrcFormat::for_limits(&crate::limits::Limits::default())
+    }
+
+    fn lines(event: Event, reference: Option<&str>) -> Vec<String> {
+        let out = Outgoing::reply(event, reference.map(String::from));
+        let bytes = encode(format(), &out);
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.is_empty() || text.ends_with("\r\n"), "{text:?}");
+        text.split_terminator("\r\n").map(String::from).collect()
+    }
+
+    fn nick(n: &str) -> Nick {
+        Nick::parse(n).unwrap()
+    }
+
+    fn room(r: &str) -> RoomName {
+        RoomName::parse(r).unwrap()
+    }
+
+    fn said(text: &str, action: bool) -> Said {
+        Said {
+            id: 1,
+            ts: 0,
+            room: room("#ops"),
+            from: nick("João"),
+            text: MessageText::new(text).unwrap(),
+            action,
+        }
+    }
+
+    #[test]
+    fn messages_keep_formatting_and_actions_are_ctcp() {
+        assert_eq!(
+            lines(Event::Message(said("olá \x02forte\x02", false)), None),
+            [":João!João@charla PRIVMSG #ops :olá \x02forte\x02"]
+        );
+        assert_eq!(
+            lines(Event::Message(said("waves", true)), None),
+            [":João!João@charla PRIVMSG #ops :\x01ACTION waves\x01"]
+        );
+    }
+
+    #[test]
+    fn long_messages_split_on_character_boundaries() {
+        let text = "ñ".repeat(2000);
+        let got = lines(Event::Message(said(&text, false)), None);
+        assert!(got.len() > 1);
+        let mut joined = String::new();
+        for line in &got {
+            assert!(line.len() + 2 <= MAX_OUT_BYTES, "{}", line.len());
+            joined.push_str(
+                line.strip_prefix(":João!João@charla PRIVMSG #ops :")
+                    .unwrap(),
+            );
+        }
+        assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn welcome_is_001_to_005_then_422_with_honest_tokens() {
+        let got = lines(
+            Event::Welcome {
+                nick: nick("ana"),
+                rooms: vec![],
+            },
+            None,
+        );
+        let numbers: Vec<&str> = got.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(numbers, ["001", "002", "003", "004", "005", "422"]);
+        assert!(
+            got.iter()
+                .all(|l| l.starts_with(":charla ") && l.split(' ').nth(2) == Some("ana"))
+        );
+        let isupport = &got[4];
+        for token in [
+            "CHANTYPES=#",
+            "NICKLEN=24",
+            "CHANNELLEN=32",
+            "CHANLIMIT=#:100",
+            "NETWORK=charla",
+            "UTF8ONLY",
+        ] {
+            assert!(
+                isupport.split(' ').any(|t| t == token),
+                "{token} in {isupport}"
+            );
+        }
+        assert!(!isupport.contains("rfc1459") && !isupport.contains("=ascii"));
+    }
+
+    #[test]
+    fn errors_are_numerics_naming_the_recipient_and_subject() {
+        let error = |code| Event::Error {
+            code,
+            message: "nobody is called bob".into(),
+        };
+        assert_eq!(
+            lines(error(ErrorCode::NoSuchNick), Some("ana PRIVMSG bob")),
+            [":charla 401 ana bob :nobody is called bob"]
+        );
+        assert!(
+            lines(error(ErrorCode::NotInRoom), Some("ana PRIVMSG #x"))[0]
+                .starts_with(":charla 404 ana #x :")
+        );
+        assert!(
+            lines(error(ErrorCode::NotInRoom), Some("ana PART #x"))[0]
+                .starts_with(":charla 442 ana #x :")
+        );
+        assert!(
+            lines(error(ErrorCode::NickTaken), Some("* NICK bob"))[0]
+                .starts_with(":charla 433 * bob :")
+        );
+        assert!(
+            lines(error(ErrorCode::TooManyRooms), Some("ana JOIN #x"))[0]
+                .starts_with(":charla 405 ana #x :")
+        );
+        assert!(lines(error(ErrorCode::Flood), None)[0].starts_with(":charla NOTICE * :"));
+        assert!(lines(error(ErrorCode::NoSuchNick), Some("ana NOTICE bob")).is_empty());
+    }
+
+    #[test]
+    fn joins_parts_nicks_and_quits() {
+        let joined = Event::Joined {
+            room: room("#ops"),
+            nick: nick("ana"),
+            you: true,
+            members: vec![nick("ana"), nick("bob")],
+            count: 2,
+        };
+        assert_eq!(lines(joined, None), [":ana!ana@charla JOIN #ops"]);
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: vec![nick("ana"), nick("bob")],
+        };
+        assert_eq!(
+            lines(users, Some("ana JOINED #ops")),
+            [
+                ":charla 353 ana = #ops :ana bob",
+                ":charla 366 ana #ops :End of /NAMES list"
+            ]
+        );
+        let many: Vec<Nick> = (0..200).map(|i| nick(&format!("member{i:03}"))).collect();
+        let users = Event::Users {
+            room: room("#ops"),
+            nicks: many,
+        };
+        let got = lines(users, Some("ana NAMES #ops"));
+        assert!(got.len() > 3 && got.iter().all(|l| l.len() + 2 <= MAX_OUT_BYTES));
+        let named: usize = got
+            .iter()
+            .filter_map(|l| l.strip_prefix(":charla 353 ana = #ops :"))
+            .map(|l| l.split(' ').count())
+            .sum();
+        assert_eq!(named, 200);
+        let left = |reason| Event::Left {
+            room: room("#ops"),
+            nick: nick("bob"),
+            you: false,
+            reason,
+        };
+        assert_eq!(
+            lines(left(LeaveReason::Left(MessageText::new("bye"))), None),
+            [":bob!bob@charla PART #ops :bye"]
+        );
+        assert_eq!(
+            lines(left(LeaveReason::ConnectionLost), None),
+            [":bob!bob@charla QUIT :connection lost"]
+        );
+        let long = "ñ".repeat(2000);
+        let got = lines(left(LeaveReason::Quit(MessageText::new(&long))), None);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].len() + 2 <= MAX_OUT_BYTES && got[0].ends_with('ñ'));
+        let renamed = Event::NickChanged {
+            old: nick("bob"),
+            new: nick("Bob2"),
+            you: false,
+        };
+        assert_eq!(lines(renamed, None), [":bob!bob@charla NICK :Bob2"]);
+    }
+
+    #[test]
+    fn feeds_speak_from_a_source_no_nick_can_take() {
+        let notice = Notice::new(
+            crate::hub::Source::new("check:web").unwrap(),
+            PostKind::Alert,
+            MessageText::new("web is down").unwrap(),
+        );
+        let posted = Posted {
+            id: 1,
+            ts: 0,
+            room: room("#ops"),
+            notice: std::sync::Arc::new(notice),
+        };
+        let got = lines(Event::Posted(posted), None);
+        assert_eq!(
+            got,
+            [":[check:web]!feed@charla NOTICE #ops :!!! web is down"]
+        );
+        assert!(Nick::parse("[check:web]").is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! IRC clients on the same hub as nc and JSON users, over real sockets: raw TCP speaking
+//! IRC lines as a client would.
+
+use charla::limits::Limits;
+
+use crate::support::{Client, QUIET, TestServer};
+
+/// A server with a text listener and an IRC one, flood control off.
+async fn server() -> TestServer {
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], limits).await
+}
+
+/// An IRC connection; lines are read without their CRLF.
+struct Irc(Client);
+
+impl Irc {
+    async fn connect(server: &TestServer) -> Irc {
+        Irc(Client::tcp(server.irc()).await)
+    }
+
+    /// Registers as `nick` the way irssi does, and reads up to the end of #lobby's names.
+    async fn registered(server: &TestServer, nick: &str) -> Irc {
+        let mut irc = Irc::connect(server).await;
+        irc.send("CAP LS 302").await;
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :{nick} here")).await;
+        irc.expect("CAP * LS").await;
+        irc.send("CAP END").await;
+        irc.expect(" 422 ").await;
+        irc.expect(" 366 ").await;
+        irc
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.0.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    async fn line(&mut self) -> String {
+        let line = self.0.line().await;
+        line.strip_suffix('\r')
+            .unwrap_or_else(|| panic!("{line:?} does not end in CRLF"))
+            .to_string()
+    }
+
+    /// Lines up to the first containing `needle`, which is returned.
+    async fn expect(&mut self, needle: &str) -> String {
+        self.0
+            .expect(needle)
+            .await
+            .trim_end_matches('\r')
+            .to_string()
+    }
+}
+
+#[tokio::test]
+async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
+    let server = server().await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP LS 302").await;
+    assert_eq!(ana.line().await, ":charla CAP * LS :");
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    // Registration waits for CAP END: nothing yet.
+    ana.0.silent_for(QUIET).await;
+    ana.send("CAP END").await;
+    let mut numerics = Vec::new();
+    for _ in 0..6 {
+        let line = ana.line().await;
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!((words[0], words[2]), (":charla", "ana"), "{line}");
+        numerics.push(words[1].to_string());
+        if words[1] == "005" {
+            for token in [
+                "CHANTYPES=#",
+                "NICKLEN=24",
+                "CHANNELLEN=32",
+                "CHANLIMIT=#:100",
+            ] {
+                assert!(words.contains(&token), "{token} in {line}");
+            }
+            assert!(words.contains(&"NETWORK=charla") && words.contains(&"UTF8ONLY"));
+        }
+    }
+    assert_eq!(numerics, ["001", "002", "003", "004", "005", "422"]);
+    assert_eq!(ana.line().await, ":ana!ana@charla JOIN #lobby");
+    assert_eq!(ana.line().await, ":charla 353 ana = #lobby :ana");
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana #lobby :End of /NAMES list"
+    );
+}
+
+#[tokio::test]
+async fn commands_before_registration_get_451_and_a_taken_nick_433() {
+    let server = server().await;
+    let _bob = server.named("bob").await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("JOIN #ops").await;
+    assert_eq!(irc.line().await, ":charla 451 * :You have not registered");
+    irc.send("PING :early").await;
+    assert_eq!(irc.line().await, ":charla PONG charla :early");
+    irc.send("NICK BOB").await;
+    irc.send("USER b 0 * :B").await;
+    let taken = irc.line().await;
+    assert!(taken.starts_with(":charla 433 * BOB :"), "{taken}");
+    irc.send("NICK roberta").await;
+    assert!(irc.line().await.starts_with(":charla 001 roberta :"));
+    irc.expect(":roberta!roberta@charla JOIN #lobby").await;
+}
+
+#[tokio::test]
+async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("#lobby *** ana joined").await;
+
+    ana.send("PRIVMSG #lobby :hola \x02bob\x02, ¿qué tal?")
+        .await;
+    assert_eq!(bob.line().await, "#lobby <ana> hola bob, ¿qué tal?");
+    bob.send("olá, ana! 😀").await;
+    assert_eq!(
+        ana.line().await,
+        ":bob!bob@charla PRIVMSG #lobby :olá, ana! 😀"
+    );
+    ana.send("PRIVMSG #lobby :\x01ACTION waves\x01").await;
+    assert_eq!(bob.line().await, "#lobby * ana waves");
+    bob.send("/me nods").await;
+    assert_eq!(
+        ana.line().await,
+        ":bob!bob@charla PRIVMSG #lobby :\x01ACTION nods\x01"
+    );
+
+    ana.send("JOIN #ops,#dev").await;
+    assert_eq!(ana.line().await, ":ana!ana@charla JOIN #ops");
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana");
+    assert_eq!(ana.line().await, ":charla 366 ana #ops :End of /NAMES list");
+    ana.expect(":charla 366 ana #dev").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla JOIN #ops");
+    ana.send("PRIVMSG #ops :deploy at 11?").await;
+    assert_eq!(bob.line().await, "#ops <ana> deploy at 11?");
+    ana.send("NAMES #ops").await;
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :ana bob");
+    ana.expect(" 366 ").await;
+
+    bob.send("/leave #ops later").await;
+    bob.expect("you left").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla PART #ops :later");
+    ana.send("PRIVMSG #nowhere :hi").await;
+    assert!(ana.line().await.starts_with(":charla 404 ana #nowhere :"));
+    ana.send("PART #nowhere").await;
+    assert!(ana.line().await.starts_with(":charla 442 ana #nowhere :"));
+}
+
+#[tokio::test]
+async fn private_messages_cross_protocols_both_ways() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+    ana.send("PRIVMSG bob :psst").await;
+    assert_eq!(bob.line().await, "(private) <ana> psst");
+    bob.send("/msg ana qué pasa").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla PRIVMSG ana :qué pasa");
+    ana.send("PRIVMSG nobody :hello?").await;
+    assert!(ana.line().await.starts_with(":charla 401 ana nobody :"));
+    // NOTICE never draws an error back.
+    ana.send("NOTICE nobody :hello?").await;
+    ana.send("NOTICE bob :fyi").await;
+    assert_eq!(bob.line().await, "(private) <ana> fyi");
+    ana.0.silent_for(QUIET).await;
+}
+
+#[tokio::test]
+async fn nick_changes_and_quits_are_seen_across_protocols() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+    ana.send("NICK bob").await;
+    assert!(ana.line().await.starts_with(":charla 433 ana bob :"));
+    ana.send("NICK Ana_").await;
+    assert_eq!(ana.line().await, ":ana!ana@charla NICK :Ana_");
+    assert_eq!(bob.line().await, "*** ana is now known as Ana_");
+    // Numerics now name the new nick.
+    ana.send("FROB").await;
+    assert_eq!(ana.line().await, ":charla 421 Ana_ FROB :Unknown command");
+    bob.send("/nick Roberto").await;
+    bob.expect("you are now known as Roberto").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla NICK :Roberto");
+    bob.send("/quit see you").await;
+    assert_eq!(
+        ana.line().await,
+        ":Roberto!Roberto@charla QUIT :Quit: see you"
+    );
+    ana.send("QUIT :bye all").await;
+    let bye = ana.line().await;
+    assert!(bye.starts_with("ERROR :Closing link"), "{bye}");
+    assert_eq!(ana.0.next().await, None, "closed after the goodbye");
+}
+
+#[tokio::test]
+async fn ping_is_answered_and_an_overlong_line_is_refused_harming_no_one() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+    ana.send("PING :LAG12345").await;
+    assert_eq!(ana.line().await, ":charla PONG charla :LAG12345");
+
+    // 513 bytes with its CRLF: one too many.
+    let over = format!("PRIVMSG #lobby :{}", "x".repeat(511 - 16));
+    assert_eq!(over.len() + 2, 513);
+    ana.send(&over).await;
+    assert_eq!(ana.line().await, ":charla 417 ana :Input line was too long");
+    // Far over, in pieces: refused once, and the next line is served.
+    let huge = format!("PRIVMSG #lobby :{}", "y".repeat(20_000));
+    ana.0.send_raw(&huge.as_bytes()[..9000]).await;
+    ana.0.send_raw(&huge.as_bytes()[9000..]).await;
+    ana.send("").await;
+    assert_eq!(ana.line().await, ":charla 417 ana :Input line was too long");
+    // At the bound exactly, it is said; tags have their own allowance.
+    let at_bound = format!("@label=x PRIVMSG #lobby :{}", "z".repeat(510 - 16));
+    ana.send(&at_bound).await;
+    let heard = bob.line().await;
+    assert_eq!(heard, format!("#lobby <ana> {}", "z".repeat(494)));
+    bob.send("still here").await;
+    assert_eq!(
+        ana.line().await,
+        ":bob!bob@charla PRIVMSG #lobby :still here"
+    );
+}
+
+#[tokio::test]
+async fn a_long_line_from_nc_reaches_irc_whole_in_several_lines() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+    let long = "ñandú ".repeat(500);
+    let long = long.trim_end();
+    bob.send(long).await;
+    let prefix = ":bob!bob@charla PRIVMSG #lobby :";
+    let mut got = String::new();
+    while got.len() < long.len() {
+        let line = ana.line().await;
+        assert!(line.len() + 2 <= 512, "{}", line.len());
+        got.push_str(line.strip_prefix(prefix).expect("a part of bob's line"));
+    }
+    assert_eq!(got, long);
+}
+
+#[tokio::test]
+async fn history_follows_the_join_it_belongs_to() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    bob.send("earlier words").await;
+    bob.send("/me was here").await;
+    // Registered: up to #lobby's names; the history comes next, under the JOIN.
+    let mut ana = Irc::registered(&server, "ana").await;
+    let first = ana.line().await;
+    let said = first
+        .strip_prefix(":bob!bob@charla PRIVMSG #lobby :[history ")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(said.ends_with(" UTC] earlier words"), "{first}");
+    let second = ana.line().await;
+    assert!(
+        second.starts_with(":bob!bob@charla PRIVMSG #lobby :\x01ACTION [history ")
+            && second.ends_with(" UTC] was here\x01"),
+        "{second}"
+    );
+    // And again on asking, the last one only.
+    ana.send("HISTORY #lobby 1").await;
+    assert!(ana.line().await.ends_with("was here\x01"));
+}
+
+#[tokio::test]
+async fn feed_notices_and_alerts_come_from_a_source_no_user_can_take() {
+    use charla::hub::{Hub, MessageText, Notice, PostKind, RoomName, Source};
+    use charla::server::{self, Datagrams, ListenAddr};
+
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let addrs: Vec<ListenAddr> = vec!["irc://127.0.0.1:0".parse().unwrap()];
+    let bound = server::bind(&addrs).unwrap();
+    let ListenAddr::Irc(addr) = bound[0].local_addr() else {
+        panic!("an IRC listener");
+    };
+    let hub = Hub::new(&limits);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(server::run_with(
+        hub.clone(),
+        bound,
+        Datagrams::default(),
+        limits,
+        shutdown,
+    ));
+    let mut ana = Irc(Client::tcp(addr).await);
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(" 366 ").await;
+
+    let post = |kind, text| {
+        let source = Source::new("check:web").unwrap();
+        let notice = Notice::new(source, kind, MessageText::new(text).unwrap());
+        hub.post(&RoomName::lobby(), notice).unwrap();
+    };
+    post(PostKind::Alert, "web is down: connection refused");
+    assert_eq!(
+        ana.line().await,
+        ":[check:web]!feed@charla NOTICE #lobby :!!! web is down: connection refused"
+    );
+    post(PostKind::Notice, "web is up again");
+    assert_eq!(
+        ana.line().await,
+        ":[check:web]!feed@charla NOTICE #lobby :web is up again"
+    );
+    // No one may register the name feeds speak as.
+    ana.send("NICK [check:web]").await;
+    assert!(
+        ana.line()
+            .await
+            .starts_with(":charla 432 ana [check:web] :")
+    );
+}
+
+#[tokio::test]
+async fn a_join_into_a_crowded_room_names_every_member() {
+    let server = server().await;
+    let mut others = Vec::new();
+    for i in 0..30 {
+        others.push(server.named(&format!("m{i:02}")).await);
+    }
+    let mut ana = Irc::connect(&server).await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(":ana!ana@charla JOIN #lobby").await;
+    let mut named = Vec::new();
+    loop {
+        let line = ana.line().await;
+        if let Some(names) = line.strip_prefix(":charla 353 ana = #lobby :") {
+            named.extend(names.split(' ').map(String::from));
+        } else {
+            assert_eq!(line, ":charla 366 ana #lobby :End of /NAMES list");
+            break;
+        }
+    }
+    assert_eq!(named.len(), 31, "{named:?}");
+}
+
+#[tokio::test]
+async fn a_full_server_turns_irc_clients_away_with_an_error_line() {
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let server = TestServer::on(&["irc://127.0.0.1:0"], limits).await;
+    let mut first = Irc::connect(&server).await;
+    // Admitted before registering: its place is held.
+    first.send("PING :here").await;
+    assert_eq!(first.line().await, ":charla PONG charla :here");
+    let mut second = Irc::connect(&server).await;
+    let refusal = second.line().await;
+    assert!(refusal.starts_with("ERROR :Closing link: "), "{refusal}");
+    assert_eq!(second.0.next().await, None);
+}
+
+#[tokio::test]
+async fn each_channel_a_join_names_counts_against_flood_control() {
+    // Default flood control: a burst of 20 lines.
+    let server = TestServer::on(&["irc://127.0.0.1:0"], Limits::default()).await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.expect(" 366 ana #lobby ").await;
+    let rooms: Vec<String> = (0..40).map(|i| format!("#r{i}")).collect();
+    ana.send(&format!("JOIN {}", rooms.join(","))).await;
+    let mut joined = 0;
+    let refusal = loop {
+        let line = ana.line().await;
+        if line.starts_with(":ana!ana@charla JOIN ") {
+            joined += 1;
+        } else if line.starts_with(":charla NOTICE * :too fast") {
+            break line;
+        }
+    };
+    // NICK, USER and the JOIN line, then 17 more of its channels fill the burst.
+    assert_eq!(joined, 18, "{refusal}");
+    ana.0.silent_for(QUIET).await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_pinged_and_dropped_if_it_does_not_answer() {
+    let limits = Limits {
+        flood_rate: 0,
+        ping_interval: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], limits).await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.expect("ana joined").await;
+
+    // Answered twice: still here.
+    for _ in 0..2 {
+        assert_eq!(ana.expect("PING").await, "PING :charla");
+        ana.send("PONG :charla").await;
+    }
+    // Silent after the third: dropped as timed out, and the room is told.
+    assert_eq!(ana.expect("PING").await, "PING :charla");
+    ana.expect("ERROR").await;
+    assert!(ana.0.until_closed().await.is_empty());
+    assert_eq!(bob.expect("ana").await, "#lobby *** ana left (timed out)");
+
+    // A connection that never registers is dropped without a PING.
+    let mut mute = Irc::connect(&server).await;
+    mute.send("NICK mute").await;
+    let lines = mute.0.until_closed().await;
+    assert!(lines.iter().all(|l| !l.contains("PING")), "{lines:?}");
+}
