@@ -81,8 +81,12 @@ PID=""
 start() {
   case "$1" in
     charla)
+      # History kept as shipped, in a fresh file of this run's (not the user's own);
+      # CHARLA_DB=:memory: bench/peers.sh measures the memory store instead.
+      rm -f "$WORK"/charla.db*
       taskset -c $SERVER_CPU "$CHARLA" serve --listen 127.0.0.1:16600 --flood-rate 0 \
-        --max-per-ip 0 --max-connections 19000 > "$WORK/charla.out" 2>&1 &
+        --max-per-ip 0 --max-connections 19000 --db "${CHARLA_DB:-$WORK/charla.db}" \
+        > "$WORK/charla.out" 2>&1 &
       PID=$!; PROTO=charla; PORT=16600 ;;
     ngircd)
       taskset -c $SERVER_CPU ngircd --nodaemon --config "$WORK/ngircd.conf" > "$WORK/ngircd.out" 2>&1 &

@@ -13,3 +13,4 @@ pub mod limits;
 pub mod port;
 pub mod protocol;
 pub mod server;
+pub mod store;

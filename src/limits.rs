@@ -23,6 +23,10 @@ pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
 /// forgotten first. Default 64 MiB (`--history-bytes`).
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Entries one `history … since ID` request answers at most: the oldest after ID first, so
+/// a client with more to catch up asks again after the last id it got. Default 1,000.
+pub const HISTORY_SINCE_MAX: usize = 1_000;
+
 /// Rooms one connection may be in at once. A join past it is refused with
 /// `too_many_rooms`; IRC clients are told it as CHANLIMIT. `#lobby` counts, so it is at
 /// least 1. Default 100 (`--max-rooms-per-client`).

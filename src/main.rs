@@ -11,8 +11,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use charla::hub::Hub;
+use std::sync::Arc;
+
+use charla::hub::{Edges, Hub};
+use charla::limits::Limits;
+use charla::store::{SqliteHistory, SqliteOptions};
 use charla::{feeds, server};
+use cli::serve::HistoryFile;
 use cli::{Cli, CliCommand, Serve};
 
 /// jemalloc rather than the system allocator: fewer bytes lost around tokio's
@@ -82,7 +87,17 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // the server before it claims to serve.
     let shutdown = CancellationToken::new();
     let limits = args.limits();
-    let hub = Hub::new(&limits);
+    let store = open_store(&args, &limits)?;
+    let hub = match &store {
+        Some(store) => Hub::with_edges(
+            &limits,
+            Edges {
+                store: store.clone(),
+                ..Edges::alone(&limits)
+            },
+        ),
+        None => Hub::new(&limits),
+    };
     feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.
@@ -115,5 +130,34 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         options: args.ingest_options(),
     };
     server::run_with(hub, listeners, datagrams, limits, shutdown).await;
+    if let Some(store) = store {
+        // Everyone has been told goodbye: what they said last is committed before exit.
+        // A short wait at the very end, fine on any runtime.
+        store.close();
+        let stats = store.stats();
+        tracing::info!(written = stats.written, lost = stats.lost, "history closed");
+    }
     Ok(())
+}
+
+/// The history file the options name, opened; `None` for history in memory.
+fn open_store(args: &Serve, limits: &Limits) -> anyhow::Result<Option<Arc<SqliteHistory>>> {
+    let (path, default) = match args.history_file().map_err(anyhow::Error::msg)? {
+        HistoryFile::None => return Ok(None),
+        HistoryFile::File { path, default } => (path, default),
+    };
+    if default && let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for history", dir.display()))?;
+    }
+    let options = SqliteOptions {
+        bounds: limits.history_bounds(),
+        keep_per_room: args.db_keep,
+        keep_total: args.db_keep_total,
+        max_age: args.history_age.map(Into::into),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteHistory::open(&path, options)?;
+    tracing::info!(path = %path.display(), "history kept in");
+    Ok(Some(Arc::new(store)))
 }

@@ -4,7 +4,7 @@ pub mod bench;
 pub mod connect;
 pub mod port;
 pub mod send;
-mod serve;
+pub mod serve;
 pub mod watch;
 
 use clap::{ArgAction, Parser, Subcommand};

@@ -1,6 +1,7 @@
 //! `charla serve`: its options. Every option can also come from the environment variable
 //! named in its help (`CHARLA_LISTEN`, …).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -10,6 +11,7 @@ use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, parse_udp};
+use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_db_path};
 
 #[derive(Args)]
 pub struct Serve {
@@ -43,6 +45,32 @@ pub struct Serve {
     /// Bytes of history all rooms keep together; the oldest messages of any room go first.
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
+
+    /// The SQLite file rooms' history is kept in, so a restart replays what was said;
+    /// created if missing [default: $XDG_STATE_HOME/charla/charla.db, or
+    /// ~/.local/state/charla/charla.db]. `:memory:` keeps history in memory only, as
+    /// --no-db does.
+    #[arg(long, env = "CHARLA_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Keep history in memory only: a restart forgets it. Wins over --db.
+    #[arg(long)]
+    pub no_db: bool,
+
+    /// Messages each room keeps in the --db file, even once it is empty and across
+    /// restarts; the oldest are deleted past it. --history of them are replayed.
+    #[arg(long, env = "CHARLA_DB_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]
+    pub db_keep: usize,
+
+    /// Messages all rooms keep in the --db file together; the oldest of any room are
+    /// deleted past it.
+    #[arg(long, env = "CHARLA_DB_KEEP_TOTAL", default_value_t = DISK_HISTORY_TOTAL, value_parser = at_least_one)]
+    pub db_keep_total: usize,
+
+    /// How long messages are kept in the --db file and replayed (30d, 12h); older ones are
+    /// deleted within a minute. Unset: kept until --db-keep newer ones push them out.
+    #[arg(long, env = "CHARLA_HISTORY_AGE", value_parser = positive)]
+    pub history_age: Option<humantime::Duration>,
 
     /// Rooms one client may be in at once, #lobby included (at least 1).
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
@@ -205,6 +233,22 @@ fn room(input: &str) -> Result<RoomName, String> {
     RoomName::parse(input).map_err(|e| e.to_string())
 }
 
+fn at_least_one(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (--no-db keeps nothing on disk)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Where history is kept, as the options say.
+pub enum HistoryFile {
+    /// In memory: forgotten on restart.
+    None,
+    /// In this SQLite file; `default` when no --db named it (its directory is then created).
+    File { path: PathBuf, default: bool },
+}
+
 /// A duration such as `500ms` or `10s`, more than zero.
 fn positive(input: &str) -> Result<humantime::Duration, String> {
     let duration: humantime::Duration = input.parse().map_err(|e| format!("{e}"))?;
@@ -231,6 +275,29 @@ impl Serve {
             .iter()
             .filter_map(|spec| parse_udp(spec))
             .collect()
+    }
+
+    /// Where history is kept: --no-db or `--db :memory:` in memory, else the --db file or
+    /// the default one.
+    pub fn history_file(&self) -> Result<HistoryFile, String> {
+        if self.no_db {
+            return Ok(HistoryFile::None);
+        }
+        match &self.db {
+            Some(path) if path.as_os_str() == ":memory:" => Ok(HistoryFile::None),
+            Some(path) => Ok(HistoryFile::File {
+                path: path.clone(),
+                default: false,
+            }),
+            None => default_db_path()
+                .map(|path| HistoryFile::File {
+                    path,
+                    default: true,
+                })
+                .ok_or_else(|| {
+                    "no home directory to keep history in: give --db PATH, or --no-db".into()
+                }),
+        }
     }
 
     pub fn feed_options(&self) -> FeedOptions {

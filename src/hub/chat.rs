@@ -91,6 +91,11 @@ impl ChatState {
                 let messages = self.store.recent(&room, limit);
                 Some(Event::History { room, messages })
             }),
+            Command::HistorySince { room, after } => self.room_of(id, room).map(|room| {
+                let max = crate::limits::HISTORY_SINCE_MAX;
+                let messages = self.store.since(&room, after, max);
+                Some(Event::History { room, messages })
+            }),
             Command::Help => Ok(Some(Event::Help)),
             Command::Status { room } => self.status(id, room),
             Command::Quit { message } => {

@@ -49,6 +49,12 @@ pub enum Command {
         room: Option<RoomName>,
         limit: Option<usize>,
     },
+    /// Every entry of a room after message id `after`, oldest first, at most
+    /// [`crate::limits::HISTORY_SINCE_MAX`]: a client resuming where it left off.
+    HistorySince {
+        room: Option<RoomName>,
+        after: u64,
+    },
     Help,
     /// What the feeds of a room (any existing one) are doing: watched files, checks.
     Status {

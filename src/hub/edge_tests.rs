@@ -183,6 +183,14 @@ impl HistoryStore for Reentrant {
         self.memory.recent(room, limit)
     }
 
+    fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        assert!(
+            self.hub.get().unwrap().session_count() > 0,
+            "asked under the lock"
+        );
+        self.memory.since(room, after, limit)
+    }
+
     fn forget(&self, room: &RoomName) {
         self.memory.forget(room);
     }
@@ -220,6 +228,14 @@ fn history_is_asked_of_the_store_without_the_hubs_lock() {
     };
     let texts: Vec<_> = messages.iter().map(|m| m.text().to_string()).collect();
     assert_eq!(texts, ["line 3", "line 4"]);
+    let after = messages[0].id();
+    hub.apply(ana, Command::HistorySince { room: None, after }.into());
+    let events = inbox.take();
+    let Some(Event::History { messages, .. }) = events.last() else {
+        panic!("{events:?}");
+    };
+    let texts: Vec<_> = messages.iter().map(|m| m.text().to_string()).collect();
+    assert_eq!(texts, ["line 4"], "every entry after the id");
     // Not in the room: refused, and the store is not asked.
     hub.apply(
         ana,

@@ -22,6 +22,13 @@ impl NodeId {
     }
 }
 
+impl NodeId {
+    /// The message ids this node mints, from first to last possible.
+    pub fn message_ids(self) -> std::ops::RangeInclusive<u64> {
+        compose(self, 1)..=compose(self, (1 << SERIAL_BITS) - 1)
+    }
+}
+
 /// Identifies a connected session, across the nodes of a cluster, for as long as they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u64);
@@ -60,6 +67,16 @@ impl Mint {
         }
     }
 
+    /// A mint whose message ids continue after `last`, the largest this node kept (in a
+    /// durable store) before a restart, so ids stay unique and increasing across restarts.
+    pub fn after(node: NodeId, last: Option<u64>) -> Mint {
+        let mut mint = Mint::new(node);
+        if let Some(last) = last.filter(|id| node.message_ids().contains(id)) {
+            mint.next_message = (last - compose(node, 0)) + 1;
+        }
+        mint
+    }
+
     pub fn session(&mut self) -> SessionId {
         let serial = self.next_session;
         self.next_session += 1;
@@ -92,5 +109,18 @@ mod tests {
         let last = Mint::new(NodeId::new(MAX_NODES - 1).unwrap()).message();
         assert!(last < 1 << 53, "exact as a JSON number");
         assert!(NodeId::new(MAX_NODES).is_none());
+    }
+
+    #[test]
+    fn ids_continue_after_the_last_kept_by_the_same_node() {
+        let node = NodeId::new(3).unwrap();
+        let mut first = Mint::new(node);
+        let last = (0..5).map(|_| first.message()).last();
+        let mut again = Mint::after(node, last);
+        assert_eq!(again.message(), last.unwrap() + 1);
+        // An id another node minted says nothing of this node's.
+        let mut alone = Mint::after(NodeId::default(), last);
+        assert_eq!(alone.message(), 1);
+        assert_eq!(Mint::after(node, None).message(), Mint::new(node).message());
     }
 }

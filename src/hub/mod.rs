@@ -61,7 +61,7 @@ pub use store::{HistoryBounds, HistoryStore, MemoryHistory, stored_bytes};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
-use crate::limits::Limits;
+use crate::limits::{HISTORY_SINCE_MAX, Limits};
 use chat::{ChatState, now_ms};
 use ids::Mint;
 use nicks::NickTable;
@@ -78,6 +78,14 @@ pub(crate) type BySession<V> = HashMap<SessionId, V, foldhash::fast::FixedState>
 /// Wakes the connections a message gave something to write; it drains the list it is given.
 /// Called with the hub's lock held: it must be short.
 pub type WakeAll = dyn Fn(&mut Vec<Waker>) + Send + Sync;
+
+/// Which of a room's history a `/history` asks for.
+enum Ask {
+    /// The last N, or all kept.
+    Recent(Option<usize>),
+    /// Every entry after this id, up to [`HISTORY_SINCE_MAX`].
+    Since(u64),
+}
 
 /// What the hub reaches beyond this process through.
 pub struct Edges {
@@ -121,7 +129,7 @@ impl Hub {
             sessions: BySession::default(),
             nicks: NickTable::default(),
             rooms: HashMap::new(),
-            mint: Mint::new(edges.node),
+            mint: Mint::after(edges.node, edges.store.last_id(edges.node)),
             next_order: 1,
             next_guest: 1,
             overflowed: Vec::new(),
@@ -176,21 +184,21 @@ impl Hub {
     /// Carries out one request of session `id`.
     pub fn apply(&self, id: SessionId, request: Request) {
         let Request { command, reference } = request;
-        if let Command::History { room, limit } = command {
-            return self.history(id, room, limit, reference);
+        match command {
+            Command::History { room, limit } => {
+                return self.history(id, room, Ask::Recent(limit), reference);
+            }
+            Command::HistorySince { room, after } => {
+                return self.history(id, room, Ask::Since(after), reference);
+            }
+            _ => {}
         }
         self.with_chat(|chat| chat.apply(id, Request { command, reference }));
     }
 
     /// Answers `/history` with what the store keeps, asked without the hub's lock: a deep
     /// history from disk holds up no one else.
-    fn history(
-        &self,
-        id: SessionId,
-        room: Option<RoomName>,
-        limit: Option<usize>,
-        reference: Option<String>,
-    ) {
+    fn history(&self, id: SessionId, room: Option<RoomName>, ask: Ask, reference: Option<String>) {
         let room = self.with_chat(|chat| {
             if !chat.sessions.contains_key(&id) {
                 return None;
@@ -202,7 +210,10 @@ impl Hub {
         let Some(room) = room else {
             return;
         };
-        let messages = self.store.recent(&room, limit);
+        let messages = match ask {
+            Ask::Recent(limit) => self.store.recent(&room, limit),
+            Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
+        };
         let answer = Event::History { room, messages };
         self.with_chat(|chat| chat.send(id, &Outgoing::reply(answer, reference)));
     }
@@ -299,21 +310,36 @@ impl Hub {
         })
     }
 
-    /// What `room` keeps of its history, oldest first (the last `limit` entries, or all),
-    /// under the room's own spelling; for readers that are no session (HTTP `GET
-    /// /rooms/NAME/messages`). The store is asked without the hub's lock, as for `/history`.
+    /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept
+    /// when `None`), or with `since`, the first `limit` after that message id (at most
+    /// [`HISTORY_SINCE_MAX`]), as `/history` answers them; for readers that are no session
+    /// (HTTP `GET /rooms/NAME/messages`). A room nobody is in now still answers what the
+    /// store kept of it; one with neither members nor history is [`NoSuchRoom`]. The store
+    /// is asked without the hub's lock, as for `/history`.
     pub fn room_history(
         &self,
         room: &RoomName,
+        since: Option<u64>,
         limit: Option<usize>,
     ) -> Result<(RoomName, Vec<Entry>), NoSuchRoom> {
-        let name = self
-            .lock()
-            .rooms
-            .get(room)
-            .map(|r| r.name.clone())
-            .ok_or_else(|| NoSuchRoom(room.clone()))?;
-        let entries = self.store.recent(&name, limit);
+        let live = self.lock().rooms.get(room).map(|r| r.name.clone());
+        let name = live.clone().unwrap_or_else(|| room.clone());
+        let entries = match since {
+            Some(after) => {
+                let most = limit.map_or(HISTORY_SINCE_MAX, |l| l.min(HISTORY_SINCE_MAX));
+                self.store.since(&name, after, most)
+            }
+            None => self.store.recent(&name, limit),
+        };
+        if live.is_none() && entries.is_empty() {
+            return Err(NoSuchRoom(room.clone()));
+        }
+        // A room gone since keeps the spelling its history has.
+        let name = match (live, entries.first()) {
+            (Some(live), _) => live,
+            (None, Some(entry)) => entry.room().clone(),
+            (None, None) => name,
+        };
         Ok((name, entries))
     }
 

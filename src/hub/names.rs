@@ -241,6 +241,12 @@ impl RoomName {
     pub fn sort_key(&self) -> &str {
         self.0.sort_key()
     }
+
+    /// What rooms are compared by: two names with the same key are the same room. A
+    /// durable store looks rooms up by it.
+    pub fn key(&self) -> &str {
+        self.0.key()
+    }
 }
 
 macro_rules! name_traits {

@@ -7,6 +7,7 @@
 //! fans it out. A feed that wants newcomers told what it is doing registers a
 //! [`RoomStatus`], which the hub asks whenever someone joins the room or types `/status`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::event::Said;
@@ -109,7 +110,8 @@ pub struct Notice {
     pub text: MessageText,
     /// Details as JSON members beside `text` (`file`, `state`, …). Names the JSON event
     /// already uses (`type`, `kind`, `id`, `ts`, `room`, `source`, `text`) are ignored.
-    pub fields: Vec<(&'static str, Field)>,
+    /// A name is borrowed when a feed gives it, owned when read back from a durable store.
+    pub fields: Vec<(Cow<'static, str>, Field)>,
 }
 
 impl Notice {
@@ -124,7 +126,7 @@ impl Notice {
 
     /// Adds the detail `name`.
     pub fn with(mut self, name: &'static str, value: impl Into<Field>) -> Notice {
-        self.fields.push((name, value.into()));
+        self.fields.push((Cow::Borrowed(name), value.into()));
         self
     }
 }

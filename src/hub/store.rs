@@ -10,6 +10,7 @@ use std::mem::size_of;
 
 use crate::fanout::{Level, Ordered};
 
+use super::ids::NodeId;
 use super::names::RoomName;
 use super::post::{Entry, Field};
 
@@ -22,8 +23,25 @@ pub trait HistoryStore: Send + Sync {
     /// The last `limit` entries of `room` (as many as kept when `None`), oldest first.
     fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry>;
 
+    /// The entries of `room` after message id `after`, oldest first, at most `limit`.
+    fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        self.recent(room, None)
+            .into_iter()
+            .filter(|entry| entry.id() > after)
+            .take(limit)
+            .collect()
+    }
+
     /// The room is gone (its last member left): what it kept may go too.
     fn forget(&self, room: &RoomName);
+
+    /// The largest message id `node` minted that this store kept from before this
+    /// process started, so the hub's ids continue after it; `None` for a store that
+    /// starts empty.
+    fn last_id(&self, node: NodeId) -> Option<u64> {
+        let _ = node;
+        None
+    }
 }
 
 /// How much history [`MemoryHistory`] keeps; the oldest goes first past any bound.

@@ -428,7 +428,7 @@ fn posts_reach_every_member_and_wait_in_history() {
     let second = hub.post(&alerts, notice("web is up")).unwrap();
     assert!(second.id > first.id);
     assert!(
-        matches!(&ana.inbox.take()[..], [Event::Posted(p)] if p.room == alerts && p.notice.fields == [("state", Field::from("down"))])
+        matches!(&ana.inbox.take()[..], [Event::Posted(p)] if p.room == alerts && p.notice.fields == [("state".into(), Field::from("down"))])
     );
     // A kept room outlives its last member; an ordinary one does not.
     hub.apply(ana.id, Command::Join(room("#ops")).into());

@@ -17,6 +17,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/me action", "say what you do: * you waves"),
     ("/history [N]", "the last N messages of the room again"),
     (
+        "/history since ID",
+        "every message of the room after the one with that id",
+    ),
+    (
         "/status [#room]",
         "what the room's feeds watch and check, and how it stands",
     ),

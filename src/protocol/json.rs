@@ -51,6 +51,8 @@ enum JsonRequest {
     History {
         room: Option<String>,
         limit: Option<usize>,
+        /// Every entry after this message id instead of the last `limit`.
+        since: Option<u64>,
     },
     Help,
     Status {
@@ -142,7 +144,19 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             },
             JsonRequest::Users { room: r } => Command::Users { room: room(r)? },
             JsonRequest::Rooms => Command::Rooms,
-            JsonRequest::History { room: r, limit } => Command::History {
+            JsonRequest::History {
+                room: r,
+                since: Some(after),
+                ..
+            } => Command::HistorySince {
+                room: room(r)?,
+                after,
+            },
+            JsonRequest::History {
+                room: r,
+                limit,
+                since: None,
+            } => Command::History {
                 room: room(r)?,
                 limit,
             },
@@ -393,10 +407,10 @@ fn add_notice(v: &mut Value, notice: &Notice) {
     v["source"] = notice.source.as_str().into();
     v["text"] = notice.text.plain().into();
     for (name, field) in &notice.fields {
-        if NOTICE_RESERVED.contains(name) {
+        if NOTICE_RESERVED.contains(&&**name) {
             continue;
         }
-        v[*name] = match field {
+        v[&**name] = match field {
             Field::Text(t) => t.as_str().into(),
             Field::Number(n) => (*n).into(),
             Field::Flag(b) => (*b).into(),
@@ -440,6 +454,13 @@ mod tests {
         assert!(matches!(
             request(r#"{"type":"help"}"#).command,
             Command::Help
+        ));
+        assert!(matches!(
+            request(r##"{"type":"history","room":"#ops","since":41}"##).command,
+            Command::HistorySince {
+                after: 41,
+                room: Some(_)
+            }
         ));
         assert!(matches!(
             request(r#"{"type":"history","limit":3}"#).command,

@@ -75,6 +75,15 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             text: text_arg(required(rest, "/me action")?)?,
             action: true,
         },
+        "history" if rest.starts_with("since") => Command::HistorySince {
+            room: None,
+            after: rest["since".len()..].trim().parse().map_err(|_| {
+                Refusal::new(
+                    ErrorCode::InvalidArgument,
+                    "give the id of a message: /history since 41".to_string(),
+                )
+            })?,
+        },
         "history" => Command::History {
             room: None,
             limit: optional(rest)
@@ -319,6 +328,13 @@ mod tests {
             request("/history 5"),
             Command::History { limit: Some(5), .. }
         ));
+        assert!(matches!(
+            request("/history since 41"),
+            Command::HistorySince {
+                after: 41,
+                room: None
+            }
+        ));
         assert!(matches!(request("/users"), Command::Users { room: None }));
         assert!(matches!(request("/rooms"), Command::Rooms));
         assert!(matches!(request("/help"), Command::Help));
@@ -343,6 +359,8 @@ mod tests {
         assert_eq!(refusal("/join #a b"), ErrorCode::InvalidRoom);
         assert_eq!(refusal("/msg ana"), ErrorCode::MissingArgument);
         assert_eq!(refusal("/history lots"), ErrorCode::InvalidArgument);
+        assert_eq!(refusal("/history since"), ErrorCode::InvalidArgument);
+        assert_eq!(refusal("/history since then"), ErrorCode::InvalidArgument);
         assert_eq!(refusal("\u{1b}[2J"), ErrorCode::EmptyMessage);
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::PATIENCE;
 
 /// `charla ARGS` without `CHARLA_*`, `RUST_LOG` or `NO_COLOR` from the test's environment,
-/// and with stdin from /dev/null unless the caller says otherwise.
+/// with history in memory (`CHARLA_DB=:memory:`, which `--db` overrides), and with stdin from /dev/null unless the caller says otherwise.
 pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
     for (name, _) in std::env::vars_os() {
@@ -19,7 +19,9 @@ pub fn command(args: &[&str]) -> Command {
             command.env_remove(name);
         }
     }
+    // History in memory unless a test names a file with --db: never the user's own.
     command
+        .env("CHARLA_DB", ":memory:")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .args(args)

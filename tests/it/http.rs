@@ -410,8 +410,15 @@ async fn history_is_the_json_protocols_history() {
         &[],
     )
     .await;
-    let texts = texts(&reply);
-    assert_eq!(texts, ["two", "three", "by hand"]);
+    assert_eq!(texts(&reply), ["two", "three", "by hand"]);
+    // Read on from an id, a page at a time.
+    let reply = get(
+        http,
+        &format!("/rooms/alerts/messages?since={}&limit=1", ids[0]),
+        &[],
+    )
+    .await;
+    assert_eq!(texts(&reply), ["two"]);
     assert_eq!(get(http, "/rooms/nowhere/messages", &[]).await.status, 404);
     let reply = get(http, "/rooms/alerts/messages?limit=lots", &[]).await;
     assert_eq!(reply.status, 400);

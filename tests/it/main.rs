@@ -17,6 +17,7 @@ mod limits;
 mod port;
 mod rooms;
 mod slow;
+mod store;
 mod support;
 mod tmux;
 mod unicode;

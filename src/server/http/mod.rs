@@ -457,7 +457,8 @@ struct HistoryQuery {
 }
 
 /// `GET /rooms/NAME/messages?limit=N&since=ID`: the room's history as the JSON protocol's
-/// `history` object, oldest first; with `since`, only what came after message ID.
+/// `history` object, oldest first: the last N, or with `since` the first N after message
+/// ID (read on from the last id received).
 async fn messages(
     State(web): State<Arc<Web>>,
     Path(room): Path<String>,
@@ -468,18 +469,11 @@ async fn messages(
     let Query(query) = query.map_err(bad_query)?;
     let room = room_of(&room)?;
     let limit = query.limit.unwrap_or(HTTP_HISTORY_DEFAULT);
-    // With `since`, the whole kept history is asked for and cut here.
-    let asked = query.since.is_none().then_some(limit);
-    let (room, mut entries) = web
+    let (room, entries) = web
         .ctx
         .hub
-        .room_history(&room, asked)
+        .room_history(&room, query.since, Some(limit))
         .map_err(|_| no_such_room(&room))?;
-    if let Some(since) = query.since {
-        entries.retain(|e| e.id() > since);
-        let extra = entries.len().saturating_sub(limit);
-        entries.drain(..extra);
-    }
     let body = JSON.encode(&Outgoing::new(Event::History {
         room,
         messages: entries,

@@ -1,0 +1,1042 @@
+//! Rooms' history in an SQLite file, so a restart replays exactly what was said.
+//!
+//! The hub appends under its lock, so [`SqliteHistory::append`] never touches the disk: it
+//! queues the entry for one writer thread, which commits what has queued up in one
+//! transaction at a time (WAL mode, `synchronous = NORMAL`). Until its transaction commits,
+//! an entry is also held in memory as *pending*, and [`SqliteHistory::recent`] adds the
+//! pending entries of the room to what it reads from the file, so a newcomer never misses a
+//! line that was said just before it joined. Readers use connections of their own, never
+//! the writer's.
+//!
+//! Joining asks for a room's history under the hub's lock, where a read from the file
+//! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms
+//! people are in are also cached in memory, within the same bounds the memory store
+//! keeps (`--history`, `--history-room-bytes`, `--history-bytes`): a room is read from the
+//! file once, when first asked for, then kept up to date by appends, and dropped when it
+//! empties or when all rooms' cached bytes pass their bound (the rooms cached first go
+//! first).
+//!
+//! What a restart keeps: a committed transaction survives the process being killed
+//! (`kill -9`); on power loss or an operating-system crash, WAL with `synchronous = NORMAL`
+//! may lose the last transactions committed before it, never the file's consistency.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use tracing::{error, warn};
+
+use crate::fanout::{Level, Ordered};
+use crate::hub::{
+    Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
+    RoomName, Said, Source, stored_bytes,
+};
+
+/// Entries waiting for the writer thread. Past it, an entry is still delivered live to the
+/// room but not written to disk: it is counted in [`StoreStats::lost`] and logged (at the
+/// 1st, 2nd, 4th, 8th… loss, so a stalled disk does not flood the log), never dropped
+/// silently. Appending never waits for the disk: it is called under the hub's lock. At the
+/// writer's usual pace (tens of thousands of entries a second) the queue fills only when
+/// the disk stalls for a second or more.
+pub const WRITE_QUEUE: usize = 65_536;
+
+/// Entries the writer commits in one transaction at most; more waiting are committed in the
+/// next one. A transaction costs one WAL append and, every few, a checkpoint, whatever its
+/// size: batching is what makes tens of thousands of entries a second cheap.
+pub const WRITE_BATCH: usize = 4_096;
+
+/// Entries each room keeps on disk; past it the writer deletes the room's oldest in the
+/// same transaction that adds the new ones. Kept for ever otherwise (also after the room
+/// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
+/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
+pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
+
+/// Entries the file keeps in all rooms together; past it the writer deletes the oldest of
+/// any room, after the commit that passed it. Rooms end when they empty but their history
+/// stays, so without this bound a file would grow with every room ever made. Default
+/// 10,000,000, a few GB (`--db-keep-total`).
+pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
+
+/// How often the writer deletes what is older than `--history-age`, when one is given:
+/// after a commit or, when nothing is said, on its own.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+
+/// Entries deleted a statement when expiring, so the write lock is held briefly.
+const EXPIRE_BATCH: i64 = 1_000;
+
+/// How long a connection waits for another that holds the file's lock (another process
+/// reading the file, a backup) before its statement fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept open for the next read; more are opened when readers
+/// overlap, and closed after use.
+const IDLE_READERS: usize = 4;
+
+/// The schema this build writes (`PRAGMA user_version`). A file of a later version is
+/// refused; an empty file is given this one.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Version 1. One row an entry, keyed by its message id (unique, and increasing on one
+/// node, so a room's rows in id order are its history in order). `room_key` is the
+/// room's comparison key (`RoomName::key`), `room` the spelling it was said under;
+/// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick or
+/// the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
+/// `meta` holds `last_id`: the largest message id handed out, stored or not (an entry lost
+/// to a full queue still had its id seen live), so ids after a restart are new ones.
+const SCHEMA: &str = "
+CREATE TABLE entries (
+    id       INTEGER PRIMARY KEY,
+    ts       INTEGER NOT NULL,
+    room_key TEXT    NOT NULL,
+    room     TEXT    NOT NULL,
+    kind     INTEGER NOT NULL,
+    author   TEXT    NOT NULL,
+    text     TEXT    NOT NULL,
+    fields   TEXT
+);
+CREATE INDEX entries_by_room ON entries (room_key, id);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+const KIND_SAID: i64 = 0;
+const KIND_ACTION: i64 = 1;
+const KIND_NOTICE: i64 = 2;
+const KIND_ALERT: i64 = 3;
+
+/// Why the history file could not be used; `charla serve` stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the history database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --db"
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error(
+        "the history database {path} is in use by another charla: stop it, or give this one another --db (or --no-db)"
+    )]
+    InUse { path: PathBuf },
+    #[error("cannot open the history database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the history writer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// How a [`SqliteHistory`] is set up; `Default` is what `charla serve` uses.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// What is replayed: `--history`, `--history-room-bytes`.
+    pub bounds: HistoryBounds,
+    /// Entries a room keeps on disk ([`DISK_HISTORY_PER_ROOM`]).
+    pub keep_per_room: usize,
+    /// Entries all rooms keep on disk together ([`DISK_HISTORY_TOTAL`]).
+    pub keep_total: usize,
+    /// How long an entry is kept and replayed (`--history-age`); `None`: until
+    /// `keep_per_room` newer ones push it out. The writer deletes older ones every
+    /// [`EXPIRE_EVERY`]; replays leave them out at once.
+    pub max_age: Option<Duration>,
+    /// [`WRITE_QUEUE`].
+    pub queue: usize,
+    /// How long the writer waits for a lock another connection holds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            bounds: crate::limits::Limits::default().history_bounds(),
+            keep_per_room: DISK_HISTORY_PER_ROOM,
+            keep_total: DISK_HISTORY_TOTAL,
+            max_age: None,
+            queue: WRITE_QUEUE,
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// What the writer has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Entries committed to disk.
+    pub written: u64,
+    /// Entries accepted but not written: the queue was full, the store was closed, or
+    /// their transaction failed (disk full, I/O error). Each was delivered live.
+    pub lost: u64,
+}
+
+/// History kept in an SQLite file. See the module documentation.
+pub struct SqliteHistory {
+    path: PathBuf,
+    options: SqliteOptions,
+    shared: Arc<Shared>,
+    /// Idle reader connections.
+    readers: Ordered<Vec<Connection>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The largest id of each node in the file at start-up, read once: later ids are the
+    /// hub's own.
+    last_ids: HashMap<NodeId, Option<u64>>,
+    /// An exclusive `flock` on the file, held while the store is open: two servers writing
+    /// one file would hand out the same ids. (SQLite's own locks are `fcntl` locks, which
+    /// do not meet `flock`'s on Linux.)
+    _lock: Flock<std::fs::File>,
+}
+
+/// What the appending side and the writer thread share.
+struct Shared {
+    queue: Ordered<Queue>,
+    /// The largest message id appended, stored or not; 0 before any.
+    highest: AtomicU64,
+    written: AtomicU64,
+    lost: AtomicU64,
+}
+
+struct Queue {
+    /// `None` once closed.
+    sender: Option<SyncSender<Job>>,
+    /// Entries sent to the writer and not yet committed (or given up), oldest first, by the
+    /// number they were sent under.
+    pending: VecDeque<(u64, Entry)>,
+    next: u64,
+    cache: Cache,
+}
+
+/// The newest entries of rooms asked for, as a replay gives them (see the module
+/// documentation).
+#[derive(Default)]
+struct Cache {
+    rooms: HashMap<RoomName, Cached>,
+    /// Rooms in the order they were cached, oldest first: the order they go in when all
+    /// rooms' bytes pass their bound. May name rooms dropped since, skipped when met.
+    order: VecDeque<RoomName>,
+    bytes: usize,
+    /// Rooms being read from the file, and whether something was appended to one
+    /// meanwhile (what was read is then not cached: it may miss the append).
+    filling: HashMap<RoomName, bool>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// Oldest first, each with its size.
+    entries: VecDeque<(usize, Entry)>,
+    bytes: usize,
+}
+
+enum Job {
+    Append(u64, Entry),
+    /// Answered once everything queued before it is committed.
+    Flush(mpsc::Sender<()>),
+}
+
+impl SqliteHistory {
+    /// Opens (creating if missing) the history file at `path`, checks or creates its schema,
+    /// and starts its writer thread.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteHistory, StoreError> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(StoreError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err((_, errno)) => {
+                return Err(StoreError::Open {
+                    path: path.to_owned(),
+                    source: errno.into(),
+                });
+            }
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        if found == 0 {
+            let tx = conn.transaction().map_err(sqlite)?;
+            tx.execute_batch(SCHEMA).map_err(sqlite)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sqlite)?;
+            tx.commit().map_err(sqlite)?;
+        }
+        let last_ids = HashMap::new();
+        let (sender, receiver) = mpsc::sync_channel(options.queue);
+        let shared = Arc::new(Shared {
+            queue: Ordered::new(
+                Level::Store,
+                Queue {
+                    sender: Some(sender),
+                    pending: VecDeque::new(),
+                    next: 1,
+                    cache: Cache::default(),
+                },
+            ),
+            highest: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        });
+        let mut store = SqliteHistory {
+            path: path.to_owned(),
+            options: options.clone(),
+            shared: shared.clone(),
+            readers: Ordered::new(Level::Store, Vec::new()),
+            writer: Mutex::new(None),
+            last_ids,
+            _lock: lock,
+        };
+        let node = NodeId::default();
+        let last = store.read_last_id(node).map_err(sqlite)?;
+        store.last_ids.insert(node, last);
+        let bounds = DiskBounds {
+            per_room: options.keep_per_room.max(1),
+            total: options.keep_total.max(1) as u64,
+            max_age: options.max_age,
+        };
+        let writer = std::thread::Builder::new()
+            .name("charla-history".into())
+            .spawn(move || write_loop(conn, receiver, &shared, bounds))?;
+        *store.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+        Ok(store)
+    }
+
+    /// The time (ms since the epoch) of the oldest entry replayed: `--history-age` ago.
+    fn oldest_kept(&self) -> u64 {
+        self.options.max_age.map_or(0, expiry)
+    }
+
+    /// The file this store keeps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            written: self.shared.written.load(Ordering::Relaxed),
+            lost: self.shared.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until every entry appended so far is committed (or given up and counted).
+    pub fn flush(&self) {
+        let sender = self.shared.queue.lock().sender.clone();
+        let Some(sender) = sender else { return };
+        let (done, wait) = mpsc::channel();
+        if sender.send(Job::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Commits everything queued and stops the writer; later appends are counted as lost.
+    /// Called at shutdown, after the hub has said goodbye; dropping the store does the same.
+    pub fn close(&self) {
+        let sender = self.shared.queue.lock().sender.take();
+        drop(sender);
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            error!("the history writer panicked");
+        }
+    }
+
+    /// The newest `limit` entries of `room` in the file, oldest first.
+    fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        let mut entries = self.read(
+            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+             WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
+            params![room.key(), limit as i64],
+        )?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// The first `limit` entries of `room` in the file after id `after`, oldest first.
+    fn read_since(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Entry>> {
+        self.read(
+            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+             WHERE room_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
+        )
+    }
+
+    /// The entries `sql` selects, in its order.
+    fn read(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Entry>> {
+        self.with_reader(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut names = Names::default();
+            let mut rows = statement.query(params)?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let stored = Stored {
+                    id: id as u64,
+                    ts: row.get::<_, i64>(1)? as u64,
+                    room: row.get_ref(2)?.as_str()?,
+                    kind: row.get(3)?,
+                    author: row.get_ref(4)?.as_str()?,
+                    text: row.get_ref(5)?.as_str()?,
+                    fields: row.get_ref(6)?.as_str_or_null()?,
+                };
+                match stored.entry(&mut names) {
+                    Some(entry) => entries.push(entry),
+                    None => warn!(id, "a stored history entry could not be read back; skipped"),
+                }
+            }
+            Ok(entries)
+        })
+    }
+
+    fn read_last_id(&self, node: NodeId) -> rusqlite::Result<Option<u64>> {
+        let ids = node.message_ids();
+        self.with_reader(|conn| {
+            conn.query_row(
+                "SELECT max(id) FROM (SELECT max(id) AS id FROM entries WHERE id BETWEEN ?1 AND ?2 \
+                 UNION ALL SELECT value FROM meta WHERE key = 'last_id' AND value BETWEEN ?1 AND ?2)",
+                params![*ids.start() as i64, *ids.end() as i64],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|id| id.flatten().map(|id| id as u64))
+        })
+    }
+
+    /// Runs `read` on an idle reader connection, opening one if none is idle. The pool's
+    /// lock is held only to take and give back a connection, never while reading.
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.readers.lock().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(self.options.busy_timeout)?;
+                conn
+            }
+        };
+        let result = read(&conn);
+        let mut idle = self.readers.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl HistoryStore for SqliteHistory {
+    fn append(&self, entry: Entry) {
+        self.shared.highest.fetch_max(entry.id(), Ordering::Relaxed);
+        let mut queue = self.shared.queue.lock();
+        let number = queue.next;
+        let Some(sender) = &queue.sender else {
+            drop(queue);
+            return self.shared.lose(1, "the history store is closed");
+        };
+        match sender.try_send(Job::Append(number, entry.clone())) {
+            Ok(()) => {
+                queue.next += 1;
+                queue.cache.add(&entry, self.options.bounds);
+                queue.pending.push_back((number, entry));
+            }
+            Err(TrySendError::Full(_)) => {
+                drop(queue);
+                self.shared
+                    .lose(1, "the history writer's queue is full (WRITE_QUEUE)");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                drop(queue);
+                self.shared.lose(1, "the history writer has stopped");
+            }
+        }
+    }
+
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
+        let bounds = self.options.bounds;
+        let n = limit.map_or(bounds.per_room, |l| l.min(bounds.per_room));
+        if n == 0 {
+            return Vec::new();
+        }
+        // Pending entries first, then the file: one committed in between is then in the
+        // file, as the writer commits before it stops holding an entry pending.
+        let pending: Vec<Entry> = {
+            let mut queue = self.shared.queue.lock();
+            if let Some(cached) = queue.cache.rooms.get(room) {
+                let skip = cached.entries.len().saturating_sub(n);
+                let oldest = self.oldest_kept();
+                return cached
+                    .entries
+                    .iter()
+                    .skip(skip)
+                    .filter(|(_, entry)| entry.ts() >= oldest)
+                    .map(|(_, entry)| entry.clone())
+                    .collect();
+            }
+            queue.cache.filling.entry(room.clone()).or_insert(false);
+            queue
+                .pending
+                .iter()
+                .filter(|(_, entry)| entry.room() == room)
+                .map(|(_, entry)| entry.clone())
+                .collect()
+        };
+        let mut entries = self.read_recent(room, bounds.per_room).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map(Entry::id);
+        entries.extend(
+            pending
+                .into_iter()
+                .filter(|entry| newest.is_none_or(|newest| entry.id() > newest)),
+        );
+        // The newest that fit in the room's bytes, as the memory store keeps them.
+        let mut bytes = 0;
+        let mut first = entries.len();
+        while first > 0 && entries.len() - first < bounds.per_room {
+            bytes += stored_bytes(&entries[first - 1]);
+            if bytes > bounds.room_bytes {
+                break;
+            }
+            first -= 1;
+        }
+        entries.drain(..first);
+        {
+            let mut queue = self.shared.queue.lock();
+            let cache = &mut queue.cache;
+            if cache.filling.remove(room) == Some(false) && !cache.rooms.contains_key(room) {
+                cache.install(room, &entries, bounds);
+            }
+        }
+        entries.drain(..entries.len().saturating_sub(n));
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
+    }
+
+    /// From the file, not the cache: it holds only the newest few, and this is asked
+    /// without the hub's lock.
+    fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        // Pending entries first, then the file, as in `recent`.
+        let pending: Vec<Entry> = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room && entry.id() > after)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut entries = self.read_since(room, after, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map_or(after, Entry::id);
+        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
+        entries.truncate(limit);
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
+    }
+
+    /// The room emptied: its history stays on disk for whoever joins it next, bounded by
+    /// [`DISK_HISTORY_PER_ROOM`], and leaves the cache.
+    fn forget(&self, room: &RoomName) {
+        self.shared.queue.lock().cache.remove(room);
+    }
+
+    fn last_id(&self, node: NodeId) -> Option<u64> {
+        match self.last_ids.get(&node) {
+            Some(last) => *last,
+            None => self.read_last_id(node).unwrap_or_else(|e| {
+                error!(error = %e, "cannot read the last message id");
+                None
+            }),
+        }
+    }
+}
+
+impl Drop for SqliteHistory {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Cache {
+    /// Adds `entry` to its room if the room is cached.
+    fn add(&mut self, entry: &Entry, bounds: HistoryBounds) {
+        let room = entry.room();
+        if let Some(appended) = self.filling.get_mut(room) {
+            *appended = true;
+        }
+        let Some(cached) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let size = stored_bytes(entry);
+        cached.entries.push_back((size, entry.clone()));
+        cached.bytes += size;
+        self.bytes += size;
+        while cached.entries.len() > bounds.per_room || cached.bytes > bounds.room_bytes {
+            let (size, _) = cached.entries.pop_front().expect("over a bound");
+            cached.bytes -= size;
+            self.bytes -= size;
+        }
+        self.shrink(bounds);
+    }
+
+    /// Caches `entries`, the newest of `room` within its bounds.
+    fn install(&mut self, room: &RoomName, entries: &[Entry], bounds: HistoryBounds) {
+        let mut cached = Cached::default();
+        for entry in entries {
+            let size = stored_bytes(entry);
+            cached.entries.push_back((size, entry.clone()));
+            cached.bytes += size;
+        }
+        self.bytes += cached.bytes;
+        self.rooms.insert(room.clone(), cached);
+        self.order.push_back(room.clone());
+        if self.order.len() > 2 * self.rooms.len() + 64 {
+            let rooms = &self.rooms;
+            let mut seen = HashSet::new();
+            self.order
+                .retain(|name| rooms.contains_key(name) && seen.insert(name.clone()));
+        }
+        self.shrink(bounds);
+    }
+
+    fn remove(&mut self, room: &RoomName) {
+        if let Some(cached) = self.rooms.remove(room) {
+            self.bytes -= cached.bytes;
+        }
+    }
+
+    /// Drops the rooms cached first until all fit in their bound.
+    fn shrink(&mut self, bounds: HistoryBounds) {
+        while self.bytes > bounds.total_bytes {
+            let Some(room) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&room);
+        }
+    }
+}
+
+impl Shared {
+    fn lose(&self, n: u64, why: &str) {
+        let before = self.lost.fetch_add(n, Ordering::Relaxed);
+        let after = before + n;
+        // Logged when the count passes a power of two: every loss is counted, few logged.
+        if (before + 1).next_power_of_two() <= after {
+            warn!(
+                lost = after,
+                "{why}: history entries not written to disk (delivered live)"
+            );
+        }
+    }
+}
+
+fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        warn!(mode, "the history database is not in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// The writer thread: takes what has queued up, commits it in one transaction, prunes the
+/// rooms it touched, and stops holding those entries pending; every [`EXPIRE_EVERY`],
+/// deletes what is older than `max_age`, and once more when the store closes.
+fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, bounds: DiskBounds) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut expired_at: Option<Instant> = None;
+    // Rows in the file, counted once here rather than at start-up, then kept up to date.
+    let mut rows = match conn.query_row("SELECT count(*) FROM entries", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(n) => n as u64,
+        Err(e) => {
+            error!(error = %e, "cannot count the stored history");
+            0
+        }
+    };
+    loop {
+        match jobs.recv_timeout(EXPIRE_EVERY) {
+            Ok(first) => {
+                batch.push(first);
+                let (added, pruned) =
+                    write_batch(&mut conn, &jobs, &mut batch, shared, bounds.per_room);
+                rows = (rows + added).saturating_sub(pruned);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if rows > bounds.total {
+            match drop_oldest(&conn, rows - bounds.total) {
+                Ok(deleted) => rows = rows.saturating_sub(deleted),
+                Err(e) => error!(error = %e, "cannot delete the oldest history"),
+            }
+        }
+        if let Some(age) = bounds.max_age
+            && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY)
+        {
+            expired_at = Some(Instant::now());
+            match expire(&conn, expiry(age)) {
+                Ok(deleted) => rows = rows.saturating_sub(deleted),
+                Err(e) => error!(error = %e, "cannot delete expired history"),
+            }
+        }
+    }
+    // Once more on the way out, so a file left alone is no older than the bound.
+    if let Some(age) = bounds.max_age
+        && let Err(e) = expire(&conn, expiry(age))
+    {
+        error!(error = %e, "cannot delete expired history");
+    }
+    // Ids handed out to entries that never reached the writer count too.
+    if let Err(e) = record_highest(&conn, shared.highest.load(Ordering::Relaxed)) {
+        error!(error = %e, "cannot record the last message id");
+    }
+}
+
+/// The time `age` ago, in ms since the epoch.
+fn expiry(age: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(age).as_millis() as u64
+}
+
+/// Deletes the entries said before `before` (ms since the epoch), oldest first. Ids grow
+/// with time, so the oldest by id are the ones to look at, a few at a time.
+fn expire(conn: &Connection, before: u64) -> rusqlite::Result<u64> {
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1) \
+         AND ts < ?2",
+    )?;
+    let mut deleted = 0;
+    loop {
+        let n = delete.execute(params![EXPIRE_BATCH, before as i64])? as u64;
+        deleted += n;
+        if n < EXPIRE_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// Deletes the `n` oldest entries of all rooms (by id, which grows with time).
+fn drop_oldest(conn: &Connection, n: u64) -> rusqlite::Result<u64> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1)",
+        )?
+        .execute(params![n.min(i64::MAX as u64) as i64])?;
+    Ok(deleted as u64)
+}
+
+/// What the writer keeps in the file.
+#[derive(Clone, Copy)]
+struct DiskBounds {
+    per_room: usize,
+    total: u64,
+    max_age: Option<Duration>,
+}
+
+/// Commits `batch`, its first job, with whatever else has queued up since; returns the
+/// rows added and the rows pruned.
+fn write_batch(
+    conn: &mut Connection,
+    jobs: &Receiver<Job>,
+    batch: &mut Vec<Job>,
+    shared: &Shared,
+    keep: usize,
+) -> (u64, u64) {
+    while batch.len() < WRITE_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    let mut flushes = Vec::new();
+    let mut appends = Vec::new();
+    let mut last = None;
+    for job in batch.drain(..) {
+        match job {
+            Job::Append(number, entry) => {
+                last = Some(number);
+                appends.push(entry);
+            }
+            Job::Flush(done) => flushes.push(done),
+        }
+    }
+    let mut rows = (0, 0);
+    if !appends.is_empty() {
+        let highest = shared.highest.load(Ordering::Relaxed);
+        match commit(conn, &appends, keep, highest) {
+            Ok(changed) => {
+                rows = changed;
+                shared
+                    .written
+                    .fetch_add(appends.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                error!(error = %e, entries = appends.len(), "cannot write history");
+                shared.lose(appends.len() as u64, "a history transaction failed");
+            }
+        }
+    }
+    if let Some(last) = last {
+        let mut queue = shared.queue.lock();
+        let done = queue.pending.partition_point(|(n, _)| *n <= last);
+        // Freed after the lock is let go: appends wait for it.
+        let committed: Vec<_> = queue.pending.drain(..done).collect();
+        drop(queue);
+        drop(committed);
+    }
+    for done in flushes {
+        let _ = done.send(());
+    }
+    rows
+}
+
+/// Records `highest` as the largest message id handed out, if it is larger than the one
+/// recorded.
+fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
+    if highest == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_id', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![highest as i64])?;
+    Ok(())
+}
+
+fn commit(
+    conn: &mut Connection,
+    entries: &[Entry],
+    keep: usize,
+    highest: u64,
+) -> rusqlite::Result<(u64, u64)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    record_highest(&tx, highest)?;
+    let mut rooms = HashSet::new();
+    let (mut added, mut pruned) = (0, 0);
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO entries (id, ts, room_key, room, kind, author, text, fields) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for entry in entries {
+            let room = entry.room();
+            let (kind, author, fields) = match entry {
+                Entry::Said(said) => (
+                    if said.action { KIND_ACTION } else { KIND_SAID },
+                    said.from.as_str(),
+                    None,
+                ),
+                Entry::Posted(posted) => (
+                    match posted.notice.kind {
+                        PostKind::Notice => KIND_NOTICE,
+                        PostKind::Alert => KIND_ALERT,
+                    },
+                    posted.notice.source.as_str(),
+                    Some(fields_json(&posted.notice.fields)),
+                ),
+            };
+            let inserted = insert.execute(params![
+                entry.id() as i64,
+                entry.ts() as i64,
+                room.key(),
+                room.as_str(),
+                kind,
+                author,
+                entry.text().as_str(),
+                fields,
+            ])?;
+            added += inserted as u64;
+            if inserted == 0 {
+                warn!(
+                    id = entry.id(),
+                    "a history entry with this id is already stored"
+                );
+            }
+            rooms.insert(room.key());
+        }
+        let mut prune = tx.prepare_cached(
+            "DELETE FROM entries WHERE room_key = ?1 AND id < \
+             (SELECT id FROM entries WHERE room_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for room in rooms {
+            pruned += prune.execute(params![room, (keep - 1) as i64])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok((added, pruned))
+}
+
+fn fields_json(fields: &[(Cow<'static, str>, Field)]) -> String {
+    let list: Vec<Value> = fields
+        .iter()
+        .map(|(name, field)| {
+            let value = match field {
+                Field::Text(text) => Value::from(text.as_str()),
+                Field::Number(n) => Value::from(*n),
+                Field::Flag(b) => Value::from(*b),
+            };
+            Value::Array(vec![Value::from(&**name), value])
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+fn parse_fields(json: &str) -> Option<Vec<(Cow<'static, str>, Field)>> {
+    let Value::Array(list) = serde_json::from_str(json).ok()? else {
+        return None;
+    };
+    list.into_iter()
+        .map(|pair| {
+            let Value::Array(pair) = pair else {
+                return None;
+            };
+            let [Value::String(name), value] = <[Value; 2]>::try_from(pair).ok()? else {
+                return None;
+            };
+            let field = match value {
+                Value::String(text) => Field::Text(text),
+                Value::Bool(b) => Field::Flag(b),
+                Value::Number(n) => Field::Number(n.as_u64()?),
+                _ => return None,
+            };
+            Some((Cow::Owned(name), field))
+        })
+        .collect()
+}
+
+/// One row as read, borrowed from the statement.
+struct Stored<'a> {
+    id: u64,
+    ts: u64,
+    room: &'a str,
+    kind: i64,
+    author: &'a str,
+    text: &'a str,
+    fields: Option<&'a str>,
+}
+
+/// Names already parsed while reading one room's rows: parsing one computes its
+/// look-alike key, and a room's history names few rooms and nicks many times.
+#[derive(Default)]
+struct Names {
+    rooms: HashMap<String, RoomName>,
+    nicks: HashMap<String, Nick>,
+}
+
+impl Names {
+    fn room(&mut self, name: &str) -> Option<RoomName> {
+        if let Some(room) = self.rooms.get(name) {
+            return Some(room.clone());
+        }
+        let room = RoomName::parse(name).ok()?;
+        self.rooms.insert(name.to_owned(), room.clone());
+        Some(room)
+    }
+
+    fn nick(&mut self, name: &str) -> Option<Nick> {
+        if let Some(nick) = self.nicks.get(name) {
+            return Some(nick.clone());
+        }
+        let nick = Nick::parse(name).ok()?;
+        self.nicks.insert(name.to_owned(), nick.clone());
+        Some(nick)
+    }
+}
+
+impl Stored<'_> {
+    /// The entry this row keeps; `None` when a name or the text no longer passes the
+    /// checks it passed when it was said (a newer charla's stricter rules).
+    fn entry(&self, names: &mut Names) -> Option<Entry> {
+        let room = names.room(self.room)?;
+        let text = MessageText::new(self.text)?;
+        Some(match self.kind {
+            KIND_SAID | KIND_ACTION => Entry::Said(Said {
+                id: self.id,
+                ts: self.ts,
+                room,
+                from: names.nick(self.author)?,
+                text,
+                action: self.kind == KIND_ACTION,
+            }),
+            KIND_NOTICE | KIND_ALERT => {
+                let kind = if self.kind == KIND_ALERT {
+                    PostKind::Alert
+                } else {
+                    PostKind::Notice
+                };
+                let mut notice = Notice::new(Source::new(self.author)?, kind, text);
+                notice.fields = match self.fields {
+                    Some(json) => parse_fields(json)?,
+                    None => Vec::new(),
+                };
+                Entry::Posted(Posted {
+                    id: self.id,
+                    ts: self.ts,
+                    room,
+                    notice: Arc::new(notice),
+                })
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,506 @@
+//! The SQLite store on real files in temporary directories.
+
+use super::*;
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn said(id: u64, room_name: &str, from: &str, text: &str, action: bool) -> Entry {
+    Entry::Said(Said {
+        id,
+        ts: 1_700_000_000_000 + id,
+        room: room(room_name),
+        from: Nick::parse(from).unwrap(),
+        text: MessageText::new(text).unwrap(),
+        action,
+    })
+}
+
+fn posted(id: u64, room_name: &str, kind: PostKind, text: &str) -> Entry {
+    let notice = Notice::new(
+        Source::new("check:web").unwrap(),
+        kind,
+        MessageText::new(text).unwrap(),
+    )
+    .with("state", "down")
+    .with("lasted_ms", 1234u64)
+    .with("exists", false);
+    Entry::Posted(Posted {
+        id,
+        ts: 1_700_000_000_000 + id,
+        room: room(room_name),
+        notice: Arc::new(notice),
+    })
+}
+
+/// Entries as text: every field, names as spelled.
+fn shown(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(|e| format!("{e:?}")).collect()
+}
+
+fn options() -> SqliteOptions {
+    SqliteOptions::default()
+}
+
+fn open(dir: &tempfile::TempDir, options: SqliteOptions) -> SqliteHistory {
+    SqliteHistory::open(&dir.path().join("charla.db"), options).unwrap()
+}
+
+#[test]
+fn a_reopened_file_gives_back_every_field_exactly_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = vec![
+        said(1, "#Ops", "Ana", "hello \u{2}bold\u{2} ñ 👋", false),
+        said(2, "#ops", "bob", "waves", true),
+        posted(3, "#ops", PostKind::Alert, "web is down"),
+        posted(4, "#Ops", PostKind::Notice, "target.txt changed"),
+    ];
+    let store = open(&dir, options());
+    assert_eq!(store.last_id(NodeId::default()), None);
+    for entry in &all {
+        store.append(entry.clone());
+    }
+    assert_eq!(shown(&store.recent(&room("#OPS"), None)), shown(&all));
+    store.close();
+    assert_eq!(
+        store.stats(),
+        StoreStats {
+            written: 4,
+            lost: 0
+        }
+    );
+    drop(store);
+
+    let store = open(&dir, options());
+    let back = store.recent(&room("#ops"), None);
+    assert_eq!(
+        shown(&back),
+        shown(&all),
+        "the same entries, fields and spellings"
+    );
+    let Entry::Posted(p) = &back[2] else { panic!() };
+    assert_eq!(
+        p.notice.fields,
+        [
+            ("state".into(), Field::from("down")),
+            ("lasted_ms".into(), Field::from(1234u64)),
+            ("exists".into(), Field::from(false)),
+        ]
+    );
+    assert!(store.recent(&room("#other"), None).is_empty());
+    assert_eq!(store.last_id(NodeId::default()), Some(4));
+    assert_eq!(store.last_id(NodeId::new(2).unwrap()), None);
+}
+
+#[test]
+fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds: HistoryBounds {
+                per_room: 3,
+                room_bytes: 1 << 20,
+                total_bytes: 1 << 30,
+            },
+            keep_per_room: 5,
+            ..options()
+        },
+    );
+    for id in 1..=8 {
+        store.append(said(id, "#a", "ana", &format!("line {id}"), false));
+        store.append(said(100 + id, "#b", "bob", &format!("b {id}"), false));
+    }
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent(&room("#a"), None)), [6, 7, 8]);
+    assert_eq!(ids(store.recent(&room("#a"), Some(2))), [7, 8]);
+    assert_eq!(ids(store.recent(&room("#a"), Some(50))), [6, 7, 8]);
+    store.close();
+    drop(store);
+    // Five a room are kept on disk, whatever is replayed.
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#a"), None)), [4, 5, 6, 7, 8]);
+    assert_eq!(
+        ids(store.recent(&room("#b"), None)),
+        [104, 105, 106, 107, 108]
+    );
+    drop(store);
+    // A room's bytes bound what is replayed, newest kept.
+    let one = stored_bytes(&said(1, "#a", "ana", "line 1", false));
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds: HistoryBounds {
+                per_room: 100,
+                room_bytes: 2 * one + 1,
+                total_bytes: 1 << 30,
+            },
+            ..options()
+        },
+    );
+    assert_eq!(ids(store.recent(&room("#a"), None)), [7, 8]);
+}
+
+#[test]
+fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir,
+        SqliteOptions {
+            queue: 2,
+            busy_timeout: Duration::from_secs(30),
+            ..options()
+        },
+    );
+    // Another connection holds the write lock: the writer waits for it.
+    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
+    let hold = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    store.append(said(1, "#a", "ana", "one", false));
+    // Time for the writer to take it and wait on the lock; on a machine too busy for that,
+    // the queue holds it and one fewer is accepted.
+    std::thread::sleep(Duration::from_millis(300));
+    for id in 2..=10 {
+        store.append(said(id, "#a", "ana", "more", false));
+    }
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    // Pending entries are replayed before they are committed: [1, 2, 3], the writer
+    // holding one and the queue two.
+    let accepted = ids(store.recent(&room("#a"), None));
+    let lost = store.stats().lost;
+    assert_eq!(
+        accepted.len() as u64 + lost,
+        10,
+        "{accepted:?}, {lost} lost"
+    );
+    assert!(lost >= 6 && accepted[0] == 1, "{accepted:?}");
+    assert_eq!(store.stats().written, 0);
+    hold.rollback().unwrap();
+    store.flush();
+    assert_eq!(ids(store.recent(&room("#a"), None)), accepted, "once each");
+    // Read from the file this time, not from the cache.
+    store.forget(&room("#a"));
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        accepted,
+        "once each, from the file"
+    );
+    assert_eq!(
+        store.stats(),
+        StoreStats {
+            written: 10 - lost,
+            lost
+        }
+    );
+    store.close();
+    store.append(said(11, "#a", "ana", "too late", false));
+    assert_eq!(
+        store.stats().lost,
+        lost + 1,
+        "appends after closing are counted too"
+    );
+    drop(store);
+    // Ids lost to the full queue were seen live: they are not handed out again.
+    let store = open(&dir, options());
+    assert_eq!(store.last_id(NodeId::default()), Some(10));
+}
+
+#[test]
+fn the_cache_follows_appends_and_stays_within_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = stored_bytes(&said(1, "#a", "ana", "line", false));
+    let bounds = HistoryBounds {
+        per_room: 3,
+        room_bytes: 1 << 20,
+        total_bytes: 4 * one,
+    };
+    let store = open(
+        &dir,
+        SqliteOptions {
+            bounds,
+            ..options()
+        },
+    );
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    store.append(said(1, "#a", "ana", "line", false));
+    assert_eq!(ids(store.recent(&room("#a"), None)), [1]);
+    for id in 2..=5 {
+        store.append(said(id, "#a", "ana", "line", false));
+    }
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        [3, 4, 5],
+        "cached, kept up"
+    );
+    assert_eq!(ids(store.recent(&room("#A"), Some(1))), [5]);
+    store.append(said(6, "#b", "bob", "line", false));
+    store.append(said(7, "#b", "bob", "line", false));
+    assert_eq!(ids(store.recent(&room("#b"), None)), [6, 7]);
+    {
+        let queue = store.shared.queue.lock();
+        assert_eq!(queue.cache.bytes, 2 * one, "#a went first");
+        assert!(!queue.cache.rooms.contains_key(&room("#a")));
+        assert!(queue.cache.filling.is_empty());
+    }
+    // Dropped from the cache, not from the file.
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4, 5]);
+    store.forget(&room("#b"));
+    assert!(
+        !store
+            .shared
+            .queue
+            .lock()
+            .cache
+            .rooms
+            .contains_key(&room("#b"))
+    );
+    assert_eq!(ids(store.recent(&room("#b"), None)), [6, 7]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    let err = SqliteHistory::open(dir.path(), options()).err().unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "a directory: {err}");
+}
+
+#[test]
+fn a_file_that_is_no_database_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    std::fs::write(&path, "precious notes, not a database\n".repeat(200)).unwrap();
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(matches!(err, StoreError::Sqlite { .. }), "{err}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("precious notes")
+    );
+}
+
+#[test]
+fn one_server_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir, options());
+    let path = dir.path().join("charla.db");
+    let err = SqliteHistory::open(&path, options()).err().unwrap();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    drop(first);
+    SqliteHistory::open(&path, options()).unwrap();
+}
+
+/// Rough costs, printed: `cargo test --lib measure_costs -- --ignored --nocapture`. Not a
+/// benchmark (a debug build, no assertion on speed); figures go to docs/benchmarks.md.
+#[test]
+#[ignore]
+fn measure_costs() {
+    use std::time::Instant;
+
+    use crate::hub::MemoryHistory;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, options());
+    let rooms: Vec<String> = (0..100).map(|r| format!("#room{r}")).collect();
+    let entries: Vec<Entry> = (1..=100_000u64)
+        .map(|id| {
+            let room = &rooms[(id % 100) as usize];
+            said(
+                id,
+                room,
+                "ana",
+                "a line of about sixty bytes, as chat lines often are",
+                false,
+            )
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    // Every room cached, as when people are in them.
+    for room in &rooms {
+        store.recent(&RoomName::parse(room).unwrap(), None);
+    }
+    let start = Instant::now();
+    for entry in &entries {
+        let one = Instant::now();
+        store.append(entry.clone());
+        slowest = slowest.max(one.elapsed());
+    }
+    let appended = start.elapsed();
+    store.flush();
+    let committed = start.elapsed();
+    let stats = store.stats();
+    eprintln!(
+        "append: {:.2} µs each (slowest {:?}); 100,000 committed in {:?} ({:.0}/s); {stats:?}",
+        appended.as_secs_f64() * 1e6 / 1e5,
+        slowest,
+        committed,
+        1e5 / committed.as_secs_f64(),
+    );
+    let room = RoomName::parse("#room7").unwrap();
+    let rounds = 1_000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        store.forget(&room);
+        assert_eq!(store.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (a join's 100 entries, from SQLite): {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(store.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (the same, cached): {:.1} us",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let memory = MemoryHistory::new(options().bounds);
+    let start = Instant::now();
+    for entry in &entries {
+        memory.append(entry.clone());
+    }
+    eprintln!(
+        "append to memory: {:.2} us each",
+        start.elapsed().as_secs_f64() * 1e6 / 1e5
+    );
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(memory.recent(&room, None).len(), 100);
+    }
+    eprintln!(
+        "recent (the same, from memory): {:.1} µs",
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+    );
+    let start = Instant::now();
+    drop(store);
+    let store = open(&dir, options());
+    eprintln!(
+        "reopen with 100,000 entries: {:?}; last id {:?}",
+        start.elapsed(),
+        store.last_id(NodeId::default())
+    );
+}
+
+#[test]
+fn since_answers_every_entry_after_an_id_in_order_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, options());
+    for id in 1..=250 {
+        store.append(said(
+            id,
+            if id % 2 == 0 { "#a" } else { "#b" },
+            "ana",
+            "x",
+            false,
+        ));
+    }
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    // Beyond what a join replays (100), from the file and what is still pending alike.
+    let all = ids(store.since(&room("#a"), 0, 1_000));
+    assert_eq!(all, (1..=125).map(|n| 2 * n).collect::<Vec<_>>());
+    assert_eq!(
+        ids(store.since(&room("#a"), 241, 1_000)),
+        [242, 244, 246, 248, 250]
+    );
+    assert_eq!(ids(store.since(&room("#a"), 10, 3)), [12, 14, 16]);
+    assert!(store.since(&room("#a"), 250, 10).is_empty());
+    store.flush();
+    assert_eq!(ids(store.since(&room("#b"), 245, 10)), [247, 249]);
+    assert_eq!(
+        ids(store.since(&room("#b"), u64::MAX, 10)),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn what_is_older_than_the_age_bound_is_not_replayed_and_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = |entry: Entry, ts: u64| match entry {
+        Entry::Said(mut said) => {
+            said.ts = ts;
+            Entry::Said(said)
+        }
+        other => other,
+    };
+    let day = 24 * 3600 * 1000;
+    let store = open(
+        &dir,
+        SqliteOptions {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            ..options()
+        },
+    );
+    store.append(at(said(1, "#a", "ana", "old", false), now - 30 * day));
+    store.append(at(said(2, "#a", "ana", "last week", false), now - 8 * day));
+    store.append(at(said(3, "#a", "ana", "yesterday", false), now - day));
+    store.append(at(said(4, "#a", "ana", "now", false), now));
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4], "cached");
+    assert_eq!(ids(store.since(&room("#a"), 0, 10)), [3, 4]);
+    store.forget(&room("#a"));
+    assert_eq!(
+        ids(store.recent(&room("#a"), None)),
+        [3, 4],
+        "from the file"
+    );
+    store.close();
+    drop(store);
+    // The writer deleted them: without the bound, they are gone all the same.
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4]);
+}
+
+#[test]
+fn all_rooms_together_keep_at_most_their_bound_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = SqliteOptions {
+        keep_total: 10,
+        ..options()
+    };
+    let store = open(&dir, bounded.clone());
+    for id in 1..=12 {
+        store.append(said(id, &format!("#r{}", id % 4), "ana", "x", false));
+    }
+    store.close();
+    drop(store);
+    let count = |dir: &tempfile::TempDir| -> i64 {
+        Connection::open(dir.path().join("charla.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&dir), 10);
+    let store = open(&dir, options());
+    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.recent(&room("#r1"), None)),
+        [5, 9],
+        "the oldest of any room went"
+    );
+    assert_eq!(ids(store.recent(&room("#r2"), None)), [6, 10]);
+    assert_eq!(ids(store.recent(&room("#r3"), None)), [3, 7, 11]);
+    drop(store);
+    // Counted from the file at start: a reopened store goes on from what is there.
+    let store = open(&dir, bounded);
+    store.append(said(13, "#r1", "ana", "x", false));
+    store.close();
+    drop(store);
+    assert_eq!(count(&dir), 10);
+}

@@ -1,0 +1,286 @@
+//! History kept in an SQLite file (`charla serve --db`): a restart replays it exactly.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::binary::{self, Binary};
+use crate::support::{Client, PATIENCE};
+
+/// `charla serve` on TCP and UDP loopback ports the system picks, history in `db`.
+fn serve(db: &Path) -> (Binary, SocketAddr, SocketAddr) {
+    let db = db.to_str().unwrap();
+    let charla = Binary::start(binary::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        "udp://127.0.0.1:0",
+        "--db",
+        db,
+    ]));
+    let mut tcp = None;
+    let mut udp = None;
+    while tcp.is_none() || udp.is_none() {
+        let line = charla
+            .stdout
+            .recv_timeout(PATIENCE)
+            .expect("a `listening on` line");
+        let addr = line.strip_prefix("listening on ").expect("listening on");
+        if let Some(a) = addr.strip_prefix("tcp://") {
+            tcp = Some(a.parse().unwrap());
+        } else if let Some(a) = addr.strip_prefix("udp://") {
+            udp = Some(a.parse().unwrap());
+        }
+    }
+    (charla, tcp.unwrap(), udp.unwrap())
+}
+
+/// Stops `charla` as a supervisor would (SIGTERM) and waits for a clean exit.
+fn stop(mut charla: Binary) {
+    let status = Command::new("kill")
+        .args(["-TERM", &charla.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = charla.exit_status();
+    assert!(status.success(), "{status}: {}", charla.stderr());
+}
+
+async fn json_client(addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::tcp(addr).await;
+    c.expect("*** Welcome").await;
+    c.send(&json!({"type": "hello", "nick": nick}).to_string())
+        .await;
+    c.expect_json("welcome").await;
+    c
+}
+
+/// Joins `room` and returns the history it was replayed.
+async fn join(c: &mut Client, room: &str) -> Vec<Value> {
+    c.send(&json!({"type": "join", "room": room}).to_string())
+        .await;
+    let mut history = Vec::new();
+    loop {
+        let v = c.json().await;
+        match v["type"].as_str() {
+            Some("history") => history = v["messages"].as_array().unwrap().clone(),
+            Some("join") if v["room"] == room => return history,
+            _ => {}
+        }
+    }
+}
+
+/// Sends `request` and returns its ack's id.
+async fn said(c: &mut Client, request: Value) -> u64 {
+    c.send(&request.to_string()).await;
+    c.expect_json("ack").await["id"].as_u64().unwrap()
+}
+
+/// `live` as a history entry shows it: a message without `type` and `room`, a feed's post
+/// without `room`.
+fn as_replayed(mut live: Value) -> Value {
+    let object = live.as_object_mut().unwrap();
+    object.remove("room");
+    if object["type"] == "message" {
+        object.remove("type");
+    }
+    live
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_survives_a_restart_exactly_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+
+    let (charla, tcp, udp) = serve(&db);
+    let mut ana = json_client(tcp, "ana").await;
+    let mut obs = json_client(tcp, "obs").await;
+    for room in ["#Ops", "#dev", "#alerts"] {
+        assert!(join(&mut ana, room).await.is_empty());
+        assert!(join(&mut obs, room).await.is_empty());
+    }
+    let mut ids = vec![
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":"deploy at 5 ñ 👋"}),
+        )
+        .await,
+        said(&mut ana, json!({"type":"me","room":"#ops","text":"waves"})).await,
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#dev","text":"hi dev"}),
+        )
+        .await,
+    ];
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"disk full on db1", udp).unwrap();
+    // What the observer saw live, by room (as spelled in each message).
+    let mut live: Vec<Value> = Vec::new();
+    while live.len() < 4 {
+        let v = obs.json().await;
+        if ["message", "alert"].contains(&v["type"].as_str().unwrap()) {
+            live.push(v);
+        }
+    }
+    let alert = live.iter().find(|v| v["type"] == "alert").unwrap().clone();
+    assert_eq!(alert["text"], "disk full on db1");
+    assert!(alert.get("addr").is_some(), "an alert with fields: {alert}");
+    ids.push(alert["id"].as_u64().unwrap());
+    let in_room = |room: &str| -> Vec<Value> {
+        live.iter()
+            .filter(|v| v["room"].as_str().unwrap().eq_ignore_ascii_case(room))
+            .cloned()
+            .map(as_replayed)
+            .collect()
+    };
+    let (ops, dev, alerts) = (in_room("#Ops"), in_room("#dev"), in_room("#alerts"));
+    assert_eq!((ops.len(), dev.len(), alerts.len()), (2, 1, 1), "{live:#?}");
+    drop((ana, obs));
+    stop(charla);
+
+    let (charla, tcp, _) = serve(&db);
+    let mut bob = json_client(tcp, "bob").await;
+    assert_eq!(join(&mut bob, "#ops").await, ops, "#ops replayed exactly");
+    assert_eq!(join(&mut bob, "#dev").await, dev);
+    assert_eq!(join(&mut bob, "#alerts").await, alerts, "fields and all");
+    // Exact resume: everything after an id, from the file.
+    bob.send(&json!({"type":"history","room":"#ops","since":ids[0],"ref":"r"}).to_string())
+        .await;
+    let resumed = bob.expect_json("history").await;
+    assert_eq!(resumed["ref"], "r");
+    assert_eq!(resumed["messages"].as_array().unwrap()[..], ops[1..]);
+    bob.send(&json!({"type":"history","room":"#dev","since":ids[2]}).to_string())
+        .await;
+    assert_eq!(bob.expect_json("history").await["messages"], json!([]));
+    let next = said(&mut bob, json!({"type":"say","room":"#ops","text":"back"})).await;
+    let last = *ids.iter().max().unwrap();
+    assert!(next > last, "ids continue: {next} after {ids:?}");
+    drop(bob);
+    stop(charla);
+
+    // And once more: what was said after the first restart is kept too.
+    let (charla, tcp, _) = serve(&db);
+    let mut eve = json_client(tcp, "eve").await;
+    let replayed = join(&mut eve, "#ops").await;
+    let replayed_ids: Vec<u64> = replayed.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+    assert_eq!(replayed_ids, [ids[0], ids[1], next]);
+    drop(eve);
+    stop(charla);
+}
+
+#[test]
+fn an_unusable_db_is_an_error_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut charla = Binary::start(binary::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        dir.path().to_str().unwrap(),
+    ]));
+    let status = charla.exit_status();
+    assert!(!status.success());
+    let stderr = charla.stderr();
+    assert!(
+        stderr.contains("cannot open the history database"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_db_another_charla_uses_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let (first, _, _) = serve(&db);
+    let mut second = Binary::start(binary::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert!(!second.exit_status().success());
+    let stderr = second.stderr();
+    assert!(stderr.contains("in use by another charla"), "{stderr}");
+    stop(first);
+}
+
+/// `charla serve` with `env` and without `CHARLA_DB`, so the default applies unless `args`
+/// say otherwise; its TCP address.
+fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
+    let mut command = binary::command(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
+    command.env_remove("CHARLA_DB");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let charla = Binary::start(command);
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    let addr = line
+        .strip_prefix("listening on tcp://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    (charla, addr)
+}
+
+/// Says `text` in #lobby as a JSON client and returns its id.
+async fn say_in_lobby(addr: SocketAddr, text: &str) -> u64 {
+    let mut c = json_client(addr, "ana").await;
+    said(&mut c, json!({"type":"say","room":"#lobby","text":text})).await
+}
+
+/// What a newcomer is replayed in #lobby: the ids.
+async fn lobby_history(addr: SocketAddr) -> Vec<u64> {
+    let mut c = json_client(addr, "eve").await;
+    c.send(r##"{"type":"history","room":"#lobby"}"##).await;
+    let h = c.expect_json("history").await;
+    h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_file_is_in_the_xdg_state_dir_and_no_db_forgets() {
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path()), ("HOME", home.path())];
+    let (charla, addr) = serve_with(&[], &env);
+    let id = say_in_lobby(addr, "kept").await;
+    stop(charla);
+    let file = state.path().join("charla").join("charla.db");
+    assert!(
+        file.exists(),
+        "the directory is made and the file kept there"
+    );
+
+    let (charla, addr) = serve_with(&[], &env);
+    assert_eq!(lobby_history(addr).await, [id]);
+    stop(charla);
+
+    // Without XDG_STATE_HOME: under ~/.local/state.
+    let (charla, addr) = serve_with(&[], &[("HOME", home.path())]);
+    say_in_lobby(addr, "at home").await;
+    stop(charla);
+    assert!(home.path().join(".local/state/charla/charla.db").exists());
+
+    // --no-db neither reads nor writes the file.
+    for args in [&["--no-db"][..], &["--db", ":memory:"][..]] {
+        let (charla, addr) = serve_with(args, &env);
+        assert!(lobby_history(addr).await.is_empty(), "{args:?}");
+        say_in_lobby(addr, "forgotten").await;
+        stop(charla);
+    }
+    let (charla, addr) = serve_with(&[], &env);
+    assert_eq!(
+        lobby_history(addr).await,
+        [id],
+        "nothing said with --no-db was kept"
+    );
+    stop(charla);
+}
