@@ -3,7 +3,8 @@
 # ports. Installs what the tests need besides Rust when it is missing: tmux, in which the
 # console client's and the IRC clients' terminal tests type and read the screen; irssi and
 # WeeChat, the IRC clients; a C compiler and make, with which the jemalloc allocator is
-# built.
+# built; chromium and chromium-driver, in which the chat page is tested
+# (tests/it/browser.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v irssi >/dev/null || missing+=(irssi)
 command -v weechat >/dev/null || missing+=(weechat)
 command -v cc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

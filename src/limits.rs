@@ -202,6 +202,41 @@ pub const UDP_MAX_SOURCES: usize = 1024;
 /// added up into the next one.
 pub const UDP_DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// Posts one address may make to an `http://` listener's `POST /rooms/NAME` in a burst.
+/// Default 20 (`--http-burst`).
+pub const HTTP_BURST: u32 = 20;
+
+/// Posts per second an address's burst refills at; a post over the allowance is answered
+/// 429 Too Many Requests and not posted. Default 5 (`--http-rate`); 0 turns the limit off.
+pub const HTTP_RATE: u32 = 5;
+
+/// Addresses whose publish allowance is tracked at once. When full, addresses whose
+/// allowance is whole again are forgotten; if none is, posts from new addresses are
+/// answered 429 until one is.
+pub const HTTP_MAX_SOURCES: usize = 1024;
+
+/// Characters of a post's `Title` and of its `Tags` header kept; the rest is cut.
+pub const HTTP_HEADER_CHARS: usize = 256;
+
+/// Time an HTTP client has to send a request's headers (the first, or the next on a kept
+/// connection); a slower one is disconnected, so idle HTTP connections do not hold their
+/// place for ever.
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Silence after which the server pings a WebSocket client (a frame of any kind from it
+/// resets the wait), so proxies between them, which close connections idle for a minute or
+/// so, keep it open. A dead peer is found by TCP keepalive, as for any client.
+pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Bytes of the read buffer each WebSocket connection keeps (tungstenite's, allocated at
+/// once and kept for the connection's life; it grows while a bigger frame is read). Its
+/// default, 128 KiB, made an idle WebSocket cost over 100 times an idle TCP client.
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
+
+/// Messages `GET /rooms/NAME/messages` returns when not given `limit`; the room's whole
+/// history is at most `--history`.
+pub const HTTP_HISTORY_DEFAULT: usize = 50;
+
 /// How long `charla port PORT --kill` waits after SIGTERM before it sends SIGKILL to the
 /// processes still running. Default 3 s (`--grace`).
 pub const PORT_KILL_GRACE: Duration = Duration::from_secs(3);

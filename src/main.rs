@@ -74,7 +74,11 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not raise the open-files limit");
     }
     let udp_addrs = args.udp_addresses().map_err(anyhow::Error::msg)?;
-    let listeners = server::bind(&addrs)?;
+    let mut listeners = server::bind(&addrs)?;
+    let http = args.http_options();
+    for bound in &mut listeners {
+        bound.set_http_options(&http);
+    }
     let udp = udp_addrs
         .iter()
         .map(|addr| server::bind_udp(*addr))

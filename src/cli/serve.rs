@@ -10,16 +10,17 @@ use charla::feeds::udp::IngestOptions;
 use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
-use charla::server::{DEFAULT_LISTEN, ListenAddr, parse_udp};
+use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, parse_udp};
 use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_db_path};
 
 #[derive(Args)]
 pub struct Serve {
     /// Where to listen (repeatable, or comma-separated in the variable): tcp://HOST:PORT,
     /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
-    /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, and udp://HOST:PORT
-    /// for alerts sent as datagrams (see --udp-room). Port 0 picks a free port; every bound
-    /// address is printed as `listening on ADDR`.
+    /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, udp://HOST:PORT for
+    /// alerts sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page,
+    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME). Port 0 picks a free port;
+    /// every bound address is printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",
@@ -199,6 +200,33 @@ pub struct Serve {
         value_parser = room
     )]
     pub feed_room: Vec<RoomName>,
+
+    /// Token that HTTP publish and history need, as `Authorization: Bearer TOKEN`. Without
+    /// it, anyone who reaches an http:// listener may post into any room (a listener beyond
+    /// loopback without one is warned about at start-up). Prefer the variable: a command
+    /// line is visible to every user of the machine.
+    #[arg(long, env = "CHARLA_HTTP_TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
+
+    /// An origin whose pages may open a WebSocket on the http:// listener, such as
+    /// https://chat.example.org (repeatable, or comma-separated in the variable). The
+    /// listener's own page always may; other cross-origin handshakes are refused.
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        env = "CHARLA_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origin: Vec<String>,
+
+    /// HTTP posts one address may make in a burst.
+    #[arg(long, env = "CHARLA_HTTP_BURST", default_value_t = limits::HTTP_BURST)]
+    pub http_burst: u32,
+
+    /// HTTP posts per second an address's burst refills at; more are answered 429 (0: no
+    /// limit).
+    #[arg(long, env = "CHARLA_HTTP_RATE", default_value_t = limits::HTTP_RATE)]
+    pub http_rate: u32,
 }
 
 fn room(input: &str) -> Result<RoomName, String> {
@@ -291,6 +319,15 @@ impl Serve {
             burst: self.udp_burst,
             global_rate: self.udp_global_rate,
             global_burst: self.udp_global_burst,
+        }
+    }
+
+    pub fn http_options(&self) -> HttpOptions {
+        HttpOptions {
+            token: self.http_token.clone().filter(|t| !t.is_empty()),
+            allowed_origins: self.allowed_origin.clone(),
+            rate: self.http_rate,
+            burst: self.http_burst,
         }
     }
 

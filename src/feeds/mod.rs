@@ -1,5 +1,5 @@
 //! Things that publish into rooms without being a person: the file watcher, health checks
-//! and UDP alert ingest.
+//! and UDP and HTTP alert ingest.
 //!
 //! A feed talks to the hub through three calls and nothing else: [`Hub::open_room`] (its
 //! room lives on without members, so its history waits for newcomers), [`Hub::add_status`]
@@ -8,6 +8,7 @@
 //! in `server/`; what a datagram becomes is decided here, in [`udp`].
 
 pub mod check;
+pub mod http;
 pub mod udp;
 pub mod watch;
 

@@ -112,14 +112,15 @@ struct Stats {
     dropped: AtomicU64,
 }
 
-/// An allowance (a source's, or all sources' together): a token bucket.
-struct Allowance {
-    tokens: f64,
-    last: Instant,
+/// An allowance (a source's, or all sources' together): a token bucket. HTTP publish
+/// (`feeds::http`) keeps one per address too.
+pub(crate) struct Allowance {
+    pub(crate) tokens: f64,
+    pub(crate) last: Instant,
 }
 
 impl Allowance {
-    fn full(burst: f64, now: Instant) -> Allowance {
+    pub(crate) fn full(burst: f64, now: Instant) -> Allowance {
         Allowance {
             tokens: burst,
             last: now,
@@ -127,7 +128,7 @@ impl Allowance {
     }
 
     /// Refills at `rate` a second up to `burst`, then spends one datagram if there is one.
-    fn spend(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+    pub(crate) fn spend(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
         let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
         self.tokens = (self.tokens + refill).min(burst);
         self.last = now;

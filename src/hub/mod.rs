@@ -312,6 +312,39 @@ impl Hub {
         })
     }
 
+    /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept
+    /// when `None`), or with `since`, the first `limit` after that message id (at most
+    /// [`HISTORY_SINCE_MAX`]), as `/history` answers them; for readers that are no session
+    /// (HTTP `GET /rooms/NAME/messages`). A room nobody is in now still answers what the
+    /// store kept of it; one with neither members nor history is [`NoSuchRoom`]. The store
+    /// is asked without the hub's lock, as for `/history`.
+    pub fn room_history(
+        &self,
+        room: &RoomName,
+        since: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<(RoomName, Vec<Entry>), NoSuchRoom> {
+        let live = self.lock().rooms.get(room).map(|r| r.name.clone());
+        let name = live.clone().unwrap_or_else(|| room.clone());
+        let entries = match since {
+            Some(after) => {
+                let most = limit.map_or(HISTORY_SINCE_MAX, |l| l.min(HISTORY_SINCE_MAX));
+                self.store.since(&name, after, most)
+            }
+            None => self.store.recent(&name, limit),
+        };
+        if live.is_none() && entries.is_empty() {
+            return Err(NoSuchRoom(room.clone()));
+        }
+        // A room gone since keeps the spelling its history has.
+        let name = match (live, entries.first()) {
+            (Some(live), _) => live,
+            (None, Some(entry)) => entry.room().clone(),
+            (None, None) => name,
+        };
+        Ok((name, entries))
+    }
+
     /// Hands this node's members of its room a publication the bus carried here (one its
     /// [`Bus::publish`] did not give back at once).
     pub fn receive(&self, publication: Publication) {

@@ -20,6 +20,15 @@ impl LineCodec {
             json: false,
         }
     }
+
+    /// A codec that speaks JSON from the start, greeting included (a WebSocket: its
+    /// clients are programs and pages, never a person at `nc`).
+    pub fn json(max_line_bytes: usize) -> LineCodec {
+        LineCodec {
+            framer: Framer::new(max_line_bytes),
+            json: true,
+        }
+    }
 }
 
 impl Codec for LineCodec {

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use super::http::HttpOptions;
 use super::stream::ByteStream;
 use crate::limits::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, LISTEN_BACKLOG};
 
@@ -20,13 +21,15 @@ pub const DEFAULT_PORT: u16 = 6030;
 pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:6030";
 
 /// An address to listen on, as given to `--listen`: `tcp://HOST:PORT`, `tcp://[::1]:PORT`,
-/// a bare `HOST:PORT`, or `unix:///path/to.sock` (text and JSON lines), or
-/// `irc://HOST:PORT` (the IRC client protocol).
+/// a bare `HOST:PORT`, or `unix:///path/to.sock` (text and JSON lines), `irc://HOST:PORT`
+/// (the IRC client protocol), or `http://HOST:PORT` (the page, WebSocket and HTTP publish:
+/// `server/http/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
     Irc(SocketAddr),
+    Http(SocketAddr),
 }
 
 impl ListenAddr {
@@ -41,23 +44,16 @@ impl ListenAddr {
             }
             return Ok(vec![ListenAddr::Unix(PathBuf::from(path))]);
         }
-        let irc = input.starts_with("irc://");
-        if let Some((scheme, _)) = input.split_once("://")
-            && scheme != "tcp"
-            && scheme != "irc"
-        {
-            return Err(format!(
-                "{input:?}: unknown scheme {scheme:?}; use tcp://, unix:// or irc://"
-            ));
-        }
-        let hostport = input
-            .strip_prefix("tcp://")
-            .or_else(|| input.strip_prefix("irc://"))
-            .unwrap_or(input);
-        let wrap = if irc {
-            ListenAddr::Irc
-        } else {
-            ListenAddr::Tcp
+        let (hostport, wrap): (&str, fn(SocketAddr) -> ListenAddr) = match input.split_once("://") {
+            None => (input, ListenAddr::Tcp),
+            Some(("tcp", rest)) => (rest, ListenAddr::Tcp),
+            Some(("irc", rest)) => (rest, ListenAddr::Irc),
+            Some(("http", rest)) => (rest.strip_suffix('/').unwrap_or(rest), ListenAddr::Http),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "{input:?}: unknown scheme {scheme:?}; use tcp://, unix://, irc:// or http://"
+                ));
+            }
         };
         let addrs: Vec<SocketAddr> = hostport
             .to_socket_addrs()
@@ -95,6 +91,7 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Tcp(addr) => write!(f, "tcp://{addr}"),
             ListenAddr::Unix(path) => write!(f, "unix://{}", path.display()),
             ListenAddr::Irc(addr) => write!(f, "irc://{addr}"),
+            ListenAddr::Http(addr) => write!(f, "http://{addr}"),
         }
     }
 }
@@ -144,6 +141,8 @@ pub enum Bound {
     Unix(UnixListener, SocketFile),
     /// TCP serving the IRC client protocol.
     Irc(TcpListener),
+    /// Bound with [`HttpOptions::default`]; [`Bound::set_http_options`] changes them.
+    Http(TcpListener, HttpOptions),
 }
 
 impl Bound {
@@ -157,6 +156,17 @@ impl Bound {
             Bound::Irc(l) => {
                 ListenAddr::Irc(l.local_addr().expect("a bound socket has an address"))
             }
+            Bound::Http(l, _) => {
+                ListenAddr::Http(l.local_addr().expect("a bound socket has an address"))
+            }
+        }
+    }
+
+    /// Serves an `http://` listener with `options` (token, origins, publish allowance);
+    /// other listeners are left as they are.
+    pub fn set_http_options(&mut self, options: &HttpOptions) {
+        if let Bound::Http(_, current) = self {
+            *current = options.clone();
         }
     }
 }
@@ -182,7 +192,7 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
         source,
     };
     match addr {
-        ListenAddr::Tcp(sa) | ListenAddr::Irc(sa) => {
+        ListenAddr::Tcp(sa) | ListenAddr::Irc(sa) | ListenAddr::Http(sa) => {
             let socket =
                 Socket::new(Domain::for_address(*sa), Type::STREAM, None).map_err(io_error)?;
             socket.set_reuse_address(true).map_err(io_error)?;
@@ -199,11 +209,11 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
             }
             socket.listen(LISTEN_BACKLOG).map_err(io_error)?;
             let listener = TcpListener::from_std(socket.into()).map_err(io_error)?;
-            if matches!(addr, ListenAddr::Irc(_)) {
-                Ok(Bound::Irc(listener))
-            } else {
-                Ok(Bound::Tcp(listener))
-            }
+            Ok(match addr {
+                ListenAddr::Irc(_) => Bound::Irc(listener),
+                ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default()),
+                _ => Bound::Tcp(listener),
+            })
         }
         ListenAddr::Unix(path) => {
             clear_stale_socket(addr, path)?;
@@ -303,6 +313,9 @@ mod tests {
         assert!("nonsense".parse::<ListenAddr>().is_err());
         assert!("unix://".parse::<ListenAddr>().is_err());
         assert_eq!(ListenAddr::Tcp(v6).to_string(), "tcp://[::1]:0");
+        assert_eq!("http://127.0.0.1:6030/".parse(), Ok(ListenAddr::Http(v4)));
+        assert_eq!(ListenAddr::Http(v4).to_string(), "http://127.0.0.1:6030");
+        assert!("https://127.0.0.1:1".parse::<ListenAddr>().is_err());
         let default: SocketAddr = ([127, 0, 0, 1], DEFAULT_PORT).into();
         assert_eq!(DEFAULT_LISTEN.parse(), Ok(ListenAddr::Tcp(default)));
     }

@@ -3,6 +3,7 @@
 mod admission;
 mod connection;
 mod flood;
+mod http;
 mod listen;
 mod stream;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use http::HttpOptions;
 pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
 };
@@ -87,6 +89,7 @@ pub async fn run_with(
             Bound::Irc(l) => ctx
                 .tasks
                 .spawn(accept_loop(l, None, IrcCodec::new, ctx.clone())),
+            Bound::Http(l, options) => ctx.tasks.spawn(http::accept_loop(l, options, ctx.clone())),
         };
     }
     for socket in datagrams.sockets {

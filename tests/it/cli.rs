@@ -351,3 +351,56 @@ async fn options_come_from_the_environment() {
     assert!(error.starts_with("ERROR line_too_long: "), "{error:?}");
     greeted(Client::unix(&path).await).await;
 }
+
+#[tokio::test]
+async fn an_http_listener_beyond_loopback_without_a_token_is_warned_about() {
+    let mut charla = Charla::serve(&["http://0.0.0.0:0"]);
+    let line = charla
+        .stdout
+        .recv_timeout(PATIENCE)
+        .expect("a `listening on` line");
+    assert!(line.starts_with("listening on http://0.0.0.0:"), "{line}");
+    charla.signal("TERM");
+    assert!(charla.exit_status().success());
+    let stderr = charla.stderr();
+    assert!(stderr.contains("no --http-token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_http_token_is_never_logged() {
+    let token = "t0ken-never-shown";
+    let mut charla = Charla::spawn(
+        &[
+            "serve",
+            "-vv",
+            "--listen",
+            "http://127.0.0.1:0",
+            "--http-token",
+            token,
+        ],
+        &[],
+    );
+    let line = charla
+        .stdout
+        .recv_timeout(PATIENCE)
+        .expect("a `listening on` line");
+    let addr: ListenAddr = line.strip_prefix("listening on ").unwrap().parse().unwrap();
+    let ListenAddr::Http(http) = addr else {
+        panic!("{line}");
+    };
+    let wrong = [("Authorization", "Bearer t0ken-never-show")];
+    let right = [("Authorization", "Bearer t0ken-never-shown")];
+    assert_eq!(
+        crate::http::post(http, "alerts", &wrong, "x").await.status,
+        401
+    );
+    assert_eq!(
+        crate::http::post(http, "alerts", &right, "x").await.status,
+        200
+    );
+    charla.signal("TERM");
+    assert!(charla.exit_status().success());
+    let stderr = charla.stderr();
+    assert!(!stderr.contains("no --http-token"), "{stderr}");
+    assert!(!stderr.contains("t0ken-never-show"), "{stderr}");
+}

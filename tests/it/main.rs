@@ -2,12 +2,14 @@
 
 mod bench;
 mod binary;
+mod browser;
 mod chat;
 mod cli;
 mod client;
 mod client_tty;
 mod feeds;
 mod feeds_cli;
+mod http;
 mod irc;
 mod irc_clients;
 mod json;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use charla::limits::Limits;
-use charla::server::{self, ListenAddr};
+use charla::server::{self, HttpOptions, ListenAddr};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, UnixStream};
@@ -38,9 +38,17 @@ impl TestServer {
 
     /// Listens on `specs`; `unix://` entries are put in a fresh temporary directory.
     pub async fn on(specs: &[&str], limits: Limits) -> TestServer {
+        TestServer::with_http(specs, limits, HttpOptions::default()).await
+    }
+
+    /// Listens on `specs`, its `http://` listeners served with `http`.
+    pub async fn with_http(specs: &[&str], limits: Limits, http: HttpOptions) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let addrs = listen_addrs(specs, dir.path());
-        let bound = server::bind(&addrs).unwrap();
+        let mut bound = server::bind(&addrs).unwrap();
+        for b in &mut bound {
+            b.set_http_options(&http);
+        }
         let addrs = bound.iter().map(|b| b.local_addr()).collect();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::run(bound, limits, shutdown.clone()));
@@ -61,6 +69,17 @@ impl TestServer {
                 _ => None,
             })
             .expect("a TCP listener")
+    }
+
+    /// The first HTTP listener's address.
+    pub fn http(&self) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find_map(|a| match a {
+                ListenAddr::Http(sa) => Some(*sa),
+                _ => None,
+            })
+            .expect("an HTTP listener")
     }
 
     /// The first IRC address.

@@ -1,0 +1,631 @@
+//! The HTTP listener (`--listen http://HOST:PORT`): the chat page, the WebSocket, HTTP
+//! publish and history for scripts, a health check (docs/protocol.md, "HTTP").
+//!
+//! Each TCP connection is admitted like any other (connections in all and per address)
+//! and served by hyper, its requests routed by axum. A WebSocket takes over its
+//! connection's place and is served by the one connection driver (`connection::serve`)
+//! through [`ws::WsLines`]. Publishing goes through `feeds::http`, as a UDP datagram goes
+//! through `feeds::udp`.
+
+mod page;
+mod ws;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::{debug, info, warn};
+
+use super::admission::Ticket;
+use super::listen::{Listener, Peer};
+use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection};
+use crate::feeds::http::{Allowances, Priority, Publish};
+use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
+use crate::limits::{
+    HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE, MAX_WRITE_BYTES,
+    WS_READ_BUFFER_BYTES,
+};
+use crate::protocol::{JSON, LineCodec};
+
+/// How an `http://` listener is served (`charla serve --http-token`, `--allowed-origin`,
+/// `--http-rate`, `--http-burst`).
+#[derive(Clone)]
+pub struct HttpOptions {
+    /// When set, publishing and reading history need `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// Origins (`https://chat.example.org`) whose pages may open a WebSocket here, besides
+    /// this listener's own page.
+    pub allowed_origins: Vec<String>,
+    /// Posts a second an address's allowance refills at ([`HTTP_RATE`]); 0: no limit.
+    pub rate: u32,
+    /// Posts an address may make in a burst ([`HTTP_BURST`]).
+    pub burst: u32,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            token: None,
+            allowed_origins: Vec::new(),
+            rate: HTTP_RATE,
+            burst: HTTP_BURST,
+        }
+    }
+}
+
+/// The token is never shown, in a log or anywhere else.
+impl fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("allowed_origins", &self.allowed_origins)
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+/// What every request of one listener shares.
+struct Web {
+    ctx: Arc<Shared>,
+    options: HttpOptions,
+    allowances: Allowances,
+}
+
+/// The connection a request came on.
+#[derive(Clone)]
+struct Conn {
+    peer: SocketAddr,
+    place: Arc<Place>,
+}
+
+/// A connection's place among those admitted: given back when the connection ends, unless
+/// a WebSocket took it over.
+struct Place {
+    ctx: Arc<Shared>,
+    ticket: Mutex<Option<Ticket>>,
+}
+
+impl Place {
+    fn take(&self) -> Option<Ticket> {
+        self.ticket.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.take() {
+            self.ctx.admission.release(&ticket);
+        }
+    }
+}
+
+/// Accepts HTTP connections until shutdown.
+pub(super) async fn accept_loop(mut listener: TcpListener, options: HttpOptions, ctx: Arc<Shared>) {
+    let local = listener.local_addr().ok();
+    if options.token.is_none() && local.is_some_and(|a| !a.ip().is_loopback()) {
+        warn!(
+            addr = ?local,
+            "this http listener is reachable from the network and has no --http-token: \
+             anyone who can reach it may post into any room and read its history"
+        );
+    }
+    // The room posts go to when a script has no room of its own, open from the start as
+    // it is for UDP alerts, so `curl -d … /rooms/alerts` works on a fresh server.
+    ctx.hub.open_room(&crate::feeds::alerts_room());
+    let web = Arc::new(Web {
+        allowances: Allowances::new(options.rate, options.burst),
+        options,
+        ctx: ctx.clone(),
+    });
+    let router = routes(web);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            accepted = Listener::accept(&mut listener) => accepted,
+        };
+        match accepted {
+            Ok((io, Peer::Tcp(addr))) => {
+                backoff = Duration::from_millis(5);
+                match ctx.admission.admit(&Peer::Tcp(addr)) {
+                    Ok(ticket) => {
+                        let place = Arc::new(Place {
+                            ctx: ctx.clone(),
+                            ticket: Mutex::new(Some(ticket)),
+                        });
+                        let conn = Conn { peer: addr, place };
+                        ctx.tasks
+                            .spawn(serve_http(io, conn, router.clone(), ctx.clone()));
+                    }
+                    Err((code, message)) => {
+                        info!(peer = %addr, code = code.as_str(), "refused");
+                        ctx.tasks.spawn(refuse(io, code, message));
+                    }
+                }
+            }
+            Ok((_, Peer::Unix)) => {}
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+fn routes(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
+        .route("/healthz", get(healthz))
+        .route("/ws", get(websocket))
+        .route("/rooms/{room}", post(publish))
+        .route("/rooms/{room}/messages", get(messages))
+        .fallback(not_found)
+        .with_state(web)
+}
+
+/// Serves one connection's requests until it closes, a WebSocket takes it over, or the
+/// server shuts down (then the request under way is finished first).
+async fn serve_http(io: TcpStream, conn: Conn, router: Router, ctx: Arc<Shared>) {
+    let peer = conn.peer;
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request.extensions_mut().insert(conn.clone());
+        let mut router = router.clone();
+        tower::Service::call(&mut router, request)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HTTP_HEADER_TIMEOUT);
+    let served = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        _ = ctx.shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            match tokio::time::timeout(crate::limits::SHUTDOWN_GRACE, served).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "http connection ended");
+    }
+}
+
+/// Tells an HTTP client the server cannot take its connection now.
+async fn refuse(mut io: TcpStream, code: ErrorCode, message: String) {
+    let body = json!({"type": "error", "code": code.as_str(), "message": message}).to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(response.as_bytes()).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+/// An error answer: the status, and the same `error` object the JSON protocol sends.
+struct Refused {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// A header to send with it, as `WWW-Authenticate: Bearer`.
+    header: Option<(&'static str, &'static str)>,
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refused {
+    Refused {
+        status,
+        code,
+        message: message.into(),
+        header: None,
+    }
+}
+
+impl Refused {
+    fn with(mut self, name: &'static str, value: &'static str) -> Refused {
+        self.header = Some((name, value));
+        self
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let body = json!({"type": "error", "code": self.code, "message": self.message});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some((name, value)) = self.header {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        response
+    }
+}
+
+async fn not_found() -> Refused {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "nothing here: see docs/protocol.md, HTTP",
+    )
+}
+
+/// A query string that does not parse (`limit=lots`), answered like any other refusal.
+fn bad_query(rejection: QueryRejection) -> Refused {
+    error(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidArgument.as_str(),
+        rejection.body_text(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Whether the request carries the listener's token, when it has one. Compared in
+/// constant time: how long the comparison takes tells nothing of the token.
+fn authorized(web: &Web, headers: &HeaderMap) -> Result<(), Refused> {
+    let Some(token) = &web.options.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if same_secret(given, token.as_bytes()) {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this listener needs Authorization: Bearer TOKEN (--http-token)",
+    )
+    .with("www-authenticate", "Bearer"))
+}
+
+/// `given == secret`, in a time that depends only on their lengths.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    let mut differ = u8::from(given.len() != secret.len());
+    for (i, s) in secret.iter().enumerate() {
+        differ |= given.get(i).copied().unwrap_or(!s) ^ s;
+    }
+    std::hint::black_box(differ) == 0
+}
+
+fn room_of(name: &str) -> Result<RoomName, Refused> {
+    RoomName::parse(name).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRoom.as_str(),
+            e.to_string(),
+        )
+    })
+}
+
+fn no_such_room(room: &RoomName) -> Refused {
+    error(
+        StatusCode::NOT_FOUND,
+        "no_such_room",
+        format!("there is no room {room}: nobody is in it and no feed opened it"),
+    )
+}
+
+/// The first of `names` the request carries, as text.
+fn header_text<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `POST /rooms/NAME`: the body posted into #NAME as a notice, or an alert at priority
+/// high or urgent; answers the post's id.
+async fn publish(
+    State(web): State<Arc<Web>>,
+    Extension(conn): Extension<Conn>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
+    let ip = conn.peer.ip();
+    // Every attempt counts, so the allowance also slows down guessing the token.
+    if web.allowances.spend(ip, Instant::now()).is_err() {
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "too fast: at most {} posts at once and {} a second from one address",
+                web.options.burst, web.options.rate
+            ),
+        )
+        .with("retry-after", "1"));
+    }
+    authorized(&web, &headers)?;
+    // A page on another site may not post here through its visitors' browsers (a form or
+    // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
+    if !origin_allowed(&web, &headers) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a page from another origin may not post here (see --allowed-origin)",
+        ));
+    }
+    let room = room_of(&room)?;
+    let max = web.ctx.limits.max_line_bytes;
+    let too_long = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::LineTooLong.as_str(),
+            format!("a post is limited to {max} bytes, as a line is"),
+        )
+    };
+    let declared = header_text(&headers, &["content-length"]).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_long());
+    }
+    // Read up to the bound and no further: a longer body is refused, never buffered whole.
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_long()),
+        Err(e) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.to_string(),
+            ));
+        }
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidUtf8.as_str(),
+            "the body is not valid UTF-8",
+        )
+    })?;
+    let priority = header_text(&headers, &["priority", "x-priority", "prio"])
+        .map(|p| {
+            Priority::parse(p).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidArgument.as_str(),
+                    "Priority is 1 to 5, or min, low, default, high or urgent",
+                )
+            })
+        })
+        .transpose()?;
+    let request = Publish {
+        body: text,
+        title: header_text(&headers, &["title", "x-title"]),
+        priority,
+        tags: header_text(&headers, &["tags", "x-tags", "tag"]),
+    };
+    let notice = request.notice(ip).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::EmptyMessage.as_str(),
+            "nothing to post: the body has no printable text",
+        )
+    })?;
+    let posted = web
+        .ctx
+        .hub
+        .post(&room, notice)
+        .map_err(|_| no_such_room(&room))?;
+    debug!(peer = %conn.peer, room = %posted.room, id = posted.id, "http post");
+    Ok(axum::Json(json!({
+        "id": posted.id,
+        "ts": posted.ts,
+        "room": posted.room.as_str(),
+        "type": posted.notice.kind.as_str(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+    since: Option<u64>,
+}
+
+/// `GET /rooms/NAME/messages?limit=N&since=ID`: the room's history as the JSON protocol's
+/// `history` object, oldest first: the last N, or with `since` the first N after message
+/// ID (read on from the last id received).
+async fn messages(
+    State(web): State<Arc<Web>>,
+    Path(room): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Refused> {
+    authorized(&web, &headers)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let room = room_of(&room)?;
+    let limit = query.limit.unwrap_or(HTTP_HISTORY_DEFAULT);
+    let (room, entries) = web
+        .ctx
+        .hub
+        .room_history(&room, query.since, Some(limit))
+        .map_err(|_| no_such_room(&room))?;
+    let body = JSON.encode(&Outgoing::new(Event::History {
+        room,
+        messages: entries,
+    }));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    nick: Option<String>,
+    room: Option<String>,
+}
+
+/// Whether a browser page from `Origin` may open a WebSocket or post here: this listener's
+/// own page, or an origin `--allowed-origin` names. A request without `Origin` is not from
+/// a page (a program, `curl`, `websocat`) and may.
+fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if web
+        .options
+        .allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = header_text(headers, &["host"]).unwrap_or_default();
+    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("http://{host}"))
+}
+
+/// `GET /ws`: the handshake, then the JSON protocol, one object per text frame.
+async fn websocket(
+    State(web): State<Arc<Web>>,
+    Extension(conn): Extension<Conn>,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    mut request: Request,
+) -> Result<Response, Refused> {
+    let Query(query) = query.map_err(bad_query)?;
+    let headers = request.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err(error(
+            StatusCode::UPGRADE_REQUIRED,
+            "invalid_request",
+            "this is a WebSocket endpoint: connect with a WebSocket client",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "only WebSocket version 13 is spoken",
+        )
+        .with("sec-websocket-version", "13"));
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Sec-WebSocket-Key is missing",
+        ));
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    if !origin_allowed(&web, headers) {
+        info!(peer = %conn.peer, origin = ?headers.get(header::ORIGIN), "cross-origin websocket refused");
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a page from another origin may not open a WebSocket here (see --allowed-origin)",
+        ));
+    }
+    let Some(ticket) = conn.place.take() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_full",
+            "this connection has no place left",
+        ));
+    };
+    let first = (query.nick.is_some() || query.room.is_some()).then(|| {
+        json!({
+            "type": "hello",
+            "nick": query.nick,
+            "rooms": query.room.into_iter().collect::<Vec<_>>(),
+        })
+        .to_string()
+    });
+    let upgrade = hyper::upgrade::on(&mut request);
+    let ctx = web.ctx.clone();
+    let peer = conn.peer;
+    web.ctx.tasks.spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(%peer, error = %e, "websocket upgrade failed");
+                ctx.admission.release(&ticket);
+                return;
+            }
+        };
+        let max = ctx.limits.max_line_bytes;
+        // What tungstenite buffers is one write of the driver's (it flushes past this):
+        // the rest waits in the outbox, counted against the send queue.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .write_buffer_size(MAX_WRITE_BYTES)
+            .read_buffer_size(WS_READ_BUFFER_BYTES);
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let io = ws::WsLines::new(ws, first);
+        connection::serve(io, LineCodec::json(max), Peer::Tcp(peer), &ctx, ticket).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .expect("a valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cretX", b"s3cret"));
+        assert!(!same_secret(b"S3cret", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}

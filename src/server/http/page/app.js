@@ -1,0 +1,358 @@
+// The charla page: the JSON protocol over /ws, one object per frame. Everything shown is
+// set as text (textContent), never as HTML.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+let nick = params.get("nick") || "";
+// The nick you chose. After a cut, the server may still hold it for your old connection
+// until it notices that connection is gone; the page asks for it again meanwhile.
+let wanted = nick;
+let reclaim = null;
+const RECLAIM_EVERY_MS = 3000;
+const RECLAIM_TRIES = 40;
+let room = params.get("room") || "#lobby";
+if (!room.startsWith("#")) room = "#" + room;
+
+const log = document.getElementById("log");
+const state = document.getElementById("state");
+const where = document.getElementById("where");
+const form = document.getElementById("say");
+const input = document.getElementById("text");
+// What was sent and not yet acknowledged, by ref.
+const pending = new Map();
+// Ids of the messages shown, so history replayed on a reconnect adds only what was missed.
+const seen = new Set();
+// Rooms joined (to join again after a reconnect), and what is unread in each.
+const rooms = new Set();
+const unread = new Map();
+const roomList = document.getElementById("rooms");
+// Who is in each room: filled from `users` (asked on joining), kept by joins, leaves and
+// nick changes.
+const members = new Map();
+const memberList = document.getElementById("members");
+// Each room's checks: name -> state and since when, from `status` and live check alerts.
+const checks = new Map();
+const checkList = document.getElementById("checks");
+const sent = [];
+let recall = 0;
+let ws = null;
+let backoff = 500;
+let nextRef = 1;
+let connectedBefore = false;
+// After a reconnect, until every room is joined again: replayed lines not seen before
+// were missed.
+let catchingUp = false;
+let rejoining = new Set();
+let missedMarked = false;
+
+function time(ts) {
+  const d = ts ? new Date(ts) : new Date();
+  return d.toTimeString().slice(0, 5);
+}
+
+// The rooms, the one you talk in marked, each with what is unread in it.
+function drawRooms() {
+  roomList.replaceChildren();
+  for (const r of [...rooms].sort()) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-current", r === room ? "true" : "false");
+    const name = document.createElement("span");
+    name.textContent = r;
+    const count = document.createElement("span");
+    count.className = "unread";
+    const n = unread.get(r) || 0;
+    count.textContent = n ? String(n) : "";
+    if (n) count.setAttribute("aria-label", n + " unread");
+    button.append(name, count);
+    button.addEventListener("click", () => { switchTo(r); input.focus(); });
+    li.appendChild(button);
+    roomList.appendChild(li);
+  }
+}
+
+function drawMembers() {
+  memberList.replaceChildren();
+  for (const n of [...(members.get(room) || [])].sort((a, b) => a.localeCompare(b))) {
+    const li = document.createElement("li");
+    li.textContent = n;
+    if (n === nick) li.className = "you";
+    memberList.appendChild(li);
+  }
+}
+
+function drawChecks() {
+  checkList.replaceChildren();
+  const ours = checks.get(room);
+  checkList.hidden = !ours || ours.size === 0;
+  if (!ours) return;
+  for (const [name, c] of [...ours].sort()) {
+    const li = document.createElement("li");
+    li.className = c.state;
+    li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "");
+    checkList.appendChild(li);
+  }
+}
+
+// A check's state as a status item or a live alert tells it.
+function checkSays(r, m, since) {
+  if (m.check === undefined || m.state === undefined) return;
+  if (!checks.has(r)) checks.set(r, new Map());
+  checks.get(r).set(m.check, { state: m.state, since });
+  if (r === room) drawChecks();
+}
+
+function memberJoined(r, n) {
+  if (!members.has(r)) members.set(r, new Set());
+  members.get(r).add(n);
+  if (r === room) drawMembers();
+}
+
+function memberLeft(r, n) {
+  members.get(r)?.delete(n);
+  if (r === room) drawMembers();
+}
+
+// Makes `r` the room you read and talk in: only its lines (and those of no room) show.
+function switchTo(r) {
+  room = r;
+  unread.delete(r);
+  for (const li of log.children) li.hidden = !!li.dataset.room && li.dataset.room !== r;
+  here();
+  drawRooms();
+  drawMembers();
+  drawChecks();
+}
+
+function line(cls, parts, r) {
+  const box = log.parentElement;
+  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+  const li = document.createElement("li");
+  li.className = cls;
+  if (r) {
+    li.dataset.room = r;
+    if (r !== room) {
+      li.hidden = true;
+      // Replayed history and your own lines are not news.
+      if (!/\b(history|me)\b/.test(cls)) { unread.set(r, (unread.get(r) || 0) + 1); drawRooms(); }
+    }
+  }
+  for (const [c, text] of parts) {
+    if (li.childNodes.length) li.appendChild(document.createTextNode(" "));
+    const span = document.createElement("span");
+    if (c) span.className = c;
+    span.textContent = text;
+    li.appendChild(span);
+  }
+  log.appendChild(li);
+  while (log.children.length > 2000) log.removeChild(log.firstChild);
+  if (stick) li.scrollIntoView({ block: "end" });
+}
+
+// Whether message `m` is new here; marks it seen. History after a reconnect that was not
+// seen is marked as missed.
+function fresh(m, cls) {
+  if (m.id !== undefined) {
+    if (seen.has(m.id)) return null;
+    seen.add(m.id);
+  }
+  if (catchingUp && cls.includes("history")) {
+    if (!missedMarked) {
+      missedMarked = true;
+      server("missed while disconnected:", "missed-mark");
+    }
+    return cls + " missed";
+  }
+  return cls;
+}
+
+function said(m, r, cls) {
+  cls = fresh(m, cls);
+  if (cls === null) return;
+  const who = m.action ? "* " + m.from : "<" + m.from + ">";
+  const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
+  line(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
+}
+
+function posted(m, r, cls) {
+  cls = fresh(m, cls);
+  if (cls === null) return;
+  const mark = m.type === "alert" ? "!!!" : ">>>";
+  line(cls + " " + m.type, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+}
+
+function server(text, cls, r) {
+  line("server " + (cls || ""), [["time", time()], ["", text]], r);
+}
+
+function here() {
+  where.textContent = (nick || "guest") + " in " + room;
+}
+
+function show(e) {
+  switch (e.type) {
+    case "welcome":
+      nick = e.nick;
+      for (const r of e.rooms) rooms.add(r);
+      here();
+      drawRooms();
+      if (wanted && nick !== wanted && !reclaim) reclaimNick();
+      break;
+    case "message": said(e, e.room, ""); break;
+    case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
+    case "private":
+      if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
+      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
+      break;
+    case "history":
+      for (const m of e.messages) {
+        if (m.type) posted(m, e.room, "history"); else said(m, e.room, "history");
+      }
+      break;
+    case "join":
+      if (e.you) {
+        rooms.add(e.room);
+        members.set(e.room, new Set(e.members));
+        // The join names the first few; `users` names everyone.
+        if (e.count > e.members.length) ws.send(JSON.stringify({ type: "users", room: e.room }));
+        rejoining.delete(e.room);
+        if (rejoining.size === 0) catchingUp = false;
+        // Joining again after a reconnect leaves you where you were reading.
+        if (!catchingUp || e.room === room) switchTo(e.room);
+        server("you joined " + e.room + "; here: " + e.members.join(", "), "", e.room);
+      } else {
+        memberJoined(e.room, e.nick);
+        server(e.nick + " joined " + e.room, "", e.room);
+      }
+      break;
+    case "leave":
+      if (!e.you) memberLeft(e.room, e.nick);
+      if (e.you) {
+        rooms.delete(e.room);
+        unread.delete(e.room);
+        members.delete(e.room);
+        if (e.room === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
+        else drawRooms();
+      }
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
+      break;
+    case "nick":
+      if (e.you) { nick = e.new; wanted = e.new; here(); }
+      for (const set of members.values()) {
+        if (set.delete(e.old)) set.add(e.new);
+      }
+      drawMembers();
+      server(e.old + " is now known as " + e.new);
+      break;
+    case "ack": {
+      const mine = pending.get(e.ref);
+      pending.delete(e.ref);
+      if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
+      break;
+    }
+    case "status":
+      for (const item of e.items) checkSays(e.room, item, item.since);
+      for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
+    case "users":
+      members.set(e.room, new Set(e.users));
+      if (e.room === room) drawMembers();
+      if (e.ref) server(e.room + ": " + e.users.join(", "), "", e.room);
+      break;
+    case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
+    case "error":
+      pending.delete(e.ref);
+      if (e.ref !== "reclaim") server(e.message, "error");
+      break;
+    case "bye": server("goodbye (" + e.reason + ")"); break;
+    case "help": for (const c of e.commands) server(c.usage + " — " + c.about); break;
+  }
+}
+
+// Asks for the nick you chose every few seconds while someone else holds it.
+function reclaimNick() {
+  server("your nick " + wanted + " is still taken (by your connection before the cut, if it was yours); you are " + nick + " until it is free", "error");
+  let tries = 0;
+  reclaim = setInterval(() => {
+    if (nick === wanted || ++tries > RECLAIM_TRIES) { clearInterval(reclaim); reclaim = null; return; }
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "nick", nick: wanted, ref: "reclaim" }));
+  }, RECLAIM_EVERY_MS);
+}
+
+function command(text) {
+  const [verb, ...rest] = text.slice(1).split(" ");
+  const arg = rest.join(" ").trim();
+  switch (verb) {
+    case "join": return { type: "join", room: arg };
+    case "leave": case "part": return { type: "leave", room };
+    case "nick": return { type: "nick", nick: arg };
+    case "me": return { type: "me", text: arg, room };
+    case "msg": { const [to, ...words] = rest; return { type: "msg", to, text: words.join(" ") }; }
+    case "users": case "who": return { type: "users", room };
+    case "rooms": case "list": return { type: "rooms" };
+    case "history": return { type: "history", room };
+    case "status": return { type: "status", room };
+    case "help": return { type: "help" };
+    default: return null;
+  }
+}
+
+// Connects as `?nick=…&room=…` (the server turns it into a hello); after a reconnect, the
+// other rooms joined before are joined again, and what they replay fills in what was missed.
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const q = new URLSearchParams({ room });
+  if (wanted || nick) q.set("nick", wanted || nick);
+  const again = connectedBefore;
+  catchingUp = again;
+  rejoining = new Set(rooms);
+  missedMarked = false;
+  ws = new WebSocket(scheme + "//" + location.host + "/ws?" + q);
+  ws.onopen = () => {
+    state.textContent = "connected";
+    backoff = 500;
+    connectedBefore = true;
+    if (again) {
+      for (const r of rooms) {
+        if (r !== room && r !== "#lobby") ws.send(JSON.stringify({ type: "join", room: r }));
+      }
+    }
+  };
+  ws.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (err) { console.error(err); } };
+  ws.onclose = (c) => {
+    state.textContent = "disconnected; reconnecting…";
+    server("connection closed (" + c.code + "); reconnecting in " + Math.round(backoff / 1000) + "s", "error");
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 30000);
+  };
+}
+
+form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = input.value;
+  if (!text.trim() || !ws || ws.readyState !== WebSocket.OPEN) return;
+  const ref = "p" + nextRef++;
+  let req;
+  if (text.startsWith("/") && !text.startsWith("//")) {
+    req = command(text);
+    if (!req) { server("unknown command; /help lists them", "error"); return; }
+    if (req.type === "me") pending.set(ref, { text: req.text, action: true, room });
+  } else {
+    const t = text.startsWith("//") ? text.slice(1) : text;
+    req = { type: "say", text: t, room };
+    pending.set(ref, { text: t, action: false, room });
+  }
+  req.ref = ref;
+  ws.send(JSON.stringify(req));
+  sent.push(text);
+  recall = sent.length;
+  input.value = "";
+});
+
+input.addEventListener("keydown", (ev) => {
+  if (ev.key === "ArrowUp" && recall > 0) { recall--; input.value = sent[recall]; ev.preventDefault(); }
+  if (ev.key === "ArrowDown" && recall < sent.length) { recall++; input.value = sent[recall] || ""; ev.preventDefault(); }
+});
+
+here();
+connect();

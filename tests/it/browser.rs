@@ -1,0 +1,578 @@
+//! The chat page in a real browser: Debian's chromium, driven through chromedriver's
+//! WebDriver HTTP interface (a few JSON requests, spoken with the HTTP tests' client),
+//! beside a text client.
+//!
+//! scripts/test.sh installs chromium and chromium-driver. Without them the test is
+//! skipped with a note, except under CI (`CI` set), where their absence is a failure.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::http::{HttpAnswer, raw_within};
+use crate::support::{PATIENCE, TestServer};
+use charla::limits::Limits;
+use charla::server::HttpOptions;
+
+/// Chromium's first start on a busy machine is slow.
+const BROWSER_PATIENCE: Duration = Duration::from_secs(60);
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The WebDriver key code of Enter.
+const ENTER: &str = "\u{E007}";
+
+/// One browser at a time: several chromiums at once would crowd a small machine.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// chromedriver, killed when the test ends.
+struct Driver {
+    child: Child,
+    addr: SocketAddr,
+    session: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Driver {
+    /// Ends chromedriver and the browser it started (its own process group), even when
+    /// the test failed before quitting the session.
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
+    match try_call(addr, method, path, body).await {
+        Ok(value) => value,
+        Err(value) => panic!("{method} {path}: {value}"),
+    }
+}
+
+/// A WebDriver call: its value, or the error it answered.
+async fn try_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, Value> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
+        body.len()
+    );
+    let reply: HttpAnswer = raw_within(addr, &head, body.as_bytes(), BROWSER_PATIENCE).await;
+    let value = reply.json();
+    if reply.status == 200 {
+        Ok(value["value"].clone())
+    } else {
+        Err(value)
+    }
+}
+
+impl Driver {
+    /// chromedriver and a headless chromium session, or `None` when they are not installed
+    /// (outside CI).
+    async fn start() -> Option<Driver> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{CHROMEDRIVER} or {CHROMIUM} is missing: scripts/test.sh installs them"
+            );
+            eprintln!("skipped: no {CHROMEDRIVER} or {CHROMIUM} (scripts/test.sh installs them)");
+            return None;
+        }
+        let turn = ONE_BROWSER.lock().await;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut driver = Driver {
+            child,
+            addr,
+            session: String::new(),
+            _turn: turn,
+        };
+        let deadline = tokio::time::Instant::now() + BROWSER_PATIENCE;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--no-first-run",
+                         "--disable-crash-reporter", "--disable-breakpad"],
+            },
+        }}});
+        let session = call(addr, "POST", "/session", Some(capabilities)).await;
+        driver.session = session["sessionId"].as_str().unwrap().to_string();
+        Some(driver)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        call(self.addr, method, &path, body).await
+    }
+
+    async fn open(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// The elements `css` selects, as WebDriver element ids.
+    async fn all(&self, css: &str) -> Vec<String> {
+        let found = self
+            .call(
+                "POST",
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_object()
+                    .unwrap()
+                    .values()
+                    .next()
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    async fn one(&self, css: &str) -> String {
+        let all = self.all(css).await;
+        assert_eq!(all.len(), 1, "{css}");
+        all.into_iter().next().unwrap()
+    }
+
+    /// The rendered text of each element `css` selects, read at one moment (the page
+    /// redraws its lists, so elements found by one call may be gone by the next).
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let script = json!({
+            "script": "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText);",
+            "args": [css],
+        });
+        let texts = self.call("POST", "/execute/sync", Some(script)).await;
+        texts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Clicks the element `css` selects whose text starts with `prefix`, finding it again
+    /// if the page redrew it in between.
+    async fn click(&self, css: &str, prefix: &str) {
+        for _ in 0..20 {
+            for element in self.all(css).await {
+                let path = format!("/session/{}/element/{element}", self.session);
+                let Ok(text) = try_call(self.addr, "GET", &format!("{path}/text"), None).await
+                else {
+                    continue;
+                };
+                if text.as_str().is_some_and(|t| t.starts_with(prefix)) {
+                    let click = format!("{path}/click");
+                    if try_call(self.addr, "POST", &click, Some(json!({})))
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {css} starting with {prefix:?} could be clicked");
+    }
+
+    async fn text(&self, element: &str) -> String {
+        let text = self
+            .call("GET", &format!("/element/{element}/text"), None)
+            .await;
+        text.as_str().unwrap().to_string()
+    }
+
+    /// Waits until the element's text contains `needle`.
+    async fn wait_for_text(&self, element: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let text = self.text(element).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle:?} on the page; it shows {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn type_into(&self, element: &str, keys: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({"text": keys})),
+        )
+        .await;
+    }
+
+    async fn quit(&self) {
+        let path = format!("/session/{}", self.session);
+        call(self.addr, "DELETE", &path, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_chats_with_a_text_client_and_renders_what_they_type_inert() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+
+    // The message box is found by its accessible name, as a screen reader finds it.
+    let input = driver.one("input").await;
+    let label = driver
+        .call("GET", &format!("/element/{input}/computedlabel"), None)
+        .await;
+    assert_eq!(label, "Message");
+
+    driver
+        .type_into(&input, &format!("hola desde la web{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("hola desde la web").await,
+        "#ops <webby> hola desde la web"
+    );
+    let log = driver.one("#log").await;
+    // Your own line, as sent, once the server has taken it.
+    driver
+        .wait_for_text(&log, "<webby> hola desde la web")
+        .await;
+
+    // What others type is shown as text, never run or rendered as HTML.
+    let hostile = r#"<img src=x onerror="document.title='pwned'"><b>bold</b>"#;
+    ana.send(hostile).await;
+    driver.wait_for_text(&log, hostile).await;
+    assert!(driver.all("#log img").await.is_empty());
+    assert!(driver.all("#log b").await.is_empty());
+    let title = driver.call("GET", "/title", None).await;
+    assert_eq!(title, "charla");
+
+    // A feed's alert, posted over HTTP, reaches the page too.
+    let reply = crate::http::post(server.http(), "ops", &[("Priority", "high")], "disk full").await;
+    assert_eq!(reply.status, 200);
+    driver
+        .wait_for_text(&log, "!!! [http:127.0.0.1] disk full")
+        .await;
+
+    driver.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reconnects_after_a_server_restart() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
+    let first = TestServer::with_http(&specs, limits.clone(), HttpOptions::default()).await;
+    let http = first.http();
+    let mut ana = first.named("ana").await;
+    driver
+        .open(&format!("http://{http}/?nick=webby&room=ops"))
+        .await;
+    ana.expect("is now known as webby").await;
+    let log = driver.one("#log").await;
+
+    drop(ana);
+    let TestServer { shutdown, task, .. } = first;
+    shutdown.cancel();
+    task.await.unwrap();
+    driver.wait_for_text(&log, "reconnecting").await;
+
+    // The same address again, as after a restart.
+    let again = format!("http://{http}");
+    let second = TestServer::with_http(
+        &["tcp://127.0.0.1:0", &again],
+        limits,
+        HttpOptions::default(),
+    )
+    .await;
+    let mut bob = second.named("bob").await;
+    bob.send("/join #ops").await;
+    // The page comes back by itself, as webby in #ops.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let line = bob.line().await;
+        if line.contains("webby") && line.contains("joined")
+            || line.contains("here now") && line.contains("webby")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never came back"
+        );
+    }
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("back again{ENTER}"))
+        .await;
+    assert_eq!(bob.expect("back again").await, "#ops <webby> back again");
+    driver.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    ana.send("said before").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "said before").await;
+    ana.send("hello webby").await;
+    driver.wait_for_text(&log, "hello webby").await;
+    assert_eq!(driver.all("#log li.mention").await.len(), 1);
+
+    // The network goes; the page, told not to come back yet, misses two lines.
+    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby left").await;
+    ana.send("while away 1").await;
+    ana.send("while away 2").await;
+    let script = json!({"script": "connect();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby joined").await;
+
+    let text = driver.wait_for_text(&log, "while away 2").await;
+    assert!(text.contains("missed while disconnected:"), "{text}");
+    assert!(text.contains("while away 1"), "{text}");
+    assert_eq!(text.matches("said before").count(), 1, "{text}");
+    assert_eq!(text.matches("hello webby").count(), 1, "{text}");
+    assert_eq!(driver.all("#log li.missed").await.len(), 2, "{text}");
+    driver.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut bot = server.json("bot").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    bot.expect("webby").await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "you joined #ops").await;
+    let members = driver.one("#members").await;
+    assert_eq!(driver.wait_for_text(&members, "webby").await, "webby");
+
+    bot.send(r##"{"type":"say","room":"#lobby","text":"psst in the lobby"}"##)
+        .await;
+    // #lobby, not the room on show, counts it.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let counts = driver.texts("nav .unread").await;
+        if counts.contains(&"1".to_string()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no unread count: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!driver.text(&log).await.contains("psst in the lobby"));
+
+    driver.click("nav button", "#lobby").await;
+    driver.wait_for_text(&log, "psst in the lobby").await;
+    assert!(!driver.text(&log).await.contains("you joined #ops"));
+    // The members shown are the room's on show, kept as they change.
+    assert_eq!(driver.wait_for_text(&members, "bot").await, "bot\nwebby");
+    bot.send(r#"{"type":"nick","nick":"robot"}"#).await;
+    assert_eq!(
+        driver.wait_for_text(&members, "robot").await,
+        "robot\nwebby"
+    );
+    assert!(
+        driver
+            .texts("nav .unread")
+            .await
+            .iter()
+            .all(String::is_empty),
+        "{:?}",
+        driver.texts("nav .unread").await
+    );
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola lobby{ENTER}"))
+        .await;
+    let message = bot.expect_json("message").await;
+    assert_eq!(
+        (message["room"].as_str(), message["text"].as_str()),
+        (Some("#lobby"), Some("hola lobby"))
+    );
+    driver.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_checks_shows_each_check_up_or_down() {
+    use charla::feeds::{self, CheckSpec, FeedOptions};
+    use charla::hub::Hub;
+    use charla::server::{self, Datagrams};
+
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    // What the check probes: up while this listens.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("web=tcp://{}", target.local_addr().unwrap());
+    let bound = server::bind(&["http://127.0.0.1:0".parse().unwrap()]).unwrap();
+    let http = match bound[0].local_addr() {
+        charla::server::ListenAddr::Http(sa) => sa,
+        other => panic!("{other}"),
+    };
+    let limits = Limits::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let hub = Hub::new(&limits);
+    let options = FeedOptions {
+        checks: vec![spec.parse::<CheckSpec>().unwrap()],
+        check_interval: Duration::from_millis(100),
+        check_timeout: Duration::from_secs(2),
+        ..FeedOptions::default()
+    };
+    feeds::start(&hub, &options, shutdown.clone()).unwrap();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(server::run_with(
+        hub,
+        bound,
+        Datagrams::default(),
+        limits,
+        shutdown,
+    ));
+
+    driver
+        .open(&format!("http://{http}/?nick=ops&room=alerts"))
+        .await;
+    let panel = driver.one("#checks").await;
+    driver.wait_for_text(&panel, "web up").await;
+    drop(target);
+    driver.wait_for_text(&panel, "web down since").await;
+    assert_eq!(driver.all("#checks li.down").await.len(), 1);
+    driver.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = TestServer::with_http(
+        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+        HttpOptions::default(),
+    )
+    .await;
+    let mut ana = server.named("ana").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("is now known as webby").await;
+
+    // Cut; meanwhile the nick is taken, as the old connection would hold it until the
+    // server noticed it gone.
+    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("webby left").await;
+    ana.send("/nick webby").await;
+    ana.expect("you are now known as webby").await;
+    let script = json!({"script": "connect();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    let log = driver.one("#log").await;
+    driver
+        .wait_for_text(&log, "your nick webby is still taken")
+        .await;
+
+    ana.send("/nick ana").await;
+    let line = ana.expect("is now known as webby").await;
+    assert!(line.starts_with("*** guest-"), "{line}");
+    let header = driver.one("#where").await;
+    driver.wait_for_text(&header, "webby in #ops").await;
+    driver.quit().await;
+}
