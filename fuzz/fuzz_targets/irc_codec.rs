@@ -44,7 +44,9 @@ impl Sink for Record {
         match &incoming {
             Incoming::Register { nick, .. } => {
                 assert!(self.session.is_none(), "registered twice: {incoming:?}");
-                let nick = nick.clone().expect("IRC registers under the nick it was sent");
+                let nick = nick
+                    .clone()
+                    .expect("IRC registers under the nick it was sent");
                 if !taken(&nick) {
                     self.session = Some(nick);
                 }

@@ -4,8 +4,8 @@
 //! request's is `nick VERB subject`), and every reply encodes as clean lines.
 
 use charla::hub::{
-    Command, Encode, ErrorCode, Event, LeaveReason, MessageText, Nick, Outgoing, Request,
-    RoomName, Said,
+    Command, Encode, ErrorCode, Event, LeaveReason, MessageText, Nick, Outgoing, Request, RoomName,
+    Said,
 };
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
@@ -163,7 +163,15 @@ fn check_text(text: &MessageText) {
 fn is_formatting(c: char) -> bool {
     matches!(
         c,
-        '\u{2}' | '\u{3}' | '\u{4}' | '\u{f}' | '\u{11}' | '\u{16}' | '\u{1d}' | '\u{1e}' | '\u{1f}'
+        '\u{2}'
+            | '\u{3}'
+            | '\u{4}'
+            | '\u{f}'
+            | '\u{11}'
+            | '\u{16}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{1f}'
     )
 }
 
@@ -267,13 +275,14 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
         "reference's verb: {reference:?}"
     );
     assert!(
-        subject == "*"
-            || Nick::parse(subject).is_ok()
-            || RoomName::parse(subject).is_ok(),
+        subject == "*" || Nick::parse(subject).is_ok() || RoomName::parse(subject).is_ok(),
         "reference's subject is no nick or room: {reference:?}"
     );
     let asked = Asked::read(Some(reference));
-    assert_eq!((asked.nick, asked.verb, asked.subject), (nick, verb, subject));
+    assert_eq!(
+        (asked.nick, asked.verb, asked.subject),
+        (nick, verb, subject)
+    );
     asked
 }
 
@@ -389,7 +398,11 @@ pub fn check_irc_answer(bytes: &[u8]) {
     let line = text
         .strip_suffix("\r\n")
         .unwrap_or_else(|| panic!("an IRC answer is not CRLF-ended: {text:?}"));
-    assert!(bytes.len() <= MAX_LINE_BYTES, "{} bytes: {text:?}", bytes.len());
+    assert!(
+        bytes.len() <= MAX_LINE_BYTES,
+        "{} bytes: {text:?}",
+        bytes.len()
+    );
     assert_printable(line);
     check_irc_line(line);
 }
