@@ -358,16 +358,49 @@ fn check_irc_request(request: &Request) {
             reply(Event::Bye { reason });
         }
         Command::Users { room } | Command::History { room, .. } | Command::Status { room } => {
-            reply(Event::Users {
-                room: room.clone().unwrap_or(lobby),
-                nicks: vec![me.clone(); 40],
-            })
+            let users = Outgoing::reply(
+                Event::Users {
+                    room: room.clone().unwrap_or(lobby),
+                    nicks: vec![me.clone(); 40],
+                },
+                reference.clone(),
+            );
+            check_irc_encoded(&users);
+            check_every_member_named(&users, asked.verb, me.as_str(), 40);
         }
         Command::Rooms => reply(Event::Rooms {
             rooms: vec![(lobby, 3)],
         }),
         Command::Help => reply(Event::Help),
     }
+}
+
+/// A member list names every member whole, however long the names: one `352` each for
+/// WHO, else `353`s whose nicks are the members, none cut short by the line bound.
+fn check_every_member_named(out: &Outgoing, verb: &str, member: &str, count: usize) {
+    let bytes = IrcFormat::for_limits(&Limits::default()).encode(out);
+    let text = std::str::from_utf8(&bytes).expect("IRC output is UTF-8");
+    let messages: Vec<Message> = text
+        .split_terminator("\r\n")
+        .filter_map(|line| Message::parse(line).ok())
+        .collect();
+    let named: Vec<&str> = if verb == "WHO" {
+        messages
+            .iter()
+            .filter(|m| m.command == "352")
+            .map(|m| m.params.get(5).copied().unwrap_or(""))
+            .collect()
+    } else {
+        messages
+            .iter()
+            .filter(|m| m.command == "353")
+            .flat_map(|m| m.params.last().copied().unwrap_or("").split(' '))
+            .collect()
+    };
+    assert!(
+        named.len() == count && named.iter().all(|n| *n == member),
+        "{count} members named as {named:?}: {text:?}"
+    );
 }
 
 const ERROR_CODES: [ErrorCode; 18] = [
