@@ -3,7 +3,7 @@
 //! so, and the same bytes give the same units however they were split.
 #![no_main]
 
-use charla::hub::Encode;
+use charla::hub::{Encode, Nick};
 use charla::protocol::{Codec, Incoming, JSON, LineCodec, Refusal, Sink};
 use charla_fuzz::{check_incoming, check_refusal, chunks};
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +32,9 @@ impl Sink for Record {
         assert!(!self.json, "switched to JSON twice");
         self.json = true;
         self.seen.push("speak json".into());
+    }
+    fn nick(&self) -> Option<Nick> {
+        None
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Level {
 /// A mutex that knows its [`Level`]. A poisoned lock is taken anyway: a panic while holding
 /// it leaves state consistent enough to keep chatting, and refusing everyone would be worse.
 pub struct Ordered<T> {
+    /// Read only by the debug builds' check.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     level: Level,
     inner: Mutex<T>,
 }

@@ -433,12 +433,16 @@ impl Client {
                     }
                     continue;
                 };
+                // The subject is the name as parsed, not as sent: parsing trims what
+                // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
+                // numeric would otherwise carry to the client.
+                let subject = room.as_str().to_owned();
                 let say = Command::Say {
                     room: Some(room),
                     text: text.clone(),
                     action,
                 };
-                self.ask(sink, verb, target, say);
+                self.ask(sink, verb, &subject, say);
             } else {
                 let Ok(to) = Nick::parse(target) else {
                     if !notice {
@@ -457,7 +461,8 @@ impl Client {
                 } else {
                     text.clone()
                 };
-                self.ask(sink, verb, target, Command::Msg { to, text });
+                let subject = to.as_str().to_owned();
+                self.ask(sink, verb, &subject, Command::Msg { to, text });
             }
         }
     }
@@ -841,6 +846,40 @@ mod tests {
                 assert!(!line.chars().any(char::is_control), "{line:?}");
             }
         }
+    }
+
+    /// Caught by the `irc_codec` fuzz target's checks (on a hand-made input, found reading
+    /// this codec while writing the target): `PRIVMSG bob\t :hi` reached the hub asked as
+    /// `ana PRIVMSG bob\t`, the target as sent, which `Nick::parse` had trimmed; an error
+    /// reply (`401 ana bob\t :…`) then wrote the tab to the client. The same went for a
+    /// form feed, U+0085 and U+2028 after a nick or a room.
+    #[test]
+    fn a_message_is_asked_by_the_target_as_parsed_not_as_sent() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(
+            &mut codec,
+            "PRIVMSG bob\t :hi\r\nNOTICE #ops\u{c},bob\u{85} :hi\r\nPRIVMSG bob\u{2028} :hi\r\n",
+        );
+        assert_eq!(got.len(), 4, "{got:?}");
+        for (seen, asked) in got.iter().zip([
+            "ana PRIVMSG bob",
+            "ana NOTICE #ops",
+            "ana NOTICE bob",
+            "ana PRIVMSG bob",
+        ]) {
+            assert!(seen.ends_with(&format!(" {asked}")), "{seen:?}");
+        }
+        let refused = crate::hub::Event::Error {
+            code: crate::hub::ErrorCode::NoSuchNick,
+            message: "nobody is called bob".into(),
+        };
+        let asked: Vec<&str> = got[0].rsplitn(4, ' ').take(3).collect();
+        let reference = Some(format!("{} {} {}", asked[2], asked[1], asked[0]));
+        let line = codec
+            .format()
+            .encode(&crate::hub::Outgoing::reply(refused, reference));
+        assert_eq!(&line[..], b":charla 401 ana bob :nobody is called bob\r\n");
     }
 
     #[test]

@@ -422,7 +422,9 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
 }
 
 /// `353`s naming `nicks`, `@` before operators and `+` before voiced members, as many as
-/// it takes, then `366`.
+/// it takes, then `366`. Each line's nicks fit in what its prefix leaves of
+/// [`MAX_OUT_BYTES`]: the recipient's nick and the room's name take up to 96 and 128 bytes
+/// in a script of many bytes a character, and a line cut at the bound would lose members.
 fn names(
     s: &mut String,
     to: &str,
@@ -430,9 +432,12 @@ fn names(
     nicks: &[Nick],
     standing: &[Standing],
 ) -> std::fmt::Result {
+    let prefix = format!(":{SERVER_NAME} {RPL_NAMREPLY} {to} = {room} :");
+    let most = NAMES_PER_LINE_BYTES.min(MAX_OUT_BYTES.saturating_sub(prefix.len() + 2));
     let mut line = String::new();
     for (nick, standing) in nicks.iter().zip(standing) {
-        if !line.is_empty() && line.len() + nick.as_str().len() > NAMES_PER_LINE_BYTES {
+        let entry = standing.prefix().len() + nick.as_str().len();
+        if !line.is_empty() && line.len() + 1 + entry > most {
             numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
             line.clear();
         }
@@ -673,6 +678,33 @@ mod tests {
             you: false,
         };
         assert_eq!(lines(renamed, None), [":bob!bob@charla NICK :Bob2"]);
+    }
+
+    /// Found by the `irc_codec` fuzz target's member-list check (on a hand-made input):
+    /// with a nick and a room name of three-byte characters, a 353 line of 400 bytes of
+    /// nicks passed 512 bytes with its prefix and was cut, losing the last members.
+    #[test]
+    fn long_names_in_wide_scripts_name_every_member_whole() {
+        let me = nick(&format!("{}a", "中".repeat(23)));
+        let wide = room(&format!("#{}", "中".repeat(31)));
+        let users = Event::Users {
+            room: wide.clone(),
+            nicks: vec![me.clone(); 40],
+            standing: vec![Standing::Operator; 40],
+        };
+        let asked = format!("{me} NAMES {wide}");
+        let got = lines(users, Some(&asked));
+        let prefix = format!(":charla 353 {me} = {wide} :");
+        let mut named = 0;
+        for line in &got {
+            assert!(line.len() + 2 <= MAX_OUT_BYTES, "{}", line.len());
+            if let Some(names) = line.strip_prefix(&prefix) {
+                let whole = format!("@{me}");
+                assert!(names.split(' ').all(|n| n == whole), "{line}");
+                named += names.split(' ').count();
+            }
+        }
+        assert_eq!(named, 40);
     }
 
     #[test]
