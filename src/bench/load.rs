@@ -53,7 +53,7 @@ pub struct Shape {
     pub churn_rooms: usize,
 }
 
-struct Client {
+struct BenchClient {
     room: usize,
     tally: Arc<Mutex<Tally>>,
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
@@ -62,7 +62,7 @@ struct Client {
 /// Connected, registered clients with their receivers running.
 pub struct Crowd {
     shape: Shape,
-    clients: Vec<Client>,
+    clients: Vec<BenchClient>,
     /// Every receiver's latencies of the current step.
     latencies: Arc<Mutex<Latencies>>,
     step: Arc<AtomicU32>,
@@ -121,7 +121,7 @@ impl Crowd {
                 epoch,
             };
             receivers.spawn(receive(reader, record, writer.clone(), shape.protocol));
-            clients.push(Client {
+            clients.push(BenchClient {
                 room,
                 tally,
                 writer,

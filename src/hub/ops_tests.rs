@@ -7,18 +7,18 @@ use super::*;
 use crate::fanout::recorder::Recorder;
 use crate::limits::{MAX_BANS_PER_ROOM, TOPICLEN};
 
-struct Member {
+struct Seat {
     id: SessionId,
     inbox: Arc<Recorder>,
 }
 
-fn member(hub: &Hub, nick: &str) -> Member {
+fn member(hub: &Hub, nick: &str) -> Seat {
     let inbox = Arc::new(Recorder::default());
     let id = hub
         .register(inbox.clone(), Some(Nick::parse(nick).unwrap()))
         .unwrap();
     inbox.take();
-    Member { id, inbox }
+    Seat { id, inbox }
 }
 
 fn room(name: &str) -> RoomName {
@@ -33,12 +33,12 @@ fn ops() -> Option<RoomName> {
     Some(room("#ops"))
 }
 
-fn join(hub: &Hub, m: &Member) {
+fn join(hub: &Hub, m: &Seat) {
     hub.apply(m.id, Command::Join(room("#ops")).into());
     m.inbox.take();
 }
 
-fn say(hub: &Hub, m: &Member, text: &str) {
+fn say(hub: &Hub, m: &Seat, text: &str) {
     let say = Command::Say {
         room: ops(),
         text: MessageText::new(text).unwrap(),
@@ -47,7 +47,7 @@ fn say(hub: &Hub, m: &Member, text: &str) {
     hub.apply(m.id, say.into());
 }
 
-fn set(hub: &Hub, m: &Member, changes: Vec<ModeChange>) {
+fn set(hub: &Hub, m: &Seat, changes: Vec<ModeChange>) {
     hub.apply(
         m.id,
         Command::Mode {
@@ -66,7 +66,7 @@ fn lift(mode: Mode) -> Vec<ModeChange> {
     vec![ModeChange { add: false, mode }]
 }
 
-fn errors(m: &Member) -> Vec<ErrorCode> {
+fn errors(m: &Seat) -> Vec<ErrorCode> {
     m.inbox
         .take()
         .iter()
@@ -77,7 +77,7 @@ fn errors(m: &Member) -> Vec<ErrorCode> {
         .collect()
 }
 
-fn heard(m: &Member) -> Vec<String> {
+fn heard(m: &Seat) -> Vec<String> {
     m.inbox
         .take()
         .iter()
@@ -89,7 +89,7 @@ fn heard(m: &Member) -> Vec<String> {
 }
 
 /// `ana` makes #ops (its operator), `bob` joins it.
-fn room_of_two(hub: &Hub) -> (Member, Member) {
+fn room_of_two(hub: &Hub) -> (Seat, Seat) {
     let (ana, bob) = (member(hub, "ana"), member(hub, "bob"));
     join(hub, &ana);
     join(hub, &bob);
@@ -97,7 +97,7 @@ fn room_of_two(hub: &Hub) -> (Member, Member) {
     (ana, bob)
 }
 
-fn standing(hub: &Hub, m: &Member) -> Vec<(String, Standing)> {
+fn standing(hub: &Hub, m: &Seat) -> Vec<(String, Standing)> {
     m.inbox.take();
     hub.apply(m.id, Command::Users { room: ops() }.into());
     match &m.inbox.take()[..] {
@@ -181,7 +181,7 @@ fn the_first_member_of_a_new_room_is_its_operator_but_not_of_the_lobby() {
 fn topics_are_set_by_operators_under_t_shown_on_joining_and_announced() {
     let hub = hub_keeping(10);
     let (ana, bob) = room_of_two(&hub);
-    let set_topic = |m: &Member, text: &str| {
+    let set_topic = |m: &Seat, text: &str| {
         let command = Command::SetTopic {
             room: ops(),
             text: MessageText::new(text),
@@ -244,7 +244,7 @@ fn topics_are_set_by_operators_under_t_shown_on_joining_and_announced() {
 fn an_operator_kicks_a_member_who_hears_why_and_is_out() {
     let hub = hub_keeping(10);
     let (ana, bob) = room_of_two(&hub);
-    let kick = |by: &Member, who: &str| {
+    let kick = |by: &Seat, who: &str| {
         let command = Command::Kick {
             room: ops(),
             nick: nick(who),
@@ -350,7 +350,7 @@ fn keys_limits_and_invitations_guard_the_door() {
     let hub = hub_keeping(10);
     let (ana, _bob) = room_of_two(&hub);
     let cai = member(&hub, "cai");
-    let join_with = |m: &Member, key: Option<&str>| {
+    let join_with = |m: &Seat, key: Option<&str>| {
         let command = match key {
             Some(key) => Command::JoinWithKey {
                 room: room("#ops"),
@@ -471,7 +471,7 @@ fn invitations_are_bounded_and_only_operators_invite_into_an_invite_only_room() 
     use crate::limits::MAX_INVITES_PER_ROOM;
     let hub = hub_keeping(10);
     let (ana, bob) = room_of_two(&hub);
-    let invite = |by: &Member, who: &str| {
+    let invite = |by: &Seat, who: &str| {
         let command = Command::Invite {
             room: ops(),
             nick: nick(who),
@@ -484,7 +484,7 @@ fn invitations_are_bounded_and_only_operators_invite_into_an_invite_only_room() 
     assert_eq!(errors(&bob), [ErrorCode::InvalidArgument]);
     set(&hub, &ana, add(Mode::InviteOnly));
     bob.inbox.take();
-    let guests: Vec<Member> = (0..=MAX_INVITES_PER_ROOM)
+    let guests: Vec<Seat> = (0..=MAX_INVITES_PER_ROOM)
         .map(|i| member(&hub, &format!("g{i}")))
         .collect();
     invite(&bob, "g0");
@@ -502,6 +502,6 @@ fn invitations_are_bounded_and_only_operators_invite_into_an_invite_only_room() 
     assert!(errors(&ana).is_empty());
 }
 
-fn guest_nick(hub: &Hub, m: &Member) -> Nick {
+fn guest_nick(hub: &Hub, m: &Seat) -> Nick {
     hub.nick_of(m.id).unwrap()
 }

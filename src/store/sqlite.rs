@@ -188,7 +188,7 @@ pub struct StoreStats {
 pub struct SqliteHistory {
     path: PathBuf,
     options: SqliteOptions,
-    shared: Arc<Shared>,
+    shared: Arc<WriterShared>,
     /// Idle reader connections.
     readers: Ordered<Vec<Connection>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -202,7 +202,7 @@ pub struct SqliteHistory {
 }
 
 /// What the appending side and the writer thread share.
-struct Shared {
+struct WriterShared {
     queue: Ordered<Queue>,
     /// The largest message id appended, stored or not; 0 before any.
     highest: AtomicU64,
@@ -299,7 +299,7 @@ impl SqliteHistory {
         }
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WriterShared {
             queue: Ordered::new(
                 Level::Store,
                 Queue {
@@ -667,7 +667,7 @@ impl Cache {
     }
 }
 
-impl Shared {
+impl WriterShared {
     fn lose(&self, n: u64, why: &str) {
         let before = self.lost.fetch_add(n, Ordering::Relaxed);
         let after = before + n;
@@ -694,7 +694,12 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
 /// The writer thread: takes what has queued up, commits it in one transaction, prunes the
 /// rooms it touched, and stops holding those entries pending; every [`EXPIRE_EVERY`],
 /// deletes what is older than `max_age`, and once more when the store closes.
-fn write_loop(mut conn: Connection, jobs: Receiver<Job>, shared: &Shared, bounds: DiskBounds) {
+fn write_loop(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    shared: &WriterShared,
+    bounds: DiskBounds,
+) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut expired_at: Option<Instant> = None;
     // Rows in the file, counted once here rather than at start-up, then kept up to date.
@@ -795,7 +800,7 @@ fn write_batch(
     conn: &mut Connection,
     jobs: &Receiver<Job>,
     batch: &mut Vec<Job>,
-    shared: &Shared,
+    shared: &WriterShared,
     keep: usize,
 ) -> (u64, u64) {
     while batch.len() < WRITE_BATCH {

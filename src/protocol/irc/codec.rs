@@ -19,13 +19,13 @@ use crate::protocol::{Codec, Incoming, Sink};
 /// nick to write its own numerics.
 pub struct IrcCodec {
     framer: Framer,
-    client: Client,
+    client: IrcClient,
     /// Silence after which the client is PINGed (`Limits::ping_interval`).
     keepalive: Duration,
 }
 
 /// Where the handshake stands, and who the client is.
-struct Client {
+struct IrcClient {
     format: &'static IrcFormat,
     /// The nick asked for before registration; the session's own after.
     nick: Option<Nick>,
@@ -42,7 +42,7 @@ impl IrcCodec {
     pub fn new(limits: &Limits) -> IrcCodec {
         IrcCodec {
             framer: Framer::new(MAX_FRAME_BYTES),
-            client: Client {
+            client: IrcClient {
                 format: IrcFormat::for_limits(limits),
                 nick: None,
                 registered: false,
@@ -91,7 +91,7 @@ impl Codec for IrcCodec {
     }
 }
 
-impl Client {
+impl IrcClient {
     fn frame(&mut self, frame: Frame<'_>, sink: &mut impl Sink) {
         let Frame::Line(line) = frame else {
             return self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long");
@@ -691,12 +691,12 @@ mod tests {
     /// A connection as far as a codec sees it: registration succeeds unless the nick is
     /// `taken`, and everything handed over is recorded as words.
     #[derive(Default)]
-    struct Record {
+    struct IrcRecord {
         seen: Vec<String>,
         session: Option<Nick>,
     }
 
-    impl Sink for Record {
+    impl Sink for IrcRecord {
         fn admit(&mut self) -> bool {
             true
         }
@@ -727,13 +727,13 @@ mod tests {
     }
 
     fn run(codec: &mut IrcCodec, input: &str) -> Vec<String> {
-        let mut sink = Record {
+        let mut sink = IrcRecord {
             session: codec
                 .client
                 .nick
                 .clone()
                 .filter(|_| codec.client.registered),
-            ..Record::default()
+            ..IrcRecord::default()
         };
         codec.decode(input.as_bytes(), &mut sink);
         sink.seen
@@ -742,7 +742,7 @@ mod tests {
     #[test]
     fn registration_waits_for_cap_end_and_retries_a_taken_nick() {
         let mut codec = IrcCodec::new(&Limits::default());
-        let mut sink = Record::default();
+        let mut sink = IrcRecord::default();
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
         assert_eq!(sink.seen, [":charla CAP * LS :\r\n"]);
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
@@ -821,7 +821,7 @@ mod tests {
         ];
         for round in 0..300 {
             let mut codec = IrcCodec::new(&Limits::default());
-            let mut sink = Record::default();
+            let mut sink = IrcRecord::default();
             let mut input = Vec::new();
             for _ in 0..(next() % 40) {
                 match next() % 4 {
