@@ -22,21 +22,8 @@ async fn open_server() -> TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
     let server = open_server().await;
-    let addr = server.tcp().to_string();
-    let (markdown, report) = run_bench(&[
-        "fanout",
-        "--addr",
-        &addr,
-        "--clients",
-        "20",
-        "--senders",
-        "5",
-        "--duration",
-        "1",
-        "--rates",
-        "2000,6000",
-    ])
-    .await;
+    let (markdown, report) =
+        run_fanout(&server, &["--duration", "1", "--rates", "2000,6000"]).await;
     assert!(
         markdown.contains("| charla | fanout | 20/1/5 | 2000 |"),
         "{markdown}"
@@ -70,24 +57,19 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_with_room_churners_reports_their_joins_and_loses_nothing() {
     let server = open_server().await;
-    let addr = server.tcp().to_string();
-    let (markdown, report) = run_bench(&[
-        "fanout",
-        "--addr",
-        &addr,
-        "--clients",
-        "20",
-        "--senders",
-        "5",
-        "--duration",
-        "2",
-        "--rates",
-        "2000",
-        "--churners",
-        "2",
-        "--churn-rooms",
-        "10",
-    ])
+    let (markdown, report) = run_fanout(
+        &server,
+        &[
+            "--duration",
+            "2",
+            "--rates",
+            "2000",
+            "--churners",
+            "2",
+            "--churn-rooms",
+            "10",
+        ],
+    )
     .await;
     assert!(
         markdown.contains("| charla | fanout + 2 room churners | 20/1/5 | 2000 |"),
@@ -166,6 +148,22 @@ async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
 }
 
 /// Runs `charla bench run ARGS --json FILE`; returns what it printed and the JSON report.
+/// `charla bench run fanout` against `server`: 20 clients, 5 of them sending, and `more`.
+async fn run_fanout(server: &TestServer, more: &[&str]) -> (String, Value) {
+    let addr = server.tcp().to_string();
+    let mut args = vec![
+        "fanout",
+        "--addr",
+        &addr,
+        "--clients",
+        "20",
+        "--senders",
+        "5",
+    ];
+    args.extend_from_slice(more);
+    run_bench(&args).await
+}
+
 async fn run_bench(args: &[&str]) -> (String, Value) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");

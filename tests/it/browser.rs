@@ -250,20 +250,23 @@ impl Driver {
     }
 }
 
+/// A server with a text listener and the HTTP one the page is served from, flood control
+/// off.
+async fn page_server() -> TestServer {
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
+    TestServer::with_http(&specs, limits, HttpOptions::default()).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_chats_with_a_text_client_and_renders_what_they_type_inert() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let server = TestServer::with_http(
-        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-        HttpOptions::default(),
-    )
-    .await;
+    let server = page_server().await;
     let mut ana = server.named("ana").await;
     ana.send("/join #ops").await;
     ana.expect("you joined").await;
@@ -374,15 +377,7 @@ async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice(
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let server = TestServer::with_http(
-        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-        HttpOptions::default(),
-    )
-    .await;
+    let server = page_server().await;
     let mut ana = server.named("ana").await;
     ana.send("/join #ops").await;
     ana.expect("you joined").await;
@@ -421,15 +416,7 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let server = TestServer::with_http(
-        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-        HttpOptions::default(),
-    )
-    .await;
+    let server = page_server().await;
     let mut bot = server.json("bot").await;
     driver
         .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
@@ -540,15 +527,7 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let server = TestServer::with_http(
-        &["tcp://127.0.0.1:0", "http://127.0.0.1:0"],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-        HttpOptions::default(),
-    )
-    .await;
+    let server = page_server().await;
     let mut ana = server.named("ana").await;
     driver
         .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
