@@ -4,14 +4,15 @@
 //! request's is `nick VERB subject`), and every reply encodes as clean lines.
 
 use charla::hub::{
-    Command, Encode, ErrorCode, Event, LeaveReason, MessageText, Nick, Outgoing, Request, RoomName,
-    Said,
+    Ban, BanMask, Command, Encode, ErrorCode, Event, Field, LeaveReason, MessageText, Mode,
+    ModeChange, Modes, Nick, Notice, Outgoing, Posted, Request, RoomName, Said, Standing, Topic,
 };
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
 use charla::protocol::irc::{Asked, IrcFormat};
 use charla::protocol::{Incoming, JSON, Refusal, TEXT};
 use serde_json::value::RawValue;
+use std::sync::{Once, OnceLock};
 
 /// Which wire a decoder serves: what its references look like and how replies are written.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,33 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
     }
 }
 
+/// Checks a feed's notice as it would be posted: its text clean, its source and text
+/// details printable single lines, and the event encoding as clean lines in text, JSON and
+/// IRC.
+pub fn check_notice(notice: &Notice) {
+    check_text(&notice.text);
+    let source = notice.source.as_str();
+    assert!(!source.is_empty(), "an empty source");
+    assert_printable(source);
+    for (name, field) in &notice.fields {
+        if let Field::Text(text) = field {
+            assert_printable(text);
+            assert!(
+                !text.chars().any(is_bidi_or_separator),
+                "{name} holds a bidi control or separator: {text:?}"
+            );
+        }
+    }
+    let posted = Outgoing::new(Event::Posted(Posted {
+        id: 1,
+        ts: 1_700_000_000_000,
+        room: RoomName::parse("#alerts").expect("a room"),
+        notice: std::sync::Arc::new(notice.clone()),
+    }));
+    check_encoded(&posted);
+    check_irc_encoded(&posted);
+}
+
 /// Checks a refusal, and that its error reply encodes cleanly in both formats.
 pub fn check_refusal(refusal: &Refusal) {
     check_reference(refusal.reference.as_deref());
@@ -122,13 +150,39 @@ fn check_request(request: &Request, wire: Wire) {
             check_text(text);
         }
         Command::Nick(nick) => check_nick(nick),
-        Command::Join(room) => check_room(room),
+        Command::Join(room) | Command::JoinWithKey { room, .. } => check_room(room),
         Command::Leave { room, message } => {
             room.iter().for_each(check_room);
             message.iter().for_each(check_text);
         }
-        Command::Users { room } | Command::History { room, .. } | Command::Status { room } => {
-            room.iter().for_each(check_room)
+        Command::Users { room }
+        | Command::History { room, .. }
+        | Command::HistorySince { room, .. }
+        | Command::Status { room }
+        | Command::Topic { room }
+        | Command::Bans { room } => room.iter().for_each(check_room),
+        Command::SetTopic { room, text } => {
+            room.iter().for_each(check_room);
+            text.iter().for_each(check_text);
+        }
+        Command::Kick { room, nick, reason } => {
+            room.iter().for_each(check_room);
+            check_nick(nick);
+            reason.iter().for_each(check_text);
+        }
+        Command::Invite { room, nick } => {
+            room.iter().for_each(check_room);
+            check_nick(nick);
+        }
+        Command::Mode { room, changes } => {
+            room.iter().for_each(check_room);
+            for change in changes {
+                match &change.mode {
+                    Mode::Op(nick) | Mode::Voice(nick) => check_nick(nick),
+                    Mode::Ban(mask) => assert_printable(mask.as_str()),
+                    _ => {}
+                }
+            }
         }
         Command::Quit { message } => message.iter().for_each(check_text),
         Command::Rooms | Command::Help => {}
@@ -274,8 +328,14 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
         !verb.is_empty() && verb.bytes().all(|b| b.is_ascii_uppercase()),
         "reference's verb: {reference:?}"
     );
+    let name = |s: &str| Nick::parse(s).is_ok() || RoomName::parse(s).is_ok();
+    // KICK and INVITE ask about `#room,nick`.
+    let pair = matches!(verb, "KICK" | "INVITE")
+        && subject
+            .split_once(',')
+            .is_some_and(|(room, nick)| RoomName::parse(room).is_ok() && Nick::parse(nick).is_ok());
     assert!(
-        subject == "*" || Nick::parse(subject).is_ok() || RoomName::parse(subject).is_ok(),
+        subject == "*" || name(subject) || pair,
         "reference's subject is no nick or room: {reference:?}"
     );
     let asked = Asked::read(Some(reference));
@@ -294,14 +354,27 @@ fn check_irc_request(request: &Request) {
     let me = Nick::parse(asked.nick).unwrap_or_else(|_| Nick::parse("ana").unwrap());
     let reply = |event: Event| check_irc_encoded(&Outgoing::reply(event, reference.clone()));
     reply(Event::Ack { id: 1, ts: 2 });
-    // The hub's sentences quote what was asked; the format must clean them.
-    let quoted = format!("{:?} and {:?}: refused", asked.subject, request.command);
+    // The hub's sentences quote what was asked; the format must clean them. Every error
+    // is written with this request's reference and a sentence quoting its subject; the long
+    // sentence quoting the whole request with the one error its bytes pick (so the fuzzer
+    // chooses); every error with the longest names and an unclean sentence of more than a
+    // line, once per process.
+    check_every_error_at_the_bounds();
+    let short = format!("{:?} refused", asked.subject);
     for code in ERROR_CODES {
         reply(Event::Error {
             code,
-            message: quoted.clone(),
+            message: short.clone(),
         });
     }
+    let quoted = format!("{:?} and {:?}: refused", asked.subject, request.command);
+    let pick = quoted
+        .bytes()
+        .fold(0usize, |sum, b| sum.wrapping_add(usize::from(b)));
+    reply(Event::Error {
+        code: ERROR_CODES[pick % ERROR_CODES.len()],
+        message: quoted,
+    });
     let said = |room: &RoomName, text: &MessageText, action: bool| Said {
         id: 1,
         ts: 1_700_000_000_000,
@@ -334,7 +407,7 @@ fn check_irc_request(request: &Request) {
             new: new.clone(),
             you: true,
         }),
-        Command::Join(room) => reply(Event::Joined {
+        Command::Join(room) | Command::JoinWithKey { room, .. } => reply(Event::Joined {
             room: room.clone(),
             nick: me.clone(),
             you: true,
@@ -357,17 +430,78 @@ fn check_irc_request(request: &Request) {
             });
             reply(Event::Bye { reason });
         }
-        Command::Users { room } | Command::History { room, .. } | Command::Status { room } => {
-            let users = Outgoing::reply(
+        Command::Users { room }
+        | Command::History { room, .. }
+        | Command::HistorySince { room, .. }
+        | Command::Status { room } => {
+            let users = &Outgoing::reply(
                 Event::Users {
                     room: room.clone().unwrap_or(lobby),
                     nicks: vec![me.clone(); 40],
+                    standing: [Standing::Member, Standing::Voiced, Standing::Operator]
+                        .into_iter()
+                        .cycle()
+                        .take(40)
+                        .collect(),
                 },
                 reference.clone(),
             );
-            check_irc_encoded(&users);
-            check_every_member_named(&users, asked.verb, me.as_str(), 40);
+            // Encoded once for both checks.
+            let lines = irc().encode(users);
+            check_irc_bytes(&lines);
+            check_every_member_named(&lines, asked.verb, me.as_str(), 40);
         }
+        Command::Topic { room } | Command::SetTopic { room, .. } => {
+            let room = room.clone().unwrap_or(lobby);
+            let text = match &request.command {
+                Command::SetTopic { text, .. } => text.clone(),
+                _ => None,
+            };
+            let topic = text.map(|text| Topic {
+                text,
+                by: me.clone(),
+                at: 1_700_000_000_000,
+            });
+            reply(Event::Topic {
+                room: room.clone(),
+                topic: topic.clone(),
+            });
+            reply(Event::TopicChanged {
+                room,
+                by: me.clone(),
+                topic,
+            });
+        }
+        Command::Kick { room, nick, reason } => reply(Event::Kicked {
+            room: room.clone().unwrap_or(lobby),
+            nick: nick.clone(),
+            by: me.clone(),
+            reason: reason.clone(),
+        }),
+        Command::Invite { room, nick } => {
+            for you in [true, false] {
+                reply(Event::Invited {
+                    room: room.clone().unwrap_or(lobby.clone()),
+                    nick: nick.clone(),
+                    by: me.clone(),
+                    you,
+                });
+            }
+        }
+        Command::Mode { room, changes } => check_irc_modes(
+            room.clone().unwrap_or(lobby),
+            &me,
+            changes,
+            reference.as_deref(),
+        ),
+        Command::Bans { room } => reply(Event::Bans {
+            room: room.clone().unwrap_or(lobby),
+            bans: vec![Ban {
+                mask: BanMask::parse(me.as_str()).expect("a nick is a ban mask"),
+                by: me.clone(),
+                at: 1_700_000_000_000,
+            }],
+        }),
         Command::Rooms => reply(Event::Rooms {
             rooms: vec![(lobby, 3)],
         }),
@@ -375,11 +509,46 @@ fn check_irc_request(request: &Request) {
     }
 }
 
+/// Mode changes as the room is told them, and the room's modes after them as a query
+/// answers; only changes the hub takes (`hub::Modes::valid_key`): it refuses the request
+/// whole otherwise.
+fn check_irc_modes(room: RoomName, me: &Nick, changes: &[ModeChange], reference: Option<&str>) {
+    let refused = changes
+        .iter()
+        .any(|c| matches!((&c.mode, c.add), (Mode::Key(key), true) if !Modes::valid_key(key)));
+    if refused {
+        return;
+    }
+    let reply = |event: Event| {
+        check_irc_encoded(&Outgoing::reply(event, reference.map(str::to_owned)));
+    };
+    let mut modes = Modes::new_room();
+    for change in changes {
+        match &change.mode {
+            Mode::Key(key) => modes.key = change.add.then(|| key.clone()),
+            Mode::Limit(limit) => modes.limit = change.add.then_some(*limit),
+            Mode::Moderated => modes.moderated = change.add,
+            Mode::InviteOnly => modes.invite_only = change.add,
+            _ => {}
+        }
+    }
+    reply(Event::ModeChanged {
+        room: room.clone(),
+        by: me.clone(),
+        changes: changes.to_vec(),
+    });
+    reply(Event::Modes {
+        room,
+        modes,
+        ops: vec![me.clone()],
+        voiced: Vec::new(),
+    });
+}
+
 /// A member list names every member whole, however long the names: one `352` each for
 /// WHO, else `353`s whose nicks are the members, none cut short by the line bound.
-fn check_every_member_named(out: &Outgoing, verb: &str, member: &str, count: usize) {
-    let bytes = IrcFormat::for_limits(&Limits::default()).encode(out);
-    let text = std::str::from_utf8(&bytes).expect("IRC output is UTF-8");
+fn check_every_member_named(bytes: &[u8], verb: &str, member: &str, count: usize) {
+    let text = std::str::from_utf8(bytes).expect("IRC output is UTF-8");
     let messages: Vec<Message> = text
         .split_terminator("\r\n")
         .filter_map(|line| Message::parse(line).ok())
@@ -391,10 +560,12 @@ fn check_every_member_named(out: &Outgoing, verb: &str, member: &str, count: usi
             .map(|m| m.params.get(5).copied().unwrap_or(""))
             .collect()
     } else {
+        // An operator is shown `@nick`, a voiced member `+nick`.
         messages
             .iter()
             .filter(|m| m.command == "353")
             .flat_map(|m| m.params.last().copied().unwrap_or("").split(' '))
+            .map(|n| n.strip_prefix(['@', '+']).unwrap_or(n))
             .collect()
     };
     assert!(
@@ -403,7 +574,43 @@ fn check_every_member_named(out: &Outgoing, verb: &str, member: &str, count: usi
     );
 }
 
-const ERROR_CODES: [ErrorCode; 18] = [
+/// Every error as every verb the codec asks with is answered, with the longest nick and
+/// room in three-byte characters and a sentence of more than a line holding control
+/// characters, an escape sequence, line breaks, bidi controls and four-byte characters:
+/// whatever the input, these are the longest prefixes and the worst sentence. Once per
+/// process, as nothing of it comes from the input.
+fn check_every_error_at_the_bounds() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let nick = "中".repeat(MAX_NICK_CHARS);
+        let room = format!("#{}", "中".repeat(MAX_ROOM_CHARS - 1));
+        assert!(Nick::parse(&nick).is_ok() && RoomName::parse(&room).is_ok());
+        let both = format!("{room},{nick}");
+        let sentence = "«中» \u{1b}[31mred\u{7}\r\nnext\u{202e}txt\u{2028}😀 \u{3}4,5x ".repeat(20);
+        for verb in VERBS {
+            for me in ["*", nick.as_str()] {
+                for subject in ["*", nick.as_str(), room.as_str(), both.as_str()] {
+                    let reference = Some(format!("{me} {verb} {subject}"));
+                    for code in ERROR_CODES {
+                        let error = Event::Error {
+                            code,
+                            message: sentence.clone(),
+                        };
+                        check_irc_encoded(&Outgoing::reply(error, reference.clone()));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Every verb the IRC codec asks the hub with (`protocol::irc::codec`).
+const VERBS: [&str; 15] = [
+    "NICK", "QUIT", "JOIN", "JOINED", "HISTORY", "TOPIC", "KICK", "INVITE", "PART", "PRIVMSG",
+    "NOTICE", "NAMES", "WHO", "LIST", "MODE",
+];
+
+const ERROR_CODES: [ErrorCode; 26] = [
     ErrorCode::UnknownCommand,
     ErrorCode::MissingArgument,
     ErrorCode::InvalidArgument,
@@ -422,6 +629,14 @@ const ERROR_CODES: [ErrorCode; 18] = [
     ErrorCode::TooManyConnections,
     ErrorCode::NotRegistered,
     ErrorCode::TooManyRooms,
+    ErrorCode::NotOperator,
+    ErrorCode::Banned,
+    ErrorCode::InviteOnly,
+    ErrorCode::BadKey,
+    ErrorCode::RoomFull,
+    ErrorCode::Moderated,
+    ErrorCode::UnknownMode,
+    ErrorCode::TargetNotInRoom,
 ];
 
 /// A line the IRC codec writes itself: one whole line, ended by CRLF, of at most 512 bytes
@@ -444,8 +659,18 @@ pub fn check_irc_answer(bytes: &[u8]) {
 /// holding no control character but formatting codes and CTCP's `\x01`, each a message an
 /// IRC parser reads.
 pub fn check_irc_encoded(out: &Outgoing) {
-    let bytes = IrcFormat::for_limits(&Limits::default()).encode(out);
-    let text = std::str::from_utf8(&bytes).expect("IRC output is UTF-8");
+    check_irc_bytes(&irc().encode(out));
+}
+
+/// The IRC format for the default limits, looked up once.
+fn irc() -> &'static IrcFormat {
+    static FORMAT: OnceLock<&'static IrcFormat> = OnceLock::new();
+    FORMAT.get_or_init(|| IrcFormat::for_limits(&Limits::default()))
+}
+
+/// What [`check_irc_encoded`] checks, of what the format wrote.
+fn check_irc_bytes(bytes: &[u8]) {
+    let text = std::str::from_utf8(bytes).expect("IRC output is UTF-8");
     assert!(
         text.is_empty() || text.ends_with("\r\n"),
         "unended IRC output: {text:?}"

@@ -72,6 +72,16 @@ impl Modes {
         }
     }
 
+    /// Whether `key` may be set as a room's key: 1 to [`MAX_KEY_BYTES`] bytes, without a
+    /// space or comma (which end it in a JOIN) or anything sanitising would remove, since
+    /// every member is shown it (`MODE #room +k KEY`).
+    pub fn valid_key(key: &str) -> bool {
+        !key.is_empty()
+            && key.len() <= MAX_KEY_BYTES
+            && !key.contains([' ', ','])
+            && super::text::sanitize(key) == key
+    }
+
     /// `+iklmnt KEY LIMIT` as IRC writes it (letters in order, then their arguments);
     /// the key as `*` unless `show_key`.
     pub fn describe(&self, show_key: bool) -> String {
@@ -524,15 +534,13 @@ impl ChatState {
         for change in &changes {
             let member = match &change.mode {
                 Mode::Op(nick) | Mode::Voice(nick) => Some(self.member_called(target, nick)?),
-                Mode::Key(key)
-                    if change.add
-                        && (key.is_empty()
-                            || key.len() > MAX_KEY_BYTES
-                            || key.contains([' ', ','])) =>
-                {
+                Mode::Key(key) if change.add && !Modes::valid_key(key) => {
                     return Err((
                         ErrorCode::InvalidArgument,
-                        format!("a key is 1 to {MAX_KEY_BYTES} bytes, without spaces or commas"),
+                        format!(
+                            "a key is 1 to {MAX_KEY_BYTES} bytes, without spaces, commas \
+                             or control characters"
+                        ),
                     ));
                 }
                 Mode::Limit(0) if change.add => {

@@ -466,6 +466,30 @@ fn a_mode_request_is_carried_out_whole_or_refused_whole() {
     assert_eq!(errors(&eve), [ErrorCode::NotInRoom]);
 }
 
+/// Found writing the `irc_codec` fuzz target's mode check (docs/fuzzing.md): a key is
+/// shown to every member (`MODE #ops +k KEY`), and one holding an escape sequence, a bell
+/// or a bidi override was taken and reached their terminals as sent.
+#[test]
+fn a_key_with_control_characters_is_refused() {
+    let hub = hub_keeping(10);
+    let (ana, bob) = room_of_two(&hub);
+    bob.inbox.take();
+    for bad in [
+        "\u{1b}[2J",
+        "ring\u{7}",
+        "txt\u{202e}exe",
+        "b\u{2}old",
+        "tab\tbed",
+    ] {
+        set(&hub, &ana, add(Mode::Key(bad.into())));
+        assert_eq!(errors(&ana), [ErrorCode::InvalidArgument], "{bad:?}");
+        assert!(bob.inbox.take().is_empty(), "{bad:?} was announced");
+    }
+    set(&hub, &ana, add(Mode::Key("sésame".into())));
+    assert!(errors(&ana).is_empty());
+    assert!(matches!(&bob.inbox.take()[..], [Event::ModeChanged { .. }]));
+}
+
 #[test]
 fn invitations_are_bounded_and_only_operators_invite_into_an_invite_only_room() {
     use crate::limits::MAX_INVITES_PER_ROOM;

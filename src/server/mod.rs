@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use http::HttpOptions;
+pub use http::{HttpOptions, PostRefused, WsLines, read_post, ws_config};
 pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
 };

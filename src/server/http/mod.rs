@@ -8,7 +8,11 @@
 //! through `feeds::udp`.
 
 mod page;
+mod publish;
 mod ws;
+
+pub use publish::{PostRefused, read_post};
+pub use ws::{WsLines, config as ws_config};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,18 +34,15 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::{debug, info, warn};
 
 use super::admission::Ticket;
 use super::listen::{Listener, Peer};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection};
-use crate::feeds::http::{Allowances, Priority, Publish};
+use crate::feeds::http::Allowances;
 use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
-use crate::limits::{
-    HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE, MAX_WRITE_BYTES,
-    WS_READ_BUFFER_BYTES,
-};
+use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
 use crate::protocol::{JSON, LineCodec};
 
 /// How an `http://` listener is served (`charla serve --http-token`, `--allowed-origin`,
@@ -404,37 +405,8 @@ async fn publish(
             ));
         }
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidUtf8.as_str(),
-            "the body is not valid UTF-8",
-        )
-    })?;
-    let priority = header_text(&headers, &["priority", "x-priority", "prio"])
-        .map(|p| {
-            Priority::parse(p).ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::InvalidArgument.as_str(),
-                    "Priority is 1 to 5, or min, low, default, high or urgent",
-                )
-            })
-        })
-        .transpose()?;
-    let request = Publish {
-        body: text,
-        title: header_text(&headers, &["title", "x-title"]),
-        priority,
-        tags: header_text(&headers, &["tags", "x-tags", "tag"]),
-    };
-    let notice = request.notice(ip).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::EmptyMessage.as_str(),
-            "nothing to post: the body has no printable text",
-        )
-    })?;
+    let notice = publish::read_post(&headers, &bytes, ip)
+        .map_err(|r| error(StatusCode::BAD_REQUEST, r.code.as_str(), r.message))?;
     let posted = web
         .ctx
         .hub
@@ -594,13 +566,7 @@ async fn websocket(
             }
         };
         let max = ctx.limits.max_line_bytes;
-        // What tungstenite buffers is one write of the driver's (it flushes past this):
-        // the rest waits in the outbox, counted against the send queue.
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
-            .write_buffer_size(MAX_WRITE_BYTES)
-            .read_buffer_size(WS_READ_BUFFER_BYTES);
+        let config = ws::config(max);
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;

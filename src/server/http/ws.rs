@@ -23,11 +23,23 @@ use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::limits::WS_PING_INTERVAL;
+use crate::limits::{MAX_WRITE_BYTES, WS_PING_INTERVAL, WS_READ_BUFFER_BYTES};
+
+/// How the server's side of a WebSocket is set up for lines of at most `max_line_bytes`: a
+/// frame or message over the bound is refused by tungstenite from its header. What it
+/// buffers for writing is one write of the driver's (it flushes past this): the rest waits
+/// in the outbox, counted against the send queue.
+pub fn config(max_line_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_line_bytes))
+        .max_frame_size(Some(max_line_bytes))
+        .write_buffer_size(MAX_WRITE_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+}
 
 /// A WebSocket read and written as lines.
 pub struct WsLines<S> {
@@ -228,17 +240,14 @@ mod tests {
 
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+    use tokio_tungstenite::tungstenite::protocol::Role;
 
     use super::*;
 
     /// The server's side as lines (frames of at most `max` bytes), and a client.
     async fn pair(max: usize) -> (WsLines<DuplexStream>, WebSocketStream<DuplexStream>) {
         let (a, b) = tokio::io::duplex(64 * 1024);
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
-        let server = WebSocketStream::from_raw_socket(a, Role::Server, Some(config)).await;
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, Some(config(max))).await;
         let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
         (WsLines::new(server, Some("first".into())), client)
     }
