@@ -57,13 +57,13 @@ pub const WRITE_BATCH: usize = 4_096;
 /// Entries each room keeps on disk; past it the writer deletes the room's oldest in the
 /// same transaction that adds the new ones. Kept for ever otherwise (also after the room
 /// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
-/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
+/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--history-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
 
 /// Entries the file keeps in all rooms together; past it the writer deletes the oldest of
 /// any room, after the commit that passed it. Rooms end when they empty but their history
 /// stays, so without this bound a file would grow with every room ever made. Default
-/// 10,000,000, a few GB (`--db-keep-total`).
+/// 10,000,000, a few GB (`--history-keep-total`).
 pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
 
 /// How often the writer deletes what is older than `--history-age`, when one is given:
@@ -125,11 +125,11 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --db"
+        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --data"
     )]
     NewerSchema { path: PathBuf, found: i64 },
     #[error(
-        "the history database {path} is in use by another charla: stop it, or give this one another --db (or --no-db)"
+        "the history database {path} is in use by another charla: stop it, or give this one another --data (or --data none)"
     )]
     InUse { path: PathBuf },
     #[error("cannot open the history database {path}: {source}")]
