@@ -234,6 +234,7 @@ impl ChatState {
         let room = self.speaking_room(id, room)?;
         let said = Said {
             id: self.mint.message(),
+            seq: self.next_seq(&room),
             ts: now_ms(),
             room: room.clone(),
             from: self.sessions[&id].nick.clone(),
@@ -676,6 +677,17 @@ impl ChatState {
         if recipient.deliver(self.next_order(), event).is_err() {
             self.overflowed.push(id);
         }
+    }
+
+    /// The number of the next entry in `room`, which exists. The room's first asks the
+    /// store for the last it kept, once, so a room that ended and began again (or a
+    /// server restarted on the same store) continues its numbers.
+    pub fn next_seq(&mut self, room: &RoomName) -> u64 {
+        let target = self.rooms.get_mut(room).expect("the room exists");
+        let store = &self.store;
+        let seq = target.seq.get_or_insert_with(|| store.last_seq(room));
+        *seq += 1;
+        *seq
     }
 
     pub fn next_order(&mut self) -> u64 {

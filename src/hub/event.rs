@@ -17,6 +17,8 @@ use super::text::MessageText;
 pub struct Said {
     /// Unique in this server's lifetime, increasing.
     pub id: u64,
+    /// Its number in its room: one more than the room's entry before it.
+    pub seq: u64,
     /// Server time, milliseconds since the Unix epoch.
     pub ts: u64,
     pub room: RoomName,

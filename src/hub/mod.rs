@@ -302,6 +302,7 @@ impl Hub {
             };
             let posted = Posted {
                 id: chat.mint.message(),
+                seq: chat.next_seq(&name),
                 ts: now_ms(),
                 room: name.clone(),
                 notice: Arc::new(notice),

@@ -281,6 +281,7 @@ struct MessageOut<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     id: u64,
+    seq: u64,
     ts: u64,
     room: &'a str,
     from: &'a str,
@@ -299,6 +300,7 @@ impl<'a> MessageOut<'a> {
         MessageOut {
             kind: "message",
             id: said.id,
+            seq: said.seq,
             ts: said.ts,
             room: said.room.as_str(),
             from: said.from.as_str(),
@@ -410,7 +412,7 @@ fn to_value(event: &Event) -> Value {
             "room": room.as_str(),
             "messages": messages.iter().map(|entry| match entry {
                 Entry::Said(m) => {
-                    let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
+                    let mut v = json!({"id": m.id, "seq": m.seq, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
                     if m.action {
                         v["action"] = true.into();
                     }
@@ -545,6 +547,7 @@ fn posted_value(posted: &Posted) -> Value {
     let mut v = json!({
         "type": posted.notice.kind.as_str(),
         "id": posted.id,
+        "seq": posted.seq,
         "ts": posted.ts,
         "room": posted.room.as_str(),
     });
@@ -553,7 +556,7 @@ fn posted_value(posted: &Posted) -> Value {
 }
 
 /// Members every feed notice carries, so they cannot be overwritten by a detail.
-const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "ts", "room", "source", "text"];
+const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "seq", "ts", "room", "source", "text"];
 
 fn add_notice(v: &mut Value, notice: &Notice) {
     v["source"] = notice.source.as_str().into();
@@ -738,6 +741,7 @@ mod tests {
     fn events_encode_as_one_typed_object_per_line() {
         let said = Said {
             id: 4,
+            seq: 3,
             ts: 99,
             room: RoomName::lobby(),
             from: Nick::parse("Begoña").unwrap(),
@@ -747,7 +751,7 @@ mod tests {
         // JSON readers get text without IRC formatting codes, as text readers do.
         assert_eq!(
             json_of(Outgoing::new(Event::Message(said))),
-            json!({"type":"message","id":4,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
+            json!({"type":"message","id":4,"seq":3,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
         );
         assert_eq!(
             json_of(Outgoing::reply(
@@ -778,13 +782,14 @@ mod tests {
         .with("type", "forged");
         let posted = Posted {
             id: 7,
+            seq: 5,
             ts: 99,
             room: RoomName::lobby(),
             notice: std::sync::Arc::new(notice.clone()),
         };
         assert_eq!(
             json_of(Outgoing::new(Event::Posted(posted.clone()))),
-            json!({"type":"notice","id":7,"ts":99,"room":"#lobby","source":"watch",
+            json!({"type":"notice","id":7,"seq":5,"ts":99,"room":"#lobby","source":"watch",
                    "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3})
         );
         assert_eq!(
@@ -793,7 +798,7 @@ mod tests {
                 messages: vec![posted.into()],
             })),
             json!({"type":"history","room":"#lobby","messages":[
-                {"type":"notice","id":7,"ts":99,"source":"watch",
+                {"type":"notice","id":7,"seq":5,"ts":99,"source":"watch",
                  "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3}]})
         );
         assert_eq!(

@@ -535,6 +535,7 @@ mod tests {
     fn said(text: &str, action: bool) -> Said {
         Said {
             id: 1,
+            seq: 1,
             ts: 13 * 3_600_000 + 5 * 60_000,
             room: RoomName::lobby(),
             from: Nick::parse("João").unwrap(),
@@ -639,6 +640,7 @@ mod tests {
     fn posted(kind: crate::hub::PostKind) -> crate::hub::Posted {
         crate::hub::Posted {
             id: 9,
+            seq: 2,
             ts: 13 * 3_600_000 + 5 * 60_000,
             room: RoomName::parse("#alerts").unwrap(),
             notice: std::sync::Arc::new(

@@ -2,6 +2,7 @@
 //! memory ([`crate::hub::MemoryHistory`], forgotten on restart) and in an SQLite file
 //! ([`SqliteHistory`], the default of `charla serve`).
 
+mod schema;
 mod sqlite;
 
 use std::path::PathBuf;

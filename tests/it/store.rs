@@ -167,6 +167,11 @@ async fn history_survives_a_restart_exactly_and_ids_continue() {
     let replayed = join(&mut eve, "#ops").await;
     let replayed_ids: Vec<u64> = replayed.iter().map(|m| m["id"].as_u64().unwrap()).collect();
     assert_eq!(replayed_ids, [ids[0], ids[1], next]);
+    let numbers: Vec<u64> = replayed
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3], "#ops numbers continue after a restart");
     drop(eve);
     stop(charla);
 }

@@ -520,6 +520,7 @@ mod tests {
     fn said(text: &str, action: bool) -> Said {
         Said {
             id: 1,
+            seq: 1,
             ts: 0,
             room: room("#ops"),
             from: nick("João"),
@@ -716,6 +717,7 @@ mod tests {
         );
         let posted = Posted {
             id: 1,
+            seq: 1,
             ts: 0,
             room: room("#ops"),
             notice: std::sync::Arc::new(notice),
