@@ -70,6 +70,13 @@ pub enum Event {
         room: RoomName,
         messages: Vec<Entry>,
     },
+    /// A resume asked for entries of `room` that are no longer kept (or past the most
+    /// one replays): those numbered `from` to `to`, both included, are not replayed.
+    Gap {
+        room: RoomName,
+        from: u64,
+        to: u64,
+    },
     /// A feed's notice or alert, posted into a room ([`super::Hub::post`]).
     Posted(Posted),
     /// What the room's feeds are doing: sent after joining a room that has feeds, and for

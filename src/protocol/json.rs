@@ -1,6 +1,7 @@
 //! JSON lines: one object per line, `type` naming what it is (docs/protocol.md).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ enum JsonRequest {
         nick: Option<String>,
         #[serde(default)]
         rooms: Vec<String>,
+        /// Rooms to resume: the last entry number (`seq`) seen in each.
+        #[serde(default)]
+        since: BTreeMap<String, u64>,
     },
     Say {
         room: Option<String>,
@@ -129,13 +133,42 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     let optional_text = |m: Option<String>| m.as_deref().and_then(MessageText::new);
     let parsed = (|| {
         let command = match envelope.request {
-            JsonRequest::Hello { nick, rooms } => {
+            JsonRequest::Hello { nick, rooms, since } => {
                 let request = |command| Request {
                     command,
                     reference: reference.clone(),
                 };
                 let nick = nick.map(|n| nick_arg(&n).map(Command::Nick));
-                let joins = rooms.iter().map(|r| room_arg(r).map(Command::Join));
+                // Each room once: those in `rooms` in their order, then the rest of `since`;
+                // a room named in `since` is resumed rather than joined afresh.
+                let mut resumes = Vec::new();
+                for (name, after) in &since {
+                    resumes.push((room_arg(name), *after));
+                }
+                let resumed = |room: &RoomName| {
+                    resumes
+                        .iter()
+                        .find(|(r, _)| r.as_ref().is_ok_and(|r| r == room))
+                        .map(|(_, after)| *after)
+                };
+                let mut steps_rooms: Vec<Result<Command, Refusal>> = Vec::new();
+                for name in &rooms {
+                    steps_rooms.push(room_arg(name).map(|room| match resumed(&room) {
+                        Some(after) => Command::Resume { room, after },
+                        None => Command::Join(room),
+                    }));
+                }
+                for (room, after) in resumes {
+                    let listed = room.as_ref().is_ok_and(|room| {
+                        rooms
+                            .iter()
+                            .any(|name| room_arg(name).is_ok_and(|r| r == *room))
+                    });
+                    if !listed {
+                        steps_rooms.push(room.map(|room| Command::Resume { room, after }));
+                    }
+                }
+                let joins = steps_rooms.into_iter();
                 let steps = nick
                     .into_iter()
                     .chain(joins)
@@ -424,6 +457,9 @@ fn to_value(event: &Event) -> Value {
                     v
                 }
             }).collect::<Vec<_>>(),
+        }),
+        Event::Gap { room, from, to } => json!({
+            "type": "gap", "room": room.as_str(), "from": from, "to": to,
         }),
         Event::Posted(posted) => posted_value(posted),
         Event::Status { room, items } => json!({

@@ -282,6 +282,9 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             }
             Ok(())
         }
+        Event::Gap { room, from, to } => {
+            writeln!(s, "{room} *** messages {from} to {to} are no longer kept")
+        }
         Event::Posted(posted) => write_posted(s, posted, None),
         Event::Status { room, items } if items.is_empty() => {
             writeln!(s, "{room} *** nothing to report: no feed here")

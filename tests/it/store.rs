@@ -331,3 +331,138 @@ async fn the_default_data_dir_is_the_xdg_state_dir_and_data_none_forgets() {
     );
     stop(charla);
 }
+
+/// Sends a hello resuming `since` and returns what came for `room` before the welcome: the
+/// `gap` if any, and the replayed entries' numbers.
+async fn resume(c: &mut Client, room: &str, since: Value) -> (Option<Value>, Vec<u64>) {
+    c.send(&json!({"type": "hello", "since": since}).to_string())
+        .await;
+    let mut gap = None;
+    loop {
+        // Text lines come first, until the hello is read.
+        let Ok(v) = serde_json::from_str::<Value>(&c.line().await) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("gap") if v["room"] == room => gap = Some(v),
+            Some("history") if v["room"] == room => return (gap, seqs(&v["messages"])),
+            Some("message") if v["room"] == room => panic!("live before the replay: {v}"),
+            _ => {}
+        }
+    }
+}
+
+fn seqs(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hello_resumes_each_room_exactly_with_a_gap_for_what_is_gone_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let start = || serve_with(&["--data", data, "--history-keep", "5"], &[]);
+    let (charla, addr) = start();
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for n in 1..=3 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    drop(ana);
+    stop(charla);
+
+    // After a restart: exactly what came after 1, nothing lost.
+    let (charla, addr) = start();
+    let mut bob = Client::tcp(addr).await;
+    bob.expect("*** Welcome").await;
+    let (gap, replayed) = resume(&mut bob, "#ops", json!({"#ops": 1})).await;
+    assert_eq!((gap, replayed), (None, vec![2, 3]));
+    // Live messages follow the replay, numbered on.
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for n in 4..=12 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    let mut live = Vec::new();
+    while live.len() < 9 {
+        let v = bob.json().await;
+        if v["type"] == "message" {
+            live.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(live, (4..=12).collect::<Vec<_>>());
+    drop((ana, bob));
+    stop(charla);
+
+    // Only the newest 5 are kept: what came after 2 is partly gone, and said so.
+    let (charla, addr) = start();
+    let mut eve = Client::tcp(addr).await;
+    eve.expect("*** Welcome").await;
+    let (gap, replayed) = resume(&mut eve, "#ops", json!({"#ops": 2})).await;
+    let gap = gap.expect("a gap");
+    assert_eq!((&gap["from"], &gap["to"]), (&json!(3), &json!(7)), "{gap}");
+    assert_eq!(replayed, [8, 9, 10, 11, 12]);
+    // Seen everything: an empty replay, no gap.
+    let mut joe = Client::tcp(addr).await;
+    joe.expect("*** Welcome").await;
+    assert_eq!(
+        resume(&mut joe, "#ops", json!({"#ops": 12})).await,
+        (None, vec![])
+    );
+    drop((eve, joe));
+    stop(charla);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_while_the_room_talks_misses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (charla, tcp) = serve_with(&["--data", data, "--flood-rate", "0"], &[]);
+    let mut ana = json_client(tcp, "ana").await;
+    join(&mut ana, "#ops").await;
+    let total: u64 = 400;
+    for n in 1..=20 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    // Ana goes on talking while rob resumes after 10: whatever was said meanwhile comes
+    // once, either in the replay or live after it.
+    let talker = tokio::spawn(async move {
+        for n in 21..=total {
+            ana.send(&json!({"type":"say","room":"#ops","text":format!("m{n}")}).to_string())
+                .await;
+        }
+        for _ in 21..=total {
+            ana.expect_json("ack").await;
+        }
+        ana
+    });
+    let mut rob = Client::tcp(tcp).await;
+    rob.expect("*** Welcome").await;
+    let (gap, mut seen) = resume(&mut rob, "#ops", json!({"#ops": 10})).await;
+    assert_eq!(gap, None);
+    while seen.last() != Some(&total) {
+        let v = rob.json().await;
+        if v["type"] == "message" && v["room"] == "#ops" {
+            seen.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, (11..=total).collect::<Vec<_>>());
+    drop(talker.await.unwrap());
+    stop(charla);
+}
