@@ -82,10 +82,10 @@ start() {
   case "$1" in
     charla)
       # History kept as shipped, in a fresh file of this run's (not the user's own);
-      # CHARLA_DB=:memory: bench/peers.sh measures the memory store instead.
-      rm -f "$WORK"/charla.db*
+      # CHARLA_DATA=none bench/peers.sh measures the memory store instead.
+      rm -rf "$WORK"/data
       taskset -c $SERVER_CPU "$CHARLA" serve --listen 127.0.0.1:16600 --flood-rate 0 \
-        --max-per-ip 0 --max-connections 19000 --db "${CHARLA_DB:-$WORK/charla.db}" \
+        --max-per-ip 0 --max-connections 19000 --data "${CHARLA_DATA:-$WORK/data}" \
         > "$WORK/charla.out" 2>&1 &
       PID=$!; PROTO=charla; PORT=16600 ;;
     ngircd)

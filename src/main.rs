@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use charla::hub::{Edges, Hub};
 use charla::limits::Limits;
-use charla::store::{SqliteHistory, SqliteOptions};
+use charla::store::{DB_FILE, SqliteHistory, SqliteOptions};
 use charla::{feeds, server};
-use cli::serve::HistoryFile;
+use cli::serve::DataDir;
 use cli::{Cli, CliCommand, Serve};
 
 /// jemalloc rather than the system allocator: fewer bytes lost around tokio's
@@ -140,23 +140,29 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The history file the options name, opened; `None` for history in memory.
+/// The database in the directory the options name, opened; `None` for history in memory.
+/// The directory is made if missing; one that cannot be used stops the server with why.
 fn open_store(args: &Serve, limits: &Limits) -> anyhow::Result<Option<Arc<SqliteHistory>>> {
-    let (path, default) = match args.history_file().map_err(anyhow::Error::msg)? {
-        HistoryFile::None => return Ok(None),
-        HistoryFile::File { path, default } => (path, default),
+    let dir = match args.data_dir().map_err(anyhow::Error::msg)? {
+        DataDir::None => return Ok(None),
+        DataDir::Dir(dir) => dir,
     };
-    if default && let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {} for history", dir.display()))?;
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--data {} is not a directory: give a directory to keep the database in, or --data none",
+            dir.display()
+        );
     }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let options = SqliteOptions {
         bounds: limits.history_bounds(),
-        keep_per_room: args.db_keep,
-        keep_total: args.db_keep_total,
+        keep_per_room: args.history_keep,
+        keep_total: args.history_keep_total,
         max_age: args.history_age.map(Into::into),
         ..SqliteOptions::default()
     };
+    let path = dir.join(DB_FILE);
     let store = SqliteHistory::open(&path, options)?;
     tracing::info!(path = %path.display(), "history kept in");
     Ok(Some(Arc::new(store)))

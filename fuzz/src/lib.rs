@@ -377,6 +377,7 @@ fn check_irc_request(request: &Request) {
     });
     let said = |room: &RoomName, text: &MessageText, action: bool| Said {
         id: 1,
+        seq: 1,
         ts: 1_700_000_000_000,
         room: room.clone(),
         from: me.clone(),

@@ -11,7 +11,7 @@ use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, parse_udp};
-use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_db_path};
+use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_data_dir};
 
 #[derive(Args)]
 pub struct Serve {
@@ -46,29 +46,26 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// The SQLite file rooms' history is kept in, so a restart replays what was said;
-    /// created if missing [default: $XDG_STATE_HOME/charla/charla.db, or
-    /// ~/.local/state/charla/charla.db]. `:memory:` keeps history in memory only, as
-    /// --no-db does.
-    #[arg(long, env = "CHARLA_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// The directory the database (rooms' history, in the SQLite file charla.db) is kept
+    /// in, so a restart replays what was said; created if missing [default:
+    /// $XDG_STATE_HOME/charla, or ~/.local/state/charla]. `none` keeps history in memory
+    /// only: a restart forgets it.
+    #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
 
-    /// Keep history in memory only: a restart forgets it. Wins over --db.
-    #[arg(long)]
-    pub no_db: bool,
-
-    /// Messages each room keeps in the --db file, even once it is empty and across
+    /// Messages each room keeps in the --data database, even once it is empty and across
     /// restarts; the oldest are deleted past it. --history of them are replayed.
-    #[arg(long, env = "CHARLA_DB_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]
-    pub db_keep: usize,
+    #[arg(long, env = "CHARLA_HISTORY_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]
+    pub history_keep: usize,
 
-    /// Messages all rooms keep in the --db file together; the oldest of any room are
+    /// Messages all rooms keep in the --data database together; the oldest of any room are
     /// deleted past it.
-    #[arg(long, env = "CHARLA_DB_KEEP_TOTAL", default_value_t = DISK_HISTORY_TOTAL, value_parser = at_least_one)]
-    pub db_keep_total: usize,
+    #[arg(long, env = "CHARLA_HISTORY_KEEP_TOTAL", default_value_t = DISK_HISTORY_TOTAL, value_parser = at_least_one)]
+    pub history_keep_total: usize,
 
-    /// How long messages are kept in the --db file and replayed (30d, 12h); older ones are
-    /// deleted within a minute. Unset: kept until --db-keep newer ones push them out.
+    /// How long messages are kept in the --data database and replayed (30d, 12h); older
+    /// ones are deleted within a minute. Unset: kept until --history-keep newer ones push
+    /// them out.
     #[arg(long, env = "CHARLA_HISTORY_AGE", value_parser = positive)]
     pub history_age: Option<humantime::Duration>,
 
@@ -235,18 +232,18 @@ fn room(input: &str) -> Result<RoomName, String> {
 
 fn at_least_one(input: &str) -> Result<usize, String> {
     match input.parse::<usize>() {
-        Ok(0) => Err("must be at least 1 (--no-db keeps nothing on disk)".into()),
+        Ok(0) => Err("must be at least 1 (--data none keeps nothing on disk)".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
 }
 
 /// Where history is kept, as the options say.
-pub enum HistoryFile {
-    /// In memory: forgotten on restart.
+pub enum DataDir {
+    /// In memory: forgotten on restart (`--data none`).
     None,
-    /// In this SQLite file; `default` when no --db named it (its directory is then created).
-    File { path: PathBuf, default: bool },
+    /// In this directory's database, the directory created if missing.
+    Dir(PathBuf),
 }
 
 /// A duration such as `500ms` or `10s`, more than zero.
@@ -277,26 +274,15 @@ impl Serve {
             .collect()
     }
 
-    /// Where history is kept: --no-db or `--db :memory:` in memory, else the --db file or
-    /// the default one.
-    pub fn history_file(&self) -> Result<HistoryFile, String> {
-        if self.no_db {
-            return Ok(HistoryFile::None);
-        }
-        match &self.db {
-            Some(path) if path.as_os_str() == ":memory:" => Ok(HistoryFile::None),
-            Some(path) => Ok(HistoryFile::File {
-                path: path.clone(),
-                default: false,
+    /// Where history is kept: in memory with `--data none`, else in the --data directory
+    /// or the default one.
+    pub fn data_dir(&self) -> Result<DataDir, String> {
+        match &self.data {
+            Some(dir) if dir.as_os_str() == "none" => Ok(DataDir::None),
+            Some(dir) => Ok(DataDir::Dir(dir.clone())),
+            None => default_data_dir().map(DataDir::Dir).ok_or_else(|| {
+                "no home directory to keep history in: give --data DIR, or --data none".into()
             }),
-            None => default_db_path()
-                .map(|path| HistoryFile::File {
-                    path,
-                    default: true,
-                })
-                .ok_or_else(|| {
-                    "no home directory to keep history in: give --db PATH, or --no-db".into()
-                }),
         }
     }
 

@@ -133,7 +133,9 @@ impl Chat {
                     .map(|p| self.view.post(room, p, Mark::History, &me))
                     .collect()
             }
-            (ServerEvent::Error { .. }, _) | (_, Purpose::Typed) => self.view.event(event, &me),
+            (ServerEvent::Error { .. } | ServerEvent::Gap { .. }, _) | (_, Purpose::Typed) => {
+                self.view.event(event, &me)
+            }
             (_, Purpose::CatchUp) => Vec::new(),
         }
     }

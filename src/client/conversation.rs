@@ -59,6 +59,8 @@ pub struct Conversation {
     /// Where plain lines go; `None` after leaving every room.
     current: Option<RoomName>,
     seen: HashMap<RoomName, Seen>,
+    /// The last `seq` seen in each room, which a reconnect resumes from exactly.
+    seqs: HashMap<RoomName, u64>,
 }
 
 impl Conversation {
@@ -76,19 +78,36 @@ impl Conversation {
             rooms,
             current: Some(current),
             seen: HashMap::new(),
+            seqs: HashMap::new(),
         })
     }
 
-    /// What a hello restoring this conversation asks for: the nick, and every room but
-    /// `#lobby`, which every connection starts in.
-    pub fn hello(&self) -> (Option<String>, Vec<String>) {
+    /// The hello restoring this conversation: the nick, every room but `#lobby` (which
+    /// every connection starts in), and the last `seq` seen in each room we are in, so
+    /// each is resumed exactly.
+    pub fn hello(&self) -> ClientRequest {
         let rooms = self
             .rooms
             .iter()
             .filter(|r| **r != RoomName::lobby())
             .map(|r| r.as_str().to_string())
             .collect();
-        (self.wanted_nick.clone(), rooms)
+        let since = self
+            .rooms
+            .iter()
+            .filter_map(|r| Some((r.as_str().to_string(), *self.seqs.get(r)?)))
+            .collect();
+        ClientRequest::Hello {
+            nick: self.wanted_nick.clone(),
+            rooms,
+            since,
+        }
+    }
+
+    /// Whether a reconnect resumes `room` exactly (its hello named the last `seq` seen),
+    /// so its history need not be asked for.
+    pub fn resumes(&self, room: &RoomName) -> bool {
+        self.seqs.contains_key(room)
     }
 
     /// Takes in the welcome. Returns `#lobby` when the user had left it before this
@@ -286,6 +305,7 @@ impl Conversation {
     pub fn sent(&mut self, room: &str, id: u64, ts: u64) {
         let post = Post {
             id,
+            seq: None,
             ts,
             from: None,
             source: None,
@@ -316,6 +336,10 @@ impl Conversation {
         let Ok(room) = RoomName::parse(room) else {
             return;
         };
+        if let Some(seq) = post.seq {
+            let last = self.seqs.entry(room.clone()).or_insert(seq);
+            *last = (*last).max(seq);
+        }
         let newest = self.seen.entry(room).or_insert(Seen::of(post));
         if newest.precedes(post) {
             *newest = Seen::of(post);
@@ -350,8 +374,17 @@ mod tests {
         }
     }
 
+    fn hello(nick: Option<&str>, rooms: &[&str], since: &[(&str, u64)]) -> ClientRequest {
+        ClientRequest::Hello {
+            nick: nick.map(str::to_string),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            since: since.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+        }
+    }
+
     fn post(id: u64, ts: u64) -> Post {
         Post {
+            seq: None,
             id,
             ts,
             from: Some("ana".into()),
@@ -369,7 +402,7 @@ mod tests {
     #[test]
     fn lines_go_to_the_room_joined_last_or_switched_to() {
         let mut c = Conversation::new(Some("bob".into()), &["ops".into()]).unwrap();
-        assert_eq!(c.hello(), (Some("bob".into()), vec!["#ops".into()]));
+        assert_eq!(c.hello(), hello(Some("bob"), &["#ops"], &[]));
         c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
         assert_eq!(c.current().unwrap().as_str(), "#ops");
         let Ok(Action::Send {
@@ -450,7 +483,7 @@ mod tests {
             reason: "left".into(),
             message: None,
         });
-        assert_eq!(c.hello(), (Some("Roberto".into()), vec!["#ops".into()]));
+        assert_eq!(c.hello(), hello(Some("Roberto"), &["#ops"], &[]));
         let lobby = c.welcomed(&welcome("Roberto", &["#lobby", "#ops"]), true);
         assert_eq!(lobby, Some(RoomName::lobby()));
         assert_eq!(c.rooms(), &[RoomName::parse("#ops").unwrap()]);
@@ -474,6 +507,29 @@ mod tests {
             .map(|p| p.id)
             .collect();
         assert_eq!(fresh, [1]);
+    }
+
+    #[test]
+    fn a_reconnect_resumes_each_room_from_the_last_number_seen() {
+        let mut c = Conversation::new(Some("bob".into()), &["#ops".into()]).unwrap();
+        c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
+        assert!(!c.resumes(&RoomName::lobby()), "nothing seen yet");
+        let numbered = |id, seq| Post {
+            seq: Some(seq),
+            ..post(id, id * 100)
+        };
+        c.unseen("#lobby", &[numbered(1, 1), numbered(2, 2)]);
+        for (id, seq) in [(4, 7), (3, 6)] {
+            c.observe(&ServerEvent::Message {
+                room: "#OPS".into(),
+                post: numbered(id, seq),
+            });
+        }
+        assert_eq!(
+            c.hello(),
+            hello(Some("bob"), &["#ops"], &[("#lobby", 2), ("#ops", 7)])
+        );
+        assert!(c.resumes(&RoomName::parse("#ops").unwrap()));
     }
 
     #[test]

@@ -40,12 +40,11 @@ pub struct Welcome {
 }
 
 impl Link {
-    /// Connects, asks for `nick` and `rooms` with a hello, and waits for the welcome. The
+    /// Connects, says `hello` (a [`ClientRequest::Hello`]), and waits for the welcome. The
     /// text greeting every connection starts with is skipped.
     pub async fn open(
         endpoint: &Endpoint,
-        nick: Option<String>,
-        rooms: Vec<String>,
+        hello: ClientRequest,
     ) -> Result<(Link, Welcome), ClientError> {
         let (reader, writer) = endpoint.connect().await?;
         let mut link = Link {
@@ -60,7 +59,7 @@ impl Link {
             seconds: HANDSHAKE_TIMEOUT.as_secs(),
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            link.send(&ClientRequest::Hello { nick, rooms }).await?;
+            link.send(&hello).await?;
             let welcome = link.welcome().await?;
             Ok((link, welcome))
         })

@@ -318,6 +318,12 @@ impl View {
                 let text = format!("ERROR {}: {}", sanitize(code), sanitize(message));
                 vec![self.line(None, None, &self.paint(ERROR, &text))]
             }
+            ServerEvent::Gap { room, from, to } => {
+                vec![notice(
+                    Some(room),
+                    format!("messages {from} to {to} were missed and are no longer kept"),
+                )]
+            }
             ServerEvent::Bye { reason, message } => {
                 vec![notice(
                     None,
@@ -370,6 +376,7 @@ impl View {
     fn status(&self, room: &str, item: &StatusItem) -> String {
         let post = Post {
             id: 0,
+            seq: None,
             ts: 0,
             from: None,
             source: Some(item.source.clone()),
@@ -423,6 +430,7 @@ mod tests {
 
     fn post(from: &str, text: &str) -> Post {
         Post {
+            seq: None,
             id: 1,
             ts: 1_795_237_200_000,
             from: Some(from.into()),

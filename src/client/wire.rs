@@ -2,6 +2,8 @@
 //! the events it reads, typed. Unknown event types and unknown fields are ignored, so a newer
 //! server does not break an older client.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -10,8 +12,9 @@ impl ClientRequest {
     /// (the nick, then each room).
     pub fn lines(&self) -> usize {
         match self {
-            ClientRequest::Hello { nick, rooms } => {
-                (usize::from(nick.is_some()) + rooms.len()).max(1)
+            ClientRequest::Hello { nick, rooms, since } => {
+                let resumed_only = since.keys().filter(|r| !rooms.contains(r)).count();
+                (usize::from(nick.is_some()) + rooms.len() + resumed_only).max(1)
             }
             _ => 1,
         }
@@ -26,6 +29,9 @@ pub enum ClientRequest {
         #[serde(skip_serializing_if = "Option::is_none")]
         nick: Option<String>,
         rooms: Vec<String>,
+        /// The last `seq` seen in each room, to resume it exactly.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        since: BTreeMap<String, u64>,
     },
     Say {
         room: String,
@@ -154,6 +160,12 @@ pub enum ServerEvent {
         to: String,
         text: String,
     },
+    /// A resume asked for entries no longer kept: those numbered `from` to `to`.
+    Gap {
+        room: String,
+        from: u64,
+        to: u64,
+    },
     Join {
         room: String,
         nick: String,
@@ -238,6 +250,9 @@ pub enum ServerEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Post {
     pub id: u64,
+    /// Its number in its room; absent from a server older than exact resume.
+    #[serde(default)]
+    pub seq: Option<u64>,
     pub ts: u64,
     #[serde(default)]
     pub from: Option<String>,
@@ -289,6 +304,7 @@ mod tests {
             &ClientRequest::Hello {
                 nick: None,
                 rooms: vec![],
+                since: BTreeMap::new(),
             },
             1,
         ))
@@ -429,12 +445,13 @@ mod tests {
             &ClientRequest::Hello {
                 nick: Some("bot".into()),
                 rooms: vec![room()],
+                since: BTreeMap::from([("#lobby".into(), 4)]),
             },
             1,
         );
         assert!(matches!(
             protocol::parse_json(hello.trim_end()),
-            Ok(Incoming::Hello { steps, .. }) if steps.len() == 2 && steps.iter().all(Result::is_ok)
+            Ok(Incoming::Hello { steps, .. }) if steps.len() == 3 && steps.iter().all(Result::is_ok)
         ));
     }
 }

@@ -15,6 +15,7 @@ use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
 use super::ops::Standing;
 use super::post::Entry;
+use super::resume::Resume;
 use super::room::{Room, RoomSettings};
 use super::store::HistoryStore;
 use super::text::MessageText;
@@ -84,10 +85,21 @@ impl ChatState {
             Command::Say { room, text, action } => self.say(id, room, text, action),
             Command::Msg { to, text } => self.private(id, to, text),
             Command::Nick(nick) => self.rename(id, nick),
-            Command::Join(room) => self.join(id, room, None, reference.clone()).map(|()| None),
-            Command::JoinWithKey { room, key } => self
-                .join(id, room, Some(key), reference.clone())
+            Command::Join(room) => self
+                .join(id, room, None, reference.clone(), None)
                 .map(|()| None),
+            Command::JoinWithKey { room, key } => self
+                .join(id, room, Some(key), reference.clone(), None)
+                .map(|()| None),
+            // Reached only through `ChatState::apply` itself: `Hub::apply` reads first.
+            Command::Resume { room, after } => {
+                let resume = Resume {
+                    after,
+                    read: Vec::new(),
+                };
+                self.join(id, room, None, reference.clone(), Some(resume))
+                    .map(|()| None)
+            }
             Command::Leave { room, message } => self.leave(id, room, message),
             Command::Users { room } => self.users(id, room),
             Command::Rooms => Ok(Some(self.rooms())),
@@ -162,7 +174,7 @@ impl ChatState {
             rooms: vec![lobby.clone()],
         };
         self.send(id, &Outgoing::new(welcome));
-        let joined = self.join(id, lobby, None, None);
+        let joined = self.join(id, lobby, None, None, None);
         debug_assert!(joined.is_ok(), "#lobby takes everyone");
     }
 
@@ -234,6 +246,7 @@ impl ChatState {
         let room = self.speaking_room(id, room)?;
         let said = Said {
             id: self.mint.message(),
+            seq: self.next_seq(&room),
             ts: now_ms(),
             room: room.clone(),
             from: self.sessions[&id].nick.clone(),
@@ -347,6 +360,7 @@ impl ChatState {
         room: RoomName,
         key: Option<String>,
         reference: Option<String>,
+        resume: Option<Resume>,
     ) -> Result<(), Failure> {
         let already = self.sessions[&id].rooms.contains(&room);
         // The first member of a room a user makes is its operator; #lobby is the server's.
@@ -372,8 +386,17 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
+        if already && let Some(resume) = resume {
+            return self.resume_member(id, &room, resume, reference);
+        }
         if !already {
-            let messages = self.store.recent(&room, None);
+            let replay = resume.map(|resume| self.replay(&room, resume));
+            let target = self.rooms.get_mut(&room).expect("made above");
+            let resumed = replay.is_some();
+            let (gap, messages) = match replay {
+                Some(replay) => replay,
+                None => (None, self.store.recent(&room, None)),
+            };
             recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
             target.invited.retain(|&invited| invited != id);
@@ -382,7 +405,9 @@ impl ChatState {
             }
             let count = target.members.len();
             let announce = target.settings.announces(count);
-            if !messages.is_empty() {
+            if resumed {
+                self.send_replay(id, &room, gap, messages, reference.clone());
+            } else if !messages.is_empty() {
                 let history = Event::History {
                     room: room.clone(),
                     messages,
@@ -676,6 +701,17 @@ impl ChatState {
         if recipient.deliver(self.next_order(), event).is_err() {
             self.overflowed.push(id);
         }
+    }
+
+    /// The number of the next entry in `room`, which exists. The room's first asks the
+    /// store for the last it kept, once, so a room that ended and began again (or a
+    /// server restarted on the same store) continues its numbers.
+    pub fn next_seq(&mut self, room: &RoomName) -> u64 {
+        let target = self.rooms.get_mut(room).expect("the room exists");
+        let store = &self.store;
+        let seq = target.seq.get_or_insert_with(|| store.last_seq(room));
+        *seq += 1;
+        *seq
     }
 
     pub fn next_order(&mut self) -> u64 {

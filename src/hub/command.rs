@@ -64,6 +64,13 @@ pub enum Command {
     Quit {
         message: Option<MessageText>,
     },
+    /// Joins `room` (or stays in it) and replays exactly the entries numbered after `after`
+    /// ([`crate::hub::Entry::seq`]), once and in order, before anything live from it: a
+    /// client resuming where it left off. What is no longer kept is named by a `Gap`.
+    Resume {
+        room: RoomName,
+        after: u64,
+    },
     /// [`Command::Join`] with the key a `+k` room asks for.
     JoinWithKey {
         room: RoomName,

@@ -339,6 +339,7 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
     let entry = |room_name: &str, n: usize| {
         Entry::Said(Said {
             id: n as u64,
+            seq: n as u64,
             ts: 0,
             room: room(room_name),
             from: Nick::parse("ana").unwrap(),

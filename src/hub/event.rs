@@ -17,6 +17,8 @@ use super::text::MessageText;
 pub struct Said {
     /// Unique in this server's lifetime, increasing.
     pub id: u64,
+    /// Its number in its room: one more than the room's entry before it.
+    pub seq: u64,
     /// Server time, milliseconds since the Unix epoch.
     pub ts: u64,
     pub room: RoomName,
@@ -67,6 +69,13 @@ pub enum Event {
     History {
         room: RoomName,
         messages: Vec<Entry>,
+    },
+    /// A resume asked for entries of `room` that are no longer kept (or past the most
+    /// one replays): those numbered `from` to `to`, both included, are not replayed.
+    Gap {
+        room: RoomName,
+        from: u64,
+        to: u64,
     },
     /// A feed's notice or alert, posted into a room ([`super::Hub::post`]).
     Posted(Posted),

@@ -40,6 +40,7 @@ mod names;
 mod nicks;
 mod ops;
 mod post;
+mod resume;
 mod room;
 mod store;
 mod text;
@@ -193,6 +194,7 @@ impl Hub {
             Command::HistorySince { room, after } => {
                 return self.history(id, room, Ask::Since(after), reference);
             }
+            Command::Resume { room, after } => return self.resume(id, room, after, reference),
             _ => {}
         }
         self.with_chat(|chat| chat.apply(id, Request { command, reference }));
@@ -302,6 +304,7 @@ impl Hub {
             };
             let posted = Posted {
                 id: chat.mint.message(),
+                seq: chat.next_seq(&name),
                 ts: now_ms(),
                 room: name.clone(),
                 notice: Arc::new(notice),

@@ -136,6 +136,8 @@ impl Notice {
 pub struct Posted {
     /// From the same sequence as message ids: unique, increasing.
     pub id: u64,
+    /// Its number in its room, as [`Said::seq`].
+    pub seq: u64,
     /// Server time, milliseconds since the Unix epoch.
     pub ts: u64,
     pub room: RoomName,
@@ -154,6 +156,14 @@ impl Entry {
         match self {
             Entry::Said(s) => s.id,
             Entry::Posted(p) => p.id,
+        }
+    }
+
+    /// Its number in its room: one more than the room's entry before it.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Said(s) => s.seq,
+            Entry::Posted(p) => p.seq,
         }
     }
 

@@ -32,6 +32,9 @@ pub(super) struct Room {
     /// Sessions invited and not yet joined, who may join while the room is `+i`; at most
     /// [`crate::limits::MAX_INVITES_PER_ROOM`].
     pub invited: Vec<SessionId>,
+    /// The number of the last entry said or posted here; `None` until the first, when the
+    /// store is asked (a room that ended and began again continues its numbers).
+    pub seq: Option<u64>,
 }
 
 /// How a room speaks to its members about itself; each room starts with the hub's.
@@ -75,6 +78,7 @@ impl Room {
             modes: Modes::new_room(),
             bans: Vec::new(),
             invited: Vec::new(),
+            seq: None,
         }
     }
 

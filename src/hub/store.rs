@@ -32,6 +32,23 @@ pub trait HistoryStore: Send + Sync {
             .collect()
     }
 
+    /// The entries of `room` numbered after `after` ([`Entry::seq`]), oldest first, at
+    /// most `limit`.
+    fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        self.recent(room, None)
+            .into_iter()
+            .filter(|entry| entry.seq() > after)
+            .take(limit)
+            .collect()
+    }
+
+    /// The number of the last entry of `room` kept, 0 when none is. Asked once for each
+    /// room, when its first entry since it began (or since the server started) is
+    /// numbered, under the hub's lock.
+    fn last_seq(&self, room: &RoomName) -> u64 {
+        self.recent(room, None).last().map_or(0, Entry::seq)
+    }
+
     /// The room is gone (its last member left): what it kept may go too.
     fn forget(&self, room: &RoomName);
 
@@ -147,6 +164,12 @@ impl HistoryStore for MemoryHistory {
             .skip(len - n)
             .map(|(_, _, entry)| entry.clone())
             .collect()
+    }
+
+    fn last_seq(&self, room: &RoomName) -> u64 {
+        let kept = self.state.lock();
+        let last = kept.rooms.get(room).and_then(|r| r.entries.back());
+        last.map_or(0, |(_, _, entry)| entry.seq())
     }
 
     fn forget(&self, room: &RoomName) {

@@ -584,3 +584,55 @@ fn first_members_and_all(members: usize) {
         other => panic!("{other:?}"),
     }
 }
+
+/// The `seq` of each message and post in `events`.
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(said) => Some(said.seq),
+            Event::Posted(posted) => Some(posted.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_room_numbers_its_messages_and_posts_one_after_another() {
+    let hub = hub_keeping(10);
+    let (ana, bob) = (named(&hub, "ana"), named(&hub, "bob"));
+    let ops = room("#ops");
+    hub.open_room(&ops);
+    hub.apply(bob.id, Command::Join(ops.clone()).into());
+    bob.inbox.take();
+    let in_room = |room: &RoomName, text: &str| -> Request {
+        Command::Say {
+            room: Some(room.clone()),
+            text: MessageText::new(text).unwrap(),
+            action: false,
+        }
+        .into()
+    };
+    hub.apply(ana.id, in_room(&RoomName::lobby(), "one"));
+    hub.post(&ops, notice("web is down")).unwrap();
+    hub.apply(ana.id, in_room(&RoomName::lobby(), "two"));
+    hub.apply(bob.id, in_room(&ops, "looking"));
+    hub.post(&ops, notice("web is up")).unwrap();
+    let events = bob.inbox.take();
+    let lobby: Vec<Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Message(s) if s.room == RoomName::lobby()))
+        .cloned()
+        .collect();
+    let in_ops: Vec<Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Posted(p) if p.room == ops))
+        .cloned()
+        .collect();
+    assert_eq!(seqs(&lobby), [1, 2]);
+    // bob's own line reaches him as an ack, its number between the two posts'.
+    assert_eq!(seqs(&in_ops), [1, 3]);
+    let history = hub.room_history(&ops, None, None).unwrap().1;
+    let numbers: Vec<u64> = history.iter().map(Entry::seq).collect();
+    assert_eq!(numbers, [1, 2, 3], "kept with their numbers");
+}

@@ -1,6 +1,7 @@
 //! JSON lines: one object per line, `type` naming what it is (docs/protocol.md).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ enum JsonRequest {
         nick: Option<String>,
         #[serde(default)]
         rooms: Vec<String>,
+        /// Rooms to resume: the last entry number (`seq`) seen in each.
+        #[serde(default)]
+        since: BTreeMap<String, u64>,
     },
     Say {
         room: Option<String>,
@@ -129,13 +133,42 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     let optional_text = |m: Option<String>| m.as_deref().and_then(MessageText::new);
     let parsed = (|| {
         let command = match envelope.request {
-            JsonRequest::Hello { nick, rooms } => {
+            JsonRequest::Hello { nick, rooms, since } => {
                 let request = |command| Request {
                     command,
                     reference: reference.clone(),
                 };
                 let nick = nick.map(|n| nick_arg(&n).map(Command::Nick));
-                let joins = rooms.iter().map(|r| room_arg(r).map(Command::Join));
+                // Each room once: those in `rooms` in their order, then the rest of `since`;
+                // a room named in `since` is resumed rather than joined afresh.
+                let mut resumes = Vec::new();
+                for (name, after) in &since {
+                    resumes.push((room_arg(name), *after));
+                }
+                let resumed = |room: &RoomName| {
+                    resumes
+                        .iter()
+                        .find(|(r, _)| r.as_ref().is_ok_and(|r| r == room))
+                        .map(|(_, after)| *after)
+                };
+                let mut steps_rooms: Vec<Result<Command, Refusal>> = Vec::new();
+                for name in &rooms {
+                    steps_rooms.push(room_arg(name).map(|room| match resumed(&room) {
+                        Some(after) => Command::Resume { room, after },
+                        None => Command::Join(room),
+                    }));
+                }
+                for (room, after) in resumes {
+                    let listed = room.as_ref().is_ok_and(|room| {
+                        rooms
+                            .iter()
+                            .any(|name| room_arg(name).is_ok_and(|r| r == *room))
+                    });
+                    if !listed {
+                        steps_rooms.push(room.map(|room| Command::Resume { room, after }));
+                    }
+                }
+                let joins = steps_rooms.into_iter();
                 let steps = nick
                     .into_iter()
                     .chain(joins)
@@ -281,6 +314,7 @@ struct MessageOut<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     id: u64,
+    seq: u64,
     ts: u64,
     room: &'a str,
     from: &'a str,
@@ -299,6 +333,7 @@ impl<'a> MessageOut<'a> {
         MessageOut {
             kind: "message",
             id: said.id,
+            seq: said.seq,
             ts: said.ts,
             room: said.room.as_str(),
             from: said.from.as_str(),
@@ -410,7 +445,7 @@ fn to_value(event: &Event) -> Value {
             "room": room.as_str(),
             "messages": messages.iter().map(|entry| match entry {
                 Entry::Said(m) => {
-                    let mut v = json!({"id": m.id, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
+                    let mut v = json!({"id": m.id, "seq": m.seq, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
                     if m.action {
                         v["action"] = true.into();
                     }
@@ -422,6 +457,9 @@ fn to_value(event: &Event) -> Value {
                     v
                 }
             }).collect::<Vec<_>>(),
+        }),
+        Event::Gap { room, from, to } => json!({
+            "type": "gap", "room": room.as_str(), "from": from, "to": to,
         }),
         Event::Posted(posted) => posted_value(posted),
         Event::Status { room, items } => json!({
@@ -545,6 +583,7 @@ fn posted_value(posted: &Posted) -> Value {
     let mut v = json!({
         "type": posted.notice.kind.as_str(),
         "id": posted.id,
+        "seq": posted.seq,
         "ts": posted.ts,
         "room": posted.room.as_str(),
     });
@@ -553,7 +592,7 @@ fn posted_value(posted: &Posted) -> Value {
 }
 
 /// Members every feed notice carries, so they cannot be overwritten by a detail.
-const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "ts", "room", "source", "text"];
+const NOTICE_RESERVED: &[&str] = &["type", "kind", "id", "seq", "ts", "room", "source", "text"];
 
 fn add_notice(v: &mut Value, notice: &Notice) {
     v["source"] = notice.source.as_str().into();
@@ -738,6 +777,7 @@ mod tests {
     fn events_encode_as_one_typed_object_per_line() {
         let said = Said {
             id: 4,
+            seq: 3,
             ts: 99,
             room: RoomName::lobby(),
             from: Nick::parse("Begoña").unwrap(),
@@ -747,7 +787,7 @@ mod tests {
         // JSON readers get text without IRC formatting codes, as text readers do.
         assert_eq!(
             json_of(Outgoing::new(Event::Message(said))),
-            json!({"type":"message","id":4,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
+            json!({"type":"message","id":4,"seq":3,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
         );
         assert_eq!(
             json_of(Outgoing::reply(
@@ -778,13 +818,14 @@ mod tests {
         .with("type", "forged");
         let posted = Posted {
             id: 7,
+            seq: 5,
             ts: 99,
             room: RoomName::lobby(),
             notice: std::sync::Arc::new(notice.clone()),
         };
         assert_eq!(
             json_of(Outgoing::new(Event::Posted(posted.clone()))),
-            json!({"type":"notice","id":7,"ts":99,"room":"#lobby","source":"watch",
+            json!({"type":"notice","id":7,"seq":5,"ts":99,"room":"#lobby","source":"watch",
                    "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3})
         );
         assert_eq!(
@@ -793,7 +834,7 @@ mod tests {
                 messages: vec![posted.into()],
             })),
             json!({"type":"history","room":"#lobby","messages":[
-                {"type":"notice","id":7,"ts":99,"source":"watch",
+                {"type":"notice","id":7,"seq":5,"ts":99,"source":"watch",
                  "text":"target.txt was modified (3 bytes)","file":"target.txt","size":3}]})
         );
         assert_eq!(

@@ -282,6 +282,9 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             }
             Ok(())
         }
+        Event::Gap { room, from, to } => {
+            writeln!(s, "{room} *** messages {from} to {to} are no longer kept")
+        }
         Event::Posted(posted) => write_posted(s, posted, None),
         Event::Status { room, items } if items.is_empty() => {
             writeln!(s, "{room} *** nothing to report: no feed here")
@@ -535,6 +538,7 @@ mod tests {
     fn said(text: &str, action: bool) -> Said {
         Said {
             id: 1,
+            seq: 1,
             ts: 13 * 3_600_000 + 5 * 60_000,
             room: RoomName::lobby(),
             from: Nick::parse("João").unwrap(),
@@ -639,6 +643,7 @@ mod tests {
     fn posted(kind: crate::hub::PostKind) -> crate::hub::Posted {
         crate::hub::Posted {
             id: 9,
+            seq: 2,
             ts: 13 * 3_600_000 + 5 * 60_000,
             room: RoomName::parse("#alerts").unwrap(),
             notice: std::sync::Arc::new(

@@ -2,6 +2,7 @@
 //! memory ([`crate::hub::MemoryHistory`], forgotten on restart) and in an SQLite file
 //! ([`SqliteHistory`], the default of `charla serve`).
 
+mod schema;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -11,14 +12,16 @@ pub use sqlite::{
     StoreStats, WRITE_BATCH, WRITE_QUEUE,
 };
 
-/// The file `charla serve` keeps history in when `--db` is not given:
-/// `$XDG_STATE_HOME/charla/charla.db`, or `~/.local/state/charla/charla.db` when that
-/// variable is unset, empty or not an absolute path. History is state in the XDG sense
-/// (it should survive a restart, but is not a document a user would copy between
-/// machines), and one file per user rather than one per working directory means a server
-/// started from another directory still finds what was said. `None` when there is no home
-/// directory to put it in.
-pub fn default_db_path() -> Option<PathBuf> {
+/// The file the database is kept in inside the data directory (`--data DIR`).
+pub const DB_FILE: &str = "charla.db";
+
+/// The directory `charla serve` keeps its database in when `--data` is not given:
+/// `$XDG_STATE_HOME/charla`, or `~/.local/state/charla` when that variable is unset, empty
+/// or not an absolute path. History is state in the XDG sense (it should survive a
+/// restart, but is not a document a user would copy between machines), and one directory
+/// per user rather than one per working directory means a server started from another
+/// directory still finds what was said. `None` when there is no home directory to put it in.
+pub fn default_data_dir() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
@@ -28,5 +31,5 @@ pub fn default_db_path() -> Option<PathBuf> {
                 .filter(|home| home.is_absolute())
                 .map(|home| home.join(".local").join("state"))
         })?;
-    Some(state.join("charla").join("charla.db"))
+    Some(state.join("charla"))
 }

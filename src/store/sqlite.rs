@@ -35,6 +35,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 use tracing::{error, warn};
 
+use super::schema::{self, MigrateError, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
     Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
@@ -57,13 +58,13 @@ pub const WRITE_BATCH: usize = 4_096;
 /// Entries each room keeps on disk; past it the writer deletes the room's oldest in the
 /// same transaction that adds the new ones. Kept for ever otherwise (also after the room
 /// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
-/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--db-keep`).
+/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--history-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
 
 /// Entries the file keeps in all rooms together; past it the writer deletes the oldest of
 /// any room, after the commit that passed it. Rooms end when they empty but their history
 /// stays, so without this bound a file would grow with every room ever made. Default
-/// 10,000,000, a few GB (`--db-keep-total`).
+/// 10,000,000, a few GB (`--history-keep-total`).
 pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
 
 /// How often the writer deletes what is older than `--history-age`, when one is given:
@@ -81,35 +82,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// overlap, and closed after use.
 const IDLE_READERS: usize = 4;
 
-/// The schema this build writes (`PRAGMA user_version`). A file of a later version is
-/// refused; an empty file is given this one.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Version 1. One row an entry, keyed by its message id (unique, and increasing on one
-/// node, so a room's rows in id order are its history in order). `room_key` is the
-/// room's comparison key (`RoomName::key`), `room` the spelling it was said under;
-/// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick or
-/// the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
-/// `meta` holds `last_id`: the largest message id handed out, stored or not (an entry lost
-/// to a full queue still had its id seen live), so ids after a restart are new ones.
-const SCHEMA: &str = "
-CREATE TABLE entries (
-    id       INTEGER PRIMARY KEY,
-    ts       INTEGER NOT NULL,
-    room_key TEXT    NOT NULL,
-    room     TEXT    NOT NULL,
-    kind     INTEGER NOT NULL,
-    author   TEXT    NOT NULL,
-    text     TEXT    NOT NULL,
-    fields   TEXT
-);
-CREATE INDEX entries_by_room ON entries (room_key, id);
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-";
-
 const KIND_SAID: i64 = 0;
 const KIND_ACTION: i64 = 1;
 const KIND_NOTICE: i64 = 2;
@@ -125,11 +97,11 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --db"
+        "the history database {path} has schema version {found}, newer than this charla's {SCHEMA_VERSION}: use a newer charla or another --data"
     )]
     NewerSchema { path: PathBuf, found: i64 },
     #[error(
-        "the history database {path} is in use by another charla: stop it, or give this one another --db (or --no-db)"
+        "the history database {path} is in use by another charla: stop it, or give this one another --data (or --data none)"
     )]
     InUse { path: PathBuf },
     #[error("cannot open the history database {path}: {source}")]
@@ -281,22 +253,13 @@ impl SqliteHistory {
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sqlite)?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
+        schema::migrate(&mut conn).map_err(|e| match e {
+            MigrateError::Newer(found) => StoreError::NewerSchema {
                 path: path.to_owned(),
                 found,
-            });
-        }
-        if found == 0 {
-            let tx = conn.transaction().map_err(sqlite)?;
-            tx.execute_batch(SCHEMA).map_err(sqlite)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(sqlite)?;
-            tx.commit().map_err(sqlite)?;
-        }
+            },
+            MigrateError::Sqlite(source) => sqlite(source),
+        })?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
@@ -380,7 +343,7 @@ impl SqliteHistory {
     /// The newest `limit` entries of `room` in the file, oldest first.
     fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
         let mut entries = self.read(
-            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
              WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
             params![room.key(), limit as i64],
         )?;
@@ -396,10 +359,34 @@ impl SqliteHistory {
         limit: usize,
     ) -> rusqlite::Result<Vec<Entry>> {
         self.read(
-            "SELECT id, ts, room, kind, author, text, fields FROM entries \
+            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
              WHERE room_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
         )
+    }
+
+    /// The first `limit` entries of `room` in the file numbered after `after`, oldest
+    /// first.
+    fn read_after_seq(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Entry>> {
+        self.read(
+            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
+             WHERE room_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
+        )
+    }
+
+    /// The number of the last entry of `room` in the file, 0 when none is.
+    fn read_last_seq(&self, room: &RoomName) -> rusqlite::Result<u64> {
+        self.with_reader(|conn| {
+            conn.prepare_cached("SELECT max(seq) FROM entries WHERE room_key = ?1")?
+                .query_row(params![room.key()], |row| row.get::<_, Option<i64>>(0))
+                .map(|seq| seq.unwrap_or(0) as u64)
+        })
     }
 
     /// The entries `sql` selects, in its order.
@@ -419,6 +406,7 @@ impl SqliteHistory {
                     author: row.get_ref(4)?.as_str()?,
                     text: row.get_ref(5)?.as_str()?,
                     fields: row.get_ref(6)?.as_str_or_null()?,
+                    seq: row.get::<_, i64>(7)? as u64,
                 };
                 match stored.entry(&mut names) {
                     Some(entry) => entries.push(entry),
@@ -589,6 +577,49 @@ impl HistoryStore for SqliteHistory {
     /// [`DISK_HISTORY_PER_ROOM`], and leaves the cache.
     fn forget(&self, room: &RoomName) {
         self.shared.queue.lock().cache.remove(room);
+    }
+
+    /// From the file and what waits for the writer: the room may have ended and begun
+    /// again before its last entries were committed.
+    fn last_seq(&self, room: &RoomName) -> u64 {
+        let pending = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room)
+            .map(|(_, entry)| entry.seq())
+            .max()
+            .unwrap_or(0);
+        let stored = self.read_last_seq(room).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read the room's last number");
+            0
+        });
+        pending.max(stored)
+    }
+
+    /// From the file, as `since`.
+    fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
+        let pending: Vec<Entry> = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room && entry.seq() > after)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut entries = self.read_after_seq(room, after, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map_or(after, Entry::seq);
+        entries.extend(pending.into_iter().filter(|entry| entry.seq() > newest));
+        entries.truncate(limit);
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
     }
 
     fn last_id(&self, node: NodeId) -> Option<u64> {
@@ -877,8 +908,9 @@ fn commit(
     let (mut added, mut pruned) = (0, 0);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO entries (id, ts, room_key, room, kind, author, text, fields) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR IGNORE INTO entries \
+             (id, ts, room_key, room, kind, author, text, fields, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for entry in entries {
             let room = entry.room();
@@ -906,6 +938,7 @@ fn commit(
                 author,
                 entry.text().as_str(),
                 fields,
+                entry.seq() as i64,
             ])?;
             added += inserted as u64;
             if inserted == 0 {
@@ -975,6 +1008,7 @@ struct Stored<'a> {
     author: &'a str,
     text: &'a str,
     fields: Option<&'a str>,
+    seq: u64,
 }
 
 /// Names already parsed while reading one room's rows: parsing one computes its
@@ -1014,6 +1048,7 @@ impl Stored<'_> {
         Some(match self.kind {
             KIND_SAID | KIND_ACTION => Entry::Said(Said {
                 id: self.id,
+                seq: self.seq,
                 ts: self.ts,
                 room,
                 from: names.nick(self.author)?,
@@ -1033,6 +1068,7 @@ impl Stored<'_> {
                 };
                 Entry::Posted(Posted {
                     id: self.id,
+                    seq: self.seq,
                     ts: self.ts,
                     room,
                     notice: Arc::new(notice),

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::support::PATIENCE;
 
 /// `charla ARGS` without `CHARLA_*`, `RUST_LOG` or `NO_COLOR` from the test's environment,
-/// with history in memory (`CHARLA_DB=:memory:`, which `--db` overrides), and with stdin from /dev/null unless the caller says otherwise.
+/// with history in memory (`CHARLA_DATA=none`, which `--data` overrides), and with stdin
+/// from /dev/null unless the caller says otherwise.
 pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
     for (name, _) in std::env::vars_os() {
@@ -19,9 +20,9 @@ pub fn command(args: &[&str]) -> Command {
             command.env_remove(name);
         }
     }
-    // History in memory unless a test names a file with --db: never the user's own.
+    // History in memory unless a test names a directory with --data: never the user's own.
     command
-        .env("CHARLA_DB", ":memory:")
+        .env("CHARLA_DATA", "none")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .args(args)

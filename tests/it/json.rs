@@ -206,7 +206,7 @@ async fn say_is_acked_and_reaches_text_and_json_members_in_their_format() {
     );
     assert_eq!(
         object(&mut rob).await,
-        json!({"type":"message","id":id,"ts":ts,"room":"#lobby","from":"bot","text":"hola ñ ã € 😀 漢字"})
+        json!({"type":"message","id":id,"seq":1,"ts":ts,"room":"#lobby","from":"bot","text":"hola ñ ã € 😀 漢字"})
     );
     assert_eq!(ana.line().await, "#lobby <bot> hola ñ ã € 😀 漢字");
     // No echo beyond the ack.
@@ -316,7 +316,7 @@ async fn me_is_an_action() {
     assert_eq!(ack["ref"], "w");
     assert_eq!(
         object(&mut rob).await,
-        json!({"type":"message","id":ack["id"],"ts":ack["ts"],"room":"#lobby","from":"bot","text":"waves 👋","action":true})
+        json!({"type":"message","id":ack["id"],"seq":1,"ts":ack["ts"],"room":"#lobby","from":"bot","text":"waves 👋","action":true})
     );
     assert_eq!(ana.line().await, "#lobby * bot waves 👋");
     ana.send("/me nods").await;
@@ -518,8 +518,8 @@ async fn history_replays_with_ids_and_limits() {
     assert_eq!(
         h,
         json!({"type":"history","room":"#lobby","ref":"h","messages":[
-            {"id":two["id"],"ts":two["ts"],"from":"bot","text":"two","action":true},
-            {"id":three_id,"ts":h["messages"][1]["ts"],"from":"ana","text":"three"},
+            {"id":two["id"],"seq":2,"ts":two["ts"],"from":"bot","text":"two","action":true},
+            {"id":three_id,"seq":3,"ts":h["messages"][1]["ts"],"from":"ana","text":"three"},
         ]})
     );
     bot.send(r##"{"type":"history","room":"#lobby"}"##).await;

@@ -1,4 +1,4 @@
-//! History kept in an SQLite file (`charla serve --db`): a restart replays it exactly.
+//! History kept in an SQLite database (`charla serve --data DIR`): a restart replays it exactly.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,17 +9,17 @@ use serde_json::{Value, json};
 use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE};
 
-/// `charla serve` on TCP and UDP loopback ports the system picks, history in `db`.
-fn serve(db: &Path) -> (Binary, SocketAddr, SocketAddr) {
-    let db = db.to_str().unwrap();
+/// `charla serve` on TCP and UDP loopback ports the system picks, history in `data`.
+fn serve(data: &Path) -> (Binary, SocketAddr, SocketAddr) {
+    let data = data.to_str().unwrap();
     let charla = Binary::start(binary::command(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--listen",
         "udp://127.0.0.1:0",
-        "--db",
-        db,
+        "--data",
+        data,
     ]));
     let mut tcp = None;
     let mut udp = None;
@@ -93,7 +93,7 @@ fn as_replayed(mut live: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn history_survives_a_restart_exactly_and_ids_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("history.db");
+    let db = dir.path().join("data");
 
     let (charla, tcp, udp) = serve(&db);
     let mut ana = json_client(tcp, "ana").await;
@@ -167,25 +167,75 @@ async fn history_survives_a_restart_exactly_and_ids_continue() {
     let replayed = join(&mut eve, "#ops").await;
     let replayed_ids: Vec<u64> = replayed.iter().map(|m| m["id"].as_u64().unwrap()).collect();
     assert_eq!(replayed_ids, [ids[0], ids[1], next]);
+    let numbers: Vec<u64> = replayed
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3], "#ops numbers continue after a restart");
     drop(eve);
     stop(charla);
 }
 
-#[test]
-fn an_unusable_db_is_an_error_at_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut charla = Binary::start(binary::command(&[
+/// `charla serve --data DATA` as `uid` when given, which must stop at start-up: its
+/// stderr.
+fn refused(data: &Path, uid: Option<u32>) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut command = binary::command(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
-        "--db",
-        dir.path().to_str().unwrap(),
-    ]));
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut charla = Binary::start(command);
     let status = charla.exit_status();
-    assert!(!status.success());
-    let stderr = charla.stderr();
+    assert!(!status.success(), "{status}");
+    charla.stderr()
+}
+
+#[test]
+fn an_unusable_data_dir_is_an_error_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let stderr = refused(&file, None);
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+
+    // No permission: a directory its user may not enter. Root may enter any, so as root
+    // the server runs as `nobody`, for whom the test's private temporary directory is shut.
+    let shut = dir.path().join("shut");
+    std::fs::create_dir(&shut).unwrap();
+    // A file this process made is owned by its effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap()) == 0;
+    if !root {
+        std::fs::set_permissions(&shut, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+    }
+    let stderr = refused(&shut.join("data"), root.then_some(65_534));
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("charla.db"), vec![0x5a; 8192]).unwrap();
+    let stderr = refused(&corrupt, None);
     assert!(
-        stderr.contains("cannot open the history database"),
+        stderr.contains("cannot use the history database") && stderr.contains("not a database"),
+        "{stderr}"
+    );
+
+    let newer = dir.path().join("newer");
+    std::fs::create_dir(&newer).unwrap();
+    rusqlite::Connection::open(newer.join("charla.db"))
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let stderr = refused(&newer, None);
+    assert!(
+        stderr.contains("schema version 999, newer than"),
         "{stderr}"
     );
 }
@@ -193,14 +243,13 @@ fn an_unusable_db_is_an_error_at_start_up() {
 #[test]
 fn a_db_another_charla_uses_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("history.db");
-    let (first, _, _) = serve(&db);
+    let (first, _, _) = serve(dir.path());
     let mut second = Binary::start(binary::command(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
+        "--data",
+        dir.path().to_str().unwrap(),
     ]));
     assert!(!second.exit_status().success());
     let stderr = second.stderr();
@@ -208,11 +257,11 @@ fn a_db_another_charla_uses_is_refused() {
     stop(first);
 }
 
-/// `charla serve` with `env` and without `CHARLA_DB`, so the default applies unless `args`
-/// say otherwise; its TCP address.
+/// `charla serve` with `env` and without `CHARLA_DATA`, so the default applies unless
+/// `args` say otherwise; its TCP address.
 fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
     let mut command = binary::command(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
-    command.env_remove("CHARLA_DB");
+    command.env_remove("CHARLA_DATA");
     for (name, value) in env {
         command.env(name, value);
     }
@@ -246,7 +295,7 @@ async fn lobby_history(addr: SocketAddr) -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_default_file_is_in_the_xdg_state_dir_and_no_db_forgets() {
+async fn the_default_data_dir_is_the_xdg_state_dir_and_data_none_forgets() {
     let state = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let env = [("XDG_STATE_HOME", state.path()), ("HOME", home.path())];
@@ -269,18 +318,151 @@ async fn the_default_file_is_in_the_xdg_state_dir_and_no_db_forgets() {
     stop(charla);
     assert!(home.path().join(".local/state/charla/charla.db").exists());
 
-    // --no-db neither reads nor writes the file.
-    for args in [&["--no-db"][..], &["--db", ":memory:"][..]] {
-        let (charla, addr) = serve_with(args, &env);
-        assert!(lobby_history(addr).await.is_empty(), "{args:?}");
-        say_in_lobby(addr, "forgotten").await;
-        stop(charla);
-    }
+    // --data none neither reads nor writes the file.
+    let (charla, addr) = serve_with(&["--data", "none"], &env);
+    assert!(lobby_history(addr).await.is_empty());
+    say_in_lobby(addr, "forgotten").await;
+    stop(charla);
     let (charla, addr) = serve_with(&[], &env);
     assert_eq!(
         lobby_history(addr).await,
         [id],
-        "nothing said with --no-db was kept"
+        "nothing said with --data none was kept"
     );
+    stop(charla);
+}
+
+/// Sends a hello resuming `since` and returns what came for `room` before the welcome: the
+/// `gap` if any, and the replayed entries' numbers.
+async fn resume(c: &mut Client, room: &str, since: Value) -> (Option<Value>, Vec<u64>) {
+    c.send(&json!({"type": "hello", "since": since}).to_string())
+        .await;
+    let mut gap = None;
+    loop {
+        // Text lines come first, until the hello is read.
+        let Ok(v) = serde_json::from_str::<Value>(&c.line().await) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("gap") if v["room"] == room => gap = Some(v),
+            Some("history") if v["room"] == room => return (gap, seqs(&v["messages"])),
+            Some("message") if v["room"] == room => panic!("live before the replay: {v}"),
+            _ => {}
+        }
+    }
+}
+
+fn seqs(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hello_resumes_each_room_exactly_with_a_gap_for_what_is_gone_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let start = || serve_with(&["--data", data, "--history-keep", "5"], &[]);
+    let (charla, addr) = start();
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for n in 1..=3 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    drop(ana);
+    stop(charla);
+
+    // After a restart: exactly what came after 1, nothing lost.
+    let (charla, addr) = start();
+    let mut bob = Client::tcp(addr).await;
+    bob.expect("*** Welcome").await;
+    let (gap, replayed) = resume(&mut bob, "#ops", json!({"#ops": 1})).await;
+    assert_eq!((gap, replayed), (None, vec![2, 3]));
+    // Live messages follow the replay, numbered on.
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for n in 4..=12 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    let mut live = Vec::new();
+    while live.len() < 9 {
+        let v = bob.json().await;
+        if v["type"] == "message" {
+            live.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(live, (4..=12).collect::<Vec<_>>());
+    drop((ana, bob));
+    stop(charla);
+
+    // Only the newest 5 are kept: what came after 2 is partly gone, and said so.
+    let (charla, addr) = start();
+    let mut eve = Client::tcp(addr).await;
+    eve.expect("*** Welcome").await;
+    let (gap, replayed) = resume(&mut eve, "#ops", json!({"#ops": 2})).await;
+    let gap = gap.expect("a gap");
+    assert_eq!((&gap["from"], &gap["to"]), (&json!(3), &json!(7)), "{gap}");
+    assert_eq!(replayed, [8, 9, 10, 11, 12]);
+    // Seen everything: an empty replay, no gap.
+    let mut joe = Client::tcp(addr).await;
+    joe.expect("*** Welcome").await;
+    assert_eq!(
+        resume(&mut joe, "#ops", json!({"#ops": 12})).await,
+        (None, vec![])
+    );
+    drop((eve, joe));
+    stop(charla);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_while_the_room_talks_misses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (charla, tcp) = serve_with(&["--data", data, "--flood-rate", "0"], &[]);
+    let mut ana = json_client(tcp, "ana").await;
+    join(&mut ana, "#ops").await;
+    let total: u64 = 400;
+    for n in 1..=20 {
+        said(
+            &mut ana,
+            json!({"type":"say","room":"#ops","text":format!("m{n}")}),
+        )
+        .await;
+    }
+    // Ana goes on talking while rob resumes after 10: whatever was said meanwhile comes
+    // once, either in the replay or live after it.
+    let talker = tokio::spawn(async move {
+        for n in 21..=total {
+            ana.send(&json!({"type":"say","room":"#ops","text":format!("m{n}")}).to_string())
+                .await;
+        }
+        for _ in 21..=total {
+            ana.expect_json("ack").await;
+        }
+        ana
+    });
+    let mut rob = Client::tcp(tcp).await;
+    rob.expect("*** Welcome").await;
+    let (gap, mut seen) = resume(&mut rob, "#ops", json!({"#ops": 10})).await;
+    assert_eq!(gap, None);
+    while seen.last() != Some(&total) {
+        let v = rob.json().await;
+        if v["type"] == "message" && v["room"] == "#ops" {
+            seen.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, (11..=total).collect::<Vec<_>>());
+    drop(talker.await.unwrap());
     stop(charla);
 }

@@ -36,8 +36,8 @@ pub const SCREEN_BACKLOG: usize = 1024;
 pub async fn run(options: Options) -> Result<(), ClientError> {
     let conversation =
         Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
-    let (nick, rooms) = conversation.hello();
-    let (link, welcome) = Link::open(&options.endpoint, nick, rooms).await?;
+    let hello = conversation.hello();
+    let (link, welcome) = Link::open(&options.endpoint, hello).await?;
     let chat = Chat::new(conversation, View::new(Styling::for_terminal()));
     let terminal = Terminal::start()?;
     let mut session = Session::new(chat, terminal, options.endpoint)?;

@@ -114,8 +114,11 @@ impl Session {
         let (catch_up, purpose) = if reconnect {
             // Every room's history, to show what was missed; and out of #lobby again if
             // the user had left it.
+            // Rooms the hello resumed exactly have had their replay already.
+            let conversation = &self.chat.conversation;
             let mut requests: Vec<ClientRequest> = rooms
                 .into_iter()
+                .filter(|room| RoomName::parse(room).is_ok_and(|room| !conversation.resumes(&room)))
                 .map(|room| ClientRequest::History { room, limit: None })
                 .collect();
             requests.extend(lobby.map(|_| ClientRequest::Leave {
@@ -342,10 +345,10 @@ impl Session {
     /// Waits `delay`, then connects and says hello with the nick and rooms of now.
     fn attempt(&self, delay: Duration) -> Attempt {
         let endpoint = self.endpoint.clone();
-        let (nick, rooms) = self.chat.conversation.hello();
+        let hello = self.chat.conversation.hello();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            Link::open(&endpoint, nick, rooms).await
+            Link::open(&endpoint, hello).await
         })
     }
 

@@ -244,7 +244,8 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         // IRC readers know their message was taken when no error comes back.
-        Event::Ack { .. } => Ok(()),
+        // Only a JSON hello asks for a resume.
+        Event::Ack { .. } | Event::Gap { .. } => Ok(()),
         Event::Error { code, message } => write_error(s, *code, message, asked),
         // IRC clients have their own /help; the server's lists text commands.
         Event::Help => Ok(()),
@@ -520,6 +521,7 @@ mod tests {
     fn said(text: &str, action: bool) -> Said {
         Said {
             id: 1,
+            seq: 1,
             ts: 0,
             room: room("#ops"),
             from: nick("João"),
@@ -716,6 +718,7 @@ mod tests {
         );
         let posted = Posted {
             id: 1,
+            seq: 1,
             ts: 0,
             room: room("#ops"),
             notice: std::sync::Arc::new(notice),

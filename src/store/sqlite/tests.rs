@@ -9,6 +9,7 @@ fn room(name: &str) -> RoomName {
 fn said(id: u64, room_name: &str, from: &str, text: &str, action: bool) -> Entry {
     Entry::Said(Said {
         id,
+        seq: id,
         ts: 1_700_000_000_000 + id,
         room: room(room_name),
         from: Nick::parse(from).unwrap(),
@@ -28,10 +29,15 @@ fn posted(id: u64, room_name: &str, kind: PostKind, text: &str) -> Entry {
     .with("exists", false);
     Entry::Posted(Posted {
         id,
+        seq: id,
         ts: 1_700_000_000_000 + id,
         room: room(room_name),
         notice: Arc::new(notice),
     })
+}
+
+fn ids(entries: Vec<Entry>) -> Vec<u64> {
+    entries.iter().map(Entry::id).collect()
 }
 
 /// Entries as text: every field, names as spelled.
@@ -112,7 +118,6 @@ fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
         store.append(said(id, "#a", "ana", &format!("line {id}"), false));
         store.append(said(100 + id, "#b", "bob", &format!("b {id}"), false));
     }
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     assert_eq!(ids(store.recent(&room("#a"), None)), [6, 7, 8]);
     assert_eq!(ids(store.recent(&room("#a"), Some(2))), [7, 8]);
     assert_eq!(ids(store.recent(&room("#a"), Some(50))), [6, 7, 8]);
@@ -165,7 +170,6 @@ fn what_waits_for_the_writer_is_replayed_once_and_a_full_queue_is_counted() {
     for id in 2..=10 {
         store.append(said(id, "#a", "ana", "more", false));
     }
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     // Pending entries are replayed before they are committed: [1, 2, 3], the writer
     // holding one and the queue two.
     let accepted = ids(store.recent(&room("#a"), None));
@@ -223,7 +227,6 @@ fn the_cache_follows_appends_and_stays_within_its_bounds() {
             ..options()
         },
     );
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     store.append(said(1, "#a", "ana", "line", false));
     assert_eq!(ids(store.recent(&room("#a"), None)), [1]);
     for id in 2..=5 {
@@ -315,7 +318,6 @@ fn since_answers_every_entry_after_an_id_in_order_bounded() {
             false,
         ));
     }
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     // Beyond what a join replays (100), from the file and what is still pending alike.
     let all = ids(store.since(&room("#a"), 0, 1_000));
     assert_eq!(all, (1..=125).map(|n| 2 * n).collect::<Vec<_>>());
@@ -359,7 +361,6 @@ fn what_is_older_than_the_age_bound_is_not_replayed_and_is_deleted() {
     store.append(at(said(2, "#a", "ana", "last week", false), now - 8 * day));
     store.append(at(said(3, "#a", "ana", "yesterday", false), now - day));
     store.append(at(said(4, "#a", "ana", "now", false), now));
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4], "cached");
     assert_eq!(ids(store.since(&room("#a"), 0, 10)), [3, 4]);
     store.forget(&room("#a"));
@@ -396,7 +397,6 @@ fn all_rooms_together_keep_at_most_their_bound_on_disk() {
     };
     assert_eq!(count(&dir), 10);
     let store = open(&dir, options());
-    let ids = |entries: Vec<Entry>| entries.iter().map(Entry::id).collect::<Vec<_>>();
     assert_eq!(
         ids(store.recent(&room("#r1"), None)),
         [5, 9],
@@ -411,4 +411,68 @@ fn all_rooms_together_keep_at_most_their_bound_on_disk() {
     store.close();
     drop(store);
     assert_eq!(count(&dir), 10);
+}
+
+#[test]
+fn a_version_1_file_is_migrated_and_its_rooms_numbered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO entries (id, ts, room_key, room, kind, author, text) \
+                 VALUES (?1, ?2, ?3, ?4, 0, 'ana', ?5)",
+            )
+            .unwrap();
+        for (id, name) in [(10, "#Ops"), (11, "#dev"), (12, "#ops"), (14, "#ops")] {
+            let room = room(name);
+            insert
+                .execute(params![
+                    id,
+                    1_700_000_000_000i64 + id,
+                    room.key(),
+                    name,
+                    "old"
+                ])
+                .unwrap();
+        }
+    }
+    let store = open(&dir, options());
+    let numbered = |name: &str| -> Vec<(u64, u64)> {
+        store
+            .recent(&room(name), None)
+            .iter()
+            .map(|e| (e.id(), e.seq()))
+            .collect()
+    };
+    assert_eq!(numbered("#ops"), [(10, 1), (12, 2), (14, 3)]);
+    assert_eq!(numbered("#dev"), [(11, 1)]);
+    assert_eq!(store.last_seq(&room("#ops")), 3);
+    assert_eq!(store.last_seq(&room("#nowhere")), 0);
+    assert_eq!(
+        ids(store.after_seq(&room("#ops"), 1, 10)),
+        [12, 14],
+        "by number"
+    );
+    drop(store);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_room_continues_its_numbers_from_what_waits_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, options());
+    store.append(said(1, "#ops", "ana", "one", false));
+    // Whether or not the writer has committed it yet, the number is seen.
+    assert_eq!(store.last_seq(&room("#ops")), 1);
+    store.flush();
+    assert_eq!(store.last_seq(&room("#ops")), 1);
+    assert_eq!(ids(store.after_seq(&room("#ops"), 0, 10)), [1]);
 }

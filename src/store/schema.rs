@@ -1,0 +1,79 @@
+//! The database's schema as a list of forward migrations, and the code that applies them.
+//!
+//! A database records in `PRAGMA user_version` how many steps of [`MIGRATIONS`] it has
+//! had: 0 is a new, empty file. Opening one runs the steps it lacks, each in a transaction
+//! of its own together with the new version number, so a crash leaves it at one version or
+//! the next, never between. A step is never edited once released: a change is a new step
+//! at the end of the list.
+
+use rusqlite::Connection;
+
+/// Step `n` (from 0) takes a database from version `n` to version `n + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: history. One row an entry, keyed by its message id (unique, and increasing on
+    // one node, so a room's rows in id order are its history in order). `room_key` is the
+    // room's comparison key (`RoomName::key`), `room` the spelling it was said under;
+    // `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick
+    // or the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
+    // `meta` holds `last_id`: the largest message id handed out, stored or not (an entry
+    // lost to a full queue still had its id seen live), so ids after a restart are new.
+    "
+    CREATE TABLE entries (
+        id       INTEGER PRIMARY KEY,
+        ts       INTEGER NOT NULL,
+        room_key TEXT    NOT NULL,
+        room     TEXT    NOT NULL,
+        kind     INTEGER NOT NULL,
+        author   TEXT    NOT NULL,
+        text     TEXT    NOT NULL,
+        fields   TEXT
+    );
+    CREATE INDEX entries_by_room ON entries (room_key, id);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    ",
+    // 2: each entry's number in its room (`seq`), for exact resume. Entries kept from
+    // before are numbered 1, 2, … in each room in the order they were said.
+    "
+    ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE entries SET seq = numbered.n
+    FROM (SELECT id, row_number() OVER (PARTITION BY room_key ORDER BY id) AS n FROM entries)
+        AS numbered
+    WHERE numbered.id = entries.id;
+    CREATE INDEX entries_by_room_seq ON entries (room_key, seq);
+    ",
+];
+
+/// The version this build writes: every step applied.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Why a database's schema could not be brought to [`SCHEMA_VERSION`].
+#[derive(Debug)]
+pub enum MigrateError {
+    /// A newer charla made it; this one would not understand it.
+    Newer(i64),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> MigrateError {
+        MigrateError::Sqlite(e)
+    }
+}
+
+/// Brings the database `conn` holds to [`SCHEMA_VERSION`], from whatever version it has.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(MigrateError::Newer(found));
+    }
+    for (done, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", done as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
