@@ -223,7 +223,7 @@ pub struct Serve {
     /// The TLS certificate chain (PEM, the server's own certificate first) that tls://,
     /// ircs:// and https:// listeners present. Read again on SIGHUP: new connections get
     /// the new one, open ones are kept. Expired or not yet valid, it is refused at start-up
-    /// (and on SIGHUP the current one is kept).
+    /// (and on SIGHUP the current one is kept). A client has 10 s to finish its handshake.
     #[arg(
         long,
         env = "CHARLA_TLS_CERT",

@@ -140,7 +140,7 @@ fn load_key(files: &TlsFiles) -> Result<CertifiedKey, CertError> {
     let Some(leaf) = chain.first() else {
         return Err(CertError::NoCertificate(files.cert.clone()));
     };
-    check_validity(&files.cert, leaf)?;
+    check_leaf(&files.cert, leaf)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| CertError::Key {
         path: files.key.clone(),
         source,
@@ -152,12 +152,22 @@ fn load_key(files: &TlsFiles) -> Result<CertifiedKey, CertError> {
     })
 }
 
-fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), CertError> {
+/// Refuses a certificate outside its validity; warns of one marked as a CA, which rustls
+/// clients (`charla connect` among them) refuse as a server's own (`openssl req -x509`
+/// makes one unless told `-addext basicConstraints=critical,CA:FALSE`).
+fn check_leaf(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), CertError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(leaf).map_err(|e| CertError::Unparsable {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+    if cert.is_ca() {
+        tracing::warn!(
+            cert = %path.display(),
+            "this certificate is marked as a CA (basicConstraints CA:TRUE): rustls clients, \
+             charla connect among them, refuse it as a server's certificate; issue one with CA:FALSE"
+        );
+    }
     let validity = cert.validity();
     let now = x509_parser::time::ASN1Time::now();
     let shown = |t: x509_parser::time::ASN1Time| {
