@@ -170,7 +170,9 @@ async fn accept_loop<L: Listener, C: Codec>(
                         // In the codec's own words: an IRC client reads an ERROR line.
                         let refusal = Outgoing::new(Event::Error { code, message });
                         let line = codec.format().encode(&refusal);
-                        ctx.tasks.spawn(refuse(io, tls.clone(), peer, line));
+                        let shutdown = ctx.shutdown.clone();
+                        ctx.tasks
+                            .spawn(refuse(io, tls.clone(), peer, line, shutdown));
                     }
                 }
             }
@@ -207,7 +209,7 @@ async fn serve_tls<S: ByteStream, C: Codec>(
     ctx: Arc<Shared>,
     ticket: Ticket,
 ) {
-    match tls::handshake(io, &tls, &peer).await {
+    match tls::handshake(io, &tls, &peer, &ctx.shutdown).await {
         Some(stream) => connection::serve(stream, codec, peer, &ctx, ticket).await,
         None => ctx.admission.release(&ticket),
     }
@@ -218,7 +220,13 @@ const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 
 /// Tells a connection it cannot be served (`line`, the refusal as its codec writes it,
 /// over TLS when `tls` is set), then closes it.
-async fn refuse<S: ByteStream>(io: S, tls: Option<Tls>, peer: Peer, line: bytes::Bytes) {
+async fn refuse<S: ByteStream>(
+    io: S,
+    tls: Option<Tls>,
+    peer: Peer,
+    line: bytes::Bytes,
+    shutdown: CancellationToken,
+) {
     async fn say<S: ByteStream>(mut io: S, line: &[u8]) -> io::Result<()> {
         io.write_all(line).await?;
         io.shutdown().await
@@ -226,7 +234,7 @@ async fn refuse<S: ByteStream>(io: S, tls: Option<Tls>, peer: Peer, line: bytes:
     let _ = tokio::time::timeout(REFUSAL_GRACE, async {
         match tls {
             None => say(io, &line).await,
-            Some(tls) => match tls::handshake(io, &tls, &peer).await {
+            Some(tls) => match tls::handshake(io, &tls, &peer, &shutdown).await {
                 Some(stream) => say(stream, &line).await,
                 None => Ok(()),
             },

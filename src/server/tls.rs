@@ -10,6 +10,7 @@ use rustls::server::Acceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::listen::Peer;
@@ -37,32 +38,43 @@ pub const NOT_TLS_LINE: &[u8] =
 pub const NOT_TLS_HTTP: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\
 content-length: 36\r\nconnection: close\r\n\r\nthis port speaks https://, not http\n";
 
-enum Failure {
+enum HandshakeFailure {
     Closed,
     Plaintext,
     Tls(io::Error),
 }
 
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        Failure::Tls(e)
+impl From<io::Error> for HandshakeFailure {
+    fn from(e: io::Error) -> HandshakeFailure {
+        HandshakeFailure::Tls(e)
     }
 }
 
 /// The TLS stream once the handshake is done; `None`, with a log line saying why, when the
-/// client closed, spoke plaintext, failed the handshake or took too long.
-pub async fn handshake<S: ByteStream>(io: S, tls: &Tls, peer: &Peer) -> Option<TlsStream<S>> {
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shake(io, tls)).await {
+/// client closed, spoke plaintext, failed the handshake or took too long, or the server
+/// began shutting down meanwhile (a handshake under way would otherwise hold the shutdown
+/// up).
+pub async fn handshake<S: ByteStream>(
+    io: S,
+    tls: &Tls,
+    peer: &Peer,
+    shutdown: &CancellationToken,
+) -> Option<TlsStream<S>> {
+    let shaken = tokio::select! {
+        shaken = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shake(io, tls)) => shaken,
+        _ = shutdown.cancelled() => return None,
+    };
+    match shaken {
         Ok(Ok(stream)) => Some(stream),
-        Ok(Err(Failure::Closed)) => {
+        Ok(Err(HandshakeFailure::Closed)) => {
             debug!(%peer, "closed before the TLS handshake");
             None
         }
-        Ok(Err(Failure::Plaintext)) => {
+        Ok(Err(HandshakeFailure::Plaintext)) => {
             info!(%peer, "plaintext client on a TLS port: told to use TLS and closed");
             None
         }
-        Ok(Err(Failure::Tls(error))) => {
+        Ok(Err(HandshakeFailure::Tls(error))) => {
             info!(%peer, %error, "TLS handshake failed");
             None
         }
@@ -73,17 +85,17 @@ pub async fn handshake<S: ByteStream>(io: S, tls: &Tls, peer: &Peer) -> Option<T
     }
 }
 
-async fn shake<S: ByteStream>(mut io: S, tls: &Tls) -> Result<TlsStream<S>, Failure> {
+async fn shake<S: ByteStream>(mut io: S, tls: &Tls) -> Result<TlsStream<S>, HandshakeFailure> {
     // One byte tells TLS from plaintext; rustls would answer plaintext with a binary alert
     // a person at `nc` cannot read.
     let mut first = [0u8; 1];
     if io.read(&mut first).await? == 0 {
-        return Err(Failure::Closed);
+        return Err(HandshakeFailure::Closed);
     }
     if first[0] != HANDSHAKE_RECORD {
         let _ = io.write_all(tls.not_tls).await;
         let _ = io.shutdown().await;
-        return Err(Failure::Plaintext);
+        return Err(HandshakeFailure::Plaintext);
     }
     let mut acceptor = Acceptor::default();
     acceptor.read_tls(&mut &first[..])?;

@@ -136,12 +136,47 @@ fn presented(stream: &TlsStream<TcpStream>) -> Vec<u8> {
 
 /// A server in this process on `specs`, presenting a fresh certificate of `pki`'s.
 async fn serve(pki: &Pki, specs: &[&str]) -> TestServer {
-    let certs = Certificates::load(pki.install(&pki.issue())).unwrap();
     let limits = Limits {
         flood_rate: 0,
         ..Limits::default()
     };
+    serve_with(pki, specs, limits).await
+}
+
+async fn serve_with(pki: &Pki, specs: &[&str], limits: Limits) -> TestServer {
+    let certs = Certificates::load(pki.install(&pki.issue())).unwrap();
     TestServer::with_certs(specs, limits, HttpOptions::default(), Some(&certs)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handshake_under_way_holds_a_place_and_a_refusal_is_said_inside_tls() {
+    let pki = Pki::new();
+    let limits = Limits {
+        max_connections_per_ip: 1,
+        ..Limits::default()
+    };
+    let server = serve_with(&pki, &["tls://127.0.0.1:0"], limits).await;
+    let addr = listener(&server, "tls");
+    // Connected, silent: its handshake has not begun, and it holds the address's one place.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    let mut refused = Client::over(pki.dial(addr).await);
+    refused.expect("ERROR too_many_connections").await;
+    drop(silent);
+    // Its place is given back once the server sees it gone.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut c = Client::over(pki.dial(addr).await);
+        let first = c.next().await.expect("a greeting or a refusal");
+        if first.starts_with("*** Welcome to charla") {
+            break;
+        }
+        assert!(first.starts_with("ERROR too_many_connections"), "{first}");
+        assert!(
+            Instant::now() < deadline,
+            "the silent client's place was kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// The address of the first listener shown with `scheme` (`tls`, `ircs`, `https`).

@@ -174,8 +174,10 @@ pub(super) async fn accept_loop(
                     Err((code, message)) => {
                         info!(peer = %addr, code = code.as_str(), "refused");
                         let response = unavailable(code, message);
+                        let peer = Peer::Tcp(addr);
+                        let shutdown = ctx.shutdown.clone();
                         ctx.tasks
-                            .spawn(refuse(io, tls.clone(), Peer::Tcp(addr), response));
+                            .spawn(refuse(io, tls.clone(), peer, response, shutdown));
                     }
                 }
             }
@@ -206,7 +208,8 @@ fn routes(web: Arc<Web>) -> Router {
 /// [`serve_http`] once the TLS handshake, run in this connection's own task, is done; a
 /// failed handshake gives the connection's place back as it goes.
 async fn serve_https(io: TcpStream, tls: Tls, conn: Conn, router: Router, ctx: Arc<Shared>) {
-    if let Some(stream) = tls::handshake(io, &tls, &Peer::Tcp(conn.peer)).await {
+    let peer = Peer::Tcp(conn.peer);
+    if let Some(stream) = tls::handshake(io, &tls, &peer, &ctx.shutdown).await {
         serve_http(stream, conn, router, ctx).await;
     }
 }
