@@ -223,6 +223,12 @@ pub const HTTP_HEADER_CHARS: usize = 256;
 /// place for ever.
 pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time a client of a `tls://`, `ircs://` or `https://` listener has to finish the TLS
+/// handshake, counted from its connection; a slower one is logged and disconnected. It
+/// holds a place among the connection bounds meanwhile, so a crowd of slow handshakes meets
+/// `--max-connections` and `--max-per-ip` like any other crowd. Default 10 s.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Silence after which the server pings a WebSocket client (a frame of any kind from it
 /// resets the wait), so proxies between them, which close connections idle for a minute or
 /// so, keep it open. A dead peer is found by TCP keepalive, as for any client.

@@ -74,7 +74,11 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not raise the open-files limit");
     }
     let udp_addrs = args.udp_addresses().map_err(anyhow::Error::msg)?;
-    let mut listeners = server::bind(&addrs)?;
+    let certs = args
+        .tls_files()
+        .map(server::Certificates::load)
+        .transpose()?;
+    let mut listeners = server::bind_with_certs(&addrs, certs.as_ref())?;
     let http = args.http_options();
     for bound in &mut listeners {
         bound.set_http_options(&http);
@@ -103,6 +107,9 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // reads them, and the default action would kill the server without goodbyes.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    if let Some(certs) = certs {
+        reload_on_hangup(certs)?;
+    }
     let mut stdout = std::io::stdout().lock();
     for bound in &listeners {
         writeln!(stdout, "listening on {}", bound.local_addr())?;
@@ -137,6 +144,28 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         let stats = store.stats();
         tracing::info!(written = stats.written, lost = stats.lost, "history closed");
     }
+    Ok(())
+}
+
+/// Reads the TLS certificate again at each SIGHUP (a renewal job's signal); one that does
+/// not load is logged and the current one kept. Without TLS, SIGHUP keeps its default
+/// action.
+fn reload_on_hangup(certs: Arc<server::Certificates>) -> anyhow::Result<()> {
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match certs.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %certs.files().cert.display(),
+                    "TLS certificate reloaded: new connections get it"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "TLS certificate not reloaded; the current one stays in force"
+                ),
+            }
+        }
+    });
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! `charla connect`: the console client.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use charla::client::{self, Endpoint, Options};
@@ -12,9 +14,15 @@ use charla::server::DEFAULT_LISTEN;
     the exit status is 0 once the server acknowledged every line."
 )]
 pub struct Connect {
-    /// The server: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:///path/to.sock.
+    /// The server: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT, tls://HOST:PORT or
+    /// unix:///path/to.sock.
     #[arg(default_value = DEFAULT_LISTEN, env = "CHARLA_SERVER")]
     pub addr: Endpoint,
+
+    /// For tls://: trust the server's certificate when a CA certificate in this PEM file
+    /// signed it, instead of the system's roots.
+    #[arg(long, env = "CHARLA_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 
     /// The nick to ask for (without one the server names you guest-N).
     #[arg(short, long = "name", value_name = "NICK")]
@@ -28,7 +36,7 @@ pub struct Connect {
 impl Connect {
     pub fn run(self) -> anyhow::Result<()> {
         let options = Options {
-            endpoint: self.addr,
+            endpoint: self.addr.with_ca(self.ca),
             nick: self.name,
             rooms: self.rooms,
         };

@@ -1,5 +1,7 @@
 //! `charla send`: one-shot publishing, for scripts and cron jobs.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use charla::client::{self, Endpoint, Options};
@@ -8,7 +10,7 @@ use charla::server::DEFAULT_LISTEN;
 #[derive(Args)]
 #[command(
     after_help = "The first argument is the server's address when it reads as one \
-    (HOST:PORT, [IPv6]:PORT, tcp://…, unix://…); otherwise --addr, CHARLA_SERVER or \
+    (HOST:PORT, [IPv6]:PORT, tcp://…, tls://…, unix://…); otherwise --addr, CHARLA_SERVER or \
     127.0.0.1:6030. Exits 0 once the server acknowledged every message, non-zero (with the \
     reason on stderr) otherwise."
 )]
@@ -16,6 +18,11 @@ pub struct Send {
     /// The server, when not given as the first argument.
     #[arg(long, env = "CHARLA_SERVER", value_name = "ADDR")]
     pub addr: Option<Endpoint>,
+
+    /// For tls://: trust the server's certificate when a CA certificate in this PEM file
+    /// signed it, instead of the system's roots.
+    #[arg(long, env = "CHARLA_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 
     /// The room to say it in (joined first); #lobby when not given.
     #[arg(short, long, value_name = "ROOM")]
@@ -45,7 +52,7 @@ impl Send {
             },
         };
         let options = Options {
-            endpoint,
+            endpoint: endpoint.with_ca(self.ca),
             nick: self.name,
             rooms: self.room.into_iter().collect(),
         };

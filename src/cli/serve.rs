@@ -10,7 +10,7 @@ use charla::feeds::udp::IngestOptions;
 use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
-use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, parse_udp};
+use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, TlsFiles, parse_udp};
 use charla::store::{DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, default_data_dir};
 
 #[derive(Args)]
@@ -19,8 +19,9 @@ pub struct Serve {
     /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
     /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, udp://HOST:PORT for
     /// alerts sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page,
-    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME). Port 0 picks a free port;
-    /// every bound address is printed as `listening on ADDR`.
+    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME); tls://, ircs:// and
+    /// https:// are the same over TLS (with --tls-cert and --tls-key). Port 0 picks a free
+    /// port; every bound address is printed as `listening on ADDR`.
     #[arg(
         short,
         long = "listen",
@@ -216,6 +217,27 @@ pub struct Serve {
     )]
     pub allowed_origin: Vec<String>,
 
+    /// The TLS certificate chain (PEM, the server's own certificate first) that tls://,
+    /// ircs:// and https:// listeners present. Read again on SIGHUP: new connections get
+    /// the new one, open ones are kept. Expired or not yet valid, it is refused at start-up
+    /// (and on SIGHUP the current one is kept). A client has 10 s to finish its handshake.
+    #[arg(
+        long,
+        env = "CHARLA_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC), read again on SIGHUP.
+    #[arg(
+        long,
+        env = "CHARLA_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// HTTP posts one address may make in a burst.
     #[arg(long, env = "CHARLA_HTTP_BURST", default_value_t = limits::HTTP_BURST)]
     pub http_burst: u32,
@@ -315,6 +337,14 @@ impl Serve {
             rate: self.http_rate,
             burst: self.http_burst,
         }
+    }
+
+    /// The certificate and key files, when both are given.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
     }
 
     pub fn limits(&self) -> Limits {

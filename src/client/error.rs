@@ -1,6 +1,7 @@
 //! Why a client run failed; each becomes one line on stderr and a non-zero exit status.
 
 use std::io;
+use std::path::PathBuf;
 
 use super::endpoint::Endpoint;
 
@@ -16,6 +17,19 @@ pub enum ClientError {
         endpoint: Endpoint,
         source: io::Error,
     },
+    #[error("cannot use the CA file {}: {reason}", .path.display())]
+    Ca { path: PathBuf, reason: String },
+    #[error(
+        "no trusted root certificates on this system ({0}): install ca-certificates, or give --ca FILE"
+    )]
+    NoRoots(String),
+    /// The server's certificate failed verification.
+    #[error(
+        "{endpoint}: the server's certificate is not trusted ({reason}); for a server with its own CA, give --ca FILE"
+    )]
+    Untrusted { endpoint: Endpoint, reason: String },
+    #[error("{0} did not answer in TLS: is it a TLS listener (tls://), or a plain one (tcp://)?")]
+    NotTls(Endpoint),
     #[error("{endpoint} did not answer within {seconds} s")]
     Timeout { endpoint: Endpoint, seconds: u64 },
     /// The server closed before welcoming us: full, or not a charla server.

@@ -2,7 +2,7 @@
 //! protocol (docs/protocol.md) like any other program would: it skips the text greeting,
 //! says hello with its nick and rooms, and matches replies to requests by `ref`.
 //!
-//! - [`endpoint`], [`link`], [`lines`], [`wire`], [`pacer`]: reaching the server and
+//! - [`endpoint`], [`tls`], [`link`], [`lines`], [`wire`], [`pacer`]: reaching the server and
 //!   speaking the protocol.
 //! - [`input`], [`conversation`], [`tracker`], [`chat`], [`view`], [`help`]: what typed
 //!   lines mean, what the client knows of its session, and how events are shown.
@@ -21,6 +21,7 @@ pub mod interactive;
 pub mod lines;
 pub mod link;
 pub mod pacer;
+pub mod tls;
 pub mod tracker;
 pub mod view;
 pub mod wire;

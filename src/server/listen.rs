@@ -9,8 +9,12 @@ use std::str::FromStr;
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use std::sync::Arc;
+
+use super::certs::Certificates;
 use super::http::HttpOptions;
 use super::stream::ByteStream;
+use super::tls::{NOT_TLS_HTTP, NOT_TLS_LINE, Tls};
 use crate::limits::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, LISTEN_BACKLOG};
 
 /// The default port: in the registered range (1024–49151), unassigned in /etc/services.
@@ -23,13 +27,16 @@ pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:6030";
 /// An address to listen on, as given to `--listen`: `tcp://HOST:PORT`, `tcp://[::1]:PORT`,
 /// a bare `HOST:PORT`, or `unix:///path/to.sock` (text and JSON lines), `irc://HOST:PORT`
 /// (the IRC client protocol), or `http://HOST:PORT` (the page, WebSocket and HTTP publish:
-/// `server/http/`).
+/// `server/http/`); `tls://`, `ircs://` and `https://` are the same over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
     Irc(SocketAddr),
     Http(SocketAddr),
+    Tls(SocketAddr),
+    Ircs(SocketAddr),
+    Https(SocketAddr),
 }
 
 impl ListenAddr {
@@ -49,9 +56,13 @@ impl ListenAddr {
             Some(("tcp", rest)) => (rest, ListenAddr::Tcp),
             Some(("irc", rest)) => (rest, ListenAddr::Irc),
             Some(("http", rest)) => (rest.strip_suffix('/').unwrap_or(rest), ListenAddr::Http),
+            Some(("tls", rest)) => (rest, ListenAddr::Tls),
+            Some(("ircs", rest)) => (rest, ListenAddr::Ircs),
+            Some(("https", rest)) => (rest.strip_suffix('/').unwrap_or(rest), ListenAddr::Https),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "{input:?}: unknown scheme {scheme:?}; use tcp://, unix://, irc:// or http://"
+                    "{input:?}: unknown scheme {scheme:?}; use tcp://, unix://, irc://, http://, \
+                     tls://, ircs:// or https://"
                 ));
             }
         };
@@ -92,6 +103,9 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Unix(path) => write!(f, "unix://{}", path.display()),
             ListenAddr::Irc(addr) => write!(f, "irc://{addr}"),
             ListenAddr::Http(addr) => write!(f, "http://{addr}"),
+            ListenAddr::Tls(addr) => write!(f, "tls://{addr}"),
+            ListenAddr::Ircs(addr) => write!(f, "ircs://{addr}"),
+            ListenAddr::Https(addr) => write!(f, "https://{addr}"),
         }
     }
 }
@@ -133,39 +147,44 @@ pub enum BindError {
         "cannot listen on {addr}: {path} exists and is not a socket; remove it or pick another path"
     )]
     NotASocket { addr: ListenAddr, path: PathBuf },
+    #[error("cannot listen on {0}: TLS needs a certificate: give --tls-cert and --tls-key")]
+    NoCertificate(ListenAddr),
 }
 
-/// A bound listener, ready to accept.
+/// A bound listener, ready to accept. TLS, when present, is handed to each connection's
+/// task, which runs the handshake itself.
 pub enum Bound {
-    Tcp(TcpListener),
+    Tcp(TcpListener, Option<Tls>),
     Unix(UnixListener, SocketFile),
     /// TCP serving the IRC client protocol.
-    Irc(TcpListener),
+    Irc(TcpListener, Option<Tls>),
     /// Bound with [`HttpOptions::default`]; [`Bound::set_http_options`] changes them.
-    Http(TcpListener, HttpOptions),
+    Http(TcpListener, HttpOptions, Option<Tls>),
 }
 
 impl Bound {
     /// The address as bound, with the real port when 0 was asked for.
     pub fn local_addr(&self) -> ListenAddr {
-        match self {
-            Bound::Tcp(l) => {
-                ListenAddr::Tcp(l.local_addr().expect("a bound socket has an address"))
-            }
-            Bound::Unix(_, file) => ListenAddr::Unix(file.0.clone()),
-            Bound::Irc(l) => {
-                ListenAddr::Irc(l.local_addr().expect("a bound socket has an address"))
-            }
-            Bound::Http(l, _) => {
-                ListenAddr::Http(l.local_addr().expect("a bound socket has an address"))
-            }
+        let (listener, plain, secure, tls): (_, fn(_) -> _, fn(_) -> _, _) = match self {
+            Bound::Unix(_, file) => return ListenAddr::Unix(file.0.clone()),
+            Bound::Tcp(l, tls) => (l, ListenAddr::Tcp, ListenAddr::Tls, tls),
+            Bound::Irc(l, tls) => (l, ListenAddr::Irc, ListenAddr::Ircs, tls),
+            Bound::Http(l, _, tls) => (l, ListenAddr::Http, ListenAddr::Https, tls),
+        };
+        let addr = listener
+            .local_addr()
+            .expect("a bound socket has an address");
+        if tls.is_some() {
+            secure(addr)
+        } else {
+            plain(addr)
         }
     }
 
     /// Serves an `http://` listener with `options` (token, origins, publish allowance);
     /// other listeners are left as they are.
     pub fn set_http_options(&mut self, options: &HttpOptions) {
-        if let Bound::Http(_, current) = self {
+        if let Bound::Http(_, current, _) = self {
             *current = options.clone();
         }
     }
@@ -181,18 +200,39 @@ impl Drop for SocketFile {
     }
 }
 
-/// Binds every address; must run inside a Tokio runtime.
+/// Binds every address; must run inside a Tokio runtime. A TLS address is an error here:
+/// [`bind_with_certs`] binds those.
 pub fn bind(addrs: &[ListenAddr]) -> Result<Vec<Bound>, BindError> {
-    addrs.iter().map(bind_one).collect()
+    bind_with_certs(addrs, None)
 }
 
-fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
+/// Binds every address, TLS ones presenting `certs`.
+pub fn bind_with_certs(
+    addrs: &[ListenAddr],
+    certs: Option<&Arc<Certificates>>,
+) -> Result<Vec<Bound>, BindError> {
+    addrs.iter().map(|addr| bind_one(addr, certs)).collect()
+}
+
+fn bind_one(addr: &ListenAddr, certs: Option<&Arc<Certificates>>) -> Result<Bound, BindError> {
     let io_error = |source| BindError::Io {
         addr: addr.clone(),
         source,
     };
+    let tls = |alpn: &[&[u8]], not_tls| match certs {
+        Some(certs) => Ok(Tls {
+            config: certs.server_config(alpn),
+            not_tls,
+        }),
+        None => Err(BindError::NoCertificate(addr.clone())),
+    };
     match addr {
-        ListenAddr::Tcp(sa) | ListenAddr::Irc(sa) | ListenAddr::Http(sa) => {
+        ListenAddr::Tcp(sa)
+        | ListenAddr::Irc(sa)
+        | ListenAddr::Http(sa)
+        | ListenAddr::Tls(sa)
+        | ListenAddr::Ircs(sa)
+        | ListenAddr::Https(sa) => {
             let socket =
                 Socket::new(Domain::for_address(*sa), Type::STREAM, None).map_err(io_error)?;
             socket.set_reuse_address(true).map_err(io_error)?;
@@ -210,9 +250,16 @@ fn bind_one(addr: &ListenAddr) -> Result<Bound, BindError> {
             socket.listen(LISTEN_BACKLOG).map_err(io_error)?;
             let listener = TcpListener::from_std(socket.into()).map_err(io_error)?;
             Ok(match addr {
-                ListenAddr::Irc(_) => Bound::Irc(listener),
-                ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default()),
-                _ => Bound::Tcp(listener),
+                ListenAddr::Irc(_) => Bound::Irc(listener, None),
+                ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default(), None),
+                ListenAddr::Tls(_) => Bound::Tcp(listener, Some(tls(&[], NOT_TLS_LINE)?)),
+                ListenAddr::Ircs(_) => Bound::Irc(listener, Some(tls(&[], NOT_TLS_LINE)?)),
+                ListenAddr::Https(_) => Bound::Http(
+                    listener,
+                    HttpOptions::default(),
+                    Some(tls(&[b"http/1.1"], NOT_TLS_HTTP)?),
+                ),
+                _ => Bound::Tcp(listener, None),
             })
         }
         ListenAddr::Unix(path) => {
@@ -315,7 +362,17 @@ mod tests {
         assert_eq!(ListenAddr::Tcp(v6).to_string(), "tcp://[::1]:0");
         assert_eq!("http://127.0.0.1:6030/".parse(), Ok(ListenAddr::Http(v4)));
         assert_eq!(ListenAddr::Http(v4).to_string(), "http://127.0.0.1:6030");
-        assert!("https://127.0.0.1:1".parse::<ListenAddr>().is_err());
+        assert_eq!("tls://127.0.0.1:6030".parse(), Ok(ListenAddr::Tls(v4)));
+        assert_eq!("ircs://127.0.0.1:6030".parse(), Ok(ListenAddr::Ircs(v4)));
+        assert_eq!("https://127.0.0.1:6030/".parse(), Ok(ListenAddr::Https(v4)));
+        for addr in [
+            ListenAddr::Tls(v4),
+            ListenAddr::Ircs(v4),
+            ListenAddr::Https(v4),
+        ] {
+            assert_eq!(addr.to_string().parse(), Ok(addr));
+        }
+        assert!("wss://127.0.0.1:1".parse::<ListenAddr>().is_err());
         let default: SocketAddr = ([127, 0, 0, 1], DEFAULT_PORT).into();
         assert_eq!(DEFAULT_LISTEN.parse(), Ok(ListenAddr::Tcp(default)));
     }

@@ -1,6 +1,7 @@
 //! Listeners, connection tasks, limits and shutdown: thin adapters around the hub.
 
 mod admission;
+mod certs;
 mod connection;
 mod flood;
 mod http;
@@ -8,6 +9,7 @@ mod listen;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod udp;
 
 use std::io;
@@ -19,9 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use certs::{CertError, Certificates, TlsFiles, provider as tls_provider};
 pub use http::{HttpOptions, PostRefused, WsLines, read_post, ws_config};
 pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
+    bind_with_certs,
 };
 pub use stream::ByteStream;
 pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
@@ -32,7 +36,8 @@ use crate::fanout::Dispatcher;
 use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
 use crate::protocol::{Codec, IrcCodec, LineCodec};
-use admission::Admission;
+use admission::{Admission, Ticket};
+use tls::Tls;
 
 /// What every connection task shares.
 struct Shared {
@@ -82,14 +87,21 @@ pub async fn run_with(
     for bound in listeners {
         info!(addr = %bound.local_addr(), "listening");
         match bound {
-            Bound::Tcp(l) => ctx.tasks.spawn(accept_loop(l, None, lines, ctx.clone())),
-            Bound::Unix(l, file) => ctx
+            Bound::Tcp(l, tls) => ctx
                 .tasks
-                .spawn(accept_loop(l, Some(file), lines, ctx.clone())),
-            Bound::Irc(l) => ctx
-                .tasks
-                .spawn(accept_loop(l, None, IrcCodec::new, ctx.clone())),
-            Bound::Http(l, options) => ctx.tasks.spawn(http::accept_loop(l, options, ctx.clone())),
+                .spawn(accept_loop(l, None, lines, tls, ctx.clone())),
+            Bound::Unix(l, file) => {
+                ctx.tasks
+                    .spawn(accept_loop(l, Some(file), lines, None, ctx.clone()))
+            }
+            Bound::Irc(l, tls) => {
+                ctx.tasks
+                    .spawn(accept_loop(l, None, IrcCodec::new, tls, ctx.clone()))
+            }
+            Bound::Http(l, options, tls) => {
+                ctx.tasks
+                    .spawn(http::accept_loop(l, options, tls, ctx.clone()))
+            }
         };
     }
     for socket in datagrams.sockets {
@@ -122,11 +134,13 @@ fn lines(limits: &Limits) -> LineCodec {
     LineCodec::new(limits.max_line_bytes)
 }
 
-/// Serves each connection `listener` accepts, speaking the codec `new_codec` makes.
+/// Serves each connection `listener` accepts, speaking the codec `new_codec` makes, over
+/// TLS when `tls` is set.
 async fn accept_loop<L: Listener, C: Codec>(
     mut listener: L,
     socket_file: Option<listen::SocketFile>,
     new_codec: fn(&Limits) -> C,
+    tls: Option<Tls>,
     ctx: Arc<Shared>,
 ) {
     let mut backoff = Duration::from_millis(5);
@@ -140,16 +154,25 @@ async fn accept_loop<L: Listener, C: Codec>(
                 backoff = Duration::from_millis(5);
                 let codec = new_codec(&ctx.limits);
                 match ctx.admission.admit(&peer) {
-                    Ok(ticket) => {
-                        ctx.tasks
-                            .spawn(connection::serve(io, codec, peer, &ctx, ticket));
-                    }
+                    Ok(ticket) => match &tls {
+                        None => {
+                            ctx.tasks
+                                .spawn(connection::serve(io, codec, peer, &ctx, ticket));
+                        }
+                        Some(tls) => {
+                            let tls = tls.clone();
+                            ctx.tasks
+                                .spawn(serve_tls(io, tls, codec, peer, ctx.clone(), ticket));
+                        }
+                    },
                     Err((code, message)) => {
                         info!(%peer, code = code.as_str(), "refused");
                         // In the codec's own words: an IRC client reads an ERROR line.
                         let refusal = Outgoing::new(Event::Error { code, message });
                         let line = codec.format().encode(&refusal);
-                        ctx.tasks.spawn(refuse(io, line));
+                        let shutdown = ctx.shutdown.clone();
+                        ctx.tasks
+                            .spawn(refuse(io, tls.clone(), peer, line, shutdown));
                     }
                 }
             }
@@ -176,12 +199,46 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Tells a connection it cannot be served (`line`, the refusal as its codec writes it),
-/// then closes it.
-async fn refuse<S: ByteStream>(mut io: S, line: bytes::Bytes) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.write_all(&line).await?;
+/// Serves a connection of a TLS listener once its handshake is done, in its own task; one
+/// whose handshake fails gives its place back.
+async fn serve_tls<S: ByteStream, C: Codec>(
+    io: S,
+    tls: Tls,
+    codec: C,
+    peer: Peer,
+    ctx: Arc<Shared>,
+    ticket: Ticket,
+) {
+    match tls::handshake(io, &tls, &peer, &ctx.shutdown).await {
+        Some(stream) => connection::serve(stream, codec, peer, &ctx, ticket).await,
+        None => ctx.admission.release(&ticket),
+    }
+}
+
+/// How long a refused client has to take its refusal, TLS handshake included.
+const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+
+/// Tells a connection it cannot be served (`line`, the refusal as its codec writes it,
+/// over TLS when `tls` is set), then closes it.
+async fn refuse<S: ByteStream>(
+    io: S,
+    tls: Option<Tls>,
+    peer: Peer,
+    line: bytes::Bytes,
+    shutdown: CancellationToken,
+) {
+    async fn say<S: ByteStream>(mut io: S, line: &[u8]) -> io::Result<()> {
+        io.write_all(line).await?;
         io.shutdown().await
+    }
+    let _ = tokio::time::timeout(REFUSAL_GRACE, async {
+        match tls {
+            None => say(io, &line).await,
+            Some(tls) => match tls::handshake(io, &tls, &peer, &shutdown).await {
+                Some(stream) => say(stream, &line).await,
+                None => Ok(()),
+            },
+        }
     })
     .await;
 }

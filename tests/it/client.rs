@@ -18,10 +18,10 @@ use crate::support::{PATIENCE, TestServer};
 type Client = Binary;
 
 /// How a client run ended.
-struct Ended {
-    status: ExitStatus,
-    stdout: Vec<String>,
-    stderr: String,
+pub struct Ended {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: String,
 }
 
 impl Binary {
@@ -72,7 +72,7 @@ impl Binary {
 }
 
 /// Runs `charla ARGS` with `input` on stdin to completion, off the async runtime.
-async fn run(args: &[&str], input: &str) -> Ended {
+pub async fn run(args: &[&str], input: &str) -> Ended {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let input = input.to_string();
     tokio::task::spawn_blocking(move || {

@@ -20,5 +20,6 @@ mod rooms;
 mod slow;
 mod store;
 mod support;
+mod tls;
 mod tmux;
 mod unicode;

@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use charla::limits::Limits;
-use charla::server::{self, HttpOptions, ListenAddr};
+use charla::server::{self, Certificates, HttpOptions, ListenAddr};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, UnixStream};
@@ -43,9 +44,19 @@ impl TestServer {
 
     /// Listens on `specs`, its `http://` listeners served with `http`.
     pub async fn with_http(specs: &[&str], limits: Limits, http: HttpOptions) -> TestServer {
+        TestServer::with_certs(specs, limits, http, None).await
+    }
+
+    /// Listens on `specs`, TLS ones (`tls://`, `ircs://`, `https://`) presenting `certs`.
+    pub async fn with_certs(
+        specs: &[&str],
+        limits: Limits,
+        http: HttpOptions,
+        certs: Option<&Arc<Certificates>>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let addrs = listen_addrs(specs, dir.path());
-        let mut bound = server::bind(&addrs).unwrap();
+        let mut bound = server::bind_with_certs(&addrs, certs).unwrap();
         for b in &mut bound {
             b.set_http_options(&http);
         }
@@ -188,6 +199,12 @@ impl Client {
 
     pub async fn unix(path: &std::path::Path) -> Client {
         let (r, w) = UnixStream::connect(path).await.unwrap().into_split();
+        Client::from_parts(Box::new(r), Box::new(w))
+    }
+
+    /// A client over a stream the test opened itself (TLS, say).
+    pub fn over(stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) -> Client {
+        let (r, w) = tokio::io::split(stream);
         Client::from_parts(Box::new(r), Box::new(w))
     }
 

@@ -26,11 +26,11 @@ use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -39,7 +39,9 @@ use tracing::{debug, info, warn};
 
 use super::admission::Ticket;
 use super::listen::{Listener, Peer};
-use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection};
+use super::stream::ByteStream;
+use super::tls::{self, Tls};
+use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::feeds::http::Allowances;
 use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
@@ -118,8 +120,13 @@ impl Drop for Place {
     }
 }
 
-/// Accepts HTTP connections until shutdown.
-pub(super) async fn accept_loop(mut listener: TcpListener, options: HttpOptions, ctx: Arc<Shared>) {
+/// Accepts HTTP connections until shutdown, HTTPS ones when `tls` is set.
+pub(super) async fn accept_loop(
+    mut listener: TcpListener,
+    options: HttpOptions,
+    tls: Option<Tls>,
+    ctx: Arc<Shared>,
+) {
     let local = listener.local_addr().ok();
     if options.token.is_none() && local.is_some_and(|a| !a.ip().is_loopback()) {
         warn!(
@@ -153,12 +160,25 @@ pub(super) async fn accept_loop(mut listener: TcpListener, options: HttpOptions,
                             ticket: Mutex::new(Some(ticket)),
                         });
                         let conn = Conn { peer: addr, place };
-                        ctx.tasks
-                            .spawn(serve_http(io, conn, router.clone(), ctx.clone()));
+                        let router = router.clone();
+                        match &tls {
+                            None => ctx.tasks.spawn(serve_http(io, conn, router, ctx.clone())),
+                            Some(tls) => ctx.tasks.spawn(serve_https(
+                                io,
+                                tls.clone(),
+                                conn,
+                                router,
+                                ctx.clone(),
+                            )),
+                        };
                     }
                     Err((code, message)) => {
                         info!(peer = %addr, code = code.as_str(), "refused");
-                        ctx.tasks.spawn(refuse(io, code, message));
+                        let response = unavailable(code, message);
+                        let peer = Peer::Tcp(addr);
+                        let shutdown = ctx.shutdown.clone();
+                        ctx.tasks
+                            .spawn(refuse(io, tls.clone(), peer, response, shutdown));
                     }
                 }
             }
@@ -186,9 +206,18 @@ fn routes(web: Arc<Web>) -> Router {
         .with_state(web)
 }
 
+/// [`serve_http`] once the TLS handshake, run in this connection's own task, is done; a
+/// failed handshake gives the connection's place back as it goes.
+async fn serve_https(io: TcpStream, tls: Tls, conn: Conn, router: Router, ctx: Arc<Shared>) {
+    let peer = Peer::Tcp(conn.peer);
+    if let Some(stream) = tls::handshake(io, &tls, &peer, &ctx.shutdown).await {
+        serve_http(stream, conn, router, ctx).await;
+    }
+}
+
 /// Serves one connection's requests until it closes, a WebSocket takes it over, or the
 /// server shuts down (then the request under way is finished first).
-async fn serve_http(io: TcpStream, conn: Conn, router: Router, ctx: Arc<Shared>) {
+async fn serve_http<S: ByteStream>(io: S, conn: Conn, router: Router, ctx: Arc<Shared>) {
     let peer = conn.peer;
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(conn.clone());
@@ -218,19 +247,15 @@ async fn serve_http(io: TcpStream, conn: Conn, router: Router, ctx: Arc<Shared>)
     }
 }
 
-/// Tells an HTTP client the server cannot take its connection now.
-async fn refuse(mut io: TcpStream, code: ErrorCode, message: String) {
+/// What an HTTP client is told when the server cannot take its connection now.
+fn unavailable(code: ErrorCode, message: String) -> Bytes {
     let body = json!({"type": "error", "code": code.as_str(), "message": message}).to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        io.write_all(response.as_bytes()).await?;
-        io.shutdown().await
-    })
-    .await;
+    Bytes::from(response)
 }
 
 /// An error answer: the status, and the same `error` object the JSON protocol sends.
