@@ -11,6 +11,7 @@ use charla::server::{self, Datagrams, HttpOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::raw_within;
+use crate::store::{say_in_lobby, serve_with, stop};
 use crate::support::{Client, PATIENCE, TestServer};
 
 /// One scrape: every sample by its name and labels as written (`charla_connections{protocol="text"}`).
@@ -142,8 +143,8 @@ async fn connections_sessions_rooms_messages_and_writes_are_counted() {
     crowd[0].expect("psst").await;
     let written =
         |s: &Scrape| s.get("charla_lines_written_total") - before.get("charla_lines_written_total");
-    // Each of three members wrote all five lines; ana her acknowledgement-less prompt-free
-    // private message; the first message (at least) was timed all the way.
+    // Three members were written all five lines and ana the private message; the first
+    // message (at least) was sampled and timed to its last member.
     let after = Scrape::until(http, |s| {
         written(s) >= 3.0 * said as f64 + 1.0 && s.get("charla_fanout_seconds_count") >= 1.0
     })
@@ -212,7 +213,7 @@ async fn flood_refusals_and_kicks_are_counted() {
     })
     .await;
     let mut c = server.client().await;
-    // Two pass, two are refused, the fifth refusal in a row... the third ends it.
+    // Two pass on the burst; the next two are refused; the third refusal in a row ends it.
     c.send_raw(b"one\ntwo\nthree\nfour\nfive\n").await;
     let lines = c.until_closed().await;
     assert_eq!(
@@ -288,4 +289,32 @@ async fn each_checks_state_is_shown() {
     assert_eq!(scrape.get(&state("db", "down")), 0.0);
     assert_eq!(scrape.get(&state("backup", "up")), 0.0);
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_files_writes_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("charla.db");
+    let args = [
+        "--listen",
+        "http://127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let (charla, tcp) = serve_with(&args, &[]);
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    let http: SocketAddr = line
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for text in ["one", "two", "three"] {
+        say_in_lobby(tcp, text).await;
+    }
+    let scrape = Scrape::until(http, |s| {
+        s.0.get("charla_history_written_total") == Some(&3.0)
+    })
+    .await;
+    assert_eq!(scrape.get("charla_history_lost_total"), 0.0);
+    stop(charla);
 }
