@@ -10,6 +10,7 @@ pub mod fanout;
 pub mod feeds;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod port;
 pub mod protocol;
 pub mod server;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use charla::hub::{Edges, Hub};
 use charla::limits::Limits;
+use charla::metrics::HistoryCounts;
 use charla::store::{DB_FILE, SqliteHistory, SqliteOptions};
 use charla::{feeds, server};
 use cli::serve::DataDir;
@@ -102,6 +103,9 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         ),
         None => Hub::new(&limits),
     };
+    if let Some(store) = &store {
+        hub.metrics().add_collector(HistoryCounts(store.clone()));
+    }
     feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.

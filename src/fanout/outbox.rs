@@ -92,7 +92,7 @@ impl Outbox {
         if bytes.is_empty() {
             return Ok(());
         }
-        let order = state.queue.last().map_or(0, |&(order, _)| order);
+        let order = state.queue.last().map_or(0, |&(order, ..)| order);
         self.push(state, order, bytes, true)
     }
 
@@ -152,8 +152,8 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_add(len);
         // Usually the newest; what a room's log hands over when its reader leaves may not be.
         // After any of the same order: a connection's own answers share one.
-        let at = state.queue.partition_point(|&(queued, _)| queued <= order);
-        state.queue.insert(at, (order, bytes));
+        let at = state.queue.partition_point(|&(queued, ..)| queued <= order);
+        state.queue.insert(at, (order, bytes, None));
         if !bounded {
             state.closed = true;
             state.readings = Box::default();
@@ -251,7 +251,7 @@ mod tests {
         pending
             .into_lines()
             .iter()
-            .map(|(_, bytes)| std::str::from_utf8(bytes).unwrap())
+            .map(|(_, bytes, _)| std::str::from_utf8(bytes).unwrap())
             .collect()
     }
 

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use super::room_log::{Chunk, Reading, take_in_order};
 use crate::hub::{Encode, Encoded};
+use crate::metrics::FanoutProbe;
 
-/// A line ready to write, with the hub's stamp that orders it among the others.
-pub type Stamped = (u64, Encoded);
+/// A line ready to write, with the hub's stamp that orders it among the others, and the
+/// fan-out probe of a sampled room message put back unwritten (`Pending::into_lines`).
+pub type Stamped = (u64, Encoded, Option<Arc<FanoutProbe>>);
 
 /// Lines taken from an outbox and not yet written.
 ///
@@ -29,7 +31,13 @@ pub struct Pending {
 
 enum Piece {
     Own(Encoded),
-    Logged { chunk: u32, slot: u32 },
+    Logged {
+        chunk: u32,
+        slot: u32,
+    },
+    /// A sampled room message that was put back while the socket was full: rare, so boxed,
+    /// and the other pieces stay small.
+    Probed(Box<(Encoded, Arc<FanoutProbe>)>),
 }
 
 impl Pending {
@@ -40,7 +48,13 @@ impl Pending {
             format,
             lines: queued
                 .into_iter()
-                .map(|(order, bytes)| (order, Piece::Own(bytes)))
+                .map(|(order, bytes, probe)| {
+                    let piece = match probe {
+                        None => Piece::Own(bytes),
+                        Some(probe) => Piece::Probed(Box::new((bytes, probe))),
+                    };
+                    (order, piece)
+                })
                 .collect(),
             next: 0,
             offset: 0,
@@ -61,6 +75,10 @@ impl Pending {
         take_in_order(lines, readings, |logged| {
             let len = logged.event().encoded(*format).len();
             if len == 0 {
+                // Nothing to write is written at once.
+                if let Some(probe) = logged.probe() {
+                    probe.written();
+                }
                 return None;
             }
             taken += len;
@@ -100,12 +118,19 @@ impl Pending {
         max - room
     }
 
-    /// The first `n` bytes of what [`Pending::gather`] copied reached the socket.
-    pub fn advance(&mut self, mut n: usize) {
+    /// The first `n` bytes of what [`Pending::gather`] copied reached the socket; how many
+    /// lines that ended.
+    pub fn advance(&mut self, mut n: usize) -> usize {
+        let mut ended = 0;
         while n > 0 {
-            let len = self.bytes(&self.lines[self.next].1).len() - self.offset;
+            let piece = &self.lines[self.next].1;
+            let len = self.bytes(piece).len() - self.offset;
             if len <= n {
+                if let Some(probe) = self.probe(piece) {
+                    probe.written();
+                }
                 n -= len;
+                ended += 1;
                 self.next += 1;
                 self.offset = 0;
             } else {
@@ -113,6 +138,7 @@ impl Pending {
                 n = 0;
             }
         }
+        ended
     }
 
     /// What is left, each line with a share of its own bytes: for the outbox to keep
@@ -127,9 +153,13 @@ impl Pending {
         } = self;
         let mut rest = Vec::with_capacity(lines.len() - next);
         for (order, piece) in lines.into_iter().skip(next) {
-            let bytes = match piece {
-                Piece::Own(bytes) => bytes,
-                Piece::Logged { chunk, slot } => logged(format, &chunks, chunk, slot).clone(),
+            let (bytes, probe) = match piece {
+                Piece::Own(bytes) => (bytes, None),
+                Piece::Logged { chunk, slot } => (
+                    logged(format, &chunks, chunk, slot).clone(),
+                    chunks[chunk as usize].probe(slot as usize).cloned(),
+                ),
+                Piece::Probed(probed) => (probed.0, Some(probed.1)),
             };
             // Only the first can have been written in part.
             let bytes = if rest.is_empty() && offset > 0 {
@@ -137,7 +167,7 @@ impl Pending {
             } else {
                 bytes
             };
-            rest.push((order, bytes));
+            rest.push((order, bytes, probe));
         }
         rest
     }
@@ -146,6 +176,16 @@ impl Pending {
         match *piece {
             Piece::Own(ref bytes) => bytes,
             Piece::Logged { chunk, slot } => logged(self.format, &self.chunks, chunk, slot),
+            Piece::Probed(ref probed) => &probed.0,
+        }
+    }
+
+    /// The fan-out probe of a sampled room message, to count down once it is written.
+    fn probe<'a>(&'a self, piece: &'a Piece) -> Option<&'a Arc<FanoutProbe>> {
+        match *piece {
+            Piece::Own(_) => None,
+            Piece::Logged { chunk, slot } => self.chunks[chunk as usize].probe(slot as usize),
+            Piece::Probed(ref probed) => Some(&probed.1),
         }
     }
 }

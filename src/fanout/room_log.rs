@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use super::lock_order::{Level, Ordered, OrderedGuard};
 use crate::hub::{FormatKey, Outgoing, SessionId};
 use crate::limits::LOG_CHECK_EVERY;
+use crate::metrics::FanoutProbe;
 
 /// Entries a [`Chunk`] holds. A reader takes a reference to each chunk its unread part
 /// spans, not to each line, so this is how many lines share one reference count; a room
@@ -81,6 +82,8 @@ struct LogEntry {
     /// Atomics only because chunks are shared; they are read and written under the log's
     /// lock.
     before: [AtomicU64; MEASURED_FORMATS],
+    /// Set on a sampled message: each member counts it down as it writes the line.
+    probe: Option<Arc<FanoutProbe>>,
 }
 
 impl Chunk {
@@ -90,6 +93,13 @@ impl Chunk {
             .get()
             .expect("a reader is handed only filled slots")
             .event
+    }
+
+    /// The fan-out probe of the message in `slot`, if it was sampled.
+    pub fn probe(&self, slot: usize) -> Option<&Arc<FanoutProbe>> {
+        self.slots[slot]
+            .get()
+            .and_then(|entry| entry.probe.as_ref())
     }
 }
 
@@ -168,7 +178,20 @@ impl RoomLog {
     /// Appends `event`, stamped `order`, for every member but `except`. True when the
     /// members' places are due for a check ([`LOG_CHECK_EVERY`]): who fell too far behind,
     /// and what everyone has read.
+    #[cfg(test)]
     pub fn append(&self, order: u64, except: Option<SessionId>, event: Outgoing) -> bool {
+        self.append_probed(order, except, event, None)
+    }
+
+    /// [`RoomLog::append`], with the fan-out probe of a sampled message, which each member
+    /// counts down as it writes it.
+    pub fn append_probed(
+        &self,
+        order: u64,
+        except: Option<SessionId>,
+        event: Outgoing,
+        probe: Option<Arc<FanoutProbe>>,
+    ) -> bool {
         let mut state = self.lock();
         let at = usize::try_from(state.end - state.base).expect("a log fits in memory");
         if at / CHUNK_ENTRIES == state.chunks.len() {
@@ -181,6 +204,7 @@ impl RoomLog {
             except,
             event: Arc::new(event),
             before: Default::default(),
+            probe,
         };
         let filled = state.chunks[at / CHUNK_ENTRIES].slots[at % CHUNK_ENTRIES].set(entry);
         debug_assert!(filled.is_ok(), "each slot is filled once");
@@ -241,6 +265,10 @@ pub struct Logged<'a> {
 impl Logged<'_> {
     pub fn event(&self) -> &Arc<Outgoing> {
         self.chunk.event(self.slot)
+    }
+
+    pub fn probe(&self) -> Option<&Arc<FanoutProbe>> {
+        self.chunk.probe(self.slot)
     }
 }
 

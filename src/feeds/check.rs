@@ -13,6 +13,10 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -231,6 +235,7 @@ pub fn start(
             interval,
         }),
     );
+    hub.metrics().add_collector(CheckStates(shared.clone()));
     for (index, spec) in specs.iter().enumerate() {
         info!(check = %spec.name, probe = %spec.probe, every = ?interval, "checking");
         tokio::spawn(run(
@@ -275,6 +280,40 @@ async fn run(
         if let Some(notice) = alert(&spec, &transition) {
             let _ = hub.post(&room, notice);
         }
+    }
+}
+
+/// Each check's state for `GET /metrics`, read when scraped: `charla_check_state` is 1 for
+/// the state a check is in (`unknown` before its first result) and 0 for the others, one
+/// series each, so a query or an alert rule need not know which states exist.
+#[derive(Debug)]
+struct CheckStates(Trackers);
+
+impl Collector for CheckStates {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let states: Vec<(String, Option<Health>)> = lock(&self.0)
+            .iter()
+            .map(|tracker| (tracker.spec.name.clone(), tracker.state))
+            .collect();
+        let mut family = encoder.encode_descriptor(
+            "check_state",
+            "Each --check's state: 1 for the one it is in, 0 for the others",
+            None,
+            MetricType::Gauge,
+        )?;
+        let all = [
+            ("up", Some(Health::Up)),
+            ("down", Some(Health::Down)),
+            ("unknown", None),
+        ];
+        for (name, state) in &states {
+            for (label, value) in all {
+                let labels = [("check", name.as_str()), ("state", label)];
+                ConstGauge::new(i64::from(*state == value))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, Publication};
 use super::command::{Command, Request};
@@ -21,6 +21,7 @@ use super::store::HistoryStore;
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
+use crate::metrics::{FanoutSampler, MessageKind, Metrics};
 
 /// A connected session as the hub knows it.
 pub(super) struct Participant {
@@ -62,6 +63,11 @@ pub(super) struct ChatState {
     pub max_rooms: usize,
     /// Rooms one session may be in at once (`--max-rooms-per-client`).
     pub max_rooms_per_session: usize,
+    pub metrics: Arc<Metrics>,
+    /// Which room messages carry a fan-out probe.
+    pub sampler: FanoutSampler,
+    /// When the message being carried out was taken in, for its fan-out probe.
+    pub taken: Option<Instant>,
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.
@@ -258,6 +264,7 @@ impl ChatState {
             ts: said.ts,
         };
         self.store.append(Entry::Said(said.clone()));
+        self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
         Ok(Some(ack))
     }
@@ -274,6 +281,8 @@ impl ChatState {
             to: self.sessions[&target].nick.clone(),
             text,
         };
+        self.metrics.received(MessageKind::Private);
+        self.metrics.delivered(1);
         self.send(target, &Outgoing::new(private));
         Ok(Some(Event::Ack { id: msg_id, ts }))
     }
@@ -612,6 +621,9 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
+        if reason == LeaveReason::SendQueueExceeded {
+            self.metrics.send_queue_overflowed();
+        }
         self.nicks.remove(id, &session.nick);
         self.directory.released(&session.nick, id);
         session
@@ -653,7 +665,19 @@ impl ChatState {
         let Some(target) = self.rooms.get(&room) else {
             return;
         };
-        let due = target.log.append(order, except, Outgoing::new(event));
+        let mut probe = None;
+        if matches!(event, Event::Message(_) | Event::Posted(_)) {
+            let sender_here = except.is_some_and(|id| target.members.contains_key(&id));
+            let readers = target.members.len() - usize::from(sender_here);
+            self.metrics.delivered(readers as u64);
+            let now = Instant::now();
+            if readers > 0 && self.sampler.due(now) {
+                probe = Some(self.metrics.probe(self.taken.unwrap_or(now), readers));
+            }
+        }
+        let due = target
+            .log
+            .append_probed(order, except, Outgoing::new(event), probe);
         for (&member, recipient) in &target.members {
             if Some(member) != except
                 && let Some(waker) = recipient.notify()

@@ -35,6 +35,7 @@ mod chat;
 mod command;
 mod directory;
 mod event;
+mod gauges;
 mod ids;
 mod names;
 mod nicks;
@@ -48,6 +49,7 @@ mod text;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Instant;
 
 pub use bus::{Bus, LocalBus, Publication};
 pub use command::{Command, Request};
@@ -65,6 +67,7 @@ pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
 use crate::limits::{HISTORY_SINCE_MAX, Limits};
+use crate::metrics::{FanoutSampler, MessageKind, Metrics};
 use chat::{ChatState, now_ms};
 use ids::Mint;
 use nicks::NickTable;
@@ -97,6 +100,9 @@ pub struct Edges {
     pub store: Arc<dyn HistoryStore>,
     pub bus: Arc<dyn Bus>,
     pub directory: Arc<dyn Directory>,
+    /// Where the hub counts, and what `GET /metrics` shows; the server and the feeds count
+    /// into the same one ([`Hub::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Edges {
@@ -107,6 +113,7 @@ impl Edges {
             store: Arc::new(MemoryHistory::new(limits.history_bounds())),
             bus: Arc::new(LocalBus),
             directory: Arc::new(Alone),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -117,6 +124,7 @@ pub struct Hub {
     chat: Arc<Ordered<ChatState>>,
     /// The same store the chat keeps, asked without the lock.
     store: Arc<dyn HistoryStore>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
@@ -128,6 +136,7 @@ impl Hub {
     /// A hub reaching beyond this process through `edges`.
     pub fn with_edges(limits: &Limits, edges: Edges) -> Hub {
         let store = edges.store.clone();
+        let metrics = edges.metrics.clone();
         let chat = ChatState {
             sessions: BySession::default(),
             nicks: NickTable::default(),
@@ -146,10 +155,16 @@ impl Hub {
             room_settings: RoomSettings::default(),
             max_rooms: limits.max_rooms,
             max_rooms_per_session: limits.max_rooms_per_client,
+            metrics: edges.metrics,
+            sampler: FanoutSampler::default(),
+            taken: None,
         };
+        let chat = Arc::new(Ordered::new(Level::Hub, chat));
+        metrics.add_collector(gauges::HubGauges::of(&chat));
         Hub {
-            chat: Arc::new(Ordered::new(Level::Hub, chat)),
+            chat,
             store,
+            metrics,
         }
     }
 
@@ -197,7 +212,13 @@ impl Hub {
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             _ => {}
         }
-        self.with_chat(|chat| chat.apply(id, Request { command, reference }));
+        // A message's fan-out is timed from here, before waiting for the lock.
+        let taken = matches!(command, Command::Say { .. }).then(Instant::now);
+        self.with_chat(|chat| {
+            chat.taken = taken;
+            chat.apply(id, Request { command, reference });
+            chat.taken = None;
+        });
     }
 
     /// Answers `/history` with what the store keeps, asked without the hub's lock: a deep
@@ -310,6 +331,7 @@ impl Hub {
                 notice: Arc::new(notice),
             };
             chat.store.append(Entry::Posted(posted.clone()));
+            chat.metrics.received(MessageKind::Post);
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)
         })
@@ -364,6 +386,11 @@ impl Hub {
     /// The nick session `id` goes by now; `None` once it is gone.
     pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
         self.lock().sessions.get(&id).map(|s| s.nick.clone())
+    }
+
+    /// What this hub, and the server and feeds around it, count.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Sessions connected now.

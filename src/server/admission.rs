@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::hub::ErrorCode;
 use crate::limits::Limits;
+use crate::metrics::{ConnectionKind, Metrics};
 
 use super::listen::Peer;
 
@@ -15,6 +16,8 @@ pub struct Admission {
     max_total: usize,
     max_per_ip: usize,
     counts: Mutex<Counts>,
+    /// Where connections are counted by what they speak.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -29,19 +32,23 @@ struct Counts {
 #[must_use = "a ticket's place is given back only by Admission::release"]
 pub struct Ticket {
     ip: Option<IpAddr>,
+    /// What the connection is counted as in `charla_connections`.
+    pub(super) kind: ConnectionKind,
 }
 
 impl Admission {
-    pub fn new(limits: &Limits) -> Arc<Admission> {
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Arc<Admission> {
         Arc::new(Admission {
             max_total: limits.max_connections,
             max_per_ip: limits.max_connections_per_ip,
             counts: Mutex::default(),
+            metrics,
         })
     }
 
-    /// A ticket for `peer`, or the error code and sentence to refuse it with.
-    pub fn admit(&self, peer: &Peer) -> Result<Ticket, (ErrorCode, String)> {
+    /// A ticket for `peer`, which speaks `kind`, or the error code and sentence to refuse
+    /// it with.
+    pub fn admit(&self, peer: &Peer, kind: ConnectionKind) -> Result<Ticket, (ErrorCode, String)> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if counts.total >= self.max_total {
             return Err((
@@ -67,11 +74,23 @@ impl Admission {
             *n += 1;
         }
         counts.total += 1;
-        Ok(Ticket { ip })
+        self.metrics.connection_opened(kind);
+        Ok(Ticket { ip, kind })
+    }
+
+    /// The connection of `ticket` speaks `kind` from now on (text that said `hello`, HTTP
+    /// that became a WebSocket).
+    pub fn speaks(&self, ticket: &mut Ticket, kind: ConnectionKind) {
+        if ticket.kind != kind {
+            self.metrics.connection_closed(ticket.kind);
+            self.metrics.connection_opened(kind);
+            ticket.kind = kind;
+        }
     }
 
     /// Gives back the place `ticket` took.
     pub fn release(&self, ticket: &Ticket) {
+        self.metrics.connection_closed(ticket.kind);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.total -= 1;
         if let Some(ip) = ticket.ip

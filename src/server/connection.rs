@@ -23,7 +23,8 @@ use super::stream::ByteStream;
 use crate::fanout::Outbox;
 use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
-use crate::protocol::{Codec, Incoming, Refusal, Sink};
+use crate::metrics::ConnectionKind;
+use crate::protocol::{Codec, Incoming, JSON, Refusal, Sink};
 
 /// Bytes read from the stream at a time, into a buffer that lives only during the read.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -269,6 +270,7 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
         let (mut pending, closed) = outbox.take(news);
         let mut wrote = false;
         let mut blocked = false;
+        let (mut lines, mut bytes) = (0, 0);
         while !pending.is_empty() {
             let result = WRITE_BUFFER.with_borrow_mut(|buf| {
                 buf.clear();
@@ -281,7 +283,8 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     outbox.written(n);
-                    pending.advance(n);
+                    lines += pending.advance(n);
+                    bytes += n;
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
@@ -293,6 +296,13 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
         }
         if blocked {
             outbox.give_back(pending);
+        }
+        if wrote {
+            self.client
+                .ctx
+                .metrics
+                .writes()
+                .add(lines as u64, bytes as u64);
         }
         // A socket writes at once; a TLS or WebSocket stream may hold bytes until flushed.
         if wrote {
@@ -372,6 +382,7 @@ impl Sink for Talker {
         match self.flood.check(limits, Instant::now().into_std()) {
             Verdict::Pass => true,
             Verdict::Refuse => {
+                self.ctx.metrics.flood_refused();
                 let message = format!(
                     "too fast: at most {} lines at once and {} a second; that line was not sent",
                     limits.flood_burst, limits.flood_rate
@@ -380,6 +391,7 @@ impl Sink for Talker {
                 false
             }
             Verdict::Kick => {
+                self.ctx.metrics.flood_kicked();
                 self.ending = Some(HangUp::Flooding);
                 false
             }
@@ -418,6 +430,13 @@ impl Sink for Talker {
 
     fn speak(&mut self, format: &'static dyn Encode) {
         self.outbox.set_format(format);
+        // Text lines that said `hello`; a WebSocket speaks JSON from the start and stays
+        // counted as one.
+        if self.ticket.kind == ConnectionKind::Text && format.key() == JSON.key() {
+            self.ctx
+                .admission
+                .speaks(&mut self.ticket, ConnectionKind::Json);
+        }
     }
 
     fn nick(&self) -> Option<crate::hub::Nick> {
@@ -480,6 +499,7 @@ impl Talker {
                 match self.flood.check(limits, Instant::now().into_std()) {
                     Verdict::Pass => {}
                     Verdict::Refuse => {
+                        self.ctx.metrics.flood_refused();
                         let message = format!(
                             "too fast: each room a hello joins counts as a line (at most {} at \
                              once and {} a second); the last {} of its steps were not carried out",
@@ -491,6 +511,7 @@ impl Talker {
                         break;
                     }
                     Verdict::Kick => {
+                        self.ctx.metrics.flood_kicked();
                         self.ending = Some(HangUp::Flooding);
                         return;
                     }

@@ -35,6 +35,7 @@ use crate::feeds::udp::IngestOptions;
 use crate::fanout::Dispatcher;
 use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
+use crate::metrics::{ConnectionKind, Metrics};
 use crate::protocol::{Codec, IrcCodec, LineCodec};
 use admission::{Admission, Ticket};
 use tls::Tls;
@@ -42,6 +43,8 @@ use tls::Tls;
 /// What every connection task shares.
 struct Shared {
     hub: Hub,
+    /// The hub's ([`Hub::metrics`]), at hand.
+    metrics: Arc<Metrics>,
     limits: Limits,
     admission: Arc<Admission>,
     shutdown: CancellationToken,
@@ -71,9 +74,11 @@ pub async fn run_with(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let metrics = hub.metrics().clone();
     let ctx = Arc::new(Shared {
         hub,
-        admission: Admission::new(&limits),
+        admission: Admission::new(&limits, metrics.clone()),
+        metrics,
         limits,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
@@ -87,17 +92,21 @@ pub async fn run_with(
     for bound in listeners {
         info!(addr = %bound.local_addr(), "listening");
         match bound {
-            Bound::Tcp(l, tls) => ctx
-                .tasks
-                .spawn(accept_loop(l, None, lines, tls, ctx.clone())),
+            Bound::Tcp(l, tls) => {
+                ctx.tasks
+                    .spawn(accept_loop(l, None, TEXT_LINES, tls, ctx.clone()))
+            }
             Bound::Unix(l, file) => {
                 ctx.tasks
-                    .spawn(accept_loop(l, Some(file), lines, None, ctx.clone()))
+                    .spawn(accept_loop(l, Some(file), TEXT_LINES, None, ctx.clone()))
             }
-            Bound::Irc(l, tls) => {
-                ctx.tasks
-                    .spawn(accept_loop(l, None, IrcCodec::new, tls, ctx.clone()))
-            }
+            Bound::Irc(l, tls) => ctx.tasks.spawn(accept_loop(
+                l,
+                None,
+                (IrcCodec::new, ConnectionKind::Irc),
+                tls,
+                ctx.clone(),
+            )),
             Bound::Http(l, options, tls) => {
                 ctx.tasks
                     .spawn(http::accept_loop(l, options, tls, ctx.clone()))
@@ -129,20 +138,28 @@ pub async fn run_with(
 /// Longest pause after an accept error such as running out of file descriptors.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// How a listener's connections are served: the codec each speaks, and what they count as
+/// in `charla_connections`.
+type Speaking<C> = (fn(&Limits) -> C, ConnectionKind);
+
 /// The codec of `tcp://` and `unix://` listeners.
 fn lines(limits: &Limits) -> LineCodec {
     LineCodec::new(limits.max_line_bytes)
 }
 
-/// Serves each connection `listener` accepts, speaking the codec `new_codec` makes, over
+/// Text lines until a `hello` makes them JSON.
+const TEXT_LINES: Speaking<LineCodec> = (lines, ConnectionKind::Text);
+
+/// Serves each connection `listener` accepts, speaking the codec `speaking` makes, over
 /// TLS when `tls` is set.
 async fn accept_loop<L: Listener, C: Codec>(
     mut listener: L,
     socket_file: Option<listen::SocketFile>,
-    new_codec: fn(&Limits) -> C,
+    speaking: Speaking<C>,
     tls: Option<Tls>,
     ctx: Arc<Shared>,
 ) {
+    let (new_codec, kind) = speaking;
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -153,7 +170,7 @@ async fn accept_loop<L: Listener, C: Codec>(
             Ok((io, peer)) => {
                 backoff = Duration::from_millis(5);
                 let codec = new_codec(&ctx.limits);
-                match ctx.admission.admit(&peer) {
+                match ctx.admission.admit(&peer, kind) {
                     Ok(ticket) => match &tls {
                         None => {
                             ctx.tasks

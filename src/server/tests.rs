@@ -15,15 +15,19 @@ use super::listen::Peer;
 use super::{Shared, connection};
 use crate::hub::{Command, Encode, Event, Hub, MessageText, Nick, Outgoing, Request};
 use crate::limits::Limits;
+use crate::metrics::ConnectionKind;
 use crate::protocol::{Codec, Incoming, LineCodec, Refusal, Sink};
 
 /// How long a test waits for a line before it fails.
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn context(limits: Limits) -> Arc<Shared> {
+    let hub = Hub::new(&limits);
+    let metrics = hub.metrics().clone();
     Arc::new(Shared {
-        hub: Hub::new(&limits),
-        admission: Admission::new(&limits),
+        hub,
+        admission: Admission::new(&limits, metrics.clone()),
+        metrics,
         limits,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -75,7 +79,10 @@ impl Far {
 /// units ending in `delimiter`.
 fn open(ctx: &Arc<Shared>, codec: impl Codec, delimiter: u8) -> Far {
     let (near, far) = tokio::io::duplex(64 * 1024);
-    let ticket = ctx.admission.admit(&Peer::Unix).expect("admitted");
+    let ticket = ctx
+        .admission
+        .admit(&Peer::Unix, ConnectionKind::Text)
+        .expect("admitted");
     tokio::spawn(connection::serve(near, codec, Peer::Unix, ctx, ticket));
     let (reader, writer) = tokio::io::split(far);
     Far {
@@ -224,7 +231,9 @@ async fn a_third_codec_registers_after_its_handshake_and_shares_rooms() {
     assert_eq!(ana.next().await.unwrap(), "ERR not_registered");
     assert_eq!(ctx.hub.session_count(), 1);
     assert!(
-        ctx.admission.admit(&Peer::Unix).is_err(),
+        ctx.admission
+            .admit(&Peer::Unix, ConnectionKind::Text)
+            .is_err(),
         "unregistered connections hold their places"
     );
 

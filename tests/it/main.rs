@@ -14,6 +14,7 @@ mod irc;
 mod irc_clients;
 mod json;
 mod limits;
+mod metrics;
 mod ops;
 mod port;
 mod rooms;

@@ -39,7 +39,7 @@ fn serve(data: &Path) -> (Binary, SocketAddr, SocketAddr) {
 }
 
 /// Stops `charla` as a supervisor would (SIGTERM) and waits for a clean exit.
-fn stop(mut charla: Binary) {
+pub(crate) fn stop(mut charla: Binary) {
     let status = Command::new("kill")
         .args(["-TERM", &charla.child.id().to_string()])
         .status()
@@ -259,7 +259,7 @@ fn a_db_another_charla_uses_is_refused() {
 
 /// `charla serve` with `env` and without `CHARLA_DATA`, so the default applies unless
 /// `args` say otherwise; its TCP address.
-fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
+pub(crate) fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
     let mut command = binary::command(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
     command.env_remove("CHARLA_DATA");
     for (name, value) in env {
@@ -276,7 +276,7 @@ fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
 }
 
 /// Says `text` in #lobby as a JSON client and returns its id.
-async fn say_in_lobby(addr: SocketAddr, text: &str) -> u64 {
+pub(crate) async fn say_in_lobby(addr: SocketAddr, text: &str) -> u64 {
     let mut c = json_client(addr, "ana").await;
     said(&mut c, json!({"type":"say","room":"#lobby","text":text})).await
 }

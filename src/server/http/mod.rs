@@ -45,6 +45,7 @@ use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::feeds::http::Allowances;
 use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
+use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{JSON, LineCodec};
 
 /// How an `http://` listener is served (`charla serve --http-token`, `--allowed-origin`,
@@ -153,7 +154,7 @@ pub(super) async fn accept_loop(
         match accepted {
             Ok((io, Peer::Tcp(addr))) => {
                 backoff = Duration::from_millis(5);
-                match ctx.admission.admit(&Peer::Tcp(addr)) {
+                match ctx.admission.admit(&Peer::Tcp(addr), ConnectionKind::Http) {
                     Ok(ticket) => {
                         let place = Arc::new(Place {
                             ctx: ctx.clone(),
@@ -199,6 +200,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/app.js", get(page::script))
         .route("/app.css", get(page::style))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(scrape))
         .route("/ws", get(websocket))
         .route("/rooms/{room}", post(publish))
         .route("/rooms/{room}/messages", get(messages))
@@ -315,6 +317,21 @@ fn bad_query(rejection: QueryRejection) -> Refused {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `GET /metrics`: what the server counts, in the Prometheus text format; behind the
+/// listener's token when it has one, like everything but the page and the health check.
+async fn scrape(State(web): State<Arc<Web>>, headers: HeaderMap) -> Result<Response, Refused> {
+    authorized(&web, &headers)?;
+    let body = web.ctx.metrics.render();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Whether the request carries the listener's token, when it has one. Compared in
@@ -563,7 +580,7 @@ async fn websocket(
             "a page from another origin may not open a WebSocket here (see --allowed-origin)",
         ));
     }
-    let Some(ticket) = conn.place.take() else {
+    let Some(mut ticket) = conn.place.take() else {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_full",
@@ -578,6 +595,9 @@ async fn websocket(
         })
         .to_string()
     });
+    web.ctx
+        .admission
+        .speaks(&mut ticket, ConnectionKind::WebSocket);
     let upgrade = hyper::upgrade::on(&mut request);
     let ctx = web.ctx.clone();
     let peer = conn.peer;
