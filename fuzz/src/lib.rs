@@ -309,6 +309,7 @@ fn check_irc_request(request: &Request) {
         from: me.clone(),
         text: text.clone(),
         action,
+        notice: false,
     };
     let lobby = RoomName::lobby();
     match &request.command {
@@ -328,6 +329,7 @@ fn check_irc_request(request: &Request) {
             from: me.clone(),
             to: to.clone(),
             text: text.clone(),
+            notice: false,
         }),
         Command::Nick(new) => reply(Event::NickChanged {
             old: me.clone(),

@@ -121,6 +121,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether the letter carries a parameter (bounded per request by
+    /// [`crate::limits::MAX_MODE_ARGS`]).
+    pub fn takes_param(&self) -> bool {
+        !matches!(
+            self,
+            Mode::TopicLocked | Mode::NoOutside | Mode::Moderated | Mode::InviteOnly
+        )
+    }
+
     pub fn letter(&self) -> char {
         match self {
             Mode::TopicLocked => 't',
@@ -411,13 +420,8 @@ impl ChatState {
         }
         let by = self.sessions[&id].nick.clone();
         let topic = text.and_then(|text| {
-            let text = text.as_str();
-            let mut end = text.len().min(TOPICLEN);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
             Some(Topic {
-                text: MessageText::new(&text[..end])?,
+                text: text.cut(TOPICLEN)?,
                 by: by.clone(),
                 at: now_ms(),
             })
@@ -510,6 +514,7 @@ impl ChatState {
                 modes,
                 ops,
                 voiced,
+                created: target.created,
             }));
         }
         let room = self.room_of(id, room)?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::names::RoomName;
-use super::ops::{Ban, Modes, Topic};
+use super::ops::{Ban, Modes, Standing, Topic};
 use super::post::RoomStatus;
 use super::{BySession, SessionId};
 use crate::fanout::{Recipient, RoomLog};
@@ -32,6 +32,8 @@ pub(super) struct Room {
     /// Sessions invited and not yet joined, who may join while the room is `+i`; at most
     /// [`crate::limits::MAX_INVITES_PER_ROOM`].
     pub invited: Vec<SessionId>,
+    /// When the room was made, milliseconds since the Unix epoch (IRC's 329).
+    pub created: u64,
 }
 
 /// How a room speaks to its members about itself; each room starts with the hub's.
@@ -75,11 +77,23 @@ impl Room {
             modes: Modes::new_room(),
             bans: Vec::new(),
             invited: Vec::new(),
+            created: super::chat::now_ms(),
         }
     }
 
     pub fn is_op(&self, id: SessionId) -> bool {
         self.ops.contains_key(&id)
+    }
+
+    /// What member `id` is here: operator, voiced or neither.
+    pub fn standing(&self, id: SessionId) -> Standing {
+        if self.is_op(id) {
+            Standing::Operator
+        } else if self.voiced.contains_key(&id) {
+            Standing::Voiced
+        } else {
+            Standing::Member
+        }
     }
 
     /// Whether `id` may speak here now that the room is moderated or `id` banned.

@@ -88,7 +88,7 @@ const SCHEMA_VERSION: i64 = 1;
 /// Version 1. One row an entry, keyed by its message id (unique, and increasing on one
 /// node, so a room's rows in id order are its history in order). `room_key` is the
 /// room's comparison key (`RoomName::key`), `room` the spelling it was said under;
-/// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick or
+/// `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert, 4 said as a notice; `author` the nick or
 /// the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
 /// `meta` holds `last_id`: the largest message id handed out, stored or not (an entry lost
 /// to a full queue still had its id seen live), so ids after a restart are new ones.
@@ -114,6 +114,7 @@ const KIND_SAID: i64 = 0;
 const KIND_ACTION: i64 = 1;
 const KIND_NOTICE: i64 = 2;
 const KIND_ALERT: i64 = 3;
+const KIND_SAID_NOTICE: i64 = 4;
 
 /// Why the history file could not be used; `charla serve` stops with it.
 #[derive(Debug, thiserror::Error)]
@@ -884,7 +885,11 @@ fn commit(
             let room = entry.room();
             let (kind, author, fields) = match entry {
                 Entry::Said(said) => (
-                    if said.action { KIND_ACTION } else { KIND_SAID },
+                    match (said.action, said.notice) {
+                        (true, _) => KIND_ACTION,
+                        (false, true) => KIND_SAID_NOTICE,
+                        (false, false) => KIND_SAID,
+                    },
                     said.from.as_str(),
                     None,
                 ),
@@ -1012,13 +1017,14 @@ impl Stored<'_> {
         let room = names.room(self.room)?;
         let text = MessageText::new(self.text)?;
         Some(match self.kind {
-            KIND_SAID | KIND_ACTION => Entry::Said(Said {
+            KIND_SAID | KIND_ACTION | KIND_SAID_NOTICE => Entry::Said(Said {
                 id: self.id,
                 ts: self.ts,
                 room,
                 from: names.nick(self.author)?,
                 text,
                 action: self.kind == KIND_ACTION,
+                notice: self.kind == KIND_SAID_NOTICE,
             }),
             KIND_NOTICE | KIND_ALERT => {
                 let kind = if self.kind == KIND_ALERT {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
-use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, Request, RoomName};
+use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
@@ -136,6 +136,12 @@ impl IrcClient {
             "KICK" => self.kick(m, sink),
             "INVITE" => self.invite(m, sink),
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
+            "WHOIS" => self.whois(m, sink),
+            "AWAY" => {
+                let message = m.param(0).and_then(MessageText::new);
+                self.ask(sink, "AWAY", "*", Command::Away(message));
+            }
+            "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
             "HISTORY" => self.history(m, sink),
             _ => self.numeric(
                 sink,
@@ -255,6 +261,10 @@ impl IrcClient {
         let Some(list) = m.param(0) else {
             return self.need_more(sink, "JOIN");
         };
+        if list == "0" {
+            // `JOIN 0` leaves every channel (RFC 2812).
+            return self.ask(sink, "PART", "*", Command::LeaveAll { message: None });
+        }
         let mut keys = m.param(1).unwrap_or("").split(',');
         for (i, name) in targets(list, "JOIN") {
             let key = keys.next().filter(|k| !k.is_empty());
@@ -384,8 +394,9 @@ impl IrcClient {
         }
     }
 
-    /// PRIVMSG and NOTICE, to rooms and nicks alike; CTCP ACTION is `/me`. NOTICE is
-    /// never answered with an error (RFC 2812).
+    /// PRIVMSG and NOTICE, to rooms and nicks alike; CTCP ACTION is `/me` in a PRIVMSG.
+    /// A NOTICE stays a notice for its readers, and is never answered with an error (RFC
+    /// 2812).
     fn privmsg(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
         let notice = verb == "NOTICE";
         let Some(targets) = m.param(0) else {
@@ -400,10 +411,11 @@ impl IrcClient {
         };
         let raw = m.param(1).unwrap_or("");
         let (body, action) = match ctcp(raw) {
-            Some(Ctcp::Action(body)) => (body, true),
-            // Other CTCP queries (VERSION, PING…) are between clients, and charla
-            // removes the \x01 that frames them from every message: dropped.
-            Some(Ctcp::Other) => return,
+            Some(Ctcp::Action(body)) if !notice => (body, true),
+            // Other CTCP queries (VERSION, PING…) and replies (in NOTICEs) are between
+            // clients, and charla removes the \x01 that frames them from every message:
+            // dropped.
+            Some(_) => return,
             None => (raw, false),
         };
         let Some(text) = MessageText::new(body) else {
@@ -437,10 +449,17 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let say = Command::Say {
-                    room: Some(room),
-                    text: text.clone(),
-                    action,
+                let say = if notice {
+                    Command::Notice {
+                        to: NoticeTarget::Room(room),
+                        text: text.clone(),
+                    }
+                } else {
+                    Command::Say {
+                        room: Some(room),
+                        text: text.clone(),
+                        action,
+                    }
                 };
                 self.ask(sink, verb, &subject, say);
             } else {
@@ -462,7 +481,36 @@ impl IrcClient {
                     text.clone()
                 };
                 let subject = to.as_str().to_owned();
-                self.ask(sink, verb, &subject, Command::Msg { to, text });
+                let msg = if notice {
+                    Command::Notice {
+                        to: NoticeTarget::Nick(to),
+                        text,
+                    }
+                } else {
+                    Command::Msg { to, text }
+                };
+                self.ask(sink, verb, &subject, msg);
+            }
+        }
+    }
+
+    /// WHOIS [server] nick: the last parameter names whom; of a list, the first only.
+    fn whois(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(wanted) = m.params.iter().rev().find(|p| !p.is_empty()) else {
+            return self.numeric(sink, ERR_NONICKNAMEGIVEN, ":No nickname given");
+        };
+        let wanted = wanted.split(',').next().unwrap_or(wanted);
+        match Nick::parse(wanted) {
+            Ok(nick) => {
+                let subject = nick.as_str().to_owned();
+                self.ask(sink, "WHOIS", &subject, Command::Whois(nick));
+            }
+            Err(_) => {
+                // The unknown name as sent is quoted back as one word, so it cannot add
+                // parameters to the numeric.
+                let word = wanted.split(' ').next().unwrap_or("*");
+                self.numeric(sink, ERR_NOSUCHNICK, &format!("{word} :No such nick"));
+                self.numeric(sink, RPL_ENDOFWHOIS, &format!("{word} :End of /WHOIS list"));
             }
         }
     }
@@ -899,7 +947,7 @@ mod tests {
         assert!(got[0].starts_with("Say"), "{got:?}");
         // A NOTICE is never answered: it goes, and IRC readers get it split.
         let got = run(&mut codec, &sent.replacen("PRIVMSG", "NOTICE ", 1));
-        assert!(got[0].starts_with("Say"), "{got:?}");
+        assert!(got[0].starts_with("Notice"), "{got:?}");
     }
 
     #[test]

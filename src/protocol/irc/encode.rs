@@ -8,10 +8,12 @@ use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
 use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
-    Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind, Posted,
-    Said, Standing, describe_changes,
+    Census, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind,
+    Posted, Said, Standing, Whois, describe_changes,
 };
-use crate::limits::{MAX_BANS_PER_ROOM, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN};
+use crate::limits::{
+    AWAYLEN, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN,
+};
 
 /// The longest line charla writes, CRLF included: what every client accepts.
 const MAX_OUT_BYTES: usize = 512;
@@ -20,6 +22,10 @@ const MAX_OUT_BYTES: usize = 512;
 /// within [`MAX_OUT_BYTES`] with its prefix and channel name.
 const NAMES_PER_LINE_BYTES: usize = 400;
 
+/// Channel modes for 004: every letter `hub::Mode` has, then those that take a parameter.
+const CHANNEL_MODES: &str = "biklmnotv";
+const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
+
 /// The ISUPPORT tokens. Case: charla compares nicks and room names by a key that also
 /// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
 /// lower case again: `hub::names`), the same rule in every protocol. No registered
@@ -27,9 +33,9 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// `rfc1459`. CHANMODES and PREFIX list exactly the modes the hub has (`hub::Mode`).
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
-         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} NETWORK=charla \
-         NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
+        "AWAYLEN={AWAYLEN} CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
+         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
+         MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
          TOPICLEN={TOPICLEN} UTF8ONLY",
         format.max_rooms_per_client
@@ -51,7 +57,7 @@ fn write_event(
     asked: Asked<'_>,
 ) -> std::fmt::Result {
     match event {
-        Event::Welcome { nick, .. } => {
+        Event::Welcome { nick, census, .. } => {
             let version = env!("CARGO_PKG_VERSION");
             numeric(
                 s,
@@ -71,12 +77,15 @@ fn write_event(
                 nick.as_str(),
                 ":This server shares its rooms with nc and JSON-lines users",
             )?;
-            // No user modes exist; the channel modes are in ISUPPORT (CHANMODES, PREFIX).
+            // No user mode exists, and a parameter cannot be empty: `-` says there is none.
+            // The channel modes are those of `hub::Mode`, then those taking a parameter.
             numeric(
                 s,
                 RPL_MYINFO,
                 nick.as_str(),
-                &format!("{SERVER_NAME} charla-{version}"),
+                &format!(
+                    "{SERVER_NAME} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"
+                ),
             )?;
             numeric(
                 s,
@@ -84,11 +93,19 @@ fn write_event(
                 nick.as_str(),
                 &format!("{} :are supported by this server", isupport(format)),
             )?;
+            write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
         Event::Message(said) => write_said(s, said, None),
-        Event::Private { from, to, text, .. } => {
-            write_text(s, from.as_str(), "PRIVMSG", to.as_str(), "", text, false)
+        Event::Private {
+            from,
+            to,
+            text,
+            notice,
+            ..
+        } => {
+            let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
+            write_text(s, from.as_str(), verb, to.as_str(), "", text, false)
         }
         // One's own join names at most the first few members (a room setting); the codec
         // asks for all of them next, as IRC clients build their member lists from it.
@@ -204,12 +221,22 @@ fn write_event(
             let modes = describe_changes(changes);
             user_line(s, by.as_str(), "MODE", &format!("{room} {modes}"))
         }
-        Event::Modes { room, modes, .. } => numeric(
-            s,
-            RPL_CHANNELMODEIS,
-            asked.nick,
-            &format!("{room} {}", modes.describe(true)),
-        ),
+        Event::Modes {
+            room,
+            modes,
+            created,
+            ..
+        } => {
+            let modes = modes.describe(true);
+            numeric(s, RPL_CHANNELMODEIS, asked.nick, &format!("{room} {modes}"))?;
+            let created = created / 1000;
+            numeric(
+                s,
+                RPL_CREATIONTIME,
+                asked.nick,
+                &format!("{room} {created}"),
+            )
+        }
         Event::Bans { room, bans } => {
             for ban in bans {
                 let (mask, by, at) = (&ban.mask, &ban.by, ban.at / 1000);
@@ -243,6 +270,35 @@ fn write_event(
             }
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
+        Event::Census(census) => write_census(s, asked.nick, census),
+        Event::Whois(whois) => write_whois(s, asked.nick, whois),
+        Event::Away {
+            you: true, message, ..
+        } => match message {
+            Some(_) => numeric(
+                s,
+                RPL_NOWAWAY,
+                asked.nick,
+                ":You have been marked as being away",
+            ),
+            None => numeric(
+                s,
+                RPL_UNAWAY,
+                asked.nick,
+                ":You are no longer marked as being away",
+            ),
+        },
+        Event::Away {
+            nick,
+            message: Some(message),
+            ..
+        } => {
+            let message = one_line(message.as_str());
+            numeric(s, RPL_AWAY, asked.nick, &format!("{nick} :{message}"))
+        }
+        Event::Away { message: None, .. } => Ok(()),
+        // Told only to clients that asked for away-notify.
+        Event::AwayChanged { .. } => Ok(()),
         // IRC readers know their message was taken when no error comes back.
         Event::Ack { .. } => Ok(()),
         Event::Error { code, message } => write_error(s, *code, message, asked),
@@ -250,6 +306,94 @@ fn write_event(
         Event::Help => Ok(()),
         Event::Bye { reason } => writeln_crlf(s, &format!("ERROR :Closing link: {reason}")),
     }
+}
+
+/// LUSERS: everyone connected is a user of this one server, none invisible; the figures
+/// are the hub's own.
+fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
+    let Census { users, peak, rooms } = *census;
+    numeric(
+        s,
+        RPL_LUSERCLIENT,
+        to,
+        &format!(":There are {users} users and 0 invisible on 1 servers"),
+    )?;
+    numeric(
+        s,
+        RPL_LUSERCHANNELS,
+        to,
+        &format!("{rooms} :channels formed"),
+    )?;
+    numeric(
+        s,
+        RPL_LUSERME,
+        to,
+        &format!(":I have {users} clients and 0 servers"),
+    )?;
+    numeric(
+        s,
+        RPL_LOCALUSERS,
+        to,
+        &format!("{users} {peak} :Current local users {users}, max {peak}"),
+    )?;
+    numeric(
+        s,
+        RPL_GLOBALUSERS,
+        to,
+        &format!("{users} {peak} :Current global users {users}, max {peak}"),
+    )
+}
+
+/// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
+fn write_whois(s: &mut String, to: &str, whois: &Whois) -> std::fmt::Result {
+    let nick = &whois.nick;
+    numeric(
+        s,
+        RPL_WHOISUSER,
+        to,
+        &format!("{nick} {nick} {USER_HOST} * :{nick}"),
+    )?;
+    let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
+    let most = MAX_OUT_BYTES.saturating_sub(prefix.len() + 2);
+    let mut line = String::new();
+    for (room, standing) in &whois.rooms {
+        let entry = standing.prefix().len() + room.as_str().len();
+        if !line.is_empty() && line.len() + 1 + entry > most {
+            writeln_crlf(s, &format!("{prefix}{line}"))?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(standing.prefix());
+        line.push_str(room.as_str());
+    }
+    if !line.is_empty() {
+        writeln_crlf(s, &format!("{prefix}{line}"))?;
+    }
+    numeric(
+        s,
+        RPL_WHOISSERVER,
+        to,
+        &format!("{nick} {SERVER_NAME} :charla, shared with nc and JSON-lines users"),
+    )?;
+    if let Some(away) = &whois.away {
+        let away = one_line(away.as_str());
+        numeric(s, RPL_AWAY, to, &format!("{nick} :{away}"))?;
+    }
+    let (idle, signon) = (whois.idle / 1000, whois.signon / 1000);
+    numeric(
+        s,
+        RPL_WHOISIDLE,
+        to,
+        &format!("{nick} {idle} {signon} :seconds idle, signon time"),
+    )?;
+    numeric(
+        s,
+        RPL_ENDOFWHOIS,
+        to,
+        &format!("{nick} :End of /WHOIS list"),
+    )
 }
 
 /// A refusal as the numeric real servers send for it; the hub's sentence, which may
@@ -320,9 +464,15 @@ fn write_error(
         }
     };
     match subject {
-        Some(subject) => numeric(s, number, asked.nick, &format!("{subject} :{message}")),
-        None => numeric(s, number, asked.nick, &format!(":{message}")),
+        Some(subject) => numeric(s, number, asked.nick, &format!("{subject} :{message}"))?,
+        None => numeric(s, number, asked.nick, &format!(":{message}"))?,
     }
+    if asked.verb == "WHOIS" {
+        // A WHOIS always ends with its 318, found or not.
+        let end = format!("{} :End of /WHOIS list", asked.subject);
+        numeric(s, RPL_ENDOFWHOIS, asked.nick, &end)?;
+    }
+    Ok(())
 }
 
 fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
@@ -330,7 +480,7 @@ fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Re
     write_text(
         s,
         said.from.as_str(),
-        "PRIVMSG",
+        if said.notice { "NOTICE" } else { "PRIVMSG" },
         said.room.as_str(),
         &stamp,
         &said.text,
@@ -372,7 +522,7 @@ fn history_time(ts: u64) -> String {
     )
 }
 
-/// A PRIVMSG from `from`, its formatting codes kept, split over as many lines as it
+/// A PRIVMSG or NOTICE from `from`, its formatting codes kept, split over as many lines as it
 /// takes; an action is CTCP ACTION in each.
 fn write_text(
     s: &mut String,
@@ -525,6 +675,7 @@ mod tests {
             from: nick("João"),
             text: MessageText::new(text).unwrap(),
             action,
+            notice: false,
         }
     }
 
@@ -557,16 +708,33 @@ mod tests {
     }
 
     #[test]
-    fn welcome_is_001_to_005_then_422_with_honest_tokens() {
+    fn welcome_is_001_to_005_lusers_then_422_with_honest_tokens() {
         let got = lines(
             Event::Welcome {
                 nick: nick("ana"),
                 rooms: vec![],
+                census: Census {
+                    users: 3,
+                    peak: 7,
+                    rooms: 2,
+                },
             },
             None,
         );
         let numbers: Vec<&str> = got.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
-        assert_eq!(numbers, ["001", "002", "003", "004", "005", "422"]);
+        assert_eq!(
+            numbers,
+            [
+                "001", "002", "003", "004", "005", "251", "254", "255", "265", "266", "422"
+            ]
+        );
+        assert_eq!(
+            got[3],
+            ":charla 004 ana charla charla-0.1.0 - biklmnotv bklov"
+                .replace("0.1.0", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(got[8], ":charla 265 ana 3 7 :Current local users 3, max 7");
+        assert_eq!(got[6], ":charla 254 ana 2 :channels formed");
         assert!(
             got.iter()
                 .all(|l| l.starts_with(":charla ") && l.split(' ').nth(2) == Some("ana"))
