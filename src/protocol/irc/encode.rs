@@ -354,23 +354,9 @@ fn write_whois(s: &mut String, to: &str, whois: &Whois) -> std::fmt::Result {
         &format!("{nick} {nick} {USER_HOST} * :{nick}"),
     )?;
     let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
-    let most = MAX_OUT_BYTES.saturating_sub(prefix.len() + 2);
-    let mut line = String::new();
-    for (room, standing) in &whois.rooms {
-        let entry = standing.prefix().len() + room.as_str().len();
-        if !line.is_empty() && line.len() + 1 + entry > most {
-            writeln_crlf(s, &format!("{prefix}{line}"))?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(standing.prefix());
-        line.push_str(room.as_str());
-    }
-    if !line.is_empty() {
-        writeln_crlf(s, &format!("{prefix}{line}"))?;
-    }
+    let rooms = whois.rooms.iter();
+    let entries = rooms.map(|(room, standing)| (standing.prefix(), room.as_str()));
+    packed(s, &prefix, MAX_OUT_BYTES, entries)?;
     numeric(
         s,
         RPL_WHOISSERVER,
@@ -583,29 +569,44 @@ fn names(
     standing: &[Standing],
 ) -> std::fmt::Result {
     let prefix = format!(":{SERVER_NAME} {RPL_NAMREPLY} {to} = {room} :");
-    let most = NAMES_PER_LINE_BYTES.min(MAX_OUT_BYTES.saturating_sub(prefix.len() + 2));
-    let mut line = String::new();
-    for (nick, standing) in nicks.iter().zip(standing) {
-        let entry = standing.prefix().len() + nick.as_str().len();
-        if !line.is_empty() && line.len() + 1 + entry > most {
-            numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(standing.prefix());
-        line.push_str(nick.as_str());
-    }
-    if !line.is_empty() {
-        numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
-    }
+    let entries = nicks.iter().zip(standing);
+    let entries = entries.map(|(nick, standing)| (standing.prefix(), nick.as_str()));
+    packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
     numeric(
         s,
         RPL_ENDOFNAMES,
         to,
         &format!("{room} :End of /NAMES list"),
     )
+}
+
+/// `prefix` lines naming each entry (its standing's prefix, then a name), as many to a
+/// line as fit in `most` bytes and in what `prefix` leaves of [`MAX_OUT_BYTES`]: no name is
+/// cut, however many bytes a character its script takes.
+fn packed<'a>(
+    s: &mut String,
+    prefix: &str,
+    most: usize,
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::fmt::Result {
+    let most = most.min(MAX_OUT_BYTES.saturating_sub(prefix.len() + 2));
+    let mut line = String::new();
+    for (standing, name) in entries {
+        let entry = standing.len() + name.len();
+        if !line.is_empty() && line.len() + 1 + entry > most {
+            writeln_crlf(s, &format!("{prefix}{line}"))?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(standing);
+        line.push_str(name);
+    }
+    if !line.is_empty() {
+        writeln_crlf(s, &format!("{prefix}{line}"))?;
+    }
+    Ok(())
 }
 
 /// `:charla NUMBER to rest`.
