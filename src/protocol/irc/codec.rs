@@ -181,7 +181,7 @@ impl IrcClient {
                 return self.numeric(
                     sink,
                     ERR_INVALIDCAPCMD,
-                    &format!("{} :Invalid CAP command", m.param(0).unwrap_or("*")),
+                    &format!("{} :Invalid CAP command", word(m.param(0).unwrap_or(""))),
                 );
             }
         };
@@ -195,11 +195,10 @@ impl IrcClient {
         let nick = match Nick::parse(wanted) {
             Ok(nick) => nick,
             Err(e) => {
-                let word = wanted.split(' ').next().unwrap_or("*");
                 return self.numeric(
                     sink,
                     ERR_ERRONEUSNICKNAME,
-                    &format!("{word} :Erroneous nickname: {e}"),
+                    &format!("{} :Erroneous nickname: {e}", word(wanted)),
                 );
             }
         };
@@ -325,16 +324,17 @@ impl IrcClient {
                 self.numeric(
                     sink,
                     ERR_USERNOTINCHANNEL,
-                    &format!("{target} {room} :They aren't on that channel"),
+                    &format!("{} {room} :They aren't on that channel", word(target)),
                 );
                 continue;
             };
+            let subject = format!("{room},{nick}");
             let kick = Command::Kick {
                 room: Some(room.clone()),
                 nick,
                 reason: reason.clone(),
             };
-            self.ask(sink, "KICK", &format!("{room},{target}"), kick);
+            self.ask(sink, "KICK", &subject, kick);
         }
     }
 
@@ -350,14 +350,15 @@ impl IrcClient {
             return self.numeric(
                 sink,
                 ERR_NOSUCHNICK,
-                &format!("{target} :No such nick/channel"),
+                &format!("{} :No such nick/channel", word(target)),
             );
         };
+        let subject = format!("{room},{nick}");
         let invite = Command::Invite {
             room: Some(room.clone()),
             nick,
         };
-        self.ask(sink, "INVITE", &format!("{room},{target}"), invite);
+        self.ask(sink, "INVITE", &subject, invite);
     }
 
     /// What a client expects after its JOIN: every member (`353`, `366`; the hub's join
@@ -468,7 +469,7 @@ impl IrcClient {
                         self.numeric(
                             sink,
                             ERR_NOSUCHNICK,
-                            &format!("{target} :No such nick/channel"),
+                            &format!("{} :No such nick/channel", word(target)),
                         );
                     }
                     continue;
@@ -506,9 +507,7 @@ impl IrcClient {
                 self.ask(sink, "WHOIS", &subject, Command::Whois(nick));
             }
             Err(_) => {
-                // The unknown name as sent is quoted back as one word, so it cannot add
-                // parameters to the numeric.
-                let word = wanted.split(' ').next().unwrap_or("*");
+                let word = word(wanted);
                 self.numeric(sink, ERR_NOSUCHNICK, &format!("{word} :No such nick"));
                 self.numeric(sink, RPL_ENDOFWHOIS, &format!("{word} :End of /WHOIS list"));
             }
@@ -526,7 +525,8 @@ impl IrcClient {
                 break;
             }
             if !name.starts_with('#') && verb == "WHO" {
-                self.numeric(sink, RPL_ENDOFWHO, &format!("{name} :End of WHO list"));
+                let end = format!("{} :End of WHO list", word(name));
+                self.numeric(sink, RPL_ENDOFWHO, &end);
                 continue;
             }
             let Some(room) = self.channel(name, sink) else {
@@ -569,11 +569,12 @@ impl IrcClient {
                     let letter = letters
                         .chars()
                         .find(|c| !"+-bklimntov".contains(*c))
-                        .unwrap_or('?');
+                        .unwrap_or('?')
+                        .to_string();
                     return self.numeric(
                         sink,
                         ERR_UNKNOWNMODE,
-                        &format!("{letter} :is unknown mode char to me"),
+                        &format!("{} :is unknown mode char to me", word(&letter)),
                     );
                 }
                 Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
@@ -583,7 +584,7 @@ impl IrcClient {
                     return self.numeric(
                         sink,
                         ERR_INVALIDMODEPARAM,
-                        &format!("{room} {letters} * :{}", refusal.message),
+                        &format!("{room} {} * :{}", word(letters), refusal.message),
                     );
                 }
             };
@@ -630,6 +631,7 @@ impl IrcClient {
     }
 
     fn no_such_channel(&mut self, sink: &mut impl Sink, name: &str) {
+        let name = word(name);
         self.numeric(sink, ERR_NOSUCHCHANNEL, &format!("{name} :No such channel"));
     }
 
@@ -681,6 +683,22 @@ fn answer(sink: &mut impl Sink, line: &str) {
     line.truncate(end);
     line.push_str("\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// What a client sent, quoted as one middle parameter of a numeric: up to its first space
+/// or what [`answer`] turns into one (a tab, U+2028, U+2029), and `*` when that
+/// leaves nothing or a word starting with `:`, which would begin the trailing parameter.
+/// A target sent as a trailing parameter (`JOIN :#a b`) may hold spaces.
+fn word(sent: &str) -> &str {
+    let first = sent
+        .split([' ', '\t', '\u{2028}', '\u{2029}'])
+        .next()
+        .unwrap_or("");
+    if first.is_empty() || first.starts_with(':') {
+        "*"
+    } else {
+        first
+    }
 }
 
 /// Bytes of the line an IRC reader gets for `text` said by `nick` to `target`, CRLF
@@ -948,6 +966,36 @@ mod tests {
         // A NOTICE is never answered: it goes, and IRC readers get it split.
         let got = run(&mut codec, &sent.replacen("PRIVMSG", "NOTICE ", 1));
         assert!(got[0].starts_with("Notice"), "{got:?}");
+    }
+
+    /// Every numeric that quotes what was sent quotes one word: a target sent as a
+    /// trailing parameter with spaces, or with a tab (which becomes a space), or starting
+    /// with `:`, must not add parameters to the reply.
+    #[test]
+    fn numerics_quoting_a_spaced_target_keep_their_shape() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let cases = [
+            ("JOIN :#a b", "403", 3),
+            ("WHO :x y", "315", 3),
+            ("KICK #ops :bo b", "441", 4),
+            ("INVITE bo\tb #ops", "401", 3),
+            ("PRIVMSG bo\u{b}b :hi", "401", 3),
+            ("CAP :a b", "410", 3),
+            ("WHOIS ::x", "401", 3),
+            ("MODE #ops :+m x", "472", 3),
+            ("TOPIC :#a\u{2028}b", "403", 3),
+            ("NICK :a b", "432", 3),
+            ("PART ::#x", "403", 3),
+        ];
+        for (input, number, params) in cases {
+            let got = run(&mut codec, &format!("{input}\r\n"));
+            let line = got[0].trim_end_matches("\r\n");
+            let reply = Message::parse(line).unwrap();
+            assert_eq!(reply.command, number, "{input:?}: {line:?}");
+            assert_eq!(reply.params.len(), params, "{input:?}: {line:?}");
+            assert!(!reply.params[1].contains(' '), "{input:?}: {line:?}");
+        }
     }
 
     #[test]

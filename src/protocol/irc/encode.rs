@@ -876,6 +876,41 @@ mod tests {
         assert_eq!(named, 40);
     }
 
+    /// A 352 names the member in four places; with nicks and a room name of four-byte
+    /// characters at their longest it would pass 512 bytes: it is cut within the bound, on
+    /// a character boundary, in the real name (the trailing parameter), and every
+    /// parameter before it stays whole.
+    #[test]
+    fn who_replies_with_four_byte_names_stay_within_the_bound() {
+        let wide = nick(&"𞟠".repeat(MAX_NICK_CHARS));
+        let place = room(&format!("#{}", "𞟠".repeat(MAX_ROOM_CHARS - 1)));
+        let users = Event::Users {
+            room: place.clone(),
+            nicks: vec![wide.clone(); 3],
+            standing: vec![Standing::Operator; 3],
+        };
+        let asked = format!("{wide} WHO {place}");
+        let got = lines(users, Some(&asked));
+        assert_eq!(got.len(), 4);
+        for line in &got[..3] {
+            assert!(line.len() + 2 <= MAX_OUT_BYTES, "{}", line.len());
+            let reply = crate::protocol::irc::message::Message::parse(line).unwrap();
+            assert_eq!(reply.command, "352");
+            let whole = [
+                wide.as_str(),
+                place.as_str(),
+                wide.as_str(),
+                "charla",
+                "charla",
+            ];
+            assert_eq!(reply.params[..5], whole);
+            assert_eq!(reply.params[5], wide.as_str());
+            assert_eq!(reply.params[6], "H@");
+            assert!(reply.params[7].starts_with("0 𞟠"), "{line}");
+            assert!(wide.as_str().starts_with(&reply.params[7][2..]));
+        }
+    }
+
     #[test]
     fn feeds_speak_from_a_source_no_nick_can_take() {
         let notice = Notice::new(
