@@ -337,13 +337,21 @@ pub trait Encode: Send + Sync + 'static {
     /// What tells this format apart in caches: its type, so two formats can never share
     /// a key by mistake.
     fn key(&self) -> FormatKey {
-        FormatKey(TypeId::of::<Self>())
+        FormatKey::variant::<Self>(0)
     }
 }
 
 /// Identifies a wire format in the caches that keep something per format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FormatKey(TypeId);
+pub struct FormatKey(TypeId, u32);
+
+impl FormatKey {
+    /// The key of variant `n` of format type `T`: one type may write events in several
+    /// ways (IRC, by the capabilities a client asked for), each its own encoding.
+    pub fn variant<T: 'static + ?Sized>(n: u32) -> FormatKey {
+        FormatKey(TypeId::of::<T>(), n)
+    }
+}
 
 /// Encodings an [`Outgoing`] keeps in place; more formats chain another block. Two: most
 /// rooms hear one or two formats, and each slot is 32 bytes of every event.

@@ -33,15 +33,26 @@ pub enum Standing {
     /// May speak while the room is moderated.
     Voiced,
     Operator,
+    /// Both an operator and voiced: voice matters again once the operator is deopped.
+    OperatorVoiced,
 }
 
 impl Standing {
-    /// `@` for an operator, `+` for a voiced member, as IRC's NAMES shows them.
+    /// `@` for an operator, `+` for a voiced member, as IRC's NAMES shows them: the
+    /// highest only.
     pub fn prefix(self) -> &'static str {
         match self {
             Standing::Member => "",
             Standing::Voiced => "+",
-            Standing::Operator => "@",
+            Standing::Operator | Standing::OperatorVoiced => "@",
+        }
+    }
+
+    /// Every prefix that applies, highest first (IRCv3 multi-prefix).
+    pub fn prefixes(self) -> &'static str {
+        match self {
+            Standing::OperatorVoiced => "@+",
+            other => other.prefix(),
         }
     }
 }

@@ -87,12 +87,11 @@ impl Room {
 
     /// What member `id` is here: operator, voiced or neither.
     pub fn standing(&self, id: SessionId) -> Standing {
-        if self.is_op(id) {
-            Standing::Operator
-        } else if self.voiced.contains_key(&id) {
-            Standing::Voiced
-        } else {
-            Standing::Member
+        match (self.is_op(id), self.voiced.contains_key(&id)) {
+            (true, true) => Standing::OperatorVoiced,
+            (true, false) => Standing::Operator,
+            (false, true) => Standing::Voiced,
+            (false, false) => Standing::Member,
         }
     }
 

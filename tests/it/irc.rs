@@ -61,7 +61,7 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
     let server = server().await;
     let mut ana = Irc::connect(&server).await;
     ana.send("CAP LS 302").await;
-    assert_eq!(ana.line().await, ":charla CAP * LS :");
+    assert!(ana.line().await.starts_with(":charla CAP * LS :"));
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     // Registration waits for CAP END: nothing yet.
@@ -584,4 +584,96 @@ async fn a_silent_client_is_pinged_and_dropped_if_it_does_not_answer() {
     mute.send("NICK mute").await;
     let lines = mute.0.until_closed().await;
     assert!(lines.iter().all(|l| !l.contains("PING")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut cai = Irc::registered(&server, "cai").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP LS 302").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP * LS :away-notify echo-message multi-prefix server-time"
+    );
+    ana.send("CAP REQ :server-time sasl").await;
+    assert_eq!(ana.line().await, ":charla CAP * NAK :server-time sasl");
+    ana.send("CAP REQ :server-time echo-message multi-prefix away-notify")
+        .await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP * ACK :server-time echo-message multi-prefix away-notify"
+    );
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 366 ana #lobby ").await;
+    ana.send("CAP LIST").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP ana LIST :away-notify echo-message multi-prefix server-time"
+    );
+    bob.expect("ana joined").await;
+    cai.expect("ana!ana@charla JOIN #lobby").await;
+
+    // server-time: the hub's own time of the message, on ana's line only.
+    bob.send("hola").await;
+    let tagged = ana.line().await;
+    let (tag, line) = tagged.split_once(' ').unwrap();
+    assert_eq!(line, ":bob!bob@charla PRIVMSG #lobby :hola");
+    let time = tag
+        .strip_prefix("@time=")
+        .unwrap_or_else(|| panic!("{tagged}"));
+    assert!(
+        time.parse::<jiff::Timestamp>().is_ok() && time.ends_with('Z'),
+        "{time}"
+    );
+    assert_eq!(time.len(), "2026-12-04T10:20:00.000Z".len(), "{time}");
+    assert_eq!(cai.line().await, ":bob!bob@charla PRIVMSG #lobby :hola");
+
+    // echo-message: ana's own message comes back to ana, as everyone else got it.
+    ana.send("PRIVMSG #lobby :\x01ACTION waves\x01").await;
+    assert_eq!(bob.line().await, "#lobby * ana waves");
+    assert_eq!(
+        cai.line().await,
+        ":ana!ana@charla PRIVMSG #lobby :\x01ACTION waves\x01"
+    );
+    let echoed = ana.line().await;
+    assert!(echoed.starts_with("@time="), "{echoed}");
+    assert!(
+        echoed.ends_with(" :ana!ana@charla PRIVMSG #lobby :\x01ACTION waves\x01"),
+        "{echoed}"
+    );
+    ana.send("NOTICE bob :fyi").await;
+    assert_eq!(bob.line().await, "(private) -ana- fyi");
+    assert!(
+        ana.line()
+            .await
+            .ends_with(" :ana!ana@charla NOTICE bob :fyi")
+    );
+
+    // multi-prefix: an operator who is also voiced shows both to ana, one to cai.
+    ana.send("JOIN #ops").await;
+    ana.expect(" 366 ana #ops ").await;
+    ana.send("MODE #ops +v ana").await;
+    ana.expect("MODE #ops +v ana").await;
+    ana.send("NAMES #ops").await;
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@+ana");
+    ana.expect(" 366 ").await;
+    ana.send("WHO #ops").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 352 ana #ops ana charla charla ana H@+ :0 ana"
+    );
+    cai.send("NAMES #ops").await;
+    assert_eq!(cai.line().await, ":charla 353 cai = #ops :@ana");
+
+    // away-notify: cai going away and coming back is told to ana, who shares #lobby.
+    cai.send("AWAY :lunch").await;
+    cai.expect(" 306 ").await;
+    assert_eq!(ana.expect("AWAY").await, ":cai!cai@charla AWAY :lunch");
+    cai.send("AWAY").await;
+    assert_eq!(ana.line().await, ":cai!cai@charla AWAY");
+    bob.silent_for(QUIET).await;
 }

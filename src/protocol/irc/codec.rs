@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -36,6 +36,8 @@ struct IrcClient {
     negotiating: bool,
     /// A PING was sent for the client's silence, and nothing came since.
     pinged: bool,
+    /// The IRCv3 capabilities asked for; `format` writes them.
+    caps: Caps,
 }
 
 impl IrcCodec {
@@ -49,6 +51,7 @@ impl IrcCodec {
                 user: false,
                 negotiating: false,
                 pinged: false,
+                caps: Caps::default(),
             },
             keepalive: limits.ping_interval,
         }
@@ -158,20 +161,32 @@ impl IrcClient {
         answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
     }
 
-    /// CAP: no capability is offered yet, so LS and LIST answer an empty list and REQ is
-    /// refused whole. LS or REQ before registration holds it until END (IRCv3).
+    /// CAP: LS names the capabilities charla implements ([`Caps::ALL`]), LIST those
+    /// asked for; REQ takes a list whole (`-cap` to drop one) or refuses it whole (NAK)
+    /// when it names one charla lacks, and the format changes to write what was asked for.
+    /// LS or REQ before registration holds it until END (IRCv3).
     fn cap(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let me = self.me().to_string();
         let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
         let reply = match sub.as_str() {
             "LS" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} LS :")
+                let all = Caps::ALL.iter().map(|(name, _)| *name);
+                format!("CAP {me} LS :{}", all.collect::<Vec<_>>().join(" "))
             }
-            "LIST" => format!("CAP {me} LIST :"),
+            "LIST" => format!("CAP {me} LIST :{}", self.caps.names()),
             "REQ" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} NAK :{}", m.param(1).unwrap_or(""))
+                let asked = m.param(1).unwrap_or("");
+                match requested(self.caps, asked) {
+                    Some(caps) => {
+                        self.caps = caps;
+                        self.format = self.format.with_caps(caps);
+                        sink.speak(self.format);
+                        format!("CAP {me} ACK :{asked}")
+                    }
+                    None => format!("CAP {me} NAK :{asked}"),
+                }
             }
             "END" => {
                 self.negotiating = false;
@@ -450,6 +465,7 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
+                let echo = self.echo(&text, action);
                 let say = if notice {
                     Command::Notice {
                         to: NoticeTarget::Room(room),
@@ -462,7 +478,7 @@ impl IrcClient {
                         action,
                     }
                 };
-                self.ask(sink, verb, &subject, say);
+                self.ask_echoed(sink, verb, &subject, &echo, say);
             } else {
                 let Ok(to) = Nick::parse(target) else {
                     if !notice {
@@ -474,6 +490,7 @@ impl IrcClient {
                     }
                     continue;
                 };
+                let echo = self.echo(&text, action);
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -490,7 +507,7 @@ impl IrcClient {
                 } else {
                     Command::Msg { to, text }
                 };
-                self.ask(sink, verb, &subject, msg);
+                self.ask_echoed(sink, verb, &subject, &echo, msg);
             }
         }
     }
@@ -645,8 +662,34 @@ impl IrcClient {
 
     /// Hands the hub `command`, tagged with what was asked so its reply can be written.
     fn ask(&mut self, sink: &mut impl Sink, verb: &str, subject: &str, command: Command) {
-        let reference = Asked::new(Some(self.me()), verb, subject).reference();
-        self.send(sink, command, reference);
+        self.ask_echoed(sink, verb, subject, "", command);
+    }
+
+    /// [`Self::ask`], the reference also carrying `echo` (from [`Self::echo`]) for the
+    /// acknowledgement to be written as the message itself.
+    fn ask_echoed(
+        &mut self,
+        sink: &mut impl Sink,
+        verb: &str,
+        subject: &str,
+        echo: &str,
+        command: Command,
+    ) {
+        let asked = Asked {
+            rest: echo,
+            ..Asked::new(Some(self.me()), verb, subject)
+        };
+        self.send(sink, command, asked.reference());
+    }
+
+    /// What a message's acknowledgement must echo, for a client with echo-message: `a`
+    /// (an action) or `p`, then the text as the hub keeps it; nothing for other clients.
+    fn echo(&self, text: &MessageText, action: bool) -> String {
+        if !self.caps.has(Caps::ECHO_MESSAGE) {
+            return String::new();
+        }
+        let kind = if action { 'a' } else { 'p' };
+        format!("{kind} {}", text.as_str())
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
@@ -683,6 +726,22 @@ fn answer(sink: &mut impl Sink, line: &str) {
     line.truncate(end);
     line.push_str("\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// `caps` changed as a `CAP REQ` list asks (`name` on, `-name` off), or `None` when it
+/// names a capability charla lacks or nothing at all: the whole request is then refused.
+fn requested(caps: Caps, list: &str) -> Option<Caps> {
+    let mut changed = caps;
+    let mut any = false;
+    for word in list.split(' ').filter(|w| !w.is_empty()) {
+        let (on, name) = match word.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, word),
+        };
+        changed = changed.with(Caps::named(name)?, on);
+        any = true;
+    }
+    any.then_some(changed)
 }
 
 /// What a client sent, quoted as one middle parameter of a numeric: up to its first space
@@ -810,7 +869,10 @@ mod tests {
         let mut codec = IrcCodec::new(&Limits::default());
         let mut sink = IrcRecord::default();
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
-        assert_eq!(sink.seen, [":charla CAP * LS :\r\n"]);
+        assert_eq!(
+            sink.seen,
+            [":charla CAP * LS :away-notify echo-message multi-prefix server-time\r\n"]
+        );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");
         assert_eq!(sink.seen[2], "register taken Some(\"* NICK taken\")");

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
     Census, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind,
     Posted, Said, Standing, Whois, describe_changes,
@@ -96,16 +96,18 @@ fn write_event(
             write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
-        Event::Message(said) => write_said(s, said, None),
+        Event::Message(said) => write_said(s, format, said, false),
         Event::Private {
             from,
             to,
             text,
             notice,
+            ts,
             ..
         } => {
             let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
-            write_text(s, from.as_str(), verb, to.as_str(), "", text, false)
+            let (tag, _) = stamps(format, *ts, false);
+            write_text(s, &tag, from.as_str(), verb, to.as_str(), "", text, false)
         }
         // One's own join names at most the first few members (a room setting); the codec
         // asks for all of them next, as IRC clients build their member lists from it.
@@ -135,17 +137,17 @@ fn write_event(
             }
             for entry in messages {
                 match entry {
-                    Entry::Said(said) => write_said(s, said, Some(said.ts))?,
-                    Entry::Posted(posted) => write_posted(s, posted, Some(posted.ts))?,
+                    Entry::Said(said) => write_said(s, format, said, true)?,
+                    Entry::Posted(posted) => write_posted(s, format, posted, true)?,
                 }
             }
             Ok(())
         }
-        Event::Posted(posted) => write_posted(s, posted, None),
+        Event::Posted(posted) => write_posted(s, format, posted, false),
         Event::Status { room, items } => {
             for notice in items {
                 let text = format!("--- {}", notice.text.as_str());
-                write_feed(s, notice, room.as_str(), &text)?;
+                write_feed(s, "", notice, room.as_str(), &text)?;
             }
             Ok(())
         }
@@ -155,7 +157,7 @@ fn write_event(
             standing,
         } if asked.verb == "WHO" => {
             for (nick, standing) in nicks.iter().zip(standing) {
-                let flag = standing.prefix();
+                let flag = shown(format, *standing);
                 numeric(
                     s,
                     RPL_WHOREPLY,
@@ -181,7 +183,7 @@ fn write_event(
             room,
             nicks,
             standing,
-        } => names(s, asked.nick, room.as_str(), nicks, standing),
+        } => names(s, format, asked.nick, room.as_str(), nicks, standing),
         Event::Topic {
             room,
             topic: Some(topic),
@@ -271,7 +273,7 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         Event::Census(census) => write_census(s, asked.nick, census),
-        Event::Whois(whois) => write_whois(s, asked.nick, whois),
+        Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
         Event::Away {
             you: true, message, ..
         } => match message {
@@ -298,7 +300,26 @@ fn write_event(
         }
         Event::Away { message: None, .. } => Ok(()),
         // Told only to clients that asked for away-notify.
+        Event::AwayChanged { nick, message } if format.caps.has(Caps::AWAY_NOTIFY) => match message
+        {
+            Some(message) => {
+                let message = one_line(message.as_str());
+                user_line(s, nick.as_str(), "AWAY", &format!(":{message}"))
+            }
+            None => writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} AWAY")),
+        },
         Event::AwayChanged { .. } => Ok(()),
+        // A client with echo-message gets its message back as the others got it; the
+        // codec put its text in the request's reference (`Asked::rest`).
+        Event::Ack { ts, .. } if !asked.rest.is_empty() => {
+            let (kind, text) = asked.rest.split_at(1);
+            let Some(text) = MessageText::new(text.trim_start_matches(' ')) else {
+                return Ok(());
+            };
+            let (tag, _) = stamps(format, *ts, false);
+            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            write_text(s, &tag, from, verb, to, "", &text, kind == "a")
+        }
         // IRC readers know their message was taken when no error comes back.
         Event::Ack { .. } => Ok(()),
         Event::Error { code, message } => write_error(s, *code, message, asked),
@@ -345,7 +366,7 @@ fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
 }
 
 /// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
-fn write_whois(s: &mut String, to: &str, whois: &Whois) -> std::fmt::Result {
+fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
     let nick = &whois.nick;
     numeric(
         s,
@@ -355,7 +376,7 @@ fn write_whois(s: &mut String, to: &str, whois: &Whois) -> std::fmt::Result {
     )?;
     let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
     let rooms = whois.rooms.iter();
-    let entries = rooms.map(|(room, standing)| (standing.prefix(), room.as_str()));
+    let entries = rooms.map(|(room, standing)| (shown(format, *standing), room.as_str()));
     packed(s, &prefix, MAX_OUT_BYTES, entries)?;
     numeric(
         s,
@@ -461,10 +482,11 @@ fn write_error(
     Ok(())
 }
 
-fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
-    let stamp = history.map(history_time).unwrap_or_default();
+fn write_said(s: &mut String, format: &IrcFormat, said: &Said, history: bool) -> std::fmt::Result {
+    let (tag, stamp) = stamps(format, said.ts, history);
     write_text(
         s,
+        &tag,
         said.from.as_str(),
         if said.notice { "NOTICE" } else { "PRIVMSG" },
         said.room.as_str(),
@@ -474,27 +496,60 @@ fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Re
     )
 }
 
-fn write_posted(s: &mut String, posted: &Posted, history: Option<u64>) -> std::fmt::Result {
-    let stamp = history.map(history_time).unwrap_or_default();
+fn write_posted(
+    s: &mut String,
+    format: &IrcFormat,
+    posted: &Posted,
+    history: bool,
+) -> std::fmt::Result {
+    let (tag, stamp) = stamps(format, posted.ts, history);
     let notice = &*posted.notice;
     let marker = match notice.kind {
         PostKind::Notice => "",
         PostKind::Alert => "!!! ",
     };
     let text = format!("{stamp}{marker}{}", notice.text.as_str());
-    write_feed(s, notice, posted.room.as_str(), &text)
+    write_feed(s, &tag, notice, posted.room.as_str(), &text)
+}
+
+/// The `@time=` tag a line said at `ts` starts with, for a client with server-time, and
+/// the stamp a replayed line's text starts with for other clients (`[history HH:MM UTC]`).
+/// The time is the message's own, as the hub stamped it, in a replay too.
+fn stamps(format: &IrcFormat, ts: u64, history: bool) -> (String, String) {
+    if format.caps.has(Caps::SERVER_TIME) {
+        let at = i64::try_from(ts)
+            .ok()
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let tag = format!(
+            "@time={}.{:03}Z ",
+            at.strftime("%Y-%m-%dT%H:%M:%S"),
+            ts % 1000
+        );
+        (tag, String::new())
+    } else if history {
+        (String::new(), history_time(ts))
+    } else {
+        (String::new(), String::new())
+    }
 }
 
 /// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
 /// person can pass for a feed (`check.feed` could be a nick: they may contain dots).
-fn write_feed(s: &mut String, notice: &Notice, room: &str, text: &str) -> std::fmt::Result {
+fn write_feed(
+    s: &mut String,
+    tag: &str,
+    notice: &Notice,
+    room: &str,
+    text: &str,
+) -> std::fmt::Result {
     let source: String = notice
         .source
         .as_str()
         .chars()
         .map(|c| if matches!(c, '!' | '@' | ' ') { '_' } else { c })
         .collect();
-    let prefix = format!(":[{source}]!feed@{USER_HOST} NOTICE {room} :");
+    let prefix = format!("{tag}:[{source}]!feed@{USER_HOST} NOTICE {room} :");
     split_lines(s, &prefix, "", text, "")
 }
 
@@ -509,9 +564,11 @@ fn history_time(ts: u64) -> String {
 }
 
 /// A PRIVMSG or NOTICE from `from`, its formatting codes kept, split over as many lines as it
-/// takes; an action is CTCP ACTION in each.
+/// takes, each starting with `tag`; an action is CTCP ACTION in each.
+#[allow(clippy::too_many_arguments)]
 fn write_text(
     s: &mut String,
+    tag: &str,
     from: &str,
     verb: &str,
     to: &str,
@@ -519,7 +576,7 @@ fn write_text(
     text: &MessageText,
     action: bool,
 ) -> std::fmt::Result {
-    let prefix = format!(":{from}!{from}@{USER_HOST} {verb} {to} :");
+    let prefix = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to} :");
     let text = format!("{stamp}{}", text.as_str());
     if action {
         split_lines(s, &prefix, "\x01ACTION ", &text, "\x01")
@@ -563,6 +620,7 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
 /// in a script of many bytes a character, and a line cut at the bound would lose members.
 fn names(
     s: &mut String,
+    format: &IrcFormat,
     to: &str,
     room: &str,
     nicks: &[Nick],
@@ -570,7 +628,7 @@ fn names(
 ) -> std::fmt::Result {
     let prefix = format!(":{SERVER_NAME} {RPL_NAMREPLY} {to} = {room} :");
     let entries = nicks.iter().zip(standing);
-    let entries = entries.map(|(nick, standing)| (standing.prefix(), nick.as_str()));
+    let entries = entries.map(|(nick, standing)| (shown(format, *standing), nick.as_str()));
     packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
     numeric(
         s,
@@ -607,6 +665,16 @@ fn packed<'a>(
         writeln_crlf(s, &format!("{prefix}{line}"))?;
     }
     Ok(())
+}
+
+/// The prefixes a member is shown with: every one for a client with multi-prefix, the
+/// highest for others.
+fn shown(format: &IrcFormat, standing: Standing) -> &'static str {
+    if format.caps.has(Caps::MULTI_PREFIX) {
+        standing.prefixes()
+    } else {
+        standing.prefix()
+    }
 }
 
 /// `:charla NUMBER to rest`.
