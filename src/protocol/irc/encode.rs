@@ -22,6 +22,10 @@ const MAX_OUT_BYTES: usize = 512;
 /// within [`MAX_OUT_BYTES`] with its prefix and channel name.
 const NAMES_PER_LINE_BYTES: usize = 400;
 
+/// ISUPPORT tokens per 005 line: with the nick and the trailing text, within the 15
+/// parameters a line may have.
+const ISUPPORT_PER_LINE: usize = 12;
+
 /// Channel modes for 004: every letter `hub::Mode` has, then those that take a parameter.
 const CHANNEL_MODES: &str = "biklmnotv";
 const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
@@ -87,12 +91,15 @@ fn write_event(
                     "{SERVER_NAME} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"
                 ),
             )?;
-            numeric(
-                s,
-                RPL_ISUPPORT,
-                nick.as_str(),
-                &format!("{} :are supported by this server", isupport(format)),
-            )?;
+            // A line has at most 15 parameters: the nick, the tokens and the trailing text,
+            // so the tokens go out a few at a time.
+            let tokens = isupport(format);
+            let tokens: Vec<&str> = tokens.split(' ').collect();
+            for some in tokens.chunks(ISUPPORT_PER_LINE) {
+                let some = some.join(" ");
+                let line = format!("{some} :are supported by this server");
+                numeric(s, RPL_ISUPPORT, nick.as_str(), &line)?;
+            }
             write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
@@ -794,7 +801,7 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                "001", "002", "003", "004", "005", "251", "254", "255", "265", "266", "422"
+                "001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"
             ]
         );
         assert_eq!(
@@ -802,13 +809,17 @@ mod tests {
             ":charla 004 ana charla charla-0.1.0 - biklmnotv bklov"
                 .replace("0.1.0", env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(got[8], ":charla 265 ana 3 7 :Current local users 3, max 7");
-        assert_eq!(got[6], ":charla 254 ana 2 :channels formed");
+        assert_eq!(got[9], ":charla 265 ana 3 7 :Current local users 3, max 7");
+        assert_eq!(got[7], ":charla 254 ana 2 :channels formed");
         assert!(
             got.iter()
                 .all(|l| l.starts_with(":charla ") && l.split(' ').nth(2) == Some("ana"))
         );
-        let isupport = &got[4];
+        for line in &got[4..6] {
+            let parsed = crate::protocol::irc::message::Message::parse(line).unwrap();
+            assert!(parsed.params.len() <= 15, "{line}");
+        }
+        let isupport = format!("{} {}", got[4], got[5]);
         for token in [
             "CHANTYPES=#",
             "NICKLEN=24",
