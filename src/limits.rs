@@ -116,6 +116,16 @@ pub const MAX_ROOM_CHARS: usize = 32;
 /// as TOPICLEN.
 pub const TOPICLEN: usize = 390;
 
+/// Longest away message (`/away`, IRC's AWAY), in bytes of UTF-8. A longer one is cut on
+/// a character boundary when it is set, in every protocol; IRC clients are told it as
+/// AWAYLEN.
+pub const AWAYLEN: usize = 200;
+
+/// Mode changes that take a parameter (`+b`, `+k`, `+l`, `+o`, `+v`) one mode request may
+/// make. A request with more is refused whole with `invalid_argument`, in every protocol;
+/// IRC clients are told it as MODES.
+pub const MAX_MODE_ARGS: usize = 12;
+
 /// Ban masks one room keeps. Setting another past it is refused with `invalid_argument`
 /// (an operator lifts one first); IRC clients are told it as MAXLIST=b:50.
 pub const MAX_BANS_PER_ROOM: usize = 50;

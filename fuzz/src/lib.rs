@@ -383,6 +383,7 @@ fn check_irc_request(request: &Request) {
         from: me.clone(),
         text: text.clone(),
         action,
+        notice: false,
     };
     let lobby = RoomName::lobby();
     match &request.command {
@@ -402,6 +403,7 @@ fn check_irc_request(request: &Request) {
             from: me.clone(),
             to: to.clone(),
             text: text.clone(),
+            notice: false,
         }),
         Command::Nick(new) => reply(Event::NickChanged {
             old: me.clone(),

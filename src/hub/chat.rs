@@ -7,13 +7,12 @@ use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, Publication};
-use super::command::{Command, Request};
+use super::command::{Command, NoticeTarget, Request};
 use super::directory::Directory;
-use super::event::{ErrorCode, Event, LeaveReason, Outgoing, Said};
+use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
-use super::ops::Standing;
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
@@ -32,6 +31,12 @@ pub(super) struct Participant {
     /// looking through it is bounded.
     pub rooms: Box<[RoomName]>,
     pub recipient: Arc<dyn Recipient>,
+    /// Set with `/away` (IRC's AWAY): told to whoever sends a private message.
+    pub away: Option<MessageText>,
+    /// When the session registered, milliseconds since the Unix epoch.
+    pub signon: u64,
+    /// When it last said something, or registered: WHOIS's idle time.
+    pub spoke: u64,
 }
 
 pub(super) struct ChatState {
@@ -43,6 +48,8 @@ pub(super) struct ChatState {
     /// put what it has from both back in the hub's order (`fanout::RoomLog`).
     pub next_order: u64,
     pub next_guest: u64,
+    /// The most sessions connected at once (LUSERS's maximum).
+    pub peak_sessions: usize,
     /// Set by [`super::Hub::shutdown`]: later arrivals are sent away.
     pub shut_down: bool,
     /// Sessions whose queue overflowed during the current operation; each public method
@@ -88,8 +95,20 @@ impl ChatState {
             return;
         }
         let result = match command {
-            Command::Say { room, text, action } => self.say(id, room, text, action),
-            Command::Msg { to, text } => self.private(id, to, text),
+            Command::Say { room, text, action } => self.say(id, room, text, action, false),
+            Command::Msg { to, text } => self.private(id, to, text, false, reference.clone()),
+            Command::Notice {
+                to: NoticeTarget::Room(room),
+                text,
+            } => self.say(id, Some(room), text, false, true),
+            Command::Notice {
+                to: NoticeTarget::Nick(to),
+                text,
+            } => self.private(id, to, text, true, None),
+            Command::LeaveAll { message } => self.leave_all(id, message),
+            Command::Whois(nick) => self.whois(nick),
+            Command::Away(message) => self.set_away(id, message),
+            Command::Census => Ok(Some(Event::Census(self.census()))),
             Command::Nick(nick) => self.rename(id, nick),
             Command::Join(room) => self
                 .join(id, room, None, reference.clone(), None)
@@ -171,13 +190,18 @@ impl ChatState {
                 nick: nick.clone(),
                 rooms: Box::default(),
                 recipient,
+                away: None,
+                signon: now_ms(),
+                spoke: now_ms(),
             },
         );
+        self.peak_sessions = self.peak_sessions.max(self.sessions.len());
         self.nicks.insert(id, &self.sessions);
         self.directory.claimed(&nick, id);
         let welcome = Event::Welcome {
             nick,
             rooms: vec![lobby.clone()],
+            census: self.census(),
         };
         self.send(id, &Outgoing::new(welcome));
         let joined = self.join(id, lobby, None, None, None);
@@ -248,16 +272,22 @@ impl ChatState {
         room: Option<RoomName>,
         text: MessageText,
         action: bool,
+        notice: bool,
     ) -> Reply {
         let room = self.speaking_room(id, room)?;
+        let ts = now_ms();
+        let seq = self.next_seq(&room);
+        let speaker = self.sessions.get_mut(&id).expect("checked by apply");
+        speaker.spoke = ts;
         let said = Said {
             id: self.mint.message(),
-            seq: self.next_seq(&room),
-            ts: now_ms(),
+            seq,
+            ts,
             room: room.clone(),
-            from: self.sessions[&id].nick.clone(),
+            from: speaker.nick.clone(),
             text,
             action,
+            notice,
         };
         let ack = Event::Ack {
             id: said.id,
@@ -269,22 +299,114 @@ impl ChatState {
         Ok(Some(ack))
     }
 
-    fn private(&mut self, id: SessionId, to: Nick, text: MessageText) -> Reply {
+    /// A private message or notice; a message to someone away is answered with their away
+    /// message too, as the answer to `reference`.
+    fn private(
+        &mut self,
+        id: SessionId,
+        to: Nick,
+        text: MessageText,
+        notice: bool,
+        reference: Option<String>,
+    ) -> Reply {
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
         };
         let (msg_id, ts) = (self.mint.message(), now_ms());
+        let speaker = self.sessions.get_mut(&id).expect("checked by apply");
+        speaker.spoke = ts;
+        let from = speaker.nick.clone();
+        let recipient = &self.sessions[&target];
+        let (to, away) = (recipient.nick.clone(), recipient.away.clone());
         let private = Event::Private {
             id: msg_id,
             ts,
-            from: self.sessions[&id].nick.clone(),
-            to: self.sessions[&target].nick.clone(),
+            from,
+            to: to.clone(),
             text,
+            notice,
         };
         self.metrics.received(MessageKind::Private);
         self.metrics.delivered(1);
         self.send(target, &Outgoing::new(private));
+        // A notice is never answered automatically, not even with an away message.
+        if let Some(message) = away.filter(|_| !notice) {
+            let away = Event::Away {
+                nick: to,
+                message: Some(message),
+                you: false,
+            };
+            self.send(id, &Outgoing::reply(away, reference));
+        }
         Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
+    /// How many are connected now, at most, and how many rooms there are.
+    pub fn census(&self) -> Census {
+        Census {
+            users: self.sessions.len(),
+            peak: self.peak_sessions,
+            rooms: self.rooms.len(),
+        }
+    }
+
+    fn whois(&self, nick: Nick) -> Reply {
+        let Some(target) = self.nicks.get(&nick, &self.sessions) else {
+            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+        };
+        let session = &self.sessions[&target];
+        let rooms = session
+            .rooms
+            .iter()
+            .filter_map(|name| {
+                let room = self.rooms.get(name)?;
+                Some((room.name.clone(), room.standing(target)))
+            })
+            .collect();
+        Ok(Some(Event::Whois(Box::new(Whois {
+            nick: session.nick.clone(),
+            rooms,
+            away: session.away.clone(),
+            signon: session.signon,
+            idle: now_ms().saturating_sub(session.spoke),
+        }))))
+    }
+
+    /// Marks `id` away or back, tells it so, and tells each session it shares a room with,
+    /// once however many rooms they share.
+    fn set_away(&mut self, id: SessionId, message: Option<MessageText>) -> Reply {
+        let message = message.and_then(|m| m.cut(crate::limits::AWAYLEN));
+        let session = self.sessions.get_mut(&id).expect("checked by apply");
+        session.away = message.clone();
+        let nick = session.nick.clone();
+        let mut told = HashSet::new();
+        for name in self.sessions[&id].rooms.clone() {
+            let Some(room) = self.rooms.get(&name) else {
+                continue;
+            };
+            told.extend(room.members.keys().copied().filter(|m| *m != id));
+        }
+        let changed = Outgoing::new(Event::AwayChanged {
+            nick: nick.clone(),
+            message: message.clone(),
+        });
+        for member in told {
+            self.send(member, &changed);
+        }
+        Ok(Some(Event::Away {
+            nick,
+            message,
+            you: true,
+        }))
+    }
+
+    /// Leaves every room, as IRC's `JOIN 0` does: each leave answered as `/leave` is.
+    fn leave_all(&mut self, id: SessionId, message: Option<MessageText>) -> Reply {
+        for room in self.sessions[&id].rooms.clone() {
+            let left = self.leave(id, Some(room), message.clone());
+            self.answer(id, left, None);
+        }
+        Ok(None)
     }
 
     fn rename(&mut self, id: SessionId, new: Nick) -> Reply {
@@ -489,18 +611,7 @@ impl ChatState {
         };
         let target = &self.rooms[&room];
         let ids = self.member_ids(&room, None);
-        let standing = ids
-            .iter()
-            .map(|member| {
-                if target.is_op(*member) {
-                    Standing::Operator
-                } else if target.voiced.contains_key(member) {
-                    Standing::Voiced
-                } else {
-                    Standing::Member
-                }
-            })
-            .collect();
+        let standing = ids.iter().map(|member| target.standing(*member)).collect();
         Ok(Some(Event::Users {
             nicks: self.nicks_of(ids),
             standing,

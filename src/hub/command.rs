@@ -100,9 +100,31 @@ pub enum Command {
     Bans {
         room: Option<RoomName>,
     },
+    /// A notice (IRC's NOTICE) to a room the session may speak in, or to one user.
+    Notice {
+        to: NoticeTarget,
+        text: MessageText,
+    },
+    /// Leaves every room the session is in (IRC's `JOIN 0`).
+    LeaveAll {
+        message: Option<MessageText>,
+    },
+    /// What is known of a user.
+    Whois(Nick),
+    /// Marks the session away with a message, or back with `None`.
+    Away(Option<MessageText>),
+    /// How many are connected, and how many rooms there are.
+    Census,
     /// Lets `nick` into the room even while it is invite-only (`+i`), and tells them.
     Invite {
         room: Option<RoomName>,
         nick: Nick,
     },
+}
+
+/// Where a notice goes.
+#[derive(Debug, Clone)]
+pub enum NoticeTarget {
+    Room(RoomName),
+    Nick(Nick),
 }

@@ -345,6 +345,7 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
             from: Nick::parse("ana").unwrap(),
             text: text(n),
             action: false,
+            notice: false,
         })
     };
     let size = stored_bytes(&entry("#a", 0));

@@ -26,6 +26,32 @@ pub struct Said {
     pub text: MessageText,
     /// Said with `/me`.
     pub action: bool,
+    /// Sent as a notice (IRC's NOTICE): never answered automatically.
+    pub notice: bool,
+}
+
+/// How many are connected and how many rooms exist: sent with the welcome and for a
+/// query (IRC's LUSERS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Sessions connected to this server now.
+    pub users: usize,
+    /// The most sessions connected at once since the server started.
+    pub peak: usize,
+    pub rooms: usize,
+}
+
+/// What is known of a user, for a query (IRC's WHOIS).
+#[derive(Debug, Clone)]
+pub struct Whois {
+    pub nick: Nick,
+    /// The rooms they are in, and what they are in each.
+    pub rooms: Vec<(RoomName, Standing)>,
+    pub away: Option<MessageText>,
+    /// When they connected, milliseconds since the Unix epoch.
+    pub signon: u64,
+    /// Milliseconds since they last said something (or connected).
+    pub idle: u64,
 }
 
 /// Everything a session can be told.
@@ -35,6 +61,7 @@ pub enum Event {
     Welcome {
         nick: Nick,
         rooms: Vec<RoomName>,
+        census: Census,
     },
     Message(Said),
     Private {
@@ -43,6 +70,7 @@ pub enum Event {
         from: Nick,
         to: Nick,
         text: MessageText,
+        notice: bool,
     },
     /// `you`: the recipient is the one who joined; then `members` names who is there (the
     /// first [`crate::limits::MEMBERS_SHOWN_ON_JOIN`] in alphabetical order). `count`: members now.
@@ -123,6 +151,8 @@ pub enum Event {
         modes: Modes,
         ops: Vec<Nick>,
         voiced: Vec<Nick>,
+        /// When the room was made, milliseconds since the Unix epoch.
+        created: u64,
     },
     /// The room's ban list, for a query.
     Bans {
@@ -139,6 +169,22 @@ pub enum Event {
     },
     Rooms {
         rooms: Vec<(RoomName, usize)>,
+    },
+    /// How many are here, for a query.
+    Census(Census),
+    /// What is known of a user, for a query.
+    Whois(Box<Whois>),
+    /// `nick` is away (`message`) or back (`None`): told to the one who said so (`you`),
+    /// and to whoever sends them a private message while they are away.
+    Away {
+        nick: Nick,
+        message: Option<MessageText>,
+        you: bool,
+    },
+    /// `nick` went away or came back: told once to each session sharing a room with them.
+    AwayChanged {
+        nick: Nick,
+        message: Option<MessageText>,
     },
     /// The server accepted a message: its id and timestamp.
     Ack {
@@ -300,13 +346,21 @@ pub trait Encode: Send + Sync + 'static {
     /// What tells this format apart in caches: its type, so two formats can never share
     /// a key by mistake.
     fn key(&self) -> FormatKey {
-        FormatKey(TypeId::of::<Self>())
+        FormatKey::variant::<Self>(0)
     }
 }
 
 /// Identifies a wire format in the caches that keep something per format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FormatKey(TypeId);
+pub struct FormatKey(TypeId, u32);
+
+impl FormatKey {
+    /// The key of variant `n` of format type `T`: one type may write events in several
+    /// ways (IRC, by the capabilities a client asked for), each its own encoding.
+    pub fn variant<T: 'static + ?Sized>(n: u32) -> FormatKey {
+        FormatKey(TypeId::of::<T>(), n)
+    }
+}
 
 /// Encodings an [`Outgoing`] keeps in place; more formats chain another block. Two: most
 /// rooms hear one or two formats, and each slot is 32 bytes of every event.

@@ -52,9 +52,11 @@ use std::task::Waker;
 use std::time::Instant;
 
 pub use bus::{Bus, LocalBus, Publication};
-pub use command::{Command, Request};
+pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
-pub use event::{Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said};
+pub use event::{
+    Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said, Whois,
+};
 pub use ids::{MAX_NODES, NodeId, SessionId};
 pub use names::{NameError, Nick, RoomName};
 pub use ops::{Ban, BanMask, Mode, ModeChange, Modes, Standing, Topic, describe_changes};
@@ -144,6 +146,7 @@ impl Hub {
             mint: Mint::after(edges.node, edges.store.last_id(edges.node)),
             next_order: 1,
             next_guest: 1,
+            peak_sessions: 0,
             overflowed: Vec::new(),
             woken: Vec::new(),
             wake: Arc::new(|woken: &mut Vec<Waker>| woken.drain(..).for_each(Waker::wake)),
@@ -258,6 +261,7 @@ impl Hub {
             let welcome = Event::Welcome {
                 nick: session.nick.clone(),
                 rooms: session.rooms.to_vec(),
+                census: chat.census(),
             };
             chat.send(id, &Outgoing::reply(welcome, reference));
         });

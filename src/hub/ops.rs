@@ -33,15 +33,26 @@ pub enum Standing {
     /// May speak while the room is moderated.
     Voiced,
     Operator,
+    /// Both an operator and voiced: voice matters again once the operator is deopped.
+    OperatorVoiced,
 }
 
 impl Standing {
-    /// `@` for an operator, `+` for a voiced member, as IRC's NAMES shows them.
+    /// `@` for an operator, `+` for a voiced member, as IRC's NAMES shows them: the
+    /// highest only.
     pub fn prefix(self) -> &'static str {
         match self {
             Standing::Member => "",
             Standing::Voiced => "+",
-            Standing::Operator => "@",
+            Standing::Operator | Standing::OperatorVoiced => "@",
+        }
+    }
+
+    /// Every prefix that applies, highest first (IRCv3 multi-prefix).
+    pub fn prefixes(self) -> &'static str {
+        match self {
+            Standing::OperatorVoiced => "@+",
+            other => other.prefix(),
         }
     }
 }
@@ -131,6 +142,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether the letter carries a parameter (bounded per request by
+    /// [`crate::limits::MAX_MODE_ARGS`]).
+    pub fn takes_param(&self) -> bool {
+        !matches!(
+            self,
+            Mode::TopicLocked | Mode::NoOutside | Mode::Moderated | Mode::InviteOnly
+        )
+    }
+
     pub fn letter(&self) -> char {
         match self {
             Mode::TopicLocked => 't',
@@ -421,13 +441,8 @@ impl ChatState {
         }
         let by = self.sessions[&id].nick.clone();
         let topic = text.and_then(|text| {
-            let text = text.as_str();
-            let mut end = text.len().min(TOPICLEN);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
             Some(Topic {
-                text: MessageText::new(&text[..end])?,
+                text: text.cut(TOPICLEN)?,
                 by: by.clone(),
                 at: now_ms(),
             })
@@ -520,6 +535,7 @@ impl ChatState {
                 modes,
                 ops,
                 voiced,
+                created: target.created,
             }));
         }
         let room = self.room_of(id, room)?;

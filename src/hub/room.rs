@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::names::RoomName;
-use super::ops::{Ban, Modes, Topic};
+use super::ops::{Ban, Modes, Standing, Topic};
 use super::post::RoomStatus;
 use super::{BySession, SessionId};
 use crate::fanout::{Recipient, RoomLog};
@@ -35,6 +35,8 @@ pub(super) struct Room {
     /// The number of the last entry said or posted here; `None` until the first, when the
     /// store is asked (a room that ended and began again continues its numbers).
     pub seq: Option<u64>,
+    /// When the room was made, milliseconds since the Unix epoch (IRC's 329).
+    pub created: u64,
 }
 
 /// How a room speaks to its members about itself; each room starts with the hub's.
@@ -79,11 +81,22 @@ impl Room {
             bans: Vec::new(),
             invited: Vec::new(),
             seq: None,
+            created: super::chat::now_ms(),
         }
     }
 
     pub fn is_op(&self, id: SessionId) -> bool {
         self.ops.contains_key(&id)
+    }
+
+    /// What member `id` is here: operator, voiced or neither.
+    pub fn standing(&self, id: SessionId) -> Standing {
+        match (self.is_op(id), self.voiced.contains_key(&id)) {
+            (true, true) => Standing::OperatorVoiced,
+            (true, false) => Standing::Operator,
+            (false, true) => Standing::Voiced,
+            (false, false) => Standing::Member,
+        }
     }
 
     /// Whether `id` may speak here now that the room is moderated or `id` banned.

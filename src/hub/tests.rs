@@ -65,7 +65,7 @@ fn a_newcomer_is_welcomed_into_the_lobby_and_announced() {
     let ana = named(&hub, "ana");
     let guest = join(&hub);
     let events = guest.inbox.take();
-    assert!(matches!(&events[0], Event::Welcome { nick, rooms }
+    assert!(matches!(&events[0], Event::Welcome { nick, rooms, .. }
         if nick.as_str().starts_with("guest-") && rooms == &vec![RoomName::lobby()]));
     assert!(matches!(&events[1], Event::Joined { you: true, members, .. } if members.len() == 2));
     assert!(

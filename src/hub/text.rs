@@ -35,6 +35,19 @@ impl MessageText {
         }
     }
 
+    /// The text cut to at most `bytes` bytes on a character boundary (a topic, an away
+    /// message); `None` when nothing printable is left.
+    pub fn cut(&self, bytes: usize) -> Option<MessageText> {
+        if self.0.len() <= bytes {
+            return Some(self.clone());
+        }
+        let mut end = bytes;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        MessageText::new(&self.0[..end])
+    }
+
     /// The text as sent, formatting codes included.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -49,6 +49,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/invite NICK [#room]",
         "let NICK in, even while the room is +i",
     ),
+    (
+        "/away [message]",
+        "mark yourself away (whoever writes to you is told), or back with none",
+    ),
+    (
+        "/whois NAME",
+        "the rooms NAME is in, how long idle, and if away",
+    ),
     ("/quit [message]", "leave the server"),
     ("/help", "this list"),
     ("//text", "send a line that starts with /"),

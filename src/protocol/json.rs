@@ -322,6 +322,8 @@ struct MessageOut<'a> {
     text: Cow<'a, str>,
     #[serde(skip_serializing_if = "is_false")]
     action: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    notice: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -339,6 +341,7 @@ impl<'a> MessageOut<'a> {
             from: said.from.as_str(),
             text: said.text.plain(),
             action: said.action,
+            notice: said.notice,
         }
     }
 }
@@ -388,7 +391,7 @@ impl AsRef<str> for RoomName {
 
 fn to_value(event: &Event) -> Value {
     match event {
-        Event::Welcome { nick, rooms } => json!({
+        Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),
             "rooms": names(rooms),
@@ -403,10 +406,17 @@ fn to_value(event: &Event) -> Value {
             from,
             to,
             text,
-        } => json!({
-            "type": "private", "id": id, "ts": ts,
-            "from": from.as_str(), "to": to.as_str(), "text": text.plain(),
-        }),
+            notice,
+        } => {
+            let mut v = json!({
+                "type": "private", "id": id, "ts": ts,
+                "from": from.as_str(), "to": to.as_str(), "text": text.plain(),
+            });
+            if *notice {
+                v["notice"] = true.into();
+            }
+            v
+        }
         Event::Joined {
             room,
             nick,
@@ -514,8 +524,10 @@ fn to_value(event: &Event) -> Value {
             modes,
             ops,
             voiced,
+            created,
         } => {
             let mut v = json!({
+                "created": created,
                 "type": "modes", "room": room.as_str(), "modes": modes.describe(true),
                 "ops": names(ops), "voiced": names(voiced),
             });
@@ -544,6 +556,25 @@ fn to_value(event: &Event) -> Value {
         Event::Rooms { rooms } => json!({
             "type": "rooms",
             "rooms": rooms.iter().map(|(name, members)| json!({"name": name.as_str(), "members": members})).collect::<Vec<_>>(),
+        }),
+        Event::Census(census) => json!({
+            "type": "census", "users": census.users, "peak": census.peak, "rooms": census.rooms,
+        }),
+        Event::Whois(whois) => json!({
+            "type": "whois", "nick": whois.nick.as_str(),
+            "rooms": whois.rooms.iter().map(|(room, standing)| json!({
+                "name": room.as_str(), "prefix": standing.prefix(),
+            })).collect::<Vec<_>>(),
+            "away": whois.away.as_ref().map(|a| a.plain()),
+            "signon": whois.signon, "idle_ms": whois.idle,
+        }),
+        Event::Away { nick, message, you } => json!({
+            "type": "away", "nick": nick.as_str(), "you": you,
+            "message": message.as_ref().map(|m| m.plain()),
+        }),
+        Event::AwayChanged { nick, message } => json!({
+            "type": "away_changed", "nick": nick.as_str(),
+            "message": message.as_ref().map(|m| m.plain()),
         }),
         Event::Ack { id, ts } => json!({"type": "ack", "id": id, "ts": ts}),
         Event::Error { code, message } => json!({
@@ -783,6 +814,7 @@ mod tests {
             from: Nick::parse("Begoña").unwrap(),
             text: MessageText::new("\u{2}¡hola!\u{f}").unwrap(),
             action: false,
+            notice: false,
         };
         // JSON readers get text without IRC formatting codes, as text readers do.
         assert_eq!(

@@ -4,6 +4,7 @@
 
 use super::{Refusal, nick_arg};
 use crate::hub::{BanMask, ErrorCode, Mode, ModeChange};
+use crate::limits::MAX_MODE_ARGS;
 
 /// What a mode line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +78,13 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
             }
         };
         changes.push(ModeChange { add, mode });
+    }
+    let with_param = changes.iter().filter(|c| c.mode.takes_param()).count();
+    if with_param > MAX_MODE_ARGS {
+        return Err(Refusal::new(
+            ErrorCode::InvalidArgument,
+            format!("at most {MAX_MODE_ARGS} changes with a parameter at once"),
+        ));
     }
     if changes.is_empty() {
         return Ok(ModeRequest::Query);

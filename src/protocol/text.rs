@@ -158,6 +158,8 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             message: crate::hub::MessageText::new(rest),
         },
         "help" | "?" => Command::Help,
+        "away" => Command::Away(crate::hub::MessageText::new(rest)),
+        "whois" => Command::Whois(nick_arg(required(rest, "/whois NAME")?)?),
         "status" => Command::Status {
             room: optional(rest).map(room_arg).transpose()?,
         },
@@ -244,6 +246,12 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             "*** Welcome to charla, {nick}! Type /help for commands, /nick NAME to choose your name."
         ),
         Event::Message(said) => write_said(s, said, None),
+        Event::Private {
+            from,
+            text,
+            notice: true,
+            ..
+        } => writeln!(s, "(private) -{from}- {text}"),
         Event::Private { from, text, .. } => writeln!(s, "(private) <{from}> {text}"),
         Event::Joined {
             room,
@@ -338,6 +346,7 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             modes,
             ops,
             voiced,
+            ..
         } => {
             let some = |nicks: &[Nick]| match nicks {
                 [] => "none".to_string(),
@@ -372,6 +381,43 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             s.push('\n');
             Ok(())
         }
+        Event::Census(census) => writeln!(
+            s,
+            "*** {} connected (at most {} at once), {} rooms",
+            census.users, census.peak, census.rooms
+        ),
+        Event::Whois(whois) => {
+            let rooms: Vec<String> = whois
+                .rooms
+                .iter()
+                .map(|(room, standing)| format!("{}{room}", standing.prefix()))
+                .collect();
+            let rooms = if rooms.is_empty() {
+                "no room".to_string()
+            } else {
+                rooms.join(" ")
+            };
+            let away = whois
+                .away
+                .as_ref()
+                .map(|away| format!("; away: {away}"))
+                .unwrap_or_default();
+            let idle = whois.idle / 1000;
+            writeln!(s, "*** {} is in {rooms}; idle {idle}s{away}", whois.nick)
+        }
+        Event::Away {
+            you: true,
+            message: Some(message),
+            ..
+        } => writeln!(s, "*** you are marked away: {message}"),
+        Event::Away { you: true, .. } => writeln!(s, "*** you are back"),
+        Event::Away {
+            nick,
+            message: Some(message),
+            ..
+        } => writeln!(s, "*** {nick} is away: {message}"),
+        // Who went away is shown when they are written to, not to everyone around them.
+        Event::Away { .. } | Event::AwayChanged { .. } => Ok(()),
         // The text format does not echo what a person typed.
         Event::Ack { .. } => Ok(()),
         // A refusal may quote what was typed (`/\x07x is not a command`): its control
@@ -398,6 +444,8 @@ fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Re
     }
     if said.action {
         writeln!(s, "* {} {}", said.from, said.text)
+    } else if said.notice {
+        writeln!(s, "-{}- {}", said.from, said.text)
     } else {
         writeln!(s, "<{}> {}", said.from, said.text)
     }
@@ -490,6 +538,11 @@ mod tests {
         assert!(matches!(request("/users"), Command::Users { room: None }));
         assert!(matches!(request("/rooms"), Command::Rooms));
         assert!(matches!(request("/help"), Command::Help));
+        assert!(
+            matches!(request("/away at lunch"), Command::Away(Some(m)) if m.as_str() == "at lunch")
+        );
+        assert!(matches!(request("/away"), Command::Away(None)));
+        assert!(matches!(request("/whois Begoña"), Command::Whois(n) if n.as_str() == "Begoña"));
         match request("/leave #ops see you") {
             Command::Leave {
                 room: Some(r),
@@ -544,6 +597,7 @@ mod tests {
             from: Nick::parse("João").unwrap(),
             text: MessageText::new(text).unwrap(),
             action,
+            notice: false,
         }
     }
 

@@ -13,7 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     // 1: history. One row an entry, keyed by its message id (unique, and increasing on
     // one node, so a room's rows in id order are its history in order). `room_key` is the
     // room's comparison key (`RoomName::key`), `room` the spelling it was said under;
-    // `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert; `author` the nick
+    // `kind` 0 said, 1 said with `/me`, 2 a feed's notice, 3 an alert, 4 said as a notice (IRC NOTICE); `author` the nick
     // or the feed's source; `fields` a feed's details as a JSON array of `[name, value]`.
     // `meta` holds `last_id`: the largest message id handed out, stored or not (an entry
     // lost to a full queue still had its id seen live), so ids after a restart are new.

@@ -86,6 +86,7 @@ const KIND_SAID: i64 = 0;
 const KIND_ACTION: i64 = 1;
 const KIND_NOTICE: i64 = 2;
 const KIND_ALERT: i64 = 3;
+const KIND_SAID_NOTICE: i64 = 4;
 
 /// Why the history file could not be used; `charla serve` stops with it.
 #[derive(Debug, thiserror::Error)]
@@ -916,7 +917,11 @@ fn commit(
             let room = entry.room();
             let (kind, author, fields) = match entry {
                 Entry::Said(said) => (
-                    if said.action { KIND_ACTION } else { KIND_SAID },
+                    match (said.action, said.notice) {
+                        (true, _) => KIND_ACTION,
+                        (false, true) => KIND_SAID_NOTICE,
+                        (false, false) => KIND_SAID,
+                    },
                     said.from.as_str(),
                     None,
                 ),
@@ -1046,7 +1051,7 @@ impl Stored<'_> {
         let room = names.room(self.room)?;
         let text = MessageText::new(self.text)?;
         Some(match self.kind {
-            KIND_SAID | KIND_ACTION => Entry::Said(Said {
+            KIND_SAID | KIND_ACTION | KIND_SAID_NOTICE => Entry::Said(Said {
                 id: self.id,
                 seq: self.seq,
                 ts: self.ts,
@@ -1054,6 +1059,7 @@ impl Stored<'_> {
                 from: names.nick(self.author)?,
                 text,
                 action: self.kind == KIND_ACTION,
+                notice: self.kind == KIND_SAID_NOTICE,
             }),
             KIND_NOTICE | KIND_ALERT => {
                 let kind = if self.kind == KIND_ALERT {

@@ -61,35 +61,62 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
     let server = server().await;
     let mut ana = Irc::connect(&server).await;
     ana.send("CAP LS 302").await;
-    assert_eq!(ana.line().await, ":charla CAP * LS :");
+    assert!(ana.line().await.starts_with(":charla CAP * LS :"));
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     // Registration waits for CAP END: nothing yet.
     ana.0.silent_for(QUIET).await;
     ana.send("CAP END").await;
     let mut numerics = Vec::new();
-    for _ in 0..6 {
+    let mut tokens = Vec::new();
+    for _ in 0..12 {
         let line = ana.line().await;
         let words: Vec<&str> = line.split(' ').collect();
         assert_eq!((words[0], words[2]), (":charla", "ana"), "{line}");
         numerics.push(words[1].to_string());
         if words[1] == "005" {
-            for token in [
-                "CHANTYPES=#",
-                "NICKLEN=24",
-                "CHANNELLEN=32",
-                "CHANLIMIT=#:100",
-                "PREFIX=(ov)@+",
-                "CHANMODES=b,k,l,imnt",
-                "TOPICLEN=390",
-                "MAXLIST=b:50",
-            ] {
-                assert!(words.contains(&token), "{token} in {line}");
-            }
-            assert!(words.contains(&"NETWORK=charla") && words.contains(&"UTF8ONLY"));
+            // A line has at most 15 parameters, so ISUPPORT takes two.
+            let params =
+                words.len() - 2 - (line.split(" :").nth(1).unwrap().split(' ').count() - 1);
+            assert!(params <= 15, "{params} parameters in {line}");
+            let (middle, _) = line.split_once(" :are supported").unwrap();
+            tokens.extend(middle.split(' ').skip(3).map(String::from));
+        }
+        if words[1] == "004" {
+            assert_eq!(words[3..], ["charla", words[4], "-", "biklmnotv", "bklov"]);
+        }
+        if words[1] == "251" {
+            assert_eq!(
+                line,
+                ":charla 251 ana :There are 1 users and 0 invisible on 1 servers"
+            );
+        }
+        if words[1] == "265" {
+            assert_eq!(words[3..5], ["1", "1"], "{line}");
         }
     }
-    assert_eq!(numerics, ["001", "002", "003", "004", "005", "422"]);
+    for token in [
+        "CHANTYPES=#",
+        "NICKLEN=24",
+        "CHANNELLEN=32",
+        "CHANLIMIT=#:100",
+        "PREFIX=(ov)@+",
+        "CHANMODES=b,k,l,imnt",
+        "TOPICLEN=390",
+        "MAXLIST=b:50",
+        "NETWORK=charla",
+        "UTF8ONLY",
+        "MODES=12",
+        "AWAYLEN=200",
+    ] {
+        assert!(tokens.iter().any(|t| t == token), "{token} in {tokens:?}");
+    }
+    assert_eq!(
+        numerics,
+        [
+            "001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"
+        ]
+    );
     assert_eq!(ana.line().await, ":ana!ana@charla JOIN #lobby");
     assert_eq!(ana.line().await, ":charla 353 ana = #lobby :ana");
     assert_eq!(
@@ -175,11 +202,138 @@ async fn private_messages_cross_protocols_both_ways() {
     assert_eq!(ana.line().await, ":bob!bob@charla PRIVMSG ana :qué pasa");
     ana.send("PRIVMSG nobody :hello?").await;
     assert!(ana.line().await.starts_with(":charla 401 ana nobody :"));
-    // NOTICE never draws an error back.
+    // NOTICE never draws an error back, and stays a notice for its reader.
     ana.send("NOTICE nobody :hello?").await;
+    ana.send("NOTICE #nowhere :hello?").await;
     ana.send("NOTICE bob :fyi").await;
-    assert_eq!(bob.line().await, "(private) <ana> fyi");
+    assert_eq!(bob.line().await, "(private) -ana- fyi");
     ana.0.silent_for(QUIET).await;
+}
+
+#[tokio::test]
+async fn notices_to_a_channel_stay_notices_in_every_protocol() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    let mut cai = Irc::registered(&server, "cai").await;
+    bob.expect("cai joined").await;
+    ana.expect("cai!cai@charla JOIN #lobby").await;
+    ana.send("NOTICE #lobby :deploy done").await;
+    assert_eq!(bob.line().await, "#lobby -ana- deploy done");
+    assert_eq!(
+        cai.line().await,
+        ":ana!ana@charla NOTICE #lobby :deploy done"
+    );
+    // As a PRIVMSG would, a notice comes back in the history, still a notice.
+    cai.send("HISTORY #lobby").await;
+    let replayed = cai.expect("deploy done").await;
+    assert!(
+        replayed.starts_with(":ana!ana@charla NOTICE #lobby :"),
+        "{replayed}"
+    );
+    ana.0.silent_for(QUIET).await;
+}
+
+#[tokio::test]
+async fn whois_names_rooms_away_and_idle_and_ends_with_318() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("WHOIS bob").await;
+    assert_eq!(ana.line().await, ":charla 311 ana bob bob charla * :bob");
+    assert_eq!(ana.line().await, ":charla 319 ana bob :#lobby @#ops");
+    assert!(ana.line().await.starts_with(":charla 312 ana bob charla :"));
+    let idle = ana.line().await;
+    assert!(idle.starts_with(":charla 317 ana bob "), "{idle}");
+    assert!(idle.ends_with(" :seconds idle, signon time"), "{idle}");
+    assert_eq!(ana.line().await, ":charla 318 ana bob :End of /WHOIS list");
+    ana.send("WHOIS nobody").await;
+    assert!(ana.line().await.starts_with(":charla 401 ana nobody :"));
+    assert_eq!(
+        ana.line().await,
+        ":charla 318 ana nobody :End of /WHOIS list"
+    );
+    // A name that cannot be a nick is quoted back as one word.
+    ana.send("WHOIS :two words").await;
+    assert_eq!(ana.line().await, ":charla 401 ana two :No such nick");
+    assert_eq!(ana.line().await, ":charla 318 ana two :End of /WHOIS list");
+    // Away shows in WHOIS (301) and answers a private message; a notice gets nothing.
+    bob.send("/away at lunch").await;
+    bob.expect("*** you are marked away: at lunch").await;
+    ana.send("WHOIS bob").await;
+    assert_eq!(ana.expect(" 301 ").await, ":charla 301 ana bob :at lunch");
+    ana.expect(" 318 ").await;
+    ana.send("PRIVMSG bob :lunch?").await;
+    assert_eq!(ana.line().await, ":charla 301 ana bob :at lunch");
+    ana.send("NOTICE bob :fyi").await;
+    ana.0.silent_for(QUIET).await;
+    bob.send("/away").await;
+    bob.expect("you are back").await;
+    ana.send("PRIVMSG bob :back?").await;
+    ana.0.silent_for(QUIET).await;
+}
+
+#[tokio::test]
+async fn away_lusers_join_0_and_channel_creation_time() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("AWAY :brb").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 306 ana :You have been marked as being away"
+    );
+    bob.send("/msg ana hi").await;
+    assert_eq!(bob.expect("ana is away").await, "*** ana is away: brb");
+    ana.send("AWAY").await;
+    assert_eq!(
+        ana.expect(" 305 ").await,
+        ":charla 305 ana :You are no longer marked as being away"
+    );
+    ana.send("LUSERS").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 251 ana :There are 2 users and 0 invisible on 1 servers"
+    );
+    assert_eq!(ana.line().await, ":charla 254 ana 1 :channels formed");
+    assert_eq!(
+        ana.line().await,
+        ":charla 255 ana :I have 2 clients and 0 servers"
+    );
+    assert_eq!(
+        ana.line().await,
+        ":charla 265 ana 2 2 :Current local users 2, max 2"
+    );
+    assert_eq!(
+        ana.line().await,
+        ":charla 266 ana 2 2 :Current global users 2, max 2"
+    );
+    ana.send("JOIN #ops").await;
+    ana.expect(" 366 ana #ops ").await;
+    ana.send("MODE #ops").await;
+    assert_eq!(ana.line().await, ":charla 324 ana #ops +nt");
+    let created = ana.line().await;
+    let at: u64 = created
+        .strip_prefix(":charla 329 ana #ops ")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(at > 1_700_000_000, "{created}");
+    ana.send("JOIN 0").await;
+    let mut parted = vec![ana.line().await, ana.line().await];
+    parted.sort();
+    assert_eq!(
+        parted,
+        [":ana!ana@charla PART #lobby", ":ana!ana@charla PART #ops"]
+    );
+    assert_eq!(bob.expect("ana left").await, "#lobby *** ana left (left)");
+    ana.send("WHOIS ana").await;
+    ana.expect(" 311 ").await;
+    assert!(
+        ana.line().await.starts_with(":charla 312 "),
+        "in no room: no 319"
+    );
 }
 
 #[tokio::test]
@@ -439,4 +593,96 @@ async fn a_silent_client_is_pinged_and_dropped_if_it_does_not_answer() {
     mute.send("NICK mute").await;
     let lines = mute.0.until_closed().await;
     assert!(lines.iter().all(|l| !l.contains("PING")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut cai = Irc::registered(&server, "cai").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP LS 302").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP * LS :away-notify echo-message multi-prefix server-time"
+    );
+    ana.send("CAP REQ :server-time sasl").await;
+    assert_eq!(ana.line().await, ":charla CAP * NAK :server-time sasl");
+    ana.send("CAP REQ :server-time echo-message multi-prefix away-notify")
+        .await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP * ACK :server-time echo-message multi-prefix away-notify"
+    );
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 366 ana #lobby ").await;
+    ana.send("CAP LIST").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP ana LIST :away-notify echo-message multi-prefix server-time"
+    );
+    bob.expect("ana joined").await;
+    cai.expect("ana!ana@charla JOIN #lobby").await;
+
+    // server-time: the hub's own time of the message, on ana's line only.
+    bob.send("hola").await;
+    let tagged = ana.line().await;
+    let (tag, line) = tagged.split_once(' ').unwrap();
+    assert_eq!(line, ":bob!bob@charla PRIVMSG #lobby :hola");
+    let time = tag
+        .strip_prefix("@time=")
+        .unwrap_or_else(|| panic!("{tagged}"));
+    assert!(
+        time.parse::<jiff::Timestamp>().is_ok() && time.ends_with('Z'),
+        "{time}"
+    );
+    assert_eq!(time.len(), "2026-12-04T10:20:00.000Z".len(), "{time}");
+    assert_eq!(cai.line().await, ":bob!bob@charla PRIVMSG #lobby :hola");
+
+    // echo-message: ana's own message comes back to ana, as everyone else got it.
+    ana.send("PRIVMSG #lobby :\x01ACTION waves\x01").await;
+    assert_eq!(bob.line().await, "#lobby * ana waves");
+    assert_eq!(
+        cai.line().await,
+        ":ana!ana@charla PRIVMSG #lobby :\x01ACTION waves\x01"
+    );
+    let echoed = ana.line().await;
+    assert!(echoed.starts_with("@time="), "{echoed}");
+    assert!(
+        echoed.ends_with(" :ana!ana@charla PRIVMSG #lobby :\x01ACTION waves\x01"),
+        "{echoed}"
+    );
+    ana.send("NOTICE bob :fyi").await;
+    assert_eq!(bob.line().await, "(private) -ana- fyi");
+    assert!(
+        ana.line()
+            .await
+            .ends_with(" :ana!ana@charla NOTICE bob :fyi")
+    );
+
+    // multi-prefix: an operator who is also voiced shows both to ana, one to cai.
+    ana.send("JOIN #ops").await;
+    ana.expect(" 366 ana #ops ").await;
+    ana.send("MODE #ops +v ana").await;
+    ana.expect("MODE #ops +v ana").await;
+    ana.send("NAMES #ops").await;
+    assert_eq!(ana.line().await, ":charla 353 ana = #ops :@+ana");
+    ana.expect(" 366 ").await;
+    ana.send("WHO #ops").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 352 ana #ops ana charla charla ana H@+ :0 ana"
+    );
+    cai.send("NAMES #ops").await;
+    assert_eq!(cai.line().await, ":charla 353 cai = #ops :@ana");
+
+    // away-notify: cai going away and coming back is told to ana, who shares #lobby.
+    cai.send("AWAY :lunch").await;
+    cai.expect(" 306 ").await;
+    assert_eq!(ana.expect("AWAY").await, ":cai!cai@charla AWAY :lunch");
+    cai.send("AWAY").await;
+    assert_eq!(ana.line().await, ":cai!cai@charla AWAY");
+    bob.silent_for(QUIET).await;
 }

@@ -294,6 +294,7 @@ async fn keys_limits_and_invite_only_refuse_each_protocol_in_its_words() {
     cai.expect("*** op invites you to #irc").await;
     op.send("MODE #irc").await;
     assert_eq!(op.line().await, ":charla 324 op #irc +nt");
+    assert!(op.line().await.starts_with(":charla 329 op #irc "));
     op.send("MODE #irc +z").await;
     assert_eq!(
         op.line().await,

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
-use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, Request, RoomName};
+use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
+use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
@@ -36,6 +36,8 @@ struct IrcClient {
     negotiating: bool,
     /// A PING was sent for the client's silence, and nothing came since.
     pinged: bool,
+    /// The IRCv3 capabilities asked for; `format` writes them.
+    caps: Caps,
 }
 
 impl IrcCodec {
@@ -49,6 +51,7 @@ impl IrcCodec {
                 user: false,
                 negotiating: false,
                 pinged: false,
+                caps: Caps::default(),
             },
             keepalive: limits.ping_interval,
         }
@@ -136,6 +139,12 @@ impl IrcClient {
             "KICK" => self.kick(m, sink),
             "INVITE" => self.invite(m, sink),
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
+            "WHOIS" => self.whois(m, sink),
+            "AWAY" => {
+                let message = m.param(0).and_then(MessageText::new);
+                self.ask(sink, "AWAY", "*", Command::Away(message));
+            }
+            "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
             "HISTORY" => self.history(m, sink),
             _ => self.numeric(
                 sink,
@@ -152,20 +161,32 @@ impl IrcClient {
         answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
     }
 
-    /// CAP: no capability is offered yet, so LS and LIST answer an empty list and REQ is
-    /// refused whole. LS or REQ before registration holds it until END (IRCv3).
+    /// CAP: LS names the capabilities charla implements ([`Caps::ALL`]), LIST those
+    /// asked for; REQ takes a list whole (`-cap` to drop one) or refuses it whole (NAK)
+    /// when it names one charla lacks, and the format changes to write what was asked for.
+    /// LS or REQ before registration holds it until END (IRCv3).
     fn cap(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let me = self.me().to_string();
         let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
         let reply = match sub.as_str() {
             "LS" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} LS :")
+                let all = Caps::ALL.iter().map(|(name, _)| *name);
+                format!("CAP {me} LS :{}", all.collect::<Vec<_>>().join(" "))
             }
-            "LIST" => format!("CAP {me} LIST :"),
+            "LIST" => format!("CAP {me} LIST :{}", self.caps.names()),
             "REQ" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} NAK :{}", m.param(1).unwrap_or(""))
+                let asked = m.param(1).unwrap_or("");
+                match requested(self.caps, asked) {
+                    Some(caps) => {
+                        self.caps = caps;
+                        self.format = self.format.with_caps(caps);
+                        sink.speak(self.format);
+                        format!("CAP {me} ACK :{asked}")
+                    }
+                    None => format!("CAP {me} NAK :{asked}"),
+                }
             }
             "END" => {
                 self.negotiating = false;
@@ -175,7 +196,7 @@ impl IrcClient {
                 return self.numeric(
                     sink,
                     ERR_INVALIDCAPCMD,
-                    &format!("{} :Invalid CAP command", m.param(0).unwrap_or("*")),
+                    &format!("{} :Invalid CAP command", word(m.param(0).unwrap_or(""))),
                 );
             }
         };
@@ -189,11 +210,10 @@ impl IrcClient {
         let nick = match Nick::parse(wanted) {
             Ok(nick) => nick,
             Err(e) => {
-                let word = wanted.split(' ').next().unwrap_or("*");
                 return self.numeric(
                     sink,
                     ERR_ERRONEUSNICKNAME,
-                    &format!("{word} :Erroneous nickname: {e}"),
+                    &format!("{} :Erroneous nickname: {e}", word(wanted)),
                 );
             }
         };
@@ -255,6 +275,10 @@ impl IrcClient {
         let Some(list) = m.param(0) else {
             return self.need_more(sink, "JOIN");
         };
+        if list == "0" {
+            // `JOIN 0` leaves every channel (RFC 2812).
+            return self.ask(sink, "PART", "*", Command::LeaveAll { message: None });
+        }
         let mut keys = m.param(1).unwrap_or("").split(',');
         for (i, name) in targets(list, "JOIN") {
             let key = keys.next().filter(|k| !k.is_empty());
@@ -315,16 +339,17 @@ impl IrcClient {
                 self.numeric(
                     sink,
                     ERR_USERNOTINCHANNEL,
-                    &format!("{target} {room} :They aren't on that channel"),
+                    &format!("{} {room} :They aren't on that channel", word(target)),
                 );
                 continue;
             };
+            let subject = format!("{room},{nick}");
             let kick = Command::Kick {
                 room: Some(room.clone()),
                 nick,
                 reason: reason.clone(),
             };
-            self.ask(sink, "KICK", &format!("{room},{target}"), kick);
+            self.ask(sink, "KICK", &subject, kick);
         }
     }
 
@@ -340,14 +365,15 @@ impl IrcClient {
             return self.numeric(
                 sink,
                 ERR_NOSUCHNICK,
-                &format!("{target} :No such nick/channel"),
+                &format!("{} :No such nick/channel", word(target)),
             );
         };
+        let subject = format!("{room},{nick}");
         let invite = Command::Invite {
             room: Some(room.clone()),
             nick,
         };
-        self.ask(sink, "INVITE", &format!("{room},{target}"), invite);
+        self.ask(sink, "INVITE", &subject, invite);
     }
 
     /// What a client expects after its JOIN: every member (`353`, `366`; the hub's join
@@ -384,8 +410,9 @@ impl IrcClient {
         }
     }
 
-    /// PRIVMSG and NOTICE, to rooms and nicks alike; CTCP ACTION is `/me`. NOTICE is
-    /// never answered with an error (RFC 2812).
+    /// PRIVMSG and NOTICE, to rooms and nicks alike; CTCP ACTION is `/me` in a PRIVMSG.
+    /// A NOTICE stays a notice for its readers, and is never answered with an error (RFC
+    /// 2812).
     fn privmsg(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
         let notice = verb == "NOTICE";
         let Some(targets) = m.param(0) else {
@@ -400,10 +427,11 @@ impl IrcClient {
         };
         let raw = m.param(1).unwrap_or("");
         let (body, action) = match ctcp(raw) {
-            Some(Ctcp::Action(body)) => (body, true),
-            // Other CTCP queries (VERSION, PING…) are between clients, and charla
-            // removes the \x01 that frames them from every message: dropped.
-            Some(Ctcp::Other) => return,
+            Some(Ctcp::Action(body)) if !notice => (body, true),
+            // Other CTCP queries (VERSION, PING…) and replies (in NOTICEs) are between
+            // clients, and charla removes the \x01 that frames them from every message:
+            // dropped.
+            Some(_) => return,
             None => (raw, false),
         };
         let Some(text) = MessageText::new(body) else {
@@ -437,23 +465,32 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let say = Command::Say {
-                    room: Some(room),
-                    text: text.clone(),
-                    action,
+                let echo = self.echo(&text, action);
+                let say = if notice {
+                    Command::Notice {
+                        to: NoticeTarget::Room(room),
+                        text: text.clone(),
+                    }
+                } else {
+                    Command::Say {
+                        room: Some(room),
+                        text: text.clone(),
+                        action,
+                    }
                 };
-                self.ask(sink, verb, &subject, say);
+                self.ask_echoed(sink, verb, &subject, &echo, say);
             } else {
                 let Ok(to) = Nick::parse(target) else {
                     if !notice {
                         self.numeric(
                             sink,
                             ERR_NOSUCHNICK,
-                            &format!("{target} :No such nick/channel"),
+                            &format!("{} :No such nick/channel", word(target)),
                         );
                     }
                     continue;
                 };
+                let echo = self.echo(&text, action);
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -462,7 +499,34 @@ impl IrcClient {
                     text.clone()
                 };
                 let subject = to.as_str().to_owned();
-                self.ask(sink, verb, &subject, Command::Msg { to, text });
+                let msg = if notice {
+                    Command::Notice {
+                        to: NoticeTarget::Nick(to),
+                        text,
+                    }
+                } else {
+                    Command::Msg { to, text }
+                };
+                self.ask_echoed(sink, verb, &subject, &echo, msg);
+            }
+        }
+    }
+
+    /// WHOIS [server] nick: the last parameter names whom; of a list, the first only.
+    fn whois(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(wanted) = m.params.iter().rev().find(|p| !p.is_empty()) else {
+            return self.numeric(sink, ERR_NONICKNAMEGIVEN, ":No nickname given");
+        };
+        let wanted = wanted.split(',').next().unwrap_or(wanted);
+        match Nick::parse(wanted) {
+            Ok(nick) => {
+                let subject = nick.as_str().to_owned();
+                self.ask(sink, "WHOIS", &subject, Command::Whois(nick));
+            }
+            Err(_) => {
+                let word = word(wanted);
+                self.numeric(sink, ERR_NOSUCHNICK, &format!("{word} :No such nick"));
+                self.numeric(sink, RPL_ENDOFWHOIS, &format!("{word} :End of /WHOIS list"));
             }
         }
     }
@@ -478,7 +542,8 @@ impl IrcClient {
                 break;
             }
             if !name.starts_with('#') && verb == "WHO" {
-                self.numeric(sink, RPL_ENDOFWHO, &format!("{name} :End of WHO list"));
+                let end = format!("{} :End of WHO list", word(name));
+                self.numeric(sink, RPL_ENDOFWHO, &end);
                 continue;
             }
             let Some(room) = self.channel(name, sink) else {
@@ -521,11 +586,12 @@ impl IrcClient {
                     let letter = letters
                         .chars()
                         .find(|c| !"+-bklimntov".contains(*c))
-                        .unwrap_or('?');
+                        .unwrap_or('?')
+                        .to_string();
                     return self.numeric(
                         sink,
                         ERR_UNKNOWNMODE,
-                        &format!("{letter} :is unknown mode char to me"),
+                        &format!("{} :is unknown mode char to me", word(&letter)),
                     );
                 }
                 Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
@@ -535,7 +601,7 @@ impl IrcClient {
                     return self.numeric(
                         sink,
                         ERR_INVALIDMODEPARAM,
-                        &format!("{room} {letters} * :{}", refusal.message),
+                        &format!("{room} {} * :{}", word(letters), refusal.message),
                     );
                 }
             };
@@ -582,6 +648,7 @@ impl IrcClient {
     }
 
     fn no_such_channel(&mut self, sink: &mut impl Sink, name: &str) {
+        let name = word(name);
         self.numeric(sink, ERR_NOSUCHCHANNEL, &format!("{name} :No such channel"));
     }
 
@@ -595,8 +662,34 @@ impl IrcClient {
 
     /// Hands the hub `command`, tagged with what was asked so its reply can be written.
     fn ask(&mut self, sink: &mut impl Sink, verb: &str, subject: &str, command: Command) {
-        let reference = Asked::new(Some(self.me()), verb, subject).reference();
-        self.send(sink, command, reference);
+        self.ask_echoed(sink, verb, subject, "", command);
+    }
+
+    /// [`Self::ask`], the reference also carrying `echo` (from [`Self::echo`]) for the
+    /// acknowledgement to be written as the message itself.
+    fn ask_echoed(
+        &mut self,
+        sink: &mut impl Sink,
+        verb: &str,
+        subject: &str,
+        echo: &str,
+        command: Command,
+    ) {
+        let asked = Asked {
+            rest: echo,
+            ..Asked::new(Some(self.me()), verb, subject)
+        };
+        self.send(sink, command, asked.reference());
+    }
+
+    /// What a message's acknowledgement must echo, for a client with echo-message: `a`
+    /// (an action) or `p`, then the text as the hub keeps it; nothing for other clients.
+    fn echo(&self, text: &MessageText, action: bool) -> String {
+        if !self.caps.has(Caps::ECHO_MESSAGE) {
+            return String::new();
+        }
+        let kind = if action { 'a' } else { 'p' };
+        format!("{kind} {}", text.as_str())
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
@@ -633,6 +726,38 @@ fn answer(sink: &mut impl Sink, line: &str) {
     line.truncate(end);
     line.push_str("\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
+}
+
+/// `caps` changed as a `CAP REQ` list asks (`name` on, `-name` off), or `None` when it
+/// names a capability charla lacks or nothing at all: the whole request is then refused.
+fn requested(caps: Caps, list: &str) -> Option<Caps> {
+    let mut changed = caps;
+    let mut any = false;
+    for word in list.split(' ').filter(|w| !w.is_empty()) {
+        let (on, name) = match word.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, word),
+        };
+        changed = changed.with(Caps::named(name)?, on);
+        any = true;
+    }
+    any.then_some(changed)
+}
+
+/// What a client sent, quoted as one middle parameter of a numeric: up to its first space
+/// or what [`answer`] turns into one (a tab, U+2028, U+2029), and `*` when that
+/// leaves nothing or a word starting with `:`, which would begin the trailing parameter.
+/// A target sent as a trailing parameter (`JOIN :#a b`) may hold spaces.
+fn word(sent: &str) -> &str {
+    let first = sent
+        .split([' ', '\t', '\u{2028}', '\u{2029}'])
+        .next()
+        .unwrap_or("");
+    if first.is_empty() || first.starts_with(':') {
+        "*"
+    } else {
+        first
+    }
 }
 
 /// Bytes of the line an IRC reader gets for `text` said by `nick` to `target`, CRLF
@@ -744,7 +869,10 @@ mod tests {
         let mut codec = IrcCodec::new(&Limits::default());
         let mut sink = IrcRecord::default();
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
-        assert_eq!(sink.seen, [":charla CAP * LS :\r\n"]);
+        assert_eq!(
+            sink.seen,
+            [":charla CAP * LS :away-notify echo-message multi-prefix server-time\r\n"]
+        );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");
         assert_eq!(sink.seen[2], "register taken Some(\"* NICK taken\")");
@@ -899,7 +1027,37 @@ mod tests {
         assert!(got[0].starts_with("Say"), "{got:?}");
         // A NOTICE is never answered: it goes, and IRC readers get it split.
         let got = run(&mut codec, &sent.replacen("PRIVMSG", "NOTICE ", 1));
-        assert!(got[0].starts_with("Say"), "{got:?}");
+        assert!(got[0].starts_with("Notice"), "{got:?}");
+    }
+
+    /// Every numeric that quotes what was sent quotes one word: a target sent as a
+    /// trailing parameter with spaces, or with a tab (which becomes a space), or starting
+    /// with `:`, must not add parameters to the reply.
+    #[test]
+    fn numerics_quoting_a_spaced_target_keep_their_shape() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let cases = [
+            ("JOIN :#a b", "403", 3),
+            ("WHO :x y", "315", 3),
+            ("KICK #ops :bo b", "441", 4),
+            ("INVITE bo\tb #ops", "401", 3),
+            ("PRIVMSG bo\u{b}b :hi", "401", 3),
+            ("CAP :a b", "410", 3),
+            ("WHOIS ::x", "401", 3),
+            ("MODE #ops :+m x", "472", 3),
+            ("TOPIC :#a\u{2028}b", "403", 3),
+            ("NICK :a b", "432", 3),
+            ("PART ::#x", "403", 3),
+        ];
+        for (input, number, params) in cases {
+            let got = run(&mut codec, &format!("{input}\r\n"));
+            let line = got[0].trim_end_matches("\r\n");
+            let reply = Message::parse(line).unwrap();
+            assert_eq!(reply.command, number, "{input:?}: {line:?}");
+            assert_eq!(reply.params.len(), params, "{input:?}: {line:?}");
+            assert!(!reply.params[1].contains(' '), "{input:?}: {line:?}");
+        }
     }
 
     #[test]

@@ -6,12 +6,14 @@ use bytes::Bytes;
 
 use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
-    Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind, Posted,
-    Said, Standing, describe_changes,
+    Census, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind,
+    Posted, Said, Standing, Whois, describe_changes,
 };
-use crate::limits::{MAX_BANS_PER_ROOM, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN};
+use crate::limits::{
+    AWAYLEN, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN,
+};
 
 /// The longest line charla writes, CRLF included: what every client accepts.
 const MAX_OUT_BYTES: usize = 512;
@@ -20,6 +22,14 @@ const MAX_OUT_BYTES: usize = 512;
 /// within [`MAX_OUT_BYTES`] with its prefix and channel name.
 const NAMES_PER_LINE_BYTES: usize = 400;
 
+/// ISUPPORT tokens per 005 line: with the nick and the trailing text, within the 15
+/// parameters a line may have.
+const ISUPPORT_PER_LINE: usize = 12;
+
+/// Channel modes for 004: every letter `hub::Mode` has, then those that take a parameter.
+const CHANNEL_MODES: &str = "biklmnotv";
+const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
+
 /// The ISUPPORT tokens. Case: charla compares nicks and room names by a key that also
 /// makes look-alikes equal (NFC, Unicode lower case, the UTS #39 confusable skeleton,
 /// lower case again: `hub::names`), the same rule in every protocol. No registered
@@ -27,9 +37,9 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// `rfc1459`. CHANMODES and PREFIX list exactly the modes the hub has (`hub::Mode`).
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
-         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} NETWORK=charla \
-         NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
+        "AWAYLEN={AWAYLEN} CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
+         CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
+         MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
          TOPICLEN={TOPICLEN} UTF8ONLY",
         format.max_rooms_per_client
@@ -51,7 +61,7 @@ fn write_event(
     asked: Asked<'_>,
 ) -> std::fmt::Result {
     match event {
-        Event::Welcome { nick, .. } => {
+        Event::Welcome { nick, census, .. } => {
             let version = env!("CARGO_PKG_VERSION");
             numeric(
                 s,
@@ -71,24 +81,40 @@ fn write_event(
                 nick.as_str(),
                 ":This server shares its rooms with nc and JSON-lines users",
             )?;
-            // No user modes exist; the channel modes are in ISUPPORT (CHANMODES, PREFIX).
+            // No user mode exists, and a parameter cannot be empty: `-` says there is none.
+            // The channel modes are those of `hub::Mode`, then those taking a parameter.
             numeric(
                 s,
                 RPL_MYINFO,
                 nick.as_str(),
-                &format!("{SERVER_NAME} charla-{version}"),
+                &format!(
+                    "{SERVER_NAME} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"
+                ),
             )?;
-            numeric(
-                s,
-                RPL_ISUPPORT,
-                nick.as_str(),
-                &format!("{} :are supported by this server", isupport(format)),
-            )?;
+            // A line has at most 15 parameters: the nick, the tokens and the trailing text,
+            // so the tokens go out a few at a time.
+            let tokens = isupport(format);
+            let tokens: Vec<&str> = tokens.split(' ').collect();
+            for some in tokens.chunks(ISUPPORT_PER_LINE) {
+                let some = some.join(" ");
+                let line = format!("{some} :are supported by this server");
+                numeric(s, RPL_ISUPPORT, nick.as_str(), &line)?;
+            }
+            write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
-        Event::Message(said) => write_said(s, said, None),
-        Event::Private { from, to, text, .. } => {
-            write_text(s, from.as_str(), "PRIVMSG", to.as_str(), "", text, false)
+        Event::Message(said) => write_said(s, format, said, false),
+        Event::Private {
+            from,
+            to,
+            text,
+            notice,
+            ts,
+            ..
+        } => {
+            let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
+            let (tag, _) = stamps(format, *ts, false);
+            write_text(s, &tag, from.as_str(), verb, to.as_str(), "", text, false)
         }
         // One's own join names at most the first few members (a room setting); the codec
         // asks for all of them next, as IRC clients build their member lists from it.
@@ -118,17 +144,17 @@ fn write_event(
             }
             for entry in messages {
                 match entry {
-                    Entry::Said(said) => write_said(s, said, Some(said.ts))?,
-                    Entry::Posted(posted) => write_posted(s, posted, Some(posted.ts))?,
+                    Entry::Said(said) => write_said(s, format, said, true)?,
+                    Entry::Posted(posted) => write_posted(s, format, posted, true)?,
                 }
             }
             Ok(())
         }
-        Event::Posted(posted) => write_posted(s, posted, None),
+        Event::Posted(posted) => write_posted(s, format, posted, false),
         Event::Status { room, items } => {
             for notice in items {
                 let text = format!("--- {}", notice.text.as_str());
-                write_feed(s, notice, room.as_str(), &text)?;
+                write_feed(s, "", notice, room.as_str(), &text)?;
             }
             Ok(())
         }
@@ -138,7 +164,7 @@ fn write_event(
             standing,
         } if asked.verb == "WHO" => {
             for (nick, standing) in nicks.iter().zip(standing) {
-                let flag = standing.prefix();
+                let flag = shown(format, *standing);
                 numeric(
                     s,
                     RPL_WHOREPLY,
@@ -164,7 +190,7 @@ fn write_event(
             room,
             nicks,
             standing,
-        } => names(s, asked.nick, room.as_str(), nicks, standing),
+        } => names(s, format, asked.nick, room.as_str(), nicks, standing),
         Event::Topic {
             room,
             topic: Some(topic),
@@ -204,12 +230,22 @@ fn write_event(
             let modes = describe_changes(changes);
             user_line(s, by.as_str(), "MODE", &format!("{room} {modes}"))
         }
-        Event::Modes { room, modes, .. } => numeric(
-            s,
-            RPL_CHANNELMODEIS,
-            asked.nick,
-            &format!("{room} {}", modes.describe(true)),
-        ),
+        Event::Modes {
+            room,
+            modes,
+            created,
+            ..
+        } => {
+            let modes = modes.describe(true);
+            numeric(s, RPL_CHANNELMODEIS, asked.nick, &format!("{room} {modes}"))?;
+            let created = created / 1000;
+            numeric(
+                s,
+                RPL_CREATIONTIME,
+                asked.nick,
+                &format!("{room} {created}"),
+            )
+        }
         Event::Bans { room, bans } => {
             for ban in bans {
                 let (mask, by, at) = (&ban.mask, &ban.by, ban.at / 1000);
@@ -243,6 +279,54 @@ fn write_event(
             }
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
+        Event::Census(census) => write_census(s, asked.nick, census),
+        Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
+        Event::Away {
+            you: true, message, ..
+        } => match message {
+            Some(_) => numeric(
+                s,
+                RPL_NOWAWAY,
+                asked.nick,
+                ":You have been marked as being away",
+            ),
+            None => numeric(
+                s,
+                RPL_UNAWAY,
+                asked.nick,
+                ":You are no longer marked as being away",
+            ),
+        },
+        Event::Away {
+            nick,
+            message: Some(message),
+            ..
+        } => {
+            let message = one_line(message.as_str());
+            numeric(s, RPL_AWAY, asked.nick, &format!("{nick} :{message}"))
+        }
+        Event::Away { message: None, .. } => Ok(()),
+        // Told only to clients that asked for away-notify.
+        Event::AwayChanged { nick, message } if format.caps.has(Caps::AWAY_NOTIFY) => match message
+        {
+            Some(message) => {
+                let message = one_line(message.as_str());
+                user_line(s, nick.as_str(), "AWAY", &format!(":{message}"))
+            }
+            None => writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} AWAY")),
+        },
+        Event::AwayChanged { .. } => Ok(()),
+        // A client with echo-message gets its message back as the others got it; the
+        // codec put its text in the request's reference (`Asked::rest`).
+        Event::Ack { ts, .. } if !asked.rest.is_empty() => {
+            let (kind, text) = asked.rest.split_at(1);
+            let Some(text) = MessageText::new(text.trim_start_matches(' ')) else {
+                return Ok(());
+            };
+            let (tag, _) = stamps(format, *ts, false);
+            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            write_text(s, &tag, from, verb, to, "", &text, kind == "a")
+        }
         // IRC readers know their message was taken when no error comes back.
         // Only a JSON hello asks for a resume.
         Event::Ack { .. } | Event::Gap { .. } => Ok(()),
@@ -251,6 +335,80 @@ fn write_event(
         Event::Help => Ok(()),
         Event::Bye { reason } => writeln_crlf(s, &format!("ERROR :Closing link: {reason}")),
     }
+}
+
+/// LUSERS: everyone connected is a user of this one server, none invisible; the figures
+/// are the hub's own.
+fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
+    let Census { users, peak, rooms } = *census;
+    numeric(
+        s,
+        RPL_LUSERCLIENT,
+        to,
+        &format!(":There are {users} users and 0 invisible on 1 servers"),
+    )?;
+    numeric(
+        s,
+        RPL_LUSERCHANNELS,
+        to,
+        &format!("{rooms} :channels formed"),
+    )?;
+    numeric(
+        s,
+        RPL_LUSERME,
+        to,
+        &format!(":I have {users} clients and 0 servers"),
+    )?;
+    numeric(
+        s,
+        RPL_LOCALUSERS,
+        to,
+        &format!("{users} {peak} :Current local users {users}, max {peak}"),
+    )?;
+    numeric(
+        s,
+        RPL_GLOBALUSERS,
+        to,
+        &format!("{users} {peak} :Current global users {users}, max {peak}"),
+    )
+}
+
+/// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
+fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
+    let nick = &whois.nick;
+    numeric(
+        s,
+        RPL_WHOISUSER,
+        to,
+        &format!("{nick} {nick} {USER_HOST} * :{nick}"),
+    )?;
+    let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
+    let rooms = whois.rooms.iter();
+    let entries = rooms.map(|(room, standing)| (shown(format, *standing), room.as_str()));
+    packed(s, &prefix, MAX_OUT_BYTES, entries)?;
+    numeric(
+        s,
+        RPL_WHOISSERVER,
+        to,
+        &format!("{nick} {SERVER_NAME} :charla, shared with nc and JSON-lines users"),
+    )?;
+    if let Some(away) = &whois.away {
+        let away = one_line(away.as_str());
+        numeric(s, RPL_AWAY, to, &format!("{nick} :{away}"))?;
+    }
+    let (idle, signon) = (whois.idle / 1000, whois.signon / 1000);
+    numeric(
+        s,
+        RPL_WHOISIDLE,
+        to,
+        &format!("{nick} {idle} {signon} :seconds idle, signon time"),
+    )?;
+    numeric(
+        s,
+        RPL_ENDOFWHOIS,
+        to,
+        &format!("{nick} :End of /WHOIS list"),
+    )
 }
 
 /// A refusal as the numeric real servers send for it; the hub's sentence, which may
@@ -321,17 +479,24 @@ fn write_error(
         }
     };
     match subject {
-        Some(subject) => numeric(s, number, asked.nick, &format!("{subject} :{message}")),
-        None => numeric(s, number, asked.nick, &format!(":{message}")),
+        Some(subject) => numeric(s, number, asked.nick, &format!("{subject} :{message}"))?,
+        None => numeric(s, number, asked.nick, &format!(":{message}"))?,
     }
+    if asked.verb == "WHOIS" {
+        // A WHOIS always ends with its 318, found or not.
+        let end = format!("{} :End of /WHOIS list", asked.subject);
+        numeric(s, RPL_ENDOFWHOIS, asked.nick, &end)?;
+    }
+    Ok(())
 }
 
-fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Result {
-    let stamp = history.map(history_time).unwrap_or_default();
+fn write_said(s: &mut String, format: &IrcFormat, said: &Said, history: bool) -> std::fmt::Result {
+    let (tag, stamp) = stamps(format, said.ts, history);
     write_text(
         s,
+        &tag,
         said.from.as_str(),
-        "PRIVMSG",
+        if said.notice { "NOTICE" } else { "PRIVMSG" },
         said.room.as_str(),
         &stamp,
         &said.text,
@@ -339,27 +504,60 @@ fn write_said(s: &mut String, said: &Said, history: Option<u64>) -> std::fmt::Re
     )
 }
 
-fn write_posted(s: &mut String, posted: &Posted, history: Option<u64>) -> std::fmt::Result {
-    let stamp = history.map(history_time).unwrap_or_default();
+fn write_posted(
+    s: &mut String,
+    format: &IrcFormat,
+    posted: &Posted,
+    history: bool,
+) -> std::fmt::Result {
+    let (tag, stamp) = stamps(format, posted.ts, history);
     let notice = &*posted.notice;
     let marker = match notice.kind {
         PostKind::Notice => "",
         PostKind::Alert => "!!! ",
     };
     let text = format!("{stamp}{marker}{}", notice.text.as_str());
-    write_feed(s, notice, posted.room.as_str(), &text)
+    write_feed(s, &tag, notice, posted.room.as_str(), &text)
+}
+
+/// The `@time=` tag a line said at `ts` starts with, for a client with server-time, and
+/// the stamp a replayed line's text starts with for other clients (`[history HH:MM UTC]`).
+/// The time is the message's own, as the hub stamped it, in a replay too.
+fn stamps(format: &IrcFormat, ts: u64, history: bool) -> (String, String) {
+    if format.caps.has(Caps::SERVER_TIME) {
+        let at = i64::try_from(ts)
+            .ok()
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let tag = format!(
+            "@time={}.{:03}Z ",
+            at.strftime("%Y-%m-%dT%H:%M:%S"),
+            ts % 1000
+        );
+        (tag, String::new())
+    } else if history {
+        (String::new(), history_time(ts))
+    } else {
+        (String::new(), String::new())
+    }
 }
 
 /// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
 /// person can pass for a feed (`check.feed` could be a nick: they may contain dots).
-fn write_feed(s: &mut String, notice: &Notice, room: &str, text: &str) -> std::fmt::Result {
+fn write_feed(
+    s: &mut String,
+    tag: &str,
+    notice: &Notice,
+    room: &str,
+    text: &str,
+) -> std::fmt::Result {
     let source: String = notice
         .source
         .as_str()
         .chars()
         .map(|c| if matches!(c, '!' | '@' | ' ') { '_' } else { c })
         .collect();
-    let prefix = format!(":[{source}]!feed@{USER_HOST} NOTICE {room} :");
+    let prefix = format!("{tag}:[{source}]!feed@{USER_HOST} NOTICE {room} :");
     split_lines(s, &prefix, "", text, "")
 }
 
@@ -373,10 +571,12 @@ fn history_time(ts: u64) -> String {
     )
 }
 
-/// A PRIVMSG from `from`, its formatting codes kept, split over as many lines as it
-/// takes; an action is CTCP ACTION in each.
+/// A PRIVMSG or NOTICE from `from`, its formatting codes kept, split over as many lines as it
+/// takes, each starting with `tag`; an action is CTCP ACTION in each.
+#[allow(clippy::too_many_arguments)]
 fn write_text(
     s: &mut String,
+    tag: &str,
     from: &str,
     verb: &str,
     to: &str,
@@ -384,7 +584,7 @@ fn write_text(
     text: &MessageText,
     action: bool,
 ) -> std::fmt::Result {
-    let prefix = format!(":{from}!{from}@{USER_HOST} {verb} {to} :");
+    let prefix = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to} :");
     let text = format!("{stamp}{}", text.as_str());
     if action {
         split_lines(s, &prefix, "\x01ACTION ", &text, "\x01")
@@ -428,35 +628,61 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
 /// in a script of many bytes a character, and a line cut at the bound would lose members.
 fn names(
     s: &mut String,
+    format: &IrcFormat,
     to: &str,
     room: &str,
     nicks: &[Nick],
     standing: &[Standing],
 ) -> std::fmt::Result {
     let prefix = format!(":{SERVER_NAME} {RPL_NAMREPLY} {to} = {room} :");
-    let most = NAMES_PER_LINE_BYTES.min(MAX_OUT_BYTES.saturating_sub(prefix.len() + 2));
-    let mut line = String::new();
-    for (nick, standing) in nicks.iter().zip(standing) {
-        let entry = standing.prefix().len() + nick.as_str().len();
-        if !line.is_empty() && line.len() + 1 + entry > most {
-            numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(standing.prefix());
-        line.push_str(nick.as_str());
-    }
-    if !line.is_empty() {
-        numeric(s, RPL_NAMREPLY, to, &format!("= {room} :{line}"))?;
-    }
+    let entries = nicks.iter().zip(standing);
+    let entries = entries.map(|(nick, standing)| (shown(format, *standing), nick.as_str()));
+    packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
     numeric(
         s,
         RPL_ENDOFNAMES,
         to,
         &format!("{room} :End of /NAMES list"),
     )
+}
+
+/// `prefix` lines naming each entry (its standing's prefix, then a name), as many to a
+/// line as fit in `most` bytes and in what `prefix` leaves of [`MAX_OUT_BYTES`]: no name is
+/// cut, however many bytes a character its script takes.
+fn packed<'a>(
+    s: &mut String,
+    prefix: &str,
+    most: usize,
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::fmt::Result {
+    let most = most.min(MAX_OUT_BYTES.saturating_sub(prefix.len() + 2));
+    let mut line = String::new();
+    for (standing, name) in entries {
+        let entry = standing.len() + name.len();
+        if !line.is_empty() && line.len() + 1 + entry > most {
+            writeln_crlf(s, &format!("{prefix}{line}"))?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(standing);
+        line.push_str(name);
+    }
+    if !line.is_empty() {
+        writeln_crlf(s, &format!("{prefix}{line}"))?;
+    }
+    Ok(())
+}
+
+/// The prefixes a member is shown with: every one for a client with multi-prefix, the
+/// highest for others.
+fn shown(format: &IrcFormat, standing: Standing) -> &'static str {
+    if format.caps.has(Caps::MULTI_PREFIX) {
+        standing.prefixes()
+    } else {
+        standing.prefix()
+    }
 }
 
 /// `:charla NUMBER to rest`.
@@ -527,6 +753,7 @@ mod tests {
             from: nick("João"),
             text: MessageText::new(text).unwrap(),
             action,
+            notice: false,
         }
     }
 
@@ -559,21 +786,42 @@ mod tests {
     }
 
     #[test]
-    fn welcome_is_001_to_005_then_422_with_honest_tokens() {
+    fn welcome_is_001_to_005_lusers_then_422_with_honest_tokens() {
         let got = lines(
             Event::Welcome {
                 nick: nick("ana"),
                 rooms: vec![],
+                census: Census {
+                    users: 3,
+                    peak: 7,
+                    rooms: 2,
+                },
             },
             None,
         );
         let numbers: Vec<&str> = got.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
-        assert_eq!(numbers, ["001", "002", "003", "004", "005", "422"]);
+        assert_eq!(
+            numbers,
+            [
+                "001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"
+            ]
+        );
+        assert_eq!(
+            got[3],
+            ":charla 004 ana charla charla-0.1.0 - biklmnotv bklov"
+                .replace("0.1.0", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(got[9], ":charla 265 ana 3 7 :Current local users 3, max 7");
+        assert_eq!(got[7], ":charla 254 ana 2 :channels formed");
         assert!(
             got.iter()
                 .all(|l| l.starts_with(":charla ") && l.split(' ').nth(2) == Some("ana"))
         );
-        let isupport = &got[4];
+        for line in &got[4..6] {
+            let parsed = crate::protocol::irc::message::Message::parse(line).unwrap();
+            assert!(parsed.params.len() <= 15, "{line}");
+        }
+        let isupport = format!("{} {}", got[4], got[5]);
         for token in [
             "CHANTYPES=#",
             "NICKLEN=24",
@@ -707,6 +955,41 @@ mod tests {
             }
         }
         assert_eq!(named, 40);
+    }
+
+    /// A 352 names the member in four places; with nicks and a room name of four-byte
+    /// characters at their longest it would pass 512 bytes: it is cut within the bound, on
+    /// a character boundary, in the real name (the trailing parameter), and every
+    /// parameter before it stays whole.
+    #[test]
+    fn who_replies_with_four_byte_names_stay_within_the_bound() {
+        let wide = nick(&"𞟠".repeat(MAX_NICK_CHARS));
+        let place = room(&format!("#{}", "𞟠".repeat(MAX_ROOM_CHARS - 1)));
+        let users = Event::Users {
+            room: place.clone(),
+            nicks: vec![wide.clone(); 3],
+            standing: vec![Standing::Operator; 3],
+        };
+        let asked = format!("{wide} WHO {place}");
+        let got = lines(users, Some(&asked));
+        assert_eq!(got.len(), 4);
+        for line in &got[..3] {
+            assert!(line.len() + 2 <= MAX_OUT_BYTES, "{}", line.len());
+            let reply = crate::protocol::irc::message::Message::parse(line).unwrap();
+            assert_eq!(reply.command, "352");
+            let whole = [
+                wide.as_str(),
+                place.as_str(),
+                wide.as_str(),
+                "charla",
+                "charla",
+            ];
+            assert_eq!(reply.params[..5], whole);
+            assert_eq!(reply.params[5], wide.as_str());
+            assert_eq!(reply.params[6], "H@");
+            assert!(reply.params[7].starts_with("0 𞟠"), "{line}");
+            assert!(wide.as_str().starts_with(&reply.params[7][2..]));
+        }
     }
 
     #[test]

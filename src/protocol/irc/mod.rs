@@ -31,24 +31,86 @@ pub const SERVER_NAME: &str = "charla";
 /// The host part of every user's `nick!nick@host`: charla does not show addresses.
 pub const USER_HOST: &str = "charla";
 
-/// The IRC wire format. The one setting that varies between servers is in it (the
-/// rooms one connection may be in, advertised as CHANLIMIT); see [`IrcFormat::for_limits`].
+/// The IRC wire format: one per set of IRCv3 capabilities, since what a client asked for
+/// changes its lines (a `@time` tag, an echo, several prefixes), and each is encoded once
+/// for every client that asked for the same. The one setting that varies between servers
+/// is in it too (the rooms one connection may be in, advertised as CHANLIMIT); see
+/// [`IrcFormat::for_limits`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct IrcFormat {
     /// `--max-rooms-per-client`.
     pub max_rooms_per_client: usize,
+    pub caps: Caps,
+}
+
+/// IRCv3 capabilities charla implements, as a set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps(u8);
+
+impl Caps {
+    /// Each capability's name and bit, in the order `CAP LS` lists them.
+    pub const ALL: [(&'static str, Caps); 4] = [
+        ("away-notify", Caps::AWAY_NOTIFY),
+        ("echo-message", Caps::ECHO_MESSAGE),
+        ("multi-prefix", Caps::MULTI_PREFIX),
+        ("server-time", Caps::SERVER_TIME),
+    ];
+    pub const AWAY_NOTIFY: Caps = Caps(1);
+    pub const ECHO_MESSAGE: Caps = Caps(2);
+    pub const MULTI_PREFIX: Caps = Caps(4);
+    pub const SERVER_TIME: Caps = Caps(8);
+
+    /// The capability called `name`, if charla has it.
+    pub fn named(name: &str) -> Option<Caps> {
+        Caps::ALL
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, cap)| *cap)
+    }
+
+    pub fn has(self, cap: Caps) -> bool {
+        self.0 & cap.0 == cap.0
+    }
+
+    pub fn with(self, cap: Caps, on: bool) -> Caps {
+        if on {
+            Caps(self.0 | cap.0)
+        } else {
+            Caps(self.0 & !cap.0)
+        }
+    }
+
+    /// The names of those in the set, space-separated.
+    pub fn names(self) -> String {
+        let on = Caps::ALL.iter().filter(|(_, cap)| self.has(*cap));
+        on.map(|(name, _)| *name).collect::<Vec<_>>().join(" ")
+    }
 }
 
 impl IrcFormat {
-    /// The format for a server running with `limits`, made once per distinct setting and
-    /// kept for the process's life (a connection holds its format as `&'static`). Formats
-    /// share one cache key, which is sound: the only line that differs, the welcome, goes
-    /// to one session alone, and one server has one setting.
+    /// The format for a server running with `limits`, no capability asked for.
     pub fn for_limits(limits: &crate::limits::Limits) -> &'static IrcFormat {
-        static MADE: OnceLock<Mutex<Vec<&'static IrcFormat>>> = OnceLock::new();
-        let wanted = IrcFormat {
+        IrcFormat::made(IrcFormat {
             max_rooms_per_client: limits.max_rooms_per_client,
-        };
+            caps: Caps::default(),
+        })
+    }
+
+    /// This format with capabilities `caps` instead.
+    pub fn with_caps(&self, caps: Caps) -> &'static IrcFormat {
+        IrcFormat::made(IrcFormat {
+            max_rooms_per_client: self.max_rooms_per_client,
+            caps,
+        })
+    }
+
+    /// `wanted`, made once per distinct setting and set of capabilities and kept for the
+    /// process's life (a connection holds its format as `&'static`). Formats of different
+    /// settings but the same capabilities share one cache key, which is sound: the only
+    /// line that differs, the welcome, goes to one session alone, and one server has one
+    /// setting.
+    fn made(wanted: IrcFormat) -> &'static IrcFormat {
+        static MADE: OnceLock<Mutex<Vec<&'static IrcFormat>>> = OnceLock::new();
         let mut made = MADE
             .get_or_init(Mutex::default)
             .lock()
@@ -66,16 +128,24 @@ impl Encode for IrcFormat {
     fn encode(&self, event: &Outgoing) -> Bytes {
         encode::encode(self, event)
     }
+
+    fn key(&self) -> crate::hub::FormatKey {
+        crate::hub::FormatKey::variant::<IrcFormat>(u32::from(self.caps.0))
+    }
 }
 
 /// What the codec asked the hub, as the reference of the request: `nick VERB subject`,
 /// `*` standing for what is not known (the nick before registration). The hub hands it
-/// back with the reply, and the format reads it to write the numeric.
+/// back with the reply, and the format reads it to write the numeric. A message from a
+/// client with echo-message also carries its text (`nick PRIVMSG #room p text`, `a` for an
+/// action), so the format can echo it from the hub's acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asked<'a> {
     pub nick: &'a str,
     pub verb: &'a str,
     pub subject: &'a str,
+    /// What follows the subject: the text to echo, if any.
+    pub rest: &'a str,
 }
 
 impl<'a> Asked<'a> {
@@ -84,23 +154,36 @@ impl<'a> Asked<'a> {
             nick: nick.unwrap_or("*"),
             verb,
             subject: if subject.is_empty() { "*" } else { subject },
+            rest: "",
         }
     }
 
     /// The reference to send with the request.
     pub fn reference(self) -> Option<String> {
-        Some(format!("{} {} {}", self.nick, self.verb, self.subject))
+        if self.rest.is_empty() {
+            Some(format!("{} {} {}", self.nick, self.verb, self.subject))
+        } else {
+            let Asked {
+                nick,
+                verb,
+                subject,
+                rest,
+            } = self;
+            Some(format!("{nick} {verb} {subject} {rest}"))
+        }
     }
 
     /// What a reply's reference says; all `*` when there is none (a refusal the
     /// connection made itself, such as flood control).
     pub fn read(reference: Option<&'a str>) -> Asked<'a> {
-        let mut words = reference.unwrap_or("").split(' ');
+        let mut words = reference.unwrap_or("").splitn(4, ' ');
         let mut next = || words.next().filter(|w| !w.is_empty()).unwrap_or("*");
+        let (nick, verb, subject) = (next(), next(), next());
         Asked {
-            nick: next(),
-            verb: next(),
-            subject: next(),
+            nick,
+            verb,
+            subject,
+            rest: words.next().unwrap_or(""),
         }
     }
 }

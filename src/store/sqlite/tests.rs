@@ -15,6 +15,7 @@ fn said(id: u64, room_name: &str, from: &str, text: &str, action: bool) -> Entry
         from: Nick::parse(from).unwrap(),
         text: MessageText::new(text).unwrap(),
         action,
+        notice: false,
     })
 }
 
