@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use charla::hub::{Edges, Hub};
 use charla::limits::Limits;
-use charla::store::{SqliteHistory, SqliteOptions};
+use charla::store::{SqliteAccounts, SqliteHistory, SqliteOptions};
 use charla::{feeds, server};
 use cli::serve::HistoryFile;
 use cli::{Cli, CliCommand, Serve};
@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
         CliCommand::Port(args) => cli::port::run(args),
         CliCommand::Connect(args) => args.run(),
         CliCommand::Send(args) => args.run(),
+        CliCommand::Account(args) => args.run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -89,15 +90,21 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     let limits = args.limits();
     let store = open_store(&args, &limits)?;
     let hub = match &store {
-        Some(store) => Hub::with_edges(
-            &limits,
-            Edges {
-                store: store.clone(),
-                ..Edges::alone(&limits)
-            },
-        ),
+        Some(store) => {
+            let accounts = SqliteAccounts::open(store.path())
+                .with_context(|| format!("cannot keep accounts in {}", store.path().display()))?;
+            Hub::with_edges(
+                &limits,
+                Edges {
+                    store: store.clone(),
+                    accounts: Arc::new(accounts),
+                    ..Edges::alone(&limits)
+                },
+            )
+        }
         None => Hub::new(&limits),
     };
+    hub.require_account(args.require_account);
     feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.

@@ -31,6 +31,7 @@ impl Connect {
             endpoint: self.addr,
             nick: self.name,
             rooms: self.rooms,
+            token: None,
         };
         client_runtime(client::connect(options))
     }

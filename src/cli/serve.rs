@@ -53,9 +53,15 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// Keep history in memory only: a restart forgets it. Wins over --db.
+    /// Keep history in memory only: a restart forgets it. Wins over --db. Accounts are
+    /// then kept in memory too: registering works, and a restart forgets it.
     #[arg(long)]
     pub no_db: bool,
+
+    /// Only users logged in to an account may talk (say, /me, /msg); others may read.
+    /// Create accounts with `charla account add NAME --db PATH`, or let users /register.
+    #[arg(long, env = "CHARLA_REQUIRE_ACCOUNT")]
+    pub require_account: bool,
 
     /// Messages each room keeps in the --db file, even once it is empty and across
     /// restarts; the oldest are deleted past it. --history of them are replayed.

@@ -64,7 +64,8 @@ where
         Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
     let mut chat = Chat::new(conversation, View::new(Styling::Plain));
     let (nick, rooms) = chat.conversation.hello();
-    let (mut link, welcome) = Link::open(&options.endpoint, nick, rooms).await?;
+    let (mut link, welcome) =
+        Link::open(&options.endpoint, nick, rooms, options.token.clone()).await?;
     let (outcome, _) = chat.welcome(&welcome, false);
     if let Some((code, message)) = outcome.refusal {
         return Err(ClientError::HelloRefused { code, message });

@@ -40,12 +40,14 @@ pub struct Welcome {
 }
 
 impl Link {
-    /// Connects, asks for `nick` and `rooms` with a hello, and waits for the welcome. The
-    /// text greeting every connection starts with is skipped.
+    /// Connects, asks for `nick` and `rooms` with a hello (logged in with `token` when
+    /// given), and waits for the welcome. The text greeting every connection starts with
+    /// is skipped.
     pub async fn open(
         endpoint: &Endpoint,
         nick: Option<String>,
         rooms: Vec<String>,
+        token: Option<String>,
     ) -> Result<(Link, Welcome), ClientError> {
         let (reader, writer) = endpoint.connect().await?;
         let mut link = Link {
@@ -60,7 +62,8 @@ impl Link {
             seconds: HANDSHAKE_TIMEOUT.as_secs(),
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            link.send(&ClientRequest::Hello { nick, rooms }).await?;
+            let hello = ClientRequest::Hello { nick, rooms, token };
+            link.send(&hello).await?;
             let welcome = link.welcome().await?;
             Ok((link, welcome))
         })

@@ -10,7 +10,7 @@ impl ClientRequest {
     /// (the nick, then each room).
     pub fn lines(&self) -> usize {
         match self {
-            ClientRequest::Hello { nick, rooms } => {
+            ClientRequest::Hello { nick, rooms, .. } => {
                 (usize::from(nick.is_some()) + rooms.len()).max(1)
             }
             _ => 1,
@@ -26,6 +26,9 @@ pub enum ClientRequest {
         #[serde(skip_serializing_if = "Option::is_none")]
         nick: Option<String>,
         rooms: Vec<String>,
+        /// An API token to log in with (`charla send --token`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     Say {
         room: String,
@@ -289,6 +292,7 @@ mod tests {
             &ClientRequest::Hello {
                 nick: None,
                 rooms: vec![],
+                token: None,
             },
             1,
         ))
@@ -429,6 +433,7 @@ mod tests {
             &ClientRequest::Hello {
                 nick: Some("bot".into()),
                 rooms: vec![room()],
+                token: None,
             },
             1,
         );

@@ -31,6 +31,13 @@ pub struct Ticket {
     ip: Option<IpAddr>,
 }
 
+impl Ticket {
+    /// The address the connection came from; `None` over a Unix socket.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+}
+
 impl Admission {
     pub fn new(limits: &Limits) -> Arc<Admission> {
         Arc::new(Admission {

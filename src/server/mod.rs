@@ -1,5 +1,6 @@
 //! Listeners, connection tasks, limits and shutdown: thin adapters around the hub.
 
+mod account_job;
 mod admission;
 mod connection;
 mod flood;
@@ -28,6 +29,7 @@ pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 
 use crate::feeds::udp::IngestOptions;
 
+use crate::accounts::Accounts;
 use crate::fanout::Dispatcher;
 use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
@@ -37,6 +39,7 @@ use admission::Admission;
 /// What every connection task shares.
 struct Shared {
     hub: Hub,
+    accounts: Accounts,
     limits: Limits,
     admission: Arc<Admission>,
     shutdown: CancellationToken,
@@ -67,6 +70,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) {
     let ctx = Arc::new(Shared {
+        accounts: Accounts::new(hub.clone()),
         hub,
         admission: Admission::new(&limits),
         limits,

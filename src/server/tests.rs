@@ -21,8 +21,10 @@ use crate::protocol::{Codec, Incoming, LineCodec, Refusal, Sink};
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn context(limits: Limits) -> Arc<Shared> {
+    let hub = Hub::new(&limits);
     Arc::new(Shared {
-        hub: Hub::new(&limits),
+        accounts: crate::accounts::Accounts::new(hub.clone()),
+        hub,
         admission: Admission::new(&limits),
         limits,
         shutdown: CancellationToken::new(),

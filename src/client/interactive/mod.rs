@@ -37,7 +37,7 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
     let conversation =
         Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
     let (nick, rooms) = conversation.hello();
-    let (link, welcome) = Link::open(&options.endpoint, nick, rooms).await?;
+    let (link, welcome) = Link::open(&options.endpoint, nick, rooms, options.token.clone()).await?;
     let chat = Chat::new(conversation, View::new(Styling::for_terminal()));
     let terminal = Terminal::start()?;
     let mut session = Session::new(chat, terminal, options.endpoint)?;

@@ -345,7 +345,7 @@ impl Session {
         let (nick, rooms) = self.chat.conversation.hello();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            Link::open(&endpoint, nick, rooms).await
+            Link::open(&endpoint, nick, rooms, None).await
         })
     }
 

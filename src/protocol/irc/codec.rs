@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, IrcFormat, SERVER_NAME, USER_HOST, sasl};
 use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -36,6 +36,7 @@ struct IrcClient {
     negotiating: bool,
     /// A PING was sent for the client's silence, and nothing came since.
     pinged: bool,
+    sasl: sasl::Exchange,
 }
 
 impl IrcCodec {
@@ -49,6 +50,7 @@ impl IrcCodec {
                 user: false,
                 negotiating: false,
                 pinged: false,
+                sasl: sasl::Exchange::Idle,
             },
             keepalive: limits.ping_interval,
         }
@@ -123,6 +125,10 @@ impl IrcClient {
             "NICK" => self.nick(m, sink),
             "USER" => self.user(m, sink),
             "QUIT" => self.quit(m, sink),
+            "AUTHENTICATE" => {
+                let me = self.me().to_string();
+                sasl::authenticate(&mut self.sasl, &me, m, sink);
+            }
             _ if !self.registered => {
                 self.numeric(sink, ERR_NOTREGISTERED, ":You have not registered")
             }
@@ -152,20 +158,32 @@ impl IrcClient {
         answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
     }
 
-    /// CAP: no capability is offered yet, so LS and LIST answer an empty list and REQ is
-    /// refused whole. LS or REQ before registration holds it until END (IRCv3).
+    /// CAP: `sasl` is offered (`sasl.rs`); REQ is acknowledged when it asks for nothing
+    /// else, and refused whole otherwise. LS or REQ before registration holds it until END
+    /// (IRCv3).
     fn cap(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let me = self.me().to_string();
         let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
         let reply = match sub.as_str() {
             "LS" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} LS :")
+                format!("CAP {me} LS :{}", sasl::CAPS)
             }
             "LIST" => format!("CAP {me} LIST :"),
             "REQ" => {
                 self.negotiating |= !self.registered;
-                format!("CAP {me} NAK :{}", m.param(1).unwrap_or(""))
+                let asked = m.param(1).unwrap_or("");
+                let known = |cap: &str| {
+                    sasl::CAPS
+                        .split(' ')
+                        .any(|c| c.split('=').next() == Some(cap))
+                };
+                let verdict = if asked.split_whitespace().all(known) && !asked.trim().is_empty() {
+                    "ACK"
+                } else {
+                    "NAK"
+                };
+                format!("CAP {me} {verdict} :{asked}")
             }
             "END" => {
                 self.negotiating = false;
@@ -744,7 +762,7 @@ mod tests {
         let mut codec = IrcCodec::new(&Limits::default());
         let mut sink = IrcRecord::default();
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
-        assert_eq!(sink.seen, [":charla CAP * LS :\r\n"]);
+        assert_eq!(sink.seen, [":charla CAP * LS :sasl=PLAIN\r\n"]);
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");
         assert_eq!(sink.seen[2], "register taken Some(\"* NICK taken\")");

@@ -36,8 +36,9 @@ use tracing::{debug, info, warn};
 use super::admission::Ticket;
 use super::listen::{Listener, Peer};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection};
+use crate::accounts::{Secret, token};
 use crate::feeds::http::{Allowances, Priority, Publish};
-use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
+use crate::hub::{Encode, ErrorCode, Event, Nick, Outgoing, RoomName};
 use crate::limits::{
     HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE, MAX_WRITE_BYTES,
     WS_READ_BUFFER_BYTES,
@@ -312,6 +313,25 @@ fn authorized(web: &Web, headers: &HeaderMap) -> Result<(), Refused> {
     .with("www-authenticate", "Bearer"))
 }
 
+/// The account whose API token (`/token new`) the request carries as its bearer token,
+/// if it carries one; such a token is refused when no account has it. Any other bearer
+/// token is the listener's own (`--http-token`), for [`authorized`].
+async fn account_of(web: &Web, headers: &HeaderMap) -> Result<Option<Nick>, Refused> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|token| token.starts_with(token::PREFIX));
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    match web.ctx.accounts.token_owner(Secret::new(given)).await {
+        Ok(account) => Ok(Some(account)),
+        Err((_, message)) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .with("www-authenticate", "Bearer")),
+    }
+}
+
 /// `given == secret`, in a time that depends only on their lengths.
 fn same_secret(given: &[u8], secret: &[u8]) -> bool {
     let mut differ = u8::from(given.len() != secret.len());
@@ -369,7 +389,10 @@ async fn publish(
         )
         .with("retry-after", "1"));
     }
-    authorized(&web, &headers)?;
+    let account = account_of(&web, &headers).await?;
+    if account.is_none() {
+        authorized(&web, &headers)?;
+    }
     // A page on another site may not post here through its visitors' browsers (a form or
     // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
     if !origin_allowed(&web, &headers) {
@@ -428,7 +451,12 @@ async fn publish(
         priority,
         tags: header_text(&headers, &["tags", "x-tags", "tag"]),
     };
-    let notice = request.notice(ip).ok_or_else(|| {
+    let notice = request.notice(ip).map(|notice| match &account {
+        // Who posted, when an account's token says so.
+        Some(account) => notice.with("account", account.to_string()),
+        None => notice,
+    });
+    let notice = notice.ok_or_else(|| {
         error(
             StatusCode::BAD_REQUEST,
             ErrorCode::EmptyMessage.as_str(),
