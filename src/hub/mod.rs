@@ -500,6 +500,8 @@ impl Hub {
 }
 
 #[cfg(test)]
+mod account_tests;
+#[cfg(test)]
 mod edge_tests;
 #[cfg(test)]
 mod ops_tests;
