@@ -556,6 +556,10 @@ impl Talker {
         let Some(job) = self.start_job(None) else {
             return;
         };
+        if let Some(id) = self.id {
+            // Registered already: the proof logs this session in.
+            job.registering(|_| Some(id));
+        }
         let ctx = self.ctx.clone();
         let outbox = self.outbox.clone();
         let ip = self.ticket.ip();
@@ -597,7 +601,7 @@ impl Talker {
         let Some(id) = self.registered() else {
             return;
         };
-        let mut vetted = Vec::new();
+        let mut waiting = Vec::new();
         let total = steps.len();
         for (done, step) in steps.into_iter().enumerate() {
             if done > 0 {
@@ -622,19 +626,15 @@ impl Talker {
                 }
             }
             match step {
-                Ok(request) => vetted.push(request),
+                // With a login, the steps wait for it: they come after it.
+                Ok(request) if login.is_some() => waiting.push(request),
+                Ok(request) => self.ctx.hub.apply(id, request),
                 Err(refusal) => self.refuse(refusal),
             }
         }
         match login {
-            // The steps and the welcome wait for the login: they come after it.
-            Some(login) => self.account(id, login, reference, Some(vetted)),
-            None => {
-                for request in vetted {
-                    self.ctx.hub.apply(id, request);
-                }
-                self.ctx.hub.welcome(id, reference);
-            }
+            Some(login) => self.account(id, login, reference, Some(waiting)),
+            None => self.ctx.hub.welcome(id, reference),
         }
     }
 }

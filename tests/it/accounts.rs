@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,7 +16,8 @@ use serde_json::json;
 use crate::binary::{self, Binary};
 use crate::http::post;
 use crate::irc::Irc;
-use crate::support::{Client, PATIENCE, TestServer};
+use crate::store::{serve_with, stop};
+use crate::support::{Client, TestServer};
 
 /// Text, IRC and HTTP listeners, flood control off, accounts in memory.
 async fn server() -> TestServer {
@@ -236,39 +237,7 @@ async fn tokens_let_charla_send_and_http_publish_speak_for_the_account() {
 /// `charla serve --db DB` on a text port the system picks.
 fn serve(db: &Path, more: &[&str]) -> (Binary, SocketAddr) {
     let db = db.to_str().unwrap();
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db,
-        "--flood-rate",
-        "0",
-    ];
-    args.extend_from_slice(more);
-    let charla = Binary::start(binary::command(&args));
-    let line = charla
-        .stdout
-        .recv_timeout(PATIENCE)
-        .expect("a `listening on` line");
-    let addr = line
-        .strip_prefix("listening on tcp://")
-        .expect("listening on");
-    let addr = addr.parse().unwrap();
-    (charla, addr)
-}
-
-fn stop(mut charla: Binary) {
-    let pid = charla.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = charla.exit_status();
-    assert!(status.success(), "{status}: {}", charla.stderr());
+    serve_with(&[&["--db", db, "--flood-rate", "0"], more].concat(), &[])
 }
 
 async fn text_client(addr: SocketAddr) -> Client {
@@ -323,4 +292,19 @@ async fn accounts_survive_a_restart_and_account_add_creates_them() {
     bob.expect("#lobby <ana> hello").await;
     drop((guest, bob));
     stop(charla);
+}
+
+#[tokio::test]
+async fn a_registered_irc_client_may_log_in_by_sasl_later() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/quit").await;
+    let mut irc = Irc::registered(&server, "bob").await;
+    irc.send("AUTHENTICATE PLAIN").await;
+    irc.expect("AUTHENTICATE +").await;
+    irc.send(&plain("ana", "correct-horse")).await;
+    let renamed = irc.expect(" NICK ").await;
+    assert!(renamed.starts_with(":bob!"), "{renamed}");
+    assert!(renamed.ends_with("ana"), "{renamed}");
+    irc.expect(" 903 ").await;
 }

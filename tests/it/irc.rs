@@ -61,7 +61,7 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
     let server = server().await;
     let mut ana = Irc::connect(&server).await;
     ana.send("CAP LS 302").await;
-    assert_eq!(ana.line().await, ":charla CAP * LS :");
+    assert_eq!(ana.line().await, ":charla CAP * LS :sasl=PLAIN");
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     // Registration waits for CAP END: nothing yet.

@@ -39,7 +39,7 @@ fn serve(db: &Path) -> (Binary, SocketAddr, SocketAddr) {
 }
 
 /// Stops `charla` as a supervisor would (SIGTERM) and waits for a clean exit.
-fn stop(mut charla: Binary) {
+pub(crate) fn stop(mut charla: Binary) {
     let status = Command::new("kill")
         .args(["-TERM", &charla.child.id().to_string()])
         .status()
@@ -210,7 +210,7 @@ fn a_db_another_charla_uses_is_refused() {
 
 /// `charla serve` with `env` and without `CHARLA_DB`, so the default applies unless `args`
 /// say otherwise; its TCP address.
-fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
+pub(crate) fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, SocketAddr) {
     let mut command = binary::command(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
     command.env_remove("CHARLA_DB");
     for (name, value) in env {
