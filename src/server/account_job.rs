@@ -1,11 +1,13 @@
 //! A connection's account request in flight: carried out on another task (argon2 hashes
 //! and the store must not run on the connection's), while the connection reads nothing
-//! more, so what the client sends next is carried out after it.
+//! more, and what arrived with it is held, so what the client sends next is carried out
+//! after it.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
 use crate::hub::{Nick, SessionId};
+use crate::protocol::Incoming;
 
 /// Shared by the connection and the task doing its request; allocated only while a
 /// connection has one, so an idle connection pays for an empty pointer.
@@ -24,6 +26,9 @@ struct JobState {
     /// The session, once the connection has registered: a SASL exchange still in flight
     /// then logs it in itself.
     session: Option<SessionId>,
+    /// What the client sent after the request, in the same read: carried out once it is
+    /// answered. Bounded by one read's worth of lines, as reading stops meanwhile.
+    held: Vec<Incoming>,
 }
 
 impl AccountJob {
@@ -47,6 +52,22 @@ impl AccountJob {
 
     pub fn is_done(&self) -> bool {
         self.with(|state| state.done)
+    }
+
+    /// Keeps `incoming` for when the job is done; gives it back if it is done already.
+    pub fn hold(&self, incoming: Incoming) -> Option<Incoming> {
+        self.with(|state| {
+            if state.done {
+                return Some(incoming);
+            }
+            state.held.push(incoming);
+            None
+        })
+    }
+
+    /// What was held, to carry out now that the job is done.
+    pub fn take_held(&self) -> Vec<Incoming> {
+        self.with(|state| std::mem::take(&mut state.held))
     }
 
     /// The job is over: wakes the connection to read again.

@@ -398,6 +398,21 @@ impl Sink for Talker {
     }
 
     fn incoming(&mut self, incoming: Incoming) {
+        // While an account request is in flight, what came after it waits for its answer;
+        // not the codec's own answers, nor a registration, which settles a SASL proof itself.
+        let incoming = match (&self.job, incoming) {
+            (
+                Some(job),
+                incoming @ (Incoming::Request(_)
+                | Incoming::Hello { .. }
+                | Incoming::Account { .. }
+                | Incoming::Sasl(_)),
+            ) => match job.hold(incoming) {
+                Some(incoming) => incoming,
+                None => return,
+            },
+            (_, incoming) => incoming,
+        };
         match incoming {
             Incoming::Request(request) => {
                 if let Some(id) = self.registered() {
@@ -496,31 +511,35 @@ impl Talker {
         }
     }
 
-    /// Whether the connection may read: no account request is in flight. Otherwise its
-    /// task is woken when the request is answered.
+    /// Whether the connection may read: no account request is in flight (what was held
+    /// while one was has been carried out). Otherwise its task is woken when the request
+    /// is answered.
     fn job_done(&mut self, cx: &task::Context<'_>) -> bool {
-        match &self.job {
-            Some(job) => job.poll_done(cx),
-            None => true,
+        loop {
+            let Some(job) = &self.job else {
+                return true;
+            };
+            if !job.poll_done(cx) {
+                return false;
+            }
+            let held = job.take_held();
+            if held.is_empty() {
+                return true;
+            }
+            // One of them may start another job, which holds the rest.
+            for incoming in held {
+                self.incoming(incoming);
+            }
         }
     }
 
-    /// Starts a new account job, or refuses when one is in flight (a second request sent
-    /// in the same packet as the first).
-    fn start_job(&mut self, reference: Option<String>) -> Option<Arc<AccountJob>> {
-        if self.job.as_ref().is_some_and(|job| !job.is_done()) {
-            self.refuse(Refusal {
-                reference,
-                ..Refusal::new(
-                    ErrorCode::InvalidRequest,
-                    "one account request at a time: wait for the answer to the last",
-                )
-            });
-            return None;
-        }
+    /// Starts a new account job (the last is done: what comes while one is in flight is
+    /// held).
+    fn start_job(&mut self) -> Arc<AccountJob> {
+        debug_assert!(self.job.as_ref().is_none_or(|job| job.is_done()));
         let job = AccountJob::new();
         self.job = Some(job.clone());
-        Some(job)
+        job
     }
 
     /// Carries out an account request on a task of its own, then, for a `hello`, its
@@ -532,9 +551,7 @@ impl Talker {
         reference: Option<String>,
         hello: Option<Vec<Request>>,
     ) {
-        let Some(job) = self.start_job(reference.clone()) else {
-            return;
-        };
+        let job = self.start_job();
         let ctx = self.ctx.clone();
         let ip = self.ticket.ip();
         self.ctx.tasks.spawn(async move {
@@ -553,9 +570,7 @@ impl Talker {
 
     /// Checks SASL credentials on a task of its own and answers them in IRC.
     fn sasl(&mut self, attempt: SaslAttempt) {
-        let Some(job) = self.start_job(None) else {
-            return;
-        };
+        let job = self.start_job();
         if let Some(id) = self.id {
             // Registered already: the proof logs this session in.
             job.registering(|_| Some(id));

@@ -308,3 +308,16 @@ async fn a_registered_irc_client_may_log_in_by_sasl_later() {
     assert!(renamed.ends_with("ana"), "{renamed}");
     irc.expect(" 903 ").await;
 }
+
+#[tokio::test]
+async fn lines_sent_with_an_account_request_wait_for_its_answer() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = server.named("ana").await;
+    // One write: the token and the line after it are carried out once registered.
+    ana.send("/register correct-horse\n/token new ci\nregistered now")
+        .await;
+    ana.expect("*** ana is registered to you").await;
+    ana.expect("*** token ci: charla_").await;
+    bob.expect("#lobby <ana> registered now").await;
+}
