@@ -125,6 +125,11 @@ pub const MAX_BANS_PER_ROOM: usize = 50;
 /// refused with `invalid_argument`.
 pub const MAX_INVITES_PER_ROOM: usize = 100;
 
+/// Accounts one room remembers as its operators, so they are operators again when they come
+/// back while the room lives (after a reconnect, from another connection). Past it, a
+/// newly made operator is one for this session only. Default 100.
+pub const MAX_OP_ACCOUNTS_PER_ROOM: usize = 100;
+
 /// Longest key (`+k`) a room may have, in bytes; a longer one is refused with
 /// `invalid_argument`.
 pub const MAX_KEY_BYTES: usize = 32;

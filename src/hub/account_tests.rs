@@ -119,3 +119,47 @@ fn require_account_lets_only_the_logged_in_talk() {
     assert_eq!(first_error(&events), None);
     assert!(matches!(events[..], [Event::Ack { .. }]), "{events:?}");
 }
+
+/// Whether `nick` is an operator of `room`, as `/users` says, asked by `asker`.
+fn is_op(hub: &Hub, asker: (SessionId, &Recorder), room: &RoomName, nick: &str) -> bool {
+    hub.apply(
+        asker.0,
+        Command::Users {
+            room: Some(room.clone()),
+        }
+        .into(),
+    );
+    let events = asker.1.take();
+    let Some(Event::Users {
+        nicks, standing, ..
+    }) = events.last()
+    else {
+        panic!("{events:?}");
+    };
+    let at = nicks.iter().position(|n| n.as_str() == nick).unwrap();
+    standing[at] == Standing::Operator
+}
+
+#[test]
+fn operators_with_an_account_are_operators_again_when_they_come_back() {
+    let hub = Hub::new(&Limits::default());
+    let ops = RoomName::parse("#ops").unwrap();
+    let (ana, ana_inbox) = session(&hub, Some("ana"));
+    hub.account_created(Some(ana), nick("ana"), None);
+    let (guest, guest_inbox) = session(&hub, Some("gus"));
+    hub.apply(ana, Command::Join(ops.clone()).into());
+    hub.apply(guest, Command::Join(ops.clone()).into());
+    ana_inbox.take();
+    guest_inbox.take();
+    assert!(is_op(&hub, (guest, &guest_inbox), &ops, "ana"));
+
+    // Gone and back on a new connection, logged in: an operator again. A guest who was
+    // never one is not made one by coming back.
+    hub.disconnect(ana, LeaveReason::ConnectionLost);
+    let (back, back_inbox) = session(&hub, None);
+    hub.logged_in(back, nick("ana"), None);
+    hub.apply(back, Command::Join(ops.clone()).into());
+    back_inbox.take();
+    assert!(is_op(&hub, (back, &back_inbox), &ops, "ana"));
+    assert!(!is_op(&hub, (back, &back_inbox), &ops, "gus"));
+}

@@ -443,12 +443,17 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
+        let account = session.account.clone();
         if !already {
             let messages = self.store.recent(&room, None);
             recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
             target.invited.retain(|&invited| invited != id);
             if founder {
+                target.ops.insert(id, ());
+                target.remember_op(account.as_ref());
+            } else if account.is_some_and(|a| target.op_accounts.contains(&a)) {
+                // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }
             let count = target.members.len();
