@@ -60,6 +60,9 @@ pub struct Serve {
 
     /// Only users logged in to an account may talk (say, /me, /msg); others may read.
     /// Create accounts with `charla account add NAME --db PATH`, or let users /register.
+    /// Whatever this says, logins are limited to 10 attempts a minute from one address and
+    /// on one account (LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_ATTEMPTS_PER_ACCOUNT), 2 password
+    /// hashes at once (MAX_CONCURRENT_HASHES).
     #[arg(long, env = "CHARLA_REQUIRE_ACCOUNT")]
     pub require_account: bool,
 
