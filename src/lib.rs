@@ -4,6 +4,7 @@
 //! [`hub::Command`] → [`hub::Hub::apply`] → [`hub::Event`] encoded once per format →
 //! each connection's bounded queue → coalesced writes. See ../shared/ARCHITECTURE.md.
 
+pub mod accounts;
 pub mod bench;
 pub mod client;
 pub mod fanout;

@@ -135,6 +135,11 @@ pub const MAX_BANS_PER_ROOM: usize = 50;
 /// refused with `invalid_argument`.
 pub const MAX_INVITES_PER_ROOM: usize = 100;
 
+/// Accounts one room remembers as its operators, so they are operators again when they come
+/// back while the room lives (after a reconnect, from another connection). Past it, a
+/// newly made operator is one for this session only. Default 100.
+pub const MAX_OP_ACCOUNTS_PER_ROOM: usize = 100;
+
 /// Longest key (`+k`) a room may have, in bytes; a longer one is refused with
 /// `invalid_argument`.
 pub const MAX_KEY_BYTES: usize = 32;
@@ -256,6 +261,44 @@ pub const HTTP_HISTORY_DEFAULT: usize = 50;
 /// How long `charla port PORT --kill` waits after SIGTERM before it sends SIGKILL to the
 /// processes still running. Default 3 s (`--grace`).
 pub const PORT_KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Password hashes (argon2) computed at once, on blocking threads, never on the hub's lock
+/// or a runtime worker. Argon2 is slow by design (tens of milliseconds and 19 MiB each):
+/// more logins wait their turn, each connection at most one, so the wait is bounded by the
+/// connections served. Default 2.
+pub const MAX_CONCURRENT_HASHES: usize = 2;
+
+/// Login attempts (password or SASL) one address may make in [`LOGIN_WINDOW`]; past it
+/// each attempt is refused with `rate_limited` before any hash is computed. Default 10.
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 10;
+
+/// Login attempts on one account, from anywhere, in [`LOGIN_WINDOW`]: guessing one
+/// account's password from many addresses is slowed as much. Default 10.
+pub const LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
+
+/// The window login attempts are counted in; the count starts again after it. Default
+/// 60 s.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Addresses and accounts whose login attempts are counted at once; past it, those whose
+/// window has ended are forgotten, and if none has, a new one is refused with
+/// `rate_limited` (memory stays bounded under a spray of addresses). Default 10,000.
+pub const LOGIN_TRACKED: usize = 10_000;
+
+/// Longest password accepted, in bytes: argon2 would take any length, this bounds the
+/// work and memory an attempt costs. Shorter than [`MIN_PASSWORD_CHARS`] is refused too.
+/// Default 256.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
+/// Shortest password a registration or `/password` accepts, in characters. Default 8.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// API tokens one account may hold; `/token new` past it is refused until one is
+/// revoked. Default 20.
+pub const MAX_TOKENS_PER_ACCOUNT: usize = 20;
+
+/// Longest token label, in characters (letters, digits, `-`, `_`, `.`). Default 32.
+pub const MAX_TOKEN_LABEL_CHARS: usize = 32;
 
 /// The bounds a running server applies to connections; `Default` gives the constants above.
 /// (The feeds' bounds travel in `feeds::FeedOptions` and `feeds::udp::IngestOptions`.)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use charla::hub::{Edges, Hub};
 use charla::limits::Limits;
 use charla::metrics::HistoryCounts;
-use charla::store::{DB_FILE, SqliteHistory, SqliteOptions};
+use charla::store::{DB_FILE, SqliteAccounts, SqliteHistory, SqliteOptions};
 use charla::{feeds, server};
 use cli::serve::DataDir;
 use cli::{Cli, CliCommand, Serve};
@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
         CliCommand::Port(args) => cli::port::run(args),
         CliCommand::Connect(args) => args.run(),
         CliCommand::Send(args) => args.run(),
+        CliCommand::Account(args) => args.run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -94,18 +95,24 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     let limits = args.limits();
     let store = open_store(&args, &limits)?;
     let hub = match &store {
-        Some(store) => Hub::with_edges(
-            &limits,
-            Edges {
-                store: store.clone(),
-                ..Edges::alone(&limits)
-            },
-        ),
+        Some(store) => {
+            let accounts = SqliteAccounts::open(store.path())
+                .with_context(|| format!("cannot keep accounts in {}", store.path().display()))?;
+            Hub::with_edges(
+                &limits,
+                Edges {
+                    store: store.clone(),
+                    accounts: Arc::new(accounts),
+                    ..Edges::alone(&limits)
+                },
+            )
+        }
         None => Hub::new(&limits),
     };
     if let Some(store) = &store {
         hub.metrics().add_collector(HistoryCounts(store.clone()));
     }
+    hub.require_account(args.require_account);
     feeds::start(&hub, &args.feed_options(), shutdown.clone())?;
     // Handled from before the `listening on` lines: a supervisor may signal as soon as it
     // reads them, and the default action would kill the server without goodbyes.

@@ -39,6 +39,7 @@ impl Connect {
             endpoint: self.addr.with_ca(self.ca),
             nick: self.name,
             rooms: self.rooms,
+            token: None,
         };
         client_runtime(client::connect(options))
     }

@@ -1,5 +1,6 @@
 //! Command-line arguments: one file per subcommand.
 
+pub mod account;
 pub mod bench;
 pub mod connect;
 pub mod port;
@@ -41,6 +42,8 @@ pub enum CliCommand {
     Connect(connect::Connect),
     /// Say a message (or each stdin line) and exit once the server acknowledged it.
     Send(send::Send),
+    /// Manage accounts in the server's database: `charla account add NAME`.
+    Account(account::Account),
 }
 
 /// A runtime with `threads` workers (0: one per CPU this process may run on). With one, the

@@ -32,6 +32,17 @@ pub struct Send {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// An API token (`/token new LABEL` prints one): say it as that account, on a server
+    /// with --require-account too. Better given in CHARLA_TOKEN than on the command line,
+    /// where other users can see it.
+    #[arg(
+        long,
+        env = "CHARLA_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// [ADDR] then the message, its words joined by spaces. Without a message, each line
     /// of stdin is one.
     #[arg(value_name = "MESSAGE")]
@@ -55,6 +66,7 @@ impl Send {
             endpoint: endpoint.with_ca(self.ca),
             nick: self.name,
             rooms: self.room.into_iter().collect(),
+            token: self.token,
         };
         super::connect::client_runtime(client::send(options, self.words))
     }

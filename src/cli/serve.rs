@@ -54,6 +54,14 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
+    /// Only users logged in to an account may talk (say, /me, /msg); others may read.
+    /// Create accounts with `charla account add NAME --data DIR`, or let users /register.
+    /// Whatever this says, logins are limited to 10 attempts a minute from one address and
+    /// on one account (LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_ATTEMPTS_PER_ACCOUNT), 2 password
+    /// hashes at once (MAX_CONCURRENT_HASHES).
+    #[arg(long, env = "CHARLA_REQUIRE_ACCOUNT")]
+    pub require_account: bool,
+
     /// Messages each room keeps in the --data database, even once it is empty and across
     /// restarts; the oldest are deleted past it. --history of them are replayed.
     #[arg(long, env = "CHARLA_HISTORY_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]

@@ -63,7 +63,7 @@ where
     let conversation =
         Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
     let mut chat = Chat::new(conversation, View::new(Styling::Plain));
-    let hello = chat.conversation.hello();
+    let hello = chat.conversation.hello(options.token.clone());
     let (mut link, welcome) = Link::open(&options.endpoint, hello).await?;
     let (outcome, _) = chat.welcome(&welcome, false);
     if let Some((code, message)) = outcome.refusal {

@@ -85,7 +85,7 @@ impl Conversation {
     /// The hello restoring this conversation: the nick, every room but `#lobby` (which
     /// every connection starts in), and the last `seq` seen in each room we are in, so
     /// each is resumed exactly.
-    pub fn hello(&self) -> ClientRequest {
+    pub fn hello(&self, token: Option<String>) -> ClientRequest {
         let rooms = self
             .rooms
             .iter()
@@ -101,6 +101,7 @@ impl Conversation {
             nick: self.wanted_nick.clone(),
             rooms,
             since,
+            token,
         }
     }
 
@@ -379,6 +380,7 @@ mod tests {
             nick: nick.map(str::to_string),
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
             since: since.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            token: None,
         }
     }
 
@@ -402,7 +404,7 @@ mod tests {
     #[test]
     fn lines_go_to_the_room_joined_last_or_switched_to() {
         let mut c = Conversation::new(Some("bob".into()), &["ops".into()]).unwrap();
-        assert_eq!(c.hello(), hello(Some("bob"), &["#ops"], &[]));
+        assert_eq!(c.hello(None), hello(Some("bob"), &["#ops"], &[]));
         c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
         assert_eq!(c.current().unwrap().as_str(), "#ops");
         let Ok(Action::Send {
@@ -483,7 +485,7 @@ mod tests {
             reason: "left".into(),
             message: None,
         });
-        assert_eq!(c.hello(), hello(Some("Roberto"), &["#ops"], &[]));
+        assert_eq!(c.hello(None), hello(Some("Roberto"), &["#ops"], &[]));
         let lobby = c.welcomed(&welcome("Roberto", &["#lobby", "#ops"]), true);
         assert_eq!(lobby, Some(RoomName::lobby()));
         assert_eq!(c.rooms(), &[RoomName::parse("#ops").unwrap()]);
@@ -526,7 +528,7 @@ mod tests {
             });
         }
         assert_eq!(
-            c.hello(),
+            c.hello(None),
             hello(Some("bob"), &["#ops"], &[("#lobby", 2), ("#ops", 7)])
         );
         assert!(c.resumes(&RoomName::parse("#ops").unwrap()));

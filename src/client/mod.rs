@@ -39,6 +39,8 @@ pub struct Options {
     pub nick: Option<String>,
     /// Rooms to join besides `#lobby`; lines go to the last one.
     pub rooms: Vec<String>,
+    /// An API token to log in with (`/token new`); the nick is then the account's.
+    pub token: Option<String>,
 }
 
 /// `charla connect`: interactive when stdin and stdout are terminals, else each stdin line

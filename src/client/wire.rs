@@ -12,7 +12,9 @@ impl ClientRequest {
     /// (the nick, then each room).
     pub fn lines(&self) -> usize {
         match self {
-            ClientRequest::Hello { nick, rooms, since } => {
+            ClientRequest::Hello {
+                nick, rooms, since, ..
+            } => {
                 let resumed_only = since.keys().filter(|r| !rooms.contains(r)).count();
                 (usize::from(nick.is_some()) + rooms.len() + resumed_only).max(1)
             }
@@ -32,6 +34,9 @@ pub enum ClientRequest {
         /// The last `seq` seen in each room, to resume it exactly.
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         since: BTreeMap<String, u64>,
+        /// An API token to log in with (`charla send --token`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     Say {
         room: String,
@@ -305,6 +310,7 @@ mod tests {
                 nick: None,
                 rooms: vec![],
                 since: BTreeMap::new(),
+                token: None,
             },
             1,
         ))
@@ -446,6 +452,7 @@ mod tests {
                 nick: Some("bot".into()),
                 rooms: vec![room()],
                 since: BTreeMap::from([("#lobby".into(), 4)]),
+                token: None,
             },
             1,
         );

@@ -37,6 +37,8 @@ pub(super) struct Participant {
     pub signon: u64,
     /// When it last said something, or registered: WHOIS's idle time.
     pub spoke: u64,
+    /// The account it is logged in to.
+    pub account: Option<Nick>,
 }
 
 pub(super) struct ChatState {
@@ -75,6 +77,10 @@ pub(super) struct ChatState {
     pub sampler: FanoutSampler,
     /// When the message being carried out was taken in, for its fan-out probe.
     pub taken: Option<Instant>,
+    /// The names of the registered accounts: nicks only their owners may hold.
+    pub registered: HashSet<Nick>,
+    /// `--require-account`: only sessions logged in to an account may talk.
+    pub require_account: bool,
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.
@@ -181,8 +187,57 @@ impl ChatState {
         }
     }
 
+    /// Whether a session logged in to `account` may hold `nick`: any nick but another
+    /// account's.
+    pub fn may_hold(&self, nick: &Nick, account: Option<&Nick>) -> Result<(), Failure> {
+        if self.registered.contains(nick) && account != Some(nick) {
+            return Err((
+                ErrorCode::NickRegistered,
+                format!("{nick} is registered; if it is yours, /login {nick} PASSWORD"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn account_of(&self, id: SessionId) -> Option<&Nick> {
+        self.sessions.get(&id).and_then(|s| s.account.as_ref())
+    }
+
+    /// Renames session `holder` to a guest nick: its nick's owner has come for it.
+    pub fn evict(&mut self, holder: SessionId) {
+        let guest = self.guest_nick();
+        let renamed = self.rename(holder, guest);
+        self.answer(holder, renamed, None);
+    }
+
+    /// Logs session `id` in to `account` and gives it the account's nick, renaming
+    /// whoever holds it without the account; a session of the same account keeps it.
+    pub fn log_in(&mut self, id: SessionId, account: Nick) -> Result<(), Failure> {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(());
+        };
+        session.account = Some(account.clone());
+        if session.nick == account {
+            return Ok(());
+        }
+        match self.holder(&account) {
+            Some(holder) if self.account_of(holder) == Some(&account) => return Ok(()),
+            Some(holder) => self.evict(holder),
+            None => {}
+        }
+        let renamed = self.rename(id, account)?;
+        self.answer(id, Ok(renamed), None);
+        Ok(())
+    }
+
     /// Makes `recipient` session `id` under `nick`, greeted and put in `#lobby`.
-    pub fn admit(&mut self, id: SessionId, recipient: Arc<dyn Recipient>, nick: Nick) {
+    pub fn admit(
+        &mut self,
+        id: SessionId,
+        recipient: Arc<dyn Recipient>,
+        nick: Nick,
+        account: Option<Nick>,
+    ) {
         let lobby = RoomName::lobby();
         self.sessions.insert(
             id,
@@ -193,6 +248,7 @@ impl ChatState {
                 away: None,
                 signon: now_ms(),
                 spoke: now_ms(),
+                account,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -241,7 +297,7 @@ impl ChatState {
             let n = self.next_guest;
             self.next_guest += 1;
             let nick = Nick::parse(&format!("guest-{n}")).expect("guest nicks are valid");
-            if self.holder(&nick).is_none() {
+            if self.holder(&nick).is_none() && !self.registered.contains(&nick) {
                 return nick;
             }
         }
@@ -266,6 +322,18 @@ impl ChatState {
         }
     }
 
+    /// With `--require-account`, whether session `id` is logged in and so may talk.
+    fn may_talk(&self, id: SessionId) -> Result<(), Failure> {
+        if self.require_account && self.account_of(id).is_none() {
+            return Err((
+                ErrorCode::AccountRequired,
+                "this server lets only users with an account talk: /login NICK PASSWORD"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+
     fn say(
         &mut self,
         id: SessionId,
@@ -274,6 +342,7 @@ impl ChatState {
         action: bool,
         notice: bool,
     ) -> Reply {
+        self.may_talk(id)?;
         let room = self.speaking_room(id, room)?;
         let ts = now_ms();
         let seq = self.next_seq(&room);
@@ -309,6 +378,7 @@ impl ChatState {
         notice: bool,
         reference: Option<String>,
     ) -> Reply {
+        self.may_talk(id)?;
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
         };
@@ -411,6 +481,7 @@ impl ChatState {
 
     fn rename(&mut self, id: SessionId, new: Nick) -> Reply {
         let old = self.sessions[&id].nick.clone();
+        self.may_hold(&new, self.account_of(id))?;
         if let Some(holder) = self.holder(&new)
             && holder != id
         {
@@ -517,6 +588,7 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
+        let account = session.account.clone();
         if already && let Some(resume) = resume {
             return self.resume_member(id, &room, resume, reference);
         }
@@ -532,6 +604,10 @@ impl ChatState {
             target.members.insert(id, recipient);
             target.invited.retain(|&invited| invited != id);
             if founder {
+                target.ops.insert(id, ());
+                target.remember_op(account.as_ref());
+            } else if account.is_some_and(|a| target.op_accounts.contains(&a)) {
+                // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }
             let count = target.members.len();

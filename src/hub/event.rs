@@ -196,10 +196,82 @@ pub enum Event {
         message: String,
     },
     Help,
+    /// What an account request did (`/register`, `/login`, `/token`…): told to the one
+    /// who asked.
+    Account(AccountNews),
     /// The last event of a session: why it ends.
     Bye {
         reason: LeaveReason,
     },
+}
+
+/// The outcome of an account request.
+#[derive(Debug, Clone)]
+pub enum AccountNews {
+    /// The session's nick is now the registered account `0`, and it is logged in to it.
+    Registered(Nick),
+    LoggedIn(Nick),
+    LoggedOut,
+    PasswordChanged,
+    Unregistered(Nick),
+    /// A new API token: shown this once, never again (only its hash is kept).
+    TokenCreated {
+        label: String,
+        token: String,
+    },
+    /// The labels of the account's tokens.
+    Tokens(Vec<String>),
+    TokenRevoked(String),
+}
+
+impl AccountNews {
+    /// A stable word for programs (JSON `event`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccountNews::Registered(_) => "registered",
+            AccountNews::LoggedIn(_) => "logged_in",
+            AccountNews::LoggedOut => "logged_out",
+            AccountNews::PasswordChanged => "password_changed",
+            AccountNews::Unregistered(_) => "unregistered",
+            AccountNews::TokenCreated { .. } => "token_created",
+            AccountNews::Tokens(_) => "tokens",
+            AccountNews::TokenRevoked(_) => "token_revoked",
+        }
+    }
+
+    /// The account it names, if any.
+    pub fn account(&self) -> Option<&Nick> {
+        match self {
+            AccountNews::Registered(name)
+            | AccountNews::LoggedIn(name)
+            | AccountNews::Unregistered(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AccountNews {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountNews::Registered(name) => write!(
+                f,
+                "{name} is registered to you; /login {name} PASSWORD takes it back next time"
+            ),
+            AccountNews::LoggedIn(name) => write!(f, "you are logged in as {name}"),
+            AccountNews::LoggedOut => f.write_str("you are logged out"),
+            AccountNews::PasswordChanged => f.write_str("your password is changed"),
+            AccountNews::Unregistered(name) => {
+                write!(f, "the account {name} is deleted; anyone may take the nick")
+            }
+            AccountNews::TokenCreated { label, token } => write!(
+                f,
+                "token {label}: {token} (shown this once; keep it secret, /token revoke {label} ends it)"
+            ),
+            AccountNews::Tokens(labels) if labels.is_empty() => f.write_str("you have no tokens"),
+            AccountNews::Tokens(labels) => write!(f, "your tokens: {}", labels.join(", ")),
+            AccountNews::TokenRevoked(label) => write!(f, "token {label} revoked"),
+        }
+    }
 }
 
 /// Why someone left a room or the server.
@@ -295,6 +367,21 @@ pub enum ErrorCode {
     UnknownMode,
     /// The nick a command is about is not in that room.
     TargetNotInRoom,
+    /// The nick belongs to a registered account and the session is not logged in to it.
+    NickRegistered,
+    /// `--require-account`: only users logged in to an account may talk.
+    AccountRequired,
+    /// A login or password check failed: no such account or the wrong password (which one
+    /// is not said).
+    BadPassword,
+    /// Too many login attempts from this address or on this account; try again later.
+    RateLimited,
+    /// The request needs the session to be logged in to an account.
+    NotLoggedIn,
+    /// `/register` for a nick that is registered already.
+    AccountExists,
+    /// The account store failed (the disk); the request was not carried out.
+    StoreFailed,
 }
 
 impl ErrorCode {
@@ -326,6 +413,13 @@ impl ErrorCode {
             ErrorCode::Moderated => "moderated",
             ErrorCode::UnknownMode => "unknown_mode",
             ErrorCode::TargetNotInRoom => "target_not_in_room",
+            ErrorCode::NickRegistered => "nick_registered",
+            ErrorCode::AccountRequired => "account_required",
+            ErrorCode::BadPassword => "bad_password",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::AccountExists => "account_exists",
+            ErrorCode::StoreFailed => "store_failed",
         }
     }
 }

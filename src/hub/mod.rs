@@ -30,6 +30,7 @@ macro_rules! str_formatting {
     )+};
 }
 
+mod accounts;
 mod bus;
 mod chat;
 mod command;
@@ -51,11 +52,13 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
 pub use event::{
-    Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said, Whois,
+    AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said,
+    Whois,
 };
 pub use ids::{MAX_NODES, NodeId, SessionId};
 pub use names::{NameError, Nick, RoomName};
@@ -87,6 +90,14 @@ pub(crate) type BySession<V> = HashMap<SessionId, V, foldhash::fast::FixedState>
 /// Called with the hub's lock held: it must be short.
 pub type WakeAll = dyn Fn(&mut Vec<Waker>) + Send + Sync;
 
+/// The error for an account request from a session logged in to none.
+pub fn not_logged_in() -> (ErrorCode, String) {
+    (
+        ErrorCode::NotLoggedIn,
+        "you are not logged in: /login NICK PASSWORD, or /register PASSWORD".to_string(),
+    )
+}
+
 /// Which of a room's history a `/history` asks for.
 enum Ask {
     /// The last N, or all kept.
@@ -105,6 +116,7 @@ pub struct Edges {
     /// Where the hub counts, and what `GET /metrics` shows; the server and the feeds count
     /// into the same one ([`Hub::metrics`]).
     pub metrics: Arc<Metrics>,
+    pub accounts: Arc<dyn AccountStore>,
 }
 
 impl Edges {
@@ -116,6 +128,7 @@ impl Edges {
             bus: Arc::new(LocalBus),
             directory: Arc::new(Alone),
             metrics: Metrics::new(),
+            accounts: Arc::new(MemoryAccounts::default()),
         }
     }
 }
@@ -127,6 +140,7 @@ pub struct Hub {
     /// The same store the chat keeps, asked without the lock.
     store: Arc<dyn HistoryStore>,
     metrics: Arc<Metrics>,
+    accounts: Arc<dyn AccountStore>,
 }
 
 impl Hub {
@@ -139,7 +153,14 @@ impl Hub {
     pub fn with_edges(limits: &Limits, edges: Edges) -> Hub {
         let store = edges.store.clone();
         let metrics = edges.metrics.clone();
+        let registered = edges.accounts.names().unwrap_or_else(|e| {
+            // Registered nicks go unprotected until a restart reads them: said loudly.
+            tracing::error!(error = %e, "cannot read the accounts; no nick is protected");
+            Vec::new()
+        });
         let chat = ChatState {
+            registered: registered.into_iter().collect(),
+            require_account: false,
             sessions: BySession::default(),
             nicks: NickTable::default(),
             rooms: HashMap::new(),
@@ -168,22 +189,41 @@ impl Hub {
             chat,
             store,
             metrics,
+            accounts: edges.accounts,
         }
     }
 
     /// Makes an admitted connection a session: under `nick`, or a guest nick when `None`,
-    /// greeted and put in `#lobby`. Refused when `nick` is taken; the connection stays
-    /// unregistered and may try another.
+    /// greeted and put in `#lobby`. Refused when `nick` is taken or registered; the
+    /// connection stays unregistered and may try another.
     pub fn register(
         &self,
         recipient: Arc<dyn Recipient>,
         nick: Option<Nick>,
     ) -> Result<SessionId, (ErrorCode, String)> {
+        self.register_as(recipient, nick, None)
+    }
+
+    /// [`Hub::register`], logged in to `account` when the connection proved it owns one
+    /// (IRC SASL): then its nick may be the account's, and whoever holds that without the
+    /// account is renamed to a guest.
+    pub fn register_as(
+        &self,
+        recipient: Arc<dyn Recipient>,
+        nick: Option<Nick>,
+        account: Option<Nick>,
+    ) -> Result<SessionId, (ErrorCode, String)> {
         self.with_chat(|chat| {
-            if let Some(nick) = &nick
-                && let Some(holder) = chat.holder(nick)
-            {
-                return Err((ErrorCode::NickTaken, chat.taken(nick, holder)));
+            if let Some(nick) = &nick {
+                chat.may_hold(nick, account.as_ref())?;
+                if let Some(holder) = chat.holder(nick) {
+                    // The owner takes its nick back from whoever holds it without the
+                    // account; the same account's other sessions keep theirs.
+                    if account.is_none() || chat.account_of(holder) == account.as_ref() {
+                        return Err((ErrorCode::NickTaken, chat.taken(nick, holder)));
+                    }
+                    chat.evict(holder);
+                }
             }
             let id = chat.mint.session();
             if chat.shut_down {
@@ -197,7 +237,7 @@ impl Hub {
                 return Ok(id);
             }
             let nick = nick.unwrap_or_else(|| chat.guest_nick());
-            chat.admit(id, recipient, nick);
+            chat.admit(id, recipient, nick, account);
             Ok(id)
         })
     }
@@ -387,6 +427,80 @@ impl Hub {
         self.lock().wake = wake;
     }
 
+    /// Where accounts are kept; asked off the lock, on a blocking thread.
+    pub fn accounts(&self) -> &Arc<dyn AccountStore> {
+        &self.accounts
+    }
+
+    /// With `true`, only sessions logged in to an account may say anything
+    /// (`--require-account`).
+    pub fn require_account(&self, on: bool) {
+        self.lock().require_account = on;
+    }
+
+    /// The account session `id` is logged in to, if any.
+    pub fn account_of(&self, id: SessionId) -> Option<Nick> {
+        self.lock().account_of(id).cloned()
+    }
+
+    /// The account `name` was created in the store: its nick is protected from now on,
+    /// and session `id`, which registered it, is logged in to it.
+    pub fn account_created(&self, id: Option<SessionId>, name: Nick, reference: Option<String>) {
+        self.with_chat(|chat| {
+            chat.registered.insert(name.clone());
+            if let Some(id) = id {
+                let reply = chat
+                    .log_in(id, name.clone())
+                    .map(|()| Some(Event::Account(AccountNews::Registered(name))));
+                chat.answer(id, reply, reference);
+            }
+        });
+    }
+
+    /// Session `id` proved it owns `account`: logged in, and renamed to it, whoever held
+    /// the nick without the account becoming a guest.
+    pub fn logged_in(&self, id: SessionId, account: Nick, reference: Option<String>) {
+        self.with_chat(|chat| {
+            // An account made by `charla account add` while the server ran is protected
+            // from its first login on.
+            chat.registered.insert(account.clone());
+            let reply = chat
+                .log_in(id, account.clone())
+                .map(|()| Some(Event::Account(AccountNews::LoggedIn(account))));
+            chat.answer(id, reply, reference);
+        });
+    }
+
+    /// Session `id` is logged in to no account from now on; it keeps its nick while
+    /// connected.
+    pub fn logged_out(&self, id: SessionId, reference: Option<String>) {
+        self.with_chat(|chat| {
+            let Some(session) = chat.sessions.get_mut(&id) else {
+                return;
+            };
+            let reply = match session.account.take() {
+                Some(_) => Ok(Some(Event::Account(AccountNews::LoggedOut))),
+                None => Err(not_logged_in()),
+            };
+            chat.answer(id, reply, reference);
+        });
+    }
+
+    /// The account `name` was deleted from the store: its nick is free, and every session
+    /// logged in to it is logged out. Session `id`, which asked, is told.
+    pub fn account_deleted(&self, id: SessionId, name: Nick, reference: Option<String>) {
+        self.with_chat(|chat| {
+            chat.registered.remove(&name);
+            for session in chat.sessions.values_mut() {
+                if session.account.as_ref() == Some(&name) {
+                    session.account = None;
+                }
+            }
+            let news = Event::Account(AccountNews::Unregistered(name));
+            chat.answer(id, Ok(Some(news)), reference);
+        });
+    }
+
     /// The nick session `id` goes by now; `None` once it is gone.
     pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
         self.lock().sessions.get(&id).map(|s| s.nick.clone())
@@ -418,6 +532,8 @@ impl Hub {
     }
 }
 
+#[cfg(test)]
+mod account_tests;
 #[cfg(test)]
 mod edge_tests;
 #[cfg(test)]

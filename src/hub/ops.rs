@@ -616,6 +616,13 @@ impl ChatState {
                 }
                 Mode::Op(_) | Mode::Voice(_) => {
                     let member = member.expect("looked up above");
+                    if matches!(change.mode, Mode::Op(_)) {
+                        let account = self.sessions[&member].account.as_ref();
+                        match add {
+                            true => target.remember_op(account),
+                            false => target.op_accounts.retain(|a| Some(a) != account),
+                        }
+                    }
                     let set = if matches!(change.mode, Mode::Op(_)) {
                         &mut target.ops
                     } else {

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use super::names::RoomName;
+use super::names::{Nick, RoomName};
 use super::ops::{Ban, Modes, Standing, Topic};
 use super::post::RoomStatus;
 use super::{BySession, SessionId};
 use crate::fanout::{Recipient, RoomLog};
-use crate::limits::{ANNOUNCE_MAX_MEMBERS, MEMBERS_SHOWN_ON_JOIN};
+use crate::limits::{ANNOUNCE_MAX_MEMBERS, MAX_OP_ACCOUNTS_PER_ROOM, MEMBERS_SHOWN_ON_JOIN};
 
 pub(super) struct Room {
     pub name: RoomName,
@@ -23,6 +23,10 @@ pub(super) struct Room {
     /// Members who may change the topic and modes and kick: the first member of a room a
     /// user made, and whoever an operator makes one.
     pub ops: BySession<()>,
+    /// Accounts whose sessions are made operators as they join: operators logged in to
+    /// an account when they were made so. At most
+    /// [`crate::limits::MAX_OP_ACCOUNTS_PER_ROOM`].
+    pub op_accounts: Vec<Nick>,
     /// Members who may speak when the room is moderated (`+m`).
     pub voiced: BySession<()>,
     pub topic: Option<Topic>,
@@ -66,6 +70,17 @@ impl RoomSettings {
 }
 
 impl Room {
+    /// An operator was made who is logged in to `account` (if any): remembered, within
+    /// [`MAX_OP_ACCOUNTS_PER_ROOM`].
+    pub fn remember_op(&mut self, account: Option<&Nick>) {
+        if let Some(account) = account
+            && !self.op_accounts.contains(account)
+            && self.op_accounts.len() < MAX_OP_ACCOUNTS_PER_ROOM
+        {
+            self.op_accounts.push(account.clone());
+        }
+    }
+
     pub fn new(name: RoomName, settings: RoomSettings) -> Room {
         Room {
             name,
@@ -76,6 +91,7 @@ impl Room {
             settings,
             ops: BySession::default(),
             voiced: BySession::default(),
+            op_accounts: Vec::new(),
             topic: None,
             modes: Modes::new_room(),
             bans: Vec::new(),

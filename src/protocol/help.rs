@@ -58,6 +58,22 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "the rooms NAME is in, how long idle, and if away",
     ),
     ("/quit [message]", "leave the server"),
+    (
+        "/register PASSWORD",
+        "register your nick: nobody else may take it",
+    ),
+    (
+        "/login NICK PASSWORD",
+        "take your registered nick back (/identify too); /logout",
+    ),
+    (
+        "/password OLD NEW",
+        "change your password; /unregister PASSWORD",
+    ),
+    (
+        "/token new LABEL",
+        "an API token for programs; /token list, /token revoke LABEL",
+    ),
     ("/help", "this list"),
     ("//text", "send a line that starts with /"),
 ];

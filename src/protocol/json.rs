@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
+use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing, Posted, Request,
-    RoomName, Said, Topic, describe_changes,
+    AccountNews, Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing,
+    Posted, Request, RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -26,6 +27,32 @@ enum JsonRequest {
         /// Rooms to resume: the last entry number (`seq`) seen in each.
         #[serde(default)]
         since: BTreeMap<String, u64>,
+        /// Logs in to the account `nick` instead of only taking the nick.
+        password: Option<String>,
+        /// Logs in with an API token.
+        token: Option<String>,
+    },
+    Register {
+        password: String,
+    },
+    Login {
+        nick: String,
+        password: String,
+    },
+    Logout,
+    Password {
+        old: String,
+        new: String,
+    },
+    Unregister {
+        password: String,
+    },
+    TokenNew {
+        label: String,
+    },
+    TokenList,
+    TokenRevoke {
+        label: String,
     },
     Say {
         room: Option<String>,
@@ -131,14 +158,50 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     };
     let room = |r: Option<String>| r.as_deref().map(room_arg).transpose();
     let optional_text = |m: Option<String>| m.as_deref().and_then(MessageText::new);
+    let account = |request| {
+        Ok(Incoming::Account {
+            request,
+            reference: reference.clone(),
+        })
+    };
     let parsed = (|| {
         let command = match envelope.request {
-            JsonRequest::Hello { nick, rooms, since } => {
+            JsonRequest::Hello {
+                nick,
+                rooms,
+                since,
+                password,
+                token,
+            } => {
                 let request = |command| Request {
                     command,
                     reference: reference.clone(),
                 };
-                let nick = nick.map(|n| nick_arg(&n).map(Command::Nick));
+                let login = match (&nick, password, token) {
+                    (_, Some(_), Some(_)) => {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidRequest,
+                            "a hello logs in with a password or a token, not both",
+                        ));
+                    }
+                    (Some(nick), Some(password), None) => Some(AccountRequest::Login {
+                        account: nick_arg(nick)?,
+                        password: Secret::new(password),
+                    }),
+                    (None, Some(_), None) => {
+                        return Err(Refusal::new(
+                            ErrorCode::MissingArgument,
+                            "a hello with a password names the account as its nick",
+                        ));
+                    }
+                    (_, None, token) => token.map(|t| AccountRequest::TokenLogin {
+                        token: Secret::new(t),
+                    }),
+                };
+                // Logging in gives the account's nick: no nick step of its own.
+                let nick = nick
+                    .filter(|_| !matches!(login, Some(AccountRequest::Login { .. })))
+                    .map(|n| nick_arg(&n).map(Command::Nick));
                 // Each room once: those in `rooms` in their order, then the rest of `since`;
                 // a room named in `since` is resumed rather than joined afresh.
                 let mut resumes = Vec::new();
@@ -177,7 +240,36 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
                 return Ok(Incoming::Hello {
                     steps,
                     reference: reference.clone(),
+                    login,
                 });
+            }
+            JsonRequest::Register { password } => {
+                return account(AccountRequest::Register {
+                    password: Secret::new(password),
+                });
+            }
+            JsonRequest::Login { nick, password } => {
+                return account(AccountRequest::Login {
+                    account: nick_arg(&nick)?,
+                    password: Secret::new(password),
+                });
+            }
+            JsonRequest::Logout => return account(AccountRequest::Logout),
+            JsonRequest::Password { old, new } => {
+                return account(AccountRequest::Password {
+                    old: Secret::new(old),
+                    new: Secret::new(new),
+                });
+            }
+            JsonRequest::Unregister { password } => {
+                return account(AccountRequest::Unregister {
+                    password: Secret::new(password),
+                });
+            }
+            JsonRequest::TokenNew { label } => return account(AccountRequest::TokenNew { label }),
+            JsonRequest::TokenList => return account(AccountRequest::TokenList),
+            JsonRequest::TokenRevoke { label } => {
+                return account(AccountRequest::TokenRevoke { label });
             }
             JsonRequest::Say { room: r, text } => Command::Say {
                 room: room(r)?,
@@ -577,6 +669,23 @@ fn to_value(event: &Event) -> Value {
             "message": message.as_ref().map(|m| m.plain()),
         }),
         Event::Ack { id, ts } => json!({"type": "ack", "id": id, "ts": ts}),
+        Event::Account(news) => {
+            let mut v =
+                json!({"type": "account", "event": news.code(), "message": news.to_string()});
+            if let Some(account) = news.account() {
+                v["account"] = account.as_str().into();
+            }
+            match news {
+                AccountNews::TokenCreated { label, token } => {
+                    v["label"] = label.as_str().into();
+                    v["token"] = token.as_str().into();
+                }
+                AccountNews::TokenRevoked(label) => v["label"] = label.as_str().into(),
+                AccountNews::Tokens(labels) => v["labels"] = names(labels),
+                _ => {}
+            }
+            v
+        }
         Event::Error { code, message } => json!({
             "type": "error", "code": code.as_str(), "message": message,
         }),

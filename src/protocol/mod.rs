@@ -20,6 +20,7 @@ pub use lines::LineCodec;
 
 use bytes::Bytes;
 
+use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{Encode, ErrorCode, Event, NameError, Nick, Outgoing, Request, RoomName};
 
 /// Human-readable lines, one event per line (a few, such as `/help`, take several): what
@@ -51,11 +52,20 @@ impl Encode for JsonFormat {
 pub enum Incoming {
     Request(Request),
     /// Switch to JSON lines, then carry out each step (the nick change, then the joins
-    /// asked for) or answer its refusal, in order.
+    /// asked for) or answer its refusal, in order; with `login`, log in first.
     Hello {
         steps: Vec<Result<Request, Refusal>>,
         reference: Option<String>,
+        login: Option<AccountRequest>,
     },
+    /// An account request (`/register`, `/login`, `/token`…): carried out off the hub's
+    /// lock, and the connection reads nothing more until it is answered.
+    Account {
+        request: AccountRequest,
+        reference: Option<String>,
+    },
+    /// IRC SASL PLAIN credentials, given before or after registration.
+    Sasl(SaslAttempt),
     /// A handshake is complete: make the connection a session, under `nick` (a guest
     /// nick when `None`). Only codecs that hold registration send this. A refusal (the
     /// nick is taken) carries `reference` back.
@@ -67,6 +77,17 @@ pub enum Incoming {
     Answer(Bytes),
     /// Nothing to do (an empty line).
     Nothing,
+}
+
+/// Credentials a client gave by SASL, and how to write the outcome in its protocol.
+#[derive(Debug)]
+pub struct SaslAttempt {
+    pub account: Nick,
+    pub password: Secret,
+    /// The client's nick as its numerics name it (`*` before registration).
+    pub me: String,
+    /// The lines that answer the attempt: logged in as the account given, or failed.
+    pub answer: fn(me: &str, Option<&Nick>) -> Bytes,
 }
 
 /// A line that could not be understood; it is answered with an error and the connection

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
 use super::{Incoming, Refusal, json, nick_arg, room_arg, text_arg};
+use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
     Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, RoomName,
     Said, describe_changes,
@@ -163,6 +164,9 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
         "status" => Command::Status {
             room: optional(rest).map(room_arg).transpose()?,
         },
+        "register" | "login" | "identify" | "logout" | "password" | "unregister" | "token" => {
+            return account_command(&word.to_lowercase(), rest);
+        }
         _ => {
             return Err(Refusal::new(
                 ErrorCode::UnknownCommand,
@@ -173,6 +177,55 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
         }
     };
     Ok(Incoming::Request(command.into()))
+}
+
+/// `/register`, `/login` and the other account commands. A password is one word: the
+/// first space ends it, so `/password OLD NEW` is unambiguous.
+fn account_command(word: &str, rest: &str) -> Result<Incoming, Refusal> {
+    let secret = |usage: &str| required(rest, usage).map(|p| Secret::new(split_word(p).0));
+    let request = match word {
+        "register" => AccountRequest::Register {
+            password: secret("/register PASSWORD")?,
+        },
+        "login" | "identify" => {
+            let usage = format!("/{word} NICK PASSWORD");
+            let (nick, password) = split_word(required(rest, &usage)?);
+            AccountRequest::Login {
+                account: nick_arg(nick)?,
+                password: Secret::new(split_word(required(password, &usage)?).0),
+            }
+        }
+        "logout" => AccountRequest::Logout,
+        "password" => {
+            let usage = "/password OLD NEW";
+            let (old, new) = split_word(required(rest, usage)?);
+            AccountRequest::Password {
+                old: Secret::new(old),
+                new: Secret::new(split_word(required(new, usage)?).0),
+            }
+        }
+        "unregister" => AccountRequest::Unregister {
+            password: secret("/unregister PASSWORD")?,
+        },
+        _ => {
+            let usage = "/token new LABEL, /token list or /token revoke LABEL";
+            let (action, label) = split_word(required(rest, usage)?);
+            match action.to_lowercase().as_str() {
+                "new" => AccountRequest::TokenNew {
+                    label: required(label, usage)?.to_string(),
+                },
+                "list" => AccountRequest::TokenList,
+                "revoke" => AccountRequest::TokenRevoke {
+                    label: required(label, usage)?.to_string(),
+                },
+                _ => return Err(missing(usage)),
+            }
+        }
+    };
+    Ok(Incoming::Account {
+        request,
+        reference: None,
+    })
 }
 
 /// The first word of `rest` and what follows it, trimmed.
@@ -433,6 +486,7 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             }
             Ok(())
         }
+        Event::Account(news) => writeln!(s, "*** {news}"),
         Event::Bye { reason } => writeln!(s, "*** goodbye ({reason})"),
     }
 }

@@ -36,6 +36,13 @@ pub struct Ticket {
     pub(super) kind: ConnectionKind,
 }
 
+impl Ticket {
+    /// The address the connection came from; `None` over a Unix socket.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+}
+
 impl Admission {
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Arc<Admission> {
         Arc::new(Admission {

@@ -16,15 +16,17 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
 use super::Shared;
+use super::account_job::AccountJob;
 use super::admission::Ticket;
 use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::stream::ByteStream;
+use crate::accounts::AccountRequest;
 use crate::fanout::Outbox;
 use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
-use crate::protocol::{Codec, Incoming, JSON, Refusal, Sink};
+use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, Sink};
 
 /// Bytes read from the stream at a time, into a buffer that lives only during the read.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -68,6 +70,7 @@ pub fn serve<S: ByteStream, C: Codec>(
             flood: FloodGate::new(&ctx.limits, Instant::now().into_std()),
             ending: None,
             ticket,
+            job: None,
         },
         codec,
         io,
@@ -118,6 +121,8 @@ struct Talker {
     /// This connection's place among those admitted, given back when the client is
     /// dropped (however the task ends).
     ticket: Ticket,
+    /// Its account request in flight, or the last one; reading waits while it is.
+    job: Option<Arc<AccountJob>>,
 }
 
 impl Drop for Talker {
@@ -175,7 +180,13 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
             if let Some(ending) = conn.client.ending {
                 return Poll::Ready(Some(ending.into()));
             }
-            match conn.read(cx) {
+            let reading = if conn.client.job_done(cx) {
+                conn.read(cx)
+            } else {
+                // Woken when the account request is answered.
+                Ok(Read::Waiting)
+            };
+            match reading {
                 Ok(Read::Some) => {
                     if let Some(sleep) = this.idle.as_mut() {
                         sleep.as_mut().reset(Instant::now() + conn.silence());
@@ -399,14 +410,39 @@ impl Sink for Talker {
     }
 
     fn incoming(&mut self, incoming: Incoming) {
+        // While an account request is in flight, what came after it waits for its answer;
+        // not the codec's own answers, nor a registration, which settles a SASL proof itself.
+        let incoming = match (&self.job, incoming) {
+            (
+                Some(job),
+                incoming @ (Incoming::Request(_)
+                | Incoming::Hello { .. }
+                | Incoming::Account { .. }
+                | Incoming::Sasl(_)),
+            ) => match job.hold(incoming) {
+                Some(incoming) => incoming,
+                None => return,
+            },
+            (_, incoming) => incoming,
+        };
         match incoming {
             Incoming::Request(request) => {
                 if let Some(id) = self.registered() {
                     self.ctx.hub.apply(id, request);
                 }
             }
-            Incoming::Hello { steps, reference } => self.hello(steps, reference),
+            Incoming::Hello {
+                steps,
+                reference,
+                login,
+            } => self.hello(steps, reference, login),
             Incoming::Register { nick, reference } => self.register(nick, reference),
+            Incoming::Account { request, reference } => {
+                if let Some(id) = self.registered() {
+                    self.account(id, request, reference, None);
+                }
+            }
+            Incoming::Sasl(attempt) => self.sasl(attempt),
             Incoming::Answer(bytes) => self.answer_bytes(bytes),
             Incoming::Nothing => {}
         }
@@ -466,7 +502,23 @@ impl Talker {
                 )
             });
         }
-        match self.ctx.hub.register(self.outbox.clone(), nick) {
+        let (hub, outbox) = (&self.ctx.hub, self.outbox.clone());
+        let registered = match &self.job {
+            // A SASL exchange may have proved an account, or may still: the account it
+            // proved, or the session it will log in, is settled under its lock.
+            Some(job) => {
+                let mut result = None;
+                job.registering(|proved| {
+                    let registered = hub.register_as(outbox, nick, proved);
+                    let id = registered.as_ref().ok().copied();
+                    result = Some(registered);
+                    id
+                });
+                result.expect("registering calls back")
+            }
+            None => hub.register(outbox, nick),
+        };
+        match registered {
             Ok(id) => {
                 debug!(?id, "registered");
                 self.id = Some(id);
@@ -476,6 +528,92 @@ impl Talker {
                 ..Refusal::new(code, message)
             }),
         }
+    }
+
+    /// Whether the connection may read: no account request is in flight (what was held
+    /// while one was has been carried out). Otherwise its task is woken when the request
+    /// is answered.
+    fn job_done(&mut self, cx: &task::Context<'_>) -> bool {
+        loop {
+            let Some(job) = &self.job else {
+                return true;
+            };
+            if !job.poll_done(cx) {
+                return false;
+            }
+            let held = job.take_held();
+            if held.is_empty() {
+                return true;
+            }
+            // One of them may start another job, which holds the rest.
+            for incoming in held {
+                self.incoming(incoming);
+            }
+        }
+    }
+
+    /// Starts a new account job (the last is done: what comes while one is in flight is
+    /// held).
+    fn start_job(&mut self) -> Arc<AccountJob> {
+        debug_assert!(self.job.as_ref().is_none_or(|job| job.is_done()));
+        let job = AccountJob::new();
+        self.job = Some(job.clone());
+        job
+    }
+
+    /// Carries out an account request on a task of its own, then, for a `hello`, its
+    /// steps and the welcome; reads nothing more until then.
+    fn account(
+        &mut self,
+        id: SessionId,
+        request: AccountRequest,
+        reference: Option<String>,
+        hello: Option<Vec<Request>>,
+    ) {
+        let job = self.start_job();
+        let ctx = self.ctx.clone();
+        let ip = self.ticket.ip();
+        self.ctx.tasks.spawn(async move {
+            ctx.accounts
+                .carry_out(id, ip, request, reference.clone())
+                .await;
+            if let Some(steps) = hello {
+                for step in steps {
+                    ctx.hub.apply(id, step);
+                }
+                ctx.hub.welcome(id, reference);
+            }
+            job.finish();
+        });
+    }
+
+    /// Checks SASL credentials on a task of its own and answers them in IRC.
+    fn sasl(&mut self, attempt: SaslAttempt) {
+        let job = self.start_job();
+        if let Some(id) = self.id {
+            // Registered already: the proof logs this session in.
+            job.registering(|_| Some(id));
+        }
+        let ctx = self.ctx.clone();
+        let outbox = self.outbox.clone();
+        let ip = self.ticket.ip();
+        self.ctx.tasks.spawn(async move {
+            let SaslAttempt {
+                account,
+                password,
+                me,
+                answer,
+            } = attempt;
+            let proved = ctx.accounts.verify(ip, &account, password).await.ok();
+            if let Some(account) = &proved
+                && let Some(id) = job.proved(account.clone())
+            {
+                ctx.hub.logged_in(id, account.clone(), None);
+            }
+            // Its queue overflowing is the connection's to notice at its next write.
+            let _ = outbox.answer_bytes(Arc::new(answer(&me, proved.as_ref())));
+            job.finish();
+        });
     }
 
     fn answer_bytes(&mut self, bytes: Bytes) {
@@ -488,10 +626,16 @@ impl Talker {
     /// with a welcome carrying the resulting nick and rooms. Each step after the first
     /// counts against flood control as a line of its own, so a hello naming many rooms
     /// joins them no faster than as many `/join` lines would.
-    fn hello(&mut self, steps: Vec<Result<Request, Refusal>>, reference: Option<String>) {
+    fn hello(
+        &mut self,
+        steps: Vec<Result<Request, Refusal>>,
+        reference: Option<String>,
+        login: Option<AccountRequest>,
+    ) {
         let Some(id) = self.registered() else {
             return;
         };
+        let mut waiting = Vec::new();
         let total = steps.len();
         for (done, step) in steps.into_iter().enumerate() {
             if done > 0 {
@@ -518,10 +662,15 @@ impl Talker {
                 }
             }
             match step {
+                // With a login, the steps wait for it: they come after it.
+                Ok(request) if login.is_some() => waiting.push(request),
                 Ok(request) => self.ctx.hub.apply(id, request),
                 Err(refusal) => self.refuse(refusal),
             }
         }
-        self.ctx.hub.welcome(id, reference);
+        match login {
+            Some(login) => self.account(id, login, reference, Some(waiting)),
+            None => self.ctx.hub.welcome(id, reference),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Listeners, connection tasks, limits and shutdown: thin adapters around the hub.
 
+mod account_job;
 mod admission;
 mod certs;
 mod connection;
@@ -32,6 +33,7 @@ pub use udp::{UdpAddr, UdpBindError, UdpBound, bind_udp, parse_udp};
 
 use crate::feeds::udp::IngestOptions;
 
+use crate::accounts::Accounts;
 use crate::fanout::Dispatcher;
 use crate::hub::{Event, Hub, Outgoing};
 use crate::limits::{Limits, SHUTDOWN_GRACE};
@@ -45,6 +47,7 @@ struct Shared {
     hub: Hub,
     /// The hub's ([`Hub::metrics`]), at hand.
     metrics: Arc<Metrics>,
+    accounts: Accounts,
     limits: Limits,
     admission: Arc<Admission>,
     shutdown: CancellationToken,
@@ -76,6 +79,7 @@ pub async fn run_with(
 ) {
     let metrics = hub.metrics().clone();
     let ctx = Arc::new(Shared {
+        accounts: Accounts::new(hub.clone()),
         hub,
         admission: Admission::new(&limits, metrics.clone()),
         metrics,

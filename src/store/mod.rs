@@ -2,11 +2,13 @@
 //! memory ([`crate::hub::MemoryHistory`], forgotten on restart) and in an SQLite file
 //! ([`SqliteHistory`], the default of `charla serve`).
 
+mod accounts;
 mod schema;
 mod sqlite;
 
 use std::path::PathBuf;
 
+pub use accounts::{ACCOUNTS_MIGRATION, SqliteAccounts};
 pub use sqlite::{
     DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, SqliteHistory, SqliteOptions, StoreError,
     StoreStats, WRITE_BATCH, WRITE_QUEUE,

@@ -1,5 +1,6 @@
 //! Integration tests: a real server, real sockets, real clients.
 
+mod accounts;
 mod bench;
 mod binary;
 mod browser;

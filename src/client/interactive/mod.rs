@@ -36,7 +36,7 @@ pub const SCREEN_BACKLOG: usize = 1024;
 pub async fn run(options: Options) -> Result<(), ClientError> {
     let conversation =
         Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
-    let hello = conversation.hello();
+    let hello = conversation.hello(options.token.clone());
     let (link, welcome) = Link::open(&options.endpoint, hello).await?;
     let chat = Chat::new(conversation, View::new(Styling::for_terminal()));
     let terminal = Terminal::start()?;

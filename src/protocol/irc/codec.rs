@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
 use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -38,6 +38,7 @@ struct IrcClient {
     pinged: bool,
     /// The IRCv3 capabilities asked for; `format` writes them.
     caps: Caps,
+    sasl: sasl::Exchange,
 }
 
 impl IrcCodec {
@@ -52,6 +53,7 @@ impl IrcCodec {
                 negotiating: false,
                 pinged: false,
                 caps: Caps::default(),
+                sasl: sasl::Exchange::Idle,
             },
             keepalive: limits.ping_interval,
         }
@@ -126,6 +128,10 @@ impl IrcClient {
             "NICK" => self.nick(m, sink),
             "USER" => self.user(m, sink),
             "QUIT" => self.quit(m, sink),
+            "AUTHENTICATE" => {
+                let me = self.me().to_string();
+                sasl::authenticate(&mut self.sasl, &me, m, sink);
+            }
             _ if !self.registered => {
                 self.numeric(sink, ERR_NOTREGISTERED, ":You have not registered")
             }
@@ -161,7 +167,7 @@ impl IrcClient {
         answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
     }
 
-    /// CAP: LS names the capabilities charla implements ([`Caps::ALL`]), LIST those
+    /// CAP: LS names the capabilities charla implements ([`Caps::ALL`]) and `sasl` (`sasl.rs`), LIST those
     /// asked for; REQ takes a list whole (`-cap` to drop one) or refuses it whole (NAK)
     /// when it names one charla lacks, and the format changes to write what was asked for.
     /// LS or REQ before registration holds it until END (IRCv3).
@@ -172,6 +178,7 @@ impl IrcClient {
             "LS" => {
                 self.negotiating |= !self.registered;
                 let all = Caps::ALL.iter().map(|(name, _)| *name);
+                let all = all.chain([sasl::CAPS]);
                 format!("CAP {me} LS :{}", all.collect::<Vec<_>>().join(" "))
             }
             "LIST" => format!("CAP {me} LIST :{}", self.caps.names()),
@@ -871,7 +878,7 @@ mod tests {
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
         assert_eq!(
             sink.seen,
-            [":charla CAP * LS :away-notify echo-message multi-prefix server-time\r\n"]
+            [":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl=PLAIN\r\n"]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");

@@ -333,6 +333,7 @@ fn write_event(
         Event::Error { code, message } => write_error(s, *code, message, asked),
         // IRC clients have their own /help; the server's lists text commands.
         Event::Help => Ok(()),
+        Event::Account(news) => super::sasl::write_news(s, news, asked.nick),
         Event::Bye { reason } => writeln_crlf(s, &format!("ERROR :Closing link: {reason}")),
     }
 }
@@ -453,7 +454,9 @@ fn write_error(
         }
         ErrorCode::TooManyRooms => (ERR_TOOMANYCHANNELS, Some(asked.subject)),
         ErrorCode::InvalidNick => (ERR_ERRONEUSNICKNAME, Some(asked.subject)),
-        ErrorCode::NickTaken => (ERR_NICKNAMEINUSE, Some(asked.subject)),
+        ErrorCode::NickTaken | ErrorCode::NickRegistered => {
+            (ERR_NICKNAMEINUSE, Some(asked.subject))
+        }
         ErrorCode::EmptyMessage => (ERR_NOTEXTTOSEND, None),
         ErrorCode::NotRegistered => (ERR_NOTREGISTERED, None),
         ErrorCode::LineTooLong => (ERR_INPUTTOOLONG, None),
@@ -686,14 +689,14 @@ fn shown(format: &IrcFormat, standing: Standing) -> &'static str {
 }
 
 /// `:charla NUMBER to rest`.
-fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
+pub(super) fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
     writeln_crlf(s, &format!(":{SERVER_NAME} {number} {to} {rest}"))
 }
 
 /// Writes `line` and CRLF, cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
 /// message or a refusal's sentence may be as long as any text line (4 KiB from nc), and
 /// unlike a message it is not worth several lines.
-fn writeln_crlf(s: &mut String, line: &str) -> std::fmt::Result {
+pub(super) fn writeln_crlf(s: &mut String, line: &str) -> std::fmt::Result {
     let mut end = line.len().min(MAX_OUT_BYTES - 2);
     while !line.is_char_boundary(end) {
         end -= 1;

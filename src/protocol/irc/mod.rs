@@ -16,6 +16,7 @@ mod codec;
 mod encode;
 pub mod message;
 pub mod numeric;
+mod sasl;
 
 pub use codec::IrcCodec;
 

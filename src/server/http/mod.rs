@@ -42,8 +42,9 @@ use super::listen::{Listener, Peer};
 use super::stream::ByteStream;
 use super::tls::{self, Tls};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
+use crate::accounts::{Secret, token};
 use crate::feeds::http::Allowances;
-use crate::hub::{Encode, ErrorCode, Event, Outgoing, RoomName};
+use crate::hub::{Encode, ErrorCode, Event, Nick, Outgoing, RoomName};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{JSON, LineCodec};
@@ -355,6 +356,25 @@ fn authorized(web: &Web, headers: &HeaderMap) -> Result<(), Refused> {
     .with("www-authenticate", "Bearer"))
 }
 
+/// The account whose API token (`/token new`) the request carries as its bearer token,
+/// if it carries one; such a token is refused when no account has it. Any other bearer
+/// token is the listener's own (`--http-token`), for [`authorized`].
+async fn account_of(web: &Web, headers: &HeaderMap) -> Result<Option<Nick>, Refused> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|token| token.starts_with(token::PREFIX));
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    match web.ctx.accounts.token_owner(Secret::new(given)).await {
+        Ok(account) => Ok(Some(account)),
+        Err((_, message)) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .with("www-authenticate", "Bearer")),
+    }
+}
+
 /// `given == secret`, in a time that depends only on their lengths.
 fn same_secret(given: &[u8], secret: &[u8]) -> bool {
     let mut differ = u8::from(given.len() != secret.len());
@@ -412,7 +432,10 @@ async fn publish(
         )
         .with("retry-after", "1"));
     }
-    authorized(&web, &headers)?;
+    let account = account_of(&web, &headers).await?;
+    if account.is_none() {
+        authorized(&web, &headers)?;
+    }
     // A page on another site may not post here through its visitors' browsers (a form or
     // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
     if !origin_allowed(&web, &headers) {
@@ -449,6 +472,11 @@ async fn publish(
     };
     let notice = publish::read_post(&headers, &bytes, ip)
         .map_err(|r| error(StatusCode::BAD_REQUEST, r.code.as_str(), r.message))?;
+    // Who posted, when an account's token says so.
+    let notice = match &account {
+        Some(account) => notice.with("account", account.to_string()),
+        None => notice,
+    };
     let posted = web
         .ctx
         .hub

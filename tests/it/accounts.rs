@@ -1,0 +1,328 @@
+//! Accounts over real sockets: registering a nick, logging in to it from any protocol
+//! (text, JSON, IRC SASL), nick protection, login limits, API tokens, and accounts kept in
+//! the SQLite file across a restart.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits};
+use charla::server::HttpOptions;
+use serde_json::json;
+
+use crate::binary::{self, Binary};
+use crate::http::post;
+use crate::irc::Irc;
+use crate::store::{serve_with, stop};
+use crate::support::{Client, TestServer};
+
+/// Text, IRC and HTTP listeners, flood control off, accounts in memory.
+async fn server() -> TestServer {
+    let limits = Limits {
+        flood_rate: 0,
+        ..Limits::default()
+    };
+    let specs = [
+        "tcp://127.0.0.1:0",
+        "irc://127.0.0.1:0",
+        "http://127.0.0.1:0",
+    ];
+    TestServer::with_http(&specs, limits, HttpOptions::default()).await
+}
+
+/// A text client named `nick` that registered it with `password`.
+async fn registered(server: &TestServer, nick: &str, password: &str) -> Client {
+    let mut c = server.named(nick).await;
+    c.send(&format!("/register {password}")).await;
+    c.expect(&format!("*** {nick} is registered to you")).await;
+    c
+}
+
+#[tokio::test]
+async fn register_over_text_then_login_from_json_renames_the_holder() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    // Logged out, the old connection keeps the nick only until its owner comes back.
+    ana.send("/logout").await;
+    ana.expect("*** you are logged out").await;
+
+    let mut json = Client::tcp(server.tcp()).await;
+    json.expect("*** Welcome").await;
+    let hello = json!({"type": "hello", "nick": "ana", "password": "correct-horse", "rooms": ["#ops"], "ref": 1});
+    json.send(&hello.to_string()).await;
+    let logged = json.expect_json("account").await;
+    assert_eq!(logged["event"], "logged_in");
+    assert_eq!(logged["account"], "ana");
+    let welcome = json.expect_json("welcome").await;
+    assert_eq!(welcome["nick"], "ana");
+    assert_eq!(welcome["rooms"], json!(["#lobby", "#ops"]));
+
+    let renamed = ana.expect("you are now known as").await;
+    assert!(renamed.contains("guest-"), "{renamed}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_the_nick_stays_protected() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/quit").await;
+
+    let mut other = server.client().await;
+    other.send("/login ana battery-staple").await;
+    other.expect("ERROR bad_password: no account ana").await;
+    other.send("/identify nobody battery-staple").await;
+    other.expect("ERROR bad_password: no account nobody").await;
+    other.send("/nick ana").await;
+    other.expect("ERROR nick_registered").await;
+    // The same name in capitals is the same account.
+    other.send("/identify ANA correct-horse").await;
+    other.expect("*** you are now known as ana").await;
+    other.expect("*** you are logged in as ana").await;
+}
+
+#[tokio::test]
+async fn a_registered_nick_is_refused_on_every_protocol() {
+    let server = server().await;
+    let _ana = registered(&server, "ana", "correct-horse").await;
+
+    let mut text = server.client().await;
+    text.send("/nick Ana").await;
+    text.expect("ERROR nick_registered: Ana is registered")
+        .await;
+
+    let mut json = server.json("bob").await;
+    json.send(r#"{"type":"nick","nick":"ana","ref":"n"}"#).await;
+    let refused = json.expect_json("error").await;
+    assert_eq!(refused["code"], "nick_registered");
+    assert_eq!(refused["ref"], "n");
+
+    let mut irc = Irc::connect(&server).await;
+    irc.send("NICK ana").await;
+    irc.send("USER ana 0 * :Ana").await;
+    let line = irc.expect(" 433 ").await;
+    assert!(line.contains("ana is registered"), "{line}");
+}
+
+/// `AUTHENTICATE` with PLAIN credentials for `account`.
+fn plain(account: &str, password: &str) -> String {
+    let payload = STANDARD.encode(format!("\0{account}\0{password}"));
+    format!("AUTHENTICATE {payload}")
+}
+
+#[tokio::test]
+async fn irc_sasl_plain_logs_in_and_takes_the_nick() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/logout").await;
+    ana.expect("logged out").await;
+
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP LS 302").await;
+    let ls = irc.expect("CAP * LS").await;
+    assert!(ls.contains("sasl=PLAIN"), "{ls}");
+    irc.send("NICK ana").await;
+    irc.send("USER ana 0 * :Ana").await;
+    irc.send("CAP REQ :sasl").await;
+    irc.expect("CAP * ACK :sasl").await;
+    irc.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(irc.line().await, "AUTHENTICATE +");
+    irc.send(&plain("ana", "correct-horse")).await;
+    let logged = irc.expect(" 900 ").await;
+    assert!(
+        logged.ends_with(":You are now logged in as ana"),
+        "{logged}"
+    );
+    irc.expect(" 903 ").await;
+    irc.send("CAP END").await;
+    let welcome = irc.expect(" 001 ").await;
+    assert!(welcome.contains(" 001 ana "), "{welcome}");
+    // The text user who held it is a guest now.
+    let renamed = ana.expect("you are now known as").await;
+    assert!(renamed.contains("guest-"), "{renamed}");
+}
+
+#[tokio::test]
+async fn irc_sasl_with_a_wrong_password_is_904_and_the_nick_stays_refused() {
+    let server = server().await;
+    let _ana = registered(&server, "ana", "correct-horse").await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP LS 302").await;
+    irc.send("CAP REQ :sasl").await;
+    irc.expect("CAP * ACK :sasl").await;
+    irc.send("AUTHENTICATE PLAIN").await;
+    irc.expect("AUTHENTICATE +").await;
+    irc.send(&plain("ana", "wrong-horse")).await;
+    irc.expect(":charla 904 * :SASL authentication failed")
+        .await;
+    irc.send("AUTHENTICATE *").await;
+    irc.expect(" 906 ").await;
+    irc.send("NICK ana").await;
+    irc.send("USER ana 0 * :Ana").await;
+    irc.send("CAP END").await;
+    irc.expect(" 433 ").await;
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_address() {
+    let server = server().await;
+    let _ana = registered(&server, "ana", "correct-horse").await;
+    let mut guesser = server.client().await;
+    for _ in 0..LOGIN_ATTEMPTS_PER_ADDRESS {
+        guesser.send("/login ana wrong-horse").await;
+        guesser.expect("ERROR bad_password").await;
+    }
+    // Past the allowance even the right password is refused, without being checked.
+    guesser.send("/login ana correct-horse").await;
+    guesser
+        .expect("ERROR rate_limited: too many login attempts")
+        .await;
+}
+
+/// The token printed by `/token new LABEL`.
+async fn new_token(client: &mut Client, label: &str) -> String {
+    client.send(&format!("/token new {label}")).await;
+    let line = client.expect(&format!("*** token {label}: ")).await;
+    let token = line.split_whitespace().nth(3).unwrap().to_string();
+    assert!(token.starts_with("charla_"), "{line}");
+    token
+}
+
+// The server runs on the runtime's other threads while `charla send` is waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_let_charla_send_and_http_publish_speak_for_the_account() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    let token = new_token(&mut ana, "ci").await;
+    ana.send("/token list").await;
+    ana.expect("*** your tokens: ci").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    ana.send("/logout").await;
+    ana.expect("logged out").await;
+
+    let addr = server.tcp().to_string();
+    let sent = binary::command(&[
+        "send", &addr, "--room", "#ops", "--token", &token, "deployed",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    ana.expect("#ops <ana> deployed").await;
+
+    let bearer = format!("Bearer {token}");
+    let posted = post(server.http(), "ops", &[("Authorization", &bearer)], "built").await;
+    assert_eq!(posted.status, 200, "{}", posted.json());
+    ana.expect("built").await;
+
+    ana.send("/login ana correct-horse").await;
+    ana.expect("logged in").await;
+    ana.send("/token revoke ci").await;
+    ana.expect("*** token ci revoked").await;
+    let refused = post(server.http(), "ops", &[("Authorization", &bearer)], "again").await;
+    assert_eq!(refused.status, 401);
+    let refused = binary::command(&["send", &addr, "--token", &token, "again"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("bad_password"));
+}
+
+/// `charla serve --data DIR` on a text port the system picks.
+fn serve(dir: &Path, more: &[&str]) -> (Binary, SocketAddr) {
+    let dir = dir.to_str().unwrap();
+    serve_with(&[&["--data", dir, "--flood-rate", "0"], more].concat(), &[])
+}
+
+async fn text_client(addr: SocketAddr) -> Client {
+    let mut c = Client::tcp(addr).await;
+    c.expect("*** Welcome").await;
+    c
+}
+
+#[tokio::test]
+async fn accounts_survive_a_restart_and_account_add_creates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, addr) = serve(dir.path(), &[]);
+    let mut ana = text_client(addr).await;
+    ana.send("/nick ana").await;
+    ana.expect("known as ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("is registered to you").await;
+    drop(ana);
+    stop(charla);
+
+    let mut add = binary::command(&[
+        "account",
+        "add",
+        "bob",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    let mut child = add
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bobs-password\n")
+        .unwrap();
+    let added = child.wait_with_output().unwrap();
+    assert!(added.status.success(), "{added:?}");
+
+    let (charla, addr) = serve(dir.path(), &["--require-account"]);
+    let mut guest = text_client(addr).await;
+    guest.send("/nick ana").await;
+    guest.expect("ERROR nick_registered").await;
+    guest.send("/nick bob").await;
+    guest.expect("ERROR nick_registered").await;
+    guest.send("hello?").await;
+    guest.expect("ERROR account_required").await;
+    guest.send("/login ana correct-horse").await;
+    guest.expect("*** you are logged in as ana").await;
+
+    let mut bob = text_client(addr).await;
+    bob.send("/login bob bobs-password").await;
+    bob.expect("*** you are logged in as bob").await;
+    guest.send("hello").await;
+    bob.expect("#lobby <ana> hello").await;
+    drop((guest, bob));
+    stop(charla);
+}
+
+#[tokio::test]
+async fn a_registered_irc_client_may_log_in_by_sasl_later() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/quit").await;
+    let mut irc = Irc::registered(&server, "bob").await;
+    irc.send("AUTHENTICATE PLAIN").await;
+    irc.expect("AUTHENTICATE +").await;
+    irc.send(&plain("ana", "correct-horse")).await;
+    let renamed = irc.expect(" NICK ").await;
+    assert!(renamed.starts_with(":bob!"), "{renamed}");
+    assert!(renamed.ends_with("ana"), "{renamed}");
+    irc.expect(" 903 ").await;
+}
+
+#[tokio::test]
+async fn lines_sent_with_an_account_request_wait_for_its_answer() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = server.named("ana").await;
+    // One write: the token and the line after it are carried out once registered.
+    ana.send("/register correct-horse\n/token new ci\nregistered now")
+        .await;
+    ana.expect("*** ana is registered to you").await;
+    ana.expect("*** token ci: charla_").await;
+    bob.expect("#lobby <ana> registered now").await;
+}
