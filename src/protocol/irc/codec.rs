@@ -745,6 +745,11 @@ fn requested(caps: Caps, list: &str) -> Option<Caps> {
             Some(name) => (false, name),
             None => (true, word),
         };
+        // SASL changes no wire format: AUTHENTICATE works whether or not it was asked for.
+        if name == sasl::NAME {
+            any = true;
+            continue;
+        }
         changed = changed.with(Caps::named(name)?, on);
         any = true;
     }

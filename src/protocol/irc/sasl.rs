@@ -20,6 +20,9 @@ use crate::protocol::{Incoming, SaslAttempt, Sink};
 /// The capabilities this file serves, as CAP LS lists them.
 pub const CAPS: &str = "sasl=PLAIN";
 
+/// The capability's name, as `CAP REQ` asks for it.
+pub const NAME: &str = "sasl";
+
 /// Longest AUTHENTICATE payload line (IRCv3): one of exactly this length would mean more
 /// follows, which charla does not take; credentials fit in one.
 const CHUNK_BYTES: usize = 400;
