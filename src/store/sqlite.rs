@@ -221,6 +221,38 @@ enum Job {
 }
 
 impl SqliteHistory {
+    /// A room's entries after `after` by `key` (its id or its seq), at most `limit`: from
+    /// the file through `read`, then those still waiting for the writer. Pending entries
+    /// are taken first, so one committed between the two reads is found in the file.
+    fn after_in(
+        &self,
+        room: &RoomName,
+        after: u64,
+        limit: usize,
+        key: fn(&Entry) -> u64,
+        read: impl FnOnce(&RoomName, u64, usize) -> rusqlite::Result<Vec<Entry>>,
+    ) -> Vec<Entry> {
+        let pending: Vec<Entry> = self
+            .shared
+            .queue
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.room() == room && key(entry) > after)
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        let mut entries = read(room, after, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        let newest = entries.last().map_or(after, key);
+        entries.extend(pending.into_iter().filter(|entry| key(entry) > newest));
+        entries.truncate(limit);
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
+    }
+
     /// Opens (creating if missing) the history file at `path`, checks or creates its schema,
     /// and starts its writer thread.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteHistory, StoreError> {
@@ -552,26 +584,9 @@ impl HistoryStore for SqliteHistory {
     /// From the file, not the cache: it holds only the newest few, and this is asked
     /// without the hub's lock.
     fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
-        // Pending entries first, then the file, as in `recent`.
-        let pending: Vec<Entry> = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room && entry.id() > after)
-            .map(|(_, entry)| entry.clone())
-            .collect();
-        let mut entries = self.read_since(room, after, limit).unwrap_or_else(|e| {
-            error!(error = %e, room = %room, "cannot read history");
-            Vec::new()
-        });
-        let newest = entries.last().map_or(after, Entry::id);
-        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
-        entries.truncate(limit);
-        let oldest = self.oldest_kept();
-        entries.retain(|entry| entry.ts() >= oldest);
-        entries
+        self.after_in(room, after, limit, Entry::id, |r, a, l| {
+            self.read_since(r, a, l)
+        })
     }
 
     /// The room emptied: its history stays on disk for whoever joins it next, bounded by
@@ -602,25 +617,9 @@ impl HistoryStore for SqliteHistory {
 
     /// From the file, as `since`.
     fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
-        let pending: Vec<Entry> = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room && entry.seq() > after)
-            .map(|(_, entry)| entry.clone())
-            .collect();
-        let mut entries = self.read_after_seq(room, after, limit).unwrap_or_else(|e| {
-            error!(error = %e, room = %room, "cannot read history");
-            Vec::new()
-        });
-        let newest = entries.last().map_or(after, Entry::seq);
-        entries.extend(pending.into_iter().filter(|entry| entry.seq() > newest));
-        entries.truncate(limit);
-        let oldest = self.oldest_kept();
-        entries.retain(|entry| entry.ts() >= oldest);
-        entries
+        self.after_in(room, after, limit, Entry::seq, |r, a, l| {
+            self.read_after_seq(r, a, l)
+        })
     }
 
     fn last_id(&self, node: NodeId) -> Option<u64> {
