@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::hub::{
-    AccountError, AccountNews, ErrorCode, Event, Hub, Nick, SessionId, not_logged_in,
+    AccountError, AccountNews, ErrorCode, Event, Failure, Hub, Nick, SessionId, not_logged_in,
 };
 use crate::limits::{
     LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_TRACKED, LOGIN_WINDOW,
@@ -61,9 +61,6 @@ pub enum AccountRequest {
         label: String,
     },
 }
-
-/// An error code and a sentence for the user.
-pub type Failure = (ErrorCode, String);
 
 /// Carries out account requests off the hub's lock and off the runtime's workers.
 pub struct Accounts {

@@ -56,10 +56,10 @@ pub trait AccountStore: Send + Sync {
 /// work as on disk and are forgotten when the server stops.
 #[derive(Default)]
 pub struct MemoryAccounts {
-    accounts: Mutex<HashMap<Nick, Kept>>,
+    accounts: Mutex<HashMap<Nick, StoredAccount>>,
 }
 
-struct Kept {
+struct StoredAccount {
     name: Nick,
     phc: String,
     /// (label, digest), in the order given.
@@ -67,14 +67,14 @@ struct Kept {
 }
 
 impl MemoryAccounts {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Nick, Kept>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Nick, StoredAccount>) -> T) -> T {
         f(&mut self.accounts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn with_account<T>(
         &self,
         name: &Nick,
-        f: impl FnOnce(&mut Kept) -> Result<T, AccountError>,
+        f: impl FnOnce(&mut StoredAccount) -> Result<T, AccountError>,
     ) -> Result<T, AccountError> {
         self.with(|all| match all.get_mut(name) {
             Some(kept) => f(kept),
@@ -93,7 +93,7 @@ impl AccountStore for MemoryAccounts {
             if let Some(kept) = all.get(name) {
                 return Err(AccountError::Exists(kept.name.clone()));
             }
-            let kept = Kept {
+            let kept = StoredAccount {
                 name: name.clone(),
                 phc: phc.to_string(),
                 tokens: Vec::new(),

@@ -86,7 +86,7 @@ pub(super) struct ChatState {
 /// A command's direct answer, if it has one besides what it broadcasts.
 pub(super) type Reply = Result<Option<Event>, Failure>;
 /// An error code and a sentence for the user.
-pub(super) type Failure = (ErrorCode, String);
+pub type Failure = (ErrorCode, String);
 
 pub(super) fn now_ms() -> u64 {
     SystemTime::now()

@@ -54,6 +54,7 @@ use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
+pub use chat::Failure;
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
 pub use event::{
