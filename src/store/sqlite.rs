@@ -384,31 +384,20 @@ impl SqliteHistory {
         Ok(entries)
     }
 
-    /// The first `limit` entries of `room` in the file after id `after`, oldest first.
-    fn read_since(
+    /// The first `limit` entries of `room` in the file after `after` by `key` (`"id"` or
+    /// `"seq"`, never anything a client sent), oldest first.
+    fn read_after(
         &self,
+        key: &'static str,
         room: &RoomName,
         after: u64,
         limit: usize,
     ) -> rusqlite::Result<Vec<Entry>> {
         self.read(
-            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
-             WHERE room_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-            params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
-        )
-    }
-
-    /// The first `limit` entries of `room` in the file numbered after `after`, oldest
-    /// first.
-    fn read_after_seq(
-        &self,
-        room: &RoomName,
-        after: u64,
-        limit: usize,
-    ) -> rusqlite::Result<Vec<Entry>> {
-        self.read(
-            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
-             WHERE room_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            &format!(
+                "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
+                 WHERE room_key = ?1 AND {key} > ?2 ORDER BY {key} LIMIT ?3"
+            ),
             params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
         )
     }
@@ -585,7 +574,7 @@ impl HistoryStore for SqliteHistory {
     /// without the hub's lock.
     fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
         self.after_in(room, after, limit, Entry::id, |r, a, l| {
-            self.read_since(r, a, l)
+            self.read_after("id", r, a, l)
         })
     }
 
@@ -618,7 +607,7 @@ impl HistoryStore for SqliteHistory {
     /// From the file, as `since`.
     fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
         self.after_in(room, after, limit, Entry::seq, |r, a, l| {
-            self.read_after_seq(r, a, l)
+            self.read_after("seq", r, a, l)
         })
     }
 
