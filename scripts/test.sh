@@ -4,7 +4,8 @@
 # console client's and the IRC clients' terminal tests type and read the screen; irssi and
 # WeeChat, the IRC clients; a C compiler and make, with which the jemalloc allocator is
 # built; chromium and chromium-driver, in which the chat page is tested
-# (tests/it/browser.rs).
+# (tests/it/browser.rs); redis-server, which the cluster tests start on ports of their own
+# (tests/it/cluster.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ command -v cc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

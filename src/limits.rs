@@ -351,3 +351,35 @@ impl Limits {
         }
     }
 }
+
+/// How often a cluster node (`--cluster`) says it is alive: it refreshes its key in Redis
+/// and publishes a heartbeat, which also comes back to it as the probe of its own
+/// subscription. Default 1 s.
+pub const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long a cluster node may go unheard before the others take it for dead: its users
+/// leave their rooms everywhere, and its key in Redis (which makes its nicks valid) expires
+/// after the same time, so their nicks are free. Default 5 s.
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a node's own heartbeat may take to come back through its subscription before
+/// the subscription is taken for dead (alive but delivering nothing) and made again.
+/// Default 3 s.
+pub const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What may wait to be sent to Redis, in messages and presence changes. Past it, a message
+/// is heard on its own node only and a warning is logged; never does a sender wait.
+/// Default 65,536.
+pub const CLUSTER_OUTBOX: usize = 65_536;
+
+/// What is sent to Redis in one pipeline, at most. Default 512.
+pub const CLUSTER_BATCH: usize = 512;
+
+/// The shortest and the longest wait between two attempts to reach Redis again; each
+/// failure doubles the wait. Defaults 100 ms and 5 s.
+pub const CLUSTER_RETRY_MIN: Duration = Duration::from_millis(100);
+pub const CLUSTER_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Longest publication read from Redis, in bytes; a longer one is logged and skipped.
+/// Default 64 KiB: a message at the longest line, its names and its JSON around it.
+pub const CLUSTER_PAYLOAD_BYTES: usize = 64 * 1024;

@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 use std::sync::Arc;
 
+use charla::cluster::Cluster;
 use charla::hub::{Edges, Hub};
 use charla::limits::Limits;
 use charla::metrics::HistoryCounts;
@@ -94,21 +95,24 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let limits = args.limits();
     let store = open_store(&args, &limits)?;
-    let hub = match &store {
-        Some(store) => {
-            let accounts = SqliteAccounts::open(store.path())
-                .with_context(|| format!("cannot keep accounts in {}", store.path().display()))?;
-            Hub::with_edges(
-                &limits,
-                Edges {
-                    store: store.clone(),
-                    accounts: Arc::new(accounts),
-                    ..Edges::alone(&limits)
-                },
-            )
-        }
-        None => Hub::new(&limits),
+    let cluster = match &args.cluster {
+        Some(url) => Some(Cluster::join(url, args.node_name.clone()).await?),
+        None => None,
     };
+    let mut edges = Edges::alone(&limits);
+    if let Some(store) = &store {
+        let accounts = SqliteAccounts::open(store.path())
+            .with_context(|| format!("cannot keep accounts in {}", store.path().display()))?;
+        edges.store = store.clone();
+        edges.accounts = Arc::new(accounts);
+    }
+    if let Some(cluster) = &cluster {
+        edges.node = cluster.node();
+        edges.bus = cluster.bus();
+        edges.directory = cluster.directory();
+    }
+    let hub = Hub::with_edges(&limits, edges);
+    let link = cluster.map(|cluster| cluster.start(hub.clone(), shutdown.clone()));
     if let Some(store) = &store {
         hub.metrics().add_collector(HistoryCounts(store.clone()));
     }
@@ -148,6 +152,10 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         options: args.ingest_options(),
     };
     server::run_with(hub, listeners, datagrams, limits, shutdown).await;
+    if let Some(link) = link {
+        // The other nodes are told this one is leaving (bounded by a timeout of its own).
+        let _ = link.await;
+    }
     if let Some(store) = store {
         // Everyone has been told goodbye: what they said last is committed before exit.
         // A short wait at the very end, fine on any runtime.

@@ -62,6 +62,26 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_REQUIRE_ACCOUNT")]
     pub require_account: bool,
 
+    /// Run as one node of a cluster whose nodes share rooms, nicks and private messages
+    /// through the Redis at this URL (redis://HOST:PORT): start every node with the same
+    /// URL. A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
+    /// leave and their nicks are free. While Redis is out of reach each node serves its own
+    /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
+    /// CLUSTER_RETRY_MAX). docs/cluster.md says what is shared. Unset: a server alone,
+    /// without Redis.
+    #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
+    pub cluster: Option<String>,
+
+    /// This node's name in logs (with --cluster) [default: node-N, N its number in the
+    /// cluster].
+    #[arg(
+        long,
+        env = "CHARLA_NODE_NAME",
+        value_name = "NAME",
+        requires = "cluster"
+    )]
+    pub node_name: Option<String>,
+
     /// Messages each room keeps in the --data database, even once it is empty and across
     /// restarts; the oldest are deleted past it. --history of them are replayed.
     #[arg(long, env = "CHARLA_HISTORY_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]

@@ -25,6 +25,19 @@ pub trait Bus: Send + Sync {
     /// node's members are to hear it at once; `None` when the bus hands it back later
     /// through [`super::Hub::receive`].
     fn publish(&self, publication: Publication) -> Option<Publication>;
+
+    /// Whether the bus numbers room messages itself, so that a room has one order on every
+    /// node: the hub then stamps a message with the number it proposes (one past the last
+    /// it heard) and keeps it in history when the bus hands it back numbered.
+    fn numbers_messages(&self) -> bool {
+        false
+    }
+
+    /// Carries `event` to session `to` of another node (a private message). A server
+    /// alone has no other node, so it is never asked.
+    fn direct(&self, to: SessionId, event: Event) {
+        let _ = (to, event);
+    }
 }
 
 /// The bus of a server alone: every member is here, so an event is heard as it is

@@ -13,6 +13,7 @@ use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois}
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
+use super::ops::Standing;
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
@@ -50,6 +51,9 @@ pub(super) struct ChatState {
     /// put what it has from both back in the hub's order (`fanout::RoomLog`).
     pub next_order: u64,
     pub next_guest: u64,
+    /// What guest nicks begin with: `guest-`, and in a cluster `guest-N-` on node N, so
+    /// that two nodes never hand out the same one.
+    pub guest_prefix: Box<str>,
     /// The most sessions connected at once (LUSERS's maximum).
     pub peak_sessions: usize,
     /// Set by [`super::Hub::shutdown`]: later arrivals are sent away.
@@ -63,6 +67,8 @@ pub(super) struct ChatState {
     pub wake: Arc<WakeAll>,
     pub store: Arc<dyn HistoryStore>,
     pub bus: Arc<dyn Bus>,
+    /// The bus numbers room messages ([`Bus::numbers_messages`]): asked once.
+    pub bus_numbers: bool,
     pub directory: Arc<dyn Directory>,
     /// Rooms opened by feeds, which live on empty and are not counted in `max_rooms`.
     pub kept_rooms: usize,
@@ -296,7 +302,8 @@ impl ChatState {
         loop {
             let n = self.next_guest;
             self.next_guest += 1;
-            let nick = Nick::parse(&format!("guest-{n}")).expect("guest nicks are valid");
+            let nick =
+                Nick::parse(&format!("{}{n}", self.guest_prefix)).expect("guest nicks are valid");
             if self.holder(&nick).is_none() && !self.registered.contains(&nick) {
                 return nick;
             }
@@ -345,7 +352,13 @@ impl ChatState {
         self.may_talk(id)?;
         let room = self.speaking_room(id, room)?;
         let ts = now_ms();
-        let seq = self.next_seq(&room);
+        // A cluster's bus numbers the message; this node proposes the number after the
+        // last it heard, so a room's numbers never go back (`cluster::link`).
+        let seq = if self.bus_numbers {
+            self.last_seq(&room) + 1
+        } else {
+            self.next_seq(&room)
+        };
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
         let said = Said {
@@ -362,7 +375,9 @@ impl ChatState {
             id: said.id,
             ts: said.ts,
         };
-        self.store.append(Entry::Said(said.clone()));
+        if !self.bus_numbers {
+            self.store.append(Entry::Said(said.clone()));
+        }
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
         Ok(Some(ack))
@@ -380,7 +395,12 @@ impl ChatState {
     ) -> Reply {
         self.may_talk(id)?;
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
-            return Err((ErrorCode::NoSuchNick, format!("nobody is called {to}")));
+            return match self.directory.holder(&to) {
+                Some(elsewhere) => Ok(Some(
+                    self.private_elsewhere(id, elsewhere, to, text, notice),
+                )),
+                None => Err((ErrorCode::NoSuchNick, format!("nobody is called {to}"))),
+            };
         };
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
@@ -409,6 +429,32 @@ impl ChatState {
             self.send(id, &Outgoing::reply(away, reference));
         }
         Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
+    /// A private message to session `to` of another node, carried by the bus; answered
+    /// with its acknowledgement.
+    fn private_elsewhere(
+        &mut self,
+        id: SessionId,
+        to: SessionId,
+        nick: Nick,
+        text: MessageText,
+        notice: bool,
+    ) -> Event {
+        let (msg_id, ts) = (self.mint.message(), now_ms());
+        let speaker = self.sessions.get_mut(&id).expect("checked by apply");
+        speaker.spoke = ts;
+        let private = Event::Private {
+            id: msg_id,
+            ts,
+            from: speaker.nick.clone(),
+            to: nick,
+            text,
+            notice,
+        };
+        self.metrics.received(MessageKind::Private);
+        self.bus.direct(to, private);
+        Event::Ack { id: msg_id, ts }
     }
 
     /// How many are connected now, at most, and how many rooms there are.
@@ -492,10 +538,9 @@ impl ChatState {
             ));
         }
         self.nicks.remove(id, &old);
-        self.directory.released(&old, id);
         self.sessions.get_mut(&id).expect("session exists").nick = new.clone();
         self.nicks.insert(id, &self.sessions);
-        self.directory.claimed(&new, id);
+        self.directory.renamed(&old, &new, id);
         // Everyone sharing a room hears it once, however many rooms they share.
         let mut told = HashSet::from([id]);
         let notice = Outgoing::new(Event::NickChanged {
@@ -602,6 +647,7 @@ impl ChatState {
             };
             recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
+            self.directory.joined(&room, id);
             target.invited.retain(|&invited| invited != id);
             if founder {
                 target.ops.insert(id, ());
@@ -633,9 +679,11 @@ impl ChatState {
             }
         }
         let shown = self.rooms[&room].settings.shown_on_join;
+        let mut members = self.member_nicks(&room, Some(shown));
+        let elsewhere = self.add_elsewhere(&room, &mut members, shown);
         let joined = Event::Joined {
-            members: self.member_nicks(&room, Some(shown)),
-            count: self.rooms[&room].members.len(),
+            members,
+            count: self.rooms[&room].members.len() + elsewhere,
             room: room.clone(),
             nick,
             you: true,
@@ -682,27 +730,67 @@ impl ChatState {
         let room = match room {
             // Anyone may look into an existing room before joining it.
             Some(room) if self.rooms.contains_key(&room) => room,
-            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            Some(room) => {
+                // A room with members on other nodes only.
+                let mut nicks = self.directory.members(&room);
+                if nicks.is_empty() {
+                    return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+                }
+                nicks.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
+                let standing = vec![Standing::Member; nicks.len()];
+                return Ok(Some(Event::Users {
+                    nicks,
+                    standing,
+                    room,
+                }));
+            }
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
         let ids = self.member_ids(&room, None);
-        let standing = ids.iter().map(|member| target.standing(*member)).collect();
+        let mut standing: Vec<Standing> = ids.iter().map(|m| target.standing(*m)).collect();
+        let mut nicks = self.nicks_of(ids);
+        let elsewhere = self.directory.members(&room);
+        if !elsewhere.is_empty() {
+            // Members of other nodes are plain members here: modes are each node's own.
+            let mut all: Vec<(Nick, Standing)> = nicks.into_iter().zip(standing).collect();
+            all.extend(elsewhere.into_iter().map(|nick| (nick, Standing::Member)));
+            all.sort_unstable_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
+            (nicks, standing) = all.into_iter().unzip();
+        }
         Ok(Some(Event::Users {
-            nicks: self.nicks_of(ids),
+            nicks,
             standing,
             room: target.name.clone(),
         }))
     }
 
     fn rooms(&self) -> Event {
-        let mut rooms: Vec<_> = self
+        let mut counts: HashMap<RoomName, usize> = self
             .rooms
             .values()
             .map(|room| (room.name.clone(), room.members.len()))
             .collect();
+        for (room, members) in self.directory.rooms() {
+            *counts.entry(room).or_default() += members;
+        }
+        let mut rooms: Vec<_> = counts.into_iter().collect();
         rooms.sort_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
         Event::Rooms { rooms }
+    }
+
+    /// Adds to `nicks` the members of `room` on other nodes, up to `shown` in all;
+    /// returns how many there are.
+    fn add_elsewhere(&self, room: &RoomName, nicks: &mut Vec<Nick>, shown: usize) -> usize {
+        let mut elsewhere = self.directory.members(room);
+        let count = elsewhere.len();
+        if count > 0 {
+            elsewhere.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
+            nicks.extend(elsewhere);
+            nicks.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
+            nicks.truncate(shown);
+        }
+        count
     }
 
     /// The members' nicks in alphabetical order; only the first `limit` when given.
@@ -766,22 +854,28 @@ impl ChatState {
             return;
         };
         target.members.remove(&id);
+        self.directory.parted(room, id);
         target.ops.remove(&id);
         target.voiced.remove(&id);
+        let name = target.name.clone();
+        let announce = target.settings.announces(target.members.len() + 1);
         if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
             // A room lives while someone is in it; #lobby always does.
             self.rooms.remove(room);
             self.store.forget(room);
-            return;
+            if !self.bus_numbers {
+                return;
+            }
+            // Members of other nodes may still be there to hear it.
         }
         let Some(reason) = reason else {
             return;
         };
-        if !target.settings.announces(target.members.len() + 1) {
+        if !announce {
             return;
         }
         let left = Event::Left {
-            room: target.name.clone(),
+            room: name,
             nick,
             you: false,
             reason: reason.clone(),
@@ -833,9 +927,33 @@ impl ChatState {
             event,
             except,
         };
-        if let Some(publication) = self.bus.publish(publication) {
-            self.fan_out(publication);
+        if let Some(mut publication) = self.bus.publish(publication) {
+            if !self.bus_numbers {
+                return self.fan_out(publication);
+            }
+            // The cluster is out of reach: numbered here, heard here only.
+            if let Event::Message(said) = &mut publication.event {
+                said.seq = 0;
+            }
+            self.receive(publication);
         }
+    }
+
+    /// A publication the bus carried here. A message is kept in the history of its room
+    /// when the room has members here, numbered here if the bus could not (0).
+    pub fn receive(&mut self, mut publication: Publication) {
+        if let Event::Message(said) = &mut publication.event
+            && self.rooms.contains_key(&said.room)
+        {
+            if said.seq == 0 {
+                said.seq = self.next_seq(&said.room);
+            } else {
+                let target = self.rooms.get_mut(&said.room).expect("checked");
+                target.seq = Some(target.seq.unwrap_or(0).max(said.seq));
+            }
+            self.store.append(Entry::Said(said.clone()));
+        }
+        self.fan_out(publication);
     }
 
     /// Appends a publication to the room's log for every member here but its `except`,

@@ -5,7 +5,7 @@
 //! [`Alone`]: nobody else holds anything.
 
 use super::SessionId;
-use super::names::Nick;
+use super::names::{Nick, RoomName};
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
 /// answers from what it already knows (a replica fed by the bus), never waiting on the
@@ -19,6 +19,34 @@ pub trait Directory: Send + Sync {
 
     /// A session of this node gave `nick` up.
     fn released(&self, nick: &Nick, owner: SessionId);
+
+    /// A session of this node went from `old` to `new`; the same session, not one
+    /// leaving and another arriving.
+    fn renamed(&self, old: &Nick, new: &Nick, owner: SessionId) {
+        self.released(old, owner);
+        self.claimed(new, owner);
+    }
+
+    /// Session `id` of this node joined `room`.
+    fn joined(&self, room: &RoomName, id: SessionId) {
+        let _ = (room, id);
+    }
+
+    /// Session `id` of this node left `room`.
+    fn parted(&self, room: &RoomName, id: SessionId) {
+        let _ = (room, id);
+    }
+
+    /// The nicks of `room`'s members on other nodes, in no order.
+    fn members(&self, room: &RoomName) -> Vec<Nick> {
+        let _ = room;
+        Vec::new()
+    }
+
+    /// Rooms with members on other nodes, and how many there.
+    fn rooms(&self) -> Vec<(RoomName, usize)> {
+        Vec::new()
+    }
 }
 
 /// The directory of a server alone: no other node, so no nick is held elsewhere.

@@ -199,6 +199,11 @@ pub enum Event {
     /// What an account request did (`/register`, `/login`, `/token`…): told to the one
     /// who asked.
     Account(AccountNews),
+    /// In a cluster: the other nodes cannot be reached (`reachable: false`), so what is
+    /// said here is heard here only, or they can again. Told to every session of the node.
+    Cluster {
+        reachable: bool,
+    },
     /// The last event of a session: why it ends.
     Bye {
         reason: LeaveReason,

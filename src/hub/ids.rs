@@ -23,6 +23,11 @@ impl NodeId {
 }
 
 impl NodeId {
+    /// The node's number.
+    pub fn number(self) -> u16 {
+        self.0
+    }
+
     /// The message ids this node mints, from first to last possible.
     pub fn message_ids(self) -> std::ops::RangeInclusive<u64> {
         compose(self, 1)..=compose(self, (1 << SERIAL_BITS) - 1)
@@ -37,6 +42,16 @@ impl SessionId {
     /// The session numbered `serial` by `node`.
     pub fn new(node: NodeId, serial: u64) -> SessionId {
         SessionId(compose(node, serial))
+    }
+
+    /// The id as a number, as nodes tell it each other.
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The id [`SessionId::bits`] gave.
+    pub fn from_bits(bits: u64) -> SessionId {
+        SessionId(bits)
     }
 
     /// The node the session is connected to.

@@ -35,6 +35,7 @@ mod bus;
 mod chat;
 mod command;
 mod directory;
+mod elsewhere;
 mod event;
 mod gauges;
 mod ids;
@@ -168,12 +169,17 @@ impl Hub {
             mint: Mint::after(edges.node, edges.store.last_id(edges.node)),
             next_order: 1,
             next_guest: 1,
+            guest_prefix: match edges.node.number() {
+                0 => "guest-".into(),
+                n => format!("guest-{n}-").into(),
+            },
             peak_sessions: 0,
             overflowed: Vec::new(),
             woken: Vec::new(),
             wake: Arc::new(|woken: &mut Vec<Waker>| woken.drain(..).for_each(Waker::wake)),
             shut_down: false,
             store: edges.store,
+            bus_numbers: edges.bus.numbers_messages(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -418,7 +424,7 @@ impl Hub {
     /// Hands this node's members of its room a publication the bus carried here (one its
     /// [`Bus::publish`] did not give back at once).
     pub fn receive(&self, publication: Publication) {
-        self.with_chat(|chat| chat.fan_out(publication));
+        self.with_chat(|chat| chat.receive(publication));
     }
 
     /// Has `wake` wake the connections that a message in their room gave something to

@@ -693,6 +693,11 @@ fn to_value(event: &Event) -> Value {
             "type": "help",
             "commands": COMMANDS.iter().map(|(usage, about)| json!({"usage": usage, "about": about})).collect::<Vec<_>>(),
         }),
+        Event::Cluster { reachable } => json!({
+            "type": "cluster",
+            "state": if *reachable { "restored" } else { "interrupted" },
+            "message": super::cluster_news(*reachable),
+        }),
         Event::Bye { reason } => {
             let mut v = json!({"type": "bye", "reason": reason.code()});
             if let Some(m) = reason.message() {

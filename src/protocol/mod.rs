@@ -149,3 +149,13 @@ fn text_arg(input: &str) -> Result<crate::hub::MessageText, Refusal> {
     crate::hub::MessageText::new(input)
         .ok_or_else(|| Refusal::new(ErrorCode::EmptyMessage, "there is nothing to send"))
 }
+
+/// What every format says when a cluster's other nodes become out of reach, or reachable
+/// again (`Event::Cluster`).
+pub fn cluster_news(reachable: bool) -> &'static str {
+    if reachable {
+        "cross-node delivery restored: the other nodes hear this one again"
+    } else {
+        "cross-node delivery interrupted: until it is restored, what is said here is heard by users of this node only"
+    }
+}

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
-use super::{Incoming, Refusal, json, nick_arg, room_arg, text_arg};
+use super::{Incoming, Refusal, cluster_news, json, nick_arg, room_arg, text_arg};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
     Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, RoomName,
@@ -487,6 +487,7 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             Ok(())
         }
         Event::Account(news) => writeln!(s, "*** {news}"),
+        Event::Cluster { reachable } => writeln!(s, "*** {}", cluster_news(*reachable)),
         Event::Bye { reason } => writeln!(s, "*** goodbye ({reason})"),
     }
 }

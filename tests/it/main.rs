@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod client;
 mod client_tty;
+mod cluster;
 mod feeds;
 mod feeds_cli;
 mod http;

@@ -334,6 +334,14 @@ fn write_event(
         // IRC clients have their own /help; the server's lists text commands.
         Event::Help => Ok(()),
         Event::Account(news) => super::sasl::write_news(s, news, asked.nick),
+        Event::Cluster { reachable } => writeln_crlf(
+            s,
+            &format!(
+                ":{SERVER_NAME} NOTICE {} :{}",
+                asked.nick,
+                crate::protocol::cluster_news(*reachable)
+            ),
+        ),
         Event::Bye { reason } => writeln_crlf(s, &format!("ERROR :Closing link: {reason}")),
     }
 }

@@ -1,0 +1,304 @@
+//! Several charla nodes behaving as one server, through Redis (`--cluster redis://…`).
+//!
+//! The hub reaches the other nodes only through its [`Bus`] and [`Directory`]; this module
+//! implements both. A room message is one Redis call (a script that numbers it in its room
+//! and publishes it on the cluster's channel); every node, the speaker's included, hears
+//! it from the channel in Redis's one order and fans it out to its own members. Joins,
+//! leaves and presence go on the same channel. Nicks are claimed in Redis, valid while the
+//! claiming node's key lives; each node refreshes its key with its heartbeat. docs/cluster.md
+//! says what is shared and what is not yet.
+
+mod link;
+mod roster;
+mod wire;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::SessionId;
+use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
+use crate::limits::{CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN};
+use roster::Roster;
+use wire::Wire;
+
+/// Where everything of a cluster is kept in Redis.
+const PREFIX: &str = "charla:";
+
+/// What waits to be sent to Redis.
+enum Out {
+    /// A room message, to be numbered and published.
+    Said(Publication),
+    /// Anything else, published as it is.
+    Publish(Wire),
+    /// A nick taken or given up by a session here.
+    Claim(Nick, SessionId),
+    Release(Nick, SessionId),
+    /// What a session here is now (or that it is gone), read when sent.
+    Presence(SessionId),
+}
+
+/// A session of this node, as the other nodes are told it.
+struct Local {
+    nick: Nick,
+    rooms: Vec<RoomName>,
+}
+
+struct Shared {
+    node: NodeId,
+    /// Tells this run of the node from an earlier one with the same number.
+    run: String,
+    reachable: AtomicBool,
+    outbox: mpsc::Sender<Out>,
+    roster: Mutex<Roster>,
+    local: Mutex<HashMap<SessionId, Local>>,
+}
+
+impl Shared {
+    fn send(&self, out: Out) -> bool {
+        match self.outbox.try_send(out) {
+            Ok(()) => true,
+            Err(_) => {
+                tracing::warn!("the queue to Redis is full; heard on this node only");
+                false
+            }
+        }
+    }
+
+    fn node_key(&self) -> String {
+        format!("{PREFIX}node:{}", self.node.number())
+    }
+}
+
+/// A node of a cluster: connected to its Redis, with a number of its own.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    redis: ConnectionManager,
+    client: redis::Client,
+    queue: mpsc::Receiver<Out>,
+    /// The subscription made on joining, so that nothing published from the start is
+    /// missed.
+    subscription: PubSubStream,
+    name: String,
+}
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("cannot reach Redis at {url}: {source}")]
+    Unreachable {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("every node number of the cluster is taken")]
+    Full,
+}
+
+impl Cluster {
+    /// Connects to the Redis at `url` and claims the lowest free node number. `name` is
+    /// what logs call this node.
+    pub async fn join(url: &str, name: Option<String>) -> Result<Cluster, JoinError> {
+        let unreachable = |source| JoinError::Unreachable {
+            url: url.to_string(),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(unreachable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_min_delay(CLUSTER_RETRY_MIN)
+            .set_max_delay(CLUSTER_RETRY_MAX)
+            .set_connection_timeout(Some(CLUSTER_NODE_TIMEOUT))
+            .set_response_timeout(Some(CLUSTER_NODE_TIMEOUT));
+        let mut redis = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unreachable)?;
+        let run = format!("{:016x}", RandomState::new().hash_one(std::process::id()));
+        let ttl = CLUSTER_NODE_TIMEOUT.as_millis() as u64;
+        let mut node = None;
+        for n in 1..MAX_NODES {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{PREFIX}node:{n}"))
+                .arg(&run)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl)
+                .query_async(&mut redis)
+                .await
+                .map_err(unreachable)?;
+            if set.is_some() {
+                node = NodeId::new(n);
+                break;
+            }
+        }
+        let node = node.ok_or(JoinError::Full)?;
+        let subscription = link::subscribe(&client).await.map_err(unreachable)?;
+        let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
+        tracing::info!(node = node.number(), %name, url, "joined the cluster");
+        let (outbox, queue) = mpsc::channel(CLUSTER_OUTBOX);
+        let shared = Arc::new(Shared {
+            node,
+            run,
+            reachable: AtomicBool::new(false),
+            outbox,
+            roster: Mutex::default(),
+            local: Mutex::default(),
+        });
+        link::rejoin(&shared);
+        Ok(Cluster {
+            shared,
+            redis,
+            client,
+            queue,
+            subscription,
+            name,
+        })
+    }
+
+    /// This node's number: the ids it mints carry it.
+    pub fn node(&self) -> NodeId {
+        self.shared.node
+    }
+
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        Arc::new(ClusterBus(self.shared.clone()))
+    }
+
+    pub fn directory(&self) -> Arc<dyn Directory> {
+        Arc::new(ClusterDirectory(self.shared.clone()))
+    }
+
+    /// Starts carrying `hub`'s publications to the other nodes and theirs to it, until
+    /// `shutdown`; returns when the node has told the others it is gone.
+    pub fn start(self, hub: Hub, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(link::run(self, hub, shutdown))
+    }
+}
+
+/// The bus of a node in a cluster.
+struct ClusterBus(Arc<Shared>);
+
+impl Bus for ClusterBus {
+    fn publish(&self, publication: Publication) -> Option<Publication> {
+        let shared = &self.0;
+        if !shared.reachable.load(Ordering::Relaxed) {
+            return Some(publication);
+        }
+        if matches!(publication.event, Event::Message(_)) {
+            // Heard here too only when Redis hands it back, numbered.
+            return match shared.outbox.try_send(Out::Said(publication)) {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!("the queue to Redis is full; heard on this node only");
+                    let (mpsc::error::TrySendError::Full(Out::Said(p))
+                    | mpsc::error::TrySendError::Closed(Out::Said(p))) = e
+                    else {
+                        unreachable!("sent a Said")
+                    };
+                    Some(p)
+                }
+            };
+        }
+        if let Some(wire) = Wire::of(shared.node, &publication) {
+            shared.send(Out::Publish(wire));
+        }
+        Some(publication)
+    }
+
+    fn numbers_messages(&self) -> bool {
+        true
+    }
+
+    fn direct(&self, to: SessionId, event: Event) {
+        if let Event::Private {
+            id,
+            ts,
+            from,
+            to: nick,
+            text,
+            notice,
+        } = event
+        {
+            self.0.send(Out::Publish(Wire::Private {
+                node: self.0.node.number(),
+                to: to.bits(),
+                id,
+                ts,
+                from: from.as_str().to_string(),
+                nick: nick.as_str().to_string(),
+                text: text.as_str().to_string(),
+                notice,
+            }));
+        }
+    }
+}
+
+/// The directory of a node in a cluster: the roster of the others, and this node's own
+/// sessions told to them.
+struct ClusterDirectory(Arc<Shared>);
+
+impl ClusterDirectory {
+    fn local(&self, id: SessionId, change: impl FnOnce(&mut Local)) {
+        if let Some(local) = self.0.local.lock().unwrap().get_mut(&id) {
+            change(local);
+        }
+        self.0.send(Out::Presence(id));
+    }
+}
+
+impl Directory for ClusterDirectory {
+    fn holder(&self, nick: &Nick) -> Option<SessionId> {
+        self.0.roster.lock().unwrap().holder(nick)
+    }
+
+    fn claimed(&self, nick: &Nick, owner: SessionId) {
+        let local = Local {
+            nick: nick.clone(),
+            rooms: Vec::new(),
+        };
+        self.0.local.lock().unwrap().insert(owner, local);
+        self.0.send(Out::Claim(nick.clone(), owner));
+        self.0.send(Out::Presence(owner));
+    }
+
+    fn released(&self, nick: &Nick, owner: SessionId) {
+        self.0.local.lock().unwrap().remove(&owner);
+        self.0.send(Out::Release(nick.clone(), owner));
+        self.0.send(Out::Presence(owner));
+    }
+
+    fn renamed(&self, old: &Nick, new: &Nick, owner: SessionId) {
+        self.0.send(Out::Release(old.clone(), owner));
+        self.0.send(Out::Claim(new.clone(), owner));
+        self.local(owner, |local| local.nick = new.clone());
+    }
+
+    fn joined(&self, room: &RoomName, id: SessionId) {
+        self.local(id, |local| local.rooms.push(room.clone()));
+    }
+
+    fn parted(&self, room: &RoomName, id: SessionId) {
+        self.local(id, |local| local.rooms.retain(|r| r != room));
+    }
+
+    fn members(&self, room: &RoomName) -> Vec<Nick> {
+        self.0.roster.lock().unwrap().members(room)
+    }
+
+    fn rooms(&self) -> Vec<(RoomName, usize)> {
+        self.0.roster.lock().unwrap().rooms()
+    }
+}
+
+/// The wait after `failures` failed attempts to reach Redis: doubling from the least to
+/// the most.
+fn backoff(failures: u32) -> Duration {
+    CLUSTER_RETRY_MIN
+        .saturating_mul(1 << failures.min(16))
+        .min(CLUSTER_RETRY_MAX)
+}

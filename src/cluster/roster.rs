@@ -1,0 +1,168 @@
+//! Who is on the other nodes: their sessions, nicks and rooms, as their presence messages
+//! told, and when each node was last heard.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use crate::hub::{Nick, RoomName, SessionId};
+
+/// A session of another node.
+pub struct Remote {
+    pub node: u16,
+    pub nick: Nick,
+    pub rooms: Vec<RoomName>,
+}
+
+/// The replica of the other nodes' sessions.
+#[derive(Default)]
+pub struct Roster {
+    sessions: HashMap<SessionId, Remote>,
+    nicks: HashMap<Nick, SessionId>,
+    rooms: HashMap<RoomName, HashSet<SessionId>>,
+    /// Each node heard from: the run it is in and when it was last heard.
+    nodes: HashMap<u16, (String, Instant)>,
+}
+
+impl Roster {
+    pub fn holder(&self, nick: &Nick) -> Option<SessionId> {
+        self.nicks.get(nick).copied()
+    }
+
+    pub fn members(&self, room: &RoomName) -> Vec<Nick> {
+        self.rooms.get(room).map_or_else(Vec::new, |ids| {
+            ids.iter()
+                .map(|id| self.sessions[id].nick.clone())
+                .collect()
+        })
+    }
+
+    pub fn rooms(&self) -> Vec<(RoomName, usize)> {
+        self.rooms
+            .iter()
+            .map(|(room, ids)| (room.clone(), ids.len()))
+            .collect()
+    }
+
+    /// Records what `id` is now; returns its previous nick when it changed.
+    pub fn present(&mut self, id: SessionId, remote: Remote) -> Option<Nick> {
+        let old = self.remove(id);
+        let renamed = old
+            .filter(|old| old.nick != remote.nick)
+            .map(|old| old.nick);
+        // Were two sessions to claim one nick, the later word wins here; Redis decides which
+        // keeps it, and the other's node renames it.
+        self.nicks.insert(remote.nick.clone(), id);
+        for room in &remote.rooms {
+            self.rooms.entry(room.clone()).or_default().insert(id);
+        }
+        self.sessions.insert(id, remote);
+        renamed
+    }
+
+    /// Forgets session `id`; returns what it was.
+    pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
+        let remote = self.sessions.remove(&id)?;
+        if self.nicks.get(&remote.nick) == Some(&id) {
+            self.nicks.remove(&remote.nick);
+        }
+        for room in &remote.rooms {
+            if let Some(ids) = self.rooms.get_mut(room) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.rooms.remove(room);
+                }
+            }
+        }
+        Some(remote)
+    }
+
+    /// `node`, in `run`, was heard now. Returns the sessions of its previous run when this
+    /// is a new one (it restarted): they are gone.
+    pub fn heard(&mut self, node: u16, run: &str, now: Instant) -> Vec<Remote> {
+        let restarted = match self.nodes.get(&node) {
+            Some((known, _)) => known != run,
+            None => false,
+        };
+        self.nodes.insert(node, (run.to_string(), now));
+        if restarted {
+            self.forget_node(node)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Every node is given until `now` plus the timeout again (after this node was cut off
+    /// from them, through no fault of theirs).
+    pub fn pardon(&mut self, now: Instant) {
+        for (_, last) in self.nodes.values_mut() {
+            *last = now;
+        }
+    }
+
+    /// Forgets the nodes not heard since `deadline`; returns their sessions.
+    pub fn silent_since(&mut self, deadline: Instant) -> Vec<Remote> {
+        let silent: Vec<u16> = self
+            .nodes
+            .iter()
+            .filter(|(_, (_, last))| *last < deadline)
+            .map(|(node, _)| *node)
+            .collect();
+        let mut gone = Vec::new();
+        for node in silent {
+            self.nodes.remove(&node);
+            gone.extend(self.forget_node(node));
+        }
+        gone
+    }
+
+    /// Forgets every session of `node`; returns them.
+    pub fn forget_node(&mut self, node: u16) -> Vec<Remote> {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, remote)| remote.node == node)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::NodeId;
+    use std::time::Duration;
+
+    fn remote(node: u16, nick: &str, rooms: &[&str]) -> Remote {
+        Remote {
+            node,
+            nick: Nick::parse(nick).unwrap(),
+            rooms: rooms.iter().map(|r| RoomName::parse(r).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn sessions_rename_move_and_go_with_their_node() {
+        let mut roster = Roster::default();
+        let ana = SessionId::new(NodeId::new(2).unwrap(), 1);
+        let ops = RoomName::parse("#ops").unwrap();
+        let t0 = Instant::now();
+        roster.heard(2, "r1", t0);
+        assert_eq!(roster.present(ana, remote(2, "ana", &["#ops"])), None);
+        assert_eq!(roster.holder(&Nick::parse("ANA").unwrap()), Some(ana));
+        let old = roster.present(ana, remote(2, "anita", &["#ops", "#dev"]));
+        assert_eq!(old, Some(Nick::parse("ana").unwrap()));
+        assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
+        assert_eq!(roster.members(&ops), [Nick::parse("anita").unwrap()]);
+        assert_eq!(roster.rooms().len(), 2);
+        assert!(roster.silent_since(t0).is_empty());
+        let gone = roster.silent_since(t0 + Duration::from_secs(1));
+        assert_eq!(gone.len(), 1);
+        assert!(roster.members(&ops).is_empty() && roster.rooms().is_empty());
+        // A node heard in a new run lost the sessions of its last one.
+        roster.heard(2, "r1", t0);
+        roster.present(ana, remote(2, "ana", &[]));
+        assert_eq!(roster.heard(2, "r2", t0).len(), 1);
+        assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
+    }
+}

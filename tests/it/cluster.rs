@@ -1,0 +1,382 @@
+//! Several charla nodes on one Redis (`--cluster`): a real redis-server on a free loopback
+//! port, real `charla serve` processes, real clients on each.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::binary::{self, Binary};
+use crate::support::{Client, PATIENCE};
+
+/// A redis-server of the test's own, without persistence, killed when the test ends.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis { child: None, port };
+        redis.restart();
+        redis
+    }
+
+    /// Starts the server (again) on its port, empty, and waits until it answers.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while !self.answers() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Runs one command, the way redis-cli would, and returns the raw reply.
+    fn command(&self, args: &[&str]) -> String {
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = [0; 256];
+        let n = stream.read(&mut reply).unwrap();
+        String::from_utf8_lossy(&reply[..n]).into_owned()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `charla serve --cluster` process with a text and an IRC listener.
+struct Node {
+    process: Binary,
+    tcp: SocketAddr,
+    irc: SocketAddr,
+}
+
+impl Node {
+    fn start(redis: &Redis, name: &str) -> Node {
+        let url = redis.url();
+        let args = [
+            "serve",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--listen",
+            "irc://127.0.0.1:0",
+            "--flood-rate",
+            "0",
+            "--cluster",
+            &url,
+            "--node-name",
+            name,
+        ];
+        let process = Binary::start(binary::command(&args));
+        let addr = |scheme: &str| -> SocketAddr {
+            let line = process
+                .stdout
+                .recv_timeout(PATIENCE)
+                .expect("a `listening on` line");
+            let rest = line
+                .strip_prefix("listening on ")
+                .and_then(|a| a.strip_prefix(scheme))
+                .unwrap_or_else(|| panic!("unexpected output {line:?}"));
+            rest.parse().unwrap()
+        };
+        let tcp = addr("tcp://");
+        let irc = addr("irc://");
+        Node { process, tcp, irc }
+    }
+
+    /// A text client that took `nick`.
+    async fn text(&self, nick: &str) -> Client {
+        let mut c = Client::tcp(self.tcp).await;
+        c.expect("you joined").await;
+        c.send(&format!("/nick {nick}")).await;
+        c.expect(&format!("*** you are now known as {nick}")).await;
+        c
+    }
+
+    /// A JSON client registered as `nick`.
+    async fn json(&self, nick: &str) -> Client {
+        let mut c = Client::tcp(self.tcp).await;
+        c.expect("*** Welcome").await;
+        c.send(&format!(r#"{{"type":"hello","nick":"{nick}"}}"#))
+            .await;
+        let welcome = c.expect_json("welcome").await;
+        assert_eq!(welcome["nick"], nick);
+        c
+    }
+
+    /// An IRC client registered as `nick`, read up to the end of #lobby's names.
+    async fn irc(&self, nick: &str) -> Client {
+        let mut c = Client::tcp(self.irc).await;
+        c.send_raw(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
+            .await;
+        c.expect(" 366 ").await;
+        c
+    }
+}
+
+/// Sends `line` until `client` reads a line containing `needle` in answer: for what
+/// another node learns a moment later (who is in a room), asked again rather than
+/// waited for a fixed time.
+async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        client.send(line).await;
+        let answer = client.next().await.expect("an answer");
+        if answer.contains(needle) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line:?} never answered {needle:?}; last {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A newcomer on `node` is refused `nick` once the node has heard who holds it elsewhere.
+async fn refused_once_known(node: &Node, nick: &str) {
+    let mut newcomer = Client::tcp(node.tcp).await;
+    newcomer.expect("you joined").await;
+    ask_until(&mut newcomer, &format!("/nick {nick}"), "ERROR nick_taken").await;
+}
+
+#[tokio::test]
+async fn a_room_is_one_room_across_nodes_and_protocols() {
+    let redis = Redis::start();
+    let (one, two, three) = (
+        Node::start(&redis, "one"),
+        Node::start(&redis, "two"),
+        Node::start(&redis, "three"),
+    );
+    let mut ana = one.text("ana").await;
+    let mut bob = two.json("bob").await;
+    ana.expect("is now known as bob").await;
+    let mut cy = three.irc("cy").await;
+    ana.expect("#lobby *** cy joined").await;
+    bob.expect(r#""nick":"cy""#).await;
+
+    ana.send("hola desde uno").await;
+    let said = bob.expect_json("message").await;
+    assert_eq!(said["text"], "hola desde uno");
+    assert_eq!(said["from"], "ana");
+    cy.expect(":ana!ana@charla PRIVMSG #lobby :hola desde uno")
+        .await;
+    cy.send_raw(b"PRIVMSG #lobby :y desde tres\r\n").await;
+    ana.expect("#lobby <cy> y desde tres").await;
+    let said_too = bob.expect_json("message").await;
+    assert_eq!(said_too["from"], "cy");
+    // One order, numbered by the room: what came later has the higher number.
+    assert!(
+        said_too["seq"].as_u64() > said["seq"].as_u64(),
+        "{said} {said_too}"
+    );
+
+    // Everyone's room list and member list is the cluster's.
+    ask_until(&mut ana, "/users #lobby", "3 here: ana, bob, cy").await;
+    cy.send_raw(b"NAMES #lobby\r\n").await;
+    let names = cy.expect(" 353 ").await;
+    for nick in ["ana", "bob", "cy"] {
+        assert!(names.contains(nick), "{names}");
+    }
+
+    // Nick changes, joins and leaves are heard on every node.
+    ana.send("/nick anita").await;
+    cy.expect(":ana!ana@charla NICK :anita").await;
+    bob.send(r##"{"type":"join","room":"#ops"}"##).await;
+    cy.send_raw(b"JOIN #ops\r\n").await;
+    bob.expect(r#""nick":"cy""#).await;
+    cy.send_raw(b"PRIVMSG #ops :only in ops\r\n").await;
+    let ops = bob.expect_json("message").await;
+    assert_eq!(ops["room"], "#ops");
+    cy.send_raw(b"PART #ops :bye\r\n").await;
+    let left = bob.expect_json("leave").await;
+    assert_eq!(left["nick"], "cy");
+    assert_eq!(left["message"], "bye");
+    drop((one, two, three));
+}
+
+#[tokio::test]
+async fn a_nick_is_unique_and_private_messages_cross_nodes() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+    // Node two knows of ana once it has heard her presence; then the nick is refused.
+    refused_once_known(&two, "ANA").await;
+
+    bob.send("/msg ana psst, from two").await;
+    ana.expect("(private) <bob> psst, from two").await;
+    ana.send("/msg bob got it").await;
+    bob.expect("(private) <ana> got it").await;
+    bob.send("/msg nobody hello?").await;
+    bob.expect("ERROR no_such_nick").await;
+}
+
+/// Whether `client`'s `/nick NICK` was refused (or else accepted), by its node.
+async fn refused(client: &mut Client, nick: &str) -> bool {
+    let accepted = format!("*** you are now known as {nick}");
+    loop {
+        let line = client.next().await.expect("an answer");
+        if line.starts_with("ERROR nick_taken") {
+            return true;
+        }
+        if line == accepted {
+            return false;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_taking_one_nick_at_once_leave_exactly_one_holder() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    for nick in ["zed", "yak", "vox", "jay", "kit"] {
+        let mut a = Client::tcp(one.tcp).await;
+        let mut b = Client::tcp(two.tcp).await;
+        a.expect("you joined").await;
+        b.expect("you joined").await;
+        let wanted = format!("/nick {nick}");
+        tokio::join!(a.send(&wanted), b.send(&wanted));
+        // Each node answers from what it knows: both may accept; Redis decides.
+        let taken_here = [refused(&mut a, nick).await, refused(&mut b, nick).await];
+        let key = format!("charla:nick:{nick}");
+        let deadline = Instant::now() + PATIENCE;
+        let holder = loop {
+            let reply = redis.command(&["GET", &key]);
+            if let Some(value) = reply.lines().nth(1) {
+                break value.split(':').next().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "{nick} never claimed: {reply:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let (winner, loser, loser_refused) = match holder.as_str() {
+            "1" => (&mut a, &mut b, taken_here[1]),
+            "2" => (&mut b, &mut a, taken_here[0]),
+            other => panic!("{nick} held by node {other}"),
+        };
+        if !loser_refused {
+            loser
+                .expect(&format!(
+                    "{nick} was taken on another node at the same moment"
+                ))
+                .await;
+            let renamed = loser.expect("you are now known as").await;
+            assert!(renamed.contains("guest-"), "{renamed}");
+        }
+        // The winner keeps it, and hears of the loser's new nick a moment later.
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            winner.send("/users #lobby").await;
+            let users = winner.expect("here:").await;
+            if users.matches(nick).count() == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{users}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_leaves_and_frees_its_nicks_and_bad_data_is_skipped() {
+    let redis = Redis::start();
+    let (one, mut two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+    // Foreign and malformed publications on the cluster's channel are logged and skipped.
+    for junk in [
+        &["PUBLISH", "charla:bus", "hello"][..],
+        &["PUBLISH", "charla:bus", "1\n{}"],
+        &["PUBLISH", "charla:bus", "0\n{\"t\":\"said\",\"node\":9}"],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"9x\",\"rooms\":[]}",
+        ],
+        &["SET", "charla:nick:eve", "garbage"],
+    ] {
+        assert!(!redis.command(junk).starts_with('-'), "{junk:?}");
+    }
+    bob.send("still here").await;
+    ana.expect("#lobby <bob> still here").await;
+
+    two.process.child.kill().unwrap(); // SIGKILL: no goodbye
+    two.process.child.wait().unwrap();
+    ana.expect("#lobby *** bob left (connection lost)").await;
+    let mut again = one.text("eve").await;
+    again.send("/nick bob").await;
+    again.expect("you are now known as bob").await;
+    drop(bob);
+}
+
+#[tokio::test]
+async fn redis_stopped_and_started_again_interrupts_then_restores_delivery() {
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+    let mut cy = one.text("cy").await;
+    bob.expect("is now known as cy").await;
+
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    bob.expect("*** cross-node delivery interrupted").await;
+    cy.expect("*** cross-node delivery interrupted").await;
+    // Local users are still served meanwhile.
+    ana.send("heard on one only").await;
+    cy.expect("#lobby <ana> heard on one only").await;
+
+    redis.restart();
+    ana.expect("*** cross-node delivery restored").await;
+    bob.expect("*** cross-node delivery restored").await;
+    // Presence and nicks are rebuilt from the live nodes.
+    ask_until(&mut bob, "/users #lobby", "3 here: ana, bob, cy").await;
+    refused_once_known(&two, "ana").await;
+    bob.send("back across").await;
+    ana.expect("#lobby <bob> back across").await;
+    cy.expect("#lobby <bob> back across").await;
+}
