@@ -403,3 +403,68 @@ fn rooms_keep_no_history_when_told_to_keep_none() {
     hub.apply(ana, say("#lobby", "heard"));
     assert_eq!(said(&bob.take()), ["heard"]);
 }
+
+/// A cluster's bus as the hub sees it: it numbers messages and hands them back later, or,
+/// cut off (`cut_off`), hands everything back at once.
+#[derive(Default)]
+struct NumberingBus {
+    cut_off: std::sync::atomic::AtomicBool,
+    published: Mutex<Vec<Publication>>,
+}
+
+impl Bus for NumberingBus {
+    fn publish(&self, publication: Publication) -> Option<Publication> {
+        if self.cut_off.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(publication);
+        }
+        self.published.lock().unwrap().push(publication);
+        None
+    }
+
+    fn numbers_messages(&self) -> bool {
+        true
+    }
+}
+
+fn seqs(entries: &[Entry]) -> Vec<u64> {
+    entries.iter().map(Entry::seq).collect()
+}
+
+#[test]
+fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
+    let bus = Arc::new(NumberingBus::default());
+    let limits = Limits::default();
+    let edges = Edges {
+        bus: bus.clone(),
+        ..Edges::alone(&limits)
+    };
+    let hub = Hub::with_edges(&limits, edges);
+    let (ana, _) = member(&hub, "ana");
+    let (_, bob) = member(&hub, "bob");
+    let lobby = room("#lobby");
+    hub.apply(ana, say("#lobby", "one"));
+    assert!(
+        said(&bob.take()).is_empty(),
+        "not before the bus numbers it"
+    );
+    assert!(hub.room_history(&lobby, None, None).unwrap().1.is_empty());
+    let mut publication = bus.published.lock().unwrap().pop().unwrap();
+    let Event::Message(proposed) = &mut publication.event else {
+        panic!("{publication:?}");
+    };
+    assert_eq!(proposed.seq, 1, "one past the last this node heard");
+    // Another node's messages took the numbers before it.
+    proposed.seq = 7;
+    hub.receive(publication);
+    assert_eq!(said(&bob.take()), ["one"]);
+    let (_, kept) = hub.room_history(&lobby, None, None).unwrap();
+    assert_eq!(seqs(&kept), [7]);
+
+    // Cut off from the cluster: numbered after the last heard, kept, heard here at once.
+    bus.cut_off
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    hub.apply(ana, say("#lobby", "two"));
+    assert_eq!(said(&bob.take()), ["two"]);
+    let (_, kept) = hub.room_history(&lobby, None, None).unwrap();
+    assert_eq!(seqs(&kept), [7, 8]);
+}
