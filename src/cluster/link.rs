@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::roster::Remote;
 use super::wire::{self, Wire};
-use super::{Cluster, Local, Out, PREFIX, Shared, backoff};
+use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{Event, Hub, LeaveReason, Nick, Publication, RoomName, Said, SessionId};
 use crate::limits::{
     CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
@@ -147,7 +147,6 @@ fn add(
     out: &Out,
     claims: &mut Vec<(Nick, SessionId)>,
 ) {
-    let node = shared.node.number();
     match out {
         Out::Said(publication) => {
             let (Some(wire), Event::Message(said)) =
@@ -186,24 +185,6 @@ fn add(
                 .arg(1)
                 .arg(nick_key(nick))
                 .arg(claim_value(shared, *id))
-                .ignore();
-        }
-        Out::Presence(id) => {
-            let wire = match shared.local.lock().unwrap().get(id) {
-                Some(Local { nick, rooms }) => Wire::Present {
-                    node,
-                    session: id.bits(),
-                    nick: nick.as_str().to_string(),
-                    rooms: rooms.iter().map(|r| r.as_str().to_string()).collect(),
-                },
-                None => Wire::Absent {
-                    node,
-                    session: id.bits(),
-                },
-            };
-            pipe.cmd("PUBLISH")
-                .arg(channel())
-                .arg(wire.payload(0))
                 .ignore();
         }
     }
@@ -361,7 +342,7 @@ pub(super) fn rejoin(shared: &Shared) {
     };
     for (id, nick) in locals {
         shared.send(Out::Claim(nick, id));
-        shared.send(Out::Presence(id));
+        shared.send_presence(id);
     }
     shared.reachable.store(true, Ordering::Relaxed);
 }
@@ -528,7 +509,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
             heard_node(shared, hub, node, &run);
             let ids: Vec<SessionId> = shared.local.lock().unwrap().keys().copied().collect();
             for id in ids {
-                shared.send(Out::Presence(id));
+                shared.send_presence(id);
             }
         }
         Wire::Gone { node } => {

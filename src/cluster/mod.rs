@@ -40,8 +40,6 @@ enum Out {
     /// A nick taken or given up by a session here.
     Claim(Nick, SessionId),
     Release(Nick, SessionId),
-    /// What a session here is now (or that it is gone), read when sent.
-    Presence(SessionId),
 }
 
 /// A session of this node, as the other nodes are told it.
@@ -69,6 +67,25 @@ impl Shared {
                 false
             }
         }
+    }
+
+    /// Tells the others what session `id` here is now, or that it is gone: as it is at
+    /// this moment, so that every change is heard even when several wait to be sent.
+    fn send_presence(&self, id: SessionId) {
+        let node = self.node.number();
+        let wire = match self.local.lock().unwrap().get(&id) {
+            Some(Local { nick, rooms }) => Wire::Present {
+                node,
+                session: id.bits(),
+                nick: nick.as_str().to_string(),
+                rooms: rooms.iter().map(|r| r.as_str().to_string()).collect(),
+            },
+            None => Wire::Absent {
+                node,
+                session: id.bits(),
+            },
+        };
+        self.send(Out::Publish(wire));
     }
 
     fn node_key(&self) -> String {
@@ -247,7 +264,7 @@ impl ClusterDirectory {
         if let Some(local) = self.0.local.lock().unwrap().get_mut(&id) {
             change(local);
         }
-        self.0.send(Out::Presence(id));
+        self.0.send_presence(id);
     }
 }
 
@@ -263,13 +280,13 @@ impl Directory for ClusterDirectory {
         };
         self.0.local.lock().unwrap().insert(owner, local);
         self.0.send(Out::Claim(nick.clone(), owner));
-        self.0.send(Out::Presence(owner));
+        self.0.send_presence(owner);
     }
 
     fn released(&self, nick: &Nick, owner: SessionId) {
         self.0.local.lock().unwrap().remove(&owner);
         self.0.send(Out::Release(nick.clone(), owner));
-        self.0.send(Out::Presence(owner));
+        self.0.send_presence(owner);
     }
 
     fn renamed(&self, old: &Nick, new: &Nick, owner: SessionId) {

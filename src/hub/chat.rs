@@ -862,11 +862,12 @@ impl ChatState {
         if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
             // A room lives while someone is in it; #lobby always does.
             self.rooms.remove(room);
-            self.store.forget(room);
             if !self.bus_numbers {
+                self.store.forget(room);
                 return;
             }
-            // Members of other nodes may still be there to hear it.
+            // Members of other nodes may still be there to hear it, and its history is the
+            // cluster's: kept.
         }
         let Some(reason) = reason else {
             return;
@@ -939,16 +940,17 @@ impl ChatState {
         }
     }
 
-    /// A publication the bus carried here. A message is kept in the history of its room
-    /// when the room has members here, numbered here if the bus could not (0).
+    /// A publication the bus carried here. A message is kept in the history of its room,
+    /// whether or not the room has members here, so that a newcomer or a resume on any
+    /// node finds it; numbered here if the bus could not (0).
     pub fn receive(&mut self, mut publication: Publication) {
-        if let Event::Message(said) = &mut publication.event
-            && self.rooms.contains_key(&said.room)
-        {
+        if let Event::Message(said) = &mut publication.event {
             if said.seq == 0 {
+                if !self.rooms.contains_key(&said.room) {
+                    return;
+                }
                 said.seq = self.next_seq(&said.room);
-            } else {
-                let target = self.rooms.get_mut(&said.room).expect("checked");
+            } else if let Some(target) = self.rooms.get_mut(&said.room) {
                 target.seq = Some(target.seq.unwrap_or(0).max(said.seq));
             }
             self.store.append(Entry::Said(said.clone()));

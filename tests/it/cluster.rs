@@ -380,3 +380,52 @@ async fn redis_stopped_and_started_again_interrupts_then_restores_delivery() {
     ana.expect("#lobby <bob> back across").await;
     cy.expect("#lobby <bob> back across").await;
 }
+
+#[tokio::test]
+async fn history_and_resume_are_the_rooms_on_every_node() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut bob = two.json("bob").await;
+    let mut ana = one.text("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    for n in 1..=3 {
+        ana.send(&format!("line {n}")).await;
+    }
+    // Redis gives node two everything in one order: once bob hears this in #lobby,
+    // node two has kept the lines said in #ops before it, though nobody there was in #ops.
+    ana.send("/join #lobby").await;
+    ana.expect("#lobby *** you joined").await;
+    ana.send("done").await;
+    loop {
+        let said = bob.expect_json("message").await;
+        if said["text"] == "done" {
+            break;
+        }
+    }
+    bob.send(r##"{"type":"join","room":"#ops"}"##).await;
+    let history = bob.expect_json("history").await;
+    let seqs: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 3, "{history}");
+    // A client that saw the first resumes on node two with exactly the rest.
+    let mut cy = Client::tcp(two.tcp).await;
+    cy.expect("*** Welcome").await;
+    let hello = format!(
+        r##"{{"type":"hello","nick":"cy","rooms":["#ops"],"since":{{"#ops":{}}}}}"##,
+        seqs[0]
+    );
+    cy.send(&hello).await;
+    let replay = cy.expect_json("history").await;
+    let texts: Vec<&str> = replay["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["line 2", "line 3"], "{replay}");
+}
