@@ -41,6 +41,8 @@ const DRAIN_QUIET: Duration = Duration::from_millis(500);
 pub struct Shape {
     pub protocol: Protocol,
     pub addr: SocketAddr,
+    /// Other nodes of the same cluster: clients are spread over `addr` and these in turn.
+    pub also: Vec<SocketAddr>,
     pub clients: usize,
     pub rooms: usize,
     pub senders: usize,
@@ -89,7 +91,11 @@ impl Crowd {
             let gate = gate.clone();
             let room = id % shape.rooms.max(1);
             let name = room_name(&shape, room);
-            let (protocol, addr) = (shape.protocol, shape.addr);
+            let protocol = shape.protocol;
+            let addr = match id % (shape.also.len() + 1) {
+                0 => shape.addr,
+                n => shape.also[n - 1],
+            };
             joins.spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let registered = protocol.register(addr, id, &name).await;

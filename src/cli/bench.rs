@@ -39,6 +39,10 @@ pub struct Run {
     /// The server to load.
     #[arg(long, default_value = "127.0.0.1:6030")]
     pub addr: SocketAddr,
+    /// Another node of the same cluster (repeatable): clients are spread over --addr and
+    /// these in turn, so what one says reaches the others across nodes.
+    #[arg(long, value_name = "ADDR")]
+    pub also: Vec<SocketAddr>,
     /// How to speak to it.
     #[arg(long, value_enum, default_value = "charla")]
     pub protocol: Protocol,
@@ -111,6 +115,7 @@ impl Run {
             shape: LoadShape {
                 protocol: self.protocol,
                 addr: self.addr,
+                also: self.also,
                 clients: self.clients,
                 rooms,
                 senders: self.senders,
