@@ -16,8 +16,8 @@ pub struct Bench {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Run one scenario against a running server.
-    Run(Run),
+    /// Run one scenario against a running server. Boxed: its options are many.
+    Run(Box<Run>),
     /// Merge saved JSON reports into one Markdown table (stdout) and an SVG chart.
     Report {
         /// Reports written by `charla bench run --json`.
@@ -46,6 +46,10 @@ pub struct Run {
     /// How to speak to it.
     #[arg(long, value_enum, default_value = "charla")]
     pub protocol: Protocol,
+    /// charla-tls: the PEM certificate the server is verified against (without it, the
+    /// system's roots).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Name of the server in the results.
     #[arg(long, default_value = "charla")]
     pub label: String,
@@ -116,6 +120,7 @@ impl Run {
                 protocol: self.protocol,
                 addr: self.addr,
                 also: self.also,
+                ca: self.ca,
                 clients: self.clients,
                 rooms,
                 senders: self.senders,
