@@ -43,8 +43,13 @@ impl Roster {
             .collect()
     }
 
-    /// Records what `id` is now; returns its previous nick when it changed.
+    /// Records what `id` is now; returns its previous nick when it changed. A node first
+    /// heard of this way is timed from now, so that it is forgotten if it dies before its
+    /// first heartbeat.
     pub fn present(&mut self, id: SessionId, remote: Remote) -> Option<Nick> {
+        self.nodes
+            .entry(remote.node)
+            .or_insert_with(|| (String::new(), Instant::now()));
         let old = self.remove(id);
         let renamed = old
             .filter(|old| old.nick != remote.nick)
@@ -79,8 +84,10 @@ impl Roster {
     /// `node`, in `run`, was heard now. Returns the sessions of its previous run when this
     /// is a new one (it restarted): they are gone.
     pub fn heard(&mut self, node: u16, run: &str, now: Instant) -> Vec<Remote> {
+        // A run not known yet (the node was first heard of by a session's presence) is
+        // the one this heartbeat names.
         let restarted = match self.nodes.get(&node) {
-            Some((known, _)) => known != run,
+            Some((known, _)) => !known.is_empty() && known != run,
             None => false,
         };
         self.nodes.insert(node, (run.to_string(), now));
@@ -164,5 +171,12 @@ mod tests {
         roster.present(ana, remote(2, "ana", &[]));
         assert_eq!(roster.heard(2, "r2", t0).len(), 1);
         assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
+        // A node heard of only through a session is forgotten when it stays silent, and
+        // its first heartbeat is no restart.
+        let bob = SessionId::new(NodeId::new(3).unwrap(), 1);
+        roster.present(bob, remote(3, "bob", &["#ops"]));
+        assert!(roster.heard(3, "r9", Instant::now()).is_empty());
+        let later = Instant::now() + Duration::from_secs(60);
+        assert!(roster.silent_since(later).iter().any(|r| r.node == 3));
     }
 }
