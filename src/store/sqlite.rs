@@ -35,7 +35,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 use tracing::{error, warn};
 
-use super::schema::{self, MigrateError, SCHEMA_VERSION};
+use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
     Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
@@ -286,13 +286,7 @@ impl SqliteHistory {
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
-        schema::migrate(&mut conn).map_err(|e| match e {
-            MigrateError::Newer(found) => StoreError::NewerSchema {
-                path: path.to_owned(),
-                found,
-            },
-            MigrateError::Sqlite(source) => sqlite(source),
-        })?;
+        schema::migrate_at(&mut conn, path)?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
