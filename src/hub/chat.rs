@@ -16,7 +16,7 @@ use super::nicks::NickTable;
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
-use super::store::HistoryStore;
+use super::store::{HistoryStore, Owed, StoreFull};
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
@@ -101,12 +101,14 @@ impl ChatState {
             return;
         }
         let result = match command {
-            Command::Say { room, text, action } => self.say(id, room, text, action, false),
+            Command::Say { room, text, action } => {
+                self.say(id, room, text, action, false, reference.clone())
+            }
             Command::Msg { to, text } => self.private(id, to, text, false, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Room(room),
                 text,
-            } => self.say(id, Some(room), text, false, true),
+            } => self.say(id, Some(room), text, false, true, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Nick(to),
                 text,
@@ -341,6 +343,7 @@ impl ChatState {
         text: MessageText,
         action: bool,
         notice: bool,
+        reference: Option<String>,
     ) -> Reply {
         self.may_talk(id)?;
         let room = self.speaking_room(id, room)?;
@@ -358,14 +361,52 @@ impl ChatState {
             action,
             notice,
         };
-        let ack = Event::Ack {
+        let owed = Owed {
+            session: id,
             id: said.id,
             ts: said.ts,
+            reference,
         };
-        self.store.append(Entry::Said(said.clone()));
+        // Acked now by a store that keeps it at once, else by the store once committed.
+        let now = self.keep(Entry::Said(said.clone()), Some(owed))?;
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
-        Ok(Some(ack))
+        Ok(now.map(|owed| owed.ack()))
+    }
+
+    /// Sends each session in `owed` its `ack` (`kept`), or tells it its message was said
+    /// but not kept; a session gone since is told nothing.
+    pub fn settle_acks(&mut self, owed: Vec<Owed>, kept: bool) {
+        for owed in owed {
+            let event = if kept {
+                owed.ack()
+            } else {
+                Event::Error {
+                    code: ErrorCode::NotStored,
+                    message: format!(
+                        "message {} was said but the server could not keep it in history (its disk failed)",
+                        owed.id
+                    ),
+                }
+            };
+            self.send(owed.session, &Outgoing::reply(event, owed.reference));
+        }
+    }
+
+    /// Hands `entry` to the store before anyone hears it; one the store refuses is not
+    /// said, and its room's number is given to the next.
+    pub fn keep(&mut self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, Failure> {
+        let room = entry.room().clone();
+        self.store.append(entry, owed).map_err(|StoreFull| {
+            let target = self.rooms.get_mut(&room).expect("the room exists");
+            if let Some(seq) = target.seq.as_mut() {
+                *seq -= 1;
+            }
+            (
+                ErrorCode::StoreUnavailable,
+                "the server cannot keep messages right now (its disk is behind); nothing was said: try again in a moment".to_string(),
+            )
+        })
     }
 
     /// A private message or notice; a message to someone away is answered with their away

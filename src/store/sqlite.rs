@@ -16,9 +16,12 @@
 //! empties or when all rooms' cached bytes pass their bound (the rooms cached first go
 //! first).
 //!
-//! What a restart keeps: a committed transaction survives the process being killed
-//! (`kill -9`); on power loss or an operating-system crash, WAL with `synchronous = NORMAL`
-//! may lose the last transactions committed before it, never the file's consistency.
+//! An entry appended with an ack owed ([`Owed`]) is acked through the hub's [`AckSink`]
+//! only after its transaction commits, so an acked message survives the process being
+//! killed (`kill -9`). On power loss or an operating-system crash, WAL with `synchronous =
+//! NORMAL` may take back the transactions committed since the last checkpoint (the log is
+//! synced only then), never the file's consistency: docs/protocol.md says what that means
+//! for clients.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -38,16 +41,16 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
-    RoomName, Said, Source, stored_bytes,
+    AckSink, Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, Owed,
+    PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
 };
 
-/// Entries waiting for the writer thread. Past it, an entry is still delivered live to the
-/// room but not written to disk: it is counted in [`StoreStats::lost`] and logged (at the
-/// 1st, 2nd, 4th, 8th… loss, so a stalled disk does not flood the log), never dropped
-/// silently. Appending never waits for the disk: it is called under the hub's lock. At the
-/// writer's usual pace (tens of thousands of entries a second) the queue fills only when
-/// the disk stalls for a second or more.
+/// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
+/// told `store_unavailable`, counted in [`StoreStats::refused`] and logged (at the 1st, 2nd,
+/// 4th, 8th… refusal, so a stalled disk does not flood the log). Appending never waits for
+/// the disk: it is called under the hub's lock. At the writer's usual pace (tens of
+/// thousands of entries a second) the queue fills only when the disk stalls for a second or
+/// more.
 pub const WRITE_QUEUE: usize = 65_536;
 
 /// Entries the writer commits in one transaction at most; more waiting are committed in the
@@ -152,9 +155,11 @@ impl Default for SqliteOptions {
 pub struct StoreStats {
     /// Entries committed to disk.
     pub written: u64,
-    /// Entries accepted but not written: the queue was full, the store was closed, or
-    /// their transaction failed (disk full, I/O error). Each was delivered live.
+    /// Entries accepted but not written: their transaction failed (disk full, I/O error).
+    /// Each was delivered live, and its sender told `not_stored` instead of an `ack`.
     pub lost: u64,
+    /// Entries refused: the writer's queue was full or the store closed. None was said.
+    pub refused: u64,
 }
 
 /// History kept in an SQLite file. See the module documentation.
@@ -181,6 +186,9 @@ struct WriterShared {
     highest: AtomicU64,
     written: AtomicU64,
     lost: AtomicU64,
+    refused: AtomicU64,
+    /// Where acks go once their entries are settled; set once, by the hub.
+    sink: std::sync::OnceLock<Arc<AckSink>>,
 }
 
 struct Queue {
@@ -215,7 +223,8 @@ struct Cached {
 }
 
 enum Job {
-    Append(u64, Entry),
+    /// An entry, the number it was sent under, and the ack owed for it.
+    Append(u64, Entry, Option<Owed>),
     /// Answered once everything queued before it is committed.
     Flush(mpsc::Sender<()>),
 }
@@ -302,6 +311,8 @@ impl SqliteHistory {
             highest: AtomicU64::new(0),
             written: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            sink: std::sync::OnceLock::new(),
         });
         let mut store = SqliteHistory {
             path: path.to_owned(),
@@ -341,6 +352,7 @@ impl SqliteHistory {
         StoreStats {
             written: self.shared.written.load(Ordering::Relaxed),
             lost: self.shared.lost.load(Ordering::Relaxed),
+            refused: self.shared.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -354,7 +366,7 @@ impl SqliteHistory {
         }
     }
 
-    /// Commits everything queued and stops the writer; later appends are counted as lost.
+    /// Commits everything queued and stops the writer; later appends are refused.
     /// Called at shutdown, after the hub has said goodbye; dropping the store does the same.
     pub fn close(&self) {
         let sender = self.shared.queue.lock().sender.take();
@@ -475,29 +487,31 @@ impl SqliteHistory {
 }
 
 impl HistoryStore for SqliteHistory {
-    fn append(&self, entry: Entry) {
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull> {
         self.shared.highest.fetch_max(entry.id(), Ordering::Relaxed);
         let mut queue = self.shared.queue.lock();
         let number = queue.next;
-        let Some(sender) = &queue.sender else {
-            drop(queue);
-            return self.shared.lose(1, "the history store is closed");
+        let why = match &queue.sender {
+            None => "the history store is closed",
+            Some(sender) => match sender.try_send(Job::Append(number, entry.clone(), owed)) {
+                Ok(()) => {
+                    queue.next += 1;
+                    queue.cache.add(&entry, self.options.bounds);
+                    queue.pending.push_back((number, entry));
+                    return Ok(None);
+                }
+                Err(TrySendError::Full(_)) => "the history writer's queue is full (WRITE_QUEUE)",
+                Err(TrySendError::Disconnected(_)) => "the history writer has stopped",
+            },
         };
-        match sender.try_send(Job::Append(number, entry.clone())) {
-            Ok(()) => {
-                queue.next += 1;
-                queue.cache.add(&entry, self.options.bounds);
-                queue.pending.push_back((number, entry));
-            }
-            Err(TrySendError::Full(_)) => {
-                drop(queue);
-                self.shared
-                    .lose(1, "the history writer's queue is full (WRITE_QUEUE)");
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                drop(queue);
-                self.shared.lose(1, "the history writer has stopped");
-            }
+        drop(queue);
+        tally(&self.shared.refused, 1, why, "refused (not said)");
+        Err(StoreFull)
+    }
+
+    fn on_settled(&self, sink: Arc<AckSink>) {
+        if self.shared.sink.set(sink).is_err() {
+            warn!("the history store's acks already go elsewhere");
         }
     }
 
@@ -681,17 +695,13 @@ impl Cache {
     }
 }
 
-impl WriterShared {
-    fn lose(&self, n: u64, why: &str) {
-        let before = self.lost.fetch_add(n, Ordering::Relaxed);
-        let after = before + n;
-        // Logged when the count passes a power of two: every loss is counted, few logged.
-        if (before + 1).next_power_of_two() <= after {
-            warn!(
-                lost = after,
-                "{why}: history entries not written to disk (delivered live)"
-            );
-        }
+/// Adds `n` to `counter`, logging `why` when the count passes a power of two: every entry
+/// is counted, few are logged, so a stalled disk does not flood the log.
+fn tally(counter: &AtomicU64, n: u64, why: &str, outcome: &str) {
+    let before = counter.fetch_add(n, Ordering::Relaxed);
+    let after = before + n;
+    if (before + 1).next_power_of_two() <= after {
+        warn!(count = after, "{why}: history entries {outcome}");
     }
 }
 
@@ -825,17 +835,20 @@ fn write_batch(
     }
     let mut flushes = Vec::new();
     let mut appends = Vec::new();
+    let mut owed = Vec::new();
     let mut last = None;
     for job in batch.drain(..) {
         match job {
-            Job::Append(number, entry) => {
+            Job::Append(number, entry, ack) => {
                 last = Some(number);
                 appends.push(entry);
+                owed.extend(ack);
             }
             Job::Flush(done) => flushes.push(done),
         }
     }
     let mut rows = (0, 0);
+    let mut kept = true;
     if !appends.is_empty() {
         let highest = shared.highest.load(Ordering::Relaxed);
         match commit(conn, &appends, keep, highest) {
@@ -846,8 +859,15 @@ fn write_batch(
                     .fetch_add(appends.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
+                kept = false;
                 error!(error = %e, entries = appends.len(), "cannot write history");
-                shared.lose(appends.len() as u64, "a history transaction failed");
+                let why = "a history transaction failed";
+                tally(
+                    &shared.lost,
+                    appends.len() as u64,
+                    why,
+                    "not kept (delivered live)",
+                );
             }
         }
     }
@@ -858,6 +878,10 @@ fn write_batch(
         let committed: Vec<_> = queue.pending.drain(..done).collect();
         drop(queue);
         drop(committed);
+    }
+    // After the commit and with no lock of the store held: the sink takes the hub's.
+    if let Some(sink) = shared.sink.get().filter(|_| !owed.is_empty()) {
+        sink(owed, kept);
     }
     for done in flushes {
         let _ = done.send(());

@@ -21,6 +21,7 @@ mod port;
 mod rooms;
 mod slow;
 mod store;
+mod store_durability;
 mod support;
 mod tls;
 mod tmux;
