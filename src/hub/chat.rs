@@ -267,16 +267,32 @@ impl ChatState {
     }
 
     pub fn open_room(&mut self, room: &RoomName) -> &mut Room {
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room.clone(), settings));
+        self.make_room(room);
+        let target = self.rooms.get_mut(room).expect("made above");
         if !target.kept {
             target.kept = true;
             self.kept_rooms += 1;
         }
         target
+    }
+
+    /// `room` as it is, or made with what the store kept of it.
+    fn make_room(&mut self, room: &RoomName) -> &mut Room {
+        let (settings, store) = (self.room_settings, &self.store);
+        self.rooms.entry(room.clone()).or_insert_with(|| {
+            let mut made = Room::new(room.clone(), settings);
+            if let Some(kept) = store.kept_room(room) {
+                made.restore(kept);
+            }
+            made
+        })
+    }
+
+    /// Hands the store what `room` is now, to keep after it empties and across restarts.
+    pub fn save_room(&self, room: &RoomName) {
+        if let Some(target) = self.rooms.get(room) {
+            self.store.keep_room(&target.name, target.kept());
+        }
     }
 
     /// What the feeds of a room report; any existing room may be looked into, like
@@ -606,19 +622,25 @@ impl ChatState {
         resume: Option<Resume>,
     ) -> Result<(), Failure> {
         let already = self.sessions[&id].rooms.contains(&room);
-        // The first member of a room a user makes is its operator; #lobby is the server's.
-        let founder = !self.rooms.contains_key(&room) && room != RoomName::lobby();
         if !already {
             self.may_join(id, &room)?;
-            if let Some(target) = self.rooms.get(&room) {
-                self.may_enter(id, target, key.as_deref())?;
+        }
+        let made = !self.rooms.contains_key(&room);
+        let account = self.sessions[&id].account.clone();
+        let target = self.make_room(&room);
+        // The first member of a room a user makes is its operator, unless the room kept
+        // operators' accounts from before; #lobby is the server's.
+        let founder = made && room != RoomName::lobby() && target.op_accounts.is_empty();
+        if !already && !founder {
+            let target = &self.rooms[&room];
+            if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
+                if made {
+                    self.rooms.remove(&room);
+                }
+                return Err(refused);
             }
         }
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room, settings));
+        let target = self.rooms.get_mut(&room).expect("made above");
         // The room's own name from here on: its spelling, and its one shared string rather
         // than a copy per member.
         let room = target.name.clone();
@@ -629,7 +651,6 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
-        let account = session.account.clone();
         if already && let Some(resume) = resume {
             return self.resume_member(id, &room, resume, reference);
         }
@@ -647,7 +668,10 @@ impl ChatState {
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-            } else if account.is_some_and(|a| target.op_accounts.contains(&a)) {
+                if account.is_some() {
+                    self.store.keep_room(&room, target.kept());
+                }
+            } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }

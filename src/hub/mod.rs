@@ -68,7 +68,7 @@ pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
     Unposted,
 };
-pub use room::RoomSettings;
+pub use room::{KeptRoom, RoomSettings};
 pub use store::{
     AckSink, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };

@@ -13,6 +13,7 @@ use crate::fanout::{Level, Ordered};
 use super::ids::{NodeId, SessionId};
 use super::names::RoomName;
 use super::post::{Entry, Field};
+use super::room::KeptRoom;
 
 /// The `ack` owed to the session that said an entry: sent once the store has kept it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,20 @@ pub trait HistoryStore: Send + Sync {
 
     /// The room is gone (its last member left): what it kept may go too.
     fn forget(&self, room: &RoomName);
+
+    /// Keeps what `room` is now (`None`: nothing a new room would not have) for when it is
+    /// made again, after it empties or a restart. Never waits: called under the hub's
+    /// lock. A store that forgets rooms with their members ignores it.
+    fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
+        let _ = (room, kept);
+    }
+
+    /// What [`HistoryStore::keep_room`] kept of `room`; asked under the hub's lock as the
+    /// room is made, so one indexed read at most.
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let _ = room;
+        None
+    }
 
     /// The largest message id `node` minted that this store kept from before this
     /// process started, so the hub's ids continue after it; `None` for a store that

@@ -67,6 +67,16 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (account, label)
     );
     ",
+    // 4: what rooms keep when they empty and across restarts (topic, modes, operators'
+    // accounts, bans), one row a room by its comparison key, the state as a JSON object
+    // (`store/sqlite/rooms.rs`); `name` is the spelling it was last kept under.
+    "
+    CREATE TABLE rooms (
+        key   TEXT PRIMARY KEY,
+        name  TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The version this build writes: every step applied.

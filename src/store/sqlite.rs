@@ -41,8 +41,8 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, Owed,
-    PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
+    AckSink, Entry, Field, HistoryBounds, HistoryStore, KeptRoom, MessageText, Nick, NodeId,
+    Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
 };
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
@@ -197,6 +197,9 @@ struct Queue {
     /// Entries sent to the writer and not yet committed (or given up), oldest first, by the
     /// number they were sent under.
     pending: VecDeque<(u64, Entry)>,
+    /// Rooms' states sent to the writer and not yet committed, each under the number it
+    /// was sent with: what a room made again meanwhile takes back.
+    rooms: HashMap<RoomName, (u64, Option<KeptRoom>)>,
     next: u64,
     cache: Cache,
 }
@@ -225,6 +228,8 @@ struct Cached {
 enum Job {
     /// An entry, the number it was sent under, and the ack owed for it.
     Append(u64, Entry, Option<Owed>),
+    /// A room's state to keep (`None`: its row goes), under its number.
+    Room(u64, RoomName, Option<KeptRoom>),
     /// Answered once everything queued before it is committed.
     Flush(mpsc::Sender<()>),
 }
@@ -304,6 +309,7 @@ impl SqliteHistory {
                 Queue {
                     sender: Some(sender),
                     pending: VecDeque::new(),
+                    rooms: HashMap::new(),
                     next: 1,
                     cache: Cache::default(),
                 },
@@ -507,6 +513,40 @@ impl HistoryStore for SqliteHistory {
         drop(queue);
         tally(&self.shared.refused, 1, why, "refused (not said)");
         Err(StoreFull)
+    }
+
+    fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
+        let mut queue = self.shared.queue.lock();
+        let number = queue.next;
+        let job = Job::Room(number, room.clone(), kept.clone());
+        if queue
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.try_send(job).is_ok())
+        {
+            queue.next += 1;
+            queue.rooms.insert(room.clone(), (number, kept));
+            return;
+        }
+        drop(queue);
+        let why = "the history writer cannot take a room's topic, modes and bans";
+        tally(
+            &self.shared.lost,
+            1,
+            why,
+            "not kept (in force until the room empties)",
+        );
+    }
+
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        if let Some((_, kept)) = self.shared.queue.lock().rooms.get(room) {
+            return kept.clone();
+        }
+        self.with_reader(|conn| rooms::read(conn, room))
+            .unwrap_or_else(|e| {
+                error!(error = %e, room = %room, "cannot read a room's kept state");
+                None
+            })
     }
 
     fn on_settled(&self, sink: Arc<AckSink>) {
@@ -836,6 +876,7 @@ fn write_batch(
     let mut flushes = Vec::new();
     let mut appends = Vec::new();
     let mut owed = Vec::new();
+    let mut saves = Vec::new();
     let mut last = None;
     for job in batch.drain(..) {
         match job {
@@ -844,14 +885,18 @@ fn write_batch(
                 appends.push(entry);
                 owed.extend(ack);
             }
+            Job::Room(number, room, kept) => {
+                last = Some(number);
+                saves.push((room, kept));
+            }
             Job::Flush(done) => flushes.push(done),
         }
     }
     let mut rows = (0, 0);
     let mut kept = true;
-    if !appends.is_empty() {
+    if last.is_some() {
         let highest = shared.highest.load(Ordering::Relaxed);
-        match commit(conn, &appends, keep, highest) {
+        match commit(conn, &appends, &saves, keep, highest) {
             Ok(changed) => {
                 rows = changed;
                 shared
@@ -876,6 +921,7 @@ fn write_batch(
         let done = queue.pending.partition_point(|(n, _)| *n <= last);
         // Freed after the lock is let go: appends wait for it.
         let committed: Vec<_> = queue.pending.drain(..done).collect();
+        queue.rooms.retain(|_, (number, _)| *number > last);
         drop(queue);
         drop(committed);
     }
@@ -906,11 +952,15 @@ fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
 fn commit(
     conn: &mut Connection,
     entries: &[Entry],
+    saves: &[(RoomName, Option<KeptRoom>)],
     keep: usize,
     highest: u64,
 ) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     record_highest(&tx, highest)?;
+    for (room, kept) in saves {
+        rooms::save(&tx, room, kept.as_ref())?;
+    }
     let mut rooms = HashSet::new();
     let (mut added, mut pruned) = (0, 0);
     {
@@ -1091,5 +1141,6 @@ impl Stored<'_> {
     }
 }
 
+mod rooms;
 #[cfg(test)]
 mod tests;

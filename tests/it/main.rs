@@ -19,6 +19,7 @@ mod metrics;
 mod ops;
 mod port;
 mod rooms;
+mod rooms_kept;
 mod slow;
 mod store;
 mod store_durability;

@@ -545,3 +545,55 @@ fn a_room_continues_its_numbers_from_what_waits_for_the_writer() {
     assert_eq!(store.last_seq(&room("#ops")), 1);
     assert_eq!(ids(store.after_seq(&room("#ops"), 0, 10)), [1]);
 }
+
+#[test]
+fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes() {
+    use crate::hub::{Ban, BanMask, KeptRoom, Modes, Topic};
+    let dir = tempfile::tempdir().unwrap();
+    let nick = |n: &str| Nick::parse(n).unwrap();
+    let kept = KeptRoom {
+        topic: Some(Topic {
+            text: MessageText::new("deploys ñ 👋").unwrap(),
+            by: nick("Ana"),
+            at: 1_700_000_000_123,
+        }),
+        modes: Modes {
+            moderated: true,
+            invite_only: true,
+            key: Some("sesame".into()),
+            limit: Some(5),
+            ..Modes::new_room()
+        },
+        op_accounts: vec![nick("Ana"), nick("bob")],
+        bans: vec![Ban {
+            mask: BanMask::parse("ev*").unwrap(),
+            by: nick("Ana"),
+            at: 1_700_000_000_456,
+        }],
+    };
+    let shown = |k: Option<KeptRoom>| format!("{k:?}");
+    let store = open(&dir, options());
+    assert!(store.kept_room(&room("#ops")).is_none());
+    store.keep_room(&room("#Ops"), Some(kept.clone()));
+    // Pending or committed, the same state comes back, under any spelling of the room.
+    assert_eq!(
+        shown(store.kept_room(&room("#OPS"))),
+        shown(Some(kept.clone()))
+    );
+    store.flush();
+    assert!(store.shared.queue.lock().rooms.is_empty(), "committed");
+    assert_eq!(
+        shown(store.kept_room(&room("#ops"))),
+        shown(Some(kept.clone()))
+    );
+    store.keep_room(&room("#dev"), Some(kept.clone()));
+    store.keep_room(&room("#dev"), None);
+    store.close();
+    drop(store);
+    let store = open(&dir, options());
+    assert_eq!(shown(store.kept_room(&room("#ops"))), shown(Some(kept)));
+    assert!(
+        store.kept_room(&room("#dev")).is_none(),
+        "the last word was: nothing"
+    );
+}
