@@ -159,3 +159,77 @@ async fn every_acknowledged_message_survives_kill_9_under_load() {
     );
     crate::store::stop(charla);
 }
+
+/// Mounts a tmpfs of `size` on `dir`; `false` where this process may not mount (not root).
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Unmounts the tmpfs on `dir` when dropped, however the test ends.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(dir.path(), "512k") {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let _unmount = Unmount(dir.path());
+    let data = dir.path().join("data");
+    let (mut charla, addr) = serve_with(
+        &["--data", data.to_str().unwrap(), "--flood-rate", "0"],
+        &[],
+    );
+    let mut ana = json_client(addr, "ana").await;
+    let mut bob = json_client(addr, "bob").await;
+    let line = "x".repeat(3_000);
+    let (mut acked, mut refused) = (0, None);
+    for n in 0..1_000 {
+        let say = json!({"type": "say", "room": "#lobby", "text": format!("{n} {line}"), "ref": n});
+        ana.send(&say.to_string()).await;
+        let reply = loop {
+            let v = ana.json().await;
+            if v["type"] == "ack" || v["type"] == "error" {
+                break v;
+            }
+        };
+        assert_eq!(reply["ref"], n, "{reply}");
+        if reply["type"] == "ack" {
+            acked += 1;
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert_eq!(refused["code"], "not_stored", "{refused}");
+    assert!(acked > 0, "the first messages fitted");
+    // Said all the same: bob heard every one, the last included.
+    let mut heard = 0;
+    while heard <= acked {
+        if bob.json().await["type"] == "message" {
+            heard += 1;
+        }
+    }
+    // The server goes on: requests are answered, and a full disk is no reason to stop.
+    ana.send(r#"{"type":"rooms"}"#).await;
+    ana.expect_json("rooms").await;
+    drop((ana, bob));
+    let status = nix::sys::signal::kill(Pid::from_raw(charla.child.id() as i32), Signal::SIGTERM);
+    status.unwrap();
+    charla.exit_status();
+    let stderr = charla.stderr();
+    assert!(stderr.contains("cannot write history"), "{stderr}");
+}
