@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::metrics::Scrape;
 use crate::store::{join, json_client, serve_with};
 use crate::support::PATIENCE;
 
@@ -188,10 +189,21 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
     }
     let _unmount = Unmount(dir.path());
     let data = dir.path().join("data");
-    let (mut charla, addr) = serve_with(
-        &["--data", data.to_str().unwrap(), "--flood-rate", "0"],
-        &[],
-    );
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--flood-rate",
+        "0",
+        "--listen",
+        "http://127.0.0.1:0",
+    ];
+    let (mut charla, addr) = serve_with(&args, &[]);
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    let http: SocketAddr = line
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut ana = json_client(addr, "ana").await;
     let mut bob = json_client(addr, "bob").await;
     let line = "x".repeat(3_000);
@@ -226,6 +238,13 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
     // The server goes on: requests are answered, and a full disk is no reason to stop.
     ana.send(r#"{"type":"rooms"}"#).await;
     ana.expect_json("rooms").await;
+    // Counted where an operator looks.
+    let scrape = Scrape::until(http, |s| {
+        s.0.get("charla_history_lost_total")
+            .is_some_and(|&n| n >= 1.0)
+    })
+    .await;
+    assert_eq!(scrape.get("charla_history_written_total"), acked as f64);
     drop((ana, bob));
     let status = nix::sys::signal::kill(Pid::from_raw(charla.child.id() as i32), Signal::SIGTERM);
     status.unwrap();
