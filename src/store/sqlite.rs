@@ -226,10 +226,11 @@ struct Cached {
 }
 
 enum Job {
-    /// An entry, the number it was sent under, and the ack owed for it.
-    Append(u64, Entry, Option<Owed>),
-    /// A room's state to keep (`None`: its row goes), under its number.
-    Room(u64, RoomName, Option<KeptRoom>),
+    /// An entry, the number it was sent under, and the ack owed for it: boxed, as the
+    /// queue's slots are allocated for its whole bound at start-up.
+    Append(u64, Entry, Option<Box<Owed>>),
+    /// A room's state to keep (`None`: its row goes), under its number; boxed too.
+    Room(u64, RoomName, Option<Box<KeptRoom>>),
     /// Answered once everything queued before it is committed.
     Flush(mpsc::Sender<()>),
 }
@@ -499,16 +500,20 @@ impl HistoryStore for SqliteHistory {
         let number = queue.next;
         let why = match &queue.sender {
             None => "the history store is closed",
-            Some(sender) => match sender.try_send(Job::Append(number, entry.clone(), owed)) {
-                Ok(()) => {
-                    queue.next += 1;
-                    queue.cache.add(&entry, self.options.bounds);
-                    queue.pending.push_back((number, entry));
-                    return Ok(None);
+            Some(sender) => {
+                match sender.try_send(Job::Append(number, entry.clone(), owed.map(Box::new))) {
+                    Ok(()) => {
+                        queue.next += 1;
+                        queue.cache.add(&entry, self.options.bounds);
+                        queue.pending.push_back((number, entry));
+                        return Ok(None);
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        "the history writer's queue is full (WRITE_QUEUE)"
+                    }
+                    Err(TrySendError::Disconnected(_)) => "the history writer has stopped",
                 }
-                Err(TrySendError::Full(_)) => "the history writer's queue is full (WRITE_QUEUE)",
-                Err(TrySendError::Disconnected(_)) => "the history writer has stopped",
-            },
+            }
         };
         drop(queue);
         tally(&self.shared.refused, 1, why, "refused (not said)");
@@ -518,7 +523,7 @@ impl HistoryStore for SqliteHistory {
     fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
         let mut queue = self.shared.queue.lock();
         let number = queue.next;
-        let job = Job::Room(number, room.clone(), kept.clone());
+        let job = Job::Room(number, room.clone(), kept.clone().map(Box::new));
         if queue
             .sender
             .as_ref()
@@ -883,11 +888,11 @@ fn write_batch(
             Job::Append(number, entry, ack) => {
                 last = Some(number);
                 appends.push(entry);
-                owed.extend(ack);
+                owed.extend(ack.map(|ack| *ack));
             }
             Job::Room(number, room, kept) => {
                 last = Some(number);
-                saves.push((room, kept));
+                saves.push((room, kept.map(|kept| *kept)));
             }
             Job::Flush(done) => flushes.push(done),
         }

@@ -597,3 +597,14 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
         "the last word was: nothing"
     );
 }
+
+#[test]
+fn a_queued_job_is_no_bigger_than_an_entry_and_its_number() {
+    // The writer's queue allocates a slot of this size for each of its WRITE_QUEUE places
+    // at start-up: what a job carries besides its entry is boxed.
+    assert!(
+        std::mem::size_of::<Job>() <= std::mem::size_of::<(u64, Entry)>() + 8,
+        "{} bytes",
+        std::mem::size_of::<Job>()
+    );
+}
