@@ -17,7 +17,7 @@ use super::ops::Standing;
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
-use super::store::HistoryStore;
+use super::store::{HistoryStore, Owed, StoreFull};
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
@@ -107,12 +107,14 @@ impl ChatState {
             return;
         }
         let result = match command {
-            Command::Say { room, text, action } => self.say(id, room, text, action, false),
+            Command::Say { room, text, action } => {
+                self.say(id, room, text, action, false, reference.clone())
+            }
             Command::Msg { to, text } => self.private(id, to, text, false, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Room(room),
                 text,
-            } => self.say(id, Some(room), text, false, true),
+            } => self.say(id, Some(room), text, false, true, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Nick(to),
                 text,
@@ -271,16 +273,32 @@ impl ChatState {
     }
 
     pub fn open_room(&mut self, room: &RoomName) -> &mut Room {
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room.clone(), settings));
+        self.make_room(room);
+        let target = self.rooms.get_mut(room).expect("made above");
         if !target.kept {
             target.kept = true;
             self.kept_rooms += 1;
         }
         target
+    }
+
+    /// `room` as it is, or made with what the store kept of it.
+    fn make_room(&mut self, room: &RoomName) -> &mut Room {
+        let (settings, store) = (self.room_settings, &self.store);
+        self.rooms.entry(room.clone()).or_insert_with(|| {
+            let mut made = Room::new(room.clone(), settings);
+            if let Some(kept) = store.kept_room(room) {
+                made.restore(kept);
+            }
+            made
+        })
+    }
+
+    /// Hands the store what `room` is now, to keep after it empties and across restarts.
+    pub fn save_room(&self, room: &RoomName) {
+        if let Some(target) = self.rooms.get(room) {
+            self.store.keep_room(&target.name, target.kept());
+        }
     }
 
     /// What the feeds of a room report; any existing room may be looked into, like
@@ -348,6 +366,7 @@ impl ChatState {
         text: MessageText,
         action: bool,
         notice: bool,
+        reference: Option<String>,
     ) -> Reply {
         self.may_talk(id)?;
         let room = self.speaking_room(id, room)?;
@@ -371,16 +390,57 @@ impl ChatState {
             action,
             notice,
         };
-        let ack = Event::Ack {
+        let owed = Owed {
+            session: id,
             id: said.id,
             ts: said.ts,
+            reference,
         };
-        if !self.bus_numbers {
-            self.store.append(Entry::Said(said.clone()));
-        }
+        // In a cluster each node keeps the message as the bus hands it back: acked at once.
+        let now = if self.bus_numbers {
+            Some(owed)
+        } else {
+            // Acked now by a store that keeps it at once, else by the store once committed.
+            self.keep(Entry::Said(said.clone()), Some(owed))?
+        };
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
-        Ok(Some(ack))
+        Ok(now.map(|owed| owed.ack()))
+    }
+
+    /// Sends each session in `owed` its `ack` (`kept`), or tells it its message was said
+    /// but not kept; a session gone since is told nothing.
+    pub fn settle_acks(&mut self, owed: Vec<Owed>, kept: bool) {
+        for owed in owed {
+            let event = if kept {
+                owed.ack()
+            } else {
+                Event::Error {
+                    code: ErrorCode::NotStored,
+                    message: format!(
+                        "message {} was said but the server could not keep it in history (its disk failed)",
+                        owed.id
+                    ),
+                }
+            };
+            self.send(owed.session, &Outgoing::reply(event, owed.reference));
+        }
+    }
+
+    /// Hands `entry` to the store before anyone hears it; one the store refuses is not
+    /// said, and its room's number is given to the next.
+    pub fn keep(&mut self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, Failure> {
+        let room = entry.room().clone();
+        self.store.append(entry, owed).map_err(|StoreFull| {
+            let target = self.rooms.get_mut(&room).expect("the room exists");
+            if let Some(seq) = target.seq.as_mut() {
+                *seq -= 1;
+            }
+            (
+                ErrorCode::StoreUnavailable,
+                "the server cannot keep messages right now (its disk is behind); nothing was said: try again in a moment".to_string(),
+            )
+        })
     }
 
     /// A private message or notice; a message to someone away is answered with their away
@@ -610,19 +670,25 @@ impl ChatState {
         resume: Option<Resume>,
     ) -> Result<(), Failure> {
         let already = self.sessions[&id].rooms.contains(&room);
-        // The first member of a room a user makes is its operator; #lobby is the server's.
-        let founder = !self.rooms.contains_key(&room) && room != RoomName::lobby();
         if !already {
             self.may_join(id, &room)?;
-            if let Some(target) = self.rooms.get(&room) {
-                self.may_enter(id, target, key.as_deref())?;
+        }
+        let made = !self.rooms.contains_key(&room);
+        let account = self.sessions[&id].account.clone();
+        let target = self.make_room(&room);
+        // The first member of a room a user makes is its operator, unless the room kept
+        // operators' accounts from before; #lobby is the server's.
+        let founder = made && room != RoomName::lobby() && target.op_accounts.is_empty();
+        if !already && !founder {
+            let target = &self.rooms[&room];
+            if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
+                if made {
+                    self.rooms.remove(&room);
+                }
+                return Err(refused);
             }
         }
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room, settings));
+        let target = self.rooms.get_mut(&room).expect("made above");
         // The room's own name from here on: its spelling, and its one shared string rather
         // than a copy per member.
         let room = target.name.clone();
@@ -633,7 +699,6 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
-        let account = session.account.clone();
         if already && let Some(resume) = resume {
             return self.resume_member(id, &room, resume, reference);
         }
@@ -652,7 +717,10 @@ impl ChatState {
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-            } else if account.is_some_and(|a| target.op_accounts.contains(&a)) {
+                if account.is_some() {
+                    self.store.keep_room(&room, target.kept());
+                }
+            } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }
@@ -940,6 +1008,14 @@ impl ChatState {
         }
     }
 
+    /// Keeps a message heard from the bus, which nobody waits an ack for; one the store
+    /// cannot take is still heard, and logged.
+    fn keep_heard(&mut self, entry: Entry) {
+        if self.store.append(entry, None).is_err() {
+            tracing::warn!("history cannot keep up: a message from the cluster is heard, not kept");
+        }
+    }
+
     /// A publication the bus carried here. A message is kept in the history of its room,
     /// whether or not the room has members here, so that a newcomer or a resume on any
     /// node finds it; numbered here if the bus could not (0).
@@ -953,7 +1029,7 @@ impl ChatState {
             } else if let Some(target) = self.rooms.get_mut(&said.room) {
                 target.seq = Some(target.seq.unwrap_or(0).max(said.seq));
             }
-            self.store.append(Entry::Said(said.clone()));
+            self.keep_heard(Entry::Said(said.clone()));
         }
         self.fan_out(publication);
     }
