@@ -26,7 +26,7 @@ use crate::fanout::Outbox;
 use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
-use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, Sink};
+use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, SaslOutcome, Sink};
 
 /// Bytes read from the stream at a time, into a buffer that lives only during the read.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -602,16 +602,22 @@ impl Talker {
                 account,
                 password,
                 me,
+                reference,
                 answer,
             } = attempt;
             let proved = ctx.accounts.verify(ip, &account, password).await.ok();
-            if let Some(account) = &proved
-                && let Some(id) = job.proved(account.clone())
-            {
-                ctx.hub.logged_in(id, account.clone(), None);
-            }
+            let outcome = match &proved {
+                Some(account) => match job.proved(account.clone()) {
+                    Some(id) => {
+                        ctx.hub.logged_in(id, account.clone(), reference);
+                        SaslOutcome::LoggedIn
+                    }
+                    None => SaslOutcome::Proved(account),
+                },
+                None => SaslOutcome::Failed,
+            };
             // Its queue overflowing is the connection's to notice at its next write.
-            let _ = outbox.answer_bytes(Arc::new(answer(&me, proved.as_ref())));
+            let _ = outbox.answer_bytes(Arc::new(answer(&me, outcome)));
             job.finish();
         });
     }
