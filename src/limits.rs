@@ -121,6 +121,10 @@ pub const TOPICLEN: usize = 390;
 /// AWAYLEN.
 pub const AWAYLEN: usize = 200;
 
+/// Longest real name (IRC's USER, shown by WHOIS), in bytes of UTF-8. A longer one is cut
+/// on a character boundary when it is given.
+pub const REALNAMELEN: usize = 64;
+
 /// Mode changes that take a parameter (`+b`, `+k`, `+l`, `+o`, `+v`) one mode request may
 /// make. A request with more is refused whole with `invalid_argument`, in every protocol;
 /// IRC clients are told it as MODES.

@@ -39,6 +39,8 @@ pub(super) struct Participant {
     pub spoke: u64,
     /// The account it is logged in to.
     pub account: Option<Nick>,
+    /// The real name it gave (IRC's USER); WHOIS shows the nick for those with none.
+    pub realname: Option<MessageText>,
 }
 
 pub(super) struct ChatState {
@@ -113,6 +115,11 @@ impl ChatState {
             } => self.private(id, to, text, true, None),
             Command::LeaveAll { message } => self.leave_all(id, message),
             Command::Whois(nick) => self.whois(nick),
+            Command::RealName(name) => {
+                let session = self.sessions.get_mut(&id).expect("checked above");
+                session.realname = name.cut(crate::limits::REALNAMELEN);
+                Ok(None)
+            }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
             Command::Nick(nick) => self.rename(id, nick),
@@ -249,6 +256,7 @@ impl ChatState {
                 signon: now_ms(),
                 spoke: now_ms(),
                 account,
+                realname: None,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -437,6 +445,8 @@ impl ChatState {
             nick: session.nick.clone(),
             rooms,
             away: session.away.clone(),
+            realname: session.realname.clone(),
+            account: session.account.clone(),
             signon: session.signon,
             idle: now_ms().saturating_sub(session.spoke),
         }))))

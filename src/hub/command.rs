@@ -111,6 +111,9 @@ pub enum Command {
     },
     /// What is known of a user.
     Whois(Nick),
+    /// The session's real name, as IRC's USER gives it, shown by WHOIS; cut to
+    /// [`crate::limits::REALNAMELEN`].
+    RealName(MessageText),
     /// Marks the session away with a message, or back with `None`.
     Away(Option<MessageText>),
     /// How many are connected, and how many rooms there are.

@@ -48,6 +48,10 @@ pub struct Whois {
     /// The rooms they are in, and what they are in each.
     pub rooms: Vec<(RoomName, Standing)>,
     pub away: Option<MessageText>,
+    /// The real name they gave (IRC's USER), if any.
+    pub realname: Option<MessageText>,
+    /// The account they are logged in to, if any.
+    pub account: Option<Nick>,
     /// When they connected, milliseconds since the Unix epoch.
     pub signon: u64,
     /// Milliseconds since they last said something (or connected).

@@ -658,6 +658,8 @@ fn to_value(event: &Event) -> Value {
                 "name": room.as_str(), "prefix": standing.prefix(),
             })).collect::<Vec<_>>(),
             "away": whois.away.as_ref().map(|a| a.plain()),
+            "realname": whois.realname.as_ref().map(|r| r.plain()),
+            "account": whois.account.as_ref().map(Nick::as_str),
             "signon": whois.signon, "idle_ms": whois.idle,
         }),
         Event::Away { nick, message, you } => json!({

@@ -181,6 +181,7 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
                 return Poll::Ready(Some(ending.into()));
             }
             let reading = if conn.client.job_done(cx) {
+                conn.codec.settle(&mut conn.client);
                 conn.read(cx)
             } else {
                 // Woken when the account request is answered.
@@ -477,6 +478,10 @@ impl Sink for Talker {
 
     fn nick(&self) -> Option<crate::hub::Nick> {
         self.ctx.hub.nick_of(self.id?)
+    }
+
+    fn proved(&self) -> bool {
+        self.job.as_ref().is_some_and(|job| job.has_proved())
     }
 }
 

@@ -342,3 +342,68 @@ async fn lines_sent_with_an_account_request_wait_for_its_answer() {
     ana.expect("*** token ci: charla_").await;
     bob.expect("#lobby <ana> registered now").await;
 }
+
+#[tokio::test]
+async fn irc_pass_logs_in_like_sasl_and_a_wrong_one_is_464() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/quit").await;
+
+    // Wrong: 464, and no registration until a right one comes.
+    let mut irc = Irc::connect(&server).await;
+    irc.send("PASS wrong-horse").await;
+    irc.send("NICK ana").await;
+    irc.send("USER ana 0 * :Ana María").await;
+    assert_eq!(irc.line().await, ":charla 464 * :Password incorrect");
+    irc.send("PING :still-here").await;
+    assert_eq!(irc.line().await, ":charla PONG charla :still-here");
+    irc.send("PASS correct-horse").await;
+    let logged = irc.line().await;
+    assert_eq!(
+        logged,
+        ":charla 900 * *!*@charla ana :You are now logged in as ana"
+    );
+    assert!(irc.line().await.starts_with(":charla 001 ana "));
+    irc.expect(" 366 ana #lobby ").await;
+
+    // WHOIS shows the real name USER gave and the account (330).
+    let mut bob = Irc::registered(&server, "bob").await;
+    bob.send("WHOIS ana").await;
+    assert_eq!(
+        bob.line().await,
+        ":charla 311 bob ana ana charla * :Ana María"
+    );
+    bob.expect(" 312 ").await;
+    assert_eq!(bob.line().await, ":charla 330 bob ana ana :is logged in as");
+    bob.expect(" 318 ").await;
+    // bob has no account: no 330.
+    irc.send("WHOIS bob").await;
+    assert_eq!(
+        irc.expect(" 311 ").await,
+        ":charla 311 ana bob bob charla * :bob here"
+    );
+    irc.expect(" 312 ").await;
+    assert!(irc.line().await.starts_with(":charla 317 "));
+    // PASS once registered is refused.
+    irc.send("PASS correct-horse").await;
+    irc.expect(" 462 ana :").await;
+}
+
+#[tokio::test]
+async fn cap_ls_names_sasl_with_its_value_from_302_and_list_shows_it_once_asked() {
+    let server = server().await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP LS").await;
+    assert_eq!(
+        irc.line().await,
+        ":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl"
+    );
+    irc.send("CAP REQ :sasl server-time").await;
+    irc.expect("CAP * ACK :sasl server-time").await;
+    irc.send("CAP LIST").await;
+    assert_eq!(irc.line().await, ":charla CAP * LIST :server-time sasl");
+    irc.send("CAP REQ :-sasl").await;
+    irc.expect("CAP * ACK :-sasl").await;
+    irc.send("CAP LIST").await;
+    assert_eq!(irc.line().await, ":charla CAP * LIST :server-time");
+}

@@ -276,6 +276,21 @@ async fn whois_names_rooms_away_and_idle_and_ends_with_318() {
 }
 
 #[tokio::test]
+async fn userhost_names_each_nick_found_and_whether_away() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.send("/away brb").await;
+    bob.expect("you are marked away").await;
+    ana.send("USERHOST ana bob nobody").await;
+    assert_eq!(ana.line().await, ":charla 302 ana :ana=+ana@charla");
+    assert_eq!(ana.line().await, ":charla 302 ana :bob=-bob@charla");
+    assert_eq!(ana.line().await, ":charla 302 ana :");
+    ana.send("USERHOST").await;
+    ana.expect(" 461 ana USERHOST :").await;
+}
+
+#[tokio::test]
 async fn away_lusers_join_0_and_channel_creation_time() {
     let server = server().await;
     let mut bob = server.named("bob").await;

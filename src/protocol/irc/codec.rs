@@ -8,11 +8,12 @@ use bytes::Bytes;
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
+use crate::accounts::Secret;
 use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
-use crate::protocol::{Codec, Incoming, Sink};
+use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
 
 /// One IRC connection's codec. It holds registration until the client has sent NICK and
 /// USER and ended any CAP negotiation, then registers under that nick; it keeps its
@@ -38,7 +39,23 @@ struct IrcClient {
     pinged: bool,
     /// The IRCv3 capabilities asked for; `format` writes them.
     caps: Caps,
+    /// `sasl` was asked for (it changes no wire format, so it is not in `caps`).
+    sasl_asked: bool,
     sasl: sasl::Exchange,
+    /// What USER and PASS gave, kept until registration; boxed, as a registered
+    /// connection keeps nothing of it.
+    handshake: Option<Box<Handshake>>,
+    /// A PASS is being checked: registration waits for its outcome ([`Codec::settle`]).
+    checking: bool,
+}
+
+/// What the client gave before registering, beside its nick.
+#[derive(Default)]
+struct Handshake {
+    /// USER's real name, shown by WHOIS.
+    realname: Option<MessageText>,
+    /// PASS: the password of the account named like the nick.
+    password: Option<Secret>,
 }
 
 impl IrcCodec {
@@ -53,7 +70,10 @@ impl IrcCodec {
                 negotiating: false,
                 pinged: false,
                 caps: Caps::default(),
+                sasl_asked: false,
                 sasl: sasl::Exchange::Idle,
+                handshake: None,
+                checking: false,
             },
             keepalive: limits.ping_interval,
         }
@@ -78,6 +98,19 @@ impl Codec for IrcCodec {
 
     fn registers_at_once(&self) -> bool {
         false
+    }
+
+    /// A PASS checked: registered when it proved the account, else its 464 has said so
+    /// and the client may try again.
+    fn settle(&mut self, sink: &mut impl Sink) {
+        let client = &mut self.client;
+        if !client.checking {
+            return;
+        }
+        client.checking = false;
+        if sink.proved() {
+            client.register(sink);
+        }
     }
 
     fn keepalive(&self) -> Option<Duration> {
@@ -127,6 +160,7 @@ impl IrcClient {
             "CAP" => self.cap(m, sink),
             "NICK" => self.nick(m, sink),
             "USER" => self.user(m, sink),
+            "PASS" => self.pass(m, sink),
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
                 let me = self.me().to_string();
@@ -146,6 +180,7 @@ impl IrcClient {
             "INVITE" => self.invite(m, sink),
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
             "WHOIS" => self.whois(m, sink),
+            "USERHOST" => self.userhost(m, sink),
             "AWAY" => {
                 let message = m.param(0).and_then(MessageText::new);
                 self.ask(sink, "AWAY", "*", Command::Away(message));
@@ -178,16 +213,29 @@ impl IrcClient {
             "LS" => {
                 self.negotiating |= !self.registered;
                 let all = Caps::ALL.iter().map(|(name, _)| *name);
-                let all = all.chain([sasl::CAPS]);
+                // Values (`=PLAIN`) are for clients of version 302 on (IRCv3).
+                let versioned = m.param(1).and_then(|v| v.parse::<u32>().ok());
+                let sasl = match versioned {
+                    Some(version) if version >= 302 => sasl::CAPS,
+                    _ => sasl::NAME,
+                };
+                let all = all.chain([sasl]);
                 format!("CAP {me} LS :{}", all.collect::<Vec<_>>().join(" "))
             }
-            "LIST" => format!("CAP {me} LIST :{}", self.caps.names()),
+            "LIST" => {
+                let mut names = self.caps.names();
+                if self.sasl_asked {
+                    names = format!("{names} {}", sasl::NAME).trim_start().to_string();
+                }
+                format!("CAP {me} LIST :{names}")
+            }
             "REQ" => {
                 self.negotiating |= !self.registered;
                 let asked = m.param(1).unwrap_or("");
-                match requested(self.caps, asked) {
-                    Some(caps) => {
+                match requested(self.caps, self.sasl_asked, asked) {
+                    Some((caps, sasl_asked)) => {
                         self.caps = caps;
+                        self.sasl_asked = sasl_asked;
                         self.format = self.format.with_caps(caps);
                         sink.speak(self.format);
                         format!("CAP {me} ACK :{asked}")
@@ -243,13 +291,47 @@ impl IrcClient {
             return self.need_more(sink, "USER");
         }
         self.user = true;
+        let realname = m.param(3).and_then(MessageText::new);
+        self.handshake.get_or_insert_default().realname = realname;
+        self.try_register(sink);
+    }
+
+    /// PASS before registering: the password of the account named like the nick, checked
+    /// as a SASL PLAIN proof when NICK and USER are in; registration waits for it.
+    fn pass(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if self.registered {
+            return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
+        }
+        let Some(password) = m.param(0) else {
+            return self.need_more(sink, "PASS");
+        };
+        self.handshake.get_or_insert_default().password = Some(Secret::new(password));
         self.try_register(sink);
     }
 
     fn try_register(&mut self, sink: &mut impl Sink) {
-        if self.registered || self.negotiating || !self.user {
+        if self.registered || self.negotiating || self.checking || !self.user {
             return;
         }
+        let Some(nick) = self.nick.clone() else {
+            return;
+        };
+        let password = self.handshake.as_mut().and_then(|h| h.password.take());
+        if let Some(password) = password {
+            self.checking = true;
+            return sink.incoming(Incoming::Sasl(SaslAttempt {
+                account: nick,
+                password,
+                me: "*".to_string(),
+                reference: None,
+                answer: sasl::pass_outcome,
+            }));
+        }
+        self.register(sink);
+    }
+
+    /// Makes the connection a session under the nick asked for, if it is free.
+    fn register(&mut self, sink: &mut impl Sink) {
         let Some(nick) = self.nick.clone() else {
             return;
         };
@@ -262,6 +344,10 @@ impl IrcClient {
         self.nick = sink.nick();
         if self.nick.is_some() {
             self.registered = true;
+            let realname = self.handshake.take().and_then(|h| h.realname);
+            if let Some(name) = realname {
+                self.ask(sink, "USER", "*", Command::RealName(name));
+            }
             // Everyone starts in #lobby.
             self.after_join(sink, RoomName::lobby());
         }
@@ -538,6 +624,26 @@ impl IrcClient {
         }
     }
 
+    /// USERHOST nick…: each nick found as `nick=+nick@charla` (`-` when away) in a 302.
+    fn userhost(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if m.param(0).is_none() {
+            return self.need_more(sink, "USERHOST");
+        }
+        let nicks = m.params.iter().take(MAX_USERHOST_NICKS);
+        for (i, wanted) in nicks.enumerate() {
+            if !another(i, sink) {
+                break;
+            }
+            match Nick::parse(wanted) {
+                Ok(nick) => {
+                    let subject = nick.as_str().to_owned();
+                    self.ask(sink, "USERHOST", &subject, Command::Whois(nick));
+                }
+                Err(_) => self.numeric(sink, RPL_USERHOST, ":"),
+            }
+        }
+    }
+
     /// NAMES and WHO of rooms (the room talked in when none is named); WHO of anything
     /// else ends at once, as WHO of nobody does.
     fn names(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
@@ -735,10 +841,11 @@ fn answer(sink: &mut impl Sink, line: &str) {
     sink.incoming(Incoming::Answer(Bytes::from(line)));
 }
 
-/// `caps` changed as a `CAP REQ` list asks (`name` on, `-name` off), or `None` when it
-/// names a capability charla lacks or nothing at all: the whole request is then refused.
-fn requested(caps: Caps, list: &str) -> Option<Caps> {
-    let mut changed = caps;
+/// `caps` and whether `sasl` is on, changed as a `CAP REQ` list asks (`name` on, `-name`
+/// off), or `None` when it names a capability charla lacks or nothing at all: the whole
+/// request is then refused.
+fn requested(caps: Caps, sasl_asked: bool, list: &str) -> Option<(Caps, bool)> {
+    let (mut changed, mut sasl) = (caps, sasl_asked);
     let mut any = false;
     for word in list.split(' ').filter(|w| !w.is_empty()) {
         let (on, name) = match word.strip_prefix('-') {
@@ -746,14 +853,14 @@ fn requested(caps: Caps, list: &str) -> Option<Caps> {
             None => (true, word),
         };
         // SASL changes no wire format: AUTHENTICATE works whether or not it was asked for.
-        if name == sasl::NAME {
-            any = true;
-            continue;
+        if name.eq_ignore_ascii_case(sasl::NAME) {
+            sasl = on;
+        } else {
+            changed = changed.with(Caps::named(name)?, on);
         }
-        changed = changed.with(Caps::named(name)?, on);
         any = true;
     }
-    any.then_some(changed)
+    any.then_some((changed, sasl))
 }
 
 /// What a client sent, quoted as one middle parameter of a numeric: up to its first space
@@ -777,6 +884,9 @@ fn word(sent: &str) -> &str {
 fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
     format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
 }
+
+/// Nicks one USERHOST asks about, as RFC 2812 has it; further ones are dropped.
+const MAX_USERHOST_NICKS: usize = 5;
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
 pub const MAX_MESSAGE_TARGETS: usize = 4;
@@ -891,13 +1001,14 @@ mod tests {
         assert_eq!(sink.seen.len(), 3, "not registered: {:?}", sink.seen);
         codec.decode(b"NICK ana\n", &mut sink);
         assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
-        assert!(sink.seen[4].starts_with("Users { room: Some(\"#lobby\")"));
-        assert!(sink.seen[4].ends_with("ana JOINED #lobby"));
-        assert!(sink.seen[5].starts_with("History { room: Some(\"#lobby\")"));
-        assert!(sink.seen[5].ends_with("ana HISTORY #lobby"));
+        assert_eq!(sink.seen[4], "RealName(\"A\") ana USER *");
+        assert!(sink.seen[5].starts_with("Users { room: Some(\"#lobby\")"));
+        assert!(sink.seen[5].ends_with("ana JOINED #lobby"));
+        assert!(sink.seen[6].starts_with("History { room: Some(\"#lobby\")"));
+        assert!(sink.seen[6].ends_with("ana HISTORY #lobby"));
         codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
-        assert_eq!(sink.seen[6], ":charla PONG charla :x y\r\n");
-        assert_eq!(sink.seen[7], ":charla 462 ana :You may not reregister\r\n");
+        assert_eq!(sink.seen[7], ":charla PONG charla :x y\r\n");
+        assert_eq!(sink.seen[8], ":charla 462 ana :You may not reregister\r\n");
     }
 
     #[test]

@@ -280,6 +280,12 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         Event::Census(census) => write_census(s, asked.nick, census),
+        Event::Whois(whois) if asked.verb == "USERHOST" => {
+            let away = if whois.away.is_some() { '-' } else { '+' };
+            let nick = &whois.nick;
+            let reply = format!(":{nick}={away}{nick}@{USER_HOST}");
+            numeric(s, RPL_USERHOST, asked.nick, &reply)
+        }
         Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
         Event::Away {
             you: true, message, ..
@@ -377,11 +383,13 @@ fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
 /// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
 fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
     let nick = &whois.nick;
+    let realname = whois.realname.as_ref().map(|r| one_line(r.as_str()));
+    let realname = realname.as_deref().unwrap_or(nick.as_str());
     numeric(
         s,
         RPL_WHOISUSER,
         to,
-        &format!("{nick} {nick} {USER_HOST} * :{nick}"),
+        &format!("{nick} {nick} {USER_HOST} * :{realname}"),
     )?;
     let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
     let rooms = whois.rooms.iter();
@@ -393,6 +401,10 @@ fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> s
         to,
         &format!("{nick} {SERVER_NAME} :charla, shared with nc and JSON-lines users"),
     )?;
+    if let Some(account) = &whois.account {
+        let line = format!("{nick} {account} :is logged in as");
+        numeric(s, RPL_WHOISACCOUNT, to, &line)?;
+    }
     if let Some(away) = &whois.away {
         let away = one_line(away.as_str());
         numeric(s, RPL_AWAY, to, &format!("{nick} :{away}"))?;
@@ -425,6 +437,10 @@ fn write_error(
     // failed: the join's own error said it.
     if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
         return Ok(());
+    }
+    // USERHOST lists those it finds, and says nothing of the rest.
+    if asked.verb == "USERHOST" {
+        return numeric(s, RPL_USERHOST, asked.nick, ":");
     }
     let clean = crate::hub::sanitize(message);
     let message = one_line(&clean);

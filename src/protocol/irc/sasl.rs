@@ -120,6 +120,19 @@ fn outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
     Bytes::from(line)
 }
 
+/// A PASS's outcome: 900 when it proved the account, `464` when not (registration then
+/// waits for another PASS or nick).
+pub fn pass_outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
+    match outcome {
+        SaslOutcome::Proved(account) => Bytes::from(logged_in(me, account)),
+        // PASS is refused once registered: a session is never logged in by one.
+        SaslOutcome::LoggedIn => Bytes::new(),
+        SaslOutcome::Failed => Bytes::from(format!(
+            ":{SERVER_NAME} {ERR_PASSWDMISMATCH} {me} :Password incorrect\r\n"
+        )),
+    }
+}
+
 /// The 900 that tells `me` it is logged in to `account`.
 pub fn logged_in(me: &str, account: &Nick) -> String {
     format!(
