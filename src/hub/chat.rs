@@ -17,6 +17,7 @@ use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
 use super::store::HistoryStore;
+use super::tags::ClientTags;
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
@@ -79,6 +80,8 @@ pub(super) struct ChatState {
     pub sampler: FanoutSampler,
     /// When the message being carried out was taken in, for its fan-out probe.
     pub taken: Option<Instant>,
+    /// The client-only tags of the message being carried out ([`Command::Tagged`]).
+    pub tags: Option<ClientTags>,
     /// The names of the registered accounts: nicks only their owners may hold.
     pub registered: HashSet<Nick>,
     /// `--require-account`: only sessions logged in to an account may talk.
@@ -103,6 +106,17 @@ impl ChatState {
             return;
         }
         let result = match command {
+            Command::Tagged { tags, command } => {
+                self.tags = Some(tags);
+                let inner = Request {
+                    command: *command,
+                    reference,
+                };
+                self.apply(id, inner);
+                self.tags = None;
+                return;
+            }
+            Command::TagsOnly { to, tags } => self.tags_only(id, to, tags),
             Command::Say { room, text, action } => self.say(id, room, text, action, false),
             Command::Msg { to, text } => self.private(id, to, text, false, reference.clone()),
             Command::Notice {
@@ -365,6 +379,8 @@ impl ChatState {
             text,
             action,
             notice,
+            account: speaker.account.clone(),
+            tags: self.tags.take(),
         };
         let ack = Event::Ack {
             id: said.id,
@@ -374,6 +390,39 @@ impl ChatState {
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
         Ok(Some(ack))
+    }
+
+    /// Client-only tags with no message (IRC's TAGMSG), to a room as a message would go
+    /// (the same rights) or to one user; acknowledged like a message.
+    fn tags_only(&mut self, id: SessionId, to: NoticeTarget, tags: ClientTags) -> Reply {
+        self.may_talk(id)?;
+        let to = match to {
+            NoticeTarget::Room(room) => NoticeTarget::Room(self.speaking_room(id, Some(room))?),
+            NoticeTarget::Nick(nick) => NoticeTarget::Nick(nick),
+        };
+        let target = match &to {
+            NoticeTarget::Nick(nick) => match self.nicks.get(nick, &self.sessions) {
+                Some(target) => Some(target),
+                None => return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
+            },
+            NoticeTarget::Room(_) => None,
+        };
+        let (msg_id, ts) = (self.mint.message(), now_ms());
+        let speaker = &self.sessions[&id];
+        let event = Event::TagsOnly {
+            id: msg_id,
+            ts,
+            from: speaker.nick.clone(),
+            account: speaker.account.clone(),
+            to: to.clone(),
+            tags,
+        };
+        match (to, target) {
+            (_, Some(target)) => self.send(target, &Outgoing::new(event)),
+            (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
+            (NoticeTarget::Nick(_), None) => {}
+        }
+        Ok(Some(Event::Ack { id: msg_id, ts }))
     }
 
     /// A private message or notice; a message to someone away is answered with their away
@@ -393,7 +442,7 @@ impl ChatState {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
-        let from = speaker.nick.clone();
+        let (from, account) = (speaker.nick.clone(), speaker.account.clone());
         let recipient = &self.sessions[&target];
         let (to, away) = (recipient.nick.clone(), recipient.away.clone());
         let private = Event::Private {
@@ -403,6 +452,8 @@ impl ChatState {
             to: to.clone(),
             text,
             notice,
+            account,
+            tags: self.tags.take(),
         };
         self.metrics.received(MessageKind::Private);
         self.metrics.delivered(1);
@@ -638,6 +689,7 @@ impl ChatState {
                     you: false,
                     members: Vec::new(),
                     count,
+                    account: self.sessions[&id].account.clone(),
                 };
                 self.publish(room.clone(), joined, Some(id));
             }
@@ -649,6 +701,7 @@ impl ChatState {
             room: room.clone(),
             nick,
             you: true,
+            account: self.sessions[&id].account.clone(),
         };
         self.send(id, &Outgoing::reply(joined, reference.clone()));
         if let Some(topic) = &self.rooms[&room].topic {

@@ -2,6 +2,7 @@
 
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
+use super::tags::ClientTags;
 use super::text::MessageText;
 
 /// One request from a session. Every request gets exactly one direct reply (its result or
@@ -111,6 +112,18 @@ pub enum Command {
     },
     /// What is known of a user.
     Whois(Nick),
+    /// `command` (a message, a private message or a notice) carrying an IRC client's
+    /// client-only tags to its readers.
+    Tagged {
+        tags: ClientTags,
+        command: Box<Command>,
+    },
+    /// Client-only tags alone (IRC's TAGMSG), to a room the session may speak in or to one
+    /// user.
+    TagsOnly {
+        to: NoticeTarget,
+        tags: ClientTags,
+    },
     /// The session's real name, as IRC's USER gives it, shown by WHOIS; cut to
     /// [`crate::limits::REALNAMELEN`].
     RealName(MessageText),

@@ -45,6 +45,7 @@ mod post;
 mod resume;
 mod room;
 mod store;
+mod tags;
 mod text;
 
 use std::collections::HashMap;
@@ -69,6 +70,7 @@ pub use post::{
 };
 pub use room::RoomSettings;
 pub use store::{HistoryBounds, HistoryStore, MemoryHistory, stored_bytes};
+pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
@@ -183,6 +185,7 @@ impl Hub {
             metrics: edges.metrics,
             sampler: FanoutSampler::default(),
             taken: None,
+            tags: None,
         };
         let chat = Arc::new(Ordered::new(Level::Hub, chat));
         metrics.add_collector(gauges::HubGauges::of(&chat));

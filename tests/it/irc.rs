@@ -619,7 +619,7 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("CAP LS 302").await;
     assert_eq!(
         ana.line().await,
-        ":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl=PLAIN"
+        ":charla CAP * LS :account-tag away-notify echo-message message-tags multi-prefix server-time sasl=PLAIN"
     );
     ana.send("CAP REQ :server-time batch").await;
     assert_eq!(ana.line().await, ":charla CAP * NAK :server-time batch");

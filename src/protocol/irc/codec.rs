@@ -9,7 +9,10 @@ use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
 use crate::accounts::Secret;
-use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
+use crate::hub::{
+    ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
+    TagsTooLong,
+};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
@@ -172,6 +175,7 @@ impl IrcClient {
             "JOIN" => self.join(m, sink),
             "PART" => self.part(m, sink),
             "PRIVMSG" | "NOTICE" => self.privmsg(&verb, m, sink),
+            "TAGMSG" if self.caps.has(Caps::MESSAGE_TAGS) => self.tagmsg(m, sink),
             "NAMES" | "WHO" => self.names(&verb, m, sink),
             "LIST" => self.ask(sink, "LIST", "*", Command::Rooms),
             "MODE" => self.mode(m, sink),
@@ -533,6 +537,9 @@ impl IrcClient {
             }
             return;
         };
+        let Ok(tags) = self.client_tags(m, sink) else {
+            return;
+        };
         for (i, target) in self::targets(targets, verb) {
             if !another(i, sink) {
                 break;
@@ -571,7 +578,7 @@ impl IrcClient {
                         action,
                     }
                 };
-                self.ask_echoed(sink, verb, &subject, &echo, say);
+                self.ask_echoed(sink, verb, &subject, &echo, tagged(&tags, say));
             } else {
                 let Ok(to) = Nick::parse(target) else {
                     if !notice {
@@ -600,9 +607,72 @@ impl IrcClient {
                 } else {
                     Command::Msg { to, text }
                 };
-                self.ask_echoed(sink, verb, &subject, &echo, msg);
+                self.ask_echoed(sink, verb, &subject, &echo, tagged(&tags, msg));
             }
         }
+    }
+
+    /// TAGMSG target[,target…] with client-only tags (message-tags): the tags alone, to
+    /// each room or nick as a message would go; nothing to send without any.
+    fn tagmsg(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(list) = m.param(0) else {
+            return self.numeric(sink, ERR_NORECIPIENT, ":No recipient given (TAGMSG)");
+        };
+        let Ok(Some(tags)) = self.client_tags(m, sink) else {
+            return;
+        };
+        let echo = if self.caps.has(Caps::ECHO_MESSAGE) {
+            format!("t {}", tags.as_str())
+        } else {
+            String::new()
+        };
+        for (i, target) in targets(list, "PRIVMSG") {
+            if !another(i, sink) {
+                break;
+            }
+            let to = if target.starts_with('#') {
+                let Some(room) = self.channel(target, sink) else {
+                    continue;
+                };
+                NoticeTarget::Room(room)
+            } else {
+                let Ok(nick) = Nick::parse(target) else {
+                    let line = format!("{} :No such nick/channel", word(target));
+                    self.numeric(sink, ERR_NOSUCHNICK, &line);
+                    continue;
+                };
+                NoticeTarget::Nick(nick)
+            };
+            let subject = match &to {
+                NoticeTarget::Room(room) => room.as_str().to_owned(),
+                NoticeTarget::Nick(nick) => nick.as_str().to_owned(),
+            };
+            let tags = tags.clone();
+            self.ask_echoed(
+                sink,
+                "TAGMSG",
+                &subject,
+                &echo,
+                Command::TagsOnly { to, tags },
+            );
+        }
+    }
+
+    /// The client-only tags a line carries for other clients: only from a client with
+    /// message-tags (others are not meant to send any). `Err` once answered 417: more
+    /// than the spec allows.
+    fn client_tags(
+        &mut self,
+        m: &Message<'_>,
+        sink: &mut impl Sink,
+    ) -> Result<Option<ClientTags>, TagsTooLong> {
+        let section = m.tags.filter(|_| self.caps.has(Caps::MESSAGE_TAGS));
+        let Some(section) = section else {
+            return Ok(None);
+        };
+        ClientTags::from_section(section).inspect_err(|_| {
+            self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long (tags)")
+        })
     }
 
     /// WHOIS [server] nick: the last parameter names whom; of a list, the first only.
@@ -885,6 +955,17 @@ fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
     format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
 }
 
+/// `command` carrying `tags` to its readers, if there are any.
+fn tagged(tags: &Option<ClientTags>, command: Command) -> Command {
+    match tags {
+        Some(tags) => Command::Tagged {
+            tags: tags.clone(),
+            command: Box::new(command),
+        },
+        None => command,
+    }
+}
+
 /// Nicks one USERHOST asks about, as RFC 2812 has it; further ones are dropped.
 const MAX_USERHOST_NICKS: usize = 5;
 
@@ -993,7 +1074,9 @@ mod tests {
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
         assert_eq!(
             sink.seen,
-            [":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl=PLAIN\r\n"]
+            [
+                ":charla CAP * LS :account-tag away-notify echo-message message-tags multi-prefix server-time sasl=PLAIN\r\n"
+            ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");

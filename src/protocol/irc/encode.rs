@@ -8,8 +8,8 @@ use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
-    Census, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind,
-    Posted, Said, Standing, Whois, describe_changes,
+    Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
+    NoticeTarget, Outgoing, PostKind, Posted, Said, Standing, Whois, describe_changes,
 };
 use crate::limits::{
     AWAYLEN, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN,
@@ -105,20 +105,64 @@ fn write_event(
         }
         Event::Message(said) => write_said(s, format, said, false),
         Event::Private {
+            id,
             from,
             to,
             text,
             notice,
             ts,
-            ..
+            account,
+            tags,
         } => {
             let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
-            let (tag, _) = stamps(format, *ts, false);
+            let about = About {
+                ts: *ts,
+                id: *id,
+                account: account.as_ref(),
+                tags: tags.as_ref(),
+            };
+            let (tag, _) = stamps(format, about, false);
             write_text(s, &tag, from.as_str(), verb, to.as_str(), "", text, false)
         }
+        Event::TagsOnly {
+            id,
+            ts,
+            from,
+            account,
+            to,
+            tags,
+        } if format.caps.has(Caps::MESSAGE_TAGS) => {
+            let about = About {
+                ts: *ts,
+                id: *id,
+                account: account.as_ref(),
+                tags: Some(tags),
+            };
+            let (tag, _) = stamps(format, about, false);
+            let to = match to {
+                NoticeTarget::Room(room) => room.as_str(),
+                NoticeTarget::Nick(nick) => nick.as_str(),
+            };
+            writeln_crlf(s, &format!("{tag}:{from}!{from}@{USER_HOST} TAGMSG {to}"))
+        }
+        Event::TagsOnly { .. } => Ok(()),
         // One's own join names at most the first few members (a room setting); the codec
         // asks for all of them next, as IRC clients build their member lists from it.
-        Event::Joined { room, nick, .. } => user_line(s, nick.as_str(), "JOIN", room.as_str()),
+        Event::Joined {
+            room,
+            nick,
+            account,
+            ..
+        } => {
+            let tag = match account {
+                Some(account) if format.caps.has(Caps::ACCOUNT_TAG) => {
+                    format!("@account={account} ")
+                }
+                _ => String::new(),
+            };
+            let nick = nick.as_str();
+            writeln_crlf(s, &format!("{tag}:{nick}!{nick}@{USER_HOST} JOIN {room}"))
+        }
         Event::Left {
             room, nick, reason, ..
         } => match reason {
@@ -324,13 +368,25 @@ fn write_event(
         Event::AwayChanged { .. } => Ok(()),
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
-        Event::Ack { ts, .. } if !asked.rest.is_empty() => {
+        Event::Ack { id, ts } if !asked.rest.is_empty() => {
             let (kind, text) = asked.rest.split_at(1);
-            let Some(text) = MessageText::new(text.trim_start_matches(' ')) else {
+            let text = text.trim_start_matches(' ');
+            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            let mut about = About::plain(*ts, *id);
+            if kind == "t" {
+                // A TAGMSG's echo: the tags are what it sent.
+                let Ok(Some(tags)) = ClientTags::from_section(text) else {
+                    return Ok(());
+                };
+                about.tags = Some(&tags);
+                let (tag, _) = stamps(format, about, false);
+                let line = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to}");
+                return writeln_crlf(s, &line);
+            }
+            let Some(text) = MessageText::new(text) else {
                 return Ok(());
             };
-            let (tag, _) = stamps(format, *ts, false);
-            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            let (tag, _) = stamps(format, about, false);
             write_text(s, &tag, from, verb, to, "", &text, kind == "a")
         }
         // IRC readers know their message was taken when no error comes back.
@@ -510,7 +566,13 @@ fn write_error(
 }
 
 fn write_said(s: &mut String, format: &IrcFormat, said: &Said, history: bool) -> std::fmt::Result {
-    let (tag, stamp) = stamps(format, said.ts, history);
+    let about = About {
+        ts: said.ts,
+        id: said.id,
+        account: said.account.as_ref(),
+        tags: said.tags.as_ref(),
+    };
+    let (tag, stamp) = stamps(format, about, history);
     write_text(
         s,
         &tag,
@@ -529,7 +591,7 @@ fn write_posted(
     posted: &Posted,
     history: bool,
 ) -> std::fmt::Result {
-    let (tag, stamp) = stamps(format, posted.ts, history);
+    let (tag, stamp) = stamps(format, About::plain(posted.ts, posted.id), history);
     let notice = &*posted.notice;
     let marker = match notice.kind {
         PostKind::Notice => "",
@@ -539,26 +601,83 @@ fn write_posted(
     write_feed(s, &tag, notice, posted.room.as_str(), &text)
 }
 
-/// The `@time=` tag a line said at `ts` starts with, for a client with server-time, and
-/// the stamp a replayed line's text starts with for other clients (`[history HH:MM UTC]`).
-/// The time is the message's own, as the hub stamped it, in a replay too.
-fn stamps(format: &IrcFormat, ts: u64, history: bool) -> (String, String) {
-    if format.caps.has(Caps::SERVER_TIME) {
+/// What the tags of a line about a message are made of.
+#[derive(Clone, Copy)]
+struct About<'a> {
+    /// When the hub stamped it.
+    ts: u64,
+    /// Its id, unique in the server's life: the `msgid`.
+    id: u64,
+    /// The sender's account.
+    account: Option<&'a Nick>,
+    /// What the sender's client attached for other clients.
+    tags: Option<&'a ClientTags>,
+}
+
+impl<'a> About<'a> {
+    fn plain(ts: u64, id: u64) -> About<'a> {
+        About {
+            ts,
+            id,
+            account: None,
+            tags: None,
+        }
+    }
+}
+
+/// The tags a line about a message starts with, as `format`'s capabilities ask (`time`
+/// for server-time; `msgid` and the client's own tags for message-tags; `account` for
+/// account-tag), and the stamp a replayed line's text starts with for a client without
+/// server-time (`[history HH:MM UTC]`). The time is the message's own, as the hub stamped
+/// it, in a replay too. A format with none of those capabilities allocates nothing.
+fn stamps(format: &IrcFormat, about: About<'_>, history: bool) -> (String, String) {
+    let caps = format.caps;
+    let server_time = caps.has(Caps::SERVER_TIME);
+    if !caps.any(Caps::TAGGING) {
+        let stamp = if history {
+            history_time(about.ts)
+        } else {
+            String::new()
+        };
+        return (String::new(), stamp);
+    }
+    let mut tag = String::from("@");
+    if server_time {
+        let ts = about.ts;
         let at = i64::try_from(ts)
             .ok()
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let tag = format!(
-            "@time={}.{:03}Z ",
+        let _ = write!(
+            tag,
+            "time={}.{:03}Z;",
             at.strftime("%Y-%m-%dT%H:%M:%S"),
             ts % 1000
         );
-        (tag, String::new())
-    } else if history {
-        (String::new(), history_time(ts))
-    } else {
-        (String::new(), String::new())
     }
+    if caps.has(Caps::MESSAGE_TAGS) {
+        let _ = write!(tag, "msgid={};", about.id);
+    }
+    if let Some(account) = about.account.filter(|_| caps.has(Caps::ACCOUNT_TAG)) {
+        let _ = write!(tag, "account={account};");
+    }
+    if let Some(tags) = about.tags.filter(|_| caps.has(Caps::MESSAGE_TAGS)) {
+        tag.push_str(tags.as_str());
+        tag.push(';');
+    }
+    if tag.len() == 1 {
+        // Only account-tag, and no account.
+        tag.clear();
+    } else {
+        tag.pop();
+        tag.push(' ');
+    }
+    let stamp = if history && !server_time {
+        history_time(about.ts)
+    } else {
+        String::new()
+    };
+    (tag, stamp)
 }
 
 /// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
@@ -773,6 +892,8 @@ mod tests {
             text: MessageText::new(text).unwrap(),
             action,
             notice: false,
+            account: None,
+            tags: None,
         }
     }
 
@@ -785,6 +906,50 @@ mod tests {
         assert_eq!(
             lines(Event::Message(said("waves", true)), None),
             [":João!João@charla PRIVMSG #ops :\x01ACTION waves\x01"]
+        );
+    }
+
+    #[test]
+    fn tags_on_messages_follow_the_capabilities_asked_for() {
+        let mut tagged = said("hola", false);
+        // 22:13:20.123 UTC on 14 November 2023.
+        tagged.id = 42;
+        tagged.ts = 1_700_000_000_123;
+        tagged.account = Some(nick("joao"));
+        tagged.tags = ClientTags::from_section("+draft/react=x").unwrap();
+        let write_of = |said: &Said, caps: Caps, history: bool| {
+            let mut s = String::new();
+            write_said(&mut s, format().with_caps(caps), said, history).unwrap();
+            s
+        };
+        let write = |caps, history| write_of(&tagged, caps, history);
+        let line = ":João!João@charla PRIVMSG #ops :";
+        assert_eq!(write(Caps::default(), false), format!("{line}hola\r\n"));
+        assert_eq!(
+            write(Caps::ACCOUNT_TAG, false),
+            format!("@account=joao {line}hola\r\n")
+        );
+        assert_eq!(
+            write(Caps::MESSAGE_TAGS, true),
+            format!("@msgid=42;+draft/react=x {line}[history 22:13 UTC] hola\r\n")
+        );
+        let all = Caps::MESSAGE_TAGS
+            .with(Caps::ACCOUNT_TAG, true)
+            .with(Caps::SERVER_TIME, true);
+        assert_eq!(
+            write(all, true),
+            format!(
+                "@time=2023-11-14T22:13:20.123Z;msgid=42;account=joao;+draft/react=x {line}hola\r\n"
+            )
+        );
+        // Without an account, account-tag alone adds nothing.
+        let anonymous = Said {
+            account: None,
+            ..tagged.clone()
+        };
+        assert_eq!(
+            write_of(&anonymous, Caps::ACCOUNT_TAG, false),
+            format!("{line}hola\r\n")
         );
     }
 
@@ -895,6 +1060,7 @@ mod tests {
             you: true,
             members: vec![nick("ana"), nick("bob")],
             count: 2,
+            account: None,
         };
         assert_eq!(lines(joined, None), [":ana!ana@charla JOIN #ops"]);
         let users = Event::Users {
