@@ -159,6 +159,15 @@ impl ChatState {
                 let messages = self.store.recent(&room, limit);
                 Some(Event::History { room, messages })
             }),
+            Command::HistoryWindow {
+                room,
+                window,
+                limit,
+            } => self.room_of(id, Some(room)).map(|room| {
+                let kept = self.store.recent(&room, None);
+                let messages = super::chathistory::select(kept, window, limit);
+                Some(Event::History { room, messages })
+            }),
             Command::HistorySince { room, after } => self.room_of(id, room).map(|room| {
                 let max = crate::limits::HISTORY_SINCE_MAX;
                 let messages = self.store.since(&room, after, max);

@@ -1,5 +1,6 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
+use super::chathistory::Window;
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
 use super::tags::ClientTags;
@@ -123,6 +124,12 @@ pub enum Command {
     TagsOnly {
         to: NoticeTarget,
         tags: ClientTags,
+    },
+    /// A window of the room's history, at most `limit` entries (IRC's CHATHISTORY).
+    HistoryWindow {
+        room: RoomName,
+        window: Window,
+        limit: usize,
     },
     /// The session's real name, as IRC's USER gives it, shown by WHOIS; cut to
     /// [`crate::limits::REALNAMELEN`].

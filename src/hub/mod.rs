@@ -33,6 +33,7 @@ macro_rules! str_formatting {
 mod accounts;
 mod bus;
 mod chat;
+mod chathistory;
 mod command;
 mod directory;
 mod event;
@@ -56,6 +57,7 @@ use std::time::Instant;
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
 pub use chat::Failure;
+pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
 pub use event::{
@@ -107,6 +109,8 @@ enum Ask {
     Recent(Option<usize>),
     /// Every entry after this id, up to [`HISTORY_SINCE_MAX`].
     Since(u64),
+    /// A window of what is kept (IRC's CHATHISTORY).
+    Window(Window, usize),
 }
 
 /// What the hub reaches beyond this process through.
@@ -256,6 +260,11 @@ impl Hub {
             Command::HistorySince { room, after } => {
                 return self.history(id, room, Ask::Since(after), reference);
             }
+            Command::HistoryWindow {
+                room,
+                window,
+                limit,
+            } => return self.history(id, Some(room), Ask::Window(window, limit), reference),
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             _ => {}
         }
@@ -285,6 +294,9 @@ impl Hub {
         let messages = match ask {
             Ask::Recent(limit) => self.store.recent(&room, limit),
             Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
+            Ask::Window(window, limit) => {
+                chathistory::select(self.store.recent(&room, None), window, limit)
+            }
         };
         let answer = Event::History { room, messages };
         self.with_chat(|chat| chat.send(id, &Outgoing::reply(answer, reference)));

@@ -11,7 +11,7 @@ use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
 use crate::accounts::Secret;
 use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
-    TagsTooLong,
+    TagsTooLong, Window,
 };
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
@@ -191,6 +191,7 @@ impl IrcClient {
             }
             "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
             "HISTORY" => self.history(m, sink),
+            "CHATHISTORY" => self.chathistory(m, sink),
             _ => self.numeric(
                 sink,
                 ERR_UNKNOWNCOMMAND,
@@ -240,7 +241,7 @@ impl IrcClient {
                     Some((caps, sasl_asked)) => {
                         self.caps = caps;
                         self.sasl_asked = sasl_asked;
-                        self.format = self.format.with_caps(caps);
+                        self.format = self.format.with_caps(caps.wire());
                         sink.speak(self.format);
                         format!("CAP {me} ACK :{asked}")
                     }
@@ -818,6 +819,61 @@ impl IrcClient {
         self.ask(sink, "HISTORY", room.as_str(), command);
     }
 
+    /// CHATHISTORY LATEST|BEFORE|AFTER|AROUND #room mark limit, and BETWEEN #room mark
+    /// mark limit (IRCv3 draft/chathistory): a mark is `msgid=ID`, `timestamp=ISO-8601`,
+    /// or `*` for LATEST; the entries come in a `chathistory` batch. Only rooms keep
+    /// history here.
+    fn chathistory(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
+        let marks = match sub.as_str() {
+            "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 1,
+            "BETWEEN" => 2,
+            "" => return self.need_more(sink, "CHATHISTORY"),
+            other => {
+                let rest = format!("{} :Unknown subcommand", word(other));
+                return fail(sink, "INVALID_PARAMS", &rest);
+            }
+        };
+        let (Some(target), Some(limit)) = (m.param(1), m.param(2 + marks)) else {
+            return fail(
+                sink,
+                "INVALID_PARAMS",
+                &format!("{sub} :Not enough parameters"),
+            );
+        };
+        let room = target
+            .starts_with('#')
+            .then(|| RoomName::parse(target).ok())
+            .flatten();
+        let Some(room) = room else {
+            let rest = format!("{sub} {} :Only rooms keep history", word(target));
+            return fail(sink, "INVALID_TARGET", &rest);
+        };
+        let first = mark(m.param(2).unwrap_or(""));
+        let second = mark(m.param(3).unwrap_or(""));
+        let window = match (sub.as_str(), first, second) {
+            ("LATEST", Some(Mark::Latest), _) => Window::Latest(None),
+            ("LATEST", Some(Mark::At(at)), _) => Window::Latest(Some(at)),
+            ("BEFORE", Some(Mark::At(at)), _) => Window::Before(at),
+            ("AFTER", Some(Mark::At(at)), _) => Window::After(at),
+            ("AROUND", Some(Mark::At(at)), _) => Window::Around(at),
+            ("BETWEEN", Some(Mark::At(a)), Some(Mark::At(b))) => Window::Between(a, b),
+            _ => {
+                let rest = format!("{sub} :Invalid message reference");
+                return fail(sink, "INVALID_PARAMS", &rest);
+            }
+        };
+        let Ok(limit) = limit.parse::<usize>() else {
+            return fail(sink, "INVALID_PARAMS", &format!("{sub} :Invalid limit"));
+        };
+        let command = Command::HistoryWindow {
+            room: room.clone(),
+            window,
+            limit,
+        };
+        self.ask(sink, "CHATHISTORY", room.as_str(), command);
+    }
+
     /// A channel name as a room, or `None` after answering 403.
     fn channel(&mut self, name: &str, sink: &mut impl Sink) -> Option<RoomName> {
         let room = name
@@ -953,6 +1009,38 @@ fn word(sent: &str) -> &str {
 /// included: the sender's address and the command before it.
 fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
     format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
+}
+
+/// A CHATHISTORY refusal, as IRCv3 standard replies write it.
+fn fail(sink: &mut impl Sink, code: &str, rest: &str) {
+    answer(
+        sink,
+        &format!(":{SERVER_NAME} FAIL CHATHISTORY {code} {rest}"),
+    );
+}
+
+/// A CHATHISTORY message reference as sent.
+enum Mark {
+    /// `*`: LATEST's "from the newest".
+    Latest,
+    At(crate::hub::Mark),
+}
+
+/// `*`, `msgid=ID` or `timestamp=2026-12-04T10:20:00.123Z`; `None` for anything else.
+fn mark(sent: &str) -> Option<Mark> {
+    if sent == "*" {
+        return Some(Mark::Latest);
+    }
+    let (kind, value) = sent.split_once('=')?;
+    let at = match kind {
+        "msgid" => crate::hub::Mark::Message(value.parse().ok()?),
+        "timestamp" => {
+            let at: jiff::Timestamp = value.parse().ok()?;
+            crate::hub::Mark::Time(u64::try_from(at.as_millisecond()).ok()?)
+        }
+        _ => return None,
+    };
+    Some(Mark::At(at))
 }
 
 /// `command` carrying `tags` to its readers, if there are any.

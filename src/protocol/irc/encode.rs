@@ -12,7 +12,8 @@ use crate::hub::{
     NoticeTarget, Outgoing, PostKind, Posted, Said, Standing, Whois, describe_changes,
 };
 use crate::limits::{
-    AWAYLEN, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN,
+    AWAYLEN, CHATHISTORY_MAX, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS,
+    TOPICLEN,
 };
 
 /// The longest line charla writes, CRLF included: what every client accepts.
@@ -41,7 +42,7 @@ fn isupport(format: &IrcFormat) -> String {
          CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
          MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
-         TOPICLEN={TOPICLEN} UTF8ONLY",
+         TOPICLEN={TOPICLEN} UTF8ONLY CHATHISTORY={CHATHISTORY_MAX} MSGREFTYPES=msgid,timestamp",
         format.max_rooms_per_client
     )
 }
@@ -103,7 +104,7 @@ fn write_event(
             write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
-        Event::Message(said) => write_said(s, format, said, false),
+        Event::Message(said) => write_said(s, format, said, Replay::Live),
         Event::Private {
             id,
             from,
@@ -121,7 +122,7 @@ fn write_event(
                 account: account.as_ref(),
                 tags: tags.as_ref(),
             };
-            let (tag, _) = stamps(format, about, false);
+            let (tag, _) = stamps(format, about, Replay::Live);
             write_text(s, &tag, from.as_str(), verb, to.as_str(), "", text, false)
         }
         Event::TagsOnly {
@@ -138,7 +139,7 @@ fn write_event(
                 account: account.as_ref(),
                 tags: Some(tags),
             };
-            let (tag, _) = stamps(format, about, false);
+            let (tag, _) = stamps(format, about, Replay::Live);
             let to = match to {
                 NoticeTarget::Room(room) => room.as_str(),
                 NoticeTarget::Nick(nick) => nick.as_str(),
@@ -180,21 +181,34 @@ fn write_event(
         Event::NickChanged { old, new, .. } => {
             user_line(s, old.as_str(), "NICK", &format!(":{new}"))
         }
-        Event::History { messages, .. } => {
+        Event::History { room, messages } => {
             // The history a join sends comes before the join itself, where a client has
             // no channel to show it in; the codec asks for it again once joined.
-            if asked.verb != "HISTORY" {
-                return Ok(());
-            }
+            let batch = match asked.verb {
+                "HISTORY" => None,
+                // A `chathistory` batch, for a client that reads batches; its reference
+                // need only differ from other batches open at once, and none is.
+                "CHATHISTORY" if format.caps.has(Caps::BATCH) => {
+                    let id = format!("h{}", messages.first().map_or(0, Entry::id));
+                    writeln_crlf(s, &format!("BATCH +{id} chathistory {room}"))?;
+                    Some(id)
+                }
+                "CHATHISTORY" => None,
+                _ => return Ok(()),
+            };
+            let replay = Replay::Replayed(batch.as_deref());
             for entry in messages {
                 match entry {
-                    Entry::Said(said) => write_said(s, format, said, true)?,
-                    Entry::Posted(posted) => write_posted(s, format, posted, true)?,
+                    Entry::Said(said) => write_said(s, format, said, replay)?,
+                    Entry::Posted(posted) => write_posted(s, format, posted, replay)?,
                 }
             }
-            Ok(())
+            match batch {
+                Some(id) => writeln_crlf(s, &format!("BATCH -{id}")),
+                None => Ok(()),
+            }
         }
-        Event::Posted(posted) => write_posted(s, format, posted, false),
+        Event::Posted(posted) => write_posted(s, format, posted, Replay::Live),
         Event::Status { room, items } => {
             for notice in items {
                 let text = format!("--- {}", notice.text.as_str());
@@ -379,14 +393,14 @@ fn write_event(
                     return Ok(());
                 };
                 about.tags = Some(&tags);
-                let (tag, _) = stamps(format, about, false);
+                let (tag, _) = stamps(format, about, Replay::Live);
                 let line = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to}");
                 return writeln_crlf(s, &line);
             }
             let Some(text) = MessageText::new(text) else {
                 return Ok(());
             };
-            let (tag, _) = stamps(format, about, false);
+            let (tag, _) = stamps(format, about, Replay::Live);
             write_text(s, &tag, from, verb, to, "", &text, kind == "a")
         }
         // IRC readers know their message was taken when no error comes back.
@@ -494,6 +508,14 @@ fn write_error(
     if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
         return Ok(());
     }
+    if asked.verb == "CHATHISTORY" {
+        let line = format!(
+            ":{SERVER_NAME} FAIL CHATHISTORY INVALID_TARGET {} :{}",
+            asked.subject,
+            one_line(&crate::hub::sanitize(message))
+        );
+        return writeln_crlf(s, &line);
+    }
     // USERHOST lists those it finds, and says nothing of the rest.
     if asked.verb == "USERHOST" {
         return numeric(s, RPL_USERHOST, asked.nick, ":");
@@ -565,14 +587,25 @@ fn write_error(
     Ok(())
 }
 
-fn write_said(s: &mut String, format: &IrcFormat, said: &Said, history: bool) -> std::fmt::Result {
+/// Whether a message is said now or replayed from history, and in which batch.
+#[derive(Clone, Copy)]
+enum Replay<'a> {
+    Live,
+    Replayed(Option<&'a str>),
+}
+
+fn write_said(
+    s: &mut String,
+    format: &IrcFormat,
+    said: &Said,
+    replay: Replay<'_>,
+) -> std::fmt::Result {
     let about = About {
-        ts: said.ts,
-        id: said.id,
         account: said.account.as_ref(),
         tags: said.tags.as_ref(),
+        ..About::plain(said.ts, said.id)
     };
-    let (tag, stamp) = stamps(format, about, history);
+    let (tag, stamp) = stamps(format, about, replay);
     write_text(
         s,
         &tag,
@@ -589,9 +622,9 @@ fn write_posted(
     s: &mut String,
     format: &IrcFormat,
     posted: &Posted,
-    history: bool,
+    replay: Replay<'_>,
 ) -> std::fmt::Result {
-    let (tag, stamp) = stamps(format, About::plain(posted.ts, posted.id), history);
+    let (tag, stamp) = stamps(format, About::plain(posted.ts, posted.id), replay);
     let notice = &*posted.notice;
     let marker = match notice.kind {
         PostKind::Notice => "",
@@ -630,10 +663,14 @@ impl<'a> About<'a> {
 /// account-tag), and the stamp a replayed line's text starts with for a client without
 /// server-time (`[history HH:MM UTC]`). The time is the message's own, as the hub stamped
 /// it, in a replay too. A format with none of those capabilities allocates nothing.
-fn stamps(format: &IrcFormat, about: About<'_>, history: bool) -> (String, String) {
+fn stamps(format: &IrcFormat, about: About<'_>, replay: Replay<'_>) -> (String, String) {
     let caps = format.caps;
     let server_time = caps.has(Caps::SERVER_TIME);
-    if !caps.any(Caps::TAGGING) {
+    let (history, batch) = match replay {
+        Replay::Live => (false, None),
+        Replay::Replayed(batch) => (true, batch),
+    };
+    if !caps.any(Caps::TAGGING) && batch.is_none() {
         let stamp = if history {
             history_time(about.ts)
         } else {
@@ -642,6 +679,9 @@ fn stamps(format: &IrcFormat, about: About<'_>, history: bool) -> (String, Strin
         return (String::new(), stamp);
     }
     let mut tag = String::from("@");
+    if let Some(batch) = batch {
+        let _ = write!(tag, "batch={batch};");
+    }
     if server_time {
         let ts = about.ts;
         let at = i64::try_from(ts)
@@ -919,7 +959,12 @@ mod tests {
         tagged.tags = ClientTags::from_section("+draft/react=x").unwrap();
         let write_of = |said: &Said, caps: Caps, history: bool| {
             let mut s = String::new();
-            write_said(&mut s, format().with_caps(caps), said, history).unwrap();
+            let replay = if history {
+                Replay::Replayed(None)
+            } else {
+                Replay::Live
+            };
+            write_said(&mut s, format().with_caps(caps), said, replay).unwrap();
             s
         };
         let write = |caps, history| write_of(&tagged, caps, history);
