@@ -23,6 +23,10 @@ pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
 /// forgotten first. Default 64 MiB (`--history-bytes`).
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Entries one IRC `CHATHISTORY` request answers at most (IRCv3 draft/chathistory),
+/// advertised as ISUPPORT `CHATHISTORY=100`; a larger limit asked for is cut to it.
+pub const CHATHISTORY_MAX: usize = 100;
+
 /// Entries one `history … since ID` request answers at most: the oldest after ID first, so
 /// a client with more to catch up asks again after the last id it got. Default 1,000.
 pub const HISTORY_SINCE_MAX: usize = 1_000;
@@ -120,6 +124,14 @@ pub const TOPICLEN: usize = 390;
 /// a character boundary when it is set, in every protocol; IRC clients are told it as
 /// AWAYLEN.
 pub const AWAYLEN: usize = 200;
+
+/// Most bytes of client-only tags (`+name=value`, IRCv3 message-tags) one message may
+/// carry, as the spec bounds them; a message with more is refused with 417.
+pub const MAX_CLIENT_TAGS_BYTES: usize = 4094;
+
+/// Longest real name (IRC's USER, shown by WHOIS), in bytes of UTF-8. A longer one is cut
+/// on a character boundary when it is given.
+pub const REALNAMELEN: usize = 64;
 
 /// Mode changes that take a parameter (`+b`, `+k`, `+l`, `+o`, `+v`) one mode request may
 /// make. A request with more is refused whole with `invalid_argument`, in every protocol;

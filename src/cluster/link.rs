@@ -404,6 +404,9 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 text: wire::text(&text)?,
                 action,
                 notice,
+                // Accounts and client tags do not cross nodes yet (docs/cluster.md).
+                account: None,
+                tags: None,
             };
             let except = own.then(|| SessionId::from_bits(by));
             hub.receive(Publication {
@@ -422,6 +425,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 you: false,
                 members: Vec::new(),
                 count,
+                account: None,
             };
             hub.receive(Publication {
                 room,
@@ -468,6 +472,8 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                     to: wire::nick(&nick)?,
                     text: wire::text(&text)?,
                     notice,
+                    account: None,
+                    tags: None,
                 };
                 hub.reply(to, private, None);
             }

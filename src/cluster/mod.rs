@@ -239,6 +239,7 @@ impl Bus for ClusterBus {
             to: nick,
             text,
             notice,
+            ..
         } = event
         {
             self.0.send(Out::Publish(Wire::Private {

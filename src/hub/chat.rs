@@ -18,6 +18,7 @@ use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
 use super::store::{HistoryStore, Owed, StoreFull};
+use super::tags::ClientTags;
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
@@ -40,6 +41,8 @@ pub(super) struct Participant {
     pub spoke: u64,
     /// The account it is logged in to.
     pub account: Option<Nick>,
+    /// The real name it gave (IRC's USER); WHOIS shows the nick for those with none.
+    pub realname: Option<MessageText>,
 }
 
 pub(super) struct ChatState {
@@ -83,6 +86,8 @@ pub(super) struct ChatState {
     pub sampler: FanoutSampler,
     /// When the message being carried out was taken in, for its fan-out probe.
     pub taken: Option<Instant>,
+    /// The client-only tags of the message being carried out ([`Command::Tagged`]).
+    pub tags: Option<ClientTags>,
     /// The names of the registered accounts: nicks only their owners may hold.
     pub registered: HashSet<Nick>,
     /// `--require-account`: only sessions logged in to an account may talk.
@@ -107,6 +112,17 @@ impl ChatState {
             return;
         }
         let result = match command {
+            Command::Tagged { tags, command } => {
+                self.tags = Some(tags);
+                let inner = Request {
+                    command: *command,
+                    reference,
+                };
+                self.apply(id, inner);
+                self.tags = None;
+                return;
+            }
+            Command::TagsOnly { to, tags } => self.tags_only(id, to, tags),
             Command::Say { room, text, action } => {
                 self.say(id, room, text, action, false, reference.clone())
             }
@@ -121,6 +137,11 @@ impl ChatState {
             } => self.private(id, to, text, true, None),
             Command::LeaveAll { message } => self.leave_all(id, message),
             Command::Whois(nick) => self.whois(nick),
+            Command::RealName(name) => {
+                let session = self.sessions.get_mut(&id).expect("checked above");
+                session.realname = name.cut(crate::limits::REALNAMELEN);
+                Ok(None)
+            }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
             Command::Nick(nick) => self.rename(id, nick),
@@ -144,6 +165,15 @@ impl ChatState {
             Command::Rooms => Ok(Some(self.rooms())),
             Command::History { room, limit } => self.room_of(id, room).map(|room| {
                 let messages = self.store.recent(&room, limit);
+                Some(Event::History { room, messages })
+            }),
+            Command::HistoryWindow {
+                room,
+                window,
+                limit,
+            } => self.room_of(id, Some(room)).map(|room| {
+                let kept = self.store.recent(&room, None);
+                let messages = super::chathistory::select(kept, window, limit);
                 Some(Event::History { room, messages })
             }),
             Command::HistorySince { room, after } => self.room_of(id, room).map(|room| {
@@ -257,6 +287,7 @@ impl ChatState {
                 signon: now_ms(),
                 spoke: now_ms(),
                 account,
+                realname: None,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -389,6 +420,8 @@ impl ChatState {
             text,
             action,
             notice,
+            account: speaker.account.clone(),
+            tags: self.tags.take(),
         };
         let owed = Owed {
             session: id,
@@ -443,6 +476,39 @@ impl ChatState {
         })
     }
 
+    /// Client-only tags with no message (IRC's TAGMSG), to a room as a message would go
+    /// (the same rights) or to one user; acknowledged like a message.
+    fn tags_only(&mut self, id: SessionId, to: NoticeTarget, tags: ClientTags) -> Reply {
+        self.may_talk(id)?;
+        let to = match to {
+            NoticeTarget::Room(room) => NoticeTarget::Room(self.speaking_room(id, Some(room))?),
+            NoticeTarget::Nick(nick) => NoticeTarget::Nick(nick),
+        };
+        let target = match &to {
+            NoticeTarget::Nick(nick) => match self.nicks.get(nick, &self.sessions) {
+                Some(target) => Some(target),
+                None => return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
+            },
+            NoticeTarget::Room(_) => None,
+        };
+        let (msg_id, ts) = (self.mint.message(), now_ms());
+        let speaker = &self.sessions[&id];
+        let event = Event::TagsOnly {
+            id: msg_id,
+            ts,
+            from: speaker.nick.clone(),
+            account: speaker.account.clone(),
+            to: to.clone(),
+            tags,
+        };
+        match (to, target) {
+            (_, Some(target)) => self.send(target, &Outgoing::new(event)),
+            (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
+            (NoticeTarget::Nick(_), None) => {}
+        }
+        Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
     /// A private message or notice; a message to someone away is answered with their away
     /// message too, as the answer to `reference`.
     fn private(
@@ -465,7 +531,7 @@ impl ChatState {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
-        let from = speaker.nick.clone();
+        let (from, account) = (speaker.nick.clone(), speaker.account.clone());
         let recipient = &self.sessions[&target];
         let (to, away) = (recipient.nick.clone(), recipient.away.clone());
         let private = Event::Private {
@@ -475,6 +541,8 @@ impl ChatState {
             to: to.clone(),
             text,
             notice,
+            account,
+            tags: self.tags.take(),
         };
         self.metrics.received(MessageKind::Private);
         self.metrics.delivered(1);
@@ -511,6 +579,8 @@ impl ChatState {
             to: nick,
             text,
             notice,
+            account: speaker.account.clone(),
+            tags: self.tags.take(),
         };
         self.metrics.received(MessageKind::Private);
         self.bus.direct(to, private);
@@ -543,6 +613,8 @@ impl ChatState {
             nick: session.nick.clone(),
             rooms,
             away: session.away.clone(),
+            realname: session.realname.clone(),
+            account: session.account.clone(),
             signon: session.signon,
             idle: now_ms().saturating_sub(session.spoke),
         }))))
@@ -742,6 +814,7 @@ impl ChatState {
                     you: false,
                     members: Vec::new(),
                     count,
+                    account: self.sessions[&id].account.clone(),
                 };
                 self.publish(room.clone(), joined, Some(id));
             }
@@ -755,6 +828,7 @@ impl ChatState {
             room: room.clone(),
             nick,
             you: true,
+            account: self.sessions[&id].account.clone(),
         };
         self.send(id, &Outgoing::reply(joined, reference.clone()));
         if let Some(topic) = &self.rooms[&room].topic {

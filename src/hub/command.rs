@@ -1,7 +1,9 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
+use super::chathistory::Window;
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
+use super::tags::ClientTags;
 use super::text::MessageText;
 
 /// One request from a session. Every request gets exactly one direct reply (its result or
@@ -111,6 +113,27 @@ pub enum Command {
     },
     /// What is known of a user.
     Whois(Nick),
+    /// `command` (a message, a private message or a notice) carrying an IRC client's
+    /// client-only tags to its readers.
+    Tagged {
+        tags: ClientTags,
+        command: Box<Command>,
+    },
+    /// Client-only tags alone (IRC's TAGMSG), to a room the session may speak in or to one
+    /// user.
+    TagsOnly {
+        to: NoticeTarget,
+        tags: ClientTags,
+    },
+    /// A window of the room's history, at most `limit` entries (IRC's CHATHISTORY).
+    HistoryWindow {
+        room: RoomName,
+        window: Window,
+        limit: usize,
+    },
+    /// The session's real name, as IRC's USER gives it, shown by WHOIS; cut to
+    /// [`crate::limits::REALNAMELEN`].
+    RealName(MessageText),
     /// Marks the session away with a message, or back with `None`.
     Away(Option<MessageText>),
     /// How many are connected, and how many rooms there are.

@@ -346,6 +346,8 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
             text: text(n),
             action: false,
             notice: false,
+            account: None,
+            tags: None,
         })
     };
     let size = stored_bytes(&entry("#a", 0));

@@ -7,9 +7,11 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::command::NoticeTarget;
 use super::names::{Nick, RoomName};
 use super::ops::{Ban, ModeChange, Modes, Standing, Topic};
 use super::post::{Entry, Notice, Posted};
+use super::tags::ClientTags;
 use super::text::MessageText;
 
 /// A message said in a room, live or replayed from history.
@@ -28,6 +30,10 @@ pub struct Said {
     pub action: bool,
     /// Sent as a notice (IRC's NOTICE): never answered automatically.
     pub notice: bool,
+    /// The account the sender was logged in to (IRCv3 account-tag); not kept in history.
+    pub account: Option<Nick>,
+    /// What an IRC client attached for other clients; not kept in history.
+    pub tags: Option<ClientTags>,
 }
 
 /// How many are connected and how many rooms exist: sent with the welcome and for a
@@ -48,6 +54,10 @@ pub struct Whois {
     /// The rooms they are in, and what they are in each.
     pub rooms: Vec<(RoomName, Standing)>,
     pub away: Option<MessageText>,
+    /// The real name they gave (IRC's USER), if any.
+    pub realname: Option<MessageText>,
+    /// The account they are logged in to, if any.
+    pub account: Option<Nick>,
     /// When they connected, milliseconds since the Unix epoch.
     pub signon: u64,
     /// Milliseconds since they last said something (or connected).
@@ -71,6 +81,18 @@ pub enum Event {
         to: Nick,
         text: MessageText,
         notice: bool,
+        account: Option<Nick>,
+        tags: Option<ClientTags>,
+    },
+    /// Client-only tags with no message (IRC's TAGMSG) to a room or one user: read by IRC
+    /// clients with `message-tags`, written as nothing for everyone else.
+    TagsOnly {
+        id: u64,
+        ts: u64,
+        from: Nick,
+        account: Option<Nick>,
+        to: NoticeTarget,
+        tags: ClientTags,
     },
     /// `you`: the recipient is the one who joined; then `members` names who is there (the
     /// first [`crate::limits::MEMBERS_SHOWN_ON_JOIN`] in alphabetical order). `count`: members now.
@@ -80,6 +102,8 @@ pub enum Event {
         you: bool,
         members: Vec<Nick>,
         count: usize,
+        /// The account the joiner is logged in to (IRCv3 account-tag).
+        account: Option<Nick>,
     },
     Left {
         room: RoomName,

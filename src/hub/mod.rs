@@ -33,6 +33,7 @@ macro_rules! str_formatting {
 mod accounts;
 mod bus;
 mod chat;
+mod chathistory;
 mod command;
 mod directory;
 mod elsewhere;
@@ -46,6 +47,7 @@ mod post;
 mod resume;
 mod room;
 mod store;
+mod tags;
 mod text;
 
 use std::collections::HashMap;
@@ -56,6 +58,7 @@ use std::time::Instant;
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
 pub use chat::Failure;
+pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
 pub use event::{
@@ -73,6 +76,7 @@ pub use room::{KeptRoom, RoomSettings};
 pub use store::{
     AckSink, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };
+pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
@@ -109,6 +113,8 @@ enum Ask {
     Recent(Option<usize>),
     /// Every entry after this id, up to [`HISTORY_SINCE_MAX`].
     Since(u64),
+    /// A window of what is kept (IRC's CHATHISTORY).
+    Window(Window, usize),
 }
 
 /// What the hub reaches beyond this process through.
@@ -192,6 +198,7 @@ impl Hub {
             metrics: edges.metrics,
             sampler: FanoutSampler::default(),
             taken: None,
+            tags: None,
         };
         let chat = Arc::new(Ordered::new(Level::Hub, chat));
         metrics.add_collector(gauges::HubGauges::of(&chat));
@@ -268,6 +275,11 @@ impl Hub {
             Command::HistorySince { room, after } => {
                 return self.history(id, room, Ask::Since(after), reference);
             }
+            Command::HistoryWindow {
+                room,
+                window,
+                limit,
+            } => return self.history(id, Some(room), Ask::Window(window, limit), reference),
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             _ => {}
         }
@@ -297,6 +309,9 @@ impl Hub {
         let messages = match ask {
             Ask::Recent(limit) => self.store.recent(&room, limit),
             Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
+            Ask::Window(window, limit) => {
+                chathistory::select(self.store.recent(&room, None), window, limit)
+            }
         };
         let answer = Event::History { room, messages };
         self.with_chat(|chat| chat.send(id, &Outgoing::reply(answer, reference)));

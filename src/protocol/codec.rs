@@ -35,6 +35,10 @@ pub trait Codec: Send + 'static {
         true
     }
 
+    /// Called whenever the connection may read again after an account request (no
+    /// request is in flight): a codec whose handshake waited for one carries on here.
+    fn settle(&mut self, _sink: &mut impl Sink) {}
+
     /// How long a client may be silent before this codec asks it to answer (IRC servers
     /// PING a quiet client); `None` for codecs that leave dead peers to TCP keepalive and
     /// `--idle-timeout` (text, JSON).
@@ -66,4 +70,9 @@ pub trait Sink {
     /// its own nick (IRC numerics name their recipient) learns here whether a
     /// registration or a nick change it asked for took.
     fn nick(&self) -> Option<Nick>;
+    /// Whether the connection's last account request (a SASL proof or IRC's PASS)
+    /// proved an account.
+    fn proved(&self) -> bool {
+        false
+    }
 }

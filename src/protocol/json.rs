@@ -440,6 +440,8 @@ impl<'a> MessageOut<'a> {
 
 pub fn encode(out: &Outgoing) -> Bytes {
     let mut line = match &out.event {
+        // Client-only tags are for IRC clients that asked for them.
+        Event::TagsOnly { .. } => return Bytes::new(),
         Event::Message(said) => {
             serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
         }
@@ -483,6 +485,8 @@ impl AsRef<str> for RoomName {
 
 fn to_value(event: &Event) -> Value {
     match event {
+        // `encode` writes nothing for it.
+        Event::TagsOnly { .. } => Value::Null,
         Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),
@@ -499,6 +503,7 @@ fn to_value(event: &Event) -> Value {
             to,
             text,
             notice,
+            ..
         } => {
             let mut v = json!({
                 "type": "private", "id": id, "ts": ts,
@@ -515,6 +520,7 @@ fn to_value(event: &Event) -> Value {
             you,
             members,
             count,
+            ..
         } => {
             let mut v =
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
@@ -658,6 +664,8 @@ fn to_value(event: &Event) -> Value {
                 "name": room.as_str(), "prefix": standing.prefix(),
             })).collect::<Vec<_>>(),
             "away": whois.away.as_ref().map(|a| a.plain()),
+            "realname": whois.realname.as_ref().map(|r| r.plain()),
+            "account": whois.account.as_ref().map(Nick::as_str),
             "signon": whois.signon, "idle_ms": whois.idle,
         }),
         Event::Away { nick, message, you } => json!({
@@ -929,6 +937,8 @@ mod tests {
             text: MessageText::new("\u{2}¡hola!\u{f}").unwrap(),
             action: false,
             notice: false,
+            account: None,
+            tags: None,
         };
         // JSON readers get text without IRC formatting codes, as text readers do.
         assert_eq!(

@@ -79,15 +79,29 @@ pub enum Incoming {
     Nothing,
 }
 
-/// Credentials a client gave by SASL, and how to write the outcome in its protocol.
+/// Credentials a client gave by SASL (or IRC's PASS), and how to write the outcome in its
+/// protocol.
 #[derive(Debug)]
 pub struct SaslAttempt {
     pub account: Nick,
     pub password: Secret,
     /// The client's nick as its numerics name it (`*` before registration).
     pub me: String,
-    /// The lines that answer the attempt: logged in as the account given, or failed.
-    pub answer: fn(me: &str, Option<&Nick>) -> Bytes,
+    /// What the hub's news of a registered session's login answers (it names the client).
+    pub reference: Option<String>,
+    /// The lines that answer the attempt.
+    pub answer: fn(me: &str, SaslOutcome<'_>) -> Bytes,
+}
+
+/// How a SASL attempt ended, for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslOutcome<'a> {
+    /// Proved before registration: the registration that follows logs in to the account.
+    Proved(&'a Nick),
+    /// Proved by a registered session, which the hub logged in and told so already (its
+    /// account news): the answer must not say it again.
+    LoggedIn,
+    Failed,
 }
 
 /// A line that could not be understood; it is answered with an error and the connection

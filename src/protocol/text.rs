@@ -299,6 +299,8 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             "*** Welcome to charla, {nick}! Type /help for commands, /nick NAME to choose your name."
         ),
         Event::Message(said) => write_said(s, said, None),
+        // Client-only tags are for IRC clients that asked for them.
+        Event::TagsOnly { .. } => Ok(()),
         Event::Private {
             from,
             text,
@@ -653,6 +655,8 @@ mod tests {
             text: MessageText::new(text).unwrap(),
             action,
             notice: false,
+            account: None,
+            tags: None,
         }
     }
 

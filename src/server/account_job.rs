@@ -89,6 +89,11 @@ impl AccountJob {
         })
     }
 
+    /// Whether a SASL exchange (or IRC's PASS) proved an account.
+    pub fn has_proved(&self) -> bool {
+        self.with(|state| state.proved.is_some())
+    }
+
     /// The account proved, for registering; and from now on, `session` is the one a
     /// late proof logs in.
     pub fn registering(&self, session: impl FnOnce(Option<Nick>) -> Option<SessionId>) {

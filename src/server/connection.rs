@@ -26,7 +26,7 @@ use crate::fanout::Outbox;
 use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
-use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, Sink};
+use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, SaslOutcome, Sink};
 
 /// Bytes read from the stream at a time, into a buffer that lives only during the read.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -181,6 +181,7 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
                 return Poll::Ready(Some(ending.into()));
             }
             let reading = if conn.client.job_done(cx) {
+                conn.codec.settle(&mut conn.client);
                 conn.read(cx)
             } else {
                 // Woken when the account request is answered.
@@ -478,6 +479,10 @@ impl Sink for Talker {
     fn nick(&self) -> Option<crate::hub::Nick> {
         self.ctx.hub.nick_of(self.id?)
     }
+
+    fn proved(&self) -> bool {
+        self.job.as_ref().is_some_and(|job| job.has_proved())
+    }
 }
 
 impl Talker {
@@ -602,16 +607,22 @@ impl Talker {
                 account,
                 password,
                 me,
+                reference,
                 answer,
             } = attempt;
             let proved = ctx.accounts.verify(ip, &account, password).await.ok();
-            if let Some(account) = &proved
-                && let Some(id) = job.proved(account.clone())
-            {
-                ctx.hub.logged_in(id, account.clone(), None);
-            }
+            let outcome = match &proved {
+                Some(account) => match job.proved(account.clone()) {
+                    Some(id) => {
+                        ctx.hub.logged_in(id, account.clone(), reference);
+                        SaslOutcome::LoggedIn
+                    }
+                    None => SaslOutcome::Proved(account),
+                },
+                None => SaslOutcome::Failed,
+            };
             // Its queue overflowing is the connection's to notice at its next write.
-            let _ = outbox.answer_bytes(Arc::new(answer(&me, proved.as_ref())));
+            let _ = outbox.answer_bytes(Arc::new(answer(&me, outcome)));
             job.finish();
         });
     }

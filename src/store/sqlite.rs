@@ -1121,6 +1121,8 @@ impl Stored<'_> {
                 text,
                 action: self.kind == KIND_ACTION,
                 notice: self.kind == KIND_SAID_NOTICE,
+                account: None,
+                tags: None,
             }),
             KIND_NOTICE | KIND_ALERT => {
                 let kind = if self.kind == KIND_ALERT {

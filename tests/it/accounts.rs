@@ -311,7 +311,23 @@ async fn a_registered_irc_client_may_log_in_by_sasl_later() {
     let renamed = irc.expect(" NICK ").await;
     assert!(renamed.starts_with(":bob!"), "{renamed}");
     assert!(renamed.ends_with("ana"), "{renamed}");
-    irc.expect(" 903 ").await;
+    // One 900, from the login itself, then 903: the answer to AUTHENTICATE says no 900
+    // of its own (it was said twice).
+    let mut told = Vec::new();
+    loop {
+        let line = irc.line().await;
+        let done = line.contains(" 903 ");
+        told.push(line);
+        if done {
+            break;
+        }
+    }
+    let logged: Vec<_> = told.iter().filter(|l| l.contains(" 900 ")).collect();
+    assert_eq!(logged.len(), 1, "{told:?}");
+    assert!(
+        logged[0].starts_with(":charla 900 bob bob!bob@charla ana :"),
+        "{told:?}"
+    );
 }
 
 #[tokio::test]
@@ -325,4 +341,151 @@ async fn lines_sent_with_an_account_request_wait_for_its_answer() {
     ana.expect("*** ana is registered to you").await;
     ana.expect("*** token ci: charla_").await;
     bob.expect("#lobby <ana> registered now").await;
+}
+
+#[tokio::test]
+async fn irc_pass_logs_in_like_sasl_and_a_wrong_one_is_464() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    ana.send("/quit").await;
+
+    // Wrong: 464, and no registration until a right one comes.
+    let mut irc = Irc::connect(&server).await;
+    irc.send("PASS wrong-horse").await;
+    irc.send("NICK ana").await;
+    irc.send("USER ana 0 * :Ana María").await;
+    assert_eq!(irc.line().await, ":charla 464 * :Password incorrect");
+    irc.send("PING :still-here").await;
+    assert_eq!(irc.line().await, ":charla PONG charla :still-here");
+    irc.send("PASS correct-horse").await;
+    let logged = irc.line().await;
+    assert_eq!(
+        logged,
+        ":charla 900 * *!*@charla ana :You are now logged in as ana"
+    );
+    assert!(irc.line().await.starts_with(":charla 001 ana "));
+    irc.expect(" 366 ana #lobby ").await;
+
+    // WHOIS shows the real name USER gave and the account (330).
+    let mut bob = Irc::registered(&server, "bob").await;
+    bob.send("WHOIS ana").await;
+    assert_eq!(
+        bob.line().await,
+        ":charla 311 bob ana ana charla * :Ana María"
+    );
+    bob.expect(" 312 ").await;
+    assert_eq!(bob.line().await, ":charla 330 bob ana ana :is logged in as");
+    bob.expect(" 318 ").await;
+    // bob has no account: no 330.
+    irc.send("WHOIS bob").await;
+    assert_eq!(
+        irc.expect(" 311 ").await,
+        ":charla 311 ana bob bob charla * :bob here"
+    );
+    irc.expect(" 312 ").await;
+    assert!(irc.line().await.starts_with(":charla 317 "));
+    // PASS once registered is refused.
+    irc.send("PASS correct-horse").await;
+    irc.expect(" 462 ana :").await;
+}
+
+#[tokio::test]
+async fn cap_ls_names_sasl_with_its_value_from_302_and_list_shows_it_once_asked() {
+    let server = server().await;
+    let mut irc = Irc::connect(&server).await;
+    irc.send("CAP LS").await;
+    assert_eq!(
+        irc.line().await,
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl"
+    );
+    irc.send("CAP REQ :sasl server-time").await;
+    irc.expect("CAP * ACK :sasl server-time").await;
+    irc.send("CAP LIST").await;
+    assert_eq!(irc.line().await, ":charla CAP * LIST :server-time sasl");
+    irc.send("CAP REQ :-sasl").await;
+    irc.expect("CAP * ACK :-sasl").await;
+    irc.send("CAP LIST").await;
+    assert_eq!(irc.line().await, ":charla CAP * LIST :server-time");
+}
+
+/// An IRC client that asked for `caps`, registered as `nick`, read up to #lobby's names.
+async fn irc_with_caps(server: &TestServer, nick: &str, caps: &str) -> Irc {
+    let mut irc = Irc::connect(server).await;
+    irc.send(&format!("CAP REQ :{caps}")).await;
+    irc.expect(" ACK ").await;
+    irc.send(&format!("NICK {nick}")).await;
+    irc.send(&format!("USER {nick} 0 * :{nick}")).await;
+    irc.send("CAP END").await;
+    irc.expect(&format!(" 366 {nick} #lobby ")).await;
+    irc
+}
+
+#[tokio::test]
+async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
+    let server = server().await;
+    let mut owner = registered(&server, "ana", "correct-horse").await;
+    owner.send("/quit").await;
+    let mut text = server.named("txt").await;
+    let mut tagged = irc_with_caps(&server, "tagged", "message-tags account-tag").await;
+    let mut plain = Irc::registered(&server, "plain").await;
+    tagged.expect("plain!plain@charla JOIN #lobby").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP REQ :message-tags echo-message").await;
+    ana.expect(" ACK ").await;
+    ana.send("PASS correct-horse").await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 366 ana #lobby ").await;
+    // account-tag on a JOIN.
+    let joined = tagged.expect(" JOIN #lobby").await;
+    assert_eq!(joined, "@account=ana :ana!ana@charla JOIN #lobby");
+    plain.expect(":ana!ana@charla JOIN #lobby").await;
+
+    ana.send("@label=x;+draft/react=👍;+bad\u{1}=1 PRIVMSG #lobby :hola")
+        .await;
+    let echo = ana.expect(" PRIVMSG #lobby :hola").await;
+    let (tags, line) = echo.split_once(' ').unwrap();
+    assert_eq!(line, ":ana!ana@charla PRIVMSG #lobby :hola");
+    let msgid = tags.strip_prefix("@msgid=").unwrap();
+    let got = tagged.expect(" PRIVMSG #lobby :hola").await;
+    assert_eq!(
+        got,
+        format!("@msgid={msgid};account=ana;+draft/react=👍 :ana!ana@charla PRIVMSG #lobby :hola")
+    );
+    assert_eq!(
+        plain.expect(" PRIVMSG ").await,
+        ":ana!ana@charla PRIVMSG #lobby :hola"
+    );
+    text.expect("#lobby <ana> hola").await;
+
+    // TAGMSG: to message-tags clients only; the sender gets its echo.
+    ana.send("@+typing=active TAGMSG #lobby").await;
+    let echo = ana.expect(" TAGMSG ").await;
+    assert!(
+        echo.ends_with(";+typing=active :ana!ana@charla TAGMSG #lobby"),
+        "{echo}"
+    );
+    let got = tagged.line().await;
+    assert!(got.starts_with("@msgid="), "{got}");
+    assert!(
+        got.ends_with(";account=ana;+typing=active :ana!ana@charla TAGMSG #lobby"),
+        "{got}"
+    );
+    ana.send("PRIVMSG #lobby :after").await;
+    assert_eq!(plain.line().await, ":ana!ana@charla PRIVMSG #lobby :after");
+    text.expect("#lobby <ana> after").await;
+    // A client without message-tags has no TAGMSG, and its tags are not relayed.
+    plain.send("@+draft/react=x TAGMSG #lobby").await;
+    plain.expect(" 421 plain TAGMSG ").await;
+    plain.send("@+draft/react=x PRIVMSG #lobby :untagged").await;
+    let got = tagged.expect(":untagged").await;
+    assert!(
+        got.starts_with("@msgid=") && !got.contains("react"),
+        "{got}"
+    );
+    // Client tags past 4094 bytes are refused whole.
+    let big = format!("@+a={} PRIVMSG #lobby :big", "x".repeat(4100));
+    ana.send(&big).await;
+    ana.expect(" 417 ana ").await;
 }

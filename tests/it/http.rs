@@ -727,3 +727,97 @@ async fn a_websocket_that_stops_reading_is_cut_off_and_no_one_waits_for_it() {
         }
     }
 }
+
+/// A WebSocket offering `protocols` (`Sec-WebSocket-Protocol`), and the one chosen.
+async fn ws_offering(addr: SocketAddr, protocols: &str) -> (Ws, Option<String>) {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocols.parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the handshake succeeds");
+    let chosen = response.headers().get("sec-websocket-protocol");
+    (ws, chosen.map(|v| v.to_str().unwrap().to_string()))
+}
+
+/// Frames up to the first containing `needle`: each one IRC line, text or binary as
+/// `binary` says, without a line ending.
+async fn irc_frame(ws: &mut Ws, needle: &str, binary: bool) -> String {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .unwrap();
+        let line = match message {
+            Message::Text(text) if !binary => text.to_string(),
+            Message::Binary(data) if binary => String::from_utf8(data.to_vec()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[tokio::test]
+async fn web_irc_clients_speak_irc_over_the_ircv3_websocket_subprotocols() {
+    let server = server().await;
+    let http = server.http();
+    let mut ana = text_in(&server, "ana", "#ops").await;
+    for (protocols, chosen, nick) in [
+        ("text.ircv3.net", "text.ircv3.net", "kiwi"),
+        (
+            "foo, binary.ircv3.net, text.ircv3.net",
+            "binary.ircv3.net",
+            "gamja",
+        ),
+    ] {
+        let binary = chosen.starts_with("binary");
+        let (mut web, got) = ws_offering(http, protocols).await;
+        assert_eq!(got.as_deref(), Some(chosen));
+        let send = |line: String| {
+            if binary {
+                Message::binary(line.into_bytes())
+            } else {
+                Message::text(line)
+            }
+        };
+        web.send(send(format!("NICK {nick}"))).await.unwrap();
+        // A line ending at the end of a frame is not part of the line.
+        web.send(send(format!("USER {nick} 0 * :Web\r\n")))
+            .await
+            .unwrap();
+        let welcome = irc_frame(&mut web, " 001 ", binary).await;
+        assert!(
+            welcome.starts_with(&format!(":charla 001 {nick} :")),
+            "{welcome}"
+        );
+        web.send(send("JOIN #ops".into())).await.unwrap();
+        irc_frame(&mut web, &format!(" 366 {nick} #ops "), binary).await;
+        web.send(send("PRIVMSG #ops :hola from the web".into()))
+            .await
+            .unwrap();
+        ana.expect(&format!("#ops <{nick}> hola from the web"))
+            .await;
+        ana.send("hola, web").await;
+        assert_eq!(
+            irc_frame(&mut web, ":hola, web", binary).await,
+            ":ana!ana@charla PRIVMSG #ops :hola, web"
+        );
+        web.send(send("QUIT".into())).await.unwrap();
+        ana.expect(&format!("#ops *** {nick} left (quit)")).await;
+    }
+    // Offered nothing charla speaks: none is chosen (the JSON protocol is spoken, which
+    // this client, having asked for one, refuses).
+    let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(WsError::Protocol(e)) => assert!(e.to_string().contains("SubProtocol"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -276,6 +276,21 @@ async fn whois_names_rooms_away_and_idle_and_ends_with_318() {
 }
 
 #[tokio::test]
+async fn userhost_names_each_nick_found_and_whether_away() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    bob.send("/away brb").await;
+    bob.expect("you are marked away").await;
+    ana.send("USERHOST ana bob nobody").await;
+    assert_eq!(ana.line().await, ":charla 302 ana :ana=+ana@charla");
+    assert_eq!(ana.line().await, ":charla 302 ana :bob=-bob@charla");
+    assert_eq!(ana.line().await, ":charla 302 ana :");
+    ana.send("USERHOST").await;
+    ana.expect(" 461 ana USERHOST :").await;
+}
+
+#[tokio::test]
 async fn away_lusers_join_0_and_channel_creation_time() {
     let server = server().await;
     let mut bob = server.named("bob").await;
@@ -604,10 +619,13 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("CAP LS 302").await;
     assert_eq!(
         ana.line().await,
-        ":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl=PLAIN"
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN"
     );
-    ana.send("CAP REQ :server-time batch").await;
-    assert_eq!(ana.line().await, ":charla CAP * NAK :server-time batch");
+    ana.send("CAP REQ :server-time labeled-response").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla CAP * NAK :server-time labeled-response"
+    );
     ana.send("CAP REQ :server-time echo-message multi-prefix away-notify")
         .await;
     assert_eq!(
@@ -685,4 +703,144 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     cai.send("AWAY").await;
     assert_eq!(ana.line().await, ":cai!cai@charla AWAY");
     bob.silent_for(QUIET).await;
+}
+
+/// Lines up to and including the one that contains `end`.
+async fn lines_until(irc: &mut Irc, end: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = irc.line().await;
+        let done = line.contains(end);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test]
+async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
+    let server = server().await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    for n in 1..=5 {
+        bob.send(&format!("line {n}")).await;
+    }
+    // Answered once the lines before it are taken.
+    bob.send("/whois bob").await;
+    bob.expect("*** bob is in").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP LS 302").await;
+    let ls = ana.expect("CAP * LS").await;
+    assert!(
+        ls.contains(" batch ") && ls.contains(" draft/chathistory "),
+        "{ls}"
+    );
+    ana.send("CAP REQ :batch message-tags draft/chathistory")
+        .await;
+    ana.expect(" ACK ").await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    let isupport = ana.expect("CHATHISTORY=").await;
+    assert!(
+        isupport.contains(" CHATHISTORY=100 MSGREFTYPES=msgid,timestamp "),
+        "{isupport}"
+    );
+    ana.expect(" 366 ana #lobby ").await;
+    ana.send("JOIN #ops").await;
+    ana.expect(" 366 ana #ops ").await;
+    // The join's own replay, not in a batch.
+    lines_until(&mut ana, ":[history ").await;
+    lines_until(&mut ana, "line 5").await;
+
+    ana.send("CHATHISTORY LATEST #ops * 2").await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert_eq!(got.len(), 4, "{got:?}");
+    let id = got[0]
+        .strip_prefix("BATCH +")
+        .and_then(|rest| rest.strip_suffix(" chathistory #ops"))
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(got[3], format!("BATCH -{id}"));
+    let msgid = |line: &str| -> u64 {
+        let tags = line.split(' ').next().unwrap();
+        let found = tags.split(';').find_map(|t| t.strip_prefix("msgid="));
+        found.unwrap_or_else(|| panic!("{line}")).parse().unwrap()
+    };
+    for (line, n) in got[1..3].iter().zip([4, 5]) {
+        assert!(line.starts_with(&format!("@batch={id};msgid=")), "{line}");
+        let (_, said) = line.split_once(' ').unwrap();
+        assert!(
+            said.starts_with(":bob!bob@charla PRIVMSG #ops :[history "),
+            "{line}"
+        );
+        assert!(said.ends_with(&format!(" UTC] line {n}")), "{line}");
+    }
+    let fourth = msgid(&got[1]);
+    ana.send(&format!("CHATHISTORY BEFORE #ops msgid={fourth} 2"))
+        .await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert!(
+        got[1].ends_with("line 2") && got[2].ends_with("line 3"),
+        "{got:?}"
+    );
+    let second = msgid(&got[1]);
+    ana.send(&format!("CHATHISTORY AFTER #ops msgid={second} 1"))
+        .await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[1].ends_with("line 3"), "{got:?}");
+    ana.send(&format!(
+        "CHATHISTORY BETWEEN #ops msgid={fourth} msgid={second} 10"
+    ))
+    .await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[1].ends_with("line 3"), "{got:?}");
+    ana.send("CHATHISTORY AFTER #ops timestamp=2000-01-01T00:00:00.000Z 1")
+        .await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert!(got[1].ends_with("line 1"), "{got:?}");
+    // A message id not kept: an empty batch.
+    ana.send("CHATHISTORY BEFORE #ops msgid=999999 5").await;
+    let got = lines_until(&mut ana, "BATCH -").await;
+    assert_eq!(got.len(), 2, "{got:?}");
+
+    ana.send("CHATHISTORY LATEST bob * 5").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla FAIL CHATHISTORY INVALID_TARGET LATEST bob :Only rooms keep history"
+    );
+    ana.send("CHATHISTORY LATEST #nowhere * 5").await;
+    let refused = ana.line().await;
+    assert!(
+        refused.starts_with(":charla FAIL CHATHISTORY INVALID_TARGET #nowhere :"),
+        "{refused}"
+    );
+    ana.send("CHATHISTORY BEFORE #ops * 5").await;
+    assert!(
+        ana.line()
+            .await
+            .contains(" FAIL CHATHISTORY INVALID_PARAMS BEFORE ")
+    );
+    ana.send("CHATHISTORY TARGETS * * 5").await;
+    assert!(
+        ana.line()
+            .await
+            .contains(" FAIL CHATHISTORY INVALID_PARAMS TARGETS ")
+    );
+
+    // Without batch, the same lines, unwrapped.
+    let mut cai = Irc::registered(&server, "cai").await;
+    cai.send("JOIN #ops").await;
+    cai.expect(" 366 cai #ops ").await;
+    lines_until(&mut cai, "line 5").await;
+    cai.send("CHATHISTORY LATEST #ops * 1").await;
+    let line = cai.line().await;
+    assert!(
+        line.starts_with(":bob!bob@charla PRIVMSG #ops :[history "),
+        "{line}"
+    );
+    assert!(line.ends_with("line 5"), "{line}");
 }

@@ -8,11 +8,15 @@ use bytes::Bytes;
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
-use crate::hub::{Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName};
+use crate::accounts::Secret;
+use crate::hub::{
+    ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
+    TagsTooLong, Window,
+};
 use crate::limits::Limits;
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
-use crate::protocol::{Codec, Incoming, Sink};
+use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
 
 /// One IRC connection's codec. It holds registration until the client has sent NICK and
 /// USER and ended any CAP negotiation, then registers under that nick; it keeps its
@@ -38,7 +42,23 @@ struct IrcClient {
     pinged: bool,
     /// The IRCv3 capabilities asked for; `format` writes them.
     caps: Caps,
+    /// `sasl` was asked for (it changes no wire format, so it is not in `caps`).
+    sasl_asked: bool,
     sasl: sasl::Exchange,
+    /// What USER and PASS gave, kept until registration; boxed, as a registered
+    /// connection keeps nothing of it.
+    handshake: Option<Box<Handshake>>,
+    /// A PASS is being checked: registration waits for its outcome ([`Codec::settle`]).
+    checking: bool,
+}
+
+/// What the client gave before registering, beside its nick.
+#[derive(Default)]
+struct Handshake {
+    /// USER's real name, shown by WHOIS.
+    realname: Option<MessageText>,
+    /// PASS: the password of the account named like the nick.
+    password: Option<Secret>,
 }
 
 impl IrcCodec {
@@ -53,7 +73,10 @@ impl IrcCodec {
                 negotiating: false,
                 pinged: false,
                 caps: Caps::default(),
+                sasl_asked: false,
                 sasl: sasl::Exchange::Idle,
+                handshake: None,
+                checking: false,
             },
             keepalive: limits.ping_interval,
         }
@@ -78,6 +101,19 @@ impl Codec for IrcCodec {
 
     fn registers_at_once(&self) -> bool {
         false
+    }
+
+    /// A PASS checked: registered when it proved the account, else its 464 has said so
+    /// and the client may try again.
+    fn settle(&mut self, sink: &mut impl Sink) {
+        let client = &mut self.client;
+        if !client.checking {
+            return;
+        }
+        client.checking = false;
+        if sink.proved() {
+            client.register(sink);
+        }
     }
 
     fn keepalive(&self) -> Option<Duration> {
@@ -127,6 +163,7 @@ impl IrcClient {
             "CAP" => self.cap(m, sink),
             "NICK" => self.nick(m, sink),
             "USER" => self.user(m, sink),
+            "PASS" => self.pass(m, sink),
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
                 let me = self.me().to_string();
@@ -138,6 +175,7 @@ impl IrcClient {
             "JOIN" => self.join(m, sink),
             "PART" => self.part(m, sink),
             "PRIVMSG" | "NOTICE" => self.privmsg(&verb, m, sink),
+            "TAGMSG" if self.caps.has(Caps::MESSAGE_TAGS) => self.tagmsg(m, sink),
             "NAMES" | "WHO" => self.names(&verb, m, sink),
             "LIST" => self.ask(sink, "LIST", "*", Command::Rooms),
             "MODE" => self.mode(m, sink),
@@ -146,12 +184,14 @@ impl IrcClient {
             "INVITE" => self.invite(m, sink),
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
             "WHOIS" => self.whois(m, sink),
+            "USERHOST" => self.userhost(m, sink),
             "AWAY" => {
                 let message = m.param(0).and_then(MessageText::new);
                 self.ask(sink, "AWAY", "*", Command::Away(message));
             }
             "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
             "HISTORY" => self.history(m, sink),
+            "CHATHISTORY" => self.chathistory(m, sink),
             _ => self.numeric(
                 sink,
                 ERR_UNKNOWNCOMMAND,
@@ -178,17 +218,30 @@ impl IrcClient {
             "LS" => {
                 self.negotiating |= !self.registered;
                 let all = Caps::ALL.iter().map(|(name, _)| *name);
-                let all = all.chain([sasl::CAPS]);
+                // Values (`=PLAIN`) are for clients of version 302 on (IRCv3).
+                let versioned = m.param(1).and_then(|v| v.parse::<u32>().ok());
+                let sasl = match versioned {
+                    Some(version) if version >= 302 => sasl::CAPS,
+                    _ => sasl::NAME,
+                };
+                let all = all.chain([sasl]);
                 format!("CAP {me} LS :{}", all.collect::<Vec<_>>().join(" "))
             }
-            "LIST" => format!("CAP {me} LIST :{}", self.caps.names()),
+            "LIST" => {
+                let mut names = self.caps.names();
+                if self.sasl_asked {
+                    names = format!("{names} {}", sasl::NAME).trim_start().to_string();
+                }
+                format!("CAP {me} LIST :{names}")
+            }
             "REQ" => {
                 self.negotiating |= !self.registered;
                 let asked = m.param(1).unwrap_or("");
-                match requested(self.caps, asked) {
-                    Some(caps) => {
+                match requested(self.caps, self.sasl_asked, asked) {
+                    Some((caps, sasl_asked)) => {
                         self.caps = caps;
-                        self.format = self.format.with_caps(caps);
+                        self.sasl_asked = sasl_asked;
+                        self.format = self.format.with_caps(caps.wire());
                         sink.speak(self.format);
                         format!("CAP {me} ACK :{asked}")
                     }
@@ -243,13 +296,47 @@ impl IrcClient {
             return self.need_more(sink, "USER");
         }
         self.user = true;
+        let realname = m.param(3).and_then(MessageText::new);
+        self.handshake.get_or_insert_default().realname = realname;
+        self.try_register(sink);
+    }
+
+    /// PASS before registering: the password of the account named like the nick, checked
+    /// as a SASL PLAIN proof when NICK and USER are in; registration waits for it.
+    fn pass(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if self.registered {
+            return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
+        }
+        let Some(password) = m.param(0) else {
+            return self.need_more(sink, "PASS");
+        };
+        self.handshake.get_or_insert_default().password = Some(Secret::new(password));
         self.try_register(sink);
     }
 
     fn try_register(&mut self, sink: &mut impl Sink) {
-        if self.registered || self.negotiating || !self.user {
+        if self.registered || self.negotiating || self.checking || !self.user {
             return;
         }
+        let Some(nick) = self.nick.clone() else {
+            return;
+        };
+        let password = self.handshake.as_mut().and_then(|h| h.password.take());
+        if let Some(password) = password {
+            self.checking = true;
+            return sink.incoming(Incoming::Sasl(SaslAttempt {
+                account: nick,
+                password,
+                me: "*".to_string(),
+                reference: None,
+                answer: sasl::pass_outcome,
+            }));
+        }
+        self.register(sink);
+    }
+
+    /// Makes the connection a session under the nick asked for, if it is free.
+    fn register(&mut self, sink: &mut impl Sink) {
         let Some(nick) = self.nick.clone() else {
             return;
         };
@@ -262,6 +349,10 @@ impl IrcClient {
         self.nick = sink.nick();
         if self.nick.is_some() {
             self.registered = true;
+            let realname = self.handshake.take().and_then(|h| h.realname);
+            if let Some(name) = realname {
+                self.ask(sink, "USER", "*", Command::RealName(name));
+            }
             // Everyone starts in #lobby.
             self.after_join(sink, RoomName::lobby());
         }
@@ -447,6 +538,9 @@ impl IrcClient {
             }
             return;
         };
+        let Ok(tags) = self.client_tags(m, sink) else {
+            return;
+        };
         for (i, target) in self::targets(targets, verb) {
             if !another(i, sink) {
                 break;
@@ -485,7 +579,7 @@ impl IrcClient {
                         action,
                     }
                 };
-                self.ask_echoed(sink, verb, &subject, &echo, say);
+                self.ask_echoed(sink, verb, &subject, &echo, tagged(&tags, say));
             } else {
                 let Ok(to) = Nick::parse(target) else {
                     if !notice {
@@ -514,9 +608,72 @@ impl IrcClient {
                 } else {
                     Command::Msg { to, text }
                 };
-                self.ask_echoed(sink, verb, &subject, &echo, msg);
+                self.ask_echoed(sink, verb, &subject, &echo, tagged(&tags, msg));
             }
         }
+    }
+
+    /// TAGMSG target[,target…] with client-only tags (message-tags): the tags alone, to
+    /// each room or nick as a message would go; nothing to send without any.
+    fn tagmsg(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(list) = m.param(0) else {
+            return self.numeric(sink, ERR_NORECIPIENT, ":No recipient given (TAGMSG)");
+        };
+        let Ok(Some(tags)) = self.client_tags(m, sink) else {
+            return;
+        };
+        let echo = if self.caps.has(Caps::ECHO_MESSAGE) {
+            format!("t {}", tags.as_str())
+        } else {
+            String::new()
+        };
+        for (i, target) in targets(list, "PRIVMSG") {
+            if !another(i, sink) {
+                break;
+            }
+            let to = if target.starts_with('#') {
+                let Some(room) = self.channel(target, sink) else {
+                    continue;
+                };
+                NoticeTarget::Room(room)
+            } else {
+                let Ok(nick) = Nick::parse(target) else {
+                    let line = format!("{} :No such nick/channel", word(target));
+                    self.numeric(sink, ERR_NOSUCHNICK, &line);
+                    continue;
+                };
+                NoticeTarget::Nick(nick)
+            };
+            let subject = match &to {
+                NoticeTarget::Room(room) => room.as_str().to_owned(),
+                NoticeTarget::Nick(nick) => nick.as_str().to_owned(),
+            };
+            let tags = tags.clone();
+            self.ask_echoed(
+                sink,
+                "TAGMSG",
+                &subject,
+                &echo,
+                Command::TagsOnly { to, tags },
+            );
+        }
+    }
+
+    /// The client-only tags a line carries for other clients: only from a client with
+    /// message-tags (others are not meant to send any). `Err` once answered 417: more
+    /// than the spec allows.
+    fn client_tags(
+        &mut self,
+        m: &Message<'_>,
+        sink: &mut impl Sink,
+    ) -> Result<Option<ClientTags>, TagsTooLong> {
+        let section = m.tags.filter(|_| self.caps.has(Caps::MESSAGE_TAGS));
+        let Some(section) = section else {
+            return Ok(None);
+        };
+        ClientTags::from_section(section).inspect_err(|_| {
+            self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long (tags)")
+        })
     }
 
     /// WHOIS [server] nick: the last parameter names whom; of a list, the first only.
@@ -534,6 +691,26 @@ impl IrcClient {
                 let word = word(wanted);
                 self.numeric(sink, ERR_NOSUCHNICK, &format!("{word} :No such nick"));
                 self.numeric(sink, RPL_ENDOFWHOIS, &format!("{word} :End of /WHOIS list"));
+            }
+        }
+    }
+
+    /// USERHOST nick…: each nick found as `nick=+nick@charla` (`-` when away) in a 302.
+    fn userhost(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if m.param(0).is_none() {
+            return self.need_more(sink, "USERHOST");
+        }
+        let nicks = m.params.iter().take(MAX_USERHOST_NICKS);
+        for (i, wanted) in nicks.enumerate() {
+            if !another(i, sink) {
+                break;
+            }
+            match Nick::parse(wanted) {
+                Ok(nick) => {
+                    let subject = nick.as_str().to_owned();
+                    self.ask(sink, "USERHOST", &subject, Command::Whois(nick));
+                }
+                Err(_) => self.numeric(sink, RPL_USERHOST, ":"),
             }
         }
     }
@@ -642,6 +819,61 @@ impl IrcClient {
         self.ask(sink, "HISTORY", room.as_str(), command);
     }
 
+    /// CHATHISTORY LATEST|BEFORE|AFTER|AROUND #room mark limit, and BETWEEN #room mark
+    /// mark limit (IRCv3 draft/chathistory): a mark is `msgid=ID`, `timestamp=ISO-8601`,
+    /// or `*` for LATEST; the entries come in a `chathistory` batch. Only rooms keep
+    /// history here.
+    fn chathistory(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let sub = m.param(0).unwrap_or("").to_ascii_uppercase();
+        let marks = match sub.as_str() {
+            "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 1,
+            "BETWEEN" => 2,
+            "" => return self.need_more(sink, "CHATHISTORY"),
+            other => {
+                let rest = format!("{} :Unknown subcommand", word(other));
+                return fail(sink, "INVALID_PARAMS", &rest);
+            }
+        };
+        let (Some(target), Some(limit)) = (m.param(1), m.param(2 + marks)) else {
+            return fail(
+                sink,
+                "INVALID_PARAMS",
+                &format!("{sub} :Not enough parameters"),
+            );
+        };
+        let room = target
+            .starts_with('#')
+            .then(|| RoomName::parse(target).ok())
+            .flatten();
+        let Some(room) = room else {
+            let rest = format!("{sub} {} :Only rooms keep history", word(target));
+            return fail(sink, "INVALID_TARGET", &rest);
+        };
+        let first = mark(m.param(2).unwrap_or(""));
+        let second = mark(m.param(3).unwrap_or(""));
+        let window = match (sub.as_str(), first, second) {
+            ("LATEST", Some(Mark::Latest), _) => Window::Latest(None),
+            ("LATEST", Some(Mark::At(at)), _) => Window::Latest(Some(at)),
+            ("BEFORE", Some(Mark::At(at)), _) => Window::Before(at),
+            ("AFTER", Some(Mark::At(at)), _) => Window::After(at),
+            ("AROUND", Some(Mark::At(at)), _) => Window::Around(at),
+            ("BETWEEN", Some(Mark::At(a)), Some(Mark::At(b))) => Window::Between(a, b),
+            _ => {
+                let rest = format!("{sub} :Invalid message reference");
+                return fail(sink, "INVALID_PARAMS", &rest);
+            }
+        };
+        let Ok(limit) = limit.parse::<usize>() else {
+            return fail(sink, "INVALID_PARAMS", &format!("{sub} :Invalid limit"));
+        };
+        let command = Command::HistoryWindow {
+            room: room.clone(),
+            window,
+            limit,
+        };
+        self.ask(sink, "CHATHISTORY", room.as_str(), command);
+    }
+
     /// A channel name as a room, or `None` after answering 403.
     fn channel(&mut self, name: &str, sink: &mut impl Sink) -> Option<RoomName> {
         let room = name
@@ -735,10 +967,11 @@ fn answer(sink: &mut impl Sink, line: &str) {
     sink.incoming(Incoming::Answer(Bytes::from(line)));
 }
 
-/// `caps` changed as a `CAP REQ` list asks (`name` on, `-name` off), or `None` when it
-/// names a capability charla lacks or nothing at all: the whole request is then refused.
-fn requested(caps: Caps, list: &str) -> Option<Caps> {
-    let mut changed = caps;
+/// `caps` and whether `sasl` is on, changed as a `CAP REQ` list asks (`name` on, `-name`
+/// off), or `None` when it names a capability charla lacks or nothing at all: the whole
+/// request is then refused.
+fn requested(caps: Caps, sasl_asked: bool, list: &str) -> Option<(Caps, bool)> {
+    let (mut changed, mut sasl) = (caps, sasl_asked);
     let mut any = false;
     for word in list.split(' ').filter(|w| !w.is_empty()) {
         let (on, name) = match word.strip_prefix('-') {
@@ -746,14 +979,14 @@ fn requested(caps: Caps, list: &str) -> Option<Caps> {
             None => (true, word),
         };
         // SASL changes no wire format: AUTHENTICATE works whether or not it was asked for.
-        if name == sasl::NAME {
-            any = true;
-            continue;
+        if name.eq_ignore_ascii_case(sasl::NAME) {
+            sasl = on;
+        } else {
+            changed = changed.with(Caps::named(name)?, on);
         }
-        changed = changed.with(Caps::named(name)?, on);
         any = true;
     }
-    any.then_some(changed)
+    any.then_some((changed, sasl))
 }
 
 /// What a client sent, quoted as one middle parameter of a numeric: up to its first space
@@ -777,6 +1010,52 @@ fn word(sent: &str) -> &str {
 fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
     format!(":{nick}!{nick}@{USER_HOST} PRIVMSG {target} :{text}\r\n").len()
 }
+
+/// A CHATHISTORY refusal, as IRCv3 standard replies write it.
+fn fail(sink: &mut impl Sink, code: &str, rest: &str) {
+    answer(
+        sink,
+        &format!(":{SERVER_NAME} FAIL CHATHISTORY {code} {rest}"),
+    );
+}
+
+/// A CHATHISTORY message reference as sent.
+enum Mark {
+    /// `*`: LATEST's "from the newest".
+    Latest,
+    At(crate::hub::Mark),
+}
+
+/// `*`, `msgid=ID` or `timestamp=2026-12-04T10:20:00.123Z`; `None` for anything else.
+fn mark(sent: &str) -> Option<Mark> {
+    if sent == "*" {
+        return Some(Mark::Latest);
+    }
+    let (kind, value) = sent.split_once('=')?;
+    let at = match kind {
+        "msgid" => crate::hub::Mark::Message(value.parse().ok()?),
+        "timestamp" => {
+            let at: jiff::Timestamp = value.parse().ok()?;
+            crate::hub::Mark::Time(u64::try_from(at.as_millisecond()).ok()?)
+        }
+        _ => return None,
+    };
+    Some(Mark::At(at))
+}
+
+/// `command` carrying `tags` to its readers, if there are any.
+fn tagged(tags: &Option<ClientTags>, command: Command) -> Command {
+    match tags {
+        Some(tags) => Command::Tagged {
+            tags: tags.clone(),
+            command: Box::new(command),
+        },
+        None => command,
+    }
+}
+
+/// Nicks one USERHOST asks about, as RFC 2812 has it; further ones are dropped.
+const MAX_USERHOST_NICKS: usize = 5;
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
 pub const MAX_MESSAGE_TARGETS: usize = 4;
@@ -883,7 +1162,9 @@ mod tests {
         codec.decode(b"CAP LS 302\r\nNICK taken\r\nUSER a 0 * :A\r\n", &mut sink);
         assert_eq!(
             sink.seen,
-            [":charla CAP * LS :away-notify echo-message multi-prefix server-time sasl=PLAIN\r\n"]
+            [
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN\r\n"
+            ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
         assert_eq!(sink.seen[1], ":charla 451 * :You have not registered\r\n");
@@ -891,13 +1172,14 @@ mod tests {
         assert_eq!(sink.seen.len(), 3, "not registered: {:?}", sink.seen);
         codec.decode(b"NICK ana\n", &mut sink);
         assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
-        assert!(sink.seen[4].starts_with("Users { room: Some(\"#lobby\")"));
-        assert!(sink.seen[4].ends_with("ana JOINED #lobby"));
-        assert!(sink.seen[5].starts_with("History { room: Some(\"#lobby\")"));
-        assert!(sink.seen[5].ends_with("ana HISTORY #lobby"));
+        assert_eq!(sink.seen[4], "RealName(\"A\") ana USER *");
+        assert!(sink.seen[5].starts_with("Users { room: Some(\"#lobby\")"));
+        assert!(sink.seen[5].ends_with("ana JOINED #lobby"));
+        assert!(sink.seen[6].starts_with("History { room: Some(\"#lobby\")"));
+        assert!(sink.seen[6].ends_with("ana HISTORY #lobby"));
         codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
-        assert_eq!(sink.seen[6], ":charla PONG charla :x y\r\n");
-        assert_eq!(sink.seen[7], ":charla 462 ana :You may not reregister\r\n");
+        assert_eq!(sink.seen[7], ":charla PONG charla :x y\r\n");
+        assert_eq!(sink.seen[8], ":charla 462 ana :You may not reregister\r\n");
     }
 
     #[test]

@@ -8,11 +8,12 @@ use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
 use crate::hub::{
-    Census, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice, Outgoing, PostKind,
-    Posted, Said, Standing, Whois, describe_changes,
+    Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
+    NoticeTarget, Outgoing, PostKind, Posted, Said, Standing, Whois, describe_changes,
 };
 use crate::limits::{
-    AWAYLEN, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS, TOPICLEN,
+    AWAYLEN, CHATHISTORY_MAX, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS,
+    TOPICLEN,
 };
 
 /// The longest line charla writes, CRLF included: what every client accepts.
@@ -41,7 +42,7 @@ fn isupport(format: &IrcFormat) -> String {
          CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
          MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
-         TOPICLEN={TOPICLEN} UTF8ONLY",
+         TOPICLEN={TOPICLEN} UTF8ONLY CHATHISTORY={CHATHISTORY_MAX} MSGREFTYPES=msgid,timestamp",
         format.max_rooms_per_client
     )
 }
@@ -103,22 +104,66 @@ fn write_event(
             write_census(s, nick.as_str(), census)?;
             numeric(s, ERR_NOMOTD, nick.as_str(), ":MOTD File is missing")
         }
-        Event::Message(said) => write_said(s, format, said, false),
+        Event::Message(said) => write_said(s, format, said, Replay::Live),
         Event::Private {
+            id,
             from,
             to,
             text,
             notice,
             ts,
-            ..
+            account,
+            tags,
         } => {
             let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
-            let (tag, _) = stamps(format, *ts, false);
+            let about = About {
+                ts: *ts,
+                id: *id,
+                account: account.as_ref(),
+                tags: tags.as_ref(),
+            };
+            let (tag, _) = stamps(format, about, Replay::Live);
             write_text(s, &tag, from.as_str(), verb, to.as_str(), "", text, false)
         }
+        Event::TagsOnly {
+            id,
+            ts,
+            from,
+            account,
+            to,
+            tags,
+        } if format.caps.has(Caps::MESSAGE_TAGS) => {
+            let about = About {
+                ts: *ts,
+                id: *id,
+                account: account.as_ref(),
+                tags: Some(tags),
+            };
+            let (tag, _) = stamps(format, about, Replay::Live);
+            let to = match to {
+                NoticeTarget::Room(room) => room.as_str(),
+                NoticeTarget::Nick(nick) => nick.as_str(),
+            };
+            writeln_crlf(s, &format!("{tag}:{from}!{from}@{USER_HOST} TAGMSG {to}"))
+        }
+        Event::TagsOnly { .. } => Ok(()),
         // One's own join names at most the first few members (a room setting); the codec
         // asks for all of them next, as IRC clients build their member lists from it.
-        Event::Joined { room, nick, .. } => user_line(s, nick.as_str(), "JOIN", room.as_str()),
+        Event::Joined {
+            room,
+            nick,
+            account,
+            ..
+        } => {
+            let tag = match account {
+                Some(account) if format.caps.has(Caps::ACCOUNT_TAG) => {
+                    format!("@account={account} ")
+                }
+                _ => String::new(),
+            };
+            let nick = nick.as_str();
+            writeln_crlf(s, &format!("{tag}:{nick}!{nick}@{USER_HOST} JOIN {room}"))
+        }
         Event::Left {
             room, nick, reason, ..
         } => match reason {
@@ -136,21 +181,34 @@ fn write_event(
         Event::NickChanged { old, new, .. } => {
             user_line(s, old.as_str(), "NICK", &format!(":{new}"))
         }
-        Event::History { messages, .. } => {
+        Event::History { room, messages } => {
             // The history a join sends comes before the join itself, where a client has
             // no channel to show it in; the codec asks for it again once joined.
-            if asked.verb != "HISTORY" {
-                return Ok(());
-            }
+            let batch = match asked.verb {
+                "HISTORY" => None,
+                // A `chathistory` batch, for a client that reads batches; its reference
+                // need only differ from other batches open at once, and none is.
+                "CHATHISTORY" if format.caps.has(Caps::BATCH) => {
+                    let id = format!("h{}", messages.first().map_or(0, Entry::id));
+                    writeln_crlf(s, &format!("BATCH +{id} chathistory {room}"))?;
+                    Some(id)
+                }
+                "CHATHISTORY" => None,
+                _ => return Ok(()),
+            };
+            let replay = Replay::Replayed(batch.as_deref());
             for entry in messages {
                 match entry {
-                    Entry::Said(said) => write_said(s, format, said, true)?,
-                    Entry::Posted(posted) => write_posted(s, format, posted, true)?,
+                    Entry::Said(said) => write_said(s, format, said, replay)?,
+                    Entry::Posted(posted) => write_posted(s, format, posted, replay)?,
                 }
             }
-            Ok(())
+            match batch {
+                Some(id) => writeln_crlf(s, &format!("BATCH -{id}")),
+                None => Ok(()),
+            }
         }
-        Event::Posted(posted) => write_posted(s, format, posted, false),
+        Event::Posted(posted) => write_posted(s, format, posted, Replay::Live),
         Event::Status { room, items } => {
             for notice in items {
                 let text = format!("--- {}", notice.text.as_str());
@@ -280,6 +338,12 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         Event::Census(census) => write_census(s, asked.nick, census),
+        Event::Whois(whois) if asked.verb == "USERHOST" => {
+            let away = if whois.away.is_some() { '-' } else { '+' };
+            let nick = &whois.nick;
+            let reply = format!(":{nick}={away}{nick}@{USER_HOST}");
+            numeric(s, RPL_USERHOST, asked.nick, &reply)
+        }
         Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
         Event::Away {
             you: true, message, ..
@@ -318,13 +382,25 @@ fn write_event(
         Event::AwayChanged { .. } => Ok(()),
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
-        Event::Ack { ts, .. } if !asked.rest.is_empty() => {
+        Event::Ack { id, ts } if !asked.rest.is_empty() => {
             let (kind, text) = asked.rest.split_at(1);
-            let Some(text) = MessageText::new(text.trim_start_matches(' ')) else {
+            let text = text.trim_start_matches(' ');
+            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            let mut about = About::plain(*ts, *id);
+            if kind == "t" {
+                // A TAGMSG's echo: the tags are what it sent.
+                let Ok(Some(tags)) = ClientTags::from_section(text) else {
+                    return Ok(());
+                };
+                about.tags = Some(&tags);
+                let (tag, _) = stamps(format, about, Replay::Live);
+                let line = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to}");
+                return writeln_crlf(s, &line);
+            }
+            let Some(text) = MessageText::new(text) else {
                 return Ok(());
             };
-            let (tag, _) = stamps(format, *ts, false);
-            let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
+            let (tag, _) = stamps(format, about, Replay::Live);
             write_text(s, &tag, from, verb, to, "", &text, kind == "a")
         }
         // IRC readers know their message was taken when no error comes back.
@@ -385,11 +461,13 @@ fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
 /// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
 fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
     let nick = &whois.nick;
+    let realname = whois.realname.as_ref().map(|r| one_line(r.as_str()));
+    let realname = realname.as_deref().unwrap_or(nick.as_str());
     numeric(
         s,
         RPL_WHOISUSER,
         to,
-        &format!("{nick} {nick} {USER_HOST} * :{nick}"),
+        &format!("{nick} {nick} {USER_HOST} * :{realname}"),
     )?;
     let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
     let rooms = whois.rooms.iter();
@@ -401,6 +479,10 @@ fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> s
         to,
         &format!("{nick} {SERVER_NAME} :charla, shared with nc and JSON-lines users"),
     )?;
+    if let Some(account) = &whois.account {
+        let line = format!("{nick} {account} :is logged in as");
+        numeric(s, RPL_WHOISACCOUNT, to, &line)?;
+    }
     if let Some(away) = &whois.away {
         let away = one_line(away.as_str());
         numeric(s, RPL_AWAY, to, &format!("{nick} :{away}"))?;
@@ -433,6 +515,18 @@ fn write_error(
     // failed: the join's own error said it.
     if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
         return Ok(());
+    }
+    if asked.verb == "CHATHISTORY" {
+        let line = format!(
+            ":{SERVER_NAME} FAIL CHATHISTORY INVALID_TARGET {} :{}",
+            asked.subject,
+            one_line(&crate::hub::sanitize(message))
+        );
+        return writeln_crlf(s, &line);
+    }
+    // USERHOST lists those it finds, and says nothing of the rest.
+    if asked.verb == "USERHOST" {
+        return numeric(s, RPL_USERHOST, asked.nick, ":");
     }
     let clean = crate::hub::sanitize(message);
     let message = one_line(&clean);
@@ -501,8 +595,25 @@ fn write_error(
     Ok(())
 }
 
-fn write_said(s: &mut String, format: &IrcFormat, said: &Said, history: bool) -> std::fmt::Result {
-    let (tag, stamp) = stamps(format, said.ts, history);
+/// Whether a message is said now or replayed from history, and in which batch.
+#[derive(Clone, Copy)]
+enum Replay<'a> {
+    Live,
+    Replayed(Option<&'a str>),
+}
+
+fn write_said(
+    s: &mut String,
+    format: &IrcFormat,
+    said: &Said,
+    replay: Replay<'_>,
+) -> std::fmt::Result {
+    let about = About {
+        account: said.account.as_ref(),
+        tags: said.tags.as_ref(),
+        ..About::plain(said.ts, said.id)
+    };
+    let (tag, stamp) = stamps(format, about, replay);
     write_text(
         s,
         &tag,
@@ -519,9 +630,9 @@ fn write_posted(
     s: &mut String,
     format: &IrcFormat,
     posted: &Posted,
-    history: bool,
+    replay: Replay<'_>,
 ) -> std::fmt::Result {
-    let (tag, stamp) = stamps(format, posted.ts, history);
+    let (tag, stamp) = stamps(format, About::plain(posted.ts, posted.id), replay);
     let notice = &*posted.notice;
     let marker = match notice.kind {
         PostKind::Notice => "",
@@ -531,26 +642,90 @@ fn write_posted(
     write_feed(s, &tag, notice, posted.room.as_str(), &text)
 }
 
-/// The `@time=` tag a line said at `ts` starts with, for a client with server-time, and
-/// the stamp a replayed line's text starts with for other clients (`[history HH:MM UTC]`).
-/// The time is the message's own, as the hub stamped it, in a replay too.
-fn stamps(format: &IrcFormat, ts: u64, history: bool) -> (String, String) {
-    if format.caps.has(Caps::SERVER_TIME) {
+/// What the tags of a line about a message are made of.
+#[derive(Clone, Copy)]
+struct About<'a> {
+    /// When the hub stamped it.
+    ts: u64,
+    /// Its id, unique in the server's life: the `msgid`.
+    id: u64,
+    /// The sender's account.
+    account: Option<&'a Nick>,
+    /// What the sender's client attached for other clients.
+    tags: Option<&'a ClientTags>,
+}
+
+impl<'a> About<'a> {
+    fn plain(ts: u64, id: u64) -> About<'a> {
+        About {
+            ts,
+            id,
+            account: None,
+            tags: None,
+        }
+    }
+}
+
+/// The tags a line about a message starts with, as `format`'s capabilities ask (`time`
+/// for server-time; `msgid` and the client's own tags for message-tags; `account` for
+/// account-tag), and the stamp a replayed line's text starts with for a client without
+/// server-time (`[history HH:MM UTC]`). The time is the message's own, as the hub stamped
+/// it, in a replay too. A format with none of those capabilities allocates nothing.
+fn stamps(format: &IrcFormat, about: About<'_>, replay: Replay<'_>) -> (String, String) {
+    let caps = format.caps;
+    let server_time = caps.has(Caps::SERVER_TIME);
+    let (history, batch) = match replay {
+        Replay::Live => (false, None),
+        Replay::Replayed(batch) => (true, batch),
+    };
+    if !caps.any(Caps::TAGGING) && batch.is_none() {
+        let stamp = if history {
+            history_time(about.ts)
+        } else {
+            String::new()
+        };
+        return (String::new(), stamp);
+    }
+    let mut tag = String::from("@");
+    if let Some(batch) = batch {
+        let _ = write!(tag, "batch={batch};");
+    }
+    if server_time {
+        let ts = about.ts;
         let at = i64::try_from(ts)
             .ok()
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let tag = format!(
-            "@time={}.{:03}Z ",
+        let _ = write!(
+            tag,
+            "time={}.{:03}Z;",
             at.strftime("%Y-%m-%dT%H:%M:%S"),
             ts % 1000
         );
-        (tag, String::new())
-    } else if history {
-        (String::new(), history_time(ts))
-    } else {
-        (String::new(), String::new())
     }
+    if caps.has(Caps::MESSAGE_TAGS) {
+        let _ = write!(tag, "msgid={};", about.id);
+    }
+    if let Some(account) = about.account.filter(|_| caps.has(Caps::ACCOUNT_TAG)) {
+        let _ = write!(tag, "account={account};");
+    }
+    if let Some(tags) = about.tags.filter(|_| caps.has(Caps::MESSAGE_TAGS)) {
+        tag.push_str(tags.as_str());
+        tag.push(';');
+    }
+    if tag.len() == 1 {
+        // Only account-tag, and no account.
+        tag.clear();
+    } else {
+        tag.pop();
+        tag.push(' ');
+    }
+    let stamp = if history && !server_time {
+        history_time(about.ts)
+    } else {
+        String::new()
+    };
+    (tag, stamp)
 }
 
 /// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
@@ -765,6 +940,8 @@ mod tests {
             text: MessageText::new(text).unwrap(),
             action,
             notice: false,
+            account: None,
+            tags: None,
         }
     }
 
@@ -777,6 +954,55 @@ mod tests {
         assert_eq!(
             lines(Event::Message(said("waves", true)), None),
             [":João!João@charla PRIVMSG #ops :\x01ACTION waves\x01"]
+        );
+    }
+
+    #[test]
+    fn tags_on_messages_follow_the_capabilities_asked_for() {
+        let mut tagged = said("hola", false);
+        // 22:13:20.123 UTC on 14 November 2023.
+        tagged.id = 42;
+        tagged.ts = 1_700_000_000_123;
+        tagged.account = Some(nick("joao"));
+        tagged.tags = ClientTags::from_section("+draft/react=x").unwrap();
+        let write_of = |said: &Said, caps: Caps, history: bool| {
+            let mut s = String::new();
+            let replay = if history {
+                Replay::Replayed(None)
+            } else {
+                Replay::Live
+            };
+            write_said(&mut s, format().with_caps(caps), said, replay).unwrap();
+            s
+        };
+        let write = |caps, history| write_of(&tagged, caps, history);
+        let line = ":João!João@charla PRIVMSG #ops :";
+        assert_eq!(write(Caps::default(), false), format!("{line}hola\r\n"));
+        assert_eq!(
+            write(Caps::ACCOUNT_TAG, false),
+            format!("@account=joao {line}hola\r\n")
+        );
+        assert_eq!(
+            write(Caps::MESSAGE_TAGS, true),
+            format!("@msgid=42;+draft/react=x {line}[history 22:13 UTC] hola\r\n")
+        );
+        let all = Caps::MESSAGE_TAGS
+            .with(Caps::ACCOUNT_TAG, true)
+            .with(Caps::SERVER_TIME, true);
+        assert_eq!(
+            write(all, true),
+            format!(
+                "@time=2023-11-14T22:13:20.123Z;msgid=42;account=joao;+draft/react=x {line}hola\r\n"
+            )
+        );
+        // Without an account, account-tag alone adds nothing.
+        let anonymous = Said {
+            account: None,
+            ..tagged.clone()
+        };
+        assert_eq!(
+            write_of(&anonymous, Caps::ACCOUNT_TAG, false),
+            format!("{line}hola\r\n")
         );
     }
 
@@ -887,6 +1113,7 @@ mod tests {
             you: true,
             members: vec![nick("ana"), nick("bob")],
             count: 2,
+            account: None,
         };
         assert_eq!(lines(joined, None), [":ana!ana@charla JOIN #ops"]);
         let users = Event::Users {

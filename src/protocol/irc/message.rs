@@ -20,7 +20,8 @@ const MAX_PARAMS: usize = 15;
 /// A parsed line, borrowing from it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Message<'a> {
-    /// The tags section without its `@`; clients may send it, charla reads none yet.
+    /// The tags section without its `@`: client-only tags (`+…`) are relayed
+    /// ([`crate::hub::ClientTags`]), the rest read by the codec or ignored.
     pub tags: Option<&'a str>,
     /// Whoever the sender says it is; ignored from clients, as servers do.
     pub prefix: Option<&'a str>,

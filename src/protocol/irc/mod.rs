@@ -46,13 +46,17 @@ pub struct IrcFormat {
 
 /// IRCv3 capabilities charla implements, as a set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Caps(u8);
+pub struct Caps(u16);
 
 impl Caps {
     /// Each capability's name and bit, in the order `CAP LS` lists them.
-    pub const ALL: [(&'static str, Caps); 4] = [
+    pub const ALL: [(&'static str, Caps); 8] = [
+        ("account-tag", Caps::ACCOUNT_TAG),
         ("away-notify", Caps::AWAY_NOTIFY),
+        ("batch", Caps::BATCH),
+        ("draft/chathistory", Caps::CHATHISTORY),
         ("echo-message", Caps::ECHO_MESSAGE),
+        ("message-tags", Caps::MESSAGE_TAGS),
         ("multi-prefix", Caps::MULTI_PREFIX),
         ("server-time", Caps::SERVER_TIME),
     ];
@@ -60,6 +64,23 @@ impl Caps {
     pub const ECHO_MESSAGE: Caps = Caps(2);
     pub const MULTI_PREFIX: Caps = Caps(4);
     pub const SERVER_TIME: Caps = Caps(8);
+    pub const MESSAGE_TAGS: Caps = Caps(16);
+    pub const ACCOUNT_TAG: Caps = Caps(32);
+    pub const BATCH: Caps = Caps(64);
+    /// Changes no line (CHATHISTORY works without it): left out of the format.
+    pub const CHATHISTORY: Caps = Caps(128);
+    /// Those that put tags on lines about messages.
+    pub const TAGGING: Caps = Caps(8 | 16 | 32);
+
+    /// The set without those that change no line: what a format is made for.
+    pub fn wire(self) -> Caps {
+        self.with(Caps::CHATHISTORY, false)
+    }
+
+    /// Whether any of `caps` is in the set.
+    pub fn any(self, caps: Caps) -> bool {
+        self.0 & caps.0 != 0
+    }
 
     /// The capability called `name`, if charla has it.
     pub fn named(name: &str) -> Option<Caps> {

@@ -12,10 +12,10 @@ use bytes::Bytes;
 use super::encode::{numeric, writeln_crlf};
 use super::message::Message;
 use super::numeric::*;
-use super::{SERVER_NAME, USER_HOST};
+use super::{Asked, SERVER_NAME, USER_HOST};
 use crate::accounts::Secret;
 use crate::hub::{AccountNews, Nick};
-use crate::protocol::{Incoming, SaslAttempt, Sink};
+use crate::protocol::{Incoming, SaslAttempt, SaslOutcome, Sink};
 
 /// The capabilities this file serves, as CAP LS lists them.
 pub const CAPS: &str = "sasl=PLAIN";
@@ -74,6 +74,7 @@ pub fn authenticate(exchange: &mut Exchange, me: &str, m: &Message<'_>, sink: &m
                     account,
                     password,
                     me: me.to_string(),
+                    reference: Asked::new(Some(me), "AUTHENTICATE", "*").reference(),
                     answer: outcome,
                 })),
                 None => line(sink, me, ERR_SASLFAIL, ":SASL authentication failed"),
@@ -104,35 +105,55 @@ fn plain(payload: &str) -> Option<(Nick, Secret)> {
     Some((account, Secret::new(password)))
 }
 
-/// 900 and 903 when `account` was proved, else 904.
-fn outcome(me: &str, account: Option<&Nick>) -> Bytes {
-    let line = match account {
-        Some(account) => format!(
-            ":{SERVER_NAME} {RPL_LOGGEDIN} {me} {me}!{me}@{USER_HOST} {account} :You are now \
-             logged in as {account}\r\n:{SERVER_NAME} {RPL_SASLSUCCESS} {me} :SASL \
-             authentication successful\r\n"
-        ),
-        None => format!(":{SERVER_NAME} {ERR_SASLFAIL} {me} :SASL authentication failed\r\n"),
+/// 900 and 903 when the account was proved before registration, 903 alone when a
+/// session was logged in (the hub's news wrote its 900), else 904.
+fn outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
+    let success =
+        format!(":{SERVER_NAME} {RPL_SASLSUCCESS} {me} :SASL authentication successful\r\n");
+    let line = match outcome {
+        SaslOutcome::Proved(account) => format!("{}{success}", logged_in(me, account)),
+        SaslOutcome::LoggedIn => success,
+        SaslOutcome::Failed => {
+            format!(":{SERVER_NAME} {ERR_SASLFAIL} {me} :SASL authentication failed\r\n")
+        }
     };
     Bytes::from(line)
+}
+
+/// A PASS's outcome: 900 when it proved the account, `464` when not (registration then
+/// waits for another PASS or nick).
+pub fn pass_outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
+    match outcome {
+        SaslOutcome::Proved(account) => Bytes::from(logged_in(me, account)),
+        // PASS is refused once registered: a session is never logged in by one.
+        SaslOutcome::LoggedIn => Bytes::new(),
+        SaslOutcome::Failed => Bytes::from(format!(
+            ":{SERVER_NAME} {ERR_PASSWDMISMATCH} {me} :Password incorrect\r\n"
+        )),
+    }
+}
+
+/// The 900 that tells `me` it is logged in to `account`.
+pub fn logged_in(me: &str, account: &Nick) -> String {
+    format!(
+        ":{SERVER_NAME} {RPL_LOGGEDIN} {me} {me}!{me}@{USER_HOST} {account} :You are now \
+         logged in as {account}\r\n"
+    )
 }
 
 /// An account request's outcome for IRC: logging in and out as their numerics, the rest
 /// as a notice from the server.
 pub fn write_news(s: &mut String, news: &AccountNews, nick: &str) -> std::fmt::Result {
-    let mask = format!("{nick}!{nick}@{USER_HOST}");
     match news {
-        AccountNews::LoggedIn(account) | AccountNews::Registered(account) => numeric(
-            s,
-            RPL_LOGGEDIN,
-            nick,
-            &format!("{mask} {account} :You are now logged in as {account}"),
-        ),
+        AccountNews::LoggedIn(account) | AccountNews::Registered(account) => {
+            s.push_str(&logged_in(nick, account));
+            Ok(())
+        }
         AccountNews::LoggedOut => numeric(
             s,
             RPL_LOGGEDOUT,
             nick,
-            &format!("{mask} :You are now logged out"),
+            &format!("{nick}!{nick}@{USER_HOST} :You are now logged out"),
         ),
         other => writeln_crlf(s, &format!(":{SERVER_NAME} NOTICE {nick} :{other}")),
     }
@@ -157,12 +178,17 @@ mod tests {
 
     #[test]
     fn outcomes_are_the_sasl_numerics() {
-        let ok = outcome("*", Some(&Nick::parse("ana").unwrap()));
+        let ana = Nick::parse("ana").unwrap();
+        let ok = outcome("*", SaslOutcome::Proved(&ana));
         let ok = std::str::from_utf8(&ok).unwrap();
         assert!(ok.starts_with(":charla 900 * *!*@charla ana :"), "{ok}");
         assert!(ok.contains("\r\n:charla 903 * :"), "{ok}");
         assert_eq!(
-            &outcome("ana", None)[..],
+            &outcome("bob", SaslOutcome::LoggedIn)[..],
+            b":charla 903 bob :SASL authentication successful\r\n"
+        );
+        assert_eq!(
+            &outcome("ana", SaslOutcome::Failed)[..],
             b":charla 904 ana :SASL authentication failed\r\n"
         );
     }

@@ -47,7 +47,7 @@ use crate::feeds::http::Allowances;
 use crate::hub::{Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
 use crate::metrics::{self, ConnectionKind};
-use crate::protocol::{JSON, LineCodec};
+use crate::protocol::{IrcCodec, JSON, LineCodec};
 
 /// How an `http://` listener is served (`charla serve --http-token`, `--allowed-origin`,
 /// `--http-rate`, `--http-burst`).
@@ -565,7 +565,14 @@ fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
     !host.is_empty() && origin.eq_ignore_ascii_case(&format!("http://{host}"))
 }
 
-/// `GET /ws`: the handshake, then the JSON protocol, one object per text frame.
+/// The IRCv3 WebSocket subprotocols: IRC, one line per frame, in text frames (UTF-8) or
+/// binary ones.
+const IRC_TEXT: &str = "text.ircv3.net";
+const IRC_BINARY: &str = "binary.ircv3.net";
+
+/// `GET /ws`: the handshake, then the JSON protocol, one object per text frame; or IRC,
+/// one line per frame, when the client offers an IRCv3 subprotocol (the first of those it
+/// lists that charla speaks is chosen).
 async fn websocket(
     State(web): State<Arc<Web>>,
     Extension(conn): Extension<Conn>,
@@ -607,6 +614,11 @@ async fn websocket(
         ));
     };
     let accept = derive_accept_key(key.as_bytes());
+    let offered = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    let offered = offered.filter_map(|v| v.to_str().ok());
+    let subprotocol = offered
+        .flat_map(|v| v.split(',').map(str::trim))
+        .find_map(|p| [IRC_TEXT, IRC_BINARY].into_iter().find(|ours| *ours == p));
     if !origin_allowed(&web, headers) {
         info!(peer = %conn.peer, origin = ?headers.get(header::ORIGIN), "cross-origin websocket refused");
         return Err(error(
@@ -645,21 +657,36 @@ async fn websocket(
                 return;
             }
         };
-        let max = ctx.limits.max_line_bytes;
+        let max = match subprotocol {
+            Some(_) => crate::protocol::irc::message::MAX_FRAME_BYTES,
+            None => ctx.limits.max_line_bytes,
+        };
         let config = ws::config(max);
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        let io = ws::WsLines::new(ws, first);
-        connection::serve(io, LineCodec::json(max), Peer::Tcp(peer), &ctx, ticket).await;
+        let peer = Peer::Tcp(peer);
+        match subprotocol {
+            Some(name) => {
+                let io = ws::WsLines::new(ws, None).binary(name == IRC_BINARY);
+                let codec = IrcCodec::new(&ctx.limits);
+                connection::serve(io, codec, peer, &ctx, ticket).await;
+            }
+            None => {
+                let io = ws::WsLines::new(ws, first);
+                connection::serve(io, LineCodec::json(max), peer, &ctx, ticket).await;
+            }
+        }
     });
-    Ok(Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::empty())
-        .expect("a valid response"))
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(name) = subprotocol {
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, name);
+    }
+    Ok(response.body(Body::empty()).expect("a valid response"))
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct WsLines<S> {
     overflowed: bool,
     /// When to ping the client if it sends nothing until then.
     ping: Pin<Box<Sleep>>,
+    /// Lines are written in binary frames (IRCv3's `binary.ircv3.net`), not text ones.
+    binary: bool,
 }
 
 impl<S> WsLines<S> {
@@ -77,7 +79,14 @@ impl<S> WsLines<S> {
             closing: false,
             overflowed: false,
             ping: Box::pin(sleep(WS_PING_INTERVAL)),
+            binary: false,
         }
+    }
+
+    /// Writes lines in binary frames when `binary`.
+    pub fn binary(mut self, binary: bool) -> WsLines<S> {
+        self.binary = binary;
+        self
     }
 }
 
@@ -110,9 +119,14 @@ fn discard<S: AsyncRead + Unpin>(io: &mut S, cx: &mut Context<'_>) -> Poll<io::R
     }
 }
 
-/// A frame's text as one line.
+/// A frame's text as one line; a line ending at its end (IRC clients may send one) is
+/// not part of it.
 fn frame_line(frame: &[u8]) -> Bytes {
-    let mut line: Vec<u8> = frame
+    let end = frame
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |last| last + 1);
+    let mut line: Vec<u8> = frame[..end]
         .iter()
         .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
         .collect();
@@ -189,17 +203,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsLines<S> {
         ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(to_io)?;
         let mut rest = buf;
         while let Some(end) = memchr::memchr(b'\n', rest) {
-            let line = if this.partial.is_empty() {
+            let mut line = if this.partial.is_empty() {
                 rest[..end].to_vec()
             } else {
                 this.partial.extend_from_slice(&rest[..end]);
                 std::mem::take(&mut this.partial)
             };
-            let text = String::from_utf8(line)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            Pin::new(&mut this.ws)
-                .start_send(Message::text(text))
-                .map_err(to_io)?;
+            // IRC lines end in CRLF; a frame carries none (IRCv3 WebSocket).
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let message = if this.binary {
+                Message::binary(line)
+            } else {
+                let text = String::from_utf8(line)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                Message::text(text)
+            };
+            Pin::new(&mut this.ws).start_send(message).map_err(to_io)?;
             rest = &rest[end + 1..];
         }
         this.partial.extend_from_slice(rest);

@@ -16,6 +16,8 @@ fn said(id: u64, room_name: &str, from: &str, text: &str, action: bool) -> Entry
         text: MessageText::new(text).unwrap(),
         action,
         notice: false,
+        account: None,
+        tags: None,
     })
 }
 
