@@ -180,6 +180,15 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// (`--check-timeout`), and never more than the interval.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Failed runs in a row before a check is DOWN; the failures before are PENDING (a notice,
+/// not an alert). Default 1 (`--check-retries`, or `retries=N` on one check): the first
+/// failure is DOWN.
+pub const CHECK_RETRIES: u32 = 1;
+
+/// Most `retries=N` a check may ask for: beyond it a check would take so long to say DOWN
+/// that it says nothing useful.
+pub const MAX_CHECK_RETRIES: u32 = 100;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

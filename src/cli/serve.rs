@@ -137,8 +137,9 @@ pub struct Serve {
 
     /// An alarm check (repeatable, or one per line in the variable): NAME=tcp://HOST:PORT
     /// is up when it accepts a connection, 'NAME=exec:COMMAND' when `sh -c COMMAND` exits
-    /// with status 0. Each change of state is an alert in #alerts; `/status` there lists
-    /// every check.
+    /// with status 0. Options may follow a tcp:// target, separated by spaces: retries=N,
+    /// timeout=5s, priority=1..5 (default 4, high). Each change of state is said in
+    /// #alerts; `/status` there lists every check.
     #[arg(
         long = "check",
         value_name = "NAME=PROBE",
@@ -165,6 +166,21 @@ pub struct Serve {
         value_parser = positive,
     )]
     pub check_timeout: humantime::Duration,
+
+    /// Failed runs in a row before a check is DOWN (an alert); the failures before are
+    /// PENDING (a notice). 1: the first failure is DOWN. A check's retries=N wins.
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_RETRIES",
+        default_value_t = limits::CHECK_RETRIES,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::MAX_CHECK_RETRIES)),
+    )]
+    pub check_retries: u32,
+
+    /// Repeat a DOWN alert at this interval (30m, 2h) while the check stays down. Unset:
+    /// said once.
+    #[arg(long, env = "CHARLA_CHECK_REMIND", value_parser = positive)]
+    pub check_remind: Option<humantime::Duration>,
 
     /// Room that UDP datagrams are posted to, unless they start with `#room ` naming a room
     /// that takes feed posts: this one, a room a feed posts to (#alerts, a --watch room), or
@@ -322,6 +338,8 @@ impl Serve {
             checks: self.check.clone(),
             check_interval: self.check_interval.into(),
             check_timeout: self.check_timeout.into(),
+            check_retries: self.check_retries,
+            check_remind: self.check_remind.map(Into::into),
             feed_rooms: self.feed_room.clone(),
             ..FeedOptions::default()
         }

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, RoomName};
-use crate::limits::{CHECK_INTERVAL, CHECK_TIMEOUT};
+use crate::limits::{CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 
 pub use check::{CheckSpec, Probe};
 pub use watch::WatchSpec;
@@ -37,6 +37,12 @@ pub struct FeedOptions {
     pub check_interval: Duration,
     /// Time a check may take ([`CHECK_TIMEOUT`]); capped at the interval.
     pub check_timeout: Duration,
+    /// Failed runs in a row before a check is DOWN ([`CHECK_RETRIES`]); the ones before
+    /// are PENDING.
+    pub check_retries: u32,
+    /// How often a DOWN alert is repeated while it lasts (`--check-remind`); never when
+    /// `None`.
+    pub check_remind: Option<Duration>,
     /// Where check alerts go ([`ALERTS_ROOM`]).
     pub check_room: RoomName,
     /// Rooms opened at start-up to take feed posts that name them, such as a UDP
@@ -51,6 +57,8 @@ impl Default for FeedOptions {
             checks: Vec::new(),
             check_interval: CHECK_INTERVAL,
             check_timeout: CHECK_TIMEOUT,
+            check_retries: CHECK_RETRIES,
+            check_remind: None,
             check_room: alerts_room(),
             feed_rooms: Vec::new(),
         }
@@ -80,13 +88,17 @@ pub fn start(
     if !options.checks.is_empty() {
         // A zero interval would spin (and Tokio refuses it).
         let interval = options.check_interval.max(Duration::from_millis(1));
-        let timeout = options.check_timeout.min(interval);
+        let settings = check::CheckSettings {
+            interval,
+            timeout: options.check_timeout.min(interval),
+            retries: options.check_retries.max(1),
+            remind: options.check_remind.filter(|d| !d.is_zero()),
+        };
         check::start(
             hub,
             &options.checks,
             &options.check_room,
-            interval,
-            timeout,
+            settings,
             shutdown,
         );
     }

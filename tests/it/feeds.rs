@@ -501,6 +501,67 @@ async fn a_command_check_follows_its_exit_status() {
     c.silent_for(QUIET).await;
 }
 
+/// With retries, the first failures are PENDING notices and only the third in a row an
+/// alert; a DOWN check is recalled every --check-remind until it is up again.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_pending_before_down_and_down_is_recalled() {
+    let mut service = Service::start();
+    let addr = service.addr;
+    let options = FeedOptions {
+        check_remind: Some(Duration::from_millis(400)),
+        ..checking(&format!("web=tcp://{addr} retries=3 priority=urgent"))
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    c.expect("[check:web]").await;
+    status_until(&mut c, "web is up").await;
+
+    service.stop().await;
+    assert_eq!(
+        c.line().await,
+        format!(
+            "#alerts >>> [check:web] web is PENDING: cannot connect to {addr}: Connection refused (failed check 1 of 3)"
+        )
+    );
+    let down = c.line().await;
+    assert!(
+        down.starts_with(&format!(
+            "#alerts !!! [check:web] web is DOWN after 3 failed checks: cannot connect to {addr}: Connection refused (was up for "
+        )),
+        "{down:?}"
+    );
+    // /status says since when, and how long the last try took.
+    c.send("/status").await;
+    let status = c.line().await;
+    assert!(
+        status.starts_with("#alerts --- [check:web] web is DOWN (for ")
+            && status.contains("; answered in "),
+        "{status:?}"
+    );
+    for _ in 0..2 {
+        let reminder = c.line().await;
+        assert!(
+            reminder.starts_with(&format!(
+                "#alerts !!! [check:web] web is still DOWN: cannot connect to {addr}: Connection refused (for "
+            )) && reminder.ends_with("; reminded every 400ms)"),
+            "{reminder:?}"
+        );
+    }
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#alerts"]}"##)
+        .await;
+    bot.expect_json("welcome").await;
+    let reminder = bot.expect_json("alert").await;
+    assert_eq!(reminder["reminder"], true, "{reminder}");
+    assert_eq!(reminder["priority"], 5, "{reminder}");
+    assert_eq!(reminder["state"], "down", "{reminder}");
+
+    service.resume();
+    c.expect("web is UP again").await;
+    c.silent_for(Duration::from_millis(600)).await;
+}
+
 // ---- UDP alerts -------------------------------------------------------------------------------
 
 /// What `echo "$1" | nc -u -w0 HOST PORT` does: one datagram from a fresh port.
