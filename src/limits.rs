@@ -189,6 +189,14 @@ pub const CHECK_RETRIES: u32 = 1;
 /// that it says nothing useful.
 pub const MAX_CHECK_RETRIES: u32 = 100;
 
+/// Redirects an HTTP check follows before it counts as failed ("more than 5 redirects").
+/// Default 5: a health URL that needs more is broken.
+pub const HTTP_CHECK_MAX_REDIRECTS: usize = 5;
+
+/// Bytes of an HTTP check's response body read and searched for its `keyword=`; the rest
+/// is never downloaded. Default 64 KiB.
+pub const HTTP_CHECK_BODY_BYTES: usize = 64 * 1024;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

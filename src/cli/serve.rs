@@ -136,10 +136,13 @@ pub struct Serve {
     pub watch: Vec<WatchSpec>,
 
     /// An alarm check (repeatable, or one per line in the variable): NAME=tcp://HOST:PORT
-    /// is up when it accepts a connection, 'NAME=exec:COMMAND' when `sh -c COMMAND` exits
-    /// with status 0. Options may follow a tcp:// target, separated by spaces: retries=N,
-    /// timeout=5s, priority=1..5 (default 4, high). Each change of state is said in
-    /// #alerts; `/status` there lists every check.
+    /// is up when it accepts a connection; 'NAME=http://URL' or https:// when a GET answers
+    /// 2xx or 3xx (redirects followed up to 5, HTTP_CHECK_MAX_REDIRECTS; 64 KiB of the body
+    /// read, HTTP_CHECK_BODY_BYTES); 'NAME=exec:COMMAND' when `sh -c COMMAND` exits with
+    /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
+    /// retries=N, timeout=5s, priority=1..5 (default 4, high); for http(s) also status=200,
+    /// keyword=WORD (the body must contain it) and ca=FILE (trusted instead of the system's
+    /// roots). Each change of state is said in #alerts; `/status` there lists every check.
     #[arg(
         long = "check",
         value_name = "NAME=PROBE",

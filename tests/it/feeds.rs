@@ -562,6 +562,146 @@ async fn failures_are_pending_before_down_and_down_is_recalled() {
     c.silent_for(Duration::from_millis(600)).await;
 }
 
+/// What the web service a test checks answers, switched while it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Healthy,
+    Unavailable,
+    WrongBody,
+    Slow,
+}
+
+/// A web service on port 0 answering `GET /health` as told, and `GET /moved` with a redirect
+/// to it.
+struct WebService {
+    addr: SocketAddr,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebService {
+    async fn start() -> WebService {
+        use axum::http::StatusCode;
+        use axum::response::{IntoResponse, Redirect};
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(Answer::Healthy));
+        let current = answer.clone();
+        let health = move || {
+            let answer = *current.lock().unwrap();
+            async move {
+                match answer {
+                    Answer::Healthy => (StatusCode::OK, "all ok\n").into_response(),
+                    Answer::Unavailable => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "busy\n").into_response()
+                    }
+                    Answer::WrongBody => (StatusCode::OK, "maintenance\n").into_response(),
+                    Answer::Slow => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        (StatusCode::OK, "all ok\n").into_response()
+                    }
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route("/health", axum::routing::get(health))
+            // The keyword past the bound of what a check reads.
+            .route(
+                "/big",
+                axum::routing::get(|| async {
+                    "x".repeat(charla::limits::HTTP_CHECK_BODY_BYTES) + "ok"
+                }),
+            )
+            .route(
+                "/moved",
+                axum::routing::get(|| async { Redirect::temporary("/health") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        WebService { addr, answer, task }
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+}
+
+impl Drop for WebService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP check follows a redirect and says why it is down: the status, the missing
+/// keyword, the time it gave up after; an https check on a plain HTTP port, the TLS error.
+/// A body is read only up to its bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_check_says_why_a_site_is_down() {
+    let web = WebService::start().await;
+    let addr = web.addr;
+    let options = FeedOptions {
+        checks: vec![
+            format!("web=http://{addr}/moved keyword=ok timeout=400ms")
+                .parse()
+                .unwrap(),
+            format!("tls=https://{addr}/health").parse().unwrap(),
+            format!("big=http://{addr}/big keyword=ok").parse().unwrap(),
+        ],
+        // Time for a try to time out before the next starts.
+        check_interval: Duration::from_millis(500),
+        ..checking("unused=tcp://127.0.0.1:1")
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    // The first results come in either order, as alerts or (when they came before the
+    // client joined) in the status it is greeted with.
+    let (mut tls, mut big) = (None, None);
+    while tls.is_none() || big.is_none() {
+        let line = c.line().await;
+        if line.contains("tls is DOWN") {
+            tls = Some(line);
+        } else if line.contains("big is DOWN") {
+            big = Some(line);
+        }
+    }
+    let tls = tls.unwrap();
+    assert!(
+        tls.contains("): TLS error: ") || tls.contains("tls is DOWN: TLS error: "),
+        "{tls:?}"
+    );
+    let big = big.unwrap();
+    assert!(
+        big.contains(r#"keyword "ok" missing (status 200 in "#),
+        "{big:?}"
+    );
+    status_until(&mut c, "web is up").await;
+
+    web.answer(Answer::Unavailable);
+    let down = c.expect("[check:web] web is DOWN: status 503 in ").await;
+    assert!(down.contains("(was up for "), "{down:?}");
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again: status 200 in ")
+        .await;
+
+    web.answer(Answer::WrongBody);
+    c.expect(r#"[check:web] web is DOWN: keyword "ok" missing (status 200 in "#)
+        .await;
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again").await;
+
+    web.answer(Answer::Slow);
+    c.expect("[check:web] web is DOWN: timed out after 400ms (was up for ")
+        .await;
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again").await;
+
+    // /status shows each check's state and its last response time.
+    c.send("/status").await;
+    let web_status = c.expect("[check:web] web is up (for ").await;
+    assert!(web_status.contains("; answered in "), "{web_status:?}");
+}
+
 // ---- UDP alerts -------------------------------------------------------------------------------
 
 /// What `echo "$1" | nc -u -w0 HOST PORT` does: one datagram from a fresh port.

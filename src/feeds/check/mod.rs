@@ -1,4 +1,5 @@
-//! Alarm checks: `--check NAME=tcp://HOST:PORT` (does it accept a connection?) and
+//! Alarm checks: `--check NAME=tcp://HOST:PORT` (does it accept a connection?),
+//! `--check 'NAME=http(s)://URL status=200 keyword=ok'` (does it answer as expected?) and
 //! `--check 'NAME=exec:COMMAND'` (does `sh -c COMMAND` exit with status 0?), run every
 //! [`CHECK_INTERVAL`], each try bounded by [`CHECK_TIMEOUT`].
 //!
@@ -9,10 +10,12 @@
 //! when it is not up (up is what is expected). Everyone joining `#alerts`, and `/status`
 //! there, is told every check's current state.
 
+mod http;
 mod probe;
 mod spec;
 mod tracker;
 
+pub use http::HttpProbe;
 pub use probe::probe;
 pub use spec::{CheckOptions, CheckSpec, MAX_CHECK_NAME, Probe, name_rule, valid_name};
 pub use tracker::Health;

@@ -15,6 +15,7 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Result<String, String> {
     let outcome = match probe {
         Probe::Tcp(target) => tokio::time::timeout(timeout, connect(target)).await,
         Probe::Exec(command) => return exec(command, timeout).await,
+        Probe::Http(http) => return http.run(timeout).await,
     };
     outcome.unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))))
 }
@@ -34,7 +35,7 @@ async fn connect(target: &str) -> Result<String, String> {
 }
 
 /// `Connection refused`, without the ` (os error 111)` tail.
-fn io_reason(e: &std::io::Error) -> String {
+pub(super) fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),

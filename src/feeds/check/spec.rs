@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::http::HttpProbe;
 use crate::feeds::http::Priority;
 use crate::limits::MAX_CHECK_RETRIES;
 
@@ -17,6 +18,8 @@ pub enum Probe {
     Tcp(String),
     /// Run `sh -c COMMAND`; up when it exits with status 0.
     Exec(String),
+    /// `GET` the URL; up when it answers as expected.
+    Http(HttpProbe),
 }
 
 impl fmt::Display for Probe {
@@ -24,6 +27,7 @@ impl fmt::Display for Probe {
         match self {
             Probe::Tcp(target) => write!(f, "tcp://{target}"),
             Probe::Exec(command) => write!(f, "exec:{command}"),
+            Probe::Http(http) => write!(f, "{http}"),
         }
     }
 }
@@ -64,7 +68,8 @@ impl FromStr for CheckSpec {
     type Err = String;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let usage = "expected NAME=tcp://HOST:PORT [OPTION=VALUE…] or NAME=exec:COMMAND";
+        let usage = "expected NAME=tcp://HOST:PORT, NAME=http(s)://URL (each with OPTION=VALUE… \
+                     after it) or NAME=exec:COMMAND";
         let (name, probe) = input
             .split_once('=')
             .ok_or_else(|| format!("{input:?}: {usage}"))?;
@@ -83,6 +88,21 @@ impl FromStr for CheckSpec {
                 options.take(word).map_err(|e| format!("{input:?}: {e}"))?;
             }
             Probe::Tcp(target.to_string())
+        } else if probe.starts_with("http://") || probe.starts_with("https://") {
+            let mut words = probe.split_whitespace();
+            let url = words.next().unwrap_or_default();
+            let mut http = HttpProbe::parse(url)
+                .ok_or_else(|| format!("{input:?}: {url:?} is not an http:// or https:// URL"))?;
+            for word in words {
+                let (key, value) = word.split_once('=').unwrap_or((word, ""));
+                let taken = http
+                    .take(key, value)
+                    .map_err(|e| format!("{input:?}: {e}"))?;
+                if !taken {
+                    options.take(word).map_err(|e| format!("{input:?}: {e}"))?;
+                }
+            }
+            Probe::Http(http)
         } else if let Some(command) = probe.strip_prefix("exec:") {
             // The whole rest is the command: options cannot be told from its arguments.
             if command.trim().is_empty() {
@@ -161,6 +181,9 @@ mod tests {
             "=tcp://a:1",
             "we b=tcp://a:1",
             "web=ftp://a:1",
+            "web=http://",
+            "web=http://a/ status=999",
+            "web=http://a/ keyword=",
             "web=tcp://a",
             "web=tcp://:80",
             "web=exec:  ",
@@ -181,6 +204,17 @@ mod tests {
                 priority: Some(Priority::Urgent),
             }
         );
+        let web = spec("web=https://example.org/health status=204 keyword=ok retries=2");
+        let Probe::Http(http) = &web.probe else {
+            panic!("{web:?}");
+        };
+        assert_eq!(http.url.to_string(), "https://example.org/health");
+        assert_eq!(
+            (http.status, http.keyword.as_deref()),
+            (Some(204), Some("ok"))
+        );
+        assert_eq!(web.options.retries, Some(2));
+        assert_eq!(web.probe.to_string(), "https://example.org/health");
         // An exec command keeps its words: they are its arguments.
         assert_eq!(
             spec("x=exec:echo retries=3").probe,
