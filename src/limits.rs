@@ -197,6 +197,15 @@ pub const HTTP_CHECK_MAX_REDIRECTS: usize = 5;
 /// is never downloaded. Default 64 KiB.
 pub const HTTP_CHECK_BODY_BYTES: usize = 64 * 1024;
 
+/// Characters of a `charla run` job's last output lines shown in its FAILED alert; the end
+/// is kept, where the error usually is. Default 300.
+pub const BEAT_OUTPUT_CHARS: usize = 300;
+
+/// Bytes of each of a `charla run` command's outputs (stdout, stderr) kept to send with
+/// its end; the rest passes through and is forgotten. Default 1024, so the call fits a
+/// line of the default --max-line.
+pub const RUN_OUTPUT_BYTES: usize = 1024;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

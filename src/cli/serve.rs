@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use charla::feeds::udp::IngestOptions;
-use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
+use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, HeartbeatSpec, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, TlsFiles, parse_udp};
@@ -185,6 +185,19 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_CHECK_REMIND", value_parser = positive)]
     pub check_remind: Option<humantime::Duration>,
 
+    /// A job that must call in (repeatable, or one per line in the variable):
+    /// NAME=PERIOD[+GRACE], such as backup=24h+1h. With no call for PERIOD+GRACE, an alert
+    /// `NAME is LATE` in #alerts; the next call, `NAME is UP again`. Calls: `charla send
+    /// --beat NAME`, `charla run --beat NAME -- COMMAND…`, POST /beat/NAME on an http://
+    /// listener, or a UDP datagram `beat NAME`.
+    #[arg(
+        long = "heartbeat",
+        value_name = "NAME=PERIOD[+GRACE]",
+        env = "CHARLA_HEARTBEAT",
+        value_delimiter = '\n'
+    )]
+    pub heartbeat: Vec<HeartbeatSpec>,
+
     /// Room that UDP datagrams are posted to, unless they start with `#room ` naming a room
     /// that takes feed posts: this one, a room a feed posts to (#alerts, a --watch room), or
     /// a --feed-room; never a room users made.
@@ -343,6 +356,7 @@ impl Serve {
             check_timeout: self.check_timeout.into(),
             check_retries: self.check_retries,
             check_remind: self.check_remind.map(Into::into),
+            heartbeats: self.heartbeat.clone(),
             feed_rooms: self.feed_room.clone(),
             ..FeedOptions::default()
         }

@@ -8,6 +8,7 @@
 //! in `server/`; what a datagram becomes is decided here, in [`udp`].
 
 pub mod check;
+pub mod heartbeat;
 pub mod http;
 pub mod udp;
 pub mod watch;
@@ -20,6 +21,7 @@ use crate::hub::{Hub, RoomName};
 use crate::limits::{CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 
 pub use check::{CheckSpec, Probe};
+pub use heartbeat::HeartbeatSpec;
 pub use watch::WatchSpec;
 
 /// The room checks post their alerts to, and UDP datagrams go to by default.
@@ -43,6 +45,8 @@ pub struct FeedOptions {
     /// How often a DOWN alert is repeated while it lasts (`--check-remind`); never when
     /// `None`.
     pub check_remind: Option<Duration>,
+    /// Jobs that must call in (`--heartbeat NAME=PERIOD[+GRACE]`), said in the check room.
+    pub heartbeats: Vec<HeartbeatSpec>,
     /// Where check alerts go ([`ALERTS_ROOM`]).
     pub check_room: RoomName,
     /// Rooms opened at start-up to take feed posts that name them, such as a UDP
@@ -59,6 +63,7 @@ impl Default for FeedOptions {
             check_timeout: CHECK_TIMEOUT,
             check_retries: CHECK_RETRIES,
             check_remind: None,
+            heartbeats: Vec::new(),
             check_room: alerts_room(),
             feed_rooms: Vec::new(),
         }
@@ -84,6 +89,14 @@ pub fn start(
     }
     if !options.watches.is_empty() {
         watch::start(hub, &options.watches, shutdown.clone())?;
+    }
+    if !options.heartbeats.is_empty() {
+        heartbeat::start(
+            hub,
+            &options.heartbeats,
+            &options.check_room,
+            shutdown.clone(),
+        );
     }
     if !options.checks.is_empty() {
         // A zero interval would spin (and Tokio refuses it).

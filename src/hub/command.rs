@@ -1,5 +1,6 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
+use super::calls::Beat;
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
 use super::text::MessageText;
@@ -119,6 +120,12 @@ pub enum Command {
     Invite {
         room: Option<RoomName>,
         nick: Nick,
+    },
+    /// A job calls in to its heartbeat (`--heartbeat NAME=PERIOD`); answered with the
+    /// heartbeat's status.
+    Beat {
+        name: String,
+        beat: Beat,
     },
 }
 

@@ -32,6 +32,7 @@ macro_rules! str_formatting {
 
 mod accounts;
 mod bus;
+mod calls;
 mod chat;
 mod command;
 mod directory;
@@ -54,6 +55,7 @@ use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
+pub use calls::{Beat, BeatTaken, Heartbeats};
 pub use chat::Failure;
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
@@ -142,6 +144,8 @@ pub struct Hub {
     store: Arc<dyn HistoryStore>,
     metrics: Arc<Metrics>,
     accounts: Arc<dyn AccountStore>,
+    /// Where jobs' calls go, once a feed keeps heartbeats.
+    heartbeats: Arc<std::sync::OnceLock<Arc<dyn Heartbeats>>>,
 }
 
 impl Hub {
@@ -191,6 +195,7 @@ impl Hub {
             store,
             metrics,
             accounts: edges.accounts,
+            heartbeats: Arc::default(),
         }
     }
 
@@ -254,6 +259,19 @@ impl Hub {
                 return self.history(id, room, Ask::Since(after), reference);
             }
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
+            Command::Beat { name, beat } => {
+                let answer = match self.beat(&name, &beat) {
+                    Ok(taken) => Event::Status {
+                        room: taken.room,
+                        items: vec![taken.status],
+                    },
+                    Err(message) => Event::Error {
+                        code: ErrorCode::InvalidArgument,
+                        message,
+                    },
+                };
+                return self.reply(id, answer, reference);
+            }
             _ => {}
         }
         // A message's fan-out is timed from here, before waiting for the lock.
@@ -380,6 +398,28 @@ impl Hub {
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)
         })
+    }
+
+    /// Has the calls of jobs ([`Hub::beat`]) taken by `heartbeats`; the first one set
+    /// stays.
+    pub fn set_heartbeats(&self, heartbeats: Arc<dyn Heartbeats>) {
+        let _ = self.heartbeats.set(heartbeats);
+    }
+
+    /// Takes a job's call, posts what it changed, and answers its heartbeat's status; `Err`
+    /// with the reason when no heartbeat is so named.
+    pub fn beat(&self, name: &str, beat: &Beat) -> Result<BeatTaken, String> {
+        let Some(heartbeats) = self.heartbeats.get() else {
+            return Err(format!(
+                "no heartbeat {name:?}: this server keeps none (--heartbeat NAME=PERIOD)"
+            ));
+        };
+        let taken = heartbeats.beat(name, beat)?;
+        if let Some(post) = &taken.post {
+            // Fails only once the server is shutting down.
+            let _ = self.post(&taken.room, post.clone());
+        }
+        Ok(taken)
     }
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept

@@ -13,8 +13,8 @@ use super::modes::ModeRequest;
 use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AccountNews, Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing,
-    Posted, Request, RoomName, Said, Topic, describe_changes,
+    AccountNews, Beat, Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice,
+    Outgoing, Posted, Request, RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -115,6 +115,15 @@ enum JsonRequest {
     },
     Quit {
         message: Option<String>,
+    },
+    /// A job calling in to its heartbeat: `event` `alive` (the default), `start`, or
+    /// `finish` with the run's exit `status`, `duration_ms` and last `output`.
+    Beat {
+        name: String,
+        event: Option<String>,
+        status: Option<i32>,
+        duration_ms: Option<u64>,
+        output: Option<String>,
     },
 }
 
@@ -360,6 +369,36 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             JsonRequest::Quit { message } => Command::Quit {
                 message: optional_text(message),
             },
+            JsonRequest::Beat {
+                name,
+                event,
+                status,
+                duration_ms,
+                output,
+            } => {
+                let beat = match (event.as_deref().unwrap_or("alive"), status) {
+                    ("alive", _) => Beat::Alive,
+                    ("start", _) => Beat::Started,
+                    ("finish", Some(status)) => Beat::Finished {
+                        status,
+                        took_ms: duration_ms.unwrap_or(0),
+                        output,
+                    },
+                    ("finish", None) => {
+                        return Err(Refusal::new(
+                            ErrorCode::MissingArgument,
+                            "a finish beat says the run's exit status",
+                        ));
+                    }
+                    _ => {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidArgument,
+                            "a beat's event is alive, start or finish",
+                        ));
+                    }
+                };
+                Command::Beat { name, beat }
+            }
         };
         Ok(Incoming::Request(Request {
             command,
@@ -758,6 +797,42 @@ mod tests {
         match parse(line) {
             Ok(Incoming::Request(r)) => r,
             other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn beats_say_what_the_job_did() {
+        let beat = |line: &str| match request(line).command {
+            Command::Beat { name, beat } => (name, beat),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"backup"}"#),
+            ("backup".into(), Beat::Alive)
+        );
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"b","event":"start"}"#).1,
+            Beat::Started
+        );
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"b","event":"finish","status":3,"output":"x"}"#).1,
+            Beat::Finished {
+                status: 3,
+                took_ms: 0,
+                output: Some("x".into())
+            }
+        );
+        for (line, code) in [
+            (
+                r#"{"type":"beat","name":"b","event":"finish"}"#,
+                ErrorCode::MissingArgument,
+            ),
+            (
+                r#"{"type":"beat","name":"b","event":"dance"}"#,
+                ErrorCode::InvalidArgument,
+            ),
+        ] {
+            assert!(matches!(parse(line), Err(r) if r.code == code), "{line}");
         }
     }
 

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{self, Client, QUIET};
 
 /// A server in this process with feeds, on system-chosen ports; stopped when dropped.
-struct FeedServer {
+pub(crate) struct FeedServer {
     addrs: Vec<ListenAddr>,
-    udp: Vec<SocketAddr>,
+    pub(crate) udp: Vec<SocketAddr>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -26,7 +26,11 @@ struct FeedServer {
 impl FeedServer {
     /// Listens on `specs` (`unix://NAME` in a fresh directory), on `udp` if given, and runs
     /// the feeds `options` asks for.
-    async fn start(specs: &[&str], udp: Option<IngestOptions>, options: FeedOptions) -> FeedServer {
+    pub(crate) async fn start(
+        specs: &[&str],
+        udp: Option<IngestOptions>,
+        options: FeedOptions,
+    ) -> FeedServer {
         let dir = tempfile::tempdir().unwrap();
         let addrs = support::listen_addrs(specs, dir.path());
         let bound = server::bind(&addrs).unwrap();
@@ -59,7 +63,7 @@ impl FeedServer {
         }
     }
 
-    fn tcp(&self) -> SocketAddr {
+    pub(crate) fn tcp(&self) -> SocketAddr {
         self.addrs
             .iter()
             .find_map(|a| match a {
@@ -67,6 +71,10 @@ impl FeedServer {
                 _ => None,
             })
             .expect("a TCP listener")
+    }
+
+    pub(crate) fn http(&self) -> SocketAddr {
+        support::first_http(&self.addrs)
     }
 
     fn unix(&self) -> PathBuf {
@@ -81,7 +89,7 @@ impl FeedServer {
 
     /// A text client over TCP in `room` (joined unless it is #lobby), greeting read up to
     /// its own join line.
-    async fn client_in(&self, room: &str) -> Client {
+    pub(crate) async fn client_in(&self, room: &str) -> Client {
         let mut c = Client::tcp(self.tcp()).await;
         c.expect("*** Welcome to charla").await;
         c.expect("#lobby *** you joined").await;
@@ -705,7 +713,7 @@ async fn an_http_check_says_why_a_site_is_down() {
 // ---- UDP alerts -------------------------------------------------------------------------------
 
 /// What `echo "$1" | nc -u -w0 HOST PORT` does: one datagram from a fresh port.
-fn nc_u(to: SocketAddr, payload: &[u8]) {
+pub(crate) fn nc_u(to: SocketAddr, payload: &[u8]) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.send_to(payload, to).unwrap();
 }

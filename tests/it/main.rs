@@ -10,6 +10,7 @@ mod client;
 mod client_tty;
 mod feeds;
 mod feeds_cli;
+mod heartbeats;
 mod http;
 mod irc;
 mod irc_clients;
