@@ -206,6 +206,14 @@ pub const BEAT_OUTPUT_CHARS: usize = 300;
 /// line of the default --max-line.
 pub const RUN_OUTPUT_BYTES: usize = 1024;
 
+/// Longest `/silence NAME DURATION`: a check silenced for longer is as good as removed, and
+/// should be. Default 30 days.
+pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
+
+/// Characters of an `/ack` note or a `/silence` reason kept and shown; the rest is cut.
+/// Default 200.
+pub const ALERT_NOTE_CHARS: usize = 200;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

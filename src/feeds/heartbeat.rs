@@ -22,7 +22,7 @@ use super::check::{name_rule, valid_name};
 use super::http::Priority;
 use super::{human, now_ms};
 use crate::hub::{
-    Beat, BeatTaken, Heartbeats, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source,
+    Answered, Beat, Heartbeats, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source,
 };
 use crate::limits::BEAT_OUTPUT_CHARS;
 
@@ -294,7 +294,7 @@ impl Board {
 }
 
 impl Heartbeats for Board {
-    fn beat(&self, name: &str, beat: &Beat) -> Result<BeatTaken, String> {
+    fn beat(&self, name: &str, beat: &Beat) -> Result<Answered, String> {
         let now = Instant::now();
         let mut trackers = self.lock();
         let Some(tracker) = trackers.iter_mut().find(|t| t.spec.name == name) else {
@@ -309,7 +309,7 @@ impl Heartbeats for Board {
         let status = tracker.status(now);
         drop(trackers);
         self.called.notify_one();
-        Ok(BeatTaken {
+        Ok(Answered {
             room: self.room.clone(),
             post,
             status,

@@ -232,7 +232,9 @@ impl Ingest {
         };
         let source = Source::new(&format!("udp:{ip}")).expect("a valid source");
         let notice = |text| {
-            Notice::new(source.clone(), PostKind::Alert, text).with("addr", from.to_string())
+            Notice::new(source.clone(), PostKind::Alert, text)
+                .with("addr", from.to_string())
+                .with("priority", super::http::Priority::High as u64)
         };
         if let Some(room) = room.filter(|r| self.hub.is_kept(r)) {
             let text = one_line(body).ok_or(Dropped::Empty)?;

@@ -156,7 +156,7 @@ impl ChatState {
             Command::Bans { room } => self.bans(id, room),
             Command::Invite { room, nick } => self.invite(id, room, nick),
             // `Hub::apply` takes calls outside the lock and never passes one here.
-            Command::Beat { .. } => Ok(None),
+            Command::Beat { .. } | Command::Alert { .. } => Ok(None),
         };
         self.answer(id, result, reference);
     }

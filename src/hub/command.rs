@@ -1,6 +1,6 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
-use super::calls::Beat;
+use super::calls::{AlertAction, Beat};
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
 use super::text::MessageText;
@@ -126,6 +126,11 @@ pub enum Command {
     Beat {
         name: String,
         beat: Beat,
+    },
+    /// `/ack`, `/silence`, `/unsilence` of the check `name`; answered with its status.
+    Alert {
+        name: String,
+        action: AlertAction,
     },
 }
 

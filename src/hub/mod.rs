@@ -55,7 +55,7 @@ use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
 pub use bus::{Bus, LocalBus, Publication};
-pub use calls::{Beat, BeatTaken, Heartbeats};
+pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use command::{Command, NoticeTarget, Request};
 pub use directory::{Alone, Directory};
@@ -146,6 +146,8 @@ pub struct Hub {
     accounts: Arc<dyn AccountStore>,
     /// Where jobs' calls go, once a feed keeps heartbeats.
     heartbeats: Arc<std::sync::OnceLock<Arc<dyn Heartbeats>>>,
+    /// The feeds whose alerts people may acknowledge and silence.
+    desks: Arc<std::sync::Mutex<Vec<Arc<dyn AlertDesk>>>>,
 }
 
 impl Hub {
@@ -196,6 +198,7 @@ impl Hub {
             metrics,
             accounts: edges.accounts,
             heartbeats: Arc::default(),
+            desks: Arc::default(),
         }
     }
 
@@ -260,17 +263,14 @@ impl Hub {
             }
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             Command::Beat { name, beat } => {
-                let answer = match self.beat(&name, &beat) {
-                    Ok(taken) => Event::Status {
-                        room: taken.room,
-                        items: vec![taken.status],
-                    },
-                    Err(message) => Event::Error {
-                        code: ErrorCode::InvalidArgument,
-                        message,
-                    },
-                };
-                return self.reply(id, answer, reference);
+                let answered = self
+                    .beat(&name, &beat)
+                    .map_err(|message| (ErrorCode::InvalidArgument, message));
+                return self.answer_call(id, answered, reference);
+            }
+            Command::Alert { name, action } => {
+                let answered = self.alert_action(id, &name, &action);
+                return self.answer_call(id, answered, reference);
             }
             _ => {}
         }
@@ -408,7 +408,7 @@ impl Hub {
 
     /// Takes a job's call, posts what it changed, and answers its heartbeat's status; `Err`
     /// with the reason when no heartbeat is so named.
-    pub fn beat(&self, name: &str, beat: &Beat) -> Result<BeatTaken, String> {
+    pub fn beat(&self, name: &str, beat: &Beat) -> Result<Answered, String> {
         let Some(heartbeats) = self.heartbeats.get() else {
             return Err(format!(
                 "no heartbeat {name:?}: this server keeps none (--heartbeat NAME=PERIOD)"
@@ -420,6 +420,81 @@ impl Hub {
             let _ = self.post(&taken.room, post.clone());
         }
         Ok(taken)
+    }
+
+    /// Has people's `/ack`, `/silence` and `/unsilence` of its alerts taken by `desk`.
+    pub fn add_desk(&self, desk: Arc<dyn AlertDesk>) {
+        self.desks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(desk);
+    }
+
+    /// Session `id` acts on the alert `name`: allowed to the members of the room its alerts
+    /// go to, and when that room has operators, to them alone.
+    fn alert_action(
+        &self,
+        id: SessionId,
+        name: &str,
+        action: &AlertAction,
+    ) -> Result<Answered, Failure> {
+        let desks = self.desks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((desk, room)) = desks
+            .iter()
+            .find_map(|d| Some((d.clone(), d.room_of(name)?)))
+        else {
+            return Err((
+                ErrorCode::InvalidArgument,
+                format!(
+                    "no check named {:?}; /status in #alerts lists them",
+                    sanitize(name)
+                ),
+            ));
+        };
+        let by = self.with_chat(|chat| {
+            let nick = chat.sessions.get(&id).map(|s| s.nick.clone());
+            let room_here = chat.rooms.get(&room);
+            match (nick, room_here) {
+                (Some(nick), Some(r)) if r.members.contains_key(&id) => {
+                    if r.ops.is_empty() || r.is_op(id) {
+                        Ok(nick)
+                    } else {
+                        Err((
+                            ErrorCode::NotOperator,
+                            format!("only {room}'s operators may do that to its alerts"),
+                        ))
+                    }
+                }
+                _ => Err((
+                    ErrorCode::NotInRoom,
+                    format!("join {room} to act on its alerts"),
+                )),
+            }
+        })?;
+        let answered = desk
+            .act(name, action, &by)
+            .map_err(|message| (ErrorCode::InvalidArgument, message))?;
+        if let Some(post) = &answered.post {
+            let _ = self.post(&answered.room, post.clone());
+        }
+        Ok(answered)
+    }
+
+    /// Answers a call with the status of what it called, or the error.
+    fn answer_call(
+        &self,
+        id: SessionId,
+        answered: Result<Answered, Failure>,
+        reference: Option<String>,
+    ) {
+        let answer = match answered {
+            Ok(answered) => Event::Status {
+                room: answered.room,
+                items: vec![answered.status],
+            },
+            Err((code, message)) => Event::Error { code, message },
+        };
+        self.reply(id, answer, reference);
     }
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
-use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
+use super::{Incoming, Refusal, nick_arg, note_arg, room_arg, silence_length, text_arg};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AccountNews, Beat, Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice,
-    Outgoing, Posted, Request, RoomName, Said, Topic, describe_changes,
+    AccountNews, AlertAction, Beat, Command, Entry, ErrorCode, Event, Field, MessageText, Nick,
+    Notice, Outgoing, Posted, Request, RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -115,6 +115,20 @@ enum JsonRequest {
     },
     Quit {
         message: Option<String>,
+    },
+    /// `/ack NAME [note]`.
+    Ack {
+        name: String,
+        note: Option<String>,
+    },
+    /// `/silence NAME DURATION [reason]`, the duration as `30m` or `2h`.
+    Silence {
+        name: String,
+        duration: String,
+        reason: Option<String>,
+    },
+    Unsilence {
+        name: String,
     },
     /// A job calling in to its heartbeat: `event` `alive` (the default), `start`, or
     /// `finish` with the run's exit `status`, `duration_ms` and last `output`.
@@ -399,6 +413,27 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
                 };
                 Command::Beat { name, beat }
             }
+            JsonRequest::Ack { name, note } => Command::Alert {
+                name,
+                action: AlertAction::Ack {
+                    note: note_arg(note.as_deref()),
+                },
+            },
+            JsonRequest::Silence {
+                name,
+                duration,
+                reason,
+            } => Command::Alert {
+                name,
+                action: AlertAction::Silence {
+                    lasting: silence_length(&duration)?,
+                    reason: note_arg(reason.as_deref()),
+                },
+            },
+            JsonRequest::Unsilence { name } => Command::Alert {
+                name,
+                action: AlertAction::Unsilence,
+            },
         };
         Ok(Incoming::Request(Request {
             command,

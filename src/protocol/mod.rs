@@ -149,3 +149,21 @@ fn text_arg(input: &str) -> Result<crate::hub::MessageText, Refusal> {
     crate::hub::MessageText::new(input)
         .ok_or_else(|| Refusal::new(ErrorCode::EmptyMessage, "there is nothing to send"))
 }
+
+/// How long a `/silence` lasts, as people write it (`30m`, `2h`, `1day`).
+fn silence_length(input: &str) -> Result<std::time::Duration, Refusal> {
+    humantime::parse_duration(input.trim()).map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidArgument,
+            format!("{input:?} is not a duration such as 30m or 2h: {e}"),
+        )
+    })
+}
+
+/// A note or a reason given with an alert action: `None` when blank.
+fn note_arg(input: Option<&str>) -> Option<String> {
+    input
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}

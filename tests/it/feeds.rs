@@ -570,6 +570,59 @@ async fn failures_are_pending_before_down_and_down_is_recalled() {
     c.silent_for(Duration::from_millis(600)).await;
 }
 
+/// `/ack` stops a DOWN check's reminders and tells the room who saw to it; `/silence`
+/// keeps its changes to `/status`, `/unsilence` says its state once. A member of #alerts
+/// may, someone elsewhere may not.
+#[tokio::test(flavor = "multi_thread")]
+async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
+    let mut service = Service::start();
+    let addr = service.addr;
+    let options = FeedOptions {
+        check_remind: Some(Duration::from_millis(300)),
+        ..checking(&format!("web=tcp://{addr}"))
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    status_until(&mut c, "web is up").await;
+    let mut outsider = server.client_in("#lobby").await;
+    outsider.send("/ack web").await;
+    outsider
+        .expect("ERROR not_in_room: join #alerts to act on its alerts")
+        .await;
+
+    c.send("/ack web").await;
+    c.expect("ERROR invalid_argument: web is not down: nothing to acknowledge")
+        .await;
+    service.stop().await;
+    c.expect("web is DOWN").await;
+    c.send("/ack web looking into it").await;
+    let acked = c.expect("acknowledged web").await;
+    assert!(
+        acked.starts_with("#alerts >>> [check:web] ") && acked.ends_with(": looking into it"),
+        "{acked:?}"
+    );
+    let answer = c.line().await;
+    assert!(answer.ends_with("[acknowledged by guest-1]"), "{answer:?}");
+    // No reminder while it is acknowledged.
+    c.silent_for(Duration::from_millis(900)).await;
+
+    c.send("/silence web 1h maintenance").await;
+    c.expect("silenced web for 1h: maintenance").await;
+    c.line().await;
+    service.resume();
+    // Up again, but silenced: only /status knows.
+    status_until(&mut c, "web is up").await;
+    c.send("/unsilence web").await;
+    let said = c.expect("ended the silence on web: web is up (for ").await;
+    assert!(said.starts_with("#alerts >>> [check:web] "), "{said:?}");
+    c.line().await;
+    c.send("/silence web soon").await;
+    c.expect("ERROR invalid_argument").await;
+    c.send("/ack nope").await;
+    c.expect("ERROR invalid_argument: no check named \"nope\"")
+        .await;
+}
+
 /// What the web service a test checks answers, switched while it runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {

@@ -10,6 +10,7 @@
 //! when it is not up (up is what is expected). Everyone joining `#alerts`, and `/status`
 //! there, is told every check's current state.
 
+mod desk;
 mod http;
 mod probe;
 mod spec;
@@ -75,6 +76,10 @@ pub fn start(
         }),
     );
     hub.metrics().add_collector(CheckStates(shared.clone()));
+    hub.add_desk(Arc::new(desk::CheckDesk {
+        room: room.clone(),
+        checks: shared.clone(),
+    }));
     for (index, spec) in specs.iter().enumerate() {
         info!(check = %spec.name, probe = %spec.probe, every = ?settings.interval, "checking");
         tokio::spawn(run(
@@ -119,12 +124,21 @@ async fn run(
         let said = {
             let mut trackers = lock(&shared);
             let tracker = &mut trackers[index];
-            match tracker.observe(result, now - started, now) {
+            let said = match tracker.observe(result, now - started, now) {
                 Some(transition) => {
                     info!(check = %spec.name, state = transition.to.as_str(), detail = %transition.detail, "check changed state");
                     tracker.alert(&transition)
                 }
                 None => settings.remind.and_then(|every| tracker.remind(every, now)),
+            };
+            let mut ended = false;
+            if tracker.silent(now, &mut ended) {
+                None
+            } else if ended && said.is_none() {
+                // The silence ran out: its state is said once.
+                desk::silence_ended(tracker, now)
+            } else {
+                said
             }
         };
         if let Some(notice) = said {
@@ -204,16 +218,7 @@ impl RoomStatus for ChecksStatus {
                     Health::Down => PostKind::Alert,
                     Health::Up | Health::Pending => PostKind::Notice,
                 };
-                let response = t
-                    .response
-                    .map(|took| format!("; answered in {}", human(took)))
-                    .unwrap_or_default();
-                let text = format!(
-                    "{name} is {} (for {}{response}): {}",
-                    state.word(),
-                    human(now.saturating_duration_since(t.since)),
-                    t.detail
-                );
+                let text = t.state_line(now).expect("it has a state");
                 t.notice(kind, &text, state).with("since", t.since_ms)
             })
             .collect()

@@ -70,6 +70,20 @@ pub struct CheckTracker {
     previous: Option<(Health, Duration)>,
     /// When the room was last told it is DOWN, for reminders.
     told: Instant,
+    /// Who acknowledged the current DOWN or PENDING (`/ack`); cleared when the state
+    /// changes.
+    pub acked: Option<String>,
+    /// Until when its changes are said only to `/status` (`/silence`), by whom and why.
+    pub silenced: Option<Silence>,
+}
+
+/// A `/silence` in force.
+#[derive(Debug, Clone)]
+pub struct Silence {
+    pub until: Instant,
+    pub until_ms: u64,
+    pub by: String,
+    pub reason: Option<String>,
 }
 
 impl CheckTracker {
@@ -86,6 +100,8 @@ impl CheckTracker {
             failures: 0,
             previous: None,
             told: now,
+            acked: None,
+            silenced: None,
         }
     }
 
@@ -117,6 +133,7 @@ impl CheckTracker {
             return None;
         }
         let from = self.state.replace(to);
+        self.acked = None;
         // A settled state ending is remembered; leaving PENDING keeps what came before it.
         if let Some(settled @ (Health::Up | Health::Down)) = from {
             self.previous = Some((settled, now.saturating_duration_since(self.since)));
@@ -138,7 +155,10 @@ impl CheckTracker {
     /// A reminder that it is still DOWN, when `every` has passed since the room was last
     /// told.
     pub fn remind(&mut self, every: Duration, now: Instant) -> Option<Notice> {
-        if self.state != Some(Health::Down) || now.saturating_duration_since(self.told) < every {
+        if self.state != Some(Health::Down)
+            || self.acked.is_some()
+            || now.saturating_duration_since(self.told) < every
+        {
             return None;
         }
         self.told = now;
@@ -154,6 +174,52 @@ impl CheckTracker {
                 .with("reason", self.detail.clone())
                 .with("reminder", true),
         )
+    }
+
+    /// Whether a `/silence` holds its changes back at `now`; one that has run out is
+    /// lifted, and `true` returned in `ended`.
+    pub fn silent(&mut self, now: Instant, ended: &mut bool) -> bool {
+        match &self.silenced {
+            Some(silence) if now < silence.until => true,
+            Some(_) => {
+                self.silenced = None;
+                *ended = true;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Its state now, as `/status` says it.
+    pub fn state_line(&self, now: Instant) -> Option<String> {
+        let state = self.state?;
+        let response = self
+            .response
+            .map(|took| format!("; answered in {}", human(took)))
+            .unwrap_or_default();
+        let mut line = format!(
+            "{} is {} (for {}{response}): {}",
+            self.spec.name,
+            state.word(),
+            human(now.saturating_duration_since(self.since)),
+            self.detail
+        );
+        if let Some(by) = &self.acked {
+            line.push_str(&format!(" [acknowledged by {by}]"));
+        }
+        if let Some(silence) = &self.silenced {
+            line.push_str(&format!(
+                " [silenced by {} for {} more{}]",
+                silence.by,
+                human(silence.until.saturating_duration_since(now)),
+                silence
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        Some(line)
     }
 
     /// How loud its alerts are.
@@ -175,6 +241,12 @@ impl CheckTracker {
             .with("priority", priority as u64);
         if let Some(took) = self.response {
             notice = notice.with("response_ms", took.as_millis() as u64);
+        }
+        if let Some(by) = &self.acked {
+            notice = notice.with("acked_by", by.clone());
+        }
+        if let Some(silence) = &self.silenced {
+            notice = notice.with("silenced_until", silence.until_ms);
         }
         notice
     }
