@@ -67,7 +67,8 @@ impl Sink for Record {
                 }
             }
             Incoming::Hello { .. } => panic!("an IRC codec said hello"),
-            Incoming::Answer(_) | Incoming::Nothing => {}
+            Incoming::Account { .. } => panic!("an IRC codec asked an account request"),
+            Incoming::Sasl(_) | Incoming::Answer(_) | Incoming::Nothing => {}
         }
         self.seen.push(format!("{incoming:?}"));
     }

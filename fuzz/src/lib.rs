@@ -3,9 +3,11 @@
 //! which only IRC readers get), names keep their bounds, a `ref` is valid JSON (an IRC
 //! request's is `nick VERB subject`), and every reply encodes as clean lines.
 
+use charla::accounts::AccountRequest;
 use charla::hub::{
-    Ban, BanMask, Command, Encode, ErrorCode, Event, Field, LeaveReason, MessageText, Mode,
-    ModeChange, Modes, Nick, Notice, Outgoing, Posted, Request, RoomName, Said, Standing, Topic,
+    Ban, BanMask, Census, Command, Encode, ErrorCode, Event, Field, LeaveReason, MessageText, Mode,
+    ModeChange, Modes, Nick, Notice, NoticeTarget, Outgoing, Posted, Request, RoomName, Said,
+    Standing, Topic, Whois,
 };
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
@@ -61,9 +63,14 @@ pub fn check_irc_incoming(incoming: &Incoming) {
 fn check_incoming_on(incoming: &Incoming, wire: Wire) {
     match incoming {
         Incoming::Request(request) => check_request(request, wire),
-        Incoming::Hello { steps, reference } => {
+        Incoming::Hello {
+            steps,
+            reference,
+            login,
+        } => {
             assert!(wire == Wire::Lines, "an IRC codec said hello");
             check_reference(reference.as_deref());
+            login.iter().for_each(check_account_request);
             for step in steps {
                 match step {
                     Ok(request) => check_request(request, wire),
@@ -94,6 +101,18 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
                 check_nick(nick);
             }
         }
+        Incoming::Account { request, reference } => {
+            assert!(wire == Wire::Lines, "an IRC codec asked an account request");
+            check_reference(reference.as_deref());
+            check_account_request(request);
+        }
+        Incoming::Sasl(attempt) => {
+            assert!(wire == Wire::Irc, "a line codec spoke SASL");
+            check_nick(&attempt.account);
+            for account in [None, Some(&attempt.account)] {
+                check_irc_bytes(&(attempt.answer)(&attempt.me, account));
+            }
+        }
         Incoming::Answer(bytes) => {
             assert!(wire == Wire::Irc, "a line codec answered on its own");
             check_irc_answer(bytes);
@@ -121,12 +140,30 @@ pub fn check_notice(notice: &Notice) {
     }
     let posted = Outgoing::new(Event::Posted(Posted {
         id: 1,
+        seq: 1,
         ts: 1_700_000_000_000,
         room: RoomName::parse("#alerts").expect("a room"),
         notice: std::sync::Arc::new(notice.clone()),
     }));
     check_encoded(&posted);
     check_irc_encoded(&posted);
+}
+
+/// An account request names a valid nick and printable token labels; its secrets are
+/// never written back, so they are not checked.
+fn check_account_request(request: &AccountRequest) {
+    match request {
+        AccountRequest::Login { account, .. } => check_nick(account),
+        AccountRequest::TokenNew { label } | AccountRequest::TokenRevoke { label } => {
+            assert_printable(label)
+        }
+        AccountRequest::Register { .. }
+        | AccountRequest::TokenLogin { .. }
+        | AccountRequest::Logout
+        | AccountRequest::Password { .. }
+        | AccountRequest::Unregister { .. }
+        | AccountRequest::TokenList => {}
+    }
 }
 
 /// Checks a refusal, and that its error reply encodes cleanly in both formats.
@@ -184,8 +221,20 @@ fn check_request(request: &Request, wire: Wire) {
                 }
             }
         }
-        Command::Quit { message } => message.iter().for_each(check_text),
-        Command::Rooms | Command::Help => {}
+        Command::Quit { message } | Command::LeaveAll { message } => {
+            message.iter().for_each(check_text)
+        }
+        Command::Resume { room, .. } => check_room(room),
+        Command::Notice { to, text } => {
+            match to {
+                NoticeTarget::Room(room) => check_room(room),
+                NoticeTarget::Nick(nick) => check_nick(nick),
+            }
+            check_text(text);
+        }
+        Command::Whois(nick) => check_nick(nick),
+        Command::Away(message) => message.iter().for_each(check_text),
+        Command::Rooms | Command::Help | Command::Census => {}
     }
     match wire {
         // The reply carries the request's `ref`; it must encode as one valid line.
@@ -509,6 +558,60 @@ fn check_irc_request(request: &Request) {
             rooms: vec![(lobby, 3)],
         }),
         Command::Help => reply(Event::Help),
+        Command::Notice {
+            to: NoticeTarget::Room(room),
+            text,
+        } => reply(Event::Message(Said {
+            notice: true,
+            ..said(room, text, false)
+        })),
+        Command::Notice {
+            to: NoticeTarget::Nick(to),
+            text,
+        } => reply(Event::Private {
+            id: 1,
+            ts: 2,
+            from: me.clone(),
+            to: to.clone(),
+            text: text.clone(),
+            notice: true,
+        }),
+        Command::LeaveAll { message } => reply(Event::Left {
+            room: lobby,
+            nick: me.clone(),
+            you: true,
+            reason: LeaveReason::Left(message.clone()),
+        }),
+        Command::Whois(nick) => reply(Event::Whois(Box::new(Whois {
+            nick: nick.clone(),
+            rooms: vec![(lobby, Standing::Operator)],
+            away: Some(MessageText::new("gone").expect("a text")),
+            signon: 1_700_000_000_000,
+            idle: 5,
+        }))),
+        Command::Away(message) => {
+            for you in [true, false] {
+                reply(Event::Away {
+                    nick: me.clone(),
+                    message: message.clone(),
+                    you,
+                });
+            }
+            reply(Event::AwayChanged {
+                nick: me.clone(),
+                message: message.clone(),
+            });
+        }
+        Command::Census => reply(Event::Census(Census {
+            users: 3,
+            peak: 5,
+            rooms: 2,
+        })),
+        Command::Resume { room, after } => reply(Event::Gap {
+            room: room.clone(),
+            from: after.saturating_add(1),
+            to: after.saturating_add(10),
+        }),
     }
 }
 
@@ -545,6 +648,7 @@ fn check_irc_modes(room: RoomName, me: &Nick, changes: &[ModeChange], reference:
         modes,
         ops: vec![me.clone()],
         voiced: Vec::new(),
+        created: 1_700_000_000_000,
     });
 }
 
@@ -613,7 +717,7 @@ const VERBS: [&str; 15] = [
     "NOTICE", "NAMES", "WHO", "LIST", "MODE",
 ];
 
-const ERROR_CODES: [ErrorCode; 26] = [
+const ERROR_CODES: [ErrorCode; 33] = [
     ErrorCode::UnknownCommand,
     ErrorCode::MissingArgument,
     ErrorCode::InvalidArgument,
@@ -640,6 +744,13 @@ const ERROR_CODES: [ErrorCode; 26] = [
     ErrorCode::Moderated,
     ErrorCode::UnknownMode,
     ErrorCode::TargetNotInRoom,
+    ErrorCode::NickRegistered,
+    ErrorCode::AccountRequired,
+    ErrorCode::BadPassword,
+    ErrorCode::RateLimited,
+    ErrorCode::NotLoggedIn,
+    ErrorCode::AccountExists,
+    ErrorCode::StoreFailed,
 ];
 
 /// A line the IRC codec writes itself: one whole line, ended by CRLF, of at most 512 bytes

@@ -4,75 +4,100 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::link::{Dialer, Reader, Writer};
 
 /// How long registration (greeting, nick, join) may take per client.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The protocol of the server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// charla's text protocol: `/join #room`, then plain lines.
     Charla,
+    /// charla's text protocol over TLS (a `tls://` listener; `--ca` names its certificate).
+    CharlaTls,
+    /// charla's JSON protocol over a WebSocket (the `http://` listener's `/ws`).
+    CharlaWs,
     /// Any server that relays each line to the other clients, whatever prefix it adds
     /// (`ncat --chat`). One room only.
     Lines,
     /// IRC: NICK/USER registration, JOIN, PRIVMSG (ngircd, InspIRCd).
     Irc,
+    /// Socket.IO 4 over a WebSocket (Engine.IO v4 framing): a server that broadcasts each
+    /// `chat` event to every other client (bench/socketio). One room only.
+    SocketIo,
 }
 
 /// A registered client's two halves.
 pub struct Registered {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
+    pub reader: Reader,
+    pub writer: Writer,
 }
 
 impl Protocol {
+    /// Whether it runs over WebSocket frames rather than a byte stream.
+    pub fn framed(self) -> bool {
+        matches!(self, Protocol::CharlaWs | Protocol::SocketIo)
+    }
+
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Charla => "charla",
+            Protocol::CharlaTls => "charla-tls",
+            Protocol::CharlaWs => "charla-ws",
+            Protocol::Lines => "lines",
+            Protocol::Irc => "irc",
+            Protocol::SocketIo => "socket-io",
+        }
+    }
+}
+
+impl Dialer {
     /// Connects client `id`, registers it and puts it in `room` (`#name`).
-    pub async fn register(
-        self,
-        addr: std::net::SocketAddr,
-        id: usize,
-        room: &str,
-    ) -> anyhow::Result<Registered> {
-        tokio::time::timeout(REGISTER_TIMEOUT, self.register_inner(addr, id, room))
+    pub async fn register(&self, id: usize, room: &str) -> anyhow::Result<Registered> {
+        tokio::time::timeout(REGISTER_TIMEOUT, self.register_inner(id, room))
             .await
             .with_context(|| format!("client {id} took over {REGISTER_TIMEOUT:?} to register"))?
     }
 
-    async fn register_inner(
-        self,
-        addr: std::net::SocketAddr,
-        id: usize,
-        room: &str,
-    ) -> anyhow::Result<Registered> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (r, mut writer) = stream.into_split();
-        // Only for the lines of registration; the receiver reads through `arrival` after.
-        let mut reader = BufReader::new(r);
+    async fn register_inner(&self, id: usize, room: &str) -> anyhow::Result<Registered> {
+        let path = match self.protocol {
+            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket",
+            _ => "/ws",
+        };
+        let (mut reader, mut writer) = self.open(path).await?;
         let nick = format!("b{id}");
-        match self {
+        match self.protocol {
             Protocol::Lines => {}
-            Protocol::Charla => {
+            Protocol::Charla | Protocol::CharlaTls => {
                 read_until(&mut reader, |l| l.contains("you joined")).await?;
                 let hello = format!("/nick {nick}\n/join {room}\n");
-                writer.write_all(hello.as_bytes()).await?;
+                writer.send(hello.as_bytes()).await?;
                 let joined = format!("{room} *** you joined");
                 read_until(&mut reader, |l| l.starts_with(&joined)).await?;
             }
+            Protocol::CharlaWs => {
+                let hello = serde_json::json!({"type": "hello", "nick": nick, "rooms": [room]});
+                writer.send(format!("{hello}\n").as_bytes()).await?;
+                read_until(&mut reader, |l| l.starts_with(r#"{"type":"welcome""#)).await?;
+            }
+            Protocol::SocketIo => {
+                // Engine.IO's open packet (`0{…}`), then Socket.IO's connect to the main
+                // namespace (`40`), answered by `40{"sid":…}`.
+                read_until(&mut reader, |l| l.starts_with('0')).await?;
+                writer.send(b"40\n").await?;
+                read_until(&mut reader, |l| l.starts_with("40")).await?;
+            }
             Protocol::Irc => {
                 let hello = format!("NICK {nick}\r\nUSER {nick} 0 * :bench\r\n");
-                writer.write_all(hello.as_bytes()).await?;
+                writer.send(hello.as_bytes()).await?;
                 loop {
                     let line = read_until(&mut reader, |_| true).await?;
-                    if let Some(pong) = self.answer(line.as_bytes()) {
-                        writer.write_all(&pong).await?;
+                    if let Some(pong) = self.protocol.answer(line.as_bytes()) {
+                        writer.send(&pong).await?;
                     }
                     if line.split(' ').nth(1) == Some("001") {
                         break;
@@ -81,9 +106,7 @@ impl Protocol {
                         bail!("{nick} was refused: {line}");
                     }
                 }
-                writer
-                    .write_all(format!("JOIN {room}\r\n").as_bytes())
-                    .await?;
+                writer.send(format!("JOIN {room}\r\n").as_bytes()).await?;
                 // 366: end of the member list, the last reply to our own JOIN — of this
                 // room: charla also puts every client in #lobby, whose 366 may come first.
                 read_until(&mut reader, |l| {
@@ -96,13 +119,28 @@ impl Protocol {
         }
         Ok(Registered { reader, writer })
     }
+}
 
+impl Protocol {
     /// The bytes that send `text` to `room`.
     pub fn message(self, room: &str, text: &str, out: &mut Vec<u8>) {
         match self {
-            Protocol::Charla | Protocol::Lines => {
+            Protocol::Charla | Protocol::CharlaTls | Protocol::Lines => {
                 out.extend_from_slice(text.as_bytes());
                 out.push(b'\n');
+            }
+            // The stamp and its padding need no JSON escaping (`payload`).
+            Protocol::CharlaWs => {
+                out.extend_from_slice(br#"{"type":"say","room":""#);
+                out.extend_from_slice(room.as_bytes());
+                out.extend_from_slice(br#"","text":""#);
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\"}\n");
+            }
+            Protocol::SocketIo => {
+                out.extend_from_slice(br#"42["chat",""#);
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\"]\n");
             }
             Protocol::Irc => {
                 out.extend_from_slice(b"PRIVMSG ");
@@ -125,27 +163,57 @@ impl Protocol {
                 }
                 Some(pong)
             }
+            // Engine.IO's ping; a client that does not answer is dropped.
+            Protocol::SocketIo if line == b"2" => Some(b"3\n".to_vec()),
             _ => None,
         }
     }
 }
 
-async fn read_until(
-    reader: &mut BufReader<OwnedReadHalf>,
-    done: impl Fn(&str) -> bool,
-) -> anyhow::Result<String> {
-    let mut line = String::new();
+async fn read_until(reader: &mut Reader, done: impl Fn(&str) -> bool) -> anyhow::Result<String> {
     loop {
-        line.clear();
-        if reader.read_line(&mut line).await? == 0 {
+        let Some(line) = reader.line().await? else {
             bail!("the server closed the connection while registering");
+        };
+        if done(&line) {
+            return Ok(line);
         }
-        let trimmed = line.trim_end();
-        if done(trimmed) {
-            return Ok(trimmed.to_string());
+        if line.starts_with("ERROR") || line.starts_with(r#"{"type":"error""#) {
+            bail!("the server refused the client: {line}");
         }
-        if trimmed.starts_with("ERROR") {
-            bail!("the server refused the client: {trimmed}");
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each protocol sends for one message: a line, a JSON `say`, a Socket.IO event.
+    #[test]
+    fn a_message_in_each_protocol() {
+        let wire = |protocol: Protocol| {
+            let mut out = Vec::new();
+            protocol.message("#bench", "~b 1 2 3 4~xx", &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(wire(Protocol::CharlaTls), "~b 1 2 3 4~xx\n");
+        assert_eq!(
+            wire(Protocol::CharlaWs),
+            "{\"type\":\"say\",\"room\":\"#bench\",\"text\":\"~b 1 2 3 4~xx\"}\n"
+        );
+        assert_eq!(wire(Protocol::SocketIo), "42[\"chat\",\"~b 1 2 3 4~xx\"]\n");
+        assert_eq!(wire(Protocol::Irc), "PRIVMSG #bench :~b 1 2 3 4~xx\r\n");
+    }
+
+    /// Engine.IO's ping is answered with its pong, IRC's PING with PONG, nothing else.
+    #[test]
+    fn pings_are_answered_in_their_protocol() {
+        assert_eq!(Protocol::SocketIo.answer(b"2"), Some(b"3\n".to_vec()));
+        assert_eq!(Protocol::SocketIo.answer(b"42[\"chat\",\"2\"]"), None);
+        assert_eq!(
+            Protocol::Irc.answer(b"PING :x"),
+            Some(b"PONG :x\n".to_vec())
+        );
+        assert_eq!(Protocol::CharlaWs.answer(b"2"), None);
     }
 }

@@ -29,12 +29,13 @@ pub async fn measure(
     let gate = Arc::new(Semaphore::new(CONCURRENCY));
     let mut joins = JoinSet::new();
     let mut failures = 0;
+    let dialer = shape.dialer()?;
     let started = Instant::now();
     for id in 0..cycles {
         let permit = gate.clone().acquire_owned().await?;
-        let (protocol, addr) = (shape.protocol, shape.addr);
+        let dialer = dialer.clone();
         joins.spawn(async move {
-            let ok = protocol.register(addr, id, "#churn").await.is_ok();
+            let ok = dialer.register(id, "#churn").await.is_ok();
             drop(permit);
             ok
         });

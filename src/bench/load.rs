@@ -7,19 +7,22 @@
 //! (no coordinated omission).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::adapter::{Protocol, Registered};
 use super::arrival;
+use super::link::{Dialer, Reader, Writer};
 use super::payload::Stamp;
 use super::probe::Sampler;
 use super::report::StepReport;
@@ -33,6 +36,9 @@ const REGISTER_CONCURRENCY: usize = 64;
 /// lost.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// Bytes a TLS receiver decrypts into at a time (the size of a TLS record's plaintext).
+const TLS_READ_BYTES: usize = 16 * 1024;
+
 /// Deliveries stop counting as in flight once no new one arrived for this long.
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
@@ -41,6 +47,8 @@ const DRAIN_QUIET: Duration = Duration::from_millis(500);
 pub struct Shape {
     pub protocol: Protocol,
     pub addr: SocketAddr,
+    /// The certificate a TLS server is verified against (the system's roots without it).
+    pub ca: Option<PathBuf>,
     pub clients: usize,
     pub rooms: usize,
     pub senders: usize,
@@ -56,7 +64,7 @@ pub struct Shape {
 struct BenchClient {
     room: usize,
     tally: Arc<Mutex<Tally>>,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
 }
 
 /// Connected, registered clients with their receivers running.
@@ -72,6 +80,13 @@ pub struct Crowd {
     disconnected: usize,
 }
 
+impl Shape {
+    /// How its clients connect.
+    pub fn dialer(&self) -> anyhow::Result<Dialer> {
+        Dialer::new(self.protocol, self.addr, self.ca.as_deref())
+    }
+}
+
 fn room_name(shape: &Shape, room: usize) -> String {
     if shape.rooms <= 1 {
         "#bench".to_string()
@@ -84,15 +99,16 @@ impl Crowd {
     /// Connects and registers every client, `REGISTER_CONCURRENCY` at a time.
     pub async fn gather(shape: Shape, progress: &ProgressBar) -> anyhow::Result<Crowd> {
         let gate = Arc::new(Semaphore::new(REGISTER_CONCURRENCY));
+        let dialer = shape.dialer()?;
         let mut joins = JoinSet::new();
         for id in 0..shape.clients {
             let gate = gate.clone();
             let room = id % shape.rooms.max(1);
             let name = room_name(&shape, room);
-            let (protocol, addr) = (shape.protocol, shape.addr);
+            let dialer = dialer.clone();
             joins.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let registered = protocol.register(addr, id, &name).await;
+                let registered = dialer.register(id, &name).await;
                 (id, room, registered)
             });
         }
@@ -318,38 +334,70 @@ struct Recording {
 /// Works a read at a time, not a line at a time (one clock reading and one lock per read),
 /// so the generator's own cost per delivery stays small next to the server's.
 async fn receive(
-    reader: tokio::io::BufReader<OwnedReadHalf>,
+    reader: Reader,
     record: Recording,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     protocol: Protocol,
 ) {
     // The start of a line whose end has not arrived yet.
     let mut carry: Vec<u8> = Vec::new();
     let mut replies: Vec<Vec<u8>> = Vec::new();
-    // Registration may have read ahead; that much came before any step.
-    scan(
-        reader.buffer(),
-        None,
-        &mut carry,
-        &record,
-        protocol,
-        &mut replies,
-    );
-    let reader = reader.into_inner();
-    let stream = reader.as_ref();
-    // Should the kernel refuse, only the read latency is measured.
-    let _ = arrival::enable(stream);
-    loop {
-        let read = arrival::read(stream, |bytes, arrived| {
-            scan(bytes, arrived, &mut carry, &record, protocol, &mut replies);
-            !bytes.is_empty()
-        });
-        if !matches!(read.await, Ok(true)) {
-            return;
+    let mut scan = |bytes: &[u8], arrived, replies: &mut Vec<Vec<u8>>| {
+        scan(bytes, arrived, &mut carry, &record, protocol, replies)
+    };
+    match reader {
+        Reader::Tcp(reader) => {
+            // Registration may have read ahead; that much came before any step.
+            scan(reader.buffer(), None, &mut replies);
+            let reader = reader.into_inner();
+            let stream = reader.as_ref();
+            // Should the kernel refuse, only the read latency is measured.
+            let _ = arrival::enable(stream);
+            loop {
+                let read = arrival::read(stream, |bytes, arrived| {
+                    scan(bytes, arrived, &mut replies);
+                    !bytes.is_empty()
+                });
+                if !matches!(read.await, Ok(true)) {
+                    return;
+                }
+                answer(&writer, &mut replies).await;
+            }
         }
-        for reply in replies.drain(..) {
-            let _ = writer.lock().await.write_all(&reply).await;
+        Reader::Tls(mut reader) => {
+            let mut buf = vec![0; TLS_READ_BYTES];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => scan(&buf[..n], None, &mut replies),
+                }
+                answer(&writer, &mut replies).await;
+            }
         }
+        Reader::Ws(mut frames) => {
+            while let Some(Ok(frame)) = frames.next().await {
+                match frame {
+                    Message::Text(text) => {
+                        scan(text.as_bytes(), None, &mut replies);
+                        scan(b"\n", None, &mut replies);
+                    }
+                    // The pong tungstenite queued goes out with the next flush.
+                    Message::Ping(_) => {
+                        let _ = writer.lock().await.flush().await;
+                    }
+                    Message::Close(_) => return,
+                    _ => {}
+                }
+                answer(&writer, &mut replies).await;
+            }
+        }
+    }
+}
+
+/// Sends the replies a receiver's lines called for (IRC's PONG, Engine.IO's pong).
+async fn answer(writer: &tokio::sync::Mutex<Writer>, replies: &mut Vec<Vec<u8>>) {
+    for reply in replies.drain(..) {
+        let _ = writer.lock().await.send(&reply).await;
     }
 }
 

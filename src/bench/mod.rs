@@ -13,6 +13,7 @@ mod arrival;
 mod churn;
 mod floor;
 mod idle;
+mod link;
 mod load;
 mod payload;
 mod probe;
@@ -74,7 +75,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let mut report = Report {
         label: plan.label.clone(),
         scenario: format!("{:?}", plan.scenario).to_lowercase(),
-        protocol: format!("{:?}", shape.protocol).to_lowercase(),
+        protocol: shape.protocol.name().to_string(),
         clients: shape.clients,
         rooms: shape.rooms,
         senders: shape.senders,

@@ -14,18 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::runtime::Handle;
 
 use super::adapter::Protocol;
+use super::link::Writer;
 use super::payload::Stamp;
 use super::tally;
 
 /// One client's share of the sending.
 pub struct Sender {
     pub id: u32,
-    pub writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    pub writer: Arc<tokio::sync::Mutex<Writer>>,
     pub room: String,
     /// When its first message is due.
     pub first: Instant,
@@ -99,8 +98,7 @@ fn send_all(runtime: &Handle, senders: Vec<Sender>, schedule: &Schedule) -> Sent
         }
         tally::record_delay(&mut lag, now.duration_since(at).as_micros() as u64);
         next[i] = seq;
-        let written =
-            runtime.block_on(async { sender.writer.lock().await.write_all(&batch).await });
+        let written = runtime.block_on(async { sender.writer.lock().await.send(&batch).await });
         // Once the server has dropped this client (it could not keep up reading, say),
         // what it did not send is not offered; what it was owed counts as lost.
         if written.is_ok() && due(i, seq) < schedule.end {

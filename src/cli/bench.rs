@@ -42,6 +42,10 @@ pub struct Run {
     /// How to speak to it.
     #[arg(long, value_enum, default_value = "charla")]
     pub protocol: Protocol,
+    /// charla-tls: the PEM certificate the server is verified against (without it, the
+    /// system's roots).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Name of the server in the results.
     #[arg(long, default_value = "charla")]
     pub label: String,
@@ -111,6 +115,7 @@ impl Run {
             shape: LoadShape {
                 protocol: self.protocol,
                 addr: self.addr,
+                ca: self.ca,
                 clients: self.clients,
                 rooms,
                 senders: self.senders,

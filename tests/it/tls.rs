@@ -24,7 +24,7 @@ use crate::support::{Client, PATIENCE, TestServer};
 
 /// A certificate authority of the test's own, and the files it issues in a temporary
 /// directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     issuer: Issuer<'static, KeyPair>,
 }
@@ -38,7 +38,7 @@ struct Issued {
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -95,7 +95,7 @@ impl Pki {
         }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
@@ -143,7 +143,7 @@ async fn serve(pki: &Pki, specs: &[&str]) -> TestServer {
     serve_with(pki, specs, limits).await
 }
 
-async fn serve_with(pki: &Pki, specs: &[&str], limits: Limits) -> TestServer {
+pub(crate) async fn serve_with(pki: &Pki, specs: &[&str], limits: Limits) -> TestServer {
     let certs = Certificates::load(pki.install(&pki.issue())).unwrap();
     TestServer::with_certs(specs, limits, HttpOptions::default(), Some(&certs)).await
 }
@@ -180,7 +180,7 @@ async fn a_handshake_under_way_holds_a_place_and_a_refusal_is_said_inside_tls() 
 }
 
 /// The address of the first listener shown with `scheme` (`tls`, `ircs`, `https`).
-fn listener(server: &TestServer, scheme: &str) -> SocketAddr {
+pub(crate) fn listener(server: &TestServer, scheme: &str) -> SocketAddr {
     server
         .addrs
         .iter()
