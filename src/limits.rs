@@ -206,6 +206,10 @@ pub const BEAT_OUTPUT_CHARS: usize = 300;
 /// line of the default --max-line.
 pub const RUN_OUTPUT_BYTES: usize = 1024;
 
+/// How long before the certificate of a `tls://` or `https://` check expires it is an
+/// alert; again at 7 days and at 1 day. Default 14 days (`--check-cert-warn`).
+pub const CHECK_CERT_WARN: Duration = Duration::from_secs(14 * 86_400);
+
 /// Longest `/silence NAME DURATION`: a check silenced for longer is as good as removed, and
 /// should be. Default 30 days.
 pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);

@@ -136,7 +136,8 @@ pub struct Serve {
     pub watch: Vec<WatchSpec>,
 
     /// An alarm check (repeatable, or one per line in the variable): NAME=tcp://HOST:PORT
-    /// is up when it accepts a connection; 'NAME=http://URL' or https:// when a GET answers
+    /// is up when it accepts a connection, NAME=tls://HOST:PORT when a verified TLS
+    /// handshake succeeds; 'NAME=http://URL' or https:// when a GET answers
     /// 2xx or 3xx (redirects followed up to 5, HTTP_CHECK_MAX_REDIRECTS; 64 KiB of the body
     /// read, HTTP_CHECK_BODY_BYTES); 'NAME=exec:COMMAND' when `sh -c COMMAND` exits with
     /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
@@ -179,6 +180,16 @@ pub struct Serve {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::MAX_CHECK_RETRIES)),
     )]
     pub check_retries: u32,
+
+    /// Warn this long before the certificate of a tls:// or https:// check expires (an
+    /// alert, again at 7 days and 1 day).
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_CERT_WARN",
+        default_value_t = limits::CHECK_CERT_WARN.into(),
+        value_parser = positive,
+    )]
+    pub check_cert_warn: humantime::Duration,
 
     /// Repeat a DOWN alert at this interval (30m, 2h) while the check stays down. Unset:
     /// said once.
@@ -356,6 +367,7 @@ impl Serve {
             check_timeout: self.check_timeout.into(),
             check_retries: self.check_retries,
             check_remind: self.check_remind.map(Into::into),
+            check_cert_warn: self.check_cert_warn.into(),
             heartbeats: self.heartbeat.clone(),
             feed_rooms: self.feed_room.clone(),
             ..FeedOptions::default()

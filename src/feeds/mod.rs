@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, RoomName};
-use crate::limits::{CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
+use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 
 pub use check::{CheckSpec, Probe};
 pub use heartbeat::HeartbeatSpec;
@@ -45,6 +45,9 @@ pub struct FeedOptions {
     /// How often a DOWN alert is repeated while it lasts (`--check-remind`); never when
     /// `None`.
     pub check_remind: Option<Duration>,
+    /// How long before a TLS certificate expires a check warns of it (`--check-cert-warn`,
+    /// [`CHECK_CERT_WARN`]).
+    pub check_cert_warn: Duration,
     /// Jobs that must call in (`--heartbeat NAME=PERIOD[+GRACE]`), said in the check room.
     pub heartbeats: Vec<HeartbeatSpec>,
     /// Where check alerts go ([`ALERTS_ROOM`]).
@@ -63,6 +66,7 @@ impl Default for FeedOptions {
             check_timeout: CHECK_TIMEOUT,
             check_retries: CHECK_RETRIES,
             check_remind: None,
+            check_cert_warn: CHECK_CERT_WARN,
             heartbeats: Vec::new(),
             check_room: alerts_room(),
             feed_rooms: Vec::new(),
@@ -106,6 +110,7 @@ pub fn start(
             timeout: options.check_timeout.min(interval),
             retries: options.check_retries.max(1),
             remind: options.check_remind.filter(|d| !d.is_zero()),
+            cert_warn: options.check_cert_warn,
         };
         check::start(
             hub,

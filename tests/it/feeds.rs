@@ -623,6 +623,31 @@ async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
         .await;
 }
 
+/// A `tls://` check is up when a verified handshake succeeds, and warns of a certificate
+/// that expires within --check-cert-warn (14 days by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_about_to_expire_is_an_alert() {
+    let pki = crate::tls::Pki::new();
+    let (addr, task) = pki.handshakes_expiring_in(10);
+    let spec = format!(
+        "site=tls://localhost:{} ca={}",
+        addr.port(),
+        pki.ca().display()
+    );
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, checking(&spec)).await;
+    let mut c = server.client_in("#alerts").await;
+    let warned = c.expect("site's certificate expires in ").await;
+    assert!(
+        warned.starts_with("#alerts !!! [check:site] "),
+        "{warned:?}"
+    );
+    status_until(&mut c, "site is up").await;
+    // Said once, not at every run.
+    let again = tokio::time::timeout(Duration::from_millis(500), c.expect("certificate")).await;
+    assert!(again.is_err(), "{again:?}");
+    task.abort();
+}
+
 /// What the web service a test checks answers, switched while it runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {

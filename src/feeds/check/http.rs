@@ -17,7 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
+use super::probe::Probed;
 use crate::feeds::human;
 use crate::limits::{HTTP_CHECK_BODY_BYTES, HTTP_CHECK_MAX_REDIRECTS};
 
@@ -70,16 +72,19 @@ impl HttpProbe {
     }
 
     /// Tries the URL once within `timeout`: `Ok(what it answered)` or `Err(why not)`, each
-    /// saying how long the answer took.
-    pub async fn run(&self, timeout: Duration) -> Result<String, String> {
+    /// saying how long the answer took, and when an https server's certificate expires.
+    pub async fn run(&self, timeout: Duration) -> Probed {
         let started = Instant::now();
-        match tokio::time::timeout(timeout, self.fetch(started)).await {
+        let mut not_after = None;
+        let result = match tokio::time::timeout(timeout, self.fetch(started, &mut not_after)).await
+        {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {}", human(timeout))),
-        }
+        };
+        Probed { result, not_after }
     }
 
-    async fn fetch(&self, started: Instant) -> Result<String, String> {
+    async fn fetch(&self, started: Instant, not_after: &mut Option<i64>) -> Result<String, String> {
         let tls = match self.url.scheme_str() {
             Some("https") => Some(
                 crate::client::tls::connector(self.ca.as_deref())
@@ -90,7 +95,7 @@ impl HttpProbe {
         let mut url = self.url.clone();
         let mut hops = 0;
         loop {
-            let (status, location, body) = get(&url, tls.as_ref()).await?;
+            let (status, location, body) = get(&url, tls.as_ref(), not_after).await?;
             let took = human(started.elapsed());
             let redirect = status.is_redirection() && self.status != Some(status.as_u16());
             if let (true, Some(location)) = (redirect, location) {
@@ -130,6 +135,7 @@ impl HttpProbe {
 async fn get(
     url: &Uri,
     tls: Option<&TlsConnector>,
+    not_after: &mut Option<i64>,
 ) -> Result<(StatusCode, Option<String>, Vec<u8>), String> {
     let host = url.host().ok_or("the URL has no host")?;
     // `[::1]` in a URL is `::1` to connect to.
@@ -155,14 +161,33 @@ async fn get(
     match tls {
         None => exchange(stream, request).await,
         Some(tls) => {
-            let name = crate::client::tls::name(bare).map_err(|e| format!("TLS error: {e}"))?;
-            let stream = tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS error: {e}"))?;
+            let (stream, expires) = handshake(tls, bare, stream).await?;
+            *not_after = expires.or(*not_after);
             exchange(stream, request).await
         }
     }
+}
+
+/// A TLS handshake with `host` on `stream`, and when the certificate it showed expires
+/// (seconds since the epoch).
+pub(super) async fn handshake(
+    tls: &TlsConnector,
+    host: &str,
+    stream: TcpStream,
+) -> Result<(TlsStream<TcpStream>, Option<i64>), String> {
+    let name = crate::client::tls::name(host).map_err(|e| format!("TLS error: {e}"))?;
+    let stream = tls
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS error: {e}"))?;
+    let not_after = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp());
+    Ok((stream, not_after))
 }
 
 async fn exchange<S>(

@@ -17,7 +17,7 @@ mod spec;
 mod tracker;
 
 pub use http::HttpProbe;
-pub use probe::probe;
+pub use probe::{Probed, probe};
 pub use spec::{CheckOptions, CheckSpec, MAX_CHECK_NAME, Probe, name_rule, valid_name};
 pub use tracker::Health;
 
@@ -36,7 +36,7 @@ use tracing::info;
 use super::human;
 use crate::hub::{Hub, Notice, PostKind, RoomName, RoomStatus};
 #[cfg(doc)]
-use crate::limits::{CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
+use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 use tracker::CheckTracker;
 
 /// How every check runs, unless its own options say otherwise.
@@ -50,6 +50,8 @@ pub struct CheckSettings {
     pub retries: u32,
     /// How often a DOWN alert is repeated while it lasts; never when `None`.
     pub remind: Option<Duration>,
+    /// How long before a TLS certificate expires it is warned of ([`CHECK_CERT_WARN`]).
+    pub cert_warn: Duration,
 }
 
 type Trackers = Arc<Mutex<Vec<CheckTracker>>>;
@@ -115,16 +117,19 @@ async fn run(
             _ = ticks.tick() => {}
         }
         let started = Instant::now();
-        let result = tokio::select! {
+        let probed = tokio::select! {
             _ = shutdown.cancelled() => return,
-            result = probe(&spec.probe, timeout) => result,
+            probed = probe(&spec.probe, timeout) => probed,
         };
         let now = Instant::now();
         // The lock is released before posting: the hub calls the status under its own lock.
         let said = {
             let mut trackers = lock(&shared);
             let tracker = &mut trackers[index];
-            let said = match tracker.observe(result, now - started, now) {
+            let expiring = probed.not_after.and_then(|not_after| {
+                tracker.certificate(not_after, settings.cert_warn, super::now_ms() as i64 / 1000)
+            });
+            let said = match tracker.observe(probed.result, now - started, now) {
                 Some(transition) => {
                     info!(check = %spec.name, state = transition.to.as_str(), detail = %transition.detail, "check changed state");
                     tracker.alert(&transition)
@@ -133,15 +138,15 @@ async fn run(
             };
             let mut ended = false;
             if tracker.silent(now, &mut ended) {
-                None
+                Vec::new()
             } else if ended && said.is_none() {
                 // The silence ran out: its state is said once.
-                desk::silence_ended(tracker, now)
+                desk::silence_ended(tracker, now).into_iter().collect()
             } else {
-                said
+                said.into_iter().chain(expiring).collect::<Vec<_>>()
             }
         };
-        if let Some(notice) = said {
+        for notice in said {
             let _ = hub.post(&room, notice);
         }
     }

@@ -10,14 +10,61 @@ use super::spec::Probe;
 use crate::feeds::human;
 use crate::limits::{CHECK_OUTPUT_BYTES, CHECK_REASON_CHARS};
 
-/// Runs a probe once: `Ok(what worked)` or `Err(why not)`.
-pub async fn probe(probe: &Probe, timeout: Duration) -> Result<String, String> {
+/// What one run of a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    /// `Ok(what worked)` or `Err(why not)`.
+    pub result: Result<String, String>,
+    /// When the certificate the server showed expires, in seconds since the epoch (TLS
+    /// and https probes that got that far).
+    pub not_after: Option<i64>,
+}
+
+impl From<Result<String, String>> for Probed {
+    fn from(result: Result<String, String>) -> Probed {
+        Probed {
+            result,
+            not_after: None,
+        }
+    }
+}
+
+/// Runs a probe once.
+pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
     let outcome = match probe {
         Probe::Tcp(target) => tokio::time::timeout(timeout, connect(target)).await,
-        Probe::Exec(command) => return exec(command, timeout).await,
+        Probe::Exec(command) => return exec(command, timeout).await.into(),
         Probe::Http(http) => return http.run(timeout).await,
+        Probe::Tls { target, ca } => {
+            let shake = tokio::time::timeout(timeout, shake_hands(target, ca.as_deref())).await;
+            return shake
+                .unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))).into());
+        }
     };
-    outcome.unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))))
+    outcome
+        .unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))))
+        .into()
+}
+
+/// A TLS handshake with `target` (HOST:PORT), verified against `ca` or the system's roots.
+async fn shake_hands(target: &str, ca: Option<&std::path::Path>) -> Probed {
+    let shaken = async {
+        let tls = crate::client::tls::connector(ca).map_err(|e| format!("TLS error: {e}"))?;
+        let (host, _) = target.rsplit_once(':').unwrap_or((target, ""));
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("cannot connect to {target}: {}", io_reason(&e)))?;
+        let (_, not_after) = super::http::handshake(&tls, host, stream).await?;
+        Ok::<_, String>(not_after)
+    };
+    match shaken.await {
+        Ok(not_after) => Probed {
+            result: Ok(format!("TLS handshake with {target}")),
+            not_after,
+        },
+        Err(why) => Err(why).into(),
+    }
 }
 
 async fn connect(target: &str) -> Result<String, String> {
@@ -128,14 +175,18 @@ mod tests {
     async fn commands_are_up_on_status_zero() {
         let second = Duration::from_secs(5);
         assert_eq!(
-            probe(&Probe::Exec("echo fine".into()), second).await,
+            probe(&Probe::Exec("echo fine".into()), second).await.result,
             Ok("exit status 0: fine".into())
         );
         assert_eq!(
-            probe(&Probe::Exec("echo oops >&2; exit 3".into()), second).await,
+            probe(&Probe::Exec("echo oops >&2; exit 3".into()), second)
+                .await
+                .result,
             Err("exit status 3: oops".into())
         );
-        let slow = probe(&Probe::Exec("sleep 30".into()), Duration::from_millis(100)).await;
+        let slow = probe(&Probe::Exec("sleep 30".into()), Duration::from_millis(100))
+            .await
+            .result;
         assert_eq!(slow, Err("timed out after 100ms".into()));
     }
 
@@ -146,13 +197,17 @@ mod tests {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = socket.local_addr().unwrap();
-        let down = probe(&Probe::Tcp(addr.to_string()), Duration::from_secs(5)).await;
+        let down = probe(&Probe::Tcp(addr.to_string()), Duration::from_secs(5))
+            .await
+            .result;
         assert_eq!(
             down,
             Err(format!("cannot connect to {addr}: Connection refused"))
         );
         let _listener = socket.listen(8).unwrap();
-        let up = probe(&Probe::Tcp(addr.to_string()), Duration::from_secs(5)).await;
+        let up = probe(&Probe::Tcp(addr.to_string()), Duration::from_secs(5))
+            .await
+            .result;
         assert_eq!(up, Ok(format!("connected to {addr}")));
     }
 }

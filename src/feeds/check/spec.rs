@@ -20,6 +20,12 @@ pub enum Probe {
     Exec(String),
     /// `GET` the URL; up when it answers as expected.
     Http(HttpProbe),
+    /// A TLS handshake with `HOST:PORT`, verified against `ca` or the system's roots; up
+    /// when it succeeds. Its certificate's expiry is watched.
+    Tls {
+        target: String,
+        ca: Option<std::path::PathBuf>,
+    },
 }
 
 impl fmt::Display for Probe {
@@ -28,6 +34,7 @@ impl fmt::Display for Probe {
             Probe::Tcp(target) => write!(f, "tcp://{target}"),
             Probe::Exec(command) => write!(f, "exec:{command}"),
             Probe::Http(http) => write!(f, "{http}"),
+            Probe::Tls { target, .. } => write!(f, "tls://{target}"),
         }
     }
 }
@@ -68,8 +75,8 @@ impl FromStr for CheckSpec {
     type Err = String;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let usage = "expected NAME=tcp://HOST:PORT, NAME=http(s)://URL (each with OPTION=VALUE… \
-                     after it) or NAME=exec:COMMAND";
+        let usage = "expected NAME=tcp://HOST:PORT, NAME=tls://HOST:PORT, NAME=http(s)://URL \
+                     (each with OPTION=VALUE… after it) or NAME=exec:COMMAND";
         let (name, probe) = input
             .split_once('=')
             .ok_or_else(|| format!("{input:?}: {usage}"))?;
@@ -77,17 +84,32 @@ impl FromStr for CheckSpec {
             return Err(format!("{input:?}: {}", name_rule()));
         }
         let mut options = CheckOptions::default();
-        let probe = if let Some(rest) = probe.strip_prefix("tcp://") {
-            let mut words = rest.split_whitespace();
+        let scheme = ["tcp://", "tls://"]
+            .into_iter()
+            .find(|s| probe.starts_with(s));
+        let probe = if let Some(scheme) = scheme {
+            let mut words = probe[scheme.len()..].split_whitespace();
             let target = words.next().unwrap_or_default();
             match target.rsplit_once(':') {
                 Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-                _ => return Err(format!("{input:?}: expected tcp://HOST:PORT")),
+                _ => return Err(format!("{input:?}: expected {scheme}HOST:PORT")),
             }
+            let mut ca = None;
             for word in words {
-                options.take(word).map_err(|e| format!("{input:?}: {e}"))?;
+                match word.strip_prefix("ca=") {
+                    Some(path) if scheme == "tls://" && !path.is_empty() => {
+                        ca = Some(std::path::PathBuf::from(path));
+                    }
+                    _ => options.take(word).map_err(|e| format!("{input:?}: {e}"))?,
+                }
             }
-            Probe::Tcp(target.to_string())
+            match scheme {
+                "tls://" => Probe::Tls {
+                    target: target.to_string(),
+                    ca,
+                },
+                _ => Probe::Tcp(target.to_string()),
+            }
         } else if probe.starts_with("http://") || probe.starts_with("https://") {
             let mut words = probe.split_whitespace();
             let url = words.next().unwrap_or_default();

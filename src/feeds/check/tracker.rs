@@ -75,6 +75,9 @@ pub struct CheckTracker {
     pub acked: Option<String>,
     /// Until when its changes are said only to `/status` (`/silence`), by whom and why.
     pub silenced: Option<Silence>,
+    /// How many of the certificate warnings (`--check-cert-warn`, 7 days, 1 day) were said
+    /// for the certificate it sees now.
+    cert_warned: usize,
 }
 
 /// A `/silence` in force.
@@ -102,6 +105,7 @@ impl CheckTracker {
             told: now,
             acked: None,
             silenced: None,
+            cert_warned: 0,
         }
     }
 
@@ -220,6 +224,44 @@ impl CheckTracker {
             ));
         }
         Some(line)
+    }
+
+    /// An alert when the certificate the probe saw, expiring at `not_after` (seconds since
+    /// the epoch), entered the next of the warnings: `warn` before, 7 days, 1 day (each said
+    /// once). A renewed certificate starts them over.
+    pub fn certificate(&mut self, not_after: i64, warn: Duration, now_unix: i64) -> Option<Notice> {
+        const DAY: u64 = 86_400;
+        let left = not_after - now_unix;
+        let thresholds = [warn.as_secs(), 7 * DAY, DAY];
+        let crossed = thresholds
+            .iter()
+            .filter(|t| **t <= warn.as_secs() && left <= **t as i64)
+            .count();
+        if crossed == 0 {
+            self.cert_warned = 0;
+            return None;
+        }
+        if crossed <= self.cert_warned {
+            return None;
+        }
+        self.cert_warned = crossed;
+        let when = jiff::Timestamp::from_second(not_after)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        let name = &self.spec.name;
+        let text = if left <= 0 {
+            format!("{name}'s certificate EXPIRED on {when}")
+        } else {
+            format!(
+                "{name}'s certificate expires in {} (on {when})",
+                human(Duration::from_secs(left as u64))
+            )
+        };
+        let state = self.state.unwrap_or(Health::Up);
+        Some(
+            self.notice(PostKind::Alert, &text, state)
+                .with("cert_expires", not_after as u64),
+        )
     }
 
     /// How loud its alerts are.
@@ -423,6 +465,49 @@ mod tests {
         );
         // The check's own retries win over the server's.
         assert_eq!(tracker("web=tcp://a:1 retries=2", 5).retries, 2);
+    }
+
+    #[test]
+    fn an_expiring_certificate_is_warned_of_at_each_step() {
+        let mut t = tracker("site=tls://a:443", 1);
+        let day = 86_400;
+        let warn = Duration::from_secs(14 * day as u64);
+        let now = 1_800_000_000;
+        assert!(t.certificate(now + 30 * day, warn, now).is_none());
+        let first = t.certificate(now + 10 * day, warn, now).unwrap();
+        assert_eq!(first.kind, PostKind::Alert);
+        assert!(
+            first
+                .text
+                .as_str()
+                .starts_with("site's certificate expires in 10days (on "),
+            "{:?}",
+            first.text
+        );
+        assert!(
+            t.certificate(now + 9 * day, warn, now).is_none(),
+            "said once"
+        );
+        assert!(
+            t.certificate(now + 6 * day, warn, now).is_some(),
+            "at 7 days"
+        );
+        assert!(
+            t.certificate(now + day / 2, warn, now).is_some(),
+            "at 1 day"
+        );
+        assert!(t.certificate(now + day / 3, warn, now).is_none());
+        let expired = t.certificate(now - day, warn, now);
+        assert!(expired.is_none(), "all three were said");
+        // Renewed, then expiring again: said again.
+        assert!(t.certificate(now + 90 * day, warn, now).is_none());
+        let again = t.certificate(now - 1, warn, now).unwrap();
+        assert!(
+            again
+                .text
+                .as_str()
+                .starts_with("site's certificate EXPIRED on ")
+        );
     }
 
     #[test]
