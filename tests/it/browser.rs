@@ -411,6 +411,54 @@ async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice(
     driver.quit().await;
 }
 
+/// A reconnect resumes by `seq`: of what was said while away, what is still kept comes back
+/// marked as missed, and what is no longer kept is said to be lost, never skipped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_cut_the_page_says_what_is_no_longer_kept() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let limits = Limits {
+        flood_rate: 0,
+        history_per_room: 2,
+        ..Limits::default()
+    };
+    let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
+    let server = TestServer::with_http(&specs, limits, HttpOptions::default()).await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+    let log = driver.one("#log").await;
+    ana.send("said first").await;
+    driver.wait_for_text(&log, "said first").await;
+
+    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby left").await;
+    // Entries 2 to 6 of #ops; the room keeps the last two.
+    for n in 1..=5 {
+        ana.send(&format!("while away {n}")).await;
+    }
+    let script = json!({"script": "connect();", "args": []});
+    driver.call("POST", "/execute/sync", Some(script)).await;
+    ana.expect("#ops *** webby joined").await;
+
+    let text = driver.wait_for_text(&log, "while away 5").await;
+    assert!(
+        text.contains("#ops: messages 2 to 4 were said while you were away and are no longer kept"),
+        "{text}"
+    );
+    assert!(text.contains("while away 4"), "{text}");
+    assert!(!text.contains("while away 3"), "{text}");
+    assert_eq!(text.matches("said first").count(), 1, "{text}");
+    assert_eq!(driver.all("#log li.missed").await.len(), 2, "{text}");
+    driver.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others() {
     let Some(driver) = Driver::start().await else {

@@ -20,8 +20,11 @@ const form = document.getElementById("say");
 const input = document.getElementById("text");
 // What was sent and not yet acknowledged, by ref.
 const pending = new Map();
-// Ids of the messages shown, so history replayed on a reconnect adds only what was missed.
+// Ids of the messages shown, so nothing is shown twice (your own lines come back in a
+// replay: their ack has no seq).
 const seen = new Set();
+// The last seq seen in each room: a reconnect asks for exactly what came after it.
+const lastSeq = new Map();
 // Rooms joined (to join again after a reconnect), and what is unread in each.
 const rooms = new Set();
 const unread = new Map();
@@ -39,10 +42,8 @@ let ws = null;
 let backoff = 500;
 let nextRef = 1;
 let connectedBefore = false;
-// After a reconnect, until every room is joined again: replayed lines not seen before
-// were missed.
+// After a reconnect, until the resuming hello is answered: what it replays was missed.
 let catchingUp = false;
-let rejoining = new Set();
 let missedMarked = false;
 
 function time(ts) {
@@ -167,7 +168,12 @@ function fresh(m, cls) {
   return cls;
 }
 
+function saw(m, r) {
+  if (m.seq !== undefined && m.seq > (lastSeq.get(r) || 0)) lastSeq.set(r, m.seq);
+}
+
 function said(m, r, cls) {
+  saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
@@ -176,6 +182,7 @@ function said(m, r, cls) {
 }
 
 function posted(m, r, cls) {
+  saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const mark = m.type === "alert" ? "!!!" : ">>>";
@@ -193,6 +200,7 @@ function here() {
 function show(e) {
   switch (e.type) {
     case "welcome":
+      if (e.ref === "resume") catchingUp = false;
       nick = e.nick;
       for (const r of e.rooms) rooms.add(r);
       here();
@@ -216,8 +224,6 @@ function show(e) {
         members.set(e.room, new Set(e.members));
         // The join names the first few; `users` names everyone.
         if (e.count > e.members.length) ws.send(JSON.stringify({ type: "users", room: e.room }));
-        rejoining.delete(e.room);
-        if (rejoining.size === 0) catchingUp = false;
         // Joining again after a reconnect leaves you where you were reading.
         if (!catchingUp || e.room === room) switchTo(e.room);
         server("you joined " + e.room + "; here: " + e.members.join(", "), "", e.room);
@@ -260,6 +266,9 @@ function show(e) {
       if (e.ref) server(e.room + ": " + e.users.join(", "), "", e.room);
       break;
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
+    case "gap":
+      server(e.room + ": messages " + e.from + " to " + e.to + " were said while you were away and are no longer kept", "missed-mark gap", e.room);
+      break;
     case "error":
       pending.delete(e.ref);
       if (e.ref !== "reclaim") server(e.message, "error");
@@ -297,15 +306,16 @@ function command(text) {
   }
 }
 
-// Connects as `?nick=…&room=…` (the server turns it into a hello); after a reconnect, the
-// other rooms joined before are joined again, and what they replay fills in what was missed.
+// Connects as `?nick=…&room=…` (the server turns it into a hello). After a reconnect it
+// connects as `?nick=…&room=#lobby`, then resumes: a hello naming every room joined before
+// with the last seq seen in each, answered with exactly what came after (or a `gap` for
+// what is no longer kept), then `welcome`.
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const q = new URLSearchParams({ room });
-  if (wanted || nick) q.set("nick", wanted || nick);
   const again = connectedBefore;
+  const q = new URLSearchParams({ room: again ? "#lobby" : room });
+  if (wanted || nick) q.set("nick", wanted || nick);
   catchingUp = again;
-  rejoining = new Set(rooms);
   missedMarked = false;
   ws = new WebSocket(scheme + "//" + location.host + "/ws?" + q);
   ws.onopen = () => {
@@ -313,9 +323,9 @@ function connect() {
     backoff = 500;
     connectedBefore = true;
     if (again) {
-      for (const r of rooms) {
-        if (r !== room && r !== "#lobby") ws.send(JSON.stringify({ type: "join", room: r }));
-      }
+      const since = {};
+      for (const r of rooms) since[r] = lastSeq.get(r) || 0;
+      ws.send(JSON.stringify({ type: "hello", since, ref: "resume" }));
     }
   };
   ws.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (err) { console.error(err); } };
