@@ -185,8 +185,9 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// failure is DOWN.
 pub const CHECK_RETRIES: u32 = 1;
 
-/// Most `retries=N` a check may ask for: beyond it a check would take so long to say DOWN
-/// that it says nothing useful.
+/// Most `retries=N` (or `--check-retries`) a check may ask for: 100. Beyond it a check
+/// would take so long to say DOWN that it says nothing useful; a larger value is refused
+/// at start-up.
 pub const MAX_CHECK_RETRIES: u32 = 100;
 
 /// Redirects an HTTP check follows before it counts as failed ("more than 5 redirects").

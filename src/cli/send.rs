@@ -32,7 +32,7 @@ pub struct Send {
 
     /// Instead of a message, call in to the server's heartbeat NAME (--heartbeat): the
     /// job is alive. Prints the heartbeat's state.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["room", "words"])]
+    #[arg(long, value_name = "NAME", conflicts_with = "room")]
     pub beat: Option<String>,
 
     /// [ADDR] then the message, its words joined by spaces. Without a message, each line
@@ -86,6 +86,9 @@ impl Send {
             token: self.credentials.token,
         };
         if let Some(name) = self.beat {
+            if !self.words.is_empty() {
+                anyhow::bail!("--beat sends no message: give the server's address at most");
+            }
             return super::connect::client_runtime(async move {
                 let state = client::beat::call(&options, client::beat::alive(&name)).await?;
                 println!("{state}");

@@ -156,7 +156,8 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
         "{sent:?}"
     );
     let unknown = tokio::task::spawn_blocking(move || {
-        run(&["send", "--addr", &format!("tcp://{tcp}"), "--beat", "nope"])
+        // The server's address as the first argument, as for a message.
+        run(&["send", &tcp.to_string(), "--beat", "nope"])
     })
     .await
     .unwrap();
