@@ -78,26 +78,15 @@ pub async fn run(options: &Options, name: &str, command: &[String]) -> Result<i3
     let (program, args) = command
         .split_first()
         .ok_or_else(|| ClientError::Invalid("no command to run".into()))?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ClientError::Invalid(format!("cannot run {program}: {e}")))?;
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let (out, err, status) = tokio::join!(
-        pass_through(stdout, tokio::io::stdout()),
-        pass_through(stderr, tokio::io::stderr()),
-        child.wait()
-    );
-    let code = shell_status(status?);
-    // What it said on stderr first: the likeliest explanation of a failure.
-    let output = [err, out]
-        .into_iter()
-        .map(|kept| String::from_utf8_lossy(&kept).into_owned())
-        .find(|text| !text.trim().is_empty());
+    let (code, output) = match execute(program, args).await {
+        Ok(ran) => ran,
+        // Said like a shell says it, and reported as a run that failed: nothing ran.
+        Err(e) => {
+            let said = format!("charla: cannot run {program}: {e}");
+            eprintln!("{said}");
+            (127, Some(said))
+        }
+    };
     let finished = ClientRequest::Beat {
         name: name.to_string(),
         event: Some("finish"),
@@ -109,6 +98,29 @@ pub async fn run(options: &Options, name: &str, command: &[String]) -> Result<i3
         eprintln!("charla: could not report how {name} ended: {e}");
     }
     Ok(code)
+}
+
+/// Runs `program`, its output passed through: its exit status and the last of what it
+/// printed (stderr's when it wrote any, the likeliest explanation of a failure).
+async fn execute(program: &str, args: &[String]) -> std::io::Result<(i32, Option<String>)> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let (out, err, status) = tokio::join!(
+        pass_through(stdout, tokio::io::stdout()),
+        pass_through(stderr, tokio::io::stderr()),
+        child.wait()
+    );
+    let output = [err, out]
+        .into_iter()
+        .map(|kept| String::from_utf8_lossy(&kept).into_owned())
+        .find(|text| !text.trim().is_empty());
+    Ok((shell_status(status?), output))
 }
 
 /// The exit status as a shell gives it: the code, or 128 + the signal that killed it.

@@ -143,6 +143,32 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
     c.expect("backup started").await;
     c.expect("backup is UP again: succeeded in ").await;
 
+    // A command that cannot run is a failed run, exit status 127 as from a shell.
+    let missing = tokio::task::spawn_blocking({
+        let server = server.clone();
+        move || {
+            run(&[
+                "run",
+                "--addr",
+                &server,
+                "--beat",
+                "backup",
+                "--",
+                "/nonexistent/job",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(missing.status.code(), Some(127));
+    c.expect("backup started").await;
+    let failed = c.expect("[beat:backup]").await;
+    assert!(
+        failed.contains("backup FAILED: exit status 127 after ")
+            && failed.contains("cannot run /nonexistent/job"),
+        "{failed:?}"
+    );
+
     let sent = tokio::task::spawn_blocking(move || {
         let mut command = binary::command(&["send", "--beat", "backup"]);
         command.env("CHARLA_SERVER", &server);
@@ -155,6 +181,7 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
         String::from_utf8_lossy(&sent.stdout).starts_with("backup is up (for "),
         "{sent:?}"
     );
+    c.expect("backup is UP again: called in").await;
     let unknown = tokio::task::spawn_blocking(move || {
         // The server's address as the first argument, as for a message.
         run(&["send", &tcp.to_string(), "--beat", "nope"])
