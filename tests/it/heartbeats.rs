@@ -75,6 +75,21 @@ async fn a_silent_job_is_late_and_any_call_brings_it_back() {
     c.expect("!!! [udp:127.0.0.1] beat nope").await;
 }
 
+/// `charla run --addr SERVER --beat backup -- COMMAND…`, run to its end.
+async fn run_job(server: &str, command: &[&str]) -> std::process::Output {
+    let mut args: Vec<String> = ["run", "--addr", server, "--beat", "backup", "--"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(command.iter().map(|a| a.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap()
+}
+
 /// `charla run` passes its command's output through, reports the start and the failure
 /// with the exit status and the last lines, and exits with the command's status; `charla
 /// send --beat` calls in and prints the state.
@@ -97,24 +112,15 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
     c.expect("backup is waiting for its first call").await;
     let server = format!("tcp://{tcp}");
 
-    let failed = tokio::task::spawn_blocking({
-        let server = server.clone();
-        move || {
-            run(&[
-                "run",
-                "--addr",
-                &server,
-                "--beat",
-                "backup",
-                "--",
-                "sh",
-                "-c",
-                "echo copying; echo 'rsync: disk full' >&2; exit 3",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let failed = run_job(
+        &server,
+        &[
+            "sh",
+            "-c",
+            "echo copying; echo 'rsync: disk full' >&2; exit 3",
+        ],
+    )
+    .await;
     assert_eq!(failed.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&failed.stdout), "copying\n");
     assert_eq!(
@@ -133,33 +139,13 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
         "{alert:?}"
     );
 
-    let ok = tokio::task::spawn_blocking({
-        let server = server.clone();
-        move || run(&["run", "--addr", &server, "--beat", "backup", "--", "true"])
-    })
-    .await
-    .unwrap();
+    let ok = run_job(&server, &["true"]).await;
     assert_eq!(ok.status.code(), Some(0));
     c.expect("backup started").await;
     c.expect("backup is UP again: succeeded in ").await;
 
     // A command that cannot run is a failed run, exit status 127 as from a shell.
-    let missing = tokio::task::spawn_blocking({
-        let server = server.clone();
-        move || {
-            run(&[
-                "run",
-                "--addr",
-                &server,
-                "--beat",
-                "backup",
-                "--",
-                "/nonexistent/job",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let missing = run_job(&server, &["/nonexistent/job"]).await;
     assert_eq!(missing.status.code(), Some(127));
     c.expect("backup started").await;
     let failed = c.expect("[beat:backup]").await;
