@@ -155,7 +155,12 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         // A short wait at the very end, fine on any runtime.
         store.close();
         let stats = store.stats();
-        tracing::info!(written = stats.written, lost = stats.lost, "history closed");
+        tracing::info!(
+            written = stats.written,
+            lost = stats.lost,
+            refused = stats.refused,
+            "history closed"
+        );
     }
     Ok(())
 }

@@ -29,7 +29,9 @@ use std::time::Instant;
 
 use tracing::{debug, warn};
 
-use crate::hub::{Beat, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source};
+use crate::hub::{
+    Beat, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted,
+};
 use crate::limits::{
     UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_GLOBAL_BURST, UDP_GLOBAL_RATE, UDP_MAX_DATAGRAM,
     UDP_MAX_SOURCES, UDP_RATE,
@@ -78,16 +80,19 @@ pub enum Dropped {
     GlobalRateLimited,
     /// The table of source allowances is full of sources still over their allowance.
     TooManySources,
+    /// The history store cannot take more now: not posted ([`Unposted::StoreFull`]).
+    StoreFull,
 }
 
 impl Dropped {
-    const ALL: [Dropped; 6] = [
+    const ALL: [Dropped; 7] = [
         Dropped::Oversize,
         Dropped::InvalidUtf8,
         Dropped::Empty,
         Dropped::RateLimited,
         Dropped::GlobalRateLimited,
         Dropped::TooManySources,
+        Dropped::StoreFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +103,7 @@ impl Dropped {
             Dropped::RateLimited => "rate_limited",
             Dropped::GlobalRateLimited => "global_rate_limited",
             Dropped::TooManySources => "too_many_sources",
+            Dropped::StoreFull => "store_full",
         }
     }
 }
@@ -238,17 +244,21 @@ impl Ingest {
         };
         if let Some(room) = room.filter(|r| self.hub.is_kept(r)) {
             let text = one_line(body).ok_or(Dropped::Empty)?;
-            if let Ok(posted) = self.hub.post(&room, notice(text)) {
-                return Ok(posted.room);
+            match self.hub.post(&room, notice(text)) {
+                Ok(posted) => return Ok(posted.room),
+                Err(Unposted::StoreFull) => return Err(Dropped::StoreFull),
+                Err(Unposted::NoSuchRoom(_)) => {}
             }
         }
         // No room named, or not one that takes feed posts: the whole text to the default
         // room.
         let text = one_line(text).ok_or(Dropped::Empty)?;
         let room = self.options.room.clone();
-        // Fails only once the server is shutting down; nobody is left to tell.
-        let _ = self.hub.post(&room, notice(text));
-        Ok(room)
+        // No such room only once the server is shutting down; nobody is left to tell.
+        match self.hub.post(&room, notice(text)) {
+            Err(Unposted::StoreFull) => Err(Dropped::StoreFull),
+            _ => Ok(room),
+        }
     }
 
     /// Spends one datagram of `ip`'s allowance.

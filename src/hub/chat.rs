@@ -16,7 +16,7 @@ use super::nicks::NickTable;
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomSettings};
-use super::store::HistoryStore;
+use super::store::{HistoryStore, Owed, StoreFull};
 use super::text::MessageText;
 use super::{BySession, SessionId, WakeAll};
 use crate::fanout::{Overflow, Recipient};
@@ -101,12 +101,14 @@ impl ChatState {
             return;
         }
         let result = match command {
-            Command::Say { room, text, action } => self.say(id, room, text, action, false),
+            Command::Say { room, text, action } => {
+                self.say(id, room, text, action, false, reference.clone())
+            }
             Command::Msg { to, text } => self.private(id, to, text, false, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Room(room),
                 text,
-            } => self.say(id, Some(room), text, false, true),
+            } => self.say(id, Some(room), text, false, true, reference.clone()),
             Command::Notice {
                 to: NoticeTarget::Nick(to),
                 text,
@@ -267,16 +269,32 @@ impl ChatState {
     }
 
     pub fn open_room(&mut self, room: &RoomName) -> &mut Room {
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room.clone(), settings));
+        self.make_room(room);
+        let target = self.rooms.get_mut(room).expect("made above");
         if !target.kept {
             target.kept = true;
             self.kept_rooms += 1;
         }
         target
+    }
+
+    /// `room` as it is, or made with what the store kept of it.
+    fn make_room(&mut self, room: &RoomName) -> &mut Room {
+        let (settings, store) = (self.room_settings, &self.store);
+        self.rooms.entry(room.clone()).or_insert_with(|| {
+            let mut made = Room::new(room.clone(), settings);
+            if let Some(kept) = store.kept_room(room) {
+                made.restore(kept);
+            }
+            made
+        })
+    }
+
+    /// Hands the store what `room` is now, to keep after it empties and across restarts.
+    pub fn save_room(&self, room: &RoomName) {
+        if let Some(target) = self.rooms.get(room) {
+            self.store.keep_room(&target.name, target.kept());
+        }
     }
 
     /// What the feeds of a room report; any existing room may be looked into, like
@@ -343,6 +361,7 @@ impl ChatState {
         text: MessageText,
         action: bool,
         notice: bool,
+        reference: Option<String>,
     ) -> Reply {
         self.may_talk(id)?;
         let room = self.speaking_room(id, room)?;
@@ -360,14 +379,52 @@ impl ChatState {
             action,
             notice,
         };
-        let ack = Event::Ack {
+        let owed = Owed {
+            session: id,
             id: said.id,
             ts: said.ts,
+            reference,
         };
-        self.store.append(Entry::Said(said.clone()));
+        // Acked now by a store that keeps it at once, else by the store once committed.
+        let now = self.keep(Entry::Said(said.clone()), Some(owed))?;
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
-        Ok(Some(ack))
+        Ok(now.map(|owed| owed.ack()))
+    }
+
+    /// Sends each session in `owed` its `ack` (`kept`), or tells it its message was said
+    /// but not kept; a session gone since is told nothing.
+    pub fn settle_acks(&mut self, owed: Vec<Owed>, kept: bool) {
+        for owed in owed {
+            let event = if kept {
+                owed.ack()
+            } else {
+                Event::Error {
+                    code: ErrorCode::NotStored,
+                    message: format!(
+                        "message {} was said but the server could not keep it in history (its disk failed)",
+                        owed.id
+                    ),
+                }
+            };
+            self.send(owed.session, &Outgoing::reply(event, owed.reference));
+        }
+    }
+
+    /// Hands `entry` to the store before anyone hears it; one the store refuses is not
+    /// said, and its room's number is given to the next.
+    pub fn keep(&mut self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, Failure> {
+        let room = entry.room().clone();
+        self.store.append(entry, owed).map_err(|StoreFull| {
+            let target = self.rooms.get_mut(&room).expect("the room exists");
+            if let Some(seq) = target.seq.as_mut() {
+                *seq -= 1;
+            }
+            (
+                ErrorCode::StoreUnavailable,
+                "the server cannot keep messages right now (its disk is behind); nothing was said: try again in a moment".to_string(),
+            )
+        })
     }
 
     /// A private message or notice; a message to someone away is answered with their away
@@ -567,19 +624,25 @@ impl ChatState {
         resume: Option<Resume>,
     ) -> Result<(), Failure> {
         let already = self.sessions[&id].rooms.contains(&room);
-        // The first member of a room a user makes is its operator; #lobby is the server's.
-        let founder = !self.rooms.contains_key(&room) && room != RoomName::lobby();
         if !already {
             self.may_join(id, &room)?;
-            if let Some(target) = self.rooms.get(&room) {
-                self.may_enter(id, target, key.as_deref())?;
+        }
+        let made = !self.rooms.contains_key(&room);
+        let account = self.sessions[&id].account.clone();
+        let target = self.make_room(&room);
+        // The first member of a room a user makes is its operator, unless the room kept
+        // operators' accounts from before; #lobby is the server's.
+        let founder = made && room != RoomName::lobby() && target.op_accounts.is_empty();
+        if !already && !founder {
+            let target = &self.rooms[&room];
+            if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
+                if made {
+                    self.rooms.remove(&room);
+                }
+                return Err(refused);
             }
         }
-        let settings = self.room_settings;
-        let target = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room, settings));
+        let target = self.rooms.get_mut(&room).expect("made above");
         // The room's own name from here on: its spelling, and its one shared string rather
         // than a copy per member.
         let room = target.name.clone();
@@ -590,7 +653,6 @@ impl ChatState {
         session.rooms = rooms.into_boxed_slice();
         let nick = session.nick.clone();
         let recipient = session.recipient.clone();
-        let account = session.account.clone();
         if already && let Some(resume) = resume {
             return self.resume_member(id, &room, resume, reference);
         }
@@ -608,7 +670,10 @@ impl ChatState {
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-            } else if account.is_some_and(|a| target.op_accounts.contains(&a)) {
+                if account.is_some() {
+                    self.store.keep_room(&room, target.kept());
+                }
+            } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }

@@ -171,8 +171,8 @@ struct Reentrant {
 }
 
 impl HistoryStore for Reentrant {
-    fn append(&self, entry: Entry) {
-        self.memory.append(entry);
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull> {
+        self.memory.append(entry, owed)
     }
 
     fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
@@ -362,7 +362,7 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
             .collect()
     };
     for n in 0..5 {
-        store.append(entry("#a", n));
+        store.append(entry("#a", n), None).unwrap();
     }
     assert_eq!(
         ids("#a"),
@@ -370,14 +370,14 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
         "a room keeps its bytes' worth, newest"
     );
     for n in 5..8 {
-        store.append(entry("#b", n));
+        store.append(entry("#b", n), None).unwrap();
     }
     // Six entries are over the bound for all: the oldest of any room went first.
     assert_eq!(ids("#a"), [3, 4]);
     assert_eq!(ids("#b"), [5, 6, 7]);
     store.forget(&room("#b"));
     for n in 8..11 {
-        store.append(entry("#c", n));
+        store.append(entry("#c", n), None).unwrap();
     }
     assert_eq!(
         ids("#a"),
@@ -387,7 +387,7 @@ fn history_kept_in_memory_is_bounded_in_bytes_per_room_and_in_all() {
     assert_eq!(ids("#c"), [8, 9, 10]);
     // Many entries through a small room leave the oldest-first list swept, not growing.
     for n in 11..2000 {
-        store.append(entry("#a", n));
+        store.append(entry("#a", n), None).unwrap();
     }
     assert_eq!(ids("#a"), [1997, 1998, 1999]);
     assert_eq!(ids("#c"), [9, 10]);
@@ -402,4 +402,108 @@ fn rooms_keep_no_history_when_told_to_keep_none() {
     let (_, bob) = member(&hub, "bob");
     hub.apply(ana, say("#lobby", "heard"));
     assert_eq!(said(&bob.take()), ["heard"]);
+}
+
+/// A store that keeps in memory but acks later, as a durable one does once it has
+/// committed, and refuses everything while `full`.
+#[derive(Default)]
+struct Deferred {
+    memory: Option<MemoryHistory>,
+    held: Mutex<Vec<Owed>>,
+    sink: OnceLock<Arc<AckSink>>,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl Deferred {
+    /// Settles what is held, as a commit (`kept`) or a failed transaction.
+    fn settle(&self, kept: bool) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        (self.sink.get().unwrap())(held, kept);
+    }
+}
+
+impl HistoryStore for Deferred {
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull> {
+        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreFull);
+        }
+        let memory = self.memory.as_ref().unwrap();
+        memory.append(entry, None)?;
+        self.held.lock().unwrap().extend(owed);
+        Ok(None)
+    }
+
+    fn on_settled(&self, sink: Arc<AckSink>) {
+        self.sink.set(sink).ok().unwrap();
+    }
+
+    fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {
+        self.memory.as_ref().unwrap().recent(room, limit)
+    }
+
+    fn forget(&self, room: &RoomName) {
+        self.memory.as_ref().unwrap().forget(room);
+    }
+}
+
+#[test]
+fn acks_wait_for_the_store_and_a_full_store_refuses_what_would_go_unkept() {
+    let limits = Limits::default();
+    let store = Arc::new(Deferred {
+        memory: Some(MemoryHistory::new(limits.history_bounds())),
+        ..Deferred::default()
+    });
+    let hub = Hub::with_edges(
+        &limits,
+        Edges {
+            store: store.clone(),
+            ..Edges::alone(&limits)
+        },
+    );
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (_bob, bob_inbox) = member(&hub, "bob");
+    let said_by_ana = |text: &str| Request {
+        reference: Some(format!("\"{text}\"")),
+        ..say("#lobby", text)
+    };
+    ana_inbox.take();
+    hub.apply(ana, said_by_ana("one"));
+    assert_eq!(said(&bob_inbox.take()), ["one"], "fan-out does not wait");
+    assert!(ana_inbox.take().is_empty(), "no ack before the commit");
+    store.settle(true);
+    let acks = ana_inbox.take();
+    assert!(matches!(acks[..], [Event::Ack { .. }]), "{acks:?}");
+
+    // Full: refused, not said, and its number goes to the next.
+    store.full.store(true, std::sync::atomic::Ordering::Relaxed);
+    hub.apply(ana, said_by_ana("two"));
+    assert_eq!(errors(&ana_inbox.take()), [ErrorCode::StoreUnavailable]);
+    assert!(bob_inbox.take().is_empty(), "nobody heard it");
+    assert!(matches!(
+        hub.post(
+            &room("#lobby"),
+            Notice::new(
+                Source::new("t").unwrap(),
+                PostKind::Notice,
+                MessageText::new("x").unwrap()
+            )
+        ),
+        Err(Unposted::StoreFull)
+    ));
+    store
+        .full
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    hub.apply(ana, said_by_ana("three"));
+    let seqs: Vec<u64> = hub
+        .room_history(&room("#lobby"), None, None)
+        .unwrap()
+        .1
+        .iter()
+        .map(Entry::seq)
+        .collect();
+    assert_eq!(seqs, [1, 2], "no number lost to the refused one");
+    assert_eq!(said(&bob_inbox.take()), ["three"]);
+    // The transaction failed: said, not kept, and the sender is told so.
+    store.settle(false);
+    assert_eq!(errors(&ana_inbox.take()), [ErrorCode::NotStored]);
 }

@@ -382,6 +382,12 @@ pub enum ErrorCode {
     AccountExists,
     /// The account store failed (the disk); the request was not carried out.
     StoreFailed,
+    /// The history store cannot take more now (its writer is far behind the disk): the
+    /// message was refused, not said. Worth sending again in a moment.
+    StoreUnavailable,
+    /// The message was said (delivered live) but its history transaction failed (the disk
+    /// full or failing): it is not kept. Sent in place of its `ack`.
+    NotStored,
 }
 
 impl ErrorCode {
@@ -420,6 +426,8 @@ impl ErrorCode {
             ErrorCode::NotLoggedIn => "not_logged_in",
             ErrorCode::AccountExists => "account_exists",
             ErrorCode::StoreFailed => "store_failed",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::NotStored => "not_stored",
         }
     }
 }

@@ -68,9 +68,12 @@ pub use names::{NameError, Nick, RoomName};
 pub use ops::{Ban, BanMask, Mode, ModeChange, Modes, Standing, Topic, describe_changes};
 pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
+    Unposted,
 };
-pub use room::RoomSettings;
-pub use store::{HistoryBounds, HistoryStore, MemoryHistory, stored_bytes};
+pub use room::{KeptRoom, RoomSettings};
+pub use store::{
+    AckSink, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
+};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
@@ -192,6 +195,12 @@ impl Hub {
         };
         let chat = Arc::new(Ordered::new(Level::Hub, chat));
         metrics.add_collector(gauges::HubGauges::of(&chat));
+        let weak = Arc::downgrade(&chat);
+        store.on_settled(Arc::new(move |owed, kept| {
+            if let Some(chat) = weak.upgrade() {
+                with_state(&chat, |chat| chat.settle_acks(owed, kept));
+            }
+        }));
         Hub {
             chat,
             store,
@@ -379,12 +388,13 @@ impl Hub {
     }
 
     /// Posts a feed's notice into `room`: remembered in its history and sent to every
-    /// member. Returns the post as stamped, or [`NoSuchRoom`] when the room does not exist
-    /// (nobody is in it and no feed opened it).
-    pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, NoSuchRoom> {
+    /// member. Returns the post as stamped; [`Unposted::NoSuchRoom`] when the room does not
+    /// exist (nobody is in it and no feed opened it), [`Unposted::StoreFull`] when the
+    /// store refused it.
+    pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, Unposted> {
         self.with_chat(|chat| {
             let Some(name) = chat.rooms.get(room).map(|r| r.name.clone()) else {
-                return Err(NoSuchRoom(room.clone()));
+                return Err(NoSuchRoom(room.clone()).into());
             };
             let posted = Posted {
                 id: chat.mint.message(),
@@ -393,7 +403,8 @@ impl Hub {
                 room: name.clone(),
                 notice: Arc::new(notice),
             };
-            chat.store.append(Entry::Posted(posted.clone()));
+            chat.keep(Entry::Posted(posted.clone()), None)
+                .map_err(|_| Unposted::StoreFull)?;
             chat.metrics.received(MessageKind::Post);
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)
@@ -416,8 +427,7 @@ impl Hub {
         };
         let taken = heartbeats.beat(name, beat)?;
         if let Some(post) = &taken.post {
-            // Fails only once the server is shutting down.
-            let _ = self.post(&taken.room, post.clone());
+            self.post_said(&taken.room, post);
         }
         Ok(taken)
     }
@@ -475,9 +485,16 @@ impl Hub {
             .act(name, action, &by)
             .map_err(|message| (ErrorCode::InvalidArgument, message))?;
         if let Some(post) = &answered.post {
-            let _ = self.post(&answered.room, post.clone());
+            self.post_said(&answered.room, post);
         }
         Ok(answered)
+    }
+
+    /// Posts what a call said; one the store cannot take now is logged, not lost unsaid.
+    fn post_said(&self, room: &RoomName, post: &Notice) {
+        if let Err(e) = self.post(room, post.clone()) {
+            tracing::warn!(%room, error = ?e, text = %post.text, "a call's post was not kept");
+        }
     }
 
     /// Answers a call with the status of what it called, or the error.
@@ -633,19 +650,25 @@ impl Hub {
     }
 
     fn with_chat<T>(&self, f: impl FnOnce(&mut ChatState) -> T) -> T {
-        let mut chat = self.lock();
-        let result = f(&mut chat);
-        chat.settle();
-        if !chat.woken.is_empty() {
-            let ChatState { woken, wake, .. } = &mut *chat;
-            wake(woken);
-        }
-        result
+        with_state(&self.chat, f)
     }
 
     fn lock(&self) -> OrderedGuard<'_, ChatState> {
         self.chat.lock()
     }
+}
+
+/// Runs `f` under the hub's lock, then disconnects whoever overflowed and wakes whoever
+/// has something new to write, before letting go.
+fn with_state<T>(chat: &Ordered<ChatState>, f: impl FnOnce(&mut ChatState) -> T) -> T {
+    let mut chat = chat.lock();
+    let result = f(&mut chat);
+    chat.settle();
+    if !chat.woken.is_empty() {
+        let ChatState { woken, wake, .. } = &mut *chat;
+        wake(woken);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -334,14 +334,20 @@ fn not_operator(room: &RoomName, what: &str) -> Failure {
 
 impl ChatState {
     /// Whether session `id` may come into `room` (which exists) with `key`: not banned,
-    /// invited if it is invite-only, with its key, within its limit.
+    /// invited if it is invite-only, with its key, within its limit. One of the room's
+    /// operators' accounts comes in whatever the modes: it is the room's owner, and a room
+    /// kept locked (`+i`, `+k`) after it emptied has nobody inside to let it in.
     pub(super) fn may_enter(
         &self,
         id: SessionId,
         room: &Room,
         key: Option<&str>,
     ) -> Result<(), Failure> {
-        let nick = &self.sessions[&id].nick;
+        let session = &self.sessions[&id];
+        if room.has_op_account(session.account.as_ref()) {
+            return Ok(());
+        }
+        let nick = &session.nick;
         let name = &room.name;
         let invited = room.invited.contains(&id);
         if room.bans.iter().any(|ban| ban.mask.matches(nick)) && !invited {
@@ -454,6 +460,7 @@ impl ChatState {
             by,
             topic,
         };
+        self.save_room(&room);
         self.publish(room, changed.clone(), Some(id));
         Ok(Some(changed))
     }
@@ -651,6 +658,7 @@ impl ChatState {
             changes: applied,
         };
         if matches!(&changed, Event::ModeChanged { changes, .. } if !changes.is_empty()) {
+            self.save_room(&room);
             self.publish(room, changed.clone(), Some(id));
         }
         Ok(Some(changed))

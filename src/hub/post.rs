@@ -215,3 +215,13 @@ pub trait RoomStatus: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("there is no room {0}")]
 pub struct NoSuchRoom(pub RoomName);
+
+/// Why [`super::Hub::post`] posted nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unposted {
+    #[error(transparent)]
+    NoSuchRoom(#[from] NoSuchRoom),
+    /// The history store cannot take more now ([`super::StoreFull`]): not posted.
+    #[error("the history store cannot take more now; not posted")]
+    StoreFull,
+}

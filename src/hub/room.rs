@@ -43,6 +43,17 @@ pub(super) struct Room {
     pub created: u64,
 }
 
+/// What a room keeps when it empties and across restarts, in a store that keeps it: its
+/// topic, modes, operators' accounts and bans. Members, voice and invitations belong to
+/// sessions and go with them.
+#[derive(Debug, Clone)]
+pub struct KeptRoom {
+    pub topic: Option<Topic>,
+    pub modes: Modes,
+    pub op_accounts: Vec<Nick>,
+    pub bans: Vec<Ban>,
+}
+
 /// How a room speaks to its members about itself; each room starts with the hub's.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomSettings {
@@ -99,6 +110,33 @@ impl Room {
             seq: None,
             created: super::chat::now_ms(),
         }
+    }
+
+    /// What the store keeps of this room; `None` when nothing differs from a new room's.
+    pub fn kept(&self) -> Option<KeptRoom> {
+        let plain = self.topic.is_none()
+            && self.modes == Modes::new_room()
+            && self.op_accounts.is_empty()
+            && self.bans.is_empty();
+        (!plain).then(|| KeptRoom {
+            topic: self.topic.clone(),
+            modes: self.modes.clone(),
+            op_accounts: self.op_accounts.clone(),
+            bans: self.bans.clone(),
+        })
+    }
+
+    /// Takes back what the store kept of it.
+    pub fn restore(&mut self, kept: KeptRoom) {
+        self.topic = kept.topic;
+        self.modes = kept.modes;
+        self.op_accounts = kept.op_accounts;
+        self.bans = kept.bans;
+    }
+
+    /// Whether `account` is one of this room's operators' accounts.
+    pub fn has_op_account(&self, account: Option<&Nick>) -> bool {
+        account.is_some_and(|a| self.op_accounts.contains(a))
     }
 
     pub fn is_op(&self, id: SessionId) -> bool {

@@ -10,15 +10,58 @@ use std::mem::size_of;
 
 use crate::fanout::{Level, Ordered};
 
-use super::ids::NodeId;
+use super::ids::{NodeId, SessionId};
 use super::names::RoomName;
 use super::post::{Entry, Field};
+use super::room::KeptRoom;
+
+/// The `ack` owed to the session that said an entry: sent once the store has kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub session: SessionId,
+    /// The entry's message id and time, as the `ack` carries them.
+    pub id: u64,
+    pub ts: u64,
+    /// The request's `ref`, echoed in the `ack`.
+    pub reference: Option<String>,
+}
+
+impl Owed {
+    /// The `ack` itself.
+    pub fn ack(&self) -> super::Event {
+        super::Event::Ack {
+            id: self.id,
+            ts: self.ts,
+        }
+    }
+}
+
+/// What a durable store hands the acks it owed once their entries are settled: `true` when
+/// committed (each gets its `ack`), `false` when their transaction failed (each gets an
+/// error: delivered live, not kept). Called on the store's writer thread, holding none of
+/// the store's locks.
+pub type AckSink = dyn Fn(Vec<Owed>, bool) + Send + Sync;
+
+/// The store cannot take an entry now (its writer is that far behind, or it has closed):
+/// the entry is refused rather than said, so nothing said goes unkept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the history store cannot take more now")]
+pub struct StoreFull;
 
 /// Keeps rooms' history. Has a lock of its own: the hub calls it under its lock to
 /// remember, and without it to answer a `/history`.
 pub trait HistoryStore: Send + Sync {
-    /// Keeps `entry` as the newest of its room's history.
-    fn append(&self, entry: Entry);
+    /// Keeps `entry` as the newest of its room's history, or refuses it. `owed`, the ack
+    /// of whoever said it, comes back when the entry is kept already (send it now); a
+    /// store that keeps it later holds it and hands it to its [`AckSink`] then. Never
+    /// waits: called under the hub's lock.
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull>;
+
+    /// Where to hand the acks [`HistoryStore::append`] held; a store that never holds
+    /// one ignores it.
+    fn on_settled(&self, sink: std::sync::Arc<AckSink>) {
+        let _ = sink;
+    }
 
     /// The last `limit` entries of `room` (as many as kept when `None`), oldest first.
     fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry>;
@@ -51,6 +94,20 @@ pub trait HistoryStore: Send + Sync {
 
     /// The room is gone (its last member left): what it kept may go too.
     fn forget(&self, room: &RoomName);
+
+    /// Keeps what `room` is now (`None`: nothing a new room would not have) for when it is
+    /// made again, after it empties or a restart. Never waits: called under the hub's
+    /// lock. A store that forgets rooms with their members ignores it.
+    fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
+        let _ = (room, kept);
+    }
+
+    /// What [`HistoryStore::keep_room`] kept of `room`; asked under the hub's lock as the
+    /// room is made, so one indexed read at most.
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let _ = room;
+        None
+    }
 
     /// The largest message id `node` minted that this store kept from before this
     /// process started, so the hub's ids continue after it; `None` for a store that
@@ -109,15 +166,9 @@ impl MemoryHistory {
 }
 
 impl MemoryHistory {
-    /// Entries in the oldest-first list, dropped ones not swept yet included.
-    #[cfg(test)]
-    pub fn ages_len(&self) -> usize {
-        self.state.lock().ages.len()
-    }
-}
-
-impl HistoryStore for MemoryHistory {
-    fn append(&self, entry: Entry) {
+    /// Keeps `entry`, dropping the oldest past any bound; one over a bound on its own is
+    /// not kept (it was delivered live).
+    fn keep(&self, entry: Entry) {
         let size = stored_bytes(&entry);
         let bounds = self.bounds;
         if bounds.per_room == 0 || size > bounds.room_bytes.min(bounds.total_bytes) {
@@ -149,6 +200,19 @@ impl HistoryStore for MemoryHistory {
         if kept.ages.len() > 2 * kept.live + 64 {
             kept.sweep();
         }
+    }
+
+    /// Entries in the oldest-first list, dropped ones not swept yet included.
+    #[cfg(test)]
+    pub fn ages_len(&self) -> usize {
+        self.state.lock().ages.len()
+    }
+}
+
+impl HistoryStore for MemoryHistory {
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull> {
+        self.keep(entry);
+        Ok(owed)
     }
 
     fn recent(&self, room: &RoomName, limit: Option<usize>) -> Vec<Entry> {

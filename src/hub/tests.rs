@@ -412,7 +412,7 @@ fn posts_reach_every_member_and_wait_in_history() {
     let alerts = room("#alerts");
     assert_eq!(
         hub.post(&alerts, notice("nobody")).unwrap_err(),
-        NoSuchRoom(alerts.clone())
+        NoSuchRoom(alerts.clone()).into()
     );
     hub.open_room(&alerts);
     // Posted while nobody is there: kept for whoever comes.

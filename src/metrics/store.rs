@@ -1,5 +1,5 @@
-//! The history file's writer, for `GET /metrics`: what it committed and what it could not,
-//! read from its own counts when scraped.
+//! The history file's writer, for `GET /metrics`: what it committed, what it could not and
+//! what it refused, read from its own counts when scraped.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +10,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 
 use crate::store::SqliteHistory;
 
-/// `charla_history_written_total` and `charla_history_lost_total` of a history file.
+/// `charla_history_written_total`, `charla_history_lost_total` and
+/// `charla_history_refused_total` of a history file.
 pub struct HistoryCounts(pub Arc<SqliteHistory>);
 
 impl fmt::Debug for HistoryCounts {
@@ -32,8 +33,13 @@ impl Collector for HistoryCounts {
             ),
             (
                 "history_lost",
-                "History entries not written to the file (its writer's queue full, the disk full, an I/O error); each was delivered live",
+                "History entries said but not written to the file (their transaction failed: the disk full, an I/O error); each was delivered live and its sender told not_stored",
                 stats.lost,
+            ),
+            (
+                "history_refused",
+                "Messages and posts refused because the history writer's queue was full (the disk far behind); none was said, each sender was told store_unavailable",
+                stats.refused,
             ),
         ];
         for (name, help, value) in counters {

@@ -12,26 +12,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode as SqliteCode, OptionalExtension, params};
 
+use super::schema;
+use super::sqlite::StoreError;
 use crate::hub::{AccountError, AccountStore, Nick};
 use crate::limits::MAX_TOKENS_PER_ACCOUNT;
-
-/// The tables accounts add: one step of the schema's migrations, applied in order after
-/// the history's own. Idempotent, so a file made before accounts existed gains them.
-pub const ACCOUNTS_MIGRATION: &str = "
-CREATE TABLE IF NOT EXISTS accounts (
-    key TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    password TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS account_tokens (
-    digest TEXT PRIMARY KEY,
-    account TEXT NOT NULL REFERENCES accounts(key) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    UNIQUE (account, label)
-);
-";
 
 /// How long a statement waits for the history writer, which holds the file's write lock
 /// while it commits.
@@ -43,12 +27,18 @@ pub struct SqliteAccounts {
 }
 
 impl SqliteAccounts {
-    /// Opens the accounts of the database at `path`, adding their tables if it has none.
-    pub fn open(path: &Path) -> rusqlite::Result<SqliteAccounts> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.execute_batch(ACCOUNTS_MIGRATION)?;
+    /// Opens the accounts of the database at `path`, bringing its schema up to date
+    /// first (`charla account add` may be the first of this version to open it).
+    pub fn open(path: &Path) -> Result<SqliteAccounts, StoreError> {
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(sqlite)?;
+        schema::migrate_at(&mut conn, path)?;
         Ok(SqliteAccounts {
             conn: Mutex::new(conn),
         })
@@ -241,6 +231,85 @@ mod tests {
         assert!(
             store.token_owner("d3").unwrap().is_none(),
             "tokens go with the account"
+        );
+    }
+
+    /// A file as the previous version left it: history at schema version 2, and (when
+    /// `with_accounts`) the accounts tables that version created outside the numbered
+    /// steps, with an account in them.
+    fn version_2_file(path: &Path, with_accounts: bool) {
+        let conn = Connection::open(path).unwrap();
+        for step in &schema::MIGRATIONS[..2] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
+             VALUES (7, 1700000000000, ?1, '#ops', 0, 'ana', 'kept', 1)",
+            [crate::hub::RoomName::parse("#ops").unwrap().key()],
+        )
+        .unwrap();
+        if with_accounts {
+            conn.execute_batch(schema::MIGRATIONS[2]).unwrap();
+            conn.execute(
+                "INSERT INTO accounts VALUES (?1, 'Ana', '$argon2id$old', 1)",
+                [nick("Ana").key()],
+            )
+            .unwrap();
+        }
+    }
+
+    fn version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_2_file_gains_the_accounts_step_and_keeps_what_it_had() {
+        use crate::hub::{HistoryStore, RoomName};
+        use crate::store::{SqliteHistory, SqliteOptions};
+        for with_accounts in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("charla.db");
+            version_2_file(&path, with_accounts);
+            let history = SqliteHistory::open(&path, SqliteOptions::default()).unwrap();
+            assert_eq!(version(&path), schema::SCHEMA_VERSION);
+            let kept = history.recent(&RoomName::parse("#ops").unwrap(), None);
+            assert_eq!(kept.len(), 1, "the history of version 2 is still there");
+            assert_eq!(kept[0].text().as_str(), "kept");
+            let accounts = SqliteAccounts::open(&path).unwrap();
+            let names: Vec<Nick> = accounts.names().unwrap();
+            if with_accounts {
+                assert_eq!(names, [nick("Ana")], "the account made before is kept");
+            } else {
+                assert!(names.is_empty());
+            }
+            accounts.create(&nick("bob"), "$argon2id$new").unwrap();
+            accounts.add_token(&nick("bob"), "ci", "digest").unwrap();
+            assert_eq!(accounts.token_owner("digest").unwrap(), Some(nick("bob")));
+        }
+    }
+
+    #[test]
+    fn account_add_on_an_old_file_migrates_it_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("charla.db");
+        version_2_file(&path, false);
+        SqliteAccounts::open(&path)
+            .unwrap()
+            .create(&nick("ana"), "$argon2id$x")
+            .unwrap();
+        assert_eq!(version(&path), schema::SCHEMA_VERSION);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = SqliteAccounts::open(&path).err().unwrap();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err}"
         );
     }
 }

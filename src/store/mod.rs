@@ -8,7 +8,7 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-pub use accounts::{ACCOUNTS_MIGRATION, SqliteAccounts};
+pub use accounts::SqliteAccounts;
 pub use sqlite::{
     DISK_HISTORY_PER_ROOM, DISK_HISTORY_TOTAL, SqliteHistory, SqliteOptions, StoreError,
     StoreStats, WRITE_BATCH, WRITE_QUEUE,

@@ -6,7 +6,11 @@
 //! the next, never between. A step is never edited once released: a change is a new step
 //! at the end of the list.
 
+use std::path::Path;
+
 use rusqlite::Connection;
+
+use super::sqlite::StoreError;
 
 /// Step `n` (from 0) takes a database from version `n` to version `n + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -44,6 +48,35 @@ pub const MIGRATIONS: &[&str] = &[
     WHERE numbered.id = entries.id;
     CREATE INDEX entries_by_room_seq ON entries (room_key, seq);
     ",
+    // 3: accounts: a name's comparison key (`Nick::key`), the name as registered, its
+    // password's PHC string; API tokens by their SHA-256 only. `IF NOT EXISTS` because
+    // servers before this step created these tables outside the numbered steps, so a
+    // version-2 file may have them already.
+    "
+    CREATE TABLE IF NOT EXISTS accounts (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS account_tokens (
+        digest TEXT PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES accounts(key) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        UNIQUE (account, label)
+    );
+    ",
+    // 4: what rooms keep when they empty and across restarts (topic, modes, operators'
+    // accounts, bans), one row a room by its comparison key, the state as a JSON object
+    // (`store/sqlite/rooms.rs`); `name` is the spelling it was last kept under.
+    "
+    CREATE TABLE rooms (
+        key   TEXT PRIMARY KEY,
+        name  TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The version this build writes: every step applied.
@@ -51,7 +84,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Why a database's schema could not be brought to [`SCHEMA_VERSION`].
 #[derive(Debug)]
-pub enum MigrateError {
+enum MigrateError {
     /// A newer charla made it; this one would not understand it.
     Newer(i64),
     Sqlite(rusqlite::Error),
@@ -64,7 +97,7 @@ impl From<rusqlite::Error> for MigrateError {
 }
 
 /// Brings the database `conn` holds to [`SCHEMA_VERSION`], from whatever version it has.
-pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(MigrateError::Newer(found));
@@ -76,4 +109,18 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// [`migrate`], its failure told as the error of the file at `path`.
+pub fn migrate_at(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate(conn).map_err(|e| match e {
+        MigrateError::Newer(found) => StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+        },
+        MigrateError::Sqlite(source) => StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
+    })
 }

@@ -16,9 +16,12 @@
 //! empties or when all rooms' cached bytes pass their bound (the rooms cached first go
 //! first).
 //!
-//! What a restart keeps: a committed transaction survives the process being killed
-//! (`kill -9`); on power loss or an operating-system crash, WAL with `synchronous = NORMAL`
-//! may lose the last transactions committed before it, never the file's consistency.
+//! An entry appended with an ack owed ([`Owed`]) is acked through the hub's [`AckSink`]
+//! only after its transaction commits, so an acked message survives the process being
+//! killed (`kill -9`). On power loss or an operating-system crash, WAL with `synchronous =
+//! NORMAL` may take back the transactions committed since the last checkpoint (the log is
+//! synced only then), never the file's consistency: docs/protocol.md says what that means
+//! for clients.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,19 +38,19 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 use tracing::{error, warn};
 
-use super::schema::{self, MigrateError, SCHEMA_VERSION};
+use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    Entry, Field, HistoryBounds, HistoryStore, MessageText, Nick, NodeId, Notice, PostKind, Posted,
-    RoomName, Said, Source, stored_bytes,
+    AckSink, Entry, Field, HistoryBounds, HistoryStore, KeptRoom, MessageText, Nick, NodeId,
+    Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
 };
 
-/// Entries waiting for the writer thread. Past it, an entry is still delivered live to the
-/// room but not written to disk: it is counted in [`StoreStats::lost`] and logged (at the
-/// 1st, 2nd, 4th, 8th… loss, so a stalled disk does not flood the log), never dropped
-/// silently. Appending never waits for the disk: it is called under the hub's lock. At the
-/// writer's usual pace (tens of thousands of entries a second) the queue fills only when
-/// the disk stalls for a second or more.
+/// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
+/// told `store_unavailable`, counted in [`StoreStats::refused`] and logged (at the 1st, 2nd,
+/// 4th, 8th… refusal, so a stalled disk does not flood the log). Appending never waits for
+/// the disk: it is called under the hub's lock. At the writer's usual pace (tens of
+/// thousands of entries a second) the queue fills only when the disk stalls for a second or
+/// more.
 pub const WRITE_QUEUE: usize = 65_536;
 
 /// Entries the writer commits in one transaction at most; more waiting are committed in the
@@ -152,9 +155,11 @@ impl Default for SqliteOptions {
 pub struct StoreStats {
     /// Entries committed to disk.
     pub written: u64,
-    /// Entries accepted but not written: the queue was full, the store was closed, or
-    /// their transaction failed (disk full, I/O error). Each was delivered live.
+    /// Entries accepted but not written: their transaction failed (disk full, I/O error).
+    /// Each was delivered live, and its sender told `not_stored` instead of an `ack`.
     pub lost: u64,
+    /// Entries refused: the writer's queue was full or the store closed. None was said.
+    pub refused: u64,
 }
 
 /// History kept in an SQLite file. See the module documentation.
@@ -181,6 +186,9 @@ struct WriterShared {
     highest: AtomicU64,
     written: AtomicU64,
     lost: AtomicU64,
+    refused: AtomicU64,
+    /// Where acks go once their entries are settled; set once, by the hub.
+    sink: std::sync::OnceLock<Arc<AckSink>>,
 }
 
 struct Queue {
@@ -189,6 +197,9 @@ struct Queue {
     /// Entries sent to the writer and not yet committed (or given up), oldest first, by the
     /// number they were sent under.
     pending: VecDeque<(u64, Entry)>,
+    /// Rooms' states sent to the writer and not yet committed, each under the number it
+    /// was sent with: what a room made again meanwhile takes back.
+    rooms: HashMap<RoomName, (u64, Option<KeptRoom>)>,
     next: u64,
     cache: Cache,
 }
@@ -215,7 +226,11 @@ struct Cached {
 }
 
 enum Job {
-    Append(u64, Entry),
+    /// An entry, the number it was sent under, and the ack owed for it: boxed, as the
+    /// queue's slots are allocated for its whole bound at start-up.
+    Append(u64, Entry, Option<Box<Owed>>),
+    /// A room's state to keep (`None`: its row goes), under its number; boxed too.
+    Room(u64, RoomName, Option<Box<KeptRoom>>),
     /// Answered once everything queued before it is committed.
     Flush(mpsc::Sender<()>),
 }
@@ -286,13 +301,7 @@ impl SqliteHistory {
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
-        schema::migrate(&mut conn).map_err(|e| match e {
-            MigrateError::Newer(found) => StoreError::NewerSchema {
-                path: path.to_owned(),
-                found,
-            },
-            MigrateError::Sqlite(source) => sqlite(source),
-        })?;
+        schema::migrate_at(&mut conn, path)?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
@@ -301,6 +310,7 @@ impl SqliteHistory {
                 Queue {
                     sender: Some(sender),
                     pending: VecDeque::new(),
+                    rooms: HashMap::new(),
                     next: 1,
                     cache: Cache::default(),
                 },
@@ -308,6 +318,8 @@ impl SqliteHistory {
             highest: AtomicU64::new(0),
             written: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            sink: std::sync::OnceLock::new(),
         });
         let mut store = SqliteHistory {
             path: path.to_owned(),
@@ -347,6 +359,7 @@ impl SqliteHistory {
         StoreStats {
             written: self.shared.written.load(Ordering::Relaxed),
             lost: self.shared.lost.load(Ordering::Relaxed),
+            refused: self.shared.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -360,7 +373,7 @@ impl SqliteHistory {
         }
     }
 
-    /// Commits everything queued and stops the writer; later appends are counted as lost.
+    /// Commits everything queued and stops the writer; later appends are refused.
     /// Called at shutdown, after the hub has said goodbye; dropping the store does the same.
     pub fn close(&self) {
         let sender = self.shared.queue.lock().sender.take();
@@ -481,29 +494,69 @@ impl SqliteHistory {
 }
 
 impl HistoryStore for SqliteHistory {
-    fn append(&self, entry: Entry) {
+    fn append(&self, entry: Entry, owed: Option<Owed>) -> Result<Option<Owed>, StoreFull> {
         self.shared.highest.fetch_max(entry.id(), Ordering::Relaxed);
         let mut queue = self.shared.queue.lock();
         let number = queue.next;
-        let Some(sender) = &queue.sender else {
-            drop(queue);
-            return self.shared.lose(1, "the history store is closed");
+        let why = match &queue.sender {
+            None => "the history store is closed",
+            Some(sender) => {
+                match sender.try_send(Job::Append(number, entry.clone(), owed.map(Box::new))) {
+                    Ok(()) => {
+                        queue.next += 1;
+                        queue.cache.add(&entry, self.options.bounds);
+                        queue.pending.push_back((number, entry));
+                        return Ok(None);
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        "the history writer's queue is full (WRITE_QUEUE)"
+                    }
+                    Err(TrySendError::Disconnected(_)) => "the history writer has stopped",
+                }
+            }
         };
-        match sender.try_send(Job::Append(number, entry.clone())) {
-            Ok(()) => {
-                queue.next += 1;
-                queue.cache.add(&entry, self.options.bounds);
-                queue.pending.push_back((number, entry));
-            }
-            Err(TrySendError::Full(_)) => {
-                drop(queue);
-                self.shared
-                    .lose(1, "the history writer's queue is full (WRITE_QUEUE)");
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                drop(queue);
-                self.shared.lose(1, "the history writer has stopped");
-            }
+        drop(queue);
+        tally(&self.shared.refused, 1, why, "refused (not said)");
+        Err(StoreFull)
+    }
+
+    fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
+        let mut queue = self.shared.queue.lock();
+        let number = queue.next;
+        let job = Job::Room(number, room.clone(), kept.clone().map(Box::new));
+        if queue
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.try_send(job).is_ok())
+        {
+            queue.next += 1;
+            queue.rooms.insert(room.clone(), (number, kept));
+            return;
+        }
+        drop(queue);
+        let why = "the history writer cannot take a room's topic, modes and bans";
+        tally(
+            &self.shared.lost,
+            1,
+            why,
+            "not kept (in force until the room empties)",
+        );
+    }
+
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        if let Some((_, kept)) = self.shared.queue.lock().rooms.get(room) {
+            return kept.clone();
+        }
+        self.with_reader(|conn| rooms::read(conn, room))
+            .unwrap_or_else(|e| {
+                error!(error = %e, room = %room, "cannot read a room's kept state");
+                None
+            })
+    }
+
+    fn on_settled(&self, sink: Arc<AckSink>) {
+        if self.shared.sink.set(sink).is_err() {
+            warn!("the history store's acks already go elsewhere");
         }
     }
 
@@ -687,17 +740,13 @@ impl Cache {
     }
 }
 
-impl WriterShared {
-    fn lose(&self, n: u64, why: &str) {
-        let before = self.lost.fetch_add(n, Ordering::Relaxed);
-        let after = before + n;
-        // Logged when the count passes a power of two: every loss is counted, few logged.
-        if (before + 1).next_power_of_two() <= after {
-            warn!(
-                lost = after,
-                "{why}: history entries not written to disk (delivered live)"
-            );
-        }
+/// Adds `n` to `counter`, logging `why` when the count passes a power of two: every entry
+/// is counted, few are logged, so a stalled disk does not flood the log.
+fn tally(counter: &AtomicU64, n: u64, why: &str, outcome: &str) {
+    let before = counter.fetch_add(n, Ordering::Relaxed);
+    let after = before + n;
+    if (before + 1).next_power_of_two() <= after {
+        warn!(count = after, "{why}: history entries {outcome}");
     }
 }
 
@@ -831,20 +880,28 @@ fn write_batch(
     }
     let mut flushes = Vec::new();
     let mut appends = Vec::new();
+    let mut owed = Vec::new();
+    let mut saves = Vec::new();
     let mut last = None;
     for job in batch.drain(..) {
         match job {
-            Job::Append(number, entry) => {
+            Job::Append(number, entry, ack) => {
                 last = Some(number);
                 appends.push(entry);
+                owed.extend(ack.map(|ack| *ack));
+            }
+            Job::Room(number, room, kept) => {
+                last = Some(number);
+                saves.push((room, kept.map(|kept| *kept)));
             }
             Job::Flush(done) => flushes.push(done),
         }
     }
     let mut rows = (0, 0);
-    if !appends.is_empty() {
+    let mut kept = true;
+    if last.is_some() {
         let highest = shared.highest.load(Ordering::Relaxed);
-        match commit(conn, &appends, keep, highest) {
+        match commit(conn, &appends, &saves, keep, highest) {
             Ok(changed) => {
                 rows = changed;
                 shared
@@ -852,8 +909,15 @@ fn write_batch(
                     .fetch_add(appends.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
+                kept = false;
                 error!(error = %e, entries = appends.len(), "cannot write history");
-                shared.lose(appends.len() as u64, "a history transaction failed");
+                let why = "a history transaction failed";
+                tally(
+                    &shared.lost,
+                    appends.len() as u64,
+                    why,
+                    "not kept (delivered live)",
+                );
             }
         }
     }
@@ -862,8 +926,13 @@ fn write_batch(
         let done = queue.pending.partition_point(|(n, _)| *n <= last);
         // Freed after the lock is let go: appends wait for it.
         let committed: Vec<_> = queue.pending.drain(..done).collect();
+        queue.rooms.retain(|_, (number, _)| *number > last);
         drop(queue);
         drop(committed);
+    }
+    // After the commit and with no lock of the store held: the sink takes the hub's.
+    if let Some(sink) = shared.sink.get().filter(|_| !owed.is_empty()) {
+        sink(owed, kept);
     }
     for done in flushes {
         let _ = done.send(());
@@ -888,11 +957,15 @@ fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
 fn commit(
     conn: &mut Connection,
     entries: &[Entry],
+    saves: &[(RoomName, Option<KeptRoom>)],
     keep: usize,
     highest: u64,
 ) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     record_highest(&tx, highest)?;
+    for (room, kept) in saves {
+        rooms::save(&tx, room, kept.as_ref())?;
+    }
     let mut rooms = HashSet::new();
     let (mut added, mut pruned) = (0, 0);
     {
@@ -1073,5 +1146,6 @@ impl Stored<'_> {
     }
 }
 
+mod rooms;
 #[cfg(test)]
 mod tests;

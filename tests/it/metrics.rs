@@ -15,7 +15,7 @@ use crate::store::{say_in_lobby, serve_with, stop};
 use crate::support::{Client, PATIENCE, TestServer};
 
 /// One scrape: every sample by its name and labels as written (`charla_connections{protocol="text"}`).
-struct Scrape(HashMap<String, f64>);
+pub(crate) struct Scrape(pub(crate) HashMap<String, f64>);
 
 impl Scrape {
     /// `GET /metrics`, as Prometheus (or `curl`) would.
@@ -33,7 +33,7 @@ impl Scrape {
 
     /// Scrapes until `done` holds of a scrape, and returns it; what a connection counts
     /// after its write may come a moment after the client read the line.
-    async fn until(addr: SocketAddr, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    pub(crate) async fn until(addr: SocketAddr, done: impl Fn(&Scrape) -> bool) -> Scrape {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let scrape = Scrape::of(addr).await;
@@ -50,7 +50,7 @@ impl Scrape {
     }
 
     /// The sample `key`, which must be there.
-    fn get(&self, key: &str) -> f64 {
+    pub(crate) fn get(&self, key: &str) -> f64 {
         *self
             .0
             .get(key)
@@ -323,5 +323,6 @@ async fn the_history_files_writes_are_counted() {
     })
     .await;
     assert_eq!(scrape.get("charla_history_lost_total"), 0.0);
+    assert_eq!(scrape.get("charla_history_refused_total"), 0.0);
     stop(charla);
 }

@@ -49,7 +49,7 @@ pub(crate) fn stop(mut charla: Binary) {
     assert!(status.success(), "{status}: {}", charla.stderr());
 }
 
-async fn json_client(addr: SocketAddr, nick: &str) -> Client {
+pub(crate) async fn json_client(addr: SocketAddr, nick: &str) -> Client {
     let mut c = Client::tcp(addr).await;
     c.expect("*** Welcome").await;
     c.send(&json!({"type": "hello", "nick": nick}).to_string())
@@ -59,7 +59,7 @@ async fn json_client(addr: SocketAddr, nick: &str) -> Client {
 }
 
 /// Joins `room` and returns the history it was replayed.
-async fn join(c: &mut Client, room: &str) -> Vec<Value> {
+pub(crate) async fn join(c: &mut Client, room: &str) -> Vec<Value> {
     c.send(&json!({"type": "join", "room": room}).to_string())
         .await;
     let mut history = Vec::new();

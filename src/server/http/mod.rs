@@ -44,7 +44,7 @@ use super::tls::{self, Tls};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::accounts::{Secret, token};
 use crate::feeds::http::Allowances;
-use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName};
+use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{JSON, LineCodec};
@@ -458,7 +458,14 @@ async fn publish(
         .ctx
         .hub
         .post(&room, notice)
-        .map_err(|_| no_such_room(&room))?;
+        .map_err(|e| match e {
+            Unposted::NoSuchRoom(_) => no_such_room(&room),
+            Unposted::StoreFull => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable.as_str(),
+                "the server cannot keep messages right now (its disk is behind); nothing was posted: try again in a moment".to_string(),
+            ),
+        })?;
     debug!(peer = %conn.peer, room = %posted.room, id = posted.id, "http post");
     Ok(axum::Json(json!({
         "id": posted.id,

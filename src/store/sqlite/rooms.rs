@@ -1,0 +1,107 @@
+//! Rooms' topics, modes, operators' accounts and bans in the history file: one row a room,
+//! its state as one JSON object, written by the writer thread in the order it was handed
+//! over, and read once as the room is made.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use crate::hub::{Ban, BanMask, KeptRoom, MessageText, Modes, Nick, RoomName, Topic};
+
+/// Writes what `room` keeps, or deletes its row when it keeps nothing.
+pub(super) fn save(
+    conn: &Connection,
+    room: &RoomName,
+    kept: Option<&KeptRoom>,
+) -> rusqlite::Result<()> {
+    match kept {
+        Some(kept) => conn
+            .prepare_cached(
+                "INSERT INTO rooms (key, name, state) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, state = excluded.state",
+            )?
+            .execute(params![
+                room.key(),
+                room.as_str(),
+                to_json(kept).to_string()
+            ])?,
+        None => conn
+            .prepare_cached("DELETE FROM rooms WHERE key = ?1")?
+            .execute([room.key()])?,
+    };
+    Ok(())
+}
+
+/// What the file keeps of `room`; `None` when nothing, or nothing this charla can read.
+pub(super) fn read(conn: &Connection, room: &RoomName) -> rusqlite::Result<Option<KeptRoom>> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM rooms WHERE key = ?1")?
+        .query_row([room.key()], |row| row.get(0))
+        .optional()?;
+    Ok(state.and_then(|json| {
+        let kept = serde_json::from_str(&json).ok().and_then(|v| from_json(&v));
+        if kept.is_none() {
+            tracing::warn!(room = %room, "a room's kept state could not be read back; it starts afresh");
+        }
+        kept
+    }))
+}
+
+fn to_json(kept: &KeptRoom) -> Value {
+    let modes = &kept.modes;
+    json!({
+        "topic": kept.topic.as_ref().map(|t| json!({
+            "text": t.text.as_str(), "by": t.by.as_str(), "at": t.at,
+        })),
+        "modes": {
+            "t": modes.topic_locked, "n": modes.no_outside, "m": modes.moderated,
+            "i": modes.invite_only, "k": modes.key, "l": modes.limit,
+        },
+        "ops": kept.op_accounts.iter().map(Nick::as_str).collect::<Vec<_>>(),
+        "bans": kept.bans.iter().map(|b| json!({
+            "mask": b.mask.as_str(), "by": b.by.as_str(), "at": b.at,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn from_json(v: &Value) -> Option<KeptRoom> {
+    let nick = |v: &Value| Nick::parse(v.as_str()?).ok();
+    let topic = match &v["topic"] {
+        Value::Null => None,
+        t => Some(Topic {
+            text: MessageText::new(t["text"].as_str()?)?,
+            by: nick(&t["by"])?,
+            at: t["at"].as_u64()?,
+        }),
+    };
+    let m = &v["modes"];
+    let modes = Modes {
+        topic_locked: m["t"].as_bool()?,
+        no_outside: m["n"].as_bool()?,
+        moderated: m["m"].as_bool()?,
+        invite_only: m["i"].as_bool()?,
+        key: m["k"].as_str().map(str::to_owned),
+        limit: m["l"].as_u64().map(|l| l as usize),
+    };
+    let op_accounts = v["ops"]
+        .as_array()?
+        .iter()
+        .map(nick)
+        .collect::<Option<_>>()?;
+    let bans = v["bans"]
+        .as_array()?
+        .iter()
+        .map(|b| {
+            Some(Ban {
+                mask: BanMask::parse(b["mask"].as_str()?).ok()?,
+                by: nick(&b["by"])?,
+                at: b["at"].as_u64()?,
+            })
+        })
+        .collect::<Option<_>>()?;
+    Some(KeptRoom {
+        topic,
+        modes,
+        op_accounts,
+        bans,
+    })
+}

@@ -1,0 +1,102 @@
+//! What a room is besides its history — topic, modes, operators' accounts, bans — kept in
+//! the `--data` database and in force again after a restart.
+
+use serde_json::{Value, json};
+
+use crate::store::{json_client, serve_with, stop};
+use crate::support::Client;
+
+/// Sends `request` and returns the first reply of type `kind` or `error`.
+async fn ask(c: &mut Client, request: Value, kind: &str) -> Value {
+    c.send(&request.to_string()).await;
+    loop {
+        let v = c.json().await;
+        if v["type"] == kind || v["type"] == "error" {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rooms_topic_modes_operators_and_bans_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let registered = ask(
+        &mut ana,
+        json!({"type": "register", "password": "correct-horse"}),
+        "account",
+    )
+    .await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+    let joined = ask(&mut ana, json!({"type": "join", "room": "#Ops"}), "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let topic = json!({"type": "topic", "room": "#ops", "text": "deploys at 15:00"});
+    assert_eq!(ask(&mut ana, topic, "topic").await["changed"], true);
+    let modes = json!({"type": "mode", "room": "#ops", "modes": "+mklb sesame 5 eve"});
+    let changed = ask(&mut ana, modes, "mode").await;
+    assert_eq!(changed["modes"], "+mklb sesame 5 eve!*@*", "{changed}");
+    drop(ana);
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    // The first to come back is no founder: the room kept its operator's account.
+    let mut bob = json_client(addr, "bob").await;
+    let refused = ask(&mut bob, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(refused["code"], "bad_key", "the key is kept: {refused}");
+    let with_key = json!({"type": "join", "room": "#ops", "key": "sesame"});
+    let joined = ask(&mut bob, with_key, "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let topic = bob.expect_json("topic").await;
+    assert_eq!(topic["text"], "deploys at 15:00", "{topic}");
+    assert_eq!(topic["by"], "ana");
+    let said = json!({"type": "say", "room": "#ops", "text": "hi"});
+    assert_eq!(ask(&mut bob, said, "ack").await["code"], "moderated");
+    let retopic = json!({"type": "topic", "room": "#ops", "text": "mine"});
+    assert_eq!(
+        ask(&mut bob, retopic, "topic").await["code"],
+        "not_operator"
+    );
+
+    let mut eve = json_client(addr, "eve").await;
+    let with_key = json!({"type": "join", "room": "#ops", "key": "sesame"});
+    assert_eq!(ask(&mut eve, with_key, "join").await["code"], "banned");
+
+    // The operator's account is one again, from a new connection, key or no key.
+    let mut ana = json_client(addr, "ana-2").await;
+    let login = json!({"type": "login", "nick": "ana", "password": "correct-horse"});
+    assert_eq!(ask(&mut ana, login, "account").await["event"], "logged_in");
+    let joined = ask(&mut ana, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let modes = ask(&mut ana, json!({"type": "mode", "room": "#ops"}), "modes").await;
+    assert_eq!(modes["modes"], "+klmnt sesame 5", "{modes}");
+    assert_eq!(modes["ops"], json!(["ana"]), "{modes}");
+    let bans = ask(
+        &mut ana,
+        json!({"type": "mode", "room": "#ops", "modes": "+b"}),
+        "bans",
+    )
+    .await;
+    assert_eq!(bans["bans"][0]["mask"], "eve!*@*", "{bans}");
+    // Lifting it all is kept too: a room back to a new room's modes keeps nothing.
+    let lift = json!({"type": "mode", "room": "#ops", "modes": "-mklb * eve"});
+    assert_eq!(ask(&mut ana, lift, "mode").await["type"], "mode");
+    drop((ana, bob, eve));
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut eve = json_client(addr, "eve").await;
+    let joined = ask(&mut eve, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(joined["you"], true, "no key, no ban any more: {joined}");
+    let modes = ask(&mut eve, json!({"type": "mode", "room": "#ops"}), "modes").await;
+    assert_eq!(modes["modes"], "+nt", "{modes}");
+    assert_eq!(
+        modes["ops"],
+        json!([]),
+        "ana's account is still its operator, not here now"
+    );
+    stop(charla);
+}

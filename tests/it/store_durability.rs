@@ -1,0 +1,254 @@
+//! What an `ack` promises: the message is committed. A server killed with `kill -9` while
+//! messages pour in still has, after a restart on the same `--data`, every one it acked.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::metrics::Scrape;
+use crate::store::{join, json_client, serve_with};
+use crate::support::PATIENCE;
+
+/// Messages a sender writes before reading their acks: many in flight at once.
+const WINDOW: usize = 100;
+
+/// The server under load, and when to kill it.
+struct Load {
+    addr: SocketAddr,
+    pid: Pid,
+    acked: Mutex<Vec<u64>>,
+    /// The count of acks at which the sender that receives the last kills the server, at
+    /// once, as a crash right after an ack would; `None`: the test kills it.
+    kill_at: Option<usize>,
+}
+
+/// Says numbered lines in `#load` as `nick`, `WINDOW` at a time, recording the id of each
+/// acked one, until the server goes away.
+async fn sender(load: Arc<Load>, nick: String) {
+    let addr = load.addr;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = json!({"type": "hello", "nick": nick}).to_string();
+    let join = json!({"type": "join", "room": "#load"}).to_string();
+    write
+        .write_all(format!("{hello}\n{join}\n").as_bytes())
+        .await
+        .unwrap();
+    for round in 0.. {
+        let batch: String = (0..WINDOW)
+            .map(|k| {
+                let text = format!("{nick} {}", round * WINDOW + k);
+                json!({"type": "say", "room": "#load", "text": text}).to_string() + "\n"
+            })
+            .collect();
+        if write.write_all(batch.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut waiting = WINDOW;
+        while waiting > 0 {
+            let Ok(Some(line)) = lines.next_line().await else {
+                return;
+            };
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue; // the text greeting before `hello`
+            };
+            match event["type"].as_str() {
+                Some("ack") => {
+                    let mut acked = load.acked.lock().unwrap();
+                    acked.push(event["id"].as_u64().unwrap());
+                    if Some(acked.len()) == load.kill_at {
+                        kill(load.pid, Signal::SIGKILL).unwrap();
+                    }
+                    waiting -= 1;
+                }
+                Some("error") => panic!("{line}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Rounds of load and `kill -9` on one `--data`: each kill lands at a moment of its own,
+/// whatever the writer was doing then. The last round kills it while another connection
+/// holds the file's write lock, so the writer cannot commit: whatever was acked then
+/// would be lost if an ack did not wait for the commit.
+const ROUNDS: usize = 4;
+
+/// Waits for some acks, takes the file's write lock from another connection, lets the
+/// senders go on a while, kills the server and lets go of the lock.
+async fn kill_while_the_writer_is_blocked(load: &Load, db: &Path) {
+    while load.acked.lock().unwrap().len() < 500 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut blocker = rusqlite::Connection::open(db).unwrap();
+    blocker.busy_timeout(PATIENCE).unwrap();
+    let hold = blocker
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    // Time for messages to be said and, were acks not waiting for the commit, acked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(load.pid, Signal::SIGKILL).unwrap();
+    hold.rollback().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_message_survives_kill_9_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let mut acked = Vec::new();
+    for round in 0..ROUNDS {
+        let (mut charla, addr) = serve_with(&["--data", data, "--flood-rate", "0"], &[]);
+        // Killed while every sender still has messages in flight.
+        let last = round + 1 == ROUNDS;
+        let load = Arc::new(Load {
+            addr,
+            pid: Pid::from_raw(charla.child.id() as i32),
+            acked: Mutex::new(Vec::new()),
+            kill_at: (!last).then_some(2_000),
+        });
+        let senders: Vec<_> = (0..6)
+            .map(|n| tokio::spawn(sender(load.clone(), format!("r{round}s{n}"))))
+            .collect();
+        if last {
+            kill_while_the_writer_is_blocked(&load, &dir.path().join("data/charla.db")).await;
+        }
+        for sender in senders {
+            let ended = tokio::time::timeout(PATIENCE, sender).await;
+            ended
+                .expect("the server was killed, so every sender ends")
+                .unwrap();
+        }
+        assert!(!charla.exit_status().success(), "killed");
+        acked.extend(load.acked.lock().unwrap().iter().copied());
+    }
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut reader = json_client(addr, "reader").await;
+    join(&mut reader, "#load").await;
+    let mut kept = HashSet::new();
+    let mut after = 0;
+    loop {
+        let ask = json!({"type": "history", "room": "#load", "since": after});
+        reader.send(&ask.to_string()).await;
+        let history = reader.expect_json("history").await;
+        let messages = history["messages"].as_array().unwrap();
+        let Some(last) = messages.last() else { break };
+        after = last["id"].as_u64().unwrap();
+        kept.extend(messages.iter().map(|m| m["id"].as_u64().unwrap()));
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !kept.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acked messages missing after kill -9: {missing:?}",
+        missing.len(),
+        acked.len()
+    );
+    crate::store::stop(charla);
+}
+
+/// Mounts a tmpfs of `size` on `dir`; `false` where this process may not mount (not root).
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Unmounts the tmpfs on `dir` when dropped, however the test ends.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(dir.path(), "512k") {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let _unmount = Unmount(dir.path());
+    let data = dir.path().join("data");
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--flood-rate",
+        "0",
+        "--listen",
+        "http://127.0.0.1:0",
+    ];
+    let (mut charla, addr) = serve_with(&args, &[]);
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    let http: SocketAddr = line
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut ana = json_client(addr, "ana").await;
+    let mut bob = json_client(addr, "bob").await;
+    let line = "x".repeat(3_000);
+    let (mut acked, mut refused) = (0, None);
+    for n in 0..1_000 {
+        let say = json!({"type": "say", "room": "#lobby", "text": format!("{n} {line}"), "ref": n});
+        ana.send(&say.to_string()).await;
+        let reply = loop {
+            let v = ana.json().await;
+            if v["type"] == "ack" || v["type"] == "error" {
+                break v;
+            }
+        };
+        assert_eq!(reply["ref"], n, "{reply}");
+        if reply["type"] == "ack" {
+            acked += 1;
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert_eq!(refused["code"], "not_stored", "{refused}");
+    assert!(acked > 0, "the first messages fitted");
+    // Said all the same: bob heard every one, the last included.
+    let mut heard = 0;
+    while heard <= acked {
+        if bob.json().await["type"] == "message" {
+            heard += 1;
+        }
+    }
+    // The server goes on: requests are answered, and a full disk is no reason to stop.
+    ana.send(r#"{"type":"rooms"}"#).await;
+    ana.expect_json("rooms").await;
+    // Counted where an operator looks.
+    let scrape = Scrape::until(http, |s| {
+        s.0.get("charla_history_lost_total")
+            .is_some_and(|&n| n >= 1.0)
+    })
+    .await;
+    assert_eq!(scrape.get("charla_history_written_total"), acked as f64);
+    drop((ana, bob));
+    let status = nix::sys::signal::kill(Pid::from_raw(charla.child.id() as i32), Signal::SIGTERM);
+    status.unwrap();
+    charla.exit_status();
+    let stderr = charla.stderr();
+    assert!(stderr.contains("cannot write history"), "{stderr}");
+}
