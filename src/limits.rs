@@ -192,6 +192,45 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// (`--check-timeout`), and never more than the interval.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Failed runs in a row before a check is DOWN; the failures before are PENDING (a notice,
+/// not an alert). Default 1 (`--check-retries`, or `retries=N` on one check): the first
+/// failure is DOWN.
+pub const CHECK_RETRIES: u32 = 1;
+
+/// Most `retries=N` (or `--check-retries`) a check may ask for: 100. Beyond it a check
+/// would take so long to say DOWN that it says nothing useful; a larger value is refused
+/// at start-up.
+pub const MAX_CHECK_RETRIES: u32 = 100;
+
+/// Redirects an HTTP check follows before it counts as failed ("more than 5 redirects").
+/// Default 5: a health URL that needs more is broken.
+pub const HTTP_CHECK_MAX_REDIRECTS: usize = 5;
+
+/// Bytes of an HTTP check's response body read and searched for its `keyword=`; the rest
+/// is never downloaded. Default 64 KiB.
+pub const HTTP_CHECK_BODY_BYTES: usize = 64 * 1024;
+
+/// Characters of a `charla run` job's last output lines shown in its FAILED alert; the end
+/// is kept, where the error usually is. Default 300.
+pub const BEAT_OUTPUT_CHARS: usize = 300;
+
+/// Bytes of each of a `charla run` command's outputs (stdout, stderr) kept to send with
+/// its end; the rest passes through and is forgotten. Default 1024, so the call fits a
+/// line of the default --max-line.
+pub const RUN_OUTPUT_BYTES: usize = 1024;
+
+/// How long before the certificate of a `tls://` or `https://` check expires it is an
+/// alert; again at 7 days and at 1 day. Default 14 days (`--check-cert-warn`).
+pub const CHECK_CERT_WARN: Duration = Duration::from_secs(14 * 86_400);
+
+/// Longest `/silence NAME DURATION`: a check silenced for longer is as good as removed, and
+/// should be. Default 30 days.
+pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
+
+/// Characters of an `/ack` note or a `/silence` reason kept and shown; the rest is cut.
+/// Default 200.
+pub const ALERT_NOTE_CHARS: usize = 200;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

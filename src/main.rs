@@ -39,6 +39,8 @@ fn main() -> std::process::ExitCode {
         CliCommand::Connect(args) => args.run(),
         CliCommand::Send(args) => args.run(),
         CliCommand::Account(args) => args.run(),
+        // Exits with the status of the command it ran.
+        CliCommand::Run(args) => return args.run(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ pub mod account;
 pub mod bench;
 pub mod connect;
 pub mod port;
+pub mod run;
 pub mod send;
 pub mod serve;
 pub mod watch;
@@ -44,6 +45,9 @@ pub enum CliCommand {
     Send(send::Send),
     /// Manage accounts in the server's database: `charla account add NAME`.
     Account(account::Account),
+    /// Run a cron job and tell its heartbeat when it starts and how it ended:
+    /// `charla run --beat backup -- /usr/local/bin/backup.sh`.
+    Run(run::Run),
 }
 
 /// A runtime with `threads` workers (0: one per CPU this process may run on). With one, the

@@ -19,10 +19,8 @@ pub struct Send {
     #[arg(long, env = "CHARLA_SERVER", value_name = "ADDR")]
     pub addr: Option<Endpoint>,
 
-    /// For tls://: trust the server's certificate when a CA certificate in this PEM file
-    /// signed it, instead of the system's roots.
-    #[arg(long, env = "CHARLA_CA", value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub credentials: Credentials,
 
     /// The room to say it in (joined first); #lobby when not given.
     #[arg(short, long, value_name = "ROOM")]
@@ -32,7 +30,26 @@ pub struct Send {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// An API token (`/token new LABEL` prints one): say it as that account, on a server
+    /// Instead of a message, call in to the server's heartbeat NAME (--heartbeat): the
+    /// job is alive. Prints the heartbeat's state.
+    #[arg(long, value_name = "NAME", conflicts_with = "room")]
+    pub beat: Option<String>,
+
+    /// [ADDR] then the message, its words joined by spaces. Without a message, each line
+    /// of stdin is one.
+    #[arg(value_name = "MESSAGE")]
+    pub words: Vec<String>,
+}
+
+/// How a one-shot client (`charla send`, `charla run`) proves who it talks to and who it is.
+#[derive(Args)]
+pub struct Credentials {
+    /// For tls://: trust the server's certificate when a CA certificate in this PEM file
+    /// signed it, instead of the system's roots.
+    #[arg(long, env = "CHARLA_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// An API token (`/token new LABEL` prints one): act as that account, on a server
     /// with --require-account too. Better given in CHARLA_TOKEN than on the command line,
     /// where other users can see it.
     #[arg(
@@ -42,11 +59,14 @@ pub struct Send {
         hide_env_values = true
     )]
     pub token: Option<String>,
+}
 
-    /// [ADDR] then the message, its words joined by spaces. Without a message, each line
-    /// of stdin is one.
-    #[arg(value_name = "MESSAGE")]
-    pub words: Vec<String>,
+/// `--addr` (or CHARLA_SERVER) when given, else the default address.
+pub fn server_or_default(addr: Option<Endpoint>) -> anyhow::Result<Endpoint> {
+    match addr {
+        Some(endpoint) => Ok(endpoint),
+        None => DEFAULT_LISTEN.parse().map_err(anyhow::Error::msg),
+    }
 }
 
 impl Send {
@@ -57,17 +77,24 @@ impl Send {
                 self.words.remove(0);
                 endpoint
             }
-            None => match self.addr {
-                Some(endpoint) => endpoint,
-                None => DEFAULT_LISTEN.parse().map_err(anyhow::Error::msg)?,
-            },
+            None => server_or_default(self.addr)?,
         };
         let options = Options {
-            endpoint: endpoint.with_ca(self.ca),
+            endpoint: endpoint.with_ca(self.credentials.ca),
             nick: self.name,
             rooms: self.room.into_iter().collect(),
-            token: self.token,
+            token: self.credentials.token,
         };
+        if let Some(name) = self.beat {
+            if !self.words.is_empty() {
+                anyhow::bail!("--beat sends no message: give the server's address at most");
+            }
+            return super::connect::client_runtime(async move {
+                let state = client::beat::call(&options, client::beat::alive(&name)).await?;
+                println!("{state}");
+                Ok(())
+            });
+        }
         super::connect::client_runtime(client::send(options, self.words))
     }
 }

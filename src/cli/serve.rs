@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use charla::feeds::udp::IngestOptions;
-use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, WatchSpec};
+use charla::feeds::{ALERTS_ROOM, CheckSpec, FeedOptions, HeartbeatSpec, WatchSpec};
 use charla::hub::RoomName;
 use charla::limits::{self, Limits};
 use charla::server::{DEFAULT_LISTEN, HttpOptions, ListenAddr, TlsFiles, parse_udp};
@@ -156,9 +156,14 @@ pub struct Serve {
     pub watch: Vec<WatchSpec>,
 
     /// An alarm check (repeatable, or one per line in the variable): NAME=tcp://HOST:PORT
-    /// is up when it accepts a connection, 'NAME=exec:COMMAND' when `sh -c COMMAND` exits
-    /// with status 0. Each change of state is an alert in #alerts; `/status` there lists
-    /// every check.
+    /// is up when it accepts a connection, NAME=tls://HOST:PORT when a verified TLS
+    /// handshake succeeds; 'NAME=http://URL' or https:// when a GET answers
+    /// 2xx or 3xx (redirects followed up to 5, HTTP_CHECK_MAX_REDIRECTS; 64 KiB of the body
+    /// read, HTTP_CHECK_BODY_BYTES); 'NAME=exec:COMMAND' when `sh -c COMMAND` exits with
+    /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
+    /// retries=N, timeout=5s, priority=1..5 (default 4, high); for http(s) also status=200,
+    /// keyword=WORD (the body must contain it) and ca=FILE (trusted instead of the system's
+    /// roots). Each change of state is said in #alerts; `/status` there lists every check.
     #[arg(
         long = "check",
         value_name = "NAME=PROBE",
@@ -185,6 +190,44 @@ pub struct Serve {
         value_parser = positive,
     )]
     pub check_timeout: humantime::Duration,
+
+    /// Failed runs in a row before a check is DOWN (an alert); the failures before are
+    /// PENDING (a notice). 1: the first failure is DOWN. A check's retries=N wins.
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_RETRIES",
+        default_value_t = limits::CHECK_RETRIES,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::MAX_CHECK_RETRIES)),
+    )]
+    pub check_retries: u32,
+
+    /// Warn this long before the certificate of a tls:// or https:// check expires (an
+    /// alert, again at 7 days and 1 day).
+    #[arg(
+        long,
+        env = "CHARLA_CHECK_CERT_WARN",
+        default_value_t = limits::CHECK_CERT_WARN.into(),
+        value_parser = positive,
+    )]
+    pub check_cert_warn: humantime::Duration,
+
+    /// Repeat a DOWN alert at this interval (30m, 2h) while the check stays down. Unset:
+    /// said once.
+    #[arg(long, env = "CHARLA_CHECK_REMIND", value_parser = positive)]
+    pub check_remind: Option<humantime::Duration>,
+
+    /// A job that must call in (repeatable, or one per line in the variable):
+    /// NAME=PERIOD[+GRACE], such as backup=24h+1h. With no call for PERIOD+GRACE, an alert
+    /// `NAME is LATE` in #alerts; the next call, `NAME is UP again`. Calls: `charla send
+    /// --beat NAME`, `charla run --beat NAME -- COMMAND…`, POST /beat/NAME on an http://
+    /// listener, or a UDP datagram `beat NAME`.
+    #[arg(
+        long = "heartbeat",
+        value_name = "NAME=PERIOD[+GRACE]",
+        env = "CHARLA_HEARTBEAT",
+        value_delimiter = '\n'
+    )]
+    pub heartbeat: Vec<HeartbeatSpec>,
 
     /// Room that UDP datagrams are posted to, unless they start with `#room ` naming a room
     /// that takes feed posts: this one, a room a feed posts to (#alerts, a --watch room), or
@@ -342,6 +385,10 @@ impl Serve {
             checks: self.check.clone(),
             check_interval: self.check_interval.into(),
             check_timeout: self.check_timeout.into(),
+            check_retries: self.check_retries,
+            check_remind: self.check_remind.map(Into::into),
+            check_cert_warn: self.check_cert_warn.into(),
+            heartbeats: self.heartbeat.clone(),
             feed_rooms: self.feed_room.clone(),
             ..FeedOptions::default()
         }

@@ -215,5 +215,6 @@ fn describe(request: &ClientRequest) -> String {
         ClientRequest::Status { room } => format!("/status {room}"),
         ClientRequest::Hello { .. } => "hello".into(),
         ClientRequest::Quit { .. } => "/quit".into(),
+        ClientRequest::Beat { name, .. } => format!("a beat of {name}"),
     }
 }

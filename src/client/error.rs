@@ -49,6 +49,9 @@ pub enum ClientError {
     },
     #[error("the server did not answer a request within {seconds} s")]
     NoReply { seconds: u64 },
+    /// The server answered a request with an error.
+    #[error("the server refused it: {code}: {message}")]
+    RequestRefused { code: String, message: String },
     /// Lines the server answered with an error (each was reported as it happened).
     #[error("{0} line(s) were refused")]
     Refusals(usize),

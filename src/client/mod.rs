@@ -11,6 +11,7 @@
 //!   reconnects.
 
 pub mod batch;
+pub mod beat;
 pub mod chat;
 pub mod conversation;
 pub mod endpoint;

@@ -77,6 +77,19 @@ pub enum ClientRequest {
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A job calling in to its heartbeat (`charla send --beat`, `charla run --beat`).
+    Beat {
+        name: String,
+        /// `alive` when absent, `start`, or `finish` with the run's outcome.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+    },
 }
 
 impl ClientRequest {
@@ -100,7 +113,10 @@ impl ClientRequest {
                 | (ClientRequest::Users { .. }, ServerEvent::Users { .. })
                 | (ClientRequest::Rooms, ServerEvent::Rooms { .. })
                 | (ClientRequest::History { .. }, ServerEvent::History { .. })
-                | (ClientRequest::Status { .. }, ServerEvent::Status { .. })
+                | (
+                    ClientRequest::Status { .. } | ClientRequest::Beat { .. },
+                    ServerEvent::Status { .. }
+                )
                 | (ClientRequest::Quit { .. }, ServerEvent::Bye { .. })
         )
     }

@@ -8,6 +8,7 @@
 //! in `server/`; what a datagram becomes is decided here, in [`udp`].
 
 pub mod check;
+pub mod heartbeat;
 pub mod http;
 pub mod udp;
 pub mod watch;
@@ -17,9 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, RoomName};
-use crate::limits::{CHECK_INTERVAL, CHECK_TIMEOUT};
+use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 
 pub use check::{CheckSpec, Probe};
+pub use heartbeat::HeartbeatSpec;
 pub use watch::WatchSpec;
 
 /// The room checks post their alerts to, and UDP datagrams go to by default.
@@ -37,6 +39,17 @@ pub struct FeedOptions {
     pub check_interval: Duration,
     /// Time a check may take ([`CHECK_TIMEOUT`]); capped at the interval.
     pub check_timeout: Duration,
+    /// Failed runs in a row before a check is DOWN ([`CHECK_RETRIES`]); the ones before
+    /// are PENDING.
+    pub check_retries: u32,
+    /// How often a DOWN alert is repeated while it lasts (`--check-remind`); never when
+    /// `None`.
+    pub check_remind: Option<Duration>,
+    /// How long before a TLS certificate expires a check warns of it (`--check-cert-warn`,
+    /// [`CHECK_CERT_WARN`]).
+    pub check_cert_warn: Duration,
+    /// Jobs that must call in (`--heartbeat NAME=PERIOD[+GRACE]`), said in the check room.
+    pub heartbeats: Vec<HeartbeatSpec>,
     /// Where check alerts go ([`ALERTS_ROOM`]).
     pub check_room: RoomName,
     /// Rooms opened at start-up to take feed posts that name them, such as a UDP
@@ -51,6 +64,10 @@ impl Default for FeedOptions {
             checks: Vec::new(),
             check_interval: CHECK_INTERVAL,
             check_timeout: CHECK_TIMEOUT,
+            check_retries: CHECK_RETRIES,
+            check_remind: None,
+            check_cert_warn: CHECK_CERT_WARN,
+            heartbeats: Vec::new(),
             check_room: alerts_room(),
             feed_rooms: Vec::new(),
         }
@@ -77,16 +94,29 @@ pub fn start(
     if !options.watches.is_empty() {
         watch::start(hub, &options.watches, shutdown.clone())?;
     }
+    if !options.heartbeats.is_empty() {
+        heartbeat::start(
+            hub,
+            &options.heartbeats,
+            &options.check_room,
+            shutdown.clone(),
+        );
+    }
     if !options.checks.is_empty() {
         // A zero interval would spin (and Tokio refuses it).
         let interval = options.check_interval.max(Duration::from_millis(1));
-        let timeout = options.check_timeout.min(interval);
+        let settings = check::CheckSettings {
+            interval,
+            timeout: options.check_timeout.min(interval),
+            retries: options.check_retries.max(1),
+            remind: options.check_remind.filter(|d| !d.is_zero()),
+            cert_warn: options.check_cert_warn,
+        };
         check::start(
             hub,
             &options.checks,
             &options.check_room,
-            interval,
-            timeout,
+            settings,
             shutdown,
         );
     }

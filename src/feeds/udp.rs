@@ -12,6 +12,9 @@
 //! up to a flood. A datagram over [`UDP_MAX_DATAGRAM`] bytes, not UTF-8, empty, or over
 //! either allowance is dropped and counted in the log.
 //!
+//! A datagram `beat NAME` is a call of the job NAME to its heartbeat (`--heartbeat`), not
+//! posted itself; when no heartbeat has that name it is posted like any other text.
+//!
 //! UDP is best-effort: nothing acknowledges a datagram, and one may be lost, duplicated or
 //! reordered on the way (or dropped here) without the sender ever knowing. Use it for alerts
 //! that may be lost; a program that needs to know its message arrived connects over TCP and
@@ -26,7 +29,9 @@ use std::time::Instant;
 
 use tracing::{debug, warn};
 
-use crate::hub::{Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted};
+use crate::hub::{
+    Beat, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted,
+};
 use crate::limits::{
     UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_GLOBAL_BURST, UDP_GLOBAL_RATE, UDP_MAX_DATAGRAM,
     UDP_MAX_SOURCES, UDP_RATE,
@@ -214,6 +219,12 @@ impl Ingest {
             return Err(Dropped::Oversize);
         }
         let text = std::str::from_utf8(data).map_err(|_| Dropped::InvalidUtf8)?;
+        // A job calling in to its heartbeat; a name no heartbeat has is posted as text.
+        if let Some(name) = text.strip_prefix("beat ").map(str::trim)
+            && let Ok(taken) = self.hub.beat(name, &Beat::Alive)
+        {
+            return Ok(taken.room);
+        }
         let (room, body) = match text.strip_prefix('#').and_then(|_| {
             let (name, rest) = text.split_once(char::is_whitespace)?;
             Some((RoomName::parse(name).ok()?, rest))
@@ -227,7 +238,9 @@ impl Ingest {
         };
         let source = Source::new(&format!("udp:{ip}")).expect("a valid source");
         let notice = |text| {
-            Notice::new(source.clone(), PostKind::Alert, text).with("addr", from.to_string())
+            Notice::new(source.clone(), PostKind::Alert, text)
+                .with("addr", from.to_string())
+                .with("priority", super::http::Priority::High as u64)
         };
         if let Some(room) = room.filter(|r| self.hub.is_kept(r)) {
             let text = one_line(body).ok_or(Dropped::Empty)?;

@@ -193,6 +193,8 @@ impl ChatState {
             Command::Mode { room, changes } => self.mode(id, room, changes),
             Command::Bans { room } => self.bans(id, room),
             Command::Invite { room, nick } => self.invite(id, room, nick),
+            // `Hub::apply` takes calls outside the lock and never passes one here.
+            Command::Beat { .. } | Command::Alert { .. } => Ok(None),
         };
         self.answer(id, result, reference);
     }

@@ -1,5 +1,6 @@
 //! What a client asks the hub to do, whatever wire format it spoke.
 
+use super::calls::{AlertAction, Beat};
 use super::chathistory::Window;
 use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
@@ -142,6 +143,17 @@ pub enum Command {
     Invite {
         room: Option<RoomName>,
         nick: Nick,
+    },
+    /// A job calls in to its heartbeat (`--heartbeat NAME=PERIOD`); answered with the
+    /// heartbeat's status.
+    Beat {
+        name: String,
+        beat: Beat,
+    },
+    /// `/ack`, `/silence`, `/unsilence` of the check `name`; answered with its status.
+    Alert {
+        name: String,
+        action: AlertAction,
     },
 }
 

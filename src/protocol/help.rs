@@ -27,6 +27,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/status [#room]",
         "what the room's feeds watch and check, and how it stands",
     ),
+    (
+        "/ack NAME [note]",
+        "in #alerts: the check NAME is seen to; its reminders stop until it changes",
+    ),
+    (
+        "/silence NAME 1h [reason]",
+        "in #alerts: say NAME's changes only to /status for a while; /unsilence NAME",
+    ),
     ("/topic [#room] [text]", "the room's topic, or set it"),
     ("/kick NICK [reason]", "operators: put NICK out of the room"),
     (

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
-use super::{Incoming, Refusal, nick_arg, room_arg, text_arg};
+use super::{Incoming, Refusal, nick_arg, note_arg, room_arg, silence_length, text_arg};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AccountNews, Command, Entry, ErrorCode, Event, Field, MessageText, Nick, Notice, Outgoing,
-    Posted, Request, RoomName, Said, Topic, describe_changes,
+    AccountNews, AlertAction, Beat, Command, Entry, ErrorCode, Event, Field, MessageText, Nick,
+    Notice, Outgoing, Posted, Request, RoomName, Said, Topic, describe_changes,
 };
 
 #[derive(Deserialize)]
@@ -115,6 +115,29 @@ enum JsonRequest {
     },
     Quit {
         message: Option<String>,
+    },
+    /// `/ack NAME [note]`.
+    Ack {
+        name: String,
+        note: Option<String>,
+    },
+    /// `/silence NAME DURATION [reason]`, the duration as `30m` or `2h`.
+    Silence {
+        name: String,
+        duration: String,
+        reason: Option<String>,
+    },
+    Unsilence {
+        name: String,
+    },
+    /// A job calling in to its heartbeat: `event` `alive` (the default), `start`, or
+    /// `finish` with the run's exit `status`, `duration_ms` and last `output`.
+    Beat {
+        name: String,
+        event: Option<String>,
+        status: Option<i32>,
+        duration_ms: Option<u64>,
+        output: Option<String>,
     },
 }
 
@@ -359,6 +382,57 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             JsonRequest::Status { room: r } => Command::Status { room: room(r)? },
             JsonRequest::Quit { message } => Command::Quit {
                 message: optional_text(message),
+            },
+            JsonRequest::Beat {
+                name,
+                event,
+                status,
+                duration_ms,
+                output,
+            } => {
+                let beat = match (event.as_deref().unwrap_or("alive"), status) {
+                    ("alive", _) => Beat::Alive,
+                    ("start", _) => Beat::Started,
+                    ("finish", Some(status)) => Beat::Finished {
+                        status,
+                        took_ms: duration_ms.unwrap_or(0),
+                        output,
+                    },
+                    ("finish", None) => {
+                        return Err(Refusal::new(
+                            ErrorCode::MissingArgument,
+                            "a finish beat says the run's exit status",
+                        ));
+                    }
+                    _ => {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidArgument,
+                            "a beat's event is alive, start or finish",
+                        ));
+                    }
+                };
+                Command::Beat { name, beat }
+            }
+            JsonRequest::Ack { name, note } => Command::Alert {
+                name,
+                action: AlertAction::Ack {
+                    note: note_arg(note.as_deref()),
+                },
+            },
+            JsonRequest::Silence {
+                name,
+                duration,
+                reason,
+            } => Command::Alert {
+                name,
+                action: AlertAction::Silence {
+                    lasting: silence_length(&duration)?,
+                    reason: note_arg(reason.as_deref()),
+                },
+            },
+            JsonRequest::Unsilence { name } => Command::Alert {
+                name,
+                action: AlertAction::Unsilence,
             },
         };
         Ok(Incoming::Request(Request {
@@ -771,6 +845,42 @@ mod tests {
         match parse(line) {
             Ok(Incoming::Request(r)) => r,
             other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn beats_say_what_the_job_did() {
+        let beat = |line: &str| match request(line).command {
+            Command::Beat { name, beat } => (name, beat),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"backup"}"#),
+            ("backup".into(), Beat::Alive)
+        );
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"b","event":"start"}"#).1,
+            Beat::Started
+        );
+        assert_eq!(
+            beat(r#"{"type":"beat","name":"b","event":"finish","status":3,"output":"x"}"#).1,
+            Beat::Finished {
+                status: 3,
+                took_ms: 0,
+                output: Some("x".into())
+            }
+        );
+        for (line, code) in [
+            (
+                r#"{"type":"beat","name":"b","event":"finish"}"#,
+                ErrorCode::MissingArgument,
+            ),
+            (
+                r#"{"type":"beat","name":"b","event":"dance"}"#,
+                ErrorCode::InvalidArgument,
+            ),
+        ] {
+            assert!(matches!(parse(line), Err(r) if r.code == code), "{line}");
         }
     }
 

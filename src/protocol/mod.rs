@@ -173,3 +173,21 @@ pub fn cluster_news(reachable: bool) -> &'static str {
         "cross-node delivery interrupted: until it is restored, what is said here is heard by users of this node only"
     }
 }
+
+/// How long a `/silence` lasts, as people write it (`30m`, `2h`, `1day`).
+fn silence_length(input: &str) -> Result<std::time::Duration, Refusal> {
+    humantime::parse_duration(input.trim()).map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidArgument,
+            format!("{input:?} is not a duration such as 30m or 2h: {e}"),
+        )
+    })
+}
+
+/// A note or a reason given with an alert action: `None` when blank.
+fn note_arg(input: Option<&str>) -> Option<String> {
+    input
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}

@@ -14,11 +14,13 @@ use bytes::Bytes;
 
 use super::help::COMMANDS;
 use super::modes::ModeRequest;
-use super::{Incoming, Refusal, cluster_news, json, nick_arg, room_arg, text_arg};
+use super::{
+    Incoming, Refusal, cluster_news, json, nick_arg, note_arg, room_arg, silence_length, text_arg,
+};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted, Request, RoomName,
-    Said, describe_changes,
+    AlertAction, Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted,
+    Request, RoomName, Said, describe_changes,
 };
 
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
@@ -163,6 +165,31 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
         "whois" => Command::Whois(nick_arg(required(rest, "/whois NAME")?)?),
         "status" => Command::Status {
             room: optional(rest).map(room_arg).transpose()?,
+        },
+        "ack" => {
+            let (name, note) = split_word(required(rest, "/ack NAME [note]")?);
+            Command::Alert {
+                name: name.to_string(),
+                action: AlertAction::Ack {
+                    note: note_arg(Some(note)),
+                },
+            }
+        }
+        "silence" => {
+            let usage = "/silence NAME DURATION [reason]";
+            let (name, rest) = split_word(required(rest, usage)?);
+            let (lasting, reason) = split_word(required(rest, usage)?);
+            Command::Alert {
+                name: name.to_string(),
+                action: AlertAction::Silence {
+                    lasting: silence_length(lasting)?,
+                    reason: note_arg(Some(reason)),
+                },
+            }
+        }
+        "unsilence" => Command::Alert {
+            name: split_word(required(rest, "/unsilence NAME")?).0.to_string(),
+            action: AlertAction::Unsilence,
         },
         "register" | "login" | "identify" | "logout" | "password" | "unregister" | "token" => {
             return account_command(&word.to_lowercase(), rest);

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{self, Client, QUIET};
 
 /// A server in this process with feeds, on system-chosen ports; stopped when dropped.
-struct FeedServer {
+pub(crate) struct FeedServer {
     addrs: Vec<ListenAddr>,
-    udp: Vec<SocketAddr>,
+    pub(crate) udp: Vec<SocketAddr>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -26,7 +26,11 @@ struct FeedServer {
 impl FeedServer {
     /// Listens on `specs` (`unix://NAME` in a fresh directory), on `udp` if given, and runs
     /// the feeds `options` asks for.
-    async fn start(specs: &[&str], udp: Option<IngestOptions>, options: FeedOptions) -> FeedServer {
+    pub(crate) async fn start(
+        specs: &[&str],
+        udp: Option<IngestOptions>,
+        options: FeedOptions,
+    ) -> FeedServer {
         let dir = tempfile::tempdir().unwrap();
         let addrs = support::listen_addrs(specs, dir.path());
         let bound = server::bind(&addrs).unwrap();
@@ -59,7 +63,7 @@ impl FeedServer {
         }
     }
 
-    fn tcp(&self) -> SocketAddr {
+    pub(crate) fn tcp(&self) -> SocketAddr {
         self.addrs
             .iter()
             .find_map(|a| match a {
@@ -67,6 +71,10 @@ impl FeedServer {
                 _ => None,
             })
             .expect("a TCP listener")
+    }
+
+    pub(crate) fn http(&self) -> SocketAddr {
+        support::first_http(&self.addrs)
     }
 
     fn unix(&self) -> PathBuf {
@@ -81,7 +89,7 @@ impl FeedServer {
 
     /// A text client over TCP in `room` (joined unless it is #lobby), greeting read up to
     /// its own join line.
-    async fn client_in(&self, room: &str) -> Client {
+    pub(crate) async fn client_in(&self, room: &str) -> Client {
         let mut c = Client::tcp(self.tcp()).await;
         c.expect("*** Welcome to charla").await;
         c.expect("#lobby *** you joined").await;
@@ -501,10 +509,289 @@ async fn a_command_check_follows_its_exit_status() {
     c.silent_for(QUIET).await;
 }
 
+/// With retries, the first failures are PENDING notices and only the third in a row an
+/// alert; a DOWN check is recalled every --check-remind until it is up again.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_pending_before_down_and_down_is_recalled() {
+    let mut service = Service::start();
+    let addr = service.addr;
+    let options = FeedOptions {
+        check_remind: Some(Duration::from_millis(400)),
+        ..checking(&format!("web=tcp://{addr} retries=3 priority=urgent"))
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    c.expect("[check:web]").await;
+    status_until(&mut c, "web is up").await;
+
+    service.stop().await;
+    assert_eq!(
+        c.line().await,
+        format!(
+            "#alerts >>> [check:web] web is PENDING: cannot connect to {addr}: Connection refused (failed check 1 of 3)"
+        )
+    );
+    let down = c.line().await;
+    assert!(
+        down.starts_with(&format!(
+            "#alerts !!! [check:web] web is DOWN after 3 failed checks: cannot connect to {addr}: Connection refused (was up for "
+        )),
+        "{down:?}"
+    );
+    // /status says since when, and how long the last try took.
+    c.send("/status").await;
+    let status = c.line().await;
+    assert!(
+        status.starts_with("#alerts --- [check:web] web is DOWN (for ")
+            && status.contains("; answered in "),
+        "{status:?}"
+    );
+    for _ in 0..2 {
+        let reminder = c.line().await;
+        assert!(
+            reminder.starts_with(&format!(
+                "#alerts !!! [check:web] web is still DOWN: cannot connect to {addr}: Connection refused (for "
+            )) && reminder.ends_with("; reminded every 400ms)"),
+            "{reminder:?}"
+        );
+    }
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#alerts"]}"##)
+        .await;
+    bot.expect_json("welcome").await;
+    let reminder = bot.expect_json("alert").await;
+    assert_eq!(reminder["reminder"], true, "{reminder}");
+    assert_eq!(reminder["priority"], 5, "{reminder}");
+    assert_eq!(reminder["state"], "down", "{reminder}");
+
+    service.resume();
+    c.expect("web is UP again").await;
+    c.silent_for(Duration::from_millis(600)).await;
+}
+
+/// `/ack` stops a DOWN check's reminders and tells the room who saw to it; `/silence`
+/// keeps its changes to `/status`, `/unsilence` says its state once. A member of #alerts
+/// may, someone elsewhere may not.
+#[tokio::test(flavor = "multi_thread")]
+async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
+    let mut service = Service::start();
+    let addr = service.addr;
+    let options = FeedOptions {
+        check_remind: Some(Duration::from_millis(300)),
+        ..checking(&format!("web=tcp://{addr}"))
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    status_until(&mut c, "web is up").await;
+    let mut outsider = server.client_in("#lobby").await;
+    outsider.send("/ack web").await;
+    outsider
+        .expect("ERROR not_in_room: join #alerts to act on its alerts")
+        .await;
+
+    c.send("/ack web").await;
+    c.expect("ERROR invalid_argument: web is not down: nothing to acknowledge")
+        .await;
+    service.stop().await;
+    c.expect("web is DOWN").await;
+    c.send("/ack web looking into it").await;
+    let acked = c.expect("acknowledged web").await;
+    assert!(
+        acked.starts_with("#alerts >>> [check:web] ") && acked.ends_with(": looking into it"),
+        "{acked:?}"
+    );
+    let answer = c.line().await;
+    assert!(answer.ends_with("[acknowledged by guest-1]"), "{answer:?}");
+    // No reminder while it is acknowledged.
+    c.silent_for(Duration::from_millis(900)).await;
+
+    c.send("/silence web 1h maintenance").await;
+    c.expect("silenced web for 1h: maintenance").await;
+    c.line().await;
+    service.resume();
+    // Up again, but silenced: only /status knows.
+    status_until(&mut c, "web is up").await;
+    c.send("/unsilence web").await;
+    let said = c.expect("ended the silence on web: web is up (for ").await;
+    assert!(said.starts_with("#alerts >>> [check:web] "), "{said:?}");
+    c.line().await;
+    c.send("/silence web soon").await;
+    c.expect("ERROR invalid_argument").await;
+    c.send("/ack nope").await;
+    c.expect("ERROR invalid_argument: no check named \"nope\"")
+        .await;
+}
+
+/// A `tls://` check is up when a verified handshake succeeds, and warns of a certificate
+/// that expires within --check-cert-warn (14 days by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_about_to_expire_is_an_alert() {
+    let pki = crate::tls::Pki::new();
+    let (addr, task) = pki.handshakes_expiring_in(10);
+    let spec = format!(
+        "site=tls://localhost:{} ca={}",
+        addr.port(),
+        pki.ca().display()
+    );
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, checking(&spec)).await;
+    let mut c = server.client_in("#alerts").await;
+    let warned = c.expect("site's certificate expires in ").await;
+    assert!(
+        warned.starts_with("#alerts !!! [check:site] "),
+        "{warned:?}"
+    );
+    status_until(&mut c, "site is up").await;
+    // Said once, not at every run.
+    let again = tokio::time::timeout(Duration::from_millis(500), c.expect("certificate")).await;
+    assert!(again.is_err(), "{again:?}");
+    task.abort();
+}
+
+/// What the web service a test checks answers, switched while it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Healthy,
+    Unavailable,
+    WrongBody,
+    Slow,
+}
+
+/// A web service on port 0 answering `GET /health` as told, and `GET /moved` with a redirect
+/// to it.
+struct WebService {
+    addr: SocketAddr,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebService {
+    async fn start() -> WebService {
+        use axum::http::StatusCode;
+        use axum::response::{IntoResponse, Redirect};
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(Answer::Healthy));
+        let current = answer.clone();
+        let health = move || {
+            let answer = *current.lock().unwrap();
+            async move {
+                match answer {
+                    Answer::Healthy => (StatusCode::OK, "all ok\n").into_response(),
+                    Answer::Unavailable => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "busy\n").into_response()
+                    }
+                    Answer::WrongBody => (StatusCode::OK, "maintenance\n").into_response(),
+                    Answer::Slow => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        (StatusCode::OK, "all ok\n").into_response()
+                    }
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route("/health", axum::routing::get(health))
+            // The keyword past the bound of what a check reads.
+            .route(
+                "/big",
+                axum::routing::get(|| async {
+                    "x".repeat(charla::limits::HTTP_CHECK_BODY_BYTES) + "ok"
+                }),
+            )
+            .route(
+                "/moved",
+                axum::routing::get(|| async { Redirect::temporary("/health") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        WebService { addr, answer, task }
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+}
+
+impl Drop for WebService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP check follows a redirect and says why it is down: the status, the missing
+/// keyword, the time it gave up after; an https check on a plain HTTP port, the TLS error.
+/// A body is read only up to its bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_check_says_why_a_site_is_down() {
+    let web = WebService::start().await;
+    let addr = web.addr;
+    let options = FeedOptions {
+        checks: vec![
+            format!("web=http://{addr}/moved keyword=ok timeout=400ms")
+                .parse()
+                .unwrap(),
+            format!("tls=https://{addr}/health").parse().unwrap(),
+            format!("big=http://{addr}/big keyword=ok").parse().unwrap(),
+        ],
+        // Time for a try to time out before the next starts.
+        check_interval: Duration::from_millis(500),
+        ..checking("unused=tcp://127.0.0.1:1")
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    // The first results come in either order, as alerts or (when they came before the
+    // client joined) in the status it is greeted with.
+    let (mut tls, mut big) = (None, None);
+    while tls.is_none() || big.is_none() {
+        let line = c.line().await;
+        if line.contains("tls is DOWN") {
+            tls = Some(line);
+        } else if line.contains("big is DOWN") {
+            big = Some(line);
+        }
+    }
+    let tls = tls.unwrap();
+    assert!(
+        tls.contains("): TLS error: ") || tls.contains("tls is DOWN: TLS error: "),
+        "{tls:?}"
+    );
+    let big = big.unwrap();
+    assert!(
+        big.contains(r#"keyword "ok" missing (status 200 in "#),
+        "{big:?}"
+    );
+    status_until(&mut c, "web is up").await;
+
+    web.answer(Answer::Unavailable);
+    let down = c.expect("[check:web] web is DOWN: status 503 in ").await;
+    assert!(down.contains("(was up for "), "{down:?}");
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again: status 200 in ")
+        .await;
+
+    web.answer(Answer::WrongBody);
+    c.expect(r#"[check:web] web is DOWN: keyword "ok" missing (status 200 in "#)
+        .await;
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again").await;
+
+    web.answer(Answer::Slow);
+    c.expect("[check:web] web is DOWN: timed out after 400ms (was up for ")
+        .await;
+    web.answer(Answer::Healthy);
+    c.expect("[check:web] web is UP again").await;
+
+    // /status shows each check's state and its last response time.
+    c.send("/status").await;
+    let web_status = c.expect("[check:web] web is up (for ").await;
+    assert!(web_status.contains("; answered in "), "{web_status:?}");
+}
+
 // ---- UDP alerts -------------------------------------------------------------------------------
 
 /// What `echo "$1" | nc -u -w0 HOST PORT` does: one datagram from a fresh port.
-fn nc_u(to: SocketAddr, payload: &[u8]) {
+pub(crate) fn nc_u(to: SocketAddr, payload: &[u8]) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.send_to(payload, to).unwrap();
 }

@@ -11,6 +11,7 @@ mod client_tty;
 mod cluster;
 mod feeds;
 mod feeds_cli;
+mod heartbeats;
 mod http;
 mod irc;
 mod irc_clients;

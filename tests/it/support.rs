@@ -84,13 +84,7 @@ impl TestServer {
 
     /// The first HTTP listener's address.
     pub fn http(&self) -> SocketAddr {
-        self.addrs
-            .iter()
-            .find_map(|a| match a {
-                ListenAddr::Http(sa) => Some(*sa),
-                _ => None,
-            })
-            .expect("an HTTP listener")
+        first_http(&self.addrs)
     }
 
     /// The first IRC address.
@@ -163,6 +157,17 @@ impl TestServer {
 }
 
 /// `specs` as addresses; a `unix://NAME` one becomes a socket named NAME in `dir`.
+/// The first HTTP listener's address among `addrs`.
+pub fn first_http(addrs: &[ListenAddr]) -> SocketAddr {
+    addrs
+        .iter()
+        .find_map(|a| match a {
+            ListenAddr::Http(sa) => Some(*sa),
+            _ => None,
+        })
+        .expect("an HTTP listener")
+}
+
 pub fn listen_addrs(specs: &[&str], dir: &std::path::Path) -> Vec<ListenAddr> {
     specs
         .iter()

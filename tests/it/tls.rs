@@ -61,12 +61,19 @@ impl Pki {
 
     /// A certificate for localhost and 127.0.0.1; expired on 1 January 2001 when `expired`.
     fn issue_with(&self, expired: bool) -> Issued {
+        self.issue_adjusted(|params| {
+            if expired {
+                params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+            }
+        })
+    }
+
+    /// A certificate for localhost and 127.0.0.1, as `adjust` leaves its parameters.
+    fn issue_adjusted(&self, adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
+        adjust(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Issued {
@@ -93,6 +100,45 @@ impl Pki {
             cert: self.dir.path().join("server.crt"),
             key: self.dir.path().join("server.key"),
         }
+    }
+
+    /// A listener on port 0 that only shakes hands, with a certificate of this CA that
+    /// expires at the start of the day `days` from today (UTC); it stops when the handle is
+    /// aborted.
+    pub(crate) fn handshakes_expiring_in(
+        &self,
+        days: i64,
+    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let expiry = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * days))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let issued = self.issue_adjusted(|params| {
+            params.not_after = rcgen::date_time_ymd(
+                i32::from(expiry.year()),
+                expiry.month() as u8,
+                expiry.day() as u8,
+            );
+        });
+        let certs = Certificates::load(self.install(&issued)).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config(&[]));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+        (addr, task)
     }
 
     pub(crate) fn ca(&self) -> PathBuf {

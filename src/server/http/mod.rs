@@ -44,7 +44,7 @@ use super::tls::{self, Tls};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::accounts::{Secret, token};
 use crate::feeds::http::Allowances;
-use crate::hub::{Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
+use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
 use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{IrcCodec, JSON, LineCodec};
@@ -204,6 +204,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/metrics", get(scrape))
         .route("/ws", get(websocket))
         .route("/rooms/{room}", post(publish))
+        .route("/beat/{name}", post(beat))
         .route("/rooms/{room}/messages", get(messages))
         .fallback(not_found)
         .with_state(web)
@@ -420,31 +421,7 @@ async fn publish(
     body: Body,
 ) -> Result<Response, Refused> {
     let ip = conn.peer.ip();
-    // Every attempt counts, so the allowance also slows down guessing the token.
-    if web.allowances.spend(ip, Instant::now()).is_err() {
-        return Err(error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            format!(
-                "too fast: at most {} posts at once and {} a second from one address",
-                web.options.burst, web.options.rate
-            ),
-        )
-        .with("retry-after", "1"));
-    }
-    let account = account_of(&web, &headers).await?;
-    if account.is_none() {
-        authorized(&web, &headers)?;
-    }
-    // A page on another site may not post here through its visitors' browsers (a form or
-    // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
-    if !origin_allowed(&web, &headers) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "forbidden_origin",
-            "a page from another origin may not post here (see --allowed-origin)",
-        ));
-    }
+    let account = admit_post(&web, &conn, &headers).await?;
     let room = room_of(&room)?;
     let max = web.ctx.limits.max_line_bytes;
     let too_long = || {
@@ -499,6 +476,73 @@ async fn publish(
     .into_response())
 }
 
+/// Whether a post (`POST /rooms/NAME`, `POST /beat/NAME`) may be made now: within the
+/// address's allowance, with the listener's token or an account's, and not from another
+/// site's page. The account, when its token says who posts.
+async fn admit_post(web: &Web, conn: &Conn, headers: &HeaderMap) -> Result<Option<Nick>, Refused> {
+    let ip = conn.peer.ip();
+    // Every attempt counts, so the allowance also slows down guessing the token.
+    if web.allowances.spend(ip, Instant::now()).is_err() {
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "too fast: at most {} posts at once and {} a second from one address",
+                web.options.burst, web.options.rate
+            ),
+        )
+        .with("retry-after", "1"));
+    }
+    let account = account_of(web, headers).await?;
+    if account.is_none() {
+        authorized(web, headers)?;
+    }
+    // A page on another site may not post here through its visitors' browsers (a form or
+    // a plain `fetch` needs no preflight): scripts send no Origin; browsers always do.
+    if !origin_allowed(web, headers) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a page from another origin may not post here (see --allowed-origin)",
+        ));
+    }
+    Ok(account)
+}
+
+/// An event the JSON protocol encoded, as a response.
+fn json_body(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /beat/NAME`: the job NAME calls in to its heartbeat (`--heartbeat`); answers the
+/// heartbeat's status as the JSON protocol's `status` object.
+async fn beat(
+    State(web): State<Arc<Web>>,
+    Extension(conn): Extension<Conn>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refused> {
+    admit_post(&web, &conn, &headers).await?;
+    let taken = web
+        .ctx
+        .hub
+        .beat(&name, &Beat::Alive)
+        .map_err(|message| error(StatusCode::NOT_FOUND, "no_such_heartbeat", message))?;
+    debug!(peer = %conn.peer, heartbeat = %name, "http beat");
+    let body = JSON.encode(&Outgoing::new(Event::Status {
+        room: taken.room,
+        items: vec![taken.status],
+    }));
+    Ok(json_body(body))
+}
+
 #[derive(Deserialize)]
 struct HistoryQuery {
     limit: Option<usize>,
@@ -527,14 +571,7 @@ async fn messages(
         room,
         messages: entries,
     }));
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(json_body(body))
 }
 
 #[derive(Deserialize)]
