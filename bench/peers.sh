@@ -24,12 +24,7 @@ WORK=$(mktemp -d /tmp/charla-bench.XXXXXX)
 mkdir -p "$OUT" docs
 ulimit -n "$(ulimit -Hn)"
 
-need() {
-  command -v "$1" >/dev/null && return
-  echo "installing $2"
-  [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq; APT_UPDATED=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
+. bench/need.sh
 need ncat ncat
 need ngircd ngircd
 need inspircd inspircd

@@ -22,12 +22,7 @@ WORK=$(mktemp -d /tmp/charla-web-bench.XXXXXX)
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 
-need() {
-  command -v "$1" >/dev/null && return
-  echo "installing $2"
-  [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq; APT_UPDATED=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
+. bench/need.sh
 need openssl openssl
 need curl curl
 need node nodejs

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http::{HttpAnswer, raw_within};
-use crate::support::{PATIENCE, TestServer};
+use crate::support::{Client, PATIENCE, TestServer};
 use charla::limits::Limits;
 use charla::server::HttpOptions;
 
@@ -253,12 +253,43 @@ impl Driver {
 /// A server with a text listener and the HTTP one the page is served from, flood control
 /// off.
 async fn page_server() -> TestServer {
-    let limits = Limits {
+    page_server_with(Limits {
         flood_rate: 0,
         ..Limits::default()
-    };
+    })
+    .await
+}
+
+async fn page_server_with(limits: Limits) -> TestServer {
     let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
     TestServer::with_http(&specs, limits, HttpOptions::default()).await
+}
+
+/// `ana` in #ops over text, and the page opened as webby in #ops beside her.
+async fn ana_and_the_page_in_ops(server: &TestServer, driver: &Driver) -> Client {
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+    ana
+}
+
+impl Driver {
+    /// The network goes: the page's WebSocket closes, and the page is told not to come
+    /// back until [`Driver::reconnect`].
+    async fn cut(&self) {
+        let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
+        self.call("POST", "/execute/sync", Some(script)).await;
+    }
+
+    /// The page connects again after a [`Driver::cut`].
+    async fn reconnect(&self) {
+        let script = json!({"script": "connect();", "args": []});
+        self.call("POST", "/execute/sync", Some(script)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,14 +298,7 @@ async fn the_page_chats_with_a_text_client_and_renders_what_they_type_inert() {
         return;
     };
     let server = page_server().await;
-    let mut ana = server.named("ana").await;
-    ana.send("/join #ops").await;
-    ana.expect("you joined").await;
-
-    driver
-        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
-        .await;
-    ana.expect("#ops *** webby joined").await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
 
     // The message box is found by its accessible name, as a screen reader finds it.
     let input = driver.one("input").await;
@@ -393,13 +417,11 @@ async fn after_a_cut_the_page_fills_in_what_was_missed_marked_and_nothing_twice(
     assert_eq!(driver.all("#log li.mention").await.len(), 1);
 
     // The network goes; the page, told not to come back yet, misses two lines.
-    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.cut().await;
     ana.expect("#ops *** webby left").await;
     ana.send("while away 1").await;
     ana.send("while away 2").await;
-    let script = json!({"script": "connect();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.reconnect().await;
     ana.expect("#ops *** webby joined").await;
 
     let text = driver.wait_for_text(&log, "while away 2").await;
@@ -418,33 +440,24 @@ async fn after_a_long_cut_the_page_says_what_is_no_longer_kept() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let limits = Limits {
+    let server = page_server_with(Limits {
         flood_rate: 0,
         history_per_room: 2,
         ..Limits::default()
-    };
-    let specs = ["tcp://127.0.0.1:0", "http://127.0.0.1:0"];
-    let server = TestServer::with_http(&specs, limits, HttpOptions::default()).await;
-    let mut ana = server.named("ana").await;
-    ana.send("/join #ops").await;
-    ana.expect("you joined").await;
-    driver
-        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
-        .await;
-    ana.expect("#ops *** webby joined").await;
+    })
+    .await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
     let log = driver.one("#log").await;
     ana.send("said first").await;
     driver.wait_for_text(&log, "said first").await;
 
-    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.cut().await;
     ana.expect("#ops *** webby left").await;
     // Entries 2 to 6 of #ops; the room keeps the last two.
     for n in 1..=5 {
         ana.send(&format!("while away {n}")).await;
     }
-    let script = json!({"script": "connect();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.reconnect().await;
     ana.expect("#ops *** webby joined").await;
 
     let text = driver.wait_for_text(&log, "while away 5").await;
@@ -584,13 +597,11 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
 
     // Cut; meanwhile the nick is taken, as the old connection would hold it until the
     // server noticed it gone.
-    let script = json!({"script": "ws.onclose = null; ws.close();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.cut().await;
     ana.expect("webby left").await;
     ana.send("/nick webby").await;
     ana.expect("you are now known as webby").await;
-    let script = json!({"script": "connect();", "args": []});
-    driver.call("POST", "/execute/sync", Some(script)).await;
+    driver.reconnect().await;
     let log = driver.one("#log").await;
     driver
         .wait_for_text(&log, "your nick webby is still taken")
