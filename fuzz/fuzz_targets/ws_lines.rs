@@ -67,9 +67,14 @@ fn script(mut data: &[u8]) -> Vec<Send> {
     out
 }
 
-/// A message's payload as the line the adapter reads from it.
+/// A message's payload as the line the adapter reads from it: line breaks at its end (an
+/// IRC client's CRLF) left out, those inside it made spaces.
 fn line_of(payload: &[u8]) -> Vec<u8> {
-    let mut line: Vec<u8> = payload
+    let end = payload
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |last| last + 1);
+    let mut line: Vec<u8> = payload[..end]
         .iter()
         .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
         .collect();
@@ -103,9 +108,10 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
     // What follows the last `\n` waits for its end.
     let mut ended: Vec<&[u8]> = written.split(|&b| b == b'\n').collect();
     ended.pop();
+    // A line's CR before its LF (IRC's CRLF) is not sent: a frame is the line.
     let want: Vec<String> = ended
         .into_iter()
-        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned())
         .collect();
     let got: Vec<String> = received(&mut client)
         .into_iter()
@@ -119,8 +125,10 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
     // Reading: what the model says, in pieces, then the end.
     // The first line is the server's own (a hello made from the URL), not bounded by
     // tungstenite: the framer may find it too long, which the codec answers.
-    let first_fits = first.as_ref().map(|f| f.len() <= max);
-    let mut model: Vec<u8> = first.map(|f| line_of(f.as_bytes())).unwrap_or_default();
+    let first_line = first.map(|f| line_of(f.as_bytes()));
+    // The line without its `\n`, as the framer bounds it.
+    let first_fits = first_line.as_ref().map(|l| l.len() - 1 <= max);
+    let mut model: Vec<u8> = first_line.unwrap_or_default();
     let mut oversized = false;
     for send in &sends {
         let (payload, line) = match send {

@@ -12,7 +12,7 @@ use charla::hub::{
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
 use charla::protocol::irc::{Asked, IrcFormat};
-use charla::protocol::{Incoming, JSON, Refusal, TEXT};
+use charla::protocol::{Incoming, JSON, Refusal, SaslOutcome, TEXT};
 use serde_json::value::RawValue;
 use std::sync::{Once, OnceLock};
 
@@ -109,8 +109,13 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
         Incoming::Sasl(attempt) => {
             assert!(wire == Wire::Irc, "a line codec spoke SASL");
             check_nick(&attempt.account);
-            for account in [None, Some(&attempt.account)] {
-                check_irc_bytes(&(attempt.answer)(&attempt.me, account));
+            let outcomes = [
+                SaslOutcome::Proved(&attempt.account),
+                SaslOutcome::LoggedIn,
+                SaslOutcome::Failed,
+            ];
+            for outcome in outcomes {
+                check_irc_bytes(&(attempt.answer)(&attempt.me, outcome));
             }
         }
         Incoming::Answer(bytes) => {
@@ -234,6 +239,24 @@ fn check_request(request: &Request, wire: Wire) {
         }
         Command::Whois(nick) => check_nick(nick),
         Command::Away(message) => message.iter().for_each(check_text),
+        Command::RealName(name) => check_text(name),
+        // A tagged command is checked as the command it carries, with its tags printable.
+        Command::Tagged { tags, command } => {
+            assert_printable(tags.as_str());
+            let inner = Request {
+                command: (**command).clone(),
+                reference: request.reference.clone(),
+            };
+            return check_request(&inner, wire);
+        }
+        Command::TagsOnly { to, tags } => {
+            assert_printable(tags.as_str());
+            match to {
+                NoticeTarget::Room(room) => check_room(room),
+                NoticeTarget::Nick(nick) => check_nick(nick),
+            }
+        }
+        Command::HistoryWindow { room, .. } => check_room(room),
         Command::Rooms | Command::Help | Command::Census => {}
         // The names are the feeds' to look up (and refuse); nothing here is shown as parsed.
         Command::Beat { .. } | Command::Alert { .. } => {}
@@ -435,6 +458,8 @@ fn check_irc_request(request: &Request) {
         text: text.clone(),
         action,
         notice: false,
+        account: Some(me.clone()),
+        tags: None,
     };
     let lobby = RoomName::lobby();
     match &request.command {
@@ -455,6 +480,8 @@ fn check_irc_request(request: &Request) {
             to: to.clone(),
             text: text.clone(),
             notice: false,
+            account: None,
+            tags: None,
         }),
         Command::Nick(new) => reply(Event::NickChanged {
             old: me.clone(),
@@ -467,6 +494,7 @@ fn check_irc_request(request: &Request) {
             you: true,
             members: vec![me.clone()],
             count: 1,
+            account: Some(me.clone()),
         }),
         Command::Leave { room, message } => reply(Event::Left {
             room: room.clone().unwrap_or(lobby),
@@ -560,6 +588,27 @@ fn check_irc_request(request: &Request) {
             rooms: vec![(lobby, 3)],
         }),
         Command::Help => reply(Event::Help),
+        Command::Tagged { command, .. } => check_irc_request(&Request {
+            command: (**command).clone(),
+            reference: request.reference.clone(),
+        }),
+        Command::TagsOnly { to, tags } => reply(Event::TagsOnly {
+            id: 1,
+            ts: 2,
+            from: me.clone(),
+            account: Some(me.clone()),
+            to: to.clone(),
+            tags: tags.clone(),
+        }),
+        Command::HistoryWindow { room, .. } => {
+            let earlier = MessageText::new("earlier").expect("a text");
+            reply(Event::History {
+                room: room.clone(),
+                messages: vec![charla::hub::Entry::Said(said(room, &earlier, false))],
+            })
+        }
+        // Answered by the ack alone (IRC clients have no beat or alert commands).
+        Command::RealName(_) | Command::Beat { .. } | Command::Alert { .. } => {}
         Command::Notice {
             to: NoticeTarget::Room(room),
             text,
@@ -577,6 +626,8 @@ fn check_irc_request(request: &Request) {
             to: to.clone(),
             text: text.clone(),
             notice: true,
+            account: None,
+            tags: None,
         }),
         Command::LeaveAll { message } => reply(Event::Left {
             room: lobby,
@@ -588,6 +639,8 @@ fn check_irc_request(request: &Request) {
             nick: nick.clone(),
             rooms: vec![(lobby, Standing::Operator)],
             away: Some(MessageText::new("gone").expect("a text")),
+            realname: Some(MessageText::new("Ana Real").expect("a text")),
+            account: Some(nick.clone()),
             signon: 1_700_000_000_000,
             idle: 5,
         }))),
