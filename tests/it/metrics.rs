@@ -11,7 +11,7 @@ use charla::server::{self, Datagrams, HttpOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::raw_within;
-use crate::store::{say_in_lobby, serve_with, stop};
+use crate::store::{next_listening, say_in_lobby, serve_with, stop};
 use crate::support::{Client, PATIENCE, TestServer};
 
 /// One scrape: every sample by its name and labels as written (`charla_connections{protocol="text"}`).
@@ -309,12 +309,7 @@ async fn the_history_files_writes_are_counted() {
         dir.path().to_str().unwrap(),
     ];
     let (charla, tcp) = serve_with(&args, &[]);
-    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
-    let http: SocketAddr = line
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let http = next_listening(&charla, "http");
     for text in ["one", "two", "three"] {
         say_in_lobby(tcp, text).await;
     }

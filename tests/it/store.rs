@@ -266,13 +266,17 @@ pub(crate) fn serve_with(args: &[&str], env: &[(&str, &Path)]) -> (Binary, Socke
         command.env(name, value);
     }
     let charla = Binary::start(command);
-    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
-    let addr = line
-        .strip_prefix("listening on tcp://")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = next_listening(&charla, "tcp");
     (charla, addr)
+}
+
+/// The address of the next listener `charla` says it listens on; it must be `scheme`'s.
+pub(crate) fn next_listening(charla: &Binary, scheme: &str) -> SocketAddr {
+    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
+    line.strip_prefix(&format!("listening on {scheme}://"))
+        .unwrap_or_else(|| panic!("not a {scheme}:// listener: {line:?}"))
+        .parse()
+        .unwrap()
 }
 
 /// Says `text` in #lobby as a JSON client and returns its id.

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::metrics::Scrape;
-use crate::store::{join, json_client, serve_with};
+use crate::store::{join, json_client, next_listening, serve_with};
 use crate::support::PATIENCE;
 
 /// Messages a sender writes before reading their acks: many in flight at once.
@@ -198,12 +198,7 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
         "http://127.0.0.1:0",
     ];
     let (mut charla, addr) = serve_with(&args, &[]);
-    let line = charla.stdout.recv_timeout(PATIENCE).expect("listening on");
-    let http: SocketAddr = line
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let http = next_listening(&charla, "http");
     let mut ana = json_client(addr, "ana").await;
     let mut bob = json_client(addr, "bob").await;
     let line = "x".repeat(3_000);
