@@ -19,7 +19,9 @@ pub struct Serve {
     /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
     /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, udp://HOST:PORT for
     /// alerts sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page,
-    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME); tls://, ircs:// and
+    /// the WebSocket (/ws), HTTP publish (POST /rooms/NAME) and Alertmanager's webhook
+    /// (POST /alertmanager?room=%23alerts; bodies up to 256 KiB, ALERTMANAGER_BODY_BYTES;
+    /// 1,000 alerts firing a room, ALERTMANAGER_MAX_FIRING); tls://, ircs:// and
     /// https:// are the same over TLS (with --tls-cert and --tls-key). Port 0 picks a free
     /// port; every bound address is printed as `listening on ADDR`.
     #[arg(
@@ -270,7 +272,7 @@ pub struct Serve {
     )]
     pub feed_room: Vec<RoomName>,
 
-    /// Token that HTTP publish and history need, as `Authorization: Bearer TOKEN`. Without
+    /// Token that HTTP publish (Alertmanager's and heartbeats' too) and history need, as `Authorization: Bearer TOKEN`. Without
     /// it, anyone who reaches an http:// listener may post into any room (a listener beyond
     /// loopback without one is warned about at start-up). Prefer the variable: a command
     /// line is visible to every user of the machine.

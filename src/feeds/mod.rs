@@ -1,5 +1,5 @@
 //! Things that publish into rooms without being a person: the file watcher, health checks
-//! and UDP and HTTP alert ingest.
+//! and UDP, HTTP and Alertmanager alert ingest.
 //!
 //! A feed talks to the hub through three calls and nothing else: [`Hub::open_room`] (its
 //! room lives on without members, so its history waits for newcomers), [`Hub::add_status`]
@@ -7,6 +7,7 @@
 //! alert, remembered and fanned out like a message). The UDP socket itself is a transport
 //! in `server/`; what a datagram becomes is decided here, in [`udp`].
 
+pub mod alertmanager;
 pub mod check;
 pub mod heartbeat;
 pub mod http;
