@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use charla::limits::{ALERTMANAGER_BODY_BYTES, Limits};
 use charla::server::HttpOptions;
 
-use crate::http::{HttpAnswer, raw_within};
+use crate::http::{HttpAnswer, post_to, raw_within};
 use crate::support::{Client, PATIENCE, TestServer};
 
 /// Two alerts firing: HighLatency (severity critical) and DiskFull (warning).
@@ -34,14 +34,7 @@ async fn webhook(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpAnswer {
-    let mut head = format!(
-        "POST /alertmanager{query} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("\r\n{name}: {value}"));
-    }
-    raw_within(addr, &head, body.as_bytes(), PATIENCE).await
+    post_to(addr, &format!("/alertmanager{query}"), headers, body).await
 }
 
 /// `/status` in #alerts, its lines until the one that contains `last`.
