@@ -33,6 +33,13 @@ pub struct Serve {
     )]
     pub listen: Vec<String>,
 
+    /// Read options from this TOML file: each key an option's long name (`check-interval =
+    /// "10s"`, `check = ["db=tcp://127.0.0.1:5432"]`), docs/charla.example.toml has them
+    /// all. Flags and CHARLA_* variables win over the file; an unknown key or a bad value
+    /// is an error naming its line.
+    #[arg(long, env = "CHARLA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Longest line a client may send, in bytes.
     #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES)]
     pub max_line: usize,
