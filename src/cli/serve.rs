@@ -171,7 +171,7 @@ pub struct Serve {
     /// read, HTTP_CHECK_BODY_BYTES); 'NAME=exec:COMMAND' when `sh -c COMMAND` exits with
     /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
     /// retries=N, timeout=5s, priority=1..5 (default 4, high); for http(s) also status=200,
-    /// keyword=WORD (the body must contain it) and ca=FILE (trusted instead of the system's
+    /// keyword=TEXT (the body must contain it; keyword="two words" when quoted) and ca=FILE (trusted instead of the system's
     /// roots). Each change of state is said in #alerts; `/status` there lists every check.
     #[arg(
         long = "check",

@@ -734,7 +734,8 @@ async fn an_http_check_says_why_a_site_is_down() {
     let addr = web.addr;
     let options = FeedOptions {
         checks: vec![
-            format!("web=http://{addr}/moved keyword=ok timeout=400ms")
+            // A quoted keyword keeps its space.
+            format!(r#"web=http://{addr}/moved keyword="all ok" timeout=400ms"#)
                 .parse()
                 .unwrap(),
             format!("tls=https://{addr}/health").parse().unwrap(),
@@ -777,7 +778,7 @@ async fn an_http_check_says_why_a_site_is_down() {
         .await;
 
     web.answer(Answer::WrongBody);
-    c.expect(r#"[check:web] web is DOWN: keyword "ok" missing (status 200 in "#)
+    c.expect(r#"[check:web] web is DOWN: keyword "all ok" missing (status 200 in "#)
         .await;
     web.answer(Answer::Healthy);
     c.expect("[check:web] web is UP again").await;
