@@ -80,6 +80,9 @@ impl Default for FeedOptions {
 pub enum FeedError {
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// `/ack NAME` and `/silence NAME` reach checks and heartbeats by name alone.
+    #[error("{0:?} names both a --check and a --heartbeat: give each its own name")]
+    SameName(String),
 }
 
 /// Starts every feed in `options` on `hub`; they run until `shutdown` is cancelled. Must be
@@ -89,6 +92,13 @@ pub fn start(
     options: &FeedOptions,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
+    if let Some(beat) = options
+        .heartbeats
+        .iter()
+        .find(|b| options.checks.iter().any(|c| c.name == b.name))
+    {
+        return Err(FeedError::SameName(beat.name.clone()));
+    }
     for room in &options.feed_rooms {
         hub.open_room(room);
     }

@@ -482,7 +482,7 @@ impl Hub {
             return Err((
                 ErrorCode::InvalidArgument,
                 format!(
-                    "no check named {:?}; /status in #alerts lists them",
+                    "no check or heartbeat named {:?}; /status in #alerts lists them",
                     sanitize(name)
                 ),
             ));

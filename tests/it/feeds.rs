@@ -77,6 +77,10 @@ impl FeedServer {
         support::first_http(&self.addrs)
     }
 
+    pub(crate) fn irc(&self) -> SocketAddr {
+        support::first_irc(&self.addrs)
+    }
+
     fn unix(&self) -> PathBuf {
         self.addrs
             .iter()
@@ -619,7 +623,7 @@ async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
     c.send("/silence web soon").await;
     c.expect("ERROR invalid_argument").await;
     c.send("/ack nope").await;
-    c.expect("ERROR invalid_argument: no check named \"nope\"")
+    c.expect("ERROR invalid_argument: no check or heartbeat named \"nope\"")
         .await;
 }
 
