@@ -223,6 +223,19 @@ pub const RUN_OUTPUT_BYTES: usize = 1024;
 /// alert; again at 7 days and at 1 day. Default 14 days (`--check-cert-warn`).
 pub const CHECK_CERT_WARN: Duration = Duration::from_secs(14 * 86_400);
 
+/// Length of one bucket of a check's recent runs (its uptime over the last day and the
+/// page's chart of its response time): runs are counted per bucket, so a check keeps the
+/// same memory however often it runs. Default 5 minutes.
+pub const CHECK_UPTIME_BUCKET: Duration = Duration::from_secs(5 * 60);
+
+/// Buckets of [`CHECK_UPTIME_BUCKET`] a check keeps: its uptime in `/status` is over these
+/// (24 hours), at 8 bytes each. Default 288.
+pub const CHECK_UPTIME_BUCKETS: usize = 288;
+
+/// Buckets of the last hours a check's status item carries as `responses` for the page's
+/// chart (6 hours). Default 72.
+pub const CHECK_CHART_BUCKETS: usize = 72;
+
 /// Longest `/silence NAME DURATION`: a check silenced for longer is as good as removed, and
 /// should be. Default 30 days.
 pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);

@@ -577,6 +577,9 @@ async fn a_room_with_checks_shows_each_check_up_or_down() {
         .await;
     let panel = driver.one("#checks").await;
     driver.wait_for_text(&panel, "web up").await;
+    // Its uptime and a chart of its response times, from the status it was greeted with.
+    driver.wait_for_text(&panel, "100% up in 24h").await;
+    assert_eq!(driver.all("#checks li svg.chart polyline").await.len(), 1);
     drop(target);
     driver.wait_for_text(&panel, "web down since").await;
     assert_eq!(driver.all("#checks li.down").await.len(), 1);

@@ -547,7 +547,8 @@ async fn failures_are_pending_before_down_and_down_is_recalled() {
     let status = c.line().await;
     assert!(
         status.starts_with("#alerts --- [check:web] web is DOWN (for ")
-            && status.contains("; answered in "),
+            && status.contains("; answered in ")
+            && status.contains("% up in 24h): "),
         "{status:?}"
     );
     for _ in 0..2 {
@@ -568,6 +569,19 @@ async fn failures_are_pending_before_down_and_down_is_recalled() {
     assert_eq!(reminder["reminder"], true, "{reminder}");
     assert_eq!(reminder["priority"], 5, "{reminder}");
     assert_eq!(reminder["state"], "down", "{reminder}");
+    // The status item carries the uptime and the chart's response times.
+    bot.send(r##"{"type":"status","room":"#alerts"}"##).await;
+    let status = bot.expect_json("status").await;
+    let item = &status["items"][0];
+    let permille = item["uptime_permille"].as_u64().expect("an uptime");
+    assert!(permille < 1000, "{item}");
+    assert_eq!(item["responses_bucket_ms"], 300_000, "{item}");
+    let responses = item["responses"].as_str().expect("response times");
+    assert_eq!(responses.split(',').count(), 72, "{item}");
+    assert!(
+        responses.split(',').any(|ms| ms.parse::<u64>().is_ok()),
+        "{item}"
+    );
 
     service.resume();
     c.expect("web is UP again").await;

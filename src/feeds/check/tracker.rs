@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::spec::CheckSpec;
+use super::uptime::{Uptime, percent};
 use crate::feeds::http::Priority;
 use crate::feeds::{human, now_ms};
 use crate::hub::{MessageText, Notice, PostKind, Source};
@@ -75,6 +76,8 @@ pub struct CheckTracker {
     pub acked: Option<String>,
     /// Until when its changes are said only to `/status` (`/silence`), by whom and why.
     pub silenced: Option<Silence>,
+    /// Its runs over the last day, for its uptime and response-time chart.
+    pub uptime: Uptime,
     /// How many of the certificate warnings (`--check-cert-warn`, 7 days, 1 day) were said
     /// for the certificate it sees now.
     cert_warned: usize,
@@ -121,6 +124,7 @@ impl CheckTracker {
             acked: None,
             silenced: None,
             cert_warned: 0,
+            uptime: Uptime::default(),
         }
     }
 
@@ -132,6 +136,7 @@ impl CheckTracker {
         now: Instant,
     ) -> Option<Transition> {
         self.response = Some(took);
+        self.uptime.record(now_ms(), result.is_ok(), took);
         let (to, detail) = match result {
             Ok(detail) => {
                 self.failures = 0;
@@ -216,8 +221,13 @@ impl CheckTracker {
             .response
             .map(|took| format!("; answered in {}", human(took)))
             .unwrap_or_default();
+        let uptime = self
+            .uptime
+            .permille(now_ms())
+            .map(|p| format!("; {} up in 24h", percent(p)))
+            .unwrap_or_default();
         let mut line = format!(
-            "{} is {} (for {}{response}): {}",
+            "{} is {} (for {}{response}{uptime}): {}",
             self.spec.name,
             state.word(),
             human(now.saturating_duration_since(self.since)),

@@ -91,16 +91,57 @@ function drawChecks() {
   for (const [name, c] of [...ours].sort()) {
     const li = document.createElement("li");
     li.className = c.state;
-    li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "");
+    li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "") +
+      (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "");
+    if (c.responses) li.appendChild(chart(c.responses));
     checkList.appendChild(li);
   }
+}
+
+// A check's mean response time per bucket over the last hours (its status item's
+// `responses`, "12,,15,…", oldest first) as a small inline SVG line; gaps have no runs.
+function chart(responses) {
+  const svg = "http://www.w3.org/2000/svg";
+  const values = responses.split(",").map(v => v === "" ? null : Number(v));
+  const most = Math.max(1, ...values.filter(v => v !== null));
+  const [w, h] = [72, 16];
+  const box = document.createElementNS(svg, "svg");
+  box.setAttribute("class", "chart");
+  box.setAttribute("viewBox", "0 0 " + w + " " + h);
+  box.setAttribute("width", w);
+  box.setAttribute("height", h);
+  box.setAttribute("role", "img");
+  box.setAttribute("aria-label", "response time, up to " + most + " ms");
+  const title = document.createElementNS(svg, "title");
+  title.textContent = "response time over the last hours, up to " + most + " ms";
+  box.appendChild(title);
+  const step = values.length > 1 ? w / (values.length - 1) : w;
+  let points = [];
+  const flush = () => {
+    if (points.length === 0) return;
+    const line = document.createElementNS(svg, "polyline");
+    line.setAttribute("points", points.length === 1 ? points[0] + " " + points[0] : points.join(" "));
+    box.appendChild(line);
+    points = [];
+  };
+  values.forEach((v, i) => {
+    if (v === null) { flush(); return; }
+    points.push((i * step).toFixed(1) + "," + (h - 1 - (v / most) * (h - 2)).toFixed(1));
+  });
+  flush();
+  return box;
 }
 
 // A check's state as a status item or a live alert tells it.
 function checkSays(r, m, since) {
   if (m.check === undefined || m.state === undefined) return;
   if (!checks.has(r)) checks.set(r, new Map());
-  checks.get(r).set(m.check, { state: m.state, since });
+  const was = checks.get(r).get(m.check) || {};
+  checks.get(r).set(m.check, {
+    state: m.state, since,
+    uptime: m.uptime_permille !== undefined ? m.uptime_permille : was.uptime,
+    responses: m.responses !== undefined ? m.responses : was.responses,
+  });
   if (r === room) drawChecks();
 }
 
@@ -186,7 +227,9 @@ function posted(m, r, cls) {
   cls = fresh(m, cls);
   if (cls === null) return;
   const mark = m.type === "alert" ? "!!!" : ">>>";
-  line(cls + " " + m.type, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+  // Alerts and notices styled by priority (1-5): 4-5 loud, 1-2 quiet.
+  const priority = m.priority >= 1 && m.priority <= 5 ? " p" + m.priority : "";
+  line(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
 }
 
 function server(text, cls, r) {
