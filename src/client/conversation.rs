@@ -313,6 +313,7 @@ impl Conversation {
             text: String::new(),
             action: false,
             kind: None,
+            priority: None,
         };
         self.saw(room, &post);
     }
@@ -394,6 +395,7 @@ mod tests {
             text: format!("m{id}"),
             action: false,
             kind: None,
+            priority: None,
         }
     }
 

@@ -69,6 +69,8 @@ const CLIENT: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Yellow))
 const ERROR: Style = Style::new()
     .fg_color(Some(Color::Ansi(AnsiColor::Red)))
     .effects(Effects::BOLD);
+/// An alert of default priority (3): red, not bold.
+const ALERT: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Red)));
 const PRIVATE: Style = Style::new()
     .fg_color(Some(Color::Ansi(AnsiColor::Magenta)))
     .effects(Effects::BOLD);
@@ -173,8 +175,17 @@ impl View {
             }
             (None, source) => {
                 let source = sanitize(source.as_deref().unwrap_or("feed"));
+                // By priority: 4-5 (or none given) loud, 3 plain, 1-2 dimmed.
+                let quiet = matches!(post.priority, Some(1 | 2));
                 if post.kind.as_deref() == Some("alert") {
-                    self.paint(ERROR, &format!("!!! [{source}] {text}"))
+                    let style = match post.priority {
+                        Some(3) => ALERT,
+                        Some(1 | 2) => DIM,
+                        _ => ERROR,
+                    };
+                    self.paint(style, &format!("!!! [{source}] {text}"))
+                } else if quiet {
+                    self.paint(DIM, &format!(">>> [{source}] {text}"))
                 } else {
                     format!("{} [{source}] {text}", self.paint(NOTICE, ">>>"))
                 }
@@ -383,6 +394,7 @@ impl View {
             text: item.text.clone(),
             action: false,
             kind: Some(item.kind.clone()),
+            priority: None,
         };
         self.line(None, Some(room), &self.post_body(&post, ""))
     }
@@ -438,6 +450,7 @@ mod tests {
             text: text.into(),
             action: false,
             kind: None,
+            priority: None,
         }
     }
 
@@ -534,6 +547,35 @@ mod tests {
             "{mention:?}"
         );
         assert!(!mention.contains("\x1b[3"), "no colour: {mention:?}");
+    }
+
+    #[test]
+    fn feed_posts_are_styled_by_priority() {
+        let view = View::new(Styling::Full);
+        let feed = |kind: &str, priority: Option<u8>| {
+            let post = Post {
+                from: None,
+                source: Some("check:db".into()),
+                kind: Some(kind.into()),
+                priority,
+                ..post("x", "db is DOWN")
+            };
+            view.post("#alerts", &post, Mark::Live, "bob")
+        };
+        let urgent = feed("alert", Some(5));
+        assert!(
+            urgent.contains(&format!("{ERROR}!!! [check:db] db is DOWN")),
+            "{urgent:?}"
+        );
+        assert_eq!(feed("alert", None), feed("alert", Some(4)));
+        let plain = feed("alert", Some(3));
+        assert!(plain.contains(&format!("{ALERT}!!!")), "{plain:?}");
+        let low = feed("alert", Some(2));
+        assert!(low.contains(&format!("{DIM}!!!")), "{low:?}");
+        let quiet = feed("notice", Some(1));
+        assert!(quiet.contains(&format!("{DIM}>>>")), "{quiet:?}");
+        let notice = feed("notice", Some(3));
+        assert!(notice.contains(&format!("{NOTICE}>>>")), "{notice:?}");
     }
 
     #[test]

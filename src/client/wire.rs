@@ -286,6 +286,9 @@ pub struct Post {
     /// In a history list: `notice` or `alert` for a feed's post.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
+    /// A feed post's priority, 1 (min) to 5 (urgent).
+    #[serde(default)]
+    pub priority: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
