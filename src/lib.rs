@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod bench;
 pub mod client;
 pub mod cluster;
+pub mod config;
 pub mod fanout;
 pub mod feeds;
 pub mod hub;

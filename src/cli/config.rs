@@ -1,19 +1,10 @@
-//! `charla serve --config charla.toml`: the server's options in one TOML file.
-//!
-//! Each key is a `charla serve` option's long name (`check-interval = "10s"`, or
-//! `check_interval`), its value what the option takes: a string, a number, `true` for a
-//! switch, an array for a repeatable option. The file becomes arguments after the command
-//! line's, for every option the command line and its `CHARLA_*` variable left unset, so
-//! they win over the file; clap checks each value as it checks a flag's. An unknown key or
-//! a bad value is an error naming the file's line.
+//! `charla serve --config charla.toml`: the server's options in one TOML file, read by
+//! [`charla::config`]; here, where the file is found and that its example stays true.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory};
-use toml::Spanned;
+use clap::{ArgMatches, CommandFactory};
 
 use super::Cli;
 
@@ -26,104 +17,7 @@ pub fn arguments(path: &Path, matches: &ArgMatches) -> Result<Vec<OsString>, Str
     let serve = cli
         .find_subcommand("serve")
         .expect("charla has a serve command");
-    arguments_from(&text, serve, matches).map_err(|e| format!("{shown}:{e}"))
-}
-
-/// [`arguments`] from the file's text; errors start with the line (`3: …`).
-pub fn arguments_from(
-    text: &str,
-    serve: &Command,
-    matches: &ArgMatches,
-) -> Result<Vec<OsString>, String> {
-    let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> =
-        toml::from_str(text).map_err(|e| {
-            let at = e.span().map_or(1, |s| line(s.start));
-            format!("{at}: {}", e.message().trim_end())
-        })?;
-    let mut args = Vec::new();
-    for (key, value) in &table {
-        let at = line(key.span().start);
-        let name = key.get_ref().replace('_', "-");
-        let arg = serve
-            .get_arguments()
-            .find(|a| a.get_long() == Some(name.as_str()) && name != "config" && name != "help")
-            .ok_or_else(|| {
-                format!(
-                    "{at}: unknown key `{}`: keys are `charla serve` options (charla serve --help)",
-                    key.get_ref()
-                )
-            })?;
-        if matches!(
-            matches.value_source(arg.get_id().as_str()),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        ) {
-            continue;
-        }
-        let at = line(value.span().start);
-        let values = values_of(arg, value.get_ref()).map_err(|e| format!("{at}: `{name}` {e}"))?;
-        for v in values {
-            match v {
-                Given::Switch(true) => args.push(format!("--{name}").into()),
-                Given::Switch(false) => {}
-                Given::Value(v) => {
-                    check(arg, &v).map_err(|e| format!("{at}: `{name}`: {e}"))?;
-                    args.push(format!("--{name}={v}").into());
-                }
-            }
-        }
-    }
-    Ok(args)
-}
-
-/// A key's value as the option takes it.
-enum Given {
-    Switch(bool),
-    Value(String),
-}
-
-fn values_of(arg: &Arg, value: &toml::Value) -> Result<Vec<Given>, String> {
-    let switch = matches!(arg.get_action(), ArgAction::SetTrue);
-    let repeatable = matches!(arg.get_action(), ArgAction::Append);
-    match value {
-        toml::Value::Boolean(b) if switch => Ok(vec![Given::Switch(*b)]),
-        _ if switch => Err("is a switch: true or false".into()),
-        toml::Value::Array(items) if repeatable => items.iter().map(one).collect(),
-        toml::Value::Array(_) => Err("takes one value, not an array".into()),
-        other => Ok(vec![one(other)?]),
-    }
-}
-
-fn one(value: &toml::Value) -> Result<Given, String> {
-    match value {
-        toml::Value::String(s) => Ok(Given::Value(s.clone())),
-        toml::Value::Integer(n) => Ok(Given::Value(n.to_string())),
-        other => Err(format!(
-            "takes a string or a number, not {}",
-            other.type_str()
-        )),
-    }
-}
-
-/// Whether `arg` takes `value`, as clap would judge it on the command line: parsed by a
-/// command that has only this option, so the error is about the value alone.
-fn check(arg: &Arg, value: &str) -> Result<(), String> {
-    let alone = arg
-        .clone()
-        .requires(clap::builder::Resettable::Reset)
-        .env(None::<&str>)
-        .required(false);
-    let long = arg.get_long().unwrap_or_default();
-    Command::new("charla-config")
-        .no_binary_name(true)
-        .arg(alone)
-        .try_get_matches_from([format!("--{long}={value}")])
-        .map(|_| ())
-        .map_err(|e| {
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            first.trim_start_matches("error: ").to_string()
-        })
+    charla::config::arguments_from(&text, serve, matches).map_err(|e| format!("{shown}:{e}"))
 }
 
 #[cfg(test)]
@@ -144,7 +38,7 @@ mod tests {
         let cli = Cli::command();
         let serve = cli.find_subcommand("serve").unwrap();
         let serve_matches = matches.subcommand_matches("serve").unwrap();
-        let extra = arguments_from(file, serve, serve_matches)?;
+        let extra = charla::config::arguments_from(file, serve, serve_matches)?;
         let cli = Cli::try_parse_from(argv.into_iter().chain(extra)).map_err(|e| e.to_string())?;
         match cli.command {
             CliCommand::Serve(serve) => Ok(serve),

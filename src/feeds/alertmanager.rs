@@ -268,7 +268,11 @@ fn said(alerts: &mut BTreeMap<String, Firing>, alert: &WebhookAlert) -> Option<N
     let name = alert
         .labels
         .get("alertname")
-        .map_or(alert.fingerprint.as_str(), String::as_str);
+        .map(String::as_str)
+        .map(cut)
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| alert.fingerprint.clone());
+    let name = name.as_str();
     let priority = severity_priority(alert.labels.get("severity").map(String::as_str));
     let starts_ms = timestamp(&alert.starts_at).unwrap_or_default();
     let about = about(alert);
@@ -341,8 +345,10 @@ fn labels(alert: &WebhookAlert) -> String {
     cut(&all.join(" "))
 }
 
-/// `text` cut to [`ALERTMANAGER_TEXT_CHARS`] characters.
+/// `text` sanitised like a chat line (its line breaks made spaces) and cut to
+/// [`ALERTMANAGER_TEXT_CHARS`] characters: labels and annotations are the sender's.
 fn cut(text: &str) -> String {
+    let text = crate::hub::sanitize(&text.replace(['\r', '\n', '\t'], " "));
     let mut cut: String = text.chars().take(ALERTMANAGER_TEXT_CHARS).collect();
     if cut.len() < text.len() {
         cut.push('…');
@@ -353,7 +359,7 @@ fn cut(text: &str) -> String {
 /// An alert line from `am:NAME`; `None` when nothing printable is left of it.
 fn notice(name: &str, text: &str, priority: Priority) -> Option<Notice> {
     let source = Source::new(&format!("am:{name}"))?;
-    let text = MessageText::new(&text.replace(['\r', '\n'], " "))?;
+    let text = MessageText::new(text)?;
     Some(
         Notice::new(source, PostKind::Alert, text)
             .with("alertname", name.to_string())
