@@ -567,11 +567,20 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
             ..Modes::new_room()
         },
         op_accounts: vec![nick("Ana"), nick("bob")],
-        bans: vec![Ban {
-            mask: BanMask::parse("ev*").unwrap(),
-            by: nick("Ana"),
-            at: 1_700_000_000_456,
-        }],
+        bans: vec![
+            Ban {
+                mask: BanMask::parse("ev*").unwrap(),
+                account: None,
+                by: nick("Ana"),
+                at: 1_700_000_000_456,
+            },
+            Ban {
+                mask: BanMask::parse("mallory").unwrap(),
+                account: Some(nick("Mallory")),
+                by: nick("Ana"),
+                at: 1_700_000_000_789,
+            },
+        ],
     };
     let shown = |k: Option<KeptRoom>| format!("{k:?}");
     let store = open(&dir, options());
