@@ -172,9 +172,9 @@ pub struct Serve {
     /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
     /// retries=N, timeout=5s, priority=1..5 (default 4, high); for http(s) also status=200,
     /// keyword=TEXT (the body must contain it; keyword="two words" when quoted) and
-    /// ca=FILE (trusted instead of the system's roots). Each change of state is said in #alerts; `/status` there lists every check,
-    /// with its uptime over 24 hours (288 buckets of 5 minutes, CHECK_UPTIME_BUCKETS,
-    /// CHECK_UPTIME_BUCKET).
+    /// ca=FILE (trusted instead of the system's roots). Each change of state is said in
+    /// #alerts; `/status` there lists every check, with its uptime over 24 hours (288
+    /// buckets of 5 minutes, CHECK_UPTIME_BUCKETS, CHECK_UPTIME_BUCKET).
     #[arg(
         long = "check",
         value_name = "NAME=PROBE",
