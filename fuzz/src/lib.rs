@@ -580,6 +580,7 @@ fn check_irc_request(request: &Request) {
             room: room.clone().unwrap_or(lobby),
             bans: vec![Ban {
                 mask: BanMask::parse(me.as_str()).expect("a nick is a ban mask"),
+                account: Some(me.clone()),
                 by: me.clone(),
                 at: 1_700_000_000_000,
             }],
