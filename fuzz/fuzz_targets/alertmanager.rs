@@ -6,7 +6,7 @@
 //! and the same payload sent again says no alert that fires a second time.
 #![no_main]
 
-use charla::feeds::alertmanager::{AlertStatus, IntakeError, Intake, parse};
+use charla::feeds::alertmanager::{AlertStatus, Intake, IntakeError, parse};
 use charla::hub::{Entry, Hub, RoomName};
 use charla::limits::{ALERTMANAGER_MAX_FIRING, Limits};
 use charla_fuzz::check_notice;

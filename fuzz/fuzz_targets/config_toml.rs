@@ -36,11 +36,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let command = command();
-    let given = command.clone().get_matches_from(["serve", "--history", "7"]);
+    let given = command
+        .clone()
+        .get_matches_from(["serve", "--history", "7"]);
     match arguments_from(text, &command, &given) {
         Ok(args) => {
             assert!(args.iter().all(|a| a.to_string_lossy().starts_with("--")));
-            assert!(!args.iter().any(|a| a.to_string_lossy().starts_with("--history")));
+            assert!(
+                !args
+                    .iter()
+                    .any(|a| a.to_string_lossy().starts_with("--history"))
+            );
             let argv = ["serve".into(), "--history".into(), "7".into()];
             let all = argv.into_iter().chain(args);
             if let Err(e) = command.clone().try_get_matches_from(all) {
