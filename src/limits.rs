@@ -231,6 +231,20 @@ pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
 /// Default 200.
 pub const ALERT_NOTE_CHARS: usize = 200;
 
+/// Bytes of a `POST /alertmanager` body read; a longer one is answered 413 Payload Too Large
+/// and nothing of it is posted (Alertmanager's `max_alerts` keeps its payloads under this).
+/// Default 256 KiB.
+pub const ALERTMANAGER_BODY_BYTES: usize = 256 * 1024;
+
+/// Alerts from Alertmanager kept firing in one room (for `/status`). A payload that would
+/// start more is answered 503 and nothing of it posted, so Alertmanager retries it once some
+/// resolved. Default 1,000.
+pub const ALERTMANAGER_MAX_FIRING: usize = 1000;
+
+/// Characters kept of an Alertmanager alert's summary and of its labels, each; the rest is
+/// cut and marked `…`. Default 300.
+pub const ALERTMANAGER_TEXT_CHARS: usize = 300;
+
 /// Bytes of a check command's output kept to explain a failure; the rest is discarded.
 pub const CHECK_OUTPUT_BYTES: usize = 4096;
 

@@ -9,7 +9,7 @@ mod cli;
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -32,7 +32,13 @@ use cli::{Cli, CliCommand, Serve};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("charla: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         CliCommand::Serve(args) => serve(args),
@@ -52,6 +58,24 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with `charla serve --config FILE`'s options after it: those the
+/// command line and the environment left unset.
+fn parse() -> Result<Cli, String> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (CliCommand::Serve(serve), Some(serve_matches)) =
+        (&cli.command, matches.subcommand_matches("serve"))
+    else {
+        return Ok(cli);
+    };
+    let Some(path) = &serve.config else {
+        return Ok(cli);
+    };
+    let extra = cli::config::arguments(path, serve_matches)?;
+    Cli::try_parse_from(std::env::args_os().chain(extra))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn init_logging(verbose: u8) {

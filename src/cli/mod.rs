@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod bench;
+pub mod config;
 pub mod connect;
 pub mod port;
 pub mod run;

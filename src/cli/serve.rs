@@ -19,7 +19,9 @@ pub struct Serve {
     /// tcp://[::1]:PORT, HOST:PORT, unix:///path/to.sock, irc://HOST:PORT for IRC clients
     /// (irssi, WeeChat, HexChat; 6667 is the custom) in the same rooms, udp://HOST:PORT for
     /// alerts sent as datagrams (see --udp-room), and http://HOST:PORT for the chat page,
-    /// the WebSocket (/ws) and HTTP publish (POST /rooms/NAME); tls://, ircs:// and
+    /// the WebSocket (/ws), HTTP publish (POST /rooms/NAME) and Alertmanager's webhook
+    /// (POST /alertmanager?room=%23alerts; bodies up to 256 KiB, ALERTMANAGER_BODY_BYTES;
+    /// 1,000 alerts firing a room, ALERTMANAGER_MAX_FIRING); tls://, ircs:// and
     /// https:// are the same over TLS (with --tls-cert and --tls-key). Port 0 picks a free
     /// port; every bound address is printed as `listening on ADDR`.
     #[arg(
@@ -30,6 +32,13 @@ pub struct Serve {
         default_value = DEFAULT_LISTEN,
     )]
     pub listen: Vec<String>,
+
+    /// Read options from this TOML file: each key an option's long name (`check-interval =
+    /// "10s"`, `check = ["db=tcp://127.0.0.1:5432"]`), docs/charla.example.toml has them
+    /// all. Flags and CHARLA_* variables win over the file; an unknown key or a bad value
+    /// is an error naming its line.
+    #[arg(long, env = "CHARLA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Longest line a client may send, in bytes.
     #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES)]
@@ -162,7 +171,7 @@ pub struct Serve {
     /// read, HTTP_CHECK_BODY_BYTES); 'NAME=exec:COMMAND' when `sh -c COMMAND` exits with
     /// status 0. Options may follow a tcp:// or http(s):// target, separated by spaces:
     /// retries=N, timeout=5s, priority=1..5 (default 4, high); for http(s) also status=200,
-    /// keyword=WORD (the body must contain it) and ca=FILE (trusted instead of the system's
+    /// keyword=TEXT (the body must contain it; keyword="two words" when quoted) and ca=FILE (trusted instead of the system's
     /// roots). Each change of state is said in #alerts; `/status` there lists every check.
     #[arg(
         long = "check",
@@ -270,7 +279,7 @@ pub struct Serve {
     )]
     pub feed_room: Vec<RoomName>,
 
-    /// Token that HTTP publish and history need, as `Authorization: Bearer TOKEN`. Without
+    /// Token that HTTP publish (Alertmanager's and heartbeats' too) and history need, as `Authorization: Bearer TOKEN`. Without
     /// it, anyone who reaches an http:// listener may post into any room (a listener beyond
     /// loopback without one is warned about at start-up). Prefer the variable: a command
     /// line is visible to every user of the machine.

@@ -18,11 +18,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::check::{name_rule, valid_name};
+use super::check::desk;
+use super::check::{Silence, name_rule, valid_name};
 use super::http::Priority;
 use super::{human, now_ms};
 use crate::hub::{
-    Answered, Beat, Heartbeats, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source,
+    AlertAction, AlertDesk, Answered, Beat, Heartbeats, Hub, MessageText, Nick, Notice, PostKind,
+    RoomName, RoomStatus, Source,
 };
 use crate::limits::BEAT_OUTPUT_CHARS;
 
@@ -112,6 +114,10 @@ struct Tracker {
     deadline: Instant,
     /// When the run under way started (`charla run`).
     running: Option<Instant>,
+    /// Who acknowledged it LATE or FAILED (`/ack`); cleared when its state changes.
+    acked: Option<String>,
+    /// Until when its changes are said only to `/status` (`/silence`).
+    silenced: Option<Silence>,
 }
 
 impl Tracker {
@@ -124,6 +130,8 @@ impl Tracker {
             last_call_ms: None,
             last_call: None,
             running: None,
+            acked: None,
+            silenced: None,
         }
     }
 
@@ -149,6 +157,9 @@ impl Tracker {
 
     fn enter(&mut self, pulse: Pulse, now: Instant) -> Duration {
         let lasted = now.saturating_duration_since(self.since);
+        if pulse != self.pulse {
+            self.acked = None;
+        }
         self.pulse = pulse;
         self.since = now;
         lasted
@@ -253,12 +264,46 @@ impl Tracker {
             Pulse::Late => (PostKind::Alert, "LATE"),
             Pulse::Failed => (PostKind::Alert, "FAILED"),
         };
-        let text = format!(
+        let mut text = format!(
             "{name} is {word} (for {}; {last}{running}; {})",
             human(now.saturating_duration_since(self.since)),
             self.spec
         );
+        if let Some(by) = &self.acked {
+            text.push_str(&format!(" [acknowledged by {by}]"));
+        }
+        if let Some(silence) = &self.silenced {
+            text.push_str(&silence.describe(now));
+        }
         self.notice(kind, &text)
+    }
+
+    /// Whether a `/silence` holds its changes back at `now`.
+    fn silent(&self, now: Instant) -> bool {
+        self.silenced.as_ref().is_some_and(|s| now < s.until)
+    }
+
+    /// A notice about it that is an alert when it is LATE or FAILED.
+    fn state_notice(&self, text: &str) -> Notice {
+        let kind = match self.pulse {
+            Pulse::Late | Pulse::Failed => PostKind::Alert,
+            Pulse::Waiting | Pulse::Up => PostKind::Notice,
+        };
+        self.notice(kind, text)
+    }
+
+    /// When its silence ran out by `now`: lifted, and its state said once.
+    fn silence_ended(&mut self, now: Instant) -> Option<Notice> {
+        if self.silenced.as_ref().is_none_or(|s| now < s.until) {
+            return None;
+        }
+        self.silenced = None;
+        let line = self.status(now);
+        Some(self.state_notice(&format!(
+            "the silence on {} ended: {}",
+            self.spec.name,
+            line.text.as_str()
+        )))
     }
 }
 
@@ -305,7 +350,7 @@ impl Heartbeats for Board {
                 known.join(", ")
             ));
         };
-        let post = tracker.call(beat, now);
+        let post = tracker.call(beat, now).filter(|_| !tracker.silent(now));
         let status = tracker.status(now);
         drop(trackers);
         self.called.notify_one();
@@ -313,6 +358,69 @@ impl Heartbeats for Board {
             room: self.room.clone(),
             post,
             status,
+        })
+    }
+}
+
+/// `/ack`, `/silence` and `/unsilence` of heartbeats, in the names checks use.
+impl AlertDesk for Board {
+    fn room_of(&self, name: &str) -> Option<RoomName> {
+        self.lock()
+            .iter()
+            .any(|t| t.spec.name == name)
+            .then(|| self.room.clone())
+    }
+
+    fn act(&self, name: &str, action: &AlertAction, by: &Nick) -> Result<Answered, String> {
+        let now = Instant::now();
+        let mut trackers = self.lock();
+        let tracker = trackers
+            .iter_mut()
+            .find(|t| t.spec.name == name)
+            .ok_or_else(|| format!("no heartbeat named {name:?}"))?;
+        let post = match action {
+            AlertAction::Ack { note } => {
+                let word = match tracker.pulse {
+                    Pulse::Late => "LATE",
+                    Pulse::Failed => "FAILED",
+                    Pulse::Waiting | Pulse::Up => {
+                        return Err(format!(
+                            "{name} is neither late nor failed: nothing to acknowledge"
+                        ));
+                    }
+                };
+                tracker.acked = Some(by.to_string());
+                let text = format!(
+                    "{by} acknowledged {name}, {word} for {}{}",
+                    human(now.saturating_duration_since(tracker.since)),
+                    desk::said(note)
+                );
+                tracker.notice(PostKind::Notice, &text)
+            }
+            AlertAction::Silence { lasting, reason } => {
+                tracker.silenced = Some(desk::silence(*lasting, reason, by, now)?);
+                let text = format!(
+                    "{by} silenced {name} for {}{}",
+                    human(*lasting),
+                    desk::said(reason)
+                );
+                tracker.state_notice(&text)
+            }
+            AlertAction::Unsilence => {
+                if tracker.silenced.take().is_none() {
+                    return Err(format!("{name} is not silenced"));
+                }
+                let line = tracker.status(now);
+                tracker.state_notice(&format!(
+                    "{by} ended the silence on {name}: {}",
+                    line.text.as_str()
+                ))
+            }
+        };
+        Ok(Answered {
+            room: self.room.clone(),
+            post: Some(post),
+            status: tracker.status(now),
         })
     }
 }
@@ -341,6 +449,7 @@ pub fn start(hub: &Hub, specs: &[HeartbeatSpec], room: &RoomName, shutdown: Canc
     }
     hub.add_status(room, Arc::new(BoardStatus(board.clone())));
     hub.set_heartbeats(board.clone());
+    hub.add_desk(board.clone());
     tokio::spawn(watch(hub.clone(), board, shutdown));
 }
 
@@ -352,14 +461,19 @@ async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
             let mut trackers = board.lock();
             let late = trackers
                 .iter_mut()
-                .filter_map(|t| t.check_late(now))
+                .filter_map(|t| {
+                    let late = t.check_late(now).filter(|_| !t.silent(now));
+                    late.or_else(|| t.silence_ended(now))
+                })
                 .collect();
-            let next = trackers
+            let deadlines = trackers
                 .iter()
                 .filter(|t| t.pulse != Pulse::Late)
-                .map(|t| t.deadline)
-                .min();
-            (late, next)
+                .map(|t| t.deadline);
+            let silences = trackers
+                .iter()
+                .filter_map(|t| Some(t.silenced.as_ref()?.until));
+            (late, deadlines.chain(silences).min())
         };
         for notice in late {
             let _ = hub.post(&board.room, notice);

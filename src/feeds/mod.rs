@@ -1,5 +1,5 @@
 //! Things that publish into rooms without being a person: the file watcher, health checks
-//! and UDP and HTTP alert ingest.
+//! and UDP, HTTP and Alertmanager alert ingest.
 //!
 //! A feed talks to the hub through three calls and nothing else: [`Hub::open_room`] (its
 //! room lives on without members, so its history waits for newcomers), [`Hub::add_status`]
@@ -7,6 +7,7 @@
 //! alert, remembered and fanned out like a message). The UDP socket itself is a transport
 //! in `server/`; what a datagram becomes is decided here, in [`udp`].
 
+pub mod alertmanager;
 pub mod check;
 pub mod heartbeat;
 pub mod http;
@@ -79,6 +80,9 @@ impl Default for FeedOptions {
 pub enum FeedError {
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// `/ack NAME` and `/silence NAME` reach checks and heartbeats by name alone.
+    #[error("{0:?} names both a --check and a --heartbeat: give each its own name")]
+    SameName(String),
 }
 
 /// Starts every feed in `options` on `hub`; they run until `shutdown` is cancelled. Must be
@@ -88,6 +92,13 @@ pub fn start(
     options: &FeedOptions,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
+    if let Some(beat) = options
+        .heartbeats
+        .iter()
+        .find(|b| options.checks.iter().any(|c| c.name == b.name))
+    {
+        return Err(FeedError::SameName(beat.name.clone()));
+    }
     for room in &options.feed_rooms {
         hub.open_room(room);
     }

@@ -402,6 +402,11 @@ impl Hub {
         self.lock().rooms.get(room).is_some_and(|r| r.kept)
     }
 
+    /// Whether `room` exists now: someone is in it, or a feed opened it.
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        self.lock().rooms.contains_key(room)
+    }
+
     /// Opens `room` (see [`Hub::open_room`]) and has `status` tell everyone who joins it,
     /// and `/status` there, what its feed is doing.
     pub fn add_status(&self, room: &RoomName, status: Arc<dyn RoomStatus>) {
@@ -477,7 +482,7 @@ impl Hub {
             return Err((
                 ErrorCode::InvalidArgument,
                 format!(
-                    "no check named {:?}; /status in #alerts lists them",
+                    "no check or heartbeat named {:?}; /status in #alerts lists them",
                     sanitize(name)
                 ),
             ));

@@ -52,6 +52,9 @@ struct Shared {
     admission: Arc<Admission>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// What Alertmanager says fires, room by room (`POST /alertmanager`), shared by every
+    /// http:// listener.
+    alertmanager: crate::feeds::alertmanager::Intake,
 }
 
 /// Serves the bound listeners until `shutdown` is cancelled, then says goodbye to every
@@ -86,6 +89,7 @@ pub async fn run_with(
         limits,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        alertmanager: Default::default(),
     });
     let dispatcher = Arc::new(Dispatcher::default());
     let hand_over = dispatcher.clone();

@@ -32,6 +32,7 @@ fn context(limits: Limits) -> Arc<Shared> {
         limits,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        alertmanager: Default::default(),
     })
 }
 

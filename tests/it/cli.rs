@@ -404,3 +404,66 @@ async fn the_http_token_is_never_logged() {
     assert!(!stderr.contains("no --http-token"), "{stderr}");
     assert!(!stderr.contains("t0ken-never-show"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn options_come_from_a_config_file_and_flags_and_variables_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("charla.toml");
+    let sock = dir.path().join("x.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "# a server for the test\nlisten = [\"127.0.0.1:0\", \"{}\"]\nmax_line = 16\n\
+             check = [\"db=tcp://127.0.0.1:1 retries=1\"]\ncheck-interval = \"50ms\"\n",
+            spec(&sock)
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let charla = Charla::spawn(&["serve", "--config", path], &[]);
+    let addrs = charla.listening(2);
+    assert_eq!(unix(&addrs[1]), sock);
+    let mut client = greeted(Client::tcp(tcp(&addrs[0])).await).await;
+    client.send("this line is longer than sixteen bytes").await;
+    let error = client.next().await.unwrap();
+    assert!(error.starts_with("ERROR line_too_long: "), "{error:?}");
+    // The file's check runs.
+    client.send("/join #alerts").await;
+    client.expect("[check:db] db is ").await;
+    drop(charla);
+
+    // A flag and a variable win over the file.
+    let charla = Charla::spawn(
+        &["serve", "--config", path, "--listen", "127.0.0.1:0"],
+        &[("CHARLA_MAX_LINE", "4096")],
+    );
+    let addrs = charla.listening(1);
+    let mut client = greeted(Client::tcp(tcp(&addrs[0])).await).await;
+    let mut other = greeted(Client::tcp(tcp(&addrs[0])).await).await;
+    client.send("this line is longer than sixteen bytes").await;
+    other.expect("this line is longer than sixteen bytes").await;
+}
+
+#[test]
+fn a_bad_config_file_names_the_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("charla.toml");
+    std::fs::write(&config, "history = 10\n\nmax-lines = 20\n").unwrap();
+    let path = config.to_str().unwrap();
+    let mut charla = Charla::spawn(&["serve", "--config", path], &[]);
+    let status = charla.exit_status();
+    assert_eq!(status.code(), Some(1));
+    let stderr = charla.failure();
+    assert!(
+        stderr.contains(&format!("{path}:3: unknown key `max-lines`")),
+        "{stderr}"
+    );
+    std::fs::write(&config, "check-interval = \"soon\"\n").unwrap();
+    let mut charla = Charla::spawn(&["serve", "--config", path], &[]);
+    assert_eq!(charla.exit_status().code(), Some(1));
+    let stderr = charla.failure();
+    assert!(
+        stderr.contains(&format!("{path}:1: `check-interval`: invalid value 'soon'")),
+        "{stderr}"
+    );
+}

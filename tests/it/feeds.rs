@@ -77,6 +77,10 @@ impl FeedServer {
         support::first_http(&self.addrs)
     }
 
+    pub(crate) fn irc(&self) -> SocketAddr {
+        support::first_irc(&self.addrs)
+    }
+
     fn unix(&self) -> PathBuf {
         self.addrs
             .iter()
@@ -619,7 +623,7 @@ async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
     c.send("/silence web soon").await;
     c.expect("ERROR invalid_argument").await;
     c.send("/ack nope").await;
-    c.expect("ERROR invalid_argument: no check named \"nope\"")
+    c.expect("ERROR invalid_argument: no check or heartbeat named \"nope\"")
         .await;
 }
 
@@ -734,7 +738,8 @@ async fn an_http_check_says_why_a_site_is_down() {
     let addr = web.addr;
     let options = FeedOptions {
         checks: vec![
-            format!("web=http://{addr}/moved keyword=ok timeout=400ms")
+            // A quoted keyword keeps its space.
+            format!(r#"web=http://{addr}/moved keyword="all ok" timeout=400ms"#)
                 .parse()
                 .unwrap(),
             format!("tls=https://{addr}/health").parse().unwrap(),
@@ -777,7 +782,7 @@ async fn an_http_check_says_why_a_site_is_down() {
         .await;
 
     web.answer(Answer::WrongBody);
-    c.expect(r#"[check:web] web is DOWN: keyword "ok" missing (status 200 in "#)
+    c.expect(r#"[check:web] web is DOWN: keyword "all ok" missing (status 200 in "#)
         .await;
     web.answer(Answer::Healthy);
     c.expect("[check:web] web is UP again").await;

@@ -12,6 +12,7 @@ use crate::binary;
 use crate::feeds::{FeedServer, nc_u};
 use crate::feeds_cli::{Spawned, run};
 use crate::http::raw_within;
+use crate::irc::Irc;
 use crate::support::{Client, PATIENCE};
 
 fn beating(spec: &str) -> FeedOptions {
@@ -182,4 +183,79 @@ async fn charla_run_reports_each_run_and_exits_with_its_status() {
     // An alive call from `charla send` while up says nothing in #alerts.
     let quiet = tokio::time::timeout(Duration::from_millis(300), c.expect("#alerts")).await;
     assert!(quiet.is_err(), "{quiet:?}");
+}
+
+/// `/ack` and `/silence` reach heartbeats as they reach checks, from a text client and from
+/// an IRC client (`ACK`, `SILENCE`, `UNSILENCE`).
+#[tokio::test(flavor = "multi_thread")]
+async fn people_acknowledge_and_silence_a_heartbeat_from_text_and_irc() {
+    let server = FeedServer::start(
+        &["tcp://127.0.0.1:0", "irc://127.0.0.1:0"],
+        None,
+        beating("tick=300ms"),
+    )
+    .await;
+    let mut ana = server.client_in("#alerts").await;
+    ana.send("/nick ana").await;
+    ana.expect("you are now known as ana").await;
+    let mut bob = Irc(Client::tcp(server.irc()).await);
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :Bob").await;
+    bob.expect(" 366 ").await;
+    bob.send("JOIN #alerts").await;
+    bob.expect(" 366 bob #alerts ").await;
+
+    // Nothing to acknowledge yet.
+    bob.send("ACK tick").await;
+    let refused = bob.expect("tick").await;
+    assert!(
+        refused.contains("NOTICE bob :tick is neither late nor failed"),
+        "{refused:?}"
+    );
+    bob.send("ACK").await;
+    bob.expect(" 461 bob ACK :").await;
+
+    ana.expect("[beat:tick] tick is LATE").await;
+    bob.send("ACK tick :on it").await;
+    let acked = ana.expect("acknowledged").await;
+    assert!(
+        acked.starts_with("#alerts >>> [beat:tick] bob acknowledged tick, LATE for ")
+            && acked.ends_with(": on it"),
+        "{acked:?}"
+    );
+    ana.send("/status").await;
+    let status = ana.expect("[beat:tick] tick is LATE").await;
+    assert!(status.ends_with("[acknowledged by bob]"), "{status:?}");
+
+    ana.send("/silence tick 1h cron moved").await;
+    ana.expect("[beat:tick] ana silenced tick for 1h: cron moved")
+        .await;
+    // The answer: its status, marked.
+    ana.expect("[silenced by ana for 1h more: cron moved]").await;
+    // A call while silenced: UP again reaches only /status.
+    let mut job = Client::tcp(server.tcp()).await;
+    job.expect("*** Welcome").await;
+    job.send(r#"{"type":"hello","nick":"job"}"#).await;
+    job.expect_json("welcome").await;
+    job.send(r#"{"type":"beat","name":"tick"}"#).await;
+    let answer = job.expect_json("status").await;
+    assert_eq!(answer["items"][0]["state"], "up", "{answer}");
+    ana.send("/status").await;
+    let status = ana.expect("--- [beat:tick] tick is ").await;
+    assert!(
+        status.contains("tick is up (for ") && status.contains("[silenced by ana for "),
+        "{status:?}"
+    );
+    // UNSILENCE says its state once.
+    bob.send("UNSILENCE tick").await;
+    let lifted = ana.expect("ended the silence").await;
+    assert!(
+        lifted.starts_with("#alerts ")
+            && lifted.contains("[beat:tick] bob ended the silence on tick: tick is "),
+        "{lifted:?}"
+    );
+    bob.send("SILENCE tick soon").await;
+    bob.expect("NOTICE bob :").await;
+    bob.send("SILENCE tick 10m").await;
+    bob.expect("bob silenced tick for 10m").await;
 }

@@ -146,10 +146,17 @@ pub(crate) async fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpAnswer {
-    let mut head = format!(
-        "POST /rooms/{room} HTTP/1.1\r\nContent-Length: {}",
-        body.len()
-    );
+    post_to(addr, &format!("/rooms/{room}"), headers, body).await
+}
+
+/// `curl -d BODY -H …  http://ADDR/PATH`.
+pub(crate) async fn post_to(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpAnswer {
+    let mut head = format!("POST {path} HTTP/1.1\r\nContent-Length: {}", body.len());
     for (name, value) in headers {
         head.push_str(&format!("\r\n{name}: {value}"));
     }

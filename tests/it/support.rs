@@ -89,13 +89,7 @@ impl TestServer {
 
     /// The first IRC address.
     pub fn irc(&self) -> SocketAddr {
-        self.addrs
-            .iter()
-            .find_map(|a| match a {
-                ListenAddr::Irc(sa) => Some(*sa),
-                _ => None,
-            })
-            .expect("an IRC listener")
+        first_irc(&self.addrs)
     }
 
     pub fn unix(&self) -> PathBuf {
@@ -166,6 +160,16 @@ pub fn first_http(addrs: &[ListenAddr]) -> SocketAddr {
             _ => None,
         })
         .expect("an HTTP listener")
+}
+
+pub fn first_irc(addrs: &[ListenAddr]) -> SocketAddr {
+    addrs
+        .iter()
+        .find_map(|a| match a {
+            ListenAddr::Irc(sa) => Some(*sa),
+            _ => None,
+        })
+        .expect("an IRC listener")
 }
 
 pub fn listen_addrs(specs: &[&str], dir: &std::path::Path) -> Vec<ListenAddr> {

@@ -3,6 +3,8 @@
 //! to `/status` for a while, and `/unsilence NAME` (or the silence running out) says its
 //! state once. Each is told to the room, with who did it.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::tracker::{CheckTracker, Health, Silence};
@@ -51,18 +53,7 @@ impl AlertDesk for CheckDesk {
                 )
             }
             AlertAction::Silence { lasting, reason } => {
-                if lasting.is_zero() || *lasting > MAX_SILENCE {
-                    return Err(format!(
-                        "a silence lasts more than nothing and at most {}",
-                        human(MAX_SILENCE)
-                    ));
-                }
-                tracker.silenced = Some(Silence {
-                    until: now + *lasting,
-                    until_ms: now_ms() + lasting.as_millis() as u64,
-                    by: by.to_string(),
-                    reason: reason.as_deref().map(cut),
-                });
+                tracker.silenced = Some(silence(*lasting, reason, by, now)?);
                 let text = format!(
                     "{by} silenced {name} for {}{}",
                     human(*lasting),
@@ -118,8 +109,30 @@ pub fn silence_ended(tracker: &CheckTracker, now: Instant) -> Option<Notice> {
     ))
 }
 
+/// A `/silence` of `lasting` by `by`, when it lasts more than nothing and at most
+/// [`MAX_SILENCE`].
+pub(crate) fn silence(
+    lasting: Duration,
+    reason: &Option<String>,
+    by: &Nick,
+    now: Instant,
+) -> Result<Silence, String> {
+    if lasting.is_zero() || lasting > MAX_SILENCE {
+        return Err(format!(
+            "a silence lasts more than nothing and at most {}",
+            human(MAX_SILENCE)
+        ));
+    }
+    Ok(Silence {
+        until: now + lasting,
+        until_ms: now_ms() + lasting.as_millis() as u64,
+        by: by.to_string(),
+        reason: reason.as_deref().map(cut),
+    })
+}
+
 /// `: note`, cut to [`ALERT_NOTE_CHARS`], or nothing.
-fn said(note: &Option<String>) -> String {
+pub(crate) fn said(note: &Option<String>) -> String {
     note.as_deref()
         .map(|n| format!(": {}", cut(n)))
         .unwrap_or_default()
@@ -136,8 +149,6 @@ fn cut(note: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn desk(spec: &str) -> CheckDesk {

@@ -10,7 +10,7 @@
 //! when it is not up (up is what is expected). Everyone joining `#alerts`, and `/status`
 //! there, is told every check's current state.
 
-mod desk;
+pub(crate) mod desk;
 mod http;
 mod probe;
 mod spec;
@@ -19,7 +19,7 @@ mod tracker;
 pub use http::HttpProbe;
 pub use probe::{Probed, probe};
 pub use spec::{CheckOptions, CheckSpec, MAX_CHECK_NAME, Probe, name_rule, valid_name};
-pub use tracker::Health;
+pub use tracker::{Health, Silence};
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -88,7 +88,8 @@ impl FromStr for CheckSpec {
             .into_iter()
             .find(|s| probe.starts_with(s));
         let probe = if let Some(scheme) = scheme {
-            let mut words = probe[scheme.len()..].split_whitespace();
+            let words = words(&probe[scheme.len()..]).map_err(|e| format!("{input:?}: {e}"))?;
+            let mut words = words.iter().map(String::as_str);
             let target = words.next().unwrap_or_default();
             match target.rsplit_once(':') {
                 Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
@@ -111,7 +112,8 @@ impl FromStr for CheckSpec {
                 _ => Probe::Tcp(target.to_string()),
             }
         } else if probe.starts_with("http://") || probe.starts_with("https://") {
-            let mut words = probe.split_whitespace();
+            let words = words(probe).map_err(|e| format!("{input:?}: {e}"))?;
+            let mut words = words.iter().map(String::as_str);
             let url = words.next().unwrap_or_default();
             let mut http = HttpProbe::parse(url)
                 .ok_or_else(|| format!("{input:?}: {url:?} is not an http:// or https:// URL"))?;
@@ -140,6 +142,12 @@ impl FromStr for CheckSpec {
             options,
         })
     }
+}
+
+/// A target and its options, split at spaces as a shell splits words, so a value may hold
+/// spaces when quoted: `keyword="all good"`, `keyword='all good'`.
+fn words(text: &str) -> Result<Vec<String>, String> {
+    shlex::split(text).ok_or_else(|| "a quote is not closed".to_string())
 }
 
 impl CheckOptions {
@@ -236,6 +244,23 @@ mod tests {
             (Some(204), Some("ok"))
         );
         assert_eq!(web.options.retries, Some(2));
+        let quoted = spec(r#"web=http://a/ keyword="all good" retries=2"#);
+        let Probe::Http(http) = &quoted.probe else {
+            panic!("{quoted:?}");
+        };
+        assert_eq!(http.keyword.as_deref(), Some("all good"));
+        assert_eq!(quoted.options.retries, Some(2));
+        let single = spec("web=http://a/ keyword='say \"hi\" now'");
+        let Probe::Http(http) = &single.probe else {
+            panic!("{single:?}");
+        };
+        assert_eq!(http.keyword.as_deref(), Some("say \"hi\" now"));
+        assert!(
+            r#"web=http://a/ keyword="all good"#
+                .parse::<CheckSpec>()
+                .unwrap_err()
+                .contains("a quote is not closed")
+        );
         assert_eq!(web.probe.to_string(), "https://example.org/health");
         // An exec command keeps its words: they are its arguments.
         assert_eq!(

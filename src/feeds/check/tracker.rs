@@ -89,6 +89,21 @@ pub struct Silence {
     pub reason: Option<String>,
 }
 
+impl Silence {
+    /// As `/status` marks what it holds back: ` [silenced by ana for 55m more: reason]`.
+    pub fn describe(&self, now: Instant) -> String {
+        format!(
+            " [silenced by {} for {} more{}]",
+            self.by,
+            human(self.until.saturating_duration_since(now)),
+            self.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 impl CheckTracker {
     pub fn new(spec: CheckSpec, retries: u32) -> CheckTracker {
         let now = Instant::now();
@@ -212,16 +227,7 @@ impl CheckTracker {
             line.push_str(&format!(" [acknowledged by {by}]"));
         }
         if let Some(silence) = &self.silenced {
-            line.push_str(&format!(
-                " [silenced by {} for {} more{}]",
-                silence.by,
-                human(silence.until.saturating_duration_since(now)),
-                silence
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ));
+            line.push_str(&silence.describe(now));
         }
         Some(line)
     }

@@ -192,6 +192,7 @@ impl IrcClient {
             "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
             "HISTORY" => self.history(m, sink),
             "CHATHISTORY" => self.chathistory(m, sink),
+            "ACK" | "SILENCE" | "UNSILENCE" => self.alert(&verb, m, sink),
             _ => self.numeric(
                 sink,
                 ERR_UNKNOWNCOMMAND,
@@ -875,6 +876,30 @@ impl IrcClient {
     }
 
     /// A channel name as a room, or `None` after answering 403.
+    /// `ACK NAME [note]`, `SILENCE NAME DURATION [reason]`, `UNSILENCE NAME`: the text
+    /// protocol's `/ack`, `/silence` and `/unsilence` of a check or heartbeat, as server
+    /// commands (IRC clients send a `/command` they do not know as one, or with `/quote`).
+    fn alert(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(name) = m.param(0) else {
+            return self.need_more(sink, verb);
+        };
+        let line = format!("/{} {}", verb.to_ascii_lowercase(), m.params.join(" "));
+        match crate::protocol::text::parse(&line) {
+            Ok(Incoming::Request(Request { command, .. })) => {
+                let name = name.to_owned();
+                self.ask(sink, verb, &name, command);
+            }
+            Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
+                self.need_more(sink, verb);
+            }
+            Err(refusal) => {
+                let line = format!(":{SERVER_NAME} NOTICE {} :{}", self.me(), refusal.message);
+                answer(sink, &line);
+            }
+            Ok(_) => {}
+        }
+    }
+
     fn channel(&mut self, name: &str, sink: &mut impl Sink) -> Option<RoomName> {
         let room = name
             .starts_with('#')

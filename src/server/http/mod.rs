@@ -43,9 +43,12 @@ use super::stream::ByteStream;
 use super::tls::{self, Tls};
 use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::accounts::{Secret, token};
+use crate::feeds::alertmanager::{self, IntakeError};
 use crate::feeds::http::Allowances;
 use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
-use crate::limits::{HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE};
+use crate::limits::{
+    ALERTMANAGER_BODY_BYTES, HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE,
+};
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{IrcCodec, JSON, LineCodec};
 
@@ -205,6 +208,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/ws", get(websocket))
         .route("/rooms/{room}", post(publish))
         .route("/beat/{name}", post(beat))
+        .route("/alertmanager", post(alertmanager))
         .route("/rooms/{room}/messages", get(messages))
         .fallback(not_found)
         .with_state(web)
@@ -431,22 +435,7 @@ async fn publish(
             format!("a post is limited to {max} bytes, as a line is"),
         )
     };
-    let declared = header_text(&headers, &["content-length"]).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_long());
-    }
-    // Read up to the bound and no further: a longer body is refused, never buffered whole.
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_long()),
-        Err(e) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                e.to_string(),
-            ));
-        }
-    };
+    let bytes = read_body(body, &headers, max, too_long).await?;
     let notice = publish::read_post(&headers, &bytes, ip)
         .map_err(|r| error(StatusCode::BAD_REQUEST, r.code.as_str(), r.message))?;
     // Who posted, when an account's token says so.
@@ -458,14 +447,7 @@ async fn publish(
         .ctx
         .hub
         .post(&room, notice)
-        .map_err(|e| match e {
-            Unposted::NoSuchRoom(_) => no_such_room(&room),
-            Unposted::StoreFull => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::StoreUnavailable.as_str(),
-                "the server cannot keep messages right now (its disk is behind); nothing was posted: try again in a moment".to_string(),
-            ),
-        })?;
+        .map_err(|e| unposted(&room, e))?;
     debug!(peer = %conn.peer, room = %posted.room, id = posted.id, "http post");
     Ok(axum::Json(json!({
         "id": posted.id,
@@ -476,7 +458,100 @@ async fn publish(
     .into_response())
 }
 
-/// Whether a post (`POST /rooms/NAME`, `POST /beat/NAME`) may be made now: within the
+/// A request's body, refused with `too_long()` when it is over `max` bytes: read up to the
+/// bound and no further, never buffered whole.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    too_long: impl Fn() -> Refused,
+) -> Result<Bytes, Refused> {
+    let declared = header_text(headers, &["content-length"]).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_long());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_long()),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            e.to_string(),
+        )),
+    }
+}
+
+/// What a post that could not be posted is answered.
+fn unposted(room: &RoomName, e: Unposted) -> Refused {
+    match e {
+        Unposted::NoSuchRoom(_) => no_such_room(room),
+        Unposted::StoreFull => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StoreUnavailable.as_str(),
+            "the server cannot keep messages right now (its disk is behind); nothing was posted: try again in a moment".to_string(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct AlertmanagerQuery {
+    room: Option<String>,
+}
+
+/// `POST /alertmanager?room=%23alerts`: Alertmanager's webhook payload (version 4), each
+/// alert that started firing or resolved posted into the room (`#alerts` unless named);
+/// answers how many lines were posted and how many alerts fire there now.
+async fn alertmanager(
+    State(web): State<Arc<Web>>,
+    Extension(conn): Extension<Conn>,
+    query: Result<Query<AlertmanagerQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
+    admit_post(&web, &conn, &headers).await?;
+    let Query(query) = query.map_err(bad_query)?;
+    let room = match &query.room {
+        Some(room) => room_of(room)?,
+        None => crate::feeds::alerts_room(),
+    };
+    let too_long = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "an Alertmanager payload is limited to {ALERTMANAGER_BODY_BYTES} bytes: lower max_alerts in its webhook_config"
+            ),
+        )
+    };
+    let bytes = read_body(body, &headers, ALERTMANAGER_BODY_BYTES, too_long).await?;
+    let webhook = alertmanager::parse(&bytes).map_err(|e| intake_refused(&room, e))?;
+    let taken = web
+        .ctx
+        .alertmanager
+        .take(&web.ctx.hub, &room, &webhook)
+        .map_err(|e| intake_refused(&room, e))?;
+    debug!(peer = %conn.peer, %room, posted = taken.posted, "alertmanager payload");
+    Ok(axum::Json(json!({
+        "room": room.as_str(),
+        "posted": taken.posted,
+        "firing": taken.firing,
+    }))
+    .into_response())
+}
+
+fn intake_refused(room: &RoomName, e: IntakeError) -> Refused {
+    match e {
+        IntakeError::Malformed(reason) => error(StatusCode::BAD_REQUEST, "invalid_payload", reason),
+        IntakeError::Unposted(e) => unposted(room, e),
+        e @ IntakeError::TooMany { .. } => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_alerts",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Whether a post (`POST /rooms/NAME`, `POST /beat/NAME`, `POST /alertmanager`) may be made now: within the
 /// address's allowance, with the listener's token or an account's, and not from another
 /// site's page. The account, when its token says who posts.
 async fn admit_post(web: &Web, conn: &Conn, headers: &HeaderMap) -> Result<Option<Nick>, Refused> {
