@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
@@ -147,7 +148,16 @@ impl IrcClient {
             return;
         }
         match Message::parse(line) {
-            Ok(message) => self.message(&message, sink),
+            Ok(message) => match labeled::label_of(message.tags) {
+                // Labels are honoured once registered: before, what answers a line
+                // (registration's burst) is not the line's alone.
+                Some(label) if self.registered && self.caps.has(Caps::LABELED_RESPONSE) => {
+                    let mut labeling = Labeling::new(sink, label);
+                    self.message(&message, &mut labeling);
+                    labeling.finish();
+                }
+                _ => self.message(&message, sink),
+            },
             Err(Malformed::TooLong) => {
                 self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long")
             }
@@ -329,6 +339,7 @@ impl IrcClient {
                 password,
                 me: "*".to_string(),
                 reference: None,
+                label: None,
                 answer: sasl::pass_outcome,
             }));
         }
@@ -1163,7 +1174,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
-                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN\r\n"
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN\r\n"
             ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);
