@@ -844,3 +844,42 @@ async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
     );
     assert!(line.ends_with("line 5"), "{line}");
 }
+
+#[tokio::test]
+async fn an_echo_carries_the_client_tags_the_message_had() {
+    let server = server().await;
+    let mut bob = Irc::registered(&server, "bob").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP REQ :echo-message message-tags").await;
+    ana.expect(" ACK ").await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 366 ana #lobby ").await;
+    bob.expect(":ana!ana@charla JOIN #lobby").await;
+
+    ana.send("@+draft/reply=5;+draft/react=ok PRIVMSG #lobby :@bob hi")
+        .await;
+    let echoed = ana.line().await;
+    let (tags, line) = echoed.split_once(' ').unwrap();
+    assert!(tags.starts_with("@msgid="), "{echoed}");
+    assert!(
+        tags.ends_with(";+draft/reply=5;+draft/react=ok"),
+        "{echoed}"
+    );
+    assert_eq!(line, ":ana!ana@charla PRIVMSG #lobby :@bob hi");
+    assert_eq!(bob.line().await, ":ana!ana@charla PRIVMSG #lobby :@bob hi");
+
+    // To a nick, and a NOTICE; a text that starts with @ and no tags stays text.
+    ana.send("@+draft/reply=6 NOTICE bob :psst").await;
+    let echoed = ana.line().await;
+    assert!(
+        echoed.ends_with(";+draft/reply=6 :ana!ana@charla NOTICE bob :psst"),
+        "{echoed}"
+    );
+    ana.send("PRIVMSG bob :@everyone").await;
+    let echoed = ana.line().await;
+    let (tags, line) = echoed.split_once(' ').unwrap();
+    assert!(!tags.contains('+'), "{echoed}");
+    assert_eq!(line, ":ana!ana@charla PRIVMSG bob :@everyone");
+}

@@ -577,7 +577,7 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 let say = if notice {
                     Command::Notice {
                         to: NoticeTarget::Room(room),
@@ -602,7 +602,7 @@ impl IrcClient {
                     }
                     continue;
                 };
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -933,13 +933,17 @@ impl IrcClient {
     }
 
     /// What a message's acknowledgement must echo, for a client with echo-message: `a`
-    /// (an action) or `p`, then the text as the hub keeps it; nothing for other clients.
-    fn echo(&self, text: &MessageText, action: bool) -> String {
+    /// (an action) or `p`, `@` and the client tags it carries if any, then a space and the
+    /// text as the hub keeps it; nothing for other clients.
+    fn echo(&self, text: &MessageText, action: bool, tags: Option<&ClientTags>) -> String {
         if !self.caps.has(Caps::ECHO_MESSAGE) {
             return String::new();
         }
         let kind = if action { 'a' } else { 'p' };
-        format!("{kind} {}", text.as_str())
+        match tags {
+            Some(tags) => format!("{kind}@{} {}", tags.as_str(), text.as_str()),
+            None => format!("{kind} {}", text.as_str()),
+        }
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
