@@ -68,6 +68,11 @@ pub use event::{
     Whois,
 };
 pub use ids::{MAX_NODES, NodeId, SessionId};
+
+/// The stamps the hub gave out while carrying out one request: everything it sent, to
+/// anyone, is ordered by one of them, so what a connection was sent in answer is what it
+/// was sent stamped within them.
+pub type Stamps = std::ops::Range<u64>;
 pub use names::{NameError, Nick, RoomName};
 pub use ops::{Ban, BanMask, Mode, ModeChange, Modes, Standing, Topic, describe_changes};
 pub use post::{
@@ -273,8 +278,10 @@ impl Hub {
         })
     }
 
-    /// Carries out one request of session `id`.
-    pub fn apply(&self, id: SessionId, request: Request) {
+    /// Carries out one request of session `id`; returns the stamps given out while doing
+    /// so, which order everything it sent (IRC's labeled-response finds its command's
+    /// replies by them).
+    pub fn apply(&self, id: SessionId, request: Request) -> Stamps {
         let Request { command, reference } = request;
         match command {
             Command::History { room, limit } => {
@@ -303,26 +310,35 @@ impl Hub {
         }
         // A message's fan-out is timed from here, before waiting for the lock.
         let taken = matches!(command, Command::Say { .. }).then(Instant::now);
-        self.with_chat(|chat| {
+        self.stamped(|chat| {
             chat.taken = taken;
             chat.apply(id, Request { command, reference });
             chat.taken = None;
-        });
+        })
     }
 
     /// Answers `/history` with what the store keeps, asked without the hub's lock: a deep
-    /// history from disk holds up no one else.
-    fn history(&self, id: SessionId, room: Option<RoomName>, ask: Ask, reference: Option<String>) {
-        let room = self.with_chat(|chat| {
+    /// history from disk holds up no one else. Its stamps are those of the refusal or of
+    /// the answer, not what others were sent in between.
+    fn history(
+        &self,
+        id: SessionId,
+        room: Option<RoomName>,
+        ask: Ask,
+        reference: Option<String>,
+    ) -> Stamps {
+        let mut found = None;
+        let refused = self.stamped(|chat| {
             if !chat.sessions.contains_key(&id) {
-                return None;
+                return;
             }
-            chat.room_of(id, room)
+            found = chat
+                .room_of(id, room)
                 .map_err(|failure| chat.answer(id, Err(failure), reference.clone()))
-                .ok()
+                .ok();
         });
-        let Some(room) = room else {
-            return;
+        let Some(room) = found else {
+            return refused;
         };
         let messages = match ask {
             Ask::Recent(limit) => self.store.recent(&room, limit),
@@ -332,12 +348,21 @@ impl Hub {
             }
         };
         let answer = Event::History { room, messages };
-        self.with_chat(|chat| chat.send(id, &Outgoing::reply(answer, reference)));
+        self.stamped(|chat| chat.send(id, &Outgoing::reply(answer, reference)))
+    }
+
+    /// Runs `f` under the hub's lock; returns the stamps it gave out.
+    fn stamped(&self, f: impl FnOnce(&mut ChatState)) -> Stamps {
+        self.with_chat(|chat| {
+            let first = chat.next_order;
+            f(chat);
+            first..chat.next_order
+        })
     }
 
     /// Sends `event` to session `id` alone, as the answer to `reference`.
-    pub fn reply(&self, id: SessionId, event: Event, reference: Option<String>) {
-        self.with_chat(|chat| chat.send(id, &Outgoing::reply(event, reference)));
+    pub fn reply(&self, id: SessionId, event: Event, reference: Option<String>) -> Stamps {
+        self.stamped(|chat| chat.send(id, &Outgoing::reply(event, reference)))
     }
 
     /// Tells session `id` its nick and rooms again, as the answer to `reference` (a JSON
@@ -529,7 +554,7 @@ impl Hub {
         id: SessionId,
         answered: Result<Answered, Failure>,
         reference: Option<String>,
-    ) {
+    ) -> Stamps {
         let answer = match answered {
             Ok(answered) => Event::Status {
                 room: answered.room,
@@ -537,7 +562,7 @@ impl Hub {
             },
             Err((code, message)) => Event::Error { code, message },
         };
-        self.reply(id, answer, reference);
+        self.reply(id, answer, reference)
     }
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept

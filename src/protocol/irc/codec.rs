@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
@@ -147,7 +148,16 @@ impl IrcClient {
             return;
         }
         match Message::parse(line) {
-            Ok(message) => self.message(&message, sink),
+            Ok(message) => match labeled::label_of(message.tags) {
+                // Labels are honoured once registered: before, what answers a line
+                // (registration's burst) is not the line's alone.
+                Some(label) if self.registered && self.caps.has(Caps::LABELED_RESPONSE) => {
+                    let mut labeling = Labeling::new(sink, label);
+                    self.message(&message, &mut labeling);
+                    labeling.finish();
+                }
+                _ => self.message(&message, sink),
+            },
             Err(Malformed::TooLong) => {
                 self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long")
             }
@@ -330,6 +340,7 @@ impl IrcClient {
                 password,
                 me: "*".to_string(),
                 reference: None,
+                label: None,
                 answer: sasl::pass_outcome,
             }));
         }
@@ -567,7 +578,7 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 let say = if notice {
                     Command::Notice {
                         to: NoticeTarget::Room(room),
@@ -592,7 +603,7 @@ impl IrcClient {
                     }
                     continue;
                 };
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -947,13 +958,17 @@ impl IrcClient {
     }
 
     /// What a message's acknowledgement must echo, for a client with echo-message: `a`
-    /// (an action) or `p`, then the text as the hub keeps it; nothing for other clients.
-    fn echo(&self, text: &MessageText, action: bool) -> String {
+    /// (an action) or `p`, `@` and the client tags it carries if any, then a space and the
+    /// text as the hub keeps it; nothing for other clients.
+    fn echo(&self, text: &MessageText, action: bool, tags: Option<&ClientTags>) -> String {
         if !self.caps.has(Caps::ECHO_MESSAGE) {
             return String::new();
         }
         let kind = if action { 'a' } else { 'p' };
-        format!("{kind} {}", text.as_str())
+        match tags {
+            Some(tags) => format!("{kind}@{} {}", tags.as_str(), text.as_str()),
+            None => format!("{kind} {}", text.as_str()),
+        }
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
@@ -1188,7 +1203,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
-                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN\r\n"
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN\r\n"
             ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);

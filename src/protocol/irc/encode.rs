@@ -383,8 +383,8 @@ fn write_event(
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
         Event::Ack { id, ts } if !asked.rest.is_empty() => {
-            let (kind, text) = asked.rest.split_at(1);
-            let text = text.trim_start_matches(' ');
+            let (kind, after) = asked.rest.split_at(1);
+            let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
             let mut about = About::plain(*ts, *id);
             if kind == "t" {
@@ -397,6 +397,16 @@ fn write_event(
                 let line = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to}");
                 return writeln_crlf(s, &line);
             }
+            // A message's echo: its client tags right after the kind, if it had any, then
+            // its text.
+            let (tags, text) = match after.strip_prefix('@') {
+                Some(tagged) => {
+                    let (section, text) = tagged.split_once(' ').unwrap_or((tagged, ""));
+                    (ClientTags::from_section(section).ok().flatten(), text)
+                }
+                None => (None, text),
+            };
+            about.tags = tags.as_ref();
             let Some(text) = MessageText::new(text) else {
                 return Ok(());
             };

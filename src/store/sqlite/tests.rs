@@ -664,3 +664,50 @@ fn each_room_keeps_its_newest_numbers_on_disk() {
         [6, 7, 8]
     );
 }
+
+#[test]
+fn a_messages_account_and_client_tags_are_kept_and_a_version_4_file_gains_room_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for step in &super::schema::MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
+             VALUES (7, 1700000000007, ?1, '#ops', 0, 'ana', 'kept before', 1)",
+            [room("#ops").key()],
+        )
+        .unwrap();
+    }
+    let store = open(&dir, options());
+    let Entry::Said(mut tagged) = said(8, "#ops", "ana", "with tags", false) else {
+        unreachable!()
+    };
+    tagged.seq = 2;
+    tagged.account = Some(Nick::parse("Ana").unwrap());
+    tagged.tags = ClientTags::from_section("+draft/reply=7;+example.com/x=ñ").unwrap();
+    store.append(Entry::Said(tagged.clone()), None).unwrap();
+    store.close();
+    drop(store);
+
+    let store = open(&dir, options());
+    let back = store.recent(&room("#ops"), None);
+    let [Entry::Said(before), Entry::Said(after)] = &back[..] else {
+        panic!("{back:?}")
+    };
+    assert_eq!(
+        (before.account.as_ref(), before.tags.as_ref()),
+        (None, None)
+    );
+    assert_eq!(before.text.as_str(), "kept before");
+    assert_eq!(format!("{after:?}"), format!("{tagged:?}"));
+    drop(store);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+}
