@@ -156,7 +156,7 @@ pub(crate) async fn post(
     raw(addr, &head, body.as_bytes()).await
 }
 
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+pub(crate) async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
     let mut head = format!("GET {path} HTTP/1.1");
     for (name, value) in headers {
         head.push_str(&format!("\r\n{name}: {value}"));
