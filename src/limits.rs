@@ -23,8 +23,9 @@ pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
 /// forgotten first. Default 64 MiB (`--history-bytes`).
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Entries one IRC `CHATHISTORY` request answers at most (IRCv3 draft/chathistory),
-/// advertised as ISUPPORT `CHATHISTORY=100`; a larger limit asked for is cut to it.
+/// Entries one IRC `CHATHISTORY` request, or one JSON or HTTP history `before` an id,
+/// answers at most (IRCv3 draft/chathistory), advertised as ISUPPORT `CHATHISTORY=100`; a
+/// larger limit asked for is cut to it. Default 100.
 pub const CHATHISTORY_MAX: usize = 100;
 
 /// Entries one `history … since ID` request answers at most: the oldest after ID first, so

@@ -171,9 +171,8 @@ impl ChatState {
                 room,
                 window,
                 limit,
-            } => self.room_of(id, Some(room)).map(|room| {
-                let kept = self.store.recent(&room, None);
-                let messages = super::chathistory::select(kept, window, limit);
+            } => self.room_of(id, room).map(|room| {
+                let messages = super::chathistory::from_store(&*self.store, &room, window, limit);
                 Some(Event::History { room, messages })
             }),
             Command::HistorySince { room, after } => self.room_of(id, room).map(|room| {

@@ -87,7 +87,7 @@ pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
-use crate::limits::{HISTORY_SINCE_MAX, Limits};
+use crate::limits::{CHATHISTORY_MAX, HISTORY_SINCE_MAX, Limits};
 use crate::metrics::{FanoutSampler, MessageKind, Metrics};
 use chat::{ChatState, now_ms};
 use ids::Mint;
@@ -294,7 +294,7 @@ impl Hub {
                 room,
                 window,
                 limit,
-            } => return self.history(id, Some(room), Ask::Window(window, limit), reference),
+            } => return self.history(id, room, Ask::Window(window, limit), reference),
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             Command::Beat { name, beat } => {
                 let answered = self
@@ -344,7 +344,7 @@ impl Hub {
             Ask::Recent(limit) => self.store.recent(&room, limit),
             Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
             Ask::Window(window, limit) => {
-                chathistory::select(self.store.recent(&room, None), window, limit)
+                chathistory::from_store(&*self.store, &room, window, limit)
             }
         };
         let answer = Event::History { room, messages };
@@ -567,7 +567,8 @@ impl Hub {
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept
     /// when `None`), or with `since`, the first `limit` after that message id (at most
-    /// [`HISTORY_SINCE_MAX`]), as `/history` answers them; for readers that are no session
+    /// [`HISTORY_SINCE_MAX`]), or with `before` (and no `since`) the last `limit` before
+    /// that message id (at most [`CHATHISTORY_MAX`]), as `/history` answers them; for readers that are no session
     /// (HTTP `GET /rooms/NAME/messages`). A room nobody is in now still answers what the
     /// store kept of it; one with neither members nor history is [`NoSuchRoom`]. The store
     /// is asked without the hub's lock, as for `/history`.
@@ -575,16 +576,21 @@ impl Hub {
         &self,
         room: &RoomName,
         since: Option<u64>,
+        before: Option<u64>,
         limit: Option<usize>,
     ) -> Result<(RoomName, Vec<Entry>), NoSuchRoom> {
         let live = self.lock().rooms.get(room).map(|r| r.name.clone());
         let name = live.clone().unwrap_or_else(|| room.clone());
-        let entries = match since {
-            Some(after) => {
+        let entries = match (since, before) {
+            (Some(after), _) => {
                 let most = limit.map_or(HISTORY_SINCE_MAX, |l| l.min(HISTORY_SINCE_MAX));
                 self.store.since(&name, after, most)
             }
-            None => self.store.recent(&name, limit),
+            (None, Some(before)) => {
+                let most = limit.map_or(CHATHISTORY_MAX, |l| l.min(CHATHISTORY_MAX));
+                self.store.before(&name, before, most)
+            }
+            (None, None) => self.store.recent(&name, limit),
         };
         if live.is_none() && entries.is_empty() {
             return Err(NoSuchRoom(room.clone()));

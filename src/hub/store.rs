@@ -75,6 +75,14 @@ pub trait HistoryStore: Send + Sync {
             .collect()
     }
 
+    /// The last `limit` entries of `room` before message id `before`, oldest first; none
+    /// when that message is not kept. A store that keeps more than it replays (on disk)
+    /// reads back past what [`HistoryStore::recent`] gives.
+    fn before(&self, room: &RoomName, before: u64, limit: usize) -> Vec<Entry> {
+        let window = super::Window::Before(super::Mark::Message(before));
+        super::chathistory::select(self.recent(room, None), window, limit)
+    }
+
     /// The entries of `room` numbered after `after` ([`Entry::seq`]), oldest first, at
     /// most `limit`.
     fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {

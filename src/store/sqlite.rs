@@ -248,15 +248,7 @@ impl SqliteHistory {
         key: fn(&Entry) -> u64,
         read: impl FnOnce(&RoomName, u64, usize) -> rusqlite::Result<Vec<Entry>>,
     ) -> Vec<Entry> {
-        let pending: Vec<Entry> = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room && key(entry) > after)
-            .map(|(_, entry)| entry.clone())
-            .collect();
+        let pending = self.pending_in(room, |entry| key(entry) > after);
         let mut entries = read(room, after, limit).unwrap_or_else(|e| {
             error!(error = %e, room = %room, "cannot read history");
             Vec::new()
@@ -267,6 +259,16 @@ impl SqliteHistory {
         let oldest = self.oldest_kept();
         entries.retain(|entry| entry.ts() >= oldest);
         entries
+    }
+
+    /// The entries of `room` waiting for the writer that `keep` keeps, oldest first.
+    fn pending_in(&self, room: &RoomName, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        let queue = self.shared.queue.lock();
+        let pending = queue.pending.iter().map(|(_, entry)| entry);
+        pending
+            .filter(|entry| entry.room() == room && keep(entry))
+            .cloned()
+            .collect()
     }
 
     /// Opens (creating if missing) the history file at `path`, checks or creates its schema,
@@ -389,10 +391,21 @@ impl SqliteHistory {
 
     /// The newest `limit` entries of `room` in the file, oldest first.
     fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        self.read_before(room, u64::MAX, limit)
+    }
+
+    /// The newest `limit` entries of `room` in the file before message id `before`, oldest
+    /// first.
+    fn read_before(
+        &self,
+        room: &RoomName,
+        before: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Entry>> {
         let mut entries = self.read(
             "SELECT id, ts, room, kind, author, text, fields, seq, account, tags FROM entries \
-             WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
-            params![room.key(), limit as i64],
+             WHERE room_key = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            params![room.key(), before.min(i64::MAX as u64) as i64, limit as i64],
         )?;
         entries.reverse();
         Ok(entries)
@@ -632,6 +645,23 @@ impl HistoryStore for SqliteHistory {
         self.after_in(room, after, limit, Entry::id, |r, a, l| {
             self.read_after("id", r, a, l)
         })
+    }
+
+    /// From the file, as far back as it keeps (`--history-keep`), not only what a join
+    /// replays, and what waits for the writer.
+    fn before(&self, room: &RoomName, before: u64, limit: usize) -> Vec<Entry> {
+        let pending = self.pending_in(room, |entry| entry.id() < before);
+        let mut entries = self.read_before(room, before, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        // One committed since the queue was read is in both.
+        let newest = entries.last().map_or(0, Entry::id);
+        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
+        entries.drain(..entries.len().saturating_sub(limit));
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
     }
 
     /// The room emptied: its history stays on disk for whoever joins it next, bounded by

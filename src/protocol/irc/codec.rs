@@ -879,7 +879,7 @@ impl IrcClient {
             return fail(sink, "INVALID_PARAMS", &format!("{sub} :Invalid limit"));
         };
         let command = Command::HistoryWindow {
-            room: room.clone(),
+            room: Some(room.clone()),
             window,
             limit,
         };

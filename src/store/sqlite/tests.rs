@@ -357,18 +357,22 @@ fn one_server_a_file() {
     SqliteHistory::open(&path, options()).unwrap();
 }
 
+/// A store with entries 1 to 250, the even ones said in #a, the odd ones in #b.
+fn two_rooms(dir: &tempfile::TempDir) -> SqliteHistory {
+    let store = open(dir, options());
+    for id in 1..=250 {
+        let room = if id % 2 == 0 { "#a" } else { "#b" };
+        store
+            .append(said(id, room, "ana", "x", false), None)
+            .unwrap();
+    }
+    store
+}
+
 #[test]
 fn since_answers_every_entry_after_an_id_in_order_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, options());
-    for id in 1..=250 {
-        store
-            .append(
-                said(id, if id % 2 == 0 { "#a" } else { "#b" }, "ana", "x", false),
-                None,
-            )
-            .unwrap();
-    }
+    let store = two_rooms(&dir);
     // Beyond what a join replays (100), from the file and what is still pending alike.
     let all = ids(store.since(&room("#a"), 0, 1_000));
     assert_eq!(all, (1..=125).map(|n| 2 * n).collect::<Vec<_>>());
@@ -384,6 +388,25 @@ fn since_answers_every_entry_after_an_id_in_order_bounded() {
         ids(store.since(&room("#b"), u64::MAX, 10)),
         Vec::<u64>::new()
     );
+}
+
+#[test]
+fn before_reads_back_past_what_a_join_replays_in_order_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = two_rooms(&dir);
+    // Before anything is committed: what waits for the writer.
+    assert_eq!(ids(store.before(&room("#a"), 250, 3)), [244, 246, 248]);
+    store.flush();
+    // A join replays the newest 100 of #a (52 to 250); the file keeps all 125.
+    assert_eq!(ids(store.recent(&room("#a"), None))[0], 52);
+    assert_eq!(ids(store.before(&room("#a"), 52, 3)), [46, 48, 50]);
+    assert_eq!(ids(store.before(&room("#a"), 7, 50)), [2, 4, 6]);
+    assert!(store.before(&room("#a"), 2, 50).is_empty());
+    // Committed and pending together, without one twice.
+    store
+        .append(said(251, "#a", "ana", "x", false), None)
+        .unwrap();
+    assert_eq!(ids(store.before(&room("#a"), u64::MAX, 3)), [248, 250, 251]);
 }
 
 #[test]
