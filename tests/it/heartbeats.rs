@@ -231,7 +231,8 @@ async fn people_acknowledge_and_silence_a_heartbeat_from_text_and_irc() {
     ana.expect("[beat:tick] ana silenced tick for 1h: cron moved")
         .await;
     // The answer: its status, marked.
-    ana.expect("[silenced by ana for 1h more: cron moved]").await;
+    ana.expect("[silenced by ana for 1h more: cron moved]")
+        .await;
     // A call while silenced: UP again reaches only /status.
     let mut job = Client::tcp(server.tcp()).await;
     job.expect("*** Welcome").await;
