@@ -935,3 +935,29 @@ async fn chathistory_replays_the_account_and_client_tags_kept_across_a_restart()
     assert!(!tags.contains("account="), "{tagged}");
     stop(charla);
 }
+
+#[tokio::test]
+async fn names_of_no_such_channel_is_its_end_and_an_empty_realname_is_461() {
+    let server = server().await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("NAMES #nowhere").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana #nowhere :End of /NAMES list"
+    );
+    ana.send("NAMES invalid").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana invalid :End of /NAMES list"
+    );
+
+    let mut bob = Irc::connect(&server).await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :").await;
+    assert_eq!(
+        bob.line().await,
+        ":charla 461 * USER :Not enough parameters"
+    );
+    bob.send("USER bob 0 * :Bob").await;
+    bob.expect(" 001 bob ").await;
+}

@@ -302,7 +302,8 @@ impl IrcClient {
         if self.registered {
             return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
         }
-        if m.params.len() < 4 || m.param(0).is_none() {
+        // An empty user name or real name is as good as none (RFC 2812's grammar).
+        if m.params.len() < 4 || m.param(0).is_none() || m.param(3).is_none() {
             return self.need_more(sink, "USER");
         }
         self.user = true;
@@ -741,7 +742,15 @@ impl IrcClient {
                 self.numeric(sink, RPL_ENDOFWHO, &end);
                 continue;
             }
-            let Some(room) = self.channel(name, sink) else {
+            // NAMES of no such channel is its end alone (RFC 2812, modern.ircdocs.horse).
+            let room = name.starts_with('#').then(|| RoomName::parse(name).ok());
+            let Some(room) = room.flatten() else {
+                if verb == "NAMES" {
+                    let end = format!("{} :End of /NAMES list", word(name));
+                    self.numeric(sink, RPL_ENDOFNAMES, &end);
+                } else {
+                    self.no_such_channel(sink, name);
+                }
                 continue;
             };
             let users = Command::Users {
