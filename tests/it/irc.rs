@@ -882,6 +882,24 @@ async fn an_echo_carries_the_client_tags_the_message_had() {
     let (tags, line) = echoed.split_once(' ').unwrap();
     assert!(!tags.contains('+'), "{echoed}");
     assert_eq!(line, ":ana!ana@charla PRIVMSG bob :@everyone");
+
+    // All of 4,094 bytes of tags: the echo and the relay carry them whole, however long
+    // the line; a byte more is 417, whichever tags it is in.
+    let most = format!("foo=bar;+baz={}", "a".repeat(4081));
+    ana.send(&format!("@{most} TAGMSG #lobby")).await;
+    let echoed = ana.line().await;
+    assert!(
+        echoed.ends_with(&format!(
+            ";+baz={} :ana!ana@charla TAGMSG #lobby",
+            "a".repeat(4081)
+        )),
+        "{echoed}"
+    );
+    ana.send(&format!("@{most}a TAGMSG #lobby")).await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 417 ana :Input line was too long (tags)"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
     TagsTooLong, Window,
 };
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
 use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
@@ -683,7 +683,13 @@ impl IrcClient {
         let Some(section) = section else {
             return Ok(None);
         };
-        ClientTags::from_section(section).inspect_err(|_| {
+        // The spec bounds all the tags a client sends, not only those relayed.
+        let kept = if section.len() > MAX_CLIENT_TAGS_BYTES {
+            Err(TagsTooLong)
+        } else {
+            ClientTags::from_section(section)
+        };
+        kept.inspect_err(|_| {
             self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long (tags)")
         })
     }
