@@ -126,8 +126,9 @@ pub const TOPICLEN: usize = 390;
 /// AWAYLEN.
 pub const AWAYLEN: usize = 200;
 
-/// Most bytes of client-only tags (`+name=value`, IRCv3 message-tags) one message may
-/// carry, as the spec bounds them; a message with more is refused with 417.
+/// Most bytes of tags one message from an IRC client may carry (IRCv3 message-tags bounds
+/// all the tags a client sends, client-only `+name=value` or not); a message with more is
+/// refused with 417.
 pub const MAX_CLIENT_TAGS_BYTES: usize = 4094;
 
 /// Longest real name (IRC's USER, shown by WHOIS), in bytes of UTF-8. A longer one is cut

@@ -447,7 +447,13 @@ async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     let echo = ana.expect(" PRIVMSG #lobby :hola").await;
     let (tags, line) = echo.split_once(' ').unwrap();
     assert_eq!(line, ":ana!ana@charla PRIVMSG #lobby :hola");
-    let msgid = tags.strip_prefix("@msgid=").unwrap();
+    // The echo carries the client tags it was sent with.
+    let (msgid, client) = tags
+        .strip_prefix("@msgid=")
+        .unwrap()
+        .split_once(';')
+        .unwrap();
+    assert_eq!(client, "+draft/react=👍");
     let got = tagged.expect(" PRIVMSG #lobby :hola").await;
     assert_eq!(
         got,

@@ -882,6 +882,24 @@ async fn an_echo_carries_the_client_tags_the_message_had() {
     let (tags, line) = echoed.split_once(' ').unwrap();
     assert!(!tags.contains('+'), "{echoed}");
     assert_eq!(line, ":ana!ana@charla PRIVMSG bob :@everyone");
+
+    // All of 4,094 bytes of tags: the echo and the relay carry them whole, however long
+    // the line; a byte more is 417, whichever tags it is in.
+    let most = format!("foo=bar;+baz={}", "a".repeat(4081));
+    ana.send(&format!("@{most} TAGMSG #lobby")).await;
+    let echoed = ana.line().await;
+    assert!(
+        echoed.ends_with(&format!(
+            ";+baz={} :ana!ana@charla TAGMSG #lobby",
+            "a".repeat(4081)
+        )),
+        "{echoed}"
+    );
+    ana.send(&format!("@{most}a TAGMSG #lobby")).await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 417 ana :Input line was too long (tags)"
+    );
 }
 
 #[tokio::test]
@@ -934,4 +952,30 @@ async fn chathistory_replays_the_account_and_client_tags_kept_across_a_restart()
     assert!(tags.ends_with(";+draft/reply=1"), "{tagged}");
     assert!(!tags.contains("account="), "{tagged}");
     stop(charla);
+}
+
+#[tokio::test]
+async fn names_of_no_such_channel_is_its_end_and_an_empty_realname_is_461() {
+    let server = server().await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("NAMES #nowhere").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana #nowhere :End of /NAMES list"
+    );
+    ana.send("NAMES invalid").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana invalid :End of /NAMES list"
+    );
+
+    let mut bob = Irc::connect(&server).await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :").await;
+    assert_eq!(
+        bob.line().await,
+        ":charla 461 * USER :Not enough parameters"
+    );
+    bob.send("USER bob 0 * :Bob").await;
+    bob.expect(" 001 bob ").await;
 }

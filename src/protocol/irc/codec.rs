@@ -14,7 +14,7 @@ use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
     TagsTooLong, Window,
 };
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
 use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
@@ -303,7 +303,8 @@ impl IrcClient {
         if self.registered {
             return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
         }
-        if m.params.len() < 4 || m.param(0).is_none() {
+        // An empty user name or real name is as good as none (RFC 2812's grammar).
+        if m.params.len() < 4 || m.param(0).is_none() || m.param(3).is_none() {
             return self.need_more(sink, "USER");
         }
         self.user = true;
@@ -683,7 +684,13 @@ impl IrcClient {
         let Some(section) = section else {
             return Ok(None);
         };
-        ClientTags::from_section(section).inspect_err(|_| {
+        // The spec bounds all the tags a client sends, not only those relayed.
+        let kept = if section.len() > MAX_CLIENT_TAGS_BYTES {
+            Err(TagsTooLong)
+        } else {
+            ClientTags::from_section(section)
+        };
+        kept.inspect_err(|_| {
             self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long (tags)")
         })
     }
@@ -742,7 +749,15 @@ impl IrcClient {
                 self.numeric(sink, RPL_ENDOFWHO, &end);
                 continue;
             }
-            let Some(room) = self.channel(name, sink) else {
+            // NAMES of no such channel is its end alone (RFC 2812, modern.ircdocs.horse).
+            let room = name.starts_with('#').then(|| RoomName::parse(name).ok());
+            let Some(room) = room.flatten() else {
+                if verb == "NAMES" {
+                    let end = format!("{} :End of /NAMES list", word(name));
+                    self.numeric(sink, RPL_ENDOFNAMES, &end);
+                } else {
+                    self.no_such_channel(sink, name);
+                }
                 continue;
             };
             let users = Command::Users {
