@@ -426,6 +426,10 @@ pub const CLUSTER_OUTBOX: usize = 65_536;
 /// What is sent to Redis in one pipeline, at most. Default 512.
 pub const CLUSTER_BATCH: usize = 512;
 
+/// Pipelines sent to Redis and not answered yet, at most; past it what waits is sent when
+/// one is answered (in larger pipelines). Default 16.
+pub const CLUSTER_IN_FLIGHT: usize = 16;
+
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.
 pub const CLUSTER_RETRY_MIN: Duration = Duration::from_millis(100);

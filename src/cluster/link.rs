@@ -3,11 +3,13 @@
 //! heartbeat comes back (the probe of a subscription that looks alive but delivers
 //! nothing), and rebuilds everything after Redis comes back.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +19,8 @@ use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{Event, Hub, LeaveReason, Nick, Publication, RoomName, Said, SessionId};
 use crate::limits::{
-    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
@@ -46,6 +49,14 @@ return 1";
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
 return 0";
+
+/// The digest [`SAID`] is run by (`EVALSHA`): loaded once per connection instead of sent
+/// with every message.
+fn said_sha() -> &'static str {
+    static SHA: LazyLock<String> =
+        LazyLock::new(|| redis::Script::new(SAID).get_hash().to_string());
+    &SHA
+}
 
 fn channel() -> String {
     format!("{PREFIX}bus")
@@ -100,43 +111,87 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     }
 }
 
-/// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`].
+/// A pipeline's answer, with what it carried and the nick claims whose answers it holds.
+type Answer = (
+    Vec<Out>,
+    Vec<(Nick, SessionId)>,
+    redis::RedisResult<Vec<i64>>,
+);
+
+/// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`], without waiting for one
+/// pipeline's answer before sending the next (up to [`CLUSTER_IN_FLIGHT`]): a message
+/// waits for its own round trip to Redis only, not also for the one before it. Every
+/// pipeline goes on the one connection, in the order sent, so Redis runs (and numbers)
+/// them in that order.
 async fn send(
     shared: Arc<Shared>,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     hub: Hub,
     mut queue: mpsc::Receiver<Out>,
 ) {
+    let mut in_flight: FuturesOrdered<BoxFuture<'static, Answer>> = FuturesOrdered::new();
     let mut batch = Vec::with_capacity(CLUSTER_BATCH);
-    while queue.recv_many(&mut batch, CLUSTER_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        let mut claims = Vec::new();
-        for out in &batch {
-            add(&shared, &mut pipe, out, &mut claims);
+    loop {
+        tokio::select! {
+            // Polled first, so a pipeline just pushed is handed to the connection (on its
+            // first poll) before the next one is built.
+            biased;
+            Some((sent, claims, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(&shared, &hub, sent, claims, answer);
+            }
+            n = queue.recv_many(&mut batch, CLUSTER_BATCH), if in_flight.len() < CLUSTER_IN_FLIGHT => {
+                if n == 0 {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                if !shared.scripts_loaded.swap(true, Ordering::Relaxed) {
+                    pipe.cmd("SCRIPT").arg("LOAD").arg(SAID).ignore();
+                }
+                let mut claims = Vec::new();
+                for out in &batch {
+                    add(&shared, &mut pipe, out, &mut claims);
+                }
+                let sent = std::mem::replace(&mut batch, Vec::with_capacity(CLUSTER_BATCH));
+                let mut redis = redis.clone();
+                in_flight.push_back(Box::pin(async move {
+                    let answer = pipe.query_async::<Vec<i64>>(&mut redis).await;
+                    (sent, claims, answer)
+                }));
+            }
         }
-        match pipe.query_async::<Vec<i64>>(&mut redis).await {
-            Ok(won) => {
-                for ((nick, id), won) in claims.into_iter().zip(won) {
-                    if won == 0 {
-                        hub.nick_lost(id, &nick);
-                    }
+    }
+}
+
+/// What a pipeline's answer means: a nick claim lost is taken back; a failed pipeline
+/// leaves the other nodes out of reach, and what it said is heard here at least.
+fn settle(
+    shared: &Shared,
+    hub: &Hub,
+    sent: Vec<Out>,
+    claims: Vec<(Nick, SessionId)>,
+    answer: redis::RedisResult<Vec<i64>>,
+) {
+    match answer {
+        Ok(won) => {
+            for ((nick, id), won) in claims.into_iter().zip(won) {
+                if won == 0 {
+                    hub.nick_lost(id, &nick);
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot send to Redis");
-                unreachable(&shared, &hub);
-                // What was said is heard here at least; presence is told again on return.
-                for out in batch.drain(..) {
-                    if let Out::Said(mut publication) = out {
-                        if let Event::Message(said) = &mut publication.event {
-                            said.seq = 0;
-                        }
-                        hub.receive(publication);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot send to Redis");
+            unreachable(shared, hub);
+            // Presence is told again on return.
+            for out in sent {
+                if let Out::Said(mut publication) = out {
+                    if let Event::Message(said) = &mut publication.event {
+                        said.seq = 0;
                     }
+                    hub.receive(publication);
                 }
             }
         }
-        batch.clear();
     }
 }
 
@@ -155,8 +210,8 @@ fn add(
                 return;
             };
             let json = serde_json::to_string(&wire).expect("plain data serializes");
-            pipe.cmd("EVAL")
-                .arg(SAID)
+            pipe.cmd("EVALSHA")
+                .arg(said_sha())
                 .arg(2)
                 .arg(format!("{PREFIX}seq:{}", said.room.key()))
                 .arg(channel())
@@ -192,6 +247,9 @@ fn add(
 
 /// The other nodes are out of reach: the sessions here are told, once.
 fn unreachable(shared: &Shared, hub: &Hub) {
+    // Redis may come back without its scripts (restarted): loaded again with the next
+    // pipeline.
+    shared.scripts_loaded.store(false, Ordering::Relaxed);
     if shared.reachable.swap(false, Ordering::Relaxed) {
         tracing::warn!("cross-node delivery interrupted");
         hub.tell_all(Event::Cluster { reachable: false });
@@ -258,19 +316,34 @@ async fn hear(
         tokio::select! {
             _ = shutdown.cancelled() => return "shutdown",
             msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return "the subscription ended";
-                };
-                match Wire::parse(msg.get_payload_bytes()) {
-                    Ok((_, Wire::Beat { node, .. })) if node == shared.node.number() => {
-                        heard_own = Instant::now();
+                // What else has arrived is heard with it, under one hold of the hub's lock,
+                // as a burst of input is on a node alone.
+                let mut ended = msg.is_none();
+                let mut arrived: Vec<_> = msg.into_iter().collect();
+                while !ended && arrived.len() < CLUSTER_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(msg)) => arrived.push(msg),
+                        Some(None) => ended = true,
+                        None => break,
                     }
-                    Ok((seq, wire)) => {
-                        if let Err(e) = heard(shared, hub, seq, wire) {
-                            tracing::warn!(error = %e, "skipped a bad publication from Redis");
+                }
+                let mut burst = Vec::with_capacity(arrived.len());
+                for msg in arrived {
+                    match Wire::parse(msg.get_payload_bytes()) {
+                        Ok((_, Wire::Beat { node, .. })) if node == shared.node.number() => {
+                            heard_own = Instant::now();
                         }
+                        Ok((seq, wire)) => {
+                            if let Err(e) = heard(shared, hub, seq, wire, &mut burst) {
+                                tracing::warn!(error = %e, "skipped a bad publication from Redis");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "skipped a bad publication from Redis"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "skipped a bad publication from Redis"),
+                }
+                hub.receive_all(burst);
+                if ended {
+                    return "the subscription ended";
                 }
             }
             _ = beat.tick() => {
@@ -376,11 +449,25 @@ fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str) {
     leave(hub, gone);
 }
 
-/// What another node (or this one, for its messages) published.
-fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String> {
+/// What another node (or this one, for its messages) published. What its rooms' members
+/// hear is added to `burst`, to be handed to the hub together; anything else is handled at
+/// once, after what `burst` holds so far, so that everything is heard in Redis's order.
+fn heard(
+    shared: &Shared,
+    hub: &Hub,
+    seq: u64,
+    wire: Wire,
+    burst: &mut Vec<Publication>,
+) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
     if own && !matches!(wire, Wire::Said { .. }) {
         return Ok(());
+    }
+    if !matches!(
+        wire,
+        Wire::Said { .. } | Wire::Joined { .. } | Wire::Left { .. }
+    ) {
+        hub.receive_all(std::mem::take(burst));
     }
     match wire {
         Wire::Said {
@@ -409,7 +496,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 tags: None,
             };
             let except = own.then(|| SessionId::from_bits(by));
-            hub.receive(Publication {
+            burst.push(Publication {
                 room,
                 event: Event::Message(said),
                 except,
@@ -427,7 +514,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 count,
                 account: None,
             };
-            hub.receive(Publication {
+            burst.push(Publication {
                 room,
                 event: joined,
                 except: None,
@@ -447,7 +534,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 you: false,
                 reason: wire::reason(&reason, message.as_deref())?,
             };
-            hub.receive(Publication {
+            burst.push(Publication {
                 room,
                 event: left,
                 except: None,

@@ -574,6 +574,14 @@ impl Hub {
         self.with_chat(|chat| chat.receive(publication));
     }
 
+    /// [`Hub::receive`] for each of `publications` in turn, under one hold of the lock.
+    pub fn receive_all(&self, publications: Vec<Publication>) {
+        if publications.is_empty() {
+            return;
+        }
+        self.with_chat(|chat| publications.into_iter().for_each(|p| chat.receive(p)));
+    }
+
     /// Has `wake` wake the connections that a message in their room gave something to
     /// write, instead of waking them at once (the server wakes them in batches, reading
     /// input in between: `fanout::Dispatcher`).
