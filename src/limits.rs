@@ -430,6 +430,11 @@ pub const CLUSTER_BATCH: usize = 512;
 /// one is answered (in larger pipelines). Default 16.
 pub const CLUSTER_IN_FLIGHT: usize = 16;
 
+/// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
+/// that was cut off from Redis, or started later, reads back; numbers older than it are a
+/// `gap` for the room's members. Default 1,000.
+pub const CLUSTER_BACKLOG: usize = 1_000;
+
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.
 pub const CLUSTER_RETRY_MIN: Duration = Duration::from_millis(100);

@@ -14,22 +14,30 @@ use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::recover::{self, Recovered};
 use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{Event, Hub, LeaveReason, Nick, Publication, RoomName, Said, SessionId};
 use crate::limits::{
-    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
     CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
 /// order everyone hears. The number is at least the one the node proposed, so a room's
 /// numbers never go back, even after Redis lost them.
+///
+/// It is also appended to the room's backlog, trimmed to the last [`CLUSTER_BACKLOG`]: what
+/// a node missed while cut off, or said before it started, is fetched from there
+/// (`recover`).
 const SAID: &str = "local s = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
 if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
-redis.call('PUBLISH', KEYS[2], s .. '\\n' .. ARGV[2])
+local payload = s .. '\\n' .. ARGV[2]
+redis.call('RPUSH', KEYS[3], payload)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
 /// Takes a nick unless a live node holds it (its key still names the run that claimed it).
@@ -56,6 +64,16 @@ fn said_sha() -> &'static str {
     static SHA: LazyLock<String> =
         LazyLock::new(|| redis::Script::new(SAID).get_hash().to_string());
     &SHA
+}
+
+/// A room's last number.
+pub(super) fn seq_key(room: &RoomName) -> String {
+    format!("{PREFIX}seq:{}", room.key())
+}
+
+/// A room's recent messages, as published (`SEQ\nJSON`), oldest first.
+pub(super) fn backlog_key(room: &RoomName) -> String {
+    format!("{PREFIX}log:{}", room.key())
 }
 
 fn channel() -> String {
@@ -212,11 +230,13 @@ fn add(
             let json = serde_json::to_string(&wire).expect("plain data serializes");
             pipe.cmd("EVALSHA")
                 .arg(said_sha())
-                .arg(2)
-                .arg(format!("{PREFIX}seq:{}", said.room.key()))
+                .arg(3)
+                .arg(seq_key(&said.room))
                 .arg(channel())
+                .arg(backlog_key(&said.room))
                 .arg(said.seq.saturating_sub(1))
                 .arg(json)
+                .arg(CLUSTER_BACKLOG)
                 .ignore();
         }
         Out::Publish(wire) => {
@@ -275,8 +295,22 @@ async fn listen(
         };
         match subscribed {
             Ok(stream) => {
+                // Subscribed first, so that nothing published meanwhile is missed.
+                let recovered = match recover::recover(shared, &mut redis, hub).await {
+                    Ok(recovered) => recovered,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "cannot read what was missed from Redis");
+                        unreachable(shared, hub);
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff(failures)) => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                        continue;
+                    }
+                };
                 failures = 0;
-                let why = hear(shared, &mut redis, hub, stream, shutdown).await;
+                let why = hear(shared, &mut redis, hub, stream, recovered, shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -308,6 +342,7 @@ async fn hear(
     redis: &mut ConnectionManager,
     hub: &Hub,
     mut stream: PubSubStream,
+    mut recovered: Recovered,
     shutdown: &CancellationToken,
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
@@ -334,7 +369,7 @@ async fn hear(
                             heard_own = Instant::now();
                         }
                         Ok((seq, wire)) => {
-                            if let Err(e) = heard(shared, hub, seq, wire, &mut burst) {
+                            if let Err(e) = heard(shared, hub, seq, wire, &mut burst, &mut recovered) {
                                 tracing::warn!(error = %e, "skipped a bad publication from Redis");
                             }
                         }
@@ -458,6 +493,7 @@ fn heard(
     seq: u64,
     wire: Wire,
     burst: &mut Vec<Publication>,
+    recovered: &mut Recovered,
 ) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
     if own && !matches!(wire, Wire::Said { .. }) {
@@ -470,37 +506,11 @@ fn heard(
         hub.receive_all(std::mem::take(burst));
     }
     match wire {
-        Wire::Said {
-            room,
-            id,
-            ts,
-            from,
-            text,
-            action,
-            notice,
-            by,
-            ..
-        } => {
-            let room = wire::room(&room)?;
-            let said = Said {
-                id,
-                seq,
-                ts,
-                room: room.clone(),
-                from: wire::nick(&from)?,
-                text: wire::text(&text)?,
-                action,
-                notice,
-                // Accounts and client tags do not cross nodes yet (docs/cluster.md).
-                account: None,
-                tags: None,
-            };
-            let except = own.then(|| SessionId::from_bits(by));
-            burst.push(Publication {
-                room,
-                event: Event::Message(said),
-                except,
-            });
+        said @ Wire::Said { .. } => {
+            let publication = said_publication(shared, seq, said)?;
+            if recovered.fresh(&publication) {
+                burst.push(publication);
+            }
         }
         Wire::Joined {
             room, nick, count, ..
@@ -611,4 +621,47 @@ fn heard(
         }
     }
     Ok(())
+}
+
+/// A room message as published (`wire` a [`Wire::Said`], `seq` its number), for the hub:
+/// one of this node's own is not heard back by the session that said it.
+pub(super) fn said_publication(
+    shared: &Shared,
+    seq: u64,
+    wire: Wire,
+) -> Result<Publication, String> {
+    let own = wire.node() == shared.node.number();
+    let Wire::Said {
+        room,
+        id,
+        ts,
+        from,
+        text,
+        action,
+        notice,
+        by,
+        ..
+    } = wire
+    else {
+        return Err("not a room message".to_string());
+    };
+    let room = wire::room(&room)?;
+    let said = Said {
+        id,
+        seq,
+        ts,
+        room: room.clone(),
+        from: wire::nick(&from)?,
+        text: wire::text(&text)?,
+        action,
+        notice,
+        // Accounts and client tags do not cross nodes yet (docs/cluster.md).
+        account: None,
+        tags: None,
+    };
+    Ok(Publication {
+        room,
+        event: Event::Message(said),
+        except: own.then(|| SessionId::from_bits(by)),
+    })
 }

@@ -9,6 +9,7 @@
 //! says what is shared and what is not yet.
 
 mod link;
+mod recover;
 mod roster;
 mod wire;
 

@@ -1,5 +1,5 @@
 //! What a cluster tells the hub of other nodes: nick changes there, nicks lost to them, and
-//! whether they can be reached at all.
+//! whether they can be reached at all; and what it asks: the last message heard in each room.
 
 use std::collections::HashSet;
 
@@ -58,5 +58,25 @@ impl Hub {
                 chat.send(id, &event);
             }
         });
+    }
+
+    /// The number of the last message heard in each of `rooms` and of the rooms here: what
+    /// a cluster node fetches what it missed after.
+    pub fn last_heard(&self, rooms: Vec<RoomName>) -> Vec<(RoomName, u64)> {
+        self.with_chat(|chat| {
+            let mut rooms: HashSet<RoomName> = rooms.into_iter().collect();
+            rooms.extend(chat.rooms.keys().cloned());
+            rooms
+                .into_iter()
+                .map(|room| {
+                    let last = if chat.rooms.contains_key(&room) {
+                        chat.last_seq(&room)
+                    } else {
+                        chat.store.last_seq(&room)
+                    };
+                    (room, last)
+                })
+                .collect()
+        })
     }
 }
