@@ -4,6 +4,9 @@
 # crash or hang; the input that caused it is left in fuzz/artifacts/TARGET/. Installs the
 # nightly toolchain and cargo-fuzz when they are missing. Not run in CI.
 #
+# Without a sanitizer by default: charla has no `unsafe` code, and AddressSanitizer made the
+# slowest target seven times slower (docs/fuzzing.md). FUZZ_SANITIZER=address brings it back.
+#
 #   scripts/fuzz.sh [EXECUTIONS] [TARGET...]
 #   taskset -c 1 scripts/fuzz.sh 3000000 framer    # one core, one target
 set -euo pipefail
@@ -46,7 +49,7 @@ for target in "${targets[@]}"; do
     esac
     echo "== $target: $runs executions ${max_len[*]}"
     start=$SECONDS
-    cargo +nightly fuzz run -O "$target" -- -runs="$runs" -timeout=10 -print_final_stats=1 \
+    cargo +nightly fuzz run -O -s "${FUZZ_SANITIZER:-none}" "$target" -- -runs="$runs" -timeout=10 -print_final_stats=1 \
         "${max_len[@]}"
     echo "== $target: $runs executions, no crash, $((SECONDS - start)) s"
 done

@@ -4,6 +4,9 @@
 //! [`hub::Command`] → [`hub::Hub::apply`] → [`hub::Event`] encoded once per format →
 //! each connection's bounded queue → coalesced writes. See ../shared/ARCHITECTURE.md.
 
+// Fuzzing runs without AddressSanitizer on the strength of this (docs/fuzzing.md).
+#![forbid(unsafe_code)]
+
 pub mod accounts;
 pub mod bench;
 pub mod client;

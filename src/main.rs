@@ -1,6 +1,9 @@
 //! The `charla` binary: parses arguments, sets up logging, runs the library, maps errors to
 //! exit codes.
 
+// Fuzzing runs without AddressSanitizer on the strength of this (docs/fuzzing.md).
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::io::{IsTerminal, Write};

@@ -163,3 +163,84 @@ fn operators_with_an_account_are_operators_again_when_they_come_back() {
     assert!(is_op(&hub, (back, &back_inbox), &ops, "ana"));
     assert!(!is_op(&hub, (back, &back_inbox), &ops, "gus"));
 }
+
+#[test]
+fn a_ban_on_a_logged_in_nick_follows_the_account_through_a_nick_change() {
+    let hub = Hub::new(&Limits::default());
+    let ops = RoomName::parse("#ops").unwrap();
+    let (ana, ana_inbox) = session(&hub, Some("ana"));
+    let (bob, bob_inbox) = session(&hub, Some("bob"));
+    hub.account_created(Some(bob), nick("bob"), None);
+    hub.apply(ana, Command::Join(ops.clone()).into());
+    let ban = |add: bool, mask: &str| Command::Mode {
+        room: Some(ops.clone()),
+        changes: vec![ModeChange {
+            add,
+            mode: Mode::Ban(BanMask::parse(mask).unwrap()),
+        }],
+    };
+    hub.apply(ana, ban(true, "bob").into());
+    ana_inbox.take();
+    hub.apply(
+        ana,
+        Command::Bans {
+            room: Some(ops.clone()),
+        }
+        .into(),
+    );
+    let accounts: Vec<_> = ana_inbox
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Bans { bans, .. } => Some(bans.into_iter().map(|b| b.account)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(accounts, [Some(nick("bob"))]);
+
+    // A new nick does not get bob in; nor does a new connection logged in to his account.
+    hub.apply(bob, Command::Nick(nick("robert")).into());
+    bob_inbox.take();
+    hub.apply(bob, Command::Join(ops.clone()).into());
+    assert_eq!(first_error(&bob_inbox.take()), Some(ErrorCode::Banned));
+    hub.disconnect(bob, LeaveReason::ConnectionLost);
+    let (back, back_inbox) = session(&hub, Some("rob"));
+    hub.logged_in(back, nick("bob"), None);
+    back_inbox.take();
+    hub.apply(back, Command::Join(ops.clone()).into());
+    assert_eq!(first_error(&back_inbox.take()), Some(ErrorCode::Banned));
+
+    // A guest who takes another nick the mask does not match is not kept out by it, and
+    // lifting the ban lets the account in again.
+    let (gus, gus_inbox) = session(&hub, Some("gus"));
+    hub.apply(gus, Command::Join(ops.clone()).into());
+    assert_eq!(first_error(&gus_inbox.take()), None);
+    hub.apply(ana, ban(false, "bob").into());
+    hub.apply(back, Command::Join(ops.clone()).into());
+    assert_eq!(first_error(&back_inbox.take()), None);
+}
+
+#[test]
+fn a_ban_on_a_registered_nick_nobody_holds_follows_its_account() {
+    let hub = Hub::new(&Limits::default());
+    let ops = RoomName::parse("#ops").unwrap();
+    let (ana, _ana_inbox) = session(&hub, Some("ana"));
+    let (bob, _) = session(&hub, Some("bob"));
+    hub.account_created(Some(bob), nick("bob"), None);
+    hub.disconnect(bob, LeaveReason::ConnectionLost);
+    hub.apply(ana, Command::Join(ops.clone()).into());
+    let ban = Command::Mode {
+        room: Some(ops.clone()),
+        changes: vec![ModeChange {
+            add: true,
+            mode: Mode::Ban(BanMask::parse("bob!*@*").unwrap()),
+        }],
+    };
+    hub.apply(ana, ban.into());
+    let (back, back_inbox) = session(&hub, Some("robert"));
+    hub.logged_in(back, nick("bob"), None);
+    back_inbox.take();
+    hub.apply(back, Command::Join(ops.clone()).into());
+    assert_eq!(first_error(&back_inbox.take()), Some(ErrorCode::Banned));
+}

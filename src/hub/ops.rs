@@ -266,6 +266,15 @@ impl BanMask {
         let nick: Vec<char> = nick.key().chars().collect();
         glob(&self.folded, &nick)
     }
+
+    /// The one nick this mask names, when it has no wildcard.
+    pub fn exact_nick(&self) -> Option<Nick> {
+        let pattern = self.mask.strip_suffix("!*@*")?;
+        if pattern.contains(['*', '?']) {
+            return None;
+        }
+        Nick::parse(pattern).ok()
+    }
 }
 
 impl PartialEq for BanMask {
@@ -321,8 +330,26 @@ fn glob(pattern: &[char], text: &[char]) -> bool {
 #[derive(Debug, Clone)]
 pub struct Ban {
     pub mask: BanMask,
+    /// The account of the one the mask named, when it named one nick held by someone
+    /// logged in (or a registered nick): the ban follows that account through a nick change.
+    pub account: Option<Nick>,
     pub by: Nick,
     pub at: u64,
+}
+
+impl Ban {
+    /// Whether this ban keeps out someone called `nick`, logged in to `account`.
+    pub fn applies(&self, nick: &Nick, account: Option<&Nick>) -> bool {
+        self.mask.matches(nick) || (self.account.is_some() && self.account.as_ref() == account)
+    }
+}
+
+/// What a mode change was checked against before any change is made.
+enum Chosen {
+    /// The member an operator or voice change names.
+    Member(SessionId),
+    /// The account a new ban on one nick follows.
+    Account(Nick),
 }
 
 fn not_operator(room: &RoomName, what: &str) -> Failure {
@@ -347,10 +374,15 @@ impl ChatState {
         if room.has_op_account(session.account.as_ref()) {
             return Ok(());
         }
-        let nick = &session.nick;
         let name = &room.name;
         let invited = room.invited.contains(&id);
-        if room.bans.iter().any(|ban| ban.mask.matches(nick)) && !invited {
+        let account = session.account.as_ref();
+        if room
+            .bans
+            .iter()
+            .any(|ban| ban.applies(&session.nick, account))
+            && !invited
+        {
             return Err((ErrorCode::Banned, format!("you are banned from {name}")));
         }
         if room.modes.invite_only && !invited {
@@ -406,14 +438,27 @@ impl ChatState {
                 format!("{name} is moderated: only its operators and voiced members speak"),
             ));
         }
-        let nick = &self.sessions[&id].nick;
-        if target.bans.iter().any(|ban| ban.mask.matches(nick)) {
+        let session = &self.sessions[&id];
+        let account = session.account.as_ref();
+        if target
+            .bans
+            .iter()
+            .any(|ban| ban.applies(&session.nick, account))
+        {
             return Err((
                 ErrorCode::Banned,
                 format!("you are banned from {name} and cannot speak there"),
             ));
         }
         Ok(name)
+    }
+
+    /// The account behind `nick`: its holder's when online, else the account of that name.
+    fn account_behind(&self, nick: &Nick) -> Option<Nick> {
+        match self.holder(nick).and_then(|id| self.sessions.get(&id)) {
+            Some(session) => session.account.clone(),
+            None => self.registered.get(nick).cloned(),
+        }
     }
 
     /// A room anyone may look into: the one named, if it exists, or the one `id` talks in.
@@ -556,7 +601,9 @@ impl ChatState {
         let mut new_bans = 0;
         for change in &changes {
             let member = match &change.mode {
-                Mode::Op(nick) | Mode::Voice(nick) => Some(self.member_called(target, nick)?),
+                Mode::Op(nick) | Mode::Voice(nick) => {
+                    Some(Chosen::Member(self.member_called(target, nick)?))
+                }
                 Mode::Key(key) if change.add && !Modes::valid_key(key) => {
                     return Err((
                         ErrorCode::InvalidArgument,
@@ -571,7 +618,9 @@ impl ChatState {
                 }
                 Mode::Ban(mask) if change.add && !target.bans.iter().any(|b| b.mask == *mask) => {
                     new_bans += 1;
-                    None
+                    mask.exact_nick()
+                        .and_then(|nick| self.account_behind(&nick))
+                        .map(Chosen::Account)
                 }
                 _ => None,
             };
@@ -613,6 +662,10 @@ impl ChatState {
                     if add && !had {
                         target.bans.push(Ban {
                             mask: mask.clone(),
+                            account: match &member {
+                                Some(Chosen::Account(account)) => Some(account.clone()),
+                                _ => None,
+                            },
                             by: by.clone(),
                             at: now_ms(),
                         });
@@ -622,7 +675,9 @@ impl ChatState {
                     add != had
                 }
                 Mode::Op(_) | Mode::Voice(_) => {
-                    let member = member.expect("looked up above");
+                    let Some(&Chosen::Member(member)) = member.as_ref() else {
+                        unreachable!("looked up above")
+                    };
                     if matches!(change.mode, Mode::Op(_)) {
                         let account = self.sessions[&member].account.as_ref();
                         match add {
@@ -645,8 +700,12 @@ impl ChatState {
             if done {
                 // A member is shown as called now, not as the request spelled it.
                 let mode = match (change.mode, member) {
-                    (Mode::Op(_), Some(m)) => Mode::Op(self.sessions[&m].nick.clone()),
-                    (Mode::Voice(_), Some(m)) => Mode::Voice(self.sessions[&m].nick.clone()),
+                    (Mode::Op(_), Some(Chosen::Member(m))) => {
+                        Mode::Op(self.sessions[&m].nick.clone())
+                    }
+                    (Mode::Voice(_), Some(Chosen::Member(m))) => {
+                        Mode::Voice(self.sessions[&m].nick.clone())
+                    }
                     (mode, _) => mode,
                 };
                 applied.push(ModeChange { add, mode });

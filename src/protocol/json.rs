@@ -714,7 +714,13 @@ fn to_value(event: &Event) -> Value {
         Event::Bans { room, bans } => json!({
             "type": "bans",
             "room": room.as_str(),
-            "bans": bans.iter().map(|b| json!({"mask": b.mask.as_str(), "by": b.by.as_str(), "ts": b.at})).collect::<Vec<_>>(),
+            "bans": bans.iter().map(|b| {
+                let mut ban = json!({"mask": b.mask.as_str(), "by": b.by.as_str(), "ts": b.at});
+                if let Some(account) = &b.account {
+                    ban["account"] = account.as_str().into();
+                }
+                ban
+            }).collect::<Vec<_>>(),
         }),
         Event::Invited {
             room,

@@ -444,7 +444,13 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         }
         Event::Bans { room, bans } if bans.is_empty() => writeln!(s, "{room} *** no bans"),
         Event::Bans { room, bans } => {
-            let masks: Vec<&str> = bans.iter().map(|b| b.mask.as_str()).collect();
+            let masks: Vec<String> = bans
+                .iter()
+                .map(|b| match &b.account {
+                    Some(account) => format!("{} (account {account})", b.mask),
+                    None => b.mask.to_string(),
+                })
+                .collect();
             writeln!(s, "{room} *** bans: {}", masks.join(", "))
         }
         Event::Invited {

@@ -58,8 +58,9 @@ pub const WRITE_QUEUE: usize = 65_536;
 /// size: batching is what makes tens of thousands of entries a second cheap.
 pub const WRITE_BATCH: usize = 4_096;
 
-/// Entries each room keeps on disk; past it the writer deletes the room's oldest in the
-/// same transaction that adds the new ones. Kept for ever otherwise (also after the room
+/// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
+/// deletes what is this many numbers older than the newest, in the same transaction that
+/// adds the new ones (a number lost to a full disk is not made up for). Kept for ever otherwise (also after the room
 /// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
 /// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--history-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
@@ -966,7 +967,8 @@ fn commit(
     for (room, kept) in saves {
         rooms::save(&tx, room, kept.as_ref())?;
     }
-    let mut rooms = HashSet::new();
+    // Each room's highest number in this batch: what came `keep` numbers before it goes.
+    let mut rooms: HashMap<&str, u64> = HashMap::new();
     let (mut added, mut pruned) = (0, 0);
     {
         let mut insert = tx.prepare_cached(
@@ -1013,14 +1015,17 @@ fn commit(
                     "a history entry with this id is already stored"
                 );
             }
-            rooms.insert(room.key());
+            let highest = rooms.entry(room.key()).or_default();
+            *highest = (*highest).max(entry.seq());
         }
-        let mut prune = tx.prepare_cached(
-            "DELETE FROM entries WHERE room_key = ?1 AND id < \
-             (SELECT id FROM entries WHERE room_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )?;
-        for room in rooms {
-            pruned += prune.execute(params![room, (keep - 1) as i64])? as u64;
+        // By number, on the (room_key, seq) index: the scan meets only the rows it deletes,
+        // where counting back `keep` rows by id walked `keep` index entries every batch.
+        let mut prune =
+            tx.prepare_cached("DELETE FROM entries WHERE room_key = ?1 AND seq <= ?2")?;
+        for (room, highest) in rooms {
+            if let Some(cut) = highest.checked_sub(keep as u64) {
+                pruned += prune.execute(params![room, cut as i64])? as u64;
+            }
         }
     }
     tx.commit()?;

@@ -100,3 +100,52 @@ async fn a_rooms_topic_modes_operators_and_bans_survive_a_restart() {
     );
     stop(charla);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_new_nick() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let joined = ask(&mut ana, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let mut mal = json_client(addr, "mal").await;
+    let registered = ask(
+        &mut mal,
+        json!({"type": "register", "password": "correct-horse"}),
+        "account",
+    )
+    .await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+    let ban = json!({"type": "mode", "room": "#ops", "modes": "+b mal"});
+    assert_eq!(ask(&mut ana, ban, "mode").await["modes"], "+b mal!*@*");
+    drop((ana, mal));
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let joined = ask(&mut ana, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let mut mal = json_client(addr, "guest-mal").await;
+    let login = json!({"type": "login", "nick": "mal", "password": "correct-horse"});
+    assert_eq!(ask(&mut mal, login, "account").await["event"], "logged_in");
+    let renamed = ask(&mut mal, json!({"type": "nick", "nick": "zed"}), "nick").await;
+    assert_eq!(renamed["new"], "zed", "{renamed}");
+    let refused = ask(&mut mal, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(
+        refused["code"], "banned",
+        "the ban is mal's account's: {refused}"
+    );
+
+    // The ban list says whose account it follows; a guest is not kept out by it.
+    let bans = json!({"type": "mode", "room": "#ops", "modes": "+b"});
+    let bans = ask(&mut ana, bans, "bans").await;
+    assert_eq!(bans["bans"][0]["mask"], "mal!*@*", "{bans}");
+    assert_eq!(bans["bans"][0]["account"], "mal", "{bans}");
+    let mut zoe = json_client(addr, "zoe").await;
+    let joined = ask(&mut zoe, json!({"type": "join", "room": "#ops"}), "join").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    stop(charla);
+}

@@ -58,7 +58,8 @@ fn to_json(kept: &KeptRoom) -> Value {
         },
         "ops": kept.op_accounts.iter().map(Nick::as_str).collect::<Vec<_>>(),
         "bans": kept.bans.iter().map(|b| json!({
-            "mask": b.mask.as_str(), "by": b.by.as_str(), "at": b.at,
+            "mask": b.mask.as_str(), "account": b.account.as_ref().map(Nick::as_str),
+            "by": b.by.as_str(), "at": b.at,
         })).collect::<Vec<_>>(),
     })
 }
@@ -93,6 +94,8 @@ fn from_json(v: &Value) -> Option<KeptRoom> {
         .map(|b| {
             Some(Ban {
                 mask: BanMask::parse(b["mask"].as_str()?).ok()?,
+                // Kept from schema step 4 on; a ban kept before accounts followed has none.
+                account: b["account"].as_str().and_then(|a| Nick::parse(a).ok()),
                 by: nick(&b["by"])?,
                 at: b["at"].as_u64()?,
             })

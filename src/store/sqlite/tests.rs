@@ -567,11 +567,20 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
             ..Modes::new_room()
         },
         op_accounts: vec![nick("Ana"), nick("bob")],
-        bans: vec![Ban {
-            mask: BanMask::parse("ev*").unwrap(),
-            by: nick("Ana"),
-            at: 1_700_000_000_456,
-        }],
+        bans: vec![
+            Ban {
+                mask: BanMask::parse("ev*").unwrap(),
+                account: None,
+                by: nick("Ana"),
+                at: 1_700_000_000_456,
+            },
+            Ban {
+                mask: BanMask::parse("mallory").unwrap(),
+                account: Some(nick("Mallory")),
+                by: nick("Ana"),
+                at: 1_700_000_000_789,
+            },
+        ],
     };
     let shown = |k: Option<KeptRoom>| format!("{k:?}");
     let store = open(&dir, options());
@@ -608,5 +617,50 @@ fn a_queued_job_is_no_bigger_than_an_entry_and_its_number() {
         std::mem::size_of::<Job>() <= std::mem::size_of::<(u64, Entry)>() + 8,
         "{} bytes",
         std::mem::size_of::<Job>()
+    );
+}
+
+#[test]
+fn each_room_keeps_its_newest_numbers_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = SqliteOptions {
+        keep_per_room: 3,
+        ..options()
+    };
+    let numbered = |mut entry: Entry, seq: u64| {
+        match &mut entry {
+            Entry::Said(said) => said.seq = seq,
+            Entry::Posted(posted) => posted.seq = seq,
+        }
+        entry
+    };
+    let store = open(&dir, bounded);
+    // Interleaved, in several batches: #a is numbered 1..=8, #b 1..=2.
+    let (mut a, mut b) = (0, 0);
+    for id in 1..=10 {
+        let entry = if id == 4 || id == 7 {
+            b += 1;
+            numbered(said(id, "#b", "bob", "x", false), b)
+        } else {
+            a += 1;
+            numbered(said(id, "#a", "ana", "x", false), a)
+        };
+        store.append(entry, None).unwrap();
+        if id % 3 == 0 {
+            store.flush();
+        }
+    }
+    store.close();
+    drop(store);
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#a"), None)), [8, 9, 10]);
+    assert_eq!(ids(store.recent(&room("#b"), None)), [4, 7]);
+    assert_eq!(
+        store
+            .since(&room("#a"), 0, 10)
+            .iter()
+            .map(Entry::seq)
+            .collect::<Vec<_>>(),
+        [6, 7, 8]
     );
 }
