@@ -387,6 +387,8 @@ async fn hear(
                 }
                 match alive(shared, redis).await {
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
+                        // Before any message is sent to Redis again.
+                        hub.forget_unheard();
                         rejoin(shared);
                         tracing::info!("cross-node delivery restored");
                         hub.tell_all(Event::Cluster { reachable: true });

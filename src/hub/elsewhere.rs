@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::event::{Event, Outgoing};
 use super::names::{Nick, RoomName};
+use super::store::Owed;
 use super::{Hub, SessionId};
 
 impl Hub {
@@ -78,5 +79,24 @@ impl Hub {
                 })
                 .collect()
         })
+    }
+
+    /// The other nodes are reachable again and what was missed has been heard: a message of
+    /// this node still not handed back was lost with Redis (sent, never kept there). Its
+    /// speaker is told instead of waiting for an `ack` forever.
+    pub fn forget_unheard(&self) {
+        self.with_chat(|chat| {
+            let owed: Vec<Owed> = chat.unheard.drain().map(|(_, owed)| owed).collect();
+            for owed in owed {
+                let lost = Event::Error {
+                    code: super::ErrorCode::NotStored,
+                    message: format!(
+                        "message {} may not have reached the other nodes: Redis failed as it was sent",
+                        owed.id
+                    ),
+                };
+                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+            }
+        });
     }
 }

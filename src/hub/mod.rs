@@ -195,6 +195,7 @@ impl Hub {
             shut_down: false,
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
+            unheard: HashMap::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,

@@ -233,6 +233,14 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     let left = bob.expect_json("leave").await;
     assert_eq!(left["nick"], "cy");
     assert_eq!(left["message"], "bye");
+
+    // The speaker is acked once Redis has numbered and kept the message, and it was
+    // heard on the other nodes in that number.
+    bob.send(r##"{"type":"say","room":"#lobby","text":"kept","ref":"m-1"}"##)
+        .await;
+    let ack = bob.expect_json("ack").await;
+    assert_eq!(ack["ref"], "m-1");
+    cy.expect(":bob!bob@charla PRIVMSG #lobby :kept").await;
     drop((one, two, three));
 }
 
