@@ -5,6 +5,7 @@
 #
 #   bench/cluster.sh BINARY [LABEL]         # one pair: one node, then three nodes
 #   RATES=500000 DURATION=5 CLIENTS=500 bench/cluster.sh target/release/charla after
+#   EXTRA="--saturate --p99-limit-ms 200" RATES=500000 DURATION=2 bench/cluster.sh BINARY
 #
 # Prints the generator's report of each run and the CPU the servers (all nodes and Redis)
 # spent per message offered.
@@ -52,7 +53,7 @@ load() {
   local before; before=$(ticks $servers)
   local out=$WORK/run-$RANDOM.json
   taskset -c 1 "$BIN" bench run fanout "$@" --clients "$CLIENTS" --senders "$SENDERS" \
-    --rates "$RATES" --duration "$DURATION" --json "$out" --label "$LABEL"
+    --rates "$RATES" --duration "$DURATION" --json "$out" --label "$LABEL" ${EXTRA:-}
   local after; after=$(ticks $servers)
   local each=""
   for p in $servers; do each="$each $(awk '{print $14 + $15}' "/proc/$p/stat")"; done
@@ -64,6 +65,8 @@ report = json.load(open(sys.argv[1]))
 ticks, hz, clients = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 steps = report["steps"] if isinstance(report, dict) and "steps" in report else report
 sent = sum(s.get("messages_sent", 0) for s in steps) if isinstance(steps, list) else 0
+if report.get("max_sustained_deliveries_per_s"):
+    print(f"highest rate held: {report['max_sustained_deliveries_per_s']:.0f} deliveries/s")
 if sent:
     print(f"servers' CPU: {ticks / hz:.2f} s for {sent} messages: {ticks / hz / sent * 1e6:.1f} us a message")
 else:
