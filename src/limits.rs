@@ -442,6 +442,15 @@ pub const CLUSTER_OUTBOX: usize = 65_536;
 /// What is sent to Redis in one pipeline, at most. Default 512.
 pub const CLUSTER_BATCH: usize = 512;
 
+/// Pipelines sent to Redis and not answered yet, at most; past it what waits is sent when
+/// one is answered (in larger pipelines). Default 16.
+pub const CLUSTER_IN_FLIGHT: usize = 16;
+
+/// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
+/// that was cut off from Redis, or started later, reads back; numbers older than it are a
+/// `gap` for the room's members. Default 1,000.
+pub const CLUSTER_BACKLOG: usize = 1_000;
+
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.
 pub const CLUSTER_RETRY_MIN: Duration = Duration::from_millis(100);

@@ -200,6 +200,7 @@ impl Hub {
             shut_down: false,
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
+            unheard: HashMap::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -608,6 +609,14 @@ impl Hub {
     /// [`Bus::publish`] did not give back at once).
     pub fn receive(&self, publication: Publication) {
         self.with_chat(|chat| chat.receive(publication));
+    }
+
+    /// [`Hub::receive`] for each of `publications` in turn, under one hold of the lock.
+    pub fn receive_all(&self, publications: Vec<Publication>) {
+        if publications.is_empty() {
+            return;
+        }
+        self.with_chat(|chat| publications.into_iter().for_each(|p| chat.receive(p)));
     }
 
     /// Has `wake` wake the connections that a message in their room gave something to
