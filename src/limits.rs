@@ -23,8 +23,9 @@ pub const HISTORY_ROOM_BYTES: usize = 1024 * 1024;
 /// forgotten first. Default 64 MiB (`--history-bytes`).
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Entries one IRC `CHATHISTORY` request answers at most (IRCv3 draft/chathistory),
-/// advertised as ISUPPORT `CHATHISTORY=100`; a larger limit asked for is cut to it.
+/// Entries one IRC `CHATHISTORY` request, or one JSON or HTTP history `before` an id,
+/// answers at most (IRCv3 draft/chathistory), advertised as ISUPPORT `CHATHISTORY=100`; a
+/// larger limit asked for is cut to it. Default 100.
 pub const CHATHISTORY_MAX: usize = 100;
 
 /// Entries one `history … since ID` request answers at most: the oldest after ID first, so
@@ -125,8 +126,9 @@ pub const TOPICLEN: usize = 390;
 /// AWAYLEN.
 pub const AWAYLEN: usize = 200;
 
-/// Most bytes of client-only tags (`+name=value`, IRCv3 message-tags) one message may
-/// carry, as the spec bounds them; a message with more is refused with 417.
+/// Most bytes of tags one message from an IRC client may carry (IRCv3 message-tags bounds
+/// all the tags a client sends, client-only `+name=value` or not); a message with more is
+/// refused with 417.
 pub const MAX_CLIENT_TAGS_BYTES: usize = 4094;
 
 /// Longest real name (IRC's USER, shown by WHOIS), in bytes of UTF-8. A longer one is cut
@@ -452,6 +454,15 @@ pub const CLUSTER_OUTBOX: usize = 65_536;
 
 /// What is sent to Redis in one pipeline, at most. Default 512.
 pub const CLUSTER_BATCH: usize = 512;
+
+/// Pipelines sent to Redis and not answered yet, at most; past it what waits is sent when
+/// one is answered (in larger pipelines). Default 16.
+pub const CLUSTER_IN_FLIGHT: usize = 16;
+
+/// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
+/// that was cut off from Redis, or started later, reads back; numbers older than it are a
+/// `gap` for the room's members. Default 1,000.
+pub const CLUSTER_BACKLOG: usize = 1_000;
 
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.

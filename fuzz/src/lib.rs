@@ -115,7 +115,11 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
                 SaslOutcome::Failed,
             ];
             for outcome in outcomes {
-                check_irc_bytes(&(attempt.answer)(&attempt.me, outcome));
+                check_irc_bytes(&(attempt.answer)(
+                    &attempt.me,
+                    attempt.label.as_deref(),
+                    outcome,
+                ));
             }
         }
         Incoming::Answer(bytes) => {
@@ -256,7 +260,11 @@ fn check_request(request: &Request, wire: Wire) {
                 NoticeTarget::Nick(nick) => check_nick(nick),
             }
         }
-        Command::HistoryWindow { room, .. } => check_room(room),
+        Command::HistoryWindow { room, .. } => {
+            if let Some(room) = room {
+                check_room(room);
+            }
+        }
         Command::Rooms | Command::Help | Command::Census => {}
         // The names are the feeds' to look up (and refuse); nothing here is shown as parsed.
         Command::Beat { .. } | Command::Alert { .. } => {}
@@ -603,9 +611,10 @@ fn check_irc_request(request: &Request) {
         }),
         Command::HistoryWindow { room, .. } => {
             let earlier = MessageText::new("earlier").expect("a text");
+            let room = room.clone().unwrap_or_else(|| lobby.clone());
             reply(Event::History {
-                room: room.clone(),
-                messages: vec![charla::hub::Entry::Said(said(room, &earlier, false))],
+                messages: vec![charla::hub::Entry::Said(said(&room, &earlier, false))],
+                room,
             })
         }
         // Answered by the ack alone (IRC clients have no beat or alert commands).

@@ -20,6 +20,9 @@ pub enum Protocol {
     CharlaTls,
     /// charla's JSON protocol over a WebSocket (the `http://` listener's `/ws`).
     CharlaWs,
+    /// charla's JSON protocol as lines over plain TCP: with `charla-ws`, tells the JSON
+    /// events' cost from the WebSocket framing's.
+    CharlaJson,
     /// Any server that relays each line to the other clients, whatever prefix it adds
     /// (`ncat --chat`). One room only.
     Lines,
@@ -48,6 +51,7 @@ impl Protocol {
             Protocol::Charla => "charla",
             Protocol::CharlaTls => "charla-tls",
             Protocol::CharlaWs => "charla-ws",
+            Protocol::CharlaJson => "charla-json",
             Protocol::Lines => "lines",
             Protocol::Irc => "irc",
             Protocol::SocketIo => "socket-io",
@@ -79,7 +83,8 @@ impl Dialer {
                 let joined = format!("{room} *** you joined");
                 read_until(&mut reader, |l| l.starts_with(&joined)).await?;
             }
-            Protocol::CharlaWs => {
+            // Over TCP the text greeting comes first; the hello switches to JSON.
+            Protocol::CharlaWs | Protocol::CharlaJson => {
                 let hello = serde_json::json!({"type": "hello", "nick": nick, "rooms": [room]});
                 writer.send(format!("{hello}\n").as_bytes()).await?;
                 read_until(&mut reader, |l| l.starts_with(r#"{"type":"welcome""#)).await?;
@@ -130,7 +135,7 @@ impl Protocol {
                 out.push(b'\n');
             }
             // The stamp and its padding need no JSON escaping (`payload`).
-            Protocol::CharlaWs => {
+            Protocol::CharlaWs | Protocol::CharlaJson => {
                 out.extend_from_slice(br#"{"type":"say","room":""#);
                 out.extend_from_slice(room.as_bytes());
                 out.extend_from_slice(br#"","text":""#);

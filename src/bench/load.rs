@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
@@ -380,20 +380,38 @@ async fn receive(
             }
         }
         Reader::Ws(mut frames) => {
-            while let Some(Ok(frame)) = frames.next().await {
-                match frame {
-                    Message::Text(text) => {
-                        scan(text.as_bytes(), None, &mut replies);
-                        scan(b"\n", None, &mut replies);
+            // The frames already read are scanned together, as the lines of one TCP read
+            // are: one clock reading and one lock a batch, not two a frame.
+            let mut batch = Vec::with_capacity(TLS_READ_BYTES);
+            let mut next = frames.next().await;
+            while next.is_some() {
+                let mut ended = false;
+                while let Some(frame) = next.take() {
+                    match frame {
+                        Ok(Message::Text(text)) => {
+                            batch.extend_from_slice(text.as_bytes());
+                            batch.push(b'\n');
+                        }
+                        // The pong tungstenite queued goes out with the next flush.
+                        Ok(Message::Ping(_)) => {
+                            let _ = writer.lock().await.flush().await;
+                        }
+                        Ok(Message::Close(_)) | Err(_) => ended = true,
+                        Ok(_) => {}
                     }
-                    // The pong tungstenite queued goes out with the next flush.
-                    Message::Ping(_) => {
-                        let _ = writer.lock().await.flush().await;
+                    if ended || batch.len() >= TLS_READ_BYTES {
+                        break;
                     }
-                    Message::Close(_) => return,
-                    _ => {}
+                    // Only what is here already: `None` when the next frame is not.
+                    next = frames.next().now_or_never().flatten();
                 }
+                scan(&batch, None, &mut replies);
+                batch.clear();
                 answer(&writer, &mut replies).await;
+                if ended {
+                    return;
+                }
+                next = frames.next().await;
             }
         }
     }

@@ -76,8 +76,9 @@ pub struct Serve {
     /// URL. A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
-    /// CLUSTER_RETRY_MAX). docs/cluster.md says what is shared. Unset: a server alone,
-    /// without Redis.
+    /// CLUSTER_RETRY_MAX), and once back reads what it missed from each room's last 1,000
+    /// messages kept in Redis (CLUSTER_BACKLOG); older ones are a `gap`. docs/cluster.md
+    /// says what is shared. Unset: a server alone, without Redis.
     #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
 

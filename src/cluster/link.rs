@@ -3,30 +3,41 @@
 //! heartbeat comes back (the probe of a subscription that looks alive but delivers
 //! nothing), and rebuilds everything after Redis comes back.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::recover::{self, Recovered};
 use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{Event, Hub, LeaveReason, Nick, Publication, RoomName, Said, SessionId};
 use crate::limits::{
-    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
 /// order everyone hears. The number is at least the one the node proposed, so a room's
 /// numbers never go back, even after Redis lost them.
+///
+/// It is also appended to the room's backlog, trimmed to the last [`CLUSTER_BACKLOG`]: what
+/// a node missed while cut off, or said before it started, is fetched from there
+/// (`recover`).
 const SAID: &str = "local s = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
 if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
-redis.call('PUBLISH', KEYS[2], s .. '\\n' .. ARGV[2])
+local payload = s .. '\\n' .. ARGV[2]
+redis.call('RPUSH', KEYS[3], payload)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
 /// Takes a nick unless a live node holds it (its key still names the run that claimed it).
@@ -46,6 +57,24 @@ return 1";
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
 return 0";
+
+/// The digest [`SAID`] is run by (`EVALSHA`): loaded once per connection instead of sent
+/// with every message.
+fn said_sha() -> &'static str {
+    static SHA: LazyLock<String> =
+        LazyLock::new(|| redis::Script::new(SAID).get_hash().to_string());
+    &SHA
+}
+
+/// A room's last number.
+pub(super) fn seq_key(room: &RoomName) -> String {
+    format!("{PREFIX}seq:{}", room.key())
+}
+
+/// A room's recent messages, as published (`SEQ\nJSON`), oldest first.
+pub(super) fn backlog_key(room: &RoomName) -> String {
+    format!("{PREFIX}log:{}", room.key())
+}
 
 fn channel() -> String {
     format!("{PREFIX}bus")
@@ -100,43 +129,87 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     }
 }
 
-/// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`].
+/// A pipeline's answer, with what it carried and the nick claims whose answers it holds.
+type Answer = (
+    Vec<Out>,
+    Vec<(Nick, SessionId)>,
+    redis::RedisResult<Vec<i64>>,
+);
+
+/// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`], without waiting for one
+/// pipeline's answer before sending the next (up to [`CLUSTER_IN_FLIGHT`]): a message
+/// waits for its own round trip to Redis only, not also for the one before it. Every
+/// pipeline goes on the one connection, in the order sent, so Redis runs (and numbers)
+/// them in that order.
 async fn send(
     shared: Arc<Shared>,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     hub: Hub,
     mut queue: mpsc::Receiver<Out>,
 ) {
+    let mut in_flight: FuturesOrdered<BoxFuture<'static, Answer>> = FuturesOrdered::new();
     let mut batch = Vec::with_capacity(CLUSTER_BATCH);
-    while queue.recv_many(&mut batch, CLUSTER_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        let mut claims = Vec::new();
-        for out in &batch {
-            add(&shared, &mut pipe, out, &mut claims);
+    loop {
+        tokio::select! {
+            // Polled first, so a pipeline just pushed is handed to the connection (on its
+            // first poll) before the next one is built.
+            biased;
+            Some((sent, claims, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(&shared, &hub, sent, claims, answer);
+            }
+            n = queue.recv_many(&mut batch, CLUSTER_BATCH), if in_flight.len() < CLUSTER_IN_FLIGHT => {
+                if n == 0 {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                if !shared.scripts_loaded.swap(true, Ordering::Relaxed) {
+                    pipe.cmd("SCRIPT").arg("LOAD").arg(SAID).ignore();
+                }
+                let mut claims = Vec::new();
+                for out in &batch {
+                    add(&shared, &mut pipe, out, &mut claims);
+                }
+                let sent = std::mem::replace(&mut batch, Vec::with_capacity(CLUSTER_BATCH));
+                let mut redis = redis.clone();
+                in_flight.push_back(Box::pin(async move {
+                    let answer = pipe.query_async::<Vec<i64>>(&mut redis).await;
+                    (sent, claims, answer)
+                }));
+            }
         }
-        match pipe.query_async::<Vec<i64>>(&mut redis).await {
-            Ok(won) => {
-                for ((nick, id), won) in claims.into_iter().zip(won) {
-                    if won == 0 {
-                        hub.nick_lost(id, &nick);
-                    }
+    }
+}
+
+/// What a pipeline's answer means: a nick claim lost is taken back; a failed pipeline
+/// leaves the other nodes out of reach, and what it said is heard here at least.
+fn settle(
+    shared: &Shared,
+    hub: &Hub,
+    sent: Vec<Out>,
+    claims: Vec<(Nick, SessionId)>,
+    answer: redis::RedisResult<Vec<i64>>,
+) {
+    match answer {
+        Ok(won) => {
+            for ((nick, id), won) in claims.into_iter().zip(won) {
+                if won == 0 {
+                    hub.nick_lost(id, &nick);
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot send to Redis");
-                unreachable(&shared, &hub);
-                // What was said is heard here at least; presence is told again on return.
-                for out in batch.drain(..) {
-                    if let Out::Said(mut publication) = out {
-                        if let Event::Message(said) = &mut publication.event {
-                            said.seq = 0;
-                        }
-                        hub.receive(publication);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot send to Redis");
+            unreachable(shared, hub);
+            // Presence is told again on return.
+            for out in sent {
+                if let Out::Said(mut publication) = out {
+                    if let Event::Message(said) = &mut publication.event {
+                        said.seq = 0;
                     }
+                    hub.receive(publication);
                 }
             }
         }
-        batch.clear();
     }
 }
 
@@ -155,13 +228,15 @@ fn add(
                 return;
             };
             let json = serde_json::to_string(&wire).expect("plain data serializes");
-            pipe.cmd("EVAL")
-                .arg(SAID)
-                .arg(2)
-                .arg(format!("{PREFIX}seq:{}", said.room.key()))
+            pipe.cmd("EVALSHA")
+                .arg(said_sha())
+                .arg(3)
+                .arg(seq_key(&said.room))
                 .arg(channel())
+                .arg(backlog_key(&said.room))
                 .arg(said.seq.saturating_sub(1))
                 .arg(json)
+                .arg(CLUSTER_BACKLOG)
                 .ignore();
         }
         Out::Publish(wire) => {
@@ -192,6 +267,9 @@ fn add(
 
 /// The other nodes are out of reach: the sessions here are told, once.
 fn unreachable(shared: &Shared, hub: &Hub) {
+    // Redis may come back without its scripts (restarted): loaded again with the next
+    // pipeline.
+    shared.scripts_loaded.store(false, Ordering::Relaxed);
     if shared.reachable.swap(false, Ordering::Relaxed) {
         tracing::warn!("cross-node delivery interrupted");
         hub.tell_all(Event::Cluster { reachable: false });
@@ -217,8 +295,22 @@ async fn listen(
         };
         match subscribed {
             Ok(stream) => {
+                // Subscribed first, so that nothing published meanwhile is missed.
+                let recovered = match recover::recover(shared, &mut redis, hub).await {
+                    Ok(recovered) => recovered,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "cannot read what was missed from Redis");
+                        unreachable(shared, hub);
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff(failures)) => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                        continue;
+                    }
+                };
                 failures = 0;
-                let why = hear(shared, &mut redis, hub, stream, shutdown).await;
+                let why = hear(shared, &mut redis, hub, stream, recovered, shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -250,6 +342,7 @@ async fn hear(
     redis: &mut ConnectionManager,
     hub: &Hub,
     mut stream: PubSubStream,
+    mut recovered: Recovered,
     shutdown: &CancellationToken,
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
@@ -258,19 +351,34 @@ async fn hear(
         tokio::select! {
             _ = shutdown.cancelled() => return "shutdown",
             msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return "the subscription ended";
-                };
-                match Wire::parse(msg.get_payload_bytes()) {
-                    Ok((_, Wire::Beat { node, .. })) if node == shared.node.number() => {
-                        heard_own = Instant::now();
+                // What else has arrived is heard with it, under one hold of the hub's lock,
+                // as a burst of input is on a node alone.
+                let mut ended = msg.is_none();
+                let mut arrived: Vec<_> = msg.into_iter().collect();
+                while !ended && arrived.len() < CLUSTER_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(msg)) => arrived.push(msg),
+                        Some(None) => ended = true,
+                        None => break,
                     }
-                    Ok((seq, wire)) => {
-                        if let Err(e) = heard(shared, hub, seq, wire) {
-                            tracing::warn!(error = %e, "skipped a bad publication from Redis");
+                }
+                let mut burst = Vec::with_capacity(arrived.len());
+                for msg in arrived {
+                    match Wire::parse(msg.get_payload_bytes()) {
+                        Ok((_, Wire::Beat { node, .. })) if node == shared.node.number() => {
+                            heard_own = Instant::now();
                         }
+                        Ok((seq, wire)) => {
+                            if let Err(e) = heard(shared, hub, seq, wire, &mut burst, &mut recovered) {
+                                tracing::warn!(error = %e, "skipped a bad publication from Redis");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "skipped a bad publication from Redis"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "skipped a bad publication from Redis"),
+                }
+                hub.receive_all(burst);
+                if ended {
+                    return "the subscription ended";
                 }
             }
             _ = beat.tick() => {
@@ -279,6 +387,8 @@ async fn hear(
                 }
                 match alive(shared, redis).await {
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
+                        // Before any message is sent to Redis again.
+                        hub.forget_unheard();
                         rejoin(shared);
                         tracing::info!("cross-node delivery restored");
                         hub.tell_all(Event::Cluster { reachable: true });
@@ -376,44 +486,33 @@ fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str) {
     leave(hub, gone);
 }
 
-/// What another node (or this one, for its messages) published.
-fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String> {
+/// What another node (or this one, for its messages) published. What its rooms' members
+/// hear is added to `burst`, to be handed to the hub together; anything else is handled at
+/// once, after what `burst` holds so far, so that everything is heard in Redis's order.
+fn heard(
+    shared: &Shared,
+    hub: &Hub,
+    seq: u64,
+    wire: Wire,
+    burst: &mut Vec<Publication>,
+    recovered: &mut Recovered,
+) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
     if own && !matches!(wire, Wire::Said { .. }) {
         return Ok(());
     }
+    if !matches!(
+        wire,
+        Wire::Said { .. } | Wire::Joined { .. } | Wire::Left { .. }
+    ) {
+        hub.receive_all(std::mem::take(burst));
+    }
     match wire {
-        Wire::Said {
-            room,
-            id,
-            ts,
-            from,
-            text,
-            action,
-            notice,
-            by,
-            ..
-        } => {
-            let room = wire::room(&room)?;
-            let said = Said {
-                id,
-                seq,
-                ts,
-                room: room.clone(),
-                from: wire::nick(&from)?,
-                text: wire::text(&text)?,
-                action,
-                notice,
-                // Accounts and client tags do not cross nodes yet (docs/cluster.md).
-                account: None,
-                tags: None,
-            };
-            let except = own.then(|| SessionId::from_bits(by));
-            hub.receive(Publication {
-                room,
-                event: Event::Message(said),
-                except,
-            });
+        said @ Wire::Said { .. } => {
+            let publication = said_publication(shared, seq, said)?;
+            if recovered.fresh(&publication) {
+                burst.push(publication);
+            }
         }
         Wire::Joined {
             room, nick, count, ..
@@ -427,7 +526,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 count,
                 account: None,
             };
-            hub.receive(Publication {
+            burst.push(Publication {
                 room,
                 event: joined,
                 except: None,
@@ -447,7 +546,7 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
                 you: false,
                 reason: wire::reason(&reason, message.as_deref())?,
             };
-            hub.receive(Publication {
+            burst.push(Publication {
                 room,
                 event: left,
                 except: None,
@@ -524,4 +623,47 @@ fn heard(shared: &Shared, hub: &Hub, seq: u64, wire: Wire) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// A room message as published (`wire` a [`Wire::Said`], `seq` its number), for the hub:
+/// one of this node's own is not heard back by the session that said it.
+pub(super) fn said_publication(
+    shared: &Shared,
+    seq: u64,
+    wire: Wire,
+) -> Result<Publication, String> {
+    let own = wire.node() == shared.node.number();
+    let Wire::Said {
+        room,
+        id,
+        ts,
+        from,
+        text,
+        action,
+        notice,
+        by,
+        ..
+    } = wire
+    else {
+        return Err("not a room message".to_string());
+    };
+    let room = wire::room(&room)?;
+    let said = Said {
+        id,
+        seq,
+        ts,
+        room: room.clone(),
+        from: wire::nick(&from)?,
+        text: wire::text(&text)?,
+        action,
+        notice,
+        // Accounts and client tags do not cross nodes yet (docs/cluster.md).
+        account: None,
+        tags: None,
+    };
+    Ok(Publication {
+        room,
+        event: Event::Message(said),
+        except: own.then(|| SessionId::from_bits(by)),
+    })
 }

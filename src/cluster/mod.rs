@@ -9,6 +9,7 @@
 //! says what is shared and what is not yet.
 
 mod link;
+mod recover;
 mod roster;
 mod wire;
 
@@ -53,6 +54,8 @@ struct Shared {
     /// Tells this run of the node from an earlier one with the same number.
     run: String,
     reachable: AtomicBool,
+    /// Redis has the message script ([`link`]'s `SAID`) on the connection's current run.
+    scripts_loaded: AtomicBool,
     outbox: mpsc::Sender<Out>,
     roster: Mutex<Roster>,
     local: Mutex<HashMap<SessionId, Local>>,
@@ -162,6 +165,7 @@ impl Cluster {
             node,
             run,
             reachable: AtomicBool::new(false),
+            scripts_loaded: AtomicBool::new(false),
             outbox,
             roster: Mutex::default(),
             local: Mutex::default(),

@@ -1,5 +1,6 @@
 //! A connection's outgoing queue, bounded in bytes, and its places in its rooms' logs.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
@@ -126,6 +127,46 @@ impl Outbox {
         self.armed.store(false, Ordering::SeqCst);
         queue.append(&mut state.queue);
         state.queue = queue;
+    }
+
+    /// Replaces the lines stamped within any of `stamps`, wherever they wait (queued, or
+    /// in the rooms' logs), and then `own`, by the one piece `wrap` makes of them all, in
+    /// the place of the first; at the end when none waits. For IRC's labeled-response,
+    /// which wraps everything that answered one command: it runs on the connection's task
+    /// between its writes, so nothing stamped within is written yet. The task is not
+    /// woken: it writes what there is next anyway.
+    pub fn relabel(
+        &self,
+        stamps: &[Range<u64>],
+        own: Vec<Encoded>,
+        wrap: &mut dyn FnMut(Vec<Encoded>) -> Encoded,
+    ) {
+        let mut state = self.lock();
+        let mut pending = Pending::new(state.format, std::mem::take(&mut state.queue));
+        let read = pending.read_logs(&mut state.readings);
+        let mut kept = Vec::new();
+        let mut answered = Vec::new();
+        let mut at = None;
+        for line in pending.into_lines() {
+            if stamps.iter().any(|within| within.contains(&line.0)) {
+                at.get_or_insert((kept.len(), line.0));
+                answered.push(line.1);
+            } else {
+                kept.push(line);
+            }
+        }
+        let last = kept.last().map_or(0, |&(order, ..)| order);
+        let (at, order) = at.unwrap_or((kept.len(), last));
+        let replaced: usize = answered.iter().map(|bytes| bytes.len()).sum();
+        let wrapped = wrap(answered.into_iter().chain(own).collect());
+        let grown = (read + wrapped.len()).saturating_sub(replaced);
+        state.unwritten = state
+            .unwritten
+            .saturating_add(u32::try_from(grown).unwrap_or(u32::MAX));
+        if !wrapped.is_empty() {
+            kept.insert(at, (order, wrapped, None));
+        }
+        state.queue = kept;
     }
 
     /// `n` taken bytes reached the socket.

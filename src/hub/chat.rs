@@ -72,6 +72,10 @@ pub(super) struct ChatState {
     pub bus: Arc<dyn Bus>,
     /// The bus numbers room messages ([`Bus::numbers_messages`]): asked once.
     pub bus_numbers: bool,
+    /// The `ack`s owed for this node's messages that the bus has not handed back yet, by
+    /// message id: in a cluster a message is acked once Redis has numbered it and kept it
+    /// in its room's backlog.
+    pub unheard: HashMap<u64, Owed>,
     pub directory: Arc<dyn Directory>,
     /// Rooms opened by feeds, which live on empty and are not counted in `max_rooms`.
     pub kept_rooms: usize,
@@ -171,9 +175,8 @@ impl ChatState {
                 room,
                 window,
                 limit,
-            } => self.room_of(id, Some(room)).map(|room| {
-                let kept = self.store.recent(&room, None);
-                let messages = super::chathistory::select(kept, window, limit);
+            } => self.room_of(id, room).map(|room| {
+                let messages = super::chathistory::from_store(&*self.store, &room, window, limit);
                 Some(Event::History { room, messages })
             }),
             Command::HistorySince { room, after } => self.room_of(id, room).map(|room| {
@@ -431,9 +434,11 @@ impl ChatState {
             ts: said.ts,
             reference,
         };
-        // In a cluster each node keeps the message as the bus hands it back: acked at once.
+        // In a cluster each node keeps the message as the bus hands it back, and the speaker
+        // is acked then (`receive`).
         let now = if self.bus_numbers {
-            Some(owed)
+            self.unheard.insert(owed.id, owed);
+            None
         } else {
             // Acked now by a store that keeps it at once, else by the store once committed.
             self.keep(Entry::Said(said.clone()), Some(owed))?
@@ -1106,6 +1111,9 @@ impl ChatState {
                 target.seq = Some(target.seq.unwrap_or(0).max(said.seq));
             }
             self.keep_heard(Entry::Said(said.clone()));
+            if let Some(owed) = self.unheard.remove(&said.id) {
+                self.settle_acks(vec![owed], true);
+            }
         }
         self.fan_out(publication);
     }

@@ -1,8 +1,12 @@
 //! A window of a room's history, as IRCv3 `draft/chathistory` asks for one: the latest,
 //! before, after or around a message or a time, or between two, at most some number of
-//! entries. The store is asked for all it keeps of the room, and the window chosen here.
+//! entries. The store is asked for all it keeps of the room, and the window chosen here;
+//! only the entries before a message, what a reader scrolling back asks for, the store may
+//! read deeper than it replays ([`HistoryStore::before`]).
 
+use super::RoomName;
 use super::post::Entry;
+use super::store::HistoryStore;
 use crate::limits::CHATHISTORY_MAX;
 
 /// A point in a room's history.
@@ -58,6 +62,19 @@ pub fn select(entries: Vec<Entry>, window: Window, limit: usize) -> Vec<Entry> {
         .skip(from)
         .take(to.saturating_sub(from))
         .collect()
+}
+
+/// `room`'s history in `store` seen through `window`, at most `limit`, oldest first.
+pub fn from_store(
+    store: &dyn HistoryStore,
+    room: &RoomName,
+    window: Window,
+    limit: usize,
+) -> Vec<Entry> {
+    match window {
+        Window::Before(Mark::Message(id)) => store.before(room, id, limit.min(CHATHISTORY_MAX)),
+        _ => select(store.recent(room, None), window, limit),
+    }
 }
 
 /// The last `limit` of positions `from..to`.

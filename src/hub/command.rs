@@ -126,9 +126,10 @@ pub enum Command {
         to: NoticeTarget,
         tags: ClientTags,
     },
-    /// A window of the room's history, at most `limit` entries (IRC's CHATHISTORY).
+    /// A window of the room's history, at most `limit` entries (IRC's CHATHISTORY, a JSON
+    /// `history … before`).
     HistoryWindow {
-        room: RoomName,
+        room: Option<RoomName>,
         window: Window,
         limit: usize,
     },

@@ -449,7 +449,12 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
         said(&bob.take()).is_empty(),
         "not before the bus numbers it"
     );
-    assert!(hub.room_history(&lobby, None, None).unwrap().1.is_empty());
+    assert!(
+        hub.room_history(&lobby, None, None, None)
+            .unwrap()
+            .1
+            .is_empty()
+    );
     let mut publication = bus.published.lock().unwrap().pop().unwrap();
     let Event::Message(proposed) = &mut publication.event else {
         panic!("{publication:?}");
@@ -459,7 +464,7 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
     proposed.seq = 7;
     hub.receive(publication);
     assert_eq!(said(&bob.take()), ["one"]);
-    let (_, kept) = hub.room_history(&lobby, None, None).unwrap();
+    let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
     assert_eq!(seqs(&kept), [7]);
 
     // Cut off from the cluster: numbered after the last heard, kept, heard here at once.
@@ -467,7 +472,7 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
         .store(true, std::sync::atomic::Ordering::Relaxed);
     hub.apply(ana, say("#lobby", "two"));
     assert_eq!(said(&bob.take()), ["two"]);
-    let (_, kept) = hub.room_history(&lobby, None, None).unwrap();
+    let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
     assert_eq!(seqs(&kept), [7, 8]);
 }
 
@@ -562,7 +567,7 @@ fn acks_wait_for_the_store_and_a_full_store_refuses_what_would_go_unkept() {
         .store(false, std::sync::atomic::Ordering::Relaxed);
     hub.apply(ana, said_by_ana("three"));
     let seqs: Vec<u64> = hub
-        .room_history(&room("#lobby"), None, None)
+        .room_history(&room("#lobby"), None, None, None)
         .unwrap()
         .1
         .iter()

@@ -1,10 +1,11 @@
 //! What a cluster tells the hub of other nodes: nick changes there, nicks lost to them, and
-//! whether they can be reached at all.
+//! whether they can be reached at all; and what it asks: the last message heard in each room.
 
 use std::collections::HashSet;
 
 use super::event::{Event, Outgoing};
 use super::names::{Nick, RoomName};
+use super::store::Owed;
 use super::{Hub, SessionId};
 
 impl Hub {
@@ -56,6 +57,45 @@ impl Hub {
             let ids: Vec<SessionId> = chat.sessions.keys().copied().collect();
             for id in ids {
                 chat.send(id, &event);
+            }
+        });
+    }
+
+    /// The number of the last message heard in each of `rooms` and of the rooms here: what
+    /// a cluster node fetches what it missed after.
+    pub fn last_heard(&self, rooms: Vec<RoomName>) -> Vec<(RoomName, u64)> {
+        self.with_chat(|chat| {
+            let mut rooms: HashSet<RoomName> = rooms.into_iter().collect();
+            rooms.extend(chat.rooms.keys().cloned());
+            rooms
+                .into_iter()
+                .map(|room| {
+                    let last = if chat.rooms.contains_key(&room) {
+                        chat.last_seq(&room)
+                    } else {
+                        chat.store.last_seq(&room)
+                    };
+                    (room, last)
+                })
+                .collect()
+        })
+    }
+
+    /// The other nodes are reachable again and what was missed has been heard: a message of
+    /// this node still not handed back was lost with Redis (sent, never kept there). Its
+    /// speaker is told instead of waiting for an `ack` forever.
+    pub fn forget_unheard(&self) {
+        self.with_chat(|chat| {
+            let owed: Vec<Owed> = chat.unheard.drain().map(|(_, owed)| owed).collect();
+            for owed in owed {
+                let lost = Event::Error {
+                    code: super::ErrorCode::NotStored,
+                    message: format!(
+                        "message {} may not have reached the other nodes: Redis failed as it was sent",
+                        owed.id
+                    ),
+                };
+                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
             }
         });
     }

@@ -30,9 +30,9 @@ pub struct Said {
     pub action: bool,
     /// Sent as a notice (IRC's NOTICE): never answered automatically.
     pub notice: bool,
-    /// The account the sender was logged in to (IRCv3 account-tag); not kept in history.
+    /// The account the sender was logged in to (IRCv3 account-tag); kept in history.
     pub account: Option<Nick>,
-    /// What an IRC client attached for other clients; not kept in history.
+    /// What an IRC client attached for other clients; kept in history.
     pub tags: Option<ClientTags>,
 }
 

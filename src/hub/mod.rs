@@ -68,6 +68,11 @@ pub use event::{
     Whois,
 };
 pub use ids::{MAX_NODES, NodeId, SessionId};
+
+/// The stamps the hub gave out while carrying out one request: everything it sent, to
+/// anyone, is ordered by one of them, so what a connection was sent in answer is what it
+/// was sent stamped within them.
+pub type Stamps = std::ops::Range<u64>;
 pub use names::{NameError, Nick, RoomName};
 pub use ops::{Ban, BanMask, Mode, ModeChange, Modes, Standing, Topic, describe_changes};
 pub use post::{
@@ -82,7 +87,7 @@ pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
-use crate::limits::{HISTORY_SINCE_MAX, Limits};
+use crate::limits::{CHATHISTORY_MAX, HISTORY_SINCE_MAX, Limits};
 use crate::metrics::{FanoutSampler, MessageKind, Metrics};
 use chat::{ChatState, now_ms};
 use ids::Mint;
@@ -195,6 +200,7 @@ impl Hub {
             shut_down: false,
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
+            unheard: HashMap::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -273,8 +279,10 @@ impl Hub {
         })
     }
 
-    /// Carries out one request of session `id`.
-    pub fn apply(&self, id: SessionId, request: Request) {
+    /// Carries out one request of session `id`; returns the stamps given out while doing
+    /// so, which order everything it sent (IRC's labeled-response finds its command's
+    /// replies by them).
+    pub fn apply(&self, id: SessionId, request: Request) -> Stamps {
         let Request { command, reference } = request;
         match command {
             Command::History { room, limit } => {
@@ -287,7 +295,7 @@ impl Hub {
                 room,
                 window,
                 limit,
-            } => return self.history(id, Some(room), Ask::Window(window, limit), reference),
+            } => return self.history(id, room, Ask::Window(window, limit), reference),
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             Command::Beat { name, beat } => {
                 let answered = self
@@ -303,41 +311,59 @@ impl Hub {
         }
         // A message's fan-out is timed from here, before waiting for the lock.
         let taken = matches!(command, Command::Say { .. }).then(Instant::now);
-        self.with_chat(|chat| {
+        self.stamped(|chat| {
             chat.taken = taken;
             chat.apply(id, Request { command, reference });
             chat.taken = None;
-        });
+        })
     }
 
     /// Answers `/history` with what the store keeps, asked without the hub's lock: a deep
-    /// history from disk holds up no one else.
-    fn history(&self, id: SessionId, room: Option<RoomName>, ask: Ask, reference: Option<String>) {
-        let room = self.with_chat(|chat| {
+    /// history from disk holds up no one else. Its stamps are those of the refusal or of
+    /// the answer, not what others were sent in between.
+    fn history(
+        &self,
+        id: SessionId,
+        room: Option<RoomName>,
+        ask: Ask,
+        reference: Option<String>,
+    ) -> Stamps {
+        let mut found = None;
+        let refused = self.stamped(|chat| {
             if !chat.sessions.contains_key(&id) {
-                return None;
+                return;
             }
-            chat.room_of(id, room)
+            found = chat
+                .room_of(id, room)
                 .map_err(|failure| chat.answer(id, Err(failure), reference.clone()))
-                .ok()
+                .ok();
         });
-        let Some(room) = room else {
-            return;
+        let Some(room) = found else {
+            return refused;
         };
         let messages = match ask {
             Ask::Recent(limit) => self.store.recent(&room, limit),
             Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
             Ask::Window(window, limit) => {
-                chathistory::select(self.store.recent(&room, None), window, limit)
+                chathistory::from_store(&*self.store, &room, window, limit)
             }
         };
         let answer = Event::History { room, messages };
-        self.with_chat(|chat| chat.send(id, &Outgoing::reply(answer, reference)));
+        self.stamped(|chat| chat.send(id, &Outgoing::reply(answer, reference)))
+    }
+
+    /// Runs `f` under the hub's lock; returns the stamps it gave out.
+    fn stamped(&self, f: impl FnOnce(&mut ChatState)) -> Stamps {
+        self.with_chat(|chat| {
+            let first = chat.next_order;
+            f(chat);
+            first..chat.next_order
+        })
     }
 
     /// Sends `event` to session `id` alone, as the answer to `reference`.
-    pub fn reply(&self, id: SessionId, event: Event, reference: Option<String>) {
-        self.with_chat(|chat| chat.send(id, &Outgoing::reply(event, reference)));
+    pub fn reply(&self, id: SessionId, event: Event, reference: Option<String>) -> Stamps {
+        self.stamped(|chat| chat.send(id, &Outgoing::reply(event, reference)))
     }
 
     /// Tells session `id` its nick and rooms again, as the answer to `reference` (a JSON
@@ -529,7 +555,7 @@ impl Hub {
         id: SessionId,
         answered: Result<Answered, Failure>,
         reference: Option<String>,
-    ) {
+    ) -> Stamps {
         let answer = match answered {
             Ok(answered) => Event::Status {
                 room: answered.room,
@@ -537,12 +563,13 @@ impl Hub {
             },
             Err((code, message)) => Event::Error { code, message },
         };
-        self.reply(id, answer, reference);
+        self.reply(id, answer, reference)
     }
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept
     /// when `None`), or with `since`, the first `limit` after that message id (at most
-    /// [`HISTORY_SINCE_MAX`]), as `/history` answers them; for readers that are no session
+    /// [`HISTORY_SINCE_MAX`]), or with `before` (and no `since`) the last `limit` before
+    /// that message id (at most [`CHATHISTORY_MAX`]), as `/history` answers them; for readers that are no session
     /// (HTTP `GET /rooms/NAME/messages`). A room nobody is in now still answers what the
     /// store kept of it; one with neither members nor history is [`NoSuchRoom`]. The store
     /// is asked without the hub's lock, as for `/history`.
@@ -550,16 +577,21 @@ impl Hub {
         &self,
         room: &RoomName,
         since: Option<u64>,
+        before: Option<u64>,
         limit: Option<usize>,
     ) -> Result<(RoomName, Vec<Entry>), NoSuchRoom> {
         let live = self.lock().rooms.get(room).map(|r| r.name.clone());
         let name = live.clone().unwrap_or_else(|| room.clone());
-        let entries = match since {
-            Some(after) => {
+        let entries = match (since, before) {
+            (Some(after), _) => {
                 let most = limit.map_or(HISTORY_SINCE_MAX, |l| l.min(HISTORY_SINCE_MAX));
                 self.store.since(&name, after, most)
             }
-            None => self.store.recent(&name, limit),
+            (None, Some(before)) => {
+                let most = limit.map_or(CHATHISTORY_MAX, |l| l.min(CHATHISTORY_MAX));
+                self.store.before(&name, before, most)
+            }
+            (None, None) => self.store.recent(&name, limit),
         };
         if live.is_none() && entries.is_empty() {
             return Err(NoSuchRoom(room.clone()));
@@ -577,6 +609,14 @@ impl Hub {
     /// [`Bus::publish`] did not give back at once).
     pub fn receive(&self, publication: Publication) {
         self.with_chat(|chat| chat.receive(publication));
+    }
+
+    /// [`Hub::receive`] for each of `publications` in turn, under one hold of the lock.
+    pub fn receive_all(&self, publications: Vec<Publication>) {
+        if publications.is_empty() {
+            return;
+        }
+        self.with_chat(|chat| publications.into_iter().for_each(|p| chat.receive(p)));
     }
 
     /// Has `wake` wake the connections that a message in their room gave something to

@@ -30,7 +30,7 @@ impl Hub {
         room: RoomName,
         after: u64,
         reference: Option<String>,
-    ) {
+    ) -> super::Stamps {
         let last = self.store.last_seq(&room);
         let read = if last > after {
             let start = after.max(last.saturating_sub(HISTORY_SINCE_MAX as u64));
@@ -38,7 +38,7 @@ impl Hub {
         } else {
             Vec::new()
         };
-        self.with_chat(|chat| {
+        self.stamped(|chat| {
             if !chat.sessions.contains_key(&id) {
                 return;
             }
@@ -46,7 +46,7 @@ impl Hub {
             if let Err(failure) = chat.join(id, room, None, reference.clone(), Some(resume)) {
                 chat.answer(id, Err(failure), reference);
             }
-        });
+        })
     }
 }
 

@@ -75,6 +75,14 @@ pub trait HistoryStore: Send + Sync {
             .collect()
     }
 
+    /// The last `limit` entries of `room` before message id `before`, oldest first; none
+    /// when that message is not kept. A store that keeps more than it replays (on disk)
+    /// reads back past what [`HistoryStore::recent`] gives.
+    fn before(&self, room: &RoomName, before: u64, limit: usize) -> Vec<Entry> {
+        let window = super::Window::Before(super::Mark::Message(before));
+        super::chathistory::select(self.recent(room, None), window, limit)
+    }
+
     /// The entries of `room` numbered after `after` ([`Entry::seq`]), oldest first, at
     /// most `limit`.
     fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
@@ -274,12 +282,17 @@ impl Kept {
     }
 }
 
-/// What keeping `entry` costs, near enough: its text and names, its fields, and the
+/// What keeping `entry` costs, near enough: its text, names and tags, its fields, and the
 /// structures around them. docs/benchmarks.md compares it with what the process grows by.
 pub fn stored_bytes(entry: &Entry) -> usize {
     const OVERHEAD: usize = size_of::<(u64, usize, Entry)>() + size_of::<(RoomName, u64)>();
     let variable = match entry {
-        Entry::Said(said) => said.text.as_str().len() + said.from.as_str().len(),
+        Entry::Said(said) => {
+            said.text.as_str().len()
+                + said.from.as_str().len()
+                + said.account.as_ref().map_or(0, |a| a.as_str().len())
+                + said.tags.as_ref().map_or(0, |t| t.as_str().len())
+        }
         Entry::Posted(posted) => {
             let notice = &posted.notice;
             let fields: usize = notice

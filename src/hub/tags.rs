@@ -1,6 +1,6 @@
 //! IRCv3 client-only tags (`+draft/react=👍`): what an IRC client attaches to a message for
 //! other clients. The hub carries them with the message, unread, to the IRC readers that
-//! asked for `message-tags`; nothing else shows them, and history does not keep them.
+//! asked for `message-tags`; nothing else shows them. History keeps them with the message.
 
 use std::sync::Arc;
 

@@ -632,7 +632,7 @@ fn each_room_numbers_its_messages_and_posts_one_after_another() {
     assert_eq!(seqs(&lobby), [1, 2]);
     // bob's own line reaches him as an ack, its number between the two posts'.
     assert_eq!(seqs(&in_ops), [1, 3]);
-    let history = hub.room_history(&ops, None, None).unwrap().1;
+    let history = hub.room_history(&ops, None, None, None).unwrap().1;
     let numbers: Vec<u64> = history.iter().map(Entry::seq).collect();
     assert_eq!(numbers, [1, 2, 3], "kept with their numbers");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hub::{Encode, Nick};
+use crate::hub::{Encode, Encoded, Nick, Stamps};
 
 use super::{Incoming, Refusal};
 
@@ -61,6 +61,25 @@ pub trait Sink {
     fn admit(&mut self) -> bool;
     /// Carries out what a unit asks for.
     fn incoming(&mut self, incoming: Incoming);
+    /// [`Sink::incoming`], returning the stamps the hub gave out carrying it out, which
+    /// order whatever it sent in answer; empty when it did not reach the hub then.
+    fn stamped(&mut self, incoming: Incoming) -> Stamps {
+        self.incoming(incoming);
+        0..0
+    }
+    /// Replaces what the connection was sent within any of `stamps`, and then `own`
+    /// lines, by the bytes `wrap` makes of them all (IRC's labeled-response wraps what
+    /// answered one command). A sink that keeps nothing stamped answers `wrap` of `own`
+    /// alone.
+    fn relabel(
+        &mut self,
+        stamps: &[Stamps],
+        own: Vec<Encoded>,
+        wrap: &mut dyn FnMut(Vec<Encoded>) -> Encoded,
+    ) {
+        let _ = stamps;
+        self.incoming(Incoming::Answer(Bytes::clone(&wrap(own))));
+    }
     /// Answers a unit that could not be understood; the connection stays.
     fn refuse(&mut self, refusal: Refusal);
     /// From now on the connection is written in `format`.

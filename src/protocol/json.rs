@@ -13,9 +13,10 @@ use super::modes::ModeRequest;
 use super::{Incoming, Refusal, nick_arg, note_arg, room_arg, silence_length, text_arg};
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AccountNews, AlertAction, Beat, Command, Entry, ErrorCode, Event, Field, MessageText, Nick,
-    Notice, Outgoing, Posted, Request, RoomName, Said, Topic, describe_changes,
+    AccountNews, AlertAction, Beat, Command, Entry, ErrorCode, Event, Field, Mark, MessageText,
+    Nick, Notice, Outgoing, Posted, Request, RoomName, Said, Topic, Window, describe_changes,
 };
+use crate::limits::CHATHISTORY_MAX;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -108,6 +109,8 @@ enum JsonRequest {
         limit: Option<usize>,
         /// Every entry after this message id instead of the last `limit`.
         since: Option<u64>,
+        /// The `limit` entries before this message id instead of the last: older history.
+        before: Option<u64>,
     },
     Help,
     Status {
@@ -363,6 +366,16 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             JsonRequest::Users { room: r } => Command::Users { room: room(r)? },
             JsonRequest::Rooms => Command::Rooms,
             JsonRequest::History {
+                since: Some(_),
+                before: Some(_),
+                ..
+            } => {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidArgument,
+                    "history takes since or before, not both",
+                ));
+            }
+            JsonRequest::History {
                 room: r,
                 since: Some(after),
                 ..
@@ -373,7 +386,18 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             JsonRequest::History {
                 room: r,
                 limit,
+                before: Some(id),
+                ..
+            } => Command::HistoryWindow {
+                room: room(r)?,
+                window: Window::Before(Mark::Message(id)),
+                limit: limit.unwrap_or(CHATHISTORY_MAX),
+            },
+            JsonRequest::History {
+                room: r,
+                limit,
                 since: None,
+                before: None,
             } => Command::History {
                 room: room(r)?,
                 limit,
@@ -962,6 +986,22 @@ mod tests {
             }
         ));
         assert!(matches!(
+            request(r##"{"type":"history","room":"#ops","before":41,"limit":50}"##).command,
+            Command::HistoryWindow {
+                window: Window::Before(Mark::Message(41)),
+                limit: 50,
+                room: Some(_)
+            }
+        ));
+        assert!(matches!(
+            request(r#"{"type":"history","before":41}"#).command,
+            Command::HistoryWindow {
+                limit: CHATHISTORY_MAX,
+                room: None,
+                ..
+            }
+        ));
+        assert!(matches!(
             request(r#"{"type":"history","limit":3}"#).command,
             Command::History {
                 limit: Some(3),
@@ -991,6 +1031,11 @@ mod tests {
         assert_eq!(
             (e.code, e.reference.as_deref()),
             (ErrorCode::InvalidNick, Some("2"))
+        );
+        let e = parse(r#"{"type":"history","since":1,"before":9,"ref":3}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::InvalidArgument, Some("3"))
         );
         // Escaped control characters are sanitised like typed ones.
         let r = request(r#"{"type":"say","text":"a\u001b[31mb\u0007"}"#);

@@ -89,8 +89,10 @@ pub struct SaslAttempt {
     pub me: String,
     /// What the hub's news of a registered session's login answers (it names the client).
     pub reference: Option<String>,
+    /// The `label` of the AUTHENTICATE line (IRCv3 labeled-response), for the answer.
+    pub label: Option<String>,
     /// The lines that answer the attempt.
-    pub answer: fn(me: &str, SaslOutcome<'_>) -> Bytes,
+    pub answer: fn(me: &str, label: Option<&str>, SaslOutcome<'_>) -> Bytes,
 }
 
 /// How a SASL attempt ended, for its answer.

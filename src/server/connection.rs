@@ -23,7 +23,9 @@ use super::listen::Peer;
 use super::stream::ByteStream;
 use crate::accounts::AccountRequest;
 use crate::fanout::Outbox;
-use crate::hub::{Encode, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId};
+use crate::hub::{
+    Encode, Encoded, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId, Stamps,
+};
 use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
 use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, SaslOutcome, Sink};
@@ -411,6 +413,10 @@ impl Sink for Talker {
     }
 
     fn incoming(&mut self, incoming: Incoming) {
+        self.stamped(incoming);
+    }
+
+    fn stamped(&mut self, incoming: Incoming) -> Stamps {
         // While an account request is in flight, what came after it waits for its answer;
         // not the codec's own answers, nor a registration, which settles a SASL proof itself.
         let incoming = match (&self.job, incoming) {
@@ -422,14 +428,14 @@ impl Sink for Talker {
                 | Incoming::Sasl(_)),
             ) => match job.hold(incoming) {
                 Some(incoming) => incoming,
-                None => return,
+                None => return 0..0,
             },
             (_, incoming) => incoming,
         };
         match incoming {
             Incoming::Request(request) => {
                 if let Some(id) = self.registered() {
-                    self.ctx.hub.apply(id, request);
+                    return self.ctx.hub.apply(id, request);
                 }
             }
             Incoming::Hello {
@@ -447,12 +453,24 @@ impl Sink for Talker {
             Incoming::Answer(bytes) => self.answer_bytes(bytes),
             Incoming::Nothing => {}
         }
+        0..0
+    }
+
+    fn relabel(
+        &mut self,
+        stamps: &[Stamps],
+        own: Vec<Encoded>,
+        wrap: &mut dyn FnMut(Vec<Encoded>) -> Encoded,
+    ) {
+        self.outbox.relabel(stamps, own, wrap);
     }
 
     fn refuse(&mut self, refusal: Refusal) {
         let (event, reference): (Event, _) = refusal.into_reply();
         match self.id {
-            Some(id) => self.ctx.hub.reply(id, event, reference),
+            Some(id) => {
+                self.ctx.hub.reply(id, event, reference);
+            }
             None => {
                 if self
                     .outbox
@@ -608,6 +626,7 @@ impl Talker {
                 password,
                 me,
                 reference,
+                label,
                 answer,
             } = attempt;
             let proved = ctx.accounts.verify(ip, &account, password).await.ok();
@@ -622,7 +641,7 @@ impl Talker {
                 None => SaslOutcome::Failed,
             };
             // Its queue overflowing is the connection's to notice at its next write.
-            let _ = outbox.answer_bytes(Arc::new(answer(&me, outcome)));
+            let _ = outbox.answer_bytes(Arc::new(answer(&me, label.as_deref(), outcome)));
             job.finish();
         });
     }
@@ -675,7 +694,9 @@ impl Talker {
             match step {
                 // With a login, the steps wait for it: they come after it.
                 Ok(request) if login.is_some() => waiting.push(request),
-                Ok(request) => self.ctx.hub.apply(id, request),
+                Ok(request) => {
+                    self.ctx.hub.apply(id, request);
+                }
                 Err(refusal) => self.refuse(refusal),
             }
         }

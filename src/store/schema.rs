@@ -77,6 +77,14 @@ pub const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL
     );
     ",
+    // 5: what a message carried besides its text, so a replay shows it as it was seen
+    // live: `account` the sender's account when logged in (IRCv3 account-tag), `tags`
+    // the client-only tags an IRC client attached (`+name=value;…` as relayed). NULL
+    // when there was none, as for every entry kept before this step.
+    "
+    ALTER TABLE entries ADD COLUMN account TEXT;
+    ALTER TABLE entries ADD COLUMN tags TEXT;
+    ",
 ];
 
 /// The version this build writes: every step applied.

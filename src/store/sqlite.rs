@@ -41,8 +41,8 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, Entry, Field, HistoryBounds, HistoryStore, KeptRoom, MessageText, Nick, NodeId,
-    Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
+    AckSink, ClientTags, Entry, Field, HistoryBounds, HistoryStore, KeptRoom, MessageText, Nick,
+    NodeId, Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
 };
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
@@ -248,15 +248,7 @@ impl SqliteHistory {
         key: fn(&Entry) -> u64,
         read: impl FnOnce(&RoomName, u64, usize) -> rusqlite::Result<Vec<Entry>>,
     ) -> Vec<Entry> {
-        let pending: Vec<Entry> = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room && key(entry) > after)
-            .map(|(_, entry)| entry.clone())
-            .collect();
+        let pending = self.pending_in(room, |entry| key(entry) > after);
         let mut entries = read(room, after, limit).unwrap_or_else(|e| {
             error!(error = %e, room = %room, "cannot read history");
             Vec::new()
@@ -267,6 +259,16 @@ impl SqliteHistory {
         let oldest = self.oldest_kept();
         entries.retain(|entry| entry.ts() >= oldest);
         entries
+    }
+
+    /// The entries of `room` waiting for the writer that `keep` keeps, oldest first.
+    fn pending_in(&self, room: &RoomName, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        let queue = self.shared.queue.lock();
+        let pending = queue.pending.iter().map(|(_, entry)| entry);
+        pending
+            .filter(|entry| entry.room() == room && keep(entry))
+            .cloned()
+            .collect()
     }
 
     /// Opens (creating if missing) the history file at `path`, checks or creates its schema,
@@ -389,10 +391,21 @@ impl SqliteHistory {
 
     /// The newest `limit` entries of `room` in the file, oldest first.
     fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        self.read_before(room, u64::MAX, limit)
+    }
+
+    /// The newest `limit` entries of `room` in the file before message id `before`, oldest
+    /// first.
+    fn read_before(
+        &self,
+        room: &RoomName,
+        before: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Entry>> {
         let mut entries = self.read(
-            "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
-             WHERE room_key = ?1 ORDER BY id DESC LIMIT ?2",
-            params![room.key(), limit as i64],
+            "SELECT id, ts, room, kind, author, text, fields, seq, account, tags FROM entries \
+             WHERE room_key = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            params![room.key(), before.min(i64::MAX as u64) as i64, limit as i64],
         )?;
         entries.reverse();
         Ok(entries)
@@ -409,7 +422,7 @@ impl SqliteHistory {
     ) -> rusqlite::Result<Vec<Entry>> {
         self.read(
             &format!(
-                "SELECT id, ts, room, kind, author, text, fields, seq FROM entries \
+                "SELECT id, ts, room, kind, author, text, fields, seq, account, tags FROM entries \
                  WHERE room_key = ?1 AND {key} > ?2 ORDER BY {key} LIMIT ?3"
             ),
             params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
@@ -443,6 +456,8 @@ impl SqliteHistory {
                     text: row.get_ref(5)?.as_str()?,
                     fields: row.get_ref(6)?.as_str_or_null()?,
                     seq: row.get::<_, i64>(7)? as u64,
+                    account: row.get_ref(8)?.as_str_or_null()?,
+                    tags: row.get_ref(9)?.as_str_or_null()?,
                 };
                 match stored.entry(&mut names) {
                     Some(entry) => entries.push(entry),
@@ -630,6 +645,23 @@ impl HistoryStore for SqliteHistory {
         self.after_in(room, after, limit, Entry::id, |r, a, l| {
             self.read_after("id", r, a, l)
         })
+    }
+
+    /// From the file, as far back as it keeps (`--history-keep`), not only what a join
+    /// replays, and what waits for the writer.
+    fn before(&self, room: &RoomName, before: u64, limit: usize) -> Vec<Entry> {
+        let pending = self.pending_in(room, |entry| entry.id() < before);
+        let mut entries = self.read_before(room, before, limit).unwrap_or_else(|e| {
+            error!(error = %e, room = %room, "cannot read history");
+            Vec::new()
+        });
+        // One committed since the queue was read is in both.
+        let newest = entries.last().map_or(0, Entry::id);
+        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
+        entries.drain(..entries.len().saturating_sub(limit));
+        let oldest = self.oldest_kept();
+        entries.retain(|entry| entry.ts() >= oldest);
+        entries
     }
 
     /// The room emptied: its history stays on disk for whoever joins it next, bounded by
@@ -973,8 +1005,8 @@ fn commit(
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO entries \
-             (id, ts, room_key, room, kind, author, text, fields, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for entry in entries {
             let room = entry.room();
@@ -1007,6 +1039,8 @@ fn commit(
                 entry.text().as_str(),
                 fields,
                 entry.seq() as i64,
+                said_account(entry),
+                said_tags(entry),
             ])?;
             added += inserted as u64;
             if inserted == 0 {
@@ -1080,6 +1114,24 @@ struct Stored<'a> {
     text: &'a str,
     fields: Option<&'a str>,
     seq: u64,
+    account: Option<&'a str>,
+    tags: Option<&'a str>,
+}
+
+/// The account a message's sender was logged in to, as a row keeps it.
+fn said_account(entry: &Entry) -> Option<&str> {
+    match entry {
+        Entry::Said(said) => said.account.as_ref().map(Nick::as_str),
+        Entry::Posted(_) => None,
+    }
+}
+
+/// The client-only tags a message carried, as a row keeps them.
+fn said_tags(entry: &Entry) -> Option<&str> {
+    match entry {
+        Entry::Said(said) => said.tags.as_ref().map(ClientTags::as_str),
+        Entry::Posted(_) => None,
+    }
 }
 
 /// Names already parsed while reading one room's rows: parsing one computes its
@@ -1126,8 +1178,12 @@ impl Stored<'_> {
                 text,
                 action: self.kind == KIND_ACTION,
                 notice: self.kind == KIND_SAID_NOTICE,
-                account: None,
-                tags: None,
+                // Read back through the checks they passed when said; one that no longer
+                // passes is left off, the message kept.
+                account: self.account.and_then(|account| names.nick(account)),
+                tags: self
+                    .tags
+                    .and_then(|tags| ClientTags::from_section(tags).ok().flatten()),
             }),
             KIND_NOTICE | KIND_ALERT => {
                 let kind = if self.kind == KIND_ALERT {

@@ -396,7 +396,7 @@ async fn cap_ls_names_sasl_with_its_value_from_302_and_list_shows_it_once_asked(
     irc.send("CAP LS").await;
     assert_eq!(
         irc.line().await,
-        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl"
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl"
     );
     irc.send("CAP REQ :sasl server-time").await;
     irc.expect("CAP * ACK :sasl server-time").await;
@@ -447,7 +447,13 @@ async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     let echo = ana.expect(" PRIVMSG #lobby :hola").await;
     let (tags, line) = echo.split_once(' ').unwrap();
     assert_eq!(line, ":ana!ana@charla PRIVMSG #lobby :hola");
-    let msgid = tags.strip_prefix("@msgid=").unwrap();
+    // The echo carries the client tags it was sent with.
+    let (msgid, client) = tags
+        .strip_prefix("@msgid=")
+        .unwrap()
+        .split_once(';')
+        .unwrap();
+    assert_eq!(client, "+draft/react=👍");
     let got = tagged.expect(" PRIVMSG #lobby :hola").await;
     assert_eq!(
         got,

@@ -617,3 +617,82 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     driver.wait_for_text(&header, "webby in #ops").await;
     driver.quit().await;
 }
+
+/// The page's log box, scrolled to the top first when `arguments[1]`: how far it is
+/// scrolled, whether it can scroll, and how far below its top the line with `arguments[0]`
+/// is (`null` when none has it).
+const LOG_BOX: &str = "const box = document.querySelector('main'); \
+    if (arguments[1]) box.scrollTop = 0; \
+    const li = [...document.querySelectorAll('#log li')].find(l => l.innerText.includes(arguments[0])); \
+    return [box.scrollTop, box.scrollHeight > box.clientHeight, \
+            li ? li.getBoundingClientRect().top - box.getBoundingClientRect().top : null];";
+
+async fn log_box(driver: &Driver, line: &str, to_top: bool) -> Value {
+    let script = json!({"script": LOG_BOX, "args": [line, to_top]});
+    driver.call("POST", "/execute/sync", Some(script)).await
+}
+
+/// Scrolled to the top, the page reads back older history a page at a time, from the
+/// server's file past what joining replayed, keeping the line read in place, until it says
+/// the start is reached; every line once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_up_reads_older_history_in_order_until_its_start() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, tcp, http) = crate::store::serve_deep_history(&dir.path().join("data"));
+    let mut ana = crate::store::json_client(tcp, "ana").await;
+    crate::store::join(&mut ana, "#ops").await;
+    crate::store::say_lines(&mut ana, "#ops", 130).await;
+    // Small enough that the 20 lines replayed on joining overflow the log.
+    let rect = json!({"width": 800, "height": 400});
+    driver.call("POST", "/window/rect", Some(rect)).await;
+    driver
+        .open(&format!("http://{http}/?nick=webby&room=ops"))
+        .await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "line 130").await;
+    let text = driver.text(&log).await;
+    assert!(!text.contains("line 110\n"), "{text}");
+
+    // Read at the bottom first, as someone who then scrolls up.
+    let bottom = "const b = document.querySelector('main'); b.scrollTop = b.scrollHeight;";
+    let bottom = json!({"script": bottom, "args": []});
+    driver.call("POST", "/execute/sync", Some(bottom)).await;
+    let mut first: usize = 111;
+    while first > 1 {
+        let at = format!("<ana> line {first}");
+        let before = log_box(&driver, &at, true).await;
+        assert_eq!(before[1], true, "the log scrolls: {before}");
+        first = first.saturating_sub(50).max(1);
+        driver
+            .wait_for_text(&log, &format!("<ana> line {first}\n"))
+            .await;
+        // The line that was at the top stays where it was.
+        let shown = log_box(&driver, &at, false).await;
+        let moved = shown[2].as_f64().unwrap() - before[2].as_f64().unwrap();
+        assert!(shown[0].as_f64().unwrap() > 0.0, "{shown}");
+        assert!(
+            moved.abs() < 2.0,
+            "{at} moved {moved}px: {before} then {shown}"
+        );
+    }
+    // The last page was short: the start of what the server keeps.
+    let text = driver
+        .wait_for_text(&log, "start of the history #ops keeps")
+        .await;
+    let lines: Vec<usize> = driver
+        .texts("#log li")
+        .await
+        .iter()
+        .filter_map(|l| l.split("<ana> line ").nth(1))
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert_eq!(lines, (1..=130).collect::<Vec<_>>(), "{text}");
+    assert_eq!(text.matches("start of the history").count(), 1, "{text}");
+    let start = driver.texts("#log li[data-room='#ops']").await;
+    assert!(start[0].contains("start of the history"), "{start:?}");
+    driver.quit().await;
+    crate::store::stop(charla);
+}

@@ -233,6 +233,14 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     let left = bob.expect_json("leave").await;
     assert_eq!(left["nick"], "cy");
     assert_eq!(left["message"], "bye");
+
+    // The speaker is acked once Redis has numbered and kept the message, and it was
+    // heard on the other nodes in that number.
+    bob.send(r##"{"type":"say","room":"#lobby","text":"kept","ref":"m-1"}"##)
+        .await;
+    let ack = bob.expect_json("ack").await;
+    assert_eq!(ack["ref"], "m-1");
+    cy.expect(":bob!bob@charla PRIVMSG #lobby :kept").await;
     drop((one, two, three));
 }
 
@@ -428,4 +436,30 @@ async fn history_and_resume_are_the_rooms_on_every_node() {
         .map(|m| m["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["line 2", "line 3"], "{replay}");
+}
+
+#[tokio::test]
+async fn a_node_started_later_has_the_rooms_earlier_history_from_redis() {
+    let redis = Redis::start();
+    let one = Node::start(&redis, "one");
+    let mut ana = one.text("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    for n in 1..=3 {
+        ana.send(&format!("line {n}")).await;
+    }
+    // All three are in the room's backlog in Redis before node two starts, so it can have
+    // heard them from nowhere else.
+    let deadline = Instant::now() + PATIENCE;
+    while redis.command(&["LLEN", "charla:log:#ops"]) != ":3\r\n" {
+        assert!(Instant::now() < deadline, "the backlog never held 3");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let two = Node::start(&redis, "two");
+    let mut bob = two.text("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("#ops *** you joined").await;
+    ask_until(&mut bob, "/history 3", "<ana> line 1").await;
+    bob.expect("<ana> line 2").await;
+    bob.expect("<ana> line 3").await;
 }

@@ -163,7 +163,7 @@ pub(crate) async fn post_to(
     raw(addr, &head, body.as_bytes()).await
 }
 
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+pub(crate) async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
     let mut head = format!("GET {path} HTTP/1.1");
     for (name, value) in headers {
         head.push_str(&format!("\r\n{name}: {value}"));

@@ -619,12 +619,12 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("CAP LS 302").await;
     assert_eq!(
         ana.line().await,
-        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN"
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN"
     );
-    ana.send("CAP REQ :server-time labeled-response").await;
+    ana.send("CAP REQ :server-time draft/multiline").await;
     assert_eq!(
         ana.line().await,
-        ":charla CAP * NAK :server-time labeled-response"
+        ":charla CAP * NAK :server-time draft/multiline"
     );
     ana.send("CAP REQ :server-time echo-message multi-prefix away-notify")
         .await;
@@ -843,4 +843,139 @@ async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
         "{line}"
     );
     assert!(line.ends_with("line 5"), "{line}");
+}
+
+#[tokio::test]
+async fn an_echo_carries_the_client_tags_the_message_had() {
+    let server = server().await;
+    let mut bob = Irc::registered(&server, "bob").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP REQ :echo-message message-tags").await;
+    ana.expect(" ACK ").await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 366 ana #lobby ").await;
+    bob.expect(":ana!ana@charla JOIN #lobby").await;
+
+    ana.send("@+draft/reply=5;+draft/react=ok PRIVMSG #lobby :@bob hi")
+        .await;
+    let echoed = ana.line().await;
+    let (tags, line) = echoed.split_once(' ').unwrap();
+    assert!(tags.starts_with("@msgid="), "{echoed}");
+    assert!(
+        tags.ends_with(";+draft/reply=5;+draft/react=ok"),
+        "{echoed}"
+    );
+    assert_eq!(line, ":ana!ana@charla PRIVMSG #lobby :@bob hi");
+    assert_eq!(bob.line().await, ":ana!ana@charla PRIVMSG #lobby :@bob hi");
+
+    // To a nick, and a NOTICE; a text that starts with @ and no tags stays text.
+    ana.send("@+draft/reply=6 NOTICE bob :psst").await;
+    let echoed = ana.line().await;
+    assert!(
+        echoed.ends_with(";+draft/reply=6 :ana!ana@charla NOTICE bob :psst"),
+        "{echoed}"
+    );
+    ana.send("PRIVMSG bob :@everyone").await;
+    let echoed = ana.line().await;
+    let (tags, line) = echoed.split_once(' ').unwrap();
+    assert!(!tags.contains('+'), "{echoed}");
+    assert_eq!(line, ":ana!ana@charla PRIVMSG bob :@everyone");
+
+    // All of 4,094 bytes of tags: the echo and the relay carry them whole, however long
+    // the line; a byte more is 417, whichever tags it is in.
+    let most = format!("foo=bar;+baz={}", "a".repeat(4081));
+    ana.send(&format!("@{most} TAGMSG #lobby")).await;
+    let echoed = ana.line().await;
+    assert!(
+        echoed.ends_with(&format!(
+            ";+baz={} :ana!ana@charla TAGMSG #lobby",
+            "a".repeat(4081)
+        )),
+        "{echoed}"
+    );
+    ana.send(&format!("@{most}a TAGMSG #lobby")).await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 417 ana :Input line was too long (tags)"
+    );
+}
+
+#[tokio::test]
+async fn chathistory_replays_the_account_and_client_tags_kept_across_a_restart() {
+    use crate::store::{next_listening, serve_with, stop};
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--listen", "irc://127.0.0.1:0", "--data"];
+    let args = [&args[..], &[data.path().to_str().unwrap()]].concat();
+    let (charla, tcp) = serve_with(&args, &[]);
+    let irc = next_listening(&charla, "irc");
+    let mut ana = crate::support::Client::tcp(tcp).await;
+    ana.send("/nick ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    ana.send("logged in").await;
+    let mut cai = Irc(crate::support::Client::tcp(irc).await);
+    cai.send("CAP REQ :message-tags echo-message").await;
+    cai.expect(" ACK ").await;
+    cai.send("NICK cai").await;
+    cai.send("USER cai 0 * :Cai").await;
+    cai.send("CAP END").await;
+    cai.expect(" 366 cai #lobby ").await;
+    cai.send("@+draft/reply=1 PRIVMSG #lobby :tagged").await;
+    // The echo comes once the message is committed to the file.
+    cai.expect("PRIVMSG #lobby :tagged").await;
+    stop(charla);
+
+    let (charla, _) = serve_with(&args, &[]);
+    let irc = next_listening(&charla, "irc");
+    let mut bob = Irc(crate::support::Client::tcp(irc).await);
+    bob.send("CAP REQ :message-tags account-tag batch").await;
+    bob.expect(" ACK ").await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :Bob").await;
+    bob.send("CAP END").await;
+    bob.expect(" 366 bob #lobby ").await;
+    bob.send("CHATHISTORY LATEST #lobby * 10").await;
+    // The join's replay first, then the batch.
+    let got = lines_until(&mut bob, "BATCH -").await;
+    let batched = |end: &str| {
+        let line = got
+            .iter()
+            .find(|l| l.starts_with("@batch=") && l.ends_with(end));
+        line.unwrap_or_else(|| panic!("{got:?}")).clone()
+    };
+    let said = batched("] logged in");
+    assert!(said.contains(";account=ana "), "{said}");
+    let tagged = batched("] tagged");
+    let tags = tagged.split(' ').next().unwrap();
+    assert!(tags.ends_with(";+draft/reply=1"), "{tagged}");
+    assert!(!tags.contains("account="), "{tagged}");
+    stop(charla);
+}
+
+#[tokio::test]
+async fn names_of_no_such_channel_is_its_end_and_an_empty_realname_is_461() {
+    let server = server().await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("NAMES #nowhere").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana #nowhere :End of /NAMES list"
+    );
+    ana.send("NAMES invalid").await;
+    assert_eq!(
+        ana.line().await,
+        ":charla 366 ana invalid :End of /NAMES list"
+    );
+
+    let mut bob = Irc::connect(&server).await;
+    bob.send("NICK bob").await;
+    bob.send("USER bob 0 * :").await;
+    assert_eq!(
+        bob.line().await,
+        ":charla 461 * USER :Not enough parameters"
+    );
+    bob.send("USER bob 0 * :Bob").await;
+    bob.expect(" 001 bob ").await;
 }

@@ -16,6 +16,7 @@ mod heartbeats;
 mod http;
 mod irc;
 mod irc_clients;
+mod irc_labeled;
 mod json;
 mod limits;
 mod metrics;

@@ -470,3 +470,98 @@ async fn a_resume_while_the_room_talks_misses_nothing_and_repeats_nothing() {
     drop(talker.await.unwrap());
     stop(charla);
 }
+
+/// The ids of a `history` object's messages.
+fn history_ids(history: &Value) -> Vec<u64> {
+    let messages = history["messages"].as_array().expect("messages");
+    messages.iter().map(|m| m["id"].as_u64().unwrap()).collect()
+}
+
+/// `charla serve` keeping history in `data` and replaying the last 20 on joining, with an
+/// http listener and flood control off: its TCP and HTTP addresses.
+pub(crate) fn serve_deep_history(data: &Path) -> (Binary, SocketAddr, SocketAddr) {
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--history",
+        "20",
+        "--flood-rate",
+        "0",
+        "--listen",
+        "http://127.0.0.1:0",
+    ];
+    let (charla, tcp) = serve_with(&args, &[]);
+    let http = next_listening(&charla, "http");
+    (charla, tcp, http)
+}
+
+/// `ana` says `line 1` to `line N` in `room`, which she is in; their ids.
+pub(crate) async fn say_lines(ana: &mut Client, room: &str, n: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for n in 1..=n {
+        let line = json!({"type":"say","room":room,"text":format!("line {n}")});
+        ids.push(said(ana, line).await);
+    }
+    ids
+}
+
+/// A reader scrolling back asks, a page at a time, for what came before the oldest line it
+/// has: over JSON and over HTTP, from the file past what a join replays, in order, none
+/// twice, until an answer shorter than a page says the start is reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_before_reads_back_page_by_page_past_the_join_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, tcp, http) = serve_deep_history(&dir.path().join("data"));
+    let mut ana = json_client(tcp, "ana").await;
+    join(&mut ana, "#ops").await;
+    let ids = say_lines(&mut ana, "#ops", 130).await;
+
+    let mut bob = json_client(tcp, "bob").await;
+    let replayed: Vec<u64> = join(&mut bob, "#ops")
+        .await
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(replayed, ids[110..]);
+    let mut read = replayed;
+    loop {
+        let request =
+            json!({"type":"history","room":"#ops","before":read[0],"limit":50,"ref":"older"});
+        bob.send(&request.to_string()).await;
+        let page = bob.expect_json("history").await;
+        assert_eq!(page["ref"], "older");
+        let older = history_ids(&page);
+        let done = older.len() < 50;
+        read.splice(0..0, older);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(read, ids);
+    // Before the first kept: nothing.
+    bob.send(&json!({"type":"history","room":"#ops","before":ids[0]}).to_string())
+        .await;
+    assert!(history_ids(&bob.expect_json("history").await).is_empty());
+    // Both directions at once is refused, with the ref.
+    bob.send(r##"{"type":"history","room":"#ops","since":1,"before":9,"ref":5}"##)
+        .await;
+    let refused = bob.expect_json("error").await;
+    assert_eq!(
+        (&refused["code"], &refused["ref"]),
+        (&json!("invalid_argument"), &json!(5))
+    );
+
+    // The same pages over HTTP.
+    let path = format!("/rooms/ops/messages?before={}&limit=50", ids[110]);
+    let reply = crate::http::get(http, &path, &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(history_ids(&reply.json()), ids[60..110]);
+    let path = format!("/rooms/ops/messages?before={}", ids[3]);
+    assert_eq!(
+        history_ids(&crate::http::get(http, &path, &[]).await.json()),
+        ids[..3]
+    );
+    let path = format!("/rooms/ops/messages?before={}&since=1", ids[3]);
+    assert_eq!(crate::http::get(http, &path, &[]).await.status, 400);
+    stop(charla);
+}

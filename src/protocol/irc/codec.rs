@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
@@ -13,7 +14,7 @@ use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
     TagsTooLong, Window,
 };
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
 use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
@@ -147,7 +148,16 @@ impl IrcClient {
             return;
         }
         match Message::parse(line) {
-            Ok(message) => self.message(&message, sink),
+            Ok(message) => match labeled::label_of(message.tags) {
+                // Labels are honoured once registered: before, what answers a line
+                // (registration's burst) is not the line's alone.
+                Some(label) if self.registered && self.caps.has(Caps::LABELED_RESPONSE) => {
+                    let mut labeling = Labeling::new(sink, label);
+                    self.message(&message, &mut labeling);
+                    labeling.finish();
+                }
+                _ => self.message(&message, sink),
+            },
             Err(Malformed::TooLong) => {
                 self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long")
             }
@@ -293,7 +303,8 @@ impl IrcClient {
         if self.registered {
             return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
         }
-        if m.params.len() < 4 || m.param(0).is_none() {
+        // An empty user name or real name is as good as none (RFC 2812's grammar).
+        if m.params.len() < 4 || m.param(0).is_none() || m.param(3).is_none() {
             return self.need_more(sink, "USER");
         }
         self.user = true;
@@ -330,6 +341,7 @@ impl IrcClient {
                 password,
                 me: "*".to_string(),
                 reference: None,
+                label: None,
                 answer: sasl::pass_outcome,
             }));
         }
@@ -567,7 +579,7 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 let say = if notice {
                     Command::Notice {
                         to: NoticeTarget::Room(room),
@@ -592,7 +604,7 @@ impl IrcClient {
                     }
                     continue;
                 };
-                let echo = self.echo(&text, action);
+                let echo = self.echo(&text, action, tags.as_ref());
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -672,7 +684,13 @@ impl IrcClient {
         let Some(section) = section else {
             return Ok(None);
         };
-        ClientTags::from_section(section).inspect_err(|_| {
+        // The spec bounds all the tags a client sends, not only those relayed.
+        let kept = if section.len() > MAX_CLIENT_TAGS_BYTES {
+            Err(TagsTooLong)
+        } else {
+            ClientTags::from_section(section)
+        };
+        kept.inspect_err(|_| {
             self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long (tags)")
         })
     }
@@ -731,7 +749,15 @@ impl IrcClient {
                 self.numeric(sink, RPL_ENDOFWHO, &end);
                 continue;
             }
-            let Some(room) = self.channel(name, sink) else {
+            // NAMES of no such channel is its end alone (RFC 2812, modern.ircdocs.horse).
+            let room = name.starts_with('#').then(|| RoomName::parse(name).ok());
+            let Some(room) = room.flatten() else {
+                if verb == "NAMES" {
+                    let end = format!("{} :End of /NAMES list", word(name));
+                    self.numeric(sink, RPL_ENDOFNAMES, &end);
+                } else {
+                    self.no_such_channel(sink, name);
+                }
                 continue;
             };
             let users = Command::Users {
@@ -868,7 +894,7 @@ impl IrcClient {
             return fail(sink, "INVALID_PARAMS", &format!("{sub} :Invalid limit"));
         };
         let command = Command::HistoryWindow {
-            room: room.clone(),
+            room: Some(room.clone()),
             window,
             limit,
         };
@@ -947,13 +973,17 @@ impl IrcClient {
     }
 
     /// What a message's acknowledgement must echo, for a client with echo-message: `a`
-    /// (an action) or `p`, then the text as the hub keeps it; nothing for other clients.
-    fn echo(&self, text: &MessageText, action: bool) -> String {
+    /// (an action) or `p`, `@` and the client tags it carries if any, then a space and the
+    /// text as the hub keeps it; nothing for other clients.
+    fn echo(&self, text: &MessageText, action: bool, tags: Option<&ClientTags>) -> String {
         if !self.caps.has(Caps::ECHO_MESSAGE) {
             return String::new();
         }
         let kind = if action { 'a' } else { 'p' };
-        format!("{kind} {}", text.as_str())
+        match tags {
+            Some(tags) => format!("{kind}@{} {}", tags.as_str(), text.as_str()),
+            None => format!("{kind} {}", text.as_str()),
+        }
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {
@@ -1188,7 +1218,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
-                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message message-tags multi-prefix server-time sasl=PLAIN\r\n"
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN\r\n"
             ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);

@@ -383,8 +383,8 @@ fn write_event(
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
         Event::Ack { id, ts } if !asked.rest.is_empty() => {
-            let (kind, text) = asked.rest.split_at(1);
-            let text = text.trim_start_matches(' ');
+            let (kind, after) = asked.rest.split_at(1);
+            let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
             let mut about = About::plain(*ts, *id);
             if kind == "t" {
@@ -397,6 +397,16 @@ fn write_event(
                 let line = format!("{tag}:{from}!{from}@{USER_HOST} {verb} {to}");
                 return writeln_crlf(s, &line);
             }
+            // A message's echo: its client tags right after the kind, if it had any, then
+            // its text.
+            let (tags, text) = match after.strip_prefix('@') {
+                Some(tagged) => {
+                    let (section, text) = tagged.split_once(' ').unwrap_or((tagged, ""));
+                    (ClientTags::from_section(section).ok().flatten(), text)
+                }
+                None => (None, text),
+            };
+            about.tags = tags.as_ref();
             let Some(text) = MessageText::new(text) else {
                 return Ok(());
             };
@@ -523,6 +533,12 @@ fn write_error(
             one_line(&crate::hub::sanitize(message))
         );
         return writeln_crlf(s, &line);
+    }
+    // NAMES of a channel that does not exist, or that one may not see, is its end alone
+    // (RFC 2812, modern.ircdocs.horse).
+    if asked.verb == "NAMES" {
+        let end = format!("{} :End of /NAMES list", asked.subject);
+        return numeric(s, RPL_ENDOFNAMES, asked.nick, &end);
     }
     // USERHOST lists those it finds, and says nothing of the rest.
     if asked.verb == "USERHOST" {
@@ -876,11 +892,17 @@ pub(super) fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std
     writeln_crlf(s, &format!(":{SERVER_NAME} {number} {to} {rest}"))
 }
 
-/// Writes `line` and CRLF, cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
+/// Writes `line` and CRLF, what follows its tags cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
 /// message or a refusal's sentence may be as long as any text line (4 KiB from nc), and
 /// unlike a message it is not worth several lines.
 pub(super) fn writeln_crlf(s: &mut String, line: &str) -> std::fmt::Result {
-    let mut end = line.len().min(MAX_OUT_BYTES - 2);
+    // The tags do not count (IRCv3 message-tags bounds them apart): only what follows
+    // them is cut.
+    let tags = match line.strip_prefix('@') {
+        Some(tagged) => tagged.find(' ').map_or(line.len(), |space| space + 2),
+        None => 0,
+    };
+    let mut end = line.len().min(tags + MAX_OUT_BYTES - 2);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
@@ -954,6 +976,22 @@ mod tests {
         assert_eq!(
             lines(Event::Message(said("waves", true)), None),
             [":João!João@charla PRIVMSG #ops :\x01ACTION waves\x01"]
+        );
+    }
+
+    #[test]
+    fn a_lines_tags_do_not_count_against_its_512_bytes() {
+        let tags = format!("@+baz={}", "a".repeat(4081));
+        let mut s = String::new();
+        writeln_crlf(&mut s, &format!("{tags} :ana!ana@charla TAGMSG #ops")).unwrap();
+        assert_eq!(s, format!("{tags} :ana!ana@charla TAGMSG #ops\r\n"));
+        s.clear();
+        let long = format!("{tags} :charla NOTICE ana :{}", "é".repeat(400));
+        writeln_crlf(&mut s, &long).unwrap();
+        let (_, rest) = s.split_once(' ').unwrap();
+        assert!(
+            rest.len() <= MAX_OUT_BYTES && rest.ends_with("é\r\n"),
+            "{rest}"
         );
     }
 

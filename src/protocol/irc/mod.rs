@@ -14,6 +14,7 @@
 
 mod codec;
 mod encode;
+mod labeled;
 pub mod message;
 pub mod numeric;
 mod sasl;
@@ -50,12 +51,13 @@ pub struct Caps(u16);
 
 impl Caps {
     /// Each capability's name and bit, in the order `CAP LS` lists them.
-    pub const ALL: [(&'static str, Caps); 8] = [
+    pub const ALL: [(&'static str, Caps); 9] = [
         ("account-tag", Caps::ACCOUNT_TAG),
         ("away-notify", Caps::AWAY_NOTIFY),
         ("batch", Caps::BATCH),
         ("draft/chathistory", Caps::CHATHISTORY),
         ("echo-message", Caps::ECHO_MESSAGE),
+        ("labeled-response", Caps::LABELED_RESPONSE),
         ("message-tags", Caps::MESSAGE_TAGS),
         ("multi-prefix", Caps::MULTI_PREFIX),
         ("server-time", Caps::SERVER_TIME),
@@ -69,12 +71,15 @@ impl Caps {
     pub const BATCH: Caps = Caps(64);
     /// Changes no line (CHATHISTORY works without it): left out of the format.
     pub const CHATHISTORY: Caps = Caps(128);
+    /// Changes no format either: the codec labels what answers a labeled line itself.
+    pub const LABELED_RESPONSE: Caps = Caps(256);
     /// Those that put tags on lines about messages.
     pub const TAGGING: Caps = Caps(8 | 16 | 32);
 
     /// The set without those that change no line: what a format is made for.
     pub fn wire(self) -> Caps {
         self.with(Caps::CHATHISTORY, false)
+            .with(Caps::LABELED_RESPONSE, false)
     }
 
     /// Whether any of `caps` is in the set.

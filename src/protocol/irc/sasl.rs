@@ -75,6 +75,7 @@ pub fn authenticate(exchange: &mut Exchange, me: &str, m: &Message<'_>, sink: &m
                     password,
                     me: me.to_string(),
                     reference: Asked::new(Some(me), "AUTHENTICATE", "*").reference(),
+                    label: None,
                     answer: outcome,
                 })),
                 None => line(sink, me, ERR_SASLFAIL, ":SASL authentication failed"),
@@ -107,7 +108,7 @@ fn plain(payload: &str) -> Option<(Nick, Secret)> {
 
 /// 900 and 903 when the account was proved before registration, 903 alone when a
 /// session was logged in (the hub's news wrote its 900), else 904.
-fn outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
+fn outcome(me: &str, label: Option<&str>, outcome: SaslOutcome<'_>) -> Bytes {
     let success =
         format!(":{SERVER_NAME} {RPL_SASLSUCCESS} {me} :SASL authentication successful\r\n");
     let line = match outcome {
@@ -117,12 +118,15 @@ fn outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
             format!(":{SERVER_NAME} {ERR_SASLFAIL} {me} :SASL authentication failed\r\n")
         }
     };
-    Bytes::from(line)
+    match label {
+        Some(label) => super::labeled::wrap(label, &[line.as_bytes()]),
+        None => Bytes::from(line),
+    }
 }
 
 /// A PASS's outcome: 900 when it proved the account, `464` when not (registration then
-/// waits for another PASS or nick).
-pub fn pass_outcome(me: &str, outcome: SaslOutcome<'_>) -> Bytes {
+/// waits for another PASS or nick). PASS comes before registration, and so unlabeled.
+pub fn pass_outcome(me: &str, _label: Option<&str>, outcome: SaslOutcome<'_>) -> Bytes {
     match outcome {
         SaslOutcome::Proved(account) => Bytes::from(logged_in(me, account)),
         // PASS is refused once registered: a session is never logged in by one.
@@ -179,16 +183,16 @@ mod tests {
     #[test]
     fn outcomes_are_the_sasl_numerics() {
         let ana = Nick::parse("ana").unwrap();
-        let ok = outcome("*", SaslOutcome::Proved(&ana));
+        let ok = outcome("*", None, SaslOutcome::Proved(&ana));
         let ok = std::str::from_utf8(&ok).unwrap();
         assert!(ok.starts_with(":charla 900 * *!*@charla ana :"), "{ok}");
         assert!(ok.contains("\r\n:charla 903 * :"), "{ok}");
         assert_eq!(
-            &outcome("bob", SaslOutcome::LoggedIn)[..],
+            &outcome("bob", None, SaslOutcome::LoggedIn)[..],
             b":charla 903 bob :SASL authentication successful\r\n"
         );
         assert_eq!(
-            &outcome("ana", SaslOutcome::Failed)[..],
+            &outcome("ana", None, SaslOutcome::Failed)[..],
             b":charla 904 ana :SASL authentication failed\r\n"
         );
     }

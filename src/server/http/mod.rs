@@ -622,11 +622,13 @@ async fn beat(
 struct HistoryQuery {
     limit: Option<usize>,
     since: Option<u64>,
+    before: Option<u64>,
 }
 
 /// `GET /rooms/NAME/messages?limit=N&since=ID`: the room's history as the JSON protocol's
 /// `history` object, oldest first: the last N, or with `since` the first N after message
-/// ID (read on from the last id received).
+/// ID (read on from the last id received), or with `before` the last N before message ID
+/// (read back from the first id received).
 async fn messages(
     State(web): State<Arc<Web>>,
     Path(room): Path<String>,
@@ -635,12 +637,17 @@ async fn messages(
 ) -> Result<Response, Refused> {
     authorized(&web, &headers)?;
     let Query(query) = query.map_err(bad_query)?;
+    if query.since.is_some() && query.before.is_some() {
+        let message = "a query takes since or before, not both";
+        let code = ErrorCode::InvalidArgument.as_str();
+        return Err(error(StatusCode::BAD_REQUEST, code, message));
+    }
     let room = room_of(&room)?;
     let limit = query.limit.unwrap_or(HTTP_HISTORY_DEFAULT);
     let (room, entries) = web
         .ctx
         .hub
-        .room_history(&room, query.since, Some(limit))
+        .room_history(&room, query.since, query.before, Some(limit))
         .map_err(|_| no_such_room(&room))?;
     let body = JSON.encode(&Outgoing::new(Event::History {
         room,

@@ -357,18 +357,22 @@ fn one_server_a_file() {
     SqliteHistory::open(&path, options()).unwrap();
 }
 
+/// A store with entries 1 to 250, the even ones said in #a, the odd ones in #b.
+fn two_rooms(dir: &tempfile::TempDir) -> SqliteHistory {
+    let store = open(dir, options());
+    for id in 1..=250 {
+        let room = if id % 2 == 0 { "#a" } else { "#b" };
+        store
+            .append(said(id, room, "ana", "x", false), None)
+            .unwrap();
+    }
+    store
+}
+
 #[test]
 fn since_answers_every_entry_after_an_id_in_order_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, options());
-    for id in 1..=250 {
-        store
-            .append(
-                said(id, if id % 2 == 0 { "#a" } else { "#b" }, "ana", "x", false),
-                None,
-            )
-            .unwrap();
-    }
+    let store = two_rooms(&dir);
     // Beyond what a join replays (100), from the file and what is still pending alike.
     let all = ids(store.since(&room("#a"), 0, 1_000));
     assert_eq!(all, (1..=125).map(|n| 2 * n).collect::<Vec<_>>());
@@ -384,6 +388,25 @@ fn since_answers_every_entry_after_an_id_in_order_bounded() {
         ids(store.since(&room("#b"), u64::MAX, 10)),
         Vec::<u64>::new()
     );
+}
+
+#[test]
+fn before_reads_back_past_what_a_join_replays_in_order_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = two_rooms(&dir);
+    // Before anything is committed: what waits for the writer.
+    assert_eq!(ids(store.before(&room("#a"), 250, 3)), [244, 246, 248]);
+    store.flush();
+    // A join replays the newest 100 of #a (52 to 250); the file keeps all 125.
+    assert_eq!(ids(store.recent(&room("#a"), None))[0], 52);
+    assert_eq!(ids(store.before(&room("#a"), 52, 3)), [46, 48, 50]);
+    assert_eq!(ids(store.before(&room("#a"), 7, 50)), [2, 4, 6]);
+    assert!(store.before(&room("#a"), 2, 50).is_empty());
+    // Committed and pending together, without one twice.
+    store
+        .append(said(251, "#a", "ana", "x", false), None)
+        .unwrap();
+    assert_eq!(ids(store.before(&room("#a"), u64::MAX, 3)), [248, 250, 251]);
 }
 
 #[test]
@@ -663,4 +686,51 @@ fn each_room_keeps_its_newest_numbers_on_disk() {
             .collect::<Vec<_>>(),
         [6, 7, 8]
     );
+}
+
+#[test]
+fn a_messages_account_and_client_tags_are_kept_and_a_version_4_file_gains_room_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for step in &super::schema::MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
+             VALUES (7, 1700000000007, ?1, '#ops', 0, 'ana', 'kept before', 1)",
+            [room("#ops").key()],
+        )
+        .unwrap();
+    }
+    let store = open(&dir, options());
+    let Entry::Said(mut tagged) = said(8, "#ops", "ana", "with tags", false) else {
+        unreachable!()
+    };
+    tagged.seq = 2;
+    tagged.account = Some(Nick::parse("Ana").unwrap());
+    tagged.tags = ClientTags::from_section("+draft/reply=7;+example.com/x=ñ").unwrap();
+    store.append(Entry::Said(tagged.clone()), None).unwrap();
+    store.close();
+    drop(store);
+
+    let store = open(&dir, options());
+    let back = store.recent(&room("#ops"), None);
+    let [Entry::Said(before), Entry::Said(after)] = &back[..] else {
+        panic!("{back:?}")
+    };
+    assert_eq!(
+        (before.account.as_ref(), before.tags.as_ref()),
+        (None, None)
+    );
+    assert_eq!(before.text.as_str(), "kept before");
+    assert_eq!(format!("{after:?}"), format!("{tagged:?}"));
+    drop(store);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
 }

@@ -45,6 +45,13 @@ let connectedBefore = false;
 // After a reconnect, until the resuming hello is answered: what it replays was missed.
 let catchingUp = false;
 let missedMarked = false;
+// Older history, read back a page at a time when the log is scrolled to its top: the
+// oldest message shown in each room, the room a page is being asked for, and the rooms
+// whose kept history has all been shown.
+const OLDER_PAGE = 50;
+const oldest = new Map();
+let olderFor = null;
+const olderDone = new Set();
 
 function time(ts) {
   const d = ts ? new Date(ts) : new Date();
@@ -167,9 +174,8 @@ function switchTo(r) {
   drawChecks();
 }
 
-function line(cls, parts, r) {
-  const box = log.parentElement;
-  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+// A line of the log, not yet placed.
+function lineItem(cls, parts, r) {
   const li = document.createElement("li");
   li.className = cls;
   if (r) {
@@ -187,6 +193,13 @@ function line(cls, parts, r) {
     span.textContent = text;
     li.appendChild(span);
   }
+  return li;
+}
+
+function line(cls, parts, r) {
+  const box = log.parentElement;
+  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+  const li = lineItem(cls, parts, r);
   log.appendChild(li);
   while (log.children.length > 2000) log.removeChild(log.firstChild);
   if (stick) li.scrollIntoView({ block: "end" });
@@ -199,7 +212,7 @@ function fresh(m, cls) {
     if (seen.has(m.id)) return null;
     seen.add(m.id);
   }
-  if (catchingUp && cls.includes("history")) {
+  if (catchingUp && cls === "history") {
     if (!missedMarked) {
       missedMarked = true;
       server("missed while disconnected:", "missed-mark");
@@ -211,25 +224,61 @@ function fresh(m, cls) {
 
 function saw(m, r) {
   if (m.seq !== undefined && m.seq > (lastSeq.get(r) || 0)) lastSeq.set(r, m.seq);
+  // The first in the room's order: by seq, as ids need not rise in a cluster.
+  if (m.seq !== undefined && m.id !== undefined && !(m.seq >= oldest.get(r)?.seq)) oldest.set(r, m);
 }
 
-function said(m, r, cls) {
+// `put` places the line: at the end of the log, or (older history) in a batch of its own.
+function said(m, r, cls, put = line) {
   saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
   const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
-  line(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
+  put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
 }
 
-function posted(m, r, cls) {
+function posted(m, r, cls, put = line) {
   saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const mark = m.type === "alert" ? "!!!" : ">>>";
   // Alerts and notices styled by priority (1-5): 4-5 loud, 1-2 quiet.
   const priority = m.priority >= 1 && m.priority <= 5 ? " p" + m.priority : "";
-  line(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+  put(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+}
+
+// Asks for the page of history before the oldest message shown in the room you read,
+// once the log is scrolled to its top (or cannot scroll), unless all kept is shown.
+function older() {
+  const box = log.parentElement;
+  const before = oldest.get(room)?.id;
+  if (box.scrollTop > 8 || olderFor || olderDone.has(room) || before === undefined) return;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  olderFor = room;
+  ws.send(JSON.stringify({ type: "history", room, before, limit: OLDER_PAGE, ref: "older" }));
+}
+
+// Puts a page of older history above the room's first line, keeping in view what was; a
+// short page is the start of what the server keeps, said once.
+function olderShown(e) {
+  const r = olderFor || e.room;
+  olderFor = null;
+  const batch = document.createDocumentFragment();
+  const put = (cls, parts, lr) => batch.appendChild(lineItem(cls, parts, lr));
+  for (const m of e.messages) {
+    if (m.type) posted(m, r, "history older", put); else said(m, r, "history older", put);
+  }
+  if (e.messages.length < OLDER_PAGE) {
+    olderDone.add(r);
+    put("server start", [["", "start of the history " + r + " keeps"]], r);
+    batch.prepend(batch.lastChild);
+  }
+  const box = log.parentElement;
+  const height = box.scrollHeight;
+  const first = [...log.children].find(li => li.dataset.room === r) || null;
+  log.insertBefore(batch, first);
+  box.scrollTop += box.scrollHeight - height;
 }
 
 function server(text, cls, r) {
@@ -257,6 +306,7 @@ function show(e) {
       line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
       break;
     case "history":
+      if (e.ref === "older") { olderShown(e); break; }
       for (const m of e.messages) {
         if (m.type) posted(m, e.room, "history"); else said(m, e.room, "history");
       }
@@ -373,6 +423,7 @@ function connect() {
   };
   ws.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (err) { console.error(err); } };
   ws.onclose = (c) => {
+    olderFor = null;
     state.textContent = "disconnected; reconnecting…";
     server("connection closed (" + c.code + "); reconnecting in " + Math.round(backoff / 1000) + "s", "error");
     setTimeout(connect, backoff);
@@ -406,6 +457,10 @@ input.addEventListener("keydown", (ev) => {
   if (ev.key === "ArrowUp" && recall > 0) { recall--; input.value = sent[recall]; ev.preventDefault(); }
   if (ev.key === "ArrowDown" && recall < sent.length) { recall++; input.value = sent[recall] || ""; ev.preventDefault(); }
 });
+
+// Scrolled to the top, or a wheel turned up where there is nothing to scroll: older lines.
+log.parentElement.addEventListener("scroll", older);
+log.parentElement.addEventListener("wheel", (ev) => { if (ev.deltaY < 0) older(); });
 
 here();
 connect();

@@ -1,0 +1,203 @@
+//! What a node missed. Each room's recent messages are kept in Redis as they are published
+//! (its backlog, `link::SAID`); after each subscription (the first, and every one made
+//! again after Redis or the subscription failed) the node reads the backlog of every room
+//! it knows and of every room Redis has one for, and hears what comes after the last it
+//! heard, in order. Numbers the backlog no longer holds are a `gap` for the room's members
+//! here. Messages published while the backlog was read arrive live too; those already
+//! heard from the backlog are skipped ([`Recovered`]).
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionManager;
+
+use super::link::{backlog_key, said_publication, seq_key};
+use super::wire::{self, Wire};
+use super::{PREFIX, Shared};
+use crate::hub::{Event, Hub, Publication, RoomName};
+
+/// Keys a `SCAN` step returns, about; a hint to Redis.
+const SCAN_COUNT: usize = 1000;
+
+/// The last number heard from each room's backlog, for the live messages that were in it too.
+#[derive(Default)]
+pub(super) struct Recovered(HashMap<RoomName, u64>);
+
+impl Recovered {
+    /// Whether a live publication is new: not a message the backlog gave already. Once a
+    /// room's live messages have passed what the backlog gave, the room is not checked
+    /// again.
+    pub fn fresh(&mut self, publication: &Publication) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let Event::Message(said) = &publication.event else {
+            return true;
+        };
+        match self.0.get(&publication.room) {
+            Some(&last) if said.seq <= last => false,
+            Some(_) => {
+                self.0.remove(&publication.room);
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+/// Reads every backlog and hands the hub what it missed; returns what the live messages
+/// are checked against.
+pub(super) async fn recover(
+    shared: &Shared,
+    redis: &mut ConnectionManager,
+    hub: &Hub,
+) -> redis::RedisResult<Recovered> {
+    let rooms = hub.last_heard(backlogs(redis).await?);
+    if rooms.is_empty() {
+        return Ok(Recovered::default());
+    }
+    let mut pipe = redis::pipe();
+    for (room, _) in &rooms {
+        pipe.cmd("LRANGE").arg(backlog_key(room)).arg(0).arg(-1);
+        pipe.cmd("GET").arg(seq_key(room));
+    }
+    let answers: Vec<redis::Value> = pipe.query_async(redis).await?;
+    let mut recovered = Recovered::default();
+    let mut missed = Vec::new();
+    for ((room, last), pair) in rooms.into_iter().zip(answers.chunks(2)) {
+        let entries: Vec<Vec<u8>> = redis::from_redis_value(pair[0].clone()).unwrap_or_default();
+        let counter: Option<u64> = redis::from_redis_value(pair[1].clone()).unwrap_or(None);
+        let entries = entries.iter().filter_map(|e| match Wire::parse(e) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipped a bad entry of a room's backlog in Redis");
+                None
+            }
+        });
+        let (gap, after) = missed_after(last, counter.unwrap_or(0), entries);
+        if let Some((from, to)) = gap {
+            tracing::info!(room = %room.as_str(), from, to, "messages missed and no longer in Redis");
+            let event = Event::Gap {
+                room: room.clone(),
+                from,
+                to,
+            };
+            missed.push(Publication {
+                room: room.clone(),
+                event,
+                except: None,
+            });
+        }
+        for (seq, said) in after {
+            match said_publication(shared, seq, said) {
+                Ok(publication) => {
+                    recovered.0.insert(room.clone(), seq);
+                    missed.push(publication);
+                }
+                Err(e) => tracing::warn!(error = %e, "skipped a bad entry of a room's backlog"),
+            }
+        }
+    }
+    hub.receive_all(missed);
+    Ok(recovered)
+}
+
+/// The rooms Redis keeps a backlog of.
+async fn backlogs(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<RoomName>> {
+    let prefix = format!("{PREFIX}log:");
+    let mut rooms = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(redis)
+            .await?;
+        for key in keys {
+            match wire::room(&key[prefix.len()..]) {
+                Ok(room) => rooms.push(room),
+                Err(e) => tracing::warn!(error = %e, "skipped a foreign backlog key in Redis"),
+            }
+        }
+        if next == 0 {
+            return Ok(rooms);
+        }
+        cursor = next;
+    }
+}
+
+/// The first and last number of messages missed and no longer kept.
+type Gap = (u64, u64);
+
+/// Of a room's backlog (`entries`, oldest first) and its last number in Redis (`counter`),
+/// what a node that heard up to `last` missed: the numbers no longer there (from, to),
+/// when it had heard the room before, and the messages after `last`.
+fn missed_after(
+    last: u64,
+    counter: u64,
+    entries: impl Iterator<Item = (u64, Wire)>,
+) -> (Option<Gap>, Vec<(u64, Wire)>) {
+    let after: Vec<(u64, Wire)> = entries
+        .filter(|(seq, wire)| *seq > last && matches!(wire, Wire::Said { .. }))
+        .collect();
+    // The newest number not in the backlog: before its first entry after `last`, or the
+    // room's last number when none is. A counter below `last` is Redis having lost it.
+    let missing_to = after.first().map_or(counter, |(seq, _)| seq - 1);
+    let gap = (last > 0 && missing_to > last).then_some((last + 1, missing_to));
+    (gap, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(seq: u64) -> (u64, Wire) {
+        let wire = Wire::Said {
+            node: 1,
+            room: "#ops".into(),
+            id: seq,
+            ts: 0,
+            from: "ana".into(),
+            text: format!("line {seq}"),
+            action: false,
+            notice: false,
+            by: 0,
+        };
+        (seq, wire)
+    }
+
+    fn seqs(after: &[(u64, Wire)]) -> Vec<u64> {
+        after.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    #[test]
+    fn what_was_missed_is_what_follows_and_what_is_gone_is_a_gap() {
+        // Heard up to 5; the backlog holds 3 to 9: 6 to 9 are delivered, no gap.
+        let (gap, after) = missed_after(5, 9, (3..=9).map(said));
+        assert_eq!((gap, seqs(&after)), (None, vec![6, 7, 8, 9]));
+        // Heard up to 5; the backlog kept only 8 and 9: 6 and 7 are a gap.
+        let (gap, after) = missed_after(5, 9, (8..=9).map(said));
+        assert_eq!((gap, seqs(&after)), (Some((6, 7)), vec![8, 9]));
+        // The backlog is gone but the room went on to 12: all of 6 to 12 are a gap.
+        let (gap, after) = missed_after(5, 12, std::iter::empty());
+        assert_eq!((gap, after.len()), (Some((6, 12)), 0));
+        // Nothing missed; and Redis having lost its numbers (counter below) is no gap.
+        assert_eq!(missed_after(9, 9, (3..=9).map(said)).0, None);
+        assert_eq!(missed_after(9, 2, std::iter::empty()).0, None);
+        // A room never heard here: its whole backlog is history, with no gap to tell.
+        let (gap, after) = missed_after(0, 9, (4..=9).map(said));
+        assert_eq!((gap, after.len()), (None, 6));
+        // Other publications in a backlog are not messages.
+        let beat = (
+            7,
+            Wire::Beat {
+                node: 1,
+                run: "r".into(),
+            },
+        );
+        let (_, after) = missed_after(5, 7, [said(6), beat].into_iter());
+        assert_eq!(seqs(&after), [6]);
+    }
+}
