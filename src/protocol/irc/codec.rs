@@ -10,6 +10,7 @@ use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
 use crate::accounts::Secret;
+use crate::feeds::check::{name_rule, valid_name};
 use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
     TagsTooLong, Window,
@@ -909,6 +910,16 @@ impl IrcClient {
         let Some(name) = m.param(0) else {
             return self.need_more(sink, verb);
         };
+        // The name becomes the request's subject, which replies quote: only a name a check
+        // or heartbeat could have goes on.
+        if !valid_name(name) {
+            let line = format!(
+                ":{SERVER_NAME} NOTICE {} :no check or heartbeat is called that: {}",
+                self.me(),
+                name_rule()
+            );
+            return answer(sink, &line);
+        }
         let line = format!("/{} {}", verb.to_ascii_lowercase(), m.params.join(" "));
         match crate::protocol::text::parse(&line) {
             Ok(Incoming::Request(Request { command, .. })) => {
@@ -918,8 +929,10 @@ impl IrcClient {
             Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
                 self.need_more(sink, verb);
             }
+            // The refusal may quote what was typed, control characters and all.
             Err(refusal) => {
-                let line = format!(":{SERVER_NAME} NOTICE {} :{}", self.me(), refusal.message);
+                let message = crate::hub::sanitize(&refusal.message);
+                let line = format!(":{SERVER_NAME} NOTICE {} :{message}", self.me());
                 answer(sink, &line);
             }
             Ok(_) => {}
@@ -1357,6 +1370,19 @@ mod tests {
             .format()
             .encode(&crate::hub::Outgoing::reply(refused, reference));
         assert_eq!(&line[..], b":charla 401 ana bob :nobody is called bob\r\n");
+    }
+
+    #[test]
+    fn a_refused_ack_quotes_no_control_character() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(&mut codec, "ACK SEN0\u{4}\r\nSILENCE db\u{1b}[2J 1h\r\n");
+        assert_eq!(got.len(), 2, "{got:?}");
+        for line in &got {
+            assert!(line.starts_with(":charla NOTICE ana :"), "{line:?}");
+            let body = line.strip_suffix("\r\n").unwrap();
+            assert!(!body.chars().any(char::is_control), "{line:?}");
+        }
     }
 
     #[test]
