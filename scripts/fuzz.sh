@@ -5,7 +5,7 @@
 # nightly toolchain and cargo-fuzz when they are missing. Not run in CI.
 #
 # Without a sanitizer by default: charla has no `unsafe` code, and AddressSanitizer made the
-# slowest target seven times slower (docs/fuzzing.md). FUZZ_SANITIZER=address brings it back.
+# slowest target several times slower (docs/fuzzing.md). FUZZ_SANITIZER=address brings it back.
 #
 #   scripts/fuzz.sh [EXECUTIONS] [TARGET...]
 #   taskset -c 1 scripts/fuzz.sh 3000000 framer    # one core, one target
