@@ -408,25 +408,13 @@ async fn cap_ls_names_sasl_with_its_value_from_302_and_list_shows_it_once_asked(
     assert_eq!(irc.line().await, ":charla CAP * LIST :server-time");
 }
 
-/// An IRC client that asked for `caps`, registered as `nick`, read up to #lobby's names.
-async fn irc_with_caps(server: &TestServer, nick: &str, caps: &str) -> Irc {
-    let mut irc = Irc::connect(server).await;
-    irc.send(&format!("CAP REQ :{caps}")).await;
-    irc.expect(" ACK ").await;
-    irc.send(&format!("NICK {nick}")).await;
-    irc.send(&format!("USER {nick} 0 * :{nick}")).await;
-    irc.send("CAP END").await;
-    irc.expect(&format!(" 366 {nick} #lobby ")).await;
-    irc
-}
-
 #[tokio::test]
 async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     let server = server().await;
     let mut owner = registered(&server, "ana", "correct-horse").await;
     owner.send("/quit").await;
     let mut text = server.named("txt").await;
-    let mut tagged = irc_with_caps(&server, "tagged", "message-tags account-tag").await;
+    let mut tagged = Irc::with_caps(&server, "tagged", "message-tags account-tag").await;
     let mut plain = Irc::registered(&server, "plain").await;
     tagged.expect("plain!plain@charla JOIN #lobby").await;
     let mut ana = Irc::connect(&server).await;

@@ -35,6 +35,18 @@ impl Irc {
         irc
     }
 
+    /// Asks for `caps`, registers as `nick`, and reads up to the end of #lobby's names.
+    pub(crate) async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> Irc {
+        let mut irc = Irc::connect(server).await;
+        irc.send(&format!("CAP REQ :{caps}")).await;
+        irc.expect(" ACK ").await;
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :{nick}")).await;
+        irc.send("CAP END").await;
+        irc.expect(&format!(" 366 {nick} #lobby ")).await;
+        irc
+    }
+
     pub(crate) async fn send(&mut self, line: &str) {
         self.0.send_raw(format!("{line}\r\n").as_bytes()).await;
     }

@@ -2,19 +2,7 @@
 //! with its label, one line tagged, several in a `labeled-response` batch, none as ACK.
 
 use crate::irc::{Irc, server};
-use crate::support::{QUIET, TestServer};
-
-/// Registers `nick` with `caps` and reads up to the end of #lobby's names.
-async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> Irc {
-    let mut irc = Irc::connect(server).await;
-    irc.send(&format!("CAP REQ :{caps}")).await;
-    irc.expect(" ACK ").await;
-    irc.send(&format!("NICK {nick}")).await;
-    irc.send(&format!("USER {nick} 0 * :{nick}")).await;
-    irc.send("CAP END").await;
-    irc.expect(&format!(" 366 {nick} #lobby ")).await;
-    irc
-}
+use crate::support::QUIET;
 
 /// The lines of one labeled-response batch, its start line first: the batch's
 /// reference, and the lines inside without its `batch` tag (those of a batch nested
@@ -51,7 +39,7 @@ async fn batch(irc: &mut Irc, label: &str) -> (String, Vec<String>) {
 async fn one_reply_is_tagged_none_is_acked_and_errors_are_labeled() {
     let server = server().await;
     let mut bob = Irc::registered(&server, "bob").await;
-    let mut ana = with_caps(&server, "ana", "batch labeled-response").await;
+    let mut ana = Irc::with_caps(&server, "ana", "batch labeled-response").await;
     ana.send("@label=p1 PING tok").await;
     assert_eq!(ana.line().await, "@label=p1 :charla PONG charla :tok");
     ana.send("@label=p2 PONG tok").await;
@@ -78,10 +66,10 @@ async fn one_reply_is_tagged_none_is_acked_and_errors_are_labeled() {
 #[tokio::test]
 async fn a_join_comes_back_in_one_batch_and_others_see_no_label() {
     let server = server().await;
-    let mut bob = with_caps(&server, "bob", "message-tags").await;
+    let mut bob = Irc::with_caps(&server, "bob", "message-tags").await;
     bob.send("JOIN #ops").await;
     bob.expect(" 366 bob #ops ").await;
-    let mut ana = with_caps(&server, "ana", "batch labeled-response server-time").await;
+    let mut ana = Irc::with_caps(&server, "ana", "batch labeled-response server-time").await;
     ana.send("@label=j1 JOIN #ops").await;
     let (_, inside) = batch(&mut ana, "j1").await;
     assert!(
@@ -118,7 +106,7 @@ async fn echoes_are_labeled_one_alone_several_in_a_batch() {
     let server = server().await;
     let _bob = Irc::registered(&server, "bob").await;
     let _cai = Irc::registered(&server, "cai").await;
-    let mut ana = with_caps(&server, "ana", "batch labeled-response echo-message").await;
+    let mut ana = Irc::with_caps(&server, "ana", "batch labeled-response echo-message").await;
     ana.send("@label=e1 PRIVMSG bob :hi").await;
     assert_eq!(
         ana.line().await,
@@ -140,7 +128,7 @@ async fn echoes_are_labeled_one_alone_several_in_a_batch() {
 #[tokio::test]
 async fn a_chathistory_batch_nests_inside_the_labeled_one() {
     let server = server().await;
-    let mut ana = with_caps(&server, "ana", "batch labeled-response").await;
+    let mut ana = Irc::with_caps(&server, "ana", "batch labeled-response").await;
     ana.send("JOIN #ops").await;
     ana.expect(" 366 ana #ops ").await;
     ana.send("PRIVMSG #ops :one").await;
