@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(taken.posted <= webhook.alerts.len());
     assert!(taken.firing <= ALERTMANAGER_MAX_FIRING);
-    let (_, entries) = hub.room_history(&room, None, None).unwrap();
+    let (_, entries) = hub.room_history(&room, None, None, None).unwrap();
     assert!(entries.len() <= taken.posted);
     for entry in &entries {
         let Entry::Posted(posted) = entry else {

@@ -416,8 +416,11 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
         && subject
             .split_once(',')
             .is_some_and(|(room, nick)| RoomName::parse(room).is_ok() && Nick::parse(nick).is_ok());
+    // ACK, SILENCE and UNSILENCE ask about a check's or heartbeat's name.
+    let item = matches!(verb, "ACK" | "SILENCE" | "UNSILENCE")
+        && charla::feeds::check::valid_name(subject);
     assert!(
-        subject == "*" || name(subject) || pair,
+        subject == "*" || name(subject) || pair || item,
         "reference's subject is no nick or room: {reference:?}"
     );
     let asked = Asked::read(Some(reference));
