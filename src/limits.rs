@@ -380,6 +380,13 @@ pub const MAX_TOKENS_PER_ACCOUNT: usize = 20;
 /// Longest token label, in characters (letters, digits, `-`, `_`, `.`). Default 32.
 pub const MAX_TOKEN_LABEL_CHARS: usize = 32;
 
+/// The name an IRC server gives itself (`--server-name`): the prefix of its numerics and
+/// notices, what PONG and 004 answer with. Default `charla`.
+pub const SERVER_NAME: &str = "charla";
+
+/// Longest `--server-name`, in bytes (a DNS label's bound: 63). Default 63.
+pub const MAX_SERVER_NAME_BYTES: usize = 63;
+
 /// The bounds a running server applies to connections; `Default` gives the constants above.
 /// (The feeds' bounds travel in `feeds::FeedOptions` and `feeds::udp::IngestOptions`.)
 #[derive(Debug, Clone)]
@@ -398,6 +405,9 @@ pub struct Limits {
     pub flood_kick_after: u32,
     pub idle_timeout: Duration,
     pub ping_interval: Duration,
+    /// Not a bound, but the other setting each IRC connection's codec needs: the name
+    /// it gives the server ([`SERVER_NAME`]).
+    pub server_name: Box<str>,
 }
 
 impl Default for Limits {
@@ -417,6 +427,7 @@ impl Default for Limits {
             flood_kick_after: FLOOD_KICK_AFTER,
             idle_timeout: IDLE_TIMEOUT,
             ping_interval: PING_INTERVAL,
+            server_name: SERVER_NAME.into(),
         }
     }
 }

@@ -149,6 +149,11 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_PING_INTERVAL", default_value_t = limits::PING_INTERVAL.as_secs())]
     pub ping_interval: u64,
 
+    /// The name the IRC listener gives the server: its numerics' prefix, what PONG and 004
+    /// answer with, WHO's server field (letters, digits, `.` and `-`, at most 63 bytes).
+    #[arg(long, env = "CHARLA_SERVER_NAME", default_value = limits::SERVER_NAME, value_parser = charla::protocol::irc::server_name)]
+    pub server_name: String,
+
     /// Worker threads (0: one per CPU this process may run on). With one, the server runs
     /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
     #[arg(long, env = "CHARLA_THREADS", default_value_t = 0)]
@@ -451,6 +456,7 @@ impl Serve {
             flood_kick_after: self.flood_kick,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             ping_interval: Duration::from_secs(self.ping_interval),
+            server_name: self.server_name.as_str().into(),
         }
     }
 }

@@ -87,12 +87,14 @@ pub struct SaslAttempt {
     pub password: Secret,
     /// The client's nick as its numerics name it (`*` before registration).
     pub me: String,
+    /// The server's name, which the answer's numerics start with (`--server-name`).
+    pub server: &'static str,
     /// What the hub's news of a registered session's login answers (it names the client).
     pub reference: Option<String>,
     /// The `label` of the AUTHENTICATE line (IRCv3 labeled-response), for the answer.
     pub label: Option<String>,
     /// The lines that answer the attempt.
-    pub answer: fn(me: &str, label: Option<&str>, SaslOutcome<'_>) -> Bytes,
+    pub answer: fn(server: &str, me: &str, label: Option<&str>, SaslOutcome<'_>) -> Bytes,
 }
 
 /// How a SASL attempt ended, for its answer.

@@ -625,6 +625,7 @@ impl Talker {
                 account,
                 password,
                 me,
+                server,
                 reference,
                 label,
                 answer,
@@ -641,7 +642,7 @@ impl Talker {
                 None => SaslOutcome::Failed,
             };
             // Its queue overflowing is the connection's to notice at its next write.
-            let _ = outbox.answer_bytes(Arc::new(answer(&me, label.as_deref(), outcome)));
+            let _ = outbox.answer_bytes(Arc::new(answer(server, &me, label.as_deref(), outcome)));
             job.finish();
         });
     }

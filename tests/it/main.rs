@@ -17,6 +17,7 @@ mod http;
 mod irc;
 mod irc_clients;
 mod irc_labeled;
+mod irc_server_name;
 mod json;
 mod limits;
 mod metrics;

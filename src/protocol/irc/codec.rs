@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST, sasl};
+use super::{Asked, Caps, IrcFormat, USER_HOST, sasl};
 use crate::accounts::Secret;
 use crate::feeds::check::{name_rule, valid_name};
 use crate::hub::{
@@ -130,7 +130,8 @@ impl Codec for IrcCodec {
             return None;
         }
         client.pinged = true;
-        Some(Bytes::from(format!("PING :{SERVER_NAME}\r\n")))
+        let server = client.server();
+        Some(Bytes::from(format!("PING :{server}\r\n")))
     }
 }
 
@@ -140,9 +141,9 @@ impl IrcClient {
             return self.numeric(sink, ERR_INPUTTOOLONG, ":Input line was too long");
         };
         let Ok(line) = std::str::from_utf8(line) else {
-            let fail = format!(
-                ":{SERVER_NAME} FAIL * INVALID_UTF8 :That line is not UTF-8 and was dropped"
-            );
+            let server = self.server();
+            let fail =
+                format!(":{server} FAIL * INVALID_UTF8 :That line is not UTF-8 and was dropped");
             return answer(sink, &fail);
         };
         if line.trim().is_empty() || !sink.admit() {
@@ -153,7 +154,7 @@ impl IrcClient {
                 // Labels are honoured once registered: before, what answers a line
                 // (registration's burst) is not the line's alone.
                 Some(label) if self.registered && self.caps.has(Caps::LABELED_RESPONSE) => {
-                    let mut labeling = Labeling::new(sink, label);
+                    let mut labeling = Labeling::new(sink, self.server(), label);
                     self.message(&message, &mut labeling);
                     labeling.finish();
                 }
@@ -178,7 +179,8 @@ impl IrcClient {
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
                 let me = self.me().to_string();
-                sasl::authenticate(&mut self.sasl, &me, m, sink);
+                let server = self.server();
+                sasl::authenticate(&mut self.sasl, (server, &me), m, sink);
             }
             _ if !self.registered => {
                 self.numeric(sink, ERR_NOTREGISTERED, ":You have not registered")
@@ -216,7 +218,8 @@ impl IrcClient {
         let Some(token) = m.param(0) else {
             return self.need_more(sink, "PING");
         };
-        answer(sink, &format!(":{SERVER_NAME} PONG {SERVER_NAME} :{token}"));
+        let server = self.server();
+        answer(sink, &format!(":{server} PONG {server} :{token}"));
     }
 
     /// CAP: LS names the capabilities charla implements ([`Caps::ALL`]) and `sasl` (`sasl.rs`), LIST those
@@ -272,7 +275,7 @@ impl IrcClient {
                 );
             }
         };
-        answer(sink, &format!(":{SERVER_NAME} {reply}"));
+        answer(sink, &format!(":{} {reply}", self.server()));
     }
 
     fn nick(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
@@ -341,6 +344,7 @@ impl IrcClient {
                 account: nick,
                 password,
                 me: "*".to_string(),
+                server: self.server(),
                 reference: None,
                 label: None,
                 answer: sasl::pass_outcome,
@@ -859,12 +863,13 @@ impl IrcClient {
             "" => return self.need_more(sink, "CHATHISTORY"),
             other => {
                 let rest = format!("{} :Unknown subcommand", word(other));
-                return fail(sink, "INVALID_PARAMS", &rest);
+                return fail(sink, self.server(), "INVALID_PARAMS", &rest);
             }
         };
         let (Some(target), Some(limit)) = (m.param(1), m.param(2 + marks)) else {
             return fail(
                 sink,
+                self.server(),
                 "INVALID_PARAMS",
                 &format!("{sub} :Not enough parameters"),
             );
@@ -875,7 +880,7 @@ impl IrcClient {
             .flatten();
         let Some(room) = room else {
             let rest = format!("{sub} {} :Only rooms keep history", word(target));
-            return fail(sink, "INVALID_TARGET", &rest);
+            return fail(sink, self.server(), "INVALID_TARGET", &rest);
         };
         let first = mark(m.param(2).unwrap_or(""));
         let second = mark(m.param(3).unwrap_or(""));
@@ -888,11 +893,16 @@ impl IrcClient {
             ("BETWEEN", Some(Mark::At(a)), Some(Mark::At(b))) => Window::Between(a, b),
             _ => {
                 let rest = format!("{sub} :Invalid message reference");
-                return fail(sink, "INVALID_PARAMS", &rest);
+                return fail(sink, self.server(), "INVALID_PARAMS", &rest);
             }
         };
         let Ok(limit) = limit.parse::<usize>() else {
-            return fail(sink, "INVALID_PARAMS", &format!("{sub} :Invalid limit"));
+            return fail(
+                sink,
+                self.server(),
+                "INVALID_PARAMS",
+                &format!("{sub} :Invalid limit"),
+            );
         };
         let command = Command::HistoryWindow {
             room: Some(room.clone()),
@@ -914,7 +924,8 @@ impl IrcClient {
         // or heartbeat could have goes on.
         if !valid_name(name) {
             let line = format!(
-                ":{SERVER_NAME} NOTICE {} :no check or heartbeat is called that: {}",
+                ":{} NOTICE {} :no check or heartbeat is called that: {}",
+                self.server(),
                 self.me(),
                 name_rule()
             );
@@ -932,7 +943,7 @@ impl IrcClient {
             // The refusal may quote what was typed, control characters and all.
             Err(refusal) => {
                 let message = crate::hub::sanitize(&refusal.message);
-                let line = format!(":{SERVER_NAME} NOTICE {} :{message}", self.me());
+                let line = format!(":{} NOTICE {} :{message}", self.server(), self.me());
                 answer(sink, &line);
             }
             Ok(_) => {}
@@ -1003,6 +1014,12 @@ impl IrcClient {
         sink.incoming(Incoming::Request(Request { command, reference }));
     }
 
+    /// The server's name, which its own lines start with (`--server-name`).
+    fn server(&self) -> &'static str {
+        let format: &'static IrcFormat = self.format;
+        &format.server
+    }
+
     /// The nick numerics are addressed to: `*` before registration.
     fn me(&self) -> &str {
         match (&self.nick, self.registered) {
@@ -1015,7 +1032,7 @@ impl IrcClient {
     fn numeric(&mut self, sink: &mut impl Sink, number: &str, rest: &str) {
         answer(
             sink,
-            &format!(":{SERVER_NAME} {number} {} {rest}", self.me()),
+            &format!(":{} {number} {} {rest}", self.server(), self.me()),
         );
     }
 }
@@ -1080,11 +1097,8 @@ fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
 }
 
 /// A CHATHISTORY refusal, as IRCv3 standard replies write it.
-fn fail(sink: &mut impl Sink, code: &str, rest: &str) {
-    answer(
-        sink,
-        &format!(":{SERVER_NAME} FAIL CHATHISTORY {code} {rest}"),
-    );
+fn fail(sink: &mut impl Sink, server: &str, code: &str, rest: &str) {
+    answer(sink, &format!(":{server} FAIL CHATHISTORY {code} {rest}"));
 }
 
 /// A CHATHISTORY message reference as sent.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
-use super::{Asked, Caps, IrcFormat, SERVER_NAME, USER_HOST};
+use super::{Asked, Caps, IrcFormat, USER_HOST};
 use crate::hub::{
     Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
     NoticeTarget, Outgoing, PostKind, Posted, Said, Standing, Whois, describe_changes,
@@ -48,19 +48,50 @@ fn isupport(format: &IrcFormat) -> String {
 }
 
 pub fn encode(format: &IrcFormat, out: &Outgoing) -> Bytes {
-    let mut s = String::with_capacity(256);
+    let mut s = Lines::new(&format.server);
     let asked = Asked::read(out.reference.as_deref());
     // Writing to a String cannot fail.
     let _ = write_event(&mut s, format, &out.event, asked);
-    Bytes::from(s)
+    Bytes::from(s.text)
+}
+
+/// The lines written for one event, with the server's name (`--server-name`) that its
+/// numerics and notices start with at hand, so no writer needs it passed apart.
+pub(super) struct Lines<'a> {
+    pub text: String,
+    pub server: &'a str,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(server: &'a str) -> Lines<'a> {
+        Lines {
+            text: String::with_capacity(256),
+            server,
+        }
+    }
+}
+
+impl std::ops::Deref for Lines<'_> {
+    type Target = String;
+
+    fn deref(&self) -> &String {
+        &self.text
+    }
+}
+
+impl std::ops::DerefMut for Lines<'_> {
+    fn deref_mut(&mut self) -> &mut String {
+        &mut self.text
+    }
 }
 
 fn write_event(
-    s: &mut String,
+    s: &mut Lines<'_>,
     format: &IrcFormat,
     event: &Event,
     asked: Asked<'_>,
 ) -> std::fmt::Result {
+    let server = s.server;
     match event {
         Event::Welcome { nick, census, .. } => {
             let version = env!("CARGO_PKG_VERSION");
@@ -74,7 +105,7 @@ fn write_event(
                 s,
                 RPL_YOURHOST,
                 nick.as_str(),
-                &format!(":Your host is {SERVER_NAME}, running version charla-{version}"),
+                &format!(":Your host is {server}, running version charla-{version}"),
             )?;
             numeric(
                 s,
@@ -88,9 +119,7 @@ fn write_event(
                 s,
                 RPL_MYINFO,
                 nick.as_str(),
-                &format!(
-                    "{SERVER_NAME} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"
-                ),
+                &format!("{server} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"),
             )?;
             // A line has at most 15 parameters: the nick, the tokens and the trailing text,
             // so the tokens go out a few at a time.
@@ -227,7 +256,7 @@ fn write_event(
                     s,
                     RPL_WHOREPLY,
                     asked.nick,
-                    &format!("{room} {nick} {USER_HOST} {SERVER_NAME} {nick} H{flag} :0 {nick}"),
+                    &format!("{room} {nick} {USER_HOST} {server} {nick} H{flag} :0 {nick}"),
                 )?;
             }
             numeric(
@@ -423,7 +452,7 @@ fn write_event(
         Event::Cluster { reachable } => writeln_crlf(
             s,
             &format!(
-                ":{SERVER_NAME} NOTICE {} :{}",
+                ":{server} NOTICE {} :{}",
                 asked.nick,
                 crate::protocol::cluster_news(*reachable)
             ),
@@ -434,7 +463,7 @@ fn write_event(
 
 /// LUSERS: everyone connected is a user of this one server, none invisible; the figures
 /// are the hub's own.
-fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
+fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Result {
     let Census { users, peak, rooms } = *census;
     numeric(
         s,
@@ -469,7 +498,8 @@ fn write_census(s: &mut String, to: &str, census: &Census) -> std::fmt::Result {
 }
 
 /// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
-fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
+fn write_whois(s: &mut Lines<'_>, format: &IrcFormat, to: &str, whois: &Whois) -> std::fmt::Result {
+    let server = s.server;
     let nick = &whois.nick;
     let realname = whois.realname.as_ref().map(|r| one_line(r.as_str()));
     let realname = realname.as_deref().unwrap_or(nick.as_str());
@@ -479,7 +509,7 @@ fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> s
         to,
         &format!("{nick} {nick} {USER_HOST} * :{realname}"),
     )?;
-    let prefix = format!(":{SERVER_NAME} {RPL_WHOISCHANNELS} {to} {nick} :");
+    let prefix = format!(":{server} {RPL_WHOISCHANNELS} {to} {nick} :");
     let rooms = whois.rooms.iter();
     let entries = rooms.map(|(room, standing)| (shown(format, *standing), room.as_str()));
     packed(s, &prefix, MAX_OUT_BYTES, entries)?;
@@ -487,7 +517,7 @@ fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> s
         s,
         RPL_WHOISSERVER,
         to,
-        &format!("{nick} {SERVER_NAME} :charla, shared with nc and JSON-lines users"),
+        &format!("{nick} {server} :charla, shared with nc and JSON-lines users"),
     )?;
     if let Some(account) = &whois.account {
         let line = format!("{nick} {account} :is logged in as");
@@ -515,11 +545,12 @@ fn write_whois(s: &mut String, format: &IrcFormat, to: &str, whois: &Whois) -> s
 /// A refusal as the numeric real servers send for it; the hub's sentence, which may
 /// quote what was typed, is the trailing text with its control characters removed.
 fn write_error(
-    s: &mut String,
+    s: &mut Lines<'_>,
     code: ErrorCode,
     message: &str,
     asked: Asked<'_>,
 ) -> std::fmt::Result {
+    let server = s.server;
     // Nothing ever answers a NOTICE automatically (RFC 2812), and what the codec asked for
     // on its own after a join (its members, its history) has nothing to add when the join
     // failed: the join's own error said it.
@@ -528,7 +559,7 @@ fn write_error(
     }
     if asked.verb == "CHATHISTORY" {
         let line = format!(
-            ":{SERVER_NAME} FAIL CHATHISTORY INVALID_TARGET {} :{}",
+            ":{server} FAIL CHATHISTORY INVALID_TARGET {} :{}",
             asked.subject,
             one_line(&crate::hub::sanitize(message))
         );
@@ -588,15 +619,12 @@ fn write_error(
             // IRCv3's standard reply for UTF8ONLY servers.
             return writeln_crlf(
                 s,
-                &format!(":{SERVER_NAME} FAIL {} INVALID_UTF8 :{message}", asked.verb),
+                &format!(":{server} FAIL {} INVALID_UTF8 :{message}", asked.verb),
             );
         }
         // Flood control and the rest have no numeric: a notice from the server.
         _ => {
-            return writeln_crlf(
-                s,
-                &format!(":{SERVER_NAME} NOTICE {} :{message}", asked.nick),
-            );
+            return writeln_crlf(s, &format!(":{server} NOTICE {} :{message}", asked.nick));
         }
     };
     match subject {
@@ -619,7 +647,7 @@ enum Replay<'a> {
 }
 
 fn write_said(
-    s: &mut String,
+    s: &mut Lines<'_>,
     format: &IrcFormat,
     said: &Said,
     replay: Replay<'_>,
@@ -643,7 +671,7 @@ fn write_said(
 }
 
 fn write_posted(
-    s: &mut String,
+    s: &mut Lines<'_>,
     format: &IrcFormat,
     posted: &Posted,
     replay: Replay<'_>,
@@ -747,7 +775,7 @@ fn stamps(format: &IrcFormat, about: About<'_>, replay: Replay<'_>) -> (String, 
 /// A feed speaks as `[source]!feed@charla`: a charla nick never contains `[`, so no
 /// person can pass for a feed (`check.feed` could be a nick: they may contain dots).
 fn write_feed(
-    s: &mut String,
+    s: &mut Lines<'_>,
     tag: &str,
     notice: &Notice,
     room: &str,
@@ -777,7 +805,7 @@ fn history_time(ts: u64) -> String {
 /// takes, each starting with `tag`; an action is CTCP ACTION in each.
 #[allow(clippy::too_many_arguments)]
 fn write_text(
-    s: &mut String,
+    s: &mut Lines<'_>,
     tag: &str,
     from: &str,
     verb: &str,
@@ -798,7 +826,7 @@ fn write_text(
 /// Writes `prefix open part close` lines, `text` cut into parts on character boundaries
 /// so no line passes [`MAX_OUT_BYTES`]: a 4 KiB line from an nc user reaches IRC whole.
 fn split_lines(
-    s: &mut String,
+    s: &mut Lines<'_>,
     prefix: &str,
     open: &str,
     text: &str,
@@ -820,7 +848,7 @@ fn split_lines(
     Ok(())
 }
 
-fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::Result {
+fn user_line(s: &mut Lines<'_>, nick: &str, verb: &str, params: &str) -> std::fmt::Result {
     writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} {verb} {params}"))
 }
 
@@ -829,14 +857,15 @@ fn user_line(s: &mut String, nick: &str, verb: &str, params: &str) -> std::fmt::
 /// [`MAX_OUT_BYTES`]: the recipient's nick and the room's name take up to 96 and 128 bytes
 /// in a script of many bytes a character, and a line cut at the bound would lose members.
 fn names(
-    s: &mut String,
+    s: &mut Lines<'_>,
     format: &IrcFormat,
     to: &str,
     room: &str,
     nicks: &[Nick],
     standing: &[Standing],
 ) -> std::fmt::Result {
-    let prefix = format!(":{SERVER_NAME} {RPL_NAMREPLY} {to} = {room} :");
+    let server = s.server;
+    let prefix = format!(":{server} {RPL_NAMREPLY} {to} = {room} :");
     let entries = nicks.iter().zip(standing);
     let entries = entries.map(|(nick, standing)| (shown(format, *standing), nick.as_str()));
     packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
@@ -852,7 +881,7 @@ fn names(
 /// line as fit in `most` bytes and in what `prefix` leaves of [`MAX_OUT_BYTES`]: no name is
 /// cut, however many bytes a character its script takes.
 fn packed<'a>(
-    s: &mut String,
+    s: &mut Lines<'_>,
     prefix: &str,
     most: usize,
     entries: impl Iterator<Item = (&'a str, &'a str)>,
@@ -888,8 +917,9 @@ fn shown(format: &IrcFormat, standing: Standing) -> &'static str {
 }
 
 /// `:charla NUMBER to rest`.
-pub(super) fn numeric(s: &mut String, number: &str, to: &str, rest: &str) -> std::fmt::Result {
-    writeln_crlf(s, &format!(":{SERVER_NAME} {number} {to} {rest}"))
+pub(super) fn numeric(s: &mut Lines<'_>, number: &str, to: &str, rest: &str) -> std::fmt::Result {
+    let server = s.server;
+    writeln_crlf(s, &format!(":{server} {number} {to} {rest}"))
 }
 
 /// Writes `line` and CRLF, what follows its tags cut on a character boundary to [`MAX_OUT_BYTES`]: a parting
@@ -1004,14 +1034,14 @@ mod tests {
         tagged.account = Some(nick("joao"));
         tagged.tags = ClientTags::from_section("+draft/react=x").unwrap();
         let write_of = |said: &Said, caps: Caps, history: bool| {
-            let mut s = String::new();
+            let mut s = Lines::new("charla");
             let replay = if history {
                 Replay::Replayed(None)
             } else {
                 Replay::Live
             };
             write_said(&mut s, format().with_caps(caps), said, replay).unwrap();
-            s
+            s.text
         };
         let write = |caps, history| write_of(&tagged, caps, history);
         let line = ":João!João@charla PRIVMSG #ops :";

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::SERVER_NAME;
 use crate::hub::{Encode, Encoded, Nick, Stamps};
 use crate::protocol::{Incoming, Refusal, Sink};
 
@@ -35,6 +34,7 @@ pub fn label_of(tags: Option<&str>) -> Option<&str> {
 /// The connection as the codec sees it while it handles one labeled line.
 pub struct Labeling<'s, S: Sink> {
     sink: &'s mut S,
+    server: &'s str,
     label: &'s str,
     /// The hub's stamps of each request handed over.
     stamps: Vec<Stamps>,
@@ -45,9 +45,10 @@ pub struct Labeling<'s, S: Sink> {
 }
 
 impl<'s, S: Sink> Labeling<'s, S> {
-    pub fn new(sink: &'s mut S, label: &'s str) -> Labeling<'s, S> {
+    pub fn new(sink: &'s mut S, server: &'s str, label: &'s str) -> Labeling<'s, S> {
         Labeling {
             sink,
+            server,
             label,
             stamps: Vec::new(),
             own: Vec::new(),
@@ -59,6 +60,7 @@ impl<'s, S: Sink> Labeling<'s, S> {
     pub fn finish(self) {
         let Labeling {
             sink,
+            server,
             label,
             stamps,
             own,
@@ -69,7 +71,7 @@ impl<'s, S: Sink> Labeling<'s, S> {
         }
         let mut wrap = |lines: Vec<Encoded>| {
             let lines: Vec<&[u8]> = lines.iter().map(|bytes| &bytes[..]).collect();
-            Arc::new(wrap(label, &lines))
+            Arc::new(wrap(server, label, &lines))
         };
         if stamps.is_empty() {
             let bytes = wrap(own);
@@ -127,7 +129,7 @@ impl<S: Sink> Sink for Labeling<'_, S> {
 
 /// `lines` (whole IRC lines, several to a piece maybe) answering the command labeled
 /// `label`, as the client gets them.
-pub fn wrap(label: &str, lines: &[&[u8]]) -> Bytes {
+pub fn wrap(server: &str, label: &str, lines: &[&[u8]]) -> Bytes {
     let lines: Vec<&[u8]> = lines
         .iter()
         .flat_map(|piece| piece.split_inclusive(|&b| b == b'\n'))
@@ -135,13 +137,13 @@ pub fn wrap(label: &str, lines: &[&[u8]]) -> Bytes {
     let tag = format!("label={label}");
     let mut out = Vec::new();
     match lines[..] {
-        [] => out.extend_from_slice(format!("@{tag} :{SERVER_NAME} ACK\r\n").as_bytes()),
+        [] => out.extend_from_slice(format!("@{tag} :{server} ACK\r\n").as_bytes()),
         [line] => tagged(&mut out, &tag, line),
         _ => {
             // Unique among the batches open at once on any connection.
             static NEXT: AtomicU64 = AtomicU64::new(1);
             let id = format!("L{}", NEXT.fetch_add(1, Ordering::Relaxed));
-            let start = format!("@{tag} :{SERVER_NAME} BATCH +{id} labeled-response\r\n");
+            let start = format!("@{tag} :{server} BATCH +{id} labeled-response\r\n");
             out.extend_from_slice(start.as_bytes());
             let inside = format!("batch={id}");
             for line in lines {
@@ -152,7 +154,7 @@ pub fn wrap(label: &str, lines: &[&[u8]]) -> Bytes {
                     tagged(&mut out, &inside, line);
                 }
             }
-            out.extend_from_slice(format!(":{SERVER_NAME} BATCH -{id}\r\n").as_bytes());
+            out.extend_from_slice(format!(":{server} BATCH -{id}\r\n").as_bytes());
         }
     }
     Bytes::from(out)
@@ -189,7 +191,7 @@ mod tests {
 
     fn wrapped(label: &str, lines: &[&str]) -> String {
         let lines: Vec<&[u8]> = lines.iter().map(|line| line.as_bytes()).collect();
-        String::from_utf8(wrap(label, &lines).to_vec()).unwrap()
+        String::from_utf8(wrap("charla", label, &lines).to_vec()).unwrap()
     }
 
     #[test]

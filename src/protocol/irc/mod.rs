@@ -27,21 +27,42 @@ use bytes::Bytes;
 
 use crate::hub::{Encode, Outgoing};
 
-/// The name the server gives itself in prefixes and numerics.
-pub const SERVER_NAME: &str = "charla";
-
 /// The host part of every user's `nick!nick@host`: charla does not show addresses.
 pub const USER_HOST: &str = "charla";
+
+/// `input` if it may be the server's name (`--server-name`): 1 to
+/// [`MAX_SERVER_NAME_BYTES`](crate::limits::MAX_SERVER_NAME_BYTES) bytes of ASCII letters,
+/// digits, `.` and `-`, starting with a letter or digit. Anything else could be read as
+/// another part of the line (a space, `!`, `@`, `:`) or look like a nick's prefix.
+pub fn server_name(input: &str) -> Result<String, String> {
+    let fine = input.len() <= crate::limits::MAX_SERVER_NAME_BYTES
+        && input.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if fine {
+        Ok(input.to_string())
+    } else {
+        Err(format!(
+            "a server name is 1 to {} bytes of ASCII letters, digits, '.' and '-', starting \
+             with a letter or digit",
+            crate::limits::MAX_SERVER_NAME_BYTES
+        ))
+    }
+}
 
 /// The IRC wire format: one per set of IRCv3 capabilities, since what a client asked for
 /// changes its lines (a `@time` tag, an echo, several prefixes), and each is encoded once
 /// for every client that asked for the same. The one setting that varies between servers
-/// is in it too (the rooms one connection may be in, advertised as CHANLIMIT); see
+/// are in it too (the rooms one connection may be in, advertised as CHANLIMIT, and the
+/// server's name); see
 /// [`IrcFormat::for_limits`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct IrcFormat {
     /// `--max-rooms-per-client`.
     pub max_rooms_per_client: usize,
+    /// `--server-name`: the prefix of the server's own lines.
+    pub server: Box<str>,
     pub caps: Caps,
 }
 
@@ -119,6 +140,7 @@ impl IrcFormat {
     pub fn for_limits(limits: &crate::limits::Limits) -> &'static IrcFormat {
         IrcFormat::made(IrcFormat {
             max_rooms_per_client: limits.max_rooms_per_client,
+            server: limits.server_name.clone(),
             caps: Caps::default(),
         })
     }
@@ -127,6 +149,7 @@ impl IrcFormat {
     pub fn with_caps(&self, caps: Caps) -> &'static IrcFormat {
         IrcFormat::made(IrcFormat {
             max_rooms_per_client: self.max_rooms_per_client,
+            server: self.server.clone(),
             caps,
         })
     }

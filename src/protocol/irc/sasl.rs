@@ -9,10 +9,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 
+use super::encode::Lines;
 use super::encode::{numeric, writeln_crlf};
 use super::message::Message;
 use super::numeric::*;
-use super::{Asked, SERVER_NAME, USER_HOST};
+use super::{Asked, USER_HOST};
 use crate::accounts::Secret;
 use crate::hub::{AccountNews, Nick};
 use crate::protocol::{Incoming, SaslAttempt, SaslOutcome, Sink};
@@ -37,10 +38,16 @@ pub enum Exchange {
 }
 
 /// One AUTHENTICATE line from the client `me` (its nick, or `*`).
-pub fn authenticate(exchange: &mut Exchange, me: &str, m: &Message<'_>, sink: &mut impl Sink) {
+pub fn authenticate(
+    exchange: &mut Exchange,
+    (server, me): (&'static str, &str),
+    m: &Message<'_>,
+    sink: &mut impl Sink,
+) {
     let Some(param) = m.param(0) else {
         return line(
             sink,
+            server,
             me,
             ERR_NEEDMOREPARAMS,
             "AUTHENTICATE :Not enough parameters",
@@ -49,7 +56,13 @@ pub fn authenticate(exchange: &mut Exchange, me: &str, m: &Message<'_>, sink: &m
     match (*exchange, param) {
         (_, "*") => {
             *exchange = Exchange::Idle;
-            line(sink, me, ERR_SASLABORTED, ":SASL authentication aborted");
+            line(
+                sink,
+                server,
+                me,
+                ERR_SASLABORTED,
+                ":SASL authentication aborted",
+            );
         }
         (Exchange::Idle, mechanism) if mechanism.eq_ignore_ascii_case("PLAIN") => {
             *exchange = Exchange::Plain;
@@ -58,34 +71,48 @@ pub fn authenticate(exchange: &mut Exchange, me: &str, m: &Message<'_>, sink: &m
         (Exchange::Idle, _) => {
             line(
                 sink,
+                server,
                 me,
                 RPL_SASLMECHS,
                 "PLAIN :are available SASL mechanisms",
             );
-            line(sink, me, ERR_SASLFAIL, ":SASL authentication failed");
+            line(
+                sink,
+                server,
+                me,
+                ERR_SASLFAIL,
+                ":SASL authentication failed",
+            );
         }
         (Exchange::Plain, payload) => {
             *exchange = Exchange::Idle;
             if payload.len() >= CHUNK_BYTES {
-                return line(sink, me, ERR_SASLTOOLONG, ":SASL message too long");
+                return line(sink, server, me, ERR_SASLTOOLONG, ":SASL message too long");
             }
             match plain(payload) {
                 Some((account, password)) => sink.incoming(Incoming::Sasl(SaslAttempt {
                     account,
                     password,
                     me: me.to_string(),
+                    server,
                     reference: Asked::new(Some(me), "AUTHENTICATE", "*").reference(),
                     label: None,
                     answer: outcome,
                 })),
-                None => line(sink, me, ERR_SASLFAIL, ":SASL authentication failed"),
+                None => line(
+                    sink,
+                    server,
+                    me,
+                    ERR_SASLFAIL,
+                    ":SASL authentication failed",
+                ),
             }
         }
     }
 }
 
-fn line(sink: &mut impl Sink, me: &str, number: &str, rest: &str) {
-    let line = format!(":{SERVER_NAME} {number} {me} {rest}\r\n");
+fn line(sink: &mut impl Sink, server: &str, me: &str, number: &str, rest: &str) {
+    let line = format!(":{server} {number} {me} {rest}\r\n");
     sink.incoming(Incoming::Answer(Bytes::from(line)));
 }
 
@@ -108,49 +135,54 @@ fn plain(payload: &str) -> Option<(Nick, Secret)> {
 
 /// 900 and 903 when the account was proved before registration, 903 alone when a
 /// session was logged in (the hub's news wrote its 900), else 904.
-fn outcome(me: &str, label: Option<&str>, outcome: SaslOutcome<'_>) -> Bytes {
-    let success =
-        format!(":{SERVER_NAME} {RPL_SASLSUCCESS} {me} :SASL authentication successful\r\n");
+fn outcome(server: &str, me: &str, label: Option<&str>, outcome: SaslOutcome<'_>) -> Bytes {
+    let success = format!(":{server} {RPL_SASLSUCCESS} {me} :SASL authentication successful\r\n");
     let line = match outcome {
-        SaslOutcome::Proved(account) => format!("{}{success}", logged_in(me, account)),
+        SaslOutcome::Proved(account) => format!("{}{success}", logged_in(server, me, account)),
         SaslOutcome::LoggedIn => success,
         SaslOutcome::Failed => {
-            format!(":{SERVER_NAME} {ERR_SASLFAIL} {me} :SASL authentication failed\r\n")
+            format!(":{server} {ERR_SASLFAIL} {me} :SASL authentication failed\r\n")
         }
     };
     match label {
-        Some(label) => super::labeled::wrap(label, &[line.as_bytes()]),
+        Some(label) => super::labeled::wrap(server, label, &[line.as_bytes()]),
         None => Bytes::from(line),
     }
 }
 
 /// A PASS's outcome: 900 when it proved the account, `464` when not (registration then
 /// waits for another PASS or nick). PASS comes before registration, and so unlabeled.
-pub fn pass_outcome(me: &str, _label: Option<&str>, outcome: SaslOutcome<'_>) -> Bytes {
+pub fn pass_outcome(
+    server: &str,
+    me: &str,
+    _label: Option<&str>,
+    outcome: SaslOutcome<'_>,
+) -> Bytes {
     match outcome {
-        SaslOutcome::Proved(account) => Bytes::from(logged_in(me, account)),
+        SaslOutcome::Proved(account) => Bytes::from(logged_in(server, me, account)),
         // PASS is refused once registered: a session is never logged in by one.
         SaslOutcome::LoggedIn => Bytes::new(),
         SaslOutcome::Failed => Bytes::from(format!(
-            ":{SERVER_NAME} {ERR_PASSWDMISMATCH} {me} :Password incorrect\r\n"
+            ":{server} {ERR_PASSWDMISMATCH} {me} :Password incorrect\r\n"
         )),
     }
 }
 
 /// The 900 that tells `me` it is logged in to `account`.
-pub fn logged_in(me: &str, account: &Nick) -> String {
+pub fn logged_in(server: &str, me: &str, account: &Nick) -> String {
     format!(
-        ":{SERVER_NAME} {RPL_LOGGEDIN} {me} {me}!{me}@{USER_HOST} {account} :You are now \
+        ":{server} {RPL_LOGGEDIN} {me} {me}!{me}@{USER_HOST} {account} :You are now \
          logged in as {account}\r\n"
     )
 }
 
 /// An account request's outcome for IRC: logging in and out as their numerics, the rest
 /// as a notice from the server.
-pub fn write_news(s: &mut String, news: &AccountNews, nick: &str) -> std::fmt::Result {
+pub fn write_news(s: &mut Lines<'_>, news: &AccountNews, nick: &str) -> std::fmt::Result {
+    let server = s.server;
     match news {
         AccountNews::LoggedIn(account) | AccountNews::Registered(account) => {
-            s.push_str(&logged_in(nick, account));
+            s.push_str(&logged_in(server, nick, account));
             Ok(())
         }
         AccountNews::LoggedOut => numeric(
@@ -159,7 +191,7 @@ pub fn write_news(s: &mut String, news: &AccountNews, nick: &str) -> std::fmt::R
             nick,
             &format!("{nick}!{nick}@{USER_HOST} :You are now logged out"),
         ),
-        other => writeln_crlf(s, &format!(":{SERVER_NAME} NOTICE {nick} :{other}")),
+        other => writeln_crlf(s, &format!(":{server} NOTICE {nick} :{other}")),
     }
 }
 
@@ -183,16 +215,16 @@ mod tests {
     #[test]
     fn outcomes_are_the_sasl_numerics() {
         let ana = Nick::parse("ana").unwrap();
-        let ok = outcome("*", None, SaslOutcome::Proved(&ana));
+        let ok = outcome("charla", "*", None, SaslOutcome::Proved(&ana));
         let ok = std::str::from_utf8(&ok).unwrap();
         assert!(ok.starts_with(":charla 900 * *!*@charla ana :"), "{ok}");
         assert!(ok.contains("\r\n:charla 903 * :"), "{ok}");
         assert_eq!(
-            &outcome("bob", None, SaslOutcome::LoggedIn)[..],
+            &outcome("charla", "bob", None, SaslOutcome::LoggedIn)[..],
             b":charla 903 bob :SASL authentication successful\r\n"
         );
         assert_eq!(
-            &outcome("ana", None, SaslOutcome::Failed)[..],
+            &outcome("charla", "ana", None, SaslOutcome::Failed)[..],
             b":charla 904 ana :SASL authentication failed\r\n"
         );
     }
