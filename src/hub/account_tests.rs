@@ -62,6 +62,7 @@ fn a_registered_nick_is_its_owners_alone() {
         Arc::new(Recorder::default()),
         Some(nick("ana")),
         Some(nick("ana")),
+        true,
     );
     assert!(owner.is_ok());
 }

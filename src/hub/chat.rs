@@ -273,15 +273,16 @@ impl ChatState {
         Ok(())
     }
 
-    /// Makes `recipient` session `id` under `nick`, greeted and put in `#lobby`.
+    /// Makes `recipient` session `id` under `nick`, greeted, and put in `#lobby` if
+    /// `lobby`.
     pub fn admit(
         &mut self,
         id: SessionId,
         recipient: Arc<dyn Recipient>,
         nick: Nick,
         account: Option<Nick>,
+        lobby: bool,
     ) {
-        let lobby = RoomName::lobby();
         self.sessions.insert(
             id,
             Participant {
@@ -298,14 +299,21 @@ impl ChatState {
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
         self.nicks.insert(id, &self.sessions);
         self.directory.claimed(&nick, id);
+        let rooms = if lobby {
+            vec![RoomName::lobby()]
+        } else {
+            Vec::new()
+        };
         let welcome = Event::Welcome {
             nick,
-            rooms: vec![lobby.clone()],
+            rooms,
             census: self.census(),
         };
         self.send(id, &Outgoing::new(welcome));
-        let joined = self.join(id, lobby, None, None, None);
-        debug_assert!(joined.is_ok(), "#lobby takes everyone");
+        if lobby {
+            let joined = self.join(id, RoomName::lobby(), None, None, None);
+            debug_assert!(joined.is_ok(), "#lobby takes everyone");
+        }
     }
 
     pub fn open_room(&mut self, room: &RoomName) -> &mut Room {

@@ -238,17 +238,19 @@ impl Hub {
         recipient: Arc<dyn Recipient>,
         nick: Option<Nick>,
     ) -> Result<SessionId, (ErrorCode, String)> {
-        self.register_as(recipient, nick, None)
+        self.register_as(recipient, nick, None, true)
     }
 
     /// [`Hub::register`], logged in to `account` when the connection proved it owns one
     /// (IRC SASL): then its nick may be the account's, and whoever holds that without the
-    /// account is renamed to a guest.
+    /// account is renamed to a guest. Put in `#lobby` only if `lobby` (IRC sessions start
+    /// in no room).
     pub fn register_as(
         &self,
         recipient: Arc<dyn Recipient>,
         nick: Option<Nick>,
         account: Option<Nick>,
+        lobby: bool,
     ) -> Result<SessionId, (ErrorCode, String)> {
         self.with_chat(|chat| {
             if let Some(nick) = &nick {
@@ -274,7 +276,7 @@ impl Hub {
                 return Ok(id);
             }
             let nick = nick.unwrap_or_else(|| chat.guest_nick());
-            chat.admit(id, recipient, nick, account);
+            chat.admit(id, recipient, nick, account, lobby);
             Ok(id)
         })
     }

@@ -72,6 +72,9 @@ pub enum Incoming {
     Register {
         nick: Option<Nick>,
         reference: Option<String>,
+        /// Whether the session starts in `#lobby`, as text and JSON sessions do. An IRC
+        /// client expects to start in no channel and joins its own (its autojoin list).
+        lobby: bool,
     },
     /// Bytes of the codec's own to write as they are, such as a handshake's answers.
     Answer(Bytes),

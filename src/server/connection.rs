@@ -443,7 +443,11 @@ impl Sink for Talker {
                 reference,
                 login,
             } => self.hello(steps, reference, login),
-            Incoming::Register { nick, reference } => self.register(nick, reference),
+            Incoming::Register {
+                nick,
+                reference,
+                lobby,
+            } => self.register(nick, reference, lobby),
             Incoming::Account { request, reference } => {
                 if let Some(id) = self.registered() {
                     self.account(id, request, reference, None);
@@ -515,7 +519,7 @@ impl Talker {
         self.id
     }
 
-    fn register(&mut self, nick: Option<crate::hub::Nick>, reference: Option<String>) {
+    fn register(&mut self, nick: Option<crate::hub::Nick>, reference: Option<String>, lobby: bool) {
         if self.id.is_some() {
             return self.refuse(Refusal {
                 reference,
@@ -532,14 +536,14 @@ impl Talker {
             Some(job) => {
                 let mut result = None;
                 job.registering(|proved| {
-                    let registered = hub.register_as(outbox, nick, proved);
+                    let registered = hub.register_as(outbox, nick, proved, lobby);
                     let id = registered.as_ref().ok().copied();
                     result = Some(registered);
                     id
                 });
                 result.expect("registering calls back")
             }
-            None => hub.register(outbox, nick),
+            None => hub.register_as(outbox, nick, None, lobby),
         };
         match registered {
             Ok(id) => {

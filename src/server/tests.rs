@@ -174,6 +174,7 @@ impl ShoutCodec {
                     sink.incoming(Incoming::Register {
                         nick: Some(nick),
                         reference: None,
+                        lobby: true,
                     });
                 }
                 Err(_) => sink.refuse(refusal()),

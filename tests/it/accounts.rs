@@ -364,6 +364,7 @@ async fn irc_pass_logs_in_like_sasl_and_a_wrong_one_is_464() {
         ":charla 900 * *!*@charla ana :You are now logged in as ana"
     );
     assert!(irc.line().await.starts_with(":charla 001 ana "));
+    irc.send("JOIN #lobby").await;
     irc.expect(" 366 ana #lobby ").await;
 
     // WHOIS shows the real name USER gave and the account (330).
@@ -424,6 +425,9 @@ async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     ana.send("CAP END").await;
+    // Registered once the password is checked, as clients wait for before joining.
+    ana.expect(" 422 ana ").await;
+    ana.send("JOIN #lobby").await;
     ana.expect(" 366 ana #lobby ").await;
     // account-tag on a JOIN.
     let joined = tagged.expect(" JOIN #lobby").await;

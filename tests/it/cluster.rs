@@ -145,11 +145,12 @@ impl Node {
         c
     }
 
-    /// An IRC client registered as `nick`, read up to the end of #lobby's names.
+    /// An IRC client registered as `nick`, in #lobby (an IRC session starts in no room),
+    /// read up to the end of its names.
     async fn irc(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.irc).await;
-        c.send_raw(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
-            .await;
+        let register = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #lobby\r\n");
+        c.send_raw(register.as_bytes()).await;
         c.expect(" 366 ").await;
         c
     }

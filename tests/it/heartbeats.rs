@@ -201,7 +201,7 @@ async fn people_acknowledge_and_silence_a_heartbeat_from_text_and_irc() {
     let mut bob = Irc(Client::tcp(server.irc()).await);
     bob.send("NICK bob").await;
     bob.send("USER bob 0 * :Bob").await;
-    bob.expect(" 366 ").await;
+    bob.expect(" 422 ").await;
     bob.send("JOIN #alerts").await;
     bob.expect(" 366 bob #alerts ").await;
 

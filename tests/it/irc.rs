@@ -22,7 +22,8 @@ impl Irc {
         Irc(Client::tcp(server.irc()).await)
     }
 
-    /// Registers as `nick` the way irssi does, and reads up to the end of #lobby's names.
+    /// Registers as `nick` the way irssi does, joins #lobby as an autojoin list would (an
+    /// IRC session starts in no room), and reads up to the end of its names.
     pub(crate) async fn registered(server: &TestServer, nick: &str) -> Irc {
         let mut irc = Irc::connect(server).await;
         irc.send("CAP LS 302").await;
@@ -31,11 +32,12 @@ impl Irc {
         irc.expect("CAP * LS").await;
         irc.send("CAP END").await;
         irc.expect(" 422 ").await;
-        irc.expect(" 366 ").await;
+        irc.join_lobby(nick).await;
         irc
     }
 
-    /// Asks for `caps`, registers as `nick`, and reads up to the end of #lobby's names.
+    /// Asks for `caps`, registers as `nick`, joins #lobby, and reads up to the end of its
+    /// names.
     pub(crate) async fn with_caps(server: &TestServer, nick: &str, caps: &str) -> Irc {
         let mut irc = Irc::connect(server).await;
         irc.send(&format!("CAP REQ :{caps}")).await;
@@ -43,8 +45,14 @@ impl Irc {
         irc.send(&format!("NICK {nick}")).await;
         irc.send(&format!("USER {nick} 0 * :{nick}")).await;
         irc.send("CAP END").await;
-        irc.expect(&format!(" 366 {nick} #lobby ")).await;
+        irc.expect(" 422 ").await;
+        irc.join_lobby(nick).await;
         irc
+    }
+
+    async fn join_lobby(&mut self, nick: &str) {
+        self.send("JOIN #lobby").await;
+        self.expect(&format!(" 366 {nick} #lobby ")).await;
     }
 
     pub(crate) async fn send(&mut self, line: &str) {
@@ -69,7 +77,7 @@ impl Irc {
 }
 
 #[tokio::test]
-async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
+async fn registration_with_cap_negotiation_gets_001_to_005_422_and_no_room() {
     let server = server().await;
     let mut ana = Irc::connect(&server).await;
     ana.send("CAP LS 302").await;
@@ -129,7 +137,14 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_lobby() {
             "001", "002", "003", "004", "005", "005", "251", "254", "255", "265", "266", "422"
         ]
     );
-    assert_eq!(ana.line().await, ":ana!ana@charla JOIN #lobby");
+    // An IRC session starts in no room (its client joins its own); a JOIN puts it there.
+    ana.0.silent_for(QUIET).await;
+    ana.send("WHOIS ana").await;
+    ana.expect(" 311 ana ana ").await;
+    let rooms = ana.line().await;
+    assert!(rooms.starts_with(":charla 312 ana ana "), "no 319: {rooms}");
+    ana.send("JOIN #lobby").await;
+    ana.expect(":ana!ana@charla JOIN #lobby").await;
     assert_eq!(ana.line().await, ":charla 353 ana = #lobby :ana");
     assert_eq!(
         ana.line().await,
@@ -152,7 +167,7 @@ async fn commands_before_registration_get_451_and_a_taken_nick_433() {
     assert!(taken.starts_with(":charla 433 * BOB :"), "{taken}");
     irc.send("NICK roberta").await;
     assert!(irc.line().await.starts_with(":charla 001 roberta :"));
-    irc.expect(":roberta!roberta@charla JOIN #lobby").await;
+    irc.expect(" 422 roberta ").await;
 }
 
 #[tokio::test]
@@ -501,6 +516,7 @@ async fn feed_notices_and_alerts_come_from_a_source_no_user_can_take() {
     let mut ana = Irc(Client::tcp(addr).await);
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
+    ana.send("JOIN #lobby").await;
     ana.expect(" 366 ").await;
 
     let post = |kind, text| {
@@ -537,6 +553,7 @@ async fn a_join_into_a_crowded_room_names_every_member() {
     let mut ana = Irc::connect(&server).await;
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
+    ana.send("JOIN #lobby").await;
     ana.expect(":ana!ana@charla JOIN #lobby").await;
     let mut named = Vec::new();
     loop {
@@ -575,7 +592,7 @@ async fn each_channel_a_join_names_counts_against_flood_control() {
     let mut ana = Irc::connect(&server).await;
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
-    ana.expect(" 366 ana #lobby ").await;
+    ana.expect(" 422 ana ").await;
     let rooms: Vec<String> = (0..40).map(|i| format!("#r{i}")).collect();
     ana.send(&format!("JOIN {}", rooms.join(","))).await;
     let mut joined = 0;
@@ -647,6 +664,7 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     ana.send("CAP END").await;
+    ana.send("JOIN #lobby").await;
     ana.expect(" 366 ana #lobby ").await;
     ana.send("CAP LIST").await;
     assert_eq!(
@@ -760,6 +778,7 @@ async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
         isupport.contains(" CHATHISTORY=100 MSGREFTYPES=msgid,timestamp "),
         "{isupport}"
     );
+    ana.send("JOIN #lobby").await;
     ana.expect(" 366 ana #lobby ").await;
     ana.send("JOIN #ops").await;
     ana.expect(" 366 ana #ops ").await;
@@ -867,6 +886,7 @@ async fn an_echo_carries_the_client_tags_the_message_had() {
     ana.send("NICK ana").await;
     ana.send("USER ana 0 * :Ana").await;
     ana.send("CAP END").await;
+    ana.send("JOIN #lobby").await;
     ana.expect(" 366 ana #lobby ").await;
     bob.expect(":ana!ana@charla JOIN #lobby").await;
 
@@ -933,6 +953,7 @@ async fn chathistory_replays_the_account_and_client_tags_kept_across_a_restart()
     cai.send("NICK cai").await;
     cai.send("USER cai 0 * :Cai").await;
     cai.send("CAP END").await;
+    cai.send("JOIN #lobby").await;
     cai.expect(" 366 cai #lobby ").await;
     cai.send("@+draft/reply=1 PRIVMSG #lobby :tagged").await;
     // The echo comes once the message is committed to the file.
@@ -947,6 +968,7 @@ async fn chathistory_replays_the_account_and_client_tags_kept_across_a_restart()
     bob.send("NICK bob").await;
     bob.send("USER bob 0 * :Bob").await;
     bob.send("CAP END").await;
+    bob.send("JOIN #lobby").await;
     bob.expect(" 366 bob #lobby ").await;
     bob.send("CHATHISTORY LATEST #lobby * 10").await;
     // The join's replay first, then the batch.

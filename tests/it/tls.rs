@@ -266,6 +266,7 @@ async fn an_irc_client_registers_over_ircs() {
     irc.send("NICK ana").await;
     irc.send("USER ana 0 * :Ana").await;
     irc.expect(" 001 ana ").await;
+    irc.send("JOIN #lobby").await;
     irc.expect("JOIN #lobby").await;
     let mut text = pki.text(listener(&server, "tls")).await;
     irc.send("PRIVMSG #lobby :secure hello").await;

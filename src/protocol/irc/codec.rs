@@ -362,6 +362,7 @@ impl IrcClient {
         sink.incoming(Incoming::Register {
             nick: Some(nick),
             reference,
+            lobby: false,
         });
         // A taken nick was answered with 433; the client may send another.
         self.nick = sink.nick();
@@ -371,8 +372,6 @@ impl IrcClient {
             if let Some(name) = realname {
                 self.ask(sink, "USER", "*", Command::RealName(name));
             }
-            // Everyone starts in #lobby.
-            self.after_join(sink, RoomName::lobby());
         }
     }
 
@@ -1201,7 +1200,9 @@ mod tests {
         fn incoming(&mut self, incoming: Incoming) {
             let word = match incoming {
                 Incoming::Answer(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
-                Incoming::Register { nick, reference } => {
+                Incoming::Register {
+                    nick, reference, ..
+                } => {
                     let nick = nick.unwrap();
                     if nick.as_str() != "taken" {
                         self.session = Some(nick.clone());
@@ -1255,13 +1256,11 @@ mod tests {
         codec.decode(b"NICK ana\n", &mut sink);
         assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
         assert_eq!(sink.seen[4], "RealName(\"A\") ana USER *");
-        assert!(sink.seen[5].starts_with("Users { room: Some(\"#lobby\")"));
-        assert!(sink.seen[5].ends_with("ana JOINED #lobby"));
-        assert!(sink.seen[6].starts_with("History { room: Some(\"#lobby\")"));
-        assert!(sink.seen[6].ends_with("ana HISTORY #lobby"));
+        // Registered in no room: nothing is asked of #lobby.
+        assert_eq!(sink.seen.len(), 5, "{:?}", sink.seen);
         codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
-        assert_eq!(sink.seen[7], ":charla PONG charla :x y\r\n");
-        assert_eq!(sink.seen[8], ":charla 462 ana :You may not reregister\r\n");
+        assert_eq!(sink.seen[5], ":charla PONG charla :x y\r\n");
+        assert_eq!(sink.seen[6], ":charla 462 ana :You may not reregister\r\n");
     }
 
     #[test]
