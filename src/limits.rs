@@ -135,6 +135,11 @@ pub const MAX_CLIENT_TAGS_BYTES: usize = 4094;
 /// on a character boundary when it is given.
 pub const REALNAMELEN: usize = 64;
 
+/// Longest user name (IRC's USER, shown by WHO and WHOIS), in bytes: ASCII letters,
+/// digits, `-`, `_` and `.` are kept, anything else dropped, and the rest cut to this.
+/// Default 16.
+pub const USERLEN: usize = 16;
+
 /// Mode changes that take a parameter (`+b`, `+k`, `+l`, `+o`, `+v`) one mode request may
 /// make. A request with more is refused whole with `invalid_argument`, in every protocol;
 /// IRC clients are told it as MODES.

@@ -7,9 +7,9 @@ use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, Publication};
-use super::command::{Command, NoticeTarget, Request};
+use super::command::{Command, NoticeTarget, Request, WhoOf};
 use super::directory::Directory;
-use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
+use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, WhoEntry, Whois};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
@@ -41,7 +41,9 @@ pub(super) struct Participant {
     pub spoke: u64,
     /// The account it is logged in to.
     pub account: Option<Nick>,
-    /// The real name it gave (IRC's USER); WHOIS shows the nick for those with none.
+    /// The user name and real name it gave (IRC's USER); WHO and WHOIS show the nick for
+    /// those with none.
+    pub user: Option<Box<str>>,
     pub realname: Option<MessageText>,
 }
 
@@ -141,11 +143,13 @@ impl ChatState {
             } => self.private(id, to, text, true, None),
             Command::LeaveAll { message } => self.leave_all(id, message),
             Command::Whois(nick) => self.whois(nick),
-            Command::RealName(name) => {
+            Command::User { user, realname } => {
                 let session = self.sessions.get_mut(&id).expect("checked above");
-                session.realname = name.cut(crate::limits::REALNAMELEN);
+                session.user = user;
+                session.realname = realname.and_then(|name| name.cut(crate::limits::REALNAMELEN));
                 Ok(None)
             }
+            Command::Who(of) => Ok(Some(self.who(of))),
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
             Command::Nick(nick) => self.rename(id, nick),
@@ -293,6 +297,7 @@ impl ChatState {
                 signon: now_ms(),
                 spoke: now_ms(),
                 account,
+                user: None,
                 realname: None,
             },
         );
@@ -628,6 +633,7 @@ impl ChatState {
             nick: session.nick.clone(),
             rooms,
             away: session.away.clone(),
+            user: session.user.clone(),
             realname: session.realname.clone(),
             account: session.account.clone(),
             signon: session.signon,
@@ -920,6 +926,59 @@ impl ChatState {
             standing,
             room: target.name.clone(),
         }))
+    }
+
+    /// WHO of a room lists its members here with what their sessions gave, and those on
+    /// other nodes as plain members known by nick alone; WHO of a nick, its holder here.
+    fn who(&self, of: WhoOf) -> Event {
+        let entry = |id: SessionId, standing: Standing| {
+            let session = &self.sessions[&id];
+            WhoEntry {
+                nick: session.nick.clone(),
+                standing,
+                user: session.user.clone(),
+                realname: session.realname.clone(),
+                away: session.away.is_some(),
+            }
+        };
+        match of {
+            WhoOf::Nick(nick) => Event::Who {
+                room: None,
+                members: self
+                    .nicks
+                    .get(&nick, &self.sessions)
+                    .map_or_else(Vec::new, |id| vec![entry(id, Standing::Member)]),
+            },
+            WhoOf::Room(room) => {
+                let Some(target) = self.rooms.get(&room) else {
+                    return Event::Who {
+                        room: Some(room),
+                        members: Vec::new(),
+                    };
+                };
+                let ids = self.member_ids(&room, None);
+                let mut members: Vec<WhoEntry> = ids
+                    .into_iter()
+                    .map(|m| entry(m, target.standing(m)))
+                    .collect();
+                members.extend(
+                    self.directory
+                        .members(&room)
+                        .into_iter()
+                        .map(|nick| WhoEntry {
+                            nick,
+                            standing: Standing::Member,
+                            user: None,
+                            realname: None,
+                            away: false,
+                        }),
+                );
+                Event::Who {
+                    room: Some(target.name.clone()),
+                    members,
+                }
+            }
+        }
     }
 
     fn rooms(&self) -> Event {

@@ -133,9 +133,15 @@ pub enum Command {
         window: Window,
         limit: usize,
     },
-    /// The session's real name, as IRC's USER gives it, shown by WHOIS; cut to
-    /// [`crate::limits::REALNAMELEN`].
-    RealName(MessageText),
+    /// The session's user name and real name, as IRC's USER gives them, shown by WHO and
+    /// WHOIS; the real name cut to [`crate::limits::REALNAMELEN`], the user name as the
+    /// codec made it (at most [`crate::limits::USERLEN`] bytes of `[A-Za-z0-9._-]`).
+    User {
+        user: Option<Box<str>>,
+        realname: Option<MessageText>,
+    },
+    /// The members of a room, or the user of a nick, as WHO shows them.
+    Who(WhoOf),
     /// Marks the session away with a message, or back with `None`.
     Away(Option<MessageText>),
     /// How many are connected, and how many rooms there are.
@@ -156,6 +162,13 @@ pub enum Command {
         name: String,
         action: AlertAction,
     },
+}
+
+/// What a WHO asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhoOf {
+    Room(RoomName),
+    Nick(Nick),
 }
 
 /// Where a notice goes.

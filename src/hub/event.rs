@@ -47,6 +47,18 @@ pub struct Census {
     pub rooms: usize,
 }
 
+/// A user as WHO shows them.
+#[derive(Debug, Clone)]
+pub struct WhoEntry {
+    pub nick: Nick,
+    /// What they are in the room asked about (a plain member for WHO of a nick).
+    pub standing: Standing,
+    /// The user name they gave (IRC's USER), if any.
+    pub user: Option<Box<str>>,
+    pub realname: Option<MessageText>,
+    pub away: bool,
+}
+
 /// What is known of a user, for a query (IRC's WHOIS).
 #[derive(Debug, Clone)]
 pub struct Whois {
@@ -54,7 +66,8 @@ pub struct Whois {
     /// The rooms they are in, and what they are in each.
     pub rooms: Vec<(RoomName, Standing)>,
     pub away: Option<MessageText>,
-    /// The real name they gave (IRC's USER), if any.
+    /// The user name and real name they gave (IRC's USER), if any.
+    pub user: Option<Box<str>>,
     pub realname: Option<MessageText>,
     /// The account they are logged in to, if any.
     pub account: Option<Nick>,
@@ -142,6 +155,12 @@ pub enum Event {
         room: RoomName,
         nicks: Vec<Nick>,
         standing: Vec<Standing>,
+    },
+    /// The answer to a WHO: the members of `room` (none when it does not exist), or the
+    /// user of a nick (`room` `None`; none when nobody holds it).
+    Who {
+        room: Option<RoomName>,
+        members: Vec<WhoEntry>,
     },
     /// The room's topic: sent after joining a room that has one, and for a query (then
     /// possibly `None`).

@@ -61,11 +61,11 @@ pub use bus::{Bus, LocalBus, Publication};
 pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
-pub use command::{Command, NoticeTarget, Request};
+pub use command::{Command, NoticeTarget, Request, WhoOf};
 pub use directory::{Alone, Directory};
 pub use event::{
     AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said,
-    Whois,
+    WhoEntry, Whois,
 };
 pub use ids::{MAX_NODES, NodeId, SessionId};
 

@@ -682,6 +682,11 @@ fn to_value(event: &Event) -> Value {
         Event::Users { room, nicks, .. } => json!({
             "type": "users", "room": room.as_str(), "users": names(nicks),
         }),
+        // Only IRC asks WHO; said here as `users`, should anything else.
+        Event::Who { room, members } => json!({
+            "type": "users", "room": room.as_ref().map(RoomName::as_str),
+            "users": members.iter().map(|m| m.nick.as_str()).collect::<Vec<_>>(),
+        }),
         Event::Topic { room, topic } => topic_value(room, topic.as_ref(), false),
         Event::TopicChanged { room, by, topic } => {
             let mut v = topic_value(room, topic.as_ref(), true);

@@ -390,6 +390,12 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         Event::Users { room, nicks, .. } => {
             writeln!(s, "{room} *** {} here: {}", nicks.len(), list(nicks))
         }
+        // Only IRC asks WHO; said here as who is there, should anything else.
+        Event::Who { room, members } => {
+            let nicks: Vec<Nick> = members.iter().map(|m| m.nick.clone()).collect();
+            let room = room.as_ref().map_or("*", RoomName::as_str);
+            writeln!(s, "{room} *** {} here: {}", nicks.len(), list(&nicks))
+        }
         Event::Topic {
             room,
             topic: Some(topic),

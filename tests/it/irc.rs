@@ -721,7 +721,7 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("WHO #ops").await;
     assert_eq!(
         ana.line().await,
-        ":charla 352 ana #ops ana charla charla ana H@+ :0 ana"
+        ":charla 352 ana #ops ana charla charla ana H@+ :0 Ana"
     );
     cai.send("NAMES #ops").await;
     assert_eq!(cai.line().await, ":charla 353 cai = #ops :@ana");

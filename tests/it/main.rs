@@ -18,6 +18,7 @@ mod irc;
 mod irc_clients;
 mod irc_labeled;
 mod irc_server_name;
+mod irc_who;
 mod json;
 mod limits;
 mod metrics;

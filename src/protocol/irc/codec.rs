@@ -13,7 +13,7 @@ use crate::accounts::Secret;
 use crate::feeds::check::{name_rule, valid_name};
 use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
-    TagsTooLong, Window,
+    TagsTooLong, WhoOf, Window,
 };
 use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
@@ -57,7 +57,8 @@ struct IrcClient {
 /// What the client gave before registering, beside its nick.
 #[derive(Default)]
 struct Handshake {
-    /// USER's real name, shown by WHOIS.
+    /// USER's user name and real name, shown by WHO and WHOIS.
+    user: Option<Box<str>>,
     realname: Option<MessageText>,
     /// PASS: the password of the account named like the nick.
     password: Option<Secret>,
@@ -312,8 +313,9 @@ impl IrcClient {
             return self.need_more(sink, "USER");
         }
         self.user = true;
-        let realname = m.param(3).and_then(MessageText::new);
-        self.handshake.get_or_insert_default().realname = realname;
+        let handshake = self.handshake.get_or_insert_default();
+        handshake.user = m.param(0).and_then(user_name);
+        handshake.realname = m.param(3).and_then(MessageText::new);
         self.try_register(sink);
     }
 
@@ -368,9 +370,10 @@ impl IrcClient {
         self.nick = sink.nick();
         if self.nick.is_some() {
             self.registered = true;
-            let realname = self.handshake.take().and_then(|h| h.realname);
-            if let Some(name) = realname {
-                self.ask(sink, "USER", "*", Command::RealName(name));
+            if let Some(Handshake { user, realname, .. }) = self.handshake.take().map(|h| *h) {
+                if user.is_some() || realname.is_some() {
+                    self.ask(sink, "USER", "*", Command::User { user, realname });
+                }
             }
         }
     }
@@ -742,6 +745,10 @@ impl IrcClient {
     /// else ends at once, as WHO of nobody does.
     fn names(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
+            // WHO names its mask (modern.ircdocs.horse); NAMES alone is the room talked in.
+            if verb == "WHO" {
+                return self.need_more(sink, verb);
+            }
             return self.ask(sink, verb, "*", Command::Users { room: None });
         };
         for (i, name) in targets(list, verb) {
@@ -749,8 +756,15 @@ impl IrcClient {
                 break;
             }
             if !name.starts_with('#') && verb == "WHO" {
-                let end = format!("{} :End of WHO list", word(name));
-                self.numeric(sink, RPL_ENDOFWHO, &end);
+                // WHO of a nick: its user, if someone holds it; of anything else (a mask),
+                // nobody.
+                match Nick::parse(name) {
+                    Ok(nick) => self.ask(sink, verb, name, Command::Who(WhoOf::Nick(nick))),
+                    Err(_) => {
+                        let end = format!("{} :End of WHO list", word(name));
+                        self.numeric(sink, RPL_ENDOFWHO, &end);
+                    }
+                }
                 continue;
             }
             // NAMES of no such channel is its end alone (RFC 2812, modern.ircdocs.horse).
@@ -764,8 +778,12 @@ impl IrcClient {
                 }
                 continue;
             };
-            let users = Command::Users {
-                room: Some(room.clone()),
+            let users = if verb == "WHO" {
+                Command::Who(WhoOf::Room(room.clone()))
+            } else {
+                Command::Users {
+                    room: Some(room.clone()),
+                }
             };
             self.ask(sink, verb, room.as_str(), users);
         }
@@ -1036,6 +1054,18 @@ impl IrcClient {
     }
 }
 
+/// USER's user name as kept: its ASCII letters, digits, `-`, `_` and `.`, cut to
+/// [`USERLEN`](crate::limits::USERLEN) bytes; `None` when nothing is left. It goes where a
+/// host name's neighbours would be read as separators (`nick!user@host`, WHO's fields).
+fn user_name(given: &str) -> Option<Box<str>> {
+    let kept: String = given
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(crate::limits::USERLEN)
+        .collect();
+    (!kept.is_empty()).then(|| kept.into_boxed_str())
+}
+
 /// Writes a line of the codec's own. It may quote what the client sent (a command
 /// word, a nick, a PING token), so control characters are removed, as text refusals do,
 /// even a lone CR inside a line, which would end it early on the client's side; and it is
@@ -1255,12 +1285,26 @@ mod tests {
         assert_eq!(sink.seen.len(), 3, "not registered: {:?}", sink.seen);
         codec.decode(b"NICK ana\n", &mut sink);
         assert_eq!(sink.seen[3], "register ana Some(\"* NICK ana\")");
-        assert_eq!(sink.seen[4], "RealName(\"A\") ana USER *");
+        assert_eq!(
+            sink.seen[4],
+            "User { user: Some(\"a\"), realname: Some(\"A\") } ana USER *"
+        );
         // Registered in no room: nothing is asked of #lobby.
         assert_eq!(sink.seen.len(), 5, "{:?}", sink.seen);
         codec.decode(b"PING :x y\r\nUSER b 0 * :B\r\n", &mut sink);
         assert_eq!(sink.seen[5], ":charla PONG charla :x y\r\n");
         assert_eq!(sink.seen[6], ":charla 462 ana :You may not reregister\r\n");
+    }
+
+    #[test]
+    fn a_user_name_keeps_what_fits_between_bang_and_at() {
+        assert_eq!(user_name("myusernam").as_deref(), Some("myusernam"));
+        assert_eq!(user_name("a!b@c d:é\x01_-.").as_deref(), Some("abcd_-."));
+        assert_eq!(
+            user_name(&"x".repeat(40)).map(|u| u.len()),
+            Some(crate::limits::USERLEN)
+        );
+        assert_eq!(user_name("@@ é"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, USER_HOST};
 use crate::hub::{
     Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
-    NoticeTarget, Outgoing, PostKind, Posted, Said, Standing, Whois, describe_changes,
+    NoticeTarget, Outgoing, PostKind, Posted, RoomName, Said, Standing, Whois, describe_changes,
 };
 use crate::limits::{
     AWAYLEN, CHATHISTORY_MAX, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS,
@@ -245,26 +245,27 @@ fn write_event(
             }
             Ok(())
         }
-        Event::Users {
-            room,
-            nicks,
-            standing,
-        } if asked.verb == "WHO" => {
-            for (nick, standing) in nicks.iter().zip(standing) {
-                let flag = shown(format, *standing);
+        Event::Who { room, members } => {
+            let channel = room.as_ref().map_or("*", RoomName::as_str);
+            for member in members {
+                let nick = &member.nick;
+                let user = member.user.as_deref().unwrap_or(nick.as_str());
+                let here = if member.away { 'G' } else { 'H' };
+                let flag = shown(format, member.standing);
+                let realname = member.realname.as_ref().map(|r| one_line(r.as_str()));
+                let realname = realname.as_deref().unwrap_or(nick.as_str());
                 numeric(
                     s,
                     RPL_WHOREPLY,
                     asked.nick,
-                    &format!("{room} {nick} {USER_HOST} {server} {nick} H{flag} :0 {nick}"),
+                    &format!(
+                        "{channel} {user} {USER_HOST} {server} {nick} {here}{flag} :0 {realname}"
+                    ),
                 )?;
             }
-            numeric(
-                s,
-                RPL_ENDOFWHO,
-                asked.nick,
-                &format!("{room} :End of WHO list"),
-            )
+            // The mask as the client sent it (modern.ircdocs.horse).
+            let end = format!("{} :End of WHO list", asked.subject);
+            numeric(s, RPL_ENDOFWHO, asked.nick, &end)
         }
         // The members the codec asked for after a JOIN: when the join was refused (a ban,
         // a key, a full room), the asker is not among them and the refusal said it all.
@@ -503,11 +504,12 @@ fn write_whois(s: &mut Lines<'_>, format: &IrcFormat, to: &str, whois: &Whois) -
     let nick = &whois.nick;
     let realname = whois.realname.as_ref().map(|r| one_line(r.as_str()));
     let realname = realname.as_deref().unwrap_or(nick.as_str());
+    let user = whois.user.as_deref().unwrap_or(nick.as_str());
     numeric(
         s,
         RPL_WHOISUSER,
         to,
-        &format!("{nick} {nick} {USER_HOST} * :{realname}"),
+        &format!("{nick} {user} {USER_HOST} * :{realname}"),
     )?;
     let prefix = format!(":{server} {RPL_WHOISCHANNELS} {to} {nick} :");
     let rooms = whois.rooms.iter();
@@ -1271,10 +1273,16 @@ mod tests {
     fn who_replies_with_four_byte_names_stay_within_the_bound() {
         let wide = nick(&"𞟠".repeat(MAX_NICK_CHARS));
         let place = room(&format!("#{}", "𞟠".repeat(MAX_ROOM_CHARS - 1)));
-        let users = Event::Users {
-            room: place.clone(),
-            nicks: vec![wide.clone(); 3],
-            standing: vec![Standing::Operator; 3],
+        let member = crate::hub::WhoEntry {
+            nick: wide.clone(),
+            standing: Standing::Operator,
+            user: None,
+            realname: None,
+            away: false,
+        };
+        let users = Event::Who {
+            room: Some(place.clone()),
+            members: vec![member; 3],
         };
         let asked = format!("{wide} WHO {place}");
         let got = lines(users, Some(&asked));
@@ -1368,9 +1376,37 @@ mod tests {
             lines(users.clone(), Some("cai NAMES #ops"))[0],
             ":charla 353 cai = #ops :@ana +bob cai"
         );
+        let member = |name: &str, standing, user: Option<&str>, realname: Option<&str>| {
+            crate::hub::WhoEntry {
+                nick: nick(name),
+                standing,
+                user: user.map(Box::from),
+                realname: realname.and_then(MessageText::new),
+                away: user.is_none(),
+            }
+        };
+        let who = Event::Who {
+            room: Some(room("#ops")),
+            members: vec![
+                member("ana", Standing::Operator, Some("ana_u"), Some("Ana María")),
+                member("bob", Standing::Voiced, None, None),
+            ],
+        };
         assert_eq!(
-            lines(users.clone(), Some("cai WHO #ops"))[0],
-            ":charla 352 cai #ops ana charla charla ana H@ :0 ana"
+            lines(who, Some("cai WHO #OPS")),
+            [
+                ":charla 352 cai #ops ana_u charla charla ana H@ :0 Ana María",
+                ":charla 352 cai #ops bob charla charla bob G+ :0 bob",
+                ":charla 315 cai #OPS :End of WHO list",
+            ]
+        );
+        let alone = Event::Who {
+            room: None,
+            members: vec![member("bob", Standing::Member, None, None)],
+        };
+        assert_eq!(
+            lines(alone, Some("cai WHO Bob"))[0],
+            ":charla 352 cai * bob charla charla bob G :0 bob"
         );
         // After a refused JOIN the asker is not a member: no NAMES.
         assert!(lines(users, Some("eve JOINED #ops")).is_empty());
