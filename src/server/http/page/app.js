@@ -46,12 +46,18 @@ let connectedBefore = false;
 let catchingUp = false;
 let missedMarked = false;
 // Older history, read back a page at a time when the log is scrolled to its top: the
-// oldest message shown in each room, the room a page is being asked for, and the rooms
-// whose kept history has all been shown.
+// oldest message shown in each room, the room (and `before`) a page is being asked for,
+// and the rooms whose kept history has all been shown.
 const OLDER_PAGE = 50;
 const oldest = new Map();
 let olderFor = null;
 const olderDone = new Set();
+// The log keeps this many lines, letting the first go; what it let go of a room is read
+// again by scrolling up.
+const KEEP_LINES = 2000;
+// Where the page itself scrolled the log to after letting lines go: not the reader
+// scrolling up.
+let placed = null;
 
 function time(ts) {
   const d = ts ? new Date(ts) : new Date();
@@ -174,10 +180,12 @@ function switchTo(r) {
   drawChecks();
 }
 
-// A line of the log, not yet placed.
-function lineItem(cls, parts, r) {
+// A line of the log, not yet placed; `m`, the message it shows, if any.
+function lineItem(cls, parts, r, m) {
   const li = document.createElement("li");
   li.className = cls;
+  if (m?.id !== undefined) li.dataset.id = m.id;
+  if (m?.seq !== undefined) li.dataset.seq = m.seq;
   if (r) {
     li.dataset.room = r;
     if (r !== room) {
@@ -196,13 +204,38 @@ function lineItem(cls, parts, r) {
   return li;
 }
 
-function line(cls, parts, r) {
+function line(cls, parts, r, m) {
   const box = log.parentElement;
   const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
-  const li = lineItem(cls, parts, r);
+  const li = lineItem(cls, parts, r, m);
   log.appendChild(li);
-  while (log.children.length > 2000) log.removeChild(log.firstChild);
+  if (log.children.length > KEEP_LINES) {
+    const height = box.scrollHeight;
+    trim();
+    // What is being read stays in place.
+    const top = box.scrollTop;
+    if (!stick) box.scrollTop -= height - box.scrollHeight;
+    if (box.scrollTop !== top) placed = box.scrollTop;
+  }
   if (stick) li.scrollIntoView({ block: "end" });
+}
+
+// Lets the first lines go, down to KEEP_LINES. A message let go is no longer seen, and
+// its room's oldest line shown is the first left, so scrolling up reads them again.
+function trim() {
+  const rooms = new Set();
+  while (log.children.length > KEEP_LINES) {
+    const li = log.firstChild;
+    if (li.dataset.id !== undefined) seen.delete(Number(li.dataset.id));
+    if (li.dataset.room) rooms.add(li.dataset.room);
+    li.remove();
+  }
+  for (const r of rooms) {
+    olderDone.delete(r);
+    const first = [...log.children].find(l => l.dataset.room === r && l.dataset.seq !== undefined);
+    if (first) oldest.set(r, { id: Number(first.dataset.id), seq: Number(first.dataset.seq) });
+    else oldest.set(r, {});
+  }
 }
 
 // Whether message `m` is new here; marks it seen. History after a reconnect that was not
@@ -235,7 +268,7 @@ function said(m, r, cls, put = line) {
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
   const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
-  put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
+  put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r, m);
 }
 
 function posted(m, r, cls, put = line) {
@@ -245,31 +278,35 @@ function posted(m, r, cls, put = line) {
   const mark = m.type === "alert" ? "!!!" : ">>>";
   // Alerts and notices styled by priority (1-5): 4-5 loud, 1-2 quiet.
   const priority = m.priority >= 1 && m.priority <= 5 ? " p" + m.priority : "";
-  put(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+  put(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r, m);
 }
 
 // Asks for the page of history before the oldest message shown in the room you read,
-// once the log is scrolled to its top (or cannot scroll), unless all kept is shown.
+// once the log is scrolled to its top (or cannot scroll), unless all kept is shown. A
+// room all of whose lines the log let go asks for its last page.
 function older() {
   const box = log.parentElement;
-  const before = oldest.get(room)?.id;
-  if (box.scrollTop > 8 || olderFor || olderDone.has(room) || before === undefined) return;
+  const first = oldest.get(room);
+  if (box.scrollTop > 8 || olderFor || olderDone.has(room) || !first) return;
   if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  olderFor = room;
-  ws.send(JSON.stringify({ type: "history", room, before, limit: OLDER_PAGE, ref: "older" }));
+  olderFor = { room, before: first.id };
+  const req = { type: "history", room, limit: OLDER_PAGE, ref: "older" };
+  if (first.id !== undefined) req.before = first.id;
+  ws.send(JSON.stringify(req));
 }
 
 // Puts a page of older history above the room's first line, keeping in view what was; a
-// short page is the start of what the server keeps, said once.
+// short page before a message is the start of what the server keeps, said once.
 function olderShown(e) {
-  const r = olderFor || e.room;
+  const r = olderFor?.room || e.room;
+  const last = olderFor && olderFor.before === undefined;
   olderFor = null;
   const batch = document.createDocumentFragment();
-  const put = (cls, parts, lr) => batch.appendChild(lineItem(cls, parts, lr));
+  const put = (cls, parts, lr, m) => batch.appendChild(lineItem(cls, parts, lr, m));
   for (const m of e.messages) {
     if (m.type) posted(m, r, "history older", put); else said(m, r, "history older", put);
   }
-  if (e.messages.length < OLDER_PAGE) {
+  if (e.messages.length < OLDER_PAGE && !last) {
     olderDone.add(r);
     put("server start", [["", "start of the history " + r + " keeps"]], r);
     batch.prepend(batch.lastChild);
@@ -303,7 +340,7 @@ function show(e) {
     case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
     case "private":
       if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
-      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
+      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]], undefined, e);
       break;
     case "history":
       if (e.ref === "older") { olderShown(e); break; }
@@ -459,7 +496,11 @@ input.addEventListener("keydown", (ev) => {
 });
 
 // Scrolled to the top, or a wheel turned up where there is nothing to scroll: older lines.
-log.parentElement.addEventListener("scroll", older);
+log.parentElement.addEventListener("scroll", () => {
+  const ours = placed !== null && log.parentElement.scrollTop === placed;
+  placed = null;
+  if (!ours) older();
+});
 log.parentElement.addEventListener("wheel", (ev) => { if (ev.deltaY < 0) older(); });
 
 here();
