@@ -582,3 +582,64 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     driver.wait_for_text(&header, "webby in #ops").await;
     driver.quit().await;
 }
+
+/// Private messages both ways (your own shown as sent), lines naming you as a word
+/// highlighted and no others, a hostile topic shown as text, Up recalling what you sent, and
+/// a kick taking the room off your list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_private_messages_mentions_topics_and_kicks() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let log = driver.one("#log").await;
+    let input = driver.one("input").await;
+
+    ana.send("/msg webby psst").await;
+    driver.wait_for_text(&log, "*ana* → webby psst").await;
+    driver
+        .type_into(&input, &format!("/msg ana hola en privado{ENTER}"))
+        .await;
+    ana.expect("hola en privado").await;
+    driver
+        .wait_for_text(&log, "*webby* → ana hola en privado")
+        .await;
+    assert_eq!(driver.all("#log li.private").await.len(), 2);
+    assert_eq!(driver.all("#log li.private.me").await.len(), 1);
+    // Up recalls what was sent.
+    driver.type_into(&input, "\u{E013}").await;
+    let recalled = driver
+        .call("GET", &format!("/element/{input}/property/value"), None)
+        .await;
+    assert_eq!(recalled, "/msg ana hola en privado");
+    driver.type_into(&input, "\u{E015}").await;
+
+    for line in ["hi webby.", "webbyx is someone else", "nowebby here"] {
+        ana.send(line).await;
+    }
+    driver.wait_for_text(&log, "nowebby here").await;
+    let mentions = driver.texts("#log li.mention").await;
+    assert_eq!(mentions.len(), 1, "{mentions:?}");
+    assert!(mentions[0].ends_with("<ana> hi webby."), "{mentions:?}");
+
+    let hostile = r#"<img src=x onerror="document.title='pwned'">"#;
+    ana.send(&format!("/topic {hostile}")).await;
+    driver
+        .wait_for_text(&log, &format!("ana set the topic: {hostile}"))
+        .await;
+    assert!(driver.all("#log img").await.is_empty());
+    assert_eq!(driver.call("GET", "/title", None).await, "charla");
+
+    ana.send("/kick webby enough").await;
+    driver
+        .wait_for_text(&log, "ana kicked you from #ops (enough)")
+        .await;
+    let rooms = driver.one("#rooms").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while driver.text(&rooms).await.contains("#ops") {
+        assert!(tokio::time::Instant::now() < deadline, "#ops still listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver.quit().await;
+}

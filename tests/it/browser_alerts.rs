@@ -11,7 +11,7 @@ use charla::server::{self, Datagrams, ListenAddr};
 use serde_json::{Value, json};
 use tokio_util::sync::DropGuard;
 
-use crate::browser::Driver;
+use crate::browser::{Driver, ENTER};
 use crate::support::{Client, PATIENCE};
 
 /// A server running `check` every `every` into #alerts, with a text listener and an HTTP
@@ -147,7 +147,8 @@ const LOG_STYLES: &str = "return [...document.querySelectorAll('#log li')].map(l
     return [li.innerText, li.className, [s.color, s.backgroundColor, s.opacity, s.fontWeight].join(' ')]; });";
 
 /// Alerts and notices of each priority, from HTTP publish and from a check, wear their
-/// priority's class and a style of their own; a person's line wears none of them.
+/// priority's class and a style of their own; a person's line wears none of them. The
+/// check is acknowledged from the page's chat line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_notices_are_styled_by_priority_and_peoples_lines_are_not() {
     let Some(driver) = Driver::start().await else {
@@ -225,5 +226,13 @@ async fn alerts_and_notices_are_styled_by_priority_and_peoples_lines_are_not() {
         "{person:?}"
     );
     assert!(styles.iter().all(|(_, s)| *s != person.1), "{person:?}");
+
+    // Acknowledged from the page's chat line, as from any other.
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("/ack web on it{ENTER}"))
+        .await;
+    driver.wait_for_text(&log, "ops acknowledged web").await;
+    driver.wait_for_text(&log, "[acknowledged by ops]").await;
     driver.quit().await;
 }

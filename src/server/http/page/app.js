@@ -261,13 +261,23 @@ function saw(m, r) {
   if (m.seq !== undefined && m.id !== undefined && !(m.seq >= oldest.get(r)?.seq)) oldest.set(r, m);
 }
 
+// Whether `text` names `n` as a word: "hi ana." does, "banana" does not.
+function names(text, n) {
+  const [t, k] = [text.toLowerCase(), n.toLowerCase()];
+  const part = (c) => c !== undefined && /[\p{L}\p{N}_-]/u.test(c);
+  for (let i = t.indexOf(k); i >= 0; i = t.indexOf(k, i + 1)) {
+    if (!part(t[i - 1]) && !part(t[i + k.length])) return true;
+  }
+  return false;
+}
+
 // `put` places the line: at the end of the log, or (older history) in a batch of its own.
 function said(m, r, cls, put = line) {
   saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
-  const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
+  const mentions = nick && m.from !== nick && names(m.text, nick);
   put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r, m);
 }
 
@@ -318,6 +328,21 @@ function olderShown(e) {
   box.scrollTop += box.scrollHeight - height;
 }
 
+// A private message, to you or (`private me`) from you: shown in every room.
+function privately(e, cls) {
+  if (e.id !== undefined) { if (seen.has(e.id)) return; seen.add(e.id); }
+  line(cls, [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]], undefined, e);
+}
+
+// You are no longer in `r` (you left, or were kicked).
+function gone(r) {
+  rooms.delete(r);
+  unread.delete(r);
+  members.delete(r);
+  if (r === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
+  else drawRooms();
+}
+
 function server(text, cls, r) {
   line("server " + (cls || ""), [["time", time()], ["", text]], r);
 }
@@ -338,10 +363,7 @@ function show(e) {
       break;
     case "message": said(e, e.room, ""); break;
     case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
-    case "private":
-      if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
-      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]], undefined, e);
-      break;
+    case "private": privately(e, "private"); break;
     case "history":
       if (e.ref === "older") { olderShown(e); break; }
       for (const m of e.messages) {
@@ -363,15 +385,20 @@ function show(e) {
       }
       break;
     case "leave":
-      if (!e.you) memberLeft(e.room, e.nick);
-      if (e.you) {
-        rooms.delete(e.room);
-        unread.delete(e.room);
-        members.delete(e.room);
-        if (e.room === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
-        else drawRooms();
-      }
+      if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
       server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
+      break;
+    case "kick":
+      if (e.nick === nick) gone(e.room); else memberLeft(e.room, e.nick);
+      server(e.by + " kicked " + (e.nick === nick ? "you" : e.nick) + " from " + e.room + (e.reason ? " (" + e.reason + ")" : ""), "", e.nick === nick ? "" : e.room);
+      break;
+    case "topic":
+      if (e.changed) server(e.by + (e.text === null ? " cleared the topic" : " set the topic: " + e.text), "topic", e.room);
+      else server(e.text === null ? e.room + " has no topic" : "topic of " + e.room + ": " + e.text, "topic", e.room);
+      break;
+    case "away":
+      if (e.you) server(e.message === null ? "you are back" : "you are away: " + e.message);
+      else server(e.nick + " is away" + (e.message === null ? "" : ": " + e.message));
       break;
     case "nick":
       if (e.you) { nick = e.new; wanted = e.new; here(); }
@@ -384,7 +411,8 @@ function show(e) {
     case "ack": {
       const mine = pending.get(e.ref);
       pending.delete(e.ref);
-      if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
+      if (mine?.to) privately({ id: e.id, from: nick, to: mine.to, text: mine.text, ts: e.ts }, "private me");
+      else if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
     case "status":
@@ -431,6 +459,13 @@ function command(text) {
     case "rooms": case "list": return { type: "rooms" };
     case "history": return { type: "history", room };
     case "status": return { type: "status", room };
+    case "topic": return arg ? { type: "topic", room, text: arg } : { type: "topic", room };
+    case "ack": { const [name, ...note] = rest; return { type: "ack", name, note: note.join(" ") || undefined }; }
+    case "silence": {
+      const [name, duration, ...reason] = rest;
+      return { type: "silence", name, duration, reason: reason.join(" ") || undefined };
+    }
+    case "unsilence": return { type: "unsilence", name: arg };
     case "help": return { type: "help" };
     default: return null;
   }
@@ -478,6 +513,7 @@ form.addEventListener("submit", (ev) => {
     req = command(text);
     if (!req) { server("unknown command; /help lists them", "error"); return; }
     if (req.type === "me") pending.set(ref, { text: req.text, action: true, room });
+    if (req.type === "msg") pending.set(ref, { text: req.text, to: req.to });
   } else {
     const t = text.startsWith("//") ? text.slice(1) : text;
     req = { type: "say", text: t, room };
