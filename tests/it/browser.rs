@@ -643,3 +643,96 @@ async fn the_page_shows_private_messages_mentions_topics_and_kicks() {
     }
     driver.quit().await;
 }
+
+/// Two pages (two windows of one browser) and a text client chat in one room: each hears
+/// the other two, and each page lists all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_and_a_text_client_chat_in_one_room() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let webby = driver.call("GET", "/window", None).await;
+    let wendy = driver
+        .call("POST", "/window/new", Some(json!({"type": "window"})))
+        .await["handle"]
+        .clone();
+    let switch = |handle: &Value| json!({"handle": handle});
+    driver.call("POST", "/window", Some(switch(&wendy))).await;
+    driver
+        .open(&format!("http://{}/?nick=wendy&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** wendy joined").await;
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola from wendy{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("from wendy").await,
+        "#ops <wendy> hola from wendy"
+    );
+    ana.send("hola from nc").await;
+    driver
+        .wait_for_text(&driver.one("#log").await, "<ana> hola from nc")
+        .await;
+
+    driver.call("POST", "/window", Some(switch(&webby))).await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "<wendy> hola from wendy").await;
+    driver.wait_for_text(&log, "<ana> hola from nc").await;
+    let members = driver.one("#members").await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "ana\nwebby\nwendy"
+    );
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola from webby{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("from webby").await,
+        "#ops <webby> hola from webby"
+    );
+
+    driver.call("POST", "/window", Some(switch(&wendy))).await;
+    driver
+        .wait_for_text(&driver.one("#log").await, "<webby> hola from webby")
+        .await;
+    let members = driver.one("#members").await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "ana\nwebby\nwendy"
+    );
+    driver.quit().await;
+}
+
+/// On a narrow screen the rooms go on top and the members are left out; the message box
+/// and the log stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_screen_gets_the_mobile_layout() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let _ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let layout = "return [innerWidth, getComputedStyle(document.querySelector('aside')).display, \
+                  getComputedStyle(document.getElementById('body')).flexDirection, \
+                  document.getElementById('text').getBoundingClientRect().width > 0];";
+    let wide = driver.run(layout, json!([])).await;
+    assert_eq!(
+        (&wide[1], &wide[2]),
+        (&json!("block"), &json!("row")),
+        "{wide}"
+    );
+    let rect = json!({"width": 400, "height": 800});
+    driver.call("POST", "/window/rect", Some(rect)).await;
+    let narrow = driver.run(layout, json!([])).await;
+    assert!(narrow[0].as_u64().unwrap() <= 600, "{narrow}");
+    assert_eq!(
+        (&narrow[1], &narrow[2], &narrow[3]),
+        (&json!("none"), &json!("column"), &json!(true)),
+        "{narrow}"
+    );
+    driver.quit().await;
+}
