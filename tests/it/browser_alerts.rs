@@ -138,6 +138,33 @@ async fn a_checks_chart_moves_with_its_live_alerts() {
     driver.quit().await;
 }
 
+/// A check not run yet when the page came is shown as such, then as up once its first
+/// result is in, though a first result that is up is not posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_first_seen_unknown_is_shown_up_once_it_is() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let spec = format!(
+        "web=exec:while [ ! -e {} ]; do sleep 0.05; done",
+        go.display()
+    );
+    let (_, http, _stop) = checks_server(&spec, Duration::from_secs(60)).await;
+    driver
+        .open(&format!("http://{http}/?nick=ops&room=alerts"))
+        .await;
+    let panel = driver.one("#checks").await;
+    driver.wait_for_text(&panel, "web unknown").await;
+    std::fs::write(&go, "").unwrap();
+    driver.wait_for_text(&panel, "web up since").await;
+    // Asked quietly: the log has the status the page was greeted with, once.
+    let log = driver.text(&driver.one("#log").await).await;
+    assert_eq!(log.matches("[check:web]").count(), 1, "{log}");
+    driver.quit().await;
+}
+
 /// The check panel's chart as HTML.
 const CHART: &str = "return document.querySelector('#checks svg.chart')?.outerHTML ?? null;";
 

@@ -145,9 +145,25 @@ function chart(responses) {
   return box;
 }
 
+// A check not run yet when its status came: a first result that is up is not posted, so
+// the page asks again for the room's status, quietly, until it knows.
+const RECHECK_MS = 2000;
+let recheck = null;
+function recheckUnknown() {
+  if (recheck) return;
+  recheck = setTimeout(() => {
+    recheck = null;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    for (const [r, ours] of checks) {
+      if ([...ours.values()].some(c => c.state === "unknown")) ws.send(JSON.stringify({ type: "status", room: r, ref: "panel" }));
+    }
+  }, RECHECK_MS);
+}
+
 // A check's state as a status item or a live alert tells it.
 function checkSays(r, m, since) {
   if (m.check === undefined || m.state === undefined) return;
+  if (m.state === "unknown") recheckUnknown();
   if (!checks.has(r)) checks.set(r, new Map());
   const was = checks.get(r).get(m.check) || {};
   checks.get(r).set(m.check, {
@@ -417,7 +433,7 @@ function show(e) {
     }
     case "status":
       for (const item of e.items) checkSays(e.room, item, item.since);
-      for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
+      if (e.ref !== "panel") for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
     case "users":
       members.set(e.room, new Set(e.users));
       if (e.room === room) drawMembers();
