@@ -261,5 +261,7 @@ async fn alerts_and_notices_are_styled_by_priority_and_peoples_lines_are_not() {
         .await;
     driver.wait_for_text(&log, "ops acknowledged web").await;
     driver.wait_for_text(&log, "[acknowledged by ops]").await;
+    let panel = driver.one("#checks").await;
+    driver.wait_for_text(&panel, "· acknowledged by ops").await;
     driver.quit().await;
 }

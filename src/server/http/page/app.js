@@ -105,7 +105,8 @@ function drawChecks() {
     const li = document.createElement("li");
     li.className = c.state;
     li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "") +
-      (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "");
+      (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "") +
+      (c.acked ? " · acknowledged by " + c.acked : "") + (c.silenced ? " · silenced" : "");
     if (c.responses) li.appendChild(chart(c.responses));
     checkList.appendChild(li);
   }
@@ -160,14 +161,19 @@ function recheckUnknown() {
   }, RECHECK_MS);
 }
 
-// A check's state as a status item or a live alert tells it.
-function checkSays(r, m, since) {
+// A check's state as a status item (`since` when it began) or a live post (`since` when it
+// was posted: a post that does not change the state, such as an acknowledgement, leaves
+// it as it was) tells it.
+function checkSays(r, m, since, live) {
   if (m.check === undefined || m.state === undefined) return;
   if (m.state === "unknown") recheckUnknown();
   if (!checks.has(r)) checks.set(r, new Map());
   const was = checks.get(r).get(m.check) || {};
   checks.get(r).set(m.check, {
-    state: m.state, since,
+    state: m.state,
+    since: live && m.state === was.state && was.since ? was.since : since,
+    acked: m.acked_by,
+    silenced: m.silenced_until !== undefined,
     uptime: m.uptime_permille !== undefined ? m.uptime_permille : was.uptime,
     responses: m.responses !== undefined ? m.responses : was.responses,
   });
@@ -378,7 +384,7 @@ function show(e) {
       if (wanted && nick !== wanted && !reclaim) reclaimNick();
       break;
     case "message": said(e, e.room, ""); break;
-    case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
+    case "notice": case "alert": checkSays(e.room, e, e.ts, true); posted(e, e.room, ""); break;
     case "private": privately(e, "private"); break;
     case "history":
       if (e.ref === "older") { olderShown(e); break; }
