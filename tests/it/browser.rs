@@ -696,13 +696,21 @@ async fn two_pages_and_a_text_client_chat_in_one_room() {
     );
 
     driver.call("POST", "/window", Some(switch(&wendy))).await;
-    driver
-        .wait_for_text(&driver.one("#log").await, "<webby> hola from webby")
-        .await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "<webby> hola from webby").await;
     let members = driver.one("#members").await;
     assert_eq!(
         driver.wait_for_text(&members, "wendy").await,
         "ana\nwebby\nwendy"
+    );
+    // Parting words are shown, as text.
+    ana.send("/quit see you <b>later</b>").await;
+    driver
+        .wait_for_text(&log, "ana left #ops (quit): see you <b>later</b>")
+        .await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "webby\nwendy"
     );
     driver.quit().await;
 }

@@ -263,5 +263,12 @@ async fn alerts_and_notices_are_styled_by_priority_and_peoples_lines_are_not() {
     driver.wait_for_text(&log, "[acknowledged by ops]").await;
     let panel = driver.one("#checks").await;
     driver.wait_for_text(&panel, "· acknowledged by ops").await;
+    driver
+        .type_into(&input, &format!("/silence web 1h maintenance{ENTER}"))
+        .await;
+    driver
+        .wait_for_text(&log, "ops silenced web for 1h: maintenance")
+        .await;
+    driver.wait_for_text(&panel, "· silenced").await;
     driver.quit().await;
 }

@@ -408,7 +408,7 @@ function show(e) {
       break;
     case "leave":
       if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
-      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")" + (e.message ? ": " + e.message : ""), "", e.you ? "" : e.room);
       break;
     case "kick":
       if (e.nick === nick) gone(e.room); else memberLeft(e.room, e.nick);
