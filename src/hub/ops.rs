@@ -531,6 +531,11 @@ impl ChatState {
         nick: Nick,
         reason: Option<MessageText>,
     ) -> Reply {
+        // A room that does not exist is said so, not that one is not in it (IRC's 403
+        // before 442, modern.ircdocs.horse).
+        if let Some(name) = room.as_ref().filter(|r| !self.rooms.contains_key(*r)) {
+            return Err((ErrorCode::InvalidRoom, format!("there is no {name}")));
+        }
         let room = self.room_of(id, room)?;
         let target = &self.rooms[&room];
         if !target.is_op(id) {

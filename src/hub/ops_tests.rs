@@ -254,6 +254,13 @@ fn an_operator_kicks_a_member_who_hears_why_and_is_out() {
     };
     kick(&bob, "ana");
     assert_eq!(errors(&bob), [ErrorCode::NotOperator]);
+    let nowhere = Command::Kick {
+        room: Some(room("#nowhere")),
+        nick: nick("bob"),
+        reason: None,
+    };
+    hub.apply(ana.id, nowhere.into());
+    assert_eq!(errors(&ana), [ErrorCode::InvalidRoom]);
     kick(&ana, "nobody");
     assert_eq!(errors(&ana), [ErrorCode::NoSuchNick]);
     let eve = member(&hub, "eve");

@@ -110,6 +110,9 @@ async fn an_irc_operator_kicks_an_nc_user_and_a_member_may_not() {
     );
     op.send("KICK #ops nobody").await;
     assert!(op.line().await.starts_with(":charla 401 op nobody :"));
+    // A room that does not exist is 403, not 442.
+    op.send("KICK #nowhere bea").await;
+    assert!(op.line().await.starts_with(":charla 403 op #nowhere :"));
     op.send("KICK #ops bea :off topic").await;
     assert_eq!(op.line().await, ":op!op@charla KICK #ops bea :off topic");
     assert_eq!(carl.line().await, ":op!op@charla KICK #ops bea :off topic");
