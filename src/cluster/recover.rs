@@ -51,7 +51,17 @@ pub(super) async fn recover(
     redis: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
-    let rooms = hub.last_heard(backlogs(redis).await?);
+    let mut rooms = hub.last_heard(backlogs(redis).await?);
+    {
+        // Numbers this node gave its own messages while Redis was out of reach are not the
+        // cluster's: what others said meanwhile is read from before them.
+        let outage = shared.outage.lock().unwrap();
+        for (room, last) in &mut rooms {
+            if let Some(before) = outage.heard_before(room) {
+                *last = (*last).min(before);
+            }
+        }
+    }
     if rooms.is_empty() {
         return Ok(Recovered::default());
     }
@@ -87,8 +97,12 @@ pub(super) async fn recover(
                 except: None,
             });
         }
-        for (seq, said) in after {
-            match said_publication(shared, seq, said) {
+        for (seq, entry) in after {
+            if entry.is_late() && entry.node() == shared.node.number() {
+                // Heard here as it was said.
+                continue;
+            }
+            match said_publication(shared, seq, entry) {
                 Ok(publication) => {
                     recovered.0.insert(room.clone(), seq);
                     missed.push(publication);
@@ -140,7 +154,7 @@ fn missed_after(
     entries: impl Iterator<Item = (u64, Wire)>,
 ) -> (Option<Gap>, Vec<(u64, Wire)>) {
     let after: Vec<(u64, Wire)> = entries
-        .filter(|(seq, wire)| *seq > last && matches!(wire, Wire::Said { .. }))
+        .filter(|(seq, wire)| *seq > last && wire.is_entry())
         .collect();
     // The newest number not in the backlog: before its first entry after `last`, or the
     // room's last number when none is. A counter below `last` is Redis having lost it.
@@ -164,6 +178,7 @@ mod tests {
             action: false,
             notice: false,
             by: 0,
+            late: false,
         };
         (seq, wire)
     }
