@@ -45,9 +45,12 @@ return s";
 
 /// Gives the numbers of `ARGV[1]` messages of a room that were not relayed (past what a
 /// node holds during an outage) and publishes them as a gap, so that they are a gap in the
-/// room's one order on every node.
+/// room's one order on every node; kept in the backlog too, for a node that hears it late.
 const LOST: &str = "local s = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('PUBLISH', KEYS[2], s .. '\\n' .. ARGV[2])
+local payload = s .. '\\n' .. ARGV[2]
+redis.call('RPUSH', KEYS[3], payload)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
 /// Takes a nick unless a live node holds it (its key still names the run that claimed it).
@@ -280,11 +283,13 @@ fn add(
             let json = serde_json::to_string(&wire).expect("plain data serializes");
             pipe.cmd("EVAL")
                 .arg(LOST)
-                .arg(2)
+                .arg(3)
                 .arg(seq_key(room))
                 .arg(channel())
+                .arg(backlog_key(room))
                 .arg(count)
                 .arg(json)
+                .arg(CLUSTER_BACKLOG)
                 .ignore();
         }
         Out::Publish(wire) => {
@@ -609,18 +614,11 @@ fn heard(
                 burst.push(publication);
             }
         }
-        Wire::Lost { room, count, .. } => {
-            let room = wire::room(&room)?;
-            let gap = Event::Gap {
-                room: room.clone(),
-                from: seq.saturating_sub(count.saturating_sub(1)),
-                to: seq,
-            };
-            burst.push(Publication {
-                room,
-                event: gap,
-                except: None,
-            });
+        lost @ Wire::Lost { .. } => {
+            let publication = lost_publication(seq, lost)?;
+            if recovered.fresh(&publication) {
+                burst.push(publication);
+            }
         }
         Wire::Joined {
             room, nick, count, ..
@@ -731,6 +729,25 @@ fn heard(
         }
     }
     Ok(())
+}
+
+/// Messages not relayed (`wire` a [`Wire::Lost`], `seq` the last of their numbers): a
+/// `gap` for the room's members here.
+pub(super) fn lost_publication(seq: u64, wire: Wire) -> Result<Publication, String> {
+    let Wire::Lost { room, count, .. } = wire else {
+        return Err("not messages lost".to_string());
+    };
+    let room = wire::room(&room)?;
+    let gap = Event::Gap {
+        room: room.clone(),
+        from: seq.saturating_sub(count.saturating_sub(1)),
+        to: seq,
+    };
+    Ok(Publication {
+        room,
+        event: gap,
+        except: None,
+    })
 }
 
 /// A room message or post as published (`wire` a [`Wire::Said`] or [`Wire::Posted`], `seq`
