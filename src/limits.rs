@@ -459,6 +459,13 @@ pub const CLUSTER_BATCH: usize = 512;
 /// one is answered (in larger pipelines). Default 16.
 pub const CLUSTER_IN_FLIGHT: usize = 16;
 
+/// Messages and feed posts a cluster node holds while Redis is out of reach, all rooms
+/// together, to publish in order once it is back (the node's own users hear them at once).
+/// Past it, what is said is heard on its own node only: once Redis is back the rooms'
+/// members on the other nodes get a `gap` for them and each speaker is told how many of its
+/// messages were not relayed. Default 10,000.
+pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
+
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.

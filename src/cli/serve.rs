@@ -77,8 +77,9 @@ pub struct Serve {
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
     /// CLUSTER_RETRY_MAX), and once back reads what it missed from each room's last 1,000
-    /// messages kept in Redis (CLUSTER_BACKLOG); older ones are a `gap`. docs/cluster.md
-    /// says what is shared. Unset: a server alone, without Redis.
+    /// messages kept in Redis (CLUSTER_BACKLOG); older ones are a `gap`. What its users
+    /// said meanwhile (up to 10,000 messages, CLUSTER_OUTAGE_HELD) is published then; past
+    /// that, the other nodes get a `gap`. docs/cluster.md says what is shared. Unset: a server alone, without Redis.
     #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
 

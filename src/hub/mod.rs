@@ -445,18 +445,27 @@ impl Hub {
     /// store refused it.
     pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, Unposted> {
         self.with_chat(|chat| {
-            let Some(name) = chat.rooms.get(room).map(|r| r.name.clone()) else {
-                return Err(NoSuchRoom(room.clone()).into());
+            let here = chat.rooms.get(room).map(|r| r.name.clone());
+            // In a cluster a room with members on other nodes only takes posts too.
+            let elsewhere = || chat.bus_numbers && !chat.directory.members(room).is_empty();
+            let (name, seq) = match here {
+                // A cluster's bus numbers it, and it is kept as it comes back (`receive`).
+                Some(name) if chat.bus_numbers => (name.clone(), chat.last_seq(&name) + 1),
+                Some(name) => (name.clone(), chat.next_seq(&name)),
+                None if elsewhere() => (room.clone(), chat.store.last_seq(room) + 1),
+                None => return Err(NoSuchRoom(room.clone()).into()),
             };
             let posted = Posted {
                 id: chat.mint.message(),
-                seq: chat.next_seq(&name),
+                seq,
                 ts: now_ms(),
                 room: name.clone(),
                 notice: Arc::new(notice),
             };
-            chat.keep(Entry::Posted(posted.clone()), None)
-                .map_err(|_| Unposted::StoreFull)?;
+            if !chat.bus_numbers {
+                chat.keep(Entry::Posted(posted.clone()), None)
+                    .map_err(|_| Unposted::StoreFull)?;
+            }
             chat.metrics.received(MessageKind::Post);
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)
