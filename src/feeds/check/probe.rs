@@ -49,7 +49,7 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
 /// A TLS handshake with `target` (HOST:PORT), verified against `ca` or the system's roots.
 async fn shake_hands(target: &str, ca: Option<&std::path::Path>) -> Probed {
     let shaken = async {
-        let tls = crate::client::tls::connector(ca).map_err(|e| format!("TLS error: {e}"))?;
+        let tls = super::http::connector(ca)?;
         let (host, _) = target.rsplit_once(':').unwrap_or((target, ""));
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let stream = TcpStream::connect(target)
