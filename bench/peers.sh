@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks charla side by side with the servers people would use instead, in one run:
-# ncat --chat, ngircd and InspIRCd (Debian packages), then writes bench/results/*.json,
+# ncat --chat, ngircd and InspIRCd (Debian packages), and charla's own IRC listener
+# (charla-irc: the same server, spoken to as the IRC peers are), then writes bench/results/*.json,
 # docs/benchmarks-latest.md (the tables) and docs/fanout.svg (the chart).
 #
 # Every server runs pinned to CPU 0 and the load generator (charla bench) to CPU 1, so the
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
-SERVERS=${SERVERS:-"charla ncat ngircd inspircd"}
+SERVERS=${SERVERS:-"charla charla-irc ncat ngircd inspircd"}
 DURATION=$([ "$QUICK" = 1 ] && echo 3 || echo 5)
 CYCLES=$([ "$QUICK" = 1 ] && echo 5000 || echo 50000)
 RATES=${RATES:-"20000,500000,2000000,5000000,10000000"}
@@ -83,6 +84,12 @@ start() {
         --max-per-ip 0 --max-connections 19000 --data "${CHARLA_DATA:-$WORK/data}" \
         > "$WORK/charla.out" 2>&1 &
       PID=$!; PROTO=charla; PORT=16600 ;;
+    charla-irc)
+      rm -rf "$WORK"/data
+      taskset -c $SERVER_CPU "$CHARLA" serve --listen 127.0.0.1:16600 --listen irc://127.0.0.1:16604 \
+        --flood-rate 0 --max-per-ip 0 --max-connections 19000 --data "${CHARLA_DATA:-$WORK/data}" \
+        > "$WORK/charla-irc.out" 2>&1 &
+      PID=$!; PROTO=irc; PORT=16604 ;;
     ngircd)
       taskset -c $SERVER_CPU ngircd --nodaemon --config "$WORK/ngircd.conf" > "$WORK/ngircd.out" 2>&1 &
       PID=$!; PROTO=irc; PORT=16601 ;;
@@ -137,6 +144,9 @@ for s in $SERVERS; do
       # Connections that do nothing at all: each a guest in #lobby, as an nc user is.
       start "$s"; PROTO=lines bench charla-10k-bare idle --clients 10000; stop
       cycles=$CYCLES ;;
+    charla-irc)
+      start "$s"; bench charla-irc-1000 fanout --clients 1000 --senders 50 --duration "$DURATION" --rates "$RATES"; stop
+      cycles=$CYCLES ;;
     ngircd) cycles=$((CYCLES / 10)) ;;
     inspircd) cycles=1000 ;;  # it accepts about 60 connections a second
     *) cycles=0 ;;
@@ -146,8 +156,8 @@ for s in $SERVERS; do
     # by half each step (ncat loses deliveries at every rate, so it has none).
     start "$s"; bench "$s-saturate" fanout --clients 500 --senders 50 --duration "$DURATION" \
       --rates 500000 --saturate --p99-limit-ms 50; stop
-    if [ "$s" = charla ]; then
-      start "$s"; bench charla-1000-saturate fanout --clients 1000 --senders 50 \
+    if [ "$s" = charla ] || [ "$s" = charla-irc ]; then
+      start "$s"; bench "$s-1000-saturate" fanout --clients 1000 --senders 50 \
         --duration "$DURATION" --rates 500000 --saturate --p99-limit-ms 50; stop
     fi
     start "$s"; bench "$s" rooms --clients 10000 --rooms 1000 --senders 1000 --duration "$DURATION" --rates 500000,2000000; stop

@@ -20,10 +20,17 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::adapter::Protocol;
 
 type Ws = WebSocketStream<TcpStream>;
+
+/// Bytes a WebSocket receiver reads at a time at most, as small as the `BufReader` a TLS
+/// or IRC client reads through. tungstenite zero-fills its whole read buffer before every
+/// read (snapview/tungstenite-rs#547), so at its default of 128 KiB the generator spent a
+/// quarter of its time in `memset`: it measured itself rather than the server.
+const WS_READ_BYTES: usize = 8 * 1024;
 
 /// How clients reach the server under test.
 #[derive(Clone)]
@@ -64,7 +71,8 @@ impl Dialer {
         }
         if self.protocol.framed() {
             let url = format!("ws://{addr}{path}");
-            let (ws, _) = tokio_tungstenite::client_async(url, stream)
+            let config = WebSocketConfig::default().read_buffer_size(WS_READ_BYTES);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
                 .with_context(|| format!("WebSocket handshake with {addr}{path}"))?;
             let (w, r) = ws.split();

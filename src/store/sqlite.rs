@@ -59,6 +59,13 @@ pub const WRITE_QUEUE: usize = 65_536;
 /// size: batching is what makes tens of thousands of entries a second cheap.
 pub const WRITE_BATCH: usize = 4_096;
 
+/// The least time between the starts of two commits. An entry that arrives after a quiet
+/// spell is committed at once; while entries keep coming, the writer gathers them for what
+/// is left of this interval, so a busy server pays one transaction per interval rather than
+/// one per message, and the writer, which shares the machine's cores with fan-out, wakes
+/// less often. An `ack` can wait this much longer under load.
+pub const WRITE_INTERVAL: Duration = Duration::from_millis(2);
+
 /// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
 /// deletes what is this many numbers older than the newest, in the same transaction that
 /// adds the new ones (a number lost to a full disk is not made up for). Kept for ever otherwise (also after the room
@@ -840,6 +847,7 @@ fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut expired_at: Option<Instant> = None;
+    let mut committed_at: Option<Instant> = None;
     // Rows in the file, counted once here rather than at start-up, then kept up to date.
     let mut rows = match conn.query_row("SELECT count(*) FROM entries", [], |row| {
         row.get::<_, i64>(0)
@@ -854,8 +862,13 @@ fn write_loop(
         match jobs.recv_timeout(EXPIRE_EVERY) {
             Ok(first) => {
                 batch.push(first);
-                let (added, pruned) =
-                    write_batch(&mut conn, &jobs, &mut batch, shared, bounds.per_room);
+                gather(
+                    &jobs,
+                    &mut batch,
+                    committed_at.map(|at| at + WRITE_INTERVAL),
+                );
+                committed_at = Some(Instant::now());
+                let (added, pruned) = write_batch(&mut conn, &mut batch, shared, bounds.per_room);
                 rows = (rows + added).saturating_sub(pruned);
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -932,21 +945,31 @@ struct DiskBounds {
     max_age: Option<Duration>,
 }
 
-/// Commits `batch`, its first job, with whatever else has queued up since; returns the
-/// rows added and the rows pruned.
-fn write_batch(
-    conn: &mut Connection,
-    jobs: &Receiver<Job>,
-    batch: &mut Vec<Job>,
-    shared: &WriterShared,
-    keep: usize,
-) -> (u64, u64) {
+/// Adds to `batch` what has queued up by `until` (the earliest the next commit may start,
+/// [`WRITE_INTERVAL`] after the last), up to [`WRITE_BATCH`] jobs. It sleeps rather than
+/// waiting on the queue, which would wake it for every entry.
+fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>, until: Option<Instant>) {
+    let wait = until.map_or(Duration::ZERO, |at| {
+        at.saturating_duration_since(Instant::now())
+    });
+    if !wait.is_zero() {
+        std::thread::sleep(wait);
+    }
     while batch.len() < WRITE_BATCH {
         match jobs.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
+}
+
+/// Commits the jobs of `batch`; returns the rows added and the rows pruned.
+fn write_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    shared: &WriterShared,
+    keep: usize,
+) -> (u64, u64) {
     let mut flushes = Vec::new();
     let mut appends = Vec::new();
     let mut owed = Vec::new();

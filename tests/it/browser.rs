@@ -24,13 +24,13 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The WebDriver key code of Enter.
-const ENTER: &str = "\u{E007}";
+pub(crate) const ENTER: &str = "\u{E007}";
 
 /// One browser at a time: several chromiums at once would crowd a small machine.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// chromedriver, killed when the test ends.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     addr: SocketAddr,
     session: String,
@@ -78,7 +78,7 @@ async fn try_call(
 impl Driver {
     /// chromedriver and a headless chromium session, or `None` when they are not installed
     /// (outside CI).
-    async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
         {
             assert!(
@@ -130,17 +130,17 @@ impl Driver {
         Some(driver)
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let path = format!("/session/{}{path}", self.session);
         call(self.addr, method, &path, body).await
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url}))).await;
     }
 
     /// The elements `css` selects, as WebDriver element ids.
-    async fn all(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn all(&self, css: &str) -> Vec<String> {
         let found = self
             .call(
                 "POST",
@@ -165,7 +165,7 @@ impl Driver {
             .collect()
     }
 
-    async fn one(&self, css: &str) -> String {
+    pub(crate) async fn one(&self, css: &str) -> String {
         let all = self.all(css).await;
         assert_eq!(all.len(), 1, "{css}");
         all.into_iter().next().unwrap()
@@ -173,7 +173,7 @@ impl Driver {
 
     /// The rendered text of each element `css` selects, read at one moment (the page
     /// redraws its lists, so elements found by one call may be gone by the next).
-    async fn texts(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn texts(&self, css: &str) -> Vec<String> {
         let script = json!({
             "script": "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText);",
             "args": [css],
@@ -189,7 +189,7 @@ impl Driver {
 
     /// Clicks the element `css` selects whose text starts with `prefix`, finding it again
     /// if the page redrew it in between.
-    async fn click(&self, css: &str, prefix: &str) {
+    pub(crate) async fn click(&self, css: &str, prefix: &str) {
         for _ in 0..20 {
             for element in self.all(css).await {
                 let path = format!("/session/{}/element/{element}", self.session);
@@ -212,7 +212,7 @@ impl Driver {
         panic!("no {css} starting with {prefix:?} could be clicked");
     }
 
-    async fn text(&self, element: &str) -> String {
+    pub(crate) async fn text(&self, element: &str) -> String {
         let text = self
             .call("GET", &format!("/element/{element}/text"), None)
             .await;
@@ -220,7 +220,7 @@ impl Driver {
     }
 
     /// Waits until the element's text contains `needle`.
-    async fn wait_for_text(&self, element: &str, needle: &str) -> String {
+    pub(crate) async fn wait_for_text(&self, element: &str, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let text = self.text(element).await;
@@ -235,7 +235,7 @@ impl Driver {
         }
     }
 
-    async fn type_into(&self, element: &str, keys: &str) {
+    pub(crate) async fn type_into(&self, element: &str, keys: &str) {
         self.call(
             "POST",
             &format!("/element/{element}/value"),
@@ -244,7 +244,22 @@ impl Driver {
         .await;
     }
 
-    async fn quit(&self) {
+    /// Runs `script` in the page with `args`; what it returns.
+    pub(crate) async fn run(&self, script: &str, args: Value) -> Value {
+        let body = json!({"script": script, "args": args});
+        self.call("POST", "/execute/sync", Some(body)).await
+    }
+
+    /// Turns the mouse wheel up over the element, as a reader scrolling back does.
+    pub(crate) async fn wheel_up(&self, element: &str) {
+        let origin = json!({"element-6066-11e4-a52e-4f735466cecf": element});
+        let scroll = json!({"type": "scroll", "x": 0, "y": 0, "deltaX": 0, "deltaY": -5000,
+                            "duration": 0, "origin": origin});
+        let actions = json!({"actions": [{"type": "wheel", "id": "wheel", "actions": [scroll]}]});
+        self.call("POST", "/actions", Some(actions)).await;
+    }
+
+    pub(crate) async fn quit(&self) {
         let path = format!("/session/{}", self.session);
         call(self.addr, "DELETE", &path, None).await;
     }
@@ -252,7 +267,7 @@ impl Driver {
 
 /// A server with a text listener and the HTTP one the page is served from, flood control
 /// off.
-async fn page_server() -> TestServer {
+pub(crate) async fn page_server() -> TestServer {
     page_server_with(Limits {
         flood_rate: 0,
         ..Limits::default()
@@ -537,56 +552,6 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_with_checks_shows_each_check_up_or_down() {
-    use charla::feeds::{self, CheckSpec, FeedOptions};
-    use charla::hub::Hub;
-    use charla::server::{self, Datagrams};
-
-    let Some(driver) = Driver::start().await else {
-        return;
-    };
-    // What the check probes: up while this listens.
-    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let spec = format!("web=tcp://{}", target.local_addr().unwrap());
-    let bound = server::bind(&["http://127.0.0.1:0".parse().unwrap()]).unwrap();
-    let http = match bound[0].local_addr() {
-        charla::server::ListenAddr::Http(sa) => sa,
-        other => panic!("{other}"),
-    };
-    let limits = Limits::default();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let hub = Hub::new(&limits);
-    let options = FeedOptions {
-        checks: vec![spec.parse::<CheckSpec>().unwrap()],
-        check_interval: Duration::from_millis(100),
-        check_timeout: Duration::from_secs(2),
-        ..FeedOptions::default()
-    };
-    feeds::start(&hub, &options, shutdown.clone()).unwrap();
-    let _stop = shutdown.clone().drop_guard();
-    tokio::spawn(server::run_with(
-        hub,
-        bound,
-        Datagrams::default(),
-        limits,
-        shutdown,
-    ));
-
-    driver
-        .open(&format!("http://{http}/?nick=ops&room=alerts"))
-        .await;
-    let panel = driver.one("#checks").await;
-    driver.wait_for_text(&panel, "web up").await;
-    // Its uptime and a chart of its response times, from the status it was greeted with.
-    driver.wait_for_text(&panel, "100% up in 24h").await;
-    assert_eq!(driver.all("#checks li svg.chart polyline").await.len(), 1);
-    drop(target);
-    driver.wait_for_text(&panel, "web down since").await;
-    assert_eq!(driver.all("#checks li.down").await.len(), 1);
-    driver.quit().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -618,81 +583,164 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     driver.quit().await;
 }
 
-/// The page's log box, scrolled to the top first when `arguments[1]`: how far it is
-/// scrolled, whether it can scroll, and how far below its top the line with `arguments[0]`
-/// is (`null` when none has it).
-const LOG_BOX: &str = "const box = document.querySelector('main'); \
-    if (arguments[1]) box.scrollTop = 0; \
-    const li = [...document.querySelectorAll('#log li')].find(l => l.innerText.includes(arguments[0])); \
-    return [box.scrollTop, box.scrollHeight > box.clientHeight, \
-            li ? li.getBoundingClientRect().top - box.getBoundingClientRect().top : null];";
-
-async fn log_box(driver: &Driver, line: &str, to_top: bool) -> Value {
-    let script = json!({"script": LOG_BOX, "args": [line, to_top]});
-    driver.call("POST", "/execute/sync", Some(script)).await
-}
-
-/// Scrolled to the top, the page reads back older history a page at a time, from the
-/// server's file past what joining replayed, keeping the line read in place, until it says
-/// the start is reached; every line once, in order.
+/// Private messages both ways (your own shown as sent), lines naming you as a word
+/// highlighted and no others, a hostile topic shown as text, Up recalling what you sent, and
+/// a kick taking the room off your list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scrolling_up_reads_older_history_in_order_until_its_start() {
+async fn the_page_shows_private_messages_mentions_topics_and_kicks() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (charla, tcp, http) = crate::store::serve_deep_history(&dir.path().join("data"));
-    let mut ana = crate::store::json_client(tcp, "ana").await;
-    crate::store::join(&mut ana, "#ops").await;
-    crate::store::say_lines(&mut ana, "#ops", 130).await;
-    // Small enough that the 20 lines replayed on joining overflow the log.
-    let rect = json!({"width": 800, "height": 400});
-    driver.call("POST", "/window/rect", Some(rect)).await;
-    driver
-        .open(&format!("http://{http}/?nick=webby&room=ops"))
-        .await;
+    let server = page_server().await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
     let log = driver.one("#log").await;
-    driver.wait_for_text(&log, "line 130").await;
-    let text = driver.text(&log).await;
-    assert!(!text.contains("line 110\n"), "{text}");
+    let input = driver.one("input").await;
 
-    // Read at the bottom first, as someone who then scrolls up.
-    let bottom = "const b = document.querySelector('main'); b.scrollTop = b.scrollHeight;";
-    let bottom = json!({"script": bottom, "args": []});
-    driver.call("POST", "/execute/sync", Some(bottom)).await;
-    let mut first: usize = 111;
-    while first > 1 {
-        let at = format!("<ana> line {first}");
-        let before = log_box(&driver, &at, true).await;
-        assert_eq!(before[1], true, "the log scrolls: {before}");
-        first = first.saturating_sub(50).max(1);
-        driver
-            .wait_for_text(&log, &format!("<ana> line {first}\n"))
-            .await;
-        // The line that was at the top stays where it was.
-        let shown = log_box(&driver, &at, false).await;
-        let moved = shown[2].as_f64().unwrap() - before[2].as_f64().unwrap();
-        assert!(shown[0].as_f64().unwrap() > 0.0, "{shown}");
-        assert!(
-            moved.abs() < 2.0,
-            "{at} moved {moved}px: {before} then {shown}"
-        );
-    }
-    // The last page was short: the start of what the server keeps.
-    let text = driver
-        .wait_for_text(&log, "start of the history #ops keeps")
+    ana.send("/msg webby psst").await;
+    driver.wait_for_text(&log, "*ana* → webby psst").await;
+    driver
+        .type_into(&input, &format!("/msg ana hola en privado{ENTER}"))
         .await;
-    let lines: Vec<usize> = driver
-        .texts("#log li")
-        .await
-        .iter()
-        .filter_map(|l| l.split("<ana> line ").nth(1))
-        .map(|n| n.trim().parse().unwrap())
-        .collect();
-    assert_eq!(lines, (1..=130).collect::<Vec<_>>(), "{text}");
-    assert_eq!(text.matches("start of the history").count(), 1, "{text}");
-    let start = driver.texts("#log li[data-room='#ops']").await;
-    assert!(start[0].contains("start of the history"), "{start:?}");
+    ana.expect("hola en privado").await;
+    driver
+        .wait_for_text(&log, "*webby* → ana hola en privado")
+        .await;
+    assert_eq!(driver.all("#log li.private").await.len(), 2);
+    assert_eq!(driver.all("#log li.private.me").await.len(), 1);
+    // Up recalls what was sent.
+    driver.type_into(&input, "\u{E013}").await;
+    let recalled = driver
+        .call("GET", &format!("/element/{input}/property/value"), None)
+        .await;
+    assert_eq!(recalled, "/msg ana hola en privado");
+    driver.type_into(&input, "\u{E015}").await;
+
+    for line in ["hi webby.", "webbyx is someone else", "nowebby here"] {
+        ana.send(line).await;
+    }
+    driver.wait_for_text(&log, "nowebby here").await;
+    let mentions = driver.texts("#log li.mention").await;
+    assert_eq!(mentions.len(), 1, "{mentions:?}");
+    assert!(mentions[0].ends_with("<ana> hi webby."), "{mentions:?}");
+
+    let hostile = r#"<img src=x onerror="document.title='pwned'">"#;
+    ana.send(&format!("/topic {hostile}")).await;
+    driver
+        .wait_for_text(&log, &format!("ana set the topic: {hostile}"))
+        .await;
+    assert!(driver.all("#log img").await.is_empty());
+    assert_eq!(driver.call("GET", "/title", None).await, "charla");
+
+    ana.send("/kick webby enough").await;
+    driver
+        .wait_for_text(&log, "ana kicked you from #ops (enough)")
+        .await;
+    let rooms = driver.one("#rooms").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while driver.text(&rooms).await.contains("#ops") {
+        assert!(tokio::time::Instant::now() < deadline, "#ops still listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     driver.quit().await;
-    crate::store::stop(charla);
+}
+
+/// Two pages (two windows of one browser) and a text client chat in one room: each hears
+/// the other two, and each page lists all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_and_a_text_client_chat_in_one_room() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let webby = driver.call("GET", "/window", None).await;
+    let wendy = driver
+        .call("POST", "/window/new", Some(json!({"type": "window"})))
+        .await["handle"]
+        .clone();
+    let switch = |handle: &Value| json!({"handle": handle});
+    driver.call("POST", "/window", Some(switch(&wendy))).await;
+    driver
+        .open(&format!("http://{}/?nick=wendy&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** wendy joined").await;
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola from wendy{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("from wendy").await,
+        "#ops <wendy> hola from wendy"
+    );
+    ana.send("hola from nc").await;
+    driver
+        .wait_for_text(&driver.one("#log").await, "<ana> hola from nc")
+        .await;
+
+    driver.call("POST", "/window", Some(switch(&webby))).await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "<wendy> hola from wendy").await;
+    driver.wait_for_text(&log, "<ana> hola from nc").await;
+    let members = driver.one("#members").await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "ana\nwebby\nwendy"
+    );
+    let input = driver.one("input").await;
+    driver
+        .type_into(&input, &format!("hola from webby{ENTER}"))
+        .await;
+    assert_eq!(
+        ana.expect("from webby").await,
+        "#ops <webby> hola from webby"
+    );
+
+    driver.call("POST", "/window", Some(switch(&wendy))).await;
+    let log = driver.one("#log").await;
+    driver.wait_for_text(&log, "<webby> hola from webby").await;
+    let members = driver.one("#members").await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "ana\nwebby\nwendy"
+    );
+    // Parting words are shown, as text.
+    ana.send("/quit see you <b>later</b>").await;
+    driver
+        .wait_for_text(&log, "ana left #ops (quit): see you <b>later</b>")
+        .await;
+    assert_eq!(
+        driver.wait_for_text(&members, "wendy").await,
+        "webby\nwendy"
+    );
+    driver.quit().await;
+}
+
+/// On a narrow screen the rooms go on top and the members are left out; the message box
+/// and the log stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_screen_gets_the_mobile_layout() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let _ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let layout = "return [innerWidth, getComputedStyle(document.querySelector('aside')).display, \
+                  getComputedStyle(document.getElementById('body')).flexDirection, \
+                  document.getElementById('text').getBoundingClientRect().width > 0];";
+    let wide = driver.run(layout, json!([])).await;
+    assert_eq!(
+        (&wide[1], &wide[2]),
+        (&json!("block"), &json!("row")),
+        "{wide}"
+    );
+    let rect = json!({"width": 400, "height": 800});
+    driver.call("POST", "/window/rect", Some(rect)).await;
+    let narrow = driver.run(layout, json!([])).await;
+    assert!(narrow[0].as_u64().unwrap() <= 600, "{narrow}");
+    assert_eq!(
+        (&narrow[1], &narrow[2], &narrow[3]),
+        (&json!("none"), &json!("column"), &json!(true)),
+        "{narrow}"
+    );
+    driver.quit().await;
 }

@@ -5,6 +5,8 @@ mod alertmanager;
 mod bench;
 mod binary;
 mod browser;
+mod browser_alerts;
+mod browser_history;
 mod chat;
 mod cli;
 mod client;

@@ -495,12 +495,21 @@ pub(crate) fn serve_deep_history(data: &Path) -> (Binary, SocketAddr, SocketAddr
     (charla, tcp, http)
 }
 
-/// `ana` says `line 1` to `line N` in `room`, which she is in; their ids.
+/// `ana` says `line 1` to `line N` in `room`, which she is in; their ids. Sent a batch at
+/// a time before reading the batch's acks, so thousands of lines do not wait on a round
+/// trip each (and the acks unread stay far below the send-queue bound).
 pub(crate) async fn say_lines(ana: &mut Client, room: &str, n: usize) -> Vec<u64> {
+    const BATCH: usize = 100;
     let mut ids = Vec::new();
-    for n in 1..=n {
-        let line = json!({"type":"say","room":room,"text":format!("line {n}")});
-        ids.push(said(ana, line).await);
+    for first in (1..=n).step_by(BATCH) {
+        let last = (first + BATCH - 1).min(n);
+        for n in first..=last {
+            let line = json!({"type":"say","room":room,"text":format!("line {n}")});
+            ana.send(&line.to_string()).await;
+        }
+        for _ in first..=last {
+            ids.push(ana.expect_json("ack").await["id"].as_u64().unwrap());
+        }
     }
     ids
 }

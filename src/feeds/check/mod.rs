@@ -36,9 +36,9 @@ use tracing::info;
 
 use super::human;
 use crate::hub::{Hub, Notice, PostKind, RoomName, RoomStatus};
+use crate::limits::CHECK_SPREAD_STEP;
 #[cfg(doc)]
 use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
-use crate::limits::{CHECK_CHART_BUCKETS, CHECK_SPREAD_STEP, CHECK_UPTIME_BUCKET};
 use tracker::CheckTracker;
 
 /// How every check runs, unless its own options say otherwise.
@@ -238,19 +238,7 @@ impl RoomStatus for ChecksStatus {
                     Health::Up | Health::Pending => PostKind::Notice,
                 };
                 let text = t.state_line(now).expect("it has a state");
-                let now_ms = super::now_ms();
-                let notice = t
-                    .notice(kind, &text, state)
-                    .with("since", t.since_ms)
-                    .with("responses", t.uptime.responses(now_ms, CHECK_CHART_BUCKETS))
-                    .with(
-                        "responses_bucket_ms",
-                        CHECK_UPTIME_BUCKET.as_millis() as u64,
-                    );
-                match t.uptime.permille(now_ms) {
-                    Some(permille) => notice.with("uptime_permille", permille),
-                    None => notice,
-                }
+                t.notice(kind, &text, state).with("since", t.since_ms)
             })
             .collect()
     }

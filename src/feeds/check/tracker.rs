@@ -11,6 +11,7 @@ use super::uptime::{Uptime, percent};
 use crate::feeds::http::Priority;
 use crate::feeds::{human, now_ms};
 use crate::hub::{MessageText, Notice, PostKind, Source};
+use crate::limits::{CHECK_CHART_BUCKETS, CHECK_UPTIME_BUCKET};
 
 /// Where a check stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,20 +288,33 @@ impl CheckTracker {
         self.spec.options.priority.unwrap_or(Priority::High)
     }
 
-    /// A notice about this check, with the details every one carries.
+    /// A notice about this check, with the details every one carries: its response times
+    /// over the last hours and uptime too, so the page's chart moves with each post.
     pub fn notice(&self, kind: PostKind, text: &str, state: Health) -> Notice {
         let name = &self.spec.name;
         let priority = match kind {
             PostKind::Alert => self.priority(),
             PostKind::Notice => Priority::Default,
         };
+        let now_ms = now_ms();
         let mut notice = Notice::new(source(name), kind, message(text))
             .with("check", name.clone())
             .with("state", state.as_str())
             .with("target", self.spec.probe.to_string())
-            .with("priority", priority as u64);
+            .with("priority", priority as u64)
+            .with(
+                "responses",
+                self.uptime.responses(now_ms, CHECK_CHART_BUCKETS),
+            )
+            .with(
+                "responses_bucket_ms",
+                CHECK_UPTIME_BUCKET.as_millis() as u64,
+            );
         if let Some(took) = self.response {
             notice = notice.with("response_ms", took.as_millis() as u64);
+        }
+        if let Some(permille) = self.uptime.permille(now_ms) {
+            notice = notice.with("uptime_permille", permille);
         }
         if let Some(by) = &self.acked {
             notice = notice.with("acked_by", by.clone());
@@ -414,6 +428,13 @@ mod tests {
         assert_eq!(notice.source.as_str(), "check:web");
         assert_eq!(field(&notice, "priority"), Some(Field::Number(4)));
         assert_eq!(field(&notice, "response_ms"), Some(Field::Number(3)));
+        // The chart and uptime (two runs of three up), as `/status` has them, move with
+        // each post.
+        let Some(Field::Text(responses)) = field(&notice, "responses") else {
+            panic!("no responses: {notice:?}");
+        };
+        assert!(responses.ends_with(",3"), "{responses}");
+        assert_eq!(field(&notice, "uptime_permille"), Some(Field::Number(666)));
         // No repeat while it stays down, even for another reason.
         assert_eq!(
             t.observe(Err("timed out".into()), MS, t0 + Duration::from_secs(130)),

@@ -46,12 +46,18 @@ let connectedBefore = false;
 let catchingUp = false;
 let missedMarked = false;
 // Older history, read back a page at a time when the log is scrolled to its top: the
-// oldest message shown in each room, the room a page is being asked for, and the rooms
-// whose kept history has all been shown.
+// oldest message shown in each room, the room (and `before`) a page is being asked for,
+// and the rooms whose kept history has all been shown.
 const OLDER_PAGE = 50;
 const oldest = new Map();
 let olderFor = null;
 const olderDone = new Set();
+// The log keeps this many lines, letting the first go; what it let go of a room is read
+// again by scrolling up.
+const KEEP_LINES = 2000;
+// Where the page itself scrolled the log to after letting lines go: not the reader
+// scrolling up.
+let placed = null;
 
 function time(ts) {
   const d = ts ? new Date(ts) : new Date();
@@ -99,7 +105,8 @@ function drawChecks() {
     const li = document.createElement("li");
     li.className = c.state;
     li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "") +
-      (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "");
+      (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "") +
+      (c.acked ? " · acknowledged by " + c.acked : "") + (c.silenced ? " · silenced" : "");
     if (c.responses) li.appendChild(chart(c.responses));
     checkList.appendChild(li);
   }
@@ -139,13 +146,34 @@ function chart(responses) {
   return box;
 }
 
-// A check's state as a status item or a live alert tells it.
-function checkSays(r, m, since) {
+// A check not run yet when its status came: a first result that is up is not posted, so
+// the page asks again for the room's status, quietly, until it knows.
+const RECHECK_MS = 2000;
+let recheck = null;
+function recheckUnknown() {
+  if (recheck) return;
+  recheck = setTimeout(() => {
+    recheck = null;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    for (const [r, ours] of checks) {
+      if ([...ours.values()].some(c => c.state === "unknown")) ws.send(JSON.stringify({ type: "status", room: r, ref: "panel" }));
+    }
+  }, RECHECK_MS);
+}
+
+// A check's state as a status item (`since` when it began) or a live post (`since` when it
+// was posted: a post that does not change the state, such as an acknowledgement, leaves
+// it as it was) tells it.
+function checkSays(r, m, since, live) {
   if (m.check === undefined || m.state === undefined) return;
+  if (m.state === "unknown") recheckUnknown();
   if (!checks.has(r)) checks.set(r, new Map());
   const was = checks.get(r).get(m.check) || {};
   checks.get(r).set(m.check, {
-    state: m.state, since,
+    state: m.state,
+    since: live && m.state === was.state && was.since ? was.since : since,
+    acked: m.acked_by,
+    silenced: m.silenced_until !== undefined,
     uptime: m.uptime_permille !== undefined ? m.uptime_permille : was.uptime,
     responses: m.responses !== undefined ? m.responses : was.responses,
   });
@@ -174,10 +202,12 @@ function switchTo(r) {
   drawChecks();
 }
 
-// A line of the log, not yet placed.
-function lineItem(cls, parts, r) {
+// A line of the log, not yet placed; `m`, the message it shows, if any.
+function lineItem(cls, parts, r, m) {
   const li = document.createElement("li");
   li.className = cls;
+  if (m?.id !== undefined) li.dataset.id = m.id;
+  if (m?.seq !== undefined) li.dataset.seq = m.seq;
   if (r) {
     li.dataset.room = r;
     if (r !== room) {
@@ -196,13 +226,38 @@ function lineItem(cls, parts, r) {
   return li;
 }
 
-function line(cls, parts, r) {
+function line(cls, parts, r, m) {
   const box = log.parentElement;
   const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
-  const li = lineItem(cls, parts, r);
+  const li = lineItem(cls, parts, r, m);
   log.appendChild(li);
-  while (log.children.length > 2000) log.removeChild(log.firstChild);
+  if (log.children.length > KEEP_LINES) {
+    const height = box.scrollHeight;
+    trim();
+    // What is being read stays in place.
+    const top = box.scrollTop;
+    if (!stick) box.scrollTop -= height - box.scrollHeight;
+    if (box.scrollTop !== top) placed = box.scrollTop;
+  }
   if (stick) li.scrollIntoView({ block: "end" });
+}
+
+// Lets the first lines go, down to KEEP_LINES. A message let go is no longer seen, and
+// its room's oldest line shown is the first left, so scrolling up reads them again.
+function trim() {
+  const rooms = new Set();
+  while (log.children.length > KEEP_LINES) {
+    const li = log.firstChild;
+    if (li.dataset.id !== undefined) seen.delete(Number(li.dataset.id));
+    if (li.dataset.room) rooms.add(li.dataset.room);
+    li.remove();
+  }
+  for (const r of rooms) {
+    olderDone.delete(r);
+    const first = [...log.children].find(l => l.dataset.room === r && l.dataset.seq !== undefined);
+    if (first) oldest.set(r, { id: Number(first.dataset.id), seq: Number(first.dataset.seq) });
+    else oldest.set(r, {});
+  }
 }
 
 // Whether message `m` is new here; marks it seen. History after a reconnect that was not
@@ -228,14 +283,24 @@ function saw(m, r) {
   if (m.seq !== undefined && m.id !== undefined && !(m.seq >= oldest.get(r)?.seq)) oldest.set(r, m);
 }
 
+// Whether `text` names `n` as a word: "hi ana." does, "banana" does not.
+function names(text, n) {
+  const [t, k] = [text.toLowerCase(), n.toLowerCase()];
+  const part = (c) => c !== undefined && /[\p{L}\p{N}_-]/u.test(c);
+  for (let i = t.indexOf(k); i >= 0; i = t.indexOf(k, i + 1)) {
+    if (!part(t[i - 1]) && !part(t[i + k.length])) return true;
+  }
+  return false;
+}
+
 // `put` places the line: at the end of the log, or (older history) in a batch of its own.
 function said(m, r, cls, put = line) {
   saw(m, r);
   cls = fresh(m, cls);
   if (cls === null) return;
   const who = m.action ? "* " + m.from : "<" + m.from + ">";
-  const mentions = nick && m.from !== nick && m.text.toLowerCase().includes(nick.toLowerCase());
-  put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r);
+  const mentions = nick && m.from !== nick && names(m.text, nick);
+  put(cls + (mentions ? " mention" : ""), [["time", time(m.ts)], ["room", r], ["nick", who], ["", m.text]], r, m);
 }
 
 function posted(m, r, cls, put = line) {
@@ -245,31 +310,35 @@ function posted(m, r, cls, put = line) {
   const mark = m.type === "alert" ? "!!!" : ">>>";
   // Alerts and notices styled by priority (1-5): 4-5 loud, 1-2 quiet.
   const priority = m.priority >= 1 && m.priority <= 5 ? " p" + m.priority : "";
-  put(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r);
+  put(cls + " " + m.type + priority, [["time", time(m.ts)], ["room", r], ["nick", mark + " [" + m.source + "]"], ["", m.text]], r, m);
 }
 
 // Asks for the page of history before the oldest message shown in the room you read,
-// once the log is scrolled to its top (or cannot scroll), unless all kept is shown.
+// once the log is scrolled to its top (or cannot scroll), unless all kept is shown. A
+// room all of whose lines the log let go asks for its last page.
 function older() {
   const box = log.parentElement;
-  const before = oldest.get(room)?.id;
-  if (box.scrollTop > 8 || olderFor || olderDone.has(room) || before === undefined) return;
+  const first = oldest.get(room);
+  if (box.scrollTop > 8 || olderFor || olderDone.has(room) || !first) return;
   if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  olderFor = room;
-  ws.send(JSON.stringify({ type: "history", room, before, limit: OLDER_PAGE, ref: "older" }));
+  olderFor = { room, before: first.id };
+  const req = { type: "history", room, limit: OLDER_PAGE, ref: "older" };
+  if (first.id !== undefined) req.before = first.id;
+  ws.send(JSON.stringify(req));
 }
 
 // Puts a page of older history above the room's first line, keeping in view what was; a
-// short page is the start of what the server keeps, said once.
+// short page before a message is the start of what the server keeps, said once.
 function olderShown(e) {
-  const r = olderFor || e.room;
+  const r = olderFor?.room || e.room;
+  const last = olderFor && olderFor.before === undefined;
   olderFor = null;
   const batch = document.createDocumentFragment();
-  const put = (cls, parts, lr) => batch.appendChild(lineItem(cls, parts, lr));
+  const put = (cls, parts, lr, m) => batch.appendChild(lineItem(cls, parts, lr, m));
   for (const m of e.messages) {
     if (m.type) posted(m, r, "history older", put); else said(m, r, "history older", put);
   }
-  if (e.messages.length < OLDER_PAGE) {
+  if (e.messages.length < OLDER_PAGE && !last) {
     olderDone.add(r);
     put("server start", [["", "start of the history " + r + " keeps"]], r);
     batch.prepend(batch.lastChild);
@@ -279,6 +348,21 @@ function olderShown(e) {
   const first = [...log.children].find(li => li.dataset.room === r) || null;
   log.insertBefore(batch, first);
   box.scrollTop += box.scrollHeight - height;
+}
+
+// A private message, to you or (`private me`) from you: shown in every room.
+function privately(e, cls) {
+  if (e.id !== undefined) { if (seen.has(e.id)) return; seen.add(e.id); }
+  line(cls, [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]], undefined, e);
+}
+
+// You are no longer in `r` (you left, or were kicked).
+function gone(r) {
+  rooms.delete(r);
+  unread.delete(r);
+  members.delete(r);
+  if (r === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
+  else drawRooms();
 }
 
 function server(text, cls, r) {
@@ -300,11 +384,8 @@ function show(e) {
       if (wanted && nick !== wanted && !reclaim) reclaimNick();
       break;
     case "message": said(e, e.room, ""); break;
-    case "notice": case "alert": checkSays(e.room, e, e.ts); posted(e, e.room, ""); break;
-    case "private":
-      if (e.id !== undefined) { if (seen.has(e.id)) break; seen.add(e.id); }
-      line("private", [["time", time(e.ts)], ["nick", "*" + e.from + "* → " + e.to], ["", e.text]]);
-      break;
+    case "notice": case "alert": checkSays(e.room, e, e.ts, true); posted(e, e.room, ""); break;
+    case "private": privately(e, "private"); break;
     case "history":
       if (e.ref === "older") { olderShown(e); break; }
       for (const m of e.messages) {
@@ -326,15 +407,20 @@ function show(e) {
       }
       break;
     case "leave":
-      if (!e.you) memberLeft(e.room, e.nick);
-      if (e.you) {
-        rooms.delete(e.room);
-        unread.delete(e.room);
-        members.delete(e.room);
-        if (e.room === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
-        else drawRooms();
-      }
-      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")", "", e.you ? "" : e.room);
+      if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")" + (e.message ? ": " + e.message : ""), "", e.you ? "" : e.room);
+      break;
+    case "kick":
+      if (e.nick === nick) gone(e.room); else memberLeft(e.room, e.nick);
+      server(e.by + " kicked " + (e.nick === nick ? "you" : e.nick) + " from " + e.room + (e.reason ? " (" + e.reason + ")" : ""), "", e.nick === nick ? "" : e.room);
+      break;
+    case "topic":
+      if (e.changed) server(e.by + (e.text === null ? " cleared the topic" : " set the topic: " + e.text), "topic", e.room);
+      else server(e.text === null ? e.room + " has no topic" : "topic of " + e.room + ": " + e.text, "topic", e.room);
+      break;
+    case "away":
+      if (e.you) server(e.message === null ? "you are back" : "you are away: " + e.message);
+      else server(e.nick + " is away" + (e.message === null ? "" : ": " + e.message));
       break;
     case "nick":
       if (e.you) { nick = e.new; wanted = e.new; here(); }
@@ -347,12 +433,13 @@ function show(e) {
     case "ack": {
       const mine = pending.get(e.ref);
       pending.delete(e.ref);
-      if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
+      if (mine?.to) privately({ id: e.id, from: nick, to: mine.to, text: mine.text, ts: e.ts }, "private me");
+      else if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
     case "status":
       for (const item of e.items) checkSays(e.room, item, item.since);
-      for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
+      if (e.ref !== "panel") for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
     case "users":
       members.set(e.room, new Set(e.users));
       if (e.room === room) drawMembers();
@@ -394,6 +481,13 @@ function command(text) {
     case "rooms": case "list": return { type: "rooms" };
     case "history": return { type: "history", room };
     case "status": return { type: "status", room };
+    case "topic": return arg ? { type: "topic", room, text: arg } : { type: "topic", room };
+    case "ack": { const [name, ...note] = rest; return { type: "ack", name, note: note.join(" ") || undefined }; }
+    case "silence": {
+      const [name, duration, ...reason] = rest;
+      return { type: "silence", name, duration, reason: reason.join(" ") || undefined };
+    }
+    case "unsilence": return { type: "unsilence", name: arg };
     case "help": return { type: "help" };
     default: return null;
   }
@@ -441,6 +535,7 @@ form.addEventListener("submit", (ev) => {
     req = command(text);
     if (!req) { server("unknown command; /help lists them", "error"); return; }
     if (req.type === "me") pending.set(ref, { text: req.text, action: true, room });
+    if (req.type === "msg") pending.set(ref, { text: req.text, to: req.to });
   } else {
     const t = text.startsWith("//") ? text.slice(1) : text;
     req = { type: "say", text: t, room };
@@ -459,7 +554,11 @@ input.addEventListener("keydown", (ev) => {
 });
 
 // Scrolled to the top, or a wheel turned up where there is nothing to scroll: older lines.
-log.parentElement.addEventListener("scroll", older);
+log.parentElement.addEventListener("scroll", () => {
+  const ours = placed !== null && log.parentElement.scrollTop === placed;
+  placed = null;
+  if (!ours) older();
+});
 log.parentElement.addEventListener("wheel", (ev) => { if (ev.deltaY < 0) older(); });
 
 here();
