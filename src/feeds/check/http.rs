@@ -76,25 +76,35 @@ impl HttpProbe {
     /// Tries the URL once within `timeout`: `Ok(what it answered)` or `Err(why not)`, each
     /// saying how long the answer took, and when an https server's certificate expires.
     pub async fn run(&self, timeout: Duration) -> Probed {
+        // Made before the clock starts: reading the system's roots (at the first run) is
+        // this server's time, not the site's.
+        let tls = match self.url.scheme_str() {
+            Some("https") => match connector(self.ca.as_deref()) {
+                Ok(tls) => Some(tls),
+                Err(why) => return Err(why).into(),
+            },
+            _ => None,
+        };
         let started = Instant::now();
         let mut not_after = None;
-        let result = match tokio::time::timeout(timeout, self.fetch(started, &mut not_after)).await
-        {
+        let fetched = self.fetch(tls.as_ref(), started, &mut not_after);
+        let result = match tokio::time::timeout(timeout, fetched).await {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {}", human(timeout))),
         };
         Probed { result, not_after }
     }
 
-    async fn fetch(&self, started: Instant, not_after: &mut Option<i64>) -> Result<String, String> {
-        let tls = match self.url.scheme_str() {
-            Some("https") => Some(connector(self.ca.as_deref())?),
-            _ => None,
-        };
+    async fn fetch(
+        &self,
+        tls: Option<&TlsConnector>,
+        started: Instant,
+        not_after: &mut Option<i64>,
+    ) -> Result<String, String> {
         let mut url = self.url.clone();
         let mut hops = 0;
         loop {
-            let (status, location, body) = get(&url, tls.as_ref(), not_after).await?;
+            let (status, location, body) = get(&url, tls, not_after).await?;
             let took = human(started.elapsed());
             let redirect = status.is_redirection() && self.status != Some(status.as_u16());
             if let (true, Some(location)) = (redirect, location) {
