@@ -81,7 +81,7 @@ pub use post::{
 };
 pub use room::{KeptRoom, RoomSettings};
 pub use store::{
-    AckSink, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
+    AckSink, FiringAlert, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };
 pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
@@ -437,6 +437,17 @@ impl Hub {
     /// and `/status` there, what its feed is doing.
     pub fn add_status(&self, room: &RoomName, status: Arc<dyn RoomStatus>) {
         self.with_chat(|chat| chat.open_room(room).status.push(status));
+    }
+
+    /// Keeps what Alertmanager says fires in `room` across restarts, where the store can
+    /// ([`HistoryStore::keep_firing`]).
+    pub fn keep_firing(&self, room: &RoomName, fingerprint: &str, alert: Option<&FiringAlert>) {
+        self.store.keep_firing(room, fingerprint, alert);
+    }
+
+    /// What [`Hub::keep_firing`] kept, from before this process started.
+    pub fn kept_firing(&self) -> Vec<(RoomName, String, FiringAlert)> {
+        self.store.kept_firing()
     }
 
     /// Posts a feed's notice into `room`: remembered in its history and sent to every
