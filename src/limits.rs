@@ -194,6 +194,11 @@ pub const WATCH_EVENT_QUEUE: usize = 1024;
 /// Time between two runs of each `--check`. Default 10 s (`--check-interval`).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The checks' first runs are spread over the first `--check-interval` in steps of this
+/// (so are all their runs after): a thousand checks do not all open a connection at once,
+/// and the runtime still wakes for several runs at a time. Default 250 ms.
+pub const CHECK_SPREAD_STEP: Duration = Duration::from_millis(250);
+
 /// Time a check may take (a TCP connect, a command) before it counts as failed ("timed
 /// out") and, for a command, its process group is killed. Default 5 s
 /// (`--check-timeout`), and never more than the interval.
@@ -236,11 +241,11 @@ pub const CHECK_CERT_WARN: Duration = Duration::from_secs(14 * 86_400);
 pub const CHECK_UPTIME_BUCKET: Duration = Duration::from_secs(5 * 60);
 
 /// Buckets of [`CHECK_UPTIME_BUCKET`] a check keeps: its uptime in `/status` is over these
-/// (24 hours), at 8 bytes each. Default 288.
+/// (24 hours), at 4 bytes each (runs and failed runs). Default 288.
 pub const CHECK_UPTIME_BUCKETS: usize = 288;
 
 /// Buckets of the last hours a check's status item carries as `responses` for the page's
-/// chart (6 hours). Default 72.
+/// chart (6 hours); the time runs took is kept for these only, at 4 bytes each. Default 72.
 pub const CHECK_CHART_BUCKETS: usize = 72;
 
 /// Longest `/silence NAME DURATION`: a check silenced for longer is as good as removed, and
@@ -474,6 +479,13 @@ pub const CLUSTER_BATCH: usize = 512;
 /// Pipelines sent to Redis and not answered yet, at most; past it what waits is sent when
 /// one is answered (in larger pipelines). Default 16.
 pub const CLUSTER_IN_FLIGHT: usize = 16;
+
+/// Messages and feed posts a cluster node holds while Redis is out of reach, all rooms
+/// together, to publish in order once it is back (the node's own users hear them at once).
+/// Past it, what is said is heard on its own node only: once Redis is back the rooms'
+/// members on the other nodes get a `gap` for them and each speaker is told how many of its
+/// messages were not relayed. Default 10,000.
+pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a

@@ -56,10 +56,10 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// The directory the database (rooms' history, in the SQLite file charla.db) is kept
-    /// in, so a restart replays what was said; created if missing [default:
-    /// $XDG_STATE_HOME/charla, or ~/.local/state/charla]. `none` keeps history in memory
-    /// only: a restart forgets it.
+    /// The directory the database (rooms' history, accounts, what rooms keep and the
+    /// Alertmanager alerts firing, in the SQLite file charla.db) is kept in, so a restart
+    /// replays what was said; created if missing [default: $XDG_STATE_HOME/charla, or
+    /// ~/.local/state/charla]. `none` keeps all of it in memory only: a restart forgets it.
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
@@ -77,8 +77,9 @@ pub struct Serve {
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
     /// CLUSTER_RETRY_MAX), and once back reads what it missed from each room's last 1,000
-    /// messages kept in Redis (CLUSTER_BACKLOG); older ones are a `gap`. docs/cluster.md
-    /// says what is shared. Unset: a server alone, without Redis.
+    /// messages kept in Redis (CLUSTER_BACKLOG); older ones are a `gap`. What its users
+    /// said meanwhile (up to 10,000 messages, CLUSTER_OUTAGE_HELD) is published then; past
+    /// that, the other nodes get a `gap`. docs/cluster.md says what is shared. Unset: a server alone, without Redis.
     #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
 

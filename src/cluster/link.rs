@@ -14,11 +14,14 @@ use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::outage::{Outage, proposed};
 use super::recover::{self, Recovered};
 use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
-use crate::hub::{Event, Hub, LeaveReason, Nick, Publication, RoomName, Said, SessionId};
+use crate::hub::{
+    ErrorCode, Event, Hub, LeaveReason, Nick, Posted, Publication, RoomName, Said, SessionId,
+};
 use crate::limits::{
     CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
     CLUSTER_PROBE_TIMEOUT,
@@ -34,6 +37,16 @@ use crate::limits::{
 const SAID: &str = "local s = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
 if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
+local payload = s .. '\\n' .. ARGV[2]
+redis.call('RPUSH', KEYS[3], payload)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PUBLISH', KEYS[2], payload)
+return s";
+
+/// Gives the numbers of `ARGV[1]` messages of a room that were not relayed (past what a
+/// node holds during an outage) and publishes them as a gap, so that they are a gap in the
+/// room's one order on every node; kept in the backlog too, for a node that hears it late.
+const LOST: &str = "local s = redis.call('INCRBY', KEYS[1], ARGV[1])
 local payload = s .. '\\n' .. ARGV[2]
 redis.call('RPUSH', KEYS[3], payload)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
@@ -200,15 +213,32 @@ fn settle(
         Err(e) => {
             tracing::warn!(error = %e, "cannot send to Redis");
             unreachable(shared, hub);
-            // Presence is told again on return.
+            // Presence is told again on return; what was held is held again.
+            let mut late = Vec::new();
             for out in sent {
-                if let Out::Said(mut publication) = out {
-                    if let Event::Message(said) = &mut publication.event {
-                        said.seq = 0;
+                match out {
+                    Out::Said(mut publication) => {
+                        match &mut publication.event {
+                            Event::Message(said) => said.seq = 0,
+                            Event::Posted(posted) => posted.seq = 0,
+                            _ => {}
+                        }
+                        hub.receive(publication);
                     }
-                    hub.receive(publication);
+                    Out::Late(publication) => late.push(publication),
+                    Out::Lost(room, count) => {
+                        *shared
+                            .outage
+                            .lock()
+                            .unwrap()
+                            .dropped
+                            .entry(room)
+                            .or_default() += count;
+                    }
+                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
+            shared.outage.lock().unwrap().hold_again(late);
         }
     }
 }
@@ -221,20 +251,43 @@ fn add(
     claims: &mut Vec<(Nick, SessionId)>,
 ) {
     match out {
-        Out::Said(publication) => {
-            let (Some(wire), Event::Message(said)) =
-                (Wire::of(shared.node, publication), &publication.event)
-            else {
+        Out::Said(publication) | Out::Late(publication) => {
+            let (Some(mut wire), Some(proposed)) = (
+                Wire::of(shared.node, publication),
+                proposed(&publication.event),
+            ) else {
                 return;
             };
+            if matches!(out, Out::Late(_)) {
+                wire.make_late();
+            }
             let json = serde_json::to_string(&wire).expect("plain data serializes");
+            let room = &publication.room;
             pipe.cmd("EVALSHA")
                 .arg(said_sha())
                 .arg(3)
-                .arg(seq_key(&said.room))
+                .arg(seq_key(room))
                 .arg(channel())
-                .arg(backlog_key(&said.room))
-                .arg(said.seq.saturating_sub(1))
+                .arg(backlog_key(room))
+                .arg(proposed.saturating_sub(1))
+                .arg(json)
+                .arg(CLUSTER_BACKLOG)
+                .ignore();
+        }
+        Out::Lost(room, count) => {
+            let wire = Wire::Lost {
+                node: shared.node.number(),
+                room: room.as_str().to_string(),
+                count: *count,
+            };
+            let json = serde_json::to_string(&wire).expect("plain data serializes");
+            pipe.cmd("EVAL")
+                .arg(LOST)
+                .arg(3)
+                .arg(seq_key(room))
+                .arg(channel())
+                .arg(backlog_key(room))
+                .arg(count)
                 .arg(json)
                 .arg(CLUSTER_BACKLOG)
                 .ignore();
@@ -389,7 +442,7 @@ async fn hear(
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
                         // Before any message is sent to Redis again.
                         hub.forget_unheard();
-                        rejoin(shared);
+                        rejoin(shared, Some(hub));
                         tracing::info!("cross-node delivery restored");
                         hub.tell_all(Event::Cluster { reachable: true });
                     }
@@ -439,8 +492,10 @@ async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
 }
 
 /// Back in touch: the others are asked who they have, and told who is here (nicks
-/// claimed again: one taken meanwhile elsewhere is lost here).
-pub(super) fn rejoin(shared: &Shared) {
+/// claimed again: one taken meanwhile elsewhere is lost here); what was said here
+/// meanwhile is published, in order, and what could not be held is a gap for the others,
+/// and told to whoever said it (through `hub`: none at start-up, when nothing was said).
+pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
     shared.roster.lock().unwrap().pardon(Instant::now());
     shared.send(Out::Publish(Wire::Hello {
         node: shared.node.number(),
@@ -454,7 +509,46 @@ pub(super) fn rejoin(shared: &Shared) {
         shared.send(Out::Claim(nick, id));
         shared.send_presence(id);
     }
-    shared.reachable.store(true, Ordering::Relaxed);
+    // Under the lock the bus holds with: nothing said from now on is held, nothing held is
+    // left behind.
+    let speakers = {
+        let mut outage = shared.outage.lock().unwrap();
+        let Outage {
+            held,
+            mut dropped,
+            speakers,
+        } = std::mem::take(&mut *outage);
+        if !held.is_empty() {
+            tracing::info!(
+                count = held.len(),
+                "publishing what was said while Redis was out of reach"
+            );
+        }
+        for publication in held {
+            let room = publication.room.clone();
+            if !shared.send(Out::Late(publication)) {
+                *dropped.entry(room).or_default() += 1;
+            }
+        }
+        for (room, count) in dropped {
+            tracing::warn!(room = %room.as_str(), count, "messages said while Redis was out of reach were not relayed");
+            shared.send(Out::Lost(room, count));
+        }
+        shared.reachable.store(true, Ordering::Relaxed);
+        speakers
+    };
+    let Some(hub) = hub else {
+        return;
+    };
+    for (id, count) in speakers {
+        let lost = Event::Error {
+            code: ErrorCode::NotStored,
+            message: format!(
+                "{count} of your messages said while the other nodes were out of reach were heard on this node only"
+            ),
+        };
+        hub.reply(id, lost, None);
+    }
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
@@ -498,18 +592,30 @@ fn heard(
     recovered: &mut Recovered,
 ) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
-    if own && !matches!(wire, Wire::Said { .. }) {
+    // This node's own messages come back to be heard here; those published late were
+    // heard here when said.
+    if own && (!wire.is_entry() || wire.is_late()) {
         return Ok(());
     }
     if !matches!(
         wire,
-        Wire::Said { .. } | Wire::Joined { .. } | Wire::Left { .. }
+        Wire::Said { .. }
+            | Wire::Posted { .. }
+            | Wire::Lost { .. }
+            | Wire::Joined { .. }
+            | Wire::Left { .. }
     ) {
         hub.receive_all(std::mem::take(burst));
     }
     match wire {
-        said @ Wire::Said { .. } => {
-            let publication = said_publication(shared, seq, said)?;
+        entry @ (Wire::Said { .. } | Wire::Posted { .. }) => {
+            let publication = said_publication(shared, seq, entry)?;
+            if recovered.fresh(&publication) {
+                burst.push(publication);
+            }
+        }
+        lost @ Wire::Lost { .. } => {
+            let publication = lost_publication(seq, lost)?;
             if recovered.fresh(&publication) {
                 burst.push(publication);
             }
@@ -625,14 +731,59 @@ fn heard(
     Ok(())
 }
 
-/// A room message as published (`wire` a [`Wire::Said`], `seq` its number), for the hub:
-/// one of this node's own is not heard back by the session that said it.
+/// Messages not relayed (`wire` a [`Wire::Lost`], `seq` the last of their numbers): a
+/// `gap` for the room's members here.
+pub(super) fn lost_publication(seq: u64, wire: Wire) -> Result<Publication, String> {
+    let Wire::Lost { room, count, .. } = wire else {
+        return Err("not messages lost".to_string());
+    };
+    let room = wire::room(&room)?;
+    let gap = Event::Gap {
+        room: room.clone(),
+        from: seq.saturating_sub(count.saturating_sub(1)),
+        to: seq,
+    };
+    Ok(Publication {
+        room,
+        event: gap,
+        except: None,
+    })
+}
+
+/// A room message or post as published (`wire` a [`Wire::Said`] or [`Wire::Posted`], `seq`
+/// its number), for the hub: one of this node's own messages is not heard back by the
+/// session that said it.
 pub(super) fn said_publication(
     shared: &Shared,
     seq: u64,
     wire: Wire,
 ) -> Result<Publication, String> {
     let own = wire.node() == shared.node.number();
+    if let Wire::Posted {
+        room,
+        id,
+        ts,
+        source,
+        alert,
+        text,
+        fields,
+        ..
+    } = wire
+    {
+        let room = wire::room(&room)?;
+        let posted = Posted {
+            id,
+            seq,
+            ts,
+            room: room.clone(),
+            notice: Arc::new(wire::notice(&source, alert, &text, fields)?),
+        };
+        return Ok(Publication {
+            room,
+            event: Event::Posted(posted),
+            except: None,
+        });
+    }
     let Wire::Said {
         room,
         id,
@@ -645,7 +796,7 @@ pub(super) fn said_publication(
         ..
     } = wire
     else {
-        return Err("not a room message".to_string());
+        return Err("not a room message or post".to_string());
     };
     let room = wire::room(&room)?;
     let said = Said {

@@ -9,6 +9,7 @@
 //! says what is shared and what is not yet.
 
 mod link;
+mod outage;
 mod recover;
 mod roster;
 mod wire;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
 use crate::limits::{CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN};
+use outage::Outage;
 use roster::Roster;
 use wire::Wire;
 
@@ -34,8 +36,12 @@ const PREFIX: &str = "charla:";
 
 /// What waits to be sent to Redis.
 enum Out {
-    /// A room message, to be numbered and published.
+    /// A room message or a feed's post, to be numbered and published.
     Said(Publication),
+    /// One said while Redis was out of reach, published once it is back.
+    Late(Publication),
+    /// Messages of a room past what an outage holds: a `gap` for the other nodes.
+    Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
     /// A nick taken or given up by a session here.
@@ -59,6 +65,8 @@ struct Shared {
     outbox: mpsc::Sender<Out>,
     roster: Mutex<Roster>,
     local: Mutex<HashMap<SessionId, Local>>,
+    /// What was said here while Redis was out of reach.
+    outage: Mutex<Outage>,
 }
 
 impl Shared {
@@ -169,8 +177,9 @@ impl Cluster {
             outbox,
             roster: Mutex::default(),
             local: Mutex::default(),
+            outage: Mutex::default(),
         });
-        link::rejoin(&shared);
+        link::rejoin(&shared, None);
         Ok(Cluster {
             shared,
             redis,
@@ -207,10 +216,20 @@ struct ClusterBus(Arc<Shared>);
 impl Bus for ClusterBus {
     fn publish(&self, publication: Publication) -> Option<Publication> {
         let shared = &self.0;
+        let numbered = outage::proposed(&publication.event).is_some();
         if !shared.reachable.load(Ordering::Relaxed) {
-            return Some(publication);
+            if !numbered {
+                return Some(publication);
+            }
+            // Checked again under the lock: Redis may be back, and what was held published
+            // (`link::rejoin`), since the check above.
+            let mut outage = shared.outage.lock().unwrap();
+            if !shared.reachable.load(Ordering::Relaxed) {
+                outage.hold(publication.clone());
+                return Some(publication);
+            }
         }
-        if matches!(publication.event, Event::Message(_)) {
+        if numbered {
             // Heard here too only when Redis hands it back, numbered.
             return match shared.outbox.try_send(Out::Said(publication)) {
                 Ok(()) => None,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
 
-use super::link::{backlog_key, said_publication, seq_key};
+use super::link::{backlog_key, lost_publication, said_publication, seq_key};
 use super::wire::{self, Wire};
 use super::{PREFIX, Shared};
 use crate::hub::{Event, Hub, Publication, RoomName};
@@ -30,11 +30,14 @@ impl Recovered {
         if self.0.is_empty() {
             return true;
         }
-        let Event::Message(said) = &publication.event else {
-            return true;
+        let seq = match &publication.event {
+            Event::Message(said) => said.seq,
+            Event::Posted(posted) => posted.seq,
+            Event::Gap { to, .. } => *to,
+            _ => return true,
         };
         match self.0.get(&publication.room) {
-            Some(&last) if said.seq <= last => false,
+            Some(&last) if seq <= last => false,
             Some(_) => {
                 self.0.remove(&publication.room);
                 true
@@ -51,7 +54,17 @@ pub(super) async fn recover(
     redis: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
-    let rooms = hub.last_heard(backlogs(redis).await?);
+    let mut rooms = hub.last_heard(backlogs(redis).await?);
+    {
+        // Numbers this node gave its own messages while Redis was out of reach are not the
+        // cluster's: what others said meanwhile is read from before them.
+        let outage = shared.outage.lock().unwrap();
+        for (room, last) in &mut rooms {
+            if let Some(before) = outage.heard_before(room) {
+                *last = (*last).min(before);
+            }
+        }
+    }
     if rooms.is_empty() {
         return Ok(Recovered::default());
     }
@@ -87,8 +100,18 @@ pub(super) async fn recover(
                 except: None,
             });
         }
-        for (seq, said) in after {
-            match said_publication(shared, seq, said) {
+        for (seq, entry) in after {
+            let own = entry.node() == shared.node.number();
+            if own && (entry.is_late() || matches!(entry, Wire::Lost { .. })) {
+                // Heard here as it was said.
+                continue;
+            }
+            let publication = if entry.is_entry() {
+                said_publication(shared, seq, entry)
+            } else {
+                lost_publication(seq, entry)
+            };
+            match publication {
                 Ok(publication) => {
                     recovered.0.insert(room.clone(), seq);
                     missed.push(publication);
@@ -133,18 +156,23 @@ type Gap = (u64, u64);
 
 /// Of a room's backlog (`entries`, oldest first) and its last number in Redis (`counter`),
 /// what a node that heard up to `last` missed: the numbers no longer there (from, to),
-/// when it had heard the room before, and the messages after `last`.
+/// when it had heard the room before, and the messages (and messages not relayed) after
+/// `last`.
 fn missed_after(
     last: u64,
     counter: u64,
     entries: impl Iterator<Item = (u64, Wire)>,
 ) -> (Option<Gap>, Vec<(u64, Wire)>) {
     let after: Vec<(u64, Wire)> = entries
-        .filter(|(seq, wire)| *seq > last && matches!(wire, Wire::Said { .. }))
+        .filter(|(seq, wire)| *seq > last && (wire.is_entry() || matches!(wire, Wire::Lost { .. })))
         .collect();
     // The newest number not in the backlog: before its first entry after `last`, or the
     // room's last number when none is. A counter below `last` is Redis having lost it.
-    let missing_to = after.first().map_or(counter, |(seq, _)| seq - 1);
+    let missing_to = after.first().map_or(counter, |(seq, wire)| match wire {
+        // Messages not relayed hold the numbers up to theirs.
+        Wire::Lost { count, .. } => seq.saturating_sub(*count),
+        _ => seq - 1,
+    });
     let gap = (last > 0 && missing_to > last).then_some((last + 1, missing_to));
     (gap, after)
 }
@@ -164,6 +192,7 @@ mod tests {
             action: false,
             notice: false,
             by: 0,
+            late: false,
         };
         (seq, wire)
     }
@@ -199,5 +228,17 @@ mod tests {
         );
         let (_, after) = missed_after(5, 7, [said(6), beat].into_iter());
         assert_eq!(seqs(&after), [6]);
+        // Messages not relayed (10 to 12, told at 12) are given, with a gap only before
+        // them (6 to 9).
+        let lost = (
+            12,
+            Wire::Lost {
+                node: 2,
+                room: "#ops".into(),
+                count: 3,
+            },
+        );
+        let (gap, after) = missed_after(5, 12, [lost].into_iter());
+        assert_eq!((gap, seqs(&after)), (Some((6, 9)), vec![12]));
     }
 }

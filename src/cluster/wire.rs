@@ -4,9 +4,14 @@
 //! Everything read is untrusted (another program may publish on the channel): a payload
 //! that does not parse, or names that are not valid, is an error the reader logs and skips.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Event, LeaveReason, MessageText, Nick, NodeId, Publication, RoomName, SessionId};
+use crate::hub::{
+    Event, Field, LeaveReason, MessageText, Nick, NodeId, Notice, PostKind, Publication, RoomName,
+    SessionId, Source, sanitize,
+};
 use crate::limits::CLUSTER_PAYLOAD_BYTES;
 
 /// One publication on the cluster's channel.
@@ -25,6 +30,32 @@ pub enum Wire {
         notice: bool,
         /// The session that said it, which does not hear it back.
         by: u64,
+        /// Said while Redis was out of reach and published once it was back: its own node
+        /// heard it then, and does not again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+    },
+    /// A feed's notice or alert posted into a room; numbered as a message is.
+    Posted {
+        node: u16,
+        room: String,
+        id: u64,
+        ts: u64,
+        source: String,
+        alert: bool,
+        text: String,
+        /// Its details for programs, as JSON values (strings, numbers, booleans).
+        fields: Vec<(String, serde_json::Value)>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+    },
+    /// `count` messages said in `room` on `node` while Redis was out of reach were not
+    /// relayed (past the bound of what a node holds): the last of the numbers they were
+    /// given is the one before the JSON.
+    Lost {
+        node: u16,
+        room: String,
+        count: u64,
     },
     Joined {
         node: u16,
@@ -83,6 +114,8 @@ impl Wire {
     pub fn node(&self) -> u16 {
         match self {
             Wire::Said { node, .. }
+            | Wire::Posted { node, .. }
+            | Wire::Lost { node, .. }
             | Wire::Joined { node, .. }
             | Wire::Left { node, .. }
             | Wire::Private { node, .. }
@@ -110,6 +143,23 @@ impl Wire {
                 action: said.action,
                 notice: said.notice,
                 by: publication.except.map_or(0, SessionId::bits),
+                late: false,
+            },
+            Event::Posted(posted) => Wire::Posted {
+                node,
+                room,
+                id: posted.id,
+                ts: posted.ts,
+                source: posted.notice.source.as_str().to_string(),
+                alert: posted.notice.kind == PostKind::Alert,
+                text: posted.notice.text.as_str().to_string(),
+                fields: posted
+                    .notice
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), field_json(value)))
+                    .collect(),
+                late: false,
             },
             Event::Joined { nick, count, .. } => Wire::Joined {
                 node,
@@ -126,6 +176,26 @@ impl Wire {
             },
             _ => return None,
         })
+    }
+
+    /// Marks a message or a post as published after an outage ([`Wire::Said`]'s `late`).
+    pub fn make_late(&mut self) {
+        if let Wire::Said { late, .. } | Wire::Posted { late, .. } = self {
+            *late = true;
+        }
+    }
+
+    /// Whether this is a message or a post published after an outage.
+    pub fn is_late(&self) -> bool {
+        matches!(
+            self,
+            Wire::Said { late: true, .. } | Wire::Posted { late: true, .. }
+        )
+    }
+
+    /// Whether this is what a room keeps in its history and numbers: a message or a post.
+    pub fn is_entry(&self) -> bool {
+        matches!(self, Wire::Said { .. } | Wire::Posted { .. })
     }
 
     /// `SEQ\nJSON`.
@@ -157,6 +227,46 @@ pub fn nick(name: &str) -> Result<Nick, String> {
 
 pub fn text(text: &str) -> Result<MessageText, String> {
     MessageText::new(text).ok_or_else(|| "empty text".to_string())
+}
+
+fn field_json(field: &Field) -> serde_json::Value {
+    match field {
+        Field::Text(text) => text.as_str().into(),
+        Field::Number(n) => (*n).into(),
+        Field::Flag(b) => (*b).into(),
+    }
+}
+
+/// A feed's post as published: its text and details checked as a feed's are.
+pub fn notice(
+    source: &str,
+    alert: bool,
+    text: &str,
+    fields: Vec<(String, serde_json::Value)>,
+) -> Result<Notice, String> {
+    let source = Source::new(source).ok_or("empty source")?;
+    let kind = if alert {
+        PostKind::Alert
+    } else {
+        PostKind::Notice
+    };
+    let mut notice = Notice::new(source, kind, self::text(text)?);
+    for (name, value) in fields {
+        let field = match value {
+            serde_json::Value::String(s) => Field::Text(sanitize(&s)),
+            serde_json::Value::Bool(b) => Field::Flag(b),
+            serde_json::Value::Number(n) => {
+                Field::Number(n.as_u64().ok_or("a negative or fractional detail")?)
+            }
+            other => {
+                return Err(format!(
+                    "a detail {other} is not a string, number or boolean"
+                ));
+            }
+        };
+        notice.fields.push((Cow::Owned(sanitize(&name)), field));
+    }
+    Ok(notice)
 }
 
 /// The leave reason a `Left` names by its code.
@@ -200,5 +310,62 @@ mod tests {
         assert!(Wire::parse(&long).is_err());
         assert!(room("no spaces").is_err() && nick("9lives").is_err());
         assert!(reason("left", Some("bye")).is_ok() && reason("eaten", None).is_err());
+    }
+
+    #[test]
+    fn a_post_crosses_with_its_details_and_bad_details_are_errors() {
+        let source = Source::new("udp:192.0.2.7").unwrap();
+        let text = MessageText::new("disk full").unwrap();
+        let notice = Notice::new(source, PostKind::Alert, text)
+            .with("priority", 2u64)
+            .with("addr", "192.0.2.7:9")
+            .with("resolved", false);
+        let posted = crate::hub::Posted {
+            id: 5,
+            seq: 9,
+            ts: 1,
+            room: RoomName::parse("#alerts").unwrap(),
+            notice: std::sync::Arc::new(notice),
+        };
+        let publication = Publication {
+            room: posted.room.clone(),
+            event: Event::Posted(posted),
+            except: None,
+        };
+        let mut wire = Wire::of(NodeId::new(2).unwrap(), &publication).unwrap();
+        assert!(wire.is_entry() && !wire.is_late());
+        wire.make_late();
+        let (seq, back) = Wire::parse(wire.payload(9).as_bytes()).unwrap();
+        assert_eq!(seq, 9);
+        assert!(back.is_late());
+        let Wire::Posted {
+            source,
+            alert,
+            text,
+            fields,
+            ..
+        } = back
+        else {
+            panic!("not a post: {back:?}");
+        };
+        let notice = super::notice(&source, alert, &text, fields).unwrap();
+        assert_eq!(notice.kind, PostKind::Alert);
+        assert_eq!(notice.text.as_str(), "disk full");
+        assert_eq!(
+            notice.fields,
+            [
+                ("priority".into(), Field::Number(2)),
+                ("addr".into(), Field::Text("192.0.2.7:9".into())),
+                ("resolved".into(), Field::Flag(false)),
+            ]
+        );
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!([1]),
+            serde_json::json!(null),
+        ] {
+            assert!(super::notice("x", false, "t", vec![("n".into(), bad)]).is_err());
+        }
+        assert!(super::notice("", false, "t", Vec::new()).is_err());
     }
 }

@@ -6,7 +6,8 @@
 //! and summary; each resolved one as an alert saying how long it fired. Alertmanager sends
 //! a group's whole list again whenever it changes or repeats: what the room was already told
 //! is not said again. What fires now is kept per room, keyed by fingerprint, for `/status`
-//! there, at most [`ALERTMANAGER_MAX_FIRING`] alerts a room.
+//! there, at most [`ALERTMANAGER_MAX_FIRING`] alerts a room; and in the history store, so
+//! a restart takes it back (with `--data none`, in memory only).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +16,9 @@ use serde::Deserialize;
 
 use super::http::Priority;
 use super::{human, now_ms};
-use crate::hub::{Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted};
+use crate::hub::{
+    FiringAlert, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted,
+};
 #[cfg(doc)]
 use crate::limits::ALERTMANAGER_BODY_BYTES;
 use crate::limits::{ALERTMANAGER_MAX_FIRING, ALERTMANAGER_TEXT_CHARS};
@@ -151,23 +154,14 @@ fn timestamp(text: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
-/// An alert firing in a room.
-#[derive(Debug, Clone)]
-struct Firing {
-    name: String,
-    said: String,
-    priority: Priority,
-    starts_ms: i64,
-}
-
-/// What fires in one room, for its `/status`.
+/// What fires in one room, for its `/status`, by fingerprint.
 #[derive(Default)]
 struct RoomFiring {
-    alerts: Mutex<BTreeMap<String, Firing>>,
+    alerts: Mutex<BTreeMap<String, FiringAlert>>,
 }
 
 impl RoomFiring {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Firing>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, FiringAlert>> {
         self.alerts.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -186,8 +180,9 @@ impl RoomStatus for RoomFiring {
                     )),
                     f.said
                 );
+                let priority = Priority::parse(&f.priority.to_string()).unwrap_or(Priority::High);
                 Some(
-                    notice(&f.name, &text, f.priority)?
+                    notice(&f.name, &text, priority)?
                         .with("fingerprint", fingerprint.clone())
                         .with("state", "firing")
                         .with("since", f.starts_ms.max(0) as u64),
@@ -233,11 +228,19 @@ impl Intake {
             if new > 0 && alerts.len() - resolved + new > ALERTMANAGER_MAX_FIRING {
                 return Err(IntakeError::TooMany { room: room.clone() });
             }
-            webhook
-                .alerts
-                .iter()
-                .filter_map(|alert| said(&mut alerts, alert))
-                .collect::<Vec<_>>()
+            let mut told = Vec::new();
+            for alert in &webhook.alerts {
+                let fingerprint = &alert.fingerprint;
+                let was = alerts.contains_key(fingerprint);
+                told.extend(said(&mut alerts, alert));
+                // Kept where the store can, so a restart still knows what fires.
+                match alerts.get(fingerprint) {
+                    Some(firing) if !was => hub.keep_firing(room, fingerprint, Some(firing)),
+                    None if was => hub.keep_firing(room, fingerprint, None),
+                    _ => {}
+                }
+            }
+            told
         };
         // Posted without the room's lock: the hub asks the status under its own.
         for notice in &said {
@@ -247,6 +250,21 @@ impl Intake {
             posted: said.len(),
             firing: firing.lock().len(),
         })
+    }
+
+    /// Takes back what the store kept firing before a restart: each room's `/status` lists
+    /// it again, and its resolution says how long it fired. Called once, at start-up.
+    pub fn restore(&self, hub: &Hub) {
+        let kept = hub.kept_firing();
+        if !kept.is_empty() {
+            tracing::info!(
+                alerts = kept.len(),
+                "Alertmanager alerts still firing, from before"
+            );
+        }
+        for (room, fingerprint, alert) in kept {
+            self.room(hub, &room).lock().insert(fingerprint, alert);
+        }
     }
 
     /// The alerts of `room`, registered for its `/status` the first time.
@@ -264,7 +282,7 @@ impl Intake {
 
 /// What the room is told of `alert`, keeping `alerts` (what fires) up to date: nothing for
 /// one it already knows fires.
-fn said(alerts: &mut BTreeMap<String, Firing>, alert: &WebhookAlert) -> Option<Notice> {
+fn said(alerts: &mut BTreeMap<String, FiringAlert>, alert: &WebhookAlert) -> Option<Notice> {
     let name = alert
         .labels
         .get("alertname")
@@ -283,10 +301,10 @@ fn said(alerts: &mut BTreeMap<String, Firing>, alert: &WebhookAlert) -> Option<N
             }
             alerts.insert(
                 alert.fingerprint.clone(),
-                Firing {
+                FiringAlert {
                     name: name.to_string(),
                     said: about.clone(),
-                    priority,
+                    priority: priority as u8,
                     starts_ms,
                 },
             );

@@ -1148,9 +1148,11 @@ impl ChatState {
             if !self.bus_numbers {
                 return self.fan_out(publication);
             }
-            // The cluster is out of reach: numbered here, heard here only.
-            if let Event::Message(said) = &mut publication.event {
-                said.seq = 0;
+            // The cluster is out of reach: numbered here, heard here at once.
+            match &mut publication.event {
+                Event::Message(said) => said.seq = 0,
+                Event::Posted(posted) => posted.seq = 0,
+                _ => {}
             }
             self.receive(publication);
         }
@@ -1168,6 +1170,17 @@ impl ChatState {
     /// whether or not the room has members here, so that a newcomer or a resume on any
     /// node finds it; numbered here if the bus could not (0).
     pub fn receive(&mut self, mut publication: Publication) {
+        if let Event::Posted(posted) = &mut publication.event {
+            if posted.seq == 0 {
+                if !self.rooms.contains_key(&posted.room) {
+                    return;
+                }
+                posted.seq = self.next_seq(&posted.room);
+            } else if let Some(target) = self.rooms.get_mut(&posted.room) {
+                target.seq = Some(target.seq.unwrap_or(0).max(posted.seq));
+            }
+            self.keep_heard(Entry::Posted(posted.clone()));
+        }
         if let Event::Message(said) = &mut publication.event {
             if said.seq == 0 {
                 if !self.rooms.contains_key(&said.room) {

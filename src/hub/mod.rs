@@ -81,7 +81,7 @@ pub use post::{
 };
 pub use room::{KeptRoom, RoomSettings};
 pub use store::{
-    AckSink, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
+    AckSink, FiringAlert, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };
 pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
@@ -441,24 +441,44 @@ impl Hub {
         self.with_chat(|chat| chat.open_room(room).status.push(status));
     }
 
+    /// Keeps what Alertmanager says fires in `room` across restarts, where the store can
+    /// ([`HistoryStore::keep_firing`]).
+    pub fn keep_firing(&self, room: &RoomName, fingerprint: &str, alert: Option<&FiringAlert>) {
+        self.store.keep_firing(room, fingerprint, alert);
+    }
+
+    /// What [`Hub::keep_firing`] kept, from before this process started.
+    pub fn kept_firing(&self) -> Vec<(RoomName, String, FiringAlert)> {
+        self.store.kept_firing()
+    }
+
     /// Posts a feed's notice into `room`: remembered in its history and sent to every
     /// member. Returns the post as stamped; [`Unposted::NoSuchRoom`] when the room does not
     /// exist (nobody is in it and no feed opened it), [`Unposted::StoreFull`] when the
     /// store refused it.
     pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, Unposted> {
         self.with_chat(|chat| {
-            let Some(name) = chat.rooms.get(room).map(|r| r.name.clone()) else {
-                return Err(NoSuchRoom(room.clone()).into());
+            let here = chat.rooms.get(room).map(|r| r.name.clone());
+            // In a cluster a room with members on other nodes only takes posts too.
+            let elsewhere = || chat.bus_numbers && !chat.directory.members(room).is_empty();
+            let (name, seq) = match here {
+                // A cluster's bus numbers it, and it is kept as it comes back (`receive`).
+                Some(name) if chat.bus_numbers => (name.clone(), chat.last_seq(&name) + 1),
+                Some(name) => (name.clone(), chat.next_seq(&name)),
+                None if elsewhere() => (room.clone(), chat.store.last_seq(room) + 1),
+                None => return Err(NoSuchRoom(room.clone()).into()),
             };
             let posted = Posted {
                 id: chat.mint.message(),
-                seq: chat.next_seq(&name),
+                seq,
                 ts: now_ms(),
                 room: name.clone(),
                 notice: Arc::new(notice),
             };
-            chat.keep(Entry::Posted(posted.clone()), None)
-                .map_err(|_| Unposted::StoreFull)?;
+            if !chat.bus_numbers {
+                chat.keep(Entry::Posted(posted.clone()), None)
+                    .map_err(|_| Unposted::StoreFull)?;
+            }
             chat.metrics.received(MessageKind::Post);
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)

@@ -42,6 +42,18 @@ impl Owed {
 /// the store's locks.
 pub type AckSink = dyn Fn(Vec<Owed>, bool) + Send + Sync;
 
+/// An Alertmanager alert firing in a room, kept under its room and fingerprint, so a
+/// restart still knows what fires (`feeds/alertmanager.rs` decides what it means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiringAlert {
+    /// Its `alertname`, what was said of it (summary and labels), its priority 1–5, and
+    /// when it started firing (ms since the epoch).
+    pub name: String,
+    pub said: String,
+    pub priority: u8,
+    pub starts_ms: i64,
+}
+
 /// The store cannot take an entry now (its writer is that far behind, or it has closed):
 /// the entry is refused rather than said, so nothing said goes unkept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +127,19 @@ pub trait HistoryStore: Send + Sync {
     fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
         let _ = room;
         None
+    }
+
+    /// Keeps the alert `fingerprint` of `room` as firing (`Some`) or forgets it (`None`:
+    /// it resolved), for [`HistoryStore::kept_firing`] after a restart. Never waits. A
+    /// store that forgets everything on restart ignores it.
+    fn keep_firing(&self, room: &RoomName, fingerprint: &str, alert: Option<&FiringAlert>) {
+        let _ = (room, fingerprint, alert);
+    }
+
+    /// Every alert [`HistoryStore::keep_firing`] kept firing, with its room and
+    /// fingerprint; read once at start-up.
+    fn kept_firing(&self) -> Vec<(RoomName, String, FiringAlert)> {
+        Vec::new()
     }
 
     /// The largest message id `node` minted that this store kept from before this

@@ -91,6 +91,7 @@ pub async fn run_with(
         tasks: TaskTracker::new(),
         alertmanager: Default::default(),
     });
+    ctx.alertmanager.restore(&ctx.hub);
     let dispatcher = Arc::new(Dispatcher::default());
     let hand_over = dispatcher.clone();
     ctx.hub.set_wake(Arc::new(move |woken: &mut Vec<_>| {

@@ -85,6 +85,22 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE entries ADD COLUMN account TEXT;
     ALTER TABLE entries ADD COLUMN tags TEXT;
     ",
+    // 6: what Alertmanager says fires (`POST /alertmanager`), one row an alert by its
+    // room's comparison key and its fingerprint, so a restart still lists it in `/status`
+    // and says how long it fired when it resolves (`store/sqlite/firing.rs`). `said` is
+    // its summary and labels as the room was told, `starts_ms` when it started firing.
+    "
+    CREATE TABLE firing (
+        room_key    TEXT    NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        room        TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        said        TEXT    NOT NULL,
+        priority    INTEGER NOT NULL,
+        starts_ms   INTEGER NOT NULL,
+        PRIMARY KEY (room_key, fingerprint)
+    );
+    ",
 ];
 
 /// The version this build writes: every step applied.

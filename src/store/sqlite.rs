@@ -41,8 +41,9 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, ClientTags, Entry, Field, HistoryBounds, HistoryStore, KeptRoom, MessageText, Nick,
-    NodeId, Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull, stored_bytes,
+    AckSink, ClientTags, Entry, Field, FiringAlert, HistoryBounds, HistoryStore, KeptRoom,
+    MessageText, Nick, NodeId, Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull,
+    stored_bytes,
 };
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
@@ -239,6 +240,9 @@ enum Job {
     Append(u64, Entry, Option<Box<Owed>>),
     /// A room's state to keep (`None`: its row goes), under its number; boxed too.
     Room(u64, RoomName, Option<Box<KeptRoom>>),
+    /// An Alertmanager alert of a room firing (`Some`) or resolved, under its number; boxed
+    /// too.
+    Firing(u64, Box<(RoomName, String, Option<FiringAlert>)>),
     /// Answered once everything queued before it is committed.
     Flush(mpsc::Sender<()>),
 }
@@ -575,6 +579,38 @@ impl HistoryStore for SqliteHistory {
                 error!(error = %e, room = %room, "cannot read a room's kept state");
                 None
             })
+    }
+
+    fn keep_firing(&self, room: &RoomName, fingerprint: &str, alert: Option<&FiringAlert>) {
+        let mut queue = self.shared.queue.lock();
+        let number = queue.next;
+        let job = Job::Firing(
+            number,
+            Box::new((room.clone(), fingerprint.to_string(), alert.cloned())),
+        );
+        if queue
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.try_send(job).is_ok())
+        {
+            queue.next += 1;
+            return;
+        }
+        drop(queue);
+        let why = "the history writer cannot take an alert that fires or resolved";
+        tally(
+            &self.shared.lost,
+            1,
+            why,
+            "not kept (known until a restart)",
+        );
+    }
+
+    fn kept_firing(&self) -> Vec<(RoomName, String, FiringAlert)> {
+        self.with_reader(firing::read).unwrap_or_else(|e| {
+            error!(error = %e, "cannot read the alerts kept firing");
+            Vec::new()
+        })
     }
 
     fn on_settled(&self, sink: Arc<AckSink>) {
@@ -938,6 +974,7 @@ fn write_batch(
     let mut appends = Vec::new();
     let mut owed = Vec::new();
     let mut saves = Vec::new();
+    let mut alerts = Vec::new();
     let mut last = None;
     for job in batch.drain(..) {
         match job {
@@ -950,6 +987,10 @@ fn write_batch(
                 last = Some(number);
                 saves.push((room, kept.map(|kept| *kept)));
             }
+            Job::Firing(number, alert) => {
+                last = Some(number);
+                alerts.push(*alert);
+            }
             Job::Flush(done) => flushes.push(done),
         }
     }
@@ -957,7 +998,7 @@ fn write_batch(
     let mut kept = true;
     if last.is_some() {
         let highest = shared.highest.load(Ordering::Relaxed);
-        match commit(conn, &appends, &saves, keep, highest) {
+        match commit(conn, &appends, &saves, &alerts, keep, highest) {
             Ok(changed) => {
                 rows = changed;
                 shared
@@ -1014,6 +1055,7 @@ fn commit(
     conn: &mut Connection,
     entries: &[Entry],
     saves: &[(RoomName, Option<KeptRoom>)],
+    alerts: &[(RoomName, String, Option<FiringAlert>)],
     keep: usize,
     highest: u64,
 ) -> rusqlite::Result<(u64, u64)> {
@@ -1021,6 +1063,9 @@ fn commit(
     record_highest(&tx, highest)?;
     for (room, kept) in saves {
         rooms::save(&tx, room, kept.as_ref())?;
+    }
+    for (room, fingerprint, alert) in alerts {
+        firing::save(&tx, room, fingerprint, alert.as_ref())?;
     }
     // Each room's highest number in this batch: what came `keep` numbers before it goes.
     let mut rooms: HashMap<&str, u64> = HashMap::new();
@@ -1232,6 +1277,7 @@ impl Stored<'_> {
     }
 }
 
+mod firing;
 mod rooms;
 #[cfg(test)]
 mod tests;

@@ -185,3 +185,94 @@ async fn bad_payloads_are_refused_with_a_reason_and_nothing_is_posted() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()["posted"], 2);
 }
+
+/// `/status` of #alerts, as a JSON client asks it: its items.
+async fn status_items(c: &mut Client) -> Vec<serde_json::Value> {
+    c.send(r##"{"type":"status","room":"#alerts"}"##).await;
+    let status = c.expect_json("status").await;
+    status["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// What fires is kept in the `--data` database: a restarted server lists it in `/status`,
+/// does not say it again when Alertmanager repeats it, says how long it fired when it
+/// resolves, and forgets it then, across the next restart too.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_fires_survives_a_restart_until_it_resolves() {
+    use crate::store::{json_client, next_listening, serve_with, stop};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--listen",
+        "http://127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+
+    let (charla, tcp) = serve_with(&args, &[]);
+    let http = next_listening(&charla, "http");
+    let mut ana = json_client(tcp, "ana").await;
+    ana.send(r##"{"type":"join","room":"#alerts"}"##).await;
+    ana.expect_json("join").await;
+    let reply = webhook(http, "?room=%23alerts", &[], FIRING).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["posted"], 2);
+    drop(ana);
+    stop(charla);
+
+    // Nobody is in #alerts: what fires there keeps the room open.
+    let (charla, tcp) = serve_with(&args, &[]);
+    let http = next_listening(&charla, "http");
+    let mut ana = json_client(tcp, "ana").await;
+    let items = status_items(&mut ana).await;
+    let fingerprints: Vec<_> = items.iter().map(|i| i["fingerprint"].clone()).collect();
+    assert_eq!(
+        fingerprints,
+        ["0d9e1f2a3b4c5d6e", "c4ad3f1a9b2e7d05"],
+        "{items:?}"
+    );
+    assert!(
+        items[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("HighLatency is FIRING (for "),
+        "{items:?}"
+    );
+    assert_eq!(items[1]["priority"], 5, "{items:?}");
+    ana.send(r##"{"type":"join","room":"#alerts"}"##).await;
+    ana.expect_json("join").await;
+    // Alertmanager repeats the group: nothing is said again.
+    let reply = webhook(http, "?room=%23alerts", &[], FIRING).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (
+            reply.json()["posted"].clone(),
+            reply.json()["firing"].clone()
+        ),
+        (0.into(), 2.into())
+    );
+    let reply = webhook(http, "?room=%23alerts", &[], &resolved()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (
+            reply.json()["posted"].clone(),
+            reply.json()["firing"].clone()
+        ),
+        (2.into(), 0.into())
+    );
+    let alert = ana.expect_json("alert").await;
+    assert_eq!(alert["state"], "resolved", "{alert}");
+    assert_eq!(alert["lasted_ms"], 12 * 60 * 1000, "{alert}");
+    drop(ana);
+    stop(charla);
+
+    let (charla, tcp) = serve_with(&args, &[]);
+    let mut ana = json_client(tcp, "ana").await;
+    ana.send(r##"{"type":"join","room":"#alerts"}"##).await;
+    ana.expect_json("join").await;
+    assert_eq!(
+        status_items(&mut ana).await,
+        Vec::<serde_json::Value>::new()
+    );
+    drop(ana);
+    stop(charla);
+}

@@ -85,11 +85,13 @@ impl Drop for Redis {
     }
 }
 
-/// A `charla serve --cluster` process with a text and an IRC listener.
+/// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
 struct Node {
     process: Binary,
     tcp: SocketAddr,
     irc: SocketAddr,
+    http: SocketAddr,
+    udp: SocketAddr,
 }
 
 impl Node {
@@ -101,6 +103,10 @@ impl Node {
             "tcp://127.0.0.1:0",
             "--listen",
             "irc://127.0.0.1:0",
+            "--listen",
+            "http://127.0.0.1:0",
+            "--listen",
+            "udp://127.0.0.1:0",
             "--flood-rate",
             "0",
             "--cluster",
@@ -122,7 +128,15 @@ impl Node {
         };
         let tcp = addr("tcp://");
         let irc = addr("irc://");
-        Node { process, tcp, irc }
+        let http = addr("http://");
+        let udp = addr("udp://");
+        Node {
+            process,
+            tcp,
+            irc,
+            http,
+            udp,
+        }
     }
 
     /// A text client that took `nick`.
@@ -173,6 +187,25 @@ async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Reads `client` until a line containing each of `needles` has arrived, in any order;
+/// returns where each was first seen (for the order of those that must keep one).
+async fn read_until_all(client: &mut Client, needles: &[&str]) -> Vec<usize> {
+    let mut seen: Vec<Option<usize>> = vec![None; needles.len()];
+    let mut lines = Vec::new();
+    while seen.iter().any(Option::is_none) {
+        let Ok(Some(line)) = client.next_within(PATIENCE).await else {
+            panic!("not all of {needles:?} arrived; saw {lines:#?}");
+        };
+        for (needle, at) in needles.iter().zip(&mut seen) {
+            if at.is_none() && line.contains(needle) {
+                *at = Some(lines.len());
+            }
+        }
+        lines.push(line);
+    }
+    seen.into_iter().flatten().collect()
 }
 
 /// A newcomer on `node` is refused `nick` once the node has heard who holds it elsewhere.
@@ -375,19 +408,125 @@ async fn redis_stopped_and_started_again_interrupts_then_restores_delivery() {
     ana.expect("*** cross-node delivery interrupted").await;
     bob.expect("*** cross-node delivery interrupted").await;
     cy.expect("*** cross-node delivery interrupted").await;
-    // Local users are still served meanwhile.
-    ana.send("heard on one only").await;
-    cy.expect("#lobby <ana> heard on one only").await;
+    // Local users are still served meanwhile; what they say is held for the others.
+    ana.send("said in the outage").await;
+    cy.expect("#lobby <ana> said in the outage").await;
+    ana.send("/me still talking").await;
+    cy.expect("#lobby * ana still talking").await;
+    bob.send("and on two").await;
 
     redis.restart();
-    ana.expect("*** cross-node delivery restored").await;
-    bob.expect("*** cross-node delivery restored").await;
+    // Once back, what was said on each node during the outage reaches the other, in the
+    // order it was said there (before or after the node says it is back: it may have
+    // read it from Redis first), and is not heard twice where it was said.
+    let restored = "*** cross-node delivery restored";
+    let heard = read_until_all(
+        &mut bob,
+        &[restored, "<ana> said in the outage", "* ana still talking"],
+    )
+    .await;
+    assert!(heard[1] < heard[2], "{heard:?}");
+    read_until_all(&mut ana, &[restored, "#lobby <bob> and on two"]).await;
+    cy.expect("#lobby <bob> and on two").await;
     // Presence and nicks are rebuilt from the live nodes.
     ask_until(&mut bob, "/users #lobby", "3 here: ana, bob, cy").await;
     refused_once_known(&two, "ana").await;
     bob.send("back across").await;
     ana.expect("#lobby <bob> back across").await;
     cy.expect("#lobby <bob> back across").await;
+}
+
+#[tokio::test]
+async fn past_what_an_outage_holds_the_others_get_a_gap_and_the_speaker_is_told() {
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+    ana.send("before").await;
+    bob.expect("#lobby <ana> before").await;
+
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    bob.expect("*** cross-node delivery interrupted").await;
+    let held = charla::limits::CLUSTER_OUTAGE_HELD;
+    for n in 1..=held + 3 {
+        ana.send(&format!("outage line {n}")).await;
+    }
+    // Node one has taken every line (its outage queue is full) before Redis is back.
+    ana.send("/users #lobby").await;
+    ana.expect("here:").await;
+
+    redis.restart();
+    // The held lines arrive in order (all of them live, or the backlog's last ones after
+    // a gap when node two hears them late); then the three past the bound are a gap.
+    let last = format!("#lobby <ana> outage line {held}");
+    loop {
+        let line = bob.next().await.expect("a line");
+        if line == last {
+            break;
+        }
+    }
+    let gap = bob.expect("#lobby *** messages").await;
+    let numbers: Vec<u64> = gap
+        .split(' ')
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert!(
+        gap.ends_with("are no longer kept") && numbers[1] - numbers[0] == 2,
+        "{gap}"
+    );
+    ana.expect("ERROR not_stored: 3 of your messages").await;
+    // Nothing past the bound was relayed.
+    bob.send("/history 1").await;
+    let last = bob.expect("outage line").await;
+    assert!(last.ends_with(&format!("outage line {held}")), "{last}");
+}
+
+#[tokio::test]
+async fn feeds_on_one_node_post_into_the_clusters_rooms() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut bob = two.text("bob").await;
+    bob.send("/join #alerts").await;
+    bob.expect("#alerts *** you joined").await;
+    let mut cy = two.json("cy").await;
+    cy.send(r##"{"type":"join","room":"#ops"}"##).await;
+    cy.expect_json("join").await;
+
+    // A UDP alert on node one (whose feed opened #alerts) reaches #alerts on node two.
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"disk full\n", one.udp)
+        .unwrap();
+    bob.expect("#alerts !!! [udp:127.0.0.1] disk full").await;
+
+    // An HTTP post on node one into #ops, whose only member is on node two: taken once
+    // node one knows of cy there, and heard by cy with its details.
+    let deadline = Instant::now() + PATIENCE;
+    let reply = loop {
+        let reply =
+            crate::http::post(one.http, "ops", &[("Priority", "high")], "backup done").await;
+        if reply.status == 200 || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply.json()["id"].as_u64().expect("an id");
+    let alert = cy.expect_json("alert").await;
+    assert_eq!(alert["id"], id);
+    assert_eq!(alert["room"], "#ops");
+    assert_eq!(alert["text"], "backup done");
+    assert_eq!(alert["source"], "http:127.0.0.1");
+    assert!(alert["seq"].as_u64().is_some(), "{alert}");
+
+    // Both are in the rooms' history on node two, for whoever joins later.
+    let mut dee = two.text("dee").await;
+    dee.send("/join #alerts").await;
+    dee.expect("#alerts *** you joined").await;
+    dee.send("/history 5").await;
+    dee.expect("!!! [udp:127.0.0.1] disk full").await;
 }
 
 #[tokio::test]

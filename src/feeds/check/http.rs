@@ -6,8 +6,10 @@
 //! Redirects are followed up to [`HTTP_CHECK_MAX_REDIRECTS`] and at most
 //! [`HTTP_CHECK_BODY_BYTES`] of a body are read; the rest is never downloaded.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Request, StatusCode, Uri, header};
@@ -74,28 +76,35 @@ impl HttpProbe {
     /// Tries the URL once within `timeout`: `Ok(what it answered)` or `Err(why not)`, each
     /// saying how long the answer took, and when an https server's certificate expires.
     pub async fn run(&self, timeout: Duration) -> Probed {
+        // Made before the clock starts: reading the system's roots (at the first run) is
+        // this server's time, not the site's.
+        let tls = match self.url.scheme_str() {
+            Some("https") => match connector(self.ca.as_deref()) {
+                Ok(tls) => Some(tls),
+                Err(why) => return Err(why).into(),
+            },
+            _ => None,
+        };
         let started = Instant::now();
         let mut not_after = None;
-        let result = match tokio::time::timeout(timeout, self.fetch(started, &mut not_after)).await
-        {
+        let fetched = self.fetch(tls.as_ref(), started, &mut not_after);
+        let result = match tokio::time::timeout(timeout, fetched).await {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {}", human(timeout))),
         };
         Probed { result, not_after }
     }
 
-    async fn fetch(&self, started: Instant, not_after: &mut Option<i64>) -> Result<String, String> {
-        let tls = match self.url.scheme_str() {
-            Some("https") => Some(
-                crate::client::tls::connector(self.ca.as_deref())
-                    .map_err(|e| format!("TLS error: {e}"))?,
-            ),
-            _ => None,
-        };
+    async fn fetch(
+        &self,
+        tls: Option<&TlsConnector>,
+        started: Instant,
+        not_after: &mut Option<i64>,
+    ) -> Result<String, String> {
         let mut url = self.url.clone();
         let mut hops = 0;
         loop {
-            let (status, location, body) = get(&url, tls.as_ref(), not_after).await?;
+            let (status, location, body) = get(&url, tls, not_after).await?;
             let took = human(started.elapsed());
             let redirect = status.is_redirection() && self.status != Some(status.as_u16());
             if let (true, Some(location)) = (redirect, location) {
@@ -129,6 +138,25 @@ impl HttpProbe {
             return Ok(format!("status {code} in {took}"));
         }
     }
+}
+
+/// The TLS connector of every check that trusts `ca` (the system's roots when `None`),
+/// made at the first run that needs it and shared from then on: the roots are read and
+/// parsed once, not at every run of every check. One that cannot be made is not kept, so a
+/// `ca=` file put right is read at the next run.
+pub(super) fn connector(ca: Option<&Path>) -> Result<TlsConnector, String> {
+    static MADE: OnceLock<Mutex<HashMap<Option<PathBuf>, TlsConnector>>> = OnceLock::new();
+    let made = MADE.get_or_init(Mutex::default);
+    let key = ca.map(Path::to_path_buf);
+    if let Some(tls) = made.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(tls.clone());
+    }
+    // Made without the lock held: reading the system's roots takes a while.
+    let tls = crate::client::tls::connector(ca).map_err(|e| format!("TLS error: {e}"))?;
+    made.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, tls.clone());
+    Ok(tls)
 }
 
 /// One `GET`: the status, the `Location` and the first [`HTTP_CHECK_BODY_BYTES`] of the body.

@@ -36,6 +36,7 @@ use tracing::info;
 
 use super::human;
 use crate::hub::{Hub, Notice, PostKind, RoomName, RoomStatus};
+use crate::limits::CHECK_SPREAD_STEP;
 #[cfg(doc)]
 use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 use tracker::CheckTracker;
@@ -83,13 +84,22 @@ pub fn start(
         room: room.clone(),
         checks: shared.clone(),
     }));
+    // Spread over the interval rather than all at once: a thousand checks then hold the
+    // connections and buffers of one step's runs at any moment, not a thousand, and the
+    // targets are not all asked in the same instant. In steps, not one by one, so the runtime still wakes
+    // for many runs at a time (waking for each costs more CPU than the runs).
+    let count = specs.len().max(1) as u32;
+    let step = CHECK_SPREAD_STEP.as_millis().max(1);
     for (index, spec) in specs.iter().enumerate() {
         info!(check = %spec.name, probe = %spec.probe, every = ?settings.interval, "checking");
+        let offset = (settings.interval * index as u32 / count).as_millis() / step * step;
+        let first = Instant::now() + Duration::from_millis(offset as u64);
         tokio::spawn(run(
             hub.clone(),
             room.clone(),
             shared.clone(),
             index,
+            first,
             settings,
             shutdown.clone(),
         ));
@@ -101,6 +111,7 @@ async fn run(
     room: RoomName,
     shared: Trackers,
     index: usize,
+    first: Instant,
     settings: CheckSettings,
     shutdown: CancellationToken,
 ) {
@@ -110,7 +121,7 @@ async fn run(
         .timeout
         .unwrap_or(settings.timeout)
         .min(settings.interval);
-    let mut ticks = tokio::time::interval(settings.interval);
+    let mut ticks = tokio::time::interval_at(first, settings.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -120,7 +131,9 @@ async fn run(
         let started = Instant::now();
         let probed = tokio::select! {
             _ = shutdown.cancelled() => return,
-            probed = probe(&spec.probe, timeout) => probed,
+            // Boxed: the probe's state (a connection, TLS, HTTP) is held only while it runs,
+            // not for the whole life of the check's task.
+            probed = Box::pin(probe(&spec.probe, timeout)) => probed,
         };
         let now = Instant::now();
         // The lock is released before posting: the hub calls the status under its own lock.

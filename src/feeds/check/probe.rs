@@ -36,7 +36,12 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
         Probe::Exec(command) => return exec(command, timeout).await.into(),
         Probe::Http(http) => return http.run(timeout).await,
         Probe::Tls { target, ca } => {
-            let shake = tokio::time::timeout(timeout, shake_hands(target, ca.as_deref())).await;
+            // Made before the clock starts, as for https.
+            let tls = match super::http::connector(ca.as_deref()) {
+                Ok(tls) => tls,
+                Err(why) => return Err(why).into(),
+            };
+            let shake = tokio::time::timeout(timeout, shake_hands(target, &tls)).await;
             return shake
                 .unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))).into());
         }
@@ -46,16 +51,15 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
         .into()
 }
 
-/// A TLS handshake with `target` (HOST:PORT), verified against `ca` or the system's roots.
-async fn shake_hands(target: &str, ca: Option<&std::path::Path>) -> Probed {
+/// A TLS handshake with `target` (HOST:PORT), verified by `tls`.
+async fn shake_hands(target: &str, tls: &tokio_rustls::TlsConnector) -> Probed {
     let shaken = async {
-        let tls = crate::client::tls::connector(ca).map_err(|e| format!("TLS error: {e}"))?;
         let (host, _) = target.rsplit_once(':').unwrap_or((target, ""));
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let stream = TcpStream::connect(target)
             .await
             .map_err(|e| format!("cannot connect to {target}: {}", io_reason(&e)))?;
-        let (_, not_after) = super::http::handshake(&tls, host, stream).await?;
+        let (_, not_after) = super::http::handshake(tls, host, stream).await?;
         Ok::<_, String>(not_after)
     };
     match shaken.await {

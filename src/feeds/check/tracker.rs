@@ -1,6 +1,7 @@
 //! One check's state, from its results: up, PENDING (failing, but not yet `retries` times
 //! in a row), DOWN; and what each change of state, or a DOWN that lasts, says.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -58,7 +59,8 @@ pub struct Transition {
 /// What is known of one check.
 #[derive(Debug, Clone)]
 pub struct CheckTracker {
-    pub spec: CheckSpec,
+    /// Shared with the check's task, which probes without the trackers' lock.
+    pub spec: Arc<CheckSpec>,
     /// Failed checks in a row before it is DOWN.
     pub retries: u32,
     pub state: Option<Health>,
@@ -113,7 +115,7 @@ impl CheckTracker {
         let now = Instant::now();
         CheckTracker {
             retries: spec.options.retries.unwrap_or(retries).max(1),
-            spec,
+            spec: Arc::new(spec),
             state: None,
             since: now,
             since_ms: now_ms(),

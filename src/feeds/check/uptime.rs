@@ -1,26 +1,32 @@
 //! A check's last 24 hours in bounded memory: its runs counted in buckets of
 //! [`CHECK_UPTIME_BUCKET`], [`CHECK_UPTIME_BUCKETS`] of them, each keeping how many runs
-//! succeeded and how long they took, for `/status`'s uptime and the page's chart.
+//! there were and how many failed, for `/status`'s uptime; and, for the newest
+//! [`CHECK_CHART_BUCKETS`] only, how long they took, for the page's chart.
+//!
+//! Both are rings allocated whole at a check's first run and indexed by the bucket's
+//! number, so a day of runs costs what one costs: a check's memory does not grow with
+//! time, and no growing buffer is left with twice the room it needs.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::limits::{CHECK_UPTIME_BUCKET, CHECK_UPTIME_BUCKETS};
+use crate::limits::{CHECK_CHART_BUCKETS, CHECK_UPTIME_BUCKET, CHECK_UPTIME_BUCKETS};
 
 /// The runs of one bucket.
 #[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
+struct Counts {
     runs: u16,
-    up: u16,
-    /// Milliseconds all its runs took together.
-    took_ms: u32,
+    failed: u16,
 }
 
 /// A check's recent runs, bucket by bucket.
 #[derive(Debug, Clone, Default)]
 pub struct Uptime {
-    buckets: VecDeque<Bucket>,
-    /// The number of the newest bucket (milliseconds since the epoch / the bucket's length).
+    /// Bucket `n` (milliseconds since the epoch / the bucket's length) is at `n %` the
+    /// ring's length; empty before the first run.
+    counts: Box<[Counts]>,
+    /// Milliseconds the runs of each of the newest buckets took together, likewise.
+    took_ms: Box<[u32]>,
+    /// The number of the newest bucket with a run.
     newest: u64,
 }
 
@@ -31,62 +37,72 @@ fn bucket_ms() -> u64 {
 impl Uptime {
     /// Counts one run at `now_ms` (since the epoch): whether it succeeded, how long it took.
     pub fn record(&mut self, now_ms: u64, up: bool, took: Duration) {
-        self.roll(now_ms);
-        let bucket = self.buckets.back_mut().expect("rolled to a bucket");
-        bucket.runs = bucket.runs.saturating_add(1);
-        bucket.up = bucket.up.saturating_add(u16::from(up));
+        let now = self.roll(now_ms / bucket_ms());
+        let counts = &mut self.counts[now as usize % CHECK_UPTIME_BUCKETS];
+        counts.runs = counts.runs.saturating_add(1);
+        counts.failed = counts.failed.saturating_add(u16::from(!up));
         let took = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
-        bucket.took_ms = bucket.took_ms.saturating_add(took);
+        let sum = &mut self.took_ms[now as usize % CHECK_CHART_BUCKETS];
+        *sum = sum.saturating_add(took);
     }
 
-    /// Moves the window on to `now_ms`'s bucket, dropping what is older than the window.
-    fn roll(&mut self, now_ms: u64) {
-        let now = now_ms / bucket_ms();
-        if self.buckets.is_empty() || now > self.newest + CHECK_UPTIME_BUCKETS as u64 {
-            self.buckets.clear();
-            self.buckets.push_back(Bucket::default());
-        } else {
-            for _ in self.newest..now {
-                self.buckets.push_back(Bucket::default());
-            }
+    /// Moves the window on to bucket `now`, emptying the slots it passes (each last held
+    /// the bucket one ring's length older); returns the bucket to count in, the newest
+    /// when the clock went back.
+    fn roll(&mut self, now: u64) -> u64 {
+        if self.counts.is_empty() {
+            self.counts = vec![Counts::default(); CHECK_UPTIME_BUCKETS].into_boxed_slice();
+            self.took_ms = vec![0; CHECK_CHART_BUCKETS].into_boxed_slice();
+            self.newest = now;
+        }
+        let first = self.newest + 1;
+        for n in first.max(now.saturating_sub(CHECK_UPTIME_BUCKETS as u64 - 1))..=now {
+            self.counts[n as usize % CHECK_UPTIME_BUCKETS] = Counts::default();
+        }
+        for n in first.max(now.saturating_sub(CHECK_CHART_BUCKETS as u64 - 1))..=now {
+            self.took_ms[n as usize % CHECK_CHART_BUCKETS] = 0;
         }
         self.newest = self.newest.max(now);
-        while self.buckets.len() > CHECK_UPTIME_BUCKETS {
-            self.buckets.pop_front();
-        }
+        self.newest
     }
 
-    /// The buckets of the window ending at `now_ms`, oldest first, with how many more recent
-    /// buckets had no run since.
-    fn window(&self, now_ms: u64) -> impl Iterator<Item = &Bucket> {
+    /// The buckets of the window ending at `now_ms` up to the newest with a run, each
+    /// with its number.
+    fn window(&self, now_ms: u64) -> impl Iterator<Item = (u64, Counts)> + '_ {
         let now = now_ms / bucket_ms();
-        let stale = now.saturating_sub(self.newest) as usize;
-        let keep = CHECK_UPTIME_BUCKETS.saturating_sub(stale);
-        let skip = self.buckets.len().saturating_sub(keep);
-        self.buckets.iter().skip(skip)
+        let oldest = now.saturating_sub(CHECK_UPTIME_BUCKETS as u64 - 1);
+        let from = oldest.max(self.newest.saturating_sub(CHECK_UPTIME_BUCKETS as u64 - 1));
+        let to = self.newest.min(now);
+        // Before the first run there is no ring to read.
+        let ring = !self.counts.is_empty();
+        (from..=to)
+            .filter(move |_| ring)
+            .map(|n| (n, self.counts[n as usize % CHECK_UPTIME_BUCKETS]))
     }
 
     /// The share of runs that succeeded in the last 24 hours, in thousandths; `None`
     /// without a run.
     pub fn permille(&self, now_ms: u64) -> Option<u64> {
-        let (runs, up) = self.window(now_ms).fold((0u64, 0u64), |(r, u), b| {
-            (r + u64::from(b.runs), u + u64::from(b.up))
+        let (runs, failed) = self.window(now_ms).fold((0u64, 0u64), |(r, f), (_, c)| {
+            (r + u64::from(c.runs), f + u64::from(c.failed))
         });
-        (runs > 0).then(|| up * 1000 / runs)
+        (runs > 0).then(|| (runs - failed) * 1000 / runs)
     }
 
-    /// The mean time a run took in each of the last `count` buckets, oldest first, in
-    /// milliseconds, separated by commas; a bucket without a run is empty (`12,,15`).
+    /// The mean time a run took in each of the last `count` buckets (at most
+    /// [`CHECK_CHART_BUCKETS`]), oldest first, in milliseconds, separated by commas; a
+    /// bucket without a run is empty (`12,,15`).
     pub fn responses(&self, now_ms: u64, count: usize) -> String {
+        let count = count.min(CHECK_CHART_BUCKETS);
         let now = now_ms / bucket_ms();
         let mut out = vec![String::new(); count];
-        for (age, bucket) in self.buckets.iter().rev().enumerate() {
-            let age = age as u64 + now.saturating_sub(self.newest);
-            let Some(slot) = (count as u64).checked_sub(age + 1) else {
-                break;
+        for (n, counts) in self.window(now_ms) {
+            let Some(slot) = (count as u64).checked_sub(now - n + 1) else {
+                continue;
             };
-            if bucket.runs > 0 {
-                out[slot as usize] = (bucket.took_ms / u32::from(bucket.runs)).to_string();
+            if counts.runs > 0 {
+                let took = self.took_ms[n as usize % CHECK_CHART_BUCKETS];
+                out[slot as usize] = (took / u32::from(counts.runs)).to_string();
             }
         }
         out.join(",")
@@ -132,10 +148,22 @@ mod tests {
         for i in 0..CHECK_UPTIME_BUCKETS as u64 * 3 {
             uptime.record(MS + day + i * bucket / 2, i % 2 == 0, ms(5));
         }
-        assert!(uptime.buckets.len() <= CHECK_UPTIME_BUCKETS);
+        assert_eq!(uptime.counts.len(), CHECK_UPTIME_BUCKETS);
+        assert_eq!(uptime.took_ms.len(), CHECK_CHART_BUCKETS);
+        let end = MS + day + CHECK_UPTIME_BUCKETS as u64 * 3 * bucket / 2;
+        assert_eq!(uptime.permille(end), Some(500));
+        // The chart's ring went round many times: each bucket holds its own runs only.
+        assert_eq!(uptime.responses(end - bucket, 3), "5,5,5");
         assert_eq!(
-            uptime.permille(MS + day + CHECK_UPTIME_BUCKETS as u64 * 3 * bucket / 2),
-            Some(500)
+            uptime
+                .responses(end, CHECK_CHART_BUCKETS * 2)
+                .split(',')
+                .count(),
+            CHECK_CHART_BUCKETS
         );
+        // A clock that went back counts in the newest bucket, never in a stale slot: 287
+        // of 575 runs succeeded.
+        uptime.record(end - 10 * bucket, false, ms(5));
+        assert_eq!(uptime.permille(end), Some(499));
     }
 }

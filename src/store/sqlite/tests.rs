@@ -734,3 +734,61 @@ fn a_messages_account_and_client_tags_are_kept_and_a_version_4_file_gains_room_f
         .unwrap();
     assert_eq!(version, super::schema::SCHEMA_VERSION);
 }
+
+#[test]
+fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it() {
+    use crate::hub::FiringAlert;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for step in &super::schema::MIGRATIONS[..5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+    }
+    let alert = |name: &str, starts_ms| FiringAlert {
+        name: name.into(),
+        said: "latency above 1s ñ (job=api)".into(),
+        priority: 5,
+        starts_ms,
+    };
+    let store = open(&dir, options());
+    assert!(store.kept_firing().is_empty());
+    store.keep_firing(&room("#Alerts"), "c4ad", Some(&alert("HighLatency", 1)));
+    store.keep_firing(&room("#alerts"), "0d9e", Some(&alert("DiskFull", 2)));
+    store.keep_firing(&room("#ops"), "c4ad", Some(&alert("Other", 3)));
+    // Said again (a later payload): the newest word wins; resolved: gone.
+    store.keep_firing(&room("#alerts"), "c4ad", Some(&alert("HighLatency", 4)));
+    store.keep_firing(&room("#ops"), "c4ad", None);
+    store.close();
+    drop(store);
+
+    let store = open(&dir, options());
+    let kept: Vec<_> = store
+        .kept_firing()
+        .into_iter()
+        .map(|(room, fingerprint, alert)| (room.as_str().to_string(), fingerprint, alert))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (
+                "#alerts".to_string(),
+                "0d9e".to_string(),
+                alert("DiskFull", 2)
+            ),
+            (
+                "#alerts".to_string(),
+                "c4ad".to_string(),
+                alert("HighLatency", 4)
+            ),
+        ]
+    );
+    drop(store);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::SCHEMA_VERSION);
+}

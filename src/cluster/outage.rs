@@ -1,0 +1,133 @@
+//! What a node's users say while Redis is out of reach: heard on the node at once, and held
+//! (up to [`CLUSTER_OUTAGE_HELD`]) to be published in order once Redis is back, so that
+//! the other nodes get it late rather than never. What does not fit is counted, by room
+//! and by speaker: the rooms' members elsewhere get a `gap` for it, and the speakers are
+//! told.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::hub::{Event, Publication, RoomName, SessionId};
+use crate::limits::CLUSTER_OUTAGE_HELD;
+
+#[derive(Default)]
+pub(super) struct Outage {
+    /// Messages and posts not yet published, oldest first.
+    pub held: VecDeque<Publication>,
+    /// How many past the bound, by room.
+    pub dropped: HashMap<RoomName, u64>,
+    /// How many past the bound, by speaker.
+    pub speakers: HashMap<SessionId, u64>,
+}
+
+impl Outage {
+    /// Holds `publication` (a message or a post), or counts it past the bound.
+    pub fn hold(&mut self, publication: Publication) {
+        if self.held.len() < CLUSTER_OUTAGE_HELD {
+            self.held.push_back(publication);
+            return;
+        }
+        self.lost(publication);
+    }
+
+    /// Counts `publication` as not relayed.
+    pub fn lost(&mut self, publication: Publication) {
+        *self.dropped.entry(publication.room).or_default() += 1;
+        if let (Event::Message(_), Some(speaker)) = (&publication.event, publication.except) {
+            *self.speakers.entry(speaker).or_default() += 1;
+        }
+    }
+
+    /// Holds again, before what is held, what could not be published after all (Redis
+    /// failed again): the order they were said in is kept.
+    pub fn hold_again(&mut self, publications: Vec<Publication>) {
+        for publication in publications.into_iter().rev() {
+            self.held.push_front(publication);
+        }
+        while self.held.len() > CLUSTER_OUTAGE_HELD {
+            let newest = self.held.pop_back().expect("over the bound");
+            self.lost(newest);
+        }
+    }
+
+    /// The number this node proposed for the first message it holds in `room`, minus one:
+    /// what it heard there from Redis before the outage (its own later numbers in the room
+    /// are its own, not the cluster's).
+    pub fn heard_before(&self, room: &RoomName) -> Option<u64> {
+        self.held
+            .iter()
+            .find(|p| p.room == *room)
+            .and_then(|p| proposed(&p.event))
+            .map(|seq| seq.saturating_sub(1))
+    }
+}
+
+/// The number a message or a post was proposed under (`None` for anything else).
+pub(super) fn proposed(event: &Event) -> Option<u64> {
+    match event {
+        Event::Message(said) => Some(said.seq),
+        Event::Posted(posted) => Some(posted.seq),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{MessageText, Nick, NodeId, Said};
+
+    fn said(room: &RoomName, seq: u64, by: SessionId) -> Publication {
+        let said = Said {
+            id: seq,
+            seq,
+            ts: 0,
+            room: room.clone(),
+            from: Nick::parse("ana").unwrap(),
+            text: MessageText::new("hola").unwrap(),
+            action: false,
+            notice: false,
+            account: None,
+            tags: None,
+        };
+        Publication {
+            room: room.clone(),
+            event: Event::Message(said),
+            except: Some(by),
+        }
+    }
+
+    fn seqs(outage: &Outage) -> Vec<u64> {
+        outage
+            .held
+            .iter()
+            .filter_map(|p| proposed(&p.event))
+            .collect()
+    }
+
+    #[test]
+    fn what_fits_is_held_in_order_and_the_rest_counted_by_room_and_speaker() {
+        let (ops, lobby) = (RoomName::parse("#ops").unwrap(), RoomName::lobby());
+        let ana = SessionId::new(NodeId::new(1).unwrap(), 7);
+        let mut outage = Outage::default();
+        for seq in 1..=CLUSTER_OUTAGE_HELD as u64 + 2 {
+            outage.hold(said(&ops, seq, ana));
+        }
+        outage.hold(said(&lobby, 40, ana));
+        assert_eq!(outage.held.len(), CLUSTER_OUTAGE_HELD);
+        assert_eq!(outage.dropped.get(&ops), Some(&2));
+        assert_eq!(outage.dropped.get(&lobby), Some(&1));
+        assert_eq!(outage.speakers.get(&ana), Some(&3));
+        // What the room had heard before the outage: one before the first number held.
+        assert_eq!(outage.heard_before(&ops), Some(0));
+        assert_eq!(outage.heard_before(&lobby), None);
+
+        // Held again after a failed publication: first again, in order, and the newest
+        // past the bound counted.
+        let again: Vec<Publication> = outage.held.drain(..2).collect();
+        outage.hold(said(&ops, 90, ana));
+        outage.hold(said(&ops, 91, ana));
+        outage.hold_again(again);
+        assert_eq!(seqs(&outage)[..3], [1, 2, 3]);
+        assert_eq!(outage.held.len(), CLUSTER_OUTAGE_HELD);
+        assert_eq!(outage.dropped.get(&ops), Some(&4));
+    }
+}
