@@ -7,7 +7,7 @@ use charla::accounts::AccountRequest;
 use charla::hub::{
     Ban, BanMask, Census, Command, Encode, ErrorCode, Event, Field, LeaveReason, MessageText, Mode,
     ModeChange, Modes, Nick, Notice, NoticeTarget, Outgoing, Posted, Request, RoomName, Said,
-    Standing, Topic, Whois,
+    Standing, Topic, WhoEntry, WhoOf, Whois,
 };
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use std::sync::{Once, OnceLock};
 
 /// Which wire a decoder serves: what its references look like and how replies are written.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wire {
     /// Text and JSON lines: a `ref` is a JSON value, replies are written in both formats.
     Lines,
@@ -78,7 +78,13 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
                 }
             }
         }
-        Incoming::Register { nick, reference } => {
+        Incoming::Register {
+            nick,
+            reference,
+            lobby,
+        } => {
+            // Text and JSON sessions start in #lobby; an IRC client joins its own rooms.
+            assert_eq!(*lobby, wire == Wire::Lines, "registration's lobby for {wire:?}");
             match wire {
                 Wire::Lines => check_reference(reference.as_deref()),
                 Wire::Irc => {
@@ -116,6 +122,7 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
             ];
             for outcome in outcomes {
                 check_irc_bytes(&(attempt.answer)(
+                    "irc.example.org",
                     &attempt.me,
                     attempt.label.as_deref(),
                     outcome,
@@ -243,7 +250,21 @@ fn check_request(request: &Request, wire: Wire) {
         }
         Command::Whois(nick) => check_nick(nick),
         Command::Away(message) => message.iter().for_each(check_text),
-        Command::RealName(name) => check_text(name),
+        Command::User { user, realname } => {
+            if let Some(user) = user {
+                assert!(
+                    !user.is_empty()
+                        && user.len() <= charla::limits::USERLEN
+                        && user
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                    "a user name of {user:?}"
+                );
+            }
+            realname.iter().for_each(check_text);
+        }
+        Command::Who(WhoOf::Room(room)) => check_room(room),
+        Command::Who(WhoOf::Nick(nick)) => check_nick(nick),
         // A tagged command is checked as the command it carries, with its tags printable.
         Command::Tagged { tags, command } => {
             assert_printable(tags.as_str());
@@ -621,7 +642,31 @@ fn check_irc_request(request: &Request) {
             })
         }
         // Answered by the ack alone (IRC clients have no beat or alert commands).
-        Command::RealName(_) | Command::Beat { .. } | Command::Alert { .. } => {}
+        Command::User { .. } | Command::Beat { .. } | Command::Alert { .. } => {}
+        Command::Who(of) => {
+            let entry = |nick: &Nick, standing, away| WhoEntry {
+                nick: nick.clone(),
+                standing,
+                user: Some("ana-real".into()),
+                realname: Some(MessageText::new("Ana Real").expect("a text")),
+                away,
+            };
+            let (room, members) = match of {
+                WhoOf::Room(room) => (
+                    Some(room.clone()),
+                    vec![
+                        entry(&me, Standing::Operator, false),
+                        WhoEntry {
+                            user: None,
+                            realname: None,
+                            ..entry(&me, Standing::Voiced, true)
+                        },
+                    ],
+                ),
+                WhoOf::Nick(nick) => (None, vec![entry(nick, Standing::Member, true)]),
+            };
+            reply(Event::Who { room, members })
+        }
         Command::Notice {
             to: NoticeTarget::Room(room),
             text,
@@ -652,6 +697,7 @@ fn check_irc_request(request: &Request) {
             nick: nick.clone(),
             rooms: vec![(lobby, Standing::Operator)],
             away: Some(MessageText::new("gone").expect("a text")),
+            user: Some("ana-real".into()),
             realname: Some(MessageText::new("Ana Real").expect("a text")),
             account: Some(nick.clone()),
             signon: 1_700_000_000_000,
