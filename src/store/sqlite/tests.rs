@@ -550,11 +550,7 @@ fn a_version_1_file_is_migrated_and_its_rooms_numbered_in_order() {
         "by number"
     );
     drop(store);
-    let version: i64 = Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    assert_migrated(&path);
 }
 
 #[test]
@@ -728,11 +724,7 @@ fn a_messages_account_and_client_tags_are_kept_and_a_version_4_file_gains_room_f
     assert_eq!(before.text.as_str(), "kept before");
     assert_eq!(format!("{after:?}"), format!("{tagged:?}"));
     drop(store);
-    let version: i64 = Connection::open(&path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(version, super::schema::SCHEMA_VERSION);
+    assert_migrated(&path);
 }
 
 #[test]
@@ -786,7 +778,12 @@ fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it()
         ]
     );
     drop(store);
-    let version: i64 = Connection::open(&path)
+    assert_migrated(&path);
+}
+
+/// The file at `path` is at the newest schema version.
+fn assert_migrated(path: &std::path::Path) {
+    let version: i64 = Connection::open(path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
