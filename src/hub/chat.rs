@@ -1166,29 +1166,34 @@ impl ChatState {
         }
     }
 
+    /// Numbers a message heard from the bus in `room` when the bus could not (`seq` 0), or
+    /// raises the room's count to the number it came with; false when it came unnumbered
+    /// for a room not here, which nothing can number.
+    fn number_heard(&mut self, room: &RoomName, seq: &mut u64) -> bool {
+        if *seq == 0 {
+            if !self.rooms.contains_key(room) {
+                return false;
+            }
+            *seq = self.next_seq(room);
+        } else if let Some(target) = self.rooms.get_mut(room) {
+            target.seq = Some(target.seq.unwrap_or(0).max(*seq));
+        }
+        true
+    }
+
     /// A publication the bus carried here. A message is kept in the history of its room,
     /// whether or not the room has members here, so that a newcomer or a resume on any
     /// node finds it; numbered here if the bus could not (0).
     pub fn receive(&mut self, mut publication: Publication) {
         if let Event::Posted(posted) = &mut publication.event {
-            if posted.seq == 0 {
-                if !self.rooms.contains_key(&posted.room) {
-                    return;
-                }
-                posted.seq = self.next_seq(&posted.room);
-            } else if let Some(target) = self.rooms.get_mut(&posted.room) {
-                target.seq = Some(target.seq.unwrap_or(0).max(posted.seq));
+            if !self.number_heard(&posted.room, &mut posted.seq) {
+                return;
             }
             self.keep_heard(Entry::Posted(posted.clone()));
         }
         if let Event::Message(said) = &mut publication.event {
-            if said.seq == 0 {
-                if !self.rooms.contains_key(&said.room) {
-                    return;
-                }
-                said.seq = self.next_seq(&said.room);
-            } else if let Some(target) = self.rooms.get_mut(&said.room) {
-                target.seq = Some(target.seq.unwrap_or(0).max(said.seq));
+            if !self.number_heard(&said.room, &mut said.seq) {
+                return;
             }
             self.keep_heard(Entry::Said(said.clone()));
             if let Some(owed) = self.unheard.remove(&said.id) {
