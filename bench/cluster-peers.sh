@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # charla's cluster against one charla node and against Socket.IO's own cluster (issue 20), in
-# one run, the same clients in one room (docs/benchmarks.md "Cluster against Socket.IO"):
+# one run, the same clients in one room (docs/benchmarks.md "Cluster against one node and
+# against Socket.IO's Redis adapter"):
 #
 #   charla1   one charla node alone
 #   charla3   three charla nodes on one Redis (`--cluster`)
@@ -15,7 +16,7 @@
 # SIO_SAT_FROM): the highest rate held with nothing lost and p99 <= P99_LIMIT ms, each rate
 # 1.5 times the last. Servers and Redis run on CPU 0, the generator on CPU 1; clients are
 # spread over the nodes in turn (`--also`). Writes bench/results/cluster-peers-*.json and
-# prints a table. Takes about 6 minutes; run it alone on the machine:
+# prints a table. Takes about 4 minutes; run it alone on the machine:
 #
 #   flock /tmp/bench.lock nice -n -10 bench/cluster-peers.sh target/release/charla
 #   ORDER="sio2 charla3" TAG=r2 bench/cluster-peers.sh target/release/charla
