@@ -21,6 +21,7 @@ mod report;
 mod room_churn;
 mod send;
 mod tally;
+mod ws_frames;
 
 use std::path::PathBuf;
 use std::time::Duration;
