@@ -323,13 +323,13 @@ function trimTop() {
   for (const r of gone) {
     olderDone.delete(r);
     if (olderFor?.room === r) olderFor.stale = true;
+    if (cut.has(r)) anchored(r);
   }
   oldestAgain(gone);
 }
 
 // Lets the last lines of rooms go (a line of no room, such as a private message, cannot be
-// read again and stays); each such room is cut until the reader scrolls down to it. A room
-// left with no message is not cut: scrolling up reads its last page.
+// read again and stays); each such room is cut until the reader scrolls down to it.
 function trimBottom() {
   const gone = new Set();
   for (let li = log.lastElementChild; li && log.children.length > KEEP_LINES;) {
@@ -339,10 +339,18 @@ function trimBottom() {
   }
   for (const r of gone) {
     if (newerFor?.room === r) newerFor.stale = true;
-    if ([...log.children].some(l => l.dataset.room === r && l.dataset.id !== undefined)) cut.add(r);
-    else { cut.delete(r); held.delete(r); }
+    if (anchored(r)) cut.add(r);
   }
   oldestAgain(gone);
+}
+
+// Whether the log still shows a message of room `r`, after which newer lines are read; a
+// room with none is not cut (what it held goes), and scrolling up reads its last page.
+function anchored(r) {
+  if ([...log.children].some(l => l.dataset.room === r && l.dataset.id !== undefined)) return true;
+  cut.delete(r);
+  held.delete(r);
+  return false;
 }
 
 // Each room's oldest line shown, read again from the log.
