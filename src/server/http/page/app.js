@@ -556,6 +556,8 @@ function show(e) {
       break;
     case "leave":
       if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
+      // Gone from the server, not only from the room: whoever takes the nick next is not away.
+      if (!e.you && e.reason !== "left") { away.delete(e.nick); drawMembers(); }
       server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")" + (e.message ? ": " + e.message : ""), "", e.you ? "" : e.room);
       break;
     case "kick":
