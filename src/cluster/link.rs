@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outage::{Outage, proposed};
 use super::recover::{self, Recovered};
+use super::room_state;
 use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
@@ -64,6 +65,15 @@ return 1";
 
 /// Gives a nick up, if this session holds it.
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1";
+
+/// Sets (the first `ARGV[2]` pairs after it) and deletes (the rest) fields of a room's
+/// kept state and publishes the change, in one step: Redis's hash is what every node has
+/// once it heard every change in Redis's order.
+const ROOM: &str = "local n = tonumber(ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
+for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1";
 
 /// Keeps the node's key alive, unless another run took its number meanwhile.
@@ -235,7 +245,7 @@ fn settle(
                             .entry(room)
                             .or_default() += count;
                     }
-                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
+                    Out::Publish(_) | Out::Room(..) | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
             shared.outage.lock().unwrap().hold_again(late);
@@ -297,6 +307,22 @@ fn add(
                 .arg(channel())
                 .arg(wire.payload(0))
                 .ignore();
+        }
+        Out::Room(room, wire) => {
+            let Wire::RoomKept { set, del, .. } = wire else {
+                return;
+            };
+            pipe.cmd("EVAL")
+                .arg(ROOM)
+                .arg(2)
+                .arg(room_state::key(room))
+                .arg(channel())
+                .arg(wire.payload(0))
+                .arg(set.len());
+            for (field, value) in set {
+                pipe.arg(field).arg(value);
+            }
+            pipe.arg(del).ignore();
         }
         Out::Claim(nick, id) => {
             pipe.cmd("EVAL")
@@ -593,8 +619,10 @@ fn heard(
 ) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
     // This node's own messages come back to be heard here; those published late were
-    // heard here when said.
-    if own && (!wire.is_entry() || wire.is_late()) {
+    // heard here when said. Its own room changes are taken again in Redis's order, so
+    // that changes crossing on the way end the same on every node.
+    let kept = matches!(wire, Wire::RoomKept { .. });
+    if own && !kept && (!wire.is_entry() || wire.is_late()) {
         return Ok(());
     }
     if !matches!(
@@ -657,6 +685,28 @@ fn heard(
                 event: left,
                 except: None,
             });
+        }
+        Wire::RoomKept { room, set, del, .. } => {
+            shared.room_kept(hub, wire::room(&room)?, set, del);
+        }
+        event @ (Wire::Topic { .. } | Wire::Modes { .. } | Wire::Kicked { .. }) => {
+            hub.room_event_elsewhere(wire::room_event(event)?);
+        }
+        Wire::Invite {
+            to, room, nick, by, ..
+        } => {
+            let to = SessionId::from_bits(to);
+            if to.node() == shared.node {
+                let room = wire::room(&room)?;
+                shared.invite(to, room.clone());
+                let invited = Event::Invited {
+                    room,
+                    nick: wire::nick(&nick)?,
+                    by: wire::nick(&by)?,
+                    you: true,
+                };
+                hub.reply(to, invited, None);
+            }
         }
         Wire::Private {
             to,

@@ -11,6 +11,7 @@
 mod link;
 mod outage;
 mod recover;
+mod room_state;
 mod roster;
 mod wire;
 
@@ -26,7 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::SessionId;
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::limits::{CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN};
+use crate::hub::{KeptRoom, RoomChange};
+use crate::limits::{
+    CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
+    MAX_INVITES_PER_ROOM,
+};
 use outage::Outage;
 use roster::Roster;
 use wire::Wire;
@@ -44,6 +49,8 @@ enum Out {
     Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
+    /// Changes to what a room keeps, and their publication ([`Wire::RoomKept`]).
+    Room(RoomName, Wire),
     /// A nick taken or given up by a session here.
     Claim(Nick, SessionId),
     Release(Nick, SessionId),
@@ -67,6 +74,11 @@ struct Shared {
     local: Mutex<HashMap<SessionId, Local>>,
     /// What was said here while Redis was out of reach.
     outage: Mutex<Outage>,
+    /// Every room's kept state as Redis has it ([`room_state`]), as last heard.
+    rooms: Mutex<HashMap<RoomName, room_state::Fields>>,
+    /// Invitations of sessions here by operators of other nodes, not used yet: at most
+    /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
+    invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
 }
 
 impl Shared {
@@ -178,6 +190,8 @@ impl Cluster {
             roster: Mutex::default(),
             local: Mutex::default(),
             outage: Mutex::default(),
+            rooms: Mutex::default(),
+            invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
         Ok(Cluster {
@@ -254,7 +268,28 @@ impl Bus for ClusterBus {
         true
     }
 
+    fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
+        let (set, del) = room_state::delta(&changes);
+        let wire = Wire::RoomKept {
+            node: self.0.node.number(),
+            room: room.as_str().to_string(),
+            set,
+            del,
+        };
+        self.0.send(Out::Room(room.clone(), wire));
+    }
+
     fn direct(&self, to: SessionId, event: Event) {
+        if let Event::Invited { room, nick, by, .. } = &event {
+            self.0.send(Out::Publish(Wire::Invite {
+                node: self.0.node.number(),
+                to: to.bits(),
+                room: room.as_str().to_string(),
+                nick: nick.as_str().to_string(),
+                by: by.as_str().to_string(),
+            }));
+            return;
+        }
         if let Event::Private {
             id,
             ts,
@@ -309,6 +344,7 @@ impl Directory for ClusterDirectory {
 
     fn released(&self, nick: &Nick, owner: SessionId) {
         self.0.local.lock().unwrap().remove(&owner);
+        self.0.invites.lock().unwrap().remove(&owner);
         self.0.send(Out::Release(nick.clone(), owner));
         self.0.send_presence(owner);
     }
@@ -320,6 +356,9 @@ impl Directory for ClusterDirectory {
     }
 
     fn joined(&self, room: &RoomName, id: SessionId) {
+        if let Some(invites) = self.0.invites.lock().unwrap().get_mut(&id) {
+            invites.retain(|r| r != room);
+        }
         self.local(id, |local| local.rooms.push(room.clone()));
     }
 
@@ -333,6 +372,41 @@ impl Directory for ClusterDirectory {
 
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.0.roster.lock().unwrap().rooms()
+    }
+
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let rooms = self.0.rooms.lock().unwrap();
+        rooms.get(room).map(|fields| room_state::kept(room, fields))
+    }
+
+    fn invited(&self, room: &RoomName, id: SessionId) -> bool {
+        let invites = self.0.invites.lock().unwrap();
+        invites.get(&id).is_some_and(|rooms| rooms.contains(room))
+    }
+}
+
+impl Shared {
+    /// Session `id` here was invited into `room` by an operator of another node.
+    fn invite(&self, id: SessionId, room: RoomName) {
+        let mut invites = self.invites.lock().unwrap();
+        let rooms = invites.entry(id).or_default();
+        rooms.retain(|r| *r != room);
+        if rooms.len() >= MAX_INVITES_PER_ROOM {
+            rooms.remove(0);
+        }
+        rooms.push(room);
+    }
+
+    /// `room`'s kept state changed (`set`, `del`): the copy here follows, and the hub's
+    /// room takes it.
+    fn room_kept(&self, hub: &Hub, room: RoomName, set: Vec<(String, String)>, del: Vec<String>) {
+        let kept = {
+            let mut rooms = self.rooms.lock().unwrap();
+            let fields = rooms.entry(room.clone()).or_default();
+            room_state::apply(fields, set, del);
+            room_state::kept(&room, fields)
+        };
+        hub.room_kept(&room, kept);
     }
 }
 

@@ -16,7 +16,7 @@ use super::nicks::NickTable;
 use super::ops::Standing;
 use super::post::Entry;
 use super::resume::Resume;
-use super::room::{Room, RoomSettings};
+use super::room::{Room, RoomChange, RoomSettings};
 use super::store::{HistoryStore, Owed, StoreFull};
 use super::tags::ClientTags;
 use super::text::MessageText;
@@ -331,16 +331,24 @@ impl ChatState {
         target
     }
 
-    /// `room` as it is, or made with what the store kept of it.
+    /// `room` as it is, or made with what the cluster or else the store kept of it.
     fn make_room(&mut self, room: &RoomName) -> &mut Room {
-        let (settings, store) = (self.room_settings, &self.store);
+        let (settings, store, directory) = (self.room_settings, &self.store, &self.directory);
         self.rooms.entry(room.clone()).or_insert_with(|| {
             let mut made = Room::new(room.clone(), settings);
-            if let Some(kept) = store.kept_room(room) {
+            if let Some(kept) = directory.kept_room(room).or_else(|| store.kept_room(room)) {
                 made.restore(kept);
             }
             made
         })
+    }
+
+    /// Hands the other nodes `changes` to what `room` keeps; a server alone (whose bus
+    /// does not number messages) has none to tell.
+    pub fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
+        if self.bus_numbers && !changes.is_empty() {
+            self.bus.share_room(room, changes);
+        }
     }
 
     /// Hands the store what `room` is now, to keep after it empties and across restarts.
@@ -766,12 +774,14 @@ impl ChatState {
         if !already {
             self.may_join(id, &room)?;
         }
+        // A room with members on other nodes only is theirs too: made here, not founded.
         let made = !self.rooms.contains_key(&room);
+        let alone = made && self.directory.members(&room).is_empty();
         let account = self.sessions[&id].account.clone();
         let target = self.make_room(&room);
         // The first member of a room a user makes is its operator, unless the room kept
         // operators' accounts from before; #lobby is the server's.
-        let founder = made && room != RoomName::lobby() && target.op_accounts.is_empty();
+        let founder = alone && room != RoomName::lobby() && target.op_accounts.is_empty();
         if !already && !founder {
             let target = &self.rooms[&room];
             if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
@@ -810,8 +820,12 @@ impl ChatState {
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-                if account.is_some() {
+                if let Some(account) = &account {
                     self.store.keep_room(&room, target.kept());
+                    let founded = vec![RoomChange::OpAccount(account.clone(), true)];
+                    if self.bus_numbers {
+                        self.bus.share_room(&room, founded);
+                    }
                 }
             } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.

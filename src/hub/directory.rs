@@ -6,6 +6,7 @@
 
 use super::SessionId;
 use super::names::{Nick, RoomName};
+use super::room::KeptRoom;
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
 /// answers from what it already knows (a replica fed by the bus), never waiting on the
@@ -46,6 +47,21 @@ pub trait Directory: Send + Sync {
     /// Rooms with members on other nodes, and how many there.
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         Vec::new()
+    }
+
+    /// What the cluster keeps of `room` (its topic, modes, bans, operators' accounts), as
+    /// it was last heard; `None` when the cluster has nothing of it, and the store is
+    /// asked instead.
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let _ = room;
+        None
+    }
+
+    /// Whether session `id` of this node was invited into `room` by an operator on
+    /// another node (and has not joined it since).
+    fn invited(&self, room: &RoomName, id: SessionId) -> bool {
+        let _ = (room, id);
+        false
     }
 }
 

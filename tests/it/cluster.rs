@@ -10,13 +10,13 @@ use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE};
 
 /// A redis-server of the test's own, without persistence, killed when the test ends.
-struct Redis {
+pub struct Redis {
     child: Option<Child>,
     port: u16,
 }
 
 impl Redis {
-    fn start() -> Redis {
+    pub fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -55,7 +55,7 @@ impl Redis {
     }
 
     /// Runs one command, the way redis-cli would, and returns the raw reply.
-    fn command(&self, args: &[&str]) -> String {
+    pub fn command(&self, args: &[&str]) -> String {
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -86,7 +86,7 @@ impl Drop for Redis {
 }
 
 /// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
-struct Node {
+pub struct Node {
     process: Binary,
     tcp: SocketAddr,
     irc: SocketAddr,
@@ -95,7 +95,7 @@ struct Node {
 }
 
 impl Node {
-    fn start(redis: &Redis, name: &str) -> Node {
+    pub fn start(redis: &Redis, name: &str) -> Node {
         let url = redis.url();
         let args = [
             "serve",
@@ -140,7 +140,7 @@ impl Node {
     }
 
     /// A text client that took `nick`.
-    async fn text(&self, nick: &str) -> Client {
+    pub async fn text(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("you joined").await;
         c.send(&format!("/nick {nick}")).await;
@@ -173,7 +173,7 @@ impl Node {
 /// Sends `line` until `client` reads a line containing `needle` in answer: for what
 /// another node learns a moment later (who is in a room), asked again rather than
 /// waited for a fixed time.
-async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
+pub async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         client.send(line).await;
