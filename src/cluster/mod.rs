@@ -4,7 +4,9 @@
 //! implements both. A room message is one Redis call (a script that numbers it in its room
 //! and publishes it on the cluster's channel); every node, the speaker's included, hears
 //! it from the channel in Redis's one order and fans it out to its own members. Joins,
-//! leaves and presence go on the same channel. Nicks are claimed in Redis, valid while the
+//! leaves and presence go on the same channel, and so do changes to what a room keeps
+//! (its topic, modes, bans: a hash per room in Redis, [`room_state`]). Nicks are claimed
+//! in Redis, valid while the
 //! claiming node's key lives; each node refreshes its key with its heartbeat. docs/cluster.md
 //! says what is shared and what is not yet.
 
