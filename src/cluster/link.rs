@@ -99,7 +99,7 @@ pub(super) fn backlog_key(room: &RoomName) -> String {
     format!("{PREFIX}log:{}", room.key())
 }
 
-fn channel() -> String {
+pub(super) fn channel() -> String {
     format!("{PREFIX}bus")
 }
 
@@ -685,6 +685,15 @@ fn heard(
                 event: left,
                 except: None,
             });
+        }
+        Wire::Account {
+            name, registered, ..
+        } => {
+            let name = wire::nick(&name)?;
+            match registered {
+                true => hub.account_created(None, name, None),
+                false => hub.account_gone(&name),
+            }
         }
         Wire::RoomKept { room, set, del, .. } => {
             shared.room_kept(hub, wire::room(&room)?, set, del);

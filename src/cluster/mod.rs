@@ -5,11 +5,13 @@
 //! and publishes it on the cluster's channel); every node, the speaker's included, hears
 //! it from the channel in Redis's one order and fans it out to its own members. Joins,
 //! leaves and presence go on the same channel, and so do changes to what a room keeps
-//! (its topic, modes, bans: a hash per room in Redis, [`room_state`]). Nicks are claimed
+//! (its topic, modes, bans: a hash per room in Redis, [`room_state`]); accounts are kept
+//! in Redis too ([`accounts`]). Nicks are claimed
 //! in Redis, valid while the
 //! claiming node's key lives; each node refreshes its key with its heartbeat. docs/cluster.md
 //! says what is shared and what is not yet.
 
+mod accounts;
 mod link;
 mod outage;
 mod recover;
@@ -28,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::SessionId;
+use crate::hub::{AccountStore, KeptRoom, RoomChange};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::hub::{KeptRoom, RoomChange};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
@@ -213,6 +215,14 @@ impl Cluster {
 
     pub fn bus(&self) -> Arc<dyn Bus> {
         Arc::new(ClusterBus(self.shared.clone()))
+    }
+
+    /// Where the cluster's accounts are kept: in its Redis, for every node.
+    pub fn accounts(&self) -> Arc<dyn AccountStore> {
+        Arc::new(accounts::RedisAccounts::new(
+            self.client.clone(),
+            self.shared.node,
+        ))
     }
 
     pub fn directory(&self) -> Arc<dyn Directory> {

@@ -108,6 +108,13 @@ pub enum Wire {
         nick: String,
         by: String,
     },
+    /// The account `name` was registered (or deleted) on `node`: its nick is protected
+    /// (or free) on every node.
+    Account {
+        node: u16,
+        name: String,
+        registered: bool,
+    },
     /// A private message to session `to`.
     Private {
         node: u16,
@@ -158,6 +165,7 @@ impl Wire {
             | Wire::Left { node, .. }
             | Wire::Private { node, .. }
             | Wire::RoomKept { node, .. }
+            | Wire::Account { node, .. }
             | Wire::Topic { node, .. }
             | Wire::Modes { node, .. }
             | Wire::Kicked { node, .. }

@@ -257,8 +257,21 @@ impl ChatState {
         self.answer(holder, renamed, None);
     }
 
+    /// The account `name` is no more: its nick is free, and sessions logged in to it are
+    /// logged out.
+    pub fn forget_account(&mut self, name: &Nick) {
+        self.registered.remove(name);
+        for session in self.sessions.values_mut() {
+            if session.account.as_ref() == Some(name) {
+                session.account = None;
+            }
+        }
+    }
+
     /// Logs session `id` in to `account` and gives it the account's nick, renaming
-    /// whoever holds it without the account; a session of the same account keeps it.
+    /// whoever holds it without the account; a session of the same account keeps it, and
+    /// so does a session of another node (which may be of the same account: it keeps the
+    /// nick, and this one its own).
     pub fn log_in(&mut self, id: SessionId, account: Nick) -> Result<(), Failure> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Ok(());
@@ -269,6 +282,7 @@ impl ChatState {
         }
         match self.holder(&account) {
             Some(holder) if self.account_of(holder) == Some(&account) => return Ok(()),
+            Some(holder) if !self.sessions.contains_key(&holder) => return Ok(()),
             Some(holder) => self.evict(holder),
             None => {}
         }

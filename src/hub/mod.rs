@@ -711,15 +711,16 @@ impl Hub {
     /// logged in to it is logged out. Session `id`, which asked, is told.
     pub fn account_deleted(&self, id: SessionId, name: Nick, reference: Option<String>) {
         self.with_chat(|chat| {
-            chat.registered.remove(&name);
-            for session in chat.sessions.values_mut() {
-                if session.account.as_ref() == Some(&name) {
-                    session.account = None;
-                }
-            }
+            chat.forget_account(&name);
             let news = Event::Account(AccountNews::Unregistered(name));
             chat.answer(id, Ok(Some(news)), reference);
         });
+    }
+
+    /// The account `name` was deleted on another node: its nick is free here too, and
+    /// every session here logged in to it is logged out.
+    pub fn account_gone(&self, name: &Nick) {
+        self.with_chat(|chat| chat.forget_account(name));
     }
 
     /// The nick session `id` goes by now; `None` once it is gone.

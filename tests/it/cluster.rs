@@ -88,7 +88,7 @@ impl Drop for Redis {
 /// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
 pub struct Node {
     process: Binary,
-    tcp: SocketAddr,
+    pub tcp: SocketAddr,
     irc: SocketAddr,
     http: SocketAddr,
     udp: SocketAddr,

@@ -123,3 +123,44 @@ async fn bad_room_state_in_redis_is_skipped_and_the_rest_read() {
     bob.send("/mode").await;
     bob.expect("+nt").await;
 }
+
+#[tokio::test]
+async fn an_account_registered_on_one_node_protects_its_nick_and_logs_in_on_another() {
+    let redis = Redis::start();
+    // A foreign account key with no name: skipped as the nodes read the accounts.
+    redis.command(&["HSET", "charla:account:zz", "phc", "x"]);
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    // Only its hash is in Redis.
+    let phc = redis.command(&["HGET", "charla:account:ana", "phc"]);
+    assert!(
+        phc.contains("$argon2") && !phc.contains("correct-horse"),
+        "{phc}"
+    );
+    ana.send("/quit").await;
+
+    // Node two protects the nick once ana is gone, and logs her in with her password.
+    let mut other = two.text("other").await;
+    ask_until(&mut other, "/nick ana", "ERROR nick_registered").await;
+    other.send("/login ana battery-staple").await;
+    other.expect("ERROR bad_password").await;
+    other.send("/login ana correct-horse").await;
+    other.expect("*** you are now known as ana").await;
+    // A token made on node two logs in on node one.
+    other.send("/token new ci").await;
+    let made = other.expect("*** token ci: ").await;
+    let token = made
+        .split_whitespace()
+        .find(|w| w.starts_with("charla_"))
+        .unwrap_or_else(|| panic!("no token in {made:?}"))
+        .to_string();
+    other.send("/quit").await;
+    let mut ci = Client::tcp(one.tcp).await;
+    ci.expect("*** Welcome").await;
+    ci.send(&format!(r#"{{"type":"hello","token":"{token}"}}"#))
+        .await;
+    let logged = ci.expect_json("account").await;
+    assert_eq!(logged["account"], "ana", "{logged}");
+}
