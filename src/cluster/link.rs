@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::outage::{Outage, proposed};
 use super::recover::{self, Recovered};
 use super::room_state;
-use super::roster::Remote;
+use super::roster::{Profile, Remote};
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, Nick, Posted, Publication, RoomName, Said, SessionId,
+    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Publication, RoomName, Said,
+    SessionId,
 };
 use crate::limits::{
     CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
@@ -747,6 +748,9 @@ fn heard(
             session,
             nick,
             rooms,
+            away,
+            account,
+            signon,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -757,10 +761,16 @@ fn heard(
                 .iter()
                 .map(|r| wire::room(r))
                 .collect::<Result<Vec<RoomName>, String>>()?;
+            let profile = Profile {
+                away: away.as_deref().and_then(MessageText::new),
+                account: account.as_deref().map(wire::nick).transpose()?,
+                signon,
+            };
             let remote = Remote {
                 node,
                 nick: nick.clone(),
                 rooms: rooms.clone(),
+                profile,
             };
             let renamed = shared.roster.lock().unwrap().present(id, remote);
             if let Some(old) = renamed {

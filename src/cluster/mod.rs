@@ -30,14 +30,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::SessionId;
-use crate::hub::{AccountStore, KeptRoom, RoomChange};
+use crate::hub::{AccountStore, KeptRoom, MessageText, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
 };
 use outage::Outage;
-use roster::Roster;
+use roster::{Profile, Roster};
 use wire::Wire;
 
 /// Where everything of a cluster is kept in Redis.
@@ -64,6 +64,7 @@ enum Out {
 struct Local {
     nick: Nick,
     rooms: Vec<RoomName>,
+    profile: Profile,
 }
 
 struct Shared {
@@ -101,11 +102,18 @@ impl Shared {
     fn send_presence(&self, id: SessionId) {
         let node = self.node.number();
         let wire = match self.local.lock().unwrap().get(&id) {
-            Some(Local { nick, rooms }) => Wire::Present {
+            Some(Local {
+                nick,
+                rooms,
+                profile,
+            }) => Wire::Present {
                 node,
                 session: id.bits(),
                 nick: nick.as_str().to_string(),
                 rooms: rooms.iter().map(|r| r.as_str().to_string()).collect(),
+                away: profile.away.as_ref().map(|a| a.as_str().to_string()),
+                account: profile.account.as_ref().map(|a| a.as_str().to_string()),
+                signon: profile.signon,
             },
             None => Wire::Absent {
                 node,
@@ -348,6 +356,12 @@ impl Directory for ClusterDirectory {
         let local = Local {
             nick: nick.clone(),
             rooms: Vec::new(),
+            profile: Profile {
+                signon: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                ..Profile::default()
+            },
         };
         self.0.local.lock().unwrap().insert(owner, local);
         self.0.send(Out::Claim(nick.clone(), owner));
@@ -384,6 +398,33 @@ impl Directory for ClusterDirectory {
 
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.0.roster.lock().unwrap().rooms()
+    }
+
+    fn profile(&self, id: SessionId, away: Option<MessageText>, account: Option<Nick>) {
+        self.local(id, |local| {
+            local.profile.away = away;
+            local.profile.account = account;
+        });
+    }
+
+    fn whois(&self, nick: &Nick) -> Option<Whois> {
+        let roster = self.0.roster.lock().unwrap();
+        let remote = roster.remote(nick)?;
+        Some(Whois {
+            nick: remote.nick.clone(),
+            // Operators and voice are shown by each node for its own members only.
+            rooms: remote
+                .rooms
+                .iter()
+                .map(|r| (r.clone(), Standing::Member))
+                .collect(),
+            away: remote.profile.away.clone(),
+            user: None,
+            realname: None,
+            account: remote.profile.account.clone(),
+            signon: remote.profile.signon,
+            idle: 0,
+        })
     }
 
     fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {

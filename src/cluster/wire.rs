@@ -133,6 +133,13 @@ pub enum Wire {
         session: u64,
         nick: String,
         rooms: Vec<String>,
+        /// Its away message, account and sign-on time, for WHOIS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        #[serde(default)]
+        signon: u64,
     },
     Absent {
         node: u16,

@@ -261,10 +261,21 @@ impl ChatState {
     /// logged out.
     pub fn forget_account(&mut self, name: &Nick) {
         self.registered.remove(name);
-        for session in self.sessions.values_mut() {
+        let mut out = Vec::new();
+        for (id, session) in self.sessions.iter_mut() {
             if session.account.as_ref() == Some(name) {
                 session.account = None;
+                out.push(*id);
             }
+        }
+        out.into_iter().for_each(|id| self.tell_profile(id));
+    }
+
+    /// Tells the other nodes session `id`'s away message and account as they are now.
+    pub fn tell_profile(&self, id: SessionId) {
+        if let Some(session) = self.sessions.get(&id) {
+            let (away, account) = (session.away.clone(), session.account.clone());
+            self.directory.profile(id, away, account);
         }
     }
 
@@ -277,7 +288,8 @@ impl ChatState {
             return Ok(());
         };
         session.account = Some(account.clone());
-        if session.nick == account {
+        self.tell_profile(id);
+        if self.sessions[&id].nick == account {
             return Ok(());
         }
         match self.holder(&account) {
@@ -640,7 +652,10 @@ impl ChatState {
 
     fn whois(&self, nick: Nick) -> Reply {
         let Some(target) = self.nicks.get(&nick, &self.sessions) else {
-            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+            return match self.directory.whois(&nick) {
+                Some(whois) => Ok(Some(Event::Whois(Box::new(whois)))),
+                None => Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
+            };
         };
         let session = &self.sessions[&target];
         let rooms = session
@@ -670,6 +685,7 @@ impl ChatState {
         let session = self.sessions.get_mut(&id).expect("checked by apply");
         session.away = message.clone();
         let nick = session.nick.clone();
+        self.tell_profile(id);
         let mut told = HashSet::new();
         for name in self.sessions[&id].rooms.clone() {
             let Some(room) = self.rooms.get(&name) else {

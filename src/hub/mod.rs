@@ -703,6 +703,7 @@ impl Hub {
                 Some(_) => Ok(Some(Event::Account(AccountNews::LoggedOut))),
                 None => Err(not_logged_in()),
             };
+            chat.tell_profile(id);
             chat.answer(id, reply, reference);
         });
     }

@@ -161,7 +161,7 @@ impl Node {
 
     /// An IRC client registered as `nick`, in #lobby (an IRC session starts in no room),
     /// read up to the end of its names.
-    async fn irc(&self, nick: &str) -> Client {
+    pub async fn irc(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.irc).await;
         let register = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #lobby\r\n");
         c.send_raw(register.as_bytes()).await;

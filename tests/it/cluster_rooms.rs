@@ -4,7 +4,9 @@
 //! `charla serve --cluster` processes.
 
 use crate::cluster::{Node, Redis, ask_until};
-use crate::support::Client;
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, PATIENCE};
 
 /// `client` on `node` joins `room` once its node knows `nick` is there, so that it joins
 /// the room the others made rather than founding one of its own.
@@ -163,4 +165,35 @@ async fn an_account_registered_on_one_node_protects_its_nick_and_logs_in_on_anot
         .await;
     let logged = ci.expect_json("account").await;
     assert_eq!(logged["account"], "ana", "{logged}");
+}
+
+#[tokio::test]
+async fn whois_of_a_user_on_another_node_tells_their_rooms_away_message_and_account() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    ana.send("/away at lunch").await;
+    ana.expect("*** you are marked away: at lunch").await;
+    let mut bob = two.text("bob").await;
+    ask_until(&mut bob, "/whois ana", "away: at lunch").await;
+    let mut cy = two.irc("cy").await;
+    cy.send_raw(b"WHOIS ana\r\n").await;
+    cy.expect(" 319 cy ana :#lobby").await;
+    cy.expect(" 330 cy ana ana :is logged in as").await;
+    cy.expect(" 301 cy ana :at lunch").await;
+    // Back: the others hear that too.
+    ana.send("/away").await;
+    ana.expect("*** you are back").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        bob.send("/whois ana").await;
+        let line = bob.expect("*** ana is in").await;
+        if !line.contains("away") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still away: {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
