@@ -10,13 +10,13 @@ use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE};
 
 /// A redis-server of the test's own, without persistence, killed when the test ends.
-pub struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
 }
 
 impl Redis {
-    pub fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,7 +28,7 @@ impl Redis {
     }
 
     /// Starts the server (again) on its port, empty, and waits until it answers.
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -55,7 +55,7 @@ impl Redis {
     }
 
     /// Runs one command, the way redis-cli would, and returns the raw reply.
-    pub fn command(&self, args: &[&str]) -> String {
+    pub(crate) fn command(&self, args: &[&str]) -> String {
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -67,7 +67,7 @@ impl Redis {
         String::from_utf8_lossy(&reply[..n]).into_owned()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -86,16 +86,16 @@ impl Drop for Redis {
 }
 
 /// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
-pub struct Node {
+pub(crate) struct Node {
     process: Binary,
-    pub tcp: SocketAddr,
+    pub(crate) tcp: SocketAddr,
     irc: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
     udp: SocketAddr,
 }
 
 impl Node {
-    pub fn start(redis: &Redis, name: &str) -> Node {
+    pub(crate) fn start(redis: &Redis, name: &str) -> Node {
         let url = redis.url();
         let args = [
             "serve",
@@ -140,7 +140,7 @@ impl Node {
     }
 
     /// A text client that took `nick`.
-    pub async fn text(&self, nick: &str) -> Client {
+    pub(crate) async fn text(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("you joined").await;
         c.send(&format!("/nick {nick}")).await;
@@ -161,7 +161,7 @@ impl Node {
 
     /// An IRC client registered as `nick`, in #lobby (an IRC session starts in no room),
     /// read up to the end of its names.
-    pub async fn irc(&self, nick: &str) -> Client {
+    pub(crate) async fn irc(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.irc).await;
         let register = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #lobby\r\n");
         c.send_raw(register.as_bytes()).await;
@@ -173,7 +173,7 @@ impl Node {
 /// Sends `line` until `client` reads a line containing `needle` in answer: for what
 /// another node learns a moment later (who is in a room), asked again rather than
 /// waited for a fixed time.
-pub async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
+pub(crate) async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         client.send(line).await;
