@@ -101,6 +101,25 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room_key, fingerprint)
     );
     ",
+    // 7: entries committed (and acked) but not yet moved into `entries`, in the order
+    // they were committed, with no index to update (`store/sqlite.rs`, `MERGE_INTERVAL`):
+    // the writer moves them in batches, so each room's index pages are written once a
+    // batch rather than once an entry. The columns are those of `entries`.
+    "
+    CREATE TABLE staged (
+        id       INTEGER NOT NULL,
+        ts       INTEGER NOT NULL,
+        room_key TEXT    NOT NULL,
+        room     TEXT    NOT NULL,
+        kind     INTEGER NOT NULL,
+        author   TEXT    NOT NULL,
+        text     TEXT    NOT NULL,
+        fields   TEXT,
+        seq      INTEGER NOT NULL,
+        account  TEXT,
+        tags     TEXT
+    );
+    ",
 ];
 
 /// The version this build writes: every step applied.

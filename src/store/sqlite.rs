@@ -2,11 +2,16 @@
 //!
 //! The hub appends under its lock, so [`SqliteHistory::append`] never touches the disk: it
 //! queues the entry for one writer thread, which commits what has queued up in one
-//! transaction at a time (WAL mode, `synchronous = NORMAL`). Until its transaction commits,
-//! an entry is also held in memory as *pending*, and [`SqliteHistory::recent`] adds the
-//! pending entries of the room to what it reads from the file, so a newcomer never misses a
-//! line that was said just before it joined. Readers use connections of their own, never
-//! the writer's.
+//! transaction at a time (WAL mode, `synchronous = NORMAL`). A commit appends its entries
+//! to the `staged` table, which has no index; every [`MERGE_INTERVAL`] the writer moves
+//! what is staged into `entries` in one transaction, each room's entries together. Each
+//! entry said in a busy room would otherwise rewrite a page of both of `entries`' room
+//! indexes, and those pages, not the rows, are what the log and its checkpoints copy.
+//! Until it is in `entries`, an entry is also held in memory as *pending*, and
+//! [`SqliteHistory::recent`] adds the pending entries of the room to what it reads from the
+//! file, so a newcomer never misses a line that was said just before it joined. A restart
+//! moves what a crash left staged before anything is read. Readers use connections of
+//! their own, never the writer's.
 //!
 //! Joining asks for a room's history under the hub's lock, where a read from the file
 //! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms
@@ -65,6 +70,18 @@ pub const WRITE_BATCH: usize = 4_096;
 /// one per message, and the writer, which shares the machine's cores with fan-out, wakes
 /// less often. An `ack` can wait this much longer under load.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The longest a committed entry waits in the `staged` table before the writer moves it
+/// into `entries` (see the module documentation). The longer, the more entries of a room
+/// share each index page written; an entry waiting is also held in memory, so this bounds
+/// that memory along with [`MERGE_ROWS`]. No `ack` waits for it: an entry is acked once
+/// committed to `staged`.
+pub const MERGE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Entries staged at most: at this many the writer moves them without waiting for
+/// [`MERGE_INTERVAL`], so the entries held pending in memory stay within [`WRITE_QUEUE`]
+/// plus this, and one move does a bounded amount of work.
+pub const MERGE_ROWS: u64 = 16_384;
 
 /// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
 /// deletes what is this many numbers older than the newest, in the same transaction that
@@ -203,8 +220,8 @@ struct WriterShared {
 struct Queue {
     /// `None` once closed.
     sender: Option<SyncSender<Job>>,
-    /// Entries sent to the writer and not yet committed (or given up), oldest first, by the
-    /// number they were sent under.
+    /// Entries sent to the writer and not yet in `entries` (or given up), oldest first, by
+    /// the number they were sent under.
     pending: VecDeque<(u64, Entry)>,
     /// Rooms' states sent to the writer and not yet committed, each under the number it
     /// was sent with: what a room made again meanwhile takes back.
@@ -316,6 +333,8 @@ impl SqliteHistory {
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
         schema::migrate_at(&mut conn, path)?;
+        // What a crash left staged was acked: into `entries` before anything reads them.
+        move_staged(&mut conn, options.keep_per_room.max(1)).map_err(sqlite)?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
@@ -836,9 +855,11 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// The writer thread: takes what has queued up, commits it in one transaction, prunes the
-/// rooms it touched, and stops holding those entries pending; every [`EXPIRE_EVERY`],
-/// deletes what is older than `max_age`, and once more when the store closes.
+/// The writer thread: takes what has queued up and commits it in one transaction to
+/// `staged`; every [`MERGE_INTERVAL`] (or [`MERGE_ROWS`] entries, or when asked to flush)
+/// moves what is staged into `entries`, pruning the rooms it touched, and stops holding
+/// those entries pending; every [`EXPIRE_EVERY`], deletes what is older than `max_age`, and
+/// once more when the store closes.
 fn write_loop(
     mut conn: Connection,
     jobs: Receiver<Job>,
@@ -848,6 +869,7 @@ fn write_loop(
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut expired_at: Option<Instant> = None;
     let mut committed_at: Option<Instant> = None;
+    let mut staged = Staged::default();
     // Rows in the file, counted once here rather than at start-up, then kept up to date.
     let mut rows = match conn.query_row("SELECT count(*) FROM entries", [], |row| {
         row.get::<_, i64>(0)
@@ -859,7 +881,11 @@ fn write_loop(
         }
     };
     loop {
-        match jobs.recv_timeout(EXPIRE_EVERY) {
+        let wait = staged.since.map_or(EXPIRE_EVERY, |at| {
+            (at + MERGE_INTERVAL).saturating_duration_since(Instant::now())
+        });
+        let mut flushes = Vec::new();
+        match jobs.recv_timeout(wait) {
             Ok(first) => {
                 batch.push(first);
                 gather(
@@ -868,18 +894,18 @@ fn write_loop(
                     committed_at.map(|at| at + WRITE_INTERVAL),
                 );
                 committed_at = Some(Instant::now());
-                let (added, pruned) = write_batch(&mut conn, &mut batch, shared, bounds.per_room);
-                rows = (rows + added).saturating_sub(pruned);
+                flushes = write_batch(&mut conn, &mut batch, shared, &mut staged);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if rows > bounds.total {
-            match drop_oldest(&conn, rows - bounds.total) {
-                Ok(deleted) => rows = rows.saturating_sub(deleted),
-                Err(e) => error!(error = %e, "cannot delete the oldest history"),
-            }
+        if staged.due() || !flushes.is_empty() {
+            rows = staged.merge(&mut conn, shared, bounds.per_room, rows);
         }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        rows = bound_total(&conn, rows, bounds.total);
         if let Some(age) = bounds.max_age
             && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY)
         {
@@ -890,6 +916,8 @@ fn write_loop(
             }
         }
     }
+    let rows = staged.merge(&mut conn, shared, bounds.per_room, rows);
+    bound_total(&conn, rows, bounds.total);
     // Once more on the way out, so a file left alone is no older than the bound.
     if let Some(age) = bounds.max_age
         && let Err(e) = expire(&conn, expiry(age))
@@ -900,6 +928,112 @@ fn write_loop(
     if let Err(e) = record_highest(&conn, shared.highest.load(Ordering::Relaxed)) {
         error!(error = %e, "cannot record the last message id");
     }
+}
+
+/// Deletes the oldest entries while `rows`, the rows in `entries`, are more than `total`;
+/// returns the rows left.
+fn bound_total(conn: &Connection, rows: u64, total: u64) -> u64 {
+    if rows <= total {
+        return rows;
+    }
+    match drop_oldest(conn, rows - total) {
+        Ok(deleted) => rows.saturating_sub(deleted),
+        Err(e) => {
+            error!(error = %e, "cannot delete the oldest history");
+            rows
+        }
+    }
+}
+
+/// What the writer has committed to `staged` and not yet moved into `entries`.
+#[derive(Default)]
+struct Staged {
+    /// Entries staged.
+    count: u64,
+    /// When the first of them was.
+    since: Option<Instant>,
+    /// The number the last of them was sent under: pending entries up to it leave memory
+    /// once they are moved.
+    last: Option<u64>,
+}
+
+impl Staged {
+    /// Whether what is staged should be moved now.
+    fn due(&self) -> bool {
+        self.count >= MERGE_ROWS || self.since.is_some_and(|at| at.elapsed() >= MERGE_INTERVAL)
+    }
+
+    /// Moves what is staged into `entries` and stops holding it pending; returns `rows`,
+    /// the rows in `entries`, updated. When the move fails everything stays staged and
+    /// pending, for the next try.
+    fn merge(
+        &mut self,
+        conn: &mut Connection,
+        shared: &WriterShared,
+        keep: usize,
+        rows: u64,
+    ) -> u64 {
+        let Some(last) = self.last else {
+            return rows;
+        };
+        match move_staged(conn, keep) {
+            Ok((added, pruned)) => {
+                *self = Staged::default();
+                let mut queue = shared.queue.lock();
+                let done = queue.pending.partition_point(|(n, _)| *n <= last);
+                // Freed after the lock is let go: appends wait for it.
+                let moved: Vec<_> = queue.pending.drain(..done).collect();
+                drop(queue);
+                drop(moved);
+                (rows + added).saturating_sub(pruned)
+            }
+            Err(e) => {
+                error!(error = %e, entries = self.count, "cannot move staged history into place");
+                self.since = Some(Instant::now());
+                rows
+            }
+        }
+    }
+}
+
+/// Moves every entry of `staged` into `entries`, a room's entries together, and deletes
+/// what each room it touched holds past `keep` numbers; returns the rows added and the
+/// rows deleted.
+fn move_staged(conn: &mut Connection, keep: usize) -> rusqlite::Result<(u64, u64)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut pruned = 0;
+    let added = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO entries \
+             (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
+             SELECT id, ts, room_key, room, kind, author, text, fields, seq, account, tags \
+             FROM staged ORDER BY room_key, seq",
+        )?
+        .execute([])? as u64;
+    {
+        // Each room's highest number moved: what came `keep` numbers before it goes, by
+        // number on the (room_key, seq) index, which meets only the rows it deletes.
+        let mut highest =
+            tx.prepare_cached("SELECT room_key, max(seq) FROM staged GROUP BY room_key")?;
+        let mut prune =
+            tx.prepare_cached("DELETE FROM entries WHERE room_key = ?1 AND seq <= ?2")?;
+        let mut rooms = highest.query([])?;
+        while let Some(row) = rooms.next()? {
+            let top: i64 = row.get(1)?;
+            if let Some(cut) = (top as u64).checked_sub(keep as u64) {
+                pruned += prune.execute(params![row.get_ref(0)?.as_str()?, cut as i64])? as u64;
+            }
+        }
+    }
+    let staged = tx.execute("DELETE FROM staged", [])? as u64;
+    tx.commit()?;
+    if added < staged {
+        warn!(
+            count = staged - added,
+            "history entries with ids already stored were not stored again"
+        );
+    }
+    Ok((added, pruned))
 }
 
 /// The time `age` ago, in ms since the epoch.
@@ -963,15 +1097,17 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>, until: Option<Instant>) {
     }
 }
 
-/// Commits the jobs of `batch`; returns the rows added and the rows pruned.
+/// Commits the jobs of `batch`, its entries to `staged`; returns the flushes it asked
+/// for, to be answered once what is staged is moved.
 fn write_batch(
     conn: &mut Connection,
     batch: &mut Vec<Job>,
     shared: &WriterShared,
-    keep: usize,
-) -> (u64, u64) {
+    staged: &mut Staged,
+) -> Vec<mpsc::Sender<()>> {
     let mut flushes = Vec::new();
     let mut appends = Vec::new();
+    let mut numbers = None;
     let mut owed = Vec::new();
     let mut saves = Vec::new();
     let mut alerts = Vec::new();
@@ -980,6 +1116,8 @@ fn write_batch(
         match job {
             Job::Append(number, entry, ack) => {
                 last = Some(number);
+                let (first, _) = numbers.unwrap_or((number, number));
+                numbers = Some((first, number));
                 appends.push(entry);
                 owed.extend(ack.map(|ack| *ack));
             }
@@ -994,47 +1132,55 @@ fn write_batch(
             Job::Flush(done) => flushes.push(done),
         }
     }
-    let mut rows = (0, 0);
-    let mut kept = true;
-    if last.is_some() {
-        let highest = shared.highest.load(Ordering::Relaxed);
-        match commit(conn, &appends, &saves, &alerts, keep, highest) {
-            Ok(changed) => {
-                rows = changed;
-                shared
-                    .written
-                    .fetch_add(appends.len() as u64, Ordering::Relaxed);
+    let Some(last) = last else {
+        return flushes;
+    };
+    let highest = shared.highest.load(Ordering::Relaxed);
+    let kept = match commit(conn, &appends, &saves, &alerts, highest) {
+        Ok(()) => {
+            shared
+                .written
+                .fetch_add(appends.len() as u64, Ordering::Relaxed);
+            if let Some((_, last_append)) = numbers {
+                staged.count += appends.len() as u64;
+                staged.since.get_or_insert_with(Instant::now);
+                staged.last = Some(last_append);
             }
-            Err(e) => {
-                kept = false;
-                error!(error = %e, entries = appends.len(), "cannot write history");
-                let why = "a history transaction failed";
-                tally(
-                    &shared.lost,
-                    appends.len() as u64,
-                    why,
-                    "not kept (delivered live)",
-                );
-            }
+            true
         }
-    }
-    if let Some(last) = last {
+        Err(e) => {
+            error!(error = %e, entries = appends.len(), "cannot write history");
+            let why = "a history transaction failed";
+            tally(
+                &shared.lost,
+                appends.len() as u64,
+                why,
+                "not kept (delivered live)",
+            );
+            false
+        }
+    };
+    {
         let mut queue = shared.queue.lock();
-        let done = queue.pending.partition_point(|(n, _)| *n <= last);
-        // Freed after the lock is let go: appends wait for it.
-        let committed: Vec<_> = queue.pending.drain(..done).collect();
         queue.rooms.retain(|_, (number, _)| *number > last);
+        // Given up: no longer pending, while what is staged before them still is.
+        let given_up: Vec<_> = match numbers.filter(|_| !kept) {
+            Some((first, last)) => {
+                let from = queue.pending.partition_point(|(n, _)| *n < first);
+                let to = queue.pending.partition_point(|(n, _)| *n <= last);
+                queue.pending.drain(from..to).collect()
+            }
+            None => Vec::new(),
+        };
+        // Freed after the lock is let go: appends wait for it.
         drop(queue);
-        drop(committed);
+        drop(given_up);
     }
     // After the commit and with no lock of the store held: the sink takes the hub's.
     if let Some(sink) = shared.sink.get().filter(|_| !owed.is_empty()) {
         sink(owed, kept);
     }
-    for done in flushes {
-        let _ = done.send(());
-    }
-    rows
+    flushes
 }
 
 /// Records `highest` as the largest message id handed out, if it is larger than the one
@@ -1051,14 +1197,14 @@ fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Appends `entries` to `staged` and keeps `saves` and `alerts`, in one transaction.
 fn commit(
     conn: &mut Connection,
     entries: &[Entry],
     saves: &[(RoomName, Option<KeptRoom>)],
     alerts: &[(RoomName, String, Option<FiringAlert>)],
-    keep: usize,
     highest: u64,
-) -> rusqlite::Result<(u64, u64)> {
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     record_highest(&tx, highest)?;
     for (room, kept) in saves {
@@ -1067,12 +1213,9 @@ fn commit(
     for (room, fingerprint, alert) in alerts {
         firing::save(&tx, room, fingerprint, alert.as_ref())?;
     }
-    // Each room's highest number in this batch: what came `keep` numbers before it goes.
-    let mut rooms: HashMap<&str, u64> = HashMap::new();
-    let (mut added, mut pruned) = (0, 0);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO entries \
+            "INSERT INTO staged \
              (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
@@ -1097,7 +1240,7 @@ fn commit(
                     Some(fields_json(&posted.notice.fields)),
                 ),
             };
-            let inserted = insert.execute(params![
+            insert.execute(params![
                 entry.id() as i64,
                 entry.ts() as i64,
                 room.key(),
@@ -1110,28 +1253,9 @@ fn commit(
                 said_account(entry),
                 said_tags(entry),
             ])?;
-            added += inserted as u64;
-            if inserted == 0 {
-                warn!(
-                    id = entry.id(),
-                    "a history entry with this id is already stored"
-                );
-            }
-            let highest = rooms.entry(room.key()).or_default();
-            *highest = (*highest).max(entry.seq());
-        }
-        // By number, on the (room_key, seq) index: the scan meets only the rows it deletes,
-        // where counting back `keep` rows by id walked `keep` index entries every batch.
-        let mut prune =
-            tx.prepare_cached("DELETE FROM entries WHERE room_key = ?1 AND seq <= ?2")?;
-        for (room, highest) in rooms {
-            if let Some(cut) = highest.checked_sub(keep as u64) {
-                pruned += prune.execute(params![room, cut as i64])? as u64;
-            }
         }
     }
-    tx.commit()?;
-    Ok((added, pruned))
+    tx.commit()
 }
 
 fn fields_json(fields: &[(Cow<'static, str>, Field)]) -> String {

@@ -689,11 +689,7 @@ fn a_messages_account_and_client_tags_are_kept_and_a_version_4_file_gains_room_f
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("charla.db");
     {
-        let conn = Connection::open(&path).unwrap();
-        for step in &super::schema::MIGRATIONS[..4] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        let conn = file_at_version(&path, 4);
         conn.execute(
             "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
              VALUES (7, 1700000000007, ?1, '#ops', 0, 'ana', 'kept before', 1)",
@@ -732,13 +728,7 @@ fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it()
     use crate::hub::FiringAlert;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("charla.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        for step in &super::schema::MIGRATIONS[..5] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
-    }
+    drop(file_at_version(&path, 5));
     let alert = |name: &str, starts_ms| FiringAlert {
         name: name.into(),
         said: "latency above 1s ñ (job=api)".into(),
@@ -779,6 +769,96 @@ fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it()
     );
     drop(store);
     assert_migrated(&path);
+}
+
+#[test]
+fn what_a_crash_left_staged_is_moved_into_place_on_open_and_a_version_6_file_gains_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    {
+        let conn = file_at_version(&path, 6);
+        conn.execute(
+            "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
+             VALUES (1, 1700000000001, ?1, '#ops', 0, 'ana', 'moved long ago', 1)",
+            [room("#ops").key()],
+        )
+        .unwrap();
+    }
+    drop(open(&dir, options()));
+    assert_migrated(&path);
+    // As a `kill -9` leaves them: committed (so acked) to the stage, not yet moved.
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (id, name, seq) in [
+            (2_i64, "#ops", 2_i64),
+            (3, "#dev", 1),
+            (4, "#ops", 3),
+            (5, "#ops", 4),
+        ] {
+            conn.execute(
+                "INSERT INTO staged (id, ts, room_key, room, kind, author, text, seq) \
+                 VALUES (?1, ?2, ?3, ?4, 0, 'bob', 'staged', ?5)",
+                params![id, 1_700_000_000_000 + id, room(name).key(), name, seq],
+            )
+            .unwrap();
+        }
+    }
+    let store = open(
+        &dir,
+        SqliteOptions {
+            keep_per_room: 2,
+            ..options()
+        },
+    );
+    assert_eq!(ids(store.recent(&room("#ops"), None)), [4, 5]);
+    assert_eq!(ids(store.since(&room("#dev"), 0, 10)), [3]);
+    assert_eq!(store.last_seq(&room("#ops")), 4);
+    assert_eq!(store.last_id(NodeId::default()), Some(5));
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!((count("staged"), count("entries")), (0, 3));
+}
+
+#[test]
+fn a_flush_moves_what_is_committed_into_place_and_pending_entries_are_read_until_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let store = open(&dir, options());
+    for id in 1..=3 {
+        store
+            .append(said(id, "#ops", "ana", "x", false), None)
+            .unwrap();
+    }
+    // Before and after the writer takes them, moved or not: each is read once, in order.
+    assert_eq!(ids(store.since(&room("#ops"), 0, 10)), [1, 2, 3]);
+    store.flush();
+    let conn = Connection::open(&path).unwrap();
+    let in_entries: i64 = conn
+        .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+        .unwrap();
+    let staged: i64 = conn
+        .query_row("SELECT count(*) FROM staged", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!((in_entries, staged), (3, 0));
+    assert_eq!(ids(store.before(&room("#ops"), 3, 10)), [1, 2]);
+    assert_eq!(store.stats().written, 3);
+}
+
+/// A new file at `path` as a charla of schema version `version` left it, open.
+fn file_at_version(path: &std::path::Path, version: usize) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    for step in &super::schema::MIGRATIONS[..version] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn
 }
 
 /// The file at `path` is at the newest schema version.
