@@ -103,7 +103,7 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_no_room() {
             tokens.extend(middle.split(' ').skip(3).map(String::from));
         }
         if words[1] == "004" {
-            assert_eq!(words[3..], ["charla", words[4], "-", "biklmnotv", "bklov"]);
+            assert_eq!(words[3..], ["charla", words[4], "i", "biklmnotv", "bklov"]);
         }
         if words[1] == "251" {
             assert_eq!(

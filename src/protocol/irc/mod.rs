@@ -30,6 +30,10 @@ use crate::hub::{Encode, Outgoing};
 /// The host part of every user's `nick!nick@host`: charla does not show addresses.
 pub const USER_HOST: &str = "charla";
 
+/// The WHOX fields charla answers (IRCv3 WHOX), in the order the reply gives them: token,
+/// channel, user, IP, host, server, nick, flags, hops, idle, account, op level, real name.
+pub const WHOX_FIELDS: &str = "tcuihsnfdlaor";
+
 /// `input` if it may be the server's name (`--server-name`): 1 to
 /// [`MAX_SERVER_NAME_BYTES`](crate::limits::MAX_SERVER_NAME_BYTES) bytes of ASCII letters,
 /// digits, `.` and `-`, starting with a letter or digit. Anything else could be read as
