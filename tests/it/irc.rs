@@ -648,7 +648,7 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     ana.send("CAP LS 302").await;
     assert_eq!(
         ana.line().await,
-        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN"
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time userhost-in-names sasl=PLAIN"
     );
     ana.send("CAP REQ :server-time draft/multiline").await;
     assert_eq!(

@@ -188,3 +188,23 @@ async fn quit_before_registering_says_goodbye_and_closes() {
         ":charla 251 bob :There are 1 users and 0 invisible on 1 servers"
     );
 }
+
+#[tokio::test]
+async fn userhost_in_names_names_each_member_with_an_address() {
+    let server = server().await;
+    let mut ana = Irc::with_caps(&server, "ana", "userhost-in-names multi-prefix").await;
+    let mut bob = Irc::registered(&server, "bob").await;
+    bob.send("JOIN #ops").await;
+    bob.expect(" 366 bob #ops ").await;
+    ana.send("JOIN #ops").await;
+    assert_eq!(
+        ana.expect(" 353 ").await,
+        ":charla 353 ana = #ops :ana!ana@charla @bob!bob@charla"
+    );
+    // Without the capability, nicks alone.
+    bob.send("NAMES #ops").await;
+    assert_eq!(
+        bob.expect(" 353 ").await,
+        ":charla 353 bob = #ops :ana @bob"
+    );
+}

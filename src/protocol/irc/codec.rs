@@ -1363,7 +1363,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
-                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN\r\n"
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time userhost-in-names sasl=PLAIN\r\n"
             ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);

@@ -946,8 +946,21 @@ fn names(
 ) -> std::fmt::Result {
     let server = s.server;
     let prefix = format!(":{server} {RPL_NAMREPLY} {to} = {room} :");
-    let entries = nicks.iter().zip(standing);
-    let entries = entries.map(|(nick, standing)| (shown(format, *standing), nick.as_str()));
+    // userhost-in-names: each member as the source of their lines reads.
+    let addresses: Vec<String> = if format.caps.has(Caps::USERHOST_IN_NAMES) {
+        nicks
+            .iter()
+            .map(|n| format!("{n}!{n}@{USER_HOST}"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let names = nicks
+        .iter()
+        .enumerate()
+        .map(|(i, nick)| addresses.get(i).map_or(nick.as_str(), String::as_str));
+    let entries = names.zip(standing);
+    let entries = entries.map(|(name, standing)| (shown(format, *standing), name));
     packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
     numeric(
         s,
