@@ -1,36 +1,24 @@
 //! The connection under a benchmark client: plain TCP, TLS, or a WebSocket (over plain
 //! TCP), each split into a reading half and a writing half.
 //!
-//! Plain TCP keeps its socket bare, so receivers read with the kernel's arrival stamps
-//! (`arrival`). Through TLS and WebSocket the bytes are decoded in the generator first; the
-//! stamp of the encrypted or framed segment would not say when its lines were readable,
-//! so those runs report read latency only.
+//! Plain TCP and the WebSocket keep their socket bare, so receivers read with the kernel's
+//! arrival stamps (`arrival`). Through TLS the bytes are decrypted in the generator first;
+//! the stamp of the encrypted segment would not say when its lines were readable, so those
+//! runs report read latency only.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::adapter::Protocol;
-
-type Ws = WebSocketStream<TcpStream>;
-
-/// Bytes a WebSocket receiver reads at a time at most, as small as the `BufReader` a TLS
-/// or IRC client reads through. tungstenite zero-fills its whole read buffer before every
-/// read (snapview/tungstenite-rs#547), so at its default of 128 KiB the generator spent a
-/// quarter of its time in `memset`: it measured itself rather than the server.
-const WS_READ_BYTES: usize = 8 * 1024;
+use super::ws_frames::{self, Unframed, Unframer};
 
 /// How clients reach the server under test.
 #[derive(Clone)]
@@ -70,13 +58,9 @@ impl Dialer {
             return Ok((Reader::Tls(BufReader::new(r)), Writer::Tls(w)));
         }
         if self.protocol.framed() {
-            let url = format!("ws://{addr}{path}");
-            let config = WebSocketConfig::default().read_buffer_size(WS_READ_BYTES);
-            let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-                .await
-                .with_context(|| format!("WebSocket handshake with {addr}{path}"))?;
-            let (w, r) = ws.split();
-            return Ok((Reader::Ws(r), Writer::Ws(w)));
+            let (r, w) = ws_frames::open(stream, addr, path).await?;
+            let mask = ws_frames::mask_key();
+            return Ok((Reader::Ws(r, Unframer::default()), Writer::Ws(w, mask)));
         }
         let (r, w) = stream.into_split();
         Ok((Reader::Tcp(BufReader::new(r)), Writer::Tcp(w)))
@@ -87,7 +71,8 @@ impl Dialer {
 pub enum Reader {
     Tcp(BufReader<OwnedReadHalf>),
     Tls(BufReader<ReadHalf<TlsStream<TcpStream>>>),
-    Ws(SplitStream<Ws>),
+    /// The socket, buffered for registration, and what is left of a frame cut by a read.
+    Ws(BufReader<OwnedReadHalf>, Unframer),
 }
 
 impl Reader {
@@ -99,15 +84,22 @@ impl Reader {
         let read = match self {
             Reader::Tcp(r) => r.read_line(&mut line).await?,
             Reader::Tls(r) => r.read_line(&mut line).await?,
-            Reader::Ws(r) => loop {
-                match r.next().await.transpose()? {
-                    None => break 0,
-                    Some(Message::Text(text)) => {
-                        line.push_str(&text);
-                        break line.len() + 1;
-                    }
-                    Some(Message::Close(_)) => break 0,
-                    Some(_) => continue,
+            // One byte at a time until a frame is whole: registration only, where nothing
+            // must be read past the first line.
+            Reader::Ws(r, unframer) => loop {
+                let byte = match r.read_u8().await {
+                    Ok(byte) => byte,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 0,
+                    Err(e) => return Err(e.into()),
+                };
+                let mut out = Unframed::default();
+                unframer.push(&[byte], &mut out)?;
+                if out.closed {
+                    break 0;
+                }
+                if !out.lines.is_empty() {
+                    line = String::from_utf8(out.lines).context("a text frame not in UTF-8")?;
+                    break line.len();
                 }
             },
         };
@@ -121,7 +113,8 @@ impl Reader {
 pub enum Writer {
     Tcp(OwnedWriteHalf),
     Tls(WriteHalf<TlsStream<TcpStream>>),
-    Ws(SplitSink<Ws, Message>),
+    /// The socket and this client's masking key.
+    Ws(OwnedWriteHalf, [u8; 4]),
 }
 
 impl Writer {
@@ -133,23 +126,21 @@ impl Writer {
                 w.write_all(bytes).await?;
                 w.flush().await
             }
-            Writer::Ws(w) => {
+            Writer::Ws(w, mask) => {
+                let mut frames = Vec::with_capacity(bytes.len() + 16);
                 for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let text = std::str::from_utf8(line).map_err(io::Error::other)?;
-                    w.feed(Message::text(text))
-                        .await
-                        .map_err(io::Error::other)?;
+                    ws_frames::text_frame(line, *mask, &mut frames);
                 }
-                w.flush().await.map_err(io::Error::other)
+                w.write_all(&frames).await
             }
         }
     }
 
-    /// Sends what the connection owes the server unasked (a WebSocket's pong).
-    pub async fn flush(&mut self) -> io::Result<()> {
+    /// Answers a WebSocket ping; other transports have none.
+    pub async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
         match self {
             Writer::Tcp(_) | Writer::Tls(_) => Ok(()),
-            Writer::Ws(w) => w.flush().await.map_err(io::Error::other),
+            Writer::Ws(w, mask) => w.write_all(&ws_frames::pong_frame(payload, *mask)).await,
         }
     }
 }

@@ -12,13 +12,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures_util::{FutureExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::adapter::{Protocol, Registered};
 use super::arrival;
@@ -27,6 +25,7 @@ use super::payload::Stamp;
 use super::probe::Sampler;
 use super::report::StepReport;
 use super::tally::{Latencies, Tally};
+use super::ws_frames::Unframed;
 use super::{room_churn, send};
 
 /// Clients registering at once; more would overflow listen backlogs of the peers.
@@ -379,39 +378,31 @@ async fn receive(
                 answer(&writer, &mut replies).await;
             }
         }
-        Reader::Ws(mut frames) => {
-            // The frames already read are scanned together, as the lines of one TCP read
-            // are: one clock reading and one lock a batch, not two a frame.
-            let mut batch = Vec::with_capacity(TLS_READ_BYTES);
-            let mut next = frames.next().await;
-            while next.is_some() {
-                let mut ended = false;
-                while let Some(frame) = next.take() {
-                    match frame {
-                        Ok(Message::Text(text)) => {
-                            batch.extend_from_slice(text.as_bytes());
-                            batch.push(b'\n');
-                        }
-                        // The pong tungstenite queued goes out with the next flush.
-                        Ok(Message::Ping(_)) => {
-                            let _ = writer.lock().await.flush().await;
-                        }
-                        Ok(Message::Close(_)) | Err(_) => ended = true,
-                        Ok(_) => {}
-                    }
-                    if ended || batch.len() >= TLS_READ_BYTES {
-                        break;
-                    }
-                    // Only what is here already: `None` when the next frame is not.
-                    next = frames.next().now_or_never().flatten();
+        Reader::Ws(reader, mut unframer) => {
+            // As plain TCP, arrival stamps included: the frames' bytes are not encrypted,
+            // so a segment's stamp is when the lines it ends became readable.
+            let mut out = Unframed::default();
+            let mut unframe = |bytes: &[u8], out: &mut Unframed| {
+                let whole = unframer.push(bytes, out).is_ok();
+                whole && !out.closed
+            };
+            let mut open = unframe(reader.buffer(), &mut out);
+            scan(&out.lines, None, &mut replies);
+            let reader = reader.into_inner();
+            let stream = reader.as_ref();
+            let _ = arrival::enable(stream);
+            while open {
+                for ping in out.pings.drain(..) {
+                    let _ = writer.lock().await.pong(&ping).await;
                 }
-                scan(&batch, None, &mut replies);
-                batch.clear();
                 answer(&writer, &mut replies).await;
-                if ended {
-                    return;
-                }
-                next = frames.next().await;
+                out.lines.clear();
+                let read = arrival::read(stream, |bytes, arrived| {
+                    let more = !bytes.is_empty() && unframe(bytes, &mut out);
+                    scan(&out.lines, arrived, &mut replies);
+                    more
+                });
+                open = matches!(read.await, Ok(true));
             }
         }
     }

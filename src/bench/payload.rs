@@ -37,9 +37,10 @@ impl Stamp {
     /// generator, so it scans bytes by hand rather than through `str` splitting and
     /// parsing (which took a fifth of the generator's CPU).
     pub fn find(line: &[u8]) -> Option<Stamp> {
-        // A `~` may come before the stamp (IRC prefixes such as `nick!~user@host`). The
-        // stamp is a few dozen bytes in: a plain loop beats a vectorised search here.
-        let at = line.windows(OPEN.len()).position(|w| w == OPEN)?;
+        // A `~` may come before the stamp (IRC prefixes such as `nick!~user@host`). Each
+        // `~` is found with memchr: comparing a window at every byte was a seventh of the
+        // generator's time with JSON events, whose stamp is some 60 bytes in.
+        let at = memchr::memchr_iter(OPEN[0], line).find(|&at| line[at..].starts_with(OPEN))?;
         let mut rest = &line[at + OPEN.len()..];
         let step = u32::try_from(number(&mut rest, b' ')?).ok()?;
         let sender = u32::try_from(number(&mut rest, b' ')?).ok()?;

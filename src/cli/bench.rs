@@ -76,7 +76,8 @@ pub struct Run {
     #[arg(long, value_delimiter = ',', default_value = "500000")]
     pub rates: Vec<u64>,
     /// After the given rates, keep raising by half until a message is lost or p99 passes
-    /// --p99-limit-ms; reports the highest rate that held.
+    /// --p99-limit-ms; reports the highest rate that held. A rate that fails is offered
+    /// once more (a stall of a shared machine ends no ladder alone).
     #[arg(long)]
     pub saturate: bool,
     /// The p99 latency bound for --saturate, in milliseconds.

@@ -104,6 +104,13 @@ enum JsonRequest {
         room: Option<String>,
     },
     Rooms,
+    /// With no `message` (or an empty one), back.
+    Away {
+        message: Option<String>,
+    },
+    Whois {
+        nick: String,
+    },
     History {
         room: Option<String>,
         limit: Option<usize>,
@@ -365,6 +372,8 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             },
             JsonRequest::Users { room: r } => Command::Users { room: room(r)? },
             JsonRequest::Rooms => Command::Rooms,
+            JsonRequest::Away { message } => Command::Away(optional_text(message)),
+            JsonRequest::Whois { nick } => Command::Whois(nick_arg(&nick)?),
             JsonRequest::History {
                 since: Some(_),
                 before: Some(_),
@@ -949,6 +958,20 @@ mod tests {
         assert!(matches!(
             request(r#"{"type":"mode","modes":"+b"}"#).command,
             Command::Bans { room: None }
+        ));
+        assert!(matches!(
+            request(r#"{"type":"away","message":"at lunch"}"#).command,
+            Command::Away(Some(m)) if m.as_str() == "at lunch"
+        ));
+        for back in [r#"{"type":"away"}"#, r#"{"type":"away","message":""}"#] {
+            assert!(
+                matches!(request(back).command, Command::Away(None)),
+                "{back}"
+            );
+        }
+        assert!(matches!(
+            request(r#"{"type":"whois","nick":"bob"}"#).command,
+            Command::Whois(n) if n.as_str() == "bob"
         ));
         let refused = parse(r#"{"type":"mode","modes":"+q","ref":2}"#).unwrap_err();
         assert_eq!(

@@ -47,8 +47,8 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
 }
 
 /// Over TLS, over a WebSocket and as JSON lines the generator counts every delivery once
-/// as well; the kernel's arrival stamps are of encrypted or framed bytes, so the TLS and
-/// WebSocket runs report none.
+/// as well; the kernel's arrival stamps are of encrypted bytes over TLS, so its runs
+/// report none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_over_tls_and_a_websocket_counts_every_delivery_once() {
     let pki = Pki::new();
@@ -95,8 +95,9 @@ async fn fanout_over_tls_and_a_websocket_counts_every_delivery_once() {
         assert_eq!(report["protocol"], protocol);
         let step = &report["steps"][0];
         every_delivery_once(step);
-        // JSON lines over plain TCP keep the kernel's stamps.
-        let stamped = protocol == "charla-json";
+        // JSON lines over plain TCP and the WebSocket's unencrypted frames keep the
+        // kernel's stamps; TLS records are decrypted before their lines are found.
+        let stamped = protocol != "charla-tls";
         assert_eq!(!step["socket_p99_ms"].is_null(), stamped, "{step}");
     }
 }
@@ -110,6 +111,38 @@ fn every_delivery_once(step: &Value) {
     assert_eq!(step["lost"], 0);
     assert_eq!(step["duplicates"], 0);
     assert_eq!(step["reordered"], 0);
+}
+
+/// `--saturate` offers a rate that failed once more before it stops: with a bound no step
+/// can meet (p99 at most 0 ms) the first rate is offered twice, every delivery of each try
+/// counted once, and no rate is reported as held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturate_offers_a_failed_rate_once_more_before_it_stops() {
+    let server = open_server().await;
+    let (markdown, report) = run_fanout(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--rates",
+            "2000",
+            "--saturate",
+            "--p99-limit-ms",
+            "0",
+        ],
+    )
+    .await;
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{report}");
+    for step in steps {
+        assert_eq!(step["offered_deliveries_per_s"], 2000, "{step}");
+        every_delivery_once(step);
+    }
+    assert!(
+        report["max_sustained_deliveries_per_s"].is_null(),
+        "{report}"
+    );
+    assert!(markdown.contains("none of the rates offered"), "{markdown}");
 }
 
 /// Room churners beside a fan-out: they get joins and leaves done on connections of their

@@ -281,7 +281,7 @@ async fn page_server_with(limits: Limits) -> TestServer {
 }
 
 /// `ana` in #ops over text, and the page opened as webby in #ops beside her.
-async fn ana_and_the_page_in_ops(server: &TestServer, driver: &Driver) -> Client {
+pub(crate) async fn ana_and_the_page_in_ops(server: &TestServer, driver: &Driver) -> Client {
     let mut ana = server.named("ana").await;
     ana.send("/join #ops").await;
     ana.expect("you joined").await;
@@ -501,7 +501,8 @@ async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others()
     let log = driver.one("#log").await;
     driver.wait_for_text(&log, "you joined #ops").await;
     let members = driver.one("#members").await;
-    assert_eq!(driver.wait_for_text(&members, "webby").await, "webby");
+    // webby made #ops: its operator.
+    assert_eq!(driver.wait_for_text(&members, "@webby").await, "@webby");
 
     bot.send(r##"{"type":"say","room":"#lobby","text":"psst in the lobby"}"##)
         .await;
@@ -683,8 +684,8 @@ async fn two_pages_and_a_text_client_chat_in_one_room() {
     driver.wait_for_text(&log, "<ana> hola from nc").await;
     let members = driver.one("#members").await;
     assert_eq!(
-        driver.wait_for_text(&members, "wendy").await,
-        "ana\nwebby\nwendy"
+        driver.wait_for_text(&members, "@ana").await,
+        "@ana\nwebby\nwendy"
     );
     let input = driver.one("input").await;
     driver
@@ -700,8 +701,8 @@ async fn two_pages_and_a_text_client_chat_in_one_room() {
     driver.wait_for_text(&log, "<webby> hola from webby").await;
     let members = driver.one("#members").await;
     assert_eq!(
-        driver.wait_for_text(&members, "wendy").await,
-        "ana\nwebby\nwendy"
+        driver.wait_for_text(&members, "@ana").await,
+        "@ana\nwebby\nwendy"
     );
     // Parting words are shown, as text.
     ana.send("/quit see you <b>later</b>").await;

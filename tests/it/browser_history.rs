@@ -131,26 +131,54 @@ async fn wait_for_ops(driver: &Driver, done: impl Fn(&[u64], u64, u64) -> bool) 
     }
 }
 
-/// Turns the wheel up over the log until the page has read back to the start of the history;
-/// each turn reads one more page.
+/// The lines shown are one run of numbers, in order, none twice and none missing, and the
+/// log holds no more than its bound.
+fn assert_whole(lines: &[u64], count: u64) {
+    let (first, last) = (lines[0], *lines.last().unwrap());
+    assert_eq!(lines, (first..=last).collect::<Vec<_>>());
+    assert!(count <= 2000, "{count} lines");
+}
+
+/// Scrolls the log to its top and turns the wheel up there until the page has read back to
+/// the start of the history; each time it reads one more page, and what is shown stays whole.
 async fn scroll_to_the_start(driver: &Driver) -> Vec<u64> {
     let main = driver.one("main").await;
+    let top = "document.querySelector('main').scrollTop = 0;";
     loop {
-        let (lines, _, starts) = ops_lines(driver).await;
+        let (lines, count, starts) = ops_lines(driver).await;
+        assert_whole(&lines, count);
         if starts == 1 {
             return lines;
         }
         let first = lines[0];
+        driver.run(top, json!([])).await;
         driver.wheel_up(&main).await;
         wait_for_ops(driver, |l, _, s| l[0] < first || s == 1).await;
     }
 }
 
-/// The log keeps 2,000 lines. Scrolled back past that, then pushed over it by new lines,
-/// the page lets its first lines go and reads them again when scrolled up: every line once,
-/// in order, the start said once.
+/// Scrolls the log to its bottom until the page shows ana's `line N`; each time it reads
+/// what came after its last line, and what is shown stays whole.
+async fn scroll_to_the_end(driver: &Driver, n: u64) -> Vec<u64> {
+    let bottom = "const b = document.querySelector('main'); b.scrollTop = b.scrollHeight;";
+    loop {
+        let (lines, count, _) = ops_lines(driver).await;
+        assert_whole(&lines, count);
+        let last = *lines.last().unwrap();
+        if last == n {
+            return lines;
+        }
+        driver.run(bottom, json!([])).await;
+        wait_for_ops(driver, |l, _, _| l.last().unwrap() > &last).await;
+    }
+}
+
+/// The log keeps 2,000 lines, letting go of those at the end away from the reader. Read
+/// back to the start of the history, it lets the newest go, and lines said meanwhile wait;
+/// scrolled down, it reads what it let go and what waited, letting the first go; scrolled up
+/// again, it reads those back. What is shown is whole at every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_the_log_let_go_are_read_again_by_scrolling_up() {
+async fn the_log_lets_go_of_the_end_away_from_the_reader_and_reads_it_again() {
     let Some(driver) = Driver::start().await else {
         return;
     };
@@ -158,27 +186,35 @@ async fn lines_the_log_let_go_are_read_again_by_scrolling_up() {
     let (charla, mut ana) = ana_said_lines_before_the_page_opened(&driver, dir.path(), 2050).await;
     wait_for_ops(&driver, |l, _, _| l.last() == Some(&2050)).await;
 
-    // Read back to the start: past the bound, as scrolling back does not let lines go.
     let lines = scroll_to_the_start(&driver).await;
-    assert_eq!(lines, (1..=2050).collect::<Vec<_>>());
-    let (_, count, _) = ops_lines(&driver).await;
-    assert!(count > 2000, "{count} lines");
+    assert_eq!(lines[0], 1);
+    assert!(*lines.last().unwrap() < 2050, "nothing was let go");
 
-    // Ten new lines: the first lines go, the start marker with them.
+    // Said while the page is read at the start: held, not put below what is missing.
     for n in 2051..=2060 {
         let line = json!({"type":"say","room":"#ops","text":format!("line {n}")});
         ana.send(&line.to_string()).await;
     }
-    let lines = wait_for_ops(&driver, |l, _, _| l.last() == Some(&2060)).await;
-    let (_, count, starts) = ops_lines(&driver).await;
-    assert_eq!((count, starts), (2000, 0));
-    let first = lines[0];
-    assert!(first > 1, "nothing was let go");
-    assert_eq!(lines, (first..=2060).collect::<Vec<_>>());
+    let held = "return (held.get('#ops') || []).length;";
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while driver.run(held, json!([])).await != 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new lines are not held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (lines, _, _) = ops_lines(&driver).await;
+    assert_eq!(lines[0], 1);
 
-    // Scrolled up again, what went comes back, in order, once.
+    let lines = scroll_to_the_end(&driver, 2060).await;
+    assert!(lines[0] > 1, "nothing was let go");
+    let (_, _, starts) = ops_lines(&driver).await;
+    assert_eq!(starts, 0);
+
+    // Scrolled up again, what went comes back.
     let lines = scroll_to_the_start(&driver).await;
-    assert_eq!(lines, (1..=2060).collect::<Vec<_>>());
+    assert_eq!(lines[0], 1);
     driver.quit().await;
     crate::store::stop(charla);
 }

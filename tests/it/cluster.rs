@@ -10,13 +10,13 @@ use crate::binary::{self, Binary};
 use crate::support::{Client, PATIENCE};
 
 /// A redis-server of the test's own, without persistence, killed when the test ends.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
 }
 
 impl Redis {
-    fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,7 +28,7 @@ impl Redis {
     }
 
     /// Starts the server (again) on its port, empty, and waits until it answers.
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -67,7 +67,7 @@ impl Redis {
         String::from_utf8_lossy(&reply[..n]).into_owned()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -86,16 +86,16 @@ impl Drop for Redis {
 }
 
 /// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
-struct Node {
+pub(crate) struct Node {
     process: Binary,
     tcp: SocketAddr,
     irc: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
     udp: SocketAddr,
 }
 
 impl Node {
-    fn start(redis: &Redis, name: &str) -> Node {
+    pub(crate) fn start(redis: &Redis, name: &str) -> Node {
         let url = redis.url();
         let args = [
             "serve",

@@ -7,6 +7,7 @@ mod binary;
 mod browser;
 mod browser_alerts;
 mod browser_history;
+mod browser_room;
 mod chat;
 mod cli;
 mod client;

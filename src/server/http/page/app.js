@@ -33,6 +33,13 @@ const roomList = document.getElementById("rooms");
 // nick changes.
 const members = new Map();
 const memberList = document.getElementById("members");
+// Each room's operators and voiced members (from `modes`, asked on joining, then kept by
+// `mode` changes), and who is away (`away_changed`): marks in the members list.
+const ops = new Map();
+const voiced = new Map();
+const away = new Map();
+// Shown while a node of a cluster cannot reach the others (`cluster`).
+const banner = document.getElementById("banner");
 // Each room's checks: name -> state and since when, from `status` and live check alerts.
 const checks = new Map();
 const checkList = document.getElementById("checks");
@@ -52,9 +59,17 @@ const OLDER_PAGE = 50;
 const oldest = new Map();
 let olderFor = null;
 const olderDone = new Set();
-// The log keeps this many lines, letting the first go; what it let go of a room is read
-// again by scrolling up.
+// The log keeps this many lines, letting go of those at the end away from the reader:
+// the first when reading the newest, the last when reading back. What it let go of a room
+// is read again by scrolling to that end.
 const KEEP_LINES = 2000;
+// Rooms whose newest lines the log let go, and what came for them since, held (at most
+// KEEP_LINES each) until the reader scrolls down to them; the page of newer lines being
+// asked for. A `history` since an id answers at most the server's HISTORY_SINCE_MAX.
+const cut = new Set();
+const held = new Map();
+let newerFor = null;
+const SINCE_MAX = 1000;
 // Where the page itself scrolled the log to after letting lines go: not the reader
 // scrolling up.
 let placed = null;
@@ -86,14 +101,30 @@ function drawRooms() {
   }
 }
 
+// The members of the room on show: `@` operators, `+` voiced, and who is away.
 function drawMembers() {
   memberList.replaceChildren();
+  const [o, v] = [ops.get(room), voiced.get(room)];
   for (const n of [...(members.get(room) || [])].sort((a, b) => a.localeCompare(b))) {
     const li = document.createElement("li");
-    li.textContent = n;
-    if (n === nick) li.className = "you";
+    const mark = o?.has(n) ? "@" : v?.has(n) ? "+" : "";
+    if (mark) li.appendChild(span("mark", mark)).title = mark === "@" ? "operator" : "voiced";
+    li.appendChild(document.createTextNode(n));
+    if (n === nick) li.classList.add("you");
+    if (away.has(n)) {
+      li.classList.add("away");
+      li.title = "away" + (away.get(n) ? ": " + away.get(n) : "");
+      li.appendChild(span("away-mark", " (away)"));
+    }
     memberList.appendChild(li);
   }
+}
+
+function span(cls, text) {
+  const s = document.createElement("span");
+  if (cls) s.className = cls;
+  s.textContent = text;
+  return s;
 }
 
 function drawChecks() {
@@ -188,6 +219,19 @@ function memberJoined(r, n) {
 
 function memberLeft(r, n) {
   members.get(r)?.delete(n);
+  ops.get(r)?.delete(n);
+  voiced.get(r)?.delete(n);
+  if (r === room) drawMembers();
+}
+
+// A `mode` change's operators and voiced members.
+function marksChanged(r, changes) {
+  for (const c of changes) {
+    const marks = c.mode === "o" ? ops : c.mode === "v" ? voiced : null;
+    if (!marks || c.arg === undefined) continue;
+    if (!marks.has(r)) marks.set(r, new Set());
+    if (c.set) marks.get(r).add(c.arg); else marks.get(r).delete(c.arg);
+  }
   if (r === room) drawMembers();
 }
 
@@ -200,6 +244,7 @@ function switchTo(r) {
   drawRooms();
   drawMembers();
   drawChecks();
+  newer();
 }
 
 // A line of the log, not yet placed; `m`, the message it shows, if any.
@@ -213,47 +258,104 @@ function lineItem(cls, parts, r, m) {
     if (r !== room) {
       li.hidden = true;
       // Replayed history and your own lines are not news.
-      if (!/\b(history|me)\b/.test(cls)) { unread.set(r, (unread.get(r) || 0) + 1); drawRooms(); }
+      if (!/\b(history|me|newer)\b/.test(cls)) { unread.set(r, (unread.get(r) || 0) + 1); drawRooms(); }
     }
   }
   for (const [c, text] of parts) {
     if (li.childNodes.length) li.appendChild(document.createTextNode(" "));
-    const span = document.createElement("span");
-    if (c) span.className = c;
-    span.textContent = text;
-    li.appendChild(span);
+    li.appendChild(span(c, text));
   }
   return li;
 }
 
 function line(cls, parts, r, m) {
+  place(lineItem(cls, parts, r, m));
+}
+
+// Puts a line at the end of the log, or holds it while its room's newest lines are let go.
+function place(li) {
+  const r = li.dataset.room;
+  if (r && cut.has(r)) { hold(r, li); return; }
   const box = log.parentElement;
-  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
-  const li = lineItem(cls, parts, r, m);
+  const below = box.scrollHeight - box.scrollTop - box.clientHeight;
+  const stick = below <= 4;
   log.appendChild(li);
-  if (log.children.length > KEEP_LINES) {
-    const height = box.scrollHeight;
-    trim();
-    // What is being read stays in place.
-    const top = box.scrollTop;
-    if (!stick) box.scrollTop -= height - box.scrollHeight;
-    if (box.scrollTop !== top) placed = box.scrollTop;
-  }
+  bound(stick || box.scrollTop > below);
   if (stick) li.scrollIntoView({ block: "end" });
 }
 
-// Lets the first lines go, down to KEEP_LINES. A message let go is no longer seen, and
-// its room's oldest line shown is the first left, so scrolling up reads them again.
-function trim() {
-  const rooms = new Set();
-  while (log.children.length > KEEP_LINES) {
-    const li = log.firstChild;
-    if (li.dataset.id !== undefined) seen.delete(Number(li.dataset.id));
-    if (li.dataset.room) rooms.add(li.dataset.room);
-    li.remove();
+// A held message is not seen yet, so the newer lines read later bring it in its place; past
+// KEEP_LINES the oldest held go: a message among them comes back with the newer lines.
+function hold(r, li) {
+  if (li.dataset.id !== undefined) seen.delete(Number(li.dataset.id));
+  if (!held.has(r)) held.set(r, []);
+  const waiting = held.get(r);
+  waiting.push(li);
+  if (waiting.length > KEEP_LINES) waiting.shift();
+}
+
+// Lets lines go down to KEEP_LINES, from the top or the bottom, keeping in place what is
+// being read.
+function bound(fromTop) {
+  if (log.children.length <= KEEP_LINES) return;
+  const box = log.parentElement;
+  const [top, height] = [box.scrollTop, box.scrollHeight];
+  if (!fromTop) trimBottom();
+  if (log.children.length > KEEP_LINES) {
+    trimTop();
+    box.scrollTop = top - (height - box.scrollHeight);
   }
-  for (const r of rooms) {
+  if (box.scrollTop !== top) placed = box.scrollTop;
+}
+
+// Forgets a line let go: its message is no longer seen.
+function letGo(li, gone) {
+  if (li.dataset.id !== undefined) seen.delete(Number(li.dataset.id));
+  if (li.dataset.room) gone.add(li.dataset.room);
+  li.remove();
+}
+
+// Lets the first lines go. A room's oldest line shown is then the first left, so
+// scrolling up reads them again; a page of older lines asked for before is not put in.
+function trimTop() {
+  const gone = new Set();
+  while (log.children.length > KEEP_LINES) letGo(log.firstChild, gone);
+  for (const r of gone) {
     olderDone.delete(r);
+    if (olderFor?.room === r) olderFor.stale = true;
+    if (cut.has(r)) anchored(r);
+  }
+  oldestAgain(gone);
+}
+
+// Lets the last lines of rooms go (a line of no room, such as a private message, cannot be
+// read again and stays); each such room is cut until the reader scrolls down to it.
+function trimBottom() {
+  const gone = new Set();
+  for (let li = log.lastElementChild; li && log.children.length > KEEP_LINES;) {
+    const before = li.previousElementSibling;
+    if (li.dataset.room) letGo(li, gone);
+    li = before;
+  }
+  for (const r of gone) {
+    if (newerFor?.room === r) newerFor.stale = true;
+    if (anchored(r)) cut.add(r);
+  }
+  oldestAgain(gone);
+}
+
+// Whether the log still shows a message of room `r`, after which newer lines are read; a
+// room with none is not cut (what it held goes), and scrolling up reads its last page.
+function anchored(r) {
+  if ([...log.children].some(l => l.dataset.room === r && l.dataset.id !== undefined)) return true;
+  cut.delete(r);
+  held.delete(r);
+  return false;
+}
+
+// Each room's oldest line shown, read again from the log.
+function oldestAgain(rooms) {
+  for (const r of rooms) {
     const first = [...log.children].find(l => l.dataset.room === r && l.dataset.seq !== undefined);
     if (first) oldest.set(r, { id: Number(first.dataset.id), seq: Number(first.dataset.seq) });
     else oldest.set(r, {});
@@ -332,7 +434,9 @@ function older() {
 function olderShown(e) {
   const r = olderFor?.room || e.room;
   const last = olderFor && olderFor.before === undefined;
+  const stale = olderFor?.stale;
   olderFor = null;
+  if (stale) return;
   const batch = document.createDocumentFragment();
   const put = (cls, parts, lr, m) => batch.appendChild(lineItem(cls, parts, lr, m));
   for (const m of e.messages) {
@@ -348,6 +452,46 @@ function olderShown(e) {
   const first = [...log.children].find(li => li.dataset.room === r) || null;
   log.insertBefore(batch, first);
   box.scrollTop += box.scrollHeight - height;
+  bound(false);
+}
+
+// Asks for what came after the newest line shown of the room you read, once the log is
+// scrolled to its bottom, if the log let its newest lines go.
+function newer() {
+  const box = log.parentElement;
+  if (!cut.has(room) || newerFor || box.scrollTop + box.clientHeight < box.scrollHeight - 8) return;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  const last = [...log.children].reverse().find(li => li.dataset.room === room && li.dataset.id !== undefined);
+  newerFor = { room };
+  ws.send(JSON.stringify({ type: "history", room, since: Number(last.dataset.id), ref: "newer" }));
+}
+
+// Puts what came after the room's newest line shown at the end of the log; once that is all
+// (a page short of SINCE_MAX), the lines held meanwhile follow, each message once, and the
+// room is whole again.
+function newerShown(e) {
+  const asked = newerFor;
+  newerFor = null;
+  if (!asked || asked.stale) return;
+  const r = asked.room;
+  const batch = document.createDocumentFragment();
+  const put = (cls, parts, lr, m) => batch.appendChild(lineItem(cls, parts, lr, m));
+  for (const m of e.messages) {
+    if (m.type) posted(m, r, "newer", put); else said(m, r, "newer", put);
+  }
+  if (e.messages.length < SINCE_MAX) {
+    cut.delete(r);
+    for (const li of held.get(r) || []) {
+      const id = li.dataset.id;
+      if (id !== undefined && seen.has(Number(id))) continue;
+      if (id !== undefined) seen.add(Number(id));
+      li.hidden = r !== room;
+      batch.appendChild(li);
+    }
+    held.delete(r);
+  }
+  log.appendChild(batch);
+  bound(true);
 }
 
 // A private message, to you or (`private me`) from you: shown in every room.
@@ -361,6 +505,8 @@ function gone(r) {
   rooms.delete(r);
   unread.delete(r);
   members.delete(r);
+  ops.delete(r);
+  voiced.delete(r);
   if (r === room && rooms.size) switchTo([...rooms][rooms.size - 1]);
   else drawRooms();
 }
@@ -381,13 +527,13 @@ function show(e) {
       for (const r of e.rooms) rooms.add(r);
       here();
       drawRooms();
-      if (wanted && nick !== wanted && !reclaim) reclaimNick();
       break;
     case "message": said(e, e.room, ""); break;
     case "notice": case "alert": checkSays(e.room, e, e.ts, true); posted(e, e.room, ""); break;
     case "private": privately(e, "private"); break;
     case "history":
       if (e.ref === "older") { olderShown(e); break; }
+      if (e.ref === "newer") { newerShown(e); break; }
       for (const m of e.messages) {
         if (m.type) posted(m, e.room, "history"); else said(m, e.room, "history");
       }
@@ -396,6 +542,8 @@ function show(e) {
       if (e.you) {
         rooms.add(e.room);
         members.set(e.room, new Set(e.members));
+        // Who is an operator or voiced is in the room's modes.
+        ws.send(JSON.stringify({ type: "mode", room: e.room, ref: "marks" }));
         // The join names the first few; `users` names everyone.
         if (e.count > e.members.length) ws.send(JSON.stringify({ type: "users", room: e.room }));
         // Joining again after a reconnect leaves you where you were reading.
@@ -408,6 +556,8 @@ function show(e) {
       break;
     case "leave":
       if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
+      // Gone from the server, not only from the room: whoever takes the nick next is not away.
+      if (!e.you && e.reason !== "left") { away.delete(e.nick); drawMembers(); }
       server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")" + (e.message ? ": " + e.message : ""), "", e.you ? "" : e.room);
       break;
     case "kick":
@@ -419,14 +569,19 @@ function show(e) {
       else server(e.text === null ? e.room + " has no topic" : "topic of " + e.room + ": " + e.text, "topic", e.room);
       break;
     case "away":
-      if (e.you) server(e.message === null ? "you are back" : "you are away: " + e.message);
+      if (e.you) {
+        if (e.message === null) away.delete(e.nick); else away.set(e.nick, e.message);
+        drawMembers();
+        server(e.message === null ? "you are back" : "you are away: " + e.message);
+      }
       else server(e.nick + " is away" + (e.message === null ? "" : ": " + e.message));
       break;
     case "nick":
       if (e.you) { nick = e.new; wanted = e.new; here(); }
-      for (const set of members.values()) {
+      for (const set of [...members.values(), ...ops.values(), ...voiced.values()]) {
         if (set.delete(e.old)) set.add(e.new);
       }
+      if (away.has(e.old)) { away.set(e.new, away.get(e.old)); away.delete(e.old); }
       drawMembers();
       server(e.old + " is now known as " + e.new);
       break;
@@ -451,11 +606,61 @@ function show(e) {
       break;
     case "error":
       pending.delete(e.ref);
+      // The nick chosen is held by someone else (your old connection, after a cut).
+      if (e.code === "nick_taken" && e.ref !== "reclaim" && wanted && nick !== wanted && !reclaim) reclaimNick();
       if (e.ref !== "reclaim") server(e.message, "error");
       break;
     case "bye": server("goodbye (" + e.reason + ")"); break;
-    case "help": for (const c of e.commands) server(c.usage + " — " + c.about); break;
+    case "mode":
+      marksChanged(e.room, e.changes);
+      server(e.changes.length ? e.by + " set mode " + e.modes : "no mode changed", "mode", e.room);
+      break;
+    case "modes":
+      ops.set(e.room, new Set(e.ops));
+      voiced.set(e.room, new Set(e.voiced));
+      if (e.room === room) drawMembers();
+      if (e.ref !== "marks") {
+        server(e.room + " modes " + e.modes + "; operators: " + (e.ops.join(", ") || "none") +
+          "; voiced: " + (e.voiced.join(", ") || "none"), "mode", e.room);
+      }
+      break;
+    case "bans":
+      server(e.bans.length ? e.room + " bans: " + e.bans.map(b => b.mask +
+        (b.account ? " (account " + b.account + ")" : "") + " by " + b.by).join(", ") : e.room + ": no bans", "mode", e.room);
+      break;
+    case "invite":
+      if (e.you) invited(e);
+      else server("you invited " + e.nick + " to " + e.room, "", rooms.has(e.room) ? e.room : undefined);
+      break;
+    case "away_changed":
+      if (e.message === null) away.delete(e.nick); else away.set(e.nick, e.message);
+      drawMembers();
+      break;
+    case "whois":
+      server(e.nick + (e.rooms.length ? " is in " + e.rooms.map(r => r.prefix + r.name).join(" ") : " is in no room") +
+        "; idle " + Math.round(e.idle_ms / 1000) + "s" + (e.away ? "; away: " + e.away : "") +
+        (e.account ? "; account " + e.account : ""));
+      break;
+    case "cluster":
+      banner.hidden = e.state !== "interrupted";
+      banner.textContent = e.state === "interrupted" ? e.message : "";
+      server(e.message, e.state === "interrupted" ? "error" : "");
+      break;
   }
+}
+
+// An invitation: who invites you where, with a button that joins.
+function invited(e) {
+  const li = lineItem("server invite", [["time", time()], ["", e.by + " invites you to " + e.room]]);
+  const join = document.createElement("button");
+  join.type = "button";
+  join.textContent = "join " + e.room;
+  join.addEventListener("click", () => {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "join", room: e.room }));
+    input.focus();
+  });
+  li.append(" ", join);
+  place(li);
 }
 
 // Asks for the nick you chose every few seconds while someone else holds it.
@@ -468,28 +673,81 @@ function reclaimNick() {
   }, RECLAIM_EVERY_MS);
 }
 
+// `#room` as the first word, or the room you talk in: the room and how many words it took.
+function roomFirst(w) {
+  return w[0]?.startsWith("#") ? [w[0], 1] : [room, 0];
+}
+
+// A mode change on one member or mask, in the room you talk in.
+const modeOn = (letters) => (w) => ({ type: "mode", room, modes: letters, args: [w[0]] });
+
+// The commands the page takes: /help lists exactly these. Each makes its JSON request of
+// the words after it (`w`) and of the text after its first n words (`rest(n)`); a word of
+// its usage in brackets may be left out, the others are needed.
+const COMMANDS = [
+  { usage: "/join #room [key]", about: "join a room (made if new, and you are its operator) and talk in it",
+    request: (w) => ({ type: "join", room: w[0], key: w[1] }) },
+  { usage: "/leave [#room] [message]", also: ["part"], about: "leave the room you talk in (or the one named)",
+    request: (w, rest) => { const [r, n] = roomFirst(w); return { type: "leave", room: r, message: rest(n) || undefined }; } },
+  { usage: "/nick NAME", about: "change your nick", request: (w) => ({ type: "nick", nick: w[0] }) },
+  { usage: "/msg NAME text", about: "a private message to NAME only",
+    request: (w, rest) => ({ type: "msg", to: w[0], text: rest(1) }) },
+  { usage: "/me action", about: "an action: others see * you action",
+    request: (w, rest) => ({ type: "me", room, text: rest(0) }) },
+  { usage: "/topic [#room] [text]", about: "the room's topic; with text, set it",
+    request: (w, rest) => { const [r, n] = roomFirst(w); return { type: "topic", room: r, text: rest(n) || undefined }; } },
+  { usage: "/users [#room]", also: ["who", "names"], about: "who is in the room",
+    request: (w) => ({ type: "users", room: roomFirst(w)[0] }) },
+  { usage: "/rooms", also: ["list"], about: "every room and how many are in it", request: () => ({ type: "rooms" }) },
+  { usage: "/whois NAME", about: "the rooms NAME is in, how long idle, and whether away",
+    request: (w) => ({ type: "whois", nick: w[0] }) },
+  { usage: "/away [message]", about: "mark yourself away; /away alone marks you back",
+    request: (w, rest) => ({ type: "away", message: rest(0) || undefined }) },
+  { usage: "/invite NICK [#room]", about: "let NICK in (operators, while the room is +i) and tell them",
+    request: (w) => ({ type: "invite", nick: w[0], room: w[1] || room }) },
+  { usage: "/kick NICK [reason]", about: "operators: put NICK out of the room",
+    request: (w, rest) => ({ type: "kick", room, nick: w[0], reason: rest(1) || undefined }) },
+  { usage: "/op NICK", about: "operators: make NICK an operator (+o)", request: modeOn("+o") },
+  { usage: "/deop NICK", about: "operators: -o", request: modeOn("-o") },
+  { usage: "/voice NICK", about: "operators: let NICK speak while the room is +m (+v)", request: modeOn("+v") },
+  { usage: "/devoice NICK", about: "operators: -v", request: modeOn("-v") },
+  { usage: "/ban MASK", about: "operators: NICK or a mask such as bo* cannot join, nor speak (+b)", request: modeOn("+b") },
+  { usage: "/unban MASK", about: "operators: lift a ban (-b)", request: modeOn("-b") },
+  { usage: "/mode [#room] [+-modes args]", about: "the room's modes; operators change them: +m, +i, +k key, +l N, +t, +n; +b lists the bans",
+    request: (w, rest) => { const [r, n] = roomFirst(w); return { type: "mode", room: r, modes: rest(n) || undefined }; } },
+  { usage: "/history [N]", about: "the last N messages of the room (all kept when no N)",
+    request: (w) => w[0] === undefined || /^\d+$/.test(w[0])
+      ? { type: "history", room, limit: w[0] === undefined ? undefined : Number(w[0]) } : "usage: /history [N]" },
+  { usage: "/status [#room]", about: "what the room's feeds watch and check, and how it stands",
+    request: (w) => ({ type: "status", room: roomFirst(w)[0] }) },
+  { usage: "/ack NAME [note]", about: "check or heartbeat NAME is seen to",
+    request: (w, rest) => ({ type: "ack", name: w[0], note: rest(1) || undefined }) },
+  { usage: "/silence NAME DURATION [reason]", about: "NAME's changes reach only /status for a while (30m, 2h)",
+    request: (w, rest) => ({ type: "silence", name: w[0], duration: w[1], reason: rest(2) || undefined }) },
+  { usage: "/unsilence NAME", about: "end NAME's silence", request: (w) => ({ type: "unsilence", name: w[0] }) },
+  { usage: "/help", about: "this list", request: () => null },
+];
+
+// The command `text` names and its request; `null` for /help, a sentence when it is not
+// taken or lacks an argument.
 function command(text) {
-  const [verb, ...rest] = text.slice(1).split(" ");
-  const arg = rest.join(" ").trim();
-  switch (verb) {
-    case "join": return { type: "join", room: arg };
-    case "leave": case "part": return { type: "leave", room };
-    case "nick": return { type: "nick", nick: arg };
-    case "me": return { type: "me", text: arg, room };
-    case "msg": { const [to, ...words] = rest; return { type: "msg", to, text: words.join(" ") }; }
-    case "users": case "who": return { type: "users", room };
-    case "rooms": case "list": return { type: "rooms" };
-    case "history": return { type: "history", room };
-    case "status": return { type: "status", room };
-    case "topic": return arg ? { type: "topic", room, text: arg } : { type: "topic", room };
-    case "ack": { const [name, ...note] = rest; return { type: "ack", name, note: note.join(" ") || undefined }; }
-    case "silence": {
-      const [name, duration, ...reason] = rest;
-      return { type: "silence", name, duration, reason: reason.join(" ") || undefined };
-    }
-    case "unsilence": return { type: "unsilence", name: arg };
-    case "help": return { type: "help" };
-    default: return null;
+  const body = text.slice(1).trim();
+  const words = body.split(/\s+/);
+  const verb = words.shift().toLowerCase();
+  const c = COMMANDS.find(c => c.usage.slice(1).split(" ")[0] === verb || c.also?.includes(verb));
+  if (!c) return "unknown command /" + verb + "; /help lists those the page takes";
+  const needed = c.usage.replace(/\[[^\]]*\]/g, "").trim().split(/\s+/).length - 1;
+  if (words.length < needed || (needed && !words[0])) return "usage: " + c.usage;
+  // The text after the verb and n words, as typed.
+  const rest = (n) => words.length > n ? body.replace(new RegExp("^(\\S+\\s+){" + (n + 1) + "}"), "") : "";
+  return c.request(words[0] ? words : [], rest);
+}
+
+function help() {
+  server("commands the page takes (a line not starting with / is said in the room; // says one that does):", "help");
+  for (const c of COMMANDS) {
+    const also = c.also ? " (or " + c.also.map(a => "/" + a).join(", ") + ")" : "";
+    server(c.usage + also + " — " + c.about, "help");
   }
 }
 
@@ -518,6 +776,7 @@ function connect() {
   ws.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (err) { console.error(err); } };
   ws.onclose = (c) => {
     olderFor = null;
+    newerFor = null;
     state.textContent = "disconnected; reconnecting…";
     server("connection closed (" + c.code + "); reconnecting in " + Math.round(backoff / 1000) + "s", "error");
     setTimeout(connect, backoff);
@@ -533,7 +792,8 @@ form.addEventListener("submit", (ev) => {
   let req;
   if (text.startsWith("/") && !text.startsWith("//")) {
     req = command(text);
-    if (!req) { server("unknown command; /help lists them", "error"); return; }
+    if (typeof req === "string") { server(req, "error"); return; }
+    if (req === null) { help(); remember(text); return; }
     if (req.type === "me") pending.set(ref, { text: req.text, action: true, room });
     if (req.type === "msg") pending.set(ref, { text: req.text, to: req.to });
   } else {
@@ -543,23 +803,29 @@ form.addEventListener("submit", (ev) => {
   }
   req.ref = ref;
   ws.send(JSON.stringify(req));
+  remember(text);
+});
+
+// What was typed, for Up to recall.
+function remember(text) {
   sent.push(text);
   recall = sent.length;
   input.value = "";
-});
+}
 
 input.addEventListener("keydown", (ev) => {
   if (ev.key === "ArrowUp" && recall > 0) { recall--; input.value = sent[recall]; ev.preventDefault(); }
   if (ev.key === "ArrowDown" && recall < sent.length) { recall++; input.value = sent[recall] || ""; ev.preventDefault(); }
 });
 
-// Scrolled to the top, or a wheel turned up where there is nothing to scroll: older lines.
+// Scrolled to the top or the bottom, or a wheel turned where there is nothing to scroll:
+// older or newer lines.
 log.parentElement.addEventListener("scroll", () => {
   const ours = placed !== null && log.parentElement.scrollTop === placed;
   placed = null;
-  if (!ours) older();
+  if (!ours) { older(); newer(); }
 });
-log.parentElement.addEventListener("wheel", (ev) => { if (ev.deltaY < 0) older(); });
+log.parentElement.addEventListener("wheel", (ev) => { if (ev.deltaY < 0) older(); else newer(); });
 
 here();
 connect();
