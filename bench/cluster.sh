@@ -17,34 +17,7 @@ DURATION=${DURATION:-5}
 CLIENTS=${CLIENTS:-500}
 SENDERS=${SENDERS:-50}
 WORK=$(mktemp -d /tmp/charla-cluster.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-ulimit -n "$(ulimit -Hn)"
-. "$(dirname "$0")/need.sh"
-need redis-server redis-server
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap 'cleanup; rm -rf "$WORK"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Starts a node (extra arguments: --cluster …); sets ADDR and PID.
-node() {
-  local log=$WORK/node-$RANDOM.log
-  CHARLA_DATA=none taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --flood-rate 0 --max-per-ip 0 \
-    --max-connections 20000 "$@" >"$log" 2>&1 &
-  PID=$!
-  PIDS+=("$PID")
-  for _ in $(seq 100); do
-    ADDR=$(grep -o 'addr=tcp://[0-9.:]*' "$log" | head -1 | cut -d/ -f3 || true)
-    [ -n "$ADDR" ] && return
-    sleep 0.1
-  done
-  echo "node did not start: $(cat "$log")" >&2
-  exit 1
-}
-
-# Clock ticks (user + system) spent so far by the processes named.
-ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+. "$(dirname "$0")/cluster-lib.sh"
 
 # Runs the generator against ADDR (and the --also addresses given); prints its report and
 # the servers' CPU per offered message.
@@ -76,19 +49,14 @@ PY
 
 node
 load "$PID" --addr "$ADDR" --server-pid "$PID"
-cleanup; PIDS=()
+cleanup
 
-PORT=$(free_port)
-taskset -c 0 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-RPID=$!
-PIDS+=("$RPID")
-for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis
 ADDRS=(); NODES=""
 for _ in 1 2 3; do
-  node --cluster "redis://127.0.0.1:$PORT"
+  node --cluster "redis://127.0.0.1:$RPORT"
   ADDRS+=("$ADDR"); NODES="${NODES:+$NODES }$PID"
 done
-redis-cli -p "$PORT" config resetstat >/dev/null
+redis-cli -p "$RPORT" config resetstat >/dev/null
 load "$NODES $RPID" --addr "${ADDRS[0]}" --also "${ADDRS[1]}" --also "${ADDRS[2]}" --server-pid "${NODES%% *}"
-redis-cli -p "$PORT" info commandstats | grep -E 'cmdstat_(eval|evalsha|publish|script)' || true
+redis-cli -p "$RPORT" info commandstats | grep -E 'cmdstat_(eval|evalsha|publish|script)' || true

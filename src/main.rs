@@ -139,6 +139,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         edges.node = cluster.node();
         edges.bus = cluster.bus();
         edges.directory = cluster.directory();
+        edges.accounts = cluster.accounts();
     }
     let hub = Hub::with_edges(&limits, edges);
     let link = cluster.map(|cluster| cluster.start(hub.clone(), shutdown.clone()));

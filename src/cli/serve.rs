@@ -73,7 +73,8 @@ pub struct Serve {
 
     /// Run as one node of a cluster whose nodes share rooms, nicks and private messages
     /// through the Redis at this URL (redis://HOST:PORT): start every node with the same
-    /// URL. A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
+    /// URL. Accounts and rooms' topics, modes and bans are kept in that Redis (turn on its
+    /// AOF persistence to keep them across a Redis restart). A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
     /// CLUSTER_RETRY_MAX), and once back reads what it missed from each room's last 1,000

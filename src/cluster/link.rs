@@ -16,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::outage::{Outage, proposed};
 use super::recover::{self, Recovered};
-use super::roster::Remote;
+use super::room_state;
+use super::roster::{Profile, Remote};
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, Nick, Posted, Publication, RoomName, Said, SessionId,
+    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Publication, RoomName, Said,
+    SessionId,
 };
 use crate::limits::{
     CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
@@ -66,6 +68,15 @@ return 1";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1";
 
+/// Sets (the first `ARGV[2]` pairs after it) and deletes (the rest) fields of a room's
+/// kept state and publishes the change, in one step: Redis's hash is what every node has
+/// once it heard every change in Redis's order.
+const ROOM: &str = "local n = tonumber(ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
+for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1";
+
 /// Keeps the node's key alive, unless another run took its number meanwhile.
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
@@ -89,7 +100,7 @@ pub(super) fn backlog_key(room: &RoomName) -> String {
     format!("{PREFIX}log:{}", room.key())
 }
 
-fn channel() -> String {
+pub(super) fn channel() -> String {
     format!("{PREFIX}bus")
 }
 
@@ -235,7 +246,7 @@ fn settle(
                             .entry(room)
                             .or_default() += count;
                     }
-                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
+                    Out::Publish(_) | Out::Room(..) | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
             shared.outage.lock().unwrap().hold_again(late);
@@ -297,6 +308,22 @@ fn add(
                 .arg(channel())
                 .arg(wire.payload(0))
                 .ignore();
+        }
+        Out::Room(room, wire) => {
+            let Wire::RoomKept { set, del, .. } = wire else {
+                return;
+            };
+            pipe.cmd("EVAL")
+                .arg(ROOM)
+                .arg(2)
+                .arg(room_state::key(room))
+                .arg(channel())
+                .arg(wire.payload(0))
+                .arg(set.len());
+            for (field, value) in set {
+                pipe.arg(field).arg(value);
+            }
+            pipe.arg(del).ignore();
         }
         Out::Claim(nick, id) => {
             pipe.cmd("EVAL")
@@ -593,8 +620,10 @@ fn heard(
 ) -> Result<(), String> {
     let own = wire.node() == shared.node.number();
     // This node's own messages come back to be heard here; those published late were
-    // heard here when said.
-    if own && (!wire.is_entry() || wire.is_late()) {
+    // heard here when said. Its own room changes are taken again in Redis's order, so
+    // that changes crossing on the way end the same on every node.
+    let kept = matches!(wire, Wire::RoomKept { .. });
+    if own && !kept && (!wire.is_entry() || wire.is_late()) {
         return Ok(());
     }
     if !matches!(
@@ -658,6 +687,37 @@ fn heard(
                 except: None,
             });
         }
+        Wire::Account {
+            name, registered, ..
+        } => {
+            let name = wire::nick(&name)?;
+            match registered {
+                true => hub.account_created(None, name, None),
+                false => hub.account_gone(&name),
+            }
+        }
+        Wire::RoomKept { room, set, del, .. } => {
+            shared.room_kept(hub, wire::room(&room)?, set, del);
+        }
+        event @ (Wire::Topic { .. } | Wire::Modes { .. } | Wire::Kicked { .. }) => {
+            hub.room_event_elsewhere(wire::room_event(event)?);
+        }
+        Wire::Invite {
+            to, room, nick, by, ..
+        } => {
+            let to = SessionId::from_bits(to);
+            if to.node() == shared.node {
+                let room = wire::room(&room)?;
+                shared.invite(to, room.clone());
+                let invited = Event::Invited {
+                    room,
+                    nick: wire::nick(&nick)?,
+                    by: wire::nick(&by)?,
+                    you: true,
+                };
+                hub.reply(to, invited, None);
+            }
+        }
         Wire::Private {
             to,
             id,
@@ -688,6 +748,9 @@ fn heard(
             session,
             nick,
             rooms,
+            away,
+            account,
+            signon,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -698,10 +761,16 @@ fn heard(
                 .iter()
                 .map(|r| wire::room(r))
                 .collect::<Result<Vec<RoomName>, String>>()?;
+            let profile = Profile {
+                away: away.as_deref().and_then(MessageText::new),
+                account: account.as_deref().map(wire::nick).transpose()?,
+                signon,
+            };
             let remote = Remote {
                 node,
                 nick: nick.clone(),
                 rooms: rooms.clone(),
+                profile,
             };
             let renamed = shared.roster.lock().unwrap().present(id, remote);
             if let Some(old) = renamed {

@@ -4,13 +4,18 @@
 //! implements both. A room message is one Redis call (a script that numbers it in its room
 //! and publishes it on the cluster's channel); every node, the speaker's included, hears
 //! it from the channel in Redis's one order and fans it out to its own members. Joins,
-//! leaves and presence go on the same channel. Nicks are claimed in Redis, valid while the
+//! leaves and presence go on the same channel, and so do changes to what a room keeps
+//! (its topic, modes, bans: a hash per room in Redis, [`room_state`]); accounts are kept
+//! in Redis too ([`accounts`]). Nicks are claimed
+//! in Redis, valid while the
 //! claiming node's key lives; each node refreshes its key with its heartbeat. docs/cluster.md
 //! says what is shared and what is not yet.
 
+mod accounts;
 mod link;
 mod outage;
 mod recover;
+mod room_state;
 mod roster;
 mod wire;
 
@@ -25,10 +30,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::SessionId;
+use crate::hub::{AccountStore, KeptRoom, MessageText, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::limits::{CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN};
+use crate::limits::{
+    CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
+    MAX_INVITES_PER_ROOM,
+};
 use outage::Outage;
-use roster::Roster;
+use roster::{Profile, Roster};
 use wire::Wire;
 
 /// Where everything of a cluster is kept in Redis.
@@ -44,6 +53,8 @@ enum Out {
     Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
+    /// Changes to what a room keeps, and their publication ([`Wire::RoomKept`]).
+    Room(RoomName, Wire),
     /// A nick taken or given up by a session here.
     Claim(Nick, SessionId),
     Release(Nick, SessionId),
@@ -53,6 +64,7 @@ enum Out {
 struct Local {
     nick: Nick,
     rooms: Vec<RoomName>,
+    profile: Profile,
 }
 
 struct Shared {
@@ -67,6 +79,11 @@ struct Shared {
     local: Mutex<HashMap<SessionId, Local>>,
     /// What was said here while Redis was out of reach.
     outage: Mutex<Outage>,
+    /// Every room's kept state as Redis has it ([`room_state`]), as last heard.
+    rooms: Mutex<HashMap<RoomName, room_state::Fields>>,
+    /// Invitations of sessions here by operators of other nodes, not used yet: at most
+    /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
+    invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
 }
 
 impl Shared {
@@ -85,11 +102,18 @@ impl Shared {
     fn send_presence(&self, id: SessionId) {
         let node = self.node.number();
         let wire = match self.local.lock().unwrap().get(&id) {
-            Some(Local { nick, rooms }) => Wire::Present {
+            Some(Local {
+                nick,
+                rooms,
+                profile,
+            }) => Wire::Present {
                 node,
                 session: id.bits(),
                 nick: nick.as_str().to_string(),
                 rooms: rooms.iter().map(|r| r.as_str().to_string()).collect(),
+                away: profile.away.as_ref().map(|a| a.as_str().to_string()),
+                account: profile.account.as_ref().map(|a| a.as_str().to_string()),
+                signon: profile.signon,
             },
             None => Wire::Absent {
                 node,
@@ -178,6 +202,8 @@ impl Cluster {
             roster: Mutex::default(),
             local: Mutex::default(),
             outage: Mutex::default(),
+            rooms: Mutex::default(),
+            invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
         Ok(Cluster {
@@ -197,6 +223,14 @@ impl Cluster {
 
     pub fn bus(&self) -> Arc<dyn Bus> {
         Arc::new(ClusterBus(self.shared.clone()))
+    }
+
+    /// Where the cluster's accounts are kept: in its Redis, for every node.
+    pub fn accounts(&self) -> Arc<dyn AccountStore> {
+        Arc::new(accounts::RedisAccounts::new(
+            self.client.clone(),
+            self.shared.node,
+        ))
     }
 
     pub fn directory(&self) -> Arc<dyn Directory> {
@@ -254,7 +288,28 @@ impl Bus for ClusterBus {
         true
     }
 
+    fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
+        let (set, del) = room_state::delta(&changes);
+        let wire = Wire::RoomKept {
+            node: self.0.node.number(),
+            room: room.as_str().to_string(),
+            set,
+            del,
+        };
+        self.0.send(Out::Room(room.clone(), wire));
+    }
+
     fn direct(&self, to: SessionId, event: Event) {
+        if let Event::Invited { room, nick, by, .. } = &event {
+            self.0.send(Out::Publish(Wire::Invite {
+                node: self.0.node.number(),
+                to: to.bits(),
+                room: room.as_str().to_string(),
+                nick: nick.as_str().to_string(),
+                by: by.as_str().to_string(),
+            }));
+            return;
+        }
         if let Event::Private {
             id,
             ts,
@@ -301,6 +356,12 @@ impl Directory for ClusterDirectory {
         let local = Local {
             nick: nick.clone(),
             rooms: Vec::new(),
+            profile: Profile {
+                signon: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                ..Profile::default()
+            },
         };
         self.0.local.lock().unwrap().insert(owner, local);
         self.0.send(Out::Claim(nick.clone(), owner));
@@ -309,6 +370,7 @@ impl Directory for ClusterDirectory {
 
     fn released(&self, nick: &Nick, owner: SessionId) {
         self.0.local.lock().unwrap().remove(&owner);
+        self.0.invites.lock().unwrap().remove(&owner);
         self.0.send(Out::Release(nick.clone(), owner));
         self.0.send_presence(owner);
     }
@@ -320,6 +382,9 @@ impl Directory for ClusterDirectory {
     }
 
     fn joined(&self, room: &RoomName, id: SessionId) {
+        if let Some(invites) = self.0.invites.lock().unwrap().get_mut(&id) {
+            invites.retain(|r| r != room);
+        }
         self.local(id, |local| local.rooms.push(room.clone()));
     }
 
@@ -333,6 +398,68 @@ impl Directory for ClusterDirectory {
 
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.0.roster.lock().unwrap().rooms()
+    }
+
+    fn profile(&self, id: SessionId, away: Option<MessageText>, account: Option<Nick>) {
+        self.local(id, |local| {
+            local.profile.away = away;
+            local.profile.account = account;
+        });
+    }
+
+    fn whois(&self, nick: &Nick) -> Option<Whois> {
+        let roster = self.0.roster.lock().unwrap();
+        let remote = roster.remote(nick)?;
+        Some(Whois {
+            nick: remote.nick.clone(),
+            // Operators and voice are shown by each node for its own members only.
+            rooms: remote
+                .rooms
+                .iter()
+                .map(|r| (r.clone(), Standing::Member))
+                .collect(),
+            away: remote.profile.away.clone(),
+            user: None,
+            realname: None,
+            account: remote.profile.account.clone(),
+            signon: remote.profile.signon,
+            idle: 0,
+        })
+    }
+
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let rooms = self.0.rooms.lock().unwrap();
+        rooms.get(room).map(|fields| room_state::kept(room, fields))
+    }
+
+    fn invited(&self, room: &RoomName, id: SessionId) -> bool {
+        let invites = self.0.invites.lock().unwrap();
+        invites.get(&id).is_some_and(|rooms| rooms.contains(room))
+    }
+}
+
+impl Shared {
+    /// Session `id` here was invited into `room` by an operator of another node.
+    fn invite(&self, id: SessionId, room: RoomName) {
+        let mut invites = self.invites.lock().unwrap();
+        let rooms = invites.entry(id).or_default();
+        rooms.retain(|r| *r != room);
+        if rooms.len() >= MAX_INVITES_PER_ROOM {
+            rooms.remove(0);
+        }
+        rooms.push(room);
+    }
+
+    /// `room`'s kept state changed (`set`, `del`): the copy here follows, and the hub's
+    /// room takes it.
+    fn room_kept(&self, hub: &Hub, room: RoomName, set: Vec<(String, String)>, del: Vec<String>) {
+        let kept = {
+            let mut rooms = self.rooms.lock().unwrap();
+            let fields = rooms.entry(room.clone()).or_default();
+            room_state::apply(fields, set, del);
+            room_state::kept(&room, fields)
+        };
+        hub.room_kept(&room, kept);
     }
 }
 

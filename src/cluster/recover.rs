@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use redis::aio::ConnectionManager;
 
 use super::link::{backlog_key, lost_publication, said_publication, seq_key};
+use super::room_state;
 use super::wire::{self, Wire};
 use super::{PREFIX, Shared};
-use crate::hub::{Event, Hub, Publication, RoomName};
+use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -54,7 +55,8 @@ pub(super) async fn recover(
     redis: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
-    let mut rooms = hub.last_heard(backlogs(redis).await?);
+    load_rooms(shared, redis, hub).await?;
+    let mut rooms = hub.last_heard(rooms_with(redis, "log").await?);
     {
         // Numbers this node gave its own messages while Redis was out of reach are not the
         // cluster's: what others said meanwhile is read from before them.
@@ -124,9 +126,20 @@ pub(super) async fn recover(
     Ok(recovered)
 }
 
-/// The rooms Redis keeps a backlog of.
-async fn backlogs(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<RoomName>> {
-    let prefix = format!("{PREFIX}log:");
+/// Every hash of `KEYS`; a key of another type is read as `{"!"}` (not a hash), so one
+/// foreign key is skipped rather than failing the read of all.
+const READ_ROOMS: &str = "local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('TYPE', k).ok == 'hash' then out[i] = redis.call('HGETALL', k) else out[i] = {'!'} end
+end
+return out";
+
+/// The rooms Redis keeps `kind` of: `log` (a backlog) or `room` (kept state).
+async fn rooms_with(
+    redis: &mut ConnectionManager,
+    kind: &str,
+) -> redis::RedisResult<Vec<RoomName>> {
+    let prefix = format!("{PREFIX}{kind}:");
     let mut rooms = Vec::new();
     let mut cursor = 0u64;
     loop {
@@ -141,7 +154,7 @@ async fn backlogs(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<RoomN
         for key in keys {
             match wire::room(&key[prefix.len()..]) {
                 Ok(room) => rooms.push(room),
-                Err(e) => tracing::warn!(error = %e, "skipped a foreign backlog key in Redis"),
+                Err(e) => tracing::warn!(error = %e, kind, "skipped a foreign key in Redis"),
             }
         }
         if next == 0 {
@@ -149,6 +162,47 @@ async fn backlogs(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<RoomN
         }
         cursor = next;
     }
+}
+
+/// Reads every room's kept state from Redis ([`room_state`]): the copy here becomes what
+/// Redis has, and the rooms here take it. A change published while it is read arrives
+/// live too and is applied again, which changes nothing.
+async fn load_rooms(
+    shared: &Shared,
+    redis: &mut ConnectionManager,
+    hub: &Hub,
+) -> redis::RedisResult<()> {
+    let rooms = rooms_with(redis, "room").await?;
+    let answers: Vec<redis::Value> = if rooms.is_empty() {
+        Vec::new()
+    } else {
+        let mut read = redis::cmd("EVAL");
+        read.arg(READ_ROOMS).arg(rooms.len());
+        for room in &rooms {
+            read.arg(room_state::key(room));
+        }
+        read.query_async(redis).await?
+    };
+    let mut loaded = HashMap::new();
+    for (room, answer) in rooms.into_iter().zip(answers) {
+        match redis::from_redis_value::<room_state::Fields>(answer) {
+            Ok(fields) => {
+                loaded.insert(room, fields);
+            }
+            Err(e) => {
+                tracing::warn!(room = %room.as_str(), error = %e, "skipped a room's state in Redis that is not a hash of strings")
+            }
+        }
+    }
+    let kept: Vec<(RoomName, KeptRoom)> = loaded
+        .iter()
+        .map(|(room, fields)| (room.clone(), room_state::kept(room, fields)))
+        .collect();
+    *shared.rooms.lock().unwrap() = loaded;
+    for (room, kept) in kept {
+        hub.room_kept(&room, kept);
+    }
+    Ok(())
 }
 
 /// The first and last number of messages missed and no longer kept.

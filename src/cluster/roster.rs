@@ -4,13 +4,23 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{Nick, RoomName, SessionId};
+use crate::hub::{MessageText, Nick, RoomName, SessionId};
+
+/// What WHOIS tells of a session beyond its nick and rooms.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub away: Option<MessageText>,
+    pub account: Option<Nick>,
+    /// When it connected, milliseconds since the Unix epoch.
+    pub signon: u64,
+}
 
 /// A session of another node.
 pub struct Remote {
     pub node: u16,
     pub nick: Nick,
     pub rooms: Vec<RoomName>,
+    pub profile: Profile,
 }
 
 /// The replica of the other nodes' sessions.
@@ -26,6 +36,11 @@ pub struct Roster {
 impl Roster {
     pub fn holder(&self, nick: &Nick) -> Option<SessionId> {
         self.nicks.get(nick).copied()
+    }
+
+    /// The session of another node holding `nick`, if any.
+    pub fn remote(&self, nick: &Nick) -> Option<&Remote> {
+        self.sessions.get(self.nicks.get(nick)?)
     }
 
     pub fn members(&self, room: &RoomName) -> Vec<Nick> {
@@ -145,6 +160,7 @@ mod tests {
             node,
             nick: Nick::parse(nick).unwrap(),
             rooms: rooms.iter().map(|r| RoomName::parse(r).unwrap()).collect(),
+            profile: Profile::default(),
         }
     }
 

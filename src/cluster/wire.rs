@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{
-    Event, Field, LeaveReason, MessageText, Nick, NodeId, Notice, PostKind, Publication, RoomName,
-    SessionId, Source, sanitize,
+    Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice, PostKind,
+    Publication, RoomName, SessionId, Source, Topic, describe_changes, sanitize,
 };
 use crate::limits::CLUSTER_PAYLOAD_BYTES;
 
@@ -70,6 +70,51 @@ pub enum Wire {
         reason: String,
         message: Option<String>,
     },
+    /// What `room` keeps changed: fields of its hash in Redis set and deleted
+    /// ([`super::room_state`]), as the script that publishes this changed them there.
+    RoomKept {
+        node: u16,
+        room: String,
+        set: Vec<(String, String)>,
+        del: Vec<String>,
+    },
+    /// `by` set the topic of `room` (`text` `None`: cleared it), at `at`.
+    Topic {
+        node: u16,
+        room: String,
+        by: String,
+        text: Option<String>,
+        at: u64,
+    },
+    /// `by` changed the modes of `room`, as IRC writes them (`+ov-k ana bob *`).
+    Modes {
+        node: u16,
+        room: String,
+        by: String,
+        changes: String,
+    },
+    Kicked {
+        node: u16,
+        room: String,
+        nick: String,
+        by: String,
+        reason: Option<String>,
+    },
+    /// `by` invited session `to`, called `nick`, into `room`.
+    Invite {
+        node: u16,
+        to: u64,
+        room: String,
+        nick: String,
+        by: String,
+    },
+    /// The account `name` was registered (or deleted) on `node`: its nick is protected
+    /// (or free) on every node.
+    Account {
+        node: u16,
+        name: String,
+        registered: bool,
+    },
     /// A private message to session `to`.
     Private {
         node: u16,
@@ -88,6 +133,13 @@ pub enum Wire {
         session: u64,
         nick: String,
         rooms: Vec<String>,
+        /// Its away message, account and sign-on time, for WHOIS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        #[serde(default)]
+        signon: u64,
     },
     Absent {
         node: u16,
@@ -119,6 +171,12 @@ impl Wire {
             | Wire::Joined { node, .. }
             | Wire::Left { node, .. }
             | Wire::Private { node, .. }
+            | Wire::RoomKept { node, .. }
+            | Wire::Account { node, .. }
+            | Wire::Topic { node, .. }
+            | Wire::Modes { node, .. }
+            | Wire::Kicked { node, .. }
+            | Wire::Invite { node, .. }
             | Wire::Present { node, .. }
             | Wire::Absent { node, .. }
             | Wire::Beat { node, .. }
@@ -127,8 +185,8 @@ impl Wire {
         }
     }
 
-    /// What the hub publishes that other nodes hear: messages, joins and leaves (topics,
-    /// modes and kicks are each node's own for now: docs/cluster.md).
+    /// What the hub publishes that other nodes hear: messages, joins and leaves, and what
+    /// operators do in rooms (topics, modes, kicks).
     pub fn of(node: NodeId, publication: &Publication) -> Option<Wire> {
         let node = node.number();
         let room = publication.room.as_str().to_string();
@@ -173,6 +231,28 @@ impl Wire {
                 nick: nick.as_str().to_string(),
                 reason: reason.code().to_string(),
                 message: reason.message().map(|m| m.as_str().to_string()),
+            },
+            Event::TopicChanged { by, topic, .. } => Wire::Topic {
+                node,
+                room,
+                by: by.as_str().to_string(),
+                text: topic.as_ref().map(|t| t.text.as_str().to_string()),
+                at: topic.as_ref().map_or(0, |t| t.at),
+            },
+            Event::ModeChanged { by, changes, .. } => Wire::Modes {
+                node,
+                room,
+                by: by.as_str().to_string(),
+                changes: describe_changes(changes),
+            },
+            Event::Kicked {
+                nick, by, reason, ..
+            } => Wire::Kicked {
+                node,
+                room,
+                nick: nick.as_str().to_string(),
+                by: by.as_str().to_string(),
+                reason: reason.as_ref().map(|r| r.as_str().to_string()),
             },
             _ => return None,
         })
@@ -267,6 +347,78 @@ pub fn notice(
         notice.fields.push((Cow::Owned(sanitize(&name)), field));
     }
     Ok(notice)
+}
+
+/// A room event another node published ([`Wire::Topic`], [`Wire::Modes`],
+/// [`Wire::Kicked`]), its names and text checked as a client's are.
+pub fn room_event(wire: Wire) -> Result<Publication, String> {
+    let (room, event) = match wire {
+        Wire::Topic {
+            room, by, text, at, ..
+        } => {
+            let by = nick(&by)?;
+            let topic = match text {
+                Some(t) => Some(Topic {
+                    text: self::text(&t)?,
+                    by: by.clone(),
+                    at,
+                }),
+                None => None,
+            };
+            let room = self::room(&room)?;
+            let event = Event::TopicChanged {
+                room: room.clone(),
+                by,
+                topic,
+            };
+            (room, event)
+        }
+        Wire::Modes {
+            room, by, changes, ..
+        } => {
+            let room = self::room(&room)?;
+            let event = Event::ModeChanged {
+                room: room.clone(),
+                by: nick(&by)?,
+                changes: mode_changes(&changes)?,
+            };
+            (room, event)
+        }
+        Wire::Kicked {
+            room,
+            nick: kicked,
+            by,
+            reason,
+            ..
+        } => {
+            let room = self::room(&room)?;
+            let event = Event::Kicked {
+                room: room.clone(),
+                nick: nick(&kicked)?,
+                by: nick(&by)?,
+                reason: reason.as_deref().and_then(MessageText::new),
+            };
+            (room, event)
+        }
+        other => return Err(format!("not a room event: {other:?}")),
+    };
+    Ok(Publication {
+        room,
+        event,
+        except: None,
+    })
+}
+
+/// Mode changes as [`describe_changes`] wrote them.
+fn mode_changes(written: &str) -> Result<Vec<ModeChange>, String> {
+    let mut words = written.split(' ');
+    let letters = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    match crate::protocol::modes::parse(letters, &args) {
+        Ok(crate::protocol::modes::ModeRequest::Change(changes)) => Ok(changes),
+        Ok(_) => Err(format!("no mode changes in {written:?}")),
+        Err(refusal) => Err(format!("mode changes {written:?}: {}", refusal.message)),
+    }
 }
 
 /// The leave reason a `Left` names by its code.

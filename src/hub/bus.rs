@@ -8,6 +8,7 @@
 use super::SessionId;
 use super::event::Event;
 use super::names::RoomName;
+use super::room::RoomChange;
 
 /// One event for a room's members.
 #[derive(Debug, Clone)]
@@ -37,6 +38,14 @@ pub trait Bus: Send + Sync {
     /// alone has no other node, so it is never asked.
     fn direct(&self, to: SessionId, event: Event) {
         let _ = (to, event);
+    }
+
+    /// Shares `changes` to what `room` keeps (its topic, modes, bans, operators'
+    /// accounts) with the other nodes, before the event that announces them is
+    /// published, and keeps them where a node started later finds them. A server alone
+    /// has nobody to share them with.
+    fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
+        let _ = (room, changes);
     }
 }
 

@@ -16,7 +16,7 @@ use super::nicks::NickTable;
 use super::ops::Standing;
 use super::post::Entry;
 use super::resume::Resume;
-use super::room::{Room, RoomSettings};
+use super::room::{Room, RoomChange, RoomSettings};
 use super::store::{HistoryStore, Owed, StoreFull};
 use super::tags::ClientTags;
 use super::text::MessageText;
@@ -279,18 +279,44 @@ impl ChatState {
         self.answer(holder, renamed, None);
     }
 
+    /// The account `name` is no more: its nick is free, and sessions logged in to it are
+    /// logged out.
+    pub fn forget_account(&mut self, name: &Nick) {
+        self.registered.remove(name);
+        let mut out = Vec::new();
+        for (id, session) in self.sessions.iter_mut() {
+            if session.account.as_ref() == Some(name) {
+                session.account = None;
+                out.push(*id);
+            }
+        }
+        out.into_iter().for_each(|id| self.tell_profile(id));
+    }
+
+    /// Tells the other nodes session `id`'s away message and account as they are now.
+    pub fn tell_profile(&self, id: SessionId) {
+        if let Some(session) = self.sessions.get(&id) {
+            let (away, account) = (session.away.clone(), session.account.clone());
+            self.directory.profile(id, away, account);
+        }
+    }
+
     /// Logs session `id` in to `account` and gives it the account's nick, renaming
-    /// whoever holds it without the account; a session of the same account keeps it.
+    /// whoever holds it without the account; a session of the same account keeps it, and
+    /// so does a session of another node (which may be of the same account: it keeps the
+    /// nick, and this one its own).
     pub fn log_in(&mut self, id: SessionId, account: Nick) -> Result<(), Failure> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Ok(());
         };
         session.account = Some(account.clone());
-        if session.nick == account {
+        self.tell_profile(id);
+        if self.sessions[&id].nick == account {
             return Ok(());
         }
         match self.holder(&account) {
             Some(holder) if self.account_of(holder) == Some(&account) => return Ok(()),
+            Some(holder) if !self.sessions.contains_key(&holder) => return Ok(()),
             Some(holder) => self.evict(holder),
             None => {}
         }
@@ -354,16 +380,24 @@ impl ChatState {
         target
     }
 
-    /// `room` as it is, or made with what the store kept of it.
+    /// `room` as it is, or made with what the cluster or else the store kept of it.
     fn make_room(&mut self, room: &RoomName) -> &mut Room {
-        let (settings, store) = (self.room_settings, &self.store);
+        let (settings, store, directory) = (self.room_settings, &self.store, &self.directory);
         self.rooms.entry(room.clone()).or_insert_with(|| {
             let mut made = Room::new(room.clone(), settings);
-            if let Some(kept) = store.kept_room(room) {
+            if let Some(kept) = directory.kept_room(room).or_else(|| store.kept_room(room)) {
                 made.restore(kept);
             }
             made
         })
+    }
+
+    /// Hands the other nodes `changes` to what `room` keeps; a server alone (whose bus
+    /// does not number messages) has none to tell.
+    pub fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
+        if self.bus_numbers && !changes.is_empty() {
+            self.bus.share_room(room, changes);
+        }
     }
 
     /// Hands the store what `room` is now, to keep after it empties and across restarts.
@@ -642,7 +676,10 @@ impl ChatState {
 
     fn whois(&self, nick: Nick) -> Reply {
         let Some(target) = self.nicks.get(&nick, &self.sessions) else {
-            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+            return match self.directory.whois(&nick) {
+                Some(whois) => Ok(Some(Event::Whois(Box::new(whois)))),
+                None => Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
+            };
         };
         let session = &self.sessions[&target];
         let rooms = session
@@ -672,6 +709,7 @@ impl ChatState {
         let session = self.sessions.get_mut(&id).expect("checked by apply");
         session.away = message.clone();
         let nick = session.nick.clone();
+        self.tell_profile(id);
         let mut told = HashSet::new();
         for name in self.sessions[&id].rooms.clone() {
             let Some(room) = self.rooms.get(&name) else {
@@ -790,12 +828,14 @@ impl ChatState {
         if !already {
             self.may_join(id, &room)?;
         }
+        // A room with members on other nodes only is theirs too: made here, not founded.
         let made = !self.rooms.contains_key(&room);
+        let alone = made && self.directory.members(&room).is_empty();
         let account = self.sessions[&id].account.clone();
         let target = self.make_room(&room);
         // The first member of a room a user makes is its operator, unless the room kept
         // operators' accounts from before; #lobby is the server's.
-        let founder = made && room != RoomName::lobby() && target.op_accounts.is_empty();
+        let founder = alone && room != RoomName::lobby() && target.op_accounts.is_empty();
         if !already && !founder {
             let target = &self.rooms[&room];
             if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
@@ -834,8 +874,12 @@ impl ChatState {
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-                if account.is_some() {
+                if let Some(account) = &account {
                     self.store.keep_room(&room, target.kept());
+                    let founded = vec![RoomChange::OpAccount(account.clone(), true)];
+                    if self.bus_numbers {
+                        self.bus.share_room(&room, founded);
+                    }
                 }
             } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.

@@ -5,7 +5,10 @@
 //! [`Alone`]: nobody else holds anything.
 
 use super::SessionId;
+use super::event::Whois;
 use super::names::{Nick, RoomName};
+use super::room::KeptRoom;
+use super::text::MessageText;
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
 /// answers from what it already knows (a replica fed by the bus), never waiting on the
@@ -46,6 +49,33 @@ pub trait Directory: Send + Sync {
     /// Rooms with members on other nodes, and how many there.
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         Vec::new()
+    }
+
+    /// What the cluster keeps of `room` (its topic, modes, bans, operators' accounts), as
+    /// it was last heard; `None` when the cluster has nothing of it, and the store is
+    /// asked instead.
+    fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
+        let _ = room;
+        None
+    }
+
+    /// Session `id` of this node is away (`away`) or not, logged in to `account` or not,
+    /// from now on: for WHOIS on other nodes.
+    fn profile(&self, id: SessionId, away: Option<MessageText>, account: Option<Nick>) {
+        let _ = (id, away, account);
+    }
+
+    /// What is known of `nick`, held on another node: WHOIS's answer.
+    fn whois(&self, nick: &Nick) -> Option<Whois> {
+        let _ = nick;
+        None
+    }
+
+    /// Whether session `id` of this node was invited into `room` by an operator on
+    /// another node (and has not joined it since).
+    fn invited(&self, room: &RoomName, id: SessionId) -> bool {
+        let _ = (room, id);
+        false
     }
 }
 

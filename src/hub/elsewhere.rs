@@ -3,8 +3,11 @@
 
 use std::collections::HashSet;
 
+use super::bus::Publication;
 use super::event::{Event, Outgoing};
 use super::names::{Nick, RoomName};
+use super::ops::Mode;
+use super::room::{KeptRoom, RoomChange};
 use super::store::Owed;
 use super::{Hub, SessionId};
 
@@ -47,6 +50,64 @@ impl Hub {
             };
             chat.send(id, &Outgoing::new(lost));
             chat.evict(id);
+        });
+    }
+
+    /// What the cluster keeps of `room` changed (on any node, this one included, in the
+    /// order every node hears it): the room here, if there is one, takes it as it now is,
+    /// so that every node ends with the same whatever changes crossed on the way.
+    pub fn room_kept(&self, room: &RoomName, kept: KeptRoom) {
+        self.with_chat(|chat| {
+            if let Some(target) = chat.rooms.get_mut(room) {
+                target.restore(kept);
+            }
+        });
+    }
+
+    /// What another node's operator did in a room (a topic, modes, a kick), for the
+    /// members here: an operator or voice given to a member here, or a member here kicked,
+    /// takes effect here as they hear it.
+    pub fn room_event_elsewhere(&self, publication: Publication) {
+        self.with_chat(|chat| {
+            let room = publication.room.clone();
+            let member = |chat: &super::chat::ChatState, nick: &Nick| {
+                chat.nicks.get(nick, &chat.sessions).filter(|id| {
+                    chat.rooms
+                        .get(&room)
+                        .is_some_and(|r| r.members.contains_key(id))
+                })
+            };
+            let mut kicked = None;
+            let mut shared = Vec::new();
+            match &publication.event {
+                Event::ModeChanged { changes, .. } => {
+                    for change in changes {
+                        let (op, nick) = match &change.mode {
+                            Mode::Op(nick) => (true, nick),
+                            Mode::Voice(nick) => (false, nick),
+                            _ => continue,
+                        };
+                        let Some(id) = member(chat, nick) else {
+                            continue;
+                        };
+                        let account = chat.sessions[&id].account.clone();
+                        if let Some(target) = chat.rooms.get_mut(&room) {
+                            target.give(id, account.as_ref(), op, change.add);
+                        }
+                        if let (true, Some(account)) = (op, account) {
+                            shared.push(RoomChange::OpAccount(account, change.add));
+                        }
+                    }
+                }
+                Event::Kicked { nick, .. } => kicked = member(chat, nick),
+                _ => {}
+            }
+            chat.share_room(&room, shared);
+            chat.fan_out(publication);
+            if let Some(id) = kicked {
+                // It read the kick in the room's log, as one kicked here does.
+                chat.part_as(id, &room, None);
+            }
         });
     }
 

@@ -80,7 +80,7 @@ pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
     Unposted,
 };
-pub use room::{KeptRoom, RoomSettings};
+pub use room::{KeptRoom, RoomChange, RoomSettings};
 pub use store::{
     AckSink, FiringAlert, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };
@@ -706,6 +706,7 @@ impl Hub {
                 Some(_) => Ok(Some(Event::Account(AccountNews::LoggedOut))),
                 None => Err(not_logged_in()),
             };
+            chat.tell_profile(id);
             chat.answer(id, reply, reference);
         });
     }
@@ -714,15 +715,16 @@ impl Hub {
     /// logged in to it is logged out. Session `id`, which asked, is told.
     pub fn account_deleted(&self, id: SessionId, name: Nick, reference: Option<String>) {
         self.with_chat(|chat| {
-            chat.registered.remove(&name);
-            for session in chat.sessions.values_mut() {
-                if session.account.as_ref() == Some(&name) {
-                    session.account = None;
-                }
-            }
+            chat.forget_account(&name);
             let news = Event::Account(AccountNews::Unregistered(name));
             chat.answer(id, Ok(Some(news)), reference);
         });
+    }
+
+    /// The account `name` was deleted on another node: its nick is free here too, and
+    /// every session here logged in to it is logged out.
+    pub fn account_gone(&self, name: &Nick) {
+        self.with_chat(|chat| chat.forget_account(name));
     }
 
     /// The nick session `id` goes by now; `None` once it is gone.

@@ -11,7 +11,7 @@ use std::fmt;
 use super::chat::{ChatState, Failure, Reply, now_ms};
 use super::event::{ErrorCode, Event};
 use super::names::{Nick, RoomName, fold};
-use super::room::Room;
+use super::room::{Room, RoomChange};
 use super::text::MessageText;
 use super::{SessionId, names};
 use crate::limits::{
@@ -151,6 +151,11 @@ impl Mode {
         )
     }
 
+    /// The letter of a mode without an argument (`t`, `n`, `m`, `i`).
+    pub fn flag_letter(&self) -> Option<char> {
+        (!self.takes_param()).then(|| self.letter())
+    }
+
     pub fn letter(&self) -> char {
         match self {
             Mode::TopicLocked => 't',
@@ -262,6 +267,11 @@ impl BanMask {
         &self.mask
     }
 
+    /// The pattern folded: two masks are the same ban when their keys are equal.
+    pub fn key(&self) -> String {
+        self.folded.iter().collect()
+    }
+
     pub fn matches(&self, nick: &Nick) -> bool {
         let nick: Vec<char> = nick.key().chars().collect();
         glob(&self.folded, &nick)
@@ -346,8 +356,9 @@ impl Ban {
 
 /// What a mode change was checked against before any change is made.
 enum Chosen {
-    /// The member an operator or voice change names.
-    Member(SessionId),
+    /// The member an operator or voice change names, here or on another node, as it
+    /// spells its nick.
+    Member(SessionId, Nick),
     /// The account a new ban on one nick follows.
     Account(Nick),
 }
@@ -375,7 +386,7 @@ impl ChatState {
             return Ok(());
         }
         let name = &room.name;
-        let invited = room.invited.contains(&id);
+        let invited = room.invited.contains(&id) || self.directory.invited(name, id);
         let account = session.account.as_ref();
         if room
             .bans
@@ -503,25 +514,41 @@ impl ChatState {
         let changed = Event::TopicChanged {
             room: target.name.clone(),
             by,
-            topic,
+            topic: topic.clone(),
         };
         self.save_room(&room);
+        self.share_room(&room, vec![RoomChange::Topic(topic)]);
         self.publish(room, changed.clone(), Some(id));
         Ok(Some(changed))
     }
 
-    /// The session called `nick` if it is in `room`.
-    fn member_called(&self, room: &Room, nick: &Nick) -> Result<SessionId, Failure> {
-        let Some(member) = self.nicks.get(nick, &self.sessions) else {
-            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
-        };
-        if !room.members.contains_key(&member) {
-            return Err((
+    /// The session called `nick` if it is in `room`, here or on another node, and its nick
+    /// as it spells it.
+    fn member_called(&self, room: &Room, nick: &Nick) -> Result<(SessionId, Nick), Failure> {
+        let not_in = || {
+            Err((
                 ErrorCode::TargetNotInRoom,
                 format!("{nick} is not in {}", room.name),
-            ));
+            ))
+        };
+        if let Some(member) = self.nicks.get(nick, &self.sessions) {
+            if !room.members.contains_key(&member) {
+                return not_in();
+            }
+            return Ok((member, self.sessions[&member].nick.clone()));
         }
-        Ok(member)
+        let Some(member) = self.directory.holder(nick) else {
+            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+        };
+        match self
+            .directory
+            .members(&room.name)
+            .into_iter()
+            .find(|n| n == nick)
+        {
+            Some(spelled) => Ok((member, spelled)),
+            None => not_in(),
+        }
     }
 
     pub(super) fn kick(
@@ -541,15 +568,15 @@ impl ChatState {
         if !target.is_op(id) {
             return Err(not_operator(&target.name, "kick"));
         }
-        let member = self.member_called(target, &nick)?;
+        let (member, nick) = self.member_called(target, &nick)?;
         let kicked = Event::Kicked {
             room: target.name.clone(),
-            nick: self.sessions[&member].nick.clone(),
+            nick,
             by: self.sessions[&id].nick.clone(),
             reason,
         };
         // The room hears it, the one kicked included: it reads the room's log up to here
-        // as it leaves.
+        // as it leaves. One kicked on another node is parted there, as its node hears it.
         self.publish(room.clone(), kicked.clone(), Some(id));
         self.part_as(member, &room, None);
         Ok(Some(kicked))
@@ -607,7 +634,8 @@ impl ChatState {
         for change in &changes {
             let member = match &change.mode {
                 Mode::Op(nick) | Mode::Voice(nick) => {
-                    Some(Chosen::Member(self.member_called(target, nick)?))
+                    let (member, spelled) = self.member_called(target, nick)?;
+                    Some(Chosen::Member(member, spelled))
                 }
                 Mode::Key(key) if change.add && !Modes::valid_key(key) => {
                     return Err((
@@ -643,6 +671,7 @@ impl ChatState {
         let by = self.sessions[&id].nick.clone();
         let target = self.rooms.get_mut(&room).expect("checked above");
         let mut applied = Vec::with_capacity(changes.len());
+        let mut shared = Vec::new();
         for (change, member) in changes.into_iter().zip(members) {
             let add = change.add;
             let done = match &change.mode {
@@ -653,19 +682,21 @@ impl ChatState {
                 Mode::Key(key) => {
                     let new = add.then(|| key.clone());
                     let done = target.modes.key != new;
-                    target.modes.key = new;
+                    target.modes.key = new.clone();
+                    shared.push(RoomChange::Key(new));
                     done
                 }
                 Mode::Limit(limit) => {
                     let new = add.then_some(*limit);
                     let done = target.modes.limit != new;
                     target.modes.limit = new;
+                    shared.push(RoomChange::Limit(new));
                     done
                 }
                 Mode::Ban(mask) => {
                     let had = target.bans.iter().any(|b| b.mask == *mask);
                     if add && !had {
-                        target.bans.push(Ban {
+                        let ban = Ban {
                             mask: mask.clone(),
                             account: match &member {
                                 Some(Chosen::Account(account)) => Some(account.clone()),
@@ -673,44 +704,40 @@ impl ChatState {
                             },
                             by: by.clone(),
                             at: now_ms(),
-                        });
+                        };
+                        shared.push(RoomChange::Ban(mask.clone(), Some(ban.clone())));
+                        target.bans.push(ban);
                     } else if !add {
                         target.bans.retain(|b| b.mask != *mask);
+                        shared.push(RoomChange::Ban(mask.clone(), None));
                     }
                     add != had
                 }
                 Mode::Op(_) | Mode::Voice(_) => {
-                    let Some(&Chosen::Member(member)) = member.as_ref() else {
+                    let Some(Chosen::Member(member, _)) = member.as_ref() else {
                         unreachable!("looked up above")
                     };
-                    if matches!(change.mode, Mode::Op(_)) {
-                        let account = self.sessions[&member].account.as_ref();
-                        match add {
-                            true => target.remember_op(account),
-                            false => target.op_accounts.retain(|a| Some(a) != account),
+                    match self.sessions.get(member) {
+                        Some(session) => {
+                            let op = matches!(change.mode, Mode::Op(_));
+                            if op && let Some(account) = &session.account {
+                                shared.push(RoomChange::OpAccount(account.clone(), add));
+                            }
+                            target.give(*member, session.account.as_ref(), op, add)
                         }
-                    }
-                    let set = if matches!(change.mode, Mode::Op(_)) {
-                        &mut target.ops
-                    } else {
-                        &mut target.voiced
-                    };
-                    if add {
-                        set.insert(member, ()).is_none()
-                    } else {
-                        set.remove(&member).is_some()
+                        // Its own node gives or takes it as it hears the change.
+                        None => true,
                     }
                 }
             };
+            if let (true, Some(letter)) = (done, change.mode.flag_letter()) {
+                shared.push(RoomChange::Flag(letter, add));
+            }
             if done {
                 // A member is shown as called now, not as the request spelled it.
                 let mode = match (change.mode, member) {
-                    (Mode::Op(_), Some(Chosen::Member(m))) => {
-                        Mode::Op(self.sessions[&m].nick.clone())
-                    }
-                    (Mode::Voice(_), Some(Chosen::Member(m))) => {
-                        Mode::Voice(self.sessions[&m].nick.clone())
-                    }
+                    (Mode::Op(_), Some(Chosen::Member(_, nick))) => Mode::Op(nick),
+                    (Mode::Voice(_), Some(Chosen::Member(_, nick))) => Mode::Voice(nick),
                     (mode, _) => mode,
                 };
                 applied.push(ModeChange { add, mode });
@@ -723,6 +750,7 @@ impl ChatState {
         };
         if matches!(&changed, Event::ModeChanged { changes, .. } if !changes.is_empty()) {
             self.save_room(&room);
+            self.share_room(&room, shared);
             self.publish(room, changed.clone(), Some(id));
         }
         Ok(Some(changed))
@@ -735,7 +763,7 @@ impl ChatState {
             return Err(not_operator(&target.name, "invite while it is +i"));
         }
         let Some(invitee) = self.nicks.get(&nick, &self.sessions) else {
-            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+            return self.invite_elsewhere(id, &room, nick);
         };
         let nick = self.sessions[&invitee].nick.clone();
         if target.members.contains_key(&invitee) {
@@ -768,6 +796,37 @@ impl ChatState {
             you: true,
         };
         self.send(invitee, &super::event::Outgoing::new(told));
+        Ok(Some(Event::Invited {
+            room: name,
+            nick,
+            by,
+            you: false,
+        }))
+    }
+}
+
+impl ChatState {
+    /// Session `id` invites `nick`, held on another node if by anyone: that node keeps the
+    /// invitation and tells them.
+    fn invite_elsewhere(&mut self, id: SessionId, room: &RoomName, nick: Nick) -> Reply {
+        let Some(invitee) = self.directory.holder(&nick) else {
+            return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+        };
+        let name = self.rooms[room].name.clone();
+        if self.directory.members(room).contains(&nick) {
+            return Err((
+                ErrorCode::InvalidArgument,
+                format!("{nick} is already in {name}"),
+            ));
+        }
+        let by = self.sessions[&id].nick.clone();
+        let told = Event::Invited {
+            room: name.clone(),
+            nick: nick.clone(),
+            by: by.clone(),
+            you: true,
+        };
+        self.bus.direct(invitee, told);
         Ok(Some(Event::Invited {
             room: name,
             nick,

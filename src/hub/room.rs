@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::names::{Nick, RoomName};
-use super::ops::{Ban, Modes, Standing, Topic};
+use super::ops::{Ban, BanMask, Modes, Standing, Topic};
 use super::post::RoomStatus;
 use super::{BySession, SessionId};
 use crate::fanout::{Recipient, RoomLog};
@@ -54,6 +54,34 @@ pub struct KeptRoom {
     pub bans: Vec<Ban>,
 }
 
+impl KeptRoom {
+    /// What a new room keeps: no topic, `+nt`, no operators' accounts, no bans.
+    pub fn new_room() -> KeptRoom {
+        KeptRoom {
+            topic: None,
+            modes: Modes::new_room(),
+            op_accounts: Vec::new(),
+            bans: Vec::new(),
+        }
+    }
+}
+
+/// One change to what a room keeps, as a cluster shares it with its other nodes
+/// ([`super::Bus::share_room`]): each sets or clears one thing, so that changes made at
+/// the same moment on two nodes to different things both hold.
+#[derive(Debug, Clone)]
+pub enum RoomChange {
+    Topic(Option<Topic>),
+    /// A mode without an argument, by its letter (`t`, `n`, `m`, `i`), set or not.
+    Flag(char, bool),
+    Key(Option<String>),
+    Limit(Option<usize>),
+    /// A ban set (`Some`) or lifted.
+    Ban(BanMask, Option<Ban>),
+    /// An operator's account remembered (`true`) or forgotten.
+    OpAccount(Nick, bool),
+}
+
 /// How a room speaks to its members about itself; each room starts with the hub's.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomSettings {
@@ -89,6 +117,24 @@ impl Room {
             && self.op_accounts.len() < MAX_OP_ACCOUNTS_PER_ROOM
         {
             self.op_accounts.push(account.clone());
+        }
+    }
+
+    /// Makes member `id` (logged in to `account`) an operator (`op`) or voiced, or no
+    /// longer (`add` false); whether that changed anything. An operator's account is
+    /// remembered or forgotten with it.
+    pub fn give(&mut self, id: SessionId, account: Option<&Nick>, op: bool, add: bool) -> bool {
+        if op {
+            match add {
+                true => self.remember_op(account),
+                false => self.op_accounts.retain(|a| Some(a) != account),
+            }
+        }
+        let set = if op { &mut self.ops } else { &mut self.voiced };
+        if add {
+            set.insert(id, ()).is_none()
+        } else {
+            set.remove(&id).is_some()
         }
     }
 

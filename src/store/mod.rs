@@ -3,6 +3,7 @@
 //! ([`SqliteHistory`], the default of `charla serve`).
 
 mod accounts;
+pub mod room_json;
 mod schema;
 mod sqlite;
 

@@ -55,7 +55,7 @@ impl Redis {
     }
 
     /// Runs one command, the way redis-cli would, and returns the raw reply.
-    fn command(&self, args: &[&str]) -> String {
+    pub(crate) fn command(&self, args: &[&str]) -> String {
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -88,7 +88,7 @@ impl Drop for Redis {
 /// A `charla serve --cluster` process with a text, an IRC, an HTTP and a UDP listener.
 pub(crate) struct Node {
     process: Binary,
-    tcp: SocketAddr,
+    pub(crate) tcp: SocketAddr,
     irc: SocketAddr,
     pub(crate) http: SocketAddr,
     udp: SocketAddr,
@@ -140,7 +140,7 @@ impl Node {
     }
 
     /// A text client that took `nick`.
-    async fn text(&self, nick: &str) -> Client {
+    pub(crate) async fn text(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("you joined").await;
         c.send(&format!("/nick {nick}")).await;
@@ -161,7 +161,7 @@ impl Node {
 
     /// An IRC client registered as `nick`, in #lobby (an IRC session starts in no room),
     /// read up to the end of its names.
-    async fn irc(&self, nick: &str) -> Client {
+    pub(crate) async fn irc(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.irc).await;
         let register = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #lobby\r\n");
         c.send_raw(register.as_bytes()).await;
@@ -173,7 +173,7 @@ impl Node {
 /// Sends `line` until `client` reads a line containing `needle` in answer: for what
 /// another node learns a moment later (who is in a room), asked again rather than
 /// waited for a fixed time.
-async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
+pub(crate) async fn ask_until(client: &mut Client, line: &str, needle: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         client.send(line).await;

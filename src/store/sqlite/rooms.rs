@@ -5,7 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::hub::{Ban, BanMask, KeptRoom, MessageText, Modes, Nick, RoomName, Topic};
+use crate::hub::{KeptRoom, Modes, Nick, RoomName};
+use crate::store::room_json::{ban_from, ban_json, topic_from, topic_json};
 
 /// Writes what `room` keeps, or deletes its row when it keeps nothing.
 pub(super) fn save(
@@ -49,18 +50,13 @@ pub(super) fn read(conn: &Connection, room: &RoomName) -> rusqlite::Result<Optio
 fn to_json(kept: &KeptRoom) -> Value {
     let modes = &kept.modes;
     json!({
-        "topic": kept.topic.as_ref().map(|t| json!({
-            "text": t.text.as_str(), "by": t.by.as_str(), "at": t.at,
-        })),
+        "topic": kept.topic.as_ref().map(topic_json),
         "modes": {
             "t": modes.topic_locked, "n": modes.no_outside, "m": modes.moderated,
             "i": modes.invite_only, "k": modes.key, "l": modes.limit,
         },
         "ops": kept.op_accounts.iter().map(Nick::as_str).collect::<Vec<_>>(),
-        "bans": kept.bans.iter().map(|b| json!({
-            "mask": b.mask.as_str(), "account": b.account.as_ref().map(Nick::as_str),
-            "by": b.by.as_str(), "at": b.at,
-        })).collect::<Vec<_>>(),
+        "bans": kept.bans.iter().map(ban_json).collect::<Vec<_>>(),
     })
 }
 
@@ -68,11 +64,7 @@ fn from_json(v: &Value) -> Option<KeptRoom> {
     let nick = |v: &Value| Nick::parse(v.as_str()?).ok();
     let topic = match &v["topic"] {
         Value::Null => None,
-        t => Some(Topic {
-            text: MessageText::new(t["text"].as_str()?)?,
-            by: nick(&t["by"])?,
-            at: t["at"].as_u64()?,
-        }),
+        t => Some(topic_from(t)?),
     };
     let m = &v["modes"];
     let modes = Modes {
@@ -91,15 +83,7 @@ fn from_json(v: &Value) -> Option<KeptRoom> {
     let bans = v["bans"]
         .as_array()?
         .iter()
-        .map(|b| {
-            Some(Ban {
-                mask: BanMask::parse(b["mask"].as_str()?).ok()?,
-                // Kept from schema step 4 on; a ban kept before accounts followed has none.
-                account: b["account"].as_str().and_then(|a| Nick::parse(a).ok()),
-                by: nick(&b["by"])?,
-                at: b["at"].as_u64()?,
-            })
-        })
+        .map(ban_from)
         .collect::<Option<_>>()?;
     Some(KeptRoom {
         topic,

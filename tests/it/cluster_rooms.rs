@@ -1,0 +1,199 @@
+//! What a room keeps across the nodes of a cluster: its topic, modes and bans set on one
+//! node hold on every node and on a node started later; operators made anywhere, kicks and
+//! invitations reach the node of the member they name. A real redis-server, real
+//! `charla serve --cluster` processes.
+
+use crate::cluster::{Node, Redis, ask_until};
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, PATIENCE};
+
+/// `client` on `node` joins `room` once its node knows `nick` is there, so that it joins
+/// the room the others made rather than founding one of its own.
+async fn join_after(client: &mut Client, room: &str, nick: &str) {
+    ask_until(client, &format!("/users {room}"), nick).await;
+    client.send(&format!("/join {room}")).await;
+    client.expect(&format!("{room} *** you joined")).await;
+}
+
+#[tokio::test]
+async fn topics_modes_bans_ops_kicks_and_invitations_hold_on_every_node() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    let mut bob = two.text("bob").await;
+    join_after(&mut bob, "#ops", "ana").await;
+    // The first member cluster-wide is the room's operator; bob, on another node, is not.
+    bob.send("/topic mine now").await;
+    bob.expect("ERROR not_operator").await;
+
+    // What ana sets on node one is announced on node two, and holds there.
+    ana.send("/topic deploys at noon").await;
+    bob.expect("#ops *** ana set the topic: deploys at noon")
+        .await;
+    ana.send("/ban carl").await;
+    bob.expect("#ops *** ana set mode +b carl!*@*").await;
+    ana.send("/mode +k sesame").await;
+    bob.expect("#ops *** ana set mode +k sesame").await;
+    let mut carl = two.text("carl").await;
+    carl.send("/join #ops sesame").await;
+    carl.expect("ERROR banned").await;
+    let mut dan = two.text("dan").await;
+    dan.send("/join #ops").await;
+    dan.expect("ERROR bad_key").await;
+    dan.send("/join #ops sesame").await;
+    dan.expect("#ops *** you joined").await;
+    dan.expect("#ops *** topic: deploys at noon (set by ana)")
+        .await;
+    // Redis keeps it, for nodes to come.
+    let topic = redis.command(&["HGET", "charla:room:#ops", "topic"]);
+    assert!(topic.contains("deploys at noon"), "{topic}");
+
+    // An operator made on node one is one on node two; ops hold wherever they were given.
+    ana.send("/mode +o bob").await;
+    bob.expect("#ops *** ana set mode +o bob").await;
+    bob.send("/topic bob's now").await;
+    ana.expect("#ops *** bob set the topic: bob's now").await;
+    // A member of node two kicked from node one leaves the room on node two.
+    ana.send("/kick dan enough").await;
+    dan.expect("#ops *** dan was kicked by ana (enough)").await;
+    bob.expect("#ops *** dan was kicked by ana (enough)").await;
+
+    // Invite-only: refused on node two until an operator on node one invites (dan, no
+    // longer a member since the kick, is checked as a newcomer is).
+    bob.send("/mode +i").await;
+    ana.expect("#ops *** bob set mode +i").await;
+    dan.send("/join #ops sesame").await;
+    dan.expect("ERROR invite_only").await;
+    ana.send("/invite dan #ops").await;
+    ana.expect("*** you invited dan to #ops").await;
+    dan.expect("*** ana invites you to #ops").await;
+    dan.send("/join #ops sesame").await;
+    dan.expect("#ops *** you joined").await;
+
+    // A node started later has all of it from Redis.
+    let three = Node::start(&redis, "three");
+    let mut erin = three.text("erin").await;
+    ask_until(&mut erin, "/users #ops", "ana").await;
+    erin.send("/join #ops sesame").await;
+    erin.expect("ERROR invite_only").await;
+    ana.send("/invite erin #ops").await;
+    erin.expect("*** ana invites you to #ops").await;
+    erin.send("/join #ops sesame").await;
+    erin.expect("#ops *** you joined").await;
+    erin.expect("#ops *** topic: bob's now (set by bob)").await;
+    erin.send("/mode").await;
+    erin.expect("#ops *** modes +iknt sesame").await;
+    drop((one, two, three));
+}
+
+#[tokio::test]
+async fn bad_room_state_in_redis_is_skipped_and_the_rest_read() {
+    let redis = Redis::start();
+    // Written before any node starts: a broken topic, a mode that is no flag, a foreign
+    // field, a good `+m`, and a key of the wrong type under the rooms' prefix.
+    let written = redis.command(&[
+        "HSET",
+        "charla:room:#bad",
+        "topic",
+        "{oops",
+        "n",
+        "maybe",
+        "x",
+        "1",
+        "m",
+        "1",
+    ]);
+    assert!(written.starts_with(':'), "{written}");
+    redis.command(&["SET", "charla:room:#str", "not a hash"]);
+    let one = Node::start(&redis, "one");
+    let _ana = one.text("ana").await;
+    // Node two has read Redis once it has heard who is on node one.
+    let two = Node::start(&redis, "two");
+    let mut bob = two.text("bob").await;
+    ask_until(&mut bob, "/users #lobby", "ana").await;
+    bob.send("/join #bad").await;
+    bob.expect("#bad *** you joined").await;
+    bob.send("/mode").await;
+    bob.expect("+mnt").await;
+    bob.send("/topic").await;
+    bob.expect("#bad *** no topic is set").await;
+    bob.send("/join #str").await;
+    bob.expect("#str *** you joined").await;
+    bob.send("/mode").await;
+    bob.expect("+nt").await;
+}
+
+#[tokio::test]
+async fn an_account_registered_on_one_node_protects_its_nick_and_logs_in_on_another() {
+    let redis = Redis::start();
+    // A foreign account key with no name: skipped as the nodes read the accounts.
+    redis.command(&["HSET", "charla:account:zz", "phc", "x"]);
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    // Only its hash is in Redis.
+    let phc = redis.command(&["HGET", "charla:account:ana", "phc"]);
+    assert!(
+        phc.contains("$argon2") && !phc.contains("correct-horse"),
+        "{phc}"
+    );
+    ana.send("/quit").await;
+
+    // Node two protects the nick once ana is gone, and logs her in with her password.
+    let mut other = two.text("other").await;
+    ask_until(&mut other, "/nick ana", "ERROR nick_registered").await;
+    other.send("/login ana battery-staple").await;
+    other.expect("ERROR bad_password").await;
+    other.send("/login ana correct-horse").await;
+    other.expect("*** you are now known as ana").await;
+    // A token made on node two logs in on node one.
+    other.send("/token new ci").await;
+    let made = other.expect("*** token ci: ").await;
+    let token = made
+        .split_whitespace()
+        .find(|w| w.starts_with("charla_"))
+        .unwrap_or_else(|| panic!("no token in {made:?}"))
+        .to_string();
+    other.send("/quit").await;
+    let mut ci = Client::tcp(one.tcp).await;
+    ci.expect("*** Welcome").await;
+    ci.send(&format!(r#"{{"type":"hello","token":"{token}"}}"#))
+        .await;
+    let logged = ci.expect_json("account").await;
+    assert_eq!(logged["account"], "ana", "{logged}");
+}
+
+#[tokio::test]
+async fn whois_of_a_user_on_another_node_tells_their_rooms_away_message_and_account() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    ana.send("/away at lunch").await;
+    ana.expect("*** you are marked away: at lunch").await;
+    let mut bob = two.text("bob").await;
+    ask_until(&mut bob, "/whois ana", "away: at lunch").await;
+    let mut cy = two.irc("cy").await;
+    cy.send_raw(b"WHOIS ana\r\n").await;
+    cy.expect(" 319 cy ana :#lobby").await;
+    cy.expect(" 330 cy ana ana :is logged in as").await;
+    cy.expect(" 301 cy ana :at lunch").await;
+    // Back: the others hear that too.
+    ana.send("/away").await;
+    ana.expect("*** you are back").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        bob.send("/whois ana").await;
+        let line = bob.expect("*** ana is in").await;
+        if !line.contains("away") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still away: {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
