@@ -418,6 +418,9 @@ pub struct Limits {
     /// Not a bound, but the other setting each IRC connection's codec needs: the name
     /// it gives the server ([`SERVER_NAME`]).
     pub server_name: Box<str>,
+    /// Nor is this: the password IRC's PASS must give before registering
+    /// (`--irc-password`), if one is set.
+    pub irc_password: Option<crate::accounts::ServerPassword>,
 }
 
 impl Default for Limits {
@@ -438,6 +441,7 @@ impl Default for Limits {
             idle_timeout: IDLE_TIMEOUT,
             ping_interval: PING_INTERVAL,
             server_name: SERVER_NAME.into(),
+            irc_password: None,
         }
     }
 }
@@ -500,3 +504,13 @@ pub const CLUSTER_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Longest publication read from Redis, in bytes; a longer one is logged and skipped.
 /// Default 64 KiB: a message at the longest line, its names and its JSON around it.
 pub const CLUSTER_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Longest mask a WHO matches users against (`ana*`, `*!bob@*`), in characters. The mask
+/// is matched against every user of the server under the hub's lock, so its length bounds
+/// that work; a longer mask matches nobody (IRC's `315` alone). Default 64.
+pub const MAX_WHO_MASK_CHARS: usize = 64;
+
+/// Most users one WHO by mask lists (`WHO *` on a big server): the rest are left out, so
+/// one request cannot build a reply the size of the server under the hub's lock. WHO of a
+/// room lists all its members, as NAMES does. Default 500.
+pub const MAX_WHO_MASK_REPLIES: usize = 500;

@@ -9,6 +9,7 @@
 //! ([`LOGIN_ATTEMPTS_PER_ADDRESS`], [`LOGIN_ATTEMPTS_PER_ACCOUNT`]) before any hash is
 //! computed.
 
+pub mod gate;
 mod limiter;
 pub mod password;
 pub mod token;
@@ -27,6 +28,7 @@ use crate::limits::{
     LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_TRACKED, LOGIN_WINDOW,
     MAX_CONCURRENT_HASHES,
 };
+pub use gate::ServerPassword;
 use limiter::Attempts;
 pub use password::Secret;
 

@@ -156,6 +156,14 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_SERVER_NAME", default_value = limits::SERVER_NAME, value_parser = charla::protocol::irc::server_name)]
     pub server_name: String,
 
+    /// A password IRC clients must give with PASS before registering (IRC's server
+    /// password, as irssi's `-password` and WeeChat's `password` send it); a missing or
+    /// wrong one is answered 464 and the connection closed. Only the IRC listeners ask for
+    /// it: text and JSON connections are not gated by it (docs/protocol.md, IRC). Give it
+    /// by the environment rather than the command line, which other users can read.
+    #[arg(long, env = "CHARLA_IRC_PASSWORD", hide_env_values = true)]
+    pub irc_password: Option<String>,
+
     /// Worker threads (0: one per CPU this process may run on). With one, the server runs
     /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
     #[arg(long, env = "CHARLA_THREADS", default_value_t = 0)]
@@ -459,6 +467,9 @@ impl Serve {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             ping_interval: Duration::from_secs(self.ping_interval),
             server_name: self.server_name.as_str().into(),
+            irc_password: self.irc_password.as_deref().map(|password| {
+                charla::accounts::ServerPassword::new(&charla::accounts::Secret::new(password))
+            }),
         }
     }
 }

@@ -7,9 +7,9 @@ use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, Publication};
-use super::command::{Command, NoticeTarget, Request, WhoOf};
+use super::command::{Command, NoticeTarget, Request};
 use super::directory::Directory;
-use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, WhoEntry, Whois};
+use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
@@ -45,6 +45,8 @@ pub(super) struct Participant {
     /// those with none.
     pub user: Option<Box<str>>,
     pub realname: Option<MessageText>,
+    /// IRC's user mode `+i`: found by a WHO mask only by those sharing a room with it.
+    pub invisible: bool,
 }
 
 pub(super) struct ChatState {
@@ -61,6 +63,8 @@ pub(super) struct ChatState {
     pub guest_prefix: Box<str>,
     /// The most sessions connected at once (LUSERS's maximum).
     pub peak_sessions: usize,
+    /// Sessions with user mode `+i` (LUSERS's invisible users).
+    pub invisible_sessions: usize,
     /// Set by [`super::Hub::shutdown`]: later arrivals are sent away.
     pub shut_down: bool,
     /// Sessions whose queue overflowed during the current operation; each public method
@@ -149,7 +153,25 @@ impl ChatState {
                 session.realname = realname.and_then(|name| name.cut(crate::limits::REALNAMELEN));
                 Ok(None)
             }
-            Command::Who(of) => Ok(Some(self.who(of))),
+            Command::Who { of, opers_only } => Ok(Some(self.who(id, of, opers_only))),
+            Command::UserModes { invisible } => {
+                let session = self.sessions.get_mut(&id).expect("checked above");
+                let changed = invisible.is_some_and(|on| on != session.invisible);
+                if let Some(on) = invisible.filter(|_| changed) {
+                    session.invisible = on;
+                    self.invisible_sessions = if on {
+                        self.invisible_sessions + 1
+                    } else {
+                        self.invisible_sessions - 1
+                    };
+                }
+                let session = &self.sessions[&id];
+                Ok(Some(Event::UserModes {
+                    nick: session.nick.clone(),
+                    invisible: session.invisible,
+                    changed,
+                }))
+            }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
             Command::Nick(nick) => self.rename(id, nick),
@@ -325,6 +347,7 @@ impl ChatState {
                 account,
                 user: None,
                 realname: None,
+                invisible: false,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -645,6 +668,7 @@ impl ChatState {
     pub fn census(&self) -> Census {
         Census {
             users: self.sessions.len(),
+            invisible: self.invisible_sessions,
             peak: self.peak_sessions,
             rooms: self.rooms.len(),
         }
@@ -972,59 +996,6 @@ impl ChatState {
         }))
     }
 
-    /// WHO of a room lists its members here with what their sessions gave, and those on
-    /// other nodes as plain members known by nick alone; WHO of a nick, its holder here.
-    fn who(&self, of: WhoOf) -> Event {
-        let entry = |id: SessionId, standing: Standing| {
-            let session = &self.sessions[&id];
-            WhoEntry {
-                nick: session.nick.clone(),
-                standing,
-                user: session.user.clone(),
-                realname: session.realname.clone(),
-                away: session.away.is_some(),
-            }
-        };
-        match of {
-            WhoOf::Nick(nick) => Event::Who {
-                room: None,
-                members: self
-                    .nicks
-                    .get(&nick, &self.sessions)
-                    .map_or_else(Vec::new, |id| vec![entry(id, Standing::Member)]),
-            },
-            WhoOf::Room(room) => {
-                let Some(target) = self.rooms.get(&room) else {
-                    return Event::Who {
-                        room: Some(room),
-                        members: Vec::new(),
-                    };
-                };
-                let ids = self.member_ids(&room, None);
-                let mut members: Vec<WhoEntry> = ids
-                    .into_iter()
-                    .map(|m| entry(m, target.standing(m)))
-                    .collect();
-                members.extend(
-                    self.directory
-                        .members(&room)
-                        .into_iter()
-                        .map(|nick| WhoEntry {
-                            nick,
-                            standing: Standing::Member,
-                            user: None,
-                            realname: None,
-                            away: false,
-                        }),
-                );
-                Event::Who {
-                    room: Some(target.name.clone()),
-                    members,
-                }
-            }
-        }
-    }
-
     fn rooms(&self) -> Event {
         let mut counts: HashMap<RoomName, usize> = self
             .rooms
@@ -1065,7 +1036,7 @@ impl ChatState {
     }
 
     /// The members in their nicks' alphabetical order; only the first `limit` when given.
-    fn member_ids(&self, room: &RoomName, limit: Option<usize>) -> Vec<SessionId> {
+    pub(super) fn member_ids(&self, room: &RoomName, limit: Option<usize>) -> Vec<SessionId> {
         // Each key found once, not at every comparison. Keys are unique in a room, so
         // (key, id) pairs sort as the keys do.
         let target = &self.rooms[room];
@@ -1166,6 +1137,7 @@ impl ChatState {
         if reason == LeaveReason::SendQueueExceeded {
             self.metrics.send_queue_overflowed();
         }
+        self.invisible_sessions -= usize::from(session.invisible);
         self.nicks.remove(id, &session.nick);
         self.directory.released(&session.nick, id);
         session

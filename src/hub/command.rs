@@ -6,6 +6,7 @@ use super::names::{Nick, RoomName};
 use super::ops::ModeChange;
 use super::tags::ClientTags;
 use super::text::MessageText;
+use super::who::WhoMask;
 
 /// One request from a session. Every request gets exactly one direct reply (its result or
 /// an error); `reference` is the client's own tag for it, echoed in that reply.
@@ -140,8 +141,17 @@ pub enum Command {
         user: Option<Box<str>>,
         realname: Option<MessageText>,
     },
-    /// The members of a room, or the user of a nick, as WHO shows them.
-    Who(WhoOf),
+    /// The members of a room, the user of a nick or the users a mask matches, as WHO
+    /// shows them; `opers_only` (WHO's `o`) keeps server operators alone.
+    Who {
+        of: WhoOf,
+        opers_only: bool,
+    },
+    /// The session's user modes (IRC's MODE of oneself): `invisible` changes `+i` when
+    /// given; answered with the modes either way.
+    UserModes {
+        invisible: Option<bool>,
+    },
     /// Marks the session away with a message, or back with `None`.
     Away(Option<MessageText>),
     /// How many are connected, and how many rooms there are.
@@ -169,6 +179,7 @@ pub enum Command {
 pub enum WhoOf {
     Room(RoomName),
     Nick(Nick),
+    Mask(WhoMask),
 }
 
 /// Where a notice goes.

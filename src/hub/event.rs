@@ -42,6 +42,8 @@ pub struct Said {
 pub struct Census {
     /// Sessions connected to this server now.
     pub users: usize,
+    /// Those of them that are invisible (IRC's user mode `+i`).
+    pub invisible: usize,
     /// The most sessions connected at once since the server started.
     pub peak: usize,
     pub rooms: usize,
@@ -57,6 +59,10 @@ pub struct WhoEntry {
     pub user: Option<Box<str>>,
     pub realname: Option<MessageText>,
     pub away: bool,
+    /// The account they are logged in to (WHOX's `a`).
+    pub account: Option<Nick>,
+    /// Seconds since they last said something (WHOX's `l`).
+    pub idle: u64,
 }
 
 /// What is known of a user, for a query (IRC's WHOIS).
@@ -215,6 +221,13 @@ pub enum Event {
     },
     /// How many are here, for a query.
     Census(Census),
+    /// The asker's user modes: whether it is invisible (IRC's `+i`), and `changed` when
+    /// the request changed that.
+    UserModes {
+        nick: Nick,
+        invisible: bool,
+        changed: bool,
+    },
     /// What is known of a user, for a query.
     Whois(Box<Whois>),
     /// `nick` is away (`message`) or back (`None`): told to the one who said so (`you`),

@@ -50,6 +50,7 @@ mod room;
 mod store;
 mod tags;
 mod text;
+mod who;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub use store::{
 };
 pub use tags::{ClientTags, TagsTooLong};
 pub use text::{MessageText, sanitize};
+pub use who::WhoMask;
 
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
 use crate::limits::{CHATHISTORY_MAX, HISTORY_SINCE_MAX, Limits};
@@ -194,6 +196,7 @@ impl Hub {
                 n => format!("guest-{n}-").into(),
             },
             peak_sessions: 0,
+            invisible_sessions: 0,
             overflowed: Vec::new(),
             woken: Vec::new(),
             wake: Arc::new(|woken: &mut Vec<Waker>| woken.drain(..).for_each(Waker::wake)),

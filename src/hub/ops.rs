@@ -310,7 +310,7 @@ impl fmt::Debug for BanMask {
 /// Whether `text` matches `pattern` (`*` any run, `?` one character), by backtracking to
 /// the last `*` only: linear in practice, quadratic at worst, on names of a few dozen
 /// characters.
-fn glob(pattern: &[char], text: &[char]) -> bool {
+pub(super) fn glob(pattern: &[char], text: &[char]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

@@ -549,6 +549,8 @@ pub fn encode(out: &Outgoing) -> Bytes {
     let mut line = match &out.event {
         // Client-only tags are for IRC clients that asked for them.
         Event::TagsOnly { .. } => return Bytes::new(),
+        // User modes are IRC's: only an IRC client asks for them.
+        Event::UserModes { .. } => return Bytes::new(),
         Event::Message(said) => {
             serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
         }
@@ -592,8 +594,8 @@ impl AsRef<str> for RoomName {
 
 fn to_value(event: &Event) -> Value {
     match event {
-        // `encode` writes nothing for it.
-        Event::TagsOnly { .. } => Value::Null,
+        // `encode` writes nothing for them.
+        Event::TagsOnly { .. } | Event::UserModes { .. } => Value::Null,
         Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),

@@ -78,6 +78,10 @@ pub enum Incoming {
     },
     /// Bytes of the codec's own to write as they are, such as a handshake's answers.
     Answer(Bytes),
+    /// A connection that is not a session yet says its last words (IRC's QUIT, or a
+    /// wrong server password, before registering) and is closed: these bytes are its
+    /// goodbye, written in place of the usual one.
+    Close(Bytes),
     /// Nothing to do (an empty line).
     Nothing,
 }

@@ -475,6 +475,8 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             s.push('\n');
             Ok(())
         }
+        // User modes are IRC's: only an IRC client asks for them.
+        Event::UserModes { .. } => Ok(()),
         Event::Census(census) => writeln!(
             s,
             "*** {} connected (at most {} at once), {} rooms",

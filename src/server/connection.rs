@@ -109,6 +109,9 @@ struct Wrote {
 enum HangUp {
     Flooding,
     SendQueueExceeded,
+    /// The codec said the last words of a connection not yet a session
+    /// ([`Incoming::Close`]).
+    Closed,
 }
 
 /// The connection as its codec sees it (the [`Sink`] of its units); apart from the codec
@@ -225,6 +228,7 @@ impl From<HangUp> for LeaveReason {
         match ending {
             HangUp::Flooding => LeaveReason::Flooding,
             HangUp::SendQueueExceeded => LeaveReason::SendQueueExceeded,
+            HangUp::Closed => LeaveReason::Quit(None),
         }
     }
 }
@@ -248,6 +252,8 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
             // This queues the goodbye line, which the flush below writes if the peer
             // still listens.
             (Some(reason), Some(id)) => self.client.ctx.hub.disconnect(id, reason.clone()),
+            // The codec has queued its own goodbye.
+            (Some(_), None) if matches!(self.client.ending, Some(HangUp::Closed)) => {}
             // Never a session: the goodbye is this side's own.
             (Some(reason), None) => {
                 let bye = Outgoing::new(Event::Bye {
@@ -455,6 +461,10 @@ impl Sink for Talker {
             }
             Incoming::Sasl(attempt) => self.sasl(attempt),
             Incoming::Answer(bytes) => self.answer_bytes(bytes),
+            Incoming::Close(bytes) => {
+                self.answer_bytes(bytes);
+                self.ending.get_or_insert(HangUp::Closed);
+            }
             Incoming::Nothing => {}
         }
         0..0

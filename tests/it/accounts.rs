@@ -397,7 +397,7 @@ async fn cap_ls_names_sasl_with_its_value_from_302_and_list_shows_it_once_asked(
     irc.send("CAP LS").await;
     assert_eq!(
         irc.line().await,
-        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl"
+        ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time userhost-in-names sasl"
     );
     irc.send("CAP REQ :sasl server-time").await;
     irc.expect("CAP * ACK :sasl server-time").await;

@@ -23,6 +23,7 @@ mod irc_clients;
 mod irc_labeled;
 mod irc_server_name;
 mod irc_who;
+mod irc_who_masks;
 mod json;
 mod limits;
 mod metrics;

@@ -8,12 +8,12 @@ use bytes::Bytes;
 use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
-use super::{Asked, Caps, IrcFormat, USER_HOST, sasl};
-use crate::accounts::Secret;
+use super::{Asked, Caps, IrcFormat, USER_HOST, WHOX_FIELDS, sasl};
+use crate::accounts::{Secret, ServerPassword};
 use crate::feeds::check::{name_rule, valid_name};
 use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
-    TagsTooLong, WhoOf, Window,
+    TagsTooLong, WhoMask, WhoOf, Window,
 };
 use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
@@ -60,8 +60,11 @@ struct Handshake {
     /// USER's user name and real name, shown by WHO and WHOIS.
     user: Option<Box<str>>,
     realname: Option<MessageText>,
-    /// PASS: the password of the account named like the nick.
+    /// PASS: the server password when one is set, else the password of the account
+    /// named like the nick.
     password: Option<Secret>,
+    /// The server password PASS must give (`--irc-password`), until it has.
+    gate: Option<ServerPassword>,
 }
 
 impl IrcCodec {
@@ -78,7 +81,13 @@ impl IrcCodec {
                 caps: Caps::default(),
                 sasl_asked: false,
                 sasl: sasl::Exchange::Idle,
-                handshake: None,
+                // A gated listener's handshake starts holding the password to check.
+                handshake: limits.irc_password.clone().map(|gate| {
+                    Box::new(Handshake {
+                        gate: Some(gate),
+                        ..Handshake::default()
+                    })
+                }),
                 checking: false,
             },
             keepalive: limits.ping_interval,
@@ -190,7 +199,8 @@ impl IrcClient {
             "PART" => self.part(m, sink),
             "PRIVMSG" | "NOTICE" => self.privmsg(&verb, m, sink),
             "TAGMSG" if self.caps.has(Caps::MESSAGE_TAGS) => self.tagmsg(m, sink),
-            "NAMES" | "WHO" => self.names(&verb, m, sink),
+            "NAMES" => self.names(m, sink),
+            "WHO" => self.who(m, sink),
             "LIST" => self.ask(sink, "LIST", "*", Command::Rooms),
             "MODE" => self.mode(m, sink),
             "TOPIC" => self.topic(m, sink),
@@ -319,8 +329,9 @@ impl IrcClient {
         self.try_register(sink);
     }
 
-    /// PASS before registering: the password of the account named like the nick, checked
-    /// as a SASL PLAIN proof when NICK and USER are in; registration waits for it.
+    /// PASS before registering: the server password when one is set (`--irc-password`),
+    /// else the password of the account named like the nick, checked as a SASL PLAIN
+    /// proof when NICK and USER are in; registration waits for it.
     fn pass(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         if self.registered {
             return self.numeric(sink, ERR_ALREADYREGISTERED, ":You may not reregister");
@@ -339,6 +350,23 @@ impl IrcClient {
         let Some(nick) = self.nick.clone() else {
             return;
         };
+        let handshake = self.handshake.as_deref_mut();
+        if let Some(Handshake {
+            gate: gate @ Some(_),
+            password,
+            ..
+        }) = handshake
+        {
+            let given = password.take();
+            if !given.is_some_and(|given| gate.as_ref().is_some_and(|g| g.admits(&given))) {
+                // modern.ircdocs.horse: 464, then ERROR, and the connection closed.
+                self.numeric(sink, ERR_PASSWDMISMATCH, ":Password incorrect");
+                let bye = Bytes::from_static(b"ERROR :Closing link: bad password\r\n");
+                return sink.incoming(Incoming::Close(bye));
+            }
+            *gate = None;
+            return self.register(sink);
+        }
         let password = self.handshake.as_mut().and_then(|h| h.password.take());
         if let Some(password) = password {
             self.checking = true;
@@ -380,8 +408,9 @@ impl IrcClient {
 
     fn quit(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         if !self.registered {
-            // Not a session yet: nothing to leave. The client closes on ERROR.
-            return answer(sink, "ERROR :Closing link: quit");
+            // Not a session yet: nothing to leave; the connection closes after saying so.
+            let bye = Bytes::from_static(b"ERROR :Closing link: quit\r\n");
+            return sink.incoming(Incoming::Close(bye));
         }
         let message = m.param(0).and_then(MessageText::new);
         self.ask(sink, "QUIT", "*", Command::Quit { message });
@@ -741,52 +770,74 @@ impl IrcClient {
         }
     }
 
-    /// NAMES and WHO of rooms (the room talked in when none is named); WHO of anything
-    /// else ends at once, as WHO of nobody does.
-    fn names(&mut self, verb: &str, m: &Message<'_>, sink: &mut impl Sink) {
+    /// NAMES of rooms (the room talked in when none is named).
+    fn names(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
-            // WHO names its mask (modern.ircdocs.horse); NAMES alone is the room talked in.
-            if verb == "WHO" {
-                return self.need_more(sink, verb);
-            }
-            return self.ask(sink, verb, "*", Command::Users { room: None });
+            return self.ask(sink, "NAMES", "*", Command::Users { room: None });
         };
-        for (i, name) in targets(list, verb) {
+        for (i, name) in targets(list, "NAMES") {
             if !another(i, sink) {
                 break;
-            }
-            if !name.starts_with('#') && verb == "WHO" {
-                // WHO of a nick: its user, if someone holds it; of anything else (a mask),
-                // nobody.
-                match Nick::parse(name) {
-                    Ok(nick) => self.ask(sink, verb, name, Command::Who(WhoOf::Nick(nick))),
-                    Err(_) => {
-                        let end = format!("{} :End of WHO list", word(name));
-                        self.numeric(sink, RPL_ENDOFWHO, &end);
-                    }
-                }
-                continue;
             }
             // NAMES of no such channel is its end alone (RFC 2812, modern.ircdocs.horse).
             let room = name.starts_with('#').then(|| RoomName::parse(name).ok());
             let Some(room) = room.flatten() else {
-                if verb == "NAMES" {
-                    let end = format!("{} :End of /NAMES list", word(name));
-                    self.numeric(sink, RPL_ENDOFNAMES, &end);
-                } else {
-                    self.no_such_channel(sink, name);
-                }
+                let end = format!("{} :End of /NAMES list", word(name));
+                self.numeric(sink, RPL_ENDOFNAMES, &end);
                 continue;
             };
-            let users = if verb == "WHO" {
-                Command::Who(WhoOf::Room(room.clone()))
-            } else {
-                Command::Users {
-                    room: Some(room.clone()),
-                }
+            let users = Command::Users {
+                room: Some(room.clone()),
             };
-            self.ask(sink, verb, room.as_str(), users);
+            self.ask(sink, "NAMES", room.as_str(), users);
         }
+    }
+
+    /// WHO mask [o | [filter]%fields[,token]] (modern.ircdocs.horse, IRCv3 WHOX): of a
+    /// channel, its members; of a nick, its holder; of anything else a mask (`*`, `0`,
+    /// `ana*`, `*!bob@*`) matched against every user's `nick!user@host`. `o` keeps server
+    /// operators alone. WHOX's fields and token ride in the reference, for the format to
+    /// write `354`s with them.
+    fn who(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let Some(mask) = m.param(0) else {
+            return self.need_more(sink, "WHO");
+        };
+        let (filter, whox) = match m.param(1) {
+            Some(option) => match option.split_once('%') {
+                Some((filter, fields)) => (filter, whox_fields(fields)),
+                None => (option, String::new()),
+            },
+            None => ("", String::new()),
+        };
+        let opers_only = filter.contains('o');
+        let of = if mask.starts_with('#') {
+            let Some(room) = self.channel(mask, sink) else {
+                return;
+            };
+            WhoOf::Room(room)
+        } else if let Some(nick) = Nick::parse(mask)
+            .ok()
+            .filter(|_| !mask.contains(['*', '?']))
+        {
+            WhoOf::Nick(nick)
+        } else {
+            // A mask too long, or one whose host part cannot be charla's, matches nobody.
+            match WhoMask::parse(mask).filter(|mask| mask.host_matches(USER_HOST)) {
+                Some(mask) => WhoOf::Mask(mask),
+                None => {
+                    let end = format!("{} :End of WHO list", word(mask));
+                    return self.numeric(sink, RPL_ENDOFWHO, &end);
+                }
+            }
+        };
+        let subject = word(mask).to_owned();
+        self.ask_echoed(
+            sink,
+            "WHO",
+            &subject,
+            &whox,
+            Command::Who { of, opers_only },
+        );
     }
 
     /// MODE of a room: a query (324), the ban list (`+b`: 367, 368) or changes, parsed as
@@ -845,10 +896,29 @@ impl IrcClient {
                 ERR_USERSDONTMATCH,
                 ":Can't change mode for other users",
             );
-        } else if change.is_some() {
-            self.numeric(sink, ERR_UMODEUNKNOWNFLAG, ":Unknown MODE flag");
         } else {
-            self.numeric(sink, RPL_UMODEIS, "+");
+            self.user_mode(change, sink);
+        }
+    }
+
+    /// MODE of oneself: a query (221), or `+i`/`-i` (invisible to WHO masks), the one
+    /// user mode charla has; any other letter is refused whole (501).
+    fn user_mode(&mut self, change: Option<&str>, sink: &mut impl Sink) {
+        let Some(letters) = change else {
+            return self.ask(sink, "MODE", "*", Command::UserModes { invisible: None });
+        };
+        let mut on = true;
+        let mut invisible = None;
+        for letter in letters.chars() {
+            match letter {
+                '+' => on = true,
+                '-' => on = false,
+                'i' => invisible = Some(on),
+                _ => return self.numeric(sink, ERR_UMODEUNKNOWNFLAG, ":Unknown MODE flag"),
+            }
+        }
+        if invisible.is_some() {
+            self.ask(sink, "UMODE", "*", Command::UserModes { invisible });
         }
     }
 
@@ -1119,6 +1189,23 @@ fn word(sent: &str) -> &str {
     }
 }
 
+/// WHOX's `fields[,token]` as the reference carries them: `%`, the field letters charla
+/// writes (`tcuihsnfdlaor`, each once, in that order, as the spec orders the reply), then
+/// `,` and the token, up to three digits (`0` when none or another is given).
+fn whox_fields(given: &str) -> String {
+    let (letters, token) = given.split_once(',').unwrap_or((given, "0"));
+    let fields: String = WHOX_FIELDS
+        .chars()
+        .filter(|&field| letters.contains(field))
+        .collect();
+    let token = if (1..=3).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit()) {
+        token
+    } else {
+        "0"
+    };
+    format!("%{fields},{token}")
+}
+
 /// Bytes of the line an IRC reader gets for `text` said by `nick` to `target`, CRLF
 /// included: the sender's address and the command before it.
 fn relayed_bytes(nick: &str, target: &str, text: &str) -> usize {
@@ -1276,7 +1363,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
-                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time sasl=PLAIN\r\n"
+                ":charla CAP * LS :account-tag away-notify batch draft/chathistory echo-message labeled-response message-tags multi-prefix server-time userhost-in-names sasl=PLAIN\r\n"
             ]
         );
         codec.decode(b"JOIN #ops\r\nCAP END\r\n", &mut sink);

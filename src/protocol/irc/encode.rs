@@ -9,7 +9,8 @@ use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, USER_HOST};
 use crate::hub::{
     Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
-    NoticeTarget, Outgoing, PostKind, Posted, RoomName, Said, Standing, Whois, describe_changes,
+    NoticeTarget, Outgoing, PostKind, Posted, RoomName, Said, Standing, WhoEntry, Whois,
+    describe_changes,
 };
 use crate::limits::{
     AWAYLEN, CHATHISTORY_MAX, MAX_BANS_PER_ROOM, MAX_MODE_ARGS, MAX_NICK_CHARS, MAX_ROOM_CHARS,
@@ -27,6 +28,9 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// parameters a line may have.
 const ISUPPORT_PER_LINE: usize = 12;
 
+/// User modes for 004: invisible (`+i`), the one charla has.
+const USER_MODES: &str = "i";
+
 /// Channel modes for 004: every letter `hub::Mode` has, then those that take a parameter.
 const CHANNEL_MODES: &str = "biklmnotv";
 const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
@@ -42,7 +46,7 @@ fn isupport(format: &IrcFormat) -> String {
          CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
          MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
-         TOPICLEN={TOPICLEN} UTF8ONLY CHATHISTORY={CHATHISTORY_MAX} MSGREFTYPES=msgid,timestamp",
+         TOPICLEN={TOPICLEN} UTF8ONLY WHOX CHATHISTORY={CHATHISTORY_MAX} MSGREFTYPES=msgid,timestamp",
         format.max_rooms_per_client
     )
 }
@@ -113,13 +117,16 @@ fn write_event(
                 nick.as_str(),
                 ":This server shares its rooms with nc and JSON-lines users",
             )?;
-            // No user mode exists, and a parameter cannot be empty: `-` says there is none.
-            // The channel modes are those of `hub::Mode`, then those taking a parameter.
+            // The user modes are those MODE of oneself takes; the channel modes are those
+            // of `hub::Mode`, then those taking a parameter.
             numeric(
                 s,
                 RPL_MYINFO,
                 nick.as_str(),
-                &format!("{server} charla-{version} - {CHANNEL_MODES} {CHANNEL_MODES_WITH_PARAM}"),
+                &format!(
+                    "{server} charla-{version} {USER_MODES} {CHANNEL_MODES} \
+                     {CHANNEL_MODES_WITH_PARAM}"
+                ),
             )?;
             // A line has at most 15 parameters: the nick, the tokens and the trailing text,
             // so the tokens go out a few at a time.
@@ -248,20 +255,17 @@ fn write_event(
         Event::Who { room, members } => {
             let channel = room.as_ref().map_or("*", RoomName::as_str);
             for member in members {
-                let nick = &member.nick;
-                let user = member.user.as_deref().unwrap_or(nick.as_str());
-                let here = if member.away { 'G' } else { 'H' };
-                let flag = shown(format, member.standing);
-                let realname = member.realname.as_ref().map(|r| one_line(r.as_str()));
-                let realname = realname.as_deref().unwrap_or(nick.as_str());
-                numeric(
-                    s,
-                    RPL_WHOREPLY,
-                    asked.nick,
-                    &format!(
-                        "{channel} {user} {USER_HOST} {server} {nick} {here}{flag} :0 {realname}"
-                    ),
-                )?;
+                match asked.rest.strip_prefix('%') {
+                    Some(whox) => write_whox(s, format, asked.nick, channel, member, whox)?,
+                    None => {
+                        let (user, flags, realname) = who_fields(format, member);
+                        let nick = &member.nick;
+                        let reply = format!(
+                            "{channel} {user} {USER_HOST} {server} {nick} {flags} :0 {realname}"
+                        );
+                        numeric(s, RPL_WHOREPLY, asked.nick, &reply)?;
+                    }
+                }
             }
             // The mask as the client sent it (modern.ircdocs.horse).
             let end = format!("{} :End of WHO list", asked.subject);
@@ -368,6 +372,20 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         Event::Census(census) => write_census(s, asked.nick, census),
+        Event::UserModes {
+            nick,
+            invisible,
+            changed: true,
+        } => {
+            let sign = if *invisible { '+' } else { '-' };
+            user_line(s, nick.as_str(), "MODE", &format!("{nick} :{sign}i"))
+        }
+        Event::UserModes { invisible, .. } if asked.verb == "MODE" => {
+            let modes = if *invisible { "+i" } else { "+" };
+            numeric(s, RPL_UMODEIS, asked.nick, modes)
+        }
+        // A change that changed nothing: servers say nothing.
+        Event::UserModes { .. } => Ok(()),
         Event::Whois(whois) if asked.verb == "USERHOST" => {
             let away = if whois.away.is_some() { '-' } else { '+' };
             let nick = &whois.nick;
@@ -462,15 +480,21 @@ fn write_event(
     }
 }
 
-/// LUSERS: everyone connected is a user of this one server, none invisible; the figures
-/// are the hub's own.
+/// LUSERS: everyone connected is a user of this one server, visible or invisible (`+i`);
+/// the figures are the hub's own.
 fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Result {
-    let Census { users, peak, rooms } = *census;
+    let Census {
+        users,
+        invisible,
+        peak,
+        rooms,
+    } = *census;
+    let visible = users - invisible;
     numeric(
         s,
         RPL_LUSERCLIENT,
         to,
-        &format!(":There are {users} users and 0 invisible on 1 servers"),
+        &format!(":There are {visible} users and {invisible} invisible on 1 servers"),
     )?;
     numeric(
         s,
@@ -496,6 +520,60 @@ fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Resul
         to,
         &format!("{users} {peak} :Current global users {users}, max {peak}"),
     )
+}
+
+/// What a WHO reply says of `member`: the user name (the nick for those who gave none),
+/// the flags (`H` here or `G` gone, then the room prefix) and the real name.
+fn who_fields(format: &IrcFormat, member: &WhoEntry) -> (String, String, String) {
+    let nick = member.nick.as_str();
+    let user = member.user.as_deref().unwrap_or(nick).to_string();
+    let here = if member.away { 'G' } else { 'H' };
+    let flags = format!("{here}{}", shown(format, member.standing));
+    let realname = member
+        .realname
+        .as_ref()
+        .map(|r| one_line(r.as_str()).into_owned());
+    (user, flags, realname.unwrap_or_else(|| nick.to_string()))
+}
+
+/// A WHOX reply (`354`): the fields `whox` names (`fields,token`, as the codec wrote
+/// them), in `WHOX_FIELDS` order. charla shows no addresses, so the IP is
+/// `255.255.255.255`, as servers give for one hidden; hops are 0 on one server, and the
+/// op level, which charla does not have, 0. The real name is last and may hold spaces.
+fn write_whox(
+    s: &mut Lines<'_>,
+    format: &IrcFormat,
+    to: &str,
+    channel: &str,
+    member: &WhoEntry,
+    whox: &str,
+) -> std::fmt::Result {
+    let (fields, token) = whox.split_once(',').unwrap_or((whox, "0"));
+    let (user, flags, realname) = who_fields(format, member);
+    let mut reply = String::new();
+    for field in fields.chars() {
+        let value = match field {
+            't' => token.to_string(),
+            'c' => channel.to_string(),
+            'u' => user.clone(),
+            'i' => "255.255.255.255".to_string(),
+            'h' => USER_HOST.to_string(),
+            's' => s.server.to_string(),
+            'n' => member.nick.to_string(),
+            'f' => flags.clone(),
+            'd' | 'o' => "0".to_string(),
+            'l' => member.idle.to_string(),
+            'a' => member
+                .account
+                .as_ref()
+                .map_or("0".into(), |a| a.to_string()),
+            'r' => format!(":{realname}"),
+            _ => continue,
+        };
+        reply.push_str(if reply.is_empty() { "" } else { " " });
+        reply.push_str(&value);
+    }
+    numeric(s, RPL_WHOSPCRPL, to, &reply)
 }
 
 /// WHOIS: 311, the rooms in as many 319s as they take, 312, 301 when away, 317, 318.
@@ -868,8 +946,21 @@ fn names(
 ) -> std::fmt::Result {
     let server = s.server;
     let prefix = format!(":{server} {RPL_NAMREPLY} {to} = {room} :");
-    let entries = nicks.iter().zip(standing);
-    let entries = entries.map(|(nick, standing)| (shown(format, *standing), nick.as_str()));
+    // userhost-in-names: each member as the source of their lines reads.
+    let addresses: Vec<String> = if format.caps.has(Caps::USERHOST_IN_NAMES) {
+        nicks
+            .iter()
+            .map(|n| format!("{n}!{n}@{USER_HOST}"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let names = nicks
+        .iter()
+        .enumerate()
+        .map(|(i, nick)| addresses.get(i).map_or(nick.as_str(), String::as_str));
+    let entries = names.zip(standing);
+    let entries = entries.map(|(name, standing)| (shown(format, *standing), name));
     packed(s, &prefix, NAMES_PER_LINE_BYTES, entries)?;
     numeric(
         s,
@@ -1100,6 +1191,7 @@ mod tests {
                 rooms: vec![],
                 census: Census {
                     users: 3,
+                    invisible: 1,
                     peak: 7,
                     rooms: 2,
                 },
@@ -1115,10 +1207,14 @@ mod tests {
         );
         assert_eq!(
             got[3],
-            ":charla 004 ana charla charla-0.1.0 - biklmnotv bklov"
+            ":charla 004 ana charla charla-0.1.0 i biklmnotv bklov"
                 .replace("0.1.0", env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(got[9], ":charla 265 ana 3 7 :Current local users 3, max 7");
+        assert_eq!(
+            got[6],
+            ":charla 251 ana :There are 2 users and 1 invisible on 1 servers"
+        );
         assert_eq!(got[7], ":charla 254 ana 2 :channels formed");
         assert!(
             got.iter()
@@ -1279,6 +1375,8 @@ mod tests {
             user: None,
             realname: None,
             away: false,
+            account: None,
+            idle: 0,
         };
         let users = Event::Who {
             room: Some(place.clone()),
@@ -1383,6 +1481,8 @@ mod tests {
                 user: user.map(Box::from),
                 realname: realname.and_then(MessageText::new),
                 away: user.is_none(),
+                account: None,
+                idle: 0,
             }
         };
         let who = Event::Who {

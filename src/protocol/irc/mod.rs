@@ -30,6 +30,10 @@ use crate::hub::{Encode, Outgoing};
 /// The host part of every user's `nick!nick@host`: charla does not show addresses.
 pub const USER_HOST: &str = "charla";
 
+/// The WHOX fields charla answers (IRCv3 WHOX), in the order the reply gives them: token,
+/// channel, user, IP, host, server, nick, flags, hops, idle, account, op level, real name.
+pub const WHOX_FIELDS: &str = "tcuihsnfdlaor";
+
 /// `input` if it may be the server's name (`--server-name`): 1 to
 /// [`MAX_SERVER_NAME_BYTES`](crate::limits::MAX_SERVER_NAME_BYTES) bytes of ASCII letters,
 /// digits, `.` and `-`, starting with a letter or digit. Anything else could be read as
@@ -72,7 +76,7 @@ pub struct Caps(u16);
 
 impl Caps {
     /// Each capability's name and bit, in the order `CAP LS` lists them.
-    pub const ALL: [(&'static str, Caps); 9] = [
+    pub const ALL: [(&'static str, Caps); 10] = [
         ("account-tag", Caps::ACCOUNT_TAG),
         ("away-notify", Caps::AWAY_NOTIFY),
         ("batch", Caps::BATCH),
@@ -82,6 +86,7 @@ impl Caps {
         ("message-tags", Caps::MESSAGE_TAGS),
         ("multi-prefix", Caps::MULTI_PREFIX),
         ("server-time", Caps::SERVER_TIME),
+        ("userhost-in-names", Caps::USERHOST_IN_NAMES),
     ];
     pub const AWAY_NOTIFY: Caps = Caps(1);
     pub const ECHO_MESSAGE: Caps = Caps(2);
@@ -94,6 +99,8 @@ impl Caps {
     pub const CHATHISTORY: Caps = Caps(128);
     /// Changes no format either: the codec labels what answers a labeled line itself.
     pub const LABELED_RESPONSE: Caps = Caps(256);
+    /// NAMES (`353`) names each member as `nick!user@host`.
+    pub const USERHOST_IN_NAMES: Caps = Caps(512);
     /// Those that put tags on lines about messages.
     pub const TAGGING: Caps = Caps(8 | 16 | 32);
 

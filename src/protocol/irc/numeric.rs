@@ -32,6 +32,7 @@ pub const RPL_TOPIC: &str = "332";
 pub const RPL_TOPICWHOTIME: &str = "333";
 pub const RPL_INVITING: &str = "341";
 pub const RPL_WHOREPLY: &str = "352";
+pub const RPL_WHOSPCRPL: &str = "354";
 pub const RPL_NAMREPLY: &str = "353";
 pub const RPL_ENDOFNAMES: &str = "366";
 pub const RPL_BANLIST: &str = "367";
