@@ -789,20 +789,27 @@ impl ChatState {
         }
         let name = target.name.clone();
         let by = self.sessions[&id].nick.clone();
-        let told = Event::Invited {
-            room: name.clone(),
-            nick: nick.clone(),
-            by: by.clone(),
-            you: true,
-        };
+        let (told, answer) = invitation(name, nick, by);
         self.send(invitee, &super::event::Outgoing::new(told));
-        Ok(Some(Event::Invited {
-            room: name,
-            nick,
-            by,
-            you: false,
-        }))
+        Ok(Some(answer))
     }
+}
+
+/// What the invitee is told and what the one inviting is answered.
+fn invitation(room: RoomName, nick: Nick, by: Nick) -> (Event, Event) {
+    let told = Event::Invited {
+        room: room.clone(),
+        nick: nick.clone(),
+        by: by.clone(),
+        you: true,
+    };
+    let answer = Event::Invited {
+        room,
+        nick,
+        by,
+        you: false,
+    };
+    (told, answer)
 }
 
 impl ChatState {
@@ -820,19 +827,9 @@ impl ChatState {
             ));
         }
         let by = self.sessions[&id].nick.clone();
-        let told = Event::Invited {
-            room: name.clone(),
-            nick: nick.clone(),
-            by: by.clone(),
-            you: true,
-        };
+        let (told, answer) = invitation(name, nick, by);
         self.bus.direct(invitee, told);
-        Ok(Some(Event::Invited {
-            room: name,
-            nick,
-            by,
-            you: false,
-        }))
+        Ok(Some(answer))
     }
 }
 
