@@ -2,8 +2,9 @@
 //!
 //! tokio-tungstenite's stream read every frame into a buffer of its own (zero-filled before
 //! each read, snapview/tungstenite-rs#547), handed it out as an allocation, and checked its
-//! UTF-8: at 2M deliveries/s those steps and the page faults of the memory they churned
-//! were over half of the generator's core, so it measured itself rather than the server.
+//! UTF-8: at high rates those steps and the page faults of the memory they churned took
+//! most of the generator's core, so it measured itself rather than the server
+//! (docs/benchmarks.md, "The WebSocket generator reads its own frames").
 //! Here the frames are unwrapped straight from the bytes the receiver read, on the same path
 //! as plain TCP (kernel arrival stamps included, the payload not being encrypted).
 //! tungstenite still does the work that has rules: parsing and formatting frame headers,
