@@ -4,9 +4,10 @@
 //! queues the entry for one writer thread, which commits what has queued up in one
 //! transaction at a time (WAL mode, `synchronous = NORMAL`). A commit appends its entries
 //! to the `staged` table, which has no index; every [`MERGE_INTERVAL`] the writer moves
-//! what is staged into `entries` in one transaction, each room's entries together. Each
-//! entry said in a busy room would otherwise rewrite a page of both of `entries`' room
-//! indexes, and those pages, not the rows, are what the log and its checkpoints copy.
+//! what is staged into `entries` in one transaction. Each entry said in a busy room would
+//! otherwise rewrite a page of both of `entries`' room indexes, and those pages, not the
+//! rows, are what the log and its checkpoints copy; moved together, a room's entries share
+//! them, which the writer's page cache ([`WRITER_CACHE_KIB`]) holds between moves.
 //! Until it is in `entries`, an entry is also held in memory as *pending*, and
 //! [`SqliteHistory::recent`] adds the pending entries of the room to what it reads from the
 //! file, so a newcomer never misses a line that was said just before it joined. A restart
@@ -82,6 +83,13 @@ pub const MERGE_INTERVAL: Duration = Duration::from_millis(250);
 /// [`MERGE_INTERVAL`], so the entries held pending in memory stay within [`WRITE_QUEUE`]
 /// plus this, and one move does a bounded amount of work.
 pub const MERGE_ROWS: u64 = 16_384;
+
+/// The writer connection's page cache, in KiB (SQLite's default is 2,000 KiB). A move
+/// touches the newest index pages of every room said in since the last, two indexes' worth;
+/// when they do not fit, each move reads them back from the file and the rooms' entries
+/// must be sorted together to meet each page once. Filled only as the writer touches
+/// pages: a store that is not written to stays small.
+pub const WRITER_CACHE_KIB: i64 = 32_768;
 
 /// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
 /// deletes what is this many numbers older than the newest, in the same transaction that
@@ -852,6 +860,8 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
         warn!(mode, "the history database is not in WAL mode");
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The pruning's `GROUP BY` sorts what is staged: in memory, not in a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
@@ -880,6 +890,11 @@ fn write_loop(
             0
         }
     };
+    // Only after the count, which reads a whole index: a cache that large filled by it
+    // would be memory held for nothing.
+    if let Err(e) = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
+        warn!(error = %e, "cannot size the history writer's page cache");
+    }
     loop {
         let wait = staged.since.map_or(EXPIRE_EVERY, |at| {
             (at + MERGE_INTERVAL).saturating_duration_since(Instant::now())
@@ -996,9 +1011,10 @@ impl Staged {
     }
 }
 
-/// Moves every entry of `staged` into `entries`, a room's entries together, and deletes
-/// what each room it touched holds past `keep` numbers; returns the rows added and the
-/// rows deleted.
+/// Moves every entry of `staged` into `entries`, in the order they were committed (that of
+/// their ids but for other nodes' in a cluster, so the table's rows mostly go on its end;
+/// the indexes' pages are met in any order, in the writer's cache), and deletes what each room it
+/// touched holds past `keep` numbers; returns the rows added and the rows deleted.
 fn move_staged(conn: &mut Connection, keep: usize) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut pruned = 0;
@@ -1007,7 +1023,7 @@ fn move_staged(conn: &mut Connection, keep: usize) -> rusqlite::Result<(u64, u64
             "INSERT OR IGNORE INTO entries \
              (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
              SELECT id, ts, room_key, room, kind, author, text, fields, seq, account, tags \
-             FROM staged ORDER BY room_key, seq",
+             FROM staged ORDER BY rowid",
         )?
         .execute([])? as u64;
     {
