@@ -88,7 +88,8 @@ pub const MERGE_ROWS: u64 = 16_384;
 /// touches the newest index pages of every room said in since the last, two indexes' worth;
 /// when they do not fit, each move reads them back from the file and the rooms' entries
 /// must be sorted together to meet each page once. Filled only as the writer touches
-/// pages: a store that is not written to stays small.
+/// pages, and then held: a busy server's memory grows by up to this much, a store that is
+/// not written to stays small.
 pub const WRITER_CACHE_KIB: i64 = 32_768;
 
 /// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
