@@ -74,7 +74,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
@@ -168,6 +168,19 @@ impl Node {
         c.expect(" 366 ").await;
         c
     }
+
+    /// [`Node::irc`] with the IRCv3 capabilities `caps` (space-separated) acknowledged
+    /// first.
+    pub(crate) async fn irc_with(&self, nick: &str, caps: &str) -> Client {
+        let mut c = Client::tcp(self.irc).await;
+        c.send_raw(format!("CAP REQ :{caps}\r\n").as_bytes()).await;
+        c.expect(" ACK ").await;
+        let register =
+            format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END\r\nJOIN #lobby\r\n");
+        c.send_raw(register.as_bytes()).await;
+        c.expect(" 366 ").await;
+        c
+    }
 }
 
 /// Sends `line` until `client` reads a line containing `needle` in answer: for what
@@ -257,7 +270,11 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     // Nick changes, joins and leaves are heard on every node.
     ana.send("/nick anita").await;
     cy.expect(":ana!ana@charla NICK :anita").await;
+    // bob is in #ops before cy joins: a join heard on node two before the room exists
+    // there is nobody's to hear, and bob's own join names cy among its members only.
     bob.send(r##"{"type":"join","room":"#ops"}"##).await;
+    let joined = bob.expect_json("join").await;
+    assert_eq!(joined["you"], true, "{joined}");
     cy.send_raw(b"JOIN #ops\r\n").await;
     bob.expect(r#""nick":"cy""#).await;
     cy.send_raw(b"PRIVMSG #ops :only in ops\r\n").await;
