@@ -443,6 +443,11 @@ async fn listen(
     shutdown: &CancellationToken,
 ) {
     let mut failures = 0;
+    // Counted apart: once subscribed, Redis answers, and the first command after it came
+    // back usually fails only because the connection manager still held the connection
+    // to the Redis that went (it connects again as that fails). Waited for with the
+    // subscription's failures, a node back in touch would wait the longest backoff again.
+    let mut recover_failures = 0;
     let mut first = Some(first);
     while !shutdown.is_cancelled() {
         let subscribed = match first.take() {
@@ -451,21 +456,22 @@ async fn listen(
         };
         match subscribed {
             Ok(stream) => {
+                failures = 0;
                 // Subscribed first, so that nothing published meanwhile is missed.
                 let recovered = match recover::recover(shared, &mut redis, hub).await {
                     Ok(recovered) => recovered,
                     Err(e) => {
-                        failures += 1;
+                        recover_failures += 1;
                         tracing::warn!(error = %e, "cannot read what was missed from Redis");
                         unreachable(shared, hub);
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff(failures)) => {}
+                            _ = tokio::time::sleep(backoff(recover_failures)) => {}
                             _ = shutdown.cancelled() => return,
                         }
                         continue;
                     }
                 };
-                failures = 0;
+                recover_failures = 0;
                 let why = hear(shared, &mut redis, hub, stream, recovered, shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
