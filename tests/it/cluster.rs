@@ -219,6 +219,35 @@ pub(crate) async fn ask_until(client: &mut Client, line: &str, needle: &str) -> 
     }
 }
 
+/// Asks `client`'s node who is in `room` until it names `nick` among the members: for
+/// what it learns of another node a moment later. Only the answer itself is read as one
+/// (a line that merely names `nick`, such as a late rename notice, is not).
+pub(crate) async fn member_until(client: &mut Client, room: &str, nick: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    let members = format!("{room} *** ");
+    loop {
+        client.send(&format!("/users {room}")).await;
+        let answer = loop {
+            let line = client.next().await.expect("an answer");
+            if (line.starts_with(&members) && line.contains(" here: ")) || line.starts_with("ERROR")
+            {
+                break line;
+            }
+        };
+        let named = answer
+            .split_once(" here: ")
+            .is_some_and(|(_, nicks)| nicks.split(", ").any(|n| n == nick));
+        if named {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room} never had {nick} on this node's list; last {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Reads `client` until a line containing each of `needles` has arrived, in any order;
 /// returns where each was first seen (for the order of those that must keep one).
 async fn read_until_all(client: &mut Client, needles: &[&str]) -> Vec<usize> {

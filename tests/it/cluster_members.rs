@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Node, Redis, ask_until};
+use crate::cluster::{Node, Redis, ask_until, member_until};
 use crate::cluster_rooms::join_after;
 use crate::support::{Client, PATIENCE};
 
@@ -38,7 +38,7 @@ async fn another_nodes_members_show_their_standing_and_away_state_in_every_proto
     join_after(&mut bob, "#ops", "ana").await;
     // Voice given on node one to a member of node two (once node one knows he is in the
     // room) is bob's there, and shown as his on node one too.
-    ask_until(&mut ana, "/users #ops", "bob").await;
+    member_until(&mut ana, "#ops", "bob").await;
     ana.send("/mode +v bob").await;
     bob.expect("#ops *** ana set mode +v bob").await;
     ask_until(&mut ana, "/mode", "operators: ana; voiced: bob").await;

@@ -3,7 +3,7 @@
 //! invitations reach the node of the member they name. A real redis-server, real
 //! `charla serve --cluster` processes.
 
-use crate::cluster::{Node, Redis, ask_until};
+use crate::cluster::{Node, Redis, ask_until, member_until};
 use std::time::{Duration, Instant};
 
 use crate::support::{Client, PATIENCE};
@@ -11,7 +11,7 @@ use crate::support::{Client, PATIENCE};
 /// `client` on `node` joins `room` once its node knows `nick` is there, so that it joins
 /// the room the others made rather than founding one of its own.
 pub(crate) async fn join_after(client: &mut Client, room: &str, nick: &str) {
-    ask_until(client, &format!("/users {room}"), nick).await;
+    member_until(client, room, nick).await;
     client.send(&format!("/join {room}")).await;
     client.expect(&format!("{room} *** you joined")).await;
 }
@@ -76,7 +76,7 @@ async fn topics_modes_bans_ops_kicks_and_invitations_hold_on_every_node() {
     // A node started later has all of it from Redis.
     let three = Node::start(&redis, "three");
     let mut erin = three.text("erin").await;
-    ask_until(&mut erin, "/users #ops", "ana").await;
+    member_until(&mut erin, "#ops", "ana").await;
     erin.send("/join #ops sesame").await;
     erin.expect("ERROR invite_only").await;
     // Node one knows erin before ana invites her.
@@ -115,7 +115,7 @@ async fn bad_room_state_in_redis_is_skipped_and_the_rest_read() {
     // Node two has read Redis once it has heard who is on node one.
     let two = Node::start(&redis, "two");
     let mut bob = two.text("bob").await;
-    ask_until(&mut bob, "/users #lobby", "ana").await;
+    member_until(&mut bob, "#lobby", "ana").await;
     bob.send("/join #bad").await;
     bob.expect("#bad *** you joined").await;
     bob.send("/mode").await;
@@ -254,7 +254,7 @@ async fn room_changes_in_an_outage_are_shared_once_redis_is_back_and_an_emptied_
     // A node started after it all has every room's state from Redis.
     let three = Node::start(&redis, "three");
     let mut erin = three.text("erin").await;
-    ask_until(&mut erin, "/users #ops", "ana").await;
+    member_until(&mut erin, "#ops", "ana").await;
     erin.send("/join #dev").await;
     erin.expect("#dev *** topic: kept through restarts (set by ana)")
         .await;
