@@ -31,10 +31,22 @@ pub struct Account {
 pub enum AccountAction {
     /// Creates the account NAME (a nick); its password is read from stdin.
     Add { name: String },
+    /// Prints the argon2 hash of a password read from stdin, for `serve --oper NAME:HASH`
+    /// (no database involved).
+    Hash,
 }
 
 impl Account {
     pub fn run(self) -> anyhow::Result<()> {
+        let name = match self.action {
+            AccountAction::Add { name } => name,
+            AccountAction::Hash => {
+                let secret = read_password()?;
+                password::check_new(&secret).map_err(anyhow::Error::msg)?;
+                println!("{}", password::hash(&secret).map_err(anyhow::Error::msg)?);
+                return Ok(());
+            }
+        };
         let path = match self.data.or_else(default_data_dir) {
             Some(dir) => dir.join(DB_FILE),
             None => bail!("no home directory to find the database in: give --data DIR"),
@@ -45,7 +57,6 @@ impl Account {
                 path.display()
             );
         }
-        let AccountAction::Add { name } = self.action;
         let name = Nick::parse(&name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
         let secret = read_password()?;
         password::check_new(&secret).map_err(anyhow::Error::msg)?;
