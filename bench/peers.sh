@@ -146,6 +146,7 @@ for s in $SERVERS; do
       cycles=$CYCLES ;;
     charla-irc)
       start "$s"; bench charla-irc-1000 fanout --clients 1000 --senders 50 --duration "$DURATION" --rates "$RATES"; stop
+      start "$s"; bench charla-irc-10k idle --clients 10000; stop
       cycles=$CYCLES ;;
     ngircd) cycles=$((CYCLES / 10)) ;;
     inspircd) cycles=1000 ;;  # it accepts about 60 connections a second

@@ -88,7 +88,7 @@ impl Shape {
     }
 }
 
-fn room_name(shape: &Shape, room: usize) -> String {
+pub fn room_name(shape: &Shape, room: usize) -> String {
     if shape.rooms <= 1 {
         "#bench".to_string()
     } else {

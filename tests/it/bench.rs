@@ -238,6 +238,44 @@ async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
 
 /// Runs `charla bench run ARGS --json FILE`; returns what it printed and the JSON report.
 /// `charla bench run fanout` against `server`: 20 clients, 5 of them sending, and `more`.
+/// The idle scenario registers one client before it reads the server's memory (so what the
+/// first join costs once is not charged to every connection), then its crowd, over text
+/// and over IRC: every nick its own, every connection still open when memory is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_registers_its_crowd_over_text_and_irc() {
+    let limits = Limits {
+        flood_rate: 0,
+        max_connections_per_ip: 0,
+        ..Limits::default()
+    };
+    let server = TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], limits).await;
+    let pid = std::process::id().to_string();
+    for (protocol, addr) in [("charla", server.tcp()), ("irc", server.irc())] {
+        let addr = addr.to_string();
+        let (markdown, report) = run_bench(&[
+            "idle",
+            "--protocol",
+            protocol,
+            "--addr",
+            &addr,
+            "--clients",
+            "30",
+            "--server-pid",
+            &pid,
+        ])
+        .await;
+        let idle = &report["idle"];
+        assert_eq!(idle["connections"], 30, "{markdown}");
+        // This process is the server: the 30 and the first are open sockets of its own.
+        assert!(idle["fds_after"].as_u64().unwrap() >= 31, "{idle}");
+        assert!(
+            idle["rss_after_bytes"].as_u64().unwrap() > 0
+                && idle["bytes_per_connection"].as_f64().is_some(),
+            "{idle}"
+        );
+    }
+}
+
 async fn run_fanout(server: &TestServer, more: &[&str]) -> (String, Value) {
     let addr = server.tcp().to_string();
     let mut args = vec![

@@ -257,7 +257,11 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     // Nick changes, joins and leaves are heard on every node.
     ana.send("/nick anita").await;
     cy.expect(":ana!ana@charla NICK :anita").await;
+    // bob is in before cy comes, so cy's join is an event bob hears (had cy been first,
+    // bob would find cy among the members its own join lists instead).
     bob.send(r##"{"type":"join","room":"#ops"}"##).await;
+    bob.expect(r##""room":"#ops","nick":"bob","you":true"##)
+        .await;
     cy.send_raw(b"JOIN #ops\r\n").await;
     bob.expect(r#""nick":"cy""#).await;
     cy.send_raw(b"PRIVMSG #ops :only in ops\r\n").await;
