@@ -50,12 +50,17 @@ async fn oper_with_the_right_password_kicks_and_sets_modes_in_any_room() {
     // Not an operator yet: refused in a room it is not in.
     ops.send("KICK #ops bob").await;
     assert!(ops.line().await.starts_with(":charla 442 sam #ops "));
-    ops.send("OPER root operpassword").await;
+    // A PING sent right after waits for the OPER's answer: its PONG tells a client (irctest
+    // does so) that everything before it was answered.
+    ops.0
+        .send_raw(b"OPER root operpassword\r\nPING :sync\r\n")
+        .await;
     assert_eq!(
         ops.line().await,
         ":charla 381 sam :You are now an IRC operator"
     );
     assert_eq!(ops.line().await, ":sam!sam@charla MODE sam :+o");
+    assert_eq!(ops.line().await, ":charla PONG charla :sync");
     ops.send("MODE sam").await;
     assert_eq!(ops.line().await, ":charla 221 sam +o");
 
