@@ -494,6 +494,18 @@ pub const CLUSTER_IN_FLIGHT: usize = 16;
 /// messages were not relayed. Default 10,000.
 pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 
+/// Changes to rooms (a topic, modes, bans, a room founded, and their announcements) a
+/// cluster node holds while Redis is out of reach, to publish once it is back. Past it,
+/// a change holds on its own node only (logged) until the next change to the same things.
+/// Default 1,000.
+pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
+
+/// How long a claim to have founded a room holds in Redis (`charla:founder:ROOM`) unless
+/// its node lets it go first (the room emptied there): a user of another node making the
+/// room meanwhile is not its operator. It only has to outlast the moment before the other
+/// nodes hear of the founder. Default 10 s.
+pub const CLUSTER_FOUNDING_HOLD: Duration = Duration::from_secs(10);
+
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.

@@ -1,8 +1,10 @@
 //! `charla account add NAME`: creates an account in the server's database, for servers
-//! run with --require-account where nobody may register themselves.
+//! run with --require-account where nobody may register themselves; for a cluster
+//! (`--cluster`, or a `cluster` key in the servers' --config file), in its Redis, where
+//! every node reads accounts.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -15,7 +17,8 @@ use charla::store::{DB_FILE, SqliteAccounts, default_data_dir};
 #[command(
     after_help = "The password is read from stdin (one line; not echoed on a terminal): \
     `printf '%s\\n' \"$PASSWORD\" | charla account add ana`. It may run while the server \
-    does: the nick is protected from the account's first login, or the next start."
+    does: the nick is protected from the account's first login, or the next start; in a \
+    cluster (--cluster), at once on every node."
 )]
 pub struct Account {
     #[command(subcommand)]
@@ -25,6 +28,16 @@ pub struct Account {
     /// $XDG_STATE_HOME/charla, or ~/.local/state/charla].
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR", global = true)]
     pub data: Option<PathBuf>,
+
+    /// The Redis of the cluster the nodes run in (their --cluster): the account is
+    /// created there, for every node, and --data is not used.
+    #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL", global = true)]
+    pub cluster: Option<String>,
+
+    /// The servers' configuration file (their --config): its `cluster` and `data` keys
+    /// are used when not given here.
+    #[arg(long, env = "CHARLA_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -37,16 +50,28 @@ pub enum AccountAction {
 }
 
 impl Account {
-    pub fn run(self) -> anyhow::Result<()> {
-        let name = match self.action {
+    pub fn run(mut self) -> anyhow::Result<()> {
+        if let Some(file) = &self.config {
+            let (cluster, data) = from_config(file)?;
+            self.cluster = self.cluster.take().or(cluster);
+            self.data = self.data.take().or(data);
+        }
+        let name = match &self.action {
             AccountAction::Add { name } => name,
             AccountAction::Hash => {
-                let secret = read_password()?;
-                password::check_new(&secret).map_err(anyhow::Error::msg)?;
-                println!("{}", password::hash(&secret).map_err(anyhow::Error::msg)?);
+                println!("{}", new_password()?);
                 return Ok(());
             }
         };
+        let name = Nick::parse(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
+        if let Some(url) = &self.cluster {
+            let store = charla::cluster::accounts_at(url)?;
+            let phc = new_password()?;
+            store.create(&name, &phc)?;
+            // Not the URL: it may hold Redis's password.
+            println!("account {name} created in the cluster's Redis");
+            return Ok(());
+        }
         let path = match self.data.or_else(default_data_dir) {
             Some(dir) => dir.join(DB_FILE),
             None => bail!("no home directory to find the database in: give --data DIR"),
@@ -57,16 +82,36 @@ impl Account {
                 path.display()
             );
         }
-        let name = Nick::parse(&name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
-        let secret = read_password()?;
-        password::check_new(&secret).map_err(anyhow::Error::msg)?;
-        let phc = password::hash(&secret).map_err(anyhow::Error::msg)?;
+        let phc = new_password()?;
         let store = SqliteAccounts::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         store.create(&name, &phc)?;
         println!("account {name} created in {}", path.display());
         Ok(())
     }
+}
+
+/// The `cluster` and `data` keys of the servers' configuration file `path`.
+fn from_config(path: &Path) -> anyhow::Result<(Option<String>, Option<PathBuf>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+    let text_of = |key: &str| -> anyhow::Result<Option<String>> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => bail!("{}: `{key}` is not a string", path.display()),
+        }
+    };
+    Ok((text_of("cluster")?, text_of("data")?.map(PathBuf::from)))
+}
+
+/// The password read from stdin, checked as a new one is, as its argon2 hash.
+fn new_password() -> anyhow::Result<String> {
+    let secret = read_password()?;
+    password::check_new(&secret).map_err(anyhow::Error::msg)?;
+    password::hash(&secret).map_err(anyhow::Error::msg)
 }
 
 /// One line of stdin, without its line ending; on a terminal, asked for and not echoed.

@@ -72,15 +72,17 @@ fn token_prefix() -> String {
 /// Accounts in the cluster's Redis.
 pub struct RedisAccounts {
     client: redis::Client,
-    node: NodeId,
+    /// The node's number its news of accounts carry; 0 from the command line, which is
+    /// no node.
+    node: u16,
     conn: Mutex<Option<Connection>>,
 }
 
 impl RedisAccounts {
-    pub(super) fn new(client: redis::Client, node: NodeId) -> RedisAccounts {
+    pub(super) fn new(client: redis::Client, node: Option<NodeId>) -> RedisAccounts {
         RedisAccounts {
             client,
-            node,
+            node: node.map_or(0, NodeId::number),
             conn: Mutex::new(None),
         }
     }
@@ -113,7 +115,7 @@ impl RedisAccounts {
 
     fn news(&self, name: &Nick, registered: bool) -> String {
         Wire::Account {
-            node: self.node.number(),
+            node: self.node,
             name: name.as_str().to_string(),
             registered,
         }

@@ -21,12 +21,12 @@ use super::roster::{Profile, Remote};
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Publication, RoomName, Said,
-    SessionId,
+    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Publication, RoomChange,
+    RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
-    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
-    CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT,
+    CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
@@ -62,6 +62,28 @@ if v and v ~= ARGV[1] then
   if n and redis.call('GET', ARGV[2] .. 'node:' .. n) == run then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
+return 1";
+
+/// Founds a room: this node's claim holds unless another live node's does (its key names
+/// a node whose key still names the run that claimed it). A claim of this node's own (an
+/// earlier founder of the room here, gone since) is replaced. The founder's account, if
+/// any (`ARGV[5]`), is then remembered as an operator's in the room's hash, and published
+/// as a change to it (`ARGV[6]`), for the winner only.
+const FOUND: &str = "local v = redis.call('GET', KEYS[1])
+if v then
+  local n, run = string.match(v, '^(%d+):(%w+):%d+$')
+  if n and n ~= ARGV[2] and redis.call('GET', ARGV[3] .. 'node:' .. n) == run then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[7])
+  redis.call('PUBLISH', KEYS[3], ARGV[6])
+end
+return 1";
+
+/// Lets go of this node's claim to have founded a room (its number `ARGV[1]`).
+const ENDED: &str = "local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^(%d+):') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1";
 
 /// Gives a nick up, if this session holds it.
@@ -106,6 +128,11 @@ pub(super) fn channel() -> String {
 
 fn nick_key(nick: &Nick) -> String {
     format!("{PREFIX}nick:{}", nick.key())
+}
+
+/// Which node's user founded a room, while that claim holds.
+fn founder_key(room: &RoomName) -> String {
+    format!("{PREFIX}founder:{}", room.key())
 }
 
 fn claim_value(shared: &Shared, id: SessionId) -> String {
@@ -153,12 +180,14 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     }
 }
 
-/// A pipeline's answer, with what it carried and the nick claims whose answers it holds.
-type Answer = (
-    Vec<Out>,
-    Vec<(Nick, SessionId)>,
-    redis::RedisResult<Vec<i64>>,
-);
+/// A claim whose answer a pipeline reads: `1` won, `0` lost to another node.
+enum Asked {
+    Nick(Nick, SessionId),
+    Founding(RoomName, SessionId),
+}
+
+/// A pipeline's answer, with what it carried and the claims whose answers it holds.
+type Answer = (Vec<Out>, Vec<Asked>, redis::RedisResult<Vec<i64>>);
 
 /// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`], without waiting for one
 /// pipeline's answer before sending the next (up to [`CLUSTER_IN_FLIGHT`]): a message
@@ -210,22 +239,29 @@ fn settle(
     shared: &Shared,
     hub: &Hub,
     sent: Vec<Out>,
-    claims: Vec<(Nick, SessionId)>,
+    claims: Vec<Asked>,
     answer: redis::RedisResult<Vec<i64>>,
 ) {
     match answer {
         Ok(won) => {
-            for ((nick, id), won) in claims.into_iter().zip(won) {
-                if won == 0 {
-                    hub.nick_lost(id, &nick);
+            for (claim, won) in claims.into_iter().zip(won) {
+                match claim {
+                    _ if won != 0 => {}
+                    Asked::Nick(nick, id) => hub.nick_lost(id, &nick),
+                    Asked::Founding(room, id) => {
+                        tracing::info!(room = %room.as_str(), "a room made here at the same moment as on another node is that node's");
+                        hub.founding_lost(&room, id);
+                    }
                 }
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot send to Redis");
             unreachable(shared, hub);
-            // Presence is told again on return; what was held is held again.
+            // Presence is told again on return; what was held is held again, and so are
+            // changes to rooms.
             let mut late = Vec::new();
+            let mut changes = Vec::new();
             for out in sent {
                 match out {
                     Out::Said(mut publication) => {
@@ -246,21 +282,22 @@ fn settle(
                             .entry(room)
                             .or_default() += count;
                     }
-                    Out::Publish(_) | Out::Room(..) | Out::Claim(..) | Out::Release(..) => {}
+                    change @ (Out::Room(..) | Out::Found(..)) => changes.push(change),
+                    Out::Publish(wire) if wire.is_room_event() => {
+                        changes.push(Out::Publish(wire));
+                    }
+                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) | Out::Ended(_) => {}
                 }
             }
-            shared.outage.lock().unwrap().hold_again(late);
+            let mut outage = shared.outage.lock().unwrap();
+            outage.hold_again(late);
+            outage.hold_changes_again(changes);
         }
     }
 }
 
-/// Adds `out` to `pipe`; a nick claim, whose answer is read, is added to `claims`.
-fn add(
-    shared: &Shared,
-    pipe: &mut redis::Pipeline,
-    out: &Out,
-    claims: &mut Vec<(Nick, SessionId)>,
-) {
+/// Adds `out` to `pipe`; a claim, whose answer is read, is added to `claims`.
+fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<Asked>) {
     match out {
         Out::Said(publication) | Out::Late(publication) => {
             let (Some(mut wire), Some(proposed)) = (
@@ -332,7 +369,46 @@ fn add(
                 .arg(nick_key(nick))
                 .arg(claim_value(shared, *id))
                 .arg(PREFIX);
-            claims.push((nick.clone(), *id));
+            claims.push(Asked::Nick(nick.clone(), *id));
+        }
+        Out::Found(room, id, account) => {
+            let (field, publication) = match account {
+                Some(account) => {
+                    let change = [RoomChange::OpAccount(account.clone(), true)];
+                    let (set, del) = room_state::delta(&change);
+                    let field = set[0].0.clone();
+                    let wire = Wire::RoomKept {
+                        node: shared.node.number(),
+                        room: room.as_str().to_string(),
+                        set,
+                        del,
+                    };
+                    (field, wire.payload(0))
+                }
+                None => (String::new(), String::new()),
+            };
+            pipe.cmd("EVAL")
+                .arg(FOUND)
+                .arg(3)
+                .arg(founder_key(room))
+                .arg(room_state::key(room))
+                .arg(channel())
+                .arg(claim_value(shared, *id))
+                .arg(shared.node.number())
+                .arg(PREFIX)
+                .arg(CLUSTER_FOUNDING_HOLD.as_millis() as u64)
+                .arg(field)
+                .arg(publication)
+                .arg(account.as_ref().map_or("", |a| a.as_str()));
+            claims.push(Asked::Founding(room.clone(), *id));
+        }
+        Out::Ended(room) => {
+            pipe.cmd("EVAL")
+                .arg(ENDED)
+                .arg(1)
+                .arg(founder_key(room))
+                .arg(shared.node.number())
+                .ignore();
         }
         Out::Release(nick, id) => {
             pipe.cmd("EVAL")
@@ -367,6 +443,11 @@ async fn listen(
     shutdown: &CancellationToken,
 ) {
     let mut failures = 0;
+    // Counted apart: once subscribed, Redis answers, and the first command after it came
+    // back usually fails only because the connection manager still held the connection
+    // to the Redis that went (it connects again as that fails). Waited for with the
+    // subscription's failures, a node back in touch would wait the longest backoff again.
+    let mut recover_failures = 0;
     let mut first = Some(first);
     while !shutdown.is_cancelled() {
         let subscribed = match first.take() {
@@ -375,21 +456,22 @@ async fn listen(
         };
         match subscribed {
             Ok(stream) => {
+                failures = 0;
                 // Subscribed first, so that nothing published meanwhile is missed.
                 let recovered = match recover::recover(shared, &mut redis, hub).await {
                     Ok(recovered) => recovered,
                     Err(e) => {
-                        failures += 1;
+                        recover_failures += 1;
                         tracing::warn!(error = %e, "cannot read what was missed from Redis");
                         unreachable(shared, hub);
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff(failures)) => {}
+                            _ = tokio::time::sleep(backoff(recover_failures)) => {}
                             _ = shutdown.cancelled() => return,
                         }
                         continue;
                     }
                 };
-                failures = 0;
+                recover_failures = 0;
                 let why = hear(shared, &mut redis, hub, stream, recovered, shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
@@ -544,6 +626,7 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
             held,
             mut dropped,
             speakers,
+            changes,
         } = std::mem::take(&mut *outage);
         if !held.is_empty() {
             tracing::info!(
@@ -560,6 +643,11 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
         for (room, count) in dropped {
             tracing::warn!(room = %room.as_str(), count, "messages said while Redis was out of reach were not relayed");
             shared.send(Out::Lost(room, count));
+        }
+        // Changes to rooms made meanwhile are the last Redis hears, so they hold over any
+        // made elsewhere while this node was cut off.
+        for change in changes {
+            shared.send(change);
         }
         shared.reachable.store(true, Ordering::Relaxed);
         speakers
@@ -581,7 +669,7 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
 /// Sessions of other nodes are gone: they leave their rooms here.
 fn leave(hub: &Hub, gone: Vec<Remote>) {
     for remote in gone {
-        for room in remote.rooms {
+        for (room, _) in remote.rooms {
             let left = Event::Left {
                 room: room.clone(),
                 nick: remote.nick.clone(),
@@ -650,7 +738,11 @@ fn heard(
             }
         }
         Wire::Joined {
-            room, nick, count, ..
+            room,
+            nick,
+            count,
+            account,
+            ..
         } => {
             let room = wire::room(&room)?;
             let joined = Event::Joined {
@@ -659,7 +751,7 @@ fn heard(
                 you: false,
                 members: Vec::new(),
                 count,
-                account: None,
+                account: account.as_deref().map(wire::nick).transpose()?,
             };
             burst.push(Publication {
                 room,
@@ -726,6 +818,7 @@ fn heard(
             nick,
             text,
             notice,
+            account,
             ..
         } => {
             let to = SessionId::from_bits(to);
@@ -737,7 +830,7 @@ fn heard(
                     to: wire::nick(&nick)?,
                     text: wire::text(&text)?,
                     notice,
-                    account: None,
+                    account: account.as_deref().map(wire::nick).transpose()?,
                     tags: None,
                 };
                 hub.reply(to, private, None);
@@ -748,6 +841,8 @@ fn heard(
             session,
             nick,
             rooms,
+            ops,
+            voiced,
             away,
             account,
             signon,
@@ -759,22 +854,32 @@ fn heard(
             let nick = wire::nick(&nick)?;
             let rooms = rooms
                 .iter()
-                .map(|r| wire::room(r))
-                .collect::<Result<Vec<RoomName>, String>>()?;
+                .map(|r| {
+                    let standing = Standing::of(ops.contains(r), voiced.contains(r));
+                    Ok((wire::room(r)?, standing))
+                })
+                .collect::<Result<Vec<(RoomName, Standing)>, String>>()?;
+            let names: Vec<RoomName> = rooms.iter().map(|(r, _)| r.clone()).collect();
             let profile = Profile {
                 away: away.as_deref().and_then(MessageText::new),
                 account: account.as_deref().map(wire::nick).transpose()?,
                 signon,
             };
+            let away = profile.away.clone();
             let remote = Remote {
                 node,
                 nick: nick.clone(),
-                rooms: rooms.clone(),
+                rooms,
                 profile,
             };
-            let renamed = shared.roster.lock().unwrap().present(id, remote);
-            if let Some(old) = renamed {
-                hub.renamed_elsewhere(&old, &nick, &rooms);
+            let old = shared.roster.lock().unwrap().present(id, remote);
+            if let Some(old) = old {
+                if old.nick != nick {
+                    hub.renamed_elsewhere(&old.nick, &nick, &names);
+                }
+                if old.profile.away != away {
+                    hub.away_elsewhere(&nick, away, &names);
+                }
             }
         }
         Wire::Absent { session, .. } => {
@@ -862,6 +967,7 @@ pub(super) fn said_publication(
         action,
         notice,
         by,
+        account,
         ..
     } = wire
     else {
@@ -877,8 +983,8 @@ pub(super) fn said_publication(
         text: wire::text(&text)?,
         action,
         notice,
-        // Accounts and client tags do not cross nodes yet (docs/cluster.md).
-        account: None,
+        account: account.as_deref().map(wire::nick).transpose()?,
+        // Client tags do not cross nodes yet (docs/cluster.md).
         tags: None,
     };
     Ok(Publication {

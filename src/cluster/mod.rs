@@ -29,6 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::hub::RemoteMember;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, MessageText, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
@@ -58,12 +59,17 @@ enum Out {
     /// A nick taken or given up by a session here.
     Claim(Nick, SessionId),
     Release(Nick, SessionId),
+    /// A room made here by a session (logged in to an account, or not) that is its
+    /// operator, if no other node's user made it at the same moment.
+    Found(RoomName, SessionId, Option<Nick>),
+    /// A room with no member here any more: anyone may found it again.
+    Ended(RoomName),
 }
 
 /// A session of this node, as the other nodes are told it.
 struct Local {
     nick: Nick,
-    rooms: Vec<RoomName>,
+    rooms: Vec<(RoomName, Standing)>,
     profile: Profile,
 }
 
@@ -81,6 +87,9 @@ struct Shared {
     outage: Mutex<Outage>,
     /// Every room's kept state as Redis has it ([`room_state`]), as last heard.
     rooms: Mutex<HashMap<RoomName, room_state::Fields>>,
+    /// What `charla:epoch` held when last read: another value means Redis lost its keys
+    /// meanwhile ([`recover`]).
+    epoch: Mutex<Option<String>>,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
@@ -110,7 +119,9 @@ impl Shared {
                 node,
                 session: id.bits(),
                 nick: nick.as_str().to_string(),
-                rooms: rooms.iter().map(|r| r.as_str().to_string()).collect(),
+                rooms: rooms.iter().map(|(r, _)| r.as_str().to_string()).collect(),
+                ops: names_where(rooms, Standing::is_op),
+                voiced: names_where(rooms, Standing::is_voiced),
                 away: profile.away.as_ref().map(|a| a.as_str().to_string()),
                 account: profile.account.as_ref().map(|a| a.as_str().to_string()),
                 signon: profile.signon,
@@ -121,6 +132,20 @@ impl Shared {
             },
         };
         self.send(Out::Publish(wire));
+    }
+
+    /// Sends a change to what Redis keeps of a room (`Out::Room`, `Out::Found`), or holds
+    /// it while Redis is out of reach, to be sent once it is back.
+    fn send_or_hold(&self, out: Out) {
+        if !self.reachable.load(Ordering::Relaxed) {
+            // Checked again under the lock `link::rejoin` sends what is held with.
+            let mut outage = self.outage.lock().unwrap();
+            if !self.reachable.load(Ordering::Relaxed) {
+                outage.hold_change(out);
+                return;
+            }
+        }
+        self.send(out);
     }
 
     fn node_key(&self) -> String {
@@ -203,6 +228,7 @@ impl Cluster {
             local: Mutex::default(),
             outage: Mutex::default(),
             rooms: Mutex::default(),
+            epoch: Mutex::default(),
             invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
@@ -229,7 +255,7 @@ impl Cluster {
     pub fn accounts(&self) -> Arc<dyn AccountStore> {
         Arc::new(accounts::RedisAccounts::new(
             self.client.clone(),
-            self.shared.node,
+            Some(self.shared.node),
         ))
     }
 
@@ -244,6 +270,17 @@ impl Cluster {
     }
 }
 
+/// The accounts of the cluster whose Redis is at `url`, for a program that is no node
+/// (`charla account add --cluster URL`): an account it creates is published as a node's
+/// registration is, so every node protects its nick at once. Connects on first use.
+pub fn accounts_at(url: &str) -> Result<Arc<dyn AccountStore>, JoinError> {
+    let client = redis::Client::open(url).map_err(|source| JoinError::Unreachable {
+        url: url.to_string(),
+        source,
+    })?;
+    Ok(Arc::new(accounts::RedisAccounts::new(client, None)))
+}
+
 /// The bus of a node in a cluster.
 struct ClusterBus(Arc<Shared>);
 
@@ -253,6 +290,13 @@ impl Bus for ClusterBus {
         let numbered = outage::proposed(&publication.event).is_some();
         if !shared.reachable.load(Ordering::Relaxed) {
             if !numbered {
+                // What operators did is told to the other nodes once Redis is back, with
+                // the changes it made (`share_room`); joins and leaves are not: presence
+                // is rebuilt then.
+                if let Some(wire) = Wire::of(shared.node, &publication).filter(Wire::is_room_event)
+                {
+                    shared.send_or_hold(Out::Publish(wire));
+                }
                 return Some(publication);
             }
             // Checked again under the lock: Redis may be back, and what was held published
@@ -296,7 +340,16 @@ impl Bus for ClusterBus {
             set,
             del,
         };
-        self.0.send(Out::Room(room.clone(), wire));
+        self.0.send_or_hold(Out::Room(room.clone(), wire));
+    }
+
+    fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
+        self.0
+            .send_or_hold(Out::Found(room.clone(), founder, account));
+    }
+
+    fn ended(&self, room: &RoomName) {
+        self.0.send(Out::Ended(room.clone()));
     }
 
     fn direct(&self, to: SessionId, event: Event) {
@@ -317,6 +370,7 @@ impl Bus for ClusterBus {
             to: nick,
             text,
             notice,
+            account,
             ..
         } = event
         {
@@ -329,6 +383,7 @@ impl Bus for ClusterBus {
                 nick: nick.as_str().to_string(),
                 text: text.as_str().to_string(),
                 notice,
+                account: account.map(|a| a.as_str().to_string()),
             }));
         }
     }
@@ -381,18 +436,28 @@ impl Directory for ClusterDirectory {
         self.local(owner, |local| local.nick = new.clone());
     }
 
-    fn joined(&self, room: &RoomName, id: SessionId) {
+    fn joined(&self, room: &RoomName, id: SessionId, standing: Standing) {
         if let Some(invites) = self.0.invites.lock().unwrap().get_mut(&id) {
             invites.retain(|r| r != room);
         }
-        self.local(id, |local| local.rooms.push(room.clone()));
+        self.local(id, |local| local.rooms.push((room.clone(), standing)));
+    }
+
+    fn standing(&self, room: &RoomName, id: SessionId, standing: Standing) {
+        self.local(id, |local| {
+            for (r, s) in &mut local.rooms {
+                if r == room {
+                    *s = standing;
+                }
+            }
+        });
     }
 
     fn parted(&self, room: &RoomName, id: SessionId) {
-        self.local(id, |local| local.rooms.retain(|r| r != room));
+        self.local(id, |local| local.rooms.retain(|(r, _)| r != room));
     }
 
-    fn members(&self, room: &RoomName) -> Vec<Nick> {
+    fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
         self.0.roster.lock().unwrap().members(room)
     }
 
@@ -412,12 +477,7 @@ impl Directory for ClusterDirectory {
         let remote = roster.remote(nick)?;
         Some(Whois {
             nick: remote.nick.clone(),
-            // Operators and voice are shown by each node for its own members only.
-            rooms: remote
-                .rooms
-                .iter()
-                .map(|r| (r.clone(), Standing::Member))
-                .collect(),
+            rooms: remote.rooms.clone(),
             away: remote.profile.away.clone(),
             user: None,
             realname: None,
@@ -438,6 +498,15 @@ impl Directory for ClusterDirectory {
         let invites = self.0.invites.lock().unwrap();
         invites.get(&id).is_some_and(|rooms| rooms.contains(room))
     }
+}
+
+/// The rooms of `rooms` where a session's standing is `is`, as the wire names them.
+fn names_where(rooms: &[(RoomName, Standing)], is: fn(Standing) -> bool) -> Vec<String> {
+    rooms
+        .iter()
+        .filter(|(_, standing)| is(*standing))
+        .map(|(room, _)| room.as_str().to_string())
+        .collect()
 }
 
 impl Shared {

@@ -6,8 +6,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::Out;
 use crate::hub::{Event, Publication, RoomName, SessionId};
-use crate::limits::CLUSTER_OUTAGE_HELD;
+use crate::limits::{CLUSTER_OUTAGE_CHANGES, CLUSTER_OUTAGE_HELD};
 
 #[derive(Default)]
 pub(super) struct Outage {
@@ -17,6 +18,9 @@ pub(super) struct Outage {
     pub dropped: HashMap<RoomName, u64>,
     /// How many past the bound, by speaker.
     pub speakers: HashMap<SessionId, u64>,
+    /// Changes to rooms (what Redis keeps of them, their announcements, foundings) not
+    /// yet sent, oldest first; at most [`CLUSTER_OUTAGE_CHANGES`].
+    pub changes: Vec<Out>,
 }
 
 impl Outage {
@@ -27,6 +31,26 @@ impl Outage {
             return;
         }
         self.lost(publication);
+    }
+
+    /// Holds a change to a room, or drops it past the bound: it then holds on this node
+    /// only.
+    pub fn hold_change(&mut self, change: Out) {
+        if self.changes.len() < CLUSTER_OUTAGE_CHANGES {
+            self.changes.push(change);
+        } else {
+            tracing::warn!(
+                "too many room changes while Redis is out of reach; kept on this node only"
+            );
+        }
+    }
+
+    /// Holds again, before what is held, changes that could not be sent after all (Redis
+    /// failed as they were): the order they were made in is kept.
+    pub fn hold_changes_again(&mut self, mut changes: Vec<Out>) {
+        changes.append(&mut self.changes);
+        changes.truncate(CLUSTER_OUTAGE_CHANGES);
+        self.changes = changes;
     }
 
     /// Counts `publication` as not relayed.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
 
-use super::link::{backlog_key, lost_publication, said_publication, seq_key};
+use super::link::{backlog_key, channel, lost_publication, said_publication, seq_key};
 use super::room_state;
 use super::wire::{self, Wire};
 use super::{PREFIX, Shared};
@@ -55,7 +55,8 @@ pub(super) async fn recover(
     redis: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
-    load_rooms(shared, redis, hub).await?;
+    let emptied = epoch(shared, redis).await?;
+    load_rooms(shared, redis, hub, emptied).await?;
     let mut rooms = hub.last_heard(rooms_with(redis, "log").await?);
     {
         // Numbers this node gave its own messages while Redis was out of reach are not the
@@ -164,14 +165,57 @@ async fn rooms_with(
     }
 }
 
+/// Gives `charla:epoch` a value unless it has one, and returns it.
+const EPOCH: &str = "local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]";
+
+/// Whether Redis lost what it kept since this node last read it (restarted without
+/// persistence, or emptied): the key one node writes once per Redis's life (`EPOCH`) is
+/// gone, or another node wrote it afresh.
+async fn epoch(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<bool> {
+    let fresh = format!(
+        "{}:{}",
+        shared.run,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let now: String = redis::cmd("EVAL")
+        .arg(EPOCH)
+        .arg(1)
+        .arg(format!("{PREFIX}epoch"))
+        .arg(fresh)
+        .query_async(redis)
+        .await?;
+    let mut known = shared.epoch.lock().unwrap();
+    let emptied = known.as_ref().is_some_and(|known| *known != now);
+    *known = Some(now);
+    Ok(emptied)
+}
+
+/// Writes a room's fields back to Redis unless it has the room already (another node
+/// wrote them back first), and publishes them as a change, for every node's copy.
+const RESEED: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1";
+
 /// Reads every room's kept state from Redis ([`room_state`]): the copy here becomes what
 /// Redis has, and the rooms here take it. A change published while it is read arrives
-/// live too and is applied again, which changes nothing.
+/// live too and is applied again, which changes nothing. When Redis lost what it kept
+/// (`emptied`), the rooms it no longer has are written back from the copy here first, so
+/// that their topics, modes and bans hold for nodes and rooms to come.
 async fn load_rooms(
     shared: &Shared,
     redis: &mut ConnectionManager,
     hub: &Hub,
+    emptied: bool,
 ) -> redis::RedisResult<()> {
+    if emptied {
+        reseed(shared, redis).await?;
+    }
     let rooms = rooms_with(redis, "room").await?;
     let answers: Vec<redis::Value> = if rooms.is_empty() {
         Vec::new()
@@ -203,6 +247,46 @@ async fn load_rooms(
         hub.room_kept(&room, kept);
     }
     Ok(())
+}
+
+/// Writes back every room this node keeps a copy of ([`RESEED`]), after Redis lost them.
+async fn reseed(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let copies: Vec<(RoomName, room_state::Fields)> = {
+        let rooms = shared.rooms.lock().unwrap();
+        rooms
+            .iter()
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(room, fields)| (room.clone(), fields.clone()))
+            .collect()
+    };
+    if copies.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        rooms = copies.len(),
+        "Redis lost what rooms keep; writing it back from this node's copy"
+    );
+    let mut pipe = redis::pipe();
+    for (room, fields) in copies {
+        let set: Vec<(String, String)> = fields.into_iter().collect();
+        let wire = Wire::RoomKept {
+            node: shared.node.number(),
+            room: room.as_str().to_string(),
+            set: set.clone(),
+            del: Vec::new(),
+        };
+        pipe.cmd("EVAL")
+            .arg(RESEED)
+            .arg(2)
+            .arg(room_state::key(&room))
+            .arg(channel())
+            .arg(wire.payload(0));
+        for (field, value) in set {
+            pipe.arg(field).arg(value);
+        }
+        pipe.ignore();
+    }
+    pipe.query_async::<()>(redis).await
 }
 
 /// The first and last number of messages missed and no longer kept.
@@ -246,6 +330,7 @@ mod tests {
             action: false,
             notice: false,
             by: 0,
+            account: None,
             late: false,
         };
         (seq, wire)

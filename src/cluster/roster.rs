@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{MessageText, Nick, RoomName, SessionId};
+use crate::hub::{MessageText, Nick, RemoteMember, RoomName, SessionId, Standing};
 
 /// What WHOIS tells of a session beyond its nick and rooms.
 #[derive(Debug, Clone, Default)]
@@ -19,7 +19,8 @@ pub struct Profile {
 pub struct Remote {
     pub node: u16,
     pub nick: Nick,
-    pub rooms: Vec<RoomName>,
+    /// Its rooms, and what it is in each.
+    pub rooms: Vec<(RoomName, Standing)>,
     pub profile: Profile,
 }
 
@@ -43,10 +44,23 @@ impl Roster {
         self.sessions.get(self.nicks.get(nick)?)
     }
 
-    pub fn members(&self, room: &RoomName) -> Vec<Nick> {
+    pub fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
         self.rooms.get(room).map_or_else(Vec::new, |ids| {
             ids.iter()
-                .map(|id| self.sessions[id].nick.clone())
+                .map(|id| {
+                    let remote = &self.sessions[id];
+                    let standing = remote
+                        .rooms
+                        .iter()
+                        .find(|(r, _)| r == room)
+                        .map_or(Standing::Member, |(_, s)| *s);
+                    RemoteMember {
+                        nick: remote.nick.clone(),
+                        standing,
+                        away: remote.profile.away.is_some(),
+                        account: remote.profile.account.clone(),
+                    }
+                })
                 .collect()
         })
     }
@@ -58,25 +72,22 @@ impl Roster {
             .collect()
     }
 
-    /// Records what `id` is now; returns its previous nick when it changed. A node first
+    /// Records what `id` is now; returns what it was, if it was known. A node first
     /// heard of this way is timed from now, so that it is forgotten if it dies before its
     /// first heartbeat.
-    pub fn present(&mut self, id: SessionId, remote: Remote) -> Option<Nick> {
+    pub fn present(&mut self, id: SessionId, remote: Remote) -> Option<Remote> {
         self.nodes
             .entry(remote.node)
             .or_insert_with(|| (String::new(), Instant::now()));
         let old = self.remove(id);
-        let renamed = old
-            .filter(|old| old.nick != remote.nick)
-            .map(|old| old.nick);
         // Were two sessions to claim one nick, the later word wins here; Redis decides which
         // keeps it, and the other's node renames it.
         self.nicks.insert(remote.nick.clone(), id);
-        for room in &remote.rooms {
+        for (room, _) in &remote.rooms {
             self.rooms.entry(room.clone()).or_default().insert(id);
         }
         self.sessions.insert(id, remote);
-        renamed
+        old
     }
 
     /// Forgets session `id`; returns what it was.
@@ -85,7 +96,7 @@ impl Roster {
         if self.nicks.get(&remote.nick) == Some(&id) {
             self.nicks.remove(&remote.nick);
         }
-        for room in &remote.rooms {
+        for (room, _) in &remote.rooms {
             if let Some(ids) = self.rooms.get_mut(room) {
                 ids.remove(&id);
                 if ids.is_empty() {
@@ -159,7 +170,10 @@ mod tests {
         Remote {
             node,
             nick: Nick::parse(nick).unwrap(),
-            rooms: rooms.iter().map(|r| RoomName::parse(r).unwrap()).collect(),
+            rooms: rooms
+                .iter()
+                .map(|r| (RoomName::parse(r).unwrap(), Standing::Member))
+                .collect(),
             profile: Profile::default(),
         }
     }
@@ -171,12 +185,21 @@ mod tests {
         let ops = RoomName::parse("#ops").unwrap();
         let t0 = Instant::now();
         roster.heard(2, "r1", t0);
-        assert_eq!(roster.present(ana, remote(2, "ana", &["#ops"])), None);
+        assert!(roster.present(ana, remote(2, "ana", &["#ops"])).is_none());
         assert_eq!(roster.holder(&Nick::parse("ANA").unwrap()), Some(ana));
-        let old = roster.present(ana, remote(2, "anita", &["#ops", "#dev"]));
-        assert_eq!(old, Some(Nick::parse("ana").unwrap()));
+        let mut anita = remote(2, "anita", &["#ops", "#dev"]);
+        anita.rooms[0].1 = Standing::Operator;
+        anita.profile.away = MessageText::new("lunch");
+        let old = roster.present(ana, anita);
+        assert_eq!(old.map(|o| o.nick), Some(Nick::parse("ana").unwrap()));
         assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
-        assert_eq!(roster.members(&ops), [Nick::parse("anita").unwrap()]);
+        let members = roster.members(&ops);
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].nick, Nick::parse("anita").unwrap());
+        assert_eq!(members[0].standing, Standing::Operator);
+        assert!(members[0].away);
+        let dev = RoomName::parse("#dev").unwrap();
+        assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);
         assert!(roster.silent_since(t0).is_empty());
         let gone = roster.silent_since(t0 + Duration::from_secs(1));

@@ -30,6 +30,9 @@ pub enum Wire {
         notice: bool,
         /// The session that said it, which does not hear it back.
         by: u64,
+        /// The account it is logged in to (IRCv3 `account-tag`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
         /// Said while Redis was out of reach and published once it was back: its own node
         /// heard it then, and does not again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -62,6 +65,9 @@ pub enum Wire {
         room: String,
         nick: String,
         count: usize,
+        /// The account the joiner is logged in to (IRCv3 `extended-join`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     Left {
         node: u16,
@@ -125,6 +131,9 @@ pub enum Wire {
         nick: String,
         text: String,
         notice: bool,
+        /// The account the sender is logged in to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     /// Session `session` of `node` goes by `nick` and is in `rooms` (all of its state:
     /// the newest replaces what was known).
@@ -133,6 +142,11 @@ pub enum Wire {
         session: u64,
         nick: String,
         rooms: Vec<String>,
+        /// Those of `rooms` it is an operator of, and voiced in.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ops: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        voiced: Vec<String>,
         /// Its away message, account and sign-on time, for WHOIS.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         away: Option<String>,
@@ -162,6 +176,14 @@ pub enum Wire {
 }
 
 impl Wire {
+    /// What an operator did in a room: a topic, modes, a kick.
+    pub fn is_room_event(&self) -> bool {
+        matches!(
+            self,
+            Wire::Topic { .. } | Wire::Modes { .. } | Wire::Kicked { .. }
+        )
+    }
+
     /// The node that published it.
     pub fn node(&self) -> u16 {
         match self {
@@ -201,6 +223,7 @@ impl Wire {
                 action: said.action,
                 notice: said.notice,
                 by: publication.except.map_or(0, SessionId::bits),
+                account: said.account.as_ref().map(|a| a.as_str().to_string()),
                 late: false,
             },
             Event::Posted(posted) => Wire::Posted {
@@ -219,11 +242,17 @@ impl Wire {
                     .collect(),
                 late: false,
             },
-            Event::Joined { nick, count, .. } => Wire::Joined {
+            Event::Joined {
+                nick,
+                count,
+                account,
+                ..
+            } => Wire::Joined {
                 node,
                 room,
                 nick: nick.as_str().to_string(),
                 count: *count,
+                account: account.as_ref().map(|a| a.as_str().to_string()),
             },
             Event::Left { nick, reason, .. } => Wire::Left {
                 node,

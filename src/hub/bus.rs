@@ -7,7 +7,7 @@
 
 use super::SessionId;
 use super::event::Event;
-use super::names::RoomName;
+use super::names::{Nick, RoomName};
 use super::room::RoomChange;
 
 /// One event for a room's members.
@@ -46,6 +46,20 @@ pub trait Bus: Send + Sync {
     /// has nobody to share them with.
     fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
         let _ = (room, changes);
+    }
+
+    /// Session `founder` (logged in to `account`, if any) made `room`, which had no
+    /// member on any node this one knows of, and is its operator here. Another node's
+    /// user may have made it at the same moment: the bus lets exactly one of them keep
+    /// it and tells the others' nodes through [`super::Hub::founding_lost`]. The
+    /// founder's account, if any, is remembered as an operator's only for the one kept.
+    fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
+        let _ = (room, founder, account);
+    }
+
+    /// `room` has no member on this node any more: a user of any node may found it again.
+    fn ended(&self, room: &RoomName) {
+        let _ = room;
     }
 }
 

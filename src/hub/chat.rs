@@ -604,7 +604,7 @@ impl ChatState {
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return match self.directory.holder(&to) {
                 Some(elsewhere) => Ok(Some(
-                    self.private_elsewhere(id, elsewhere, to, text, notice),
+                    self.private_elsewhere(id, elsewhere, to, text, notice, reference),
                 )),
                 None => Err((ErrorCode::NoSuchNick, format!("nobody is called {to}"))),
             };
@@ -642,7 +642,8 @@ impl ChatState {
     }
 
     /// A private message to session `to` of another node, carried by the bus; answered
-    /// with its acknowledgement.
+    /// with its acknowledgement, and with their away message (as their node last told)
+    /// as a message to someone here is.
     fn private_elsewhere(
         &mut self,
         id: SessionId,
@@ -650,6 +651,7 @@ impl ChatState {
         nick: Nick,
         text: MessageText,
         notice: bool,
+        reference: Option<String>,
     ) -> Event {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
@@ -658,7 +660,7 @@ impl ChatState {
             id: msg_id,
             ts,
             from: speaker.nick.clone(),
-            to: nick,
+            to: nick.clone(),
             text,
             notice,
             account: speaker.account.clone(),
@@ -666,6 +668,15 @@ impl ChatState {
         };
         self.metrics.received(MessageKind::Private);
         self.bus.direct(to, private);
+        let away = self.directory.whois(&nick).and_then(|w| w.away);
+        if let Some(message) = away.filter(|_| !notice) {
+            let away = Event::Away {
+                nick,
+                message: Some(message),
+                you: false,
+            };
+            self.send(id, &Outgoing::reply(away, reference));
+        }
         Event::Ack { id: msg_id, ts }
     }
 
@@ -909,22 +920,23 @@ impl ChatState {
             };
             recipient.follow(target.log.follow(id));
             target.members.insert(id, recipient);
-            self.directory.joined(&room, id);
             target.invited.retain(|&invited| invited != id);
             if founder {
                 target.ops.insert(id, ());
                 target.remember_op(account.as_ref());
-                if let Some(account) = &account {
+                if account.is_some() {
                     self.store.keep_room(&room, target.kept());
-                    let founded = vec![RoomChange::OpAccount(account.clone(), true)];
-                    if self.bus_numbers {
-                        self.bus.share_room(&room, founded);
-                    }
+                }
+                if self.bus_numbers {
+                    // Another node's user may found it at the same moment: the cluster
+                    // decides which one is its operator (`Hub::founding_lost`).
+                    self.bus.found(&room, id, account.clone());
                 }
             } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
             }
+            self.directory.joined(&room, id, target.standing(id));
             let count = target.members.len();
             let announce = target.settings.announces(count);
             if resumed {
@@ -1006,12 +1018,12 @@ impl ChatState {
             Some(room) if self.rooms.contains_key(&room) => room,
             Some(room) => {
                 // A room with members on other nodes only.
-                let mut nicks = self.directory.members(&room);
-                if nicks.is_empty() {
+                let mut members = self.directory.members(&room);
+                if members.is_empty() {
                     return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
                 }
-                nicks.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
-                let standing = vec![Standing::Member; nicks.len()];
+                members.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
+                let (nicks, standing) = members.into_iter().map(|m| (m.nick, m.standing)).unzip();
                 return Ok(Some(Event::Users {
                     nicks,
                     standing,
@@ -1027,9 +1039,9 @@ impl ChatState {
         let mut nicks = self.nicks_of(ids);
         let elsewhere = self.directory.members(&room);
         if !elsewhere.is_empty() {
-            // Members of other nodes are plain members here: modes are each node's own.
+            // Members of other nodes are operators or voiced as their nodes told.
             let mut all: Vec<(Nick, Standing)> = nicks.into_iter().zip(standing).collect();
-            all.extend(elsewhere.into_iter().map(|nick| (nick, Standing::Member)));
+            all.extend(elsewhere.into_iter().map(|m| (m.nick, m.standing)));
             all.sort_unstable_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
             (nicks, standing) = all.into_iter().unzip();
         }
@@ -1060,7 +1072,12 @@ impl ChatState {
     /// Adds to `nicks` the members of `room` on other nodes, up to `shown` in all;
     /// returns how many there are.
     fn add_elsewhere(&self, room: &RoomName, nicks: &mut Vec<Nick>, shown: usize) -> usize {
-        let mut elsewhere = self.directory.members(room);
+        let mut elsewhere: Vec<Nick> = self
+            .directory
+            .members(room)
+            .into_iter()
+            .map(|m| m.nick)
+            .collect();
         let count = elsewhere.len();
         if count > 0 {
             elsewhere.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
@@ -1145,7 +1162,8 @@ impl ChatState {
                 return;
             }
             // Members of other nodes may still be there to hear it, and its history is the
-            // cluster's: kept.
+            // cluster's: kept. A user of any node may found it again.
+            self.bus.ended(room);
         }
         let Some(reason) = reason else {
             return;

@@ -7,8 +7,19 @@
 use super::SessionId;
 use super::event::Whois;
 use super::names::{Nick, RoomName};
+use super::ops::Standing;
 use super::room::KeptRoom;
 use super::text::MessageText;
+
+/// A member of a room on another node, as its node last told: enough to show them as
+/// this node shows its own (NAMES' `@` and `+`, WHO's away flag and account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMember {
+    pub nick: Nick,
+    pub standing: Standing,
+    pub away: bool,
+    pub account: Option<Nick>,
+}
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
 /// answers from what it already knows (a replica fed by the bus), never waiting on the
@@ -30,9 +41,15 @@ pub trait Directory: Send + Sync {
         self.claimed(new, owner);
     }
 
-    /// Session `id` of this node joined `room`.
-    fn joined(&self, room: &RoomName, id: SessionId) {
-        let _ = (room, id);
+    /// Session `id` of this node joined `room`, where it is `standing`.
+    fn joined(&self, room: &RoomName, id: SessionId, standing: Standing) {
+        let _ = (room, id, standing);
+    }
+
+    /// Session `id` of this node, a member of `room`, is `standing` there from now on
+    /// (made or unmade operator or voiced).
+    fn standing(&self, room: &RoomName, id: SessionId, standing: Standing) {
+        let _ = (room, id, standing);
     }
 
     /// Session `id` of this node left `room`.
@@ -40,8 +57,8 @@ pub trait Directory: Send + Sync {
         let _ = (room, id);
     }
 
-    /// The nicks of `room`'s members on other nodes, in no order.
-    fn members(&self, room: &RoomName) -> Vec<Nick> {
+    /// `room`'s members on other nodes, in no order.
+    fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
         let _ = room;
         Vec::new()
     }

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use super::bus::Publication;
 use super::event::{Event, Outgoing};
 use super::names::{Nick, RoomName};
-use super::ops::Mode;
+use super::ops::{Mode, ModeChange};
 use super::room::{KeptRoom, RoomChange};
 use super::store::Owed;
+use super::text::MessageText;
 use super::{Hub, SessionId};
 
 impl Hub {
@@ -37,6 +38,27 @@ impl Hub {
         });
     }
 
+    /// A session of another node, `nick`, went away (`message`) or came back: everyone
+    /// here sharing one of its `rooms` hears it once, as of someone here (IRC
+    /// `away-notify`).
+    pub fn away_elsewhere(&self, nick: &Nick, message: Option<MessageText>, rooms: &[RoomName]) {
+        self.with_chat(|chat| {
+            let notice = Outgoing::new(Event::AwayChanged {
+                nick: nick.clone(),
+                message,
+            });
+            let mut told = HashSet::new();
+            for room in rooms {
+                if let Some(target) = chat.rooms.get(room) {
+                    told.extend(target.members.keys().copied());
+                }
+            }
+            for member in told {
+                chat.send(member, &notice);
+            }
+        });
+    }
+
     /// Another node took `nick` at the same moment as session `id` here, and first: the
     /// session is told and renamed to a guest, if it still holds `nick`.
     pub fn nick_lost(&self, id: SessionId, nick: &Nick) {
@@ -50,6 +72,48 @@ impl Hub {
             };
             chat.send(id, &Outgoing::new(lost));
             chat.evict(id);
+        });
+    }
+
+    /// A user of another node made `room` at the same moment as session `id` here, and
+    /// first: `id` is not its operator after all. It is told, and the room's members here
+    /// see it lose operator (`-o`), as they saw it gain it by founding the room.
+    pub fn founding_lost(&self, room: &RoomName, id: SessionId) {
+        self.with_chat(|chat| {
+            let Some(target) = chat.rooms.get_mut(room) else {
+                return;
+            };
+            if target.ops.remove(&id).is_none() {
+                return;
+            }
+            let Some(session) = chat.sessions.get(&id) else {
+                return;
+            };
+            if let Some(account) = &session.account {
+                target.op_accounts.retain(|a| a != account);
+            }
+            chat.directory.standing(room, id, target.standing(id));
+            let (name, nick) = (target.name.clone(), session.nick.clone());
+            let lost = Event::Error {
+                code: super::ErrorCode::NotOperator,
+                message: format!(
+                    "{name} was made on another node at the same moment: you are not its operator"
+                ),
+            };
+            chat.send(id, &Outgoing::new(lost));
+            let changed = Event::ModeChanged {
+                room: name.clone(),
+                by: nick.clone(),
+                changes: vec![ModeChange {
+                    add: false,
+                    mode: Mode::Op(nick),
+                }],
+            };
+            chat.fan_out(Publication {
+                room: name,
+                event: changed,
+                except: None,
+            });
         });
     }
 
@@ -93,6 +157,7 @@ impl Hub {
                         let account = chat.sessions[&id].account.clone();
                         if let Some(target) = chat.rooms.get_mut(&room) {
                             target.give(id, account.as_ref(), op, change.add);
+                            chat.directory.standing(&room, id, target.standing(id));
                         }
                         if let (true, Some(account)) = (op, account) {
                             shared.push(RoomChange::OpAccount(account, change.add));

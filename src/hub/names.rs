@@ -12,6 +12,8 @@
 //! allows: Latin with Han, Japanese, Korean or one other script that does not look like
 //! it, never Latin with Cyrillic or Greek. Sorting uses the case-folded spelling.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
@@ -228,8 +230,34 @@ pub(crate) fn fold(text: &str) -> String {
     key.nfc().collect()
 }
 
+/// How many room names each thread remembers having parsed ([`PARSED_ROOMS`]); when
+/// that many are held, the memo starts again empty.
+const PARSED_ROOMS_HELD: usize = 1024;
+
+thread_local! {
+    /// Room names parsed lately on this thread, by the spelling they came in. In IRC and
+    /// JSON every message names its room, and parsing a name (NFC, the script checks, the
+    /// confusable skeleton) cost more than the rest of the message's way in. Parsing is a
+    /// pure function of the input, so a name remembered is the name parsed again.
+    static PARSED_ROOMS: RefCell<HashMap<Box<str>, RoomName>> = RefCell::default();
+}
+
 impl RoomName {
     pub fn parse(input: &str) -> Result<RoomName, NameError> {
+        if let Some(room) = PARSED_ROOMS.with_borrow(|memo| memo.get(input).cloned()) {
+            return Ok(room);
+        }
+        let room = RoomName::parse_anew(input)?;
+        PARSED_ROOMS.with_borrow_mut(|memo| {
+            if memo.len() >= PARSED_ROOMS_HELD {
+                memo.clear();
+            }
+            memo.insert(input.into(), room.clone());
+        });
+        Ok(room)
+    }
+
+    fn parse_anew(input: &str) -> Result<RoomName, NameError> {
         let input = input.trim();
         let body = input.strip_prefix('#').unwrap_or(input);
         let body: String = body.nfc().collect();
@@ -289,6 +317,30 @@ mod tests {
 
     fn nick(s: &str) -> Nick {
         Nick::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_room_parsed_again_is_the_room_parsed_first() {
+        let first = RoomName::parse("#Ops").unwrap();
+        let again = RoomName::parse("#Ops").unwrap();
+        assert!(first == again && again.as_str() == "#Ops");
+        assert!(RoomName::parse(" #ops\t").unwrap() == first);
+        assert_eq!(RoomName::parse(" #ops\t").unwrap().as_str(), "#ops");
+        for _ in 0..2 {
+            assert_eq!(
+                RoomName::parse("#a b").map(|_| ()),
+                Err(NameError::BadChar(' '))
+            );
+        }
+        // Past what a thread holds, the memo starts again and names still come out right.
+        for i in 0..PARSED_ROOMS_HELD + 10 {
+            assert_eq!(
+                RoomName::parse(&format!("#r{i}")).unwrap().as_str(),
+                format!("#r{i}")
+            );
+        }
+        assert!(PARSED_ROOMS.with_borrow(|memo| memo.len()) <= PARSED_ROOMS_HELD);
+        assert_eq!(RoomName::parse("#Ops").unwrap().as_str(), "#Ops");
     }
 
     #[test]

@@ -55,6 +55,24 @@ impl Standing {
             other => other.prefix(),
         }
     }
+
+    /// What an operator (`op`) and a voiced member (`voiced`) are.
+    pub fn of(op: bool, voiced: bool) -> Standing {
+        match (op, voiced) {
+            (true, true) => Standing::OperatorVoiced,
+            (true, false) => Standing::Operator,
+            (false, true) => Standing::Voiced,
+            (false, false) => Standing::Member,
+        }
+    }
+
+    pub fn is_op(self) -> bool {
+        matches!(self, Standing::Operator | Standing::OperatorVoiced)
+    }
+
+    pub fn is_voiced(self) -> bool {
+        matches!(self, Standing::Voiced | Standing::OperatorVoiced)
+    }
 }
 
 /// The modes a room has; a new room a user makes starts `+nt`.
@@ -576,9 +594,9 @@ impl ChatState {
             .directory
             .members(&room.name)
             .into_iter()
-            .find(|n| n == nick)
+            .find(|m| m.nick == *nick)
         {
-            Some(spelled) => Ok((member, spelled)),
+            Some(spelled) => Ok((member, spelled.nick)),
             None => not_in(),
         }
     }
@@ -635,15 +653,26 @@ impl ChatState {
         if changes.is_empty() {
             let room = self.existing_room(id, room)?;
             let target = &self.rooms[&room];
-            let sorted = |set: &super::BySession<()>| {
+            // Members of other nodes are operators or voiced as their nodes told.
+            let elsewhere = self.directory.members(&room);
+            let sorted = |set: &super::BySession<()>, op: bool| {
                 let mut nicks: Vec<Nick> = set
                     .keys()
                     .map(|member| self.sessions[member].nick.clone())
                     .collect();
+                nicks.extend(
+                    elsewhere
+                        .iter()
+                        .filter(|m| match op {
+                            true => m.standing.is_op(),
+                            false => m.standing.is_voiced(),
+                        })
+                        .map(|m| m.nick.clone()),
+                );
                 nicks.sort_by(|a, b| a.sort_key().cmp(b.sort_key()));
                 nicks
             };
-            let (ops, voiced) = (sorted(&target.ops), sorted(&target.voiced));
+            let (ops, voiced) = (sorted(&target.ops, true), sorted(&target.voiced, false));
             let mut modes = target.modes.clone();
             if !target.members.contains_key(&id) {
                 // The key is for members to see.
@@ -759,7 +788,10 @@ impl ChatState {
                             if op && let Some(account) = &session.account {
                                 shared.push(RoomChange::OpAccount(account.clone(), add));
                             }
-                            target.give(*member, session.account.as_ref(), op, add)
+                            let done = target.give(*member, session.account.as_ref(), op, add);
+                            self.directory
+                                .standing(&room, *member, target.standing(*member));
+                            done
                         }
                         // Its own node gives or takes it as it hears the change.
                         None => true,
@@ -856,7 +888,7 @@ impl ChatState {
             return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
         };
         let name = self.rooms[room].name.clone();
-        if self.directory.members(room).contains(&nick) {
+        if self.directory.members(room).iter().any(|m| m.nick == nick) {
             return Err((
                 ErrorCode::InvalidArgument,
                 format!("{nick} is already in {name}"),

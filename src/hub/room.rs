@@ -191,12 +191,7 @@ impl Room {
 
     /// What member `id` is here: operator, voiced or neither.
     pub fn standing(&self, id: SessionId) -> Standing {
-        match (self.is_op(id), self.voiced.contains_key(&id)) {
-            (true, true) => Standing::OperatorVoiced,
-            (true, false) => Standing::Operator,
-            (false, true) => Standing::Voiced,
-            (false, false) => Standing::Member,
-        }
+        Standing::of(self.is_op(id), self.voiced.contains_key(&id))
     }
 
     /// Whether `id` may speak here now that the room is moderated or `id` banned.

@@ -72,49 +72,47 @@ impl WhoMask {
 
 impl ChatState {
     /// WHO of a room lists its members here with what their sessions gave, and those on
-    /// other nodes as plain members known by nick alone: all of them to a member, the
+    /// other nodes as their nodes told (standing, away, account): all of them to a member, the
     /// visible ones to anyone else, none of a secret room to anyone else. WHO of a nick, its holder here, invisible or not; of
     /// a mask, the users of this node it matches that `asker` may see, at most
     /// [`MAX_WHO_MASK_REPLIES`]. `opers_only` keeps server operators alone.
     pub(super) fn who(&self, asker: SessionId, of: WhoOf, opers_only: bool) -> Event {
-        let (room, mut members) =
-            match of {
-                WhoOf::Nick(nick) => {
-                    let found = self.nicks.get(&nick, &self.sessions);
-                    let members = found.map(|id| self.who_entry(id, Standing::Member));
-                    (None, members.into_iter().collect())
-                }
-                WhoOf::Mask(mask) => (None, self.who_mask(asker, &mask)),
-                WhoOf::Room(room) => {
-                    let target = self.rooms.get(&room);
-                    let Some(target) = target.filter(|_| !self.hidden_from(asker, &room)) else {
-                        return Event::Who {
-                            room: Some(room),
-                            members: Vec::new(),
-                        };
+        let (room, mut members) = match of {
+            WhoOf::Nick(nick) => {
+                let found = self.nicks.get(&nick, &self.sessions);
+                let members = found.map(|id| self.who_entry(id, Standing::Member));
+                (None, members.into_iter().collect())
+            }
+            WhoOf::Mask(mask) => (None, self.who_mask(asker, &mask)),
+            WhoOf::Room(room) => {
+                let target = self.rooms.get(&room);
+                let Some(target) = target.filter(|_| !self.hidden_from(asker, &room)) else {
+                    return Event::Who {
+                        room: Some(room),
+                        members: Vec::new(),
                     };
-                    let member = target.members.contains_key(&asker);
-                    let mut members: Vec<WhoEntry> = self
-                        .member_ids(&room, None)
-                        .into_iter()
-                        .filter(|&m| member || !self.sessions[&m].invisible)
-                        .map(|m| self.who_entry(m, target.standing(m)))
-                        .collect();
-                    members.extend(self.directory.members(&room).into_iter().map(|nick| {
-                        WhoEntry {
-                            nick,
-                            standing: Standing::Member,
-                            user: None,
-                            realname: None,
-                            away: false,
-                            account: None,
-                            oper: false,
-                            idle: 0,
-                        }
-                    }));
-                    (Some(target.name.clone()), members)
-                }
-            };
+                };
+                let member = target.members.contains_key(&asker);
+                let mut members: Vec<WhoEntry> = self
+                    .member_ids(&room, None)
+                    .into_iter()
+                    .filter(|&m| member || !self.sessions[&m].invisible)
+                    .map(|m| self.who_entry(m, target.standing(m)))
+                    .collect();
+                members.extend(self.directory.members(&room).into_iter().map(|m| WhoEntry {
+                    nick: m.nick,
+                    standing: m.standing,
+                    user: None,
+                    realname: None,
+                    away: m.away,
+                    account: m.account,
+                    // Each node's server operators are its own.
+                    oper: false,
+                    idle: 0,
+                }));
+                (Some(target.name.clone()), members)
+            }
+        };
         if opers_only {
             members.retain(|member| member.oper);
         }

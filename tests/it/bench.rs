@@ -12,12 +12,16 @@ use crate::tls::{Pki, listener, serve_with};
 
 /// A server as the benchmark loads it: no flood control, no bound per address.
 async fn open_server() -> TestServer {
-    TestServer::with(Limits {
+    TestServer::with(open_limits()).await
+}
+
+/// The limits the benchmark's servers run with: no flood control, no bound per address.
+fn open_limits() -> Limits {
+    Limits {
         flood_rate: 0,
         max_connections_per_ip: 0,
         ..Limits::default()
-    })
-    .await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,11 +56,7 @@ async fn fanout_counts_every_delivery_once_and_measures_both_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_over_tls_and_a_websocket_counts_every_delivery_once() {
     let pki = Pki::new();
-    let limits = Limits {
-        flood_rate: 0,
-        max_connections_per_ip: 0,
-        ..Limits::default()
-    };
+    let limits = open_limits();
     let specs = [
         "tls://127.0.0.1:0",
         "http://127.0.0.1:0",
@@ -243,12 +243,7 @@ async fn floor_writes_every_socket_in_turn_and_all_of_it_is_read() {
 /// and over IRC: every nick its own, every connection still open when memory is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_registers_its_crowd_over_text_and_irc() {
-    let limits = Limits {
-        flood_rate: 0,
-        max_connections_per_ip: 0,
-        ..Limits::default()
-    };
-    let server = TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], limits).await;
+    let server = TestServer::on(&["tcp://127.0.0.1:0", "irc://127.0.0.1:0"], open_limits()).await;
     let pid = std::process::id().to_string();
     for (protocol, addr) in [("charla", server.tcp()), ("irc", server.irc())] {
         let addr = addr.to_string();

@@ -3,15 +3,15 @@
 //! invitations reach the node of the member they name. A real redis-server, real
 //! `charla serve --cluster` processes.
 
-use crate::cluster::{Node, Redis, ask_until};
+use crate::cluster::{Node, Redis, ask_until, member_until};
 use std::time::{Duration, Instant};
 
 use crate::support::{Client, PATIENCE};
 
 /// `client` on `node` joins `room` once its node knows `nick` is there, so that it joins
 /// the room the others made rather than founding one of its own.
-async fn join_after(client: &mut Client, room: &str, nick: &str) {
-    ask_until(client, &format!("/users {room}"), nick).await;
+pub(crate) async fn join_after(client: &mut Client, room: &str, nick: &str) {
+    member_until(client, room, nick).await;
     client.send(&format!("/join {room}")).await;
     client.expect(&format!("{room} *** you joined")).await;
 }
@@ -76,9 +76,11 @@ async fn topics_modes_bans_ops_kicks_and_invitations_hold_on_every_node() {
     // A node started later has all of it from Redis.
     let three = Node::start(&redis, "three");
     let mut erin = three.text("erin").await;
-    ask_until(&mut erin, "/users #ops", "ana").await;
+    member_until(&mut erin, "#ops", "ana").await;
     erin.send("/join #ops sesame").await;
     erin.expect("ERROR invite_only").await;
+    // Node one knows erin before ana invites her.
+    ask_until(&mut ana, "/whois erin", "*** erin is in").await;
     ana.send("/invite erin #ops").await;
     erin.expect("*** ana invites you to #ops").await;
     erin.send("/join #ops sesame").await;
@@ -113,7 +115,7 @@ async fn bad_room_state_in_redis_is_skipped_and_the_rest_read() {
     // Node two has read Redis once it has heard who is on node one.
     let two = Node::start(&redis, "two");
     let mut bob = two.text("bob").await;
-    ask_until(&mut bob, "/users #lobby", "ana").await;
+    member_until(&mut bob, "#lobby", "ana").await;
     bob.send("/join #bad").await;
     bob.expect("#bad *** you joined").await;
     bob.send("/mode").await;
@@ -196,4 +198,69 @@ async fn whois_of_a_user_on_another_node_tells_their_rooms_away_message_and_acco
         assert!(Instant::now() < deadline, "still away: {line}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls Redis until `room`'s field `field` holds `needle`.
+fn redis_until(redis: &Redis, room: &str, field: &str, needle: &str) {
+    let key = format!("charla:room:{room}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = redis.command(&["HGET", &key, field]);
+        if value.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} {field} never held {needle:?}: {value:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn room_changes_in_an_outage_are_shared_once_redis_is_back_and_an_emptied_redis_is_refilled()
+{
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/join #dev").await;
+    ana.expect("#dev *** you joined").await;
+    ana.send("/topic kept through restarts").await;
+    ana.expect("#dev *** ana set the topic: kept through restarts")
+        .await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    let mut bob = two.text("bob").await;
+    join_after(&mut bob, "#ops", "ana").await;
+    redis_until(&redis, "#dev", "topic", "kept through restarts");
+
+    // Redis goes, and comes back empty (no persistence): what ana did meanwhile is
+    // shared then, and what the rooms kept before is written back by the nodes.
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send("/topic #ops set in the outage").await;
+    ana.expect("#ops *** ana set the topic: set in the outage")
+        .await;
+    ana.send("/mode #ops +m").await;
+    ana.expect("#ops *** ana set mode +m").await;
+    redis.restart();
+    ask_until(&mut bob, "/topic #ops", "set in the outage").await;
+    ask_until(&mut bob, "/mode #ops", "+mnt").await;
+    redis_until(&redis, "#ops", "topic", "set in the outage");
+    redis_until(&redis, "#ops", "m", "1");
+    redis_until(&redis, "#dev", "topic", "kept through restarts");
+
+    // A node started after it all has every room's state from Redis.
+    let three = Node::start(&redis, "three");
+    let mut erin = three.text("erin").await;
+    member_until(&mut erin, "#ops", "ana").await;
+    erin.send("/join #dev").await;
+    erin.expect("#dev *** topic: kept through restarts (set by ana)")
+        .await;
+    erin.send("/join #ops").await;
+    erin.expect("#ops *** topic: set in the outage (set by ana)")
+        .await;
+    erin.send("/mode #ops").await;
+    erin.expect("#ops *** modes +mnt").await;
 }

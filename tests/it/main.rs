@@ -13,6 +13,7 @@ mod cli;
 mod client;
 mod client_tty;
 mod cluster;
+mod cluster_members;
 mod cluster_rooms;
 mod feeds;
 mod feeds_cli;
