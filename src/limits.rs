@@ -421,6 +421,8 @@ pub struct Limits {
     /// Nor is this: the password IRC's PASS must give before registering
     /// (`--irc-password`), if one is set.
     pub irc_password: Option<crate::accounts::ServerPassword>,
+    /// `--oper NAME:HASH`: the server operators, none by default.
+    pub opers: Vec<crate::accounts::ServerOper>,
 }
 
 impl Default for Limits {
@@ -442,6 +444,7 @@ impl Default for Limits {
             ping_interval: PING_INTERVAL,
             server_name: SERVER_NAME.into(),
             irc_password: None,
+            opers: Vec::new(),
         }
     }
 }

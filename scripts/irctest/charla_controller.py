@@ -6,8 +6,10 @@ with CHARLA_BIN naming the binary (default: `charla` on PATH). docs/irctest.md h
 whole command.
 """
 
+import functools
 import os
 import shutil
+import subprocess
 from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
@@ -43,7 +45,7 @@ class CharlaController(BaseServerController, DirectoryBasedController):
         self.create_config()
         binary = os.environ.get("CHARLA_BIN") or shutil.which("charla") or "charla"
         env = dict(os.environ)
-        # The IRC password and operator go by environment, not argv: `ps` shows argv.
+        # The IRC password goes by environment, not argv: `ps` shows argv.
         if password is not None:
             env["CHARLA_IRC_PASSWORD"] = password
         else:
@@ -64,10 +66,23 @@ class CharlaController(BaseServerController, DirectoryBasedController):
             "--max-per-ip",
             "0",
         ]
-        oper = os.environ.get("CHARLA_IRCTEST_OPER")
-        if oper:
-            command += ["--irc-oper", oper]
+        # irctest's operator, as its ngircd and InspIRCd configurations have it; the server
+        # is given the password's argon2 hash only.
+        env["CHARLA_OPER"] = f"operuser:{oper_hash(binary, 'operpassword')}"
         self.proc = self.execute(command, env=env)
+
+
+@functools.cache
+def oper_hash(binary: str, password: str) -> str:
+    """The hash `charla account hash` prints of `password`, once per run."""
+    done = subprocess.run(
+        [binary, "account", "hash"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
 
 
 def get_irctest_controller_class() -> Type[CharlaController]:

@@ -11,6 +11,7 @@
 
 pub mod gate;
 mod limiter;
+pub mod oper;
 pub mod password;
 pub mod token;
 
@@ -30,6 +31,7 @@ use crate::limits::{
 };
 pub use gate::ServerPassword;
 use limiter::Attempts;
+pub use oper::ServerOper;
 pub use password::Secret;
 
 /// What a client asks of its account, whatever wire format it spoke.
@@ -62,6 +64,11 @@ pub enum AccountRequest {
     TokenRevoke {
         label: String,
     },
+    /// Become the server operator `name` (IRC's OPER), proving its password.
+    Oper {
+        name: Nick,
+        password: Secret,
+    },
 }
 
 /// Carries out account requests off the hub's lock and off the runtime's workers.
@@ -70,15 +77,22 @@ pub struct Accounts {
     hashing: Semaphore,
     by_address: Attempts<IpAddr>,
     by_account: Attempts<Nick>,
+    /// Attempts on each operator's name, counted as an account's are.
+    by_oper: Attempts<Nick>,
+    /// `--oper`: the server operators and their passwords' hashes.
+    opers: Vec<ServerOper>,
 }
 
 impl Accounts {
-    pub fn new(hub: Hub) -> Accounts {
+    /// Accounts of `hub`'s store, and the server operators `opers`.
+    pub fn new(hub: Hub, opers: Vec<ServerOper>) -> Accounts {
         Accounts {
             hub,
             hashing: Semaphore::new(MAX_CONCURRENT_HASHES),
             by_address: Attempts::new(LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_WINDOW, LOGIN_TRACKED),
             by_account: Attempts::new(LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_WINDOW, LOGIN_TRACKED),
+            by_oper: Attempts::new(LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_WINDOW, LOGIN_TRACKED),
+            opers,
         }
     }
 
@@ -175,6 +189,12 @@ impl Accounts {
                 }
                 AccountNews::TokenRevoked(label)
             }
+            AccountRequest::Oper { name, password } => {
+                self.oper(ip, &name, password).await?;
+                info!(oper = %name, "server operator");
+                self.hub.opered(id, name, reference);
+                return Ok(());
+            }
         };
         self.hub.reply(id, Event::Account(news), reference);
         Ok(())
@@ -223,6 +243,54 @@ impl Accounts {
                 format!("no account {account} with that password"),
             )
         })
+    }
+
+    /// Checks that `password` is operator `name`'s, within the same allowances as a login
+    /// (per address, and per operator name as per account). A name no operator has costs
+    /// the same hash as a wrong password, and is answered the same.
+    async fn oper(&self, ip: Option<IpAddr>, name: &Nick, password: Secret) -> Result<(), Failure> {
+        if self.opers.is_empty() {
+            return Err((
+                ErrorCode::NoOperators,
+                "this server has no operators (--oper NAME:HASH)".to_string(),
+            ));
+        }
+        let now = Instant::now();
+        let allowed = ip.is_none_or(|ip| self.by_address.spend(ip.to_canonical(), now).is_ok())
+            && self.by_oper.spend(name.clone(), now).is_ok();
+        if !allowed {
+            warn!(oper = %name, ?ip, "OPER refused: too many attempts");
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "too many attempts: at most {LOGIN_ATTEMPTS_PER_ADDRESS} from one address \
+                     and {LOGIN_ATTEMPTS_PER_ACCOUNT} on one name every {}; try again later",
+                    humantime::format_duration(LOGIN_WINDOW)
+                ),
+            ));
+        }
+        let phc = self
+            .opers
+            .iter()
+            .find(|o| o.name == *name)
+            .map(|o| o.phc.clone());
+        let _permit = self.hashing.acquire().await.map_err(|_| gone())?;
+        let matched = blocking(move || match phc {
+            Some(phc) => password::verify(&password, &phc),
+            None => {
+                password::verify(&password, decoy());
+                false
+            }
+        })
+        .await?;
+        if !matched {
+            info!(oper = %name, ?ip, "OPER failed");
+            return Err((
+                ErrorCode::BadPassword,
+                format!("no operator {name} with that password"),
+            ));
+        }
+        Ok(())
     }
 
     /// Whose API token `token` is.

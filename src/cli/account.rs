@@ -44,6 +44,9 @@ pub struct Account {
 pub enum AccountAction {
     /// Creates the account NAME (a nick); its password is read from stdin.
     Add { name: String },
+    /// Prints the argon2 hash of a password read from stdin, for `serve --oper NAME:HASH`
+    /// (no database involved).
+    Hash,
 }
 
 impl Account {
@@ -53,7 +56,13 @@ impl Account {
             self.cluster = self.cluster.take().or(cluster);
             self.data = self.data.take().or(data);
         }
-        let AccountAction::Add { name } = &self.action;
+        let name = match &self.action {
+            AccountAction::Add { name } => name,
+            AccountAction::Hash => {
+                println!("{}", new_password()?);
+                return Ok(());
+            }
+        };
         let name = Nick::parse(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
         if let Some(url) = &self.cluster {
             let store = charla::cluster::accounts_at(url)?;

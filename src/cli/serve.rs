@@ -164,6 +164,18 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_IRC_PASSWORD", hide_env_values = true)]
     pub irc_password: Option<String>,
 
+    /// A server operator, NAME:HASH (repeatable): IRC's `OPER NAME PASSWORD` (text
+    /// `/oper`, JSON `oper`) makes a session one, which may kick and change the modes of
+    /// any room. HASH is the argon2 hash of the password, as `charla account hash` prints
+    /// it: the server is never given the password itself.
+    #[arg(
+        long = "oper",
+        value_name = "NAME:HASH",
+        env = "CHARLA_OPER",
+        value_parser = charla::accounts::ServerOper::parse
+    )]
+    pub opers: Vec<charla::accounts::ServerOper>,
+
     /// Worker threads (0: one per CPU this process may run on). With one, the server runs
     /// on a single-threaded runtime, which is faster on one core (docs/benchmarks.md).
     #[arg(long, env = "CHARLA_THREADS", default_value_t = 0)]
@@ -467,6 +479,7 @@ impl Serve {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             ping_interval: Duration::from_secs(self.ping_interval),
             server_name: self.server_name.as_str().into(),
+            opers: self.opers.clone(),
             irc_password: self.irc_password.as_deref().map(|password| {
                 charla::accounts::ServerPassword::new(&charla::accounts::Secret::new(password))
             }),

@@ -482,6 +482,8 @@ impl Directory for ClusterDirectory {
             user: None,
             realname: None,
             account: remote.profile.account.clone(),
+            // Each node's operators are its own.
+            oper: false,
             signon: remote.profile.signon,
             idle: 0,
         })

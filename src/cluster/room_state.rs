@@ -4,7 +4,7 @@
 //! node keeps a copy of every room's fields, changed as it hears each change in Redis's
 //! one order (its own included), so every node ends with what Redis has.
 //!
-//! Fields: `topic` (JSON), `t` `n` `m` `i` (`1` or `0`; absent, a new room's), `k` (the
+//! Fields: `topic` (JSON), `t` `n` `m` `i` `s` (`1` or `0`; absent, a new room's), `k` (the
 //! key), `l` (the limit), `ban:MASK` (JSON, under the mask folded), `op:ACCOUNT` (the
 //! account's name, under its key). What does not read back is logged and skipped.
 
@@ -94,6 +94,7 @@ fn read(kept: &mut KeptRoom, field: &str, value: &str) -> Result<(), &'static st
         "n" => modes.no_outside = flag()?,
         "m" => modes.moderated = flag()?,
         "i" => modes.invite_only = flag()?,
+        "s" => modes.secret = flag()?,
         "k" if Modes::valid_key(value) => modes.key = Some(value.to_string()),
         "k" => return Err("not a valid key"),
         "l" => modes.limit = Some(value.parse().ok().filter(|&l| l > 0).ok_or("not a limit")?),

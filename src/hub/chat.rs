@@ -47,6 +47,8 @@ pub(super) struct Participant {
     pub realname: Option<MessageText>,
     /// IRC's user mode `+i`: found by a WHO mask only by those sharing a room with it.
     pub invisible: bool,
+    /// A server operator (`--oper`, IRC's `+o`): may kick and change the modes of any room.
+    pub oper: bool,
 }
 
 pub(super) struct ChatState {
@@ -102,6 +104,11 @@ pub(super) struct ChatState {
     pub registered: HashSet<Nick>,
     /// `--require-account`: only sessions logged in to an account may talk.
     pub require_account: bool,
+    /// Where the stamps of the request being carried out begin, when not at its first:
+    /// past the copy of a message a session sent itself, which it reads as its recipient
+    /// does, not as the answer to its command (IRC's labeled-response labels the answer
+    /// alone).
+    pub answers_from: Option<u64>,
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.
@@ -146,7 +153,7 @@ impl ChatState {
                 text,
             } => self.private(id, to, text, true, None),
             Command::LeaveAll { message } => self.leave_all(id, message),
-            Command::Whois(nick) => self.whois(nick),
+            Command::Whois(nick) => self.whois(id, nick),
             Command::User { user, realname } => {
                 let session = self.sessions.get_mut(&id).expect("checked above");
                 session.user = user;
@@ -154,23 +161,8 @@ impl ChatState {
                 Ok(None)
             }
             Command::Who { of, opers_only } => Ok(Some(self.who(id, of, opers_only))),
-            Command::UserModes { invisible } => {
-                let session = self.sessions.get_mut(&id).expect("checked above");
-                let changed = invisible.is_some_and(|on| on != session.invisible);
-                if let Some(on) = invisible.filter(|_| changed) {
-                    session.invisible = on;
-                    self.invisible_sessions = if on {
-                        self.invisible_sessions + 1
-                    } else {
-                        self.invisible_sessions - 1
-                    };
-                }
-                let session = &self.sessions[&id];
-                Ok(Some(Event::UserModes {
-                    nick: session.nick.clone(),
-                    invisible: session.invisible,
-                    changed,
-                }))
+            Command::UserModes { invisible, oper } => {
+                Ok(Some(self.user_modes(id, invisible, oper)))
             }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
@@ -192,7 +184,7 @@ impl ChatState {
             }
             Command::Leave { room, message } => self.leave(id, room, message),
             Command::Users { room } => self.users(id, room),
-            Command::Rooms => Ok(Some(self.rooms())),
+            Command::Rooms => Ok(Some(self.rooms(id))),
             Command::History { room, limit } => self.room_of(id, room).map(|room| {
                 let messages = self.store.recent(&room, limit);
                 Some(Event::History { room, messages })
@@ -348,6 +340,7 @@ impl ChatState {
                 user: None,
                 realname: None,
                 invisible: false,
+                oper: false,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -411,7 +404,7 @@ impl ChatState {
     /// `/users`.
     fn status(&self, id: SessionId, room: Option<RoomName>) -> Reply {
         let room = match room {
-            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) if self.rooms.contains_key(&room) && !self.hidden_from(id, &room) => room,
             Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
             None => self.room_of(id, None)?,
         };
@@ -579,11 +572,22 @@ impl ChatState {
             tags,
         };
         match (to, target) {
-            (_, Some(target)) => self.send(target, &Outgoing::new(event)),
+            (_, Some(target)) => {
+                self.send(target, &Outgoing::new(event));
+                self.read_as_recipient(id, target);
+            }
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
             (NoticeTarget::Nick(_), None) => {}
         }
         Ok(Some(Event::Ack { id: msg_id, ts }))
+    }
+
+    /// When session `id` just sent `target` something and is `target` itself, what it was
+    /// sent is its copy as recipient: the answer to its command begins after it.
+    fn read_as_recipient(&mut self, id: SessionId, target: SessionId) {
+        if id == target {
+            self.answers_from = Some(self.next_order);
+        }
     }
 
     /// A private message or notice; a message to someone away is answered with their away
@@ -624,6 +628,7 @@ impl ChatState {
         self.metrics.received(MessageKind::Private);
         self.metrics.delivered(1);
         self.send(target, &Outgoing::new(private));
+        self.read_as_recipient(id, target);
         // A notice is never answered automatically, not even with an away message.
         if let Some(message) = away.filter(|_| !notice) {
             let away = Event::Away {
@@ -675,6 +680,33 @@ impl ChatState {
         Event::Ack { id: msg_id, ts }
     }
 
+    /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
+    /// modes and what changed.
+    fn user_modes(&mut self, id: SessionId, invisible: Option<bool>, oper: Option<bool>) -> Event {
+        let session = self.sessions.get_mut(&id).expect("checked by apply");
+        let mut changed = String::new();
+        if let Some(on) = invisible.filter(|&on| on != session.invisible) {
+            session.invisible = on;
+            changed.push_str(if on { "+i" } else { "-i" });
+            self.invisible_sessions = if on {
+                self.invisible_sessions + 1
+            } else {
+                self.invisible_sessions - 1
+            };
+        }
+        if oper == Some(false) && session.oper {
+            session.oper = false;
+            changed.push_str("-o");
+        }
+        let session = &self.sessions[&id];
+        Event::UserModes {
+            nick: session.nick.clone(),
+            invisible: session.invisible,
+            oper: session.oper,
+            changed,
+        }
+    }
+
     /// How many are connected now, at most, and how many rooms there are.
     pub fn census(&self) -> Census {
         Census {
@@ -685,10 +717,16 @@ impl ChatState {
         }
     }
 
-    fn whois(&self, nick: Nick) -> Reply {
+    /// What `asker` may know of `nick`: not the secret rooms it is outside.
+    fn whois(&self, asker: SessionId, nick: Nick) -> Reply {
         let Some(target) = self.nicks.get(&nick, &self.sessions) else {
             return match self.directory.whois(&nick) {
-                Some(whois) => Ok(Some(Event::Whois(Box::new(whois)))),
+                Some(mut whois) => {
+                    whois
+                        .rooms
+                        .retain(|(room, _)| !self.hidden_from(asker, room));
+                    Ok(Some(Event::Whois(Box::new(whois))))
+                }
                 None => Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
             };
         };
@@ -696,6 +734,7 @@ impl ChatState {
         let rooms = session
             .rooms
             .iter()
+            .filter(|name| !self.hidden_from(asker, name))
             .filter_map(|name| {
                 let room = self.rooms.get(name)?;
                 Some((room.name.clone(), room.standing(target)))
@@ -708,6 +747,7 @@ impl ChatState {
             user: session.user.clone(),
             realname: session.realname.clone(),
             account: session.account.clone(),
+            oper: session.oper,
             signon: session.signon,
             idle: now_ms().saturating_sub(session.spoke),
         }))))
@@ -970,6 +1010,9 @@ impl ChatState {
     }
 
     fn users(&self, id: SessionId, room: Option<RoomName>) -> Reply {
+        if let Some(name) = room.as_ref().filter(|r| self.hidden_from(id, r)) {
+            return Err((ErrorCode::InvalidRoom, format!("there is no {name}")));
+        }
         let room = match room {
             // Anyone may look into an existing room before joining it.
             Some(room) if self.rooms.contains_key(&room) => room,
@@ -984,6 +1027,7 @@ impl ChatState {
                 return Ok(Some(Event::Users {
                     nicks,
                     standing,
+                    secret: self.is_secret(&room),
                     room,
                 }));
             }
@@ -1005,10 +1049,12 @@ impl ChatState {
             nicks,
             standing,
             room: target.name.clone(),
+            secret: target.modes.secret,
         }))
     }
 
-    fn rooms(&self) -> Event {
+    /// Every room `id` may see (not the secret ones it is outside) and its members.
+    fn rooms(&self, id: SessionId) -> Event {
         let mut counts: HashMap<RoomName, usize> = self
             .rooms
             .values()
@@ -1017,6 +1063,7 @@ impl ChatState {
         for (room, members) in self.directory.rooms() {
             *counts.entry(room).or_default() += members;
         }
+        counts.retain(|room, _| !self.hidden_from(id, room));
         let mut rooms: Vec<_> = counts.into_iter().collect();
         rooms.sort_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
         Event::Rooms { rooms }

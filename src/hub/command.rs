@@ -148,9 +148,11 @@ pub enum Command {
         opers_only: bool,
     },
     /// The session's user modes (IRC's MODE of oneself): `invisible` changes `+i` when
-    /// given; answered with the modes either way.
+    /// given, `oper: Some(false)` drops `+o` (which only OPER gives); answered with the
+    /// modes either way.
     UserModes {
         invisible: Option<bool>,
+        oper: Option<bool>,
     },
     /// Marks the session away with a message, or back with `None`.
     Away(Option<MessageText>),

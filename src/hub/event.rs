@@ -61,6 +61,8 @@ pub struct WhoEntry {
     pub away: bool,
     /// The account they are logged in to (WHOX's `a`).
     pub account: Option<Nick>,
+    /// A server operator (`--oper`).
+    pub oper: bool,
     /// Seconds since they last said something (WHOX's `l`).
     pub idle: u64,
 }
@@ -77,6 +79,8 @@ pub struct Whois {
     pub realname: Option<MessageText>,
     /// The account they are logged in to, if any.
     pub account: Option<Nick>,
+    /// A server operator of this node (`--oper`).
+    pub oper: bool,
     /// When they connected, milliseconds since the Unix epoch.
     pub signon: u64,
     /// Milliseconds since they last said something (or connected).
@@ -161,6 +165,8 @@ pub enum Event {
         room: RoomName,
         nicks: Vec<Nick>,
         standing: Vec<Standing>,
+        /// The room is secret (`+s`): only its members are told who is in it.
+        secret: bool,
     },
     /// The answer to a WHO: the members of `room` (none when it does not exist), or the
     /// user of a nick (`room` `None`; none when nobody holds it).
@@ -226,7 +232,10 @@ pub enum Event {
     UserModes {
         nick: Nick,
         invisible: bool,
-        changed: bool,
+        /// A server operator (`+o`).
+        oper: bool,
+        /// What the request changed, as IRC writes it (`+i`, `-o`); empty when nothing.
+        changed: String,
     },
     /// What is known of a user, for a query.
     Whois(Box<Whois>),
@@ -283,6 +292,8 @@ pub enum AccountNews {
     /// The labels of the account's tokens.
     Tokens(Vec<String>),
     TokenRevoked(String),
+    /// The session is the server operator of this name (`--oper`) from now on.
+    Oper(Nick),
 }
 
 impl AccountNews {
@@ -297,6 +308,7 @@ impl AccountNews {
             AccountNews::TokenCreated { .. } => "token_created",
             AccountNews::Tokens(_) => "tokens",
             AccountNews::TokenRevoked(_) => "token_revoked",
+            AccountNews::Oper(_) => "oper",
         }
     }
 
@@ -331,6 +343,10 @@ impl fmt::Display for AccountNews {
             AccountNews::Tokens(labels) if labels.is_empty() => f.write_str("you have no tokens"),
             AccountNews::Tokens(labels) => write!(f, "your tokens: {}", labels.join(", ")),
             AccountNews::TokenRevoked(label) => write!(f, "token {label} revoked"),
+            AccountNews::Oper(name) => write!(
+                f,
+                "you are a server operator ({name}): you may kick and change the modes of any room"
+            ),
         }
     }
 }
@@ -443,6 +459,8 @@ pub enum ErrorCode {
     AccountExists,
     /// The account store failed (the disk); the request was not carried out.
     StoreFailed,
+    /// OPER on a server with no operators (`--oper`).
+    NoOperators,
     /// The history store cannot take more now (its writer is far behind the disk): the
     /// message was refused, not said. Worth sending again in a moment.
     StoreUnavailable,
@@ -489,6 +507,7 @@ impl ErrorCode {
             ErrorCode::StoreFailed => "store_failed",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::NotStored => "not_stored",
+            ErrorCode::NoOperators => "no_operators",
         }
     }
 }

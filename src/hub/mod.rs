@@ -47,6 +47,7 @@ mod ops;
 mod post;
 mod resume;
 mod room;
+mod secret;
 mod store;
 mod tags;
 mod text;
@@ -214,6 +215,7 @@ impl Hub {
             sampler: FanoutSampler::default(),
             taken: None,
             tags: None,
+            answers_from: None,
         };
         let chat = Arc::new(Ordered::new(Level::Hub, chat));
         metrics.add_collector(gauges::HubGauges::of(&chat));
@@ -285,8 +287,9 @@ impl Hub {
     }
 
     /// Carries out one request of session `id`; returns the stamps given out while doing
-    /// so, which order everything it sent (IRC's labeled-response finds its command's
-    /// replies by them).
+    /// so, which order everything it sent in answer (IRC's labeled-response finds its
+    /// command's replies by them): not the copy of a message to itself, which it reads as
+    /// any recipient would.
     pub fn apply(&self, id: SessionId, request: Request) -> Stamps {
         let Request { command, reference } = request;
         match command {
@@ -357,12 +360,14 @@ impl Hub {
         self.stamped(|chat| chat.send(id, &Outgoing::reply(answer, reference)))
     }
 
-    /// Runs `f` under the hub's lock; returns the stamps it gave out.
+    /// Runs `f` under the hub's lock; returns the stamps it gave out in answer: all of
+    /// them but the copy of a message a session sent itself ([`ChatState::answers_from`]).
     fn stamped(&self, f: impl FnOnce(&mut ChatState)) -> Stamps {
         self.with_chat(|chat| {
+            chat.answers_from = None;
             let first = chat.next_order;
             f(chat);
-            first..chat.next_order
+            chat.answers_from.take().unwrap_or(first)..chat.next_order
         })
     }
 
@@ -692,6 +697,19 @@ impl Hub {
                 .log_in(id, account.clone())
                 .map(|()| Some(Event::Account(AccountNews::LoggedIn(account))));
             chat.answer(id, reply, reference);
+        });
+    }
+
+    /// Session `id` proved the password of server operator `name` (`--oper`): an operator
+    /// from now on, and told so.
+    pub fn opered(&self, id: SessionId, name: Nick, reference: Option<String>) {
+        self.with_chat(|chat| {
+            let Some(session) = chat.sessions.get_mut(&id) else {
+                return;
+            };
+            session.oper = true;
+            let news = Event::Account(AccountNews::Oper(name));
+            chat.answer(id, Ok(Some(news)), reference);
         });
     }
 

@@ -86,6 +86,9 @@ pub struct Modes {
     pub moderated: bool,
     /// `+i`: only the invited join.
     pub invite_only: bool,
+    /// `+s`: secret, as if it did not exist to those outside it (`/rooms`, LIST, NAMES,
+    /// WHO, WHOIS, TOPIC and MODE queries); anyone may still join it by name.
+    pub secret: bool,
     /// `+k`: joining takes this key.
     pub key: Option<String>,
     /// `+l`: members at most.
@@ -127,7 +130,12 @@ impl Modes {
             letters.push('l');
             args.push(limit.to_string());
         }
-        for (on, letter) in [(self.moderated, 'm'), (self.no_outside, 'n')] {
+        let flags = [
+            (self.moderated, 'm'),
+            (self.no_outside, 'n'),
+            (self.secret, 's'),
+        ];
+        for (on, letter) in flags {
             if on {
                 letters.push(letter);
             }
@@ -150,6 +158,7 @@ pub enum Mode {
     NoOutside,
     Moderated,
     InviteOnly,
+    Secret,
     /// The key; ignored when removed.
     Key(String),
     /// The limit; ignored when removed.
@@ -165,11 +174,11 @@ impl Mode {
     pub fn takes_param(&self) -> bool {
         !matches!(
             self,
-            Mode::TopicLocked | Mode::NoOutside | Mode::Moderated | Mode::InviteOnly
+            Mode::TopicLocked | Mode::NoOutside | Mode::Moderated | Mode::InviteOnly | Mode::Secret
         )
     }
 
-    /// The letter of a mode without an argument (`t`, `n`, `m`, `i`).
+    /// The letter of a mode without an argument (`t`, `n`, `m`, `i`, `s`).
     pub fn flag_letter(&self) -> Option<char> {
         (!self.takes_param()).then(|| self.letter())
     }
@@ -180,6 +189,7 @@ impl Mode {
             Mode::NoOutside => 'n',
             Mode::Moderated => 'm',
             Mode::InviteOnly => 'i',
+            Mode::Secret => 's',
             Mode::Key(_) => 'k',
             Mode::Limit(_) => 'l',
             Mode::Ban(_) => 'b',
@@ -381,6 +391,25 @@ enum Chosen {
     Account(Nick),
 }
 
+/// The room a kick or mode change is about: one `id` is in (or talks in), or for a server
+/// operator any room that exists.
+fn operated_room(
+    chat: &ChatState,
+    id: SessionId,
+    room: Option<RoomName>,
+) -> Result<RoomName, Failure> {
+    match room {
+        Some(room) if chat.sessions[&id].oper && chat.rooms.contains_key(&room) => Ok(room),
+        room => chat.room_of(id, room),
+    }
+}
+
+/// Whether `id` may kick and change modes in `room`: one of its operators, or a server
+/// operator.
+fn may_operate(chat: &ChatState, id: SessionId, room: &Room) -> bool {
+    room.is_op(id) || chat.sessions[&id].oper
+}
+
 fn not_operator(room: &RoomName, what: &str) -> Failure {
     (
         ErrorCode::NotOperator,
@@ -490,10 +519,13 @@ impl ChatState {
         }
     }
 
-    /// A room anyone may look into: the one named, if it exists, or the one `id` talks in.
+    /// A room anyone may look into: the one named, if it exists and is not secret to `id`,
+    /// or the one `id` talks in.
     fn existing_room(&self, id: SessionId, room: Option<RoomName>) -> Result<RoomName, Failure> {
         match room {
-            Some(room) if self.rooms.contains_key(&room) => Ok(room),
+            Some(room) if self.rooms.contains_key(&room) && !self.hidden_from(id, &room) => {
+                Ok(room)
+            }
             Some(room) => Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
             None => self.room_of(id, None),
         }
@@ -578,12 +610,15 @@ impl ChatState {
     ) -> Reply {
         // A room that does not exist is said so, not that one is not in it (IRC's 403
         // before 442, modern.ircdocs.horse).
-        if let Some(name) = room.as_ref().filter(|r| !self.rooms.contains_key(*r)) {
+        if let Some(name) = room
+            .as_ref()
+            .filter(|r| !self.rooms.contains_key(*r) || self.hidden_from(id, r))
+        {
             return Err((ErrorCode::InvalidRoom, format!("there is no {name}")));
         }
-        let room = self.room_of(id, room)?;
+        let room = operated_room(self, id, room)?;
         let target = &self.rooms[&room];
-        if !target.is_op(id) {
+        if !may_operate(self, id, target) {
             return Err(not_operator(&target.name, "kick"));
         }
         let (member, nick) = self.member_called(target, &nick)?;
@@ -651,9 +686,9 @@ impl ChatState {
                 created: target.created,
             }));
         }
-        let room = self.room_of(id, room)?;
+        let room = operated_room(self, id, room)?;
         let target = &self.rooms[&room];
-        if !target.is_op(id) {
+        if !may_operate(self, id, target) {
             return Err(not_operator(&target.name, "change its modes"));
         }
         // Every change is checked before any is made: a request is carried out whole or
@@ -708,6 +743,7 @@ impl ChatState {
                 Mode::NoOutside => flip(&mut target.modes.no_outside, add),
                 Mode::Moderated => flip(&mut target.modes.moderated, add),
                 Mode::InviteOnly => flip(&mut target.modes.invite_only, add),
+                Mode::Secret => flip(&mut target.modes.secret, add),
                 Mode::Key(key) => {
                     let new = add.then(|| key.clone());
                     let done = target.modes.key != new;

@@ -72,7 +72,7 @@ impl KeptRoom {
 #[derive(Debug, Clone)]
 pub enum RoomChange {
     Topic(Option<Topic>),
-    /// A mode without an argument, by its letter (`t`, `n`, `m`, `i`), set or not.
+    /// A mode without an argument, by its letter (`t`, `n`, `m`, `i`, `s`), set or not.
     Flag(char, bool),
     Key(Option<String>),
     Limit(Option<usize>),

@@ -73,7 +73,7 @@ impl WhoMask {
 impl ChatState {
     /// WHO of a room lists its members here with what their sessions gave, and those on
     /// other nodes as their nodes told (standing, away, account): all of them to a member, the
-    /// visible ones to anyone else. WHO of a nick, its holder here, invisible or not; of
+    /// visible ones to anyone else, none of a secret room to anyone else. WHO of a nick, its holder here, invisible or not; of
     /// a mask, the users of this node it matches that `asker` may see, at most
     /// [`MAX_WHO_MASK_REPLIES`]. `opers_only` keeps server operators alone.
     pub(super) fn who(&self, asker: SessionId, of: WhoOf, opers_only: bool) -> Event {
@@ -85,7 +85,8 @@ impl ChatState {
             }
             WhoOf::Mask(mask) => (None, self.who_mask(asker, &mask)),
             WhoOf::Room(room) => {
-                let Some(target) = self.rooms.get(&room) else {
+                let target = self.rooms.get(&room);
+                let Some(target) = target.filter(|_| !self.hidden_from(asker, &room)) else {
                     return Event::Who {
                         room: Some(room),
                         members: Vec::new(),
@@ -105,14 +106,15 @@ impl ChatState {
                     realname: None,
                     away: m.away,
                     account: m.account,
+                    // Each node's server operators are its own.
+                    oper: false,
                     idle: 0,
                 }));
                 (Some(target.name.clone()), members)
             }
         };
         if opers_only {
-            // No session is a server operator: charla has none (docs/protocol.md, IRC).
-            members.clear();
+            members.retain(|member| member.oper);
         }
         Event::Who { room, members }
     }
@@ -152,6 +154,7 @@ impl ChatState {
             realname: session.realname.clone(),
             away: session.away.is_some(),
             account: session.account.clone(),
+            oper: session.oper,
             idle: now_ms().saturating_sub(session.spoke) / 1000,
         }
     }

@@ -82,6 +82,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/token new LABEL",
         "an API token for programs; /token list, /token revoke LABEL",
     ),
+    (
+        "/oper NAME PASSWORD",
+        "become a server operator (--oper): kick and set modes in any room",
+    ),
     ("/help", "this list"),
     ("//text", "send a line that starts with /"),
 ];

@@ -48,6 +48,10 @@ enum JsonRequest {
     Unregister {
         password: String,
     },
+    Oper {
+        name: String,
+        password: String,
+    },
     TokenNew {
         label: String,
     },
@@ -296,6 +300,12 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             }
             JsonRequest::Unregister { password } => {
                 return account(AccountRequest::Unregister {
+                    password: Secret::new(password),
+                });
+            }
+            JsonRequest::Oper { name, password } => {
+                return account(AccountRequest::Oper {
+                    name: nick_arg(&name)?,
                     password: Secret::new(password),
                 });
             }

@@ -51,6 +51,7 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
             'n' => Mode::NoOutside,
             'm' => Mode::Moderated,
             'i' => Mode::InviteOnly,
+            's' => Mode::Secret,
             'k' if add => Mode::Key(arg("a key")?.to_string()),
             // IRC sends the key to remove it too; a person typing `/mode -k` need not.
             'k' => Mode::Key(args.next().copied().unwrap_or("*").to_string()),
@@ -73,7 +74,9 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
             other => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownMode,
-                    format!("{other} is not a mode charla has (it has b, i, k, l, m, n, t, o, v)"),
+                    format!(
+                        "{other} is not a mode charla has (it has b, i, k, l, m, n, s, t, o, v)"
+                    ),
                 ));
             }
         };

@@ -191,7 +191,8 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             name: split_word(required(rest, "/unsilence NAME")?).0.to_string(),
             action: AlertAction::Unsilence,
         },
-        "register" | "login" | "identify" | "logout" | "password" | "unregister" | "token" => {
+        "register" | "login" | "identify" | "logout" | "password" | "unregister" | "token"
+        | "oper" => {
             return account_command(&word.to_lowercase(), rest);
         }
         _ => {
@@ -223,6 +224,14 @@ fn account_command(word: &str, rest: &str) -> Result<Incoming, Refusal> {
             }
         }
         "logout" => AccountRequest::Logout,
+        "oper" => {
+            let usage = "/oper NAME PASSWORD";
+            let (name, password) = split_word(required(rest, usage)?);
+            AccountRequest::Oper {
+                name: nick_arg(name)?,
+                password: Secret::new(split_word(required(password, usage)?).0),
+            }
+        }
         "password" => {
             let usage = "/password OLD NEW";
             let (old, new) = split_word(required(rest, usage)?);

@@ -423,15 +423,18 @@ impl Sink for Talker {
     }
 
     fn stamped(&mut self, incoming: Incoming) -> Stamps {
-        // While an account request is in flight, what came after it waits for its answer;
-        // not the codec's own answers, nor a registration, which settles a SASL proof itself.
+        // While an account request is in flight, what came after it waits for its answer,
+        // the codec's own answers too (a PONG must not pass an OPER's 381: clients read it
+        // as the end of what their earlier lines caused); not a registration, which settles
+        // a SASL proof itself.
         let incoming = match (&self.job, incoming) {
             (
                 Some(job),
                 incoming @ (Incoming::Request(_)
                 | Incoming::Hello { .. }
                 | Incoming::Account { .. }
-                | Incoming::Sasl(_)),
+                | Incoming::Sasl(_)
+                | Incoming::Answer(_)),
             ) => match job.hold(incoming) {
                 Some(incoming) => incoming,
                 None => return 0..0,

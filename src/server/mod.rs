@@ -82,7 +82,7 @@ pub async fn run_with(
 ) {
     let metrics = hub.metrics().clone();
     let ctx = Arc::new(Shared {
-        accounts: Accounts::new(hub.clone()),
+        accounts: Accounts::new(hub.clone(), limits.opers.clone()),
         hub,
         admission: Admission::new(&limits, metrics.clone()),
         metrics,

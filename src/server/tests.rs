@@ -25,7 +25,7 @@ fn context(limits: Limits) -> Arc<Shared> {
     let hub = Hub::new(&limits);
     let metrics = hub.metrics().clone();
     Arc::new(Shared {
-        accounts: crate::accounts::Accounts::new(hub.clone()),
+        accounts: crate::accounts::Accounts::new(hub.clone(), limits.opers.clone()),
         hub,
         admission: Admission::new(&limits, metrics.clone()),
         metrics,

@@ -103,7 +103,10 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_no_room() {
             tokens.extend(middle.split(' ').skip(3).map(String::from));
         }
         if words[1] == "004" {
-            assert_eq!(words[3..], ["charla", words[4], "i", "biklmnotv", "bklov"]);
+            assert_eq!(
+                words[3..],
+                ["charla", words[4], "io", "biklmnostv", "bklov"]
+            );
         }
         if words[1] == "251" {
             assert_eq!(
@@ -121,7 +124,7 @@ async fn registration_with_cap_negotiation_gets_001_to_005_422_and_no_room() {
         "CHANNELLEN=32",
         "CHANLIMIT=#:100",
         "PREFIX=(ov)@+",
-        "CHANMODES=b,k,l,imnt",
+        "CHANMODES=b,k,l,imnst",
         "TOPICLEN=390",
         "MAXLIST=b:50",
         "NETWORK=charla",

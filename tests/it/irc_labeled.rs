@@ -147,3 +147,44 @@ async fn a_chathistory_batch_nests_inside_the_labeled_one() {
     assert!(inside[1].ends_with(" one"), "{inside:?}");
     assert_eq!(inside[2], format!("BATCH -{nested}"));
 }
+
+/// A message to oneself reaches its sender twice, as its recipient and as the answer to
+/// its command: only the answer carries the label (with echo-message, the echo; without,
+/// an ACK), as irctest's testLabeled*ResponsesToSelf want.
+#[tokio::test]
+async fn a_message_to_oneself_is_delivered_unlabeled_and_answered_labeled() {
+    let server = server().await;
+    let caps = "batch labeled-response echo-message message-tags";
+    let mut ana = Irc::with_caps(&server, "ana", caps).await;
+    for (verb, label) in [("PRIVMSG", "s1"), ("NOTICE", "s2")] {
+        ana.send(&format!("@label={label} {verb} ana :to me")).await;
+        let copy = ana.line().await;
+        assert!(
+            copy.starts_with('@') && copy.ends_with(&format!(":ana!ana@charla {verb} ana :to me")),
+            "{copy}"
+        );
+        assert!(!copy.contains("label="), "{copy}");
+        let echo = ana.line().await;
+        assert!(
+            echo.starts_with(&format!("@label={label};"))
+                && echo.ends_with(&format!(":ana!ana@charla {verb} ana :to me")),
+            "{echo}"
+        );
+    }
+    ana.send("@label=s3;+draft/typing=active TAGMSG ana").await;
+    let copy = ana.line().await;
+    assert!(copy.contains("+draft/typing=active"), "{copy}");
+    assert!(copy.ends_with(":ana!ana@charla TAGMSG ana"), "{copy}");
+    assert!(!copy.contains("label="), "{copy}");
+    let echo = ana.line().await;
+    assert!(echo.starts_with("@label=s3;"), "{echo}");
+    assert!(echo.ends_with(":ana!ana@charla TAGMSG ana"), "{echo}");
+    ana.0.silent_for(QUIET).await;
+
+    // Without echo-message the copy comes as before, and the answer is an ACK.
+    let mut bea = Irc::with_caps(&server, "bea", "batch labeled-response").await;
+    bea.send("@label=b1 PRIVMSG bea :to me").await;
+    assert_eq!(bea.line().await, ":bea!bea@charla PRIVMSG bea :to me");
+    assert_eq!(bea.line().await, "@label=b1 :charla ACK");
+    bea.0.silent_for(QUIET).await;
+}

@@ -9,7 +9,7 @@ use super::labeled::{self, Labeling};
 use super::message::{MAX_FRAME_BYTES, MAX_LINE_BYTES, Malformed, Message};
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, USER_HOST, WHOX_FIELDS, sasl};
-use crate::accounts::{Secret, ServerPassword};
+use crate::accounts::{AccountRequest, Secret, ServerPassword};
 use crate::feeds::check::{name_rule, valid_name};
 use crate::hub::{
     ClientTags, Command, Encode, ErrorCode, MessageText, Nick, NoticeTarget, Request, RoomName,
@@ -214,6 +214,7 @@ impl IrcClient {
                 self.ask(sink, "AWAY", "*", Command::Away(message));
             }
             "LUSERS" => self.ask(sink, "LUSERS", "*", Command::Census),
+            "OPER" => self.oper(m, sink),
             "HISTORY" => self.history(m, sink),
             "CHATHISTORY" => self.chathistory(m, sink),
             "ACK" | "SILENCE" | "UNSILENCE" => self.alert(&verb, m, sink),
@@ -869,7 +870,7 @@ impl IrcClient {
                 Err(refusal) if refusal.code == ErrorCode::UnknownMode => {
                     let letter = letters
                         .chars()
-                        .find(|c| !"+-bklimntov".contains(*c))
+                        .find(|c| !"+-bklimnstov".contains(*c))
                         .unwrap_or('?')
                         .to_string();
                     return self.numeric(
@@ -905,21 +906,46 @@ impl IrcClient {
     /// user mode charla has; any other letter is refused whole (501).
     fn user_mode(&mut self, change: Option<&str>, sink: &mut impl Sink) {
         let Some(letters) = change else {
-            return self.ask(sink, "MODE", "*", Command::UserModes { invisible: None });
+            let query = Command::UserModes {
+                invisible: None,
+                oper: None,
+            };
+            return self.ask(sink, "MODE", "*", query);
         };
         let mut on = true;
-        let mut invisible = None;
+        let (mut invisible, mut oper) = (None, None);
         for letter in letters.chars() {
             match letter {
                 '+' => on = true,
                 '-' => on = false,
                 'i' => invisible = Some(on),
+                // Only OPER gives `+o`: asking for it is ignored, as servers do.
+                'o' => oper = Some(on).filter(|on| !on),
                 _ => return self.numeric(sink, ERR_UMODEUNKNOWNFLAG, ":Unknown MODE flag"),
             }
         }
-        if invisible.is_some() {
-            self.ask(sink, "UMODE", "*", Command::UserModes { invisible });
+        if invisible.is_some() || oper.is_some() {
+            let modes = Command::UserModes { invisible, oper };
+            self.ask(sink, "UMODE", "*", modes);
         }
+    }
+
+    /// OPER name password: becomes a server operator (`--oper`), the password checked off
+    /// the connection's task as a login is; 381 and `MODE nick +o`, or 464 (491 on a
+    /// server with none).
+    fn oper(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        let (Some(name), Some(password)) = (m.param(0), m.param(1)) else {
+            return self.need_more(sink, "OPER");
+        };
+        let Ok(name) = Nick::parse(name) else {
+            return self.numeric(sink, ERR_PASSWDMISMATCH, ":Password incorrect");
+        };
+        let reference = Asked::new(Some(self.me()), "OPER", name.as_str()).reference();
+        let request = AccountRequest::Oper {
+            name,
+            password: Secret::new(password),
+        };
+        sink.incoming(Incoming::Account { request, reference });
     }
 
     /// HISTORY #room [N], as Ergo spells it: the room's recent lines again.

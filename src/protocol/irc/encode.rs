@@ -28,11 +28,11 @@ const NAMES_PER_LINE_BYTES: usize = 400;
 /// parameters a line may have.
 const ISUPPORT_PER_LINE: usize = 12;
 
-/// User modes for 004: invisible (`+i`), the one charla has.
-const USER_MODES: &str = "i";
+/// User modes for 004: invisible (`+i`) and server operator (`+o`).
+const USER_MODES: &str = "io";
 
 /// Channel modes for 004: every letter `hub::Mode` has, then those that take a parameter.
-const CHANNEL_MODES: &str = "biklmnotv";
+const CHANNEL_MODES: &str = "biklmnostv";
 const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
 
 /// The ISUPPORT tokens. Case: charla compares nicks and room names by a key that also
@@ -42,7 +42,7 @@ const CHANNEL_MODES_WITH_PARAM: &str = "bklov";
 /// `rfc1459`. CHANMODES and PREFIX list exactly the modes the hub has (`hub::Mode`).
 fn isupport(format: &IrcFormat) -> String {
     format!(
-        "AWAYLEN={AWAYLEN} CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnt \
+        "AWAYLEN={AWAYLEN} CASEMAPPING=charla-skeleton CHANLIMIT=#:{} CHANMODES=b,k,l,imnst \
          CHANNELLEN={MAX_ROOM_CHARS} CHANTYPES=# MAXLIST=b:{MAX_BANS_PER_ROOM} \
          MODES={MAX_MODE_ARGS} NETWORK=charla NICKLEN={MAX_NICK_CHARS} PREFIX=(ov)@+ \
          TARGMAX=PRIVMSG:{MAX_MESSAGE_TARGETS},NOTICE:{MAX_MESSAGE_TARGETS} \
@@ -282,7 +282,14 @@ fn write_event(
             room,
             nicks,
             standing,
-        } => names(s, format, asked.nick, room.as_str(), nicks, standing),
+            secret,
+        } => {
+            let room = Names {
+                name: room.as_str(),
+                secret: *secret,
+            };
+            names(s, format, asked.nick, room, nicks, standing)
+        }
         Event::Topic {
             room,
             topic: Some(topic),
@@ -372,17 +379,19 @@ fn write_event(
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
         Event::Census(census) => write_census(s, asked.nick, census),
-        Event::UserModes {
-            nick,
-            invisible,
-            changed: true,
-        } => {
-            let sign = if *invisible { '+' } else { '-' };
-            user_line(s, nick.as_str(), "MODE", &format!("{nick} :{sign}i"))
+        Event::UserModes { nick, changed, .. } if !changed.is_empty() => {
+            user_line(s, nick.as_str(), "MODE", &format!("{nick} :{changed}"))
         }
-        Event::UserModes { invisible, .. } if asked.verb == "MODE" => {
-            let modes = if *invisible { "+i" } else { "+" };
-            numeric(s, RPL_UMODEIS, asked.nick, modes)
+        Event::UserModes {
+            invisible, oper, ..
+        } if asked.verb == "MODE" => {
+            let mut modes = String::from("+");
+            modes.extend(
+                [(*invisible, 'i'), (*oper, 'o')]
+                    .into_iter()
+                    .filter_map(|(on, l)| on.then_some(l)),
+            );
+            numeric(s, RPL_UMODEIS, asked.nick, &modes)
         }
         // A change that changed nothing: servers say nothing.
         Event::UserModes { .. } => Ok(()),
@@ -528,7 +537,8 @@ fn who_fields(format: &IrcFormat, member: &WhoEntry) -> (String, String, String)
     let nick = member.nick.as_str();
     let user = member.user.as_deref().unwrap_or(nick).to_string();
     let here = if member.away { 'G' } else { 'H' };
-    let flags = format!("{here}{}", shown(format, member.standing));
+    let oper = if member.oper { "*" } else { "" };
+    let flags = format!("{here}{oper}{}", shown(format, member.standing));
     let realname = member
         .realname
         .as_ref()
@@ -599,6 +609,14 @@ fn write_whois(s: &mut Lines<'_>, format: &IrcFormat, to: &str, whois: &Whois) -
         to,
         &format!("{nick} {server} :charla, shared with nc and JSON-lines users"),
     )?;
+    if whois.oper {
+        numeric(
+            s,
+            RPL_WHOISOPERATOR,
+            to,
+            &format!("{nick} :is an IRC operator"),
+        )?;
+    }
     if let Some(account) = &whois.account {
         let line = format!("{nick} {account} :is logged in as");
         numeric(s, RPL_WHOISACCOUNT, to, &line)?;
@@ -687,6 +705,8 @@ fn write_error(
             (ERR_NICKNAMEINUSE, Some(asked.subject))
         }
         ErrorCode::EmptyMessage => (ERR_NOTEXTTOSEND, None),
+        ErrorCode::BadPassword if asked.verb == "OPER" => (ERR_PASSWDMISMATCH, None),
+        ErrorCode::NoOperators => (ERR_NOOPERHOST, None),
         ErrorCode::NotRegistered => (ERR_NOTREGISTERED, None),
         ErrorCode::LineTooLong => (ERR_INPUTTOOLONG, None),
         ErrorCode::MissingArgument => (ERR_NEEDMOREPARAMS, Some(asked.verb)),
@@ -936,16 +956,25 @@ fn user_line(s: &mut Lines<'_>, nick: &str, verb: &str, params: &str) -> std::fm
 /// it takes, then `366`. Each line's nicks fit in what its prefix leaves of
 /// [`MAX_OUT_BYTES`]: the recipient's nick and the room's name take up to 96 and 128 bytes
 /// in a script of many bytes a character, and a line cut at the bound would lose members.
+/// The room a NAMES answers for, as its `353`s name it.
+struct Names<'a> {
+    name: &'a str,
+    /// Secret (`+s`): `@` in place of `=` (RFC 2812, modern.ircdocs.horse).
+    secret: bool,
+}
+
 fn names(
     s: &mut Lines<'_>,
     format: &IrcFormat,
     to: &str,
-    room: &str,
+    room: Names<'_>,
     nicks: &[Nick],
     standing: &[Standing],
 ) -> std::fmt::Result {
     let server = s.server;
-    let prefix = format!(":{server} {RPL_NAMREPLY} {to} = {room} :");
+    let symbol = if room.secret { '@' } else { '=' };
+    let room = room.name;
+    let prefix = format!(":{server} {RPL_NAMREPLY} {to} {symbol} {room} :");
     // userhost-in-names: each member as the source of their lines reads.
     let addresses: Vec<String> = if format.caps.has(Caps::USERHOST_IN_NAMES) {
         nicks
@@ -1207,7 +1236,7 @@ mod tests {
         );
         assert_eq!(
             got[3],
-            ":charla 004 ana charla charla-0.1.0 i biklmnotv bklov"
+            ":charla 004 ana charla charla-0.1.0 io biklmnostv bklov"
                 .replace("0.1.0", env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(got[9], ":charla 265 ana 3 7 :Current local users 3, max 7");
@@ -1286,6 +1315,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
             standing: vec![Standing::Member; 2],
+            secret: false,
         };
         assert_eq!(
             lines(users, Some("ana JOINED #ops")),
@@ -1299,6 +1329,7 @@ mod tests {
             room: room("#ops"),
             nicks: many,
             standing: vec![Standing::Member; 200],
+            secret: false,
         };
         let got = lines(users, Some("ana NAMES #ops"));
         assert!(got.len() > 3 && got.iter().all(|l| l.len() + 2 <= MAX_OUT_BYTES));
@@ -1345,6 +1376,7 @@ mod tests {
             room: wide.clone(),
             nicks: vec![me.clone(); 40],
             standing: vec![Standing::Operator; 40],
+            secret: false,
         };
         let asked = format!("{me} NAMES {wide}");
         let got = lines(users, Some(&asked));
@@ -1376,6 +1408,7 @@ mod tests {
             realname: None,
             away: false,
             account: None,
+            oper: false,
             idle: 0,
         };
         let users = Event::Who {
@@ -1469,6 +1502,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob"), nick("cai")],
             standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+            secret: false,
         };
         assert_eq!(
             lines(users.clone(), Some("cai NAMES #ops"))[0],
@@ -1482,6 +1516,7 @@ mod tests {
                 realname: realname.and_then(MessageText::new),
                 away: user.is_none(),
                 account: None,
+                oper: false,
                 idle: 0,
             }
         };

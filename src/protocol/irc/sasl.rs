@@ -191,6 +191,10 @@ pub fn write_news(s: &mut Lines<'_>, news: &AccountNews, nick: &str) -> std::fmt
             nick,
             &format!("{nick}!{nick}@{USER_HOST} :You are now logged out"),
         ),
+        AccountNews::Oper(_) => {
+            numeric(s, RPL_YOUREOPER, nick, ":You are now an IRC operator")?;
+            writeln_crlf(s, &format!(":{nick}!{nick}@{USER_HOST} MODE {nick} :+o"))
+        }
         other => writeln_crlf(s, &format!(":{server} NOTICE {nick} :{other}")),
     }
 }

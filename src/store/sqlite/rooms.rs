@@ -53,7 +53,7 @@ fn to_json(kept: &KeptRoom) -> Value {
         "topic": kept.topic.as_ref().map(topic_json),
         "modes": {
             "t": modes.topic_locked, "n": modes.no_outside, "m": modes.moderated,
-            "i": modes.invite_only, "k": modes.key, "l": modes.limit,
+            "i": modes.invite_only, "s": modes.secret, "k": modes.key, "l": modes.limit,
         },
         "ops": kept.op_accounts.iter().map(Nick::as_str).collect::<Vec<_>>(),
         "bans": kept.bans.iter().map(ban_json).collect::<Vec<_>>(),
@@ -72,6 +72,8 @@ fn from_json(v: &Value) -> Option<KeptRoom> {
         no_outside: m["n"].as_bool()?,
         moderated: m["m"].as_bool()?,
         invite_only: m["i"].as_bool()?,
+        // Kept from `+s` on; a room kept before has none, and was not secret.
+        secret: m["s"].as_bool().unwrap_or(false),
         key: m["k"].as_str().map(str::to_owned),
         limit: m["l"].as_u64().map(|l| l as usize),
     };

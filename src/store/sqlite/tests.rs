@@ -581,6 +581,7 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
         modes: Modes {
             moderated: true,
             invite_only: true,
+            secret: true,
             key: Some("sesame".into()),
             limit: Some(5),
             ..Modes::new_room()
