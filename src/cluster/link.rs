@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::outage::{Outage, proposed};
 use super::recover::{self, Recovered};
 use super::room_state;
-use super::roster::{Profile, Remote};
+use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Publication, RoomChange,
-    RoomName, Said, SessionId, Standing,
+    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
+    RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
     CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT,
@@ -846,6 +846,9 @@ fn heard(
             away,
             account,
             signon,
+            user,
+            realname,
+            oper,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -863,6 +866,13 @@ fn heard(
             let profile = Profile {
                 away: away.as_deref().and_then(MessageText::new),
                 account: account.as_deref().map(wire::nick).transpose()?,
+                user: user.as_deref().and_then(crate::protocol::irc::user_name),
+                // Cut as this node cuts its own, whatever another program published.
+                realname: realname
+                    .as_deref()
+                    .and_then(MessageText::new)
+                    .and_then(|r| r.cut(crate::limits::REALNAMELEN)),
+                oper,
                 signon,
             };
             let away = profile.away.clone();

@@ -29,16 +29,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::RemoteMember;
 use crate::hub::SessionId;
-use crate::hub::{AccountStore, KeptRoom, MessageText, RoomChange, Standing, Whois};
+use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
+use crate::hub::{Profile, RemoteMember};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
 };
 use outage::Outage;
-use roster::{Profile, Roster};
+use roster::Roster;
 use wire::Wire;
 
 /// Where everything of a cluster is kept in Redis.
@@ -125,6 +125,9 @@ impl Shared {
                 away: profile.away.as_ref().map(|a| a.as_str().to_string()),
                 account: profile.account.as_ref().map(|a| a.as_str().to_string()),
                 signon: profile.signon,
+                user: profile.user.as_deref().map(str::to_string),
+                realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
+                oper: profile.oper,
             },
             None => Wire::Absent {
                 node,
@@ -465,11 +468,12 @@ impl Directory for ClusterDirectory {
         self.0.roster.lock().unwrap().rooms()
     }
 
-    fn profile(&self, id: SessionId, away: Option<MessageText>, account: Option<Nick>) {
-        self.local(id, |local| {
-            local.profile.away = away;
-            local.profile.account = account;
-        });
+    fn profile(&self, id: SessionId, profile: Profile) {
+        self.local(id, |local| local.profile = profile);
+    }
+
+    fn opers(&self) -> usize {
+        self.0.roster.lock().unwrap().opers()
     }
 
     fn whois(&self, nick: &Nick) -> Option<Whois> {
@@ -479,11 +483,10 @@ impl Directory for ClusterDirectory {
             nick: remote.nick.clone(),
             rooms: remote.rooms.clone(),
             away: remote.profile.away.clone(),
-            user: None,
-            realname: None,
+            user: remote.profile.user.clone(),
+            realname: remote.profile.realname.clone(),
             account: remote.profile.account.clone(),
-            // Each node's operators are its own.
-            oper: false,
+            oper: remote.profile.oper,
             signon: remote.profile.signon,
             idle: 0,
         })

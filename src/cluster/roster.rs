@@ -4,16 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{MessageText, Nick, RemoteMember, RoomName, SessionId, Standing};
-
-/// What WHOIS tells of a session beyond its nick and rooms.
-#[derive(Debug, Clone, Default)]
-pub struct Profile {
-    pub away: Option<MessageText>,
-    pub account: Option<Nick>,
-    /// When it connected, milliseconds since the Unix epoch.
-    pub signon: u64,
-}
+use crate::hub::{Nick, Profile, RemoteMember, RoomName, SessionId, Standing};
 
 /// A session of another node.
 pub struct Remote {
@@ -30,6 +21,9 @@ pub struct Roster {
     sessions: HashMap<SessionId, Remote>,
     nicks: HashMap<Nick, SessionId>,
     rooms: HashMap<RoomName, HashSet<SessionId>>,
+    /// How many of `sessions` are server operators, kept as they come and go: every
+    /// welcome (LUSERS) asks, and a walk over every session would cost each one.
+    opers: usize,
     /// Each node heard from: the run it is in and when it was last heard.
     nodes: HashMap<u16, (String, Instant)>,
 }
@@ -57,12 +51,20 @@ impl Roster {
                     RemoteMember {
                         nick: remote.nick.clone(),
                         standing,
+                        user: remote.profile.user.clone(),
+                        realname: remote.profile.realname.clone(),
                         away: remote.profile.away.is_some(),
                         account: remote.profile.account.clone(),
+                        oper: remote.profile.oper,
                     }
                 })
                 .collect()
         })
+    }
+
+    /// How many of the other nodes' sessions are server operators.
+    pub fn opers(&self) -> usize {
+        self.opers
     }
 
     pub fn rooms(&self) -> Vec<(RoomName, usize)> {
@@ -86,6 +88,7 @@ impl Roster {
         for (room, _) in &remote.rooms {
             self.rooms.entry(room.clone()).or_default().insert(id);
         }
+        self.opers += usize::from(remote.profile.oper);
         self.sessions.insert(id, remote);
         old
     }
@@ -93,6 +96,7 @@ impl Roster {
     /// Forgets session `id`; returns what it was.
     pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
         let remote = self.sessions.remove(&id)?;
+        self.opers -= usize::from(remote.profile.oper);
         if self.nicks.get(&remote.nick) == Some(&id) {
             self.nicks.remove(&remote.nick);
         }
@@ -163,7 +167,7 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::NodeId;
+    use crate::hub::{MessageText, NodeId};
     use std::time::Duration;
 
     fn remote(node: u16, nick: &str, rooms: &[&str]) -> Remote {
@@ -197,7 +201,12 @@ mod tests {
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].nick, Nick::parse("anita").unwrap());
         assert_eq!(members[0].standing, Standing::Operator);
-        assert!(members[0].away);
+        assert!(members[0].away && !members[0].oper);
+        let mut oper = remote(2, "anita", &["#ops", "#dev"]);
+        oper.profile.oper = true;
+        roster.present(ana, oper);
+        assert!(roster.members(&ops)[0].oper);
+        assert_eq!(roster.opers(), 1);
         let dev = RoomName::parse("#dev").unwrap();
         assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);
@@ -205,6 +214,7 @@ mod tests {
         let gone = roster.silent_since(t0 + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);
         assert!(roster.members(&ops).is_empty() && roster.rooms().is_empty());
+        assert_eq!(roster.opers(), 0);
         // A node heard in a new run lost the sessions of its last one.
         roster.heard(2, "r1", t0);
         roster.present(ana, remote(2, "ana", &[]));

@@ -154,6 +154,14 @@ pub enum Wire {
         account: Option<String>,
         #[serde(default)]
         signon: u64,
+        /// Its user name and real name (IRC's USER) and whether it is a server operator,
+        /// for WHO, WHOIS and LUSERS; missing (from an older node) reads as none and no.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realname: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        oper: bool,
     },
     Absent {
         node: u16,
@@ -491,6 +499,41 @@ mod tests {
         assert!(Wire::parse(&long).is_err());
         assert!(room("no spaces").is_err() && nick("9lives").is_err());
         assert!(reason("left", Some("bye")).is_ok() && reason("eaten", None).is_err());
+    }
+
+    #[test]
+    fn presence_from_an_older_node_reads_as_no_user_name_and_no_operator() {
+        let old = br##"1
+{"t":"present","node":2,"session":9,"nick":"ana","rooms":["#ops"],"signon":5}"##;
+        let (_, wire) = Wire::parse(old).unwrap();
+        let Wire::Present {
+            user,
+            realname,
+            oper,
+            ..
+        } = wire
+        else {
+            panic!("not a presence: {wire:?}");
+        };
+        assert!(user.is_none() && realname.is_none() && !oper);
+        // And a new one says them only when there is something to say.
+        let new = Wire::Present {
+            node: 2,
+            session: 9,
+            nick: "ana".into(),
+            rooms: Vec::new(),
+            ops: Vec::new(),
+            voiced: Vec::new(),
+            away: None,
+            account: None,
+            signon: 5,
+            user: Some("anauser".into()),
+            realname: None,
+            oper: true,
+        };
+        let json = new.payload(0);
+        assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));
+        assert!(!json.contains("realname"), "{json}");
     }
 
     #[test]

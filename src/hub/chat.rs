@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, Publication};
 use super::command::{Command, NoticeTarget, Request};
-use super::directory::Directory;
+use super::directory::{Directory, Profile};
 use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
@@ -67,6 +67,9 @@ pub(super) struct ChatState {
     pub peak_sessions: usize,
     /// Sessions with user mode `+i` (LUSERS's invisible users).
     pub invisible_sessions: usize,
+    /// How many sessions here are server operators (LUSERS' `252`), kept as they change
+    /// so that a census, sent with every welcome, needs no walk over the sessions.
+    pub oper_sessions: usize,
     /// Set by [`super::Hub::shutdown`]: later arrivals are sent away.
     pub shut_down: bool,
     /// Sessions whose queue overflowed during the current operation; each public method
@@ -158,6 +161,7 @@ impl ChatState {
                 let session = self.sessions.get_mut(&id).expect("checked above");
                 session.user = user;
                 session.realname = realname.and_then(|name| name.cut(crate::limits::REALNAMELEN));
+                self.tell_profile(id);
                 Ok(None)
             }
             Command::Who { of, opers_only } => Ok(Some(self.who(id, of, opers_only))),
@@ -285,11 +289,19 @@ impl ChatState {
         out.into_iter().for_each(|id| self.tell_profile(id));
     }
 
-    /// Tells the other nodes session `id`'s away message and account as they are now.
+    /// Tells the other nodes what session `id` shows as it is now (its away message,
+    /// account, user and real name, operator flag).
     pub fn tell_profile(&self, id: SessionId) {
         if let Some(session) = self.sessions.get(&id) {
-            let (away, account) = (session.away.clone(), session.account.clone());
-            self.directory.profile(id, away, account);
+            let profile = Profile {
+                away: session.away.clone(),
+                account: session.account.clone(),
+                user: session.user.clone(),
+                realname: session.realname.clone(),
+                oper: session.oper,
+                signon: session.signon,
+            };
+            self.directory.profile(id, profile);
         }
     }
 
@@ -696,7 +708,9 @@ impl ChatState {
         }
         if oper == Some(false) && session.oper {
             session.oper = false;
+            self.oper_sessions -= 1;
             changed.push_str("-o");
+            self.tell_profile(id);
         }
         let session = &self.sessions[&id];
         Event::UserModes {
@@ -712,6 +726,7 @@ impl ChatState {
         Census {
             users: self.sessions.len(),
             invisible: self.invisible_sessions,
+            opers: self.oper_sessions + self.directory.opers(),
             peak: self.peak_sessions,
             rooms: self.rooms.len(),
         }
@@ -1203,6 +1218,7 @@ impl ChatState {
             self.metrics.send_queue_overflowed();
         }
         self.invisible_sessions -= usize::from(session.invisible);
+        self.oper_sessions -= usize::from(session.oper);
         self.nicks.remove(id, &session.nick);
         self.directory.released(&session.nick, id);
         session

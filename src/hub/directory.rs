@@ -12,13 +12,31 @@ use super::room::KeptRoom;
 use super::text::MessageText;
 
 /// A member of a room on another node, as its node last told: enough to show them as
-/// this node shows its own (NAMES' `@` and `+`, WHO's away flag and account).
+/// this node shows its own (NAMES' `@` and `+`, WHO's user and real name, away flag,
+/// account and server operator flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteMember {
     pub nick: Nick,
     pub standing: Standing,
+    pub user: Option<Box<str>>,
+    pub realname: Option<MessageText>,
     pub away: bool,
     pub account: Option<Nick>,
+    pub oper: bool,
+}
+
+/// What other nodes show of a session beyond its nick and rooms (WHO, WHOIS, LUSERS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub away: Option<MessageText>,
+    pub account: Option<Nick>,
+    /// The user name and real name it gave (IRC's USER).
+    pub user: Option<Box<str>>,
+    pub realname: Option<MessageText>,
+    /// A server operator (`--oper`).
+    pub oper: bool,
+    /// When it connected, milliseconds since the Unix epoch.
+    pub signon: u64,
 }
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
@@ -76,10 +94,15 @@ pub trait Directory: Send + Sync {
         None
     }
 
-    /// Session `id` of this node is away (`away`) or not, logged in to `account` or not,
-    /// from now on: for WHOIS on other nodes.
-    fn profile(&self, id: SessionId, away: Option<MessageText>, account: Option<Nick>) {
-        let _ = (id, away, account);
+    /// Session `id` of this node is as `profile` says from now on (away or not, logged in
+    /// or not, a server operator or not): for WHO, WHOIS and LUSERS on other nodes.
+    fn profile(&self, id: SessionId, profile: Profile) {
+        let _ = (id, profile);
+    }
+
+    /// How many server operators the other nodes have (LUSERS).
+    fn opers(&self) -> usize {
+        0
     }
 
     /// What is known of `nick`, held on another node: WHOIS's answer.

@@ -44,6 +44,8 @@ pub struct Census {
     pub users: usize,
     /// Those of them that are invisible (IRC's user mode `+i`).
     pub invisible: usize,
+    /// Server operators connected, to this node and to every other node of a cluster.
+    pub opers: usize,
     /// The most sessions connected at once since the server started.
     pub peak: usize,
     pub rooms: usize,

@@ -64,7 +64,7 @@ pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request, WhoOf};
-pub use directory::{Alone, Directory, RemoteMember};
+pub use directory::{Alone, Directory, Profile, RemoteMember};
 pub use event::{
     AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said,
     WhoEntry, Whois,
@@ -198,6 +198,7 @@ impl Hub {
             },
             peak_sessions: 0,
             invisible_sessions: 0,
+            oper_sessions: 0,
             overflowed: Vec::new(),
             woken: Vec::new(),
             wake: Arc::new(|woken: &mut Vec<Waker>| woken.drain(..).for_each(Waker::wake)),
@@ -707,7 +708,11 @@ impl Hub {
             let Some(session) = chat.sessions.get_mut(&id) else {
                 return;
             };
-            session.oper = true;
+            if !session.oper {
+                session.oper = true;
+                chat.oper_sessions += 1;
+            }
+            chat.tell_profile(id);
             let news = Event::Account(AccountNews::Oper(name));
             chat.answer(id, Ok(Some(news)), reference);
         });

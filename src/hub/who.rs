@@ -72,16 +72,28 @@ impl WhoMask {
 
 impl ChatState {
     /// WHO of a room lists its members here with what their sessions gave, and those on
-    /// other nodes as their nodes told (standing, away, account): all of them to a member, the
-    /// visible ones to anyone else, none of a secret room to anyone else. WHO of a nick, its holder here, invisible or not; of
+    /// other nodes as their nodes told (standing, user and real name, away, account, operator
+    /// flag): all of them to a member, the
+    /// visible ones to anyone else, none of a secret room to anyone else. WHO of a nick, its holder here or on another node, invisible or not; of
     /// a mask, the users of this node it matches that `asker` may see, at most
     /// [`MAX_WHO_MASK_REPLIES`]. `opers_only` keeps server operators alone.
     pub(super) fn who(&self, asker: SessionId, of: WhoOf, opers_only: bool) -> Event {
         let (room, mut members) = match of {
             WhoOf::Nick(nick) => {
-                let found = self.nicks.get(&nick, &self.sessions);
-                let members = found.map(|id| self.who_entry(id, Standing::Member));
-                (None, members.into_iter().collect())
+                let found = match self.nicks.get(&nick, &self.sessions) {
+                    Some(id) => Some(self.who_entry(id, Standing::Member)),
+                    None => self.directory.whois(&nick).map(|whois| WhoEntry {
+                        nick: whois.nick,
+                        standing: Standing::Member,
+                        user: whois.user,
+                        realname: whois.realname,
+                        away: whois.away.is_some(),
+                        account: whois.account,
+                        oper: whois.oper,
+                        idle: 0,
+                    }),
+                };
+                (None, found.into_iter().collect())
             }
             WhoOf::Mask(mask) => (None, self.who_mask(asker, &mask)),
             WhoOf::Room(room) => {
@@ -102,12 +114,11 @@ impl ChatState {
                 members.extend(self.directory.members(&room).into_iter().map(|m| WhoEntry {
                     nick: m.nick,
                     standing: m.standing,
-                    user: None,
-                    realname: None,
+                    user: m.user,
+                    realname: m.realname,
                     away: m.away,
                     account: m.account,
-                    // Each node's server operators are its own.
-                    oper: false,
+                    oper: m.oper,
                     idle: 0,
                 }));
                 (Some(target.name.clone()), members)

@@ -91,15 +91,20 @@ pub(crate) struct Node {
     name: String,
     process: Binary,
     pub(crate) tcp: SocketAddr,
-    irc: SocketAddr,
+    pub(crate) irc: SocketAddr,
     pub(crate) http: SocketAddr,
     udp: SocketAddr,
 }
 
 impl Node {
     pub(crate) fn start(redis: &Redis, name: &str) -> Node {
+        Node::start_with(redis, name, &[])
+    }
+
+    /// [`Node::start`] with `more` arguments to `charla serve` (`--oper NAME:HASH`).
+    pub(crate) fn start_with(redis: &Redis, name: &str, more: &[&str]) -> Node {
         let url = redis.url();
-        let args = [
+        let mut args = vec![
             "serve",
             "--listen",
             "tcp://127.0.0.1:0",
@@ -116,6 +121,7 @@ impl Node {
             "--node-name",
             name,
         ];
+        args.extend_from_slice(more);
         let process = Binary::start(binary::command(&args));
         let addr = |scheme: &str| -> SocketAddr {
             let line = process

@@ -256,3 +256,154 @@ async fn account_add_writes_the_clusters_redis_and_every_node_takes_it_at_once()
             .await;
     }
 }
+
+/// Sends `WHO {query}` until a `352` line of its answer (read to the end, `315`)
+/// contains each of `needles`; returns that line.
+async fn who_until(client: &mut Client, query: &str, needles: &[&str]) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        client.send_raw(format!("WHO {query}\r\n").as_bytes()).await;
+        let mut found = None;
+        loop {
+            let line = client.next().await.expect("WHO's answer");
+            if line.contains(" 315 ") {
+                break;
+            }
+            if line.contains(" 352 ") && needles.iter().all(|n| line.contains(n)) {
+                found = Some(line);
+            }
+        }
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "WHO {query} never showed {needles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The lines of `client`'s LUSERS answer, `251` to `266`.
+async fn lusers(client: &mut Client) -> Vec<String> {
+    client.send_raw(b"LUSERS\r\n").await;
+    let mut lines = vec![client.expect(" 251 ").await];
+    while !lines.last().unwrap().contains(" 266 ") {
+        lines.push(client.next().await.expect("the rest of LUSERS"));
+    }
+    lines
+}
+
+/// Sends LUSERS until `client`'s node counts `count` server operators (no `252` at all
+/// for none).
+async fn opers_until(client: &mut Client, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let lines = lusers(client).await;
+        let told: Vec<&String> = lines.iter().filter(|l| l.contains(" 252 ")).collect();
+        let counted = match told.as_slice() {
+            [] => 0,
+            [line] => {
+                assert!(line.trim_end().ends_with(" :operator(s) online"), "{line}");
+                let (_, rest) = line.split_once(" 252 ").unwrap();
+                rest.split(' ').nth(1).unwrap().parse().unwrap()
+            }
+            _ => panic!("252 twice: {lines:#?}"),
+        };
+        if counted == count {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {count} operators: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn another_nodes_user_shows_its_user_name_real_name_and_operator_flag() {
+    use charla::accounts::{Secret, password};
+    let redis = Redis::start();
+    let phc = password::hash(&Secret::new("operpassword")).unwrap();
+    let oper = format!("root:{phc}");
+    let one = Node::start_with(&redis, "one", &["--oper", &oper]);
+    let two = Node::start(&redis, "two");
+    let mut ana = Client::tcp(one.irc).await;
+    ana.send_raw(b"NICK ana\r\nUSER anauser 0 * :Ana Real Name\r\nJOIN #ops\r\n")
+        .await;
+    ana.expect(" 366 ana #ops ").await;
+    let mut cy = two.irc("cy").await;
+    cy.send_raw(b"JOIN #ops\r\n").await;
+    cy.expect(" 366 cy #ops ").await;
+    assert!(opers_until(&mut cy, 0).await[0].contains(" 251 cy "));
+
+    // Her user name and real name, given before she registered, reach node two: WHO of
+    // the room, of her nick, WHOX and WHOIS show them as node one does.
+    let who = who_until(&mut cy, "#ops", &[" ana "]).await;
+    assert_eq!(
+        who.trim_end(),
+        ":charla 352 cy #ops anauser charla charla ana H@ :0 Ana Real Name"
+    );
+    cy.send_raw(b"WHO ana\r\n").await;
+    assert_eq!(
+        cy.expect(" 352 cy ").await.trim_end(),
+        ":charla 352 cy * anauser charla charla ana H :0 Ana Real Name"
+    );
+    cy.expect(" 315 cy ana ").await;
+    cy.send_raw(b"WHO ana %tnur,7\r\n").await;
+    assert_eq!(
+        cy.expect(" 354 cy ").await.trim_end(),
+        ":charla 354 cy 7 anauser ana :Ana Real Name"
+    );
+    cy.send_raw(b"WHOIS ana\r\n").await;
+    assert_eq!(
+        cy.expect(" 311 cy ana ").await.trim_end(),
+        ":charla 311 cy ana anauser charla * :Ana Real Name"
+    );
+    let mut rest = Vec::new();
+    while !rest.last().is_some_and(|l: &String| l.contains(" 318 ")) {
+        rest.push(cy.next().await.expect("the rest of WHOIS"));
+    }
+    assert!(!rest.iter().any(|l| l.contains(" 313 ")), "{rest:#?}");
+
+    // A server operator on node one is one on node two too: WHO's `*`, WHOIS's 313,
+    // WHO's `o` filter, and LUSERS's count, which node one gives too.
+    ana.send_raw(b"OPER root operpassword\r\n").await;
+    ana.expect(" 381 ana ").await;
+    let who = who_until(&mut cy, "#ops", &[" ana H*@ "]).await;
+    assert!(
+        who.trim_end()
+            .ends_with(" anauser charla charla ana H*@ :0 Ana Real Name")
+    );
+    opers_until(&mut cy, 1).await;
+    assert!(
+        opers_until(&mut ana, 1)
+            .await
+            .iter()
+            .any(|l| l.contains(" 252 ana 1 ")),
+        "node one counts its own operator"
+    );
+    cy.send_raw(b"WHOIS ana\r\n").await;
+    assert_eq!(
+        cy.expect(" 313 cy ana ").await.trim_end(),
+        ":charla 313 cy ana :is an IRC operator"
+    );
+    cy.expect(" 318 cy ana ").await;
+    cy.send_raw(b"WHO #ops o\r\n").await;
+    let only = cy.expect(" 352 cy #ops ").await;
+    assert!(only.contains(" ana H*@ "), "{only}");
+    assert!(cy.expect(" 315 cy #ops ").await.contains("End of WHO"));
+
+    // Dropping `+o` is heard too; and an operator's node gone takes its count with it.
+    ana.send_raw(b"MODE ana -o\r\n").await;
+    ana.expect(" MODE ana :-o").await;
+    opers_until(&mut cy, 0).await;
+    who_until(&mut cy, "#ops", &[" ana H@ "]).await;
+    ana.send_raw(b"OPER root operpassword\r\n").await;
+    ana.expect(" 381 ana ").await;
+    opers_until(&mut cy, 1).await;
+    drop(ana);
+    drop(one);
+    opers_until(&mut cy, 0).await;
+}

@@ -1153,7 +1153,7 @@ impl IrcClient {
 /// USER's user name as kept: its ASCII letters, digits, `-`, `_` and `.`, cut to
 /// [`USERLEN`](crate::limits::USERLEN) bytes; `None` when nothing is left. It goes where a
 /// host name's neighbours would be read as separators (`nick!user@host`, WHO's fields).
-fn user_name(given: &str) -> Option<Box<str>> {
+pub fn user_name(given: &str) -> Option<Box<str>> {
     let kept: String = given
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

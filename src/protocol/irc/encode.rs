@@ -490,11 +490,14 @@ fn write_event(
 }
 
 /// LUSERS: everyone connected is a user of this one server, visible or invisible (`+i`);
-/// the figures are the hub's own.
+/// the figures are the hub's own. Server operators, of every node of a cluster, are
+/// counted by `252` only when there are some: the Modern IRC documentation calls its
+/// count a positive integer, and ngIRCd and InspIRCd leave it out at zero.
 fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Result {
     let Census {
         users,
         invisible,
+        opers,
         peak,
         rooms,
     } = *census;
@@ -505,6 +508,9 @@ fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Resul
         to,
         &format!(":There are {visible} users and {invisible} invisible on 1 servers"),
     )?;
+    if opers > 0 {
+        numeric(s, RPL_LUSEROP, to, &format!("{opers} :operator(s) online"))?;
+    }
     numeric(
         s,
         RPL_LUSERCHANNELS,
@@ -1213,6 +1219,27 @@ mod tests {
     }
 
     #[test]
+    fn lusers_counts_operators_with_252_only_when_there_are_some() {
+        let census = Census {
+            users: 3,
+            invisible: 0,
+            opers: 2,
+            peak: 3,
+            rooms: 1,
+        };
+        let got = lines(Event::Census(census), None);
+        assert_eq!(
+            got[0],
+            ":charla 251 * :There are 3 users and 0 invisible on 1 servers"
+        );
+        assert_eq!(got[1], ":charla 252 * 2 :operator(s) online");
+        assert_eq!(got[2], ":charla 254 * 1 :channels formed");
+        let none = lines(Event::Census(Census { opers: 0, ..census }), None);
+        assert!(none.iter().all(|l| !l.contains(" 252 ")), "{none:#?}");
+        assert_eq!(none.len(), got.len() - 1);
+    }
+
+    #[test]
     fn welcome_is_001_to_005_lusers_then_422_with_honest_tokens() {
         let got = lines(
             Event::Welcome {
@@ -1221,6 +1248,7 @@ mod tests {
                 census: Census {
                     users: 3,
                     invisible: 1,
+                    opers: 0,
                     peak: 7,
                     rooms: 2,
                 },

@@ -19,7 +19,7 @@ pub mod message;
 pub mod numeric;
 mod sasl;
 
-pub use codec::IrcCodec;
+pub use codec::{IrcCodec, user_name};
 
 use std::sync::{Mutex, OnceLock};
 

@@ -8,6 +8,7 @@ pub const RPL_ISUPPORT: &str = "005";
 pub const RPL_UMODEIS: &str = "221";
 pub const RPL_USERHOST: &str = "302";
 pub const RPL_LUSERCLIENT: &str = "251";
+pub const RPL_LUSEROP: &str = "252";
 pub const RPL_LUSERCHANNELS: &str = "254";
 pub const RPL_LUSERME: &str = "255";
 pub const RPL_LOCALUSERS: &str = "265";
