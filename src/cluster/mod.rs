@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::hub::{Profile, RemoteMember};
+use crate::hub::{Profile, WhoEntry};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
@@ -460,7 +460,7 @@ impl Directory for ClusterDirectory {
         self.local(id, |local| local.rooms.retain(|(r, _)| r != room));
     }
 
-    fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
+    fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         self.0.roster.lock().unwrap().members(room)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{Nick, Profile, RemoteMember, RoomName, SessionId, Standing};
+use crate::hub::{Nick, Profile, RoomName, SessionId, Standing, WhoEntry};
 
 /// A session of another node.
 pub struct Remote {
@@ -38,7 +38,7 @@ impl Roster {
         self.sessions.get(self.nicks.get(nick)?)
     }
 
-    pub fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
+    pub fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         self.rooms.get(room).map_or_else(Vec::new, |ids| {
             ids.iter()
                 .map(|id| {
@@ -48,7 +48,7 @@ impl Roster {
                         .iter()
                         .find(|(r, _)| r == room)
                         .map_or(Standing::Member, |(_, s)| *s);
-                    RemoteMember {
+                    WhoEntry {
                         nick: remote.nick.clone(),
                         standing,
                         user: remote.profile.user.clone(),
@@ -56,6 +56,7 @@ impl Roster {
                         away: remote.profile.away.is_some(),
                         account: remote.profile.account.clone(),
                         oper: remote.profile.oper,
+                        idle: 0,
                     }
                 })
                 .collect()

@@ -5,25 +5,11 @@
 //! [`Alone`]: nobody else holds anything.
 
 use super::SessionId;
-use super::event::Whois;
+use super::event::{WhoEntry, Whois};
 use super::names::{Nick, RoomName};
 use super::ops::Standing;
 use super::room::KeptRoom;
 use super::text::MessageText;
-
-/// A member of a room on another node, as its node last told: enough to show them as
-/// this node shows its own (NAMES' `@` and `+`, WHO's user and real name, away flag,
-/// account and server operator flag).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteMember {
-    pub nick: Nick,
-    pub standing: Standing,
-    pub user: Option<Box<str>>,
-    pub realname: Option<MessageText>,
-    pub away: bool,
-    pub account: Option<Nick>,
-    pub oper: bool,
-}
 
 /// What other nodes show of a session beyond its nick and rooms (WHO, WHOIS, LUSERS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,8 +61,9 @@ pub trait Directory: Send + Sync {
         let _ = (room, id);
     }
 
-    /// `room`'s members on other nodes, in no order.
-    fn members(&self, room: &RoomName) -> Vec<RemoteMember> {
+    /// `room`'s members on other nodes, in no order, as their nodes last told: as WHO
+    /// shows them (so NAMES' `@` and `+` too), with no idle time.
+    fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         let _ = room;
         Vec::new()
     }

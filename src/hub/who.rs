@@ -111,16 +111,7 @@ impl ChatState {
                     .filter(|&m| member || !self.sessions[&m].invisible)
                     .map(|m| self.who_entry(m, target.standing(m)))
                     .collect();
-                members.extend(self.directory.members(&room).into_iter().map(|m| WhoEntry {
-                    nick: m.nick,
-                    standing: m.standing,
-                    user: m.user,
-                    realname: m.realname,
-                    away: m.away,
-                    account: m.account,
-                    oper: m.oper,
-                    idle: 0,
-                }));
+                members.extend(self.directory.members(&room));
                 (Some(target.name.clone()), members)
             }
         };
