@@ -339,8 +339,9 @@ async fn another_nodes_user_shows_its_user_name_real_name_and_operator_flag() {
     assert!(opers_until(&mut cy, 0).await[0].contains(" 251 cy "));
 
     // Her user name and real name, given before she registered, reach node two: WHO of
-    // the room, of her nick, WHOX and WHOIS show them as node one does.
-    let who = who_until(&mut cy, "#ops", &[" ana "]).await;
+    // the room, of her nick, WHOX and WHOIS show them as node one does. Waited for by the
+    // user name: her node may tell of her once before it has it, then again with it.
+    let who = who_until(&mut cy, "#ops", &[" ana ", " anauser "]).await;
     assert_eq!(
         who.trim_end(),
         ":charla 352 cy #ops anauser charla charla ana H@ :0 Ana Real Name"
