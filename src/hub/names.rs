@@ -239,7 +239,8 @@ thread_local! {
     /// JSON every message names its room, and parsing a name (NFC, the script checks, the
     /// confusable skeleton) cost more than the rest of the message's way in. Parsing is a
     /// pure function of the input, so a name remembered is the name parsed again.
-    static PARSED_ROOMS: RefCell<HashMap<Box<str>, RoomName>> = RefCell::default();
+    static PARSED_ROOMS: RefCell<HashMap<Box<str>, RoomName, foldhash::fast::FixedState>> =
+        RefCell::default();
 }
 
 impl RoomName {
