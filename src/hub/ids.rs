@@ -28,6 +28,11 @@ impl NodeId {
         self.0
     }
 
+    /// The node that minted message id `id`; `None` for an id no node mints.
+    pub fn of_message(id: u64) -> Option<NodeId> {
+        u16::try_from(id >> SERIAL_BITS).ok().and_then(NodeId::new)
+    }
+
     /// The message ids this node mints, from first to last possible.
     pub fn message_ids(self) -> std::ops::RangeInclusive<u64> {
         compose(self, 1)..=compose(self, (1 << SERIAL_BITS) - 1)
@@ -124,6 +129,10 @@ mod tests {
         let last = Mint::new(NodeId::new(MAX_NODES - 1).unwrap()).message();
         assert!(last < 1 << 53, "exact as a JSON number");
         assert!(NodeId::new(MAX_NODES).is_none());
+        assert_eq!(NodeId::of_message(b.message()), NodeId::new(3));
+        assert_eq!(NodeId::of_message(a.message()), Some(NodeId::default()));
+        assert_eq!(NodeId::of_message(last), NodeId::new(MAX_NODES - 1));
+        assert_eq!(NodeId::of_message(u64::MAX), None);
     }
 
     #[test]

@@ -120,7 +120,44 @@ pub const MIGRATIONS: &[&str] = &[
         tags     TEXT
     );
     ",
+    // 8: history in chunks (`store/sqlite/chunks.rs`): a row holds a run of one room's
+    // entries, encoded in `data` (`store/sqlite/chunk.rs`), with the range of their numbers
+    // in the room's order (`first_seq`, `last_seq`), of their ids and times, and their
+    // `count`; the index finds a room's rows in order and answers for ids and counts
+    // without reading a row. `batches` replaces `staged`: one row a commit, its entries
+    // encoded the same way, until the writer moves them into chunks. `last_ids` holds the
+    // largest message id each node minted that this file saw (`meta`'s `last_id` was one
+    // for all nodes). The rows of `entries` and `staged` are converted in Rust, in this
+    // step's transaction ([`CONVERSIONS`]), and both tables dropped.
+    "
+    CREATE TABLE chunks (
+        room_key  TEXT    NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        min_id    INTEGER NOT NULL,
+        max_id    INTEGER NOT NULL,
+        min_ts    INTEGER NOT NULL,
+        max_ts    INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        data      BLOB    NOT NULL
+    );
+    CREATE INDEX chunks_by_room ON chunks (room_key, last_seq, min_id, max_id, count);
+    CREATE TABLE batches (
+        data BLOB NOT NULL
+    );
+    CREATE TABLE last_ids (
+        node INTEGER PRIMARY KEY,
+        id   INTEGER NOT NULL
+    );
+    ",
 ];
+
+/// Work done in Rust on a database inside a step's transaction.
+type Conversion = fn(&Connection) -> rusqlite::Result<()>;
+
+/// What a step's SQL cannot do, by the step's number (from 0): run after the step's SQL,
+/// in its transaction.
+const CONVERSIONS: &[(usize, Conversion)] = &[(7, super::sqlite::rows_to_chunks)];
 
 /// The version this build writes: every step applied.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -148,6 +185,9 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     for (done, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(step)?;
+        for (_, convert) in CONVERSIONS.iter().filter(|(n, _)| *n == done) {
+            convert(&tx)?;
+        }
         tx.pragma_update(None, "user_version", done as i64 + 1)?;
         tx.commit()?;
     }

@@ -2,17 +2,20 @@
 //!
 //! The hub appends under its lock, so [`SqliteHistory::append`] never touches the disk: it
 //! queues the entry for one writer thread, which commits what has queued up in one
-//! transaction at a time (WAL mode, `synchronous = NORMAL`). A commit appends its entries
-//! to the `staged` table, which has no index; every [`MERGE_INTERVAL`] the writer moves
-//! what is staged into `entries` in one transaction. Each entry said in a busy room would
-//! otherwise rewrite a page of both of `entries`' room indexes, and those pages, not the
-//! rows, are what the log and its checkpoints copy; moved together, a room's entries share
-//! them, which the writer's page cache ([`WRITER_CACHE_KIB`]) holds between moves.
-//! Until it is in `entries`, an entry is also held in memory as *pending*, and
+//! transaction at a time (WAL mode, `synchronous = NORMAL`). A commit adds one row to the
+//! `batches` table holding its entries, of any rooms, encoded in one blob
+//! (`sqlite/chunk.rs`); every [`MERGE_INTERVAL`] the writer moves what it committed into
+//! `chunks` in one transaction: for each room said in, one row holding that room's entries
+//! in its order (`sqlite/chunks.rs`). An entry so costs a share of two row inserts and of
+//! one index entry, where one row an entry with two room indexes wrote a page of each
+//! index for nearly every entry of a busy server (docs/benchmarks.md). The writer keeps
+//! what it committed in memory until the move, so the move encodes rather than reads.
+//! Until it is in `chunks`, an entry is also held in memory as *pending*, and
 //! [`SqliteHistory::recent`] adds the pending entries of the room to what it reads from the
 //! file, so a newcomer never misses a line that was said just before it joined. A restart
-//! moves what a crash left staged before anything is read. Readers use connections of
-//! their own, never the writer's.
+//! moves what a crash left in `batches` before anything is read. Readers use connections of
+//! their own, never the writer's; a read decodes the few rows of a room it needs, newest
+//! or oldest first, and a row that cannot be decoded is logged and skipped.
 //!
 //! Joining asks for a room's history under the hub's lock, where a read from the file
 //! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms
@@ -28,8 +31,11 @@
 //! NORMAL` may take back the transactions committed since the last checkpoint (the log is
 //! synced only then), never the file's consistency: docs/protocol.md says what that means
 //! for clients.
+//!
+//! A room's order is that of its numbers (`seq`), which is the order its entries were
+//! appended in; reads by message id (`since`, `before`) select by id in that order, which
+//! for one server is the ids' own (in a cluster, ids of several nodes interleave).
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,16 +47,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde_json::Value;
 use tracing::{error, warn};
 
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, ClientTags, Entry, Field, FiringAlert, HistoryBounds, HistoryStore, KeptRoom,
-    MessageText, Nick, NodeId, Notice, Owed, PostKind, Posted, RoomName, Said, Source, StoreFull,
-    stored_bytes,
+    AckSink, Entry, FiringAlert, HistoryBounds, HistoryStore, KeptRoom, NodeId, Owed, RoomName,
+    StoreFull, stored_bytes,
 };
+use chunk::{Names, Row};
+pub(super) use convert::rows_to_chunks;
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
 /// told `store_unavailable`, counted in [`StoreStats::refused`] and logged (at the 1st, 2nd,
@@ -72,35 +78,35 @@ pub const WRITE_BATCH: usize = 4_096;
 /// less often. An `ack` can wait this much longer under load.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(2);
 
-/// The longest a committed entry waits in the `staged` table before the writer moves it
-/// into `entries` (see the module documentation). The longer, the more entries of a room
-/// share each index page written; an entry waiting is also held in memory, so this bounds
-/// that memory along with [`MERGE_ROWS`]. No `ack` waits for it: an entry is acked once
-/// committed to `staged`.
+/// The longest a committed entry waits in the `batches` table before the writer moves it
+/// into `chunks` (see the module documentation). The longer, the more entries of a room
+/// share one chunk row and its index entry; an entry waiting is also held in memory, so
+/// this bounds that memory along with [`MERGE_ROWS`]. No `ack` waits for it: an entry is
+/// acked once committed to `batches`.
 pub const MERGE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Entries staged at most: at this many the writer moves them without waiting for
+/// Entries committed and not moved at most: at this many the writer moves them without waiting for
 /// [`MERGE_INTERVAL`], so the entries held pending in memory stay within [`WRITE_QUEUE`]
 /// plus this, and one move does a bounded amount of work.
 pub const MERGE_ROWS: u64 = 16_384;
 
 /// The writer connection's page cache, in KiB (SQLite's default is 2,000 KiB). A move
-/// touches the newest index pages of every room said in since the last, two indexes' worth;
-/// when they do not fit, each move reads them back from the file and the rooms' entries
-/// must be sorted together to meet each page once. Filled only as the writer touches
-/// pages, and then held: a busy server's memory grows by up to this much, a store that is
-/// not written to stays small.
-pub const WRITER_CACHE_KIB: i64 = 32_768;
+/// touches the index page holding the newest chunk of every room said in since the last;
+/// when those do not fit, each move reads them back from the file. Filled only as the
+/// writer touches pages, and then held: a busy server's memory grows by up to this much, a
+/// store that is not written to stays small.
+pub const WRITER_CACHE_KIB: i64 = 8_192;
 
-/// Entries each room keeps on disk, counted by the room's numbers (`seq`): the writer
-/// deletes what is this many numbers older than the newest, in the same transaction that
-/// adds the new ones (a number lost to a full disk is not made up for). Kept for ever otherwise (also after the room
-/// empties and across restarts). What a newcomer is replayed is the newest of them, bounded
-/// by `--history` and `--history-room-bytes` as before. Default 10,000 (`--history-keep`).
+/// Entries each room keeps, counted by the room's numbers (`seq`): what is this many
+/// numbers older than the newest is never read, and the writer deletes the chunks holding
+/// only such entries in the same transaction that adds new ones (a number lost to a full
+/// disk is not made up for). Kept for ever otherwise (also after the room empties and
+/// across restarts). What a newcomer is replayed is the newest of them, bounded by
+/// `--history` and `--history-room-bytes` as before. Default 10,000 (`--history-keep`).
 pub const DISK_HISTORY_PER_ROOM: usize = 10_000;
 
-/// Entries the file keeps in all rooms together; past it the writer deletes the oldest of
-/// any room, after the commit that passed it. Rooms end when they empty but their history
+/// Entries the file keeps in all rooms together; past it the writer deletes the oldest
+/// chunks of any room, after the move that passed it, until at most this many are left. Rooms end when they empty but their history
 /// stays, so without this bound a file would grow with every room ever made. Default
 /// 10,000,000, a few GB (`--history-keep-total`).
 pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
@@ -109,9 +115,6 @@ pub const DISK_HISTORY_TOTAL: usize = 10_000_000;
 /// after a commit or, when nothing is said, on its own.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
-/// Entries deleted a statement when expiring, so the write lock is held briefly.
-const EXPIRE_BATCH: i64 = 1_000;
-
 /// How long a connection waits for another that holds the file's lock (another process
 /// reading the file, a backup) before its statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -119,12 +122,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle reader connections kept open for the next read; more are opened when readers
 /// overlap, and closed after use.
 const IDLE_READERS: usize = 4;
-
-const KIND_SAID: i64 = 0;
-const KIND_ACTION: i64 = 1;
-const KIND_NOTICE: i64 = 2;
-const KIND_ALERT: i64 = 3;
-const KIND_SAID_NOTICE: i64 = 4;
 
 /// Why the history file could not be used; `charla serve` stops with it.
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +226,7 @@ struct WriterShared {
 struct Queue {
     /// `None` once closed.
     sender: Option<SyncSender<Job>>,
-    /// Entries sent to the writer and not yet in `entries` (or given up), oldest first, by
+    /// Entries sent to the writer and not yet in `chunks` (or given up), oldest first, by
     /// the number they were sent under.
     pending: VecDeque<(u64, Entry)>,
     /// Rooms' states sent to the writer and not yet committed, each under the number it
@@ -275,23 +272,18 @@ enum Job {
 
 impl SqliteHistory {
     /// A room's entries after `after` by `key` (its id or its seq), at most `limit`: from
-    /// the file through `read`, then those still waiting for the writer. Pending entries
-    /// are taken first, so one committed between the two reads is found in the file.
+    /// the file as `read` asks, then those still waiting for the writer. Pending entries
+    /// are taken first, so one moved between the two reads is found in the file.
     fn after_in(
         &self,
         room: &RoomName,
         after: u64,
         limit: usize,
         key: fn(&Entry) -> u64,
-        read: impl FnOnce(&RoomName, u64, usize) -> rusqlite::Result<Vec<Entry>>,
+        read: chunks::Read,
     ) -> Vec<Entry> {
         let pending = self.pending_in(room, |entry| key(entry) > after);
-        let mut entries = read(room, after, limit).unwrap_or_else(|e| {
-            error!(error = %e, room = %room, "cannot read history");
-            Vec::new()
-        });
-        let newest = entries.last().map_or(after, key);
-        entries.extend(pending.into_iter().filter(|entry| key(entry) > newest));
+        let mut entries = with_pending(self.read_chunks(room, read, limit), pending);
         entries.truncate(limit);
         let oldest = self.oldest_kept();
         entries.retain(|entry| entry.ts() >= oldest);
@@ -342,8 +334,8 @@ impl SqliteHistory {
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
         schema::migrate_at(&mut conn, path)?;
-        // What a crash left staged was acked: into `entries` before anything reads them.
-        move_staged(&mut conn, options.keep_per_room.max(1)).map_err(sqlite)?;
+        // What a crash left in `batches` was acked: into `chunks` before anything reads it.
+        recover_batches(&mut conn, options.keep_per_room.max(1)).map_err(sqlite)?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
@@ -428,96 +420,28 @@ impl SqliteHistory {
         }
     }
 
-    /// The newest `limit` entries of `room` in the file, oldest first.
-    fn read_recent(&self, room: &RoomName, limit: usize) -> rusqlite::Result<Vec<Entry>> {
-        self.read_before(room, u64::MAX, limit)
+    /// At most `limit` entries of `room` in the file that `read` asks for, oldest first,
+    /// of those the room keeps by number; none when the file cannot be read (logged).
+    fn read_chunks(&self, room: &RoomName, read: chunks::Read, limit: usize) -> Vec<Entry> {
+        let keep = self.options.keep_per_room.max(1);
+        self.with_reader(|conn| chunks::read(conn, room.key(), keep, read, limit))
+            .unwrap_or_else(|e| {
+                error!(error = %e, room = %room, "cannot read history");
+                Vec::new()
+            })
     }
 
-    /// The newest `limit` entries of `room` in the file before message id `before`, oldest
-    /// first.
-    fn read_before(
-        &self,
-        room: &RoomName,
-        before: u64,
-        limit: usize,
-    ) -> rusqlite::Result<Vec<Entry>> {
-        let mut entries = self.read(
-            "SELECT id, ts, room, kind, author, text, fields, seq, account, tags FROM entries \
-             WHERE room_key = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-            params![room.key(), before.min(i64::MAX as u64) as i64, limit as i64],
-        )?;
-        entries.reverse();
-        Ok(entries)
-    }
-
-    /// The first `limit` entries of `room` in the file after `after` by `key` (`"id"` or
-    /// `"seq"`, never anything a client sent), oldest first.
-    fn read_after(
-        &self,
-        key: &'static str,
-        room: &RoomName,
-        after: u64,
-        limit: usize,
-    ) -> rusqlite::Result<Vec<Entry>> {
-        self.read(
-            &format!(
-                "SELECT id, ts, room, kind, author, text, fields, seq, account, tags FROM entries \
-                 WHERE room_key = ?1 AND {key} > ?2 ORDER BY {key} LIMIT ?3"
-            ),
-            params![room.key(), after.min(i64::MAX as u64) as i64, limit as i64],
-        )
-    }
-
-    /// The number of the last entry of `room` in the file, 0 when none is.
-    fn read_last_seq(&self, room: &RoomName) -> rusqlite::Result<u64> {
-        self.with_reader(|conn| {
-            conn.prepare_cached("SELECT max(seq) FROM entries WHERE room_key = ?1")?
-                .query_row(params![room.key()], |row| row.get::<_, Option<i64>>(0))
-                .map(|seq| seq.unwrap_or(0) as u64)
-        })
-    }
-
-    /// The entries `sql` selects, in its order.
-    fn read(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Entry>> {
-        self.with_reader(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let mut names = Names::default();
-            let mut rows = statement.query(params)?;
-            let mut entries = Vec::new();
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                let stored = Stored {
-                    id: id as u64,
-                    ts: row.get::<_, i64>(1)? as u64,
-                    room: row.get_ref(2)?.as_str()?,
-                    kind: row.get(3)?,
-                    author: row.get_ref(4)?.as_str()?,
-                    text: row.get_ref(5)?.as_str()?,
-                    fields: row.get_ref(6)?.as_str_or_null()?,
-                    seq: row.get::<_, i64>(7)? as u64,
-                    account: row.get_ref(8)?.as_str_or_null()?,
-                    tags: row.get_ref(9)?.as_str_or_null()?,
-                };
-                match stored.entry(&mut names) {
-                    Some(entry) => entries.push(entry),
-                    None => warn!(id, "a stored history entry could not be read back; skipped"),
-                }
-            }
-            Ok(entries)
-        })
-    }
-
+    /// The largest id `node` minted that the file holds, or that was handed out before it
+    /// (an entry refused or lost still had its id seen live).
     fn read_last_id(&self, node: NodeId) -> rusqlite::Result<Option<u64>> {
-        let ids = node.message_ids();
         self.with_reader(|conn| {
             conn.query_row(
-                "SELECT max(id) FROM (SELECT max(id) AS id FROM entries WHERE id BETWEEN ?1 AND ?2 \
-                 UNION ALL SELECT value FROM meta WHERE key = 'last_id' AND value BETWEEN ?1 AND ?2)",
-                params![*ids.start() as i64, *ids.end() as i64],
-                |row| row.get::<_, Option<i64>>(0),
+                "SELECT id FROM last_ids WHERE node = ?1",
+                [node.number()],
+                |row| row.get::<_, i64>(0),
             )
             .optional()
-            .map(|id| id.flatten().map(|id| id as u64))
+            .map(|id| id.map(|id| id as u64))
         })
     }
 
@@ -653,8 +577,8 @@ impl HistoryStore for SqliteHistory {
         if n == 0 {
             return Vec::new();
         }
-        // Pending entries first, then the file: one committed in between is then in the
-        // file, as the writer commits before it stops holding an entry pending.
+        // Pending entries first, then the file: one moved in between is then in the file,
+        // as the writer moves it before it stops holding it pending.
         let pending: Vec<Entry> = {
             let mut queue = self.shared.queue.lock();
             if let Some(cached) = queue.cache.rooms.get(room) {
@@ -676,16 +600,8 @@ impl HistoryStore for SqliteHistory {
                 .map(|(_, entry)| entry.clone())
                 .collect()
         };
-        let mut entries = self.read_recent(room, bounds.per_room).unwrap_or_else(|e| {
-            error!(error = %e, room = %room, "cannot read history");
-            Vec::new()
-        });
-        let newest = entries.last().map(Entry::id);
-        entries.extend(
-            pending
-                .into_iter()
-                .filter(|entry| newest.is_none_or(|newest| entry.id() > newest)),
-        );
+        let stored = self.read_chunks(room, chunks::Read::Before(u64::MAX), bounds.per_room);
+        let mut entries = with_pending(stored, pending);
         // The newest that fit in the room's bytes, as the memory store keeps them.
         let mut bytes = 0;
         let mut first = entries.len();
@@ -713,22 +629,15 @@ impl HistoryStore for SqliteHistory {
     /// From the file, not the cache: it holds only the newest few, and this is asked
     /// without the hub's lock.
     fn since(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
-        self.after_in(room, after, limit, Entry::id, |r, a, l| {
-            self.read_after("id", r, a, l)
-        })
+        self.after_in(room, after, limit, Entry::id, chunks::Read::AfterId(after))
     }
 
     /// From the file, as far back as it keeps (`--history-keep`), not only what a join
     /// replays, and what waits for the writer.
     fn before(&self, room: &RoomName, before: u64, limit: usize) -> Vec<Entry> {
         let pending = self.pending_in(room, |entry| entry.id() < before);
-        let mut entries = self.read_before(room, before, limit).unwrap_or_else(|e| {
-            error!(error = %e, room = %room, "cannot read history");
-            Vec::new()
-        });
-        // One committed since the queue was read is in both.
-        let newest = entries.last().map_or(0, Entry::id);
-        entries.extend(pending.into_iter().filter(|entry| entry.id() > newest));
+        let stored = self.read_chunks(room, chunks::Read::Before(before), limit);
+        let mut entries = with_pending(stored, pending);
         entries.drain(..entries.len().saturating_sub(limit));
         let oldest = self.oldest_kept();
         entries.retain(|entry| entry.ts() >= oldest);
@@ -754,7 +663,8 @@ impl HistoryStore for SqliteHistory {
             .map(|(_, entry)| entry.seq())
             .max()
             .unwrap_or(0);
-        let stored = self.read_last_seq(room).unwrap_or_else(|e| {
+        let stored = self.with_reader(|conn| chunks::last_seq(conn, room.key()));
+        let stored = stored.unwrap_or_else(|e| {
             error!(error = %e, room = %room, "cannot read the room's last number");
             0
         });
@@ -763,9 +673,13 @@ impl HistoryStore for SqliteHistory {
 
     /// From the file, as `since`.
     fn after_seq(&self, room: &RoomName, after: u64, limit: usize) -> Vec<Entry> {
-        self.after_in(room, after, limit, Entry::seq, |r, a, l| {
-            self.read_after("seq", r, a, l)
-        })
+        self.after_in(
+            room,
+            after,
+            limit,
+            Entry::seq,
+            chunks::Read::AfterSeq(after),
+        )
     }
 
     fn last_id(&self, node: NodeId) -> Option<u64> {
@@ -777,6 +691,27 @@ impl HistoryStore for SqliteHistory {
             }),
         }
     }
+}
+
+/// `stored`, a room's entries read from the file, then those of `pending` (its entries
+/// waiting for the writer, taken before the read) that were not moved into the file
+/// meanwhile: pending entries come after all the file holds, in the room's order.
+fn with_pending(mut stored: Vec<Entry>, pending: Vec<Entry>) -> Vec<Entry> {
+    let Some(low) = pending.iter().map(Entry::seq).min() else {
+        return stored;
+    };
+    let moved: HashSet<u64> = stored
+        .iter()
+        .rev()
+        .take_while(|entry| entry.seq() >= low)
+        .map(Entry::id)
+        .collect();
+    stored.extend(
+        pending
+            .into_iter()
+            .filter(|entry| !moved.contains(&entry.id())),
+    );
+    stored
 }
 
 impl Drop for SqliteHistory {
@@ -861,14 +796,15 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
         warn!(mode, "the history database is not in WAL mode");
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // The pruning's `GROUP BY` sorts what is staged: in memory, not in a temporary file.
+    // Schema step 8's conversion sorts a file's chunks by time: in memory, not in a
+    // temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
 /// The writer thread: takes what has queued up and commits it in one transaction to
-/// `staged`; every [`MERGE_INTERVAL`] (or [`MERGE_ROWS`] entries, or when asked to flush)
-/// moves what is staged into `entries`, pruning the rooms it touched, and stops holding
+/// `batches`; every [`MERGE_INTERVAL`] (or [`MERGE_ROWS`] entries, or when asked to flush)
+/// moves what is staged into `chunks`, pruning the rooms it touched, and stops holding
 /// those entries pending; every [`EXPIRE_EVERY`], deletes what is older than `max_age`, and
 /// once more when the store closes.
 fn write_loop(
@@ -881,11 +817,9 @@ fn write_loop(
     let mut expired_at: Option<Instant> = None;
     let mut committed_at: Option<Instant> = None;
     let mut staged = Staged::default();
-    // Rows in the file, counted once here rather than at start-up, then kept up to date.
-    let mut rows = match conn.query_row("SELECT count(*) FROM entries", [], |row| {
-        row.get::<_, i64>(0)
-    }) {
-        Ok(n) => n as u64,
+    // Entries in the file, counted once here rather than at start-up, then kept up to date.
+    let mut rows = match chunks::count(&conn) {
+        Ok(n) => n,
         Err(e) => {
             error!(error = %e, "cannot count the stored history");
             0
@@ -926,7 +860,7 @@ fn write_loop(
             && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY)
         {
             expired_at = Some(Instant::now());
-            match expire(&conn, expiry(age)) {
+            match chunks::expire(&conn, expiry(age)) {
                 Ok(deleted) => rows = rows.saturating_sub(deleted),
                 Err(e) => error!(error = %e, "cannot delete expired history"),
             }
@@ -936,12 +870,12 @@ fn write_loop(
     bound_total(&conn, rows, bounds.total);
     // Once more on the way out, so a file left alone is no older than the bound.
     if let Some(age) = bounds.max_age
-        && let Err(e) = expire(&conn, expiry(age))
+        && let Err(e) = chunks::expire(&conn, expiry(age))
     {
         error!(error = %e, "cannot delete expired history");
     }
     // Ids handed out to entries that never reached the writer count too.
-    if let Err(e) = record_highest(&conn, shared.highest.load(Ordering::Relaxed)) {
+    if let Err(e) = record_last_ids(&conn, &[], shared.highest.load(Ordering::Relaxed)) {
         error!(error = %e, "cannot record the last message id");
     }
 }
@@ -952,7 +886,7 @@ fn bound_total(conn: &Connection, rows: u64, total: u64) -> u64 {
     if rows <= total {
         return rows;
     }
-    match drop_oldest(conn, rows - total) {
+    match chunks::drop_oldest(conn, rows - total) {
         Ok(deleted) => rows.saturating_sub(deleted),
         Err(e) => {
             error!(error = %e, "cannot delete the oldest history");
@@ -961,11 +895,11 @@ fn bound_total(conn: &Connection, rows: u64, total: u64) -> u64 {
     }
 }
 
-/// What the writer has committed to `staged` and not yet moved into `entries`.
+/// What the writer has committed to `batches` and not yet moved into `chunks`.
 #[derive(Default)]
 struct Staged {
-    /// Entries staged.
-    count: u64,
+    /// The entries committed, in the order they were: what the move encodes.
+    entries: Vec<Entry>,
     /// When the first of them was.
     since: Option<Instant>,
     /// The number the last of them was sent under: pending entries up to it leave memory
@@ -976,11 +910,12 @@ struct Staged {
 impl Staged {
     /// Whether what is staged should be moved now.
     fn due(&self) -> bool {
-        self.count >= MERGE_ROWS || self.since.is_some_and(|at| at.elapsed() >= MERGE_INTERVAL)
+        self.entries.len() as u64 >= MERGE_ROWS
+            || self.since.is_some_and(|at| at.elapsed() >= MERGE_INTERVAL)
     }
 
-    /// Moves what is staged into `entries` and stops holding it pending; returns `rows`,
-    /// the rows in `entries`, updated. When the move fails everything stays staged and
+    /// Moves what is staged into `chunks` and stops holding it pending; returns `rows`,
+    /// the entries in `chunks`, updated. When the move fails everything stays staged and
     /// pending, for the next try.
     fn merge(
         &mut self,
@@ -992,19 +927,20 @@ impl Staged {
         let Some(last) = self.last else {
             return rows;
         };
-        match move_staged(conn, keep) {
+        match move_staged(conn, keep, &self.entries) {
             Ok((added, pruned)) => {
-                *self = Staged::default();
+                let moved = std::mem::take(self);
                 let mut queue = shared.queue.lock();
                 let done = queue.pending.partition_point(|(n, _)| *n <= last);
                 // Freed after the lock is let go: appends wait for it.
-                let moved: Vec<_> = queue.pending.drain(..done).collect();
+                let released: Vec<_> = queue.pending.drain(..done).collect();
                 drop(queue);
+                drop(released);
                 drop(moved);
                 (rows + added).saturating_sub(pruned)
             }
             Err(e) => {
-                error!(error = %e, entries = self.count, "cannot move staged history into place");
+                error!(error = %e, entries = self.entries.len(), "cannot move staged history into place");
                 self.since = Some(Instant::now());
                 rows
             }
@@ -1012,45 +948,68 @@ impl Staged {
     }
 }
 
-/// Moves every entry of `staged` into `entries`, in the order they were committed (that of
-/// their ids but for other nodes' in a cluster, so the table's rows mostly go on its end;
-/// the indexes' pages are met in any order, in the writer's cache), and deletes what each room it
-/// touched holds past `keep` numbers; returns the rows added and the rows deleted.
-fn move_staged(conn: &mut Connection, keep: usize) -> rusqlite::Result<(u64, u64)> {
+/// Adds `staged`, every entry of `batches` in the order committed, to `chunks`: for each
+/// room one run of its entries (more when they pass a chunk's bounds), then deletes the
+/// chunks of each room it touched that hold only entries `keep` numbers older than the
+/// room's newest, and empties `batches`; returns the entries added and those deleted.
+fn move_staged(
+    conn: &mut Connection,
+    keep: usize,
+    staged: &[Entry],
+) -> rusqlite::Result<(u64, u64)> {
+    let mut order: Vec<&RoomName> = Vec::new();
+    let mut rooms: HashMap<&RoomName, Vec<&Entry>> = HashMap::new();
+    for entry in staged {
+        rooms
+            .entry(entry.room())
+            .or_insert_with(|| {
+                order.push(entry.room());
+                Vec::new()
+            })
+            .push(entry);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut pruned = 0;
-    let added = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO entries \
-             (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
-             SELECT id, ts, room_key, room, kind, author, text, fields, seq, account, tags \
-             FROM staged ORDER BY rowid",
-        )?
-        .execute([])? as u64;
+    let (mut added, mut pruned) = (0, 0);
+    for room in order {
+        let entries = &rooms[room];
+        added += chunks::insert(&tx, room.key(), entries)?;
+        let top = entries.iter().map(|entry| entry.seq()).max().unwrap_or(0);
+        if let Some(cut) = top.checked_sub(keep as u64).filter(|cut| *cut > 0) {
+            pruned += chunks::prune(&tx, room.key(), cut)?;
+        }
+    }
+    tx.execute("DELETE FROM batches", [])?;
+    tx.commit()?;
+    Ok((added, pruned))
+}
+
+/// Moves what a crash left in `batches` (committed, so acked, but not moved) into `chunks`,
+/// as the writer would have. A batch that cannot be read back is logged and dropped.
+fn recover_batches(conn: &mut Connection, keep: usize) -> rusqlite::Result<()> {
+    let mut entries = Vec::new();
     {
-        // Each room's highest number moved: what came `keep` numbers before it goes, by
-        // number on the (room_key, seq) index, which meets only the rows it deletes.
-        let mut highest =
-            tx.prepare_cached("SELECT room_key, max(seq) FROM staged GROUP BY room_key")?;
-        let mut prune =
-            tx.prepare_cached("DELETE FROM entries WHERE room_key = ?1 AND seq <= ?2")?;
-        let mut rooms = highest.query([])?;
-        while let Some(row) = rooms.next()? {
-            let top: i64 = row.get(1)?;
-            if let Some(cut) = (top as u64).checked_sub(keep as u64) {
-                pruned += prune.execute(params![row.get_ref(0)?.as_str()?, cut as i64])? as u64;
+        let mut select = conn.prepare("SELECT data FROM batches ORDER BY rowid")?;
+        let mut batches = select.query([])?;
+        let mut names = Names::default();
+        while let Some(batch) = batches.next()? {
+            match chunk::decode(batch.get_ref(0)?.as_blob()?) {
+                Ok(rows) => entries.extend(rows.iter().filter_map(|row| {
+                    let entry = row.entry(&mut names);
+                    if entry.is_none() {
+                        warn!(
+                            id = row.id,
+                            "a stored history entry could not be read back; skipped"
+                        );
+                    }
+                    entry
+                })),
+                Err(e) => {
+                    error!(error = %e, "a committed batch of history could not be read back; dropped")
+                }
             }
         }
     }
-    let staged = tx.execute("DELETE FROM staged", [])? as u64;
-    tx.commit()?;
-    if added < staged {
-        warn!(
-            count = staged - added,
-            "history entries with ids already stored were not stored again"
-        );
-    }
-    Ok((added, pruned))
+    move_staged(conn, keep, &entries).map(drop)
 }
 
 /// The time `age` ago, in ms since the epoch.
@@ -1059,33 +1018,6 @@ fn expiry(age: Duration) -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     now.saturating_sub(age).as_millis() as u64
-}
-
-/// Deletes the entries said before `before` (ms since the epoch), oldest first. Ids grow
-/// with time, so the oldest by id are the ones to look at, a few at a time.
-fn expire(conn: &Connection, before: u64) -> rusqlite::Result<u64> {
-    let mut delete = conn.prepare_cached(
-        "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1) \
-         AND ts < ?2",
-    )?;
-    let mut deleted = 0;
-    loop {
-        let n = delete.execute(params![EXPIRE_BATCH, before as i64])? as u64;
-        deleted += n;
-        if n < EXPIRE_BATCH as u64 {
-            return Ok(deleted);
-        }
-    }
-}
-
-/// Deletes the `n` oldest entries of all rooms (by id, which grows with time).
-fn drop_oldest(conn: &Connection, n: u64) -> rusqlite::Result<u64> {
-    let deleted = conn
-        .prepare_cached(
-            "DELETE FROM entries WHERE id IN (SELECT id FROM entries ORDER BY id LIMIT ?1)",
-        )?
-        .execute(params![n.min(i64::MAX as u64) as i64])?;
-    Ok(deleted as u64)
 }
 
 /// What the writer keeps in the file.
@@ -1114,7 +1046,7 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>, until: Option<Instant>) {
     }
 }
 
-/// Commits the jobs of `batch`, its entries to `staged`; returns the flushes it asked
+/// Commits the jobs of `batch`, its entries to `batches`; returns the flushes it asked
 /// for, to be answered once what is staged is moved.
 fn write_batch(
     conn: &mut Connection,
@@ -1159,7 +1091,7 @@ fn write_batch(
                 .written
                 .fetch_add(appends.len() as u64, Ordering::Relaxed);
             if let Some((_, last_append)) = numbers {
-                staged.count += appends.len() as u64;
+                staged.entries.append(&mut appends);
                 staged.since.get_or_insert_with(Instant::now);
                 staged.last = Some(last_append);
             }
@@ -1200,21 +1132,36 @@ fn write_batch(
     flushes
 }
 
-/// Records `highest` as the largest message id handed out, if it is larger than the one
-/// recorded.
-fn record_highest(conn: &Connection, highest: u64) -> rusqlite::Result<()> {
-    if highest == 0 {
-        return Ok(());
+/// Records in `last_ids` the largest id of each node among `entries` and `highest`, the
+/// largest handed out here (an entry refused still had its id seen live), where larger
+/// than the one recorded.
+fn record_last_ids(conn: &Connection, entries: &[Entry], highest: u64) -> rusqlite::Result<()> {
+    let mut last: Vec<(NodeId, u64)> = Vec::new();
+    let ids = entries
+        .iter()
+        .map(Entry::id)
+        .chain((highest > 0).then_some(highest));
+    for id in ids {
+        let Some(node) = NodeId::of_message(id) else {
+            continue;
+        };
+        match last.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, most)) => *most = (*most).max(id),
+            None => last.push((node, id)),
+        }
     }
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES ('last_id', ?1) \
-         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-    )?
-    .execute(params![highest as i64])?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO last_ids (node, id) VALUES (?1, ?2) \
+         ON CONFLICT (node) DO UPDATE SET id = max(id, excluded.id)",
+    )?;
+    for (node, id) in last {
+        upsert.execute(params![node.number(), chunks::sql_int(id)])?;
+    }
     Ok(())
 }
 
-/// Appends `entries` to `staged` and keeps `saves` and `alerts`, in one transaction.
+/// Adds `entries` to `batches` as one row and keeps `saves` and `alerts`, in one
+/// transaction.
 fn commit(
     conn: &mut Connection,
     entries: &[Entry],
@@ -1223,201 +1170,26 @@ fn commit(
     highest: u64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    record_highest(&tx, highest)?;
+    record_last_ids(&tx, entries, highest)?;
     for (room, kept) in saves {
         rooms::save(&tx, room, kept.as_ref())?;
     }
     for (room, fingerprint, alert) in alerts {
         firing::save(&tx, room, fingerprint, alert.as_ref())?;
     }
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO staged \
-             (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for entry in entries {
-            let room = entry.room();
-            let (kind, author, fields) = match entry {
-                Entry::Said(said) => (
-                    match (said.action, said.notice) {
-                        (true, _) => KIND_ACTION,
-                        (false, true) => KIND_SAID_NOTICE,
-                        (false, false) => KIND_SAID,
-                    },
-                    said.from.as_str(),
-                    None,
-                ),
-                Entry::Posted(posted) => (
-                    match posted.notice.kind {
-                        PostKind::Notice => KIND_NOTICE,
-                        PostKind::Alert => KIND_ALERT,
-                    },
-                    posted.notice.source.as_str(),
-                    Some(fields_json(&posted.notice.fields)),
-                ),
-            };
-            insert.execute(params![
-                entry.id() as i64,
-                entry.ts() as i64,
-                room.key(),
-                room.as_str(),
-                kind,
-                author,
-                entry.text().as_str(),
-                fields,
-                entry.seq() as i64,
-                said_account(entry),
-                said_tags(entry),
-            ])?;
-        }
+    if !entries.is_empty() {
+        let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
+        let batch = chunk::encode(&rows)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        tx.prepare_cached("INSERT INTO batches (data) VALUES (?1)")?
+            .execute([batch.data])?;
     }
     tx.commit()
 }
 
-fn fields_json(fields: &[(Cow<'static, str>, Field)]) -> String {
-    let list: Vec<Value> = fields
-        .iter()
-        .map(|(name, field)| {
-            let value = match field {
-                Field::Text(text) => Value::from(text.as_str()),
-                Field::Number(n) => Value::from(*n),
-                Field::Flag(b) => Value::from(*b),
-            };
-            Value::Array(vec![Value::from(&**name), value])
-        })
-        .collect();
-    Value::Array(list).to_string()
-}
-
-fn parse_fields(json: &str) -> Option<Vec<(Cow<'static, str>, Field)>> {
-    let Value::Array(list) = serde_json::from_str(json).ok()? else {
-        return None;
-    };
-    list.into_iter()
-        .map(|pair| {
-            let Value::Array(pair) = pair else {
-                return None;
-            };
-            let [Value::String(name), value] = <[Value; 2]>::try_from(pair).ok()? else {
-                return None;
-            };
-            let field = match value {
-                Value::String(text) => Field::Text(text),
-                Value::Bool(b) => Field::Flag(b),
-                Value::Number(n) => Field::Number(n.as_u64()?),
-                _ => return None,
-            };
-            Some((Cow::Owned(name), field))
-        })
-        .collect()
-}
-
-/// One row as read, borrowed from the statement.
-struct Stored<'a> {
-    id: u64,
-    ts: u64,
-    room: &'a str,
-    kind: i64,
-    author: &'a str,
-    text: &'a str,
-    fields: Option<&'a str>,
-    seq: u64,
-    account: Option<&'a str>,
-    tags: Option<&'a str>,
-}
-
-/// The account a message's sender was logged in to, as a row keeps it.
-fn said_account(entry: &Entry) -> Option<&str> {
-    match entry {
-        Entry::Said(said) => said.account.as_ref().map(Nick::as_str),
-        Entry::Posted(_) => None,
-    }
-}
-
-/// The client-only tags a message carried, as a row keeps them.
-fn said_tags(entry: &Entry) -> Option<&str> {
-    match entry {
-        Entry::Said(said) => said.tags.as_ref().map(ClientTags::as_str),
-        Entry::Posted(_) => None,
-    }
-}
-
-/// Names already parsed while reading one room's rows: parsing one computes its
-/// look-alike key, and a room's history names few rooms and nicks many times.
-#[derive(Default)]
-struct Names {
-    rooms: HashMap<String, RoomName>,
-    nicks: HashMap<String, Nick>,
-}
-
-impl Names {
-    fn room(&mut self, name: &str) -> Option<RoomName> {
-        if let Some(room) = self.rooms.get(name) {
-            return Some(room.clone());
-        }
-        let room = RoomName::parse(name).ok()?;
-        self.rooms.insert(name.to_owned(), room.clone());
-        Some(room)
-    }
-
-    fn nick(&mut self, name: &str) -> Option<Nick> {
-        if let Some(nick) = self.nicks.get(name) {
-            return Some(nick.clone());
-        }
-        let nick = Nick::parse(name).ok()?;
-        self.nicks.insert(name.to_owned(), nick.clone());
-        Some(nick)
-    }
-}
-
-impl Stored<'_> {
-    /// The entry this row keeps; `None` when a name or the text no longer passes the
-    /// checks it passed when it was said (a newer charla's stricter rules).
-    fn entry(&self, names: &mut Names) -> Option<Entry> {
-        let room = names.room(self.room)?;
-        let text = MessageText::new(self.text)?;
-        Some(match self.kind {
-            KIND_SAID | KIND_ACTION | KIND_SAID_NOTICE => Entry::Said(Said {
-                id: self.id,
-                seq: self.seq,
-                ts: self.ts,
-                room,
-                from: names.nick(self.author)?,
-                text,
-                action: self.kind == KIND_ACTION,
-                notice: self.kind == KIND_SAID_NOTICE,
-                // Read back through the checks they passed when said; one that no longer
-                // passes is left off, the message kept.
-                account: self.account.and_then(|account| names.nick(account)),
-                tags: self
-                    .tags
-                    .and_then(|tags| ClientTags::from_section(tags).ok().flatten()),
-            }),
-            KIND_NOTICE | KIND_ALERT => {
-                let kind = if self.kind == KIND_ALERT {
-                    PostKind::Alert
-                } else {
-                    PostKind::Notice
-                };
-                let mut notice = Notice::new(Source::new(self.author)?, kind, text);
-                notice.fields = match self.fields {
-                    Some(json) => parse_fields(json)?,
-                    None => Vec::new(),
-                };
-                Entry::Posted(Posted {
-                    id: self.id,
-                    seq: self.seq,
-                    ts: self.ts,
-                    room,
-                    notice: Arc::new(notice),
-                })
-            }
-            _ => return None,
-        })
-    }
-}
-
+mod chunk;
+mod chunks;
+mod convert;
 mod firing;
 mod rooms;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The SQLite store on real files in temporary directories.
 
 use super::*;
+use crate::hub::{ClientTags, Field, MessageText, Nick, Notice, PostKind, Posted, Said, Source};
 
 fn room(name: &str) -> RoomName {
     RoomName::parse(name).unwrap()
@@ -130,8 +131,14 @@ fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
     assert_eq!(ids(store.recent(&room("#a"), Some(50))), [6, 7, 8]);
     store.close();
     drop(store);
-    // Five a room are kept on disk, whatever is replayed.
-    let store = open(&dir, options());
+    // Five a room are kept, whatever is replayed.
+    let store = open(
+        &dir,
+        SqliteOptions {
+            keep_per_room: 5,
+            ..options()
+        },
+    );
     assert_eq!(ids(store.recent(&room("#a"), None)), [4, 5, 6, 7, 8]);
     assert_eq!(
         ids(store.recent(&room("#b"), None)),
@@ -148,6 +155,7 @@ fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
                 room_bytes: 2 * one + 1,
                 total_bytes: 1 << 30,
             },
+            keep_per_room: 5,
             ..options()
         },
     );
@@ -431,37 +439,61 @@ fn what_is_older_than_the_age_bound_is_not_replayed_and_is_deleted() {
             ..options()
         },
     );
+    // Three moves: the first two hold only what is older than the bound, the third one
+    // older entry and two newer.
     store
         .append(at(said(1, "#a", "ana", "old", false), now - 30 * day), None)
         .unwrap();
+    store.flush();
     store
         .append(
-            at(said(2, "#a", "ana", "last week", false), now - 8 * day),
+            at(said(2, "#a", "ana", "before", false), now - 9 * day),
+            None,
+        )
+        .unwrap();
+    store.flush();
+    store
+        .append(
+            at(said(3, "#a", "ana", "last week", false), now - 8 * day),
             None,
         )
         .unwrap();
     store
         .append(
-            at(said(3, "#a", "ana", "yesterday", false), now - day),
+            at(said(4, "#a", "ana", "yesterday", false), now - day),
             None,
         )
         .unwrap();
     store
-        .append(at(said(4, "#a", "ana", "now", false), now), None)
+        .append(at(said(5, "#a", "ana", "now", false), now), None)
         .unwrap();
-    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4], "cached");
-    assert_eq!(ids(store.since(&room("#a"), 0, 10)), [3, 4]);
+    assert_eq!(ids(store.recent(&room("#a"), None)), [4, 5], "cached");
+    assert_eq!(ids(store.since(&room("#a"), 0, 10)), [4, 5]);
+    assert_eq!(ids(store.after_seq(&room("#a"), 0, 10)), [4, 5]);
+    assert_eq!(ids(store.before(&room("#a"), 5, 10)), [4]);
     store.forget(&room("#a"));
     assert_eq!(
         ids(store.recent(&room("#a"), None)),
-        [3, 4],
+        [4, 5],
         "from the file"
     );
     store.close();
     drop(store);
-    // The writer deleted them: without the bound, they are gone all the same.
+    // The writer deleted the runs all older than the bound: without the bound, they are
+    // gone all the same; the older entry of the newer run is left out only while the
+    // bound holds.
     let store = open(&dir, options());
-    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4]);
+    assert_eq!(ids(store.recent(&room("#a"), None)), [3, 4, 5]);
+    let conn = Connection::open(dir.path().join("charla.db")).unwrap();
+    assert_eq!(stored(&conn), 3);
+}
+
+/// Entries in the file's chunks.
+fn stored(conn: &Connection) -> i64 {
+    conn.query_row("SELECT coalesce(sum(count), 0) FROM chunks", [], |row| {
+        row.get(0)
+    })
+    .unwrap()
 }
 
 #[test]
@@ -471,20 +503,18 @@ fn all_rooms_together_keep_at_most_their_bound_on_disk() {
         keep_total: 10,
         ..options()
     };
+    let count =
+        |dir: &tempfile::TempDir| stored(&Connection::open(dir.path().join("charla.db")).unwrap());
+    // One move an entry, so one chunk an entry: the oldest entries go one by one.
     let store = open(&dir, bounded.clone());
     for id in 1..=12 {
         store
             .append(said(id, &format!("#r{}", id % 4), "ana", "x", false), None)
             .unwrap();
+        store.flush();
     }
     store.close();
     drop(store);
-    let count = |dir: &tempfile::TempDir| -> i64 {
-        Connection::open(dir.path().join("charla.db"))
-            .unwrap()
-            .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
-            .unwrap()
-    };
     assert_eq!(count(&dir), 10);
     let store = open(&dir, options());
     assert_eq!(
@@ -495,14 +525,23 @@ fn all_rooms_together_keep_at_most_their_bound_on_disk() {
     assert_eq!(ids(store.recent(&room("#r2"), None)), [6, 10]);
     assert_eq!(ids(store.recent(&room("#r3"), None)), [3, 7, 11]);
     drop(store);
-    // Counted from the file at start: a reopened store goes on from what is there.
+    // Counted from the file at start: a reopened store goes on from what is there. Twelve
+    // entries in one move are a chunk a room, 13, 17 and 21 in #r1's, first: whole chunks
+    // go, the oldest first, until no more than the bound is left.
     let store = open(&dir, bounded);
-    store
-        .append(said(13, "#r1", "ana", "x", false), None)
-        .unwrap();
+    for id in 13..=24 {
+        store
+            .append(said(id, &format!("#r{}", id % 4), "ana", "x", false), None)
+            .unwrap();
+    }
     store.close();
     drop(store);
-    assert_eq!(count(&dir), 10);
+    assert_eq!(count(&dir), 9);
+    let store = open(&dir, options());
+    assert!(store.recent(&room("#r1"), None).is_empty());
+    assert_eq!(ids(store.recent(&room("#r2"), None)), [14, 18, 22]);
+    assert_eq!(ids(store.recent(&room("#r3"), None)), [15, 19, 23]);
+    assert_eq!(ids(store.recent(&room("#r0"), None)), [16, 20, 24]);
 }
 
 #[test]
@@ -773,7 +812,7 @@ fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it()
 }
 
 #[test]
-fn what_a_crash_left_staged_is_moved_into_place_on_open_and_a_version_6_file_gains_a_stage() {
+fn what_a_crash_left_in_batches_is_moved_into_place_on_open_and_a_version_6_file_is_converted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("charla.db");
     {
@@ -787,22 +826,31 @@ fn what_a_crash_left_staged_is_moved_into_place_on_open_and_a_version_6_file_gai
     }
     drop(open(&dir, options()));
     assert_migrated(&path);
-    // As a `kill -9` leaves them: committed (so acked) to the stage, not yet moved.
+    // As a `kill -9` leaves them: committed (so acked) in batches, not yet moved; and a
+    // batch damaged on disk, which is dropped.
+    let numbered = |id: u64, name: &str, seq: u64| {
+        let Entry::Said(mut said) = said(id, name, "bob", "staged", false) else {
+            unreachable!()
+        };
+        said.seq = seq;
+        Entry::Said(said)
+    };
     {
         let conn = Connection::open(&path).unwrap();
-        for (id, name, seq) in [
-            (2_i64, "#ops", 2_i64),
-            (3, "#dev", 1),
-            (4, "#ops", 3),
-            (5, "#ops", 4),
-        ] {
+        let batches = [
+            vec![numbered(2, "#ops", 2), numbered(3, "#dev", 1)],
+            vec![numbered(4, "#ops", 3), numbered(5, "#ops", 4)],
+        ];
+        for batch in &batches {
+            let rows: Vec<Row<'_>> = batch.iter().map(Row::of).collect();
             conn.execute(
-                "INSERT INTO staged (id, ts, room_key, room, kind, author, text, seq) \
-                 VALUES (?1, ?2, ?3, ?4, 0, 'bob', 'staged', ?5)",
-                params![id, 1_700_000_000_000 + id, room(name).key(), name, seq],
+                "INSERT INTO batches (data) VALUES (?1)",
+                [chunk::encode(&rows).unwrap().data],
             )
             .unwrap();
         }
+        conn.execute("INSERT INTO batches (data) VALUES (x'01ff')", [])
+            .unwrap();
     }
     let store = open(
         &dir,
@@ -814,16 +862,14 @@ fn what_a_crash_left_staged_is_moved_into_place_on_open_and_a_version_6_file_gai
     assert_eq!(ids(store.recent(&room("#ops"), None)), [4, 5]);
     assert_eq!(ids(store.since(&room("#dev"), 0, 10)), [3]);
     assert_eq!(store.last_seq(&room("#ops")), 4);
-    assert_eq!(store.last_id(NodeId::default()), Some(5));
     drop(store);
     let conn = Connection::open(&path).unwrap();
-    let count = |table: &str| -> i64 {
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
-    };
-    assert_eq!((count("staged"), count("entries")), (0, 3));
+    let batches: i64 = conn
+        .query_row("SELECT count(*) FROM batches", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(batches, 0);
+    // The chunk of 1 went with the bound; those of 2, and of 4 and 5, stay whole.
+    assert_eq!(stored(&conn), 4);
 }
 
 #[test]
@@ -840,15 +886,223 @@ fn a_flush_moves_what_is_committed_into_place_and_pending_entries_are_read_until
     assert_eq!(ids(store.since(&room("#ops"), 0, 10)), [1, 2, 3]);
     store.flush();
     let conn = Connection::open(&path).unwrap();
-    let in_entries: i64 = conn
-        .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+    let batches: i64 = conn
+        .query_row("SELECT count(*) FROM batches", [], |row| row.get(0))
         .unwrap();
-    let staged: i64 = conn
-        .query_row("SELECT count(*) FROM staged", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!((in_entries, staged), (3, 0));
+    assert_eq!((stored(&conn), batches), (3, 0));
     assert_eq!(ids(store.before(&room("#ops"), 3, 10)), [1, 2]);
     assert_eq!(store.stats().written, 3);
+}
+
+#[test]
+fn a_version_7_file_is_converted_into_chunks_with_its_history_numbers_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let other = *NodeId::new(2).unwrap().message_ids().start() + 5;
+    {
+        let conn = file_at_version(&path, 7);
+        let insert =
+            |table: &str, id: u64, name: &str, seq: u64, kind: i64, extra: [Option<&str>; 3]| {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {table} \
+                     (id, ts, room_key, room, kind, author, text, fields, seq, account, tags) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'ana', ?6, ?7, ?8, ?9, ?10)"
+                    ),
+                    params![
+                        id as i64,
+                        1_700_000_000_000 + id as i64,
+                        RoomName::parse(name).map_or("x".to_string(), |r| r.key().to_string()),
+                        name,
+                        kind,
+                        format!("line {seq}"),
+                        extra[0],
+                        seq as i64,
+                        extra[1],
+                        extra[2],
+                    ],
+                )
+                .unwrap();
+            };
+        // More entries in #ops than a chunk holds; #dev's interleaved, one of them from
+        // another node of a cluster; one row whose room no longer passes the checks.
+        for seq in 1..=300 {
+            insert(
+                "entries",
+                9 + seq,
+                if seq % 2 == 0 { "#ops" } else { "#Ops" },
+                seq,
+                0,
+                [None; 3],
+            );
+        }
+        insert("entries", 320, "#dev", 1, 1, [None; 3]);
+        insert(
+            "entries",
+            321,
+            "#dev",
+            2,
+            0,
+            [None, Some("Ana"), Some("+draft/reply=7")],
+        );
+        let fields = r#"[["state","down"],["lasted_ms",1234],["exists",false]]"#;
+        insert("entries", 400, "#ops", 301, 3, [Some(fields), None, None]);
+        insert("entries", 401, "#ops", 302, 4, [None; 3]);
+        insert("entries", 402, "not a room", 1, 0, [None; 3]);
+        // Committed, acked and not moved when a version-7 server was killed.
+        insert("staged", 403, "#ops", 303, 0, [None; 3]);
+        insert("staged", 404, "#ops", 304, 0, [None; 3]);
+        insert("staged", other, "#dev", 3, 0, [None; 3]);
+        conn.execute("INSERT INTO meta (key, value) VALUES ('last_id', 500)", [])
+            .unwrap();
+    }
+    let store = open(&dir, options());
+    assert_migrated(&path);
+    let ops = room("#ops");
+    let all = store.since(&ops, 0, 1_000);
+    assert_eq!(all.len(), 304);
+    assert_eq!(
+        all.iter().map(Entry::seq).collect::<Vec<_>>(),
+        (1..=304).collect::<Vec<_>>(),
+        "in the room's order, staged ones last"
+    );
+    assert_eq!(all[0].room().as_str(), "#Ops", "as spelled");
+    assert_eq!(all[1].room().as_str(), "#ops");
+    let Entry::Posted(alert) = &all[300] else {
+        panic!("{:?}", all[300])
+    };
+    assert_eq!(alert.notice.kind, PostKind::Alert);
+    assert_eq!(
+        alert.notice.fields,
+        [
+            ("state".into(), Field::from("down")),
+            ("lasted_ms".into(), Field::from(1234u64)),
+            ("exists".into(), Field::from(false)),
+        ]
+    );
+    let Entry::Said(notice) = &all[301] else {
+        panic!()
+    };
+    assert!(notice.notice && !notice.action);
+    let dev = store.since(&room("#dev"), 0, 10);
+    assert_eq!(ids(dev.clone()), [320, 321, other]);
+    let Entry::Said(tagged) = &dev[1] else {
+        panic!()
+    };
+    assert_eq!(tagged.account.as_ref().map(Nick::as_str), Some("Ana"));
+    assert_eq!(
+        tagged.tags.as_ref().map(ClientTags::as_str),
+        Some("+draft/reply=7")
+    );
+    let Entry::Said(action) = &dev[0] else {
+        panic!()
+    };
+    assert!(action.action);
+    // Reads across the chunks' boundaries (256 entries a chunk).
+    assert_eq!(store.recent(&ops, None).len(), 100);
+    assert_eq!(ids(store.recent(&ops, Some(2))), [403, 404]);
+    assert_eq!(ids(store.before(&ops, 267, 4)), [263, 264, 265, 266]);
+    assert_eq!(ids(store.since(&ops, 263, 3)), [264, 265, 266]);
+    assert_eq!(
+        store
+            .after_seq(&ops, 254, 4)
+            .iter()
+            .map(Entry::seq)
+            .collect::<Vec<_>>(),
+        [255, 256, 257, 258]
+    );
+    assert_eq!(store.last_seq(&ops), 304);
+    assert_eq!(store.last_seq(&room("#dev")), 3);
+    assert_eq!(store.last_id(NodeId::default()), Some(500));
+    assert_eq!(store.last_id(NodeId::new(2).unwrap()), Some(other));
+    // Resumed after the conversion: numbers and ids go on.
+    let Entry::Said(mut next) = said(501, "#ops", "bob", "after", false) else {
+        unreachable!()
+    };
+    next.seq = 305;
+    store.append(Entry::Said(next), None).unwrap();
+    store.close();
+    drop(store);
+    let store = open(&dir, options());
+    assert_eq!(ids(store.after_seq(&ops, 303, 10)), [404, 501]);
+    assert_eq!(store.last_seq(&ops), 305);
+    assert_eq!(store.last_id(NodeId::default()), Some(501));
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "account_tokens",
+            "accounts",
+            "batches",
+            "chunks",
+            "firing",
+            "last_ids",
+            "meta",
+            "rooms"
+        ]
+    );
+    assert_eq!(stored(&conn), 308);
+}
+
+#[test]
+fn a_room_is_served_exactly_what_it_keeps_across_chunks_and_a_damaged_chunk_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let keep = SqliteOptions {
+        keep_per_room: 300,
+        ..options()
+    };
+    // 599 entries moved at once: chunks of 256, 256 and 87. With the 600th, the first
+    // holds only entries older than the 300 kept and goes; the second is on the boundary.
+    drop(open(&dir, keep.clone()));
+    let conn = Connection::open(&path).unwrap();
+    let entries: Vec<Entry> = (1..=599)
+        .map(|id| said(id, "#a", "ana", "x", false))
+        .collect();
+    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries).unwrap();
+    let store = open(&dir, keep.clone());
+    store
+        .append(said(600, "#a", "ana", "x", false), None)
+        .unwrap();
+    store
+        .append(said(601, "#b", "bob", "y", false), None)
+        .unwrap();
+    store.flush();
+    assert_eq!(stored(&conn), 256 + 87 + 1 + 1);
+    let a = room("#a");
+    let served = store.since(&a, 0, 1_000);
+    assert_eq!(ids(served), (301..=600).collect::<Vec<_>>());
+    assert_eq!(
+        ids(store.after_seq(&a, 0, 1_000)),
+        (301..=600).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(store.after_seq(&a, 511, 3)), [512, 513, 514]);
+    assert_eq!(ids(store.before(&a, 303, 10)), [301, 302]);
+    assert_eq!(ids(store.before(&a, 515, 5)), [510, 511, 512, 513, 514]);
+    store.forget(&a);
+    assert_eq!(ids(store.recent(&a, None)), (501..=600).collect::<Vec<_>>());
+    drop(store);
+    // A chunk that cannot be decoded is logged and skipped; the rest are read.
+    conn.execute(
+        "UPDATE chunks SET data = x'01ffff' WHERE room_key = ?1 AND first_seq = 513",
+        [a.key()],
+    )
+    .unwrap();
+    let store = open(&dir, keep);
+    assert_eq!(
+        ids(store.since(&a, 0, 1_000)),
+        (301..=512).chain([600]).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(store.recent(&room("#b"), None)), [601]);
+    assert_eq!(store.last_seq(&a), 600, "the index still says it");
 }
 
 /// A new file at `path` as a charla of schema version `version` left it, open.
