@@ -927,7 +927,8 @@ impl Staged {
         let Some(last) = self.last else {
             return rows;
         };
-        match move_staged(conn, keep, &self.entries) {
+        let highest = shared.highest.load(Ordering::Relaxed);
+        match move_staged(conn, keep, &self.entries, highest) {
             Ok((added, pruned)) => {
                 let moved = std::mem::take(self);
                 let mut queue = shared.queue.lock();
@@ -951,11 +952,15 @@ impl Staged {
 /// Adds `staged`, every entry of `batches` in the order committed, to `chunks`: for each
 /// room one run of its entries (more when they pass a chunk's bounds), then deletes the
 /// chunks of each room it touched that hold only entries `keep` numbers older than the
-/// room's newest, and empties `batches`; returns the entries added and those deleted.
+/// room's newest, records the largest ids (of `staged` and `highest`, the largest handed
+/// out), and empties `batches`; returns the entries added and those deleted. The ids are
+/// recorded here rather than with each commit: those of what is in `batches` are read
+/// back from it after a crash.
 fn move_staged(
     conn: &mut Connection,
     keep: usize,
     staged: &[Entry],
+    highest: u64,
 ) -> rusqlite::Result<(u64, u64)> {
     let mut order: Vec<&RoomName> = Vec::new();
     let mut rooms: HashMap<&RoomName, Vec<&Entry>> = HashMap::new();
@@ -978,6 +983,7 @@ fn move_staged(
             pruned += chunks::prune(&tx, room.key(), cut)?;
         }
     }
+    record_last_ids(&tx, staged, highest)?;
     tx.execute("DELETE FROM batches", [])?;
     tx.commit()?;
     Ok((added, pruned))
@@ -1009,7 +1015,7 @@ fn recover_batches(conn: &mut Connection, keep: usize) -> rusqlite::Result<()> {
             }
         }
     }
-    move_staged(conn, keep, &entries).map(drop)
+    move_staged(conn, keep, &entries, 0).map(drop)
 }
 
 /// The time `age` ago, in ms since the epoch.
@@ -1084,8 +1090,7 @@ fn write_batch(
     let Some(last) = last else {
         return flushes;
     };
-    let highest = shared.highest.load(Ordering::Relaxed);
-    let kept = match commit(conn, &appends, &saves, &alerts, highest) {
+    let kept = match commit(conn, &appends, &saves, &alerts) {
         Ok(()) => {
             shared
                 .written
@@ -1161,16 +1166,14 @@ fn record_last_ids(conn: &Connection, entries: &[Entry], highest: u64) -> rusqli
 }
 
 /// Adds `entries` to `batches` as one row and keeps `saves` and `alerts`, in one
-/// transaction.
+/// transaction: the least a commit can write, as there is one every [`WRITE_INTERVAL`].
 fn commit(
     conn: &mut Connection,
     entries: &[Entry],
     saves: &[(RoomName, Option<KeptRoom>)],
     alerts: &[(RoomName, String, Option<FiringAlert>)],
-    highest: u64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    record_last_ids(&tx, entries, highest)?;
     for (room, kept) in saves {
         rooms::save(&tx, room, kept.as_ref())?;
     }

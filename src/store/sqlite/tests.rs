@@ -862,6 +862,11 @@ fn what_a_crash_left_in_batches_is_moved_into_place_on_open_and_a_version_6_file
     assert_eq!(ids(store.recent(&room("#ops"), None)), [4, 5]);
     assert_eq!(ids(store.since(&room("#dev"), 0, 10)), [3]);
     assert_eq!(store.last_seq(&room("#ops")), 4);
+    assert_eq!(
+        store.last_id(NodeId::default()),
+        Some(5),
+        "read back from batches"
+    );
     drop(store);
     let conn = Connection::open(&path).unwrap();
     let batches: i64 = conn
@@ -1067,7 +1072,7 @@ fn a_room_is_served_exactly_what_it_keeps_across_chunks_and_a_damaged_chunk_is_s
     let entries: Vec<Entry> = (1..=599)
         .map(|id| said(id, "#a", "ana", "x", false))
         .collect();
-    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries).unwrap();
+    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries, 0).unwrap();
     let store = open(&dir, keep.clone());
     store
         .append(said(600, "#a", "ana", "x", false), None)
