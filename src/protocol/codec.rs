@@ -35,6 +35,19 @@ pub trait Codec: Send + 'static {
         true
     }
 
+    /// How long the codec still waits for the client's first line before deciding what it
+    /// speaks (a line connection: a person at `nc`, or a program about to say `hello`);
+    /// `None` once it knows, or when it never has to guess. A session registered while the
+    /// codec is undecided is not put in `#lobby`: the codec puts it there once it knows it
+    /// is a person.
+    fn undecided(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The client said nothing for as long as [`Codec::undecided`] waited: the codec
+    /// decides it is a person.
+    fn silent_start(&mut self, _sink: &mut impl Sink) {}
+
     /// Called whenever the connection may read again after an account request (no
     /// request is in flight): a codec whose handshake waited for one carries on here.
     fn settle(&mut self, _sink: &mut impl Sink) {}
