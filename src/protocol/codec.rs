@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hub::{Encode, Encoded, Nick, Stamps};
+use crate::hub::{Encode, Encoded, Nick, RoomName, Stamps};
 
 use super::{Incoming, Refusal};
 
@@ -102,6 +102,12 @@ pub trait Sink {
     /// its own nick (IRC numerics name their recipient) learns here whether a
     /// registration or a nick change it asked for took.
     fn nick(&self) -> Option<Nick>;
+    /// Whether the session is in `room` now (false while the connection is not a
+    /// session). A codec whose protocol ignores a join of a room one is in (IRC) asks.
+    fn is_in(&self, room: &RoomName) -> bool {
+        let _ = room;
+        false
+    }
     /// Whether the connection's last account request (a SASL proof or IRC's PASS)
     /// proved an account.
     fn proved(&self) -> bool {

@@ -541,6 +541,10 @@ impl Sink for Talker {
         self.ctx.hub.nick_of(self.id?)
     }
 
+    fn is_in(&self, room: &crate::hub::RoomName) -> bool {
+        self.id.is_some_and(|id| self.ctx.hub.is_in(id, room))
+    }
+
     fn proved(&self) -> bool {
         self.job.as_ref().is_some_and(|job| job.has_proved())
     }
