@@ -96,9 +96,12 @@ impl FeedServer {
     pub(crate) async fn client_in(&self, room: &str) -> Client {
         let mut c = Client::tcp(self.tcp()).await;
         c.expect("*** Welcome to charla").await;
+        if room != "#lobby" {
+            // Typed at once, as a person may: in #lobby first, then in `room`.
+            c.send(&format!("/join {room}")).await;
+        }
         c.expect("#lobby *** you joined").await;
         if room != "#lobby" {
-            c.send(&format!("/join {room}")).await;
             c.expect(&format!("{room} *** you joined")).await;
         }
         c
