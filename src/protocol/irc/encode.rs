@@ -283,6 +283,7 @@ fn write_event(
             nicks,
             standing,
             secret,
+            ..
         } => {
             let room = Names {
                 name: room.as_str(),
@@ -1343,6 +1344,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
             standing: vec![Standing::Member; 2],
+            away: vec![false; 2],
             secret: false,
         };
         assert_eq!(
@@ -1357,6 +1359,7 @@ mod tests {
             room: room("#ops"),
             nicks: many,
             standing: vec![Standing::Member; 200],
+            away: vec![false; 200],
             secret: false,
         };
         let got = lines(users, Some("ana NAMES #ops"));
@@ -1404,6 +1407,7 @@ mod tests {
             room: wide.clone(),
             nicks: vec![me.clone(); 40],
             standing: vec![Standing::Operator; 40],
+            away: vec![false; 40],
             secret: false,
         };
         let asked = format!("{me} NAMES {wide}");
@@ -1530,6 +1534,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob"), nick("cai")],
             standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+            away: vec![false, false, true],
             secret: false,
         };
         assert_eq!(
