@@ -849,6 +849,7 @@ fn heard(
             user,
             realname,
             oper,
+            invisible,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -874,6 +875,7 @@ fn heard(
                     .and_then(|r| r.cut(crate::limits::REALNAMELEN)),
                 oper,
                 signon,
+                invisible,
             };
             let away = profile.away.clone();
             let remote = Remote {

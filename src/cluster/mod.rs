@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::hub::{Profile, WhoEntry};
+use crate::hub::{Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
@@ -128,6 +128,7 @@ impl Shared {
                 user: profile.user.as_deref().map(str::to_string),
                 realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
                 oper: profile.oper,
+                invisible: profile.invisible,
             },
             None => Wire::Absent {
                 node,
@@ -462,6 +463,10 @@ impl Directory for ClusterDirectory {
 
     fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         self.0.roster.lock().unwrap().members(room)
+    }
+
+    fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        self.0.roster.lock().unwrap().matching(mask, seen, limit)
     }
 
     fn rooms(&self) -> Vec<(RoomName, usize)> {

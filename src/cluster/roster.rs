@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{Nick, Profile, RoomName, SessionId, Standing, WhoEntry};
+use crate::hub::{Nick, Profile, RoomName, Seen, SessionId, Standing, WhoEntry, WhoMask};
 
 /// A session of another node.
 pub struct Remote {
@@ -61,6 +61,26 @@ impl Roster {
                 })
                 .collect()
         })
+    }
+
+    /// The sessions `mask` matches that `seen` lets through, at most `limit`.
+    pub fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        self.sessions
+            .values()
+            .filter(|r| mask.matches(&r.nick, r.profile.user.as_deref()))
+            .filter(|r| seen(&r.profile, &r.rooms))
+            .take(limit)
+            .map(|r| WhoEntry {
+                nick: r.nick.clone(),
+                standing: Standing::Member,
+                user: r.profile.user.clone(),
+                realname: r.profile.realname.clone(),
+                away: r.profile.away.is_some(),
+                account: r.profile.account.clone(),
+                oper: r.profile.oper,
+                idle: 0,
+            })
+            .collect()
     }
 
     /// How many of the other nodes' sessions are server operators.
@@ -211,6 +231,15 @@ mod tests {
         let dev = RoomName::parse("#dev").unwrap();
         assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);
+        // A mask finds her, unless what decides who may see her says no.
+        let mask = WhoMask::parse("ANI*").unwrap();
+        assert_eq!(roster.matching(&mask, &|_, _| true, 10).len(), 1);
+        assert!(roster.matching(&mask, &|p, _| !p.oper, 10).is_empty());
+        assert!(
+            roster
+                .matching(&WhoMask::parse("b*").unwrap(), &|_, _| true, 10)
+                .is_empty()
+        );
         assert!(roster.silent_since(t0).is_empty());
         let gone = roster.silent_since(t0 + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);

@@ -162,6 +162,10 @@ pub enum Wire {
         realname: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         oper: bool,
+        /// IRC's user mode `+i` (WHO masks, LUSERS); missing (from an older node) reads as
+        /// not invisible.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        invisible: bool,
     },
     Absent {
         node: u16,
@@ -502,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn presence_from_an_older_node_reads_as_no_user_name_and_no_operator() {
+    fn presence_from_an_older_node_reads_as_no_user_name_no_operator_and_not_invisible() {
         let old = br##"1
 {"t":"present","node":2,"session":9,"nick":"ana","rooms":["#ops"],"signon":5}"##;
         let (_, wire) = Wire::parse(old).unwrap();
@@ -510,12 +514,13 @@ mod tests {
             user,
             realname,
             oper,
+            invisible,
             ..
         } = wire
         else {
             panic!("not a presence: {wire:?}");
         };
-        assert!(user.is_none() && realname.is_none() && !oper);
+        assert!(user.is_none() && realname.is_none() && !oper && !invisible);
         // And a new one says them only when there is something to say.
         let new = Wire::Present {
             node: 2,
@@ -530,10 +535,26 @@ mod tests {
             user: Some("anauser".into()),
             realname: None,
             oper: true,
+            invisible: false,
         };
         let json = new.payload(0);
         assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));
-        assert!(!json.contains("realname"), "{json}");
+        assert!(
+            !json.contains("realname") && !json.contains("invisible"),
+            "{json}"
+        );
+        let (_, back) =
+            Wire::parse(json.replace("true", "true,\"invisible\":true").as_bytes()).unwrap();
+        assert!(
+            matches!(
+                back,
+                Wire::Present {
+                    invisible: true,
+                    ..
+                }
+            ),
+            "{back:?}"
+        );
     }
 
     #[test]

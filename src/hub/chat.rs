@@ -290,7 +290,7 @@ impl ChatState {
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,
-    /// account, user and real name, operator flag).
+    /// account, user and real name, operator and invisible flags).
     pub fn tell_profile(&self, id: SessionId) {
         if let Some(session) = self.sessions.get(&id) {
             let profile = Profile {
@@ -300,6 +300,7 @@ impl ChatState {
                 realname: session.realname.clone(),
                 oper: session.oper,
                 signon: session.signon,
+                invisible: session.invisible,
             };
             self.directory.profile(id, profile);
         }
@@ -710,6 +711,8 @@ impl ChatState {
             session.oper = false;
             self.oper_sessions -= 1;
             changed.push_str("-o");
+        }
+        if !changed.is_empty() {
             self.tell_profile(id);
         }
         let session = &self.sessions[&id];

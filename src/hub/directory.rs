@@ -10,6 +10,11 @@ use super::names::{Nick, RoomName};
 use super::ops::Standing;
 use super::room::KeptRoom;
 use super::text::MessageText;
+use super::who::WhoMask;
+
+/// Whether the asker of a WHO may see a user of another node, by what it shows and the
+/// rooms it is in (the hub's visibility rules, applied to either node's users alike).
+pub type Seen<'a> = &'a dyn Fn(&Profile, &[(RoomName, Standing)]) -> bool;
 
 /// What other nodes show of a session beyond its nick and rooms (WHO, WHOIS, LUSERS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +28,8 @@ pub struct Profile {
     pub oper: bool,
     /// When it connected, milliseconds since the Unix epoch.
     pub signon: u64,
+    /// IRC's user mode `+i`: found by a WHO mask only by those sharing a room with it.
+    pub invisible: bool,
 }
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
@@ -65,6 +72,13 @@ pub trait Directory: Send + Sync {
     /// shows them (so NAMES' `@` and `+` too), with no idle time.
     fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         let _ = room;
+        Vec::new()
+    }
+
+    /// The users of other nodes `mask` matches that `seen` lets through, at most `limit`,
+    /// in no order, as WHO shows them (plain members, no idle time).
+    fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        let _ = (mask, seen, limit);
         Vec::new()
     }
 

@@ -447,6 +447,11 @@ async fn a_node_killed_leaves_and_frees_its_nicks_and_bad_data_is_skipped() {
             "charla:bus",
             "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"9x\",\"rooms\":[]}",
         ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"ana\",\"rooms\":[],\"invisible\":\"yes\"}",
+        ],
         &["SET", "charla:nick:eve", "garbage"],
     ] {
         assert!(!redis.command(junk).starts_with('-'), "{junk:?}");

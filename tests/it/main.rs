@@ -15,6 +15,7 @@ mod client_tty;
 mod cluster;
 mod cluster_members;
 mod cluster_rooms;
+mod cluster_who;
 mod feeds;
 mod feeds_cli;
 mod heartbeats;

@@ -1,0 +1,119 @@
+//! Users of other nodes found as a node's own: WHO by mask (with the same visibility
+//! rules for invisible users), LUSERS's counts, WHOIS's idle time. A real redis-server,
+//! real `charla serve --cluster` processes.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Node, Redis};
+use crate::support::{Client, PATIENCE};
+
+/// An IRC client registered as `nick` (user name `{nick}u`) and in `rooms` only.
+async fn irc_in(node: &Node, nick: &str, rooms: &[&str]) -> Client {
+    let mut c = Client::tcp(node.irc).await;
+    let register = format!("NICK {nick}\r\nUSER {nick}u 0 * :{nick} here\r\n");
+    c.send_raw(register.as_bytes()).await;
+    c.expect(&format!(" 422 {nick} ")).await;
+    for room in rooms {
+        c.send_raw(format!("JOIN {room}\r\n").as_bytes()).await;
+        c.expect(&format!(" 366 {nick} {room} ")).await;
+    }
+    c
+}
+
+/// The `352` lines of `client`'s answer to `WHO {mask}`, up to its `315`.
+async fn who(client: &mut Client, mask: &str) -> Vec<String> {
+    client.send_raw(format!("WHO {mask}\r\n").as_bytes()).await;
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next().await.expect("WHO's answer");
+        if line.contains(" 315 ") {
+            return lines;
+        }
+        if line.contains(" 352 ") {
+            lines.push(line.trim_end().to_string());
+        }
+    }
+}
+
+/// Sends `WHO {mask}` until its answer is the nicks `nicks`, in that order; returns its
+/// lines.
+async fn who_until(client: &mut Client, mask: &str, nicks: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let lines = who(client, mask).await;
+        // `:charla 352 ME ROOM USER HOST SERVER NICK FLAGS :HOPS REAL`
+        let got: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(' ').nth(7).unwrap_or(""))
+            .collect();
+        if got == nicks {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "WHO {mask} never answered {nicks:?}: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
+    use charla::accounts::{Secret, password};
+    let redis = Redis::start();
+    let phc = password::hash(&Secret::new("operpassword")).unwrap();
+    let oper = format!("root:{phc}");
+    let one = Node::start_with(&redis, "one", &["--oper", &oper]);
+    let two = Node::start(&redis, "two");
+    let mut ana = irc_in(&one, "ana", &["#ops"]).await;
+    let mut bea = irc_in(&one, "bea", &["#dev"]).await;
+    let mut cy = irc_in(&two, "cy", &["#ops"]).await;
+    let mut abe = irc_in(&two, "abe", &[]).await;
+
+    // A mask matches users of both nodes, in nick order, and the node's own too.
+    let lines = who_until(&mut cy, "a*", &["abe", "ana"]).await;
+    assert_eq!(
+        lines[1],
+        ":charla 352 cy * anau charla charla ana H :0 ana here"
+    );
+    who_until(&mut ana, "*", &["abe", "ana", "bea", "cy"]).await;
+    // The user part matches the user name given on the other node.
+    who_until(&mut cy, "*!beau@*", &["bea"]).await;
+
+    // Away (`G`) and server operator (`*`) flags, as WHO shows them of the node's own.
+    ana.send_raw(b"AWAY :at lunch\r\nOPER root operpassword\r\n")
+        .await;
+    ana.expect(" 381 ana ").await;
+    let lines = who_until(&mut cy, "an?", &["ana"]).await;
+    let deadline = Instant::now() + PATIENCE;
+    let mut line = lines[0].clone();
+    while !line.contains(" ana G* ") {
+        assert!(Instant::now() < deadline, "never away and operator: {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        line = who_until(&mut cy, "an?", &["ana"]).await.remove(0);
+    }
+    assert_eq!(
+        line,
+        ":charla 352 cy * anau charla charla ana G* :0 ana here"
+    );
+    // `o` keeps server operators only, of every node.
+    who_until(&mut cy, "* o", &["ana"]).await;
+
+    // An invisible user (`+i`) of another node is found by mask only by those sharing a
+    // room with it, as one of the node's own is: cy shares none with bea until he joins
+    // #dev; ana shares #ops with cy, not #dev with bea.
+    bea.send_raw(b"MODE bea +i\r\n").await;
+    bea.expect(" MODE bea :+i").await;
+    cy.send_raw(b"MODE cy +i\r\n").await;
+    cy.expect(" MODE cy :+i").await;
+    who_until(&mut cy, "*", &["abe", "ana", "cy"]).await;
+    who_until(&mut abe, "*", &["abe", "ana"]).await;
+    who_until(&mut ana, "*", &["abe", "ana", "cy"]).await;
+    cy.send_raw(b"JOIN #dev\r\n").await;
+    cy.expect(" 366 cy #dev ").await;
+    who_until(&mut cy, "*", &["abe", "ana", "bea", "cy"]).await;
+    // Visible again: found by everyone.
+    bea.send_raw(b"MODE bea -i\r\n").await;
+    bea.expect(" MODE bea :-i").await;
+    who_until(&mut abe, "*", &["abe", "ana", "bea"]).await;
+}
