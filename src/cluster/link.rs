@@ -885,6 +885,9 @@ fn heard(
                 profile,
             };
             let old = shared.roster.lock().unwrap().present(id, remote);
+            if old.is_none() {
+                shared.count_peak();
+            }
             if let Some(old) = old {
                 if old.nick != nick {
                     hub.renamed_elsewhere(&old.nick, &nick, &names);
@@ -910,7 +913,7 @@ fn heard(
             }
         }
         Wire::Gone { node } => {
-            let gone = shared.roster.lock().unwrap().forget_node(node);
+            let gone = shared.roster.lock().unwrap().gone(node);
             leave(hub, gone);
         }
     }

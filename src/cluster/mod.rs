@@ -21,7 +21,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::hub::{Profile, Seen, WhoEntry, WhoMask};
+use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
@@ -90,6 +90,8 @@ struct Shared {
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
     /// meanwhile ([`recover`]).
     epoch: Mutex<Option<String>>,
+    /// The most sessions of the whole cluster known at once (LUSERS's `266`).
+    peak: AtomicUsize,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
@@ -150,6 +152,13 @@ impl Shared {
             }
         }
         self.send(out);
+    }
+
+    /// A session arrived, here or elsewhere: the most known at once may be more.
+    fn count_peak(&self) {
+        let here = self.local.lock().unwrap().len();
+        let (elsewhere, _, _) = self.roster.lock().unwrap().counts();
+        self.peak.fetch_max(here + elsewhere, Ordering::Relaxed);
     }
 
     fn node_key(&self) -> String {
@@ -233,6 +242,7 @@ impl Cluster {
             outage: Mutex::default(),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
+            peak: AtomicUsize::new(0),
             invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
@@ -423,6 +433,7 @@ impl Directory for ClusterDirectory {
             },
         };
         self.0.local.lock().unwrap().insert(owner, local);
+        self.0.count_peak();
         self.0.send(Out::Claim(nick.clone(), owner));
         self.0.send_presence(owner);
     }
@@ -479,6 +490,16 @@ impl Directory for ClusterDirectory {
 
     fn opers(&self) -> usize {
         self.0.roster.lock().unwrap().opers()
+    }
+
+    fn others(&self) -> Others {
+        let (users, invisible, nodes) = self.0.roster.lock().unwrap().counts();
+        Others {
+            users,
+            invisible,
+            nodes,
+            peak: self.0.peak.load(Ordering::Relaxed),
+        }
     }
 
     fn whois(&self, nick: &Nick) -> Option<Whois> {

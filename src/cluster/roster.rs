@@ -24,6 +24,8 @@ pub struct Roster {
     /// How many of `sessions` are server operators, kept as they come and go: every
     /// welcome (LUSERS) asks, and a walk over every session would cost each one.
     opers: usize,
+    /// How many of `sessions` are invisible (`+i`), kept as `opers` is.
+    invisible: usize,
     /// Each node heard from: the run it is in and when it was last heard.
     nodes: HashMap<u16, (String, Instant)>,
 }
@@ -88,6 +90,12 @@ impl Roster {
         self.opers
     }
 
+    /// How many sessions and live nodes the others have, and how many of those sessions
+    /// are invisible.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.sessions.len(), self.invisible, self.nodes.len())
+    }
+
     pub fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.rooms
             .iter()
@@ -110,6 +118,7 @@ impl Roster {
             self.rooms.entry(room.clone()).or_default().insert(id);
         }
         self.opers += usize::from(remote.profile.oper);
+        self.invisible += usize::from(remote.profile.invisible);
         self.sessions.insert(id, remote);
         old
     }
@@ -118,6 +127,7 @@ impl Roster {
     pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
         let remote = self.sessions.remove(&id)?;
         self.opers -= usize::from(remote.profile.oper);
+        self.invisible -= usize::from(remote.profile.invisible);
         if self.nicks.get(&remote.nick) == Some(&id) {
             self.nicks.remove(&remote.nick);
         }
@@ -171,6 +181,12 @@ impl Roster {
             gone.extend(self.forget_node(node));
         }
         gone
+    }
+
+    /// `node` said it is shutting down: forgets it and its sessions; returns them.
+    pub fn gone(&mut self, node: u16) -> Vec<Remote> {
+        self.nodes.remove(&node);
+        self.forget_node(node)
     }
 
     /// Forgets every session of `node`; returns them.
@@ -228,6 +244,7 @@ mod tests {
         roster.present(ana, oper);
         assert!(roster.members(&ops)[0].oper);
         assert_eq!(roster.opers(), 1);
+        assert_eq!(roster.counts(), (1, 0, 1));
         let dev = RoomName::parse("#dev").unwrap();
         assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);

@@ -724,14 +724,21 @@ impl ChatState {
         }
     }
 
-    /// How many are connected now, at most, and how many rooms there are.
+    /// How many are connected now, at most, and how many rooms there are; here and on
+    /// every node of a cluster.
     pub fn census(&self) -> Census {
+        let others = self.directory.others();
+        let users = self.sessions.len();
+        let global_users = users + others.users;
         Census {
-            users: self.sessions.len(),
-            invisible: self.invisible_sessions,
+            users,
             opers: self.oper_sessions + self.directory.opers(),
             peak: self.peak_sessions,
             rooms: self.rooms.len(),
+            global_users,
+            global_invisible: self.invisible_sessions + others.invisible,
+            global_peak: others.peak.max(self.peak_sessions).max(global_users),
+            servers: 1 + others.nodes,
         }
     }
 

@@ -32,6 +32,18 @@ pub struct Profile {
     pub invisible: bool,
 }
 
+/// What the other nodes of a cluster count, as last heard (LUSERS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Others {
+    /// Their sessions, and those of them invisible (`+i`).
+    pub users: usize,
+    pub invisible: usize,
+    /// The live nodes besides this one.
+    pub nodes: usize,
+    /// The most sessions of the whole cluster (this node's too) known at once.
+    pub peak: usize,
+}
+
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
 /// answers from what it already knows (a replica fed by the bus), never waiting on the
 /// network.
@@ -104,6 +116,11 @@ pub trait Directory: Send + Sync {
     /// How many server operators the other nodes have (LUSERS).
     fn opers(&self) -> usize {
         0
+    }
+
+    /// How many users the other nodes have, and live nodes there are (LUSERS).
+    fn others(&self) -> Others {
+        Others::default()
     }
 
     /// What is known of `nick`, held on another node: WHOIS's answer.

@@ -89,7 +89,7 @@ impl Drop for Redis {
 /// Should the test fail, what the node logged is printed with the failure.
 pub(crate) struct Node {
     name: String,
-    process: Binary,
+    pub(crate) process: Binary,
     pub(crate) tcp: SocketAddr,
     pub(crate) irc: SocketAddr,
     pub(crate) http: SocketAddr,

@@ -117,3 +117,82 @@ async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
     bea.expect(" MODE bea :-i").await;
     who_until(&mut abe, "*", &["abe", "ana", "bea"]).await;
 }
+
+/// Sends LUSERS until its answer (`251` to `266`) has each of `needles`; returns it.
+async fn lusers_until(client: &mut Client, needles: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        client.send_raw(b"LUSERS\r\n").await;
+        let mut lines = vec![client.expect(" 251 ").await.trim_end().to_string()];
+        while !lines.last().unwrap().contains(" 266 ") {
+            let line = client.next().await.expect("the rest of LUSERS");
+            lines.push(line.trim_end().to_string());
+        }
+        if needles.iter().all(|n| lines.iter().any(|l| l.ends_with(n))) {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LUSERS never said {needles:?}: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn lusers_counts_the_clusters_users_and_nodes_and_this_nodes_own() {
+    let redis = Redis::start();
+    let (mut one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let _ana = irc_in(&one, "ana", &[]).await;
+    let mut bea = irc_in(&one, "bea", &[]).await;
+    bea.send_raw(b"MODE bea +i\r\n").await;
+    bea.expect(" MODE bea :+i").await;
+    let mut cy = irc_in(&two, "cy", &[]).await;
+    let _abe = irc_in(&two, "abe", &[]).await;
+
+    // 251 and 266 are the cluster's (two nodes, four users, bea invisible); 255 and 265
+    // node two's own.
+    let lines = lusers_until(
+        &mut cy,
+        &[
+            " 251 cy :There are 3 users and 1 invisible on 2 servers",
+            " 266 cy 4 4 :Current global users 4, max 4",
+        ],
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 255 cy :I have 2 clients and 0 servers")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 265 cy 2 2 :Current local users 2, max 2")),
+        "{lines:#?}"
+    );
+
+    // Users leaving another node leave the count, not the most known at once.
+    bea.send_raw(b"QUIT :bye\r\n").await;
+    lusers_until(
+        &mut cy,
+        &[
+            " 251 cy :There are 3 users and 0 invisible on 2 servers",
+            " 266 cy 3 4 :Current global users 3, max 4",
+        ],
+    )
+    .await;
+    // A node killed is one server less once its silence is noticed.
+    one.process.child.kill().unwrap();
+    one.process.child.wait().unwrap();
+    lusers_until(
+        &mut cy,
+        &[
+            " 251 cy :There are 2 users and 0 invisible on 1 servers",
+            " 266 cy 2 4 :Current global users 2, max 4",
+            " 265 cy 2 2 :Current local users 2, max 2",
+        ],
+    )
+    .await;
+}
