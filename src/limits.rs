@@ -465,6 +465,16 @@ impl Limits {
 /// subscription. Default 1 s.
 pub const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How often a cluster node (`--cluster`) tells the others when its users last said
+/// something (WHOIS's and WHO's idle time of a user of another node): one publication per
+/// [`CLUSTER_ACTIVITY_BATCH`] users who spoke since the last, none on the message path.
+/// Another node's idle time is that much too long at most. Default 5 s.
+pub const CLUSTER_ACTIVITY_EVERY: Duration = Duration::from_secs(5);
+
+/// The most users one report of activity ([`CLUSTER_ACTIVITY_EVERY`]) names; more are
+/// told in several, so that each stays well under [`CLUSTER_PAYLOAD_BYTES`]. Default 1,000.
+pub const CLUSTER_ACTIVITY_BATCH: usize = 1000;
+
 /// How long a cluster node may go unheard before the others take it for dead: its users
 /// leave their rooms everywhere, and its key in Redis (which makes its nicks valid) expires
 /// after the same time, so their nicks are free. Default 5 s.

@@ -19,14 +19,15 @@ use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
 use super::wire::{self, Wire};
-use super::{Cluster, Out, PREFIX, Shared, backoff};
+use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
     ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
     RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
-    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT,
-    CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
+    CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
@@ -508,6 +509,7 @@ async fn hear(
     shutdown: &CancellationToken,
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
+    let mut activity = tokio::time::interval(CLUSTER_ACTIVITY_EVERY);
     let mut heard_own = Instant::now();
     loop {
         tokio::select! {
@@ -543,6 +545,7 @@ async fn hear(
                     return "the subscription ended";
                 }
             }
+            _ = activity.tick() => report_activity(shared, hub),
             _ = beat.tick() => {
                 if heard_own.elapsed() > CLUSTER_PROBE_TIMEOUT {
                     return "this node's heartbeat did not come back";
@@ -568,6 +571,30 @@ async fn hear(
                 }
             }
         }
+    }
+}
+
+/// Tells the other nodes when this node's users who spoke since the last report last did
+/// ([`Wire::Active`]), and keeps it for the presence told again after an outage.
+fn report_activity(shared: &Shared, hub: &Hub) {
+    let since = shared.reported.swap(now_ms(), Ordering::Relaxed);
+    let spoke = hub.spoke_since(since);
+    if spoke.is_empty() {
+        return;
+    }
+    {
+        let mut local = shared.local.lock().unwrap();
+        for (id, at) in &spoke {
+            if let Some(local) = local.get_mut(id) {
+                local.profile.spoke = *at;
+            }
+        }
+    }
+    for batch in spoke.chunks(CLUSTER_ACTIVITY_BATCH) {
+        shared.send(Out::Publish(Wire::Active {
+            node: shared.node.number(),
+            spoke: batch.iter().map(|(id, at)| (id.bits(), *at)).collect(),
+        }));
     }
 }
 
@@ -850,6 +877,7 @@ fn heard(
             realname,
             oper,
             invisible,
+            spoke,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -876,6 +904,7 @@ fn heard(
                 oper,
                 signon,
                 invisible,
+                spoke,
             };
             let away = profile.away.clone();
             let remote = Remote {
@@ -895,6 +924,12 @@ fn heard(
                 if old.profile.away != away {
                     hub.away_elsewhere(&nick, away, &names);
                 }
+            }
+        }
+        Wire::Active { node, spoke } => {
+            let mut roster = shared.roster.lock().unwrap();
+            for (session, at) in spoke {
+                roster.spoke(node, SessionId::from_bits(session), at);
             }
         }
         Wire::Absent { session, .. } => {

@@ -21,7 +21,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +92,9 @@ struct Shared {
     epoch: Mutex<Option<String>>,
     /// The most sessions of the whole cluster known at once (LUSERS's `266`).
     peak: AtomicUsize,
+    /// When the others were last told who spoke here (`link::report_activity`), ms since
+    /// the Unix epoch.
+    reported: AtomicU64,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
@@ -131,6 +134,7 @@ impl Shared {
                 realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
                 oper: profile.oper,
                 invisible: profile.invisible,
+                spoke: profile.spoke,
             },
             None => Wire::Absent {
                 node,
@@ -243,6 +247,7 @@ impl Cluster {
             rooms: Mutex::default(),
             epoch: Mutex::default(),
             peak: AtomicUsize::new(0),
+            reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
@@ -426,9 +431,8 @@ impl Directory for ClusterDirectory {
             nick: nick.clone(),
             rooms: Vec::new(),
             profile: Profile {
-                signon: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
+                signon: now_ms(),
+                spoke: now_ms(),
                 ..Profile::default()
             },
         };
@@ -514,7 +518,7 @@ impl Directory for ClusterDirectory {
             account: remote.profile.account.clone(),
             oper: remote.profile.oper,
             signon: remote.profile.signon,
-            idle: 0,
+            idle: remote.profile.idle_ms(),
         })
     }
 
@@ -561,6 +565,13 @@ impl Shared {
         };
         hub.room_kept(&room, kept);
     }
+}
+
+/// Milliseconds since the Unix epoch, as sign-on and activity times are told.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The wait after `failures` failed attempts to reach Redis: doubling from the least to

@@ -58,7 +58,7 @@ impl Roster {
                         away: remote.profile.away.is_some(),
                         account: remote.profile.account.clone(),
                         oper: remote.profile.oper,
-                        idle: 0,
+                        idle: remote.profile.idle_ms() / 1000,
                     }
                 })
                 .collect()
@@ -80,9 +80,16 @@ impl Roster {
                 away: r.profile.away.is_some(),
                 account: r.profile.account.clone(),
                 oper: r.profile.oper,
-                idle: 0,
+                idle: r.profile.idle_ms() / 1000,
             })
             .collect()
+    }
+
+    /// Session `id` of `node` last said something at `spoke` (ms since the Unix epoch).
+    pub fn spoke(&mut self, node: u16, id: SessionId, spoke: u64) {
+        if let Some(remote) = self.sessions.get_mut(&id).filter(|r| r.node == node) {
+            remote.profile.spoke = remote.profile.spoke.max(spoke);
+        }
     }
 
     /// How many of the other nodes' sessions are server operators.

@@ -14,6 +14,10 @@ use crate::hub::{
 };
 use crate::limits::CLUSTER_PAYLOAD_BYTES;
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One publication on the cluster's channel.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -166,6 +170,17 @@ pub enum Wire {
         /// not invisible.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         invisible: bool,
+        /// When it last said something, as of its node's last report of activity
+        /// (`Active`); missing (from an older node) reads as not known (no idle time).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        spoke: u64,
+    },
+    /// When sessions of `node` that spoke since its last report last did (session,
+    /// milliseconds since the Unix epoch): sent every `CLUSTER_ACTIVITY_EVERY`, for idle
+    /// times.
+    Active {
+        node: u16,
+        spoke: Vec<(u64, u64)>,
     },
     Absent {
         node: u16,
@@ -213,6 +228,7 @@ impl Wire {
             | Wire::Invite { node, .. }
             | Wire::Present { node, .. }
             | Wire::Absent { node, .. }
+            | Wire::Active { node, .. }
             | Wire::Beat { node, .. }
             | Wire::Hello { node, .. }
             | Wire::Gone { node } => *node,
@@ -515,12 +531,13 @@ mod tests {
             realname,
             oper,
             invisible,
+            spoke,
             ..
         } = wire
         else {
             panic!("not a presence: {wire:?}");
         };
-        assert!(user.is_none() && realname.is_none() && !oper && !invisible);
+        assert!(user.is_none() && realname.is_none() && !oper && !invisible && spoke == 0);
         // And a new one says them only when there is something to say.
         let new = Wire::Present {
             node: 2,
@@ -536,6 +553,7 @@ mod tests {
             realname: None,
             oper: true,
             invisible: false,
+            spoke: 0,
         };
         let json = new.payload(0);
         assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));

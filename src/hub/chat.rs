@@ -301,6 +301,7 @@ impl ChatState {
                 oper: session.oper,
                 signon: session.signon,
                 invisible: session.invisible,
+                spoke: session.spoke,
             };
             self.directory.profile(id, profile);
         }

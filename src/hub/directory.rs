@@ -30,6 +30,21 @@ pub struct Profile {
     pub signon: u64,
     /// IRC's user mode `+i`: found by a WHO mask only by those sharing a room with it.
     pub invisible: bool,
+    /// When it last said something (or connected), milliseconds since the Unix epoch, as
+    /// last told: the cluster tells it every [`crate::limits::CLUSTER_ACTIVITY_EVERY`],
+    /// not with each message. `0`: not known.
+    pub spoke: u64,
+}
+
+impl Profile {
+    /// Milliseconds since it last said something, by this machine's clock (`0` when not
+    /// known).
+    pub fn idle_ms(&self) -> u64 {
+        if self.spoke == 0 {
+            return 0;
+        }
+        super::chat::now_ms().saturating_sub(self.spoke)
+    }
 }
 
 /// What the other nodes of a cluster count, as last heard (LUSERS).
@@ -81,14 +96,14 @@ pub trait Directory: Send + Sync {
     }
 
     /// `room`'s members on other nodes, in no order, as their nodes last told: as WHO
-    /// shows them (so NAMES' `@` and `+` too), with no idle time.
+    /// shows them (so NAMES' `@` and `+` too), idle since their node last told.
     fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         let _ = room;
         Vec::new()
     }
 
     /// The users of other nodes `mask` matches that `seen` lets through, at most `limit`,
-    /// in no order, as WHO shows them (plain members, no idle time).
+    /// in no order, as WHO shows them (plain members).
     fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
         let _ = (mask, seen, limit);
         Vec::new()

@@ -92,7 +92,7 @@ impl ChatState {
                         away: whois.away.is_some(),
                         account: whois.account,
                         oper: whois.oper,
-                        idle: 0,
+                        idle: whois.idle / 1000,
                     }),
                 };
                 (None, found.into_iter().collect())

@@ -452,6 +452,16 @@ async fn a_node_killed_leaves_and_frees_its_nicks_and_bad_data_is_skipped() {
             "charla:bus",
             "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"ana\",\"rooms\":[],\"invisible\":\"yes\"}",
         ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"active\",\"node\":9,\"spoke\":[[\"x\",1]]}",
+        ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"active\",\"node\":9,\"spoke\":[[1,1],[99999999999,18446744073709551615]]}",
+        ],
         &["SET", "charla:nick:eve", "garbage"],
     ] {
         assert!(!redis.command(junk).starts_with('-'), "{junk:?}");

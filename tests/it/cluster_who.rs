@@ -196,3 +196,52 @@ async fn lusers_counts_the_clusters_users_and_nodes_and_this_nodes_own() {
     )
     .await;
 }
+
+/// The idle seconds and sign-on time of `nick` in `client`'s WHOIS (`317`).
+async fn whois_idle(client: &mut Client, nick: &str) -> (u64, u64) {
+    client
+        .send_raw(format!("WHOIS {nick}\r\n").as_bytes())
+        .await;
+    let line = client.expect(" 317 ").await;
+    client.expect(" 318 ").await;
+    // `:charla 317 ME NICK IDLE SIGNON :seconds idle, signon time`
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[3], nick, "{line}");
+    (fields[4].parse().unwrap(), fields[5].parse().unwrap())
+}
+
+#[tokio::test]
+async fn whois_of_another_nodes_user_gives_its_idle_time_and_signon() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = irc_in(&one, "ana", &["#ops"]).await;
+    let mut cy = irc_in(&two, "cy", &["#ops"]).await;
+    let (_, signon) = whois_idle(&mut ana, "ana").await;
+    assert!(signon > 1_700_000_000, "{signon}");
+    // Silent since she connected: idle on node two as on her own, with her sign-on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (idle, told) = whois_idle(&mut cy, "ana").await;
+        if told == signon {
+            assert!(idle >= 3, "idle {idle}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never her sign-on time: {told}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // She speaks: node two learns it from her node's next report of activity, not with
+    // the message.
+    ana.send_raw(b"PRIVMSG #ops :back\r\n").await;
+    cy.expect(" PRIVMSG #ops :back").await;
+    let deadline = Instant::now() + PATIENCE;
+    while whois_idle(&mut cy, "ana").await.0 >= 3 {
+        assert!(Instant::now() < deadline, "her idle time never went down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // WHO's (WHOX `l`) idle time is the same.
+    cy.send_raw(b"WHO ana %nl\r\n").await;
+    let line = cy.expect(" 354 cy ").await;
+    let idle: u64 = line.trim_end().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(idle < 6, "{line}");
+}
