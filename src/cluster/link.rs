@@ -69,7 +69,8 @@ return 1";
 /// a node whose key still names the run that claimed it). A claim of this node's own (an
 /// earlier founder of the room here, gone since) is replaced. The founder's account, if
 /// any (`ARGV[5]`), is then remembered as an operator's in the room's hash, and published
-/// as a change to it (`ARGV[6]`), for the winner only.
+/// as a change to it (`ARGV[6]`, after the room's new version, as [`ROOM`] does), for the
+/// winner only.
 const FOUND: &str = "local v = redis.call('GET', KEYS[1])
 if v then
   local n, run = string.match(v, '^(%d+):(%w+):%d+$')
@@ -77,8 +78,10 @@ if v then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 if ARGV[5] ~= '' then
+  local v = redis.call('HINCRBY', KEYS[2], 'v', 1)
+  redis.call('HDEL', KEYS[2], 'r')
   redis.call('HSET', KEYS[2], ARGV[5], ARGV[7])
-  redis.call('PUBLISH', KEYS[3], ARGV[6])
+  redis.call('PUBLISH', KEYS[3], v .. '\\n' .. ARGV[6])
 end
 return 1";
 
@@ -92,12 +95,18 @@ const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call(
 return 1";
 
 /// Sets (the first `ARGV[2]` pairs after it) and deletes (the rest) fields of a room's
-/// kept state and publishes the change, in one step: Redis's hash is what every node has
-/// once it heard every change in Redis's order.
-const ROOM: &str = "local n = tonumber(ARGV[2])
+/// kept state and publishes the change (`ARGV[1]`) after the room's new version, in one
+/// step: Redis's hash is what every node has once it heard every change in Redis's order.
+/// The version (field `v`, one more with each change) keeps the hash even when nothing
+/// else is left in it, and a change made live clears the mark (`r`) of a hash written
+/// back from a node's copy: a copy written back later never overwrites it
+/// (`recover::RESEED`).
+const ROOM: &str = "local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HDEL', KEYS[1], 'r')
+local n = tonumber(ARGV[2])
 for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
 for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[2], v .. '\\n' .. ARGV[1])
 return 1";
 
 /// Keeps the node's key alive, unless another run took its number meanwhile.
@@ -356,7 +365,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(2)
                 .arg(room_state::key(room))
                 .arg(channel())
-                .arg(wire.payload(0))
+                .arg(serde_json::to_string(wire).expect("plain data serializes"))
                 .arg(set.len());
             for (field, value) in set {
                 pipe.arg(field).arg(value);
@@ -383,8 +392,10 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                         room: room.as_str().to_string(),
                         set,
                         del,
+                        replace: false,
                     };
-                    (field, wire.payload(0))
+                    let json = serde_json::to_string(&wire).expect("plain data serializes");
+                    (field, json)
                 }
                 None => (String::new(), String::new()),
             };
@@ -815,8 +826,20 @@ fn heard(
                 false => hub.account_gone(&name),
             }
         }
-        Wire::RoomKept { room, set, del, .. } => {
-            shared.room_kept(hub, wire::room(&room)?, set, del);
+        Wire::RoomKept {
+            room,
+            set,
+            del,
+            replace,
+            ..
+        } => {
+            let change = room_state::Change {
+                version: seq,
+                replace,
+                set,
+                del,
+            };
+            shared.room_kept(hub, wire::room(&room)?, change);
         }
         event @ (Wire::Topic { .. } | Wire::Modes { .. } | Wire::Kicked { .. }) => {
             hub.room_event_elsewhere(wire::room_event(event)?);

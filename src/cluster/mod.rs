@@ -358,6 +358,7 @@ impl Bus for ClusterBus {
             room: room.as_str().to_string(),
             set,
             del,
+            replace: false,
         };
         self.0.send_or_hold(Out::Room(room.clone(), wire));
     }
@@ -554,13 +555,12 @@ impl Shared {
         rooms.push(room);
     }
 
-    /// `room`'s kept state changed (`set`, `del`): the copy here follows, and the hub's
-    /// room takes it.
-    fn room_kept(&self, hub: &Hub, room: RoomName, set: Vec<(String, String)>, del: Vec<String>) {
+    /// `room`'s kept state changed: the copy here follows, and the hub's room takes it.
+    fn room_kept(&self, hub: &Hub, room: RoomName, change: room_state::Change) {
         let kept = {
             let mut rooms = self.rooms.lock().unwrap();
             let fields = rooms.entry(room.clone()).or_default();
-            room_state::apply(fields, set, del);
+            room_state::apply(fields, change);
             room_state::kept(&room, fields)
         };
         hub.room_kept(&room, kept);

@@ -81,12 +81,16 @@ pub enum Wire {
         message: Option<String>,
     },
     /// What `room` keeps changed: fields of its hash in Redis set and deleted
-    /// ([`super::room_state`]), as the script that publishes this changed them there.
+    /// ([`super::room_state`]), as the script that publishes this changed them there; its
+    /// number is the room's version after the change (`0` from an older node). `replace`:
+    /// the hash was written afresh from a node's copy, and holds `set` only.
     RoomKept {
         node: u16,
         room: String,
         set: Vec<(String, String)>,
         del: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replace: bool,
     },
     /// `by` set the topic of `room` (`text` `None`: cleared it), at `at`.
     Topic {

@@ -103,7 +103,15 @@ impl Node {
 
     /// [`Node::start`] with `more` arguments to `charla serve` (`--oper NAME:HASH`).
     pub(crate) fn start_with(redis: &Redis, name: &str, more: &[&str]) -> Node {
-        let url = redis.url();
+        Node::start_at(&redis.url(), name, more)
+    }
+
+    /// [`Node::start`] with Redis at `url` (through a relay, say).
+    pub(crate) fn start_url(url: &str, name: &str) -> Node {
+        Node::start_at(url, name, &[])
+    }
+
+    fn start_at(url: &str, name: &str, more: &[&str]) -> Node {
         let mut args = vec![
             "serve",
             "--listen",
@@ -117,7 +125,7 @@ impl Node {
             "--flood-rate",
             "0",
             "--cluster",
-            &url,
+            url,
             "--node-name",
             name,
         ];

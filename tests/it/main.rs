@@ -14,6 +14,7 @@ mod client;
 mod client_tty;
 mod cluster;
 mod cluster_members;
+mod cluster_outage;
 mod cluster_rooms;
 mod cluster_who;
 mod feeds;
