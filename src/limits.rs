@@ -510,12 +510,6 @@ pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
 
-/// How long a claim to have founded a room holds in Redis (`charla:founder:ROOM`) unless
-/// its node lets it go first (the room emptied there): a user of another node making the
-/// room meanwhile is not its operator. It only has to outlast the moment before the other
-/// nodes hear of the founder. Default 10 s.
-pub const CLUSTER_FOUNDING_HOLD: Duration = Duration::from_secs(10);
-
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.

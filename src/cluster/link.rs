@@ -26,8 +26,7 @@ use crate::hub::{
 };
 use crate::limits::{
     CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
-    CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
-    CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
@@ -67,21 +66,24 @@ return 1";
 
 /// Founds a room: this node's claim holds unless another live node's does (its key names
 /// a node whose key still names the run that claimed it). A claim of this node's own (an
-/// earlier founder of the room here, gone since) is replaced. The founder's account, if
-/// any (`ARGV[5]`), is then remembered as an operator's in the room's hash, and published
-/// as a change to it (`ARGV[6]`, after the room's new version, as [`ROOM`] does), for the
-/// winner only.
+/// earlier founder of the room here, gone since) is replaced. A claim lasts until its node
+/// lets it go (the room emptied there: [`ENDED`], held through an outage like any change
+/// to a room) or its node is gone (dead, or restarted in another run): so a room made on a
+/// node cut off from Redis, claimed only once it is back, is not founded twice however
+/// long it was away. The founder's account, if any (`ARGV[4]`), is then remembered as an
+/// operator's in the room's hash, and published as a change to it (`ARGV[5]`, after the
+/// room's new version, as [`ROOM`] does), for the winner only.
 const FOUND: &str = "local v = redis.call('GET', KEYS[1])
 if v then
   local n, run = string.match(v, '^(%d+):(%w+):%d+$')
   if n and n ~= ARGV[2] and redis.call('GET', ARGV[3] .. 'node:' .. n) == run then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-if ARGV[5] ~= '' then
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then
   local v = redis.call('HINCRBY', KEYS[2], 'v', 1)
   redis.call('HDEL', KEYS[2], 'r')
-  redis.call('HSET', KEYS[2], ARGV[5], ARGV[7])
-  redis.call('PUBLISH', KEYS[3], v .. '\\n' .. ARGV[6])
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[6])
+  redis.call('PUBLISH', KEYS[3], v .. '\\n' .. ARGV[5])
 end
 return 1";
 
@@ -292,11 +294,13 @@ fn settle(
                             .entry(room)
                             .or_default() += count;
                     }
-                    change @ (Out::Room(..) | Out::Found(..)) => changes.push(change),
+                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_)) => {
+                        changes.push(change)
+                    }
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) | Out::Ended(_) => {}
+                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
             let mut outage = shared.outage.lock().unwrap();
@@ -408,7 +412,6 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(claim_value(shared, *id))
                 .arg(shared.node.number())
                 .arg(PREFIX)
-                .arg(CLUSTER_FOUNDING_HOLD.as_millis() as u64)
                 .arg(field)
                 .arg(publication)
                 .arg(account.as_ref().map_or("", |a| a.as_str()));

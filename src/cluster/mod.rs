@@ -369,7 +369,8 @@ impl Bus for ClusterBus {
     }
 
     fn ended(&self, room: &RoomName) {
-        self.0.send(Out::Ended(room.clone()));
+        // Held through an outage, after the founding it ends: a claim now lasts until let go.
+        self.0.send_or_hold(Out::Ended(room.clone()));
     }
 
     fn direct(&self, to: SessionId, event: Event) {

@@ -20,6 +20,23 @@ async fn operators(client: &mut Client, room: &str) -> String {
     rest.split(';').next().unwrap().to_string()
 }
 
+/// Asks both nodes who `room`'s operators are until they name the same one, ana or bob;
+/// returns it.
+async fn one_operator(ana: &mut Client, bob: &mut Client, room: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (seen_one, seen_two) = (operators(ana, room).await, operators(bob, room).await);
+        if seen_one == seen_two && (seen_one == "ana" || seen_one == "bob") {
+            return seen_one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node one says {seen_one}, node two {seen_two}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_room_made_on_two_nodes_during_an_outage_has_one_operator_once_redis_is_back() {
     let mut redis = Redis::start();
@@ -45,21 +62,7 @@ async fn a_room_made_on_two_nodes_during_an_outage_has_one_operator_once_redis_i
     // Once back, Redis's founding decides: both nodes name the same one operator.
     member_until(&mut ana, "#split", "bob").await;
     member_until(&mut bob, "#split", "ana").await;
-    let deadline = Instant::now() + PATIENCE;
-    let op = loop {
-        let (seen_one, seen_two) = (
-            operators(&mut ana, "#split").await,
-            operators(&mut bob, "#split").await,
-        );
-        if seen_one == seen_two && (seen_one == "ana" || seen_one == "bob") {
-            break seen_one;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node one says {seen_one}, node two {seen_two}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let op = one_operator(&mut ana, &mut bob, "#split").await;
     let (winner, loser) = match op.as_str() {
         "ana" => (&mut ana, &mut bob),
         _ => (&mut bob, &mut ana),
@@ -207,4 +210,34 @@ async fn a_node_cut_off_while_redis_restarted_empty_does_not_write_back_older_ro
     cy.send("/join #a").await;
     cy.expect("#a *** you joined").await;
     ask_until(&mut cy, "/topic #a", "no topic is set").await;
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
+    let redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+
+    // Node two is cut off; ana makes #late with Redis's word, bob makes it on his node.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send("/join #late").await;
+    ana.expect("#late *** you joined").await;
+    bob.send("/join #late").await;
+    bob.expect("#late *** you joined").await;
+    assert_eq!(operators(&mut bob, "#late").await, "bob");
+    // Longer than any founding claim used to last: ana's still holds when bob's node
+    // claims #late on its return, so bob is not its operator.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    relay.restore();
+    bob.expect("*** cross-node delivery restored").await;
+    member_until(&mut ana, "#late", "bob").await;
+    assert_eq!(one_operator(&mut ana, &mut bob, "#late").await, "ana");
+    bob.send("/topic #late mine").await;
+    bob.expect("only #late's operators may set its topic").await;
 }
