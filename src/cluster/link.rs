@@ -262,6 +262,11 @@ fn settle(
                     Asked::Nick(nick, id) => hub.nick_lost(id, &nick),
                     Asked::Founding(room, id) => {
                         tracing::info!(room = %room.as_str(), "a room made here at the same moment as on another node is that node's");
+                        let mut founded = shared.founded.lock().unwrap();
+                        if founded.get(&room) == Some(&id) {
+                            founded.remove(&room);
+                        }
+                        drop(founded);
                         hub.founding_lost(&room, id);
                     }
                 }

@@ -90,6 +90,10 @@ struct Shared {
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
     /// meanwhile ([`recover`]).
     epoch: Mutex<Option<String>>,
+    /// The rooms founded here and not let go, and by whom: claimed again after Redis lost
+    /// its keys (`recover`), so that a room made meanwhile on a node that was cut off is not
+    /// founded twice.
+    founded: Mutex<HashMap<RoomName, SessionId>>,
     /// The most sessions of the whole cluster known at once (LUSERS's `266`).
     peak: AtomicUsize,
     /// When the others were last told who spoke here (`link::report_activity`), ms since
@@ -246,6 +250,7 @@ impl Cluster {
             outage: Mutex::default(),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
+            founded: Mutex::default(),
             peak: AtomicUsize::new(0),
             reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
@@ -364,11 +369,13 @@ impl Bus for ClusterBus {
     }
 
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
+        self.0.founded.lock().unwrap().insert(room.clone(), founder);
         self.0
             .send_or_hold(Out::Found(room.clone(), founder, account));
     }
 
     fn ended(&self, room: &RoomName) {
+        self.0.founded.lock().unwrap().remove(room);
         // Held through an outage, after the founding it ends: a claim now lasts until let go.
         self.0.send_or_hold(Out::Ended(room.clone()));
     }

@@ -13,8 +13,8 @@ use redis::aio::ConnectionManager;
 use super::link::{backlog_key, channel, lost_publication, said_publication, seq_key};
 use super::room_state;
 use super::wire::{self, Wire};
-use super::{PREFIX, Shared};
-use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName};
+use super::{Out, PREFIX, Shared};
+use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName, SessionId};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -56,6 +56,20 @@ pub(super) async fn recover(
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
     let emptied = epoch(shared, redis).await?;
+    if emptied {
+        // Before what was held through the outage is sent (`link::rejoin`): a room this
+        // node founded keeps its founder against one made meanwhile on a node cut off.
+        let founded: Vec<(RoomName, SessionId)> = {
+            let founded = shared.founded.lock().unwrap();
+            founded
+                .iter()
+                .map(|(room, id)| (room.clone(), *id))
+                .collect()
+        };
+        for (room, id) in founded {
+            shared.send(Out::Found(room, id, None));
+        }
+    }
     load_rooms(shared, redis, hub, emptied).await?;
     let mut rooms = hub.last_heard(rooms_with(redis, "log").await?);
     {

@@ -144,13 +144,13 @@ impl ChatState {
         let seen_elsewhere = |profile: &Profile, rooms: &[(RoomName, Standing)]| {
             !profile.invisible || rooms.iter().any(|(room, _)| mine.contains(room))
         };
-        let room_left = MAX_WHO_MASK_REPLIES - found.len();
+        let space = MAX_WHO_MASK_REPLIES - found.len();
         let mut entries: Vec<WhoEntry> = found
             .into_iter()
             .map(|id| self.who_entry(id, Standing::Member))
             .collect();
-        if room_left > 0 {
-            entries.extend(self.directory.matching(mask, &seen_elsewhere, room_left));
+        if space > 0 {
+            entries.extend(self.directory.matching(mask, &seen_elsewhere, space));
         }
         entries.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
         entries

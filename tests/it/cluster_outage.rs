@@ -205,6 +205,7 @@ async fn a_node_cut_off_while_redis_restarted_empty_does_not_write_back_older_ro
     ask_until(&mut bob, "/topic #a", "no topic is set").await;
     let three = Node::start(&redis, "three");
     let mut cy = three.text("cy").await;
+    member_until(&mut cy, "#b", "ana").await;
     cy.send("/join #b").await;
     cy.expect("#b *** topic: new b (set by ana)").await;
     cy.send("/join #a").await;
@@ -240,4 +241,48 @@ async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
     assert_eq!(one_operator(&mut ana, &mut bob, "#late").await, "ana");
     bob.send("/topic #late mine").await;
     bob.expect("only #late's operators may set its topic").await;
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_keeps_its_room_after_redis_restarted_empty_against_a_node_cut_off() {
+    let mut redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+
+    // ana founds #kept with Redis's word; node two is cut off, and bob makes it there.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send("/join #kept").await;
+    ana.expect("#kept *** you joined").await;
+    bob.send("/join #kept").await;
+    bob.expect("#kept *** you joined").await;
+    assert_eq!(operators(&mut bob, "#kept").await, "bob");
+    // Redis restarts empty: node one claims its founding again as it comes back, before
+    // node two, back later, claims its own.
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    redis.restart();
+    ana.expect("*** cross-node delivery restored").await;
+    let deadline = Instant::now() + PATIENCE;
+    while redis
+        .command(&["EXISTS", "charla:founder:#kept"])
+        .starts_with(":0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node one never claimed #kept again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    relay.restore();
+    bob.expect("*** cross-node delivery restored").await;
+    member_until(&mut ana, "#kept", "bob").await;
+    assert_eq!(one_operator(&mut ana, &mut bob, "#kept").await, "ana");
+    bob.send("/topic #kept mine").await;
+    bob.expect("only #kept's operators may set its topic").await;
 }
