@@ -58,6 +58,7 @@ impl Roster {
                         away: remote.profile.away.is_some(),
                         account: remote.profile.account.clone(),
                         oper: remote.profile.oper,
+                        invisible: remote.profile.invisible,
                         idle: remote.profile.idle_ms() / 1000,
                     }
                 })
@@ -80,6 +81,7 @@ impl Roster {
                 away: r.profile.away.is_some(),
                 account: r.profile.account.clone(),
                 oper: r.profile.oper,
+                invisible: r.profile.invisible,
                 idle: r.profile.idle_ms() / 1000,
             })
             .collect()

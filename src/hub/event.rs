@@ -71,6 +71,8 @@ pub struct WhoEntry {
     pub account: Option<Nick>,
     /// A server operator (`--oper`).
     pub oper: bool,
+    /// Invisible (`+i`): left out of a room's WHO for those outside it.
+    pub invisible: bool,
     /// Seconds since they last said something (WHOX's `l`).
     pub idle: u64,
 }

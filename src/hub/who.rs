@@ -92,6 +92,8 @@ impl ChatState {
                         away: whois.away.is_some(),
                         account: whois.account,
                         oper: whois.oper,
+                        // Found by nick, invisible or not: not asked.
+                        invisible: false,
                         idle: whois.idle / 1000,
                     }),
                 };
@@ -113,7 +115,8 @@ impl ChatState {
                     .filter(|&m| member || !self.sessions[&m].invisible)
                     .map(|m| self.who_entry(m, target.standing(m)))
                     .collect();
-                members.extend(self.directory.members(&room));
+                let elsewhere = self.directory.members(&room).into_iter();
+                members.extend(elsewhere.filter(|m| member || !m.invisible));
                 (Some(target.name.clone()), members)
             }
         };
@@ -166,6 +169,7 @@ impl ChatState {
             away: session.away.is_some(),
             account: session.account.clone(),
             oper: session.oper,
+            invisible: session.invisible,
             idle: now_ms().saturating_sub(session.spoke) / 1000,
         }
     }

@@ -112,10 +112,15 @@ async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
     cy.send_raw(b"JOIN #dev\r\n").await;
     cy.expect(" 366 cy #dev ").await;
     who_until(&mut cy, "*", &["abe", "ana", "bea", "cy"]).await;
+    // WHO of a room lists its invisible members of every node to its members only (the
+    // node's own first).
+    who_until(&mut cy, "#dev", &["cy", "bea"]).await;
+    who_until(&mut abe, "#dev", &[]).await;
     // Visible again: found by everyone.
     bea.send_raw(b"MODE bea -i\r\n").await;
     bea.expect(" MODE bea :-i").await;
     who_until(&mut abe, "*", &["abe", "ana", "bea"]).await;
+    who_until(&mut abe, "#dev", &["bea"]).await;
 }
 
 /// Sends LUSERS until its answer (`251` to `266`) has each of `needles`; returns it.

@@ -1458,6 +1458,7 @@ mod tests {
             away: false,
             account: None,
             oper: false,
+            invisible: false,
             idle: 0,
         };
         let users = Event::Who {
@@ -1566,6 +1567,7 @@ mod tests {
                 away: user.is_none(),
                 account: None,
                 oper: false,
+                invisible: false,
                 idle: 0,
             }
         };
