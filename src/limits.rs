@@ -473,6 +473,16 @@ impl Limits {
 /// subscription. Default 1 s.
 pub const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How often a cluster node (`--cluster`) tells the others when its users last said
+/// something (WHOIS's and WHO's idle time of a user of another node): one publication per
+/// [`CLUSTER_ACTIVITY_BATCH`] users who spoke since the last, none on the message path.
+/// Another node's idle time is that much too long at most. Default 5 s.
+pub const CLUSTER_ACTIVITY_EVERY: Duration = Duration::from_secs(5);
+
+/// The most users one report of activity ([`CLUSTER_ACTIVITY_EVERY`]) names; more are
+/// told in several, so that each stays well under [`CLUSTER_PAYLOAD_BYTES`]. Default 1,000.
+pub const CLUSTER_ACTIVITY_BATCH: usize = 1000;
+
 /// How long a cluster node may go unheard before the others take it for dead: its users
 /// leave their rooms everywhere, and its key in Redis (which makes its nicks valid) expires
 /// after the same time, so their nicks are free. Default 5 s.
@@ -507,12 +517,6 @@ pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 /// a change holds on its own node only (logged) until the next change to the same things.
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
-
-/// How long a claim to have founded a room holds in Redis (`charla:founder:ROOM`) unless
-/// its node lets it go first (the room emptied there): a user of another node making the
-/// room meanwhile is not its operator. It only has to outlast the moment before the other
-/// nodes hear of the founder. Default 10 s.
-pub const CLUSTER_FOUNDING_HOLD: Duration = Duration::from_secs(10);
 
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a

@@ -290,7 +290,7 @@ impl ChatState {
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,
-    /// account, user and real name, operator flag).
+    /// account, user and real name, operator and invisible flags).
     pub fn tell_profile(&self, id: SessionId) {
         if let Some(session) = self.sessions.get(&id) {
             let profile = Profile {
@@ -300,6 +300,8 @@ impl ChatState {
                 realname: session.realname.clone(),
                 oper: session.oper,
                 signon: session.signon,
+                invisible: session.invisible,
+                spoke: session.spoke,
             };
             self.directory.profile(id, profile);
         }
@@ -710,6 +712,8 @@ impl ChatState {
             session.oper = false;
             self.oper_sessions -= 1;
             changed.push_str("-o");
+        }
+        if !changed.is_empty() {
             self.tell_profile(id);
         }
         let session = &self.sessions[&id];
@@ -721,14 +725,21 @@ impl ChatState {
         }
     }
 
-    /// How many are connected now, at most, and how many rooms there are.
+    /// How many are connected now, at most, and how many rooms there are; here and on
+    /// every node of a cluster.
     pub fn census(&self) -> Census {
+        let others = self.directory.others();
+        let users = self.sessions.len();
+        let global_users = users + others.users;
         Census {
-            users: self.sessions.len(),
-            invisible: self.invisible_sessions,
+            users,
             opers: self.oper_sessions + self.directory.opers(),
             peak: self.peak_sessions,
             rooms: self.rooms.len(),
+            global_users,
+            global_invisible: self.invisible_sessions + others.invisible,
+            global_peak: others.peak.max(self.peak_sessions).max(global_users),
+            servers: 1 + others.nodes,
         }
     }
 

@@ -64,7 +64,7 @@ pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request, WhoOf};
-pub use directory::{Alone, Directory, Profile};
+pub use directory::{Alone, Directory, Others, Profile, Seen};
 pub use event::{
     AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said,
     WhoEntry, Whois,
