@@ -76,6 +76,14 @@ pub const FLOOD_KICK_AFTER: u32 = 20;
 /// found by TCP keepalive instead (`--idle-timeout`, in seconds).
 pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
 
+/// How long a new text/JSON line connection may stay silent before it is taken for a person
+/// at `nc` and put in `#lobby`, as its first line would if it is text. A program whose first
+/// line is a JSON `hello` within this is never put there unless the hello names it, so
+/// people in `#lobby` do not see every script come and go. It only delays the lobby for a
+/// reader who says nothing; the greeting is written at once. Long enough for a program's
+/// hello after one round trip. Default 250 ms (a constant).
+pub const LOBBY_GRACE: Duration = Duration::from_millis(250);
+
 /// Silence after which an IRC client is sent a PING; one that says nothing for as long
 /// again (a PONG is enough) is disconnected as "timed out", and one that has not
 /// registered by then is disconnected without a PING. Default 90 s (`--ping-interval`, in
@@ -465,6 +473,16 @@ impl Limits {
 /// subscription. Default 1 s.
 pub const CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How often a cluster node (`--cluster`) tells the others when its users last said
+/// something (WHOIS's and WHO's idle time of a user of another node): one publication per
+/// [`CLUSTER_ACTIVITY_BATCH`] users who spoke since the last, none on the message path.
+/// Another node's idle time is that much too long at most. Default 5 s.
+pub const CLUSTER_ACTIVITY_EVERY: Duration = Duration::from_secs(5);
+
+/// The most users one report of activity ([`CLUSTER_ACTIVITY_EVERY`]) names; more are
+/// told in several, so that each stays well under [`CLUSTER_PAYLOAD_BYTES`]. Default 1,000.
+pub const CLUSTER_ACTIVITY_BATCH: usize = 1000;
+
 /// How long a cluster node may go unheard before the others take it for dead: its users
 /// leave their rooms everywhere, and its key in Redis (which makes its nicks valid) expires
 /// after the same time, so their nicks are free. Default 5 s.
@@ -499,12 +517,6 @@ pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 /// a change holds on its own node only (logged) until the next change to the same things.
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
-
-/// How long a claim to have founded a room holds in Redis (`charla:founder:ROOM`) unless
-/// its node lets it go first (the room emptied there): a user of another node making the
-/// room meanwhile is not its operator. It only has to outlast the moment before the other
-/// nodes hear of the founder. Default 10 s.
-pub const CLUSTER_FOUNDING_HOLD: Duration = Duration::from_secs(10);
 
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a

@@ -19,14 +19,14 @@ use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
 use super::wire::{self, Wire};
-use super::{Cluster, Out, PREFIX, Shared, backoff};
+use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
     ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
     RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
-    CLUSTER_BACKLOG, CLUSTER_BATCH, CLUSTER_FOUNDING_HOLD, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT,
-    CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
+    CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
 };
 
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
@@ -66,18 +66,24 @@ return 1";
 
 /// Founds a room: this node's claim holds unless another live node's does (its key names
 /// a node whose key still names the run that claimed it). A claim of this node's own (an
-/// earlier founder of the room here, gone since) is replaced. The founder's account, if
-/// any (`ARGV[5]`), is then remembered as an operator's in the room's hash, and published
-/// as a change to it (`ARGV[6]`), for the winner only.
+/// earlier founder of the room here, gone since) is replaced. A claim lasts until its node
+/// lets it go (the room emptied there: [`ENDED`], held through an outage like any change
+/// to a room) or its node is gone (dead, or restarted in another run): so a room made on a
+/// node cut off from Redis, claimed only once it is back, is not founded twice however
+/// long it was away. The founder's account, if any (`ARGV[4]`), is then remembered as an
+/// operator's in the room's hash, and published as a change to it (`ARGV[5]`, after the
+/// room's new version, as [`ROOM`] does), for the winner only.
 const FOUND: &str = "local v = redis.call('GET', KEYS[1])
 if v then
   local n, run = string.match(v, '^(%d+):(%w+):%d+$')
   if n and n ~= ARGV[2] and redis.call('GET', ARGV[3] .. 'node:' .. n) == run then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[5], ARGV[7])
-  redis.call('PUBLISH', KEYS[3], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then
+  local v = redis.call('HINCRBY', KEYS[2], 'v', 1)
+  redis.call('HDEL', KEYS[2], 'r')
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[6])
+  redis.call('PUBLISH', KEYS[3], v .. '\\n' .. ARGV[5])
 end
 return 1";
 
@@ -91,12 +97,18 @@ const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call(
 return 1";
 
 /// Sets (the first `ARGV[2]` pairs after it) and deletes (the rest) fields of a room's
-/// kept state and publishes the change, in one step: Redis's hash is what every node has
-/// once it heard every change in Redis's order.
-const ROOM: &str = "local n = tonumber(ARGV[2])
+/// kept state and publishes the change (`ARGV[1]`) after the room's new version, in one
+/// step: Redis's hash is what every node has once it heard every change in Redis's order.
+/// The version (field `v`, one more with each change) keeps the hash even when nothing
+/// else is left in it, and a change made live clears the mark (`r`) of a hash written
+/// back from a node's copy: a copy written back later never overwrites it
+/// (`recover::RESEED`).
+const ROOM: &str = "local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HDEL', KEYS[1], 'r')
+local n = tonumber(ARGV[2])
 for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
 for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[2], v .. '\\n' .. ARGV[1])
 return 1";
 
 /// Keeps the node's key alive, unless another run took its number meanwhile.
@@ -250,6 +262,11 @@ fn settle(
                     Asked::Nick(nick, id) => hub.nick_lost(id, &nick),
                     Asked::Founding(room, id) => {
                         tracing::info!(room = %room.as_str(), "a room made here at the same moment as on another node is that node's");
+                        let mut founded = shared.founded.lock().unwrap();
+                        if founded.get(&room) == Some(&id) {
+                            founded.remove(&room);
+                        }
+                        drop(founded);
                         hub.founding_lost(&room, id);
                     }
                 }
@@ -282,11 +299,13 @@ fn settle(
                             .entry(room)
                             .or_default() += count;
                     }
-                    change @ (Out::Room(..) | Out::Found(..)) => changes.push(change),
+                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_)) => {
+                        changes.push(change)
+                    }
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) | Out::Ended(_) => {}
+                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
             let mut outage = shared.outage.lock().unwrap();
@@ -355,7 +374,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(2)
                 .arg(room_state::key(room))
                 .arg(channel())
-                .arg(wire.payload(0))
+                .arg(serde_json::to_string(wire).expect("plain data serializes"))
                 .arg(set.len());
             for (field, value) in set {
                 pipe.arg(field).arg(value);
@@ -382,8 +401,10 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                         room: room.as_str().to_string(),
                         set,
                         del,
+                        replace: false,
                     };
-                    (field, wire.payload(0))
+                    let json = serde_json::to_string(&wire).expect("plain data serializes");
+                    (field, json)
                 }
                 None => (String::new(), String::new()),
             };
@@ -396,7 +417,6 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(claim_value(shared, *id))
                 .arg(shared.node.number())
                 .arg(PREFIX)
-                .arg(CLUSTER_FOUNDING_HOLD.as_millis() as u64)
                 .arg(field)
                 .arg(publication)
                 .arg(account.as_ref().map_or("", |a| a.as_str()));
@@ -508,6 +528,7 @@ async fn hear(
     shutdown: &CancellationToken,
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
+    let mut activity = tokio::time::interval(CLUSTER_ACTIVITY_EVERY);
     let mut heard_own = Instant::now();
     loop {
         tokio::select! {
@@ -543,6 +564,7 @@ async fn hear(
                     return "the subscription ended";
                 }
             }
+            _ = activity.tick() => report_activity(shared, hub),
             _ = beat.tick() => {
                 if heard_own.elapsed() > CLUSTER_PROBE_TIMEOUT {
                     return "this node's heartbeat did not come back";
@@ -568,6 +590,30 @@ async fn hear(
                 }
             }
         }
+    }
+}
+
+/// Tells the other nodes when this node's users who spoke since the last report last did
+/// ([`Wire::Active`]), and keeps it for the presence told again after an outage.
+fn report_activity(shared: &Shared, hub: &Hub) {
+    let since = shared.reported.swap(now_ms(), Ordering::Relaxed);
+    let spoke = hub.spoke_since(since);
+    if spoke.is_empty() {
+        return;
+    }
+    {
+        let mut local = shared.local.lock().unwrap();
+        for (id, at) in &spoke {
+            if let Some(local) = local.get_mut(id) {
+                local.profile.spoke = *at;
+            }
+        }
+    }
+    for batch in spoke.chunks(CLUSTER_ACTIVITY_BATCH) {
+        shared.send(Out::Publish(Wire::Active {
+            node: shared.node.number(),
+            spoke: batch.iter().map(|(id, at)| (id.bits(), *at)).collect(),
+        }));
     }
 }
 
@@ -788,8 +834,20 @@ fn heard(
                 false => hub.account_gone(&name),
             }
         }
-        Wire::RoomKept { room, set, del, .. } => {
-            shared.room_kept(hub, wire::room(&room)?, set, del);
+        Wire::RoomKept {
+            room,
+            set,
+            del,
+            replace,
+            ..
+        } => {
+            let change = room_state::Change {
+                version: seq,
+                replace,
+                set,
+                del,
+            };
+            shared.room_kept(hub, wire::room(&room)?, change);
         }
         event @ (Wire::Topic { .. } | Wire::Modes { .. } | Wire::Kicked { .. }) => {
             hub.room_event_elsewhere(wire::room_event(event)?);
@@ -849,6 +907,8 @@ fn heard(
             user,
             realname,
             oper,
+            invisible,
+            spoke,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -874,6 +934,8 @@ fn heard(
                     .and_then(|r| r.cut(crate::limits::REALNAMELEN)),
                 oper,
                 signon,
+                invisible,
+                spoke,
             };
             let away = profile.away.clone();
             let remote = Remote {
@@ -883,6 +945,9 @@ fn heard(
                 profile,
             };
             let old = shared.roster.lock().unwrap().present(id, remote);
+            if old.is_none() {
+                shared.count_peak();
+            }
             if let Some(old) = old {
                 if old.nick != nick {
                     hub.renamed_elsewhere(&old.nick, &nick, &names);
@@ -890,6 +955,12 @@ fn heard(
                 if old.profile.away != away {
                     hub.away_elsewhere(&nick, away, &names);
                 }
+            }
+        }
+        Wire::Active { node, spoke } => {
+            let mut roster = shared.roster.lock().unwrap();
+            for (session, at) in spoke {
+                roster.spoke(node, SessionId::from_bits(session), at);
             }
         }
         Wire::Absent { session, .. } => {
@@ -908,7 +979,7 @@ fn heard(
             }
         }
         Wire::Gone { node } => {
-            let gone = shared.roster.lock().unwrap().forget_node(node);
+            let gone = shared.roster.lock().unwrap().gone(node);
             leave(hub, gone);
         }
     }

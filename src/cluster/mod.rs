@@ -21,7 +21,7 @@ mod wire;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
-use crate::hub::{Profile, WhoEntry};
+use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
     MAX_INVITES_PER_ROOM,
@@ -90,6 +90,15 @@ struct Shared {
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
     /// meanwhile ([`recover`]).
     epoch: Mutex<Option<String>>,
+    /// The rooms founded here and not let go, and by whom: claimed again after Redis lost
+    /// its keys (`recover`), so that a room made meanwhile on a node that was cut off is not
+    /// founded twice.
+    founded: Mutex<HashMap<RoomName, SessionId>>,
+    /// The most sessions of the whole cluster known at once (LUSERS's `266`).
+    peak: AtomicUsize,
+    /// When the others were last told who spoke here (`link::report_activity`), ms since
+    /// the Unix epoch.
+    reported: AtomicU64,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
@@ -128,6 +137,8 @@ impl Shared {
                 user: profile.user.as_deref().map(str::to_string),
                 realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
                 oper: profile.oper,
+                invisible: profile.invisible,
+                spoke: profile.spoke,
             },
             None => Wire::Absent {
                 node,
@@ -149,6 +160,13 @@ impl Shared {
             }
         }
         self.send(out);
+    }
+
+    /// A session arrived, here or elsewhere: the most known at once may be more.
+    fn count_peak(&self) {
+        let here = self.local.lock().unwrap().len();
+        let (elsewhere, _, _) = self.roster.lock().unwrap().counts();
+        self.peak.fetch_max(here + elsewhere, Ordering::Relaxed);
     }
 
     fn node_key(&self) -> String {
@@ -232,6 +250,9 @@ impl Cluster {
             outage: Mutex::default(),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
+            founded: Mutex::default(),
+            peak: AtomicUsize::new(0),
+            reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
         });
         link::rejoin(&shared, None);
@@ -342,17 +363,21 @@ impl Bus for ClusterBus {
             room: room.as_str().to_string(),
             set,
             del,
+            replace: false,
         };
         self.0.send_or_hold(Out::Room(room.clone(), wire));
     }
 
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
+        self.0.founded.lock().unwrap().insert(room.clone(), founder);
         self.0
             .send_or_hold(Out::Found(room.clone(), founder, account));
     }
 
     fn ended(&self, room: &RoomName) {
-        self.0.send(Out::Ended(room.clone()));
+        self.0.founded.lock().unwrap().remove(room);
+        // Held through an outage, after the founding it ends: a claim now lasts until let go.
+        self.0.send_or_hold(Out::Ended(room.clone()));
     }
 
     fn direct(&self, to: SessionId, event: Event) {
@@ -415,13 +440,13 @@ impl Directory for ClusterDirectory {
             nick: nick.clone(),
             rooms: Vec::new(),
             profile: Profile {
-                signon: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
+                signon: now_ms(),
+                spoke: now_ms(),
                 ..Profile::default()
             },
         };
         self.0.local.lock().unwrap().insert(owner, local);
+        self.0.count_peak();
         self.0.send(Out::Claim(nick.clone(), owner));
         self.0.send_presence(owner);
     }
@@ -464,6 +489,10 @@ impl Directory for ClusterDirectory {
         self.0.roster.lock().unwrap().members(room)
     }
 
+    fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        self.0.roster.lock().unwrap().matching(mask, seen, limit)
+    }
+
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.0.roster.lock().unwrap().rooms()
     }
@@ -474,6 +503,16 @@ impl Directory for ClusterDirectory {
 
     fn opers(&self) -> usize {
         self.0.roster.lock().unwrap().opers()
+    }
+
+    fn others(&self) -> Others {
+        let (users, invisible, nodes) = self.0.roster.lock().unwrap().counts();
+        Others {
+            users,
+            invisible,
+            nodes,
+            peak: self.0.peak.load(Ordering::Relaxed),
+        }
     }
 
     fn whois(&self, nick: &Nick) -> Option<Whois> {
@@ -488,7 +527,7 @@ impl Directory for ClusterDirectory {
             account: remote.profile.account.clone(),
             oper: remote.profile.oper,
             signon: remote.profile.signon,
-            idle: 0,
+            idle: remote.profile.idle_ms(),
         })
     }
 
@@ -524,17 +563,23 @@ impl Shared {
         rooms.push(room);
     }
 
-    /// `room`'s kept state changed (`set`, `del`): the copy here follows, and the hub's
-    /// room takes it.
-    fn room_kept(&self, hub: &Hub, room: RoomName, set: Vec<(String, String)>, del: Vec<String>) {
+    /// `room`'s kept state changed: the copy here follows, and the hub's room takes it.
+    fn room_kept(&self, hub: &Hub, room: RoomName, change: room_state::Change) {
         let kept = {
             let mut rooms = self.rooms.lock().unwrap();
             let fields = rooms.entry(room.clone()).or_default();
-            room_state::apply(fields, set, del);
+            room_state::apply(fields, change);
             room_state::kept(&room, fields)
         };
         hub.room_kept(&room, kept);
     }
+}
+
+/// Milliseconds since the Unix epoch, as sign-on and activity times are told.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The wait after `failures` failed attempts to reach Redis: doubling from the least to

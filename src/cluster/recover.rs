@@ -13,8 +13,8 @@ use redis::aio::ConnectionManager;
 use super::link::{backlog_key, channel, lost_publication, said_publication, seq_key};
 use super::room_state;
 use super::wire::{self, Wire};
-use super::{PREFIX, Shared};
-use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName};
+use super::{Out, PREFIX, Shared};
+use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName, SessionId};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -56,6 +56,20 @@ pub(super) async fn recover(
     hub: &Hub,
 ) -> redis::RedisResult<Recovered> {
     let emptied = epoch(shared, redis).await?;
+    if emptied {
+        // Before what was held through the outage is sent (`link::rejoin`): a room this
+        // node founded keeps its founder against one made meanwhile on a node cut off.
+        let founded: Vec<(RoomName, SessionId)> = {
+            let founded = shared.founded.lock().unwrap();
+            founded
+                .iter()
+                .map(|(room, id)| (room.clone(), *id))
+                .collect()
+        };
+        for (room, id) in founded {
+            shared.send(Out::Found(room, id, None));
+        }
+    }
     load_rooms(shared, redis, hub, emptied).await?;
     let mut rooms = hub.last_heard(rooms_with(redis, "log").await?);
     {
@@ -195,11 +209,19 @@ async fn epoch(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
     Ok(emptied)
 }
 
-/// Writes a room's fields back to Redis unless it has the room already (another node
-/// wrote them back first), and publishes them as a change, for every node's copy.
-const RESEED: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+/// Writes a room's fields (the pairs from `ARGV[3]`) back to Redis from a node's copy of
+/// version `ARGV[2]`, and publishes them (`ARGV[1]`, after the version) as replacing the
+/// room's: if Redis has no hash for the room, or one written back the same way (marked
+/// `r`) from an older copy. A hash changed live since Redis lost its keys is never
+/// overwritten: what was done after the loss is newer than any copy from before it.
+const RESEED: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HEXISTS', KEYS[1], 'r') == 0 then return 0 end
+  if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') >= tonumber(ARGV[2]) then return 0 end
+  redis.call('DEL', KEYS[1])
+end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', '1')
+redis.call('PUBLISH', KEYS[2], ARGV[2] .. '\\n' .. ARGV[1])
 return 1";
 
 /// Reads every room's kept state from Redis ([`room_state`]): the copy here becomes what
@@ -249,7 +271,8 @@ async fn load_rooms(
     Ok(())
 }
 
-/// Writes back every room this node keeps a copy of ([`RESEED`]), after Redis lost them.
+/// Writes back every room this node keeps a copy of ([`RESEED`]), after Redis lost them:
+/// a room whose copy is more recent than what another node wrote back first replaces it.
 async fn reseed(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
     let copies: Vec<(RoomName, room_state::Fields)> = {
         let rooms = shared.rooms.lock().unwrap();
@@ -268,19 +291,25 @@ async fn reseed(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisR
     );
     let mut pipe = redis::pipe();
     for (room, fields) in copies {
-        let set: Vec<(String, String)> = fields.into_iter().collect();
+        let version = room_state::version(&fields);
+        let set: Vec<(String, String)> = fields
+            .into_iter()
+            .filter(|(f, _)| f != room_state::VERSION && f != room_state::WRITTEN_BACK)
+            .collect();
         let wire = Wire::RoomKept {
             node: shared.node.number(),
             room: room.as_str().to_string(),
             set: set.clone(),
             del: Vec::new(),
+            replace: true,
         };
         pipe.cmd("EVAL")
             .arg(RESEED)
             .arg(2)
             .arg(room_state::key(&room))
             .arg(channel())
-            .arg(wire.payload(0));
+            .arg(serde_json::to_string(&wire).expect("plain data serializes"))
+            .arg(version);
         for (field, value) in set {
             pipe.arg(field).arg(value);
         }

@@ -55,14 +55,46 @@ pub fn delta(changes: &[RoomChange]) -> (Vec<(String, String)>, Vec<String>) {
     (set, del)
 }
 
-/// Applies a delta to a room's fields.
-pub fn apply(fields: &mut Fields, set: Vec<(String, String)>, del: Vec<String>) {
-    for (field, value) in set {
+/// The field holding a room's version: one more with each change Redis makes to the
+/// room (`link::ROOM`), so a node's copy says how recent it is.
+pub const VERSION: &str = "v";
+
+/// The field marking a hash written back from a node's copy after Redis lost its keys, and
+/// not changed live since: a more recent copy may still replace it (`recover::RESEED`).
+pub const WRITTEN_BACK: &str = "r";
+
+/// A change to a room's fields, as heard.
+pub struct Change {
+    /// The room's version after it; `0` when not known (an older node's change).
+    pub version: u64,
+    /// The fields are `set` alone from now on (a copy written back).
+    pub replace: bool,
+    pub set: Vec<(String, String)>,
+    pub del: Vec<String>,
+}
+
+/// Applies a change to a room's fields.
+pub fn apply(fields: &mut Fields, change: Change) {
+    if change.replace {
+        fields.clear();
+    }
+    for (field, value) in change.set {
         fields.insert(field, value);
     }
-    for field in del {
+    for field in change.del {
         fields.remove(&field);
     }
+    if change.version > 0 {
+        fields.insert(VERSION.to_string(), change.version.to_string());
+    }
+}
+
+/// A room's version, as its fields say (`0`: none).
+pub fn version(fields: &Fields) -> u64 {
+    fields
+        .get(VERSION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// What a room's fields say it keeps; a field that does not read back (another program
@@ -89,6 +121,8 @@ fn read(kept: &mut KeptRoom, field: &str, value: &str) -> Result<(), &'static st
     };
     let modes: &mut Modes = &mut kept.modes;
     match field {
+        // Not what the room keeps, but how recent Redis's copy is.
+        VERSION | WRITTEN_BACK => {}
         "topic" => kept.topic = Some(topic_from(&json()?).ok_or("not a topic")?),
         "t" => modes.topic_locked = flag()?,
         "n" => modes.no_outside = flag()?,
@@ -149,7 +183,8 @@ mod tests {
         ];
         let mut fields = Fields::new();
         let (set, del) = delta(&changes);
-        apply(&mut fields, set, del);
+        apply(&mut fields, change(3, set, del));
+        assert_eq!(version(&fields), 3);
         // Foreign or broken fields are skipped, the rest read.
         for (field, value) in [("x", "1"), ("n", "yes"), ("ban:zz", "{"), ("i", "2")] {
             fields.insert(field.into(), value.into());
@@ -169,9 +204,33 @@ mod tests {
             RoomChange::OpAccount(ana, false),
         ]);
         assert!(set.is_empty());
-        apply(&mut fields, set, del);
+        apply(&mut fields, change(4, set, del));
         let kept = super::kept(&room, &fields);
         assert!(kept.topic.is_none() && kept.bans.is_empty() && kept.op_accounts.is_empty());
         assert_eq!(kept.modes.describe(true), "+mn");
+        // A copy written back replaces every field, and the version is no room state.
+        let topic = RoomChange::Topic(Some(Topic {
+            text: MessageText::new("back").unwrap(),
+            by: Nick::parse("bob").unwrap(),
+            at: 9,
+        }));
+        let (set, _) = delta(&[topic]);
+        let mut back = change(2, set, Vec::new());
+        back.replace = true;
+        apply(&mut fields, back);
+        assert_eq!(fields.len(), 2, "{fields:?}");
+        assert_eq!(version(&fields), 2);
+        let kept = super::kept(&room, &fields);
+        assert_eq!(kept.topic.unwrap().text.as_str(), "back");
+        assert_eq!(kept.modes.describe(true), "+nt");
+    }
+
+    fn change(version: u64, set: Vec<(String, String)>, del: Vec<String>) -> Change {
+        Change {
+            version,
+            replace: false,
+            set,
+            del,
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::hub::{Nick, Profile, RoomName, SessionId, Standing, WhoEntry};
+use crate::hub::{Nick, Profile, RoomName, Seen, SessionId, Standing, WhoEntry, WhoMask};
 
 /// A session of another node.
 pub struct Remote {
@@ -24,6 +24,8 @@ pub struct Roster {
     /// How many of `sessions` are server operators, kept as they come and go: every
     /// welcome (LUSERS) asks, and a walk over every session would cost each one.
     opers: usize,
+    /// How many of `sessions` are invisible (`+i`), kept as `opers` is.
+    invisible: usize,
     /// Each node heard from: the run it is in and when it was last heard.
     nodes: HashMap<u16, (String, Instant)>,
 }
@@ -56,16 +58,51 @@ impl Roster {
                         away: remote.profile.away.is_some(),
                         account: remote.profile.account.clone(),
                         oper: remote.profile.oper,
-                        idle: 0,
+                        invisible: remote.profile.invisible,
+                        idle: remote.profile.idle_ms() / 1000,
                     }
                 })
                 .collect()
         })
     }
 
+    /// The sessions `mask` matches that `seen` lets through, at most `limit`.
+    pub fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        self.sessions
+            .values()
+            .filter(|r| mask.matches(&r.nick, r.profile.user.as_deref()))
+            .filter(|r| seen(&r.profile, &r.rooms))
+            .take(limit)
+            .map(|r| WhoEntry {
+                nick: r.nick.clone(),
+                standing: Standing::Member,
+                user: r.profile.user.clone(),
+                realname: r.profile.realname.clone(),
+                away: r.profile.away.is_some(),
+                account: r.profile.account.clone(),
+                oper: r.profile.oper,
+                invisible: r.profile.invisible,
+                idle: r.profile.idle_ms() / 1000,
+            })
+            .collect()
+    }
+
+    /// Session `id` of `node` last said something at `spoke` (ms since the Unix epoch).
+    pub fn spoke(&mut self, node: u16, id: SessionId, spoke: u64) {
+        if let Some(remote) = self.sessions.get_mut(&id).filter(|r| r.node == node) {
+            remote.profile.spoke = remote.profile.spoke.max(spoke);
+        }
+    }
+
     /// How many of the other nodes' sessions are server operators.
     pub fn opers(&self) -> usize {
         self.opers
+    }
+
+    /// How many sessions and live nodes the others have, and how many of those sessions
+    /// are invisible.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.sessions.len(), self.invisible, self.nodes.len())
     }
 
     pub fn rooms(&self) -> Vec<(RoomName, usize)> {
@@ -90,6 +127,7 @@ impl Roster {
             self.rooms.entry(room.clone()).or_default().insert(id);
         }
         self.opers += usize::from(remote.profile.oper);
+        self.invisible += usize::from(remote.profile.invisible);
         self.sessions.insert(id, remote);
         old
     }
@@ -98,6 +136,7 @@ impl Roster {
     pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
         let remote = self.sessions.remove(&id)?;
         self.opers -= usize::from(remote.profile.oper);
+        self.invisible -= usize::from(remote.profile.invisible);
         if self.nicks.get(&remote.nick) == Some(&id) {
             self.nicks.remove(&remote.nick);
         }
@@ -151,6 +190,12 @@ impl Roster {
             gone.extend(self.forget_node(node));
         }
         gone
+    }
+
+    /// `node` said it is shutting down: forgets it and its sessions; returns them.
+    pub fn gone(&mut self, node: u16) -> Vec<Remote> {
+        self.nodes.remove(&node);
+        self.forget_node(node)
     }
 
     /// Forgets every session of `node`; returns them.
@@ -208,9 +253,19 @@ mod tests {
         roster.present(ana, oper);
         assert!(roster.members(&ops)[0].oper);
         assert_eq!(roster.opers(), 1);
+        assert_eq!(roster.counts(), (1, 0, 1));
         let dev = RoomName::parse("#dev").unwrap();
         assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);
+        // A mask finds her, unless what decides who may see her says no.
+        let mask = WhoMask::parse("ANI*").unwrap();
+        assert_eq!(roster.matching(&mask, &|_, _| true, 10).len(), 1);
+        assert!(roster.matching(&mask, &|p, _| !p.oper, 10).is_empty());
+        assert!(
+            roster
+                .matching(&WhoMask::parse("b*").unwrap(), &|_, _| true, 10)
+                .is_empty()
+        );
         assert!(roster.silent_since(t0).is_empty());
         let gone = roster.silent_since(t0 + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);

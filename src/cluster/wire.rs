@@ -14,6 +14,10 @@ use crate::hub::{
 };
 use crate::limits::CLUSTER_PAYLOAD_BYTES;
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One publication on the cluster's channel.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -77,12 +81,16 @@ pub enum Wire {
         message: Option<String>,
     },
     /// What `room` keeps changed: fields of its hash in Redis set and deleted
-    /// ([`super::room_state`]), as the script that publishes this changed them there.
+    /// ([`super::room_state`]), as the script that publishes this changed them there; its
+    /// number is the room's version after the change (`0` from an older node). `replace`:
+    /// the hash was written afresh from a node's copy, and holds `set` only.
     RoomKept {
         node: u16,
         room: String,
         set: Vec<(String, String)>,
         del: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replace: bool,
     },
     /// `by` set the topic of `room` (`text` `None`: cleared it), at `at`.
     Topic {
@@ -162,6 +170,21 @@ pub enum Wire {
         realname: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         oper: bool,
+        /// IRC's user mode `+i` (WHO masks, LUSERS); missing (from an older node) reads as
+        /// not invisible.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        invisible: bool,
+        /// When it last said something, as of its node's last report of activity
+        /// (`Active`); missing (from an older node) reads as not known (no idle time).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        spoke: u64,
+    },
+    /// When sessions of `node` that spoke since its last report last did (session,
+    /// milliseconds since the Unix epoch): sent every `CLUSTER_ACTIVITY_EVERY`, for idle
+    /// times.
+    Active {
+        node: u16,
+        spoke: Vec<(u64, u64)>,
     },
     Absent {
         node: u16,
@@ -209,6 +232,7 @@ impl Wire {
             | Wire::Invite { node, .. }
             | Wire::Present { node, .. }
             | Wire::Absent { node, .. }
+            | Wire::Active { node, .. }
             | Wire::Beat { node, .. }
             | Wire::Hello { node, .. }
             | Wire::Gone { node } => *node,
@@ -502,7 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn presence_from_an_older_node_reads_as_no_user_name_and_no_operator() {
+    fn presence_from_an_older_node_reads_as_no_user_name_no_operator_and_not_invisible() {
         let old = br##"1
 {"t":"present","node":2,"session":9,"nick":"ana","rooms":["#ops"],"signon":5}"##;
         let (_, wire) = Wire::parse(old).unwrap();
@@ -510,12 +534,14 @@ mod tests {
             user,
             realname,
             oper,
+            invisible,
+            spoke,
             ..
         } = wire
         else {
             panic!("not a presence: {wire:?}");
         };
-        assert!(user.is_none() && realname.is_none() && !oper);
+        assert!(user.is_none() && realname.is_none() && !oper && !invisible && spoke == 0);
         // And a new one says them only when there is something to say.
         let new = Wire::Present {
             node: 2,
@@ -530,10 +556,27 @@ mod tests {
             user: Some("anauser".into()),
             realname: None,
             oper: true,
+            invisible: false,
+            spoke: 0,
         };
         let json = new.payload(0);
         assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));
-        assert!(!json.contains("realname"), "{json}");
+        assert!(
+            !json.contains("realname") && !json.contains("invisible"),
+            "{json}"
+        );
+        let (_, back) =
+            Wire::parse(json.replace("true", "true,\"invisible\":true").as_bytes()).unwrap();
+        assert!(
+            matches!(
+                back,
+                Wire::Present {
+                    invisible: true,
+                    ..
+                }
+            ),
+            "{back:?}"
+        );
     }
 
     #[test]

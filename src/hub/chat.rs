@@ -290,7 +290,7 @@ impl ChatState {
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,
-    /// account, user and real name, operator flag).
+    /// account, user and real name, operator and invisible flags).
     pub fn tell_profile(&self, id: SessionId) {
         if let Some(session) = self.sessions.get(&id) {
             let profile = Profile {
@@ -300,6 +300,8 @@ impl ChatState {
                 realname: session.realname.clone(),
                 oper: session.oper,
                 signon: session.signon,
+                invisible: session.invisible,
+                spoke: session.spoke,
             };
             self.directory.profile(id, profile);
         }
@@ -710,6 +712,8 @@ impl ChatState {
             session.oper = false;
             self.oper_sessions -= 1;
             changed.push_str("-o");
+        }
+        if !changed.is_empty() {
             self.tell_profile(id);
         }
         let session = &self.sessions[&id];
@@ -721,14 +725,21 @@ impl ChatState {
         }
     }
 
-    /// How many are connected now, at most, and how many rooms there are.
+    /// How many are connected now, at most, and how many rooms there are; here and on
+    /// every node of a cluster.
     pub fn census(&self) -> Census {
+        let others = self.directory.others();
+        let users = self.sessions.len();
+        let global_users = users + others.users;
         Census {
-            users: self.sessions.len(),
-            invisible: self.invisible_sessions,
+            users,
             opers: self.oper_sessions + self.directory.opers(),
             peak: self.peak_sessions,
             rooms: self.rooms.len(),
+            global_users,
+            global_invisible: self.invisible_sessions + others.invisible,
+            global_peak: others.peak.max(self.peak_sessions).max(global_users),
+            servers: 1 + others.nodes,
         }
     }
 
@@ -1038,10 +1049,12 @@ impl ChatState {
                     return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
                 }
                 members.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
+                let away = members.iter().map(|m| m.away).collect();
                 let (nicks, standing) = members.into_iter().map(|m| (m.nick, m.standing)).unzip();
                 return Ok(Some(Event::Users {
                     nicks,
                     standing,
+                    away,
                     secret: self.is_secret(&room),
                     room,
                 }));
@@ -1051,18 +1064,32 @@ impl ChatState {
         let target = &self.rooms[&room];
         let ids = self.member_ids(&room, None);
         let mut standing: Vec<Standing> = ids.iter().map(|m| target.standing(*m)).collect();
+        let mut away: Vec<bool> = ids
+            .iter()
+            .map(|m| self.sessions[m].away.is_some())
+            .collect();
         let mut nicks = self.nicks_of(ids);
         let elsewhere = self.directory.members(&room);
         if !elsewhere.is_empty() {
-            // Members of other nodes are operators or voiced as their nodes told.
-            let mut all: Vec<(Nick, Standing)> = nicks.into_iter().zip(standing).collect();
-            all.extend(elsewhere.into_iter().map(|m| (m.nick, m.standing)));
+            // Members of other nodes are operators, voiced or away as their nodes told.
+            let mut all: Vec<(Nick, (Standing, bool))> = nicks
+                .into_iter()
+                .zip(standing.into_iter().zip(away))
+                .collect();
+            all.extend(
+                elsewhere
+                    .into_iter()
+                    .map(|m| (m.nick, (m.standing, m.away))),
+            );
             all.sort_unstable_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
-            (nicks, standing) = all.into_iter().unzip();
+            let marks: Vec<(Standing, bool)>;
+            (nicks, marks) = all.into_iter().unzip();
+            (standing, away) = marks.into_iter().unzip();
         }
         Ok(Some(Event::Users {
             nicks,
             standing,
+            away,
             room: target.name.clone(),
             secret: target.modes.secret,
         }))

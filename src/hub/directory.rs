@@ -10,6 +10,11 @@ use super::names::{Nick, RoomName};
 use super::ops::Standing;
 use super::room::KeptRoom;
 use super::text::MessageText;
+use super::who::WhoMask;
+
+/// Whether the asker of a WHO may see a user of another node, by what it shows and the
+/// rooms it is in (the hub's visibility rules, applied to either node's users alike).
+pub type Seen<'a> = &'a dyn Fn(&Profile, &[(RoomName, Standing)]) -> bool;
 
 /// What other nodes show of a session beyond its nick and rooms (WHO, WHOIS, LUSERS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +28,35 @@ pub struct Profile {
     pub oper: bool,
     /// When it connected, milliseconds since the Unix epoch.
     pub signon: u64,
+    /// IRC's user mode `+i`: found by a WHO mask only by those sharing a room with it.
+    pub invisible: bool,
+    /// When it last said something (or connected), milliseconds since the Unix epoch, as
+    /// last told: the cluster tells it every [`crate::limits::CLUSTER_ACTIVITY_EVERY`],
+    /// not with each message. `0`: not known.
+    pub spoke: u64,
+}
+
+impl Profile {
+    /// Milliseconds since it last said something, by this machine's clock (`0` when not
+    /// known).
+    pub fn idle_ms(&self) -> u64 {
+        if self.spoke == 0 {
+            return 0;
+        }
+        super::chat::now_ms().saturating_sub(self.spoke)
+    }
+}
+
+/// What the other nodes of a cluster count, as last heard (LUSERS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Others {
+    /// Their sessions, and those of them invisible (`+i`).
+    pub users: usize,
+    pub invisible: usize,
+    /// The live nodes besides this one.
+    pub nodes: usize,
+    /// The most sessions of the whole cluster (this node's too) known at once.
+    pub peak: usize,
 }
 
 /// Nicks held by sessions of other nodes. Called under the hub's lock: an implementation
@@ -62,9 +96,16 @@ pub trait Directory: Send + Sync {
     }
 
     /// `room`'s members on other nodes, in no order, as their nodes last told: as WHO
-    /// shows them (so NAMES' `@` and `+` too), with no idle time.
+    /// shows them (so NAMES' `@` and `+` too), idle since their node last told.
     fn members(&self, room: &RoomName) -> Vec<WhoEntry> {
         let _ = room;
+        Vec::new()
+    }
+
+    /// The users of other nodes `mask` matches that `seen` lets through, at most `limit`,
+    /// in no order, as WHO shows them (plain members).
+    fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
+        let _ = (mask, seen, limit);
         Vec::new()
     }
 
@@ -90,6 +131,11 @@ pub trait Directory: Send + Sync {
     /// How many server operators the other nodes have (LUSERS).
     fn opers(&self) -> usize {
         0
+    }
+
+    /// How many users the other nodes have, and live nodes there are (LUSERS).
+    fn others(&self) -> Others {
+        Others::default()
     }
 
     /// What is known of `nick`, held on another node: WHOIS's answer.

@@ -207,6 +207,19 @@ impl Hub {
         })
     }
 
+    /// The sessions here that said something after `since` (milliseconds since the Unix
+    /// epoch), and when they last did: what a cluster tells the others now and then for
+    /// their idle time, asked for periodically rather than told per message.
+    pub fn spoke_since(&self, since: u64) -> Vec<(SessionId, u64)> {
+        self.with_chat(|chat| {
+            chat.sessions
+                .iter()
+                .filter(|(_, session)| session.spoke > since)
+                .map(|(id, session)| (*id, session.spoke))
+                .collect()
+        })
+    }
+
     /// The other nodes are reachable again and what was missed has been heard: a message of
     /// this node still not handed back was lost with Redis (sent, never kept there). Its
     /// speaker is told instead of waiting for an `ack` forever.

@@ -42,13 +42,19 @@ pub struct Said {
 pub struct Census {
     /// Sessions connected to this server now.
     pub users: usize,
-    /// Those of them that are invisible (IRC's user mode `+i`).
-    pub invisible: usize,
     /// Server operators connected, to this node and to every other node of a cluster.
     pub opers: usize,
     /// The most sessions connected at once since the server started.
     pub peak: usize,
     pub rooms: usize,
+    /// Sessions connected to every node of a cluster now (`users` for a server alone),
+    /// those of them invisible (IRC's user mode `+i`), and the most this node has known
+    /// at once.
+    pub global_users: usize,
+    pub global_invisible: usize,
+    pub global_peak: usize,
+    /// The nodes of the cluster alive, this one included (1 for a server alone).
+    pub servers: usize,
 }
 
 /// A user as WHO shows them.
@@ -65,6 +71,8 @@ pub struct WhoEntry {
     pub account: Option<Nick>,
     /// A server operator (`--oper`).
     pub oper: bool,
+    /// Invisible (`+i`): left out of a room's WHO for those outside it.
+    pub invisible: bool,
     /// Seconds since they last said something (WHOX's `l`).
     pub idle: u64,
 }
@@ -162,11 +170,13 @@ pub enum Event {
         room: RoomName,
         items: Vec<Notice>,
     },
-    /// `standing[i]` is what `nicks[i]` is in the room: operator, voiced or neither.
+    /// `standing[i]` is what `nicks[i]` is in the room: operator, voiced or neither;
+    /// `away[i]` whether `nicks[i]` is away.
     Users {
         room: RoomName,
         nicks: Vec<Nick>,
         standing: Vec<Standing>,
+        away: Vec<bool>,
         /// The room is secret (`+s`): only its members are told who is in it.
         secret: bool,
     },

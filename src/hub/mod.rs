@@ -64,7 +64,7 @@ pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request, WhoOf};
-pub use directory::{Alone, Directory, Profile};
+pub use directory::{Alone, Directory, Others, Profile, Seen};
 pub use event::{
     AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, LeaveReason, Outgoing, Said,
     WhoEntry, Whois,
@@ -753,6 +753,14 @@ impl Hub {
     /// The nick session `id` goes by now; `None` once it is gone.
     pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
         self.lock().sessions.get(&id).map(|s| s.nick.clone())
+    }
+
+    /// Whether session `id` is in `room` now.
+    pub fn is_in(&self, id: SessionId, room: &RoomName) -> bool {
+        self.lock()
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.rooms.contains(room))
     }
 
     /// What this hub, and the server and feeds around it, count.

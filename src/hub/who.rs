@@ -5,8 +5,9 @@
 use super::SessionId;
 use super::chat::{ChatState, now_ms};
 use super::command::WhoOf;
+use super::directory::Profile;
 use super::event::{Event, WhoEntry};
-use super::names::{Nick, fold};
+use super::names::{Nick, RoomName, fold};
 use super::ops::{Standing, glob};
 use crate::limits::{MAX_WHO_MASK_CHARS, MAX_WHO_MASK_REPLIES};
 
@@ -61,7 +62,8 @@ impl WhoMask {
         glob(&pattern, &host)
     }
 
-    fn matches(&self, nick: &Nick, user: Option<&str>) -> bool {
+    /// Whether a user called `nick`, who gave `user` (IRC's USER) or none, matches.
+    pub fn matches(&self, nick: &Nick, user: Option<&str>) -> bool {
         let key: Vec<char> = nick.key().chars().collect();
         // Those who gave no user name show their nick as one (WHO, WHOIS).
         let user = user.unwrap_or(nick.as_str()).to_ascii_lowercase();
@@ -75,8 +77,8 @@ impl ChatState {
     /// other nodes as their nodes told (standing, user and real name, away, account, operator
     /// flag): all of them to a member, the
     /// visible ones to anyone else, none of a secret room to anyone else. WHO of a nick, its holder here or on another node, invisible or not; of
-    /// a mask, the users of this node it matches that `asker` may see, at most
-    /// [`MAX_WHO_MASK_REPLIES`]. `opers_only` keeps server operators alone.
+    /// a mask, the users of every node it matches that `asker` may see, at most
+    /// [`MAX_WHO_MASK_REPLIES`] (this node's first). `opers_only` keeps server operators alone.
     pub(super) fn who(&self, asker: SessionId, of: WhoOf, opers_only: bool) -> Event {
         let (room, mut members) = match of {
             WhoOf::Nick(nick) => {
@@ -90,7 +92,9 @@ impl ChatState {
                         away: whois.away.is_some(),
                         account: whois.account,
                         oper: whois.oper,
-                        idle: 0,
+                        // Found by nick, invisible or not: not asked.
+                        invisible: false,
+                        idle: whois.idle / 1000,
                     }),
                 };
                 (None, found.into_iter().collect())
@@ -111,7 +115,8 @@ impl ChatState {
                     .filter(|&m| member || !self.sessions[&m].invisible)
                     .map(|m| self.who_entry(m, target.standing(m)))
                     .collect();
-                members.extend(self.directory.members(&room));
+                let elsewhere = self.directory.members(&room).into_iter();
+                members.extend(elsewhere.filter(|m| member || !m.invisible));
                 (Some(target.name.clone()), members)
             }
         };
@@ -129,7 +134,7 @@ impl ChatState {
                 || id == asker
                 || session.rooms.iter().any(|room| mine.contains(room))
         };
-        let mut found: Vec<SessionId> = self
+        let found: Vec<SessionId> = self
             .sessions
             .iter()
             .filter(|(_, s)| mask.matches(&s.nick, s.user.as_deref()))
@@ -137,14 +142,21 @@ impl ChatState {
             .filter(|&id| seen(id))
             .take(MAX_WHO_MASK_REPLIES)
             .collect();
-        found.sort_unstable_by(|a, b| {
-            let (a, b) = (&self.sessions[a].nick, &self.sessions[b].nick);
-            a.sort_key().cmp(b.sort_key())
-        });
-        found
+        // Users of other nodes by the same rule: an invisible one only to whoever shares
+        // one of its rooms.
+        let seen_elsewhere = |profile: &Profile, rooms: &[(RoomName, Standing)]| {
+            !profile.invisible || rooms.iter().any(|(room, _)| mine.contains(room))
+        };
+        let space = MAX_WHO_MASK_REPLIES - found.len();
+        let mut entries: Vec<WhoEntry> = found
             .into_iter()
             .map(|id| self.who_entry(id, Standing::Member))
-            .collect()
+            .collect();
+        if space > 0 {
+            entries.extend(self.directory.matching(mask, &seen_elsewhere, space));
+        }
+        entries.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
+        entries
     }
 
     fn who_entry(&self, id: SessionId, standing: Standing) -> WhoEntry {
@@ -157,6 +169,7 @@ impl ChatState {
             away: session.away.is_some(),
             account: session.account.clone(),
             oper: session.oper,
+            invisible: session.invisible,
             idle: now_ms().saturating_sub(session.spoke) / 1000,
         }
     }

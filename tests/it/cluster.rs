@@ -89,7 +89,7 @@ impl Drop for Redis {
 /// Should the test fail, what the node logged is printed with the failure.
 pub(crate) struct Node {
     name: String,
-    process: Binary,
+    pub(crate) process: Binary,
     pub(crate) tcp: SocketAddr,
     pub(crate) irc: SocketAddr,
     pub(crate) http: SocketAddr,
@@ -103,7 +103,15 @@ impl Node {
 
     /// [`Node::start`] with `more` arguments to `charla serve` (`--oper NAME:HASH`).
     pub(crate) fn start_with(redis: &Redis, name: &str, more: &[&str]) -> Node {
-        let url = redis.url();
+        Node::start_at(&redis.url(), name, more)
+    }
+
+    /// [`Node::start`] with Redis at `url` (through a relay, say).
+    pub(crate) fn start_url(url: &str, name: &str) -> Node {
+        Node::start_at(url, name, &[])
+    }
+
+    fn start_at(url: &str, name: &str, more: &[&str]) -> Node {
         let mut args = vec![
             "serve",
             "--listen",
@@ -117,7 +125,7 @@ impl Node {
             "--flood-rate",
             "0",
             "--cluster",
-            &url,
+            url,
             "--node-name",
             name,
         ];
@@ -157,12 +165,14 @@ impl Node {
         c
     }
 
-    /// A JSON client registered as `nick`.
+    /// A JSON client registered as `nick`, in #lobby (which its hello names).
     async fn json(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("*** Welcome").await;
-        c.send(&format!(r#"{{"type":"hello","nick":"{nick}"}}"#))
-            .await;
+        c.send(&format!(
+            r##"{{"type":"hello","nick":"{nick}","rooms":["#lobby"]}}"##
+        ))
+        .await;
         let welcome = c.expect_json("welcome").await;
         assert_eq!(welcome["nick"], nick);
         c
@@ -290,7 +300,7 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     );
     let mut ana = one.text("ana").await;
     let mut bob = two.json("bob").await;
-    ana.expect("is now known as bob").await;
+    ana.expect("#lobby *** bob joined").await;
     let mut cy = three.irc("cy").await;
     ana.expect("#lobby *** cy joined").await;
     bob.expect(r#""nick":"cy""#).await;
@@ -446,6 +456,21 @@ async fn a_node_killed_leaves_and_frees_its_nicks_and_bad_data_is_skipped() {
             "PUBLISH",
             "charla:bus",
             "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"9x\",\"rooms\":[]}",
+        ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"present\",\"node\":9,\"session\":1,\"nick\":\"ana\",\"rooms\":[],\"invisible\":\"yes\"}",
+        ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"active\",\"node\":9,\"spoke\":[[\"x\",1]]}",
+        ],
+        &[
+            "PUBLISH",
+            "charla:bus",
+            "0\n{\"t\":\"active\",\"node\":9,\"spoke\":[[1,1],[99999999999,18446744073709551615]]}",
         ],
         &["SET", "charla:nick:eve", "garbage"],
     ] {

@@ -283,6 +283,7 @@ fn write_event(
             nicks,
             standing,
             secret,
+            ..
         } => {
             let room = Names {
                 name: room.as_str(),
@@ -489,24 +490,31 @@ fn write_event(
     }
 }
 
-/// LUSERS: everyone connected is a user of this one server, visible or invisible (`+i`);
-/// the figures are the hub's own. Server operators, of every node of a cluster, are
-/// counted by `252` only when there are some: the Modern IRC documentation calls its
-/// count a positive integer, and ngIRCd and InspIRCd leave it out at zero.
+/// LUSERS: `251` and `266` count the users of every node of a cluster (`251`'s servers
+/// are its live nodes), `255` and `265` this node's own; alone, the figures are the same.
+/// Server operators, of every node of a cluster, are counted by `252` only when there
+/// are some: the Modern IRC documentation calls its count a positive integer, and ngIRCd
+/// and InspIRCd leave it out at zero.
 fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Result {
     let Census {
         users,
-        invisible,
         opers,
         peak,
         rooms,
+        global_users,
+        global_invisible,
+        global_peak,
+        servers,
+        ..
     } = *census;
-    let visible = users - invisible;
+    let visible = global_users - global_invisible;
     numeric(
         s,
         RPL_LUSERCLIENT,
         to,
-        &format!(":There are {visible} users and {invisible} invisible on 1 servers"),
+        &format!(
+            ":There are {visible} users and {global_invisible} invisible on {servers} servers"
+        ),
     )?;
     if opers > 0 {
         numeric(s, RPL_LUSEROP, to, &format!("{opers} :operator(s) online"))?;
@@ -533,7 +541,9 @@ fn write_census(s: &mut Lines<'_>, to: &str, census: &Census) -> std::fmt::Resul
         s,
         RPL_GLOBALUSERS,
         to,
-        &format!("{users} {peak} :Current global users {users}, max {peak}"),
+        &format!(
+            "{global_users} {global_peak} :Current global users {global_users}, max {global_peak}"
+        ),
     )
 }
 
@@ -1222,10 +1232,13 @@ mod tests {
     fn lusers_counts_operators_with_252_only_when_there_are_some() {
         let census = Census {
             users: 3,
-            invisible: 0,
             opers: 2,
             peak: 3,
             rooms: 1,
+            global_users: 3,
+            global_invisible: 0,
+            global_peak: 3,
+            servers: 1,
         };
         let got = lines(Event::Census(census), None);
         assert_eq!(
@@ -1247,10 +1260,13 @@ mod tests {
                 rooms: vec![],
                 census: Census {
                     users: 3,
-                    invisible: 1,
                     opers: 0,
                     peak: 7,
                     rooms: 2,
+                    global_users: 10,
+                    global_invisible: 4,
+                    global_peak: 12,
+                    servers: 3,
                 },
             },
             None,
@@ -1267,10 +1283,16 @@ mod tests {
             ":charla 004 ana charla charla-0.1.0 io biklmnostv bklov"
                 .replace("0.1.0", env!("CARGO_PKG_VERSION"))
         );
+        // This node's users, then the cluster's (three nodes).
         assert_eq!(got[9], ":charla 265 ana 3 7 :Current local users 3, max 7");
         assert_eq!(
+            got[10],
+            ":charla 266 ana 10 12 :Current global users 10, max 12"
+        );
+        assert_eq!(got[8], ":charla 255 ana :I have 3 clients and 0 servers");
+        assert_eq!(
             got[6],
-            ":charla 251 ana :There are 2 users and 1 invisible on 1 servers"
+            ":charla 251 ana :There are 6 users and 4 invisible on 3 servers"
         );
         assert_eq!(got[7], ":charla 254 ana 2 :channels formed");
         assert!(
@@ -1343,6 +1365,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
             standing: vec![Standing::Member; 2],
+            away: vec![false; 2],
             secret: false,
         };
         assert_eq!(
@@ -1357,6 +1380,7 @@ mod tests {
             room: room("#ops"),
             nicks: many,
             standing: vec![Standing::Member; 200],
+            away: vec![false; 200],
             secret: false,
         };
         let got = lines(users, Some("ana NAMES #ops"));
@@ -1404,6 +1428,7 @@ mod tests {
             room: wide.clone(),
             nicks: vec![me.clone(); 40],
             standing: vec![Standing::Operator; 40],
+            away: vec![false; 40],
             secret: false,
         };
         let asked = format!("{me} NAMES {wide}");
@@ -1437,6 +1462,7 @@ mod tests {
             away: false,
             account: None,
             oper: false,
+            invisible: false,
             idle: 0,
         };
         let users = Event::Who {
@@ -1530,6 +1556,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob"), nick("cai")],
             standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+            away: vec![false, false, true],
             secret: false,
         };
         assert_eq!(
@@ -1545,6 +1572,7 @@ mod tests {
                 away: user.is_none(),
                 account: None,
                 oper: false,
+                invisible: false,
                 idle: 0,
             }
         };

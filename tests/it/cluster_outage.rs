@@ -1,0 +1,288 @@
+//! What holds after Redis was out of reach: a room made on two nodes meanwhile has one
+//! operator once Redis is back, and a node cut off while Redis restarted empty does not
+//! write its older copy of a room over a newer one. A real redis-server stopped and
+//! started, real `charla serve --cluster` processes (paused with SIGSTOP to cut one off).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::cluster::{Node, Redis, ask_until, member_until};
+use crate::support::{Client, PATIENCE};
+
+/// Who `client`'s node says the operators of `room` are (its `/mode` answer).
+async fn operators(client: &mut Client, room: &str) -> String {
+    client.send(&format!("/mode {room}")).await;
+    let modes = client.expect(&format!("{room} *** modes ")).await;
+    let (_, rest) = modes.split_once("operators: ").expect("operators listed");
+    rest.split(';').next().unwrap().to_string()
+}
+
+/// Asks both nodes who `room`'s operators are until they name the same one, ana or bob;
+/// returns it.
+async fn one_operator(ana: &mut Client, bob: &mut Client, room: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (seen_one, seen_two) = (operators(ana, room).await, operators(bob, room).await);
+        if seen_one == seen_two && (seen_one == "ana" || seen_one == "bob") {
+            return seen_one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node one says {seen_one}, node two {seen_two}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_room_made_on_two_nodes_during_an_outage_has_one_operator_once_redis_is_back() {
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    bob.expect("*** cross-node delivery interrupted").await;
+    // Each node serves its own meanwhile: each founder is the room's operator there.
+    ana.send("/join #split").await;
+    ana.expect("#split *** you joined").await;
+    bob.send("/join #split").await;
+    bob.expect("#split *** you joined").await;
+    assert_eq!(operators(&mut ana, "#split").await, "ana");
+    assert_eq!(operators(&mut bob, "#split").await, "bob");
+
+    redis.restart();
+    ana.expect("*** cross-node delivery restored").await;
+    bob.expect("*** cross-node delivery restored").await;
+    // Once back, Redis's founding decides: both nodes name the same one operator.
+    member_until(&mut ana, "#split", "bob").await;
+    member_until(&mut bob, "#split", "ana").await;
+    let op = one_operator(&mut ana, &mut bob, "#split").await;
+    let (winner, loser) = match op.as_str() {
+        "ana" => (&mut ana, &mut bob),
+        _ => (&mut bob, &mut ana),
+    };
+    loser.send("/topic #split mine").await;
+    loser
+        .expect("only #split's operators may set its topic")
+        .await;
+    winner.send("/topic #split kept").await;
+    loser
+        .expect(&format!("#split *** {op} set the topic: kept"))
+        .await;
+    // And it stays so: neither founding claim comes back to make the other operator.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(operators(winner, "#split").await, op);
+    assert_eq!(operators(loser, "#split").await, op);
+}
+
+/// Pauses (`STOP`) or resumes (`CONT`) a node's process: cut off from Redis and its users
+/// as a machine that froze is.
+fn signal(node: &Node, which: &str) {
+    let pid = node.process.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{which}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{which} {pid}");
+}
+
+/// A TCP relay to Redis that can be cut (its connections dropped, new ones closed at once)
+/// and restored: one node cut off from Redis while the others are not.
+struct Relay {
+    url: String,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn to(redis: &Redis) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let target = redis.url().trim_start_matches("redis://").to_string();
+        let open = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (open_, links_) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut node, _)) = listener.accept().await {
+                if !open_.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(mut redis) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut node, &mut redis).await;
+                });
+                links_.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Relay { url, open, links }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls Redis until `room`'s topic field contains `needle` (`None`: has no topic).
+fn topic_until(redis: &Redis, room: &str, needle: Option<&str>) {
+    let key = format!("charla:room:{room}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = redis.command(&["HGET", &key, "topic"]);
+        let holds = match needle {
+            Some(needle) => value.contains(needle),
+            None => value.starts_with("$-1"),
+        };
+        if holds {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key}'s topic never {needle:?}: {value:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_while_redis_restarted_empty_does_not_write_back_older_room_state() {
+    let mut redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut ana = Client::tcp(one.irc).await;
+    ana.send_raw(b"NICK ana\r\nUSER ana 0 * :Ana\r\nJOIN #a\r\nJOIN #b\r\n")
+        .await;
+    ana.expect(" 366 ana #b ").await;
+    ana.send_raw(b"TOPIC #a :old a\r\nTOPIC #b :old b\r\n")
+        .await;
+    ana.expect(" TOPIC #b :old b").await;
+    let mut bob = two.text("bob").await;
+    bob.send("/join #a").await;
+    bob.expect("#a *** you joined").await;
+    bob.send("/join #b").await;
+    bob.expect("#b *** you joined").await;
+    ask_until(&mut bob, "/topic #a", "old a").await;
+    ask_until(&mut bob, "/topic #b", "old b").await;
+
+    // Node two is cut off with the old state; node one clears #a's topic and changes #b's.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send_raw(b"TOPIC #a :\r\nTOPIC #b :new b\r\n").await;
+    ana.expect(" TOPIC #b :new b").await;
+    topic_until(&redis, "#a", None);
+    topic_until(&redis, "#b", Some("new b"));
+
+    // Redis restarts empty while node one is frozen; node two comes back first and
+    // writes back what it has, then node one, with newer state.
+    signal(&one, "STOP");
+    redis.stop();
+    redis.restart();
+    relay.restore();
+    bob.expect("*** cross-node delivery restored").await;
+    topic_until(&redis, "#b", Some("old b"));
+    signal(&one, "CONT");
+
+    // The newer state wins, in Redis and on both nodes, whoever wrote first.
+    topic_until(&redis, "#b", Some("new b"));
+    topic_until(&redis, "#a", None);
+    ask_until(&mut bob, "/topic #b", "new b").await;
+    ask_until(&mut bob, "/topic #a", "no topic is set").await;
+    let three = Node::start(&redis, "three");
+    let mut cy = three.text("cy").await;
+    member_until(&mut cy, "#b", "ana").await;
+    cy.send("/join #b").await;
+    cy.expect("#b *** topic: new b (set by ana)").await;
+    cy.send("/join #a").await;
+    cy.expect("#a *** you joined").await;
+    ask_until(&mut cy, "/topic #a", "no topic is set").await;
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
+    let redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+
+    // Node two is cut off; ana makes #late with Redis's word, bob makes it on his node.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send("/join #late").await;
+    ana.expect("#late *** you joined").await;
+    bob.send("/join #late").await;
+    bob.expect("#late *** you joined").await;
+    assert_eq!(operators(&mut bob, "#late").await, "bob");
+    // Longer than any founding claim used to last: ana's still holds when bob's node
+    // claims #late on its return, so bob is not its operator.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    relay.restore();
+    bob.expect("*** cross-node delivery restored").await;
+    member_until(&mut ana, "#late", "bob").await;
+    assert_eq!(one_operator(&mut ana, &mut bob, "#late").await, "ana");
+    bob.send("/topic #late mine").await;
+    bob.expect("only #late's operators may set its topic").await;
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_keeps_its_room_after_redis_restarted_empty_against_a_node_cut_off() {
+    let mut redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+
+    // ana founds #kept with Redis's word; node two is cut off, and bob makes it there.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    ana.send("/join #kept").await;
+    ana.expect("#kept *** you joined").await;
+    bob.send("/join #kept").await;
+    bob.expect("#kept *** you joined").await;
+    assert_eq!(operators(&mut bob, "#kept").await, "bob");
+    // Redis restarts empty: node one claims its founding again as it comes back, before
+    // node two, back later, claims its own.
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    redis.restart();
+    ana.expect("*** cross-node delivery restored").await;
+    let deadline = Instant::now() + PATIENCE;
+    while redis
+        .command(&["EXISTS", "charla:founder:#kept"])
+        .starts_with(":0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node one never claimed #kept again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    relay.restore();
+    bob.expect("*** cross-node delivery restored").await;
+    member_until(&mut ana, "#kept", "bob").await;
+    assert_eq!(one_operator(&mut ana, &mut bob, "#kept").await, "ana");
+    bob.send("/topic #kept mine").await;
+    bob.expect("only #kept's operators may set its topic").await;
+}
