@@ -880,7 +880,7 @@ fn write_loop(
     }
 }
 
-/// Deletes the oldest entries while `rows`, the rows in `entries`, are more than `total`;
+/// Deletes the oldest chunks while `rows`, the entries in `chunks`, are more than `total`;
 /// returns the rows left.
 fn bound_total(conn: &Connection, rows: u64, total: u64) -> u64 {
     if rows <= total {
