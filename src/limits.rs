@@ -76,6 +76,14 @@ pub const FLOOD_KICK_AFTER: u32 = 20;
 /// found by TCP keepalive instead (`--idle-timeout`, in seconds).
 pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
 
+/// How long a new text/JSON line connection may stay silent before it is taken for a person
+/// at `nc` and put in `#lobby`, as its first line would if it is text. A program whose first
+/// line is a JSON `hello` within this is never put there unless the hello names it, so
+/// people in `#lobby` do not see every script come and go. It only delays the lobby for a
+/// reader who says nothing; the greeting is written at once. Long enough for a program's
+/// hello after one round trip. Default 250 ms (a constant).
+pub const LOBBY_GRACE: Duration = Duration::from_millis(250);
+
 /// Silence after which an IRC client is sent a PING; one that says nothing for as long
 /// again (a PONG is enough) is disconnected as "timed out", and one that has not
 /// registered by then is disconnected without a PING. Default 90 s (`--ping-interval`, in

@@ -77,7 +77,9 @@ impl Dialer {
         match self.protocol {
             Protocol::Lines => {}
             Protocol::Charla | Protocol::CharlaTls => {
-                read_until(&mut reader, |l| l.contains("you joined")).await?;
+                // Typed at once, as a person may: the first line puts the session in #lobby
+                // (a silent one would wait for LOBBY_GRACE), then the nick and the room.
+                read_until(&mut reader, |l| l.starts_with("*** Welcome")).await?;
                 let hello = format!("/nick {nick}\n/join {room}\n");
                 writer.send(hello.as_bytes()).await?;
                 let joined = format!("{room} *** you joined");

@@ -14,81 +14,93 @@ use charla::hub::{AccountStore, Nick};
 use charla::store::{DB_FILE, SqliteAccounts, default_data_dir};
 
 #[derive(Args)]
-#[command(
-    after_help = "The password is read from stdin (one line; not echoed on a terminal): \
-    `printf '%s\\n' \"$PASSWORD\" | charla account add ana`. It may run while the server \
-    does: the nick is protected from the account's first login, or the next start; in a \
-    cluster (--cluster), at once on every node."
-)]
 pub struct Account {
     #[command(subcommand)]
     pub action: AccountAction,
-
-    /// The server's data directory (its --data), which holds charla.db [default:
-    /// $XDG_STATE_HOME/charla, or ~/.local/state/charla].
-    #[arg(long, env = "CHARLA_DATA", value_name = "DIR", global = true)]
-    pub data: Option<PathBuf>,
-
-    /// The Redis of the cluster the nodes run in (their --cluster): the account is
-    /// created there, for every node, and --data is not used.
-    #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL", global = true)]
-    pub cluster: Option<String>,
-
-    /// The servers' configuration file (their --config): its `cluster` and `data` keys
-    /// are used when not given here.
-    #[arg(long, env = "CHARLA_CONFIG", value_name = "FILE", global = true)]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 pub enum AccountAction {
     /// Creates the account NAME (a nick); its password is read from stdin.
-    Add { name: String },
+    #[command(
+        after_help = "The password is read from stdin (one line; not echoed on a terminal): \
+        `printf '%s\\n' \"$PASSWORD\" | charla account add ana`. It may run while the server \
+        does: the nick is protected from the account's first login, or the next start; in a \
+        cluster (--cluster), at once on every node."
+    )]
+    Add {
+        name: String,
+        #[command(flatten)]
+        store: AccountStoreArgs,
+    },
     /// Prints the argon2 hash of a password read from stdin, for `serve --oper NAME:HASH`
     /// (no database involved).
     Hash,
 }
 
+/// Where `account add` creates the account: only it opens a store, so only it takes these.
+#[derive(Args)]
+pub struct AccountStoreArgs {
+    /// The server's data directory (its --data), which holds charla.db [default:
+    /// $XDG_STATE_HOME/charla, or ~/.local/state/charla].
+    #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// The Redis of the cluster the nodes run in (their --cluster): the account is
+    /// created there, for every node, and --data is not used.
+    #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
+    pub cluster: Option<String>,
+
+    /// The servers' configuration file (their --config): its `cluster` and `data` keys
+    /// are used when not given here.
+    #[arg(long, env = "CHARLA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 impl Account {
-    pub fn run(mut self) -> anyhow::Result<()> {
-        if let Some(file) = &self.config {
-            let (cluster, data) = from_config(file)?;
-            self.cluster = self.cluster.take().or(cluster);
-            self.data = self.data.take().or(data);
-        }
-        let name = match &self.action {
-            AccountAction::Add { name } => name,
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.action {
+            AccountAction::Add { name, store } => add(&name, store),
             AccountAction::Hash => {
                 println!("{}", new_password()?);
-                return Ok(());
+                Ok(())
             }
-        };
-        let name = Nick::parse(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
-        if let Some(url) = &self.cluster {
-            let store = charla::cluster::accounts_at(url)?;
-            let phc = new_password()?;
-            store.create(&name, &phc)?;
-            // Not the URL: it may hold Redis's password.
-            println!("account {name} created in the cluster's Redis");
-            return Ok(());
         }
-        let path = match self.data.or_else(default_data_dir) {
-            Some(dir) => dir.join(DB_FILE),
-            None => bail!("no home directory to find the database in: give --data DIR"),
-        };
-        if !path.exists() {
-            bail!(
-                "{} does not exist: start the server once, or give its --data",
-                path.display()
-            );
-        }
-        let phc = new_password()?;
-        let store = SqliteAccounts::open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        store.create(&name, &phc)?;
-        println!("account {name} created in {}", path.display());
-        Ok(())
     }
+}
+
+/// Creates the account `name` where `store` says.
+fn add(name: &str, mut store: AccountStoreArgs) -> anyhow::Result<()> {
+    if let Some(file) = &store.config {
+        let (cluster, data) = from_config(file)?;
+        store.cluster = store.cluster.take().or(cluster);
+        store.data = store.data.take().or(data);
+    }
+    let name = Nick::parse(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
+    if let Some(url) = &store.cluster {
+        let accounts = charla::cluster::accounts_at(url)?;
+        let phc = new_password()?;
+        accounts.create(&name, &phc)?;
+        // Not the URL: it may hold Redis's password.
+        println!("account {name} created in the cluster's Redis");
+        return Ok(());
+    }
+    let path = match store.data.or_else(default_data_dir) {
+        Some(dir) => dir.join(DB_FILE),
+        None => bail!("no home directory to find the database in: give --data DIR"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} does not exist: start the server once, or give its --data",
+            path.display()
+        );
+    }
+    let phc = new_password()?;
+    let accounts =
+        SqliteAccounts::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    accounts.create(&name, &phc)?;
+    println!("account {name} created in {}", path.display());
+    Ok(())
 }
 
 /// The `cluster` and `data` keys of the servers' configuration file `path`.

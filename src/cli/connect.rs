@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use charla::client::{self, Endpoint, Options};
+use charla::hub::RoomName;
 use charla::server::DEFAULT_LISTEN;
 
 #[derive(Args)]
@@ -38,7 +39,11 @@ impl Connect {
         let options = Options {
             endpoint: self.addr.with_ca(self.ca),
             nick: self.name,
-            rooms: self.rooms,
+            // A person's client starts where nc users do; the server puts a program in
+            // no room it does not name.
+            rooms: std::iter::once(RoomName::lobby().as_str().to_string())
+                .chain(self.rooms)
+                .collect(),
             token: None,
         };
         client_runtime(client::connect(options))

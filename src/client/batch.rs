@@ -65,7 +65,7 @@ where
     let mut chat = Chat::new(conversation, View::new(Styling::Plain));
     let hello = chat.conversation.hello(options.token.clone());
     let (mut link, welcome) = Link::open(&options.endpoint, hello).await?;
-    let (outcome, _) = chat.welcome(&welcome, false);
+    let outcome = chat.welcome(&welcome, false);
     if let Some((code, message)) = outcome.refusal {
         return Err(ClientError::HelloRefused { code, message });
     }

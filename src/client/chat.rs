@@ -54,9 +54,8 @@ impl Chat {
     }
 
     /// Takes in a welcome: the replies to the hello come first (shown as typed on a first
-    /// connection, as catching up after a reconnect). Returns them with `#lobby` when the
-    /// user had left it and should leave it again.
-    pub fn welcome(&mut self, welcome: &Welcome, reconnect: bool) -> (Outcome, Option<RoomName>) {
+    /// connection, as catching up after a reconnect).
+    pub fn welcome(&mut self, welcome: &Welcome, reconnect: bool) -> Outcome {
         let purpose = if reconnect {
             Purpose::CatchUp
         } else {
@@ -76,8 +75,8 @@ impl Chat {
                     .get_or_insert((code.clone(), message.clone()));
             }
         }
-        let lobby = self.conversation.welcomed(welcome, reconnect);
-        (outcome, lobby)
+        self.conversation.welcomed(welcome, reconnect);
+        outcome
     }
 
     /// Takes in one event: updates what the client knows, settles the request it answers,

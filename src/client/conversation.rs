@@ -64,34 +64,37 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// A conversation about to ask for `nick` and `rooms`; lines will go to the last room
-    /// asked for, or `#lobby`. `Err` names a room that is not a valid room name.
+    /// A conversation about to ask for `nick` and `rooms`, or `#lobby` when none is named
+    /// (the server puts a program in no room it did not ask for); lines will go to the last
+    /// room. `Err` names a room that is not a valid room name.
     pub fn new(nick: Option<String>, rooms: &[String]) -> Result<Conversation, String> {
-        let rooms = rooms
-            .iter()
-            .map(|r| room(r))
-            .collect::<Result<Vec<RoomName>, String>>()?;
-        let current = rooms.last().cloned().unwrap_or_else(RoomName::lobby);
+        let mut wanted: Vec<RoomName> = Vec::with_capacity(rooms.len().max(1));
+        for name in rooms {
+            let name = room(name)?;
+            if !wanted.contains(&name) {
+                wanted.push(name);
+            }
+        }
+        if wanted.is_empty() {
+            wanted.push(RoomName::lobby());
+        }
+        let rooms = wanted;
+        let current = rooms.last().cloned();
         Ok(Conversation {
             nick: nick.clone().unwrap_or_default(),
             wanted_nick: nick,
             rooms,
-            current: Some(current),
+            current,
             seen: HashMap::new(),
             seqs: HashMap::new(),
         })
     }
 
-    /// The hello restoring this conversation: the nick, every room but `#lobby` (which
-    /// every connection starts in), and the last `seq` seen in each room we are in, so
-    /// each is resumed exactly.
+    /// The hello restoring this conversation: the nick, every room we are in (`#lobby`
+    /// too: a program is put in no room it does not name), and the last `seq` seen in each,
+    /// so each is resumed exactly.
     pub fn hello(&self, token: Option<String>) -> ClientRequest {
-        let rooms = self
-            .rooms
-            .iter()
-            .filter(|r| **r != RoomName::lobby())
-            .map(|r| r.as_str().to_string())
-            .collect();
+        let rooms = self.rooms.iter().map(|r| r.as_str().to_string()).collect();
         let since = self
             .rooms
             .iter()
@@ -111,12 +114,9 @@ impl Conversation {
         self.seqs.contains_key(room)
     }
 
-    /// Takes in the welcome. Returns `#lobby` when the user had left it before this
-    /// reconnect, so the caller can leave it again.
-    pub fn welcomed(&mut self, welcome: &Welcome, reconnect: bool) -> Option<RoomName> {
+    /// Takes in the welcome: the nick and the rooms we ended up in.
+    pub fn welcomed(&mut self, welcome: &Welcome, reconnect: bool) {
         self.nick = welcome.nick.clone();
-        let lobby = RoomName::lobby();
-        let left_lobby = reconnect && !self.rooms.contains(&lobby);
         let now: Vec<RoomName> = welcome
             .rooms
             .iter()
@@ -128,12 +128,9 @@ impl Conversation {
             // Keep the order the user joined them in; drop any the server refused.
             self.rooms.retain(|r| now.contains(r));
             for room in now {
-                if !self.rooms.contains(&room) && room != lobby {
+                if !self.rooms.contains(&room) {
                     self.rooms.push(room);
                 }
-            }
-            if !left_lobby && !self.rooms.contains(&lobby) {
-                self.rooms.insert(0, lobby.clone());
             }
         }
         if self
@@ -143,7 +140,6 @@ impl Conversation {
         {
             self.current = self.rooms.last().cloned();
         }
-        left_lobby.then_some(lobby)
     }
 
     pub fn nick(&self) -> &str {
@@ -465,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reconnect_restores_the_nick_and_rooms_and_leaves_the_lobby_again() {
+    fn a_reconnect_restores_the_nick_and_rooms_without_the_lobby_left() {
         let mut c = Conversation::new(Some("bob".into()), &[]).unwrap();
         c.welcomed(&welcome("bob", &["#lobby"]), false);
         c.observe(&ServerEvent::Nick {
@@ -488,8 +484,7 @@ mod tests {
             message: None,
         });
         assert_eq!(c.hello(None), hello(Some("Roberto"), &["#ops"], &[]));
-        let lobby = c.welcomed(&welcome("Roberto", &["#lobby", "#ops"]), true);
-        assert_eq!(lobby, Some(RoomName::lobby()));
+        c.welcomed(&welcome("Roberto", &["#ops"]), true);
         assert_eq!(c.rooms(), &[RoomName::parse("#ops").unwrap()]);
     }
 
@@ -531,7 +526,11 @@ mod tests {
         }
         assert_eq!(
             c.hello(None),
-            hello(Some("bob"), &["#ops"], &[("#lobby", 2), ("#ops", 7)])
+            hello(
+                Some("bob"),
+                &["#lobby", "#ops"],
+                &[("#lobby", 2), ("#ops", 7)]
+            )
         );
         assert!(c.resumes(&RoomName::parse("#ops").unwrap()));
     }

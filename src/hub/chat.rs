@@ -1049,10 +1049,12 @@ impl ChatState {
                     return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
                 }
                 members.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
+                let away = members.iter().map(|m| m.away).collect();
                 let (nicks, standing) = members.into_iter().map(|m| (m.nick, m.standing)).unzip();
                 return Ok(Some(Event::Users {
                     nicks,
                     standing,
+                    away,
                     secret: self.is_secret(&room),
                     room,
                 }));
@@ -1062,18 +1064,32 @@ impl ChatState {
         let target = &self.rooms[&room];
         let ids = self.member_ids(&room, None);
         let mut standing: Vec<Standing> = ids.iter().map(|m| target.standing(*m)).collect();
+        let mut away: Vec<bool> = ids
+            .iter()
+            .map(|m| self.sessions[m].away.is_some())
+            .collect();
         let mut nicks = self.nicks_of(ids);
         let elsewhere = self.directory.members(&room);
         if !elsewhere.is_empty() {
-            // Members of other nodes are operators or voiced as their nodes told.
-            let mut all: Vec<(Nick, Standing)> = nicks.into_iter().zip(standing).collect();
-            all.extend(elsewhere.into_iter().map(|m| (m.nick, m.standing)));
+            // Members of other nodes are operators, voiced or away as their nodes told.
+            let mut all: Vec<(Nick, (Standing, bool))> = nicks
+                .into_iter()
+                .zip(standing.into_iter().zip(away))
+                .collect();
+            all.extend(
+                elsewhere
+                    .into_iter()
+                    .map(|m| (m.nick, (m.standing, m.away))),
+            );
             all.sort_unstable_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
-            (nicks, standing) = all.into_iter().unzip();
+            let marks: Vec<(Standing, bool)>;
+            (nicks, marks) = all.into_iter().unzip();
+            (standing, away) = marks.into_iter().unzip();
         }
         Ok(Some(Event::Users {
             nicks,
             standing,
+            away,
             room: target.name.clone(),
             secret: target.modes.secret,
         }))

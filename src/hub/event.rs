@@ -170,11 +170,13 @@ pub enum Event {
         room: RoomName,
         items: Vec<Notice>,
     },
-    /// `standing[i]` is what `nicks[i]` is in the room: operator, voiced or neither.
+    /// `standing[i]` is what `nicks[i]` is in the room: operator, voiced or neither;
+    /// `away[i]` whether `nicks[i]` is away.
     Users {
         room: RoomName,
         nicks: Vec<Nick>,
         standing: Vec<Standing>,
+        away: Vec<bool>,
         /// The room is secret (`+s`): only its members are told who is in it.
         secret: bool,
     },

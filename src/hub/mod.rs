@@ -755,6 +755,14 @@ impl Hub {
         self.lock().sessions.get(&id).map(|s| s.nick.clone())
     }
 
+    /// Whether session `id` is in `room` now.
+    pub fn is_in(&self, id: SessionId, room: &RoomName) -> bool {
+        self.lock()
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.rooms.contains(room))
+    }
+
     /// What this hub, and the server and feeds around it, count.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

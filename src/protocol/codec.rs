@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hub::{Encode, Encoded, Nick, Stamps};
+use crate::hub::{Encode, Encoded, Nick, RoomName, Stamps};
 
 use super::{Incoming, Refusal};
 
@@ -34,6 +34,19 @@ pub trait Codec: Send + 'static {
     fn registers_at_once(&self) -> bool {
         true
     }
+
+    /// How long the codec still waits for the client's first line before deciding what it
+    /// speaks (a line connection: a person at `nc`, or a program about to say `hello`);
+    /// `None` once it knows, or when it never has to guess. A session registered while the
+    /// codec is undecided is not put in `#lobby`: the codec puts it there once it knows it
+    /// is a person.
+    fn undecided(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The client said nothing for as long as [`Codec::undecided`] waited: the codec
+    /// decides it is a person.
+    fn silent_start(&mut self, _sink: &mut impl Sink) {}
 
     /// Called whenever the connection may read again after an account request (no
     /// request is in flight): a codec whose handshake waited for one carries on here.
@@ -89,6 +102,12 @@ pub trait Sink {
     /// its own nick (IRC numerics name their recipient) learns here whether a
     /// registration or a nick change it asked for took.
     fn nick(&self) -> Option<Nick>;
+    /// Whether the session is in `room` now (false while the connection is not a
+    /// session). A codec whose protocol ignores a join of a room one is in (IRC) asks.
+    fn is_in(&self, room: &RoomName) -> bool {
+        let _ = room;
+        false
+    }
     /// Whether the connection's last account request (a SASL proof or IRC's PASS)
     /// proved an account.
     fn proved(&self) -> bool {

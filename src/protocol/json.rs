@@ -702,9 +702,28 @@ fn to_value(event: &Event) -> Value {
         }),
         // Who is an operator or voiced is in `modes` (a `mode` request): these lines stay
         // as programs already read them.
-        Event::Users { room, nicks, .. } => json!({
-            "type": "users", "room": room.as_str(), "users": names(nicks),
-        }),
+        Event::Users {
+            room,
+            nicks,
+            standing,
+            away,
+            ..
+        } => {
+            // Each mark as a list of the nicks it applies to, so a program that only wants
+            // the names reads `users` as before.
+            let marked = |mark: &dyn Fn(usize) -> bool| -> Vec<&str> {
+                (0..nicks.len())
+                    .filter(|&i| mark(i))
+                    .map(|i| nicks[i].as_str())
+                    .collect()
+            };
+            json!({
+                "type": "users", "room": room.as_str(), "users": names(nicks),
+                "ops": marked(&|i| standing.get(i).is_some_and(|s| s.is_op())),
+                "voiced": marked(&|i| standing.get(i).is_some_and(|s| s.is_voiced())),
+                "away": marked(&|i| away.get(i).copied().unwrap_or(false)),
+            })
+        }
         // Only IRC asks WHO; said here as `users`, should anything else.
         Event::Who { room, members } => json!({
             "type": "users", "room": room.as_ref().map(RoomName::as_str),

@@ -1,15 +1,30 @@
 //! The codec of `nc`, telnet and programs: lines of text, or of JSON after a `hello`.
 
+use std::time::Duration;
+
 use super::framing::{Frame, Framer};
 use super::{Codec, Incoming, JSON, Refusal, Sink, TEXT, parse_json, parse_text};
-use crate::hub::{Encode, ErrorCode};
+use crate::hub::{Command, Encode, ErrorCode, Request, RoomName};
+use crate::limits::LOBBY_GRACE;
 
 /// Lines, each one request: in the text format until the client sends a JSON `hello`, in
 /// JSON lines from then on (docs/protocol.md).
 #[derive(Debug)]
 pub struct LineCodec {
     framer: Framer,
-    json: bool,
+    speaks: Speaks,
+}
+
+/// What the client on a line connection has shown it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    /// No line yet: a person who has not typed, or a program about to say `hello`. The
+    /// session waits outside `#lobby` meanwhile, so a program never passes through it.
+    Undecided,
+    /// A person (a first line other than `hello`, or silence): in `#lobby`, as promised.
+    Text,
+    /// A program: JSON lines, in the rooms its `hello` named.
+    Json,
 }
 
 impl LineCodec {
@@ -17,7 +32,7 @@ impl LineCodec {
     pub fn new(max_line_bytes: usize) -> LineCodec {
         LineCodec {
             framer: Framer::new(max_line_bytes),
-            json: false,
+            speaks: Speaks::Undecided,
         }
     }
 
@@ -26,31 +41,51 @@ impl LineCodec {
     pub fn json(max_line_bytes: usize) -> LineCodec {
         LineCodec {
             framer: Framer::new(max_line_bytes),
-            json: true,
+            speaks: Speaks::Json,
         }
     }
 }
 
 impl Codec for LineCodec {
     fn decode(&mut self, bytes: &[u8], sink: &mut impl Sink) {
-        let LineCodec { framer, json } = self;
+        let LineCodec { framer, speaks } = self;
         let max = framer.max();
-        framer.feed(bytes, |frame| line(frame, max, json, sink));
+        framer.feed(bytes, |frame| line(frame, max, speaks, sink));
     }
 
     fn finish(&mut self, sink: &mut impl Sink) {
-        let LineCodec { framer, json } = self;
+        let LineCodec { framer, speaks } = self;
         let max = framer.max();
-        framer.finish(|frame| line(frame, max, json, sink));
+        framer.finish(|frame| line(frame, max, speaks, sink));
     }
 
     fn format(&self) -> &'static dyn Encode {
-        if self.json { &JSON } else { &TEXT }
+        if self.speaks == Speaks::Json {
+            &JSON
+        } else {
+            &TEXT
+        }
+    }
+
+    fn undecided(&self) -> Option<Duration> {
+        (self.speaks == Speaks::Undecided).then_some(LOBBY_GRACE)
+    }
+
+    fn silent_start(&mut self, sink: &mut impl Sink) {
+        if self.speaks == Speaks::Undecided {
+            self.speaks = Speaks::Text;
+            sink.incoming(join_lobby());
+        }
     }
 }
 
-/// Carries out one line; `json` says whether the client has switched to JSON lines.
-fn line(frame: Frame<'_>, max: usize, json: &mut bool, sink: &mut impl Sink) {
+/// What a person's session starts with, once the codec knows it is one.
+fn join_lobby() -> Incoming {
+    Incoming::Request(Request::from(Command::Join(RoomName::lobby())))
+}
+
+/// Carries out one line; `speaks` says what the client has shown it speaks so far.
+fn line(frame: Frame<'_>, max: usize, speaks: &mut Speaks, sink: &mut impl Sink) {
     let line = match frame {
         Frame::TooLong => {
             return sink.refuse(Refusal::new(
@@ -69,26 +104,34 @@ fn line(frame: Frame<'_>, max: usize, json: &mut bool, sink: &mut impl Sink) {
     if line.trim().is_empty() || !sink.admit() {
         return;
     }
-    let parsed = if *json {
+    let parsed = if *speaks == Speaks::Json {
         parse_json(line)
     } else {
         parse_text(line)
     };
     match parsed {
         Ok(incoming @ Incoming::Hello { .. }) => {
-            *json = true;
+            *speaks = Speaks::Json;
             sink.speak(&JSON);
             sink.incoming(incoming);
         }
-        Ok(incoming) => sink.incoming(incoming),
-        Err(refusal) => sink.refuse(refusal),
+        parsed => {
+            if *speaks == Speaks::Undecided {
+                // A person's first line: the lobby first, then what they typed there.
+                *speaks = Speaks::Text;
+                sink.incoming(join_lobby());
+            }
+            match parsed {
+                Ok(incoming) => sink.incoming(incoming),
+                Err(refusal) => sink.refuse(refusal),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{Command, Encode};
 
     /// What a codec handed over, as words.
     #[derive(Default)]
@@ -110,6 +153,7 @@ mod tests {
             self.seen.push(match incoming {
                 Incoming::Request(r) => match r.command {
                     Command::Say { text, .. } => format!("say {text}"),
+                    Command::Join(room) => format!("join {room}"),
                     other => format!("{other:?}"),
                 },
                 Incoming::Hello { steps, .. } => format!("hello {}", steps.len()),
@@ -151,6 +195,7 @@ mod tests {
         assert_eq!(
             sink.seen,
             [
+                "join #lobby",
                 "say hi",
                 "line_too_long",
                 "invalid_utf8",
@@ -162,6 +207,38 @@ mod tests {
             ]
         );
         assert_eq!(codec.format().key(), JSON.key());
+    }
+
+    #[test]
+    fn a_first_line_decides_whether_the_lobby_is_joined() {
+        let hello = b"{\"type\":\"hello\"}\n";
+        let cases: [(&[u8], &[&str]); 3] = [
+            // A program: JSON, and no room it did not ask for.
+            (hello, &["speak json=true", "hello 0"]),
+            // A person: the lobby, then the line.
+            (b"\n/nick ana\n", &["join #lobby", "Nick(\"ana\")"]),
+            // Nothing decides yet.
+            (b"\n", &[]),
+        ];
+        for (input, expected) in cases {
+            let mut codec = LineCodec::new(64);
+            assert_eq!(codec.undecided(), Some(LOBBY_GRACE));
+            let mut sink = Record {
+                admit: 4,
+                ..Record::default()
+            };
+            codec.decode(input, &mut sink);
+            let seen: Vec<&str> = sink.seen.iter().map(String::as_str).collect();
+            assert_eq!(seen, expected);
+        }
+        // Silence decides it is a person, once.
+        let mut codec = LineCodec::new(64);
+        let mut sink = Record::default();
+        codec.silent_start(&mut sink);
+        assert_eq!(codec.undecided(), None);
+        codec.silent_start(&mut sink);
+        assert_eq!(sink.seen, ["join #lobby"]);
+        assert_eq!(LineCodec::json(64).undecided(), None);
     }
 
     /// Found by fuzzing the framer: an unended last line one byte over the bound was

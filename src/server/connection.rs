@@ -57,7 +57,10 @@ pub fn serve<S: ByteStream, C: Codec>(
 ) -> impl Future<Output = ()> + Send + use<S, C> {
     let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes, codec.format()));
     let id = if codec.registers_at_once() {
-        ctx.hub.register(outbox.clone(), None).ok()
+        // A codec still guessing what its client speaks puts it in #lobby itself, once it
+        // knows the client is a person.
+        let lobby = codec.undecided().is_none();
+        ctx.hub.register_as(outbox.clone(), None, None, lobby).ok()
     } else {
         None
     };
@@ -144,18 +147,30 @@ impl Drop for Talker {
 /// queued the goodbye.
 struct Converse<'a, S, C> {
     conn: &'a mut Connection<S, C>,
-    /// Fires when the client has been silent for [`Connection::silence`]: the codec probes
-    /// it or it is disconnected; `None` when there is no such limit.
+    /// Fires when the client has been silent for [`Connection::wait`]: the codec decides
+    /// what an undecided client speaks, or probes it, or it is disconnected; `None` when
+    /// there is no such limit.
     idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<'a, S: ByteStream, C: Codec> Converse<'a, S, C> {
     fn new(conn: &'a mut Connection<S, C>) -> Self {
-        let silence = conn.silence();
-        Converse {
-            conn,
-            idle: (!silence.is_zero()).then(|| Box::pin(sleep_until(Instant::now() + silence))),
-        }
+        let mut idle = None;
+        rearm(&mut idle, conn.wait());
+        Converse { conn, idle }
+    }
+}
+
+/// Sets `idle` to fire after `wait` from now, or removes it when `wait` is zero (no limit).
+fn rearm(idle: &mut Option<Pin<Box<Sleep>>>, wait: Duration) {
+    if wait.is_zero() {
+        *idle = None;
+        return;
+    }
+    let deadline = Instant::now() + wait;
+    match idle.as_mut() {
+        Some(sleep) => sleep.as_mut().reset(deadline),
+        None => *idle = Some(Box::pin(sleep_until(deadline))),
     }
 }
 
@@ -194,9 +209,7 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
             };
             match reading {
                 Ok(Read::Some) => {
-                    if let Some(sleep) = this.idle.as_mut() {
-                        sleep.as_mut().reset(Instant::now() + conn.silence());
-                    }
+                    rearm(&mut this.idle, conn.wait());
                     // Back to the top: write the replies, read again.
                     continue;
                 }
@@ -207,12 +220,18 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
             if let Some(sleep) = this.idle.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()
             {
-                let Some(probe) = conn.codec.probe() else {
-                    return Poll::Ready(Some(LeaveReason::TimedOut));
-                };
-                // Asked to answer within as long again; the probe goes out at the top.
-                conn.client.answer_bytes(probe);
-                sleep.as_mut().reset(Instant::now() + conn.silence());
+                if conn.codec.undecided().is_some() {
+                    // Silent from the start: a person reading; what that brings goes out
+                    // at the top.
+                    conn.codec.silent_start(&mut conn.client);
+                } else {
+                    let Some(probe) = conn.codec.probe() else {
+                        return Poll::Ready(Some(LeaveReason::TimedOut));
+                    };
+                    // Asked to answer within as long again; the probe goes out at the top.
+                    conn.client.answer_bytes(probe);
+                }
+                rearm(&mut this.idle, conn.wait());
                 continue;
             }
             return Poll::Pending;
@@ -234,6 +253,13 @@ impl From<HangUp> for LeaveReason {
 }
 
 impl<S: ByteStream, C: Codec> Connection<S, C> {
+    /// How long the client may be silent now before something is done about it: while the
+    /// codec has not decided what the client speaks, its wait for a first line; then
+    /// [`Connection::silence`].
+    fn wait(&self) -> Duration {
+        self.codec.undecided().unwrap_or_else(|| self.silence())
+    }
+
     /// How long the client may be silent before something is done about it: the codec's
     /// keepalive or the idle timeout, the shorter; zero for never.
     fn silence(&self) -> Duration {
@@ -513,6 +539,10 @@ impl Sink for Talker {
 
     fn nick(&self) -> Option<crate::hub::Nick> {
         self.ctx.hub.nick_of(self.id?)
+    }
+
+    fn is_in(&self, room: &crate::hub::RoomName) -> bool {
+        self.id.is_some_and(|id| self.ctx.hub.is_in(id, room))
     }
 
     fn proved(&self) -> bool {

@@ -99,9 +99,12 @@ async fn a_checks_chart_moves_with_its_live_alerts() {
     };
     let dir = tempfile::tempdir().unwrap();
     let down = dir.path().join("down");
-    // Up slowly, down at once: the alert's run changes the chart.
+    // Up at once, down slowly: the alert's run changes the chart. The slow run is the
+    // down one, which may time out on a loaded machine and be the same alert; an up run
+    // that slow would time out before the test's change, and the check's alerts (down,
+    // then up again) would come before the one that change causes.
     let spec = format!(
-        "web=exec:if [ -e {} ]; then echo refused; exit 1; fi; sleep 0.2",
+        "web=exec:if [ -e {} ]; then sleep 0.2; echo refused; exit 1; fi",
         down.display()
     );
     let (tcp, http, _stop) = checks_server(&spec, Duration::from_millis(500)).await;

@@ -46,6 +46,55 @@ async fn assert_inert(driver: &Driver) {
     assert_eq!(driver.call("GET", "/title", None).await, "charla");
 }
 
+/// Who is an operator, voiced or away before the page joins is marked as soon as it
+/// joins, not only when it changes afterwards; and it stays right as it changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_marks_members_who_were_operators_voiced_or_away_before_it_came() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let mut ana = server.named("ana").await;
+    let mut bob = server.named("bob").await;
+    let mut cy = server.named("cy").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    for c in [&mut bob, &mut cy] {
+        c.send("/join #ops").await;
+        c.expect("#ops *** you joined").await;
+    }
+    ana.send("/voice bob").await;
+    ana.expect("+v bob").await;
+    ana.send("/away lunch").await;
+    ana.expect("you are marked away").await;
+    cy.send("/away brb").await;
+    cy.expect("you are marked away").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    ana.expect("#ops *** webby joined").await;
+    let marked = wait_texts(&driver, "#members li", |m| m.len() == 4).await;
+    assert_eq!(marked, ["@ana (away)", "+bob", "cy (away)", "webby"]);
+    let title = driver
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({
+                "script": "return document.querySelector('#members li.away').title;",
+                "args": []
+            })),
+        )
+        .await;
+    assert_eq!(title, "away", "the message is not known until it changes");
+    cy.send("/away").await;
+    cy.expect("you are back").await;
+    wait_texts(&driver, "#members li", |m| {
+        m == ["@ana (away)", "+bob", "cy", "webby"]
+    })
+    .await;
+    driver.quit().await;
+}
+
 /// An operator's mode changes, bans, a key and an away message reach the page as status
 /// lines and marks in the members list, shown as text; an invitation offers a button
 /// that joins.

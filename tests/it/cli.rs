@@ -333,6 +333,23 @@ fn help_and_version() {
     assert_eq!(out, format!("charla {}", env!("CARGO_PKG_VERSION")));
 }
 
+/// Each account command lists only the options it uses: `hash` opens no store.
+#[test]
+fn account_commands_take_only_their_own_options() {
+    let (status, out) = run(&["account", "hash", "--help"]);
+    assert!(status.success(), "{status}");
+    for unused in ["--data", "--cluster", "--config"] {
+        assert!(!out.contains(unused), "{unused} in:\n{out}");
+    }
+    let (status, _) = run(&["account", "hash", "--data", "/tmp"]);
+    assert!(!status.success(), "hash takes no --data");
+    let (status, out) = run(&["account", "add", "--help"]);
+    assert!(status.success(), "{status}");
+    for used in ["--data", "--cluster", "--config", "CHARLA_DATA"] {
+        assert!(out.contains(used), "{used} not in:\n{out}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn options_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();

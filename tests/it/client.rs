@@ -125,7 +125,7 @@ async fn each_event_is_printed_as_one_plain_line() {
     })
     .await
     .unwrap();
-    ana.expect("is now known as bot").await;
+    ana.expect("#lobby *** bot joined").await;
     ana.send("hola bot, ¿qué tal?").await;
     ana.send("/msg bot psst").await;
     ana.send("/join #ops").await;
@@ -261,6 +261,35 @@ async fn send_publishes_its_arguments_or_each_stdin_line_in_a_room() {
     assert!(ended.status.success(), "{}", ended.stderr);
     assert!(ops.expect("> one").await.ends_with("> one"));
     assert!(ops.expect("> /not").await.ends_with("> /not a command"));
+}
+
+/// A script posting elsewhere, or calling in a heartbeat, is never seen in `#lobby`: the
+/// people there are not told of every run coming and going.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_and_send_beat_do_not_pass_through_the_lobby() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let mut ops = server.named("opsie").await;
+    ana.expect("is now known as opsie").await;
+    ops.send("/join #ops").await;
+    ops.expect("you joined").await;
+    let addr = server.tcp().to_string();
+    for _ in 0..3 {
+        let ended = run(
+            &["send", &addr, "--room", "ops", "--name", "cron", "done"],
+            "",
+        )
+        .await;
+        assert!(ended.status.success(), "{}", ended.stderr);
+        assert_eq!(ops.expect("<cron>").await, "#ops <cron> done");
+        // No such heartbeat here: refused, after connecting all the same.
+        let ended = run(&["send", &addr, "--beat", "nightly"], "").await;
+        assert!(!ended.status.success());
+        assert!(ended.stderr.contains("nightly"), "{}", ended.stderr);
+    }
+    // The next thing ana hears in #lobby is opsie, not a script's join or leave.
+    ops.send("/msg ana done watching").await;
+    assert_eq!(ana.line().await, "(private) <opsie> done watching");
 }
 
 #[tokio::test(flavor = "multi_thread")]

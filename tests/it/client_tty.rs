@@ -28,7 +28,7 @@ async fn typing_while_messages_arrive_leaves_the_input_line_intact() {
     let mut bob = server.named("bob").await;
     let tmux = Tmux::start(&connect(&format!("{} --name ana", server.tcp())));
     wait_for(&tmux, "connected to").await;
-    bob.expect("is now known as ana").await;
+    bob.expect("#lobby *** ana joined").await;
 
     let typed = "half-typed ñandú 日本語 😀";
     tmux.type_text(typed);

@@ -165,12 +165,14 @@ impl Node {
         c
     }
 
-    /// A JSON client registered as `nick`.
+    /// A JSON client registered as `nick`, in #lobby (which its hello names).
     pub(crate) async fn json(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("*** Welcome").await;
-        c.send(&format!(r#"{{"type":"hello","nick":"{nick}"}}"#))
-            .await;
+        c.send(&format!(
+            r##"{{"type":"hello","nick":"{nick}","rooms":["#lobby"]}}"##
+        ))
+        .await;
         let welcome = c.expect_json("welcome").await;
         assert_eq!(welcome["nick"], nick);
         c
@@ -298,7 +300,7 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     );
     let mut ana = one.text("ana").await;
     let mut bob = two.json("bob").await;
-    ana.expect("is now known as bob").await;
+    ana.expect("#lobby *** bob joined").await;
     let mut cy = three.irc("cy").await;
     ana.expect("#lobby *** cy joined").await;
     bob.expect(r#""nick":"cy""#).await;

@@ -220,6 +220,63 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
     assert!(ana.line().await.starts_with(":charla 442 ana #nowhere :"));
 }
 
+/// JOIN of a channel one is in is ignored, as on any IRC server: no second JOIN, topic,
+/// NAMES or history for the client, and no join told to the others. Text and JSON users
+/// who join again are answered themselves, and the room is told nothing either.
+#[tokio::test]
+async fn joining_a_room_one_is_in_again_is_not_answered_or_told_again() {
+    let server = server().await;
+    let mut json = server.json("bot").await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("#ops *** you joined").await;
+    bob.send("/topic deploys").await;
+    bob.expect("topic").await;
+    bob.send("history to replay").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("JOIN #ops").await;
+    ana.expect(":ana!ana@charla JOIN #ops").await;
+    ana.send("PING :first").await;
+    ana.expect("PONG").await;
+    bob.expect("#ops *** ana joined").await;
+
+    ana.send("JOIN #ops,#lobby").await;
+    ana.send("JOIN #OPS key").await;
+    ana.send("PING :again").await;
+    let next = ana.line().await;
+    assert!(
+        next.contains(" PONG ") && next.ends_with(":again"),
+        "{next:?}"
+    );
+
+    json.send(r##"{"type":"join","room":"#lobby","ref":1}"##)
+        .await;
+    let again = loop {
+        let v = json.json().await;
+        if v["ref"] == 1 {
+            break v;
+        }
+    };
+    assert_eq!(again["type"], "join", "{again}");
+    assert_eq!(
+        (&again["you"], &again["ref"]),
+        (&true.into(), &1.into()),
+        "{again}"
+    );
+    bob.send("/join #ops").await;
+    bob.expect("#ops *** you joined").await;
+
+    // The next thing each hears is what is said next, not a join.
+    bob.send("after").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla PRIVMSG #ops :after");
+    ana.send("PRIVMSG #lobby :hola").await;
+    let mut heard = Vec::new();
+    while heard.last().is_none_or(|l| l != "#lobby <ana> hola") {
+        heard.push(bob.line().await);
+    }
+    assert!(heard.iter().all(|l| !l.contains("ana joined")), "{heard:?}");
+}
+
 #[tokio::test]
 async fn private_messages_cross_protocols_both_ways() {
     let server = server().await;

@@ -20,11 +20,11 @@ async fn object(c: &mut Client) -> Value {
     v
 }
 
-/// Reads JSON events until the one telling of a rename to `new`.
-async fn renamed_to(c: &mut Client, new: &str) {
+/// Reads JSON events until the one telling `nick` joined.
+async fn joined(c: &mut Client, nick: &str) {
     loop {
-        let v = c.expect_json("nick").await;
-        if v["new"] == new {
+        let v = c.expect_json("join").await;
+        if v["nick"] == nick {
             return;
         }
     }
@@ -35,10 +35,10 @@ async fn renamed_to(c: &mut Client, new: &str) {
 async fn company(server: &TestServer) -> (Client, Client, Client) {
     let mut ana = server.named("ana").await;
     let mut bot = server.json("bot").await;
-    ana.expect("is now known as bot").await;
+    ana.expect("#lobby *** bot joined").await;
     let rob = server.json("rob").await;
-    ana.expect("is now known as rob").await;
-    renamed_to(&mut bot, "rob").await;
+    ana.expect("#lobby *** rob joined").await;
+    joined(&mut bot, "rob").await;
     (ana, bot, rob)
 }
 
@@ -130,6 +130,73 @@ async fn hello_switches_to_json_takes_the_nick_and_joins_the_rooms() {
     }
     rooms.sort();
     assert_eq!(rooms, ["#lobby", "#ops"]);
+}
+
+/// A program that says `hello` as soon as it connects never passes through `#lobby`: the
+/// people there see it neither come nor go, unless its hello names the room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_whose_first_line_is_hello_is_put_in_no_room_it_did_not_name() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    for (hello, rooms) in [
+        (
+            r##"{"type":"hello","nick":"bot","rooms":["#ops"]}"##,
+            json!(["#ops"]),
+        ),
+        (r#"{"type":"hello","nick":"bot2"}"#, json!([])),
+        (
+            r##"{"type":"hello","nick":"bot3","rooms":["#lobby"]}"##,
+            json!(["#lobby"]),
+        ),
+    ] {
+        let mut c = Client::tcp(server.tcp()).await;
+        // Sent before reading anything, as programs do.
+        c.send(hello).await;
+        assert!(c.line().await.starts_with("*** Welcome to charla, guest-"));
+        let welcome = c.expect_json("welcome").await;
+        assert_eq!(welcome["rooms"], rooms, "{welcome}");
+        c.send(r#"{"type":"quit"}"#).await;
+        c.until_closed().await;
+    }
+    // What ana heard of the three: the third's coming and going only.
+    ana.send("/users").await;
+    let mut heard = Vec::new();
+    loop {
+        let line = ana.line().await;
+        let done = line.starts_with("#lobby *** 1 here");
+        heard.push(line);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        heard,
+        [
+            "#lobby *** bot3 joined",
+            "#lobby *** bot3 left (quit)",
+            "#lobby *** 1 here: ana",
+        ]
+    );
+}
+
+/// A person who connects and reads, typing nothing, is put in `#lobby` all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_reader_is_put_in_the_lobby() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    let mut c = Client::tcp(server.tcp()).await;
+    assert!(
+        c.line()
+            .await
+            .starts_with("*** Welcome to charla, guest-2!")
+    );
+    assert_eq!(
+        c.line().await,
+        "#lobby *** you joined; here now: ana, guest-2"
+    );
+    assert_eq!(ana.line().await, "#lobby *** guest-2 joined");
+    ana.send("hola").await;
+    assert_eq!(c.line().await, "#lobby <ana> hola");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -460,16 +527,20 @@ async fn users_rooms_and_help_answer_in_json() {
     let (mut ana, mut bot, _rob) = company(&server).await;
     ana.send("/join #ops").await;
     ana.expect("you joined").await;
+    ana.send("/away lunch").await;
+    ana.expect("you are marked away").await;
 
+    // Who is away, operator or voiced comes with the names (after the news of ana's away).
     bot.send(r#"{"type":"users","ref":"u"}"#).await;
     assert_eq!(
-        object(&mut bot).await,
-        json!({"type":"users","room":"#lobby","users":["ana","bot","rob"],"ref":"u"})
+        bot.expect_json("users").await,
+        json!({"type":"users","room":"#lobby","users":["ana","bot","rob"],
+               "ops":[],"voiced":[],"away":["ana"],"ref":"u"})
     );
     bot.send(r##"{"type":"users","room":"#ops"}"##).await;
     assert_eq!(
         object(&mut bot).await,
-        json!({"type":"users","room":"#ops","users":["ana"]})
+        json!({"type":"users","room":"#ops","users":["ana"],"ops":["ana"],"voiced":[],"away":["ana"]})
     );
     bot.send(r#"{"type":"rooms","ref":1}"#).await;
     assert_eq!(

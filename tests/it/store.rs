@@ -52,7 +52,8 @@ pub(crate) fn stop(mut charla: Binary) {
 pub(crate) async fn json_client(addr: SocketAddr, nick: &str) -> Client {
     let mut c = Client::tcp(addr).await;
     c.expect("*** Welcome").await;
-    c.send(&json!({"type": "hello", "nick": nick}).to_string())
+    // In #lobby, as the tests' text users are: a program is there only if it asks.
+    c.send(&json!({"type": "hello", "nick": nick, "rooms": ["#lobby"]}).to_string())
         .await;
     c.expect_json("welcome").await;
     c

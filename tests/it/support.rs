@@ -138,12 +138,15 @@ impl TestServer {
         c
     }
 
-    /// A client that switched to JSON lines as `nick`; its welcome read.
+    /// A client that switched to JSON lines as `nick`, in `#lobby` (which a program is
+    /// put in only when its hello names it); its welcome read.
     pub async fn json(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp()).await;
         c.expect("*** Welcome").await;
-        c.send(&format!(r#"{{"type":"hello","nick":"{nick}"}}"#))
-            .await;
+        c.send(&format!(
+            r##"{{"type":"hello","nick":"{nick}","rooms":["#lobby"]}}"##
+        ))
+        .await;
         let welcome = c.expect_json("welcome").await;
         assert_eq!(welcome["nick"], nick);
         c

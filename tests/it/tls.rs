@@ -247,7 +247,8 @@ async fn text_and_json_clients_chat_over_tls() {
     let mut text = pki.text(addr).await;
     let mut bot = Client::over(pki.dial(addr).await);
     bot.expect("*** Welcome").await;
-    bot.send(r#"{"type":"hello","nick":"bot"}"#).await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#lobby"]}"##)
+        .await;
     assert_eq!(bot.expect_json("welcome").await["nick"], "bot");
 
     text.send("hello over TLS").await;

@@ -87,7 +87,7 @@ impl Session {
     /// Takes in a fresh connection: shows the replies to the hello, and after a reconnect
     /// asks every room for what was missed.
     pub async fn connected(&mut self, mut link: Link, welcome: &Welcome, reconnect: bool) {
-        let (outcome, lobby) = self.chat.welcome(welcome, reconnect);
+        let outcome = self.chat.welcome(welcome, reconnect);
         let rooms: Vec<String> = self
             .chat
             .conversation
@@ -110,35 +110,21 @@ impl Session {
         lines.extend(outcome.lines);
         self.terminal.print(lines).await;
         self.goodbye = None;
-        let lobby_name = RoomName::lobby().as_str().to_string();
-        let (catch_up, purpose) = if reconnect {
-            // Every room's history, to show what was missed; and out of #lobby again if
-            // the user had left it.
-            // Rooms the hello resumed exactly have had their replay already.
+        if reconnect {
+            // Every room's history, to show what was missed; rooms the hello resumed
+            // exactly have had their replay already. (On a first connection the hello's
+            // joins brought their rooms' history.)
             let conversation = &self.chat.conversation;
-            let mut requests: Vec<ClientRequest> = rooms
+            let catch_up: Vec<ClientRequest> = rooms
                 .into_iter()
                 .filter(|room| RoomName::parse(room).is_ok_and(|room| !conversation.resumes(&room)))
                 .map(|room| ClientRequest::History { room, limit: None })
                 .collect();
-            requests.extend(lobby.map(|_| ClientRequest::Leave {
-                room: lobby_name,
-                message: None,
-            }));
-            (requests, Purpose::CatchUp)
-        } else {
-            // The hello's joins brought their rooms' history; #lobby's came as text before
-            // the hello, so it is asked for again.
-            let history = ClientRequest::History {
-                room: lobby_name,
-                limit: None,
-            };
-            (vec![history], Purpose::Typed)
-        };
-        for request in catch_up {
-            match link.send(&request).await {
-                Ok(reference) => self.chat.sent(reference, request, purpose, None),
-                Err(e) => return self.disconnected(&e.to_string()).await,
+            for request in catch_up {
+                match link.send(&request).await {
+                    Ok(reference) => self.chat.sent(reference, request, Purpose::CatchUp, None),
+                    Err(e) => return self.disconnected(&e.to_string()).await,
+                }
             }
         }
         self.state = State::Connected(link);

@@ -418,7 +418,9 @@ impl IrcClient {
     }
 
     /// JOIN #a,#b k1,k2: each room joined in turn, with its key if one is given, then its
-    /// history asked for, so it comes after the JOIN the client shows it under.
+    /// history asked for, so it comes after the JOIN the client shows it under. A room the
+    /// client is in already is passed over silently, as IRC servers do: answering it again
+    /// (JOIN, topic, NAMES, history) would show it all a second time.
     fn join(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
             return self.need_more(sink, "JOIN");
@@ -436,6 +438,9 @@ impl IrcClient {
             let Some(room) = self.channel(name, sink) else {
                 continue;
             };
+            if sink.is_in(&room) {
+                continue;
+            }
             let join = match key {
                 Some(key) => Command::JoinWithKey {
                     room: room.clone(),

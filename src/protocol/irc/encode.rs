@@ -283,6 +283,7 @@ fn write_event(
             nicks,
             standing,
             secret,
+            ..
         } => {
             let room = Names {
                 name: room.as_str(),
@@ -1364,6 +1365,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob")],
             standing: vec![Standing::Member; 2],
+            away: vec![false; 2],
             secret: false,
         };
         assert_eq!(
@@ -1378,6 +1380,7 @@ mod tests {
             room: room("#ops"),
             nicks: many,
             standing: vec![Standing::Member; 200],
+            away: vec![false; 200],
             secret: false,
         };
         let got = lines(users, Some("ana NAMES #ops"));
@@ -1425,6 +1428,7 @@ mod tests {
             room: wide.clone(),
             nicks: vec![me.clone(); 40],
             standing: vec![Standing::Operator; 40],
+            away: vec![false; 40],
             secret: false,
         };
         let asked = format!("{me} NAMES {wide}");
@@ -1552,6 +1556,7 @@ mod tests {
             room: room("#ops"),
             nicks: vec![nick("ana"), nick("bob"), nick("cai")],
             standing: vec![Standing::Operator, Standing::Voiced, Standing::Member],
+            away: vec![false, false, true],
             secret: false,
         };
         assert_eq!(

@@ -33,8 +33,9 @@ const roomList = document.getElementById("rooms");
 // nick changes.
 const members = new Map();
 const memberList = document.getElementById("members");
-// Each room's operators and voiced members (from `modes`, asked on joining, then kept by
-// `mode` changes), and who is away (`away_changed`): marks in the members list.
+// Each room's operators and voiced members, and who is away: marks in the members list.
+// All three come with `users`, asked on joining; then `mode` changes and `away_changed`
+// keep them.
 const ops = new Map();
 const voiced = new Map();
 const away = new Map();
@@ -542,10 +543,9 @@ function show(e) {
       if (e.you) {
         rooms.add(e.room);
         members.set(e.room, new Set(e.members));
-        // Who is an operator or voiced is in the room's modes.
-        ws.send(JSON.stringify({ type: "mode", room: e.room, ref: "marks" }));
-        // The join names the first few; `users` names everyone.
-        if (e.count > e.members.length) ws.send(JSON.stringify({ type: "users", room: e.room }));
+        // The join names the first few; `users` names everyone, and who among them is an
+        // operator, voiced or away already.
+        ws.send(JSON.stringify({ type: "users", room: e.room, ref: "marks" }));
         // Joining again after a reconnect leaves you where you were reading.
         if (!catchingUp || e.room === room) switchTo(e.room);
         server("you joined " + e.room + "; here: " + e.members.join(", "), "", e.room);
@@ -595,11 +595,19 @@ function show(e) {
     case "status":
       for (const item of e.items) checkSays(e.room, item, item.since);
       if (e.ref !== "panel") for (const item of e.items) line("notice", [["room", e.room], ["nick", "--- [" + item.source + "]"], ["", item.text]], e.room); break;
-    case "users":
+    case "users": {
       members.set(e.room, new Set(e.users));
+      ops.set(e.room, new Set(e.ops));
+      voiced.set(e.room, new Set(e.voiced));
+      // Away is per person, not per room: the message, when known from `away_changed`, is kept.
+      const gone = new Set(e.away);
+      for (const n of e.users) {
+        if (!gone.has(n)) away.delete(n); else if (!away.has(n)) away.set(n, "");
+      }
       if (e.room === room) drawMembers();
-      if (e.ref) server(e.room + ": " + e.users.join(", "), "", e.room);
+      if (e.ref && e.ref !== "marks") server(e.room + ": " + e.users.join(", "), "", e.room);
       break;
+    }
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
     case "gap":
       server(e.room + ": messages " + e.from + " to " + e.to + " were said while you were away and are no longer kept", "missed-mark gap", e.room);
@@ -619,10 +627,8 @@ function show(e) {
       ops.set(e.room, new Set(e.ops));
       voiced.set(e.room, new Set(e.voiced));
       if (e.room === room) drawMembers();
-      if (e.ref !== "marks") {
-        server(e.room + " modes " + e.modes + "; operators: " + (e.ops.join(", ") || "none") +
-          "; voiced: " + (e.voiced.join(", ") || "none"), "mode", e.room);
-      }
+      server(e.room + " modes " + e.modes + "; operators: " + (e.ops.join(", ") || "none") +
+        "; voiced: " + (e.voiced.join(", ") || "none"), "mode", e.room);
       break;
     case "bans":
       server(e.bans.length ? e.room + " bans: " + e.bans.map(b => b.mask +
