@@ -101,23 +101,29 @@ impl ChatState {
             }
             WhoOf::Mask(mask) => (None, self.who_mask(asker, &mask)),
             WhoOf::Room(room) => {
-                let target = self.rooms.get(&room);
-                let Some(target) = target.filter(|_| !self.hidden_from(asker, &room)) else {
+                if self.hidden_from(asker, &room) {
                     return Event::Who {
                         room: Some(room),
                         members: Vec::new(),
                     };
-                };
-                let member = target.members.contains_key(&asker);
-                let mut members: Vec<WhoEntry> = self
-                    .member_ids(&room, None)
-                    .into_iter()
-                    .filter(|&m| member || !self.sessions[&m].invisible)
-                    .map(|m| self.who_entry(m, target.standing(m)))
-                    .collect();
+                }
                 let elsewhere = self.directory.members(&room).into_iter();
-                members.extend(elsewhere.filter(|m| member || !m.invisible));
-                (Some(target.name.clone()), members)
+                match self.rooms.get(&room) {
+                    Some(target) => {
+                        let member = target.members.contains_key(&asker);
+                        let mut members: Vec<WhoEntry> = self
+                            .member_ids(&room, None)
+                            .into_iter()
+                            .filter(|&m| member || !self.sessions[&m].invisible)
+                            .map(|m| self.who_entry(m, target.standing(m)))
+                            .collect();
+                        members.extend(elsewhere.filter(|m| member || !m.invisible));
+                        (Some(target.name.clone()), members)
+                    }
+                    // A room with members on other nodes only, the asker not among them:
+                    // its visible members, as `/users` and NAMES list them.
+                    None => (Some(room), elsewhere.filter(|m| !m.invisible).collect()),
+                }
             }
         };
         if opers_only {

@@ -16,6 +16,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/users [#room]", "who is in the room"),
     ("/rooms", "every room and how many are in it"),
+    (
+        "/lusers",
+        "how many are connected (on every node of a cluster), at most, and how many rooms",
+    ),
     ("/msg NAME text", "a private message to NAME only"),
     ("/me action", "say what you do: * you waves"),
     ("/history [N]", "the last N messages of the room again"),

@@ -108,6 +108,7 @@ enum JsonRequest {
         room: Option<String>,
     },
     Rooms,
+    Census,
     /// With no `message` (or an empty one), back.
     Away {
         message: Option<String>,
@@ -382,6 +383,7 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             },
             JsonRequest::Users { room: r } => Command::Users { room: room(r)? },
             JsonRequest::Rooms => Command::Rooms,
+            JsonRequest::Census => Command::Census,
             JsonRequest::Away { message } => Command::Away(optional_text(message)),
             JsonRequest::Whois { nick } => Command::Whois(nick_arg(&nick)?),
             JsonRequest::History {
@@ -804,8 +806,10 @@ fn to_value(event: &Event) -> Value {
             "type": "rooms",
             "rooms": rooms.iter().map(|(name, members)| json!({"name": name.as_str(), "members": members})).collect::<Vec<_>>(),
         }),
+        // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => json!({
-            "type": "census", "users": census.users, "peak": census.peak, "rooms": census.rooms,
+            "type": "census", "users": census.global_users, "peak": census.global_peak,
+            "rooms": census.rooms,
         }),
         Event::Whois(whois) => json!({
             "type": "whois", "nick": whois.nick.as_str(),
@@ -1032,6 +1036,10 @@ mod tests {
         assert!(matches!(
             request(r#"{"type":"rooms"}"#).command,
             Command::Rooms
+        ));
+        assert!(matches!(
+            request(r#"{"type":"census"}"#).command,
+            Command::Census
         ));
         assert!(matches!(
             request(r#"{"type":"help"}"#).command,

@@ -120,6 +120,7 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             room: optional(rest).map(room_arg).transpose()?,
         },
         "rooms" | "list" => Command::Rooms,
+        "lusers" => Command::Census,
         "msg" => {
             let usage = "/msg NAME text";
             let (to, text) = required(rest, usage)?
@@ -486,10 +487,11 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         }
         // User modes are IRC's: only an IRC client asks for them.
         Event::UserModes { .. } => Ok(()),
+        // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => writeln!(
             s,
             "*** {} connected (at most {} at once), {} rooms",
-            census.users, census.peak, census.rooms
+            census.global_users, census.global_peak, census.rooms
         ),
         Event::Whois(whois) => {
             let rooms: Vec<String> = whois
@@ -644,6 +646,7 @@ mod tests {
         ));
         assert!(matches!(request("/users"), Command::Users { room: None }));
         assert!(matches!(request("/rooms"), Command::Rooms));
+        assert!(matches!(request("/LUSERS"), Command::Census));
         assert!(matches!(request("/help"), Command::Help));
         assert!(
             matches!(request("/away at lunch"), Command::Away(Some(m)) if m.as_str() == "at lunch")

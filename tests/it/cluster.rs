@@ -166,7 +166,7 @@ impl Node {
     }
 
     /// A JSON client registered as `nick`, in #lobby (which its hello names).
-    async fn json(&self, nick: &str) -> Client {
+    pub(crate) async fn json(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
         c.expect("*** Welcome").await;
         c.send(&format!(

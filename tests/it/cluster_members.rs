@@ -333,7 +333,12 @@ async fn another_nodes_user_shows_its_user_name_real_name_and_operator_flag() {
     ana.send_raw(b"NICK ana\r\nUSER anauser 0 * :Ana Real Name\r\nJOIN #ops\r\n")
         .await;
     ana.expect(" 366 ana #ops ").await;
+    // cy joins once node two knows ana is in #ops (WHO from outside the room shows her
+    // there, with her standing), so that he joins her room rather than founding one of
+    // his own: her claim to have founded it reaches Redis before her presence does, and a
+    // claim of his made earlier could beat hers there.
     let mut cy = two.irc("cy").await;
+    who_until(&mut cy, "#ops", &[" ana H@ "]).await;
     cy.send_raw(b"JOIN #ops\r\n").await;
     cy.expect(" 366 cy #ops ").await;
     assert!(opers_until(&mut cy, 0).await[0].contains(" 251 cy "));

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Node, Redis};
+use crate::cluster::{Node, Redis, ask_until};
 use crate::support::{Client, PATIENCE};
 
 /// An IRC client registered as `nick` (user name `{nick}u`) and in `rooms` only.
@@ -249,4 +249,41 @@ async fn whois_of_another_nodes_user_gives_its_idle_time_and_signon() {
     let line = cy.expect(" 354 cy ").await;
     let idle: u64 = line.trim_end().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(idle < 6, "{line}");
+}
+
+/// Asks `client` (JSON) for the census until it counts `users` connected and `peak` at
+/// most at once.
+async fn census_until(client: &mut Client, users: u64, peak: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        client.send(r#"{"type":"census"}"#).await;
+        let census = client.expect_json("census").await;
+        if census["users"] == users && census["peak"] == peak {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the census never counted {users} (at most {peak}): {census}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn text_and_json_census_count_every_nodes_users() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let bob = one.text("bob").await;
+    let mut cy = two.json("cy").await;
+
+    // Three users on two nodes, counted alike on both (the rooms are each node's own, as
+    // LUSERS's 254 counts them).
+    ask_until(&mut ana, "/lusers", "*** 3 connected (at most 3 at once), ").await;
+    census_until(&mut cy, 3, 3).await;
+
+    // A user leaving another node leaves the count, not the most known at once.
+    drop(bob);
+    census_until(&mut cy, 2, 3).await;
+    ask_until(&mut ana, "/lusers", "*** 2 connected (at most 3 at once), ").await;
 }
