@@ -493,9 +493,10 @@ pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default 3 s.
 pub const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What may wait to be sent to Redis, in messages and presence changes. Past it, a message
-/// is heard on its own node only and a warning is logged; never does a sender wait.
-/// Default 65,536.
+/// What may wait to be sent to Redis, in messages and presence changes (`--cluster-outbox`).
+/// Past it, a message or a feed's post is refused, not said: its sender is told
+/// `store_unavailable` (as when the history writer is behind), so that no message is heard
+/// on its own node only; never does a sender wait. Default 65,536.
 pub const CLUSTER_OUTBOX: usize = 65_536;
 
 /// What is sent to Redis in one pipeline, at most. Default 512.

@@ -125,7 +125,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     let limits = args.limits();
     let store = open_store(&args, &limits)?;
     let cluster = match &args.cluster {
-        Some(url) => Some(Cluster::join(url, args.node_name.clone()).await?),
+        Some(url) => Some(Cluster::join(url, args.node_name.clone(), args.cluster_outbox).await?),
         None => None,
     };
     let mut edges = Edges::alone(&limits);

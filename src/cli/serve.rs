@@ -94,6 +94,17 @@ pub struct Serve {
     )]
     pub node_name: Option<String>,
 
+    /// Messages and presence changes that may wait to be sent to Redis (with --cluster);
+    /// past it a message is refused and its sender told `store_unavailable`.
+    #[arg(
+        long,
+        env = "CHARLA_CLUSTER_OUTBOX",
+        default_value_t = limits::CLUSTER_OUTBOX,
+        value_parser = at_least_one,
+        requires = "cluster"
+    )]
+    pub cluster_outbox: usize,
+
     /// Messages each room keeps in the --data database, even once it is empty and across
     /// restarts; the oldest are deleted past it. --history of them are replayed.
     #[arg(long, env = "CHARLA_HISTORY_KEEP", default_value_t = DISK_HISTORY_PER_ROOM, value_parser = at_least_one)]

@@ -31,11 +31,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
-use crate::hub::{Bus, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName};
+use crate::hub::{
+    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName,
+};
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
-    CLUSTER_NODE_TIMEOUT, CLUSTER_OUTBOX, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
-    MAX_INVITES_PER_ROOM,
+    CLUSTER_NODE_TIMEOUT, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN, MAX_INVITES_PER_ROOM,
 };
 use outage::Outage;
 use roster::Roster;
@@ -96,6 +97,8 @@ struct Shared {
     founded: Mutex<HashMap<RoomName, SessionId>>,
     /// The most sessions of the whole cluster known at once (LUSERS's `266`).
     peak: AtomicUsize,
+    /// Messages and posts refused since the node started, the queue to Redis being full.
+    refused: AtomicU64,
     /// When the others were last told who spoke here (`link::report_activity`), ms since
     /// the Unix epoch.
     reported: AtomicU64,
@@ -109,7 +112,7 @@ impl Shared {
         match self.outbox.try_send(out) {
             Ok(()) => true,
             Err(_) => {
-                tracing::warn!("the queue to Redis is full; heard on this node only");
+                tracing::warn!("the queue to Redis is full; not sent to the other nodes");
                 false
             }
         }
@@ -200,8 +203,13 @@ pub enum JoinError {
 
 impl Cluster {
     /// Connects to the Redis at `url` and claims the lowest free node number. `name` is
-    /// what logs call this node.
-    pub async fn join(url: &str, name: Option<String>) -> Result<Cluster, JoinError> {
+    /// what logs call this node; `outbox` is how much may wait to be sent to Redis
+    /// ([`crate::limits::CLUSTER_OUTBOX`] by default).
+    pub async fn join(
+        url: &str,
+        name: Option<String>,
+        outbox: usize,
+    ) -> Result<Cluster, JoinError> {
         let unreachable = |source| JoinError::Unreachable {
             url: url.to_string(),
             source,
@@ -238,7 +246,7 @@ impl Cluster {
         let subscription = link::subscribe(&client).await.map_err(unreachable)?;
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
-        let (outbox, queue) = mpsc::channel(CLUSTER_OUTBOX);
+        let (outbox, queue) = mpsc::channel(outbox.max(1));
         let shared = Arc::new(Shared {
             node,
             run,
@@ -252,6 +260,7 @@ impl Cluster {
             epoch: Mutex::default(),
             founded: Mutex::default(),
             peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
             reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
         });
@@ -311,45 +320,52 @@ struct ClusterBus(Arc<Shared>);
 impl Bus for ClusterBus {
     fn publish(&self, publication: Publication) -> Option<Publication> {
         let shared = &self.0;
-        let numbered = outage::proposed(&publication.event).is_some();
+        debug_assert!(
+            outage::proposed(&publication.event).is_none(),
+            "messages go through publish_numbered"
+        );
         if !shared.reachable.load(Ordering::Relaxed) {
-            if !numbered {
-                // What operators did is told to the other nodes once Redis is back, with
-                // the changes it made (`share_room`); joins and leaves are not: presence
-                // is rebuilt then.
-                if let Some(wire) = Wire::of(shared.node, &publication).filter(Wire::is_room_event)
-                {
-                    shared.send_or_hold(Out::Publish(wire));
-                }
-                return Some(publication);
+            // What operators did is told to the other nodes once Redis is back, with the
+            // changes it made (`share_room`); joins and leaves are not: presence is
+            // rebuilt then.
+            if let Some(wire) = Wire::of(shared.node, &publication).filter(Wire::is_room_event) {
+                shared.send_or_hold(Out::Publish(wire));
             }
-            // Checked again under the lock: Redis may be back, and what was held published
-            // (`link::rejoin`), since the check above.
-            let mut outage = shared.outage.lock().unwrap();
-            if !shared.reachable.load(Ordering::Relaxed) {
-                outage.hold(publication.clone());
-                return Some(publication);
-            }
-        }
-        if numbered {
-            // Heard here too only when Redis hands it back, numbered.
-            return match shared.outbox.try_send(Out::Said(publication)) {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::warn!("the queue to Redis is full; heard on this node only");
-                    let (mpsc::error::TrySendError::Full(Out::Said(p))
-                    | mpsc::error::TrySendError::Closed(Out::Said(p))) = e
-                    else {
-                        unreachable!("sent a Said")
-                    };
-                    Some(p)
-                }
-            };
+            return Some(publication);
         }
         if let Some(wire) = Wire::of(shared.node, &publication) {
             shared.send(Out::Publish(wire));
         }
         Some(publication)
+    }
+
+    fn publish_numbered(&self, publication: Publication) -> Result<Option<Publication>, BusFull> {
+        let shared = &self.0;
+        if !shared.reachable.load(Ordering::Relaxed) {
+            // Checked again under the lock: Redis may be back, and what was held published
+            // (`link::rejoin`), since the check above.
+            let mut outage = shared.outage.lock().unwrap();
+            if !shared.reachable.load(Ordering::Relaxed) {
+                outage.hold(publication.clone());
+                return Ok(Some(publication));
+            }
+        }
+        // Heard here too only when Redis hands it back, numbered; one the queue cannot
+        // take is refused rather than heard here only, which the other nodes would miss.
+        match shared.outbox.try_send(Out::Said(publication)) {
+            Ok(()) => Ok(None),
+            Err(_) => {
+                // Logged at the 1st, 2nd, 4th, 8th… so a flood of them is not a flood of logs.
+                let refused = shared.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(
+                        refused,
+                        "the queue to Redis is full: messages refused, their senders told store_unavailable"
+                    );
+                }
+                Err(BusFull)
+            }
+        }
     }
 
     fn numbers_messages(&self) -> bool {

@@ -19,6 +19,10 @@ pub struct Publication {
     pub except: Option<SessionId>,
 }
 
+/// The bus cannot take a message now ([`Bus::publish_numbered`]): it was not said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusFull;
+
 /// Carries room events between the nodes serving a chat. Called under the hub's lock:
 /// an implementation must not block (queue the event, and send it from a task of its own).
 pub trait Bus: Send + Sync {
@@ -32,6 +36,15 @@ pub trait Bus: Send + Sync {
     /// it heard) and keeps it in history when the bus hands it back numbered.
     fn numbers_messages(&self) -> bool {
         false
+    }
+
+    /// Publishes a message or a feed's post of a bus that numbers them
+    /// ([`Bus::numbers_messages`]), as [`Bus::publish`] does; [`BusFull`] when the bus
+    /// cannot take it now (its queue to the other nodes is full): then nobody hears it,
+    /// here or elsewhere, and its sender is told. Only called when the bus numbers
+    /// messages.
+    fn publish_numbered(&self, publication: Publication) -> Result<Option<Publication>, BusFull> {
+        Ok(self.publish(publication))
     }
 
     /// Carries `event` to session `to` of another node (a private message). A server

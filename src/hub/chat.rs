@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::bus::{Bus, Publication};
+use super::bus::{Bus, BusFull, Publication};
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
 use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
@@ -513,13 +513,24 @@ impl ChatState {
         };
         // In a cluster each node keeps the message as the bus hands it back, and the speaker
         // is acked then (`receive`).
-        let now = if self.bus_numbers {
-            self.unheard.insert(owed.id, owed);
-            None
-        } else {
-            // Acked now by a store that keeps it at once, else by the store once committed.
-            self.keep(Entry::Said(said.clone()), Some(owed))?
-        };
+        if self.bus_numbers {
+            let msg_id = owed.id;
+            self.unheard.insert(msg_id, owed);
+            if self
+                .publish_numbered(room, Event::Message(said), Some(id))
+                .is_err()
+            {
+                self.unheard.remove(&msg_id);
+                return Err((
+                    ErrorCode::StoreUnavailable,
+                    "the server cannot relay messages to the other nodes right now (its queue to Redis is full); nothing was said: try again in a moment".to_string(),
+                ));
+            }
+            self.metrics.received(MessageKind::Room);
+            return Ok(None);
+        }
+        // Acked now by a store that keeps it at once, else by the store once committed.
+        let now = self.keep(Entry::Said(said.clone()), Some(owed))?;
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
         Ok(now.map(|owed| owed.ack()))
@@ -1268,18 +1279,42 @@ impl ChatState {
             event,
             except,
         };
-        if let Some(mut publication) = self.bus.publish(publication) {
-            if !self.bus_numbers {
-                return self.fan_out(publication);
-            }
-            // The cluster is out of reach: numbered here, heard here at once.
-            match &mut publication.event {
-                Event::Message(said) => said.seq = 0,
-                Event::Posted(posted) => posted.seq = 0,
-                _ => {}
-            }
-            self.receive(publication);
+        if let Some(publication) = self.bus.publish(publication) {
+            self.heard_at_once(publication);
         }
+    }
+
+    /// Hands a message or a feed's post to a bus that numbers them
+    /// ([`Bus::publish_numbered`]); [`BusFull`] when it could not take it: nobody hears it.
+    pub fn publish_numbered(
+        &mut self,
+        room: RoomName,
+        event: Event,
+        except: Option<SessionId>,
+    ) -> Result<(), BusFull> {
+        let publication = Publication {
+            room,
+            event,
+            except,
+        };
+        if let Some(publication) = self.bus.publish_numbered(publication)? {
+            self.heard_at_once(publication);
+        }
+        Ok(())
+    }
+
+    /// What the bus gave back to be heard here at once.
+    fn heard_at_once(&mut self, mut publication: Publication) {
+        if !self.bus_numbers {
+            return self.fan_out(publication);
+        }
+        // The cluster is out of reach: numbered here, heard here at once.
+        match &mut publication.event {
+            Event::Message(said) => said.seq = 0,
+            Event::Posted(posted) => posted.seq = 0,
+            _ => {}
+        }
+        self.receive(publication);
     }
 
     /// Keeps a message heard from the bus, which nobody waits an ack for; one the store

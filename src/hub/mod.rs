@@ -59,7 +59,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
-pub use bus::{Bus, LocalBus, Publication};
+pub use bus::{Bus, BusFull, LocalBus, Publication};
 pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
@@ -484,10 +484,14 @@ impl Hub {
                 room: name.clone(),
                 notice: Arc::new(notice),
             };
-            if !chat.bus_numbers {
-                chat.keep(Entry::Posted(posted.clone()), None)
-                    .map_err(|_| Unposted::StoreFull)?;
+            if chat.bus_numbers {
+                chat.publish_numbered(name, Event::Posted(posted.clone()), None)
+                    .map_err(|BusFull| Unposted::StoreFull)?;
+                chat.metrics.received(MessageKind::Post);
+                return Ok(posted);
             }
+            chat.keep(Entry::Posted(posted.clone()), None)
+                .map_err(|_| Unposted::StoreFull)?;
             chat.metrics.received(MessageKind::Post);
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)

@@ -221,7 +221,8 @@ pub struct NoSuchRoom(pub RoomName);
 pub enum Unposted {
     #[error(transparent)]
     NoSuchRoom(#[from] NoSuchRoom),
-    /// The history store cannot take more now ([`super::StoreFull`]): not posted.
-    #[error("the history store cannot take more now; not posted")]
+    /// The history store ([`super::StoreFull`]), or a cluster's queue to Redis
+    /// ([`super::BusFull`]), cannot take more now: not posted.
+    #[error("the history store or the queue to the other nodes cannot take more now; not posted")]
     StoreFull,
 }

@@ -74,6 +74,17 @@ impl Redis {
         }
     }
 
+    /// Pauses (`STOP`) or resumes (`CONT`) the server: connections stay open and
+    /// unanswered, as with a Redis that froze.
+    pub(crate) fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{which}"), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{which} {pid}");
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

@@ -286,3 +286,80 @@ async fn a_founder_keeps_its_room_after_redis_restarted_empty_against_a_node_cut
     bob.send("/topic #kept mine").await;
     bob.expect("only #kept's operators may set its topic").await;
 }
+
+/// What `nick` said, as `client` reads it live or replayed, up to `last`.
+async fn said_until(client: &mut Client, nick: &str, last: &str) -> Vec<String> {
+    let said_by = format!("<{nick}> ");
+    let mut said = Vec::new();
+    loop {
+        let line = client.next().await.expect("a line");
+        if let Some((_, text)) = line.split_once(&said_by) {
+            if text == last {
+                return said;
+            }
+            said.push(text.to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_past_the_queue_to_redis_is_refused_and_heard_nowhere() {
+    let redis = Redis::start();
+    // A queue to Redis of two, so that a frozen Redis fills it at once.
+    let one = Node::start_with(&redis, "one", &["--cluster-outbox", "2"]);
+    let two = Node::start(&redis, "two");
+    let mut ana = one.text("ana").await;
+    let mut carl = one.text("carl").await;
+    let mut bob = two.text("bob").await;
+    ana.send("before").await;
+    bob.expect("#lobby <ana> before").await;
+    carl.expect("#lobby <ana> before").await;
+
+    // Frozen, Redis takes what is sent and answers nothing: the node's pipelines in flight
+    // and its queue fill, and what is said past them is refused. Resumed well within
+    // CLUSTER_PROBE_TIMEOUT, so the node never takes Redis for gone.
+    redis.signal("STOP");
+    const SENT: usize = 40;
+    for n in 1..=SENT {
+        ana.send(&format!("burst {n}")).await;
+    }
+    ana.send("/users #lobby").await;
+    let mut refused = 0;
+    loop {
+        let line = ana.next().await.expect("a line");
+        if line.contains("here:") {
+            break;
+        }
+        if line.starts_with("ERROR store_unavailable: ") {
+            assert!(line.contains("nothing was said"), "{line}");
+            refused += 1;
+        }
+    }
+    redis.signal("CONT");
+    assert!(
+        refused > 0,
+        "a frozen Redis and a queue of two refused nothing"
+    );
+
+    ana.send("after").await;
+    // Refusals fall where the queue was full (the node drains it into pipelines as Redis
+    // takes them): what was accepted reaches every member on both nodes, in order, and
+    // the refused ones nobody, here or there.
+    let heard_there = said_until(&mut bob, "ana", "after").await;
+    let heard_here = said_until(&mut carl, "ana", "after").await;
+    assert_eq!(heard_here, heard_there);
+    assert_eq!(heard_there.len(), SENT - refused, "{heard_there:?}");
+    let numbers: Vec<usize> = heard_there
+        .iter()
+        .map(|line| line.strip_prefix("burst ").unwrap().parse().unwrap())
+        .collect();
+    assert!(numbers.is_sorted(), "{numbers:?}");
+    // The node's history has what was heard, nothing refused.
+    ana.send("/history 50").await;
+    let kept = said_until(&mut ana, "ana", "after").await;
+    assert_eq!(kept[kept.len() - heard_there.len()..], heard_there[..]);
+    assert_eq!(
+        kept.iter().filter(|l| l.starts_with("burst ")).count(),
+        SENT - refused
+    );
+}

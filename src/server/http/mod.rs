@@ -488,7 +488,7 @@ fn unposted(room: &RoomName, e: Unposted) -> Refused {
         Unposted::StoreFull => error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::StoreUnavailable.as_str(),
-            "the server cannot keep messages right now (its disk is behind); nothing was posted: try again in a moment".to_string(),
+            "the server cannot keep or relay messages right now (its disk, or its queue to the other nodes, is behind); nothing was posted: try again in a moment".to_string(),
         ),
     }
 }
