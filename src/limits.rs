@@ -499,6 +499,13 @@ pub const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// on its own node only; never does a sender wait. Default 65,536.
 pub const CLUSTER_OUTBOX: usize = 65_536;
 
+/// Ids of messages a cluster node remembers because Redis may carry them twice: its own
+/// whose pipeline failed (heard here as they fell back, and perhaps run by Redis before it
+/// failed) and other nodes' published after an outage (published again if that failed).
+/// Each is heard once while remembered; filled only after failures, the oldest forgotten
+/// first (about 40 bytes each). Default 65,536.
+pub const CLUSTER_ONCE_IDS: usize = 65_536;
+
 /// What is sent to Redis in one pipeline, at most. Default 512.
 pub const CLUSTER_BATCH: usize = 512;
 

@@ -282,10 +282,22 @@ fn settle(
             for out in sent {
                 match out {
                     Out::Said(mut publication) => {
-                        match &mut publication.event {
-                            Event::Message(said) => said.seq = 0,
-                            Event::Posted(posted) => posted.seq = 0,
-                            _ => {}
+                        // Redis may have run it before failing: its copy from the backlog
+                        // (or the subscription) is not heard again ([`super::once`]).
+                        let id = match &mut publication.event {
+                            Event::Message(said) => {
+                                said.seq = 0;
+                                Some(said.id)
+                            }
+                            Event::Posted(posted) => {
+                                posted.seq = 0;
+                                Some(posted.id)
+                            }
+                            _ => None,
+                        };
+                        if let Some(id) = id {
+                            shared.once.lock().unwrap().remember(id);
+                            shared.fell_back.store(true, Ordering::Relaxed);
                         }
                         hub.receive(publication);
                     }
@@ -772,6 +784,17 @@ fn heard(
     }
     match wire {
         entry @ (Wire::Said { .. } | Wire::Posted { .. }) => {
+            // Looked up only when it may be a copy: published late, or this node's own
+            // once one of them fell back.
+            if (entry.is_late() || (own && shared.fell_back.load(Ordering::Relaxed)))
+                && shared
+                    .once
+                    .lock()
+                    .unwrap()
+                    .heard_already(shared.node.number(), &entry)
+            {
+                return Ok(());
+            }
             let publication = said_publication(shared, seq, entry)?;
             if recovered.fresh(&publication) {
                 burst.push(publication);

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod link;
+mod once;
 mod outage;
 mod recover;
 mod room_state;
@@ -38,6 +39,7 @@ use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
     CLUSTER_NODE_TIMEOUT, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN, MAX_INVITES_PER_ROOM,
 };
+use once::Once;
 use outage::Outage;
 use roster::Roster;
 use wire::Wire;
@@ -86,6 +88,11 @@ struct Shared {
     local: Mutex<HashMap<SessionId, Local>>,
     /// What was said here while Redis was out of reach.
     outage: Mutex<Outage>,
+    /// Messages heard here that Redis may carry again ([`once`]).
+    once: Mutex<Once>,
+    /// A message of this node fell back ([`once`]): its own messages coming back are
+    /// looked up there; until then none is, on the path of every message.
+    fell_back: AtomicBool,
     /// Every room's kept state as Redis has it ([`room_state`]), as last heard.
     rooms: Mutex<HashMap<RoomName, room_state::Fields>>,
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
@@ -256,6 +263,8 @@ impl Cluster {
             roster: Mutex::default(),
             local: Mutex::default(),
             outage: Mutex::default(),
+            once: Mutex::default(),
+            fell_back: AtomicBool::new(false),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
             founded: Mutex::default(),

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use redis::aio::ConnectionManager;
 
 use super::link::{backlog_key, channel, lost_publication, said_publication, seq_key};
+use super::once::Once;
 use super::room_state;
 use super::wire::{self, Wire};
 use super::{Out, PREFIX, Shared};
@@ -118,9 +119,11 @@ pub(super) async fn recover(
             });
         }
         for (seq, entry) in after {
-            let own = entry.node() == shared.node.number();
-            if own && (entry.is_late() || matches!(entry, Wire::Lost { .. })) {
-                // Heard here as it was said.
+            if !to_hear(
+                shared.node.number(),
+                &mut shared.once.lock().unwrap(),
+                &entry,
+            ) {
                 continue;
             }
             let publication = if entry.is_entry() {
@@ -318,6 +321,17 @@ async fn reseed(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisR
     pipe.query_async::<()>(redis).await
 }
 
+/// Whether an entry of a backlog is heard here: not one of this node's own published late
+/// or not relayed (heard here as said), nor a message heard here already ([`Once`]: one
+/// of this node's that fell back, or a copy of one published late).
+fn to_hear(node: u16, once: &mut Once, entry: &Wire) -> bool {
+    let own = entry.node() == node;
+    if own && (entry.is_late() || matches!(entry, Wire::Lost { .. })) {
+        return false;
+    }
+    !once.heard_already(node, entry)
+}
+
 /// The first and last number of messages missed and no longer kept.
 type Gap = (u64, u64);
 
@@ -349,10 +363,15 @@ mod tests {
     use super::*;
 
     fn said(seq: u64) -> (u64, Wire) {
+        said_by(1, seq, seq, false)
+    }
+
+    /// Message `id` of node `node` as numbered `seq`, published `late` or not.
+    fn said_by(node: u16, seq: u64, id: u64, late: bool) -> (u64, Wire) {
         let wire = Wire::Said {
-            node: 1,
+            node,
             room: "#ops".into(),
-            id: seq,
+            id,
             ts: 0,
             from: "ana".into(),
             text: format!("line {seq}"),
@@ -360,7 +379,7 @@ mod tests {
             notice: false,
             by: 0,
             account: None,
-            late: false,
+            late,
         };
         (seq, wire)
     }
@@ -408,5 +427,36 @@ mod tests {
         );
         let (gap, after) = missed_after(5, 12, [lost].into_iter());
         assert_eq!((gap, seqs(&after)), (Some((6, 9)), vec![12]));
+    }
+
+    /// Of the messages Redis carries twice, each is heard once: this node's (1) that fell
+    /// back and came from the backlog, and another node's (2) published late twice.
+    #[test]
+    fn a_message_is_taken_from_the_backlog_once() {
+        let mut once = Once::default();
+        let heard = |once: &mut Once, backlog: &[(u64, Wire)]| -> Vec<u64> {
+            backlog
+                .iter()
+                .filter(|(_, entry)| to_hear(1, once, entry))
+                .map(|(seq, _)| *seq)
+                .collect()
+        };
+        // Node 1's message 100 fell back (heard here, numbered here); Redis had run it,
+        // as 6. Its message 101 fell back too, but Redis never ran it.
+        once.remember(100);
+        once.remember(101);
+        let backlog = [
+            said_by(2, 5, 200, false),
+            said_by(1, 6, 100, false),
+            said_by(1, 7, 102, false),
+        ];
+        assert_eq!(heard(&mut once, &backlog), [5, 7]);
+        // Node 2's late message 201 was published twice (its first pipeline failed after
+        // Redis ran it): heard at 8, not at 9, nor when read again from the backlog.
+        let late = [said_by(2, 8, 201, true), said_by(2, 9, 201, true)];
+        assert_eq!(heard(&mut once, &late), [8]);
+        assert!(heard(&mut once, &late).is_empty());
+        // This node's own late messages were heard as they were said.
+        assert!(heard(&mut once, &[said_by(1, 10, 103, true)]).is_empty());
     }
 }

@@ -326,6 +326,14 @@ impl Wire {
         }
     }
 
+    /// The id of a message or a post, minted by its node.
+    pub fn entry_id(&self) -> Option<u64> {
+        match self {
+            Wire::Said { id, .. } | Wire::Posted { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     /// Whether this is a message or a post published after an outage.
     pub fn is_late(&self) -> bool {
         matches!(
