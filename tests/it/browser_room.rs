@@ -195,6 +195,7 @@ const TAKEN: &[(&str, &str, &str)] = &[
     ("/users", "/users", "users"),
     ("/rooms", "/rooms", "rooms"),
     ("/whois", "/whois ana", "whois"),
+    ("/lusers", "/lusers", "census"),
     ("/away", "/away lunch", "away"),
     ("/invite", "/invite ana", "invite"),
     ("/kick", "/kick ana spam", "kick"),
@@ -277,12 +278,12 @@ async fn the_pages_help_lists_exactly_the_commands_it_takes() {
         json!({"type":"leave","room":"#elsewhere","message":"bye","ref":kept[1]["ref"]})
     );
     assert_eq!(
-        kept[12],
-        json!({"type":"mode","room":"#ops","modes":"+o","args":["ana"],"ref":kept[12]["ref"]})
+        kept[13],
+        json!({"type":"mode","room":"#ops","modes":"+o","args":["ana"],"ref":kept[13]["ref"]})
     );
     assert_eq!(
-        kept[18],
-        json!({"type":"mode","room":"#ops","modes":"+m","ref":kept[18]["ref"]})
+        kept[19],
+        json!({"type":"mode","room":"#ops","modes":"+m","ref":kept[19]["ref"]})
     );
 
     // Others are not taken, and nothing is sent; a command short of an argument says how.
@@ -300,7 +301,7 @@ async fn the_pages_help_lists_exactly_the_commands_it_takes() {
     let sent = driver.run("return kept.length;", json!([])).await;
     assert_eq!(sent, TAKEN.len() + ALIASES.len());
 
-    // Back on the wire: /whois and /away answered by the server.
+    // Back on the wire: /whois, /away and /lusers answered by the server.
     driver.run("delete ws.send; return true;", json!([])).await;
     type_line(&driver, "/away back soon").await;
     driver.wait_for_text(&log, "you are away: back soon").await;
@@ -310,6 +311,11 @@ async fn the_pages_help_lists_exactly_the_commands_it_takes() {
     type_line(&driver, "/whois ana").await;
     driver
         .wait_for_text(&log, "ana is in #lobby @#ops; idle")
+        .await;
+    // ana and webby; #alerts (there from the start), #lobby and #ops.
+    type_line(&driver, "/lusers").await;
+    driver
+        .wait_for_text(&log, "2 connected (at most 2 at once), 3 rooms")
         .await;
     driver.quit().await;
 }

@@ -647,6 +647,9 @@ function show(e) {
         "; idle " + Math.round(e.idle_ms / 1000) + "s" + (e.away ? "; away: " + e.away : "") +
         (e.account ? "; account " + e.account : ""));
       break;
+    case "census":
+      server(e.users + " connected (at most " + e.peak + " at once), " + e.rooms + " rooms");
+      break;
     case "cluster":
       banner.hidden = e.state !== "interrupted";
       banner.textContent = e.state === "interrupted" ? e.message : "";
@@ -707,6 +710,8 @@ const COMMANDS = [
   { usage: "/rooms", also: ["list"], about: "every room and how many are in it", request: () => ({ type: "rooms" }) },
   { usage: "/whois NAME", about: "the rooms NAME is in, how long idle, and whether away",
     request: (w) => ({ type: "whois", nick: w[0] }) },
+  { usage: "/lusers", about: "how many are connected (on every node of a cluster) and how many rooms there are",
+    request: () => ({ type: "census" }) },
   { usage: "/away [message]", about: "mark yourself away; /away alone marks you back",
     request: (w, rest) => ({ type: "away", message: rest(0) || undefined }) },
   { usage: "/invite NICK [#room]", about: "let NICK in (operators, while the room is +i) and tell them",
