@@ -299,7 +299,7 @@ fn settle(
                             shared.once.lock().unwrap().remember(id);
                             shared.fell_back.store(true, Ordering::Relaxed);
                         }
-                        hub.receive(publication);
+                        hub.fell_back(publication);
                     }
                     Out::Late(publication) => late.push(publication),
                     Out::Lost(room, count) => {

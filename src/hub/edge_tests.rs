@@ -408,13 +408,25 @@ fn rooms_keep_no_history_when_told_to_keep_none() {
 
 /// A cluster's bus as the hub sees it: it numbers messages and hands them back later, or,
 /// cut off (`cut_off`), hands everything back at once.
+/// Full (`full`), it refuses messages, as a cluster's full queue to Redis does.
 #[derive(Default)]
 struct NumberingBus {
     cut_off: std::sync::atomic::AtomicBool,
+    full: std::sync::atomic::AtomicBool,
     published: Mutex<Vec<Publication>>,
 }
 
 impl Bus for NumberingBus {
+    fn publish_numbered(
+        &self,
+        publication: Publication,
+    ) -> Result<Option<Publication>, super::BusFull> {
+        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(super::BusFull);
+        }
+        Ok(self.publish(publication))
+    }
+
     fn publish(&self, publication: Publication) -> Option<Publication> {
         if self.cut_off.load(std::sync::atomic::Ordering::Relaxed) {
             return Some(publication);
@@ -474,6 +486,81 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
     assert_eq!(said(&bob.take()), ["two"]);
     let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
     assert_eq!(seqs(&kept), [7, 8]);
+}
+
+#[test]
+fn a_message_the_bus_refuses_is_not_said_and_its_sender_told() {
+    let bus = Arc::new(NumberingBus::default());
+    let limits = Limits::default();
+    let edges = Edges {
+        bus: bus.clone(),
+        ..Edges::alone(&limits)
+    };
+    let hub = Hub::with_edges(&limits, edges);
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (_, bob) = member(&hub, "bob");
+    let lobby = room("#lobby");
+    ana_inbox.take();
+    bus.published.lock().unwrap().clear();
+    bus.full.store(true, std::sync::atomic::Ordering::Relaxed);
+    hub.apply(ana, say("#lobby", "refused"));
+    assert_eq!(errors(&ana_inbox.take()), [ErrorCode::StoreUnavailable]);
+    assert!(bus.published.lock().unwrap().is_empty());
+    assert!(said(&bob.take()).is_empty());
+    let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
+    assert!(kept.is_empty());
+    // A feed's post is refused too.
+    assert!(matches!(
+        hub.post(
+            &lobby,
+            Notice::new(
+                Source::new("t").unwrap(),
+                PostKind::Notice,
+                MessageText::new("refused").unwrap()
+            )
+        ),
+        Err(Unposted::StoreFull)
+    ));
+    assert!(bus.published.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_message_heard_back_before_its_sending_failed_is_not_heard_again() {
+    let bus = Arc::new(NumberingBus::default());
+    let limits = Limits::default();
+    let edges = Edges {
+        bus: bus.clone(),
+        ..Edges::alone(&limits)
+    };
+    let hub = Hub::with_edges(&limits, edges);
+    let (ana, _) = member(&hub, "ana");
+    let (_, bob) = member(&hub, "bob");
+    let lobby = room("#lobby");
+    hub.apply(ana, say("#lobby", "once"));
+    hub.apply(ana, say("#lobby", "fell back"));
+    let (heard, unheard) = {
+        let mut published = bus.published.lock().unwrap();
+        let unheard = published.pop().unwrap();
+        (published.pop().unwrap(), unheard)
+    };
+    // The bus published the first and it came back; then sending both failed.
+    let mut live = heard.clone();
+    if let Event::Message(said) = &mut live.event {
+        said.seq = 3;
+    }
+    hub.receive(live);
+    assert_eq!(said(&bob.take()), ["once"]);
+    let unnumbered = |mut publication: Publication| {
+        if let Event::Message(said) = &mut publication.event {
+            said.seq = 0;
+        }
+        publication
+    };
+    hub.fell_back(unnumbered(heard));
+    hub.fell_back(unnumbered(unheard));
+    assert_eq!(said(&bob.take()), ["fell back"]);
+    let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
+    assert_eq!(seqs(&kept), [3, 4]);
 }
 
 /// A store that keeps in memory but acks later, as a durable one does once it has

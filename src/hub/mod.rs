@@ -646,6 +646,21 @@ impl Hub {
         self.with_chat(|chat| chat.receive(publication));
     }
 
+    /// A message or post of this node whose sending to the other nodes failed, numbered
+    /// here (`seq` 0) and heard here ([`Hub::receive`]); not a message whose copy from the
+    /// bus was heard already (the bus had published it before failing: its speaker was
+    /// acked then).
+    pub fn fell_back(&self, publication: Publication) {
+        self.with_chat(|chat| {
+            if let Event::Message(said) = &publication.event
+                && !chat.unheard.contains_key(&said.id)
+            {
+                return;
+            }
+            chat.receive(publication);
+        });
+    }
+
     /// [`Hub::receive`] for each of `publications` in turn, under one hold of the lock.
     pub fn receive_all(&self, publications: Vec<Publication>) {
         if publications.is_empty() {
