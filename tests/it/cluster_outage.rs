@@ -213,25 +213,32 @@ async fn a_node_cut_off_while_redis_restarted_empty_does_not_write_back_older_ro
     ask_until(&mut cy, "/topic #a", "no topic is set").await;
 }
 
-// Two threads: the relay relays while the test waits, blocking, for a node to start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
-    let redis = Redis::start();
-    let relay = Relay::to(&redis).await;
-    let one = Node::start(&redis, "one");
+/// Nodes one and two, node two through a relay; ana on one and bob on two. Node two is
+/// cut off, then ana makes `room` (her node claims it in Redis) and bob makes it on his
+/// node, where he is its operator for now.
+async fn founded_on_both_sides(redis: &Redis, room: &str) -> (Relay, Node, Node, Client, Client) {
+    let relay = Relay::to(redis).await;
+    let one = Node::start(redis, "one");
     let two = Node::start_url(&relay.url, "two");
     let mut ana = one.text("ana").await;
     let mut bob = two.text("bob").await;
     ana.expect("is now known as bob").await;
-
-    // Node two is cut off; ana makes #late with Redis's word, bob makes it on his node.
     relay.cut();
     bob.expect("*** cross-node delivery interrupted").await;
-    ana.send("/join #late").await;
-    ana.expect("#late *** you joined").await;
-    bob.send("/join #late").await;
-    bob.expect("#late *** you joined").await;
-    assert_eq!(operators(&mut bob, "#late").await, "bob");
+    ana.send(&format!("/join {room}")).await;
+    ana.expect(&format!("{room} *** you joined")).await;
+    bob.send(&format!("/join {room}")).await;
+    bob.expect(&format!("{room} *** you joined")).await;
+    assert_eq!(operators(&mut bob, room).await, "bob");
+    (relay, one, two, ana, bob)
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
+    let redis = Redis::start();
+    // Node two is cut off; ana makes #late with Redis's word, bob makes it on his node.
+    let (relay, _one, _two, mut ana, mut bob) = founded_on_both_sides(&redis, "#late").await;
     // Longer than any founding claim used to last: ana's still holds when bob's node
     // claims #late on its return, so bob is not its operator.
     tokio::time::sleep(Duration::from_secs(11)).await;
@@ -247,21 +254,8 @@ async fn a_room_made_on_a_node_cut_off_for_long_is_the_founders_made_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_founder_keeps_its_room_after_redis_restarted_empty_against_a_node_cut_off() {
     let mut redis = Redis::start();
-    let relay = Relay::to(&redis).await;
-    let one = Node::start(&redis, "one");
-    let two = Node::start_url(&relay.url, "two");
-    let mut ana = one.text("ana").await;
-    let mut bob = two.text("bob").await;
-    ana.expect("is now known as bob").await;
-
     // ana founds #kept with Redis's word; node two is cut off, and bob makes it there.
-    relay.cut();
-    bob.expect("*** cross-node delivery interrupted").await;
-    ana.send("/join #kept").await;
-    ana.expect("#kept *** you joined").await;
-    bob.send("/join #kept").await;
-    bob.expect("#kept *** you joined").await;
-    assert_eq!(operators(&mut bob, "#kept").await, "bob");
+    let (relay, _one, _two, mut ana, mut bob) = founded_on_both_sides(&redis, "#kept").await;
     // Redis restarts empty: node one claims its founding again as it comes back, before
     // node two, back later, claims its own.
     redis.stop();
