@@ -440,12 +440,8 @@ impl Bus for NumberingBus {
     }
 }
 
-fn seqs(entries: &[Entry]) -> Vec<u64> {
-    entries.iter().map(Entry::seq).collect()
-}
-
-#[test]
-fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
+/// A hub whose bus numbers its messages, as a cluster's does, and that bus.
+fn hub_on_a_numbering_bus() -> (Arc<NumberingBus>, Hub) {
     let bus = Arc::new(NumberingBus::default());
     let limits = Limits::default();
     let edges = Edges {
@@ -453,6 +449,16 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
         ..Edges::alone(&limits)
     };
     let hub = Hub::with_edges(&limits, edges);
+    (bus, hub)
+}
+
+fn seqs(entries: &[Entry]) -> Vec<u64> {
+    entries.iter().map(Entry::seq).collect()
+}
+
+#[test]
+fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
+    let (bus, hub) = hub_on_a_numbering_bus();
     let (ana, _) = member(&hub, "ana");
     let (_, bob) = member(&hub, "bob");
     let lobby = room("#lobby");
@@ -490,13 +496,7 @@ fn a_message_numbered_by_the_bus_is_kept_and_heard_when_it_comes_back() {
 
 #[test]
 fn a_message_the_bus_refuses_is_not_said_and_its_sender_told() {
-    let bus = Arc::new(NumberingBus::default());
-    let limits = Limits::default();
-    let edges = Edges {
-        bus: bus.clone(),
-        ..Edges::alone(&limits)
-    };
-    let hub = Hub::with_edges(&limits, edges);
+    let (bus, hub) = hub_on_a_numbering_bus();
     let (ana, ana_inbox) = member(&hub, "ana");
     let (_, bob) = member(&hub, "bob");
     let lobby = room("#lobby");
@@ -526,13 +526,7 @@ fn a_message_the_bus_refuses_is_not_said_and_its_sender_told() {
 
 #[test]
 fn a_message_heard_back_before_its_sending_failed_is_not_heard_again() {
-    let bus = Arc::new(NumberingBus::default());
-    let limits = Limits::default();
-    let edges = Edges {
-        bus: bus.clone(),
-        ..Edges::alone(&limits)
-    };
-    let hub = Hub::with_edges(&limits, edges);
+    let (bus, hub) = hub_on_a_numbering_bus();
     let (ana, _) = member(&hub, "ana");
     let (_, bob) = member(&hub, "bob");
     let lobby = room("#lobby");

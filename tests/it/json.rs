@@ -60,15 +60,9 @@ async fn refused(c: &mut Client, code: &str) -> Value {
     e
 }
 
-// ---- Switching to JSON --------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread")]
-async fn hello_switches_to_json_takes_the_nick_and_joins_the_rooms() {
-    let server = TestServer::start().await;
-    let mut ana = server.named("ana").await;
-    ana.send("/join #ops").await;
-    ana.expect("#ops *** you joined").await;
-
+/// A second client that connects and types nothing: welcomed as guest-2 and put in
+/// `#lobby` beside `ana`, who is told.
+async fn silent_guest_in_the_lobby(server: &TestServer, ana: &mut Client) -> Client {
     let mut c = Client::tcp(server.tcp()).await;
     assert!(
         c.line()
@@ -80,6 +74,19 @@ async fn hello_switches_to_json_takes_the_nick_and_joins_the_rooms() {
         "#lobby *** you joined; here now: ana, guest-2"
     );
     assert_eq!(ana.line().await, "#lobby *** guest-2 joined");
+    c
+}
+
+// ---- Switching to JSON --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hello_switches_to_json_takes_the_nick_and_joins_the_rooms() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+
+    let mut c = silent_guest_in_the_lobby(&server, &mut ana).await;
 
     c.send(r##"{"type":"hello","nick":"bot","rooms":["#ops"],"ref":"h1"}"##)
         .await;
@@ -184,17 +191,7 @@ async fn a_program_whose_first_line_is_hello_is_put_in_no_room_it_did_not_name()
 async fn a_silent_reader_is_put_in_the_lobby() {
     let server = TestServer::start().await;
     let mut ana = server.named("ana").await;
-    let mut c = Client::tcp(server.tcp()).await;
-    assert!(
-        c.line()
-            .await
-            .starts_with("*** Welcome to charla, guest-2!")
-    );
-    assert_eq!(
-        c.line().await,
-        "#lobby *** you joined; here now: ana, guest-2"
-    );
-    assert_eq!(ana.line().await, "#lobby *** guest-2 joined");
+    let mut c = silent_guest_in_the_lobby(&server, &mut ana).await;
     ana.send("hola").await;
     assert_eq!(c.line().await, "#lobby <ana> hola");
 }
