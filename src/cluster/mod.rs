@@ -518,6 +518,10 @@ impl Directory for ClusterDirectory {
         self.0.roster.lock().unwrap().matching(mask, seen, limit)
     }
 
+    fn count(&self, room: &RoomName) -> usize {
+        self.0.roster.lock().unwrap().count(room)
+    }
+
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.0.roster.lock().unwrap().rooms()
     }

@@ -647,8 +647,8 @@ fn to_value(event: &Event) -> Value {
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
             if *you {
                 v["members"] = names(members);
-                v["count"] = (*count).into();
             }
+            v["count"] = (*count).into();
             v
         }
         Event::Left {

@@ -13,6 +13,7 @@ mod cli;
 mod client;
 mod client_tty;
 mod cluster;
+mod cluster_announce;
 mod cluster_members;
 mod cluster_outage;
 mod cluster_rooms;
