@@ -11,6 +11,7 @@ mod browser_room;
 mod chat;
 mod cli;
 mod client;
+mod client_commands;
 mod client_tty;
 mod cluster;
 mod cluster_announce;
