@@ -104,13 +104,11 @@ pub const WRITER_CACHE_KIB: i64 = 8_192;
 /// it).
 pub const PAGE_SIZE: i64 = 16_384;
 
-/// Bytes of the write-ahead log after which a commit checkpoints it into the file (SQLite's
-/// default is 1,000 pages, 4 MiB at its default page size). The `batches` pages, reused
-/// after every move, and the index pages of the rooms said in are written to the log again
-/// and again; a checkpoint copies each of them once however often it was written since the
-/// last, and syncs once, so the fewer checkpoints the less copied. The log file takes up to
-/// about this much disk, and is cut back to it after a checkpoint that went past it.
-pub const WAL_CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
+/// Bytes of the write-ahead log after which a commit checkpoints it into the file, whatever
+/// the file's page size: SQLite counts this in pages (1,000 by default, 4 MB of its default
+/// pages), and as many of [`PAGE_SIZE`] would let a power loss take back four times as
+/// much (the log is synced only at a checkpoint, docs/protocol.md).
+pub const WAL_CHECKPOINT_BYTES: i64 = 4 * 1024 * 1024;
 
 /// Entries each room keeps, counted by the room's numbers (`seq`): what is this many
 /// numbers older than the newest is never read, and the writer deletes the chunks holding
@@ -818,7 +816,6 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
         "wal_autocheckpoint",
         WAL_CHECKPOINT_BYTES / page.max(512),
     )?;
-    conn.pragma_update(None, "journal_size_limit", WAL_CHECKPOINT_BYTES)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Schema step 8's conversion sorts a file's chunks by time: in memory, not in a
     // temporary file.
