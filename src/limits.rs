@@ -501,7 +501,8 @@ pub const CLUSTER_OUTBOX: usize = 65_536;
 
 /// Ids of messages a cluster node remembers because Redis may carry them twice: its own
 /// whose pipeline failed (heard here as they fell back, and perhaps run by Redis before it
-/// failed) and other nodes' published after an outage (published again if that failed).
+/// failed) and other nodes' published after an outage (published again if that failed and
+/// the room's backlog no longer shows that Redis ran it).
 /// Each is heard once while remembered; filled only after failures, the oldest forgotten
 /// first (about 40 bytes each). Default 65,536.
 pub const CLUSTER_ONCE_IDS: usize = 65_536;

@@ -127,7 +127,7 @@ fn new_password() -> anyhow::Result<String> {
 }
 
 /// One line of stdin, without its line ending; on a terminal, asked for and not echoed.
-fn read_password() -> anyhow::Result<Secret> {
+pub fn read_password() -> anyhow::Result<Secret> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
     let echo = terminal.then(|| hide_echo(&stdin)).flatten();

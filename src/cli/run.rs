@@ -39,6 +39,7 @@ impl Run {
                 nick: None,
                 rooms: Vec::new(),
                 token: self.credentials.token,
+                password: None,
             };
             let runtime = super::runtime(1)?;
             let code = runtime.block_on(client::beat::run(&options, &self.beat, &self.command))?;

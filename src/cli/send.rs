@@ -41,7 +41,7 @@ pub struct Send {
     pub words: Vec<String>,
 }
 
-/// How a one-shot client (`charla send`, `charla run`) proves who it talks to and who it is.
+/// How a client (`charla connect`, `send`, `run`) proves who it talks to and who it is.
 #[derive(Args)]
 pub struct Credentials {
     /// For tls://: trust the server's certificate when a CA certificate in this PEM file
@@ -84,6 +84,7 @@ impl Send {
             nick: self.name,
             rooms: self.room.into_iter().collect(),
             token: self.credentials.token,
+            password: None,
         };
         if let Some(name) = self.beat {
             if !self.words.is_empty() {

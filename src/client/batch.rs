@@ -60,10 +60,11 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let conversation =
-        Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
+    let conversation = Conversation::new(options.nick.clone(), &options.rooms)
+        .map_err(ClientError::Invalid)?
+        .logged_in_with(options.token.clone(), options.password.clone());
     let mut chat = Chat::new(conversation, View::new(Styling::Plain));
-    let hello = chat.conversation.hello(options.token.clone());
+    let hello = chat.conversation.hello();
     let (mut link, welcome) = Link::open(&options.endpoint, hello).await?;
     let outcome = chat.welcome(&welcome, false);
     if let Some((code, message)) = outcome.refusal {
@@ -207,7 +208,7 @@ fn describe(request: &ClientRequest) -> String {
         ClientRequest::Me { room, text } => format!("{room} /me {text:?}"),
         ClientRequest::Msg { to, text } => format!("/msg {to} {text:?}"),
         ClientRequest::Nick { nick } => format!("/nick {nick}"),
-        ClientRequest::Join { room } => format!("/join {room}"),
+        ClientRequest::Join { room, .. } => format!("/join {room}"),
         ClientRequest::Leave { room, .. } => format!("/leave {room}"),
         ClientRequest::Users { room } => format!("/users {room}"),
         ClientRequest::Rooms => "/rooms".into(),
@@ -216,5 +217,27 @@ fn describe(request: &ClientRequest) -> String {
         ClientRequest::Hello { .. } => "hello".into(),
         ClientRequest::Quit { .. } => "/quit".into(),
         ClientRequest::Beat { name, .. } => format!("a beat of {name}"),
+        ClientRequest::Topic { room, .. } => format!("/topic {room}"),
+        ClientRequest::Kick { room, nick, .. } => format!("/kick {nick} in {room}"),
+        ClientRequest::Mode { room, modes } => {
+            format!("/mode {room} {}", modes.as_deref().unwrap_or_default())
+        }
+        ClientRequest::Invite { room, nick } => format!("/invite {nick} {room}"),
+        ClientRequest::Away { .. } => "/away".into(),
+        ClientRequest::Whois { nick } => format!("/whois {nick}"),
+        ClientRequest::Census => "/lusers".into(),
+        ClientRequest::Ack { name, .. } => format!("/ack {name}"),
+        ClientRequest::Silence { name, .. } => format!("/silence {name}"),
+        ClientRequest::Unsilence { name } => format!("/unsilence {name}"),
+        // Never the password.
+        ClientRequest::Register { .. } => "/register".into(),
+        ClientRequest::Login { nick, .. } => format!("/login {nick}"),
+        ClientRequest::Logout => "/logout".into(),
+        ClientRequest::Password { .. } => "/password".into(),
+        ClientRequest::Unregister { .. } => "/unregister".into(),
+        ClientRequest::TokenNew { label } => format!("/token new {label}"),
+        ClientRequest::TokenList => "/token list".into(),
+        ClientRequest::TokenRevoke { label } => format!("/token revoke {label}"),
+        ClientRequest::Oper { name, .. } => format!("/oper {name}"),
     }
 }

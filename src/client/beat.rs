@@ -19,7 +19,8 @@ pub async fn call(options: &Options, request: ClientRequest) -> Result<String, C
         nick: options.nick.clone(),
         rooms: Vec::new(),
         since: Default::default(),
-        token: options.token.clone(),
+        token: options.token.clone().map(crate::accounts::Secret::new),
+        password: None,
     };
     let (mut link, _) = Link::open(&options.endpoint, hello).await?;
     let reference = link.send(&request).await?;

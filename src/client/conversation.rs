@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use super::input::Input;
+use super::input::{AccountInput, AlertInput, Input};
 use super::link::Welcome;
 use super::wire::{ClientRequest, Post, ServerEvent};
+use crate::accounts::Secret;
 use crate::hub::{Nick, RoomName};
 
 /// What a typed line comes to.
@@ -61,6 +62,18 @@ pub struct Conversation {
     seen: HashMap<RoomName, Seen>,
     /// The last `seq` seen in each room, which a reconnect resumes from exactly.
     seqs: HashMap<RoomName, u64>,
+    /// What a reconnect logs in with, so a registered nick comes back with it.
+    credentials: Option<Credentials>,
+    /// The password of the last `/login`, `/register` or `/password` sent, kept as the
+    /// credentials once the server says it worked.
+    pending_password: Option<Secret>,
+}
+
+/// How the session is logged in to its account.
+#[derive(Debug, Clone)]
+enum Credentials {
+    Token(Secret),
+    Password(Secret),
 }
 
 impl Conversation {
@@ -87,24 +100,47 @@ impl Conversation {
             current,
             seen: HashMap::new(),
             seqs: HashMap::new(),
+            credentials: None,
+            pending_password: None,
         })
+    }
+
+    /// Logs in with an API token, or with the password of the nick asked for, on
+    /// connecting and on every reconnect.
+    pub fn logged_in_with(
+        mut self,
+        token: Option<String>,
+        password: Option<Secret>,
+    ) -> Conversation {
+        self.credentials = match (token, password) {
+            (Some(token), _) => Some(Credentials::Token(Secret::new(token))),
+            (None, Some(password)) => Some(Credentials::Password(password)),
+            (None, None) => None,
+        };
+        self
     }
 
     /// The hello restoring this conversation: the nick, every room we are in (`#lobby`
     /// too: a program is put in no room it does not name), and the last `seq` seen in each,
-    /// so each is resumed exactly.
-    pub fn hello(&self, token: Option<String>) -> ClientRequest {
+    /// so each is resumed exactly; logged in as it was.
+    pub fn hello(&self) -> ClientRequest {
         let rooms = self.rooms.iter().map(|r| r.as_str().to_string()).collect();
         let since = self
             .rooms
             .iter()
             .filter_map(|r| Some((r.as_str().to_string(), *self.seqs.get(r)?)))
             .collect();
+        let (token, password) = match &self.credentials {
+            Some(Credentials::Token(token)) => (Some(token.clone()), None),
+            Some(Credentials::Password(password)) => (None, Some(password.clone())),
+            None => (None, None),
+        };
         ClientRequest::Hello {
             nick: self.wanted_nick.clone(),
             rooms,
             since,
             token,
+            password,
         }
     }
 
@@ -117,6 +153,7 @@ impl Conversation {
     /// Takes in the welcome: the nick and the rooms we ended up in.
     pub fn welcomed(&mut self, welcome: &Welcome, reconnect: bool) {
         self.nick = welcome.nick.clone();
+        self.pending_password = None;
         let now: Vec<RoomName> = welcome
             .rooms
             .iter()
@@ -177,12 +214,13 @@ impl Conversation {
                 text,
             }),
             Input::Nick(name) => send(ClientRequest::Nick { nick: nick(&name)? }),
-            Input::Join(name) => {
+            Input::Join { room: name, key } => {
                 let room = room(&name)?;
                 let room_before = self.current.replace(room.clone());
                 Action::Send {
                     request: ClientRequest::Join {
                         room: room.as_str().to_string(),
+                        key,
                     },
                     room_before,
                 }
@@ -214,6 +252,40 @@ impl Conversation {
             Input::Status(name) => send(ClientRequest::Status {
                 room: self.named_or_current(name)?,
             }),
+            Input::Topic { room, text } => send(ClientRequest::Topic {
+                room: self.named_or_current(room)?,
+                text,
+            }),
+            Input::Kick { room, nick, reason } => send(ClientRequest::Kick {
+                room: self.named_or_current(room)?,
+                nick,
+                reason,
+            }),
+            Input::Mode { room, modes } => send(ClientRequest::Mode {
+                room: self.named_or_current(room)?,
+                modes,
+            }),
+            Input::Invite { nick: who, room } => send(ClientRequest::Invite {
+                room: self.named_or_current(room)?,
+                nick: nick(&who)?,
+            }),
+            Input::Away(message) => send(ClientRequest::Away { message }),
+            Input::Whois(who) => send(ClientRequest::Whois { nick: nick(&who)? }),
+            Input::Census => send(ClientRequest::Census),
+            Input::Alert(alert) => send(match alert {
+                AlertInput::Ack { name, note } => ClientRequest::Ack { name, note },
+                AlertInput::Silence {
+                    name,
+                    duration,
+                    reason,
+                } => ClientRequest::Silence {
+                    name,
+                    duration,
+                    reason,
+                },
+                AlertInput::Unsilence { name } => ClientRequest::Unsilence { name },
+            }),
+            Input::Account(account) => send(self.account(account)),
             Input::Switch(name) => {
                 let room = self.joined(&name)?;
                 self.current = Some(room.clone());
@@ -222,6 +294,30 @@ impl Conversation {
             Input::Help => Action::Help,
             Input::Quit(message) => Action::Quit(message),
         })
+    }
+
+    /// An account command as a request, keeping the password that will log a reconnect in.
+    fn account(&mut self, account: AccountInput) -> ClientRequest {
+        match account {
+            AccountInput::Register { password } => {
+                self.pending_password = Some(password.clone());
+                ClientRequest::Register { password }
+            }
+            AccountInput::Login { nick, password } => {
+                self.pending_password = Some(password.clone());
+                ClientRequest::Login { nick, password }
+            }
+            AccountInput::Password { old, new } => {
+                self.pending_password = Some(new.clone());
+                ClientRequest::Password { old, new }
+            }
+            AccountInput::Logout => ClientRequest::Logout,
+            AccountInput::Unregister { password } => ClientRequest::Unregister { password },
+            AccountInput::TokenNew { label } => ClientRequest::TokenNew { label },
+            AccountInput::TokenList => ClientRequest::TokenList,
+            AccountInput::TokenRevoke { label } => ClientRequest::TokenRevoke { label },
+            AccountInput::Oper { name, password } => ClientRequest::Oper { name, password },
+        }
     }
 
     fn talking_in(&self) -> Result<String, String> {
@@ -284,6 +380,17 @@ impl Conversation {
             ServerEvent::Message { room, post }
             | ServerEvent::Notice { room, post }
             | ServerEvent::Alert { room, post } => self.saw(room, post),
+            ServerEvent::Account { event, .. } => match event.as_str() {
+                "registered" | "logged_in" | "password_changed" => {
+                    // A login by the hello's own credentials leaves them as they are.
+                    if let Some(password) = self.pending_password.take() {
+                        self.credentials = Some(Credentials::Password(password));
+                    }
+                }
+                "logged_out" | "unregistered" => self.credentials = None,
+                _ => {}
+            },
+            ServerEvent::Error { .. } => self.pending_password = None,
             _ => {}
         }
     }
@@ -378,6 +485,7 @@ mod tests {
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
             since: since.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             token: None,
+            password: None,
         }
     }
 
@@ -402,7 +510,7 @@ mod tests {
     #[test]
     fn lines_go_to_the_room_joined_last_or_switched_to() {
         let mut c = Conversation::new(Some("bob".into()), &["ops".into()]).unwrap();
-        assert_eq!(c.hello(None), hello(Some("bob"), &["#ops"], &[]));
+        assert_eq!(c.hello(), hello(Some("bob"), &["#ops"], &[]));
         c.welcomed(&welcome("bob", &["#lobby", "#ops"]), false);
         assert_eq!(c.current().unwrap().as_str(), "#ops");
         let Ok(Action::Send {
@@ -483,7 +591,7 @@ mod tests {
             reason: "left".into(),
             message: None,
         });
-        assert_eq!(c.hello(None), hello(Some("Roberto"), &["#ops"], &[]));
+        assert_eq!(c.hello(), hello(Some("Roberto"), &["#ops"], &[]));
         c.welcomed(&welcome("Roberto", &["#ops"]), true);
         assert_eq!(c.rooms(), &[RoomName::parse("#ops").unwrap()]);
     }
@@ -525,7 +633,7 @@ mod tests {
             });
         }
         assert_eq!(
-            c.hello(None),
+            c.hello(),
             hello(
                 Some("bob"),
                 &["#lobby", "#ops"],
@@ -544,9 +652,51 @@ mod tests {
                 .contains("not a valid nick")
         );
         assert!(
-            typed(&mut c, "/join #a b")
+            typed(&mut c, "/join #a,b")
                 .unwrap_err()
                 .contains("not a valid room")
+        );
+    }
+
+    /// A reconnect logs in again with the password that last worked, and not after
+    /// `/logout`; a password the server refused is never kept.
+    #[test]
+    fn a_reconnect_logs_in_with_the_password_that_worked() {
+        let account = |event: &str| ServerEvent::Account {
+            event: event.into(),
+            account: Some("ana".into()),
+            message: String::new(),
+        };
+        let password_of = |c: &Conversation| match c.hello() {
+            ClientRequest::Hello { password, .. } => password,
+            other => panic!("{other:?}"),
+        };
+        let mut c = Conversation::new(Some("ana".into()), &[]).unwrap();
+        typed(&mut c, "/login ana wrong-one").unwrap();
+        c.observe(&ServerEvent::Error {
+            code: "bad_password".into(),
+            message: String::new(),
+        });
+        assert_eq!(password_of(&c), None);
+        typed(&mut c, "/login ana right-one").unwrap();
+        c.observe(&account("logged_in"));
+        assert_eq!(password_of(&c), Some(Secret::new("right-one")));
+        typed(&mut c, "/password right-one newer-one").unwrap();
+        c.observe(&account("password_changed"));
+        assert_eq!(password_of(&c), Some(Secret::new("newer-one")));
+        typed(&mut c, "/logout").unwrap();
+        c.observe(&account("logged_out"));
+        assert_eq!(password_of(&c), None);
+
+        let c = Conversation::new(Some("ana".into()), &[])
+            .unwrap()
+            .logged_in_with(None, Some(Secret::new("from-the-terminal")));
+        assert_eq!(password_of(&c), Some(Secret::new("from-the-terminal")));
+        let c = Conversation::new(None, &[])
+            .unwrap()
+            .logged_in_with(Some("charla_token".into()), None);
+        assert!(
+            matches!(c.hello(), ClientRequest::Hello { token: Some(t), password: None, .. } if t == Secret::new("charla_token"))
         );
     }
 }

@@ -42,6 +42,8 @@ pub struct Options {
     pub rooms: Vec<String>,
     /// An API token to log in with (`/token new`); the nick is then the account's.
     pub token: Option<String>,
+    /// The password of the account `nick` names, to log in to it (`charla connect --login`).
+    pub password: Option<crate::accounts::Secret>,
 }
 
 /// `charla connect`: interactive when stdin and stdout are terminals, else each stdin line

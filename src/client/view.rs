@@ -373,10 +373,102 @@ impl View {
                 }
                 vec![notice(Some(room), text)]
             }
+            ServerEvent::Mode { room, modes, .. } if modes.is_empty() => {
+                vec![notice(Some(room), "no mode changed".into())]
+            }
             ServerEvent::Mode { room, by, modes } => {
                 let text = format!("{} set mode {}", sanitize(by), sanitize(modes));
                 vec![notice(Some(room), text)]
             }
+            ServerEvent::Modes { room, modes } => {
+                vec![notice(Some(room), format!("modes: {}", sanitize(modes)))]
+            }
+            ServerEvent::Bans { room, bans } if bans.is_empty() => {
+                vec![notice(Some(room), "nobody is banned".into())]
+            }
+            ServerEvent::Bans { room, bans } => bans
+                .iter()
+                .map(|b| {
+                    let text = format!("banned: {} (by {})", sanitize(&b.mask), sanitize(&b.by));
+                    notice(Some(room), text)
+                })
+                .collect(),
+            ServerEvent::Invite {
+                room,
+                nick,
+                by,
+                you,
+            } => {
+                let text = if *you {
+                    format!(
+                        "{} invites you; /join {} to go in",
+                        sanitize(by),
+                        sanitize(room)
+                    )
+                } else {
+                    format!("{} is invited", sanitize(nick))
+                };
+                vec![notice(Some(room), text)]
+            }
+            ServerEvent::Away {
+                you: true, message, ..
+            } => {
+                let text = match message {
+                    Some(m) => format!("you are away: {}", sanitize(m)),
+                    None => "you are back".to_string(),
+                };
+                vec![notice(None, text)]
+            }
+            ServerEvent::Away { nick, message, .. }
+            | ServerEvent::AwayChanged {
+                nick,
+                message: message @ Some(_),
+            } => {
+                let message = message.as_deref().map(sanitize).unwrap_or_default();
+                vec![notice(
+                    None,
+                    format!("{} is away: {message}", sanitize(nick)),
+                )]
+            }
+            ServerEvent::AwayChanged {
+                nick,
+                message: None,
+            } => {
+                vec![notice(None, format!("{} is back", sanitize(nick)))]
+            }
+            ServerEvent::Whois {
+                nick,
+                rooms,
+                away,
+                account,
+                idle_ms,
+            } => {
+                let mut text = sanitize(nick);
+                if let Some(account) = account {
+                    let _ = write!(text, " (account {})", sanitize(account));
+                }
+                let rooms: Vec<String> = rooms
+                    .iter()
+                    .map(|r| format!("{}{}", sanitize(&r.prefix), sanitize(&r.name)))
+                    .collect();
+                if rooms.is_empty() {
+                    text.push_str(" is in no room you can see");
+                } else {
+                    let _ = write!(text, " is in {}", rooms.join(" "));
+                }
+                if let Some(idle) = idle_ms {
+                    let _ = write!(text, "; idle {} s", idle / 1000);
+                }
+                if let Some(away) = away {
+                    let _ = write!(text, "; away: {}", sanitize(away));
+                }
+                vec![notice(None, text)]
+            }
+            ServerEvent::Census { users, peak, rooms } => vec![notice(
+                None,
+                format!("{users} connected (at most {peak}), {rooms} rooms"),
+            )],
+            ServerEvent::Account { message, .. } => vec![notice(None, sanitize(message))],
             ServerEvent::Welcome { .. } | ServerEvent::Ack { .. } | ServerEvent::Other => {
                 Vec::new()
             }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::accounts::Secret;
+
 impl ClientRequest {
     /// Lines the server's flood control counts it as: a hello, one for each of its steps
     /// (the nick, then each room).
@@ -36,7 +38,10 @@ pub enum ClientRequest {
         since: BTreeMap<String, u64>,
         /// An API token to log in with (`charla send --token`).
         #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
+        token: Option<Secret>,
+        /// The password of the account `nick`, to log in to it first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<Secret>,
     },
     Say {
         room: String,
@@ -55,6 +60,8 @@ pub enum ClientRequest {
     },
     Join {
         room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     Leave {
         room: String,
@@ -76,6 +83,77 @@ pub enum ClientRequest {
     Quit {
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+    },
+    /// Asks for the topic, or sets it (`""` clears it).
+    Topic {
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    Kick {
+        room: String,
+        nick: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Asks for the modes (`modes` absent), the ban list (`+b`), or changes them; the
+    /// arguments follow the letters (`+o bob`).
+    Mode {
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        modes: Option<String>,
+    },
+    Invite {
+        room: String,
+        nick: String,
+    },
+    Away {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    Whois {
+        nick: String,
+    },
+    Census,
+    Ack {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    Silence {
+        name: String,
+        duration: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Unsilence {
+        name: String,
+    },
+    Register {
+        password: Secret,
+    },
+    Login {
+        nick: String,
+        password: Secret,
+    },
+    Logout,
+    Password {
+        old: Secret,
+        new: Secret,
+    },
+    Unregister {
+        password: Secret,
+    },
+    TokenNew {
+        label: String,
+    },
+    TokenList,
+    TokenRevoke {
+        label: String,
+    },
+    Oper {
+        name: String,
+        password: Secret,
     },
     /// A job calling in to its heartbeat (`charla send --beat`, `charla run --beat`).
     Beat {
@@ -118,6 +196,34 @@ impl ClientRequest {
                     ServerEvent::Status { .. }
                 )
                 | (ClientRequest::Quit { .. }, ServerEvent::Bye { .. })
+                | (ClientRequest::Topic { .. }, ServerEvent::Topic { .. })
+                | (ClientRequest::Kick { .. }, ServerEvent::Kick { .. })
+                | (
+                    ClientRequest::Mode { .. },
+                    ServerEvent::Mode { .. } | ServerEvent::Modes { .. } | ServerEvent::Bans { .. }
+                )
+                | (ClientRequest::Invite { .. }, ServerEvent::Invite { .. })
+                | (ClientRequest::Away { .. }, ServerEvent::Away { .. })
+                | (ClientRequest::Whois { .. }, ServerEvent::Whois { .. })
+                | (ClientRequest::Census, ServerEvent::Census { .. })
+                | (
+                    ClientRequest::Ack { .. }
+                        | ClientRequest::Silence { .. }
+                        | ClientRequest::Unsilence { .. },
+                    ServerEvent::Status { .. }
+                )
+                | (
+                    ClientRequest::Register { .. }
+                        | ClientRequest::Login { .. }
+                        | ClientRequest::Logout
+                        | ClientRequest::Password { .. }
+                        | ClientRequest::Unregister { .. }
+                        | ClientRequest::TokenNew { .. }
+                        | ClientRequest::TokenList
+                        | ClientRequest::TokenRevoke { .. }
+                        | ClientRequest::Oper { .. },
+                    ServerEvent::Account { .. }
+                )
         )
     }
 }
@@ -255,11 +361,67 @@ pub enum ServerEvent {
         #[serde(default)]
         reason: Option<String>,
     },
-    /// `by` changed the room's modes (`+o ana`, `+m`…).
+    /// `by` changed the room's modes (`+o ana`, `+m`…); empty when nothing changed.
     Mode {
         room: String,
         by: String,
         modes: String,
+    },
+    /// A room's modes, as asked for (`+klnt sesame 20`).
+    Modes {
+        room: String,
+        modes: String,
+    },
+    /// A room's ban list, as asked for.
+    Bans {
+        room: String,
+        bans: Vec<Ban>,
+    },
+    /// `by` invited `nick` into the room (`you`: this client is invited).
+    Invite {
+        room: String,
+        nick: String,
+        by: String,
+        you: bool,
+    },
+    /// Whether this client is away now (`you`), or that `nick`, written to, is away.
+    Away {
+        nick: String,
+        you: bool,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Someone sharing a room went away (`message`) or came back.
+    AwayChanged {
+        nick: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Whois {
+        nick: String,
+        #[serde(default)]
+        rooms: Vec<WhoisRoom>,
+        #[serde(default)]
+        away: Option<String>,
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        idle_ms: Option<u64>,
+    },
+    /// How many are connected (on every node of a cluster), at most, and how many rooms.
+    Census {
+        users: u64,
+        peak: u64,
+        rooms: u64,
+    },
+    /// An answer to an account command: `event` is `registered`, `logged_in`, …; the
+    /// `message` says it in a sentence (with the token, for `token_created`).
+    Account {
+        event: String,
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        message: String,
     },
     /// An event type this client does not know.
     #[serde(other)]
@@ -297,6 +459,21 @@ pub struct RoomCount {
     pub members: usize,
 }
 
+/// One entry of a room's ban list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ban {
+    pub mask: String,
+    pub by: String,
+}
+
+/// A room `/whois` names, with the prefix of the one asked about there (`@`, `+` or none).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WhoisRoom {
+    pub name: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
 /// One line of a room's `/status`: what a feed is doing there.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StatusItem {
@@ -330,6 +507,7 @@ mod tests {
                 rooms: vec![],
                 since: BTreeMap::new(),
                 token: None,
+                password: None,
             },
             1,
         ))
@@ -367,7 +545,10 @@ mod tests {
 
     #[test]
     fn replies_are_matched_to_their_request() {
-        let join = ClientRequest::Join { room: "#a".into() };
+        let join = ClientRequest::Join {
+            room: "#a".into(),
+            key: None,
+        };
         let history = ServerEvent::History {
             room: "#a".into(),
             messages: vec![],
@@ -408,7 +589,10 @@ mod tests {
                 text: text(),
             },
             ClientRequest::Nick { nick: "bob".into() },
-            ClientRequest::Join { room: room() },
+            ClientRequest::Join {
+                room: room(),
+                key: None,
+            },
             ClientRequest::Leave {
                 room: room(),
                 message: Some("bye".into()),
@@ -472,12 +656,157 @@ mod tests {
                 rooms: vec![room()],
                 since: BTreeMap::from([("#lobby".into(), 4)]),
                 token: None,
+                password: None,
             },
             1,
         );
         assert!(matches!(
             protocol::parse_json(hello.trim_end()),
             Ok(Incoming::Hello { steps, .. }) if steps.len() == 3 && steps.iter().all(Result::is_ok)
+        ));
+    }
+
+    /// The same for the room, operator, alert and account commands: each request means on
+    /// the server what the client sends it for.
+    #[test]
+    fn every_other_request_parses_on_the_server_as_meant() {
+        use crate::accounts::AccountRequest;
+        use crate::hub::{AlertAction, Command};
+        use crate::protocol::{self, Incoming};
+        let command = |request: ClientRequest| {
+            let line = encode(&request, 3);
+            match protocol::parse_json(line.trim_end()) {
+                Ok(Incoming::Request(parsed)) => parsed.command,
+                _ => panic!("the server did not take {line:?} as a request"),
+            }
+        };
+        let room = || "#ops".to_string();
+        let in_ops =
+            |r: &Option<crate::hub::RoomName>| r.as_ref().map(|r| r.as_str()) == Some("#ops");
+        assert!(matches!(
+            command(ClientRequest::Join { room: room(), key: Some("sesame".into()) }),
+            Command::JoinWithKey { room, key } if room.as_str() == "#ops" && key == "sesame"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Topic { room: room(), text: None }),
+            Command::Topic { room } if in_ops(&room)
+        ));
+        assert!(matches!(
+            command(ClientRequest::Topic { room: room(), text: Some("deploys".into()) }),
+            Command::SetTopic { room, text: Some(text) } if in_ops(&room) && text.as_str() == "deploys"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Kick { room: room(), nick: "bob".into(), reason: Some("spam".into()) }),
+            Command::Kick { room, nick, reason: Some(reason) }
+                if in_ops(&room) && nick.as_str() == "bob" && reason.as_str() == "spam"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Mode { room: room(), modes: None }),
+            Command::Mode { room, changes } if in_ops(&room) && changes.is_empty()
+        ));
+        assert!(matches!(
+            command(ClientRequest::Mode { room: room(), modes: Some("+o bob".into()) }),
+            Command::Mode { room, changes } if in_ops(&room) && changes.len() == 1
+        ));
+        assert!(matches!(
+            command(ClientRequest::Mode { room: room(), modes: Some("+b".into()) }),
+            Command::Bans { room } if in_ops(&room)
+        ));
+        assert!(matches!(
+            command(ClientRequest::Invite { room: room(), nick: "bob".into() }),
+            Command::Invite { room, nick } if in_ops(&room) && nick.as_str() == "bob"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Away { message: Some("lunch".into()) }),
+            Command::Away(Some(m)) if m.as_str() == "lunch"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Away { message: None }),
+            Command::Away(None)
+        ));
+        assert!(matches!(
+            command(ClientRequest::Whois { nick: "bob".into() }),
+            Command::Whois(n) if n.as_str() == "bob"
+        ));
+        assert!(matches!(command(ClientRequest::Census), Command::Census));
+        assert!(matches!(
+            command(ClientRequest::Ack { name: "web".into(), note: Some("on it".into()) }),
+            Command::Alert { name, action: AlertAction::Ack { note: Some(note) } }
+                if name == "web" && note == "on it"
+        ));
+        assert!(matches!(
+            command(ClientRequest::Silence { name: "web".into(), duration: "1h".into(), reason: None }),
+            Command::Alert { name, action: AlertAction::Silence { lasting, .. } }
+                if name == "web" && lasting.as_secs() == 3600
+        ));
+        assert!(matches!(
+            command(ClientRequest::Unsilence { name: "web".into() }),
+            Command::Alert { name, action: AlertAction::Unsilence } if name == "web"
+        ));
+
+        let account = |request: ClientRequest| {
+            let line = encode(&request, 4);
+            match protocol::parse_json(line.trim_end()) {
+                Ok(Incoming::Account { request, reference }) => {
+                    assert_eq!(reference.as_deref(), Some("4"));
+                    request
+                }
+                _ => panic!("the server did not take {line:?} as an account request"),
+            }
+        };
+        let secret = |s: &str| Secret::new(s);
+        assert!(matches!(
+            account(ClientRequest::Register { password: secret("pw-one") }),
+            AccountRequest::Register { password } if password == secret("pw-one")
+        ));
+        assert!(matches!(
+            account(ClientRequest::Login { nick: "ana".into(), password: secret("pw-one") }),
+            AccountRequest::Login { account, password } if account.as_str() == "ana" && password == secret("pw-one")
+        ));
+        assert!(matches!(
+            account(ClientRequest::Logout),
+            AccountRequest::Logout
+        ));
+        assert!(matches!(
+            account(ClientRequest::Password { old: secret("a"), new: secret("b") }),
+            AccountRequest::Password { old, new } if old == secret("a") && new == secret("b")
+        ));
+        assert!(matches!(
+            account(ClientRequest::Unregister { password: secret("pw-one") }),
+            AccountRequest::Unregister { password } if password == secret("pw-one")
+        ));
+        assert!(matches!(
+            account(ClientRequest::TokenNew { label: "ci".into() }),
+            AccountRequest::TokenNew { label } if label == "ci"
+        ));
+        assert!(matches!(
+            account(ClientRequest::TokenList),
+            AccountRequest::TokenList
+        ));
+        assert!(matches!(
+            account(ClientRequest::TokenRevoke { label: "ci".into() }),
+            AccountRequest::TokenRevoke { label } if label == "ci"
+        ));
+        assert!(matches!(
+            account(ClientRequest::Oper { name: "root".into(), password: secret("pw-one") }),
+            AccountRequest::Oper { name, password } if name.as_str() == "root" && password == secret("pw-one")
+        ));
+
+        // A hello with the nick's password logs in to it first.
+        let hello = encode(
+            &ClientRequest::Hello {
+                nick: Some("ana".into()),
+                rooms: vec![room()],
+                since: BTreeMap::new(),
+                token: None,
+                password: Some(secret("pw-one")),
+            },
+            1,
+        );
+        assert!(matches!(
+            protocol::parse_json(hello.trim_end()),
+            Ok(Incoming::Hello { login: Some(AccountRequest::Login { account, password }), .. })
+                if account.as_str() == "ana" && password == secret("pw-one")
         ));
     }
 }

@@ -14,7 +14,7 @@ use redis::aio::{ConnectionManager, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::outage::{Outage, proposed};
+use super::outage::{Held, Outage, proposed};
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
@@ -29,6 +29,22 @@ use crate::limits::{
     CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
 };
 
+/// The body of [`SAID`] and [`SAID_ONCE`]: numbers a message in its room (at least one past
+/// the number the node proposed, `ARGV[1]`), appends it to the room's backlog trimmed to
+/// the last `ARGV[3]`, and publishes it (`ARGV[2]` after its number).
+macro_rules! said_script {
+    () => {
+        "local s = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
+local payload = s .. '\\n' .. ARGV[2]
+redis.call('RPUSH', KEYS[3], payload)
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PUBLISH', KEYS[2], payload)
+return s"
+    };
+}
+
 /// Numbers a message in its room and publishes it, in one step so the numbers are in the
 /// order everyone hears. The number is at least the one the node proposed, so a room's
 /// numbers never go back, even after Redis lost them.
@@ -36,14 +52,41 @@ use crate::limits::{
 /// It is also appended to the room's backlog, trimmed to the last [`CLUSTER_BACKLOG`]: what
 /// a node missed while cut off, or said before it started, is fetched from there
 /// (`recover`).
-const SAID: &str = "local s = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[1])
-if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
-local payload = s .. '\\n' .. ARGV[2]
-redis.call('RPUSH', KEYS[3], payload)
-redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
-redis.call('PUBLISH', KEYS[2], payload)
-return s";
+const SAID: &str = said_script!();
+
+/// [`SAID`] for a message sent once already in a pipeline that failed: Redis may have run
+/// it then (and every node heard it), or not. Run only if the room's backlog does not
+/// have it: its entries are read newest first, [`BACKLOG_PAGE`] at a time (`ARGV[5]`),
+/// down to the number the node had heard when it said it (`ARGV[1]`), below which a copy
+/// Redis ran cannot be; an entry with its id (`ARGV[4]`, as the JSON writes it) means
+/// Redis ran it, and nothing is done. Redis itself refuses the second copy, so every
+/// node, and a node started later reading the backlog, has it once; a message that went
+/// through the first time costs nothing more.
+const SAID_ONCE: &str = concat!(
+    "local floor = tonumber(ARGV[1])
+local mark = '\"id\":' .. ARGV[4] .. ','
+local page = tonumber(ARGV[5])
+local function ran()
+  local to = -1
+  while true do
+    local entries = redis.call('LRANGE', KEYS[3], to - page + 1, to)
+    for i = #entries, 1, -1 do
+      local seq = tonumber(string.match(entries[i], '^(%d+)\\n'))
+      if seq and seq <= floor then return false end
+      if string.find(entries[i], mark, 1, true) then return true end
+    end
+    if #entries < page then return false end
+    to = to - page
+  end
+end
+if ran() then return 0 end
+",
+    said_script!()
+);
+
+/// Entries of a room's backlog [`SAID_ONCE`] reads at a time, newest first: a copy Redis
+/// ran is among the last few, said since its pipeline failed. Default 32.
+const BACKLOG_PAGE: usize = 32;
 
 /// Gives the numbers of `ARGV[1]` messages of a room that were not relayed (past what a
 /// node holds during an outage) and publishes them as a gap, so that they are a gap in the
@@ -275,15 +318,18 @@ fn settle(
         Err(e) => {
             tracing::warn!(error = %e, "cannot send to Redis");
             unreachable(shared, hub);
-            // Presence is told again on return; what was held is held again, and so are
-            // changes to rooms.
+            // Presence is told again on return; messages and posts are held to be
+            // published then (Redis may have run them: [`SAID_ONCE`]), and so are changes
+            // to rooms.
             let mut late = Vec::new();
             let mut changes = Vec::new();
             for out in sent {
                 match out {
                     Out::Said(mut publication) => {
-                        // Redis may have run it before failing: its copy from the backlog
-                        // (or the subscription) is not heard again ([`super::once`]).
+                        let held = publication.clone();
+                        // Heard here now, numbered here; its copy from the backlog (or the
+                        // subscription), if Redis ran it, is not heard again
+                        // ([`super::once`]).
                         let id = match &mut publication.event {
                             Event::Message(said) => {
                                 said.seq = 0;
@@ -298,10 +344,11 @@ fn settle(
                         if let Some(id) = id {
                             shared.once.lock().unwrap().remember(id);
                             shared.fell_back.store(true, Ordering::Relaxed);
+                            late.push(held);
                         }
                         hub.fell_back(publication);
                     }
-                    Out::Late(publication) => late.push(publication),
+                    Out::Late(held) => late.push(held.publication),
                     Out::Lost(room, count) => {
                         *shared
                             .outage
@@ -323,6 +370,11 @@ fn settle(
             let mut outage = shared.outage.lock().unwrap();
             outage.hold_again(late);
             outage.hold_changes_again(changes);
+            drop(outage);
+            // Redis may have come back meanwhile, and what was held published
+            // ([`rejoin`]) before this was: out of reach again until the next return
+            // publishes it.
+            unreachable(shared, hub);
         }
     }
 }
@@ -330,28 +382,38 @@ fn settle(
 /// Adds `out` to `pipe`; a claim, whose answer is read, is added to `claims`.
 fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<Asked>) {
     match out {
-        Out::Said(publication) | Out::Late(publication) => {
+        Out::Said(publication) | Out::Late(Held { publication, .. }) => {
             let (Some(mut wire), Some(proposed)) = (
                 Wire::of(shared.node, publication),
                 proposed(&publication.event),
             ) else {
                 return;
             };
-            if matches!(out, Out::Late(_)) {
-                wire.make_late();
-            }
+            let sent = match out {
+                Out::Late(held) => {
+                    wire.make_late();
+                    held.sent
+                }
+                _ => false,
+            };
             let json = serde_json::to_string(&wire).expect("plain data serializes");
             let room = &publication.room;
-            pipe.cmd("EVALSHA")
-                .arg(said_sha())
-                .arg(3)
+            match sent {
+                true => pipe.cmd("EVAL").arg(SAID_ONCE),
+                false => pipe.cmd("EVALSHA").arg(said_sha()),
+            };
+            pipe.arg(3)
                 .arg(seq_key(room))
                 .arg(channel())
                 .arg(backlog_key(room))
                 .arg(proposed.saturating_sub(1))
                 .arg(json)
-                .arg(CLUSTER_BACKLOG)
-                .ignore();
+                .arg(CLUSTER_BACKLOG);
+            if sent {
+                pipe.arg(wire.entry_id().unwrap_or_default())
+                    .arg(BACKLOG_PAGE);
+            }
+            pipe.ignore();
         }
         Out::Lost(room, count) => {
             let wire = Wire::Lost {
@@ -692,9 +754,9 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
                 "publishing what was said while Redis was out of reach"
             );
         }
-        for publication in held {
-            let room = publication.room.clone();
-            if !shared.send(Out::Late(publication)) {
+        for held in held {
+            let room = held.publication.room.clone();
+            if !shared.send(Out::Late(held)) {
                 *dropped.entry(room).or_default() += 1;
             }
         }

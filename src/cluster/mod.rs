@@ -51,8 +51,9 @@ const PREFIX: &str = "charla:";
 enum Out {
     /// A room message or a feed's post, to be numbered and published.
     Said(Publication),
-    /// One said while Redis was out of reach, published once it is back.
-    Late(Publication),
+    /// One said while Redis was out of reach, or sent in a pipeline that failed,
+    /// published once it is back.
+    Late(outage::Held),
     /// Messages of a room past what an outage holds: a `gap` for the other nodes.
     Lost(RoomName, u64),
     /// Anything else, published as it is.

@@ -1,10 +1,11 @@
 //! Messages a node must not hear twice. A message whose pipeline failed after Redis had
 //! run it was heard here as the failure fell back, and comes again from the room's backlog
-//! (or late on the subscription); a message published late whose pipeline failed is held
-//! again and published once more, so Redis may carry it twice. Each message's id, minted
-//! by its node, tells the copies apart: this memory holds the ids that may come again, so
-//! that each is heard once. It fills only after failures, never on the path of a message
-//! that went through.
+//! (or on the subscription). A message held and published again after its pipeline failed
+//! is refused by Redis when the room's backlog shows it ran it already
+//! (`link::SAID_ONCE`), but past what the backlog holds Redis may carry it twice. Each
+//! message's id, minted by its node, tells the copies apart: this memory holds the ids
+//! that may come again, so that each is heard once. It fills only after failures, never
+//! on the path of a message that went through.
 
 use std::collections::{HashSet, VecDeque};
 

@@ -1,8 +1,8 @@
-//! What a node's users say while Redis is out of reach: heard on the node at once, and held
-//! (up to [`CLUSTER_OUTAGE_HELD`]) to be published in order once Redis is back, so that
-//! the other nodes get it late rather than never. What does not fit is counted, by room
-//! and by speaker: the rooms' members elsewhere get a `gap` for it, and the speakers are
-//! told.
+//! What a node's users say while Redis is out of reach, or said just before in a pipeline
+//! that failed: heard on the node at once, and held (up to [`CLUSTER_OUTAGE_HELD`]) to be
+//! published in order once Redis is back, so that the other nodes get it late rather than
+//! never. What does not fit is counted, by room and by speaker: the rooms' members
+//! elsewhere get a `gap` for it, and the speakers are told.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,10 +10,19 @@ use super::Out;
 use crate::hub::{Event, Publication, RoomName, SessionId};
 use crate::limits::{CLUSTER_OUTAGE_CHANGES, CLUSTER_OUTAGE_HELD};
 
+/// A message or a post held to be published once Redis is back.
+pub(super) struct Held {
+    pub publication: Publication,
+    /// It went to Redis once already, in a pipeline that failed: Redis may have run it
+    /// (and the other nodes heard it) before failing, so it is published only if its
+    /// room's backlog does not have it (`link::SAID_ONCE`).
+    pub sent: bool,
+}
+
 #[derive(Default)]
 pub(super) struct Outage {
     /// Messages and posts not yet published, oldest first.
-    pub held: VecDeque<Publication>,
+    pub held: VecDeque<Held>,
     /// How many past the bound, by room.
     pub dropped: HashMap<RoomName, u64>,
     /// How many past the bound, by speaker.
@@ -27,7 +36,10 @@ impl Outage {
     /// Holds `publication` (a message or a post), or counts it past the bound.
     pub fn hold(&mut self, publication: Publication) {
         if self.held.len() < CLUSTER_OUTAGE_HELD {
-            self.held.push_back(publication);
+            self.held.push_back(Held {
+                publication,
+                sent: false,
+            });
             return;
         }
         self.lost(publication);
@@ -61,15 +73,26 @@ impl Outage {
         }
     }
 
-    /// Holds again, before what is held, what could not be published after all (Redis
-    /// failed again): the order they were said in is kept.
+    /// Holds again what went to Redis in a pipeline that failed (said just before, or
+    /// held and published after an outage), marked [`Held::sent`]: after what earlier
+    /// failed pipelines gave back, and before what was said since (held, never sent), so
+    /// that the order it was said in is kept.
     pub fn hold_again(&mut self, publications: Vec<Publication>) {
-        for publication in publications.into_iter().rev() {
-            self.held.push_front(publication);
-        }
+        let at = self
+            .held
+            .iter()
+            .position(|h| !h.sent)
+            .unwrap_or(self.held.len());
+        let mut since = self.held.split_off(at);
+        self.held
+            .extend(publications.into_iter().map(|publication| Held {
+                publication,
+                sent: true,
+            }));
+        self.held.append(&mut since);
         while self.held.len() > CLUSTER_OUTAGE_HELD {
             let newest = self.held.pop_back().expect("over the bound");
-            self.lost(newest);
+            self.lost(newest.publication);
         }
     }
 
@@ -79,8 +102,8 @@ impl Outage {
     pub fn heard_before(&self, room: &RoomName) -> Option<u64> {
         self.held
             .iter()
-            .find(|p| p.room == *room)
-            .and_then(|p| proposed(&p.event))
+            .find(|h| h.publication.room == *room)
+            .and_then(|h| proposed(&h.publication.event))
             .map(|seq| seq.saturating_sub(1))
     }
 }
@@ -123,7 +146,7 @@ mod tests {
         outage
             .held
             .iter()
-            .filter_map(|p| proposed(&p.event))
+            .filter_map(|h| proposed(&h.publication.event))
             .collect()
     }
 
@@ -146,12 +169,31 @@ mod tests {
 
         // Held again after a failed publication: first again, in order, and the newest
         // past the bound counted.
-        let again: Vec<Publication> = outage.held.drain(..2).collect();
+        let again: Vec<Publication> = outage.held.drain(..2).map(|h| h.publication).collect();
         outage.hold(said(&ops, 90, ana));
         outage.hold(said(&ops, 91, ana));
         outage.hold_again(again);
         assert_eq!(seqs(&outage)[..3], [1, 2, 3]);
+        // Those held again went to Redis once: published only if Redis did not run them.
+        let sent: Vec<bool> = outage.held.iter().take(3).map(|h| h.sent).collect();
+        assert_eq!(sent, [true, true, false]);
         assert_eq!(outage.held.len(), CLUSTER_OUTAGE_HELD);
         assert_eq!(outage.dropped.get(&ops), Some(&4));
+    }
+
+    #[test]
+    fn what_failed_pipelines_gave_back_is_held_in_the_order_sent_before_what_was_said_since() {
+        let ops = RoomName::parse("#ops").unwrap();
+        let ana = SessionId::new(NodeId::new(1).unwrap(), 7);
+        let mut outage = Outage::default();
+        // Said once Redis was found out of reach, while two pipelines were in flight.
+        outage.hold(said(&ops, 5, ana));
+        // The two pipelines fail in the order they were sent.
+        outage.hold_again(vec![said(&ops, 1, ana), said(&ops, 2, ana)]);
+        outage.hold_again(vec![said(&ops, 3, ana), said(&ops, 4, ana)]);
+        assert_eq!(seqs(&outage), [1, 2, 3, 4, 5]);
+        let sent: Vec<bool> = outage.held.iter().map(|h| h.sent).collect();
+        assert_eq!(sent, [true, true, true, true, false]);
+        assert_eq!(outage.heard_before(&ops), Some(0));
     }
 }

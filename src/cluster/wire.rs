@@ -509,6 +509,42 @@ pub fn reason(code: &str, message: Option<&str>) -> Result<LeaveReason, String> 
 mod tests {
     use super::*;
 
+    /// `link::SAID_ONCE` finds a message in a room's backlog by its id as the JSON writes
+    /// it, `"id":N,`: a message's and a post's JSON have it once, and neither a text
+    /// quoting it nor a post's field named `id` has it again.
+    #[test]
+    fn a_message_is_found_in_a_backlog_by_its_id_as_the_json_writes_it() {
+        let said = Wire::Said {
+            node: 1,
+            room: "#ops".into(),
+            id: 4242,
+            ts: 0,
+            from: "ana".into(),
+            text: r#"{"id":4242,"id":4242}"#.into(),
+            action: false,
+            notice: false,
+            by: 0,
+            account: None,
+            late: false,
+        };
+        let posted = Wire::Posted {
+            node: 1,
+            room: "#ops".into(),
+            id: 4242,
+            ts: 0,
+            source: "watch".into(),
+            alert: false,
+            text: "t".into(),
+            fields: vec![("id".into(), serde_json::json!(4242))],
+            late: true,
+        };
+        for wire in [said, posted] {
+            let json = serde_json::to_string(&wire).unwrap();
+            assert_eq!(json.matches(r#""id":4242,"#).count(), 1, "{json}");
+            assert_eq!(json.matches(r#""id":424,"#).count(), 0, "{json}");
+        }
+    }
+
     #[test]
     fn a_payload_reads_back_and_bad_ones_are_errors() {
         let beat = Wire::Beat {

@@ -26,20 +26,20 @@ pub struct Ended {
 
 impl Binary {
     /// `charla ARGS` with stdin to write to.
-    fn piped(args: &[&str]) -> Client {
+    pub fn piped(args: &[&str]) -> Client {
         let mut command = binary::command(args);
         command.stdin(Stdio::piped());
         Binary::start(command)
     }
 
-    fn write(&mut self, text: &str) {
+    pub fn write(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
         stdin.write_all(text.as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
 
     /// Waits for a stdout line containing `needle`; returns it.
-    fn expect_stdout(&self, needle: &str) -> String {
+    pub fn expect_stdout(&self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -53,7 +53,7 @@ impl Binary {
     }
 
     /// Closes stdin and waits for the exit, at most `PATIENCE`.
-    fn finish(mut self) -> Ended {
+    pub fn finish(mut self) -> Ended {
         self.stdin = None;
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
@@ -163,7 +163,7 @@ async fn each_event_is_printed_as_one_plain_line() {
 }
 
 /// `HH:MM rest` → `rest`.
-fn without_clock(line: &str) -> &str {
+pub fn without_clock(line: &str) -> &str {
     let (clock, rest) = line.split_once(' ').expect("a clock, then the line");
     assert!(
         clock.len() == 5 && clock.as_bytes()[2] == b':',

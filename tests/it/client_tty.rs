@@ -163,3 +163,26 @@ async fn ctrl_d_and_ctrl_c_exit_and_leave_the_terminal_as_it_was() {
         assert_eq!(settings(&after), settings(&before), "after {key}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_with_a_password_is_not_kept_for_up_to_recall() {
+    let server = TestServer::start().await;
+    let mut bob = server.named("bob").await;
+    let tmux = Tmux::start(&connect(&format!("{} --name ana", server.tcp())));
+    wait_for(&tmux, "connected to").await;
+    tmux.type_text("said before registering");
+    tmux.press(&["Enter"]);
+    bob.expect("<ana> said before registering").await;
+    tmux.type_text("/register correct-horse-9");
+    tmux.press(&["Enter"]);
+    let screen = wait_for(&tmux, "ana is registered to you").await;
+    assert!(
+        !screen.iter().any(|row| row.contains("correct-horse-9")),
+        "the password stayed on the screen:\n{}",
+        screen.join("\n")
+    );
+    // Up skips the /register line and brings back the one before it.
+    tmux.press(&["Up"]);
+    wait_for(&tmux, "#lobby> said before registering").await;
+    assert_eq!(tmux.last_row(), "#lobby> said before registering");
+}

@@ -18,6 +18,7 @@ use rustyline::{
 use tokio::sync::mpsc;
 
 use super::screen::{Gate, erase_accepted};
+use crate::client::input::carries_secret;
 
 /// Lines of input history kept for the Up and Down keys and Ctrl-R.
 pub const INPUT_HISTORY_LINES: usize = 1000;
@@ -59,7 +60,6 @@ pub fn editor(gate: &Arc<Gate>) -> rustyline::Result<DefaultEditor> {
     let config = Config::builder()
         .max_history_size(INPUT_HISTORY_LINES)?
         .history_ignore_dups(true)?
-        .auto_add_history(true)
         .build();
     let mut editor = DefaultEditor::with_config(config)?;
     for key in [
@@ -89,6 +89,10 @@ pub fn read_lines(
         let erasable = gate.close_after_reading();
         let outcome = match read {
             Ok(line) => {
+                // A password typed with a command is not kept for Up and Ctrl-R to show.
+                if !line.lines().any(carries_secret) {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
                 if erasable && let Some((columns, _)) = editor.dimensions() {
                     erase_accepted(&prompt.plain, &line, columns);
                 }

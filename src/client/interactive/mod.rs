@@ -34,9 +34,10 @@ pub const SCREEN_BACKLOG: usize = 1024;
 /// a wrong address or a stopped server is reported at once, before the terminal is taken
 /// over; later disconnections are ridden out by reconnecting.
 pub async fn run(options: Options) -> Result<(), ClientError> {
-    let conversation =
-        Conversation::new(options.nick.clone(), &options.rooms).map_err(ClientError::Invalid)?;
-    let hello = conversation.hello(options.token.clone());
+    let conversation = Conversation::new(options.nick.clone(), &options.rooms)
+        .map_err(ClientError::Invalid)?
+        .logged_in_with(options.token.clone(), options.password.clone());
+    let hello = conversation.hello();
     let (link, welcome) = Link::open(&options.endpoint, hello).await?;
     let chat = Chat::new(conversation, View::new(Styling::for_terminal()));
     let terminal = Terminal::start()?;

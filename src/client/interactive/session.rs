@@ -331,7 +331,7 @@ impl Session {
     /// Waits `delay`, then connects and says hello with the nick and rooms of now.
     fn attempt(&self, delay: Duration) -> Attempt {
         let endpoint = self.endpoint.clone();
-        let hello = self.chat.conversation.hello(None);
+        let hello = self.chat.conversation.hello();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             Link::open(&endpoint, hello).await
