@@ -521,6 +521,12 @@ pub const CLUSTER_IN_FLIGHT: usize = 16;
 /// messages were not relayed. Default 10,000.
 pub const CLUSTER_OUTAGE_HELD: usize = 10_000;
 
+/// Sessions of a cluster node that ended lately (within twice `CLUSTER_NODE_TIMEOUT`, or
+/// since Redis went out of reach) that it remembers, to tell the other nodes again that
+/// they are gone once Redis is back, and any node that (re)joins: their first word may
+/// have been lost with Redis. Past it, the oldest is forgotten. Default 10,000.
+pub const CLUSTER_DEPARTED_KEPT: usize = 10_000;
+
 /// Changes to rooms (a topic, modes, bans, a room founded, and their announcements) a
 /// cluster node holds while Redis is out of reach, to publish once it is back. Past it,
 /// a change holds on its own node only (logged) until the next change to the same things.

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::outage::{Held, Outage, proposed};
+use super::presence;
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
@@ -736,8 +737,9 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
     };
     for (id, nick) in locals {
         shared.send(Out::Claim(nick, id));
-        shared.send_presence(id);
+        shared.send_presence(id, true);
     }
+    shared.tell_departed();
     // Under the lock the bus holds with: nothing said from now on is held, nothing held is
     // left behind.
     let speakers = {
@@ -994,6 +996,7 @@ fn heard(
             oper,
             invisible,
             spoke,
+            again,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -1022,10 +1025,15 @@ fn heard(
                 invisible,
                 spoke,
             };
-            let away = profile.away.clone();
+            let told = presence::Told {
+                nick: nick.clone(),
+                rooms: names,
+                away: profile.away.clone(),
+                account: profile.account.clone(),
+            };
             let remote = Remote {
                 node,
-                nick: nick.clone(),
+                nick,
                 rooms,
                 profile,
             };
@@ -1033,14 +1041,7 @@ fn heard(
             if old.is_none() {
                 shared.count_peak();
             }
-            if let Some(old) = old {
-                if old.nick != nick {
-                    hub.renamed_elsewhere(&old.nick, &nick, &names);
-                }
-                if old.profile.away != away {
-                    hub.away_elsewhere(&nick, away, &names);
-                }
-            }
+            presence::announce(shared, hub, old, told, again);
         }
         Wire::Active { node, spoke } => {
             let mut roster = shared.roster.lock().unwrap();
@@ -1048,20 +1049,24 @@ fn heard(
                 roster.spoke(node, SessionId::from_bits(session), at);
             }
         }
-        Wire::Absent { session, .. } => {
-            shared
+        Wire::Absent { session, again, .. } => {
+            let gone = shared
                 .roster
                 .lock()
                 .unwrap()
                 .remove(SessionId::from_bits(session));
+            if let Some(gone) = gone.filter(|_| again) {
+                presence::gone(hub, gone);
+            }
         }
         Wire::Beat { node, run } => heard_node(shared, hub, node, &run),
         Wire::Hello { node, run } => {
             heard_node(shared, hub, node, &run);
             let ids: Vec<SessionId> = shared.local.lock().unwrap().keys().copied().collect();
             for id in ids {
-                shared.send_presence(id);
+                shared.send_presence(id, true);
             }
+            shared.tell_departed();
         }
         Wire::Gone { node } => {
             let gone = shared.roster.lock().unwrap().gone(node);

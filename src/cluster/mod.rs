@@ -15,16 +15,17 @@ mod accounts;
 mod link;
 mod once;
 mod outage;
+mod presence;
 mod recover;
 mod room_state;
 mod roster;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use tokio::sync::mpsc;
@@ -37,7 +38,8 @@ use crate::hub::{
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
-    CLUSTER_NODE_TIMEOUT, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN, MAX_INVITES_PER_ROOM,
+    CLUSTER_DEPARTED_KEPT, CLUSTER_NODE_TIMEOUT, CLUSTER_RETRY_MAX, CLUSTER_RETRY_MIN,
+    MAX_INVITES_PER_ROOM,
 };
 use once::Once;
 use outage::Outage;
@@ -110,6 +112,8 @@ struct Shared {
     /// When the others were last told who spoke here (`link::report_activity`), ms since
     /// the Unix epoch.
     reported: AtomicU64,
+    /// Sessions here that ended lately, and when ([`Shared::depart`]).
+    departed: Mutex<VecDeque<(Instant, SessionId)>>,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
@@ -128,9 +132,21 @@ impl Shared {
 
     /// Tells the others what session `id` here is now, or that it is gone: as it is at
     /// this moment, so that every change is heard even when several wait to be sent.
-    fn send_presence(&self, id: SessionId) {
+    /// `again`: told anew, not as it changed ([`Wire::Present`]'s `again`); so is one told
+    /// while Redis is out of reach, whose joins and leaves are not published.
+    fn send_presence(&self, id: SessionId, again: bool) {
+        self.change_presence(id, |_| {}, again);
+    }
+
+    /// Applies `change` to session `id` here and tells the others ([`Shared::send_presence`]).
+    fn change_presence(&self, id: SessionId, change: impl FnOnce(&mut Local), again: bool) {
         let node = self.node.number();
-        let wire = match self.local.lock().unwrap().get(&id) {
+        let mut local = self.local.lock().unwrap();
+        if let Some(session) = local.get_mut(&id) {
+            change(session);
+        }
+        let again = again || !self.reachable.load(Ordering::Relaxed);
+        let wire = match local.get(&id) {
             Some(Local {
                 nick,
                 rooms,
@@ -150,13 +166,61 @@ impl Shared {
                 oper: profile.oper,
                 invisible: profile.invisible,
                 spoke: profile.spoke,
+                again,
             },
             None => Wire::Absent {
                 node,
                 session: id.bits(),
+                again,
             },
         };
+        // Queued under the lock: a presence told anew by another task (to a node that
+        // joined) is queued wholly before or after this change, never an older state after
+        // it, which would have the others announce a join twice.
         self.send(Out::Publish(wire));
+    }
+
+    /// Session `id` here ended: remembered for a while, to be told again after an outage
+    /// that may have lost its `Absent` ([`Shared::tell_departed`]).
+    fn depart(&self, id: SessionId) {
+        let mut departed = self.departed.lock().unwrap();
+        self.forget_departed(&mut departed);
+        if departed.len() >= CLUSTER_DEPARTED_KEPT {
+            departed.pop_front();
+        }
+        departed.push_back((Instant::now(), id));
+    }
+
+    /// While Redis is reachable, the sessions that ended more than twice
+    /// [`CLUSTER_NODE_TIMEOUT`] ago are forgotten: a pipeline fails within its response
+    /// timeout, so their `Absent` was heard, or its failure made Redis out of reach and
+    /// they were told again on its return. Kept as long as Redis is not.
+    fn forget_departed(&self, departed: &mut VecDeque<(Instant, SessionId)>) {
+        if !self.reachable.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = Instant::now();
+        while departed
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > 2 * CLUSTER_NODE_TIMEOUT)
+        {
+            departed.pop_front();
+        }
+    }
+
+    /// Back in touch after an outage, or asked by a node that (re)joined: the sessions
+    /// here that ended lately are told gone again ([`Wire::Absent`]'s `again`), so that a
+    /// node that missed it announces their leaving and forgets them.
+    fn tell_departed(&self) {
+        let mut departed = self.departed.lock().unwrap();
+        self.forget_departed(&mut departed);
+        for (_, id) in departed.iter() {
+            self.send(Out::Publish(Wire::Absent {
+                node: self.node.number(),
+                session: id.bits(),
+                again: true,
+            }));
+        }
     }
 
     /// Sends a change to what Redis keeps of a room (`Out::Room`, `Out::Found`), or holds
@@ -273,6 +337,7 @@ impl Cluster {
             refused: AtomicU64::new(0),
             reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
+            departed: Mutex::default(),
         });
         link::rejoin(&shared, None);
         Ok(Cluster {
@@ -449,10 +514,7 @@ struct ClusterDirectory(Arc<Shared>);
 
 impl ClusterDirectory {
     fn local(&self, id: SessionId, change: impl FnOnce(&mut Local)) {
-        if let Some(local) = self.0.local.lock().unwrap().get_mut(&id) {
-            change(local);
-        }
-        self.0.send_presence(id);
+        self.0.change_presence(id, change, false);
     }
 }
 
@@ -474,14 +536,15 @@ impl Directory for ClusterDirectory {
         self.0.local.lock().unwrap().insert(owner, local);
         self.0.count_peak();
         self.0.send(Out::Claim(nick.clone(), owner));
-        self.0.send_presence(owner);
+        self.0.send_presence(owner, false);
     }
 
     fn released(&self, nick: &Nick, owner: SessionId) {
         self.0.local.lock().unwrap().remove(&owner);
         self.0.invites.lock().unwrap().remove(&owner);
         self.0.send(Out::Release(nick.clone(), owner));
-        self.0.send_presence(owner);
+        self.0.send_presence(owner, false);
+        self.0.depart(owner);
     }
 
     fn renamed(&self, old: &Nick, new: &Nick, owner: SessionId) {
@@ -517,6 +580,10 @@ impl Directory for ClusterDirectory {
 
     fn matching(&self, mask: &WhoMask, seen: Seen<'_>, limit: usize) -> Vec<WhoEntry> {
         self.0.roster.lock().unwrap().matching(mask, seen, limit)
+    }
+
+    fn count(&self, room: &RoomName) -> usize {
+        self.0.roster.lock().unwrap().count(room)
     }
 
     fn rooms(&self) -> Vec<(RoomName, usize)> {

@@ -105,6 +105,11 @@ impl Roster {
         (self.sessions.len(), self.invisible, self.nodes.len())
     }
 
+    /// How many of the others' sessions are in `room`.
+    pub fn count(&self, room: &RoomName) -> usize {
+        self.rooms.get(room).map_or(0, HashSet::len)
+    }
+
     pub fn rooms(&self) -> Vec<(RoomName, usize)> {
         self.rooms
             .iter()
@@ -257,6 +262,7 @@ mod tests {
         let dev = RoomName::parse("#dev").unwrap();
         assert_eq!(roster.members(&dev)[0].standing, Standing::Member);
         assert_eq!(roster.rooms().len(), 2);
+        assert_eq!((roster.count(&ops), roster.count(&dev)), (1, 1));
         // A mask finds her, unless what decides who may see her says no.
         let mask = WhoMask::parse("ANI*").unwrap();
         assert_eq!(roster.matching(&mask, &|_, _| true, 10).len(), 1);

@@ -59,11 +59,7 @@ pub enum Wire {
     /// `count` messages said in `room` on `node` while Redis was out of reach were not
     /// relayed (past the bound of what a node holds): the last of the numbers they were
     /// given is the one before the JSON.
-    Lost {
-        node: u16,
-        room: String,
-        count: u64,
-    },
+    Lost { node: u16, room: String, count: u64 },
     Joined {
         node: u16,
         room: String,
@@ -178,32 +174,30 @@ pub enum Wire {
         /// (`Active`); missing (from an older node) reads as not known (no idle time).
         #[serde(default, skip_serializing_if = "is_zero")]
         spoke: u64,
+        /// Told anew (after an outage, or to a node that joined), not as it changed: joins,
+        /// leaves and renames it made meanwhile may not have been heard, and whoever finds
+        /// it changed announces them. Missing (from an older node) reads as live.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        again: bool,
     },
     /// When sessions of `node` that spoke since its last report last did (session,
     /// milliseconds since the Unix epoch): sent every `CLUSTER_ACTIVITY_EVERY`, for idle
     /// times.
-    Active {
-        node: u16,
-        spoke: Vec<(u64, u64)>,
-    },
+    Active { node: u16, spoke: Vec<(u64, u64)> },
     Absent {
         node: u16,
         session: u64,
+        /// Told anew after an outage (the first may have been lost with it): whoever still
+        /// knew the session announces that it left its rooms.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        again: bool,
     },
     /// `node` is alive; `run` tells a restarted node from the one before it.
-    Beat {
-        node: u16,
-        run: String,
-    },
+    Beat { node: u16, run: String },
     /// `node` (re)joined the cluster: every other node says who it has (`Present`).
-    Hello {
-        node: u16,
-        run: String,
-    },
+    Hello { node: u16, run: String },
     /// `node` is shutting down: its sessions are gone.
-    Gone {
-        node: u16,
-    },
+    Gone { node: u16 },
 }
 
 impl Wire {
@@ -602,11 +596,12 @@ mod tests {
             oper: true,
             invisible: false,
             spoke: 0,
+            again: false,
         };
         let json = new.payload(0);
         assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));
         assert!(
-            !json.contains("realname") && !json.contains("invisible"),
+            !json.contains("realname") && !json.contains("invisible") && !json.contains("again"),
             "{json}"
         );
         let (_, back) =

@@ -986,6 +986,9 @@ impl ChatState {
                 self.send(id, &Outgoing::reply(history, reference.clone()));
             }
             if announce {
+                // The room's members on every node, as the joiner's own line counts them:
+                // every node shows this count, the other nodes' members included.
+                let count = count + self.directory.count(&room);
                 let joined = Event::Joined {
                     room: room.clone(),
                     nick: nick.clone(),

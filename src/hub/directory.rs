@@ -109,6 +109,12 @@ pub trait Directory: Send + Sync {
         Vec::new()
     }
 
+    /// How many of `room`'s members are on other nodes, as their nodes last told.
+    fn count(&self, room: &RoomName) -> usize {
+        let _ = room;
+        0
+    }
+
     /// Rooms with members on other nodes, and how many there.
     fn rooms(&self) -> Vec<(RoomName, usize)> {
         Vec::new()

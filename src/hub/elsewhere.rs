@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::bus::Publication;
-use super::event::{Event, Outgoing};
+use super::event::{Event, LeaveReason, Outgoing};
 use super::names::{Nick, RoomName};
 use super::ops::{Mode, ModeChange};
 use super::room::{KeptRoom, RoomChange};
@@ -34,6 +34,73 @@ impl Hub {
             }
             for member in told {
                 chat.send(member, &notice);
+            }
+        });
+    }
+
+    /// A session of another node, `nick`, joined `rooms` (each with how many of its members
+    /// are on other nodes, this one included) while this node could not hear it: the
+    /// members here of each hear it as they would have then.
+    pub fn joined_elsewhere(
+        &self,
+        nick: &Nick,
+        account: Option<Nick>,
+        rooms: &[(RoomName, usize)],
+    ) {
+        if rooms.is_empty() {
+            return;
+        }
+        self.with_chat(|chat| {
+            for (room, elsewhere) in rooms {
+                let Some(target) = chat.rooms.get(room) else {
+                    continue;
+                };
+                let count = target.members.len() + elsewhere;
+                if !target.settings.announces(count) {
+                    continue;
+                }
+                let joined = Event::Joined {
+                    room: target.name.clone(),
+                    nick: nick.clone(),
+                    you: false,
+                    members: Vec::new(),
+                    count,
+                    account: account.clone(),
+                };
+                chat.fan_out(Publication {
+                    room: room.clone(),
+                    event: joined,
+                    except: None,
+                });
+            }
+        });
+    }
+
+    /// A session of another node, `nick`, left `rooms` (`reason`) while this node could not
+    /// hear it: the members here of each hear it as they would have then.
+    pub fn left_elsewhere(&self, nick: &Nick, rooms: &[RoomName], reason: LeaveReason) {
+        if rooms.is_empty() {
+            return;
+        }
+        self.with_chat(|chat| {
+            for room in rooms {
+                let Some(target) = chat.rooms.get(room) else {
+                    continue;
+                };
+                if !target.settings.announces(target.members.len() + 1) {
+                    continue;
+                }
+                let left = Event::Left {
+                    room: target.name.clone(),
+                    nick: nick.clone(),
+                    you: false,
+                    reason: reason.clone(),
+                };
+                chat.fan_out(Publication {
+                    room: room.clone(),
+                    event: left,
+                    except: None,
+                });
             }
         });
     }

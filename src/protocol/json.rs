@@ -535,6 +535,9 @@ struct MessageOut<'a> {
     action: bool,
     #[serde(skip_serializing_if = "is_false")]
     notice: bool,
+    /// The account the sender is logged in to, if any (on whichever node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -553,6 +556,7 @@ impl<'a> MessageOut<'a> {
             text: said.text.plain(),
             action: said.action,
             notice: said.notice,
+            account: said.account.as_ref().map(Nick::as_str),
         }
     }
 }
@@ -624,6 +628,7 @@ fn to_value(event: &Event) -> Value {
             to,
             text,
             notice,
+            account,
             ..
         } => {
             let mut v = json!({
@@ -632,6 +637,9 @@ fn to_value(event: &Event) -> Value {
             });
             if *notice {
                 v["notice"] = true.into();
+            }
+            if let Some(account) = account {
+                v["account"] = account.as_str().into();
             }
             v
         }
@@ -647,8 +655,8 @@ fn to_value(event: &Event) -> Value {
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
             if *you {
                 v["members"] = names(members);
-                v["count"] = (*count).into();
             }
+            v["count"] = (*count).into();
             v
         }
         Event::Left {
@@ -677,6 +685,9 @@ fn to_value(event: &Event) -> Value {
                     let mut v = json!({"id": m.id, "seq": m.seq, "ts": m.ts, "from": m.from.as_str(), "text": m.text.plain()});
                     if m.action {
                         v["action"] = true.into();
+                    }
+                    if let Some(account) = &m.account {
+                        v["account"] = account.as_str().into();
                     }
                     v
                 }

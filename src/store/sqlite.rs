@@ -97,6 +97,19 @@ pub const MERGE_ROWS: u64 = 16_384;
 /// store that is not written to stays small.
 pub const WRITER_CACHE_KIB: i64 = 8_192;
 
+/// The page size, in bytes, of a history file made new (SQLite's default is 4,096). The
+/// writer's bytes are mostly whole blobs, a commit's and a chunk's: on larger pages they
+/// take fewer pages, so fewer log frames (each written on its own) and fewer overflow pages
+/// to chain and free. A file made with another page size keeps it (WAL mode cannot change
+/// it).
+pub const PAGE_SIZE: i64 = 16_384;
+
+/// Bytes of the write-ahead log after which a commit checkpoints it into the file, whatever
+/// the file's page size: SQLite counts this in pages (1,000 by default, 4 MB of its default
+/// pages), and as many of [`PAGE_SIZE`] would let a power loss take back four times as
+/// much (the log is synced only at a checkpoint, docs/protocol.md).
+pub const WAL_CHECKPOINT_BYTES: i64 = 4 * 1024 * 1024;
+
 /// Entries each room keeps, counted by the room's numbers (`seq`): what is this many
 /// numbers older than the newest is never read, and the writer deletes the chunks holding
 /// only such entries in the same transaction that adds new ones (a number lost to a full
@@ -791,10 +804,18 @@ fn tally(counter: &AtomicU64, n: u64, why: &str, outcome: &str) {
 
 fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy)?;
+    // Before WAL mode: only a file with no page yet takes it.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         warn!(mode, "the history database is not in WAL mode");
     }
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        WAL_CHECKPOINT_BYTES / page.max(512),
+    )?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Schema step 8's conversion sorts a file's chunks by time: in memory, not in a
     // temporary file.

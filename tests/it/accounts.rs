@@ -488,3 +488,43 @@ async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     ana.send(&big).await;
     ana.expect(" 417 ana ").await;
 }
+
+#[tokio::test]
+async fn json_messages_carry_the_account_their_sender_is_logged_in_to() {
+    let server = server().await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    let mut bot = server.json("bot").await;
+    ana.expect("#lobby *** bot joined").await;
+    ana.send("logged in and talking").await;
+    let said = bot.expect_json("message").await;
+    assert_eq!(
+        (&said["text"], &said["account"]),
+        (&json!("logged in and talking"), &json!("ana"))
+    );
+    ana.send("/msg bot just you").await;
+    let private = bot.expect_json("private").await;
+    assert_eq!(
+        (&private["text"], &private["account"]),
+        (&json!("just you"), &json!("ana"))
+    );
+    // Someone logged in to no account: no account field.
+    let mut dan = server.named("dan").await;
+    dan.send("anonymous").await;
+    let said = loop {
+        let said = bot.expect_json("message").await;
+        if said["from"] == "dan" {
+            break said;
+        }
+    };
+    assert!(said.get("account").is_none(), "{said}");
+    // History keeps whose account said what.
+    bot.send(r##"{"type":"history","room":"#lobby"}"##).await;
+    let history = bot.expect_json("history").await;
+    let messages = history["messages"].as_array().expect("messages");
+    let of = |text: &str| messages.iter().find(|m| m["text"] == text).cloned();
+    assert_eq!(of("logged in and talking").unwrap()["account"], "ana");
+    assert!(
+        of("anonymous").unwrap().get("account").is_none(),
+        "{history}"
+    );
+}

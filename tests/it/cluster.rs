@@ -277,7 +277,7 @@ pub(crate) async fn member_until(client: &mut Client, room: &str, nick: &str) {
 
 /// Reads `client` until a line containing each of `needles` has arrived, in any order;
 /// returns where each was first seen (for the order of those that must keep one).
-async fn read_until_all(client: &mut Client, needles: &[&str]) -> Vec<usize> {
+pub(crate) async fn read_until_all(client: &mut Client, needles: &[&str]) -> Vec<usize> {
     let mut seen: Vec<Option<usize>> = vec![None; needles.len()];
     let mut lines = Vec::new();
     while seen.iter().any(Option::is_none) {

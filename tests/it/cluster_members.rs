@@ -89,17 +89,31 @@ async fn a_speakers_account_reaches_the_other_nodes_with_what_they_say() {
     ana.expect("*** ana is registered to you").await;
     let mut cy = two.irc_with("cy", "message-tags account-tag").await;
     ana.expect("#lobby *** cy joined").await;
+    let mut bot = two.json("bot").await;
+    ana.expect("#lobby *** bot joined").await;
     ana.send("logged in and talking").await;
     let said = cy.expect("PRIVMSG #lobby :logged in and talking").await;
     assert!(said.contains("account=ana"), "{said}");
+    let said = bot.expect_json("message").await;
+    assert_eq!(said["account"], "ana", "{said}");
     ana.send("/msg cy just you").await;
     let private = cy.expect("PRIVMSG cy :just you").await;
     assert!(private.contains("account=ana"), "{private}");
+    ana.send("/msg bot just you too").await;
+    let private = bot.expect_json("private").await;
+    assert_eq!(private["account"], "ana", "{private}");
     // Someone logged in to no account: no tag.
     let mut dan = one.text("dan").await;
     dan.send("anonymous").await;
     let said = cy.expect("PRIVMSG #lobby :anonymous").await;
     assert!(!said.contains("account="), "{said}");
+    let said = loop {
+        let said = bot.expect_json("message").await;
+        if said["from"] == "dan" {
+            break said;
+        }
+    };
+    assert!(said.get("account").is_none(), "{said}");
 }
 
 /// Who `client`'s node says the operators of `room` are (its `/mode` answer).

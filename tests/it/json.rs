@@ -475,7 +475,7 @@ async fn join_and_leave_tell_the_room() {
     ana.expect("#ops *** you joined").await;
     assert_eq!(
         object(&mut rob).await,
-        json!({"type":"join","room":"#ops","nick":"ana","you":false})
+        json!({"type":"join","room":"#ops","nick":"ana","you":false,"count":2})
     );
     bot.send(r#"{"type":"join","room":"ops"}"#).await;
     assert_eq!(

@@ -14,6 +14,7 @@ mod client;
 mod client_commands;
 mod client_tty;
 mod cluster;
+mod cluster_announce;
 mod cluster_in_flight;
 mod cluster_members;
 mod cluster_outage;

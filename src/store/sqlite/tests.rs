@@ -1129,3 +1129,60 @@ fn assert_migrated(path: &std::path::Path) {
         .unwrap();
     assert_eq!(version, super::schema::SCHEMA_VERSION);
 }
+
+/// What `PRAGMA name` says of the file at `path`.
+fn pragma(path: &std::path::Path, name: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_new_file_gets_large_pages_and_one_made_with_small_ones_keeps_them_and_its_history() {
+    let new = tempfile::tempdir().unwrap();
+    let store = open(&new, options());
+    store
+        .append(said(1, "#ops", "ana", "hi", false), None)
+        .unwrap();
+    store.close();
+    let path = new.path().join("charla.db");
+    assert_eq!(pragma(&path, "page_size"), PAGE_SIZE);
+    assert_eq!(checkpoint_pages(&path) * PAGE_SIZE, WAL_CHECKPOINT_BYTES);
+
+    // A file of this schema version made with SQLite's default pages.
+    let old = tempfile::tempdir().unwrap();
+    let path = old.path().join("charla.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        drop(conn);
+        file_at_version(&path, super::schema::SCHEMA_VERSION as usize);
+    }
+    let store = open(&old, options());
+    for id in 1..=3 {
+        store
+            .append(said(id, "#ops", "ana", "before", false), None)
+            .unwrap();
+    }
+    drop(store);
+    let store = open(&old, options());
+    store
+        .append(said(4, "#ops", "bob", "after", false), None)
+        .unwrap();
+    store.flush();
+    assert_eq!(ids(store.recent(&room("#ops"), None)), [1, 2, 3, 4]);
+    assert_eq!(ids(store.since(&room("#ops"), 1, 10)), [2, 3, 4]);
+    drop(store);
+    assert_eq!(pragma(&path, "page_size"), 4096, "a file keeps its pages");
+    // Its log is checkpointed after as many bytes, in more pages.
+    assert_eq!(checkpoint_pages(&path) * 4096, WAL_CHECKPOINT_BYTES);
+}
+
+/// After how many pages of log the writer's connection to the file at `path` checkpoints.
+fn checkpoint_pages(path: &std::path::Path) -> i64 {
+    let mut conn = Connection::open(path).unwrap();
+    prepare_writer(&mut conn, BUSY_TIMEOUT).unwrap();
+    conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+        .unwrap()
+}
