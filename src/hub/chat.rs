@@ -317,6 +317,7 @@ impl ChatState {
         };
         session.account = Some(account.clone());
         self.tell_profile(id);
+        self.remember_ops_account(id, &account);
         if self.sessions[&id].nick == account {
             return Ok(());
         }
@@ -329,6 +330,27 @@ impl ChatState {
         let renamed = self.rename(id, account)?;
         self.answer(id, Ok(renamed), None);
         Ok(())
+    }
+
+    /// Session `id` is logged in to `account` from now on: every room where it is an
+    /// operator remembers the account, as if it had been made operator logged in, so the
+    /// operator status outlives the session (and, with `--data`, a restart).
+    fn remember_ops_account(&mut self, id: SessionId, account: &Nick) {
+        let rooms = self.sessions[&id].rooms.clone();
+        for room in rooms.iter() {
+            let Some(target) = self.rooms.get_mut(room) else {
+                continue;
+            };
+            if !target.is_op(id) || target.has_op_account(Some(account)) {
+                continue;
+            }
+            target.remember_op(Some(account));
+            if !target.has_op_account(Some(account)) {
+                continue; // The room remembers as many accounts as it may already.
+            }
+            self.save_room(room);
+            self.share_room(room, vec![RoomChange::OpAccount(account.clone(), true)]);
+        }
     }
 
     /// Makes `recipient` session `id` under `nick`, greeted, and put in `#lobby` if

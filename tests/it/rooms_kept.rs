@@ -149,3 +149,60 @@ async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_n
     assert_eq!(joined["you"], true, "{joined}");
     stop(charla);
 }
+
+/// Joins `#den` and returns the answer: this client's own join, or an error (others'
+/// joins to rooms it is in are skipped).
+async fn join_den(c: &mut Client) -> Value {
+    c.send(&json!({"type": "join", "room": "#den"}).to_string())
+        .await;
+    loop {
+        let v = c.json().await;
+        if v["type"] == "error" || (v["type"] == "join" && v["you"] == true) {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it_empties_and_a_restart()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let joined = join_den(&mut ana).await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let register = json!({"type": "register", "password": "correct-horse"});
+    assert_eq!(
+        ask(&mut ana, register, "account").await["event"],
+        "registered"
+    );
+    let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
+    assert_eq!(left["type"], "leave", "{left}");
+
+    // The room emptied, yet remembers ana's account: bob, first back, founds nothing.
+    let mut bob = json_client(addr, "bob").await;
+    assert_eq!(join_den(&mut bob).await["you"], true);
+    let modes = ask(&mut bob, json!({"type": "mode", "room": "#den"}), "modes").await;
+    assert_eq!(modes["ops"], json!([]), "{modes}");
+    let joined = join_den(&mut ana).await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let modes = ask(&mut ana, json!({"type": "mode", "room": "#den"}), "modes").await;
+    assert_eq!(modes["ops"], json!(["ana"]), "{modes}");
+    drop((ana, bob));
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut bob = json_client(addr, "bob").await;
+    assert_eq!(join_den(&mut bob).await["you"], true);
+    let mut ana = json_client(addr, "ana-2").await;
+    let login = json!({"type": "login", "nick": "ana", "password": "correct-horse"});
+    assert_eq!(ask(&mut ana, login, "account").await["event"], "logged_in");
+    assert_eq!(join_den(&mut ana).await["you"], true);
+    let modes = ask(&mut ana, json!({"type": "mode", "room": "#den"}), "modes").await;
+    assert_eq!(modes["ops"], json!(["ana"]), "bob founded nothing: {modes}");
+    drop((ana, bob));
+    stop(charla);
+}
