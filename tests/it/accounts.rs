@@ -103,8 +103,12 @@ async fn a_registered_nick_is_refused_on_every_protocol() {
     let mut irc = Irc::connect(&server).await;
     irc.send("NICK ana").await;
     irc.send("USER ana 0 * :Ana").await;
+    // IRC logs in with SASL, not with the text client's /login.
     let line = irc.expect(" 433 ").await;
-    assert!(line.contains("ana is registered"), "{line}");
+    assert_eq!(
+        line,
+        ":charla 433 * ana :ana is registered; log in with SASL PLAIN to use it"
+    );
 }
 
 /// `AUTHENTICATE` with PLAIN credentials for `account`.

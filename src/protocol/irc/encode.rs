@@ -689,6 +689,19 @@ fn write_error(
     if asked.verb == "USERHOST" {
         return numeric(s, RPL_USERHOST, asked.nick, ":");
     }
+    // The hub's text points to the text client's `/login`, which IRC has not: an IRC
+    // client logs in to an account with SASL.
+    let sasl;
+    let message = match code {
+        ErrorCode::NickRegistered => {
+            sasl = format!(
+                "{} is registered; log in with SASL PLAIN to use it",
+                asked.subject
+            );
+            &sasl
+        }
+        _ => message,
+    };
     let clean = crate::hub::sanitize(message);
     let message = one_line(&clean);
     // KICK and INVITE ask about `#room,nick`; everything else about one name.
@@ -1341,6 +1354,10 @@ mod tests {
         assert!(
             lines(error(ErrorCode::NickTaken), Some("* NICK bob"))[0]
                 .starts_with(":charla 433 * bob :")
+        );
+        assert_eq!(
+            lines(error(ErrorCode::NickRegistered), Some("ana NICK bob")),
+            [":charla 433 ana bob :bob is registered; log in with SASL PLAIN to use it"]
         );
         assert!(
             lines(error(ErrorCode::TooManyRooms), Some("ana JOIN #x"))[0]
