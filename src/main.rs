@@ -54,7 +54,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("charla: {e:#}");
+            eprintln!("charla: {}", cli::failure::explain(&e));
             std::process::ExitCode::FAILURE
         }
     }

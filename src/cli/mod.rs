@@ -4,6 +4,7 @@ pub mod account;
 pub mod bench;
 pub mod config;
 pub mod connect;
+pub mod failure;
 pub mod port;
 pub mod run;
 pub mod send;

@@ -48,7 +48,7 @@ impl Run {
         match outcome {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
-                eprintln!("charla: {e:#}");
+                eprintln!("charla: {}", super::failure::explain(&e));
                 ExitCode::from(127)
             }
         }

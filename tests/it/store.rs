@@ -218,6 +218,21 @@ fn an_unusable_data_dir_is_an_error_at_start_up() {
     }
     let stderr = refused(&shut.join("data"), root.then_some(65_534));
     assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(stderr.matches("Permission denied").count(), 1, "{stderr}");
+
+    // A directory its user may enter but not write: the database cannot be made there.
+    // The temporary directory is opened for `nobody` to reach it; its cause is said once.
+    let read_only = dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode;
+    std::fs::set_permissions(dir.path(), mode(0o755)).unwrap();
+    std::fs::set_permissions(&read_only, mode(0o555)).unwrap();
+    let stderr = refused(&read_only, root.then_some(65_534));
+    assert!(
+        stderr.contains("cannot open the history database"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Permission denied").count(), 1, "{stderr}");
 
     let corrupt = dir.path().join("corrupt");
     std::fs::create_dir(&corrupt).unwrap();
@@ -227,6 +242,7 @@ fn an_unusable_data_dir_is_an_error_at_start_up() {
         stderr.contains("cannot use the history database") && stderr.contains("not a database"),
         "{stderr}"
     );
+    assert_eq!(stderr.matches("not a database").count(), 1, "{stderr}");
 
     let newer = dir.path().join("newer");
     std::fs::create_dir(&newer).unwrap();
