@@ -166,6 +166,26 @@ fn operators_with_an_account_are_operators_again_when_they_come_back() {
 }
 
 #[test]
+fn a_founder_who_logs_in_afterwards_is_an_operator_again_when_it_comes_back() {
+    let hub = Hub::new(&Limits::default());
+    let ops = RoomName::parse("#ops").unwrap();
+    let (ana, _ana_inbox) = session(&hub, Some("ana"));
+    let (guest, guest_inbox) = session(&hub, Some("gus"));
+    hub.apply(ana, Command::Join(ops.clone()).into());
+    hub.apply(guest, Command::Join(ops.clone()).into());
+    // Operator first, logged in only then: the room remembers the account all the same.
+    hub.logged_in(ana, nick("ana"), None);
+    hub.disconnect(ana, LeaveReason::ConnectionLost);
+    let (back, back_inbox) = session(&hub, Some("robert"));
+    hub.logged_in(back, nick("ana"), None);
+    hub.apply(back, Command::Join(ops.clone()).into());
+    guest_inbox.take();
+    back_inbox.take();
+    assert!(is_op(&hub, (back, &back_inbox), &ops, "ana"));
+    assert!(!is_op(&hub, (back, &back_inbox), &ops, "gus"));
+}
+
+#[test]
 fn a_ban_on_a_logged_in_nick_follows_the_account_through_a_nick_change() {
     let hub = Hub::new(&Limits::default());
     let ops = RoomName::parse("#ops").unwrap();
