@@ -87,30 +87,45 @@ impl RedisAccounts {
         }
     }
 
-    /// Runs `f` on the connection, made (again) when there is none or the last failed.
+    /// Runs `f` on the connection, made (again) when there is none or the last failed. A
+    /// connection kept from before that turns out dropped (Redis restarted since) is made
+    /// again and `f` run once more on it, so the first login after a restart of Redis does
+    /// not fail on a socket the old Redis closed.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, AccountError> {
         let store = |e: redis::RedisError| AccountError::Store(e.to_string());
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if conn.is_none() {
-            let made = self
-                .client
-                .get_connection_with_timeout(CLUSTER_NODE_TIMEOUT)
-                .map_err(store)?;
-            made.set_read_timeout(Some(CLUSTER_NODE_TIMEOUT))
-                .map_err(store)?;
-            made.set_write_timeout(Some(CLUSTER_NODE_TIMEOUT))
-                .map_err(store)?;
+        let kept = conn.take();
+        let fresh = kept.is_none();
+        let mut made = match kept {
+            Some(kept) => kept,
+            None => self.connect().map_err(store)?,
+        };
+        let mut result = f(&mut made);
+        if let Err(e) = &result
+            && !fresh
+            && (e.is_connection_dropped() || e.is_io_error())
+        {
+            made = self.connect().map_err(store)?;
+            result = f(&mut made);
+        }
+        // Kept for the next request unless this one may have broken it.
+        if result.is_ok() {
             *conn = Some(made);
         }
-        let result = f(conn.as_mut().expect("made above"));
-        if result.is_err() {
-            // Made again for the next request, in case this one broke it.
-            *conn = None;
-        }
         result.map_err(store)
+    }
+
+    /// A new connection to the cluster's Redis, each wait on it bounded.
+    fn connect(&self) -> redis::RedisResult<Connection> {
+        let made = self
+            .client
+            .get_connection_with_timeout(CLUSTER_NODE_TIMEOUT)?;
+        made.set_read_timeout(Some(CLUSTER_NODE_TIMEOUT))?;
+        made.set_write_timeout(Some(CLUSTER_NODE_TIMEOUT))?;
+        Ok(made)
     }
 
     fn news(&self, name: &Nick, registered: bool) -> String {

@@ -628,11 +628,20 @@ impl Hub {
             }
             (None, None) => self.store.recent(&name, limit),
         };
-        if live.is_none() && entries.is_empty() {
+        // A reader caught up (`since` its last id) or at the start (`before` the first) of
+        // a room nobody is in gets no entries, yet the room has history: an empty answer,
+        // not a missing room.
+        let kept = match (&live, entries.first()) {
+            (None, None) if since.is_some() || before.is_some() => {
+                self.store.recent(&name, Some(1)).into_iter().next()
+            }
+            _ => None,
+        };
+        if live.is_none() && entries.is_empty() && kept.is_none() {
             return Err(NoSuchRoom(room.clone()));
         }
         // A room gone since keeps the spelling its history has.
-        let name = match (live, entries.first()) {
+        let name = match (live, entries.first().or(kept.as_ref())) {
             (Some(live), _) => live,
             (None, Some(entry)) => entry.room().clone(),
             (None, None) => name,

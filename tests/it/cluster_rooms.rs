@@ -217,6 +217,25 @@ fn redis_until(redis: &Redis, room: &str, field: &str, needle: &str) {
     }
 }
 
+/// The node's account connection, broken by a restart of Redis, is made again for the next
+/// account request rather than failing it with `store_failed`.
+#[tokio::test]
+async fn the_first_registration_after_redis_restarted_succeeds() {
+    let mut redis = Redis::start();
+    let one = Node::start(&redis, "one");
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    redis.stop();
+    ana.expect("*** cross-node delivery interrupted").await;
+    redis.restart();
+    ana.expect("*** cross-node delivery restored").await;
+
+    let mut bob = one.text("bob").await;
+    bob.send("/register battery-staple").await;
+    bob.expect("*** bob is registered to you").await;
+}
+
 #[tokio::test]
 async fn room_changes_in_an_outage_are_shared_once_redis_is_back_and_an_emptied_redis_is_refilled()
 {

@@ -575,3 +575,33 @@ async fn history_before_reads_back_page_by_page_past_the_join_replay() {
     assert_eq!(crate::http::get(http, &path, &[]).await.status, 400);
     stop(charla);
 }
+
+/// A script reading a room nobody is in on from the last id it got (or back from the first)
+/// is told there is nothing more, not that the room is missing: the room has history.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_of_an_empty_room_read_past_its_ends_is_empty_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, tcp, http) = serve_deep_history(&dir.path().join("data"));
+    let mut ana = json_client(tcp, "ana").await;
+    join(&mut ana, "#ops").await;
+    let ids = say_lines(&mut ana, "#ops", 3).await;
+    ana.send(r##"{"type":"leave","room":"#ops"}"##).await;
+    ana.expect_json("leave").await;
+
+    for path in [
+        format!("/rooms/ops/messages?since={}", ids[2]),
+        format!("/rooms/ops/messages?before={}", ids[0]),
+    ] {
+        let reply = crate::http::get(http, &path, &[]).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let history = reply.json();
+        assert_eq!(history["room"], "#ops");
+        assert!(history_ids(&history).is_empty(), "{path}");
+    }
+    let path = format!("/rooms/ops/messages?since={}", ids[1]);
+    let reply = crate::http::get(http, &path, &[]).await;
+    assert_eq!(history_ids(&reply.json()), ids[2..]);
+    let path = "/rooms/nowhere/messages?since=1";
+    assert_eq!(crate::http::get(http, path, &[]).await.status, 404);
+    stop(charla);
+}
