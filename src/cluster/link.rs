@@ -552,6 +552,9 @@ async fn listen(
         match subscribed {
             Ok(stream) => {
                 failures = 0;
+                // What was published before is not heard: a round of presence begun
+                // then is not heard whole.
+                shared.roster.lock().unwrap().forget_rounds();
                 // Subscribed first, so that nothing published meanwhile is missed.
                 let recovered = match recover::recover(shared, &mut redis, hub).await {
                     Ok(recovered) => recovered,
@@ -737,8 +740,8 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
     };
     for (id, nick) in locals {
         shared.send(Out::Claim(nick, id));
-        shared.send_presence(id, true);
     }
+    shared.tell_everyone();
     shared.tell_departed();
     // Under the lock the bus holds with: nothing said from now on is held, nothing held is
     // left behind.
@@ -997,6 +1000,7 @@ fn heard(
             invisible,
             spoke,
             again,
+            round,
         } => {
             let id = SessionId::from_bits(session);
             if id.node().number() != node {
@@ -1037,7 +1041,7 @@ fn heard(
                 rooms,
                 profile,
             };
-            let old = shared.roster.lock().unwrap().present(id, remote);
+            let old = shared.roster.lock().unwrap().present(id, remote, round);
             if old.is_none() {
                 shared.count_peak();
             }
@@ -1062,11 +1066,19 @@ fn heard(
         Wire::Beat { node, run } => heard_node(shared, hub, node, &run),
         Wire::Hello { node, run } => {
             heard_node(shared, hub, node, &run);
-            let ids: Vec<SessionId> = shared.local.lock().unwrap().keys().copied().collect();
-            for id in ids {
-                shared.send_presence(id, true);
-            }
+            shared.tell_everyone();
             shared.tell_departed();
+        }
+        Wire::Telling { node, round } => shared.roster.lock().unwrap().telling(node, round),
+        Wire::Told {
+            node,
+            round,
+            sessions,
+        } => {
+            let gone = shared.roster.lock().unwrap().told(node, round, sessions);
+            for gone in gone {
+                presence::gone(hub, gone);
+            }
         }
         Wire::Gone { node } => {
             let gone = shared.roster.lock().unwrap().gone(node);

@@ -112,6 +112,8 @@ struct Shared {
     /// When the others were last told who spoke here (`link::report_activity`), ms since
     /// the Unix epoch.
     reported: AtomicU64,
+    /// How many times this node has told all its sessions anew ([`Shared::tell_everyone`]).
+    rounds: AtomicU64,
     /// Sessions here that ended lately, and when ([`Shared::depart`]).
     departed: Mutex<VecDeque<(Instant, SessionId)>>,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
@@ -140,13 +142,23 @@ impl Shared {
 
     /// Applies `change` to session `id` here and tells the others ([`Shared::send_presence`]).
     fn change_presence(&self, id: SessionId, change: impl FnOnce(&mut Local), again: bool) {
-        let node = self.node.number();
         let mut local = self.local.lock().unwrap();
         if let Some(session) = local.get_mut(&id) {
             change(session);
         }
         let again = again || !self.reachable.load(Ordering::Relaxed);
-        let wire = match local.get(&id) {
+        let wire = self.presence(id, local.get(&id), again, 0);
+        // Queued under the lock: a presence told anew by another task (to a node that
+        // joined) is queued wholly before or after this change, never an older state after
+        // it, which would have the others announce a join twice.
+        self.send(Out::Publish(wire));
+    }
+
+    /// What the others are told of session `id` here (`None`: it is gone); `round`: the
+    /// round of [`Shared::tell_everyone`] it is part of, or `0`.
+    fn presence(&self, id: SessionId, session: Option<&Local>, again: bool, round: u64) -> Wire {
+        let node = self.node.number();
+        match session {
             Some(Local {
                 nick,
                 rooms,
@@ -167,17 +179,34 @@ impl Shared {
                 invisible: profile.invisible,
                 spoke: profile.spoke,
                 again,
+                round,
             },
             None => Wire::Absent {
                 node,
                 session: id.bits(),
                 again,
             },
-        };
-        // Queued under the lock: a presence told anew by another task (to a node that
-        // joined) is queued wholly before or after this change, never an older state after
-        // it, which would have the others announce a join twice.
-        self.send(Out::Publish(wire));
+        }
+    }
+
+    /// Tells the others every session here anew (after an outage, or to a node that
+    /// joined), as one numbered round between [`Wire::Telling`] and [`Wire::Told`]: a node
+    /// that hears it whole forgets the sessions of this node it knew and the round did
+    /// not name, however long ago they ended. Queued wholly under the lock, so that no
+    /// change here falls between its start and its sessions.
+    fn tell_everyone(&self) {
+        let node = self.node.number();
+        let local = self.local.lock().unwrap();
+        let round = self.rounds.fetch_add(1, Ordering::Relaxed) + 1;
+        self.send(Out::Publish(Wire::Telling { node, round }));
+        for (id, session) in local.iter() {
+            self.send(Out::Publish(self.presence(*id, Some(session), true, round)));
+        }
+        self.send(Out::Publish(Wire::Told {
+            node,
+            round,
+            sessions: local.len() as u64,
+        }));
     }
 
     /// Session `id` here ended: remembered for a while, to be told again after an outage
@@ -338,6 +367,7 @@ impl Cluster {
             reported: AtomicU64::new(now_ms()),
             invites: Mutex::default(),
             departed: Mutex::default(),
+            rounds: AtomicU64::new(0),
         });
         link::rejoin(&shared, None);
         Ok(Cluster {

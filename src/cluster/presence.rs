@@ -63,8 +63,9 @@ pub(super) fn announce(shared: &Shared, hub: &Hub, old: Option<Remote>, told: To
 }
 
 /// Session `gone` of another node was told gone anew after an outage
-/// ([`super::wire::Wire::Absent`]'s `again`) while this node still knew it: it left its
-/// rooms meanwhile, how is not known (its word was lost with Redis).
+/// ([`super::wire::Wire::Absent`]'s `again`), or left out of its node's presence told
+/// whole ([`super::wire::Wire::Told`]), while this node still knew it: it left its rooms
+/// meanwhile, how is not known (its word was lost with Redis).
 pub(super) fn gone(hub: &Hub, gone: Remote) {
     let rooms: Vec<RoomName> = gone.rooms.into_iter().map(|(room, _)| room).collect();
     hub.left_elsewhere(&gone.nick, &rooms, LeaveReason::Quit(None));

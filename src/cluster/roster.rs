@@ -28,6 +28,17 @@ pub struct Roster {
     invisible: usize,
     /// Each node heard from: the run it is in and when it was last heard.
     nodes: HashMap<u16, (String, Instant)>,
+    /// Each node telling all its sessions anew, heard from its start ([`Roster::telling`]).
+    rounds: HashMap<u16, Round>,
+}
+
+/// A round of a node's presence told anew, as heard so far.
+struct Round {
+    round: u64,
+    /// How many of the round's own presences were heard.
+    heard: u64,
+    /// The node's sessions told since the round began, in it or as they changed.
+    told: HashSet<SessionId>,
 }
 
 impl Roster {
@@ -117,13 +128,18 @@ impl Roster {
             .collect()
     }
 
-    /// Records what `id` is now; returns what it was, if it was known. A node first
-    /// heard of this way is timed from now, so that it is forgotten if it dies before its
-    /// first heartbeat.
-    pub fn present(&mut self, id: SessionId, remote: Remote) -> Option<Remote> {
+    /// Records what `id` is now, told in `round` of its node's presence told anew (`0`:
+    /// as it changed); returns what it was, if it was known. A node first heard of this
+    /// way is timed from now, so that it is forgotten if it dies before its first
+    /// heartbeat.
+    pub fn present(&mut self, id: SessionId, remote: Remote, round: u64) -> Option<Remote> {
         self.nodes
             .entry(remote.node)
             .or_insert_with(|| (String::new(), Instant::now()));
+        if let Some(telling) = self.rounds.get_mut(&remote.node) {
+            telling.heard += u64::from(round != 0 && round == telling.round);
+            telling.told.insert(id);
+        }
         let old = self.remove(id);
         // Were two sessions to claim one nick, the later word wins here; Redis decides which
         // keeps it, and the other's node renames it.
@@ -203,8 +219,41 @@ impl Roster {
         self.forget_node(node)
     }
 
+    /// `node` begins to tell all its sessions anew, in `round`.
+    pub fn telling(&mut self, node: u16, round: u64) {
+        let told = HashSet::new();
+        let heard = 0;
+        self.rounds.insert(node, Round { round, heard, told });
+    }
+
+    /// `node` told all its `sessions` in `round`. If this node heard that round whole
+    /// (from its start, every one of them), it forgets the sessions of `node` the round
+    /// did not tell, and returns them: they ended while their end could not be heard.
+    pub fn told(&mut self, node: u16, round: u64, sessions: u64) -> Vec<Remote> {
+        let Some(telling) = self.rounds.remove(&node) else {
+            return Vec::new();
+        };
+        if telling.round != round || telling.heard != sessions {
+            return Vec::new();
+        }
+        let gone: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(id, remote)| remote.node == node && !telling.told.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        gone.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// This node subscribed again: what was published before is not heard, so no round
+    /// begun then is heard whole.
+    pub fn forget_rounds(&mut self) {
+        self.rounds.clear();
+    }
+
     /// Forgets every session of `node`; returns them.
     pub fn forget_node(&mut self, node: u16) -> Vec<Remote> {
+        self.rounds.remove(&node);
         let ids: Vec<SessionId> = self
             .sessions
             .iter()
@@ -240,12 +289,16 @@ mod tests {
         let ops = RoomName::parse("#ops").unwrap();
         let t0 = Instant::now();
         roster.heard(2, "r1", t0);
-        assert!(roster.present(ana, remote(2, "ana", &["#ops"])).is_none());
+        assert!(
+            roster
+                .present(ana, remote(2, "ana", &["#ops"]), 0)
+                .is_none()
+        );
         assert_eq!(roster.holder(&Nick::parse("ANA").unwrap()), Some(ana));
         let mut anita = remote(2, "anita", &["#ops", "#dev"]);
         anita.rooms[0].1 = Standing::Operator;
         anita.profile.away = MessageText::new("lunch");
-        let old = roster.present(ana, anita);
+        let old = roster.present(ana, anita, 0);
         assert_eq!(old.map(|o| o.nick), Some(Nick::parse("ana").unwrap()));
         assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
         let members = roster.members(&ops);
@@ -255,7 +308,7 @@ mod tests {
         assert!(members[0].away && !members[0].oper);
         let mut oper = remote(2, "anita", &["#ops", "#dev"]);
         oper.profile.oper = true;
-        roster.present(ana, oper);
+        roster.present(ana, oper, 0);
         assert!(roster.members(&ops)[0].oper);
         assert_eq!(roster.opers(), 1);
         assert_eq!(roster.counts(), (1, 0, 1));
@@ -279,15 +332,51 @@ mod tests {
         assert_eq!(roster.opers(), 0);
         // A node heard in a new run lost the sessions of its last one.
         roster.heard(2, "r1", t0);
-        roster.present(ana, remote(2, "ana", &[]));
+        roster.present(ana, remote(2, "ana", &[]), 0);
         assert_eq!(roster.heard(2, "r2", t0).len(), 1);
         assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
         // A node heard of only through a session is forgotten when it stays silent, and
         // its first heartbeat is no restart.
         let bob = SessionId::new(NodeId::new(3).unwrap(), 1);
-        roster.present(bob, remote(3, "bob", &["#ops"]));
+        roster.present(bob, remote(3, "bob", &["#ops"]), 0);
         assert!(roster.heard(3, "r9", Instant::now()).is_empty());
         let later = Instant::now() + Duration::from_secs(60);
         assert!(roster.silent_since(later).iter().any(|r| r.node == 3));
+    }
+
+    #[test]
+    fn a_round_heard_whole_forgets_the_sessions_it_left_out() {
+        let mut roster = Roster::default();
+        let two = NodeId::new(2).unwrap();
+        let (ana, bob, cy) = (
+            SessionId::new(two, 1),
+            SessionId::new(two, 2),
+            SessionId::new(two, 3),
+        );
+        roster.present(ana, remote(2, "ana", &["#ops"]), 0);
+        roster.present(bob, remote(2, "bob", &["#ops"]), 0);
+        // Round 1 tells ana only, and cy arrives as it is told: bob ended unheard.
+        roster.telling(2, 1);
+        roster.present(ana, remote(2, "ana", &["#ops"]), 1);
+        roster.present(cy, remote(2, "cy", &[]), 0);
+        let gone = roster.told(2, 1, 1);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].nick, Nick::parse("bob").unwrap());
+        assert_eq!(roster.holder(&Nick::parse("bob").unwrap()), None);
+        assert_eq!(roster.counts().0, 2);
+        // A round not heard whole (begun before this node subscribed, one of its
+        // presences missed, or its start not heard) forgets nothing.
+        roster.telling(2, 2);
+        roster.forget_rounds();
+        assert!(roster.told(2, 2, 0).is_empty());
+        roster.telling(2, 3);
+        roster.present(ana, remote(2, "ana", &["#ops"]), 3);
+        assert!(roster.told(2, 3, 2).is_empty());
+        assert!(roster.told(2, 4, 0).is_empty());
+        assert_eq!(roster.counts().0, 2);
+        // A node with no session left, told whole, has none here either.
+        roster.telling(2, 5);
+        assert_eq!(roster.told(2, 5, 0).len(), 2);
+        assert_eq!(roster.counts().0, 0);
     }
 }

@@ -179,6 +179,21 @@ pub enum Wire {
         /// it changed announces them. Missing (from an older node) reads as live.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         again: bool,
+        /// The round of `node`'s whole presence told anew (`Telling`) this is part of; `0`
+        /// (missing) for one told as it changed.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        round: u64,
+    },
+    /// `node` tells all its sessions anew, in round `round` (after an outage, or to a node
+    /// that joined): its `Present`s of that round follow, then `Told`.
+    Telling { node: u16, round: u64 },
+    /// `node` told all its sessions in round `round`, `sessions` of them: whoever heard the
+    /// round whole knows every session `node` has now, and forgets the others it knew
+    /// there (they ended while their `Absent` could not be heard).
+    Told {
+        node: u16,
+        round: u64,
+        sessions: u64,
     },
     /// When sessions of `node` that spoke since its last report last did (session,
     /// milliseconds since the Unix epoch): sent every `CLUSTER_ACTIVITY_EVERY`, for idle
@@ -194,7 +209,8 @@ pub enum Wire {
     },
     /// `node` is alive; `run` tells a restarted node from the one before it.
     Beat { node: u16, run: String },
-    /// `node` (re)joined the cluster: every other node says who it has (`Present`).
+    /// `node` (re)joined the cluster: every other node says who it has (a round of
+    /// `Present`s, `Telling` to `Told`).
     Hello { node: u16, run: String },
     /// `node` is shutting down: its sessions are gone.
     Gone { node: u16 },
@@ -226,6 +242,8 @@ impl Wire {
             | Wire::Invite { node, .. }
             | Wire::Present { node, .. }
             | Wire::Absent { node, .. }
+            | Wire::Telling { node, .. }
+            | Wire::Told { node, .. }
             | Wire::Active { node, .. }
             | Wire::Beat { node, .. }
             | Wire::Hello { node, .. }
@@ -597,11 +615,15 @@ mod tests {
             invisible: false,
             spoke: 0,
             again: false,
+            round: 0,
         };
         let json = new.payload(0);
         assert!(json.contains(r#""user":"anauser""#) && json.contains(r#""oper":true"#));
         assert!(
-            !json.contains("realname") && !json.contains("invisible") && !json.contains("again"),
+            !json.contains("realname")
+                && !json.contains("invisible")
+                && !json.contains("again")
+                && !json.contains("round"),
             "{json}"
         );
         let (_, back) =

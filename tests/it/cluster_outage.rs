@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::cluster::{Node, Redis, ask_until, member_until};
+use crate::cluster::{Node, Redis, ask_until, member_until, read_until_all};
 use crate::support::{Client, PATIENCE};
 
 /// Who `client`'s node says the operators of `room` are (its `/mode` answer).
@@ -356,4 +356,50 @@ async fn a_message_past_the_queue_to_redis_is_refused_and_heard_nowhere() {
         kept.iter().filter(|l| l.starts_with("burst ")).count(),
         SENT - refused
     );
+}
+
+/// Who `client`'s node says is in `room` (its `/users` answer).
+async fn users(client: &mut Client, room: &str) -> String {
+    client.send(&format!("/users {room}")).await;
+    let users = client.expect(" here: ").await;
+    let (_, here) = users.split_once(" here: ").unwrap();
+    here.to_string()
+}
+
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_quit_while_a_node_was_cut_off_for_long_is_gone_there_once_it_is_back() {
+    let redis = Redis::start();
+    let relay = Relay::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut bob = two.text("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("#ops *** you joined").await;
+    let mut fay = one.text("fay").await;
+    crate::cluster_rooms::join_after(&mut fay, "#ops", "bob").await;
+    bob.expect("#ops *** fay joined").await;
+    assert_eq!(users(&mut bob, "#ops").await, "bob, fay");
+
+    // Node two is cut off; fay quits on node one, which is told at once by Redis.
+    relay.cut();
+    bob.expect("*** cross-node delivery interrupted").await;
+    fay.send("/quit").await;
+    fay.until_closed().await;
+    // Longer than node one remembers a departure to tell it again (twice
+    // CLUSTER_NODE_TIMEOUT while Redis is reachable): only what it has now tells node two
+    // that fay is gone.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    relay.restore();
+    read_until_all(
+        &mut bob,
+        &[
+            "*** cross-node delivery restored",
+            "#ops *** fay left (quit)",
+        ],
+    )
+    .await;
+    assert_eq!(users(&mut bob, "#ops").await, "bob");
+    bob.send("/nick fay").await;
+    bob.expect("*** you are now known as fay").await;
 }
