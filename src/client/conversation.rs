@@ -664,7 +664,6 @@ mod tests {
     fn a_reconnect_logs_in_with_the_password_that_worked() {
         let account = |event: &str| ServerEvent::Account {
             event: event.into(),
-            account: Some("ana".into()),
             message: String::new(),
         };
         let password_of = |c: &Conversation| match c.hello() {

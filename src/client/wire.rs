@@ -419,8 +419,6 @@ pub enum ServerEvent {
     Account {
         event: String,
         #[serde(default)]
-        account: Option<String>,
-        #[serde(default)]
         message: String,
     },
     /// An event type this client does not know.
