@@ -16,9 +16,9 @@
 //! Until it is in `chunks`, an entry is also held in memory as *pending*, and
 //! [`SqliteHistory::recent`] adds the pending entries of the room to what it reads from the
 //! file, so a newcomer never misses a line that was said just before it joined. A restart
-//! moves what a crash left in the commit file before anything is read. Readers use connections of
-//! their own, never the writer's; a read decodes the few rows of a room it needs, newest
-//! or oldest first, and a row that cannot be decoded is logged and skipped.
+//! moves what a crash left in the commit file before anything is read. Readers use
+//! connections of their own, never the writer's; a read decodes the few rows of a room it
+//! needs, newest or oldest first, and a row that cannot be decoded is logged and skipped.
 //!
 //! Joining asks for a room's history under the hub's lock, where a read from the file
 //! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms

@@ -8,7 +8,7 @@
 //! A record is a header of 20 bytes — the payload's length (`u32`), the commit's number
 //! (`u64`) and an XXH3-64 hash of the number and the payload (`u64`), all little-endian —
 //! then the payload (the commit's entries, [`super::chunk`]'s encoding). Numbers grow by
-//! one a commit written and are never reused, also across restarts. Each move records the
+//! one a commit, written or not, and are never reused, also across restarts. Each move records the
 //! number of the last commit it moved in the database (`meta`, `moved_commit`), in its
 //! transaction; then the writer writes the next record at the start of the file again
 //! ([`CommitFile::rewind`]), over what it moved. Read back at start-up ([`CommitFile::open`]),
