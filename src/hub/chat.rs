@@ -87,6 +87,9 @@ pub(super) struct ChatState {
     /// message id: in a cluster a message is acked once Redis has numbered it and kept it
     /// in its room's backlog.
     pub unheard: HashMap<u64, Owed>,
+    /// Of `unheard`, the messages the bus holds (Redis was out of reach, or their sending
+    /// failed): heard here already, acked once Redis has them, however long that takes.
+    pub held: HashSet<u64>,
     pub directory: Arc<dyn Directory>,
     /// Rooms opened by feeds, which live on empty and are not counted in `max_rooms`.
     pub kept_rooms: usize,

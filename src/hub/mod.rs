@@ -53,7 +53,7 @@ mod tags;
 mod text;
 mod who;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -206,6 +206,7 @@ impl Hub {
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
             unheard: HashMap::new(),
+            held: HashSet::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -655,18 +656,73 @@ impl Hub {
         self.with_chat(|chat| chat.receive(publication));
     }
 
-    /// A message or post of this node whose sending to the other nodes failed, numbered
-    /// here (`seq` 0) and heard here ([`Hub::receive`]); not a message whose copy from the
-    /// bus was heard already (the bus had published it before failing: its speaker was
-    /// acked then).
-    pub fn fell_back(&self, publication: Publication) {
+    /// Messages or posts of this node the bus holds (the other nodes out of reach, or
+    /// their sending failed), numbered here (`seq` 0) and heard here ([`Hub::receive`]) in
+    /// turn; not a message whose copy from the bus was heard already (the bus had
+    /// published it before failing: its speaker was acked then). A message's speaker is
+    /// acked once the bus has it after all ([`Hub::relayed`]).
+    pub fn fell_back(&self, publications: Vec<Publication>) {
         self.with_chat(|chat| {
-            if let Event::Message(said) = &publication.event
-                && !chat.unheard.contains_key(&said.id)
-            {
-                return;
+            for publication in publications {
+                let owed = match &publication.event {
+                    Event::Message(said) => match chat.unheard.remove(&said.id) {
+                        Some(owed) => Some(owed),
+                        None => continue,
+                    },
+                    _ => None,
+                };
+                chat.receive(publication);
+                if let Some(owed) = owed {
+                    chat.held.insert(owed.id);
+                    chat.unheard.insert(owed.id, owed);
+                }
             }
-            chat.receive(publication);
+        });
+    }
+
+    /// The bus has these messages of this node, held until now and heard here already
+    /// (their copies came back, or the bus had them all along): each speaker still owed
+    /// an answer is acked.
+    pub fn relayed(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            let owed: Vec<Owed> = ids
+                .iter()
+                .filter_map(|id| {
+                    chat.held.remove(id);
+                    chat.unheard.remove(id)
+                })
+                .collect();
+            chat.settle_acks(owed, true);
+        });
+    }
+
+    /// These held messages were sent to the bus again: each is acked as its copy comes
+    /// back, as any message is, or told lost if it never does ([`Hub::forget_unheard`]).
+    pub fn resent(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            for id in &ids {
+                chat.held.remove(id);
+            }
+        });
+    }
+
+    /// These held messages will never reach the other nodes (more were said while they
+    /// were out of reach than the bus holds): each speaker is told, instead of an ack.
+    pub fn not_relayed(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            for id in ids {
+                chat.held.remove(&id);
+                let Some(owed) = chat.unheard.remove(&id) else {
+                    continue;
+                };
+                let lost = Event::Error {
+                    code: ErrorCode::NotStored,
+                    message: format!(
+                        "message {id} was heard on this node only: more were said while the other nodes were out of reach than are held for them"
+                    ),
+                };
+                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+            }
         });
     }
 
