@@ -109,6 +109,10 @@ pub(crate) type BySession<V> = HashMap<SessionId, V, foldhash::fast::FixedState>
 /// Called with the hub's lock held: it must be short.
 pub type WakeAll = dyn Fn(&mut Vec<Waker>) + Send + Sync;
 
+/// Where a post's number comes from once a cluster's bus gives it ([`Hub::post_numbered`]):
+/// `None` when the bus holds the post instead.
+pub type Numbering = tokio::sync::oneshot::Receiver<Option<u64>>;
+
 /// The error for an account request from a session logged in to none.
 pub fn not_logged_in() -> (ErrorCode, String) {
     (
@@ -207,6 +211,7 @@ impl Hub {
             bus_numbers: edges.bus.numbers_messages(),
             unheard: HashMap::new(),
             held: HashSet::new(),
+            numbering: HashMap::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -467,6 +472,35 @@ impl Hub {
     /// exist (nobody is in it and no feed opened it), [`Unposted::StoreFull`] when the
     /// store refused it.
     pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, Unposted> {
+        self.post_waiting(room, notice, None)
+    }
+
+    /// [`Hub::post`], and where a cluster's bus numbers posts, a receiver of the number it
+    /// gives this one (`None` when the bus holds it, the other nodes out of reach); drop
+    /// it, or [`Hub::forget_numbering`], to stop waiting.
+    pub fn post_numbered(
+        &self,
+        room: &RoomName,
+        notice: Notice,
+    ) -> Result<(Posted, Option<Numbering>), Unposted> {
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let numbers = self.lock().bus_numbers;
+        let posted = self.post_waiting(room, notice, numbers.then_some(tell))?;
+        Ok((posted, numbers.then_some(told)))
+    }
+
+    /// Stops waiting for the number of post `id` ([`Hub::post_numbered`]).
+    pub fn forget_numbering(&self, id: u64) {
+        self.lock().numbering.remove(&id);
+    }
+
+    /// [`Hub::post`]; `tell` is told the number a numbering bus gives the post.
+    fn post_waiting(
+        &self,
+        room: &RoomName,
+        notice: Notice,
+        tell: Option<tokio::sync::oneshot::Sender<Option<u64>>>,
+    ) -> Result<Posted, Unposted> {
         self.with_chat(|chat| {
             let here = chat.rooms.get(room).map(|r| r.name.clone());
             // In a cluster a room with members on other nodes only takes posts too.
@@ -489,6 +523,9 @@ impl Hub {
                 chat.publish_numbered(name, Event::Posted(posted.clone()), None)
                     .map_err(|BusFull| Unposted::StoreFull)?;
                 chat.metrics.received(MessageKind::Post);
+                if let Some(tell) = tell {
+                    chat.numbering.insert(posted.id, tell);
+                }
                 return Ok(posted);
             }
             chat.keep(Entry::Posted(posted.clone()), None)
@@ -669,6 +706,13 @@ impl Hub {
                         Some(owed) => Some(owed),
                         None => continue,
                     },
+                    Event::Posted(posted) => {
+                        // Numbered here for now: its poster is not told this number.
+                        if let Some(waiting) = chat.numbering.remove(&posted.id) {
+                            let _ = waiting.send(None);
+                        }
+                        None
+                    }
                     _ => None,
                 };
                 chat.receive(publication);

@@ -636,6 +636,8 @@ async fn feeds_on_one_node_post_into_the_clusters_rooms() {
     assert_eq!(alert["text"], "backup done");
     assert_eq!(alert["source"], "http:127.0.0.1");
     assert!(alert["seq"].as_u64().is_some(), "{alert}");
+    // Its poster is answered the number Redis gave it, which every node has.
+    assert_eq!(reply.json()["seq"], alert["seq"], "{}", reply.body);
 
     // Both are in the rooms' history on node two, for whoever joins later.
     let mut dee = two.text("dee").await;
