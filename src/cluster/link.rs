@@ -294,18 +294,22 @@ async fn send(mut sender: Sender, mut queue: mpsc::Receiver<Out>) {
     let mut in_flight: FuturesOrdered<BoxFuture<'static, Answer>> = FuturesOrdered::new();
     let mut batch = Vec::with_capacity(CLUSTER_BATCH);
     loop {
-        // While holding, what was taken waits for every pipeline in flight to settle: one
-        // that fails gives back what it carried, heard here before what was said after it.
-        let can_build = !sender.taken.is_empty()
-            && in_flight.len() < CLUSTER_IN_FLIGHT
-            && (!sender.holding || in_flight.is_empty());
+        // While holding, a message or room change taken waits for every pipeline in
+        // flight to settle: one that fails gives back what it carried, heard here before
+        // what was said after it.
+        let settled = in_flight.is_empty();
+        let can_build = in_flight.len() < CLUSTER_IN_FLIGHT
+            && sender
+                .taken
+                .front()
+                .is_some_and(|next| settled || !sender.waits(next));
         tokio::select! {
             // Polled first, so a pipeline just pushed is handed to the connection (on its
             // first poll) before the next one is built.
             biased;
             Some(answer) = in_flight.next(), if !in_flight.is_empty() => sender.settle(answer),
             _ = std::future::ready(()), if can_build => {
-                if let Some(pipeline) = sender.next_pipeline().await {
+                if let Some(pipeline) = sender.next_pipeline(settled).await {
                     in_flight.push_back(pipeline);
                 }
             }
@@ -342,15 +346,32 @@ fn message_id(out: &Out) -> Option<u64> {
 }
 
 impl Sender {
+    /// Whether `next` is to be held, or is the return that sends what is held: either
+    /// waits until no pipeline is in flight.
+    fn waits(&self, next: &Out) -> bool {
+        match next {
+            Out::Resume => self.holding,
+            next => {
+                next.is_ordered()
+                    && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
+            }
+        }
+    }
+
     /// The next pipeline, of what was taken oldest first; what is held is heard here
-    /// instead. `None` when nothing was left to send.
-    async fn next_pipeline(&mut self) -> Option<BoxFuture<'static, Answer>> {
+    /// instead (only once no pipeline is in flight: `settled`). `None` when nothing was
+    /// left to send.
+    async fn next_pipeline(&mut self, settled: bool) -> Option<BoxFuture<'static, Answer>> {
         let mut sent = Vec::with_capacity(self.taken.len().min(CLUSTER_BATCH));
         let (mut fallen, mut lost) = (Vec::new(), Vec::new());
         while sent.len() < CLUSTER_BATCH {
             let Some(out) = self.taken.pop_front() else {
                 break;
             };
+            if !settled && self.waits(&out) {
+                self.taken.push_front(out);
+                break;
+            }
             if let Out::Resume = out {
                 if self.conn.is_none() && !sent.is_empty() {
                     // What came before goes first; the connection is made again once
