@@ -22,8 +22,8 @@ use super::roster::Remote;
 use super::wire::{self, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
-    RoomChange, RoomName, Said, SessionId, Standing,
+    ErrorCode, Event, GapCause, Hub, LeaveReason, MessageText, Nick, NoticeTarget, Posted, Profile,
+    Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
     CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
@@ -664,7 +664,7 @@ async fn hear(
                 let deadline = Instant::now().checked_sub(CLUSTER_NODE_TIMEOUT);
                 if let Some(deadline) = deadline {
                     let gone = shared.roster.lock().unwrap().silent_since(deadline);
-                    leave(hub, gone);
+                    leave(shared, hub, gone);
                 }
             }
         }
@@ -792,22 +792,8 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
-fn leave(hub: &Hub, gone: Vec<Remote>) {
-    for remote in gone {
-        for (room, _) in remote.rooms {
-            let left = Event::Left {
-                room: room.clone(),
-                nick: remote.nick.clone(),
-                you: false,
-                reason: LeaveReason::ConnectionLost,
-            };
-            hub.receive(Publication {
-                room,
-                event: left,
-                except: None,
-            });
-        }
-    }
+fn leave(shared: &Shared, hub: &Hub, gone: Vec<Remote>) {
+    presence::left(shared, hub, gone, &LeaveReason::ConnectionLost);
 }
 
 /// `node` was heard from, in `run`: if that is a new run, its earlier one's users are gone.
@@ -817,7 +803,7 @@ fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str) {
         .lock()
         .unwrap()
         .heard(node, run, Instant::now());
-    leave(hub, gone);
+    leave(shared, hub, gone);
 }
 
 /// What another node (or this one, for its messages) published. What its rooms' members
@@ -967,6 +953,7 @@ fn heard(
             text,
             notice,
             account,
+            tags,
             ..
         } => {
             let to = SessionId::from_bits(to);
@@ -979,9 +966,47 @@ fn heard(
                     text: wire::text(&text)?,
                     notice,
                     account: account.as_deref().map(wire::nick).transpose()?,
-                    tags: None,
+                    tags: wire::tags(tags.as_deref())?,
                 };
                 hub.reply(to, private, None);
+            }
+        }
+        Wire::Tagged {
+            room,
+            to,
+            nick,
+            id,
+            ts,
+            from,
+            account,
+            tags,
+            ..
+        } => {
+            let session = SessionId::from_bits(to);
+            let to = match (room, nick) {
+                (Some(room), _) => NoticeTarget::Room(wire::room(&room)?),
+                // For a session of another node.
+                (None, Some(_)) if session.node() != shared.node => return Ok(()),
+                (None, Some(nick)) => NoticeTarget::Nick(wire::nick(&nick)?),
+                (None, None) => return Err("tags for no room and no one".to_string()),
+            };
+            let event = Event::TagsOnly {
+                id,
+                ts,
+                from: wire::nick(&from)?,
+                account: account.as_deref().map(wire::nick).transpose()?,
+                to: to.clone(),
+                tags: wire::tags(Some(&tags))?.ok_or("no client tags")?,
+            };
+            match to {
+                NoticeTarget::Room(room) => hub.receive(Publication {
+                    room,
+                    event,
+                    except: None,
+                }),
+                NoticeTarget::Nick(_) => {
+                    hub.reply(session, event, None);
+                }
             }
         }
         Wire::Present {
@@ -1060,7 +1085,7 @@ fn heard(
                 .unwrap()
                 .remove(SessionId::from_bits(session));
             if let Some(gone) = gone.filter(|_| again) {
-                presence::gone(hub, gone);
+                presence::gone(shared, hub, vec![gone]);
             }
         }
         Wire::Beat { node, run } => heard_node(shared, hub, node, &run),
@@ -1076,13 +1101,11 @@ fn heard(
             sessions,
         } => {
             let gone = shared.roster.lock().unwrap().told(node, round, sessions);
-            for gone in gone {
-                presence::gone(hub, gone);
-            }
+            presence::gone(shared, hub, gone);
         }
         Wire::Gone { node } => {
             let gone = shared.roster.lock().unwrap().gone(node);
-            leave(hub, gone);
+            leave(shared, hub, gone);
         }
     }
     Ok(())
@@ -1099,6 +1122,7 @@ pub(super) fn lost_publication(seq: u64, wire: Wire) -> Result<Publication, Stri
         room: room.clone(),
         from: seq.saturating_sub(count.saturating_sub(1)),
         to: seq,
+        cause: GapCause::NotRelayed,
     };
     Ok(Publication {
         room,
@@ -1151,6 +1175,7 @@ pub(super) fn said_publication(
         notice,
         by,
         account,
+        tags,
         ..
     } = wire
     else {
@@ -1167,8 +1192,7 @@ pub(super) fn said_publication(
         action,
         notice,
         account: account.as_deref().map(wire::nick).transpose()?,
-        // Client tags do not cross nodes yet (docs/cluster.md).
-        tags: None,
+        tags: wire::tags(tags.as_deref())?,
     };
     Ok(Publication {
         room,
