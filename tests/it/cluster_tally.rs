@@ -174,3 +174,143 @@ async fn a_user_whose_end_was_lost_and_a_round_not_heard_whole_is_gone_within_th
     take_nick_until(&mut bob, "fay", deadline).await;
     assert_eq!(relay.dropped(), 2, "the round's start was never dropped");
 }
+
+/// Every publication on the cluster's channel from now on, as a real subscriber reads
+/// them (each payload, `SEQ\nJSON`).
+async fn listen(redis: &Redis) -> Arc<Mutex<Vec<String>>> {
+    let addr = redis.url().trim_start_matches("redis://").to_string();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$10\r\ncharla:bus\r\n")
+        .await
+        .unwrap();
+    let heard: Arc<Mutex<Vec<String>>> = Arc::default();
+    let heard_ = heard.clone();
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        while let Ok(n) = stream.read(&mut chunk).await {
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = frame(&buf) {
+                let whole: Vec<u8> = buf.drain(..end).collect();
+                let text = String::from_utf8_lossy(&whole).into_owned();
+                // `*3 $7 message $10 charla:bus $N PAYLOAD`: the payload is the last line.
+                if let Some(rest) = text.strip_prefix("*3\r\n$7\r\nmessage\r\n") {
+                    let payload = rest.splitn(4, "\r\n").nth(3).unwrap_or_default();
+                    heard_.lock().unwrap().push(payload.trim_end().to_string());
+                }
+            }
+        }
+    });
+    // Subscribed once a publication of its own comes back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while heard.lock().unwrap().is_empty() {
+        redis.command(&["PUBLISH", "charla:bus", "subscribed"]);
+        assert!(Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    heard
+}
+
+/// Waits until `heard` holds a publication containing every one of `needles`; returns
+/// what was heard up to it and forgets it.
+async fn heard_until(heard: &Mutex<Vec<String>>, needles: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        {
+            let mut heard = heard.lock().unwrap();
+            let found = heard
+                .iter()
+                .position(|p| needles.iter().all(|n| p.contains(n)));
+            if let Some(at) = found {
+                return heard.drain(..=at).collect();
+            }
+        }
+        assert!(Instant::now() < deadline, "never heard {needles:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_round_goes_in_batches_unless_an_older_node_is_live_which_reads_one_a_session() {
+    let redis = Redis::start();
+    let one = Node::start(&redis, "one");
+    let mut clients = Vec::new();
+    for nick in ["ana", "bob", "cy"] {
+        clients.push(one.text(nick).await);
+    }
+    let heard = listen(&redis).await;
+
+    // Node two's hello: node one names its three sessions in one publication.
+    let _two = Node::start(&redis, "two");
+    heard_until(&heard, &[r#""t":"hello","node":2,"#, r#""presence":2"#]).await;
+    let round = heard_until(&heard, &[r#""t":"told","node":1,"#, r#""sessions":3"#]).await;
+    let batches: Vec<&String> = round
+        .iter()
+        .filter(|p| p.contains(r#""t":"presents","node":1,"#))
+        .collect();
+    assert_eq!(batches.len(), 1, "{round:#?}");
+    for nick in ["ana", "bob", "cy"] {
+        assert!(
+            batches[0].contains(&format!(r#""nick":"{nick}""#)),
+            "{round:#?}"
+        );
+    }
+    assert!(!round.iter().any(|p| p.contains(r#""t":"present","#)));
+    // Tallies go out too.
+    heard_until(&heard, &[r#""t":"tally","node":1,"#, r#""sessions":3"#]).await;
+
+    // An older node (its heartbeat says nothing of the forms it reads) is live: the next
+    // round is one presence a session, which it reads, and no tally is sent any more.
+    let old_beat = r#"0
+{"t":"beat","node":9,"run":"0123456789abcdef"}"#;
+    let beating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (beating_, url) = (beating.clone(), redis.url());
+    let beats = std::thread::spawn(move || {
+        let client = redis_client(&url);
+        while beating_.load(std::sync::atomic::Ordering::SeqCst) {
+            client(&["PUBLISH", "charla:bus", old_beat]);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    heard_until(&heard, &[r#""t":"beat","node":9,"#]).await;
+    // Heard by now by the nodes too (one order); a tally queued before it may follow.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    heard.lock().unwrap().clear();
+    let _three = Node::start(&redis, "three");
+    heard_until(&heard, &[r#""t":"hello","node":3,"#]).await;
+    let round = heard_until(&heard, &[r#""t":"told","node":1,"#, r#""sessions":3"#]).await;
+    let singles = round
+        .iter()
+        .filter(|p| p.contains(r#""t":"present","node":1,"#) && p.contains(r#""round":"#))
+        .count();
+    assert_eq!(singles, 3, "{round:#?}");
+    assert!(!round.iter().any(|p| p.contains(r#""t":"presents","#)));
+    tokio::time::sleep(TALLY_EVERY + Duration::from_secs(1)).await;
+    let later = heard.lock().unwrap().clone();
+    assert!(
+        !later.iter().any(|p| p.contains(r#""t":"tally","#)),
+        "{later:#?}"
+    );
+    beating.store(false, std::sync::atomic::Ordering::SeqCst);
+    beats.join().unwrap();
+}
+
+/// Runs commands on the Redis at `url` from a plain thread.
+fn redis_client(url: &str) -> impl Fn(&[&str]) {
+    let addr = url.trim_start_matches("redis://").to_string();
+    move |args: &[&str]| {
+        use std::io::{Read, Write};
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = [0; 64];
+        let _ = stream.read(&mut reply).unwrap();
+    }
+}
