@@ -19,7 +19,7 @@ use super::presence;
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
-use super::tally::Tally;
+use super::tally::NodeTally;
 use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
@@ -1075,8 +1075,11 @@ fn heard(
             round,
             sessions,
         } => {
+            // One bad session is skipped alone, as its own publication would be.
             for session in sessions {
-                present(shared, hub, node, session, true, round)?;
+                if let Err(e) = present(shared, hub, node, session, true, round) {
+                    tracing::warn!(error = %e, "skipped a bad session of a publication from Redis");
+                }
             }
         }
         Wire::Tally {
@@ -1085,7 +1088,7 @@ fn heard(
             sessions,
             digest,
         } => {
-            let told = Tally { sessions, digest };
+            let told = NodeTally { sessions, digest };
             let ask = {
                 let mut roster = shared.roster.lock().unwrap();
                 roster.tally(node, told) && roster.all_read(PRESENCE_FORMS)
@@ -1134,11 +1137,11 @@ fn present(
     shared: &Shared,
     hub: &Hub,
     node: u16,
-    session: wire::Session,
+    session: wire::SessionState,
     again: bool,
     round: u64,
 ) -> Result<(), String> {
-    let wire::Session {
+    let wire::SessionState {
         session,
         nick,
         rooms,

@@ -45,7 +45,7 @@ use crate::limits::{
 use once::Once;
 use outage::Outage;
 use roster::Roster;
-use tally::Tally;
+use tally::NodeTally;
 use wire::Wire;
 
 /// Where everything of a cluster is kept in Redis.
@@ -67,7 +67,7 @@ enum Out {
     /// [`Wire::Present`] each; serialized by the task that sends to Redis.
     Round {
         round: u64,
-        sessions: Vec<wire::Session>,
+        sessions: Vec<wire::SessionState>,
         batched: bool,
     },
     /// Changes to what a room keeps, and their publication ([`Wire::RoomKept`]).
@@ -100,7 +100,7 @@ impl Local {
 #[derive(Default)]
 struct Locals {
     sessions: HashMap<SessionId, Local>,
-    tally: Tally,
+    tally: NodeTally,
 }
 
 impl Locals {
@@ -222,13 +222,13 @@ impl Shared {
     }
 
     /// What the others are told of session `id` here.
-    fn session(&self, id: SessionId, session: &Local) -> wire::Session {
+    fn session(&self, id: SessionId, session: &Local) -> wire::SessionState {
         let Local {
             nick,
             rooms,
             profile,
         } = session;
-        wire::Session {
+        wire::SessionState {
             session: id.bits(),
             nick: nick.as_str().to_string(),
             rooms: rooms.iter().map(|(r, _)| r.as_str().to_string()).collect(),

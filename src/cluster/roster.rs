@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::tally::{self, Tally};
+use super::tally::{self, NodeTally};
 use crate::hub::{Nick, Profile, RoomName, Seen, SessionId, Standing, WhoEntry, WhoMask};
 
 /// A session of another node.
@@ -28,17 +28,17 @@ pub struct Roster {
     /// How many of `sessions` are invisible (`+i`), kept as `opers` is.
     invisible: usize,
     /// Each node heard from.
-    nodes: HashMap<u16, Peer>,
+    nodes: HashMap<u16, KnownNode>,
     /// Each node telling all its sessions anew, heard from its start ([`Roster::telling`]).
     rounds: HashMap<u16, Round>,
     /// Each node's sessions here, in two numbers ([`tally`]), kept as they come and go.
-    tallies: HashMap<u16, Tally>,
+    tallies: HashMap<u16, NodeTally>,
     /// How each node's tallies compared with `tallies` lately ([`Roster::tally`]).
-    checks: HashMap<u16, Check>,
+    checks: HashMap<u16, TallyCheck>,
 }
 
 /// A node heard from.
-struct Peer {
+struct KnownNode {
     /// The run it is in (empty until its heartbeat or hello is heard).
     run: String,
     /// When it was last heard.
@@ -47,9 +47,9 @@ struct Peer {
     presence: u32,
 }
 
-impl Peer {
-    fn new(now: Instant) -> Peer {
-        Peer {
+impl KnownNode {
+    fn new(now: Instant) -> KnownNode {
+        KnownNode {
             run: String::new(),
             last: now,
             presence: 1,
@@ -59,7 +59,7 @@ impl Peer {
 
 /// How a node's tallies compared with what this node knows of its sessions.
 #[derive(Default)]
-struct Check {
+struct TallyCheck {
     /// A round of it ended (`Told`) since this node subscribed: what this node knows of
     /// it is all it could hear, and a tally that differs means something was lost.
     synced: bool,
@@ -179,7 +179,7 @@ impl Roster {
     pub fn present(&mut self, id: SessionId, remote: Remote, round: u64) -> Option<Remote> {
         self.nodes
             .entry(remote.node)
-            .or_insert_with(|| Peer::new(Instant::now()));
+            .or_insert_with(|| KnownNode::new(Instant::now()));
         if let Some(telling) = self.rounds.get_mut(&remote.node) {
             telling.heard += u64::from(round != 0 && round == telling.round);
             telling.told.insert(id);
@@ -231,7 +231,7 @@ impl Roster {
             Some(peer) => !peer.run.is_empty() && peer.run != run,
             None => false,
         };
-        let peer = Peer {
+        let peer = KnownNode {
             run: run.to_string(),
             last: now,
             presence,
@@ -324,14 +324,14 @@ impl Roster {
     /// that round's end was lost), nor again before the wait since the last round asked
     /// of it is over: one tally more after the first round asked, then doubling up to
     /// [`MOST_TALLIES_WAITED`], while they still differ.
-    pub fn tally(&mut self, node: u16, told: Tally) -> bool {
+    pub fn tally(&mut self, node: u16, told: NodeTally) -> bool {
         let known = self.tallies.get(&node).copied().unwrap_or_default();
         let check = self.checks.entry(node).or_default();
         if known == told {
             let synced = check.synced;
-            *check = Check {
+            *check = TallyCheck {
                 synced,
-                ..Check::default()
+                ..TallyCheck::default()
             };
             return false;
         }
@@ -489,7 +489,7 @@ mod tests {
         roster.present(ana, remote(2, "ana", &["#ops"]), 0);
         roster.present(bob, remote(2, "bob", &[]), 0);
         let rooms = [(RoomName::parse("#ops").unwrap(), Standing::Member)];
-        let mut whole = Tally::default();
+        let mut whole = NodeTally::default();
         whole.add(tally::digest(
             ana.bits(),
             &Nick::parse("ana").unwrap(),
@@ -521,7 +521,7 @@ mod tests {
         assert!(roster.tally(2, whole));
         // A node forgotten has no tally left here, and nothing to ask of.
         roster.forget_node(2);
-        assert!(!roster.tally(2, Tally::default()));
+        assert!(!roster.tally(2, NodeTally::default()));
         assert!(roster.all_read(2));
         roster.heard(3, "r1", 1, Instant::now());
         assert!(!roster.all_read(2));

@@ -12,12 +12,12 @@ use crate::hub::{Nick, RoomName, Standing};
 
 /// How many sessions, and the exclusive-or of their digests ([`digest`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub struct NodeTally {
     pub sessions: u64,
     pub digest: u64,
 }
 
-impl Tally {
+impl NodeTally {
     /// A session of digest `digest` is counted.
     pub fn add(&mut self, digest: u64) {
         self.sessions += 1;
@@ -95,13 +95,13 @@ mod tests {
         ] {
             assert_ne!(d, other);
         }
-        let mut tally = Tally::default();
+        let mut tally = NodeTally::default();
         tally.add(d);
         tally.add(digest(8, &nick("bob"), &[]));
         tally.remove(d);
         assert_eq!(
             tally,
-            Tally {
+            NodeTally {
                 sessions: 1,
                 digest: digest(8, &nick("bob"), &[])
             }

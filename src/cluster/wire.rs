@@ -157,7 +157,7 @@ pub enum Wire {
     Present {
         node: u16,
         #[serde(flatten)]
-        session: Session,
+        session: SessionState,
         /// Told anew (after an outage, or to a node that joined), not as it changed: joins,
         /// leaves and renames it made meanwhile may not have been heard, and whoever finds
         /// it changed announces them. Missing (from an older node) reads as live.
@@ -174,7 +174,7 @@ pub enum Wire {
     Presents {
         node: u16,
         round: u64,
-        sessions: Vec<Session>,
+        sessions: Vec<SessionState>,
     },
     /// `node` tells all its sessions anew, in round `round` (after an outage, to a node
     /// that joined, or asked by one whose tally differed: `Ask`): its `Presents` (or, to
@@ -234,7 +234,7 @@ pub enum Wire {
 
 /// A session of a node as its presence tells it ([`Wire::Present`], [`Wire::Presents`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
+pub struct SessionState {
     /// Its id, which names its node.
     pub session: u64,
     pub nick: String,
@@ -438,7 +438,7 @@ impl Wire {
 /// [`Wire::Presents`]), as many sessions each as fit in [`CLUSTER_PRESENCE_BATCH_BYTES`]
 /// (a session longer than that alone). Each session is serialized once, into its
 /// publication.
-pub fn presents_payloads(node: u16, round: u64, sessions: &[Session]) -> Vec<Vec<u8>> {
+pub fn presents_payloads(node: u16, round: u64, sessions: &[SessionState]) -> Vec<Vec<u8>> {
     let head = format!("0\n{{\"t\":\"presents\",\"node\":{node},\"round\":{round},\"sessions\":[");
     const TAIL: &[u8] = b"]}";
     let mut payloads = Vec::new();
@@ -692,7 +692,7 @@ mod tests {
         let (_, wire) = Wire::parse(old).unwrap();
         let Wire::Present {
             session:
-                Session {
+                SessionState {
                     user,
                     realname,
                     oper,
@@ -728,7 +728,7 @@ mod tests {
             matches!(
                 back,
                 Wire::Present {
-                    session: Session {
+                    session: SessionState {
                         invisible: true,
                         ..
                     },
@@ -739,8 +739,8 @@ mod tests {
         );
     }
 
-    fn session(id: u64, nick: &str, rooms: Vec<String>) -> Session {
-        Session {
+    fn session(id: u64, nick: &str, rooms: Vec<String>) -> SessionState {
+        SessionState {
             session: id,
             nick: nick.into(),
             rooms,
@@ -762,7 +762,7 @@ mod tests {
     #[test]
     fn a_rounds_sessions_are_batched_within_the_bound_and_read_back_in_order() {
         let rooms: Vec<String> = (0..20).map(|n| format!("#room-number-{n}")).collect();
-        let sessions: Vec<Session> = (1..=1000)
+        let sessions: Vec<SessionState> = (1..=1000)
             .map(|n| session(n, &format!("user{n}"), rooms.clone()))
             .collect();
         let one = serde_json::to_string(&sessions[0]).unwrap().len();
