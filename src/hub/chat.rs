@@ -1097,11 +1097,13 @@ impl ChatState {
             // Anyone may look into an existing room before joining it.
             Some(room) if self.rooms.contains_key(&room) => room,
             Some(room) => {
-                // A room with members on other nodes only.
+                // A room with members on other nodes only, the asker not among them: its
+                // visible members, as WHO lists them.
                 let mut members = self.directory.members(&room);
                 if members.is_empty() {
                     return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
                 }
+                members.retain(|m| !m.invisible);
                 members.sort_unstable_by(|a, b| a.nick.sort_key().cmp(b.nick.sort_key()));
                 let away = members.iter().map(|m| m.away).collect();
                 let (nicks, standing) = members.into_iter().map(|m| (m.nick, m.standing)).unzip();
@@ -1116,14 +1118,22 @@ impl ChatState {
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
-        let ids = self.member_ids(&room, None);
+        // Invisible members (`+i`) are named to those in the room only, as WHO does.
+        let member = target.members.contains_key(&id);
+        let mut ids = self.member_ids(&room, None);
+        if !member {
+            ids.retain(|m| !self.sessions[m].invisible);
+        }
         let mut standing: Vec<Standing> = ids.iter().map(|m| target.standing(*m)).collect();
         let mut away: Vec<bool> = ids
             .iter()
             .map(|m| self.sessions[m].away.is_some())
             .collect();
         let mut nicks = self.nicks_of(ids);
-        let elsewhere = self.directory.members(&room);
+        let mut elsewhere = self.directory.members(&room);
+        if !member {
+            elsewhere.retain(|m| !m.invisible);
+        }
         if !elsewhere.is_empty() {
             // Members of other nodes are operators, voiced or away as their nodes told.
             let mut all: Vec<(Nick, (Standing, bool))> = nicks

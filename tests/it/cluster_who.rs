@@ -57,6 +57,24 @@ async fn who_until(client: &mut Client, mask: &str, nicks: &[&str]) -> Vec<Strin
     }
 }
 
+/// The nicks `client`'s NAMES of `room` lists (prefixes dropped), up to its `366`.
+async fn names(client: &mut Client, room: &str) -> Vec<String> {
+    client
+        .send_raw(format!("NAMES {room}\r\n").as_bytes())
+        .await;
+    let mut nicks = Vec::new();
+    loop {
+        let line = client.next().await.expect("NAMES's answer");
+        if line.contains(" 366 ") {
+            return nicks;
+        }
+        if let Some((_, listed)) = line.trim_end().split_once(&format!(" {room} :")) {
+            let listed = listed.split(' ').filter(|n| !n.is_empty());
+            nicks.extend(listed.map(|n| n.trim_start_matches(['@', '+']).to_string()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
     use charla::accounts::{Secret, password};
@@ -109,6 +127,9 @@ async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
     who_until(&mut cy, "*", &["abe", "ana", "cy"]).await;
     who_until(&mut abe, "*", &["abe", "ana"]).await;
     who_until(&mut ana, "*", &["abe", "ana", "cy"]).await;
+    // NAMES of a room of another node's only, as WHO: its invisible members to none
+    // outside it.
+    assert!(names(&mut abe, "#dev").await.is_empty());
     cy.send_raw(b"JOIN #dev\r\n").await;
     cy.expect(" 366 cy #dev ").await;
     who_until(&mut cy, "*", &["abe", "ana", "bea", "cy"]).await;
@@ -116,6 +137,9 @@ async fn who_masks_find_the_users_of_every_node_as_they_may_be_seen() {
     // node's own first).
     who_until(&mut cy, "#dev", &["cy", "bea"]).await;
     who_until(&mut abe, "#dev", &[]).await;
+    // NAMES too, of the room here and on the other node.
+    assert!(names(&mut abe, "#dev").await.is_empty());
+    assert_eq!(names(&mut cy, "#dev").await, ["bea", "cy"]);
     // Visible again: found by everyone.
     bea.send_raw(b"MODE bea -i\r\n").await;
     bea.expect(" MODE bea :-i").await;

@@ -112,6 +112,13 @@ async fn an_invisible_user_is_found_by_mask_only_by_those_sharing_a_room() {
     let mut bob = Irc::registered(&server, "bob").await;
     bob.send("WHO an*").await;
     assert!(bob.line().await.contains(" 352 bob * ana "));
+    bob.expect(" 315 ").await;
+    // NAMES hides her from dan as WHO does, not from bob, who is in the room.
+    dan.send("NAMES #lobby").await;
+    assert_eq!(dan.line().await, ":charla 353 dan = #lobby :bob");
+    assert!(dan.line().await.contains(" 366 dan #lobby "));
+    bob.send("NAMES #lobby").await;
+    assert_eq!(bob.line().await, ":charla 353 bob = #lobby :ana bob");
 
     dan.send("LUSERS").await;
     assert_eq!(
