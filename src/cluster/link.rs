@@ -1328,8 +1328,10 @@ fn heard(
             presence::gone(shared, hub, gone);
         }
         Wire::Gone { node } => {
+            // A node says goodbye only when shut down: its users leave as a single node's
+            // do then, not as lost.
             let gone = shared.roster.lock().unwrap().gone(node);
-            leave(shared, hub, gone);
+            presence::left(shared, hub, gone, &LeaveReason::ServerShutdown);
         }
     }
     Ok(())

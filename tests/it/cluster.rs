@@ -500,6 +500,27 @@ async fn a_node_killed_leaves_and_frees_its_nicks_and_bad_data_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_node_shut_down_says_its_users_left_for_the_shutdown_not_as_lost() {
+    let redis = Redis::start();
+    let (one, mut two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut cy = one.irc("cy").await;
+    let _bob = two.text("bob").await;
+    ask_until(&mut ana, "/users #lobby", "bob").await;
+    ask_until(&mut cy, "NAMES #lobby", "bob").await;
+
+    // SIGTERM: the node says goodbye, and its users leave as a lone server's do.
+    let pid = nix::unistd::Pid::from_raw(two.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    two.process.child.wait().unwrap();
+    ana.expect("#lobby *** bob left (server shutdown)").await;
+    assert_eq!(
+        cy.expect(" QUIT ").await,
+        ":bob!bob@charla QUIT :server shutdown\r"
+    );
+}
+
+#[tokio::test]
 async fn redis_stopped_and_started_again_interrupts_then_restores_delivery() {
     let mut redis = Redis::start();
     let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
