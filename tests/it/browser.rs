@@ -377,6 +377,9 @@ async fn the_page_reconnects_after_a_server_restart() {
     let TestServer { shutdown, task, .. } = first;
     shutdown.cancel();
     task.await.unwrap();
+    driver
+        .wait_for_text(&log, "goodbye (server shutdown)")
+        .await;
     driver.wait_for_text(&log, "reconnecting").await;
 
     // The same address again, as after a restart.
@@ -704,10 +707,19 @@ async fn two_pages_and_a_text_client_chat_in_one_room() {
         driver.wait_for_text(&members, "@ana").await,
         "@ana\nwebby\nwendy"
     );
+    // Why someone left is said in words, as the text protocol says it.
+    let mut cy = server.named("cy").await;
+    cy.send("/join #ops").await;
+    cy.expect("#ops *** you joined").await;
+    driver.wait_for_text(&log, "cy joined").await;
+    drop(cy);
+    driver
+        .wait_for_text(&log, "cy left #ops (connection lost)")
+        .await;
     // Parting words are shown, as text.
     ana.send("/quit see you <b>later</b>").await;
     driver
-        .wait_for_text(&log, "ana left #ops (quit): see you <b>later</b>")
+        .wait_for_text(&log, "ana left #ops (quit: see you <b>later</b>)")
         .await;
     assert_eq!(
         driver.wait_for_text(&members, "wendy").await,

@@ -75,6 +75,12 @@ const SINCE_MAX = 1000;
 // scrolling up.
 let placed = null;
 
+// Why someone left, in the words the text protocol uses: JSON's reason codes are for
+// programs (`connection_lost` is "connection lost"), parting words after a colon.
+function leaveWords(reason, message) {
+  return reason.replace(/_/g, " ") + (message ? ": " + message : "");
+}
+
 function time(ts) {
   const d = ts ? new Date(ts) : new Date();
   return d.toTimeString().slice(0, 5);
@@ -558,7 +564,7 @@ function show(e) {
       if (e.you) gone(e.room); else memberLeft(e.room, e.nick);
       // Gone from the server, not only from the room: whoever takes the nick next is not away.
       if (!e.you && e.reason !== "left") { away.delete(e.nick); drawMembers(); }
-      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + e.reason + ")" + (e.message ? ": " + e.message : ""), "", e.you ? "" : e.room);
+      server((e.you ? "you" : e.nick) + " left " + e.room + " (" + leaveWords(e.reason, e.message) + ")", "", e.you ? "" : e.room);
       break;
     case "kick":
       if (e.nick === nick) gone(e.room); else memberLeft(e.room, e.nick);
@@ -621,7 +627,7 @@ function show(e) {
       if (e.code === "nick_taken" && e.ref !== "reclaim" && wanted && nick !== wanted && !reclaim) reclaimNick();
       if (e.ref !== "reclaim") server(e.message, "error");
       break;
-    case "bye": server("goodbye (" + e.reason + ")"); break;
+    case "bye": server("goodbye (" + leaveWords(e.reason) + ")"); break;
     case "mode":
       marksChanged(e.room, e.changes);
       server(e.changes.length ? e.by + " set mode " + e.modes : "no mode changed", "mode", e.room);
