@@ -849,11 +849,12 @@ async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
     ana.send("CHATHISTORY LATEST #ops * 2").await;
     let got = lines_until(&mut ana, "BATCH -").await;
     assert_eq!(got.len(), 4, "{got:?}");
+    // Server lines, with the server's prefix.
     let id = got[0]
-        .strip_prefix("BATCH +")
+        .strip_prefix(":charla BATCH +")
         .and_then(|rest| rest.strip_suffix(" chathistory #ops"))
         .unwrap_or_else(|| panic!("{got:?}"));
-    assert_eq!(got[3], format!("BATCH -{id}"));
+    assert_eq!(got[3], format!(":charla BATCH -{id}"));
     let msgid = |line: &str| -> u64 {
         let tags = line.split(' ').next().unwrap();
         let found = tags.split(';').find_map(|t| t.strip_prefix("msgid="));

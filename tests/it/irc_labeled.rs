@@ -136,7 +136,7 @@ async fn a_chathistory_batch_nests_inside_the_labeled_one() {
     let (id, inside) = batch(&mut ana, "h1").await;
     assert_eq!(inside.len(), 3, "{inside:?}");
     let nested = inside[0]
-        .strip_prefix("BATCH +")
+        .strip_prefix(":charla BATCH +")
         .and_then(|rest| rest.strip_suffix(" chathistory #ops"))
         .unwrap_or_else(|| panic!("{inside:?}"));
     assert_ne!(nested, id);
@@ -145,7 +145,7 @@ async fn a_chathistory_batch_nests_inside_the_labeled_one() {
         "{inside:?}"
     );
     assert!(inside[1].ends_with(" one"), "{inside:?}");
-    assert_eq!(inside[2], format!("BATCH -{nested}"));
+    assert_eq!(inside[2], format!(":charla BATCH -{nested}"));
 }
 
 /// A message to oneself reaches its sender twice, as its recipient and as the answer to

@@ -226,7 +226,8 @@ fn write_event(
                 // need only differ from other batches open at once, and none is.
                 "CHATHISTORY" if format.caps.has(Caps::BATCH) => {
                     let id = format!("h{}", messages.first().map_or(0, Entry::id));
-                    writeln_crlf(s, &format!("BATCH +{id} chathistory {room}"))?;
+                    let server = s.server;
+                    writeln_crlf(s, &format!(":{server} BATCH +{id} chathistory {room}"))?;
                     Some(id)
                 }
                 "CHATHISTORY" => None,
@@ -240,7 +241,10 @@ fn write_event(
                 }
             }
             match batch {
-                Some(id) => writeln_crlf(s, &format!("BATCH -{id}")),
+                Some(id) => {
+                    let server = s.server;
+                    writeln_crlf(s, &format!(":{server} BATCH -{id}"))
+                }
                 None => Ok(()),
             }
         }
@@ -1148,6 +1152,26 @@ mod tests {
 
     fn nick(n: &str) -> Nick {
         Nick::parse(n).unwrap()
+    }
+
+    #[test]
+    fn a_chathistory_batch_opens_and_closes_with_the_servers_prefix() {
+        let event = Event::History {
+            room: room("#ops"),
+            messages: vec![Entry::Said(said("hola", false))],
+        };
+        let out = Outgoing::reply(event, Some("ana CHATHISTORY #ops".into()));
+        let bytes = encode(format().with_caps(Caps::BATCH), &out);
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert_eq!(
+            lines,
+            [
+                ":charla BATCH +h1 chathistory #ops",
+                "@batch=h1 :João!João@charla PRIVMSG #ops :[history 00:00 UTC] hola",
+                ":charla BATCH -h1",
+            ]
+        );
     }
 
     fn room(r: &str) -> RoomName {

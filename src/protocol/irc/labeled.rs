@@ -231,7 +231,9 @@ mod tests {
     fn a_nested_batchs_lines_stay_in_it() {
         let batch = wrapped(
             "x",
-            &["BATCH +h1 chathistory #a\r\n@batch=h1 :b!b@charla PRIVMSG #a :hi\r\nBATCH -h1\r\n"],
+            &[
+                ":charla BATCH +h1 chathistory #a\r\n@batch=h1 :b!b@charla PRIVMSG #a :hi\r\n:charla BATCH -h1\r\n",
+            ],
         );
         let lines: Vec<&str> = batch.split_inclusive("\r\n").collect();
         let id = lines[0]
@@ -240,10 +242,10 @@ mod tests {
             .expect(&batch);
         assert_eq!(
             lines[1],
-            format!("@batch={id} BATCH +h1 chathistory #a\r\n")
+            format!("@batch={id} :charla BATCH +h1 chathistory #a\r\n")
         );
         assert_eq!(lines[2], "@batch=h1 :b!b@charla PRIVMSG #a :hi\r\n");
-        assert_eq!(lines[3], format!("@batch={id} BATCH -h1\r\n"));
+        assert_eq!(lines[3], format!("@batch={id} :charla BATCH -h1\r\n"));
         assert_eq!(lines[4], format!(":charla BATCH -{id}\r\n"));
     }
 
