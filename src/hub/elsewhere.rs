@@ -301,7 +301,7 @@ impl Hub {
                         owed.id
                     ),
                 };
-                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+                chat.pay(owed, lost);
             }
         });
     }
