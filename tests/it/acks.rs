@@ -30,16 +30,29 @@ fn serve(dir: &Path, args: &[&str]) -> (Binary, SocketAddr, PathBuf) {
     (charla, addr, data.join("charla.db"))
 }
 
-/// The history file's write lock, taken by a connection of the test's own: the server's
-/// writer cannot commit while it is held, so every ack waits (the writer's busy timeout,
-/// 5 s, is longer than any hold here).
+/// The history file's write lock, taken by a connection of the test's own, which holds
+/// every ack back: the writer commits to its commit file and acks at once, but a quarter
+/// of a second later (`MERGE_INTERVAL`) it moves what it committed into the database, and
+/// while the lock is held it waits there (its busy timeout, 5 s, is longer than any hold
+/// here), committing nothing more.
 struct WriteLock(rusqlite::Connection);
 
 impl WriteLock {
-    fn take(db: &Path) -> WriteLock {
+    /// Takes the lock and has `primer` (a JSON client in #lobby) say something, so that
+    /// the writer has a move to be stuck in; returns once another line of `primer`'s is
+    /// seen not to be acked.
+    async fn take(db: &Path, primer: &mut Client) -> WriteLock {
         let conn = rusqlite::Connection::open(db).unwrap();
         conn.busy_timeout(PATIENCE).unwrap();
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let say = |text: &str| json!({"type": "say", "room": "#lobby", "text": text}).to_string();
+        primer.send(&say("primer")).await;
+        primer.expect_json("ack").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        primer.send(&say("held")).await;
+        if let Ok(Some(line)) = primer.next_within(QUIET).await {
+            assert!(!line.contains(r#""type":"ack""#), "not held back: {line}");
+        }
         WriteLock(conn)
     }
 
@@ -119,7 +132,7 @@ async fn a_flooder_put_out_gets_the_acks_of_what_was_accepted_before_its_goodbye
     let (charla, addr, db) = serve(dir.path(), &[]);
     let mut bob = json_client(addr, "bob").await;
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, _) = says(0, 60);
     ana.send_raw(lines.as_bytes()).await;
     let released = lock.release_after(HELD);
@@ -153,7 +166,7 @@ async fn a_quit_right_after_saying_waits_for_the_acks() {
     let (charla, addr, db) = serve(dir.path(), &["--flood-rate", "0"]);
     let mut bob = json_client(addr, "bob").await;
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, texts) = says(0, 5);
     let quit = json!({"type": "quit", "message": "done"}).to_string();
     ana.send_raw(format!("{lines}{quit}\n").as_bytes()).await;
@@ -172,7 +185,7 @@ async fn a_sender_that_half_closes_still_gets_its_acks() {
     let (charla, addr, db) = serve(dir.path(), &["--flood-rate", "0"]);
     let mut bob = json_client(addr, "bob").await;
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, texts) = says(0, 5);
     ana.send_raw(lines.as_bytes()).await;
     ana.close_write().await;
@@ -188,8 +201,10 @@ async fn a_sender_that_half_closes_still_gets_its_acks() {
 async fn an_idle_timeout_waits_for_the_acks() {
     let dir = tempfile::tempdir().unwrap();
     let (charla, addr, db) = serve(dir.path(), &["--flood-rate", "0", "--idle-timeout", "1"]);
+    let mut bob = json_client(addr, "bob").await;
+    let lock = WriteLock::take(&db, &mut bob).await;
+    // After the lock, which takes longer than the idle timeout.
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
     let (lines, texts) = says(0, 3);
     ana.send_raw(lines.as_bytes()).await;
     // Held past the idle timeout (1 s of silence), released within the grace.
@@ -206,7 +221,7 @@ async fn a_server_shutting_down_sends_the_acks_before_its_goodbye() {
     let (mut charla, addr, db) = serve(dir.path(), &["--flood-rate", "0"]);
     let mut bob = json_client(addr, "bob").await;
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, texts) = says(0, 5);
     ana.send_raw(lines.as_bytes()).await;
     for text in &texts {
@@ -231,14 +246,14 @@ async fn acks_not_confirmed_within_the_grace_are_said_to_be_unconfirmed() {
     let (charla, addr, db) = serve(dir.path(), &["--flood-rate", "0"]);
     let mut bob = json_client(addr, "bob").await;
     let mut ana = json_client(addr, "ana").await;
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, texts) = says(0, 3);
     let quit = json!({"type": "quit"}).to_string();
     ana.send_raw(format!("{lines}{quit}\n").as_bytes()).await;
     assert_eq!(heard_from(&mut bob, "ana").await, texts);
     let started = std::time::Instant::now();
     // Held past the grace (2 s) but not past the writer's busy timeout (5 s).
-    let released = lock.release_after(Duration::from_millis(3_000));
+    let released = lock.release_after(Duration::from_millis(2_700));
     let lines = to_the_end(&mut ana).await;
     let waited = started.elapsed();
     assert!(
@@ -256,7 +271,7 @@ async fn acks_not_confirmed_within_the_grace_are_said_to_be_unconfirmed() {
     assert!(message.starts_with("3 of your messages"), "{message}");
     assert!(!lines.iter().any(|l| l["type"] == "ack"), "{lines:?}");
     released.join().unwrap();
-    // They were kept all the same, once the writer could commit.
+    // They were kept all the same, once the writer could commit (bob's primer too).
     let mut eve = json_client(addr, "eve").await;
     eve.send(r##"{"type":"history","room":"#lobby"}"##).await;
     let history = eve.expect_json("history").await;
@@ -265,6 +280,7 @@ async fn acks_not_confirmed_within_the_grace_are_said_to_be_unconfirmed() {
         .unwrap()
         .iter()
         .map(|m| m["text"].as_str().unwrap())
+        .filter(|text| text.starts_with('m'))
         .collect();
     assert_eq!(kept, texts);
     crate::store::stop(charla);
@@ -287,7 +303,7 @@ async fn a_slow_consumer_cut_off_still_gets_its_acks_behind_what_was_queued() {
         .unwrap();
     let joined = bob.expect_json("join").await;
     assert_eq!(joined["nick"], "ana");
-    let lock = WriteLock::take(&db);
+    let lock = WriteLock::take(&db, &mut bob).await;
     let (lines, texts) = says(0, 3);
     write.write_all(lines.as_bytes()).await.unwrap();
     for text in &texts {
