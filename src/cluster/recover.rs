@@ -411,6 +411,7 @@ mod tests {
             Wire::Beat {
                 node: 1,
                 run: "r".into(),
+                presence: 2,
             },
         );
         let (_, after) = missed_after(5, 7, [said(6), beat].into_iter());
