@@ -23,8 +23,8 @@ use super::tally::NodeTally;
 use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
-    RoomChange, RoomName, Said, SessionId, Standing,
+    ErrorCode, Event, GapCause, Hub, LeaveReason, MessageText, Nick, NoticeTarget, Posted, Profile,
+    Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
     CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
@@ -710,7 +710,7 @@ async fn hear(
                 let deadline = Instant::now().checked_sub(CLUSTER_NODE_TIMEOUT);
                 if let Some(deadline) = deadline {
                     let gone = shared.roster.lock().unwrap().silent_since(deadline);
-                    leave(hub, gone);
+                    leave(shared, hub, gone);
                 }
             }
         }
@@ -841,22 +841,8 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
-fn leave(hub: &Hub, gone: Vec<Remote>) {
-    for remote in gone {
-        for (room, _) in remote.rooms {
-            let left = Event::Left {
-                room: room.clone(),
-                nick: remote.nick.clone(),
-                you: false,
-                reason: LeaveReason::ConnectionLost,
-            };
-            hub.receive(Publication {
-                room,
-                event: left,
-                except: None,
-            });
-        }
-    }
+fn leave(shared: &Shared, hub: &Hub, gone: Vec<Remote>) {
+    presence::left(shared, hub, gone, &LeaveReason::ConnectionLost);
 }
 
 /// `node` was heard from, in `run`, reading the forms of presence `presence`: if that is
@@ -867,7 +853,7 @@ fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str, presence: u32) {
         .lock()
         .unwrap()
         .heard(node, run, presence, Instant::now());
-    leave(hub, gone);
+    leave(shared, hub, gone);
 }
 
 /// What another node (or this one, for its messages) published. What its rooms' members
@@ -1017,6 +1003,7 @@ fn heard(
             text,
             notice,
             account,
+            tags,
             ..
         } => {
             let to = SessionId::from_bits(to);
@@ -1029,9 +1016,47 @@ fn heard(
                     text: wire::text(&text)?,
                     notice,
                     account: account.as_deref().map(wire::nick).transpose()?,
-                    tags: None,
+                    tags: wire::tags(tags.as_deref())?,
                 };
                 hub.reply(to, private, None);
+            }
+        }
+        Wire::Tagged {
+            room,
+            to,
+            nick,
+            id,
+            ts,
+            from,
+            account,
+            tags,
+            ..
+        } => {
+            let session = SessionId::from_bits(to);
+            let to = match (room, nick) {
+                (Some(room), _) => NoticeTarget::Room(wire::room(&room)?),
+                // For a session of another node.
+                (None, Some(_)) if session.node() != shared.node => return Ok(()),
+                (None, Some(nick)) => NoticeTarget::Nick(wire::nick(&nick)?),
+                (None, None) => return Err("tags for no room and no one".to_string()),
+            };
+            let event = Event::TagsOnly {
+                id,
+                ts,
+                from: wire::nick(&from)?,
+                account: account.as_deref().map(wire::nick).transpose()?,
+                to: to.clone(),
+                tags: wire::tags(Some(&tags))?.ok_or("no client tags")?,
+            };
+            match to {
+                NoticeTarget::Room(room) => hub.receive(Publication {
+                    room,
+                    event,
+                    except: None,
+                }),
+                NoticeTarget::Nick(_) => {
+                    hub.reply(session, event, None);
+                }
             }
         }
         Wire::Present {
@@ -1053,7 +1078,7 @@ fn heard(
                 .unwrap()
                 .remove(SessionId::from_bits(session));
             if let Some(gone) = gone.filter(|_| again) {
-                presence::gone(hub, gone);
+                presence::gone(shared, hub, vec![gone]);
             }
         }
         Wire::Beat {
@@ -1119,13 +1144,11 @@ fn heard(
             sessions,
         } => {
             let gone = shared.roster.lock().unwrap().told(node, round, sessions);
-            for gone in gone {
-                presence::gone(hub, gone);
-            }
+            presence::gone(shared, hub, gone);
         }
         Wire::Gone { node } => {
             let gone = shared.roster.lock().unwrap().gone(node);
-            leave(hub, gone);
+            leave(shared, hub, gone);
         }
     }
     Ok(())
@@ -1214,6 +1237,7 @@ pub(super) fn lost_publication(seq: u64, wire: Wire) -> Result<Publication, Stri
         room: room.clone(),
         from: seq.saturating_sub(count.saturating_sub(1)),
         to: seq,
+        cause: GapCause::NotRelayed,
     };
     Ok(Publication {
         room,
@@ -1266,6 +1290,7 @@ pub(super) fn said_publication(
         notice,
         by,
         account,
+        tags,
         ..
     } = wire
     else {
@@ -1282,8 +1307,7 @@ pub(super) fn said_publication(
         action,
         notice,
         account: account.as_deref().map(wire::nick).transpose()?,
-        // Client tags do not cross nodes yet (docs/cluster.md).
-        tags: None,
+        tags: wire::tags(tags.as_deref())?,
     };
     Ok(Publication {
         room,

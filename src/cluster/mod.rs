@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{
-    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName,
+    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget, Publication,
+    RoomName,
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
@@ -604,7 +605,7 @@ impl Bus for ClusterBus {
             text,
             notice,
             account,
-            ..
+            tags,
         } = event
         {
             self.0.send(Out::Publish(Wire::Private {
@@ -617,6 +618,29 @@ impl Bus for ClusterBus {
                 text: text.as_str().to_string(),
                 notice,
                 account: account.map(|a| a.as_str().to_string()),
+                tags: tags.map(|t| t.as_str().to_string()),
+            }));
+            return;
+        }
+        if let Event::TagsOnly {
+            id,
+            ts,
+            from,
+            account,
+            to: NoticeTarget::Nick(nick),
+            tags,
+        } = event
+        {
+            self.0.send(Out::Publish(Wire::Tagged {
+                node: self.0.node.number(),
+                room: None,
+                to: to.bits(),
+                nick: Some(nick.as_str().to_string()),
+                id,
+                ts,
+                from: from.as_str().to_string(),
+                account: account.map(|a| a.as_str().to_string()),
+                tags: tags.as_str().to_string(),
             }));
         }
     }

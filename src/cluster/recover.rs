@@ -15,7 +15,7 @@ use super::once::Once;
 use super::room_state;
 use super::wire::{self, Wire};
 use super::{Out, PREFIX, Shared};
-use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName, SessionId};
+use crate::hub::{Event, GapCause, Hub, KeptRoom, Publication, RoomName, SessionId};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -111,6 +111,7 @@ pub(super) async fn recover(
                 room: room.clone(),
                 from,
                 to,
+                cause: GapCause::NotKept,
             };
             missed.push(Publication {
                 room: room.clone(),
@@ -379,6 +380,7 @@ mod tests {
             notice: false,
             by: 0,
             account: None,
+            tags: None,
             late,
         };
         (seq, wire)

@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{
-    Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice, PostKind,
-    Publication, RoomName, SessionId, Source, Topic, describe_changes, sanitize,
+    ClientTags, Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice,
+    NoticeTarget, PostKind, Publication, RoomName, SessionId, Source, TagsTooLong, Topic,
+    describe_changes, sanitize,
 };
 use crate::limits::{CLUSTER_PAYLOAD_BYTES, CLUSTER_PRESENCE_BATCH_BYTES};
 
@@ -50,6 +51,10 @@ pub enum Wire {
         /// The account it is logged in to (IRCv3 `account-tag`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
+        /// Its client-only tags (IRCv3 `message-tags`), as [`ClientTags`] writes them;
+        /// missing (from an older node) reads as none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<String>,
         /// Said while Redis was out of reach and published once it was back: its own node
         /// heard it then, and does not again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -151,6 +156,28 @@ pub enum Wire {
         /// The account the sender is logged in to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
+        /// Its client-only tags, as a message's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<String>,
+    },
+    /// Client-only tags with no message (IRC's TAGMSG) to `room`'s members, or (with no
+    /// room) to session `to`, called `nick`: neither numbered nor kept, and not heard by
+    /// its own node again (its members there heard it as it was sent). A node older than
+    /// it logs it as a bad publication and skips it.
+    Tagged {
+        node: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        to: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+        id: u64,
+        ts: u64,
+        from: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        tags: String,
     },
     /// A session of `node` as it is now (all of its state: the newest replaces what was
     /// known).
@@ -287,6 +314,7 @@ impl Wire {
             | Wire::Joined { node, .. }
             | Wire::Left { node, .. }
             | Wire::Private { node, .. }
+            | Wire::Tagged { node, .. }
             | Wire::RoomKept { node, .. }
             | Wire::Account { node, .. }
             | Wire::Topic { node, .. }
@@ -324,6 +352,7 @@ impl Wire {
                 notice: said.notice,
                 by: publication.except.map_or(0, SessionId::bits),
                 account: said.account.as_ref().map(|a| a.as_str().to_string()),
+                tags: said.tags.as_ref().map(|t| t.as_str().to_string()),
                 late: false,
             },
             Event::Posted(posted) => Wire::Posted {
@@ -373,6 +402,24 @@ impl Wire {
                 room,
                 by: by.as_str().to_string(),
                 changes: describe_changes(changes),
+            },
+            Event::TagsOnly {
+                id,
+                ts,
+                from,
+                account,
+                to: NoticeTarget::Room(_),
+                tags,
+            } => Wire::Tagged {
+                node,
+                room: Some(room),
+                to: 0,
+                nick: None,
+                id: *id,
+                ts: *ts,
+                from: from.as_str().to_string(),
+                account: account.as_ref().map(|a| a.as_str().to_string()),
+                tags: tags.as_str().to_string(),
             },
             Event::Kicked {
                 nick, by, reason, ..
@@ -473,6 +520,16 @@ pub fn nick(name: &str) -> Result<Nick, String> {
 
 pub fn text(text: &str) -> Result<MessageText, String> {
     MessageText::new(text).ok_or_else(|| "empty text".to_string())
+}
+
+/// Client-only tags as published, kept as a client's are: a tag no client could have sent
+/// is dropped, and more than [`crate::limits::MAX_CLIENT_TAGS_BYTES`] of them is an error.
+pub fn tags(tags: Option<&str>) -> Result<Option<ClientTags>, String> {
+    match tags {
+        None => Ok(None),
+        Some(tags) => ClientTags::from_section(tags)
+            .map_err(|TagsTooLong| "client tags longer than allowed".to_string()),
+    }
 }
 
 fn field_json(field: &Field) -> serde_json::Value {
@@ -622,6 +679,7 @@ mod tests {
             notice: false,
             by: 0,
             account: None,
+            tags: Some(r#"+draft/react="id":4242,"#.into()),
             late: false,
         };
         let posted = Wire::Posted {
@@ -640,6 +698,43 @@ mod tests {
             assert_eq!(json.matches(r#""id":4242,"#).count(), 1, "{json}");
             assert_eq!(json.matches(r#""id":424,"#).count(), 0, "{json}");
         }
+    }
+
+    /// A message's client tags cross as a client's are kept: a payload without them (from
+    /// an older node) reads as none, a field a node does not know is skipped, a tag no
+    /// client could send is dropped, and more than a client may send is an error.
+    #[test]
+    fn client_tags_cross_bounded_and_older_payloads_read_as_none() {
+        let old = br##"7
+{"t":"said","node":2,"room":"#ops","id":9,"ts":1,"from":"ana","text":"hi","action":false,"notice":false,"by":0,"later":{"x":1}}"##;
+        let (_, wire) = Wire::parse(old).unwrap();
+        assert!(matches!(&wire, Wire::Said { tags: None, .. }), "{wire:?}");
+        assert_eq!(tags(None), Ok(None));
+        let kept = tags(Some("+draft/react=x;+bad key=1;msgid=3"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.as_str(), "+draft/react=x");
+        let long = format!("+a={}", "x".repeat(crate::limits::MAX_CLIENT_TAGS_BYTES));
+        assert!(tags(Some(&long)).is_err());
+        // A TAGMSG names a room, or a session and its nick.
+        let tagged = Wire::Tagged {
+            node: 2,
+            room: None,
+            to: 77,
+            nick: Some("cy".into()),
+            id: 1,
+            ts: 1,
+            from: "ana".into(),
+            account: None,
+            tags: "+typing=active".into(),
+        };
+        let json = tagged.payload(0);
+        assert!(
+            !json.contains("room") && !json.contains("account"),
+            "{json}"
+        );
+        let (_, back) = Wire::parse(json.as_bytes()).unwrap();
+        assert!(matches!(back, Wire::Tagged { to: 77, .. }), "{back:?}");
     }
 
     #[test]
