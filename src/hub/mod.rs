@@ -774,7 +774,7 @@ impl Hub {
                         "message {id} was heard on this node only: more were said while the other nodes were out of reach than are held for them"
                     ),
                 };
-                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+                chat.pay(owed, lost);
             }
         });
     }
