@@ -139,6 +139,33 @@ async fn an_invisible_user_is_found_by_mask_only_by_those_sharing_a_room() {
     );
 }
 
+#[tokio::test]
+async fn users_of_a_room_from_outside_it_leave_out_its_invisible_members() {
+    let server = server().await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("MODE ana +i").await;
+    assert_eq!(ana.line().await, ":ana!ana@charla MODE ana :+i");
+    let _bob = server.named("bob").await;
+    // A text user in the room is told of ana; once outside it, not, as WHO would not.
+    let mut eve = server.named("eve").await;
+    eve.send("/users #lobby").await;
+    let inside = eve.expect("here:").await;
+    assert!(inside.contains("ana") && inside.contains("bob"), "{inside}");
+    eve.send("/leave").await;
+    eve.expect("you left").await;
+    eve.send("/users #lobby").await;
+    assert_eq!(eve.expect("here:").await, "#lobby *** 1 here: bob");
+    // So is a JSON user outside it.
+    let mut json = crate::support::Client::tcp(server.tcp()).await;
+    json.expect("*** Welcome").await;
+    json.send(r#"{"type":"hello","nick":"jo","rooms":[]}"#)
+        .await;
+    json.expect_json("welcome").await;
+    json.send(r##"{"type":"users","room":"#lobby"}"##).await;
+    let users = json.expect_json("users").await;
+    assert_eq!(users["users"], serde_json::json!(["bob"]), "{users}");
+}
+
 /// A server whose IRC listener asks for a password.
 async fn gated() -> TestServer {
     let limits = Limits {
