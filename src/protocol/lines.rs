@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::framing::{Frame, Framer};
+use super::not_http::{NOT_HTTP_LINE, is_http_request};
 use super::{Codec, Incoming, JSON, Refusal, Sink, TEXT, parse_json, parse_text};
 use crate::hub::{Command, Encode, ErrorCode, Request, RoomName};
 use crate::limits::LOBBY_GRACE;
@@ -103,6 +106,10 @@ fn line(frame: Frame<'_>, max: usize, speaks: &mut Speaks, sink: &mut impl Sink)
     };
     if line.trim().is_empty() || !sink.admit() {
         return;
+    }
+    if *speaks == Speaks::Undecided && is_http_request(line) {
+        // A browser or HTTP client: nothing it sent is said, in the lobby or anywhere.
+        return sink.incoming(Incoming::Close(Bytes::from_static(NOT_HTTP_LINE)));
     }
     let parsed = if *speaks == Speaks::Json {
         parse_json(line)
