@@ -150,6 +150,14 @@ pub const MIGRATIONS: &[&str] = &[
         id   INTEGER NOT NULL
     );
     ",
+    // 9: commits go to a file beside the database (`charla.db-commits`,
+    // `store/sqlite/commits.rs`), one record a commit, instead of `batches`; `meta`'s
+    // `moved_commit` is the number of the last commit moved into `chunks`, recorded by
+    // each move. What a crash of an older charla left in `batches` is moved into `chunks`
+    // in this step's transaction ([`CONVERSIONS`]), and the table dropped.
+    "
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('moved_commit', 0);
+    ",
 ];
 
 /// Work done in Rust on a database inside a step's transaction.
@@ -157,7 +165,10 @@ type Conversion = fn(&Connection) -> rusqlite::Result<()>;
 
 /// What a step's SQL cannot do, by the step's number (from 0): run after the step's SQL,
 /// in its transaction.
-const CONVERSIONS: &[(usize, Conversion)] = &[(7, super::sqlite::rows_to_chunks)];
+const CONVERSIONS: &[(usize, Conversion)] = &[
+    (7, super::sqlite::rows_to_chunks),
+    (8, super::sqlite::batches_to_chunks),
+];
 
 /// The version this build writes: every step applied.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

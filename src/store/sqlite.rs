@@ -2,20 +2,23 @@
 //!
 //! The hub appends under its lock, so [`SqliteHistory::append`] never touches the disk: it
 //! queues the entry for one writer thread, which commits what has queued up in one
-//! transaction at a time (WAL mode, `synchronous = NORMAL`). A commit adds one row to the
-//! `batches` table holding its entries, of any rooms, encoded in one blob
-//! (`sqlite/chunk.rs`); every [`MERGE_INTERVAL`] the writer moves what it committed into
-//! `chunks` in one transaction: for each room said in, one row holding that room's entries
-//! in its order (`sqlite/chunks.rs`). An entry so costs a share of two row inserts and of
-//! one index entry, where one row an entry with two room indexes wrote a page of each
-//! index for nearly every entry of a busy server (docs/benchmarks.md). The writer keeps
-//! what it committed in memory until the move, so the move encodes rather than reads.
+//! commit at a time. A commit appends one record holding its entries, of any rooms, encoded
+//! in one blob (`sqlite/chunk.rs`), to the commit file beside the database
+//! (`charla.db-commits`, `sqlite/commits.rs`): one write, no transaction. Every
+//! [`MERGE_INTERVAL`] the writer moves what it committed into the database's `chunks` table
+//! in one transaction (WAL mode, `synchronous = NORMAL`): for each room said in, one row
+//! holding that room's entries in its order (`sqlite/chunks.rs`), and the number of the
+//! last commit moved; then it writes the commit file from its start again. An entry so
+//! costs a share of one row insert and of one index entry, where one row an entry with two
+//! room indexes wrote a page of each index for nearly every entry of a busy server
+//! (docs/benchmarks.md). The writer keeps what it committed in memory until the move, so
+//! the move encodes rather than reads.
 //! Until it is in `chunks`, an entry is also held in memory as *pending*, and
 //! [`SqliteHistory::recent`] adds the pending entries of the room to what it reads from the
 //! file, so a newcomer never misses a line that was said just before it joined. A restart
-//! moves what a crash left in `batches` before anything is read. Readers use connections of
-//! their own, never the writer's; a read decodes the few rows of a room it needs, newest
-//! or oldest first, and a row that cannot be decoded is logged and skipped.
+//! moves what a crash left in the commit file before anything is read. Readers use
+//! connections of their own, never the writer's; a read decodes the few rows of a room it
+//! needs, newest or oldest first, and a row that cannot be decoded is logged and skipped.
 //!
 //! Joining asks for a room's history under the hub's lock, where a read from the file
 //! (hundreds of microseconds) would hold up everyone. So the newest entries of the rooms
@@ -26,11 +29,11 @@
 //! first).
 //!
 //! An entry appended with an ack owed ([`Owed`]) is acked through the hub's [`AckSink`]
-//! only after its transaction commits, so an acked message survives the process being
+//! only after its commit is written, so an acked message survives the process being
 //! killed (`kill -9`). On power loss or an operating-system crash, WAL with `synchronous =
 //! NORMAL` may take back the transactions committed since the last checkpoint (the log is
-//! synced only then), never the file's consistency: docs/protocol.md says what that means
-//! for clients.
+//! synced only then), never the file's consistency, and the commit file (never synced) what
+//! was not moved yet: docs/protocol.md says what that means for clients.
 //!
 //! A room's order is that of its numbers (`seq`), which is the order its entries were
 //! appended in; reads by message id (`since`, `before`) select by id in that order, which
@@ -56,6 +59,7 @@ use crate::hub::{
     StoreFull, stored_bytes,
 };
 use chunk::{Names, Row};
+use commits::CommitFile;
 pub(super) use convert::rows_to_chunks;
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
@@ -66,9 +70,9 @@ pub(super) use convert::rows_to_chunks;
 /// more.
 pub const WRITE_QUEUE: usize = 65_536;
 
-/// Entries the writer commits in one transaction at most; more waiting are committed in the
-/// next one. A transaction costs one WAL append and, every few, a checkpoint, whatever its
-/// size: batching is what makes tens of thousands of entries a second cheap.
+/// Entries the writer commits at once at most; more waiting are committed in the next
+/// commit. A commit costs one write to the commit file whatever its size, and a move one
+/// transaction: batching is what makes tens of thousands of entries a second cheap.
 pub const WRITE_BATCH: usize = 4_096;
 
 /// The least time between the starts of two commits. An entry that arrives after a quiet
@@ -78,11 +82,12 @@ pub const WRITE_BATCH: usize = 4_096;
 /// less often. An `ack` can wait this much longer under load.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(2);
 
-/// The longest a committed entry waits in the `batches` table before the writer moves it
-/// into `chunks` (see the module documentation). The longer, the more entries of a room
-/// share one chunk row and its index entry; an entry waiting is also held in memory, so
-/// this bounds that memory along with [`MERGE_ROWS`]. No `ack` waits for it: an entry is
-/// acked once committed to `batches`.
+/// The longest a committed entry waits in the commit file before the writer moves it into
+/// `chunks` (see the module documentation). The longer, the more entries of a room share
+/// one chunk row and its index entry; an entry waiting is also held in memory, so this
+/// bounds that memory along with [`MERGE_ROWS`], and it is as long as an acked entry
+/// waits, not synced anywhere, before it is in the database's log (docs/protocol.md). No
+/// `ack` waits for it: an entry is acked once its commit is written.
 pub const MERGE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Entries committed and not moved at most: at this many the writer moves them without waiting for
@@ -347,8 +352,9 @@ impl SqliteHistory {
         let mut conn = Connection::open(path).map_err(sqlite)?;
         prepare_writer(&mut conn, options.busy_timeout).map_err(sqlite)?;
         schema::migrate_at(&mut conn, path)?;
-        // What a crash left in `batches` was acked: into `chunks` before anything reads it.
-        recover_batches(&mut conn, options.keep_per_room.max(1)).map_err(sqlite)?;
+        // What a crash left in the commit file was acked: into `chunks` before anything
+        // reads it.
+        let commits = recover_commits(&mut conn, path, options.keep_per_room.max(1))?;
         let last_ids = HashMap::new();
         let (sender, receiver) = mpsc::sync_channel(options.queue);
         let shared = Arc::new(WriterShared {
@@ -387,7 +393,7 @@ impl SqliteHistory {
         };
         let writer = std::thread::Builder::new()
             .name("charla-history".into())
-            .spawn(move || write_loop(conn, receiver, &shared, bounds))?;
+            .spawn(move || write_loop(conn, commits, receiver, &shared, bounds))?;
         *store.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
         Ok(store)
     }
@@ -823,13 +829,14 @@ fn prepare_writer(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// The writer thread: takes what has queued up and commits it in one transaction to
-/// `batches`; every [`MERGE_INTERVAL`] (or [`MERGE_ROWS`] entries, or when asked to flush)
+/// The writer thread: takes what has queued up and commits it at once, its entries to the
+/// commit file; every [`MERGE_INTERVAL`] (or [`MERGE_ROWS`] entries, or when asked to flush)
 /// moves what is staged into `chunks`, pruning the rooms it touched, and stops holding
 /// those entries pending; every [`EXPIRE_EVERY`], deletes what is older than `max_age`, and
 /// once more when the store closes.
 fn write_loop(
     mut conn: Connection,
+    mut commits: CommitFile,
     jobs: Receiver<Job>,
     shared: &WriterShared,
     bounds: DiskBounds,
@@ -865,13 +872,13 @@ fn write_loop(
                     committed_at.map(|at| at + WRITE_INTERVAL),
                 );
                 committed_at = Some(Instant::now());
-                flushes = write_batch(&mut conn, &mut batch, shared, &mut staged);
+                flushes = write_batch(&mut conn, &mut commits, &mut batch, shared, &mut staged);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if staged.due() || !flushes.is_empty() {
-            rows = staged.merge(&mut conn, shared, bounds.per_room, rows);
+            rows = staged.merge(&mut conn, &mut commits, shared, bounds.per_room, rows);
         }
         for done in flushes {
             let _ = done.send(());
@@ -887,7 +894,12 @@ fn write_loop(
             }
         }
     }
-    let rows = staged.merge(&mut conn, shared, bounds.per_room, rows);
+    let rows = staged.merge(&mut conn, &mut commits, shared, bounds.per_room, rows);
+    if staged.last.is_none()
+        && let Err(e) = commits.clear()
+    {
+        warn!(error = %e, "cannot empty the history's commit file");
+    }
     bound_total(&conn, rows, bounds.total);
     // Once more on the way out, so a file left alone is no older than the bound.
     if let Some(age) = bounds.max_age
@@ -916,7 +928,7 @@ fn bound_total(conn: &Connection, rows: u64, total: u64) -> u64 {
     }
 }
 
-/// What the writer has committed to `batches` and not yet moved into `chunks`.
+/// What the writer has committed to the commit file and not yet moved into `chunks`.
 #[derive(Default)]
 struct Staged {
     /// The entries committed, in the order they were: what the move encodes.
@@ -926,6 +938,8 @@ struct Staged {
     /// The number the last of them was sent under: pending entries up to it leave memory
     /// once they are moved.
     last: Option<u64>,
+    /// The number of the last commit that wrote them, recorded by their move.
+    commit: u64,
 }
 
 impl Staged {
@@ -941,6 +955,7 @@ impl Staged {
     fn merge(
         &mut self,
         conn: &mut Connection,
+        commits: &mut CommitFile,
         shared: &WriterShared,
         keep: usize,
         rows: u64,
@@ -949,8 +964,11 @@ impl Staged {
             return rows;
         };
         let highest = shared.highest.load(Ordering::Relaxed);
-        match move_staged(conn, keep, &self.entries, highest) {
+        match move_staged(conn, keep, &self.entries, highest, self.commit) {
             Ok((added, pruned)) => {
+                if let Err(e) = commits.rewind() {
+                    warn!(error = %e, "cannot cut the history's commit file");
+                }
                 let moved = std::mem::take(self);
                 let mut queue = shared.queue.lock();
                 let done = queue.pending.partition_point(|(n, _)| *n <= last);
@@ -970,16 +988,48 @@ impl Staged {
     }
 }
 
-/// Adds `staged`, every entry of `batches` in the order committed, to `chunks`: for each
-/// room one run of its entries (more when they pass a chunk's bounds), then deletes the
-/// chunks of each room it touched that hold only entries `keep` numbers older than the
-/// room's newest, records the largest ids (of `staged` and `highest`, the largest handed
-/// out), and empties `batches`; returns the entries added and those deleted. The ids are
-/// recorded here rather than with each commit: those of what is in `batches` are read
-/// back from it after a crash.
+/// In one transaction, adds `staged`, every entry committed up to commit number `moved`
+/// in the order committed, to `chunks` ([`add_chunks`]) and records `moved` as the last
+/// commit moved; returns the entries added and those deleted.
 fn move_staged(
     conn: &mut Connection,
     keep: usize,
+    staged: &[Entry],
+    highest: u64,
+    moved: u64,
+) -> rusqlite::Result<(u64, u64)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let counts = add_chunks(&tx, Some(keep), staged, highest)?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('moved_commit', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([chunks::sql_int(moved)])?;
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// The number of the last commit moved into `chunks` (0 before any).
+fn moved_commit(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'moved_commit'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|moved| moved.unwrap_or(0) as u64)
+}
+
+/// Adds `staged`, entries in the order committed, to `chunks`: for each room one run of
+/// its entries (more when they pass a chunk's bounds), then, with `keep`, deletes the
+/// chunks of each room it touched that hold only entries `keep` numbers older than the
+/// room's newest, and records the largest ids (of `staged` and `highest`, the largest
+/// handed out); returns the entries added and those deleted. The ids are recorded here
+/// rather than with each commit: those of what is in the commit file are read back from it
+/// after a crash.
+fn add_chunks(
+    conn: &Connection,
+    keep: Option<usize>,
     staged: &[Entry],
     highest: u64,
 ) -> rusqlite::Result<(u64, u64)> {
@@ -994,49 +1044,87 @@ fn move_staged(
             })
             .push(entry);
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (mut added, mut pruned) = (0, 0);
     for room in order {
         let entries = &rooms[room];
-        added += chunks::insert(&tx, room.key(), entries)?;
+        added += chunks::insert(conn, room.key(), entries)?;
         let top = entries.iter().map(|entry| entry.seq()).max().unwrap_or(0);
-        if let Some(cut) = top.checked_sub(keep as u64).filter(|cut| *cut > 0) {
-            pruned += chunks::prune(&tx, room.key(), cut)?;
+        let cut = keep.and_then(|keep| top.checked_sub(keep as u64));
+        if let Some(cut) = cut.filter(|cut| *cut > 0) {
+            pruned += chunks::prune(conn, room.key(), cut)?;
         }
     }
-    record_last_ids(&tx, staged, highest)?;
-    tx.execute("DELETE FROM batches", [])?;
-    tx.commit()?;
+    record_last_ids(conn, staged, highest)?;
     Ok((added, pruned))
 }
 
-/// Moves what a crash left in `batches` (committed, so acked, but not moved) into `chunks`,
-/// as the writer would have. A batch that cannot be read back is logged and dropped.
-fn recover_batches(conn: &mut Connection, keep: usize) -> rusqlite::Result<()> {
+/// The entries of a commit's blob, logging what cannot be read back: a damaged blob is
+/// dropped, an entry that no longer passes its checks skipped.
+fn decode_commit(blob: &[u8], names: &mut Names, entries: &mut Vec<Entry>) {
+    match chunk::decode(blob) {
+        Ok(rows) => entries.extend(rows.iter().filter_map(|row| {
+            let entry = row.entry(names);
+            if entry.is_none() {
+                warn!(
+                    id = row.id,
+                    "a stored history entry could not be read back; skipped"
+                );
+            }
+            entry
+        })),
+        Err(e) => {
+            error!(error = %e, "a committed batch of history could not be read back; dropped")
+        }
+    }
+}
+
+/// Opens the commit file of the database at `path` and moves what a crash left in it
+/// (committed, so acked, but not moved) into `chunks`, as the writer would have, then
+/// empties it.
+fn recover_commits(
+    conn: &mut Connection,
+    path: &Path,
+    keep: usize,
+) -> Result<CommitFile, StoreError> {
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let moved = moved_commit(conn).map_err(sqlite)?;
+    let (mut commits, records) =
+        CommitFile::open(path, moved).map_err(|source| StoreError::Open {
+            path: commits::path_for(path),
+            source,
+        })?;
+    if let Some(&(last, _)) = records.last() {
+        let mut entries = Vec::new();
+        let mut names = Names::default();
+        for (_, blob) in &records {
+            decode_commit(blob, &mut names, &mut entries);
+        }
+        move_staged(conn, keep, &entries, 0, last).map_err(sqlite)?;
+    }
+    commits.clear().map_err(|source| StoreError::Open {
+        path: commits::path_for(path),
+        source,
+    })?;
+    Ok(commits)
+}
+
+/// Schema step 9: what a crash of an older charla left in `batches` (committed, so acked,
+/// but not moved) into `chunks`, and the table gone.
+pub(super) fn batches_to_chunks(conn: &Connection) -> rusqlite::Result<()> {
     let mut entries = Vec::new();
     {
         let mut select = conn.prepare("SELECT data FROM batches ORDER BY rowid")?;
         let mut batches = select.query([])?;
         let mut names = Names::default();
         while let Some(batch) = batches.next()? {
-            match chunk::decode(batch.get_ref(0)?.as_blob()?) {
-                Ok(rows) => entries.extend(rows.iter().filter_map(|row| {
-                    let entry = row.entry(&mut names);
-                    if entry.is_none() {
-                        warn!(
-                            id = row.id,
-                            "a stored history entry could not be read back; skipped"
-                        );
-                    }
-                    entry
-                })),
-                Err(e) => {
-                    error!(error = %e, "a committed batch of history could not be read back; dropped")
-                }
-            }
+            decode_commit(batch.get_ref(0)?.as_blob()?, &mut names, &mut entries);
         }
     }
-    move_staged(conn, keep, &entries, 0).map(drop)
+    add_chunks(conn, None, &entries, 0)?;
+    conn.execute_batch("DROP TABLE batches")
 }
 
 /// The time `age` ago, in ms since the epoch.
@@ -1073,10 +1161,12 @@ fn gather(jobs: &Receiver<Job>, batch: &mut Vec<Job>, until: Option<Instant>) {
     }
 }
 
-/// Commits the jobs of `batch`, its entries to `batches`; returns the flushes it asked
-/// for, to be answered once what is staged is moved.
+/// Commits the jobs of `batch`, its entries to the commit file and rooms' states and
+/// alerts to the database; returns the flushes it asked for, to be answered once what is
+/// staged is moved.
 fn write_batch(
     conn: &mut Connection,
+    commits: &mut CommitFile,
     batch: &mut Vec<Job>,
     shared: &WriterShared,
     staged: &mut Staged,
@@ -1111,8 +1201,13 @@ fn write_batch(
     let Some(last) = last else {
         return flushes;
     };
-    let kept = match commit(conn, &appends, &saves, &alerts) {
-        Ok(()) => {
+    if (!saves.is_empty() || !alerts.is_empty())
+        && let Err(e) = keep_states(conn, &saves, &alerts)
+    {
+        error!(error = %e, rooms = saves.len(), alerts = alerts.len(), "cannot keep rooms' states or alerts");
+    }
+    let kept = match commit(commits, &appends) {
+        Ok(number) => {
             shared
                 .written
                 .fetch_add(appends.len() as u64, Ordering::Relaxed);
@@ -1120,6 +1215,9 @@ fn write_batch(
                 staged.entries.append(&mut appends);
                 staged.since.get_or_insert_with(Instant::now);
                 staged.last = Some(last_append);
+            }
+            if let Some(number) = number {
+                staged.commit = number;
             }
             true
         }
@@ -1186,11 +1284,20 @@ fn record_last_ids(conn: &Connection, entries: &[Entry], highest: u64) -> rusqli
     Ok(())
 }
 
-/// Adds `entries` to `batches` as one row and keeps `saves` and `alerts`, in one
-/// transaction: the least a commit can write, as there is one every [`WRITE_INTERVAL`].
-fn commit(
+/// Appends `entries` to the commit file as one record, when there are any; returns its
+/// number. The least a commit can write, as there is one every [`WRITE_INTERVAL`].
+fn commit(commits: &mut CommitFile, entries: &[Entry]) -> std::io::Result<Option<u64>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
+    let batch = chunk::encode(&rows).map_err(std::io::Error::other)?;
+    commits.append(&batch.data).map(Some)
+}
+
+/// Keeps `saves` and `alerts` in one transaction.
+fn keep_states(
     conn: &mut Connection,
-    entries: &[Entry],
     saves: &[(RoomName, Option<KeptRoom>)],
     alerts: &[(RoomName, String, Option<FiringAlert>)],
 ) -> rusqlite::Result<()> {
@@ -1201,18 +1308,12 @@ fn commit(
     for (room, fingerprint, alert) in alerts {
         firing::save(&tx, room, fingerprint, alert.as_ref())?;
     }
-    if !entries.is_empty() {
-        let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
-        let batch = chunk::encode(&rows)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        tx.prepare_cached("INSERT INTO batches (data) VALUES (?1)")?
-            .execute([batch.data])?;
-    }
     tx.commit()
 }
 
 mod chunk;
 mod chunks;
+mod commits;
 mod convert;
 mod firing;
 mod rooms;

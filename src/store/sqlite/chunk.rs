@@ -1,5 +1,6 @@
 //! How a run of history entries is kept in one BLOB: a chunk of one room's entries (table
-//! `chunks`), or the entries of one commit, of any rooms (table `batches`).
+//! `chunks`), or the entries of one commit, of any rooms (a record of the commit file,
+//! `commits.rs`).
 //!
 //! The encoding is postcard's (a documented, stable wire format of varints and
 //! length-prefixed strings), after one byte naming the version of the layout below. Ids,

@@ -173,7 +173,8 @@ fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_qu
             ..options()
         },
     );
-    // Another connection holds the write lock: the writer waits for it.
+    // Another connection holds the write lock: the writer's moves wait for it, not its
+    // commits, which go to the commit file.
     let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
     let hold = blocker
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -193,9 +194,18 @@ fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_qu
     };
     let first = store.append(said(1, "#a", "ana", "one", false), Some(owed(1)));
     assert_eq!(first, Ok(None), "held until committed");
-    // Time for the writer to take it and wait on the lock; on a machine too busy for that,
-    // the queue holds it and one fewer is accepted.
-    std::thread::sleep(Duration::from_millis(300));
+    let patience = Instant::now() + Duration::from_secs(10);
+    while settled.lock().unwrap().is_empty() && Instant::now() < patience {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        *settled.lock().unwrap(),
+        [(1, true)],
+        "acked once committed"
+    );
+    // Time for the writer to begin moving it into the database and wait on the lock; on a
+    // machine too busy for that, the writer takes one more and one more is accepted.
+    std::thread::sleep(MERGE_INTERVAL + Duration::from_millis(300));
     let mut refused = 0;
     for id in 2..=10 {
         match store.append(said(id, "#a", "ana", "more", false), Some(owed(id))) {
@@ -204,7 +214,7 @@ fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_qu
         }
     }
     // Pending entries are replayed before they are committed: [1, 2, 3], the writer
-    // holding one and the queue two.
+    // holding the first and the queue two.
     let accepted = ids(store.recent(&room("#a"), None));
     assert_eq!(store.stats().refused, refused);
     assert_eq!(
@@ -213,9 +223,10 @@ fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_qu
         "{accepted:?}, {refused} refused"
     );
     assert!(refused >= 6 && accepted[0] == 1, "{accepted:?}");
-    assert_eq!(store.stats().written, 0);
-    assert!(
-        settled.lock().unwrap().is_empty(),
+    assert_eq!(store.stats().written, 1);
+    assert_eq!(
+        settled.lock().unwrap().len(),
+        1,
         "nothing acked before its commit"
     );
     hold.rollback().unwrap();
@@ -811,55 +822,47 @@ fn what_fires_is_kept_until_it_resolves_and_a_version_5_file_gains_room_for_it()
     assert_migrated(&path);
 }
 
+/// Entry `id` said as `bob` in `name`, numbered `seq` there.
+fn numbered(id: u64, name: &str, seq: u64) -> Entry {
+    let Entry::Said(mut said) = said(id, name, "bob", "staged", false) else {
+        unreachable!()
+    };
+    said.seq = seq;
+    Entry::Said(said)
+}
+
+/// `entries` encoded as one commit.
+fn commit_blob(entries: &[Entry]) -> Vec<u8> {
+    let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
+    chunk::encode(&rows).unwrap().data
+}
+
 #[test]
-fn what_a_crash_left_in_batches_is_moved_into_place_on_open_and_a_version_6_file_is_converted() {
+fn what_a_crash_of_an_older_charla_left_in_batches_is_moved_by_schema_step_9_which_drops_the_table()
+{
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("charla.db");
     {
-        let conn = file_at_version(&path, 6);
-        conn.execute(
-            "INSERT INTO entries (id, ts, room_key, room, kind, author, text, seq) \
-             VALUES (1, 1700000000001, ?1, '#ops', 0, 'ana', 'moved long ago', 1)",
-            [room("#ops").key()],
-        )
-        .unwrap();
-    }
-    drop(open(&dir, options()));
-    assert_migrated(&path);
-    // As a `kill -9` leaves them: committed (so acked) in batches, not yet moved; and a
-    // batch damaged on disk, which is dropped.
-    let numbered = |id: u64, name: &str, seq: u64| {
-        let Entry::Said(mut said) = said(id, name, "bob", "staged", false) else {
-            unreachable!()
-        };
-        said.seq = seq;
-        Entry::Said(said)
-    };
-    {
-        let conn = Connection::open(&path).unwrap();
+        // As a `kill -9` left a version-8 file: committed (so acked) in `batches`, not
+        // yet moved; and a batch damaged on disk, which is dropped.
+        let conn = file_at_version(&path, 8);
         let batches = [
             vec![numbered(2, "#ops", 2), numbered(3, "#dev", 1)],
             vec![numbered(4, "#ops", 3), numbered(5, "#ops", 4)],
         ];
+        add_chunks(&conn, None, &[numbered(1, "#ops", 1)], 0).unwrap();
         for batch in &batches {
-            let rows: Vec<Row<'_>> = batch.iter().map(Row::of).collect();
             conn.execute(
                 "INSERT INTO batches (data) VALUES (?1)",
-                [chunk::encode(&rows).unwrap().data],
+                [commit_blob(batch)],
             )
             .unwrap();
         }
         conn.execute("INSERT INTO batches (data) VALUES (x'01ff')", [])
             .unwrap();
     }
-    let store = open(
-        &dir,
-        SqliteOptions {
-            keep_per_room: 2,
-            ..options()
-        },
-    );
-    assert_eq!(ids(store.recent(&room("#ops"), None)), [4, 5]);
+    let store = open(&dir, options());
+    assert_eq!(ids(store.recent(&room("#ops"), None)), [1, 2, 4, 5]);
     assert_eq!(ids(store.since(&room("#dev"), 0, 10)), [3]);
     assert_eq!(store.last_seq(&room("#ops")), 4);
     assert_eq!(
@@ -868,13 +871,76 @@ fn what_a_crash_left_in_batches_is_moved_into_place_on_open_and_a_version_6_file
         "read back from batches"
     );
     drop(store);
+    assert_migrated(&path);
     let conn = Connection::open(&path).unwrap();
     let batches: i64 = conn
-        .query_row("SELECT count(*) FROM batches", [], |row| row.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'batches'",
+            [],
+            |row| row.get(0),
+        )
         .unwrap();
-    assert_eq!(batches, 0);
-    // The chunk of 1 went with the bound; those of 2, and of 4 and 5, stay whole.
-    assert_eq!(stored(&conn), 4);
+    assert_eq!((batches, stored(&conn)), (0, 5));
+}
+
+#[test]
+fn what_a_crash_left_in_the_commit_file_is_moved_into_place_on_open_and_the_file_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charla.db");
+    let store = open(&dir, options());
+    store
+        .append(said(1, "#ops", "ana", "moved long ago", false), None)
+        .unwrap();
+    store.close();
+    drop(store);
+    assert_eq!(moved_commit(&Connection::open(&path).unwrap()).unwrap(), 1);
+    {
+        // As a `kill -9` leaves them: written (so acked), not yet moved; then a record
+        // torn as it was written, which ends the file.
+        let (mut commits, records) = CommitFile::open(&path, 1).unwrap();
+        assert!(records.is_empty(), "emptied at the close");
+        for batch in [
+            vec![numbered(2, "#ops", 2), numbered(3, "#dev", 1)],
+            vec![numbered(4, "#ops", 3), numbered(5, "#ops", 4)],
+        ] {
+            commits.append(&commit_blob(&batch)).unwrap();
+        }
+        commits
+            .append(&commit_blob(&[numbered(6, "#ops", 5)]))
+            .unwrap();
+    }
+    let file = commits::path_for(&path);
+    let whole = std::fs::metadata(&file).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(whole - 3)
+        .unwrap();
+    let store = open(
+        &dir,
+        SqliteOptions {
+            keep_per_room: 2,
+            ..options()
+        },
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "emptied");
+    assert_eq!(ids(store.recent(&room("#ops"), None)), [4, 5]);
+    assert_eq!(ids(store.since(&room("#dev"), 0, 10)), [3]);
+    assert_eq!(store.last_seq(&room("#ops")), 4);
+    assert_eq!(
+        store.last_id(NodeId::default()),
+        Some(5),
+        "read back from the commit file"
+    );
+    // Numbers go on past those read back: a later crash's records are not taken for
+    // moved ones.
+    store.append(numbered(7, "#ops", 5), None).unwrap();
+    store.flush();
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(moved_commit(&conn).unwrap(), 4);
+    // The chunk of 1 went with the bound; those of 2, of 4 and 5, and of 7 stay whole.
+    assert_eq!(stored(&conn), 5);
 }
 
 #[test]
@@ -891,10 +957,9 @@ fn a_flush_moves_what_is_committed_into_place_and_pending_entries_are_read_until
     assert_eq!(ids(store.since(&room("#ops"), 0, 10)), [1, 2, 3]);
     store.flush();
     let conn = Connection::open(&path).unwrap();
-    let batches: i64 = conn
-        .query_row("SELECT count(*) FROM batches", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!((stored(&conn), batches), (3, 0));
+    let moved = moved_commit(&conn).unwrap();
+    let (_, unmoved) = CommitFile::open(&path, moved).unwrap();
+    assert_eq!((stored(&conn), unmoved.len()), (3, 0));
     assert_eq!(ids(store.before(&room("#ops"), 3, 10)), [1, 2]);
     assert_eq!(store.stats().written, 3);
 }
@@ -1046,7 +1111,6 @@ fn a_version_7_file_is_converted_into_chunks_with_its_history_numbers_and_ids() 
         [
             "account_tokens",
             "accounts",
-            "batches",
             "chunks",
             "firing",
             "last_ids",
@@ -1072,7 +1136,7 @@ fn a_room_is_served_exactly_what_it_keeps_across_chunks_and_a_damaged_chunk_is_s
     let entries: Vec<Entry> = (1..=599)
         .map(|id| said(id, "#a", "ana", "x", false))
         .collect();
-    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries, 0).unwrap();
+    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries, 0, 0).unwrap();
     let store = open(&dir, keep.clone());
     store
         .append(said(600, "#a", "ana", "x", false), None)
