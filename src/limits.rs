@@ -483,6 +483,21 @@ pub const CLUSTER_ACTIVITY_EVERY: Duration = Duration::from_secs(5);
 /// told in several, so that each stays well under [`CLUSTER_PAYLOAD_BYTES`]. Default 1,000.
 pub const CLUSTER_ACTIVITY_BATCH: usize = 1000;
 
+/// The most a publication of a cluster node's sessions told anew (a round, after a
+/// `hello` or an outage) holds, in bytes of JSON: as many sessions as fit are told in one
+/// (about 150 to 300 bytes each, so a hundred or more), rather than one publication each.
+/// A session alone longer than it (a hundred rooms with long names) is told alone. Well
+/// under [`CLUSTER_PAYLOAD_BYTES`], which every node reads. Default 32 KiB.
+pub const CLUSTER_PRESENCE_BATCH_BYTES: usize = 32 * 1024;
+
+/// How often a cluster node tells the others how many sessions it has and a digest of
+/// them (their ids, nicks, rooms and standing in each): one small publication per node
+/// per interval, queued after the presences it told before, none on the message path. A
+/// node whose copy of them differs (a presence not heard, a round not heard whole) asks
+/// it to tell them all anew, so a user gone unheard leaves the lists within about this
+/// long. Default 5 s.
+pub const CLUSTER_TALLY_EVERY: Duration = Duration::from_secs(5);
+
 /// How long a cluster node may go unheard before the others take it for dead: its users
 /// leave their rooms everywhere, and its key in Redis (which makes its nicks valid) expires
 /// after the same time, so their nicks are free. Default 5 s.

@@ -329,10 +329,21 @@ impl View {
                 let text = format!("ERROR {}: {}", sanitize(code), sanitize(message));
                 vec![self.line(None, None, &self.paint(ERROR, &text))]
             }
-            ServerEvent::Gap { room, from, to } => {
+            ServerEvent::Gap {
+                room,
+                from,
+                to,
+                reason,
+            } => {
+                let what = match reason.as_deref() {
+                    Some("not_relayed") => {
+                        "were said on another node during a cluster outage and not relayed"
+                    }
+                    _ => "were missed and are no longer kept",
+                };
                 vec![notice(
                     Some(room),
-                    format!("messages {from} to {to} were missed and are no longer kept"),
+                    format!("messages {from} to {to} {what}"),
                 )]
             }
             ServerEvent::Bye { reason, message } => {

@@ -287,11 +287,15 @@ pub enum ServerEvent {
         to: String,
         text: String,
     },
-    /// A resume asked for entries no longer kept: those numbered `from` to `to`.
+    /// Entries numbered `from` to `to` the client does not get: no longer kept (a resume
+    /// asked for them), or, in a cluster, said on another node and not relayed
+    /// (`reason` `not_relayed`; none from an older server).
     Gap {
         room: String,
         from: u64,
         to: u64,
+        #[serde(default)]
+        reason: Option<String>,
     },
     Join {
         room: String,

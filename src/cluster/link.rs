@@ -19,15 +19,17 @@ use super::presence;
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
-use super::wire::{self, Wire};
+use super::tally::NodeTally;
+use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
-    ErrorCode, Event, Hub, LeaveReason, MessageText, Nick, Posted, Profile, Publication,
-    RoomChange, RoomName, Said, SessionId, Standing,
+    ErrorCode, Event, GapCause, Hub, LeaveReason, MessageText, Nick, NoticeTarget, Posted, Profile,
+    Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
     CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
     CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
+    CLUSTER_TALLY_EVERY,
 };
 
 /// The body of [`SAID`] and [`SAID_ONCE`]: numbers a message in its room (at least one past
@@ -365,7 +367,7 @@ fn settle(
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_) | Out::Claim(..) | Out::Release(..) => {}
+                    Out::Publish(_) | Out::Round { .. } | Out::Claim(..) | Out::Release(..) => {}
                 }
             }
             let mut outage = shared.outage.lock().unwrap();
@@ -438,6 +440,45 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
             pipe.cmd("PUBLISH")
                 .arg(channel())
                 .arg(wire.payload(0))
+                .ignore();
+        }
+        Out::Round {
+            round,
+            sessions,
+            batched,
+        } => {
+            let (node, round) = (shared.node.number(), *round);
+            let telling = Wire::Telling { node, round };
+            pipe.cmd("PUBLISH")
+                .arg(channel())
+                .arg(telling.payload(0))
+                .ignore();
+            if *batched {
+                for payload in wire::presents_payloads(node, round, sessions) {
+                    pipe.cmd("PUBLISH").arg(channel()).arg(payload).ignore();
+                }
+            } else {
+                for session in sessions {
+                    let present = Wire::Present {
+                        node,
+                        session: session.clone(),
+                        again: true,
+                        round,
+                    };
+                    pipe.cmd("PUBLISH")
+                        .arg(channel())
+                        .arg(present.payload(0))
+                        .ignore();
+                }
+            }
+            let told = Wire::Told {
+                node,
+                round,
+                sessions: sessions.len() as u64,
+            };
+            pipe.cmd("PUBLISH")
+                .arg(channel())
+                .arg(told.payload(0))
                 .ignore();
         }
         Out::Room(room, wire) => {
@@ -607,6 +648,10 @@ async fn hear(
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
     let mut activity = tokio::time::interval(CLUSTER_ACTIVITY_EVERY);
+    // Not at once: by the first, every live node's heartbeat was heard (and what forms
+    // of presence it reads).
+    let start = tokio::time::Instant::now() + CLUSTER_TALLY_EVERY;
+    let mut tally = tokio::time::interval_at(start, CLUSTER_TALLY_EVERY);
     let mut heard_own = Instant::now();
     loop {
         tokio::select! {
@@ -643,6 +688,7 @@ async fn hear(
                 }
             }
             _ = activity.tick() => report_activity(shared, hub),
+            _ = tally.tick() => shared.tell_tally(),
             _ = beat.tick() => {
                 if heard_own.elapsed() > CLUSTER_PROBE_TIMEOUT {
                     return "this node's heartbeat did not come back";
@@ -664,7 +710,7 @@ async fn hear(
                 let deadline = Instant::now().checked_sub(CLUSTER_NODE_TIMEOUT);
                 if let Some(deadline) = deadline {
                     let gone = shared.roster.lock().unwrap().silent_since(deadline);
-                    leave(hub, gone);
+                    leave(shared, hub, gone);
                 }
             }
         }
@@ -682,7 +728,7 @@ fn report_activity(shared: &Shared, hub: &Hub) {
     {
         let mut local = shared.local.lock().unwrap();
         for (id, at) in &spoke {
-            if let Some(local) = local.get_mut(id) {
+            if let Some(local) = local.sessions.get_mut(id) {
                 local.profile.spoke = *at;
             }
         }
@@ -701,6 +747,7 @@ async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
     let beat = Wire::Beat {
         node: shared.node.number(),
         run: run.clone(),
+        presence: PRESENCE_FORMS,
     };
     let (kept,): (i64,) = redis::pipe()
         .cmd("EVAL")
@@ -733,10 +780,12 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
     shared.send(Out::Publish(Wire::Hello {
         node: shared.node.number(),
         run: shared.run.clone(),
+        presence: PRESENCE_FORMS,
     }));
     let locals: Vec<(SessionId, Nick)> = {
         let local = shared.local.lock().unwrap();
-        local.iter().map(|(id, l)| (*id, l.nick.clone())).collect()
+        let sessions = local.sessions.iter();
+        sessions.map(|(id, l)| (*id, l.nick.clone())).collect()
     };
     for (id, nick) in locals {
         shared.send(Out::Claim(nick, id));
@@ -792,32 +841,19 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
-fn leave(hub: &Hub, gone: Vec<Remote>) {
-    for remote in gone {
-        for (room, _) in remote.rooms {
-            let left = Event::Left {
-                room: room.clone(),
-                nick: remote.nick.clone(),
-                you: false,
-                reason: LeaveReason::ConnectionLost,
-            };
-            hub.receive(Publication {
-                room,
-                event: left,
-                except: None,
-            });
-        }
-    }
+fn leave(shared: &Shared, hub: &Hub, gone: Vec<Remote>) {
+    presence::left(shared, hub, gone, &LeaveReason::ConnectionLost);
 }
 
-/// `node` was heard from, in `run`: if that is a new run, its earlier one's users are gone.
-fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str) {
+/// `node` was heard from, in `run`, reading the forms of presence `presence`: if that is
+/// a new run, its earlier one's users are gone.
+fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str, presence: u32) {
     let gone = shared
         .roster
         .lock()
         .unwrap()
-        .heard(node, run, Instant::now());
-    leave(hub, gone);
+        .heard(node, run, presence, Instant::now());
+    leave(shared, hub, gone);
 }
 
 /// What another node (or this one, for its messages) published. What its rooms' members
@@ -967,6 +1003,7 @@ fn heard(
             text,
             notice,
             account,
+            tags,
             ..
         } => {
             let to = SessionId::from_bits(to);
@@ -979,74 +1016,55 @@ fn heard(
                     text: wire::text(&text)?,
                     notice,
                     account: account.as_deref().map(wire::nick).transpose()?,
-                    tags: None,
+                    tags: wire::tags(tags.as_deref())?,
                 };
                 hub.reply(to, private, None);
+            }
+        }
+        Wire::Tagged {
+            room,
+            to,
+            nick,
+            id,
+            ts,
+            from,
+            account,
+            tags,
+            ..
+        } => {
+            let session = SessionId::from_bits(to);
+            let to = match (room, nick) {
+                (Some(room), _) => NoticeTarget::Room(wire::room(&room)?),
+                // For a session of another node.
+                (None, Some(_)) if session.node() != shared.node => return Ok(()),
+                (None, Some(nick)) => NoticeTarget::Nick(wire::nick(&nick)?),
+                (None, None) => return Err("tags for no room and no one".to_string()),
+            };
+            let event = Event::TagsOnly {
+                id,
+                ts,
+                from: wire::nick(&from)?,
+                account: account.as_deref().map(wire::nick).transpose()?,
+                to: to.clone(),
+                tags: wire::tags(Some(&tags))?.ok_or("no client tags")?,
+            };
+            match to {
+                NoticeTarget::Room(room) => hub.receive(Publication {
+                    room,
+                    event,
+                    except: None,
+                }),
+                NoticeTarget::Nick(_) => {
+                    hub.reply(session, event, None);
+                }
             }
         }
         Wire::Present {
             node,
             session,
-            nick,
-            rooms,
-            ops,
-            voiced,
-            away,
-            account,
-            signon,
-            user,
-            realname,
-            oper,
-            invisible,
-            spoke,
             again,
             round,
-        } => {
-            let id = SessionId::from_bits(session);
-            if id.node().number() != node {
-                return Err(format!("session {session} is not of node {node}"));
-            }
-            let nick = wire::nick(&nick)?;
-            let rooms = rooms
-                .iter()
-                .map(|r| {
-                    let standing = Standing::of(ops.contains(r), voiced.contains(r));
-                    Ok((wire::room(r)?, standing))
-                })
-                .collect::<Result<Vec<(RoomName, Standing)>, String>>()?;
-            let names: Vec<RoomName> = rooms.iter().map(|(r, _)| r.clone()).collect();
-            let profile = Profile {
-                away: away.as_deref().and_then(MessageText::new),
-                account: account.as_deref().map(wire::nick).transpose()?,
-                user: user.as_deref().and_then(crate::protocol::irc::user_name),
-                // Cut as this node cuts its own, whatever another program published.
-                realname: realname
-                    .as_deref()
-                    .and_then(MessageText::new)
-                    .and_then(|r| r.cut(crate::limits::REALNAMELEN)),
-                oper,
-                signon,
-                invisible,
-                spoke,
-            };
-            let told = presence::Told {
-                nick: nick.clone(),
-                rooms: names,
-                away: profile.away.clone(),
-                account: profile.account.clone(),
-            };
-            let remote = Remote {
-                node,
-                nick,
-                rooms,
-                profile,
-            };
-            let old = shared.roster.lock().unwrap().present(id, remote, round);
-            if old.is_none() {
-                shared.count_peak();
-            }
-            presence::announce(shared, hub, old, told, again);
-        }
+        } => present(shared, hub, node, session, again, round)?,
         Wire::Active { node, spoke } => {
             let mut roster = shared.roster.lock().unwrap();
             for (session, at) in spoke {
@@ -1060,14 +1078,64 @@ fn heard(
                 .unwrap()
                 .remove(SessionId::from_bits(session));
             if let Some(gone) = gone.filter(|_| again) {
-                presence::gone(hub, gone);
+                presence::gone(shared, hub, vec![gone]);
             }
         }
-        Wire::Beat { node, run } => heard_node(shared, hub, node, &run),
-        Wire::Hello { node, run } => {
-            heard_node(shared, hub, node, &run);
+        Wire::Beat {
+            node,
+            run,
+            presence,
+        } => heard_node(shared, hub, node, &run, presence),
+        Wire::Hello {
+            node,
+            run,
+            presence,
+        } => {
+            heard_node(shared, hub, node, &run, presence);
             shared.tell_everyone();
             shared.tell_departed();
+        }
+        Wire::Presents {
+            node,
+            round,
+            sessions,
+        } => {
+            // One bad session is skipped alone, as its own publication would be.
+            for session in sessions {
+                if let Err(e) = present(shared, hub, node, session, true, round) {
+                    tracing::warn!(error = %e, "skipped a bad session of a publication from Redis");
+                }
+            }
+        }
+        Wire::Tally {
+            node,
+            tally,
+            sessions,
+            digest,
+        } => {
+            let told = NodeTally { sessions, digest };
+            let ask = {
+                let mut roster = shared.roster.lock().unwrap();
+                roster.tally(node, told) && roster.all_read(PRESENCE_FORMS)
+            };
+            if ask {
+                tracing::info!(
+                    of = node,
+                    "what this node knows of another's users differs from its tally: asked it to tell them anew"
+                );
+                shared.send(Out::Publish(Wire::Ask {
+                    node: shared.node.number(),
+                    of: node,
+                    tally,
+                }));
+            }
+        }
+        Wire::Ask { of, tally, .. } => {
+            // Not again if a round began since that tally: the asker hears it after it.
+            let told_since = shared.tallied_before_round.load(Ordering::Relaxed) >= tally;
+            if of == shared.node.number() && !told_since {
+                shared.tell_everyone();
+            }
         }
         Wire::Telling { node, round } => shared.roster.lock().unwrap().telling(node, round),
         Wire::Told {
@@ -1076,15 +1144,85 @@ fn heard(
             sessions,
         } => {
             let gone = shared.roster.lock().unwrap().told(node, round, sessions);
-            for gone in gone {
-                presence::gone(hub, gone);
-            }
+            presence::gone(shared, hub, gone);
         }
         Wire::Gone { node } => {
             let gone = shared.roster.lock().unwrap().gone(node);
-            leave(hub, gone);
+            leave(shared, hub, gone);
         }
     }
+    Ok(())
+}
+
+/// Session `session` of `node` is as told (`again` and `round` as [`Wire::Present`] has
+/// them): the roster takes it, and the members here hear what changed.
+fn present(
+    shared: &Shared,
+    hub: &Hub,
+    node: u16,
+    session: wire::SessionState,
+    again: bool,
+    round: u64,
+) -> Result<(), String> {
+    let wire::SessionState {
+        session,
+        nick,
+        rooms,
+        ops,
+        voiced,
+        away,
+        account,
+        signon,
+        user,
+        realname,
+        oper,
+        invisible,
+        spoke,
+    } = session;
+    let id = SessionId::from_bits(session);
+    if id.node().number() != node {
+        return Err(format!("session {session} is not of node {node}"));
+    }
+    let nick = wire::nick(&nick)?;
+    let rooms = rooms
+        .iter()
+        .map(|r| {
+            let standing = Standing::of(ops.contains(r), voiced.contains(r));
+            Ok((wire::room(r)?, standing))
+        })
+        .collect::<Result<Vec<(RoomName, Standing)>, String>>()?;
+    let names: Vec<RoomName> = rooms.iter().map(|(r, _)| r.clone()).collect();
+    let profile = Profile {
+        away: away.as_deref().and_then(MessageText::new),
+        account: account.as_deref().map(wire::nick).transpose()?,
+        user: user.as_deref().and_then(crate::protocol::irc::user_name),
+        // Cut as this node cuts its own, whatever another program published.
+        realname: realname
+            .as_deref()
+            .and_then(MessageText::new)
+            .and_then(|r| r.cut(crate::limits::REALNAMELEN)),
+        oper,
+        signon,
+        invisible,
+        spoke,
+    };
+    let told = presence::Told {
+        nick: nick.clone(),
+        rooms: names,
+        away: profile.away.clone(),
+        account: profile.account.clone(),
+    };
+    let remote = Remote {
+        node,
+        nick,
+        rooms,
+        profile,
+    };
+    let old = shared.roster.lock().unwrap().present(id, remote, round);
+    if old.is_none() {
+        shared.count_peak();
+    }
+    presence::announce(shared, hub, old, told, again);
     Ok(())
 }
 
@@ -1099,6 +1237,7 @@ pub(super) fn lost_publication(seq: u64, wire: Wire) -> Result<Publication, Stri
         room: room.clone(),
         from: seq.saturating_sub(count.saturating_sub(1)),
         to: seq,
+        cause: GapCause::NotRelayed,
     };
     Ok(Publication {
         room,
@@ -1151,6 +1290,7 @@ pub(super) fn said_publication(
         notice,
         by,
         account,
+        tags,
         ..
     } = wire
     else {
@@ -1167,8 +1307,7 @@ pub(super) fn said_publication(
         action,
         notice,
         account: account.as_deref().map(wire::nick).transpose()?,
-        // Client tags do not cross nodes yet (docs/cluster.md).
-        tags: None,
+        tags: wire::tags(tags.as_deref())?,
     };
     Ok(Publication {
         room,

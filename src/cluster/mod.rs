@@ -19,6 +19,7 @@ mod presence;
 mod recover;
 mod room_state;
 mod roster;
+mod tally;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{
-    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, Publication, RoomName,
+    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget, Publication,
+    RoomName,
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
@@ -44,6 +46,7 @@ use crate::limits::{
 use once::Once;
 use outage::Outage;
 use roster::Roster;
+use tally::NodeTally;
 use wire::Wire;
 
 /// Where everything of a cluster is kept in Redis.
@@ -60,6 +63,14 @@ enum Out {
     Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
+    /// Every session here told anew, as round `round` ([`Shared::tell_everyone`]): in
+    /// batches ([`Wire::Presents`]) when every live node reads them, else one
+    /// [`Wire::Present`] each; serialized by the task that sends to Redis.
+    Round {
+        round: u64,
+        sessions: Vec<wire::SessionState>,
+        batched: bool,
+    },
     /// Changes to what a room keeps, and their publication ([`Wire::RoomKept`]).
     Room(RoomName, Wire),
     /// A nick taken or given up by a session here.
@@ -79,6 +90,44 @@ struct Local {
     profile: Profile,
 }
 
+impl Local {
+    /// Its digest, as the others' tallies count it ([`tally::digest`]).
+    fn digest(&self, id: SessionId) -> u64 {
+        tally::digest(id.bits(), &self.nick, &self.rooms)
+    }
+}
+
+/// The sessions of this node, and their tally ([`tally`]), kept as they change.
+#[derive(Default)]
+struct Locals {
+    sessions: HashMap<SessionId, Local>,
+    tally: NodeTally,
+}
+
+impl Locals {
+    fn insert(&mut self, id: SessionId, local: Local) {
+        self.remove(id);
+        self.tally.add(local.digest(id));
+        self.sessions.insert(id, local);
+    }
+
+    fn remove(&mut self, id: SessionId) -> Option<Local> {
+        let local = self.sessions.remove(&id)?;
+        self.tally.remove(local.digest(id));
+        Some(local)
+    }
+
+    /// Applies `change` to session `id`, if it is here.
+    fn change(&mut self, id: SessionId, change: impl FnOnce(&mut Local)) {
+        if let Some(local) = self.sessions.get_mut(&id) {
+            let before = local.digest(id);
+            change(local);
+            let after = local.digest(id);
+            self.tally.digest ^= before ^ after;
+        }
+    }
+}
+
 struct Shared {
     node: NodeId,
     /// Tells this run of the node from an earlier one with the same number.
@@ -88,7 +137,7 @@ struct Shared {
     scripts_loaded: AtomicBool,
     outbox: mpsc::Sender<Out>,
     roster: Mutex<Roster>,
-    local: Mutex<HashMap<SessionId, Local>>,
+    local: Mutex<Locals>,
     /// What was said here while Redis was out of reach.
     outage: Mutex<Outage>,
     /// Messages heard here that Redis may carry again ([`once`]).
@@ -114,6 +163,12 @@ struct Shared {
     reported: AtomicU64,
     /// How many times this node has told all its sessions anew ([`Shared::tell_everyone`]).
     rounds: AtomicU64,
+    /// How many tallies this node has published ([`Shared::tell_tally`]), and how many it
+    /// had when it last told all its sessions anew: a round asked for after a tally
+    /// ([`Wire::Ask`]) is not told again if one began since. Both changed under `local`'s
+    /// lock.
+    tallies: AtomicU64,
+    tallied_before_round: AtomicU64,
     /// Sessions here that ended lately, and when ([`Shared::depart`]).
     departed: Mutex<VecDeque<(Instant, SessionId)>>,
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
@@ -132,80 +187,108 @@ impl Shared {
         }
     }
 
-    /// Tells the others what session `id` here is now, or that it is gone: as it is at
-    /// this moment, so that every change is heard even when several wait to be sent.
+    /// Applies `change` to session `id` here and tells the others what it is now, as it is
+    /// at this moment, so that every change is heard even when several wait to be sent.
     /// `again`: told anew, not as it changed ([`Wire::Present`]'s `again`); so is one told
     /// while Redis is out of reach, whose joins and leaves are not published.
-    fn send_presence(&self, id: SessionId, again: bool) {
-        self.change_presence(id, |_| {}, again);
-    }
-
-    /// Applies `change` to session `id` here and tells the others ([`Shared::send_presence`]).
     fn change_presence(&self, id: SessionId, change: impl FnOnce(&mut Local), again: bool) {
         let mut local = self.local.lock().unwrap();
-        if let Some(session) = local.get_mut(&id) {
-            change(session);
-        }
-        let again = again || !self.reachable.load(Ordering::Relaxed);
-        let wire = self.presence(id, local.get(&id), again, 0);
-        // Queued under the lock: a presence told anew by another task (to a node that
-        // joined) is queued wholly before or after this change, never an older state after
-        // it, which would have the others announce a join twice.
-        self.send(Out::Publish(wire));
+        local.change(id, change);
+        self.queue_presence(&local, id, again);
     }
 
-    /// What the others are told of session `id` here (`None`: it is gone); `round`: the
-    /// round of [`Shared::tell_everyone`] it is part of, or `0`.
-    fn presence(&self, id: SessionId, session: Option<&Local>, again: bool, round: u64) -> Wire {
+    /// Queues what session `id` here is now in `local` (`again` as
+    /// [`Shared::send_presence`] takes it), under the lock of `local`: a presence told
+    /// anew by another task (to a node that joined) is queued wholly before or after a
+    /// change, never an older state after it, which would have the others announce a join
+    /// twice; and a tally ([`Shared::tell_tally`]) counts the sessions as the presences
+    /// queued before it tell them.
+    fn queue_presence(&self, local: &Locals, id: SessionId, again: bool) {
+        let again = again || !self.reachable.load(Ordering::Relaxed);
         let node = self.node.number();
-        match session {
-            Some(Local {
-                nick,
-                rooms,
-                profile,
-            }) => Wire::Present {
+        let wire = match local.sessions.get(&id) {
+            Some(session) => Wire::Present {
                 node,
-                session: id.bits(),
-                nick: nick.as_str().to_string(),
-                rooms: rooms.iter().map(|(r, _)| r.as_str().to_string()).collect(),
-                ops: names_where(rooms, Standing::is_op),
-                voiced: names_where(rooms, Standing::is_voiced),
-                away: profile.away.as_ref().map(|a| a.as_str().to_string()),
-                account: profile.account.as_ref().map(|a| a.as_str().to_string()),
-                signon: profile.signon,
-                user: profile.user.as_deref().map(str::to_string),
-                realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
-                oper: profile.oper,
-                invisible: profile.invisible,
-                spoke: profile.spoke,
+                session: self.session(id, session),
                 again,
-                round,
+                round: 0,
             },
             None => Wire::Absent {
                 node,
                 session: id.bits(),
                 again,
             },
+        };
+        self.send(Out::Publish(wire));
+    }
+
+    /// What the others are told of session `id` here.
+    fn session(&self, id: SessionId, session: &Local) -> wire::SessionState {
+        let Local {
+            nick,
+            rooms,
+            profile,
+        } = session;
+        wire::SessionState {
+            session: id.bits(),
+            nick: nick.as_str().to_string(),
+            rooms: rooms.iter().map(|(r, _)| r.as_str().to_string()).collect(),
+            ops: names_where(rooms, Standing::is_op),
+            voiced: names_where(rooms, Standing::is_voiced),
+            away: profile.away.as_ref().map(|a| a.as_str().to_string()),
+            account: profile.account.as_ref().map(|a| a.as_str().to_string()),
+            signon: profile.signon,
+            user: profile.user.as_deref().map(str::to_string),
+            realname: profile.realname.as_ref().map(|r| r.as_str().to_string()),
+            oper: profile.oper,
+            invisible: profile.invisible,
+            spoke: profile.spoke,
         }
     }
 
-    /// Tells the others every session here anew (after an outage, or to a node that
-    /// joined), as one numbered round between [`Wire::Telling`] and [`Wire::Told`]: a node
-    /// that hears it whole forgets the sessions of this node it knew and the round did
-    /// not name, however long ago they ended. Queued wholly under the lock, so that no
-    /// change here falls between its start and its sessions.
+    /// Tells the others every session here anew (after an outage, to a node that joined,
+    /// or asked by one whose copy differed from a tally), as one numbered round between
+    /// [`Wire::Telling`] and [`Wire::Told`]: a node that hears it whole forgets the
+    /// sessions of this node it knew and the round did not name, however long ago they
+    /// ended. Queued wholly under the lock, so that no change here falls between its start
+    /// and its sessions; in batches of sessions when every live node reads them.
     fn tell_everyone(&self) {
-        let node = self.node.number();
+        let batched = {
+            let roster = self.roster.lock().unwrap();
+            roster.all_read(wire::PRESENCE_FORMS)
+        };
         let local = self.local.lock().unwrap();
         let round = self.rounds.fetch_add(1, Ordering::Relaxed) + 1;
-        self.send(Out::Publish(Wire::Telling { node, round }));
-        for (id, session) in local.iter() {
-            self.send(Out::Publish(self.presence(*id, Some(session), true, round)));
-        }
-        self.send(Out::Publish(Wire::Told {
-            node,
+        let tallies = self.tallies.load(Ordering::Relaxed);
+        self.tallied_before_round.store(tallies, Ordering::Relaxed);
+        let sessions = local
+            .sessions
+            .iter()
+            .map(|(id, session)| self.session(*id, session))
+            .collect();
+        self.send(Out::Round {
             round,
-            sessions: local.len() as u64,
+            sessions,
+            batched,
+        });
+    }
+
+    /// Tells the others how many sessions this node has and their digest ([`tally`]),
+    /// when every live node reads it: queued under the lock of the sessions, after every
+    /// presence told before, so that a node that heard those has the same.
+    fn tell_tally(&self) {
+        if !self.reachable.load(Ordering::Relaxed)
+            || !self.roster.lock().unwrap().all_read(wire::PRESENCE_FORMS)
+        {
+            return;
+        }
+        let local = self.local.lock().unwrap();
+        let tally = self.tallies.fetch_add(1, Ordering::Relaxed) + 1;
+        self.send(Out::Publish(Wire::Tally {
+            node: self.node.number(),
+            tally,
+            sessions: local.tally.sessions,
+            digest: local.tally.digest,
         }));
     }
 
@@ -268,7 +351,7 @@ impl Shared {
 
     /// A session arrived, here or elsewhere: the most known at once may be more.
     fn count_peak(&self) {
-        let here = self.local.lock().unwrap().len();
+        let here = self.local.lock().unwrap().sessions.len();
         let (elsewhere, _, _) = self.roster.lock().unwrap().counts();
         self.peak.fetch_max(here + elsewhere, Ordering::Relaxed);
     }
@@ -368,6 +451,8 @@ impl Cluster {
             invites: Mutex::default(),
             departed: Mutex::default(),
             rounds: AtomicU64::new(0),
+            tallies: AtomicU64::new(0),
+            tallied_before_round: AtomicU64::new(0),
         });
         link::rejoin(&shared, None);
         Ok(Cluster {
@@ -520,7 +605,7 @@ impl Bus for ClusterBus {
             text,
             notice,
             account,
-            ..
+            tags,
         } = event
         {
             self.0.send(Out::Publish(Wire::Private {
@@ -533,6 +618,29 @@ impl Bus for ClusterBus {
                 text: text.as_str().to_string(),
                 notice,
                 account: account.map(|a| a.as_str().to_string()),
+                tags: tags.map(|t| t.as_str().to_string()),
+            }));
+            return;
+        }
+        if let Event::TagsOnly {
+            id,
+            ts,
+            from,
+            account,
+            to: NoticeTarget::Nick(nick),
+            tags,
+        } = event
+        {
+            self.0.send(Out::Publish(Wire::Tagged {
+                node: self.0.node.number(),
+                room: None,
+                to: to.bits(),
+                nick: Some(nick.as_str().to_string()),
+                id,
+                ts,
+                from: from.as_str().to_string(),
+                account: account.map(|a| a.as_str().to_string()),
+                tags: tags.as_str().to_string(),
             }));
         }
     }
@@ -554,7 +662,7 @@ impl Directory for ClusterDirectory {
     }
 
     fn claimed(&self, nick: &Nick, owner: SessionId) {
-        let local = Local {
+        let session = Local {
             nick: nick.clone(),
             rooms: Vec::new(),
             profile: Profile {
@@ -563,17 +671,25 @@ impl Directory for ClusterDirectory {
                 ..Profile::default()
             },
         };
-        self.0.local.lock().unwrap().insert(owner, local);
-        self.0.count_peak();
         self.0.send(Out::Claim(nick.clone(), owner));
-        self.0.send_presence(owner, false);
+        {
+            // Its presence queued under the same hold as it is counted (a tally between
+            // them would count it before the others could).
+            let mut local = self.0.local.lock().unwrap();
+            local.insert(owner, session);
+            self.0.queue_presence(&local, owner, false);
+        }
+        self.0.count_peak();
     }
 
     fn released(&self, nick: &Nick, owner: SessionId) {
-        self.0.local.lock().unwrap().remove(&owner);
         self.0.invites.lock().unwrap().remove(&owner);
         self.0.send(Out::Release(nick.clone(), owner));
-        self.0.send_presence(owner, false);
+        {
+            let mut local = self.0.local.lock().unwrap();
+            local.remove(owner);
+            self.0.queue_presence(&local, owner, false);
+        }
         self.0.depart(owner);
     }
 

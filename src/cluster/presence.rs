@@ -3,6 +3,8 @@
 //! anew (after an outage, or to a node that joined), the joins and leaves it made while
 //! this node could not hear them too, one line per change as live ones look.
 
+use std::collections::HashMap;
+
 use super::Shared;
 use super::roster::Remote;
 use crate::hub::{Hub, LeaveReason, MessageText, Nick, RoomName};
@@ -24,11 +26,15 @@ pub(super) fn announce(shared: &Shared, hub: &Hub, old: Option<Remote>, told: To
         .flat_map(|o| o.rooms.iter().map(|(room, _)| room.clone()))
         .collect();
     if again && let Some(old) = &old {
-        let left: Vec<RoomName> = old_rooms
-            .iter()
-            .filter(|room| !told.rooms.contains(room))
-            .cloned()
-            .collect();
+        // Counted with it, as it was in them until now.
+        let left: Vec<(RoomName, usize)> = {
+            let roster = shared.roster.lock().unwrap();
+            old_rooms
+                .iter()
+                .filter(|room| !told.rooms.contains(room))
+                .map(|room| (room.clone(), roster.count(room) + 1))
+                .collect()
+        };
         hub.left_elsewhere(&old.nick, &left, LeaveReason::Left(None));
     }
     if let Some(old) = &old {
@@ -62,11 +68,46 @@ pub(super) fn announce(shared: &Shared, hub: &Hub, old: Option<Remote>, told: To
     }
 }
 
-/// Session `gone` of another node was told gone anew after an outage
-/// ([`super::wire::Wire::Absent`]'s `again`), or left out of its node's presence told
-/// whole ([`super::wire::Wire::Told`]), while this node still knew it: it left its rooms
-/// meanwhile, how is not known (its word was lost with Redis).
-pub(super) fn gone(hub: &Hub, gone: Remote) {
-    let rooms: Vec<RoomName> = gone.rooms.into_iter().map(|(room, _)| room).collect();
-    hub.left_elsewhere(&gone.nick, &rooms, LeaveReason::Quit(None));
+/// Sessions `gone` of another node were told gone anew after an outage
+/// ([`super::wire::Wire::Absent`]'s `again`), or left out of their node's presence told
+/// whole ([`super::wire::Wire::Told`]), while this node still knew them: they left their
+/// rooms meanwhile, how is not known (their word was lost with Redis).
+pub(super) fn gone(shared: &Shared, hub: &Hub, gone: Vec<Remote>) {
+    left(shared, hub, gone, &LeaveReason::Quit(None));
+}
+
+/// Sessions `gone` of other nodes, forgotten already, left their rooms (`reason`): the
+/// members here hear each leave as they would have heard it live, one after the other.
+/// Whether a room announces it is decided by the room's members on every node as each
+/// leaves (those of `gone` still to leave after it counted in), as a live leave is.
+pub(super) fn left(shared: &Shared, hub: &Hub, gone: Vec<Remote>, reason: &LeaveReason) {
+    if gone.is_empty() {
+        return;
+    }
+    // Each room's members of other nodes still in it as the next of `gone` leaves it.
+    let mut members: HashMap<RoomName, usize> = HashMap::new();
+    for remote in &gone {
+        for (room, _) in &remote.rooms {
+            *members.entry(room.clone()).or_default() += 1;
+        }
+    }
+    {
+        let roster = shared.roster.lock().unwrap();
+        for (room, count) in &mut members {
+            *count += roster.count(room);
+        }
+    }
+    for remote in gone {
+        let rooms: Vec<(RoomName, usize)> = remote
+            .rooms
+            .into_iter()
+            .map(|(room, _)| {
+                let count = members.get_mut(&room).expect("counted above");
+                let elsewhere = *count;
+                *count -= 1;
+                (room, elsewhere)
+            })
+            .collect();
+        hub.left_elsewhere(&remote.nick, &rooms, reason.clone());
+    }
 }

@@ -15,7 +15,7 @@ use super::once::Once;
 use super::room_state;
 use super::wire::{self, Wire};
 use super::{Out, PREFIX, Shared};
-use crate::hub::{Event, Hub, KeptRoom, Publication, RoomName, SessionId};
+use crate::hub::{Event, GapCause, Hub, KeptRoom, Publication, RoomName, SessionId};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -111,6 +111,7 @@ pub(super) async fn recover(
                 room: room.clone(),
                 from,
                 to,
+                cause: GapCause::NotKept,
             };
             missed.push(Publication {
                 room: room.clone(),
@@ -379,6 +380,7 @@ mod tests {
             notice: false,
             by: 0,
             account: None,
+            tags: None,
             late,
         };
         (seq, wire)
@@ -411,6 +413,7 @@ mod tests {
             Wire::Beat {
                 node: 1,
                 run: "r".into(),
+                presence: 2,
             },
         );
         let (_, after) = missed_after(5, 7, [said(6), beat].into_iter());

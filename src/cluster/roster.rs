@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use super::tally::{self, NodeTally};
 use crate::hub::{Nick, Profile, RoomName, Seen, SessionId, Standing, WhoEntry, WhoMask};
 
 /// A session of another node.
@@ -26,11 +27,54 @@ pub struct Roster {
     opers: usize,
     /// How many of `sessions` are invisible (`+i`), kept as `opers` is.
     invisible: usize,
-    /// Each node heard from: the run it is in and when it was last heard.
-    nodes: HashMap<u16, (String, Instant)>,
+    /// Each node heard from.
+    nodes: HashMap<u16, KnownNode>,
     /// Each node telling all its sessions anew, heard from its start ([`Roster::telling`]).
     rounds: HashMap<u16, Round>,
+    /// Each node's sessions here, in two numbers ([`tally`]), kept as they come and go.
+    tallies: HashMap<u16, NodeTally>,
+    /// How each node's tallies compared with `tallies` lately ([`Roster::tally`]).
+    checks: HashMap<u16, TallyCheck>,
 }
+
+/// A node heard from.
+struct KnownNode {
+    /// The run it is in (empty until its heartbeat or hello is heard).
+    run: String,
+    /// When it was last heard.
+    last: Instant,
+    /// The forms of presence it reads ([`super::wire::PRESENCE_FORMS`]; 1 until known).
+    presence: u32,
+}
+
+impl KnownNode {
+    fn new(now: Instant) -> KnownNode {
+        KnownNode {
+            run: String::new(),
+            last: now,
+            presence: 1,
+        }
+    }
+}
+
+/// How a node's tallies compared with what this node knows of its sessions.
+#[derive(Default)]
+struct TallyCheck {
+    /// A round of it ended (`Told`) since this node subscribed: what this node knows of
+    /// it is all it could hear, and a tally that differs means something was lost.
+    synced: bool,
+    /// Its last tally differed.
+    differed: bool,
+    /// Rounds asked of it without a tally agreeing since.
+    asked: u32,
+    /// Its tallies to let go by before asking again.
+    wait: u64,
+}
+
+/// The most tallies let go by between two rounds asked of a node whose tallies still
+/// differ (something there cannot be heard here), as the wait doubles: 63, about five
+/// minutes at the default [`crate::limits::CLUSTER_TALLY_EVERY`].
+const MOST_TALLIES_WAITED: u64 = 63;
 
 /// A round of a node's presence told anew, as heard so far.
 struct Round {
@@ -135,7 +179,7 @@ impl Roster {
     pub fn present(&mut self, id: SessionId, remote: Remote, round: u64) -> Option<Remote> {
         self.nodes
             .entry(remote.node)
-            .or_insert_with(|| (String::new(), Instant::now()));
+            .or_insert_with(|| KnownNode::new(Instant::now()));
         if let Some(telling) = self.rounds.get_mut(&remote.node) {
             telling.heard += u64::from(round != 0 && round == telling.round);
             telling.told.insert(id);
@@ -149,6 +193,8 @@ impl Roster {
         }
         self.opers += usize::from(remote.profile.oper);
         self.invisible += usize::from(remote.profile.invisible);
+        let digest = tally::digest(id.bits(), &remote.nick, &remote.rooms);
+        self.tallies.entry(remote.node).or_default().add(digest);
         self.sessions.insert(id, remote);
         old
     }
@@ -156,6 +202,9 @@ impl Roster {
     /// Forgets session `id`; returns what it was.
     pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
         let remote = self.sessions.remove(&id)?;
+        if let Some(tally) = self.tallies.get_mut(&remote.node) {
+            tally.remove(tally::digest(id.bits(), &remote.nick, &remote.rooms));
+        }
         self.opers -= usize::from(remote.profile.oper);
         self.invisible -= usize::from(remote.profile.invisible);
         if self.nicks.get(&remote.nick) == Some(&id) {
@@ -172,16 +221,22 @@ impl Roster {
         Some(remote)
     }
 
-    /// `node`, in `run`, was heard now. Returns the sessions of its previous run when this
-    /// is a new one (it restarted): they are gone.
-    pub fn heard(&mut self, node: u16, run: &str, now: Instant) -> Vec<Remote> {
+    /// `node`, in `run`, reading the forms of presence `presence`, was heard now. Returns
+    /// the sessions of its previous run when this is a new one (it restarted): they are
+    /// gone.
+    pub fn heard(&mut self, node: u16, run: &str, presence: u32, now: Instant) -> Vec<Remote> {
         // A run not known yet (the node was first heard of by a session's presence) is
         // the one this heartbeat names.
         let restarted = match self.nodes.get(&node) {
-            Some((known, _)) => !known.is_empty() && known != run,
+            Some(peer) => !peer.run.is_empty() && peer.run != run,
             None => false,
         };
-        self.nodes.insert(node, (run.to_string(), now));
+        let peer = KnownNode {
+            run: run.to_string(),
+            last: now,
+            presence,
+        };
+        self.nodes.insert(node, peer);
         if restarted {
             self.forget_node(node)
         } else {
@@ -192,8 +247,8 @@ impl Roster {
     /// Every node is given until `now` plus the timeout again (after this node was cut off
     /// from them, through no fault of theirs).
     pub fn pardon(&mut self, now: Instant) {
-        for (_, last) in self.nodes.values_mut() {
-            *last = now;
+        for peer in self.nodes.values_mut() {
+            peer.last = now;
         }
     }
 
@@ -202,7 +257,7 @@ impl Roster {
         let silent: Vec<u16> = self
             .nodes
             .iter()
-            .filter(|(_, (_, last))| *last < deadline)
+            .filter(|(_, peer)| peer.last < deadline)
             .map(|(node, _)| *node)
             .collect();
         let mut gone = Vec::new();
@@ -230,6 +285,7 @@ impl Roster {
     /// (from its start, every one of them), it forgets the sessions of `node` the round
     /// did not tell, and returns them: they ended while their end could not be heard.
     pub fn told(&mut self, node: u16, round: u64, sessions: u64) -> Vec<Remote> {
+        self.checks.entry(node).or_default().synced = true;
         let Some(telling) = self.rounds.remove(&node) else {
             return Vec::new();
         };
@@ -249,18 +305,62 @@ impl Roster {
     /// begun then is heard whole.
     pub fn forget_rounds(&mut self) {
         self.rounds.clear();
+        // Nor is what this node knows of the others whole until their rounds (which its
+        // hello asks for) end.
+        for check in self.checks.values_mut() {
+            check.synced = false;
+            check.differed = false;
+        }
+    }
+
+    /// Whether every node heard from reads the forms of presence `presence`.
+    pub fn all_read(&self, presence: u32) -> bool {
+        self.nodes.values().all(|peer| peer.presence >= presence)
+    }
+
+    /// `node` tells its sessions are `told` ([`tally`]): whether to ask it to tell them
+    /// all anew, what this node knows of them differing. Not while this node is waiting
+    /// for its round after subscribing (unless its tallies differ twice in a row, in case
+    /// that round's end was lost), nor again before the wait since the last round asked
+    /// of it is over: one tally more after the first round asked, then doubling up to
+    /// [`MOST_TALLIES_WAITED`], while they still differ.
+    pub fn tally(&mut self, node: u16, told: NodeTally) -> bool {
+        let known = self.tallies.get(&node).copied().unwrap_or_default();
+        let check = self.checks.entry(node).or_default();
+        if known == told {
+            let synced = check.synced;
+            *check = TallyCheck {
+                synced,
+                ..TallyCheck::default()
+            };
+            return false;
+        }
+        let differed = std::mem::replace(&mut check.differed, true);
+        if check.wait > 0 {
+            check.wait -= 1;
+            return false;
+        }
+        if !check.synced && !differed {
+            return false;
+        }
+        check.wait = ((1u64 << check.asked.min(6)) - 1).min(MOST_TALLIES_WAITED);
+        check.asked += 1;
+        true
     }
 
     /// Forgets every session of `node`; returns them.
     pub fn forget_node(&mut self, node: u16) -> Vec<Remote> {
         self.rounds.remove(&node);
+        self.checks.remove(&node);
         let ids: Vec<SessionId> = self
             .sessions
             .iter()
             .filter(|(_, remote)| remote.node == node)
             .map(|(id, _)| *id)
             .collect();
-        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+        let gone = ids.into_iter().filter_map(|id| self.remove(id)).collect();
+        self.tallies.remove(&node);
+        gone
     }
 }
 
@@ -288,7 +388,7 @@ mod tests {
         let ana = SessionId::new(NodeId::new(2).unwrap(), 1);
         let ops = RoomName::parse("#ops").unwrap();
         let t0 = Instant::now();
-        roster.heard(2, "r1", t0);
+        roster.heard(2, "r1", 2, t0);
         assert!(
             roster
                 .present(ana, remote(2, "ana", &["#ops"]), 0)
@@ -331,15 +431,15 @@ mod tests {
         assert!(roster.members(&ops).is_empty() && roster.rooms().is_empty());
         assert_eq!(roster.opers(), 0);
         // A node heard in a new run lost the sessions of its last one.
-        roster.heard(2, "r1", t0);
+        roster.heard(2, "r1", 2, t0);
         roster.present(ana, remote(2, "ana", &[]), 0);
-        assert_eq!(roster.heard(2, "r2", t0).len(), 1);
+        assert_eq!(roster.heard(2, "r2", 2, t0).len(), 1);
         assert_eq!(roster.holder(&Nick::parse("ana").unwrap()), None);
         // A node heard of only through a session is forgotten when it stays silent, and
         // its first heartbeat is no restart.
         let bob = SessionId::new(NodeId::new(3).unwrap(), 1);
         roster.present(bob, remote(3, "bob", &["#ops"]), 0);
-        assert!(roster.heard(3, "r9", Instant::now()).is_empty());
+        assert!(roster.heard(3, "r9", 2, Instant::now()).is_empty());
         let later = Instant::now() + Duration::from_secs(60);
         assert!(roster.silent_since(later).iter().any(|r| r.node == 3));
     }
@@ -378,5 +478,52 @@ mod tests {
         roster.telling(2, 5);
         assert_eq!(roster.told(2, 5, 0).len(), 2);
         assert_eq!(roster.counts().0, 0);
+    }
+
+    #[test]
+    fn a_tally_that_differs_asks_for_a_round_at_once_once_synced_and_less_often_after() {
+        let mut roster = Roster::default();
+        let two = NodeId::new(2).unwrap();
+        let (ana, bob) = (SessionId::new(two, 1), SessionId::new(two, 2));
+        roster.heard(2, "r1", 2, Instant::now());
+        roster.present(ana, remote(2, "ana", &["#ops"]), 0);
+        roster.present(bob, remote(2, "bob", &[]), 0);
+        let rooms = [(RoomName::parse("#ops").unwrap(), Standing::Member)];
+        let mut whole = NodeTally::default();
+        whole.add(tally::digest(
+            ana.bits(),
+            &Nick::parse("ana").unwrap(),
+            &rooms,
+        ));
+        whole.add(tally::digest(bob.bits(), &Nick::parse("bob").unwrap(), &[]));
+        assert!(!roster.tally(2, whole));
+        // Not synced yet (no round of node 2 ended since subscribing): asked only when
+        // its tallies differ twice in a row.
+        let mut without_bob = whole;
+        without_bob.remove(tally::digest(bob.bits(), &Nick::parse("bob").unwrap(), &[]));
+        assert!(!roster.tally(2, without_bob));
+        assert!(roster.tally(2, without_bob));
+        // A round ended, not heard whole (it prunes nothing): a tally that differs asks at
+        // once; while they keep differing, the next one asks again, then one is let go by,
+        // then three, …
+        roster.telling(2, 1);
+        assert!(roster.told(2, 1, 5).is_empty());
+        assert!(!roster.tally(2, whole));
+        let asked: Vec<bool> = (0..8).map(|_| roster.tally(2, without_bob)).collect();
+        assert_eq!(asked, [true, true, false, true, false, false, false, true]);
+        // Once they agree, the next difference asks at once again.
+        assert!(!roster.tally(2, whole));
+        assert!(roster.tally(2, without_bob));
+        // Subscribing again forgets that a round was heard; a rename changes the digest.
+        roster.forget_rounds();
+        roster.present(bob, remote(2, "robert", &[]), 0);
+        assert!(!roster.tally(2, whole));
+        assert!(roster.tally(2, whole));
+        // A node forgotten has no tally left here, and nothing to ask of.
+        roster.forget_node(2);
+        assert!(!roster.tally(2, NodeTally::default()));
+        assert!(roster.all_read(2));
+        roster.heard(3, "r1", 1, Instant::now());
+        assert!(!roster.all_read(2));
     }
 }

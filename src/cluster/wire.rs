@@ -9,13 +9,27 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{
-    Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice, PostKind,
-    Publication, RoomName, SessionId, Source, Topic, describe_changes, sanitize,
+    ClientTags, Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice,
+    NoticeTarget, PostKind, Publication, RoomName, SessionId, Source, TagsTooLong, Topic,
+    describe_changes, sanitize,
 };
-use crate::limits::CLUSTER_PAYLOAD_BYTES;
+use crate::limits::{CLUSTER_PAYLOAD_BYTES, CLUSTER_PRESENCE_BATCH_BYTES};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// The forms of presence this node reads, as its heartbeat and hello tell the others
+/// (`presence`): 1 (missing, from an older node), one session a publication
+/// ([`Wire::Present`]) and a round between [`Wire::Telling`] and [`Wire::Told`]; 2 also a
+/// round's sessions in batches ([`Wire::Presents`]), tallies ([`Wire::Tally`]) and
+/// [`Wire::Ask`]. A node sends the forms of 2 only while every live node it knows reads
+/// them: an older node would skip each as a bad publication. A change to what a tally's
+/// digest covers ([`super::tally`]) is a new number.
+pub const PRESENCE_FORMS: u32 = 2;
+
+fn presence_one() -> u32 {
+    1
 }
 
 /// One publication on the cluster's channel.
@@ -37,6 +51,10 @@ pub enum Wire {
         /// The account it is logged in to (IRCv3 `account-tag`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
+        /// Its client-only tags (IRCv3 `message-tags`), as [`ClientTags`] writes them;
+        /// missing (from an older node) reads as none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<String>,
         /// Said while Redis was out of reach and published once it was back: its own node
         /// heard it then, and does not again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -138,42 +156,35 @@ pub enum Wire {
         /// The account the sender is logged in to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
-    },
-    /// Session `session` of `node` goes by `nick` and is in `rooms` (all of its state:
-    /// the newest replaces what was known).
-    Present {
-        node: u16,
-        session: u64,
-        nick: String,
-        rooms: Vec<String>,
-        /// Those of `rooms` it is an operator of, and voiced in.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        ops: Vec<String>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        voiced: Vec<String>,
-        /// Its away message, account and sign-on time, for WHOIS.
+        /// Its client-only tags, as a message's.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        away: Option<String>,
+        tags: Option<String>,
+    },
+    /// Client-only tags with no message (IRC's TAGMSG) to `room`'s members, or (with no
+    /// room) to session `to`, called `nick`: neither numbered nor kept, and not heard by
+    /// its own node again (its members there heard it as it was sent). A node older than
+    /// it logs it as a bad publication and skips it.
+    Tagged {
+        node: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        to: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+        id: u64,
+        ts: u64,
+        from: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
-        #[serde(default)]
-        signon: u64,
-        /// Its user name and real name (IRC's USER) and whether it is a server operator,
-        /// for WHO, WHOIS and LUSERS; missing (from an older node) reads as none and no.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        realname: Option<String>,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        oper: bool,
-        /// IRC's user mode `+i` (WHO masks, LUSERS); missing (from an older node) reads as
-        /// not invisible.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        invisible: bool,
-        /// When it last said something, as of its node's last report of activity
-        /// (`Active`); missing (from an older node) reads as not known (no idle time).
-        #[serde(default, skip_serializing_if = "is_zero")]
-        spoke: u64,
+        tags: String,
+    },
+    /// A session of `node` as it is now (all of its state: the newest replaces what was
+    /// known).
+    Present {
+        node: u16,
+        #[serde(flatten)]
+        session: SessionState,
         /// Told anew (after an outage, or to a node that joined), not as it changed: joins,
         /// leaves and renames it made meanwhile may not have been heard, and whoever finds
         /// it changed announces them. Missing (from an older node) reads as live.
@@ -184,8 +195,17 @@ pub enum Wire {
         #[serde(default, skip_serializing_if = "is_zero")]
         round: u64,
     },
-    /// `node` tells all its sessions anew, in round `round` (after an outage, or to a node
-    /// that joined): its `Present`s of that round follow, then `Told`.
+    /// Sessions of `node` told anew in round `round` (`Telling`), as many as fit in
+    /// [`CLUSTER_PRESENCE_BATCH_BYTES`]: each as a `Present` marked `again` and with the
+    /// round would tell it. Sent only while every live node reads it ([`PRESENCE_FORMS`]).
+    Presents {
+        node: u16,
+        round: u64,
+        sessions: Vec<SessionState>,
+    },
+    /// `node` tells all its sessions anew, in round `round` (after an outage, to a node
+    /// that joined, or asked by one whose tally differed: `Ask`): its `Presents` (or, to
+    /// a cluster with an older node, `Present`s) of that round follow, then `Told`.
     Telling { node: u16, round: u64 },
     /// `node` told all its sessions in round `round`, `sessions` of them: whoever heard the
     /// round whole knows every session `node` has now, and forgets the others it knew
@@ -207,13 +227,73 @@ pub enum Wire {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         again: bool,
     },
-    /// `node` is alive; `run` tells a restarted node from the one before it.
-    Beat { node: u16, run: String },
-    /// `node` (re)joined the cluster: every other node says who it has (a round of
-    /// `Present`s, `Telling` to `Told`).
-    Hello { node: u16, run: String },
+    /// How many sessions `node` has, and their digest ([`super::tally`]), queued after
+    /// every presence it told before: sent every [`crate::limits::CLUSTER_TALLY_EVERY`], numbered
+    /// (`tally`) from the node's start. Sent only while every live node reads it.
+    Tally {
+        node: u16,
+        tally: u64,
+        sessions: u64,
+        digest: u64,
+    },
+    /// `node` knows the sessions of node `of` otherwise than its tally `tally` says: `of`
+    /// tells them all anew (a round), unless it began one since that tally.
+    Ask { node: u16, of: u16, tally: u64 },
+    /// `node` is alive; `run` tells a restarted node from the one before it; `presence`:
+    /// the forms of presence it reads ([`PRESENCE_FORMS`]; missing, from an older node, 1).
+    Beat {
+        node: u16,
+        run: String,
+        #[serde(default = "presence_one")]
+        presence: u32,
+    },
+    /// `node` (re)joined the cluster: every other node says who it has (a round,
+    /// `Telling` to `Told`).
+    Hello {
+        node: u16,
+        run: String,
+        #[serde(default = "presence_one")]
+        presence: u32,
+    },
     /// `node` is shutting down: its sessions are gone.
     Gone { node: u16 },
+}
+
+/// A session of a node as its presence tells it ([`Wire::Present`], [`Wire::Presents`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Its id, which names its node.
+    pub session: u64,
+    pub nick: String,
+    pub rooms: Vec<String>,
+    /// Those of `rooms` it is an operator of, and voiced in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voiced: Vec<String>,
+    /// Its away message, account and sign-on time, for WHOIS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub signon: u64,
+    /// Its user name and real name (IRC's USER) and whether it is a server operator,
+    /// for WHO, WHOIS and LUSERS; missing (from an older node) reads as none and no.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realname: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oper: bool,
+    /// IRC's user mode `+i` (WHO masks, LUSERS); missing (from an older node) reads as
+    /// not invisible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invisible: bool,
+    /// When it last said something, as of its node's last report of activity
+    /// (`Active`); missing (from an older node) reads as not known (no idle time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spoke: u64,
 }
 
 impl Wire {
@@ -234,6 +314,7 @@ impl Wire {
             | Wire::Joined { node, .. }
             | Wire::Left { node, .. }
             | Wire::Private { node, .. }
+            | Wire::Tagged { node, .. }
             | Wire::RoomKept { node, .. }
             | Wire::Account { node, .. }
             | Wire::Topic { node, .. }
@@ -244,6 +325,9 @@ impl Wire {
             | Wire::Absent { node, .. }
             | Wire::Telling { node, .. }
             | Wire::Told { node, .. }
+            | Wire::Presents { node, .. }
+            | Wire::Tally { node, .. }
+            | Wire::Ask { node, .. }
             | Wire::Active { node, .. }
             | Wire::Beat { node, .. }
             | Wire::Hello { node, .. }
@@ -268,6 +352,7 @@ impl Wire {
                 notice: said.notice,
                 by: publication.except.map_or(0, SessionId::bits),
                 account: said.account.as_ref().map(|a| a.as_str().to_string()),
+                tags: said.tags.as_ref().map(|t| t.as_str().to_string()),
                 late: false,
             },
             Event::Posted(posted) => Wire::Posted {
@@ -317,6 +402,24 @@ impl Wire {
                 room,
                 by: by.as_str().to_string(),
                 changes: describe_changes(changes),
+            },
+            Event::TagsOnly {
+                id,
+                ts,
+                from,
+                account,
+                to: NoticeTarget::Room(_),
+                tags,
+            } => Wire::Tagged {
+                node,
+                room: Some(room),
+                to: 0,
+                nick: None,
+                id: *id,
+                ts: *ts,
+                from: from.as_str().to_string(),
+                account: account.as_ref().map(|a| a.as_str().to_string()),
+                tags: tags.as_str().to_string(),
             },
             Event::Kicked {
                 nick, by, reason, ..
@@ -378,6 +481,35 @@ impl Wire {
     }
 }
 
+/// The publications of round `round` of `node`'s sessions (`SEQ\nJSON`, each a
+/// [`Wire::Presents`]), as many sessions each as fit in [`CLUSTER_PRESENCE_BATCH_BYTES`]
+/// (a session longer than that alone). Each session is serialized once, into its
+/// publication.
+pub fn presents_payloads(node: u16, round: u64, sessions: &[SessionState]) -> Vec<Vec<u8>> {
+    let head = format!("0\n{{\"t\":\"presents\",\"node\":{node},\"round\":{round},\"sessions\":[");
+    const TAIL: &[u8] = b"]}";
+    let mut payloads = Vec::new();
+    let mut payload = head.clone().into_bytes();
+    let mut json = Vec::new();
+    for session in sessions {
+        json.clear();
+        serde_json::to_writer(&mut json, session).expect("plain data serializes");
+        let empty = payload.len() == head.len();
+        if !empty && payload.len() + 1 + json.len() + TAIL.len() > CLUSTER_PRESENCE_BATCH_BYTES {
+            payload.extend_from_slice(TAIL);
+            payloads.push(std::mem::replace(&mut payload, head.clone().into_bytes()));
+        } else if !empty {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(&json);
+    }
+    if payload.len() > head.len() {
+        payload.extend_from_slice(TAIL);
+        payloads.push(payload);
+    }
+    payloads
+}
+
 pub fn room(name: &str) -> Result<RoomName, String> {
     RoomName::parse(name).map_err(|e| format!("room {name:?}: {e}"))
 }
@@ -388,6 +520,16 @@ pub fn nick(name: &str) -> Result<Nick, String> {
 
 pub fn text(text: &str) -> Result<MessageText, String> {
     MessageText::new(text).ok_or_else(|| "empty text".to_string())
+}
+
+/// Client-only tags as published, kept as a client's are: a tag no client could have sent
+/// is dropped, and more than [`crate::limits::MAX_CLIENT_TAGS_BYTES`] of them is an error.
+pub fn tags(tags: Option<&str>) -> Result<Option<ClientTags>, String> {
+    match tags {
+        None => Ok(None),
+        Some(tags) => ClientTags::from_section(tags)
+            .map_err(|TagsTooLong| "client tags longer than allowed".to_string()),
+    }
 }
 
 fn field_json(field: &Field) -> serde_json::Value {
@@ -537,6 +679,7 @@ mod tests {
             notice: false,
             by: 0,
             account: None,
+            tags: Some(r#"+draft/react="id":4242,"#.into()),
             late: false,
         };
         let posted = Wire::Posted {
@@ -557,15 +700,71 @@ mod tests {
         }
     }
 
+    /// A message's client tags cross as a client's are kept: a payload without them (from
+    /// an older node) reads as none, a field a node does not know is skipped, a tag no
+    /// client could send is dropped, and more than a client may send is an error.
+    #[test]
+    fn client_tags_cross_bounded_and_older_payloads_read_as_none() {
+        let old = br##"7
+{"t":"said","node":2,"room":"#ops","id":9,"ts":1,"from":"ana","text":"hi","action":false,"notice":false,"by":0,"later":{"x":1}}"##;
+        let (_, wire) = Wire::parse(old).unwrap();
+        assert!(matches!(&wire, Wire::Said { tags: None, .. }), "{wire:?}");
+        assert_eq!(tags(None), Ok(None));
+        let kept = tags(Some("+draft/react=x;+bad key=1;msgid=3"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.as_str(), "+draft/react=x");
+        let long = format!("+a={}", "x".repeat(crate::limits::MAX_CLIENT_TAGS_BYTES));
+        assert!(tags(Some(&long)).is_err());
+        // A TAGMSG names a room, or a session and its nick.
+        let tagged = Wire::Tagged {
+            node: 2,
+            room: None,
+            to: 77,
+            nick: Some("cy".into()),
+            id: 1,
+            ts: 1,
+            from: "ana".into(),
+            account: None,
+            tags: "+typing=active".into(),
+        };
+        let json = tagged.payload(0);
+        assert!(
+            !json.contains("room") && !json.contains("account"),
+            "{json}"
+        );
+        let (_, back) = Wire::parse(json.as_bytes()).unwrap();
+        assert!(matches!(back, Wire::Tagged { to: 77, .. }), "{back:?}");
+    }
+
     #[test]
     fn a_payload_reads_back_and_bad_ones_are_errors() {
         let beat = Wire::Beat {
             node: 3,
             run: "ab".into(),
+            presence: PRESENCE_FORMS,
         };
         let (seq, back) = Wire::parse(beat.payload(7).as_bytes()).unwrap();
         assert_eq!(seq, 7);
-        assert!(matches!(back, Wire::Beat { node: 3, run } if run == "ab"));
+        assert!(
+            matches!(back, Wire::Beat { node: 3, run, presence: PRESENCE_FORMS } if run == "ab")
+        );
+        // An older node's heartbeat and hello say nothing of the forms it reads: 1.
+        for old in [
+            &br#"0
+{"t":"beat","node":3,"run":"ab"}"#[..],
+            br#"0
+{"t":"hello","node":3,"run":"ab"}"#,
+        ] {
+            let (_, back) = Wire::parse(old).unwrap();
+            assert!(
+                matches!(
+                    back,
+                    Wire::Beat { presence: 1, .. } | Wire::Hello { presence: 1, .. }
+                ),
+                "{back:?}"
+            );
+        }
         for bad in [
             &b"hello"[..],
             b"x\n{}",
@@ -587,11 +786,15 @@ mod tests {
 {"t":"present","node":2,"session":9,"nick":"ana","rooms":["#ops"],"signon":5}"##;
         let (_, wire) = Wire::parse(old).unwrap();
         let Wire::Present {
-            user,
-            realname,
-            oper,
-            invisible,
-            spoke,
+            session:
+                SessionState {
+                    user,
+                    realname,
+                    oper,
+                    invisible,
+                    spoke,
+                    ..
+                },
             ..
         } = wire
         else {
@@ -601,19 +804,7 @@ mod tests {
         // And a new one says them only when there is something to say.
         let new = Wire::Present {
             node: 2,
-            session: 9,
-            nick: "ana".into(),
-            rooms: Vec::new(),
-            ops: Vec::new(),
-            voiced: Vec::new(),
-            away: None,
-            account: None,
-            signon: 5,
-            user: Some("anauser".into()),
-            realname: None,
-            oper: true,
-            invisible: false,
-            spoke: 0,
+            session: session(9, "ana", Vec::new()),
             again: false,
             round: 0,
         };
@@ -632,12 +823,91 @@ mod tests {
             matches!(
                 back,
                 Wire::Present {
-                    invisible: true,
+                    session: SessionState {
+                        invisible: true,
+                        ..
+                    },
                     ..
                 }
             ),
             "{back:?}"
         );
+    }
+
+    fn session(id: u64, nick: &str, rooms: Vec<String>) -> SessionState {
+        SessionState {
+            session: id,
+            nick: nick.into(),
+            rooms,
+            ops: Vec::new(),
+            voiced: Vec::new(),
+            away: None,
+            account: None,
+            signon: 5,
+            user: Some("anauser".into()),
+            realname: None,
+            oper: true,
+            invisible: false,
+            spoke: 0,
+        }
+    }
+
+    /// A round's sessions go in as few publications as fit the bound, each read back as a
+    /// `presents` whole, in order; the one `present` of an older form reads as before.
+    #[test]
+    fn a_rounds_sessions_are_batched_within_the_bound_and_read_back_in_order() {
+        let rooms: Vec<String> = (0..20).map(|n| format!("#room-number-{n}")).collect();
+        let sessions: Vec<SessionState> = (1..=1000)
+            .map(|n| session(n, &format!("user{n}"), rooms.clone()))
+            .collect();
+        let one = serde_json::to_string(&sessions[0]).unwrap().len();
+        let payloads = presents_payloads(4, 7, &sessions);
+        let fit = CLUSTER_PRESENCE_BATCH_BYTES / (one + 1);
+        assert!(
+            payloads.len() <= sessions.len() / (fit - 1) + 1,
+            "{}",
+            payloads.len()
+        );
+        assert!(payloads.len() > 1);
+        let mut told = Vec::new();
+        for payload in &payloads {
+            assert!(
+                payload.len() <= CLUSTER_PRESENCE_BATCH_BYTES,
+                "{}",
+                payload.len()
+            );
+            let (seq, wire) = Wire::parse(payload).unwrap();
+            let Wire::Presents {
+                node: 4,
+                round: 7,
+                sessions,
+            } = wire
+            else {
+                panic!("not a batch: {wire:?}");
+            };
+            assert_eq!(seq, 0);
+            told.extend(sessions.into_iter().map(|s| (s.session, s.nick, s.rooms)));
+        }
+        let sent: Vec<_> = sessions
+            .iter()
+            .map(|s| (s.session, s.nick.clone(), s.rooms.clone()))
+            .collect();
+        assert_eq!(told, sent);
+        // A session longer than the bound goes alone, and nothing is empty.
+        let long: Vec<String> = (0..100).map(|n| format!("#{n:0>119}")).collect();
+        let mut big_one = session(2, "b", long.clone());
+        big_one.ops = long.clone();
+        big_one.voiced = long;
+        let big = vec![
+            session(1, "a", Vec::new()),
+            big_one,
+            session(3, "c", Vec::new()),
+        ];
+        let payloads = presents_payloads(4, 8, &big);
+        assert_eq!(payloads.len(), 3);
+        assert!(payloads[1].len() > CLUSTER_PRESENCE_BATCH_BYTES);
+        assert!(payloads[1].len() < CLUSTER_PAYLOAD_BYTES);
+        assert!(presents_payloads(4, 9, &[]).is_empty());
     }
 
     #[test]

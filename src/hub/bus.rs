@@ -47,7 +47,8 @@ pub trait Bus: Send + Sync {
         Ok(self.publish(publication))
     }
 
-    /// Carries `event` to session `to` of another node (a private message). A server
+    /// Carries `event` to session `to` of another node (a private message, an invitation,
+    /// client-only tags). A server
     /// alone has no other node, so it is never asked.
     fn direct(&self, to: SessionId, event: Event) {
         let _ = (to, event);

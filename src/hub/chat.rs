@@ -601,12 +601,18 @@ impl ChatState {
             NoticeTarget::Room(room) => NoticeTarget::Room(self.speaking_room(id, Some(room))?),
             NoticeTarget::Nick(nick) => NoticeTarget::Nick(nick),
         };
-        let target = match &to {
+        // A nick held on another node of a cluster is reached through the bus.
+        let (target, elsewhere) = match &to {
             NoticeTarget::Nick(nick) => match self.nicks.get(nick, &self.sessions) {
-                Some(target) => Some(target),
-                None => return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}"))),
+                Some(target) => (Some(target), None),
+                None => match self.directory.holder(nick) {
+                    Some(elsewhere) => (None, Some(elsewhere)),
+                    None => {
+                        return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
+                    }
+                },
             },
-            NoticeTarget::Room(_) => None,
+            NoticeTarget::Room(_) => (None, None),
         };
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = &self.sessions[&id];
@@ -624,7 +630,11 @@ impl ChatState {
                 self.read_as_recipient(id, target);
             }
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
-            (NoticeTarget::Nick(_), None) => {}
+            (NoticeTarget::Nick(_), None) => {
+                if let Some(elsewhere) = elsewhere {
+                    self.bus.direct(elsewhere, event);
+                }
+            }
         }
         Ok(Some(Event::Ack { id: msg_id, ts }))
     }
@@ -876,7 +886,9 @@ impl ChatState {
         let rooms = self.sessions[&id].rooms.clone();
         for room in rooms {
             let target = &self.rooms[&room];
-            if !target.settings.announces(target.members.len()) {
+            // The room's members on every node decide, so every node decides alike.
+            let members = target.members.len() + self.directory.count(&room);
+            if !target.settings.announces(members) {
                 continue;
             }
             let members: Vec<_> = target
@@ -999,7 +1011,10 @@ impl ChatState {
                 restored = true;
             }
             self.directory.joined(&room, id, target.standing(id));
-            let count = target.members.len();
+            // The room's members on every node, as the joiner's own line counts them:
+            // every node shows this count, the other nodes' members included, and a room
+            // announces or not by it, so that every node's members hear the same.
+            let count = target.members.len() + self.directory.count(&room);
             let announce = target.settings.announces(count);
             if resumed {
                 self.send_replay(id, &room, gap, messages, reference.clone());
@@ -1011,9 +1026,6 @@ impl ChatState {
                 self.send(id, &Outgoing::reply(history, reference.clone()));
             }
             if announce {
-                // The room's members on every node, as the joiner's own line counts them:
-                // every node shows this count, the other nodes' members included.
-                let count = count + self.directory.count(&room);
                 let joined = Event::Joined {
                     room: room.clone(),
                     nick: nick.clone(),
@@ -1247,7 +1259,10 @@ impl ChatState {
         target.ops.remove(&id);
         target.voiced.remove(&id);
         let name = target.name.clone();
-        let announce = target.settings.announces(target.members.len() + 1);
+        // Counted with the members of every node, as a join is.
+        let announce = target
+            .settings
+            .announces(target.members.len() + 1 + self.directory.count(room));
         if target.members.is_empty() && !target.kept && *room != RoomName::lobby() {
             // A room lives while someone is in it; #lobby always does.
             self.rooms.remove(room);

@@ -27,7 +27,9 @@ impl Hub {
                 let Some(target) = chat.rooms.get(room) else {
                     continue;
                 };
-                if !target.settings.announces(target.members.len() + 1) {
+                // Its node's roster is told already: the count has it, as its own node's does.
+                let members = target.members.len() + chat.directory.count(room);
+                if !target.settings.announces(members) {
                     continue;
                 }
                 told.extend(target.members.keys().copied());
@@ -77,17 +79,19 @@ impl Hub {
     }
 
     /// A session of another node, `nick`, left `rooms` (`reason`) while this node could not
-    /// hear it: the members here of each hear it as they would have then.
-    pub fn left_elsewhere(&self, nick: &Nick, rooms: &[RoomName], reason: LeaveReason) {
+    /// hear it, or with its node: the members here of each hear it as they would have then.
+    /// Each room comes with how many of its members were on other nodes as it left, it
+    /// included: a room announces or not by its members on every node, as a live leave.
+    pub fn left_elsewhere(&self, nick: &Nick, rooms: &[(RoomName, usize)], reason: LeaveReason) {
         if rooms.is_empty() {
             return;
         }
         self.with_chat(|chat| {
-            for room in rooms {
+            for (room, elsewhere) in rooms {
                 let Some(target) = chat.rooms.get(room) else {
                     continue;
                 };
-                if !target.settings.announces(target.members.len() + 1) {
+                if !target.settings.announces(target.members.len() + elsewhere) {
                     continue;
                 }
                 let left = Event::Left {

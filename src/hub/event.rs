@@ -36,6 +36,27 @@ pub struct Said {
     pub tags: Option<ClientTags>,
 }
 
+/// Why a room's entries are missing from what a session gets ([`Event::Gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    /// No longer kept: past what history keeps, or what a resume replays; in a cluster,
+    /// missed while cut off and gone from Redis's backlog since.
+    NotKept,
+    /// Said on another node of a cluster while it was cut off from Redis, past what it
+    /// holds for then: never relayed to the other nodes.
+    NotRelayed,
+}
+
+impl GapCause {
+    /// As JSON's `gap` names it (`reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            GapCause::NotKept => "not_kept",
+            GapCause::NotRelayed => "not_relayed",
+        }
+    }
+}
+
 /// How many are connected and how many rooms exist: sent with the welcome and for a
 /// query (IRC's LUSERS).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,12 +176,14 @@ pub enum Event {
         room: RoomName,
         messages: Vec<Entry>,
     },
-    /// A resume asked for entries of `room` that are no longer kept (or past the most
-    /// one replays): those numbered `from` to `to`, both included, are not replayed.
+    /// Entries of `room` numbered `from` to `to`, both included, that a session does not
+    /// get, and why: a resume asked for entries no longer kept (or past the most one
+    /// replays), or, in a cluster, what another node said was not relayed.
     Gap {
         room: RoomName,
         from: u64,
         to: u64,
+        cause: GapCause,
     },
     /// A feed's notice or alert, posted into a room ([`super::Hub::post`]).
     Posted(Posted),

@@ -7,7 +7,7 @@
 //! replay ends exactly where live messages begin.
 
 use super::chat::{ChatState, Failure};
-use super::event::{Event, Outgoing};
+use super::event::{Event, GapCause, Outgoing};
 use super::names::RoomName;
 use super::post::Entry;
 use super::{Hub, SessionId};
@@ -88,6 +88,7 @@ impl ChatState {
             room: room.clone(),
             from: after + 1,
             to: first - 1,
+            cause: GapCause::NotKept,
         });
         (gap, entries)
     }

@@ -649,7 +649,7 @@ fn to_value(event: &Event) -> Value {
             you,
             members,
             count,
-            ..
+            account,
         } => {
             let mut v =
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});
@@ -657,6 +657,10 @@ fn to_value(event: &Event) -> Value {
                 v["members"] = names(members);
             }
             v["count"] = (*count).into();
+            // The account the joiner is logged in to, on whichever node (as a message's).
+            if let Some(account) = account {
+                v["account"] = account.as_str().into();
+            }
             v
         }
         Event::Left {
@@ -698,8 +702,14 @@ fn to_value(event: &Event) -> Value {
                 }
             }).collect::<Vec<_>>(),
         }),
-        Event::Gap { room, from, to } => json!({
+        Event::Gap {
+            room,
+            from,
+            to,
+            cause,
+        } => json!({
             "type": "gap", "room": room.as_str(), "from": from, "to": to,
+            "reason": cause.code(),
         }),
         Event::Posted(posted) => posted_value(posted),
         Event::Status { room, items } => json!({

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AlertAction, Command, Entry, ErrorCode, Event, Nick, Notice, Outgoing, PostKind, Posted,
-    Request, RoomName, Said, describe_changes,
+    AlertAction, Command, Entry, ErrorCode, Event, GapCause, Nick, Notice, Outgoing, PostKind,
+    Posted, Request, RoomName, Said, describe_changes,
 };
 
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
@@ -382,9 +382,21 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             }
             Ok(())
         }
-        Event::Gap { room, from, to } => {
-            writeln!(s, "{room} *** messages {from} to {to} are no longer kept")
-        }
+        Event::Gap {
+            room,
+            from,
+            to,
+            cause: GapCause::NotKept,
+        } => writeln!(s, "{room} *** messages {from} to {to} are no longer kept"),
+        Event::Gap {
+            room,
+            from,
+            to,
+            cause: GapCause::NotRelayed,
+        } => writeln!(
+            s,
+            "{room} *** messages {from} to {to} were said on another node during a cluster outage and not relayed here"
+        ),
         Event::Posted(posted) => write_posted(s, posted, None),
         Event::Status { room, items } if items.is_empty() => {
             writeln!(s, "{room} *** nothing to report: no feed here")

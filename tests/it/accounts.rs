@@ -65,6 +65,59 @@ async fn register_over_text_then_login_from_json_renames_the_holder() {
     assert!(renamed.contains("guest-"), "{renamed}");
 }
 
+/// A JSON `join` names the account the joiner is logged in to (on a server alone; a
+/// cluster's are in cluster_announce.rs), the joiner's own included; none without one.
+#[tokio::test]
+async fn a_json_join_carries_the_joiners_account() {
+    let server = server().await;
+    let mut bot = server.json("bot").await;
+    let mut ana = registered(&server, "ana", "correct-horse").await;
+    bot.send(r##"{"type":"join","room":"#ops"}"##).await;
+    let own = join_to(&mut bot, "#ops").await;
+    assert_eq!(own["nick"], "bot");
+    assert!(own.get("account").is_none(), "{own}");
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    let join = join_to(&mut bot, "#ops").await;
+    assert_eq!(
+        (&join["nick"], &join["account"]),
+        (&json!("ana"), &json!("ana"))
+    );
+
+    let mut json = Client::tcp(server.tcp()).await;
+    json.expect("*** Welcome").await;
+    let hello =
+        json!({"type": "hello", "nick": "ana", "password": "correct-horse", "rooms": ["#ops"]});
+    json.send(&hello.to_string()).await;
+    let own = join_to(&mut json, "#ops").await;
+    assert_eq!(
+        (&own["you"], &own["account"]),
+        (&json!(true), &json!("ana")),
+        "{own}"
+    );
+    // Someone logged in to no account: no `account`.
+    let mut dan = server.named("dan").await;
+    dan.send("/join #ops").await;
+    dan.expect("#ops *** you joined").await;
+    let join = loop {
+        let join = join_to(&mut bot, "#ops").await;
+        if join["nick"] == "dan" {
+            break join;
+        }
+    };
+    assert!(join.get("account").is_none(), "{join}");
+}
+
+/// Reads `client`'s JSON events until a `join` to `room`.
+async fn join_to(client: &mut Client, room: &str) -> serde_json::Value {
+    loop {
+        let join = client.expect_json("join").await;
+        if join["room"] == room {
+            return join;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_and_the_nick_stays_protected() {
     let server = server().await;

@@ -548,8 +548,12 @@ async fn past_what_an_outage_holds_the_others_get_a_gap_and_the_speaker_is_told(
     let mut ana = one.text("ana").await;
     let mut bob = two.text("bob").await;
     ana.expect("is now known as bob").await;
+    let mut bot = two.json("bot").await;
+    let mut cy = two.irc("cy").await;
+    ana.expect("#lobby *** cy joined").await;
     ana.send("before").await;
     bob.expect("#lobby <ana> before").await;
+    cy.expect("PRIVMSG #lobby :before").await;
 
     redis.stop();
     ana.expect("*** cross-node delivery interrupted").await;
@@ -569,6 +573,21 @@ async fn past_what_an_outage_holds_the_others_get_a_gap_and_the_speaker_is_told(
         }
     }
 
+    // Node two's JSON and IRC clients read as it all arrives, not to fall behind.
+    let bot = tokio::spawn(async move {
+        loop {
+            // Node two may have missed some of the held lines too, past the backlog: a
+            // `gap` no longer kept first.
+            let gap = bot.expect_json("gap").await;
+            if gap["reason"] != "not_kept" {
+                return gap;
+            }
+        }
+    });
+    let cy = tokio::spawn(async move {
+        cy.expect("3 messages said on another node during a cluster outage")
+            .await
+    });
     redis.restart();
     // The held lines arrive in order (all of them live, or the backlog's last ones after
     // a gap when node two hears them late); then the three past the bound are a gap.
@@ -584,9 +603,20 @@ async fn past_what_an_outage_holds_the_others_get_a_gap_and_the_speaker_is_told(
         .split(' ')
         .filter_map(|word| word.parse().ok())
         .collect();
+    // Said what it is: not messages no longer kept, but messages never relayed.
     assert!(
-        gap.ends_with("are no longer kept") && numbers[1] - numbers[0] == 2,
+        gap.ends_with("were said on another node during a cluster outage and not relayed here")
+            && numbers[1] - numbers[0] == 2,
         "{gap}"
+    );
+    // JSON's `gap` says so in `reason`, IRC's in a server notice.
+    let (gap, notice) = (bot.await.unwrap(), cy.await.unwrap());
+    assert_eq!(gap["reason"], "not_relayed", "{gap}");
+    assert_eq!(gap["to"].as_u64().unwrap(), numbers[1], "{gap}");
+    assert_eq!(gap["from"].as_u64().unwrap(), numbers[0], "{gap}");
+    assert!(
+        notice.starts_with(":charla NOTICE #lobby :*** 3 messages"),
+        "{notice}"
     );
     ana.expect("ERROR not_stored: 3 of your messages").await;
     // Nothing past the bound was relayed.

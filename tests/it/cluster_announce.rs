@@ -117,3 +117,139 @@ async fn joins_leaves_and_renames_during_an_outage_are_told_to_the_other_nodes_o
         "{seen:?}"
     );
 }
+
+/// Asks `client`'s node who is in `room` until it counts `count` members: for the other
+/// node's members, which it learns a moment later.
+async fn count_until(client: &mut Client, room: &str, count: usize) {
+    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    let wanted = format!("{room} *** {count} here: ");
+    loop {
+        client.send(&format!("/users {room}")).await;
+        let answer = loop {
+            let line = client.next().await.expect("an answer");
+            if line.starts_with(&format!("{room} *** ")) && line.contains(" here: ") {
+                break line;
+            }
+        };
+        if answer.starts_with(&wanted) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{room} never had {count} members; last {answer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads `client` until a line containing `needle`; fails if a line before it contains
+/// any of `unwanted`.
+async fn none_before(client: &mut Client, needle: &str, unwanted: &[&str]) -> String {
+    let mut seen = Vec::new();
+    loop {
+        let line = client.next().await.expect("a line");
+        if line.contains(needle) {
+            assert!(
+                !seen
+                    .iter()
+                    .any(|l: &String| unwanted.iter().any(|u| l.contains(u))),
+                "{unwanted:?} announced before {needle:?}: {seen:#?}"
+            );
+            return line;
+        }
+        seen.push(line);
+    }
+}
+
+/// A room larger than `ANNOUNCE_MAX_MEMBERS` across the nodes, though neither node has
+/// half of that, announces no join, leave or rename on either node; once it is back at
+/// the bound, both announce again.
+#[tokio::test]
+async fn a_room_crowded_only_across_nodes_announces_nothing_on_either_node() {
+    use charla::limits::ANNOUNCE_MAX_MEMBERS;
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    let mut bob = two.text("bob").await;
+    ana.expect("is now known as bob").await;
+    // #lobby, every text client's first room, filled to the bound: half on each node.
+    let half = ANNOUNCE_MAX_MEMBERS / 2 - 1;
+    let mut crowd = Vec::new();
+    for node in [&one, &two] {
+        for _ in 0..half {
+            let mut member = Client::tcp(node.tcp).await;
+            member.expect("you joined").await;
+            crowd.push(member);
+        }
+    }
+    count_until(&mut ana, "#lobby", ANNOUNCE_MAX_MEMBERS).await;
+    count_until(&mut bob, "#lobby", ANNOUNCE_MAX_MEMBERS).await;
+    // Every join so far was published before these (each node's in its order).
+    crowd[0].send("ready on one").await;
+    crowd[half].send("ready on two").await;
+    for client in [&mut ana, &mut bob] {
+        read_until_all(client, &["ready on one", "ready on two"]).await;
+    }
+
+    // One more on node one, which has half of the room only: neither node announces
+    // the join, the rename, or the leave.
+    let mut cy = Client::tcp(one.tcp).await;
+    cy.expect("you joined").await;
+    cy.send("/nick cy").await;
+    cy.expect("*** you are now known as cy").await;
+    cy.send("cy was here").await;
+    for client in [&mut ana, &mut bob] {
+        none_before(client, "<cy> cy was here", &["joined", "known as"]).await;
+    }
+    cy.send("/quit").await;
+    cy.until_closed().await;
+    crowd[0].send("cy has gone").await;
+    for client in [&mut ana, &mut bob] {
+        none_before(client, "cy has gone", &["left ("]).await;
+    }
+
+    // Back at the bound, a leave (of one of node two's) and a join (on node one) are
+    // announced on both nodes.
+    let leaving = crowd.pop().expect("a member");
+    drop(leaving);
+    for client in [&mut ana, &mut bob] {
+        let left = client.expect(" left (").await;
+        assert!(left.starts_with("#lobby *** guest-"), "{left}");
+    }
+    let _dee = one.text("dee").await;
+    for client in [&mut ana, &mut bob] {
+        client.expect(" joined").await;
+        client.expect("is now known as dee").await;
+    }
+}
+
+/// A JSON `join` names the joiner's account, whichever node it joins on.
+#[tokio::test]
+async fn a_join_carries_the_joiners_account_on_every_node() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut bot = one.json("bot").await;
+    join(&mut bot, "#ops").await;
+    let mut zed = two.text("zed").await;
+    member_until(&mut zed, "#ops", "bot").await;
+    let mut carl = two.json("carl").await;
+    join(&mut carl, "#ops").await;
+    join_of(&mut bot, "#ops", "carl").await;
+
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    assert_eq!(join_of(&mut bot, "#ops", "ana").await["account"], "ana");
+    assert_eq!(join_of(&mut carl, "#ops", "ana").await["account"], "ana");
+
+    // Someone logged in to no account: no `account`.
+    let mut dan = two.text("dan").await;
+    dan.send("/join #ops").await;
+    dan.expect("#ops *** you joined").await;
+    for client in [&mut bot, &mut carl] {
+        let join = join_of(client, "#ops", "dan").await;
+        assert!(join.get("account").is_none(), "{join}");
+    }
+}

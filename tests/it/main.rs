@@ -19,6 +19,8 @@ mod cluster_in_flight;
 mod cluster_members;
 mod cluster_outage;
 mod cluster_rooms;
+mod cluster_tags;
+mod cluster_tally;
 mod cluster_who;
 mod feeds;
 mod feeds_cli;

@@ -8,7 +8,7 @@ use super::codec::MAX_MESSAGE_TARGETS;
 use super::numeric::*;
 use super::{Asked, Caps, IrcFormat, USER_HOST};
 use crate::hub::{
-    Census, ClientTags, Entry, ErrorCode, Event, LeaveReason, MessageText, Nick, Notice,
+    Census, ClientTags, Entry, ErrorCode, Event, GapCause, LeaveReason, MessageText, Nick, Notice,
     NoticeTarget, Outgoing, PostKind, Posted, RoomName, Said, Standing, WhoEntry, Whois,
     describe_changes,
 };
@@ -472,8 +472,29 @@ fn write_event(
             write_text(s, &tag, from, verb, to, "", &text, kind == "a")
         }
         // IRC readers know their message was taken when no error comes back.
-        // Only a JSON hello asks for a resume.
-        Event::Ack { .. } | Event::Gap { .. } => Ok(()),
+        Event::Ack { .. } => Ok(()),
+        // Only a JSON hello asks for a resume: a gap an IRC client gets is a cluster's,
+        // told as a server notice to the room, counted (IRC shows no room numbers).
+        Event::Gap {
+            room,
+            from,
+            to,
+            cause,
+        } => {
+            let count = to.saturating_sub(*from) + 1;
+            let what = match cause {
+                GapCause::NotRelayed => {
+                    "said on another node during a cluster outage were not relayed here"
+                }
+                GapCause::NotKept => {
+                    "said while this server was cut off from the other nodes are no longer kept"
+                }
+            };
+            writeln_crlf(
+                s,
+                &format!(":{server} NOTICE {room} :*** {count} messages {what}"),
+            )
+        }
         Event::Error { code, message } => write_error(s, *code, message, asked),
         // IRC clients have their own /help; the server's lists text commands.
         Event::Help => Ok(()),

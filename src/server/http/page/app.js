@@ -610,7 +610,10 @@ function show(e) {
     }
     case "rooms": server("rooms: " + e.rooms.map(r => r.name + " (" + r.members + ")").join(", ")); break;
     case "gap":
-      server(e.room + ": messages " + e.from + " to " + e.to + " were said while you were away and are no longer kept", "missed-mark gap", e.room);
+      // Not relayed: said on another node of a cluster while it was cut off; else no longer kept.
+      server(e.room + ": messages " + e.from + " to " + e.to + (e.reason === "not_relayed"
+        ? " were said on another node during a cluster outage and not relayed here"
+        : " were said while you were away and are no longer kept"), "missed-mark gap", e.room);
       break;
     case "error":
       pending.delete(e.ref);
