@@ -503,6 +503,13 @@ pub const CLUSTER_TALLY_EVERY: Duration = Duration::from_secs(5);
 /// after the same time, so their nicks are free. Default 5 s.
 pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an HTTP post (`POST /rooms/NAME`) on a cluster node waits for Redis to number
+/// it, to answer its `seq` as a node alone does: longer than a pipeline to Redis takes to
+/// fail (its response timeout, [`CLUSTER_NODE_TIMEOUT`]), when the post is held and
+/// answered at once without its number. Past it (its copy lost on the way back) it is
+/// answered without its number too. Default 6 s.
+pub const CLUSTER_POST_WAIT: Duration = Duration::from_secs(6);
+
 /// How long a node's own heartbeat may take to come back through its subscription before
 /// the subscription is taken for dead (alive but delivering nothing) and made again.
 /// Default 3 s.

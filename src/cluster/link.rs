@@ -3,6 +3,7 @@
 //! heartbeat comes back (the probe of a subscription that looks alive but delivers
 //! nothing), and rebuilds everything after Redis comes back.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use redis::aio::{ConnectionManager, PubSubStream};
+use redis::aio::{ConnectionManager, MultiplexedConnection, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,7 @@ use super::tally::NodeTally;
 use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
-    ErrorCode, Event, GapCause, Hub, LeaveReason, MessageText, Nick, NoticeTarget, Posted, Profile,
+    Event, GapCause, Hub, LeaveReason, MessageText, Nick, NoticeTarget, Posted, Profile,
     Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
@@ -199,12 +200,16 @@ fn claim_value(shared: &Shared, id: SessionId) -> String {
 
 pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken) {
     let shared = cluster.shared;
-    let sender = tokio::spawn(send(
-        shared.clone(),
-        cluster.redis.clone(),
-        hub.clone(),
-        cluster.queue,
-    ));
+    let sender = Sender {
+        shared: shared.clone(),
+        hub: hub.clone(),
+        client: cluster.client.clone(),
+        manager: cluster.redis.clone(),
+        conn: Some(cluster.conn),
+        holding: false,
+        taken: VecDeque::new(),
+    };
+    let sender = tokio::spawn(send(sender, cluster.queue));
     let first = cluster.subscription;
     listen(
         &shared,
@@ -238,152 +243,337 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     }
 }
 
-/// A claim whose answer a pipeline reads: `1` won, `0` lost to another node.
+/// What a pipeline asks whose answer is read.
 enum Asked {
+    /// A nick claimed: `1` won, `0` lost to another node.
     Nick(Nick, SessionId),
+    /// A room founded: `1` won, `0` lost to another node.
     Founding(RoomName, SessionId),
+    /// A held message published (its id): `0` when Redis had it already ([`SAID_ONCE`]),
+    /// else the number Redis gave it.
+    Late(u64),
 }
 
-/// A pipeline's answer, with what it carried and the claims whose answers it holds.
-type Answer = (Vec<Out>, Vec<Asked>, redis::RedisResult<Vec<i64>>);
+/// A pipeline's answer, with what it carried, what it asked, and whether it went on the
+/// sender's own connection.
+type Answer = (Vec<Out>, Vec<Asked>, bool, redis::RedisResult<Vec<i64>>);
 
-/// Sends what waits, in pipelines of up to [`CLUSTER_BATCH`], without waiting for one
-/// pipeline's answer before sending the next (up to [`CLUSTER_IN_FLIGHT`]): a message
-/// waits for its own round trip to Redis only, not also for the one before it. Every
-/// pipeline goes on the one connection, in the order sent, so Redis runs (and numbers)
-/// them in that order.
-async fn send(
+/// The connection a node's messages go to Redis on, one pipeline after another.
+pub(super) async fn connect(client: &redis::Client) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CLUSTER_NODE_TIMEOUT))
+        .set_response_timeout(Some(CLUSTER_NODE_TIMEOUT));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// Sends what the hub queues to Redis, in the order queued: in pipelines of up to
+/// [`CLUSTER_BATCH`], without waiting for one pipeline's answer before sending the next
+/// (up to [`CLUSTER_IN_FLIGHT`]), so a message waits for its own round trip only. Every
+/// pipeline goes on one connection of its own, so Redis runs (and numbers) them in the
+/// order sent; once one fails, none goes on another connection until what it carried is
+/// published: a message held never has a later one overtake it.
+struct Sender {
     shared: Arc<Shared>,
-    redis: ConnectionManager,
     hub: Hub,
-    mut queue: mpsc::Receiver<Out>,
-) {
+    client: redis::Client,
+    /// What the node sends while its own connection is down (presence, claims: nothing
+    /// held), on a connection made again as needed.
+    manager: ConnectionManager,
+    /// The sender's own connection; none from a pipeline failing on it until Redis is back
+    /// ([`Out::Resume`]).
+    conn: Option<MultiplexedConnection>,
+    /// From a pipeline failing, or a message or room change taken while Redis is out of
+    /// reach, until [`Out::Resume`]: messages, posts and room changes are held
+    /// ([`outage`](super::outage)) and heard here, not sent.
+    holding: bool,
+    /// Taken from the queue, not yet sent or held, oldest first.
+    taken: VecDeque<Out>,
+}
+
+async fn send(mut sender: Sender, mut queue: mpsc::Receiver<Out>) {
     let mut in_flight: FuturesOrdered<BoxFuture<'static, Answer>> = FuturesOrdered::new();
     let mut batch = Vec::with_capacity(CLUSTER_BATCH);
     loop {
+        // While holding, a message or room change taken waits for every pipeline in
+        // flight to settle: one that fails gives back what it carried, heard here before
+        // what was said after it.
+        let settled = in_flight.is_empty();
+        let can_build = in_flight.len() < CLUSTER_IN_FLIGHT
+            && sender
+                .taken
+                .front()
+                .is_some_and(|next| settled || !sender.waits(next));
         tokio::select! {
             // Polled first, so a pipeline just pushed is handed to the connection (on its
             // first poll) before the next one is built.
             biased;
-            Some((sent, claims, answer)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(&shared, &hub, sent, claims, answer);
+            Some(answer) = in_flight.next(), if !in_flight.is_empty() => sender.settle(answer),
+            _ = std::future::ready(()), if can_build => {
+                if let Some(pipeline) = sender.next_pipeline(settled).await {
+                    in_flight.push_back(pipeline);
+                }
             }
-            n = queue.recv_many(&mut batch, CLUSTER_BATCH), if in_flight.len() < CLUSTER_IN_FLIGHT => {
+            n = queue.recv_many(&mut batch, CLUSTER_BATCH), if sender.taken.is_empty() && in_flight.len() < CLUSTER_IN_FLIGHT => {
                 if n == 0 {
                     break;
                 }
-                let mut pipe = redis::pipe();
-                if !shared.scripts_loaded.swap(true, Ordering::Relaxed) {
-                    pipe.cmd("SCRIPT").arg("LOAD").arg(SAID).ignore();
-                }
-                let mut claims = Vec::new();
-                for out in &batch {
-                    add(&shared, &mut pipe, out, &mut claims);
-                }
-                let sent = std::mem::replace(&mut batch, Vec::with_capacity(CLUSTER_BATCH));
-                let mut redis = redis.clone();
-                in_flight.push_back(Box::pin(async move {
-                    let answer = pipe.query_async::<Vec<i64>>(&mut redis).await;
-                    (sent, claims, answer)
-                }));
+                sender.taken.extend(batch.drain(..));
             }
         }
     }
 }
 
-/// What a pipeline's answer means: a nick claim lost is taken back; a failed pipeline
-/// leaves the other nodes out of reach, and what it said is heard here at least.
-fn settle(
-    shared: &Shared,
-    hub: &Hub,
-    sent: Vec<Out>,
-    claims: Vec<Asked>,
-    answer: redis::RedisResult<Vec<i64>>,
-) {
-    match answer {
-        Ok(won) => {
-            for (claim, won) in claims.into_iter().zip(won) {
-                match claim {
-                    _ if won != 0 => {}
-                    Asked::Nick(nick, id) => hub.nick_lost(id, &nick),
-                    Asked::Founding(room, id) => {
-                        tracing::info!(room = %room.as_str(), "a room made here at the same moment as on another node is that node's");
-                        let mut founded = shared.founded.lock().unwrap();
-                        if founded.get(&room) == Some(&id) {
-                            founded.remove(&room);
-                        }
-                        drop(founded);
-                        hub.founding_lost(&room, id);
-                    }
+/// `publication` (a message or a post) to be numbered here: its node heard it before
+/// Redis numbered it.
+fn unnumbered(mut publication: Publication) -> Publication {
+    match &mut publication.event {
+        Event::Message(said) => said.seq = 0,
+        Event::Posted(posted) => posted.seq = 0,
+        _ => {}
+    }
+    publication
+}
+
+/// The id of a message (none for anything else): the ack its speaker is owed.
+fn message_id(out: &Out) -> Option<u64> {
+    match out {
+        Out::Said(publication) | Out::Late(Held { publication, .. }) => match &publication.event {
+            Event::Message(said) => Some(said.id),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Sender {
+    /// Whether `next` is to be held, or is the return that sends what is held: either
+    /// waits until no pipeline is in flight.
+    fn waits(&self, next: &Out) -> bool {
+        match next {
+            Out::Resume => self.holding,
+            next => {
+                next.is_ordered()
+                    && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
+            }
+        }
+    }
+
+    /// The next pipeline, of what was taken oldest first; what is held is heard here
+    /// instead (only once no pipeline is in flight: `settled`). `None` when nothing was
+    /// left to send.
+    async fn next_pipeline(&mut self, settled: bool) -> Option<BoxFuture<'static, Answer>> {
+        let mut sent = Vec::with_capacity(self.taken.len().min(CLUSTER_BATCH));
+        let (mut fallen, mut lost) = (Vec::new(), Vec::new());
+        while sent.len() < CLUSTER_BATCH {
+            let Some(out) = self.taken.pop_front() else {
+                break;
+            };
+            if !settled && self.waits(&out) {
+                self.taken.push_front(out);
+                break;
+            }
+            if let Out::Resume = out {
+                if self.conn.is_none() && !sent.is_empty() {
+                    // What came before goes first; the connection is made again once
+                    // nothing is in flight.
+                    self.taken.push_front(out);
+                    break;
+                }
+                self.resume().await;
+                continue;
+            }
+            if out.is_ordered() && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
+            {
+                self.holding = true;
+                self.hold(out, &mut fallen, &mut lost);
+                continue;
+            }
+            sent.push(out);
+        }
+        self.hear_held(fallen, lost);
+        if sent.is_empty() {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        if !self.shared.scripts_loaded.swap(true, Ordering::Relaxed) {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(SAID).ignore();
+        }
+        let mut asked = Vec::new();
+        for out in &sent {
+            add(&self.shared, &mut pipe, out, &mut asked);
+        }
+        Some(match self.conn.clone() {
+            Some(mut conn) => Box::pin(async move {
+                let answer = pipe.query_async::<Vec<i64>>(&mut conn).await;
+                (sent, asked, true, answer)
+            }),
+            None => {
+                let mut manager = self.manager.clone();
+                Box::pin(async move {
+                    let answer = pipe.query_async::<Vec<i64>>(&mut manager).await;
+                    (sent, asked, false, answer)
+                })
+            }
+        })
+    }
+
+    /// Holds `out`, never sent: a message or post is heard here now (`fallen`); one past
+    /// what is held is not relayed (`lost`).
+    fn hold(&self, out: Out, fallen: &mut Vec<Publication>, lost: &mut Vec<u64>) {
+        let mut outage = self.shared.outage.lock().unwrap();
+        match out {
+            Out::Said(publication) => {
+                fallen.push(unnumbered(publication.clone()));
+                lost.extend(outage.hold(publication, false));
+            }
+            Out::Late(held) => lost.extend(outage.hold(held.publication, held.sent)),
+            Out::Lost(room, count) => *outage.dropped.entry(room).or_default() += count,
+            change => outage.hold_change(change),
+        }
+    }
+
+    /// What was held is heard here, and the speakers of what could not be are told.
+    fn hear_held(&self, fallen: Vec<Publication>, lost: Vec<u64>) {
+        if !fallen.is_empty() {
+            self.hub.fell_back(fallen);
+        }
+        if !lost.is_empty() {
+            self.hub.not_relayed(lost);
+        }
+    }
+
+    /// Redis is back: the connection is made again if it failed, and what was held goes
+    /// first, in order (messages and posts, then gaps for what did not fit, then changes
+    /// to rooms, the last Redis hears so that they hold over any made elsewhere while this
+    /// node was cut off).
+    async fn resume(&mut self) {
+        if self.conn.is_none() {
+            match connect(&self.client).await {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => {
+                    // Still holding: the next return sends it all.
+                    tracing::warn!(error = %e, "cannot reach Redis");
+                    unreachable(&self.shared, &self.hub);
+                    return;
                 }
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot send to Redis");
-            unreachable(shared, hub);
-            // Presence is told again on return; messages and posts are held to be
-            // published then (Redis may have run them: [`SAID_ONCE`]), and so are changes
-            // to rooms.
-            let mut late = Vec::new();
-            let mut changes = Vec::new();
+        let Outage {
+            held,
+            dropped,
+            changes,
+            ..
+        } = self.shared.outage.lock().unwrap().take();
+        if !held.is_empty() {
+            tracing::info!(
+                count = held.len(),
+                "publishing what was said while Redis was out of reach"
+            );
+        }
+        let mut back: Vec<Out> = held.into_iter().map(Out::Late).collect();
+        for (room, count) in dropped {
+            tracing::warn!(room = %room.as_str(), count, "messages said while Redis was out of reach were not relayed");
+            back.push(Out::Lost(room, count));
+        }
+        back.extend(changes);
+        for out in back.into_iter().rev() {
+            self.taken.push_front(out);
+        }
+        self.holding = false;
+    }
+
+    /// What a pipeline's answer means: a claim lost is taken back, a held message
+    /// published is acked as its copy comes back; a failed pipeline leaves the other
+    /// nodes out of reach, and what it said is heard here and held.
+    fn settle(&mut self, (sent, asked, own, answer): Answer) {
+        let (shared, hub) = (&*self.shared, &self.hub);
+        let answers = match answer {
+            Ok(answers) => answers,
+            Err(e) => return self.failed(sent, own, e),
+        };
+        if let Some(id) = sent.iter().rev().find_map(message_id) {
+            shared.answered.fetch_max(id, Ordering::Relaxed);
+        }
+        let (mut relayed, mut resent) = (Vec::new(), Vec::new());
+        for (asked, answer) in asked.into_iter().zip(answers) {
+            match asked {
+                Asked::Late(id) if answer == 0 => relayed.push(id),
+                Asked::Late(id) => resent.push(id),
+                Asked::Nick(..) | Asked::Founding(..) if answer != 0 => {}
+                Asked::Nick(nick, id) => hub.nick_lost(id, &nick),
+                Asked::Founding(room, id) => {
+                    tracing::info!(room = %room.as_str(), "a room made here at the same moment as on another node is that node's");
+                    let mut founded = shared.founded.lock().unwrap();
+                    if founded.get(&room) == Some(&id) {
+                        founded.remove(&room);
+                    }
+                    drop(founded);
+                    hub.founding_lost(&room, id);
+                }
+            }
+        }
+        if !resent.is_empty() {
+            hub.resent(resent);
+        }
+        if !relayed.is_empty() {
+            hub.relayed(relayed);
+        }
+    }
+
+    /// A pipeline failed (on the sender's own connection: `own`). Presence is told again
+    /// on return, and claims made again; messages and posts are heard here and held, to be
+    /// published then (Redis may have run them: [`SAID_ONCE`]), and so are changes to
+    /// rooms, each before what was said or made after it.
+    fn failed(&mut self, sent: Vec<Out>, own: bool, e: redis::RedisError) {
+        tracing::warn!(error = %e, "cannot send to Redis");
+        let (mut fallen, mut lost, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut outage = self.shared.outage.lock().unwrap();
             for out in sent {
                 match out {
-                    Out::Said(mut publication) => {
-                        let held = publication.clone();
-                        // Heard here now, numbered here; its copy from the backlog (or the
-                        // subscription), if Redis ran it, is not heard again
-                        // ([`super::once`]).
-                        let id = match &mut publication.event {
-                            Event::Message(said) => {
-                                said.seq = 0;
-                                Some(said.id)
-                            }
-                            Event::Posted(posted) => {
-                                posted.seq = 0;
-                                Some(posted.id)
-                            }
-                            _ => None,
+                    Out::Said(publication) => {
+                        // Its copy from the backlog (or the subscription), if Redis ran it,
+                        // is not heard again ([`super::once`]).
+                        let id = match &publication.event {
+                            Event::Message(said) => said.id,
+                            Event::Posted(posted) => posted.id,
+                            _ => continue,
                         };
-                        if let Some(id) = id {
-                            shared.once.lock().unwrap().remember(id);
-                            shared.fell_back.store(true, Ordering::Relaxed);
-                            late.push(held);
-                        }
-                        hub.fell_back(publication);
+                        self.shared.once.lock().unwrap().remember(id);
+                        self.shared.fell_back.store(true, Ordering::Relaxed);
+                        fallen.push(unnumbered(publication.clone()));
+                        lost.extend(outage.hold(publication, true));
                     }
-                    Out::Late(held) => late.push(held.publication),
-                    Out::Lost(room, count) => {
-                        *shared
-                            .outage
-                            .lock()
-                            .unwrap()
-                            .dropped
-                            .entry(room)
-                            .or_default() += count;
-                    }
+                    Out::Late(held) => lost.extend(outage.hold(held.publication, true)),
+                    Out::Lost(room, count) => *outage.dropped.entry(room).or_default() += count,
                     change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_)) => {
                         changes.push(change)
                     }
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_) | Out::Round { .. } | Out::Claim(..) | Out::Release(..) => {}
+                    Out::Publish(_)
+                    | Out::Round { .. }
+                    | Out::Claim(..)
+                    | Out::Release(..)
+                    | Out::Resume => {}
                 }
             }
-            let mut outage = shared.outage.lock().unwrap();
-            outage.hold_again(late);
             outage.hold_changes_again(changes);
-            drop(outage);
-            // Redis may have come back meanwhile, and what was held published
-            // ([`rejoin`]) before this was: out of reach again until the next return
-            // publishes it.
-            unreachable(shared, hub);
         }
+        self.holding = true;
+        if own {
+            self.conn = None;
+        }
+        self.hear_held(fallen, lost);
+        unreachable(&self.shared, &self.hub);
     }
 }
 
-/// Adds `out` to `pipe`; a claim, whose answer is read, is added to `claims`.
-fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<Asked>) {
+/// Adds `out` to `pipe`; what asks something whose answer is read is added to `asked`.
+fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<Asked>) {
     match out {
         Out::Said(publication) | Out::Late(Held { publication, .. }) => {
             let (Some(mut wire), Some(proposed)) = (
@@ -416,7 +606,13 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 pipe.arg(wire.entry_id().unwrap_or_default())
                     .arg(BACKLOG_PAGE);
             }
-            pipe.ignore();
+            // A held message's answer says whether Redis has it: its speaker is owed an ack.
+            match (out, &publication.event) {
+                (Out::Late(_), Event::Message(said)) => asked.push(Asked::Late(said.id)),
+                _ => {
+                    pipe.ignore();
+                }
+            }
         }
         Out::Lost(room, count) => {
             let wire = Wire::Lost {
@@ -504,7 +700,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(nick_key(nick))
                 .arg(claim_value(shared, *id))
                 .arg(PREFIX);
-            claims.push(Asked::Nick(nick.clone(), *id));
+            asked.push(Asked::Nick(nick.clone(), *id));
         }
         Out::Found(room, id, account) => {
             let (field, publication) = match account {
@@ -536,7 +732,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(field)
                 .arg(publication)
                 .arg(account.as_ref().map_or("", |a| a.as_str()));
-            claims.push(Asked::Founding(room.clone(), *id));
+            asked.push(Asked::Founding(room.clone(), *id));
         }
         Out::Ended(room) => {
             pipe.cmd("EVAL")
@@ -554,6 +750,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, claims: &mut Vec<
                 .arg(claim_value(shared, *id))
                 .ignore();
         }
+        Out::Resume => {}
     }
 }
 
@@ -596,6 +793,9 @@ async fn listen(
                 // What was published before is not heard: a round of presence begun
                 // then is not heard whole.
                 shared.roster.lock().unwrap().forget_rounds();
+                // A message Redis answered for by now is in its room's backlog, unless
+                // Redis lost it: one whose copy the backlogs do not give either was lost.
+                let answered = shared.answered.load(Ordering::Relaxed);
                 // Subscribed first, so that nothing published meanwhile is missed.
                 let recovered = match recover::recover(shared, &mut redis, hub).await {
                     Ok(recovered) => recovered,
@@ -611,7 +811,10 @@ async fn listen(
                     }
                 };
                 recover_failures = 0;
-                let why = hear(shared, &mut redis, hub, stream, recovered, shutdown).await;
+                let why = hear(
+                    shared, &mut redis, hub, stream, recovered, answered, shutdown,
+                )
+                .await;
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -638,12 +841,15 @@ pub(super) async fn subscribe(client: &redis::Client) -> redis::RedisResult<PubS
 }
 
 /// Hears the channel until the subscription ends or its probe fails; returns why.
+/// `answered`: the newest message of this node Redis had answered for before the
+/// backlogs were read ([`Shared::answered`]).
 async fn hear(
     shared: &Arc<Shared>,
     redis: &mut ConnectionManager,
     hub: &Hub,
     mut stream: PubSubStream,
     mut recovered: Recovered,
+    answered: u64,
     shutdown: &CancellationToken,
 ) -> &'static str {
     let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
@@ -695,11 +901,11 @@ async fn hear(
                 }
                 match alive(shared, redis).await {
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
-                        // Before any message is sent to Redis again.
-                        hub.forget_unheard();
-                        rejoin(shared, Some(hub));
-                        tracing::info!("cross-node delivery restored");
-                        hub.tell_all(Event::Cluster { reachable: true });
+                        hub.forget_unheard(answered);
+                        if rejoin(shared).await {
+                            tracing::info!("cross-node delivery restored");
+                            hub.tell_all(Event::Cluster { reachable: true });
+                        }
                     }
                     Ok(()) => {}
                     Err(e) => {
@@ -772,10 +978,25 @@ async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
 }
 
 /// Back in touch: the others are asked who they have, and told who is here (nicks
-/// claimed again: one taken meanwhile elsewhere is lost here); what was said here
-/// meanwhile is published, in order, and what could not be held is a gap for the others,
-/// and told to whoever said it (through `hub`: none at start-up, when nothing was said).
-pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
+/// claimed again: one taken meanwhile elsewhere is lost here); the sender publishes what
+/// was held meanwhile, in order, before anything said after ([`Out::Resume`]). False when
+/// the sender could not be told in time (its queue full): still out of reach, tried again.
+async fn rejoin(shared: &Shared) -> bool {
+    tell_back(shared);
+    // Reachable before the sender is told: what it takes before `Resume` is held (it
+    // holds until then), what it takes after is sent.
+    shared.reachable.store(true, Ordering::Relaxed);
+    let told = tokio::time::timeout(CLUSTER_NODE_TIMEOUT, shared.outbox.send(Out::Resume));
+    if matches!(told.await, Ok(Ok(()))) {
+        return true;
+    }
+    shared.reachable.store(false, Ordering::Relaxed);
+    false
+}
+
+/// Tells the others this node is here, and who is on it: on joining the cluster, and
+/// again once back in touch.
+pub(super) fn tell_back(shared: &Shared) {
     shared.roster.lock().unwrap().pardon(Instant::now());
     shared.send(Out::Publish(Wire::Hello {
         node: shared.node.number(),
@@ -792,52 +1013,6 @@ pub(super) fn rejoin(shared: &Shared, hub: Option<&Hub>) {
     }
     shared.tell_everyone();
     shared.tell_departed();
-    // Under the lock the bus holds with: nothing said from now on is held, nothing held is
-    // left behind.
-    let speakers = {
-        let mut outage = shared.outage.lock().unwrap();
-        let Outage {
-            held,
-            mut dropped,
-            speakers,
-            changes,
-        } = std::mem::take(&mut *outage);
-        if !held.is_empty() {
-            tracing::info!(
-                count = held.len(),
-                "publishing what was said while Redis was out of reach"
-            );
-        }
-        for held in held {
-            let room = held.publication.room.clone();
-            if !shared.send(Out::Late(held)) {
-                *dropped.entry(room).or_default() += 1;
-            }
-        }
-        for (room, count) in dropped {
-            tracing::warn!(room = %room.as_str(), count, "messages said while Redis was out of reach were not relayed");
-            shared.send(Out::Lost(room, count));
-        }
-        // Changes to rooms made meanwhile are the last Redis hears, so they hold over any
-        // made elsewhere while this node was cut off.
-        for change in changes {
-            shared.send(change);
-        }
-        shared.reachable.store(true, Ordering::Relaxed);
-        speakers
-    };
-    let Some(hub) = hub else {
-        return;
-    };
-    for (id, count) in speakers {
-        let lost = Event::Error {
-            code: ErrorCode::NotStored,
-            message: format!(
-                "{count} of your messages said while the other nodes were out of reach were heard on this node only"
-            ),
-        };
-        hub.reply(id, lost, None);
-    }
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
@@ -859,6 +1034,8 @@ fn heard_node(shared: &Shared, hub: &Hub, node: u16, run: &str, presence: u32) {
 /// What another node (or this one, for its messages) published. What its rooms' members
 /// hear is added to `burst`, to be handed to the hub together; anything else is handled at
 /// once, after what `burst` holds so far, so that everything is heard in Redis's order.
+/// One of this node's messages that came back but was heard here already (held) is
+/// in Redis: its speaker is acked, in Redis's order too.
 fn heard(
     shared: &Shared,
     hub: &Hub,
@@ -873,6 +1050,7 @@ fn heard(
     // that changes crossing on the way end the same on every node.
     let kept = matches!(wire, Wire::RoomKept { .. });
     if own && !kept && (!wire.is_entry() || wire.is_late()) {
+        relayed(hub, &wire, burst);
         return Ok(());
     }
     if !matches!(
@@ -896,6 +1074,9 @@ fn heard(
                     .unwrap()
                     .heard_already(shared.node.number(), &entry)
             {
+                if own {
+                    relayed(hub, &entry, burst);
+                }
                 return Ok(());
             }
             let publication = said_publication(shared, seq, entry)?;
@@ -1152,6 +1333,15 @@ fn heard(
         }
     }
     Ok(())
+}
+
+/// This node's message or post `entry`, heard here already, came back from Redis: its
+/// speaker is acked, after what was heard before it (`heard`).
+pub(super) fn relayed(hub: &Hub, entry: &Wire, heard: &mut Vec<Publication>) {
+    if let Some(id) = entry.entry_id() {
+        hub.receive_all(std::mem::take(heard));
+        hub.relayed(vec![id]);
+    }
 }
 
 /// Session `session` of `node` is as told (`again` and `round` as [`Wire::Present`] has

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -81,6 +81,22 @@ enum Out {
     Found(RoomName, SessionId, Option<Nick>),
     /// A room with no member here any more: anyone may found it again.
     Ended(RoomName),
+    /// Redis is back ([`link::rejoin`]): what was held is sent from here, before anything
+    /// queued after.
+    Resume,
+}
+
+impl Out {
+    /// Whether it is part of the one order every node hears a room's messages and changes
+    /// in: while anything is held ([`outage`]) it is held too, never sent before it.
+    fn is_ordered(&self) -> bool {
+        match self {
+            Out::Said(_) | Out::Late(_) | Out::Lost(..) => true,
+            Out::Room(..) | Out::Found(..) | Out::Ended(_) => true,
+            Out::Publish(wire) => wire.is_room_event(),
+            Out::Claim(..) | Out::Release(..) | Out::Round { .. } | Out::Resume => false,
+        }
+    }
 }
 
 /// A session of this node, as the other nodes are told it.
@@ -145,6 +161,10 @@ struct Shared {
     /// A message of this node fell back ([`once`]): its own messages coming back are
     /// looked up there; until then none is, on the path of every message.
     fell_back: AtomicBool,
+    /// The newest of this node's messages (by id, minted in the order said) in a pipeline
+    /// Redis answered: one of them still owed its `ack` once the node is back and has
+    /// read the backlogs was lost with Redis (`link::hear`).
+    answered: AtomicU64,
     /// Every room's kept state as Redis has it ([`room_state`]), as last heard.
     rooms: Mutex<HashMap<RoomName, room_state::Fields>>,
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
@@ -335,20 +355,6 @@ impl Shared {
         }
     }
 
-    /// Sends a change to what Redis keeps of a room (`Out::Room`, `Out::Found`), or holds
-    /// it while Redis is out of reach, to be sent once it is back.
-    fn send_or_hold(&self, out: Out) {
-        if !self.reachable.load(Ordering::Relaxed) {
-            // Checked again under the lock `link::rejoin` sends what is held with.
-            let mut outage = self.outage.lock().unwrap();
-            if !self.reachable.load(Ordering::Relaxed) {
-                outage.hold_change(out);
-                return;
-            }
-        }
-        self.send(out);
-    }
-
     /// A session arrived, here or elsewhere: the most known at once may be more.
     fn count_peak(&self) {
         let here = self.local.lock().unwrap().sessions.len();
@@ -365,6 +371,8 @@ impl Shared {
 pub struct Cluster {
     shared: Arc<Shared>,
     redis: ConnectionManager,
+    /// The connection messages are sent on ([`link`]'s sender).
+    conn: MultiplexedConnection,
     client: redis::Client,
     queue: mpsc::Receiver<Out>,
     /// The subscription made on joining, so that nothing published from the start is
@@ -428,6 +436,7 @@ impl Cluster {
         }
         let node = node.ok_or(JoinError::Full)?;
         let subscription = link::subscribe(&client).await.map_err(unreachable)?;
+        let conn = link::connect(&client).await.map_err(unreachable)?;
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
@@ -442,6 +451,7 @@ impl Cluster {
             outage: Mutex::default(),
             once: Mutex::default(),
             fell_back: AtomicBool::new(false),
+            answered: AtomicU64::new(0),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
             founded: Mutex::default(),
@@ -454,10 +464,13 @@ impl Cluster {
             tallies: AtomicU64::new(0),
             tallied_before_round: AtomicU64::new(0),
         });
-        link::rejoin(&shared, None);
+        // Nothing is held yet: the sender starts sending.
+        link::tell_back(&shared);
+        shared.reachable.store(true, Ordering::Relaxed);
         Ok(Cluster {
             shared,
             redis,
+            conn,
             client,
             queue,
             subscription,
@@ -516,10 +529,10 @@ impl Bus for ClusterBus {
         );
         if !shared.reachable.load(Ordering::Relaxed) {
             // What operators did is told to the other nodes once Redis is back, with the
-            // changes it made (`share_room`); joins and leaves are not: presence is
-            // rebuilt then.
+            // changes it made (`share_room`: held until then by the sender, in order);
+            // joins and leaves are not: presence is rebuilt then.
             if let Some(wire) = Wire::of(shared.node, &publication).filter(Wire::is_room_event) {
-                shared.send_or_hold(Out::Publish(wire));
+                shared.send(Out::Publish(wire));
             }
             return Some(publication);
         }
@@ -531,17 +544,10 @@ impl Bus for ClusterBus {
 
     fn publish_numbered(&self, publication: Publication) -> Result<Option<Publication>, BusFull> {
         let shared = &self.0;
-        if !shared.reachable.load(Ordering::Relaxed) {
-            // Checked again under the lock: Redis may be back, and what was held published
-            // (`link::rejoin`), since the check above.
-            let mut outage = shared.outage.lock().unwrap();
-            if !shared.reachable.load(Ordering::Relaxed) {
-                outage.hold(publication.clone());
-                return Ok(Some(publication));
-            }
-        }
-        // Heard here too only when Redis hands it back, numbered; one the queue cannot
-        // take is refused rather than heard here only, which the other nodes would miss.
+        // Heard here too only when Redis hands it back, numbered, or when the sender holds
+        // it (Redis out of reach: [`link`]), in the order said either way; one the queue
+        // cannot take is refused rather than heard here only, which the other nodes would
+        // miss.
         match shared.outbox.try_send(Out::Said(publication)) {
             Ok(()) => Ok(None),
             Err(_) => {
@@ -571,19 +577,18 @@ impl Bus for ClusterBus {
             del,
             replace: false,
         };
-        self.0.send_or_hold(Out::Room(room.clone(), wire));
+        self.0.send(Out::Room(room.clone(), wire));
     }
 
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
         self.0.founded.lock().unwrap().insert(room.clone(), founder);
-        self.0
-            .send_or_hold(Out::Found(room.clone(), founder, account));
+        self.0.send(Out::Found(room.clone(), founder, account));
     }
 
     fn ended(&self, room: &RoomName) {
         self.0.founded.lock().unwrap().remove(room);
         // Held through an outage, after the founding it ends: a claim now lasts until let go.
-        self.0.send_or_hold(Out::Ended(room.clone()));
+        self.0.send(Out::Ended(room.clone()));
     }
 
     fn direct(&self, to: SessionId, event: Event) {

@@ -1,13 +1,13 @@
 //! What a node's users say while Redis is out of reach, or said just before in a pipeline
 //! that failed: heard on the node at once, and held (up to [`CLUSTER_OUTAGE_HELD`]) to be
-//! published in order once Redis is back, so that the other nodes get it late rather than
-//! never. What does not fit is counted, by room and by speaker: the rooms' members
-//! elsewhere get a `gap` for it, and the speakers are told.
+//! published in the order said once Redis is back, so that the other nodes get it late
+//! rather than never, and no later message overtakes it. What does not fit is counted by
+//! room (the rooms' members elsewhere get a `gap` for it) and its speaker told.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::Out;
-use crate::hub::{Event, Publication, RoomName, SessionId};
+use crate::hub::{Event, Publication, RoomName};
 use crate::limits::{CLUSTER_OUTAGE_CHANGES, CLUSTER_OUTAGE_HELD};
 
 /// A message or a post held to be published once Redis is back.
@@ -21,28 +21,35 @@ pub(super) struct Held {
 
 #[derive(Default)]
 pub(super) struct Outage {
-    /// Messages and posts not yet published, oldest first.
+    /// Messages and posts not yet published, in the order said (their ids, which this
+    /// node mints in that order): whichever way each came to be held (said while holding,
+    /// or given back by a failed pipeline later), they are published in that order.
     pub held: VecDeque<Held>,
     /// How many past the bound, by room.
     pub dropped: HashMap<RoomName, u64>,
-    /// How many past the bound, by speaker.
-    pub speakers: HashMap<SessionId, u64>,
     /// Changes to rooms (what Redis keeps of them, their announcements, foundings) not
     /// yet sent, oldest first; at most [`CLUSTER_OUTAGE_CHANGES`].
     pub changes: Vec<Out>,
+    /// How many of `changes`, at its start, failed pipelines gave back: they were made
+    /// before any held since.
+    again: usize,
 }
 
 impl Outage {
-    /// Holds `publication` (a message or a post), or counts it past the bound.
-    pub fn hold(&mut self, publication: Publication) {
-        if self.held.len() < CLUSTER_OUTAGE_HELD {
-            self.held.push_back(Held {
-                publication,
-                sent: false,
-            });
-            return;
+    /// Holds `publication` (a message or a post; `sent` when it went to Redis once) in
+    /// its place in the order said. Past the bound the newest held is not relayed:
+    /// counted, and its id returned when it is a message, whose speaker is owed an answer.
+    pub fn hold(&mut self, publication: Publication, sent: bool) -> Option<u64> {
+        let key = id(&publication.event);
+        let at = self
+            .held
+            .partition_point(|h| id(&h.publication.event) < key);
+        self.held.insert(at, Held { publication, sent });
+        if self.held.len() <= CLUSTER_OUTAGE_HELD {
+            return None;
         }
-        self.lost(publication);
+        let newest = self.held.pop_back().expect("over the bound");
+        self.lost(newest.publication)
     }
 
     /// Holds a change to a room, or drops it past the bound: it then holds on this node
@@ -57,43 +64,30 @@ impl Outage {
         }
     }
 
-    /// Holds again, before what is held, changes that could not be sent after all (Redis
-    /// failed as they were): the order they were made in is kept.
-    pub fn hold_changes_again(&mut self, mut changes: Vec<Out>) {
-        changes.append(&mut self.changes);
-        changes.truncate(CLUSTER_OUTAGE_CHANGES);
-        self.changes = changes;
+    /// Holds again changes that could not be sent after all (Redis failed as they were):
+    /// after those failed pipelines gave back before (sent earlier), before those held
+    /// since (made later), so the order they were made in is kept.
+    pub fn hold_changes_again(&mut self, changes: Vec<Out>) {
+        let count = changes.len();
+        let at = self.again;
+        self.changes.splice(at..at, changes);
+        self.again += count;
+        self.changes.truncate(CLUSTER_OUTAGE_CHANGES);
+        self.again = self.again.min(self.changes.len());
     }
 
-    /// Counts `publication` as not relayed.
-    pub fn lost(&mut self, publication: Publication) {
+    /// Counts `publication` as not relayed; its id when it is a message.
+    pub fn lost(&mut self, publication: Publication) -> Option<u64> {
         *self.dropped.entry(publication.room).or_default() += 1;
-        if let (Event::Message(_), Some(speaker)) = (&publication.event, publication.except) {
-            *self.speakers.entry(speaker).or_default() += 1;
+        match publication.event {
+            Event::Message(said) => Some(said.id),
+            _ => None,
         }
     }
 
-    /// Holds again what went to Redis in a pipeline that failed (said just before, or
-    /// held and published after an outage), marked [`Held::sent`]: after what earlier
-    /// failed pipelines gave back, and before what was said since (held, never sent), so
-    /// that the order it was said in is kept.
-    pub fn hold_again(&mut self, publications: Vec<Publication>) {
-        let at = self
-            .held
-            .iter()
-            .position(|h| !h.sent)
-            .unwrap_or(self.held.len());
-        let mut since = self.held.split_off(at);
-        self.held
-            .extend(publications.into_iter().map(|publication| Held {
-                publication,
-                sent: true,
-            }));
-        self.held.append(&mut since);
-        while self.held.len() > CLUSTER_OUTAGE_HELD {
-            let newest = self.held.pop_back().expect("over the bound");
-            self.lost(newest.publication);
-        }
+    /// Everything held, to be sent now that Redis is back; nothing is held after.
+    pub fn take(&mut self) -> Outage {
+        std::mem::take(self)
     }
 
     /// The number this node proposed for the first message it holds in `room`, minus one:
@@ -117,14 +111,25 @@ pub(super) fn proposed(event: &Event) -> Option<u64> {
     }
 }
 
+/// The id of a message or a post, which this node minted in the order said (0 for
+/// anything else, which is never held).
+fn id(event: &Event) -> u64 {
+    match event {
+        Event::Message(said) => said.id,
+        Event::Posted(posted) => posted.id,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{MessageText, Nick, NodeId, Said};
+    use crate::hub::{MessageText, Nick, NodeId, Said, SessionId};
 
-    fn said(room: &RoomName, seq: u64, by: SessionId) -> Publication {
+    /// Message `id` of ana in `room`, proposed as number `seq`.
+    fn said(room: &RoomName, id: u64, seq: u64) -> Publication {
         let said = Said {
-            id: seq,
+            id,
             seq,
             ts: 0,
             room: room.clone(),
@@ -138,62 +143,87 @@ mod tests {
         Publication {
             room: room.clone(),
             event: Event::Message(said),
-            except: Some(by),
+            except: Some(SessionId::new(NodeId::new(1).unwrap(), 7)),
         }
     }
 
-    fn seqs(outage: &Outage) -> Vec<u64> {
+    fn ids(outage: &Outage) -> Vec<u64> {
         outage
             .held
             .iter()
-            .filter_map(|h| proposed(&h.publication.event))
+            .map(|h| id(&h.publication.event))
             .collect()
     }
 
     #[test]
-    fn what_fits_is_held_in_order_and_the_rest_counted_by_room_and_speaker() {
+    fn what_fits_is_held_in_order_and_the_rest_counted_by_room_and_told() {
         let (ops, lobby) = (RoomName::parse("#ops").unwrap(), RoomName::lobby());
-        let ana = SessionId::new(NodeId::new(1).unwrap(), 7);
         let mut outage = Outage::default();
-        for seq in 1..=CLUSTER_OUTAGE_HELD as u64 + 2 {
-            outage.hold(said(&ops, seq, ana));
+        let mut lost = Vec::new();
+        for n in 1..=CLUSTER_OUTAGE_HELD as u64 + 2 {
+            lost.extend(outage.hold(said(&ops, n, n), false));
         }
-        outage.hold(said(&lobby, 40, ana));
+        lost.extend(outage.hold(said(&lobby, 20_000, 40), false));
         assert_eq!(outage.held.len(), CLUSTER_OUTAGE_HELD);
         assert_eq!(outage.dropped.get(&ops), Some(&2));
         assert_eq!(outage.dropped.get(&lobby), Some(&1));
-        assert_eq!(outage.speakers.get(&ana), Some(&3));
+        // Each message not relayed is named, for its speaker to be told.
+        let bound = CLUSTER_OUTAGE_HELD as u64;
+        assert_eq!(lost, [bound + 1, bound + 2, 20_000]);
         // What the room had heard before the outage: one before the first number held.
         assert_eq!(outage.heard_before(&ops), Some(0));
         assert_eq!(outage.heard_before(&lobby), None);
 
-        // Held again after a failed publication: first again, in order, and the newest
-        // past the bound counted.
+        // Given back by a failed pipeline: first again, in the order said, and the
+        // newest past the bound not relayed.
         let again: Vec<Publication> = outage.held.drain(..2).map(|h| h.publication).collect();
-        outage.hold(said(&ops, 90, ana));
-        outage.hold(said(&ops, 91, ana));
-        outage.hold_again(again);
-        assert_eq!(seqs(&outage)[..3], [1, 2, 3]);
-        // Those held again went to Redis once: published only if Redis did not run them.
+        for publication in again {
+            assert_eq!(outage.hold(publication, true), None);
+        }
+        assert_eq!(outage.hold(said(&ops, 90_000, 90), false), Some(90_000));
+        assert_eq!(ids(&outage)[..3], [1, 2, 3]);
         let sent: Vec<bool> = outage.held.iter().take(3).map(|h| h.sent).collect();
         assert_eq!(sent, [true, true, false]);
         assert_eq!(outage.held.len(), CLUSTER_OUTAGE_HELD);
-        assert_eq!(outage.dropped.get(&ops), Some(&4));
     }
 
     #[test]
-    fn what_failed_pipelines_gave_back_is_held_in_the_order_sent_before_what_was_said_since() {
+    fn what_failed_pipelines_give_back_later_is_held_before_what_was_said_after_it() {
         let ops = RoomName::parse("#ops").unwrap();
-        let ana = SessionId::new(NodeId::new(1).unwrap(), 7);
         let mut outage = Outage::default();
-        // Said once Redis was found out of reach, while two pipelines were in flight.
-        outage.hold(said(&ops, 5, ana));
-        // The two pipelines fail in the order they were sent.
-        outage.hold_again(vec![said(&ops, 1, ana), said(&ops, 2, ana)]);
-        outage.hold_again(vec![said(&ops, 3, ana), said(&ops, 4, ana)]);
-        assert_eq!(seqs(&outage), [1, 2, 3, 4, 5]);
+        // Two pipelines in flight (1 and 2, then 3 and 4) when Redis fails; 5 and 6 said
+        // meanwhile are held before the second pipeline gives its messages back.
+        outage.hold(said(&ops, 1, 1), true);
+        outage.hold(said(&ops, 2, 2), true);
+        outage.hold(said(&ops, 5, 5), false);
+        outage.hold(said(&ops, 6, 6), false);
+        outage.hold(said(&ops, 3, 3), true);
+        outage.hold(said(&ops, 4, 4), true);
+        assert_eq!(ids(&outage), [1, 2, 3, 4, 5, 6]);
         let sent: Vec<bool> = outage.held.iter().map(|h| h.sent).collect();
-        assert_eq!(sent, [true, true, true, true, false]);
+        assert_eq!(sent, [true, true, true, true, false, false]);
         assert_eq!(outage.heard_before(&ops), Some(0));
+    }
+
+    #[test]
+    fn changes_failed_pipelines_give_back_come_before_those_held_since() {
+        let room = |name: &str| RoomName::parse(name).unwrap();
+        let ended = |out: &Out| match out {
+            Out::Ended(room) => room.as_str().to_string(),
+            _ => unreachable!(),
+        };
+        let mut outage = Outage::default();
+        outage.hold_changes_again(vec![Out::Ended(room("#a")), Out::Ended(room("#b"))]);
+        outage.hold_change(Out::Ended(room("#e")));
+        outage.hold_changes_again(vec![Out::Ended(room("#c")), Out::Ended(room("#d"))]);
+        outage.hold_change(Out::Ended(room("#f")));
+        let names: Vec<String> = outage.changes.iter().map(ended).collect();
+        assert_eq!(names, ["#a", "#b", "#c", "#d", "#e", "#f"]);
+        let taken = outage.take();
+        assert_eq!(taken.changes.len(), 6);
+        outage.hold_change(Out::Ended(room("#g")));
+        outage.hold_changes_again(vec![Out::Ended(room("#h"))]);
+        let names: Vec<String> = outage.changes.iter().map(ended).collect();
+        assert_eq!(names, ["#h", "#g"]);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
 
-use super::link::{backlog_key, channel, lost_publication, said_publication, seq_key};
+use super::link::{backlog_key, channel, lost_publication, relayed, said_publication, seq_key};
 use super::once::Once;
 use super::room_state;
 use super::wire::{self, Wire};
@@ -125,6 +125,10 @@ pub(super) async fn recover(
                 &mut shared.once.lock().unwrap(),
                 &entry,
             ) {
+                // One of this node's heard here already (held): Redis has it.
+                if entry.node() == shared.node.number() {
+                    relayed(hub, &entry, &mut missed);
+                }
                 continue;
             }
             let publication = if entry.is_entry() {

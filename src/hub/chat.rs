@@ -87,6 +87,12 @@ pub(super) struct ChatState {
     /// message id: in a cluster a message is acked once Redis has numbered it and kept it
     /// in its room's backlog.
     pub unheard: HashMap<u64, Owed>,
+    /// Of `unheard`, the messages the bus holds (Redis was out of reach, or their sending
+    /// failed): heard here already, acked once Redis has them, however long that takes.
+    pub held: HashSet<u64>,
+    /// HTTP posts of this node waiting for the bus to number them, by id
+    /// ([`super::Hub::post_numbered`]): told the number, or `None` when it is held.
+    pub numbering: HashMap<u64, tokio::sync::oneshot::Sender<Option<u64>>>,
     pub directory: Arc<dyn Directory>,
     /// Rooms opened by feeds, which live on empty and are not counted in `max_rooms`.
     pub kept_rooms: usize,
@@ -1405,6 +1411,11 @@ impl ChatState {
                 return;
             }
             self.keep_heard(Entry::Posted(posted.clone()));
+            if !self.numbering.is_empty()
+                && let Some(waiting) = self.numbering.remove(&posted.id)
+            {
+                let _ = waiting.send(Some(posted.seq));
+            }
         }
         if let Event::Message(said) = &mut publication.event {
             if !self.number_heard(&said.room, &mut said.seq) {

@@ -550,8 +550,7 @@ fn a_message_heard_back_before_its_sending_failed_is_not_heard_again() {
         }
         publication
     };
-    hub.fell_back(unnumbered(heard));
-    hub.fell_back(unnumbered(unheard));
+    hub.fell_back(vec![unnumbered(heard), unnumbered(unheard)]);
     assert_eq!(said(&bob.take()), ["fell back"]);
     let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
     assert_eq!(seqs(&kept), [3, 4]);

@@ -292,11 +292,22 @@ impl Hub {
     }
 
     /// The other nodes are reachable again and what was missed has been heard: a message of
-    /// this node still not handed back was lost with Redis (sent, never kept there). Its
-    /// speaker is told instead of waiting for an `ack` forever.
-    pub fn forget_unheard(&self) {
+    /// this node up to id `answered` (the bus had it answered for before reading what was
+    /// missed) still not handed back was lost with Redis (sent, never kept there). Its
+    /// speaker is told instead of waiting for an `ack` forever. Messages held, or sent
+    /// since, are still on their way.
+    pub fn forget_unheard(&self, answered: u64) {
         self.with_chat(|chat| {
-            let owed: Vec<Owed> = chat.unheard.drain().map(|(_, owed)| owed).collect();
+            let lost: Vec<u64> = chat
+                .unheard
+                .keys()
+                .filter(|id| **id <= answered && !chat.held.contains(id))
+                .copied()
+                .collect();
+            let owed: Vec<Owed> = lost
+                .iter()
+                .filter_map(|id| chat.unheard.remove(id))
+                .collect();
             for owed in owed {
                 let lost = Event::Error {
                     code: super::ErrorCode::NotStored,

@@ -53,7 +53,7 @@ mod tags;
 mod text;
 mod who;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -108,6 +108,10 @@ pub(crate) type BySession<V> = HashMap<SessionId, V, foldhash::fast::FixedState>
 /// Wakes the connections a message gave something to write; it drains the list it is given.
 /// Called with the hub's lock held: it must be short.
 pub type WakeAll = dyn Fn(&mut Vec<Waker>) + Send + Sync;
+
+/// Where a post's number comes from once a cluster's bus gives it ([`Hub::post_numbered`]):
+/// `None` when the bus holds the post instead.
+pub type Numbering = tokio::sync::oneshot::Receiver<Option<u64>>;
 
 /// The error for an account request from a session logged in to none.
 pub fn not_logged_in() -> (ErrorCode, String) {
@@ -206,6 +210,8 @@ impl Hub {
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
             unheard: HashMap::new(),
+            held: HashSet::new(),
+            numbering: HashMap::new(),
             bus: edges.bus,
             directory: edges.directory,
             kept_rooms: 0,
@@ -466,6 +472,35 @@ impl Hub {
     /// exist (nobody is in it and no feed opened it), [`Unposted::StoreFull`] when the
     /// store refused it.
     pub fn post(&self, room: &RoomName, notice: Notice) -> Result<Posted, Unposted> {
+        self.post_waiting(room, notice, None)
+    }
+
+    /// [`Hub::post`], and where a cluster's bus numbers posts, a receiver of the number it
+    /// gives this one (`None` when the bus holds it, the other nodes out of reach); drop
+    /// it, or [`Hub::forget_numbering`], to stop waiting.
+    pub fn post_numbered(
+        &self,
+        room: &RoomName,
+        notice: Notice,
+    ) -> Result<(Posted, Option<Numbering>), Unposted> {
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let numbers = self.lock().bus_numbers;
+        let posted = self.post_waiting(room, notice, numbers.then_some(tell))?;
+        Ok((posted, numbers.then_some(told)))
+    }
+
+    /// Stops waiting for the number of post `id` ([`Hub::post_numbered`]).
+    pub fn forget_numbering(&self, id: u64) {
+        self.lock().numbering.remove(&id);
+    }
+
+    /// [`Hub::post`]; `tell` is told the number a numbering bus gives the post.
+    fn post_waiting(
+        &self,
+        room: &RoomName,
+        notice: Notice,
+        tell: Option<tokio::sync::oneshot::Sender<Option<u64>>>,
+    ) -> Result<Posted, Unposted> {
         self.with_chat(|chat| {
             let here = chat.rooms.get(room).map(|r| r.name.clone());
             // In a cluster a room with members on other nodes only takes posts too.
@@ -488,6 +523,9 @@ impl Hub {
                 chat.publish_numbered(name, Event::Posted(posted.clone()), None)
                     .map_err(|BusFull| Unposted::StoreFull)?;
                 chat.metrics.received(MessageKind::Post);
+                if let Some(tell) = tell {
+                    chat.numbering.insert(posted.id, tell);
+                }
                 return Ok(posted);
             }
             chat.keep(Entry::Posted(posted.clone()), None)
@@ -655,18 +693,80 @@ impl Hub {
         self.with_chat(|chat| chat.receive(publication));
     }
 
-    /// A message or post of this node whose sending to the other nodes failed, numbered
-    /// here (`seq` 0) and heard here ([`Hub::receive`]); not a message whose copy from the
-    /// bus was heard already (the bus had published it before failing: its speaker was
-    /// acked then).
-    pub fn fell_back(&self, publication: Publication) {
+    /// Messages or posts of this node the bus holds (the other nodes out of reach, or
+    /// their sending failed), numbered here (`seq` 0) and heard here ([`Hub::receive`]) in
+    /// turn; not a message whose copy from the bus was heard already (the bus had
+    /// published it before failing: its speaker was acked then). A message's speaker is
+    /// acked once the bus has it after all ([`Hub::relayed`]).
+    pub fn fell_back(&self, publications: Vec<Publication>) {
         self.with_chat(|chat| {
-            if let Event::Message(said) = &publication.event
-                && !chat.unheard.contains_key(&said.id)
-            {
-                return;
+            for publication in publications {
+                let owed = match &publication.event {
+                    Event::Message(said) => match chat.unheard.remove(&said.id) {
+                        Some(owed) => Some(owed),
+                        None => continue,
+                    },
+                    Event::Posted(posted) => {
+                        // Numbered here for now: its poster is not told this number.
+                        if let Some(waiting) = chat.numbering.remove(&posted.id) {
+                            let _ = waiting.send(None);
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                chat.receive(publication);
+                if let Some(owed) = owed {
+                    chat.held.insert(owed.id);
+                    chat.unheard.insert(owed.id, owed);
+                }
             }
-            chat.receive(publication);
+        });
+    }
+
+    /// The bus has these messages of this node, held until now and heard here already
+    /// (their copies came back, or the bus had them all along): each speaker still owed
+    /// an answer is acked.
+    pub fn relayed(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            let owed: Vec<Owed> = ids
+                .iter()
+                .filter_map(|id| {
+                    chat.held.remove(id);
+                    chat.unheard.remove(id)
+                })
+                .collect();
+            chat.settle_acks(owed, true);
+        });
+    }
+
+    /// These held messages were sent to the bus again: each is acked as its copy comes
+    /// back, as any message is, or told lost if it never does ([`Hub::forget_unheard`]).
+    pub fn resent(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            for id in &ids {
+                chat.held.remove(id);
+            }
+        });
+    }
+
+    /// These held messages will never reach the other nodes (more were said while they
+    /// were out of reach than the bus holds): each speaker is told, instead of an ack.
+    pub fn not_relayed(&self, ids: Vec<u64>) {
+        self.with_chat(|chat| {
+            for id in ids {
+                chat.held.remove(&id);
+                let Some(owed) = chat.unheard.remove(&id) else {
+                    continue;
+                };
+                let lost = Event::Error {
+                    code: ErrorCode::NotStored,
+                    message: format!(
+                        "message {id} was heard on this node only: more were said while the other nodes were out of reach than are held for them"
+                    ),
+                };
+                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+            }
         });
     }
 

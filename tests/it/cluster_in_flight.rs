@@ -30,6 +30,10 @@ enum Trap {
     /// before the answer reaches the node; the node's subscription stays, and hears the
     /// message Redis published.
     AnswerLostSubscribed,
+    /// Dropped, and everything the node sends on that connection after them, until the
+    /// test cuts every connection ([`Traps::cut`]): Redis never runs them, and the node
+    /// hears no answer meanwhile (its pipelines stay in flight, what it says next waits).
+    Stalled,
 }
 
 #[derive(Default)]
@@ -79,6 +83,11 @@ impl InFlight {
     fn arm(&self, trap: Trap, needle: &str) {
         self.traps.lock().unwrap().armed = Some((trap, needle.as_bytes().to_vec()));
     }
+
+    /// Drops every connection; new ones are relayed as before.
+    fn cut(&self) {
+        self.traps.lock().unwrap().cut();
+    }
 }
 
 /// One connection from the node to Redis, both ways, until either side closes or the
@@ -110,6 +119,11 @@ async fn relay(node: TcpStream, redis: TcpStream, traps: Arc<Mutex<Traps>>) {
             match sprung {
                 Some(Trap::Swallowed) => {
                     traps.lock().unwrap().cut();
+                    return;
+                }
+                Some(Trap::Stalled) => {
+                    // Read and dropped until the connection is cut.
+                    while from_node.read(&mut buf).await.unwrap_or(0) > 0 {}
                     return;
                 }
                 Some(trap) => {
@@ -276,4 +290,108 @@ async fn a_message_redis_ran_before_its_pipeline_broke_is_heard_once_everywhere(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_answer_was_lost_but_whose_copy_came_back_is_heard_once_everywhere() {
     said_in_flight(Trap::AnswerLostSubscribed).await;
+}
+
+/// How many messages ana says while her node's pipelines stall: more pipelines than a
+/// node keeps in flight (`CLUSTER_IN_FLIGHT`, 16), so that the last wait in its queue
+/// when Redis fails.
+const STALLED: usize = 24;
+
+/// ana says line 1, whose pipeline stalls, then the rest one at a time (each its own
+/// pipeline, in flight or queued behind), until the relay cuts her node off. Redis ran
+/// none of them; once back, the other node hears them all in the order said, as her own
+/// node did, and so does a node started later; ana gets each ack once, and only once
+/// Redis has the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_said_after_one_whose_pipeline_failed_do_not_overtake_it() {
+    let redis = Redis::start();
+    let relay = InFlight::to(&redis).await;
+    let one = Node::start_url(&relay.url, "one");
+    let two = Node::start(&redis, "two");
+    let mut carl = one.text("carl").await;
+    let mut bob = two.text("bob").await;
+    let mut ana = one.json("ana").await;
+    let say = |n: usize| {
+        format!(r##"{{"type":"say","room":"#lobby","text":"said {n} of it","ref":"r{n}"}}"##)
+    };
+    ana.send(&say(0)).await;
+    bob.expect("#lobby <ana> said 0 of it").await;
+    carl.expect("#lobby <ana> said 0 of it").await;
+    let mut answers = Vec::new();
+    answers_until(&mut ana, &mut answers, |e| e["ref"] == "r0").await;
+
+    relay.arm(Trap::Stalled, "said 1 of it");
+    for n in 1..=STALLED {
+        ana.send(&say(n)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    relay.cut();
+    answers_until(&mut ana, &mut answers, |e| e["state"] == "interrupted").await;
+    answers_until(&mut ana, &mut answers, |e| e["state"] == "restored").await;
+    // Nothing is acked before Redis has it.
+    let early: Vec<&(String, String)> = answers.iter().filter(|(r, _)| r != "r0").collect();
+    assert!(
+        early.is_empty(),
+        "answered before Redis had them: {early:?}"
+    );
+    ana.send(&say(STALLED + 1)).await;
+
+    // Which of ana's lines each line is, in a client's lines or Redis's backlog.
+    let order = |lines: Vec<String>| -> Vec<usize> {
+        lines
+            .iter()
+            .filter_map(|l| l.split("said ").nth(1)?.split_once(" of it"))
+            .map(|(n, _)| n.parse().unwrap())
+            .collect()
+    };
+    let all: Vec<usize> = (1..=STALLED + 1).collect();
+    let last = format!("<ana> said {} of it", STALLED + 1);
+    assert_eq!(
+        order(lines_until(&mut bob, &last).await),
+        all,
+        "on node two"
+    );
+    assert_eq!(
+        order(lines_until(&mut carl, &last).await),
+        all,
+        "on node one"
+    );
+    // Each line acked once, in the order said, once Redis had it.
+    answers_until(&mut ana, &mut answers, |e| {
+        e["ref"] == format!("r{}", STALLED + 1)
+    })
+    .await;
+    let acked: Vec<&str> = answers.iter().skip(1).map(|(r, _)| r.as_str()).collect();
+    let expected: Vec<String> = (1..=STALLED + 1).map(|n| format!("r{n}")).collect();
+    assert_eq!(acked, expected, "{answers:?}");
+    assert!(
+        answers.iter().all(|(_, kind)| kind == r#""ack":null"#),
+        "{answers:?}"
+    );
+    // Redis's backlog, and a node started now, have them in that order too.
+    let kept = backlog(&redis);
+    let in_backlog = order(kept.lines().map(str::to_string).collect());
+    assert_eq!(in_backlog, (0..=STALLED + 1).collect::<Vec<_>>(), "{kept}");
+    let three = Node::start(&redis, "three");
+    let mut dan = three.text("dan").await;
+    dan.send("/history 40").await;
+    let history = order(lines_until(&mut dan, &last).await);
+    assert_eq!(
+        history,
+        (0..=STALLED + 1).collect::<Vec<_>>(),
+        "on node three"
+    );
+}
+
+/// The lines `client` reads up to and including one containing `last`.
+async fn lines_until(client: &mut Client, last: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.next().await.expect("a line");
+        let done = line.contains(last);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
 }

@@ -403,3 +403,76 @@ async fn a_user_who_quit_while_a_node_was_cut_off_for_long_is_gone_there_once_it
     bob.send("/nick fay").await;
     bob.expect("*** you are now known as fay").await;
 }
+
+/// While Redis is down a message is heard on its node at once but not acked: its ack
+/// comes once Redis has it, after the node is back, as the other node hears it. An HTTP
+/// post meanwhile is answered at once, without the number Redis would give it.
+#[tokio::test]
+async fn a_message_said_while_redis_is_down_is_acked_once_redis_has_it() {
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut carl = one.text("carl").await;
+    let mut bob = two.text("bob").await;
+    let mut ana = one.json("ana").await;
+    carl.expect("ana joined").await;
+    ana.send(r##"{"type":"say","room":"#lobby","text":"before","ref":"b"}"##)
+        .await;
+    bob.expect("#lobby <ana> before").await;
+    let ack = ana.expect_json("ack").await;
+    assert_eq!(ack["ref"], "b");
+
+    redis.stop();
+    let interrupted = ana.expect_json("cluster").await;
+    assert_eq!(interrupted["state"], "interrupted");
+    carl.expect("*** cross-node delivery interrupted").await;
+    ana.send(r##"{"type":"say","room":"#lobby","text":"held","ref":"h"}"##)
+        .await;
+    // Heard on its node at once; no answer while Redis does not have it.
+    carl.expect("#lobby <ana> held").await;
+    if let Ok(Some(line)) = ana.next_within(Duration::from_secs(1)).await {
+        panic!("answered while Redis was down: {line}");
+    }
+    // A post meanwhile is answered at once (held, not numbered by Redis yet).
+    carl.send("/join #ops").await;
+    carl.expect("#ops *** you joined").await;
+    let asked = Instant::now();
+    let reply = crate::http::post(one.http, "ops", &[], "posted while down").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json();
+    assert!(answer["id"].as_u64().is_some(), "{answer}");
+    assert!(answer.get("seq").is_none(), "{answer}");
+    assert!(
+        asked.elapsed() < charla::limits::CLUSTER_POST_WAIT,
+        "waited"
+    );
+    carl.expect("#ops >>> [http:127.0.0.1] posted while down")
+        .await;
+
+    redis.restart();
+    let mut seen = Vec::new();
+    loop {
+        let event: serde_json::Value = ana.json().await;
+        if event["type"] == "ack" {
+            assert_eq!(event["ref"], "h", "{event}");
+            break;
+        }
+        seen.push(event);
+    }
+    // Acked after the node is back, not before.
+    assert!(
+        seen.iter().any(|e| e["state"] == "restored"),
+        "acked before the node was back: {seen:?}"
+    );
+    bob.expect("#lobby <ana> held").await;
+    // And only once.
+    ana.send(r##"{"type":"say","room":"#lobby","text":"after","ref":"a"}"##)
+        .await;
+    loop {
+        let event: serde_json::Value = ana.json().await;
+        assert_ne!(event["ref"], "h", "answered twice: {event}");
+        if event["ref"] == "a" {
+            assert_eq!(event["type"], "ack", "{event}");
+            break;
+        }
+    }
+}

@@ -258,6 +258,9 @@ async fn a_post_reaches_text_and_json_clients_with_the_id_returned() {
     assert_eq!(line, "#ops !!! [http:127.0.0.1] backup done");
     let alert = bot.expect_json("alert").await;
     assert_eq!(alert["id"], id);
+    // The answer carries the post's number in its room, as its readers see it.
+    assert_eq!(alert["seq"], answer["seq"]);
+    assert!(answer["seq"].as_u64().is_some(), "{answer}");
     assert_eq!(alert["room"], "#ops");
     assert_eq!(alert["source"], "http:127.0.0.1");
     assert_eq!(alert["text"], "backup done");

@@ -47,7 +47,8 @@ use crate::feeds::alertmanager::{self, IntakeError};
 use crate::feeds::http::Allowances;
 use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
 use crate::limits::{
-    ALERTMANAGER_BODY_BYTES, HTTP_BURST, HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE,
+    ALERTMANAGER_BODY_BYTES, CLUSTER_POST_WAIT, HTTP_BURST, HTTP_HEADER_TIMEOUT,
+    HTTP_HISTORY_DEFAULT, HTTP_RATE,
 };
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{IrcCodec, JSON, LineCodec};
@@ -443,19 +444,34 @@ async fn publish(
         Some(account) => notice.with("account", account.to_string()),
         None => notice,
     };
-    let posted = web
-        .ctx
-        .hub
-        .post(&room, notice)
+    let hub = &web.ctx.hub;
+    let (posted, numbering) = hub
+        .post_numbered(&room, notice)
         .map_err(|e| unposted(&room, e))?;
     debug!(peer = %conn.peer, room = %posted.room, id = posted.id, "http post");
-    Ok(axum::Json(json!({
+    // In a cluster the number is Redis's, as it comes back; none while Redis is out of
+    // reach (held, published once it is back), nor past the wait.
+    let seq = match numbering {
+        None => Some(posted.seq),
+        Some(numbering) => match tokio::time::timeout(CLUSTER_POST_WAIT, numbering).await {
+            Ok(Ok(seq)) => seq,
+            Ok(Err(_)) => None,
+            Err(_) => {
+                hub.forget_numbering(posted.id);
+                None
+            }
+        },
+    };
+    let mut answer = json!({
         "id": posted.id,
         "ts": posted.ts,
         "room": posted.room.as_str(),
         "type": posted.notice.kind.as_str(),
-    }))
-    .into_response())
+    });
+    if let Some(seq) = seq {
+        answer["seq"] = seq.into();
+    }
+    Ok(axum::Json(answer).into_response())
 }
 
 /// A request's body, refused with `too_long()` when it is over `max` bytes: read up to the
