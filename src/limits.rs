@@ -107,6 +107,14 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// How long a shutting-down server waits for goodbyes to be written before it exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long a session that ends while acks are still owed to it (its messages said but not
+/// yet committed to the history file, or in a cluster not yet handed back by Redis) waits
+/// for them before its goodbye: put out for flooding, its own quit, an idle timeout, a send
+/// queue that overflowed, the server shutting down. Reading stops at once; what is still
+/// owed after this long is told as one `unconfirmed` error before the goodbye. The goodbye
+/// is then written within [`SHUTDOWN_GRACE`]. Default 2 s.
+pub const ACK_GRACE: Duration = Duration::from_secs(2);
+
 /// Members above which a room stops announcing joins, leaves and nick changes. In a crowd
 /// they are noise, and each costs a line to every member: a thousand people joining a
 /// thousand-member room would be half a million lines. Whoever joins still gets their own

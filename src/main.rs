@@ -142,7 +142,10 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
         edges.accounts = cluster.accounts();
     }
     let hub = Hub::with_edges(&limits, edges);
-    let link = cluster.map(|cluster| cluster.start(hub.clone(), shutdown.clone()));
+    // The link outlives the server's own shutdown: the acks its sessions are still owed
+    // come back through it while they wait for them (`ACK_GRACE`).
+    let unlink = CancellationToken::new();
+    let link = cluster.map(|cluster| cluster.start(hub.clone(), unlink.clone()));
     if let Some(store) = &store {
         hub.metrics().add_collector(HistoryCounts(store.clone()));
     }
@@ -184,6 +187,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     server::run_with(hub, listeners, datagrams, limits, shutdown).await;
     if let Some(link) = link {
         // The other nodes are told this one is leaving (bounded by a timeout of its own).
+        unlink.cancel();
         let _ = link.await;
     }
     if let Some(store) = store {

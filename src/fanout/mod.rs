@@ -12,7 +12,7 @@
 //! # What a transport implements
 //!
 //! A connection over any byte stream uses an [`Outbox`] as it is (`server::connection`).
-//! A transport that writes differently implements [`Recipient`] (six short methods that
+//! A transport that writes differently implements [`Recipient`] (seven short methods that
 //! must not block) and, to write, takes from its logs with [`take_in_order`].
 //!
 //! # Lock order
@@ -44,7 +44,7 @@ pub(crate) mod wake_counter;
 
 pub use dispatch::Dispatcher;
 pub use lock_order::{Level, Ordered, OrderedGuard};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Phase};
 pub use pending::{Pending, Stamped};
 pub use recipient::{Overflow, Recipient};
 pub use room_log::{Chunk, Logged, Reading, RoomLog, take_in_order};

@@ -31,6 +31,17 @@ pub struct Outbox {
     state: Ordered<Queued>,
 }
 
+/// Where a connection's session is, as [`Outbox::take`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Open,
+    /// Over, with acks still owed ([`Recipient::end`]): the connection stops reading, writes
+    /// what comes and waits for the close.
+    Ending,
+    /// Closed: nothing more comes after what was taken.
+    Closed,
+}
+
 struct Queued {
     /// How the connection is written; under the lock, which every use takes anyway.
     format: &'static dyn Encode,
@@ -44,7 +55,7 @@ struct Queued {
     task: Option<Waker>,
     /// Queued or taken, and not yet written; saturates at `u32::MAX`.
     unwritten: u32,
-    closed: bool,
+    phase: Phase,
 }
 
 impl Outbox {
@@ -61,7 +72,7 @@ impl Outbox {
                     readings: Box::default(),
                     task: None,
                     unwritten: 0,
-                    closed: false,
+                    phase: Phase::Open,
                 },
             ),
         }
@@ -94,14 +105,14 @@ impl Outbox {
             return Ok(());
         }
         let order = state.queue.last().map_or(0, |&(order, ..)| order);
-        self.push(state, order, bytes, true)
+        self.push(state, order, bytes, false)
     }
 
     /// Everything queued and everything new in the rooms' logs, in the hub's order, and
-    /// whether the session is closed (nothing more will come after what was taken).
-    /// `waker`, when given, is woken when anything more comes (or the session closes);
-    /// nothing that comes after this call goes unnoticed.
-    pub fn take(&self, waker: Option<&Waker>) -> (Pending, bool) {
+    /// where the session is ([`Phase::Closed`]: nothing more will come after what was
+    /// taken). `waker`, when given, is woken when anything more comes (or the session ends
+    /// or closes); nothing that comes after this call goes unnoticed.
+    pub fn take(&self, waker: Option<&Waker>) -> (Pending, Phase) {
         let mut state = self.lock();
         if let Some(waker) = waker {
             match &mut state.task {
@@ -115,7 +126,7 @@ impl Outbox {
         let taken = pending.read_logs(&mut state.readings);
         let taken = u32::try_from(taken).unwrap_or(u32::MAX);
         state.unwritten = state.unwritten.saturating_add(taken);
-        (pending, state.closed)
+        (pending, state.phase)
     }
 
     /// Puts back, ahead of anything queued since, what was taken and could not be written
@@ -176,18 +187,23 @@ impl Outbox {
         state.unwritten = state.unwritten.saturating_sub(n);
     }
 
+    /// Queues `bytes`; `last` closes the session after them.
     fn push(
         &self,
         mut state: OrderedGuard<'_, Queued>,
         order: u64,
         bytes: Encoded,
-        bounded: bool,
+        last: bool,
     ) -> Result<(), Overflow> {
-        if state.closed {
+        if state.phase == Phase::Closed {
             return Ok(());
         }
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-        if bounded && u64::from(state.unwritten) + u64::from(len) > u64::from(self.bound) {
+        // The goodbye, and the acks an ending session is owed, go whatever the bound.
+        if !last
+            && state.phase == Phase::Open
+            && u64::from(state.unwritten) + u64::from(len) > u64::from(self.bound)
+        {
             return Err(Overflow);
         }
         state.unwritten = state.unwritten.saturating_add(len);
@@ -195,11 +211,11 @@ impl Outbox {
         // After any of the same order: a connection's own answers share one.
         let at = state.queue.partition_point(|&(queued, ..)| queued <= order);
         state.queue.insert(at, (order, bytes, None));
-        if !bounded {
-            state.closed = true;
+        if last {
+            state.phase = Phase::Closed;
             state.readings = Box::default();
         }
-        let task = if self.armed.swap(false, Ordering::SeqCst) || !bounded {
+        let task = if self.armed.swap(false, Ordering::SeqCst) || last {
             state.task.clone()
         } else {
             None
@@ -224,18 +240,31 @@ impl Recipient for Outbox {
             return Ok(());
         }
         let bytes = bytes.clone();
-        self.push(state, order, bytes, true)
+        self.push(state, order, bytes, false)
     }
 
     fn close(&self, order: u64, last: &Outgoing) {
         let state = self.lock();
         let bytes = last.encoded(state.format).clone();
-        let _ = self.push(state, order, bytes, false);
+        let _ = self.push(state, order, bytes, true);
+    }
+
+    fn end(&self) {
+        let mut state = self.lock();
+        if state.phase == Phase::Open {
+            state.phase = Phase::Ending;
+            state.readings = Box::default();
+        }
+        let task = state.task.clone();
+        drop(state);
+        if let Some(task) = task {
+            task.wake();
+        }
     }
 
     fn follow(&self, reading: Reading) {
         let mut state = self.lock();
-        if !state.closed {
+        if state.phase == Phase::Open {
             let mut readings = std::mem::take(&mut state.readings).into_vec();
             readings.push(reading);
             state.readings = readings.into_boxed_slice();
@@ -304,18 +333,18 @@ mod tests {
         let wakes = || counter.count();
 
         let (taken, closed) = outbox.take(Some(&waker));
-        assert!(taken.is_empty() && !closed);
-        outbox.push(outbox.lock(), 1, line("ab\n"), true).unwrap();
-        outbox.push(outbox.lock(), 2, line("cd\n"), true).unwrap();
+        assert!(taken.is_empty() && closed == Phase::Open);
+        outbox.push(outbox.lock(), 1, line("ab\n"), false).unwrap();
+        outbox.push(outbox.lock(), 2, line("cd\n"), false).unwrap();
         assert!(outbox.notify().is_none(), "a room's news rides on it too");
         assert_eq!(wakes(), 1, "what came later rides on the first wake-up");
 
         let (taken, closed) = outbox.take(Some(&waker));
-        assert!(!closed);
+        assert_eq!(closed, Phase::Open);
         assert_eq!(text(taken), "ab\ncd\n");
         // Taken but not written still counts against the bound.
         assert_eq!(
-            outbox.push(outbox.lock(), 3, line("efghi\n"), true),
+            outbox.push(outbox.lock(), 3, line("efghi\n"), false),
             Err(Overflow)
         );
         outbox.written(6);
@@ -323,7 +352,7 @@ mod tests {
         outbox.notify().expect("armed").wake();
         assert!(outbox.notify().is_none());
         outbox
-            .push(outbox.lock(), 3, line("efghi\n"), true)
+            .push(outbox.lock(), 3, line("efghi\n"), false)
             .unwrap();
         assert_eq!(wakes(), 2);
     }
@@ -335,18 +364,49 @@ mod tests {
         let waker = counter.waker();
         let mut taken = String::new();
         taken += &text(outbox.take(Some(&waker)).0);
-        outbox.push(outbox.lock(), 1, line("a\n"), true).unwrap();
+        outbox.push(outbox.lock(), 1, line("a\n"), false).unwrap();
         taken += &text(outbox.take(Some(&waker)).0);
-        outbox.push(outbox.lock(), 2, line("b\n"), true).unwrap();
-        outbox.push(outbox.lock(), 3, line("bye\n"), false).unwrap();
+        outbox.push(outbox.lock(), 2, line("b\n"), false).unwrap();
+        outbox.push(outbox.lock(), 3, line("bye\n"), true).unwrap();
         // "a" woke the task; "b", after it took again, woke it again; the close wakes it
         // even though it was woken already.
         assert_eq!(counter.count(), 3);
-        outbox.push(outbox.lock(), 4, line("late\n"), true).unwrap();
+        outbox
+            .push(outbox.lock(), 4, line("late\n"), false)
+            .unwrap();
         let (last, closed) = outbox.take(None);
-        assert!(closed, "closed");
+        assert_eq!(closed, Phase::Closed);
         taken += &text(last);
         assert_eq!(taken, "a\nb\nbye\n");
+    }
+
+    #[test]
+    fn an_ending_outbox_wakes_its_task_and_takes_what_is_owed_past_its_bound() {
+        let outbox = Outbox::new(4, &TEXT);
+        let counter = WakeCounter::new();
+        let waker = counter.waker();
+        assert_eq!(outbox.take(Some(&waker)).1, Phase::Open);
+        outbox
+            .push(outbox.lock(), 1, line("full\n"), false)
+            .unwrap_err();
+        outbox.end();
+        assert_eq!(
+            counter.count(),
+            1,
+            "the end wakes the task: it stops reading"
+        );
+        // The acks still owed are queued whatever the bound.
+        outbox
+            .push(outbox.lock(), 2, line("ack 1\n"), false)
+            .unwrap();
+        outbox
+            .push(outbox.lock(), 3, line("ack 2\n"), false)
+            .unwrap();
+        let (taken, phase) = outbox.take(Some(&waker));
+        assert_eq!(phase, Phase::Ending);
+        assert_eq!(text(taken), "ack 1\nack 2\n");
+        outbox.close(4, &Outgoing::new(Event::Help));
+        assert_eq!(outbox.take(None).1, Phase::Closed);
     }
 
     #[test]
@@ -355,14 +415,14 @@ mod tests {
         let counter = WakeCounter::new();
         let waker = counter.waker();
         outbox.take(Some(&waker));
-        outbox.push(outbox.lock(), 1, line("a\n"), true).unwrap();
-        outbox.push(outbox.lock(), 2, line("b\n"), true).unwrap();
+        outbox.push(outbox.lock(), 1, line("a\n"), false).unwrap();
+        outbox.push(outbox.lock(), 2, line("b\n"), false).unwrap();
         let (mut taken, _) = outbox.take(Some(&waker));
         // The socket took "a\n" only.
         taken.advance(2);
         outbox.written(2);
         outbox.give_back(taken);
-        outbox.push(outbox.lock(), 3, line("c\n"), true).unwrap();
+        outbox.push(outbox.lock(), 3, line("c\n"), false).unwrap();
         assert!(outbox.notify().is_none());
         assert_eq!(
             counter.count(),
@@ -373,7 +433,7 @@ mod tests {
         assert_eq!(text(taken), "b\nc\n");
         // The bytes given back still count against the bound until written.
         assert_eq!(
-            outbox.push(outbox.lock(), 4, line(&"x".repeat(97)), true),
+            outbox.push(outbox.lock(), 4, line(&"x".repeat(97)), false),
             Err(Overflow)
         );
     }
@@ -382,13 +442,13 @@ mod tests {
     fn an_older_line_handed_over_takes_its_place_in_the_order() {
         let outbox = Outbox::new(100, &TEXT);
         outbox
-            .push(outbox.lock(), 5, line("reply\n"), true)
+            .push(outbox.lock(), 5, line("reply\n"), false)
             .unwrap();
         outbox
-            .push(outbox.lock(), 9, line("later\n"), true)
+            .push(outbox.lock(), 9, line("later\n"), false)
             .unwrap();
         outbox
-            .push(outbox.lock(), 7, line("from the room\n"), true)
+            .push(outbox.lock(), 7, line("from the room\n"), false)
             .unwrap();
         assert_eq!(text(outbox.take(None).0), "reply\nfrom the room\nlater\n");
     }
@@ -455,7 +515,7 @@ mod tests {
         }
         assert_eq!(hub.session_count(), 1, "the slow reader was disconnected");
         let (last, closed) = slow.take(None);
-        assert!(closed);
+        assert_eq!(closed, Phase::Closed);
         let last = text(last);
         assert!(last.ends_with("(send queue exceeded)\n"), "{last}");
     }

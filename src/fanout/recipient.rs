@@ -28,6 +28,12 @@ pub trait Recipient: Send + Sync {
     /// what is queued and hangs up. It reads no log after this.
     fn close(&self, order: u64, last: &Outgoing);
 
+    /// The session is over, but acks are still owed to it: the connection stops reading
+    /// and waits for [`Recipient::close`], writing meanwhile what is delivered (the acks),
+    /// which is queued whatever the bound: there are only as many as its messages the store
+    /// or the cluster still held. It reads no log after this.
+    fn end(&self);
+
     /// Starts reading a room's log from `reading`. The recipient moves it along by taking
     /// what is new whenever its connection runs, not only when [`Recipient::notify`] woke
     /// it: a member is not notified of its own lines, and a place left before them would

@@ -21,6 +21,8 @@ struct Recorded {
     queued: Vec<(u64, Event)>,
     readings: Vec<Reading>,
     closed: Option<Event>,
+    /// Told the session is over, its goodbye still to come.
+    ended: bool,
 }
 
 impl Recorded {
@@ -68,12 +70,18 @@ impl Recorder {
     pub fn closed(&self) -> Option<Event> {
         self.state.lock().closed.clone()
     }
+
+    /// Whether the hub ended the session without its goodbye yet ([`Recipient::end`]).
+    pub fn ended(&self) -> bool {
+        let state = self.state.lock();
+        state.ended && state.closed.is_none()
+    }
 }
 
 impl Recipient for Recorder {
     fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow> {
         let mut state = self.state.lock();
-        if self.capacity.is_some_and(|c| state.waiting() >= c) {
+        if !state.ended && self.capacity.is_some_and(|c| state.waiting() >= c) {
             return Err(Overflow);
         }
         // In order, like a connection's queue: what a log hands over may be older.
@@ -85,6 +93,12 @@ impl Recipient for Recorder {
     fn close(&self, _: u64, last: &Outgoing) {
         let mut state = self.state.lock();
         state.closed = Some(last.event.clone());
+        state.readings.clear();
+    }
+
+    fn end(&self) {
+        let mut state = self.state.lock();
+        state.ended = true;
         state.readings.clear();
     }
 

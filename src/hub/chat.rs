@@ -49,6 +49,18 @@ pub(super) struct Participant {
     pub invisible: bool,
     /// A server operator (`--oper`, IRC's `+o`): may kick and change the modes of any room.
     pub oper: bool,
+    /// Acks owed to it that the store or the bus still holds: a session that ends with
+    /// some waits for them ([`Closing`]).
+    pub owed: u32,
+}
+
+/// A session that ended while acks were owed to it: gone from its rooms and its nick, its
+/// connection reads no more and waits, within [`ACK_GRACE`](crate::limits::ACK_GRACE), for
+/// the acks to come before its goodbye.
+pub(super) struct Closing {
+    pub recipient: Arc<dyn Recipient>,
+    pub owed: u32,
+    pub reason: LeaveReason,
 }
 
 pub(super) struct ChatState {
@@ -87,6 +99,9 @@ pub(super) struct ChatState {
     /// message id: in a cluster a message is acked once Redis has numbered it and kept it
     /// in its room's backlog.
     pub unheard: HashMap<u64, Owed>,
+    /// Sessions ended with acks still owed, until those come or their connection stops
+    /// waiting ([`super::Hub::close_now`]).
+    pub closing: BySession<Closing>,
     /// Of `unheard`, the messages the bus holds (Redis was out of reach, or their sending
     /// failed): heard here already, acked once Redis has them, however long that takes.
     pub held: HashSet<u64>,
@@ -383,6 +398,7 @@ impl ChatState {
                 realname: None,
                 invisible: false,
                 oper: false,
+                owed: 0,
             },
         );
         self.peak_sessions = self.peak_sessions.max(self.sessions.len());
@@ -521,6 +537,8 @@ impl ChatState {
         };
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
+        // Owed until the store or the bus answers; one acked at once is paid back below.
+        speaker.owed += 1;
         let said = Said {
             id: self.mint.message(),
             seq,
@@ -549,6 +567,7 @@ impl ChatState {
                 .is_err()
             {
                 self.unheard.remove(&msg_id);
+                self.paid(id);
                 return Err((
                     ErrorCode::StoreUnavailable,
                     "the server cannot relay messages to the other nodes right now (its queue to Redis is full); nothing was said: try again in a moment".to_string(),
@@ -558,14 +577,30 @@ impl ChatState {
             return Ok(None);
         }
         // Acked now by a store that keeps it at once, else by the store once committed.
-        let now = self.keep(Entry::Said(said.clone()), Some(owed))?;
+        let now = match self.keep(Entry::Said(said.clone()), Some(owed)) {
+            Ok(now) => now,
+            Err(refused) => {
+                self.paid(id);
+                return Err(refused);
+            }
+        };
         self.metrics.received(MessageKind::Room);
         self.publish(room, Event::Message(said), Some(id));
-        Ok(now.map(|owed| owed.ack()))
+        Ok(now.map(|owed| {
+            self.paid(id);
+            owed.ack()
+        }))
+    }
+
+    /// One ack fewer is owed to session `id`: answered at once, or its message refused.
+    fn paid(&mut self, id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.owed -= 1;
+        }
     }
 
     /// Sends each session in `owed` its `ack` (`kept`), or tells it its message was said
-    /// but not kept; a session gone since is told nothing.
+    /// but not kept.
     pub fn settle_acks(&mut self, owed: Vec<Owed>, kept: bool) {
         for owed in owed {
             let event = if kept {
@@ -579,8 +614,83 @@ impl ChatState {
                     ),
                 }
             };
-            self.send(owed.session, &Outgoing::reply(event, owed.reference));
+            self.pay(owed, event);
         }
+    }
+
+    /// Sends what was owed to a session, its ack or the error in its place: to the session,
+    /// or to its connection still waiting for its acks to close ([`Closing`]), which closes
+    /// once the last comes; a session gone for good is told nothing.
+    pub fn pay(&mut self, owed: Owed, event: Event) {
+        let id = owed.session;
+        let reply = Outgoing::reply(event, owed.reference);
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.owed -= 1;
+            let recipient = session.recipient.clone();
+            self.deliver(id, &*recipient, &reply);
+            return;
+        }
+        let Some(closing) = self.closing.get_mut(&id) else {
+            return;
+        };
+        closing.owed -= 1;
+        let (recipient, done) = (closing.recipient.clone(), closing.owed == 0);
+        // An ending connection queues it whatever its bound.
+        let _ = recipient.deliver(self.next_order(), &reply);
+        if done {
+            let closing = self.closing.remove(&id).expect("found above");
+            let bye = Outgoing::new(Event::Bye {
+                reason: closing.reason,
+            });
+            closing.recipient.close(self.next_order(), &bye);
+        }
+    }
+
+    /// Says goodbye to session `id`, just removed, through `recipient`; or, when acks are
+    /// still owed to it, has its connection stop reading and wait for them first.
+    pub fn goodbye(
+        &mut self,
+        id: SessionId,
+        recipient: Arc<dyn Recipient>,
+        owed: u32,
+        reason: LeaveReason,
+    ) {
+        if owed == 0 {
+            recipient.close(self.next_order(), &Outgoing::new(Event::Bye { reason }));
+            return;
+        }
+        recipient.end();
+        self.closing.insert(
+            id,
+            Closing {
+                recipient,
+                owed,
+                reason,
+            },
+        );
+    }
+
+    /// Closes the connection of session `id` if it still waits for acks ([`Closing`]),
+    /// telling it how many did not come: their messages were said, and most likely kept,
+    /// but are not confirmed.
+    pub fn close_now(&mut self, id: SessionId) {
+        let Some(closing) = self.closing.remove(&id) else {
+            return;
+        };
+        let unconfirmed = Event::Error {
+            code: ErrorCode::Unconfirmed,
+            message: format!(
+                "{} of your messages were said but not yet confirmed kept (committed to history, or handed back by the cluster) as the connection closed: their acks will not come; history shows them once kept",
+                closing.owed
+            ),
+        };
+        let _ = closing
+            .recipient
+            .deliver(self.next_order(), &Outgoing::new(unconfirmed));
+        let bye = Outgoing::new(Event::Bye {
+            reason: closing.reason,
+        });
+        closing.recipient.close(self.next_order(), &bye);
     }
 
     /// Hands `entry` to the store before anyone hears it; one the store refuses is not
@@ -1321,9 +1431,7 @@ impl ChatState {
         self.oper_sessions -= usize::from(session.oper);
         self.nicks.remove(id, &session.nick);
         self.directory.released(&session.nick, id);
-        session
-            .recipient
-            .close(self.next_order(), &Outgoing::new(Event::Bye { reason }));
+        self.goodbye(id, session.recipient, session.owed, reason);
     }
 
     pub fn send(&mut self, id: SessionId, event: &Outgoing) {
@@ -1423,7 +1531,8 @@ impl ChatState {
             }
             self.keep_heard(Entry::Said(said.clone()));
             if let Some(owed) = self.unheard.remove(&said.id) {
-                self.settle_acks(vec![owed], true);
+                let ack = owed.ack();
+                self.pay(owed, ack);
             }
         }
         self.fan_out(publication);

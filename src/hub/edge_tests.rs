@@ -659,3 +659,128 @@ fn acks_wait_for_the_store_and_a_full_store_refuses_what_would_go_unkept() {
     store.settle(false);
     assert_eq!(errors(&ana_inbox.take()), [ErrorCode::NotStored]);
 }
+
+fn deferred_hub() -> (Hub, Arc<Deferred>) {
+    let limits = Limits::default();
+    let store = Arc::new(Deferred {
+        memory: Some(MemoryHistory::new(limits.history_bounds())),
+        ..Deferred::default()
+    });
+    let edges = Edges {
+        store: store.clone(),
+        ..Edges::alone(&limits)
+    };
+    (Hub::with_edges(&limits, edges), store)
+}
+
+/// Why the hub said goodbye to `inbox`, once it did.
+fn bye(inbox: &Recorder) -> Option<LeaveReason> {
+    match inbox.closed() {
+        Some(Event::Bye { reason }) => Some(reason),
+        _ => None,
+    }
+}
+
+fn acks(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Ack { .. }))
+        .count()
+}
+
+#[test]
+fn a_session_ended_with_acks_owed_gets_them_and_then_its_goodbye() {
+    let (hub, store) = deferred_hub();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (bob, bob_inbox) = member(&hub, "bob");
+    ana_inbox.take();
+    hub.apply(ana, say("#lobby", "one"));
+    hub.apply(ana, say("#lobby", "two"));
+    assert_eq!(said(&bob_inbox.take()), ["one", "two"]);
+    hub.disconnect(ana, LeaveReason::Flooding);
+    // Gone from the room at once; its connection waits, reading no more.
+    assert!(bob_inbox.take().iter().any(|e| matches!(
+        e,
+        Event::Left {
+            reason: LeaveReason::Flooding,
+            ..
+        }
+    )),);
+    assert!(ana_inbox.ended(), "ended, its goodbye held back");
+    assert_eq!(hub.session_count(), 1);
+    store.settle(true);
+    assert_eq!(acks(&ana_inbox.take()), 2);
+    assert_eq!(bye(&ana_inbox), Some(LeaveReason::Flooding));
+    // Nothing owed: the goodbye at once.
+    hub.disconnect(bob, LeaveReason::Quit(None));
+    assert!(bob_inbox.closed().is_some() && !bob_inbox.ended());
+}
+
+#[test]
+fn a_failed_commit_pays_what_was_owed_with_its_error() {
+    let (hub, store) = deferred_hub();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    hub.apply(ana, say("#lobby", "one"));
+    hub.apply(ana, Command::Quit { message: None }.into());
+    assert!(ana_inbox.ended());
+    store.settle(false);
+    assert_eq!(errors(&ana_inbox.take()), [ErrorCode::NotStored]);
+    assert!(matches!(ana_inbox.closed(), Some(Event::Bye { .. })));
+}
+
+#[test]
+fn acks_that_do_not_come_in_time_are_told_unconfirmed_and_none_come_after() {
+    let (hub, store) = deferred_hub();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    for text in ["one", "two", "three"] {
+        hub.apply(ana, say("#lobby", text));
+    }
+    hub.disconnect(ana, LeaveReason::TimedOut);
+    hub.close_now(ana);
+    let told = ana_inbox.take();
+    let [Event::Error { code, message }] = &told[..] else {
+        panic!("{told:?}")
+    };
+    assert_eq!(*code, ErrorCode::Unconfirmed);
+    assert!(message.starts_with("3 of your messages"), "{message}");
+    assert_eq!(bye(&ana_inbox), Some(LeaveReason::TimedOut));
+    store.settle(true);
+    assert!(ana_inbox.take().is_empty(), "the session is gone for good");
+    // Nothing owed, nothing waits: closing now does nothing.
+    hub.close_now(ana);
+    assert!(ana_inbox.take().is_empty());
+}
+
+#[test]
+fn a_shutdown_sends_the_acks_owed_before_each_goodbye() {
+    let (hub, store) = deferred_hub();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (_bob, bob_inbox) = member(&hub, "bob");
+    hub.apply(ana, say("#lobby", "one"));
+    hub.shutdown();
+    assert!(ana_inbox.ended());
+    let shutdown = Some(LeaveReason::ServerShutdown);
+    assert_eq!(bye(&bob_inbox), shutdown, "nothing owed to bob");
+    store.settle(true);
+    assert_eq!(acks(&ana_inbox.take()), 1);
+    assert_eq!(bye(&ana_inbox), shutdown);
+}
+
+#[test]
+fn a_refused_or_at_once_acked_message_leaves_nothing_owed() {
+    let (hub, store) = deferred_hub();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    store.full.store(true, std::sync::atomic::Ordering::Relaxed);
+    hub.apply(ana, say("#lobby", "refused"));
+    assert_eq!(errors(&ana_inbox.take()), [ErrorCode::StoreUnavailable]);
+    hub.disconnect(ana, LeaveReason::Quit(None));
+    assert!(ana_inbox.closed().is_some(), "closed at once");
+
+    // A store that keeps at once acks at once.
+    let memory = Hub::new(&Limits::default());
+    let (bob, bob_inbox) = member(&memory, "bob");
+    memory.apply(bob, say("#lobby", "kept"));
+    assert_eq!(acks(&bob_inbox.take()), 1);
+    memory.disconnect(bob, LeaveReason::Quit(None));
+    assert!(bob_inbox.closed().is_some(), "closed at once");
+}

@@ -316,7 +316,7 @@ impl Hub {
                         owed.id
                     ),
                 };
-                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+                chat.pay(owed, lost);
             }
         });
     }

@@ -502,6 +502,10 @@ pub enum ErrorCode {
     /// The message was said (delivered live) but its history transaction failed (the disk
     /// full or failing): it is not kept. Sent in place of its `ack`.
     NotStored,
+    /// The session ended while acks were owed to it and they did not come within
+    /// [`ACK_GRACE`](crate::limits::ACK_GRACE): its messages were said, and are most likely
+    /// kept, but their acks will not come. Sent once, before the goodbye.
+    Unconfirmed,
 }
 
 impl ErrorCode {
@@ -542,6 +546,7 @@ impl ErrorCode {
             ErrorCode::StoreFailed => "store_failed",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::NotStored => "not_stored",
+            ErrorCode::Unconfirmed => "unconfirmed",
             ErrorCode::NoOperators => "no_operators",
         }
     }

@@ -210,6 +210,7 @@ impl Hub {
             store: edges.store,
             bus_numbers: edges.bus.numbers_messages(),
             unheard: HashMap::new(),
+            closing: BySession::default(),
             held: HashSet::new(),
             numbering: HashMap::new(),
             bus: edges.bus,
@@ -401,19 +402,26 @@ impl Hub {
 
     /// Removes session `id`, telling its rooms why; does nothing if it is already gone. A
     /// session in many rooms leaves them [`ROOMS_PARTED_PER_LOCK`] at a time, releasing
-    /// the lock in between.
+    /// the lock in between. Its goodbye waits for the acks still owed to it, if any: its
+    /// connection stops reading, and closes once they came or it gives up
+    /// ([`Hub::close_now`]).
     pub fn disconnect(&self, id: SessionId, reason: LeaveReason) {
         while !self.with_chat(|chat| chat.part_some(id, &reason, ROOMS_PARTED_PER_LOCK)) {}
         self.with_chat(|chat| chat.remove(id, reason));
     }
 
+    /// The connection of session `id`, which ended, waits no more for the acks still owed
+    /// to it ([`ACK_GRACE`](crate::limits::ACK_GRACE) passed, or it cannot be written):
+    /// it is told how many did not come, and its goodbye. Nothing if none were owed.
+    pub fn close_now(&self, id: SessionId) {
+        self.with_chat(|chat| chat.close_now(id));
+    }
+
     /// Says goodbye to every session and forgets them all; sessions that connect later are
-    /// sent away at once.
+    /// sent away at once. A session owed acks has them first, as they come
+    /// ([`Hub::disconnect`]).
     pub fn shutdown(&self) {
         self.with_chat(|chat| {
-            let bye = Outgoing::new(Event::Bye {
-                reason: LeaveReason::ServerShutdown,
-            });
             chat.shut_down = true;
             let ids: Vec<SessionId> = chat.sessions.keys().copied().collect();
             for id in ids {
@@ -422,7 +430,8 @@ impl Hub {
                     chat.stop_reading(id, room, true);
                 }
                 let session = chat.sessions.remove(&id).expect("listed above");
-                session.recipient.close(chat.next_order(), &bye);
+                let reason = LeaveReason::ServerShutdown;
+                chat.goodbye(id, session.recipient, session.owed, reason);
             }
             chat.nicks.clear();
             chat.rooms.clear();
@@ -765,7 +774,7 @@ impl Hub {
                         "message {id} was heard on this node only: more were said while the other nodes were out of reach than are held for them"
                     ),
                 };
-                chat.send(owed.session, &Outgoing::reply(lost, owed.reference));
+                chat.pay(owed, lost);
             }
         });
     }

@@ -22,11 +22,11 @@ use super::flood::{FloodGate, Verdict};
 use super::listen::Peer;
 use super::stream::ByteStream;
 use crate::accounts::AccountRequest;
-use crate::fanout::Outbox;
+use crate::fanout::{Outbox, Phase};
 use crate::hub::{
     Encode, Encoded, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId, Stamps,
 };
-use crate::limits::{MAX_WRITE_BYTES, SHUTDOWN_GRACE};
+use crate::limits::{ACK_GRACE, MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
 use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, SaslOutcome, Sink};
 
@@ -99,8 +99,9 @@ struct Connection<S, C> {
 
 /// What a round of writing left.
 struct Wrote {
-    /// The hub closed the session: nothing more will be queued.
-    closed: bool,
+    /// Where the session is: closed by the hub, nothing more will be queued; or ended by
+    /// it, its owed acks and then the goodbye still to come.
+    phase: Phase,
     /// The stream has no room for everything; the rest is back in the outbox, and the
     /// task is woken when there is room.
     blocked: bool,
@@ -143,8 +144,8 @@ impl Drop for Talker {
 /// outbox's waker directly instead of holding a future for each in a `select!`, which
 /// keeps the task of an idle connection small, and the read buffer lives only within one
 /// poll, so an idle connection holds none. Resolves to why the session ended, or `None`
-/// when the hub ended it (quit, send queue overflow, server shutdown) and has already
-/// queued the goodbye.
+/// when the hub ended it (quit, send queue overflow, server shutdown): its goodbye is
+/// queued, or comes after the acks still owed to it.
 struct Converse<'a, S, C> {
     conn: &'a mut Connection<S, C>,
     /// Fires when the client has been silent for [`Connection::wait`]: the codec decides
@@ -192,9 +193,12 @@ impl<S: ByteStream, C: Codec> Future for Converse<'_, S, C> {
         let conn = &mut *this.conn;
         for _ in 0..ROUNDS_PER_POLL {
             match conn.write_ready(cx, Some(cx.waker())) {
-                // What is still queued is flushed, under a deadline, by `finish`.
-                Ok(Wrote { closed: true, .. }) => return Poll::Ready(None),
-                Ok(_) => {}
+                Ok(Wrote {
+                    phase: Phase::Open, ..
+                }) => {}
+                // What is still queued is flushed, under a deadline, by `finish`; nothing
+                // more is read.
+                Ok(_) => return Poll::Ready(None),
                 Err(e) => return Poll::Ready(Some(lost(&e))),
             }
             if let Some(ending) = conn.client.ending {
@@ -271,8 +275,9 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
         }
     }
 
-    /// Ends the session: tells the hub why (when this side ended it), then writes what is
-    /// queued — the goodbye among it — and closes, all under [`SHUTDOWN_GRACE`].
+    /// Ends the session: tells the hub why (when this side ended it), waits within
+    /// [`ACK_GRACE`] for the acks still owed to it (writing them as they come), then writes
+    /// what is queued — the goodbye among it — and closes, under [`SHUTDOWN_GRACE`].
     async fn finish(&mut self, reason: Option<LeaveReason>) {
         match (&reason, self.client.id) {
             // This queues the goodbye line, which the flush below writes if the peer
@@ -288,6 +293,16 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
                 let _ = self.client.outbox.answer(&bye);
             }
             (None, _) => {}
+        }
+        if let Some(id) = self.client.id {
+            // The hub closes the session once the acks owed to it came (at once when none
+            // were; a peer that closed only its sending side still reads them). Past the
+            // grace, or once the stream fails to take them, it is told to close it now,
+            // saying how many did not come.
+            let waited = tokio::time::timeout(ACK_GRACE, self.until_closed()).await;
+            if !matches!(waited, Ok(Ok(()))) {
+                self.client.ctx.hub.close_now(id);
+            }
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         if tokio::time::timeout_at(deadline, self.flush())
@@ -313,7 +328,7 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
         news: Option<&Waker>,
     ) -> io::Result<Wrote> {
         let outbox = &self.client.outbox;
-        let (mut pending, closed) = outbox.take(news);
+        let (mut pending, phase) = outbox.take(news);
         let mut wrote = false;
         let mut blocked = false;
         let (mut lines, mut bytes) = (0, 0);
@@ -358,7 +373,22 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
                 Poll::Pending => blocked = true,
             }
         }
-        Ok(Wrote { closed, blocked })
+        Ok(Wrote { phase, blocked })
+    }
+
+    /// Writes what the hub queues, as it comes, until it closes the session: what an ended
+    /// session waits for (the acks still owed to it, then the goodbye). Reads nothing.
+    async fn until_closed(&mut self) -> io::Result<()> {
+        poll_fn(|cx| match self.write_ready(cx, Some(cx.waker())) {
+            Ok(Wrote {
+                phase: Phase::Closed,
+                ..
+            }) => Poll::Ready(Ok(())),
+            // Woken when more is queued, on the close, or when the stream has room.
+            Ok(_) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        })
+        .await
     }
 
     /// Writes everything queued, waiting for the stream as needed. The session is over:

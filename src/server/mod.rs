@@ -36,7 +36,7 @@ use crate::feeds::udp::IngestOptions;
 use crate::accounts::Accounts;
 use crate::fanout::Dispatcher;
 use crate::hub::{Event, Hub, Outgoing};
-use crate::limits::{Limits, SHUTDOWN_GRACE};
+use crate::limits::{ACK_GRACE, Limits, SHUTDOWN_GRACE};
 use crate::metrics::{ConnectionKind, Metrics};
 use crate::protocol::{Codec, IrcCodec, LineCodec};
 use admission::{Admission, Ticket};
@@ -58,7 +58,8 @@ struct Shared {
 }
 
 /// Serves the bound listeners until `shutdown` is cancelled, then says goodbye to every
-/// client and returns once they are gone or [`SHUTDOWN_GRACE`] has passed.
+/// client and returns once they are gone or [`ACK_GRACE`] (for the acks still owed to them)
+/// and [`SHUTDOWN_GRACE`] have passed.
 pub async fn run(listeners: Vec<Bound>, limits: Limits, shutdown: CancellationToken) {
     let hub = Hub::new(&limits);
     run_with(hub, listeners, Datagrams::default(), limits, shutdown).await;
@@ -136,7 +137,7 @@ pub async fn run_with(
     info!(clients = ctx.hub.session_count(), "shutting down");
     ctx.hub.shutdown();
     ctx.tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait())
+    if tokio::time::timeout(ACK_GRACE + SHUTDOWN_GRACE, ctx.tasks.wait())
         .await
         .is_err()
     {

@@ -133,14 +133,16 @@ impl Node {
             "http://127.0.0.1:0",
             "--listen",
             "udp://127.0.0.1:0",
-            "--flood-rate",
-            "0",
             "--cluster",
             url,
             "--node-name",
             name,
         ];
         args.extend_from_slice(more);
+        // Flood control off so tests can type fast, unless `more` sets it.
+        if !more.contains(&"--flood-rate") {
+            args.extend(["--flood-rate", "0"]);
+        }
         let process = Binary::start(binary::command(&args));
         let addr = |scheme: &str| -> SocketAddr {
             let line = process

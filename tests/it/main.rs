@@ -1,6 +1,7 @@
 //! Integration tests: a real server, real sockets, real clients.
 
 mod accounts;
+mod acks;
 mod alertmanager;
 mod bench;
 mod binary;
