@@ -13,7 +13,7 @@ use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois}
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
-use super::ops::Standing;
+use super::ops::{Mode, ModeChange, Standing};
 use super::post::Entry;
 use super::resume::Resume;
 use super::room::{Room, RoomChange, RoomSettings};
@@ -1097,6 +1097,8 @@ impl ChatState {
         if already && let Some(resume) = resume {
             return self.resume_member(id, &room, resume, reference);
         }
+        // Made operator again as its account came back: told after the join.
+        let mut restored = false;
         if !already {
             let replay = resume.map(|resume| self.replay(&room, resume));
             let target = self.rooms.get_mut(&room).expect("made above");
@@ -1122,6 +1124,7 @@ impl ChatState {
             } else if target.has_op_account(account.as_ref()) {
                 // An operator's account is one here again, whichever session it comes back in.
                 target.ops.insert(id, ());
+                restored = true;
             }
             self.directory.joined(&room, id, target.standing(id));
             // The room's members on every node, as the joiner's own line counts them:
@@ -1148,6 +1151,19 @@ impl ChatState {
                     account: self.sessions[&id].account.clone(),
                 };
                 self.publish(room.clone(), joined, Some(id));
+            }
+            if restored {
+                // The members, on every node, see it become operator as they would see
+                // `/op`: their member lists (IRC clients', the page's) are kept by modes.
+                let opped = Event::ModeChanged {
+                    room: room.clone(),
+                    by: nick.clone(),
+                    changes: vec![ModeChange {
+                        add: true,
+                        mode: Mode::Op(nick.clone()),
+                    }],
+                };
+                self.publish(room.clone(), opped, Some(id));
             }
         }
         let shown = self.rooms[&room].settings.shown_on_join;

@@ -44,6 +44,14 @@ pub trait Codec: Send + 'static {
         None
     }
 
+    /// Whether a session registered at once starts in `#lobby`. A codec still guessing
+    /// what its client speaks puts it there itself once it knows the client is a person;
+    /// one whose first line is a `hello` made before it connected (a WebSocket's URL)
+    /// leaves the rooms to that hello, so the session enters them under its own nick.
+    fn lobby_at_once(&self) -> bool {
+        self.undecided().is_none()
+    }
+
     /// The client said nothing for as long as [`Codec::undecided`] waited: the codec
     /// decides it is a person.
     fn silent_start(&mut self, _sink: &mut impl Sink) {}

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::framing::{Frame, Framer};
+use super::not_http::{NOT_HTTP_LINE, is_http_request};
 use super::{Codec, Incoming, JSON, Refusal, Sink, TEXT, parse_json, parse_text};
 use crate::hub::{Command, Encode, ErrorCode, Request, RoomName};
 use crate::limits::LOBBY_GRACE;
@@ -25,6 +28,9 @@ enum Speaks {
     Text,
     /// A program: JSON lines, in the rooms its `hello` named.
     Json,
+    /// A program whose first line is a `hello` made before it connected (from a
+    /// WebSocket's URL): JSON lines, and in no room until that hello names them.
+    Hello,
 }
 
 impl LineCodec {
@@ -44,6 +50,16 @@ impl LineCodec {
             speaks: Speaks::Json,
         }
     }
+
+    /// [`LineCodec::json`] for a connection whose first line is a `hello` made for it (a
+    /// WebSocket's `?nick=…&room=…`): its session starts in the rooms that hello names,
+    /// not in `#lobby` as a guest first.
+    pub fn json_hello(max_line_bytes: usize) -> LineCodec {
+        LineCodec {
+            framer: Framer::new(max_line_bytes),
+            speaks: Speaks::Hello,
+        }
+    }
 }
 
 impl Codec for LineCodec {
@@ -60,7 +76,7 @@ impl Codec for LineCodec {
     }
 
     fn format(&self) -> &'static dyn Encode {
-        if self.speaks == Speaks::Json {
+        if matches!(self.speaks, Speaks::Json | Speaks::Hello) {
             &JSON
         } else {
             &TEXT
@@ -69,6 +85,10 @@ impl Codec for LineCodec {
 
     fn undecided(&self) -> Option<Duration> {
         (self.speaks == Speaks::Undecided).then_some(LOBBY_GRACE)
+    }
+
+    fn lobby_at_once(&self) -> bool {
+        matches!(self.speaks, Speaks::Text | Speaks::Json)
     }
 
     fn silent_start(&mut self, sink: &mut impl Sink) {
@@ -104,7 +124,11 @@ fn line(frame: Frame<'_>, max: usize, speaks: &mut Speaks, sink: &mut impl Sink)
     if line.trim().is_empty() || !sink.admit() {
         return;
     }
-    let parsed = if *speaks == Speaks::Json {
+    if *speaks == Speaks::Undecided && is_http_request(line) {
+        // A browser or HTTP client: nothing it sent is said, in the lobby or anywhere.
+        return sink.incoming(Incoming::Close(Bytes::from_static(NOT_HTTP_LINE)));
+    }
+    let parsed = if matches!(*speaks, Speaks::Json | Speaks::Hello) {
         parse_json(line)
     } else {
         parse_text(line)
@@ -239,6 +263,14 @@ mod tests {
         codec.silent_start(&mut sink);
         assert_eq!(sink.seen, ["join #lobby"]);
         assert_eq!(LineCodec::json(64).undecided(), None);
+        // Who starts in #lobby at registration: a WebSocket's program, unless a hello was
+        // made for it; a person only once its codec knows it is one.
+        assert!(LineCodec::json(64).lobby_at_once());
+        let named = LineCodec::json_hello(64);
+        assert!(!named.lobby_at_once());
+        assert_eq!(named.undecided(), None);
+        assert_eq!(named.format().key(), JSON.key());
+        assert!(!LineCodec::new(64).lobby_at_once());
     }
 
     /// Found by fuzzing the framer: an unended last line one byte over the bound was

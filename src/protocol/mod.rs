@@ -12,6 +12,7 @@ pub mod irc;
 mod json;
 mod lines;
 pub mod modes;
+mod not_http;
 mod text;
 
 pub use codec::{Codec, Sink};

@@ -58,8 +58,8 @@ pub fn serve<S: ByteStream, C: Codec>(
     let outbox = Arc::new(Outbox::new(ctx.limits.send_queue_bytes, codec.format()));
     let id = if codec.registers_at_once() {
         // A codec still guessing what its client speaks puts it in #lobby itself, once it
-        // knows the client is a person.
-        let lobby = codec.undecided().is_none();
+        // knows the client is a person; a hello made for the client names its rooms.
+        let lobby = codec.lobby_at_once();
         ctx.hub.register_as(outbox.clone(), None, None, lobby).ok()
     } else {
         None

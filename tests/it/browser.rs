@@ -370,7 +370,7 @@ async fn the_page_reconnects_after_a_server_restart() {
     driver
         .open(&format!("http://{http}/?nick=webby&room=ops"))
         .await;
-    ana.expect("is now known as webby").await;
+    ana.expect("#lobby *** webby joined").await;
     let log = driver.one("#log").await;
 
     drop(ana);
@@ -565,7 +565,7 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     driver
         .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
         .await;
-    ana.expect("is now known as webby").await;
+    ana.expect("#lobby *** webby joined").await;
 
     // Cut; meanwhile the nick is taken, as the old connection would hold it until the
     // server noticed it gone.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use charla::limits::Limits;
 use charla::server::HttpOptions;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -497,6 +497,51 @@ async fn a_websocket_talks_with_a_text_client_both_ways() {
 }
 
 #[tokio::test]
+async fn a_websocket_named_by_its_url_enters_the_lobby_and_its_room_under_its_nick() {
+    let server = server().await;
+    let mut ana = server.named("ana").await;
+    let mut web = ws(server.http(), "?nick=wes&room=%23ops").await;
+    let mut before = Vec::new();
+    // The greeting (a guest's welcome, in no room), then the hello's answer.
+    let welcome = loop {
+        let v = frame(&mut web).await;
+        if v["type"] == "welcome" && v["nick"] == "wes" {
+            break v;
+        }
+        before.push(v);
+    };
+    assert_eq!(welcome["rooms"], json!(["#lobby", "#ops"]), "{welcome}");
+    // It was never in a room as a guest: no join but its own, under its nick.
+    for v in &before {
+        if v["type"] == "welcome" {
+            assert_eq!(v["rooms"], json!([]), "{before:#?}");
+        }
+        if v["type"] == "join" {
+            assert_eq!(v["nick"], "wes", "{before:#?}");
+        }
+    }
+    // #lobby saw it come once, as itself: no guest joining, no rename.
+    assert_eq!(ana.next().await.unwrap(), "#lobby *** wes joined");
+    web.send(Message::text(
+        r##"{"type":"say","room":"#lobby","text":"hola"}"##,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ana.next().await.unwrap(), "#lobby <wes> hola");
+
+    // Its room named #lobby: joined once.
+    let mut lobby_only = ws(server.http(), "?nick=lu&room=lobby").await;
+    let welcome = loop {
+        let v = expect_frame(&mut lobby_only, "welcome").await;
+        if v["nick"] == "lu" {
+            break v;
+        }
+    };
+    assert_eq!(welcome["rooms"], json!(["#lobby"]), "{welcome}");
+    assert_eq!(ana.next().await.unwrap(), "#lobby *** lu joined");
+}
+
+#[tokio::test]
 async fn an_oversized_frame_is_closed_with_1009_and_nobody_else_notices() {
     let server = server().await;
     let mut ana = text_in(&server, "ana", "#ops").await;
@@ -708,7 +753,7 @@ async fn a_websocket_that_stops_reading_is_cut_off_and_no_one_waits_for_it() {
     let stream = socket.connect(server.http()).await.unwrap();
     let url = format!("ws://{}/ws?nick=slow&room=%23lobby", server.http());
     let (_slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
-    reader.expect("is now known as slow").await;
+    reader.expect("*** slow joined").await;
 
     let line = "-".repeat(200);
     let mut sent = 0;

@@ -36,6 +36,7 @@ mod irc_who_masks;
 mod json;
 mod limits;
 mod metrics;
+mod not_http;
 mod oper;
 mod ops;
 mod port;

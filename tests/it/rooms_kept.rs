@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::store::{json_client, serve_with, stop};
+use crate::store::{json_client, next_listening, serve_with, stop};
 use crate::support::Client;
 
 /// Sends `request` and returns the first reply of type `kind` or `error`.
@@ -204,5 +204,45 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
     let modes = ask(&mut ana, json!({"type": "mode", "room": "#den"}), "modes").await;
     assert_eq!(modes["ops"], json!(["ana"]), "bob founded nothing: {modes}");
     drop((ana, bob));
+    stop(charla);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let (charla, addr) = serve_with(&["--data", data, "--listen", "irc://127.0.0.1:0"], &[]);
+    let irc = next_listening(&charla, "irc");
+
+    let mut ana = json_client(addr, "ana").await;
+    let register = json!({"type": "register", "password": "correct-horse"});
+    assert_eq!(
+        ask(&mut ana, register, "account").await["event"],
+        "registered"
+    );
+    assert_eq!(join_den(&mut ana).await["you"], true);
+    let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
+    assert_eq!(left["type"], "leave", "{left}");
+
+    let mut bob = json_client(addr, "bob").await;
+    assert_eq!(join_den(&mut bob).await["you"], true);
+    let mut cy = Client::tcp(irc).await;
+    cy.send("NICK cy\r\nUSER cy 0 * :cy\r\nJOIN #den").await;
+    cy.expect(" 366 cy #den ").await;
+    bob.expect_json("join").await;
+
+    // ana comes back: operator again, and both members' lists hear of it.
+    assert_eq!(join_den(&mut ana).await["you"], true);
+    let opped = bob.expect_json("mode").await;
+    assert_eq!(opped["room"], "#den", "{opped}");
+    assert_eq!(opped["by"], "ana", "{opped}");
+    assert_eq!(opped["modes"], "+o ana", "{opped}");
+    cy.expect("JOIN #den").await;
+    assert_eq!(
+        cy.expect(" MODE ").await,
+        ":ana!ana@charla MODE #den +o ana\r"
+    );
+    drop((ana, bob, cy));
     stop(charla);
 }

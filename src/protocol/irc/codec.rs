@@ -18,6 +18,7 @@ use crate::hub::{
 use crate::limits::{Limits, MAX_CLIENT_TAGS_BYTES};
 use crate::protocol::framing::{Frame, Framer};
 use crate::protocol::modes::ModeRequest;
+use crate::protocol::not_http::{NOT_HTTP_IRC, is_http_request};
 use crate::protocol::{Codec, Incoming, SaslAttempt, Sink};
 
 /// One IRC connection's codec. It holds registration until the client has sent NICK and
@@ -158,6 +159,10 @@ impl IrcClient {
         };
         if line.trim().is_empty() || !sink.admit() {
             return;
+        }
+        if !self.registered && is_http_request(line) {
+            // A browser's form posted here could register and talk: nothing of it is.
+            return sink.incoming(Incoming::Close(Bytes::from_static(NOT_HTTP_IRC)));
         }
         match Message::parse(line) {
             Ok(message) => match labeled::label_of(message.tags) {

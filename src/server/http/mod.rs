@@ -769,13 +769,17 @@ async fn websocket(
             "this connection has no place left",
         ));
     };
+    // The session enters #lobby, where a WebSocket session starts, and the room named
+    // under the nick named: its hello, not a guest's join and a rename seen in #lobby.
     let first = (query.nick.is_some() || query.room.is_some()).then(|| {
-        json!({
-            "type": "hello",
-            "nick": query.nick,
-            "rooms": query.room.into_iter().collect::<Vec<_>>(),
-        })
-        .to_string()
+        let lobby = RoomName::lobby();
+        let mut rooms = vec![lobby.as_str().to_string()];
+        rooms.extend(query.room.filter(|room| {
+            !room
+                .trim_start_matches('#')
+                .eq_ignore_ascii_case(lobby.as_str().trim_start_matches('#'))
+        }));
+        json!({"type": "hello", "nick": query.nick, "rooms": rooms}).to_string()
     });
     web.ctx
         .admission
@@ -808,8 +812,12 @@ async fn websocket(
                 connection::serve(io, codec, peer, &ctx, ticket).await;
             }
             None => {
+                let codec = match first {
+                    Some(_) => LineCodec::json_hello(max),
+                    None => LineCodec::json(max),
+                };
                 let io = ws::WsLines::new(ws, first);
-                connection::serve(io, LineCodec::json(max), peer, &ctx, ticket).await;
+                connection::serve(io, codec, peer, &ctx, ticket).await;
             }
         }
     });
