@@ -49,6 +49,36 @@ impl Hub {
         account: Option<Nick>,
         rooms: &[(RoomName, usize)],
     ) {
+        self.announce_elsewhere(rooms, |room, count| Event::Joined {
+            room,
+            nick: nick.clone(),
+            you: false,
+            members: Vec::new(),
+            count,
+            account: account.clone(),
+        });
+    }
+
+    /// A session of another node, `nick`, left `rooms` (`reason`) while this node could not
+    /// hear it, or with its node: the members here of each hear it as they would have then.
+    /// Each room comes with how many of its members were on other nodes as it left, it
+    /// included: a room announces or not by its members on every node, as a live leave.
+    pub fn left_elsewhere(&self, nick: &Nick, rooms: &[(RoomName, usize)], reason: LeaveReason) {
+        self.announce_elsewhere(rooms, |room, _| Event::Left {
+            room,
+            nick: nick.clone(),
+            you: false,
+            reason: reason.clone(),
+        });
+    }
+
+    /// Fans out `event` (given the room's name and its members on every node) in each of
+    /// `rooms` here that announces at that count: its members here, plus those elsewhere.
+    fn announce_elsewhere(
+        &self,
+        rooms: &[(RoomName, usize)],
+        event: impl Fn(RoomName, usize) -> Event,
+    ) {
         if rooms.is_empty() {
             return;
         }
@@ -61,48 +91,10 @@ impl Hub {
                 if !target.settings.announces(count) {
                     continue;
                 }
-                let joined = Event::Joined {
-                    room: target.name.clone(),
-                    nick: nick.clone(),
-                    you: false,
-                    members: Vec::new(),
-                    count,
-                    account: account.clone(),
-                };
+                let event = event(target.name.clone(), count);
                 chat.fan_out(Publication {
                     room: room.clone(),
-                    event: joined,
-                    except: None,
-                });
-            }
-        });
-    }
-
-    /// A session of another node, `nick`, left `rooms` (`reason`) while this node could not
-    /// hear it, or with its node: the members here of each hear it as they would have then.
-    /// Each room comes with how many of its members were on other nodes as it left, it
-    /// included: a room announces or not by its members on every node, as a live leave.
-    pub fn left_elsewhere(&self, nick: &Nick, rooms: &[(RoomName, usize)], reason: LeaveReason) {
-        if rooms.is_empty() {
-            return;
-        }
-        self.with_chat(|chat| {
-            for (room, elsewhere) in rooms {
-                let Some(target) = chat.rooms.get(room) else {
-                    continue;
-                };
-                if !target.settings.announces(target.members.len() + elsewhere) {
-                    continue;
-                }
-                let left = Event::Left {
-                    room: target.name.clone(),
-                    nick: nick.clone(),
-                    you: false,
-                    reason: reason.clone(),
-                };
-                chat.fan_out(Publication {
-                    room: room.clone(),
-                    event: left,
+                    event,
                     except: None,
                 });
             }
