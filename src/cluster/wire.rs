@@ -1089,6 +1089,104 @@ mod tests {
         assert!(presents_payloads(4, 9, &[]).is_empty());
     }
 
+    /// A check's status crosses with its details, in batches within the bound; a call
+    /// crosses whole; bad ones are errors, not a crash.
+    #[test]
+    fn checks_and_calls_cross_and_bad_ones_are_errors() {
+        let room = RoomName::parse("#alerts").unwrap();
+        let status = Notice::new(
+            Source::new("check:web").unwrap(),
+            PostKind::Alert,
+            MessageText::new("web is DOWN").unwrap(),
+        )
+        .with("check", "web")
+        .with("since", 7u64)
+        .with("silenced", false);
+        let item = alert_item(&room, &status);
+        let wire = Wire::Alerts {
+            node: 2,
+            name: "web-2".into(),
+            report: 3,
+            items: vec![item],
+            last: true,
+        };
+        let (_, back) = Wire::parse(wire.payload(0).as_bytes()).unwrap();
+        let Wire::Alerts { mut items, .. } = back else {
+            panic!("not a report: {back:?}");
+        };
+        let (read_room, notice) = read_item(items.remove(0)).unwrap();
+        assert_eq!(read_room, room);
+        assert_eq!(notice.kind, PostKind::Alert);
+        assert_eq!(notice.fields, status.fields);
+        let bad = |room: &str, fields| AlertItem {
+            room: room.into(),
+            source: "check:web".into(),
+            alert: false,
+            text: "t".into(),
+            fields,
+        };
+        assert!(read_item(bad("no room", Vec::new())).is_err());
+        assert!(read_item(bad("#ok", vec![("n".into(), serde_json::json!([1]))])).is_err());
+
+        let many: Vec<AlertItem> = (0..100).map(|_| alert_item(&room, &status)).collect();
+        let batches = batches(many, 1024);
+        assert!(batches.len() > 1);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 100);
+        for batch in &batches {
+            assert!(serde_json::to_string(batch).unwrap().len() <= 1024 + 2);
+        }
+        assert_eq!(
+            super::batches(Vec::new(), 1024).len(),
+            1,
+            "an empty report still ends"
+        );
+
+        let ana = Nick::parse("ana").unwrap();
+        for call in [
+            PeerCall::Beat(Beat::Alive),
+            PeerCall::Beat(Beat::Finished {
+                status: 2,
+                took_ms: 1500,
+                output: Some("rsync failed".into()),
+            }),
+            PeerCall::Act {
+                action: AlertAction::Silence {
+                    lasting: std::time::Duration::from_secs(3600),
+                    reason: Some("maintenance".into()),
+                },
+                by: ana.clone(),
+            },
+            PeerCall::Act {
+                action: AlertAction::Unsilence,
+                by: ana,
+            },
+        ] {
+            let wire = Wire::Call {
+                node: 1,
+                to: vec![2, 3],
+                call: 9,
+                name: "web".into(),
+                asked: call_wire(&call),
+            };
+            let (_, back) = Wire::parse(wire.payload(0).as_bytes()).unwrap();
+            let Wire::Call { asked, to, .. } = back else {
+                panic!("not a call: {back:?}");
+            };
+            assert_eq!(to, [2, 3]);
+            assert_eq!(peer_call(asked).unwrap(), call);
+        }
+        let odd = |what: &str, by: Option<&str>| CallWire {
+            what: what.into(),
+            by: by.map(str::to_string),
+            note: None,
+            ms: 0,
+            status: 0,
+        };
+        assert!(peer_call(odd("reboot", None)).is_err());
+        assert!(peer_call(odd("ack", None)).is_err(), "an ack by nobody");
+        assert!(peer_call(odd("ack", Some("9lives"))).is_err());
+    }
+
     #[test]
     fn a_post_crosses_with_its_details_and_bad_details_are_errors() {
         let source = Source::new("udp:192.0.2.7").unwrap();

@@ -138,7 +138,7 @@ async fn status_on_one_node_lists_the_checks_and_heartbeats_of_another() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ack_and_silence_on_one_node_act_on_anothers_check_and_heartbeat() {
-    let redis = Redis::start();
+    let mut redis = Redis::start();
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
     let (n1, n2) = two_nodes(&redis, &service);
     let mut watch = n2.json("watch").await;
@@ -195,6 +195,33 @@ async fn ack_and_silence_on_one_node_act_on_anothers_check_and_heartbeat() {
     cy.send("/ack tick").await;
     cy.expect("ERROR not_in_room: join #alerts to act on its alerts")
         .await;
+
+    // Redis gone: node 2 cannot know, and says so; a job's HTTP call too.
+    redis.stop();
+    let refused = refused_until(&mut bob, "/unsilence tick", "ERROR cluster_unreachable").await;
+    assert!(
+        refused.contains("no check or heartbeat named \"tick\"")
+            && refused.contains("the other nodes are out of reach"),
+        "{refused}"
+    );
+    let answer = raw_within(n2.http, "POST /beat/tick HTTP/1.1", b"", PATIENCE).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.json()["code"], "cluster_unreachable");
+}
+
+/// Sends `line` until `c` is refused with an error starting `error` (the errors before it
+/// are those of a node that has not noticed yet); returns it.
+async fn refused_until(c: &mut Client, line: &str, error: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        c.send(line).await;
+        let refused = c.expect("ERROR ").await;
+        if refused.starts_with(error) {
+            return refused;
+        }
+        assert!(Instant::now() < deadline, "still {refused}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
