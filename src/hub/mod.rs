@@ -162,6 +162,9 @@ impl Edges {
     }
 }
 
+/// The status of this node's checks and heartbeats, by room ([`RoomStatus::shared`]).
+type SharedStatus = Vec<(RoomName, Arc<dyn RoomStatus>)>;
+
 /// A cheap-to-clone handle on the shared chat state.
 #[derive(Clone)]
 pub struct Hub {
@@ -177,7 +180,7 @@ pub struct Hub {
     /// The other nodes' checks and heartbeats (`--cluster`); unset on a node alone.
     peers: Arc<std::sync::OnceLock<Arc<dyn AlertPeers>>>,
     /// This node's checks and heartbeats, by room, as the other nodes are told them.
-    shared: Arc<std::sync::Mutex<Vec<(RoomName, Arc<dyn RoomStatus>)>>>,
+    shared: Arc<std::sync::Mutex<SharedStatus>>,
 }
 
 impl Hub {
