@@ -304,3 +304,133 @@ impl ChatState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::hub::{MessageText, PostKind, Source};
+    use crate::limits::Limits;
+
+    /// A call sent to other nodes: to which, what, what was gathered here, and who waits.
+    type Sent = (Vec<u16>, PeerCall, Gathered, Caller);
+
+    /// Other nodes as a test sets them: who runs what, and the calls sent to them.
+    struct Fake {
+        runs: Vec<(u16, &'static str)>,
+        reachable: bool,
+        sent: Mutex<Vec<Sent>>,
+    }
+
+    impl AlertPeers for Fake {
+        fn name(&self) -> &str {
+            "n1"
+        }
+
+        fn reachable(&self) -> bool {
+            self.reachable
+        }
+
+        fn status(&self, _: &RoomName) -> Vec<Notice> {
+            Vec::new()
+        }
+
+        fn runners(&self, name: &str, _: bool) -> Vec<(u16, RoomName)> {
+            let room = RoomName::parse("#alerts").unwrap();
+            let runs = self.runs.iter().filter(|(_, n)| *n == name);
+            runs.map(|(node, _)| (*node, room.clone())).collect()
+        }
+
+        fn call(
+            &self,
+            nodes: Vec<u16>,
+            _: &str,
+            call: PeerCall,
+            gathered: Gathered,
+            caller: Caller,
+        ) -> Result<(), Gathered> {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((nodes, call, gathered, caller));
+            Ok(())
+        }
+
+        fn changed(&self) {}
+    }
+
+    fn status(node: &str) -> (RoomName, Notice) {
+        let notice = Notice::new(
+            Source::new("beat:backup").unwrap(),
+            PostKind::Notice,
+            MessageText::new("backup is up").unwrap(),
+        )
+        .with("node", node.to_string());
+        (RoomName::parse("#alerts").unwrap(), notice)
+    }
+
+    /// A beat for a heartbeat only another node runs goes to it (to every node that runs
+    /// it), and the caller hears their answers gathered; a name nobody runs is refused at
+    /// once, and while the others are out of reach the refusal says so.
+    #[tokio::test]
+    async fn a_beat_goes_to_the_nodes_that_run_it_and_their_answers_are_gathered() {
+        let hub = Hub::new(&Limits::default());
+        let peers = Arc::new(Fake {
+            runs: vec![(2, "backup"), (3, "backup")],
+            reachable: true,
+            sent: Mutex::default(),
+        });
+        hub.set_peers(peers.clone());
+        let (waiting, answer) = tokio::sync::oneshot::channel();
+        let took = hub.beat("backup", &Beat::Alive, Caller::Waiting(waiting));
+        assert!(
+            matches!(&took, Took::Sent(room) if room.as_str() == "#alerts"),
+            "{took:?}"
+        );
+        let (nodes, call, mut gathered, caller) = peers.sent.lock().unwrap().remove(0);
+        assert_eq!((nodes, call), (vec![2, 3], PeerCall::Beat(Beat::Alive)));
+        // Node 3 no longer runs it; node 2 did it: the answer is node 2's status.
+        gathered.failed((ErrorCode::InvalidArgument, "no heartbeat here".into()));
+        gathered.took(status("n2"));
+        hub.answer_caller(caller, gathered.answer());
+        let (room, items) = answer.await.unwrap().unwrap();
+        assert_eq!(room.as_str(), "#alerts");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].fields, [("node".into(), "n2".into())]);
+
+        let Took::Now(Err((code, message))) = hub.beat("nope", &Beat::Alive, Caller::Nobody) else {
+            panic!("a beat nobody runs was taken");
+        };
+        assert_eq!(code, ErrorCode::InvalidArgument);
+        assert!(
+            message.ends_with("; no other live node runs it"),
+            "{message}"
+        );
+        assert!(peers.sent.lock().unwrap().is_empty());
+
+        let alone = Hub::new(&Limits::default());
+        alone.set_peers(Arc::new(Fake {
+            runs: Vec::new(),
+            reachable: false,
+            sent: Mutex::default(),
+        }));
+        let Took::Now(Err((code, _))) = alone.beat("backup", &Beat::Alive, Caller::Nobody) else {
+            panic!("taken while the others are out of reach");
+        };
+        assert_eq!(code, ErrorCode::ClusterUnreachable);
+    }
+
+    /// Nodes that all failed answer the first reason; none answering is an error too.
+    #[test]
+    fn gathered_answers_prefer_what_was_done_then_the_first_reason() {
+        let mut gathered = Gathered::default();
+        gathered.failed((ErrorCode::InvalidArgument, "web is not down".into()));
+        gathered.failed((ErrorCode::ClusterUnreachable, "no answer from n3".into()));
+        assert_eq!(
+            gathered.answer().unwrap_err(),
+            (ErrorCode::InvalidArgument, "web is not down".into())
+        );
+        assert!(Gathered::default().answer().is_err());
+    }
+}

@@ -475,9 +475,15 @@ impl ChatState {
         for status in &target.status {
             match &self.peers {
                 // In a cluster, which node runs each check and heartbeat.
-                Some(peers) if status.shared() => items.extend(
-                    (status.status().into_iter()).map(|n| n.with("node", peers.name().to_string())),
-                ),
+                Some(peers) if status.shared() => {
+                    let name = peers.name();
+                    items.extend(
+                        status
+                            .status()
+                            .into_iter()
+                            .map(|n| n.with("node", name.to_string())),
+                    );
+                }
                 _ => items.extend(status.status()),
             }
         }
