@@ -178,6 +178,24 @@ async fn ack_and_silence_on_one_node_act_on_anothers_check_and_heartbeat() {
     );
     ana.expect("bob ended the silence on web: web is up").await;
 
+    // IRC's server commands too.
+    let mut dee = n2.irc("dee").await;
+    dee.send("JOIN #alerts\r\n").await;
+    dee.expect(" 366 ").await;
+    dee.send("SILENCE web 30m from irc\r\n").await;
+    let heard = expect_each(
+        &mut dee,
+        &["NOTICE #alerts :--- web is up", "dee silenced web for 30m"],
+    )
+    .await;
+    assert!(
+        heard[0].contains("[silenced by dee for ") && heard[0].contains(": from irc]"),
+        "{heard:?}"
+    );
+    ana.expect("dee silenced web for 30m: from irc").await;
+    dee.send("UNSILENCE web\r\n").await;
+    ana.expect("dee ended the silence on web").await;
+
     // Refused as on the node that runs it, and names no node runs are refused.
     bob.send("/ack web").await;
     bob.expect("ERROR invalid_argument: web is not down: nothing to acknowledge")
