@@ -35,8 +35,8 @@ use crate::limits::{
 /// What this node knows of the others' checks and heartbeats, and the calls it waits on.
 #[derive(Default)]
 pub(super) struct Alerts {
-    nodes: HashMap<u16, Report>,
-    calls: HashMap<u64, Waiting>,
+    nodes: HashMap<u16, NodeReport>,
+    calls: HashMap<u64, CallWaiting>,
     /// The last call's number (`0` is a call nobody waits for).
     last_call: u64,
     /// The last report's number.
@@ -45,14 +45,14 @@ pub(super) struct Alerts {
 
 /// One node's last report, and the one being heard (its publications come in order).
 #[derive(Default)]
-struct Report {
+struct NodeReport {
     name: String,
     items: Vec<(RoomName, Notice)>,
     hearing: Option<(u64, Vec<(RoomName, Notice)>)>,
 }
 
 /// A call sent to other nodes, waiting for their answers.
-struct Waiting {
+struct CallWaiting {
     nodes: Vec<u16>,
     gathered: Gathered,
     caller: Caller,
@@ -77,7 +77,7 @@ impl AlertPeers for Peers {
         }
         let live = self.0.live_nodes();
         let alerts = self.0.alerts.lock().unwrap();
-        let mut nodes: Vec<(&u16, &Report)> = alerts
+        let mut nodes: Vec<(&u16, &NodeReport)> = alerts
             .nodes
             .iter()
             .filter(|(node, _)| live.contains(node))
@@ -139,7 +139,7 @@ impl AlertPeers for Peers {
                 let id = alerts.last_call;
                 alerts.calls.insert(
                     id,
-                    Waiting {
+                    CallWaiting {
                         nodes: nodes.clone(),
                         gathered,
                         caller,
@@ -256,7 +256,7 @@ fn tell(shared: &Shared, hub: &Hub) {
 /// not answer.
 fn expire(shared: &Shared, hub: &Hub) {
     let now = Instant::now();
-    let expired: Vec<Waiting> = {
+    let expired: Vec<CallWaiting> = {
         let mut alerts = shared.alerts.lock().unwrap();
         let ids: Vec<u64> = alerts
             .calls
