@@ -7,6 +7,7 @@
 # the whole server spent.
 #
 #   store_run LABEL BINARY none|dir|own SCENARIO ARGS...
+# with SCENARIO ARGS one of STORE_ROOMS and STORE_FANOUT.
 # `own` is `dir` with the writer thread moved to CPU 1, beside the generator.
 store_run() {
   local label=$1 bin=$2 kind=$3 scenario=$4 data=none; shift 4
@@ -33,4 +34,19 @@ store_run() {
   [ "$kind" != none ] && echo "$label ticks: writer $writer of $all"
   kill "$sp"; wait "$sp" 2>/dev/null || true
   sleep 0.5
+}
+
+# The two scenarios, each at 500k and 2M deliveries a second.
+STORE_ROOMS="rooms --clients 10000 --rooms 1000 --senders 1000 --rates 500000,2000000"
+STORE_FANOUT="fanout --clients 500 --senders 50 --rates 500000,2000000"
+
+# A scratch directory W removed on exit, as many open files as allowed, and the time and
+# load printed (call at the start and the end).
+store_setup() {
+  W=$(mktemp -d /tmp/charla-store.XXXXXX)
+  trap 'rm -rf "$W"' EXIT
+  ulimit -n "$(ulimit -Hn)"
+}
+store_stamp() {
+  echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
 }

@@ -11,19 +11,15 @@
 set -euo pipefail
 BIN=$1; ROUNDS=${2:-3}
 GEN=$BIN
-W=$(mktemp -d /tmp/charla-own.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-ulimit -n "$(ulimit -Hn)"
 . "$(dirname "$0")/store-lib.sh"
-R="--clients 10000 --rooms 1000 --senders 1000 --rates 500000,2000000"
-F="--clients 500 --senders 50 --rates 500000,2000000"
-echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+store_setup
+store_stamp
 for _ in $(seq "$ROUNDS"); do
-  for s in "rooms $R" "fanout $F"; do
+  for s in "$STORE_ROOMS" "$STORE_FANOUT"; do
     for kind in none dir own; do
       # shellcheck disable=SC2086
       store_run "$kind" "$BIN" "$kind" $s
     done
   done
 done
-echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+store_stamp

@@ -10,15 +10,11 @@
 set -euo pipefail
 NEW=$1; OLD=$2; ROUNDS=${3:-3}
 GEN=$NEW
-W=$(mktemp -d /tmp/charla-store.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-ulimit -n "$(ulimit -Hn)"
 . "$(dirname "$0")/store-lib.sh"
-R="--clients 10000 --rooms 1000 --senders 1000 --rates 500000,2000000"
-F="--clients 500 --senders 50 --rates 500000,2000000"
-echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+store_setup
+store_stamp
 for _ in $(seq "$ROUNDS"); do
-  for s in "rooms $R" "fanout $F"; do
+  for s in "$STORE_ROOMS" "$STORE_FANOUT"; do
     # shellcheck disable=SC2086
     store_run none "$NEW" none $s
     # shellcheck disable=SC2086
@@ -27,4 +23,4 @@ for _ in $(seq "$ROUNDS"); do
     store_run dir-new "$NEW" dir $s
   done
 done
-echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+store_stamp
