@@ -408,3 +408,69 @@ async fn a_beat_sent_to_one_node_reaches_the_heartbeat_another_runs() {
     nc_u(n2.udp, b"beat nope\n");
     bob.expect("[udp:127.0.0.1] beat nope").await;
 }
+
+/// Reads `c` up to the line labeled `label` (IRCv3 labeled-response) and returns it; no
+/// other line may carry that label, nor any an earlier label in `done`.
+async fn labeled(c: &mut Client, label: &str, done: &[&str]) -> String {
+    loop {
+        let line = c.line().await;
+        assert!(
+            !done
+                .iter()
+                .any(|d| line.starts_with(&format!("@label={d} "))),
+            "{line}"
+        );
+        if line.starts_with(&format!("@label={label} ")) {
+            return line;
+        }
+        assert!(!line.contains(&format!("label={label}")), "{line}");
+    }
+}
+
+/// IRC's `SILENCE`, `UNSILENCE` and `ACK` sent with a label and taken by another node are
+/// answered with that label once it answered, not acknowledged at once; on the node that
+/// runs the check, the answer is labeled as ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_labeled_call_another_node_takes_is_answered_with_its_label() {
+    let redis = Redis::start();
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (n1, n2) = two_nodes(&redis, &service);
+    let mut watch = n2.json("watch").await;
+    status_until(&mut watch, |i| i["check"] == "web" && i["state"] == "up").await;
+    let mut dee = n2.irc_with("dee", "batch labeled-response").await;
+    dee.send("JOIN #alerts\r\n").await;
+    dee.expect(" 366 ").await;
+
+    dee.send("@label=s1 SILENCE web 30m from irc\r\n").await;
+    let answer = labeled(&mut dee, "s1", &[]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up")
+            && answer.contains("[silenced by dee for "),
+        "{answer}"
+    );
+    dee.send("@label=u1 UNSILENCE web\r\n").await;
+    let answer = labeled(&mut dee, "u1", &["s1"]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up") && !answer.contains("silenced"),
+        "{answer}"
+    );
+    // Refused by node 1: the refusal is labeled.
+    dee.send("@label=a1 ACK web\r\n").await;
+    let refused = labeled(&mut dee, "a1", &["s1", "u1"]).await;
+    assert!(refused.contains("web is not down"), "{refused}");
+    // Nothing more carries those labels.
+    dee.send("@label=p1 PING done\r\n").await;
+    let pong = labeled(&mut dee, "p1", &["s1", "u1", "a1"]).await;
+    assert!(pong.contains(" PONG "), "{pong}");
+
+    // On node 1, which runs it, answered at once, labeled.
+    let mut ana = n1.irc_with("ana", "batch labeled-response").await;
+    ana.send("JOIN #alerts\r\n").await;
+    ana.expect(" 366 ").await;
+    ana.send("@label=s2 SILENCE web 1m\r\n").await;
+    let answer = labeled(&mut ana, "s2", &[]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up") && answer.contains("[silenced by ana"),
+        "{answer}"
+    );
+}
