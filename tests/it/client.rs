@@ -292,6 +292,49 @@ async fn send_and_send_beat_do_not_pass_through_the_lobby() {
     assert_eq!(ana.line().await, "(private) <opsie> done watching");
 }
 
+/// A script refused its name or its login ends without joining its room: the people there
+/// do not see a guest come and go for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_refused_its_name_or_login_is_never_seen_in_its_room() {
+    let server = TestServer::start().await;
+    let mut ops = server.named("opsie").await;
+    ops.send("/join #ops").await;
+    ops.expect("you joined").await;
+    let mut ana = server.named("ana").await;
+    ops.expect("is now known as ana").await;
+    let addr = server.tcp().to_string();
+    let token = format!("charla_{}", "0".repeat(64));
+    let refused: [&[&str]; 3] = [
+        &["send", &addr, "--room", "ops", "--name", "ANA", "hi"],
+        &["send", &addr, "--room", "ops", "--token", &token, "hi"],
+        &["connect", &addr, "--room", "ops", "--name", "opsie"],
+    ];
+    for args in refused {
+        let ended = run(args, "hi\n").await;
+        assert!(!ended.status.success(), "{args:?}");
+        assert!(
+            ended.stderr.contains("nick_taken") || ended.stderr.contains("bad_password"),
+            "{args:?}: {}",
+            ended.stderr
+        );
+    }
+    // One that is let in still joins and says its line.
+    let ended = run(
+        &["send", &addr, "--room", "ops", "--name", "cron", "done"],
+        "",
+    )
+    .await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    // What opsie hears in #ops next is cron, not a refused script's guest.
+    assert_eq!(ops.line().await, "#ops *** cron joined");
+    assert_eq!(ops.line().await, "#ops <cron> done");
+    ana.send("/msg opsie done watching").await;
+    assert_eq!(
+        ops.expect("(private)").await,
+        "(private) <ana> done watching"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn send_works_over_a_unix_socket() {
     let server = TestServer::on(
