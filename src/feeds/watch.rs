@@ -289,9 +289,7 @@ pub fn start(
     Ok(())
 }
 
-/// Whether every path `specs` name can be watched: a server checks before it makes
-/// anything of its own (its data directory, its database), so a mistyped path costs
-/// nothing. Watching itself checks again, as a path may go in between.
+/// Whether every path `specs` name can be watched (`super::check`).
 pub fn check_paths(specs: &[WatchSpec]) -> Result<(), WatchError> {
     specs.iter().try_for_each(|spec| target(spec).map(drop))
 }
