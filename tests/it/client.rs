@@ -162,6 +162,44 @@ async fn each_event_is_printed_as_one_plain_line() {
     assert!(ended.status.success(), "{}", ended.stderr);
 }
 
+/// An IRC NOTICE, to the room or to the console client alone, is shown `-nick- text`, as
+/// the text protocol shows it, not as a message that could be answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn irc_notices_are_shown_as_notices() {
+    let server = crate::irc::server().await;
+    let mut irc = crate::irc::Irc::registered(&server, "ana").await;
+    let addr = server.tcp().to_string();
+    let bot = tokio::task::spawn_blocking(move || {
+        Client::piped(&["connect", &addr, "--name", "bot", "--room", "#lobby"])
+    })
+    .await
+    .unwrap();
+    irc.expect(":bot!bot@charla JOIN #lobby").await;
+    irc.send("NOTICE #lobby :the build is green").await;
+    irc.send("NOTICE bot :a quiet word").await;
+    irc.send("PRIVMSG bot :a question").await;
+    let lines = tokio::task::spawn_blocking(move || {
+        let lines = [
+            bot.expect_stdout("the build"),
+            bot.expect_stdout("quiet"),
+            bot.expect_stdout("question"),
+        ];
+        bot.finish();
+        lines
+    })
+    .await
+    .unwrap();
+    let bodies: Vec<&str> = lines.iter().map(|l| without_clock(l)).collect();
+    assert_eq!(
+        bodies,
+        [
+            "#lobby -ana- the build is green",
+            "(private) -ana- a quiet word",
+            "(private) <ana> a question",
+        ]
+    );
+}
+
 /// `HH:MM rest` → `rest`.
 pub fn without_clock(line: &str) -> &str {
     let (clock, rest) = line.split_once(' ').expect("a clock, then the line");
