@@ -563,6 +563,12 @@ pub const CLUSTER_DEPARTED_KEPT: usize = 10_000;
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
 
+/// Nicks a cluster node's users let go of (quitting, renaming) while Redis is out of
+/// reach, held to be let go in Redis once it is back, so that users of other nodes may
+/// take them. Past it, such a nick stays taken in Redis until the node restarts (logged).
+/// Default 10,000.
+pub const CLUSTER_OUTAGE_RELEASES: usize = 10_000;
+
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.

@@ -384,6 +384,15 @@ impl Sender {
                 self.resume().await;
                 continue;
             }
+            if let Out::Release(nick, id) = out {
+                // Sent once Redis is back (`tell_back`, or `resume` if taken before).
+                if !self.shared.reachable.load(Ordering::Relaxed) {
+                    self.shared.outage.lock().unwrap().release(nick, id);
+                    continue;
+                }
+                sent.push(Out::Release(nick, id));
+                continue;
+            }
             if out.is_ordered() && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
             {
                 self.holding = true;
@@ -460,6 +469,7 @@ impl Sender {
                 }
             }
         }
+        let releases = self.shared.held_releases();
         let Outage {
             held,
             dropped,
@@ -478,6 +488,7 @@ impl Sender {
             back.push(Out::Lost(room, count));
         }
         back.extend(changes);
+        back.extend(releases);
         for out in back.into_iter().rev() {
             self.taken.push_front(out);
         }
@@ -529,6 +540,7 @@ impl Sender {
     fn failed(&mut self, sent: Vec<Out>, own: bool, e: redis::RedisError) {
         tracing::warn!(error = %e, "cannot send to Redis");
         let (mut fallen, mut lost, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut undelivered = Vec::new();
         {
             let mut outage = self.shared.outage.lock().unwrap();
             for out in sent {
@@ -554,11 +566,10 @@ impl Sender {
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_)
-                    | Out::Round { .. }
-                    | Out::Claim(..)
-                    | Out::Release(..)
-                    | Out::Resume => {}
+                    // Redis may or may not have carried it: its sender is told so.
+                    Out::Direct(from, nick, _) => undelivered.push((from, nick)),
+                    Out::Release(nick, id) => outage.release(nick, id),
+                    Out::Publish(_) | Out::Round { .. } | Out::Claim(..) | Out::Resume => {}
                 }
             }
             outage.hold_changes_again(changes);
@@ -568,6 +579,9 @@ impl Sender {
             self.conn = None;
         }
         self.hear_held(fallen, lost);
+        for (from, nick) in undelivered {
+            self.hub.not_delivered(from, &nick);
+        }
         unreachable(&self.shared, &self.hub);
     }
 }
@@ -632,7 +646,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(CLUSTER_BACKLOG)
                 .ignore();
         }
-        Out::Publish(wire) => {
+        Out::Publish(wire) | Out::Direct(_, _, wire) => {
             pipe.cmd("PUBLISH")
                 .arg(channel())
                 .arg(wire.payload(0))
@@ -1003,6 +1017,11 @@ pub(super) fn tell_back(shared: &Shared) {
         run: shared.run.clone(),
         presence: PRESENCE_FORMS,
     }));
+    // Let go before anything else is told: once the others hear this node's users anew,
+    // the nicks they no longer hold are free in Redis too.
+    for release in shared.held_releases() {
+        shared.send(release);
+    }
     let locals: Vec<(SessionId, Nick)> = {
         let local = shared.local.lock().unwrap();
         let sessions = local.sessions.iter();

@@ -36,7 +36,7 @@ use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{
     Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget, Publication,
-    RoomName,
+    RoomName, Undelivered,
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
@@ -63,6 +63,9 @@ enum Out {
     Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
+    /// Something for a session of another node (a private message, tags, an invitation)
+    /// from session `.0` here, to nick `.1`: its sender is told if it is lost on the way.
+    Direct(SessionId, Nick, Wire),
     /// Every session here told anew, as round `round` ([`Shared::tell_everyone`]): in
     /// batches ([`Wire::Presents`]) when every live node reads them, else one
     /// [`Wire::Present`] each; serialized by the task that sends to Redis.
@@ -94,7 +97,8 @@ impl Out {
             Out::Said(_) | Out::Late(_) | Out::Lost(..) => true,
             Out::Room(..) | Out::Found(..) | Out::Ended(_) => true,
             Out::Publish(wire) => wire.is_room_event(),
-            Out::Claim(..) | Out::Release(..) | Out::Round { .. } | Out::Resume => false,
+            Out::Direct(..) | Out::Claim(..) | Out::Release(..) => false,
+            Out::Round { .. } | Out::Resume => false,
         }
     }
 }
@@ -205,6 +209,18 @@ impl Shared {
                 false
             }
         }
+    }
+
+    /// The nicks let go here while Redis was out of reach ([`Outage::released`]), to let
+    /// go in Redis now; none a session here holds again (its claim is sent anew).
+    fn held_releases(&self) -> Vec<Out> {
+        let released = std::mem::take(&mut self.outage.lock().unwrap().released);
+        let local = self.local.lock().unwrap();
+        released
+            .into_iter()
+            .filter(|(nick, id)| local.sessions.get(id).is_none_or(|l| l.nick != *nick))
+            .map(|(nick, id)| Out::Release(nick, id))
+            .collect()
     }
 
     /// Applies `change` to session `id` here and tells the others what it is now, as it is
@@ -591,62 +607,76 @@ impl Bus for ClusterBus {
         self.0.send(Out::Ended(room.clone()));
     }
 
-    fn direct(&self, to: SessionId, event: Event) {
-        if let Event::Invited { room, nick, by, .. } = &event {
-            self.0.send(Out::Publish(Wire::Invite {
-                node: self.0.node.number(),
-                to: to.bits(),
-                room: room.as_str().to_string(),
-                nick: nick.as_str().to_string(),
-                by: by.as_str().to_string(),
-            }));
-            return;
+    fn direct(&self, from: SessionId, to: SessionId, event: Event) -> Result<(), Undelivered> {
+        let shared = &self.0;
+        // Refused rather than held through an outage as a room message is: who the nick
+        // names by the time Redis is back (gone, renamed, someone else) cannot be known
+        // now, and a room keeps history for late readers where a person does not.
+        if !shared.reachable.load(Ordering::Relaxed) {
+            return Err(Undelivered::OutOfReach);
         }
-        if let Event::Private {
-            id,
-            ts,
-            from,
-            to: nick,
-            text,
-            notice,
-            account,
-            tags,
-        } = event
-        {
-            self.0.send(Out::Publish(Wire::Private {
-                node: self.0.node.number(),
-                to: to.bits(),
+        let node = shared.node.number();
+        let (nick, wire) = match event {
+            Event::Invited { room, nick, by, .. } => {
+                let wire = Wire::Invite {
+                    node,
+                    to: to.bits(),
+                    room: room.as_str().to_string(),
+                    nick: nick.as_str().to_string(),
+                    by: by.as_str().to_string(),
+                };
+                (nick, wire)
+            }
+            Event::Private {
                 id,
                 ts,
-                from: from.as_str().to_string(),
-                nick: nick.as_str().to_string(),
-                text: text.as_str().to_string(),
+                from,
+                to: nick,
+                text,
                 notice,
-                account: account.map(|a| a.as_str().to_string()),
-                tags: tags.map(|t| t.as_str().to_string()),
-            }));
-            return;
-        }
-        if let Event::TagsOnly {
-            id,
-            ts,
-            from,
-            account,
-            to: NoticeTarget::Nick(nick),
-            tags,
-        } = event
-        {
-            self.0.send(Out::Publish(Wire::Tagged {
-                node: self.0.node.number(),
-                room: None,
-                to: to.bits(),
-                nick: Some(nick.as_str().to_string()),
+                account,
+                tags,
+            } => {
+                let wire = Wire::Private {
+                    node,
+                    to: to.bits(),
+                    id,
+                    ts,
+                    from: from.as_str().to_string(),
+                    nick: nick.as_str().to_string(),
+                    text: text.as_str().to_string(),
+                    notice,
+                    account: account.map(|a| a.as_str().to_string()),
+                    tags: tags.map(|t| t.as_str().to_string()),
+                };
+                (nick, wire)
+            }
+            Event::TagsOnly {
                 id,
                 ts,
-                from: from.as_str().to_string(),
-                account: account.map(|a| a.as_str().to_string()),
-                tags: tags.as_str().to_string(),
-            }));
+                from,
+                account,
+                to: NoticeTarget::Nick(nick),
+                tags,
+            } => {
+                let wire = Wire::Tagged {
+                    node,
+                    room: None,
+                    to: to.bits(),
+                    nick: Some(nick.as_str().to_string()),
+                    id,
+                    ts,
+                    from: from.as_str().to_string(),
+                    account: account.map(|a| a.as_str().to_string()),
+                    tags: tags.as_str().to_string(),
+                };
+                (nick, wire)
+            }
+            _ => return Ok(()),
+        };
+        match shared.send(Out::Direct(from, nick, wire)) {
+            true => Ok(()),
+            false => Err(Undelivered::Full),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::bus::{Bus, BusFull, Publication};
+use super::bus::{Bus, BusFull, Publication, Undelivered};
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
 use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
@@ -746,9 +746,11 @@ impl ChatState {
                 self.read_as_recipient(id, target);
             }
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
-            (NoticeTarget::Nick(_), None) => {
+            (NoticeTarget::Nick(nick), None) => {
                 if let Some(elsewhere) = elsewhere {
-                    self.bus.direct(elsewhere, event);
+                    self.bus
+                        .direct(id, elsewhere, event)
+                        .map_err(|why| undelivered(&nick, why))?;
                 }
             }
         }
@@ -776,9 +778,9 @@ impl ChatState {
         self.may_talk(id)?;
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return match self.directory.holder(&to) {
-                Some(elsewhere) => Ok(Some(
-                    self.private_elsewhere(id, elsewhere, to, text, notice, reference),
-                )),
+                Some(elsewhere) => self
+                    .private_elsewhere(id, elsewhere, to, text, notice, reference)
+                    .map(Some),
                 None => Err((ErrorCode::NoSuchNick, format!("nobody is called {to}"))),
             };
         };
@@ -816,7 +818,7 @@ impl ChatState {
 
     /// A private message to session `to` of another node, carried by the bus; answered
     /// with its acknowledgement, and with their away message (as their node last told)
-    /// as a message to someone here is.
+    /// as a message to someone here is. Refused when the bus cannot carry it now.
     fn private_elsewhere(
         &mut self,
         id: SessionId,
@@ -825,7 +827,7 @@ impl ChatState {
         text: MessageText,
         notice: bool,
         reference: Option<String>,
-    ) -> Event {
+    ) -> Result<Event, (ErrorCode, String)> {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
@@ -839,8 +841,10 @@ impl ChatState {
             account: speaker.account.clone(),
             tags: self.tags.take(),
         };
+        self.bus
+            .direct(id, to, private)
+            .map_err(|why| undelivered(&nick, why))?;
         self.metrics.received(MessageKind::Private);
-        self.bus.direct(to, private);
         let away = self.directory.whois(&nick).and_then(|w| w.away);
         if let Some(message) = away.filter(|_| !notice) {
             let away = Event::Away {
@@ -850,7 +854,7 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Event::Ack { id: msg_id, ts }
+        Ok(Event::Ack { id: msg_id, ts })
     }
 
     /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
@@ -1664,4 +1668,22 @@ fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
         }
     }
     kept.into_vec()
+}
+
+/// Why what was sent to `nick`, a user of another node, was not: told to its sender.
+pub(super) fn undelivered(nick: &Nick, why: Undelivered) -> (ErrorCode, String) {
+    match why {
+        Undelivered::OutOfReach => (
+            ErrorCode::NotDelivered,
+            format!(
+                "not delivered to {nick}: cross-node delivery interrupted ({nick} is on another node, out of reach until it is restored); send it again then"
+            ),
+        ),
+        Undelivered::Full => (
+            ErrorCode::StoreUnavailable,
+            format!(
+                "the server cannot relay messages to the other nodes right now (its queue to Redis is full); nothing was sent to {nick}: try again in a moment"
+            ),
+        ),
+    }
 }

@@ -122,6 +122,22 @@ impl Hub {
         });
     }
 
+    /// What session `id` here sent to `nick`, a user of another node (a private message,
+    /// tags, an invitation), was acknowledged but lost on the way: the link to the other
+    /// nodes failed as it was sent (Redis may or may not have carried it). The session is
+    /// told, so that it does not take it for delivered.
+    pub fn not_delivered(&self, id: SessionId, nick: &Nick) {
+        self.with_chat(|chat| {
+            let lost = Event::Error {
+                code: super::ErrorCode::NotDelivered,
+                message: format!(
+                    "what you just sent {nick} may not have been delivered: cross-node delivery interrupted as it was sent; send it again once it is restored"
+                ),
+            };
+            chat.send(id, &Outgoing::new(lost));
+        });
+    }
+
     /// Another node took `nick` at the same moment as session `id` here, and first: the
     /// session is told and renamed to a guest, if it still holds `nick`.
     pub fn nick_lost(&self, id: SessionId, nick: &Nick) {

@@ -59,7 +59,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
-pub use bus::{Bus, BusFull, LocalBus, Publication};
+pub use bus::{Bus, BusFull, LocalBus, Publication, Undelivered};
 pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
