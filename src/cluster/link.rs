@@ -102,11 +102,14 @@ redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
 redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
-/// Takes a nick unless a live node holds it (its key still names the run that claimed it).
+/// Takes a nick unless another live node holds it (its key still names the run that
+/// claimed it). A claim of this node's own (`ARGV[3]`, its number) is replaced: its nick
+/// table decides between its own sessions, and one that let the nick go while Redis was
+/// out of reach may still be named.
 const CLAIM: &str = "local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then
   local n, run = string.match(v, '^(%d+):(%w+):%d+$')
-  if n and redis.call('GET', ARGV[2] .. 'node:' .. n) == run then return 0 end
+  if n and n ~= ARGV[3] and redis.call('GET', ARGV[2] .. 'node:' .. n) == run then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1";
@@ -364,6 +367,11 @@ impl Sender {
     /// instead (only once no pipeline is in flight: `settled`). `None` when nothing was
     /// left to send.
     async fn next_pipeline(&mut self, settled: bool) -> Option<BoxFuture<'static, Answer>> {
+        if self.shared.stale.swap(false, Ordering::Relaxed) {
+            // Made again on return ([`Sender::resume`]), once what is in flight on it settled.
+            self.conn = None;
+            self.holding = true;
+        }
         let mut sent = Vec::with_capacity(self.taken.len().min(CLUSTER_BATCH));
         let (mut fallen, mut lost) = (Vec::new(), Vec::new());
         while sent.len() < CLUSTER_BATCH {
@@ -713,7 +721,8 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(1)
                 .arg(nick_key(nick))
                 .arg(claim_value(shared, *id))
-                .arg(PREFIX);
+                .arg(PREFIX)
+                .arg(shared.node.number());
             asked.push(Asked::Nick(nick.clone(), *id));
         }
         Out::Found(room, id, account) => {
@@ -773,6 +782,7 @@ fn unreachable(shared: &Shared, hub: &Hub) {
     // Redis may come back without its scripts (restarted): loaded again with the next
     // pipeline.
     shared.scripts_loaded.store(false, Ordering::Relaxed);
+    shared.stale.store(true, Ordering::Relaxed);
     if shared.reachable.swap(false, Ordering::Relaxed) {
         tracing::warn!("cross-node delivery interrupted");
         hub.tell_all(Event::Cluster { reachable: false });

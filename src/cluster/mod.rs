@@ -153,6 +153,11 @@ struct Shared {
     /// Tells this run of the node from an earlier one with the same number.
     run: String,
     reachable: AtomicBool,
+    /// The other nodes went out of reach since the sender last looked: its own
+    /// connection may have died with Redis, unnoticed until used. The sender drops it and
+    /// holds what is ordered until Redis is back, rather than find out by failing the
+    /// first pipeline after (and telling every user delivery was interrupted again).
+    stale: AtomicBool,
     /// Redis has the message script ([`link`]'s `SAID`) on the connection's current run.
     scripts_loaded: AtomicBool,
     outbox: mpsc::Sender<Out>,
@@ -467,6 +472,7 @@ impl Cluster {
             outage: Mutex::default(),
             once: Mutex::default(),
             fell_back: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
             answered: AtomicU64::new(0),
             rooms: Mutex::default(),
             epoch: Mutex::default(),

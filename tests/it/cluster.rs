@@ -13,6 +13,8 @@ use crate::support::{Client, PATIENCE};
 pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
+    /// Its working directory, where [`Redis::stop_saved`] leaves what it held.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -22,16 +24,24 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Redis { child: None, port };
+        let dir = tempfile::tempdir().unwrap();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir,
+        };
         redis.restart();
         redis
     }
 
-    /// Starts the server (again) on its port, empty, and waits until it answers.
+    /// Starts the server (again) on its port, empty (or with what [`Redis::stop_saved`]
+    /// saved), and waits until it answers.
     pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,6 +82,14 @@ impl Redis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Saves what the server holds to its directory, then stops it: restarted, it has
+    /// its keys, as a Redis with persistence does.
+    pub(crate) fn stop_saved(&mut self) {
+        let saved = self.command(&["SAVE"]);
+        assert!(saved.starts_with("+OK"), "SAVE answered {saved:?}");
+        self.stop();
     }
 
     /// Pauses (`STOP`) or resumes (`CONT`) the server: connections stay open and

@@ -114,12 +114,18 @@ async fn tags_and_invitations_to_another_node_while_redis_is_down_are_refused() 
     bob.expect("*** ivy invites you to #ops").await;
 }
 
-/// Waits until Redis holds no claim on `nick`.
-fn unclaimed_until(redis: &Redis, nick: &str) {
-    let key = format!("charla:nick:{nick}");
+/// Waits until Redis's claim on `nick` names node `node` (`""`: until there is none).
+fn holder_until(redis: &Redis, nick: &str, node: &str) {
     let deadline = Instant::now() + PATIENCE;
-    while !redis.command(&["EXISTS", &key]).starts_with(":0") {
-        assert!(Instant::now() < deadline, "{key} never let go");
+    loop {
+        let now = holder(redis, nick);
+        if now == node {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{nick} held by {now:?}, never by {node:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -144,7 +150,8 @@ async fn nicks_let_go_on_a_node_during_an_outage_are_free_once_redis_is_back() {
         assert_eq!(holder(&redis, nick), "1", "{nick}");
     }
 
-    redis.stop();
+    // Redis keeps its keys (persistence): node one's claims are still there once back.
+    redis.stop_saved();
     for client in [&mut fay, &mut gus, &mut hal, &mut bob] {
         client.expect("*** cross-node delivery interrupted").await;
     }
@@ -168,9 +175,9 @@ async fn nicks_let_go_on_a_node_during_an_outage_are_free_once_redis_is_back() {
     )
     .await;
     // Redis no longer holds what node one let go, but still what it took again.
-    unclaimed_until(&redis, "fay");
-    unclaimed_until(&redis, "gus");
-    assert_eq!(holder(&redis, "hal"), "1");
+    holder_until(&redis, "fay", "");
+    holder_until(&redis, "gus", "");
+    holder_until(&redis, "hal", "1");
     // A user of the other node takes them as nicks nobody holds.
     bob.send("/nick fay").await;
     bob.expect("*** you are now known as fay").await;
