@@ -5,7 +5,7 @@
 //! room (the rooms' members elsewhere get a `gap` for it) and its speaker told. Nicks let
 //! go meanwhile are held too, to be let go in Redis once it is back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::Out;
 use crate::hub::{Event, Nick, Publication, RoomName, SessionId};
@@ -37,7 +37,7 @@ pub(super) struct Outage {
     /// Nicks sessions here let go of (quitting, renamed) that Redis may still name them
     /// for, each once; at most [`CLUSTER_OUTAGE_RELEASES`]. Let go in Redis once it is
     /// back, so that a user of another node may take them.
-    pub released: Vec<(Nick, SessionId)>,
+    pub released: HashSet<(Nick, SessionId)>,
 }
 
 impl Outage {
@@ -73,11 +73,8 @@ impl Outage {
     /// the bound, Redis keeps the claim until this node restarts (logged).
     pub fn release(&mut self, nick: Nick, id: SessionId) {
         let release = (nick, id);
-        if self.released.contains(&release) {
-            return;
-        }
-        if self.released.len() < CLUSTER_OUTAGE_RELEASES {
-            self.released.push(release);
+        if self.released.len() < CLUSTER_OUTAGE_RELEASES || self.released.contains(&release) {
+            self.released.insert(release);
         } else {
             tracing::warn!(
                 nick = %release.0.as_str(),
