@@ -759,7 +759,10 @@ fn unreachable(shared: &Shared, hub: &Hub) {
     // Redis may come back without its scripts (restarted): loaded again with the next
     // pipeline.
     shared.scripts_loaded.store(false, Ordering::Relaxed);
-    if shared.reachable.swap(false, Ordering::Relaxed) {
+    // Under the hub's lock, as its return is ([`back`]): a session's change is recorded
+    // and published as of one side of it.
+    let was = hub.between_changes(|| shared.reachable.swap(false, Ordering::Relaxed));
+    if was {
         tracing::warn!("cross-node delivery interrupted");
         hub.tell_all(Event::Cluster { reachable: false });
     }
@@ -902,7 +905,7 @@ async fn hear(
                 match alive(shared, redis).await {
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
                         hub.forget_unheard(answered);
-                        if rejoin(shared).await {
+                        if rejoin(shared, hub).await {
                             tracing::info!("cross-node delivery restored");
                             hub.tell_all(Event::Cluster { reachable: true });
                         }
@@ -981,17 +984,29 @@ async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
 /// claimed again: one taken meanwhile elsewhere is lost here); the sender publishes what
 /// was held meanwhile, in order, before anything said after ([`Out::Resume`]). False when
 /// the sender could not be told in time (its queue full): still out of reach, tried again.
-async fn rejoin(shared: &Shared) -> bool {
-    tell_back(shared);
+async fn rejoin(shared: &Shared, hub: &Hub) -> bool {
     // Reachable before the sender is told: what it takes before `Resume` is held (it
     // holds until then), what it takes after is sent.
-    shared.reachable.store(true, Ordering::Relaxed);
+    back(shared, hub);
     let told = tokio::time::timeout(CLUSTER_NODE_TIMEOUT, shared.outbox.send(Out::Resume));
     if matches!(told.await, Ok(Ok(()))) {
         return true;
     }
     shared.reachable.store(false, Ordering::Relaxed);
     false
+}
+
+/// Back in touch: tells the others who is here ([`tell_back`]) and makes Redis reachable,
+/// in one step under the hub's lock. A session's change (a join, a leave, a rename) is
+/// recorded for the others and published under that lock too, reading whether Redis is
+/// reachable: so each is wholly before, told in the round and not published live (what
+/// is said while Redis is out of reach), or wholly after, published live and not in the
+/// round; never in both, which the others would announce twice.
+pub(super) fn back(shared: &Shared, hub: &Hub) {
+    hub.between_changes(|| {
+        tell_back(shared);
+        shared.reachable.store(true, Ordering::Relaxed);
+    });
 }
 
 /// Tells the others this node is here, and who is on it: on joining the cluster, and

@@ -12,6 +12,8 @@
 //! says what is shared and what is not yet.
 
 mod accounts;
+#[cfg(test)]
+mod back_tests;
 mod link;
 mod once;
 mod outage;
@@ -197,6 +199,35 @@ struct Shared {
 }
 
 impl Shared {
+    /// Node `node` in run `run`, sending to Redis through `outbox`; not reachable until
+    /// it has told the others who it is ([`link::back`]).
+    fn new(node: NodeId, run: String, outbox: mpsc::Sender<Out>) -> Shared {
+        Shared {
+            node,
+            run,
+            reachable: AtomicBool::new(false),
+            scripts_loaded: AtomicBool::new(false),
+            outbox,
+            roster: Mutex::default(),
+            local: Mutex::default(),
+            outage: Mutex::default(),
+            once: Mutex::default(),
+            fell_back: AtomicBool::new(false),
+            answered: AtomicU64::new(0),
+            rooms: Mutex::default(),
+            epoch: Mutex::default(),
+            founded: Mutex::default(),
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            reported: AtomicU64::new(now_ms()),
+            invites: Mutex::default(),
+            departed: Mutex::default(),
+            rounds: AtomicU64::new(0),
+            tallies: AtomicU64::new(0),
+            tallied_before_round: AtomicU64::new(0),
+        }
+    }
+
     fn send(&self, out: Out) -> bool {
         match self.outbox.try_send(out) {
             Ok(()) => true,
@@ -440,30 +471,7 @@ impl Cluster {
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
-        let shared = Arc::new(Shared {
-            node,
-            run,
-            reachable: AtomicBool::new(false),
-            scripts_loaded: AtomicBool::new(false),
-            outbox,
-            roster: Mutex::default(),
-            local: Mutex::default(),
-            outage: Mutex::default(),
-            once: Mutex::default(),
-            fell_back: AtomicBool::new(false),
-            answered: AtomicU64::new(0),
-            rooms: Mutex::default(),
-            epoch: Mutex::default(),
-            founded: Mutex::default(),
-            peak: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
-            reported: AtomicU64::new(now_ms()),
-            invites: Mutex::default(),
-            departed: Mutex::default(),
-            rounds: AtomicU64::new(0),
-            tallies: AtomicU64::new(0),
-            tallied_before_round: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(node, run, outbox));
         // Nothing is held yet: the sender starts sending.
         link::tell_back(&shared);
         shared.reachable.store(true, Ordering::Relaxed);
