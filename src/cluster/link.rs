@@ -158,6 +158,18 @@ for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('PUBLISH', KEYS[2], v .. '\\n' .. ARGV[1])
 return 1";
 
+/// Sets when a room was first made anywhere (its field `c`, to `ARGV[2]`) unless it is
+/// set already, and publishes it (`ARGV[1]`) as a change to the room: set once, by the
+/// first node to make the room, so every node shows the same. Not a version of the room's
+/// state (published as `0`): a hash it makes holds nothing a node's copy would lose, and
+/// is marked as written back (`r`) so that a copy written back after Redis lost its keys
+/// still replaces it (`recover::RESEED`), its creation time included.
+const CREATED: &str = "if redis.call('HEXISTS', KEYS[1], 'c') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'r', '1') end
+redis.call('HSET', KEYS[1], 'c', ARGV[2])
+redis.call('PUBLISH', KEYS[2], '0\\n' .. ARGV[1])
+return 1";
+
 /// Keeps the node's key alive, unless another run took its number meanwhile.
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
@@ -548,7 +560,7 @@ impl Sender {
                     }
                     Out::Late(held) => lost.extend(outage.hold(held.publication, true)),
                     Out::Lost(room, count) => *outage.dropped.entry(room).or_default() += count,
-                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_)) => {
+                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_) | Out::Made(..)) => {
                         changes.push(change)
                     }
                     Out::Publish(wire) if wire.is_room_event() => {
@@ -733,6 +745,23 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(publication)
                 .arg(account.as_ref().map_or("", |a| a.as_str()));
             asked.push(Asked::Founding(room.clone(), *id));
+        }
+        Out::Made(room, created) => {
+            let wire = Wire::RoomKept {
+                node: shared.node.number(),
+                room: room.as_str().to_string(),
+                set: vec![(room_state::CREATED.to_string(), created.to_string())],
+                del: Vec::new(),
+                replace: false,
+            };
+            pipe.cmd("EVAL")
+                .arg(CREATED)
+                .arg(2)
+                .arg(room_state::key(room))
+                .arg(channel())
+                .arg(serde_json::to_string(&wire).expect("plain data serializes"))
+                .arg(created)
+                .ignore();
         }
         Out::Ended(room) => {
             pipe.cmd("EVAL")

@@ -83,6 +83,9 @@ enum Out {
     Found(RoomName, SessionId, Option<Nick>),
     /// A room with no member here any more: anyone may found it again.
     Ended(RoomName),
+    /// A room made here at this time (ms since the Unix epoch), when the cluster did not
+    /// say when it was first made: kept unless another node's time is.
+    Made(RoomName, u64),
     /// Redis is back ([`link::rejoin`]): what was held is sent from here, before anything
     /// queued after.
     Resume,
@@ -94,7 +97,7 @@ impl Out {
     fn is_ordered(&self) -> bool {
         match self {
             Out::Said(_) | Out::Late(_) | Out::Lost(..) => true,
-            Out::Room(..) | Out::Found(..) | Out::Ended(_) => true,
+            Out::Room(..) | Out::Found(..) | Out::Ended(_) | Out::Made(..) => true,
             Out::Publish(wire) => wire.is_room_event(),
             Out::Claim(..) | Out::Release(..) | Out::Round { .. } | Out::Resume => false,
         }
@@ -591,6 +594,10 @@ impl Bus for ClusterBus {
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
         self.0.founded.lock().unwrap().insert(room.clone(), founder);
         self.0.send(Out::Found(room.clone(), founder, account));
+    }
+
+    fn made(&self, room: &RoomName, created: u64) {
+        self.0.send(Out::Made(room.clone(), created));
     }
 
     fn ended(&self, room: &RoomName) {

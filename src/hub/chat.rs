@@ -431,16 +431,22 @@ impl ChatState {
         target
     }
 
-    /// `room` as it is, or made with what the cluster or else the store kept of it.
+    /// `room` as it is, or made with what the cluster or else the store kept of it. A
+    /// cluster that does not know when the room was first made is told it was now.
     fn make_room(&mut self, room: &RoomName) -> &mut Room {
-        let (settings, store, directory) = (self.room_settings, &self.store, &self.directory);
-        self.rooms.entry(room.clone()).or_insert_with(|| {
-            let mut made = Room::new(room.clone(), settings);
-            if let Some(kept) = directory.kept_room(room).or_else(|| store.kept_room(room)) {
+        if !self.rooms.contains_key(room) {
+            let mut made = Room::new(room.clone(), self.room_settings);
+            let shared = self.directory.kept_room(room);
+            let known = shared.as_ref().is_some_and(|kept| kept.created.is_some());
+            if let Some(kept) = shared.or_else(|| self.store.kept_room(room)) {
                 made.restore(kept);
             }
-            made
-        })
+            if self.bus_numbers && !known {
+                self.bus.made(room, made.created);
+            }
+            self.rooms.insert(room.clone(), made);
+        }
+        self.rooms.get_mut(room).expect("made above")
     }
 
     /// Hands the other nodes `changes` to what `room` keeps; a server alone (whose bus
