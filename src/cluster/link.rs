@@ -20,7 +20,7 @@ use super::presence;
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
-use super::tally::NodeTally;
+use super::tally::Told;
 use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
@@ -1337,8 +1337,13 @@ fn heard(
             tally,
             sessions,
             digest,
+            profiles,
         } => {
-            let told = NodeTally { sessions, digest };
+            let told = Told {
+                sessions,
+                digest,
+                profiles,
+            };
             let ask = {
                 let mut roster = shared.roster.lock().unwrap();
                 roster.tally(node, told) && roster.all_read(PRESENCE_FORMS)

@@ -112,9 +112,9 @@ struct Local {
 }
 
 impl Local {
-    /// Its digest, as the others' tallies count it ([`tally::digest`]).
-    fn digest(&self, id: SessionId) -> u64 {
-        tally::digest(id.bits(), &self.nick, &self.rooms)
+    /// Its digests, as the others' tallies count them ([`tally`]).
+    fn digests(&self, id: SessionId) -> tally::Digests {
+        tally::Digests::of(id.bits(), &self.nick, &self.rooms, &self.profile)
     }
 }
 
@@ -128,23 +128,22 @@ struct Locals {
 impl Locals {
     fn insert(&mut self, id: SessionId, local: Local) {
         self.remove(id);
-        self.tally.add(local.digest(id));
+        self.tally.add(local.digests(id));
         self.sessions.insert(id, local);
     }
 
     fn remove(&mut self, id: SessionId) -> Option<Local> {
         let local = self.sessions.remove(&id)?;
-        self.tally.remove(local.digest(id));
+        self.tally.remove(local.digests(id));
         Some(local)
     }
 
     /// Applies `change` to session `id`, if it is here.
     fn change(&mut self, id: SessionId, change: impl FnOnce(&mut Local)) {
         if let Some(local) = self.sessions.get_mut(&id) {
-            let before = local.digest(id);
+            let before = local.digests(id);
             change(local);
-            let after = local.digest(id);
-            self.tally.digest ^= before ^ after;
+            self.tally.change(before, local.digests(id));
         }
     }
 }
@@ -327,7 +326,7 @@ impl Shared {
         });
     }
 
-    /// Tells the others how many sessions this node has and their digest ([`tally`]),
+    /// Tells the others how many sessions this node has and their digests ([`tally`]),
     /// when every live node reads it: queued under the lock of the sessions, after every
     /// presence told before, so that a node that heard those has the same.
     fn tell_tally(&self) {
@@ -343,6 +342,7 @@ impl Shared {
             tally,
             sessions: local.tally.sessions,
             digest: local.tally.digest,
+            profiles: Some(local.tally.profiles),
         }));
     }
 
