@@ -568,6 +568,13 @@ pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
 /// `gap` for the room's members. Default 1,000.
 pub const CLUSTER_BACKLOG: usize = 1_000;
 
+/// How long a room's backlog stays in Redis after the last message added to it: each one
+/// added sets it again, so the backlogs of rooms nobody uses any more go by themselves
+/// (and are not read after every subscription). A node cut off, or started, after that
+/// reads nothing of the room from Redis (numbers it missed are a `gap`). The room's last
+/// number does not go, so its numbers never go back. Default 30 days.
+pub const CLUSTER_BACKLOG_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.
 pub const CLUSTER_RETRY_MIN: Duration = Duration::from_millis(100);

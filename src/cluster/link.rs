@@ -28,14 +28,15 @@ use crate::hub::{
     Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
-    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
-    CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
-    CLUSTER_TALLY_EVERY,
+    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BACKLOG_TTL,
+    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_PROBE_TIMEOUT, CLUSTER_TALLY_EVERY,
 };
 
 /// The body of [`SAID`] and [`SAID_ONCE`]: numbers a message in its room (at least one past
 /// the number the node proposed, `ARGV[1]`), appends it to the room's backlog trimmed to
-/// the last `ARGV[3]`, and publishes it (`ARGV[2]` after its number).
+/// the last `ARGV[3]` and kept `ARGV[4]` ms from now ([`CLUSTER_BACKLOG_TTL`]), and
+/// publishes it (`ARGV[2]` after its number).
 macro_rules! said_script {
     () => {
         "local s = redis.call('INCR', KEYS[1])
@@ -44,6 +45,7 @@ if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
 local payload = s .. '\\n' .. ARGV[2]
 redis.call('RPUSH', KEYS[3], payload)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('PUBLISH', KEYS[2], payload)
 return s"
     };
@@ -60,16 +62,16 @@ const SAID: &str = said_script!();
 
 /// [`SAID`] for a message sent once already in a pipeline that failed: Redis may have run
 /// it then (and every node heard it), or not. Run only if the room's backlog does not
-/// have it: its entries are read newest first, [`BACKLOG_PAGE`] at a time (`ARGV[5]`),
+/// have it: its entries are read newest first, [`BACKLOG_PAGE`] at a time (`ARGV[6]`),
 /// down to the number the node had heard when it said it (`ARGV[1]`), below which a copy
-/// Redis ran cannot be; an entry with its id (`ARGV[4]`, as the JSON writes it) means
+/// Redis ran cannot be; an entry with its id (`ARGV[5]`, as the JSON writes it) means
 /// Redis ran it, and nothing is done. Redis itself refuses the second copy, so every
 /// node, and a node started later reading the backlog, has it once; a message that went
 /// through the first time costs nothing more.
 const SAID_ONCE: &str = concat!(
     "local floor = tonumber(ARGV[1])
-local mark = '\"id\":' .. ARGV[4] .. ','
-local page = tonumber(ARGV[5])
+local mark = '\"id\":' .. ARGV[5] .. ','
+local page = tonumber(ARGV[6])
 local function ran()
   local to = -1
   while true do
@@ -94,11 +96,13 @@ const BACKLOG_PAGE: usize = 32;
 
 /// Gives the numbers of `ARGV[1]` messages of a room that were not relayed (past what a
 /// node holds during an outage) and publishes them as a gap, so that they are a gap in the
-/// room's one order on every node; kept in the backlog too, for a node that hears it late.
+/// room's one order on every node; kept in the backlog too (as [`SAID`] keeps a message),
+/// for a node that hears it late.
 const LOST: &str = "local s = redis.call('INCRBY', KEYS[1], ARGV[1])
 local payload = s .. '\\n' .. ARGV[2]
 redis.call('RPUSH', KEYS[3], payload)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
@@ -186,6 +190,12 @@ fn said_sha() -> &'static str {
 /// A room's last number.
 pub(super) fn seq_key(room: &RoomName) -> String {
     format!("{PREFIX}seq:{}", room.key())
+}
+
+/// How long a backlog is kept after its last entry ([`CLUSTER_BACKLOG_TTL`]), as the
+/// scripts take it.
+fn backlog_ttl_ms() -> u64 {
+    CLUSTER_BACKLOG_TTL.as_millis() as u64
 }
 
 /// A room's recent messages, as published (`SEQ\nJSON`), oldest first.
@@ -613,7 +623,8 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(backlog_key(room))
                 .arg(proposed.saturating_sub(1))
                 .arg(json)
-                .arg(CLUSTER_BACKLOG);
+                .arg(CLUSTER_BACKLOG)
+                .arg(backlog_ttl_ms());
             if sent {
                 pipe.arg(wire.entry_id().unwrap_or_default())
                     .arg(BACKLOG_PAGE);
@@ -642,6 +653,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(count)
                 .arg(json)
                 .arg(CLUSTER_BACKLOG)
+                .arg(backlog_ttl_ms())
                 .ignore();
         }
         Out::Publish(wire) => {
