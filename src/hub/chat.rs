@@ -683,6 +683,7 @@ impl ChatState {
         let Some(closing) = self.closing.remove(&id) else {
             return;
         };
+        self.metrics.unconfirmed(closing.owed);
         let unconfirmed = Event::Error {
             code: ErrorCode::Unconfirmed,
             message: format!(
