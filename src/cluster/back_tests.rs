@@ -76,7 +76,12 @@ fn live_joins(outs: &[Out], room: &str) -> usize {
 fn a_join_as_the_node_comes_back_is_told_in_its_round_or_live_not_both() {
     let (outbox, mut queue) = mpsc::channel(1024);
     let node = NodeId::new(1).unwrap();
-    let shared = Arc::new(Shared::new(node, "0123456789abcdef".into(), outbox));
+    let shared = Arc::new(Shared::new(
+        node,
+        "0123456789abcdef".into(),
+        "node-1".into(),
+        outbox,
+    ));
     let bus = Arc::new(BackMidJoin {
         bus: ClusterBus(shared.clone()),
         hub: OnceLock::new(),

@@ -15,6 +15,7 @@ use redis::aio::{ConnectionManager, MultiplexedConnection, PubSubStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::alerts;
 use super::outage::{Held, Outage, proposed};
 use super::presence;
 use super::recover::{self, Recovered};
@@ -962,6 +963,8 @@ async fn hear(
                     let gone = shared.roster.lock().unwrap().silent_since(deadline);
                     leave(shared, hub, gone);
                 }
+                let live = shared.live_nodes();
+                shared.alerts.lock().unwrap().keep_only(&live);
             }
         }
     }
@@ -1331,6 +1334,8 @@ fn heard(
             heard_node(shared, hub, node, &run, presence);
             shared.tell_everyone();
             shared.tell_departed();
+            // And what this node's checks and heartbeats report, without waiting.
+            shared.alerts_changed.notify_one();
         }
         Wire::Presents {
             node,
@@ -1387,6 +1392,35 @@ fn heard(
         } => {
             let gone = shared.roster.lock().unwrap().told(node, round, sessions);
             presence::gone(shared, hub, gone);
+        }
+        Wire::Alerts {
+            node,
+            name,
+            report,
+            items,
+            last,
+        } => alerts::heard_report(shared, node, &name, report, items, last),
+        Wire::Call {
+            node,
+            to,
+            call,
+            name,
+            asked,
+        } => {
+            if to.contains(&shared.node.number()) {
+                alerts::heard_call(shared, hub, node, call, &name, asked);
+            }
+        }
+        Wire::Answer {
+            node,
+            to,
+            call,
+            status,
+            error,
+        } => {
+            if to == shared.node.number() {
+                alerts::heard_answer(shared, hub, node, call, status, error)?;
+            }
         }
         Wire::Gone { node } => {
             // A node says goodbye only when shut down: its users leave as a single node's

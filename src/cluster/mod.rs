@@ -12,6 +12,7 @@
 //! says what is shared and what is not yet.
 
 mod accounts;
+mod alerts;
 #[cfg(test)]
 mod back_tests;
 mod link;
@@ -198,12 +199,20 @@ struct Shared {
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
+    /// This node's name (`--node-name`), as its checks and heartbeats are marked.
+    name: String,
+    /// The other nodes' checks and heartbeats, and the calls to them waiting ([`alerts`]).
+    alerts: Mutex<alerts::Alerts>,
+    /// A check or heartbeat of this node changed: the others are told soon.
+    alerts_changed: tokio::sync::Notify,
+    /// A call to other nodes was sent: its deadline is watched.
+    called: tokio::sync::Notify,
 }
 
 impl Shared {
     /// Node `node` in run `run`, sending to Redis through `outbox`; not reachable until
     /// it has told the others who it is ([`link::back`]).
-    fn new(node: NodeId, run: String, outbox: mpsc::Sender<Out>) -> Shared {
+    fn new(node: NodeId, run: String, name: String, outbox: mpsc::Sender<Out>) -> Shared {
         Shared {
             node,
             run,
@@ -227,6 +236,10 @@ impl Shared {
             rounds: AtomicU64::new(0),
             tallies: AtomicU64::new(0),
             tallied_before_round: AtomicU64::new(0),
+            name,
+            alerts: Mutex::default(),
+            alerts_changed: tokio::sync::Notify::new(),
+            called: tokio::sync::Notify::new(),
         }
     }
 
@@ -399,6 +412,11 @@ impl Shared {
     fn node_key(&self) -> String {
         format!("{PREFIX}node:{}", self.node.number())
     }
+
+    /// The other nodes heard within the node timeout.
+    fn live_nodes(&self) -> Vec<u16> {
+        self.roster.lock().unwrap().live()
+    }
 }
 
 /// A node of a cluster: connected to its Redis, with a number of its own.
@@ -474,7 +492,7 @@ impl Cluster {
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
-        let shared = Arc::new(Shared::new(node, run, outbox));
+        let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));
         // Nothing is held yet: the sender starts sending.
         link::tell_back(&shared);
         shared.reachable.store(true, Ordering::Relaxed);
@@ -513,6 +531,12 @@ impl Cluster {
     /// Starts carrying `hub`'s publications to the other nodes and theirs to it, until
     /// `shutdown`; returns when the node has told the others it is gone.
     pub fn start(self, hub: Hub, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        hub.set_peers(Arc::new(alerts::Peers(self.shared.clone())));
+        tokio::spawn(alerts::run(
+            self.shared.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(link::run(self, hub, shutdown))
     }
 }

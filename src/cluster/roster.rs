@@ -258,6 +258,11 @@ impl Roster {
         }
     }
 
+    /// The other live nodes: those heard within the node timeout, not gone.
+    pub fn live(&self) -> Vec<u16> {
+        self.nodes.keys().copied().collect()
+    }
+
     /// Forgets the nodes not heard since `deadline`; returns their sessions.
     pub fn silent_since(&mut self, deadline: Instant) -> Vec<Remote> {
         let silent: Vec<u16> = self

@@ -7,6 +7,7 @@ use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::bus::{Bus, BusFull, Publication};
+use super::calls::AlertPeers;
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
 use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
@@ -133,6 +134,9 @@ pub(super) struct ChatState {
     /// does, not as the answer to its command (IRC's labeled-response labels the answer
     /// alone).
     pub answers_from: Option<u64>,
+    /// The other nodes' checks and heartbeats, which `/status` lists with this node's
+    /// (`--cluster`); `None` on a node alone.
+    pub peers: Option<Arc<dyn AlertPeers>>,
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.
@@ -473,9 +477,28 @@ impl ChatState {
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
+        let mut items = Vec::new();
+        for status in &target.status {
+            match &self.peers {
+                // In a cluster, which node runs each check and heartbeat.
+                Some(peers) if status.shared() => {
+                    let name = peers.name();
+                    items.extend(
+                        status
+                            .status()
+                            .into_iter()
+                            .map(|n| n.with("node", name.to_string())),
+                    );
+                }
+                _ => items.extend(status.status()),
+            }
+        }
+        if let Some(peers) = &self.peers {
+            items.extend(peers.status(&room));
+        }
         Ok(Some(Event::Status {
             room: target.name.clone(),
-            items: target.status.iter().flat_map(|s| s.status()).collect(),
+            items,
         }))
     }
 
@@ -1193,7 +1216,12 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(topic, reference));
         }
-        if !already && !self.rooms[&room].status.is_empty() {
+        let other_nodes = || {
+            self.peers
+                .as_ref()
+                .is_some_and(|p| !p.status(&room).is_empty())
+        };
+        if !already && (!self.rooms[&room].status.is_empty() || other_nodes()) {
             // A room with feeds greets each newcomer with what they are doing.
             if let Ok(Some(status @ Event::Status { .. })) = self.status(id, Some(room))
                 && !matches!(&status, Event::Status { items, .. } if items.is_empty())

@@ -506,6 +506,10 @@ pub enum ErrorCode {
     /// [`ACK_GRACE`](crate::limits::ACK_GRACE): its messages were said, and are most likely
     /// kept, but their acks will not come. Sent once, before the goodbye.
     Unconfirmed,
+    /// In a cluster, the other nodes could not be reached (Redis is down), or did not
+    /// answer in time: what was asked of a check or heartbeat of theirs was not done, or
+    /// not known to be.
+    ClusterUnreachable,
 }
 
 impl ErrorCode {
@@ -548,6 +552,7 @@ impl ErrorCode {
             ErrorCode::NotStored => "not_stored",
             ErrorCode::Unconfirmed => "unconfirmed",
             ErrorCode::NoOperators => "no_operators",
+            ErrorCode::ClusterUnreachable => "cluster_unreachable",
         }
     }
 }

@@ -104,7 +104,7 @@ pub(crate) struct Node {
     pub(crate) tcp: SocketAddr,
     pub(crate) irc: SocketAddr,
     pub(crate) http: SocketAddr,
-    udp: SocketAddr,
+    pub(crate) udp: SocketAddr,
 }
 
 impl Node {
