@@ -12,6 +12,9 @@
 //! says what is shared and what is not yet.
 
 mod accounts;
+mod alerts;
+#[cfg(test)]
+mod back_tests;
 mod link;
 mod once;
 mod outage;
@@ -84,6 +87,9 @@ enum Out {
     Found(RoomName, SessionId, Option<Nick>),
     /// A room with no member here any more: anyone may found it again.
     Ended(RoomName),
+    /// A room made here at this time (ms since the Unix epoch), when the cluster did not
+    /// say when it was first made: kept unless another node's time is.
+    Made(RoomName, u64),
     /// Redis is back ([`link::rejoin`]): what was held is sent from here, before anything
     /// queued after.
     Resume,
@@ -95,7 +101,7 @@ impl Out {
     fn is_ordered(&self) -> bool {
         match self {
             Out::Said(_) | Out::Late(_) | Out::Lost(..) => true,
-            Out::Room(..) | Out::Found(..) | Out::Ended(_) => true,
+            Out::Room(..) | Out::Found(..) | Out::Ended(_) | Out::Made(..) => true,
             Out::Publish(wire) => wire.is_room_event(),
             Out::Direct(..) | Out::Claim(..) | Out::Release(..) => false,
             Out::Round { .. } | Out::Resume => false,
@@ -111,9 +117,9 @@ struct Local {
 }
 
 impl Local {
-    /// Its digest, as the others' tallies count it ([`tally::digest`]).
-    fn digest(&self, id: SessionId) -> u64 {
-        tally::digest(id.bits(), &self.nick, &self.rooms)
+    /// Its digests, as the others' tallies count them ([`tally`]).
+    fn digests(&self, id: SessionId) -> tally::Digests {
+        tally::Digests::of(id.bits(), &self.nick, &self.rooms, &self.profile)
     }
 }
 
@@ -127,23 +133,22 @@ struct Locals {
 impl Locals {
     fn insert(&mut self, id: SessionId, local: Local) {
         self.remove(id);
-        self.tally.add(local.digest(id));
+        self.tally.add(local.digests(id));
         self.sessions.insert(id, local);
     }
 
     fn remove(&mut self, id: SessionId) -> Option<Local> {
         let local = self.sessions.remove(&id)?;
-        self.tally.remove(local.digest(id));
+        self.tally.remove(local.digests(id));
         Some(local)
     }
 
     /// Applies `change` to session `id`, if it is here.
     fn change(&mut self, id: SessionId, change: impl FnOnce(&mut Local)) {
         if let Some(local) = self.sessions.get_mut(&id) {
-            let before = local.digest(id);
+            let before = local.digests(id);
             change(local);
-            let after = local.digest(id);
-            self.tally.digest ^= before ^ after;
+            self.tally.change(before, local.digests(id));
         }
     }
 }
@@ -203,9 +208,51 @@ struct Shared {
     /// Invitations of sessions here by operators of other nodes, not used yet: at most
     /// [`MAX_INVITES_PER_ROOM`] each, the oldest forgotten first.
     invites: Mutex<HashMap<SessionId, Vec<RoomName>>>,
+    /// This node's name (`--node-name`), as its checks and heartbeats are marked.
+    name: String,
+    /// The other nodes' checks and heartbeats, and the calls to them waiting ([`alerts`]).
+    alerts: Mutex<alerts::Alerts>,
+    /// A check or heartbeat of this node changed: the others are told soon.
+    alerts_changed: tokio::sync::Notify,
+    /// A call to other nodes was sent: its deadline is watched.
+    called: tokio::sync::Notify,
 }
 
 impl Shared {
+    /// Node `node` in run `run`, sending to Redis through `outbox`; not reachable until
+    /// it has told the others who it is ([`link::back`]).
+    fn new(node: NodeId, run: String, name: String, outbox: mpsc::Sender<Out>) -> Shared {
+        Shared {
+            node,
+            run,
+            reachable: AtomicBool::new(false),
+            scripts_loaded: AtomicBool::new(false),
+            outbox,
+            roster: Mutex::default(),
+            local: Mutex::default(),
+            outage: Mutex::default(),
+            once: Mutex::default(),
+            fell_back: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+            answered: AtomicU64::new(0),
+            rooms: Mutex::default(),
+            epoch: Mutex::default(),
+            founded: Mutex::default(),
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            reported: AtomicU64::new(now_ms()),
+            invites: Mutex::default(),
+            departed: Mutex::default(),
+            rounds: AtomicU64::new(0),
+            tallies: AtomicU64::new(0),
+            tallied_before_round: AtomicU64::new(0),
+            name,
+            alerts: Mutex::default(),
+            alerts_changed: tokio::sync::Notify::new(),
+            called: tokio::sync::Notify::new(),
+        }
+    }
+
     fn send(&self, out: Out) -> bool {
         match self.outbox.try_send(out) {
             Ok(()) => true,
@@ -314,7 +361,7 @@ impl Shared {
         });
     }
 
-    /// Tells the others how many sessions this node has and their digest ([`tally`]),
+    /// Tells the others how many sessions this node has and their digests ([`tally`]),
     /// when every live node reads it: queued under the lock of the sessions, after every
     /// presence told before, so that a node that heard those has the same.
     fn tell_tally(&self) {
@@ -330,6 +377,7 @@ impl Shared {
             tally,
             sessions: local.tally.sessions,
             digest: local.tally.digest,
+            profiles: Some(local.tally.profiles),
         }));
     }
 
@@ -385,6 +433,11 @@ impl Shared {
 
     fn node_key(&self) -> String {
         format!("{PREFIX}node:{}", self.node.number())
+    }
+
+    /// The other nodes heard within the node timeout.
+    fn live_nodes(&self) -> Vec<u16> {
+        self.roster.lock().unwrap().live()
     }
 }
 
@@ -461,31 +514,7 @@ impl Cluster {
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
-        let shared = Arc::new(Shared {
-            node,
-            run,
-            reachable: AtomicBool::new(false),
-            scripts_loaded: AtomicBool::new(false),
-            outbox,
-            roster: Mutex::default(),
-            local: Mutex::default(),
-            outage: Mutex::default(),
-            once: Mutex::default(),
-            fell_back: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
-            answered: AtomicU64::new(0),
-            rooms: Mutex::default(),
-            epoch: Mutex::default(),
-            founded: Mutex::default(),
-            peak: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
-            reported: AtomicU64::new(now_ms()),
-            invites: Mutex::default(),
-            departed: Mutex::default(),
-            rounds: AtomicU64::new(0),
-            tallies: AtomicU64::new(0),
-            tallied_before_round: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));
         // Nothing is held yet: the sender starts sending.
         link::tell_back(&shared);
         shared.reachable.store(true, Ordering::Relaxed);
@@ -524,6 +553,12 @@ impl Cluster {
     /// Starts carrying `hub`'s publications to the other nodes and theirs to it, until
     /// `shutdown`; returns when the node has told the others it is gone.
     pub fn start(self, hub: Hub, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        hub.set_peers(Arc::new(alerts::Peers(self.shared.clone())));
+        tokio::spawn(alerts::run(
+            self.shared.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(link::run(self, hub, shutdown))
     }
 }
@@ -605,6 +640,10 @@ impl Bus for ClusterBus {
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
         self.0.founded.lock().unwrap().insert(room.clone(), founder);
         self.0.send(Out::Found(room.clone(), founder, account));
+    }
+
+    fn made(&self, room: &RoomName, created: u64) {
+        self.0.send(Out::Made(room.clone(), created));
     }
 
     fn ended(&self, room: &RoomName) {

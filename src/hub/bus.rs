@@ -85,6 +85,15 @@ pub trait Bus: Send + Sync {
         let _ = (room, founder, account);
     }
 
+    /// `room` was made on this node at `created` (milliseconds since the Unix epoch), and
+    /// the cluster did not say when it was first made anywhere: the bus keeps that time
+    /// for every node, unless another node's is kept already, and hands the one kept back
+    /// through [`super::Hub::room_kept`] ([`super::KeptRoom::created`]). A server alone
+    /// keeps its own.
+    fn made(&self, room: &RoomName, created: u64) {
+        let _ = (room, created);
+    }
+
     /// `room` has no member on this node any more: a user of any node may found it again.
     fn ended(&self, room: &RoomName) {
         let _ = room;

@@ -13,6 +13,15 @@ use super::text::MessageText;
 use super::{Hub, SessionId};
 
 impl Hub {
+    /// Runs `f` under the hub's lock, so that it is wholly before or wholly after each
+    /// change of a session here (which tells the directory and the bus under that lock):
+    /// how a cluster node's return decides, for every change, whether the others hear it
+    /// live or in the round it tells on return. `f` must not call the hub.
+    pub fn between_changes<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _chat = self.lock();
+        f()
+    }
+
     /// A session of another node went from `old` to `new`: everyone here sharing one of its
     /// `rooms` hears it once.
     pub fn renamed_elsewhere(&self, old: &Nick, new: &Nick, rooms: &[RoomName]) {

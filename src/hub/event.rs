@@ -511,6 +511,10 @@ pub enum ErrorCode {
     /// held; or, told later, lost as the link failed. Worth sending again once delivery
     /// is restored.
     NotDelivered,
+    /// In a cluster, the other nodes could not be reached (Redis is down), or did not
+    /// answer in time: what was asked of a check or heartbeat of theirs was not done, or
+    /// not known to be.
+    ClusterUnreachable,
 }
 
 impl ErrorCode {
@@ -554,6 +558,7 @@ impl ErrorCode {
             ErrorCode::Unconfirmed => "unconfirmed",
             ErrorCode::NotDelivered => "not_delivered",
             ErrorCode::NoOperators => "no_operators",
+            ErrorCode::ClusterUnreachable => "cluster_unreachable",
         }
     }
 }

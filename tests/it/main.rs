@@ -15,6 +15,7 @@ mod client;
 mod client_commands;
 mod client_tty;
 mod cluster;
+mod cluster_alerts;
 mod cluster_announce;
 mod cluster_in_flight;
 mod cluster_members;
