@@ -28,6 +28,7 @@ async fn a_private_message_to_another_node_while_redis_is_down_is_refused_and_sa
     let mut ana = one.text("ana").await;
     let mut jo = one.json("jo").await;
     let mut ivy = one.irc("ivy").await;
+    member_until(&mut ana, "#lobby", "bob").await;
     ana.send("/msg bob before").await;
     bob.expect("(private) <ana> before").await;
 
@@ -87,6 +88,8 @@ async fn a_private_message_sent_as_redis_froze_is_told_as_maybe_not_delivered() 
     let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
     let mut bob = two.text("bob").await;
     let mut jo = one.json("jo").await;
+    // Node one knows bob before jo writes to him.
+    member_until(&mut one.text("wat").await, "#lobby", "bob").await;
     jo.send(r#"{"type":"msg","to":"bob","text":"before","ref":"b"}"#)
         .await;
     bob.expect("(private) <jo> before").await;
