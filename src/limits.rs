@@ -498,6 +498,40 @@ pub const CLUSTER_ACTIVITY_BATCH: usize = 1000;
 /// under [`CLUSTER_PAYLOAD_BYTES`], which every node reads. Default 32 KiB.
 pub const CLUSTER_PRESENCE_BATCH_BYTES: usize = 32 * 1024;
 
+/// How often a cluster node with checks or heartbeats reports their status to the others
+/// (`/status` on any node lists them), besides soon after one changed state: what another
+/// node's items say of durations ("up for 3m") is that old at most. One publication per
+/// node per interval (more past [`CLUSTER_ALERTS_BATCH_BYTES`]), none from a node without
+/// them. Default 5 s.
+pub const CLUSTER_ALERTS_EVERY: Duration = Duration::from_secs(5);
+
+/// The least time between two reports of a node's checks and heartbeats made because one
+/// changed: changes in a burst (a flood of beats) are told together. Default 250 ms.
+pub const CLUSTER_ALERTS_GAP: Duration = Duration::from_millis(250);
+
+/// The most one publication of a node's report of its checks and heartbeats holds, in
+/// bytes of JSON (an item is about 300 to 700 bytes, its response-time chart included);
+/// a longer report goes in several. Well under [`CLUSTER_PAYLOAD_BYTES`]. Default 32 KiB.
+pub const CLUSTER_ALERTS_BATCH_BYTES: usize = 32 * 1024;
+
+/// The most checks and heartbeats of one other node kept (and listed by `/status`); past
+/// them its report is cut, and logged. Default 10,000.
+pub const CLUSTER_ALERTS_ITEMS: usize = 10_000;
+
+/// How long a call sent to another node's check or heartbeat (a job's beat, `/ack`,
+/// `/silence`, `/unsilence` on a node that does not run it) waits for its answer; past it
+/// the caller is told the node did not answer (`cluster_unreachable`). Default 5 s, the
+/// node timeout: a node that does not answer within it is as good as gone.
+pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most calls to other nodes' checks and heartbeats waiting for their answers at once
+/// on a node; past it one is refused (`cluster_unreachable`). Default 1,000.
+pub const CLUSTER_CALLS_WAITING: usize = 1000;
+
+/// The longest node name (`--node-name`) kept from another node's report, in characters.
+/// Default 64.
+pub const CLUSTER_NODE_NAME_CHARS: usize = 64;
+
 /// How often a cluster node tells the others how many sessions it has and a digest of
 /// them (their ids, nicks, rooms and standing in each): one small publication per node
 /// per interval, queued after the presences it told before, none on the message path. A
@@ -563,10 +597,23 @@ pub const CLUSTER_DEPARTED_KEPT: usize = 10_000;
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
 
+/// Nicks a cluster node's users let go of (quitting, renaming) while Redis is out of
+/// reach, held to be let go in Redis once it is back, so that users of other nodes may
+/// take them. Past it, such a nick stays taken in Redis until the node restarts (logged).
+/// Default 10,000.
+pub const CLUSTER_OUTAGE_RELEASES: usize = 10_000;
+
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.
 pub const CLUSTER_BACKLOG: usize = 1_000;
+
+/// How long a room's backlog stays in Redis after the last message added to it: each one
+/// added sets it again, so the backlogs of rooms nobody uses any more go by themselves
+/// (and are not read after every subscription). A node cut off, or started, after that
+/// reads nothing of the room from Redis (numbers it missed are a `gap`). The room's last
+/// number does not go, so its numbers never go back. Default 30 days.
+pub const CLUSTER_BACKLOG_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{
-    ClientTags, Event, Field, LeaveReason, MessageText, ModeChange, Nick, NodeId, Notice,
-    NoticeTarget, PostKind, Publication, RoomName, SessionId, Source, TagsTooLong, Topic,
-    describe_changes, sanitize,
+    AlertAction, Beat, ClientTags, Event, Field, LeaveReason, MessageText, ModeChange, Nick,
+    NodeId, Notice, NoticeTarget, PeerCall, PostKind, Publication, RoomName, SessionId, Source,
+    TagsTooLong, Topic, describe_changes, sanitize,
 };
 use crate::limits::{CLUSTER_PAYLOAD_BYTES, CLUSTER_PRESENCE_BATCH_BYTES};
 
@@ -25,7 +25,8 @@ fn is_zero(n: &u64) -> bool {
 /// round's sessions in batches ([`Wire::Presents`]), tallies ([`Wire::Tally`]) and
 /// [`Wire::Ask`]. A node sends the forms of 2 only while every live node it knows reads
 /// them: an older node would skip each as a bad publication. A change to what a tally's
-/// digest covers ([`super::tally`]) is a new number.
+/// digest covers ([`super::tally`]) is a new number; its profiles' digest, added later,
+/// is a field older nodes ignore and do not send.
 pub const PRESENCE_FORMS: u32 = 2;
 
 fn presence_one() -> u32 {
@@ -227,7 +228,7 @@ pub enum Wire {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         again: bool,
     },
-    /// How many sessions `node` has, and their digest ([`super::tally`]), queued after
+    /// How many sessions `node` has, and their digests ([`super::tally`]), queued after
     /// every presence it told before: sent every [`crate::limits::CLUSTER_TALLY_EVERY`], numbered
     /// (`tally`) from the node's start. Sent only while every live node reads it.
     Tally {
@@ -235,6 +236,10 @@ pub enum Wire {
         tally: u64,
         sessions: u64,
         digest: u64,
+        /// Its sessions' profiles' digest ([`super::tally::profile`]); missing from an
+        /// older node (then not compared), and ignored by one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profiles: Option<u64>,
     },
     /// `node` knows the sessions of node `of` otherwise than its tally `tally` says: `of`
     /// tells them all anew (a round), unless it began one since that tally.
@@ -254,6 +259,38 @@ pub enum Wire {
         run: String,
         #[serde(default = "presence_one")]
         presence: u32,
+    },
+    /// What the checks and heartbeats of `node` (called `name`, `--node-name`) report, for
+    /// `/status` ([`super::alerts`]): report `report`, in as many publications as
+    /// [`crate::limits::CLUSTER_ALERTS_BATCH_BYTES`] needs, `last` on its last; a report
+    /// replaces the one before once its last part came.
+    Alerts {
+        node: u16,
+        name: String,
+        report: u64,
+        items: Vec<AlertItem>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        last: bool,
+    },
+    /// `node` asks the nodes `to` to take a call (`asked`) for their check or heartbeat
+    /// `name`, each as its own; each answers ([`Wire::Answer`]) unless `call` is 0.
+    Call {
+        node: u16,
+        to: Vec<u16>,
+        call: u64,
+        name: String,
+        asked: CallWire,
+    },
+    /// `node` answers call `call` of node `to`: the status of what it called (`status`),
+    /// or why it did not (`error`).
+    Answer {
+        node: u16,
+        to: u16,
+        call: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<AlertItem>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// `node` is shutting down: its sessions are gone.
     Gone { node: u16 },
@@ -331,6 +368,9 @@ impl Wire {
             | Wire::Active { node, .. }
             | Wire::Beat { node, .. }
             | Wire::Hello { node, .. }
+            | Wire::Alerts { node, .. }
+            | Wire::Call { node, .. }
+            | Wire::Answer { node, .. }
             | Wire::Gone { node } => *node,
         }
     }
@@ -538,6 +578,150 @@ fn field_json(field: &Field) -> serde_json::Value {
         Field::Number(n) => (*n).into(),
         Field::Flag(b) => (*b).into(),
     }
+}
+
+/// A check's or heartbeat's status in `room`, as a node reports or answers it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertItem {
+    pub room: String,
+    pub source: String,
+    pub alert: bool,
+    pub text: String,
+    pub fields: Vec<(String, serde_json::Value)>,
+}
+
+/// A call to another node's check or heartbeat ([`Wire::Call`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallWire {
+    /// `alive`, `start`, `finish` (a job's beat); `ack`, `silence`, `unsilence` (by `by`).
+    pub what: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// An acknowledgement's note, a silence's reason, a finished run's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// A silence's length, a finished run's time, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ms: u64,
+    /// A finished run's exit status.
+    #[serde(default)]
+    pub status: i32,
+}
+
+/// `notice`, the status of a check or heartbeat in `room`, as published.
+pub fn alert_item(room: &RoomName, notice: &Notice) -> AlertItem {
+    AlertItem {
+        room: room.as_str().to_string(),
+        source: notice.source.as_str().to_string(),
+        alert: notice.kind == PostKind::Alert,
+        text: notice.text.as_str().to_string(),
+        fields: notice
+            .fields
+            .iter()
+            .map(|(name, value)| (name.to_string(), field_json(value)))
+            .collect(),
+    }
+}
+
+/// A published status, its room, text and details checked as a feed's post's are.
+pub fn read_item(item: AlertItem) -> Result<(RoomName, Notice), String> {
+    let room = room(&item.room)?;
+    Ok((
+        room,
+        notice(&item.source, item.alert, &item.text, item.fields)?,
+    ))
+}
+
+/// `items` in batches of at most `bytes` of JSON each (one alone longer goes alone); one
+/// empty batch when there are none, so a report is always heard to its end.
+pub fn batches(items: Vec<AlertItem>, bytes: usize) -> Vec<Vec<AlertItem>> {
+    let mut batches = vec![Vec::new()];
+    let mut size = 0;
+    for item in items {
+        let len = serde_json::to_string(&item).map_or(0, |json| json.len() + 1);
+        let last = batches.last_mut().expect("one batch at least");
+        if !last.is_empty() && size + len > bytes {
+            batches.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        batches.last_mut().expect("one batch at least").push(item);
+    }
+    batches
+}
+
+/// `call` as published.
+pub fn call_wire(call: &PeerCall) -> CallWire {
+    let mut wire = CallWire {
+        what: String::new(),
+        by: None,
+        note: None,
+        ms: 0,
+        status: 0,
+    };
+    match call {
+        PeerCall::Beat(Beat::Alive) => wire.what = "alive".into(),
+        PeerCall::Beat(Beat::Started) => wire.what = "start".into(),
+        PeerCall::Beat(Beat::Finished {
+            status,
+            took_ms,
+            output,
+        }) => {
+            wire.what = "finish".into();
+            wire.status = *status;
+            wire.ms = *took_ms;
+            wire.note = output.clone();
+        }
+        PeerCall::Act { action, by } => {
+            wire.by = Some(by.as_str().to_string());
+            match action {
+                AlertAction::Ack { note } => {
+                    wire.what = "ack".into();
+                    wire.note = note.clone();
+                }
+                AlertAction::Silence { lasting, reason } => {
+                    wire.what = "silence".into();
+                    wire.ms = lasting.as_millis() as u64;
+                    wire.note = reason.clone();
+                }
+                AlertAction::Unsilence => wire.what = "unsilence".into(),
+            }
+        }
+    }
+    wire
+}
+
+/// A published call, its nick checked as a client's is; notes and output are cut by the
+/// feed that takes them, as a local call's are.
+pub fn peer_call(wire: CallWire) -> Result<PeerCall, String> {
+    let by = || -> Result<Nick, String> {
+        nick(wire.by.as_deref().ok_or("a call with no one calling")?)
+    };
+    Ok(match wire.what.as_str() {
+        "alive" => PeerCall::Beat(Beat::Alive),
+        "start" => PeerCall::Beat(Beat::Started),
+        "finish" => PeerCall::Beat(Beat::Finished {
+            status: wire.status,
+            took_ms: wire.ms,
+            output: wire.note,
+        }),
+        "ack" => PeerCall::Act {
+            by: by()?,
+            action: AlertAction::Ack { note: wire.note },
+        },
+        "silence" => PeerCall::Act {
+            by: by()?,
+            action: AlertAction::Silence {
+                lasting: std::time::Duration::from_millis(wire.ms),
+                reason: wire.note,
+            },
+        },
+        "unsilence" => PeerCall::Act {
+            by: by()?,
+            action: AlertAction::Unsilence,
+        },
+        other => return Err(format!("an unknown call {other:?}")),
+    })
 }
 
 /// A feed's post as published: its text and details checked as a feed's are.
@@ -908,6 +1092,104 @@ mod tests {
         assert!(payloads[1].len() > CLUSTER_PRESENCE_BATCH_BYTES);
         assert!(payloads[1].len() < CLUSTER_PAYLOAD_BYTES);
         assert!(presents_payloads(4, 9, &[]).is_empty());
+    }
+
+    /// A check's status crosses with its details, in batches within the bound; a call
+    /// crosses whole; bad ones are errors, not a crash.
+    #[test]
+    fn checks_and_calls_cross_and_bad_ones_are_errors() {
+        let room = RoomName::parse("#alerts").unwrap();
+        let status = Notice::new(
+            Source::new("check:web").unwrap(),
+            PostKind::Alert,
+            MessageText::new("web is DOWN").unwrap(),
+        )
+        .with("check", "web")
+        .with("since", 7u64)
+        .with("silenced", false);
+        let item = alert_item(&room, &status);
+        let wire = Wire::Alerts {
+            node: 2,
+            name: "web-2".into(),
+            report: 3,
+            items: vec![item],
+            last: true,
+        };
+        let (_, back) = Wire::parse(wire.payload(0).as_bytes()).unwrap();
+        let Wire::Alerts { mut items, .. } = back else {
+            panic!("not a report: {back:?}");
+        };
+        let (read_room, notice) = read_item(items.remove(0)).unwrap();
+        assert_eq!(read_room, room);
+        assert_eq!(notice.kind, PostKind::Alert);
+        assert_eq!(notice.fields, status.fields);
+        let bad = |room: &str, fields| AlertItem {
+            room: room.into(),
+            source: "check:web".into(),
+            alert: false,
+            text: "t".into(),
+            fields,
+        };
+        assert!(read_item(bad("no room", Vec::new())).is_err());
+        assert!(read_item(bad("#ok", vec![("n".into(), serde_json::json!([1]))])).is_err());
+
+        let many: Vec<AlertItem> = (0..100).map(|_| alert_item(&room, &status)).collect();
+        let batches = batches(many, 1024);
+        assert!(batches.len() > 1);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 100);
+        for batch in &batches {
+            assert!(serde_json::to_string(batch).unwrap().len() <= 1024 + 2);
+        }
+        assert_eq!(
+            super::batches(Vec::new(), 1024).len(),
+            1,
+            "an empty report still ends"
+        );
+
+        let ana = Nick::parse("ana").unwrap();
+        for call in [
+            PeerCall::Beat(Beat::Alive),
+            PeerCall::Beat(Beat::Finished {
+                status: 2,
+                took_ms: 1500,
+                output: Some("rsync failed".into()),
+            }),
+            PeerCall::Act {
+                action: AlertAction::Silence {
+                    lasting: std::time::Duration::from_secs(3600),
+                    reason: Some("maintenance".into()),
+                },
+                by: ana.clone(),
+            },
+            PeerCall::Act {
+                action: AlertAction::Unsilence,
+                by: ana,
+            },
+        ] {
+            let wire = Wire::Call {
+                node: 1,
+                to: vec![2, 3],
+                call: 9,
+                name: "web".into(),
+                asked: call_wire(&call),
+            };
+            let (_, back) = Wire::parse(wire.payload(0).as_bytes()).unwrap();
+            let Wire::Call { asked, to, .. } = back else {
+                panic!("not a call: {back:?}");
+            };
+            assert_eq!(to, [2, 3]);
+            assert_eq!(peer_call(asked).unwrap(), call);
+        }
+        let odd = |what: &str, by: Option<&str>| CallWire {
+            what: what.into(),
+            by: by.map(str::to_string),
+            note: None,
+            ms: 0,
+            status: 0,
+        };
+        assert!(peer_call(odd("reboot", None)).is_err());
+        assert!(peer_call(odd("ack", None)).is_err(), "an ack by nobody");
+        assert!(peer_call(odd("ack", Some("9lives"))).is_err());
     }
 
     #[test]

@@ -434,6 +434,10 @@ impl RoomStatus for BoardStatus {
         let now = Instant::now();
         self.0.lock().iter().map(|t| t.status(now)).collect()
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 /// Starts keeping `specs` in `room`: the hub hands them every call, and a task says when
@@ -458,13 +462,20 @@ pub fn start(hub: &Hub, specs: &[HeartbeatSpec], room: &RoomName, shutdown: Canc
 async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
     loop {
         let now = Instant::now();
+        let mut changed = false;
         let (late, next): (Vec<Notice>, Option<Instant>) = {
             let mut trackers = board.lock();
             let late = trackers
                 .iter_mut()
                 .filter_map(|t| {
-                    let late = t.check_late(now).filter(|_| !t.silent(now));
-                    late.or_else(|| t.silence_ended(now))
+                    let late = t.check_late(now);
+                    changed |= late.is_some();
+                    let late = late.filter(|_| !t.silent(now));
+                    late.or_else(|| {
+                        let ended = t.silence_ended(now);
+                        changed |= ended.is_some();
+                        ended
+                    })
                 })
                 .collect();
             let deadlines = trackers
@@ -478,6 +489,9 @@ async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
         };
         for notice in late {
             let _ = hub.post(&board.room, notice);
+        }
+        if changed {
+            hub.alerts_changed();
         }
         let sleep = async {
             match next {

@@ -30,7 +30,7 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use crate::hub::{
-    Beat, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Unposted,
+    Beat, Caller, Hub, MessageText, Notice, PostKind, RoomName, RoomStatus, Source, Took, Unposted,
 };
 use crate::limits::{
     UDP_BURST, UDP_DROP_REPORT_EVERY, UDP_GLOBAL_BURST, UDP_GLOBAL_RATE, UDP_MAX_DATAGRAM,
@@ -220,10 +220,11 @@ impl Ingest {
         }
         let text = std::str::from_utf8(data).map_err(|_| Dropped::InvalidUtf8)?;
         // A job calling in to its heartbeat; a name no heartbeat has is posted as text.
-        if let Some(name) = text.strip_prefix("beat ").map(str::trim)
-            && let Ok(taken) = self.hub.beat(name, &Beat::Alive)
-        {
-            return Ok(taken.room);
+        if let Some(name) = text.strip_prefix("beat ").map(str::trim) {
+            match self.hub.beat(name, &Beat::Alive, Caller::Nobody) {
+                Took::Now(Ok((room, _))) | Took::Sent(room) => return Ok(room),
+                Took::Now(Err(_)) => {}
+            }
         }
         let (room, body) = match text.strip_prefix('#').and_then(|_| {
             let (name, rest) = text.split_once(char::is_whitespace)?;

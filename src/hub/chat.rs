@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::bus::{Bus, BusFull, Publication};
+use super::bus::{Bus, BusFull, Publication, Undelivered};
+use super::calls::AlertPeers;
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
 use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
@@ -133,6 +134,9 @@ pub(super) struct ChatState {
     /// does, not as the answer to its command (IRC's labeled-response labels the answer
     /// alone).
     pub answers_from: Option<u64>,
+    /// The other nodes' checks and heartbeats, which `/status` lists with this node's
+    /// (`--cluster`); `None` on a node alone.
+    pub peers: Option<Arc<dyn AlertPeers>>,
 }
 
 /// A command's direct answer, if it has one besides what it broadcasts.
@@ -431,16 +435,22 @@ impl ChatState {
         target
     }
 
-    /// `room` as it is, or made with what the cluster or else the store kept of it.
+    /// `room` as it is, or made with what the cluster or else the store kept of it. A
+    /// cluster that does not know when the room was first made is told it was now.
     fn make_room(&mut self, room: &RoomName) -> &mut Room {
-        let (settings, store, directory) = (self.room_settings, &self.store, &self.directory);
-        self.rooms.entry(room.clone()).or_insert_with(|| {
-            let mut made = Room::new(room.clone(), settings);
-            if let Some(kept) = directory.kept_room(room).or_else(|| store.kept_room(room)) {
+        if !self.rooms.contains_key(room) {
+            let mut made = Room::new(room.clone(), self.room_settings);
+            let shared = self.directory.kept_room(room);
+            let known = shared.as_ref().is_some_and(|kept| kept.created.is_some());
+            if let Some(kept) = shared.or_else(|| self.store.kept_room(room)) {
                 made.restore(kept);
             }
-            made
-        })
+            if self.bus_numbers && !known {
+                self.bus.made(room, made.created);
+            }
+            self.rooms.insert(room.clone(), made);
+        }
+        self.rooms.get_mut(room).expect("made above")
     }
 
     /// Hands the other nodes `changes` to what `room` keeps; a server alone (whose bus
@@ -467,9 +477,28 @@ impl ChatState {
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
+        let mut items = Vec::new();
+        for status in &target.status {
+            match &self.peers {
+                // In a cluster, which node runs each check and heartbeat.
+                Some(peers) if status.shared() => {
+                    let name = peers.name();
+                    items.extend(
+                        status
+                            .status()
+                            .into_iter()
+                            .map(|n| n.with("node", name.to_string())),
+                    );
+                }
+                _ => items.extend(status.status()),
+            }
+        }
+        if let Some(peers) = &self.peers {
+            items.extend(peers.status(&room));
+        }
         Ok(Some(Event::Status {
             room: target.name.clone(),
-            items: target.status.iter().flat_map(|s| s.status()).collect(),
+            items,
         }))
     }
 
@@ -677,6 +706,7 @@ impl ChatState {
         let Some(closing) = self.closing.remove(&id) else {
             return;
         };
+        self.metrics.unconfirmed(closing.owed);
         let unconfirmed = Event::Error {
             code: ErrorCode::Unconfirmed,
             message: format!(
@@ -746,9 +776,11 @@ impl ChatState {
                 self.read_as_recipient(id, target);
             }
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
-            (NoticeTarget::Nick(_), None) => {
+            (NoticeTarget::Nick(nick), None) => {
                 if let Some(elsewhere) = elsewhere {
-                    self.bus.direct(elsewhere, event);
+                    self.bus
+                        .direct(id, elsewhere, event)
+                        .map_err(|why| undelivered(&nick, why))?;
                 }
             }
         }
@@ -776,9 +808,9 @@ impl ChatState {
         self.may_talk(id)?;
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return match self.directory.holder(&to) {
-                Some(elsewhere) => Ok(Some(
-                    self.private_elsewhere(id, elsewhere, to, text, notice, reference),
-                )),
+                Some(elsewhere) => self
+                    .private_elsewhere(id, elsewhere, to, text, notice, reference)
+                    .map(Some),
                 None => Err((ErrorCode::NoSuchNick, format!("nobody is called {to}"))),
             };
         };
@@ -816,7 +848,7 @@ impl ChatState {
 
     /// A private message to session `to` of another node, carried by the bus; answered
     /// with its acknowledgement, and with their away message (as their node last told)
-    /// as a message to someone here is.
+    /// as a message to someone here is. Refused when the bus cannot carry it now.
     fn private_elsewhere(
         &mut self,
         id: SessionId,
@@ -825,7 +857,7 @@ impl ChatState {
         text: MessageText,
         notice: bool,
         reference: Option<String>,
-    ) -> Event {
+    ) -> Result<Event, (ErrorCode, String)> {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
@@ -839,8 +871,10 @@ impl ChatState {
             account: speaker.account.clone(),
             tags: self.tags.take(),
         };
+        self.bus
+            .direct(id, to, private)
+            .map_err(|why| undelivered(&nick, why))?;
         self.metrics.received(MessageKind::Private);
-        self.bus.direct(to, private);
         let away = self.directory.whois(&nick).and_then(|w| w.away);
         if let Some(message) = away.filter(|_| !notice) {
             let away = Event::Away {
@@ -850,7 +884,7 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Event::Ack { id: msg_id, ts }
+        Ok(Event::Ack { id: msg_id, ts })
     }
 
     /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
@@ -1186,7 +1220,12 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(topic, reference));
         }
-        if !already && !self.rooms[&room].status.is_empty() {
+        let other_nodes = || {
+            self.peers
+                .as_ref()
+                .is_some_and(|p| !p.status(&room).is_empty())
+        };
+        if !already && (!self.rooms[&room].status.is_empty() || other_nodes()) {
             // A room with feeds greets each newcomer with what they are doing.
             if let Ok(Some(status @ Event::Status { .. })) = self.status(id, Some(room))
                 && !matches!(&status, Event::Status { items, .. } if items.is_empty())
@@ -1664,4 +1703,22 @@ fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
         }
     }
     kept.into_vec()
+}
+
+/// Why what was sent to `nick`, a user of another node, was not: told to its sender.
+pub(super) fn undelivered(nick: &Nick, why: Undelivered) -> (ErrorCode, String) {
+    match why {
+        Undelivered::OutOfReach => (
+            ErrorCode::NotDelivered,
+            format!(
+                "not delivered to {nick}: cross-node delivery interrupted ({nick} is on another node, out of reach until it is restored); send it again then"
+            ),
+        ),
+        Undelivered::Full => (
+            ErrorCode::StoreUnavailable,
+            format!(
+                "the server cannot relay messages to the other nodes right now (its queue to Redis is full); nothing was sent to {nick}: try again in a moment"
+            ),
+        ),
+    }
 }

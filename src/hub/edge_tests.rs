@@ -744,6 +744,11 @@ fn acks_that_do_not_come_in_time_are_told_unconfirmed_and_none_come_after() {
     assert_eq!(*code, ErrorCode::Unconfirmed);
     assert!(message.starts_with("3 of your messages"), "{message}");
     assert_eq!(bye(&ana_inbox), Some(LeaveReason::TimedOut));
+    let metrics = hub.metrics().render();
+    assert!(
+        metrics.contains("\ncharla_acks_unconfirmed_total 3\n"),
+        "{metrics}"
+    );
     store.settle(true);
     assert!(ana_inbox.take().is_empty(), "the session is gone for good");
     // Nothing owed, nothing waits: closing now does nothing.

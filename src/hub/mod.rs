@@ -31,6 +31,7 @@ macro_rules! str_formatting {
 }
 
 mod accounts;
+mod alerts;
 mod bus;
 mod calls;
 mod chat;
@@ -59,8 +60,11 @@ use std::task::Waker;
 use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
-pub use bus::{Bus, BusFull, LocalBus, Publication};
-pub use calls::{AlertAction, AlertDesk, Answered, Beat, Heartbeats};
+pub use bus::{Bus, BusFull, LocalBus, Publication, Undelivered};
+pub use calls::{
+    AlertAction, AlertDesk, AlertPeers, Answered, Beat, CallAnswer, Caller, Gathered, Heartbeats,
+    PeerCall, Took,
+};
 pub use chat::Failure;
 pub use chathistory::{Mark, Window};
 pub use command::{Command, NoticeTarget, Request, WhoOf};
@@ -158,6 +162,9 @@ impl Edges {
     }
 }
 
+/// The status of this node's checks and heartbeats, by room ([`RoomStatus::shared`]).
+type SharedStatus = Vec<(RoomName, Arc<dyn RoomStatus>)>;
+
 /// A cheap-to-clone handle on the shared chat state.
 #[derive(Clone)]
 pub struct Hub {
@@ -170,6 +177,10 @@ pub struct Hub {
     heartbeats: Arc<std::sync::OnceLock<Arc<dyn Heartbeats>>>,
     /// The feeds whose alerts people may acknowledge and silence.
     desks: Arc<std::sync::Mutex<Vec<Arc<dyn AlertDesk>>>>,
+    /// The other nodes' checks and heartbeats (`--cluster`); unset on a node alone.
+    peers: Arc<std::sync::OnceLock<Arc<dyn AlertPeers>>>,
+    /// This node's checks and heartbeats, by room, as the other nodes are told them.
+    shared: Arc<std::sync::Mutex<SharedStatus>>,
 }
 
 impl Hub {
@@ -224,6 +235,7 @@ impl Hub {
             taken: None,
             tags: None,
             answers_from: None,
+            peers: None,
         };
         let chat = Arc::new(Ordered::new(Level::Hub, chat));
         metrics.add_collector(gauges::HubGauges::of(&chat));
@@ -240,6 +252,8 @@ impl Hub {
             accounts: edges.accounts,
             heartbeats: Arc::default(),
             desks: Arc::default(),
+            peers: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -314,14 +328,18 @@ impl Hub {
             } => return self.history(id, room, Ask::Window(window, limit), reference),
             Command::Resume { room, after } => return self.resume(id, room, after, reference),
             Command::Beat { name, beat } => {
-                let answered = self
-                    .beat(&name, &beat)
-                    .map_err(|message| (ErrorCode::InvalidArgument, message));
-                return self.answer_call(id, answered, reference);
+                let caller = Caller::Session {
+                    id,
+                    reference: reference.clone(),
+                };
+                return match self.beat(&name, &beat, caller) {
+                    Took::Now(answer) => self.answer_call(id, answer, reference),
+                    // Answered once the other nodes did.
+                    Took::Sent(_) => 0..0,
+                };
             }
             Command::Alert { name, action } => {
-                let answered = self.alert_action(id, &name, &action);
-                return self.answer_call(id, answered, reference);
+                return self.alert_action(id, &name, &action, reference);
             }
             _ => {}
         }
@@ -462,6 +480,7 @@ impl Hub {
     /// Opens `room` (see [`Hub::open_room`]) and has `status` tell everyone who joins it,
     /// and `/status` there, what its feed is doing.
     pub fn add_status(&self, room: &RoomName, status: Arc<dyn RoomStatus>) {
+        self.share_status(room, &status);
         self.with_chat(|chat| chat.open_room(room).status.push(status));
     }
 
@@ -543,109 +562,6 @@ impl Hub {
             chat.publish(name, Event::Posted(posted.clone()), None);
             Ok(posted)
         })
-    }
-
-    /// Has the calls of jobs ([`Hub::beat`]) taken by `heartbeats`; the first one set
-    /// stays.
-    pub fn set_heartbeats(&self, heartbeats: Arc<dyn Heartbeats>) {
-        let _ = self.heartbeats.set(heartbeats);
-    }
-
-    /// Takes a job's call, posts what it changed, and answers its heartbeat's status; `Err`
-    /// with the reason when no heartbeat is so named.
-    pub fn beat(&self, name: &str, beat: &Beat) -> Result<Answered, String> {
-        let Some(heartbeats) = self.heartbeats.get() else {
-            return Err(format!(
-                "no heartbeat {name:?}: this server keeps none (--heartbeat NAME=PERIOD)"
-            ));
-        };
-        let taken = heartbeats.beat(name, beat)?;
-        if let Some(post) = &taken.post {
-            self.post_said(&taken.room, post);
-        }
-        Ok(taken)
-    }
-
-    /// Has people's `/ack`, `/silence` and `/unsilence` of its alerts taken by `desk`.
-    pub fn add_desk(&self, desk: Arc<dyn AlertDesk>) {
-        self.desks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(desk);
-    }
-
-    /// Session `id` acts on the alert `name`: allowed to the members of the room its alerts
-    /// go to, and when that room has operators, to them alone.
-    fn alert_action(
-        &self,
-        id: SessionId,
-        name: &str,
-        action: &AlertAction,
-    ) -> Result<Answered, Failure> {
-        let desks = self.desks.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some((desk, room)) = desks
-            .iter()
-            .find_map(|d| Some((d.clone(), d.room_of(name)?)))
-        else {
-            return Err((
-                ErrorCode::InvalidArgument,
-                format!(
-                    "no check or heartbeat named {:?}; /status in #alerts lists them",
-                    sanitize(name)
-                ),
-            ));
-        };
-        let by = self.with_chat(|chat| {
-            let nick = chat.sessions.get(&id).map(|s| s.nick.clone());
-            let room_here = chat.rooms.get(&room);
-            match (nick, room_here) {
-                (Some(nick), Some(r)) if r.members.contains_key(&id) => {
-                    if r.ops.is_empty() || r.is_op(id) {
-                        Ok(nick)
-                    } else {
-                        Err((
-                            ErrorCode::NotOperator,
-                            format!("only {room}'s operators may do that to its alerts"),
-                        ))
-                    }
-                }
-                _ => Err((
-                    ErrorCode::NotInRoom,
-                    format!("join {room} to act on its alerts"),
-                )),
-            }
-        })?;
-        let answered = desk
-            .act(name, action, &by)
-            .map_err(|message| (ErrorCode::InvalidArgument, message))?;
-        if let Some(post) = &answered.post {
-            self.post_said(&answered.room, post);
-        }
-        Ok(answered)
-    }
-
-    /// Posts what a call said; one the store cannot take now is logged, not lost unsaid.
-    fn post_said(&self, room: &RoomName, post: &Notice) {
-        if let Err(e) = self.post(room, post.clone()) {
-            tracing::warn!(%room, error = ?e, text = %post.text, "a call's post was not kept");
-        }
-    }
-
-    /// Answers a call with the status of what it called, or the error.
-    fn answer_call(
-        &self,
-        id: SessionId,
-        answered: Result<Answered, Failure>,
-        reference: Option<String>,
-    ) -> Stamps {
-        let answer = match answered {
-            Ok(answered) => Event::Status {
-                room: answered.room,
-                items: vec![answered.status],
-            },
-            Err((code, message)) => Event::Error { code, message },
-        };
-        self.reply(id, answer, reference)
     }
 
     /// What `room` keeps of its history, oldest first: the last `limit` entries (all kept

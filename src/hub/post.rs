@@ -208,6 +208,12 @@ pub trait RoomStatus: Send + Sync {
     /// it must return at once (read a snapshot; no I/O, no waiting) and must not call the
     /// hub.
     fn status(&self) -> Vec<Notice>;
+
+    /// Whether the other nodes of a cluster list it too, and call what it names (checks
+    /// and heartbeats).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// [`super::Hub::post`] was given a room that does not exist: nobody is in it and no feed

@@ -105,6 +105,7 @@ pub struct Metrics {
     send_queue_overflows: Counter,
     flood_refusals: Counter,
     flood_kicks: Counter,
+    unconfirmed: Counter,
     fanout: Histogram,
 }
 
@@ -149,6 +150,12 @@ impl Metrics {
             "Connections ended by flood control after --flood-kick refusals in a row",
             flood_kicks.clone(),
         );
+        let unconfirmed = Counter::default();
+        registry.register(
+            "acks_unconfirmed",
+            "Messages whose acks had not come when their sender's connection closed (told as one unconfirmed error)",
+            unconfirmed.clone(),
+        );
         // From 50 µs, doubling: a quiet loopback server is in the first buckets, a stalled
         // member's minute-long wait in the last.
         let fanout = Histogram::new(exponential_buckets(0.000_05, 2.0, 22));
@@ -168,6 +175,7 @@ impl Metrics {
             send_queue_overflows,
             flood_refusals,
             flood_kicks,
+            unconfirmed,
             fanout,
         })
     }
@@ -217,6 +225,11 @@ impl Metrics {
         self.flood_kicks.inc();
     }
 
+    /// A closing connection was told that `messages` of its acks will not come.
+    pub fn unconfirmed(&self, messages: u32) {
+        self.unconfirmed.inc_by(u64::from(messages));
+    }
+
     /// A probe for a room message taken in at `taken`, to be written to `members`.
     pub fn probe(&self, taken: Instant, members: usize) -> Arc<FanoutProbe> {
         FanoutProbe::new(taken, members, self.fanout.clone())
@@ -249,6 +262,7 @@ mod tests {
             ("charla_send_queue_overflows_total", "counter"),
             ("charla_flood_refusals_total", "counter"),
             ("charla_flood_kicks_total", "counter"),
+            ("charla_acks_unconfirmed_total", "counter"),
             ("charla_fanout_seconds", "histogram"),
         ] {
             assert!(

@@ -137,6 +137,7 @@ async fn run(
         };
         let now = Instant::now();
         // The lock is released before posting: the hub calls the status under its own lock.
+        let mut changed = false;
         let said = {
             let mut trackers = lock(&shared);
             let tracker = &mut trackers[index];
@@ -145,13 +146,16 @@ async fn run(
             });
             let said = match tracker.observe(probed.result, now - started, now) {
                 Some(transition) => {
+                    changed = true;
                     info!(check = %spec.name, state = transition.to.as_str(), detail = %transition.detail, "check changed state");
                     tracker.alert(&transition)
                 }
                 None => settings.remind.and_then(|every| tracker.remind(every, now)),
             };
             let mut ended = false;
-            if tracker.silent(now, &mut ended) {
+            let silent = tracker.silent(now, &mut ended);
+            changed |= ended;
+            if silent {
                 Vec::new()
             } else if ended && said.is_none() {
                 // The silence ran out: its state is said once.
@@ -162,6 +166,9 @@ async fn run(
         };
         for notice in said {
             let _ = hub.post(&room, notice);
+        }
+        if changed {
+            hub.alerts_changed();
         }
     }
 }
@@ -241,5 +248,9 @@ impl RoomStatus for ChecksStatus {
                 t.notice(kind, &text, state).with("since", t.since_ms)
             })
             .collect()
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }

@@ -45,10 +45,12 @@ use super::{ACCEPT_BACKOFF_MAX, Shared, connection, is_per_connection, refuse};
 use crate::accounts::{Secret, token};
 use crate::feeds::alertmanager::{self, IntakeError};
 use crate::feeds::http::Allowances;
-use crate::hub::{Beat, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Unposted};
+use crate::hub::{
+    Beat, Caller, Encode, ErrorCode, Event, Nick, Outgoing, RoomName, Took, Unposted,
+};
 use crate::limits::{
-    ALERTMANAGER_BODY_BYTES, CLUSTER_POST_WAIT, HTTP_BURST, HTTP_HEADER_TIMEOUT,
-    HTTP_HISTORY_DEFAULT, HTTP_RATE,
+    ALERTMANAGER_BODY_BYTES, CLUSTER_CALL_TIMEOUT, CLUSTER_POST_WAIT, HTTP_BURST,
+    HTTP_HEADER_TIMEOUT, HTTP_HISTORY_DEFAULT, HTTP_RATE,
 };
 use crate::metrics::{self, ConnectionKind};
 use crate::protocol::{IrcCodec, JSON, LineCodec};
@@ -621,16 +623,32 @@ async fn beat(
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
     admit_post(&web, &conn, &headers).await?;
-    let taken = web
+    let (waiting, answer) = tokio::sync::oneshot::channel();
+    let answer = match web
         .ctx
         .hub
-        .beat(&name, &Beat::Alive)
-        .map_err(|message| error(StatusCode::NOT_FOUND, "no_such_heartbeat", message))?;
+        .beat(&name, &Beat::Alive, Caller::Waiting(waiting))
+    {
+        Took::Now(answer) => answer,
+        // Another node runs it (`--cluster`): its answer, or an error saying it did not
+        // come, within CLUSTER_CALL_TIMEOUT; waited for twice that at most, should the
+        // node be shutting down.
+        Took::Sent(_) => match tokio::time::timeout(CLUSTER_CALL_TIMEOUT * 2, answer).await {
+            Ok(Ok(answer)) => answer,
+            _ => Err((
+                ErrorCode::ClusterUnreachable,
+                "the other nodes did not answer".into(),
+            )),
+        },
+    };
+    let (room, items) = answer.map_err(|(code, message)| match code {
+        ErrorCode::ClusterUnreachable => {
+            error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
+        }
+        _ => error(StatusCode::NOT_FOUND, "no_such_heartbeat", message),
+    })?;
     debug!(peer = %conn.peer, heartbeat = %name, "http beat");
-    let body = JSON.encode(&Outgoing::new(Event::Status {
-        room: taken.room,
-        items: vec![taken.status],
-    }));
+    let body = JSON.encode(&Outgoing::new(Event::Status { room, items }));
     Ok(json_body(body))
 }
 
