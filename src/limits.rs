@@ -597,10 +597,23 @@ pub const CLUSTER_DEPARTED_KEPT: usize = 10_000;
 /// Default 1,000.
 pub const CLUSTER_OUTAGE_CHANGES: usize = 1_000;
 
+/// Nicks a cluster node's users let go of (quitting, renaming) while Redis is out of
+/// reach, held to be let go in Redis once it is back, so that users of other nodes may
+/// take them. Past it, such a nick stays taken in Redis until the node restarts (logged).
+/// Default 10,000.
+pub const CLUSTER_OUTAGE_RELEASES: usize = 10_000;
+
 /// Messages of each room kept in Redis (its backlog, trimmed as each is added): what a node
 /// that was cut off from Redis, or started later, reads back; numbers older than it are a
 /// `gap` for the room's members. Default 1,000.
 pub const CLUSTER_BACKLOG: usize = 1_000;
+
+/// How long a room's backlog stays in Redis after the last message added to it: each one
+/// added sets it again, so the backlogs of rooms nobody uses any more go by themselves
+/// (and are not read after every subscription). A node cut off, or started, after that
+/// reads nothing of the room from Redis (numbers it missed are a `gap`). The room's last
+/// number does not go, so its numbers never go back. Default 30 days.
+pub const CLUSTER_BACKLOG_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The shortest and the longest wait between two attempts to reach Redis again; each
 /// failure doubles the wait. Defaults 100 ms and 5 s.

@@ -123,6 +123,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // the server before it claims to serve.
     let shutdown = CancellationToken::new();
     let limits = args.limits();
+    feeds::check(&args.feed_options())?;
     let store = open_store(&args, &limits)?;
     let cluster = match &args.cluster {
         Some(url) => Some(Cluster::join(url, args.node_name.clone(), args.cluster_outbox).await?),

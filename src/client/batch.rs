@@ -19,7 +19,7 @@ use super::conversation::{Action, Conversation};
 use super::error::ClientError;
 use super::input::{self, Input};
 use super::lines::{Line, LineReader};
-use super::link::Link;
+use super::link::{Link, Welcome};
 use super::tracker::Purpose;
 use super::view::{Styling, View};
 use super::wire::{ClientRequest, ServerEvent};
@@ -64,13 +64,14 @@ where
         .map_err(ClientError::Invalid)?
         .logged_in_with(options.token.clone(), options.password.clone());
     let mut chat = Chat::new(conversation, View::new(Styling::Plain));
-    let hello = chat.conversation.hello();
-    let (mut link, welcome) = Link::open(&options.endpoint, hello).await?;
-    let outcome = chat.welcome(&welcome, false);
-    if let Some((code, message)) = outcome.refusal {
-        return Err(ClientError::HelloRefused { code, message });
+    let (identity, rooms) = split_hello(chat.conversation.hello());
+    let (mut link, welcome) = Link::open(&options.endpoint, identity).await?;
+    let mut greeted = welcome_or_refusal(&mut chat, &welcome)?;
+    if let Some(rooms) = rooms {
+        let welcome = link.hello(rooms).await?;
+        greeted.extend(welcome_or_refusal(&mut chat, &welcome)?);
     }
-    print(&mut output, &outcome.lines).await?;
+    print(&mut output, &greeted).await?;
 
     let mut input = LineReader::new(input, MAX_INPUT_LINE_BYTES);
     let mut ended = false;
@@ -169,6 +170,47 @@ where
     match failures {
         0 => Ok(()),
         n => Err(ClientError::Refusals(n)),
+    }
+}
+
+/// The hello of a script that asks for a name or logs in, split in two: the name and the
+/// login first, then, once they are taken, the rooms. A script refused its name or its
+/// login then ends without having joined anything, so the people in its room never see a
+/// guest come and go. `None` for the second when one hello does it all.
+fn split_hello(hello: ClientRequest) -> (ClientRequest, Option<ClientRequest>) {
+    match hello {
+        ClientRequest::Hello {
+            nick,
+            rooms,
+            since,
+            token,
+            password,
+        } if (nick.is_some() || token.is_some() || password.is_some()) && !rooms.is_empty() => (
+            ClientRequest::Hello {
+                nick,
+                rooms: Vec::new(),
+                since: Default::default(),
+                token,
+                password,
+            },
+            Some(ClientRequest::Hello {
+                nick: None,
+                rooms,
+                since,
+                token: None,
+                password: None,
+            }),
+        ),
+        hello => (hello, None),
+    }
+}
+
+/// Takes in a welcome; the first refusal among the hello's steps, as the script's error.
+fn welcome_or_refusal(chat: &mut Chat, welcome: &Welcome) -> Result<Vec<String>, ClientError> {
+    let outcome = chat.welcome(welcome, false);
+    match outcome.refusal {
+        Some((code, message)) => Err(ClientError::HelloRefused { code, message }),
+        None => Ok(outcome.lines),
     }
 }
 

@@ -415,6 +415,7 @@ impl Conversation {
             source: None,
             text: String::new(),
             action: false,
+            notice: false,
             kind: None,
             priority: None,
         };
@@ -498,6 +499,7 @@ mod tests {
             source: None,
             text: format!("m{id}"),
             action: false,
+            notice: false,
             kind: None,
             priority: None,
         }

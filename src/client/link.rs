@@ -54,14 +54,20 @@ impl Link {
             pacer: Pacer::new(),
             next_ref: 1,
         };
+        let welcome = link.hello(hello).await?;
+        Ok((link, welcome))
+    }
+
+    /// Says `hello` (again, on an open link: the server answers each with a welcome) and
+    /// waits for the welcome, at most [`HANDSHAKE_TIMEOUT`].
+    pub async fn hello(&mut self, hello: ClientRequest) -> Result<Welcome, ClientError> {
         let timeout = ClientError::Timeout {
-            endpoint: endpoint.clone(),
+            endpoint: self.endpoint.clone(),
             seconds: HANDSHAKE_TIMEOUT.as_secs(),
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            link.send(&hello).await?;
-            let welcome = link.welcome().await?;
-            Ok((link, welcome))
+            self.send(&hello).await?;
+            self.welcome().await
         })
         .await
         .map_err(|_| timeout)?

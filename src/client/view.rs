@@ -156,7 +156,8 @@ impl View {
         self.line(Some(post.ts), Some(room), &body)
     }
 
-    /// `<nick> text`, `* nick text`, `>>> [source] text` or `!!! [source] text`.
+    /// `<nick> text`, `* nick text`, `-nick- text` (an IRC notice), `>>> [source] text` or
+    /// `!!! [source] text`.
     fn post_body(&self, post: &Post, me: &str) -> String {
         let text = sanitize(&post.text);
         match (&post.from, &post.source) {
@@ -169,6 +170,8 @@ impl View {
                 };
                 if post.action {
                     format!("* {} {text}", self.nick(from))
+                } else if post.notice {
+                    format!("-{}- {text}", self.nick(from))
                 } else {
                     format!("<{}> {text}", self.nick(from))
                 }
@@ -253,14 +256,20 @@ impl View {
                 .iter()
                 .map(|p| self.post(room, p, Mark::History, me))
                 .collect(),
-            ServerEvent::Private { ts, from, text, .. } => {
+            ServerEvent::Private {
+                ts,
+                from,
+                text,
+                notice,
+                ..
+            } => {
                 let marker = self.paint(PRIVATE, "(private)");
                 let text = self.paint(Style::new().bold(), &sanitize(text));
-                vec![self.line(
-                    Some(*ts),
-                    None,
-                    &format!("{marker} <{}> {text}", self.nick(from)),
-                )]
+                let from = match notice {
+                    true => format!("-{}-", self.nick(from)),
+                    false => format!("<{}>", self.nick(from)),
+                };
+                vec![self.line(Some(*ts), None, &format!("{marker} {from} {text}"))]
             }
             ServerEvent::Join {
                 room,
@@ -496,6 +505,7 @@ impl View {
             source: Some(item.source.clone()),
             text: item.text.clone(),
             action: false,
+            notice: false,
             kind: Some(item.kind.clone()),
             priority: None,
         };
@@ -552,6 +562,7 @@ mod tests {
             source: None,
             text: text.into(),
             action: false,
+            notice: false,
             kind: None,
             priority: None,
         }

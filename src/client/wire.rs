@@ -286,6 +286,9 @@ pub enum ServerEvent {
         from: String,
         to: String,
         text: String,
+        /// Sent as an IRC NOTICE: shown `-nick- text`, never answered automatically.
+        #[serde(default)]
+        notice: bool,
     },
     /// Entries numbered `from` to `to` the client does not get: no longer kept (a resume
     /// asked for them), or, in a cluster, said on another node and not relayed
@@ -447,6 +450,9 @@ pub struct Post {
     /// Said with `/me`.
     #[serde(default)]
     pub action: bool,
+    /// Sent as an IRC NOTICE: shown `-nick- text`, never answered automatically.
+    #[serde(default)]
+    pub notice: bool,
     /// In a history list: `notice` or `alert` for a feed's post.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,

@@ -21,7 +21,7 @@ use super::presence;
 use super::recover::{self, Recovered};
 use super::room_state;
 use super::roster::Remote;
-use super::tally::NodeTally;
+use super::tally::Told;
 use super::wire::{self, PRESENCE_FORMS, Wire};
 use super::{Cluster, Out, PREFIX, Shared, backoff, now_ms};
 use crate::hub::{
@@ -29,14 +29,15 @@ use crate::hub::{
     Publication, RoomChange, RoomName, Said, SessionId, Standing,
 };
 use crate::limits::{
-    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BATCH,
-    CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT, CLUSTER_PROBE_TIMEOUT,
-    CLUSTER_TALLY_EVERY,
+    CLUSTER_ACTIVITY_BATCH, CLUSTER_ACTIVITY_EVERY, CLUSTER_BACKLOG, CLUSTER_BACKLOG_TTL,
+    CLUSTER_BATCH, CLUSTER_HEARTBEAT, CLUSTER_IN_FLIGHT, CLUSTER_NODE_TIMEOUT,
+    CLUSTER_PROBE_TIMEOUT, CLUSTER_TALLY_EVERY,
 };
 
 /// The body of [`SAID`] and [`SAID_ONCE`]: numbers a message in its room (at least one past
 /// the number the node proposed, `ARGV[1]`), appends it to the room's backlog trimmed to
-/// the last `ARGV[3]`, and publishes it (`ARGV[2]` after its number).
+/// the last `ARGV[3]` and kept `ARGV[4]` ms from now ([`CLUSTER_BACKLOG_TTL`]), and
+/// publishes it (`ARGV[2]` after its number).
 macro_rules! said_script {
     () => {
         "local s = redis.call('INCR', KEYS[1])
@@ -45,6 +46,7 @@ if s <= floor then s = floor + 1; redis.call('SET', KEYS[1], s) end
 local payload = s .. '\\n' .. ARGV[2]
 redis.call('RPUSH', KEYS[3], payload)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('PUBLISH', KEYS[2], payload)
 return s"
     };
@@ -61,16 +63,16 @@ const SAID: &str = said_script!();
 
 /// [`SAID`] for a message sent once already in a pipeline that failed: Redis may have run
 /// it then (and every node heard it), or not. Run only if the room's backlog does not
-/// have it: its entries are read newest first, [`BACKLOG_PAGE`] at a time (`ARGV[5]`),
+/// have it: its entries are read newest first, [`BACKLOG_PAGE`] at a time (`ARGV[6]`),
 /// down to the number the node had heard when it said it (`ARGV[1]`), below which a copy
-/// Redis ran cannot be; an entry with its id (`ARGV[4]`, as the JSON writes it) means
+/// Redis ran cannot be; an entry with its id (`ARGV[5]`, as the JSON writes it) means
 /// Redis ran it, and nothing is done. Redis itself refuses the second copy, so every
 /// node, and a node started later reading the backlog, has it once; a message that went
 /// through the first time costs nothing more.
 const SAID_ONCE: &str = concat!(
     "local floor = tonumber(ARGV[1])
-local mark = '\"id\":' .. ARGV[4] .. ','
-local page = tonumber(ARGV[5])
+local mark = '\"id\":' .. ARGV[5] .. ','
+local page = tonumber(ARGV[6])
 local function ran()
   local to = -1
   while true do
@@ -95,19 +97,24 @@ const BACKLOG_PAGE: usize = 32;
 
 /// Gives the numbers of `ARGV[1]` messages of a room that were not relayed (past what a
 /// node holds during an outage) and publishes them as a gap, so that they are a gap in the
-/// room's one order on every node; kept in the backlog too, for a node that hears it late.
+/// room's one order on every node; kept in the backlog too (as [`SAID`] keeps a message),
+/// for a node that hears it late.
 const LOST: &str = "local s = redis.call('INCRBY', KEYS[1], ARGV[1])
 local payload = s .. '\\n' .. ARGV[2]
 redis.call('RPUSH', KEYS[3], payload)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('PUBLISH', KEYS[2], payload)
 return s";
 
-/// Takes a nick unless a live node holds it (its key still names the run that claimed it).
+/// Takes a nick unless another live node holds it (its key still names the run that
+/// claimed it). A claim of this node's own (`ARGV[3]`, its number) is replaced: its nick
+/// table decides between its own sessions, and one that let the nick go while Redis was
+/// out of reach may still be named.
 const CLAIM: &str = "local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then
   local n, run = string.match(v, '^(%d+):(%w+):%d+$')
-  if n and redis.call('GET', ARGV[2] .. 'node:' .. n) == run then return 0 end
+  if n and n ~= ARGV[3] and redis.call('GET', ARGV[2] .. 'node:' .. n) == run then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1";
@@ -159,6 +166,18 @@ for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('PUBLISH', KEYS[2], v .. '\\n' .. ARGV[1])
 return 1";
 
+/// Sets when a room was first made anywhere (its field `c`, to `ARGV[2]`) unless it is
+/// set already, and publishes it (`ARGV[1]`) as a change to the room: set once, by the
+/// first node to make the room, so every node shows the same. Not a version of the room's
+/// state (published as `0`): a hash it makes holds nothing a node's copy would lose, and
+/// is marked as written back (`r`) so that a copy written back after Redis lost its keys
+/// still replaces it (`recover::RESEED`), its creation time included.
+const CREATED: &str = "if redis.call('HEXISTS', KEYS[1], 'c') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'r', '1') end
+redis.call('HSET', KEYS[1], 'c', ARGV[2])
+redis.call('PUBLISH', KEYS[2], '0\\n' .. ARGV[1])
+return 1";
+
 /// Keeps the node's key alive, unless another run took its number meanwhile.
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
@@ -175,6 +194,12 @@ fn said_sha() -> &'static str {
 /// A room's last number.
 pub(super) fn seq_key(room: &RoomName) -> String {
     format!("{PREFIX}seq:{}", room.key())
+}
+
+/// How long a backlog is kept after its last entry ([`CLUSTER_BACKLOG_TTL`]), as the
+/// scripts take it.
+fn backlog_ttl_ms() -> u64 {
+    CLUSTER_BACKLOG_TTL.as_millis() as u64
 }
 
 /// A room's recent messages, as published (`SEQ\nJSON`), oldest first.
@@ -365,6 +390,11 @@ impl Sender {
     /// instead (only once no pipeline is in flight: `settled`). `None` when nothing was
     /// left to send.
     async fn next_pipeline(&mut self, settled: bool) -> Option<BoxFuture<'static, Answer>> {
+        if self.shared.stale.swap(false, Ordering::Relaxed) {
+            // Made again on return ([`Sender::resume`]), once what is in flight on it settled.
+            self.conn = None;
+            self.holding = true;
+        }
         let mut sent = Vec::with_capacity(self.taken.len().min(CLUSTER_BATCH));
         let (mut fallen, mut lost) = (Vec::new(), Vec::new());
         while sent.len() < CLUSTER_BATCH {
@@ -383,6 +413,15 @@ impl Sender {
                     break;
                 }
                 self.resume().await;
+                continue;
+            }
+            if let Out::Release(nick, id) = out {
+                // Sent once Redis is back (`tell_back`, or `resume` if taken before).
+                if !self.shared.reachable.load(Ordering::Relaxed) {
+                    self.shared.outage.lock().unwrap().release(nick, id);
+                    continue;
+                }
+                sent.push(Out::Release(nick, id));
                 continue;
             }
             if out.is_ordered() && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
@@ -461,6 +500,7 @@ impl Sender {
                 }
             }
         }
+        let releases = self.shared.held_releases();
         let Outage {
             held,
             dropped,
@@ -479,6 +519,7 @@ impl Sender {
             back.push(Out::Lost(room, count));
         }
         back.extend(changes);
+        back.extend(releases);
         for out in back.into_iter().rev() {
             self.taken.push_front(out);
         }
@@ -530,6 +571,7 @@ impl Sender {
     fn failed(&mut self, sent: Vec<Out>, own: bool, e: redis::RedisError) {
         tracing::warn!(error = %e, "cannot send to Redis");
         let (mut fallen, mut lost, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut undelivered = Vec::new();
         {
             let mut outage = self.shared.outage.lock().unwrap();
             for out in sent {
@@ -549,17 +591,16 @@ impl Sender {
                     }
                     Out::Late(held) => lost.extend(outage.hold(held.publication, true)),
                     Out::Lost(room, count) => *outage.dropped.entry(room).or_default() += count,
-                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_)) => {
+                    change @ (Out::Room(..) | Out::Found(..) | Out::Ended(_) | Out::Made(..)) => {
                         changes.push(change)
                     }
                     Out::Publish(wire) if wire.is_room_event() => {
                         changes.push(Out::Publish(wire));
                     }
-                    Out::Publish(_)
-                    | Out::Round { .. }
-                    | Out::Claim(..)
-                    | Out::Release(..)
-                    | Out::Resume => {}
+                    // Redis may or may not have carried it: its sender is told so.
+                    Out::Direct(from, nick, _) => undelivered.push((from, nick)),
+                    Out::Release(nick, id) => outage.release(nick, id),
+                    Out::Publish(_) | Out::Round { .. } | Out::Claim(..) | Out::Resume => {}
                 }
             }
             outage.hold_changes_again(changes);
@@ -569,6 +610,9 @@ impl Sender {
             self.conn = None;
         }
         self.hear_held(fallen, lost);
+        for (from, nick) in undelivered {
+            self.hub.not_delivered(from, &nick);
+        }
         unreachable(&self.shared, &self.hub);
     }
 }
@@ -602,7 +646,8 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(backlog_key(room))
                 .arg(proposed.saturating_sub(1))
                 .arg(json)
-                .arg(CLUSTER_BACKLOG);
+                .arg(CLUSTER_BACKLOG)
+                .arg(backlog_ttl_ms());
             if sent {
                 pipe.arg(wire.entry_id().unwrap_or_default())
                     .arg(BACKLOG_PAGE);
@@ -631,9 +676,10 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(count)
                 .arg(json)
                 .arg(CLUSTER_BACKLOG)
+                .arg(backlog_ttl_ms())
                 .ignore();
         }
-        Out::Publish(wire) => {
+        Out::Publish(wire) | Out::Direct(_, _, wire) => {
             pipe.cmd("PUBLISH")
                 .arg(channel())
                 .arg(wire.payload(0))
@@ -700,7 +746,8 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(1)
                 .arg(nick_key(nick))
                 .arg(claim_value(shared, *id))
-                .arg(PREFIX);
+                .arg(PREFIX)
+                .arg(shared.node.number());
             asked.push(Asked::Nick(nick.clone(), *id));
         }
         Out::Found(room, id, account) => {
@@ -735,6 +782,23 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(account.as_ref().map_or("", |a| a.as_str()));
             asked.push(Asked::Founding(room.clone(), *id));
         }
+        Out::Made(room, created) => {
+            let wire = Wire::RoomKept {
+                node: shared.node.number(),
+                room: room.as_str().to_string(),
+                set: vec![(room_state::CREATED.to_string(), created.to_string())],
+                del: Vec::new(),
+                replace: false,
+            };
+            pipe.cmd("EVAL")
+                .arg(CREATED)
+                .arg(2)
+                .arg(room_state::key(room))
+                .arg(channel())
+                .arg(serde_json::to_string(&wire).expect("plain data serializes"))
+                .arg(created)
+                .ignore();
+        }
         Out::Ended(room) => {
             pipe.cmd("EVAL")
                 .arg(ENDED)
@@ -760,7 +824,11 @@ fn unreachable(shared: &Shared, hub: &Hub) {
     // Redis may come back without its scripts (restarted): loaded again with the next
     // pipeline.
     shared.scripts_loaded.store(false, Ordering::Relaxed);
-    if shared.reachable.swap(false, Ordering::Relaxed) {
+    shared.stale.store(true, Ordering::Relaxed);
+    // Under the hub's lock, as its return is ([`back`]): a session's change is recorded
+    // and published as of one side of it.
+    let was = hub.between_changes(|| shared.reachable.swap(false, Ordering::Relaxed));
+    if was {
         tracing::warn!("cross-node delivery interrupted");
         hub.tell_all(Event::Cluster { reachable: false });
     }
@@ -903,7 +971,7 @@ async fn hear(
                 match alive(shared, redis).await {
                     Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
                         hub.forget_unheard(answered);
-                        if rejoin(shared).await {
+                        if rejoin(shared, hub).await {
                             tracing::info!("cross-node delivery restored");
                             hub.tell_all(Event::Cluster { reachable: true });
                         }
@@ -984,17 +1052,29 @@ async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisRe
 /// claimed again: one taken meanwhile elsewhere is lost here); the sender publishes what
 /// was held meanwhile, in order, before anything said after ([`Out::Resume`]). False when
 /// the sender could not be told in time (its queue full): still out of reach, tried again.
-async fn rejoin(shared: &Shared) -> bool {
-    tell_back(shared);
+async fn rejoin(shared: &Shared, hub: &Hub) -> bool {
     // Reachable before the sender is told: what it takes before `Resume` is held (it
     // holds until then), what it takes after is sent.
-    shared.reachable.store(true, Ordering::Relaxed);
+    back(shared, hub);
     let told = tokio::time::timeout(CLUSTER_NODE_TIMEOUT, shared.outbox.send(Out::Resume));
     if matches!(told.await, Ok(Ok(()))) {
         return true;
     }
     shared.reachable.store(false, Ordering::Relaxed);
     false
+}
+
+/// Back in touch: tells the others who is here ([`tell_back`]) and makes Redis reachable,
+/// in one step under the hub's lock. A session's change (a join, a leave, a rename) is
+/// recorded for the others and published under that lock too, reading whether Redis is
+/// reachable: so each is wholly before, told in the round and not published live (what
+/// is said while Redis is out of reach), or wholly after, published live and not in the
+/// round; never in both, which the others would announce twice.
+pub(super) fn back(shared: &Shared, hub: &Hub) {
+    hub.between_changes(|| {
+        tell_back(shared);
+        shared.reachable.store(true, Ordering::Relaxed);
+    });
 }
 
 /// Tells the others this node is here, and who is on it: on joining the cluster, and
@@ -1006,6 +1086,11 @@ pub(super) fn tell_back(shared: &Shared) {
         run: shared.run.clone(),
         presence: PRESENCE_FORMS,
     }));
+    // Let go before anything else is told: once the others hear this node's users anew,
+    // the nicks they no longer hold are free in Redis too.
+    for release in shared.held_releases() {
+        shared.send(release);
+    }
     let locals: Vec<(SessionId, Nick)> = {
         let local = shared.local.lock().unwrap();
         let sessions = local.sessions.iter();
@@ -1298,8 +1383,13 @@ fn heard(
             tally,
             sessions,
             digest,
+            profiles,
         } => {
-            let told = NodeTally { sessions, digest };
+            let told = Told {
+                sessions,
+                digest,
+                profiles,
+            };
             let ask = {
                 let mut roster = shared.roster.lock().unwrap();
                 roster.tally(node, told) && roster.all_read(PRESENCE_FORMS)

@@ -13,6 +13,8 @@
 
 mod accounts;
 mod alerts;
+#[cfg(test)]
+mod back_tests;
 mod link;
 mod once;
 mod outage;
@@ -37,7 +39,7 @@ use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{
     Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget, Publication,
-    RoomName,
+    RoomName, Undelivered,
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
@@ -64,6 +66,9 @@ enum Out {
     Lost(RoomName, u64),
     /// Anything else, published as it is.
     Publish(Wire),
+    /// Something for a session of another node (a private message, tags, an invitation)
+    /// from session `.0` here, to nick `.1`: its sender is told if it is lost on the way.
+    Direct(SessionId, Nick, Wire),
     /// Every session here told anew, as round `round` ([`Shared::tell_everyone`]): in
     /// batches ([`Wire::Presents`]) when every live node reads them, else one
     /// [`Wire::Present`] each; serialized by the task that sends to Redis.
@@ -82,6 +87,9 @@ enum Out {
     Found(RoomName, SessionId, Option<Nick>),
     /// A room with no member here any more: anyone may found it again.
     Ended(RoomName),
+    /// A room made here at this time (ms since the Unix epoch), when the cluster did not
+    /// say when it was first made: kept unless another node's time is.
+    Made(RoomName, u64),
     /// Redis is back ([`link::rejoin`]): what was held is sent from here, before anything
     /// queued after.
     Resume,
@@ -93,9 +101,10 @@ impl Out {
     fn is_ordered(&self) -> bool {
         match self {
             Out::Said(_) | Out::Late(_) | Out::Lost(..) => true,
-            Out::Room(..) | Out::Found(..) | Out::Ended(_) => true,
+            Out::Room(..) | Out::Found(..) | Out::Ended(_) | Out::Made(..) => true,
             Out::Publish(wire) => wire.is_room_event(),
-            Out::Claim(..) | Out::Release(..) | Out::Round { .. } | Out::Resume => false,
+            Out::Direct(..) | Out::Claim(..) | Out::Release(..) => false,
+            Out::Round { .. } | Out::Resume => false,
         }
     }
 }
@@ -108,9 +117,9 @@ struct Local {
 }
 
 impl Local {
-    /// Its digest, as the others' tallies count it ([`tally::digest`]).
-    fn digest(&self, id: SessionId) -> u64 {
-        tally::digest(id.bits(), &self.nick, &self.rooms)
+    /// Its digests, as the others' tallies count them ([`tally`]).
+    fn digests(&self, id: SessionId) -> tally::Digests {
+        tally::Digests::of(id.bits(), &self.nick, &self.rooms, &self.profile)
     }
 }
 
@@ -124,23 +133,22 @@ struct Locals {
 impl Locals {
     fn insert(&mut self, id: SessionId, local: Local) {
         self.remove(id);
-        self.tally.add(local.digest(id));
+        self.tally.add(local.digests(id));
         self.sessions.insert(id, local);
     }
 
     fn remove(&mut self, id: SessionId) -> Option<Local> {
         let local = self.sessions.remove(&id)?;
-        self.tally.remove(local.digest(id));
+        self.tally.remove(local.digests(id));
         Some(local)
     }
 
     /// Applies `change` to session `id`, if it is here.
     fn change(&mut self, id: SessionId, change: impl FnOnce(&mut Local)) {
         if let Some(local) = self.sessions.get_mut(&id) {
-            let before = local.digest(id);
+            let before = local.digests(id);
             change(local);
-            let after = local.digest(id);
-            self.tally.digest ^= before ^ after;
+            self.tally.change(before, local.digests(id));
         }
     }
 }
@@ -150,6 +158,11 @@ struct Shared {
     /// Tells this run of the node from an earlier one with the same number.
     run: String,
     reachable: AtomicBool,
+    /// The other nodes went out of reach since the sender last looked: its own
+    /// connection may have died with Redis, unnoticed until used. The sender drops it and
+    /// holds what is ordered until Redis is back, rather than find out by failing the
+    /// first pipeline after (and telling every user delivery was interrupted again).
+    stale: AtomicBool,
     /// Redis has the message script ([`link`]'s `SAID`) on the connection's current run.
     scripts_loaded: AtomicBool,
     outbox: mpsc::Sender<Out>,
@@ -206,6 +219,40 @@ struct Shared {
 }
 
 impl Shared {
+    /// Node `node` in run `run`, sending to Redis through `outbox`; not reachable until
+    /// it has told the others who it is ([`link::back`]).
+    fn new(node: NodeId, run: String, name: String, outbox: mpsc::Sender<Out>) -> Shared {
+        Shared {
+            node,
+            run,
+            reachable: AtomicBool::new(false),
+            scripts_loaded: AtomicBool::new(false),
+            outbox,
+            roster: Mutex::default(),
+            local: Mutex::default(),
+            outage: Mutex::default(),
+            once: Mutex::default(),
+            fell_back: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+            answered: AtomicU64::new(0),
+            rooms: Mutex::default(),
+            epoch: Mutex::default(),
+            founded: Mutex::default(),
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            reported: AtomicU64::new(now_ms()),
+            invites: Mutex::default(),
+            departed: Mutex::default(),
+            rounds: AtomicU64::new(0),
+            tallies: AtomicU64::new(0),
+            tallied_before_round: AtomicU64::new(0),
+            name,
+            alerts: Mutex::default(),
+            alerts_changed: tokio::sync::Notify::new(),
+            called: tokio::sync::Notify::new(),
+        }
+    }
+
     fn send(&self, out: Out) -> bool {
         match self.outbox.try_send(out) {
             Ok(()) => true,
@@ -214,6 +261,18 @@ impl Shared {
                 false
             }
         }
+    }
+
+    /// The nicks let go here while Redis was out of reach ([`Outage::released`]), to let
+    /// go in Redis now; none a session here holds again (its claim is sent anew).
+    fn held_releases(&self) -> Vec<Out> {
+        let released = std::mem::take(&mut self.outage.lock().unwrap().released);
+        let local = self.local.lock().unwrap();
+        released
+            .into_iter()
+            .filter(|(nick, id)| local.sessions.get(id).is_none_or(|l| l.nick != *nick))
+            .map(|(nick, id)| Out::Release(nick, id))
+            .collect()
     }
 
     /// Applies `change` to session `id` here and tells the others what it is now, as it is
@@ -302,7 +361,7 @@ impl Shared {
         });
     }
 
-    /// Tells the others how many sessions this node has and their digest ([`tally`]),
+    /// Tells the others how many sessions this node has and their digests ([`tally`]),
     /// when every live node reads it: queued under the lock of the sessions, after every
     /// presence told before, so that a node that heard those has the same.
     fn tell_tally(&self) {
@@ -318,6 +377,7 @@ impl Shared {
             tally,
             sessions: local.tally.sessions,
             digest: local.tally.digest,
+            profiles: Some(local.tally.profiles),
         }));
     }
 
@@ -454,34 +514,7 @@ impl Cluster {
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
-        let shared = Arc::new(Shared {
-            node,
-            run,
-            reachable: AtomicBool::new(false),
-            scripts_loaded: AtomicBool::new(false),
-            outbox,
-            roster: Mutex::default(),
-            local: Mutex::default(),
-            outage: Mutex::default(),
-            once: Mutex::default(),
-            fell_back: AtomicBool::new(false),
-            answered: AtomicU64::new(0),
-            rooms: Mutex::default(),
-            epoch: Mutex::default(),
-            founded: Mutex::default(),
-            peak: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
-            reported: AtomicU64::new(now_ms()),
-            invites: Mutex::default(),
-            departed: Mutex::default(),
-            rounds: AtomicU64::new(0),
-            tallies: AtomicU64::new(0),
-            tallied_before_round: AtomicU64::new(0),
-            name: name.clone(),
-            alerts: Mutex::default(),
-            alerts_changed: tokio::sync::Notify::new(),
-            called: tokio::sync::Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));
         // Nothing is held yet: the sender starts sending.
         link::tell_back(&shared);
         shared.reachable.store(true, Ordering::Relaxed);
@@ -609,68 +642,86 @@ impl Bus for ClusterBus {
         self.0.send(Out::Found(room.clone(), founder, account));
     }
 
+    fn made(&self, room: &RoomName, created: u64) {
+        self.0.send(Out::Made(room.clone(), created));
+    }
+
     fn ended(&self, room: &RoomName) {
         self.0.founded.lock().unwrap().remove(room);
         // Held through an outage, after the founding it ends: a claim now lasts until let go.
         self.0.send(Out::Ended(room.clone()));
     }
 
-    fn direct(&self, to: SessionId, event: Event) {
-        if let Event::Invited { room, nick, by, .. } = &event {
-            self.0.send(Out::Publish(Wire::Invite {
-                node: self.0.node.number(),
-                to: to.bits(),
-                room: room.as_str().to_string(),
-                nick: nick.as_str().to_string(),
-                by: by.as_str().to_string(),
-            }));
-            return;
+    fn direct(&self, from: SessionId, to: SessionId, event: Event) -> Result<(), Undelivered> {
+        let shared = &self.0;
+        // Refused rather than held through an outage as a room message is: who the nick
+        // names by the time Redis is back (gone, renamed, someone else) cannot be known
+        // now, and a room keeps history for late readers where a person does not.
+        if !shared.reachable.load(Ordering::Relaxed) {
+            return Err(Undelivered::OutOfReach);
         }
-        if let Event::Private {
-            id,
-            ts,
-            from,
-            to: nick,
-            text,
-            notice,
-            account,
-            tags,
-        } = event
-        {
-            self.0.send(Out::Publish(Wire::Private {
-                node: self.0.node.number(),
-                to: to.bits(),
+        let node = shared.node.number();
+        let (nick, wire) = match event {
+            Event::Invited { room, nick, by, .. } => {
+                let wire = Wire::Invite {
+                    node,
+                    to: to.bits(),
+                    room: room.as_str().to_string(),
+                    nick: nick.as_str().to_string(),
+                    by: by.as_str().to_string(),
+                };
+                (nick, wire)
+            }
+            Event::Private {
                 id,
                 ts,
-                from: from.as_str().to_string(),
-                nick: nick.as_str().to_string(),
-                text: text.as_str().to_string(),
+                from,
+                to: nick,
+                text,
                 notice,
-                account: account.map(|a| a.as_str().to_string()),
-                tags: tags.map(|t| t.as_str().to_string()),
-            }));
-            return;
-        }
-        if let Event::TagsOnly {
-            id,
-            ts,
-            from,
-            account,
-            to: NoticeTarget::Nick(nick),
-            tags,
-        } = event
-        {
-            self.0.send(Out::Publish(Wire::Tagged {
-                node: self.0.node.number(),
-                room: None,
-                to: to.bits(),
-                nick: Some(nick.as_str().to_string()),
+                account,
+                tags,
+            } => {
+                let wire = Wire::Private {
+                    node,
+                    to: to.bits(),
+                    id,
+                    ts,
+                    from: from.as_str().to_string(),
+                    nick: nick.as_str().to_string(),
+                    text: text.as_str().to_string(),
+                    notice,
+                    account: account.map(|a| a.as_str().to_string()),
+                    tags: tags.map(|t| t.as_str().to_string()),
+                };
+                (nick, wire)
+            }
+            Event::TagsOnly {
                 id,
                 ts,
-                from: from.as_str().to_string(),
-                account: account.map(|a| a.as_str().to_string()),
-                tags: tags.as_str().to_string(),
-            }));
+                from,
+                account,
+                to: NoticeTarget::Nick(nick),
+                tags,
+            } => {
+                let wire = Wire::Tagged {
+                    node,
+                    room: None,
+                    to: to.bits(),
+                    nick: Some(nick.as_str().to_string()),
+                    id,
+                    ts,
+                    from: from.as_str().to_string(),
+                    account: account.map(|a| a.as_str().to_string()),
+                    tags: tags.as_str().to_string(),
+                };
+                (nick, wire)
+            }
+            _ => return Ok(()),
+        };
+        match shared.send(Out::Direct(from, nick, wire)) {
+            true => Ok(()),
+            false => Err(Undelivered::Full),
         }
     }
 }

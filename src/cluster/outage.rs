@@ -2,13 +2,14 @@
 //! that failed: heard on the node at once, and held (up to [`CLUSTER_OUTAGE_HELD`]) to be
 //! published in the order said once Redis is back, so that the other nodes get it late
 //! rather than never, and no later message overtakes it. What does not fit is counted by
-//! room (the rooms' members elsewhere get a `gap` for it) and its speaker told.
+//! room (the rooms' members elsewhere get a `gap` for it) and its speaker told. Nicks let
+//! go meanwhile are held too, to be let go in Redis once it is back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::Out;
-use crate::hub::{Event, Publication, RoomName};
-use crate::limits::{CLUSTER_OUTAGE_CHANGES, CLUSTER_OUTAGE_HELD};
+use crate::hub::{Event, Nick, Publication, RoomName, SessionId};
+use crate::limits::{CLUSTER_OUTAGE_CHANGES, CLUSTER_OUTAGE_HELD, CLUSTER_OUTAGE_RELEASES};
 
 /// A message or a post held to be published once Redis is back.
 pub(super) struct Held {
@@ -33,6 +34,10 @@ pub(super) struct Outage {
     /// How many of `changes`, at its start, failed pipelines gave back: they were made
     /// before any held since.
     again: usize,
+    /// Nicks sessions here let go of (quitting, renamed) that Redis may still name them
+    /// for, each once; at most [`CLUSTER_OUTAGE_RELEASES`]. Let go in Redis once it is
+    /// back, so that a user of another node may take them.
+    pub released: HashSet<(Nick, SessionId)>,
 }
 
 impl Outage {
@@ -60,6 +65,20 @@ impl Outage {
         } else {
             tracing::warn!(
                 "too many room changes while Redis is out of reach; kept on this node only"
+            );
+        }
+    }
+
+    /// Holds the release of `nick` by session `id`, to be sent once Redis is back; past
+    /// the bound, Redis keeps the claim until this node restarts (logged).
+    pub fn release(&mut self, nick: Nick, id: SessionId) {
+        let release = (nick, id);
+        if self.released.len() < CLUSTER_OUTAGE_RELEASES || self.released.contains(&release) {
+            self.released.insert(release);
+        } else {
+            tracing::warn!(
+                nick = %release.0.as_str(),
+                "too many nicks let go while Redis is out of reach; this one stays taken in Redis until this node restarts"
             );
         }
     }
@@ -124,7 +143,7 @@ fn id(event: &Event) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{MessageText, Nick, NodeId, Said, SessionId};
+    use crate::hub::{MessageText, NodeId, Said};
 
     /// Message `id` of ana in `room`, proposed as number `seq`.
     fn said(room: &RoomName, id: u64, seq: u64) -> Publication {
@@ -203,6 +222,23 @@ mod tests {
         let sent: Vec<bool> = outage.held.iter().map(|h| h.sent).collect();
         assert_eq!(sent, [true, true, true, true, false, false]);
         assert_eq!(outage.heard_before(&ops), Some(0));
+    }
+
+    #[test]
+    fn a_nick_let_go_is_held_once_and_no_more_than_the_bound() {
+        let nick = |n: &str| Nick::parse(n).unwrap();
+        let session = |n| SessionId::new(NodeId::new(1).unwrap(), n);
+        let mut outage = Outage::default();
+        outage.release(nick("ana"), session(1));
+        outage.release(nick("ANA"), session(1));
+        outage.release(nick("ana"), session(2));
+        assert_eq!(outage.released.len(), 2);
+        for n in 0..CLUSTER_OUTAGE_RELEASES as u64 {
+            outage.release(nick(&format!("guest{n}")), session(3));
+        }
+        assert_eq!(outage.released.len(), CLUSTER_OUTAGE_RELEASES);
+        assert_eq!(outage.take().released.len(), CLUSTER_OUTAGE_RELEASES);
+        assert!(outage.released.is_empty());
     }
 
     #[test]

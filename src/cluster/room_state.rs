@@ -6,7 +6,9 @@
 //!
 //! Fields: `topic` (JSON), `t` `n` `m` `i` `s` (`1` or `0`; absent, a new room's), `k` (the
 //! key), `l` (the limit), `ban:MASK` (JSON, under the mask folded), `op:ACCOUNT` (the
-//! account's name, under its key). What does not read back is logged and skipped.
+//! account's name, under its key), `c` (when the room was first made anywhere, ms since
+//! the Unix epoch: set once, `link::CREATED`). What does not read back is logged and
+//! skipped.
 
 use std::collections::HashMap;
 
@@ -59,8 +61,14 @@ pub fn delta(changes: &[RoomChange]) -> (Vec<(String, String)>, Vec<String>) {
 /// room (`link::ROOM`), so a node's copy says how recent it is.
 pub const VERSION: &str = "v";
 
+/// The field holding when the room was first made anywhere (ms since the Unix epoch):
+/// set by the first node to make it, never changed after (`link::CREATED`). Missing (a
+/// room of older nodes), each node shows when it made the room.
+pub const CREATED: &str = "c";
+
 /// The field marking a hash written back from a node's copy after Redis lost its keys, and
-/// not changed live since: a more recent copy may still replace it (`recover::RESEED`).
+/// not changed live since, or made by a room's creation time alone (`link::CREATED`): a
+/// more recent copy may still replace it (`recover::RESEED`).
 pub const WRITTEN_BACK: &str = "r";
 
 /// A change to a room's fields, as heard.
@@ -123,6 +131,7 @@ fn read(kept: &mut KeptRoom, field: &str, value: &str) -> Result<(), &'static st
     match field {
         // Not what the room keeps, but how recent Redis's copy is.
         VERSION | WRITTEN_BACK => {}
+        CREATED => kept.created = Some(value.parse().map_err(|_| "not a time")?),
         "topic" => kept.topic = Some(topic_from(&json()?).ok_or("not a topic")?),
         "t" => modes.topic_locked = flag()?,
         "n" => modes.no_outside = flag()?,
@@ -190,6 +199,8 @@ mod tests {
             fields.insert(field.into(), value.into());
         }
         let kept = kept(&room, &fields);
+        // No creation time kept (an older node's room): each node shows its own.
+        assert_eq!(kept.created, None);
         assert_eq!(kept.topic.unwrap().text.as_str(), "deploys at noon");
         assert_eq!(kept.modes.describe(true), "+klmn sesame 5");
         assert_eq!(kept.bans.len(), 1);
@@ -223,6 +234,11 @@ mod tests {
         let kept = super::kept(&room, &fields);
         assert_eq!(kept.topic.unwrap().text.as_str(), "back");
         assert_eq!(kept.modes.describe(true), "+nt");
+        // When the room was first made reads back; one that is no time is skipped.
+        fields.insert(CREATED.into(), "1700000000123".into());
+        assert_eq!(super::kept(&room, &fields).created, Some(1_700_000_000_123));
+        fields.insert(CREATED.into(), "noon".into());
+        assert_eq!(super::kept(&room, &fields).created, None);
     }
 
     fn change(version: u64, set: Vec<(String, String)>, del: Vec<String>) -> Change {

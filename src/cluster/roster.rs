@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::tally::{self, NodeTally};
+use super::tally::{Digests, NodeTally, Told};
 use crate::hub::{Nick, Profile, RoomName, Seen, SessionId, Standing, WhoEntry, WhoMask};
 
 /// A session of another node.
@@ -31,7 +31,8 @@ pub struct Roster {
     nodes: HashMap<u16, KnownNode>,
     /// Each node telling all its sessions anew, heard from its start ([`Roster::telling`]).
     rounds: HashMap<u16, Round>,
-    /// Each node's sessions here, in two numbers ([`tally`]), kept as they come and go.
+    /// Each node's sessions here, in three numbers ([`super::tally`]), kept as they come
+    /// and go.
     tallies: HashMap<u16, NodeTally>,
     /// How each node's tallies compared with `tallies` lately ([`Roster::tally`]).
     checks: HashMap<u16, TallyCheck>,
@@ -193,8 +194,8 @@ impl Roster {
         }
         self.opers += usize::from(remote.profile.oper);
         self.invisible += usize::from(remote.profile.invisible);
-        let digest = tally::digest(id.bits(), &remote.nick, &remote.rooms);
-        self.tallies.entry(remote.node).or_default().add(digest);
+        let digests = Digests::of(id.bits(), &remote.nick, &remote.rooms, &remote.profile);
+        self.tallies.entry(remote.node).or_default().add(digests);
         self.sessions.insert(id, remote);
         old
     }
@@ -203,7 +204,12 @@ impl Roster {
     pub fn remove(&mut self, id: SessionId) -> Option<Remote> {
         let remote = self.sessions.remove(&id)?;
         if let Some(tally) = self.tallies.get_mut(&remote.node) {
-            tally.remove(tally::digest(id.bits(), &remote.nick, &remote.rooms));
+            tally.remove(Digests::of(
+                id.bits(),
+                &remote.nick,
+                &remote.rooms,
+                &remote.profile,
+            ));
         }
         self.opers -= usize::from(remote.profile.oper);
         self.invisible -= usize::from(remote.profile.invisible);
@@ -329,10 +335,10 @@ impl Roster {
     /// that round's end was lost), nor again before the wait since the last round asked
     /// of it is over: one tally more after the first round asked, then doubling up to
     /// [`MOST_TALLIES_WAITED`], while they still differ.
-    pub fn tally(&mut self, node: u16, told: NodeTally) -> bool {
+    pub fn tally(&mut self, node: u16, told: Told) -> bool {
         let known = self.tallies.get(&node).copied().unwrap_or_default();
         let check = self.checks.entry(node).or_default();
-        if known == told {
+        if known.agrees(&told) {
             let synced = check.synced;
             *check = TallyCheck {
                 synced,
@@ -494,18 +500,23 @@ mod tests {
         roster.present(ana, remote(2, "ana", &["#ops"]), 0);
         roster.present(bob, remote(2, "bob", &[]), 0);
         let rooms = [(RoomName::parse("#ops").unwrap(), Standing::Member)];
-        let mut whole = NodeTally::default();
-        whole.add(tally::digest(
+        let plain = Profile::default();
+        let bob_digests = Digests::of(bob.bits(), &Nick::parse("bob").unwrap(), &[], &plain);
+        let mut tallied = NodeTally::default();
+        tallied.add(Digests::of(
             ana.bits(),
             &Nick::parse("ana").unwrap(),
             &rooms,
+            &plain,
         ));
-        whole.add(tally::digest(bob.bits(), &Nick::parse("bob").unwrap(), &[]));
+        tallied.add(bob_digests);
+        let whole = Told::from(tallied);
         assert!(!roster.tally(2, whole));
         // Not synced yet (no round of node 2 ended since subscribing): asked only when
         // its tallies differ twice in a row.
-        let mut without_bob = whole;
-        without_bob.remove(tally::digest(bob.bits(), &Nick::parse("bob").unwrap(), &[]));
+        let mut without_bob = tallied;
+        without_bob.remove(bob_digests);
+        let without_bob = Told::from(without_bob);
         assert!(!roster.tally(2, without_bob));
         assert!(roster.tally(2, without_bob));
         // A round ended, not heard whole (it prunes nothing): a tally that differs asks at
@@ -526,7 +537,7 @@ mod tests {
         assert!(roster.tally(2, whole));
         // A node forgotten has no tally left here, and nothing to ask of.
         roster.forget_node(2);
-        assert!(!roster.tally(2, NodeTally::default()));
+        assert!(!roster.tally(2, NodeTally::default().into()));
         assert!(roster.all_read(2));
         roster.heard(3, "r1", 1, Instant::now());
         assert!(!roster.all_read(2));

@@ -1,33 +1,94 @@
-//! A node's sessions in two numbers, to tell whether another node's copy of them is whole:
-//! how many there are, and a digest of each one's id, nick, rooms and standing in them.
+//! A node's sessions in three numbers, to tell whether another node's copy of them is whole:
+//! how many there are, a digest of each one's id, nick, rooms and standing in them, and
+//! one of each one's profile (away message, account, user and real name, operator, `+i`).
 //! Combined so that it is kept as sessions come, change and go (nothing walks them), on
 //! the node itself and on every node that hears its presence; the node publishes its own
 //! every [`crate::limits::CLUSTER_TALLY_EVERY`] ([`super::wire::Wire::Tally`]), and a node
 //! whose copy differs asks for a round ([`super::wire::Wire::Ask`]).
 //!
-//! The digest is part of the wire: every node must compute it alike. A change to it is a
-//! new [`super::wire::PRESENCE_FORMS`].
+//! The digests are part of the wire: every node must compute them alike. A change to
+//! [`digest`] is a new [`super::wire::PRESENCE_FORMS`]. The profiles' digest came later, as
+//! a field of the tally older nodes ignore (and do not send: then it is not compared), so
+//! a change to [`profile`] would be a field of another name.
 
-use crate::hub::{Nick, RoomName, Standing};
+use crate::hub::{Nick, Profile, RoomName, Standing};
 
-/// How many sessions, and the exclusive-or of their digests ([`digest`]).
+/// A session's two digests ([`digest`], [`profile`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    pub session: u64,
+    pub profile: u64,
+}
+
+impl Digests {
+    /// Session `id`'s, with `nick`, in `rooms`, of `profile`.
+    pub fn of(id: u64, nick: &Nick, rooms: &[(RoomName, Standing)], profile: &Profile) -> Digests {
+        Digests {
+            session: digest(id, nick, rooms),
+            profile: self::profile(id, profile),
+        }
+    }
+}
+
+/// How many sessions, and the exclusive-or of their digests ([`digest`], [`profile`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct NodeTally {
     pub sessions: u64,
     pub digest: u64,
+    pub profiles: u64,
 }
 
 impl NodeTally {
-    /// A session of digest `digest` is counted.
-    pub fn add(&mut self, digest: u64) {
+    /// A session of digests `digests` is counted.
+    pub fn add(&mut self, digests: Digests) {
         self.sessions += 1;
-        self.digest ^= digest;
+        self.flip(digests);
     }
 
-    /// A session of digest `digest`, counted before, is not any more.
-    pub fn remove(&mut self, digest: u64) {
+    /// A session of digests `digests`, counted before, is not any more.
+    pub fn remove(&mut self, digests: Digests) {
         self.sessions = self.sessions.saturating_sub(1);
-        self.digest ^= digest;
+        self.flip(digests);
+    }
+
+    /// A session counted went from digests `before` to `after`.
+    pub fn change(&mut self, before: Digests, after: Digests) {
+        self.flip(before);
+        self.flip(after);
+    }
+
+    fn flip(&mut self, digests: Digests) {
+        self.digest ^= digests.session;
+        self.profiles ^= digests.profile;
+    }
+
+    /// Whether `told`, a node's tally as it told it, says what this one does: its
+    /// profiles compared only when told (an older node does not).
+    pub fn agrees(&self, told: &Told) -> bool {
+        self.sessions == told.sessions
+            && self.digest == told.digest
+            && told
+                .profiles
+                .is_none_or(|profiles| profiles == self.profiles)
+    }
+}
+
+/// A node's tally as it told it ([`super::wire::Wire::Tally`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Told {
+    pub sessions: u64,
+    pub digest: u64,
+    /// Missing from an older node.
+    pub profiles: Option<u64>,
+}
+
+impl From<NodeTally> for Told {
+    fn from(tally: NodeTally) -> Told {
+        Told {
+            sessions: tally.sessions,
+            digest: tally.digest,
+            profiles: Some(tally.profiles),
+        }
     }
 }
 
@@ -66,9 +127,41 @@ pub fn digest(id: u64, nick: &Nick, rooms: &[(RoomName, Standing)]) -> u64 {
     mix(sum)
 }
 
+/// FNV-1a of `text`, if any, after `hash`: a byte 0 when there is none, else 1, its length
+/// (4 bytes, little-endian) and its UTF-8.
+fn fnv_text(text: Option<&str>, hash: u64) -> u64 {
+    match text {
+        None => fnv(&[0], hash),
+        Some(text) => {
+            let len = text.len() as u32;
+            fnv(text.as_bytes(), fnv(&len.to_le_bytes(), fnv(&[1], hash)))
+        }
+    }
+}
+
+/// A session's profile digest: FNV-1a (64 bits) of its id (8 bytes, little-endian), then
+/// its away message, account, user name and real name in that order (each a byte 0 when
+/// it has none, else 1, its length in bytes as 4 bytes little-endian, and its UTF-8), then
+/// a byte of flags (1 server operator, 2 invisible); mixed (SplitMix64's finalizer). Not
+/// when it connected nor last spoke: those are told apart, or never change.
+pub fn profile(id: u64, profile: &Profile) -> u64 {
+    let mut hash = fnv(&id.to_le_bytes(), FNV_OFFSET);
+    for text in [
+        profile.away.as_ref().map(|a| a.as_str()),
+        profile.account.as_ref().map(|a| a.as_str()),
+        profile.user.as_deref(),
+        profile.realname.as_ref().map(|r| r.as_str()),
+    ] {
+        hash = fnv_text(text, hash);
+    }
+    let flags = u8::from(profile.oper) | u8::from(profile.invisible) << 1;
+    mix(fnv(&[flags], hash))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::MessageText;
 
     #[test]
     fn a_digest_is_of_the_nick_rooms_and_standing_not_the_rooms_order() {
@@ -95,16 +188,98 @@ mod tests {
         ] {
             assert_ne!(d, other);
         }
+        let plain = Profile::default();
+        let digests =
+            |id, name, rooms: &[(RoomName, Standing)]| Digests::of(id, &nick(name), rooms, &plain);
         let mut tally = NodeTally::default();
-        tally.add(d);
-        tally.add(digest(8, &nick("bob"), &[]));
-        tally.remove(d);
+        tally.add(digests(7, "ana", &rooms));
+        tally.add(digests(8, "bob", &[]));
+        tally.remove(digests(7, "ana", &rooms));
+        let bob = digests(8, "bob", &[]);
         assert_eq!(
             tally,
             NodeTally {
                 sessions: 1,
-                digest: digest(8, &nick("bob"), &[])
+                digest: bob.session,
+                profiles: bob.profile,
             }
         );
+    }
+
+    #[test]
+    fn a_profile_digest_is_of_the_away_message_account_user_real_name_and_flags() {
+        let plain = Profile::default();
+        let base = profile(7, &plain);
+        // Fixed across runs and machines: part of the wire.
+        assert_eq!(base, 0x948e_7dbe_f8cf_5d7d);
+        let away = Profile {
+            away: Some(MessageText::new("lunch").unwrap()),
+            ..Profile::default()
+        };
+        let changed = [
+            profile(8, &plain),
+            profile(7, &away),
+            profile(
+                7,
+                &Profile {
+                    account: Some(Nick::parse("ana").unwrap()),
+                    ..Profile::default()
+                },
+            ),
+            profile(
+                7,
+                &Profile {
+                    user: Some("ana".into()),
+                    ..Profile::default()
+                },
+            ),
+            profile(
+                7,
+                &Profile {
+                    realname: Some(MessageText::new("Ana").unwrap()),
+                    ..Profile::default()
+                },
+            ),
+            profile(
+                7,
+                &Profile {
+                    oper: true,
+                    ..Profile::default()
+                },
+            ),
+            profile(
+                7,
+                &Profile {
+                    invisible: true,
+                    ..Profile::default()
+                },
+            ),
+        ];
+        for (at, other) in changed.iter().enumerate() {
+            assert_ne!(base, *other, "change {at}");
+        }
+        // An away message is not taken for a user name (each field in its place).
+        let user = Profile {
+            user: Some("lunch".into()),
+            ..Profile::default()
+        };
+        assert_ne!(profile(7, &away), profile(7, &user));
+        // When it connected and last spoke are not covered.
+        let later = Profile {
+            signon: 5,
+            spoke: 9,
+            ..Profile::default()
+        };
+        assert_eq!(base, profile(7, &later));
+
+        // A tally from an older node (no profiles) agrees on sessions and digest alone.
+        let mut tally = NodeTally::default();
+        tally.add(Digests::of(7, &Nick::parse("ana").unwrap(), &[], &away));
+        let mut told = Told::from(tally);
+        assert!(tally.agrees(&told));
+        told.profiles = Some(tally.profiles ^ 1);
+        assert!(!tally.agrees(&told));
+        told.profiles = None;
+        assert!(tally.agrees(&told));
     }
 }

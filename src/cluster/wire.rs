@@ -25,7 +25,8 @@ fn is_zero(n: &u64) -> bool {
 /// round's sessions in batches ([`Wire::Presents`]), tallies ([`Wire::Tally`]) and
 /// [`Wire::Ask`]. A node sends the forms of 2 only while every live node it knows reads
 /// them: an older node would skip each as a bad publication. A change to what a tally's
-/// digest covers ([`super::tally`]) is a new number.
+/// digest covers ([`super::tally`]) is a new number; its profiles' digest, added later,
+/// is a field older nodes ignore and do not send.
 pub const PRESENCE_FORMS: u32 = 2;
 
 fn presence_one() -> u32 {
@@ -227,7 +228,7 @@ pub enum Wire {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         again: bool,
     },
-    /// How many sessions `node` has, and their digest ([`super::tally`]), queued after
+    /// How many sessions `node` has, and their digests ([`super::tally`]), queued after
     /// every presence it told before: sent every [`crate::limits::CLUSTER_TALLY_EVERY`], numbered
     /// (`tally`) from the node's start. Sent only while every live node reads it.
     Tally {
@@ -235,6 +236,10 @@ pub enum Wire {
         tally: u64,
         sessions: u64,
         digest: u64,
+        /// Its sessions' profiles' digest ([`super::tally::profile`]); missing from an
+        /// older node (then not compared), and ignored by one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profiles: Option<u64>,
     },
     /// `node` knows the sessions of node `of` otherwise than its tally `tally` says: `of`
     /// tells them all anew (a round), unless it began one since that tally.

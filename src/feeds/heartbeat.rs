@@ -2,7 +2,8 @@
 //! expects the job NAME to call in every PERIOD. With no call for PERIOD+GRACE, an alert
 //! `NAME is LATE`; the next call, `NAME is UP again`. A job wrapped by `charla run --beat`
 //! also says when it starts and how each run ended: a failed run is an alert, and a
-//! heartbeat stays FAILED until a run succeeds or a plain call comes.
+//! heartbeat stays FAILED until a run succeeds or a plain call comes, or it is LATE: no call
+//! for PERIOD+GRACE after the failed run.
 //!
 //! Calls arrive through the hub ([`Hub::beat`]) from a JSON request, `POST /beat/NAME` or
 //! a UDP datagram `beat NAME`. A server that just started gives each job a whole PERIOD+GRACE

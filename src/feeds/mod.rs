@@ -85,13 +85,10 @@ pub enum FeedError {
     SameName(String),
 }
 
-/// Starts every feed in `options` on `hub`; they run until `shutdown` is cancelled. Must be
-/// called inside a Tokio runtime.
-pub fn start(
-    hub: &Hub,
-    options: &FeedOptions,
-    shutdown: CancellationToken,
-) -> Result<(), FeedError> {
+/// Whether the feeds in `options` can start: a server asks before it makes anything of its
+/// own (its data directory, its database), so a mistyped option leaves nothing behind.
+/// [`start`] asks again, as a watched path may go in between.
+pub fn check(options: &FeedOptions) -> Result<(), FeedError> {
     if let Some(beat) = options
         .heartbeats
         .iter()
@@ -99,6 +96,18 @@ pub fn start(
     {
         return Err(FeedError::SameName(beat.name.clone()));
     }
+    watch::check_paths(&options.watches)?;
+    Ok(())
+}
+
+/// Starts every feed in `options` on `hub`; they run until `shutdown` is cancelled. Must be
+/// called inside a Tokio runtime.
+pub fn start(
+    hub: &Hub,
+    options: &FeedOptions,
+    shutdown: CancellationToken,
+) -> Result<(), FeedError> {
+    check(options)?;
     for room in &options.feed_rooms {
         hub.open_room(room);
     }

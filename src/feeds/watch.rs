@@ -289,6 +289,11 @@ pub fn start(
     Ok(())
 }
 
+/// Whether every path `specs` name can be watched (`super::check`).
+pub fn check_paths(specs: &[WatchSpec]) -> Result<(), WatchError> {
+    specs.iter().try_for_each(|spec| target(spec).map(drop))
+}
+
 /// Whether an event on `path` is about one of the watched paths (`(key, is_dir)`).
 fn concerns(wanted: &[(PathBuf, bool)], path: &Path) -> bool {
     wanted

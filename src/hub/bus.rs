@@ -23,6 +23,16 @@ pub struct Publication {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusFull;
 
+/// Why the bus could not carry an event to another node's session ([`Bus::direct`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The other nodes are out of reach (a cluster outage): nothing reaches them until
+    /// it ends, and a private message is not held for them.
+    OutOfReach,
+    /// The queue to the other nodes is full.
+    Full,
+}
+
 /// Carries room events between the nodes serving a chat. Called under the hub's lock:
 /// an implementation must not block (queue the event, and send it from a task of its own).
 pub trait Bus: Send + Sync {
@@ -47,11 +57,15 @@ pub trait Bus: Send + Sync {
         Ok(self.publish(publication))
     }
 
-    /// Carries `event` to session `to` of another node (a private message, an invitation,
-    /// client-only tags). A server
-    /// alone has no other node, so it is never asked.
-    fn direct(&self, to: SessionId, event: Event) {
-        let _ = (to, event);
+    /// Carries `event` from session `from` to session `to` of another node (a private
+    /// message, an invitation, client-only tags). [`Undelivered`] when it cannot now:
+    /// then nobody gets it, and `from` is to be told. Should it be lost on the way after
+    /// all (the link to the other nodes failing as it is sent), `from` is told through
+    /// [`super::Hub::not_delivered`]. A server alone has no other node, so it is never
+    /// asked.
+    fn direct(&self, from: SessionId, to: SessionId, event: Event) -> Result<(), Undelivered> {
+        let _ = (from, to, event);
+        Ok(())
     }
 
     /// Shares `changes` to what `room` keeps (its topic, modes, bans, operators'
@@ -69,6 +83,15 @@ pub trait Bus: Send + Sync {
     /// founder's account, if any, is remembered as an operator's only for the one kept.
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
         let _ = (room, founder, account);
+    }
+
+    /// `room` was made on this node at `created` (milliseconds since the Unix epoch), and
+    /// the cluster did not say when it was first made anywhere: the bus keeps that time
+    /// for every node, unless another node's is kept already, and hands the one kept back
+    /// through [`super::Hub::room_kept`] ([`super::KeptRoom::created`]). A server alone
+    /// keeps its own.
+    fn made(&self, room: &RoomName, created: u64) {
+        let _ = (room, created);
     }
 
     /// `room` has no member on this node any more: a user of any node may found it again.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::bus::{Bus, BusFull, Publication};
+use super::bus::{Bus, BusFull, Publication, Undelivered};
 use super::calls::AlertPeers;
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
@@ -435,16 +435,22 @@ impl ChatState {
         target
     }
 
-    /// `room` as it is, or made with what the cluster or else the store kept of it.
+    /// `room` as it is, or made with what the cluster or else the store kept of it. A
+    /// cluster that does not know when the room was first made is told it was now.
     fn make_room(&mut self, room: &RoomName) -> &mut Room {
-        let (settings, store, directory) = (self.room_settings, &self.store, &self.directory);
-        self.rooms.entry(room.clone()).or_insert_with(|| {
-            let mut made = Room::new(room.clone(), settings);
-            if let Some(kept) = directory.kept_room(room).or_else(|| store.kept_room(room)) {
+        if !self.rooms.contains_key(room) {
+            let mut made = Room::new(room.clone(), self.room_settings);
+            let shared = self.directory.kept_room(room);
+            let known = shared.as_ref().is_some_and(|kept| kept.created.is_some());
+            if let Some(kept) = shared.or_else(|| self.store.kept_room(room)) {
                 made.restore(kept);
             }
-            made
-        })
+            if self.bus_numbers && !known {
+                self.bus.made(room, made.created);
+            }
+            self.rooms.insert(room.clone(), made);
+        }
+        self.rooms.get_mut(room).expect("made above")
     }
 
     /// Hands the other nodes `changes` to what `room` keeps; a server alone (whose bus
@@ -787,9 +793,11 @@ impl ChatState {
                 self.read_as_recipient(id, target);
             }
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
-            (NoticeTarget::Nick(_), None) => {
+            (NoticeTarget::Nick(nick), None) => {
                 if let Some(elsewhere) = elsewhere {
-                    self.bus.direct(elsewhere, event);
+                    self.bus
+                        .direct(id, elsewhere, event)
+                        .map_err(|why| undelivered(&nick, why))?;
                 }
             }
         }
@@ -817,9 +825,9 @@ impl ChatState {
         self.may_talk(id)?;
         let Some(target) = self.nicks.get(&to, &self.sessions) else {
             return match self.directory.holder(&to) {
-                Some(elsewhere) => Ok(Some(
-                    self.private_elsewhere(id, elsewhere, to, text, notice, reference),
-                )),
+                Some(elsewhere) => self
+                    .private_elsewhere(id, elsewhere, to, text, notice, reference)
+                    .map(Some),
                 None => Err((ErrorCode::NoSuchNick, format!("nobody is called {to}"))),
             };
         };
@@ -857,7 +865,7 @@ impl ChatState {
 
     /// A private message to session `to` of another node, carried by the bus; answered
     /// with its acknowledgement, and with their away message (as their node last told)
-    /// as a message to someone here is.
+    /// as a message to someone here is. Refused when the bus cannot carry it now.
     fn private_elsewhere(
         &mut self,
         id: SessionId,
@@ -866,7 +874,7 @@ impl ChatState {
         text: MessageText,
         notice: bool,
         reference: Option<String>,
-    ) -> Event {
+    ) -> Result<Event, (ErrorCode, String)> {
         let (msg_id, ts) = (self.mint.message(), now_ms());
         let speaker = self.sessions.get_mut(&id).expect("checked by apply");
         speaker.spoke = ts;
@@ -880,8 +888,10 @@ impl ChatState {
             account: speaker.account.clone(),
             tags: self.tags.take(),
         };
+        self.bus
+            .direct(id, to, private)
+            .map_err(|why| undelivered(&nick, why))?;
         self.metrics.received(MessageKind::Private);
-        self.bus.direct(to, private);
         let away = self.directory.whois(&nick).and_then(|w| w.away);
         if let Some(message) = away.filter(|_| !notice) {
             let away = Event::Away {
@@ -891,7 +901,7 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Event::Ack { id: msg_id, ts }
+        Ok(Event::Ack { id: msg_id, ts })
     }
 
     /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
@@ -1710,4 +1720,22 @@ fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
         }
     }
     kept.into_vec()
+}
+
+/// Why what was sent to `nick`, a user of another node, was not: told to its sender.
+pub(super) fn undelivered(nick: &Nick, why: Undelivered) -> (ErrorCode, String) {
+    match why {
+        Undelivered::OutOfReach => (
+            ErrorCode::NotDelivered,
+            format!(
+                "not delivered to {nick}: cross-node delivery interrupted ({nick} is on another node, out of reach until it is restored); send it again then"
+            ),
+        ),
+        Undelivered::Full => (
+            ErrorCode::StoreUnavailable,
+            format!(
+                "the server cannot relay messages to the other nodes right now (its queue to Redis is full); nothing was sent to {nick}: try again in a moment"
+            ),
+        ),
+    }
 }

@@ -13,6 +13,15 @@ use super::text::MessageText;
 use super::{Hub, SessionId};
 
 impl Hub {
+    /// Runs `f` under the hub's lock, so that it is wholly before or wholly after each
+    /// change of a session here (which tells the directory and the bus under that lock):
+    /// how a cluster node's return decides, for every change, whether the others hear it
+    /// live or in the round it tells on return. `f` must not call the hub.
+    pub fn between_changes<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _chat = self.lock();
+        f()
+    }
+
     /// A session of another node went from `old` to `new`: everyone here sharing one of its
     /// `rooms` hears it once.
     pub fn renamed_elsewhere(&self, old: &Nick, new: &Nick, rooms: &[RoomName]) {
@@ -119,6 +128,22 @@ impl Hub {
             for member in told {
                 chat.send(member, &notice);
             }
+        });
+    }
+
+    /// What session `id` here sent to `nick`, a user of another node (a private message,
+    /// tags, an invitation), was acknowledged but lost on the way: the link to the other
+    /// nodes failed as it was sent (Redis may or may not have carried it). The session is
+    /// told, so that it does not take it for delivered.
+    pub fn not_delivered(&self, id: SessionId, nick: &Nick) {
+        self.with_chat(|chat| {
+            let lost = Event::Error {
+                code: super::ErrorCode::NotDelivered,
+                message: format!(
+                    "what you just sent {nick} may not have been delivered: cross-node delivery interrupted as it was sent; send it again once it is restored"
+                ),
+            };
+            chat.send(id, &Outgoing::new(lost));
         });
     }
 

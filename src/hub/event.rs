@@ -506,6 +506,11 @@ pub enum ErrorCode {
     /// [`ACK_GRACE`](crate::limits::ACK_GRACE): its messages were said, and are most likely
     /// kept, but their acks will not come. Sent once, before the goodbye.
     Unconfirmed,
+    /// A private message (or tags, an invitation) to a user of another node of a cluster
+    /// while the nodes are cut off from each other (Redis out of reach): not sent, nor
+    /// held; or, told later, lost as the link failed. Worth sending again once delivery
+    /// is restored.
+    NotDelivered,
     /// In a cluster, the other nodes could not be reached (Redis is down), or did not
     /// answer in time: what was asked of a check or heartbeat of theirs was not done, or
     /// not known to be.
@@ -551,6 +556,7 @@ impl ErrorCode {
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::NotStored => "not_stored",
             ErrorCode::Unconfirmed => "unconfirmed",
+            ErrorCode::NotDelivered => "not_delivered",
             ErrorCode::NoOperators => "no_operators",
             ErrorCode::ClusterUnreachable => "cluster_unreachable",
         }

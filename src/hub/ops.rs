@@ -895,8 +895,10 @@ impl ChatState {
             ));
         }
         let by = self.sessions[&id].nick.clone();
-        let (told, answer) = invitation(name, nick, by);
-        self.bus.direct(invitee, told);
+        let (told, answer) = invitation(name, nick.clone(), by);
+        self.bus
+            .direct(id, invitee, told)
+            .map_err(|why| super::chat::undelivered(&nick, why))?;
         Ok(Some(answer))
     }
 }

@@ -39,7 +39,8 @@ pub(super) struct Room {
     /// The number of the last entry said or posted here; `None` until the first, when the
     /// store is asked (a room that ended and began again continues its numbers).
     pub seq: Option<u64>,
-    /// When the room was made, milliseconds since the Unix epoch (IRC's 329).
+    /// When the room was made, milliseconds since the Unix epoch (IRC's 329): here, or
+    /// first anywhere in a cluster once its nodes tell it ([`KeptRoom::created`]).
     pub created: u64,
 }
 
@@ -52,6 +53,10 @@ pub struct KeptRoom {
     pub modes: Modes,
     pub op_accounts: Vec<Nick>,
     pub bans: Vec<Ban>,
+    /// When the room was first made anywhere in its cluster, milliseconds since the Unix
+    /// epoch; `None` when not known (a store keeps none, nor did older nodes): the room
+    /// then shows when it was made on this node.
+    pub created: Option<u64>,
 }
 
 impl KeptRoom {
@@ -62,6 +67,7 @@ impl KeptRoom {
             modes: Modes::new_room(),
             op_accounts: Vec::new(),
             bans: Vec::new(),
+            created: None,
         }
     }
 }
@@ -169,6 +175,7 @@ impl Room {
             modes: self.modes.clone(),
             op_accounts: self.op_accounts.clone(),
             bans: self.bans.clone(),
+            created: None,
         })
     }
 
@@ -178,6 +185,9 @@ impl Room {
         self.modes = kept.modes;
         self.op_accounts = kept.op_accounts;
         self.bans = kept.bans;
+        if let Some(created) = kept.created {
+            self.created = created;
+        }
     }
 
     /// Whether `account` is one of this room's operators' accounts.

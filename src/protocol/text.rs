@@ -23,6 +23,10 @@ use crate::hub::{
     PostKind, Posted, Request, RoomName, Said, describe_changes,
 };
 
+/// The reference `/history since ID` carries, the id after it: its reply says what an empty
+/// answer means.
+const SINCE_REFERENCE: &str = "since ";
+
 pub fn parse(line: &str) -> Result<Incoming, Refusal> {
     if line.trim().is_empty() {
         return Ok(Incoming::Nothing);
@@ -136,25 +140,29 @@ pub fn parse(line: &str) -> Result<Incoming, Refusal> {
             text: text_arg(required(rest, "/me action")?)?,
             action: true,
         },
-        "history" if rest.starts_with("since") => Command::HistorySince {
-            room: None,
-            after: rest["since".len()..].trim().parse().map_err(|_| {
+        "history" if rest.starts_with("since") => {
+            let after: u64 = rest["since".len()..].trim().parse().map_err(|_| {
                 Refusal::new(
                     ErrorCode::InvalidArgument,
                     "give the id of a message: /history since 41".to_string(),
                 )
-            })?,
-        },
+            })?;
+            // The reply names the id, so that nothing after it reads as such, not as a
+            // room without history.
+            return Ok(Incoming::Request(Request {
+                command: Command::HistorySince { room: None, after },
+                reference: Some(format!("{SINCE_REFERENCE}{after}")),
+            }));
+        }
         "history" => Command::History {
             room: None,
             limit: optional(rest)
-                .map(|n| {
-                    n.parse().map_err(|_| {
-                        Refusal::new(
-                            ErrorCode::InvalidArgument,
-                            format!("{n:?} is not a count; try /history 20"),
-                        )
-                    })
+                .map(|n| match n.parse() {
+                    Ok(0) | Err(_) => Err(Refusal::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{n:?} is not a count of messages; try /history 20"),
+                    )),
+                    Ok(n) => Ok(n),
                 })
                 .transpose()?,
         },
@@ -325,7 +333,15 @@ const LINE_CAPACITY: usize = 256;
 pub fn encode(out: &Outgoing) -> Bytes {
     let mut s = String::with_capacity(LINE_CAPACITY);
     // Writing to a String cannot fail.
-    let _ = write_event(&mut s, &out.event);
+    let _ = match (&out.event, out.reference.as_deref()) {
+        (Event::History { room, messages }, Some(asked)) if messages.is_empty() => {
+            match asked.strip_prefix(SINCE_REFERENCE) {
+                Some(after) => writeln!(s, "{room} *** nothing was said after message {after}"),
+                None => write_event(&mut s, &out.event),
+            }
+        }
+        _ => write_event(&mut s, &out.event),
+    };
     Bytes::from(s)
 }
 

@@ -682,3 +682,27 @@ async fn each_room_replays_its_own_history_on_join() {
     c[1].send("/history").await;
     assert_eq!(c[1].line().await, "#quiet *** no history yet");
 }
+
+/// `/history since ID` with nothing newer, and `/history 0`, do not pass for a room with no
+/// history: the room has some.
+#[tokio::test(flavor = "multi_thread")]
+async fn asking_for_no_history_does_not_say_the_room_has_none() {
+    let server = TestServer::start().await;
+    let mut ana = server.json("ana").await;
+    ana.send(r##"{"type":"say","room":"#lobby","text":"the last word","ref":1}"##)
+        .await;
+    let id = ana.expect_json("ack").await["id"].as_u64().unwrap();
+    let mut bea = server.named("bea").await;
+    bea.send(&format!("/history since {id}")).await;
+    assert_eq!(
+        bea.line().await,
+        format!("#lobby *** nothing was said after message {id}")
+    );
+    bea.send(&format!("/history since {}", id - 1)).await;
+    assert!(bea.line().await.ends_with("<ana> the last word"));
+    bea.send("/history 0").await;
+    assert_eq!(
+        bea.line().await,
+        "ERROR invalid_argument: \"0\" is not a count of messages; try /history 20"
+    );
+}

@@ -162,6 +162,44 @@ async fn each_event_is_printed_as_one_plain_line() {
     assert!(ended.status.success(), "{}", ended.stderr);
 }
 
+/// An IRC NOTICE, to the room or to the console client alone, is shown `-nick- text`, as
+/// the text protocol shows it, not as a message that could be answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn irc_notices_are_shown_as_notices() {
+    let server = crate::irc::server().await;
+    let mut irc = crate::irc::Irc::registered(&server, "ana").await;
+    let addr = server.tcp().to_string();
+    let bot = tokio::task::spawn_blocking(move || {
+        Client::piped(&["connect", &addr, "--name", "bot", "--room", "#lobby"])
+    })
+    .await
+    .unwrap();
+    irc.expect(":bot!bot@charla JOIN #lobby").await;
+    irc.send("NOTICE #lobby :the build is green").await;
+    irc.send("NOTICE bot :a quiet word").await;
+    irc.send("PRIVMSG bot :a question").await;
+    let lines = tokio::task::spawn_blocking(move || {
+        let lines = [
+            bot.expect_stdout("the build"),
+            bot.expect_stdout("quiet"),
+            bot.expect_stdout("question"),
+        ];
+        bot.finish();
+        lines
+    })
+    .await
+    .unwrap();
+    let bodies: Vec<&str> = lines.iter().map(|l| without_clock(l)).collect();
+    assert_eq!(
+        bodies,
+        [
+            "#lobby -ana- the build is green",
+            "(private) -ana- a quiet word",
+            "(private) <ana> a question",
+        ]
+    );
+}
+
 /// `HH:MM rest` → `rest`.
 pub fn without_clock(line: &str) -> &str {
     let (clock, rest) = line.split_once(' ').expect("a clock, then the line");
@@ -290,6 +328,49 @@ async fn send_and_send_beat_do_not_pass_through_the_lobby() {
     // The next thing ana hears in #lobby is opsie, not a script's join or leave.
     ops.send("/msg ana done watching").await;
     assert_eq!(ana.line().await, "(private) <opsie> done watching");
+}
+
+/// A script refused its name or its login ends without joining its room: the people there
+/// do not see a guest come and go for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_refused_its_name_or_login_is_never_seen_in_its_room() {
+    let server = TestServer::start().await;
+    let mut ops = server.named("opsie").await;
+    ops.send("/join #ops").await;
+    ops.expect("you joined").await;
+    let mut ana = server.named("ana").await;
+    ops.expect("is now known as ana").await;
+    let addr = server.tcp().to_string();
+    let token = format!("charla_{}", "0".repeat(64));
+    let refused: [&[&str]; 3] = [
+        &["send", &addr, "--room", "ops", "--name", "ANA", "hi"],
+        &["send", &addr, "--room", "ops", "--token", &token, "hi"],
+        &["connect", &addr, "--room", "ops", "--name", "opsie"],
+    ];
+    for args in refused {
+        let ended = run(args, "hi\n").await;
+        assert!(!ended.status.success(), "{args:?}");
+        assert!(
+            ended.stderr.contains("nick_taken") || ended.stderr.contains("bad_password"),
+            "{args:?}: {}",
+            ended.stderr
+        );
+    }
+    // One that is let in still joins and says its line.
+    let ended = run(
+        &["send", &addr, "--room", "ops", "--name", "cron", "done"],
+        "",
+    )
+    .await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    // What opsie hears in #ops next is cron, not a refused script's guest.
+    assert_eq!(ops.line().await, "#ops *** cron joined");
+    assert_eq!(ops.line().await, "#ops <cron> done");
+    ana.send("/msg opsie done watching").await;
+    assert_eq!(
+        ops.expect("(private)").await,
+        "(private) <ana> done watching"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

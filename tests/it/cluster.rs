@@ -13,6 +13,8 @@ use crate::support::{Client, PATIENCE};
 pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
+    /// Its working directory, where [`Redis::stop_saved`] leaves what it held.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -22,16 +24,24 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Redis { child: None, port };
+        let dir = tempfile::tempdir().unwrap();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir,
+        };
         redis.restart();
         redis
     }
 
-    /// Starts the server (again) on its port, empty, and waits until it answers.
+    /// Starts the server (again) on its port, empty (or with what [`Redis::stop_saved`]
+    /// saved), and waits until it answers.
     pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,6 +82,14 @@ impl Redis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Saves what the server holds to its directory, then stops it: restarted, it has
+    /// its keys, as a Redis with persistence does.
+    pub(crate) fn stop_saved(&mut self) {
+        let saved = self.command(&["SAVE"]);
+        assert!(saved.starts_with("+OK"), "SAVE answered {saved:?}");
+        self.stop();
     }
 
     /// Pauses (`STOP`) or resumes (`CONT`) the server: connections stay open and
@@ -747,6 +765,67 @@ async fn history_and_resume_are_the_rooms_on_every_node() {
         .map(|m| m["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, ["line 2", "line 3"], "{replay}");
+}
+
+/// `CLUSTER_BACKLOG_TTL`, in ms.
+const BACKLOG_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// How long Redis keeps `key` yet, in ms (`-1`: for ever; `-2`: it has no such key).
+fn pttl(redis: &Redis, key: &str) -> i64 {
+    let reply = redis.command(&["PTTL", key]);
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("{reply:?}"))
+}
+
+/// Waits until the backlog `key` holds `count` entries.
+async fn backlog_until(redis: &Redis, key: &str, count: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    while redis.command(&["LLEN", key]) != format!(":{count}\r\n") {
+        assert!(Instant::now() < deadline, "{key} never held {count}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rooms_backlog_in_redis_is_kept_for_a_while_after_each_message_then_goes() {
+    let redis = Redis::start();
+    let one = Node::start(&redis, "one");
+    let mut ana = one.text("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    ana.send("line 1").await;
+    let key = "charla:log:#ops";
+    backlog_until(&redis, key, 1).await;
+    // Kept for CLUSTER_BACKLOG_TTL from its last message (less the moments since).
+    let left = pttl(&redis, key);
+    assert!(
+        left > BACKLOG_TTL_MS - 60_000 && left <= BACKLOG_TTL_MS,
+        "{left}"
+    );
+
+    // Nearly gone: the next message keeps it whole again.
+    redis.command(&["PEXPIRE", key, "60000"]);
+    ana.send("line 2").await;
+    backlog_until(&redis, key, 2).await;
+    let left = pttl(&redis, key);
+    assert!(left > BACKLOG_TTL_MS - 60_000, "{left}");
+
+    // Gone (the room unused that long): its numbers go on where they were, in a backlog
+    // begun again.
+    redis.command(&["PEXPIRE", key, "1"]);
+    let deadline = Instant::now() + PATIENCE;
+    while pttl(&redis, key) != -2 {
+        assert!(Instant::now() < deadline, "{key} never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(redis.command(&["GET", "charla:seq:#ops"]), "$1\r\n2\r\n");
+    ana.send("line 3").await;
+    backlog_until(&redis, key, 1).await;
+    let kept = redis.command(&["LRANGE", key, "0", "-1"]);
+    assert!(kept.contains("3\n{") && kept.contains("line 3"), "{kept:?}");
 }
 
 #[tokio::test]

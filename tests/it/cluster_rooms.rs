@@ -283,3 +283,95 @@ async fn room_changes_in_an_outage_are_shared_once_redis_is_back_and_an_emptied_
     erin.send("/mode #ops").await;
     erin.expect("#ops *** modes +mnt").await;
 }
+
+/// When `client` (JSON) is told `room` was made (`modes`'s `created`).
+async fn created(client: &mut Client, room: &str) -> u64 {
+    client
+        .send(&format!(r#"{{"type":"mode","room":"{room}"}}"#))
+        .await;
+    let modes = client.expect_json("modes").await;
+    modes["created"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{modes}"))
+}
+
+/// Asks `client` (JSON, in `room`) when `room` was made until it says `made`: its node
+/// hears the cluster's time as Redis publishes it.
+async fn created_until(client: &mut Client, room: &str, made: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let told = created(client, room).await;
+        if told == made {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room} was made at {made}, this node says {told}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn join_json(client: &mut Client, room: &str) {
+    client
+        .send(&format!(r#"{{"type":"join","room":"{room}"}}"#))
+        .await;
+    // Others' joins (told by other nodes) may come first.
+    loop {
+        let joined = client.expect_json("join").await;
+        if joined["you"] == true && joined["room"] == room {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rooms_creation_time_is_when_it_was_first_made_anywhere_on_every_node() {
+    let mut redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.json("ana").await;
+    join_json(&mut ana, "#ops").await;
+    let made = created(&mut ana, "#ops").await;
+    // Kept in the room's hash, by the node that made it first.
+    redis_until(&redis, "#ops", "c", &made.to_string());
+    // Later than ana's, a node's own time would differ from it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Node two makes the room as bob joins it: it shows ana's time, not its own.
+    let mut bob = two.json("bob").await;
+    join_json(&mut bob, "#ops").await;
+    created_until(&mut bob, "#ops", made).await;
+
+    // The room empties on node two, which restarts: made again there, it is the same.
+    bob.send(r##"{"type":"leave","room":"#ops"}"##).await;
+    bob.expect_json("leave").await;
+    drop((bob, two));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let two = Node::start(&redis, "two");
+    let mut cy = two.json("cy").await;
+    join_json(&mut cy, "#ops").await;
+    created_until(&mut cy, "#ops", made).await;
+
+    // Redis restarts empty: the nodes write the room back, its creation time with it, and
+    // a node started after has it from Redis; IRC's 329 says it in seconds.
+    redis.stop();
+    redis.restart();
+    redis_until(&redis, "#ops", "c", &made.to_string());
+    let three = Node::start(&redis, "three");
+    let mut dee = three.irc("dee").await;
+    dee.send("JOIN #ops").await;
+    dee.expect(" 366 dee #ops ").await;
+    let said = format!(":charla 329 dee #ops {}", made / 1000);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        dee.send("MODE #ops").await;
+        dee.expect(" 324 dee #ops ").await;
+        let line = dee.line().await;
+        if line.trim_end() == said {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never {said:?}; last {line:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop((ana, cy, one, two, three));
+}

@@ -175,6 +175,47 @@ async fn a_user_whose_end_was_lost_and_a_round_not_heard_whole_is_gone_within_th
     assert_eq!(relay.dropped(), 2, "the round's start was never dropped");
 }
 
+// Two threads: the relay relays while the test waits, blocking, for a node to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_away_message_whose_change_was_lost_is_made_whole_within_the_tallies() {
+    let redis = Redis::start();
+    let relay = Dropping::to(&redis).await;
+    let one = Node::start(&redis, "one");
+    let two = Node::start_url(&relay.url, "two");
+    let mut bob = two.text("bob").await;
+    let mut fay = one.text("fay").await;
+    bob.expect("is now known as fay").await;
+
+    // Node two loses the one publication saying fay went away (her presence, changed):
+    // its copy of her still has the same nick and rooms, and no away message.
+    relay.drop_next(r#""away":"at lunch""#);
+    fay.send("/away at lunch").await;
+    fay.expect("*** you are marked away: at lunch").await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while relay.dropped() == 0 {
+        assert!(Instant::now() < deadline, "fay's away was never relayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lost = Instant::now();
+
+    // Node one's tallies cover her profile: node two asks for a round, and has it within
+    // two tallies (and the time the round takes), with no other change of hers.
+    let deadline = lost + 3 * TALLY_EVERY;
+    loop {
+        bob.send("/whois fay").await;
+        let line = bob.expect("*** fay is in").await;
+        if line.contains("away: at lunch") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still not away on node two: {line}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(relay.dropped(), 1);
+}
+
 /// Every publication on the cluster's channel from now on, as a real subscriber reads
 /// them (each payload, `SEQ\nJSON`).
 async fn listen(redis: &Redis) -> Arc<Mutex<Vec<String>>> {

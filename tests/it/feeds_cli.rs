@@ -118,6 +118,31 @@ fn watching_a_missing_file_fails_before_listening() {
     assert!(charla.stdout.try_recv().is_err(), "it claimed to listen");
 }
 
+/// A mistyped path, or a check and a heartbeat of one name, is found before the server makes
+/// its data directory and database: it leaves nothing behind (with no `--data`, that would
+/// be the user's own state directory).
+#[test]
+fn feeds_that_cannot_start_make_no_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("state");
+    let data = data.to_str().unwrap();
+    let refused: [(&[&str], &str); 2] = [
+        (&["watch", "target.txt"], "it does not exist"),
+        (
+            &["serve", "--check", "a=exec:true", "--heartbeat", "a=1h"],
+            "names both a --check and a --heartbeat",
+        ),
+    ];
+    for (args, why) in refused {
+        let args = [args, &["--listen", "127.0.0.1:0", "--data", data]].concat();
+        let mut charla = Spawned::launch(&args, Some(dir.path()));
+        assert!(!charla.exit_status().success(), "{args:?}");
+        let stderr = charla.stderr();
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(!Path::new(data).exists(), "{args:?}: {data} was made");
+    }
+}
+
 /// `echo "disk full" | nc -u -w0 127.0.0.1 PORT` reaches everyone in #alerts, next to the
 /// checks' alerts; `#ops …` reaches #ops, opted in with `--feed-room`.
 #[tokio::test(flavor = "multi_thread")]

@@ -76,6 +76,32 @@ async fn a_silent_job_is_late_and_any_call_brings_it_back() {
     c.expect("!!! [udp:127.0.0.1] beat nope").await;
 }
 
+/// A failed run is FAILED until its job calls in again; when no call comes for
+/// PERIOD+GRACE after it, the job is LATE (it did not even run again), as docs/alerts.md says.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_job_that_stops_calling_in_is_late() {
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, beating("tick=300ms+100ms")).await;
+    let mut c = server.client_in("#alerts").await;
+    let mut job = Client::tcp(server.tcp()).await;
+    job.expect("*** Welcome").await;
+    job.send(r#"{"type":"hello","nick":"job"}"#).await;
+    job.expect_json("welcome").await;
+    job.send(
+        r#"{"type":"beat","name":"tick","event":"finish","status":3,"duration_ms":20,"ref":1}"#,
+    )
+    .await;
+    let answer = job.expect_json("status").await;
+    assert_eq!(answer["items"][0]["state"], "failed", "{answer}");
+    c.expect("!!! [beat:tick] tick FAILED: exit status 3 after 20ms")
+        .await;
+    c.expect("!!! [beat:tick] tick is LATE: no call for ").await;
+    job.send(r##"{"type":"status","room":"#alerts"}"##).await;
+    let status = job.expect_json("status").await;
+    assert_eq!(status["items"][0]["state"], "late", "{status}");
+    job.send(r#"{"type":"beat","name":"tick"}"#).await;
+    c.expect("tick is UP again: called in (was late for ").await;
+}
+
 /// `charla run --addr SERVER --beat backup -- COMMAND…`, run to its end.
 async fn run_job(server: &str, command: &[&str]) -> std::process::Output {
     let mut args: Vec<String> = ["run", "--addr", server, "--beat", "backup", "--"]

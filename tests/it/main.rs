@@ -20,6 +20,7 @@ mod cluster_announce;
 mod cluster_in_flight;
 mod cluster_members;
 mod cluster_outage;
+mod cluster_outage_private;
 mod cluster_rooms;
 mod cluster_tags;
 mod cluster_tally;

@@ -92,5 +92,6 @@ fn from_json(v: &Value) -> Option<KeptRoom> {
         modes,
         op_accounts,
         bans,
+        created: None,
     })
 }

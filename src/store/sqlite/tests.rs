@@ -651,6 +651,7 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
                 at: 1_700_000_000_789,
             },
         ],
+        created: None,
     };
     let shown = |k: Option<KeptRoom>| format!("{k:?}");
     let store = open(&dir, options());
