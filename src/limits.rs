@@ -633,3 +633,14 @@ pub const MAX_WHO_MASK_CHARS: usize = 64;
 /// one request cannot build a reply the size of the server under the hub's lock. WHO of a
 /// room lists all its members, as NAMES does. Default 500.
 pub const MAX_WHO_MASK_REPLIES: usize = 500;
+
+/// How long a cluster node's claim to run a check or heartbeat (`charla:runs:NAME` in
+/// Redis) lasts unless renewed; the node renews it every [`CLUSTER_HEARTBEAT`]. A node
+/// that dies holds its names this long before another node that has them takes over.
+/// Default 5 s (as [`CLUSTER_NODE_TIMEOUT`]).
+pub const CLUSTER_LEASE_TTL: Duration = CLUSTER_NODE_TIMEOUT;
+
+/// The most checks and heartbeats one cluster node claims in Redis to run once for the
+/// whole cluster; past them a name is run by this node alone, unclaimed (as before
+/// leases), and logged. Default 10,000 (as [`CLUSTER_ALERTS_ITEMS`]).
+pub const CLUSTER_LEASES: usize = 10_000;

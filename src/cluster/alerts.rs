@@ -174,6 +174,10 @@ impl AlertPeers for Peers {
     fn changed(&self) {
         self.0.alerts_changed.notify_one();
     }
+
+    fn holds(&self, name: &str) -> bool {
+        self.0.leases.lock().unwrap().holds(name)
+    }
 }
 
 /// Whether `notice` is the status of the check or heartbeat `name` (a heartbeat only, if

@@ -15,6 +15,7 @@ mod accounts;
 mod alerts;
 #[cfg(test)]
 mod back_tests;
+mod leases;
 mod link;
 mod once;
 mod outage;
@@ -216,6 +217,8 @@ struct Shared {
     alerts_changed: tokio::sync::Notify,
     /// A call to other nodes was sent: its deadline is watched.
     called: tokio::sync::Notify,
+    /// Which of this node's checks and heartbeats it runs for the cluster ([`leases`]).
+    leases: Mutex<leases::Leases>,
 }
 
 impl Shared {
@@ -250,6 +253,7 @@ impl Shared {
             alerts: Mutex::default(),
             alerts_changed: tokio::sync::Notify::new(),
             called: tokio::sync::Notify::new(),
+            leases: Mutex::default(),
         }
     }
 
@@ -559,7 +563,18 @@ impl Cluster {
             hub.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(link::run(self, hub, shutdown))
+        let leases = tokio::spawn(leases::run(
+            self.shared.clone(),
+            self.redis.clone(),
+            shutdown.clone(),
+        ));
+        let link = tokio::spawn(link::run(self, hub, shutdown));
+        // The node is gone once its leases are let go too, so that another takes its
+        // checks and heartbeats over at once.
+        tokio::spawn(async move {
+            let _ = leases.await;
+            let _ = link.await;
+        })
     }
 }
 

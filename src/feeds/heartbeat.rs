@@ -27,7 +27,7 @@ use crate::hub::{
     AlertAction, AlertDesk, Answered, Beat, Heartbeats, Hub, MessageText, Nick, Notice, PostKind,
     RoomName, RoomStatus, Source,
 };
-use crate::limits::BEAT_OUTPUT_CHARS;
+use crate::limits::{BEAT_OUTPUT_CHARS, CLUSTER_HEARTBEAT};
 
 /// One `--heartbeat NAME=PERIOD[+GRACE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +119,8 @@ struct Tracker {
     acked: Option<String>,
     /// Until when its changes are said only to `/status` (`/silence`).
     silenced: Option<Silence>,
+    /// Another node of the cluster runs it: it starts afresh when this one takes it over.
+    standing_by: bool,
 }
 
 impl Tracker {
@@ -133,7 +135,20 @@ impl Tracker {
             running: None,
             acked: None,
             silenced: None,
+            standing_by: false,
         }
+    }
+
+    /// This node runs it (`running`) or another does: taken over, it starts afresh at
+    /// `now`, as on a node that just started, with a whole PERIOD+GRACE for its next call.
+    /// Whether that changed anything.
+    fn run_here(&mut self, running: bool, now: Instant) -> bool {
+        if running == !self.standing_by {
+            return false;
+        }
+        *self = Tracker::new(self.spec.clone(), now);
+        self.standing_by = !running;
+        true
     }
 
     fn notice(&self, kind: PostKind, text: &str) -> Notice {
@@ -351,6 +366,8 @@ impl Heartbeats for Board {
                 known.join(", ")
             ));
         };
+        // The hub hands it only the beats of the heartbeats this node runs.
+        tracker.run_here(true, now);
         let post = tracker.call(beat, now).filter(|_| !tracker.silent(now));
         let status = tracker.status(now);
         drop(trackers);
@@ -426,13 +443,19 @@ impl AlertDesk for Board {
     }
 }
 
-/// Heartbeats' states, for newcomers to the room and `/status`.
-struct BoardStatus(Arc<Board>);
+/// Heartbeats' states, for newcomers to the room and `/status`: in a cluster, of the
+/// heartbeats this node runs.
+struct BoardStatus(Arc<Board>, Hub);
 
 impl RoomStatus for BoardStatus {
     fn status(&self) -> Vec<Notice> {
         let now = Instant::now();
-        self.0.lock().iter().map(|t| t.status(now)).collect()
+        self.0
+            .lock()
+            .iter()
+            .filter(|t| self.1.runs_here(&t.spec.name))
+            .map(|t| t.status(now))
+            .collect()
     }
 
     fn shared(&self) -> bool {
@@ -450,23 +473,31 @@ pub fn start(hub: &Hub, specs: &[HeartbeatSpec], room: &RoomName, shutdown: Canc
         called: Notify::new(),
     });
     for spec in specs {
+        // Claimed now in a cluster, so that its lease is asked for at once.
+        hub.runs_here(&spec.name);
         info!(heartbeat = %spec.name, every = ?spec.period, grace = ?spec.grace, "expecting calls");
     }
-    hub.add_status(room, Arc::new(BoardStatus(board.clone())));
+    hub.add_status(room, Arc::new(BoardStatus(board.clone(), hub.clone())));
     hub.set_heartbeats(board.clone());
     hub.add_desk(board.clone());
     tokio::spawn(watch(hub.clone(), board, shutdown));
 }
 
-/// Says each heartbeat LATE once its deadline passes without a call.
+/// Says each heartbeat LATE once its deadline passes without a call. In a cluster, only of
+/// the heartbeats this node runs, looked at again every [`CLUSTER_HEARTBEAT`] as leases
+/// come and go.
 async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
     loop {
         let now = Instant::now();
         let mut changed = false;
         let (late, next): (Vec<Notice>, Option<Instant>) = {
             let mut trackers = board.lock();
+            for t in trackers.iter_mut() {
+                changed |= t.run_here(hub.runs_here(&t.spec.name), now);
+            }
             let late = trackers
                 .iter_mut()
+                .filter(|t| !t.standing_by)
                 .filter_map(|t| {
                     let late = t.check_late(now);
                     changed |= late.is_some();
@@ -480,12 +511,16 @@ async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
                 .collect();
             let deadlines = trackers
                 .iter()
-                .filter(|t| t.pulse != Pulse::Late)
+                .filter(|t| t.pulse != Pulse::Late && !t.standing_by)
                 .map(|t| t.deadline);
+            let leases = hub
+                .in_cluster()
+                .then(|| now + CLUSTER_HEARTBEAT)
+                .into_iter();
             let silences = trackers
                 .iter()
                 .filter_map(|t| Some(t.silenced.as_ref()?.until));
-            (late, deadlines.chain(silences).min())
+            (late, deadlines.chain(silences).chain(leases).min())
         };
         for notice in late {
             let _ = hub.post(&board.room, hub.of_this_node(notice));

@@ -78,10 +78,23 @@ impl Hub {
         }
     }
 
+    /// Whether this node runs its check or heartbeat `name` now: always on a node alone;
+    /// in a cluster, when it holds the name's lease (the others that have it stand by).
+    pub fn runs_here(&self, name: &str) -> bool {
+        self.peers.get().is_none_or(|peers| peers.holds(name))
+    }
+
+    /// Whether this node is one of a cluster (`--cluster`), where its checks and
+    /// heartbeats may start or stop running as leases come and go.
+    pub fn in_cluster(&self) -> bool {
+        self.peers.get().is_some()
+    }
+
     /// Takes a job's call to the heartbeat `name`: here when this node keeps it, and on
     /// every other live node that runs it (`--cluster`), whose answers go to `caller`.
     pub fn beat(&self, name: &str, beat: &Beat, caller: Caller) -> Took {
         let here = match self.heartbeats.get() {
+            Some(_) if !self.runs_here(name) => Err(standing_by(name)),
             Some(heartbeats) => heartbeats
                 .beat(name, beat)
                 .map(|taken| self.took(taken))
@@ -119,7 +132,8 @@ impl Hub {
         let desks = self.desks.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let desk = desks
             .iter()
-            .find_map(|d| Some((d.clone(), d.room_of(name)?)));
+            .find_map(|d| Some((d.clone(), d.room_of(name)?)))
+            .filter(|_| self.runs_here(name));
         let peers = self.peers.get();
         let elsewhere = peers.map_or_else(Vec::new, |p| p.runners(name, false));
         if desk.is_none() && elsewhere.is_empty() {
@@ -210,6 +224,9 @@ impl Hub {
     /// Another node asks this one to do `call` on its check or heartbeat `name`, for a
     /// session the asking node let do it: done as a call here is, and answered.
     pub fn take_call(&self, name: &str, call: &PeerCall) -> Result<(RoomName, Notice), Failure> {
+        if !self.runs_here(name) {
+            return Err(standing_by(name));
+        }
         let done = match call {
             PeerCall::Beat(beat) => match self.heartbeats.get() {
                 Some(heartbeats) => heartbeats.beat(name, beat),
@@ -270,6 +287,17 @@ impl Hub {
             Caller::Nobody => {}
         }
     }
+}
+
+/// Why this node does not take a call for `name`: another node of the cluster runs it.
+fn standing_by(name: &str) -> Failure {
+    (
+        ErrorCode::InvalidArgument,
+        format!(
+            "{:?} is not run by this node now (another node holds its lease)",
+            sanitize(name)
+        ),
+    )
 }
 
 /// Why a call for `name` was not done, on a node of a cluster where neither it nor any
@@ -364,6 +392,10 @@ mod tests {
         }
 
         fn changed(&self) {}
+
+        fn holds(&self, _: &str) -> bool {
+            true
+        }
     }
 
     fn status(node: &str) -> (RoomName, Notice) {

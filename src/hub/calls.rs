@@ -160,4 +160,8 @@ pub trait AlertPeers: Send + Sync {
     ) -> Result<(), Gathered>;
     /// This node's checks or heartbeats changed: the others are told soon.
     fn changed(&self);
+    /// Whether this node runs its check or heartbeat `name` now: of the nodes that have
+    /// one so named, the one that holds its lease (`name` is claimed from the first time
+    /// asked). Answers from memory.
+    fn holds(&self, name: &str) -> bool;
 }

@@ -36,7 +36,7 @@ use tracing::info;
 
 use super::human;
 use crate::hub::{Hub, Notice, PostKind, RoomName, RoomStatus};
-use crate::limits::CHECK_SPREAD_STEP;
+use crate::limits::{CHECK_SPREAD_STEP, CLUSTER_HEARTBEAT};
 #[cfg(doc)]
 use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
 use tracker::CheckTracker;
@@ -77,6 +77,7 @@ pub fn start(
         Arc::new(ChecksStatus {
             checks: shared.clone(),
             interval: settings.interval,
+            hub: hub.clone(),
         }),
     );
     hub.metrics().add_collector(CheckStates(shared.clone()));
@@ -91,6 +92,8 @@ pub fn start(
     let count = specs.len().max(1) as u32;
     let step = CHECK_SPREAD_STEP.as_millis().max(1);
     for (index, spec) in specs.iter().enumerate() {
+        // Claimed now in a cluster, so that its lease is asked for before the first try.
+        hub.runs_here(&spec.name);
         info!(check = %spec.name, probe = %spec.probe, every = ?settings.interval, "checking");
         let offset = (settings.interval * index as u32 / count).as_millis() / step * step;
         let first = Instant::now() + Duration::from_millis(offset as u64);
@@ -127,6 +130,21 @@ async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        if !hub.runs_here(&spec.name) {
+            // Another node of the cluster runs it: should this node take it over, it starts
+            // afresh, as the check of a node that just started.
+            let mut trackers = lock(&shared);
+            let tracker = &mut trackers[index];
+            if tracker.state.is_some() || tracker.silenced.is_some() {
+                *tracker = CheckTracker::new((*spec).clone(), settings.retries);
+                drop(trackers);
+                hub.alerts_changed();
+            }
+            // Looked at again soon rather than an interval later: a lease claimed at start
+            // or freed by a node that died is taken up within a heartbeat.
+            ticks.reset_after(settings.interval.min(CLUSTER_HEARTBEAT));
+            continue;
         }
         let started = Instant::now();
         let probed = tokio::select! {
@@ -212,10 +230,12 @@ fn lock(shared: &Trackers) -> std::sync::MutexGuard<'_, Vec<CheckTracker>> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Every check's state, for `#alerts` newcomers and `/status`.
+/// Every check's state, for `#alerts` newcomers and `/status`: in a cluster, of the checks
+/// this node runs.
 struct ChecksStatus {
     checks: Trackers,
     interval: Duration,
+    hub: Hub,
 }
 
 impl RoomStatus for ChecksStatus {
@@ -223,6 +243,7 @@ impl RoomStatus for ChecksStatus {
         let now = Instant::now();
         lock(&self.checks)
             .iter()
+            .filter(|t| self.hub.runs_here(&t.spec.name))
             .map(|t| {
                 let name = &t.spec.name;
                 let Some(state) = t.state else {
