@@ -176,7 +176,9 @@ impl AlertPeers for Peers {
     }
 
     fn holds(&self, name: &str) -> bool {
-        self.0.leases.lock().unwrap().holds(name)
+        // Out of reach of Redis, whether another node runs it cannot be known: run here, as
+        // on a node alone, rather than let nobody run it.
+        self.0.leases.lock().unwrap().holds(name) || !self.reachable()
     }
 }
 

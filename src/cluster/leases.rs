@@ -114,7 +114,14 @@ pub(super) async fn run(
 }
 
 async fn renew(shared: &Shared, redis: &mut ConnectionManager) {
-    let names: Vec<String> = shared.leases.lock().unwrap().names.keys().cloned().collect();
+    let names: Vec<String> = shared
+        .leases
+        .lock()
+        .unwrap()
+        .names
+        .keys()
+        .cloned()
+        .collect();
     if names.is_empty() {
         return;
     }

@@ -16,6 +16,7 @@ mod client_commands;
 mod client_tty;
 mod cluster;
 mod cluster_alerts;
+mod cluster_alerts_failover;
 mod cluster_announce;
 mod cluster_in_flight;
 mod cluster_members;

@@ -36,9 +36,9 @@ use tracing::info;
 
 use super::human;
 use crate::hub::{Hub, Notice, PostKind, RoomName, RoomStatus};
-use crate::limits::{CHECK_SPREAD_STEP, CLUSTER_HEARTBEAT};
 #[cfg(doc)]
 use crate::limits::{CHECK_CERT_WARN, CHECK_INTERVAL, CHECK_RETRIES, CHECK_TIMEOUT};
+use crate::limits::{CHECK_SPREAD_STEP, CLUSTER_HEARTBEAT};
 use tracker::CheckTracker;
 
 /// How every check runs, unless its own options say otherwise.
