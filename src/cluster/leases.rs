@@ -196,3 +196,26 @@ async fn release(shared: &Shared, redis: &mut ConnectionManager) {
         tracing::warn!("could not let go of this node's leases; they expire on their own");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name is not run until claimed; past the limit, a new name runs unclaimed.
+    #[test]
+    fn names_wait_for_their_lease_and_past_the_limit_run_unclaimed() {
+        let mut leases = Leases::default();
+        assert!(!leases.holds("web"));
+        leases
+            .names
+            .insert("web".into(), Some(Instant::now() + CLUSTER_HEARTBEAT));
+        assert!(leases.holds("web"));
+        leases.names.insert("web".into(), Some(Instant::now()));
+        assert!(!leases.holds("web"), "an expired lease is not held");
+        for n in leases.names.len()..CLUSTER_LEASES {
+            leases.holds(&format!("c{n}"));
+        }
+        assert!(leases.holds("one-more"));
+        assert!(!leases.names.contains_key("one-more"));
+    }
+}

@@ -143,7 +143,7 @@ impl Tracker {
     /// `now`, as on a node that just started, with a whole PERIOD+GRACE for its next call.
     /// Whether that changed anything.
     fn run_here(&mut self, running: bool, now: Instant) -> bool {
-        if running == !self.standing_by {
+        if running != self.standing_by {
             return false;
         }
         *self = Tracker::new(self.spec.clone(), now);
@@ -663,5 +663,23 @@ mod tests {
             "{kept}"
         );
         assert_eq!(kept.chars().count(), BEAT_OUTPUT_CHARS + 1);
+    }
+
+    /// In a cluster: a heartbeat another node runs is not LATE here; taken over, it is
+    /// waited for a whole PERIOD+GRACE from then, as on a node that just started.
+    #[test]
+    fn a_heartbeat_taken_over_starts_afresh() {
+        let start = Instant::now();
+        let mut t = tracker("backup=1h", start);
+        t.call(&Beat::Alive, start);
+        assert!(!t.run_here(true, start), "running from the start");
+        assert!(t.run_here(false, start + Duration::from_secs(60)));
+        assert!(t.standing_by);
+        let later = start + Duration::from_secs(2 * 3600);
+        assert!(t.run_here(true, later));
+        assert_eq!(t.pulse, Pulse::Waiting);
+        assert!(t.last_call.is_none());
+        assert!(t.check_late(later + Duration::from_secs(3599)).is_none());
+        assert!(t.check_late(later + Duration::from_secs(3600)).is_some());
     }
 }
