@@ -13,7 +13,7 @@
 //! it. Names are keyed by name alone: a name defined differently on two nodes (another
 //! probe) is still run by one of them at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use redis::aio::ConnectionManager;
@@ -64,6 +64,8 @@ pub(super) struct Leases {
     names: HashMap<String, Option<Instant>>,
     /// Past [`CLUSTER_LEASES`] names: logged once.
     warned: bool,
+    /// The names whose key in Redis is no lease, logged when found (not every renewal).
+    skipped: HashSet<String>,
 }
 
 impl Leases {
@@ -144,15 +146,20 @@ async fn renew(shared: &Shared, redis: &mut ConnectionManager) {
             tracing::warn!(error = %e, "cannot renew this node's leases on checks and heartbeats");
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            tracing::warn!("Redis did not answer the renewal of this node's leases in time");
+            return;
+        }
     };
     let until = sent + CLUSTER_LEASE_TTL.saturating_sub(CLUSTER_HEARTBEAT);
     let mut changed = false;
     {
         let mut leases = shared.leases.lock().unwrap();
         for (name, held) in names.iter().zip(held) {
-            if held == 2 {
-                tracing::warn!(key = %key(name), "skipped a key in Redis that is no lease");
+            if held != 2 {
+                leases.skipped.remove(name);
+            } else if leases.skipped.insert(name.clone()) {
+                tracing::warn!(key = %key(name), "skipped a key in Redis that is no lease; nobody runs its name while it is there");
             }
             let Some(entry) = leases.names.get_mut(name) else {
                 continue;

@@ -191,3 +191,52 @@ async fn a_check_every_node_has_is_run_once_and_taken_over_when_its_node_dies() 
     assert_eq!(status["items"][0]["node"], survivor, "{status}");
     assert_eq!(status["items"][0]["state"], "up", "{status}");
 }
+
+/// A node shut down lets go of its leases on its way out: the other node takes its check
+/// and heartbeat over without waiting for them to expire. A key under `charla:runs:` that
+/// is no lease is skipped, and its name run by nobody in the cluster, until it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_shut_down_lets_go_of_its_leases() {
+    let redis = Redis::start();
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = service.local_addr().unwrap().to_string();
+    // Bad data where the lease of `backup` would be: a list, not a string.
+    redis.command(&["RPUSH", "charla:runs:backup", "junk"]);
+    let mut nodes = vec![node(&redis, "n1", &target), node(&redis, "n2", &target)];
+    let mut ana = in_alerts(&nodes[0], "ana").await;
+    let items = status_until(&mut ana, |items| named(items, "check", "web").len() == 1).await;
+    assert!(named(&items, "heartbeat", "backup").is_empty(), "{items:?}");
+    let runner = named(&items, "check", "web")[0]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    redis.command(&["DEL", "charla:runs:backup"]);
+    status_until(&mut ana, |items| {
+        named(items, "heartbeat", "backup").len() == 1
+    })
+    .await;
+
+    let running = if runner == "n1" { 0 } else { 1 };
+    let (survivor, number) = if running == 0 {
+        ("n2", "2")
+    } else {
+        ("n1", "1")
+    };
+    let mut leaving = nodes.remove(running);
+    let pid = nix::unistd::Pid::from_raw(leaving.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    leaving.process.child.wait().unwrap();
+    // Gone from Redis with the node, or already the other's: never left to expire.
+    let held = redis.command(&["GET", "charla:runs:web"]);
+    assert!(
+        held == "$-1\r\n" || held.contains(&format!("\r\n{number}:")),
+        "{held:?}"
+    );
+    let mut watcher = in_alerts(&nodes[0], "bob").await;
+    status_until(&mut watcher, |items| {
+        let web = named(items, "check", "web");
+        let backup = named(items, "heartbeat", "backup");
+        web.len() == 1 && web[0]["node"] == survivor && backup.len() == 1
+    })
+    .await;
+}
