@@ -41,6 +41,10 @@ pub(super) struct Alerts {
     last_call: u64,
     /// The last report's number.
     last_report: u64,
+    /// The last status of each check or heartbeat that left the report of the node that ran
+    /// it (the node died, shut down or let its lease go), for the node taking it over: at
+    /// most [`CLUSTER_ALERTS_ITEMS`].
+    left: HashMap<String, Notice>,
 }
 
 /// One node's last report, and the one being heard (its publications come in order).
@@ -173,6 +177,22 @@ impl AlertPeers for Peers {
 
     fn changed(&self) {
         self.0.alerts_changed.notify_one();
+    }
+
+    fn taken_over(&self, name: &str) -> Option<Notice> {
+        let mut alerts = self.0.alerts.lock().unwrap();
+        if let Some(last) = alerts.left.remove(name) {
+            return Some(last);
+        }
+        // A node that died may be taken for dead only after its lease expired: its last
+        // report is then still here.
+        alerts
+            .nodes
+            .values()
+            .flat_map(|report| report.items.iter())
+            .map(|(_, notice)| notice)
+            .find(|notice| name_of(notice) == Some(name))
+            .cloned()
     }
 
     fn holds(&self, name: &str) -> bool {
@@ -308,9 +328,36 @@ impl Alerts {
         self.calls.values().map(|w| w.deadline).min()
     }
 
-    /// Forgets the reports of the nodes not in `live`.
+    /// Forgets the reports of the nodes not in `live`, but for the last status of each of
+    /// their checks and heartbeats.
     pub(super) fn keep_only(&mut self, live: &[u16]) {
-        self.nodes.retain(|node, _| live.contains(node));
+        let gone: Vec<u16> = self
+            .nodes
+            .keys()
+            .filter(|node| !live.contains(node))
+            .copied()
+            .collect();
+        for node in gone {
+            if let Some(report) = self.nodes.remove(&node) {
+                self.leave(report.items, &[]);
+            }
+        }
+    }
+
+    /// Keeps the last status of each of `items` no longer in `now`.
+    fn leave(&mut self, items: Vec<(RoomName, Notice)>, now: &[(RoomName, Notice)]) {
+        for (_, notice) in items {
+            let Some(name) = name_of(&notice) else {
+                continue;
+            };
+            if now.iter().any(|(_, n)| name_of(n) == Some(name)) {
+                continue;
+            }
+            if self.left.len() >= CLUSTER_ALERTS_ITEMS && !self.left.contains_key(name) {
+                continue;
+            }
+            self.left.insert(name.to_string(), notice);
+        }
     }
 }
 
@@ -351,9 +398,26 @@ pub(super) fn heard_report(
         }
     }
     if last && let Some((_, items)) = known.hearing.take() {
-        known.items = items;
+        let before = std::mem::replace(&mut known.items, items);
         known.name = name;
+        let now = known.items.clone();
+        for (_, notice) in &now {
+            if let Some(name) = name_of(notice) {
+                alerts.left.remove(name);
+            }
+        }
+        alerts.leave(before, &now);
     }
+}
+
+/// The name of the check or heartbeat whose status `notice` is.
+fn name_of(notice: &Notice) -> Option<&str> {
+    notice.fields.iter().find_map(|(key, value)| match value {
+        crate::hub::Field::Text(text) if key == "check" || key == "heartbeat" => {
+            Some(text.as_str())
+        }
+        _ => None,
+    })
 }
 
 /// Another node asks this one to take a call (`asked`) for `name`: done here as this node's

@@ -84,6 +84,12 @@ impl Hub {
         self.peers.get().is_none_or(|peers| peers.holds(name))
     }
 
+    /// What the node that ran `name` last reported of it, for this node taking it over:
+    /// never on a node alone.
+    pub fn taken_over(&self, name: &str) -> Option<Notice> {
+        self.peers.get()?.taken_over(name)
+    }
+
     /// Whether this node is one of a cluster (`--cluster`), where its checks and
     /// heartbeats may start or stop running as leases come and go.
     pub fn in_cluster(&self) -> bool {
@@ -395,6 +401,10 @@ mod tests {
 
         fn holds(&self, _: &str) -> bool {
             true
+        }
+
+        fn taken_over(&self, _: &str) -> Option<Notice> {
+            None
         }
     }
 

@@ -164,4 +164,8 @@ pub trait AlertPeers: Send + Sync {
     /// one so named, the one that holds its lease (`name` is claimed from the first time
     /// asked). Answers from memory.
     fn holds(&self, name: &str) -> bool;
+    /// The last status another node reported of its check or heartbeat `name` before it
+    /// stopped running it (it died, shut down, or let its lease go), once: for this node
+    /// taking it over.
+    fn taken_over(&self, name: &str) -> Option<Notice>;
 }

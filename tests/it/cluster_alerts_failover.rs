@@ -45,12 +45,24 @@ async fn in_alerts(node: &Node, nick: &str) -> Client {
     c
 }
 
-/// Asks `c` for #alerts' status until `wanted` holds of its items; returns them.
-async fn status_until(c: &mut Client, wanted: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+/// Asks `c` for #alerts' status until `wanted` holds of its items; returns them. The
+/// alerts `c` hears meanwhile go to `heard`.
+async fn status_heard(
+    c: &mut Client,
+    heard: &mut Vec<Value>,
+    wanted: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = Instant::now() + PATIENCE * 2;
     loop {
         c.send(r##"{"type":"status","room":"#alerts"}"##).await;
-        let status = c.expect_json("status").await;
+        let status = loop {
+            let event: Value = serde_json::from_str(&c.line().await).unwrap();
+            match event["type"].as_str() {
+                Some("status") => break event,
+                Some("alert") => heard.push(event),
+                _ => {}
+            }
+        };
         let items = status["items"].as_array().unwrap().clone();
         if wanted(&items) {
             return items;
@@ -58,6 +70,11 @@ async fn status_until(c: &mut Client, wanted: impl Fn(&[Value]) -> bool) -> Vec<
         assert!(Instant::now() < deadline, "never as wanted: {status}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// [`status_heard`], what is heard meanwhile not looked at.
+async fn status_until(c: &mut Client, wanted: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    status_heard(c, &mut Vec::new(), wanted).await
 }
 
 /// The items of `items` for the check or heartbeat `name`.
@@ -107,6 +124,7 @@ async fn a_check_every_node_has_is_run_once_and_taken_over_when_its_node_dies() 
     let running = if runner == "n1" { 0 } else { 1 };
 
     // Down: one alert in #alerts, heard once on each node.
+    let mut down_since = Value::Null;
     drop(service);
     let web_down = |e: &Value| e["type"] == "alert" && e["check"] == "web" && e["state"] == "down";
     for c in [&mut ana, &mut bob] {
@@ -136,6 +154,7 @@ async fn a_check_every_node_has_is_run_once_and_taken_over_when_its_node_dies() 
         let web = named(&items, "check", "web");
         assert_eq!(web.len(), 1, "{items:?}");
         assert_eq!(web[0]["node"], runner.as_str(), "{items:?}");
+        down_since = web[0]["since"].clone();
     }
 
     // A beat on either node is taken by the holder of the heartbeat's lease alone.
@@ -153,36 +172,32 @@ async fn a_check_every_node_has_is_run_once_and_taken_over_when_its_node_dies() 
     }
 
     // The running node dies without a word: the other takes the check and the heartbeat
-    // over, says the check's state afresh (once), and lists them as its own.
+    // over, goes on from the check's last reported state (DOWN, since then, not said
+    // again), and lists them as its own.
     let survivor = if running == 0 { "n2" } else { "n1" };
     let mut dead = nodes.remove(running);
     dead.process.child.kill().unwrap(); // SIGKILL: its leases are left to expire
     dead.process.child.wait().unwrap();
     let mut watcher = if running == 0 { bob } else { ana };
-    let alert = loop {
-        let event = watcher.expect_json("alert").await;
-        if event["check"] == "web" {
-            break event;
-        }
-    };
-    assert_eq!(alert["state"], "down", "{alert}");
-    assert_eq!(alert["node"], survivor, "{alert}");
-    let items = status_until(&mut watcher, |items| {
+    let mut heard = Vec::new();
+    let items = status_heard(&mut watcher, &mut heard, |items| {
         let web = named(items, "check", "web");
         let backup = named(items, "heartbeat", "backup");
-        web.len() == 1 && backup.len() == 1 && backup[0]["node"] == survivor
+        web.len() == 1
+            && web[0]["node"] == survivor
+            && web[0]["state"] != "unknown"
+            && backup.len() == 1
+            && backup[0]["node"] == survivor
     })
     .await;
-    assert_eq!(
-        named(&items, "check", "web")[0]["node"],
-        survivor,
-        "{items:?}"
-    );
-    assert_eq!(
-        named(&items, "check", "web")[0]["state"],
-        "down",
-        "{items:?}"
-    );
+    let web = named(&items, "check", "web")[0];
+    assert_eq!(web["state"], "down", "{items:?}");
+    assert_eq!(web["since"], down_since, "{items:?}");
+    watcher
+        .send(r##"{"type":"say","room":"#alerts","text":"still down"}"##)
+        .await;
+    heard.extend(alerts_until(&mut watcher, |e| e["type"] == "ack").await.0);
+    assert!(heard.iter().all(|a| a["check"] != "web"), "{heard:?}");
 
     // Its beats keep working after the takeover.
     let answer = raw_within(nodes[0].http, "POST /beat/backup HTTP/1.1", b"", PATIENCE).await;

@@ -146,6 +146,13 @@ async fn run(
             ticks.reset_after(settings.interval.min(CLUSTER_HEARTBEAT));
             continue;
         }
+        if lock(&shared)[index].state.is_none()
+            && let Some(last) = hub.taken_over(&spec.name)
+        {
+            // Taken over from another node: its state goes on here, so the room is not
+            // told again what it heard.
+            lock(&shared)[index].adopt(&last, Instant::now());
+        }
         let started = Instant::now();
         let probed = tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -10,7 +10,7 @@ use super::spec::CheckSpec;
 use super::uptime::{Uptime, percent};
 use crate::feeds::http::Priority;
 use crate::feeds::{human, now_ms};
-use crate::hub::{MessageText, Notice, PostKind, Source};
+use crate::hub::{Field, MessageText, Notice, PostKind, Source};
 use crate::limits::{CHECK_CHART_BUCKETS, CHECK_UPTIME_BUCKET};
 
 /// Where a check stands.
@@ -129,6 +129,35 @@ impl CheckTracker {
             cert_warned: 0,
             uptime: Uptime::default(),
         }
+    }
+
+    /// Goes on from `last`, the state another node reported of this check before this one
+    /// took it over (its state and since when), rather than from nothing: its first
+    /// result here is then posted only if it changes that state. `last` without a known
+    /// state changes nothing.
+    pub fn adopt(&mut self, last: &Notice, now: Instant) {
+        let field = |key: &str| last.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let state = match field("state") {
+            Some(Field::Text(state)) if state == "up" => Health::Up,
+            Some(Field::Text(state)) if state == "pending" => Health::Pending,
+            Some(Field::Text(state)) if state == "down" => Health::Down,
+            _ => return,
+        };
+        let since_ms = match field("since") {
+            Some(Field::Number(ms)) => (*ms).min(now_ms()),
+            _ => now_ms(),
+        };
+        self.state = Some(state);
+        self.failures = match state {
+            Health::Up => 0,
+            Health::Pending => 1,
+            Health::Down => self.retries,
+        };
+        self.since_ms = since_ms;
+        self.since = now
+            .checked_sub(Duration::from_millis(now_ms() - since_ms))
+            .unwrap_or(now);
+        self.told = now;
     }
 
     /// Takes in one result and how long it took; a transition when the state changed.
@@ -568,5 +597,39 @@ mod tests {
         assert!(t.remind(every, t0 + 2 * every).is_some());
         t.observe(Ok("connected".into()), MS, t0 + 2 * every);
         assert!(t.remind(every, t0 + 4 * every).is_none(), "up again");
+    }
+
+    /// Taken over DOWN from another node: its next failure says nothing, it stays DOWN
+    /// since then, and coming up is said as coming back from DOWN.
+    #[test]
+    fn a_check_taken_over_goes_on_from_the_state_reported() {
+        let now = Instant::now();
+        let mut t = tracker("web=tcp://127.0.0.1:1", 3);
+        let since = now_ms() - 60_000;
+        let last = Notice::new(source("web"), PostKind::Alert, message("web is DOWN"))
+            .with("state", "down")
+            .with("since", since);
+        t.adopt(&last, now);
+        assert_eq!(t.state, Some(Health::Down));
+        assert!(
+            t.observe(Err("refused".into()), Duration::ZERO, now)
+                .is_none()
+        );
+        assert_eq!(t.since_ms, since);
+        let up = t
+            .observe(Ok("connected".into()), Duration::ZERO, now)
+            .unwrap();
+        assert_eq!(up.from, Some(Health::Down));
+        assert!(
+            up.previous
+                .is_some_and(|(h, lasted)| h == Health::Down && lasted >= Duration::from_secs(59))
+        );
+
+        let mut fresh = tracker("web=tcp://127.0.0.1:1", 3);
+        fresh.adopt(
+            &Notice::new(source("web"), PostKind::Notice, message("?")),
+            now,
+        );
+        assert_eq!(fresh.state, None, "no state reported, nothing adopted");
     }
 }
