@@ -584,6 +584,8 @@ impl ChatState {
             session: id,
             id: said.id,
             ts: said.ts,
+            // A cluster's bus may number it otherwise than proposed: told as it comes back.
+            seq: (!self.bus_numbers).then_some(seq),
             reference,
         };
         // In a cluster each node keeps the message as the bus hands it back, and the speaker
@@ -784,7 +786,11 @@ impl ChatState {
                 }
             }
         }
-        Ok(Some(Event::Ack { id: msg_id, ts }))
+        Ok(Some(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        }))
     }
 
     /// When session `id` just sent `target` something and is `target` itself, what it was
@@ -843,7 +849,11 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Ok(Some(Event::Ack { id: msg_id, ts }))
+        Ok(Some(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        }))
     }
 
     /// A private message to session `to` of another node, carried by the bus; answered
@@ -884,7 +894,11 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Ok(Event::Ack { id: msg_id, ts })
+        Ok(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        })
     }
 
     /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
@@ -1579,9 +1593,14 @@ impl ChatState {
                 return;
             }
             self.keep_heard(Entry::Said(said.clone()));
-            if let Some(owed) = self.unheard.remove(&said.id) {
-                let ack = owed.ack();
-                self.pay(owed, ack);
+            if let Some(owed) = self.unheard.get_mut(&said.id) {
+                owed.seq = Some(said.seq);
+                // One held through an outage is acked once the bus has it after all.
+                if !self.held.contains(&said.id) {
+                    let owed = self.unheard.remove(&said.id).expect("found above");
+                    let ack = owed.ack();
+                    self.pay(owed, ack);
+                }
             }
         }
         self.fan_out(publication);

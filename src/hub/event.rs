@@ -286,9 +286,11 @@ pub enum Event {
         nick: Nick,
         message: Option<MessageText>,
     },
-    /// The server accepted a message: its id and timestamp.
+    /// The server accepted a message: its id, its room's number for it (`None` for a
+    /// private message, which has none) and its timestamp.
     Ack {
         id: u64,
+        seq: Option<u64>,
         ts: u64,
     },
     Error {

@@ -626,25 +626,22 @@ impl Hub {
     pub fn fell_back(&self, publications: Vec<Publication>) {
         self.with_chat(|chat| {
             for publication in publications {
-                let owed = match &publication.event {
-                    Event::Message(said) => match chat.unheard.remove(&said.id) {
-                        Some(owed) => Some(owed),
-                        None => continue,
-                    },
+                match &publication.event {
+                    // Held, its ack waits for the bus, told the number it is heard under
+                    // here (`Chat::receive`).
+                    Event::Message(said) if chat.unheard.contains_key(&said.id) => {
+                        chat.held.insert(said.id);
+                    }
+                    Event::Message(_) => continue,
                     Event::Posted(posted) => {
                         // Numbered here for now: its poster is not told this number.
                         if let Some(waiting) = chat.numbering.remove(&posted.id) {
                             let _ = waiting.send(None);
                         }
-                        None
                     }
-                    _ => None,
-                };
-                chat.receive(publication);
-                if let Some(owed) = owed {
-                    chat.held.insert(owed.id);
-                    chat.unheard.insert(owed.id, owed);
+                    _ => {}
                 }
+                chat.receive(publication);
             }
         });
     }

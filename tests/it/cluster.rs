@@ -379,12 +379,21 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     assert_eq!(left["message"], "bye");
 
     // The speaker is acked once Redis has numbered and kept the message, and it was
-    // heard on the other nodes in that number.
+    // heard on the other nodes in that number. The ack carries Redis's number, not the
+    // one bob's node proposed: Redis is made to number past it.
+    assert_eq!(
+        redis.command(&["SET", "charla:seq:#lobby", "100"]),
+        "+OK\r\n"
+    );
     bob.send(r##"{"type":"say","room":"#lobby","text":"kept","ref":"m-1"}"##)
         .await;
     let ack = bob.expect_json("ack").await;
-    assert_eq!(ack["ref"], "m-1");
+    assert_eq!((ack["ref"].as_str(), ack["seq"].as_u64()), (Some("m-1"), Some(101)), "{ack}");
     cy.expect(":bob!bob@charla PRIVMSG #lobby :kept").await;
+    bob.send(r##"{"type":"history","room":"#lobby","limit":1}"##)
+        .await;
+    let history = bob.expect_json("history").await;
+    assert_eq!(history["messages"][0]["seq"], 101, "{history}");
     drop((one, two, three));
 }
 

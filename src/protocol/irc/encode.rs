@@ -444,7 +444,7 @@ fn write_event(
         Event::AwayChanged { .. } => Ok(()),
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
-        Event::Ack { id, ts } if !asked.rest.is_empty() => {
+        Event::Ack { id, ts, .. } if !asked.rest.is_empty() => {
             let (kind, after) = asked.rest.split_at(1);
             let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
