@@ -639,6 +639,12 @@ async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
     c.line().await;
     c.send("/silence web soon").await;
     c.expect("ERROR invalid_argument").await;
+    // The bound reads as a person writes it.
+    c.send("/silence web 31d").await;
+    assert_eq!(
+        c.expect("ERROR invalid_argument").await,
+        "ERROR invalid_argument: a silence lasts more than nothing and at most 30 days"
+    );
     c.send("/ack nope").await;
     c.expect("ERROR invalid_argument: no check or heartbeat named \"nope\"")
         .await;

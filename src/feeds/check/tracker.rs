@@ -519,7 +519,7 @@ mod tests {
             first
                 .text
                 .as_str()
-                .starts_with("site's certificate expires in 10days (on "),
+                .starts_with("site's certificate expires in 10 days (on "),
             "{:?}",
             first.text
         );
