@@ -203,6 +203,12 @@ impl CheckTracker {
         )
     }
 
+    /// Its state was just said to the room in full, as a silence ended (`/unsilence`, or
+    /// run out): the next reminder comes a whole interval after it, not at once.
+    pub fn told_now(&mut self, now: Instant) {
+        self.told = now;
+    }
+
     /// Whether a `/silence` holds its changes back at `now`; one that has run out is
     /// lifted, and `true` returned in `ended`.
     pub fn silent(&mut self, now: Instant, ended: &mut bool) -> bool {
