@@ -1144,7 +1144,14 @@ mod tests {
         let line = format!(r#"{{"type":"rooms","ref":{big}}}"#);
         let r = request(&line);
         assert_eq!(r.reference.as_deref(), Some(big));
-        let reply = encode(&Outgoing::reply(Event::Ack { id: 1, seq: None, ts: 2 }, r.reference));
+        let reply = encode(&Outgoing::reply(
+            Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2,
+            },
+            r.reference,
+        ));
         assert_eq!(
             &reply[..],
             format!("{{\"type\":\"ack\",\"id\":1,\"ts\":2,\"ref\":{big}}}\n").as_bytes()
@@ -1177,7 +1184,11 @@ mod tests {
         assert!(text.ends_with(&format!(",\"ref\":{big}}}\n")), "{text}");
         // A ref that is not JSON (no codec makes one) is left out, not spliced in.
         let reply = encode(&Outgoing::reply(
-            Event::Ack { id: 1, seq: None, ts: 2 },
+            Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2,
+            },
             Some("}{".into()),
         ));
         assert_eq!(&reply[..], b"{\"type\":\"ack\",\"id\":1,\"ts\":2}\n");

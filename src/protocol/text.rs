@@ -825,7 +825,14 @@ mod tests {
             }),
             "ERROR nick_taken: ana is taken; you are still guest-1\n"
         );
-        assert_eq!(text_of(Event::Ack { id: 1, seq: None, ts: 2 }), "");
+        assert_eq!(
+            text_of(Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2
+            }),
+            ""
+        );
     }
 
     /// Found by the `parse_text` fuzz target (fuzz/): an unknown command word was quoted

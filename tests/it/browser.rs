@@ -510,9 +510,7 @@ async fn after_a_cut_the_page_resumes_after_its_own_lines() {
     // Entries 2 to 4 of #ops, the page's own: each shown once acked.
     let input = driver.one("input").await;
     for n in 1..=3 {
-        driver
-            .type_into(&input, &format!("mine {n}{ENTER}"))
-            .await;
+        driver.type_into(&input, &format!("mine {n}{ENTER}")).await;
         ana.expect(&format!("<webby> mine {n}")).await;
         driver.wait_for_text(&log, &format!("mine {n}")).await;
     }

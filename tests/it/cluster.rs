@@ -388,7 +388,11 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     bob.send(r##"{"type":"say","room":"#lobby","text":"kept","ref":"m-1"}"##)
         .await;
     let ack = bob.expect_json("ack").await;
-    assert_eq!((ack["ref"].as_str(), ack["seq"].as_u64()), (Some("m-1"), Some(101)), "{ack}");
+    assert_eq!(
+        (ack["ref"].as_str(), ack["seq"].as_u64()),
+        (Some("m-1"), Some(101)),
+        "{ack}"
+    );
     cy.expect(":bob!bob@charla PRIVMSG #lobby :kept").await;
     bob.send(r##"{"type":"history","room":"#lobby","limit":1}"##)
         .await;

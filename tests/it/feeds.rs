@@ -675,7 +675,8 @@ async fn reminders_go_on_an_interval_after_an_unsilence() {
 
     let unsilenced = std::time::Instant::now();
     c.send("/unsilence web").await;
-    c.expect("ended the silence on web: web is DOWN (for ").await;
+    c.expect("ended the silence on web: web is DOWN (for ")
+        .await;
     c.line().await;
     c.expect("web is still DOWN").await;
     assert!(

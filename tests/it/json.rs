@@ -625,18 +625,21 @@ async fn a_resume_from_an_acks_seq_replays_only_what_came_after() {
     said(&mut rob, json!({"type":"say","text":"before"})).await;
     assert_eq!(object(&mut bot).await["text"], "before");
     let mine = said(&mut bot, json!({"type":"say","text":"mine"})).await;
-    let last = mine["seq"].as_u64().expect("a room message's ack has a seq");
+    let last = mine["seq"]
+        .as_u64()
+        .expect("a room message's ack has a seq");
     assert_eq!(object(&mut rob).await["seq"], last);
     drop(bot);
     assert_eq!(rob.expect_json("leave").await["nick"], "bot");
     said(&mut rob, json!({"type":"say","text":"after"})).await;
 
     let mut again = Client::tcp(server.tcp()).await;
-    again.send(
-        &json!({"type":"hello","nick":"bot2","rooms":["#lobby"],"since":{"#lobby":last}})
-            .to_string(),
-    )
-    .await;
+    again
+        .send(
+            &json!({"type":"hello","nick":"bot2","rooms":["#lobby"],"since":{"#lobby":last}})
+                .to_string(),
+        )
+        .await;
     let history = again.expect_json("history").await;
     let texts: Vec<&Value> = history["messages"]
         .as_array()
