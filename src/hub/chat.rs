@@ -1251,6 +1251,7 @@ impl ChatState {
             nick,
             you: true,
             reason,
+            told_once: false,
         }))
     }
 
@@ -1450,6 +1451,9 @@ impl ChatState {
             nick,
             you: false,
             reason: reason.clone(),
+            // Only a session ending leaves for another reason, and it told its quit first
+            // ([`ChatState::tell_quit`]).
+            told_once: !matches!(reason, LeaveReason::Left(_)),
         };
         self.publish(room.clone(), left, None);
     }
@@ -1467,8 +1471,47 @@ impl ChatState {
         self.sessions.get(&id).is_none_or(|s| s.rooms.is_empty())
     }
 
+    /// Tells every session sharing an announcing room with session `id` that it quits,
+    /// once however many rooms they share (as a nick change is told): to be called before
+    /// it parts its rooms with `reason`, whose leaves are then marked told.
+    pub fn tell_quit(&mut self, id: SessionId, reason: &LeaveReason) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let mut told = HashSet::from([id]);
+        let mut members = Vec::new();
+        for room in &session.rooms {
+            let Some(target) = self.rooms.get(room) else {
+                continue;
+            };
+            // Counted as its leave will be: it is still a member here.
+            if !target
+                .settings
+                .announces(target.members.len() + self.directory.count(room))
+            {
+                continue;
+            }
+            for (member, recipient) in &target.members {
+                if told.insert(*member) {
+                    members.push((*member, recipient.clone()));
+                }
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        let quit = Outgoing::new(Event::Quit {
+            nick: session.nick.clone(),
+            reason: reason.clone(),
+        });
+        for (member, recipient) in members {
+            self.deliver(member, &*recipient, &quit);
+        }
+    }
+
     /// Removes session `id` (all its rooms at once) and says goodbye.
     pub fn remove(&mut self, id: SessionId, reason: LeaveReason) {
+        self.tell_quit(id, &reason);
         self.part_some(id, &reason, usize::MAX);
         let Some(session) = self.sessions.remove(&id) else {
             return;

@@ -164,6 +164,17 @@ pub enum Event {
         nick: Nick,
         you: bool,
         reason: LeaveReason,
+        /// Part of a quit that [`Event::Quit`] told once to each session sharing a room
+        /// with the leaver: IRC, which has one QUIT for every channel, writes nothing for
+        /// it; text and JSON still write each room's line.
+        told_once: bool,
+    },
+    /// `nick`, who shared a room with the recipient, left the server (`reason`): told once
+    /// however many rooms they shared, as IRC's QUIT is. Only IRC writes it; the rooms'
+    /// own [`Event::Left`] tell text and JSON clients.
+    Quit {
+        nick: Nick,
+        reason: LeaveReason,
     },
     NickChanged {
         old: Nick,

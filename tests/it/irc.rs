@@ -466,6 +466,49 @@ async fn nick_changes_and_quits_are_seen_across_protocols() {
     assert_eq!(ana.0.next().await, None, "closed after the goodbye");
 }
 
+/// IRC has one QUIT for every channel: someone who shares two rooms with an IRC client
+/// quits once for it, while a text client sharing both still reads each room's line.
+#[tokio::test]
+async fn a_quit_reaches_an_irc_client_once_however_many_rooms_are_shared() {
+    let server = server().await;
+    let mut quitter = server.named("quitter").await;
+    quitter.send("/join #dev").await;
+    quitter.expect("#dev *** you joined").await;
+    let mut watcher = server.named("watcher").await;
+    watcher.send("/join #dev").await;
+    watcher.expect("#dev *** you joined").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("JOIN #dev").await;
+    ana.expect(" 366 ana #dev ").await;
+    quitter.close_write().await;
+    assert_eq!(
+        ana.expect(" QUIT ").await,
+        ":quitter!quitter@charla QUIT :connection lost"
+    );
+    // The text client reads both rooms' lines first, so both leaves were written; then
+    // everything up to the PING's answer holds no second QUIT.
+    let mut left = vec![
+        watcher.expect("quitter left").await,
+        watcher.expect("quitter left").await,
+    ];
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "#dev *** quitter left (connection lost)",
+            "#lobby *** quitter left (connection lost)"
+        ]
+    );
+    ana.send("PING :after").await;
+    loop {
+        let line = ana.line().await;
+        assert!(!line.contains(" QUIT "), "a second QUIT: {line}");
+        if line == ":charla PONG charla :after" {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn ping_is_answered_and_an_overlong_line_is_refused_harming_no_one() {
     let server = server().await;

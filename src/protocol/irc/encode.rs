@@ -210,10 +210,27 @@ fn write_event(
                 };
                 user_line(s, nick.as_str(), "PART", &params)
             }
-            // The leaver's own connection is ending: its goodbye says why.
-            _ if matches!(event, Event::Left { you: true, .. }) => Ok(()),
+            // The leaver's own connection is ending: its goodbye says why; or its one QUIT
+            // was written already (`Event::Quit`).
+            _ if matches!(
+                event,
+                Event::Left { you: true, .. }
+                    | Event::Left {
+                        told_once: true,
+                        ..
+                    }
+            ) =>
+            {
+                Ok(())
+            }
             other => user_line(s, nick.as_str(), "QUIT", &format!(":{}", quit_words(other))),
         },
+        Event::Quit { nick, reason } => user_line(
+            s,
+            nick.as_str(),
+            "QUIT",
+            &format!(":{}", quit_words(reason)),
+        ),
         Event::NickChanged { old, new, .. } => {
             user_line(s, old.as_str(), "NICK", &format!(":{new}"))
         }
@@ -1458,6 +1475,7 @@ mod tests {
             nick: nick("bob"),
             you: false,
             reason,
+            told_once: false,
         };
         assert_eq!(
             lines(left(LeaveReason::Left(MessageText::new("bye"))), None),
@@ -1471,6 +1489,20 @@ mod tests {
         let got = lines(left(LeaveReason::Quit(MessageText::new(&long))), None);
         assert_eq!(got.len(), 1);
         assert!(got[0].len() + 2 <= MAX_OUT_BYTES && got[0].ends_with('ñ'));
+        // A quit told once (`Event::Quit`) is not written again for each room.
+        let told = Event::Left {
+            room: room("#ops"),
+            nick: nick("bob"),
+            you: false,
+            reason: LeaveReason::ConnectionLost,
+            told_once: true,
+        };
+        assert!(lines(told, None).is_empty());
+        let quit = Event::Quit {
+            nick: nick("bob"),
+            reason: LeaveReason::Quit(MessageText::new("bye")),
+        };
+        assert_eq!(lines(quit, None), [":bob!bob@charla QUIT :Quit: bye"]);
         let renamed = Event::NickChanged {
             old: nick("bob"),
             new: nick("Bob2"),
