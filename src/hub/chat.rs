@@ -195,6 +195,10 @@ impl ChatState {
             }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
+            Command::Online(nicks) => {
+                let nicks = nicks.into_iter().filter(|n| self.holder(n).is_some());
+                Ok(Some(Event::Online(nicks.collect())))
+            }
             Command::Nick(nick) => self.rename(id, nick),
             Command::Join(room) => self
                 .join(id, room, None, reference.clone(), None)

@@ -285,6 +285,9 @@ pub enum Event {
     },
     /// What is known of a user, for a query.
     Whois(Box<Whois>),
+    /// Those of the nicks asked about that someone holds now, as asked (IRC's ISON): only
+    /// IRC asks, so only IRC writes it.
+    Online(Vec<Nick>),
     /// `nick` is away (`message`) or back (`None`): told to the one who said so (`you`),
     /// and to whoever sends them a private message while they are away.
     Away {

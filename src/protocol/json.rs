@@ -566,7 +566,7 @@ pub fn encode(out: &Outgoing) -> Bytes {
         // Client-only tags are for IRC clients that asked for them.
         Event::TagsOnly { .. } => return Bytes::new(),
         // User modes are IRC's: only an IRC client asks for them.
-        Event::UserModes { .. } => return Bytes::new(),
+        Event::UserModes { .. } | Event::Online(_) => return Bytes::new(),
         // Each room's `leave` says it.
         Event::Quit { .. } => return Bytes::new(),
         Event::Message(said) => {
@@ -613,7 +613,10 @@ impl AsRef<str> for RoomName {
 fn to_value(event: &Event) -> Value {
     match event {
         // `encode` writes nothing for them.
-        Event::TagsOnly { .. } | Event::UserModes { .. } | Event::Quit { .. } => Value::Null,
+        Event::TagsOnly { .. }
+        | Event::UserModes { .. }
+        | Event::Quit { .. }
+        | Event::Online(_) => Value::Null,
         Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),

@@ -521,7 +521,7 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             Ok(())
         }
         // User modes are IRC's: only an IRC client asks for them.
-        Event::UserModes { .. } => Ok(()),
+        Event::UserModes { .. } | Event::Online(_) => Ok(()),
         // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => writeln!(
             s,

@@ -509,6 +509,45 @@ async fn a_quit_reaches_an_irc_client_once_however_many_rooms_are_shared() {
     }
 }
 
+/// irssi's notify list asks ISON; TIME and VERSION are the server's own.
+#[tokio::test]
+async fn ison_time_and_version_are_answered() {
+    let server = server().await;
+    let _bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    // As parameters or one trailing parameter; a nick nobody holds (or no nick) is left out.
+    ana.send("ISON bob nobody ana").await;
+    assert_eq!(ana.line().await, ":charla 303 ana :bob ana");
+    ana.send("ISON :nobody BOB #room").await;
+    assert_eq!(ana.line().await, ":charla 303 ana :BOB");
+    ana.send("ISON").await;
+    assert!(ana.line().await.starts_with(":charla 461 ana ISON "));
+    // A line full of nicks is answered on one line, within 512 bytes.
+    let many = vec!["bob"; 120].join(" ");
+    ana.send(&format!("ISON :{many}")).await;
+    let answer = ana.line().await;
+    assert!(answer.starts_with(":charla 303 ana :bob bob "), "{answer}");
+    assert!(answer.len() + 2 <= 512, "{}", answer.len());
+    ana.send("TIME").await;
+    let time = ana.line().await;
+    let fields: Vec<&str> = time.splitn(6, ' ').collect();
+    assert_eq!(fields[..3], [":charla", "391", "ana"], "{time}");
+    assert_eq!(fields[3], "charla");
+    assert!(fields[4].parse::<u64>().is_ok(), "{time}");
+    assert!(
+        fields[5].starts_with("0 :") && fields[5].ends_with(" UTC"),
+        "{time}"
+    );
+    ana.send("VERSION").await;
+    assert_eq!(
+        ana.line().await,
+        format!(
+            ":charla 351 ana charla-{}. charla :charla, a chat and live-alert server",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
 #[tokio::test]
 async fn ping_is_answered_and_an_overlong_line_is_refused_harming_no_one() {
     let server = server().await;

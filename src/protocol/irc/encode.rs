@@ -424,6 +424,10 @@ fn write_event(
             numeric(s, RPL_USERHOST, asked.nick, &reply)
         }
         Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
+        Event::Online(nicks) => {
+            let names: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
+            numeric(s, RPL_ISON, asked.nick, &format!(":{}", names.join(" ")))
+        }
         Event::Away {
             you: true, message, ..
         } => match message {
