@@ -214,8 +214,18 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
     bob.send("/leave #ops later").await;
     bob.expect("you left").await;
     assert_eq!(ana.line().await, ":bob!bob@charla PART #ops :later");
+    // No such channel (403), not one ana cannot send to (404): #ops exists, ana left it.
     ana.send("PRIVMSG #nowhere :hi").await;
-    assert!(ana.line().await.starts_with(":charla 404 ana #nowhere :"));
+    assert_eq!(
+        ana.line().await,
+        ":charla 403 ana #nowhere :there is no #nowhere"
+    );
+    ana.send("PART #ops").await;
+    ana.expect("PART #ops").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    ana.send("PRIVMSG #ops :hi").await;
+    assert!(ana.line().await.starts_with(":charla 404 ana #ops :"));
     ana.send("PART #nowhere").await;
     assert!(ana.line().await.starts_with(":charla 442 ana #nowhere :"));
 }
