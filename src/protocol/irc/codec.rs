@@ -193,7 +193,7 @@ impl IrcClient {
             "PASS" => self.pass(m, sink),
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
-                let me = self.me().to_string();
+                let me = self.given().to_string();
                 let server = self.server();
                 sasl::authenticate(&mut self.sasl, (server, &me), m, sink);
             }
@@ -382,7 +382,7 @@ impl IrcClient {
             return sink.incoming(Incoming::Sasl(SaslAttempt {
                 account: nick,
                 password,
-                me: "*".to_string(),
+                me: self.given().to_string(),
                 server: self.server(),
                 reference: None,
                 label: None,
@@ -1189,6 +1189,12 @@ impl IrcClient {
     }
 
     /// The nick numerics are addressed to: `*` before registration.
+    /// The nick given, registered or not (`*` before any): what SASL's answers name, 900's
+    /// mask included, as other servers' do once NICK was sent.
+    fn given(&self) -> &str {
+        self.nick.as_ref().map_or("*", Nick::as_str)
+    }
+
     fn me(&self) -> &str {
         match (&self.nick, self.registered) {
             (Some(nick), true) => nick.as_str(),
