@@ -473,11 +473,15 @@ impl ChatState {
     }
 
     /// What the feeds of a room report; any existing room may be looked into, like
-    /// `/users`.
+    /// `/users`. In a cluster, a room this node does not have is one when another node
+    /// does: its checks post there, or its members are in it.
     fn status(&self, id: SessionId, room: Option<RoomName>) -> Reply {
         let room = match room {
-            Some(room) if self.rooms.contains_key(&room) && !self.hidden_from(id, &room) => room,
-            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            Some(room) if self.hidden_from(id, &room) => {
+                return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+            }
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return self.status_elsewhere(room),
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
@@ -504,6 +508,19 @@ impl ChatState {
             room: target.name.clone(),
             items,
         }))
+    }
+
+    /// `/status` of a room only other nodes have: what their checks and heartbeats there
+    /// report; refused when no node has it.
+    fn status_elsewhere(&self, room: RoomName) -> Reply {
+        let items = match &self.peers {
+            Some(peers) => peers.status(&room),
+            None => Vec::new(),
+        };
+        if items.is_empty() && self.directory.count(&room) == 0 {
+            return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+        }
+        Ok(Some(Event::Status { room, items }))
     }
 
     pub fn guest_nick(&mut self) -> Nick {

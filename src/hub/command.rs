@@ -178,6 +178,15 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether its answer may come after [`Hub::apply`](super::Hub::apply) returned: a
+    /// call another node of a cluster takes is answered once it answered, with the
+    /// request's reference.
+    pub fn answered_later(&self) -> bool {
+        matches!(self, Command::Beat { .. } | Command::Alert { .. })
+    }
+}
+
 /// What a WHO asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WhoOf {

@@ -1608,6 +1608,42 @@ mod tests {
         assert_eq!(&line[..], b":charla 401 ana bob :nobody is called bob\r\n");
     }
 
+    /// A labeled call to a check, which another node may answer later, is not
+    /// acknowledged now: its reference carries the label, and its answer is labeled
+    /// whenever it comes. Another labeled request is labeled here, as ever.
+    #[test]
+    fn a_labeled_call_carries_its_label_to_its_answer() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(
+            &mut codec,
+            "CAP REQ :labeled-response\r\nNICK ana\r\nUSER a 0 * :A\r\nCAP END\r\n",
+        );
+        let got = run(&mut codec, "@label=q7 ACK db on it\r\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].ends_with(" @q7 ana ACK db"), "{got:?}");
+        let notice = crate::hub::Notice::new(
+            crate::hub::Source::new("check:db").unwrap(),
+            crate::hub::PostKind::Notice,
+            MessageText::new("db is down").unwrap(),
+        );
+        let status = crate::hub::Event::Status {
+            room: RoomName::parse("#alerts").unwrap(),
+            items: vec![notice],
+        };
+        let answer = codec.format().encode(&crate::hub::Outgoing::reply(
+            status,
+            Some("@q7 ana ACK db".into()),
+        ));
+        assert_eq!(
+            &answer[..],
+            b"@label=q7 :[check:db]!feed@charla NOTICE #alerts :--- db is down\r\n"
+        );
+
+        let got = run(&mut codec, "@label=q8 PART #ops\r\n");
+        assert!(got[0].ends_with(" ana PART #ops"), "{got:?}");
+        assert_eq!(got[1], "@label=q8 :charla ACK\r\n", "{got:?}");
+    }
+
     #[test]
     fn a_refused_ack_quotes_no_control_character() {
         let mut codec = IrcCodec::new(&Limits::default());

@@ -56,7 +56,11 @@ pub fn encode(format: &IrcFormat, out: &Outgoing) -> Bytes {
     let asked = Asked::read(out.reference.as_deref());
     // Writing to a String cannot fail.
     let _ = write_event(&mut s, format, &out.event, asked);
-    Bytes::from(s.text)
+    match asked.label {
+        // The answer to a labeled request the hub may answer later (labeled.rs).
+        Some(label) => super::labeled::wrap(&format.server, label, &[s.text.as_bytes()]),
+        None => Bytes::from(s.text),
+    }
 }
 
 /// The lines written for one event, with the server's name (`--server-name`) that its
