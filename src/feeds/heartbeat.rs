@@ -488,7 +488,7 @@ async fn watch(hub: Hub, board: Arc<Board>, shutdown: CancellationToken) {
             (late, deadlines.chain(silences).min())
         };
         for notice in late {
-            let _ = hub.post(&board.room, notice);
+            let _ = hub.post(&board.room, hub.of_this_node(notice));
         }
         if changed {
             hub.alerts_changed();

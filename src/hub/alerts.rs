@@ -60,6 +60,16 @@ impl Hub {
         }
     }
 
+    /// `notice`, of a check or heartbeat of this node, marked in a cluster with this
+    /// node's name (`node`): clients tell apart two nodes' checks of one name by it. As
+    /// it was on a node alone.
+    pub fn of_this_node(&self, notice: Notice) -> Notice {
+        match self.peers.get() {
+            Some(peers) => notice.with("node", peers.name().to_string()),
+            None => notice,
+        }
+    }
+
     /// A check or heartbeat of this node changed: the other nodes of a cluster are told
     /// soon. Nothing on a node alone.
     pub fn alerts_changed(&self) {
@@ -217,22 +227,18 @@ impl Hub {
             .map_err(|message| (ErrorCode::InvalidArgument, message))
     }
 
-    /// What a call did here: its post posted, the other nodes told, its status marked
-    /// with this node's name in a cluster.
+    /// What a call did here: its post posted, the other nodes told, its post and status
+    /// marked with this node's name in a cluster.
     fn took(&self, taken: Answered) -> (RoomName, Notice) {
-        if let Some(post) = &taken.post {
-            self.post_said(&taken.room, post);
+        if let Some(post) = taken.post {
+            self.post_said(&taken.room, self.of_this_node(post));
         }
         self.alerts_changed();
-        let status = match self.peers.get() {
-            Some(peers) => taken.status.with("node", peers.name().to_string()),
-            None => taken.status,
-        };
-        (taken.room, status)
+        (taken.room, self.of_this_node(taken.status))
     }
 
     /// Posts what a call said; one the store cannot take now is logged, not lost unsaid.
-    fn post_said(&self, room: &RoomName, post: &Notice) {
+    fn post_said(&self, room: &RoomName, post: Notice) {
         if let Err(e) = self.post(room, post.clone()) {
             tracing::warn!(%room, error = ?e, text = %post.text, "a call's post was not kept");
         }

@@ -195,6 +195,10 @@ impl ChatState {
             }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
+            Command::Online(nicks) => {
+                let nicks = nicks.into_iter().filter(|n| self.holder(n).is_some());
+                Ok(Some(Event::Online(nicks.collect())))
+            }
             Command::Nick(nick) => self.rename(id, nick),
             Command::Join(room) => self
                 .join(id, room, None, reference.clone(), None)
@@ -469,11 +473,15 @@ impl ChatState {
     }
 
     /// What the feeds of a room report; any existing room may be looked into, like
-    /// `/users`.
+    /// `/users`. In a cluster, a room this node does not have is one when another node
+    /// does: its checks post there, or its members are in it.
     fn status(&self, id: SessionId, room: Option<RoomName>) -> Reply {
         let room = match room {
-            Some(room) if self.rooms.contains_key(&room) && !self.hidden_from(id, &room) => room,
-            Some(room) => return Err((ErrorCode::InvalidRoom, format!("there is no {room}"))),
+            Some(room) if self.hidden_from(id, &room) => {
+                return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+            }
+            Some(room) if self.rooms.contains_key(&room) => room,
+            Some(room) => return self.status_elsewhere(room),
             None => self.room_of(id, None)?,
         };
         let target = &self.rooms[&room];
@@ -500,6 +508,19 @@ impl ChatState {
             room: target.name.clone(),
             items,
         }))
+    }
+
+    /// `/status` of a room only other nodes have: what their checks and heartbeats there
+    /// report; refused when no node has it.
+    fn status_elsewhere(&self, room: RoomName) -> Reply {
+        let items = match &self.peers {
+            Some(peers) => peers.status(&room),
+            None => Vec::new(),
+        };
+        if items.is_empty() && self.directory.count(&room) == 0 {
+            return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+        }
+        Ok(Some(Event::Status { room, items }))
     }
 
     pub fn guest_nick(&mut self) -> Nick {
@@ -1265,6 +1286,7 @@ impl ChatState {
             nick,
             you: true,
             reason,
+            told_once: false,
         }))
     }
 
@@ -1464,6 +1486,9 @@ impl ChatState {
             nick,
             you: false,
             reason: reason.clone(),
+            // Only a session ending leaves for another reason, and it told its quit first
+            // ([`ChatState::tell_quit`]).
+            told_once: !matches!(reason, LeaveReason::Left(_)),
         };
         self.publish(room.clone(), left, None);
     }
@@ -1481,8 +1506,47 @@ impl ChatState {
         self.sessions.get(&id).is_none_or(|s| s.rooms.is_empty())
     }
 
+    /// Tells every session sharing an announcing room with session `id` that it quits,
+    /// once however many rooms they share (as a nick change is told): to be called before
+    /// it parts its rooms with `reason`, whose leaves are then marked told.
+    pub fn tell_quit(&mut self, id: SessionId, reason: &LeaveReason) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let mut told = HashSet::from([id]);
+        let mut members = Vec::new();
+        for room in &session.rooms {
+            let Some(target) = self.rooms.get(room) else {
+                continue;
+            };
+            // Counted as its leave will be: it is still a member here.
+            if !target
+                .settings
+                .announces(target.members.len() + self.directory.count(room))
+            {
+                continue;
+            }
+            for (member, recipient) in &target.members {
+                if told.insert(*member) {
+                    members.push((*member, recipient.clone()));
+                }
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        let quit = Outgoing::new(Event::Quit {
+            nick: session.nick.clone(),
+            reason: reason.clone(),
+        });
+        for (member, recipient) in members {
+            self.deliver(member, &*recipient, &quit);
+        }
+    }
+
     /// Removes session `id` (all its rooms at once) and says goodbye.
     pub fn remove(&mut self, id: SessionId, reason: LeaveReason) {
+        self.tell_quit(id, &reason);
         self.part_some(id, &reason, usize::MAX);
         let Some(session) = self.sessions.remove(&id) else {
             return;

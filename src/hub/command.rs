@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// What is known of a user.
     Whois(Nick),
+    /// Which of these nicks someone holds now (IRC's ISON).
+    Online(Vec<Nick>),
     /// `command` (a message, a private message or a notice) carrying an IRC client's
     /// client-only tags to its readers.
     Tagged {
@@ -174,6 +176,15 @@ pub enum Command {
         name: String,
         action: AlertAction,
     },
+}
+
+impl Command {
+    /// Whether its answer may come after [`Hub::apply`](super::Hub::apply) returned: a
+    /// call another node of a cluster takes is answered once it answered, with the
+    /// request's reference.
+    pub fn answered_later(&self) -> bool {
+        matches!(self, Command::Beat { .. } | Command::Alert { .. })
+    }
 }
 
 /// What a WHO asks about.

@@ -424,7 +424,13 @@ impl Hub {
     /// connection stops reading, and closes once they came or it gives up
     /// ([`Hub::close_now`]).
     pub fn disconnect(&self, id: SessionId, reason: LeaveReason) {
-        while !self.with_chat(|chat| chat.part_some(id, &reason, ROOMS_PARTED_PER_LOCK)) {}
+        let done = |chat: &mut ChatState| chat.part_some(id, &reason, ROOMS_PARTED_PER_LOCK);
+        if !self.with_chat(|chat| {
+            chat.tell_quit(id, &reason);
+            done(chat)
+        }) {
+            while !self.with_chat(done) {}
+        }
         self.with_chat(|chat| chat.remove(id, reason));
     }
 

@@ -566,7 +566,9 @@ pub fn encode(out: &Outgoing) -> Bytes {
         // Client-only tags are for IRC clients that asked for them.
         Event::TagsOnly { .. } => return Bytes::new(),
         // User modes are IRC's: only an IRC client asks for them.
-        Event::UserModes { .. } => return Bytes::new(),
+        Event::UserModes { .. } | Event::Online(_) => return Bytes::new(),
+        // Each room's `leave` says it.
+        Event::Quit { .. } => return Bytes::new(),
         Event::Message(said) => {
             serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
         }
@@ -611,7 +613,10 @@ impl AsRef<str> for RoomName {
 fn to_value(event: &Event) -> Value {
     match event {
         // `encode` writes nothing for them.
-        Event::TagsOnly { .. } | Event::UserModes { .. } => Value::Null,
+        Event::TagsOnly { .. }
+        | Event::UserModes { .. }
+        | Event::Quit { .. }
+        | Event::Online(_) => Value::Null,
         Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),
@@ -668,6 +673,7 @@ fn to_value(event: &Event) -> Value {
             nick,
             you,
             reason,
+            ..
         } => {
             let mut v = json!({
                 "type": "leave", "room": room.as_str(), "nick": nick.as_str(), "you": you,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::DropGuard;
 
 use crate::browser::{Driver, ENTER};
+use crate::cluster::{Node, Redis};
 use crate::support::{Client, PATIENCE};
 
 /// A server running `check` every `every` into #alerts, with a text listener and an HTTP
@@ -273,5 +274,68 @@ async fn alerts_and_notices_are_styled_by_priority_and_peoples_lines_are_not() {
         .wait_for_text(&log, "ops silenced web for 1h: maintenance")
         .await;
     driver.wait_for_text(&panel, "· silenced").await;
+    driver.quit().await;
+}
+
+/// In a cluster two nodes' checks of one name are two in the panel, each with its node,
+/// and a live alert of one changes it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_checks_of_one_name_are_shown_apart() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let redis = Redis::start();
+    let one = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let two = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let check =
+        |target: &std::net::TcpListener| format!("web=tcp://{}", target.local_addr().unwrap());
+    let quick = ["--check-interval", "200ms"];
+    let n1 = Node::start_with(&redis, "n1", &["--check", &check(&one), quick[0], quick[1]]);
+    let _n2 = Node::start_with(&redis, "n2", &["--check", &check(&two), quick[0], quick[1]]);
+    // The page is greeted with both once node 1 knows node 2's.
+    let mut bot = n1.json("bot").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        bot.send(r##"{"type":"status","room":"#alerts"}"##).await;
+        let status = bot.expect_json("status").await;
+        let up = |node: &str| {
+            status["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["check"] == "web" && i["node"] == node && i["state"] == "up")
+        };
+        if up("n1") && up("n2") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    driver
+        .open(&format!("http://{}/?nick=ops&room=alerts", n1.http))
+        .await;
+    let panel = driver.one("#checks").await;
+    driver.wait_for_text(&panel, "web (n2) up since").await;
+    let shown = driver.texts("#checks li").await;
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown[0].starts_with("web (n1) up since"), "{shown:?}");
+    assert!(shown[1].starts_with("web (n2) up since"), "{shown:?}");
+
+    // Node 2's check goes down: its alert, posted on node 2 with its name, changes its
+    // line alone.
+    crate::store::join(&mut bot, "#alerts").await;
+    drop(two);
+    let alert = bot.expect_json("alert").await;
+    assert_eq!(
+        (&alert["check"], &alert["node"]),
+        (&json!("web"), &json!("n2")),
+        "{alert}"
+    );
+    driver.wait_for_text(&panel, "web (n2) down since").await;
+    let shown = driver.texts("#checks li").await;
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown[0].starts_with("web (n1) up since"), "{shown:?}");
+    assert_eq!(driver.all("#checks li.down").await.len(), 1);
     driver.quit().await;
 }

@@ -553,6 +553,37 @@ async fn a_node_shut_down_says_its_users_left_for_the_shutdown_not_as_lost() {
     );
 }
 
+/// A node's users leave with it all at once: an IRC client sharing two rooms with one of
+/// them reads one QUIT, as for a quit on its own node.
+#[tokio::test]
+async fn a_node_gone_is_one_quit_per_user_for_an_irc_client_sharing_two_rooms() {
+    let redis = Redis::start();
+    let (one, mut two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut cy = one.irc("cy").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    let mut bob = two.text("bob").await;
+    bob.send("/join #dev").await;
+    bob.expect("#dev *** you joined").await;
+    ask_until(&mut cy, "NAMES #dev", "bob").await;
+
+    let pid = nix::unistd::Pid::from_raw(two.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    two.process.child.wait().unwrap();
+    assert_eq!(
+        cy.expect(" QUIT ").await,
+        ":bob!bob@charla QUIT :server shutdown\r"
+    );
+    cy.send("PING :after").await;
+    loop {
+        let line = cy.next().await.expect("a line");
+        assert!(!line.contains(" QUIT "), "a second QUIT: {line}");
+        if line.ends_with(":after\r") {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn redis_stopped_and_started_again_interrupts_then_restores_delivery() {
     let mut redis = Redis::start();

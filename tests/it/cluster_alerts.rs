@@ -3,12 +3,13 @@
 //! is taken by the one that runs its heartbeat. A real redis-server, real `charla serve
 //! --cluster` processes, a real TCP service for the check, real clients.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Node, Redis};
+use crate::binary::{self, Binary};
+use crate::cluster::{Node, Redis, ask_until};
 use crate::feeds::nc_u;
 use crate::feeds_cli::run;
 use crate::http::raw_within;
@@ -134,6 +135,109 @@ async fn status_on_one_node_lists_the_checks_and_heartbeats_of_another() {
         3,
         "{own:?}"
     );
+}
+
+/// A `charla serve --cluster` process with a text listener alone: no HTTP or UDP listener
+/// opens #alerts there, so it has that room only once someone joins it.
+struct TextOnly {
+    process: Binary,
+    tcp: SocketAddr,
+}
+
+impl TextOnly {
+    fn start(redis: &Redis, name: &str) -> TextOnly {
+        let url = redis.url();
+        let args = [
+            "serve",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--cluster",
+            &url,
+            "--node-name",
+            name,
+            "--flood-rate",
+            "0",
+        ];
+        let process = Binary::start(binary::command(&args));
+        let line = process
+            .stdout
+            .recv_timeout(PATIENCE)
+            .expect("a `listening on` line");
+        let tcp = line
+            .strip_prefix("listening on tcp://")
+            .unwrap_or_else(|| panic!("unexpected output {line:?}"))
+            .parse()
+            .unwrap();
+        TextOnly { process, tcp }
+    }
+}
+
+impl Drop for TextOnly {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.process.child.kill();
+            let _ = self.process.child.wait();
+            eprintln!(
+                "--- the text-only node logged ---\n{}",
+                self.process.stderr()
+            );
+        }
+    }
+}
+
+/// `/status #alerts` on a node that never had #alerts lists what the other nodes' checks
+/// and heartbeats post there, in text and JSON; a room only another node's members are in
+/// has nothing to report, and a room no node has is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_of_a_room_only_another_nodes_checks_post_to() {
+    let redis = Redis::start();
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (n1, _n2) = two_nodes(&redis, &service);
+    let n3 = TextOnly::start(&redis, "n3");
+
+    let mut json = Client::tcp(n3.tcp).await;
+    json.expect("*** Welcome").await;
+    json.send(r##"{"type":"hello","nick":"cy","rooms":["#lobby"]}"##)
+        .await;
+    json.expect_json("welcome").await;
+    // Refused as unknown only until node 1's first report reached node 3.
+    let asked = r##"{"type":"status","room":"#alerts"}"##;
+    ask_until(&mut json, asked, r#""type":"status""#).await;
+    let status = status_until(&mut json, |i| i["check"] == "web" && i["state"] == "up").await;
+    assert_eq!(status["room"], "#alerts", "{status}");
+    let items = status["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{status}");
+    assert!(items.iter().all(|i| i["node"] == "n1"), "{status}");
+
+    let mut bob = Client::tcp(n3.tcp).await;
+    bob.expect("you joined").await;
+    bob.send("/status #alerts").await;
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        lines.push(bob.expect("#alerts --- [").await);
+    }
+    lines.sort();
+    assert!(
+        lines[0].starts_with("#alerts --- [beat:backup] "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("#alerts --- [check:web] web is up"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l.ends_with(" (on n1)")), "{lines:?}");
+
+    bob.send("/status #nowhere").await;
+    bob.expect("ERROR invalid_room: there is no #nowhere").await;
+    let mut ana = n1.text("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    ask_until(
+        &mut bob,
+        "/status #ops",
+        "#ops *** nothing to report: no feed here",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,4 +407,70 @@ async fn a_beat_sent_to_one_node_reaches_the_heartbeat_another_runs() {
     // A datagram naming no heartbeat on any node is posted as text, as on a node alone.
     nc_u(n2.udp, b"beat nope\n");
     bob.expect("[udp:127.0.0.1] beat nope").await;
+}
+
+/// Reads `c` up to the line labeled `label` (IRCv3 labeled-response) and returns it; no
+/// other line may carry that label, nor any an earlier label in `done`.
+async fn labeled(c: &mut Client, label: &str, done: &[&str]) -> String {
+    loop {
+        let line = c.line().await;
+        assert!(
+            !done
+                .iter()
+                .any(|d| line.starts_with(&format!("@label={d} "))),
+            "{line}"
+        );
+        if line.starts_with(&format!("@label={label} ")) {
+            return line;
+        }
+        assert!(!line.contains(&format!("label={label}")), "{line}");
+    }
+}
+
+/// IRC's `SILENCE`, `UNSILENCE` and `ACK` sent with a label and taken by another node are
+/// answered with that label once it answered, not acknowledged at once; on the node that
+/// runs the check, the answer is labeled as ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_labeled_call_another_node_takes_is_answered_with_its_label() {
+    let redis = Redis::start();
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (n1, n2) = two_nodes(&redis, &service);
+    let mut watch = n2.json("watch").await;
+    status_until(&mut watch, |i| i["check"] == "web" && i["state"] == "up").await;
+    let mut dee = n2.irc_with("dee", "batch labeled-response").await;
+    dee.send("JOIN #alerts\r\n").await;
+    dee.expect(" 366 ").await;
+
+    dee.send("@label=s1 SILENCE web 30m from irc\r\n").await;
+    let answer = labeled(&mut dee, "s1", &[]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up")
+            && answer.contains("[silenced by dee for "),
+        "{answer}"
+    );
+    dee.send("@label=u1 UNSILENCE web\r\n").await;
+    let answer = labeled(&mut dee, "u1", &["s1"]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up") && !answer.contains("silenced"),
+        "{answer}"
+    );
+    // Refused by node 1: the refusal is labeled.
+    dee.send("@label=a1 ACK web\r\n").await;
+    let refused = labeled(&mut dee, "a1", &["s1", "u1"]).await;
+    assert!(refused.contains("web is not down"), "{refused}");
+    // Nothing more carries those labels.
+    dee.send("@label=p1 PING done\r\n").await;
+    let pong = labeled(&mut dee, "p1", &["s1", "u1", "a1"]).await;
+    assert!(pong.contains(" PONG "), "{pong}");
+
+    // On node 1, which runs it, answered at once, labeled.
+    let mut ana = n1.irc_with("ana", "batch labeled-response").await;
+    ana.send("JOIN #alerts\r\n").await;
+    ana.expect(" 366 ").await;
+    ana.send("@label=s2 SILENCE web 1m\r\n").await;
+    let answer = labeled(&mut ana, "s2", &[]).await;
+    assert!(
+        answer.contains(" NOTICE #alerts :--- web is up") && answer.contains("[silenced by ana"),
+        "{answer}"
+    );
 }

@@ -371,8 +371,14 @@ async fn say_to_a_named_room() {
     assert_eq!(ana.line().await, "#lobby <bot> to the lobby");
     bot.send(r##"{"type":"say","room":"#elsewhere","text":"x","ref":"e"}"##)
         .await;
-    let e = refused(&mut bot, "not_in_room").await;
+    let e = refused(&mut bot, "invalid_room").await;
     assert_eq!(e["ref"], "e");
+    // A room that exists, which bot is not in.
+    ana.send("/join #dev").await;
+    ana.expect("#dev *** you joined").await;
+    bot.send(r##"{"type":"say","room":"#dev","text":"x","ref":"d"}"##)
+        .await;
+    assert_eq!(refused(&mut bot, "not_in_room").await["ref"], "d");
 }
 
 #[tokio::test(flavor = "multi_thread")]

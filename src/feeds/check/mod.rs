@@ -166,7 +166,7 @@ async fn run(
             }
         };
         for notice in said {
-            let _ = hub.post(&room, notice);
+            let _ = hub.post(&room, hub.of_this_node(notice));
         }
         if changed {
             hub.alerts_changed();

@@ -193,7 +193,7 @@ impl IrcClient {
             "PASS" => self.pass(m, sink),
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
-                let me = self.me().to_string();
+                let me = self.given().to_string();
                 let server = self.server();
                 sasl::authenticate(&mut self.sasl, (server, &me), m, sink);
             }
@@ -214,6 +214,9 @@ impl IrcClient {
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
             "WHOIS" => self.whois(m, sink),
             "USERHOST" => self.userhost(m, sink),
+            "ISON" => self.ison(m, sink),
+            "TIME" => self.time(sink),
+            "VERSION" => self.version(sink),
             "AWAY" => {
                 let message = m.param(0).and_then(MessageText::new);
                 self.ask(sink, "AWAY", "*", Command::Away(message));
@@ -379,7 +382,7 @@ impl IrcClient {
             return sink.incoming(Incoming::Sasl(SaslAttempt {
                 account: nick,
                 password,
-                me: "*".to_string(),
+                me: self.given().to_string(),
                 server: self.server(),
                 reference: None,
                 label: None,
@@ -781,6 +784,48 @@ impl IrcClient {
         }
     }
 
+    /// ISON nick…: those someone holds, in one 303 (irssi's notify list asks so). The nicks
+    /// may come as parameters or as one trailing parameter; those past
+    /// [`MAX_ISON_BYTES`] are dropped, and one that is no nick is not held.
+    fn ison(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if m.param(0).is_none() {
+            return self.need_more(sink, "ISON");
+        }
+        let mut bytes = 0;
+        let nicks = m
+            .params
+            .iter()
+            .flat_map(|p| p.split_ascii_whitespace())
+            .take_while(|nick| {
+                bytes += nick.len() + 1;
+                bytes <= MAX_ISON_BYTES
+            })
+            .filter_map(|nick| Nick::parse(nick).ok())
+            .collect();
+        self.ask(sink, "ISON", "*", Command::Online(nicks));
+    }
+
+    /// TIME: the server's time, in UTC, as a 391 (RFC 2812; modern.ircdocs.horse's
+    /// `<timestamp> <TS offset>` form, with the time spelled out for people).
+    fn time(&mut self, sink: &mut impl Sink) {
+        let now = jiff::Timestamp::now();
+        let server = self.server().to_string();
+        let rest = format!(
+            "{server} {} 0 :{}",
+            now.as_second(),
+            now.strftime("%A %B %-d %Y -- %H:%M:%S UTC")
+        );
+        self.numeric(sink, RPL_TIME, &rest);
+    }
+
+    /// VERSION: `351 you charla-VERSION. SERVER :…`, the version 004 names.
+    fn version(&mut self, sink: &mut impl Sink) {
+        let server = self.server().to_string();
+        let version = env!("CARGO_PKG_VERSION");
+        let rest = format!("charla-{version}. {server} :charla, a chat and live-alert server");
+        self.numeric(sink, RPL_VERSION, &rest);
+    }
+
     /// NAMES of rooms (the room talked in when none is named).
     fn names(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
@@ -1144,6 +1189,12 @@ impl IrcClient {
     }
 
     /// The nick numerics are addressed to: `*` before registration.
+    /// The nick given, registered or not (`*` before any): what SASL's answers name, 900's
+    /// mask included, as other servers' do once NICK was sent.
+    fn given(&self) -> &str {
+        self.nick.as_ref().map_or("*", Nick::as_str)
+    }
+
     fn me(&self) -> &str {
         match (&self.nick, self.registered) {
             (Some(nick), true) => nick.as_str(),
@@ -1290,6 +1341,11 @@ fn tagged(tags: &Option<ClientTags>, command: Command) -> Command {
 
 /// Nicks one USERHOST asks about, as RFC 2812 has it; further ones are dropped.
 const MAX_USERHOST_NICKS: usize = 5;
+
+/// Bytes of nicks (each with its separator) one ISON asks about: as many as the 303 that
+/// answers can name on one line within 512 bytes with its prefix. Further nicks are
+/// dropped.
+const MAX_ISON_BYTES: usize = 400;
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
 pub const MAX_MESSAGE_TARGETS: usize = 4;
@@ -1550,6 +1606,42 @@ mod tests {
             .format()
             .encode(&crate::hub::Outgoing::reply(refused, reference));
         assert_eq!(&line[..], b":charla 401 ana bob :nobody is called bob\r\n");
+    }
+
+    /// A labeled call to a check, which another node may answer later, is not
+    /// acknowledged now: its reference carries the label, and its answer is labeled
+    /// whenever it comes. Another labeled request is labeled here, as ever.
+    #[test]
+    fn a_labeled_call_carries_its_label_to_its_answer() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(
+            &mut codec,
+            "CAP REQ :labeled-response\r\nNICK ana\r\nUSER a 0 * :A\r\nCAP END\r\n",
+        );
+        let got = run(&mut codec, "@label=q7 ACK db on it\r\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].ends_with(" @q7 ana ACK db"), "{got:?}");
+        let notice = crate::hub::Notice::new(
+            crate::hub::Source::new("check:db").unwrap(),
+            crate::hub::PostKind::Notice,
+            MessageText::new("db is down").unwrap(),
+        );
+        let status = crate::hub::Event::Status {
+            room: RoomName::parse("#alerts").unwrap(),
+            items: vec![notice],
+        };
+        let answer = codec.format().encode(&crate::hub::Outgoing::reply(
+            status,
+            Some("@q7 ana ACK db".into()),
+        ));
+        assert_eq!(
+            &answer[..],
+            b"@label=q7 :[check:db]!feed@charla NOTICE #alerts :--- db is down\r\n"
+        );
+
+        let got = run(&mut codec, "@label=q8 PART #ops\r\n");
+        assert!(got[0].ends_with(" ana PART #ops"), "{got:?}");
+        assert_eq!(got[1], "@label=q8 :charla ACK\r\n", "{got:?}");
     }
 
     #[test]

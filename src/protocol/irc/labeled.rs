@@ -7,13 +7,16 @@
 //! between the codec and the connection while one labeled line is handled: it keeps the
 //! codec's own lines and the hub's stamps of each request it passes on, then has the
 //! connection replace everything stamped so ([`Sink::relabel`]) by the labeled lines. A
-//! SASL proof, answered later off the connection's task, carries its label with it.
+//! SASL proof, answered later off the connection's task, carries its label with it; so
+//! does a request the hub may answer later (a call another node of a cluster takes), in
+//! its reference, and the format labels its answer ([`super::Asked`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
+use super::Asked;
 use crate::hub::{Encode, Encoded, Nick, Stamps};
 use crate::protocol::{Incoming, Refusal, Sink};
 
@@ -40,7 +43,7 @@ pub struct Labeling<'s, S: Sink> {
     stamps: Vec<Stamps>,
     /// The codec's own lines.
     own: Vec<Encoded>,
-    /// A SASL proof took the label: its answer, later, carries it.
+    /// A SASL proof or a request answered later took the label: its answer carries it.
     deferred: bool,
 }
 
@@ -101,6 +104,19 @@ impl<S: Sink> Sink for Labeling<'_, S> {
                 attempt.label = Some(self.label.to_string());
                 self.deferred = true;
                 self.sink.stamped(Incoming::Sasl(attempt))
+            }
+            // Its answer is labeled by the format, now or once other nodes answered: not
+            // again here, and no ACK meanwhile.
+            Incoming::Request(mut request) if request.command.answered_later() => {
+                let asked = Asked::read(request.reference.as_deref());
+                request.reference = Asked {
+                    label: Some(self.label),
+                    ..asked
+                }
+                .reference();
+                self.deferred = true;
+                self.sink.stamped(Incoming::Request(request));
+                return 0..0;
             }
             other => self.sink.stamped(other),
         };

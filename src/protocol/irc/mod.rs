@@ -195,7 +195,10 @@ impl Encode for IrcFormat {
 /// `*` standing for what is not known (the nick before registration). The hub hands it
 /// back with the reply, and the format reads it to write the numeric. A message from a
 /// client with echo-message also carries its text (`nick PRIVMSG #room p text`, `a` for an
-/// action), so the format can echo it from the hub's acknowledgement.
+/// action), so the format can echo it from the hub's acknowledgement. A request the hub
+/// may answer later ([`Command::answered_later`](crate::hub::Command::answered_later))
+/// carries its IRCv3 `label` first (`@label nick VERB subject`), and the format writes
+/// the answer labeled, whenever it comes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asked<'a> {
     pub nick: &'a str,
@@ -203,6 +206,8 @@ pub struct Asked<'a> {
     pub subject: &'a str,
     /// What follows the subject: the text to echo, if any.
     pub rest: &'a str,
+    /// The label the answer carries, if any.
+    pub label: Option<&'a str>,
 }
 
 impl<'a> Asked<'a> {
@@ -212,28 +217,43 @@ impl<'a> Asked<'a> {
             verb,
             subject: if subject.is_empty() { "*" } else { subject },
             rest: "",
+            label: None,
         }
     }
 
     /// The reference to send with the request.
     pub fn reference(self) -> Option<String> {
-        if self.rest.is_empty() {
-            Some(format!("{} {} {}", self.nick, self.verb, self.subject))
-        } else {
-            let Asked {
-                nick,
-                verb,
-                subject,
-                rest,
-            } = self;
-            Some(format!("{nick} {verb} {subject} {rest}"))
+        let Asked {
+            nick,
+            verb,
+            subject,
+            rest,
+            label,
+        } = self;
+        let mut reference = match label {
+            Some(label) => format!("@{label} {nick} {verb} {subject}"),
+            None => format!("{nick} {verb} {subject}"),
+        };
+        if !rest.is_empty() {
+            reference.push(' ');
+            reference.push_str(rest);
         }
+        Some(reference)
     }
 
     /// What a reply's reference says; all `*` when there is none (a refusal the
     /// connection made itself, such as flood control).
     pub fn read(reference: Option<&'a str>) -> Asked<'a> {
-        let mut words = reference.unwrap_or("").splitn(4, ' ');
+        let reference = reference.unwrap_or("");
+        // A label has no space (it is a tag) and a nick no `@`.
+        let (label, reference) = match reference.strip_prefix('@') {
+            Some(labeled) => {
+                let (label, rest) = labeled.split_once(' ').unwrap_or((labeled, ""));
+                (Some(label), rest)
+            }
+            None => (None, reference),
+        };
+        let mut words = reference.splitn(4, ' ');
         let mut next = || words.next().filter(|w| !w.is_empty()).unwrap_or("*");
         let (nick, verb, subject) = (next(), next(), next());
         Asked {
@@ -241,6 +261,7 @@ impl<'a> Asked<'a> {
             verb,
             subject,
             rest: words.next().unwrap_or(""),
+            label,
         }
     }
 }

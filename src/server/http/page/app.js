@@ -41,7 +41,9 @@ const voiced = new Map();
 const away = new Map();
 // Shown while a node of a cluster cannot reach the others (`cluster`).
 const banner = document.getElementById("banner");
-// Each room's checks: name -> state and since when, from `status` and live check alerts.
+// Each room's checks: key -> name, node, state and since when, from `status` and live
+// check alerts. In a cluster each carries the `node` that runs it, and two nodes' checks
+// of one name are two: the key is the node and the name then, the name alone otherwise.
 const checks = new Map();
 const checkList = document.getElementById("checks");
 const sent = [];
@@ -139,10 +141,13 @@ function drawChecks() {
   const ours = checks.get(room);
   checkList.hidden = !ours || ours.size === 0;
   if (!ours) return;
-  for (const [name, c] of [...ours].sort()) {
+  const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+  const order = (a, b) => cmp(a.name, b.name) || cmp(a.node || "", b.node || "");
+  for (const c of [...ours.values()].sort(order)) {
     const li = document.createElement("li");
     li.className = c.state;
-    li.textContent = name + " " + c.state + (c.since ? " since " + time(c.since) : "") +
+    li.textContent = c.name + (c.node !== undefined ? " (" + c.node + ")" : "") + " " + c.state +
+      (c.since ? " since " + time(c.since) : "") +
       (c.uptime !== undefined ? " · " + c.uptime / 10 + "% up in 24h" : "") +
       (c.acked ? " · acknowledged by " + c.acked : "") + (c.silenced ? " · silenced" : "");
     if (c.responses) li.appendChild(chart(c.responses));
@@ -206,8 +211,11 @@ function checkSays(r, m, since, live) {
   if (m.check === undefined || m.state === undefined) return;
   if (m.state === "unknown") recheckUnknown();
   if (!checks.has(r)) checks.set(r, new Map());
-  const was = checks.get(r).get(m.check) || {};
-  checks.get(r).set(m.check, {
+  const key = m.node !== undefined ? m.node + "\n" + m.check : m.check;
+  const was = checks.get(r).get(key) || {};
+  checks.get(r).set(key, {
+    name: m.check,
+    node: m.node,
     state: m.state,
     since: live && m.state === was.state && was.since ? was.since : since,
     acked: m.acked_by,
