@@ -97,8 +97,8 @@ impl Chat {
             match (&pending.request, event) {
                 (
                     ClientRequest::Say { room, .. } | ClientRequest::Me { room, .. },
-                    ServerEvent::Ack { id, ts },
-                ) => self.conversation.sent(room, *id, *ts),
+                    ServerEvent::Ack { id, seq, ts },
+                ) => self.conversation.sent(room, *id, *seq, *ts),
                 (request, ServerEvent::Error { code, message }) => {
                     if let ClientRequest::Join { .. } = request {
                         self.conversation.join_refused(pending.room_before.clone());

@@ -405,11 +405,13 @@ impl Conversation {
         }
     }
 
-    /// Our own message was acknowledged with this id and time.
-    pub fn sent(&mut self, room: &str, id: u64, ts: u64) {
+    /// Our own message was acknowledged with this id, number in its room and time: a
+    /// reconnect resumes after it, so it is not sent back to us, nor, once the room no
+    /// longer keeps it, said to be missed.
+    pub fn sent(&mut self, room: &str, id: u64, seq: Option<u64>, ts: u64) {
         let post = Post {
             id,
-            seq: None,
+            seq,
             ts,
             from: None,
             source: None,
@@ -643,6 +645,17 @@ mod tests {
             )
         );
         assert!(c.resumes(&RoomName::parse("#ops").unwrap()));
+        // Our own messages count by their ack's number: a resume does not ask for them.
+        c.sent("#ops", 5, Some(8), 800);
+        c.sent("#lobby", 6, None, 900);
+        assert_eq!(
+            c.hello(),
+            hello(
+                Some("bob"),
+                &["#lobby", "#ops"],
+                &[("#lobby", 2), ("#ops", 8)]
+            )
+        );
     }
 
     #[test]

@@ -23,11 +23,16 @@ pub enum ClientError {
         "no trusted root certificates on this system ({0}): install ca-certificates, or give --ca FILE"
     )]
     NoRoots(String),
-    /// The server's certificate failed verification.
-    #[error(
-        "{endpoint}: the server's certificate is not trusted ({reason}); for a server with its own CA, give --ca FILE"
-    )]
-    Untrusted { endpoint: Endpoint, reason: String },
+    /// The server's certificate failed verification: why, in words, and what to do.
+    #[error("{endpoint}: the server's certificate is not trusted ({reason}): {hint}")]
+    Untrusted {
+        endpoint: Endpoint,
+        reason: String,
+        hint: String,
+    },
+    /// The TLS handshake failed for another reason than the certificate.
+    #[error("{endpoint}: the TLS handshake failed: {reason}")]
+    Handshake { endpoint: Endpoint, reason: String },
     #[error("{0} did not answer in TLS: is it a TLS listener (tls://), or a plain one (tcp://)?")]
     NotTls(Endpoint),
     #[error("{endpoint} did not answer within {seconds} s")]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use super::endpoint::Endpoint;
@@ -67,16 +67,130 @@ pub fn name(host: &str) -> io::Result<ServerName<'static>> {
     })
 }
 
-/// The failure of a connection as the person should read it when the server's certificate
-/// was the reason.
+/// The failure of a connection as the person should read it when the TLS handshake was
+/// the reason: rustls's own words for a certificate are often its type names.
 pub fn untrusted(endpoint: &Endpoint, error: &io::Error) -> Option<ClientError> {
     let inner = error.get_ref()?.downcast_ref::<rustls::Error>()?;
     match inner {
-        rustls::Error::InvalidCertificate(_) => Some(ClientError::Untrusted {
-            endpoint: endpoint.clone(),
-            reason: inner.to_string(),
-        }),
+        rustls::Error::InvalidCertificate(why) => {
+            let (reason, hint) = certificate(why, endpoint);
+            Some(ClientError::Untrusted {
+                endpoint: endpoint.clone(),
+                reason,
+                hint,
+            })
+        }
         rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls(endpoint.clone())),
+        rustls::Error::PeerIncompatible(_) => Some(ClientError::Handshake {
+            endpoint: endpoint.clone(),
+            reason: "the server offers no TLS version or cipher suite this client takes (TLS 1.2 or 1.3)".into(),
+        }),
+        rustls::Error::AlertReceived(alert) => Some(ClientError::Handshake {
+            endpoint: endpoint.clone(),
+            reason: format!("the server refused it ({alert:?} alert)"),
+        }),
         _ => None,
+    }
+}
+
+/// What is wrong with the server's certificate, and what to do about it.
+fn certificate(error: &CertificateError, endpoint: &Endpoint) -> (String, String) {
+    let (host, ca) = match endpoint {
+        Endpoint::Tls { host, ca, .. } => (host.as_str(), ca.as_deref()),
+        _ => ("", None),
+    };
+    let date = |secs: u64| {
+        jiff::Timestamp::from_second(secs as i64).map_or_else(
+            |_| format!("{secs} s after 1970"),
+            |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+    };
+    let renew = "the server needs a new certificate".to_string();
+    match error {
+        // No trusted certificate signed it: webpki also says so as a bad signature when a
+        // trusted one bears its issuer's name (a self-signed certificate and another of
+        // that name, or another CA of the same name).
+        CertificateError::UnknownIssuer
+        | CertificateError::BadSignature
+        | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => match ca {
+            Some(path) => (
+                format!("unknown issuer: not signed by the CA in {}", path.display()),
+                "pass as --ca the certificate of the CA that signed it (for a self-signed one, the certificate itself)".into(),
+            ),
+            None => (
+                "unknown issuer: it is self-signed, or signed by a CA this machine does not trust".into(),
+                "pass --ca FILE, the certificate of the CA that signed it (for a self-signed one, the certificate itself)".into(),
+            ),
+        },
+        CertificateError::NotValidForNameContext { presented, .. } if !presented.is_empty() => (
+            format!(
+                "it is for {}, not {host}",
+                presented
+                    .iter()
+                    .map(|name| bare(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "connect by a name it is for, or have it issued for this one".into(),
+        ),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
+            format!("it is not for {host}"),
+            "connect by a name it is for, or have it issued for this one".into(),
+        ),
+        CertificateError::ExpiredContext { not_after, .. } => {
+            (format!("it expired on {}", date(not_after.as_secs())), renew)
+        }
+        CertificateError::Expired => ("it has expired".into(), renew),
+        CertificateError::NotValidYetContext { not_before, .. } => (
+            format!("it is not valid until {}", date(not_before.as_secs())),
+            "check this machine's clock and the server's".into(),
+        ),
+        CertificateError::NotValidYet => (
+            "it is not valid yet".into(),
+            "check this machine's clock and the server's".into(),
+        ),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+            "it is not for a TLS server (its extended key usage)".into(),
+            "have it issued for serverAuth".into(),
+        ),
+        CertificateError::Revoked => ("it was revoked".into(), renew),
+        CertificateError::Other(other)
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            ) =>
+        {
+            (
+                "it is a CA certificate (CA:TRUE), which a server may not present as its own".into(),
+                "make the server's certificate with basicConstraints CA:FALSE (README, \"TLS\")".into(),
+            )
+        }
+        CertificateError::BadEncoding => ("it is not a well-formed certificate".into(), renew),
+        other => (
+            other.to_string(),
+            "for a server with its own CA, give --ca FILE".into(),
+        ),
+    }
+}
+
+/// A name a certificate presents, as webpki spells it (`DnsName("a.example")`,
+/// `IpAddress(192.0.2.1)`), without the spelling: `a.example`, `192.0.2.1`.
+fn bare(name: &str) -> &str {
+    name.split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(name, |inner| inner.trim_matches('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presented_names_lose_webpkis_spelling() {
+        assert_eq!(bare(r#"DnsName("chat.example.org")"#), "chat.example.org");
+        assert_eq!(bare("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(bare("IpAddress(2001::db8)"), "2001::db8");
+        assert_eq!(bare("DirectoryName"), "DirectoryName");
     }
 }

@@ -337,8 +337,12 @@ pub enum ServerEvent {
         room: String,
         items: Vec<StatusItem>,
     },
+    /// A message taken: its id, its room's number for it (none for a private message)
+    /// and its time.
     Ack {
         id: u64,
+        #[serde(default)]
+        seq: Option<u64>,
         ts: u64,
     },
     Error {
@@ -525,9 +529,26 @@ mod tests {
 
     #[test]
     fn events_decode_with_their_ref() {
-        let r = decode(r#"{"type":"ack","id":45,"ts":17,"ref":3}"#).unwrap();
+        let r = decode(r#"{"type":"ack","id":45,"seq":8,"ts":17,"ref":3}"#).unwrap();
         assert_eq!(r.reference, Some(3));
-        assert_eq!(r.event, ServerEvent::Ack { id: 45, ts: 17 });
+        assert_eq!(
+            r.event,
+            ServerEvent::Ack {
+                id: 45,
+                seq: Some(8),
+                ts: 17
+            }
+        );
+        // A private message's ack, or an older server's, has no seq.
+        let r = decode(r#"{"type":"ack","id":46,"ts":18}"#).unwrap();
+        assert_eq!(
+            r.event,
+            ServerEvent::Ack {
+                id: 46,
+                seq: None,
+                ts: 18
+            }
+        );
         let r = decode(
             r##"{"type":"message","id":42,"ts":9,"room":"#lobby","from":"ana","text":"hola"}"##,
         )
@@ -571,7 +592,11 @@ mod tests {
             room: "#a".into(),
             text: "x".into(),
         };
-        assert!(say.is_answered_by(&ServerEvent::Ack { id: 1, ts: 1 }));
+        assert!(say.is_answered_by(&ServerEvent::Ack {
+            id: 1,
+            seq: None,
+            ts: 1
+        }));
     }
 
     /// The client's request types and the server's parser describe one wire format in two

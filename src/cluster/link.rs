@@ -1213,6 +1213,8 @@ fn heard(
                 nick: wire::nick(&nick)?,
                 you: false,
                 reason: wire::reason(&reason, message.as_deref())?,
+                // Each room's leave comes on its own: nothing here knows it is the last.
+                told_once: false,
             };
             burst.push(Publication {
                 room,

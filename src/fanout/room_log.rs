@@ -382,7 +382,11 @@ mod tests {
     }
 
     fn event(n: u64) -> Outgoing {
-        Outgoing::new(Event::Ack { id: n, ts: 0 })
+        Outgoing::new(Event::Ack {
+            id: n,
+            seq: None,
+            ts: 0,
+        })
     }
 
     fn ids(reading: &mut Reading) -> Vec<(u64, u64)> {

@@ -8,7 +8,11 @@ use crate::limits::LOG_CHECK_EVERY;
 use crate::protocol::TEXT;
 
 fn said(n: u64) -> Outgoing {
-    Outgoing::new(Event::Ack { id: n, ts: 0 })
+    Outgoing::new(Event::Ack {
+        id: n,
+        seq: None,
+        ts: 0,
+    })
 }
 
 /// A member who talks where nobody answers is never woken for its own lines; its outbox

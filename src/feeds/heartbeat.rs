@@ -555,7 +555,7 @@ mod tests {
         let backup: HeartbeatSpec = "backup=24h+1h".parse().unwrap();
         assert_eq!(backup.period, Duration::from_secs(86_400));
         assert_eq!(backup.grace, Duration::from_secs(3600));
-        assert_eq!(backup.to_string(), "every 1day, grace 1h");
+        assert_eq!(backup.to_string(), "every 1 day, grace 1h");
         let tick: HeartbeatSpec = "tick=500ms".parse().unwrap();
         assert_eq!(
             (tick.period, tick.grace),

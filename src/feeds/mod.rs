@@ -160,19 +160,28 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A duration as people say it: `850ms`, `12s`, `2m 5s`, `3h 1m`, `2days 4h`.
+/// A duration as people say it, in its two largest units: `850ms`, `12s`, `2m 5s`,
+/// `3h 1m`, `1 day`, `2 days 4h`, `30 days`. Days are the largest unit: a month or a year
+/// is not a fixed length, and `400 days` reads plainly.
 pub fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         return format!("{}ms", d.as_millis());
     }
     let secs = d.as_secs();
-    // Two units are plenty: "was up for 3h 1m", not "3h 1m 12s".
-    let rounded = match secs {
-        0..3600 => secs,
-        3600..86_400 => secs - secs % 60,
-        _ => secs - secs % 3600,
+    let (big, small) = match secs {
+        0..60 => return format!("{secs}s"),
+        60..3600 => (format!("{}m", secs / 60), (secs % 60, "s")),
+        3600..86_400 => (format!("{}h", secs / 3600), (secs % 3600 / 60, "m")),
+        _ => {
+            let days = secs / 86_400;
+            let unit = if days == 1 { "day" } else { "days" };
+            (format!("{days} {unit}"), (secs % 86_400 / 3600, "h"))
+        }
     };
-    humantime::format_duration(Duration::from_secs(rounded)).to_string()
+    match small {
+        (0, _) => big,
+        (n, unit) => format!("{big} {n}{unit}"),
+    }
 }
 
 #[cfg(test)]
@@ -185,9 +194,17 @@ mod tests {
         assert_eq!(human(Duration::from_millis(12_400)), "12s");
         assert_eq!(human(Duration::from_secs(125)), "2m 5s");
         assert_eq!(human(Duration::from_secs(3 * 3600 + 65)), "3h 1m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
         assert_eq!(
             human(Duration::from_secs(2 * 86_400 + 4 * 3600 + 7)),
-            "2days 4h"
+            "2 days 4h"
+        );
+        assert_eq!(human(Duration::from_secs(86_400 + 59)), "1 day");
+        // No months or years, whose length varies: `/silence`'s bound reads as typed.
+        assert_eq!(human(Duration::from_secs(30 * 86_400)), "30 days");
+        assert_eq!(
+            human(Duration::from_secs(400 * 86_400 + 3 * 3600)),
+            "400 days 3h"
         );
     }
 }

@@ -195,6 +195,10 @@ impl ChatState {
             }
             Command::Away(message) => self.set_away(id, message),
             Command::Census => Ok(Some(Event::Census(self.census()))),
+            Command::Online(nicks) => {
+                let nicks = nicks.into_iter().filter(|n| self.holder(n).is_some());
+                Ok(Some(Event::Online(nicks.collect())))
+            }
             Command::Nick(nick) => self.rename(id, nick),
             Command::Join(room) => self
                 .join(id, room, None, reference.clone(), None)
@@ -601,6 +605,8 @@ impl ChatState {
             session: id,
             id: said.id,
             ts: said.ts,
+            // A cluster's bus may number it otherwise than proposed: told as it comes back.
+            seq: (!self.bus_numbers).then_some(seq),
             reference,
         };
         // In a cluster each node keeps the message as the bus hands it back, and the speaker
@@ -801,7 +807,11 @@ impl ChatState {
                 }
             }
         }
-        Ok(Some(Event::Ack { id: msg_id, ts }))
+        Ok(Some(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        }))
     }
 
     /// When session `id` just sent `target` something and is `target` itself, what it was
@@ -860,7 +870,11 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Ok(Some(Event::Ack { id: msg_id, ts }))
+        Ok(Some(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        }))
     }
 
     /// A private message to session `to` of another node, carried by the bus; answered
@@ -901,7 +915,11 @@ impl ChatState {
             };
             self.send(id, &Outgoing::reply(away, reference));
         }
-        Ok(Event::Ack { id: msg_id, ts })
+        Ok(Event::Ack {
+            id: msg_id,
+            seq: None,
+            ts,
+        })
     }
 
     /// Sets `+i` as asked, drops `+o` if asked (only OPER gives it), and answers with the
@@ -1268,6 +1286,7 @@ impl ChatState {
             nick,
             you: true,
             reason,
+            told_once: false,
         }))
     }
 
@@ -1467,6 +1486,9 @@ impl ChatState {
             nick,
             you: false,
             reason: reason.clone(),
+            // Only a session ending leaves for another reason, and it told its quit first
+            // ([`ChatState::tell_quit`]).
+            told_once: !matches!(reason, LeaveReason::Left(_)),
         };
         self.publish(room.clone(), left, None);
     }
@@ -1484,8 +1506,47 @@ impl ChatState {
         self.sessions.get(&id).is_none_or(|s| s.rooms.is_empty())
     }
 
+    /// Tells every session sharing an announcing room with session `id` that it quits,
+    /// once however many rooms they share (as a nick change is told): to be called before
+    /// it parts its rooms with `reason`, whose leaves are then marked told.
+    pub fn tell_quit(&mut self, id: SessionId, reason: &LeaveReason) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let mut told = HashSet::from([id]);
+        let mut members = Vec::new();
+        for room in &session.rooms {
+            let Some(target) = self.rooms.get(room) else {
+                continue;
+            };
+            // Counted as its leave will be: it is still a member here.
+            if !target
+                .settings
+                .announces(target.members.len() + self.directory.count(room))
+            {
+                continue;
+            }
+            for (member, recipient) in &target.members {
+                if told.insert(*member) {
+                    members.push((*member, recipient.clone()));
+                }
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        let quit = Outgoing::new(Event::Quit {
+            nick: session.nick.clone(),
+            reason: reason.clone(),
+        });
+        for (member, recipient) in members {
+            self.deliver(member, &*recipient, &quit);
+        }
+    }
+
     /// Removes session `id` (all its rooms at once) and says goodbye.
     pub fn remove(&mut self, id: SessionId, reason: LeaveReason) {
+        self.tell_quit(id, &reason);
         self.part_some(id, &reason, usize::MAX);
         let Some(session) = self.sessions.remove(&id) else {
             return;
@@ -1596,9 +1657,14 @@ impl ChatState {
                 return;
             }
             self.keep_heard(Entry::Said(said.clone()));
-            if let Some(owed) = self.unheard.remove(&said.id) {
-                let ack = owed.ack();
-                self.pay(owed, ack);
+            if let Some(owed) = self.unheard.get_mut(&said.id) {
+                owed.seq = Some(said.seq);
+                // One held through an outage is acked once the bus has it after all.
+                if !self.held.contains(&said.id) {
+                    let owed = self.unheard.remove(&said.id).expect("found above");
+                    let ack = owed.ack();
+                    self.pay(owed, ack);
+                }
             }
         }
         self.fan_out(publication);

@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// What is known of a user.
     Whois(Nick),
+    /// Which of these nicks someone holds now (IRC's ISON).
+    Online(Vec<Nick>),
     /// `command` (a message, a private message or a notice) carrying an IRC client's
     /// client-only tags to its readers.
     Tagged {

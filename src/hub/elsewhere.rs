@@ -72,12 +72,35 @@ impl Hub {
     /// hear it, or with its node: the members here of each hear it as they would have then.
     /// Each room comes with how many of its members were on other nodes as it left, it
     /// included: a room announces or not by its members on every node, as a live leave.
+    /// A quit (any `reason` but a leave) is told once to each member here sharing one of
+    /// the announcing `rooms`, as a quit here is ([`Event::Quit`]).
     pub fn left_elsewhere(&self, nick: &Nick, rooms: &[(RoomName, usize)], reason: LeaveReason) {
+        let quit = !matches!(reason, LeaveReason::Left(_));
+        if quit {
+            self.with_chat(|chat| {
+                let mut told = HashSet::new();
+                for (room, elsewhere) in rooms {
+                    if let Some(target) = chat.rooms.get(room)
+                        && target.settings.announces(target.members.len() + elsewhere)
+                    {
+                        told.extend(target.members.keys().copied());
+                    }
+                }
+                let notice = Outgoing::new(Event::Quit {
+                    nick: nick.clone(),
+                    reason: reason.clone(),
+                });
+                for member in told {
+                    chat.send(member, &notice);
+                }
+            });
+        }
         self.announce_elsewhere(rooms, |room, _| Event::Left {
             room,
             nick: nick.clone(),
             you: false,
             reason: reason.clone(),
+            told_once: quit,
         });
     }
 

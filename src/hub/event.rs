@@ -164,6 +164,17 @@ pub enum Event {
         nick: Nick,
         you: bool,
         reason: LeaveReason,
+        /// Part of a quit that [`Event::Quit`] told once to each session sharing a room
+        /// with the leaver: IRC, which has one QUIT for every channel, writes nothing for
+        /// it; text and JSON still write each room's line.
+        told_once: bool,
+    },
+    /// `nick`, who shared a room with the recipient, left the server (`reason`): told once
+    /// however many rooms they shared, as IRC's QUIT is. Only IRC writes it; the rooms'
+    /// own [`Event::Left`] tell text and JSON clients.
+    Quit {
+        nick: Nick,
+        reason: LeaveReason,
     },
     NickChanged {
         old: Nick,
@@ -274,6 +285,9 @@ pub enum Event {
     },
     /// What is known of a user, for a query.
     Whois(Box<Whois>),
+    /// Those of the nicks asked about that someone holds now, as asked (IRC's ISON): only
+    /// IRC asks, so only IRC writes it.
+    Online(Vec<Nick>),
     /// `nick` is away (`message`) or back (`None`): told to the one who said so (`you`),
     /// and to whoever sends them a private message while they are away.
     Away {
@@ -286,9 +300,11 @@ pub enum Event {
         nick: Nick,
         message: Option<MessageText>,
     },
-    /// The server accepted a message: its id and timestamp.
+    /// The server accepted a message: its id, its room's number for it (`None` for a
+    /// private message, which has none) and its timestamp.
     Ack {
         id: u64,
+        seq: Option<u64>,
         ts: u64,
     },
     Error {

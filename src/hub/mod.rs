@@ -424,7 +424,13 @@ impl Hub {
     /// connection stops reading, and closes once they came or it gives up
     /// ([`Hub::close_now`]).
     pub fn disconnect(&self, id: SessionId, reason: LeaveReason) {
-        while !self.with_chat(|chat| chat.part_some(id, &reason, ROOMS_PARTED_PER_LOCK)) {}
+        let done = |chat: &mut ChatState| chat.part_some(id, &reason, ROOMS_PARTED_PER_LOCK);
+        if !self.with_chat(|chat| {
+            chat.tell_quit(id, &reason);
+            done(chat)
+        }) {
+            while !self.with_chat(done) {}
+        }
         self.with_chat(|chat| chat.remove(id, reason));
     }
 
@@ -626,25 +632,22 @@ impl Hub {
     pub fn fell_back(&self, publications: Vec<Publication>) {
         self.with_chat(|chat| {
             for publication in publications {
-                let owed = match &publication.event {
-                    Event::Message(said) => match chat.unheard.remove(&said.id) {
-                        Some(owed) => Some(owed),
-                        None => continue,
-                    },
+                match &publication.event {
+                    // Held, its ack waits for the bus, told the number it is heard under
+                    // here (`Chat::receive`).
+                    Event::Message(said) if chat.unheard.contains_key(&said.id) => {
+                        chat.held.insert(said.id);
+                    }
+                    Event::Message(_) => continue,
                     Event::Posted(posted) => {
                         // Numbered here for now: its poster is not told this number.
                         if let Some(waiting) = chat.numbering.remove(&posted.id) {
                             let _ = waiting.send(None);
                         }
-                        None
                     }
-                    _ => None,
-                };
-                chat.receive(publication);
-                if let Some(owed) = owed {
-                    chat.held.insert(owed.id);
-                    chat.unheard.insert(owed.id, owed);
+                    _ => {}
                 }
+                chat.receive(publication);
             }
         });
     }

@@ -483,7 +483,18 @@ impl ChatState {
             }
             Err(failure) => match room.as_ref().and_then(|r| self.rooms.get(r)) {
                 Some(target) if !target.modes.no_outside => (target.name.clone(), target),
-                _ => return Err(failure),
+                // A room that does not exist (on any node), or is secret to `id`, is no
+                // such room, not one `id` cannot send to (IRC's 403, not 404).
+                _ => match room {
+                    Some(room)
+                        if (!self.rooms.contains_key(&room)
+                            && self.directory.count(&room) == 0)
+                            || self.hidden_from(id, &room) =>
+                    {
+                        return Err((ErrorCode::InvalidRoom, format!("there is no {room}")));
+                    }
+                    _ => return Err(failure),
+                },
             },
         };
         // Most rooms are neither moderated nor ban anyone: a message costs no more look-ups.

@@ -22,6 +22,9 @@ pub struct Owed {
     /// The entry's message id and time, as the `ack` carries them.
     pub id: u64,
     pub ts: u64,
+    /// Its room's number for it, as the `ack` carries it; `None` until a cluster's bus has
+    /// numbered it.
+    pub seq: Option<u64>,
     /// The request's `ref`, echoed in the `ack`.
     pub reference: Option<String>,
 }
@@ -31,6 +34,7 @@ impl Owed {
     pub fn ack(&self) -> super::Event {
         super::Event::Ack {
             id: self.id,
+            seq: self.seq,
             ts: self.ts,
         }
     }

@@ -260,7 +260,7 @@ fn leaving_and_quitting_tell_the_room_why() {
         .into(),
     );
     assert!(
-        matches!(&bob.inbox.take()[..], [Event::Left { reason: LeaveReason::Quit(Some(m)), .. }]
+        matches!(&bob.inbox.take()[..], [Event::Quit { .. }, Event::Left { reason: LeaveReason::Quit(Some(m)), .. }]
         if m.as_str() == "lunch")
     );
     assert!(matches!(
@@ -520,7 +520,10 @@ fn crowded_rooms_do_not_announce_comings_and_goings() {
     assert!(first.inbox.take().is_empty());
     // Back at the bound, leaving is announced again.
     hub.disconnect(crowd[0].id, LeaveReason::ConnectionLost);
-    assert!(matches!(&first.inbox.take()[..], [Event::Left { .. }]));
+    assert!(matches!(
+        &first.inbox.take()[..],
+        [Event::Quit { .. }, Event::Left { .. }]
+    ));
 }
 
 #[test]

@@ -566,7 +566,9 @@ pub fn encode(out: &Outgoing) -> Bytes {
         // Client-only tags are for IRC clients that asked for them.
         Event::TagsOnly { .. } => return Bytes::new(),
         // User modes are IRC's: only an IRC client asks for them.
-        Event::UserModes { .. } => return Bytes::new(),
+        Event::UserModes { .. } | Event::Online(_) => return Bytes::new(),
+        // Each room's `leave` says it.
+        Event::Quit { .. } => return Bytes::new(),
         Event::Message(said) => {
             serde_json::to_vec(&MessageOut::new(said)).expect("a message serialises")
         }
@@ -611,7 +613,10 @@ impl AsRef<str> for RoomName {
 fn to_value(event: &Event) -> Value {
     match event {
         // `encode` writes nothing for them.
-        Event::TagsOnly { .. } | Event::UserModes { .. } => Value::Null,
+        Event::TagsOnly { .. }
+        | Event::UserModes { .. }
+        | Event::Quit { .. }
+        | Event::Online(_) => Value::Null,
         Event::Welcome { nick, rooms, .. } => json!({
             "type": "welcome",
             "nick": nick.as_str(),
@@ -668,6 +673,7 @@ fn to_value(event: &Event) -> Value {
             nick,
             you,
             reason,
+            ..
         } => {
             let mut v = json!({
                 "type": "leave", "room": room.as_str(), "nick": nick.as_str(), "you": you,
@@ -850,7 +856,15 @@ fn to_value(event: &Event) -> Value {
             "type": "away_changed", "nick": nick.as_str(),
             "message": message.as_ref().map(|m| m.plain()),
         }),
-        Event::Ack { id, ts } => json!({"type": "ack", "id": id, "ts": ts}),
+        Event::Ack { id, seq, ts } => {
+            let mut v = json!({"type": "ack", "id": id});
+            // A private message has no room, so no number.
+            if let Some(seq) = seq {
+                v["seq"] = (*seq).into();
+            }
+            v["ts"] = (*ts).into();
+            v
+        }
         Event::Account(news) => {
             let mut v =
                 json!({"type": "account", "event": news.code(), "message": news.to_string()});
@@ -1136,7 +1150,14 @@ mod tests {
         let line = format!(r#"{{"type":"rooms","ref":{big}}}"#);
         let r = request(&line);
         assert_eq!(r.reference.as_deref(), Some(big));
-        let reply = encode(&Outgoing::reply(Event::Ack { id: 1, ts: 2 }, r.reference));
+        let reply = encode(&Outgoing::reply(
+            Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2,
+            },
+            r.reference,
+        ));
         assert_eq!(
             &reply[..],
             format!("{{\"type\":\"ack\",\"id\":1,\"ts\":2,\"ref\":{big}}}\n").as_bytes()
@@ -1169,7 +1190,11 @@ mod tests {
         assert!(text.ends_with(&format!(",\"ref\":{big}}}\n")), "{text}");
         // A ref that is not JSON (no codec makes one) is left out, not spliced in.
         let reply = encode(&Outgoing::reply(
-            Event::Ack { id: 1, ts: 2 },
+            Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2,
+            },
             Some("}{".into()),
         ));
         assert_eq!(&reply[..], b"{\"type\":\"ack\",\"id\":1,\"ts\":2}\n");
@@ -1194,12 +1219,30 @@ mod tests {
             json_of(Outgoing::new(Event::Message(said))),
             json!({"type":"message","id":4,"seq":3,"ts":99,"room":"#lobby","from":"Begoña","text":"¡hola!"})
         );
+        // The ack of a room message carries its number, in the order a message has it;
+        // a private message's has none.
+        let acked = encode(&Outgoing::reply(
+            Event::Ack {
+                id: 4,
+                seq: Some(3),
+                ts: 99,
+            },
+            Some(r#""a1""#.into()),
+        ));
+        assert_eq!(
+            std::str::from_utf8(&acked).unwrap(),
+            "{\"type\":\"ack\",\"id\":4,\"seq\":3,\"ts\":99,\"ref\":\"a1\"}\n"
+        );
         assert_eq!(
             json_of(Outgoing::reply(
-                Event::Ack { id: 4, ts: 99 },
-                Some(r#""a1""#.into())
+                Event::Ack {
+                    id: 5,
+                    seq: None,
+                    ts: 99
+                },
+                Some(r#""p1""#.into())
             )),
-            json!({"type":"ack","id":4,"ts":99,"ref":"a1"})
+            json!({"type":"ack","id":5,"ts":99,"ref":"p1"})
         );
         assert_eq!(
             json_of(Outgoing::new(Event::Bye {

@@ -93,7 +93,8 @@ pub enum Incoming {
 pub struct SaslAttempt {
     pub account: Nick,
     pub password: Secret,
-    /// The client's nick as its numerics name it (`*` before registration).
+    /// The client's nick as the answer's numerics name it: the one given, registered or not
+    /// (`*` before NICK).
     pub me: String,
     /// The server's name, which the answer's numerics start with (`--server-name`).
     pub server: &'static str,

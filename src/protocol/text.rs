@@ -354,6 +354,8 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         Event::Message(said) => write_said(s, said, None),
         // Client-only tags are for IRC clients that asked for them.
         Event::TagsOnly { .. } => Ok(()),
+        // Each room's leave says it, as a line of that room.
+        Event::Quit { .. } => Ok(()),
         Event::Private {
             from,
             text,
@@ -519,7 +521,7 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             Ok(())
         }
         // User modes are IRC's: only an IRC client asks for them.
-        Event::UserModes { .. } => Ok(()),
+        Event::UserModes { .. } | Event::Online(_) => Ok(()),
         // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => writeln!(
             s,
@@ -815,6 +817,7 @@ mod tests {
                 nick: Nick::parse("ana").unwrap(),
                 you: false,
                 reason: LeaveReason::Quit(MessageText::new("bye")),
+                told_once: true,
             }),
             "#lobby *** ana left (quit: bye)\n"
         );
@@ -825,7 +828,14 @@ mod tests {
             }),
             "ERROR nick_taken: ana is taken; you are still guest-1\n"
         );
-        assert_eq!(text_of(Event::Ack { id: 1, ts: 2 }), "");
+        assert_eq!(
+            text_of(Event::Ack {
+                id: 1,
+                seq: None,
+                ts: 2
+            }),
+            ""
+        );
     }
 
     /// Found by the `parse_text` fuzz target (fuzz/): an unknown command word was quoted

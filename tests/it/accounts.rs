@@ -188,12 +188,15 @@ async fn irc_sasl_plain_logs_in_and_takes_the_nick() {
     irc.send("AUTHENTICATE PLAIN").await;
     assert_eq!(irc.line().await, "AUTHENTICATE +");
     irc.send(&plain("ana", "correct-horse")).await;
-    let logged = irc.expect(" 900 ").await;
-    assert!(
-        logged.ends_with(":You are now logged in as ana"),
-        "{logged}"
+    // NICK was sent: the 900 names it, not `*!*@charla`.
+    assert_eq!(
+        irc.expect(" 900 ").await,
+        ":charla 900 ana ana!ana@charla ana :You are now logged in as ana"
     );
-    irc.expect(" 903 ").await;
+    assert_eq!(
+        irc.line().await,
+        ":charla 903 ana :SASL authentication successful"
+    );
     irc.send("CAP END").await;
     let welcome = irc.expect(" 001 ").await;
     assert!(welcome.contains(" 001 ana "), "{welcome}");
@@ -412,14 +415,15 @@ async fn irc_pass_logs_in_like_sasl_and_a_wrong_one_is_464() {
     irc.send("PASS wrong-horse").await;
     irc.send("NICK ana").await;
     irc.send("USER ana 0 * :Ana María").await;
-    assert_eq!(irc.line().await, ":charla 464 * :Password incorrect");
+    // NICK came before the check: its answers name the nick given.
+    assert_eq!(irc.line().await, ":charla 464 ana :Password incorrect");
     irc.send("PING :still-here").await;
     assert_eq!(irc.line().await, ":charla PONG charla :still-here");
     irc.send("PASS correct-horse").await;
     let logged = irc.line().await;
     assert_eq!(
         logged,
-        ":charla 900 * *!*@charla ana :You are now logged in as ana"
+        ":charla 900 ana ana!ana@charla ana :You are now logged in as ana"
     );
     assert!(irc.line().await.starts_with(":charla 001 ana "));
     irc.send("JOIN #lobby").await;

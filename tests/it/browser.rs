@@ -490,6 +490,45 @@ async fn after_a_long_cut_the_page_says_what_is_no_longer_kept() {
     driver.quit().await;
 }
 
+/// The page resumes after its own lines too (their ack carries their `seq`): what it said
+/// itself is neither asked for again nor, once the room no longer keeps it, said to be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cut_the_page_resumes_after_its_own_lines() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server_with(Limits {
+        flood_rate: 0,
+        history_per_room: 2,
+        ..Limits::default()
+    })
+    .await;
+    let mut ana = ana_and_the_page_in_ops(&server, &driver).await;
+    let log = driver.one("#log").await;
+    ana.send("said first").await;
+    driver.wait_for_text(&log, "said first").await;
+    // Entries 2 to 4 of #ops, the page's own: each shown once acked.
+    let input = driver.one("input").await;
+    for n in 1..=3 {
+        driver.type_into(&input, &format!("mine {n}{ENTER}")).await;
+        ana.expect(&format!("<webby> mine {n}")).await;
+        driver.wait_for_text(&log, &format!("mine {n}")).await;
+    }
+
+    driver.cut().await;
+    ana.expect("#ops *** webby left").await;
+    // Entry 5; the room keeps 4 and 5.
+    ana.send("while away").await;
+    driver.reconnect().await;
+    ana.expect("#ops *** webby joined").await;
+
+    let text = driver.wait_for_text(&log, "while away").await;
+    assert!(!text.contains("no longer kept"), "{text}");
+    assert_eq!(driver.all("#log li.missed").await.len(), 1, "{text}");
+    assert_eq!(text.matches("mine 3").count(), 1, "{text}");
+    driver.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_one_room_at_a_time_and_counts_the_unread_of_the_others() {
     let Some(driver) = Driver::start().await else {

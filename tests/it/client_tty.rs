@@ -1,10 +1,15 @@
 //! `charla connect` in a real terminal (tmux, `tmux.rs`): is the half-typed line still
 //! whole under the messages that arrived?
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use charla::limits::Limits;
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::{PATIENCE, TestServer};
 use crate::tmux::Tmux;
@@ -117,6 +122,110 @@ async fn after_a_server_restart_it_reconnects_with_its_nick_and_room_and_shows_w
     tmux.type_text("back again");
     tmux.press(&["Enter"]);
     assert_eq!(bob.expect("<ana>").await, "#ops <ana> back again");
+}
+
+/// A TCP relay to `server` whose connections the test cuts, as a network outage does, and
+/// which refuses new ones until mended.
+struct Cuttable {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    async fn to(server: SocketAddr) -> Cuttable {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<_>>> = Arc::default();
+        let accepting = tokio::spawn({
+            let (open, links) = (open.clone(), links.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let link = tokio::spawn(async move {
+                        let mut upstream = TcpStream::connect(server).await.unwrap();
+                        let _ = copy_bidirectional(&mut client, &mut upstream).await;
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            }
+        });
+        Cuttable {
+            addr,
+            open,
+            links,
+            accepting,
+        }
+    }
+
+    /// Ends every connection through it and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Cuttable {
+    fn drop(&mut self) {
+        self.cut();
+        self.accepting.abort();
+    }
+}
+
+/// After a cut, the client resumes each room after the last message it saw, its own
+/// included (their acks carry their numbers): what it said itself is not said to be missed
+/// once the room no longer keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_cut_it_resumes_after_its_own_messages() {
+    let server = TestServer::with(Limits {
+        flood_rate: 0,
+        history_per_room: 2,
+        ..Limits::default()
+    })
+    .await;
+    let relay = Cuttable::to(server.tcp()).await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("#ops *** you joined").await;
+    let tmux = Tmux::start(&connect(&format!("{} --name ana --room ops", relay.addr)));
+    wait_for(&tmux, "connected to").await;
+    bob.expect("#ops *** ana joined").await;
+    bob.send("said first").await;
+    wait_for(&tmux, "<bob> said first").await;
+    // Entries 2 to 4 of #ops, ana's own.
+    for n in 1..=3 {
+        tmux.type_text(&format!("mine {n}"));
+        tmux.press(&["Enter"]);
+        bob.expect(&format!("<ana> mine {n}")).await;
+    }
+    // Answered after the acks of what came before it: they are in.
+    tmux.type_text("/users");
+    tmux.press(&["Enter"]);
+    wait_for(&tmux, "2 here:").await;
+
+    relay.cut();
+    wait_for(&tmux, "cannot reconnect").await;
+    bob.expect("#ops *** ana left").await;
+    // Entry 5; the room keeps 4 and 5.
+    bob.send("while away").await;
+    relay.mend();
+    let screen = wait_for(&tmux, "[missed] <bob> while away").await;
+    bob.expect("#ops *** ana joined").await;
+    assert!(
+        !screen.iter().any(|row| row.contains("no longer kept")),
+        "{}",
+        screen.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -379,12 +379,25 @@ async fn a_room_is_one_room_across_nodes_and_protocols() {
     assert_eq!(left["message"], "bye");
 
     // The speaker is acked once Redis has numbered and kept the message, and it was
-    // heard on the other nodes in that number.
+    // heard on the other nodes in that number. The ack carries Redis's number, not the
+    // one bob's node proposed: Redis is made to number past it.
+    assert_eq!(
+        redis.command(&["SET", "charla:seq:#lobby", "100"]),
+        "+OK\r\n"
+    );
     bob.send(r##"{"type":"say","room":"#lobby","text":"kept","ref":"m-1"}"##)
         .await;
     let ack = bob.expect_json("ack").await;
-    assert_eq!(ack["ref"], "m-1");
+    assert_eq!(
+        (ack["ref"].as_str(), ack["seq"].as_u64()),
+        (Some("m-1"), Some(101)),
+        "{ack}"
+    );
     cy.expect(":bob!bob@charla PRIVMSG #lobby :kept").await;
+    bob.send(r##"{"type":"history","room":"#lobby","limit":1}"##)
+        .await;
+    let history = bob.expect_json("history").await;
+    assert_eq!(history["messages"][0]["seq"], 101, "{history}");
     drop((one, two, three));
 }
 
@@ -538,6 +551,37 @@ async fn a_node_shut_down_says_its_users_left_for_the_shutdown_not_as_lost() {
         cy.expect(" QUIT ").await,
         ":bob!bob@charla QUIT :server shutdown\r"
     );
+}
+
+/// A node's users leave with it all at once: an IRC client sharing two rooms with one of
+/// them reads one QUIT, as for a quit on its own node.
+#[tokio::test]
+async fn a_node_gone_is_one_quit_per_user_for_an_irc_client_sharing_two_rooms() {
+    let redis = Redis::start();
+    let (one, mut two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut cy = one.irc("cy").await;
+    cy.send("JOIN #dev").await;
+    cy.expect(" 366 cy #dev ").await;
+    let mut bob = two.text("bob").await;
+    bob.send("/join #dev").await;
+    bob.expect("#dev *** you joined").await;
+    ask_until(&mut cy, "NAMES #dev", "bob").await;
+
+    let pid = nix::unistd::Pid::from_raw(two.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    two.process.child.wait().unwrap();
+    assert_eq!(
+        cy.expect(" QUIT ").await,
+        ":bob!bob@charla QUIT :server shutdown\r"
+    );
+    cy.send("PING :after").await;
+    loop {
+        let line = cy.next().await.expect("a line");
+        assert!(!line.contains(" QUIT "), "a second QUIT: {line}");
+        if line.ends_with(":after\r") {
+            break;
+        }
+    }
 }
 
 #[tokio::test]

@@ -450,20 +450,32 @@ async fn a_message_said_while_redis_is_down_is_acked_once_redis_has_it() {
 
     redis.restart();
     let mut seen = Vec::new();
-    loop {
+    let held = loop {
         let event: serde_json::Value = ana.json().await;
         if event["type"] == "ack" {
             assert_eq!(event["ref"], "h", "{event}");
-            break;
+            break event;
         }
         seen.push(event);
-    }
+    };
     // Acked after the node is back, not before.
     assert!(
         seen.iter().any(|e| e["state"] == "restored"),
         "acked before the node was back: {seen:?}"
     );
     bob.expect("#lobby <ana> held").await;
+    // Its ack carries the number its own node heard it under, which a resume there
+    // starts from (the other node numbers it as Redis did: docs/cluster.md).
+    ana.send(r##"{"type":"history","room":"#lobby"}"##).await;
+    let history = ana.expect_json("history").await;
+    let kept = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "held")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(held["seq"].is_u64(), "{held}");
+    assert_eq!(held["seq"], kept["seq"], "{history}");
     // And only once.
     ana.send(r##"{"type":"say","room":"#lobby","text":"after","ref":"a"}"##)
         .await;

@@ -639,9 +639,51 @@ async fn people_acknowledge_and_silence_checks_from_the_chat_line() {
     c.line().await;
     c.send("/silence web soon").await;
     c.expect("ERROR invalid_argument").await;
+    // The bound reads as a person writes it.
+    c.send("/silence web 31d").await;
+    assert_eq!(
+        c.expect("ERROR invalid_argument").await,
+        "ERROR invalid_argument: a silence lasts more than nothing and at most 30 days"
+    );
     c.send("/ack nope").await;
     c.expect("ERROR invalid_argument: no check or heartbeat named \"nope\"")
         .await;
+}
+
+/// `/unsilence` of a check still DOWN says so, and its reminders go on from then: the next
+/// one comes a whole `--check-remind` after the unsilence, not at once, however long the
+/// check was DOWN before.
+#[tokio::test(flavor = "multi_thread")]
+async fn reminders_go_on_an_interval_after_an_unsilence() {
+    let remind = Duration::from_millis(1500);
+    let mut service = Service::start();
+    let options = FeedOptions {
+        check_remind: Some(remind),
+        ..checking(&format!("web=tcp://{}", service.addr))
+    };
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    status_until(&mut c, "web is up").await;
+    service.stop().await;
+    c.expect("web is DOWN").await;
+    c.send("/silence web 1h").await;
+    c.expect("silenced web for 1h").await;
+    c.line().await;
+    // Most of an interval goes by silenced: without a fresh start, the reminder would be
+    // due right after the unsilence.
+    c.silent_for(remind * 2 / 3).await;
+
+    let unsilenced = std::time::Instant::now();
+    c.send("/unsilence web").await;
+    c.expect("ended the silence on web: web is DOWN (for ")
+        .await;
+    c.line().await;
+    c.expect("web is still DOWN").await;
+    assert!(
+        unsilenced.elapsed() >= remind,
+        "reminded {:?} after the unsilence",
+        unsilenced.elapsed()
+    );
 }
 
 /// A `tls://` check is up when a verified handshake succeeds, and warns of a certificate

@@ -214,8 +214,18 @@ async fn irc_and_nc_users_talk_in_the_lobby_and_in_a_joined_room() {
     bob.send("/leave #ops later").await;
     bob.expect("you left").await;
     assert_eq!(ana.line().await, ":bob!bob@charla PART #ops :later");
+    // No such channel (403), not one ana cannot send to (404): #ops exists, ana left it.
     ana.send("PRIVMSG #nowhere :hi").await;
-    assert!(ana.line().await.starts_with(":charla 404 ana #nowhere :"));
+    assert_eq!(
+        ana.line().await,
+        ":charla 403 ana #nowhere :there is no #nowhere"
+    );
+    ana.send("PART #ops").await;
+    ana.expect("PART #ops").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    ana.send("PRIVMSG #ops :hi").await;
+    assert!(ana.line().await.starts_with(":charla 404 ana #ops :"));
     ana.send("PART #nowhere").await;
     assert!(ana.line().await.starts_with(":charla 442 ana #nowhere :"));
 }
@@ -464,6 +474,88 @@ async fn nick_changes_and_quits_are_seen_across_protocols() {
     let bye = ana.line().await;
     assert!(bye.starts_with("ERROR :Closing link"), "{bye}");
     assert_eq!(ana.0.next().await, None, "closed after the goodbye");
+}
+
+/// IRC has one QUIT for every channel: someone who shares two rooms with an IRC client
+/// quits once for it, while a text client sharing both still reads each room's line.
+#[tokio::test]
+async fn a_quit_reaches_an_irc_client_once_however_many_rooms_are_shared() {
+    let server = server().await;
+    let mut quitter = server.named("quitter").await;
+    quitter.send("/join #dev").await;
+    quitter.expect("#dev *** you joined").await;
+    let mut watcher = server.named("watcher").await;
+    watcher.send("/join #dev").await;
+    watcher.expect("#dev *** you joined").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    ana.send("JOIN #dev").await;
+    ana.expect(" 366 ana #dev ").await;
+    quitter.close_write().await;
+    assert_eq!(
+        ana.expect(" QUIT ").await,
+        ":quitter!quitter@charla QUIT :connection lost"
+    );
+    // The text client reads both rooms' lines first, so both leaves were written; then
+    // everything up to the PING's answer holds no second QUIT.
+    let mut left = vec![
+        watcher.expect("quitter left").await,
+        watcher.expect("quitter left").await,
+    ];
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "#dev *** quitter left (connection lost)",
+            "#lobby *** quitter left (connection lost)"
+        ]
+    );
+    ana.send("PING :after").await;
+    loop {
+        let line = ana.line().await;
+        assert!(!line.contains(" QUIT "), "a second QUIT: {line}");
+        if line == ":charla PONG charla :after" {
+            break;
+        }
+    }
+}
+
+/// irssi's notify list asks ISON; TIME and VERSION are the server's own.
+#[tokio::test]
+async fn ison_time_and_version_are_answered() {
+    let server = server().await;
+    let _bob = server.named("bob").await;
+    let mut ana = Irc::registered(&server, "ana").await;
+    // As parameters or one trailing parameter; a nick nobody holds (or no nick) is left out.
+    ana.send("ISON bob nobody ana").await;
+    assert_eq!(ana.line().await, ":charla 303 ana :bob ana");
+    ana.send("ISON :nobody BOB #room").await;
+    assert_eq!(ana.line().await, ":charla 303 ana :BOB");
+    ana.send("ISON").await;
+    assert!(ana.line().await.starts_with(":charla 461 ana ISON "));
+    // A line full of nicks is answered on one line, within 512 bytes.
+    let many = vec!["bob"; 120].join(" ");
+    ana.send(&format!("ISON :{many}")).await;
+    let answer = ana.line().await;
+    assert!(answer.starts_with(":charla 303 ana :bob bob "), "{answer}");
+    assert!(answer.len() + 2 <= 512, "{}", answer.len());
+    ana.send("TIME").await;
+    let time = ana.line().await;
+    let fields: Vec<&str> = time.splitn(6, ' ').collect();
+    assert_eq!(fields[..3], [":charla", "391", "ana"], "{time}");
+    assert_eq!(fields[3], "charla");
+    assert!(fields[4].parse::<u64>().is_ok(), "{time}");
+    assert!(
+        fields[5].starts_with("0 :") && fields[5].ends_with(" UTC"),
+        "{time}"
+    );
+    ana.send("VERSION").await;
+    assert_eq!(
+        ana.line().await,
+        format!(
+            ":charla 351 ana charla-{}. charla :charla, a chat and live-alert server",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
 }
 
 #[tokio::test]

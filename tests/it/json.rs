@@ -268,6 +268,8 @@ async fn say_is_acked_and_reaches_text_and_json_members_in_their_format() {
         before <= ts && ts <= after,
         "{ts} not in {before}..={after}"
     );
+    // The ack carries the room's number for it, as everyone else's message does.
+    assert_eq!(ack["seq"], 1, "{ack}");
     assert_eq!(
         object(&mut rob).await,
         json!({"type":"message","id":id,"seq":1,"ts":ts,"room":"#lobby","from":"bot","text":"hola ñ ã € 😀 漢字"})
@@ -295,6 +297,7 @@ async fn say_is_acked_and_reaches_text_and_json_members_in_their_format() {
     for (ack, text) in [(&ack2, "two"), (&ack3, "three"), (&ack4, "four")] {
         let m = object(&mut rob).await;
         assert_eq!(m["id"], ack["id"]);
+        assert_eq!(m["seq"], ack["seq"]);
         assert_eq!(m["text"], text);
         assert!(m.get("ref").is_none(), "{m}");
         assert_eq!(ana.line().await, format!("#lobby <bot> {text}"));
@@ -368,8 +371,14 @@ async fn say_to_a_named_room() {
     assert_eq!(ana.line().await, "#lobby <bot> to the lobby");
     bot.send(r##"{"type":"say","room":"#elsewhere","text":"x","ref":"e"}"##)
         .await;
-    let e = refused(&mut bot, "not_in_room").await;
+    let e = refused(&mut bot, "invalid_room").await;
     assert_eq!(e["ref"], "e");
+    // A room that exists, which bot is not in.
+    ana.send("/join #dev").await;
+    ana.expect("#dev *** you joined").await;
+    bot.send(r##"{"type":"say","room":"#dev","text":"x","ref":"d"}"##)
+        .await;
+    assert_eq!(refused(&mut bot, "not_in_room").await["ref"], "d");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -401,6 +410,8 @@ async fn msg_reaches_only_its_target_and_acks_the_sender() {
     )
     .await;
     assert_eq!(ack["ref"], "m1");
+    // A private message is not numbered in any room: its ack has no seq.
+    assert!(ack.get("seq").is_none(), "{ack}");
     assert_eq!(
         object(&mut rob).await,
         json!({"type":"private","id":ack["id"],"ts":ack["ts"],"from":"bot","to":"rob","text":"psst ñ"})
@@ -609,6 +620,40 @@ async fn history_replays_with_ids_and_limits() {
     assert_eq!((&h["type"], &h["ref"]), (&json!("history"), &json!(9)));
     assert_eq!(h["messages"].as_array().unwrap().len(), 3);
     assert_eq!(object(&mut rob).await["type"], "join");
+}
+
+/// A program that resumes from the last `seq` it saw, its own messages' acks included, is
+/// replayed what others said after them, and not its own messages again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_from_an_acks_seq_replays_only_what_came_after() {
+    let server = TestServer::start().await;
+    let (_ana, mut bot, mut rob) = company(&server).await;
+    said(&mut rob, json!({"type":"say","text":"before"})).await;
+    assert_eq!(object(&mut bot).await["text"], "before");
+    let mine = said(&mut bot, json!({"type":"say","text":"mine"})).await;
+    let last = mine["seq"]
+        .as_u64()
+        .expect("a room message's ack has a seq");
+    assert_eq!(object(&mut rob).await["seq"], last);
+    drop(bot);
+    assert_eq!(rob.expect_json("leave").await["nick"], "bot");
+    said(&mut rob, json!({"type":"say","text":"after"})).await;
+
+    let mut again = Client::tcp(server.tcp()).await;
+    again
+        .send(
+            &json!({"type":"hello","nick":"bot2","rooms":["#lobby"],"since":{"#lobby":last}})
+                .to_string(),
+        )
+        .await;
+    let history = again.expect_json("history").await;
+    let texts: Vec<&Value> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["text"])
+        .collect();
+    assert_eq!(texts, [&json!("after")], "{history}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -382,6 +382,34 @@ fn seqs(messages: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// With the history on disk, the ack (sent once committed) carries the number the message
+/// is kept under, so a program resuming from it after a restart gets only what came later.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ack_carries_the_number_its_message_is_kept_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    let mut acked = Vec::new();
+    for n in 1..=3 {
+        ana.send(&json!({"type":"say","room":"#ops","text":format!("m{n}")}).to_string())
+            .await;
+        let ack = ana.expect_json("ack").await;
+        acked.push(ack["seq"].as_u64().unwrap_or_else(|| panic!("{ack}")));
+    }
+    assert_eq!(acked, [1, 2, 3]);
+    drop(ana);
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut bob = Client::tcp(addr).await;
+    bob.expect("*** Welcome").await;
+    let (gap, replayed) = resume(&mut bob, "#ops", json!({"#ops": acked[1]})).await;
+    assert_eq!((gap, replayed), (None, vec![3]));
+    stop(charla);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hello_resumes_each_room_exactly_with_a_gap_for_what_is_gone_and_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

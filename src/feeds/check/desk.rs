@@ -65,6 +65,7 @@ impl AlertDesk for CheckDesk {
                 if tracker.silenced.take().is_none() {
                     return Err(format!("{name} is not silenced"));
                 }
+                tracker.told_now(now);
                 let now_line = tracker
                     .state_line(now)
                     .unwrap_or_else(|| format!("{name} is not checked yet"));
@@ -209,6 +210,33 @@ mod tests {
                 .remind(Duration::from_secs(60), later)
                 .is_some()
         );
+    }
+
+    /// Ending a silence says a DOWN check's state: its reminders start again from then,
+    /// not from before the silence, which would repeat it at once.
+    #[tokio::test(start_paused = true)]
+    async fn reminders_start_again_an_interval_after_an_unsilence() {
+        let desk = desk("web=tcp://a:1");
+        let bob = Nick::parse("bob").unwrap();
+        let every = Duration::from_secs(1800);
+        observe(&desk, Err("refused".into()));
+        let silence = AlertAction::Silence {
+            lasting: Duration::from_secs(3600),
+            reason: None,
+        };
+        desk.act("web", &silence, &bob).unwrap();
+        tokio::time::advance(every - Duration::from_secs(1)).await;
+        desk.act("web", &AlertAction::Unsilence, &bob).unwrap();
+        let lifted = Instant::now();
+        let mut checks = lock(&desk.checks);
+        let tracker = &mut checks[0];
+        assert!(
+            tracker
+                .remind(every, lifted + Duration::from_secs(1))
+                .is_none(),
+            "reminded right after the unsilence"
+        );
+        assert!(tracker.remind(every, lifted + every).is_some());
     }
 
     #[test]

@@ -183,7 +183,8 @@ async fn run(
             if silent {
                 Vec::new()
             } else if ended && said.is_none() {
-                // The silence ran out: its state is said once.
+                // The silence ran out: its state is said once, and reminded an interval on.
+                tracker.told_now(now);
                 desk::silence_ended(tracker, now).into_iter().collect()
             } else {
                 said.into_iter().chain(expiring).collect::<Vec<_>>()

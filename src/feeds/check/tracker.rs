@@ -232,6 +232,12 @@ impl CheckTracker {
         )
     }
 
+    /// Its state was just said to the room in full, as a silence ended (`/unsilence`, or
+    /// run out): the next reminder comes a whole interval after it, not at once.
+    pub fn told_now(&mut self, now: Instant) {
+        self.told = now;
+    }
+
     /// Whether a `/silence` holds its changes back at `now`; one that has run out is
     /// lifted, and `true` returned in `ended`.
     pub fn silent(&mut self, now: Instant, ended: &mut bool) -> bool {
@@ -548,7 +554,7 @@ mod tests {
             first
                 .text
                 .as_str()
-                .starts_with("site's certificate expires in 10days (on "),
+                .starts_with("site's certificate expires in 10 days (on "),
             "{:?}",
             first.text
         );

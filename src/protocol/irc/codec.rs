@@ -193,7 +193,7 @@ impl IrcClient {
             "PASS" => self.pass(m, sink),
             "QUIT" => self.quit(m, sink),
             "AUTHENTICATE" => {
-                let me = self.me().to_string();
+                let me = self.given().to_string();
                 let server = self.server();
                 sasl::authenticate(&mut self.sasl, (server, &me), m, sink);
             }
@@ -214,6 +214,9 @@ impl IrcClient {
             "MOTD" => self.numeric(sink, ERR_NOMOTD, ":MOTD File is missing"),
             "WHOIS" => self.whois(m, sink),
             "USERHOST" => self.userhost(m, sink),
+            "ISON" => self.ison(m, sink),
+            "TIME" => self.time(sink),
+            "VERSION" => self.version(sink),
             "AWAY" => {
                 let message = m.param(0).and_then(MessageText::new);
                 self.ask(sink, "AWAY", "*", Command::Away(message));
@@ -379,7 +382,7 @@ impl IrcClient {
             return sink.incoming(Incoming::Sasl(SaslAttempt {
                 account: nick,
                 password,
-                me: "*".to_string(),
+                me: self.given().to_string(),
                 server: self.server(),
                 reference: None,
                 label: None,
@@ -781,6 +784,48 @@ impl IrcClient {
         }
     }
 
+    /// ISON nick…: those someone holds, in one 303 (irssi's notify list asks so). The nicks
+    /// may come as parameters or as one trailing parameter; those past
+    /// [`MAX_ISON_BYTES`] are dropped, and one that is no nick is not held.
+    fn ison(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
+        if m.param(0).is_none() {
+            return self.need_more(sink, "ISON");
+        }
+        let mut bytes = 0;
+        let nicks = m
+            .params
+            .iter()
+            .flat_map(|p| p.split_ascii_whitespace())
+            .take_while(|nick| {
+                bytes += nick.len() + 1;
+                bytes <= MAX_ISON_BYTES
+            })
+            .filter_map(|nick| Nick::parse(nick).ok())
+            .collect();
+        self.ask(sink, "ISON", "*", Command::Online(nicks));
+    }
+
+    /// TIME: the server's time, in UTC, as a 391 (RFC 2812; modern.ircdocs.horse's
+    /// `<timestamp> <TS offset>` form, with the time spelled out for people).
+    fn time(&mut self, sink: &mut impl Sink) {
+        let now = jiff::Timestamp::now();
+        let server = self.server().to_string();
+        let rest = format!(
+            "{server} {} 0 :{}",
+            now.as_second(),
+            now.strftime("%A %B %-d %Y -- %H:%M:%S UTC")
+        );
+        self.numeric(sink, RPL_TIME, &rest);
+    }
+
+    /// VERSION: `351 you charla-VERSION. SERVER :…`, the version 004 names.
+    fn version(&mut self, sink: &mut impl Sink) {
+        let server = self.server().to_string();
+        let version = env!("CARGO_PKG_VERSION");
+        let rest = format!("charla-{version}. {server} :charla, a chat and live-alert server");
+        self.numeric(sink, RPL_VERSION, &rest);
+    }
+
     /// NAMES of rooms (the room talked in when none is named).
     fn names(&mut self, m: &Message<'_>, sink: &mut impl Sink) {
         let Some(list) = m.param(0) else {
@@ -1144,6 +1189,12 @@ impl IrcClient {
     }
 
     /// The nick numerics are addressed to: `*` before registration.
+    /// The nick given, registered or not (`*` before any): what SASL's answers name, 900's
+    /// mask included, as other servers' do once NICK was sent.
+    fn given(&self) -> &str {
+        self.nick.as_ref().map_or("*", Nick::as_str)
+    }
+
     fn me(&self) -> &str {
         match (&self.nick, self.registered) {
             (Some(nick), true) => nick.as_str(),
@@ -1290,6 +1341,11 @@ fn tagged(tags: &Option<ClientTags>, command: Command) -> Command {
 
 /// Nicks one USERHOST asks about, as RFC 2812 has it; further ones are dropped.
 const MAX_USERHOST_NICKS: usize = 5;
+
+/// Bytes of nicks (each with its separator) one ISON asks about: as many as the 303 that
+/// answers can name on one line within 512 bytes with its prefix. Further nicks are
+/// dropped.
+const MAX_ISON_BYTES: usize = 400;
 
 /// Targets of one PRIVMSG or NOTICE at most, as ISUPPORT's TARGMAX says.
 pub const MAX_MESSAGE_TARGETS: usize = 4;

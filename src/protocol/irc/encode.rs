@@ -214,10 +214,27 @@ fn write_event(
                 };
                 user_line(s, nick.as_str(), "PART", &params)
             }
-            // The leaver's own connection is ending: its goodbye says why.
-            _ if matches!(event, Event::Left { you: true, .. }) => Ok(()),
+            // The leaver's own connection is ending: its goodbye says why; or its one QUIT
+            // was written already (`Event::Quit`).
+            _ if matches!(
+                event,
+                Event::Left { you: true, .. }
+                    | Event::Left {
+                        told_once: true,
+                        ..
+                    }
+            ) =>
+            {
+                Ok(())
+            }
             other => user_line(s, nick.as_str(), "QUIT", &format!(":{}", quit_words(other))),
         },
+        Event::Quit { nick, reason } => user_line(
+            s,
+            nick.as_str(),
+            "QUIT",
+            &format!(":{}", quit_words(reason)),
+        ),
         Event::NickChanged { old, new, .. } => {
             user_line(s, old.as_str(), "NICK", &format!(":{new}"))
         }
@@ -411,6 +428,10 @@ fn write_event(
             numeric(s, RPL_USERHOST, asked.nick, &reply)
         }
         Event::Whois(whois) => write_whois(s, format, asked.nick, whois),
+        Event::Online(nicks) => {
+            let names: Vec<&str> = nicks.iter().map(Nick::as_str).collect();
+            numeric(s, RPL_ISON, asked.nick, &format!(":{}", names.join(" ")))
+        }
         Event::Away {
             you: true, message, ..
         } => match message {
@@ -448,7 +469,7 @@ fn write_event(
         Event::AwayChanged { .. } => Ok(()),
         // A client with echo-message gets its message back as the others got it; the
         // codec put its text in the request's reference (`Asked::rest`).
-        Event::Ack { id, ts } if !asked.rest.is_empty() => {
+        Event::Ack { id, ts, .. } if !asked.rest.is_empty() => {
             let (kind, after) = asked.rest.split_at(1);
             let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
@@ -1462,6 +1483,7 @@ mod tests {
             nick: nick("bob"),
             you: false,
             reason,
+            told_once: false,
         };
         assert_eq!(
             lines(left(LeaveReason::Left(MessageText::new("bye"))), None),
@@ -1475,6 +1497,20 @@ mod tests {
         let got = lines(left(LeaveReason::Quit(MessageText::new(&long))), None);
         assert_eq!(got.len(), 1);
         assert!(got[0].len() + 2 <= MAX_OUT_BYTES && got[0].ends_with('ñ'));
+        // A quit told once (`Event::Quit`) is not written again for each room.
+        let told = Event::Left {
+            room: room("#ops"),
+            nick: nick("bob"),
+            you: false,
+            reason: LeaveReason::ConnectionLost,
+            told_once: true,
+        };
+        assert!(lines(told, None).is_empty());
+        let quit = Event::Quit {
+            nick: nick("bob"),
+            reason: LeaveReason::Quit(MessageText::new("bye")),
+        };
+        assert_eq!(lines(quit, None), [":bob!bob@charla QUIT :Quit: bye"]);
         let renamed = Event::NickChanged {
             old: nick("bob"),
             new: nick("Bob2"),

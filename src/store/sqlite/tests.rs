@@ -190,6 +190,7 @@ fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_qu
         session: crate::hub::SessionId::new(NodeId::default(), 1),
         id,
         ts: 0,
+        seq: Some(id),
         reference: None,
     };
     let first = store.append(said(1, "#a", "ana", "one", false), Some(owed(1)));

@@ -20,10 +20,10 @@ const form = document.getElementById("say");
 const input = document.getElementById("text");
 // What was sent and not yet acknowledged, by ref.
 const pending = new Map();
-// Ids of the messages shown, so nothing is shown twice (your own lines come back in a
-// replay: their ack has no seq).
+// Ids of the messages shown, so nothing is shown twice.
 const seen = new Set();
-// The last seq seen in each room: a reconnect asks for exactly what came after it.
+// The last seq seen in each room, your own lines' too (their ack carries it): a reconnect
+// asks for exactly what came after it.
 const lastSeq = new Map();
 // Rooms joined (to join again after a reconnect), and what is unread in each.
 const rooms = new Set();
@@ -603,7 +603,7 @@ function show(e) {
       const mine = pending.get(e.ref);
       pending.delete(e.ref);
       if (mine?.to) privately({ id: e.id, from: nick, to: mine.to, text: mine.text, ts: e.ts }, "private me");
-      else if (mine) said({ id: e.id, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
+      else if (mine) said({ id: e.id, seq: e.seq, from: nick, text: mine.text, action: mine.action, ts: e.ts }, mine.room, "me");
       break;
     }
     case "status":
