@@ -26,7 +26,7 @@ use crate::limits::{CLUSTER_HEARTBEAT, CLUSTER_LEASE_TTL, CLUSTER_LEASES};
 /// Claims or renews each lease in `KEYS` for `ARGV[1]` (this node's `NODE:RUN`) for
 /// `ARGV[2]` ms: `1` held, `0` another node's, `2` a key that is no lease (another type, or
 /// no expiry), left alone.
-const CLAIM: &str = r"
+const CLAIM_LEASES: &str = r"
 local held = {}
 for i, key in ipairs(KEYS) do
   local value = redis.pcall('GET', key)
@@ -55,7 +55,7 @@ end
 return 0
 ";
 
-static CLAIM_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CLAIM));
+static CLAIM_LEASES_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CLAIM_LEASES));
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 
 /// The names this node has and asked about, and until when it holds each.
@@ -128,7 +128,7 @@ async fn renew(shared: &Shared, redis: &mut ConnectionManager) {
         return;
     }
     let sent = Instant::now();
-    let mut script = CLAIM_SCRIPT.prepare_invoke();
+    let mut script = CLAIM_LEASES_SCRIPT.prepare_invoke();
     for name in &names {
         script.key(key(name));
     }
