@@ -55,7 +55,8 @@ end
 return 0
 ";
 
-static CLAIM_LEASES_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CLAIM_LEASES));
+static CLAIM_LEASES_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(CLAIM_LEASES));
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 
 /// The names this node has and asked about, and until when it holds each.
