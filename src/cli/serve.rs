@@ -63,8 +63,8 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
-    /// Only users logged in to an account may talk (say, /me, /msg); others may read.
-    /// Create accounts with `charla account add NAME --data DIR`, or let users /register.
+    /// Only users logged in to an account may talk (say, /me, /msg); others may read. HTTP
+    /// posts then need an account's token (or --http-token). Create accounts with `charla account add NAME --data DIR`, or let users /register.
     /// Whatever this says, logins are limited to 10 attempts a minute from one address and
     /// on one account (LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_ATTEMPTS_PER_ACCOUNT), 2 password
     /// hashes at once (MAX_CONCURRENT_HASHES).

@@ -14,9 +14,9 @@ use charla::server::HttpOptions;
 use serde_json::json;
 
 use crate::binary::{self, Binary};
-use crate::http::post;
+use crate::http::{post, post_to};
 use crate::irc::Irc;
-use crate::store::{serve_with, stop};
+use crate::store::{next_listening, serve_with, stop};
 use crate::support::{Client, TestServer};
 
 /// Text, IRC and HTTP listeners, flood control off, accounts in memory.
@@ -588,4 +588,37 @@ async fn json_messages_carry_the_account_their_sender_is_logged_in_to() {
         of("anonymous").unwrap().get("account").is_none(),
         "{history}"
     );
+}
+
+/// `--require-account` closes HTTP publish as it closes chat: a post without an account's
+/// token is refused (`account_required`) and not said; one with a token is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_server_refuses_posts_without_an_accounts_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, addr) = serve(
+        dir.path(),
+        &["--require-account", "--listen", "http://127.0.0.1:0"],
+    );
+    let http = next_listening(&charla, "http");
+    let mut ana = text_client(addr).await;
+    ana.send("/nick ana").await;
+    ana.expect("known as ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("is registered to you").await;
+    let token = new_token(&mut ana, "ci").await;
+
+    let refused = post(http, "lobby", &[], "anyone may talk").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.json()["code"], "account_required");
+    let refused = post_to(http, "/alertmanager?room=%23lobby", &[], "{}").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+
+    let bearer = format!("Bearer {token}");
+    let posted = post(http, "lobby", &[("Authorization", &bearer)], "built").await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    // The refused post was not said: the next line ana reads is the one that was.
+    let line = ana.expect("#lobby").await;
+    assert!(line.ends_with("built"), "{line}");
+    drop(ana);
+    stop(charla);
 }
