@@ -58,7 +58,7 @@ pub struct Serve {
 
     /// The directory the database (rooms' history, accounts, what rooms keep and the
     /// Alertmanager alerts firing, in the SQLite file charla.db) is kept in, so a restart
-    /// replays what was said; created if missing [default: $XDG_STATE_HOME/charla, or
+    /// replays what was said; created if missing, for its user only (0700) [default: $XDG_STATE_HOME/charla, or
     /// ~/.local/state/charla]. `none` keeps all of it in memory only: a restart forgets it.
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,

@@ -649,3 +649,20 @@ async fn history_of_an_empty_room_read_past_its_ends_is_empty_not_missing() {
     assert_eq!(crate::http::get(http, path, &[]).await.status, 404);
     stop(charla);
 }
+
+/// The database holds accounts' password hashes and the history of keyed and secret rooms:
+/// the directories the server makes for it, the default's included, are its user's alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_the_server_makes_is_its_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let env = [("XDG_STATE_HOME", state.as_path()), ("HOME", tmp.path())];
+    let (charla, addr) = serve_with(&[], &env);
+    say_in_lobby(addr, "kept").await;
+    stop(charla);
+    for dir in [state.join("charla"), state] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+}
