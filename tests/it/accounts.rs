@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits};
+use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits, REGISTRATIONS_PER_ADDRESS};
 use charla::server::HttpOptions;
 use serde_json::json;
 
@@ -621,4 +621,31 @@ async fn a_closed_server_refuses_posts_without_an_accounts_token() {
     assert!(line.ends_with("built"), "{line}");
     drop(ana);
     stop(charla);
+}
+
+/// Registrations are counted per address: one address cannot register nicks without end
+/// (each is an argon2 hash and an account kept for good). The one refused is not
+/// registered: anyone may still take that nick.
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let server = server().await;
+    let mut squatter = server.client().await;
+    for n in 0..REGISTRATIONS_PER_ADDRESS {
+        squatter.send(&format!("/nick squat{n}")).await;
+        squatter.expect("known as").await;
+        squatter.send("/register correct-horse").await;
+        squatter.expect("is registered to you").await;
+        squatter.send("/logout").await;
+        squatter.expect("*** you are logged out").await;
+    }
+    squatter.send("/nick squatted").await;
+    squatter.expect("known as squatted").await;
+    squatter.send("/register correct-horse").await;
+    squatter
+        .expect("ERROR rate_limited: too many registrations")
+        .await;
+    squatter.send("/nick other").await;
+    squatter.expect("known as other").await;
+    // Taken by another connection: a registered nick would be refused (nick_registered).
+    let _eve = server.named("squatted").await;
 }
