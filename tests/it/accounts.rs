@@ -649,3 +649,27 @@ async fn registrations_are_limited_per_address() {
     // Taken by another connection: a registered nick would be refused (nick_registered).
     let _eve = server.named("squatted").await;
 }
+
+/// On a closed server an IRC client that has not logged in is told how IRC logs in (SASL),
+/// not the text client's `/login`, which IRC has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_server_tells_irc_clients_to_log_in_with_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, _) = serve(
+        dir.path(),
+        &["--require-account", "--listen", "irc://127.0.0.1:0"],
+    );
+    let mut irc = Irc(Client::tcp(next_listening(&charla, "irc")).await);
+    irc.send("NICK anon").await;
+    irc.send("USER anon 0 * :anon").await;
+    irc.expect(" 422 ").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect(" 366 anon #lobby ").await;
+    irc.send("PRIVMSG #lobby :hello?").await;
+    let told = irc.expect("NOTICE anon :").await;
+    assert!(told.contains("only users with an account talk"), "{told}");
+    assert!(told.contains("SASL"), "{told}");
+    assert!(!told.contains("/login"), "{told}");
+    drop(irc);
+    stop(charla);
+}

@@ -750,6 +750,11 @@ fn write_error(
             );
             &sasl
         }
+        ErrorCode::AccountRequired => {
+            sasl = "this server lets only users with an account talk: log in with SASL PLAIN"
+                .to_string();
+            &sasl
+        }
         _ => message,
     };
     let clean = crate::hub::sanitize(message);
@@ -1428,6 +1433,13 @@ mod tests {
         assert_eq!(
             lines(error(ErrorCode::NickRegistered), Some("ana NICK bob")),
             [":charla 433 ana bob :bob is registered; log in with SASL PLAIN to use it"]
+        );
+        assert_eq!(
+            lines(error(ErrorCode::AccountRequired), Some("ana PRIVMSG #x")),
+            [
+                ":charla NOTICE ana :this server lets only users with an account talk: log in \
+                 with SASL PLAIN"
+            ]
         );
         assert!(
             lines(error(ErrorCode::TooManyRooms), Some("ana JOIN #x"))[0]
