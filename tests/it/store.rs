@@ -666,3 +666,40 @@ async fn the_data_dir_the_server_makes_is_its_users_alone() {
         assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     }
 }
+
+/// The `seq` a room's next message gets, said by `c` in `room`.
+async fn next_seq(c: &mut Client, room: &str) -> u64 {
+    c.send(&json!({"type": "say", "room": room, "text": "next"}).to_string())
+        .await;
+    c.expect_json("ack").await["seq"].as_u64().unwrap()
+}
+
+/// A room whose stored history all went (here to `--history-keep-total`; `--history-age`
+/// deletes the same way) numbers on from its last message, not from 1 again: a client that
+/// saw `seq` 3 and resumes from it must get the room's next messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_whose_history_all_went_numbers_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = ["--data", data, "--history-keep-total", "1"];
+    let (charla, addr) = serve_with(&args, &[]);
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for expected in 1..=3 {
+        assert_eq!(next_seq(&mut ana, "#ops").await, expected);
+    }
+    join(&mut ana, "#dev").await;
+    next_seq(&mut ana, "#dev").await;
+    drop(ana);
+    // SIGTERM moves everything into the file and bounds it: #ops's rows are the oldest.
+    stop(charla);
+
+    let (charla, addr) = serve_with(&args, &[]);
+    let mut bob = json_client(addr, "bob").await;
+    bob.send(&json!({"type": "hello", "since": {"#ops": 3}}).to_string())
+        .await;
+    bob.expect_json("welcome").await;
+    assert_eq!(next_seq(&mut bob, "#ops").await, 4);
+    drop(bob);
+    stop(charla);
+}
