@@ -272,7 +272,11 @@ fn write_event(
         Event::Posted(posted) => write_posted(s, format, posted, Replay::Live),
         Event::Status { room, items } => {
             for notice in items {
-                let text = format!("--- {}", notice.text.as_str());
+                // In a cluster, the node that runs it, as the text protocol says it.
+                let text = match notice.node() {
+                    Some(node) => format!("--- {} (on {node})", notice.text.as_str()),
+                    None => format!("--- {}", notice.text.as_str()),
+                };
                 write_feed(s, "", notice, room.as_str(), &text)?;
             }
             Ok(())
