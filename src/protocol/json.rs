@@ -561,6 +561,30 @@ impl<'a> MessageOut<'a> {
     }
 }
 
+/// The hub's refusals of a user not logged in point to the text client's `/login`, which
+/// JSON has not: a JSON (or WebSocket) client logs in with a `login` request or with
+/// `password` in its `hello`, and registers with a `register` request.
+fn advice(code: ErrorCode, message: &str) -> Cow<'_, str> {
+    const LOGIN: &str = r#"{"type":"login","nick":…,"password":…}, or "password" in "hello""#;
+    match code {
+        ErrorCode::NickRegistered => {
+            // The hub's message names the nick first.
+            let nick = message.split(' ').next().unwrap_or_default();
+            let quoted = Value::from(nick).to_string();
+            let login = LOGIN.replacen('…', &quoted, 1);
+            format!("{nick} is registered; if it is yours, log in: {login}").into()
+        }
+        ErrorCode::AccountRequired => {
+            format!("this server lets only users with an account talk: log in: {LOGIN}").into()
+        }
+        ErrorCode::NotLoggedIn => format!(
+            r#"you are not logged in: log in: {LOGIN}; or {{"type":"register","password":…}}"#
+        )
+        .into(),
+        _ => message.into(),
+    }
+}
+
 pub fn encode(out: &Outgoing) -> Bytes {
     let mut line = match &out.event {
         // Client-only tags are for IRC clients that asked for them.
@@ -883,7 +907,7 @@ fn to_value(event: &Event) -> Value {
             v
         }
         Event::Error { code, message } => json!({
-            "type": "error", "code": code.as_str(), "message": message,
+            "type": "error", "code": code.as_str(), "message": advice(*code, message),
         }),
         Event::Help => json!({
             "type": "help",
@@ -960,6 +984,34 @@ mod tests {
             Ok(Incoming::Request(r)) => r,
             other => panic!("{line:?} gave {other:?}"),
         }
+    }
+
+    #[test]
+    fn refusals_of_a_guest_say_how_json_logs_in() {
+        let said = |code, message: &str| {
+            let out = Outgoing::new(Event::Error {
+                code,
+                message: message.into(),
+            });
+            let v: Value = serde_json::from_slice(&encode(&out)).unwrap();
+            v["message"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            said(
+                ErrorCode::NickRegistered,
+                "bob is registered; if it is yours, /login bob PASSWORD"
+            ),
+            r#"bob is registered; if it is yours, log in: {"type":"login","nick":"bob","password":…}, or "password" in "hello""#
+        );
+        let required = said(ErrorCode::AccountRequired, "… /login NICK PASSWORD");
+        assert!(required.contains(r#"{"type":"login""#), "{required}");
+        let not_in = said(ErrorCode::NotLoggedIn, "… /login NICK PASSWORD");
+        assert!(not_in.contains(r#"{"type":"register""#), "{not_in}");
+        for message in [required, not_in] {
+            assert!(!message.contains("/login"), "{message}");
+        }
+        // Other refusals are the hub's words.
+        assert_eq!(said(ErrorCode::NickTaken, "bob is taken"), "bob is taken");
     }
 
     #[test]

@@ -11,12 +11,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits, REGISTRATIONS_PER_ADDRESS};
 use charla::server::HttpOptions;
+use futures_util::SinkExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::binary::{self, Binary};
-use crate::http::{post, post_to};
+use crate::http::{expect_frame, post, post_to, ws};
 use crate::irc::Irc;
-use crate::store::{next_listening, serve_with, stop};
+use crate::store::{json_client, next_listening, serve_with, stop};
 use crate::support::{Client, TestServer};
 
 /// Text, IRC and HTTP listeners, flood control off, accounts in memory.
@@ -152,6 +154,20 @@ async fn a_registered_nick_is_refused_on_every_protocol() {
     let refused = json.expect_json("error").await;
     assert_eq!(refused["code"], "nick_registered");
     assert_eq!(refused["ref"], "n");
+    // A JSON client is told of the JSON `login`, not the text client's /login.
+    let told = refused["message"].as_str().unwrap();
+    assert!(told.contains(r#"{"type":"login","nick":"ana""#), "{told}");
+    assert!(!told.contains("/login"), "{told}");
+
+    let mut web = ws(server.http(), "?nick=wes").await;
+    web.send(Message::text(r#"{"type":"nick","nick":"ana"}"#))
+        .await
+        .unwrap();
+    let refused = expect_frame(&mut web, "error").await;
+    assert_eq!(refused["code"], "nick_registered");
+    let told = refused["message"].as_str().unwrap();
+    assert!(told.contains(r#"{"type":"login","nick":"ana""#), "{told}");
+    assert!(!told.contains("/login"), "{told}");
 
     let mut irc = Irc::connect(&server).await;
     irc.send("NICK ana").await;
@@ -671,5 +687,29 @@ async fn a_closed_server_tells_irc_clients_to_log_in_with_sasl() {
     assert!(told.contains("SASL"), "{told}");
     assert!(!told.contains("/login"), "{told}");
     drop(irc);
+    stop(charla);
+}
+
+/// On a closed server a JSON client that has not logged in is told of the JSON `login`
+/// request, not the text client's `/login`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_server_tells_json_clients_to_send_a_login_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, addr) = serve(dir.path(), &["--require-account"]);
+    let mut anon = json_client(addr, "anon").await;
+    anon.send(r##"{"type":"say","room":"#lobby","text":"hello?"}"##)
+        .await;
+    let refused = anon.expect_json("error").await;
+    assert_eq!(refused["code"], "account_required");
+    let told = refused["message"].as_str().unwrap();
+    assert!(told.contains(r#"{"type":"login""#), "{told}");
+    assert!(!told.contains("/login"), "{told}");
+    anon.send(r#"{"type":"token_list"}"#).await;
+    let refused = anon.expect_json("error").await;
+    assert_eq!(refused["code"], "not_logged_in");
+    let told = refused["message"].as_str().unwrap();
+    assert!(told.contains(r#"{"type":"register""#), "{told}");
+    assert!(!told.contains("/login"), "{told}");
+    drop(anon);
     stop(charla);
 }

@@ -189,9 +189,10 @@ async fn text_in(server: &TestServer, nick: &str, room: &str) -> Client {
     c
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-async fn ws(addr: SocketAddr, query: &str) -> Ws {
+pub(crate) async fn ws(addr: SocketAddr, query: &str) -> Ws {
     let (ws, response) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}"))
         .await
         .expect("the handshake succeeds");
@@ -220,7 +221,7 @@ async fn frame(ws: &mut Ws) -> Value {
 }
 
 /// Frames until one of `"type": kind`.
-async fn expect_frame(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn expect_frame(ws: &mut Ws, kind: &str) -> Value {
     let mut seen = Vec::new();
     loop {
         let v = frame(ws).await;
