@@ -61,6 +61,7 @@ use crate::hub::{
 use chunk::{Names, Row};
 use commits::CommitFile;
 pub(super) use convert::rows_to_chunks;
+use failure_log::FailureLog;
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
 /// told `store_unavailable`, counted in [`StoreStats::refused`] and logged (at the 1st, 2nd,
@@ -946,6 +947,8 @@ struct Staged {
     last: Option<u64>,
     /// The number of the last commit that wrote them, recorded by their move.
     commit: u64,
+    /// Failed moves, logged at most once a [`failure_log::FAILURE_LOG_INTERVAL`].
+    failures: FailureLog,
 }
 
 impl Staged {
@@ -972,6 +975,9 @@ impl Staged {
         let highest = shared.highest.load(Ordering::Relaxed);
         match move_staged(conn, keep, &self.entries, highest, self.commit) {
             Ok((added, pruned)) => {
+                if let Some(unlogged) = self.failures.worked() {
+                    tracing::info!(unlogged, "staged history moves into place again");
+                }
                 if let Err(e) = commits.rewind() {
                     warn!(error = %e, "cannot cut the history's commit file");
                 }
@@ -986,7 +992,9 @@ impl Staged {
                 (rows + added).saturating_sub(pruned)
             }
             Err(e) => {
-                error!(error = %e, entries = self.entries.len(), "cannot move staged history into place");
+                if let Some(unlogged) = self.failures.failed(Instant::now()) {
+                    error!(error = %e, entries = self.entries.len(), unlogged, "cannot move staged history into place");
+                }
                 self.since = Some(Instant::now());
                 rows
             }
@@ -1325,6 +1333,7 @@ mod chunk;
 mod chunks;
 mod commits;
 mod convert;
+mod failure_log;
 mod firing;
 mod rooms;
 #[cfg(test)]
