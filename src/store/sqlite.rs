@@ -866,9 +866,11 @@ fn write_loop(
         warn!(error = %e, "cannot size the history writer's page cache");
     }
     loop {
-        let wait = staged.since.map_or(EXPIRE_EVERY, |at| {
-            (at + MERGE_INTERVAL).saturating_duration_since(Instant::now())
-        });
+        let wait = idle_wait(
+            Instant::now(),
+            staged.since,
+            bounds.max_age.map(|_| expired_at),
+        );
         let mut flushes = Vec::new();
         match jobs.recv_timeout(wait) {
             Ok(first) => {
@@ -918,6 +920,24 @@ fn write_loop(
     if let Err(e) = record_last_ids(&conn, &[], shared.highest.load(Ordering::Relaxed)) {
         error!(error = %e, "cannot record the last message id");
     }
+}
+
+/// How long the writer waits for work before it has its own to do: the move of what is
+/// staged since `staged_since`, or, with `--history-age` (`expiring` is `Some` of when it
+/// last deleted expired history), the next deletion. Counted from that deletion, not from
+/// the last message, so an idle server deletes every [`EXPIRE_EVERY`] as documented.
+fn idle_wait(
+    now: Instant,
+    staged_since: Option<Instant>,
+    expiring: Option<Option<Instant>>,
+) -> Duration {
+    let merge = staged_since.map(|at| at + MERGE_INTERVAL);
+    let expire = expiring.map(|last| last.map_or(now, |at| at + EXPIRE_EVERY));
+    merge
+        .into_iter()
+        .chain(expire)
+        .min()
+        .map_or(EXPIRE_EVERY, |due| due.saturating_duration_since(now))
 }
 
 /// Deletes the oldest chunks while `rows`, the entries in `chunks`, are more than `total`;

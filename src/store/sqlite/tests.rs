@@ -1253,3 +1253,33 @@ fn checkpoint_pages(path: &std::path::Path) -> i64 {
     conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
         .unwrap()
 }
+
+/// With `--history-age` the writer deletes every [`EXPIRE_EVERY`] counted from the last
+/// deletion: a message just before one is due does not put it off another whole period.
+#[test]
+fn the_writer_waits_for_the_next_deletion_not_a_period_after_the_last_message() {
+    let start = Instant::now();
+    let expired = start;
+    // A message staged 59 s after the last deletion, its move just done: the deletion is
+    // due a second later, not 60 s after the move.
+    let now = start + Duration::from_secs(59) + MERGE_INTERVAL;
+    assert_eq!(
+        idle_wait(now, None, Some(Some(expired))),
+        EXPIRE_EVERY - Duration::from_secs(59) - MERGE_INTERVAL
+    );
+    // Something staged waits for its move, which comes first.
+    let staged = start + Duration::from_secs(59);
+    assert_eq!(
+        idle_wait(staged, Some(staged), Some(Some(expired))),
+        MERGE_INTERVAL
+    );
+    // Never deleted yet: at once. Overdue: at once.
+    assert_eq!(idle_wait(now, None, Some(None)), Duration::ZERO);
+    assert_eq!(
+        idle_wait(start + EXPIRE_EVERY * 2, None, Some(Some(expired))),
+        Duration::ZERO
+    );
+    // Without --history-age only the move has a time.
+    assert_eq!(idle_wait(now, None, None), EXPIRE_EVERY);
+    assert_eq!(idle_wait(staged, Some(staged), None), MERGE_INTERVAL);
+}
