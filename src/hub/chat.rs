@@ -316,6 +316,17 @@ impl ChatState {
             }
         }
         out.into_iter().for_each(|id| self.tell_profile(id));
+        let mut changed = Vec::new();
+        for (room, target) in self.rooms.iter_mut() {
+            let changes = target.forget_account(name);
+            if !changes.is_empty() {
+                changed.push((room.clone(), changes));
+            }
+        }
+        for (room, changes) in changed {
+            self.save_room(&room);
+            self.share_room(&room, changes);
+        }
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,

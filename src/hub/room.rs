@@ -59,7 +59,32 @@ pub struct KeptRoom {
     pub created: Option<u64>,
 }
 
+/// The account `name` was deleted: a room no longer makes its sessions operators, and its
+/// bans keep their masks but no longer follow it, so whoever registers the name again
+/// inherits neither. The changes made, for a cluster's other nodes; none: nothing was.
+pub fn forget_account(
+    op_accounts: &mut Vec<Nick>,
+    bans: &mut [Ban],
+    name: &Nick,
+) -> Vec<RoomChange> {
+    let mut changes = Vec::new();
+    if op_accounts.contains(name) {
+        op_accounts.retain(|a| a != name);
+        changes.push(RoomChange::OpAccount(name.clone(), false));
+    }
+    for ban in bans.iter_mut().filter(|b| b.account.as_ref() == Some(name)) {
+        ban.account = None;
+        changes.push(RoomChange::Ban(ban.mask.clone(), Some(ban.clone())));
+    }
+    changes
+}
+
 impl KeptRoom {
+    /// [`forget_account`] of what a room that is not made now keeps.
+    pub fn forget_account(&mut self, name: &Nick) -> bool {
+        !forget_account(&mut self.op_accounts, &mut self.bans, name).is_empty()
+    }
+
     /// What a new room keeps: no topic, `+nt`, no operators' accounts, no bans.
     pub fn new_room() -> KeptRoom {
         KeptRoom {
@@ -115,6 +140,11 @@ impl RoomSettings {
 }
 
 impl Room {
+    /// [`forget_account`] of this room.
+    pub fn forget_account(&mut self, name: &Nick) -> Vec<RoomChange> {
+        forget_account(&mut self.op_accounts, &mut self.bans, name)
+    }
+
     /// An operator was made who is logged in to `account` (if any): remembered, within
     /// [`MAX_OP_ACCOUNTS_PER_ROOM`].
     pub fn remember_op(&mut self, account: Option<&Nick>) {

@@ -124,8 +124,17 @@ impl AccountStore for SqliteAccounts {
     }
 
     fn delete(&self, name: &Nick) -> Result<(), AccountError> {
-        let rows =
-            self.with(|conn| conn.execute("DELETE FROM accounts WHERE key = ?1", [name.key()]))?;
+        // In one transaction with the rooms kept in the file, so no room keeps making
+        // operators of, or banning by, an account that someone may register again.
+        let rows = self.with(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let rows = tx.execute("DELETE FROM accounts WHERE key = ?1", [name.key()])?;
+            if rows > 0 {
+                super::sqlite::forget_account(&tx, name)?;
+            }
+            tx.commit()?;
+            Ok(rows)
+        })?;
         self.changed(name, rows)
     }
 

@@ -62,6 +62,7 @@ use chunk::{Names, Row};
 use commits::CommitFile;
 pub(super) use convert::rows_to_chunks;
 use failure_log::FailureLog;
+pub(super) use rooms::forget_account;
 
 /// Entries waiting for the writer thread. Past it, an entry is refused: not said, its sender
 /// told `store_unavailable`, counted in [`StoreStats::refused`] and logged (at the 1st, 2nd,

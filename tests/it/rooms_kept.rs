@@ -150,6 +150,110 @@ async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_n
     stop(charla);
 }
 
+/// Whoever registers a deleted account's name again inherits none of its bans: the
+/// rooms' bans keep their masks but no longer follow the account, in a room made now
+/// (`#ops`) as in one kept in the file (`#den`, empty when the account goes).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let mut mal = json_client(addr, "mal").await;
+    let registered = ask(
+        &mut mal,
+        json!({"type": "register", "password": "correct-horse"}),
+        "account",
+    )
+    .await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+    for room in ["#ops", "#den"] {
+        let joined = join_own(&mut ana, room).await;
+        assert_eq!(joined["you"], true, "{joined}");
+        let ban = json!({"type": "mode", "room": room, "modes": "+b mal"});
+        assert_eq!(ask(&mut ana, ban, "mode").await["modes"], "+b mal!*@*");
+    }
+    let left = {
+        ana.send(r##"{"type":"leave","room":"#den"}"##).await;
+        loop {
+            let v = ana.json().await;
+            if v["type"] == "leave" && v["you"] == true {
+                break v;
+            }
+        }
+    };
+    assert_eq!(left["you"], true, "{left}");
+
+    let gone = json!({"type": "unregister", "password": "correct-horse"});
+    assert_eq!(
+        ask(&mut mal, gone, "account").await["event"],
+        "unregistered"
+    );
+    drop(mal);
+
+    // Someone else registers the name, and goes by another nick.
+    let mut max = json_client(addr, "mal").await;
+    let registered = ask(
+        &mut max,
+        json!({"type": "register", "password": "another-horse"}),
+        "account",
+    )
+    .await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+    let renamed = ask(&mut max, json!({"type": "nick", "nick": "max"}), "nick").await;
+    assert_eq!(renamed["new"], "max", "{renamed}");
+    let joined = join_own(&mut max, "#ops").await;
+    assert_eq!(joined["you"], true, "{joined}");
+
+    // The ban is still on the nick: the list shows its mask and no account.
+    let bans = json!({"type": "mode", "room": "#ops", "modes": "+b"});
+    let bans = ask(&mut ana, bans, "bans").await;
+    assert_eq!(bans["bans"][0]["mask"], "mal!*@*", "{bans}");
+    assert!(bans["bans"][0].get("account").is_none(), "{bans}");
+    // …and keeps out whoever goes by that nick, the new account's owner too.
+    max.send(r##"{"type":"leave","room":"#ops"}"##).await;
+    let renamed = ask(&mut max, json!({"type": "nick", "nick": "mal"}), "nick").await;
+    assert_eq!(renamed["new"], "mal", "{renamed}");
+    let refused = join_own(&mut max, "#ops").await;
+    assert_eq!(refused["code"], "banned", "{refused}");
+    drop((ana, max));
+    stop(charla);
+
+    // #den was kept in the file when the account went: after a restart its ban follows
+    // no one either.
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let joined = join_own(&mut ana, "#den").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let bans = json!({"type": "mode", "room": "#den", "modes": "+b"});
+    let bans = ask(&mut ana, bans, "bans").await;
+    assert_eq!(bans["bans"][0]["mask"], "mal!*@*", "{bans}");
+    assert!(bans["bans"][0].get("account").is_none(), "{bans}");
+    let mut max = json_client(addr, "max").await;
+    let login = json!({"type": "login", "nick": "mal", "password": "another-horse"});
+    assert_eq!(ask(&mut max, login, "account").await["event"], "logged_in");
+    let renamed = ask(&mut max, json!({"type": "nick", "nick": "max"}), "nick").await;
+    assert_eq!(renamed["new"], "max", "{renamed}");
+    let joined = join_own(&mut max, "#den").await;
+    assert_eq!(joined["you"], true, "{joined}");
+    stop(charla);
+}
+
+/// Joins `room` and returns the answer: this client's own join, or an error (others'
+/// joins to rooms it is in are skipped).
+async fn join_own(c: &mut Client, room: &str) -> Value {
+    c.send(&json!({"type": "join", "room": room}).to_string())
+        .await;
+    loop {
+        let v = c.json().await;
+        if v["type"] == "error" || (v["type"] == "join" && v["you"] == true) {
+            return v;
+        }
+    }
+}
+
 /// Joins `#den` and returns the answer: this client's own join, or an error (others'
 /// joins to rooms it is in are skipped).
 async fn join_den(c: &mut Client) -> Value {

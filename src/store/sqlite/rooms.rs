@@ -32,6 +32,34 @@ pub(super) fn save(
     Ok(())
 }
 
+/// The account `name` was deleted: every room kept in the file forgets it
+/// ([`KeptRoom::forget_account`]). Rare (an `/unregister`), so every row is read.
+pub(crate) fn forget_account(conn: &Connection, name: &Nick) -> rusqlite::Result<()> {
+    let mut changed = Vec::new();
+    {
+        let mut rows = conn.prepare("SELECT key, state FROM rooms")?;
+        let rows = rows.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (key, state) = row?;
+            let kept = serde_json::from_str(&state)
+                .ok()
+                .and_then(|v| from_json(&v));
+            if let Some(mut kept) = kept
+                && kept.forget_account(name)
+            {
+                changed.push((key, to_json(&kept).to_string()));
+            }
+        }
+    }
+    let mut update = conn.prepare("UPDATE rooms SET state = ?2 WHERE key = ?1")?;
+    for (key, state) in changed {
+        update.execute(params![key, state])?;
+    }
+    Ok(())
+}
+
 /// What the file keeps of `room`; `None` when nothing, or nothing this charla can read.
 pub(super) fn read(conn: &Connection, room: &RoomName) -> rusqlite::Result<Option<KeptRoom>> {
     let state: Option<String> = conn
