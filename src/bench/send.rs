@@ -53,7 +53,7 @@ pub struct Sent {
 }
 
 /// Sends every sender's messages on schedule until `schedule.end`, on a thread of its own;
-/// writes go through `runtime`, which owns the sockets.
+/// a write the socket cannot take at once goes through `runtime`, which owns the sockets.
 pub async fn run(runtime: Handle, senders: Vec<Sender>, schedule: Schedule) -> Sent {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
