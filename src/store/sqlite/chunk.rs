@@ -219,7 +219,7 @@ impl Extend<u8> for Append<'_> {
     }
 }
 
-/// The rows of a blob [`encode`] made, in their order, borrowing its strings.
+/// The rows of a blob [`encode_into`] made, in their order, borrowing its strings.
 pub fn decode(blob: &[u8]) -> Result<Vec<Row<'_>>, ChunkError> {
     let &format = blob.first().ok_or(ChunkError::Empty)?;
     if format != FORMAT {
