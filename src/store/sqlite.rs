@@ -250,6 +250,10 @@ struct Queue {
     /// Rooms' states sent to the writer and not yet committed, each under the number it
     /// was sent with: what a room made again meanwhile takes back.
     rooms: HashMap<RoomName, (u64, Option<KeptRoom>)>,
+    /// The largest number of each room among entries a failed commit gave up (a full
+    /// disk): said live with it, never in the file, so a room made again numbers on after
+    /// it. Until the server stops; one a room, and only rooms that lost an entry.
+    lost_seqs: HashMap<RoomName, u64>,
     next: u64,
     cache: Cache,
 }
@@ -364,6 +368,7 @@ impl SqliteHistory {
                     sender: Some(sender),
                     pending: VecDeque::new(),
                     rooms: HashMap::new(),
+                    lost_seqs: HashMap::new(),
                     next: 1,
                     cache: Cache::default(),
                 },
@@ -669,19 +674,20 @@ impl HistoryStore for SqliteHistory {
         self.shared.queue.lock().cache.remove(room);
     }
 
-    /// From the file and what waits for the writer: the room may have ended and begun
-    /// again before its last entries were committed.
+    /// From the file, what waits for the writer and what a failed commit gave up: the room
+    /// may have ended and begun again before its last entries were committed, or without
+    /// them ever being.
     fn last_seq(&self, room: &RoomName) -> u64 {
-        let pending = self
-            .shared
-            .queue
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, entry)| entry.room() == room)
-            .map(|(_, entry)| entry.seq())
-            .max()
-            .unwrap_or(0);
+        let pending = {
+            let queue = self.shared.queue.lock();
+            let lost = queue.lost_seqs.get(room).copied().unwrap_or(0);
+            queue
+                .pending
+                .iter()
+                .filter(|(_, entry)| entry.room() == room)
+                .map(|(_, entry)| entry.seq())
+                .fold(lost, u64::max)
+        };
         let stored = self.with_reader(|conn| chunks::last_seq(conn, room.key()));
         let stored = stored.unwrap_or_else(|e| {
             error!(error = %e, room = %room, "cannot read the room's last number");
@@ -1264,6 +1270,10 @@ fn write_batch(
             }
             None => Vec::new(),
         };
+        for (_, entry) in &given_up {
+            let lost = queue.lost_seqs.entry(entry.room().clone()).or_default();
+            *lost = (*lost).max(entry.seq());
+        }
         // Freed after the lock is let go: appends wait for it.
         drop(queue);
         drop(given_up);

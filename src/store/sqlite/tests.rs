@@ -1119,6 +1119,7 @@ fn a_version_7_file_is_converted_into_chunks_with_its_history_numbers_and_ids() 
             "firing",
             "last_ids",
             "meta",
+            "room_floors",
             "rooms"
         ]
     );
