@@ -378,6 +378,11 @@ pub const MAX_CONCURRENT_HASHES: usize = 2;
 /// each attempt is refused with `rate_limited` before any hash is computed. Default 10.
 pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 10;
 
+/// Registrations (`/register`) one address may make in [`LOGIN_WINDOW`]: each is a hash
+/// and an account kept for good, so past it each is refused with `rate_limited` before
+/// any hash is computed. Default 10.
+pub const REGISTRATIONS_PER_ADDRESS: u32 = 10;
+
 /// Login attempts on one account, from anywhere, in [`LOGIN_WINDOW`]: guessing one
 /// account's password from many addresses is slowed as much. Default 10.
 pub const LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;

@@ -7,6 +7,7 @@
 mod cli;
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -241,7 +242,12 @@ fn open_store(args: &Serve, limits: &Limits) -> anyhow::Result<Option<Arc<Sqlite
             dir.display()
         );
     }
-    std::fs::create_dir_all(&dir)
+    // The database holds accounts' password hashes and the history of keyed and secret
+    // rooms: what the server makes is its user's alone, as the XDG spec asks (0700).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let options = SqliteOptions {
         bounds: limits.history_bounds(),

@@ -6,8 +6,8 @@
 //! at most [`MAX_CONCURRENT_HASHES`] at once; a connection has at most one request here at
 //! a time (it stops reading until it is answered), so the queue for them is bounded by the
 //! connections served. Login attempts are counted per address and per account
-//! ([`LOGIN_ATTEMPTS_PER_ADDRESS`], [`LOGIN_ATTEMPTS_PER_ACCOUNT`]) before any hash is
-//! computed.
+//! ([`LOGIN_ATTEMPTS_PER_ADDRESS`], [`LOGIN_ATTEMPTS_PER_ACCOUNT`]) and registrations per
+//! address ([`REGISTRATIONS_PER_ADDRESS`]) before any hash is computed.
 
 pub mod gate;
 mod limiter;
@@ -27,7 +27,7 @@ use crate::hub::{
 };
 use crate::limits::{
     LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_TRACKED, LOGIN_WINDOW,
-    MAX_CONCURRENT_HASHES,
+    MAX_CONCURRENT_HASHES, REGISTRATIONS_PER_ADDRESS,
 };
 pub use gate::ServerPassword;
 use limiter::Attempts;
@@ -79,6 +79,8 @@ pub struct Accounts {
     by_account: Attempts<Nick>,
     /// Attempts on each operator's name, counted as an account's are.
     by_oper: Attempts<Nick>,
+    /// Registrations from each address.
+    registrations: Attempts<IpAddr>,
     /// `--oper`: the server operators and their passwords' hashes.
     opers: Vec<ServerOper>,
 }
@@ -92,6 +94,7 @@ impl Accounts {
             by_address: Attempts::new(LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_WINDOW, LOGIN_TRACKED),
             by_account: Attempts::new(LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_WINDOW, LOGIN_TRACKED),
             by_oper: Attempts::new(LOGIN_ATTEMPTS_PER_ACCOUNT, LOGIN_WINDOW, LOGIN_TRACKED),
+            registrations: Attempts::new(REGISTRATIONS_PER_ADDRESS, LOGIN_WINDOW, LOGIN_TRACKED),
             opers,
         }
     }
@@ -131,6 +134,21 @@ impl Accounts {
                 let Some(name) = self.hub.nick_of(id) else {
                     return Ok(());
                 };
+                // A registration costs a hash as a login does and adds an account for
+                // good: counted per address, so one address can neither fill the
+                // database nor keep the hashing threads from everyone's logins.
+                let now = Instant::now();
+                if ip.is_some_and(|ip| self.registrations.spend(ip.to_canonical(), now).is_err()) {
+                    warn!(nick = %name, ?ip, "registration refused: too many from one address");
+                    return Err((
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many registrations: at most {REGISTRATIONS_PER_ADDRESS} from \
+                             one address every {}; try again later",
+                            humantime::format_duration(LOGIN_WINDOW)
+                        ),
+                    ));
+                }
                 let phc = self.hash(password).await?;
                 let created = name.clone();
                 blocking(move || store.create(&created, &phc)).await??;

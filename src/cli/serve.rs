@@ -58,16 +58,18 @@ pub struct Serve {
 
     /// The directory the database (rooms' history, accounts, what rooms keep and the
     /// Alertmanager alerts firing, in the SQLite file charla.db) is kept in, so a restart
-    /// replays what was said; created if missing [default: $XDG_STATE_HOME/charla, or
-    /// ~/.local/state/charla]. `none` keeps all of it in memory only: a restart forgets it.
+    /// replays what was said; created if missing, for its user only (0700) [default:
+    /// $XDG_STATE_HOME/charla, or ~/.local/state/charla]. `none` keeps all of it in memory
+    /// only: a restart forgets it.
     #[arg(long, env = "CHARLA_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
-    /// Only users logged in to an account may talk (say, /me, /msg); others may read.
-    /// Create accounts with `charla account add NAME --data DIR`, or let users /register.
-    /// Whatever this says, logins are limited to 10 attempts a minute from one address and
-    /// on one account (LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_ATTEMPTS_PER_ACCOUNT), 2 password
-    /// hashes at once (MAX_CONCURRENT_HASHES).
+    /// Only users logged in to an account may talk (say, /me, /msg); others may read. HTTP
+    /// posts then need an account's token (or --http-token). Create accounts with `charla
+    /// account add NAME --data DIR`, or let users /register. Whatever this says, logins are
+    /// limited to 10 attempts a minute from one address and on one account
+    /// (LOGIN_ATTEMPTS_PER_ADDRESS, LOGIN_ATTEMPTS_PER_ACCOUNT), 2 password hashes at once
+    /// (MAX_CONCURRENT_HASHES).
     #[arg(long, env = "CHARLA_REQUIRE_ACCOUNT")]
     pub require_account: bool,
 

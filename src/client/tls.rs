@@ -67,38 +67,60 @@ pub fn name(host: &str) -> io::Result<ServerName<'static>> {
     })
 }
 
-/// The failure of a connection as the person should read it when the TLS handshake was
-/// the reason: rustls's own words for a certificate are often its type names.
-pub fn untrusted(endpoint: &Endpoint, error: &io::Error) -> Option<ClientError> {
-    let inner = error.get_ref()?.downcast_ref::<rustls::Error>()?;
-    match inner {
-        rustls::Error::InvalidCertificate(why) => {
-            let (reason, hint) = certificate(why, endpoint);
-            Some(ClientError::Untrusted {
-                endpoint: endpoint.clone(),
-                reason,
-                hint,
-            })
+/// Why a TLS handshake failed, in words, when rustls's own words would be its type names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server's certificate failed verification: why, and what to do about it.
+    Untrusted { reason: String, hint: String },
+    /// What answered does not speak TLS.
+    NotTls,
+    /// The handshake failed for another reason than the certificate.
+    Handshake(String),
+}
+
+impl Refusal {
+    /// The refusal behind `error`, a handshake with `host` trusting `ca` (the system's
+    /// roots when `None`); `None` when the handshake was not the reason.
+    pub fn of(error: &io::Error, host: &str, ca: Option<&Path>) -> Option<Refusal> {
+        let inner = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+        match inner {
+            rustls::Error::InvalidCertificate(why) => {
+                let (reason, hint) = certificate(why, host, ca);
+                Some(Refusal::Untrusted { reason, hint })
+            }
+            rustls::Error::InvalidMessage(_) => Some(Refusal::NotTls),
+            rustls::Error::PeerIncompatible(_) => Some(Refusal::Handshake(
+                "the server offers no TLS version or cipher suite this client takes (TLS 1.2 or 1.3)".into(),
+            )),
+            rustls::Error::AlertReceived(alert) => Some(Refusal::Handshake(format!(
+                "the server refused it ({alert:?} alert)"
+            ))),
+            _ => None,
         }
-        rustls::Error::InvalidMessage(_) => Some(ClientError::NotTls(endpoint.clone())),
-        rustls::Error::PeerIncompatible(_) => Some(ClientError::Handshake {
-            endpoint: endpoint.clone(),
-            reason: "the server offers no TLS version or cipher suite this client takes (TLS 1.2 or 1.3)".into(),
-        }),
-        rustls::Error::AlertReceived(alert) => Some(ClientError::Handshake {
-            endpoint: endpoint.clone(),
-            reason: format!("the server refused it ({alert:?} alert)"),
-        }),
-        _ => None,
     }
 }
 
-/// What is wrong with the server's certificate, and what to do about it.
-fn certificate(error: &CertificateError, endpoint: &Endpoint) -> (String, String) {
+/// The failure of a connection as the person should read it when the TLS handshake was
+/// the reason.
+pub fn untrusted(endpoint: &Endpoint, error: &io::Error) -> Option<ClientError> {
     let (host, ca) = match endpoint {
         Endpoint::Tls { host, ca, .. } => (host.as_str(), ca.as_deref()),
         _ => ("", None),
     };
+    let endpoint = endpoint.clone();
+    Some(match Refusal::of(error, host, ca)? {
+        Refusal::Untrusted { reason, hint } => ClientError::Untrusted {
+            endpoint,
+            reason,
+            hint,
+        },
+        Refusal::NotTls => ClientError::NotTls(endpoint),
+        Refusal::Handshake(reason) => ClientError::Handshake { endpoint, reason },
+    })
+}
+
+/// What is wrong with the server's certificate, and what to do about it.
+fn certificate(error: &CertificateError, host: &str, ca: Option<&Path>) -> (String, String) {
     let date = |secs: u64| {
         jiff::Timestamp::from_second(secs as i64).map_or_else(
             |_| format!("{secs} s after 1970"),

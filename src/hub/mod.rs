@@ -724,6 +724,12 @@ impl Hub {
         self.lock().require_account = on;
     }
 
+    /// Whether only sessions logged in to an account may say anything
+    /// (`--require-account`); HTTP publish asks it too.
+    pub fn account_required(&self) -> bool {
+        self.lock().require_account
+    }
+
     /// The account session `id` is logged in to, if any.
     pub fn account_of(&self, id: SessionId) -> Option<Nick> {
         self.lock().account_of(id).cloned()

@@ -129,6 +129,14 @@ impl Notice {
         self.fields.push((Cow::Borrowed(name), value.into()));
         self
     }
+
+    /// In a cluster's `/status`, the node that runs the check or heartbeat.
+    pub fn node(&self) -> Option<&str> {
+        self.fields.iter().find_map(|(name, value)| match value {
+            Field::Text(node) if name == "node" => Some(node.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// A notice posted into a room, live or replayed from history.

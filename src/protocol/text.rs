@@ -19,8 +19,8 @@ use super::{
 };
 use crate::accounts::{AccountRequest, Secret};
 use crate::hub::{
-    AlertAction, Command, Entry, ErrorCode, Event, Field, GapCause, Nick, Notice, Outgoing,
-    PostKind, Posted, Request, RoomName, Said, describe_changes,
+    AlertAction, Command, Entry, ErrorCode, Event, GapCause, Nick, Notice, Outgoing, PostKind,
+    Posted, Request, RoomName, Said, describe_changes,
 };
 
 /// The reference `/history since ID` carries, the id after it: its reply says what an empty
@@ -423,9 +423,9 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
             for notice in items {
                 write!(s, "{room} --- [{}] {}", notice.source, notice.text)?;
                 // In a cluster, the node that runs it.
-                match notice.fields.iter().find(|(name, _)| name == "node") {
-                    Some((_, Field::Text(node))) => writeln!(s, " (on {node})")?,
-                    _ => writeln!(s)?,
+                match notice.node() {
+                    Some(node) => writeln!(s, " (on {node})")?,
+                    None => writeln!(s)?,
                 }
             }
             Ok(())

@@ -158,6 +158,16 @@ pub const MIGRATIONS: &[&str] = &[
     "
     INSERT OR IGNORE INTO meta (key, value) VALUES ('moved_commit', 0);
     ",
+    // 10: the last number of each room some of whose rows were deleted by age
+    // (`--history-age`) or by the bound on all rooms (`--history-keep-total`), so a room
+    // whose history all went numbers on from it rather than from 1 again: a client
+    // resuming from a number it saw must not be given that number twice.
+    "
+    CREATE TABLE room_floors (
+        room_key TEXT    PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Work done in Rust on a database inside a step's transaction.

@@ -9,14 +9,14 @@ use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits};
+use charla::limits::{LOGIN_ATTEMPTS_PER_ADDRESS, Limits, REGISTRATIONS_PER_ADDRESS};
 use charla::server::HttpOptions;
 use serde_json::json;
 
 use crate::binary::{self, Binary};
-use crate::http::post;
+use crate::http::{post, post_to};
 use crate::irc::Irc;
-use crate::store::{serve_with, stop};
+use crate::store::{next_listening, serve_with, stop};
 use crate::support::{Client, TestServer};
 
 /// Text, IRC and HTTP listeners, flood control off, accounts in memory.
@@ -588,4 +588,88 @@ async fn json_messages_carry_the_account_their_sender_is_logged_in_to() {
         of("anonymous").unwrap().get("account").is_none(),
         "{history}"
     );
+}
+
+/// `--require-account` closes HTTP publish as it closes chat: a post without an account's
+/// token is refused (`account_required`) and not said; one with a token is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_server_refuses_posts_without_an_accounts_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, addr) = serve(
+        dir.path(),
+        &["--require-account", "--listen", "http://127.0.0.1:0"],
+    );
+    let http = next_listening(&charla, "http");
+    let mut ana = text_client(addr).await;
+    ana.send("/nick ana").await;
+    ana.expect("known as ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("is registered to you").await;
+    let token = new_token(&mut ana, "ci").await;
+
+    let refused = post(http, "lobby", &[], "anyone may talk").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.json()["code"], "account_required");
+    let refused = post_to(http, "/alertmanager?room=%23lobby", &[], "{}").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+
+    let bearer = format!("Bearer {token}");
+    let posted = post(http, "lobby", &[("Authorization", &bearer)], "built").await;
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    // The refused post was not said: the next line ana reads is the one that was.
+    let line = ana.expect("#lobby").await;
+    assert!(line.ends_with("built"), "{line}");
+    drop(ana);
+    stop(charla);
+}
+
+/// Registrations are counted per address: one address cannot register nicks without end
+/// (each is an argon2 hash and an account kept for good). The one refused is not
+/// registered: anyone may still take that nick.
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let server = server().await;
+    let mut squatter = server.client().await;
+    for n in 0..REGISTRATIONS_PER_ADDRESS {
+        squatter.send(&format!("/nick squat{n}")).await;
+        squatter.expect("known as").await;
+        squatter.send("/register correct-horse").await;
+        squatter.expect("is registered to you").await;
+        squatter.send("/logout").await;
+        squatter.expect("*** you are logged out").await;
+    }
+    squatter.send("/nick squatted").await;
+    squatter.expect("known as squatted").await;
+    squatter.send("/register correct-horse").await;
+    squatter
+        .expect("ERROR rate_limited: too many registrations")
+        .await;
+    squatter.send("/nick other").await;
+    squatter.expect("known as other").await;
+    // Taken by another connection: a registered nick would be refused (nick_registered).
+    let _eve = server.named("squatted").await;
+}
+
+/// On a closed server an IRC client that has not logged in is told how IRC logs in (SASL),
+/// not the text client's `/login`, which IRC has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_server_tells_irc_clients_to_log_in_with_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (charla, _) = serve(
+        dir.path(),
+        &["--require-account", "--listen", "irc://127.0.0.1:0"],
+    );
+    let mut irc = Irc(Client::tcp(next_listening(&charla, "irc")).await);
+    irc.send("NICK anon").await;
+    irc.send("USER anon 0 * :anon").await;
+    irc.expect(" 422 ").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect(" 366 anon #lobby ").await;
+    irc.send("PRIVMSG #lobby :hello?").await;
+    let told = irc.expect("NOTICE anon :").await;
+    assert!(told.contains("only users with an account talk"), "{told}");
+    assert!(told.contains("SASL"), "{told}");
+    assert!(!told.contains("/login"), "{told}");
+    drop(irc);
+    stop(charla);
 }

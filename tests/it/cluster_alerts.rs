@@ -454,6 +454,8 @@ async fn a_labeled_call_another_node_takes_is_answered_with_its_label() {
         answer.contains(" NOTICE #alerts :--- web is up") && !answer.contains("silenced"),
         "{answer}"
     );
+    // The node that runs it, as text says it.
+    assert!(answer.contains(" (on n1)"), "{answer}");
     // Refused by node 1: the refusal is labeled.
     dee.send("@label=a1 ACK web\r\n").await;
     let refused = labeled(&mut dee, "a1", &["s1", "u1"]).await;

@@ -717,6 +717,70 @@ async fn a_certificate_about_to_expire_is_an_alert() {
     task.abort();
 }
 
+/// A `tls://` check that fails says why in words, not in rustls's type names: a
+/// certificate no trusted CA signed, and a port that does not speak TLS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_check_that_fails_says_why_in_words() {
+    let pki = crate::tls::Pki::new();
+    let (signed, task) = pki.handshakes_expiring_in(100);
+    // A plain service that greets in text, as a chat server's plain port does.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let greeter = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = plain.accept().await.unwrap();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = stream.write_all(b"*** welcome, who are you?\r\n").await;
+                let _ = stream.read(&mut [0; 1024]).await;
+            });
+        }
+    });
+    // No ca= for site: the system's roots do not know the test's CA.
+    let mut options = checking(&format!("site=tls://localhost:{}", signed.port()));
+    options.checks.push(
+        format!(
+            "plain=tls://127.0.0.1:{plain_port} ca={}",
+            pki.ca().display()
+        )
+        .parse::<CheckSpec>()
+        .unwrap(),
+    );
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut c = server.client_in("#alerts").await;
+    let (mut site, mut plain) = (None, None);
+    for _ in 0..100 {
+        c.send("/status").await;
+        // Two checks, so two lines.
+        for _ in 0..2 {
+            let line = c.line().await;
+            if line.contains("[check:site] site is DOWN") {
+                site = Some(line);
+            } else if line.contains("[check:plain] plain is DOWN") {
+                plain = Some(line);
+            }
+        }
+        if site.is_some() && plain.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let site = site.expect("site never DOWN in /status");
+    assert!(
+        site.contains(
+            "TLS error: the certificate is not trusted (unknown issuer: it is self-signed, or signed by a CA this machine does not trust)"
+        ),
+        "{site:?}"
+    );
+    let plain = plain.expect("plain never DOWN in /status");
+    assert!(
+        plain.contains("TLS error: 127.0.0.1 did not answer in TLS"),
+        "{plain:?}"
+    );
+    task.abort();
+    greeter.abort();
+}
+
 /// What the web service a test checks answers, switched while it runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {

@@ -649,3 +649,57 @@ async fn history_of_an_empty_room_read_past_its_ends_is_empty_not_missing() {
     assert_eq!(crate::http::get(http, path, &[]).await.status, 404);
     stop(charla);
 }
+
+/// The database holds accounts' password hashes and the history of keyed and secret rooms:
+/// the directories the server makes for it, the default's included, are its user's alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_the_server_makes_is_its_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let env = [("XDG_STATE_HOME", state.as_path()), ("HOME", tmp.path())];
+    let (charla, addr) = serve_with(&[], &env);
+    say_in_lobby(addr, "kept").await;
+    stop(charla);
+    for dir in [state.join("charla"), state] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+}
+
+/// The `seq` a room's next message gets, said by `c` in `room`.
+async fn next_seq(c: &mut Client, room: &str) -> u64 {
+    c.send(&json!({"type": "say", "room": room, "text": "next"}).to_string())
+        .await;
+    c.expect_json("ack").await["seq"].as_u64().unwrap()
+}
+
+/// A room whose stored history all went (here to `--history-keep-total`; `--history-age`
+/// deletes the same way) numbers on from its last message, not from 1 again: a client that
+/// saw `seq` 3 and resumes from it must get the room's next messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_whose_history_all_went_numbers_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = ["--data", data, "--history-keep-total", "1"];
+    let (charla, addr) = serve_with(&args, &[]);
+    let mut ana = json_client(addr, "ana").await;
+    join(&mut ana, "#ops").await;
+    for expected in 1..=3 {
+        assert_eq!(next_seq(&mut ana, "#ops").await, expected);
+    }
+    join(&mut ana, "#dev").await;
+    next_seq(&mut ana, "#dev").await;
+    drop(ana);
+    // SIGTERM moves everything into the file and bounds it: #ops's rows are the oldest.
+    stop(charla);
+
+    let (charla, addr) = serve_with(&args, &[]);
+    let mut bob = json_client(addr, "bob").await;
+    bob.send(&json!({"type": "hello", "since": {"#ops": 3}}).to_string())
+        .await;
+    bob.expect_json("welcome").await;
+    assert_eq!(next_seq(&mut bob, "#ops").await, 4);
+    drop(bob);
+    stop(charla);
+}

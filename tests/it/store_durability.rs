@@ -254,3 +254,69 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
     let stderr = charla.stderr();
     assert!(stderr.contains("cannot write history"), "{stderr}");
 }
+
+/// Messages a full disk kept out of the file were still said with their numbers: a room
+/// that empties and is made again numbers on after them, not from the last one stored, so
+/// nobody is given a number twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_made_again_after_a_full_disk_numbers_on_after_what_was_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(dir.path(), "2m") {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let _unmount = Unmount(dir.path());
+    let data = dir.path().join("data");
+    let args = ["--data", data.to_str().unwrap(), "--flood-rate", "0"];
+    let (charla, addr) = serve_with(&args, &[]);
+    let mut ana = json_client(addr, "ana").await;
+    let mut bob = json_client(addr, "bob").await;
+    join(&mut ana, "#full").await;
+    join(&mut bob, "#full").await;
+    let line = "x".repeat(3_000);
+    let mut said = 0;
+    loop {
+        let say = json!({"type": "say", "room": "#full", "text": format!("{said} {line}")});
+        ana.send(&say.to_string()).await;
+        said += 1;
+        let reply = loop {
+            let v = ana.json().await;
+            if v["type"] == "ack" || v["type"] == "error" {
+                break v;
+            }
+        };
+        if reply["type"] == "error" {
+            assert_eq!(reply["code"], "not_stored", "{reply}");
+            break;
+        }
+        assert!(said < 1_000, "the disk never filled up");
+    }
+    // Bob heard every one, the one not stored last, with its number.
+    let mut last_heard = 0;
+    for _ in 0..said {
+        let heard = loop {
+            let v = bob.json().await;
+            if v["type"] == "message" {
+                break v;
+            }
+        };
+        last_heard = heard["seq"].as_u64().unwrap();
+    }
+    for c in [&mut ana, &mut bob] {
+        c.send(r##"{"type":"leave","room":"#full"}"##).await;
+        c.expect_json("leave").await;
+    }
+    join(&mut bob, "#full").await;
+    join(&mut ana, "#full").await;
+    ana.send(r##"{"type":"say","room":"#full","text":"again"}"##)
+        .await;
+    let again = loop {
+        let v = bob.json().await;
+        if v["type"] == "message" {
+            break v;
+        }
+    };
+    assert_eq!(again["seq"].as_u64(), Some(last_heard + 1), "{again}");
+    drop((ana, bob));
+    crate::store::stop(charla);
+}

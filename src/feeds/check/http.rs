@@ -22,6 +22,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::probe::Probed;
+use crate::client::tls::Refusal;
 use crate::feeds::human;
 use crate::limits::{HTTP_CHECK_BODY_BYTES, HTTP_CHECK_MAX_REDIRECTS};
 
@@ -104,7 +105,7 @@ impl HttpProbe {
         let mut url = self.url.clone();
         let mut hops = 0;
         loop {
-            let (status, location, body) = get(&url, tls, not_after).await?;
+            let (status, location, body) = get(&url, tls, self.ca.as_deref(), not_after).await?;
             let took = human(started.elapsed());
             let redirect = status.is_redirection() && self.status != Some(status.as_u16());
             if let (true, Some(location)) = (redirect, location) {
@@ -163,6 +164,7 @@ pub(super) fn connector(ca: Option<&Path>) -> Result<TlsConnector, String> {
 async fn get(
     url: &Uri,
     tls: Option<&TlsConnector>,
+    ca: Option<&Path>,
     not_after: &mut Option<i64>,
 ) -> Result<(StatusCode, Option<String>, Vec<u8>), String> {
     let host = url.host().ok_or("the URL has no host")?;
@@ -189,7 +191,7 @@ async fn get(
     match tls {
         None => exchange(stream, request).await,
         Some(tls) => {
-            let (stream, expires) = handshake(tls, bare, stream).await?;
+            let (stream, expires) = handshake(tls, ca, bare, stream).await?;
             *not_after = expires.or(*not_after);
             exchange(stream, request).await
         }
@@ -200,6 +202,7 @@ async fn get(
 /// (seconds since the epoch).
 pub(super) async fn handshake(
     tls: &TlsConnector,
+    ca: Option<&Path>,
     host: &str,
     stream: TcpStream,
 ) -> Result<(TlsStream<TcpStream>, Option<i64>), String> {
@@ -207,7 +210,7 @@ pub(super) async fn handshake(
     let stream = tls
         .connect(name, stream)
         .await
-        .map_err(|e| format!("TLS error: {e}"))?;
+        .map_err(|e| refused(&e, host, ca))?;
     let not_after = stream
         .get_ref()
         .1
@@ -216,6 +219,19 @@ pub(super) async fn handshake(
         .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp());
     Ok((stream, not_after))
+}
+
+/// A failed handshake as the alert should say it: rustls's own words for a certificate are
+/// its type names.
+fn refused(error: &std::io::Error, host: &str, ca: Option<&Path>) -> String {
+    match Refusal::of(error, host, ca) {
+        Some(Refusal::Untrusted { reason, .. }) => {
+            format!("TLS error: the certificate is not trusted ({reason})")
+        }
+        Some(Refusal::NotTls) => format!("TLS error: {host} did not answer in TLS"),
+        Some(Refusal::Handshake(reason)) => format!("TLS error: {reason}"),
+        None => format!("TLS error: {error}"),
+    }
 }
 
 async fn exchange<S>(

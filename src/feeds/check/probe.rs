@@ -41,7 +41,8 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
                 Ok(tls) => tls,
                 Err(why) => return Err(why).into(),
             };
-            let shake = tokio::time::timeout(timeout, shake_hands(target, &tls)).await;
+            let shake =
+                tokio::time::timeout(timeout, shake_hands(target, &tls, ca.as_deref())).await;
             return shake
                 .unwrap_or_else(|_| Err(format!("timed out after {}", human(timeout))).into());
         }
@@ -51,15 +52,19 @@ pub async fn probe(probe: &Probe, timeout: Duration) -> Probed {
         .into()
 }
 
-/// A TLS handshake with `target` (HOST:PORT), verified by `tls`.
-async fn shake_hands(target: &str, tls: &tokio_rustls::TlsConnector) -> Probed {
+/// A TLS handshake with `target` (HOST:PORT), verified by `tls` (which trusts `ca`).
+async fn shake_hands(
+    target: &str,
+    tls: &tokio_rustls::TlsConnector,
+    ca: Option<&std::path::Path>,
+) -> Probed {
     let shaken = async {
         let (host, _) = target.rsplit_once(':').unwrap_or((target, ""));
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let stream = TcpStream::connect(target)
             .await
             .map_err(|e| format!("cannot connect to {target}: {}", io_reason(&e)))?;
-        let (_, not_after) = super::http::handshake(tls, host, stream).await?;
+        let (_, not_after) = super::http::handshake(tls, ca, host, stream).await?;
         Ok::<_, String>(not_after)
     };
     match shaken.await {

@@ -1638,6 +1638,24 @@ mod tests {
             &answer[..],
             b"@label=q7 :[check:db]!feed@charla NOTICE #alerts :--- db is down\r\n"
         );
+        // In a cluster, the node that runs it, as text says it.
+        let remote = crate::hub::Notice::new(
+            crate::hub::Source::new("check:db").unwrap(),
+            crate::hub::PostKind::Notice,
+            MessageText::new("db is down").unwrap(),
+        )
+        .with("node", "n2");
+        let status = crate::hub::Event::Status {
+            room: RoomName::parse("#alerts").unwrap(),
+            items: vec![remote],
+        };
+        let answer = codec
+            .format()
+            .encode(&crate::hub::Outgoing::reply(status, None));
+        assert_eq!(
+            &answer[..],
+            b":[check:db]!feed@charla NOTICE #alerts :--- db is down (on n2)\r\n"
+        );
 
         let got = run(&mut codec, "@label=q8 PART #ops\r\n");
         assert!(got[0].ends_with(" ana PART #ops"), "{got:?}");

@@ -272,7 +272,11 @@ fn write_event(
         Event::Posted(posted) => write_posted(s, format, posted, Replay::Live),
         Event::Status { room, items } => {
             for notice in items {
-                let text = format!("--- {}", notice.text.as_str());
+                // In a cluster, the node that runs it, as the text protocol says it.
+                let text = match notice.node() {
+                    Some(node) => format!("--- {} (on {node})", notice.text.as_str()),
+                    None => format!("--- {}", notice.text.as_str()),
+                };
                 write_feed(s, "", notice, room.as_str(), &text)?;
             }
             Ok(())
@@ -748,6 +752,11 @@ fn write_error(
                 "{} is registered; log in with SASL PLAIN to use it",
                 asked.subject
             );
+            &sasl
+        }
+        ErrorCode::AccountRequired => {
+            sasl = "this server lets only users with an account talk: log in with SASL PLAIN"
+                .to_string();
             &sasl
         }
         _ => message,
@@ -1428,6 +1437,13 @@ mod tests {
         assert_eq!(
             lines(error(ErrorCode::NickRegistered), Some("ana NICK bob")),
             [":charla 433 ana bob :bob is registered; log in with SASL PLAIN to use it"]
+        );
+        assert_eq!(
+            lines(error(ErrorCode::AccountRequired), Some("ana PRIVMSG #x")),
+            [
+                ":charla NOTICE ana :this server lets only users with an account talk: log in \
+                 with SASL PLAIN"
+            ]
         );
         assert!(
             lines(error(ErrorCode::TooManyRooms), Some("ana JOIN #x"))[0]

@@ -429,6 +429,7 @@ async fn publish(
 ) -> Result<Response, Refused> {
     let ip = conn.peer.ip();
     let account = admit_post(&web, &conn, &headers).await?;
+    may_talk(&web, account.as_ref())?;
     let room = room_of(&room)?;
     let max = web.ctx.limits.max_line_bytes;
     let too_long = || {
@@ -526,7 +527,8 @@ async fn alertmanager(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
-    admit_post(&web, &conn, &headers).await?;
+    let account = admit_post(&web, &conn, &headers).await?;
+    may_talk(&web, account.as_ref())?;
     let Query(query) = query.map_err(bad_query)?;
     let room = match &query.room {
         Some(room) => room_of(room)?,
@@ -600,6 +602,22 @@ async fn admit_post(web: &Web, conn: &Conn, headers: &HeaderMap) -> Result<Optio
         ));
     }
     Ok(account)
+}
+
+/// `--require-account`: a post that says something in a room needs an account's token,
+/// as a chat user needs a login, or the listener's own (`--http-token`, given by whoever
+/// runs the server); without either, anyone could talk on a closed server by HTTP.
+fn may_talk(web: &Web, account: Option<&Nick>) -> Result<(), Refused> {
+    if account.is_some() || web.options.token.is_some() || !web.ctx.hub.account_required() {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::AccountRequired.as_str(),
+        "this server lets only users with an account talk: post with \
+         Authorization: Bearer TOKEN, a token from /token new",
+    )
+    .with("www-authenticate", "Bearer"))
 }
 
 /// An event the JSON protocol encoded, as a response.

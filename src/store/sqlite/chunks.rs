@@ -27,9 +27,15 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Adds `entries`, one room's (whose comparison key is `room_key`) in its order, as rows
 /// of at most [`CHUNK_ENTRIES`] and [`CHUNK_BYTES`]; returns the entries added. A run that
-/// cannot be encoded is logged and left out.
-pub fn insert(conn: &Connection, room_key: &str, entries: &[&Entry]) -> rusqlite::Result<u64> {
-    insert_into(conn, "chunks", room_key, entries)
+/// cannot be encoded is logged and left out. Each row is encoded in `buffer`, the caller's,
+/// kept from one insert to the next.
+pub fn insert(
+    conn: &Connection,
+    room_key: &str,
+    entries: &[&Entry],
+    buffer: &mut Vec<u8>,
+) -> rusqlite::Result<u64> {
+    insert_into(conn, "chunks", room_key, entries, buffer)
 }
 
 /// [`insert`] into `table`, `chunks` or a table of its columns.
@@ -38,6 +44,7 @@ pub fn insert_into(
     table: &'static str,
     room_key: &str,
     entries: &[&Entry],
+    buffer: &mut Vec<u8>,
 ) -> rusqlite::Result<u64> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {table} \
@@ -59,7 +66,8 @@ pub fn insert_into(
         let (run, after) = rest.split_at(n);
         rest = after;
         let rows: Vec<Row<'_>> = run.iter().map(|entry| Row::of(entry)).collect();
-        let encoded = match chunk::encode(&rows) {
+        buffer.clear();
+        let encoded = match chunk::encode_into(&rows, buffer) {
             Ok(encoded) => encoded,
             Err(e) => {
                 warn!(error = %e, room = room_key, entries = n, "history entries could not be encoded; not kept");
@@ -75,7 +83,7 @@ pub fn insert_into(
             sql_int(encoded.min_ts),
             sql_int(encoded.max_ts),
             sql_int(encoded.count),
-            encoded.data,
+            &buffer[..],
         ])?;
         added += encoded.count;
     }
@@ -102,18 +110,40 @@ const EXPIRE_BATCH: i64 = 1_000;
 pub fn expire(conn: &Connection, before: u64) -> rusqlite::Result<u64> {
     let mut delete = conn.prepare_cached(
         "DELETE FROM chunks WHERE rowid IN (SELECT rowid FROM chunks ORDER BY rowid LIMIT ?1) \
-         AND max_ts < ?2 RETURNING count",
+         AND max_ts < ?2 RETURNING count, room_key, last_seq",
     )?;
     let mut deleted = 0;
     loop {
-        let counts: Vec<i64> = delete
-            .query_map(params![EXPIRE_BATCH, sql_int(before)], |row| row.get(0))?
+        let rows: Vec<(i64, String, i64)> = delete
+            .query_map(params![EXPIRE_BATCH, sql_int(before)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        deleted += counts.iter().sum::<i64>() as u64;
-        if (counts.len() as i64) < EXPIRE_BATCH {
+        deleted += rows.iter().map(|(count, _, _)| count).sum::<i64>() as u64;
+        raise_floors(
+            conn,
+            rows.iter().map(|(_, room, seq)| (room.as_str(), *seq)),
+        )?;
+        if (rows.len() as i64) < EXPIRE_BATCH {
             return Ok(deleted);
         }
     }
+}
+
+/// Records the last numbers of rooms whose rows are being deleted, so [`last_seq`] still
+/// knows them once none of a room's rows is left.
+fn raise_floors<'a>(
+    conn: &Connection,
+    deleted: impl Iterator<Item = (&'a str, i64)>,
+) -> rusqlite::Result<()> {
+    let mut raise = conn.prepare_cached(
+        "INSERT INTO room_floors (room_key, last_seq) VALUES (?1, ?2) \
+         ON CONFLICT (room_key) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+    )?;
+    for (room_key, seq) in deleted {
+        raise.execute(params![room_key, seq])?;
+    }
+    Ok(())
 }
 
 /// Deletes the oldest rows of all rooms until at least `n` entries have gone; returns the
@@ -130,8 +160,11 @@ pub fn drop_oldest(conn: &Connection, n: u64) -> rusqlite::Result<u64> {
     }
     drop(rows);
     if let Some(last) = last {
-        conn.prepare_cached("DELETE FROM chunks WHERE rowid <= ?1")?
-            .execute([last])?;
+        let rooms: Vec<(String, i64)> = conn
+            .prepare_cached("DELETE FROM chunks WHERE rowid <= ?1 RETURNING room_key, last_seq")?
+            .query_map([last], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        raise_floors(conn, rooms.iter().map(|(room, seq)| (room.as_str(), *seq)))?;
     }
     Ok(deleted)
 }
@@ -144,11 +177,15 @@ pub fn count(conn: &Connection) -> rusqlite::Result<u64> {
     .map(|n| n as u64)
 }
 
-/// The number of the last entry of `room_key` in the file, 0 when none is.
+/// The number of the last entry of `room_key` in the file, or of the last deleted by age
+/// or the total bound when that is larger (its rows all gone); 0 when it never had one.
 pub fn last_seq(conn: &Connection, room_key: &str) -> rusqlite::Result<u64> {
-    conn.prepare_cached("SELECT max(last_seq) FROM chunks WHERE room_key = ?1")?
-        .query_row([room_key], |row| row.get::<_, Option<i64>>(0))
-        .map(|seq| seq.unwrap_or(0) as u64)
+    conn.prepare_cached(
+        "SELECT max(coalesce((SELECT max(last_seq) FROM chunks WHERE room_key = ?1), 0), \
+                    coalesce((SELECT last_seq FROM room_floors WHERE room_key = ?1), 0))",
+    )?
+    .query_row([room_key], |row| row.get::<_, i64>(0))
+    .map(|seq| seq as u64)
 }
 
 /// Which entries of a room a read wants, all of them numbered above the room's cut (what
