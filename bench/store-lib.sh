@@ -6,15 +6,18 @@
 # runs with a data directory the CPU ticks (10 ms) the writer thread (charla-history) and
 # the whole server spent.
 #
-#   store_run LABEL BINARY none|dir|own SCENARIO ARGS...
+#   store_run LABEL BINARY none|dir|own|none-free|dir-free SCENARIO ARGS...
 # with SCENARIO ARGS one of STORE_ROOMS and STORE_FANOUT.
-# `own` is `dir` with the writer thread moved to CPU 1, beside the generator.
+# `own` is `dir` with the writer thread moved to CPU 1, beside the generator. The `-free`
+# kinds let the server's threads (one runtime thread, `--threads 1`, and the writer) run on
+# either CPU, where the kernel puts them, as on a machine nobody pinned anything on.
 store_run() {
-  local label=$1 bin=$2 kind=$3 scenario=$4 data=none; shift 4
+  local label=$1 bin=$2 kind=$3 scenario=$4 data=none cpus=0; shift 4
   rm -rf "$W/d"; mkdir -p "$W/d"
-  [ "$kind" != none ] && data=$W/d
-  taskset -c 0 nice -n -10 "$bin" serve --data "$data" --flood-rate 0 --max-per-ip 0 \
-    --max-connections 19000 --listen 127.0.0.1:16620 > "$W/s.log" 2>&1 &
+  case $kind in none|none-free) ;; *) data=$W/d ;; esac
+  case $kind in *-free) cpus=0,1 ;; esac
+  taskset -c "$cpus" nice -n -10 "$bin" serve --data "$data" --threads 1 --flood-rate 0 \
+    --max-per-ip 0 --max-connections 19000 --listen 127.0.0.1:16620 > "$W/s.log" 2>&1 &
   local sp=$!
   sleep 1.5
   if [ "$kind" = own ]; then
@@ -31,7 +34,7 @@ store_run() {
     all=$((all + ticks))
     [ "$(cat "$t/comm")" = charla-history ] && writer=$((writer + ticks))
   done
-  [ "$kind" != none ] && echo "$label ticks: writer $writer of $all"
+  [ "$data" != none ] && echo "$label ticks: writer $writer of $all"
   kill "$sp"; wait "$sp" 2>/dev/null || true
   sleep 0.5
 }

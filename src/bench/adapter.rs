@@ -130,10 +130,10 @@ impl Dialer {
 
 impl Protocol {
     /// The bytes that send `text` to `room`.
-    pub fn message(self, room: &str, text: &str, out: &mut Vec<u8>) {
+    pub fn message(self, room: &str, text: &[u8], out: &mut Vec<u8>) {
         match self {
             Protocol::Charla | Protocol::CharlaTls | Protocol::Lines => {
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(text);
                 out.push(b'\n');
             }
             // The stamp and its padding need no JSON escaping (`payload`).
@@ -141,19 +141,19 @@ impl Protocol {
                 out.extend_from_slice(br#"{"type":"say","room":""#);
                 out.extend_from_slice(room.as_bytes());
                 out.extend_from_slice(br#"","text":""#);
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(text);
                 out.extend_from_slice(b"\"}\n");
             }
             Protocol::SocketIo => {
                 out.extend_from_slice(br#"42["chat",""#);
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(text);
                 out.extend_from_slice(b"\"]\n");
             }
             Protocol::Irc => {
                 out.extend_from_slice(b"PRIVMSG ");
                 out.extend_from_slice(room.as_bytes());
                 out.extend_from_slice(b" :");
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(text);
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -200,7 +200,7 @@ mod tests {
     fn a_message_in_each_protocol() {
         let wire = |protocol: Protocol| {
             let mut out = Vec::new();
-            protocol.message("#bench", "~b 1 2 3 4~xx", &mut out);
+            protocol.message("#bench", b"~b 1 2 3 4~xx", &mut out);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(wire(Protocol::CharlaTls), "~b 1 2 3 4~xx\n");

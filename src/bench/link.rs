@@ -136,6 +136,20 @@ impl Writer {
         }
     }
 
+    /// Writes what the socket takes of `bytes` now, without waiting and without the
+    /// runtime: the senders' thread writes this way first, and only what is left over (or
+    /// a transport that cannot) goes through the runtime. Plain TCP only; the others take
+    /// nothing here.
+    pub fn send_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Writer::Tcp(w) => match w.try_write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                written => written,
+            },
+            Writer::Tls(_) | Writer::Ws(..) => Ok(0),
+        }
+    }
+
     /// Answers a WebSocket ping; other transports have none.
     pub async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
         match self {

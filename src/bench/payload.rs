@@ -4,8 +4,6 @@
 //! The stamp is plain ASCII inside the chat text (`~b STEP SENDER SEQ MICROS~`), so it
 //! survives any server's prefix (`#room <nick> `, `<user5> `, `:nick!u@h PRIVMSG #r :`).
 
-use std::fmt::Write;
-
 const OPEN: &[u8] = b"~b ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,18 +17,25 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The message text: the stamp, then padding up to `size` bytes.
-    pub fn text(&self, size: usize) -> String {
-        let mut s = String::with_capacity(size);
-        let _ = write!(
-            s,
-            "~b {} {} {} {}~",
-            self.step, self.sender, self.seq, self.intended_us
-        );
-        while s.len() < size {
-            s.push('x');
+    /// Appends the message text to `out`: the stamp, then padding up to `size` bytes. Runs
+    /// once per message on the senders' thread, so the numbers are written with `itoa`
+    /// into the caller's buffer rather than formatted into a new `String`.
+    pub fn write_text(&self, size: usize, out: &mut Vec<u8>) {
+        let start = out.len();
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(OPEN);
+        out.extend_from_slice(digits.format(self.step).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(digits.format(self.sender).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(digits.format(self.seq).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(digits.format(self.intended_us).as_bytes());
+        out.push(b'~');
+        let padded = start + size;
+        if out.len() < padded {
+            out.resize(padded, b'x');
         }
-        s
     }
 
     /// Finds a stamp anywhere in a received line. Runs once per delivery in the
@@ -85,8 +90,11 @@ mod tests {
             seq: 123_456,
             intended_us: 9_876_543_210,
         };
-        let text = stamp.text(100);
+        let mut text = Vec::new();
+        stamp.write_text(100, &mut text);
         assert_eq!(text.len(), 100);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("~b 2 17 123456 9876543210~xx"));
         for prefix in [
             "#bench <b17> ",
             "<user5> ",

@@ -970,6 +970,13 @@ struct Staged {
     commit: u64,
     /// Failed moves, logged at most once a [`failure_log::FAILURE_LOG_INTERVAL`].
     failures: FailureLog,
+    /// Buffers kept from one commit or move to the next, so that the writer's steady work
+    /// does not allocate (and fault in) their room again each time: a commit's record, a
+    /// chunk's blob, and the pending entries a move takes out of the queue (freed once its
+    /// lock is let go). `entries` above is kept so too.
+    record: Vec<u8>,
+    blob: Vec<u8>,
+    released: Vec<(u64, Entry)>,
 }
 
 impl Staged {
@@ -994,7 +1001,15 @@ impl Staged {
             return rows;
         };
         let highest = shared.highest.load(Ordering::Relaxed);
-        match move_staged(conn, keep, &self.entries, highest, self.commit) {
+        let moved = move_staged(
+            conn,
+            keep,
+            &self.entries,
+            highest,
+            self.commit,
+            &mut self.blob,
+        );
+        match moved {
             Ok((added, pruned)) => {
                 if let Some(unlogged) = self.failures.worked() {
                     tracing::info!(unlogged, "staged history moves into place again");
@@ -1002,14 +1017,16 @@ impl Staged {
                 if let Err(e) = commits.rewind() {
                     warn!(error = %e, "cannot cut the history's commit file");
                 }
-                let moved = std::mem::take(self);
                 let mut queue = shared.queue.lock();
                 let done = queue.pending.partition_point(|(n, _)| *n <= last);
+                self.released.extend(queue.pending.drain(..done));
                 // Freed after the lock is let go: appends wait for it.
-                let released: Vec<_> = queue.pending.drain(..done).collect();
                 drop(queue);
-                drop(released);
-                drop(moved);
+                self.released.clear();
+                self.entries.clear();
+                self.since = None;
+                self.last = None;
+                self.commit = 0;
                 (rows + added).saturating_sub(pruned)
             }
             Err(e) => {
@@ -1032,9 +1049,10 @@ fn move_staged(
     staged: &[Entry],
     highest: u64,
     moved: u64,
+    blob: &mut Vec<u8>,
 ) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let counts = add_chunks(&tx, Some(keep), staged, highest)?;
+    let counts = add_chunks(&tx, Some(keep), staged, highest, blob)?;
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('moved_commit', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1061,12 +1079,13 @@ fn moved_commit(conn: &Connection) -> rusqlite::Result<u64> {
 /// room's newest, and records the largest ids (of `staged` and `highest`, the largest
 /// handed out); returns the entries added and those deleted. The ids are recorded here
 /// rather than with each commit: those of what is in the commit file are read back from it
-/// after a crash.
+/// after a crash. Chunks are encoded in `blob` ([`chunks::insert`]).
 fn add_chunks(
     conn: &Connection,
     keep: Option<usize>,
     staged: &[Entry],
     highest: u64,
+    blob: &mut Vec<u8>,
 ) -> rusqlite::Result<(u64, u64)> {
     let mut order: Vec<&RoomName> = Vec::new();
     let mut rooms: HashMap<&RoomName, Vec<&Entry>> = HashMap::new();
@@ -1082,7 +1101,7 @@ fn add_chunks(
     let (mut added, mut pruned) = (0, 0);
     for room in order {
         let entries = &rooms[room];
-        added += chunks::insert(conn, room.key(), entries)?;
+        added += chunks::insert(conn, room.key(), entries, blob)?;
         let top = entries.iter().map(|entry| entry.seq()).max().unwrap_or(0);
         let cut = keep.and_then(|keep| top.checked_sub(keep as u64));
         if let Some(cut) = cut.filter(|cut| *cut > 0) {
@@ -1137,7 +1156,7 @@ fn recover_commits(
         for (_, blob) in &records {
             decode_commit(blob, &mut names, &mut entries);
         }
-        move_staged(conn, keep, &entries, 0, last).map_err(sqlite)?;
+        move_staged(conn, keep, &entries, 0, last, &mut Vec::new()).map_err(sqlite)?;
     }
     commits.clear().map_err(|source| StoreError::Open {
         path: commits::path_for(path),
@@ -1158,7 +1177,7 @@ pub(super) fn batches_to_chunks(conn: &Connection) -> rusqlite::Result<()> {
             decode_commit(batch.get_ref(0)?.as_blob()?, &mut names, &mut entries);
         }
     }
-    add_chunks(conn, None, &entries, 0)?;
+    add_chunks(conn, None, &entries, 0, &mut Vec::new())?;
     conn.execute_batch("DROP TABLE batches")
 }
 
@@ -1207,7 +1226,8 @@ fn write_batch(
     staged: &mut Staged,
 ) -> Vec<mpsc::Sender<()>> {
     let mut flushes = Vec::new();
-    let mut appends = Vec::new();
+    // Entries go straight to what is staged, and come out again if their commit fails.
+    let start = staged.entries.len();
     let mut numbers = None;
     let mut owed = Vec::new();
     let mut saves = Vec::new();
@@ -1219,7 +1239,7 @@ fn write_batch(
                 last = Some(number);
                 let (first, _) = numbers.unwrap_or((number, number));
                 numbers = Some((first, number));
-                appends.push(entry);
+                staged.entries.push(entry);
                 owed.extend(ack.map(|ack| *ack));
             }
             Job::Room(number, room, kept) => {
@@ -1241,13 +1261,11 @@ fn write_batch(
     {
         error!(error = %e, rooms = saves.len(), alerts = alerts.len(), "cannot keep rooms' states or alerts");
     }
-    let kept = match commit(commits, &appends) {
+    let appended = staged.entries.len() - start;
+    let kept = match commit(commits, &staged.entries[start..], &mut staged.record) {
         Ok(number) => {
-            shared
-                .written
-                .fetch_add(appends.len() as u64, Ordering::Relaxed);
+            shared.written.fetch_add(appended as u64, Ordering::Relaxed);
             if let Some((_, last_append)) = numbers {
-                staged.entries.append(&mut appends);
                 staged.since.get_or_insert_with(Instant::now);
                 staged.last = Some(last_append);
             }
@@ -1257,14 +1275,15 @@ fn write_batch(
             true
         }
         Err(e) => {
-            error!(error = %e, entries = appends.len(), "cannot write history");
+            error!(error = %e, entries = appended, "cannot write history");
             let why = "a history transaction failed";
             tally(
                 &shared.lost,
-                appends.len() as u64,
+                appended as u64,
                 why,
                 "not kept (delivered live)",
             );
+            staged.entries.truncate(start);
             false
         }
     };
@@ -1323,16 +1342,31 @@ fn record_last_ids(conn: &Connection, entries: &[Entry], highest: u64) -> rusqli
     Ok(())
 }
 
-/// Appends `entries` to the commit file as one record, when there are any; returns its
-/// number. The least a commit can write, as there is one every [`WRITE_INTERVAL`].
-fn commit(commits: &mut CommitFile, entries: &[Entry]) -> std::io::Result<Option<u64>> {
+/// Appends `entries` to the commit file as one record made in `record`, when there are
+/// any; returns its number. The least a commit can write, as there is one every
+/// [`WRITE_INTERVAL`].
+fn commit(
+    commits: &mut CommitFile,
+    entries: &[Entry],
+    record: &mut Vec<u8>,
+) -> std::io::Result<Option<u64>> {
     if entries.is_empty() {
         return Ok(None);
     }
     let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
-    let batch = chunk::encode(&rows).map_err(std::io::Error::other)?;
-    commits.append(&batch.data).map(Some)
+    CommitFile::start_record(record);
+    chunk::encode_into(&rows, record).map_err(std::io::Error::other)?;
+    let written = commits.append_record(record);
+    // A burst's record is not held for ever.
+    if record.capacity() > KEEP_RECORD_BYTES {
+        *record = Vec::new();
+    }
+    written.map(Some)
 }
+
+/// The room kept for the next commit's record when a commit's took more (a burst of long
+/// messages): the usual commit's record is far smaller.
+const KEEP_RECORD_BYTES: usize = 1024 * 1024;
 
 /// Keeps `saves` and `alerts` in one transaction.
 fn keep_states(

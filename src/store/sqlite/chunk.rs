@@ -62,11 +62,10 @@ pub enum ChunkError {
     Range,
 }
 
-/// A blob and what a `chunks` row says of it beside: the range of its numbers (in the
-/// room's order, first and last), ids and times, and how many entries it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    pub data: Vec<u8>,
+/// What a `chunks` row says beside its blob: the range of its numbers (in the room's
+/// order, first and last), ids and times, and how many entries it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranges {
     pub count: u64,
     pub first_seq: u64,
     pub last_seq: u64,
@@ -76,13 +75,57 @@ pub struct Encoded {
     pub max_ts: u64,
 }
 
+impl Ranges {
+    /// The ranges of `rows`, all 0 when there are none.
+    fn of(rows: &[Row<'_>]) -> Ranges {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ranges {
+                count: 0,
+                first_seq: 0,
+                last_seq: 0,
+                min_id: 0,
+                max_id: 0,
+                min_ts: 0,
+                max_ts: 0,
+            };
+        };
+        let mut ranges = Ranges {
+            count: rows.len() as u64,
+            first_seq: first.seq,
+            last_seq: last.seq,
+            min_id: u64::MAX,
+            max_id: 0,
+            min_ts: u64::MAX,
+            max_ts: 0,
+        };
+        for row in rows {
+            ranges.min_id = ranges.min_id.min(row.id);
+            ranges.max_id = ranges.max_id.max(row.id);
+            ranges.min_ts = ranges.min_ts.min(row.ts);
+            ranges.max_ts = ranges.max_ts.max(row.ts);
+        }
+        ranges
+    }
+}
+
 /// The layout postcard writes: [`FORMAT`] (a one-byte varint), then the entries.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Wire<'a> {
-    format: u8,
+    /// Checked before the rest is read ([`decode`]).
+    _format: u8,
     #[serde(borrow)]
     entries: Vec<WireEntry<'a>>,
 }
+
+/// [`Wire`] as written: the entries made from the rows as they are written, so no list of
+/// them is built first.
+#[derive(Serialize)]
+struct WireOut<'r, 'a> {
+    format: u8,
+    entries: WireRows<'r, 'a>,
+}
+
+struct WireRows<'r, 'a>(&'r [Row<'a>]);
 
 #[derive(Serialize, Deserialize)]
 struct WireEntry<'a> {
@@ -114,108 +157,69 @@ enum WireField<'a> {
     Flag(bool),
 }
 
-/// `rows`, in their order, as one blob.
-pub fn encode<'a, 'r>(
-    rows: impl IntoIterator<Item = &'r Row<'a>>,
-) -> Result<Encoded, postcard::Error>
-where
-    'a: 'r,
-{
-    let rows = rows.into_iter();
-    let mut entries = Vec::with_capacity(rows.size_hint().0);
-    // What postcard can write at most: each number a 10-byte varint, each string its
-    // length's; past it (never, but for a mistake here) it grows a vector instead.
-    let mut bound = 16;
-    let mut encoded = Encoded {
-        data: Vec::new(),
-        count: 0,
-        first_seq: 0,
-        last_seq: 0,
-        min_id: u64::MAX,
-        max_id: 0,
-        min_ts: u64::MAX,
-        max_ts: 0,
-    };
-    let (mut id, mut ts, mut seq) = (0u64, 0u64, 0u64);
-    let mut room: Option<&str> = None;
-    for row in rows {
-        if encoded.count == 0 {
-            encoded.first_seq = row.seq;
+impl Serialize for WireRows<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut list = serializer.serialize_seq(Some(self.0.len()))?;
+        let (mut id, mut ts, mut seq) = (0u64, 0u64, 0u64);
+        let mut room: Option<&str> = None;
+        for row in self.0 {
+            list.serialize_element(&WireEntry {
+                id: row.id.wrapping_sub(id) as i64,
+                ts: row.ts.wrapping_sub(ts) as i64,
+                seq: row.seq.wrapping_sub(seq) as i64,
+                room: (room != Some(&*row.room)).then(|| Cow::Borrowed(&*row.room)),
+                kind: row.kind,
+                author: Cow::Borrowed(&row.author),
+                text: Cow::Borrowed(&row.text),
+                fields: row
+                    .fields
+                    .iter()
+                    .map(|(name, field)| {
+                        let value = match field {
+                            Field::Text(text) => WireField::Text(Cow::Borrowed(text)),
+                            Field::Number(n) => WireField::Number(*n),
+                            Field::Flag(b) => WireField::Flag(*b),
+                        };
+                        (Cow::Borrowed(&**name), value)
+                    })
+                    .collect(),
+                account: row.account.as_deref().map(Cow::Borrowed),
+                tags: row.tags.as_deref().map(Cow::Borrowed),
+            })?;
+            (id, ts, seq) = (row.id, row.ts, row.seq);
+            room = Some(&row.room);
         }
-        encoded.count += 1;
-        encoded.last_seq = row.seq;
-        encoded.min_id = encoded.min_id.min(row.id);
-        encoded.max_id = encoded.max_id.max(row.id);
-        encoded.min_ts = encoded.min_ts.min(row.ts);
-        encoded.max_ts = encoded.max_ts.max(row.ts);
-        let strings = [Some(&row.room), Some(&row.author), Some(&row.text)]
-            .into_iter()
-            .chain([row.account.as_ref(), row.tags.as_ref()])
-            .flatten()
-            .map(|s| s.len() + 10)
-            .sum::<usize>();
-        let fields = row
-            .fields
-            .iter()
-            .map(|(name, field)| {
-                name.len()
-                    + 22
-                    + match field {
-                        Field::Text(text) => text.len(),
-                        _ => 0,
-                    }
-            })
-            .sum::<usize>();
-        bound += 3 * 10 + 4 + 10 + strings + fields;
-        entries.push(WireEntry {
-            id: row.id.wrapping_sub(id) as i64,
-            ts: row.ts.wrapping_sub(ts) as i64,
-            seq: row.seq.wrapping_sub(seq) as i64,
-            room: (room != Some(&*row.room)).then(|| Cow::Borrowed(&*row.room)),
-            kind: row.kind,
-            author: Cow::Borrowed(&row.author),
-            text: Cow::Borrowed(&row.text),
-            fields: row
-                .fields
-                .iter()
-                .map(|(name, field)| {
-                    let value = match field {
-                        Field::Text(text) => WireField::Text(Cow::Borrowed(text)),
-                        Field::Number(n) => WireField::Number(*n),
-                        Field::Flag(b) => WireField::Flag(*b),
-                    };
-                    (Cow::Borrowed(&**name), value)
-                })
-                .collect(),
-            account: row.account.as_deref().map(Cow::Borrowed),
-            tags: row.tags.as_deref().map(Cow::Borrowed),
-        });
-        (id, ts, seq) = (row.id, row.ts, row.seq);
-        room = Some(&row.room);
+        list.end()
     }
-    if encoded.count == 0 {
-        encoded.min_id = 0;
-        encoded.min_ts = 0;
-    }
-    let wire = Wire {
-        format: FORMAT,
-        entries,
-    };
-    // Written at once into room for all of it: a growing vector copies itself as it grows.
-    let mut data = vec![0; bound];
-    encoded.data = match postcard::to_slice(&wire, &mut data) {
-        Ok(used) => {
-            let used = used.len();
-            data.truncate(used);
-            data
-        }
-        Err(postcard::Error::SerializeBufferFull) => postcard::to_allocvec(&wire)?,
-        Err(e) => return Err(e),
-    };
-    Ok(encoded)
 }
 
-/// The rows of a blob [`encode`] made, in their order, borrowing its strings.
+/// `rows`, in their order, as one blob appended to `out` (whose room is reused: the
+/// writer encodes into the same buffers again and again); returns their ranges. On an
+/// error `out` holds what it held before.
+pub fn encode_into(rows: &[Row<'_>], out: &mut Vec<u8>) -> Result<Ranges, postcard::Error> {
+    let wire = WireOut {
+        format: FORMAT,
+        entries: WireRows(rows),
+    };
+    let before = out.len();
+    if let Err(e) = postcard::to_extend(&wire, Append(out)) {
+        out.truncate(before);
+        return Err(e);
+    }
+    Ok(Ranges::of(rows))
+}
+
+/// A vector postcard appends to in place (it takes what it writes to by value).
+struct Append<'v>(&'v mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.0.extend(bytes);
+    }
+}
+
+/// The rows of a blob [`encode_into`] made, in their order, borrowing its strings.
 pub fn decode(blob: &[u8]) -> Result<Vec<Row<'_>>, ChunkError> {
     let &format = blob.first().ok_or(ChunkError::Empty)?;
     if format != FORMAT {
@@ -412,8 +416,11 @@ mod tests {
             tagged,
             row(6, 1_700_000_000_100, 5, "#ops", KIND_NOTICE),
         ];
-        let encoded = encode(&rows).unwrap();
-        assert_eq!(decode(&encoded.data).unwrap(), rows);
+        let mut data = b"kept".to_vec();
+        let encoded = encode_into(&rows, &mut data).unwrap();
+        assert_eq!(&data[..4], b"kept", "appended after what the buffer held");
+        let data = &data[4..];
+        assert_eq!(decode(data).unwrap(), rows);
         assert_eq!(
             (encoded.count, encoded.first_seq, encoded.last_seq),
             (5, 1, 5)
@@ -425,13 +432,47 @@ mod tests {
         );
         // Compact: an entry costs little more than its strings.
         let strings: usize = rows.iter().map(|r| r.text.len() + r.author.len()).sum();
-        assert!(
-            encoded.data.len() < strings + 5 * 16 + 120,
-            "{}",
-            encoded.data.len()
-        );
-        let empty = encode(&[]).unwrap();
-        assert_eq!(decode(&empty.data).unwrap(), []);
+        assert!(data.len() < strings + 5 * 16 + 120, "{}", data.len());
+        let mut empty = Vec::new();
+        assert_eq!(encode_into(&[], &mut empty).unwrap().count, 0);
+        assert_eq!(decode(&empty).unwrap(), []);
+    }
+
+    #[test]
+    fn rows_are_written_as_the_list_of_entries_that_is_read_back() {
+        // Files written before rows were encoded one by one hold a list: the same bytes.
+        let mut second = row(6, 1_700_000_000_100, 2, "#Ops", KIND_ALERT);
+        second.fields = Cow::Owned(vec![("state".into(), Field::from("up"))]);
+        let rows = [row(5, 1_700_000_000_000, 1, "#ops", KIND_SAID), second];
+        let list = vec![
+            WireEntry {
+                id: 5,
+                ts: 1_700_000_000_000,
+                seq: 1,
+                room: Some("#ops".into()),
+                kind: KIND_SAID,
+                author: "ana".into(),
+                text: "line 1 ñ 👋".into(),
+                fields: Vec::new(),
+                account: None,
+                tags: None,
+            },
+            WireEntry {
+                id: 1,
+                ts: 100,
+                seq: 1,
+                room: Some("#Ops".into()),
+                kind: KIND_ALERT,
+                author: "ana".into(),
+                text: "line 2 ñ 👋".into(),
+                fields: vec![("state".into(), WireField::Text("up".into()))],
+                account: None,
+                tags: None,
+            },
+        ];
+        let mut data = Vec::new();
+        encode_into(&rows, &mut data).unwrap();
+        assert_eq!(data, postcard::to_allocvec(&(FORMAT, list)).unwrap());
     }
 
     #[test]
@@ -468,7 +509,8 @@ mod tests {
             row(5, 1, 1, "#ops", KIND_SAID),
             row(6, 2, 2, "#ops", KIND_SAID),
         ];
-        let good = encode(&rows).unwrap().data;
+        let mut good = Vec::new();
+        encode_into(&rows, &mut good).unwrap();
         assert!(matches!(decode(&[]), Err(ChunkError::Empty)));
         let mut newer = good.clone();
         newer[0] = FORMAT + 1;

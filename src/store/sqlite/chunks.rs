@@ -27,9 +27,15 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Adds `entries`, one room's (whose comparison key is `room_key`) in its order, as rows
 /// of at most [`CHUNK_ENTRIES`] and [`CHUNK_BYTES`]; returns the entries added. A run that
-/// cannot be encoded is logged and left out.
-pub fn insert(conn: &Connection, room_key: &str, entries: &[&Entry]) -> rusqlite::Result<u64> {
-    insert_into(conn, "chunks", room_key, entries)
+/// cannot be encoded is logged and left out. Each row is encoded in `buffer`, the caller's,
+/// kept from one insert to the next.
+pub fn insert(
+    conn: &Connection,
+    room_key: &str,
+    entries: &[&Entry],
+    buffer: &mut Vec<u8>,
+) -> rusqlite::Result<u64> {
+    insert_into(conn, "chunks", room_key, entries, buffer)
 }
 
 /// [`insert`] into `table`, `chunks` or a table of its columns.
@@ -38,6 +44,7 @@ pub fn insert_into(
     table: &'static str,
     room_key: &str,
     entries: &[&Entry],
+    buffer: &mut Vec<u8>,
 ) -> rusqlite::Result<u64> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {table} \
@@ -59,7 +66,8 @@ pub fn insert_into(
         let (run, after) = rest.split_at(n);
         rest = after;
         let rows: Vec<Row<'_>> = run.iter().map(|entry| Row::of(entry)).collect();
-        let encoded = match chunk::encode(&rows) {
+        buffer.clear();
+        let encoded = match chunk::encode_into(&rows, buffer) {
             Ok(encoded) => encoded,
             Err(e) => {
                 warn!(error = %e, room = room_key, entries = n, "history entries could not be encoded; not kept");
@@ -75,7 +83,7 @@ pub fn insert_into(
             sql_int(encoded.min_ts),
             sql_int(encoded.max_ts),
             sql_int(encoded.count),
-            encoded.data,
+            &buffer[..],
         ])?;
         added += encoded.count;
     }

@@ -80,24 +80,42 @@ impl CommitFile {
         Ok((commits, records))
     }
 
-    /// Appends a record of `payload`; returns its number. On failure nothing counts as
-    /// written: the next record goes where this one would have, over what it left.
-    pub fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
+    /// Empties `record` and gives it the room of a record's header: the caller appends the
+    /// payload after it, then hands it to [`CommitFile::append_record`]. The buffer is the
+    /// caller's, kept from one commit to the next.
+    pub fn start_record(record: &mut Vec<u8>) {
+        record.clear();
+        record.resize(HEADER, 0);
+    }
+
+    /// Appends `record`, a header's room and the payload after it
+    /// ([`CommitFile::start_record`]), filling in the header; returns its number. On
+    /// failure nothing counts as written: the next record goes where this one would have,
+    /// over what it left.
+    pub fn append_record(&mut self, record: &mut [u8]) -> io::Result<u64> {
         let number = self.next;
         // A number is never used twice, written or not: what a failed write left cannot
         // pass for a later record.
         self.next += 1;
+        let (header, payload) = record.split_at_mut(HEADER);
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a commit over 4 GiB"))?;
-        let mut record = Vec::with_capacity(HEADER + payload.len());
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&number.to_le_bytes());
-        record.extend_from_slice(&hash(number, payload).to_le_bytes());
-        record.extend_from_slice(payload);
-        self.file.write_all_at(&record, self.end)?;
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..12].copy_from_slice(&number.to_le_bytes());
+        header[12..].copy_from_slice(&hash(number, payload).to_le_bytes());
+        self.file.write_all_at(record, self.end)?;
         self.end += record.len() as u64;
         self.len = self.len.max(self.end);
         Ok(number)
+    }
+
+    /// Appends a record of `payload`; returns its number.
+    #[cfg(test)]
+    pub fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
+        let mut record = Vec::new();
+        CommitFile::start_record(&mut record);
+        record.extend_from_slice(payload);
+        self.append_record(&mut record)
     }
 
     /// Everything written is in the database now (its move, recording the last number,

@@ -108,7 +108,7 @@ fn flush(conn: &Connection, room_key: &str, run: &mut Vec<Entry>) -> rusqlite::R
         return Ok(());
     }
     let refs: Vec<&Entry> = run.iter().collect();
-    chunks::insert_into(conn, "temp.converted", room_key, &refs)?;
+    chunks::insert_into(conn, "temp.converted", room_key, &refs, &mut Vec::new())?;
     run.clear();
     Ok(())
 }

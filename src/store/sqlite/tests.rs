@@ -836,7 +836,9 @@ fn numbered(id: u64, name: &str, seq: u64) -> Entry {
 /// `entries` encoded as one commit.
 fn commit_blob(entries: &[Entry]) -> Vec<u8> {
     let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
-    chunk::encode(&rows).unwrap().data
+    let mut blob = Vec::new();
+    chunk::encode_into(&rows, &mut blob).unwrap();
+    blob
 }
 
 #[test]
@@ -852,7 +854,7 @@ fn what_a_crash_of_an_older_charla_left_in_batches_is_moved_by_schema_step_9_whi
             vec![numbered(2, "#ops", 2), numbered(3, "#dev", 1)],
             vec![numbered(4, "#ops", 3), numbered(5, "#ops", 4)],
         ];
-        add_chunks(&conn, None, &[numbered(1, "#ops", 1)], 0).unwrap();
+        add_chunks(&conn, None, &[numbered(1, "#ops", 1)], 0, &mut Vec::new()).unwrap();
         for batch in &batches {
             conn.execute(
                 "INSERT INTO batches (data) VALUES (?1)",
@@ -1139,7 +1141,15 @@ fn a_room_is_served_exactly_what_it_keeps_across_chunks_and_a_damaged_chunk_is_s
     let entries: Vec<Entry> = (1..=599)
         .map(|id| said(id, "#a", "ana", "x", false))
         .collect();
-    move_staged(&mut Connection::open(&path).unwrap(), 300, &entries, 0, 0).unwrap();
+    move_staged(
+        &mut Connection::open(&path).unwrap(),
+        300,
+        &entries,
+        0,
+        0,
+        &mut Vec::new(),
+    )
+    .unwrap();
     let store = open(&dir, keep.clone());
     store
         .append(said(600, "#a", "ana", "x", false), None)
