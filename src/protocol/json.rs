@@ -567,13 +567,15 @@ impl<'a> MessageOut<'a> {
 fn advice(code: ErrorCode, message: &str) -> Cow<'_, str> {
     const LOGIN: &str = r#"{"type":"login","nick":…,"password":…}, or "password" in "hello""#;
     match code {
-        ErrorCode::NickRegistered => {
-            // The hub's message names the nick first.
-            let nick = message.split(' ').next().unwrap_or_default();
-            let quoted = Value::from(nick).to_string();
-            let login = LOGIN.replacen('…', &quoted, 1);
-            format!("{nick} is registered; if it is yours, log in: {login}").into()
-        }
+        // The hub's message names the nick first; one worded otherwise is passed on as it is.
+        ErrorCode::NickRegistered => match message.split_once(" is registered;") {
+            Some((nick, _)) => {
+                let quoted = Value::from(nick).to_string();
+                let login = LOGIN.replacen('…', &quoted, 1);
+                format!("{nick} is registered; if it is yours, log in: {login}").into()
+            }
+            None => message.into(),
+        },
         ErrorCode::AccountRequired => {
             format!("this server lets only users with an account talk: log in: {LOGIN}").into()
         }
@@ -1010,6 +1012,11 @@ mod tests {
         for message in [required, not_in] {
             assert!(!message.contains("/login"), "{message}");
         }
+        // Worded otherwise, the hub's words as they are.
+        assert_eq!(
+            said(ErrorCode::NickRegistered, "that nick is registered"),
+            "that nick is registered"
+        );
         // Other refusals are the hub's words.
         assert_eq!(said(ErrorCode::NickTaken, "bob is taken"), "bob is taken");
     }
