@@ -166,36 +166,47 @@ async fn every_acknowledged_message_survives_kill_9_under_load() {
     crate::store::stop(charla);
 }
 
-/// Mounts a tmpfs of `size` on `dir`; `false` where this process may not mount (not root).
-fn mount_tmpfs(dir: &Path, size: &str) -> bool {
-    std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+/// A 2 MiB tmpfs on a temporary directory, unmounted when dropped however the test ends:
+/// room for a new file's tables and their first log frames, not for megabytes of history.
+struct SmallDisk {
+    dir: tempfile::TempDir,
 }
 
-/// Unmounts the tmpfs on `dir` when dropped, however the test ends.
-struct Unmount<'a>(&'a Path);
+impl SmallDisk {
+    /// `None` where this process may not mount (not root).
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(SmallDisk { dir })
+    }
 
-impl Drop for Unmount<'_> {
+    /// The `--data` directory on it.
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    // Room for a new file's tables and their first log frames (PAGE_SIZE pages), not for
-    // the 3 MB said below.
-    if !mount_tmpfs(dir.path(), "2m") {
+    // Not room for the 3 MB said below.
+    let Some(disk) = SmallDisk::mount() else {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
-    }
-    let _unmount = Unmount(dir.path());
-    let data = dir.path().join("data");
+    };
+    let data = disk.data();
     let args = [
         "--data",
         data.to_str().unwrap(),
@@ -260,13 +271,11 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
 /// nobody is given a number twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_room_made_again_after_a_full_disk_numbers_on_after_what_was_not_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    if !mount_tmpfs(dir.path(), "2m") {
+    let Some(disk) = SmallDisk::mount() else {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
-    }
-    let _unmount = Unmount(dir.path());
-    let data = dir.path().join("data");
+    };
+    let data = disk.data();
     let args = ["--data", data.to_str().unwrap(), "--flood-rate", "0"];
     let (charla, addr) = serve_with(&args, &[]);
     let mut ana = json_client(addr, "ana").await;
