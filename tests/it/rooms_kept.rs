@@ -254,19 +254,6 @@ async fn join_own(c: &mut Client, room: &str) -> Value {
     }
 }
 
-/// Joins `#den` and returns the answer: this client's own join, or an error (others'
-/// joins to rooms it is in are skipped).
-async fn join_den(c: &mut Client) -> Value {
-    c.send(&json!({"type": "join", "room": "#den"}).to_string())
-        .await;
-    loop {
-        let v = c.json().await;
-        if v["type"] == "error" || (v["type"] == "join" && v["you"] == true) {
-            return v;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it_empties_and_a_restart()
  {
@@ -276,7 +263,7 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
-    let joined = join_den(&mut ana).await;
+    let joined = join_own(&mut ana, "#den").await;
     assert_eq!(joined["you"], true, "{joined}");
     let register = json!({"type": "register", "password": "correct-horse"});
     assert_eq!(
@@ -288,10 +275,10 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
 
     // The room emptied, yet remembers ana's account: bob, first back, founds nothing.
     let mut bob = json_client(addr, "bob").await;
-    assert_eq!(join_den(&mut bob).await["you"], true);
+    assert_eq!(join_own(&mut bob, "#den").await["you"], true);
     let modes = ask(&mut bob, json!({"type": "mode", "room": "#den"}), "modes").await;
     assert_eq!(modes["ops"], json!([]), "{modes}");
-    let joined = join_den(&mut ana).await;
+    let joined = join_own(&mut ana, "#den").await;
     assert_eq!(joined["you"], true, "{joined}");
     let modes = ask(&mut ana, json!({"type": "mode", "room": "#den"}), "modes").await;
     assert_eq!(modes["ops"], json!(["ana"]), "{modes}");
@@ -300,11 +287,11 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut bob = json_client(addr, "bob").await;
-    assert_eq!(join_den(&mut bob).await["you"], true);
+    assert_eq!(join_own(&mut bob, "#den").await["you"], true);
     let mut ana = json_client(addr, "ana-2").await;
     let login = json!({"type": "login", "nick": "ana", "password": "correct-horse"});
     assert_eq!(ask(&mut ana, login, "account").await["event"], "logged_in");
-    assert_eq!(join_den(&mut ana).await["you"], true);
+    assert_eq!(join_own(&mut ana, "#den").await["you"], true);
     let modes = ask(&mut ana, json!({"type": "mode", "room": "#den"}), "modes").await;
     assert_eq!(modes["ops"], json!(["ana"]), "bob founded nothing: {modes}");
     drop((ana, bob));
@@ -325,19 +312,19 @@ async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members()
         ask(&mut ana, register, "account").await["event"],
         "registered"
     );
-    assert_eq!(join_den(&mut ana).await["you"], true);
+    assert_eq!(join_own(&mut ana, "#den").await["you"], true);
     let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
     assert_eq!(left["type"], "leave", "{left}");
 
     let mut bob = json_client(addr, "bob").await;
-    assert_eq!(join_den(&mut bob).await["you"], true);
+    assert_eq!(join_own(&mut bob, "#den").await["you"], true);
     let mut cy = Client::tcp(irc).await;
     cy.send("NICK cy\r\nUSER cy 0 * :cy\r\nJOIN #den").await;
     cy.expect(" 366 cy #den ").await;
     bob.expect_json("join").await;
 
     // ana comes back: operator again, and both members' lists hear of it.
-    assert_eq!(join_den(&mut ana).await["you"], true);
+    assert_eq!(join_own(&mut ana, "#den").await["you"], true);
     let opped = bob.expect_json("mode").await;
     assert_eq!(opped["room"], "#den", "{opped}");
     assert_eq!(opped["by"], "ana", "{opped}");
