@@ -571,21 +571,18 @@ impl Sender {
     fn failed(&mut self, sent: Vec<Out>, own: bool, e: redis::RedisError) {
         tracing::warn!(error = %e, "cannot send to Redis");
         let (mut fallen, mut lost, mut changes) = (Vec::new(), Vec::new(), Vec::new());
-        let mut undelivered = Vec::new();
+        let (mut undelivered, mut fallen_ids) = (Vec::new(), Vec::new());
         {
             let mut outage = self.shared.outage.lock().unwrap();
             for out in sent {
                 match out {
                     Out::Said(publication) => {
-                        // Its copy from the backlog (or the subscription), if Redis ran it,
-                        // is not heard again ([`super::once`]).
                         let id = match &publication.event {
                             Event::Message(said) => said.id,
                             Event::Posted(posted) => posted.id,
                             _ => continue,
                         };
-                        self.shared.once.lock().unwrap().remember(id);
-                        self.shared.fell_back.store(true, Ordering::Relaxed);
+                        fallen_ids.push(id);
                         fallen.push(unnumbered(publication.clone()));
                         lost.extend(outage.hold(publication, true));
                     }
@@ -610,6 +607,19 @@ impl Sender {
             self.conn = None;
         }
         self.hear_held(fallen, lost);
+        // Only now, once the hub heard them, are their copies from the backlog or the
+        // subscription (if Redis ran them) skipped as heard already ([`super::once`]):
+        // remembered before, a copy the listener took meanwhile would be skipped as heard
+        // here, and the hub, finding its speaker acked, would not hear it as it fell back
+        // either. A copy that reaches the hub before them is heard once too (the hub
+        // knows which of its messages were heard here already).
+        if !fallen_ids.is_empty() {
+            let mut once = self.shared.once.lock().unwrap();
+            for id in fallen_ids {
+                once.remember(id);
+            }
+            self.shared.fell_back.store(true, Ordering::Relaxed);
+        }
         for (from, nick) in undelivered {
             self.hub.not_delivered(from, &nick);
         }

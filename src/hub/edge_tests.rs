@@ -556,6 +556,43 @@ fn a_message_heard_back_before_its_sending_failed_is_not_heard_again() {
     assert_eq!(seqs(&kept), [3, 4]);
 }
 
+/// The other order: a message's sending failed after the bus had published it, and it
+/// was heard here as it fell back before the copy the bus had handed over (taken before
+/// the failure was known) reached the hub. Heard once, and its speaker acked once.
+#[test]
+fn a_message_heard_as_it_fell_back_is_not_heard_again_when_its_copy_comes_after() {
+    let (bus, hub) = hub_on_a_numbering_bus();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    let (_, bob) = member(&hub, "bob");
+    let lobby = room("#lobby");
+    ana_inbox.take();
+    hub.apply(ana, say("#lobby", "in flight"));
+    let publication = bus.published.lock().unwrap().pop().unwrap();
+    let Event::Message(proposed) = &publication.event else {
+        panic!("{publication:?}");
+    };
+    let id = proposed.id;
+    let mut fallen = publication.clone();
+    let mut copy = publication;
+    if let (Event::Message(fallen), Event::Message(copy)) = (&mut fallen.event, &mut copy.event)
+    {
+        fallen.seq = 0;
+        copy.seq = 5;
+    }
+    hub.fell_back(vec![fallen]);
+    assert_eq!(said(&bob.take()), ["in flight"]);
+    assert_eq!(acks(&ana_inbox.take()), 0, "held: not acked before the bus has it");
+    hub.receive(copy);
+    assert!(said(&bob.take()).is_empty(), "heard once");
+    assert_eq!(acks(&ana_inbox.take()), 1, "the bus has it");
+    let (_, kept) = hub.room_history(&lobby, None, None, None).unwrap();
+    assert_eq!(seqs(&kept), [1], "kept once, as numbered when it fell back");
+    // Sent again once the bus is back, which had it already: nothing more.
+    hub.relayed(vec![id]);
+    assert!(ana_inbox.take().is_empty());
+    assert!(said(&bob.take()).is_empty());
+}
+
 /// A store that keeps in memory but acks later, as a durable one does once it has
 /// committed, and refuses everything while `full`.
 #[derive(Default)]
