@@ -1,5 +1,6 @@
 //! A node's return, at the instant one of its sessions changes: the change is told to
-//! the others once, in the round told on return or live, never in both.
+//! the others once, in the round told on return or live, never in both; and what its
+//! sessions did while Redis was out of reach is told then only.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -10,8 +11,8 @@ use super::wire::Wire;
 use super::{ClusterBus, ClusterDirectory, Out, Shared, link};
 use crate::fanout::recorder::Recorder;
 use crate::hub::{
-    Bus, BusFull, Command, Edges, Event, Hub, Nick, NodeId, Publication, RoomChange, RoomName,
-    SessionId,
+    Bus, BusFull, Command, Edges, Event, Hub, LeaveReason, Nick, NodeId, Publication, RoomChange,
+    RoomName, SessionId,
 };
 use crate::limits::Limits;
 
@@ -139,4 +140,68 @@ fn a_join_as_the_node_comes_back_is_told_in_its_round_or_live_not_both() {
     });
     assert!(changed, "the join's presence is a change, not told anew");
     assert!(!outs.iter().any(|out| matches!(out, Out::Round { .. })));
+}
+
+/// Whether `out` tells the others of session `id` as it changed or is now: a
+/// [`Wire::Present`] or [`Wire::Absent`] of it, or a round naming it.
+fn tells(out: &Out, id: SessionId) -> bool {
+    match out {
+        Out::Publish(Wire::Present { session, .. }) => session.session == id.bits(),
+        Out::Publish(Wire::Absent { session, .. }) => *session == id.bits(),
+        Out::Round { sessions, .. } => sessions.iter().any(|s| s.session == id.bits()),
+        _ => false,
+    }
+}
+
+/// A user who quits while Redis is out of reach: nothing of it is queued then (what
+/// would reach Redis only once it is back, its quit told as a leave of each room), and
+/// on return it is told gone, once, and in no round.
+#[test]
+fn a_quit_while_out_of_reach_is_told_on_return_as_gone_and_nothing_before() {
+    let (outbox, mut queue) = mpsc::channel(1024);
+    let node = NodeId::new(1).unwrap();
+    let shared = Arc::new(Shared::new(
+        node,
+        "0123456789abcdef".into(),
+        "node-1".into(),
+        outbox,
+    ));
+    let limits = Limits::default();
+    let edges = Edges {
+        node,
+        bus: Arc::new(ClusterBus(shared.clone())),
+        directory: Arc::new(ClusterDirectory(shared.clone())),
+        ..Edges::alone(&limits)
+    };
+    let hub = Hub::with_edges(&limits, edges);
+    link::back(&shared, &hub);
+    let fay = hub.register(Arc::new(Recorder::default()), None).unwrap();
+    hub.apply(fay, Command::Join(RoomName::parse("#ops").unwrap()).into());
+    let live = queued(&mut queue);
+    assert!(
+        live.iter()
+            .any(|out| matches!(out, Out::Publish(Wire::Present { again: false, .. }))),
+        "told as it changes while Redis is reachable"
+    );
+
+    shared
+        .reachable
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    hub.disconnect(fay, LeaveReason::Quit(None));
+    let meanwhile = queued(&mut queue);
+    assert!(
+        !meanwhile.iter().any(|out| tells(out, fay)),
+        "nothing of fay queued while Redis is out of reach"
+    );
+
+    link::back(&shared, &hub);
+    let told: Vec<Out> = queued(&mut queue)
+        .into_iter()
+        .filter(|out| tells(out, fay))
+        .collect();
+    assert_eq!(told.len(), 1, "told once on return");
+    assert!(
+        matches!(told[0], Out::Publish(Wire::Absent { again: true, .. })),
+        "as gone"
+    );
 }

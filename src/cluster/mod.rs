@@ -281,34 +281,39 @@ impl Shared {
 
     /// Applies `change` to session `id` here and tells the others what it is now, as it is
     /// at this moment, so that every change is heard even when several wait to be sent.
-    /// `again`: told anew, not as it changed ([`Wire::Present`]'s `again`); so is one told
-    /// while Redis is out of reach, whose joins and leaves are not published.
-    fn change_presence(&self, id: SessionId, change: impl FnOnce(&mut Local), again: bool) {
+    fn change_presence(&self, id: SessionId, change: impl FnOnce(&mut Local)) {
         let mut local = self.local.lock().unwrap();
         local.change(id, change);
-        self.queue_presence(&local, id, again);
+        self.queue_presence(&local, id);
     }
 
-    /// Queues what session `id` here is now in `local` (`again` as
-    /// [`Shared::send_presence`] takes it), under the lock of `local`: a presence told
-    /// anew by another task (to a node that joined) is queued wholly before or after a
-    /// change, never an older state after it, which would have the others announce a join
-    /// twice; and a tally ([`Shared::tell_tally`]) counts the sessions as the presences
-    /// queued before it tell them.
-    fn queue_presence(&self, local: &Locals, id: SessionId, again: bool) {
-        let again = again || !self.reachable.load(Ordering::Relaxed);
+    /// Queues what session `id` here is now in `local`, under the lock of `local`: a
+    /// presence told anew by another task (to a node that joined) is queued wholly before
+    /// or after a change, never an older state after it, which would have the others
+    /// announce a join twice; and a tally ([`Shared::tell_tally`]) counts the sessions as
+    /// the presences queued before it tell them.
+    ///
+    /// Nothing is queued while Redis is out of reach: the round told on return
+    /// ([`link::back`]) tells each session as it is then, and those that ended as gone
+    /// ([`Shared::tell_departed`]). A change queued meanwhile could still reach Redis once
+    /// it is back (its connection made again as it waits), a step of what happened told
+    /// late: a user's quit, for one, as a leave of each of its rooms (`left (left)`).
+    fn queue_presence(&self, local: &Locals, id: SessionId) {
+        if !self.reachable.load(Ordering::Relaxed) {
+            return;
+        }
         let node = self.node.number();
         let wire = match local.sessions.get(&id) {
             Some(session) => Wire::Present {
                 node,
                 session: self.session(id, session),
-                again,
+                again: false,
                 round: 0,
             },
             None => Wire::Absent {
                 node,
                 session: id.bits(),
-                again,
+                again: false,
             },
         };
         self.send(Out::Publish(wire));
@@ -747,7 +752,7 @@ struct ClusterDirectory(Arc<Shared>);
 
 impl ClusterDirectory {
     fn local(&self, id: SessionId, change: impl FnOnce(&mut Local)) {
-        self.0.change_presence(id, change, false);
+        self.0.change_presence(id, change);
     }
 }
 
@@ -772,7 +777,7 @@ impl Directory for ClusterDirectory {
             // them would count it before the others could).
             let mut local = self.0.local.lock().unwrap();
             local.insert(owner, session);
-            self.0.queue_presence(&local, owner, false);
+            self.0.queue_presence(&local, owner);
         }
         self.0.count_peak();
     }
@@ -783,7 +788,7 @@ impl Directory for ClusterDirectory {
         {
             let mut local = self.0.local.lock().unwrap();
             local.remove(owner);
-            self.0.queue_presence(&local, owner, false);
+            self.0.queue_presence(&local, owner);
         }
         self.0.depart(owner);
     }

@@ -574,14 +574,17 @@ fn a_message_heard_as_it_fell_back_is_not_heard_again_when_its_copy_comes_after(
     let id = proposed.id;
     let mut fallen = publication.clone();
     let mut copy = publication;
-    if let (Event::Message(fallen), Event::Message(copy)) = (&mut fallen.event, &mut copy.event)
-    {
+    if let (Event::Message(fallen), Event::Message(copy)) = (&mut fallen.event, &mut copy.event) {
         fallen.seq = 0;
         copy.seq = 5;
     }
     hub.fell_back(vec![fallen]);
     assert_eq!(said(&bob.take()), ["in flight"]);
-    assert_eq!(acks(&ana_inbox.take()), 0, "held: not acked before the bus has it");
+    assert_eq!(
+        acks(&ana_inbox.take()),
+        0,
+        "held: not acked before the bus has it"
+    );
     hub.receive(copy);
     assert!(said(&bob.take()).is_empty(), "heard once");
     assert_eq!(acks(&ana_inbox.take()), 1, "the bus has it");
