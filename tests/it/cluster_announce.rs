@@ -95,7 +95,10 @@ async fn joins_leaves_and_renames_during_an_outage_are_told_to_the_other_nodes_o
     let mut awaited = told.to_vec();
     awaited.push("*** cross-node delivery restored");
     let mut heard = Vec::new();
-    while !awaited.iter().all(|a| heard.iter().any(|l: &String| l.contains(a))) {
+    while !awaited
+        .iter()
+        .all(|a| heard.iter().any(|l: &String| l.contains(a)))
+    {
         let Ok(Some(line)) = bob.next_within(crate::support::PATIENCE).await else {
             panic!("not all of {awaited:?} arrived; saw {heard:#?}");
         };
