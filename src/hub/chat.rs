@@ -1666,8 +1666,9 @@ impl ChatState {
         if let Event::Message(said) = &mut publication.event {
             // This node's own, numbered by the bus, yet heard here already as its sending
             // failed (held): the bus handed this copy over before the failure was known.
-            // Heard once; the bus has it, so its speaker is acked now.
-            if said.seq != 0 && self.held.remove(&said.id) {
+            // Heard once; the bus has it, so its speaker is acked now. (Nothing held, as
+            // is usual, nothing is looked up.)
+            if said.seq != 0 && !self.held.is_empty() && self.held.remove(&said.id) {
                 let owed = self.unheard.remove(&said.id);
                 self.settle_acks(owed.into_iter().collect(), true);
                 return;
