@@ -571,18 +571,24 @@ impl Sender {
     fn failed(&mut self, sent: Vec<Out>, own: bool, e: redis::RedisError) {
         tracing::warn!(error = %e, "cannot send to Redis");
         let (mut fallen, mut lost, mut changes) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut undelivered, mut fallen_ids) = (Vec::new(), Vec::new());
+        let (mut undelivered, mut fallen_messages) = (Vec::new(), Vec::new());
         {
             let mut outage = self.shared.outage.lock().unwrap();
             for out in sent {
                 match out {
                     Out::Said(publication) => {
-                        let id = match &publication.event {
-                            Event::Message(said) => said.id,
-                            Event::Posted(posted) => posted.id,
+                        match &publication.event {
+                            // Its copy is skipped once the hub heard it (below).
+                            Event::Message(said) => fallen_messages.push(said.id),
+                            // The hub hears a post as it falls back, whatever came before:
+                            // its copy from the backlog (or the subscription), if Redis ran
+                            // it, is skipped from now ([`super::once`]).
+                            Event::Posted(posted) => {
+                                self.shared.once.lock().unwrap().remember(posted.id);
+                                self.shared.fell_back.store(true, Ordering::Relaxed);
+                            }
                             _ => continue,
-                        };
-                        fallen_ids.push(id);
+                        }
                         fallen.push(unnumbered(publication.clone()));
                         lost.extend(outage.hold(publication, true));
                     }
@@ -607,15 +613,15 @@ impl Sender {
             self.conn = None;
         }
         self.hear_held(fallen, lost);
-        // Only now, once the hub heard them, are their copies from the backlog or the
-        // subscription (if Redis ran them) skipped as heard already ([`super::once`]):
+        // Only now, once the hub heard the messages, are their copies from the backlog or
+        // the subscription (if Redis ran them) skipped as heard already ([`super::once`]):
         // remembered before, a copy the listener took meanwhile would be skipped as heard
         // here, and the hub, finding its speaker acked, would not hear it as it fell back
         // either. A copy that reaches the hub before them is heard once too (the hub
         // knows which of its messages were heard here already).
-        if !fallen_ids.is_empty() {
+        if !fallen_messages.is_empty() {
             let mut once = self.shared.once.lock().unwrap();
-            for id in fallen_ids {
+            for id in fallen_messages {
                 once.remember(id);
             }
             self.shared.fell_back.store(true, Ordering::Relaxed);
