@@ -1154,9 +1154,16 @@ impl ChatState {
         // The first member of a room a user makes is its operator, unless the room kept
         // operators' accounts from before; #lobby is the server's.
         let founder = alone && room != RoomName::lobby() && target.op_accounts.is_empty();
-        if !already && !founder {
+        if !already {
             let target = &self.rooms[&room];
-            if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
+            // A founder's room has no operator to lift the modes that would keep it out;
+            // bans it kept are in force all the same.
+            let entered = if founder {
+                self.may_pass_bans(id, target)
+            } else {
+                self.may_enter(id, target, key.as_deref())
+            };
+            if let Err(refused) = entered {
                 if made {
                     self.rooms.remove(&room);
                 }

@@ -418,6 +418,25 @@ fn not_operator(room: &RoomName, what: &str) -> Failure {
 }
 
 impl ChatState {
+    /// Whether session `id` is kept out of `room` by one of its bans; an invitation lets
+    /// it in. Asked of every joiner, also the first of a room made with kept bans, who
+    /// becomes its operator: a kept ban holds for the founder too.
+    pub(super) fn may_pass_bans(&self, id: SessionId, room: &Room) -> Result<(), Failure> {
+        let session = &self.sessions[&id];
+        let name = &room.name;
+        let invited = room.invited.contains(&id) || self.directory.invited(name, id);
+        let account = session.account.as_ref();
+        if room
+            .bans
+            .iter()
+            .any(|ban| ban.applies(&session.nick, account))
+            && !invited
+        {
+            return Err((ErrorCode::Banned, format!("you are banned from {name}")));
+        }
+        Ok(())
+    }
+
     /// Whether session `id` may come into `room` (which exists) with `key`: not banned,
     /// invited if it is invite-only, with its key, within its limit. One of the room's
     /// operators' accounts comes in whatever the modes: it is the room's owner, and a room
@@ -434,15 +453,7 @@ impl ChatState {
         }
         let name = &room.name;
         let invited = room.invited.contains(&id) || self.directory.invited(name, id);
-        let account = session.account.as_ref();
-        if room
-            .bans
-            .iter()
-            .any(|ban| ban.applies(&session.nick, account))
-            && !invited
-        {
-            return Err((ErrorCode::Banned, format!("you are banned from {name}")));
-        }
+        self.may_pass_bans(id, room)?;
         if room.modes.invite_only && !invited {
             return Err((
                 ErrorCode::InviteOnly,

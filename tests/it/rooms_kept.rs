@@ -337,3 +337,65 @@ async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members()
     drop((ana, bob, cy));
     stop(charla);
 }
+
+/// A kept room's bans keep out its first joiner too: a room that kept bans but no
+/// operator's account makes its first member operator, yet a banned user (by mask, or by
+/// the account the ban follows) is refused, not made its founder, after a restart as
+/// before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut mal = json_client(addr, "mal").await;
+    let registered = ask(
+        &mut mal,
+        json!({"type": "register", "password": "correct-horse"}),
+        "account",
+    )
+    .await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+    // ana has no account: the room keeps its bans, and no operator's account.
+    let mut ana = json_client(addr, "ana").await;
+    assert_eq!(join_own(&mut ana, "#den").await["you"], true);
+    let ban = json!({"type": "mode", "room": "#den", "modes": "+bb mal eve"});
+    let banned = ask(&mut ana, ban, "mode").await;
+    assert_eq!(banned["modes"], "+bb mal!*@* eve!*@*", "{banned}");
+    let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
+    assert_eq!(left["type"], "leave", "{left}");
+
+    // Empty now: the banned come first, and are kept out.
+    let renamed = ask(&mut mal, json!({"type": "nick", "nick": "zed"}), "nick").await;
+    assert_eq!(renamed["new"], "zed", "{renamed}");
+    let refused = join_own(&mut mal, "#den").await;
+    assert_eq!(refused["code"], "banned", "by account: {refused}");
+    let mut eve = json_client(addr, "eve").await;
+    let refused = join_own(&mut eve, "#den").await;
+    assert_eq!(refused["code"], "banned", "by mask: {refused}");
+    drop((ana, mal, eve));
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut mal = json_client(addr, "zed").await;
+    let login = json!({"type": "login", "nick": "mal", "password": "correct-horse"});
+    assert_eq!(ask(&mut mal, login, "account").await["event"], "logged_in");
+    let renamed = ask(&mut mal, json!({"type": "nick", "nick": "zed"}), "nick").await;
+    assert_eq!(renamed["new"], "zed", "{renamed}");
+    let refused = join_own(&mut mal, "#den").await;
+    assert_eq!(refused["code"], "banned", "by account: {refused}");
+    let mut eve = json_client(addr, "eve").await;
+    let refused = join_own(&mut eve, "#den").await;
+    assert_eq!(refused["code"], "banned", "by mask: {refused}");
+    // Whoever is not banned founds it, and finds the bans in force.
+    let mut bob = json_client(addr, "bob").await;
+    assert_eq!(join_own(&mut bob, "#den").await["you"], true);
+    let modes = ask(&mut bob, json!({"type": "mode", "room": "#den"}), "modes").await;
+    assert_eq!(modes["ops"], json!(["bob"]), "{modes}");
+    let bans = json!({"type": "mode", "room": "#den", "modes": "+b"});
+    let bans = ask(&mut bob, bans, "bans").await;
+    assert_eq!(bans["bans"].as_array().map(Vec::len), Some(2), "{bans}");
+    drop((mal, eve, bob));
+    stop(charla);
+}
