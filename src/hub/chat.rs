@@ -327,6 +327,10 @@ impl ChatState {
             self.save_room(&room);
             self.share_room(&room, changes);
         }
+        // Rooms not made now whose states still wait for the store's writer (one that
+        // emptied just before) would otherwise be written with the account after the
+        // account's deletion forgot it in the file.
+        self.store.forget_account(name);
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,

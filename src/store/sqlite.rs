@@ -55,8 +55,8 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, Entry, FiringAlert, HistoryBounds, HistoryStore, KeptRoom, NodeId, Owed, RoomName,
-    StoreFull, stored_bytes,
+    AckSink, Entry, FiringAlert, HistoryBounds, HistoryStore, KeptRoom, Nick, NodeId, Owed,
+    RoomName, StoreFull, stored_bytes,
 };
 use chunk::{Names, Row};
 use commits::CommitFile;
@@ -287,6 +287,9 @@ enum Job {
     Append(u64, Entry, Option<Box<Owed>>),
     /// A room's state to keep (`None`: its row goes), under its number; boxed too.
     Room(u64, RoomName, Option<Box<KeptRoom>>),
+    /// An account was deleted: the rooms kept forget it, after the states sent before
+    /// ([`HistoryStore::forget_account`]), under its number.
+    ForgetAccount(u64, Box<Nick>),
     /// An Alertmanager alert of a room firing (`Some`) or resolved, under its number; boxed
     /// too.
     Firing(u64, Box<(RoomName, String, Option<FiringAlert>)>),
@@ -545,6 +548,36 @@ impl HistoryStore for SqliteHistory {
             1,
             why,
             "not kept (in force until the room empties)",
+        );
+    }
+
+    /// Through the writer's queue, so a room's state sent before (a ban, an operator made
+    /// just before the `/unregister`) is written first and then loses the account, never
+    /// the other way round; the states still waiting, which a room made again takes back,
+    /// lose it at once.
+    fn forget_account(&self, name: &Nick) {
+        let mut queue = self.shared.queue.lock();
+        for kept in queue
+            .rooms
+            .values_mut()
+            .filter_map(|(_, kept)| kept.as_mut())
+        {
+            kept.forget_account(name);
+        }
+        let number = queue.next;
+        let job = Job::ForgetAccount(number, Box::new(name.clone()));
+        if queue
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.try_send(job).is_ok())
+        {
+            queue.next += 1;
+            return;
+        }
+        drop(queue);
+        error!(
+            account = %name,
+            "the history writer cannot take an account's deletion: rooms' states sent just before it may keep the account"
         );
     }
 
@@ -1244,7 +1277,11 @@ fn write_batch(
             }
             Job::Room(number, room, kept) => {
                 last = Some(number);
-                saves.push((room, kept.map(|kept| *kept)));
+                saves.push(RoomWrite::Save(room, kept.map(|kept| *kept)));
+            }
+            Job::ForgetAccount(number, name) => {
+                last = Some(number);
+                saves.push(RoomWrite::ForgetAccount(*name));
             }
             Job::Firing(number, alert) => {
                 last = Some(number);
@@ -1368,15 +1405,26 @@ fn commit(
 /// messages): the usual commit's record is far smaller.
 const KEEP_RECORD_BYTES: usize = 1024 * 1024;
 
-/// Keeps `saves` and `alerts` in one transaction.
+/// A write to the `rooms` table, in the order the hub sent it.
+enum RoomWrite {
+    /// A room's state to keep (`None`: its row goes).
+    Save(RoomName, Option<KeptRoom>),
+    /// Every room kept forgets a deleted account.
+    ForgetAccount(Nick),
+}
+
+/// Keeps `saves`, in their order, and `alerts` in one transaction.
 fn keep_states(
     conn: &mut Connection,
-    saves: &[(RoomName, Option<KeptRoom>)],
+    saves: &[RoomWrite],
     alerts: &[(RoomName, String, Option<FiringAlert>)],
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for (room, kept) in saves {
-        rooms::save(&tx, room, kept.as_ref())?;
+    for save in saves {
+        match save {
+            RoomWrite::Save(room, kept) => rooms::save(&tx, room, kept.as_ref())?,
+            RoomWrite::ForgetAccount(name) => rooms::forget_account(&tx, name)?,
+        }
     }
     for (room, fingerprint, alert) in alerts {
         firing::save(&tx, room, fingerprint, alert.as_ref())?;

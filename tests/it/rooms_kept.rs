@@ -399,3 +399,80 @@ async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
     drop((mal, eve, bob));
     stop(charla);
 }
+
+/// Rooms whose state waits for the store's writer when an account is deleted: each is
+/// tried with its own account, the unregister let through a different while after the
+/// room's state was queued.
+const RACED_ROOMS: u64 = 4;
+
+/// A ban on an account's nick, set just before the room empties and the account is
+/// deleted, is a room's state queued to the store's writer with the account in it. The
+/// file's write lock is held from another connection meanwhile, so that write and the
+/// account's deletion both wait, and whichever gets the lock first goes first: the account
+/// must not come back with the room's state, seen after a restart as a ban that follows it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unregistered_account_is_not_written_back_by_a_rooms_state_queued_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("charla.db");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data, "--flood-rate", "0"], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    for n in 0..RACED_ROOMS {
+        let (room, nick) = (format!("#den{n}"), format!("mal{n}"));
+        let mut mal = json_client(addr, &nick).await;
+        let register = json!({"type": "register", "password": "correct-horse"});
+        // As long as a password's hash takes here, about what checking one takes.
+        let hashing = std::time::Instant::now();
+        let registered = ask(&mut mal, register, "account").await;
+        assert_eq!(registered["event"], "registered", "{registered}");
+        let hashing = hashing.elapsed();
+        assert_eq!(join_own(&mut ana, &room).await["you"], true);
+        // The ban's write waits for the lock.
+        let mut blocker = rusqlite::Connection::open(&db).unwrap();
+        let hold = blocker
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let ban = json!({"type": "mode", "room": room, "modes": format!("+b {nick}")});
+        assert_eq!(
+            ask(&mut ana, ban, "mode").await["modes"],
+            format!("+b {nick}!*@*")
+        );
+        let bans = json!({"type": "mode", "room": room, "modes": "+b"});
+        let bans = ask(&mut ana, bans, "bans").await;
+        assert_eq!(bans["bans"][0]["account"], nick.as_str(), "{bans}");
+
+        let left = ask(&mut ana, json!({"type": "leave", "room": room}), "leave").await;
+        assert_eq!(left["type"], "leave", "{left}");
+        // Not measures of anything: the writer waits a while first, and the lock is let
+        // go about when the deletion, once its password is checked, waits for it too,
+        // at a different moment in each room.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let gone = json!({"type": "unregister", "password": "correct-horse"});
+        mal.send(&gone.to_string()).await;
+        let step = std::time::Duration::from_millis(10 * n);
+        tokio::time::sleep(hashing + step).await;
+        hold.rollback().unwrap();
+        let answer = mal.expect_json("account").await;
+        assert_eq!(answer["event"], "unregistered", "{answer}");
+    }
+    drop(ana);
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data, "--flood-rate", "0"], &[]);
+    let mut ana = json_client(addr, "ana").await;
+    for n in 0..RACED_ROOMS {
+        let room = format!("#den{n}");
+        assert_eq!(join_own(&mut ana, &room).await["you"], true);
+        let bans = json!({"type": "mode", "room": room, "modes": "+b"});
+        let bans = ask(&mut ana, bans, "bans").await;
+        assert_eq!(bans["bans"][0]["mask"], format!("mal{n}!*@*"), "{bans}");
+        assert!(
+            bans["bans"][0].get("account").is_none(),
+            "{room}'s ban follows the deleted account again: {bans}"
+        );
+    }
+    drop(ana);
+    stop(charla);
+}
