@@ -254,7 +254,8 @@ struct Queue {
     rooms: HashMap<RoomName, (u64, Option<KeptRoom>)>,
     /// The largest number of each room among entries a failed commit gave up (a full
     /// disk): said live with it, never in the file, so a room made again numbers on after
-    /// it. Until the server stops; one a room, and only rooms that lost an entry.
+    /// it. Held until the writer records it in `room_floors` (once the disk has room
+    /// again: [`Staged::floors`]); one a room, and only rooms that lost an entry.
     lost_seqs: HashMap<RoomName, u64>,
     next: u64,
     cache: Cache,
@@ -1001,6 +1002,10 @@ struct Staged {
     last: Option<u64>,
     /// The number of the last commit that wrote them, recorded by their move.
     commit: u64,
+    /// The largest number of each room among entries a failed commit gave up, not yet in
+    /// `room_floors`: recorded by the next move that works (at the latest, the one as the
+    /// store closes), so that after a restart a room numbers on after them too.
+    floors: HashMap<RoomName, u64>,
     /// Failed moves, logged at most once a [`failure_log::FAILURE_LOG_INTERVAL`].
     failures: FailureLog,
     /// Buffers kept from one commit or move to the next, so that the writer's steady work
@@ -1019,9 +1024,10 @@ impl Staged {
             || self.since.is_some_and(|at| at.elapsed() >= MERGE_INTERVAL)
     }
 
-    /// Moves what is staged into `chunks` and stops holding it pending; returns `rows`,
-    /// the entries in `chunks`, updated. When the move fails everything stays staged and
-    /// pending, for the next try.
+    /// Moves what is staged into `chunks`, with the [`Staged::floors`] waiting, and stops
+    /// holding it pending; returns `rows`, the entries in `chunks`, updated. When the move
+    /// fails everything stays staged and pending, for the next try. With nothing staged,
+    /// the floors waiting are recorded alone.
     fn merge(
         &mut self,
         conn: &mut Connection,
@@ -1031,13 +1037,21 @@ impl Staged {
         rows: u64,
     ) -> u64 {
         let Some(last) = self.last else {
+            if !self.floors.is_empty() {
+                match record_floors(conn, &self.floors) {
+                    Ok(()) => self.floors_recorded(shared),
+                    Err(e) => {
+                        error!(error = %e, rooms = self.floors.len(), "cannot record the numbers of history not stored")
+                    }
+                }
+            }
             return rows;
         };
         let highest = shared.highest.load(Ordering::Relaxed);
         let moved = move_staged(
             conn,
             keep,
-            &self.entries,
+            (&self.entries, &self.floors),
             highest,
             self.commit,
             &mut self.blob,
@@ -1050,6 +1064,7 @@ impl Staged {
                 if let Err(e) = commits.rewind() {
                     warn!(error = %e, "cannot cut the history's commit file");
                 }
+                self.floors_recorded(shared);
                 let mut queue = shared.queue.lock();
                 let done = queue.pending.partition_point(|(n, _)| *n <= last);
                 self.released.extend(queue.pending.drain(..done));
@@ -1073,19 +1088,54 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// The floors waiting are in `room_floors` now: the file knows those numbers, so the
+    /// queue stops holding them. Only this thread gives entries up, so none was added
+    /// to them meanwhile.
+    fn floors_recorded(&mut self, shared: &WriterShared) {
+        if self.floors.is_empty() {
+            return;
+        }
+        let mut queue = shared.queue.lock();
+        for room in self.floors.keys() {
+            queue.lost_seqs.remove(room);
+        }
+        drop(queue);
+        self.floors.clear();
+    }
+}
+
+/// Records `floors`, rooms' numbers given up, in `room_floors`, in a transaction of its own.
+fn record_floors(conn: &mut Connection, floors: &HashMap<RoomName, u64>) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    raise_given_up(&tx, floors)?;
+    tx.commit()
+}
+
+fn raise_given_up(conn: &Connection, floors: &HashMap<RoomName, u64>) -> rusqlite::Result<()> {
+    chunks::raise_floors(
+        conn,
+        floors
+            .iter()
+            .map(|(room, seq)| (room.key(), chunks::sql_int(*seq))),
+    )
+}
+
 /// In one transaction, adds `staged`, every entry committed up to commit number `moved`
-/// in the order committed, to `chunks` ([`add_chunks`]) and records `moved` as the last
-/// commit moved; returns the entries added and those deleted.
+/// in the order committed, to `chunks` ([`add_chunks`]), records `moved` as the last
+/// commit moved and raises the rooms' floors by the numbers given up (`floors`); returns
+/// the entries added and those deleted.
 fn move_staged(
     conn: &mut Connection,
     keep: usize,
-    staged: &[Entry],
+    (staged, floors): (&[Entry], &HashMap<RoomName, u64>),
     highest: u64,
     moved: u64,
     blob: &mut Vec<u8>,
 ) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let counts = add_chunks(&tx, Some(keep), staged, highest, blob)?;
+    raise_given_up(&tx, floors)?;
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('moved_commit', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1189,7 +1239,8 @@ fn recover_commits(
         for (_, blob) in &records {
             decode_commit(blob, &mut names, &mut entries);
         }
-        move_staged(conn, keep, &entries, 0, last, &mut Vec::new()).map_err(sqlite)?;
+        let floors = HashMap::new();
+        move_staged(conn, keep, (&entries, &floors), 0, last, &mut Vec::new()).map_err(sqlite)?;
     }
     commits.clear().map_err(|source| StoreError::Open {
         path: commits::path_for(path),
@@ -1339,6 +1390,8 @@ fn write_batch(
         for (_, entry) in &given_up {
             let lost = queue.lost_seqs.entry(entry.room().clone()).or_default();
             *lost = (*lost).max(entry.seq());
+            let floor = staged.floors.entry(entry.room().clone()).or_default();
+            *floor = (*floor).max(entry.seq());
         }
         // Freed after the lock is let go: appends wait for it.
         drop(queue);
