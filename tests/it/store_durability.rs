@@ -292,35 +292,8 @@ async fn a_room_made_again_after_a_full_disk_numbers_on_after_what_was_not_store
     let mut bob = json_client(addr, "bob").await;
     join(&mut ana, "#full").await;
     join(&mut bob, "#full").await;
-    let line = "x".repeat(3_000);
-    let mut said = 0;
-    loop {
-        let say = json!({"type": "say", "room": "#full", "text": format!("{said} {line}")});
-        ana.send(&say.to_string()).await;
-        said += 1;
-        let reply = loop {
-            let v = ana.json().await;
-            if v["type"] == "ack" || v["type"] == "error" {
-                break v;
-            }
-        };
-        if reply["type"] == "error" {
-            assert_eq!(reply["code"], "not_stored", "{reply}");
-            break;
-        }
-        assert!(said < 1_000, "the disk never filled up");
-    }
     // Bob heard every one, the one not stored last, with its number.
-    let mut last_heard = 0;
-    for _ in 0..said {
-        let heard = loop {
-            let v = bob.json().await;
-            if v["type"] == "message" {
-                break v;
-            }
-        };
-        last_heard = heard["seq"].as_u64().unwrap();
-    }
+    let last_heard = say_until_the_disk_is_full(&mut ana, &mut bob, "#full").await;
     for c in [&mut ana, &mut bob] {
         c.send(r##"{"type":"leave","room":"#full"}"##).await;
         c.expect_json("leave").await;
