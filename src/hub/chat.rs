@@ -1160,10 +1160,8 @@ impl ChatState {
         let founder = alone && room != RoomName::lobby() && target.op_accounts.is_empty();
         if !already {
             let target = &self.rooms[&room];
-            // A founder's room has no operator to lift the modes that would keep it out;
-            // bans it kept are in force all the same.
             let entered = if founder {
-                self.may_pass_bans(id, target)
+                self.may_found(id, target, key.as_deref())
             } else {
                 self.may_enter(id, target, key.as_deref())
             };

@@ -244,8 +244,12 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
 /// Joins `room` and returns the answer: this client's own join, or an error (others'
 /// joins to rooms it is in are skipped).
 async fn join_own(c: &mut Client, room: &str) -> Value {
-    c.send(&json!({"type": "join", "room": room}).to_string())
-        .await;
+    join_keyed(c, json!({"type": "join", "room": room})).await
+}
+
+/// Sends `join` (a join request, with its key) and returns the answer, as `join_own`.
+async fn join_keyed(c: &mut Client, join: Value) -> Value {
+    c.send(&join.to_string()).await;
     loop {
         let v = c.json().await;
         if v["type"] == "error" || (v["type"] == "join" && v["you"] == true) {
@@ -397,6 +401,49 @@ async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
     let bans = ask(&mut bob, bans, "bans").await;
     assert_eq!(bans["bans"].as_array().map(Vec::len), Some(2), "{bans}");
     drop((mal, eve, bob));
+    stop(charla);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_key_is_asked_of_the_first_to_join_an_emptied_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    // ana has no account: the room keeps its key, and no operator's account.
+    let mut ana = json_client(addr, "ana").await;
+    assert_eq!(join_own(&mut ana, "#vault").await["you"], true);
+    let key = json!({"type": "mode", "room": "#vault", "modes": "+k sesame"});
+    assert_eq!(ask(&mut ana, key, "mode").await["modes"], "+k sesame");
+    let left = ask(
+        &mut ana,
+        json!({"type": "leave", "room": "#vault"}),
+        "leave",
+    )
+    .await;
+    assert_eq!(left["type"], "leave", "{left}");
+    let mut eve = json_client(addr, "eve").await;
+    let refused = join_own(&mut eve, "#vault").await;
+    assert_eq!(refused["code"], "bad_key", "emptied: {refused}");
+    drop((ana, eve));
+    stop(charla);
+
+    let (charla, addr) = serve_with(&["--data", data], &[]);
+    let mut eve = json_client(addr, "eve").await;
+    let refused = join_own(&mut eve, "#vault").await;
+    assert_eq!(refused["code"], "bad_key", "after a restart: {refused}");
+    let wrong = json!({"type": "join", "room": "#vault", "key": "open"});
+    let refused = join_keyed(&mut eve, wrong).await;
+    assert_eq!(refused["code"], "bad_key", "a wrong key: {refused}");
+    // Whoever has the key founds it.
+    let mut bob = json_client(addr, "bob").await;
+    let join = json!({"type": "join", "room": "#vault", "key": "sesame"});
+    let joined = join_keyed(&mut bob, join).await;
+    assert_eq!(joined["you"], true, "{joined}");
+    let modes = ask(&mut bob, json!({"type": "mode", "room": "#vault"}), "modes").await;
+    assert_eq!(modes["ops"], json!(["bob"]), "{modes}");
+    drop((eve, bob));
     stop(charla);
 }
 
