@@ -2,9 +2,10 @@
 # The writer's CPU a stored row (docs/benchmarks.md, store6 to store8): the rooms scenario at
 # 500k deliveries/s for 8 s on a fresh --data DIR, the server on CPU 0 and the generator on
 # CPU 1 (both nice -n -10); the writer thread's (charla-history) ticks over the rows in the
-# file. With PERF_OUT, 3 s of the writer are recorded there. Run it under flock /tmp/bench.lock.
+# file. With PERF_OUT, PERF_SECONDS (3) of the writer are recorded there at PERF_HZ (1000)
+# samples a second, from 3 s into the run. Run it under flock /tmp/bench.lock.
 #
-#   bench/store-rows.sh BINARY [PERF_OUT]
+#   [PERF_HZ=4999 PERF_SECONDS=5] bench/store-rows.sh BINARY [PERF_OUT]
 set -uo pipefail
 BIN=$1; PERF=${2:-}
 W=$(mktemp -d /tmp/charla-s6.XXXXXX)
@@ -15,7 +16,7 @@ taskset -c 0 nice -n -10 "$BIN" serve --data "$W/d" --flood-rate 0 --max-per-ip 
     --max-connections 19000 --listen 127.0.0.1:16623 > "$W/s.log" 2>&1 &
 sp=$!
 sleep 1.5
-pp=; if [ -n "$PERF" ]; then (sleep 3; tid=$(grep -l charla-history /proc/$sp/task/*/comm | head -1 | cut -d/ -f5); perf record -F 1000 --call-graph dwarf,16384 -t $tid -o $PERF -- sleep 3 >/dev/null 2>&1) & pp=$!; fi
+pp=; if [ -n "$PERF" ]; then (sleep 3; tid=$(grep -l charla-history /proc/$sp/task/*/comm | head -1 | cut -d/ -f5); perf record -F "${PERF_HZ:-1000}" -m 1024 --call-graph dwarf,16384 -t $tid -o $PERF -- sleep "${PERF_SECONDS:-3}" >/dev/null 2>&1) & pp=$!; fi
 taskset -c 1 nice -n -10 "$BIN" bench run rooms --addr 127.0.0.1:16623 --server-pid "$sp" \
     --duration 8 --clients 10000 --rooms 1000 --senders 1000 --rates 500000 2>/dev/null | grep '^| charla' |
     awk -F'|' '{printf "rate=%s deliv=%s lost=%s p50=%s p99=%s cpu=%s\n", $5, $6, $7, $10, $12, $17}'

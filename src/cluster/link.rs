@@ -1153,6 +1153,16 @@ fn heard(
     // heard here when said. Its own room changes are taken again in Redis's order, so
     // that changes crossing on the way end the same on every node.
     let kept = matches!(wire, Wire::RoomKept { .. });
+    // An account this node deleted: the rooms kept in Redis forget it once, from here.
+    if own
+        && let Wire::Account {
+            name,
+            registered: false,
+            ..
+        } = &wire
+    {
+        shared.forget_account(&wire::nick(name)?);
+    }
     if own && !kept && (!wire.is_entry() || wire.is_late()) {
         relayed(hub, &wire, burst);
         return Ok(());

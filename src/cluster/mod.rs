@@ -646,15 +646,7 @@ impl Bus for ClusterBus {
     }
 
     fn share_room(&self, room: &RoomName, changes: Vec<RoomChange>) {
-        let (set, del) = room_state::delta(&changes);
-        let wire = Wire::RoomKept {
-            node: self.0.node.number(),
-            room: room.as_str().to_string(),
-            set,
-            del,
-            replace: false,
-        };
-        self.0.send(Out::Room(room.clone(), wire));
+        self.0.share_room(room, &changes);
     }
 
     fn found(&self, room: &RoomName, founder: SessionId, account: Option<Nick>) {
@@ -900,6 +892,41 @@ impl Shared {
             rooms.remove(0);
         }
         rooms.push(room);
+    }
+
+    /// Hands Redis `changes` to what `room` keeps, for every node.
+    fn share_room(&self, room: &RoomName, changes: &[RoomChange]) {
+        let (set, del) = room_state::delta(changes);
+        let wire = Wire::RoomKept {
+            node: self.node.number(),
+            room: room.as_str().to_string(),
+            set,
+            del,
+            replace: false,
+        };
+        self.send(Out::Room(room.clone(), wire));
+    }
+
+    /// The account `name` was deleted on this node, as Redis's order has it now: every
+    /// room the cluster keeps forgets it ([`crate::hub::forget_account`]), those no node
+    /// has made now included, which no hub would otherwise change. From the copy here,
+    /// which holds every room's fields as heard up to the deletion.
+    fn forget_account(&self, name: &Nick) {
+        let changed: Vec<(RoomName, Vec<RoomChange>)> = {
+            let rooms = self.rooms.lock().unwrap();
+            rooms
+                .iter()
+                .filter_map(|(room, fields)| {
+                    let mut kept = room_state::kept(room, fields);
+                    let changes =
+                        crate::hub::forget_account(&mut kept.op_accounts, &mut kept.bans, name);
+                    (!changes.is_empty()).then(|| (room.clone(), changes))
+                })
+                .collect()
+        };
+        for (room, changes) in changed {
+            self.share_room(&room, &changes);
+        }
     }
 
     /// `room`'s kept state changed: the copy here follows, and the hub's room takes it.

@@ -327,6 +327,10 @@ impl ChatState {
             self.save_room(&room);
             self.share_room(&room, changes);
         }
+        // Rooms not made now whose states still wait for the store's writer (one that
+        // emptied just before) would otherwise be written with the account after the
+        // account's deletion forgot it in the file.
+        self.store.forget_account(name);
     }
 
     /// Tells the other nodes what session `id` shows as it is now (its away message,
@@ -1154,9 +1158,14 @@ impl ChatState {
         // The first member of a room a user makes is its operator, unless the room kept
         // operators' accounts from before; #lobby is the server's.
         let founder = alone && room != RoomName::lobby() && target.op_accounts.is_empty();
-        if !already && !founder {
+        if !already {
             let target = &self.rooms[&room];
-            if let Err(refused) = self.may_enter(id, target, key.as_deref()) {
+            let entered = if founder {
+                self.may_found(id, target, key.as_deref())
+            } else {
+                self.may_enter(id, target, key.as_deref())
+            };
+            if let Err(refused) = entered {
                 if made {
                     self.rooms.remove(&room);
                 }

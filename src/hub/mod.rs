@@ -85,7 +85,7 @@ pub use post::{
     Entry, Field, MAX_SOURCE_CHARS, NoSuchRoom, Notice, PostKind, Posted, RoomStatus, Source,
     Unposted,
 };
-pub use room::{KeptRoom, RoomChange, RoomSettings};
+pub use room::{KeptRoom, RoomChange, RoomSettings, forget_account};
 pub use store::{
     AckSink, FiringAlert, HistoryBounds, HistoryStore, MemoryHistory, Owed, StoreFull, stored_bytes,
 };

@@ -410,6 +410,20 @@ fn may_operate(chat: &ChatState, id: SessionId, room: &Room) -> bool {
     room.is_op(id) || chat.sessions[&id].oper
 }
 
+/// Whether `key` opens `room`: any does when it is not `+k`.
+fn key_fits(room: &Room, key: Option<&str>) -> Result<(), Failure> {
+    match &room.modes.key {
+        Some(wanted) if key != Some(wanted.as_str()) => {
+            let name = &room.name;
+            Err((
+                ErrorCode::BadKey,
+                format!("{name} takes a key: /join {name} KEY"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn not_operator(room: &RoomName, what: &str) -> Failure {
     (
         ErrorCode::NotOperator,
@@ -418,6 +432,37 @@ fn not_operator(room: &RoomName, what: &str) -> Failure {
 }
 
 impl ChatState {
+    /// Whether session `id` may found `room` (made again from its kept state, with no
+    /// operator's account): its kept bans and key hold for the founder too, its `+i` and
+    /// `+l` do not, as nobody inside could let anyone in.
+    pub(super) fn may_found(
+        &self,
+        id: SessionId,
+        room: &Room,
+        key: Option<&str>,
+    ) -> Result<(), Failure> {
+        self.may_pass_bans(id, room)?;
+        key_fits(room, key)
+    }
+
+    /// Whether session `id` is kept out of `room` by one of its bans; an invitation lets
+    /// it in.
+    fn may_pass_bans(&self, id: SessionId, room: &Room) -> Result<(), Failure> {
+        let session = &self.sessions[&id];
+        let name = &room.name;
+        let invited = room.invited.contains(&id) || self.directory.invited(name, id);
+        let account = session.account.as_ref();
+        if room
+            .bans
+            .iter()
+            .any(|ban| ban.applies(&session.nick, account))
+            && !invited
+        {
+            return Err((ErrorCode::Banned, format!("you are banned from {name}")));
+        }
+        Ok(())
+    }
+
     /// Whether session `id` may come into `room` (which exists) with `key`: not banned,
     /// invited if it is invite-only, with its key, within its limit. One of the room's
     /// operators' accounts comes in whatever the modes: it is the room's owner, and a room
@@ -434,29 +479,14 @@ impl ChatState {
         }
         let name = &room.name;
         let invited = room.invited.contains(&id) || self.directory.invited(name, id);
-        let account = session.account.as_ref();
-        if room
-            .bans
-            .iter()
-            .any(|ban| ban.applies(&session.nick, account))
-            && !invited
-        {
-            return Err((ErrorCode::Banned, format!("you are banned from {name}")));
-        }
+        self.may_pass_bans(id, room)?;
         if room.modes.invite_only && !invited {
             return Err((
                 ErrorCode::InviteOnly,
                 format!("{name} is invite-only; ask one of its operators to /invite you"),
             ));
         }
-        if let Some(wanted) = &room.modes.key
-            && key != Some(wanted.as_str())
-        {
-            return Err((
-                ErrorCode::BadKey,
-                format!("{name} takes a key: /join {name} KEY"),
-            ));
-        }
+        key_fits(room, key)?;
         if let Some(limit) = room.modes.limit
             && room.members.len() >= limit
         {

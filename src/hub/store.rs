@@ -11,7 +11,7 @@ use std::mem::size_of;
 use crate::fanout::{Level, Ordered};
 
 use super::ids::{NodeId, SessionId};
-use super::names::RoomName;
+use super::names::{Nick, RoomName};
 use super::post::{Entry, Field};
 use super::room::KeptRoom;
 
@@ -124,6 +124,14 @@ pub trait HistoryStore: Send + Sync {
     /// lock. A store that forgets rooms with their members ignores it.
     fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
         let _ = (room, kept);
+    }
+
+    /// The account `name` was deleted: every room kept forgets it
+    /// ([`KeptRoom::forget_account`]), after every state handed to
+    /// [`HistoryStore::keep_room`] before, so none of those writes it back. Never waits:
+    /// called under the hub's lock.
+    fn forget_account(&self, name: &Nick) {
+        let _ = name;
     }
 
     /// What [`HistoryStore::keep_room`] kept of `room`; asked under the hub's lock as the

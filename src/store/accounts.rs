@@ -125,7 +125,10 @@ impl AccountStore for SqliteAccounts {
 
     fn delete(&self, name: &Nick) -> Result<(), AccountError> {
         // In one transaction with the rooms kept in the file, so no room keeps making
-        // operators of, or banning by, an account that someone may register again.
+        // operators of, or banning by, an account that someone may register again, even
+        // if the server stops just after. Rooms' states still waiting for the history
+        // writer are not in the file yet: the hub has the writer forget the account after
+        // them (`HistoryStore::forget_account`).
         let rows = self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
             let rows = tx.execute("DELETE FROM accounts WHERE key = ?1", [name.key()])?;

@@ -55,8 +55,8 @@ use tracing::{error, warn};
 use super::schema::{self, SCHEMA_VERSION};
 use crate::fanout::{Level, Ordered};
 use crate::hub::{
-    AckSink, Entry, FiringAlert, HistoryBounds, HistoryStore, KeptRoom, NodeId, Owed, RoomName,
-    StoreFull, stored_bytes,
+    AckSink, Entry, FiringAlert, HistoryBounds, HistoryStore, KeptRoom, Nick, NodeId, Owed,
+    RoomName, StoreFull, stored_bytes,
 };
 use chunk::{Names, Row};
 use commits::CommitFile;
@@ -254,7 +254,8 @@ struct Queue {
     rooms: HashMap<RoomName, (u64, Option<KeptRoom>)>,
     /// The largest number of each room among entries a failed commit gave up (a full
     /// disk): said live with it, never in the file, so a room made again numbers on after
-    /// it. Until the server stops; one a room, and only rooms that lost an entry.
+    /// it. Held until the writer records it in `room_floors` (once the disk has room
+    /// again: [`Staged::floors`]); one a room, and only rooms that lost an entry.
     lost_seqs: HashMap<RoomName, u64>,
     next: u64,
     cache: Cache,
@@ -287,6 +288,9 @@ enum Job {
     Append(u64, Entry, Option<Box<Owed>>),
     /// A room's state to keep (`None`: its row goes), under its number; boxed too.
     Room(u64, RoomName, Option<Box<KeptRoom>>),
+    /// An account was deleted: the rooms kept forget it, after the states sent before
+    /// ([`HistoryStore::forget_account`]), under its number.
+    ForgetAccount(u64, Box<Nick>),
     /// An Alertmanager alert of a room firing (`Some`) or resolved, under its number; boxed
     /// too.
     Firing(u64, Box<(RoomName, String, Option<FiringAlert>)>),
@@ -545,6 +549,36 @@ impl HistoryStore for SqliteHistory {
             1,
             why,
             "not kept (in force until the room empties)",
+        );
+    }
+
+    /// Through the writer's queue, so a room's state sent before (a ban, an operator made
+    /// just before the `/unregister`) is written first and then loses the account, never
+    /// the other way round; the states still waiting, which a room made again takes back,
+    /// lose it at once.
+    fn forget_account(&self, name: &Nick) {
+        let mut queue = self.shared.queue.lock();
+        for kept in queue
+            .rooms
+            .values_mut()
+            .filter_map(|(_, kept)| kept.as_mut())
+        {
+            kept.forget_account(name);
+        }
+        let number = queue.next;
+        let job = Job::ForgetAccount(number, Box::new(name.clone()));
+        if queue
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.try_send(job).is_ok())
+        {
+            queue.next += 1;
+            return;
+        }
+        drop(queue);
+        error!(
+            account = %name,
+            "the history writer cannot take an account's deletion: rooms' states sent just before it may keep the account"
         );
     }
 
@@ -968,6 +1002,10 @@ struct Staged {
     last: Option<u64>,
     /// The number of the last commit that wrote them, recorded by their move.
     commit: u64,
+    /// The largest number of each room among entries a failed commit gave up, not yet in
+    /// `room_floors`: recorded by the next move that works (at the latest, the one as the
+    /// store closes), so that after a restart a room numbers on after them too.
+    floors: HashMap<RoomName, u64>,
     /// Failed moves, logged at most once a [`failure_log::FAILURE_LOG_INTERVAL`].
     failures: FailureLog,
     /// Buffers kept from one commit or move to the next, so that the writer's steady work
@@ -986,9 +1024,10 @@ impl Staged {
             || self.since.is_some_and(|at| at.elapsed() >= MERGE_INTERVAL)
     }
 
-    /// Moves what is staged into `chunks` and stops holding it pending; returns `rows`,
-    /// the entries in `chunks`, updated. When the move fails everything stays staged and
-    /// pending, for the next try.
+    /// Moves what is staged into `chunks`, with the [`Staged::floors`] waiting, and stops
+    /// holding it pending; returns `rows`, the entries in `chunks`, updated. When the move
+    /// fails everything stays staged and pending, for the next try. With nothing staged,
+    /// the floors waiting are recorded alone.
     fn merge(
         &mut self,
         conn: &mut Connection,
@@ -998,13 +1037,21 @@ impl Staged {
         rows: u64,
     ) -> u64 {
         let Some(last) = self.last else {
+            if !self.floors.is_empty() {
+                match record_floors(conn, &self.floors) {
+                    Ok(()) => self.floors_recorded(shared),
+                    Err(e) => {
+                        error!(error = %e, rooms = self.floors.len(), "cannot record the numbers of history not stored")
+                    }
+                }
+            }
             return rows;
         };
         let highest = shared.highest.load(Ordering::Relaxed);
         let moved = move_staged(
             conn,
             keep,
-            &self.entries,
+            (&self.entries, &self.floors),
             highest,
             self.commit,
             &mut self.blob,
@@ -1017,6 +1064,7 @@ impl Staged {
                 if let Err(e) = commits.rewind() {
                     warn!(error = %e, "cannot cut the history's commit file");
                 }
+                self.floors_recorded(shared);
                 let mut queue = shared.queue.lock();
                 let done = queue.pending.partition_point(|(n, _)| *n <= last);
                 self.released.extend(queue.pending.drain(..done));
@@ -1040,19 +1088,54 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// The floors waiting are in `room_floors` now: the file knows those numbers, so the
+    /// queue stops holding them. Only this thread gives entries up, so none was added
+    /// to them meanwhile.
+    fn floors_recorded(&mut self, shared: &WriterShared) {
+        if self.floors.is_empty() {
+            return;
+        }
+        let mut queue = shared.queue.lock();
+        for room in self.floors.keys() {
+            queue.lost_seqs.remove(room);
+        }
+        drop(queue);
+        self.floors.clear();
+    }
+}
+
+/// Records `floors`, rooms' numbers given up, in `room_floors`, in a transaction of its own.
+fn record_floors(conn: &mut Connection, floors: &HashMap<RoomName, u64>) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    raise_given_up(&tx, floors)?;
+    tx.commit()
+}
+
+fn raise_given_up(conn: &Connection, floors: &HashMap<RoomName, u64>) -> rusqlite::Result<()> {
+    chunks::raise_floors(
+        conn,
+        floors
+            .iter()
+            .map(|(room, seq)| (room.key(), chunks::sql_int(*seq))),
+    )
+}
+
 /// In one transaction, adds `staged`, every entry committed up to commit number `moved`
-/// in the order committed, to `chunks` ([`add_chunks`]) and records `moved` as the last
-/// commit moved; returns the entries added and those deleted.
+/// in the order committed, to `chunks` ([`add_chunks`]), records `moved` as the last
+/// commit moved and raises the rooms' floors by the numbers given up (`floors`); returns
+/// the entries added and those deleted.
 fn move_staged(
     conn: &mut Connection,
     keep: usize,
-    staged: &[Entry],
+    (staged, floors): (&[Entry], &HashMap<RoomName, u64>),
     highest: u64,
     moved: u64,
     blob: &mut Vec<u8>,
 ) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let counts = add_chunks(&tx, Some(keep), staged, highest, blob)?;
+    raise_given_up(&tx, floors)?;
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('moved_commit', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1156,7 +1239,8 @@ fn recover_commits(
         for (_, blob) in &records {
             decode_commit(blob, &mut names, &mut entries);
         }
-        move_staged(conn, keep, &entries, 0, last, &mut Vec::new()).map_err(sqlite)?;
+        let floors = HashMap::new();
+        move_staged(conn, keep, (&entries, &floors), 0, last, &mut Vec::new()).map_err(sqlite)?;
     }
     commits.clear().map_err(|source| StoreError::Open {
         path: commits::path_for(path),
@@ -1244,7 +1328,11 @@ fn write_batch(
             }
             Job::Room(number, room, kept) => {
                 last = Some(number);
-                saves.push((room, kept.map(|kept| *kept)));
+                saves.push(RoomWrite::Save(room, kept.map(|kept| *kept)));
+            }
+            Job::ForgetAccount(number, name) => {
+                last = Some(number);
+                saves.push(RoomWrite::ForgetAccount(*name));
             }
             Job::Firing(number, alert) => {
                 last = Some(number);
@@ -1302,6 +1390,8 @@ fn write_batch(
         for (_, entry) in &given_up {
             let lost = queue.lost_seqs.entry(entry.room().clone()).or_default();
             *lost = (*lost).max(entry.seq());
+            let floor = staged.floors.entry(entry.room().clone()).or_default();
+            *floor = (*floor).max(entry.seq());
         }
         // Freed after the lock is let go: appends wait for it.
         drop(queue);
@@ -1368,15 +1458,26 @@ fn commit(
 /// messages): the usual commit's record is far smaller.
 const KEEP_RECORD_BYTES: usize = 1024 * 1024;
 
-/// Keeps `saves` and `alerts` in one transaction.
+/// A write to the `rooms` table, in the order the hub sent it.
+enum RoomWrite {
+    /// A room's state to keep (`None`: its row goes).
+    Save(RoomName, Option<KeptRoom>),
+    /// Every room kept forgets a deleted account.
+    ForgetAccount(Nick),
+}
+
+/// Keeps `saves`, in their order, and `alerts` in one transaction.
 fn keep_states(
     conn: &mut Connection,
-    saves: &[(RoomName, Option<KeptRoom>)],
+    saves: &[RoomWrite],
     alerts: &[(RoomName, String, Option<FiringAlert>)],
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for (room, kept) in saves {
-        rooms::save(&tx, room, kept.as_ref())?;
+    for save in saves {
+        match save {
+            RoomWrite::Save(room, kept) => rooms::save(&tx, room, kept.as_ref())?,
+            RoomWrite::ForgetAccount(name) => rooms::forget_account(&tx, name)?,
+        }
     }
     for (room, fingerprint, alert) in alerts {
         firing::save(&tx, room, fingerprint, alert.as_ref())?;

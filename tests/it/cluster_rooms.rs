@@ -375,3 +375,82 @@ async fn a_rooms_creation_time_is_when_it_was_first_made_anywhere_on_every_node(
     }
     drop((ana, cy, one, two, three));
 }
+
+/// Where Redis keeps `mal`'s operator account and ban of `#den`: under the name and the
+/// mask's pattern as compared, folded (`m` reads as `rn`).
+const MAL_OP: &str = "op:rnal";
+const MAL_BAN: &str = "ban:rnal";
+
+/// Polls Redis until `#den` no longer names the account `mal`: no operator's account of
+/// it, and its ban follows no account; returns the ban.
+fn redis_until_mal_is_forgotten(redis: &Redis) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let op = redis.command(&["HEXISTS", "charla:room:#den", MAL_OP]);
+        let ban = redis.command(&["HGET", "charla:room:#den", MAL_BAN]);
+        if op.starts_with(":0") && !ban.contains(r#""account":""#) {
+            return ban;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "#den in Redis still names the account mal: {op:?} {ban:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An account deleted on one node is forgotten by the rooms the cluster keeps in Redis,
+/// empty ones included: after the nodes restart, whoever registers the name again is
+/// neither banned by the old owner's ban (which still names the nick) nor the room's
+/// operator.
+#[tokio::test]
+async fn an_unregistered_account_is_forgotten_by_the_rooms_kept_in_redis() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut ana = one.text("ana").await;
+    ana.send("/register correct-horse").await;
+    ana.expect("*** ana is registered to you").await;
+    ana.send("/join #den").await;
+    ana.expect("#den *** you joined").await;
+    let mut mal = two.text("mal").await;
+    mal.send("/register battery-staple").await;
+    mal.expect("*** mal is registered to you").await;
+    join_after(&mut mal, "#den", "ana").await;
+    ana.expect("#den *** mal joined").await;
+    ana.send("/mode +o mal").await;
+    mal.expect("#den *** ana set mode +o mal").await;
+    mal.send("/leave #den").await;
+    mal.expect("#den *** you left").await;
+    ana.send("/ban mal").await;
+    ana.expect("#den *** ana set mode +b mal!*@*").await;
+    redis_until(&redis, "#den", MAL_OP, "mal");
+    redis_until(&redis, "#den", MAL_BAN, r#""account":"mal""#);
+    // Empty on every node: kept in Redis alone.
+    ana.send("/leave #den").await;
+    ana.expect("#den *** you left").await;
+
+    mal.send("/unregister battery-staple").await;
+    mal.expect("*** the account mal is deleted").await;
+    let ban = redis_until_mal_is_forgotten(&redis);
+    assert!(ban.contains("mal!*@*"), "the ban keeps its mask: {ban}");
+    drop((ana, mal, one, two));
+
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut max = two.text("mal").await;
+    max.send("/register another-horse").await;
+    max.expect("*** mal is registered to you").await;
+    max.send("/nick max").await;
+    max.expect("*** you are now known as max").await;
+    max.send("/join #den").await;
+    max.expect("#den *** you joined").await;
+    max.send("/topic mine").await;
+    max.expect("ERROR not_operator").await;
+    let mut ana = one.text("guest").await;
+    ana.send("/login ana correct-horse").await;
+    ana.expect("*** you are now known as ana").await;
+    join_after(&mut ana, "#den", "max").await;
+    ana.send("/mode +b").await;
+    let bans = ana.expect("mal!*@*").await;
+    assert!(!bans.contains("account"), "{bans}");
+    drop((ana, max, one, two));
+}

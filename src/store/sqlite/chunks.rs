@@ -130,9 +130,10 @@ pub fn expire(conn: &Connection, before: u64) -> rusqlite::Result<u64> {
     }
 }
 
-/// Records the last numbers of rooms whose rows are being deleted, so [`last_seq`] still
-/// knows them once none of a room's rows is left.
-fn raise_floors<'a>(
+/// Records the last numbers of rooms whose rows are being deleted, or whose last entries
+/// a failed commit gave up, so [`last_seq`] still knows them once none of a room's rows
+/// is left, or when none ever held them.
+pub fn raise_floors<'a>(
     conn: &Connection,
     deleted: impl Iterator<Item = (&'a str, i64)>,
 ) -> rusqlite::Result<()> {

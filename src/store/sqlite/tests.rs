@@ -1144,7 +1144,7 @@ fn a_room_is_served_exactly_what_it_keeps_across_chunks_and_a_damaged_chunk_is_s
     move_staged(
         &mut Connection::open(&path).unwrap(),
         300,
-        &entries,
+        (&entries, &HashMap::new()),
         0,
         0,
         &mut Vec::new(),
