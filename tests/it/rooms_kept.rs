@@ -191,7 +191,10 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
         ask(&mut mal, gone, "account").await["event"],
         "unregistered"
     );
-    drop(mal);
+    // Until its goodbye the nick is still held: a hello asking for it would stay a guest,
+    // and the guest's name, not mal, would be registered next.
+    mal.send(&json!({"type": "quit"}).to_string()).await;
+    mal.until_closed().await;
 
     // Someone else registers the name, and goes by another nick.
     let mut max = json_client(addr, "mal").await;
@@ -233,7 +236,8 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
     assert!(bans["bans"][0].get("account").is_none(), "{bans}");
     let mut max = json_client(addr, "max").await;
     let login = json!({"type": "login", "nick": "mal", "password": "another-horse"});
-    assert_eq!(ask(&mut max, login, "account").await["event"], "logged_in");
+    let logged_in = ask(&mut max, login, "account").await;
+    assert_eq!(logged_in["event"], "logged_in", "{logged_in}");
     let renamed = ask(&mut max, json!({"type": "nick", "nick": "max"}), "nick").await;
     assert_eq!(renamed["new"], "max", "{renamed}");
     let joined = join_own(&mut max, "#den").await;
