@@ -27,6 +27,30 @@ async fn wait_for(tmux: &Tmux, needle: &str) -> Vec<String> {
     tokio::task::block_in_place(|| tmux.wait_for(needle))
 }
 
+/// Waits until the row under the one containing `echo` is the prompt (`…>` and nothing
+/// typed): the editor is reading again, with the terminal in its own mode.
+async fn wait_for_prompt_under(tmux: &Tmux, echo: &str) {
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = tmux.screen();
+            let row = screen.iter().position(|row| row.contains(echo));
+            if row
+                .and_then(|row| screen.get(row + 1))
+                .is_some_and(|next| next.ends_with('>'))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no prompt under {echo:?}:\n{}",
+                screen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn typing_while_messages_arrive_leaves_the_input_line_intact() {
     let server = TestServer::start().await;
@@ -282,6 +306,9 @@ async fn a_line_with_a_password_is_not_kept_for_up_to_recall() {
     tmux.type_text("said before registering");
     tmux.press(&["Enter"]);
     bob.expect("<ana> said before registering").await;
+    // Typed before the editor reads again, the password would be echoed by the terminal
+    // itself: wait for the prompt rustyline draws under the echo of the line just sent.
+    wait_for_prompt_under(&tmux, "<ana> said before registering").await;
     tmux.type_text("/register correct-horse-9");
     tmux.press(&["Enter"]);
     let screen = wait_for(&tmux, "ana is registered to you").await;
