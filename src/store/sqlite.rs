@@ -261,6 +261,18 @@ struct Queue {
     cache: Cache,
 }
 
+impl Queue {
+    /// Sends the writer `job`, made under the next number, and returns that number; `None`
+    /// when the writer cannot take it (its queue full, or closed).
+    fn send(&mut self, job: impl FnOnce(u64) -> Job) -> Option<u64> {
+        let number = self.next;
+        let sent = self.sender.as_ref()?.try_send(job(number));
+        sent.ok()?;
+        self.next += 1;
+        Some(number)
+    }
+}
+
 /// The newest entries of rooms asked for, as a replay gives them (see the module
 /// documentation).
 #[derive(Default)]
@@ -531,14 +543,8 @@ impl HistoryStore for SqliteHistory {
 
     fn keep_room(&self, room: &RoomName, kept: Option<KeptRoom>) {
         let mut queue = self.shared.queue.lock();
-        let number = queue.next;
-        let job = Job::Room(number, room.clone(), kept.clone().map(Box::new));
-        if queue
-            .sender
-            .as_ref()
-            .is_some_and(|s| s.try_send(job).is_ok())
-        {
-            queue.next += 1;
+        let job = |number| Job::Room(number, room.clone(), kept.clone().map(Box::new));
+        if let Some(number) = queue.send(job) {
             queue.rooms.insert(room.clone(), (number, kept));
             return;
         }
@@ -565,14 +571,10 @@ impl HistoryStore for SqliteHistory {
         {
             kept.forget_account(name);
         }
-        let number = queue.next;
-        let job = Job::ForgetAccount(number, Box::new(name.clone()));
         if queue
-            .sender
-            .as_ref()
-            .is_some_and(|s| s.try_send(job).is_ok())
+            .send(|number| Job::ForgetAccount(number, Box::new(name.clone())))
+            .is_some()
         {
-            queue.next += 1;
             return;
         }
         drop(queue);
@@ -595,17 +597,11 @@ impl HistoryStore for SqliteHistory {
 
     fn keep_firing(&self, room: &RoomName, fingerprint: &str, alert: Option<&FiringAlert>) {
         let mut queue = self.shared.queue.lock();
-        let number = queue.next;
-        let job = Job::Firing(
-            number,
-            Box::new((room.clone(), fingerprint.to_string(), alert.cloned())),
-        );
-        if queue
-            .sender
-            .as_ref()
-            .is_some_and(|s| s.try_send(job).is_ok())
-        {
-            queue.next += 1;
+        let job = |number| {
+            let alert = (room.clone(), fingerprint.to_string(), alert.cloned());
+            Job::Firing(number, Box::new(alert))
+        };
+        if queue.send(job).is_some() {
             return;
         }
         drop(queue);
