@@ -25,13 +25,7 @@ async fn a_rooms_topic_modes_operators_and_bans_survive_a_restart() {
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
-    let registered = ask(
-        &mut ana,
-        json!({"type": "register", "password": "correct-horse"}),
-        "account",
-    )
-    .await;
-    assert_eq!(registered["event"], "registered", "{registered}");
+    register(&mut ana, "correct-horse").await;
     let joined = ask(&mut ana, json!({"type": "join", "room": "#Ops"}), "join").await;
     assert_eq!(joined["you"], true, "{joined}");
     let topic = json!({"type": "topic", "room": "#ops", "text": "deploys at 15:00"});
@@ -112,13 +106,7 @@ async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_n
     let joined = ask(&mut ana, json!({"type": "join", "room": "#ops"}), "join").await;
     assert_eq!(joined["you"], true, "{joined}");
     let mut mal = json_client(addr, "mal").await;
-    let registered = ask(
-        &mut mal,
-        json!({"type": "register", "password": "correct-horse"}),
-        "account",
-    )
-    .await;
-    assert_eq!(registered["event"], "registered", "{registered}");
+    register(&mut mal, "correct-horse").await;
     let ban = json!({"type": "mode", "room": "#ops", "modes": "+b mal"});
     assert_eq!(ask(&mut ana, ban, "mode").await["modes"], "+b mal!*@*");
     drop((ana, mal));
@@ -162,13 +150,7 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
     let mut mal = json_client(addr, "mal").await;
-    let registered = ask(
-        &mut mal,
-        json!({"type": "register", "password": "correct-horse"}),
-        "account",
-    )
-    .await;
-    assert_eq!(registered["event"], "registered", "{registered}");
+    register(&mut mal, "correct-horse").await;
     for room in ["#ops", "#den"] {
         let joined = join_own(&mut ana, room).await;
         assert_eq!(joined["you"], true, "{joined}");
@@ -198,13 +180,7 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
 
     // Someone else registers the name, and goes by another nick.
     let mut max = json_client(addr, "mal").await;
-    let registered = ask(
-        &mut max,
-        json!({"type": "register", "password": "another-horse"}),
-        "account",
-    )
-    .await;
-    assert_eq!(registered["event"], "registered", "{registered}");
+    register(&mut max, "another-horse").await;
     let renamed = ask(&mut max, json!({"type": "nick", "nick": "max"}), "nick").await;
     assert_eq!(renamed["new"], "max", "{renamed}");
     let joined = join_own(&mut max, "#ops").await;
@@ -245,6 +221,13 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
     stop(charla);
 }
 
+/// Registers the nick `c` has with `password`.
+async fn register(c: &mut Client, password: &str) {
+    let request = json!({"type": "register", "password": password});
+    let registered = ask(c, request, "account").await;
+    assert_eq!(registered["event"], "registered", "{registered}");
+}
+
 /// Joins `room` and returns the answer: this client's own join, or an error (others'
 /// joins to rooms it is in are skipped).
 async fn join_own(c: &mut Client, room: &str) -> Value {
@@ -273,11 +256,7 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
     let mut ana = json_client(addr, "ana").await;
     let joined = join_own(&mut ana, "#den").await;
     assert_eq!(joined["you"], true, "{joined}");
-    let register = json!({"type": "register", "password": "correct-horse"});
-    assert_eq!(
-        ask(&mut ana, register, "account").await["event"],
-        "registered"
-    );
+    register(&mut ana, "correct-horse").await;
     let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
     assert_eq!(left["type"], "leave", "{left}");
 
@@ -315,11 +294,7 @@ async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members()
     let irc = next_listening(&charla, "irc");
 
     let mut ana = json_client(addr, "ana").await;
-    let register = json!({"type": "register", "password": "correct-horse"});
-    assert_eq!(
-        ask(&mut ana, register, "account").await["event"],
-        "registered"
-    );
+    register(&mut ana, "correct-horse").await;
     assert_eq!(join_own(&mut ana, "#den").await["you"], true);
     let left = ask(&mut ana, json!({"type": "leave", "room": "#den"}), "leave").await;
     assert_eq!(left["type"], "leave", "{left}");
@@ -358,13 +333,7 @@ async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut mal = json_client(addr, "mal").await;
-    let registered = ask(
-        &mut mal,
-        json!({"type": "register", "password": "correct-horse"}),
-        "account",
-    )
-    .await;
-    assert_eq!(registered["event"], "registered", "{registered}");
+    register(&mut mal, "correct-horse").await;
     // ana has no account: the room keeps its bans, and no operator's account.
     let mut ana = json_client(addr, "ana").await;
     assert_eq!(join_own(&mut ana, "#den").await["you"], true);
