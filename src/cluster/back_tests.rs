@@ -61,6 +61,14 @@ impl Bus for BackMidJoin {
     }
 }
 
+/// Node 1's shared state, and the queue of what it would send Redis.
+fn node_one() -> (NodeId, Arc<Shared>, mpsc::Receiver<Out>) {
+    let (outbox, queue) = mpsc::channel(1024);
+    let node = NodeId::new(1).unwrap();
+    let shared = Shared::new(node, "0123456789abcdef".into(), "node-1".into(), outbox);
+    (node, Arc::new(shared), queue)
+}
+
 /// Everything queued for Redis so far.
 fn queued(queue: &mut mpsc::Receiver<Out>) -> Vec<Out> {
     std::iter::from_fn(|| queue.try_recv().ok()).collect()
@@ -75,14 +83,7 @@ fn live_joins(outs: &[Out], room: &str) -> usize {
 
 #[test]
 fn a_join_as_the_node_comes_back_is_told_in_its_round_or_live_not_both() {
-    let (outbox, mut queue) = mpsc::channel(1024);
-    let node = NodeId::new(1).unwrap();
-    let shared = Arc::new(Shared::new(
-        node,
-        "0123456789abcdef".into(),
-        "node-1".into(),
-        outbox,
-    ));
+    let (node, shared, mut queue) = node_one();
     let bus = Arc::new(BackMidJoin {
         bus: ClusterBus(shared.clone()),
         hub: OnceLock::new(),
@@ -158,14 +159,7 @@ fn tells(out: &Out, id: SessionId) -> bool {
 /// on return it is told gone, once, and in no round.
 #[test]
 fn a_quit_while_out_of_reach_is_told_on_return_as_gone_and_nothing_before() {
-    let (outbox, mut queue) = mpsc::channel(1024);
-    let node = NodeId::new(1).unwrap();
-    let shared = Arc::new(Shared::new(
-        node,
-        "0123456789abcdef".into(),
-        "node-1".into(),
-        outbox,
-    ));
+    let (node, shared, mut queue) = node_one();
     let limits = Limits::default();
     let edges = Edges {
         node,

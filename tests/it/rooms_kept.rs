@@ -19,9 +19,8 @@ async fn ask(c: &mut Client, request: Value, kind: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rooms_topic_modes_operators_and_bans_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
@@ -97,9 +96,8 @@ async fn a_rooms_topic_modes_operators_and_bans_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_new_nick() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
@@ -143,9 +141,8 @@ async fn a_ban_on_a_logged_in_nick_follows_its_account_through_a_restart_and_a_n
 /// (`#ops`) as in one kept in the file (`#den`, empty when the account goes).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
@@ -221,6 +218,14 @@ async fn an_unregistered_accounts_bans_keep_their_masks_and_follow_no_one() {
     stop(charla);
 }
 
+/// A data directory for a test's server, not made yet, and the temporary directory
+/// holding it (gone when dropped).
+fn data_dir() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").to_str().unwrap().to_string();
+    (dir, data)
+}
+
 /// Registers the nick `c` has with `password`.
 async fn register(c: &mut Client, password: &str) {
     let request = json!({"type": "register", "password": password});
@@ -248,9 +253,8 @@ async fn join_keyed(c: &mut Client, join: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it_empties_and_a_restart()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut ana = json_client(addr, "ana").await;
@@ -287,9 +291,8 @@ async fn a_founder_who_registers_afterwards_is_its_rooms_operator_again_after_it
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
     let (charla, addr) = serve_with(&["--data", data, "--listen", "irc://127.0.0.1:0"], &[]);
     let irc = next_listening(&charla, "irc");
 
@@ -327,9 +330,8 @@ async fn an_operators_account_coming_back_is_seen_made_operator_by_the_members()
 /// before it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     let mut mal = json_client(addr, "mal").await;
@@ -379,9 +381,8 @@ async fn a_kept_ban_keeps_out_the_first_to_join_an_emptied_room() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_key_is_asked_of_the_first_to_join_an_emptied_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
+    let (_dir, data) = data_dir();
+    let data = data.as_str();
 
     let (charla, addr) = serve_with(&["--data", data], &[]);
     // ana has no account: the room keeps its key, and no operator's account.
