@@ -276,6 +276,15 @@ async fn a_full_disk_tells_each_sender_not_stored_and_the_server_goes_on() {
     assert!(stderr.contains("cannot write history"), "{stderr}");
 }
 
+/// ana and bob, JSON clients of the server at `addr`, both in #full.
+async fn ana_and_bob_in_full(addr: SocketAddr) -> (Client, Client) {
+    let mut ana = json_client(addr, "ana").await;
+    let mut bob = json_client(addr, "bob").await;
+    join(&mut ana, "#full").await;
+    join(&mut bob, "#full").await;
+    (ana, bob)
+}
+
 /// Messages a full disk kept out of the file were still said with their numbers: a room
 /// that empties and is made again numbers on after them, not from the last one stored, so
 /// nobody is given a number twice.
@@ -288,10 +297,7 @@ async fn a_room_made_again_after_a_full_disk_numbers_on_after_what_was_not_store
     let data = disk.data();
     let args = ["--data", data.to_str().unwrap(), "--flood-rate", "0"];
     let (charla, addr) = serve_with(&args, &[]);
-    let mut ana = json_client(addr, "ana").await;
-    let mut bob = json_client(addr, "bob").await;
-    join(&mut ana, "#full").await;
-    join(&mut bob, "#full").await;
+    let (mut ana, mut bob) = ana_and_bob_in_full(addr).await;
     // Bob heard every one, the one not stored last, with its number.
     let last_heard = say_until_the_disk_is_full(&mut ana, &mut bob, "#full").await;
     for c in [&mut ana, &mut bob] {
@@ -359,10 +365,7 @@ async fn the_numbers_a_full_disk_lost_are_kept_across_a_restart_once_it_has_room
     let data = disk.data();
     let args = ["--data", data.to_str().unwrap(), "--flood-rate", "0"];
     let (charla, addr) = serve_with(&args, &[]);
-    let mut ana = json_client(addr, "ana").await;
-    let mut bob = json_client(addr, "bob").await;
-    join(&mut ana, "#full").await;
-    join(&mut bob, "#full").await;
+    let (mut ana, mut bob) = ana_and_bob_in_full(addr).await;
     let last_heard = say_until_the_disk_is_full(&mut ana, &mut bob, "#full").await;
 
     // Room again; something said elsewhere is stored, and the server stops as usual.
