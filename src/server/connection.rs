@@ -578,6 +578,10 @@ impl Sink for Talker {
     fn proved(&self) -> bool {
         self.job.as_ref().is_some_and(|job| job.has_proved())
     }
+
+    fn account(&self) -> Option<crate::hub::Nick> {
+        self.ctx.hub.account_of(self.id?)
+    }
 }
 
 impl Talker {

@@ -475,9 +475,19 @@ fn write_event(
         // codec put its text in the request's reference (`Asked::rest`).
         Event::Ack { id, ts, .. } if !asked.rest.is_empty() => {
             let (kind, after) = asked.rest.split_at(1);
+            // The sender's account, after `~`, when its echo must carry it.
+            let (account, after) = match after.strip_prefix('~') {
+                Some(rest) => {
+                    let end = rest.find([' ', '@']).unwrap_or(rest.len());
+                    let (name, after) = rest.split_at(end);
+                    (Nick::parse(name).ok(), after)
+                }
+                None => (None, after),
+            };
             let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
             let mut about = About::plain(*ts, *id);
+            about.account = account.as_ref();
             if kind == "t" {
                 // A TAGMSG's echo: the tags are what it sent.
                 let Ok(Some(tags)) = ClientTags::from_section(text) else {

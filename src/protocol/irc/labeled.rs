@@ -141,6 +141,10 @@ impl<S: Sink> Sink for Labeling<'_, S> {
     fn proved(&self) -> bool {
         self.sink.proved()
     }
+
+    fn account(&self) -> Option<Nick> {
+        self.sink.account()
+    }
 }
 
 /// `lines` (whole IRC lines, several to a piece maybe) answering the command labeled
