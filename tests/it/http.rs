@@ -642,6 +642,34 @@ async fn the_page_and_health() {
     assert_eq!(nothing.json()["code"], "not_found");
 }
 
+/// A path asked with a method it does not take is refused as every other request is: 405
+/// with the methods it takes in `Allow`, and the error object saying what went wrong.
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_an_error_that_says_so() {
+    let server = server().await;
+    let http = server.http();
+    for (head, allow) in [
+        ("GET /rooms/alerts HTTP/1.1", "POST"),
+        ("PUT /rooms/alerts HTTP/1.1\r\nContent-Length: 1", "POST"),
+        ("DELETE /rooms/alerts/messages HTTP/1.1", "GET,HEAD"),
+        ("POST /metrics HTTP/1.1\r\nContent-Length: 1", "GET,HEAD"),
+    ] {
+        let body: &[u8] = if head.contains("Content-Length") { b"x" } else { b"" };
+        let answer = raw(http, head, body).await;
+        assert_eq!(answer.status, 405, "{head}");
+        assert_eq!(answer.header("allow"), Some(allow), "{head}");
+        let error = answer.json();
+        assert_eq!(error["code"], "method_not_allowed", "{head}");
+        let (method, rest) = head.split_once(' ').unwrap();
+        let path = rest.split(' ').next().unwrap();
+        let message = error["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{path} does not take {method}")), "{message}");
+    }
+    // Nothing was posted by any of them.
+    let history = get(http, "/rooms/alerts/messages", &[]).await;
+    assert_eq!(history.json()["messages"], json!([]));
+}
+
 #[tokio::test]
 async fn shutdown_says_goodbye_over_the_websocket_and_closes_idle_http() {
     let server = server().await;

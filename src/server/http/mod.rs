@@ -23,7 +23,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -214,6 +214,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/alertmanager", post(alertmanager))
         .route("/rooms/{room}/messages", get(messages))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(web)
 }
 
@@ -312,6 +313,20 @@ async fn not_found() -> Refused {
         StatusCode::NOT_FOUND,
         "not_found",
         "nothing here: see docs/protocol.md, HTTP",
+    )
+}
+
+/// A path asked with a method it does not take (`GET /rooms/ops`): 405, with the `Allow`
+/// header axum adds, and the error object every other refusal has, so a script's user reads
+/// what went wrong rather than an empty body.
+async fn wrong_method(method: Method, uri: Uri) -> Refused {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}: the Allow header names what it takes (docs/protocol.md, HTTP)",
+            uri.path()
+        ),
     )
 }
 
