@@ -118,6 +118,16 @@ pub struct Whois {
     pub idle: u64,
 }
 
+/// A room as `/rooms` (JSON `rooms`, IRC LIST) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRoom {
+    pub name: RoomName,
+    /// Its members, on every node.
+    pub members: usize,
+    /// Its topic's text, if it has one: IRC's 322 ends with it, as other servers' does.
+    pub topic: Option<MessageText>,
+}
+
 /// Everything a session can be told.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -269,7 +279,7 @@ pub enum Event {
         you: bool,
     },
     Rooms {
-        rooms: Vec<(RoomName, usize)>,
+        rooms: Vec<ListedRoom>,
     },
     /// How many are here, for a query.
     Census(Census),

@@ -403,8 +403,10 @@ fn write_event(
         }
         Event::Rooms { rooms } => {
             numeric(s, RPL_LISTSTART, asked.nick, "Channel :Users  Name")?;
-            for (room, members) in rooms {
-                numeric(s, RPL_LIST, asked.nick, &format!("{room} {members} :"))?;
+            for room in rooms {
+                let topic = room.topic.as_ref().map_or("", |t| t.as_str());
+                let line = format!("{} {} :{}", room.name, room.members, one_line(topic));
+                numeric(s, RPL_LIST, asked.nick, &line)?;
             }
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
