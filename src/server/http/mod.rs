@@ -98,6 +98,8 @@ struct Web {
     ctx: Arc<Shared>,
     options: HttpOptions,
     allowances: Allowances,
+    /// The scheme its own page's origin has: `https` on a TLS listener, else `http`.
+    scheme: &'static str,
 }
 
 /// The connection a request came on.
@@ -150,6 +152,7 @@ pub(super) async fn accept_loop(
         allowances: Allowances::new(options.rate, options.burst),
         options,
         ctx: ctx.clone(),
+        scheme: if tls.is_some() { "https" } else { "http" },
     });
     let router = routes(web);
     let mut backoff = Duration::from_millis(5);
@@ -730,7 +733,8 @@ struct WsQuery {
 }
 
 /// Whether a browser page from `Origin` may open a WebSocket or post here: this listener's
-/// own page, or an origin `--allowed-origin` names. A request without `Origin` is not from
+/// own page (`https://` and the Host on a TLS listener, `http://` on another), or an origin
+/// `--allowed-origin` names. A request without `Origin` is not from
 /// a page (a program, `curl`, `websocat`) and may.
 fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -748,7 +752,7 @@ fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
         return true;
     }
     let host = header_text(headers, &["host"]).unwrap_or_default();
-    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("http://{host}"))
+    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{}://{host}", web.scheme))
 }
 
 /// The IRCv3 WebSocket subprotocols: IRC, one line per frame, in text frames (UTF-8) or
