@@ -857,7 +857,7 @@ fn to_value(event: &Event) -> Value {
         }),
         Event::Rooms { rooms } => json!({
             "type": "rooms",
-"rooms": rooms.iter().map(|room| {
+        "rooms": rooms.iter().map(|room| {
                 let mut listed = json!({"name": room.name.as_str(), "members": room.members});
                 if let Some(topic) = &room.topic {
                     listed["topic"] = json!(topic.as_str());

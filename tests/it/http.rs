@@ -654,7 +654,11 @@ async fn a_method_a_path_does_not_take_is_405_with_an_error_that_says_so() {
         ("DELETE /rooms/alerts/messages HTTP/1.1", "GET,HEAD"),
         ("POST /metrics HTTP/1.1\r\nContent-Length: 1", "GET,HEAD"),
     ] {
-        let body: &[u8] = if head.contains("Content-Length") { b"x" } else { b"" };
+        let body: &[u8] = if head.contains("Content-Length") {
+            b"x"
+        } else {
+            b""
+        };
         let answer = raw(http, head, body).await;
         assert_eq!(answer.status, 405, "{head}");
         assert_eq!(answer.header("allow"), Some(allow), "{head}");
@@ -663,7 +667,10 @@ async fn a_method_a_path_does_not_take_is_405_with_an_error_that_says_so() {
         let (method, rest) = head.split_once(' ').unwrap();
         let path = rest.split(' ').next().unwrap();
         let message = error["message"].as_str().unwrap();
-        assert!(message.starts_with(&format!("{path} does not take {method}")), "{message}");
+        assert!(
+            message.starts_with(&format!("{path} does not take {method}")),
+            "{message}"
+        );
     }
     // Nothing was posted by any of them.
     let history = get(http, "/rooms/alerts/messages", &[]).await;
