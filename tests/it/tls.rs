@@ -570,6 +570,24 @@ async fn a_plaintext_client_on_a_tls_port_is_told_and_logged_and_hurts_nobody() 
     assert!(log.contains("plaintext client on a TLS port"), "{log}");
 }
 
+/// An IRC client with TLS off on an `ircs://` port is told in IRC's own words, an `ERROR`
+/// line its client shows as the reason the link closed (WeeChat took the text listener's
+/// `error: …` for an unknown command).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plaintext_irc_client_on_an_ircs_port_gets_an_irc_error() {
+    let pki = Pki::new();
+    let server = serve(&pki, &["ircs://127.0.0.1:0"]).await;
+    let mut plain = Client::tcp(listener(&server, "ircs")).await;
+    plain.send("CAP LS 302\r\nNICK ana\r").await;
+    let said = plain.until_closed().await;
+    assert_eq!(
+        said,
+        [
+            "ERROR :Closing link: this port speaks TLS (ircs://): turn TLS on in your IRC client\r"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_certificate_and_keeps_connections() {
     let pki = Pki::new();
