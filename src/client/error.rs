@@ -43,6 +43,16 @@ pub enum ClientError {
         endpoint: Endpoint,
         last_line: Option<String>,
     },
+    /// Another protocol answered the hello: the address is the server's IRC or HTTP
+    /// listener, given by mistake for its text one.
+    #[error(
+        "{endpoint} speaks {protocol}, not charla's text and JSON lines: {hint}; give the server's tcp:// (or tls://) listener"
+    )]
+    OtherProtocol {
+        endpoint: Endpoint,
+        protocol: &'static str,
+        hint: &'static str,
+    },
     /// A nick or room asked for on the command line was refused (invalid or taken). A
     /// script asked for a name on purpose, so going on as `guest-N` would be wrong.
     #[error("the server refused the hello: {code}: {message}")]

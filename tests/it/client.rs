@@ -227,6 +227,40 @@ async fn a_refused_connection_is_explained_and_fails() {
     }
 }
 
+/// Pointed at an IRC or HTTP listener by mistake, the client says at once what answered and
+/// which listener it needs, rather than wait for a welcome that never comes and then say
+/// the server "did not answer" (IRC answered 451) or "said: " nothing (HTTP answered 400).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_pointed_at_an_irc_or_http_listener_says_what_answered() {
+    let specs = [
+        "tcp://127.0.0.1:0",
+        "irc://127.0.0.1:0",
+        "http://127.0.0.1:0",
+    ];
+    let server =
+        TestServer::with_http(&specs, Limits::default(), charla::server::HttpOptions::default())
+            .await;
+    let irc = server.irc().to_string();
+    let http = server.http().to_string();
+    for (addr, protocol, hint) in [
+        (&irc, "IRC", "use an IRC client there"),
+        (&http, "HTTP", "it serves the page, /ws and POST /rooms/NAME"),
+    ] {
+        for args in [vec!["send", addr, "hi"], vec!["connect", addr]] {
+            let ended = run(&args, "hello\n").await;
+            assert!(!ended.status.success(), "{args:?}");
+            assert_eq!(
+                ended.stderr.trim(),
+                format!(
+                    "charla: {addr} speaks {protocol}, not charla's text and JSON lines: \
+                     {hint}; give the server's tcp:// (or tls://) listener"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_taken_or_invalid_nick_or_room_fails_the_script() {
     let server = TestServer::start().await;
