@@ -47,7 +47,9 @@ fn other_protocol(line: &str) -> Option<(&'static str, &'static str)> {
     if line.starts_with("HTTP/1.") {
         return Some(("HTTP", "it serves the page, /ws and POST /rooms/NAME"));
     }
-    let numeric = line.strip_prefix(':').and_then(|rest| rest.split(' ').nth(1));
+    let numeric = line
+        .strip_prefix(':')
+        .and_then(|rest| rest.split(' ').nth(1));
     let irc = numeric.is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
         || line.starts_with("ERROR :");
     irc.then_some(("IRC", "use an IRC client there"))

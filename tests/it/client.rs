@@ -237,14 +237,21 @@ async fn a_client_pointed_at_an_irc_or_http_listener_says_what_answered() {
         "irc://127.0.0.1:0",
         "http://127.0.0.1:0",
     ];
-    let server =
-        TestServer::with_http(&specs, Limits::default(), charla::server::HttpOptions::default())
-            .await;
+    let server = TestServer::with_http(
+        &specs,
+        Limits::default(),
+        charla::server::HttpOptions::default(),
+    )
+    .await;
     let irc = server.irc().to_string();
     let http = server.http().to_string();
     for (addr, protocol, hint) in [
         (&irc, "IRC", "use an IRC client there"),
-        (&http, "HTTP", "it serves the page, /ws and POST /rooms/NAME"),
+        (
+            &http,
+            "HTTP",
+            "it serves the page, /ws and POST /rooms/NAME",
+        ),
     ] {
         for args in [vec!["send", addr, "hi"], vec!["connect", addr]] {
             let ended = run(&args, "hello\n").await;

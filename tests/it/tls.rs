@@ -582,9 +582,7 @@ async fn a_plaintext_irc_client_on_an_ircs_port_gets_an_irc_error() {
     let said = plain.until_closed().await;
     assert_eq!(
         said,
-        [
-            "ERROR :Closing link: this port speaks TLS (ircs://): turn TLS on in your IRC client\r"
-        ]
+        ["ERROR :Closing link: this port speaks TLS (ircs://): turn TLS on in your IRC client\r"]
     );
 }
 
