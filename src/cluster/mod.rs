@@ -20,6 +20,7 @@ mod link;
 mod once;
 mod outage;
 mod presence;
+mod reach;
 mod recover;
 mod room_state;
 mod roster;
@@ -52,6 +53,8 @@ use outage::Outage;
 use roster::Roster;
 use tally::NodeTally;
 use wire::Wire;
+
+pub use reach::JoinError;
 
 /// Where everything of a cluster is kept in Redis.
 const PREFIX: &str = "charla:";
@@ -464,18 +467,6 @@ pub struct Cluster {
     name: String,
 }
 
-/// Why a node could not join its cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error("cannot reach Redis at {url}: {source}")]
-    Unreachable {
-        url: String,
-        source: redis::RedisError,
-    },
-    #[error("every node number of the cluster is taken")]
-    Full,
-}
-
 impl Cluster {
     /// Connects to the Redis at `url` and claims the lowest free node number. `name` is
     /// what logs call this node; `outbox` is how much may wait to be sent to Redis
@@ -485,11 +476,9 @@ impl Cluster {
         name: Option<String>,
         outbox: usize,
     ) -> Result<Cluster, JoinError> {
-        let unreachable = |source| JoinError::Unreachable {
-            url: url.to_string(),
-            source,
-        };
+        let unreachable = |source| JoinError::of(url, source);
         let client = redis::Client::open(url).map_err(unreachable)?;
+        reach::probe(&client, url).await?;
         let config = ConnectionManagerConfig::new()
             .set_min_delay(CLUSTER_RETRY_MIN)
             .set_max_delay(CLUSTER_RETRY_MAX)
@@ -587,10 +576,7 @@ impl Cluster {
 /// (`charla account add --cluster URL`): an account it creates is published as a node's
 /// registration is, so every node protects its nick at once. Connects on first use.
 pub fn accounts_at(url: &str) -> Result<Arc<dyn AccountStore>, JoinError> {
-    let client = redis::Client::open(url).map_err(|source| JoinError::Unreachable {
-        url: url.to_string(),
-        source,
-    })?;
+    let client = redis::Client::open(url).map_err(|source| JoinError::of(url, source))?;
     Ok(Arc::new(accounts::RedisAccounts::new(client, None)))
 }
 

@@ -23,6 +23,7 @@ mod cluster_members;
 mod cluster_outage;
 mod cluster_outage_private;
 mod cluster_rooms;
+mod cluster_start;
 mod cluster_tags;
 mod cluster_tally;
 mod cluster_who;

@@ -1,0 +1,72 @@
+//! Reaching Redis when a node starts: one question, answered within
+//! [`CLUSTER_NODE_TIMEOUT`], and an error that tells the operator what is wrong with the
+//! address rather than what the Redis client library saw.
+
+use redis::ErrorKind;
+
+use crate::limits::CLUSTER_NODE_TIMEOUT;
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(
+        "--cluster {url} is not a Redis URL ({source}): give redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT"
+    )]
+    BadUrl {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error(
+        "Redis at {url} did not answer within {}s: is it running (not paused), and is that its address?",
+        CLUSTER_NODE_TIMEOUT.as_secs()
+    )]
+    Silent { url: String },
+    #[error("{url} answered, but not as Redis does: is that the address of a Redis server?")]
+    NotRedis { url: String },
+    #[error("cannot reach Redis at {url}: {source}")]
+    Unreachable {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("every node number of the cluster is taken")]
+    Full,
+}
+
+impl JoinError {
+    /// What `source`, met while reaching the Redis at `url`, says about that address.
+    pub fn of(url: &str, source: redis::RedisError) -> JoinError {
+        let url = url.to_string();
+        match source.kind() {
+            ErrorKind::InvalidClientConfig => JoinError::BadUrl { url, source },
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType => JoinError::NotRedis { url },
+            _ if source.is_timeout() => JoinError::Silent { url },
+            _ => JoinError::Unreachable { url, source },
+        }
+    }
+}
+
+/// Connects to the Redis at `url` and asks it `PING`, all within
+/// [`CLUSTER_NODE_TIMEOUT`]. Asked once before anything else, so a node given a wrong
+/// address (a paused Redis, another service's port) exits at once saying which, where the
+/// connection manager would try again and again, silently, for most of a minute.
+pub async fn probe(client: &redis::Client, url: &str) -> Result<(), JoinError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CLUSTER_NODE_TIMEOUT))
+        .set_response_timeout(Some(CLUSTER_NODE_TIMEOUT));
+    let asked = async {
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(CLUSTER_NODE_TIMEOUT, asked).await {
+        Err(_) => Err(JoinError::Silent {
+            url: url.to_string(),
+        }),
+        Ok(Err(source)) => Err(JoinError::of(url, source)),
+        Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+        Ok(Ok(_)) => Err(JoinError::NotRedis {
+            url: url.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,74 @@
+//! A node started on a Redis address that does not answer as Redis does: it exits
+//! within moments, saying what is wrong with the address, rather than trying silently for
+//! most of a minute and then printing what the Redis client library saw.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use crate::binary::{self, Binary};
+use crate::cluster::Redis;
+
+/// `charla serve --cluster URL` on a port of its own; returns its failure's stderr,
+/// after checking that it exited (within the tests' patience) and never listened.
+fn refused_start(url: &str) -> String {
+    let mut node = Binary::start(binary::command(&[
+        "serve",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--cluster",
+        url,
+    ]));
+    let status = node.exit_status();
+    let stderr = node.stderr();
+    assert!(!status.success(), "{status}; stderr: {stderr}");
+    let stdout: Vec<String> = node.stdout.try_iter().collect();
+    assert!(stdout.is_empty(), "printed {stdout:?}; stderr: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_node_whose_redis_is_paused_exits_saying_it_did_not_answer() {
+    let redis = Redis::start();
+    redis.signal("STOP");
+    let stderr = refused_start(&redis.url());
+    redis.signal("CONT");
+    assert!(
+        stderr.contains(&format!(
+            "Redis at {} did not answer within 5s",
+            redis.url()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_node_pointed_at_another_service_exits_saying_it_is_not_redis() {
+    // An HTTP server's answer to whatever it is sent.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = [0; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let stderr = refused_start(&url);
+    assert!(
+        stderr.contains(&format!(
+            "{url} answered, but not as Redis does: is that the address of a Redis server?"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_node_given_a_url_that_is_not_redis_s_says_what_to_give() {
+    let stderr = refused_start("http://127.0.0.1:6379");
+    assert!(
+        stderr.contains("--cluster http://127.0.0.1:6379 is not a Redis URL")
+            && stderr.contains("give redis://HOST:PORT"),
+        "{stderr}"
+    );
+}
