@@ -74,8 +74,10 @@ pub struct Serve {
     pub require_account: bool,
 
     /// Run as one node of a cluster whose nodes share rooms, nicks and private messages
-    /// through the Redis at this URL (redis://HOST:PORT): start every node with the same
-    /// URL. Accounts and rooms' topics, modes and bans are kept in that Redis (turn on its
+    /// through the Redis at this URL (redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT,
+    /// better given in the variable, which other users cannot read; logs and errors show
+    /// the password as ***): start every node with the same URL. A node that cannot reach
+    /// Redis as it starts exits within 5 s saying why. Accounts and rooms' topics, modes and bans are kept in that Redis (turn on its
     /// AOF persistence to keep them across a Redis restart). A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,

@@ -510,6 +510,7 @@ impl Cluster {
         let subscription = link::subscribe(&client).await.map_err(unreachable)?;
         let conn = link::connect(&client).await.map_err(unreachable)?;
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
+        let url = reach::shown(url);
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
         let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));

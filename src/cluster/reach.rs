@@ -35,7 +35,7 @@ pub enum JoinError {
 impl JoinError {
     /// What `source`, met while reaching the Redis at `url`, says about that address.
     pub fn of(url: &str, source: redis::RedisError) -> JoinError {
-        let url = url.to_string();
+        let url = shown(url);
         match source.kind() {
             ErrorKind::InvalidClientConfig => JoinError::BadUrl { url, source },
             ErrorKind::Parse | ErrorKind::UnexpectedReturnType => JoinError::NotRedis { url },
@@ -60,13 +60,48 @@ pub async fn probe(client: &redis::Client, url: &str) -> Result<(), JoinError> {
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
     match tokio::time::timeout(CLUSTER_NODE_TIMEOUT, asked).await {
-        Err(_) => Err(JoinError::Silent {
-            url: url.to_string(),
-        }),
+        Err(_) => Err(JoinError::Silent { url: shown(url) }),
         Ok(Err(source)) => Err(JoinError::of(url, source)),
         Ok(Ok(pong)) if pong == "PONG" => Ok(()),
-        Ok(Ok(_)) => Err(JoinError::NotRedis {
-            url: url.to_string(),
-        }),
+        Ok(Ok(_)) => Err(JoinError::NotRedis { url: shown(url) }),
+    }
+}
+
+/// `url` as logs and errors show it: its password (`redis://:PASSWORD@HOST:PORT`, as
+/// docs/cluster.md advises giving one) replaced by `***`, since logs and a terminal's
+/// scrollback are read by more people than may use Redis.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Past `scheme://`, up to the last `@` before the host: what may hold a password.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start => {
+                format!("{}***{}", &url[..start + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        assert_eq!(
+            shown("redis://:s3cret@10.0.0.5:6379"),
+            "redis://:***@10.0.0.5:6379"
+        );
+        assert_eq!(
+            shown("redis://charla:s3cret@10.0.0.5:6379/2"),
+            "redis://charla:***@10.0.0.5:6379/2"
+        );
+        assert_eq!(shown("redis://10.0.0.5:6379"), "redis://10.0.0.5:6379");
+        assert_eq!(shown("redis://:s3cret@[::1:6379"), "redis://***@[::1:6379");
     }
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use crate::binary::{self, Binary};
-use crate::cluster::Redis;
+use crate::cluster::{Node, Redis};
 
 /// `charla serve --cluster URL` on a port of its own; returns its failure's stderr,
 /// after checking that it exited (within the tests' patience) and never listened.
@@ -71,4 +71,32 @@ fn a_node_given_a_url_that_is_not_redis_s_says_what_to_give() {
             && stderr.contains("give redis://HOST:PORT"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_password_in_the_cluster_url_is_never_logged_nor_printed() {
+    let redis = Redis::start();
+    let set = redis.command(&["CONFIG", "SET", "requirepass", "s3cret-pass"]);
+    assert!(set.starts_with("+OK"), "{set}");
+    let port = redis.url().rsplit(':').next().unwrap().to_string();
+    let url = format!("redis://:s3cret-pass@127.0.0.1:{port}");
+    let mut node = Node::start_url(&url, "n1");
+    node.process.child.kill().unwrap();
+    let logged = node.process.stderr();
+    assert!(
+        logged.contains(&format!(
+            "joined the cluster node=1 name=n1 url=\"redis://:***@127.0.0.1:{port}\""
+        )),
+        "{logged}"
+    );
+    assert!(!logged.contains("s3cret-pass"), "{logged}");
+
+    let refused = refused_start(&format!("redis://:wrong-pass@127.0.0.1:{port}"));
+    assert!(
+        refused.contains(&format!(
+            "cannot reach Redis at redis://:***@127.0.0.1:{port}"
+        )),
+        "{refused}"
+    );
+    assert!(!refused.contains("wrong-pass"), "{refused}");
 }
