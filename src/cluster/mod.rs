@@ -575,9 +575,11 @@ impl Cluster {
 
 /// The accounts of the cluster whose Redis is at `url`, for a program that is no node
 /// (`charla account add --cluster URL`): an account it creates is published as a node's
-/// registration is, so every node protects its nick at once. Connects on first use.
+/// registration is, so every node protects its nick at once. Asks Redis once first, so a
+/// wrong address is told as a node tells it.
 pub fn accounts_at(url: &str) -> Result<Arc<dyn AccountStore>, JoinError> {
     let client = redis::Client::open(url).map_err(|source| JoinError::of(url, source))?;
+    reach::probe_blocking(&client, url)?;
     Ok(Arc::new(accounts::RedisAccounts::new(client, None)))
 }
 

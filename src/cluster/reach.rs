@@ -67,6 +67,30 @@ pub async fn probe(client: &redis::Client, url: &str) -> Result<(), JoinError> {
     }
 }
 
+/// [`probe`] for a program that is no node (`charla account add --cluster`), which asks
+/// without a runtime: a wrong address is told as a node tells it, not as an I/O error of
+/// the first request. Asked on a thread of its own because the client's blocking
+/// handshake waits without bound on a Redis that accepts and never answers (paused).
+pub fn probe_blocking(client: &redis::Client, url: &str) -> Result<(), JoinError> {
+    let (answer, answered) = std::sync::mpsc::channel();
+    let client = client.clone();
+    std::thread::spawn(move || {
+        let asked = || -> redis::RedisResult<String> {
+            let mut conn = client.get_connection_with_timeout(CLUSTER_NODE_TIMEOUT)?;
+            conn.set_read_timeout(Some(CLUSTER_NODE_TIMEOUT))?;
+            conn.set_write_timeout(Some(CLUSTER_NODE_TIMEOUT))?;
+            redis::cmd("PING").query(&mut conn)
+        };
+        let _ = answer.send(asked());
+    });
+    match answered.recv_timeout(CLUSTER_NODE_TIMEOUT) {
+        Err(_) => Err(JoinError::Silent { url: shown(url) }),
+        Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+        Ok(Ok(_)) => Err(JoinError::NotRedis { url: shown(url) }),
+        Ok(Err(source)) => Err(JoinError::of(url, source)),
+    }
+}
+
 /// `url` as logs and errors show it: its password (`redis://:PASSWORD@HOST:PORT`, as
 /// docs/cluster.md advises giving one) replaced by `***`, since logs and a terminal's
 /// scrollback are read by more people than may use Redis.

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::Stdio;
 
 use crate::binary::{self, Binary};
 use crate::cluster::{Node, Redis};
@@ -99,4 +100,29 @@ fn the_password_in_the_cluster_url_is_never_logged_nor_printed() {
         "{refused}"
     );
     assert!(!refused.contains("wrong-pass"), "{refused}");
+}
+
+#[test]
+fn charla_account_add_on_a_redis_that_does_not_answer_says_so() {
+    let redis = Redis::start();
+    redis.signal("STOP");
+    let mut command = binary::command(&["account", "add", "dora", "--cluster", &redis.url()]);
+    command.stdin(Stdio::piped());
+    let mut add = Binary::start(command);
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct-horse-battery\n")
+        .unwrap();
+    let status = add.exit_status();
+    let stderr = add.stderr();
+    redis.signal("CONT");
+    assert!(!status.success(), "{status}; stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Redis at {} did not answer within 5s",
+            redis.url()
+        )),
+        "{stderr}"
+    );
 }
