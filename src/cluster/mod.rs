@@ -541,7 +541,7 @@ impl Cluster {
     pub fn accounts(&self) -> Arc<dyn AccountStore> {
         Arc::new(accounts::RedisAccounts::new(
             self.client.clone(),
-            Some(self.shared.node),
+            Some(self.shared.clone()),
         ))
     }
 
