@@ -247,6 +247,20 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     )
     .await;
     sender.abort();
+    // What was said or changed here while Redis was out of reach is held in memory only,
+    // and goes with the node: its speakers still connected were told `unconfirmed`, and
+    // the operator is told here, since the other nodes will never have it.
+    {
+        let outage = shared.outage.lock().unwrap();
+        let (held, changes) = (outage.held.len(), outage.changes.len());
+        if held + changes > 0 {
+            tracing::warn!(
+                held,
+                changes,
+                "stopping while Redis is out of reach: what was said (held) and changed in rooms (changes) here meanwhile was never relayed, and the other nodes will not have it"
+            );
+        }
+    }
     // Best effort: the others would find out within the node timeout anyway.
     let (mut redis, name) = (cluster.redis, cluster.name);
     let mut goodbye = redis::pipe();
