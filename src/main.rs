@@ -147,6 +147,14 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // The link outlives the server's own shutdown: the acks its sessions are still owed
     // come back through it while they wait for them (`ACK_GRACE`).
     let unlink = CancellationToken::new();
+    let displaced = cluster.as_ref().map(Cluster::displaced);
+    if let Some(displaced) = displaced.clone() {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            displaced.cancelled().await;
+            stop.cancel();
+        });
+    }
     let link = cluster.map(|cluster| cluster.start(hub.clone(), unlink.clone()));
     if let Some(store) = &store {
         hub.metrics().add_collector(HistoryCounts(store.clone()));
@@ -202,6 +210,11 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
             lost = stats.lost,
             refused = stats.refused,
             "history closed"
+        );
+    }
+    if displaced.is_some_and(|d| d.is_cancelled()) {
+        anyhow::bail!(
+            "stopped: another node took this node's number in the cluster while this one was cut off from Redis; start it again to take a free one"
         );
     }
     Ok(())

@@ -188,6 +188,10 @@ struct Shared {
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
     /// meanwhile ([`recover`]).
     epoch: Mutex<Option<String>>,
+    /// Another run holds this node's number in Redis (it started while this node was cut
+    /// off and Redis had lost the key): this node stops rather than be a second node under
+    /// one number, whose ids and sessions the others would mix up ([`Cluster::displaced`]).
+    displaced: CancellationToken,
     /// The rooms founded here and not let go, and by whom: claimed again after Redis lost
     /// its keys (`recover`), so that a room made meanwhile on a node that was cut off is not
     /// founded twice.
@@ -243,6 +247,7 @@ impl Shared {
             answered: AtomicU64::new(0),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
+            displaced: CancellationToken::new(),
             founded: Mutex::default(),
             peak: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
@@ -531,6 +536,12 @@ impl Cluster {
     /// This node's number: the ids it mints carry it.
     pub fn node(&self) -> NodeId {
         self.shared.node
+    }
+
+    /// Cancelled when another run took this node's number while it was cut off from
+    /// Redis: the server is to stop, saying so, and be started again to take a free one.
+    pub fn displaced(&self) -> CancellationToken {
+        self.shared.displaced.clone()
     }
 
     pub fn bus(&self) -> Arc<dyn Bus> {

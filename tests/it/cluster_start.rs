@@ -1,6 +1,7 @@
-//! A node started on a Redis address that does not answer as Redis does: it exits
-//! within moments, saying what is wrong with the address, rather than trying silently for
-//! most of a minute and then printing what the Redis client library saw.
+//! A node's start and its place in the cluster: started on a Redis address that does not
+//! answer as Redis does, it exits within moments, saying what is wrong with the address,
+//! rather than trying silently for most of a minute and then printing what the Redis
+//! client library saw; one whose number another node took while it was cut off stops.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -125,4 +126,39 @@ fn charla_account_add_on_a_redis_that_does_not_answer_says_so() {
         )),
         "{stderr}"
     );
+}
+
+/// A node cut off while Redis lost its keys finds its number taken by a node started
+/// meanwhile: it stops, saying so, rather than be a second node under one number (the
+/// others then mixed both nodes' users up: each run's heartbeat made them forget the
+/// other's). The newcomer keeps the number, its key, and its users.
+#[tokio::test]
+async fn a_node_whose_number_was_taken_while_it_was_cut_off_stops_saying_so() {
+    let redis = Redis::start();
+    let mut one = Node::start(&redis, "one");
+    let mut ana = one.json("ana").await;
+    let pid = nix::unistd::Pid::from_raw(one.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Redis loses its keys (restarted empty) while one is cut off; two starts then and
+    // takes the lowest free number, one's.
+    let flushed = redis.command(&["FLUSHALL"]);
+    assert!(flushed.starts_with("+OK"), "{flushed}");
+    let two = Node::start(&redis, "two");
+    let mut bob = two.text("bob").await;
+    let holder = redis.command(&["GET", "charla:node:1"]);
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    ana.expect(r#""type":"bye","reason":"server_shutdown""#)
+        .await;
+    let status = one.process.exit_status();
+    let stderr = one.process.stderr();
+    assert!(!status.success(), "{status}; stderr: {stderr}");
+    assert!(
+        stderr.contains("another node took this node's number in the cluster while this one was cut off from Redis; start it again to take a free one"),
+        "{stderr}"
+    );
+    // The number is still two's, and so is bob.
+    assert_eq!(redis.command(&["GET", "charla:node:1"]), holder);
+    bob.send("/whois bob").await;
+    bob.expect("*** bob is in #lobby").await;
 }
