@@ -56,8 +56,9 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// The directory the database (rooms' history, accounts, what rooms keep and the
-    /// Alertmanager alerts firing, in the SQLite file charla.db) is kept in, so a restart
+    /// The directory the database (rooms' history, accounts (with --cluster: in Redis
+    /// instead), what rooms keep and the Alertmanager alerts firing, in the SQLite file
+    /// charla.db) is kept in, so a restart
     /// replays what was said; created if missing, for its user only (0700) [default:
     /// $XDG_STATE_HOME/charla, or ~/.local/state/charla]. `none` keeps all of it in memory
     /// only: a restart forgets it.
