@@ -23,6 +23,12 @@ pub enum JoinError {
     Silent { url: String },
     #[error("{url} answered, but not as Redis does: is that the address of a Redis server?")]
     NotRedis { url: String },
+    #[error(
+        "Redis at {url} wants a password (its requirepass): give it as redis://:PASSWORD@HOST:PORT"
+    )]
+    NoPassword { url: String },
+    #[error("Redis at {url} refused the password the URL gives")]
+    BadPassword { url: String },
     #[error("cannot reach Redis at {url}: {source}")]
     Unreachable {
         url: String,
@@ -39,6 +45,8 @@ impl JoinError {
         match source.kind() {
             ErrorKind::InvalidClientConfig => JoinError::BadUrl { url, source },
             ErrorKind::Parse | ErrorKind::UnexpectedReturnType => JoinError::NotRedis { url },
+            ErrorKind::AuthenticationFailed => JoinError::BadPassword { url },
+            _ if source.code() == Some("NOAUTH") => JoinError::NoPassword { url },
             _ if source.is_timeout() => JoinError::Silent { url },
             _ => JoinError::Unreachable { url, source },
         }

@@ -96,7 +96,7 @@ fn the_password_in_the_cluster_url_is_never_logged_nor_printed() {
     let refused = refused_start(&format!("redis://:wrong-pass@127.0.0.1:{port}"));
     assert!(
         refused.contains(&format!(
-            "cannot reach Redis at redis://:***@127.0.0.1:{port}"
+            "Redis at redis://:***@127.0.0.1:{port} refused the password"
         )),
         "{refused}"
     );
@@ -161,4 +161,25 @@ async fn a_node_whose_number_was_taken_while_it_was_cut_off_stops_saying_so() {
     assert_eq!(redis.command(&["GET", "charla:node:1"]), holder);
     bob.send("/whois bob").await;
     bob.expect("*** bob is in #lobby").await;
+}
+
+#[test]
+fn a_node_without_the_password_redis_wants_or_with_a_wrong_one_says_which() {
+    let redis = Redis::start();
+    let set = redis.command(&["CONFIG", "SET", "requirepass", "s3cret-pass"]);
+    assert!(set.starts_with("+OK"), "{set}");
+    let stderr = refused_start(&redis.url());
+    assert!(
+        stderr
+            .contains("wants a password (its requirepass): give it as redis://:PASSWORD@HOST:PORT"),
+        "{stderr}"
+    );
+    let port = redis.url().rsplit(':').next().unwrap().to_string();
+    let stderr = refused_start(&format!("redis://:wrong-pass@127.0.0.1:{port}"));
+    assert!(
+        stderr.contains(&format!(
+            "Redis at redis://:***@127.0.0.1:{port} refused the password the URL gives"
+        )),
+        "{stderr}"
+    );
 }
