@@ -89,13 +89,16 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
 
-    /// This node's name in logs (with --cluster) [default: node-N, N its number in the
-    /// cluster].
+    /// This node's name (with --cluster): in its logs, and shown to users beside the
+    /// checks and heartbeats it runs (`/status`'s `(on NAME)`, JSON `node`, the page's
+    /// check panel). 1 to 63 bytes of ASCII letters, digits, '.' and '-' [default: node-N,
+    /// N its number in the cluster].
     #[arg(
         long,
         env = "CHARLA_NODE_NAME",
         value_name = "NAME",
-        requires = "cluster"
+        requires = "cluster",
+        value_parser = node_name
     )]
     pub node_name: Option<String>,
 
@@ -501,4 +504,16 @@ impl Serve {
             }),
         }
     }
+}
+
+/// `input` if it may name a node (`--node-name`): what a server's name may be, since it is
+/// shown to users on every protocol's lines as one is.
+fn node_name(input: &str) -> Result<String, String> {
+    charla::protocol::irc::server_name(input).map_err(|_| {
+        format!(
+            "a node name is 1 to {} bytes of ASCII letters, digits, '.' and '-', starting \
+             with a letter or digit",
+            limits::MAX_SERVER_NAME_BYTES
+        )
+    })
 }

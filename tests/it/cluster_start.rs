@@ -13,12 +13,19 @@ use crate::cluster::{Node, Redis};
 /// `charla serve --cluster URL` on a port of its own; returns its failure's stderr,
 /// after checking that it exited (within the tests' patience) and never listened.
 fn refused_start(url: &str) -> String {
+    refused_start_named(url, "n1")
+}
+
+/// [`refused_start`] with `--node-name NAME`.
+fn refused_start_named(url: &str, name: &str) -> String {
     let mut node = Binary::start(binary::command(&[
         "serve",
         "--listen",
         "tcp://127.0.0.1:0",
         "--cluster",
         url,
+        "--node-name",
+        name,
     ]));
     let status = node.exit_status();
     let stderr = node.stderr();
@@ -182,4 +189,15 @@ fn a_node_without_the_password_redis_wants_or_with_a_wrong_one_says_which() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_node_name_that_users_could_not_read_on_one_line_is_refused() {
+    for name in ["two words", "a\nfake line", &"x".repeat(64)] {
+        let stderr = refused_start_named("redis://127.0.0.1:1", name);
+        assert!(
+            stderr.contains("a node name is 1 to 63 bytes of ASCII letters, digits, '.' and '-'"),
+            "{name:?}: {stderr}"
+        );
+    }
 }
