@@ -812,6 +812,26 @@ impl Hub {
         self.with_chat(|chat| chat.forget_account(name));
     }
 
+    /// The cluster's Redis lost its accounts (restarted empty): every account not in
+    /// `kept` (those registered since) is gone here as one deleted on another node is.
+    pub fn accounts_lost(&self, kept: &HashSet<Nick>) {
+        self.with_chat(|chat| {
+            let lost: Vec<Nick> = chat
+                .registered
+                .iter()
+                .filter(|name| !kept.contains(*name))
+                .cloned()
+                .collect();
+            if !lost.is_empty() {
+                tracing::warn!(
+                    accounts = lost.len(),
+                    "Redis lost the cluster's accounts (restarted without persistence): their nicks are free, their owners must register again"
+                );
+            }
+            lost.iter().for_each(|name| chat.forget_account(name));
+        });
+    }
+
     /// The nick session `id` goes by now; `None` once it is gone.
     pub fn nick_of(&self, id: SessionId) -> Option<Nick> {
         self.lock().sessions.get(&id).map(|s| s.nick.clone())

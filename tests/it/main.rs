@@ -15,6 +15,7 @@ mod client;
 mod client_commands;
 mod client_tty;
 mod cluster;
+mod cluster_accounts_lost;
 mod cluster_accounts_outage;
 mod cluster_alerts;
 mod cluster_alerts_failover;
