@@ -107,6 +107,13 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// How long a shutting-down server waits for goodbyes to be written before it exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long a connection that said its goodbye keeps reading what the peer still sends,
+/// waiting for it to hang up, before closing: long enough for the peer to read the goodbye
+/// (closing on unread input resets the connection and can destroy it), short enough that
+/// a person's `nc`, which never hangs up by itself, does not hold a shutdown for the whole
+/// [`SHUTDOWN_GRACE`] (and `charla port --kill` to SIGKILL). Default 500 ms.
+pub const GOODBYE_LINGER: Duration = Duration::from_millis(500);
+
 /// How long a session that ends while acks are still owed to it (its messages said but not
 /// yet committed to the history file, or in a cluster not yet handed back by Redis) waits
 /// for them before its goodbye: put out for flooding, its own quit, an idle timeout, a send
