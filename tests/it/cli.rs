@@ -484,3 +484,34 @@ fn a_bad_config_file_names_the_line_and_exits_1() {
         "{stderr}"
     );
 }
+
+/// A mistyped option after a check's target is refused with the options that kind of
+/// check takes, its own (`status`, `keyword`, `ca`) among them, not only the common ones.
+#[test]
+fn a_checks_unknown_option_is_refused_with_the_options_its_kind_takes() {
+    for (check, own) in [
+        ("web=https://127.0.0.1:1/ keywrd=ok", "status, keyword, ca"),
+        ("cert=tls://127.0.0.1:1 cafile=x.pem", "ca"),
+        ("db=tcp://127.0.0.1:1 retry=3", ""),
+    ] {
+        let mut charla = Charla::spawn(
+            &[
+                "serve",
+                "--data",
+                "none",
+                "--listen",
+                "127.0.0.1:0",
+                "--check",
+                check,
+            ],
+            &[],
+        );
+        let stderr = charla.failure();
+        let listed = if own.is_empty() {
+            "no such option (retries, timeout, priority)".to_string()
+        } else {
+            format!("no such option ({own}, retries, timeout, priority)")
+        };
+        assert!(stderr.contains(&listed), "{check}: {stderr}");
+    }
+}
