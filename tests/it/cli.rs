@@ -515,3 +515,23 @@ fn a_checks_unknown_option_is_refused_with_the_options_its_kind_takes() {
         assert!(stderr.contains(&listed), "{check}: {stderr}");
     }
 }
+
+/// One option given twice in a config file, once as `max-line` and once as `max_line`, is
+/// an error naming both lines, as any other mistake in the file names its line, not
+/// clap's "cannot be used multiple times" with no line at all.
+#[test]
+fn a_config_key_given_twice_in_two_spellings_names_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("charla.toml");
+    std::fs::write(&config, "history = 10\nmax-line = 100\n\nmax_line = 200\n").unwrap();
+    let path = config.to_str().unwrap();
+    let mut charla = Charla::spawn(&["serve", "--config", path], &[]);
+    assert_eq!(charla.exit_status().code(), Some(1));
+    let stderr = charla.failure();
+    assert!(
+        stderr.contains(&format!(
+            "{path}:4: `max_line` is `max-line` again, given on line 2 already"
+        )),
+        "{stderr}"
+    );
+}
