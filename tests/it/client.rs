@@ -441,3 +441,36 @@ async fn a_line_never_acknowledged_fails() {
         ended.stderr
     );
 }
+
+/// Pointed at the server's IRC or HTTP listener rather than its text/JSON one, the client
+/// says which listener it reached and what to use instead, at once: not "did not answer
+/// within 10 s" after the IRC listener answered `451`, nor "(it said: )" after an HTTP 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wrong_listener_is_named_with_what_to_use() {
+    let server = TestServer::on(
+        &[
+            "tcp://127.0.0.1:0",
+            "irc://127.0.0.1:0",
+            "http://127.0.0.1:0",
+        ],
+        Limits::default(),
+    )
+    .await;
+    for (addr, kind) in [
+        (server.irc().to_string(), "IRC"),
+        (server.http().to_string(), "HTTP"),
+    ] {
+        for args in [vec!["connect", &addr], vec!["send", &addr, "hi"]] {
+            let ended = run(&args, "hello\n").await;
+            assert!(!ended.status.success(), "{args:?}");
+            assert_eq!(
+                ended.stderr.trim(),
+                format!(
+                    "charla: {addr} is charla's {kind} listener: charla connect and charla \
+                     send speak to its tcp://, tls:// or unix:// one"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+}
