@@ -486,7 +486,10 @@ impl View {
             }
             ServerEvent::Census { users, peak, rooms } => vec![notice(
                 None,
-                format!("{users} connected (at most {peak}), {rooms} rooms"),
+                format!(
+                    "{users} connected (at most {peak}), {rooms} room{}",
+                    if *rooms == 1 { "" } else { "s" }
+                ),
             )],
             ServerEvent::Account { message, .. } => vec![notice(None, sanitize(message))],
             ServerEvent::Welcome { .. } | ServerEvent::Ack { .. } | ServerEvent::Other => {
