@@ -6,7 +6,7 @@
 //! memory, and the member starts reading the room's live log at that same moment, so the
 //! replay ends exactly where live messages begin.
 
-use super::chat::{ChatState, Failure};
+use super::chat::{ChatState, Failure, Keep};
 use super::event::{Event, GapCause, Outgoing};
 use super::names::RoomName;
 use super::post::Entry;
@@ -138,10 +138,6 @@ impl ChatState {
         if let Some(gap) = gap {
             self.send(id, &Outgoing::reply(gap, reference.clone()));
         }
-        let history = Event::History {
-            room: room.clone(),
-            messages: entries,
-        };
-        self.send(id, &Outgoing::reply(history, reference));
+        self.send_history(id, room, entries, reference, Keep::Newest);
     }
 }
