@@ -474,3 +474,39 @@ async fn the_wrong_listener_is_named_with_what_to_use() {
         }
     }
 }
+
+/// A feed's report of how things stand (joining `#alerts`, `/status`) shows as `---`, as
+/// in the text protocol, not as a new `!!!` alert: a check DOWN for an hour is not a new
+/// alert each time someone looks.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reports_show_as_reports_not_as_new_alerts() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = charla::feeds::FeedOptions {
+        checks: vec![format!("db=tcp://{closed}").parse().unwrap()],
+        check_interval: Duration::from_millis(100),
+        ..charla::feeds::FeedOptions::default()
+    };
+    let server = crate::feeds::FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut watcher = server.client_in("#alerts").await;
+    watcher.expect("[check:db] db is DOWN").await;
+
+    let addr = server.tcp().to_string();
+    let ended = run(&["connect", &addr, "--room", "alerts"], "/status\n").await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    let reports: Vec<&String> = ended
+        .stdout
+        .iter()
+        .filter(|line| line.contains("[check:db] db is DOWN (for "))
+        .collect();
+    // One on joining, one for /status.
+    assert_eq!(reports.len(), 2, "{:#?}", ended.stdout);
+    for line in reports {
+        assert!(
+            line.contains("#alerts --- [check:db] db is DOWN (for "),
+            "{line:?}"
+        );
+    }
+}
