@@ -535,3 +535,35 @@ fn a_config_key_given_twice_in_two_spellings_names_both_lines() {
         "{stderr}"
     );
 }
+
+/// A bound of 0 that would let no client in, or put each out at once, is refused at
+/// start-up naming the option, not taken to serve nobody (`--max-connections 0` answered
+/// every newcomer "the server is full (0 connections)").
+#[test]
+fn bounds_that_would_serve_nobody_are_refused_at_start_up() {
+    for option in [
+        "--max-connections",
+        "--max-line",
+        "--send-queue",
+        "--max-rooms-per-client",
+    ] {
+        let mut charla = Charla::spawn(
+            &[
+                "serve",
+                "--data",
+                "none",
+                "--listen",
+                "127.0.0.1:0",
+                option,
+                "0",
+            ],
+            &[],
+        );
+        let stderr = charla.failure();
+        assert!(
+            stderr.contains(&format!("invalid value '0' for '{option}")),
+            "{option}: {stderr}"
+        );
+        assert!(stderr.contains("must be at least 1"), "{option}: {stderr}");
+    }
+}
