@@ -682,6 +682,49 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
 }
 
 #[test]
+fn an_account_deleted_while_the_writers_queue_is_full_is_forgotten_after_what_it_holds() {
+    use crate::hub::KeptRoom;
+    let dir = tempfile::tempdir().unwrap();
+    let ana = Nick::parse("ana").unwrap();
+    let with_ana = KeptRoom {
+        op_accounts: vec![ana.clone()],
+        ..KeptRoom::new_room()
+    };
+    let store = open(
+        &dir,
+        SqliteOptions {
+            queue: 2,
+            busy_timeout: Duration::from_secs(30),
+            ..options()
+        },
+    );
+    // The writer takes #ops' state naming ana and waits on another connection's lock.
+    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
+    let hold = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    store.keep_room(&room("#ops"), Some(with_ana.clone()));
+    std::thread::sleep(WRITE_INTERVAL + Duration::from_millis(300));
+    let mut id = 0;
+    while {
+        id += 1;
+        store
+            .append(said(id, "#a", "bob", "hola", false), None)
+            .is_ok()
+    } {}
+    assert_eq!(store.stats().refused, 1, "the queue is full");
+    // ana unregisters now: the state the writer holds is written after this.
+    store.forget_account(&ana);
+    hold.rollback().unwrap();
+    store.flush();
+    store.close();
+    drop(store);
+    let store = open(&dir, options());
+    let kept = store.kept_room(&room("#ops")).expect("#ops is kept");
+    assert!(kept.op_accounts.is_empty(), "{kept:?}");
+}
+
+#[test]
 fn a_queued_job_is_no_bigger_than_an_entry_and_its_number() {
     // The writer's queue allocates a slot of this size for each of its WRITE_QUEUE places
     // at start-up: what a job carries besides its entry is boxed.
