@@ -162,20 +162,27 @@ fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
     assert_eq!(ids(store.recent(&room("#a"), None)), [7, 8]);
 }
 
-#[test]
-fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_queue_refuses() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store in `dir` whose writer's queue holds two jobs and who waits for locks as long as a
+/// test needs, and another connection to its file, to hold the write lock with.
+fn a_queue_of_two(dir: &tempfile::TempDir) -> (SqliteHistory, Connection) {
     let store = open(
-        &dir,
+        dir,
         SqliteOptions {
             queue: 2,
             busy_timeout: Duration::from_secs(30),
             ..options()
         },
     );
+    let blocker = Connection::open(dir.path().join("charla.db")).unwrap();
+    (store, blocker)
+}
+
+#[test]
+fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_queue_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut blocker) = a_queue_of_two(&dir);
     // Another connection holds the write lock: the writer's moves wait for it, not its
     // commits, which go to the commit file.
-    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
     let hold = blocker
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
@@ -690,16 +697,8 @@ fn an_account_deleted_while_the_writers_queue_is_full_is_forgotten_after_what_it
         op_accounts: vec![ana.clone()],
         ..KeptRoom::new_room()
     };
-    let store = open(
-        &dir,
-        SqliteOptions {
-            queue: 2,
-            busy_timeout: Duration::from_secs(30),
-            ..options()
-        },
-    );
+    let (store, mut blocker) = a_queue_of_two(&dir);
     // The writer takes #ops' state naming ana and waits on another connection's lock.
-    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
     let hold = blocker
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
