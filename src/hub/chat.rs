@@ -1584,14 +1584,25 @@ impl ChatState {
         &mut self,
         id: SessionId,
         room: &RoomName,
-        mut messages: Vec<Entry>,
+        messages: Vec<Entry>,
         reference: Option<String>,
         keep: Keep,
     ) {
-        let Some(session) = self.sessions.get(&id) else {
-            return;
-        };
-        let recipient = session.recipient.clone();
+        if let Some(answer) = self.fitted_history(id, room, messages, reference, keep) {
+            self.send(id, &answer);
+        }
+    }
+
+    /// [`ChatState::send_history`]'s answer, cut to fit, unsent; `None` when `id` is gone.
+    pub fn fitted_history(
+        &self,
+        id: SessionId,
+        room: &RoomName,
+        mut messages: Vec<Entry>,
+        reference: Option<String>,
+        keep: Keep,
+    ) -> Option<Outgoing> {
+        let recipient = &self.sessions.get(&id)?.recipient;
         loop {
             let count = messages.len();
             let history = Event::History {
@@ -1600,8 +1611,7 @@ impl ChatState {
             };
             let answer = Outgoing::reply(history, reference.clone());
             if count <= 1 || recipient.fits(&answer) {
-                self.deliver(id, &*recipient, &answer);
-                return;
+                return Some(answer);
             }
             let Event::History { messages: back, .. } = answer.event else {
                 unreachable!("made above")
