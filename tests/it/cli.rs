@@ -270,6 +270,13 @@ async fn sigint_says_goodbye_and_exits() {
     shuts_down_gracefully_on("INT").await;
 }
 
+/// Without a TLS certificate to reload, a hangup (the terminal closed) ends the server as
+/// SIGTERM does rather than by the default action, which told nobody goodbye.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_without_tls_says_goodbye_and_exits() {
+    shuts_down_gracefully_on("HUP").await;
+}
+
 /// A `kill` started in advance, so that a signal can follow an event within microseconds
 /// (spawning `kill` then takes milliseconds).
 struct Killer(Child);
