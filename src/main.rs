@@ -124,6 +124,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // the server before it claims to serve.
     let shutdown = CancellationToken::new();
     let limits = args.limits();
+    limits.check().map_err(anyhow::Error::msg)?;
     feeds::check(&args.feed_options())?;
     let store = open_store(&args, &limits)?;
     let cluster = match &args.cluster {

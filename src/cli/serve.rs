@@ -131,7 +131,8 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = limits::MAX_ROOMS)]
     pub max_rooms: usize,
 
-    /// Bytes that may wait for a client that is not reading before it is disconnected.
+    /// Bytes that may wait for a client that is not reading before it is disconnected; at
+    /// least 16 KiB and 4 × --max-line.
     #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES, value_parser = nonzero)]
     pub send_queue: usize,
 

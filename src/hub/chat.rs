@@ -1116,8 +1116,9 @@ impl ChatState {
             return Err((
                 ErrorCode::TooManyRooms,
                 format!(
-                    "you are in {held} rooms, the most one connection may be in; /leave one \
-                     before joining {room}"
+                    "you are in {held} room{}, the most one connection may be in; /leave one \
+                     before joining {room}",
+                    if held == 1 { "" } else { "s" }
                 ),
             ));
         }

@@ -543,6 +543,38 @@ fn a_config_key_given_twice_in_two_spellings_names_both_lines() {
     );
 }
 
+/// A send queue too small for two of the longest lines in JSON is refused at start-up
+/// (`--send-queue 10` put every client out at its greeting), and so is one too small for
+/// a longer `--max-line`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_queue_too_small_for_the_longest_lines_is_refused_at_start_up() {
+    for args in [
+        &["--send-queue", "10"][..],
+        &["--max-line", "65536", "--send-queue", "131072"][..],
+    ] {
+        let mut all = vec!["serve", "--data", "none", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let stderr = Charla::spawn(&all, &[]).failure();
+        assert!(
+            stderr.contains("is too small: give at least"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let fits = Charla::spawn(
+        &[
+            "serve",
+            "--data",
+            "none",
+            "--listen",
+            "127.0.0.1:0",
+            "--send-queue",
+            "16384",
+        ],
+        &[],
+    );
+    greeted(Client::tcp(tcp(&fits.listening(1)[0])).await).await;
+}
+
 /// A bound of 0 that would let no client in, or put each out at once, is refused at
 /// start-up naming the option, not taken to serve nobody (`--max-connections 0` answered
 /// every newcomer "the server is full (0 connections)").
