@@ -41,7 +41,7 @@ pub struct Serve {
     pub config: Option<PathBuf>,
 
     /// Longest line a client may send, in bytes.
-    #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES)]
+    #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES, value_parser = nonzero)]
     pub max_line: usize,
 
     /// Messages each room remembers and replays to newcomers.
@@ -130,19 +130,20 @@ pub struct Serve {
     pub history_age: Option<humantime::Duration>,
 
     /// Rooms one client may be in at once, #lobby included (at least 1).
-    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
+    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT, value_parser = nonzero)]
     pub max_rooms_per_client: usize,
 
     /// Rooms users may have open at once (#lobby and feed rooms aside).
     #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = limits::MAX_ROOMS)]
     pub max_rooms: usize,
 
-    /// Bytes that may wait for a client that is not reading before it is disconnected.
-    #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES)]
+    /// Bytes that may wait for a client that is not reading before it is disconnected; at
+    /// least 16 KiB and 4 × --max-line.
+    #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES, value_parser = nonzero)]
     pub send_queue: usize,
 
     /// Connections served at once.
-    #[arg(long, env = "CHARLA_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS)]
+    #[arg(long, env = "CHARLA_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS, value_parser = nonzero)]
     pub max_connections: usize,
 
     /// Connections at once from one IP address (0: no bound).
@@ -381,6 +382,16 @@ fn room(input: &str) -> Result<RoomName, String> {
     RoomName::parse(input).map_err(|e| e.to_string())
 }
 
+/// A bound that 0 would make serve nobody: no connection, no line, no byte queued, not
+/// even #lobby, where every session starts.
+fn nonzero(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn at_least_one(input: &str) -> Result<usize, String> {
     match input.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (--data none keeps nothing on disk)".into()),
@@ -487,8 +498,7 @@ impl Serve {
             history_room_bytes: self.history_room_bytes,
             history_bytes: self.history_bytes,
             max_rooms: self.max_rooms,
-            // Every session starts in #lobby.
-            max_rooms_per_client: self.max_rooms_per_client.max(1),
+            max_rooms_per_client: self.max_rooms_per_client,
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,

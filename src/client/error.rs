@@ -43,6 +43,14 @@ pub enum ClientError {
         endpoint: Endpoint,
         last_line: Option<String>,
     },
+    /// The address is one of charla's other listeners, which answered in its own protocol.
+    #[error(
+        "{endpoint} is charla's {kind} listener: charla connect and charla send speak to its tcp://, tls:// or unix:// one"
+    )]
+    WrongListener {
+        endpoint: Endpoint,
+        kind: &'static str,
+    },
     /// A nick or room asked for on the command line was refused (invalid or taken). A
     /// script asked for a name on purpose, so going on as `guest-N` would be wrong.
     #[error("the server refused the hello: {code}: {message}")]

@@ -100,7 +100,15 @@ impl Link {
                     });
                 }
                 Some(received) => replies.push(received),
-                None => last_text = Some(crate::hub::sanitize(&line)),
+                None => {
+                    if let Some(kind) = other_listener(&line) {
+                        return Err(ClientError::WrongListener {
+                            endpoint: self.endpoint.clone(),
+                            kind,
+                        });
+                    }
+                    last_text = Some(crate::hub::sanitize(&line));
+                }
             }
         }
     }
@@ -140,4 +148,16 @@ impl Link {
             }
         }
     }
+}
+
+/// Which of charla's other listeners a first answer comes from: an HTTP status line
+/// (`HTTP/1.1 400 Bad Request`) or an IRC numeric (`:charla 451 * :You have not
+/// registered`). No line of the text protocol starts like either.
+fn other_listener(line: &str) -> Option<&'static str> {
+    if line.starts_with("HTTP/") {
+        return Some("HTTP");
+    }
+    let mut words = line.strip_prefix(':')?.split(' ');
+    let numeric = words.nth(1)?;
+    (numeric.len() == 3 && numeric.bytes().all(|b| b.is_ascii_digit())).then_some("IRC")
 }

@@ -96,7 +96,7 @@ pub use who::WhoMask;
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
 use crate::limits::{CHATHISTORY_MAX, HISTORY_SINCE_MAX, Limits};
 use crate::metrics::{FanoutSampler, MessageKind, Metrics};
-use chat::{ChatState, now_ms};
+use chat::{ChatState, Keep, now_ms};
 use ids::Mint;
 use nicks::NickTable;
 
@@ -375,15 +375,18 @@ impl Hub {
         let Some(room) = found else {
             return refused;
         };
-        let messages = match ask {
-            Ask::Recent(limit) => self.store.recent(&room, limit),
-            Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
-            Ask::Window(window, limit) => {
-                chathistory::from_store(&*self.store, &room, window, limit)
-            }
+        let (messages, keep) = match ask {
+            Ask::Recent(limit) => (self.store.recent(&room, limit), Keep::Newest),
+            Ask::Since(after) => (
+                self.store.since(&room, after, HISTORY_SINCE_MAX),
+                Keep::Oldest,
+            ),
+            Ask::Window(window, limit) => (
+                chathistory::from_store(&*self.store, &room, window, limit),
+                Keep::Newest,
+            ),
         };
-        let answer = Event::History { room, messages };
-        self.stamped(|chat| chat.send(id, &Outgoing::reply(answer, reference)))
+        self.stamped(|chat| chat.send_history(id, &room, messages, reference, keep))
     }
 
     /// Runs `f` under the hub's lock; returns the stamps it gave out in answer: all of
