@@ -29,6 +29,21 @@ pub fn arguments_from(
             let at = e.span().map_or(1, |s| line(s.start));
             format!("{at}: {}", e.message().trim_end())
         })?;
+    // `max-line` and `max_line` are one option: given both ways, it would reach clap twice.
+    let mut keys: Vec<(usize, &str)> = table
+        .keys()
+        .map(|key| (line(key.span().start), key.get_ref().as_str()))
+        .collect();
+    keys.sort_unstable();
+    let mut seen = std::collections::HashMap::new();
+    for (at, key) in keys {
+        let name = key.replace('_', "-");
+        if let Some(first) = seen.insert(name.clone(), at) {
+            return Err(format!(
+                "{at}: `{key}` is `{name}` again, given on line {first} already"
+            ));
+        }
+    }
     let mut args = Vec::new();
     for (key, value) in &table {
         let at = line(key.span().start);

@@ -50,6 +50,16 @@ pub const MAX_ROOMS: usize = 10_000;
 /// shared by all its recipients, so the memory this bounds is mostly not per client.
 pub const SEND_QUEUE_BYTES: usize = 1024 * 1024;
 
+/// The longest lines (`--max-line`) a send queue must hold at least: one such line said in
+/// a room comes to nearly twice its size in JSON (each `"` escaped), so a smaller queue
+/// would put out every JSON reader of the first long line. With the default `--max-line`,
+/// `--send-queue` may not be below 16 KiB. Checked at start-up.
+pub const SEND_QUEUE_LINES: usize = 4;
+
+/// The smallest send queue whatever `--max-line`: room for a greeting and the replies to
+/// a client's first requests. 16 KiB.
+pub const SEND_QUEUE_MIN_BYTES: usize = 16 * 1024;
+
 /// Connections served at once. The next one is told `server_full` and closed.
 /// Default 10,000 (`--max-connections`).
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -106,6 +116,13 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// How long a shutting-down server waits for goodbyes to be written before it exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a connection that said its goodbye keeps reading what the peer still sends,
+/// waiting for it to hang up, before closing: long enough for the peer to read the goodbye
+/// (closing on unread input resets the connection and can destroy it), short enough that
+/// a person's `nc`, which never hangs up by itself, does not hold a shutdown for the whole
+/// [`SHUTDOWN_GRACE`] (and `charla port --kill` to SIGKILL). Default 500 ms.
+pub const GOODBYE_LINGER: Duration = Duration::from_millis(500);
 
 /// How long a session that ends while acks are still owed to it (its messages said but not
 /// yet committed to the history file, or in a cluster not yet handed back by Redis) waits
@@ -471,6 +488,20 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Bounds that would put every client out at its first long line or its greeting: a
+    /// send queue below [`SEND_QUEUE_LINES`] of the longest lines, or below
+    /// [`SEND_QUEUE_MIN_BYTES`].
+    pub fn check(&self) -> Result<(), String> {
+        let least = SEND_QUEUE_MIN_BYTES.max(SEND_QUEUE_LINES.saturating_mul(self.max_line_bytes));
+        if self.send_queue_bytes < least {
+            return Err(format!(
+                "--send-queue {} is too small: give at least {least} bytes ({SEND_QUEUE_LINES} lines of --max-line {}, and never below {SEND_QUEUE_MIN_BYTES}), or every client is put out at its greeting or the first long line",
+                self.send_queue_bytes, self.max_line_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// How much history rooms keep in memory.
     pub fn history_bounds(&self) -> crate::hub::HistoryBounds {
         crate::hub::HistoryBounds {

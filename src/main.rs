@@ -124,6 +124,7 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // the server before it claims to serve.
     let shutdown = CancellationToken::new();
     let limits = args.limits();
+    limits.check().map_err(anyhow::Error::msg)?;
     feeds::check(&args.feed_options())?;
     let store = open_store(&args, &limits)?;
     let cluster = match &args.cluster {
@@ -147,6 +148,14 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // The link outlives the server's own shutdown: the acks its sessions are still owed
     // come back through it while they wait for them (`ACK_GRACE`).
     let unlink = CancellationToken::new();
+    let displaced = cluster.as_ref().map(Cluster::displaced);
+    if let Some(displaced) = displaced.clone() {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            displaced.cancelled().await;
+            stop.cancel();
+        });
+    }
     let link = cluster.map(|cluster| cluster.start(hub.clone(), unlink.clone()));
     if let Some(store) = &store {
         hub.metrics().add_collector(HistoryCounts(store.clone()));
@@ -157,9 +166,15 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
     // reads them, and the default action would kill the server without goodbyes.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    if let Some(certs) = certs {
-        reload_on_hangup(certs)?;
-    }
+    // Without a certificate to reload, a hangup (the terminal closed) ends the server as
+    // SIGTERM does, with goodbyes and the history closed, not by the default action.
+    let mut hangup = match certs {
+        Some(certs) => {
+            reload_on_hangup(certs)?;
+            None
+        }
+        None => Some(signal(SignalKind::hangup()).context("cannot handle SIGHUP")?),
+    };
     let mut stdout = std::io::stdout().lock();
     for bound in &listeners {
         writeln!(stdout, "listening on {}", bound.local_addr())?;
@@ -176,9 +191,16 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
 
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
+        let hangup = async {
+            match &mut hangup {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            _ = hangup => {}
         }
         on_signal.cancel();
     });
@@ -204,12 +226,16 @@ async fn serve_on_runtime(args: Serve) -> anyhow::Result<()> {
             "history closed"
         );
     }
+    if displaced.is_some_and(|d| d.is_cancelled()) {
+        anyhow::bail!(
+            "stopped: another node took this node's number in the cluster while this one was cut off from Redis; start it again to take a free one"
+        );
+    }
     Ok(())
 }
 
 /// Reads the TLS certificate again at each SIGHUP (a renewal job's signal); one that does
-/// not load is logged and the current one kept. Without TLS, SIGHUP keeps its default
-/// action.
+/// not load is logged and the current one kept.
 fn reload_on_hangup(certs: Arc<server::Certificates>) -> anyhow::Result<()> {
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     tokio::spawn(async move {

@@ -41,7 +41,7 @@ pub struct Serve {
     pub config: Option<PathBuf>,
 
     /// Longest line a client may send, in bytes.
-    #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES)]
+    #[arg(long, env = "CHARLA_MAX_LINE", default_value_t = limits::MAX_LINE_BYTES, value_parser = nonzero)]
     pub max_line: usize,
 
     /// Messages each room remembers and replays to newcomers.
@@ -56,8 +56,9 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_HISTORY_BYTES", default_value_t = limits::HISTORY_BYTES)]
     pub history_bytes: usize,
 
-    /// The directory the database (rooms' history, accounts, what rooms keep and the
-    /// Alertmanager alerts firing, in the SQLite file charla.db) is kept in, so a restart
+    /// The directory the database (rooms' history, accounts (with --cluster: in Redis
+    /// instead), what rooms keep and the Alertmanager alerts firing, in the SQLite file
+    /// charla.db) is kept in, so a restart
     /// replays what was said; created if missing, for its user only (0700) [default:
     /// $XDG_STATE_HOME/charla, or ~/.local/state/charla]. `none` keeps all of it in memory
     /// only: a restart forgets it.
@@ -74,8 +75,10 @@ pub struct Serve {
     pub require_account: bool,
 
     /// Run as one node of a cluster whose nodes share rooms, nicks and private messages
-    /// through the Redis at this URL (redis://HOST:PORT): start every node with the same
-    /// URL. Accounts and rooms' topics, modes and bans are kept in that Redis (turn on its
+    /// through the Redis at this URL (redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT,
+    /// better given in the variable, which other users cannot read; logs and errors show
+    /// the password as ***): start every node with the same URL. A node that cannot reach
+    /// Redis as it starts exits within 5 s saying why. Accounts and rooms' topics, modes and bans are kept in that Redis (turn on its
     /// AOF persistence to keep them across a Redis restart). A node unheard for 5 s (CLUSTER_NODE_TIMEOUT) is taken for dead: its users
     /// leave and their nicks are free. While Redis is out of reach each node serves its own
     /// users and says so; it tries again every 0.1 to 5 s (CLUSTER_RETRY_MIN,
@@ -86,13 +89,16 @@ pub struct Serve {
     #[arg(long, env = "CHARLA_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
 
-    /// This node's name in logs (with --cluster) [default: node-N, N its number in the
-    /// cluster].
+    /// This node's name (with --cluster): in its logs, and shown to users beside the
+    /// checks and heartbeats it runs (`/status`'s `(on NAME)`, JSON `node`, the page's
+    /// check panel). 1 to 63 bytes of ASCII letters, digits, '.' and '-' [default: node-N,
+    /// N its number in the cluster].
     #[arg(
         long,
         env = "CHARLA_NODE_NAME",
         value_name = "NAME",
-        requires = "cluster"
+        requires = "cluster",
+        value_parser = node_name
     )]
     pub node_name: Option<String>,
 
@@ -124,19 +130,20 @@ pub struct Serve {
     pub history_age: Option<humantime::Duration>,
 
     /// Rooms one client may be in at once, #lobby included (at least 1).
-    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
+    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CLIENT", default_value_t = limits::MAX_ROOMS_PER_CLIENT, value_parser = nonzero)]
     pub max_rooms_per_client: usize,
 
     /// Rooms users may have open at once (#lobby and feed rooms aside).
     #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = limits::MAX_ROOMS)]
     pub max_rooms: usize,
 
-    /// Bytes that may wait for a client that is not reading before it is disconnected.
-    #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES)]
+    /// Bytes that may wait for a client that is not reading before it is disconnected; at
+    /// least 16 KiB and 4 × --max-line.
+    #[arg(long, env = "CHARLA_SEND_QUEUE", default_value_t = limits::SEND_QUEUE_BYTES, value_parser = nonzero)]
     pub send_queue: usize,
 
     /// Connections served at once.
-    #[arg(long, env = "CHARLA_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS)]
+    #[arg(long, env = "CHARLA_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS, value_parser = nonzero)]
     pub max_connections: usize,
 
     /// Connections at once from one IP address (0: no bound).
@@ -375,6 +382,16 @@ fn room(input: &str) -> Result<RoomName, String> {
     RoomName::parse(input).map_err(|e| e.to_string())
 }
 
+/// A bound that 0 would make serve nobody: no connection, no line, no byte queued, not
+/// even #lobby, where every session starts.
+fn nonzero(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn at_least_one(input: &str) -> Result<usize, String> {
     match input.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (--data none keeps nothing on disk)".into()),
@@ -481,8 +498,7 @@ impl Serve {
             history_room_bytes: self.history_room_bytes,
             history_bytes: self.history_bytes,
             max_rooms: self.max_rooms,
-            // Every session starts in #lobby.
-            max_rooms_per_client: self.max_rooms_per_client.max(1),
+            max_rooms_per_client: self.max_rooms_per_client,
             send_queue_bytes: self.send_queue,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_per_ip,
@@ -498,4 +514,16 @@ impl Serve {
             }),
         }
     }
+}
+
+/// `input` if it may name a node (`--node-name`): what a server's name may be, since it is
+/// shown to users on every protocol's lines as one is.
+fn node_name(input: &str) -> Result<String, String> {
+    charla::protocol::irc::server_name(input).map_err(|_| {
+        format!(
+            "a node name is 1 to {} bytes of ASCII letters, digits, '.' and '-', starting \
+             with a letter or digit",
+            limits::MAX_SERVER_NAME_BYTES
+        )
+    })
 }

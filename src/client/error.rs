@@ -43,15 +43,13 @@ pub enum ClientError {
         endpoint: Endpoint,
         last_line: Option<String>,
     },
-    /// Another protocol answered the hello: the address is the server's IRC or HTTP
-    /// listener, given by mistake for its text one.
+    /// The address is one of charla's other listeners, which answered in its own protocol.
     #[error(
-        "{endpoint} speaks {protocol}, not charla's text and JSON lines: {hint}; give the server's tcp:// (or tls://) listener"
+        "{endpoint} is charla's {kind} listener: charla connect and charla send speak to its tcp://, tls:// or unix:// one"
     )]
-    OtherProtocol {
+    WrongListener {
         endpoint: Endpoint,
-        protocol: &'static str,
-        hint: &'static str,
+        kind: &'static str,
     },
     /// A nick or room asked for on the command line was refused (invalid or taken). A
     /// script asked for a name on purpose, so going on as `guest-N` would be wrong.

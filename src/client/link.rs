@@ -39,22 +39,6 @@ pub struct Welcome {
     pub replies: Vec<Received>,
 }
 
-/// The protocol a line before the welcome shows the server speaks instead of charla's
-/// lines, with what to do: an HTTP status line, or IRC's answer to a line that is no IRC
-/// command (a numeric from the server, `:charla 451 * :…`, or `ERROR :…`). charla's own
-/// lines start with neither.
-fn other_protocol(line: &str) -> Option<(&'static str, &'static str)> {
-    if line.starts_with("HTTP/1.") {
-        return Some(("HTTP", "it serves the page, /ws and POST /rooms/NAME"));
-    }
-    let numeric = line
-        .strip_prefix(':')
-        .and_then(|rest| rest.split(' ').nth(1));
-    let irc = numeric.is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
-        || line.starts_with("ERROR :");
-    irc.then_some(("IRC", "use an IRC client there"))
-}
-
 impl Link {
     /// Connects, says `hello` (a [`ClientRequest::Hello`]), and waits for the welcome. The
     /// text greeting every connection starts with is skipped.
@@ -117,11 +101,10 @@ impl Link {
                 }
                 Some(received) => replies.push(received),
                 None => {
-                    if let Some((protocol, hint)) = other_protocol(&line) {
-                        return Err(ClientError::OtherProtocol {
+                    if let Some(kind) = other_listener(&line) {
+                        return Err(ClientError::WrongListener {
                             endpoint: self.endpoint.clone(),
-                            protocol,
-                            hint,
+                            kind,
                         });
                     }
                     last_text = Some(crate::hub::sanitize(&line));
@@ -165,4 +148,16 @@ impl Link {
             }
         }
     }
+}
+
+/// Which of charla's other listeners a first answer comes from: an HTTP status line
+/// (`HTTP/1.1 400 Bad Request`) or an IRC numeric (`:charla 451 * :You have not
+/// registered`). No line of the text protocol starts like either.
+fn other_listener(line: &str) -> Option<&'static str> {
+    if line.starts_with("HTTP/") {
+        return Some("HTTP");
+    }
+    let mut words = line.strip_prefix(':')?.split(' ');
+    let numeric = words.nth(1)?;
+    (numeric.len() == 3 && numeric.bytes().all(|b| b.is_ascii_digit())).then_some("IRC")
 }

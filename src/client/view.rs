@@ -486,7 +486,10 @@ impl View {
             }
             ServerEvent::Census { users, peak, rooms } => vec![notice(
                 None,
-                format!("{users} connected (at most {peak}), {rooms} rooms"),
+                format!(
+                    "{users} connected (at most {peak}), {rooms} room{}",
+                    if *rooms == 1 { "" } else { "s" }
+                ),
             )],
             ServerEvent::Account { message, .. } => vec![notice(None, sanitize(message))],
             ServerEvent::Welcome { .. } | ServerEvent::Ack { .. } | ServerEvent::Other => {
@@ -495,21 +498,17 @@ impl View {
         }
     }
 
-    /// A feed's report in `/status`: what it says now.
+    /// A feed's report in `/status` (or on joining): what it says now, marked `---` as in
+    /// the text protocol, so that a check long DOWN does not read as a new alert each time
+    /// someone looks; a report of something wrong is in red.
     fn status(&self, room: &str, item: &StatusItem) -> String {
-        let post = Post {
-            id: 0,
-            seq: None,
-            ts: 0,
-            from: None,
-            source: Some(item.source.clone()),
-            text: item.text.clone(),
-            action: false,
-            notice: false,
-            kind: Some(item.kind.clone()),
-            priority: None,
+        let body = format!("--- [{}] {}", sanitize(&item.source), sanitize(&item.text));
+        let body = if item.kind == "alert" {
+            self.paint(ALERT, &body)
+        } else {
+            body
         };
-        self.line(None, Some(room), &self.post_body(&post, ""))
+        self.line(None, Some(room), &body)
     }
 }
 

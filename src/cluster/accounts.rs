@@ -9,14 +9,15 @@
 //! published on the cluster's channel in the same script, so every node protects (or frees)
 //! the nick at once.
 
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use redis::Connection;
 
-use super::PREFIX;
 use super::link::channel;
 use super::wire::Wire;
-use crate::hub::{AccountError, AccountStore, Nick, NodeId};
+use super::{PREFIX, Shared};
+use crate::hub::{AccountError, AccountStore, Nick};
 use crate::limits::{CLUSTER_NODE_TIMEOUT, MAX_TOKENS_PER_ACCOUNT};
 
 /// Creates the account unless it exists (then returns its name), and publishes it.
@@ -75,14 +76,37 @@ pub struct RedisAccounts {
     /// The node's number its news of accounts carry; 0 from the command line, which is
     /// no node.
     node: u16,
+    /// The node's link, whose `reachable` says whether Redis answers it: none from the
+    /// command line.
+    shared: Option<Arc<Shared>>,
     conn: Mutex<Option<Connection>>,
 }
 
+/// What a user is told when the cluster's Redis, which keeps the accounts, is out of reach.
+const OUT_OF_REACH: &str = "the cluster's Redis, which keeps the accounts, is out of reach";
+
+/// A failure to ask Redis in words for the user who asked: an account call answers a
+/// login, a registration, a token.
+fn failed(e: &redis::RedisError) -> AccountError {
+    let retry = "try again once cross-node delivery is restored";
+    AccountError::Store(if e.is_timeout() {
+        format!(
+            "the cluster's Redis, which keeps the accounts, did not answer within {}s; {retry}",
+            CLUSTER_NODE_TIMEOUT.as_secs()
+        )
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        format!("{OUT_OF_REACH} ({e}); {retry}")
+    } else {
+        e.to_string()
+    })
+}
+
 impl RedisAccounts {
-    pub(super) fn new(client: redis::Client, node: Option<NodeId>) -> RedisAccounts {
+    pub(super) fn new(client: redis::Client, shared: Option<Arc<Shared>>) -> RedisAccounts {
         RedisAccounts {
             client,
-            node: node.map_or(0, NodeId::number),
+            node: shared.as_ref().map_or(0, |shared| shared.node.number()),
+            shared,
             conn: Mutex::new(None),
         }
     }
@@ -95,7 +119,17 @@ impl RedisAccounts {
         &self,
         f: impl Fn(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, AccountError> {
-        let store = |e: redis::RedisError| AccountError::Store(e.to_string());
+        let store = |e: redis::RedisError| failed(&e);
+        // Refused at once while the node knows Redis is out of reach: each try would wait
+        // for Redis's answer (up to twice CLUSTER_NODE_TIMEOUT on a paused Redis), and
+        // one after the other, every login meanwhile waiting behind the others.
+        if let Some(shared) = &self.shared
+            && !shared.reachable.load(Ordering::Relaxed)
+        {
+            return Err(AccountError::Store(format!(
+                "{OUT_OF_REACH}; try again once cross-node delivery is restored"
+            )));
+        }
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let kept = conn.take();
         let fresh = kept.is_none();

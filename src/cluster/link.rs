@@ -178,9 +178,14 @@ redis.call('HSET', KEYS[1], 'c', ARGV[2])
 redis.call('PUBLISH', KEYS[2], '0\\n' .. ARGV[1])
 return 1";
 
-/// Keeps the node's key alive, unless another run took its number meanwhile.
+/// Keeps the node's key alive and publishes its heartbeat, unless another run took its
+/// number meanwhile: then neither, so that the others hear one run under each number.
 const REFRESH: &str = "local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('PUBLISH', KEYS[2], ARGV[3])
+  return 1
+end
 return 0";
 
 /// The digest [`SAID`] is run by (`EVALSHA`): loaded once per connection instead of sent
@@ -247,6 +252,25 @@ pub(super) async fn run(cluster: Cluster, hub: Hub, shutdown: CancellationToken)
     )
     .await;
     sender.abort();
+    // What was said or changed here while Redis was out of reach is held in memory only,
+    // and goes with the node: its speakers still connected were told `unconfirmed`, and
+    // the operator is told here, since the other nodes will never have it.
+    {
+        let outage = shared.outage.lock().unwrap();
+        let (held, changes) = (outage.held.len(), outage.changes.len());
+        if held + changes > 0 {
+            tracing::warn!(
+                held,
+                changes,
+                "stopping while Redis is out of reach: what was said (held) and changed in rooms (changes) here meanwhile was never relayed, and the other nodes will not have it"
+            );
+        }
+    }
+    if shared.displaced.is_cancelled() {
+        // The node key and the number are the other run's now: neither deleted nor said
+        // gone, which the others would take for that run's.
+        return;
+    }
     // Best effort: the others would find out within the node timeout anyway.
     let (mut redis, name) = (cluster.redis, cluster.name);
     let mut goodbye = redis::pipe();
@@ -900,7 +924,7 @@ async fn listen(
                     shared, &mut redis, hub, stream, recovered, answered, shutdown,
                 )
                 .await;
-                if shutdown.is_cancelled() {
+                if shutdown.is_cancelled() || shared.displaced.is_cancelled() {
                     return;
                 }
                 tracing::warn!(why, "subscription to the cluster lost; subscribing again");
@@ -985,14 +1009,18 @@ async fn hear(
                     return "this node's heartbeat did not come back";
                 }
                 match alive(shared, redis).await {
-                    Ok(()) if !shared.reachable.load(Ordering::Relaxed) => {
+                    Ok(false) => {
+                        displaced(shared, hub);
+                        return "another node took this node's number";
+                    }
+                    Ok(true) if !shared.reachable.load(Ordering::Relaxed) => {
                         hub.forget_unheard(answered);
                         if rejoin(shared, hub).await {
                             tracing::info!("cross-node delivery restored");
                             hub.tell_all(Event::Cluster { reachable: true });
                         }
                     }
-                    Ok(()) => {}
+                    Ok(true) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reach Redis");
                         unreachable(shared, hub);
@@ -1034,34 +1062,41 @@ fn report_activity(shared: &Shared, hub: &Hub) {
     }
 }
 
-/// Refreshes the node's key and says it is alive.
-async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
+/// Refreshes the node's key and says it is alive; false when another run holds its
+/// number.
+async fn alive(shared: &Shared, redis: &mut ConnectionManager) -> redis::RedisResult<bool> {
     let run = &shared.run;
     let beat = Wire::Beat {
         node: shared.node.number(),
         run: run.clone(),
         presence: PRESENCE_FORMS,
     };
-    let (kept,): (i64,) = redis::pipe()
-        .cmd("EVAL")
+    let kept: i64 = redis::cmd("EVAL")
         .arg(REFRESH)
-        .arg(1)
+        .arg(2)
         .arg(shared.node_key())
+        .arg(channel())
         .arg(run)
         .arg(CLUSTER_NODE_TIMEOUT.as_millis() as u64)
-        .cmd("PUBLISH")
-        .arg(channel())
         .arg(beat.payload(0))
-        .ignore()
         .query_async(redis)
         .await?;
-    if kept == 0 {
-        tracing::error!(
-            node = shared.node.number(),
-            "another node took this node's number while Redis was out of reach"
-        );
+    Ok(kept == 1)
+}
+
+/// Another run holds this node's number: it stops serving as that number, at once (its
+/// users are told cross-node delivery is interrupted, and nothing more is published as
+/// it), and the server stops ([`Cluster::displaced`]).
+fn displaced(shared: &Shared, hub: &Hub) {
+    if shared.displaced.is_cancelled() {
+        return;
     }
-    Ok(())
+    tracing::error!(
+        node = shared.node.number(),
+        "another node took this node's number while this one was cut off from Redis (Redis lost its keys, or this node was out of reach longer than CLUSTER_NODE_TIMEOUT): stopping rather than be two nodes under one number; start it again to take a free one"
+    );
+    unreachable(shared, hub);
+    shared.displaced.cancel();
 }
 
 /// Back in touch: the others are asked who they have, and told who is here (nicks

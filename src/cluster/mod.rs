@@ -20,6 +20,7 @@ mod link;
 mod once;
 mod outage;
 mod presence;
+mod reach;
 mod recover;
 mod room_state;
 mod roster;
@@ -52,6 +53,8 @@ use outage::Outage;
 use roster::Roster;
 use tally::NodeTally;
 use wire::Wire;
+
+pub use reach::JoinError;
 
 /// Where everything of a cluster is kept in Redis.
 const PREFIX: &str = "charla:";
@@ -185,6 +188,10 @@ struct Shared {
     /// What `charla:epoch` held when last read: another value means Redis lost its keys
     /// meanwhile ([`recover`]).
     epoch: Mutex<Option<String>>,
+    /// Another run holds this node's number in Redis (it started while this node was cut
+    /// off and Redis had lost the key): this node stops rather than be a second node under
+    /// one number, whose ids and sessions the others would mix up ([`Cluster::displaced`]).
+    displaced: CancellationToken,
     /// The rooms founded here and not let go, and by whom: claimed again after Redis lost
     /// its keys (`recover`), so that a room made meanwhile on a node that was cut off is not
     /// founded twice.
@@ -240,6 +247,7 @@ impl Shared {
             answered: AtomicU64::new(0),
             rooms: Mutex::default(),
             epoch: Mutex::default(),
+            displaced: CancellationToken::new(),
             founded: Mutex::default(),
             peak: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
@@ -464,18 +472,6 @@ pub struct Cluster {
     name: String,
 }
 
-/// Why a node could not join its cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error("cannot reach Redis at {url}: {source}")]
-    Unreachable {
-        url: String,
-        source: redis::RedisError,
-    },
-    #[error("every node number of the cluster is taken")]
-    Full,
-}
-
 impl Cluster {
     /// Connects to the Redis at `url` and claims the lowest free node number. `name` is
     /// what logs call this node; `outbox` is how much may wait to be sent to Redis
@@ -485,11 +481,9 @@ impl Cluster {
         name: Option<String>,
         outbox: usize,
     ) -> Result<Cluster, JoinError> {
-        let unreachable = |source| JoinError::Unreachable {
-            url: url.to_string(),
-            source,
-        };
+        let unreachable = |source| JoinError::of(url, source);
         let client = redis::Client::open(url).map_err(unreachable)?;
+        reach::probe(&client, url).await?;
         let config = ConnectionManagerConfig::new()
             .set_min_delay(CLUSTER_RETRY_MIN)
             .set_max_delay(CLUSTER_RETRY_MAX)
@@ -521,6 +515,7 @@ impl Cluster {
         let subscription = link::subscribe(&client).await.map_err(unreachable)?;
         let conn = link::connect(&client).await.map_err(unreachable)?;
         let name = name.unwrap_or_else(|| format!("node-{}", node.number()));
+        let url = reach::shown(url);
         tracing::info!(node = node.number(), %name, url, "joined the cluster");
         let (outbox, queue) = mpsc::channel(outbox.max(1));
         let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));
@@ -543,6 +538,12 @@ impl Cluster {
         self.shared.node
     }
 
+    /// Cancelled when another run took this node's number while it was cut off from
+    /// Redis: the server is to stop, saying so, and be started again to take a free one.
+    pub fn displaced(&self) -> CancellationToken {
+        self.shared.displaced.clone()
+    }
+
     pub fn bus(&self) -> Arc<dyn Bus> {
         Arc::new(ClusterBus(self.shared.clone()))
     }
@@ -551,7 +552,7 @@ impl Cluster {
     pub fn accounts(&self) -> Arc<dyn AccountStore> {
         Arc::new(accounts::RedisAccounts::new(
             self.client.clone(),
-            Some(self.shared.node),
+            Some(self.shared.clone()),
         ))
     }
 
@@ -585,12 +586,11 @@ impl Cluster {
 
 /// The accounts of the cluster whose Redis is at `url`, for a program that is no node
 /// (`charla account add --cluster URL`): an account it creates is published as a node's
-/// registration is, so every node protects its nick at once. Connects on first use.
+/// registration is, so every node protects its nick at once. Asks Redis once first, so a
+/// wrong address is told as a node tells it.
 pub fn accounts_at(url: &str) -> Result<Arc<dyn AccountStore>, JoinError> {
-    let client = redis::Client::open(url).map_err(|source| JoinError::Unreachable {
-        url: url.to_string(),
-        source,
-    })?;
+    let client = redis::Client::open(url).map_err(|source| JoinError::of(url, source))?;
+    reach::probe_blocking(&client, url)?;
     Ok(Arc::new(accounts::RedisAccounts::new(client, None)))
 }
 

@@ -6,7 +6,7 @@
 //! here. Messages published while the backlog was read arrive live too; those already
 //! heard from the backlog are skipped ([`Recovered`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::aio::ConnectionManager;
 
@@ -15,7 +15,7 @@ use super::once::Once;
 use super::room_state;
 use super::wire::{self, Wire};
 use super::{Out, PREFIX, Shared};
-use crate::hub::{Event, GapCause, Hub, KeptRoom, Publication, RoomName, SessionId};
+use crate::hub::{Event, GapCause, Hub, KeptRoom, Nick, Publication, RoomName, SessionId};
 
 /// Keys a `SCAN` step returns, about; a hint to Redis.
 const SCAN_COUNT: usize = 1000;
@@ -70,6 +70,12 @@ pub(super) async fn recover(
         for (room, id) in founded {
             shared.send(Out::Found(room, id, None));
         }
+        // The accounts went with Redis's keys: their nicks are free and nobody is logged
+        // in to them, here as on every node, and the rooms' copies are written back
+        // without them (else whoever registered one of the names again would be its
+        // rooms' operator). Those registered since Redis came back are kept.
+        let kept = account_names(redis).await?;
+        hub.accounts_lost(&kept);
     }
     load_rooms(shared, redis, hub, emptied).await?;
     let mut rooms = hub.last_heard(rooms_with(redis, "log").await?);
@@ -182,6 +188,36 @@ async fn rooms_with(
         }
         if next == 0 {
             return Ok(rooms);
+        }
+        cursor = next;
+    }
+}
+
+/// The names of the accounts Redis has.
+async fn account_names(redis: &mut ConnectionManager) -> redis::RedisResult<HashSet<Nick>> {
+    let mut names = HashSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{PREFIX}account:*"))
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(redis)
+            .await?;
+        for key in keys {
+            let name: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("name")
+                .query_async(redis)
+                .await?;
+            if let Some(nick) = name.and_then(|name| Nick::parse(&name).ok()) {
+                names.insert(nick);
+            }
+        }
+        if next == 0 {
+            return Ok(names);
         }
         cursor = next;
     }

@@ -243,6 +243,12 @@ impl Recipient for Outbox {
         self.push(state, order, bytes, false)
     }
 
+    fn fits(&self, event: &Outgoing) -> bool {
+        let state = self.lock();
+        let len = event.encoded(state.format).len() as u64;
+        u64::from(state.unwritten) + len <= u64::from(self.bound)
+    }
+
     fn close(&self, order: u64, last: &Outgoing) {
         let state = self.lock();
         let bytes = last.encoded(state.format).clone();

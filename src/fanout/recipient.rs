@@ -24,6 +24,12 @@ pub trait Recipient: Send + Sync {
     /// a room is handed over this way.
     fn deliver(&self, order: u64, event: &Outgoing) -> Result<(), Overflow>;
 
+    /// Whether `event` would be taken now, within the bound with what is queued: the hub
+    /// cuts a history answer until it fits, rather than put its asker out.
+    fn fits(&self, _event: &Outgoing) -> bool {
+        true
+    }
+
     /// Queues `last` whatever the bound, and accepts nothing more: the connection writes
     /// what is queued and hangs up. It reads no log after this.
     fn close(&self, order: u64, last: &Outgoing);

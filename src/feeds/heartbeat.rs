@@ -171,13 +171,15 @@ impl Tracker {
         notice
     }
 
+    /// Moves to `pulse`: how long the state before lasted. Staying in a state (a job up
+    /// that calls in again) keeps its `since`, so `/status` says how long it has been up.
     fn enter(&mut self, pulse: Pulse, now: Instant) -> Duration {
         let lasted = now.saturating_duration_since(self.since);
         if pulse != self.pulse {
             self.acked = None;
+            self.since = now;
         }
         self.pulse = pulse;
-        self.since = now;
         lasted
     }
 

@@ -310,6 +310,22 @@ impl Ingest {
         Ok(())
     }
 
+    /// When the drops not yet in a log line are due to be logged, if there are any: one
+    /// [`UDP_DROP_REPORT_EVERY`] after the last such line. The receiving loop wakes then,
+    /// so a drop is logged even when no datagram comes after it.
+    pub fn report_due(&self) -> Option<Instant> {
+        let waiting = self.unreported.iter().any(|n| *n > 0);
+        self.last_report
+            .filter(|_| waiting)
+            .map(|at| at + UDP_DROP_REPORT_EVERY)
+    }
+
+    /// Logs the drops not yet logged, as [`Ingest::report_due`] asked, at `now`.
+    pub fn report_now(&mut self, now: Instant) {
+        self.last_report = Some(now);
+        self.report();
+    }
+
     /// Counts a drop; logs the drops so far at most every [`UDP_DROP_REPORT_EVERY`].
     fn dropped(&mut self, why: Dropped, from: SocketAddr, now: Instant) {
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -504,6 +520,24 @@ mod tests {
             Ok(())
         );
         assert_eq!(posts(&inbox).len(), 1);
+    }
+
+    /// A drop within a report interval of the last log line is logged when the interval
+    /// ends, whether or not another datagram comes.
+    #[test]
+    fn drops_held_back_are_due_one_interval_after_the_last_line() {
+        let (mut ingest, _inbox) = setup(IngestOptions::default());
+        let now = Instant::now();
+        assert_eq!(ingest.report_due(), None);
+        // The first drop is logged at once: nothing waits.
+        ingest.datagram(from(), b"\xff", now).unwrap_err();
+        assert_eq!(ingest.report_due(), None);
+        let later = now + std::time::Duration::from_secs(1);
+        ingest.datagram(from(), b"\xff", later).unwrap_err();
+        assert_eq!(ingest.report_due(), Some(now + UDP_DROP_REPORT_EVERY));
+        ingest.report_now(now + UDP_DROP_REPORT_EVERY);
+        assert_eq!(ingest.report_due(), None);
+        assert_eq!(ingest.unreported, [0; Dropped::ALL.len()]);
     }
 
     #[test]

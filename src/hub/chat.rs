@@ -1116,8 +1116,9 @@ impl ChatState {
             return Err((
                 ErrorCode::TooManyRooms,
                 format!(
-                    "you are in {held} rooms, the most one connection may be in; /leave one \
-                     before joining {room}"
+                    "you are in {held} room{}, the most one connection may be in; /leave one \
+                     before joining {room}",
+                    if held == 1 { "" } else { "s" }
                 ),
             ));
         }
@@ -1224,11 +1225,7 @@ impl ChatState {
             if resumed {
                 self.send_replay(id, &room, gap, messages, reference.clone());
             } else if !messages.is_empty() {
-                let history = Event::History {
-                    room: room.clone(),
-                    messages,
-                };
-                self.send(id, &Outgoing::reply(history, reference.clone()));
+                self.send_history(id, &room, messages, reference.clone(), Keep::Newest);
             }
             if announce {
                 let joined = Event::Joined {
@@ -1599,6 +1596,53 @@ impl ChatState {
         self.goodbye(id, session.recipient, session.owed, reason);
     }
 
+    /// Sends `room`'s `messages` to `id` as one history answer, cut to what its send queue
+    /// takes: an answer bigger than the queue would put its asker out for "send queue
+    /// exceeded" before it read a line of it. `keep` says which end stays.
+    pub fn send_history(
+        &mut self,
+        id: SessionId,
+        room: &RoomName,
+        messages: Vec<Entry>,
+        reference: Option<String>,
+        keep: Keep,
+    ) {
+        if let Some(answer) = self.fitted_history(id, room, messages, reference, keep) {
+            self.send(id, &answer);
+        }
+    }
+
+    /// [`ChatState::send_history`]'s answer, cut to fit, unsent; `None` when `id` is gone.
+    pub fn fitted_history(
+        &self,
+        id: SessionId,
+        room: &RoomName,
+        mut messages: Vec<Entry>,
+        reference: Option<String>,
+        keep: Keep,
+    ) -> Option<Outgoing> {
+        let recipient = &self.sessions.get(&id)?.recipient;
+        loop {
+            let count = messages.len();
+            let history = Event::History {
+                room: room.clone(),
+                messages,
+            };
+            let answer = Outgoing::reply(history, reference.clone());
+            if count <= 1 || recipient.fits(&answer) {
+                return Some(answer);
+            }
+            let Event::History { messages: back, .. } = answer.event else {
+                unreachable!("made above")
+            };
+            messages = back;
+            match keep {
+                Keep::Newest => drop(messages.drain(..count / 2)),
+                Keep::Oldest => messages.truncate(count - count / 2),
+            }
+        }
+    }
+
     pub fn send(&mut self, id: SessionId, event: &Outgoing) {
         if let Some(session) = self.sessions.get(&id) {
             let recipient = session.recipient.clone();
@@ -1833,6 +1877,16 @@ fn first<T: Ord>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
         }
     }
     kept.into_vec()
+}
+
+/// Which end of a history answer [`ChatState::send_history`] keeps when it must cut it.
+#[derive(Clone, Copy)]
+pub enum Keep {
+    /// The newest: a replay on joining, `/history N` (older ones are read back a page at
+    /// a time).
+    Newest,
+    /// The oldest: `/history since ID`, asked again from the last id for more.
+    Oldest,
 }
 
 /// Why what was sent to `nick`, a user of another node, was not: told to its sender.

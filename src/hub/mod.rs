@@ -96,7 +96,7 @@ pub use who::WhoMask;
 use crate::fanout::{Level, Ordered, OrderedGuard, Recipient};
 use crate::limits::{CHATHISTORY_MAX, HISTORY_SINCE_MAX, Limits};
 use crate::metrics::{FanoutSampler, MessageKind, Metrics};
-use chat::{ChatState, now_ms};
+use chat::{ChatState, Keep, now_ms};
 use ids::Mint;
 use nicks::NickTable;
 
@@ -375,15 +375,18 @@ impl Hub {
         let Some(room) = found else {
             return refused;
         };
-        let messages = match ask {
-            Ask::Recent(limit) => self.store.recent(&room, limit),
-            Ask::Since(after) => self.store.since(&room, after, HISTORY_SINCE_MAX),
-            Ask::Window(window, limit) => {
-                chathistory::from_store(&*self.store, &room, window, limit)
-            }
+        let (messages, keep) = match ask {
+            Ask::Recent(limit) => (self.store.recent(&room, limit), Keep::Newest),
+            Ask::Since(after) => (
+                self.store.since(&room, after, HISTORY_SINCE_MAX),
+                Keep::Oldest,
+            ),
+            Ask::Window(window, limit) => (
+                chathistory::from_store(&*self.store, &room, window, limit),
+                Keep::Newest,
+            ),
         };
-        let answer = Event::History { room, messages };
-        self.stamped(|chat| chat.send(id, &Outgoing::reply(answer, reference)))
+        self.stamped(|chat| chat.send_history(id, &room, messages, reference, keep))
     }
 
     /// Runs `f` under the hub's lock; returns the stamps it gave out in answer: all of
@@ -810,6 +813,26 @@ impl Hub {
     /// every session here logged in to it is logged out.
     pub fn account_gone(&self, name: &Nick) {
         self.with_chat(|chat| chat.forget_account(name));
+    }
+
+    /// The cluster's Redis lost its accounts (restarted empty): every account not in
+    /// `kept` (those registered since) is gone here as one deleted on another node is.
+    pub fn accounts_lost(&self, kept: &HashSet<Nick>) {
+        self.with_chat(|chat| {
+            let lost: Vec<Nick> = chat
+                .registered
+                .iter()
+                .filter(|name| !kept.contains(*name))
+                .cloned()
+                .collect();
+            if !lost.is_empty() {
+                tracing::warn!(
+                    accounts = lost.len(),
+                    "Redis lost the cluster's accounts (restarted without persistence): their nicks are free, their owners must register again"
+                );
+            }
+            lost.iter().for_each(|name| chat.forget_account(name));
+        });
     }
 
     /// The nick session `id` goes by now; `None` once it is gone.

@@ -6,7 +6,7 @@
 //! memory, and the member starts reading the room's live log at that same moment, so the
 //! replay ends exactly where live messages begin.
 
-use super::chat::{ChatState, Failure};
+use super::chat::{ChatState, Failure, Keep};
 use super::event::{Event, GapCause, Outgoing};
 use super::names::RoomName;
 use super::post::Entry;
@@ -126,7 +126,8 @@ impl ChatState {
     }
 
     /// Sends a resume's gap, if any, then its entries (a `History`, even when empty, so the
-    /// client knows the resume is done).
+    /// client knows the resume is done). Entries cut to fit the client's send queue, the
+    /// oldest, are in the gap.
     pub(super) fn send_replay(
         &mut self,
         id: SessionId,
@@ -135,13 +136,30 @@ impl ChatState {
         entries: Vec<Entry>,
         reference: Option<String>,
     ) {
-        if let Some(gap) = gap {
-            self.send(id, &Outgoing::reply(gap, reference.clone()));
-        }
-        let history = Event::History {
-            room: room.clone(),
-            messages: entries,
+        let first = entries.first().map(Entry::seq);
+        let Some(answer) = self.fitted_history(id, room, entries, reference.clone(), Keep::Newest)
+        else {
+            return;
         };
-        self.send(id, &Outgoing::reply(history, reference));
+        let kept = match &answer.event {
+            Event::History { messages, .. } => messages.first().map(Entry::seq),
+            _ => None,
+        };
+        let gap = match (first, kept) {
+            (Some(first), Some(kept)) if kept > first => Some(Event::Gap {
+                room: room.clone(),
+                from: match gap {
+                    Some(Event::Gap { from, .. }) => from,
+                    _ => first,
+                },
+                to: kept - 1,
+                cause: GapCause::NotKept,
+            }),
+            _ => gap,
+        };
+        if let Some(gap) = gap {
+            self.send(id, &Outgoing::reply(gap, reference));
+        }
+        self.send(id, &answer);
     }
 }

@@ -525,8 +525,11 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => writeln!(
             s,
-            "*** {} connected (at most {} at once), {} rooms",
-            census.global_users, census.global_peak, census.rooms
+            "*** {} connected (at most {} at once), {} room{}",
+            census.global_users,
+            census.global_peak,
+            census.rooms,
+            if census.rooms == 1 { "" } else { "s" }
         ),
         Event::Whois(whois) => {
             let rooms: Vec<String> = whois

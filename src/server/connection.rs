@@ -26,7 +26,7 @@ use crate::fanout::{Outbox, Phase};
 use crate::hub::{
     Encode, Encoded, ErrorCode, Event, LeaveReason, Outgoing, Request, SessionId, Stamps,
 };
-use crate::limits::{ACK_GRACE, MAX_WRITE_BYTES, SHUTDOWN_GRACE};
+use crate::limits::{ACK_GRACE, GOODBYE_LINGER, MAX_WRITE_BYTES, SHUTDOWN_GRACE};
 use crate::metrics::ConnectionKind;
 use crate::protocol::{Codec, Incoming, JSON, Refusal, SaslAttempt, SaslOutcome, Sink};
 
@@ -312,8 +312,9 @@ impl<S: ByteStream, C: Codec> Connection<S, C> {
             let _ = tokio::time::timeout_at(deadline, self.io.shutdown()).await;
             // Reading what the peer still sends until it closes lets it read our last
             // lines: closing with unread input would reset the connection and could
-            // destroy them.
-            let _ = tokio::time::timeout_at(deadline, self.drain_input()).await;
+            // destroy them. A peer that does not hang up is not waited for longer.
+            let linger = deadline.min(Instant::now() + GOODBYE_LINGER);
+            let _ = tokio::time::timeout_at(linger, self.drain_input()).await;
         }
         debug!(id = ?self.client.id, ?reason, "disconnected");
     }

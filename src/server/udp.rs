@@ -93,8 +93,13 @@ pub(super) async fn receive_loop(
     // oversize datagram shows as such rather than silently cut.
     let mut buffer = vec![0u8; ingest.buffer_len()];
     loop {
+        let due = ingest.report_due();
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
+            () = until(due) => {
+                ingest.report_now(Instant::now());
+                continue;
+            }
             received = bound.0.recv_from(&mut buffer) => received,
         };
         match received {
@@ -109,5 +114,13 @@ pub(super) async fn receive_loop(
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Waits until `at`; forever when there is nothing to wait for.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

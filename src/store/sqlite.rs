@@ -241,6 +241,10 @@ struct WriterShared {
     refused: AtomicU64,
     /// Where acks go once their entries are settled; set once, by the hub.
     sink: std::sync::OnceLock<Arc<AckSink>>,
+    /// Accounts deleted while the writer's queue was full, each with the number the
+    /// deletion would have been sent under: the rooms kept forget it once every job sent
+    /// before is written, which may name it ([`HistoryStore::forget_account`]).
+    owed_forgets: Mutex<Vec<(u64, Nick)>>,
 }
 
 struct Queue {
@@ -396,6 +400,7 @@ impl SqliteHistory {
             lost: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             sink: std::sync::OnceLock::new(),
+            owed_forgets: Mutex::new(Vec::new()),
         });
         let mut store = SqliteHistory {
             path: path.to_owned(),
@@ -577,11 +582,18 @@ impl HistoryStore for SqliteHistory {
         {
             return;
         }
-        drop(queue);
-        error!(
-            account = %name,
-            "the history writer cannot take an account's deletion: rooms' states sent just before it may keep the account"
-        );
+        if queue.sender.is_none() {
+            drop(queue);
+            error!(
+                account = %name,
+                "the history store is closed: rooms' states sent just before an account's deletion may keep the account"
+            );
+            return;
+        }
+        // The queue is full: the writer forgets it after the jobs it holds.
+        let owed = (queue.next, name.clone());
+        let owed_forgets = self.shared.owed_forgets.lock();
+        owed_forgets.unwrap_or_else(|p| p.into_inner()).push(owed);
     }
 
     fn kept_room(&self, room: &RoomName) -> Option<KeptRoom> {
@@ -1340,6 +1352,18 @@ fn write_batch(
     let Some(last) = last else {
         return flushes;
     };
+    // Held only here: the hub waits for it while a full queue refuses a deletion.
+    shared
+        .owed_forgets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(number, name)| {
+            let due = *number <= last + 1;
+            if due {
+                saves.push(RoomWrite::ForgetAccount(name.clone()));
+            }
+            !due
+        });
     if (!saves.is_empty() || !alerts.is_empty())
         && let Err(e) = keep_states(conn, &saves, &alerts)
     {

@@ -125,6 +125,7 @@ async fn a_wrong_password_is_refused_and_the_nick_stays_protected() {
     let server = server().await;
     let mut ana = registered(&server, "ana", "correct-horse").await;
     ana.send("/quit").await;
+    ana.until_closed().await;
 
     let mut other = server.client().await;
     other.send("/login ana battery-staple").await;
@@ -381,6 +382,7 @@ async fn a_registered_irc_client_may_log_in_by_sasl_later() {
     let server = server().await;
     let mut ana = registered(&server, "ana", "correct-horse").await;
     ana.send("/quit").await;
+    ana.until_closed().await;
     let mut irc = Irc::registered(&server, "bob").await;
     irc.send("AUTHENTICATE PLAIN").await;
     irc.expect("AUTHENTICATE +").await;
@@ -425,6 +427,7 @@ async fn irc_pass_logs_in_like_sasl_and_a_wrong_one_is_464() {
     let server = server().await;
     let mut ana = registered(&server, "ana", "correct-horse").await;
     ana.send("/quit").await;
+    ana.until_closed().await;
 
     // Wrong: 464, and no registration until a right one comes.
     let mut irc = Irc::connect(&server).await;
@@ -492,6 +495,7 @@ async fn client_tags_msgid_and_account_reach_only_those_who_asked() {
     let server = server().await;
     let mut owner = registered(&server, "ana", "correct-horse").await;
     owner.send("/quit").await;
+    owner.until_closed().await;
     let mut text = server.named("txt").await;
     let mut tagged = Irc::with_caps(&server, "tagged", "message-tags account-tag").await;
     let mut plain = Irc::registered(&server, "plain").await;

@@ -706,3 +706,22 @@ async fn asking_for_no_history_does_not_say_the_room_has_none() {
         "ERROR invalid_argument: \"0\" is not a count of messages; try /history 20"
     );
 }
+
+/// `/lusers` counts rooms in words a person reads: "1 room", not "1 rooms".
+#[tokio::test(flavor = "multi_thread")]
+async fn lusers_says_one_room_in_the_singular() {
+    let server = TestServer::start().await;
+    let mut ana = server.named("ana").await;
+    ana.send("/lusers").await;
+    assert_eq!(
+        ana.expect("connected").await,
+        "*** 1 connected (at most 1 at once), 1 room"
+    );
+    ana.send("/join #ops").await;
+    ana.expect("you joined").await;
+    ana.send("/lusers").await;
+    assert_eq!(
+        ana.expect("connected").await,
+        "*** 1 connected (at most 1 at once), 2 rooms"
+    );
+}

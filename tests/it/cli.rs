@@ -270,6 +270,13 @@ async fn sigint_says_goodbye_and_exits() {
     shuts_down_gracefully_on("INT").await;
 }
 
+/// Without a TLS certificate to reload, a hangup (the terminal closed) ends the server as
+/// SIGTERM does rather than by the default action, which told nobody goodbye.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_without_tls_says_goodbye_and_exits() {
+    shuts_down_gracefully_on("HUP").await;
+}
+
 /// A `kill` started in advance, so that a signal can follow an event within microseconds
 /// (spawning `kill` then takes milliseconds).
 struct Killer(Child);
@@ -483,4 +490,119 @@ fn a_bad_config_file_names_the_line_and_exits_1() {
         stderr.contains(&format!("{path}:1: `check-interval`: invalid value 'soon'")),
         "{stderr}"
     );
+}
+
+/// A mistyped option after a check's target is refused with the options that kind of
+/// check takes, its own (`status`, `keyword`, `ca`) among them, not only the common ones.
+#[test]
+fn a_checks_unknown_option_is_refused_with_the_options_its_kind_takes() {
+    for (check, own) in [
+        ("web=https://127.0.0.1:1/ keywrd=ok", "status, keyword, ca"),
+        ("cert=tls://127.0.0.1:1 cafile=x.pem", "ca"),
+        ("db=tcp://127.0.0.1:1 retry=3", ""),
+    ] {
+        let mut charla = Charla::spawn(
+            &[
+                "serve",
+                "--data",
+                "none",
+                "--listen",
+                "127.0.0.1:0",
+                "--check",
+                check,
+            ],
+            &[],
+        );
+        let stderr = charla.failure();
+        let listed = if own.is_empty() {
+            "no such option (retries, timeout, priority)".to_string()
+        } else {
+            format!("no such option ({own}, retries, timeout, priority)")
+        };
+        assert!(stderr.contains(&listed), "{check}: {stderr}");
+    }
+}
+
+/// One option given twice in a config file, once as `max-line` and once as `max_line`, is
+/// an error naming both lines, as any other mistake in the file names its line, not
+/// clap's "cannot be used multiple times" with no line at all.
+#[test]
+fn a_config_key_given_twice_in_two_spellings_names_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("charla.toml");
+    std::fs::write(&config, "history = 10\nmax-line = 100\n\nmax_line = 200\n").unwrap();
+    let path = config.to_str().unwrap();
+    let mut charla = Charla::spawn(&["serve", "--config", path], &[]);
+    assert_eq!(charla.exit_status().code(), Some(1));
+    let stderr = charla.failure();
+    assert!(
+        stderr.contains(&format!(
+            "{path}:4: `max_line` is `max-line` again, given on line 2 already"
+        )),
+        "{stderr}"
+    );
+}
+
+/// A send queue too small for two of the longest lines in JSON is refused at start-up
+/// (`--send-queue 10` put every client out at its greeting), and so is one too small for
+/// a longer `--max-line`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_queue_too_small_for_the_longest_lines_is_refused_at_start_up() {
+    for args in [
+        &["--send-queue", "10"][..],
+        &["--max-line", "65536", "--send-queue", "131072"][..],
+    ] {
+        let mut all = vec!["serve", "--data", "none", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let stderr = Charla::spawn(&all, &[]).failure();
+        assert!(
+            stderr.contains("is too small: give at least"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let fits = Charla::spawn(
+        &[
+            "serve",
+            "--data",
+            "none",
+            "--listen",
+            "127.0.0.1:0",
+            "--send-queue",
+            "16384",
+        ],
+        &[],
+    );
+    greeted(Client::tcp(tcp(&fits.listening(1)[0])).await).await;
+}
+
+/// A bound of 0 that would let no client in, or put each out at once, is refused at
+/// start-up naming the option, not taken to serve nobody (`--max-connections 0` answered
+/// every newcomer "the server is full (0 connections)").
+#[test]
+fn bounds_that_would_serve_nobody_are_refused_at_start_up() {
+    for option in [
+        "--max-connections",
+        "--max-line",
+        "--send-queue",
+        "--max-rooms-per-client",
+    ] {
+        let mut charla = Charla::spawn(
+            &[
+                "serve",
+                "--data",
+                "none",
+                "--listen",
+                "127.0.0.1:0",
+                option,
+                "0",
+            ],
+            &[],
+        );
+        let stderr = charla.failure();
+        assert!(
+            stderr.contains(&format!("invalid value '0' for '{option}")),
+            "{option}: {stderr}"
+        );
+        assert!(stderr.contains("must be at least 1"), "{option}: {stderr}");
+    }
 }

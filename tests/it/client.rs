@@ -227,47 +227,6 @@ async fn a_refused_connection_is_explained_and_fails() {
     }
 }
 
-/// Pointed at an IRC or HTTP listener by mistake, the client says at once what answered and
-/// which listener it needs, rather than wait for a welcome that never comes and then say
-/// the server "did not answer" (IRC answered 451) or "said: " nothing (HTTP answered 400).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_client_pointed_at_an_irc_or_http_listener_says_what_answered() {
-    let specs = [
-        "tcp://127.0.0.1:0",
-        "irc://127.0.0.1:0",
-        "http://127.0.0.1:0",
-    ];
-    let server = TestServer::with_http(
-        &specs,
-        Limits::default(),
-        charla::server::HttpOptions::default(),
-    )
-    .await;
-    let irc = server.irc().to_string();
-    let http = server.http().to_string();
-    for (addr, protocol, hint) in [
-        (&irc, "IRC", "use an IRC client there"),
-        (
-            &http,
-            "HTTP",
-            "it serves the page, /ws and POST /rooms/NAME",
-        ),
-    ] {
-        for args in [vec!["send", addr, "hi"], vec!["connect", addr]] {
-            let ended = run(&args, "hello\n").await;
-            assert!(!ended.status.success(), "{args:?}");
-            assert_eq!(
-                ended.stderr.trim(),
-                format!(
-                    "charla: {addr} speaks {protocol}, not charla's text and JSON lines: \
-                     {hint}; give the server's tcp:// (or tls://) listener"
-                ),
-                "{args:?}"
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_taken_or_invalid_nick_or_room_fails_the_script() {
     let server = TestServer::start().await;
@@ -481,4 +440,73 @@ async fn a_line_never_acknowledged_fails() {
         "{}",
         ended.stderr
     );
+}
+
+/// Pointed at the server's IRC or HTTP listener rather than its text/JSON one, the client
+/// says which listener it reached and what to use instead, at once: not "did not answer
+/// within 10 s" after the IRC listener answered `451`, nor "(it said: )" after an HTTP 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wrong_listener_is_named_with_what_to_use() {
+    let server = TestServer::on(
+        &[
+            "tcp://127.0.0.1:0",
+            "irc://127.0.0.1:0",
+            "http://127.0.0.1:0",
+        ],
+        Limits::default(),
+    )
+    .await;
+    for (addr, kind) in [
+        (server.irc().to_string(), "IRC"),
+        (server.http().to_string(), "HTTP"),
+    ] {
+        for args in [vec!["connect", &addr], vec!["send", &addr, "hi"]] {
+            let ended = run(&args, "hello\n").await;
+            assert!(!ended.status.success(), "{args:?}");
+            assert_eq!(
+                ended.stderr.trim(),
+                format!(
+                    "charla: {addr} is charla's {kind} listener: charla connect and charla \
+                     send speak to its tcp://, tls:// or unix:// one"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+}
+
+/// A feed's report of how things stand (joining `#alerts`, `/status`) shows as `---`, as
+/// in the text protocol, not as a new `!!!` alert: a check DOWN for an hour is not a new
+/// alert each time someone looks.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reports_show_as_reports_not_as_new_alerts() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = charla::feeds::FeedOptions {
+        checks: vec![format!("db=tcp://{closed}").parse().unwrap()],
+        check_interval: Duration::from_millis(100),
+        ..charla::feeds::FeedOptions::default()
+    };
+    let server = crate::feeds::FeedServer::start(&["tcp://127.0.0.1:0"], None, options).await;
+    let mut watcher = server.client_in("#alerts").await;
+    watcher.expect("[check:db] db is DOWN").await;
+
+    let addr = server.tcp().to_string();
+    let ended = run(&["connect", &addr, "--room", "alerts"], "/status\n").await;
+    assert!(ended.status.success(), "{}", ended.stderr);
+    let reports: Vec<&String> = ended
+        .stdout
+        .iter()
+        .filter(|line| line.contains("[check:db] db is DOWN (for "))
+        .collect();
+    // One on joining, one for /status.
+    assert_eq!(reports.len(), 2, "{:#?}", ended.stdout);
+    for line in reports {
+        assert!(
+            line.contains("#alerts --- [check:db] db is DOWN (for "),
+            "{line:?}"
+        );
+    }
 }

@@ -488,3 +488,32 @@ async fn a_message_said_while_redis_is_down_is_acked_once_redis_has_it() {
         }
     }
 }
+
+/// A node stopped before Redis is back takes what it held with it: its speaker is told
+/// `unconfirmed`, and the operator is told in the node's log how much the others never had.
+#[tokio::test]
+async fn a_node_stopped_during_an_outage_logs_what_it_held_and_never_relayed() {
+    let mut redis = Redis::start();
+    let mut one = Node::start(&redis, "one");
+    let mut ana = one.json("ana").await;
+    ana.send(r##"{"type":"join","room":"#held"}"##).await;
+    ana.expect(r#""type":"join""#).await;
+    redis.stop();
+    ana.expect(r#""state":"interrupted""#).await;
+    ana.send(r##"{"type":"say","room":"#held","text":"held here","ref":"h"}"##)
+        .await;
+    ana.send(r##"{"type":"topic","room":"#held","text":"set meanwhile","ref":"t"}"##)
+        .await;
+    ana.expect("set meanwhile").await;
+
+    let pid = nix::unistd::Pid::from_raw(one.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    ana.expect(r#""code":"unconfirmed""#).await;
+    one.process.exit_status();
+    let logged = one.process.stderr();
+    assert!(
+        logged.contains("stopping while Redis is out of reach")
+            && logged.contains("held=1 changes="),
+        "{logged}"
+    );
+}

@@ -293,3 +293,30 @@ async fn people_acknowledge_and_silence_a_heartbeat_from_text_and_irc() {
     bob.send("SILENCE tick 10m").await;
     bob.expect("bob silenced tick for 10m").await;
 }
+
+/// A heartbeat that keeps calling in is up since its first call, not since its last: the
+/// status says how long it has been up and, apart, how long ago it last called.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_keeps_calling_in_is_up_since_its_first_call() {
+    let server = FeedServer::start(&["tcp://127.0.0.1:0"], None, beating("tick=1h")).await;
+    let mut job = Client::tcp(server.tcp()).await;
+    job.expect("*** Welcome").await;
+    job.send(r#"{"type":"hello","nick":"job"}"#).await;
+    job.expect_json("welcome").await;
+    job.send(r#"{"type":"beat","name":"tick"}"#).await;
+    job.expect_json("status").await;
+    // Long enough for "up for" to read in seconds while the last call is milliseconds ago.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    job.send(r#"{"type":"beat","name":"tick"}"#).await;
+    let answer = job.expect_json("status").await;
+    let text = answer["items"][0]["text"].as_str().unwrap();
+    let up_for = text
+        .strip_prefix("tick is up (for ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(
+        up_for.ends_with('s') && !up_for.ends_with("ms"),
+        "up since its first call, over a second ago: {text:?}"
+    );
+    assert!(text.contains("; last call "), "{text:?}");
+}

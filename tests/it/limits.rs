@@ -386,3 +386,92 @@ async fn a_silent_client_times_out_and_a_talking_one_stays() {
     busy.send("/users").await;
     assert_eq!(busy.next().await.unwrap(), "#lobby *** 1 here: busy");
 }
+
+/// A history answer bigger than the asker's send queue is cut to what fits, rather than
+/// putting the asker out for "send queue exceeded" before it reads a line of it: a room
+/// whose kept history encodes to more than the queue in JSON (a `"` is two bytes there)
+/// would otherwise put out every JSON client that joins it, and `/history since` would
+/// put out whoever asks for more than a queue of messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_answer_bigger_than_the_send_queue_is_cut_to_fit() {
+    let server = TestServer::with(Limits {
+        flood_rate: 0,
+        history_per_room: 1000,
+        ..Limits::default()
+    })
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #big").await;
+    ana.expect("you joined").await;
+    let quotes = "\"".repeat(4000);
+    for i in 0..300 {
+        ana.send(&format!("m{i} {quotes}")).await;
+    }
+    ana.send("/users").await;
+    ana.expect("here:").await;
+
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#big"]}"##)
+        .await;
+    let replay = bot.expect_json("history").await;
+    let messages = replay["messages"].as_array().unwrap();
+    let last = messages.last().unwrap()["text"].as_str().unwrap();
+    assert!(last.starts_with("m299 "), "the newest are replayed");
+    bot.expect_json("welcome").await;
+
+    bot.send(r##"{"type":"history","room":"#big","since":0,"ref":"s"}"##)
+        .await;
+    let since = bot.expect_json("history").await;
+    assert_eq!(since["ref"], "s");
+    let messages = since["messages"].as_array().unwrap();
+    assert!(!messages.is_empty());
+    // `since` keeps the oldest (asked again from its last id for more), the replay the
+    // newest.
+    let first = messages[0]["id"].as_u64().unwrap();
+    let replayed_first = replay["messages"][0]["id"].as_u64().unwrap();
+    assert!(first < replayed_first, "{first} then {replayed_first}");
+    // Still connected: it answers.
+    bot.send(r#"{"type":"users","ref":"u"}"#).await;
+    let users = bot.expect_json("users").await;
+    assert_eq!(users["ref"], "u");
+}
+
+/// A resume whose replay is bigger than the client's send queue is cut to its newest
+/// entries too, and the ones cut are in the `gap` before it: resuming from entry 0 of a room
+/// of 300 long messages, the client hears exactly which numbers it will not get.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_cut_to_fit_the_send_queue_says_what_it_left_out_in_its_gap() {
+    let server = TestServer::with(Limits {
+        flood_rate: 0,
+        history_per_room: 1000,
+        ..Limits::default()
+    })
+    .await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #big").await;
+    ana.expect("you joined").await;
+    let quotes = "\"".repeat(4000);
+    for i in 0..300 {
+        ana.send(&format!("m{i} {quotes}")).await;
+    }
+    ana.send("/users").await;
+    ana.expect("here:").await;
+
+    let mut bot = Client::tcp(server.tcp()).await;
+    bot.expect("*** Welcome").await;
+    bot.send(r##"{"type":"hello","nick":"bot","rooms":["#big"],"since":{"#big":0}}"##)
+        .await;
+    let gap = bot.expect_json("gap").await;
+    let replay = bot.expect_json("history").await;
+    let messages = replay["messages"].as_array().unwrap();
+    let first = messages[0]["seq"].as_u64().unwrap();
+    assert!(first > 1, "cut: {first}");
+    assert_eq!(
+        (gap["from"].as_u64(), gap["to"].as_u64()),
+        (Some(1), Some(first - 1))
+    );
+    let last = messages.last().unwrap();
+    assert!(last["text"].as_str().unwrap().starts_with("m299 "));
+    assert_eq!(last["seq"].as_u64(), Some(300));
+}

@@ -120,3 +120,31 @@ fn serve_names_the_holder_of_a_udp_port() {
         "{stderr}"
     );
 }
+
+/// A client that stays connected, as a person's `nc` does, and does not hang up on the
+/// goodbye: the server still ends well within `charla port --kill`'s default grace, so it
+/// is ended by SIGTERM (its goodbyes said, its history committed), not SIGKILL.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_with_the_default_grace_ends_a_server_whose_client_stays_connected() {
+    let mut server = Spawned::launch(
+        &["serve", "--data", "none", "--listen", "127.0.0.1:0"],
+        None,
+    );
+    let tcp: SocketAddr = server.listening_on("tcp").parse().unwrap();
+    let pid = server.child.id();
+    let port = tcp.port().to_string();
+    let mut client = Client::tcp(tcp).await;
+    client.expect("you joined").await;
+
+    let killed = tokio::task::spawn_blocking(move || run(&["port", &port, "--kill"]))
+        .await
+        .unwrap();
+    let out = text(&killed.stdout);
+    assert!(killed.status.success(), "{out}{}", text(&killed.stderr));
+    assert!(
+        out.contains(&format!("pid {pid} (charla): ended after SIGTERM")),
+        "{out}"
+    );
+    client.expect("*** goodbye (server shutdown)").await;
+    assert!(server.exit_status().success(), "{}", server.stderr());
+}

@@ -176,3 +176,20 @@ async fn a_rooms_history_is_bounded_in_bytes() {
         "the newest that fit 2,500 bytes"
     );
 }
+
+/// With one room a connection, the refusal says "1 room", not "1 rooms".
+#[tokio::test]
+async fn the_refusal_at_one_room_a_connection_says_room_in_the_singular() {
+    let server = TestServer::with(Limits {
+        max_rooms_per_client: 1,
+        ..Limits::default()
+    })
+    .await;
+    let mut ana = server.client().await;
+    ana.send("/join #dev").await;
+    let refusal = ana.expect("ERROR").await;
+    assert!(
+        refusal.starts_with("ERROR too_many_rooms: you are in 1 room, the most"),
+        "{refusal}"
+    );
+}

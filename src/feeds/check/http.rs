@@ -59,6 +59,9 @@ impl HttpProbe {
         )
     }
 
+    /// The options [`HttpProbe::take`] knows, for the error that lists them.
+    pub const OPTIONS: &[&str] = &["status", "keyword", "ca"];
+
     /// Takes one `OPTION=VALUE` only HTTP checks know; `Ok(false)` when it is not one.
     pub fn take(&mut self, key: &str, value: &str) -> Result<bool, String> {
         match key {

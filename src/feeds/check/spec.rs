@@ -101,7 +101,12 @@ impl FromStr for CheckSpec {
                     Some(path) if scheme == "tls://" && !path.is_empty() => {
                         ca = Some(std::path::PathBuf::from(path));
                     }
-                    _ => options.take(word).map_err(|e| format!("{input:?}: {e}"))?,
+                    _ => {
+                        let own: &[&str] = if scheme == "tls://" { &["ca"] } else { &[] };
+                        options
+                            .take(word, own)
+                            .map_err(|e| format!("{input:?}: {e}"))?
+                    }
                 }
             }
             match scheme {
@@ -123,7 +128,9 @@ impl FromStr for CheckSpec {
                     .take(key, value)
                     .map_err(|e| format!("{input:?}: {e}"))?;
                 if !taken {
-                    options.take(word).map_err(|e| format!("{input:?}: {e}"))?;
+                    options
+                        .take(word, HttpProbe::OPTIONS)
+                        .map_err(|e| format!("{input:?}: {e}"))?;
                 }
             }
             Probe::Http(http)
@@ -151,8 +158,9 @@ fn words(text: &str) -> Result<Vec<String>, String> {
 }
 
 impl CheckOptions {
-    /// Takes one `OPTION=VALUE` every kind of check knows.
-    pub fn take(&mut self, word: &str) -> Result<(), String> {
+    /// Takes one `OPTION=VALUE` every kind of check knows. `own` names the options the
+    /// check's kind takes besides, for the error that lists what may be given.
+    pub fn take(&mut self, word: &str, own: &[&str]) -> Result<(), String> {
         let (key, value) = word
             .split_once('=')
             .ok_or_else(|| format!("{word:?}: expected OPTION=VALUE"))?;
@@ -171,9 +179,12 @@ impl CheckOptions {
                 })?);
             }
             _ => {
-                return Err(format!(
-                    "{key}: no such option (retries, timeout, priority)"
-                ));
+                let known: Vec<&str> = own
+                    .iter()
+                    .copied()
+                    .chain(["retries", "timeout", "priority"])
+                    .collect();
+                return Err(format!("{key}: no such option ({})", known.join(", ")));
             }
         }
         Ok(())

@@ -162,20 +162,27 @@ fn replays_are_bounded_as_in_memory_and_the_disk_by_its_own_bound() {
     assert_eq!(ids(store.recent(&room("#a"), None)), [7, 8]);
 }
 
-#[test]
-fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_queue_refuses() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store in `dir` whose writer's queue holds two jobs and who waits for locks as long as a
+/// test needs, and another connection to its file, to hold the write lock with.
+fn a_queue_of_two(dir: &tempfile::TempDir) -> (SqliteHistory, Connection) {
     let store = open(
-        &dir,
+        dir,
         SqliteOptions {
             queue: 2,
             busy_timeout: Duration::from_secs(30),
             ..options()
         },
     );
+    let blocker = Connection::open(dir.path().join("charla.db")).unwrap();
+    (store, blocker)
+}
+
+#[test]
+fn what_waits_for_the_writer_is_replayed_once_acked_once_committed_and_a_full_queue_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut blocker) = a_queue_of_two(&dir);
     // Another connection holds the write lock: the writer's moves wait for it, not its
     // commits, which go to the commit file.
-    let mut blocker = Connection::open(dir.path().join("charla.db")).unwrap();
     let hold = blocker
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
@@ -679,6 +686,41 @@ fn a_rooms_state_is_kept_whole_before_and_after_its_commit_and_a_plain_one_goes(
         store.kept_room(&room("#dev")).is_none(),
         "the last word was: nothing"
     );
+}
+
+#[test]
+fn an_account_deleted_while_the_writers_queue_is_full_is_forgotten_after_what_it_holds() {
+    use crate::hub::KeptRoom;
+    let dir = tempfile::tempdir().unwrap();
+    let ana = Nick::parse("ana").unwrap();
+    let with_ana = KeptRoom {
+        op_accounts: vec![ana.clone()],
+        ..KeptRoom::new_room()
+    };
+    let (store, mut blocker) = a_queue_of_two(&dir);
+    // The writer takes #ops' state naming ana and waits on another connection's lock.
+    let hold = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    store.keep_room(&room("#ops"), Some(with_ana.clone()));
+    std::thread::sleep(WRITE_INTERVAL + Duration::from_millis(300));
+    let mut id = 0;
+    while {
+        id += 1;
+        store
+            .append(said(id, "#a", "bob", "hola", false), None)
+            .is_ok()
+    } {}
+    assert_eq!(store.stats().refused, 1, "the queue is full");
+    // ana unregisters now: the state the writer holds is written after this.
+    store.forget_account(&ana);
+    hold.rollback().unwrap();
+    store.flush();
+    store.close();
+    drop(store);
+    let store = open(&dir, options());
+    let kept = store.kept_room(&room("#ops")).expect("#ops is kept");
+    assert!(kept.op_accounts.is_empty(), "{kept:?}");
 }
 
 #[test]

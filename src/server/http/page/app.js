@@ -671,7 +671,8 @@ function show(e) {
         (e.account ? "; account " + e.account : ""));
       break;
     case "census":
-      server(e.users + " connected (at most " + e.peak + " at once), " + e.rooms + " rooms");
+      server(e.users + " connected (at most " + e.peak + " at once), " + e.rooms +
+        (e.rooms === 1 ? " room" : " rooms"));
       break;
     case "cluster":
       banner.hidden = e.state !== "interrupted";
