@@ -67,7 +67,23 @@ impl Sink for Record {
                 }
             }
             Incoming::Hello { .. } => panic!("an IRC codec said hello"),
-            Incoming::Account { .. } => panic!("an IRC codec asked an account request"),
+            // OPER, the one account request IRC makes, is a registered session's.
+            Incoming::Account { reference, .. } => {
+                let Some(me) = &self.session else {
+                    panic!("an account request before registration: {incoming:?}");
+                };
+                let asked = reference.as_deref().unwrap_or("");
+                assert!(
+                    asked.starts_with(&format!("{me} ")),
+                    "an account request asked in another name than {me}: {asked:?}"
+                );
+            }
+            // A connection's last words (QUIT, a wrong password, an HTTP request line)
+            // are said only before registering: a session leaves by the hub.
+            Incoming::Close(_) => assert!(
+                self.session.is_none(),
+                "a registered session closed by its codec: {incoming:?}"
+            ),
             Incoming::Sasl(_) | Incoming::Answer(_) | Incoming::Nothing => {}
         }
         self.seen.push(format!("{incoming:?}"));

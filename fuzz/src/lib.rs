@@ -5,9 +5,9 @@
 
 use charla::accounts::AccountRequest;
 use charla::hub::{
-    Ban, BanMask, Census, Command, Encode, ErrorCode, Event, Field, LeaveReason, MessageText, Mode,
-    ModeChange, Modes, Nick, Notice, NoticeTarget, Outgoing, Posted, Request, RoomName, Said,
-    Standing, Topic, WhoEntry, WhoOf, Whois,
+    Ban, BanMask, Census, Command, Encode, ErrorCode, Event, Field, GapCause, LeaveReason,
+    ListedRoom, MessageText, Mode, ModeChange, Modes, Nick, Notice, NoticeTarget, Outgoing, Posted,
+    Request, RoomName, Said, Standing, Topic, WhoEntry, WhoOf, Whois,
 };
 use charla::limits::{Limits, MAX_NICK_CHARS, MAX_ROOM_CHARS};
 use charla::protocol::irc::message::{MAX_LINE_BYTES, Message};
@@ -84,7 +84,11 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
             lobby,
         } => {
             // Text and JSON sessions start in #lobby; an IRC client joins its own rooms.
-            assert_eq!(*lobby, wire == Wire::Lines, "registration's lobby for {wire:?}");
+            assert_eq!(
+                *lobby,
+                wire == Wire::Lines,
+                "registration's lobby for {wire:?}"
+            );
             match wire {
                 Wire::Lines => check_reference(reference.as_deref()),
                 Wire::Irc => {
@@ -108,8 +112,21 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
             }
         }
         Incoming::Account { request, reference } => {
-            assert!(wire == Wire::Lines, "an IRC codec asked an account request");
-            check_reference(reference.as_deref());
+            match wire {
+                Wire::Lines => check_reference(reference.as_deref()),
+                // IRC's one account request is OPER, asked about the operator's name.
+                Wire::Irc => {
+                    let asked = check_irc_reference(reference.as_deref());
+                    let AccountRequest::Oper { name, .. } = request else {
+                        panic!("an IRC codec asked {request:?}");
+                    };
+                    assert_eq!(
+                        (asked.verb, asked.subject),
+                        ("OPER", name.as_str()),
+                        "OPER's reference"
+                    );
+                }
+            }
             check_account_request(request);
         }
         Incoming::Sasl(attempt) => {
@@ -122,7 +139,7 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
             ];
             for outcome in outcomes {
                 check_irc_bytes(&(attempt.answer)(
-                    "irc.example.org",
+                    attempt.server,
                     &attempt.me,
                     attempt.label.as_deref(),
                     outcome,
@@ -133,6 +150,19 @@ fn check_incoming_on(incoming: &Incoming, wire: Wire) {
             assert!(wire == Wire::Irc, "a line codec answered on its own");
             check_irc_answer(bytes);
         }
+        // A connection's last words before it is closed: an HTTP request line's answer,
+        // or IRC's QUIT or a wrong password before registering.
+        Incoming::Close(bytes) => match wire {
+            Wire::Irc => check_irc_answer(bytes),
+            Wire::Lines => {
+                let text = std::str::from_utf8(bytes).expect("a goodbye is UTF-8");
+                let line = text
+                    .strip_suffix("\r\n")
+                    .unwrap_or_else(|| panic!("a goodbye is not one CRLF-ended line: {text:?}"));
+                assert!(!line.is_empty(), "an empty goodbye");
+                assert_printable(line);
+            }
+        },
         Incoming::Nothing => {}
     }
 }
@@ -170,6 +200,7 @@ pub fn check_notice(notice: &Notice) {
 fn check_account_request(request: &AccountRequest) {
     match request {
         AccountRequest::Login { account, .. } => check_nick(account),
+        AccountRequest::Oper { name, .. } => check_nick(name),
         AccountRequest::TokenNew { label } | AccountRequest::TokenRevoke { label } => {
             assert_printable(label)
         }
@@ -249,6 +280,7 @@ fn check_request(request: &Request, wire: Wire) {
             check_text(text);
         }
         Command::Whois(nick) => check_nick(nick),
+        Command::Online(nicks) => nicks.iter().for_each(check_nick),
         Command::Away(message) => message.iter().for_each(check_text),
         Command::User { user, realname } => {
             if let Some(user) = user {
@@ -263,8 +295,16 @@ fn check_request(request: &Request, wire: Wire) {
             }
             realname.iter().for_each(check_text);
         }
-        Command::Who(WhoOf::Room(room)) => check_room(room),
-        Command::Who(WhoOf::Nick(nick)) => check_nick(nick),
+        Command::Who { of, .. } => match of {
+            WhoOf::Room(room) => check_room(room),
+            WhoOf::Nick(nick) => check_nick(nick),
+            // A mask is matched, never shown; its host part is the protocol's to compare.
+            WhoOf::Mask(mask) => assert!(
+                !mask.host().contains(char::is_whitespace),
+                "a WHO mask's host with a space: {mask:?}"
+            ),
+        },
+        Command::UserModes { .. } => {}
         // A tagged command is checked as the command it carries, with its tags printable.
         Command::Tagged { tags, command } => {
             assert_printable(tags.as_str());
@@ -293,8 +333,11 @@ fn check_request(request: &Request, wire: Wire) {
     match wire {
         // The reply carries the request's `ref`; it must encode as one valid line.
         Wire::Lines => {
-            let ack = Outgoing::reply(Event::Ack { id: 1, ts: 2 }, request.reference.clone());
-            check_encoded(&ack);
+            for seq in [Some(3), None] {
+                let ack =
+                    Outgoing::reply(Event::Ack { id: 1, seq, ts: 2 }, request.reference.clone());
+                check_encoded(&ack);
+            }
         }
         Wire::Irc => check_irc_request(request),
     }
@@ -413,16 +456,29 @@ fn assert_printable(s: &str) {
 
 /// An IRC request's reference is `nick VERB subject`, three words the format reads back to
 /// write the numeric: the nick `*` or a nick, the verb a command word, the subject `*`, a
-/// nick or a room. Returns it read.
+/// nick or a room. A message's may go on with what to echo (`p text`, `a` for an action,
+/// with echo-message), a WHO's with its WHOX fields (`%…`); a call to a check answered
+/// later starts with its IRCv3 label (`@label `). Returns it read.
 fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
     let reference = reference.expect("an IRC request carries a reference");
-    let words: Vec<&str> = reference.split(' ').collect();
+    assert_printable(reference);
+    let (label, asked) = match reference.strip_prefix('@') {
+        Some(labeled) => {
+            let (label, asked) = labeled
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("a label and nothing asked: {reference:?}"));
+            assert!(!label.is_empty(), "an empty label: {reference:?}");
+            (Some(label), asked)
+        }
+        None => (None, reference),
+    };
+    let words: Vec<&str> = asked.splitn(4, ' ').collect();
     assert!(
-        words.len() == 3 && words.iter().all(|w| !w.is_empty()),
+        words.len() >= 3 && words[..3].iter().all(|w| !w.is_empty()),
         "reference is not `nick VERB subject`: {reference:?}"
     );
-    assert_printable(reference);
     let (nick, verb, subject) = (words[0], words[1], words[2]);
+    let rest = words.get(3).copied().unwrap_or("");
     assert!(
         nick == "*" || Nick::parse(nick).is_ok_and(|n| n.as_str() == nick),
         "reference names no nick: {reference:?}"
@@ -440,16 +496,29 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
     // ACK, SILENCE and UNSILENCE ask about a check's or heartbeat's name.
     let item = matches!(verb, "ACK" | "SILENCE" | "UNSILENCE")
         && charla::feeds::check::valid_name(subject);
+    // WHO asks about a mask (`ana*`, `*!bob@*`) as well; a mask holds no space.
+    let mask = verb == "WHO";
     assert!(
-        subject == "*" || name(subject) || pair || item,
+        subject == "*" || name(subject) || pair || item || mask,
         "reference's subject is no nick or room: {reference:?}"
     );
-    let asked = Asked::read(Some(reference));
-    assert_eq!(
-        (asked.nick, asked.verb, asked.subject),
-        (nick, verb, subject)
+    assert!(
+        label.is_none() || item,
+        "a label on a request answered now: {reference:?}"
     );
-    asked
+    let echoed = matches!(verb, "PRIVMSG" | "NOTICE" | "TAGMSG")
+        && (rest.starts_with('p') || rest.starts_with('a'));
+    let whox = verb == "WHO" && rest.starts_with('%');
+    assert!(
+        rest.is_empty() || echoed || whox,
+        "reference goes on after its subject: {reference:?}"
+    );
+    let read = Asked::read(Some(reference));
+    assert_eq!(
+        (read.label, read.nick, read.verb, read.subject, read.rest),
+        (label, nick, verb, subject, rest)
+    );
+    read
 }
 
 /// An IRC request: its reference, and every reply and event it can lead to, written as IRC
@@ -459,7 +528,17 @@ fn check_irc_request(request: &Request) {
     let asked = check_irc_reference(reference.as_deref());
     let me = Nick::parse(asked.nick).unwrap_or_else(|_| Nick::parse("ana").unwrap());
     let reply = |event: Event| check_irc_encoded(&Outgoing::reply(event, reference.clone()));
-    reply(Event::Ack { id: 1, ts: 2 });
+    // A message to a room is acknowledged with its number there, a private one without.
+    reply(Event::Ack {
+        id: 1,
+        seq: Some(3),
+        ts: 2,
+    });
+    reply(Event::Ack {
+        id: 1,
+        seq: None,
+        ts: 2,
+    });
     // The hub's sentences quote what was asked; the format must clean them. Every error
     // is written with this request's reference and a sentence quoting its subject; the long
     // sentence quoting the whole request with the one error its bytes pick (so the fuzzer
@@ -533,13 +612,22 @@ fn check_irc_request(request: &Request) {
             nick: me.clone(),
             you: false,
             reason: LeaveReason::Left(message.clone()),
+            told_once: false,
         }),
         Command::Quit { message } => {
             let reason = LeaveReason::Quit(message.clone());
-            reply(Event::Left {
-                room: lobby,
+            // IRC tells a quit once (QUIT) and writes nothing for each room's leave.
+            for told_once in [false, true] {
+                reply(Event::Left {
+                    room: lobby.clone(),
+                    nick: me.clone(),
+                    you: false,
+                    reason: reason.clone(),
+                    told_once,
+                });
+            }
+            reply(Event::Quit {
                 nick: me.clone(),
-                you: false,
                 reason: reason.clone(),
             });
             reply(Event::Bye { reason });
@@ -557,6 +645,8 @@ fn check_irc_request(request: &Request) {
                         .cycle()
                         .take(40)
                         .collect(),
+                    away: [false, true].into_iter().cycle().take(40).collect(),
+                    secret: false,
                 },
                 reference.clone(),
             );
@@ -618,7 +708,11 @@ fn check_irc_request(request: &Request) {
             }],
         }),
         Command::Rooms => reply(Event::Rooms {
-            rooms: vec![(lobby, 3)],
+            rooms: vec![ListedRoom {
+                name: lobby,
+                members: 3,
+                topic: Some(MessageText::new("the lobby").expect("a text")),
+            }],
         }),
         Command::Help => reply(Event::Help),
         Command::Tagged { command, .. } => check_irc_request(&Request {
@@ -643,13 +737,17 @@ fn check_irc_request(request: &Request) {
         }
         // Answered by the ack alone (IRC clients have no beat or alert commands).
         Command::User { .. } | Command::Beat { .. } | Command::Alert { .. } => {}
-        Command::Who(of) => {
+        Command::Who { of, .. } => {
             let entry = |nick: &Nick, standing, away| WhoEntry {
                 nick: nick.clone(),
                 standing,
                 user: Some("ana-real".into()),
                 realname: Some(MessageText::new("Ana Real").expect("a text")),
                 away,
+                account: Some(nick.clone()),
+                oper: away,
+                invisible: !away,
+                idle: 5,
             };
             let (room, members) = match of {
                 WhoOf::Room(room) => (
@@ -664,6 +762,16 @@ fn check_irc_request(request: &Request) {
                     ],
                 ),
                 WhoOf::Nick(nick) => (None, vec![entry(nick, Standing::Member, true)]),
+                WhoOf::Mask(_) => (
+                    None,
+                    vec![
+                        entry(&me, Standing::Member, false),
+                        WhoEntry {
+                            account: None,
+                            ..entry(&me, Standing::Member, true)
+                        },
+                    ],
+                ),
             };
             reply(Event::Who { room, members })
         }
@@ -692,6 +800,7 @@ fn check_irc_request(request: &Request) {
             nick: me.clone(),
             you: true,
             reason: LeaveReason::Left(message.clone()),
+            told_once: false,
         }),
         Command::Whois(nick) => reply(Event::Whois(Box::new(Whois {
             nick: nick.clone(),
@@ -700,9 +809,11 @@ fn check_irc_request(request: &Request) {
             user: Some("ana-real".into()),
             realname: Some(MessageText::new("Ana Real").expect("a text")),
             account: Some(nick.clone()),
+            oper: true,
             signon: 1_700_000_000_000,
             idle: 5,
         }))),
+        Command::Online(nicks) => reply(Event::Online(nicks.clone())),
         Command::Away(message) => {
             for you in [true, false] {
                 reply(Event::Away {
@@ -718,14 +829,40 @@ fn check_irc_request(request: &Request) {
         }
         Command::Census => reply(Event::Census(Census {
             users: 3,
+            opers: 1,
             peak: 5,
             rooms: 2,
+            global_users: 7,
+            global_invisible: 2,
+            global_peak: 9,
+            servers: 2,
         })),
-        Command::Resume { room, after } => reply(Event::Gap {
-            room: room.clone(),
-            from: after.saturating_add(1),
-            to: after.saturating_add(10),
-        }),
+        Command::Resume { room, after } => {
+            for cause in [GapCause::NotKept, GapCause::NotRelayed] {
+                reply(Event::Gap {
+                    room: room.clone(),
+                    from: after.saturating_add(1),
+                    to: after.saturating_add(10),
+                    cause,
+                });
+            }
+        }
+        Command::UserModes { invisible, oper } => {
+            let changed = [('i', *invisible), ('o', *oper)]
+                .iter()
+                .filter_map(|&(letter, set)| {
+                    set.map(|on| format!("{}{letter}", if on { '+' } else { '-' }))
+                })
+                .collect();
+            for changed in [changed, String::new()] {
+                reply(Event::UserModes {
+                    nick: me.clone(),
+                    invisible: invisible.unwrap_or(false),
+                    oper: oper.unwrap_or(false),
+                    changed,
+                });
+            }
+        }
     }
 }
 
