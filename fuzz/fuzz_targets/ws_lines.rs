@@ -6,9 +6,9 @@
 //! - read: the line given first, then each text or binary message the client sends, in
 //!   order, as one line (its CRs and LFs become spaces, a `\n` ends it) read in pieces of
 //!   1 to 64 bytes; pings and pongs add nothing; a close ends the stream; a message (or a
-//!   ping or pong) over the bound ends it too, with `FrameTooBig`, and the server then closes
-//!   with 1009. Every
-//!   such line is one line of the line framer with the same bound, never too long;
+//!   ping or pong) over the bound ends it too, the read after the lines before it failing
+//!   with `FrameTooBig` (and only then), and the server then closes with 1009. Every such
+//!   line is one line of the line framer with the same bound, never too long;
 //! - write: bytes written in arbitrary chunks come out as one text message per `\n`-ended
 //!   line, a character cut between two writes whole; what has no `\n` yet is not sent.
 #![no_main]
@@ -162,6 +162,7 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
 
     let sizes = chunks(&model, seed.rotate_left(3));
     let mut read = Vec::new();
+    let mut too_big = false;
     let mut buf = [0u8; 64];
     for size in sizes
         .iter()
@@ -171,7 +172,10 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
         // A message over the bound ends the reads with why, after the lines before it.
         let n = match lines.read(&mut buf[..size]).await {
             Ok(n) => n,
-            Err(e) if oversized && e.get_ref().is_some_and(|e| e.is::<FrameTooBig>()) => break,
+            Err(e) if oversized && e.get_ref().is_some_and(|e| e.is::<FrameTooBig>()) => {
+                too_big = true;
+                break;
+            }
             Err(e) => panic!("the lines read: {e}"),
         };
         if n == 0 {
@@ -179,6 +183,14 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
         }
         read.extend_from_slice(&buf[..n]);
     }
+    // Said, not taken for a hang-up: the session ends as line_too_long. The stream has
+    // ended either way.
+    assert_eq!(too_big, oversized, "the reads ended with FrameTooBig");
+    assert_eq!(
+        lines.read(&mut buf).await.expect("an ended stream reads"),
+        0,
+        "read after the end"
+    );
     assert!(
         read == model,
         "read {:?}, want {:?}",
