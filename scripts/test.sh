@@ -26,4 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The fuzz crate is its own workspace, so nothing else builds it (docs/fuzzing.md). Where it
+# has been checked before (fuzz/target/debug exists), checking it again takes seconds and
+# tells at once that a change to charla broke a target; from nothing it takes minutes, so a
+# fresh machine, CI's included, skips it.
+if [ -d fuzz/target/debug ]; then
+    echo "== checking the fuzz targets"
+    cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+fi
+
 exec cargo test --all-targets "$@"
