@@ -27,13 +27,13 @@ struct Record {
 
 /// Whether the hub refuses `nick` as taken: a rule the fuzzer can reach either way.
 fn taken(nick: &Nick) -> bool {
-    nick.as_str().len() % 3 == 0
+    nick.as_str().len().is_multiple_of(3)
 }
 
 impl Sink for Record {
     fn admit(&mut self) -> bool {
         self.admitted += 1;
-        let admit = self.flood == 0 || self.admitted % self.flood != 0;
+        let admit = self.flood == 0 || !self.admitted.is_multiple_of(self.flood);
         self.seen.push(format!("admit {admit}"));
         admit
     }
