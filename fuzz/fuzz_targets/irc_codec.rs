@@ -10,7 +10,7 @@
 
 use charla::hub::{Command, Encode, Nick, Outgoing};
 use charla::limits::Limits;
-use charla::protocol::{Codec, Incoming, IrcCodec, Refusal, Sink};
+use charla::protocol::{Codec, Incoming, IrcCodec, JSON, Refusal, Sink, TEXT};
 use charla_fuzz::{check_irc_encoded, check_irc_incoming, chunks};
 use libfuzzer_sys::fuzz_target;
 
@@ -95,8 +95,15 @@ impl Sink for Record {
         }
         self.seen.push(format!("{refusal:?}"));
     }
-    fn speak(&mut self, _: &'static dyn Encode) {
-        panic!("an IRC codec changed format");
+    // CAP REQ changes the format to IRC with the capabilities asked for (one variant of
+    // the IRC format each); never to text or JSON.
+    fn speak(&mut self, format: &'static dyn Encode) {
+        let key = format.key();
+        assert!(
+            key != TEXT.key() && key != JSON.key(),
+            "an IRC codec changed to a line format"
+        );
+        self.seen.push(format!("speak {key:?}"));
     }
     fn nick(&self) -> Option<Nick> {
         self.session.clone()

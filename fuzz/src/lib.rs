@@ -1061,12 +1061,13 @@ fn check_irc_bytes(bytes: &[u8]) {
 }
 
 /// A line charla writes parses as a message from `charla` (or a user, or a feed), or is
-/// `ERROR`.
+/// `ERROR`, or SASL's challenge `AUTHENTICATE +` (unprefixed, as IRCv3's SASL spec and other
+/// servers write it).
 fn check_irc_line(line: &str) {
     assert!(!line.is_empty(), "an empty IRC line");
     let message = Message::parse(line).unwrap_or_else(|e| panic!("{e:?}: {line:?}"));
     assert!(
-        message.prefix.is_some() || message.is("ERROR"),
+        message.prefix.is_some() || message.is("ERROR") || line == "AUTHENTICATE +",
         "an IRC line with no prefix: {line:?}"
     );
     assert!(message.tags.is_none(), "tags written: {line:?}");
