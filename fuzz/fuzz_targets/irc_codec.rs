@@ -55,7 +55,8 @@ impl Sink for Record {
                 let Some(me) = &self.session else {
                     panic!("a request before registration: {incoming:?}");
                 };
-                let asked = request.reference.as_deref().unwrap_or("");
+                // A call to a check answered later is asked labeled: `@label nick …`.
+                let asked = labelless(request.reference.as_deref());
                 assert!(
                     asked.starts_with(&format!("{me} ")),
                     "a request asked in another name than {me}: {asked:?}"
@@ -72,7 +73,7 @@ impl Sink for Record {
                 let Some(me) = &self.session else {
                     panic!("an account request before registration: {incoming:?}");
                 };
-                let asked = reference.as_deref().unwrap_or("");
+                let asked = labelless(reference.as_deref());
                 assert!(
                     asked.starts_with(&format!("{me} ")),
                     "an account request asked in another name than {me}: {asked:?}"
@@ -107,6 +108,15 @@ impl Sink for Record {
     }
     fn nick(&self) -> Option<Nick> {
         self.session.clone()
+    }
+}
+
+/// A reference without the IRCv3 label it may start with.
+fn labelless(reference: Option<&str>) -> &str {
+    let reference = reference.unwrap_or("");
+    match reference.strip_prefix('@') {
+        Some(labeled) => labeled.split_once(' ').map_or("", |(_, asked)| asked),
+        None => reference,
     }
 }
 

@@ -457,7 +457,7 @@ fn assert_printable(s: &str) {
 /// An IRC request's reference is `nick VERB subject`, three words the format reads back to
 /// write the numeric: the nick `*` or a nick, the verb a command word, the subject `*`, a
 /// nick or a room. A message's may go on with what to echo (`p text`, `a` for an action,
-/// with echo-message), a WHO's with its WHOX fields (`%…`); a call to a check answered
+/// `t tags` for TAGMSG, with echo-message), a WHO's with its WHOX fields (`%…`); a call to a check answered
 /// later starts with its IRCv3 label (`@label `). Returns it read.
 fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
     let reference = reference.expect("an IRC request carries a reference");
@@ -506,8 +506,8 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
         label.is_none() || item,
         "a label on a request answered now: {reference:?}"
     );
-    let echoed = matches!(verb, "PRIVMSG" | "NOTICE" | "TAGMSG")
-        && (rest.starts_with('p') || rest.starts_with('a'));
+    let echoed = (matches!(verb, "PRIVMSG" | "NOTICE") && rest.starts_with(['p', 'a']))
+        || (verb == "TAGMSG" && rest.starts_with('t'));
     let whox = verb == "WHO" && rest.starts_with('%');
     assert!(
         rest.is_empty() || echoed || whox,
@@ -1005,26 +1005,44 @@ const ERROR_CODES: [ErrorCode; 33] = [
 ];
 
 /// A line the IRC codec writes itself: one whole line, ended by CRLF, of at most 512 bytes
-/// with it, with no other control character.
+/// with it (its IRCv3 tags aside, which IRCv3 bounds apart), with no other control
+/// character. For a client with labeled-response, the answer to a labeled line carries
+/// tags (`label`, and `batch` and `time` inside a batch), and may be several such lines: a
+/// batch, its first line labeled.
 pub fn check_irc_answer(bytes: &[u8]) {
     let text = std::str::from_utf8(bytes).expect("an IRC answer is UTF-8");
-    let line = text
-        .strip_suffix("\r\n")
-        .unwrap_or_else(|| panic!("an IRC answer is not CRLF-ended: {text:?}"));
     assert!(
-        bytes.len() <= MAX_LINE_BYTES,
-        "{} bytes: {text:?}",
-        bytes.len()
+        text.ends_with("\r\n"),
+        "an IRC answer is not CRLF-ended: {text:?}"
     );
-    assert_printable(line);
-    check_irc_line(line);
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert!(
+        lines.len() == 1 || lines[0].starts_with("@label="),
+        "an unlabeled IRC answer of several lines: {text:?}"
+    );
+    for line in lines {
+        assert_printable(line);
+        let untagged = match line.strip_prefix('@') {
+            Some(tagged) => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+            None => line,
+        };
+        assert!(
+            untagged.len() + 2 <= MAX_LINE_BYTES,
+            "{} bytes besides tags: {text:?}",
+            untagged.len() + 2
+        );
+        check_irc_line(line, true);
+    }
 }
 
 /// An event written as IRC lines: whole CRLF-ended lines, each at most 512 bytes with it,
 /// holding no control character but formatting codes and CTCP's `\x01`, each a message an
 /// IRC parser reads.
 pub fn check_irc_encoded(out: &Outgoing) {
-    check_irc_bytes(&irc().encode(out));
+    // The answer to a labeled request (a call to a check, answered later) is written
+    // labeled, whenever it comes.
+    let labeled = out.reference.as_deref().is_some_and(|r| r.starts_with('@'));
+    check_irc_lines(&irc().encode(out), labeled);
 }
 
 /// The IRC format for the default limits, looked up once.
@@ -1035,16 +1053,26 @@ fn irc() -> &'static IrcFormat {
 
 /// What [`check_irc_encoded`] checks, of what the format wrote.
 fn check_irc_bytes(bytes: &[u8]) {
+    check_irc_lines(bytes, false);
+}
+
+/// [`check_irc_bytes`], with the tags of a labeled answer allowed when `labeled` (outside
+/// the 512 bytes, as IRCv3 bounds them apart).
+fn check_irc_lines(bytes: &[u8], labeled: bool) {
     let text = std::str::from_utf8(bytes).expect("IRC output is UTF-8");
     assert!(
         text.is_empty() || text.ends_with("\r\n"),
         "unended IRC output: {text:?}"
     );
     for line in text.split_terminator("\r\n") {
+        let untagged = match line.strip_prefix('@') {
+            Some(tagged) if labeled => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+            _ => line,
+        };
         assert!(
-            line.len() + 2 <= MAX_LINE_BYTES,
+            untagged.len() + 2 <= MAX_LINE_BYTES,
             "an IRC line of {} bytes: {line:?}",
-            line.len() + 2
+            untagged.len() + 2
         );
         assert!(
             !line
@@ -1056,19 +1084,32 @@ fn check_irc_bytes(bytes: &[u8]) {
             !line.chars().any(is_bidi_or_separator),
             "a bidi control or separator in an IRC line: {line:?}"
         );
-        check_irc_line(line);
+        check_irc_line(line, labeled);
     }
 }
 
 /// A line charla writes parses as a message from `charla` (or a user, or a feed), or is
 /// `ERROR`, or SASL's challenge `AUTHENTICATE +` (unprefixed, as IRCv3's SASL spec and other
-/// servers write it).
-fn check_irc_line(line: &str) {
+/// servers write it). It carries IRCv3 tags only when `tags`, and then only the server's
+/// own (`label`, `batch`, `time`, `msgid`, `account`) and clients' (`+…`).
+fn check_irc_line(line: &str, tags: bool) {
     assert!(!line.is_empty(), "an empty IRC line");
     let message = Message::parse(line).unwrap_or_else(|e| panic!("{e:?}: {line:?}"));
     assert!(
         message.prefix.is_some() || message.is("ERROR") || line == "AUTHENTICATE +",
         "an IRC line with no prefix: {line:?}"
     );
-    assert!(message.tags.is_none(), "tags written: {line:?}");
+    match message.tags {
+        Some(written) if tags => {
+            for tag in written.split(';') {
+                let key = tag.split_once('=').map_or(tag, |(key, _)| key);
+                assert!(
+                    key.starts_with('+')
+                        || ["label", "batch", "time", "msgid", "account"].contains(&key),
+                    "a tag {key:?} written: {line:?}"
+                );
+            }
+        }
+        written => assert!(written.is_none(), "tags written: {line:?}"),
+    }
 }
