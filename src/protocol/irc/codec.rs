@@ -877,8 +877,11 @@ impl IrcClient {
         {
             WhoOf::Nick(nick)
         } else {
-            // A mask too long, or one whose host part cannot be charla's, matches nobody.
-            match WhoMask::parse(mask).filter(|mask| mask.host_matches(USER_HOST)) {
+            // A mask too long, one whose host part cannot be charla's, or one holding what
+            // no name holds and no reader may get (a control character, a bidi control),
+            // matches nobody: the answer here is cleaned, the hub's would quote it as sent.
+            let clean = crate::hub::sanitize(mask) == mask;
+            match WhoMask::parse(mask).filter(|m| clean && m.host_matches(USER_HOST)) {
                 Some(mask) => WhoOf::Mask(mask),
                 None => {
                     let end = format!("{} :End of WHO list", word(mask));
@@ -1741,6 +1744,25 @@ mod tests {
             assert_eq!(reply.command, number, "{input:?}: {line:?}");
             assert_eq!(reply.params.len(), params, "{input:?}: {line:?}");
             assert!(!reply.params[1].contains(' '), "{input:?}: {line:?}");
+        }
+    }
+
+    /// Found by the fuzz target irc_codec: a WHO mask went on as the request's subject as
+    /// sent, so the end of the hub's answer (`315 ana MASK :End of WHO list`) wrote its
+    /// control characters to the client. No name holds one, so such a mask matches
+    /// nobody, and the codec's own 315 answers it, cleaned.
+    #[test]
+    fn a_who_mask_with_a_control_character_is_answered_cleanly() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        for mask in ["an*u\0ha", "a*\u{7}", "*!b\u{1b}[2J@*", "a*\u{202e}b"] {
+            let got = run(&mut codec, &format!("WHO {mask}\r\n"));
+            assert_eq!(got.len(), 1, "{mask:?}: {got:?}");
+            let line = got[0]
+                .strip_suffix("\r\n")
+                .unwrap_or_else(|| panic!("{mask:?} was asked of the hub: {got:?}"));
+            assert!(line.starts_with(":charla 315 ana "), "{mask:?}: {line:?}");
+            assert_eq!(line, crate::hub::sanitize(line), "{mask:?}");
         }
     }
 
