@@ -461,7 +461,6 @@ fn assert_printable(s: &str) {
 /// later starts with its IRCv3 label (`@label `). Returns it read.
 fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
     let reference = reference.expect("an IRC request carries a reference");
-    assert_printable(reference);
     let (label, asked) = match reference.strip_prefix('@') {
         Some(labeled) => {
             let (label, asked) = labeled
@@ -479,6 +478,15 @@ fn check_irc_reference(reference: Option<&str>) -> Asked<'_> {
     );
     let (nick, verb, subject) = (words[0], words[1], words[2]);
     let rest = words.get(3).copied().unwrap_or("");
+    // What is echoed is message text as the hub keeps it, which may hold IRC's formatting
+    // codes; nothing else may hold a control character.
+    assert_printable(&reference[..reference.len() - rest.len()]);
+    assert!(
+        !rest
+            .chars()
+            .any(|c| (c.is_control() && !is_formatting(c)) || is_bidi_or_separator(c)),
+        "a control beyond formatting codes in what is echoed: {reference:?}"
+    );
     assert!(
         nick == "*" || Nick::parse(nick).is_ok_and(|n| n.as_str() == nick),
         "reference names no nick: {reference:?}"
