@@ -889,7 +889,13 @@ impl IrcClient {
                 }
             }
         };
-        let subject = word(mask).to_owned();
+        // A name is asked as parsed (trimmed), as PRIVMSG's target is: the `315` ending the
+        // answer quotes the subject.
+        let subject = match &of {
+            WhoOf::Room(room) => room.as_str().to_owned(),
+            WhoOf::Nick(nick) => nick.as_str().to_owned(),
+            WhoOf::Mask(_) => word(mask).to_owned(),
+        };
         self.ask_echoed(
             sink,
             "WHO",
@@ -1764,6 +1770,19 @@ mod tests {
             assert!(line.starts_with(":charla 315 ana "), "{mask:?}: {line:?}");
             assert_eq!(line, crate::hub::sanitize(line), "{mask:?}");
         }
+    }
+
+    /// Found by the fuzz target irc_codec: `WHO \x0cbob\x0c` asked about the nick `bob`
+    /// (a name is parsed trimmed) by the mask as sent, and the hub's `315` quoted the form
+    /// feeds to the client. WHO, like PRIVMSG, asks by the name as parsed.
+    #[test]
+    fn a_who_of_a_name_is_asked_by_the_name_as_parsed() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(&mut codec, "WHO \u{c}bob\u{c}\r\nWHO #ops\u{85}\r\n");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].ends_with(" ana WHO bob"), "{:?}", got[0]);
+        assert!(got[1].ends_with(" ana WHO #ops"), "{:?}", got[1]);
     }
 
     #[test]
