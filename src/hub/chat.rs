@@ -739,18 +739,39 @@ impl ChatState {
 
     /// Closes the connection of session `id` if it still waits for acks ([`Closing`]),
     /// telling it how many did not come: their messages were said, and most likely kept,
-    /// but are not confirmed.
+    /// but are not confirmed. Those a cluster's bus holds for the other nodes (Redis out of
+    /// reach) are in this node's memory only: said apart, as a shutdown takes them with it.
     pub fn close_now(&mut self, id: SessionId) {
         let Some(closing) = self.closing.remove(&id) else {
             return;
         };
         self.metrics.unconfirmed(closing.owed);
+        let held = match self.held.is_empty() {
+            true => 0,
+            false => self
+                .unheard
+                .values()
+                .filter(|owed| owed.session == id && self.held.contains(&owed.id))
+                .count(),
+        };
+        let mut message = format!(
+            "{} of your messages were said but not yet confirmed kept (committed to history, or handed back by the cluster) as the connection closed: their acks will not come",
+            closing.owed
+        );
+        if held == 0 {
+            message.push_str("; history shows them once kept");
+        } else if closing.reason == LeaveReason::ServerShutdown {
+            message.push_str(&format!(
+                "; {held} of them, said while the other nodes were out of reach, were heard on this node only and held for them in its memory, which goes as it stops: the other nodes will never have them"
+            ));
+        } else {
+            message.push_str(&format!(
+                "; {held} of them, said while the other nodes were out of reach, were heard on this node only and are held for them in its memory: relayed once Redis is back, unless this node stops first"
+            ));
+        }
         let unconfirmed = Event::Error {
             code: ErrorCode::Unconfirmed,
-            message: format!(
-                "{} of your messages were said but not yet confirmed kept (committed to history, or handed back by the cluster) as the connection closed: their acks will not come; history shows them once kept",
-                closing.owed
-            ),
+            message,
         };
         let _ = closing
             .recipient
