@@ -570,10 +570,6 @@ pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// on a node; past it one is refused (`cluster_unreachable`). Default 1,000.
 pub const CLUSTER_CALLS_WAITING: usize = 1000;
 
-/// The longest node name (`--node-name`) kept from another node's report, in characters.
-/// Default 64.
-pub const CLUSTER_NODE_NAME_CHARS: usize = 64;
-
 /// How often a cluster node tells the others how many sessions it has and a digest of
 /// them (their ids, nicks, rooms and standing in each): one small publication per node
 /// per interval, queued after the presences it told before, none on the message path. A
