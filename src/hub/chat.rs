@@ -10,7 +10,7 @@ use super::bus::{Bus, BusFull, DirectSender, Publication, Undelivered};
 use super::calls::AlertPeers;
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
-use super::event::{Census, ErrorCode, Event, LeaveReason, Outgoing, Said, Whois};
+use super::event::{Census, ErrorCode, Event, LeaveReason, ListedRoom, Outgoing, Said, Whois};
 use super::ids::Mint;
 use super::names::{Nick, RoomName};
 use super::nicks::NickTable;
@@ -1407,7 +1407,8 @@ impl ChatState {
         }))
     }
 
-    /// Every room `id` may see (not the secret ones it is outside) and its members.
+    /// Every room `id` may see (not the secret ones it is outside), its members and its
+    /// topic (for a room only on other nodes, as the cluster last told).
     fn rooms(&self, id: SessionId) -> Event {
         let mut counts: HashMap<RoomName, usize> = self
             .rooms
@@ -1418,8 +1419,25 @@ impl ChatState {
             *counts.entry(room).or_default() += members;
         }
         counts.retain(|room, _| !self.hidden_from(id, room));
-        let mut rooms: Vec<_> = counts.into_iter().collect();
-        rooms.sort_by(|a, b| a.0.sort_key().cmp(b.0.sort_key()));
+        let mut rooms: Vec<ListedRoom> = counts
+            .into_iter()
+            .map(|(name, members)| {
+                let topic = match self.rooms.get(&name) {
+                    Some(room) => room.topic.as_ref().map(|t| t.text.clone()),
+                    None => self
+                        .directory
+                        .kept_room(&name)
+                        .and_then(|kept| kept.topic)
+                        .map(|t| t.text),
+                };
+                ListedRoom {
+                    name,
+                    members,
+                    topic,
+                }
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.sort_key().cmp(b.name.sort_key()));
         Event::Rooms { rooms }
     }
 

@@ -118,6 +118,16 @@ pub struct Whois {
     pub idle: u64,
 }
 
+/// A room as `/rooms` (JSON `rooms`, IRC LIST) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRoom {
+    pub name: RoomName,
+    /// Its members, on every node.
+    pub members: usize,
+    /// Its topic's text, if it has one: IRC's 322 ends with it, as other servers' does.
+    pub topic: Option<MessageText>,
+}
+
 /// Everything a session can be told.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -269,7 +279,7 @@ pub enum Event {
         you: bool,
     },
     Rooms {
-        rooms: Vec<(RoomName, usize)>,
+        rooms: Vec<ListedRoom>,
     },
     /// How many are here, for a query.
     Census(Census),
@@ -413,6 +423,9 @@ pub enum LeaveReason {
     TimedOut,
     Flooding,
     SendQueueExceeded,
+    /// A line the connection cannot go on after: a WebSocket frame over the line bound
+    /// (a TCP line over it is refused and the connection goes on).
+    LineTooLong,
     ServerShutdown,
 }
 
@@ -426,6 +439,7 @@ impl LeaveReason {
             LeaveReason::TimedOut => "timed_out",
             LeaveReason::Flooding => "flooding",
             LeaveReason::SendQueueExceeded => "send_queue_exceeded",
+            LeaveReason::LineTooLong => "line_too_long",
             LeaveReason::ServerShutdown => "server_shutdown",
         }
     }
@@ -448,6 +462,7 @@ impl fmt::Display for LeaveReason {
             LeaveReason::TimedOut => "timed out",
             LeaveReason::Flooding => "flooding",
             LeaveReason::SendQueueExceeded => "send queue exceeded",
+            LeaveReason::LineTooLong => "line too long",
             LeaveReason::ServerShutdown => "server shutdown",
         };
         match self.message() {

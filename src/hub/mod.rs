@@ -71,7 +71,7 @@ pub use command::{Command, NoticeTarget, Request, WhoOf};
 pub use directory::{Alone, Directory, Others, Profile, Seen};
 pub use event::{
     AccountNews, Census, Encode, Encoded, ErrorCode, Event, FormatKey, GapCause, LeaveReason,
-    Outgoing, Said, WhoEntry, Whois,
+    ListedRoom, Outgoing, Said, WhoEntry, Whois,
 };
 pub use ids::{MAX_NODES, NodeId, SessionId};
 

@@ -357,7 +357,7 @@ fn empty_rooms_vanish_but_the_lobby_stays() {
     ana.inbox.take();
     hub.apply(ana.id, Command::Rooms.into());
     assert!(matches!(&ana.inbox.take()[..], [Event::Rooms { rooms }]
-        if rooms.len() == 1 && rooms[0] == (RoomName::lobby(), 0)));
+        if rooms.len() == 1 && rooms[0].name == RoomName::lobby() && rooms[0].members == 0));
     // In no room at all, plain messages have nowhere to go.
     hub.apply(ana.id, say("hello?"));
     assert!(matches!(

@@ -121,4 +121,9 @@ pub trait Sink {
     fn proved(&self) -> bool {
         false
     }
+    /// The account the session is logged in to now, if any. IRC's echo-message asks, so a
+    /// message's echo carries the `account` tag the others get.
+    fn account(&self) -> Option<Nick> {
+        None
+    }
 }

@@ -857,7 +857,13 @@ fn to_value(event: &Event) -> Value {
         }),
         Event::Rooms { rooms } => json!({
             "type": "rooms",
-            "rooms": rooms.iter().map(|(name, members)| json!({"name": name.as_str(), "members": members})).collect::<Vec<_>>(),
+        "rooms": rooms.iter().map(|room| {
+                let mut listed = json!({"name": room.name.as_str(), "members": room.members});
+                if let Some(topic) = &room.topic {
+                    listed["topic"] = json!(topic.as_str());
+                }
+                listed
+            }).collect::<Vec<_>>(),
         }),
         // Counted over every node of a cluster, as IRC's LUSERS counts them.
         Event::Census(census) => json!({

@@ -513,9 +513,9 @@ fn write_event(s: &mut String, event: &Event) -> std::fmt::Result {
         Event::Invited { room, nick, .. } => writeln!(s, "*** you invited {nick} to {room}"),
         Event::Rooms { rooms } => {
             s.push_str("*** rooms:");
-            for (i, (room, members)) in rooms.iter().enumerate() {
+            for (i, room) in rooms.iter().enumerate() {
                 let sep = if i == 0 { " " } else { ", " };
-                write!(s, "{sep}{room} ({members})")?;
+                write!(s, "{sep}{} ({})", room.name, room.members)?;
             }
             s.push('\n');
             Ok(())

@@ -445,6 +445,11 @@ thread_local! {
 fn lost(error: &io::Error) -> LeaveReason {
     if error.kind() == io::ErrorKind::TimedOut {
         LeaveReason::TimedOut
+    } else if error
+        .get_ref()
+        .is_some_and(|e| e.is::<super::FrameTooBig>())
+    {
+        LeaveReason::LineTooLong
     } else {
         LeaveReason::ConnectionLost
     }
@@ -578,6 +583,10 @@ impl Sink for Talker {
 
     fn proved(&self) -> bool {
         self.job.as_ref().is_some_and(|job| job.has_proved())
+    }
+
+    fn account(&self) -> Option<crate::hub::Nick> {
+        self.ctx.hub.account_of(self.id?)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::certs::Certificates;
 use super::http::HttpOptions;
 use super::stream::ByteStream;
-use super::tls::{NOT_TLS_HTTP, NOT_TLS_LINE, Tls};
+use super::tls::{NOT_TLS_HTTP, NOT_TLS_IRC, NOT_TLS_LINE, Tls};
 use crate::limits::{KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, LISTEN_BACKLOG};
 
 /// The default port: in the registered range (1024–49151), unassigned in /etc/services.
@@ -253,7 +253,7 @@ fn bind_one(addr: &ListenAddr, certs: Option<&Arc<Certificates>>) -> Result<Boun
                 ListenAddr::Irc(_) => Bound::Irc(listener, None),
                 ListenAddr::Http(_) => Bound::Http(listener, HttpOptions::default(), None),
                 ListenAddr::Tls(_) => Bound::Tcp(listener, Some(tls(&[], NOT_TLS_LINE)?)),
-                ListenAddr::Ircs(_) => Bound::Irc(listener, Some(tls(&[], NOT_TLS_LINE)?)),
+                ListenAddr::Ircs(_) => Bound::Irc(listener, Some(tls(&[], NOT_TLS_IRC)?)),
                 ListenAddr::Https(_) => Bound::Http(
                     listener,
                     HttpOptions::default(),

@@ -30,9 +30,14 @@ pub struct Tls {
     pub not_tls: &'static [u8],
 }
 
-/// The answer of a `tls://` or `ircs://` listener to plaintext.
+/// The answer of a `tls://` listener to plaintext.
 pub const NOT_TLS_LINE: &[u8] =
     b"error: this port speaks TLS: use charla connect tls://HOST:PORT, an IRC client with TLS on, or openssl s_client\r\n";
+
+/// The answer of an `ircs://` listener to plaintext: an IRC `ERROR`, which IRC clients show
+/// as why the link closed (WeeChat reads the text listener's line as an unknown command).
+pub const NOT_TLS_IRC: &[u8] =
+    b"ERROR :Closing link: this port speaks TLS (ircs://): turn TLS on in your IRC client\r\n";
 
 /// The answer of an `https://` listener to plain HTTP.
 pub const NOT_TLS_HTTP: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\

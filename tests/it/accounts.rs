@@ -717,3 +717,43 @@ async fn a_closed_server_tells_json_clients_to_send_a_login_request() {
     drop(anon);
     stop(charla);
 }
+
+/// With echo-message and account-tag, a logged-in client's own message comes back as the
+/// others got it: `account=` included, for a room message, a private one and a TAGMSG.
+#[tokio::test]
+async fn an_echo_carries_the_senders_account_as_the_others_got_it() {
+    let server = server().await;
+    let mut owner = registered(&server, "ana", "correct-horse").await;
+    owner.send("/quit").await;
+    let mut tagged = Irc::with_caps(&server, "tagged", "message-tags account-tag").await;
+    let mut ana = Irc::connect(&server).await;
+    ana.send("CAP REQ :sasl message-tags account-tag echo-message")
+        .await;
+    ana.expect(" ACK ").await;
+    ana.send("AUTHENTICATE PLAIN").await;
+    ana.expect("AUTHENTICATE +").await;
+    ana.send(&plain("ana", "correct-horse")).await;
+    ana.expect(" 903 ").await;
+    ana.send("NICK ana").await;
+    ana.send("USER ana 0 * :Ana").await;
+    ana.send("CAP END").await;
+    ana.expect(" 422 ana ").await;
+    ana.send("JOIN #lobby").await;
+    ana.expect(" 366 ana #lobby ").await;
+    tagged.expect("ana!ana@charla JOIN #lobby").await;
+
+    ana.send("PRIVMSG #lobby :hola").await;
+    let got = tagged.expect(" PRIVMSG #lobby :hola").await;
+    assert!(got.contains(";account=ana "), "{got}");
+    assert_eq!(ana.expect(" PRIVMSG #lobby :hola").await, got);
+
+    ana.send("PRIVMSG tagged :psst").await;
+    let got = tagged.expect(" PRIVMSG tagged :psst").await;
+    assert!(got.contains(";account=ana "), "{got}");
+    assert_eq!(ana.expect(" PRIVMSG tagged :psst").await, got);
+
+    ana.send("@+typing=active TAGMSG #lobby").await;
+    let got = tagged.expect(" TAGMSG #lobby").await;
+    assert!(got.contains(";account=ana;+typing=active "), "{got}");
+    assert_eq!(ana.expect(" TAGMSG #lobby").await, got);
+}

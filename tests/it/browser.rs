@@ -626,6 +626,30 @@ async fn after_a_cut_the_page_takes_its_nick_back_once_it_is_free() {
     driver.quit().await;
 }
 
+/// A nick someone else holds when the page first opens is said to be taken, and the page
+/// stays the guest it was made: it has held no connection the nick could be left to, so it
+/// neither speaks of a cut nor goes on asking for the nick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nick_held_by_another_when_the_page_opens_is_said_taken_and_not_chased() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = page_server().await;
+    let mut webby = server.named("webby").await;
+    driver
+        .open(&format!("http://{}/?nick=webby&room=ops", server.http()))
+        .await;
+    webby.expect("#lobby *** guest-").await;
+    let log = driver.one("#log").await;
+    let shown = driver.wait_for_text(&log, "webby is taken").await;
+    assert!(!shown.contains("still taken"), "{shown}");
+    assert!(!shown.contains("before the cut"), "{shown}");
+    let header = driver.one("#where").await;
+    let guest = driver.wait_for_text(&header, "guest-").await;
+    assert!(guest.ends_with(" in #ops"), "{guest}");
+    driver.quit().await;
+}
+
 /// Private messages both ways (your own shown as sent), lines naming you as a word
 /// highlighted and no others, a hostile topic shown as text, Up recalling what you sent, and
 /// a kick taking the room off your list.

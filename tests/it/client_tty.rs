@@ -148,6 +148,44 @@ async fn after_a_server_restart_it_reconnects_with_its_nick_and_room_and_shows_w
     assert_eq!(bob.expect("<ana>").await, "#ops <ana> back again");
 }
 
+/// A room the reconnect cannot join again (a key set meanwhile) is left off, and the prompt
+/// shown while the line was read still names it: the client says where lines go now, so a
+/// line typed at that prompt is not said, unawares, in another room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_refused_on_reconnecting_is_said_and_where_lines_go_now() {
+    let server = TestServer::start().await;
+    let addr = server.tcp();
+    let tmux = Tmux::start(&connect(&format!("{addr} --name ana --room ops")));
+    wait_for(&tmux, "connected to").await;
+    assert_eq!(tmux.last_row(), "#ops>");
+
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+    wait_for(&tmux, "cannot reconnect").await;
+    let server = TestServer::on(
+        &[&format!("tcp://{addr}")],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut bob = server.named("bob").await;
+    bob.send("/join #ops").await;
+    bob.expect("you joined").await;
+    bob.send("/mode +k sesame").await;
+    bob.expect("set mode +k sesame").await;
+    bob.send("/join #lobby").await;
+    bob.expect("#lobby *** you joined").await;
+
+    wait_for(&tmux, "reconnected to").await;
+    wait_for(&tmux, "#ops takes a key").await;
+    wait_for(&tmux, "typing into #lobby").await;
+    tmux.type_text("where am i");
+    tmux.press(&["Enter"]);
+    assert_eq!(bob.expect("<ana>").await, "#lobby <ana> where am i");
+}
+
 /// A TCP relay to `server` whose connections the test cuts, as a network outage does, and
 /// which refuses new ones until mended.
 struct Cuttable {

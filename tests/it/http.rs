@@ -558,18 +558,25 @@ async fn an_oversized_frame_is_closed_with_1009_and_nobody_else_notices() {
     // after its close, so the sender's writes are not cut off by a reset.
     big.send(Message::text("x".repeat(1 << 20))).await.unwrap();
     let mut code = None;
+    let mut bye = None;
     while let Some(Ok(message)) = tokio::time::timeout(PATIENCE, big.next())
         .await
         .expect("the close in time")
     {
-        if let Message::Close(frame) = message {
-            code = frame.map(|f| f.code);
-            break;
+        match message {
+            Message::Close(frame) => {
+                code = frame.map(|f| f.code);
+                break;
+            }
+            Message::Text(text) if text.contains(r#""type":"bye""#) => bye = Some(text),
+            _ => {}
         }
     }
     assert_eq!(code, Some(CloseCode::Size));
+    let bye: Value = serde_json::from_str(&bye.expect("a bye before the close")).unwrap();
+    assert_eq!(bye["reason"], "line_too_long", "{bye}");
 
-    ana.expect("big left").await;
+    ana.expect("big left (line too long)").await;
     ana.send("still here").await;
     let message = expect_frame(&mut calm, "message").await;
     assert_eq!(message["text"], "still here");
@@ -640,6 +647,41 @@ async fn the_page_and_health() {
     let nothing = get(http, "/nothing", &[]).await;
     assert_eq!(nothing.status, 404);
     assert_eq!(nothing.json()["code"], "not_found");
+}
+
+/// A path asked with a method it does not take is refused as every other request is: 405
+/// with the methods it takes in `Allow`, and the error object saying what went wrong.
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_an_error_that_says_so() {
+    let server = server().await;
+    let http = server.http();
+    for (head, allow) in [
+        ("GET /rooms/alerts HTTP/1.1", "POST"),
+        ("PUT /rooms/alerts HTTP/1.1\r\nContent-Length: 1", "POST"),
+        ("DELETE /rooms/alerts/messages HTTP/1.1", "GET,HEAD"),
+        ("POST /metrics HTTP/1.1\r\nContent-Length: 1", "GET,HEAD"),
+    ] {
+        let body: &[u8] = if head.contains("Content-Length") {
+            b"x"
+        } else {
+            b""
+        };
+        let answer = raw(http, head, body).await;
+        assert_eq!(answer.status, 405, "{head}");
+        assert_eq!(answer.header("allow"), Some(allow), "{head}");
+        let error = answer.json();
+        assert_eq!(error["code"], "method_not_allowed", "{head}");
+        let (method, rest) = head.split_once(' ').unwrap();
+        let path = rest.split(' ').next().unwrap();
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{path} does not take {method}")),
+            "{message}"
+        );
+    }
+    // Nothing was posted by any of them.
+    let history = get(http, "/rooms/alerts/messages", &[]).await;
+    assert_eq!(history.json()["messages"], json!([]));
 }
 
 #[tokio::test]

@@ -1166,3 +1166,33 @@ async fn names_of_no_such_channel_is_its_end_and_an_empty_realname_is_461() {
     bob.send("USER bob 0 * :Bob").await;
     bob.expect(" 001 bob ").await;
 }
+
+/// LIST gives each room's topic after its member count, as other servers' 322 does, and
+/// the JSON `rooms` answer carries it too (a room without one: an empty 322 topic, no
+/// `topic` in JSON).
+#[tokio::test]
+async fn list_shows_each_rooms_topic_and_json_rooms_carries_it() {
+    let server = server().await;
+    let mut ana = server.named("ana").await;
+    ana.send("/join #ops").await;
+    ana.expect("#ops *** you joined").await;
+    ana.send("/topic deploy at 5 ✓").await;
+    ana.expect("set the topic").await;
+    let mut bob = Irc::registered(&server, "bob").await;
+    bob.send("LIST").await;
+    bob.expect(" 321 bob ").await;
+    assert_eq!(bob.line().await, ":charla 322 bob #lobby 2 :");
+    assert_eq!(bob.line().await, ":charla 322 bob #ops 1 :deploy at 5 ✓");
+    assert_eq!(bob.line().await, ":charla 323 bob :End of /LIST");
+
+    let mut cai = crate::store::json_client(server.tcp(), "cai").await;
+    cai.send(r#"{"type":"rooms"}"#).await;
+    let rooms = cai.expect_json("rooms").await;
+    assert_eq!(
+        rooms["rooms"],
+        serde_json::json!([
+            {"name": "#lobby", "members": 3},
+            {"name": "#ops", "members": 1, "topic": "deploy at 5 ✓"},
+        ])
+    );
+}

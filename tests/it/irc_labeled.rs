@@ -188,3 +188,23 @@ async fn a_message_to_oneself_is_delivered_unlabeled_and_answered_labeled() {
     assert_eq!(bea.line().await, "@label=b1 :charla ACK");
     bea.0.silent_for(QUIET).await;
 }
+
+/// A labeled JOIN of a room the client is in already is passed over as an unlabeled one
+/// is, answered by an `ACK` alone: no second JOIN of oneself, no NAMES again.
+#[tokio::test]
+async fn a_labeled_join_of_a_room_one_is_in_is_acked_alone() {
+    let server = server().await;
+    let mut ana = Irc::with_caps(&server, "ana", "batch labeled-response").await;
+    // Registered and in #lobby: an unlabeled JOIN is passed over in silence.
+    ana.send("JOIN #lobby").await;
+    ana.send("@label=j1 JOIN #lobby").await;
+    assert_eq!(ana.line().await, "@label=j1 :charla ACK");
+    // Of a list, only the room one is not in yet is joined.
+    ana.send("@label=j2 JOIN #lobby,#ops").await;
+    let (_, inside) = batch(&mut ana, "j2").await;
+    assert_eq!(inside[0], ":ana!ana@charla JOIN #ops");
+    assert!(
+        !inside.iter().any(|line| line.contains("#lobby")),
+        "{inside:#?}"
+    );
+}

@@ -330,6 +330,63 @@ async fn https_serves_the_page_and_a_websocket() {
     );
 }
 
+/// The page served over https:// opens its WebSocket and posts from its own origin,
+/// `https://` and the Host it was asked for, as a browser sends them; another origin is
+/// still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_https_page_opens_its_websocket_and_posts_from_its_own_origin() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let pki = Pki::new();
+    let server = serve(&pki, &["https://127.0.0.1:0", "tls://127.0.0.1:0"]).await;
+    let https = listener(&server, "https");
+    let host = format!("localhost:{}", https.port());
+
+    let handshake = |origin: String| {
+        let mut request = format!("wss://{host}/ws?nick=pag")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    let stream = pki.dial(https).await;
+    let (mut ws, response) =
+        tokio_tungstenite::client_async(handshake(format!("https://{host}")), stream)
+            .await
+            .expect("the page's own origin is let in");
+    assert_eq!(response.status(), 101);
+    while next_frame(&mut ws, "welcome").await["nick"] != "pag" {}
+
+    let stream = pki.dial(https).await;
+    let refused =
+        tokio_tungstenite::client_async(handshake("https://evil.example".into()), stream).await;
+    assert!(refused.is_err(), "another origin was let in");
+
+    let post = |origin: String| {
+        let host = host.clone();
+        let pki = &pki;
+        async move {
+            let mut stream = pki.dial(https).await;
+            let head = format!(
+                "POST /rooms/alerts HTTP/1.1\r\nhost: {host}\r\norigin: {origin}\r\n\
+                 content-length: 9\r\nconnection: close\r\n\r\nfrom page"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            tokio::time::timeout(PATIENCE, stream.read_to_string(&mut answer))
+                .await
+                .expect("an answer in time")
+                .unwrap();
+            answer
+        }
+    };
+    let answer = post(format!("https://{host}")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = post("https://evil.example".into()).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
 /// The next JSON frame of type `kind`, others skipped.
 async fn next_frame<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, kind: &str) -> Value
 where
@@ -511,6 +568,22 @@ async fn a_plaintext_client_on_a_tls_port_is_told_and_logged_and_hurts_nobody() 
 
     let log = stopped(&mut charla);
     assert!(log.contains("plaintext client on a TLS port"), "{log}");
+}
+
+/// An IRC client with TLS off on an `ircs://` port is told in IRC's own words, an `ERROR`
+/// line its client shows as the reason the link closed (WeeChat took the text listener's
+/// `error: …` for an unknown command).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plaintext_irc_client_on_an_ircs_port_gets_an_irc_error() {
+    let pki = Pki::new();
+    let server = serve(&pki, &["ircs://127.0.0.1:0"]).await;
+    let mut plain = Client::tcp(listener(&server, "ircs")).await;
+    plain.send("CAP LS 302\r\nNICK ana\r").await;
+    let said = plain.until_closed().await;
+    assert_eq!(
+        said,
+        ["ERROR :Closing link: this port speaks TLS (ircs://): turn TLS on in your IRC client\r"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

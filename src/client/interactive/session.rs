@@ -87,6 +87,7 @@ impl Session {
     /// Takes in a fresh connection: shows the replies to the hello, and after a reconnect
     /// asks every room for what was missed.
     pub async fn connected(&mut self, mut link: Link, welcome: &Welcome, reconnect: bool) {
+        let room_before = self.chat.conversation.current().cloned();
         let outcome = self.chat.welcome(welcome, reconnect);
         let rooms: Vec<String> = self
             .chat
@@ -108,6 +109,16 @@ impl Session {
         );
         let mut lines = vec![self.chat.view.client(&notice)];
         lines.extend(outcome.lines);
+        // The prompt the editor shows was drawn before the cut: when the room it names was
+        // refused, say where lines go now, as a refused /join does.
+        let room_now = self.chat.conversation.current();
+        if reconnect
+            && room_before.is_some()
+            && room_now != room_before.as_ref()
+            && let Some(room) = room_now
+        {
+            lines.push(self.chat.view.client(&format!("typing into {room}")));
+        }
         self.terminal.print(lines).await;
         self.goodbye = None;
         if reconnect {

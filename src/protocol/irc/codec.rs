@@ -629,7 +629,7 @@ impl IrcClient {
                 // `str::trim` does (a tab, a form feed, U+0085, U+2028), which the reply's
                 // numeric would otherwise carry to the client.
                 let subject = room.as_str().to_owned();
-                let echo = self.echo(&text, action, tags.as_ref());
+                let echo = self.echo(sink, &text, action, tags.as_ref());
                 let say = if notice {
                     Command::Notice {
                         to: NoticeTarget::Room(room),
@@ -654,7 +654,7 @@ impl IrcClient {
                     }
                     continue;
                 };
-                let echo = self.echo(&text, action, tags.as_ref());
+                let echo = self.echo(sink, &text, action, tags.as_ref());
                 // A private message has no action form: it reads as one.
                 let text = if action {
                     MessageText::new(&format!("* {} {body}", self.me()))
@@ -686,7 +686,7 @@ impl IrcClient {
             return;
         };
         let echo = if self.caps.has(Caps::ECHO_MESSAGE) {
-            format!("t {}", tags.as_str())
+            format!("t{} {}", self.echoed_account(sink), tags.as_str())
         } else {
             String::new()
         };
@@ -1165,17 +1165,36 @@ impl IrcClient {
     }
 
     /// What a message's acknowledgement must echo, for a client with echo-message: `a`
-    /// (an action) or `p`, `@` and the client tags it carries if any, then a space and the
-    /// text as the hub keeps it; nothing for other clients.
-    fn echo(&self, text: &MessageText, action: bool, tags: Option<&ClientTags>) -> String {
+    /// (an action) or `p`, the sender's account after `~` (see [`Self::echoed_account`]),
+    /// `@` and the client tags it carries if any, then a space and the text as the hub
+    /// keeps it; nothing for other clients.
+    fn echo(
+        &self,
+        sink: &impl Sink,
+        text: &MessageText,
+        action: bool,
+        tags: Option<&ClientTags>,
+    ) -> String {
         if !self.caps.has(Caps::ECHO_MESSAGE) {
             return String::new();
         }
         let kind = if action { 'a' } else { 'p' };
+        let account = self.echoed_account(sink);
         match tags {
-            Some(tags) => format!("{kind}@{} {}", tags.as_str(), text.as_str()),
-            None => format!("{kind} {}", text.as_str()),
+            Some(tags) => format!("{kind}{account}@{} {}", tags.as_str(), text.as_str()),
+            None => format!("{kind}{account} {}", text.as_str()),
         }
+    }
+
+    /// `~` and the account the session is logged in to, for a client with account-tag,
+    /// whose echo must carry the `account` tag the others get; else nothing. A nick (an
+    /// account's name) never holds `~`, `@` or a space, so the format finds where it ends.
+    fn echoed_account(&self, sink: &impl Sink) -> String {
+        if !self.caps.has(Caps::ACCOUNT_TAG) {
+            return String::new();
+        }
+        sink.account()
+            .map_or_else(String::new, |account| format!("~{account}"))
     }
 
     fn send(&mut self, sink: &mut impl Sink, command: Command, reference: Option<String>) {

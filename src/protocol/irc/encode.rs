@@ -403,8 +403,10 @@ fn write_event(
         }
         Event::Rooms { rooms } => {
             numeric(s, RPL_LISTSTART, asked.nick, "Channel :Users  Name")?;
-            for (room, members) in rooms {
-                numeric(s, RPL_LIST, asked.nick, &format!("{room} {members} :"))?;
+            for room in rooms {
+                let topic = room.topic.as_ref().map_or("", |t| t.as_str());
+                let line = format!("{} {} :{}", room.name, room.members, one_line(topic));
+                numeric(s, RPL_LIST, asked.nick, &line)?;
             }
             numeric(s, RPL_LISTEND, asked.nick, ":End of /LIST")
         }
@@ -475,9 +477,19 @@ fn write_event(
         // codec put its text in the request's reference (`Asked::rest`).
         Event::Ack { id, ts, .. } if !asked.rest.is_empty() => {
             let (kind, after) = asked.rest.split_at(1);
+            // The sender's account, after `~`, when its echo must carry it.
+            let (account, after) = match after.strip_prefix('~') {
+                Some(rest) => {
+                    let end = rest.find([' ', '@']).unwrap_or(rest.len());
+                    let (name, after) = rest.split_at(end);
+                    (Nick::parse(name).ok(), after)
+                }
+                None => (None, after),
+            };
             let text = after.trim_start_matches(' ');
             let (from, verb, to) = (asked.nick, asked.verb, asked.subject);
             let mut about = About::plain(*ts, *id);
+            about.account = account.as_ref();
             if kind == "t" {
                 // A TAGMSG's echo: the tags are what it sent.
                 let Ok(Some(tags)) = ClientTags::from_section(text) else {

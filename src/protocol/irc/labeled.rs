@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 use super::Asked;
-use crate::hub::{Encode, Encoded, Nick, Stamps};
+use crate::hub::{Encode, Encoded, Nick, RoomName, Stamps};
 use crate::protocol::{Incoming, Refusal, Sink};
 
 /// Longest label honoured, in bytes (the spec's bound for clients); a longer one, or one
@@ -138,8 +138,16 @@ impl<S: Sink> Sink for Labeling<'_, S> {
         self.sink.nick()
     }
 
+    fn is_in(&self, room: &RoomName) -> bool {
+        self.sink.is_in(room)
+    }
+
     fn proved(&self) -> bool {
         self.sink.proved()
+    }
+
+    fn account(&self) -> Option<Nick> {
+        self.sink.account()
     }
 }
 

@@ -12,7 +12,7 @@ mod publish;
 mod ws;
 
 pub use publish::{PostRefused, read_post};
-pub use ws::{WsLines, config as ws_config};
+pub use ws::{FrameTooBig, WsLines, config as ws_config};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -98,6 +98,8 @@ struct Web {
     ctx: Arc<Shared>,
     options: HttpOptions,
     allowances: Allowances,
+    /// The scheme its own page's origin has: `https` on a TLS listener, else `http`.
+    scheme: &'static str,
 }
 
 /// The connection a request came on.
@@ -150,6 +152,7 @@ pub(super) async fn accept_loop(
         allowances: Allowances::new(options.rate, options.burst),
         options,
         ctx: ctx.clone(),
+        scheme: if tls.is_some() { "https" } else { "http" },
     });
     let router = routes(web);
     let mut backoff = Duration::from_millis(5);
@@ -214,6 +217,7 @@ fn routes(web: Arc<Web>) -> Router {
         .route("/alertmanager", post(alertmanager))
         .route("/rooms/{room}/messages", get(messages))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(web)
 }
 
@@ -312,6 +316,20 @@ async fn not_found() -> Refused {
         StatusCode::NOT_FOUND,
         "not_found",
         "nothing here: see docs/protocol.md, HTTP",
+    )
+}
+
+/// A path asked with a method it does not take (`GET /rooms/ops`): 405, with the `Allow`
+/// header axum adds, and the error object every other refusal has, so a script's user reads
+/// what went wrong rather than an empty body.
+async fn wrong_method(method: Method, uri: Uri) -> Refused {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}: the Allow header names what it takes (docs/protocol.md, HTTP)",
+            uri.path()
+        ),
     )
 }
 
@@ -715,7 +733,8 @@ struct WsQuery {
 }
 
 /// Whether a browser page from `Origin` may open a WebSocket or post here: this listener's
-/// own page, or an origin `--allowed-origin` names. A request without `Origin` is not from
+/// own page (`https://` and the Host on a TLS listener, `http://` on another), or an origin
+/// `--allowed-origin` names. A request without `Origin` is not from
 /// a page (a program, `curl`, `websocat`) and may.
 fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -733,7 +752,7 @@ fn origin_allowed(web: &Web, headers: &HeaderMap) -> bool {
         return true;
     }
     let host = header_text(headers, &["host"]).unwrap_or_default();
-    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("http://{host}"))
+    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{}://{host}", web.scheme))
 }
 
 /// The IRCv3 WebSocket subprotocols: IRC, one line per frame, in text frames (UTF-8) or

@@ -7,6 +7,8 @@ let nick = params.get("nick") || "";
 // The nick you chose. After a cut, the server may still hold it for your old connection
 // until it notices that connection is gone; the page asks for it again meanwhile.
 let wanted = nick;
+// Whether the page has gone by `wanted`: only then can an old connection of its own hold it.
+let heldWanted = false;
 let reclaim = null;
 const RECLAIM_EVERY_MS = 3000;
 const RECLAIM_TRIES = 40;
@@ -539,6 +541,7 @@ function show(e) {
     case "welcome":
       if (e.ref === "resume") catchingUp = false;
       nick = e.nick;
+      if (nick === wanted) heldWanted = true;
       for (const r of e.rooms) rooms.add(r);
       here();
       drawRooms();
@@ -591,7 +594,7 @@ function show(e) {
       else server(e.nick + " is away" + (e.message === null ? "" : ": " + e.message));
       break;
     case "nick":
-      if (e.you) { nick = e.new; wanted = e.new; here(); }
+      if (e.you) { nick = e.new; wanted = e.new; heldWanted = true; here(); }
       for (const set of [...members.values(), ...ops.values(), ...voiced.values()]) {
         if (set.delete(e.old)) set.add(e.new);
       }
@@ -631,8 +634,11 @@ function show(e) {
       break;
     case "error":
       pending.delete(e.ref);
-      // The nick chosen is held by someone else (your old connection, after a cut).
-      if (e.code === "nick_taken" && e.ref !== "reclaim" && wanted && nick !== wanted && !reclaim) reclaimNick();
+      // The nick chosen is held by someone else: your old connection, after a cut, if the
+      // page went by it; else another person, and the page stays the guest it is.
+      if (e.code === "nick_taken" && e.ref !== "reclaim" && wanted && nick !== wanted && !reclaim) {
+        if (heldWanted) reclaimNick(); else wanted = "";
+      }
       if (e.ref !== "reclaim") server(e.message, "error");
       break;
     case "bye": server("goodbye (" + leaveWords(e.reason) + ")"); break;
