@@ -6,7 +6,8 @@
 //! - read: the line given first, then each text or binary message the client sends, in
 //!   order, as one line (its CRs and LFs become spaces, a `\n` ends it) read in pieces of
 //!   1 to 64 bytes; pings and pongs add nothing; a close ends the stream; a message (or a
-//!   ping or pong) over the bound ends it too, and the server then closes with 1009. Every
+//!   ping or pong) over the bound ends it too, with `FrameTooBig`, and the server then closes
+//!   with 1009. Every
 //!   such line is one line of the line framer with the same bound, never too long;
 //! - write: bytes written in arbitrary chunks come out as one text message per `\n`-ended
 //!   line, a character cut between two writes whole; what has no `\n` yet is not sent.
@@ -15,7 +16,7 @@
 use std::sync::OnceLock;
 
 use charla::protocol::framing::{Frame, Framer};
-use charla::server::{WsLines, ws_config};
+use charla::server::{FrameTooBig, WsLines, ws_config};
 use charla_fuzz::chunks;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use libfuzzer_sys::fuzz_target;
@@ -167,7 +168,12 @@ async fn run(max: usize, seed: u8, first: Option<String>, written: &[u8], sends:
         .map(|c| c.len().min(64))
         .chain(std::iter::repeat(64))
     {
-        let n = lines.read(&mut buf[..size]).await.expect("the lines read");
+        // A message over the bound ends the reads with why, after the lines before it.
+        let n = match lines.read(&mut buf[..size]).await {
+            Ok(n) => n,
+            Err(e) if oversized && e.get_ref().is_some_and(|e| e.is::<FrameTooBig>()) => break,
+            Err(e) => panic!("the lines read: {e}"),
+        };
         if n == 0 {
             break;
         }

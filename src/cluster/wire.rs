@@ -838,6 +838,7 @@ pub fn reason(code: &str, message: Option<&str>) -> Result<LeaveReason, String> 
         "timed_out" => LeaveReason::TimedOut,
         "flooding" => LeaveReason::Flooding,
         "send_queue_exceeded" => LeaveReason::SendQueueExceeded,
+        "line_too_long" => LeaveReason::LineTooLong,
         "server_shutdown" => LeaveReason::ServerShutdown,
         other => return Err(format!("unknown leave reason {other:?}")),
     })

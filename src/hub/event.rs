@@ -423,6 +423,9 @@ pub enum LeaveReason {
     TimedOut,
     Flooding,
     SendQueueExceeded,
+    /// A line the connection cannot go on after: a WebSocket frame over the line bound
+    /// (a TCP line over it is refused and the connection goes on).
+    LineTooLong,
     ServerShutdown,
 }
 
@@ -436,6 +439,7 @@ impl LeaveReason {
             LeaveReason::TimedOut => "timed_out",
             LeaveReason::Flooding => "flooding",
             LeaveReason::SendQueueExceeded => "send_queue_exceeded",
+            LeaveReason::LineTooLong => "line_too_long",
             LeaveReason::ServerShutdown => "server_shutdown",
         }
     }
@@ -458,6 +462,7 @@ impl fmt::Display for LeaveReason {
             LeaveReason::TimedOut => "timed out",
             LeaveReason::Flooding => "flooding",
             LeaveReason::SendQueueExceeded => "send queue exceeded",
+            LeaveReason::LineTooLong => "line too long",
             LeaveReason::ServerShutdown => "server shutdown",
         };
         match self.message() {

@@ -445,6 +445,11 @@ thread_local! {
 fn lost(error: &io::Error) -> LeaveReason {
     if error.kind() == io::ErrorKind::TimedOut {
         LeaveReason::TimedOut
+    } else if error
+        .get_ref()
+        .is_some_and(|e| e.is::<super::FrameTooBig>())
+    {
+        LeaveReason::LineTooLong
     } else {
         LeaveReason::ConnectionLost
     }

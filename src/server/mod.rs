@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use certs::{CertError, Certificates, TlsFiles, provider as tls_provider};
-pub use http::{HttpOptions, PostRefused, WsLines, read_post, ws_config};
+pub use http::{FrameTooBig, HttpOptions, PostRefused, WsLines, read_post, ws_config};
 pub use listen::{
     BindError, Bound, DEFAULT_LISTEN, DEFAULT_PORT, ListenAddr, Listener, Peer, bind,
     bind_with_certs,

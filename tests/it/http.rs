@@ -558,18 +558,25 @@ async fn an_oversized_frame_is_closed_with_1009_and_nobody_else_notices() {
     // after its close, so the sender's writes are not cut off by a reset.
     big.send(Message::text("x".repeat(1 << 20))).await.unwrap();
     let mut code = None;
+    let mut bye = None;
     while let Some(Ok(message)) = tokio::time::timeout(PATIENCE, big.next())
         .await
         .expect("the close in time")
     {
-        if let Message::Close(frame) = message {
-            code = frame.map(|f| f.code);
-            break;
+        match message {
+            Message::Close(frame) => {
+                code = frame.map(|f| f.code);
+                break;
+            }
+            Message::Text(text) if text.contains(r#""type":"bye""#) => bye = Some(text),
+            _ => {}
         }
     }
     assert_eq!(code, Some(CloseCode::Size));
+    let bye: Value = serde_json::from_str(&bye.expect("a bye before the close")).unwrap();
+    assert_eq!(bye["reason"], "line_too_long", "{bye}");
 
-    ana.expect("big left").await;
+    ana.expect("big left (line too long)").await;
     ana.send("still here").await;
     let message = expect_frame(&mut calm, "message").await;
     assert_eq!(message["text"], "still here");

@@ -12,7 +12,7 @@ mod publish;
 mod ws;
 
 pub use publish::{PostRefused, read_post};
-pub use ws::{WsLines, config as ws_config};
+pub use ws::{FrameTooBig, WsLines, config as ws_config};
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -6,7 +6,8 @@
 //! string cannot hold a raw one) become spaces and a `\n` ends it. Each line written is one
 //! text frame, without its `\n`; the driver writes many lines at once and may cut the last
 //! one, whose start waits here for its end. A frame over the line bound is refused by
-//! tungstenite from its header, before its payload is read, and the connection is closed
+//! tungstenite from its header, before its payload is read: the read fails with
+//! [`FrameTooBig`], so the session ends as `line_too_long`, and the connection is closed
 //! with 1009 (message too big); nobody else notices.
 //!
 //! After [`WS_PING_INTERVAL`] without a frame from the client, the server sends a ping.
@@ -134,6 +135,12 @@ fn frame_line(frame: &[u8]) -> Bytes {
     Bytes::from(line)
 }
 
+/// A frame over the line bound was read: what a read fails with, so the connection's
+/// driver says why the session ended rather than take it for a lost connection.
+#[derive(Debug, thiserror::Error)]
+#[error("a WebSocket frame longer than the line bound")]
+pub struct FrameTooBig;
+
 fn to_io(error: WsError) -> io::Error {
     match error {
         WsError::Io(e) => e,
@@ -181,6 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsLines<S> {
                     this.close = CloseCode::Size;
                     this.ended = true;
                     this.overflowed = true;
+                    return Poll::Ready(Err(io::Error::other(FrameTooBig)));
                 }
                 Some(Err(e)) => {
                     this.ended = true;
@@ -326,10 +334,12 @@ mod tests {
         let (mut lines, mut client) = pair(16).await;
         client.send(Message::text("x".repeat(16))).await.unwrap();
         client.send(Message::text("y".repeat(17))).await.unwrap();
-        assert_eq!(
-            read(&mut lines, 100).await,
-            format!("first\n{}\n", "x".repeat(16))
-        );
+        let whole = format!("first\n{}\n", "x".repeat(16));
+        assert_eq!(read(&mut lines, whole.len()).await, whole);
+        let mut buf = [0u8; 8];
+        let error = lines.read(&mut buf).await.unwrap_err();
+        assert!(error.get_ref().unwrap().is::<FrameTooBig>(), "{error}");
+        assert_eq!(lines.read(&mut buf).await.unwrap(), 0, "ended");
         lines.shutdown().await.unwrap();
         match client.next().await.unwrap().unwrap() {
             Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
