@@ -94,6 +94,12 @@ pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
 /// hello after one round trip. Default 250 ms (a constant).
 pub const LOBBY_GRACE: Duration = Duration::from_millis(250);
 
+/// Characters of a private message quoted in the late `not_delivered` error telling its
+/// sender that it may be lost (the link to the other nodes of a cluster failed as it was
+/// sent), so that a reader without references can tell which it was; a longer text is
+/// cut and marked `…`. Default 30 (a constant).
+pub const UNDELIVERED_QUOTE_CHARS: usize = 30;
+
 /// Silence after which an IRC client is sent a PING; one that says nothing for as long
 /// again (a PONG is enough) is disconnected as "timed out", and one that has not
 /// registered by then is disconnected without a PING. Default 90 s (`--ping-interval`, in
@@ -563,10 +569,6 @@ pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most calls to other nodes' checks and heartbeats waiting for their answers at once
 /// on a node; past it one is refused (`cluster_unreachable`). Default 1,000.
 pub const CLUSTER_CALLS_WAITING: usize = 1000;
-
-/// The longest node name (`--node-name`) kept from another node's report, in characters.
-/// Default 64.
-pub const CLUSTER_NODE_NAME_CHARS: usize = 64;
 
 /// How often a cluster node tells the others how many sessions it has and a digest of
 /// them (their ids, nicks, rooms and standing in each): one small publication per node

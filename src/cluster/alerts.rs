@@ -29,7 +29,7 @@ use crate::hub::{
 };
 use crate::limits::{
     CLUSTER_ALERTS_BATCH_BYTES, CLUSTER_ALERTS_EVERY, CLUSTER_ALERTS_GAP, CLUSTER_ALERTS_ITEMS,
-    CLUSTER_CALL_TIMEOUT, CLUSTER_CALLS_WAITING, CLUSTER_NODE_NAME_CHARS,
+    CLUSTER_CALL_TIMEOUT, CLUSTER_CALLS_WAITING,
 };
 
 /// What this node knows of the others' checks and heartbeats, and the calls it waits on.
@@ -51,6 +51,8 @@ pub(super) struct Alerts {
 #[derive(Default)]
 struct NodeReport {
     name: String,
+    /// Its report named it with what is not a node name, logged once until a good one.
+    bad_name: bool,
     items: Vec<(RoomName, Notice)>,
     hearing: Option<(u64, Vec<(RoomName, Notice)>)>,
 }
@@ -372,12 +374,26 @@ pub(super) fn heard_report(
     items: Vec<AlertItem>,
     last: bool,
 ) {
-    let name: String = sanitize(name)
-        .chars()
-        .take(CLUSTER_NODE_NAME_CHARS)
-        .collect();
     let mut alerts = shared.alerts.lock().unwrap();
     let known = alerts.nodes.entry(node).or_default();
+    // Shown to users as `--node-name` is, so held to its rule: whatever else Redis holds
+    // (control characters, a name as long as a payload) is never shown.
+    let name = match crate::protocol::irc::server_name(name) {
+        Ok(name) => {
+            known.bad_name = false;
+            name
+        }
+        Err(_) => {
+            if !std::mem::replace(&mut known.bad_name, true) {
+                tracing::warn!(
+                    node,
+                    bytes = name.len(),
+                    "a node's report names it with what is not a node name; its number is shown instead"
+                );
+            }
+            format!("node {node}")
+        }
+    };
     let hearing = match &mut known.hearing {
         Some((r, items)) if *r == report => items,
         other => &mut other.insert((report, Vec::new())).1,

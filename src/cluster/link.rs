@@ -625,7 +625,7 @@ impl Sender {
                         changes.push(Out::Publish(wire));
                     }
                     // Redis may or may not have carried it: its sender is told so.
-                    Out::Direct(from, nick, _) => undelivered.push((from, nick)),
+                    Out::Direct(from, _) => undelivered.push(from),
                     Out::Release(nick, id) => outage.release(nick, id),
                     Out::Publish(_) | Out::Round { .. } | Out::Claim(..) | Out::Resume => {}
                 }
@@ -650,8 +650,8 @@ impl Sender {
             }
             self.shared.fell_back.store(true, Ordering::Relaxed);
         }
-        for (from, nick) in undelivered {
-            self.hub.not_delivered(from, &nick);
+        for from in undelivered {
+            self.hub.not_delivered(from);
         }
         unreachable(&self.shared, &self.hub);
     }
@@ -719,7 +719,7 @@ fn add(shared: &Shared, pipe: &mut redis::Pipeline, out: &Out, asked: &mut Vec<A
                 .arg(backlog_ttl_ms())
                 .ignore();
         }
-        Out::Publish(wire) | Out::Direct(_, _, wire) => {
+        Out::Publish(wire) | Out::Direct(_, wire) => {
             pipe.cmd("PUBLISH")
                 .arg(channel())
                 .arg(wire.payload(0))

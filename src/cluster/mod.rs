@@ -40,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::SessionId;
 use crate::hub::{AccountStore, KeptRoom, RoomChange, Standing, Whois};
 use crate::hub::{
-    Bus, BusFull, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget, Publication,
-    RoomName, Undelivered,
+    Bus, BusFull, DirectSender, Directory, Event, Hub, MAX_NODES, Nick, NodeId, NoticeTarget,
+    Publication, RoomName, Undelivered,
 };
 use crate::hub::{Others, Profile, Seen, WhoEntry, WhoMask};
 use crate::limits::{
@@ -71,8 +71,8 @@ enum Out {
     /// Anything else, published as it is.
     Publish(Wire),
     /// Something for a session of another node (a private message, tags, an invitation)
-    /// from session `.0` here, to nick `.1`: its sender is told if it is lost on the way.
-    Direct(SessionId, Nick, Wire),
+    /// from `.0` here: its sender is told, which it was, if it is lost on the way.
+    Direct(DirectSender, Wire),
     /// Every session here told anew, as round `round` ([`Shared::tell_everyone`]): in
     /// batches ([`Wire::Presents`]) when every live node reads them, else one
     /// [`Wire::Present`] each; serialized by the task that sends to Redis.
@@ -664,7 +664,7 @@ impl Bus for ClusterBus {
         self.0.send(Out::Ended(room.clone()));
     }
 
-    fn direct(&self, from: SessionId, to: SessionId, event: Event) -> Result<(), Undelivered> {
+    fn direct(&self, from: DirectSender, to: SessionId, event: Event) -> Result<(), Undelivered> {
         let shared = &self.0;
         // Refused rather than held through an outage as a room message is: who the nick
         // names by the time Redis is back (gone, renamed, someone else) cannot be known
@@ -673,17 +673,14 @@ impl Bus for ClusterBus {
             return Err(Undelivered::OutOfReach);
         }
         let node = shared.node.number();
-        let (nick, wire) = match event {
-            Event::Invited { room, nick, by, .. } => {
-                let wire = Wire::Invite {
-                    node,
-                    to: to.bits(),
-                    room: room.as_str().to_string(),
-                    nick: nick.as_str().to_string(),
-                    by: by.as_str().to_string(),
-                };
-                (nick, wire)
-            }
+        let wire = match event {
+            Event::Invited { room, nick, by, .. } => Wire::Invite {
+                node,
+                to: to.bits(),
+                room: room.as_str().to_string(),
+                nick: nick.as_str().to_string(),
+                by: by.as_str().to_string(),
+            },
             Event::Private {
                 id,
                 ts,
@@ -693,21 +690,18 @@ impl Bus for ClusterBus {
                 notice,
                 account,
                 tags,
-            } => {
-                let wire = Wire::Private {
-                    node,
-                    to: to.bits(),
-                    id,
-                    ts,
-                    from: from.as_str().to_string(),
-                    nick: nick.as_str().to_string(),
-                    text: text.as_str().to_string(),
-                    notice,
-                    account: account.map(|a| a.as_str().to_string()),
-                    tags: tags.map(|t| t.as_str().to_string()),
-                };
-                (nick, wire)
-            }
+            } => Wire::Private {
+                node,
+                to: to.bits(),
+                id,
+                ts,
+                from: from.as_str().to_string(),
+                nick: nick.as_str().to_string(),
+                text: text.as_str().to_string(),
+                notice,
+                account: account.map(|a| a.as_str().to_string()),
+                tags: tags.map(|t| t.as_str().to_string()),
+            },
             Event::TagsOnly {
                 id,
                 ts,
@@ -715,23 +709,20 @@ impl Bus for ClusterBus {
                 account,
                 to: NoticeTarget::Nick(nick),
                 tags,
-            } => {
-                let wire = Wire::Tagged {
-                    node,
-                    room: None,
-                    to: to.bits(),
-                    nick: Some(nick.as_str().to_string()),
-                    id,
-                    ts,
-                    from: from.as_str().to_string(),
-                    account: account.map(|a| a.as_str().to_string()),
-                    tags: tags.as_str().to_string(),
-                };
-                (nick, wire)
-            }
+            } => Wire::Tagged {
+                node,
+                room: None,
+                to: to.bits(),
+                nick: Some(nick.as_str().to_string()),
+                id,
+                ts,
+                from: from.as_str().to_string(),
+                account: account.map(|a| a.as_str().to_string()),
+                tags: tags.as_str().to_string(),
+            },
             _ => return Ok(()),
         };
-        match shared.send(Out::Direct(from, nick, wire)) {
+        match shared.send(Out::Direct(from, wire)) {
             true => Ok(()),
             false => Err(Undelivered::Full),
         }

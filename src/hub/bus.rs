@@ -6,9 +6,11 @@
 //! room's one order, through [`super::Hub::receive`].
 
 use super::SessionId;
+use super::command::NoticeTarget;
 use super::event::Event;
 use super::names::{Nick, RoomName};
 use super::room::RoomChange;
+use crate::limits::UNDELIVERED_QUOTE_CHARS;
 
 /// One event for a room's members.
 #[derive(Debug, Clone)]
@@ -31,6 +33,61 @@ pub enum Undelivered {
     OutOfReach,
     /// The queue to the other nodes is full.
     Full,
+}
+
+/// Who sent something to a session of another node ([`Bus::direct`]) and what it was,
+/// kept so that, should it be lost on the way, its sender is told which it was
+/// ([`super::Hub::not_delivered`]): by its request's reference (JSON `ref`) and in words.
+#[derive(Debug, Clone)]
+pub struct DirectSender {
+    pub id: SessionId,
+    /// The reference of the request that sent it, which the late error carries.
+    pub reference: Option<String>,
+    /// What it was, for a reader without references: `your message 45 to bob ("hi…")`.
+    pub what: String,
+}
+
+impl DirectSender {
+    /// Session `id` sends `event` (a private message or notice, client-only tags, an
+    /// invitation) by the request tagged `reference`.
+    pub fn new(id: SessionId, event: &Event, reference: Option<String>) -> DirectSender {
+        let what = match event {
+            Event::Private {
+                id,
+                to,
+                text,
+                notice,
+                ..
+            } => {
+                let kind = if *notice { "notice" } else { "message" };
+                format!("your {kind} {id} to {to} (\"{}\")", quote(&text.plain()))
+            }
+            Event::TagsOnly { id, to, .. } => format!("your tags {id} to {}", to_name(to)),
+            Event::Invited { room, nick, .. } => format!("your invitation of {nick} to {room}"),
+            _ => "what you just sent".to_string(),
+        };
+        DirectSender {
+            id,
+            reference,
+            what,
+        }
+    }
+}
+
+/// The start of `text`, cut after [`UNDELIVERED_QUOTE_CHARS`] characters (marked `…`).
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(UNDELIVERED_QUOTE_CHARS) {
+        Some((end, _)) => format!("{}…", text[..end].trim_end()),
+        None => text.to_string(),
+    }
+}
+
+/// Whom client-only tags went to.
+fn to_name(to: &NoticeTarget) -> &str {
+    match to {
+        NoticeTarget::Room(room) => room.as_str(),
+        NoticeTarget::Nick(nick) => nick.as_str(),
+    }
 }
 
 /// Carries room events between the nodes serving a chat. Called under the hub's lock:
@@ -61,9 +118,9 @@ pub trait Bus: Send + Sync {
     /// message, an invitation, client-only tags). [`Undelivered`] when it cannot now:
     /// then nobody gets it, and `from` is to be told. Should it be lost on the way after
     /// all (the link to the other nodes failing as it is sent), `from` is told through
-    /// [`super::Hub::not_delivered`]. A server alone has no other node, so it is never
-    /// asked.
-    fn direct(&self, from: SessionId, to: SessionId, event: Event) -> Result<(), Undelivered> {
+    /// [`super::Hub::not_delivered`], which it was named. A server alone has no other
+    /// node, so it is never asked.
+    fn direct(&self, from: DirectSender, to: SessionId, event: Event) -> Result<(), Undelivered> {
         let _ = (from, to, event);
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::bus::{Bus, BusFull, Publication, Undelivered};
+use super::bus::{Bus, BusFull, DirectSender, Publication, Undelivered};
 use super::calls::AlertPeers;
 use super::command::{Command, NoticeTarget, Request};
 use super::directory::{Directory, Profile};
@@ -167,7 +167,7 @@ impl ChatState {
                 self.tags = None;
                 return;
             }
-            Command::TagsOnly { to, tags } => self.tags_only(id, to, tags),
+            Command::TagsOnly { to, tags } => self.tags_only(id, to, tags, reference.clone()),
             Command::Say { room, text, action } => {
                 self.say(id, room, text, action, false, reference.clone())
             }
@@ -179,7 +179,7 @@ impl ChatState {
             Command::Notice {
                 to: NoticeTarget::Nick(to),
                 text,
-            } => self.private(id, to, text, true, None),
+            } => self.private(id, to, text, true, reference.clone()),
             Command::LeaveAll { message } => self.leave_all(id, message),
             Command::Whois(nick) => self.whois(id, nick),
             Command::User { user, realname } => {
@@ -246,7 +246,7 @@ impl ChatState {
             Command::Kick { room, nick, reason } => self.kick(id, room, nick, reason),
             Command::Mode { room, changes } => self.mode(id, room, changes),
             Command::Bans { room } => self.bans(id, room),
-            Command::Invite { room, nick } => self.invite(id, room, nick),
+            Command::Invite { room, nick } => self.invite(id, room, nick, reference.clone()),
             // `Hub::apply` takes calls outside the lock and never passes one here.
             Command::Beat { .. } | Command::Alert { .. } => Ok(None),
         };
@@ -739,18 +739,39 @@ impl ChatState {
 
     /// Closes the connection of session `id` if it still waits for acks ([`Closing`]),
     /// telling it how many did not come: their messages were said, and most likely kept,
-    /// but are not confirmed.
+    /// but are not confirmed. Those a cluster's bus holds for the other nodes (Redis out of
+    /// reach) are in this node's memory only: said apart, as a shutdown takes them with it.
     pub fn close_now(&mut self, id: SessionId) {
         let Some(closing) = self.closing.remove(&id) else {
             return;
         };
         self.metrics.unconfirmed(closing.owed);
+        let held = match self.held.is_empty() {
+            true => 0,
+            false => self
+                .unheard
+                .values()
+                .filter(|owed| owed.session == id && self.held.contains(&owed.id))
+                .count(),
+        };
+        let mut message = format!(
+            "{} of your messages were said but not yet confirmed kept (committed to history, or handed back by the cluster) as the connection closed: their acks will not come",
+            closing.owed
+        );
+        if held == 0 {
+            message.push_str("; history shows them once kept");
+        } else if closing.reason == LeaveReason::ServerShutdown {
+            message.push_str(&format!(
+                "; {held} of them, said while the other nodes were out of reach, were heard on this node only and held for them in its memory, which goes as it stops: the other nodes will never have them"
+            ));
+        } else {
+            message.push_str(&format!(
+                "; {held} of them, said while the other nodes were out of reach, were heard on this node only and are held for them in its memory: relayed once Redis is back, unless this node stops first"
+            ));
+        }
         let unconfirmed = Event::Error {
             code: ErrorCode::Unconfirmed,
-            message: format!(
-                "{} of your messages were said but not yet confirmed kept (committed to history, or handed back by the cluster) as the connection closed: their acks will not come; history shows them once kept",
-                closing.owed
-            ),
+            message,
         };
         let _ = closing
             .recipient
@@ -778,8 +799,15 @@ impl ChatState {
     }
 
     /// Client-only tags with no message (IRC's TAGMSG), to a room as a message would go
-    /// (the same rights) or to one user; acknowledged like a message.
-    fn tags_only(&mut self, id: SessionId, to: NoticeTarget, tags: ClientTags) -> Reply {
+    /// (the same rights) or to one user; acknowledged like a message (the answer to
+    /// `reference`).
+    fn tags_only(
+        &mut self,
+        id: SessionId,
+        to: NoticeTarget,
+        tags: ClientTags,
+        reference: Option<String>,
+    ) -> Reply {
         self.may_talk(id)?;
         let to = match to {
             NoticeTarget::Room(room) => NoticeTarget::Room(self.speaking_room(id, Some(room))?),
@@ -816,8 +844,9 @@ impl ChatState {
             (NoticeTarget::Room(room), None) => self.publish(room, event, Some(id)),
             (NoticeTarget::Nick(nick), None) => {
                 if let Some(elsewhere) = elsewhere {
+                    let from = DirectSender::new(id, &event, reference);
                     self.bus
-                        .direct(id, elsewhere, event)
+                        .direct(from, elsewhere, event)
                         .map_err(|why| undelivered(&nick, why))?;
                 }
             }
@@ -837,8 +866,8 @@ impl ChatState {
         }
     }
 
-    /// A private message or notice; a message to someone away is answered with their away
-    /// message too, as the answer to `reference`.
+    /// A private message or notice, the answer to `reference`; a message to someone away
+    /// is answered with their away message too.
     fn private(
         &mut self,
         id: SessionId,
@@ -917,8 +946,9 @@ impl ChatState {
             account: speaker.account.clone(),
             tags: self.tags.take(),
         };
+        let from = DirectSender::new(id, &private, reference.clone());
         self.bus
-            .direct(id, to, private)
+            .direct(from, to, private)
             .map_err(|why| undelivered(&nick, why))?;
         self.metrics.received(MessageKind::Private);
         let away = self.directory.whois(&nick).and_then(|w| w.away);

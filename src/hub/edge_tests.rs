@@ -829,3 +829,33 @@ fn a_refused_or_at_once_acked_message_leaves_nothing_owed() {
     memory.disconnect(bob, LeaveReason::Quit(None));
     assert!(bob_inbox.closed().is_some(), "closed at once");
 }
+
+#[test]
+fn unconfirmed_messages_held_for_other_nodes_are_said_to_be_held_not_kept() {
+    let (bus, hub) = hub_on_a_numbering_bus();
+    let (ana, ana_inbox) = member(&hub, "ana");
+    hub.apply(ana, say("#lobby", "sent"));
+    hub.apply(ana, say("#lobby", "held"));
+    // The second's sending failed: the bus holds it, and it is heard here, unnumbered.
+    let mut held = bus.published.lock().unwrap().pop().unwrap();
+    let Event::Message(said) = &mut held.event else {
+        panic!("{held:?}");
+    };
+    said.seq = 0;
+    hub.fell_back(vec![held]);
+    ana_inbox.take();
+    hub.disconnect(ana, LeaveReason::Quit(None));
+    hub.close_now(ana);
+    let told = ana_inbox.take();
+    let [Event::Error { code, message }, ..] = &told[..] else {
+        panic!("{told:?}")
+    };
+    assert_eq!(*code, ErrorCode::Unconfirmed);
+    assert!(
+        message.starts_with("2 of your messages")
+            && message.contains("; 1 of them, said while the other nodes were out of reach")
+            && message.contains("relayed once Redis is back, unless this node stops first")
+            && !message.contains("history shows"),
+        "{message}"
+    );
+}

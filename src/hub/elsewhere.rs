@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::bus::Publication;
+use super::bus::{DirectSender, Publication};
 use super::event::{Event, LeaveReason, Outgoing};
 use super::names::{Nick, RoomName};
 use super::ops::{Mode, ModeChange};
@@ -154,19 +154,21 @@ impl Hub {
         });
     }
 
-    /// What session `id` here sent to `nick`, a user of another node (a private message,
-    /// tags, an invitation), was acknowledged but lost on the way: the link to the other
-    /// nodes failed as it was sent (Redis may or may not have carried it). The session is
-    /// told, so that it does not take it for delivered.
-    pub fn not_delivered(&self, id: SessionId, nick: &Nick) {
+    /// What session `from.id` here sent a user of another node (a private message, tags,
+    /// an invitation) was acknowledged but lost on the way: the link to the other nodes
+    /// failed as it was sent (Redis may or may not have carried it). The session is told,
+    /// with the reference of the request that sent it and what it was, so that it does
+    /// not take it for delivered and knows which to send again.
+    pub fn not_delivered(&self, from: DirectSender) {
         self.with_chat(|chat| {
             let lost = Event::Error {
                 code: super::ErrorCode::NotDelivered,
                 message: format!(
-                    "what you just sent {nick} may not have been delivered: cross-node delivery interrupted as it was sent; send it again once it is restored"
+                    "{} may not have been delivered: cross-node delivery interrupted as it was sent; send it again once it is restored",
+                    from.what
                 ),
             };
-            chat.send(id, &Outgoing::new(lost));
+            chat.send(from.id, &Outgoing::reply(lost, from.reference));
         });
     }
 

@@ -60,7 +60,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 pub use accounts::{AccountError, AccountStore, MemoryAccounts};
-pub use bus::{Bus, BusFull, LocalBus, Publication, Undelivered};
+pub use bus::{Bus, BusFull, DirectSender, LocalBus, Publication, Undelivered};
 pub use calls::{
     AlertAction, AlertDesk, AlertPeers, Answered, Beat, CallAnswer, Caller, Gathered, Heartbeats,
     PeerCall, Took,

@@ -865,14 +865,22 @@ impl ChatState {
         Ok(Some(changed))
     }
 
-    pub(super) fn invite(&mut self, id: SessionId, room: Option<RoomName>, nick: Nick) -> Reply {
+    /// Session `id` invites `nick` to `room` (its own when `None`), by the request tagged
+    /// `reference`.
+    pub(super) fn invite(
+        &mut self,
+        id: SessionId,
+        room: Option<RoomName>,
+        nick: Nick,
+        reference: Option<String>,
+    ) -> Reply {
         let room = self.room_of(id, room)?;
         let target = &self.rooms[&room];
         if target.modes.invite_only && !target.is_op(id) {
             return Err(not_operator(&target.name, "invite while it is +i"));
         }
         let Some(invitee) = self.nicks.get(&nick, &self.sessions) else {
-            return self.invite_elsewhere(id, &room, nick);
+            return self.invite_elsewhere(id, &room, nick, reference);
         };
         let nick = self.sessions[&invitee].nick.clone();
         if target.members.contains_key(&invitee) {
@@ -924,7 +932,13 @@ fn invitation(room: RoomName, nick: Nick, by: Nick) -> (Event, Event) {
 impl ChatState {
     /// Session `id` invites `nick`, held on another node if by anyone: that node keeps the
     /// invitation and tells them.
-    fn invite_elsewhere(&mut self, id: SessionId, room: &RoomName, nick: Nick) -> Reply {
+    fn invite_elsewhere(
+        &mut self,
+        id: SessionId,
+        room: &RoomName,
+        nick: Nick,
+        reference: Option<String>,
+    ) -> Reply {
         let Some(invitee) = self.directory.holder(&nick) else {
             return Err((ErrorCode::NoSuchNick, format!("nobody is called {nick}")));
         };
@@ -937,8 +951,9 @@ impl ChatState {
         }
         let by = self.sessions[&id].nick.clone();
         let (told, answer) = invitation(name, nick.clone(), by);
+        let from = super::bus::DirectSender::new(id, &told, reference);
         self.bus
-            .direct(id, invitee, told)
+            .direct(from, invitee, told)
             .map_err(|why| super::chat::undelivered(&nick, why))?;
         Ok(Some(answer))
     }

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::binary::{self, Binary};
@@ -19,24 +20,34 @@ pub(crate) struct Redis {
 
 impl Redis {
     pub(crate) fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut redis = Redis {
-            child: None,
-            port,
-            dir,
-        };
-        redis.restart();
-        redis
+        loop {
+            let mut redis = Redis {
+                child: None,
+                port: redis_port(),
+                dir: tempfile::tempdir().unwrap(),
+            };
+            // Another Redis (of a test run in another process) may have taken the port
+            // since it was found free: this one then exits, and another port is tried.
+            if redis.launch() {
+                return redis;
+            }
+        }
     }
 
     /// Starts the server (again) on its port, empty (or with what [`Redis::stop_saved`]
     /// saved), and waits until it answers.
     pub(crate) fn restart(&mut self) {
+        assert!(
+            self.launch(),
+            "port {} was taken while this test's Redis was stopped",
+            self.port
+        );
+    }
+
+    /// Starts the server on its port and waits until it answers, as this test's own (a
+    /// Redis of another test on the port would have the test's nodes share it, each
+    /// taking the other's node numbers and nicks); false when it could not listen there.
+    fn launch(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -46,22 +57,32 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
-        while !self.answers() {
+        loop {
+            let child = self.child.as_mut().expect("just started");
+            if child.try_wait().unwrap().is_some() {
+                self.child = None;
+                return false;
+            }
+            if self.answers_as(pid) {
+                return true;
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    fn answers(&self) -> bool {
+    /// Whether the Redis on the port answers, and is process `pid`.
+    fn answers_as(&self, pid: u32) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
-        let mut reply = [0; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        let mut info = String::new();
+        stream.write_all(b"INFO server\r\nQUIT\r\n").is_ok()
+            && stream.read_to_string(&mut info).is_ok()
+            && info.lines().any(|l| l == format!("process_id:{pid}"))
     }
 
     /// Runs one command, the way redis-cli would, and returns the raw reply.
@@ -105,6 +126,31 @@ impl Redis {
 
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Where the test Redis servers listen: below the kernel's ephemeral ports (Linux's
+/// `ip_local_port_range` starts at 32768), which `bind` to port 0 and outgoing
+/// connections take. A port found by binding port 0 and let go could be handed to another
+/// test's Redis while this one is stopped to be started again on it, or before it starts:
+/// the two tests' nodes would then share one Redis, taking each other's node numbers and
+/// nicks.
+const REDIS_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next port of [`REDIS_PORTS`] to try, counted across the tests of this process;
+/// started at a place of the process's own, so that test runs side by side try apart.
+static REDIS_NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A port of [`REDIS_PORTS`] free now, none this process handed out before.
+fn redis_port() -> u16 {
+    let span = REDIS_PORTS.end - REDIS_PORTS.start;
+    let start = (std::process::id() % u32::from(span)) as u16;
+    loop {
+        let n = REDIS_NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = REDIS_PORTS.start + start.wrapping_add(n) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -431,6 +477,40 @@ async fn refused(client: &mut Client, nick: &str) -> bool {
             return false;
         }
     }
+}
+
+/// A test's Redis is its own: one started on a port another Redis holds is not taken
+/// for it (the two tests' nodes would share one Redis, as a test's nodes once did with
+/// another's, taking node numbers and nicks from each other), and a test's Redis restarted
+/// after its port was taken says so.
+#[test]
+fn a_redis_on_a_port_another_holds_is_not_the_tests_own() {
+    let held = Redis::start();
+    let mut second = Redis {
+        child: None,
+        port: held.port,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    assert!(!second.launch(), "started on port {} as if free", held.port);
+    assert!(second.child.is_none());
+    // A Redis started anew is on another port, and answers as itself.
+    let other = Redis::start();
+    assert_ne!(other.port, held.port);
+    assert!(other.command(&["PING"]).starts_with("+PONG"));
+    // Stopped, and its port taken meanwhile: restarting it fails rather than share.
+    let mut stopped = Redis::start();
+    stopped.stop();
+    let mut taker = Redis {
+        child: None,
+        port: stopped.port,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    assert!(taker.launch());
+    let restarted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stopped.restart()));
+    assert!(
+        restarted.is_err(),
+        "restarted on a port another Redis holds"
+    );
 }
 
 #[tokio::test]

@@ -487,3 +487,56 @@ async fn a_labeled_call_another_node_takes_is_answered_with_its_label() {
         "{answer}"
     );
 }
+
+/// Another node's name comes from Redis: one that is not a node name (`--node-name`'s
+/// rule), control characters or a name as long as a payload, is never shown; the node's
+/// number is, and its report is read as ever.
+#[tokio::test]
+async fn a_bad_node_name_read_from_redis_is_shown_as_its_number() {
+    let redis = Redis::start();
+    let mut one = Node::start(&redis, "one");
+    let mut json = one.json("cy").await;
+    let beat = "0\n{\"t\":\"beat\",\"node\":9,\"run\":\"0123456789abcdef\"}";
+    let long = "a".repeat(60 * 1024);
+    for (name, check) in [(r"evil\u0007\u001b[2J: name", "web"), (&long[..], "db")] {
+        let report = format!(
+            "0\n{{\"t\":\"alerts\",\"node\":9,\"name\":\"{name}\",\"report\":1,\"items\":[{{\"room\":\"#alerts\",\"source\":\"check:{check}\",\"alert\":false,\"text\":\"{check} is up\",\"fields\":[[\"check\",\"{check}\"]]}}],\"last\":true}}"
+        );
+        let deadline = Instant::now() + PATIENCE;
+        let item = loop {
+            // Beating, node 9 is live: its report is listed.
+            assert!(
+                !redis
+                    .command(&["PUBLISH", "charla:bus", beat])
+                    .starts_with('-')
+            );
+            assert!(
+                !redis
+                    .command(&["PUBLISH", "charla:bus", &report])
+                    .starts_with('-')
+            );
+            json.send(r##"{"type":"status","room":"#alerts"}"##).await;
+            let status = loop {
+                let v = json.json().await;
+                if v["type"] == "status" || v["type"] == "error" {
+                    break v;
+                }
+            };
+            let found = status["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|i| i["check"] == check).cloned());
+            if let Some(item) = found {
+                break item;
+            }
+            assert!(Instant::now() < deadline, "never listed: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(item["node"], "node 9", "{item}");
+    }
+    // Logged once, however many reports named it so.
+    let pid = nix::unistd::Pid::from_raw(one.process.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    one.process.exit_status();
+    let logged = one.process.stderr();
+    assert_eq!(logged.matches("is not a node name").count(), 1, "{logged}");
+}

@@ -508,7 +508,14 @@ async fn a_node_stopped_during_an_outage_logs_what_it_held_and_never_relayed() {
 
     let pid = nix::unistd::Pid::from_raw(one.process.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    ana.expect(r#""code":"unconfirmed""#).await;
+    let unconfirmed = ana.expect(r#""code":"unconfirmed""#).await;
+    // Not "history shows them once kept": the other nodes never will.
+    assert!(
+        unconfirmed.contains("1 of them, said while the other nodes were out of reach")
+            && unconfirmed.contains("the other nodes will never have them")
+            && !unconfirmed.contains("history shows"),
+        "{unconfirmed}"
+    );
     one.process.exit_status();
     let logged = one.process.stderr();
     assert!(

@@ -107,9 +107,37 @@ async fn a_private_message_sent_as_redis_froze_is_told_as_maybe_not_delivered() 
     };
     redis.signal("CONT");
     assert_eq!(error["code"], "not_delivered", "{error}");
+    // It carries the request's ref, so the client knows which message it was.
+    assert_eq!(error["ref"], "f", "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(
-        message.contains("bob") && message.contains("may not have been delivered"),
+        message.contains(r#"to bob ("as it froze")"#)
+            && message.contains("may not have been delivered"),
+        "{error}"
+    );
+}
+
+/// A text reader has no references: the late error names the message by its first words.
+#[tokio::test]
+async fn a_private_message_sent_as_redis_froze_is_named_to_a_text_reader() {
+    let redis = Redis::start();
+    let (one, two) = (Node::start(&redis, "one"), Node::start(&redis, "two"));
+    let mut bob = two.text("bob").await;
+    let mut ana = one.text("ana").await;
+    member_until(&mut ana, "#lobby", "bob").await;
+    ana.send("/msg bob before").await;
+    bob.expect("(private) <ana> before").await;
+
+    redis.signal("STOP");
+    ana.send("/msg bob the first words of a long line that runs on past the quote")
+        .await;
+    let error = ana.expect("ERROR not_delivered: ").await;
+    redis.signal("CONT");
+    assert!(
+        error.contains(r#"your message "#)
+            && error.contains(
+                r#" to bob ("the first words of a long line…") may not have been delivered"#
+            ),
         "{error}"
     );
 }

@@ -387,13 +387,9 @@ async fn a_silent_client_times_out_and_a_talking_one_stays() {
     assert_eq!(busy.next().await.unwrap(), "#lobby *** 1 here: busy");
 }
 
-/// A history answer bigger than the asker's send queue is cut to what fits, rather than
-/// putting the asker out for "send queue exceeded" before it reads a line of it: a room
-/// whose kept history encodes to more than the queue in JSON (a `"` is two bytes there)
-/// would otherwise put out every JSON client that joins it, and `/history since` would
-/// put out whoever asks for more than a queue of messages.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_history_answer_bigger_than_the_send_queue_is_cut_to_fit() {
+/// A server whose #big holds 300 messages m0…m299 of 4,000 `"` each, more than a send queue
+/// in JSON; and ana, who said them, still in it.
+async fn a_room_of_long_messages() -> (TestServer, Client) {
     let server = TestServer::with(Limits {
         flood_rate: 0,
         history_per_room: 1000,
@@ -409,6 +405,17 @@ async fn a_history_answer_bigger_than_the_send_queue_is_cut_to_fit() {
     }
     ana.send("/users").await;
     ana.expect("here:").await;
+    (server, ana)
+}
+
+/// A history answer bigger than the asker's send queue is cut to what fits, rather than
+/// putting the asker out for "send queue exceeded" before it reads a line of it: a room
+/// whose kept history encodes to more than the queue in JSON (a `"` is two bytes there)
+/// would otherwise put out every JSON client that joins it, and `/history since` would
+/// put out whoever asks for more than a queue of messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_answer_bigger_than_the_send_queue_is_cut_to_fit() {
+    let (server, _ana) = a_room_of_long_messages().await;
 
     let mut bot = Client::tcp(server.tcp()).await;
     bot.expect("*** Welcome").await;
@@ -442,21 +449,7 @@ async fn a_history_answer_bigger_than_the_send_queue_is_cut_to_fit() {
 /// of 300 long messages, the client hears exactly which numbers it will not get.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resume_cut_to_fit_the_send_queue_says_what_it_left_out_in_its_gap() {
-    let server = TestServer::with(Limits {
-        flood_rate: 0,
-        history_per_room: 1000,
-        ..Limits::default()
-    })
-    .await;
-    let mut ana = server.named("ana").await;
-    ana.send("/join #big").await;
-    ana.expect("you joined").await;
-    let quotes = "\"".repeat(4000);
-    for i in 0..300 {
-        ana.send(&format!("m{i} {quotes}")).await;
-    }
-    ana.send("/users").await;
-    ana.expect("here:").await;
+    let (server, _ana) = a_room_of_long_messages().await;
 
     let mut bot = Client::tcp(server.tcp()).await;
     bot.expect("*** Welcome").await;
