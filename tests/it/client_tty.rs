@@ -124,14 +124,7 @@ async fn after_a_server_restart_it_reconnects_with_its_nick_and_room_and_shows_w
     // One attempt fails while the server is down; the next waits at least 0.75 s.
     wait_for(&tmux, "cannot reconnect").await;
 
-    let server = TestServer::on(
-        &[&format!("tcp://{addr}")],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-    )
-    .await;
+    let server = started_again_on(addr).await;
     let mut bob = server.named("bob").await;
     bob.send("/join #ops").await;
     bob.expect("you joined").await;
@@ -148,6 +141,19 @@ async fn after_a_server_restart_it_reconnects_with_its_nick_and_room_and_shows_w
     assert_eq!(bob.expect("<ana>").await, "#ops <ana> back again");
 }
 
+/// A server started again on the address the one the client knew had, without flood
+/// control (the test's own users say things at once).
+async fn started_again_on(addr: std::net::SocketAddr) -> TestServer {
+    TestServer::on(
+        &[&format!("tcp://{addr}")],
+        Limits {
+            flood_rate: 0,
+            ..Limits::default()
+        },
+    )
+    .await
+}
+
 /// A room the reconnect cannot join again (a key set meanwhile) is left off, and the prompt
 /// shown while the line was read still names it: the client says where lines go now, so a
 /// line typed at that prompt is not said, unawares, in another room.
@@ -162,14 +168,7 @@ async fn a_room_refused_on_reconnecting_is_said_and_where_lines_go_now() {
     server.shutdown.cancel();
     server.task.await.unwrap();
     wait_for(&tmux, "cannot reconnect").await;
-    let server = TestServer::on(
-        &[&format!("tcp://{addr}")],
-        Limits {
-            flood_rate: 0,
-            ..Limits::default()
-        },
-    )
-    .await;
+    let server = started_again_on(addr).await;
     let mut bob = server.named("bob").await;
     bob.send("/join #ops").await;
     bob.expect("you joined").await;
