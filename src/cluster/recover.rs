@@ -170,24 +170,34 @@ async fn rooms_with(
 ) -> redis::RedisResult<Vec<RoomName>> {
     let prefix = format!("{PREFIX}{kind}:");
     let mut rooms = Vec::new();
+    for key in keys_like(redis, &format!("{prefix}*")).await? {
+        match wire::room(&key[prefix.len()..]) {
+            Ok(room) => rooms.push(room),
+            Err(e) => tracing::warn!(error = %e, kind, "skipped a foreign key in Redis"),
+        }
+    }
+    Ok(rooms)
+}
+
+/// Every key Redis has that matches `pattern`, a `SCAN` step at a time.
+async fn keys_like(
+    redis: &mut ConnectionManager,
+    pattern: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        let (next, more): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{prefix}*"))
+            .arg(pattern)
             .arg("COUNT")
             .arg(SCAN_COUNT)
             .query_async(redis)
             .await?;
-        for key in keys {
-            match wire::room(&key[prefix.len()..]) {
-                Ok(room) => rooms.push(room),
-                Err(e) => tracing::warn!(error = %e, kind, "skipped a foreign key in Redis"),
-            }
-        }
+        keys.extend(more);
         if next == 0 {
-            return Ok(rooms);
+            return Ok(keys);
         }
         cursor = next;
     }
@@ -196,31 +206,17 @@ async fn rooms_with(
 /// The names of the accounts Redis has.
 async fn account_names(redis: &mut ConnectionManager) -> redis::RedisResult<HashSet<Nick>> {
     let mut names = HashSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{PREFIX}account:*"))
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
+    for key in keys_like(redis, &format!("{PREFIX}account:*")).await? {
+        let name: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("name")
             .query_async(redis)
             .await?;
-        for key in keys {
-            let name: Option<String> = redis::cmd("HGET")
-                .arg(&key)
-                .arg("name")
-                .query_async(redis)
-                .await?;
-            if let Some(nick) = name.and_then(|name| Nick::parse(&name).ok()) {
-                names.insert(nick);
-            }
+        if let Some(nick) = name.and_then(|name| Nick::parse(&name).ok()) {
+            names.insert(nick);
         }
-        if next == 0 {
-            return Ok(names);
-        }
-        cursor = next;
     }
+    Ok(names)
 }
 
 /// Gives `charla:epoch` a value unless it has one, and returns it.
