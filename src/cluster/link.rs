@@ -420,7 +420,7 @@ impl Sender {
             self.holding = true;
         }
         let mut sent = Vec::with_capacity(self.taken.len().min(CLUSTER_BATCH));
-        let (mut fallen, mut lost) = (Vec::new(), Vec::new());
+        let (mut fallen, mut lost, mut undelivered) = (Vec::new(), Vec::new(), Vec::new());
         while sent.len() < CLUSTER_BATCH {
             let Some(out) = self.taken.pop_front() else {
                 break;
@@ -448,6 +448,17 @@ impl Sender {
                 sent.push(Out::Release(nick, id));
                 continue;
             }
+            if !out.is_ordered() && !self.shared.reachable.load(Ordering::Relaxed) {
+                // Not sent to a Redis out of reach, as a pipeline that failed would not
+                // have carried it ([`Sender::failed`]): presence and claims are told again
+                // on return ([`rejoin`]), a private message's sender is told. Sent, it would
+                // wait on the connection manager's attempts to connect again, and what is
+                // held after it would wait to be heard here as long.
+                if let Out::Direct(from, _) = out {
+                    undelivered.push(from);
+                }
+                continue;
+            }
             if out.is_ordered() && (self.holding || !self.shared.reachable.load(Ordering::Relaxed))
             {
                 self.holding = true;
@@ -457,6 +468,9 @@ impl Sender {
             sent.push(out);
         }
         self.hear_held(fallen, lost);
+        for from in undelivered {
+            self.hub.not_delivered(from);
+        }
         if sent.is_empty() {
             return None;
         }
