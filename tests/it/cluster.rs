@@ -233,6 +233,34 @@ impl Node {
         }
     }
 
+    /// Pauses the node's process (SIGSTOP), cut off from Redis and its users as a machine
+    /// that froze is, and waits until every thread of it stopped: a thread in the middle of
+    /// a system call finishes it first, so a command to Redis it was writing (a heartbeat
+    /// that keeps its number) could otherwise reach Redis after what the test does next.
+    pub(crate) fn freeze(&self) {
+        let pid = self.process.child.id();
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+        let deadline = Instant::now() + PATIENCE;
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "node {} never stopped",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Resumes the node [`Node::freeze`] paused (SIGCONT).
+    pub(crate) fn thaw(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.process.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
     /// A text client that took `nick`.
     pub(crate) async fn text(&self, nick: &str) -> Client {
         let mut c = Client::tcp(self.tcp).await;
@@ -277,6 +305,20 @@ impl Node {
         c.expect(" 366 ").await;
         c
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in its `stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
 }
 
 impl Drop for Node {

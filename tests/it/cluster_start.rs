@@ -144,8 +144,7 @@ async fn a_node_whose_number_was_taken_while_it_was_cut_off_stops_saying_so() {
     let redis = Redis::start();
     let mut one = Node::start(&redis, "one");
     let mut ana = one.json("ana").await;
-    let pid = nix::unistd::Pid::from_raw(one.process.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    one.freeze();
     // Redis loses its keys (restarted empty) while one is cut off; two starts then and
     // takes the lowest free number, one's.
     let flushed = redis.command(&["FLUSHALL"]);
@@ -154,7 +153,7 @@ async fn a_node_whose_number_was_taken_while_it_was_cut_off_stops_saying_so() {
     let mut bob = two.text("bob").await;
     let holder = redis.command(&["GET", "charla:node:1"]);
 
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    one.thaw();
     ana.expect(r#""type":"bye","reason":"server_shutdown""#)
         .await;
     let status = one.process.exit_status();
