@@ -1339,14 +1339,19 @@ enum Mark {
     At(crate::hub::Mark),
 }
 
-/// `*`, `msgid=ID` or `timestamp=2026-12-04T10:20:00.123Z`; `None` for anything else.
+/// `*`, `msgid=ID` (or `ID-N`) or `timestamp=2026-12-04T10:20:00.123Z`; `None` for
+/// anything else.
 fn mark(sent: &str) -> Option<Mark> {
     if sent == "*" {
         return Some(Mark::Latest);
     }
     let (kind, value) = sent.split_once('=')?;
     let at = match kind {
-        "msgid" => crate::hub::Mark::Message(value.parse().ok()?),
+        // A part of a message split for IRC is `ID-N` ([`super::encode`]): its message's.
+        "msgid" => {
+            let id = value.split_once('-').map_or(value, |(id, _)| id);
+            crate::hub::Mark::Message(id.parse().ok()?)
+        }
         "timestamp" => {
             let at: jiff::Timestamp = value.parse().ok()?;
             crate::hub::Mark::Time(u64::try_from(at.as_millisecond()).ok()?)
@@ -1473,6 +1478,18 @@ mod tests {
         };
         codec.decode(input.as_bytes(), &mut sink);
         sink.seen
+    }
+
+    #[test]
+    fn a_msgid_mark_finds_the_message_of_a_part_too() {
+        let message = |sent| match mark(sent) {
+            Some(Mark::At(crate::hub::Mark::Message(id))) => Some(id),
+            _ => None,
+        };
+        assert_eq!(message("msgid=42"), Some(42));
+        assert_eq!(message("msgid=42-3"), Some(42));
+        assert_eq!(message("msgid=-3"), None);
+        assert_eq!(message("msgid=x-3"), None);
     }
 
     #[test]

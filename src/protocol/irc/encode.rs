@@ -1025,6 +1025,8 @@ fn write_text(
 
 /// Writes `prefix open part close` lines, `text` cut into parts on character boundaries
 /// so no line passes [`MAX_OUT_BYTES`]: a 4 KiB line from an nc user reaches IRC whole.
+/// Each part after the first has a `msgid` of its own (`ID-2`, `ID-3`…): a client that
+/// tells messages apart by their msgid would otherwise keep only the first.
 fn split_lines(
     s: &mut Lines<'_>,
     prefix: &str,
@@ -1032,18 +1034,32 @@ fn split_lines(
     text: &str,
     close: &str,
 ) -> std::fmt::Result {
+    let msgid_end = prefix.find("msgid=").map(|at| {
+        let digits = prefix[at + 6..].bytes().take_while(u8::is_ascii_digit);
+        at + 6 + digits.count()
+    });
+    // Room for the longest part's `-N` too.
+    let suffix = msgid_end.map_or(0, |_| 2 + text.len().checked_ilog10().unwrap_or(0) as usize);
     let room = MAX_OUT_BYTES
-        .saturating_sub(prefix.len() + open.len() + close.len() + 2)
+        .saturating_sub(prefix.len() + suffix + open.len() + close.len() + 2)
         .max(4);
     let mut rest = text;
+    let mut part_number = 1;
     while !rest.is_empty() {
         let mut cut = rest.len().min(room);
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
         let (part, after) = rest.split_at(cut);
-        write!(s, "{prefix}{open}{part}{close}\r\n")?;
+        match msgid_end.filter(|_| part_number > 1) {
+            Some(end) => {
+                let (head, tail) = prefix.split_at(end);
+                write!(s, "{head}-{part_number}{tail}{open}{part}{close}\r\n")?;
+            }
+            None => write!(s, "{prefix}{open}{part}{close}\r\n")?,
+        }
         rest = after;
+        part_number += 1;
     }
     Ok(())
 }
@@ -1330,6 +1346,34 @@ mod tests {
             );
         }
         assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn each_part_of_a_split_message_has_a_msgid_of_its_own() {
+        let mut long = said(&"ñ".repeat(600), false);
+        long.id = 42;
+        long.tags = ClientTags::from_section("+draft/react=x").unwrap();
+        let mut s = Lines::new("charla");
+        write_said(
+            &mut s,
+            format().with_caps(Caps::MESSAGE_TAGS),
+            &long,
+            Replay::Live,
+        )
+        .unwrap();
+        let got: Vec<&str> = s.text.split_terminator("\r\n").collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        let mut joined = String::new();
+        for (n, line) in got.iter().enumerate() {
+            assert!(line.len() + 2 <= MAX_OUT_BYTES, "{}", line.len());
+            let msgid = match n {
+                0 => "@msgid=42;".to_string(),
+                n => format!("@msgid=42-{};", n + 1),
+            };
+            let head = format!("{msgid}+draft/react=x :João!João@charla PRIVMSG #ops :");
+            joined.push_str(line.strip_prefix(&head).unwrap_or_else(|| panic!("{line}")));
+        }
+        assert_eq!(joined, "ñ".repeat(600));
     }
 
     #[test]
