@@ -39,12 +39,12 @@ impl Collector for HubGauges {
         let gauges = [
             (
                 "sessions",
-                "Sessions connected now (registered connections)",
+                "Sessions connected now (registered connections).",
                 sessions,
             ),
             (
                 "rooms",
-                "Rooms that exist now, those feeds keep open included",
+                "Rooms that exist now, those feeds keep open included.",
                 rooms,
             ),
         ];

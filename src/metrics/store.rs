@@ -28,17 +28,17 @@ impl Collector for HistoryCounts {
         let counters = [
             (
                 "history_written",
-                "History entries committed to the history file",
+                "History entries committed to the history file.",
                 stats.written,
             ),
             (
                 "history_lost",
-                "History entries said but not written to the file (their transaction failed: the disk full, an I/O error); each was delivered live and its sender told not_stored",
+                "History entries said but not written to the file (their transaction failed: the disk full, an I/O error); each was delivered live and its sender told not_stored.",
                 stats.lost,
             ),
             (
                 "history_refused",
-                "Messages and posts refused because the history writer's queue was full (the disk far behind); none was said, each sender was told store_unavailable",
+                "Messages and posts refused because the history writer's queue was full (the disk far behind); none was said, each sender was told store_unavailable.",
                 stats.refused,
             ),
         ];

@@ -63,12 +63,12 @@ impl Collector for WriteTally {
         let counters = [
             (
                 "lines_written",
-                "Lines written whole to clients: every event, messages and answers alike (a WebSocket frame is a line)",
+                "Lines written whole to clients: every event, messages and answers alike (a WebSocket frame is a line).",
                 self.lines(),
             ),
             (
                 "bytes_written",
-                "Bytes written to clients, before any WebSocket framing",
+                "Bytes written to clients, before any WebSocket framing.",
                 self.bytes(),
             ),
         ];

@@ -213,7 +213,7 @@ impl Collector for CheckStates {
             .collect();
         let mut family = encoder.encode_descriptor(
             "check_state",
-            "Each --check's state: 1 for the one it is in, 0 for the others",
+            "Each --check's state: 1 for the one it is in, 0 for the others.",
             None,
             MetricType::Gauge,
         )?;
