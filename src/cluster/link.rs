@@ -1129,16 +1129,18 @@ async fn rejoin(shared: &Shared, hub: &Hub) -> bool {
     false
 }
 
-/// Back in touch: tells the others who is here ([`tell_back`]) and makes Redis reachable,
-/// in one step under the hub's lock. A session's change (a join, a leave, a rename) is
-/// recorded for the others and published under that lock too, reading whether Redis is
-/// reachable: so each is wholly before, told in the round and not published live (what
-/// is said while Redis is out of reach), or wholly after, published live and not in the
-/// round; never in both, which the others would announce twice.
+/// Back in touch: makes Redis reachable and tells the others who is here
+/// ([`tell_back`]), in one step under the hub's lock. A session's change (a join, a
+/// leave, a rename) is recorded for the others and published under that lock too,
+/// reading whether Redis is reachable: so each is wholly before, told in the round and
+/// not published live (what is said while Redis is out of reach), or wholly after,
+/// published live and not in the round; never in both, which the others would announce
+/// twice. Reachable first: what the sender takes while Redis is out of reach it does not
+/// send ([`Sender::next_pipeline`]), and what is told here is to be sent.
 pub(super) fn back(shared: &Shared, hub: &Hub) {
     hub.between_changes(|| {
-        tell_back(shared);
         shared.reachable.store(true, Ordering::Relaxed);
+        tell_back(shared);
     });
 }
 
@@ -1165,7 +1167,7 @@ pub(super) fn tell_back(shared: &Shared) {
         shared.send(Out::Claim(nick, id));
     }
     shared.tell_everyone();
-    shared.tell_departed();
+    shared.tell_departed(true);
 }
 
 /// Sessions of other nodes are gone: they leave their rooms here.
@@ -1439,7 +1441,7 @@ fn heard(
         } => {
             heard_node(shared, hub, node, &run, presence);
             shared.tell_everyone();
-            shared.tell_departed();
+            shared.tell_departed(false);
             // And what this node's checks and heartbeats report, without waiting.
             shared.alerts_changed.notify_one();
         }

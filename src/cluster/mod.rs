@@ -426,12 +426,19 @@ impl Shared {
         }
     }
 
-    /// Back in touch after an outage, or asked by a node that (re)joined: the sessions
-    /// here that ended lately are told gone again ([`Wire::Absent`]'s `again`), so that a
-    /// node that missed it announces their leaving and forgets them.
-    fn tell_departed(&self) {
+    /// Back in touch after an outage (`returning`), or asked by a node that (re)joined:
+    /// the sessions here that ended lately are told gone again ([`Wire::Absent`]'s
+    /// `again`), so that a node that missed it announces their leaving and forgets them.
+    /// On return every one kept through the outage is told, and kept as long again from
+    /// now, however long ago it ended: what told it before may have been lost.
+    fn tell_departed(&self, returning: bool) {
         let mut departed = self.departed.lock().unwrap();
-        self.forget_departed(&mut departed);
+        if returning {
+            let now = Instant::now();
+            departed.iter_mut().for_each(|(at, _)| *at = now);
+        } else {
+            self.forget_departed(&mut departed);
+        }
         for (_, id) in departed.iter() {
             self.send(Out::Publish(Wire::Absent {
                 node: self.node.number(),
@@ -520,8 +527,8 @@ impl Cluster {
         let (outbox, queue) = mpsc::channel(outbox.max(1));
         let shared = Arc::new(Shared::new(node, run, name.clone(), outbox));
         // Nothing is held yet: the sender starts sending.
-        link::tell_back(&shared);
         shared.reachable.store(true, Ordering::Relaxed);
+        link::tell_back(&shared);
         Ok(Cluster {
             shared,
             redis,
