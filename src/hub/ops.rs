@@ -727,6 +727,11 @@ impl ChatState {
                 created: target.created,
             }));
         }
+        // A room that does not exist is said so, not that one is not in it (IRC's 403
+        // before 442, as KICK).
+        if let Some(name) = &room {
+            self.existing_room(id, Some(name.clone()))?;
+        }
         let room = operated_room(self, id, room)?;
         let target = &self.rooms[&room];
         if !may_operate(self, id, target) {

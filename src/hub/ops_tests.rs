@@ -471,6 +471,13 @@ fn a_mode_request_is_carried_out_whole_or_refused_whole() {
     assert!(matches!(&eve.inbox.take()[..], [Event::Bans { bans, .. }] if bans.is_empty()));
     set(&hub, &eve, add(Mode::Moderated));
     assert_eq!(errors(&eve), [ErrorCode::NotInRoom]);
+    // A room that does not exist is said so (IRC 403), not that one is not in it (442).
+    let nowhere = Command::Mode {
+        room: Some(room("#nowhere")),
+        changes: add(Mode::Moderated),
+    };
+    hub.apply(eve.id, nowhere.into());
+    assert_eq!(errors(&eve), [ErrorCode::InvalidRoom]);
 }
 
 /// Found writing the `irc_codec` fuzz target's mode check (docs/fuzzing.md): a key is
