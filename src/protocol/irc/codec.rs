@@ -316,6 +316,11 @@ impl IrcClient {
             self.nick = Some(nick);
             return self.try_register(sink);
         }
+        // The nick one has, spelled the same, is no change: nothing is said to anyone (a
+        // change of case is a change, and goes to the hub).
+        if sink.nick().is_some_and(|now| now.as_str() == nick.as_str()) {
+            return;
+        }
         self.ask(sink, "NICK", nick.as_str(), Command::Nick(nick.clone()));
         // The hub has answered by now: the session's nick is the new one or still the old.
         if let Some(now) = sink.nick() {
@@ -1825,6 +1830,17 @@ mod tests {
             got[0].starts_with(":charla 432 * FOO :Erroneous nickname"),
             "{got:?}"
         );
+    }
+
+    /// irctest's testCaseChanges: NICK to the nick one has, spelled the same, is no change
+    /// and answered by nothing; spelled in another case, it is a change.
+    #[test]
+    fn nick_to_the_same_spelling_is_no_change() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        assert_eq!(run(&mut codec, "NICK ana\r\n"), Vec::<String>::new());
+        let got = run(&mut codec, "NICK Ana\r\n");
+        assert!(got[0].starts_with("Nick(\"Ana\")"), "{got:?}");
     }
 
     #[test]
