@@ -824,7 +824,10 @@ fn mode_changes(written: &str) -> Result<Vec<ModeChange>, String> {
     match crate::protocol::modes::parse(letters, &args) {
         Ok(crate::protocol::modes::ModeRequest::Change(changes)) => Ok(changes),
         Ok(_) => Err(format!("no mode changes in {written:?}")),
-        Err(refusal) => Err(format!("mode changes {written:?}: {}", refusal.message)),
+        Err(refused) => Err(format!(
+            "mode changes {written:?}: {}",
+            refused.refusal.message
+        )),
     }
 }
 

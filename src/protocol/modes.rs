@@ -3,8 +3,8 @@
 //! request and IRC's MODE share this parser.
 
 use super::{Refusal, nick_arg};
-use crate::hub::{BanMask, ErrorCode, Mode, ModeChange};
-use crate::limits::MAX_MODE_ARGS;
+use crate::hub::{BanMask, ErrorCode, Mode, ModeChange, Modes};
+use crate::limits::{MAX_KEY_BYTES, MAX_MODE_ARGS};
 
 /// What a mode line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,9 +16,33 @@ pub enum ModeRequest {
     Change(Vec<ModeChange>),
 }
 
+/// A mode line refused: why, and the letter whose argument is at fault when one is (IRC's
+/// `696` names it).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ModeRefusal {
+    pub refusal: Refusal,
+    pub letter: Option<char>,
+}
+
+impl ModeRefusal {
+    fn of(letter: Option<char>, code: ErrorCode, message: String) -> ModeRefusal {
+        ModeRefusal {
+            refusal: Refusal::new(code, message),
+            letter,
+        }
+    }
+}
+
+impl From<ModeRefusal> for Refusal {
+    fn from(refused: ModeRefusal) -> Refusal {
+        refused.refusal
+    }
+}
+
 /// Parses `letters` (`+mi-t`, a leading `+` optional) with `args` for the letters that
-/// take one: `b`, `k`, `o`, `v` always, `l` when set.
-pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
+/// take one: `b`, `k`, `o`, `v` always, `l` when set. A key or limit that could never be
+/// set is refused here, naming its letter, as a ban mask that is not one is.
+pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, ModeRefusal> {
     if letters.is_empty() {
         return Ok(ModeRequest::Query);
     }
@@ -32,12 +56,15 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
         let sign = if add { '+' } else { '-' };
         let mut arg = |what: &str| {
             args.next().copied().ok_or_else(|| {
-                Refusal::new(
+                ModeRefusal::of(
+                    None,
                     ErrorCode::MissingArgument,
                     format!("{sign}{letter} needs {what}"),
                 )
             })
         };
+        let invalid =
+            |message: String| ModeRefusal::of(Some(letter), ErrorCode::InvalidArgument, message);
         let mode = match letter {
             '+' => {
                 add = true;
@@ -52,27 +79,39 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
             'm' => Mode::Moderated,
             'i' => Mode::InviteOnly,
             's' => Mode::Secret,
-            'k' if add => Mode::Key(arg("a key")?.to_string()),
+            'k' if add => {
+                let key = arg("a key")?;
+                if !Modes::valid_key(key) {
+                    return Err(invalid(format!(
+                        "a key is 1 to {MAX_KEY_BYTES} bytes, without spaces, commas or \
+                         control characters"
+                    )));
+                }
+                Mode::Key(key.to_string())
+            }
             // IRC sends the key to remove it too; a person typing `/mode -k` need not.
             'k' => Mode::Key(args.next().copied().unwrap_or("*").to_string()),
             'l' if add => {
                 let limit = arg("a member count")?;
-                Mode::Limit(limit.parse().map_err(|_| {
-                    Refusal::new(
-                        ErrorCode::InvalidArgument,
-                        format!("{limit:?} is not a member count"),
-                    )
-                })?)
+                match limit.parse() {
+                    Ok(0) => return Err(invalid("a limit is at least 1".into())),
+                    Ok(count) => Mode::Limit(count),
+                    Err(_) => return Err(invalid(format!("{limit:?} is not a member count"))),
+                }
             }
             'l' => Mode::Limit(0),
-            'b' => Mode::Ban(
-                BanMask::parse(arg("a nick or mask")?)
-                    .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e))?,
-            ),
-            'o' => Mode::Op(nick_arg(arg("a nick")?)?),
-            'v' => Mode::Voice(nick_arg(arg("a nick")?)?),
+            'b' => Mode::Ban(BanMask::parse(arg("a nick or mask")?).map_err(invalid)?),
+            'o' => Mode::Op(nick_arg(arg("a nick")?).map_err(|refusal| ModeRefusal {
+                refusal,
+                letter: Some(letter),
+            })?),
+            'v' => Mode::Voice(nick_arg(arg("a nick")?).map_err(|refusal| ModeRefusal {
+                refusal,
+                letter: Some(letter),
+            })?),
             other => {
-                return Err(Refusal::new(
+                return Err(ModeRefusal::of(
+                    None,
                     ErrorCode::UnknownMode,
                     format!(
                         "{other} is not a mode charla has (it has b, i, k, l, m, n, s, t, o, v)"
@@ -84,7 +123,8 @@ pub fn parse(letters: &str, args: &[&str]) -> Result<ModeRequest, Refusal> {
     }
     let with_param = changes.iter().filter(|c| c.mode.takes_param()).count();
     if with_param > MAX_MODE_ARGS {
-        return Err(Refusal::new(
+        return Err(ModeRefusal::of(
+            None,
             ErrorCode::InvalidArgument,
             format!("at most {MAX_MODE_ARGS} changes with a parameter at once"),
         ));
@@ -134,7 +174,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_refused_with_their_code() {
-        let code = |letters, args: &[&str]| parse(letters, args).unwrap_err().code;
+        let code = |letters, args: &[&str]| parse(letters, args).unwrap_err().refusal.code;
         assert_eq!(code("+z", &[]), ErrorCode::UnknownMode);
         assert_eq!(code("+k", &[]), ErrorCode::MissingArgument);
         assert_eq!(code("+l", &["many"]), ErrorCode::InvalidArgument);

@@ -923,7 +923,9 @@ impl IrcClient {
                 return;
             };
             let letters = change.unwrap_or("");
-            let args: Vec<&str> = (2..m.params.len()).filter_map(|i| m.param(i)).collect();
+            // An empty argument is one (`MODE #ops +k :`), refused as a bad key or limit
+            // (696), not as missing (461).
+            let args = m.params.get(2..).unwrap_or_default();
             let command = match crate::protocol::modes::parse(letters, &args) {
                 Ok(ModeRequest::Query) => Command::Mode {
                     room: Some(room.clone()),
@@ -936,7 +938,7 @@ impl IrcClient {
                     room: Some(room.clone()),
                     changes,
                 },
-                Err(refusal) if refusal.code == ErrorCode::UnknownMode => {
+                Err(refused) if refused.refusal.code == ErrorCode::UnknownMode => {
                     let letter = letters
                         .chars()
                         .find(|c| !"+-bklimnstov".contains(*c))
@@ -948,14 +950,20 @@ impl IrcClient {
                         &format!("{} :is unknown mode char to me", word(&letter)),
                     );
                 }
-                Err(refusal) if refusal.code == ErrorCode::MissingArgument => {
+                Err(refused) if refused.refusal.code == ErrorCode::MissingArgument => {
                     return self.need_more(sink, "MODE");
                 }
-                Err(refusal) => {
+                // 696 names the letter alone, as modern.ircdocs.horse has it.
+                Err(refused) => {
+                    let letter = refused.letter.map(String::from);
                     return self.numeric(
                         sink,
                         ERR_INVALIDMODEPARAM,
-                        &format!("{room} {} * :{}", word(letters), refusal.message),
+                        &format!(
+                            "{room} {} * :{}",
+                            word(letter.as_deref().unwrap_or(letters)),
+                            refused.refusal.message
+                        ),
                     );
                 }
             };
@@ -1841,6 +1849,34 @@ mod tests {
         assert_eq!(run(&mut codec, "NICK ana\r\n"), Vec::<String>::new());
         let got = run(&mut codec, "NICK Ana\r\n");
         assert!(got[0].starts_with("Nick(\"Ana\")"), "{got:?}");
+    }
+
+    /// irctest's testKeyValidation and testLimitInvalidValues: a key or limit that could
+    /// never be set, an empty one included, is 696 naming its letter alone; no argument at
+    /// all is 461.
+    #[test]
+    fn a_bad_key_or_limit_is_696_naming_its_letter() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        for (change, letter) in [
+            ("+l 0", 'l'),
+            ("+l -1", 'l'),
+            ("+l abc", 'l'),
+            ("+l :", 'l'),
+            ("+k :", 'k'),
+            ("+k :a b", 'k'),
+            ("+k :  ", 'k'),
+            ("+mk :\u{1b}[2J", 'k'),
+        ] {
+            let got = run(&mut codec, &format!("MODE #ops {change}\r\n"));
+            assert_eq!(got.len(), 1, "{change}: {got:?}");
+            let start = format!(":charla 696 ana #ops {letter} * :");
+            assert!(got[0].starts_with(&start), "{change}: {got:?}");
+        }
+        let got = run(&mut codec, "MODE #ops +l\r\n");
+        assert_eq!(got, [":charla 461 ana MODE :Not enough parameters\r\n"]);
+        let got = run(&mut codec, "MODE #ops +lk 5 :sesame\r\n");
+        assert!(got[0].contains("Limit(5)") && got[0].contains("Key(\"sesame\")"));
     }
 
     #[test]
