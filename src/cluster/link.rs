@@ -1260,6 +1260,7 @@ fn heard(
             nick,
             count,
             account,
+            away,
             ..
         } => {
             let room = wire::room(&room)?;
@@ -1270,6 +1271,7 @@ fn heard(
                 members: Vec::new(),
                 count,
                 account: account.as_deref().map(wire::nick).transpose()?,
+                away: away.as_deref().and_then(MessageText::new),
             };
             burst.push(Publication {
                 room,

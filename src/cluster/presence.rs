@@ -64,7 +64,7 @@ pub(super) fn announce(shared: &Shared, hub: &Hub, old: Option<Remote>, told: To
                 .map(|room| (room.clone(), roster.count(room)))
                 .collect()
         };
-        hub.joined_elsewhere(&told.nick, told.account, &joined);
+        hub.joined_elsewhere(&told.nick, told.account, told.away, &joined);
     }
 }
 

@@ -87,6 +87,10 @@ pub enum Wire {
         /// The account the joiner is logged in to (IRCv3 `extended-join`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
+        /// The joiner's away message when it joined away (IRC `away-notify`); absent from
+        /// nodes that predate it, which is read as not away.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
     },
     Left {
         node: u16,
@@ -415,6 +419,7 @@ impl Wire {
                 nick,
                 count,
                 account,
+                away,
                 ..
             } => Wire::Joined {
                 node,
@@ -422,6 +427,7 @@ impl Wire {
                 nick: nick.as_str().to_string(),
                 count: *count,
                 account: account.as_ref().map(|a| a.as_str().to_string()),
+                away: away.as_ref().map(|a| a.as_str().to_string()),
             },
             Event::Left { nick, reason, .. } => Wire::Left {
                 node,

@@ -1265,6 +1265,7 @@ impl ChatState {
                     members: Vec::new(),
                     count,
                     account: self.sessions[&id].account.clone(),
+                    away: self.sessions[&id].away.clone(),
                 };
                 self.publish(room.clone(), joined, Some(id));
             }
@@ -1292,6 +1293,7 @@ impl ChatState {
             nick,
             you: true,
             account: self.sessions[&id].account.clone(),
+            away: self.sessions[&id].away.clone(),
         };
         self.send(id, &Outgoing::reply(joined, reference.clone()));
         if let Some(topic) = &self.rooms[&room].topic {

@@ -51,11 +51,12 @@ impl Hub {
 
     /// A session of another node, `nick`, joined `rooms` (each with how many of its members
     /// are on other nodes, this one included) while this node could not hear it: the
-    /// members here of each hear it as they would have then.
+    /// members here of each hear it as they would have then, away or not as it is now.
     pub fn joined_elsewhere(
         &self,
         nick: &Nick,
         account: Option<Nick>,
+        away: Option<MessageText>,
         rooms: &[(RoomName, usize)],
     ) {
         self.announce_elsewhere(rooms, |room, count| Event::Joined {
@@ -65,6 +66,7 @@ impl Hub {
             members: Vec::new(),
             count,
             account: account.clone(),
+            away: away.clone(),
         });
     }
 

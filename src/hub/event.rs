@@ -168,6 +168,9 @@ pub enum Event {
         count: usize,
         /// The account the joiner is logged in to (IRCv3 account-tag).
         account: Option<Nick>,
+        /// The joiner's away message when it joins away: IRC's away-notify tells it after
+        /// the JOIN, as it tells a change of away state.
+        away: Option<MessageText>,
     },
     Left {
         room: RoomName,

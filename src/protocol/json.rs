@@ -681,6 +681,8 @@ fn to_value(event: &Event) -> Value {
             members,
             count,
             account,
+            // JSON clients hear away states from `away` events and `whois`.
+            away: _,
         } => {
             let mut v =
                 json!({"type": "join", "room": room.as_str(), "nick": nick.as_str(), "you": you});

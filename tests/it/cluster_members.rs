@@ -69,6 +69,16 @@ async fn another_nodes_members_show_their_standing_and_away_state_in_every_proto
     ana.expect("(private) <bob> are you there?").await;
     cy.send_raw(b"PRIVMSG ana :ping\r\n").await;
     cy.expect(" 301 cy ana :at lunch").await;
+    // Joining away, she is told away on node two right after her JOIN (away-notify).
+    cy.send_raw(b"JOIN #side\r\n").await;
+    cy.expect(" 366 cy #side ").await;
+    ana.send("/join #side").await;
+    ana.expect("#side *** you joined").await;
+    cy.expect("ana!ana@charla JOIN #side").await;
+    assert_eq!(cy.line().await.trim_end(), ":ana!ana@charla AWAY :at lunch");
+    // Back to talking in #ops.
+    ana.send("/leave #side").await;
+    ana.expect("#side *** you left").await;
     ana.send("/away").await;
     ana.expect("*** you are back").await;
     assert_eq!(cy.expect(" AWAY").await.trim_end(), ":ana!ana@charla AWAY");

@@ -887,6 +887,50 @@ async fn ircv3_caps_are_listed_acked_and_change_what_the_client_reads() {
     bob.silent_for(QUIET).await;
 }
 
+/// irctest's testAwayNotifyOnJoin: someone away who joins a room is told away, right after
+/// the JOIN, to the members that asked for away-notify; not to those that did not, nor to
+/// the joiner.
+#[tokio::test]
+async fn someone_away_joining_is_told_away_after_the_join_to_away_notify_members() {
+    let server = server().await;
+    let mut ana = Irc::with_caps(&server, "ana", "away-notify").await;
+    let mut cai = Irc::registered(&server, "cai").await;
+    let mut bob = Irc::registered(&server, "bob").await;
+    ana.expect("cai!cai@charla JOIN #lobby").await;
+    ana.expect("bob!bob@charla JOIN #lobby").await;
+    cai.expect("bob!bob@charla JOIN #lobby").await;
+    bob.send("PART #lobby").await;
+    bob.expect("PART #lobby").await;
+    bob.send("AWAY :lunch").await;
+    bob.expect(" 306 bob ").await;
+    bob.send("JOIN #lobby").await;
+    bob.expect(" 366 bob #lobby ").await;
+    ana.expect("bob!bob@charla PART #lobby").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla JOIN #lobby");
+    assert_eq!(ana.line().await, ":bob!bob@charla AWAY :lunch");
+    cai.expect("bob!bob@charla PART #lobby").await;
+    assert_eq!(cai.line().await, ":bob!bob@charla JOIN #lobby");
+    bob.send("PING done").await;
+    assert!(bob.line().await.ends_with("PONG charla :done"));
+    cai.send("PING done").await;
+    assert!(cai.line().await.ends_with("PONG charla :done"));
+    // Back, a join is the JOIN alone.
+    bob.send("AWAY").await;
+    bob.expect(" 305 bob ").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla AWAY");
+    bob.send("JOIN #ops").await;
+    bob.expect(" 366 bob #ops ").await;
+    ana.send("JOIN #ops").await;
+    ana.expect(" 366 ana #ops ").await;
+    bob.send("PART #ops").await;
+    bob.send("JOIN #ops").await;
+    bob.expect(" 366 bob #ops ").await;
+    ana.expect("bob!bob@charla PART #ops").await;
+    assert_eq!(ana.line().await, ":bob!bob@charla JOIN #ops");
+    ana.send("PING done").await;
+    assert!(ana.line().await.ends_with("PONG charla :done"));
+}
+
 /// Lines up to and including the one that contains `end`.
 async fn lines_until(irc: &mut Irc, end: &str) -> Vec<String> {
     let mut seen = Vec::new();

@@ -192,7 +192,9 @@ fn write_event(
         Event::Joined {
             room,
             nick,
+            you,
             account,
+            away,
             ..
         } => {
             let tag = match account {
@@ -202,7 +204,14 @@ fn write_event(
                 _ => String::new(),
             };
             let nick = nick.as_str();
-            writeln_crlf(s, &format!("{tag}:{nick}!{nick}@{USER_HOST} JOIN {room}"))
+            writeln_crlf(s, &format!("{tag}:{nick}!{nick}@{USER_HOST} JOIN {room}"))?;
+            // away-notify: someone joining away is told away, as a change would be.
+            match away {
+                Some(message) if !you && format.caps.has(Caps::AWAY_NOTIFY) => {
+                    user_line(s, nick, "AWAY", &format!(":{}", one_line(message.as_str())))
+                }
+                _ => Ok(()),
+            }
         }
         Event::Left {
             room, nick, reason, ..
@@ -1518,6 +1527,8 @@ mod tests {
             members: vec![nick("ana"), nick("bob")],
             count: 2,
             account: None,
+            // One's own join away says nothing of it (away-notify is of others).
+            away: MessageText::new("lunch"),
         };
         assert_eq!(lines(joined, None), [":ana!ana@charla JOIN #ops"]);
         let users = Event::Users {
