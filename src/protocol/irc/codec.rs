@@ -217,6 +217,7 @@ impl IrcClient {
             "ISON" => self.ison(m, sink),
             "TIME" => self.time(sink),
             "VERSION" => self.version(sink),
+            "INFO" => self.info(sink),
             "AWAY" => {
                 let message = m.param(0).and_then(MessageText::new);
                 self.ask(sink, "AWAY", "*", Command::Away(message));
@@ -829,6 +830,15 @@ impl IrcClient {
         let version = env!("CARGO_PKG_VERSION");
         let rest = format!("charla-{version}. {server} :charla, a chat and live-alert server");
         self.numeric(sink, RPL_VERSION, &rest);
+    }
+
+    /// INFO: what the server is, as 371s, then 374 (a target server, as RFC 1459 allows,
+    /// is this one: there is no other to ask).
+    fn info(&mut self, sink: &mut impl Sink) {
+        let version = env!("CARGO_PKG_VERSION");
+        let what = env!("CARGO_PKG_DESCRIPTION");
+        self.numeric(sink, RPL_INFO, &format!(":charla {version}: {what}"));
+        self.numeric(sink, RPL_ENDOFINFO, ":End of INFO list");
     }
 
     /// NAMES of rooms (the room talked in when none is named).
@@ -1877,6 +1887,21 @@ mod tests {
         assert_eq!(got, [":charla 461 ana MODE :Not enough parameters\r\n"]);
         let got = run(&mut codec, "MODE #ops +lk 5 :sesame\r\n");
         assert!(got[0].contains("Limit(5)") && got[0].contains("Key(\"sesame\")"));
+    }
+
+    /// irctest's testInfo: INFO is answered with 371s and ends with 374.
+    #[test]
+    fn info_is_371s_then_374() {
+        let mut codec = IrcCodec::new(&Limits::default());
+        let _ = run(&mut codec, "NICK ana\r\nUSER a 0 * :A\r\n");
+        let got = run(&mut codec, "INFO\r\n");
+        let (last, info) = got.split_last().unwrap();
+        assert_eq!(last, ":charla 374 ana :End of INFO list\r\n");
+        assert!(!info.is_empty(), "{got:?}");
+        assert!(
+            info.iter().all(|l| l.starts_with(":charla 371 ana :")),
+            "{got:?}"
+        );
     }
 
     #[test]
