@@ -1043,7 +1043,7 @@ async fn chathistory_windows_come_in_a_batch_from_the_room_history() {
     ana.send("CHATHISTORY LATEST #nowhere * 5").await;
     let refused = ana.line().await;
     assert!(
-        refused.starts_with(":charla FAIL CHATHISTORY INVALID_TARGET #nowhere :"),
+        refused.starts_with(":charla FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :"),
         "{refused}"
     );
     ana.send("CHATHISTORY BEFORE #ops * 5").await;

@@ -1109,7 +1109,8 @@ impl IrcClient {
             window,
             limit,
         };
-        self.ask(sink, "CHATHISTORY", room.as_str(), command);
+        // The subcommand rides after the room, for a FAIL to name both.
+        self.ask_echoed(sink, "CHATHISTORY", room.as_str(), &sub, command);
     }
 
     /// A channel name as a room, or `None` after answering 403.

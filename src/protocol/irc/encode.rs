@@ -746,9 +746,15 @@ fn write_error(
     if matches!(asked.verb, "NOTICE" | "HISTORY" | "JOINED") {
         return Ok(());
     }
+    // `FAIL CHATHISTORY INVALID_TARGET <subcommand> <target>`, as the draft spells it.
     if asked.verb == "CHATHISTORY" {
+        let sub = if asked.rest.is_empty() {
+            "*"
+        } else {
+            asked.rest
+        };
         let line = format!(
-            ":{server} FAIL CHATHISTORY INVALID_TARGET {} :{}",
+            ":{server} FAIL CHATHISTORY INVALID_TARGET {sub} {} :{}",
             asked.subject,
             one_line(&crate::hub::sanitize(message))
         );
