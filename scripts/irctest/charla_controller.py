@@ -10,6 +10,7 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
@@ -18,7 +19,7 @@ from irctest.runner import NotImplementedByController
 
 class CharlaController(BaseServerController, DirectoryBasedController):
     software_name = "charla"
-    supported_sasl_mechanisms: Set[str] = set()
+    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
     supports_sts = False
 
     def run(
@@ -37,13 +38,15 @@ class CharlaController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("Websocket")
         if ssl:
             raise NotImplementedByController("TLS")
-        if run_services:
-            raise NotImplementedByController("services")
         assert self.proc is None
         self.port = port
         self.hostname = hostname
         self.create_config()
         binary = os.environ.get("CHARLA_BIN") or shutil.which("charla") or "charla"
+        self.binary = binary
+        # charla's accounts are its own (SASL PLAIN, no services): a case that wants them
+        # gets a database in its directory, where `registerUser` creates them.
+        self.data = str(self.directory / "data") if run_services else None
         env = dict(os.environ)
         # The IRC password goes by environment, not argv: `ps` shows argv.
         if password is not None:
@@ -54,7 +57,7 @@ class CharlaController(BaseServerController, DirectoryBasedController):
             binary,
             "serve",
             "--data",
-            "none",
+            self.data or "none",
             "--listen",
             "127.0.0.1:0",
             "--listen",
@@ -70,6 +73,30 @@ class CharlaController(BaseServerController, DirectoryBasedController):
         # is given the password's argon2 hash only.
         env["CHARLA_OPER"] = f"operuser:{oper_hash(binary, 'operpassword')}"
         self.proc = self.execute(command, env=env)
+
+    def wait_for_services(self) -> None:
+        """The accounts are the server's own: up when it is."""
+
+    def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
+        """Creates the account as `charla account add` does, in the running server's
+        database; a password charla refuses (under 8 characters) skips the case."""
+        if self.data is None:
+            raise NotImplementedByController("account registration without services")
+        # The server may still be making its database as irctest asks.
+        for _ in range(50):
+            if os.path.exists(os.path.join(self.data, "charla.db")):
+                break
+            time.sleep(0.1)
+        done = subprocess.run(
+            [self.binary, "account", "add", username, "--data", self.data],
+            input=(password or "") + "\n",
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise NotImplementedByController(
+                f"account {username!r} refused: {done.stderr.strip()}"
+            )
 
 
 @functools.cache
