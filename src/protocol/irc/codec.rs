@@ -936,7 +936,7 @@ impl IrcClient {
             // An empty argument is one (`MODE #ops +k :`), refused as a bad key or limit
             // (696), not as missing (461).
             let args = m.params.get(2..).unwrap_or_default();
-            let command = match crate::protocol::modes::parse(letters, &args) {
+            let command = match crate::protocol::modes::parse(letters, args) {
                 Ok(ModeRequest::Query) => Command::Mode {
                     room: Some(room.clone()),
                     changes: Vec::new(),
