@@ -1049,15 +1049,20 @@ fn split_lines(
     text: &str,
     close: &str,
 ) -> std::fmt::Result {
+    let fixed = prefix.len() + open.len() + close.len() + 2;
+    if text.is_empty() {
+        return Ok(());
+    }
+    if fixed + text.len() <= MAX_OUT_BYTES {
+        return write!(s, "{prefix}{open}{text}{close}\r\n");
+    }
     let msgid_end = prefix.find("msgid=").map(|at| {
         let digits = prefix[at + 6..].bytes().take_while(u8::is_ascii_digit);
         at + 6 + digits.count()
     });
     // Room for the longest part's `-N` too.
     let suffix = msgid_end.map_or(0, |_| 2 + text.len().checked_ilog10().unwrap_or(0) as usize);
-    let room = MAX_OUT_BYTES
-        .saturating_sub(prefix.len() + suffix + open.len() + close.len() + 2)
-        .max(4);
+    let room = MAX_OUT_BYTES.saturating_sub(fixed + suffix).max(4);
     let mut rest = text;
     let mut part_number = 1;
     while !rest.is_empty() {
